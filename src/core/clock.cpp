@@ -1,0 +1,10 @@
+#include "core/clock.hpp"
+
+namespace aspis {
+
+const SystemClock& SystemClock::Instance() {
+  static const SystemClock clock;
+  return clock;
+}
+
+}  // namespace aspis

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+
+namespace aspis {
+
+// Source of wall-clock time, injected so that expiry and lifetimes can be tested. Implementations
+// are thread-safe.
+class Clock {
+ public:
+  using TimePoint = std::chrono::system_clock::time_point;
+  virtual ~Clock() = default;
+  virtual TimePoint Now() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  TimePoint Now() const override { return std::chrono::system_clock::now(); }
+  // A process-wide instance.
+  static const SystemClock& Instance();
+};
+
+// A clock that moves only when told to. Not thread-safe.
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(TimePoint start) : now_(start) {}
+  TimePoint Now() const override { return now_; }
+  void Set(TimePoint t) { now_ = t; }
+  void Advance(std::chrono::system_clock::duration d) { now_ += d; }
+
+ private:
+  TimePoint now_;
+};
+
+}  // namespace aspis

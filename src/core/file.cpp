@@ -1,0 +1,135 @@
+#include "core/file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace aspis::file {
+
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  // Closes now and reports the result: close can report a deferred write error.
+  int Close() {
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+Error SysError(std::string_view what, const std::filesystem::path& path) {
+  const int err = errno;
+  const CoreErrc code = err == ENOENT                    ? CoreErrc::kNotFound
+                        : (err == EACCES || err == EPERM) ? CoreErrc::kPermission
+                                                          : CoreErrc::kIo;
+  return Error(code, std::string(what) + " " + path.string() + ": " + std::strerror(err));
+}
+
+Expected<void> WriteAll(int fd, ByteView data, const std::filesystem::path& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected(SysError("writing", path));
+    }
+    data = data.subspan(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+Expected<void> SyncDirectory(const std::filesystem::path& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return std::unexpected(SysError("opening directory", dir));
+  if (::fsync(fd.get()) != 0) return std::unexpected(SysError("syncing directory", dir));
+  return {};
+}
+
+}  // namespace
+
+Expected<void> WriteDurably(const std::filesystem::path& path, ByteView contents, mode_t mode) {
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  std::string temp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
+  if (fd.get() < 0) return std::unexpected(SysError("creating temporary file for", path));
+  const std::filesystem::path temp_path = temp;
+  auto fail = [&](Error error) -> Expected<void> {
+    ::unlink(temp_path.c_str());
+    return std::unexpected(std::move(error));
+  };
+  if (::fchmod(fd.get(), mode) != 0) return fail(SysError("setting mode of", temp_path));
+  if (auto written = WriteAll(fd.get(), contents, temp_path); !written) {
+    return fail(written.error());
+  }
+  if (::fsync(fd.get()) != 0) return fail(SysError("syncing", temp_path));
+  if (fd.Close() != 0) return fail(SysError("closing", temp_path));
+  if (::rename(temp_path.c_str(), path.c_str()) != 0) return fail(SysError("replacing", path));
+  return SyncDirectory(dir);
+}
+
+Expected<Bytes> Read(const std::filesystem::path& path, std::size_t max_size) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return std::unexpected(SysError("opening", path));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return std::unexpected(SysError("inspecting", path));
+  if (!S_ISREG(st.st_mode)) return Fail(CoreErrc::kInvalidArgument, path.string() + " is not a regular file");
+  if (static_cast<std::size_t>(st.st_size) > max_size) {
+    return Fail(CoreErrc::kCorrupt, path.string() + " is " + std::to_string(st.st_size) +
+                                        " bytes, more than the " + std::to_string(max_size) +
+                                        " allowed");
+  }
+  Bytes out(static_cast<std::size_t>(st.st_size));
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected(SysError("reading", path));
+    }
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  out.resize(done);
+  return out;
+}
+
+Expected<void> RequireOwnerOnly(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::unexpected(SysError("inspecting", path));
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Fail(CoreErrc::kPermission, path.string() + " has mode " + mode +
+                                           ": it must not be accessible to group or others "
+                                           "(chmod 600)");
+  }
+  return {};
+}
+
+Expected<void> EnsureDirectory(const std::filesystem::path& dir, mode_t mode) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir, ec)) return {};
+  if (std::filesystem::exists(dir, ec)) {
+    return Fail(CoreErrc::kAlreadyExists, dir.string() + " exists and is not a directory");
+  }
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Fail(CoreErrc::kIo, "creating directory " + dir.string() + ": " + ec.message());
+  if (::chmod(dir.c_str(), mode) != 0) return std::unexpected(SysError("setting mode of", dir));
+  return {};
+}
+
+}  // namespace aspis::file

@@ -1,0 +1,83 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "core/bytes.hpp"
+#include "core/error.hpp"
+#include "core/verdict.hpp"
+
+struct evp_pkey_st;
+
+// ECDSA P-256 keys, the only kind Aspis uses. Keys are immutable and cheap to copy (shared,
+// reference-counted OpenSSL objects); all methods are thread-safe.
+namespace aspis::crypto {
+
+class PublicKey {
+ public:
+  // DER SubjectPublicKeyInfo; other key types and curves are kUnsupportedKey.
+  static Expected<PublicKey> FromDer(ByteView spki);
+  static Expected<PublicKey> FromPem(std::string_view pem);
+  // An uncompressed P-256 point given as big-endian coordinates (as a TPM reports it).
+  static Expected<PublicKey> FromEcPoint(ByteView x, ByteView y);
+  // Takes a reference on `key` (which must be an EC P-256 key).
+  static Expected<PublicKey> FromNative(evp_pkey_st* key);
+
+  const Bytes& Der() const { return der_; }
+  Expected<std::string> ToPem() const;
+  // Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo: the key ID of DSSE signatures and the
+  // device ID of an identity key.
+  const std::string& Fingerprint() const { return fingerprint_; }
+
+  // Verifies an ECDSA-SHA256 signature in DER over `data`. A signature that is not strict DER is
+  // invalid, not "could not check".
+  Verdict Verify(ByteView data, ByteView der_signature) const;
+
+  evp_pkey_st* native() const { return key_.get(); }
+
+  friend bool operator==(const PublicKey& a, const PublicKey& b) { return a.der_ == b.der_; }
+
+ private:
+  PublicKey(std::shared_ptr<evp_pkey_st> key, Bytes der, std::string fingerprint)
+      : key_(std::move(key)), der_(std::move(der)), fingerprint_(std::move(fingerprint)) {}
+
+  std::shared_ptr<evp_pkey_st> key_;
+  Bytes der_;
+  std::string fingerprint_;
+};
+
+class PrivateKey {
+ public:
+  static Expected<PrivateKey> GenerateP256();
+  // Unencrypted PKCS#8 (or SEC1 "EC PRIVATE KEY") PEM.
+  static Expected<PrivateKey> FromPem(std::string_view pem);
+
+  // Unencrypted PKCS#8 PEM: store it only in an owner-only (0600) file.
+  Expected<std::string> ToPem() const;
+  const PublicKey& Public() const { return public_; }
+
+  // ECDSA-SHA256 over `data`, DER-encoded.
+  Expected<Bytes> Sign(ByteView data) const;
+
+  evp_pkey_st* native() const { return key_.get(); }
+
+ private:
+  PrivateKey(std::shared_ptr<evp_pkey_st> key, PublicKey pub)
+      : key_(std::move(key)), public_(std::move(pub)) {}
+  static Expected<PrivateKey> Adopt(evp_pkey_st* key);
+
+  std::shared_ptr<evp_pkey_st> key_;
+  PublicKey public_;
+};
+
+// ECDSA signature encodings: DER (X.509, OpenSSL) and the fixed-width r || s pair (TPM, P1363).
+struct EcdsaRs {
+  Bytes r;  // 32 bytes, big-endian
+  Bytes s;  // 32 bytes, big-endian
+};
+Expected<EcdsaRs> EcdsaDerToRs(ByteView der);
+Expected<Bytes> EcdsaRsToDer(ByteView r, ByteView s);
+
+}  // namespace aspis::crypto

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/bytes.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "core/verdict.hpp"
+#include "crypto/key.hpp"
+
+struct x509_st;
+struct X509_req_st;
+
+// X.509 certificates and requests for the platform's PKI: the platform root CA, tenant CAs, device
+// and server certificates. Objects are immutable and thread-safe.
+namespace aspis::crypto {
+
+// What a new certificate says. Strings are taken literally: they are never parsed as OpenSSL
+// configuration, so a device-supplied name cannot smuggle in extensions.
+struct CertificateProfile {
+  std::string common_name;
+  std::string organization;  // omitted when empty
+  Clock::TimePoint not_before;
+  std::chrono::seconds lifetime{0};
+  bool is_ca = false;
+  std::optional<int> path_length;  // CAs only
+  bool client_auth = false;        // extended key usage
+  bool server_auth = false;
+  std::vector<std::string> san_uris;
+  std::vector<std::string> san_dns;
+  std::vector<std::string> san_ips;
+  std::vector<std::string> policy_oids;  // dotted decimal
+};
+
+class Certificate {
+ public:
+  static Expected<Certificate> FromDer(ByteView der);
+  // The first certificate in `pem`.
+  static Expected<Certificate> FromPem(std::string_view pem);
+  // Every certificate in `pem`, in order; text without any is an error.
+  static Expected<std::vector<Certificate>> ChainFromPem(std::string_view pem);
+  // Takes a reference on `cert`; the caller keeps its own.
+  static Expected<Certificate> FromNative(x509_st* cert);
+
+  const Bytes& Der() const { return der_; }
+  Expected<std::string> ToPem() const;
+  const PublicKey& SubjectPublicKey() const { return public_key_; }
+  std::string SubjectCommonName() const;
+  std::string IssuerCommonName() const;
+  std::string SerialHex() const;
+  Clock::TimePoint NotBefore() const;
+  Clock::TimePoint NotAfter() const;
+  bool IsCa() const;
+  std::vector<std::string> SanUris() const;
+  std::vector<std::string> PolicyOids() const;
+
+  x509_st* native() const { return cert_.get(); }
+
+ private:
+  Certificate(std::shared_ptr<x509_st> cert, Bytes der, PublicKey key)
+      : cert_(std::move(cert)), der_(std::move(der)), public_key_(std::move(key)) {}
+
+  std::shared_ptr<x509_st> cert_;
+  Bytes der_;
+  PublicKey public_key_;
+};
+
+class CertificateRequest {
+ public:
+  // A request signed by `key` with subject CN = `common_name`.
+  static Expected<CertificateRequest> Create(const PrivateKey& key, std::string_view common_name);
+  // Parsing checks structure and key type only; call VerifySignature for proof of possession.
+  static Expected<CertificateRequest> FromDer(ByteView der);
+  static Expected<CertificateRequest> FromPem(std::string_view pem);
+
+  const Bytes& Der() const { return der_; }
+  Expected<std::string> ToPem() const;
+  const PublicKey& SubjectPublicKey() const { return public_key_; }
+  std::string SubjectCommonName() const;
+  // Proof that the requester holds the private key.
+  Verdict VerifySignature() const;
+
+ private:
+  CertificateRequest(std::shared_ptr<X509_req_st> req, Bytes der, PublicKey key)
+      : req_(std::move(req)), der_(std::move(der)), public_key_(std::move(key)) {}
+  static Expected<CertificateRequest> Adopt(X509_req_st* req);
+
+  std::shared_ptr<X509_req_st> req_;
+  Bytes der_;
+  PublicKey public_key_;
+};
+
+// A self-signed CA certificate for `key` (the platform root CA).
+Expected<Certificate> CreateSelfSigned(const PrivateKey& key, const CertificateProfile& profile);
+
+// A certificate for `subject` signed by `issuer_key`. Fails if `issuer` is not a CA, does not match
+// `issuer_key`, or would expire before the new certificate.
+Expected<Certificate> Issue(const Certificate& issuer, const PrivateKey& issuer_key,
+                            const PublicKey& subject, const CertificateProfile& profile);
+
+// Verifies that `leaf` chains to one of `roots` through `intermediates`, at time `at`.
+Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> intermediates,
+                    std::span<const Certificate> roots, Clock::TimePoint at);
+
+}  // namespace aspis::crypto

@@ -1,0 +1,256 @@
+#include "rot/platform/software/software_root_of_trust.hpp"
+
+#include <array>
+#include <functional>
+#include <chrono>
+
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "crypto/aead.hpp"
+#include "crypto/encoding.hpp"
+#include "rot/errors.hpp"
+
+namespace aspis::rot::software {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kKeyFile[] = "identity-key.pem";
+constexpr char kRegisterFile[] = "register.bin";
+constexpr char kCountersFile[] = "counters.json";
+constexpr char kSealKeyFile[] = "seal-key.bin";
+constexpr std::string_view kSealContext = "aspis-software-seal-v1";
+
+Error BadState(const fs::path& path, std::string_view what) {
+  return Error(RotErrc::kBadState, "software root of trust state " + path.string() + " " +
+                                       std::string(what) +
+                                       "; restore it from backup or re-provision the device");
+}
+
+// Reads an existing state file, or, when it is missing and `create` is set, makes it with `make`.
+Expected<Bytes> ReadOrCreate(const fs::path& path, bool create, mode_t mode,
+                             const std::function<Expected<Bytes>()>& make) {
+  auto existing = file::Read(path, 64 * 1024);
+  if (existing) return existing;
+  if (existing.error() != CoreErrc::kNotFound || !create) {
+    return std::unexpected(std::move(existing.error()).WithContext("software root of trust"));
+  }
+  auto fresh = make();
+  if (!fresh) return fresh;
+  if (auto written = file::WriteDurably(path, *fresh, mode); !written) {
+    return std::unexpected(written.error());
+  }
+  return fresh;
+}
+
+class SoftwareRootOfTrust final : public RootOfTrust {
+ public:
+  SoftwareRootOfTrust(fs::path dir, std::uint32_t register_index, crypto::PrivateKey key,
+                      Digest register_value, std::array<std::uint64_t, kCounterCount> counters,
+                      Bytes seal_key)
+      : dir_(std::move(dir)),
+        register_index_(register_index),
+        key_(std::move(key)),
+        register_(register_value),
+        counters_(counters),
+        seal_key_(std::move(seal_key)) {}
+
+  std::string_view Backend() const override { return "software"; }
+  std::uint32_t RegisterIndex() const override { return register_index_; }
+
+  Expected<Identity> GetIdentity() override {
+    return Identity{key_.Public().Fingerprint(), key_.Public()};
+  }
+
+  Expected<Bytes> Sign(ByteView data) override { return key_.Sign(data); }
+
+  Expected<void> Extend(const Digest& measurement) override {
+    Bytes chain(register_.begin(), register_.end());
+    chain.insert(chain.end(), measurement.begin(), measurement.end());
+    auto next = crypto::Sha256Of(chain);
+    if (!next) return std::unexpected(next.error());
+    if (auto ok = file::WriteDurably(dir_ / kRegisterFile, *next, 0600); !ok) {
+      return std::unexpected(std::move(ok.error()).WithContext("extending register"));
+    }
+    register_ = *next;
+    return {};
+  }
+
+  Expected<Digest> ReadRegister() override { return register_; }
+
+  Expected<Quote> CreateQuote(ByteView qualifying_data) override {
+    const auto clock_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+    auto attest = MarshalQuoteAttest(key_.Public(), qualifying_data, register_index_, register_,
+                                     static_cast<std::uint64_t>(clock_ms));
+    if (!attest) return std::unexpected(attest.error());
+    auto der = key_.Sign(*attest);
+    if (!der) return std::unexpected(der.error());
+    auto signature = MarshalEcdsaSignature(*der);
+    if (!signature) return std::unexpected(signature.error());
+    return Quote{std::move(*attest), std::move(*signature)};
+  }
+
+  Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
+    if (counter >= kCounterCount) return BadCounter(counter);
+    return counters_[counter];
+  }
+
+  Expected<void> AdvanceCounter(std::uint32_t counter, std::uint64_t value) override {
+    if (counter >= kCounterCount) return BadCounter(counter);
+    const std::uint64_t current = counters_[counter];
+    if (value < current) {
+      return Fail(RotErrc::kCounterBackwards, "counter " + std::to_string(counter) + " is at " +
+                                                  std::to_string(current) + "; refusing to lower it to " +
+                                                  std::to_string(value));
+    }
+    if (value - current > kMaxCounterStep) return TooFar(counter, current, value);
+    if (value == current) return {};
+    auto next = counters_;
+    next[counter] = value;
+    if (auto ok = WriteCounters(dir_ / kCountersFile, next); !ok) return ok;
+    counters_ = next;
+    return {};
+  }
+
+  Expected<Bytes> Random(std::size_t count) override { return crypto::RandomBytes(count); }
+
+  Expected<Bytes> Seal(ByteView secret) override {
+    if (secret.size() > kMaxSealedSecret) {
+      return Fail(RotErrc::kInvalidArgument, "secret to seal is larger than " +
+                                                 std::to_string(kMaxSealedSecret) + " bytes");
+    }
+    return crypto::aead::Seal(seal_key_, secret, SealContext());
+  }
+
+  Expected<Bytes> Unseal(ByteView blob) override {
+    auto secret = crypto::aead::Open(seal_key_, blob, SealContext());
+    if (!secret) {
+      return Fail(RotErrc::kPolicy,
+                  "sealed secret does not open: the register differs from sealing time, or the "
+                  "blob was altered or sealed by another device");
+    }
+    return secret;
+  }
+
+  static Expected<void> WriteCounters(const fs::path& path,
+                                      const std::array<std::uint64_t, kCounterCount>& counters) {
+    const std::string text = json::Json{{"counters", counters}}.dump();
+    return file::WriteDurably(path, AsBytes(text), 0600);
+  }
+
+ private:
+  static std::unexpected<Error> BadCounter(std::uint32_t counter) {
+    return Fail(RotErrc::kInvalidArgument, "counter " + std::to_string(counter) +
+                                               " does not exist (there are " +
+                                               std::to_string(kCounterCount) + ")");
+  }
+  static std::unexpected<Error> TooFar(std::uint32_t counter, std::uint64_t from, std::uint64_t to) {
+    return Fail(RotErrc::kInvalidArgument,
+                "counter " + std::to_string(counter) + ": advancing from " + std::to_string(from) +
+                    " to " + std::to_string(to) + " exceeds the step limit of " +
+                    std::to_string(kMaxCounterStep));
+  }
+
+  Bytes SealContext() const {
+    Bytes aad = ToBytes(kSealContext);
+    aad.insert(aad.end(), register_.begin(), register_.end());
+    return aad;
+  }
+
+  fs::path dir_;
+  std::uint32_t register_index_;
+  crypto::PrivateKey key_;
+  Digest register_;
+  std::array<std::uint64_t, kCounterCount> counters_;
+  Bytes seal_key_;
+};
+
+Expected<crypto::PrivateKey> LoadKey(const fs::path& dir, bool create) {
+  const fs::path path = dir / kKeyFile;
+  auto pem = ReadOrCreate(path, create, 0600, []() -> Expected<Bytes> {
+    auto key = crypto::PrivateKey::GenerateP256();
+    if (!key) return std::unexpected(key.error());
+    auto text = key->ToPem();
+    if (!text) return std::unexpected(text.error());
+    return ToBytes(*text);
+  });
+  if (!pem) return std::unexpected(pem.error());
+  if (auto private_only = file::RequireOwnerOnly(path); !private_only) {
+    return std::unexpected(std::move(private_only.error()).WithContext("identity key"));
+  }
+  auto key = crypto::PrivateKey::FromPem(AsString(*pem));
+  if (!key) return std::unexpected(BadState(path, "is not a P-256 private key: " + key.error().message()));
+  return key;
+}
+
+Expected<Digest> LoadRegister(const fs::path& dir, bool create) {
+  const fs::path path = dir / kRegisterFile;
+  auto bytes = ReadOrCreate(path, create, 0600, [] { return Expected<Bytes>(Bytes(32, 0)); });
+  if (!bytes) return std::unexpected(bytes.error());
+  Digest value{};
+  if (bytes->size() != value.size()) {
+    return std::unexpected(BadState(path, "is " + std::to_string(bytes->size()) + " bytes, not 32"));
+  }
+  std::copy(bytes->begin(), bytes->end(), value.begin());
+  return value;
+}
+
+Expected<std::array<std::uint64_t, kCounterCount>> LoadCounters(const fs::path& dir, bool create) {
+  const fs::path path = dir / kCountersFile;
+  std::array<std::uint64_t, kCounterCount> counters{};
+  auto text = ReadOrCreate(path, create, 0600, [&]() -> Expected<Bytes> {
+    return ToBytes(json::Json{{"counters", counters}}.dump());
+  });
+  if (!text) return std::unexpected(text.error());
+  auto doc = json::Parse(AsString(*text));
+  if (!doc) return std::unexpected(BadState(path, "is not JSON"));
+  auto list = json::GetArray(*doc, "counters");
+  if (!list || (*list)->size() != kCounterCount) {
+    return std::unexpected(BadState(path, "does not hold " + std::to_string(kCounterCount) + " counters"));
+  }
+  for (std::size_t i = 0; i < kCounterCount; ++i) {
+    const auto& value = (**list)[i];
+    if (!value.is_number_unsigned()) return std::unexpected(BadState(path, "holds a counter that is not a number"));
+    counters[i] = value.get<std::uint64_t>();
+  }
+  return counters;
+}
+
+Expected<Bytes> LoadSealKey(const fs::path& dir, bool create) {
+  const fs::path path = dir / kSealKeyFile;
+  auto key = ReadOrCreate(path, create, 0600, [] { return crypto::RandomBytes(crypto::aead::kKeySize); });
+  if (!key) return key;
+  if (auto private_only = file::RequireOwnerOnly(path); !private_only) {
+    return std::unexpected(std::move(private_only.error()).WithContext("sealing key"));
+  }
+  if (key->size() != crypto::aead::kKeySize) return std::unexpected(BadState(path, "is not 32 bytes"));
+  return key;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<RootOfTrust>> Open(const fs::path& state_dir, std::uint32_t register_index,
+                                            bool create) {
+  if (create) {
+    if (auto ok = file::EnsureDirectory(state_dir, 0700); !ok) return std::unexpected(ok.error());
+  }
+  auto key = LoadKey(state_dir, create);
+  if (!key) return std::unexpected(key.error());
+  auto register_value = LoadRegister(state_dir, create);
+  if (!register_value) return std::unexpected(register_value.error());
+  auto counters = LoadCounters(state_dir, create);
+  if (!counters) return std::unexpected(counters.error());
+  auto seal_key = LoadSealKey(state_dir, create);
+  if (!seal_key) return std::unexpected(seal_key.error());
+  log::Warning(
+      "software root of trust in {}: keys are plain files; it offers no hardware protection",
+      state_dir.string());
+  return std::make_unique<SoftwareRootOfTrust>(state_dir, register_index, std::move(*key),
+                                               *register_value, *counters, std::move(*seal_key));
+}
+
+}  // namespace aspis::rot::software

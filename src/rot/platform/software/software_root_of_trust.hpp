@@ -1,0 +1,17 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "rot/root_of_trust.hpp"
+
+namespace aspis::rot::software {
+
+// A root of trust kept in files under `state_dir`: the identity key (0600; refused when group or
+// world can read it), the register, the counters and the sealing key, each written durably.
+// For development and the simulator: it offers no hardware protection, and says so in the log.
+// With `create`, missing state is made; otherwise missing or damaged state is kBadState.
+Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir,
+                                            std::uint32_t register_index, bool create);
+
+}  // namespace aspis::rot::software

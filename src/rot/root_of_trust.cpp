@@ -1,0 +1,91 @@
+#include "rot/root_of_trust.hpp"
+
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "rot/errors.hpp"
+#include "rot/platform/software/software_root_of_trust.hpp"
+#include "rot/platform/tpm2/tpm2_root_of_trust.hpp"
+
+namespace aspis::rot {
+
+namespace {
+
+constexpr char kConfigFile[] = "rot.json";
+
+std::string Describe(const Config& c) {
+  return c.backend == "tpm2" ? "tpm2 (" + c.tcti + ", PCR " + std::to_string(c.register_index) + ")"
+                             : "software (register " + std::to_string(c.register_index) + ")";
+}
+
+Expected<Config> ReadConfig(const std::filesystem::path& state_dir) {
+  const auto path = state_dir / kConfigFile;
+  auto text = file::Read(path, 64 * 1024);
+  if (!text) {
+    if (text.error() == CoreErrc::kNotFound) {
+      return Fail(RotErrc::kBadState, "no root of trust in " + state_dir.string() +
+                                          " (" + path.string() +
+                                          " is missing); run `aspisd identity init`");
+    }
+    return std::unexpected(text.error());
+  }
+  auto doc = json::Parse(AsString(*text));
+  if (!doc) return std::unexpected(std::move(doc.error()).WithContext(path.string()));
+  auto backend = json::GetString(*doc, "backend");
+  auto index = json::GetUint(*doc, "register_index");
+  if (!backend || !index || *index > 23) {
+    return Fail(RotErrc::kBadState, path.string() + " is damaged: it must name a backend and a "
+                                                    "register_index from 0 to 23");
+  }
+  Config config{*backend, state_dir, "", static_cast<std::uint32_t>(*index)};
+  if (*backend == "tpm2") {
+    auto tcti = json::GetString(*doc, "tcti");
+    if (!tcti) return Fail(RotErrc::kBadState, path.string() + " is damaged: it names no tcti");
+    config.tcti = *tcti;
+  }
+  return config;
+}
+
+Expected<std::unique_ptr<RootOfTrust>> OpenBackend(const Config& config, bool create) {
+  if (config.backend == "software") {
+    return software::Open(config.state_dir, config.register_index, create);
+  }
+  if (config.backend == "tpm2") return tpm2::Open(config.tcti, config.register_index, create);
+  return Fail(RotErrc::kInvalidArgument,
+              "unknown root-of-trust backend \"" + config.backend + "\" (use software or tpm2)");
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<RootOfTrust>> Initialize(const Config& config) {
+  if (config.state_dir.empty()) return Fail(RotErrc::kInvalidArgument, "no state directory given");
+  auto existing = ReadConfig(config.state_dir);
+  if (existing) {
+    const bool same = existing->backend == config.backend &&
+                      existing->register_index == config.register_index &&
+                      (config.backend != "tpm2" || existing->tcti == config.tcti);
+    if (!same) {
+      return Fail(RotErrc::kInvalidArgument, config.state_dir.string() + " already holds a " +
+                                                 Describe(*existing) +
+                                                 " root of trust; refusing to switch it to " +
+                                                 Describe(config));
+    }
+  }
+  if (auto ok = file::EnsureDirectory(config.state_dir, 0700); !ok) return std::unexpected(ok.error());
+  auto rot = OpenBackend(config, /*create=*/true);
+  if (!rot || existing) return rot;
+  json::Json doc{{"backend", config.backend}, {"register_index", config.register_index}};
+  if (config.backend == "tpm2") doc["tcti"] = config.tcti;
+  if (auto ok = file::WriteDurably(config.state_dir / kConfigFile, AsBytes(doc.dump(2) + "\n"), 0600);
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  return rot;
+}
+
+Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir) {
+  auto config = ReadConfig(state_dir);
+  if (!config) return std::unexpected(config.error());
+  return OpenBackend(*config, /*create=*/false);
+}
+
+}  // namespace aspis::rot

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/bytes.hpp"
+#include "core/error.hpp"
+#include "crypto/key.hpp"
+#include "crypto/sha256.hpp"
+#include "rot/quote.hpp"
+
+// The device's root of trust: an identity key that never leaves it, a measurement register that
+// software can extend but not reset, quotes, monotonic counters, random bytes and sealing.
+//
+// Implementations are not thread-safe: one owner (aspisd) serializes calls. Every method reports
+// failures of the backend (TPM errors, damaged state) as Errors; none aborts.
+namespace aspis::rot {
+
+using crypto::Digest;
+
+struct Identity {
+  // Lowercase hex SHA-256 of the identity key's DER SubjectPublicKeyInfo (64 characters).
+  std::string device_id;
+  crypto::PublicKey public_key;
+};
+
+class RootOfTrust {
+ public:
+  virtual ~RootOfTrust() = default;
+
+  // "software" or "tpm2".
+  virtual std::string_view Backend() const = 0;
+  // Index of the measurement register this instance extends and quotes.
+  virtual std::uint32_t RegisterIndex() const = 0;
+
+  virtual Expected<Identity> GetIdentity() = 0;
+  // ECDSA-SHA256 with the identity key over `data`, DER-encoded.
+  virtual Expected<Bytes> Sign(ByteView data) = 0;
+
+  // register := SHA-256(register || measurement).
+  virtual Expected<void> Extend(const Digest& measurement) = 0;
+  virtual Expected<Digest> ReadRegister() = 0;
+  // A quote over the register, signed by the identity key, carrying `qualifying_data` (at most
+  // kMaxQualifyingData bytes; callers pass a hash of their nonce and what they bind to it).
+  virtual Expected<Quote> CreateQuote(ByteView qualifying_data) = 0;
+
+  // Monotonic counters, numbered 0..kCounterCount-1, starting at 0.
+  virtual Expected<std::uint64_t> ReadCounter(std::uint32_t counter) = 0;
+  // Raises the counter to `value`; lowering it is refused (kCounterBackwards), equal is a no-op.
+  virtual Expected<void> AdvanceCounter(std::uint32_t counter, std::uint64_t value) = 0;
+
+  virtual Expected<Bytes> Random(std::size_t count) = 0;
+
+  // Seals a secret of at most kMaxSealedSecret bytes to the current register value: Unseal
+  // succeeds only while the register holds that value (kPolicy otherwise).
+  virtual Expected<Bytes> Seal(ByteView secret) = 0;
+  virtual Expected<Bytes> Unseal(ByteView blob) = 0;
+};
+
+inline constexpr std::uint32_t kDefaultRegisterIndex = 15;
+inline constexpr std::uint32_t kCounterCount = 8;
+inline constexpr std::size_t kMaxSealedSecret = 128;
+// The largest increase AdvanceCounter accepts in one call. TPM counters move one step per
+// command, and security versions grow by small steps.
+inline constexpr std::uint64_t kMaxCounterStep = 4096;
+
+struct Config {
+  std::string backend = "software";  // "software" or "tpm2"
+  std::filesystem::path state_dir;   // software: key, register and counters; both: rot.json
+  std::string tcti = "device:/dev/tpmrm0";  // tpm2 only, tpm2-tss TCTI configuration string
+  std::uint32_t register_index = kDefaultRegisterIndex;
+};
+
+// Creates the root of trust described by `config` if it does not exist yet (identity key, counters,
+// the state directory and its rot.json), or opens the existing one; the same identity results on
+// every call. Fails if `state_dir` already belongs to a different configuration.
+Expected<std::unique_ptr<RootOfTrust>> Initialize(const Config& config);
+
+// Opens the root of trust recorded in `state_dir`/rot.json by Initialize.
+Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir);
+
+}  // namespace aspis::rot
