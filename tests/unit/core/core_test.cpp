@@ -1,0 +1,156 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "core/bytes.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis {
+namespace {
+
+using testing::TempDir;
+
+TEST(Error, ContextIsPrefixedOutermostFirst) {
+  Error e(CoreErrc::kNotFound, "no such file");
+  Error wrapped = std::move(e).WithContext("reading key").WithContext("loading identity");
+  EXPECT_EQ(wrapped.message(), "loading identity: reading key: no such file");
+  EXPECT_EQ(wrapped, CoreErrc::kNotFound);
+  EXPECT_EQ(wrapped.code().category().name(), std::string("aspis.core"));
+}
+
+TEST(Error, WithContextOnExpectedLeavesValuesAlone) {
+  Expected<int> ok = 7;
+  EXPECT_EQ(*WithContext(std::move(ok), "ctx"), 7);
+  Expected<int> bad = Fail(CoreErrc::kIo, "disk");
+  EXPECT_EQ(WithContext(std::move(bad), "ctx").error().message(), "ctx: disk");
+}
+
+TEST(Hex, RoundTripsLowercase) {
+  const Bytes data{0x00, 0x7f, 0xab, 0xff};
+  EXPECT_EQ(HexEncode(data), "007fabff");
+  EXPECT_EQ(*HexDecode("007FABff"), data);
+}
+
+TEST(Hex, RejectsOddLengthAndNonHexDigits) {
+  EXPECT_FALSE(HexDecode("abc"));
+  auto bad = HexDecode("zz00");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), CoreErrc::kParse);
+}
+
+TEST(FakeClock, MovesOnlyWhenTold) {
+  FakeClock clock(Clock::TimePoint(std::chrono::seconds(1000)));
+  EXPECT_EQ(clock.Now(), Clock::TimePoint(std::chrono::seconds(1000)));
+  clock.Advance(std::chrono::hours(24));
+  EXPECT_EQ(clock.Now(), Clock::TimePoint(std::chrono::seconds(1000 + 86400)));
+}
+
+TEST(Json, ParsesAndReadsTypedFields) {
+  auto doc = json::Parse(R"({"name":"dev","count":3,"list":[1],"obj":{}})");
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(*json::GetString(*doc, "name"), "dev");
+  EXPECT_EQ(*json::GetUint(*doc, "count"), 3u);
+  EXPECT_TRUE(json::GetArray(*doc, "list"));
+  EXPECT_TRUE(json::GetObject(*doc, "obj"));
+}
+
+TEST(Json, NamesMissingAndMistypedFields) {
+  auto doc = json::Parse(R"({"count":"3"})");
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(json::GetUint(*doc, "count").error().message(),
+            "field \"count\" is not a non-negative integer");
+  EXPECT_EQ(json::GetString(*doc, "name").error().message(), "missing field \"name\"");
+  EXPECT_FALSE(json::GetObject(*doc, "count"));
+}
+
+TEST(Json, RejectsMalformedAndTrailingInput) {
+  EXPECT_FALSE(json::Parse("{\"a\":"));
+  EXPECT_FALSE(json::Parse("{} {}"));
+  EXPECT_FALSE(json::Parse(""));
+}
+
+TEST(Json, RejectsNestingBeyondTheLimit) {
+  const std::string deep = std::string(100, '[') + std::string(100, ']');
+  auto parsed = json::Parse(deep, 64);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message().find("deeper than 64"), std::string::npos);
+  EXPECT_TRUE(json::Parse(std::string(10, '[') + std::string(10, ']'), 64));
+}
+
+TEST(WriteDurably, CreatesFileWithModeAndContents) {
+  TempDir dir;
+  const auto path = dir / "state.bin";
+  ASSERT_TRUE(file::WriteDurably(path, AsBytes("hello"), 0600));
+  EXPECT_EQ(AsString(*file::Read(path)), "hello");
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(WriteDurably, ReplacesWholeFileAndLeavesNoTemporaries) {
+  TempDir dir;
+  const auto path = dir / "state.bin";
+  ASSERT_TRUE(file::WriteDurably(path, AsBytes("a much longer first version"), 0644));
+  ASSERT_TRUE(file::WriteDurably(path, AsBytes("v2"), 0644));
+  EXPECT_EQ(AsString(*file::Read(path)), "v2");
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
+  EXPECT_EQ(entries, 1);
+}
+
+TEST(WriteDurably, FailureLeavesOldContentsAndNoTemporaries) {
+  TempDir dir;
+  const auto path = dir / "target";
+  // A directory cannot be replaced by a file: rename fails after the temporary was written.
+  std::filesystem::create_directory(path);
+  auto result = file::WriteDurably(path, AsBytes("x"), 0600);
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(std::filesystem::is_directory(path));
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
+  EXPECT_EQ(entries, 1);
+}
+
+TEST(ReadFile, MissingFileIsNotFound) {
+  TempDir dir;
+  auto result = file::Read(dir / "absent");
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error(), CoreErrc::kNotFound);
+  EXPECT_NE(result.error().message().find("absent"), std::string::npos);
+}
+
+TEST(ReadFile, RefusesFilesAboveTheLimit) {
+  TempDir dir;
+  ASSERT_TRUE(file::WriteDurably(dir / "big", Bytes(2048, 1), 0600));
+  auto result = file::Read(dir / "big", 1024);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error(), CoreErrc::kCorrupt);
+}
+
+TEST(RequireOwnerOnly, RejectsGroupOrWorldAccess) {
+  TempDir dir;
+  const auto path = dir / "key";
+  ASSERT_TRUE(file::WriteDurably(path, AsBytes("k"), 0600));
+  EXPECT_TRUE(file::RequireOwnerOnly(path));
+  ::chmod(path.c_str(), 0644);
+  auto result = file::RequireOwnerOnly(path);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error(), CoreErrc::kPermission);
+  EXPECT_NE(result.error().message().find("0644"), std::string::npos);
+}
+
+TEST(EnsureDirectory, CreatesParentsAndRefusesFiles) {
+  TempDir dir;
+  EXPECT_TRUE(file::EnsureDirectory(dir / "a/b/c", 0700));
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "a/b/c"));
+  ASSERT_TRUE(file::WriteDurably(dir / "f", AsBytes("x"), 0600));
+  EXPECT_FALSE(file::EnsureDirectory(dir / "f", 0700));
+}
+
+}  // namespace
+}  // namespace aspis

@@ -1,0 +1,194 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "core/file.hpp"
+#include "rot/errors.hpp"
+#include "rot/quote.hpp"
+#include "rot/root_of_trust.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::rot {
+namespace {
+
+using testing::TempDir;
+
+constexpr std::uint32_t kRegister = kDefaultRegisterIndex;
+
+std::unique_ptr<RootOfTrust> NewSoftware(const TempDir& dir) {
+  auto rot = Initialize({.backend = "software", .state_dir = dir / "rot"});
+  EXPECT_TRUE(rot) << rot.error().message();
+  return std::move(*rot);
+}
+
+Bytes Nonce(std::uint8_t fill) { return Bytes(32, fill); }
+
+class QuoteVerification : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rot_ = NewSoftware(dir_);
+    ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("os image"))));
+    identity_ = *rot_->GetIdentity();
+    value_ = *rot_->ReadRegister();
+  }
+
+  QuoteExpectation Expect(const Bytes& nonce) const { return {nonce, kRegister, value_}; }
+
+  TempDir dir_;
+  std::unique_ptr<RootOfTrust> rot_;
+  std::optional<Identity> identity_;
+  crypto::Digest value_{};
+};
+
+TEST_F(QuoteVerification, GenuineQuoteIsValid) {
+  const Bytes nonce = Nonce(1);
+  auto quote = *rot_->CreateQuote(nonce);
+  EXPECT_TRUE(VerifyQuote(quote, identity_->public_key, Expect(nonce)).valid());
+  auto body = ParseQuoteBody(quote.attest);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(body->qualifying_data, nonce);
+  EXPECT_EQ(body->register_mask, 1u << kRegister);
+}
+
+TEST_F(QuoteVerification, ReplayAttackQuoteOverAnotherNonceIsInvalid) {
+  auto quote = *rot_->CreateQuote(Nonce(1));
+  auto verdict = VerifyQuote(quote, identity_->public_key, Expect(Nonce(2)));
+  EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
+  EXPECT_NE(verdict.reason().find("qualifying data"), std::string::npos) << verdict.reason();
+}
+
+TEST_F(QuoteVerification, QuoteOfAnotherRegisterValueIsInvalid) {
+  const Bytes nonce = Nonce(1);
+  auto quote = *rot_->CreateQuote(nonce);
+  auto expected = Expect(nonce);
+  expected.register_value[0] ^= 1;
+  auto verdict = VerifyQuote(quote, identity_->public_key, expected);
+  EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
+  EXPECT_NE(verdict.reason().find("register value"), std::string::npos) << verdict.reason();
+}
+
+TEST_F(QuoteVerification, ImpersonationQuoteFromAnotherDeviceIsInvalid) {
+  TempDir other_dir;
+  auto other = NewSoftware(other_dir);
+  ASSERT_TRUE(other->Extend(*crypto::Sha256Of(AsBytes("os image"))));
+  const Bytes nonce = Nonce(1);
+  auto quote = *other->CreateQuote(nonce);
+  auto verdict = VerifyQuote(quote, identity_->public_key, Expect(nonce));
+  EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
+  EXPECT_NE(verdict.reason().find("signature"), std::string::npos);
+}
+
+TEST_F(QuoteVerification, ForgedQuoteWithEditedFieldsIsInvalid) {
+  const Bytes nonce = Nonce(1);
+  auto quote = *rot_->CreateQuote(Nonce(9));
+  // Overwrite the qualifying data inside the signed structure with the expected nonce.
+  auto body = *ParseQuoteBody(quote.attest);
+  auto it = std::search(quote.attest.begin(), quote.attest.end(), body.qualifying_data.begin(),
+                        body.qualifying_data.end());
+  ASSERT_NE(it, quote.attest.end());
+  std::copy(nonce.begin(), nonce.end(), it);
+  EXPECT_EQ(VerifyQuote(quote, identity_->public_key, Expect(nonce)).outcome(),
+            Verdict::Outcome::kInvalid);
+}
+
+TEST_F(QuoteVerification, QuoteOverAnotherRegisterIsInvalid) {
+  const Bytes nonce = Nonce(1);
+  auto quote = *rot_->CreateQuote(nonce);
+  auto expected = Expect(nonce);
+  expected.register_index = 14;
+  EXPECT_EQ(VerifyQuote(quote, identity_->public_key, expected).outcome(),
+            Verdict::Outcome::kInvalid);
+}
+
+TEST_F(QuoteVerification, MalformedQuotesAreInvalidNotCrashes) {
+  const Bytes nonce = Nonce(1);
+  auto good = *rot_->CreateQuote(nonce);
+  std::vector<Quote> bad{
+      {{}, {}},
+      {good.attest, {}},
+      {Bytes(good.attest.begin(), good.attest.begin() + 10), good.signature},
+      {good.attest, Bytes(good.signature.begin(), good.signature.end() - 3)},
+      {Bytes(4096, 0xff), good.signature},
+  };
+  Quote trailing = good;
+  trailing.attest.push_back(0);
+  bad.push_back(trailing);
+  for (const auto& quote : bad) {
+    EXPECT_EQ(VerifyQuote(quote, identity_->public_key, Expect(nonce)).outcome(),
+              Verdict::Outcome::kInvalid);
+  }
+}
+
+TEST_F(QuoteVerification, SignedStructureThatIsNotAQuoteIsInvalid) {
+  // A signature by the identity key over arbitrary bytes (what Sign produces) is not a quote.
+  const Bytes data = ToBytes("not a TPMS_ATTEST");
+  auto signature = *MarshalEcdsaSignature(*rot_->Sign(data));
+  EXPECT_EQ(VerifyQuote({data, signature}, identity_->public_key, Expect(Nonce(1))).outcome(),
+            Verdict::Outcome::kInvalid);
+}
+
+TEST(SoftwareRootOfTrust, RefusesWorldReadableIdentityKey) {
+  TempDir dir;
+  NewSoftware(dir);
+  ::chmod((dir / "rot/identity-key.pem").c_str(), 0644);
+  auto reopened = Open(dir / "rot");
+  ASSERT_FALSE(reopened);
+  EXPECT_NE(reopened.error().message().find("chmod 600"), std::string::npos);
+}
+
+TEST(SoftwareRootOfTrust, TruncatedRegisterIsAClearErrorNotAReset) {
+  TempDir dir;
+  NewSoftware(dir);
+  ASSERT_TRUE(file::WriteDurably(dir / "rot/register.bin", Bytes(7, 0), 0600));
+  auto reopened = Open(dir / "rot");
+  ASSERT_FALSE(reopened);
+  EXPECT_EQ(reopened.error(), RotErrc::kBadState);
+  EXPECT_NE(reopened.error().message().find("register.bin"), std::string::npos);
+  // Initialize must not paper over the damage either.
+  EXPECT_FALSE(Initialize({.backend = "software", .state_dir = dir / "rot"}));
+}
+
+TEST(SoftwareRootOfTrust, CorruptCountersAndKeyAreClearErrors) {
+  TempDir dir;
+  NewSoftware(dir);
+  ASSERT_TRUE(file::WriteDurably(dir / "rot/counters.json", AsBytes("{\"counters\":[1,2"), 0600));
+  EXPECT_EQ(Open(dir / "rot").error(), RotErrc::kBadState);
+  ASSERT_TRUE(file::WriteDurably(dir / "rot/counters.json", AsBytes("{\"counters\":[-1]}"), 0600));
+  EXPECT_EQ(Open(dir / "rot").error(), RotErrc::kBadState);
+
+  TempDir dir2;
+  NewSoftware(dir2);
+  ASSERT_TRUE(file::WriteDurably(dir2 / "rot/identity-key.pem", AsBytes("-----BEGIN"), 0600));
+  auto reopened = Open(dir2 / "rot");
+  ASSERT_FALSE(reopened);
+  EXPECT_EQ(reopened.error(), RotErrc::kBadState);
+}
+
+TEST(SoftwareRootOfTrust, MissingStateIsReportedWithTheFixToRun) {
+  TempDir dir;
+  auto opened = Open(dir / "nothing");
+  ASSERT_FALSE(opened);
+  EXPECT_NE(opened.error().message().find("aspisd identity init"), std::string::npos);
+}
+
+TEST(SoftwareRootOfTrust, InitializeRefusesToSwitchBackendOfExistingState) {
+  TempDir dir;
+  NewSoftware(dir);
+  auto switched = Initialize({.backend = "tpm2", .state_dir = dir / "rot"});
+  ASSERT_FALSE(switched);
+  EXPECT_NE(switched.error().message().find("refusing to switch"), std::string::npos);
+}
+
+TEST(SoftwareRootOfTrust, RegisterSurvivesReopen) {
+  TempDir dir;
+  crypto::Digest value{};
+  {
+    auto rot = NewSoftware(dir);
+    ASSERT_TRUE(rot->Extend(*crypto::Sha256Of(AsBytes("m"))));
+    value = *rot->ReadRegister();
+  }
+  auto rot = *Open(dir / "rot");
+  EXPECT_EQ(*rot->ReadRegister(), value);
+}
+
+}  // namespace
+}  // namespace aspis::rot
