@@ -5,8 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <system_error>
+
+#include <fmt/format.h>
 
 namespace aspis::file {
 
@@ -34,10 +35,11 @@ class Fd {
 
 Error SysError(std::string_view what, const std::filesystem::path& path) {
   const int err = errno;
-  const CoreErrc code = err == ENOENT                    ? CoreErrc::kNotFound
+  const CoreErrc code = err == ENOENT                     ? CoreErrc::kNotFound
                         : (err == EACCES || err == EPERM) ? CoreErrc::kPermission
                                                           : CoreErrc::kIo;
-  return Error(code, std::string(what) + " " + path.string() + ": " + std::strerror(err));
+  return Error(
+      code, std::string(what) + " " + path.string() + ": " + std::generic_category().message(err));
 }
 
 Expected<void> WriteAll(int fd, ByteView data, const std::filesystem::path& path) {
@@ -86,7 +88,8 @@ Expected<Bytes> Read(const std::filesystem::path& path, std::size_t max_size) {
   if (fd.get() < 0) return std::unexpected(SysError("opening", path));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return std::unexpected(SysError("inspecting", path));
-  if (!S_ISREG(st.st_mode)) return Fail(CoreErrc::kInvalidArgument, path.string() + " is not a regular file");
+  if (!S_ISREG(st.st_mode))
+    return Fail(CoreErrc::kInvalidArgument, path.string() + " is not a regular file");
   if (static_cast<std::size_t>(st.st_size) > max_size) {
     return Fail(CoreErrc::kCorrupt, path.string() + " is " + std::to_string(st.st_size) +
                                         " bytes, more than the " + std::to_string(max_size) +
@@ -111,9 +114,8 @@ Expected<void> RequireOwnerOnly(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return std::unexpected(SysError("inspecting", path));
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return Fail(CoreErrc::kPermission, path.string() + " has mode " + mode +
+    return Fail(CoreErrc::kPermission, path.string() + " has mode " +
+                                           fmt::format("{:04o}", st.st_mode & 07777) +
                                            ": it must not be accessible to group or others "
                                            "(chmod 600)");
   }

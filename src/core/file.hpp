@@ -1,8 +1,8 @@
 #pragma once
 
+#include <sys/types.h>
 #include <filesystem>
 #include <string>
-#include <sys/types.h>
 
 #include "core/bytes.hpp"
 #include "core/error.hpp"
@@ -15,6 +15,9 @@ namespace aspis::file {
 // untouched and the temporary file is removed.
 Expected<void> WriteDurably(const std::filesystem::path& path, ByteView contents, mode_t mode);
 
+// The read limit for small documents: configuration, state records, single certificates.
+inline constexpr std::size_t kSmallFileLimit = std::size_t{64} << 10;
+
 // Reads a whole regular file. Files larger than `max_size` bytes are refused (kCorrupt), so a
 // hostile or damaged file cannot exhaust memory.
 Expected<Bytes> Read(const std::filesystem::path& path, std::size_t max_size = 16u << 20);
@@ -22,7 +25,8 @@ Expected<Bytes> Read(const std::filesystem::path& path, std::size_t max_size = 1
 // Fails with kPermission when the file can be read or written by group or others: for key files.
 Expected<void> RequireOwnerOnly(const std::filesystem::path& path);
 
-// Creates `dir` (and parents) with `mode` if it does not exist; fails if it exists as a non-directory.
+// Creates `dir` (and parents) with `mode` if it does not exist; fails if it exists as a
+// non-directory.
 Expected<void> EnsureDirectory(const std::filesystem::path& dir, mode_t mode);
 
 }  // namespace aspis::file

@@ -7,7 +7,8 @@ namespace {
 Expected<const Json*> Field(const Json& object, std::string_view key) {
   if (!object.is_object()) return Fail(CoreErrc::kParse, "expected a JSON object");
   const auto it = object.find(key);
-  if (it == object.end()) return Fail(CoreErrc::kParse, "missing field \"" + std::string(key) + "\"");
+  if (it == object.end())
+    return Fail(CoreErrc::kParse, "missing field \"" + std::string(key) + "\"");
   return &*it;
 }
 
@@ -31,7 +32,8 @@ Expected<Json> Parse(std::string_view text, int max_depth) {
   };
   Json value = Json::parse(text.begin(), text.end(), limit, /*allow_exceptions=*/false);
   if (too_deep) {
-    return Fail(CoreErrc::kParse, "JSON nests deeper than " + std::to_string(max_depth) + " levels");
+    return Fail(CoreErrc::kParse,
+                "JSON nests deeper than " + std::to_string(max_depth) + " levels");
   }
   if (value.is_discarded()) return Fail(CoreErrc::kParse, "malformed JSON");
   return value;

@@ -12,7 +12,9 @@ class [[nodiscard]] Verdict {
   enum class Outcome { kValid, kInvalid, kCouldNotCheck };
 
   static Verdict Valid() { return Verdict(Outcome::kValid, {}); }
-  static Verdict Invalid(std::string reason) { return Verdict(Outcome::kInvalid, std::move(reason)); }
+  static Verdict Invalid(std::string reason) {
+    return Verdict(Outcome::kInvalid, std::move(reason));
+  }
   static Verdict CouldNotCheck(std::string reason) {
     return Verdict(Outcome::kCouldNotCheck, std::move(reason));
   }

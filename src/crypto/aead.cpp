@@ -21,9 +21,8 @@ Expected<EvpCipherCtxPtr> Start(ByteView key, ByteView nonce, bool encrypt) {
     return Fail(CryptoErrc::kInvalidArgument, "AES-256-GCM key must be 32 bytes");
   }
   EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx ||
-      EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce.data(),
-                        encrypt ? 1 : 0) != 1) {
+  if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce.data(),
+                                encrypt ? 1 : 0) != 1) {
     return std::unexpected(OpenSslError("starting AES-256-GCM"));
   }
   return ctx;

@@ -18,7 +18,8 @@ Bytes Pae(std::string_view payload_type, ByteView payload) {
 
 Expected<Envelope> Sign(std::string_view payload_type, ByteView payload,
                         std::span<const PrivateKey> keys) {
-  if (keys.empty()) return Fail(CryptoErrc::kInvalidArgument, "DSSE signing needs at least one key");
+  if (keys.empty())
+    return Fail(CryptoErrc::kInvalidArgument, "DSSE signing needs at least one key");
   if (payload_type.empty()) return Fail(CryptoErrc::kInvalidArgument, "DSSE payload type is empty");
   Envelope envelope{std::string(payload_type), Bytes(payload.begin(), payload.end()), {}};
   const Bytes pae = Pae(payload_type, payload);
@@ -43,8 +44,8 @@ std::string Serialize(const Envelope& envelope) {
 
 Expected<Envelope> Parse(std::string_view text) {
   if (text.size() > kMaxEnvelopeSize) {
-    return Fail(CryptoErrc::kParse, "DSSE envelope is larger than " +
-                                        std::to_string(kMaxEnvelopeSize) + " bytes");
+    return Fail(CryptoErrc::kParse,
+                "DSSE envelope is larger than " + std::to_string(kMaxEnvelopeSize) + " bytes");
   }
   auto parsed = json::Parse(text, 8);
   if (!parsed) return std::unexpected(std::move(parsed.error()).WithContext("DSSE envelope"));
@@ -53,18 +54,21 @@ Expected<Envelope> Parse(std::string_view text) {
   auto payload_text = json::GetString(doc, "payload");
   auto signatures = json::GetArray(doc, "signatures");
   if (!type) return std::unexpected(std::move(type.error()).WithContext("DSSE envelope"));
-  if (!payload_text) return std::unexpected(std::move(payload_text.error()).WithContext("DSSE envelope"));
-  if (!signatures) return std::unexpected(std::move(signatures.error()).WithContext("DSSE envelope"));
+  if (!payload_text)
+    return std::unexpected(std::move(payload_text.error()).WithContext("DSSE envelope"));
+  if (!signatures)
+    return std::unexpected(std::move(signatures.error()).WithContext("DSSE envelope"));
   auto payload = Base64Decode(*payload_text);
   if (!payload) return std::unexpected(std::move(payload.error()).WithContext("DSSE payload"));
   if ((*signatures)->size() > kMaxSignatures) {
-    return Fail(CryptoErrc::kParse, "DSSE envelope has more than " +
-                                        std::to_string(kMaxSignatures) + " signatures");
+    return Fail(CryptoErrc::kParse,
+                "DSSE envelope has more than " + std::to_string(kMaxSignatures) + " signatures");
   }
   Envelope envelope{std::move(*type), std::move(*payload), {}};
   for (const auto& entry : **signatures) {
     auto sig_text = json::GetString(entry, "sig");
-    if (!sig_text) return std::unexpected(std::move(sig_text.error()).WithContext("DSSE signature"));
+    if (!sig_text)
+      return std::unexpected(std::move(sig_text.error()).WithContext("DSSE signature"));
     auto sig = Base64Decode(*sig_text);
     if (!sig) return std::unexpected(std::move(sig.error()).WithContext("DSSE signature"));
     std::string keyid;
@@ -85,7 +89,8 @@ const PublicKey* TrustedKeys::Find(std::string_view keyid) const {
 
 Expected<Bytes> Verify(const Envelope& envelope, std::string_view expected_type,
                        const TrustedKeys& trusted, std::size_t threshold) {
-  if (threshold == 0) return Fail(CryptoErrc::kInvalidArgument, "DSSE threshold must be at least 1");
+  if (threshold == 0)
+    return Fail(CryptoErrc::kInvalidArgument, "DSSE threshold must be at least 1");
   if (envelope.payload_type != expected_type) {
     return Fail(CryptoErrc::kUntrusted, "DSSE payload type is \"" + envelope.payload_type +
                                             "\", expected \"" + std::string(expected_type) + "\"");

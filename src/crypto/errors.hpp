@@ -8,8 +8,8 @@
 namespace aspis::crypto {
 
 enum class CryptoErrc {
-  kOpenSsl = 1,      // OpenSSL failed for a reason of its own (allocation, provider); could not check
-  kParse,            // bytes that are not a valid key, certificate, request or envelope
+  kOpenSsl = 1,  // OpenSSL failed for a reason of its own (allocation, provider); could not check
+  kParse,        // bytes that are not a valid key, certificate, request or envelope
   kUnsupportedKey,   // a well-formed key of a type Aspis does not use (only ECDSA P-256)
   kBadSignature,     // a signature that does not verify
   kUntrusted,        // no trusted key or chain vouches for the object

@@ -1,8 +1,8 @@
 #include "crypto/key.hpp"
 
 #include <openssl/core_names.h>
-#include <openssl/err.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
@@ -23,16 +23,16 @@ std::shared_ptr<EVP_PKEY> Share(EVP_PKEY* key) { return {key, EVP_PKEY_free}; }
 
 Expected<void> RequireP256(EVP_PKEY* key) {
   if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) {
-    return Fail(CryptoErrc::kUnsupportedKey, "key is not an elliptic-curve key (Aspis uses ECDSA P-256)");
+    return Fail(CryptoErrc::kUnsupportedKey,
+                "key is not an elliptic-curve key (Aspis uses ECDSA P-256)");
   }
   char group[64] = {};
   std::size_t len = 0;
   if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &len) !=
           1 ||
       OBJ_sn2nid(group) != NID_X9_62_prime256v1) {
-    return Fail(CryptoErrc::kUnsupportedKey,
-                std::string("elliptic-curve key is on curve ") + (group[0] ? group : "(unknown)") +
-                    ", not P-256");
+    return Fail(CryptoErrc::kUnsupportedKey, std::string("elliptic-curve key is on curve ") +
+                                                 (group[0] ? group : "(unknown)") + ", not P-256");
   }
   return {};
 }
@@ -71,7 +71,9 @@ Expected<PublicKey> PublicKey::FromDer(ByteView spki) {
   }
   const unsigned char* p = spki.data();
   EvpPkeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
-  if (!key) return std::unexpected(OpenSslError("public key is not a DER SubjectPublicKeyInfo", CryptoErrc::kParse));
+  if (!key)
+    return std::unexpected(
+        OpenSslError("public key is not a DER SubjectPublicKeyInfo", CryptoErrc::kParse));
   if (p != spki.data() + spki.size()) {
     return Fail(CryptoErrc::kParse, "public key DER has trailing bytes");
   }
@@ -93,7 +95,8 @@ Expected<PublicKey> PublicKey::FromEcPoint(ByteView x, ByteView y) {
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   EVP_PKEY* raw = nullptr;
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) != 1) {
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) !=
+          1) {
     return std::unexpected(OpenSslError("point is not on the P-256 curve", CryptoErrc::kParse));
   }
   EvpPkeyPtr key(raw);
@@ -104,7 +107,8 @@ Expected<PublicKey> PublicKey::FromPem(std::string_view pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return std::unexpected(OpenSslError("reading public key PEM"));
   EvpPkeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
-  if (!key) return std::unexpected(OpenSslError("text is not a PEM public key", CryptoErrc::kParse));
+  if (!key)
+    return std::unexpected(OpenSslError("text is not a PEM public key", CryptoErrc::kParse));
   return FromNative(key.get());
 }
 
@@ -154,15 +158,16 @@ Expected<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
   if (!bio) return std::unexpected(OpenSslError("reading private key PEM"));
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
   if (key == nullptr) {
-    return std::unexpected(OpenSslError("text is not an unencrypted PEM private key", CryptoErrc::kParse));
+    return std::unexpected(
+        OpenSslError("text is not an unencrypted PEM private key", CryptoErrc::kParse));
   }
   return Adopt(key);
 }
 
 Expected<std::string> PrivateKey::ToPem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr,
-                                       nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return std::unexpected(OpenSslError("encoding private key"));
   }
   return BioToString(bio.get());
@@ -195,8 +200,8 @@ Expected<EcdsaRs> EcdsaDerToRs(ByteView der) {
   // Re-encoding must give the same bytes: rejects BER leniencies (malleable encodings).
   unsigned char* again = nullptr;
   const int again_len = i2d_ECDSA_SIG(sig.get(), &again);
-  const bool canonical = again_len == static_cast<int>(der.size()) &&
-                         std::equal(der.begin(), der.end(), again);
+  const bool canonical =
+      again_len == static_cast<int>(der.size()) && std::equal(der.begin(), der.end(), again);
   OPENSSL_free(again);
   if (!canonical) return Fail(CryptoErrc::kParse, "ECDSA signature is not in canonical DER");
   EcdsaRs out{Bytes(kScalarSize), Bytes(kScalarSize)};
@@ -214,11 +219,9 @@ Expected<Bytes> EcdsaRsToDer(ByteView r, ByteView s) {
   EcdsaSigPtr sig(ECDSA_SIG_new());
   BignumPtr br(BN_bin2bn(r.data(), static_cast<int>(r.size()), nullptr));
   BignumPtr bs(BN_bin2bn(s.data(), static_cast<int>(s.size()), nullptr));
-  if (!sig || !br || !bs || ECDSA_SIG_set0(sig.get(), br.get(), bs.get()) != 1) {
-    return std::unexpected(OpenSslError("building ECDSA signature"));
-  }
-  (void)br.release();
-  (void)bs.release();
+  if (!sig || !br || !bs) return std::unexpected(OpenSslError("building ECDSA signature"));
+  // set0 takes ownership of both numbers; it fails only for null arguments, excluded above.
+  ECDSA_SIG_set0(sig.get(), br.release(), bs.release());
   unsigned char* der = nullptr;
   const int len = i2d_ECDSA_SIG(sig.get(), &der);
   if (len <= 0) return std::unexpected(OpenSslError("encoding ECDSA signature"));

@@ -16,7 +16,7 @@ namespace aspis::crypto {
 
 namespace {
 
-constexpr std::size_t kMaxDerSize = 64 * 1024;
+constexpr std::size_t kMaxDerSize = std::size_t{64} << 10;
 
 Expected<std::string> PemOf(auto write, auto* object) {
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -119,8 +119,8 @@ Expected<void> AddPolicies(X509* cert, const std::vector<std::string>& oids) {
     if (info == nullptr || obj == nullptr) {
       POLICYINFO_free(info);
       ASN1_OBJECT_free(obj);
-      return std::unexpected(
-          OpenSslError("\"" + oid + "\" is not a dotted-decimal OID", CryptoErrc::kInvalidArgument));
+      return std::unexpected(OpenSslError("\"" + oid + "\" is not a dotted-decimal OID",
+                                          CryptoErrc::kInvalidArgument));
     }
     ASN1_OBJECT_free(info->policyid);
     info->policyid = obj;
@@ -165,8 +165,7 @@ Expected<Certificate> Build(X509* issuer, const PrivateKey& issuer_key, const Pu
   const std::time_t not_after =
       std::chrono::system_clock::to_time_t(profile.not_before + profile.lifetime);
   if (X509_set_subject_name(cert.get(), name->get()) != 1 ||
-      X509_set_issuer_name(cert.get(),
-                           issuer ? X509_get_subject_name(issuer) : name->get()) != 1 ||
+      X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name->get()) != 1 ||
       ASN1_TIME_set(X509_getm_notBefore(cert.get()), not_before) == nullptr ||
       ASN1_TIME_set(X509_getm_notAfter(cert.get()), not_after) == nullptr ||
       X509_set_pubkey(cert.get(), subject.native()) != 1) {
@@ -184,10 +183,10 @@ Expected<Certificate> Build(X509* issuer, const PrivateKey& issuer_key, const Pu
   std::string eku;
   if (profile.client_auth) eku = "clientAuth";
   if (profile.server_auth) eku += eku.empty() ? "serverAuth" : ",serverAuth";
-  for (auto [nid, value] : {std::pair{NID_basic_constraints, constraints.c_str()},
-                            std::pair{NID_key_usage, usage},
-                            std::pair{NID_subject_key_identifier, "hash"},
-                            std::pair{NID_authority_key_identifier, "keyid:always"}}) {
+  for (auto [nid, value] :
+       {std::pair{NID_basic_constraints, constraints.c_str()}, std::pair{NID_key_usage, usage},
+        std::pair{NID_subject_key_identifier, "hash"},
+        std::pair{NID_authority_key_identifier, "keyid:always"}}) {
     if (auto ok = AddConfExtension(cert.get(), &ctx, nid, value); !ok) {
       return std::unexpected(ok.error());
     }
@@ -212,10 +211,12 @@ Expected<Certificate> Build(X509* issuer, const PrivateKey& issuer_key, const Pu
 Expected<Certificate> Certificate::FromNative(X509* cert) {
   EVP_PKEY* key = X509_get0_pubkey(cert);
   if (key == nullptr) {
-    return std::unexpected(OpenSslError("certificate has no usable public key", CryptoErrc::kParse));
+    return std::unexpected(
+        OpenSslError("certificate has no usable public key", CryptoErrc::kParse));
   }
   auto public_key = PublicKey::FromNative(key);
-  if (!public_key) return std::unexpected(std::move(public_key.error()).WithContext("certificate key"));
+  if (!public_key)
+    return std::unexpected(std::move(public_key.error()).WithContext("certificate key"));
   unsigned char* der = nullptr;
   const int len = i2d_X509(cert, &der);
   if (len <= 0) return std::unexpected(OpenSslError("encoding certificate"));
@@ -227,11 +228,14 @@ Expected<Certificate> Certificate::FromNative(X509* cert) {
 }
 
 Expected<Certificate> Certificate::FromDer(ByteView der) {
-  if (der.size() > kMaxDerSize) return Fail(CryptoErrc::kParse, "certificate is larger than 64 KiB");
+  if (der.size() > kMaxDerSize)
+    return Fail(CryptoErrc::kParse, "certificate is larger than 64 KiB");
   const unsigned char* p = der.data();
   X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
-  if (!cert) return std::unexpected(OpenSslError("bytes are not a DER certificate", CryptoErrc::kParse));
-  if (p != der.data() + der.size()) return Fail(CryptoErrc::kParse, "certificate DER has trailing bytes");
+  if (!cert)
+    return std::unexpected(OpenSslError("bytes are not a DER certificate", CryptoErrc::kParse));
+  if (p != der.data() + der.size())
+    return Fail(CryptoErrc::kParse, "certificate DER has trailing bytes");
   return FromNative(cert.get());
 }
 
@@ -284,7 +288,9 @@ Clock::TimePoint Certificate::NotBefore() const {
   return ToTimePoint(X509_get0_notBefore(cert_.get()));
 }
 
-Clock::TimePoint Certificate::NotAfter() const { return ToTimePoint(X509_get0_notAfter(cert_.get())); }
+Clock::TimePoint Certificate::NotAfter() const {
+  return ToTimePoint(X509_get0_notAfter(cert_.get()));
+}
 
 bool Certificate::IsCa() const { return X509_check_ca(cert_.get()) != 0; }
 
@@ -319,7 +325,8 @@ Expected<CertificateRequest> CertificateRequest::Adopt(X509_REQ* req) {
   X509ReqPtr owned(req);
   EVP_PKEY* key = X509_REQ_get0_pubkey(req);
   if (key == nullptr) {
-    return std::unexpected(OpenSslError("certificate request has no usable public key", CryptoErrc::kParse));
+    return std::unexpected(
+        OpenSslError("certificate request has no usable public key", CryptoErrc::kParse));
   }
   auto public_key = PublicKey::FromNative(key);
   if (!public_key) return std::unexpected(std::move(public_key.error()).WithContext("request key"));
@@ -355,7 +362,8 @@ Expected<CertificateRequest> CertificateRequest::FromDer(ByteView der) {
   const unsigned char* p = der.data();
   X509ReqPtr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
   if (!req) {
-    return std::unexpected(OpenSslError("bytes are not a DER certificate request", CryptoErrc::kParse));
+    return std::unexpected(
+        OpenSslError("bytes are not a DER certificate request", CryptoErrc::kParse));
   }
   if (p != der.data() + der.size()) {
     return Fail(CryptoErrc::kParse, "certificate request DER has trailing bytes");
@@ -368,7 +376,8 @@ Expected<CertificateRequest> CertificateRequest::FromPem(std::string_view pem) {
   if (!bio) return std::unexpected(OpenSslError("reading certificate request PEM"));
   X509_REQ* req = PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr);
   if (req == nullptr) {
-    return std::unexpected(OpenSslError("text is not a PEM certificate request", CryptoErrc::kParse));
+    return std::unexpected(
+        OpenSslError("text is not a PEM certificate request", CryptoErrc::kParse));
   }
   return Adopt(req);
 }
@@ -440,9 +449,9 @@ Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> interm
   if (rc == 1) return Verdict::Valid();
   const int error = X509_STORE_CTX_get_error(ctx.get());
   ERR_clear_error();
-  std::string reason = "certificate \"" + leaf.SubjectCommonName() +
-                       "\" does not chain to a trusted root: " +
-                       X509_verify_cert_error_string(error);
+  std::string reason =
+      "certificate \"" + leaf.SubjectCommonName() +
+      "\" does not chain to a trusted root: " + X509_verify_cert_error_string(error);
   if (rc < 0 || error == X509_V_ERR_OUT_OF_MEM || error == X509_V_ERR_UNSPECIFIED) {
     return Verdict::CouldNotCheck(std::move(reason));
   }

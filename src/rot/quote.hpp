@@ -24,9 +24,9 @@ inline constexpr std::size_t kMaxQualifyingData = 64;
 // The fields of a quote that the verifier looks at.
 struct QuoteBody {
   Bytes qualifying_data;
-  std::uint32_t hash_alg = 0;        // TPM_ALG_ID of the one PCR bank selected
-  std::uint32_t register_mask = 0;   // bit i set = register i selected (registers 0..23)
-  Bytes register_digest;             // hash of the selected register values
+  std::uint32_t hash_alg = 0;       // TPM_ALG_ID of the one PCR bank selected
+  std::uint32_t register_mask = 0;  // bit i set = register i selected (registers 0..23)
+  Bytes register_digest;            // hash of the selected register values
 };
 
 // Parses a TPMS_ATTEST. Errors for truncated or trailing bytes, a missing TPM_GENERATED magic, a

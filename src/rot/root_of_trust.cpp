@@ -19,11 +19,11 @@ std::string Describe(const Config& c) {
 
 Expected<Config> ReadConfig(const std::filesystem::path& state_dir) {
   const auto path = state_dir / kConfigFile;
-  auto text = file::Read(path, 64 * 1024);
+  auto text = file::Read(path, file::kSmallFileLimit);
   if (!text) {
     if (text.error() == CoreErrc::kNotFound) {
-      return Fail(RotErrc::kBadState, "no root of trust in " + state_dir.string() +
-                                          " (" + path.string() +
+      return Fail(RotErrc::kBadState, "no root of trust in " + state_dir.string() + " (" +
+                                          path.string() +
                                           " is missing); run `aspisd identity init`");
     }
     return std::unexpected(text.error());
@@ -33,8 +33,9 @@ Expected<Config> ReadConfig(const std::filesystem::path& state_dir) {
   auto backend = json::GetString(*doc, "backend");
   auto index = json::GetUint(*doc, "register_index");
   if (!backend || !index || *index > 23) {
-    return Fail(RotErrc::kBadState, path.string() + " is damaged: it must name a backend and a "
-                                                    "register_index from 0 to 23");
+    return Fail(RotErrc::kBadState, path.string() +
+                                        " is damaged: it must name a backend and a "
+                                        "register_index from 0 to 23");
   }
   Config config{*backend, state_dir, "", static_cast<std::uint32_t>(*index)};
   if (*backend == "tpm2") {
@@ -64,18 +65,19 @@ Expected<std::unique_ptr<RootOfTrust>> Initialize(const Config& config) {
                       existing->register_index == config.register_index &&
                       (config.backend != "tpm2" || existing->tcti == config.tcti);
     if (!same) {
-      return Fail(RotErrc::kInvalidArgument, config.state_dir.string() + " already holds a " +
-                                                 Describe(*existing) +
-                                                 " root of trust; refusing to switch it to " +
-                                                 Describe(config));
+      return Fail(RotErrc::kInvalidArgument,
+                  config.state_dir.string() + " already holds a " + Describe(*existing) +
+                      " root of trust; refusing to switch it to " + Describe(config));
     }
   }
-  if (auto ok = file::EnsureDirectory(config.state_dir, 0700); !ok) return std::unexpected(ok.error());
+  if (auto ok = file::EnsureDirectory(config.state_dir, 0700); !ok)
+    return std::unexpected(ok.error());
   auto rot = OpenBackend(config, /*create=*/true);
   if (!rot || existing) return rot;
   json::Json doc{{"backend", config.backend}, {"register_index", config.register_index}};
   if (config.backend == "tpm2") doc["tcti"] = config.tcti;
-  if (auto ok = file::WriteDurably(config.state_dir / kConfigFile, AsBytes(doc.dump(2) + "\n"), 0600);
+  if (auto ok =
+          file::WriteDurably(config.state_dir / kConfigFile, AsBytes(doc.dump(2) + "\n"), 0600);
       !ok) {
     return std::unexpected(ok.error());
   }

@@ -68,8 +68,8 @@ inline constexpr std::size_t kMaxSealedSecret = 128;
 inline constexpr std::uint64_t kMaxCounterStep = 4096;
 
 struct Config {
-  std::string backend = "software";  // "software" or "tpm2"
-  std::filesystem::path state_dir;   // software: key, register and counters; both: rot.json
+  std::string backend = "software";         // "software" or "tpm2"
+  std::filesystem::path state_dir;          // software: key, register and counters; both: rot.json
   std::string tcti = "device:/dev/tpmrm0";  // tpm2 only, tpm2-tss TCTI configuration string
   std::uint32_t register_index = kDefaultRegisterIndex;
 };

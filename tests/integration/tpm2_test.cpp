@@ -41,10 +41,21 @@ QuoteFiles WriteQuote(RootOfTrust& rot, const TempDir& dir) {
 
 std::vector<std::string> CheckQuote(const TempDir& dir, const std::string& nonce_hex,
                                     const std::string& pcr_file, std::uint32_t index) {
-  return {"tpm2_checkquote", "-u", (dir / "key.pem").string(),
-          "-m", (dir / "msg.bin").string(), "-s", (dir / "sig.bin").string(),
-          "-f", (dir / pcr_file).string(), "-l", "sha256:" + std::to_string(index),
-          "-g", "sha256", "-q", nonce_hex};
+  return {"tpm2_checkquote",
+          "-u",
+          (dir / "key.pem").string(),
+          "-m",
+          (dir / "msg.bin").string(),
+          "-s",
+          (dir / "sig.bin").string(),
+          "-f",
+          (dir / pcr_file).string(),
+          "-l",
+          "sha256:" + std::to_string(index),
+          "-g",
+          "sha256",
+          "-q",
+          nonce_hex};
 }
 
 TEST(Tpm2, Tpm2CheckquoteAcceptsOurQuoteAndItsPcrReading) {
@@ -59,7 +70,7 @@ TEST(Tpm2, Tpm2CheckquoteAcceptsOurQuoteAndItsPcrReading) {
   }
   // tpm2-tools reads the PCR itself, on its own connection.
   auto pcrread = RunProcess({"tpm2_pcrread", "sha256:15", "-o", (dir / "pcr-tools.bin").string()},
-                     {{"TPM2TOOLS_TCTI", swtpm.Tcti()}});
+                            {{"TPM2TOOLS_TCTI", swtpm.Tcti()}});
   ASSERT_EQ(pcrread.exit_code, 0) << pcrread.output;
 
   auto accepted = RunProcess(CheckQuote(dir, files.nonce_hex, "pcr-tools.bin", 15));

@@ -63,7 +63,7 @@ bool TryBind(int port) {
 }  // namespace
 
 ProcessResult RunProcess(const std::vector<std::string>& argv,
-                  const std::map<std::string, std::string>& env) {
+                         const std::map<std::string, std::string>& env) {
   int pipe_fds[2];
   if (::pipe(pipe_fds) != 0) return {};
   const int pid = Spawn(argv, Environment(env), pipe_fds[1]);
@@ -104,10 +104,9 @@ bool BackgroundProcess::running() const {
 
 int FreePort(int count) {
   // Start from a random point in the ephemeral range so parallel tests rarely collide.
-  static thread_local unsigned seed = static_cast<unsigned>(::getpid()) ^
-                                      static_cast<unsigned>(std::chrono::steady_clock::now()
-                                                                .time_since_epoch()
-                                                                .count());
+  static thread_local unsigned seed =
+      static_cast<unsigned>(::getpid()) ^
+      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const int base = 20000 + static_cast<int>(rand_r(&seed) % 30000);
     bool all = true;

@@ -13,7 +13,7 @@ struct ProcessResult {
 
 // Runs `argv` (argv[0] looked up in PATH) to completion with `env` added to the environment.
 ProcessResult RunProcess(const std::vector<std::string>& argv,
-                  const std::map<std::string, std::string>& env = {});
+                         const std::map<std::string, std::string>& env = {});
 
 // A child process that runs until this object is destroyed (SIGTERM, then waited for).
 class BackgroundProcess {

@@ -59,7 +59,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   init->add_option("--rot", config.backend, "Root-of-trust backend")
       ->check(CLI::IsMember({"software", "tpm2"}))
       ->required();
-  init->add_option("--tcti", config.tcti, "tpm2-tss TCTI, e.g. device:/dev/tpmrm0 or swtpm:port=2321")
+  init->add_option("--tcti", config.tcti,
+                   "tpm2-tss TCTI, e.g. device:/dev/tpmrm0 or swtpm:port=2321")
       ->capture_default_str();
   init->add_option("--register", config.register_index, "Measurement register (PCR) index")
       ->capture_default_str();

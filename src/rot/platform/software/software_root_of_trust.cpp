@@ -1,8 +1,8 @@
 #include "rot/platform/software/software_root_of_trust.hpp"
 
 #include <array>
-#include <functional>
 #include <chrono>
+#include <functional>
 
 #include "core/file.hpp"
 #include "core/json.hpp"
@@ -32,7 +32,7 @@ Error BadState(const fs::path& path, std::string_view what) {
 // Reads an existing state file, or, when it is missing and `create` is set, makes it with `make`.
 Expected<Bytes> ReadOrCreate(const fs::path& path, bool create, mode_t mode,
                              const std::function<Expected<Bytes>()>& make) {
-  auto existing = file::Read(path, 64 * 1024);
+  auto existing = file::Read(path, file::kSmallFileLimit);
   if (existing) return existing;
   if (existing.error() != CoreErrc::kNotFound || !create) {
     return std::unexpected(std::move(existing.error()).WithContext("software root of trust"));
@@ -103,9 +103,9 @@ class SoftwareRootOfTrust final : public RootOfTrust {
     if (counter >= kCounterCount) return BadCounter(counter);
     const std::uint64_t current = counters_[counter];
     if (value < current) {
-      return Fail(RotErrc::kCounterBackwards, "counter " + std::to_string(counter) + " is at " +
-                                                  std::to_string(current) + "; refusing to lower it to " +
-                                                  std::to_string(value));
+      return Fail(RotErrc::kCounterBackwards,
+                  "counter " + std::to_string(counter) + " is at " + std::to_string(current) +
+                      "; refusing to lower it to " + std::to_string(value));
     }
     if (value - current > kMaxCounterStep) return TooFar(counter, current, value);
     if (value == current) return {};
@@ -120,8 +120,8 @@ class SoftwareRootOfTrust final : public RootOfTrust {
 
   Expected<Bytes> Seal(ByteView secret) override {
     if (secret.size() > kMaxSealedSecret) {
-      return Fail(RotErrc::kInvalidArgument, "secret to seal is larger than " +
-                                                 std::to_string(kMaxSealedSecret) + " bytes");
+      return Fail(RotErrc::kInvalidArgument,
+                  "secret to seal is larger than " + std::to_string(kMaxSealedSecret) + " bytes");
     }
     return crypto::aead::Seal(seal_key_, secret, SealContext());
   }
@@ -148,11 +148,12 @@ class SoftwareRootOfTrust final : public RootOfTrust {
                                                " does not exist (there are " +
                                                std::to_string(kCounterCount) + ")");
   }
-  static std::unexpected<Error> TooFar(std::uint32_t counter, std::uint64_t from, std::uint64_t to) {
-    return Fail(RotErrc::kInvalidArgument,
-                "counter " + std::to_string(counter) + ": advancing from " + std::to_string(from) +
-                    " to " + std::to_string(to) + " exceeds the step limit of " +
-                    std::to_string(kMaxCounterStep));
+  static std::unexpected<Error> TooFar(std::uint32_t counter, std::uint64_t from,
+                                       std::uint64_t to) {
+    return Fail(RotErrc::kInvalidArgument, "counter " + std::to_string(counter) +
+                                               ": advancing from " + std::to_string(from) + " to " +
+                                               std::to_string(to) + " exceeds the step limit of " +
+                                               std::to_string(kMaxCounterStep));
   }
 
   Bytes SealContext() const {
@@ -183,7 +184,8 @@ Expected<crypto::PrivateKey> LoadKey(const fs::path& dir, bool create) {
     return std::unexpected(std::move(private_only.error()).WithContext("identity key"));
   }
   auto key = crypto::PrivateKey::FromPem(AsString(*pem));
-  if (!key) return std::unexpected(BadState(path, "is not a P-256 private key: " + key.error().message()));
+  if (!key)
+    return std::unexpected(BadState(path, "is not a P-256 private key: " + key.error().message()));
   return key;
 }
 
@@ -193,7 +195,8 @@ Expected<Digest> LoadRegister(const fs::path& dir, bool create) {
   if (!bytes) return std::unexpected(bytes.error());
   Digest value{};
   if (bytes->size() != value.size()) {
-    return std::unexpected(BadState(path, "is " + std::to_string(bytes->size()) + " bytes, not 32"));
+    return std::unexpected(
+        BadState(path, "is " + std::to_string(bytes->size()) + " bytes, not 32"));
   }
   std::copy(bytes->begin(), bytes->end(), value.begin());
   return value;
@@ -210,11 +213,13 @@ Expected<std::array<std::uint64_t, kCounterCount>> LoadCounters(const fs::path& 
   if (!doc) return std::unexpected(BadState(path, "is not JSON"));
   auto list = json::GetArray(*doc, "counters");
   if (!list || (*list)->size() != kCounterCount) {
-    return std::unexpected(BadState(path, "does not hold " + std::to_string(kCounterCount) + " counters"));
+    return std::unexpected(
+        BadState(path, "does not hold " + std::to_string(kCounterCount) + " counters"));
   }
   for (std::size_t i = 0; i < kCounterCount; ++i) {
     const auto& value = (**list)[i];
-    if (!value.is_number_unsigned()) return std::unexpected(BadState(path, "holds a counter that is not a number"));
+    if (!value.is_number_unsigned())
+      return std::unexpected(BadState(path, "holds a counter that is not a number"));
     counters[i] = value.get<std::uint64_t>();
   }
   return counters;
@@ -222,12 +227,14 @@ Expected<std::array<std::uint64_t, kCounterCount>> LoadCounters(const fs::path& 
 
 Expected<Bytes> LoadSealKey(const fs::path& dir, bool create) {
   const fs::path path = dir / kSealKeyFile;
-  auto key = ReadOrCreate(path, create, 0600, [] { return crypto::RandomBytes(crypto::aead::kKeySize); });
+  auto key =
+      ReadOrCreate(path, create, 0600, [] { return crypto::RandomBytes(crypto::aead::kKeySize); });
   if (!key) return key;
   if (auto private_only = file::RequireOwnerOnly(path); !private_only) {
     return std::unexpected(std::move(private_only.error()).WithContext("sealing key"));
   }
-  if (key->size() != crypto::aead::kKeySize) return std::unexpected(BadState(path, "is not 32 bytes"));
+  if (key->size() != crypto::aead::kKeySize)
+    return std::unexpected(BadState(path, "is not 32 bytes"));
   return key;
 }
 

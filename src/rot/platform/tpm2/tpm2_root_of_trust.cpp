@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "core/log.hpp"
 #include "rot/errors.hpp"
 #include "rot/platform/tpm2/tss_ptr.hpp"
@@ -87,11 +89,7 @@ bool IsIdentityKey(const TPMT_PUBLIC& p) {
          p.parameters.eccDetail.scheme.details.ecdsa.hashAlg == TPM2_ALG_SHA256;
 }
 
-std::string HandleName(std::uint32_t handle) {
-  char text[16];
-  std::snprintf(text, sizeof text, "0x%08x", handle);
-  return text;
-}
+std::string HandleName(std::uint32_t handle) { return fmt::format("0x{:08x}", handle); }
 
 class Tpm2RootOfTrust final : public RootOfTrust {
  public:
@@ -149,8 +147,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   Expected<void> ProvisionCounters() {
     for (std::uint32_t i = 0; i < kCounterCount; ++i) {
       if (auto ok = ProvisionCounter(i); !ok) {
-        return std::unexpected(std::move(ok.error()).WithContext("provisioning counter " +
-                                                                 std::to_string(i)));
+        return std::unexpected(
+            std::move(ok.error()).WithContext("provisioning counter " + std::to_string(i)));
       }
     }
     return {};
@@ -172,7 +170,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     const TSS2_RC rc = Esys_Sign(ctx(), identity_handle_.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                  ESYS_TR_NONE, digest.get(), &scheme, ticket.get(), &out);
     EsysOut<TPMT_SIGNATURE> signature(out);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("signing with the identity key", rc));
+    if (rc != TSS2_RC_SUCCESS)
+      return std::unexpected(TpmError("signing with the identity key", rc));
     const auto& r = signature->signature.ecdsa.signatureR;
     const auto& s = signature->signature.ecdsa.signatureS;
     return crypto::EcdsaRsToDer(ByteView(r.buffer, r.size), ByteView(s.buffer, s.size));
@@ -198,8 +197,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("reading the PCR", rc));
     Digest value{};
     if (values->count != 1 || values->digests[0].size != value.size()) {
-      return Fail(RotErrc::kTpm, "the TPM has no SHA-256 bank for PCR " +
-                                     std::to_string(register_index_));
+      return Fail(RotErrc::kTpm,
+                  "the TPM has no SHA-256 bank for PCR " + std::to_string(register_index_));
     }
     std::memcpy(value.data(), values->digests[0].buffer, value.size());
     return value;
@@ -243,8 +242,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     auto raw = ReadNv(kCounterIndexBase + counter);
     if (!raw) return std::unexpected(raw.error());
     if (*raw < *origin) {
-      return Fail(RotErrc::kBadState, "counter " + std::to_string(counter) +
-                                          " is below its provisioned origin");
+      return Fail(RotErrc::kBadState,
+                  "counter " + std::to_string(counter) + " is below its provisioned origin");
     }
     return *raw - *origin;
   }
@@ -253,17 +252,15 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     auto current = ReadCounter(counter);
     if (!current) return std::unexpected(current.error());
     if (value < *current) {
-      return Fail(RotErrc::kCounterBackwards, "counter " + std::to_string(counter) + " is at " +
-                                                  std::to_string(*current) +
-                                                  "; refusing to lower it to " +
-                                                  std::to_string(value));
+      return Fail(RotErrc::kCounterBackwards,
+                  "counter " + std::to_string(counter) + " is at " + std::to_string(*current) +
+                      "; refusing to lower it to " + std::to_string(value));
     }
     if (value - *current > kMaxCounterStep) {
-      return Fail(RotErrc::kInvalidArgument, "counter " + std::to_string(counter) +
-                                                 ": advancing by " +
-                                                 std::to_string(value - *current) +
-                                                 " exceeds the step limit of " +
-                                                 std::to_string(kMaxCounterStep));
+      return Fail(RotErrc::kInvalidArgument,
+                  "counter " + std::to_string(counter) + ": advancing by " +
+                      std::to_string(value - *current) + " exceeds the step limit of " +
+                      std::to_string(kMaxCounterStep));
     }
     for (std::uint64_t v = *current; v < value; ++v) {
       if (auto ok = IncrementNv(kCounterIndexBase + counter); !ok) return ok;
@@ -289,8 +286,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
 
   Expected<Bytes> Seal(ByteView secret) override {
     if (secret.size() > kMaxSealedSecret) {
-      return Fail(RotErrc::kInvalidArgument, "secret to seal is larger than " +
-                                                 std::to_string(kMaxSealedSecret) + " bytes");
+      return Fail(RotErrc::kInvalidArgument,
+                  "secret to seal is larger than " + std::to_string(kMaxSealedSecret) + " bytes");
     }
     auto policy = PcrPolicyDigest();
     if (!policy) return std::unexpected(policy.error());
@@ -311,9 +308,9 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     const TPML_PCR_SELECTION no_pcrs{};
     TPM2B_PRIVATE* private_out = nullptr;
     TPM2B_PUBLIC* public_out = nullptr;
-    const TSS2_RC rc = Esys_Create(ctx(), parent->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                   ESYS_TR_NONE, &sensitive, &in, &outside, &no_pcrs, &private_out,
-                                   &public_out, nullptr, nullptr, nullptr);
+    const TSS2_RC rc =
+        Esys_Create(ctx(), parent->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
+                    &in, &outside, &no_pcrs, &private_out, &public_out, nullptr, nullptr, nullptr);
     EsysOut<TPM2B_PRIVATE> sealed_private(private_out);
     EsysOut<TPM2B_PUBLIC> sealed_public(public_out);
     if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("sealing", rc));
@@ -359,9 +356,9 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     EsysOut<TPM2B_SENSITIVE_DATA> secret(out);
     if (rc != TSS2_RC_SUCCESS) {
       if (TpmCode(rc) == TPM2_RC_POLICY_FAIL) {
-        return Fail(RotErrc::kPolicy,
-                    "sealed secret does not open: PCR " + std::to_string(register_index_) +
-                        " differs from its value at sealing time");
+        return Fail(RotErrc::kPolicy, "sealed secret does not open: PCR " +
+                                          std::to_string(register_index_) +
+                                          " differs from its value at sealing time");
       }
       return std::unexpected(TpmError("unsealing", rc));
     }
@@ -402,8 +399,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     rc = Esys_EvictControl(ctx(), ESYS_TR_RH_OWNER, key.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
                            ESYS_TR_NONE, kIdentityHandle, &persistent);
     if (rc != TSS2_RC_SUCCESS) {
-      return std::unexpected(TpmError("persisting the identity key at " +
-                                          HandleName(kIdentityHandle), rc));
+      return std::unexpected(
+          TpmError("persisting the identity key at " + HandleName(kIdentityHandle), rc));
     }
     EsysHandle close(ctx(), persistent, Release::kClose);
     log::Info("created TPM identity key at {}", HandleName(kIdentityHandle));
@@ -439,15 +436,15 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     while (data.size() > TPM2_MAX_DIGEST_BUFFER) {
       buffer.size = TPM2_MAX_DIGEST_BUFFER;
       std::memcpy(buffer.buffer, data.data(), buffer.size);
-      rc = Esys_SequenceUpdate(ctx(), sequence.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                               ESYS_TR_NONE, &buffer);
+      rc = Esys_SequenceUpdate(ctx(), sequence.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                               &buffer);
       if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("hashing in the TPM", rc));
       data = data.subspan(buffer.size);
     }
     buffer.size = static_cast<UINT16>(data.size());
     std::memcpy(buffer.buffer, data.data(), data.size());
-    rc = Esys_SequenceComplete(ctx(), sequence.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                               ESYS_TR_NONE, &buffer, ESYS_TR_RH_OWNER, &digest, &ticket);
+    rc = Esys_SequenceComplete(ctx(), sequence.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                               &buffer, ESYS_TR_RH_OWNER, &digest, &ticket);
     HashResult result{EsysOut<TPM2B_DIGEST>(digest), EsysOut<TPMT_TK_HASHCHECK>(ticket)};
     if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("finishing a TPM hash", rc));
     sequence.Forget();  // SequenceComplete flushed it
@@ -457,9 +454,9 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   Expected<EsysHandle> StartPolicySession(TPM2_SE type) {
     const TPMT_SYM_DEF symmetric{.algorithm = TPM2_ALG_NULL, .keyBits = {}, .mode = {}};
     ESYS_TR session = ESYS_TR_NONE;
-    TSS2_RC rc = Esys_StartAuthSession(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                       ESYS_TR_NONE, ESYS_TR_NONE, nullptr, type, &symmetric,
-                                       TPM2_ALG_SHA256, &session);
+    TSS2_RC rc =
+        Esys_StartAuthSession(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                              ESYS_TR_NONE, nullptr, type, &symmetric, TPM2_ALG_SHA256, &session);
     if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("starting a policy session", rc));
     EsysHandle handle(ctx(), session, Release::kFlush);
     // An empty digest makes the TPM use the PCR's current value.
@@ -467,7 +464,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     const TPML_PCR_SELECTION selection = Selection(register_index_);
     rc = Esys_PolicyPCR(ctx(), session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current,
                         &selection);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("binding the policy to the PCR", rc));
+    if (rc != TSS2_RC_SUCCESS)
+      return std::unexpected(TpmError("binding the policy to the PCR", rc));
     return handle;
   }
 
@@ -503,9 +501,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     auto handle = OpenNv(index);
     if (!handle) return std::unexpected(handle.error());
     TPM2B_NV_PUBLIC* out = nullptr;
-    const TSS2_RC rc =
-        Esys_NV_ReadPublic(ctx(), handle->get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &out,
-                           nullptr);
+    const TSS2_RC rc = Esys_NV_ReadPublic(ctx(), handle->get(), ESYS_TR_NONE, ESYS_TR_NONE,
+                                          ESYS_TR_NONE, &out, nullptr);
     EsysOut<TPM2B_NV_PUBLIC> pub(out);
     if (rc != TSS2_RC_SUCCESS) {
       return std::unexpected(TpmError("reading NV index " + HandleName(index), rc));
@@ -535,7 +532,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     ESYS_TR handle = ESYS_TR_NONE;
     const TSS2_RC rc = Esys_NV_DefineSpace(ctx(), ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                            ESYS_TR_NONE, &no_auth, &pub, &handle);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("defining NV index " + HandleName(index), rc));
+    if (rc != TSS2_RC_SUCCESS)
+      return std::unexpected(TpmError("defining NV index " + HandleName(index), rc));
     EsysHandle close(ctx(), handle, Release::kClose);
     return {};
   }
@@ -547,7 +545,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     const TSS2_RC rc = Esys_NV_Read(ctx(), ESYS_TR_RH_OWNER, handle->get(), ESYS_TR_PASSWORD,
                                     ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &out);
     EsysOut<TPM2B_MAX_NV_BUFFER> data(out);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("reading NV index " + HandleName(index), rc));
+    if (rc != TSS2_RC_SUCCESS)
+      return std::unexpected(TpmError("reading NV index " + HandleName(index), rc));
     std::uint64_t value = 0;
     std::size_t offset = 0;
     if (Tss2_MU_UINT64_Unmarshal(data->buffer, data->size, &offset, &value) != TSS2_RC_SUCCESS) {
@@ -561,7 +560,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     if (!handle) return std::unexpected(handle.error());
     const TSS2_RC rc = Esys_NV_Increment(ctx(), ESYS_TR_RH_OWNER, handle->get(), ESYS_TR_PASSWORD,
                                          ESYS_TR_NONE, ESYS_TR_NONE);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("incrementing NV counter " + HandleName(index), rc));
+    if (rc != TSS2_RC_SUCCESS)
+      return std::unexpected(TpmError("incrementing NV counter " + HandleName(index), rc));
     return {};
   }
 
@@ -572,7 +572,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     auto counter = NvPublic(counter_index);
     if (!counter) return std::unexpected(counter.error());
     if (!*counter) {
-      if (auto ok = DefineNv(counter_index, TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT); !ok) return ok;
+      if (auto ok = DefineNv(counter_index, TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT); !ok)
+        return ok;
       counter = NvPublic(counter_index);
       if (!counter) return std::unexpected(counter.error());
     }
@@ -595,7 +596,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
       if (!raw) return std::unexpected(raw.error());
       TPM2B_MAX_NV_BUFFER data{};
       std::size_t offset = 0;
-      if (Tss2_MU_UINT64_Marshal(*raw, data.buffer, sizeof data.buffer, &offset) != TSS2_RC_SUCCESS) {
+      if (Tss2_MU_UINT64_Marshal(*raw, data.buffer, sizeof data.buffer, &offset) !=
+          TSS2_RC_SUCCESS) {
         return Fail(RotErrc::kTpm, "marshaling counter origin");
       }
       data.size = static_cast<UINT16>(offset);
@@ -604,8 +606,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
       if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("recording counter origin", rc));
     }
     if (((*origin)->attributes & TPMA_NV_WRITELOCKED) == 0) {
-      const TSS2_RC rc = Esys_NV_WriteLock(ctx(), ESYS_TR_RH_OWNER, handle->get(),
-                                           ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+      const TSS2_RC rc = Esys_NV_WriteLock(ctx(), ESYS_TR_RH_OWNER, handle->get(), ESYS_TR_PASSWORD,
+                                           ESYS_TR_NONE, ESYS_TR_NONE);
       if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("locking counter origin", rc));
     }
     return {};
@@ -620,8 +622,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
 
 }  // namespace
 
-Expected<std::unique_ptr<RootOfTrust>> Open(std::string_view tcti_conf, std::uint32_t register_index,
-                                            bool create) {
+Expected<std::unique_ptr<RootOfTrust>> Open(std::string_view tcti_conf,
+                                            std::uint32_t register_index, bool create) {
   if (register_index > 23 || register_index == 16 || register_index == 23) {
     return Fail(RotErrc::kInvalidArgument,
                 "PCR " + std::to_string(register_index) +
@@ -632,8 +634,8 @@ Expected<std::unique_ptr<RootOfTrust>> Open(std::string_view tcti_conf, std::uin
   TSS2_TCTI_CONTEXT* raw_tcti = nullptr;
   TSS2_RC rc = Tss2_TctiLdr_Initialize(conf.c_str(), &raw_tcti);
   if (rc != TSS2_RC_SUCCESS) {
-    return Fail(RotErrc::kUnavailable, "cannot reach the TPM through TCTI \"" + conf + "\": " +
-                                           Tss2_RC_Decode(rc));
+    return Fail(RotErrc::kUnavailable,
+                "cannot reach the TPM through TCTI \"" + conf + "\": " + Tss2_RC_Decode(rc));
   }
   TctiPtr tcti(raw_tcti);
   ESYS_CONTEXT* raw_esys = nullptr;

@@ -38,7 +38,8 @@ class EsysHandle {
   EsysHandle(ESYS_CONTEXT* esys, ESYS_TR handle, Release release)
       : esys_(esys), handle_(handle), release_(release) {}
   EsysHandle(EsysHandle&& other) noexcept
-      : esys_(other.esys_), handle_(std::exchange(other.handle_, ESYS_TR_NONE)),
+      : esys_(other.esys_),
+        handle_(std::exchange(other.handle_, ESYS_TR_NONE)),
         release_(other.release_) {}
   EsysHandle& operator=(EsysHandle&& other) noexcept {
     std::swap(esys_, other.esys_);
