@@ -8,6 +8,7 @@
 
 #include "crypto/encoding.hpp"
 #include "rot/errors.hpp"
+#include "rot/tpm2b.hpp"
 
 namespace aspis::rot {
 
@@ -130,8 +131,7 @@ Expected<Bytes> MarshalQuoteAttest(const crypto::PublicKey& signer, ByteView qua
   attest.qualifiedSigner.name[0] = TPM2_ALG_SHA256 >> 8;
   attest.qualifiedSigner.name[1] = TPM2_ALG_SHA256 & 0xff;
   std::memcpy(attest.qualifiedSigner.name + 2, signer_hash->data(), signer_hash->size());
-  attest.extraData.size = static_cast<UINT16>(qualifying_data.size());
-  std::memcpy(attest.extraData.buffer, qualifying_data.data(), qualifying_data.size());
+  SetTpm2b(attest.extraData, qualifying_data);
   attest.clockInfo.clock = clock_ms;
   attest.clockInfo.safe = TPM2_YES;
   TPMS_PCR_SELECTION& bank = attest.attested.quote.pcrSelect.pcrSelections[0];
@@ -139,8 +139,7 @@ Expected<Bytes> MarshalQuoteAttest(const crypto::PublicKey& signer, ByteView qua
   bank.hash = TPM2_ALG_SHA256;
   bank.sizeofSelect = 3;
   bank.pcrSelect[register_index / 8] = static_cast<BYTE>(1u << (register_index % 8));
-  attest.attested.quote.pcrDigest.size = static_cast<UINT16>(value_digest->size());
-  std::memcpy(attest.attested.quote.pcrDigest.buffer, value_digest->data(), value_digest->size());
+  SetTpm2b(attest.attested.quote.pcrDigest, *value_digest);
 
   Bytes out(sizeof(TPMS_ATTEST));
   std::size_t offset = 0;
@@ -157,10 +156,8 @@ Expected<Bytes> MarshalEcdsaSignature(ByteView der_signature) {
   TPMT_SIGNATURE sig{};
   sig.sigAlg = TPM2_ALG_ECDSA;
   sig.signature.ecdsa.hash = TPM2_ALG_SHA256;
-  sig.signature.ecdsa.signatureR.size = static_cast<UINT16>(rs->r.size());
-  std::memcpy(sig.signature.ecdsa.signatureR.buffer, rs->r.data(), rs->r.size());
-  sig.signature.ecdsa.signatureS.size = static_cast<UINT16>(rs->s.size());
-  std::memcpy(sig.signature.ecdsa.signatureS.buffer, rs->s.data(), rs->s.size());
+  SetTpm2b(sig.signature.ecdsa.signatureR, rs->r);
+  SetTpm2b(sig.signature.ecdsa.signatureS, rs->s);
   Bytes out(sizeof(TPMT_SIGNATURE));
   std::size_t offset = 0;
   if (Tss2_MU_TPMT_SIGNATURE_Marshal(&sig, out.data(), out.size(), &offset) != TSS2_RC_SUCCESS) {

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -114,6 +117,31 @@ TEST(WriteDurably, FailureLeavesOldContentsAndNoTemporaries) {
   int entries = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
   EXPECT_EQ(entries, 1);
+}
+
+TEST(WriteDurably, KilledWriterLeavesOldOrNewContentsNeverAMix) {
+  TempDir dir;
+  const auto path = dir / "state.bin";
+  const Bytes old_contents(64 * 1024, 'a');
+  const Bytes new_contents(64 * 1024, 'b');
+  ASSERT_TRUE(file::WriteDurably(path, old_contents, 0600));
+  for (int round = 0; round < 20; ++round) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (;;) {
+        (void)file::WriteDurably(path, new_contents, 0600);
+        (void)file::WriteDurably(path, old_contents, 0600);
+      }
+    }
+    // Let the writer get a varying distance into its loop, then kill it without warning.
+    for (int spin = 0; spin < round * 2000; ++spin) ::getppid();
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    auto contents = file::Read(path);
+    ASSERT_TRUE(contents) << contents.error().message();
+    EXPECT_TRUE(*contents == old_contents || *contents == new_contents) << "round " << round;
+  }
 }
 
 TEST(ReadFile, MissingFileIsNotFound) {

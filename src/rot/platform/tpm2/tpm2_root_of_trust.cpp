@@ -14,6 +14,7 @@
 #include "core/log.hpp"
 #include "rot/errors.hpp"
 #include "rot/platform/tpm2/tss_ptr.hpp"
+#include "rot/tpm2b.hpp"
 
 namespace aspis::rot::tpm2 {
 
@@ -209,8 +210,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
       return Fail(RotErrc::kInvalidArgument, "qualifying data is longer than 64 bytes");
     }
     TPM2B_DATA qualifying{};
-    qualifying.size = static_cast<UINT16>(qualifying_data.size());
-    std::memcpy(qualifying.buffer, qualifying_data.data(), qualifying_data.size());
+    SetTpm2b(qualifying, qualifying_data);
     TPMT_SIG_SCHEME scheme{};
     scheme.scheme = TPM2_ALG_ECDSA;
     scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
@@ -295,8 +295,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     if (!parent) return std::unexpected(parent.error());
 
     TPM2B_SENSITIVE_CREATE sensitive{};
-    sensitive.sensitive.data.size = static_cast<UINT16>(secret.size());
-    std::memcpy(sensitive.sensitive.data.buffer, secret.data(), secret.size());
+    SetTpm2b(sensitive.sensitive.data, secret);
     TPM2B_PUBLIC in{};
     in.publicArea.type = TPM2_ALG_KEYEDHASH;
     in.publicArea.nameAlg = TPM2_ALG_SHA256;
@@ -418,8 +417,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     TPMT_TK_HASHCHECK* ticket = nullptr;
     if (data.size() <= TPM2_MAX_DIGEST_BUFFER) {
       TPM2B_MAX_BUFFER buffer{};
-      buffer.size = static_cast<UINT16>(data.size());
-      std::memcpy(buffer.buffer, data.data(), data.size());
+      SetTpm2b(buffer, data);
       const TSS2_RC rc = Esys_Hash(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &buffer,
                                    TPM2_ALG_SHA256, ESYS_TR_RH_OWNER, &digest, &ticket);
       HashResult result{EsysOut<TPM2B_DIGEST>(digest), EsysOut<TPMT_TK_HASHCHECK>(ticket)};
@@ -434,15 +432,13 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     EsysHandle sequence(ctx(), sequence_tr, Release::kFlush);
     TPM2B_MAX_BUFFER buffer{};
     while (data.size() > TPM2_MAX_DIGEST_BUFFER) {
-      buffer.size = TPM2_MAX_DIGEST_BUFFER;
-      std::memcpy(buffer.buffer, data.data(), buffer.size);
+      SetTpm2b(buffer, data.first(TPM2_MAX_DIGEST_BUFFER));
       rc = Esys_SequenceUpdate(ctx(), sequence.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                                &buffer);
       if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("hashing in the TPM", rc));
       data = data.subspan(buffer.size);
     }
-    buffer.size = static_cast<UINT16>(data.size());
-    std::memcpy(buffer.buffer, data.data(), data.size());
+    SetTpm2b(buffer, data);
     rc = Esys_SequenceComplete(ctx(), sequence.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                                &buffer, ESYS_TR_RH_OWNER, &digest, &ticket);
     HashResult result{EsysOut<TPM2B_DIGEST>(digest), EsysOut<TPMT_TK_HASHCHECK>(ticket)};
