@@ -9,6 +9,7 @@
 #include "core/log.hpp"
 #include "crypto/aead.hpp"
 #include "crypto/encoding.hpp"
+#include "rot/counter_rules.hpp"
 #include "rot/errors.hpp"
 
 namespace aspis::rot::software {
@@ -45,11 +46,16 @@ Expected<Bytes> ReadOrCreate(const fs::path& path, bool create, mode_t mode,
   return fresh;
 }
 
+using Counters = std::array<std::uint64_t, kCounterCount>;
+
+Bytes EncodeCounters(const Counters& counters) {
+  return ToBytes(json::Json{{"counters", counters}}.dump());
+}
+
 class SoftwareRootOfTrust final : public RootOfTrust {
  public:
   SoftwareRootOfTrust(fs::path dir, std::uint32_t register_index, crypto::PrivateKey key,
-                      Digest register_value, std::array<std::uint64_t, kCounterCount> counters,
-                      Bytes seal_key)
+                      Digest register_value, Counters counters, Bytes seal_key)
       : dir_(std::move(dir)),
         register_index_(register_index),
         key_(std::move(key)),
@@ -95,23 +101,19 @@ class SoftwareRootOfTrust final : public RootOfTrust {
   }
 
   Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
-    if (counter >= kCounterCount) return BadCounter(counter);
+    if (auto ok = CheckCounterIndex(counter); !ok) return std::unexpected(ok.error());
     return counters_[counter];
   }
 
   Expected<void> AdvanceCounter(std::uint32_t counter, std::uint64_t value) override {
-    if (counter >= kCounterCount) return BadCounter(counter);
-    const std::uint64_t current = counters_[counter];
-    if (value < current) {
-      return Fail(RotErrc::kCounterBackwards,
-                  "counter " + std::to_string(counter) + " is at " + std::to_string(current) +
-                      "; refusing to lower it to " + std::to_string(value));
-    }
-    if (value - current > kMaxCounterStep) return TooFar(counter, current, value);
-    if (value == current) return {};
-    auto next = counters_;
+    if (auto ok = CheckCounterIndex(counter); !ok) return ok;
+    if (auto ok = CheckCounterAdvance(counter, counters_[counter], value); !ok) return ok;
+    if (value == counters_[counter]) return {};
+    Counters next = counters_;
     next[counter] = value;
-    if (auto ok = WriteCounters(dir_ / kCountersFile, next); !ok) return ok;
+    if (auto ok = file::WriteDurably(dir_ / kCountersFile, EncodeCounters(next), 0600); !ok) {
+      return ok;
+    }
     counters_ = next;
     return {};
   }
@@ -136,26 +138,7 @@ class SoftwareRootOfTrust final : public RootOfTrust {
     return secret;
   }
 
-  static Expected<void> WriteCounters(const fs::path& path,
-                                      const std::array<std::uint64_t, kCounterCount>& counters) {
-    const std::string text = json::Json{{"counters", counters}}.dump();
-    return file::WriteDurably(path, AsBytes(text), 0600);
-  }
-
  private:
-  static std::unexpected<Error> BadCounter(std::uint32_t counter) {
-    return Fail(RotErrc::kInvalidArgument, "counter " + std::to_string(counter) +
-                                               " does not exist (there are " +
-                                               std::to_string(kCounterCount) + ")");
-  }
-  static std::unexpected<Error> TooFar(std::uint32_t counter, std::uint64_t from,
-                                       std::uint64_t to) {
-    return Fail(RotErrc::kInvalidArgument, "counter " + std::to_string(counter) +
-                                               ": advancing from " + std::to_string(from) + " to " +
-                                               std::to_string(to) + " exceeds the step limit of " +
-                                               std::to_string(kMaxCounterStep));
-  }
-
   Bytes SealContext() const {
     Bytes aad = ToBytes(kSealContext);
     aad.insert(aad.end(), register_.begin(), register_.end());
@@ -166,7 +149,7 @@ class SoftwareRootOfTrust final : public RootOfTrust {
   std::uint32_t register_index_;
   crypto::PrivateKey key_;
   Digest register_;
-  std::array<std::uint64_t, kCounterCount> counters_;
+  Counters counters_;
   Bytes seal_key_;
 };
 
@@ -202,12 +185,11 @@ Expected<Digest> LoadRegister(const fs::path& dir, bool create) {
   return value;
 }
 
-Expected<std::array<std::uint64_t, kCounterCount>> LoadCounters(const fs::path& dir, bool create) {
+Expected<Counters> LoadCounters(const fs::path& dir, bool create) {
   const fs::path path = dir / kCountersFile;
-  std::array<std::uint64_t, kCounterCount> counters{};
-  auto text = ReadOrCreate(path, create, 0600, [&]() -> Expected<Bytes> {
-    return ToBytes(json::Json{{"counters", counters}}.dump());
-  });
+  Counters counters{};
+  auto text = ReadOrCreate(path, create, 0600,
+                           [&]() -> Expected<Bytes> { return EncodeCounters(counters); });
   if (!text) return std::unexpected(text.error());
   auto doc = json::Parse(AsString(*text));
   if (!doc) return std::unexpected(BadState(path, "is not JSON"));

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/log.hpp"
+#include "rot/counter_rules.hpp"
 #include "rot/errors.hpp"
 #include "rot/platform/tpm2/tss_ptr.hpp"
 #include "rot/tpm2b.hpp"
@@ -236,7 +237,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   }
 
   Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
-    if (counter >= kCounterCount) return BadCounter(counter);
+    if (auto ok = CheckCounterIndex(counter); !ok) return std::unexpected(ok.error());
     auto origin = ReadNv(kCounterOriginIndexBase + counter);
     if (!origin) return std::unexpected(origin.error());
     auto raw = ReadNv(kCounterIndexBase + counter);
@@ -251,17 +252,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   Expected<void> AdvanceCounter(std::uint32_t counter, std::uint64_t value) override {
     auto current = ReadCounter(counter);
     if (!current) return std::unexpected(current.error());
-    if (value < *current) {
-      return Fail(RotErrc::kCounterBackwards,
-                  "counter " + std::to_string(counter) + " is at " + std::to_string(*current) +
-                      "; refusing to lower it to " + std::to_string(value));
-    }
-    if (value - *current > kMaxCounterStep) {
-      return Fail(RotErrc::kInvalidArgument,
-                  "counter " + std::to_string(counter) + ": advancing by " +
-                      std::to_string(value - *current) + " exceeds the step limit of " +
-                      std::to_string(kMaxCounterStep));
-    }
+    if (auto ok = CheckCounterAdvance(counter, *current, value); !ok) return ok;
     for (std::uint64_t v = *current; v < value; ++v) {
       if (auto ok = IncrementNv(kCounterIndexBase + counter); !ok) return ok;
     }
@@ -366,12 +357,6 @@ class Tpm2RootOfTrust final : public RootOfTrust {
 
  private:
   ESYS_CONTEXT* ctx() const { return esys_.get(); }
-
-  static std::unexpected<Error> BadCounter(std::uint32_t counter) {
-    return Fail(RotErrc::kInvalidArgument, "counter " + std::to_string(counter) +
-                                               " does not exist (there are " +
-                                               std::to_string(kCounterCount) + ")");
-  }
 
   Expected<bool> HandleExists(std::uint32_t handle) {
     TPMS_CAPABILITY_DATA* out = nullptr;
