@@ -54,60 +54,106 @@ Expected<void> WriteAll(int fd, ByteView data, const std::filesystem::path& path
   return {};
 }
 
-Expected<void> SyncDirectory(const std::filesystem::path& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return std::unexpected(SysError("opening directory", dir));
-  if (::fsync(fd.get()) != 0) return std::unexpected(SysError("syncing directory", dir));
-  return {};
-}
+class RealFs final : public FileSystem {
+ public:
+  Expected<Temporary> CreateTemporary(const std::filesystem::path& dir, std::string_view prefix,
+                                      mode_t mode) override {
+    std::string name = (dir / (std::string(prefix) + "XXXXXX")).string();
+    const int fd = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd < 0) return std::unexpected(SysError("creating temporary file in", dir));
+    if (::fchmod(fd, mode) != 0) {
+      Error error = SysError("setting mode of", name);
+      ::close(fd);
+      ::unlink(name.c_str());
+      return std::unexpected(std::move(error));
+    }
+    return Temporary{fd, name};
+  }
+
+  Expected<void> Write(Handle handle, ByteView data) override {
+    return WriteAll(handle, data, "fd " + std::to_string(handle));
+  }
+
+  Expected<void> Sync(Handle handle) override {
+    if (::fsync(handle) != 0)
+      return std::unexpected(SysError("syncing", "fd " + std::to_string(handle)));
+    return {};
+  }
+
+  Expected<void> Close(Handle handle) override {
+    if (::close(handle) != 0)
+      return std::unexpected(SysError("closing", "fd " + std::to_string(handle)));
+    return {};
+  }
+
+  Expected<void> Rename(const std::filesystem::path& from,
+                        const std::filesystem::path& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) return std::unexpected(SysError("replacing", to));
+    return {};
+  }
+
+  Expected<void> SyncDirectory(const std::filesystem::path& dir) override {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) return std::unexpected(SysError("opening directory", dir));
+    if (::fsync(fd.get()) != 0) return std::unexpected(SysError("syncing directory", dir));
+    return {};
+  }
+
+  void Remove(const std::filesystem::path& path) override { ::unlink(path.c_str()); }
+
+  Expected<Bytes> Read(const std::filesystem::path& path, std::size_t max_size) override {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return std::unexpected(SysError("opening", path));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return std::unexpected(SysError("inspecting", path));
+    if (!S_ISREG(st.st_mode)) {
+      return Fail(CoreErrc::kInvalidArgument, path.string() + " is not a regular file");
+    }
+    if (static_cast<std::size_t>(st.st_size) > max_size) {
+      return Fail(CoreErrc::kCorrupt, path.string() + " is " + std::to_string(st.st_size) +
+                                          " bytes, more than the " + std::to_string(max_size) +
+                                          " allowed");
+    }
+    Bytes out(static_cast<std::size_t>(st.st_size));
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return std::unexpected(SysError("reading", path));
+      }
+      if (n == 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    out.resize(done);
+    return out;
+  }
+};
 
 }  // namespace
 
-Expected<void> WriteDurably(const std::filesystem::path& path, ByteView contents, mode_t mode) {
-  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
-  std::string temp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
-  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
-  if (fd.get() < 0) return std::unexpected(SysError("creating temporary file for", path));
-  const std::filesystem::path temp_path = temp;
-  auto fail = [&](Error error) -> Expected<void> {
-    ::unlink(temp_path.c_str());
-    return std::unexpected(std::move(error));
-  };
-  if (::fchmod(fd.get(), mode) != 0) return fail(SysError("setting mode of", temp_path));
-  if (auto written = WriteAll(fd.get(), contents, temp_path); !written) {
-    return fail(written.error());
-  }
-  if (::fsync(fd.get()) != 0) return fail(SysError("syncing", temp_path));
-  if (fd.Close() != 0) return fail(SysError("closing", temp_path));
-  if (::rename(temp_path.c_str(), path.c_str()) != 0) return fail(SysError("replacing", path));
-  return SyncDirectory(dir);
+FileSystem& RealFileSystem() {
+  static RealFs fs;
+  return fs;
 }
 
-Expected<Bytes> Read(const std::filesystem::path& path, std::size_t max_size) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return std::unexpected(SysError("opening", path));
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return std::unexpected(SysError("inspecting", path));
-  if (!S_ISREG(st.st_mode))
-    return Fail(CoreErrc::kInvalidArgument, path.string() + " is not a regular file");
-  if (static_cast<std::size_t>(st.st_size) > max_size) {
-    return Fail(CoreErrc::kCorrupt, path.string() + " is " + std::to_string(st.st_size) +
-                                        " bytes, more than the " + std::to_string(max_size) +
-                                        " allowed");
+Expected<void> WriteDurably(FileSystem& fs, const std::filesystem::path& path, ByteView contents,
+                            mode_t mode) {
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  auto temp = fs.CreateTemporary(dir, "." + path.filename().string() + ".tmp-", mode);
+  if (!temp)
+    return std::unexpected(std::move(temp.error()).WithContext("writing " + path.string()));
+  auto written = fs.Write(temp->handle, contents);
+  if (written) written = fs.Sync(temp->handle);
+  auto closed = fs.Close(temp->handle);
+  if (written) written = std::move(closed);
+  if (written) written = fs.Rename(temp->path, path);
+  if (!written) {
+    fs.Remove(temp->path);
+    return std::unexpected(std::move(written.error()).WithContext("writing " + path.string()));
   }
-  Bytes out(static_cast<std::size_t>(st.st_size));
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return std::unexpected(SysError("reading", path));
-    }
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  out.resize(done);
-  return out;
+  // Until the directory is synced, the rename itself may not survive a power loss.
+  return WithContext(fs.SyncDirectory(dir), "writing " + path.string());
 }
 
 Expected<void> RequireOwnerOnly(const std::filesystem::path& path) {

@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/file.hpp"
 #include "core/json.hpp"
+#include "support/faulty_file_system.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis {
@@ -117,6 +118,41 @@ TEST(WriteDurably, FailureLeavesOldContentsAndNoTemporaries) {
   int entries = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
   EXPECT_EQ(entries, 1);
+}
+
+TEST(WriteDurably, PowerLossAtAnyStepLeavesOldOrNewContents) {
+  const std::filesystem::path path = "/data/state.json";
+  const Bytes old_contents = ToBytes("old");
+  const Bytes new_contents = ToBytes("new and longer");
+  testing::FaultyFileSystem probe;
+  ASSERT_TRUE(file::WriteDurably(probe, path, new_contents, 0600));
+  const int steps = probe.operations();
+  ASSERT_GE(steps, 5);
+
+  for (int cut = 0; cut <= steps; ++cut) {
+    testing::FaultyFileSystem fs;
+    ASSERT_TRUE(file::WriteDurably(fs, path, old_contents, 0600));
+    fs.FailAfter(cut);
+    const bool reported_success = file::WriteDurably(fs, path, new_contents, 0600).has_value();
+    fs.Crash();
+    auto contents = fs.Read(path, 1024);
+    ASSERT_TRUE(contents) << "power cut after " << cut << " steps lost the file";
+    if (reported_success) {
+      EXPECT_EQ(*contents, new_contents) << "a write reported durable was lost (cut " << cut << ")";
+    } else {
+      EXPECT_TRUE(*contents == old_contents || *contents == new_contents) << "cut " << cut;
+    }
+  }
+}
+
+TEST(WriteDurably, FailedWriteRemovesItsTemporaryFile) {
+  testing::FaultyFileSystem fs;
+  ASSERT_TRUE(file::WriteDurably(fs, "/d/f", ToBytes("v1"), 0600));
+  const std::size_t entries = fs.EntryCount();
+  fs.FailAfter(2);  // create and write succeed, sync fails
+  EXPECT_FALSE(file::WriteDurably(fs, "/d/f", ToBytes("v2"), 0600));
+  EXPECT_EQ(fs.EntryCount(), entries);
+  EXPECT_EQ(*fs.Read("/d/f", 16), ToBytes("v1"));
 }
 
 TEST(WriteDurably, KilledWriterLeavesOldOrNewContentsNeverAMix) {
