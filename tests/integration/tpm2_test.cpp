@@ -93,6 +93,28 @@ TEST(Tpm2, Tpm2CheckquoteAcceptsSoftwareBackendQuotes) {
   EXPECT_EQ(accepted.exit_code, 0) << accepted.output;
 }
 
+TEST(Tpm2, RepeatedOperationsAndFailuresLeakNoTransientObjects) {
+  // swtpm has no resource manager and holds three transient objects: a single leaked handle per
+  // call would exhaust it within a few iterations.
+  Swtpm swtpm;
+  TempDir dir;
+  auto rot = Initialize({.backend = "tpm2", .state_dir = dir / "state", .tcti = swtpm.Tcti()});
+  ASSERT_TRUE(rot) << rot.error().message();
+  RootOfTrust& tpm = **rot;
+  for (int i = 0; i < 8; ++i) {
+    auto blob = tpm.Seal(ToBytes("secret"));
+    ASSERT_TRUE(blob) << "iteration " << i << ": " << blob.error().message();
+    ASSERT_TRUE(tpm.Unseal(*blob)) << "iteration " << i;
+    ASSERT_TRUE(tpm.Sign(Bytes(3000, 1))) << "iteration " << i;  // hash sequence path
+    ASSERT_TRUE(tpm.CreateQuote(Bytes(32, 2))) << "iteration " << i;
+    ASSERT_TRUE(tpm.Extend(*crypto::Sha256Of(AsBytes("next"))));
+    auto refused = tpm.Unseal(*blob);  // policy failure path
+    ASSERT_FALSE(refused);
+    ASSERT_EQ(refused.error(), RotErrc::kPolicy) << refused.error().message();
+    ASSERT_FALSE(tpm.Unseal(Bytes(blob->size(), 0x11)));  // load failure path
+  }
+}
+
 TEST(Tpm2, ResettablePcrsAreRefusedAsMeasurementRegisters) {
   Swtpm swtpm;
   for (std::uint32_t index : {16u, 23u, 24u}) {
