@@ -141,13 +141,7 @@ Expected<Bytes> MarshalQuoteAttest(const crypto::PublicKey& signer, ByteView qua
   bank.pcrSelect[register_index / 8] = static_cast<BYTE>(1u << (register_index % 8));
   SetTpm2b(attest.attested.quote.pcrDigest, *value_digest);
 
-  Bytes out(sizeof(TPMS_ATTEST));
-  std::size_t offset = 0;
-  if (Tss2_MU_TPMS_ATTEST_Marshal(&attest, out.data(), out.size(), &offset) != TSS2_RC_SUCCESS) {
-    return Fail(RotErrc::kBadState, "marshaling quote");
-  }
-  out.resize(offset);
-  return out;
+  return MarshalTpm(attest, Tss2_MU_TPMS_ATTEST_Marshal, "quote");
 }
 
 Expected<Bytes> MarshalEcdsaSignature(ByteView der_signature) {
@@ -158,13 +152,7 @@ Expected<Bytes> MarshalEcdsaSignature(ByteView der_signature) {
   sig.signature.ecdsa.hash = TPM2_ALG_SHA256;
   SetTpm2b(sig.signature.ecdsa.signatureR, rs->r);
   SetTpm2b(sig.signature.ecdsa.signatureS, rs->s);
-  Bytes out(sizeof(TPMT_SIGNATURE));
-  std::size_t offset = 0;
-  if (Tss2_MU_TPMT_SIGNATURE_Marshal(&sig, out.data(), out.size(), &offset) != TSS2_RC_SUCCESS) {
-    return Fail(RotErrc::kBadState, "marshaling signature");
-  }
-  out.resize(offset);
-  return out;
+  return MarshalTpm(sig, Tss2_MU_TPMT_SIGNATURE_Marshal, "signature");
 }
 
 }  // namespace aspis::rot

@@ -4,9 +4,15 @@
 #include <cassert>
 #include <cstdint>
 
-#include "core/bytes.hpp"
+#include <tss2/tss2_common.h>
 
-// Internal to src/rot: filling TPM2B_* structures (size + buffer) from bytes.
+#include <string>
+#include <string_view>
+
+#include "core/bytes.hpp"
+#include "rot/errors.hpp"
+
+// Internal to src/rot: TPM structures to and from bytes.
 namespace aspis::rot {
 
 // Sets `out` to `data`. Callers check sizes against the TPM's limits first, so data that does not
@@ -17,6 +23,20 @@ void SetTpm2b(Tpm2b& out, ByteView data) {
   assert(data.size() <= sizeof(out.buffer));
   out.size = static_cast<std::uint16_t>(data.size());
   std::copy(data.begin(), data.end(), out.buffer);
+}
+
+// The TPM 2.0 wire encoding of `value` through one of tpm2-tss's Tss2_MU_*_Marshal functions.
+template <class T>
+Expected<Bytes> MarshalTpm(const T& value,
+                           TSS2_RC (*marshal)(const T*, std::uint8_t*, std::size_t, std::size_t*),
+                           std::string_view what) {
+  Bytes out(sizeof(T));
+  std::size_t offset = 0;
+  if (marshal(&value, out.data(), out.size(), &offset) != TSS2_RC_SUCCESS) {
+    return Fail(RotErrc::kBadState, "marshaling " + std::string(what));
+  }
+  out.resize(offset);
+  return out;
 }
 
 }  // namespace aspis::rot

@@ -47,38 +47,37 @@ TPML_PCR_SELECTION Selection(std::uint32_t index) {
   return selection;
 }
 
-TPM2B_PUBLIC IdentityTemplate() {
+// An ECC P-256 key template; the unique field is left empty for the TPM to fill.
+TPM2B_PUBLIC EccTemplate(TPMA_OBJECT attributes) {
   TPM2B_PUBLIC in{};
   TPMT_PUBLIC& p = in.publicArea;
   p.type = TPM2_ALG_ECC;
   p.nameAlg = TPM2_ALG_SHA256;
   p.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
                        TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                       TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
+                       TPMA_OBJECT_RESTRICTED | attributes;
   p.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
-  p.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
-  p.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+  p.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
   p.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
   p.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
   return in;
 }
 
-// The storage parent for sealed objects: an ECC P-256 primary, re-derived from the owner seed on
-// each use, so no persistent slot is consumed.
+TPM2B_PUBLIC IdentityTemplate() {
+  TPM2B_PUBLIC in = EccTemplate(TPMA_OBJECT_SIGN_ENCRYPT);
+  in.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+  in.publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+  return in;
+}
+
+// The storage parent for sealed objects, re-derived from the owner seed on each use so no
+// persistent slot is consumed.
 TPM2B_PUBLIC StorageTemplate() {
-  TPM2B_PUBLIC in{};
-  TPMT_PUBLIC& p = in.publicArea;
-  p.type = TPM2_ALG_ECC;
-  p.nameAlg = TPM2_ALG_SHA256;
-  p.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                       TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                       TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_NODA;
-  p.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
-  p.parameters.eccDetail.symmetric.keyBits.aes = 128;
-  p.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-  p.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-  p.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-  p.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+  TPM2B_PUBLIC in = EccTemplate(TPMA_OBJECT_DECRYPT | TPMA_OBJECT_NODA);
+  auto& symmetric = in.publicArea.parameters.eccDetail.symmetric;
+  symmetric.algorithm = TPM2_ALG_AES;
+  symmetric.keyBits.aes = 128;
+  symmetric.mode.aes = TPM2_ALG_CFB;
   return in;
 }
 
@@ -224,16 +223,11 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     EsysOut<TPM2B_ATTEST> quoted(quoted_out);
     EsysOut<TPMT_SIGNATURE> signature(signature_out);
     if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("quoting the PCR", rc));
-    Quote quote;
-    quote.attest.assign(quoted->attestationData, quoted->attestationData + quoted->size);
-    quote.signature.resize(sizeof(TPMT_SIGNATURE));
-    std::size_t offset = 0;
-    if (Tss2_MU_TPMT_SIGNATURE_Marshal(signature.get(), quote.signature.data(),
-                                       quote.signature.size(), &offset) != TSS2_RC_SUCCESS) {
-      return Fail(RotErrc::kTpm, "marshaling the quote signature");
-    }
-    quote.signature.resize(offset);
-    return quote;
+    auto signature_bytes =
+        MarshalTpm(*signature, Tss2_MU_TPMT_SIGNATURE_Marshal, "the quote signature");
+    if (!signature_bytes) return std::unexpected(signature_bytes.error());
+    return Quote{Bytes(quoted->attestationData, quoted->attestationData + quoted->size),
+                 std::move(*signature_bytes)};
   }
 
   Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
