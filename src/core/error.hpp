@@ -1,6 +1,7 @@
 #pragma once
 
 #include <expected>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -23,6 +24,10 @@ class [[nodiscard]] Error {
   Error WithContext(std::string_view context) const&;
 
   friend bool operator==(const Error& error, std::error_code code) { return error.code_ == code; }
+  friend std::ostream& operator<<(std::ostream& os, const Error& error) {
+    return os << error.code_.category().name() << ":" << error.code_.value() << " "
+              << error.message_;
+  }
 
  private:
   std::error_code code_;

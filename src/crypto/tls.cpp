@@ -1,0 +1,91 @@
+#include "crypto/tls.hpp"
+
+#include <openssl/ssl.h>
+
+#include "crypto/errors.hpp"
+#include "crypto/openssl_ptr.hpp"
+
+namespace aspis::crypto::tls {
+
+namespace {
+
+Expected<std::shared_ptr<SSL_CTX>> NewContext(const SSL_METHOD* method) {
+  SSL_CTX* raw = SSL_CTX_new(method);
+  if (raw == nullptr) return std::unexpected(OpenSslError("creating TLS context"));
+  std::shared_ptr<SSL_CTX> ctx(raw, SSL_CTX_free);
+  if (SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION) != 1) {
+    return std::unexpected(OpenSslError("setting minimum TLS version"));
+  }
+  SSL_CTX_set_options(raw, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  return ctx;
+}
+
+Expected<void> UseIdentity(SSL_CTX* ctx, std::span<const Certificate> chain,
+                           const PrivateKey& key) {
+  if (chain.empty()) return Fail(CryptoErrc::kInvalidArgument, "TLS identity has no certificate");
+  if (!(chain.front().SubjectPublicKey() == key.Public())) {
+    return Fail(CryptoErrc::kInvalidArgument, "TLS certificate does not match its private key");
+  }
+  if (SSL_CTX_use_certificate(ctx, chain.front().native()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx, key.native()) != 1) {
+    return std::unexpected(OpenSslError("loading TLS certificate and key"));
+  }
+  for (const auto& extra : chain.subspan(1)) {
+    if (SSL_CTX_add1_chain_cert(ctx, extra.native()) != 1) {
+      return std::unexpected(OpenSslError("adding TLS chain certificate"));
+    }
+  }
+  return {};
+}
+
+Expected<void> TrustOnly(SSL_CTX* ctx, std::span<const Certificate> roots) {
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  for (const auto& root : roots) {
+    if (X509_STORE_add_cert(store, root.native()) != 1) {
+      return std::unexpected(OpenSslError("adding trusted TLS root"));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<Context> ServerContext(std::span<const Certificate> chain, const PrivateKey& key,
+                                std::span<const Certificate> client_roots) {
+  auto ctx = NewContext(TLS_server_method());
+  if (!ctx) return std::unexpected(ctx.error());
+  if (auto ok = UseIdentity(ctx->get(), chain, key); !ok) return std::unexpected(ok.error());
+  if (!client_roots.empty()) {
+    if (auto ok = TrustOnly(ctx->get(), client_roots); !ok) return std::unexpected(ok.error());
+    // Ask for a certificate, verify one if sent, but let the route decide whether one is needed.
+    SSL_CTX_set_verify(ctx->get(), SSL_VERIFY_PEER, nullptr);
+    // Sessions would let a resumed connection skip the client-certificate check's freshness.
+    SSL_CTX_set_session_cache_mode(ctx->get(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx->get(), 0);
+  }
+  return Context(std::move(*ctx));
+}
+
+Expected<Context> ClientContext(std::span<const Certificate> roots,
+                                std::span<const Certificate> chain, const PrivateKey* key) {
+  if (roots.empty()) return Fail(CryptoErrc::kInvalidArgument, "TLS client trusts no root");
+  auto ctx = NewContext(TLS_client_method());
+  if (!ctx) return std::unexpected(ctx.error());
+  if (auto ok = TrustOnly(ctx->get(), roots); !ok) return std::unexpected(ok.error());
+  SSL_CTX_set_verify(ctx->get(), SSL_VERIFY_PEER, nullptr);
+  if (key != nullptr) {
+    if (auto ok = UseIdentity(ctx->get(), chain, *key); !ok) return std::unexpected(ok.error());
+  }
+  return Context(std::move(*ctx));
+}
+
+std::optional<Certificate> PeerCertificate(SSL* ssl) {
+  if (SSL_get_verify_result(ssl) != X509_V_OK) return std::nullopt;
+  X509Ptr peer(SSL_get1_peer_certificate(ssl));
+  if (!peer) return std::nullopt;
+  auto cert = Certificate::FromNative(peer.get());
+  if (!cert) return std::nullopt;
+  return std::move(*cert);
+}
+
+}  // namespace aspis::crypto::tls

@@ -1,0 +1,150 @@
+#include "wire/https_client.hpp"
+
+// Boost 1.74's Asio uses std::exchange without including <utility>.
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <charconv>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "wire/errors.hpp"
+
+namespace aspis::wire {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using asio::redirect_error;
+using asio::use_awaitable;
+
+Error Timeout(std::string_view what, const Endpoint& endpoint) {
+  return Error(WireErrc::kTimeout, std::string(what) + " " + endpoint.host + ":" +
+                                       std::to_string(endpoint.port) + " timed out");
+}
+
+}  // namespace
+
+Expected<Endpoint> ParseHttpsUrl(std::string_view url) {
+  constexpr std::string_view kScheme = "https://";
+  if (!url.starts_with(kScheme)) {
+    return Fail(WireErrc::kProtocol,
+                "URL \"" + std::string(url) + "\" does not start with https://");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  if (rest.ends_with('/')) rest.remove_suffix(1);
+  if (rest.empty() || rest.find('/') != std::string_view::npos) {
+    return Fail(WireErrc::kProtocol,
+                "URL \"" + std::string(url) + "\" must be https://host[:port]");
+  }
+  Endpoint endpoint;
+  const std::size_t colon = rest.rfind(':');
+  const bool bracketed_without_port = rest.front() == '[' && rest.find(']') > colon;
+  if (colon == std::string_view::npos || bracketed_without_port) {
+    endpoint.host = std::string(rest);
+  } else {
+    endpoint.host = std::string(rest.substr(0, colon));
+    const std::string_view port = rest.substr(colon + 1);
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), endpoint.port);
+    if (ec != std::errc() || end != port.data() + port.size() || endpoint.port == 0) {
+      return Fail(WireErrc::kProtocol, "URL \"" + std::string(url) + "\" has a bad port");
+    }
+  }
+  if (endpoint.host.size() > 2 && endpoint.host.front() == '[' && endpoint.host.back() == ']') {
+    endpoint.host = endpoint.host.substr(1, endpoint.host.size() - 2);
+  }
+  return endpoint;
+}
+
+Expected<HttpResponse> HttpsClient::Send(
+    std::string_view method, std::string_view target, std::string_view body,
+    const std::vector<std::pair<std::string, std::string>>& headers) const {
+  asio::io_context ioc;
+  SSL_CTX_up_ref(tls_.native());
+  asio::ssl::context ssl(tls_.native());
+  beast::ssl_stream<beast::tcp_stream> stream(ioc, ssl);
+
+  // Name checks: SNI, and the certificate must name the host (as a DNS name or an IP address).
+  SSL* handle = stream.native_handle();
+  X509_VERIFY_PARAM* param = SSL_get0_param(handle);
+  beast::error_code ec;
+  asio::ip::make_address(endpoint_.host, ec);
+  const bool is_ip = !ec;
+  if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, endpoint_.host.c_str()) != 1
+            : (SSL_set_tlsext_host_name(handle, endpoint_.host.c_str()) != 1 ||
+               X509_VERIFY_PARAM_set1_host(param, endpoint_.host.c_str(), 0) != 1)) {
+    return Fail(WireErrc::kProtocol, "cannot use \"" + endpoint_.host + "\" as a TLS peer name");
+  }
+
+  Expected<HttpResponse> result = Fail(WireErrc::kUnavailable, "request did not run");
+  auto run = [&]() -> asio::awaitable<void> {
+    auto& tcp_stream = beast::get_lowest_layer(stream);
+    beast::error_code error;
+    tcp::resolver resolver(ioc);
+    tcp_stream.expires_after(timeout_);
+    const auto endpoints = co_await resolver.async_resolve(
+        endpoint_.host, std::to_string(endpoint_.port), redirect_error(use_awaitable, error));
+    if (!error) co_await tcp_stream.async_connect(endpoints, redirect_error(use_awaitable, error));
+    if (error) {
+      result = error == beast::error::timeout
+                   ? std::unexpected(Timeout("connecting to", endpoint_))
+                   : Fail(WireErrc::kUnavailable, "cannot connect to " + endpoint_.host + ":" +
+                                                      std::to_string(endpoint_.port) + ": " +
+                                                      error.message());
+      co_return;
+    }
+    co_await stream.async_handshake(asio::ssl::stream_base::client,
+                                    redirect_error(use_awaitable, error));
+    if (error) {
+      const long verify = SSL_get_verify_result(handle);
+      result = Fail(WireErrc::kTls, "TLS handshake with " + endpoint_.host + " failed: " +
+                                        (verify != X509_V_OK ? X509_verify_cert_error_string(verify)
+                                                             : error.message()));
+      co_return;
+    }
+    bhttp::request<bhttp::string_body> request{
+        bhttp::string_to_verb({method.data(), method.size()}), {target.data(), target.size()}, 11};
+    request.set(bhttp::field::host, endpoint_.host);
+    request.set(bhttp::field::user_agent, "aspis");
+    for (const auto& [name, value] : headers) request.set(name, value);
+    request.body() = std::string(body);
+    request.prepare_payload();
+    co_await bhttp::async_write(stream, request, redirect_error(use_awaitable, error));
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(std::size_t{16} << 20);
+    if (!error)
+      co_await bhttp::async_read(stream, buffer, parser, redirect_error(use_awaitable, error));
+    if (error) {
+      // TLS 1.3 servers judge the client certificate after the client's handshake completes, so
+      // a refusal arrives as an alert on the first read.
+      const bool tls = error.category() == asio::error::get_ssl_category();
+      result = error == beast::error::timeout
+                   ? std::unexpected(Timeout("request to", endpoint_))
+                   : Fail(tls ? WireErrc::kTls : WireErrc::kProtocol,
+                          "request to " + endpoint_.host + " failed: " + error.message());
+      co_return;
+    }
+    auto& response = parser.get();
+    result = HttpResponse{static_cast<int>(response.result_int()),
+                          std::string(response[bhttp::field::content_type].data(),
+                                      response[bhttp::field::content_type].size()),
+                          std::move(response.body())};
+    tcp_stream.expires_after(std::chrono::seconds(2));
+    co_await stream.async_shutdown(redirect_error(use_awaitable, error));
+  };
+  asio::co_spawn(ioc, run(), asio::detached);
+  ioc.run();
+  return result;
+}
+
+}  // namespace aspis::wire

@@ -1,0 +1,240 @@
+// The HTTPS server and client against each other over real TLS on 127.0.0.1.
+#include <gtest/gtest.h>
+
+// Boost 1.74's Asio uses std::exchange without including <utility>.
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <thread>
+
+#include "service/http/server.hpp"
+#include "wire/errors.hpp"
+#include "wire/https_client.hpp"
+
+namespace aspis {
+namespace {
+
+using namespace std::chrono_literals;
+using service::http::Request;
+using service::http::Response;
+using service::http::Router;
+using service::http::Server;
+using service::http::ServerConfig;
+
+const auto kNow = std::chrono::system_clock::now();
+
+struct Ca {
+  explicit Ca(std::string name)
+      : key(*crypto::PrivateKey::GenerateP256()),
+        cert(*crypto::CreateSelfSigned(key, {.common_name = std::move(name),
+                                             .not_before = kNow - 1h,
+                                             .lifetime = 24h * 30,
+                                             .is_ca = true})) {}
+
+  crypto::Certificate Leaf(const crypto::PrivateKey& subject, crypto::CertificateProfile p) const {
+    p.not_before = kNow - 1h;
+    p.lifetime = 24h;
+    return *crypto::Issue(cert, key, subject.Public(), p);
+  }
+
+  crypto::PrivateKey key;
+  crypto::Certificate cert;
+};
+
+class HttpsServer : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer({}); }
+
+  void StartServer(std::function<void(ServerConfig&)> adjust) {
+    Router router;
+    router.Add("GET", "/hello", [](const Request&) { return Response::Json(200, "\"hi\""); });
+    router.Add("POST", "/echo", [](const Request& r) { return Response::Json(200, r.body); });
+    router.Add("GET", "/whoami", [](const Request& r) {
+      return Response::Text(
+          200, r.client_certificate ? r.client_certificate->SubjectCommonName() : "anonymous");
+    });
+    router.Add("GET", "/slow", [this](const Request&) {
+      slow_started_ = true;
+      std::this_thread::sleep_for(300ms);
+      return Response::Text(200, "done");
+    });
+    const std::vector<crypto::Certificate> chain{server_cert_};
+    const std::vector<crypto::Certificate> client_roots{tenant_ca_.cert};
+    ServerConfig config{.tls = *crypto::tls::ServerContext(chain, server_key_, client_roots),
+                        .threads = 2,
+                        .max_body_bytes = 1024};
+    if (adjust) adjust(config);
+    auto server = Server::Start(std::move(config), std::move(router));
+    ASSERT_TRUE(server) << server.error().message();
+    server_ = std::move(*server);
+  }
+
+  wire::HttpsClient Client(const crypto::PrivateKey* key = nullptr,
+                           std::vector<crypto::Certificate> chain = {},
+                           std::string host = "127.0.0.1") const {
+    const std::vector<crypto::Certificate> roots{platform_ca_.cert};
+    return wire::HttpsClient({host, server_->port()},
+                             *crypto::tls::ClientContext(roots, chain, key), 5s);
+  }
+
+  Ca platform_ca_{"Platform Root"};
+  Ca tenant_ca_{"Tenant CA"};
+  Ca other_tenant_ca_{"Other Tenant CA"};
+  crypto::PrivateKey server_key_ = *crypto::PrivateKey::GenerateP256();
+  crypto::Certificate server_cert_ = platform_ca_.Leaf(server_key_, {.common_name = "aspis-service",
+                                                                     .server_auth = true,
+                                                                     .san_dns = {"localhost"},
+                                                                     .san_ips = {"127.0.0.1"}});
+  std::unique_ptr<Server> server_;
+  std::atomic<bool> slow_started_{false};
+};
+
+TEST_F(HttpsServer, ServesRoutesOverTls) {
+  auto response = Client().Send("GET", "/hello");
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "\"hi\"");
+  EXPECT_EQ(response->content_type, "application/json");
+  auto echo = Client().Send("POST", "/echo", "{\"a\":1}");
+  ASSERT_TRUE(echo);
+  EXPECT_EQ(echo->body, "{\"a\":1}");
+}
+
+TEST_F(HttpsServer, UnknownRouteIsAProblemDocument) {
+  auto response = Client().Send("GET", "/nope");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 404);
+  EXPECT_EQ(response->content_type, "application/problem+json");
+}
+
+TEST_F(HttpsServer, ClientCertificateFromTrustedCaReachesHandler) {
+  const auto device_key = *crypto::PrivateKey::GenerateP256();
+  const auto device = tenant_ca_.Leaf(device_key, {.common_name = "device-1", .client_auth = true});
+  auto response = Client(&device_key, {device}).Send("GET", "/whoami");
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->body, "device-1");
+  auto anonymous = Client().Send("GET", "/whoami");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->body, "anonymous");
+}
+
+TEST_F(HttpsServer, TenantIsolationCertificateFromAnotherCaIsRefusedAtHandshake) {
+  const auto key = *crypto::PrivateKey::GenerateP256();
+  const auto foreign = other_tenant_ca_.Leaf(key, {.common_name = "intruder", .client_auth = true});
+  auto response = Client(&key, {foreign}).Send("GET", "/whoami");
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), wire::WireErrc::kTls) << response.error().message();
+  EXPECT_TRUE(Client().Send("GET", "/hello"));  // and the server keeps serving
+}
+
+TEST_F(HttpsServer, ClientRefusesServerOutsideItsPinnedRoots) {
+  const std::vector<crypto::Certificate> wrong_roots{other_tenant_ca_.cert};
+  wire::HttpsClient client({"127.0.0.1", server_->port()}, *crypto::tls::ClientContext(wrong_roots),
+                           5s);
+  auto response = client.Send("GET", "/hello");
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), wire::WireErrc::kTls);
+}
+
+TEST_F(HttpsServer, ClientRefusesCertificateForAnotherName) {
+  // "localhost" resolves here, but connecting by a name the certificate lacks must fail.
+  EXPECT_TRUE(Client(nullptr, {}, "localhost").Send("GET", "/hello"));
+  const std::vector<crypto::Certificate> roots{platform_ca_.cert};
+  const auto other_key = *crypto::PrivateKey::GenerateP256();
+  server_.reset();
+  server_cert_ = platform_ca_.Leaf(
+      other_key,
+      {.common_name = "elsewhere", .server_auth = true, .san_dns = {"elsewhere.example"}});
+  server_key_ = other_key;
+  StartServer({});
+  auto response = Client().Send("GET", "/hello");
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), wire::WireErrc::kTls) << response.error().message();
+}
+
+TEST_F(HttpsServer, OversizedBodyIsA413AndTheServerKeepsServing) {
+  auto response = Client().Send("POST", "/echo", std::string(4096, 'x'));
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->status, 413);
+  EXPECT_EQ(response->content_type, "application/problem+json");
+  EXPECT_EQ(Client().Send("GET", "/hello")->status, 200);
+}
+
+// Sends raw bytes over TLS and returns what comes back until the server closes.
+std::string RawExchange(std::uint16_t port, const crypto::Certificate& root, std::string bytes) {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  const std::vector<crypto::Certificate> roots{root};
+  auto tls = *crypto::tls::ClientContext(roots);
+  SSL_CTX_up_ref(tls.native());
+  asio::ssl::context ctx(tls.native());
+  asio::ssl::stream<asio::ip::tcp::socket> stream(ioc, ctx);
+  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
+  stream.handshake(asio::ssl::stream_base::client);
+  asio::write(stream, asio::buffer(bytes));
+  std::string reply;
+  boost::system::error_code ec;
+  asio::read(stream, asio::dynamic_buffer(reply), ec);
+  return reply;
+}
+
+TEST_F(HttpsServer, MalformedRequestIsA400AndTheServerKeepsServing) {
+  const std::string reply =
+      RawExchange(server_->port(), platform_ca_.cert, "NOT HTTP AT ALL\r\n\r\n");
+  EXPECT_NE(reply.find("400"), std::string::npos) << reply;
+  EXPECT_EQ(Client().Send("GET", "/hello")->status, 200);
+}
+
+TEST_F(HttpsServer, NonTlsBytesAreDroppedAndTheServerKeepsServing) {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  asio::ip::tcp::socket socket(ioc);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+  asio::write(socket, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")));
+  std::string reply;
+  boost::system::error_code ec;
+  asio::read(socket, asio::dynamic_buffer(reply), ec);
+  EXPECT_EQ(reply.find("200"), std::string::npos);
+  EXPECT_EQ(Client().Send("GET", "/hello")->status, 200);
+}
+
+TEST_F(HttpsServer, SlowClientIsCutOffAtTheRequestTimeout) {
+  server_.reset();
+  StartServer([](ServerConfig& c) { c.request_timeout = 200ms; });
+  // Headers that never end: the server must close the connection, not wait forever.
+  const std::string reply =
+      RawExchange(server_->port(), platform_ca_.cert, "GET /hello HTTP/1.1\r\nHost: x\r\n");
+  EXPECT_EQ(reply.find("200 OK"), std::string::npos);
+  EXPECT_EQ(Client().Send("GET", "/hello")->status, 200);
+}
+
+TEST_F(HttpsServer, StopLetsTheRequestInProgressFinish) {
+  std::optional<Expected<wire::HttpResponse>> slow;
+  std::thread caller([&] { slow = Client().Send("GET", "/slow"); });
+  while (!slow_started_) std::this_thread::yield();
+  server_->Stop();
+  caller.join();
+  ASSERT_TRUE(slow && *slow) << (slow ? slow->error().message() : "no result");
+  EXPECT_EQ((*slow)->body, "done");
+  EXPECT_FALSE(Client().Send("GET", "/hello"));  // no longer accepting
+}
+
+TEST(HttpsUrl, ParsesHostAndPortAndRefusesPlainHttp) {
+  auto endpoint = wire::ParseHttpsUrl("https://127.0.0.1:8443");
+  ASSERT_TRUE(endpoint);
+  EXPECT_EQ(endpoint->host, "127.0.0.1");
+  EXPECT_EQ(endpoint->port, 8443);
+  EXPECT_EQ(wire::ParseHttpsUrl("https://aspis.example/")->port, 443);
+  EXPECT_EQ(wire::ParseHttpsUrl("https://[::1]:9")->host, "::1");
+  EXPECT_FALSE(wire::ParseHttpsUrl("http://aspis.example"));
+  EXPECT_FALSE(wire::ParseHttpsUrl("https://host:99999"));
+  EXPECT_FALSE(wire::ParseHttpsUrl("https://host/path"));
+}
+
+}  // namespace
+}  // namespace aspis
