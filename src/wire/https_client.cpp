@@ -69,7 +69,8 @@ Expected<HttpResponse> HttpsClient::Send(
     std::string_view method, std::string_view target, std::string_view body,
     const std::vector<std::pair<std::string, std::string>>& headers) const {
   asio::io_context ioc;
-  SSL_CTX_up_ref(tls_.native());
+  // Asio takes ownership of one reference; up_ref cannot fail (it only counts).
+  static_cast<void>(SSL_CTX_up_ref(tls_.native()));
   asio::ssl::context ssl(tls_.native());
   beast::ssl_stream<beast::tcp_stream> stream(ioc, ssl);
 

@@ -96,13 +96,14 @@ class ServerImpl final : public Server {
     const auto address = asio::ip::make_address(config_.host, ec);
     if (ec) return std::unexpected(ServerError("\"" + config_.host + "\" is not an IP address"));
     const tcp::endpoint endpoint(address, config_.port);
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
+    try {
+      acceptor_.open(endpoint.protocol());
+      acceptor_.set_option(asio::socket_base::reuse_address(true));
+      acceptor_.bind(endpoint);
+      acceptor_.listen(asio::socket_base::max_listen_connections);
+    } catch (const boost::system::system_error& e) {
       return std::unexpected(ServerError("cannot listen on " + config_.host + ":" +
-                                         std::to_string(config_.port) + ": " + ec.message()));
+                                         std::to_string(config_.port) + ": " + e.what()));
     }
     port_ = acceptor_.local_endpoint().port();
     asio::co_spawn(ioc_, Accept(), asio::detached);
@@ -118,8 +119,8 @@ class ServerImpl final : public Server {
   void Stop() override {
     if (stopping_.exchange(true)) return;
     asio::post(ioc_, [this] {
-      beast::error_code ignored;
-      acceptor_.close(ignored);
+      beast::error_code ec;
+      if (acceptor_.close(ec)) log::Debug("closing the listener: {}", ec.message());
     });
     {
       const std::lock_guard lock(connections_mutex_);
@@ -141,8 +142,8 @@ class ServerImpl final : public Server {
 
  private:
   static asio::ssl::context NewSslContext(const crypto::tls::Context& tls) {
-    // Asio takes ownership of one reference.
-    SSL_CTX_up_ref(tls.native());
+    // Asio takes ownership of one reference; up_ref cannot fail (it only counts).
+    static_cast<void>(SSL_CTX_up_ref(tls.native()));
     return asio::ssl::context(tls.native());
   }
 
@@ -169,10 +170,11 @@ class ServerImpl final : public Server {
         connections_.push_back(connection);
         ++active_;
       }
-      asio::co_spawn(connection->stream.get_executor(), Serve(connection), [this](auto...) {
-        const std::lock_guard lock(connections_mutex_);
-        if (--active_ == 0) idle_.notify_all();
-      });
+      asio::co_spawn(connection->stream.get_executor(), Serve(connection),
+                     [this](const std::exception_ptr&) {
+                       const std::lock_guard lock(connections_mutex_);
+                       if (--active_ == 0) idle_.notify_all();
+                     });
     }
   }
 
@@ -239,7 +241,8 @@ class ServerImpl final : public Server {
     return Response{0, "", "", {}};
   }
 
-  awaitable<bool> Write(Stream& stream, Response response, unsigned version, bool keep_alive) {
+  awaitable<bool> Write(Stream& stream, Response response, unsigned version,
+                        bool keep_alive) const {
     auto message = ToBeast(std::move(response), version, keep_alive);
     beast::error_code ec;
     beast::get_lowest_layer(stream).expires_after(config_.request_timeout);
