@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -36,19 +35,26 @@ std::vector<std::string> Environment(const std::map<std::string, std::string>& e
   return env;
 }
 
-int Spawn(std::vector<std::string> argv, std::vector<std::string> env, int out_fd) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (out_fd >= 0) {
-    posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out_fd, STDERR_FILENO);
-  }
+// fork + exec: the child takes `out_fd` (or /dev/null) as stdout and stderr, optionally drops to
+// `run_as`, and dies with the test process even when that aborts (a sanitizer report).
+int Spawn(std::vector<std::string> argv, std::vector<std::string> env, int out_fd,
+          std::optional<RunAs> run_as) {
   auto args = CStrings(argv);
   auto envp = CStrings(env);
-  pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  if (run_as && (::setgid(run_as->gid) != 0 || ::setuid(run_as->uid) != 0)) ::_exit(126);
+  // After setuid: a credential change clears the parent-death signal.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
+  const int fd = out_fd >= 0 ? out_fd : ::open("/dev/null", O_RDWR);
+  ::dup2(fd, STDOUT_FILENO);
+  ::dup2(fd, STDERR_FILENO);
+  const int null_in = ::open("/dev/null", O_RDONLY);
+  ::dup2(null_in, STDIN_FILENO);
+  ::execvpe(args[0], args.data(), envp.data());
+  ::_exit(127);
 }
 
 sockaddr_in Loopback(int port) {
@@ -70,10 +76,11 @@ bool TryBind(int port) {
 }  // namespace
 
 ProcessResult RunProcess(const std::vector<std::string>& argv,
-                         const std::map<std::string, std::string>& env) {
+                         const std::map<std::string, std::string>& env,
+                         std::optional<RunAs> run_as) {
   int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) return {};
-  const int pid = Spawn(argv, Environment(env), pipe_fds[1]);
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return {};
+  const int pid = Spawn(argv, Environment(env), pipe_fds[1], run_as);
   ::close(pipe_fds[1]);
   ProcessResult result;
   std::array<char, 4096> buffer{};
@@ -92,29 +99,15 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   return result;
 }
 
-BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
-  std::vector<std::string> args = argv;
-  auto c_args = CStrings(args);
-  const pid_t parent = ::getpid();
-  pid_ = ::fork();
-  if (pid_ < 0) throw std::runtime_error("could not fork for " + argv[0]);
-  if (pid_ == 0) {
-    // Dies with the test process even when that aborts (a sanitizer report), and keeps no copy of
-    // the test's output pipe, which would make ctest wait for it.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    const int null_fd = ::open("/dev/null", O_RDWR);
-    ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(null_fd, STDOUT_FILENO);
-    ::dup2(null_fd, STDERR_FILENO);
-    ::execvp(c_args[0], c_args.data());
-    ::_exit(127);
-  }
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
+                                     std::optional<RunAs> run_as, int stop_signal)
+    : pid_(Spawn(argv, Environment({}), -1, run_as)), stop_signal_(stop_signal) {
+  if (pid_ < 0) throw std::runtime_error("could not start " + argv[0]);
 }
 
 BackgroundProcess::~BackgroundProcess() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
+  ::kill(pid_, stop_signal_);
   int status = 0;
   ::waitpid(pid_, &status, 0);
 }

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,14 +14,23 @@ struct ProcessResult {
   std::string output;  // stdout and stderr, interleaved
 };
 
+// The account a child runs as (for servers that refuse root, like PostgreSQL).
+struct RunAs {
+  uid_t uid;
+  gid_t gid;
+};
+
 // Runs `argv` (argv[0] looked up in PATH) to completion with `env` added to the environment.
 ProcessResult RunProcess(const std::vector<std::string>& argv,
-                         const std::map<std::string, std::string>& env = {});
+                         const std::map<std::string, std::string>& env = {},
+                         std::optional<RunAs> run_as = std::nullopt);
 
-// A child process that runs until this object is destroyed (SIGTERM, then waited for).
+// A child process that runs until this object is destroyed (sent `stop_signal`, then waited for).
 class BackgroundProcess {
  public:
-  explicit BackgroundProcess(const std::vector<std::string>& argv);
+  explicit BackgroundProcess(const std::vector<std::string>& argv,
+                             std::optional<RunAs> run_as = std::nullopt,
+                             int stop_signal = 15 /* SIGTERM */);
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
   ~BackgroundProcess();
@@ -27,6 +39,7 @@ class BackgroundProcess {
 
  private:
   int pid_ = -1;
+  int stop_signal_;
 };
 
 // A TCP port on 127.0.0.1 that was free when asked, with `count` consecutive free ports from it.

@@ -1,0 +1,128 @@
+#include <sqlite3.h>
+
+#include <mutex>
+
+#include "core/log.hpp"
+#include "service/store/database.hpp"
+#include "service/store/engines.hpp"
+
+namespace aspis::service::store {
+
+namespace {
+
+struct CloseDb {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct FinalizeStatement {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using DbPtr = std::unique_ptr<sqlite3, CloseDb>;
+using StatementPtr = std::unique_ptr<sqlite3_stmt, FinalizeStatement>;
+
+class SqliteDatabase final : public Database {
+ public:
+  explicit SqliteDatabase(DbPtr db) : db_(std::move(db)) {}
+
+  std::string_view Dialect() const override { return "sqlite"; }
+
+  Expected<std::vector<Row>> Query(std::string_view sql,
+                                   const std::vector<Value>& params) override {
+    const std::lock_guard lock(mutex_);
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &raw, nullptr) !=
+        SQLITE_OK) {
+      return std::unexpected(EngineError("preparing statement"));
+    }
+    StatementPtr statement(raw);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      if (auto ok = Bind(statement.get(), static_cast<int>(i + 1), params[i]); !ok) {
+        return std::unexpected(ok.error());
+      }
+    }
+    std::vector<Row> rows;
+    for (;;) {
+      const int rc = sqlite3_step(statement.get());
+      if (rc == SQLITE_DONE) return rows;
+      if (rc != SQLITE_ROW) return std::unexpected(EngineError("running statement"));
+      Row row;
+      const int columns = sqlite3_column_count(statement.get());
+      for (int c = 0; c < columns; ++c) {
+        if (sqlite3_column_type(statement.get(), c) == SQLITE_NULL) {
+          row.emplace_back(std::nullopt);
+        } else {
+          const auto* text = sqlite3_column_text(statement.get(), c);
+          row.emplace_back(
+              std::string(reinterpret_cast<const char*>(text),
+                          static_cast<std::size_t>(sqlite3_column_bytes(statement.get(), c))));
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+
+  Expected<void> Transaction(const std::function<Expected<void>()>& body) override {
+    const std::lock_guard lock(mutex_);
+    if (auto begun = Query("BEGIN IMMEDIATE", {}); !begun) return std::unexpected(begun.error());
+    auto result = body();
+    if (!result) {
+      if (!Query("ROLLBACK", {})) log::Error("rolling back a SQLite transaction failed");
+      return result;
+    }
+    if (auto committed = Query("COMMIT", {}); !committed) {
+      static_cast<void>(Query("ROLLBACK", {}));
+      return std::unexpected(committed.error());
+    }
+    return {};
+  }
+
+ private:
+  Error EngineError(std::string_view what) const {
+    const int code = sqlite3_extended_errcode(db_.get());
+    const bool conflict = code == SQLITE_CONSTRAINT_PRIMARYKEY || code == SQLITE_CONSTRAINT_UNIQUE;
+    return Error(conflict ? StoreErrc::kConflict : StoreErrc::kQuery,
+                 std::string(what) + ": " + sqlite3_errmsg(db_.get()));
+  }
+
+  Expected<void> Bind(sqlite3_stmt* statement, int index, const Value& value) const {
+    int rc = SQLITE_OK;
+    if (std::holds_alternative<std::nullptr_t>(value)) {
+      rc = sqlite3_bind_null(statement, index);
+    } else if (const auto* number = std::get_if<std::int64_t>(&value)) {
+      rc = sqlite3_bind_int64(statement, index, *number);
+    } else {
+      const auto& text = std::get<std::string>(value);
+      rc = sqlite3_bind_text(statement, index, text.data(), static_cast<int>(text.size()),
+                             SQLITE_TRANSIENT);
+    }
+    if (rc != SQLITE_OK) return std::unexpected(EngineError("binding parameter"));
+    return {};
+  }
+
+  DbPtr db_;
+  std::recursive_mutex mutex_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Database>> OpenSqlite(const std::string& path) {
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) {
+    return Fail(StoreErrc::kUnavailable, "cannot open SQLite database " + path + ": " +
+                                             (db ? sqlite3_errmsg(db.get()) : "out of memory"));
+  }
+  sqlite3_busy_timeout(db.get(), 5000);
+  auto database = std::make_unique<SqliteDatabase>(std::move(db));
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+    if (auto ok = database->Query(pragma, {}); !ok) {
+      return std::unexpected(std::move(ok.error()).WithContext("configuring " + path));
+    }
+  }
+  return database;
+}
+
+}  // namespace aspis::service::store

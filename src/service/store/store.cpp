@@ -1,0 +1,294 @@
+#include "service/store/store.hpp"
+
+#include <charconv>
+#include <ctime>
+
+#include "service/store/engines.hpp"
+
+namespace aspis::service::store {
+
+namespace {
+
+// Each migration is a list of statements; `{SERIAL}` is the dialect's auto-increment key.
+const std::vector<std::vector<std::string_view>> kMigrations = {
+    {
+        "CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT "
+        "NULL)",
+        "CREATE TABLE api_tokens (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES "
+        "tenants(id), role TEXT NOT NULL, description TEXT NOT NULL, secret_hash TEXT NOT NULL "
+        "UNIQUE, created_at BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0)",
+        "CREATE INDEX api_tokens_by_tenant ON api_tokens (tenant_id)",
+        "CREATE TABLE devices (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES "
+        "tenants(id), claimed_at BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0)",
+        "CREATE INDEX devices_by_tenant ON devices (tenant_id)",
+        "CREATE TABLE audit_log (sequence {SERIAL}, tenant_id TEXT NOT NULL, actor TEXT NOT NULL, "
+        "action TEXT NOT NULL, target TEXT NOT NULL, at BIGINT NOT NULL)",
+        "CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, sequence)",
+    },
+};
+
+std::string ForDialect(std::string_view statement, std::string_view dialect) {
+  std::string out(statement);
+  const std::string_view serial =
+      dialect == "postgresql" ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
+  if (const auto at = out.find("{SERIAL}"); at != std::string::npos) out.replace(at, 8, serial);
+  return out;
+}
+
+std::string Text(const Row& row, std::size_t i) { return row.at(i).value_or(""); }
+
+std::int64_t Number(const Row& row, std::size_t i) {
+  const std::string text = Text(row, i);
+  std::int64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+Expected<void> Discard(Expected<std::vector<Row>> result) {
+  if (!result) return std::unexpected(result.error());
+  return {};
+}
+
+template <class T, class Convert>
+Expected<std::vector<T>> Map(Expected<std::vector<Row>> rows, Convert convert) {
+  if (!rows) return std::unexpected(rows.error());
+  std::vector<T> out;
+  out.reserve(rows->size());
+  for (const Row& row : *rows) out.push_back(convert(row));
+  return out;
+}
+
+template <class T>
+Expected<T> Single(Expected<std::vector<T>> items, std::string_view what) {
+  if (!items) return std::unexpected(items.error());
+  if (items->empty()) return Fail(StoreErrc::kNotFound, std::string(what) + " not found");
+  return std::move(items->front());
+}
+
+// A change that must touch exactly one row; kNotFound otherwise.
+Expected<void> One(Expected<std::vector<Row>> rows, std::string_view what) {
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return Fail(StoreErrc::kNotFound, std::string(what) + " not found");
+  return {};
+}
+
+Tenant ToTenant(const Row& r) { return {Text(r, 0), Text(r, 1), Number(r, 2)}; }
+
+ApiToken ToToken(const Row& r) {
+  return {Text(r, 0),       Text(r, 1), ParseRole(Text(r, 2)).value_or(Role::kReader),
+          Text(r, 3),       Text(r, 4), Number(r, 5),
+          Number(r, 6) != 0};
+}
+
+Device ToDevice(const Row& r) { return {Text(r, 0), Text(r, 1), Number(r, 2), Number(r, 3) != 0}; }
+
+AuditEntry ToAudit(const Row& r) {
+  return {Number(r, 0), Text(r, 1), Text(r, 2), Text(r, 3), Text(r, 4), Number(r, 5)};
+}
+
+constexpr std::string_view kTokenColumns =
+    "id, tenant_id, role, description, secret_hash, created_at, revoked";
+
+}  // namespace
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kAdministrator:
+      return "Administrator";
+    case Role::kContributor:
+      return "Contributor";
+    case Role::kReader:
+      return "Reader";
+  }
+  return "Reader";
+}
+
+Expected<Role> ParseRole(std::string_view name) {
+  for (Role role : {Role::kAdministrator, Role::kContributor, Role::kReader}) {
+    if (RoleName(role) == name) return role;
+  }
+  return Fail(StoreErrc::kQuery,
+              "unknown role \"" + std::string(name) + "\" (Administrator, Contributor or Reader)");
+}
+
+Expected<std::unique_ptr<Store>> Store::Open(std::unique_ptr<Database> database) {
+  std::unique_ptr<Store> store(new Store(std::move(database)));
+  if (auto ok = store->Migrate(); !ok) return std::unexpected(ok.error());
+  return store;
+}
+
+Expected<int> Store::SchemaVersion() {
+  auto rows = db_->Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!rows) return std::unexpected(rows.error());
+  return static_cast<int>(Number(rows->at(0), 0));
+}
+
+Expected<void> Store::Migrate() {
+  if (auto ok = Discard(db_->Query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT "
+                                   "PRIMARY KEY, applied_at BIGINT NOT NULL)"));
+      !ok) {
+    return ok;
+  }
+  auto current = SchemaVersion();
+  if (!current) return std::unexpected(current.error());
+  if (*current > static_cast<int>(kMigrations.size())) {
+    return Fail(StoreErrc::kQuery, "database schema version " + std::to_string(*current) +
+                                       " is newer than this aspis-service knows (" +
+                                       std::to_string(kMigrations.size()) + "); upgrade it");
+  }
+  for (int version = *current + 1; version <= static_cast<int>(kMigrations.size()); ++version) {
+    auto applied = db_->Transaction([&]() -> Expected<void> {
+      for (std::string_view statement : kMigrations[version - 1]) {
+        if (auto ok = Discard(db_->Query(ForDialect(statement, db_->Dialect()))); !ok) return ok;
+      }
+      return Discard(
+          db_->Query("INSERT INTO schema_migrations (version, applied_at) VALUES "
+                     "($1, $2)",
+                     {std::int64_t{version}, std::int64_t{std::time(nullptr)}}));
+    });
+    if (!applied) {
+      return std::unexpected(
+          std::move(applied.error()).WithContext("migrating to schema " + std::to_string(version)));
+    }
+  }
+  return {};
+}
+
+Expected<void> Store::CreateTenant(const Tenant& t) {
+  return Discard(db_->Query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+                            {t.id, t.name, t.created_at}));
+}
+
+Expected<Tenant> Store::GetTenant(std::string_view id) {
+  return Single(Map<Tenant>(db_->Query("SELECT id, name, created_at FROM tenants WHERE id = $1",
+                                       {std::string(id)}),
+                            ToTenant),
+                "tenant");
+}
+
+Expected<std::vector<Tenant>> Store::ListTenants() {
+  return Map<Tenant>(db_->Query("SELECT id, name, created_at FROM tenants ORDER BY name, id"),
+                     ToTenant);
+}
+
+Expected<void> Store::AddToken(const ApiToken& t) {
+  return Discard(db_->Query(
+      "INSERT INTO api_tokens (id, tenant_id, role, description, secret_hash, created_at, "
+      "revoked) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+      {t.id, t.tenant_id, std::string(RoleName(t.role)), t.description, t.secret_hash, t.created_at,
+       std::int64_t{t.revoked ? 1 : 0}}));
+}
+
+Expected<ApiToken> Store::FindTokenByHash(std::string_view secret_hash) {
+  return Single(Map<ApiToken>(db_->Query("SELECT " + std::string(kTokenColumns) +
+                                             " FROM api_tokens WHERE secret_hash = $1",
+                                         {std::string(secret_hash)}),
+                              ToToken),
+                "token");
+}
+
+Expected<std::vector<ApiToken>> Store::ListTokens(std::string_view tenant) {
+  return Map<ApiToken>(
+      db_->Query("SELECT " + std::string(kTokenColumns) +
+                     " FROM api_tokens WHERE tenant_id = $1 ORDER BY created_at, id",
+                 {std::string(tenant)}),
+      ToToken);
+}
+
+Expected<void> Store::RevokeToken(std::string_view tenant, std::string_view token_id) {
+  return One(db_->Query("UPDATE api_tokens SET revoked = 1 WHERE tenant_id = $1 AND id = $2 "
+                        "RETURNING id",
+                        {std::string(tenant), std::string(token_id)}),
+             "token");
+}
+
+Expected<void> Store::ClaimDevice(std::string_view tenant, std::string_view device_id,
+                                  std::int64_t at) {
+  auto claimed = Discard(
+      db_->Query("INSERT INTO devices (id, tenant_id, claimed_at, revoked) VALUES ($1, $2, $3, 0)",
+                 {std::string(device_id), std::string(tenant), at}));
+  if (!claimed && claimed.error() == StoreErrc::kConflict) {
+    return Fail(StoreErrc::kConflict, "device " + std::string(device_id) + " is already claimed");
+  }
+  return claimed;
+}
+
+Expected<Device> Store::GetDevice(std::string_view tenant, std::string_view device_id) {
+  return Single(Map<Device>(db_->Query("SELECT id, tenant_id, claimed_at, revoked FROM devices "
+                                       "WHERE tenant_id = $1 AND id = $2",
+                                       {std::string(tenant), std::string(device_id)}),
+                            ToDevice),
+                "device");
+}
+
+Expected<std::vector<Device>> Store::ListDevices(std::string_view tenant) {
+  return Map<Device>(db_->Query("SELECT id, tenant_id, claimed_at, revoked FROM devices WHERE "
+                                "tenant_id = $1 ORDER BY id",
+                                {std::string(tenant)}),
+                     ToDevice);
+}
+
+Expected<void> Store::SetDeviceRevoked(std::string_view tenant, std::string_view device_id,
+                                       bool revoked) {
+  return One(
+      db_->Query("UPDATE devices SET revoked = $1 WHERE tenant_id = $2 AND id = $3 "
+                 "RETURNING id",
+                 {std::int64_t{revoked ? 1 : 0}, std::string(tenant), std::string(device_id)}),
+      "device");
+}
+
+Expected<std::int64_t> Store::AppendAudit(const AuditEntry& e) {
+  auto rows = db_->Query(
+      "INSERT INTO audit_log (tenant_id, actor, action, target, at) VALUES ($1, $2, $3, $4, $5) "
+      "RETURNING sequence",
+      {e.tenant_id, e.actor, e.action, e.target, e.at});
+  if (!rows) return std::unexpected(rows.error());
+  return Number(rows->at(0), 0);
+}
+
+Expected<std::vector<AuditEntry>> Store::ListAudit(std::string_view tenant, std::size_t limit) {
+  return Map<AuditEntry>(
+      db_->Query("SELECT sequence, tenant_id, actor, action, target, at FROM audit_log WHERE "
+                 "tenant_id = $1 ORDER BY sequence DESC LIMIT $2",
+                 {std::string(tenant), static_cast<std::int64_t>(limit)}),
+      ToAudit);
+}
+
+Expected<std::unique_ptr<Database>> OpenDatabase(std::string_view url) {
+  constexpr std::string_view kSqlite = "sqlite:";
+  if (url.starts_with(kSqlite)) return OpenSqlite(std::string(url.substr(kSqlite.size())));
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    return OpenPostgres(std::string(url));
+  }
+  return Fail(StoreErrc::kUnavailable,
+              "database URL \"" + std::string(url) + "\" must start with sqlite: or postgresql://");
+}
+
+namespace {
+
+class StoreCategoryImpl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "aspis.store"; }
+  std::string message(int value) const override {
+    switch (static_cast<StoreErrc>(value)) {
+      case StoreErrc::kNotFound:
+        return "not found";
+      case StoreErrc::kConflict:
+        return "already exists";
+      case StoreErrc::kUnavailable:
+        return "database unavailable";
+      case StoreErrc::kQuery:
+        return "database query failed";
+    }
+    return "unknown store error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& StoreCategory() {
+  static const StoreCategoryImpl category;
+  return category;
+}
+
+}  // namespace aspis::service::store

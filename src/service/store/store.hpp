@@ -1,0 +1,103 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+#include "service/store/database.hpp"
+
+// The security service's records, on SQLite or PostgreSQL through the same queries. Every query
+// about a tenant's data names the tenant: one tenant's records are invisible through another's.
+// Times are Unix seconds. Thread-safe.
+namespace aspis::service::store {
+
+enum class Role { kAdministrator, kContributor, kReader };
+std::string_view RoleName(Role role);
+Expected<Role> ParseRole(std::string_view name);
+
+struct Tenant {
+  std::string id;
+  std::string name;
+  std::int64_t created_at = 0;
+};
+
+struct ApiToken {
+  std::string id;
+  std::string tenant_id;
+  Role role = Role::kReader;
+  std::string description;
+  std::string secret_hash;  // lowercase hex SHA-256 of the bearer secret; the secret is not stored
+  std::int64_t created_at = 0;
+  bool revoked = false;
+};
+
+struct Device {
+  std::string id;
+  std::string tenant_id;
+  std::int64_t claimed_at = 0;
+  bool revoked = false;
+};
+
+struct AuditEntry {
+  std::int64_t sequence = 0;  // assigned by the store, increasing
+  std::string tenant_id;
+  std::string actor;   // who: a token ID, or "platform-admin"
+  std::string action;  // what: "device.claim", "token.revoke", ...
+  std::string target;  // on what: a device ID, a token ID, ...
+  std::int64_t at = 0;
+};
+
+class Store {
+ public:
+  // Brings the schema up to date (versioned migrations, each in a transaction).
+  static Expected<std::unique_ptr<Store>> Open(std::unique_ptr<Database> database);
+
+  // The schema version after migration.
+  Expected<int> SchemaVersion();
+  std::string_view Dialect() const { return db_->Dialect(); }
+
+  // Errors: kConflict when the ID exists.
+  Expected<void> CreateTenant(const Tenant& tenant);
+  // Errors: kNotFound.
+  Expected<Tenant> GetTenant(std::string_view id);
+  Expected<std::vector<Tenant>> ListTenants();
+
+  Expected<void> AddToken(const ApiToken& token);
+  // Authentication: the token whose secret hashes to `secret_hash`, revoked or not (the caller
+  // refuses revoked ones). Errors: kNotFound.
+  Expected<ApiToken> FindTokenByHash(std::string_view secret_hash);
+  Expected<std::vector<ApiToken>> ListTokens(std::string_view tenant);
+  // Errors: kNotFound when the tenant has no such token.
+  Expected<void> RevokeToken(std::string_view tenant, std::string_view token_id);
+
+  // Binds a device to a tenant, once. Errors: kConflict when any tenant (this one included) has
+  // claimed it; the error does not say which.
+  Expected<void> ClaimDevice(std::string_view tenant, std::string_view device_id, std::int64_t at);
+  // Errors: kNotFound when `tenant` has not claimed the device (even if another tenant has).
+  Expected<Device> GetDevice(std::string_view tenant, std::string_view device_id);
+  Expected<std::vector<Device>> ListDevices(std::string_view tenant);
+  Expected<void> SetDeviceRevoked(std::string_view tenant, std::string_view device_id,
+                                  bool revoked);
+
+  // Returns the entry's sequence number.
+  Expected<std::int64_t> AppendAudit(const AuditEntry& entry);
+  // The newest `limit` entries of `tenant`, newest first.
+  Expected<std::vector<AuditEntry>> ListAudit(std::string_view tenant, std::size_t limit);
+
+  // Runs `body` atomically (for a change and its audit entry together).
+  Expected<void> Transaction(const std::function<Expected<void>()>& body) {
+    return db_->Transaction(body);
+  }
+
+ private:
+  explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+  Expected<void> Migrate();
+
+  std::unique_ptr<Database> db_;
+};
+
+}  // namespace aspis::service::store

@@ -1,0 +1,172 @@
+// One suite, both store engines: SQLite in a temporary file and a real PostgreSQL server.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "service/store/store.hpp"
+#include "support/postgres.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::service::store {
+namespace {
+
+using testing::PostgresServer;
+using testing::TempDir;
+
+class StoreConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgresql") {
+      postgres_ = std::make_unique<PostgresServer>();
+      url_ = postgres_->Url();
+    } else {
+      url_ = "sqlite:" + (dir_ / "aspis.db").string();
+    }
+    store_ = Reopen();
+    ASSERT_NE(store_, nullptr);
+    ASSERT_TRUE(store_->CreateTenant({"t1", "Contoso", 100}));
+    ASSERT_TRUE(store_->CreateTenant({"t2", "Fabrikam", 200}));
+  }
+
+  void TearDown() override { store_.reset(); }
+
+  std::unique_ptr<Store> Reopen() {
+    store_.reset();
+    auto db = OpenDatabase(url_);
+    EXPECT_TRUE(db) << db.error().message();
+    if (!db) return nullptr;
+    auto store = Store::Open(std::move(*db));
+    EXPECT_TRUE(store) << store.error().message();
+    return store ? std::move(*store) : nullptr;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<PostgresServer> postgres_;
+  std::string url_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformance, MigratesOnceAndKeepsDataAcrossReopen) {
+  EXPECT_EQ(*store_->SchemaVersion(), 1);
+  EXPECT_EQ(store_->Dialect(), GetParam());
+  store_ = Reopen();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(*store_->SchemaVersion(), 1);
+  EXPECT_EQ(store_->GetTenant("t1")->name, "Contoso");
+}
+
+TEST_P(StoreConformance, TenantsAreCreatedOnceAndListed) {
+  EXPECT_EQ(store_->CreateTenant({"t1", "Again", 1}).error(), StoreErrc::kConflict);
+  auto tenants = store_->ListTenants();
+  ASSERT_TRUE(tenants);
+  ASSERT_EQ(tenants->size(), 2u);
+  EXPECT_EQ((*tenants)[0].id, "t1");
+  EXPECT_EQ((*tenants)[1].created_at, 200);
+  EXPECT_EQ(store_->GetTenant("nope").error(), StoreErrc::kNotFound);
+}
+
+TEST_P(StoreConformance, TokensAreFoundByHashAndRevokedPerTenant) {
+  ASSERT_TRUE(store_->AddToken({"k1", "t1", Role::kContributor, "ci", "hash-1", 5, false}));
+  ASSERT_TRUE(store_->AddToken({"k2", "t2", Role::kReader, "", "hash-2", 6, false}));
+  auto found = store_->FindTokenByHash("hash-1");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->tenant_id, "t1");
+  EXPECT_EQ(found->role, Role::kContributor);
+  EXPECT_FALSE(found->revoked);
+  EXPECT_EQ(store_->AddToken({"k3", "t1", Role::kReader, "", "hash-1", 7, false}).error(),
+            StoreErrc::kConflict);
+  // Tenant isolation: t2 cannot revoke t1's token, nor see it.
+  EXPECT_EQ(store_->RevokeToken("t2", "k1").error(), StoreErrc::kNotFound);
+  EXPECT_EQ(store_->ListTokens("t2")->size(), 1u);
+  ASSERT_TRUE(store_->RevokeToken("t1", "k1"));
+  EXPECT_TRUE(store_->FindTokenByHash("hash-1")->revoked);
+}
+
+TEST_P(StoreConformance, DeviceClaimIsOnceAndNeverRevealsTheOwner) {
+  const std::string id(64, 'a');
+  ASSERT_TRUE(store_->ClaimDevice("t1", id, 1000));
+  auto again = store_->ClaimDevice("t2", id, 1001);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), StoreErrc::kConflict);
+  EXPECT_EQ(again.error().message().find("t1"), std::string::npos);
+  EXPECT_EQ(store_->ClaimDevice("t1", id, 1002).error(), StoreErrc::kConflict);
+  auto device = store_->GetDevice("t1", id);
+  ASSERT_TRUE(device);
+  EXPECT_EQ(device->claimed_at, 1000);
+  EXPECT_FALSE(device->revoked);
+}
+
+TEST_P(StoreConformance, TenantIsolationDevicesOfAnotherTenantAreInvisible) {
+  const std::string id(64, 'b');
+  ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
+  EXPECT_EQ(store_->GetDevice("t2", id).error(), StoreErrc::kNotFound);
+  EXPECT_TRUE(store_->ListDevices("t2")->empty());
+  EXPECT_EQ(store_->SetDeviceRevoked("t2", id, true).error(), StoreErrc::kNotFound);
+  EXPECT_FALSE(store_->GetDevice("t1", id)->revoked);
+}
+
+TEST_P(StoreConformance, DeviceRevocationCanBeUndone) {
+  const std::string id(64, 'c');
+  ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
+  ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, true));
+  EXPECT_TRUE(store_->GetDevice("t1", id)->revoked);
+  ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, false));
+  EXPECT_FALSE(store_->GetDevice("t1", id)->revoked);
+}
+
+TEST_P(StoreConformance, AuditLogIsOrderedAndScopedByTenant) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->AppendAudit({0, "t1", "k1", "device.claim", "d" + std::to_string(i), i}));
+  }
+  ASSERT_TRUE(store_->AppendAudit({0, "t2", "k2", "device.claim", "other", 9}));
+  auto entries = store_->ListAudit("t1", 3);
+  ASSERT_TRUE(entries);
+  ASSERT_EQ(entries->size(), 3u);
+  EXPECT_EQ((*entries)[0].target, "d4");
+  EXPECT_GT((*entries)[0].sequence, (*entries)[1].sequence);
+  EXPECT_EQ(store_->ListAudit("t2", 10)->size(), 1u);
+}
+
+TEST_P(StoreConformance, FailedTransactionLeavesNoTrace) {
+  const std::string id(64, 'd');
+  auto result = store_->Transaction([&]() -> Expected<void> {
+    if (auto ok = store_->ClaimDevice("t1", id, 1); !ok) return ok;
+    if (auto ok = store_->AppendAudit({0, "t1", "k1", "device.claim", id, 1}); !ok) {
+      return std::unexpected(ok.error());
+    }
+    return Fail(StoreErrc::kQuery, "simulated failure after both writes");
+  });
+  ASSERT_FALSE(result);
+  EXPECT_EQ(store_->GetDevice("t1", id).error(), StoreErrc::kNotFound);
+  EXPECT_TRUE(store_->ListAudit("t1", 10)->empty());
+  // And a successful one commits both.
+  ASSERT_TRUE(store_->Transaction([&]() -> Expected<void> {
+    if (auto ok = store_->ClaimDevice("t1", id, 1); !ok) return ok;
+    auto seq = store_->AppendAudit({0, "t1", "k1", "device.claim", id, 1});
+    if (!seq) return std::unexpected(seq.error());
+    return {};
+  }));
+  EXPECT_TRUE(store_->GetDevice("t1", id));
+  EXPECT_EQ(store_->ListAudit("t1", 10)->size(), 1u);
+}
+
+TEST_P(StoreConformance, HostileTextIsStoredLiterally) {
+  const std::string name = "x'); DROP TABLE tenants; --";
+  ASSERT_TRUE(store_->CreateTenant({"t3", name, 1}));
+  EXPECT_EQ(store_->GetTenant("t3")->name, name);
+  EXPECT_EQ(store_->ListTenants()->size(), 3u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, StoreConformance, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST(OpenDatabase, RefusesUnknownSchemesAndUnreachableServers) {
+  EXPECT_EQ(OpenDatabase("mysql://x").error(), StoreErrc::kUnavailable);
+  auto unreachable = OpenDatabase("postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2");
+  ASSERT_FALSE(unreachable);
+  EXPECT_EQ(unreachable.error(), StoreErrc::kUnavailable);
+  EXPECT_FALSE(OpenDatabase("sqlite:/nonexistent-dir/x.db"));
+}
+
+}  // namespace
+}  // namespace aspis::service::store
