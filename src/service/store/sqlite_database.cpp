@@ -65,17 +65,23 @@ class SqliteDatabase final : public Database {
     if (auto begun = Query("BEGIN IMMEDIATE", {}); !begun) return std::unexpected(begun.error());
     auto result = body();
     if (!result) {
-      if (!Query("ROLLBACK", {})) log::Error("rolling back a SQLite transaction failed");
+      Rollback();
       return result;
     }
     if (auto committed = Query("COMMIT", {}); !committed) {
-      static_cast<void>(Query("ROLLBACK", {}));
+      Rollback();
       return std::unexpected(committed.error());
     }
     return {};
   }
 
  private:
+  void Rollback() {
+    if (auto rolled_back = Query("ROLLBACK", {}); !rolled_back) {
+      log::Error("rolling back a SQLite transaction failed: {}", rolled_back.error().message());
+    }
+  }
+
   Error EngineError(std::string_view what) const {
     const int code = sqlite3_extended_errcode(db_.get());
     const bool conflict = code == SQLITE_CONSTRAINT_PRIMARYKEY || code == SQLITE_CONSTRAINT_UNIQUE;

@@ -12,18 +12,21 @@ namespace {
 // Each migration is a list of statements; `{SERIAL}` is the dialect's auto-increment key.
 const std::vector<std::vector<std::string_view>> kMigrations = {
     {
-        "CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT "
-        "NULL)",
-        "CREATE TABLE api_tokens (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES "
-        "tenants(id), role TEXT NOT NULL, description TEXT NOT NULL, secret_hash TEXT NOT NULL "
-        "UNIQUE, created_at BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0)",
-        "CREATE INDEX api_tokens_by_tenant ON api_tokens (tenant_id)",
-        "CREATE TABLE devices (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES "
-        "tenants(id), claimed_at BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0)",
-        "CREATE INDEX devices_by_tenant ON devices (tenant_id)",
-        "CREATE TABLE audit_log (sequence {SERIAL}, tenant_id TEXT NOT NULL, actor TEXT NOT NULL, "
-        "action TEXT NOT NULL, target TEXT NOT NULL, at BIGINT NOT NULL)",
-        "CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, sequence)",
+        R"(CREATE TABLE tenants (
+             id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL))",
+        R"(CREATE TABLE api_tokens (
+             id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants (id),
+             role TEXT NOT NULL, description TEXT NOT NULL, secret_hash TEXT NOT NULL UNIQUE,
+             created_at BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0))",
+        R"(CREATE INDEX api_tokens_by_tenant ON api_tokens (tenant_id))",
+        R"(CREATE TABLE devices (
+             id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants (id),
+             claimed_at BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0))",
+        R"(CREATE INDEX devices_by_tenant ON devices (tenant_id))",
+        R"(CREATE TABLE audit_log (
+             sequence {SERIAL}, tenant_id TEXT NOT NULL, actor TEXT NOT NULL,
+             action TEXT NOT NULL, target TEXT NOT NULL, at BIGINT NOT NULL))",
+        R"(CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, sequence))",
     },
 };
 
