@@ -60,4 +60,14 @@ Expected<Bytes> RandomBytes(std::size_t count) {
   return out;
 }
 
+Expected<std::string> RandomUuid() {
+  auto bytes = RandomBytes(16);
+  if (!bytes) return std::unexpected(bytes.error());
+  (*bytes)[6] = static_cast<std::uint8_t>(((*bytes)[6] & 0x0f) | 0x40);  // version 4
+  (*bytes)[8] = static_cast<std::uint8_t>(((*bytes)[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  const std::string hex = HexEncode(*bytes);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
+}
+
 }  // namespace aspis::crypto

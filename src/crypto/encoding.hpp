@@ -19,4 +19,7 @@ bool ConstantTimeEquals(ByteView a, ByteView b);
 // Bytes from OpenSSL's CSPRNG.
 Expected<Bytes> RandomBytes(std::size_t count);
 
+// A random (version 4) UUID in its lowercase 8-4-4-4-12 form.
+Expected<std::string> RandomUuid();
+
 }  // namespace aspis::crypto

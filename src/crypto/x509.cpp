@@ -414,7 +414,9 @@ Expected<Certificate> Issue(const Certificate& issuer, const PrivateKey& issuer_
   if (!(issuer.SubjectPublicKey() == issuer_key.Public())) {
     return Fail(CryptoErrc::kInvalidArgument, "issuer key does not match the issuer certificate");
   }
-  if (profile.not_before + profile.lifetime > issuer.NotAfter()) {
+  // Certificates carry whole seconds.
+  if (std::chrono::floor<std::chrono::seconds>(profile.not_before) + profile.lifetime >
+      issuer.NotAfter()) {
     return Fail(CryptoErrc::kInvalidArgument,
                 "certificate would outlive its issuer \"" + issuer.SubjectCommonName() + "\"");
   }

@@ -82,6 +82,21 @@ TEST_P(StoreConformance, TokensAreFoundByHashAndRevokedPerTenant) {
   EXPECT_TRUE(store_->FindTokenByHash("hash-1")->revoked);
 }
 
+TEST_P(StoreConformance, PlatformTokensBelongToNoTenant) {
+  ASSERT_TRUE(store_->AddToken({"admin", "", Role::kAdministrator, "platform", "hash-p", 1}));
+  auto found = store_->FindTokenByHash("hash-p");
+  ASSERT_TRUE(found);
+  EXPECT_TRUE(found->tenant_id.empty());
+  EXPECT_TRUE(store_->ListTokens("t1")->empty());
+}
+
+TEST_P(StoreConformance, TenantKeysAreKeptPerKindOnce) {
+  ASSERT_TRUE(store_->PutTenantKey({"t1", "ca", "PEM", "c2VhbGVk"}));
+  EXPECT_EQ(store_->PutTenantKey({"t1", "ca", "PEM2", "x"}).error(), StoreErrc::kConflict);
+  EXPECT_EQ(store_->GetTenantKey("t1", "ca")->sealed_key, "c2VhbGVk");
+  EXPECT_EQ(store_->GetTenantKey("t2", "ca").error(), StoreErrc::kNotFound);
+}
+
 TEST_P(StoreConformance, DeviceClaimIsOnceAndNeverRevealsTheOwner) {
   const std::string id(64, 'a');
   ASSERT_TRUE(store_->ClaimDevice("t1", id, 1000));

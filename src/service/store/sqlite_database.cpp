@@ -1,4 +1,8 @@
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <mutex>
 
@@ -111,6 +115,14 @@ class SqliteDatabase final : public Database {
 }  // namespace
 
 Expected<std::unique_ptr<Database>> OpenSqlite(const std::string& path) {
+  // The database holds token hashes and sealed keys: owner-only from the start (SQLite gives its
+  // -wal and -shm files the same mode).
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Fail(StoreErrc::kUnavailable, "cannot open SQLite database " + path + ": " +
+                                             std::generic_category().message(errno));
+  }
+  ::close(fd);
   sqlite3* raw = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &raw,

@@ -14,8 +14,12 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
     {
         R"(CREATE TABLE tenants (
              id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL))",
+        R"(CREATE TABLE tenant_keys (
+             tenant_id TEXT NOT NULL REFERENCES tenants (id), kind TEXT NOT NULL,
+             certificate_pem TEXT NOT NULL, sealed_key TEXT NOT NULL,
+             PRIMARY KEY (tenant_id, kind)))",
         R"(CREATE TABLE api_tokens (
-             id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants (id),
+             id TEXT PRIMARY KEY, tenant_id TEXT REFERENCES tenants (id),
              role TEXT NOT NULL, description TEXT NOT NULL, secret_hash TEXT NOT NULL UNIQUE,
              created_at BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0))",
         R"(CREATE INDEX api_tokens_by_tenant ON api_tokens (tenant_id))",
@@ -178,7 +182,8 @@ Expected<void> Store::AddToken(const ApiToken& t) {
   return Discard(db_->Query(
       "INSERT INTO api_tokens (id, tenant_id, role, description, secret_hash, created_at, "
       "revoked) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-      {t.id, t.tenant_id, std::string(RoleName(t.role)), t.description, t.secret_hash, t.created_at,
+      {t.id, t.tenant_id.empty() ? Value(nullptr) : Value(t.tenant_id),
+       std::string(RoleName(t.role)), t.description, t.secret_hash, t.created_at,
        std::int64_t{t.revoked ? 1 : 0}}));
 }
 
@@ -203,6 +208,23 @@ Expected<void> Store::RevokeToken(std::string_view tenant, std::string_view toke
                         "RETURNING id",
                         {std::string(tenant), std::string(token_id)}),
              "token");
+}
+
+Expected<void> Store::PutTenantKey(const TenantKey& key) {
+  return Discard(
+      db_->Query("INSERT INTO tenant_keys (tenant_id, kind, certificate_pem, sealed_key) "
+                 "VALUES ($1, $2, $3, $4)",
+                 {key.tenant_id, key.kind, key.certificate_pem, key.sealed_key}));
+}
+
+Expected<TenantKey> Store::GetTenantKey(std::string_view tenant, std::string_view kind) {
+  return Single(Map<TenantKey>(db_->Query("SELECT tenant_id, kind, certificate_pem, sealed_key "
+                                          "FROM tenant_keys WHERE tenant_id = $1 AND kind = $2",
+                                          {std::string(tenant), std::string(kind)}),
+                               [](const Row& r) {
+                                 return TenantKey{Text(r, 0), Text(r, 1), Text(r, 2), Text(r, 3)};
+                               }),
+                "tenant key");
 }
 
 Expected<void> Store::ClaimDevice(std::string_view tenant, std::string_view device_id,

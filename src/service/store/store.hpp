@@ -25,9 +25,18 @@ struct Tenant {
   std::int64_t created_at = 0;
 };
 
+// A tenant's signing key (its CA, its deployment key): the certificate, and the private key
+// sealed with the service's master key (base64 of AES-256-GCM).
+struct TenantKey {
+  std::string tenant_id;
+  std::string kind;  // "ca" or "deployment"
+  std::string certificate_pem;
+  std::string sealed_key;
+};
+
 struct ApiToken {
   std::string id;
-  std::string tenant_id;
+  std::string tenant_id;  // empty: a platform administrator's token (all tenants)
   Role role = Role::kReader;
   std::string description;
   std::string secret_hash;  // lowercase hex SHA-256 of the bearer secret; the secret is not stored
@@ -65,6 +74,11 @@ class Store {
   // Errors: kNotFound.
   Expected<Tenant> GetTenant(std::string_view id);
   Expected<std::vector<Tenant>> ListTenants();
+
+  // Errors: kConflict when the tenant already has a key of that kind.
+  Expected<void> PutTenantKey(const TenantKey& key);
+  // Errors: kNotFound.
+  Expected<TenantKey> GetTenantKey(std::string_view tenant, std::string_view kind);
 
   Expected<void> AddToken(const ApiToken& token);
   // Authentication: the token whose secret hashes to `secret_hash`, revoked or not (the caller

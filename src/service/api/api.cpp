@@ -1,0 +1,407 @@
+#include "service/api/api.hpp"
+
+#include <chrono>
+
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/sha256.hpp"
+
+namespace aspis::service::api {
+
+namespace {
+
+using namespace std::chrono_literals;
+using http::Request;
+using http::Response;
+using json::Json;
+using store::Role;
+using store::StoreErrc;
+
+constexpr auto kTenantCaLifetime = 24h * 730;
+constexpr std::size_t kAuditPage = 100;
+
+struct Principal {
+  std::string token_id;
+  std::string tenant;  // empty: platform administrator
+  Role role = Role::kReader;
+
+  bool platform() const { return tenant.empty(); }
+  std::string actor() const { return platform() ? "platform-admin:" + token_id : token_id; }
+};
+
+std::int64_t Seconds(Clock::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+Response FromError(const Error& error) {
+  if (error == StoreErrc::kNotFound) return Response::Problem(404, "Not found", error.message());
+  if (error == StoreErrc::kConflict) return Response::Problem(409, "Conflict", error.message());
+  log::Error("request failed: {}", error.message());
+  return Response::Problem(500, "Internal error",
+                           "the service could not complete the request; it has been logged");
+}
+
+Expected<Principal> Authenticate(const Request& request, store::Store& store) {
+  const std::string_view header = request.Header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!header.starts_with(kBearer)) {
+    return Fail(StoreErrc::kNotFound, "send an API token as \"Authorization: Bearer <token>\"");
+  }
+  auto token = store.FindTokenByHash(HashSecret(header.substr(kBearer.size())));
+  if (!token || token->revoked) {
+    return Fail(StoreErrc::kNotFound, "the API token is unknown or revoked");
+  }
+  return Principal{token->id, token->tenant_id, token->role};
+}
+
+// Roles ordered by power: Administrator > Contributor > Reader.
+int Rank(Role role) {
+  switch (role) {
+    case Role::kAdministrator:
+      return 3;
+    case Role::kContributor:
+      return 2;
+    case Role::kReader:
+      return 1;
+  }
+  return 0;
+}
+
+std::optional<Response> Authorize(const Principal& who, std::string_view tenant, Role needed) {
+  if (!who.platform() && who.tenant != tenant) {
+    return Response::Problem(403, "Forbidden", "the API token is not valid for this tenant");
+  }
+  if (!who.platform() && Rank(who.role) < Rank(needed)) {
+    return Response::Problem(403, "Forbidden",
+                             "this needs the " + std::string(store::RoleName(needed)) +
+                                 " role; the token has " + std::string(store::RoleName(who.role)));
+  }
+  return std::nullopt;
+}
+
+Json TenantJson(const store::Tenant& t) {
+  return {{"id", t.id}, {"name", t.name}, {"created_at", t.created_at}};
+}
+
+Json DeviceJson(const store::Device& d) {
+  return {{"id", d.id},
+          {"tenant_id", d.tenant_id},
+          {"claimed_at", d.claimed_at},
+          {"revoked", d.revoked}};
+}
+
+bool IsDeviceId(std::string_view id) {
+  return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+Expected<Json> Body(const Request& request) {
+  auto doc = json::Parse(request.body, 16);
+  if (!doc || !doc->is_object()) return Fail(CoreErrc::kParse, "the body must be a JSON object");
+  return doc;
+}
+
+// A handler that needs an authenticated principal with `needed` on the {tenant} of its route.
+using TenantHandler = std::function<Response(const Request&, const Principal&, std::string_view)>;
+using PlainHandler = std::function<Response(const Request&, const Principal&)>;
+
+class Api {
+ public:
+  explicit Api(const Context& c) : c_(c) {}
+
+  http::Handler Authed(PlainHandler handler) const {
+    return [this, handler = std::move(handler)](const Request& request) {
+      auto who = Authenticate(request, c_.store);
+      if (!who) return Response::Problem(401, "Unauthorized", who.error().message());
+      return handler(request, *who);
+    };
+  }
+
+  http::Handler ForTenant(Role needed, TenantHandler handler) const {
+    return Authed(
+        [needed, handler = std::move(handler)](const Request& request, const Principal& who) {
+          const std::string_view tenant = request.Param("tenant");
+          if (auto denied = Authorize(who, tenant, needed)) return *denied;
+          return handler(request, who, tenant);
+        });
+  }
+
+  // Runs `change` and its audit entry in one transaction.
+  Expected<void> Audited(const Principal& who, std::string_view tenant, std::string_view action,
+                         std::string_view target,
+                         const std::function<Expected<void>()>& change) const {
+    return c_.store.Transaction([&]() -> Expected<void> {
+      if (auto ok = change(); !ok) return ok;
+      auto seq = c_.store.AppendAudit({0, std::string(tenant), who.actor(), std::string(action),
+                                       std::string(target), Seconds(c_.clock.Now())});
+      if (!seq) return std::unexpected(seq.error());
+      return {};
+    });
+  }
+
+  Response CreateTenant(const Request& request, const Principal& who) const {
+    if (!who.platform()) {
+      return Response::Problem(403, "Forbidden", "only a platform administrator creates tenants");
+    }
+    auto body = Body(request);
+    if (!body) return Response::Problem(400, "Bad request", body.error().message());
+    auto name = json::GetString(*body, "name");
+    if (!name || name->empty() || name->size() > 100) {
+      return Response::Problem(400, "Bad request", "\"name\" must be 1 to 100 characters");
+    }
+    auto id = crypto::RandomUuid();
+    if (!id) return FromError(id.error());
+    const store::Tenant tenant{*id, *name, Seconds(c_.clock.Now())};
+    auto keys = MakeTenantKeys(tenant);
+    if (!keys) return FromError(keys.error());
+    auto created = Audited(who, tenant.id, "tenant.create", tenant.id, [&]() -> Expected<void> {
+      if (auto ok = c_.store.CreateTenant(tenant); !ok) return ok;
+      if (auto ok = c_.store.PutTenantKey(keys->first); !ok) return ok;
+      return c_.store.PutTenantKey(keys->second);
+    });
+    if (!created) return FromError(created.error());
+    return Response::Json(201, TenantJson(tenant).dump());
+  }
+
+  // The tenant's CA (issued by the platform root) and deployment key (issued by the tenant CA),
+  // each with its private key sealed for storage.
+  Expected<std::pair<store::TenantKey, store::TenantKey>> MakeTenantKeys(
+      const store::Tenant& tenant) const {
+    auto ca_key = crypto::PrivateKey::GenerateP256();
+    auto deployment_key = crypto::PrivateKey::GenerateP256();
+    if (!ca_key || !deployment_key) {
+      return std::unexpected(!ca_key ? ca_key.error() : deployment_key.error());
+    }
+    const auto now = c_.clock.Now();
+    auto ca = crypto::Issue(c_.data.root_ca, c_.data.root_key, ca_key->Public(),
+                            {.common_name = "Aspis Tenant CA " + tenant.id,
+                             .organization = tenant.name,
+                             .not_before = now - 1h,
+                             .lifetime = kTenantCaLifetime,
+                             .is_ca = true,
+                             .path_length = 0});
+    if (!ca) return std::unexpected(ca.error());
+    auto deployment = crypto::Issue(*ca, *ca_key, deployment_key->Public(),
+                                    {.common_name = "Aspis Deployments " + tenant.id,
+                                     .organization = tenant.name,
+                                     .not_before = now - 1h,
+                                     .lifetime = kTenantCaLifetime});
+    if (!deployment) return std::unexpected(deployment.error());
+    auto ca_record = Seal(tenant.id, "ca", *ca, *ca_key);
+    auto deployment_record = Seal(tenant.id, "deployment", *deployment, *deployment_key);
+    if (!ca_record || !deployment_record) {
+      return std::unexpected(!ca_record ? ca_record.error() : deployment_record.error());
+    }
+    return std::pair{std::move(*ca_record), std::move(*deployment_record)};
+  }
+
+  Expected<store::TenantKey> Seal(const std::string& tenant, std::string_view kind,
+                                  const crypto::Certificate& cert,
+                                  const crypto::PrivateKey& key) const {
+    auto pem = key.ToPem();
+    auto cert_pem = cert.ToPem();
+    if (!pem || !cert_pem) return std::unexpected(!pem ? pem.error() : cert_pem.error());
+    auto sealed =
+        SealSecret(c_.data.master_key, AsBytes(*pem), "tenant/" + tenant + "/" + std::string(kind));
+    if (!sealed) return std::unexpected(sealed.error());
+    return store::TenantKey{tenant, std::string(kind), *cert_pem, *sealed};
+  }
+
+  Response ListTenants(const Principal& who) const {
+    Json list = Json::array();
+    if (who.platform()) {
+      auto tenants = c_.store.ListTenants();
+      if (!tenants) return FromError(tenants.error());
+      for (const auto& t : *tenants) list.push_back(TenantJson(t));
+    } else {
+      auto tenant = c_.store.GetTenant(who.tenant);
+      if (!tenant) return FromError(tenant.error());
+      list.push_back(TenantJson(*tenant));
+    }
+    return Response::Json(200, list.dump());
+  }
+
+  Response CreateToken(const Request& request, const Principal& who,
+                       std::string_view tenant) const {
+    auto body = Body(request);
+    if (!body) return Response::Problem(400, "Bad request", body.error().message());
+    auto role_name = json::GetString(*body, "role");
+    auto role = role_name ? store::ParseRole(*role_name)
+                          : Expected<Role>(std::unexpected(role_name.error()));
+    if (!role) return Response::Problem(400, "Bad request", role.error().message());
+    const std::string description = body->value("description", "");
+    if (auto missing = c_.store.GetTenant(tenant); !missing) return FromError(missing.error());
+    std::string secret;
+    std::string id;
+    auto created = Audited(who, tenant, "token.create", "", [&]() -> Expected<void> {
+      auto made = api::CreateToken(c_.store, c_.clock, tenant, *role, description, &id);
+      if (!made) return std::unexpected(made.error());
+      secret = *made;
+      return {};
+    });
+    if (!created) return FromError(created.error());
+    return Response::Json(201, Json{{"id", id},
+                                    {"role", store::RoleName(*role)},
+                                    {"description", description},
+                                    {"token", secret}}
+                                   .dump());
+  }
+
+  Context c_;
+};
+
+}  // namespace
+
+std::string HashSecret(std::string_view secret) {
+  auto digest = crypto::Sha256Of(AsBytes(secret));
+  return digest ? crypto::ToHex(*digest) : std::string();
+}
+
+Expected<std::string> CreateToken(store::Store& store, const Clock& clock, std::string_view tenant,
+                                  store::Role role, std::string_view description,
+                                  std::string* token_id) {
+  auto secret_bytes = crypto::RandomBytes(32);
+  auto id_bytes = crypto::RandomBytes(8);
+  if (!secret_bytes || !id_bytes) {
+    return std::unexpected(!secret_bytes ? secret_bytes.error() : id_bytes.error());
+  }
+  const std::string id = HexEncode(*id_bytes);
+  const std::string secret = "aspis_" + HexEncode(*secret_bytes);
+  if (auto ok = store.AddToken({id, std::string(tenant), role, std::string(description),
+                                HashSecret(secret), Seconds(clock.Now()), false});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (token_id != nullptr) *token_id = id;
+  return secret;
+}
+
+void AddRoutes(http::Router& router, const Context& context) {
+  auto api = std::make_shared<Api>(context);
+  auto& c = api->c_;
+  router.Add("GET", "/healthz", [&c](const Request&) {
+    if (auto version = c.store.SchemaVersion(); !version) {
+      return Response::Problem(503, "Unavailable", "the database is not reachable");
+    }
+    return Response::Json(200, R"({"status":"ok"})");
+  });
+  router.Add("GET", "/metrics", [&c](const Request&) {
+    return Response::Text(200, c.metrics.Render(), "text/plain; version=0.0.4");
+  });
+  router.Add("POST", "/v1/tenants", api->Authed([api](const Request& r, const Principal& who) {
+    return api->CreateTenant(r, who);
+  }));
+  router.Add("GET", "/v1/tenants", api->Authed([api](const Request&, const Principal& who) {
+    return api->ListTenants(who);
+  }));
+  router.Add("GET", "/v1/tenants/{tenant}",
+             api->ForTenant(
+                 Role::kReader, [&c](const Request&, const Principal&, std::string_view tenant) {
+                   auto t = c.store.GetTenant(tenant);
+                   return t ? Response::Json(200, TenantJson(*t).dump()) : FromError(t.error());
+                 }));
+  router.Add("POST", "/v1/tenants/{tenant}/tokens",
+             api->ForTenant(Role::kAdministrator,
+                            [api](const Request& r, const Principal& who, std::string_view t) {
+                              return api->CreateToken(r, who, t);
+                            }));
+  router.Add("GET", "/v1/tenants/{tenant}/tokens",
+             api->ForTenant(Role::kAdministrator,
+                            [&c](const Request&, const Principal&, std::string_view tenant) {
+                              auto tokens = c.store.ListTokens(tenant);
+                              if (!tokens) return FromError(tokens.error());
+                              Json list = Json::array();
+                              for (const auto& t : *tokens) {
+                                list.push_back({{"id", t.id},
+                                                {"role", store::RoleName(t.role)},
+                                                {"description", t.description},
+                                                {"created_at", t.created_at},
+                                                {"revoked", t.revoked}});
+                              }
+                              return Response::Json(200, list.dump());
+                            }));
+  router.Add("DELETE", "/v1/tenants/{tenant}/tokens/{token}",
+             api->ForTenant(Role::kAdministrator, [api](const Request& r, const Principal& who,
+                                                        std::string_view tenant) {
+               const std::string token(r.Param("token"));
+               auto revoked = api->Audited(who, tenant, "token.revoke", token, [&] {
+                 return api->c_.store.RevokeToken(tenant, token);
+               });
+               return revoked ? Response::Json(200, Json{{"id", token}, {"revoked", true}}.dump())
+                              : FromError(revoked.error());
+             }));
+  router.Add("POST", "/v1/tenants/{tenant}/devices",
+             api->ForTenant(Role::kContributor, [api](const Request& r, const Principal& who,
+                                                      std::string_view tenant) {
+               auto body = Body(r);
+               auto id = body ? json::GetString(*body, "device_id")
+                              : Expected<std::string>(std::unexpected(body.error()));
+               if (!id || !IsDeviceId(*id)) {
+                 return Response::Problem(400, "Bad request",
+                                          "\"device_id\" must be 64 lowercase hex characters");
+               }
+               const auto at = Seconds(api->c_.clock.Now());
+               auto claimed = api->Audited(who, tenant, "device.claim", *id, [&] {
+                 return api->c_.store.ClaimDevice(tenant, *id, at);
+               });
+               if (!claimed) return FromError(claimed.error());
+               return Response::Json(201, DeviceJson({*id, std::string(tenant), at, false}).dump());
+             }));
+  router.Add("GET", "/v1/tenants/{tenant}/devices",
+             api->ForTenant(Role::kReader,
+                            [&c](const Request&, const Principal&, std::string_view tenant) {
+                              auto devices = c.store.ListDevices(tenant);
+                              if (!devices) return FromError(devices.error());
+                              Json list = Json::array();
+                              for (const auto& d : *devices) list.push_back(DeviceJson(d));
+                              return Response::Json(200, list.dump());
+                            }));
+  router.Add("GET", "/v1/tenants/{tenant}/devices/{device}",
+             api->ForTenant(Role::kReader,
+                            [&c](const Request& r, const Principal&, std::string_view tenant) {
+                              auto device = c.store.GetDevice(tenant, r.Param("device"));
+                              return device ? Response::Json(200, DeviceJson(*device).dump())
+                                            : FromError(device.error());
+                            }));
+  for (const bool revoke : {true, false}) {
+    router.Add(
+        "POST",
+        std::string("/v1/tenants/{tenant}/devices/{device}/") + (revoke ? "revoke" : "restore"),
+        api->ForTenant(Role::kAdministrator, [api, revoke](const Request& r, const Principal& who,
+                                                           std::string_view tenant) {
+          const std::string device(r.Param("device"));
+          auto changed =
+              api->Audited(who, tenant, revoke ? "device.revoke" : "device.restore", device,
+                           [&] { return api->c_.store.SetDeviceRevoked(tenant, device, revoke); });
+          if (!changed) return FromError(changed.error());
+          auto d = api->c_.store.GetDevice(tenant, device);
+          return d ? Response::Json(200, DeviceJson(*d).dump()) : FromError(d.error());
+        }));
+  }
+  router.Add("GET", "/v1/tenants/{tenant}/ca-certificate",
+             api->ForTenant(Role::kReader, [&c](const Request&, const Principal&,
+                                                std::string_view tenant) {
+               auto key = c.store.GetTenantKey(tenant, "ca");
+               if (!key) return FromError(key.error());
+               auto root = c.data.root_ca.ToPem();
+               if (!root) return FromError(root.error());
+               return Response::Text(200, key->certificate_pem + *root, "application/x-pem-file");
+             }));
+  router.Add("GET", "/v1/tenants/{tenant}/audit",
+             api->ForTenant(Role::kAdministrator,
+                            [&c](const Request&, const Principal&, std::string_view tenant) {
+                              auto entries = c.store.ListAudit(tenant, kAuditPage);
+                              if (!entries) return FromError(entries.error());
+                              Json list = Json::array();
+                              for (const auto& e : *entries) {
+                                list.push_back({{"sequence", e.sequence},
+                                                {"actor", e.actor},
+                                                {"action", e.action},
+                                                {"target", e.target},
+                                                {"at", e.at}});
+                              }
+                              return Response::Json(200, list.dump());
+                            }));
+}
+
+}  // namespace aspis::service::api

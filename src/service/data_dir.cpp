@@ -1,0 +1,154 @@
+#include "service/data_dir.hpp"
+
+#include <arpa/inet.h>
+
+#include <cstdlib>
+#include <functional>
+
+#include "core/file.hpp"
+#include "core/log.hpp"
+#include "crypto/aead.hpp"
+#include "crypto/encoding.hpp"
+
+namespace aspis::service {
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+bool IsIpAddress(const std::string& name) {
+  unsigned char buffer[16];
+  return inet_pton(AF_INET, name.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, name.c_str(), buffer) == 1;
+}
+
+Expected<Bytes> LoadMasterKey(const fs::path& dir, const DataDirOptions& options) {
+  fs::path path = options.master_key_file;
+  if (path.empty()) {
+    const char* env = std::getenv("ASPIS_MASTER_KEY_FILE");  // NOLINT(concurrency-mt-unsafe)
+    path = env != nullptr && *env != '\0' ? fs::path(env) : dir / "master.key";
+  }
+  auto key = file::Read(path, 1024);
+  if (!key && key.error() == CoreErrc::kNotFound) {
+    auto fresh = crypto::RandomBytes(crypto::aead::kKeySize);
+    if (!fresh) return fresh;
+    if (auto ok = file::WriteDurably(path, *fresh, 0600); !ok) return std::unexpected(ok.error());
+    log::Info("created master key {}; back it up apart from the data directory", path.string());
+    return fresh;
+  }
+  if (!key) return key;
+  if (auto ok = file::RequireOwnerOnly(path); !ok) return std::unexpected(ok.error());
+  if (key->size() != crypto::aead::kKeySize) {
+    return Fail(CoreErrc::kCorrupt, "master key " + path.string() + " is not 32 bytes");
+  }
+  return key;
+}
+
+// Reads PATH, or makes it with `make` when missing.
+Expected<std::string> ReadOrMake(const fs::path& path, mode_t mode,
+                                 const std::function<Expected<std::string>()>& make) {
+  auto existing = file::Read(path, file::kSmallFileLimit);
+  if (existing) return std::string(AsString(*existing));
+  if (existing.error() != CoreErrc::kNotFound) return std::unexpected(existing.error());
+  auto made = make();
+  if (!made) return made;
+  if (auto ok = file::WriteDurably(path, AsBytes(*made), mode); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return made;
+}
+
+}  // namespace
+
+Expected<std::string> SealSecret(ByteView master_key, ByteView secret, std::string_view context) {
+  auto sealed = crypto::aead::Seal(master_key, secret, AsBytes(context));
+  if (!sealed) return std::unexpected(sealed.error());
+  return crypto::Base64Encode(*sealed);
+}
+
+Expected<Bytes> OpenSecret(ByteView master_key, std::string_view sealed, std::string_view context) {
+  auto bytes = crypto::Base64Decode(sealed);
+  if (!bytes) return std::unexpected(bytes.error());
+  return crypto::aead::Open(master_key, *bytes, AsBytes(context));
+}
+
+Expected<DataDir> OpenDataDir(const fs::path& dir, const DataDirOptions& options,
+                              const Clock& clock) {
+  if (auto ok = file::EnsureDirectory(dir, 0700); !ok) return std::unexpected(ok.error());
+  auto master_key = LoadMasterKey(dir, options);
+  if (!master_key) return std::unexpected(std::move(master_key.error()).WithContext("master key"));
+  const Bytes& master = *master_key;
+
+  // The root CA: its key sealed at rest, its certificate public.
+  auto sealed_root = ReadOrMake(dir / "root-ca.key.sealed", 0600, [&]() -> Expected<std::string> {
+    auto key = crypto::PrivateKey::GenerateP256();
+    if (!key) return std::unexpected(key.error());
+    auto pem = key->ToPem();
+    if (!pem) return std::unexpected(pem.error());
+    return SealSecret(master, AsBytes(*pem), "platform/root-ca");
+  });
+  if (!sealed_root) return std::unexpected(sealed_root.error());
+  auto root_pem = OpenSecret(master, *sealed_root, "platform/root-ca");
+  if (!root_pem) {
+    return Fail(CoreErrc::kPermission, "the master key does not open " +
+                                           (dir / "root-ca.key.sealed").string() +
+                                           ": wrong master key, or the file was altered");
+  }
+  auto root_key = crypto::PrivateKey::FromPem(AsString(*root_pem));
+  if (!root_key) return std::unexpected(root_key.error());
+  auto root_cert_pem = ReadOrMake(dir / "root-ca.pem", 0644, [&]() -> Expected<std::string> {
+    auto cert = crypto::CreateSelfSigned(*root_key, {.common_name = "Aspis Platform Root CA",
+                                                     .organization = "Aspis",
+                                                     .not_before = clock.Now() - 1h,
+                                                     .lifetime = 24h * 365 * 20,
+                                                     .is_ca = true,
+                                                     .path_length = 1});
+    if (!cert) return std::unexpected(cert.error());
+    return cert->ToPem();
+  });
+  if (!root_cert_pem) return std::unexpected(root_cert_pem.error());
+  auto root_cert = crypto::Certificate::FromPem(*root_cert_pem);
+  if (!root_cert) return std::unexpected(std::move(root_cert.error()).WithContext("root-ca.pem"));
+  if (!(root_cert->SubjectPublicKey() == root_key->Public())) {
+    return Fail(CoreErrc::kCorrupt, "root-ca.pem does not match the sealed root CA key");
+  }
+
+  // The HTTPS server identity, issued by the root CA that devices pin.
+  auto server_key_pem = ReadOrMake(dir / "server.key", 0600, []() -> Expected<std::string> {
+    auto key = crypto::PrivateKey::GenerateP256();
+    if (!key) return std::unexpected(key.error());
+    return key->ToPem();
+  });
+  if (!server_key_pem) return std::unexpected(server_key_pem.error());
+  auto server_key = crypto::PrivateKey::FromPem(*server_key_pem);
+  if (!server_key) return std::unexpected(std::move(server_key.error()).WithContext("server.key"));
+  auto server_pem = ReadOrMake(dir / "server.pem", 0644, [&]() -> Expected<std::string> {
+    crypto::CertificateProfile profile{.common_name = "aspis-service",
+                                       .not_before = clock.Now() - 1h,
+                                       .lifetime = 24h * 825,
+                                       .server_auth = true};
+    for (const auto& name : options.server_names) {
+      (IsIpAddress(name) ? profile.san_ips : profile.san_dns).push_back(name);
+    }
+    auto cert = crypto::Issue(*root_cert, *root_key, server_key->Public(), profile);
+    if (!cert) return std::unexpected(cert.error());
+    return cert->ToPem();
+  });
+  if (!server_pem) return std::unexpected(server_pem.error());
+  auto server_cert = crypto::Certificate::FromPem(*server_pem);
+  if (!server_cert)
+    return std::unexpected(std::move(server_cert.error()).WithContext("server.pem"));
+
+  std::vector<crypto::Certificate> chain;
+  chain.push_back(std::move(*server_cert));
+  chain.push_back(*root_cert);
+  return DataDir{dir,
+                 std::move(*master_key),
+                 std::move(*root_cert),
+                 std::move(*root_key),
+                 std::move(chain),
+                 std::move(*server_key)};
+}
+
+}  // namespace aspis::service

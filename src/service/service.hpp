@@ -1,0 +1,44 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "crypto/x509.hpp"
+
+namespace aspis::service {
+
+struct ServiceConfig {
+  std::filesystem::path data_dir;
+  std::string listen = "127.0.0.1:8443";  // HOST:PORT; port 0 picks a free one
+  std::string database;                   // empty: sqlite:DATA_DIR/aspis.db
+  std::filesystem::path master_key_file;  // empty: see DataDirOptions
+  std::vector<std::string> server_names = {"localhost", "127.0.0.1"};
+  unsigned threads = 0;
+};
+
+// aspis-service: the data directory, the store, the API and the HTTPS server, running.
+class Service {
+ public:
+  // Opens (or on first start creates) everything and starts serving. On first start it creates a
+  // platform administrator token, written to DATA_DIR/admin-token (0600) and returned by
+  // new_admin_token() once.
+  static Expected<std::unique_ptr<Service>> Start(const ServiceConfig& config, const Clock& clock);
+  virtual ~Service() = default;
+
+  virtual std::uint16_t port() const = 0;
+  virtual const crypto::Certificate& root_ca() const = 0;
+  // The platform administrator token made on this start; empty when the data existed already.
+  virtual const std::string& new_admin_token() const = 0;
+  // Graceful stop; idempotent.
+  virtual void Stop() = 0;
+};
+
+// The aspis-service command line; runs until SIGTERM or SIGINT.
+int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace aspis::service
