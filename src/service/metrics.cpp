@@ -86,12 +86,12 @@ std::string Metrics::Render() const {
     }
     for (const auto& [labels, h] : family.histograms) {
       for (std::size_t i = 0; i < kBounds.size(); ++i) {
-        out += name + "_bucket" + WithBucket(labels, fmt::format("{}", kBounds[i])) + " " +
-               std::to_string(h.buckets[i]) + "\n";
+        out += fmt::format("{}_bucket{} {}\n", name,
+                           WithBucket(labels, fmt::format("{}", kBounds[i])), h.buckets[i]);
       }
-      out += name + "_bucket" + WithBucket(labels, "+Inf") + " " + std::to_string(h.count) + "\n";
-      out += name + "_sum" + labels + " " + fmt::format("{}", h.sum) + "\n";
-      out += name + "_count" + labels + " " + std::to_string(h.count) + "\n";
+      out += fmt::format("{}_bucket{} {}\n", name, WithBucket(labels, "+Inf"), h.count);
+      out += fmt::format("{}_sum{} {}\n", name, labels, h.sum);
+      out += fmt::format("{}_count{} {}\n", name, labels, h.count);
     }
   }
   return out;

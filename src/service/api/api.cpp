@@ -266,7 +266,7 @@ Expected<std::string> CreateToken(store::Store& store, const Clock& clock, std::
     return std::unexpected(!secret_bytes ? secret_bytes.error() : id_bytes.error());
   }
   const std::string id = HexEncode(*id_bytes);
-  const std::string secret = "aspis_" + HexEncode(*secret_bytes);
+  std::string secret = "aspis_" + HexEncode(*secret_bytes);
   if (auto ok = store.AddToken({id, std::string(tenant), role, std::string(description),
                                 HashSecret(secret), Seconds(clock.Now()), false});
       !ok) {
