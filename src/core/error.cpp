@@ -11,36 +11,18 @@ Error Error::WithContext(std::string_view context) const& {
   return Error(code_, std::string(context) + ": " + message_);
 }
 
-namespace {
-
-class CoreCategoryImpl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "aspis.core"; }
-  std::string message(int value) const override {
-    switch (static_cast<CoreErrc>(value)) {
-      case CoreErrc::kInvalidArgument:
-        return "invalid argument";
-      case CoreErrc::kNotFound:
-        return "not found";
-      case CoreErrc::kAlreadyExists:
-        return "already exists";
-      case CoreErrc::kIo:
-        return "input/output error";
-      case CoreErrc::kPermission:
-        return "permission denied";
-      case CoreErrc::kCorrupt:
-        return "corrupt data";
-      case CoreErrc::kParse:
-        return "parse error";
-    }
-    return "unknown core error";
+std::string NamedCategory::message(int value) const {
+  if (value >= 1 && static_cast<std::size_t>(value) <= messages_.size()) {
+    return messages_[static_cast<std::size_t>(value) - 1];
   }
-};
-
-}  // namespace
+  return std::string(name_) + " error " + std::to_string(value);
+}
 
 const std::error_category& CoreCategory() {
-  static const CoreCategoryImpl category;
+  static constexpr const char* kMessages[] = {
+      "invalid argument",  "not found",    "already exists", "input/output error",
+      "permission denied", "corrupt data", "parse error"};
+  static const NamedCategory category("aspis.core", kMessages);
   return category;
 }
 

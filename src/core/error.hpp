@@ -2,6 +2,7 @@
 
 #include <expected>
 #include <ostream>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -40,6 +41,20 @@ using Expected = std::expected<T, Error>;
 inline std::unexpected<Error> Fail(std::error_code code, std::string message) {
   return std::unexpected<Error>(std::in_place, code, std::move(message));
 }
+
+// An error category whose codes are 1..N, named by `messages` in order. Each module declares its
+// enum and one of these, so categories differ only in their table.
+class NamedCategory final : public std::error_category {
+ public:
+  NamedCategory(const char* name, std::span<const char* const> messages)
+      : name_(name), messages_(messages) {}
+  const char* name() const noexcept override { return name_; }
+  std::string message(int value) const override;
+
+ private:
+  const char* name_;
+  std::span<const char* const> messages_;
+};
 
 // Codes of the core module: files, parsing, configuration.
 enum class CoreErrc {

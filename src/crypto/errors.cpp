@@ -6,34 +6,16 @@
 
 namespace aspis::crypto {
 
-namespace {
-
-class CryptoCategoryImpl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "aspis.crypto"; }
-  std::string message(int value) const override {
-    switch (static_cast<CryptoErrc>(value)) {
-      case CryptoErrc::kOpenSsl:
-        return "OpenSSL failure";
-      case CryptoErrc::kParse:
-        return "malformed cryptographic object";
-      case CryptoErrc::kUnsupportedKey:
-        return "unsupported key type";
-      case CryptoErrc::kBadSignature:
-        return "bad signature";
-      case CryptoErrc::kUntrusted:
-        return "untrusted";
-      case CryptoErrc::kInvalidArgument:
-        return "invalid argument";
-    }
-    return "unknown crypto error";
-  }
-};
-
-}  // namespace
-
 const std::error_category& CryptoCategory() {
-  static const CryptoCategoryImpl category;
+  static constexpr const char* kMessages[] = {
+      "OpenSSL failure",
+      "malformed cryptographic object",
+      "unsupported key type",
+      "bad signature",
+      "untrusted",
+      "invalid argument",
+  };
+  static const NamedCategory category("aspis.crypto", kMessages);
   return category;
 }
 

@@ -289,30 +289,10 @@ Expected<std::unique_ptr<Database>> OpenDatabase(std::string_view url) {
               "database URL \"" + std::string(url) + "\" must start with sqlite: or postgresql://");
 }
 
-namespace {
-
-class StoreCategoryImpl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "aspis.store"; }
-  std::string message(int value) const override {
-    switch (static_cast<StoreErrc>(value)) {
-      case StoreErrc::kNotFound:
-        return "not found";
-      case StoreErrc::kConflict:
-        return "already exists";
-      case StoreErrc::kUnavailable:
-        return "database unavailable";
-      case StoreErrc::kQuery:
-        return "database query failed";
-    }
-    return "unknown store error";
-  }
-};
-
-}  // namespace
-
 const std::error_category& StoreCategory() {
-  static const StoreCategoryImpl category;
+  static constexpr const char* kMessages[] = {"not found", "already exists", "database unavailable",
+                                              "database query failed"};
+  static const NamedCategory category("aspis.store", kMessages);
   return category;
 }
 

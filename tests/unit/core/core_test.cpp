@@ -27,6 +27,13 @@ TEST(Error, ContextIsPrefixedOutermostFirst) {
   EXPECT_EQ(wrapped.code().category().name(), std::string("aspis.core"));
 }
 
+TEST(Error, CategoriesNameEveryCodeAndSayWhenOneIsUnknown) {
+  EXPECT_EQ(std::error_code(CoreErrc::kParse).message(), "parse error");
+  EXPECT_EQ(std::error_code(CoreErrc::kInvalidArgument).message(), "invalid argument");
+  EXPECT_EQ(std::error_code(99, CoreCategory()).message(), "aspis.core error 99");
+  EXPECT_EQ(std::error_code(0, CoreCategory()).message(), "aspis.core error 0");
+}
+
 TEST(Error, WithContextOnExpectedLeavesValuesAlone) {
   Expected<int> ok = 7;
   EXPECT_EQ(*WithContext(std::move(ok), "ctx"), 7);
