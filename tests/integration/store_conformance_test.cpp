@@ -47,11 +47,11 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(StoreConformance, MigratesOnceAndKeepsDataAcrossReopen) {
-  EXPECT_EQ(*store_->SchemaVersion(), 1);
+  EXPECT_EQ(*store_->SchemaVersion(), 2);
   EXPECT_EQ(store_->Dialect(), GetParam());
   store_ = Reopen();
   ASSERT_NE(store_, nullptr);
-  EXPECT_EQ(*store_->SchemaVersion(), 1);
+  EXPECT_EQ(*store_->SchemaVersion(), 2);
   EXPECT_EQ(store_->GetTenant("t1")->name, "Contoso");
 }
 
@@ -163,6 +163,36 @@ TEST_P(StoreConformance, FailedTransactionLeavesNoTrace) {
   }));
   EXPECT_TRUE(store_->GetDevice("t1", id));
   EXPECT_EQ(store_->ListAudit("t1", 10)->size(), 1u);
+}
+
+TEST_P(StoreConformance, OsReleasesDefineTheReferenceDigests) {
+  ASSERT_TRUE(store_->AddOsRelease({"24.10", "retail", 1, {{"os", "aa"}, {"aspisd", "bb"}}}));
+  EXPECT_EQ(store_->AddOsRelease({"24.10", "retail", 2, {}}).error(), StoreErrc::kConflict);
+  EXPECT_TRUE(*store_->IsReferenceDigest("os", "aa"));
+  EXPECT_FALSE(*store_->IsReferenceDigest("aspisd", "aa"));  // the component matters
+  EXPECT_FALSE(*store_->IsReferenceDigest("os", "cc"));
+  auto releases = store_->ListOsReleases();
+  ASSERT_TRUE(releases);
+  ASSERT_EQ(releases->size(), 1u);
+  EXPECT_EQ((*releases)[0].components.size(), 2u);
+}
+
+TEST_P(StoreConformance, ReplayAttackNonceIsUsableOnce) {
+  ASSERT_TRUE(store_->UseNonce("n1", 100, 50));
+  EXPECT_EQ(store_->UseNonce("n1", 100, 60).error(), StoreErrc::kConflict);
+  EXPECT_TRUE(store_->UseNonce("n2", 100, 60));
+}
+
+TEST_P(StoreConformance, AttestationOutcomeIsRecordedOnTheDevice) {
+  const std::string id(64, 'f');
+  ASSERT_TRUE(store_->ClaimDevice("t2", id, 1));
+  EXPECT_EQ(store_->FindDeviceForAttestation(id)->tenant_id, "t2");
+  EXPECT_EQ(store_->FindDeviceForAttestation(std::string(64, '0')).error(), StoreErrc::kNotFound);
+  ASSERT_TRUE(store_->RecordAttestation(id, "untrusted", "unknown os digest", 10, 0));
+  auto device = store_->GetDevice("t2", id);
+  EXPECT_EQ(device->verdict, "untrusted");
+  EXPECT_EQ(device->reasons, "unknown os digest");
+  EXPECT_EQ(device->last_attested, 10);
 }
 
 TEST_P(StoreConformance, HostileTextIsStoredLiterally) {

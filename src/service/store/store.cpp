@@ -32,6 +32,19 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              action TEXT NOT NULL, target TEXT NOT NULL, at BIGINT NOT NULL))",
         R"(CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, sequence))",
     },
+    {
+        R"(CREATE TABLE os_releases (
+             version TEXT PRIMARY KEY, feed TEXT NOT NULL, created_at BIGINT NOT NULL))",
+        R"(CREATE TABLE reference_digests (
+             component TEXT NOT NULL, digest TEXT NOT NULL,
+             version TEXT NOT NULL REFERENCES os_releases (version),
+             PRIMARY KEY (component, digest, version)))",
+        R"(CREATE TABLE used_nonces (nonce_hash TEXT PRIMARY KEY, expires_at BIGINT NOT NULL))",
+        R"(ALTER TABLE devices ADD COLUMN verdict TEXT NOT NULL DEFAULT 'never attested')",
+        R"(ALTER TABLE devices ADD COLUMN reasons TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE devices ADD COLUMN last_attested BIGINT NOT NULL DEFAULT 0)",
+        R"(ALTER TABLE devices ADD COLUMN certificate_expiry BIGINT NOT NULL DEFAULT 0)",
+    },
 };
 
 std::string ForDialect(std::string_view statement, std::string_view dialect) {
@@ -87,7 +100,13 @@ ApiToken ToToken(const Row& r) {
           Number(r, 6) != 0};
 }
 
-Device ToDevice(const Row& r) { return {Text(r, 0), Text(r, 1), Number(r, 2), Number(r, 3) != 0}; }
+Device ToDevice(const Row& r) {
+  return {Text(r, 0), Text(r, 1), Number(r, 2), Number(r, 3) != 0,
+          Text(r, 4), Text(r, 5), Number(r, 6), Number(r, 7)};
+}
+
+constexpr std::string_view kDeviceColumns =
+    "id, tenant_id, claimed_at, revoked, verdict, reasons, last_attested, certificate_expiry";
 
 AuditEntry ToAudit(const Row& r) {
   return {Number(r, 0), Text(r, 1), Text(r, 2), Text(r, 3), Text(r, 4), Number(r, 5)};
@@ -239,16 +258,16 @@ Expected<void> Store::ClaimDevice(std::string_view tenant, std::string_view devi
 }
 
 Expected<Device> Store::GetDevice(std::string_view tenant, std::string_view device_id) {
-  return Single(Map<Device>(db_->Query("SELECT id, tenant_id, claimed_at, revoked FROM devices "
-                                       "WHERE tenant_id = $1 AND id = $2",
+  return Single(Map<Device>(db_->Query("SELECT " + std::string(kDeviceColumns) +
+                                           " FROM devices WHERE tenant_id = $1 AND id = $2",
                                        {std::string(tenant), std::string(device_id)}),
                             ToDevice),
                 "device");
 }
 
 Expected<std::vector<Device>> Store::ListDevices(std::string_view tenant) {
-  return Map<Device>(db_->Query("SELECT id, tenant_id, claimed_at, revoked FROM devices WHERE "
-                                "tenant_id = $1 ORDER BY id",
+  return Map<Device>(db_->Query("SELECT " + std::string(kDeviceColumns) +
+                                    " FROM devices WHERE tenant_id = $1 ORDER BY id",
                                 {std::string(tenant)}),
                      ToDevice);
 }
@@ -260,6 +279,82 @@ Expected<void> Store::SetDeviceRevoked(std::string_view tenant, std::string_view
                  "RETURNING id",
                  {std::int64_t{revoked ? 1 : 0}, std::string(tenant), std::string(device_id)}),
       "device");
+}
+
+Expected<Device> Store::FindDeviceForAttestation(std::string_view device_id) {
+  return Single(Map<Device>(db_->Query("SELECT " + std::string(kDeviceColumns) +
+                                           " FROM devices WHERE id = $1",
+                                       {std::string(device_id)}),
+                            ToDevice),
+                "device");
+}
+
+Expected<void> Store::RecordAttestation(std::string_view device_id, std::string_view verdict,
+                                        std::string_view reasons, std::int64_t at,
+                                        std::int64_t certificate_expiry) {
+  return One(db_->Query("UPDATE devices SET verdict = $1, reasons = $2, last_attested = $3, "
+                        "certificate_expiry = $4 WHERE id = $5 RETURNING id",
+                        {std::string(verdict), std::string(reasons), at, certificate_expiry,
+                         std::string(device_id)}),
+             "device");
+}
+
+Expected<void> Store::AddOsRelease(const OsRelease& release) {
+  return db_->Transaction([&]() -> Expected<void> {
+    if (auto ok = Discard(
+            db_->Query("INSERT INTO os_releases (version, feed, created_at) VALUES ($1, $2, $3)",
+                       {release.version, release.feed, release.created_at}));
+        !ok) {
+      return ok;
+    }
+    for (const auto& [component, digest] : release.components) {
+      if (auto ok = Discard(db_->Query("INSERT INTO reference_digests (component, digest, "
+                                       "version) VALUES ($1, $2, $3)",
+                                       {component, digest, release.version}));
+          !ok) {
+        return ok;
+      }
+    }
+    return {};
+  });
+}
+
+Expected<std::vector<OsRelease>> Store::ListOsReleases() {
+  auto releases = db_->Query("SELECT version, feed, created_at FROM os_releases ORDER BY version");
+  if (!releases) return std::unexpected(releases.error());
+  std::vector<OsRelease> out;
+  for (const Row& row : *releases) {
+    OsRelease release{Text(row, 0), Text(row, 1), Number(row, 2), {}};
+    auto digests = db_->Query(
+        "SELECT component, digest FROM reference_digests WHERE version = $1 "
+        "ORDER BY component, digest",
+        {release.version});
+    if (!digests) return std::unexpected(digests.error());
+    for (const Row& d : *digests) release.components.emplace_back(Text(d, 0), Text(d, 1));
+    out.push_back(std::move(release));
+  }
+  return out;
+}
+
+Expected<bool> Store::IsReferenceDigest(std::string_view component, std::string_view digest) {
+  auto rows = db_->Query("SELECT 1 FROM reference_digests WHERE component = $1 AND digest = $2",
+                         {std::string(component), std::string(digest)});
+  if (!rows) return std::unexpected(rows.error());
+  return !rows->empty();
+}
+
+Expected<void> Store::UseNonce(std::string_view nonce_hash, std::int64_t expires_at,
+                               std::int64_t now) {
+  if (auto purged = Discard(db_->Query("DELETE FROM used_nonces WHERE expires_at < $1", {now}));
+      !purged) {
+    return purged;
+  }
+  auto used = Discard(db_->Query("INSERT INTO used_nonces (nonce_hash, expires_at) VALUES ($1, $2)",
+                                 {std::string(nonce_hash), expires_at}));
+  if (!used && used.error() == StoreErrc::kConflict) {
+    return Fail(StoreErrc::kConflict, "the nonce has been used already");
+  }
+  return used;
 }
 
 Expected<std::int64_t> Store::AppendAudit(const AuditEntry& e) {

@@ -49,6 +49,18 @@ struct Device {
   std::string tenant_id;
   std::int64_t claimed_at = 0;
   bool revoked = false;
+  std::string verdict = "never attested";  // of the last attestation: "trusted" or "untrusted"
+  std::string reasons;                     // why the last attestation was untrusted
+  std::int64_t last_attested = 0;
+  std::int64_t certificate_expiry = 0;  // of the certificates issued at the last attestation
+};
+
+// An OS release the verifier accepts: the digest each measured component reports when running it.
+struct OsRelease {
+  std::string version;
+  std::string feed;  // "retail" or "retail-eval"
+  std::int64_t created_at = 0;
+  std::vector<std::pair<std::string, std::string>> components;  // (component, hex digest)
 };
 
 struct AuditEntry {
@@ -96,6 +108,22 @@ class Store {
   Expected<std::vector<Device>> ListDevices(std::string_view tenant);
   Expected<void> SetDeviceRevoked(std::string_view tenant, std::string_view device_id,
                                   bool revoked);
+
+  // For the attestation verifier, which knows only the device ID. Errors: kNotFound (unclaimed).
+  Expected<Device> FindDeviceForAttestation(std::string_view device_id);
+  Expected<void> RecordAttestation(std::string_view device_id, std::string_view verdict,
+                                   std::string_view reasons, std::int64_t at,
+                                   std::int64_t certificate_expiry);
+
+  // Platform-wide reference values. Errors: kConflict when the version exists.
+  Expected<void> AddOsRelease(const OsRelease& release);
+  Expected<std::vector<OsRelease>> ListOsReleases();
+  // Whether any OS release lists `digest` (lowercase hex) for `component`.
+  Expected<bool> IsReferenceDigest(std::string_view component, std::string_view digest);
+
+  // Marks a nonce (by its hash) used until `expires_at`; kConflict when it was used before.
+  // Forgets nonces that expired before `now`.
+  Expected<void> UseNonce(std::string_view nonce_hash, std::int64_t expires_at, std::int64_t now);
 
   // Returns the entry's sequence number.
   Expected<std::int64_t> AppendAudit(const AuditEntry& entry);

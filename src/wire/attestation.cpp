@@ -1,0 +1,169 @@
+#include "wire/attestation.hpp"
+
+#include "core/json.hpp"
+#include "crypto/encoding.hpp"
+#include "wire/errors.hpp"
+
+namespace aspis::wire {
+
+namespace {
+
+using json::Json;
+
+constexpr std::size_t kMaxMessage = std::size_t{256} << 10;
+
+std::string B64(ByteView bytes) { return crypto::Base64Encode(bytes); }
+
+Expected<Bytes> GetBytes(const Json& doc, std::string_view key, std::size_t max) {
+  auto text = json::GetString(doc, key);
+  if (!text) return std::unexpected(text.error());
+  auto bytes = crypto::Base64Decode(*text);
+  if (!bytes) return std::unexpected(std::move(bytes.error()).WithContext(std::string(key)));
+  if (bytes->size() > max) {
+    return Fail(WireErrc::kProtocol, "field \"" + std::string(key) + "\" is larger than " +
+                                         std::to_string(max) + " bytes");
+  }
+  return bytes;
+}
+
+Expected<Json> ParseMessage(std::string_view text, std::string_view what) {
+  if (text.size() > kMaxMessage) {
+    return Fail(WireErrc::kProtocol, std::string(what) + " is larger than 256 KiB");
+  }
+  auto doc = json::Parse(text, 8);
+  if (!doc) return std::unexpected(std::move(doc.error()).WithContext(what));
+  if (!doc->is_object()) return Fail(WireErrc::kProtocol, std::string(what) + " is not an object");
+  return doc;
+}
+
+// Wraps a field error with the message name, as an Expected<T>.
+template <class T>
+Expected<T> In(Expected<T> value, std::string_view what) {
+  if (!value) return std::unexpected(std::move(value.error()).WithContext(what));
+  return value;
+}
+
+}  // namespace
+
+Expected<crypto::Digest> ReplayEventLog(const std::vector<MeasurementEvent>& events) {
+  crypto::Digest value{};
+  for (const auto& event : events) {
+    Bytes chain(value.begin(), value.end());
+    chain.insert(chain.end(), event.digest.begin(), event.digest.end());
+    auto next = crypto::Sha256Of(chain);
+    if (!next) return std::unexpected(next.error());
+    value = *next;
+  }
+  return value;
+}
+
+Expected<crypto::Digest> EvidenceBinding(ByteView nonce, ByteView runtime_csr, ByteView app_csr) {
+  auto runtime = crypto::Sha256Of(runtime_csr);
+  auto app = crypto::Sha256Of(app_csr);
+  if (!runtime || !app) return std::unexpected(!runtime ? runtime.error() : app.error());
+  Bytes joined(nonce.begin(), nonce.end());
+  joined.insert(joined.end(), runtime->begin(), runtime->end());
+  joined.insert(joined.end(), app->begin(), app->end());
+  return crypto::Sha256Of(joined);
+}
+
+std::string Serialize(const Challenge& challenge) {
+  return Json{{"nonce", B64(challenge.nonce)}}.dump();
+}
+
+Expected<Challenge> ParseChallenge(std::string_view text) {
+  auto doc = ParseMessage(text, "challenge");
+  if (!doc) return std::unexpected(doc.error());
+  auto nonce = In(GetBytes(*doc, "nonce", 256), "challenge");
+  if (!nonce) return std::unexpected(nonce.error());
+  return Challenge{std::move(*nonce)};
+}
+
+std::string Serialize(const Evidence& e) {
+  Json events = Json::array();
+  for (const auto& event : e.event_log) {
+    events.push_back({{"component", event.component}, {"digest", crypto::ToHex(event.digest)}});
+  }
+  return Json{{"identity_public_key", B64(e.identity_public_key)},
+              {"event_log", std::move(events)},
+              {"register_index", e.register_index},
+              {"quote", {{"attest", B64(e.quote.attest)}, {"signature", B64(e.quote.signature)}}},
+              {"nonce", B64(e.nonce)},
+              {"runtime_csr", B64(e.runtime_csr)},
+              {"app_csr", B64(e.app_csr)}}
+      .dump();
+}
+
+Expected<Evidence> ParseEvidence(std::string_view text) {
+  auto doc = ParseMessage(text, "evidence");
+  if (!doc) return std::unexpected(doc.error());
+  Evidence e;
+  auto key = In(GetBytes(*doc, "identity_public_key", 1024), "evidence");
+  auto nonce = In(GetBytes(*doc, "nonce", 256), "evidence");
+  auto runtime_csr = In(GetBytes(*doc, "runtime_csr", 16384), "evidence");
+  auto app_csr = In(GetBytes(*doc, "app_csr", 16384), "evidence");
+  auto index = In(json::GetUint(*doc, "register_index"), "evidence");
+  auto quote = In(json::GetObject(*doc, "quote"), "evidence");
+  auto events = In(json::GetArray(*doc, "event_log"), "evidence");
+  for (const Error* error :
+       {key ? nullptr : &key.error(), nonce ? nullptr : &nonce.error(),
+        runtime_csr ? nullptr : &runtime_csr.error(), app_csr ? nullptr : &app_csr.error(),
+        index ? nullptr : &index.error(), quote ? nullptr : &quote.error(),
+        events ? nullptr : &events.error()}) {
+    if (error != nullptr) return std::unexpected(*error);
+  }
+  if (*index > 23) return Fail(WireErrc::kProtocol, "evidence register_index is above 23");
+  auto attest = In(GetBytes(**quote, "attest", 4096), "evidence quote");
+  auto signature = In(GetBytes(**quote, "signature", 1024), "evidence quote");
+  if (!attest) return std::unexpected(attest.error());
+  if (!signature) return std::unexpected(signature.error());
+  if ((*events)->size() > kMaxEvents) {
+    return Fail(WireErrc::kProtocol,
+                "evidence event log has more than " + std::to_string(kMaxEvents) + " events");
+  }
+  for (const auto& entry : **events) {
+    auto component = In(json::GetString(entry, "component"), "evidence event");
+    auto digest_hex = In(json::GetString(entry, "digest"), "evidence event");
+    if (!component) return std::unexpected(component.error());
+    if (!digest_hex) return std::unexpected(digest_hex.error());
+    auto digest = HexDecode(*digest_hex);
+    MeasurementEvent event{*component, {}};
+    if (!digest || digest->size() != event.digest.size() || component->size() > 256) {
+      return Fail(WireErrc::kProtocol, "evidence event \"" + component->substr(0, 64) +
+                                           "\" needs a 64-digit hex SHA-256 digest and a name "
+                                           "of at most 256 characters");
+    }
+    std::copy(digest->begin(), digest->end(), event.digest.begin());
+    e.event_log.push_back(std::move(event));
+  }
+  e.identity_public_key = std::move(*key);
+  e.register_index = static_cast<std::uint32_t>(*index);
+  e.quote = {std::move(*attest), std::move(*signature)};
+  e.nonce = std::move(*nonce);
+  e.runtime_csr = std::move(*runtime_csr);
+  e.app_csr = std::move(*app_csr);
+  return e;
+}
+
+std::string Serialize(const AttestationResult& r) {
+  return Json{{"verdict", r.verdict},
+              {"runtime_certificate", r.runtime_certificate_pem},
+              {"app_certificate", r.app_certificate_pem},
+              {"ca_chain", r.ca_chain_pem}}
+      .dump();
+}
+
+Expected<AttestationResult> ParseAttestationResult(std::string_view text) {
+  auto doc = ParseMessage(text, "attestation result");
+  if (!doc) return std::unexpected(doc.error());
+  auto verdict = json::GetString(*doc, "verdict");
+  auto runtime = json::GetString(*doc, "runtime_certificate");
+  auto app = json::GetString(*doc, "app_certificate");
+  auto chain = json::GetString(*doc, "ca_chain");
+  if (!verdict || !runtime || !app || !chain) {
+    return Fail(WireErrc::kProtocol, "attestation result lacks a verdict or certificates");
+  }
+  return AttestationResult{*verdict, *runtime, *app, *chain};
+}
+
+}  // namespace aspis::wire

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/bytes.hpp"
+#include "core/error.hpp"
+#include "crypto/sha256.hpp"
+#include "rot/quote.hpp"
+
+// The attestation protocol, v1 (DESIGN section 4): messages and their JSON form. Byte fields are
+// base64 in JSON. Parsers enforce sizes, so hostile evidence costs little to refuse.
+namespace aspis::wire {
+
+// One measured component, in the order it was extended into the register.
+struct MeasurementEvent {
+  std::string component;  // "os", "aspisd", "board", "trust-bundle", "app:<component id>"
+  crypto::Digest digest{};
+};
+
+// What the register holds after extending `events` in order from all zeros.
+Expected<crypto::Digest> ReplayEventLog(const std::vector<MeasurementEvent>& events);
+
+struct Challenge {
+  Bytes nonce;
+};
+
+struct Evidence {
+  Bytes identity_public_key;  // DER SubjectPublicKeyInfo
+  std::vector<MeasurementEvent> event_log;
+  std::uint32_t register_index = 0;
+  rot::Quote quote;
+  Bytes nonce;
+  Bytes runtime_csr;  // DER
+  Bytes app_csr;      // DER
+};
+
+// SHA-256(nonce || SHA-256(runtime CSR) || SHA-256(app CSR)): what the quote's qualifying data
+// must be, binding both requests to this challenge.
+Expected<crypto::Digest> EvidenceBinding(ByteView nonce, ByteView runtime_csr, ByteView app_csr);
+
+inline constexpr std::size_t kMaxEvents = 256;
+
+std::string Serialize(const Challenge& challenge);
+Expected<Challenge> ParseChallenge(std::string_view json);
+std::string Serialize(const Evidence& evidence);
+Expected<Evidence> ParseEvidence(std::string_view json);
+
+struct AttestationResult {
+  std::string verdict;  // "trusted"
+  std::string runtime_certificate_pem;
+  std::string app_certificate_pem;
+  std::string ca_chain_pem;  // tenant CA, then the platform root
+};
+
+std::string Serialize(const AttestationResult& result);
+Expected<AttestationResult> ParseAttestationResult(std::string_view json);
+
+}  // namespace aspis::wire
