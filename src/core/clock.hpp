@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 
 namespace aspis {
@@ -20,16 +21,17 @@ class SystemClock final : public Clock {
   static const SystemClock& Instance();
 };
 
-// A clock that moves only when told to. Not thread-safe.
+// A clock that moves only when told to. Thread-safe, so a test can move it under a running
+// server.
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(TimePoint start) : now_(start) {}
-  TimePoint Now() const override { return now_; }
-  void Set(TimePoint t) { now_ = t; }
-  void Advance(std::chrono::system_clock::duration d) { now_ += d; }
+  TimePoint Now() const override { return now_.load(); }
+  void Set(TimePoint t) { now_.store(t); }
+  void Advance(std::chrono::system_clock::duration d) { now_.store(now_.load() + d); }
 
  private:
-  TimePoint now_;
+  std::atomic<TimePoint> now_;
 };
 
 }  // namespace aspis

@@ -60,6 +60,17 @@ Expected<Bytes> RandomBytes(std::size_t count) {
   return out;
 }
 
+Expected<Bytes> HmacSha256(ByteView key, ByteView data) {
+  Bytes out(32);
+  std::size_t size = 0;
+  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(), data.data(),
+                data.size(), out.data(), out.size(), &size) == nullptr ||
+      size != out.size()) {
+    return std::unexpected(OpenSslError("computing HMAC-SHA256"));
+  }
+  return out;
+}
+
 Expected<std::string> RandomUuid() {
   auto bytes = RandomBytes(16);
   if (!bytes) return std::unexpected(bytes.error());

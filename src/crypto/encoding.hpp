@@ -19,6 +19,9 @@ bool ConstantTimeEquals(ByteView a, ByteView b);
 // Bytes from OpenSSL's CSPRNG.
 Expected<Bytes> RandomBytes(std::size_t count);
 
+// HMAC-SHA256 of `data` under `key`.
+Expected<Bytes> HmacSha256(ByteView key, ByteView data);
+
 // A random (version 4) UUID in its lowercase 8-4-4-4-12 form.
 Expected<std::string> RandomUuid();
 

@@ -44,6 +44,8 @@ class ServiceImpl final : public Service {
     metrics_.Describe("aspis_http_requests_total", "HTTP requests by route and status", "counter");
     metrics_.Describe("aspis_http_request_duration_seconds", "Time to handle a request",
                       "histogram");
+    metrics_.Describe("aspis_attestations_total", "Attestations by verdict", "counter");
+    metrics_.Describe("aspis_certificates_issued_total", "Device certificates issued", "counter");
     http::Router router;
     api::AddRoutes(router, {*store_, data_, clock_, metrics_});
     auto tls = crypto::tls::ServerContext(data_.server_chain, data_.server_key,

@@ -84,7 +84,8 @@ std::string Serialize(const Evidence& e) {
   for (const auto& event : e.event_log) {
     events.push_back({{"component", event.component}, {"digest", crypto::ToHex(event.digest)}});
   }
-  return Json{{"identity_public_key", B64(e.identity_public_key)},
+  return Json{{"device_id", e.device_id},
+              {"identity_public_key", B64(e.identity_public_key)},
               {"event_log", std::move(events)},
               {"register_index", e.register_index},
               {"quote", {{"attest", B64(e.quote.attest)}, {"signature", B64(e.quote.signature)}}},
@@ -98,6 +99,11 @@ Expected<Evidence> ParseEvidence(std::string_view text) {
   auto doc = ParseMessage(text, "evidence");
   if (!doc) return std::unexpected(doc.error());
   Evidence e;
+  auto device_id = In(json::GetString(*doc, "device_id"), "evidence");
+  if (!device_id || device_id->size() > 128) {
+    return Fail(WireErrc::kProtocol, "evidence needs a device_id of at most 128 characters");
+  }
+  e.device_id = std::move(*device_id);
   auto key = In(GetBytes(*doc, "identity_public_key", 1024), "evidence");
   auto nonce = In(GetBytes(*doc, "nonce", 256), "evidence");
   auto runtime_csr = In(GetBytes(*doc, "runtime_csr", 16384), "evidence");

@@ -28,6 +28,7 @@ struct Challenge {
 };
 
 struct Evidence {
+  std::string device_id;      // the claimed ID: lowercase hex SHA-256 of identity_public_key
   Bytes identity_public_key;  // DER SubjectPublicKeyInfo
   std::vector<MeasurementEvent> event_log;
   std::uint32_t register_index = 0;

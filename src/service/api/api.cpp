@@ -4,8 +4,10 @@
 
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/verdict.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
+#include "wire/attestation.hpp"
 
 namespace aspis::service::api {
 
@@ -88,7 +90,12 @@ Json DeviceJson(const store::Device& d) {
   return {{"id", d.id},
           {"tenant_id", d.tenant_id},
           {"claimed_at", d.claimed_at},
-          {"revoked", d.revoked}};
+          {"revoked", d.revoked},
+          {"attestation",
+           {{"verdict", d.verdict},
+            {"reasons", d.reasons},
+            {"at", d.last_attested},
+            {"certificate_expiry", d.certificate_expiry}}}};
 }
 
 bool IsDeviceId(std::string_view id) {
@@ -107,7 +114,8 @@ using PlainHandler = std::function<Response(const Request&, const Principal&)>;
 
 class Api {
  public:
-  explicit Api(const Context& c) : c_(c) {}
+  explicit Api(const Context& c)
+      : c_(c), verifier_(c.store, c.data, c.clock, c.metrics, c.attestation) {}
 
   http::Handler Authed(PlainHandler handler) const {
     return [this, handler = std::move(handler)](const Request& request) {
@@ -247,7 +255,50 @@ class Api {
                                    .dump());
   }
 
+  Response AddOsRelease(const Request& request, const Principal& who) const {
+    if (!who.platform()) {
+      return Response::Problem(403, "Forbidden", "only a platform administrator adds OS releases");
+    }
+    auto body = Body(request);
+    if (!body) return Response::Problem(400, "Bad request", body.error().message());
+    auto version = json::GetString(*body, "version");
+    auto feed = json::GetString(*body, "feed");
+    auto components = json::GetObject(*body, "components");
+    if (!version || version->empty() || !feed || (*feed != "retail" && *feed != "retail-eval") ||
+        !components) {
+      return Response::Problem(400, "Bad request",
+                               "an OS release needs \"version\", \"feed\" (retail or "
+                               "retail-eval) and \"components\" (component: hex SHA-256)");
+    }
+    store::OsRelease release{*version, *feed, Seconds(c_.clock.Now()), {}};
+    for (const auto& [component, digest] : (*components)->items()) {
+      if (!digest.is_string() || !IsDeviceId(digest.get<std::string>())) {
+        return Response::Problem(
+            400, "Bad request",
+            "component \"" + component + "\" needs a lowercase hex SHA-256 digest");
+      }
+      release.components.emplace_back(component, digest.get<std::string>());
+    }
+    if (auto ok = c_.store.AddOsRelease(release); !ok) return FromError(ok.error());
+    return Response::Json(201, Json{{"version", release.version}, {"feed", release.feed}}.dump());
+  }
+
+  Response Attest(const Request& request) const {
+    auto evidence = wire::ParseEvidence(request.body);
+    if (!evidence) return Response::Problem(400, "Malformed evidence", evidence.error().message());
+    const attest::Outcome outcome = verifier_.Verify(*evidence);
+    if (outcome.result) return Response::Json(200, wire::Serialize(*outcome.result));
+    if (outcome.verdict.outcome() == Verdict::Outcome::kCouldNotCheck) {
+      log::Error("attestation of {} could not be checked: {}", evidence->device_id,
+                 outcome.verdict.reason());
+      return Response::Problem(503, "Attestation unavailable",
+                               "the service could not check the evidence; retry later");
+    }
+    return Response::Problem(403, "Untrusted", outcome.verdict.reason());
+  }
+
   Context c_;
+  attest::Verifier verifier_;
 };
 
 }  // namespace
@@ -288,6 +339,27 @@ void AddRoutes(http::Router& router, const Context& context) {
   router.Add("GET", "/metrics", [&c](const Request&) {
     return Response::Text(200, c.metrics.Render(), "text/plain; version=0.0.4");
   });
+  router.Add("POST", "/v1/attestation/challenge", [api](const Request&) {
+    auto challenge = api->verifier_.Challenge();
+    return challenge ? Response::Json(200, wire::Serialize(*challenge))
+                     : FromError(challenge.error());
+  });
+  router.Add("POST", "/v1/attestation",
+             [api](const Request& request) { return api->Attest(request); });
+  router.Add("POST", "/v1/os-releases", api->Authed([api](const Request& r, const Principal& who) {
+    return api->AddOsRelease(r, who);
+  }));
+  router.Add("GET", "/v1/os-releases", api->Authed([&c](const Request&, const Principal&) {
+    auto releases = c.store.ListOsReleases();
+    if (!releases) return FromError(releases.error());
+    Json list = Json::array();
+    for (const auto& r : *releases) {
+      Json components = Json::object();
+      for (const auto& [component, digest] : r.components) components[component] = digest;
+      list.push_back({{"version", r.version}, {"feed", r.feed}, {"components", components}});
+    }
+    return Response::Json(200, list.dump());
+  }));
   router.Add("POST", "/v1/tenants", api->Authed([api](const Request& r, const Principal& who) {
     return api->CreateTenant(r, who);
   }));

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/clock.hpp"
+#include "service/attest/attestation.hpp"
 #include "service/data_dir.hpp"
 #include "service/http/router.hpp"
 #include "service/metrics.hpp"
@@ -15,6 +16,7 @@ struct Context {
   const DataDir& data;
   const Clock& clock;
   Metrics& metrics;
+  attest::Policy attestation = {};
 };
 
 // Adds every route to `router`. `context` must outlive the router.

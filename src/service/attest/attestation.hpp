@@ -1,0 +1,61 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "core/clock.hpp"
+#include "core/verdict.hpp"
+#include "service/data_dir.hpp"
+#include "service/metrics.hpp"
+#include "service/store/store.hpp"
+#include "wire/attestation.hpp"
+
+// The attestation verifier and the tenant CAs' issuance of device certificates (DESIGN section 4).
+namespace aspis::service::attest {
+
+// Certificate policy OIDs marking what a device certificate is for, under a UUID-derived arc
+// (ITU-T X.667): only runtime certificates open the device routes.
+inline constexpr char kRuntimeCertificatePolicy[] =
+    "2.25.311582474623116484012930744116426097721.1";
+inline constexpr char kAppCertificatePolicy[] = "2.25.311582474623116484012930744116426097721.2";
+
+struct Policy {
+  std::chrono::seconds certificate_lifetime = std::chrono::hours(24);
+  std::chrono::seconds nonce_lifetime = std::chrono::minutes(5);
+};
+
+struct Outcome {
+  Verdict verdict;  // kValid: trusted, and `result` holds the certificates
+  std::optional<wire::AttestationResult> result;
+};
+
+// Thread-safe (its state lives in the store).
+class Verifier {
+ public:
+  Verifier(store::Store& store, const DataDir& data, const Clock& clock, Metrics& metrics,
+           Policy policy = {})
+      : store_(store), data_(data), clock_(clock), metrics_(metrics), policy_(policy) {}
+
+  // A stateless nonce: issue time, random bytes and an HMAC under a key derived from the master
+  // key; valid for policy.nonce_lifetime and once.
+  Expected<wire::Challenge> Challenge() const;
+
+  // Checks everything the design lists, in order, stopping at the first failure; records the
+  // verdict and reasons on a claimed device. Trusted: the device's tenant CA issues the runtime
+  // and app certificates for the two CSRs bound into the quote.
+  Outcome Verify(const wire::Evidence& evidence) const;
+
+ private:
+  Verdict CheckNonce(ByteView nonce) const;
+  Outcome Issue(const store::Device& device, const wire::Evidence& evidence) const;
+  Outcome Record(const std::optional<store::Device>& device, Outcome outcome) const;
+
+  store::Store& store_;
+  const DataDir& data_;
+  const Clock& clock_;
+  Metrics& metrics_;
+  Policy policy_;
+};
+
+}  // namespace aspis::service::attest

@@ -1,0 +1,274 @@
+// Attestation end to end: a simulated device (software root of trust) against aspis-service over
+// HTTPS. Each attack on the protocol has a test named after it.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/json.hpp"
+#include "crypto/tls.hpp"
+#include "rot/root_of_trust.hpp"
+#include "service/attest/attestation.hpp"
+#include "service/service.hpp"
+#include "support/process.hpp"
+#include "support/swtpm.hpp"
+#include "support/temp_dir.hpp"
+#include "wire/attestation.hpp"
+#include "wire/https_client.hpp"
+
+namespace aspis::service {
+namespace {
+
+using json::Json;
+using namespace std::chrono_literals;
+using testing::TempDir;
+
+crypto::Digest Hash(std::string_view s) { return *crypto::Sha256Of(AsBytes(s)); }
+
+// A device: a software root of trust that measured an OS image and aspisd at boot.
+struct SimDevice {
+  // The software root of trust, or the TPM behind `tcti`.
+  explicit SimDevice(std::string tcti = {}) {
+    auto opened = rot::Initialize(
+        {.backend = tcti.empty() ? "software" : "tpm2", .state_dir = dir / "rot", .tcti = tcti});
+    EXPECT_TRUE(opened) << opened.error().message();
+    rot = std::move(*opened);
+    Measure("os", "os image 24.10");
+    Measure("aspisd", "aspisd 0.1");
+  }
+
+  void Measure(const std::string& component, std::string_view content) {
+    EXPECT_TRUE(rot->Extend(Hash(content)));
+    events.push_back({component, Hash(content)});
+  }
+
+  std::string Id() const { return rot->GetIdentity()->device_id; }
+
+  wire::Evidence Evidence(const Bytes& nonce) {
+    wire::Evidence e;
+    e.device_id = Id();
+    e.identity_public_key = rot->GetIdentity()->public_key.Der();
+    e.event_log = events;
+    e.register_index = rot->RegisterIndex();
+    e.nonce = nonce;
+    e.runtime_csr = crypto::CertificateRequest::Create(runtime_key, "runtime")->Der();
+    e.app_csr = crypto::CertificateRequest::Create(app_key, "app")->Der();
+    const auto binding = *wire::EvidenceBinding(nonce, e.runtime_csr, e.app_csr);
+    e.quote = *rot->CreateQuote(binding);
+    return e;
+  }
+
+  TempDir dir;
+  std::unique_ptr<rot::RootOfTrust> rot;
+  std::vector<wire::MeasurementEvent> events;
+  crypto::PrivateKey runtime_key = *crypto::PrivateKey::GenerateP256();
+  crypto::PrivateKey app_key = *crypto::PrivateKey::GenerateP256();
+};
+
+class Attestation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto service =
+        Service::Start({.data_dir = dir_ / "data", .listen = "127.0.0.1:0", .threads = 2}, clock_);
+    ASSERT_TRUE(service) << service.error().message();
+    service_ = std::move(*service);
+    admin_ = service_->new_admin_token();
+    auto tenant = Call("POST", "/v1/tenants", Json{{"name", "Contoso"}}.dump(), admin_);
+    ASSERT_EQ(tenant.status, 201);
+    tenant_ = json::Parse(tenant.body)->value("id", "");
+    auto release = Call("POST", "/v1/os-releases",
+                        Json{{"version", "24.10"},
+                             {"feed", "retail"},
+                             {"components",
+                              {{"os", crypto::ToHex(Hash("os image 24.10"))},
+                               {"aspisd", crypto::ToHex(Hash("aspisd 0.1"))}}}}
+                            .dump(),
+                        admin_);
+    ASSERT_EQ(release.status, 201) << release.body;
+    Claim(device_);
+  }
+
+  void Claim(const SimDevice& device) {
+    ASSERT_EQ(Call("POST", "/v1/tenants/" + tenant_ + "/devices",
+                   Json{{"device_id", device.Id()}}.dump(), admin_)
+                  .status,
+              201);
+  }
+
+  wire::HttpResponse Call(const std::string& method, const std::string& target,
+                          const std::string& body = {}, const std::string& token = {}) const {
+    const std::vector<crypto::Certificate> roots{service_->root_ca()};
+    wire::HttpsClient client({"127.0.0.1", service_->port()}, *crypto::tls::ClientContext(roots));
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+    auto response = client.Send(method, target, body, headers);
+    EXPECT_TRUE(response) << response.error().message();
+    return response ? *response : wire::HttpResponse{};
+  }
+
+  Bytes Nonce() const {
+    auto response = Call("POST", "/v1/attestation/challenge");
+    EXPECT_EQ(response.status, 200);
+    auto challenge = wire::ParseChallenge(response.body);
+    EXPECT_TRUE(challenge);
+    return challenge ? challenge->nonce : Bytes{};
+  }
+
+  wire::HttpResponse Attest(const wire::Evidence& evidence) const {
+    return Call("POST", "/v1/attestation", wire::Serialize(evidence));
+  }
+
+  // Expects a refusal whose reason contains `reason`.
+  void ExpectUntrusted(const wire::Evidence& evidence, std::string_view reason) const {
+    const auto response = Attest(evidence);
+    EXPECT_EQ(response.status, 403) << response.body;
+    EXPECT_EQ(response.content_type, "application/problem+json");
+    EXPECT_NE(response.body.find(reason), std::string::npos) << response.body;
+  }
+
+  Json DeviceRecord(const SimDevice& device) const {
+    auto response = Call("GET", "/v1/tenants/" + tenant_ + "/devices/" + device.Id(), {}, admin_);
+    return json::Parse(response.body).value_or(Json::object());
+  }
+
+  FakeClock clock_{std::chrono::system_clock::now()};
+  TempDir dir_;
+  std::unique_ptr<Service> service_;
+  std::string admin_;
+  std::string tenant_;
+  SimDevice device_;
+};
+
+TEST_F(Attestation, TrustedDeviceGetsRuntimeAndAppCertificatesFromItsTenantCa) {
+  const auto response = Attest(device_.Evidence(Nonce()));
+  ASSERT_EQ(response.status, 200) << response.body;
+  auto result = wire::ParseAttestationResult(response.body);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->verdict, "trusted");
+  auto runtime = crypto::Certificate::FromPem(result->runtime_certificate_pem);
+  auto app = crypto::Certificate::FromPem(result->app_certificate_pem);
+  ASSERT_TRUE(runtime && app);
+  EXPECT_EQ(runtime->SubjectCommonName(), device_.Id());
+  EXPECT_EQ(runtime->SubjectPublicKey(), device_.runtime_key.Public());
+  EXPECT_EQ(app->SubjectPublicKey(), device_.app_key.Public());
+  EXPECT_EQ(runtime->NotAfter() - runtime->NotBefore(), 24h);
+  EXPECT_EQ(runtime->SanUris(),
+            std::vector<std::string>{"urn:aspis:tenant:" + tenant_ + ":device:" + device_.Id()});
+  EXPECT_EQ(runtime->PolicyOids(), std::vector<std::string>{attest::kRuntimeCertificatePolicy});
+  EXPECT_EQ(app->PolicyOids(), std::vector<std::string>{attest::kAppCertificatePolicy});
+
+  // An outside verifier accepts the certificate against the downloaded tenant chain.
+  const auto chain = Call("GET", "/v1/tenants/" + tenant_ + "/ca-certificate", {}, admin_);
+  auto certs = crypto::Certificate::ChainFromPem(chain.body);
+  ASSERT_TRUE(certs);
+  std::ofstream(dir_ / "tenant.pem") << *(*certs)[0].ToPem();
+  std::ofstream(dir_ / "root.pem") << *(*certs)[1].ToPem();
+  std::ofstream(dir_ / "runtime.pem") << result->runtime_certificate_pem;
+  auto verified = testing::RunProcess(
+      {"openssl", "verify", "-purpose", "sslclient", "-CAfile", (dir_ / "root.pem").string(),
+       "-untrusted", (dir_ / "tenant.pem").string(), (dir_ / "runtime.pem").string()});
+  EXPECT_EQ(verified.exit_code, 0) << verified.output;
+
+  const Json record = DeviceRecord(device_);
+  EXPECT_EQ(record["attestation"]["verdict"], "trusted");
+  EXPECT_EQ(record["attestation"]["certificate_expiry"],
+            std::chrono::duration_cast<std::chrono::seconds>(runtime->NotAfter().time_since_epoch())
+                .count());
+  const auto metrics = Call("GET", "/metrics");
+  EXPECT_NE(metrics.body.find("aspis_attestations_total{verdict=\"trusted\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(Attestation, TpmDeviceEvidenceIsVerifiedToo) {
+  testing::Swtpm swtpm;
+  SimDevice tpm_device(swtpm.Tcti());
+  Claim(tpm_device);
+  const auto response = Attest(tpm_device.Evidence(Nonce()));
+  EXPECT_EQ(response.status, 200) << response.body;
+  tpm_device.Measure("os", "a tampered os image");
+  ExpectUntrusted(tpm_device.Evidence(Nonce()), "unknown measurement");
+}
+
+TEST_F(Attestation, ReplayAttackReusedNonceIsUntrusted) {
+  const auto evidence = device_.Evidence(Nonce());
+  ASSERT_EQ(Attest(evidence).status, 200);
+  ExpectUntrusted(evidence, "used already");
+}
+
+TEST_F(Attestation, FreezeAttackExpiredNonceIsUntrusted) {
+  const Bytes nonce = Nonce();
+  clock_.Advance(6min);
+  ExpectUntrusted(device_.Evidence(nonce), "expired");
+}
+
+TEST_F(Attestation, ForgedNonceIsUntrusted) {
+  Bytes nonce = Nonce();
+  nonce[10] ^= 1;
+  ExpectUntrusted(device_.Evidence(nonce), "not issued by this service");
+  ExpectUntrusted(device_.Evidence(Bytes(56, 7)), "not issued by this service");
+}
+
+TEST_F(Attestation, QuoteOverAnotherNonceIsUntrusted) {
+  const Bytes quoted_nonce = Nonce();
+  auto evidence = device_.Evidence(quoted_nonce);
+  evidence.nonce = Nonce();  // fresh and genuine, but not the one the quote covers
+  ExpectUntrusted(evidence, "quote rejected");
+}
+
+TEST_F(Attestation, EventLogThatDoesNotReplayToTheQuoteIsUntrusted) {
+  auto evidence = device_.Evidence(Nonce());
+  evidence.event_log.pop_back();  // hide a measured component
+  ExpectUntrusted(evidence, "register value");
+}
+
+TEST_F(Attestation, UnknownMeasurementIsUntrustedAndTheOperatorSeesWhy) {
+  device_.Measure("os", "a tampered os image");
+  ExpectUntrusted(device_.Evidence(Nonce()), "unknown measurement");
+  const Json record = DeviceRecord(device_);
+  EXPECT_EQ(record["attestation"]["verdict"], "untrusted");
+  EXPECT_NE(record["attestation"]["reasons"].get<std::string>().find("component \"os\""),
+            std::string::npos);
+}
+
+TEST_F(Attestation, UnclaimedDeviceIsUntrusted) {
+  SimDevice stranger;
+  ExpectUntrusted(stranger.Evidence(Nonce()), "not been claimed");
+}
+
+TEST_F(Attestation, RevokedDeviceGetsNoCertificates) {
+  ASSERT_EQ(
+      Call("POST", "/v1/tenants/" + tenant_ + "/devices/" + device_.Id() + "/revoke", {}, admin_)
+          .status,
+      200);
+  ExpectUntrusted(device_.Evidence(Nonce()), "revoked");
+}
+
+TEST_F(Attestation, ImpersonationPublicKeyThatDoesNotHashToTheDeviceIdIsUntrusted) {
+  SimDevice impostor;
+  auto evidence = impostor.Evidence(Nonce());
+  evidence.device_id = device_.Id();  // claims a claimed device's identity with its own key
+  ExpectUntrusted(evidence, "does not hash to the claimed device ID");
+}
+
+TEST_F(Attestation, CertificateRequestNotBoundByTheQuoteIsUntrusted) {
+  auto evidence = device_.Evidence(Nonce());
+  const auto attacker = *crypto::PrivateKey::GenerateP256();
+  evidence.runtime_csr = crypto::CertificateRequest::Create(attacker, "x")->Der();
+  ExpectUntrusted(evidence, "quote rejected");
+}
+
+TEST_F(Attestation, SharedRuntimeAndAppKeyIsUntrusted) {
+  device_.app_key = device_.runtime_key;
+  ExpectUntrusted(device_.Evidence(Nonce()), "must all differ");
+}
+
+TEST_F(Attestation, MalformedEvidenceIsA400AndTheServiceKeepsServing) {
+  EXPECT_EQ(Call("POST", "/v1/attestation", "{").status, 400);
+  EXPECT_EQ(Call("POST", "/v1/attestation", R"({"device_id":"x"})").status, 400);
+  auto evidence = device_.Evidence(Nonce());
+  evidence.quote.attest.resize(3);
+  ExpectUntrusted(evidence, "quote rejected");
+  EXPECT_EQ(Attest(device_.Evidence(Nonce())).status, 200);
+}
+
+}  // namespace
+}  // namespace aspis::service
