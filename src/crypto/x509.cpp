@@ -446,7 +446,8 @@ Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> interm
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   X509_VERIFY_PARAM_set_time(param, std::chrono::system_clock::to_time_t(at));
-  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT);
+  // Every given root is a trust anchor, self-signed or not: a tenant CA alone can be pinned.
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN);
   const int rc = X509_verify_cert(ctx.get());
   if (rc == 1) return Verdict::Valid();
   const int error = X509_STORE_CTX_get_error(ctx.get());

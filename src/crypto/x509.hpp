@@ -104,7 +104,8 @@ Expected<Certificate> CreateSelfSigned(const PrivateKey& key, const CertificateP
 Expected<Certificate> Issue(const Certificate& issuer, const PrivateKey& issuer_key,
                             const PublicKey& subject, const CertificateProfile& profile);
 
-// Verifies that `leaf` chains to one of `roots` through `intermediates`, at time `at`.
+// Verifies that `leaf` chains to one of `roots` through `intermediates`, at time `at`. Each root is
+// a trust anchor whether or not it is self-signed, so an intermediate CA can be pinned alone.
 Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> intermediates,
                     std::span<const Certificate> roots, Clock::TimePoint at);
 

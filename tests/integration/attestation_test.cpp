@@ -13,6 +13,7 @@
 #include "support/swtpm.hpp"
 #include "support/temp_dir.hpp"
 #include "wire/attestation.hpp"
+#include "wire/errors.hpp"
 #include "wire/https_client.hpp"
 
 namespace aspis::service {
@@ -186,6 +187,72 @@ TEST_F(Attestation, TpmDeviceEvidenceIsVerifiedToo) {
   EXPECT_EQ(response.status, 200) << response.body;
   tpm_device.Measure("os", "a tampered os image");
   ExpectUntrusted(tpm_device.Evidence(Nonce()), "unknown measurement");
+}
+
+// Calls a device route with a client certificate (and its key).
+Expected<wire::HttpResponse> DeviceCall(const Service& service, const crypto::PrivateKey& key,
+                                        const std::string& certificate_pem) {
+  const std::vector<crypto::Certificate> roots{service.root_ca()};
+  std::vector<crypto::Certificate> chain;
+  if (auto parsed = crypto::Certificate::ChainFromPem(certificate_pem)) chain = *parsed;
+  auto tls = crypto::tls::ClientContext(roots, chain, chain.empty() ? nullptr : &key);
+  if (!tls) return std::unexpected(tls.error());
+  wire::HttpsClient client({"127.0.0.1", service.port()}, *tls);
+  return client.Send("GET", "/v1/device/status");
+}
+
+TEST_F(Attestation, DeviceRoutesOpenOnlyToTheRuntimeCertificate) {
+  const auto response = Attest(device_.Evidence(Nonce()));
+  ASSERT_EQ(response.status, 200);
+  const auto result = *wire::ParseAttestationResult(response.body);
+  const std::string chain = result.ca_chain_pem;
+
+  auto runtime = DeviceCall(*service_, device_.runtime_key, result.runtime_certificate_pem + chain);
+  ASSERT_TRUE(runtime) << runtime.error().message();
+  EXPECT_EQ(runtime->status, 200) << runtime->body;
+  EXPECT_EQ(json::Parse(runtime->body)->value("id", ""), device_.Id());
+
+  // An app holding the app certificate cannot act as the runtime.
+  auto app = DeviceCall(*service_, device_.app_key, result.app_certificate_pem + chain);
+  ASSERT_TRUE(app) << app.error().message();
+  EXPECT_EQ(app->status, 403);
+  EXPECT_NE(app->body.find("only the device runtime certificate"), std::string::npos);
+
+  auto anonymous = DeviceCall(*service_, device_.runtime_key, "");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 403);
+
+  ASSERT_EQ(
+      Call("POST", "/v1/tenants/" + tenant_ + "/devices/" + device_.Id() + "/revoke", {}, admin_)
+          .status,
+      200);
+  auto revoked = DeviceCall(*service_, device_.runtime_key, result.runtime_certificate_pem + chain);
+  ASSERT_TRUE(revoked);
+  EXPECT_EQ(revoked->status, 403);
+  EXPECT_NE(revoked->body.find("revoked"), std::string::npos);
+}
+
+TEST_F(Attestation, CertificateFromAForeignCaIsRefusedOnDeviceRoutes) {
+  const auto ca_key = *crypto::PrivateKey::GenerateP256();
+  const auto now = std::chrono::system_clock::now();
+  const auto ca = *crypto::CreateSelfSigned(
+      ca_key, {.common_name = "Rogue CA", .not_before = now - 1h, .lifetime = 48h, .is_ca = true});
+  const auto key = *crypto::PrivateKey::GenerateP256();
+  const auto forged =
+      *crypto::Issue(ca, ca_key, key.Public(),
+                     {.common_name = device_.Id(),
+                      .not_before = now - 1h,
+                      .lifetime = 24h,
+                      .client_auth = true,
+                      .san_uris = {"urn:aspis:tenant:" + tenant_ + ":device:" + device_.Id()},
+                      .policy_oids = {attest::kRuntimeCertificatePolicy}});
+  auto response = DeviceCall(*service_, key, *forged.ToPem() + *ca.ToPem());
+  // Refused in the TLS handshake, or at the latest by the route.
+  if (response) {
+    EXPECT_EQ(response->status, 403);
+  } else {
+    EXPECT_EQ(response.error(), wire::WireErrc::kTls) << response.error().message();
+  }
 }
 
 TEST_F(Attestation, ReplayAttackReusedNonceIsUntrusted) {

@@ -1,5 +1,6 @@
 #include "service/api/api.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/json.hpp"
@@ -255,6 +256,41 @@ class Api {
                                    .dump());
   }
 
+  // Device routes: only a runtime certificate issued by the device's own tenant CA, for a claimed
+  // device that is not revoked, opens them. App certificates are refused.
+  Expected<store::Device> AuthenticateDevice(const Request& request) const {
+    auto deny = [](std::string why) { return Fail(StoreErrc::kNotFound, std::move(why)); };
+    if (!request.client_certificate) return deny("present the device's runtime certificate");
+    const crypto::Certificate& cert = *request.client_certificate;
+    const auto policies = cert.PolicyOids();
+    if (std::find(policies.begin(), policies.end(), attest::kRuntimeCertificatePolicy) ==
+        policies.end()) {
+      return deny("only the device runtime certificate opens device routes");
+    }
+    const auto uris = cert.SanUris();
+    constexpr std::string_view kPrefix = "urn:aspis:tenant:";
+    const std::string_view uri = uris.size() == 1 ? std::string_view(uris[0]) : "";
+    const std::size_t device_at = uri.find(":device:");
+    if (!uri.starts_with(kPrefix) || device_at == std::string_view::npos) {
+      return deny("the certificate does not name a tenant and a device");
+    }
+    const std::string tenant(uri.substr(kPrefix.size(), device_at - kPrefix.size()));
+    const std::string device_id(uri.substr(device_at + 8));
+    auto ca = c_.store.GetTenantKey(tenant, "ca");
+    if (!ca) return deny("the certificate names an unknown tenant");
+    auto ca_cert = crypto::Certificate::FromPem(ca->certificate_pem);
+    if (!ca_cert) return deny("the tenant CA certificate is unreadable");
+    const std::vector<crypto::Certificate> roots{*ca_cert};
+    if (!crypto::VerifyChain(cert, {}, roots, c_.clock.Now()).valid() ||
+        cert.SubjectCommonName() != device_id) {
+      return deny("the certificate was not issued to this device by its tenant's CA");
+    }
+    auto device = c_.store.GetDevice(tenant, device_id);
+    if (!device) return deny("the device is not claimed by the tenant its certificate names");
+    if (device->revoked) return deny("the device is revoked");
+    return device;
+  }
+
   Response AddOsRelease(const Request& request, const Principal& who) const {
     if (!who.platform()) {
       return Response::Problem(403, "Forbidden", "only a platform administrator adds OS releases");
@@ -346,6 +382,11 @@ void AddRoutes(http::Router& router, const Context& context) {
   });
   router.Add("POST", "/v1/attestation",
              [api](const Request& request) { return api->Attest(request); });
+  router.Add("GET", "/v1/device/status", [api](const Request& request) {
+    auto device = api->AuthenticateDevice(request);
+    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
+    return Response::Json(200, DeviceJson(*device).dump());
+  });
   router.Add("POST", "/v1/os-releases", api->Authed([api](const Request& r, const Principal& who) {
     return api->AddOsRelease(r, who);
   }));

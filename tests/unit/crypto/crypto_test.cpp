@@ -199,6 +199,9 @@ TEST(X509, CertificateFromAnotherTenantCaDoesNotChain) {
   // Both tenants chain to the platform root, so relying parties pin the tenant CA itself.
   const std::vector<Certificate> tenant_only{pki.tenant};
   EXPECT_EQ(VerifyChain(cert, {}, tenant_only, kNow + 1h).outcome(), Verdict::Outcome::kInvalid);
+  // Pinned alone, the right tenant CA is enough.
+  const std::vector<Certificate> other_only{other_tenant};
+  EXPECT_TRUE(VerifyChain(cert, {}, other_only, kNow + 1h).valid());
 }
 
 TEST(X509, IssueRefusesNonCaMismatchedKeyAndOutlivingIssuer) {
