@@ -10,6 +10,7 @@
 #include "service/attest/attestation.hpp"
 #include "service/service.hpp"
 #include "support/process.hpp"
+#include "support/service_client.hpp"
 #include "support/swtpm.hpp"
 #include "support/temp_dir.hpp"
 #include "wire/attestation.hpp"
@@ -97,13 +98,7 @@ class Attestation : public ::testing::Test {
 
   wire::HttpResponse Call(const std::string& method, const std::string& target,
                           const std::string& body = {}, const std::string& token = {}) const {
-    const std::vector<crypto::Certificate> roots{service_->root_ca()};
-    wire::HttpsClient client({"127.0.0.1", service_->port()}, *crypto::tls::ClientContext(roots));
-    std::vector<std::pair<std::string, std::string>> headers;
-    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
-    auto response = client.Send(method, target, body, headers);
-    EXPECT_TRUE(response) << response.error().message();
-    return response ? *response : wire::HttpResponse{};
+    return testing::CallService(*service_, token, method, target, body);
   }
 
   Bytes Nonce() const {

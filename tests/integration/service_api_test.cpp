@@ -7,6 +7,7 @@
 #include "crypto/tls.hpp"
 #include "service/service.hpp"
 #include "support/process.hpp"
+#include "support/service_client.hpp"
 #include "support/temp_dir.hpp"
 #include "wire/https_client.hpp"
 
@@ -36,15 +37,9 @@ class ServiceApi : public ::testing::Test {
     service_ = std::move(*service);
   }
 
-  wire::HttpResponse Call(const std::string& token, std::string method, std::string target,
-                          std::string body = {}) const {
-    const std::vector<crypto::Certificate> roots{service_->root_ca()};
-    wire::HttpsClient client({"127.0.0.1", service_->port()}, *crypto::tls::ClientContext(roots));
-    std::vector<std::pair<std::string, std::string>> headers;
-    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
-    auto response = client.Send(method, target, body, headers);
-    EXPECT_TRUE(response) << response.error().message();
-    return response ? *response : wire::HttpResponse{};
+  wire::HttpResponse Call(const std::string& token, const std::string& method,
+                          const std::string& target, const std::string& body = {}) const {
+    return testing::CallService(*service_, token, method, target, body);
   }
 
   Json CallJson(const std::string& token, std::string method, std::string target,

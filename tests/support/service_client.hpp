@@ -1,0 +1,16 @@
+#pragma once
+
+#include <string>
+
+#include "service/service.hpp"
+#include "wire/https_client.hpp"
+
+namespace aspis::testing {
+
+// One HTTPS request to a running aspis-service, trusting its root CA, with a bearer token when
+// `token` is not empty. A transport failure fails the calling test and returns status 0.
+wire::HttpResponse CallService(const service::Service& service, const std::string& token,
+                               const std::string& method, const std::string& target,
+                               const std::string& body = {});
+
+}  // namespace aspis::testing
