@@ -1,0 +1,125 @@
+// The aspis CLI against a running aspis-service.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "cli/cli.hpp"
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "service/service.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::cli {
+namespace {
+
+using testing::TempDir;
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+class AspisCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto service =
+        service::Service::Start({.data_dir = dir_ / "data", .listen = "127.0.0.1:0", .threads = 2},
+                                SystemClock::Instance());
+    ASSERT_TRUE(service) << service.error().message();
+    service_ = std::move(*service);
+    ::setenv("ASPIS_CONFIG", (dir_ / "cli.json").c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+    url_ = "https://127.0.0.1:" + std::to_string(service_->port());
+    root_ = (dir_ / "data/root-ca.pem").string();
+  }
+
+  Result Run(std::vector<std::string> args) {
+    std::ostringstream out, err;
+    const int code = Main(args, out, err);
+    return {code, out.str(), err.str()};
+  }
+
+  Result Login(const std::string& token) {
+    return Run({"login", "--url", url_, "--token", token, "--root-ca", root_});
+  }
+
+  TempDir dir_;
+  std::unique_ptr<service::Service> service_;
+  std::string url_, root_;
+};
+
+TEST_F(AspisCli, OperatorFlowFromLoginToAuditWorks) {
+  ASSERT_EQ(Login(service_->new_admin_token()).code, 0);
+  EXPECT_EQ(std::filesystem::status(dir_ / "cli.json").permissions() &
+                (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+            std::filesystem::perms::none);
+  auto created = Run({"tenant", "create", "--name", "Contoso", "--output", "json"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  const std::string tenant = json::Parse(created.out)->value("id", "");
+  ASSERT_FALSE(tenant.empty());
+
+  const std::string device(64, 'c');
+  EXPECT_EQ(Run({"device", "claim", "--tenant", tenant, "--device", device}).code, 0);
+  auto listed = Run({"device", "list", "--tenant", tenant});
+  EXPECT_EQ(listed.code, 0);
+  EXPECT_NE(listed.out.find(device), std::string::npos);
+  EXPECT_NE(listed.out.find("never attested"), std::string::npos);
+  EXPECT_EQ(Run({"device", "revoke", "--tenant", tenant, "--device", device}).code, 0);
+  auto shown = Run({"device", "show", "--tenant", tenant, "--device", device, "--output", "json"});
+  EXPECT_TRUE(json::Parse(shown.out)->value("revoked", false));
+
+  auto role = Run({"role", "add", "--tenant", tenant, "--role", "Reader", "--output", "json"});
+  ASSERT_EQ(role.code, 0) << role.err;
+  EXPECT_EQ(json::Parse(role.out)->value("role", ""), "Reader");
+
+  EXPECT_EQ(Run({"ca-certificate", "download", "--tenant", tenant, "--destination",
+                 (dir_ / "chain.pem").string()})
+                .code,
+            0);
+  auto chain = file::Read(dir_ / "chain.pem");
+  ASSERT_TRUE(chain);
+  EXPECT_TRUE(crypto::Certificate::ChainFromPem(AsString(*chain)));
+
+  auto audit = Run({"audit", "list", "--tenant", tenant});
+  EXPECT_NE(audit.out.find("device.revoke"), std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find("device.claim"), std::string::npos);
+}
+
+TEST_F(AspisCli, ErrorsPrintTheServicesExplanation) {
+  ASSERT_EQ(Login(service_->new_admin_token()).code, 0);
+  auto bad = Run({"device", "claim", "--tenant", "nope", "--device", "xyz"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("64 lowercase hex"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("Traceback"), std::string::npos);
+}
+
+TEST_F(AspisCli, LoginRefusesAWrongTokenOrAnUnpinnedServer) {
+  auto wrong = Login("aspis_not_a_token");
+  EXPECT_EQ(wrong.code, 1);
+  EXPECT_NE(wrong.err.find("unknown or revoked"), std::string::npos) << wrong.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "cli.json"));
+
+  // A root CA that did not issue the server's certificate: TLS refuses before any token is sent.
+  std::ofstream(dir_ / "other.pem")
+      << *crypto::CreateSelfSigned(*crypto::PrivateKey::GenerateP256(),
+                                   {.common_name = "Other",
+                                    .not_before = std::chrono::system_clock::now(),
+                                    .lifetime = std::chrono::hours(1),
+                                    .is_ca = true})
+              ->ToPem();
+  auto unpinned = Run({"login", "--url", url_, "--token", service_->new_admin_token(), "--root-ca",
+                       (dir_ / "other.pem").string()});
+  EXPECT_EQ(unpinned.code, 1);
+  EXPECT_NE(unpinned.err.find("TLS"), std::string::npos) << unpinned.err;
+}
+
+TEST_F(AspisCli, CommandsBeforeLoginSayHowToLogIn) {
+  auto result = Run({"tenant", "list"});
+  EXPECT_EQ(result.code, 1);
+  EXPECT_NE(result.err.find("aspis login"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace aspis::cli
