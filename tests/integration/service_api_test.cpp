@@ -204,6 +204,12 @@ TEST_F(ServiceApi, EveryChangeIsInTheAuditLog) {
   EXPECT_EQ(audit[0]["target"], kDevice);
   EXPECT_EQ(audit[1]["action"], "device.claim");
   EXPECT_EQ(audit.back()["action"], "tenant.create");
+  bool token_named = false;
+  for (const auto& entry : audit) {
+    if (entry["action"] == "token.create")
+      token_named = !entry["target"].get<std::string>().empty();
+  }
+  EXPECT_TRUE(token_named) << audit.dump();
 }
 
 TEST_F(ServiceApi, DownloadedTenantCaChainVerifiesWithOpenssl) {

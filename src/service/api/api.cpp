@@ -135,9 +135,10 @@ class Api {
         });
   }
 
-  // Runs `change` and its audit entry in one transaction.
+  // Runs `change` and its audit entry in one transaction. `target` is read after `change` runs,
+  // so a change may name what it created.
   Expected<void> Audited(const Principal& who, std::string_view tenant, std::string_view action,
-                         std::string_view target,
+                         const std::string& target,
                          const std::function<Expected<void>()>& change) const {
     return c_.store.Transaction([&]() -> Expected<void> {
       if (auto ok = change(); !ok) return ok;
@@ -242,7 +243,7 @@ class Api {
     if (auto missing = c_.store.GetTenant(tenant); !missing) return FromError(missing.error());
     std::string secret;
     std::string id;
-    auto created = Audited(who, tenant, "token.create", "", [&]() -> Expected<void> {
+    auto created = Audited(who, tenant, "token.create", id, [&]() -> Expected<void> {
       auto made = api::CreateToken(c_.store, c_.clock, tenant, *role, description, &id);
       if (!made) return std::unexpected(made.error());
       secret = *made;
