@@ -161,10 +161,11 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
                                        ", which no registered OS release lists"));
     }
   }
-  return Record(*device, Issue(*device, evidence));
+  return Record(*device, Issue(*device, *runtime_csr, *app_csr));
 }
 
-Outcome Verifier::Issue(const store::Device& device, const wire::Evidence& evidence) const {
+Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRequest& runtime_csr,
+                        const crypto::CertificateRequest& app_csr) const {
   auto error = [](const Error& e) {
     log::Error("issuing device certificates: {}", e.message());
     return Outcome{Verdict::CouldNotCheck("the tenant CA could not issue certificates"),
@@ -190,13 +191,10 @@ Outcome Verifier::Issue(const store::Device& device, const wire::Evidence& evide
         .san_uris = {"urn:aspis:tenant:" + device.tenant_id + ":device:" + device.id},
         .policy_oids = {policy}};
   };
-  auto runtime_csr = crypto::CertificateRequest::FromDer(evidence.runtime_csr);
-  auto app_csr = crypto::CertificateRequest::FromDer(evidence.app_csr);
-  if (!runtime_csr || !app_csr) return error(Error(CoreErrc::kParse, "request vanished"));
-  auto runtime = crypto::Issue(*ca_cert, *ca_key, runtime_csr->SubjectPublicKey(),
+  auto runtime = crypto::Issue(*ca_cert, *ca_key, runtime_csr.SubjectPublicKey(),
                                profile(kRuntimeCertificatePolicy));
   auto app =
-      crypto::Issue(*ca_cert, *ca_key, app_csr->SubjectPublicKey(), profile(kAppCertificatePolicy));
+      crypto::Issue(*ca_cert, *ca_key, app_csr.SubjectPublicKey(), profile(kAppCertificatePolicy));
   if (!runtime) return error(runtime.error());
   if (!app) return error(app.error());
   auto runtime_pem = runtime->ToPem();

@@ -6,6 +6,7 @@
 
 #include "core/clock.hpp"
 #include "core/verdict.hpp"
+#include "crypto/x509.hpp"
 #include "service/data_dir.hpp"
 #include "service/metrics.hpp"
 #include "service/store/store.hpp"
@@ -48,7 +49,8 @@ class Verifier {
 
  private:
   Verdict CheckNonce(ByteView nonce) const;
-  Outcome Issue(const store::Device& device, const wire::Evidence& evidence) const;
+  Outcome Issue(const store::Device& device, const crypto::CertificateRequest& runtime_csr,
+                const crypto::CertificateRequest& app_csr) const;
   Outcome Record(const std::optional<store::Device>& device, Outcome outcome) const;
 
   store::Store& store_;
