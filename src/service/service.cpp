@@ -47,7 +47,9 @@ class ServiceImpl final : public Service {
     metrics_.Describe("aspis_attestations_total", "Attestations by verdict", "counter");
     metrics_.Describe("aspis_certificates_issued_total", "Device certificates issued", "counter");
     http::Router router;
-    api::AddRoutes(router, {*store_, data_, clock_, metrics_});
+    api::AddRoutes(
+        router,
+        {*store_, data_, clock_, metrics_, {.certificate_lifetime = config.certificate_lifetime}});
     auto tls = crypto::tls::ServerContext(data_.server_chain, data_.server_key,
                                           std::vector<crypto::Certificate>{data_.root_ca});
     if (!tls) return std::unexpected(tls.error());
@@ -130,6 +132,10 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   app.add_option("--server-name", config.server_names,
                  "Names for the server certificate (first start only)");
   app.add_option("--threads", config.threads, "I/O threads (default: one per core)");
+  int lifetime_hours = 24;
+  app.add_option("--certificate-hours", lifetime_hours, "Lifetime of device certificates")
+      ->check(CLI::Range(1, 24 * 30))
+      ->capture_default_str();
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
@@ -138,6 +144,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   }
   config.data_dir = data_dir;
   config.master_key_file = master_key;
+  config.certificate_lifetime = std::chrono::hours(lifetime_hours);
 
   // Block the stop signals before any thread starts, then wait for one of them here.
   sigset_t signals;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <ostream>
@@ -19,6 +20,7 @@ struct ServiceConfig {
   std::filesystem::path master_key_file;  // empty: see DataDirOptions
   std::vector<std::string> server_names = {"localhost", "127.0.0.1"};
   unsigned threads = 0;
+  std::chrono::seconds certificate_lifetime = std::chrono::hours(24);  // device certificates
 };
 
 // aspis-service: the data directory, the store, the API and the HTTPS server, running.

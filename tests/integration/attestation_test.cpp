@@ -174,6 +174,47 @@ TEST_F(Attestation, TrustedDeviceGetsRuntimeAndAppCertificatesFromItsTenantCa) {
             std::string::npos);
 }
 
+TEST_F(Attestation, CertificateLifetimeIsConfigurable) {
+  TempDir other_dir;
+  auto short_lived = Service::Start({.data_dir = other_dir / "data",
+                                     .listen = "127.0.0.1:0",
+                                     .threads = 1,
+                                     .certificate_lifetime = 2h},
+                                    clock_);
+  ASSERT_TRUE(short_lived) << short_lived.error().message();
+  const std::string admin = (*short_lived)->new_admin_token();
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body,
+                  const std::string& token) {
+    return testing::CallService(**short_lived, token, method, target, body);
+  };
+  const auto tenant =
+      json::Parse(call("POST", "/v1/tenants", R"({"name":"t"})", admin).body)->value("id", "");
+  ASSERT_EQ(call("POST", "/v1/os-releases",
+                 Json{{"version", "1"},
+                      {"feed", "retail"},
+                      {"components",
+                       {{"os", crypto::ToHex(Hash("os image 24.10"))},
+                        {"aspisd", crypto::ToHex(Hash("aspisd 0.1"))}}}}
+                     .dump(),
+                 admin)
+                .status,
+            201);
+  ASSERT_EQ(call("POST", "/v1/tenants/" + tenant + "/devices",
+                 Json{{"device_id", device_.Id()}}.dump(), admin)
+                .status,
+            201);
+  const auto challenge =
+      wire::ParseChallenge(call("POST", "/v1/attestation/challenge", "", "").body);
+  ASSERT_TRUE(challenge);
+  const auto response =
+      call("POST", "/v1/attestation", wire::Serialize(device_.Evidence(challenge->nonce)), "");
+  ASSERT_EQ(response.status, 200) << response.body;
+  const auto runtime = crypto::Certificate::FromPem(
+      wire::ParseAttestationResult(response.body)->runtime_certificate_pem);
+  ASSERT_TRUE(runtime);
+  EXPECT_EQ(runtime->NotAfter() - runtime->NotBefore(), 2h);
+}
+
 TEST_F(Attestation, TpmDeviceEvidenceIsVerifiedToo) {
   testing::Swtpm swtpm;
   SimDevice tpm_device(swtpm.Tcti());
