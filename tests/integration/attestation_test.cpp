@@ -26,6 +26,16 @@ using testing::TempDir;
 
 crypto::Digest Hash(std::string_view s) { return *crypto::Sha256Of(AsBytes(s)); }
 
+// The OS release whose measurements SimDevice reports.
+std::string OsReleaseBody(const std::string& version) {
+  return Json{{"version", version},
+              {"feed", "retail"},
+              {"components",
+               {{"os", crypto::ToHex(Hash("os image 24.10"))},
+                {"aspisd", crypto::ToHex(Hash("aspisd 0.1"))}}}}
+      .dump();
+}
+
 // A device: a software root of trust that measured an OS image and aspisd at boot.
 struct SimDevice {
   // The software root of trust, or the TPM behind `tcti`.
@@ -77,14 +87,7 @@ class Attestation : public ::testing::Test {
     auto tenant = Call("POST", "/v1/tenants", Json{{"name", "Contoso"}}.dump(), admin_);
     ASSERT_EQ(tenant.status, 201);
     tenant_ = json::Parse(tenant.body)->value("id", "");
-    auto release = Call("POST", "/v1/os-releases",
-                        Json{{"version", "24.10"},
-                             {"feed", "retail"},
-                             {"components",
-                              {{"os", crypto::ToHex(Hash("os image 24.10"))},
-                               {"aspisd", crypto::ToHex(Hash("aspisd 0.1"))}}}}
-                            .dump(),
-                        admin_);
+    auto release = Call("POST", "/v1/os-releases", OsReleaseBody("24.10"), admin_);
     ASSERT_EQ(release.status, 201) << release.body;
     Claim(device_);
   }
@@ -189,16 +192,7 @@ TEST_F(Attestation, CertificateLifetimeIsConfigurable) {
   };
   const auto tenant =
       json::Parse(call("POST", "/v1/tenants", R"({"name":"t"})", admin).body)->value("id", "");
-  ASSERT_EQ(call("POST", "/v1/os-releases",
-                 Json{{"version", "1"},
-                      {"feed", "retail"},
-                      {"components",
-                       {{"os", crypto::ToHex(Hash("os image 24.10"))},
-                        {"aspisd", crypto::ToHex(Hash("aspisd 0.1"))}}}}
-                     .dump(),
-                 admin)
-                .status,
-            201);
+  ASSERT_EQ(call("POST", "/v1/os-releases", OsReleaseBody("1"), admin).status, 201);
   ASSERT_EQ(call("POST", "/v1/tenants/" + tenant + "/devices",
                  Json{{"device_id", device_.Id()}}.dump(), admin)
                 .status,

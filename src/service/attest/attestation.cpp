@@ -88,15 +88,9 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, Outcome out
                                                                              : "error"}});
   if (trusted) metrics_.Increment("aspis_certificates_issued_total", {}, 2);
   if (device) {
-    std::int64_t expiry = 0;
-    if (outcome.result) {
-      if (auto cert = crypto::Certificate::FromPem(outcome.result->runtime_certificate_pem)) {
-        expiry = Seconds(cert->NotAfter());
-      }
-    }
-    auto recorded =
-        store_.RecordAttestation(device->id, trusted ? "trusted" : "untrusted",
-                                 outcome.verdict.reason(), Seconds(clock_.Now()), expiry);
+    auto recorded = store_.RecordAttestation(device->id, trusted ? "trusted" : "untrusted",
+                                             outcome.verdict.reason(), Seconds(clock_.Now()),
+                                             outcome.certificate_expiry);
     if (!recorded)
       log::Error("recording attestation of {}: {}", device->id, recorded.error().message());
   }
@@ -202,8 +196,10 @@ Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRe
   auto root_pem = data_.root_ca.ToPem();
   if (!runtime_pem || !app_pem || !root_pem)
     return error(Error(CoreErrc::kIo, "PEM encoding failed"));
-  return {Verdict::Valid(), wire::AttestationResult{"trusted", *runtime_pem, *app_pem,
-                                                    ca_record->certificate_pem + *root_pem}};
+  return {Verdict::Valid(),
+          wire::AttestationResult{"trusted", *runtime_pem, *app_pem,
+                                  ca_record->certificate_pem + *root_pem},
+          Seconds(runtime->NotAfter())};
 }
 
 }  // namespace aspis::service::attest

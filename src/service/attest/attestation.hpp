@@ -29,6 +29,7 @@ struct Policy {
 struct Outcome {
   Verdict verdict;  // kValid: trusted, and `result` holds the certificates
   std::optional<wire::AttestationResult> result;
+  std::int64_t certificate_expiry = 0;  // Unix seconds, when trusted
 };
 
 // Thread-safe (its state lives in the store).
