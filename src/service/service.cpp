@@ -120,6 +120,10 @@ Expected<std::unique_ptr<Service>> Service::Start(const ServiceConfig& config, c
 
 int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app("aspis-service: the Aspis security service", "aspis-service");
+  app.set_config("--config", "",
+                 "TOML file holding any of these options by their long names "
+                 "(data = \"/var/lib/aspis\"); flags given too take precedence");
+  app.allow_config_extras(CLI::config_extras_mode::error);
   ServiceConfig config;
   std::string data_dir;
   std::string master_key;

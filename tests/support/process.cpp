@@ -57,6 +57,8 @@ int Spawn(std::vector<std::string> argv, std::vector<std::string> env, int out_f
   ::_exit(127);
 }
 
+int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
 sockaddr_in Loopback(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -95,26 +97,38 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.exit_code = ExitCode(status);
   return result;
 }
 
 BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
-                                     std::optional<RunAs> run_as, int stop_signal)
-    : pid_(Spawn(argv, Environment({}), -1, run_as)), stop_signal_(stop_signal) {
+                                     std::optional<RunAs> run_as, int stop_signal,
+                                     const std::string& log_path)
+    : stop_signal_(stop_signal) {
+  const int log_fd =
+      log_path.empty() ? -1 : ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  pid_ = Spawn(argv, Environment({}), log_fd, run_as);
+  if (log_fd >= 0) ::close(log_fd);
   if (pid_ < 0) throw std::runtime_error("could not start " + argv[0]);
 }
 
-BackgroundProcess::~BackgroundProcess() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, stop_signal_);
+BackgroundProcess::~BackgroundProcess() { Stop(); }
+
+int BackgroundProcess::Stop(int signal) {
+  if (exit_code_ || pid_ <= 0) return exit_code_.value_or(-1);
+  ::kill(pid_, signal != 0 ? signal : stop_signal_);
   int status = 0;
   ::waitpid(pid_, &status, 0);
+  exit_code_ = ExitCode(status);
+  return *exit_code_;
 }
 
 bool BackgroundProcess::running() const {
+  if (exit_code_ || pid_ <= 0) return false;
   int status = 0;
-  return pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == 0;
+  if (::waitpid(pid_, &status, WNOHANG) == 0) return true;
+  exit_code_ = ExitCode(status);
+  return false;
 }
 
 int FreePort(int count) {
