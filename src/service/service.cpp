@@ -109,7 +109,7 @@ Expected<std::unique_ptr<Service>> Service::Start(const ServiceConfig& config, c
   const std::string url = config.database.empty()
                               ? "sqlite:" + (config.data_dir / "aspis.db").string()
                               : config.database;
-  auto database = store::OpenDatabase(url);
+  auto database = store::OpenDatabase(url, config.database_connections);
   if (!database) return std::unexpected(database.error());
   auto opened = store::Store::Open(std::move(*database));
   if (!opened) return std::unexpected(opened.error());
@@ -131,6 +131,10 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   app.add_option("--listen", config.listen, "HOST:PORT to serve HTTPS on")->capture_default_str();
   app.add_option("--db", config.database,
                  "sqlite:PATH or postgresql://... (default: sqlite:DATA/aspis.db)");
+  app.add_option("--db-connections", config.database_connections,
+                 "PostgreSQL connections this instance may open")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   app.add_option("--master-key", master_key,
                  "Master key file (default: $ASPIS_MASTER_KEY_FILE, else DATA/master.key)");
   app.add_option("--server-name", config.server_names,

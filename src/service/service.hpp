@@ -17,6 +17,7 @@ struct ServiceConfig {
   std::filesystem::path data_dir;
   std::string listen = "127.0.0.1:8443";  // HOST:PORT; port 0 picks a free one
   std::string database;                   // empty: sqlite:DATA_DIR/aspis.db
+  std::size_t database_connections = 8;   // PostgreSQL pool size per instance
   std::filesystem::path master_key_file;  // empty: see DataDirOptions
   std::vector<std::string> server_names = {"localhost", "127.0.0.1"};
   unsigned threads = 0;

@@ -1,7 +1,10 @@
 // One suite, both store engines: SQLite in a temporary file and a real PostgreSQL server.
 #include <gtest/gtest.h>
 
+#include <future>
+#include <latch>
 #include <memory>
+#include <thread>
 
 #include "service/store/store.hpp"
 #include "support/postgres.hpp"
@@ -40,6 +43,14 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
     return store ? std::move(*store) : nullptr;
   }
 
+  // The URL of a new, empty database on this engine.
+  std::string FreshDatabase(const std::string& name) {
+    if (GetParam() != "postgresql") return "sqlite:" + (dir_ / (name + ".db")).string();
+    auto admin = OpenDatabase(url_);
+    EXPECT_TRUE(admin && (*admin)->Query("CREATE DATABASE " + name));
+    return url_.substr(0, url_.rfind('/') + 1) + name;
+  }
+
   TempDir dir_;
   std::unique_ptr<PostgresServer> postgres_;
   std::string url_;
@@ -53,6 +64,28 @@ TEST_P(StoreConformance, MigratesOnceAndKeepsDataAcrossReopen) {
   ASSERT_NE(store_, nullptr);
   EXPECT_EQ(*store_->SchemaVersion(), 2);
   EXPECT_EQ(store_->GetTenant("t1")->name, "Contoso");
+}
+
+TEST_P(StoreConformance, InstancesStartingTogetherMigrateOnce) {
+  const std::string url = FreshDatabase("together");
+  constexpr int kInstances = 4;
+  std::latch start(kInstances);
+  std::vector<std::future<Expected<int>>> opened;
+  for (int i = 0; i < kInstances; ++i) {
+    opened.push_back(std::async(std::launch::async, [&]() -> Expected<int> {
+      start.arrive_and_wait();
+      auto db = OpenDatabase(url);
+      if (!db) return std::unexpected(db.error());
+      auto store = Store::Open(std::move(*db));
+      if (!store) return std::unexpected(store.error());
+      return (*store)->SchemaVersion();
+    }));
+  }
+  for (auto& result : opened) {
+    auto version = result.get();
+    ASSERT_TRUE(version) << version.error().message();
+    EXPECT_EQ(*version, *store_->SchemaVersion());
+  }
 }
 
 TEST_P(StoreConformance, TenantsAreCreatedOnceAndListed) {
@@ -204,6 +237,53 @@ TEST_P(StoreConformance, HostileTextIsStoredLiterally) {
 
 INSTANTIATE_TEST_SUITE_P(Engines, StoreConformance, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& param_info) { return param_info.param; });
+
+TEST(PostgresPool, QueriesFromOtherThreadsProceedWhileATransactionIsOpen) {
+  PostgresServer postgres;
+  auto store = Store::Open(*OpenDatabase(postgres.Url()));
+  ASSERT_TRUE(store);
+  std::promise<void> inside;
+  std::promise<std::size_t> seen_outside;
+  auto outside = seen_outside.get_future();
+  std::thread reader([&] {
+    inside.get_future().wait();
+    auto tenants = (*store)->ListTenants();
+    seen_outside.set_value(tenants ? tenants->size() : 99);
+  });
+  auto committed = (*store)->Transaction([&]() -> Expected<void> {
+    if (auto ok = (*store)->CreateTenant({"t1", "Contoso", 1}); !ok) return ok;
+    inside.set_value();
+    // With one shared connection the reader would wait for this transaction, which waits for it.
+    if (outside.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+      return Fail(StoreErrc::kQuery, "the reader was blocked by an open transaction");
+    }
+    return {};
+  });
+  reader.join();
+  ASSERT_TRUE(committed) << committed.error().message();
+  EXPECT_EQ(outside.get(), 0u) << "the reader saw an uncommitted tenant";
+  EXPECT_EQ((*store)->ListTenants()->size(), 1u);
+}
+
+TEST(PostgresPool, RecoversWhenTheServerDropsItsConnections) {
+  PostgresServer postgres;
+  auto store = Store::Open(*OpenDatabase(postgres.Url()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE((*store)->CreateTenant({"t1", "Contoso", 1}));
+  auto admin = OpenDatabase(postgres.Url(), 1);
+  ASSERT_TRUE(admin);
+  ASSERT_TRUE((*admin)->Query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+      "backend_type = 'client backend'"));
+  // The first call may meet the dropped connection; the pool then opens a new one.
+  auto first = (*store)->ListTenants();
+  if (!first) {
+    EXPECT_EQ(first.error(), StoreErrc::kUnavailable) << first.error().message();
+  }
+  auto tenants = (*store)->ListTenants();
+  ASSERT_TRUE(tenants) << tenants.error().message();
+  EXPECT_EQ(tenants->size(), 1u);
+}
 
 TEST(OpenDatabase, RefusesUnknownSchemesAndUnreachableServers) {
   EXPECT_EQ(OpenDatabase("mysql://x").error(), StoreErrc::kUnavailable);

@@ -32,7 +32,8 @@ using Value = std::variant<std::nullptr_t, std::int64_t, std::string>;
 // Cells as text (NULL as nullopt), whatever the engine's type.
 using Row = std::vector<std::optional<std::string>>;
 
-// One connection. Calls are serialized internally, so an instance may be shared by threads.
+// A database handle, shared by threads. SQLite: one connection, calls serialized. PostgreSQL: a
+// pool of connections, so calls from different threads run side by side.
 class Database {
  public:
   virtual ~Database() = default;
@@ -43,12 +44,17 @@ class Database {
   virtual Expected<std::vector<Row>> Query(std::string_view sql,
                                            const std::vector<Value>& params = {}) = 0;
   // Runs `body` in a transaction: committed when it returns a value, rolled back otherwise.
-  // Queries inside `body` go through the same Database. Not reentrant.
+  // Queries that `body` makes through this Database on the calling thread join the transaction;
+  // `body` must not hand work to other threads. Not reentrant.
   virtual Expected<void> Transaction(const std::function<Expected<void>()>& body) = 0;
 };
 
-// "sqlite:PATH" (created if missing; WAL mode) or "postgresql://..." (a libpq URI).
-Expected<std::unique_ptr<Database>> OpenDatabase(std::string_view url);
+inline constexpr std::size_t kDefaultConnections = 8;
+
+// "sqlite:PATH" (created if missing; WAL mode) or "postgresql://..." (a libpq URI; at most
+// `max_connections` connections, one opened now so that a bad URL fails here).
+Expected<std::unique_ptr<Database>> OpenDatabase(std::string_view url,
+                                                 std::size_t max_connections = kDefaultConnections);
 
 }  // namespace aspis::service::store
 

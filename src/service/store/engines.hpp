@@ -9,6 +9,7 @@
 namespace aspis::service::store {
 
 Expected<std::unique_ptr<Database>> OpenSqlite(const std::string& path);
-Expected<std::unique_ptr<Database>> OpenPostgres(const std::string& uri);
+Expected<std::unique_ptr<Database>> OpenPostgres(const std::string& uri,
+                                                 std::size_t max_connections);
 
 }  // namespace aspis::service::store

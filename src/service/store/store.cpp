@@ -149,35 +149,47 @@ Expected<int> Store::SchemaVersion() {
   return static_cast<int>(Number(rows->at(0), 0));
 }
 
+// All pending migrations run in one transaction. Service instances starting together against one
+// PostgreSQL database queue on an advisory lock, so exactly one applies each migration (SQLite's
+// BEGIN IMMEDIATE does the same across processes).
 Expected<void> Store::Migrate() {
-  if (auto ok = Discard(db_->Query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT "
-                                   "PRIMARY KEY, applied_at BIGINT NOT NULL)"));
-      !ok) {
-    return ok;
-  }
-  auto current = SchemaVersion();
-  if (!current) return std::unexpected(current.error());
-  if (*current > static_cast<int>(kMigrations.size())) {
-    return Fail(StoreErrc::kQuery, "database schema version " + std::to_string(*current) +
-                                       " is newer than this aspis-service knows (" +
-                                       std::to_string(kMigrations.size()) + "); upgrade it");
-  }
-  for (int version = *current + 1; version <= static_cast<int>(kMigrations.size()); ++version) {
-    auto applied = db_->Transaction([&]() -> Expected<void> {
-      for (std::string_view statement : kMigrations[version - 1]) {
-        if (auto ok = Discard(db_->Query(ForDialect(statement, db_->Dialect()))); !ok) return ok;
+  constexpr std::int64_t kMigrationLock = 0x6173706973;  // "aspis"
+  auto migrated = db_->Transaction([&]() -> Expected<void> {
+    if (db_->Dialect() == "postgresql") {
+      if (auto ok = Discard(db_->Query("SELECT pg_advisory_xact_lock($1)", {kMigrationLock}));
+          !ok) {
+        return ok;
       }
-      return Discard(
-          db_->Query("INSERT INTO schema_migrations (version, applied_at) VALUES "
-                     "($1, $2)",
-                     {std::int64_t{version}, std::int64_t{std::time(nullptr)}}));
-    });
-    if (!applied) {
-      return std::unexpected(
-          std::move(applied.error()).WithContext("migrating to schema " + std::to_string(version)));
     }
-  }
-  return {};
+    if (auto ok = Discard(db_->Query("CREATE TABLE IF NOT EXISTS schema_migrations (version "
+                                     "BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"));
+        !ok) {
+      return ok;
+    }
+    auto current = SchemaVersion();
+    if (!current) return std::unexpected(current.error());
+    if (*current > static_cast<int>(kMigrations.size())) {
+      return Fail(StoreErrc::kQuery, "database schema version " + std::to_string(*current) +
+                                         " is newer than this aspis-service knows (" +
+                                         std::to_string(kMigrations.size()) + "); upgrade it");
+    }
+    for (int version = *current + 1; version <= static_cast<int>(kMigrations.size()); ++version) {
+      for (std::string_view statement : kMigrations[version - 1]) {
+        if (auto ok = Discard(db_->Query(ForDialect(statement, db_->Dialect()))); !ok) {
+          return std::unexpected(
+              std::move(ok.error()).WithContext("migrating to schema " + std::to_string(version)));
+        }
+      }
+      if (auto ok = Discard(
+              db_->Query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                         {std::int64_t{version}, std::int64_t{std::time(nullptr)}}));
+          !ok) {
+        return ok;
+      }
+    }
+    return {};
+  });
+  return migrated;
 }
 
 Expected<void> Store::CreateTenant(const Tenant& t) {
@@ -374,11 +386,12 @@ Expected<std::vector<AuditEntry>> Store::ListAudit(std::string_view tenant, std:
       ToAudit);
 }
 
-Expected<std::unique_ptr<Database>> OpenDatabase(std::string_view url) {
+Expected<std::unique_ptr<Database>> OpenDatabase(std::string_view url,
+                                                 std::size_t max_connections) {
   constexpr std::string_view kSqlite = "sqlite:";
   if (url.starts_with(kSqlite)) return OpenSqlite(std::string(url.substr(kSqlite.size())));
   if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
-    return OpenPostgres(std::string(url));
+    return OpenPostgres(std::string(url), max_connections);
   }
   return Fail(StoreErrc::kUnavailable,
               "database URL \"" + std::string(url) + "\" must start with sqlite: or postgresql://");
