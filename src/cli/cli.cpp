@@ -267,14 +267,28 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   });
 
   auto* ca = app.add_subcommand("ca-certificate", "The tenant CA")->require_subcommand(1);
+  auto* ca_list = ca->add_subcommand(
+      "list", "Every generation of the tenant CA, with its state (Active, Inactive, Expired)");
+  tenant_option(ca_list);
+  ca_list->callback([&] {
+    columns = {"index", "state", "not_after", "activates_at", "thumbprint"};
+    run = [&](const Session& s) {
+      return Request(s, "GET", "/v1/tenants/" + with_tenant(s) + "/ca-certificates");
+    };
+  });
   std::string destination;
+  int ca_index = 0;
   auto* download =
       ca->add_subcommand("download", "Save the tenant CA chain (PEM) for brokers and clouds");
   download->add_option("--destination", destination, "File to write")->required();
+  download->add_option("--index", ca_index,
+                       "The CA generation (see ca-certificate list; default: the active one)");
   tenant_option(download);
   download->callback([&] {
     run = [&](const Session& s) -> Expected<Json> {
-      auto pem = Request(s, "GET", "/v1/tenants/" + with_tenant(s) + "/ca-certificate");
+      const std::string which =
+          ca_index > 0 ? "/ca-certificates/" + std::to_string(ca_index) : "/ca-certificate";
+      auto pem = Request(s, "GET", "/v1/tenants/" + with_tenant(s) + which);
       if (!pem) return pem;
       if (auto ok = file::WriteDurably(destination, AsBytes(pem->get<std::string>()), 0644); !ok) {
         return std::unexpected(ok.error());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 
 #include "core/json.hpp"
 #include "crypto/tls.hpp"
@@ -365,6 +366,114 @@ TEST_F(Attestation, MalformedEvidenceIsA400AndTheServiceKeepsServing) {
   evidence.quote.attest.resize(3);
   ExpectUntrusted(evidence, "quote rejected");
   EXPECT_EQ(Attest(device_.Evidence(Nonce())).status, 200);
+}
+
+std::int64_t Seconds(Clock::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+Clock::TimePoint FromSeconds(std::int64_t s) { return Clock::TimePoint(std::chrono::seconds(s)); }
+
+// A tenant created at `created` (on the fixture's clock), with `device` claimed.
+std::string CreateTenantAt(FakeClock& clock, Clock::TimePoint created,
+                           const std::function<wire::HttpResponse(
+                               const std::string&, const std::string&, const std::string&)>& call,
+                           const SimDevice& device) {
+  clock.Set(created);
+  const auto tenant =
+      json::Parse(call("POST", "/v1/tenants", R"({"name":"Rollover"})").body)->value("id", "");
+  EXPECT_EQ(
+      call("POST", "/v1/tenants/" + tenant + "/devices", Json{{"device_id", device.Id()}}.dump())
+          .status,
+      201);
+  return tenant;
+}
+
+// The tenant CA rollover: a successor 90 days before expiry, signing 45 days later, and device
+// certificates of both generations accepted while both CAs are valid. The tenant is created in
+// the past so that the switch falls a few hours before the real time the TLS stack checks against.
+TEST_F(Attestation, TenantCaSuccessorIsMadeBeforeExpiryAndBothGenerationsStayTrusted) {
+  const auto real_now = clock_.Now();
+  SimDevice device;
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body) {
+    return Call(method, target, body, admin_);
+  };
+  const std::string tenant = CreateTenantAt(clock_, real_now - 24h * 686 - 5h, call, device);
+  const std::string cas = "/v1/tenants/" + tenant + "/ca-certificates";
+  auto list = [&] { return json::Parse(call("GET", cas, "").body).value_or(Json::array()); };
+  Json generations = list();
+  ASSERT_EQ(generations.size(), 1u);
+  EXPECT_EQ(generations[0]["state"], "Active");
+  const auto expiry = FromSeconds(generations[0]["not_after"].get<std::int64_t>());
+
+  clock_.Set(expiry - 24h * 91);
+  EXPECT_EQ(list().size(), 1u);
+  clock_.Set(expiry - 24h * 89);
+  generations = list();
+  ASSERT_EQ(generations.size(), 2u);
+  EXPECT_EQ(generations[0]["state"], "Active");
+  EXPECT_EQ(generations[1]["state"], "Inactive");
+  EXPECT_EQ(generations[1]["activates_at"], Seconds(clock_.Now() + 24h * 45));
+  EXPECT_EQ(list().size(), 2u) << "a successor is made once";
+  const auto audit = call("GET", "/v1/tenants/" + tenant + "/audit", "");
+  EXPECT_NE(audit.body.find("ca.successor"), std::string::npos) << audit.body;
+
+  auto generation_cert = [&](int index) {
+    return *crypto::Certificate::FromPem(call("GET", cas + "/" + std::to_string(index), "").body);
+  };
+  const crypto::Certificate first = generation_cert(1);
+  const crypto::Certificate second = generation_cert(2);
+  auto attest = [&] {
+    auto response = Attest(device.Evidence(Nonce()));
+    EXPECT_EQ(response.status, 200) << response.body;
+    return *wire::ParseAttestationResult(response.body);
+  };
+
+  // Twelve hours before the switch the first generation still signs.
+  clock_.Set(real_now - 12h);
+  const auto before = attest();
+  const auto before_cert = *crypto::Certificate::FromPem(before.runtime_certificate_pem);
+  EXPECT_TRUE(crypto::VerifyChain(before_cert, {}, std::vector{first}, clock_.Now()).valid());
+
+  clock_.Set(real_now);
+  generations = list();
+  EXPECT_EQ(generations[0]["state"], "Inactive");
+  EXPECT_EQ(generations[1]["state"], "Active");
+  const auto after = attest();
+  const auto after_cert = *crypto::Certificate::FromPem(after.runtime_certificate_pem);
+  EXPECT_TRUE(crypto::VerifyChain(after_cert, {}, std::vector{second}, real_now).valid());
+  EXPECT_FALSE(crypto::VerifyChain(after_cert, {}, std::vector{first}, real_now).valid());
+  EXPECT_EQ(crypto::Certificate::FromPem(
+                call("GET", "/v1/tenants/" + tenant + "/ca-certificate", "").body)
+                ->Der(),
+            second.Der());
+
+  // Both generations' certificates open the device routes while both CAs are valid.
+  for (const auto* result : {&before, &after}) {
+    auto response = DeviceCall(*service_, device.runtime_key,
+                               result->runtime_certificate_pem + result->ca_chain_pem);
+    ASSERT_TRUE(response) << response.error().message();
+    EXPECT_EQ(response->status, 200) << response->body;
+  }
+
+  clock_.Set(expiry + 1s);
+  EXPECT_EQ(list()[0]["state"], "Expired");
+}
+
+TEST_F(Attestation, TenantCaSuccessorMadeLateSignsNoLaterThanItsPredecessorExpires) {
+  SimDevice device;
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body) {
+    return Call(method, target, body, admin_);
+  };
+  const std::string tenant = CreateTenantAt(clock_, clock_.Now(), call, device);
+  const std::string cas = "/v1/tenants/" + tenant + "/ca-certificates";
+  const auto first = json::Parse(call("GET", cas, "").body).value_or(Json::array());
+  ASSERT_EQ(first.size(), 1u);
+  // The service was down through the lead time: the successor is made 10 days before expiry.
+  clock_.Set(FromSeconds(first[0]["not_after"].get<std::int64_t>()) - 24h * 10);
+  const auto generations = json::Parse(call("GET", cas, "").body).value_or(Json::array());
+  ASSERT_EQ(generations.size(), 2u);
+  EXPECT_EQ(generations[1]["activates_at"], first[0]["not_after"]);
 }
 
 }  // namespace

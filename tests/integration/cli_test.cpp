@@ -81,6 +81,18 @@ TEST_F(AspisCli, OperatorFlowFromLoginToAuditWorks) {
   auto chain = file::Read(dir_ / "chain.pem");
   ASSERT_TRUE(chain);
   EXPECT_TRUE(crypto::Certificate::ChainFromPem(AsString(*chain)));
+  auto cas = Run({"ca-certificate", "list", "--tenant", tenant});
+  EXPECT_EQ(cas.code, 0) << cas.err;
+  EXPECT_NE(cas.out.find("Active"), std::string::npos) << cas.out;
+  EXPECT_EQ(Run({"ca-certificate", "download", "--tenant", tenant, "--index", "1", "--destination",
+                 (dir_ / "first.pem").string()})
+                .code,
+            0);
+  EXPECT_EQ(*file::Read(dir_ / "first.pem"), *chain);
+  auto missing = Run({"ca-certificate", "download", "--tenant", tenant, "--index", "7",
+                      "--destination", (dir_ / "none.pem").string()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("no CA certificate with that index"), std::string::npos);
 
   auto audit = Run({"audit", "list", "--tenant", tenant});
   EXPECT_NE(audit.out.find("device.revoke"), std::string::npos) << audit.out;

@@ -137,6 +137,8 @@ TEST_F(ServiceApi, TenantIsolationTokenOfTenantAIsRefusedOnEveryTenantBRoute) {
       {"POST", b + "/devices/" + kDevice + "/revoke"},
       {"POST", b + "/devices/" + kDevice + "/restore"},
       {"GET", b + "/ca-certificate"},
+      {"GET", b + "/ca-certificates"},
+      {"GET", b + "/ca-certificates/1"},
       {"GET", b + "/audit"},
   };
   for (const auto& [method, path] : routes) {

@@ -58,11 +58,11 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(StoreConformance, MigratesOnceAndKeepsDataAcrossReopen) {
-  EXPECT_EQ(*store_->SchemaVersion(), 2);
+  EXPECT_EQ(*store_->SchemaVersion(), 3);
   EXPECT_EQ(store_->Dialect(), GetParam());
   store_ = Reopen();
   ASSERT_NE(store_, nullptr);
-  EXPECT_EQ(*store_->SchemaVersion(), 2);
+  EXPECT_EQ(*store_->SchemaVersion(), 3);
   EXPECT_EQ(store_->GetTenant("t1")->name, "Contoso");
 }
 
@@ -124,10 +124,28 @@ TEST_P(StoreConformance, PlatformTokensBelongToNoTenant) {
 }
 
 TEST_P(StoreConformance, TenantKeysAreKeptPerKindOnce) {
-  ASSERT_TRUE(store_->PutTenantKey({"t1", "ca", "PEM", "c2VhbGVk"}));
-  EXPECT_EQ(store_->PutTenantKey({"t1", "ca", "PEM2", "x"}).error(), StoreErrc::kConflict);
-  EXPECT_EQ(store_->GetTenantKey("t1", "ca")->sealed_key, "c2VhbGVk");
-  EXPECT_EQ(store_->GetTenantKey("t2", "ca").error(), StoreErrc::kNotFound);
+  ASSERT_TRUE(store_->PutTenantKey({"t1", "deployment", "PEM", "c2VhbGVk"}));
+  EXPECT_EQ(store_->PutTenantKey({"t1", "deployment", "PEM2", "x"}).error(), StoreErrc::kConflict);
+  EXPECT_EQ(store_->GetTenantKey("t1", "deployment")->sealed_key, "c2VhbGVk");
+  EXPECT_EQ(store_->GetTenantKey("t2", "deployment").error(), StoreErrc::kNotFound);
+  ASSERT_TRUE(store_->SetTenantKeyCertificate("t1", "deployment", "PEM3"));
+  EXPECT_EQ(store_->GetTenantKey("t1", "deployment")->certificate_pem, "PEM3");
+  EXPECT_EQ(store_->GetTenantKey("t1", "deployment")->sealed_key, "c2VhbGVk");
+  EXPECT_EQ(store_->SetTenantKeyCertificate("t2", "deployment", "PEM").error(),
+            StoreErrc::kNotFound);
+}
+
+TEST_P(StoreConformance, TenantCaGenerationsAreMadeOnceEachAndListedInOrder) {
+  ASSERT_TRUE(store_->AddTenantCa({"t1", 2, "PEM2", "k2", 500}));
+  ASSERT_TRUE(store_->AddTenantCa({"t1", 1, "PEM1", "k1", 0}));
+  EXPECT_EQ(store_->AddTenantCa({"t1", 2, "again", "k", 9}).error(), StoreErrc::kConflict);
+  auto cas = store_->ListTenantCas("t1");
+  ASSERT_TRUE(cas);
+  ASSERT_EQ(cas->size(), 2u);
+  EXPECT_EQ((*cas)[0].certificate_pem, "PEM1");
+  EXPECT_EQ((*cas)[1].generation, 2);
+  EXPECT_EQ((*cas)[1].activates_at, 500);
+  EXPECT_TRUE(store_->ListTenantCas("t2")->empty());
 }
 
 TEST_P(StoreConformance, DeviceClaimIsOnceAndNeverRevealsTheOwner) {

@@ -1,6 +1,7 @@
 #include "service/api/api.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 
 #include "core/json.hpp"
@@ -8,6 +9,7 @@
 #include "core/verdict.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
+#include "service/ca/tenant_ca.hpp"
 #include "wire/attestation.hpp"
 
 namespace aspis::service::api {
@@ -21,7 +23,6 @@ using json::Json;
 using store::Role;
 using store::StoreErrc;
 
-constexpr auto kTenantCaLifetime = 24h * 730;
 constexpr std::size_t kAuditPage = 100;
 
 struct Principal {
@@ -99,6 +100,16 @@ Json DeviceJson(const store::Device& d) {
             {"certificate_expiry", d.certificate_expiry}}}};
 }
 
+Json CaJson(const ca::Generation& g) {
+  return {{"index", g.number},
+          {"thumbprint", g.thumbprint},
+          {"subject", g.certificate.SubjectCommonName()},
+          {"not_before", Seconds(g.certificate.NotBefore())},
+          {"not_after", Seconds(g.certificate.NotAfter())},
+          {"activates_at", g.activates_at},
+          {"state", ca::StateName(g.state)}};
+}
+
 bool IsDeviceId(std::string_view id) {
   return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
@@ -116,7 +127,9 @@ using PlainHandler = std::function<Response(const Request&, const Principal&)>;
 class Api {
  public:
   explicit Api(const Context& c)
-      : c_(c), verifier_(c.store, c.data, c.clock, c.metrics, c.attestation) {}
+      : c_(c),
+        cas_(c.store, c.data, c.clock),
+        verifier_(c.store, c.data, c.clock, c.metrics, c.attestation) {}
 
   http::Handler Authed(PlainHandler handler) const {
     return [this, handler = std::move(handler)](const Request& request) {
@@ -162,59 +175,33 @@ class Api {
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
     const store::Tenant tenant{*id, *name, Seconds(c_.clock.Now())};
-    auto keys = MakeTenantKeys(tenant);
+    auto keys = cas_.MakeFirst(tenant);
     if (!keys) return FromError(keys.error());
     auto created = Audited(who, tenant.id, "tenant.create", tenant.id, [&]() -> Expected<void> {
       if (auto ok = c_.store.CreateTenant(tenant); !ok) return ok;
-      if (auto ok = c_.store.PutTenantKey(keys->first); !ok) return ok;
-      return c_.store.PutTenantKey(keys->second);
+      if (auto ok = c_.store.AddTenantCa(keys->ca); !ok) return ok;
+      return c_.store.PutTenantKey(keys->deployment);
     });
     if (!created) return FromError(created.error());
     return Response::Json(201, TenantJson(tenant).dump());
   }
 
-  // The tenant's CA (issued by the platform root) and deployment key (issued by the tenant CA),
-  // each with its private key sealed for storage.
-  Expected<std::pair<store::TenantKey, store::TenantKey>> MakeTenantKeys(
-      const store::Tenant& tenant) const {
-    auto ca_key = crypto::PrivateKey::GenerateP256();
-    auto deployment_key = crypto::PrivateKey::GenerateP256();
-    if (!ca_key || !deployment_key) {
-      return std::unexpected(!ca_key ? ca_key.error() : deployment_key.error());
+  Response CaChain(std::string_view tenant, std::optional<std::int64_t> index) const {
+    auto generations = cas_.List(tenant);
+    if (!generations) return FromError(generations.error());
+    const auto chosen =
+        std::find_if(generations->begin(), generations->end(), [&](const ca::Generation& g) {
+          return index ? g.number == *index : g.state == ca::State::kActive;
+        });
+    if (chosen == generations->end()) {
+      return Response::Problem(404, "Not found",
+                               index ? "the tenant has no CA certificate with that index"
+                                     : "the tenant has no active CA certificate");
     }
-    const auto now = c_.clock.Now();
-    auto ca = crypto::Issue(c_.data.root_ca, c_.data.root_key, ca_key->Public(),
-                            {.common_name = "Aspis Tenant CA " + tenant.id,
-                             .organization = tenant.name,
-                             .not_before = now - 1h,
-                             .lifetime = kTenantCaLifetime,
-                             .is_ca = true,
-                             .path_length = 0});
-    if (!ca) return std::unexpected(ca.error());
-    auto deployment = crypto::Issue(*ca, *ca_key, deployment_key->Public(),
-                                    {.common_name = "Aspis Deployments " + tenant.id,
-                                     .organization = tenant.name,
-                                     .not_before = now - 1h,
-                                     .lifetime = kTenantCaLifetime});
-    if (!deployment) return std::unexpected(deployment.error());
-    auto ca_record = Seal(tenant.id, "ca", *ca, *ca_key);
-    auto deployment_record = Seal(tenant.id, "deployment", *deployment, *deployment_key);
-    if (!ca_record || !deployment_record) {
-      return std::unexpected(!ca_record ? ca_record.error() : deployment_record.error());
-    }
-    return std::pair{std::move(*ca_record), std::move(*deployment_record)};
-  }
-
-  Expected<store::TenantKey> Seal(const std::string& tenant, std::string_view kind,
-                                  const crypto::Certificate& cert,
-                                  const crypto::PrivateKey& key) const {
-    auto pem = key.ToPem();
-    auto cert_pem = cert.ToPem();
-    if (!pem || !cert_pem) return std::unexpected(!pem ? pem.error() : cert_pem.error());
-    auto sealed =
-        SealSecret(c_.data.master_key, AsBytes(*pem), "tenant/" + tenant + "/" + std::string(kind));
-    if (!sealed) return std::unexpected(sealed.error());
-    return store::TenantKey{tenant, std::string(kind), *cert_pem, *sealed};
+    auto pem = chosen->certificate.ToPem();
+    auto root = c_.data.root_ca.ToPem();
+    if (!pem || !root) return FromError(!pem ? pem.error() : root.error());
+    return Response::Text(200, *pem + *root, "application/x-pem-file");
   }
 
   Response ListTenants(const Principal& who) const {
@@ -277,12 +264,9 @@ class Api {
     }
     const std::string tenant(uri.substr(kPrefix.size(), device_at - kPrefix.size()));
     const std::string device_id(uri.substr(device_at + 8));
-    auto ca = c_.store.GetTenantKey(tenant, "ca");
-    if (!ca) return deny("the certificate names an unknown tenant");
-    auto ca_cert = crypto::Certificate::FromPem(ca->certificate_pem);
-    if (!ca_cert) return deny("the tenant CA certificate is unreadable");
-    const std::vector<crypto::Certificate> roots{*ca_cert};
-    if (!crypto::VerifyChain(cert, {}, roots, c_.clock.Now()).valid() ||
+    auto roots = cas_.Trusted(tenant);
+    if (!roots) return deny("the certificate names an unknown tenant");
+    if (!crypto::VerifyChain(cert, {}, *roots, c_.clock.Now()).valid() ||
         cert.SubjectCommonName() != device_id) {
       return deny("the certificate was not issued to this device by its tenant's CA");
     }
@@ -335,6 +319,7 @@ class Api {
   }
 
   Context c_;
+  ca::TenantCas cas_;
   attest::Verifier verifier_;
 };
 
@@ -492,15 +477,32 @@ void AddRoutes(http::Router& router, const Context& context) {
           return d ? Response::Json(200, DeviceJson(*d).dump()) : FromError(d.error());
         }));
   }
+  router.Add("GET", "/v1/tenants/{tenant}/ca-certificates",
+             api->ForTenant(Role::kReader,
+                            [api](const Request&, const Principal&, std::string_view tenant) {
+                              auto generations = api->cas_.List(tenant);
+                              if (!generations) return FromError(generations.error());
+                              Json list = Json::array();
+                              for (const auto& g : *generations) list.push_back(CaJson(g));
+                              return Response::Json(200, list.dump());
+                            }));
+  // The chain (tenant CA, then the platform root) of the active CA, or of generation {index}.
   router.Add("GET", "/v1/tenants/{tenant}/ca-certificate",
-             api->ForTenant(Role::kReader, [&c](const Request&, const Principal&,
-                                                std::string_view tenant) {
-               auto key = c.store.GetTenantKey(tenant, "ca");
-               if (!key) return FromError(key.error());
-               auto root = c.data.root_ca.ToPem();
-               if (!root) return FromError(root.error());
-               return Response::Text(200, key->certificate_pem + *root, "application/x-pem-file");
-             }));
+             api->ForTenant(Role::kReader,
+                            [api](const Request&, const Principal&, std::string_view tenant) {
+                              return api->CaChain(tenant, std::nullopt);
+                            }));
+  router.Add(
+      "GET", "/v1/tenants/{tenant}/ca-certificates/{index}",
+      api->ForTenant(
+          Role::kReader, [api](const Request& r, const Principal&, std::string_view tenant) {
+            std::int64_t index = 0;
+            const std::string_view text = r.Param("index");
+            if (std::from_chars(text.data(), text.data() + text.size(), index).ec != std::errc()) {
+              return Response::Problem(400, "Bad request", "the CA index must be a number");
+            }
+            return api->CaChain(tenant, index);
+          }));
   router.Add("GET", "/v1/tenants/{tenant}/audit",
              api->ForTenant(Role::kAdministrator,
                             [&c](const Request&, const Principal&, std::string_view tenant) {

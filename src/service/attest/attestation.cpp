@@ -165,16 +165,9 @@ Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRe
     return Outcome{Verdict::CouldNotCheck("the tenant CA could not issue certificates"),
                    std::nullopt};
   };
-  auto ca_record = store_.GetTenantKey(device.tenant_id, "ca");
-  if (!ca_record) return error(ca_record.error());
-  auto ca_cert = crypto::Certificate::FromPem(ca_record->certificate_pem);
-  auto ca_pem =
-      OpenSecret(data_.master_key, ca_record->sealed_key, "tenant/" + device.tenant_id + "/ca");
-  if (!ca_cert) return error(ca_cert.error());
-  if (!ca_pem) return error(ca_pem.error());
-  auto ca_key = crypto::PrivateKey::FromPem(AsString(*ca_pem));
-  if (!ca_key) return error(ca_key.error());
-
+  auto signer = cas_.Active(device.tenant_id);
+  if (!signer) return error(signer.error());
+  const crypto::Certificate& ca_cert = signer->generation.certificate;
   const auto now = clock_.Now();
   auto profile = [&](const char* policy) {
     return crypto::CertificateProfile{
@@ -185,20 +178,20 @@ Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRe
         .san_uris = {"urn:aspis:tenant:" + device.tenant_id + ":device:" + device.id},
         .policy_oids = {policy}};
   };
-  auto runtime = crypto::Issue(*ca_cert, *ca_key, runtime_csr.SubjectPublicKey(),
+  auto runtime = crypto::Issue(ca_cert, signer->key, runtime_csr.SubjectPublicKey(),
                                profile(kRuntimeCertificatePolicy));
-  auto app =
-      crypto::Issue(*ca_cert, *ca_key, app_csr.SubjectPublicKey(), profile(kAppCertificatePolicy));
+  auto app = crypto::Issue(ca_cert, signer->key, app_csr.SubjectPublicKey(),
+                           profile(kAppCertificatePolicy));
   if (!runtime) return error(runtime.error());
   if (!app) return error(app.error());
   auto runtime_pem = runtime->ToPem();
   auto app_pem = app->ToPem();
   auto root_pem = data_.root_ca.ToPem();
-  if (!runtime_pem || !app_pem || !root_pem)
+  auto ca_pem = ca_cert.ToPem();
+  if (!runtime_pem || !app_pem || !root_pem || !ca_pem)
     return error(Error(CoreErrc::kIo, "PEM encoding failed"));
   return {Verdict::Valid(),
-          wire::AttestationResult{"trusted", *runtime_pem, *app_pem,
-                                  ca_record->certificate_pem + *root_pem},
+          wire::AttestationResult{"trusted", *runtime_pem, *app_pem, *ca_pem + *root_pem},
           Seconds(runtime->NotAfter())};
 }
 

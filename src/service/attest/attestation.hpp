@@ -7,6 +7,7 @@
 #include "core/clock.hpp"
 #include "core/verdict.hpp"
 #include "crypto/x509.hpp"
+#include "service/ca/tenant_ca.hpp"
 #include "service/data_dir.hpp"
 #include "service/metrics.hpp"
 #include "service/store/store.hpp"
@@ -37,7 +38,12 @@ class Verifier {
  public:
   Verifier(store::Store& store, const DataDir& data, const Clock& clock, Metrics& metrics,
            Policy policy = {})
-      : store_(store), data_(data), clock_(clock), metrics_(metrics), policy_(policy) {}
+      : store_(store),
+        data_(data),
+        clock_(clock),
+        metrics_(metrics),
+        policy_(policy),
+        cas_(store, data, clock) {}
 
   // A stateless nonce: issue time, random bytes and an HMAC under a key derived from the master
   // key; valid for policy.nonce_lifetime and once.
@@ -59,6 +65,7 @@ class Verifier {
   const Clock& clock_;
   Metrics& metrics_;
   Policy policy_;
+  ca::TenantCas cas_;
 };
 
 }  // namespace aspis::service::attest

@@ -38,8 +38,13 @@ class SqliteDatabase final : public Database {
       return std::unexpected(EngineError("preparing statement"));
     }
     StatementPtr statement(raw);
+    // SQLite numbers "$N" parameters by first appearance; look each up by name so that $N is
+    // always params[N-1], as in PostgreSQL.
     for (std::size_t i = 0; i < params.size(); ++i) {
-      if (auto ok = Bind(statement.get(), static_cast<int>(i + 1), params[i]); !ok) {
+      const std::string name = "$" + std::to_string(i + 1);
+      const int index = sqlite3_bind_parameter_index(statement.get(), name.c_str());
+      if (index == 0) continue;
+      if (auto ok = Bind(statement.get(), index, params[i]); !ok) {
         return std::unexpected(ok.error());
       }
     }

@@ -45,6 +45,17 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
         R"(ALTER TABLE devices ADD COLUMN last_attested BIGINT NOT NULL DEFAULT 0)",
         R"(ALTER TABLE devices ADD COLUMN certificate_expiry BIGINT NOT NULL DEFAULT 0)",
     },
+    {
+        // Tenant CAs by generation, so that a successor can be made before a CA expires.
+        R"(CREATE TABLE tenant_cas (
+             tenant_id TEXT NOT NULL REFERENCES tenants (id), generation BIGINT NOT NULL,
+             certificate_pem TEXT NOT NULL, sealed_key TEXT NOT NULL,
+             activates_at BIGINT NOT NULL, PRIMARY KEY (tenant_id, generation)))",
+        R"(INSERT INTO tenant_cas (tenant_id, generation, certificate_pem, sealed_key, activates_at)
+             SELECT tenant_id, 1, certificate_pem, sealed_key, 0 FROM tenant_keys
+             WHERE kind = 'ca')",
+        R"(DELETE FROM tenant_keys WHERE kind = 'ca')",
+    },
 };
 
 std::string ForDialect(std::string_view statement, std::string_view dialect) {
@@ -246,6 +257,31 @@ Expected<void> Store::PutTenantKey(const TenantKey& key) {
       db_->Query("INSERT INTO tenant_keys (tenant_id, kind, certificate_pem, sealed_key) "
                  "VALUES ($1, $2, $3, $4)",
                  {key.tenant_id, key.kind, key.certificate_pem, key.sealed_key}));
+}
+
+Expected<void> Store::SetTenantKeyCertificate(std::string_view tenant, std::string_view kind,
+                                              std::string_view certificate_pem) {
+  return One(db_->Query("UPDATE tenant_keys SET certificate_pem = $3 WHERE tenant_id = $1 AND "
+                        "kind = $2 RETURNING kind",
+                        {std::string(tenant), std::string(kind), std::string(certificate_pem)}),
+             "tenant key");
+}
+
+Expected<void> Store::AddTenantCa(const TenantCa& ca) {
+  return Discard(db_->Query(
+      "INSERT INTO tenant_cas (tenant_id, generation, certificate_pem, sealed_key, activates_at) "
+      "VALUES ($1, $2, $3, $4, $5)",
+      {ca.tenant_id, ca.generation, ca.certificate_pem, ca.sealed_key, ca.activates_at}));
+}
+
+Expected<std::vector<TenantCa>> Store::ListTenantCas(std::string_view tenant) {
+  return Map<TenantCa>(
+      db_->Query("SELECT tenant_id, generation, certificate_pem, sealed_key, activates_at FROM "
+                 "tenant_cas WHERE tenant_id = $1 ORDER BY generation",
+                 {std::string(tenant)}),
+      [](const Row& r) {
+        return TenantCa{Text(r, 0), Number(r, 1), Text(r, 2), Text(r, 3), Number(r, 4)};
+      });
 }
 
 Expected<TenantKey> Store::GetTenantKey(std::string_view tenant, std::string_view kind) {

@@ -25,13 +25,23 @@ struct Tenant {
   std::int64_t created_at = 0;
 };
 
-// A tenant's signing key (its CA, its deployment key): the certificate, and the private key
-// sealed with the service's master key (base64 of AES-256-GCM).
+// A tenant's signing key other than its CA (the deployment key): the certificate, and the private
+// key sealed with the service's master key (base64 of AES-256-GCM).
 struct TenantKey {
   std::string tenant_id;
-  std::string kind;  // "ca" or "deployment"
+  std::string kind;  // "deployment"
   std::string certificate_pem;
   std::string sealed_key;
+};
+
+// One generation of a tenant's CA. Generation 1 is made with the tenant; each successor is made
+// before its predecessor expires and signs from `activates_at` on.
+struct TenantCa {
+  std::string tenant_id;
+  std::int64_t generation = 1;
+  std::string certificate_pem;
+  std::string sealed_key;
+  std::int64_t activates_at = 0;
 };
 
 struct ApiToken {
@@ -91,6 +101,14 @@ class Store {
   Expected<void> PutTenantKey(const TenantKey& key);
   // Errors: kNotFound.
   Expected<TenantKey> GetTenantKey(std::string_view tenant, std::string_view kind);
+  // Replaces the certificate of a key (reissued by a new CA generation). Errors: kNotFound.
+  Expected<void> SetTenantKeyCertificate(std::string_view tenant, std::string_view kind,
+                                         std::string_view certificate_pem);
+
+  // Errors: kConflict when the tenant has that generation (another instance made it first).
+  Expected<void> AddTenantCa(const TenantCa& ca);
+  // Oldest generation first.
+  Expected<std::vector<TenantCa>> ListTenantCas(std::string_view tenant);
 
   Expected<void> AddToken(const ApiToken& token);
   // Authentication: the token whose secret hashes to `secret_hash`, revoked or not (the caller

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "crypto/key.hpp"
+#include "crypto/x509.hpp"
+#include "service/data_dir.hpp"
+#include "service/store/store.hpp"
+
+// Tenant CAs (DESIGN section 4): each tenant's CA is issued by the platform root for two years.
+// Ninety days before it expires a successor is made; the successor signs from 45 days after it was
+// made, and until then relying parties (brokers, clouds) can add it beside the current one. Every
+// unexpired generation stays trusted, so certificates issued just before a switch keep working.
+namespace aspis::service::ca {
+
+using namespace std::chrono_literals;
+inline constexpr std::chrono::seconds kLifetime = 24h * 730;
+inline constexpr std::chrono::seconds kSuccessorLead = 24h * 90;
+inline constexpr std::chrono::seconds kActivationDelay = 24h * 45;
+
+enum class State { kActive, kInactive, kExpired };
+std::string_view StateName(State state);  // "Active", "Inactive", "Expired"
+
+struct Generation {
+  std::int64_t number = 1;
+  crypto::Certificate certificate;
+  std::int64_t activates_at = 0;  // Unix seconds
+  State state = State::kInactive;
+  std::string thumbprint;  // lowercase hex SHA-256 of the certificate's DER
+};
+
+// The CA that signs now, with its private key (unsealed for this use only).
+struct Signer {
+  Generation generation;
+  crypto::PrivateKey key;
+};
+
+// A new tenant's first CA generation and its deployment key (certified by that CA), sealed for the
+// store; the caller writes them in the transaction that creates the tenant.
+struct NewTenantKeys {
+  store::TenantCa ca;
+  store::TenantKey deployment;
+};
+
+// Thread-safe. Several service instances may share the store: a successor is made at most once
+// per generation (the store refuses a duplicate, and the loser reads the winner's).
+class TenantCas {
+ public:
+  TenantCas(store::Store& store, const DataDir& data, const Clock& clock)
+      : store_(store), data_(data), clock_(clock) {}
+
+  Expected<NewTenantKeys> MakeFirst(const store::Tenant& tenant) const;
+
+  // Every generation, oldest first, with its state now; makes the successor when it is due.
+  Expected<std::vector<Generation>> List(std::string_view tenant) const;
+  // The certificates of the unexpired generations: device certificates may chain to any of them.
+  Expected<std::vector<crypto::Certificate>> Trusted(std::string_view tenant) const;
+  // The active generation and its key. Errors: kNotFound for an unknown tenant.
+  Expected<Signer> Active(std::string_view tenant) const;
+
+ private:
+  // `records` receives the stored rows, aligned with the generations returned.
+  Expected<std::vector<Generation>> Load(std::string_view tenant,
+                                         std::vector<store::TenantCa>* records) const;
+  Expected<std::vector<Generation>> Current(std::string_view tenant,
+                                            std::vector<store::TenantCa>* records) const;
+  Expected<void> MakeSuccessor(const store::TenantCa& latest) const;
+
+  store::Store& store_;
+  const DataDir& data_;
+  const Clock& clock_;
+};
+
+}  // namespace aspis::service::ca
