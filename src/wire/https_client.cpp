@@ -65,17 +65,102 @@ Expected<Endpoint> ParseHttpsUrl(std::string_view url) {
   return endpoint;
 }
 
-Expected<HttpResponse> HttpsClient::Send(
-    std::string_view method, std::string_view target, std::string_view body,
-    const std::vector<std::pair<std::string, std::string>>& headers) const {
-  asio::io_context ioc;
-  // Asio takes ownership of one reference; up_ref cannot fail (it only counts).
-  static_cast<void>(SSL_CTX_up_ref(tls_.native()));
-  asio::ssl::context ssl(tls_.native());
-  beast::ssl_stream<beast::tcp_stream> stream(ioc, ssl);
+struct HttpsConnection::State {
+  State(const crypto::tls::Context& tls, Endpoint where, std::chrono::milliseconds limit)
+      // Asio takes ownership of one reference; up_ref cannot fail (it only counts).
+      : ssl((static_cast<void>(SSL_CTX_up_ref(tls.native())), tls.native())),
+        stream(ioc, ssl),
+        endpoint(std::move(where)),
+        timeout(limit) {}
 
+  // Runs `task` to completion on this connection's io_context.
+  void Run(asio::awaitable<void> task) {
+    ioc.restart();
+    asio::co_spawn(ioc, std::move(task), asio::detached);
+    ioc.run();
+  }
+
+  Error Failure(const beast::error_code& error, std::string_view what) const {
+    if (error == beast::error::timeout) return Timeout(what, endpoint);
+    // TLS 1.3 servers judge the client certificate after the client's handshake completes, so
+    // a refusal arrives as an alert on the first read.
+    if (error.category() == asio::error::get_ssl_category()) {
+      return Error(WireErrc::kTls,
+                   std::string(what) + " " + endpoint.host + " failed: " + error.message());
+    }
+    const bool closed = error == bhttp::error::end_of_stream || error == asio::error::eof ||
+                        error == asio::error::connection_reset;
+    return Error(closed ? WireErrc::kUnavailable : WireErrc::kProtocol,
+                 std::string(what) + " " + endpoint.host + " failed: " + error.message());
+  }
+
+  asio::io_context ioc;
+  asio::ssl::context ssl;
+  beast::ssl_stream<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+  Endpoint endpoint;
+  std::chrono::milliseconds timeout;
+  bool open = false;
+};
+
+HttpsConnection::HttpsConnection(std::unique_ptr<State> state) : state_(std::move(state)) {}
+HttpsConnection::HttpsConnection(HttpsConnection&&) noexcept = default;
+HttpsConnection& HttpsConnection::operator=(HttpsConnection&&) noexcept = default;
+
+HttpsConnection::~HttpsConnection() {
+  if (!state_ || !state_->open) return;
+  State& s = *state_;
+  s.Run([&s]() -> asio::awaitable<void> {
+    beast::error_code ignored;
+    beast::get_lowest_layer(s.stream).expires_after(std::chrono::seconds(2));
+    co_await s.stream.async_shutdown(redirect_error(use_awaitable, ignored));
+  }());
+}
+
+Expected<HttpResponse> HttpsConnection::Send(
+    std::string_view method, std::string_view target, std::string_view body,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (!state_ || !state_->open) {
+    return Fail(WireErrc::kUnavailable, "the connection is closed");
+  }
+  State& s = *state_;
+  bhttp::request<bhttp::string_body> request{
+      bhttp::string_to_verb({method.data(), method.size()}), {target.data(), target.size()}, 11};
+  request.set(bhttp::field::host, s.endpoint.host);
+  request.set(bhttp::field::user_agent, "aspis");
+  for (const auto& [name, value] : headers) request.set(name, value);
+  request.body() = std::string(body);
+  request.prepare_payload();
+
+  Expected<HttpResponse> result = Fail(WireErrc::kUnavailable, "request did not run");
+  s.Run([&]() -> asio::awaitable<void> {
+    beast::error_code error;
+    beast::get_lowest_layer(s.stream).expires_after(s.timeout);
+    co_await bhttp::async_write(s.stream, request, redirect_error(use_awaitable, error));
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(std::size_t{16} << 20);
+    if (!error) {
+      co_await bhttp::async_read(s.stream, s.buffer, parser, redirect_error(use_awaitable, error));
+    }
+    if (error) {
+      s.open = false;
+      result = std::unexpected(s.Failure(error, "request to"));
+      co_return;
+    }
+    auto& response = parser.get();
+    if (!response.keep_alive()) s.open = false;
+    result = HttpResponse{static_cast<int>(response.result_int()),
+                          std::string(response[bhttp::field::content_type].data(),
+                                      response[bhttp::field::content_type].size()),
+                          std::move(response.body())};
+  }());
+  return result;
+}
+
+Expected<HttpsConnection> HttpsClient::Connect() const {
+  auto state = std::make_unique<HttpsConnection::State>(tls_, endpoint_, timeout_);
   // Name checks: SNI, and the certificate must name the host (as a DNS name or an IP address).
-  SSL* handle = stream.native_handle();
+  SSL* handle = state->stream.native_handle();
   X509_VERIFY_PARAM* param = SSL_get0_param(handle);
   beast::error_code ec;
   asio::ip::make_address(endpoint_.host, ec);
@@ -86,11 +171,12 @@ Expected<HttpResponse> HttpsClient::Send(
     return Fail(WireErrc::kProtocol, "cannot use \"" + endpoint_.host + "\" as a TLS peer name");
   }
 
-  Expected<HttpResponse> result = Fail(WireErrc::kUnavailable, "request did not run");
-  auto run = [&]() -> asio::awaitable<void> {
-    auto& tcp_stream = beast::get_lowest_layer(stream);
+  Expected<void> result;
+  HttpsConnection::State& s = *state;
+  s.Run([&]() -> asio::awaitable<void> {
+    auto& tcp_stream = beast::get_lowest_layer(s.stream);
     beast::error_code error;
-    tcp::resolver resolver(ioc);
+    tcp::resolver resolver(s.ioc);
     tcp_stream.expires_after(timeout_);
     const auto endpoints = co_await resolver.async_resolve(
         endpoint_.host, std::to_string(endpoint_.port), redirect_error(use_awaitable, error));
@@ -103,49 +189,26 @@ Expected<HttpResponse> HttpsClient::Send(
                                                       error.message());
       co_return;
     }
-    co_await stream.async_handshake(asio::ssl::stream_base::client,
-                                    redirect_error(use_awaitable, error));
+    co_await s.stream.async_handshake(asio::ssl::stream_base::client,
+                                      redirect_error(use_awaitable, error));
     if (error) {
       const long verify = SSL_get_verify_result(handle);
       result = Fail(WireErrc::kTls, "TLS handshake with " + endpoint_.host + " failed: " +
                                         (verify != X509_V_OK ? X509_verify_cert_error_string(verify)
                                                              : error.message()));
-      co_return;
     }
-    bhttp::request<bhttp::string_body> request{
-        bhttp::string_to_verb({method.data(), method.size()}), {target.data(), target.size()}, 11};
-    request.set(bhttp::field::host, endpoint_.host);
-    request.set(bhttp::field::user_agent, "aspis");
-    for (const auto& [name, value] : headers) request.set(name, value);
-    request.body() = std::string(body);
-    request.prepare_payload();
-    co_await bhttp::async_write(stream, request, redirect_error(use_awaitable, error));
-    beast::flat_buffer buffer;
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(std::size_t{16} << 20);
-    if (!error)
-      co_await bhttp::async_read(stream, buffer, parser, redirect_error(use_awaitable, error));
-    if (error) {
-      // TLS 1.3 servers judge the client certificate after the client's handshake completes, so
-      // a refusal arrives as an alert on the first read.
-      const bool tls = error.category() == asio::error::get_ssl_category();
-      result = error == beast::error::timeout
-                   ? std::unexpected(Timeout("request to", endpoint_))
-                   : Fail(tls ? WireErrc::kTls : WireErrc::kProtocol,
-                          "request to " + endpoint_.host + " failed: " + error.message());
-      co_return;
-    }
-    auto& response = parser.get();
-    result = HttpResponse{static_cast<int>(response.result_int()),
-                          std::string(response[bhttp::field::content_type].data(),
-                                      response[bhttp::field::content_type].size()),
-                          std::move(response.body())};
-    tcp_stream.expires_after(std::chrono::seconds(2));
-    co_await stream.async_shutdown(redirect_error(use_awaitable, error));
-  };
-  asio::co_spawn(ioc, run(), asio::detached);
-  ioc.run();
-  return result;
+  }());
+  if (!result) return std::unexpected(result.error());
+  state->open = true;
+  return HttpsConnection(std::move(state));
+}
+
+Expected<HttpResponse> HttpsClient::Send(
+    std::string_view method, std::string_view target, std::string_view body,
+    const std::vector<std::pair<std::string, std::string>>& headers) const {
+  auto connection = Connect();
+  if (!connection) return std::unexpected(connection.error());
+  return connection->Send(method, target, body, headers);
 }
 
 }  // namespace aspis::wire

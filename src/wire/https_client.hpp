@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,16 +27,43 @@ struct HttpResponse {
   std::string body;
 };
 
-// A blocking HTTPS/1.1 client. Each Send opens a new TLS connection, as devices do for each
-// attestation. The server must present a certificate that chains to the context's pinned roots
-// and names `endpoint.host`. Thread-safe (calls share nothing).
+class HttpsClient;
+
+// One TLS connection to a server, for several requests in turn (keep-alive): a device's
+// attestation fetches the challenge and posts the evidence on one connection. Blocking; not
+// thread-safe. Closed (TLS close_notify, bounded wait) on destruction.
+class HttpsConnection {
+ public:
+  HttpsConnection(HttpsConnection&&) noexcept;
+  HttpsConnection& operator=(HttpsConnection&&) noexcept;
+  ~HttpsConnection();
+
+  // Errors (WireErrc): kTls, kTimeout, kProtocol, kUnavailable (the server closed the
+  // connection). Any HTTP status is a response.
+  Expected<HttpResponse> Send(std::string_view method, std::string_view target,
+                              std::string_view body = {},
+                              const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+ private:
+  friend class HttpsClient;
+  struct State;
+  explicit HttpsConnection(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// A blocking HTTPS/1.1 client. The server must present a certificate that chains to the
+// context's pinned roots and names `endpoint.host`. Thread-safe (calls share nothing).
 class HttpsClient {
  public:
   HttpsClient(Endpoint endpoint, crypto::tls::Context tls,
               std::chrono::milliseconds timeout = std::chrono::seconds(30))
       : endpoint_(std::move(endpoint)), tls_(std::move(tls)), timeout_(timeout) {}
 
-  // Errors (WireErrc): kUnavailable, kTls, kTimeout, kProtocol. Any HTTP status is a response.
+  // Connects and completes the TLS handshake; `timeout` bounds each step and each request.
+  // Errors (WireErrc): kUnavailable, kTls, kTimeout, kProtocol.
+  Expected<HttpsConnection> Connect() const;
+
+  // One request on a new connection.
   Expected<HttpResponse> Send(
       std::string_view method, std::string_view target, std::string_view body = {},
       const std::vector<std::pair<std::string, std::string>>& headers = {}) const;

@@ -105,6 +105,16 @@ TEST_F(HttpsServer, ServesRoutesOverTls) {
   EXPECT_EQ(echo->body, "{\"a\":1}");
 }
 
+TEST_F(HttpsServer, OneConnectionCarriesSeveralRequests) {
+  auto connection = Client().Connect();
+  ASSERT_TRUE(connection) << connection.error().message();
+  for (const char* body : {"{\"a\":1}", "{\"b\":2}", "{\"c\":3}"}) {
+    auto echo = connection->Send("POST", "/echo", body);
+    ASSERT_TRUE(echo) << echo.error().message();
+    EXPECT_EQ(echo->body, body);
+  }
+}
+
 TEST_F(HttpsServer, UnknownRouteIsAProblemDocument) {
   auto response = Client().Send("GET", "/nope");
   ASSERT_TRUE(response);
