@@ -63,11 +63,8 @@ Expected<Json> Request(const Session& session, const std::string& method, const 
       {{"Authorization", "Bearer " + session.token}, {"Content-Type", "application/json"}});
   if (!response) return std::unexpected(response.error());
   if (response->status < 200 || response->status > 299) {
-    auto problem = json::Parse(response->body);
-    const std::string detail =
-        problem && problem->is_object() ? problem->value("detail", response->body) : response->body;
-    return Fail(CoreErrc::kInvalidArgument,
-                detail + " (HTTP " + std::to_string(response->status) + ")");
+    return Fail(CoreErrc::kInvalidArgument, wire::ProblemDetail(*response) + " (HTTP " +
+                                                std::to_string(response->status) + ")");
   }
   if (response->content_type.starts_with("application/json")) {
     auto doc = json::Parse(response->body);

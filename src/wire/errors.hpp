@@ -11,6 +11,7 @@ enum class WireErrc {
   kTls,              // the TLS handshake failed (for example an untrusted server certificate)
   kTimeout,
   kProtocol,  // a malformed response or URL
+  kRefused,   // the service understood and said no (an untrusted attestation, a forbidden route)
 };
 
 const std::error_category& WireCategory();

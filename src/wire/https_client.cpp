@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/json.hpp"
 #include "wire/errors.hpp"
 
 namespace aspis::wire {
@@ -33,6 +34,13 @@ Error Timeout(std::string_view what, const Endpoint& endpoint) {
 }
 
 }  // namespace
+
+std::string ProblemDetail(const HttpResponse& response) {
+  auto problem = json::Parse(response.body);
+  if (!problem || !problem->is_object()) return response.body;
+  auto detail = json::GetString(*problem, "detail");
+  return detail ? *detail : response.body;
+}
 
 Expected<Endpoint> ParseHttpsUrl(std::string_view url) {
   constexpr std::string_view kScheme = "https://";

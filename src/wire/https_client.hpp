@@ -27,6 +27,10 @@ struct HttpResponse {
   std::string body;
 };
 
+// What a person should read about a failed response: the "detail" of an
+// application/problem+json body, else the body itself.
+std::string ProblemDetail(const HttpResponse& response);
+
 class HttpsClient;
 
 // One TLS connection to a server, for several requests in turn (keep-alive): a device's

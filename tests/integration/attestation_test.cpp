@@ -7,6 +7,7 @@
 
 #include "core/json.hpp"
 #include "crypto/tls.hpp"
+#include "device/attest/attester.hpp"
 #include "rot/root_of_trust.hpp"
 #include "service/attest/attestation.hpp"
 #include "service/service.hpp"
@@ -176,6 +177,39 @@ TEST_F(Attestation, TrustedDeviceGetsRuntimeAndAppCertificatesFromItsTenantCa) {
   const auto metrics = Call("GET", "/metrics");
   EXPECT_NE(metrics.body.find("aspis_attestations_total{verdict=\"trusted\"} 1"),
             std::string::npos);
+}
+
+TEST_F(Attestation, DeviceAttesterGetsCertificatesForItsOwnKeysOnOneConnection) {
+  const std::vector<crypto::Certificate> roots{service_->root_ca()};
+  wire::HttpsClient client({"127.0.0.1", service_->port()}, *crypto::tls::ClientContext(roots));
+  auto attested = device::attest::Attest(client, *device_.rot, device_.events, device_.runtime_key,
+                                         device_.app_key, roots, clock_.Now());
+  ASSERT_TRUE(attested) << attested.error().message();
+  EXPECT_EQ(attested->runtime.SubjectPublicKey(), device_.runtime_key.Public());
+  EXPECT_EQ(attested->app.SubjectPublicKey(), device_.app_key.Public());
+  EXPECT_EQ(attested->runtime.SubjectCommonName(), device_.Id());
+
+  device_.Measure("os", "a tampered os image");
+  auto refused = device::attest::Attest(client, *device_.rot, device_.events, device_.runtime_key,
+                                        device_.app_key, roots, clock_.Now());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), wire::WireErrc::kRefused);
+  EXPECT_NE(refused.error().message().find("unknown measurement"), std::string::npos)
+      << refused.error().message();
+}
+
+TEST_F(Attestation, DeviceAttesterPinsThePlatformRoot) {
+  const auto other_key = *crypto::PrivateKey::GenerateP256();
+  const auto other_root = *crypto::CreateSelfSigned(other_key, {.common_name = "Other Root",
+                                                                .not_before = clock_.Now() - 1h,
+                                                                .lifetime = 48h,
+                                                                .is_ca = true});
+  const std::vector<crypto::Certificate> roots{other_root};
+  wire::HttpsClient client({"127.0.0.1", service_->port()}, *crypto::tls::ClientContext(roots));
+  auto refused = device::attest::Attest(client, *device_.rot, device_.events, device_.runtime_key,
+                                        device_.app_key, roots, clock_.Now());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), wire::WireErrc::kTls);
 }
 
 TEST_F(Attestation, CertificateLifetimeIsConfigurable) {

@@ -1,0 +1,104 @@
+#include "device/attest/attester.hpp"
+
+#include <fmt/format.h>
+
+#include "wire/errors.hpp"
+
+namespace aspis::device::attest {
+
+namespace {
+
+Error FromStatus(const wire::HttpResponse& response, std::string_view step) {
+  const std::string detail = wire::ProblemDetail(response);
+  const std::string what = std::string(step) + ": " + detail;
+  if (response.status == 403) return Error(wire::WireErrc::kRefused, what);
+  if (response.status == 503 || response.status == 502 || response.status == 504 ||
+      response.status == 429) {
+    return Error(wire::WireErrc::kUnavailable, what);
+  }
+  return Error(wire::WireErrc::kProtocol, fmt::format("{} (HTTP {})", what, response.status));
+}
+
+// The issued certificate must carry the key that asked for it and chain to the pinned root.
+Expected<crypto::Certificate> CheckIssued(std::string_view pem, const crypto::PrivateKey& key,
+                                          const std::vector<crypto::Certificate>& chain,
+                                          const std::vector<crypto::Certificate>& roots,
+                                          Clock::TimePoint now, std::string_view which) {
+  auto cert = crypto::Certificate::FromPem(pem);
+  if (!cert) {
+    return Fail(wire::WireErrc::kProtocol,
+                fmt::format("the {} certificate is unreadable: {}", which, cert.error().message()));
+  }
+  if (!(cert->SubjectPublicKey() == key.Public())) {
+    return Fail(wire::WireErrc::kProtocol,
+                fmt::format("the {} certificate is not for this device's {} key", which, which));
+  }
+  const Verdict chained = crypto::VerifyChain(*cert, chain, roots, now);
+  if (!chained.valid()) {
+    return Fail(wire::WireErrc::kProtocol,
+                fmt::format("the {} certificate does not chain to the pinned platform root: {}",
+                            which, chained.reason()));
+  }
+  return cert;
+}
+
+}  // namespace
+
+Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust& rot,
+                              const std::vector<wire::MeasurementEvent>& event_log,
+                              const crypto::PrivateKey& runtime_key,
+                              const crypto::PrivateKey& app_key,
+                              const std::vector<crypto::Certificate>& trusted_roots,
+                              Clock::TimePoint now) {
+  auto identity = rot.GetIdentity();
+  if (!identity) return std::unexpected(identity.error());
+  auto runtime_csr = crypto::CertificateRequest::Create(runtime_key, identity->device_id);
+  if (!runtime_csr) return std::unexpected(runtime_csr.error());
+  auto app_csr = crypto::CertificateRequest::Create(app_key, identity->device_id);
+  if (!app_csr) return std::unexpected(app_csr.error());
+
+  auto connection = client.Connect();
+  if (!connection) return std::unexpected(connection.error());
+  auto challenge_response = connection->Send("POST", "/v1/attestation/challenge");
+  if (!challenge_response) return std::unexpected(challenge_response.error());
+  if (challenge_response->status != 200) {
+    return std::unexpected(FromStatus(*challenge_response, "challenge"));
+  }
+  auto challenge = wire::ParseChallenge(challenge_response->body);
+  if (!challenge) {
+    return Fail(wire::WireErrc::kProtocol, "malformed challenge: " + challenge.error().message());
+  }
+
+  wire::Evidence evidence{.device_id = identity->device_id,
+                          .identity_public_key = identity->public_key.Der(),
+                          .event_log = event_log,
+                          .register_index = rot.RegisterIndex(),
+                          .nonce = challenge->nonce,
+                          .runtime_csr = runtime_csr->Der(),
+                          .app_csr = app_csr->Der()};
+  auto binding = wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr);
+  if (!binding) return std::unexpected(binding.error());
+  auto quote = rot.CreateQuote(*binding);
+  if (!quote) return std::unexpected(std::move(quote.error()).WithContext("quoting"));
+  evidence.quote = std::move(*quote);
+
+  auto response = connection->Send("POST", "/v1/attestation", wire::Serialize(evidence),
+                                   {{"Content-Type", "application/json"}});
+  if (!response) return std::unexpected(response.error());
+  if (response->status != 200) return std::unexpected(FromStatus(*response, "attestation"));
+  auto result = wire::ParseAttestationResult(response->body);
+  if (!result) {
+    return Fail(wire::WireErrc::kProtocol,
+                "malformed attestation result: " + result.error().message());
+  }
+  auto chain = crypto::Certificate::ChainFromPem(result->ca_chain_pem);
+  if (!chain) return Fail(wire::WireErrc::kProtocol, "the CA chain in the result is unreadable");
+  auto runtime = CheckIssued(result->runtime_certificate_pem, runtime_key, *chain, trusted_roots,
+                             now, "runtime");
+  if (!runtime) return std::unexpected(runtime.error());
+  auto app = CheckIssued(result->app_certificate_pem, app_key, *chain, trusted_roots, now, "app");
+  if (!app) return std::unexpected(app.error());
+  return Certificates{std::move(*result), std::move(*runtime), std::move(*app)};
+}
+
+}  // namespace aspis::device::attest

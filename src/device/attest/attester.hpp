@@ -1,0 +1,36 @@
+#pragma once
+
+#include <vector>
+
+#include "core/error.hpp"
+#include "crypto/key.hpp"
+#include "crypto/x509.hpp"
+#include "rot/root_of_trust.hpp"
+#include "wire/attestation.hpp"
+#include "wire/https_client.hpp"
+
+// The device half of attestation (DESIGN section 4): one attestation on one new TLS connection.
+namespace aspis::device::attest {
+
+// What a trusted attestation gives the device: both certificates, parsed and checked to belong to
+// the keys that asked for them and to chain to the pinned platform root.
+struct Certificates {
+  wire::AttestationResult result;  // as received (PEM)
+  crypto::Certificate runtime;
+  crypto::Certificate app;
+};
+
+// Fetches a challenge, quotes the measurement register over the nonce and both CSRs, posts the
+// evidence and checks the answer. `event_log` is what was extended into the register, in order.
+// Errors (WireErrc): kRefused with the service's reasons when the device is untrusted;
+// kUnavailable, kTimeout, kTls when the service cannot be reached (retry later); kProtocol when
+// the answer is malformed or its certificates are not for these keys. Calls for one `rot` must be
+// serialized (a root of trust is not thread-safe).
+Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust& rot,
+                              const std::vector<wire::MeasurementEvent>& event_log,
+                              const crypto::PrivateKey& runtime_key,
+                              const crypto::PrivateKey& app_key,
+                              const std::vector<crypto::Certificate>& trusted_roots,
+                              Clock::TimePoint now);
+
+}  // namespace aspis::device::attest
