@@ -65,19 +65,37 @@ Expected<PublicKey> PublicKey::FromNative(EVP_PKEY* key) {
   return PublicKey(Share(key), std::move(*der), ToHex(*digest));
 }
 
+Expected<PublicKey> PublicKey::FromSpki(X509_PUBKEY* spki) {
+  EVP_PKEY* key = X509_PUBKEY_get0(spki);
+  if (key == nullptr) {
+    return std::unexpected(OpenSslError("unusable public key", CryptoErrc::kUnsupportedKey));
+  }
+  if (auto ok = RequireP256(key); !ok) return std::unexpected(ok.error());
+  // Re-serialized from the parsed structure: canonical DER, whatever encoding came in.
+  unsigned char* der = nullptr;
+  const int len = i2d_X509_PUBKEY(spki, &der);
+  if (len <= 0) return std::unexpected(OpenSslError("encoding public key"));
+  Bytes bytes(der, der + len);
+  OPENSSL_free(der);
+  auto digest = Sha256Of(bytes);
+  if (!digest) return std::unexpected(digest.error());
+  if (EVP_PKEY_up_ref(key) != 1) return std::unexpected(OpenSslError("referencing key"));
+  return PublicKey(Share(key), std::move(bytes), ToHex(*digest));
+}
+
 Expected<PublicKey> PublicKey::FromDer(ByteView spki) {
   if (spki.size() > static_cast<std::size_t>(std::numeric_limits<long>::max())) {
     return Fail(CryptoErrc::kParse, "public key is too large");
   }
   const unsigned char* p = spki.data();
-  EvpPkeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
-  if (!key)
+  X509PubkeyPtr parsed(d2i_X509_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
+  if (!parsed)
     return std::unexpected(
         OpenSslError("public key is not a DER SubjectPublicKeyInfo", CryptoErrc::kParse));
   if (p != spki.data() + spki.size()) {
     return Fail(CryptoErrc::kParse, "public key DER has trailing bytes");
   }
-  return FromNative(key.get());
+  return FromSpki(parsed.get());
 }
 
 Expected<PublicKey> PublicKey::FromEcPoint(ByteView x, ByteView y) {

@@ -10,6 +10,7 @@
 #include "core/verdict.hpp"
 
 struct evp_pkey_st;
+struct X509_pubkey_st;
 
 // ECDSA P-256 keys, the only kind Aspis uses. Keys are immutable and cheap to copy (shared,
 // reference-counted OpenSSL objects); all methods are thread-safe.
@@ -24,6 +25,9 @@ class PublicKey {
   static Expected<PublicKey> FromEcPoint(ByteView x, ByteView y);
   // Takes a reference on `key` (which must be an EC P-256 key).
   static Expected<PublicKey> FromNative(evp_pkey_st* key);
+  // The key of a parsed SubjectPublicKeyInfo (of a certificate or request); takes a reference on
+  // its key. Cheaper than FromNative: the DER comes from the parsed structure, not an encoder.
+  static Expected<PublicKey> FromSpki(X509_pubkey_st* spki);
 
   const Bytes& Der() const { return der_; }
   Expected<std::string> ToPem() const;

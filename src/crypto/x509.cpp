@@ -209,12 +209,12 @@ Expected<Certificate> Build(X509* issuer, const PrivateKey& issuer_key, const Pu
 }  // namespace
 
 Expected<Certificate> Certificate::FromNative(X509* cert) {
-  EVP_PKEY* key = X509_get0_pubkey(cert);
-  if (key == nullptr) {
+  X509_PUBKEY* spki = X509_get_X509_PUBKEY(cert);
+  if (spki == nullptr) {
     return std::unexpected(
         OpenSslError("certificate has no usable public key", CryptoErrc::kParse));
   }
-  auto public_key = PublicKey::FromNative(key);
+  auto public_key = PublicKey::FromSpki(spki);
   if (!public_key)
     return std::unexpected(std::move(public_key.error()).WithContext("certificate key"));
   unsigned char* der = nullptr;
@@ -323,12 +323,12 @@ std::vector<std::string> Certificate::PolicyOids() const {
 
 Expected<CertificateRequest> CertificateRequest::Adopt(X509_REQ* req) {
   X509ReqPtr owned(req);
-  EVP_PKEY* key = X509_REQ_get0_pubkey(req);
-  if (key == nullptr) {
+  X509_PUBKEY* spki = X509_REQ_get_X509_PUBKEY(req);
+  if (spki == nullptr) {
     return std::unexpected(
         OpenSslError("certificate request has no usable public key", CryptoErrc::kParse));
   }
-  auto public_key = PublicKey::FromNative(key);
+  auto public_key = PublicKey::FromSpki(spki);
   if (!public_key) return std::unexpected(std::move(public_key.error()).WithContext("request key"));
   unsigned char* der = nullptr;
   const int len = i2d_X509_REQ(req, &der);

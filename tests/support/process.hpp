@@ -37,6 +37,7 @@ class BackgroundProcess {
   ~BackgroundProcess();
 
   bool running() const;
+  int pid() const { return pid_; }
   // Sends `signal` (the stop signal by default) and waits: the exit code, or -1 when the process
   // died of a signal. Idempotent: later calls return the same code.
   int Stop(int signal = 0);

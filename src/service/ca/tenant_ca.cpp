@@ -81,6 +81,25 @@ Expected<NewTenantKeys> TenantCas::MakeFirst(const store::Tenant& tenant) const 
       .deployment = {tenant.id, "deployment", *deployment_pem, *sealed_deployment}};
 }
 
+Expected<TenantCas::Parsed> TenantCas::Parse(const store::TenantCa& record) const {
+  const auto id = std::pair{record.tenant_id, record.generation};
+  {
+    const std::lock_guard lock(mutex_);
+    const auto cached = cache_.find(id);
+    if (cached != cache_.end() && cached->second.certificate_pem == record.certificate_pem) {
+      return cached->second;
+    }
+  }
+  auto cert = crypto::Certificate::FromPem(record.certificate_pem);
+  if (!cert) return std::unexpected(cert.error());
+  auto digest = crypto::Sha256Of(cert->Der());
+  if (!digest) return std::unexpected(digest.error());
+  Parsed parsed{record.certificate_pem, std::move(*cert), crypto::ToHex(*digest), {}, {}};
+  const std::lock_guard lock(mutex_);
+  cache_.insert_or_assign(id, parsed);
+  return parsed;
+}
+
 Expected<std::vector<Generation>> TenantCas::Load(std::string_view tenant,
                                                   std::vector<store::TenantCa>* records) const {
   auto stored = store_.ListTenantCas(tenant);
@@ -91,17 +110,16 @@ Expected<std::vector<Generation>> TenantCas::Load(std::string_view tenant,
   const auto now = Seconds(clock_.Now());
   std::vector<Generation> generations;
   for (const auto& record : *stored) {
-    auto cert = crypto::Certificate::FromPem(record.certificate_pem);
-    if (!cert) {
-      return std::unexpected(std::move(cert.error())
+    auto parsed = Parse(record);
+    if (!parsed) {
+      return std::unexpected(std::move(parsed.error())
                                  .WithContext(fmt::format("reading CA generation {} of tenant {}",
                                                           record.generation, tenant)));
     }
-    auto digest = crypto::Sha256Of(cert->Der());
-    if (!digest) return std::unexpected(digest.error());
-    const State state = Seconds(cert->NotAfter()) <= now ? State::kExpired : State::kInactive;
-    generations.push_back(
-        {record.generation, std::move(*cert), record.activates_at, state, crypto::ToHex(*digest)});
+    const State state =
+        Seconds(parsed->certificate.NotAfter()) <= now ? State::kExpired : State::kInactive;
+    generations.push_back({record.generation, std::move(parsed->certificate), record.activates_at,
+                           state, std::move(parsed->thumbprint)});
   }
   // The newest generation already due to sign is the active one.
   const auto active = std::find_if(generations.rbegin(), generations.rend(), [&](const auto& g) {
@@ -196,10 +214,27 @@ Expected<Signer> TenantCas::Active(std::string_view tenant) const {
   for (std::size_t i = 0; i < generations->size(); ++i) {
     const Generation& g = (*generations)[i];
     if (g.state != State::kActive) continue;
+    const auto id = std::pair{std::string(tenant), g.number};
+    {
+      const std::lock_guard lock(mutex_);
+      const auto cached = cache_.find(id);
+      if (cached != cache_.end() && cached->second.key &&
+          cached->second.sealed_key == records[i].sealed_key) {
+        return Signer{g, *cached->second.key};
+      }
+    }
     auto pem = OpenSecret(data_.master_key, records[i].sealed_key, SealContext(tenant, g.number));
     if (!pem) return std::unexpected(pem.error());
     auto key = crypto::PrivateKey::FromPem(AsString(*pem));
     if (!key) return std::unexpected(key.error());
+    {
+      const std::lock_guard lock(mutex_);
+      const auto cached = cache_.find(id);
+      if (cached != cache_.end()) {
+        cached->second.sealed_key = records[i].sealed_key;
+        cached->second.key = *key;
+      }
+    }
     return Signer{g, std::move(*key)};
   }
   return Fail(CoreErrc::kInvalidArgument,

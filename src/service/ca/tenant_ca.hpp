@@ -2,6 +2,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,7 +52,9 @@ struct NewTenantKeys {
 };
 
 // Thread-safe. Several service instances may share the store: a successor is made at most once
-// per generation (the store refuses a duplicate, and the loser reads the winner's).
+// per generation (the store refuses a duplicate, and the loser reads the winner's). Parsed
+// certificates and unsealed keys are cached per generation, checked against the stored text on
+// every use, because attestation issues certificates at a high rate.
 class TenantCas {
  public:
   TenantCas(store::Store& store, const DataDir& data, const Clock& clock)
@@ -72,9 +77,20 @@ class TenantCas {
                                             std::vector<store::TenantCa>* records) const;
   Expected<void> MakeSuccessor(const store::TenantCa& latest) const;
 
+  struct Parsed {
+    std::string certificate_pem;  // what `certificate` was parsed from
+    crypto::Certificate certificate;
+    std::string thumbprint;
+    std::string sealed_key;  // what `key` was unsealed from
+    std::optional<crypto::PrivateKey> key;
+  };
+  Expected<Parsed> Parse(const store::TenantCa& record) const;
+
   store::Store& store_;
   const DataDir& data_;
   const Clock& clock_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::pair<std::string, std::int64_t>, Parsed> cache_;
 };
 
 }  // namespace aspis::service::ca
