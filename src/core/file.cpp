@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+
+#include <algorithm>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -114,9 +116,14 @@ class RealFs final : public FileSystem {
                                           " bytes, more than the " + std::to_string(max_size) +
                                           " allowed");
     }
-    Bytes out(static_cast<std::size_t>(st.st_size));
+    // Read to the end, not to st_size: procfs files report size 0.
+    Bytes out(std::max<std::size_t>(static_cast<std::size_t>(st.st_size), 4096));
     std::size_t done = 0;
-    while (done < out.size()) {
+    for (;;) {
+      if (done == out.size()) {
+        if (done > max_size) break;
+        out.resize(std::min(out.size() * 2, max_size + 1));
+      }
       const ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -124,6 +131,10 @@ class RealFs final : public FileSystem {
       }
       if (n == 0) break;
       done += static_cast<std::size_t>(n);
+    }
+    if (done > max_size) {
+      return Fail(CoreErrc::kCorrupt,
+                  path.string() + " grew past the " + std::to_string(max_size) + " bytes allowed");
     }
     out.resize(done);
     return out;

@@ -48,7 +48,7 @@ Expected<Config> ReadConfig(const std::filesystem::path& state_dir) {
 
 Expected<std::unique_ptr<RootOfTrust>> OpenBackend(const Config& config, bool create) {
   if (config.backend == "software") {
-    return software::Open(config.state_dir, config.register_index, create);
+    return software::Open(config.state_dir, config.register_index, create, config.boot_id_file);
   }
   if (config.backend == "tpm2") return tpm2::Open(config.tcti, config.register_index, create);
   return Fail(RotErrc::kInvalidArgument,
@@ -84,9 +84,11 @@ Expected<std::unique_ptr<RootOfTrust>> Initialize(const Config& config) {
   return rot;
 }
 
-Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir) {
+Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir,
+                                            const std::filesystem::path& boot_id_file) {
   auto config = ReadConfig(state_dir);
   if (!config) return std::unexpected(config.error());
+  config->boot_id_file = boot_id_file;
   return OpenBackend(*config, /*create=*/false);
 }
 

@@ -67,11 +67,17 @@ inline constexpr std::size_t kMaxSealedSecret = 128;
 // command, and security versions grow by small steps.
 inline constexpr std::uint64_t kMaxCounterStep = 4096;
 
+// Where Linux publishes the ID of the current boot.
+inline constexpr char kBootIdFile[] = "/proc/sys/kernel/random/boot_id";
+
 struct Config {
   std::string backend = "software";         // "software" or "tpm2"
   std::filesystem::path state_dir;          // software: key, register and counters; both: rot.json
   std::string tcti = "device:/dev/tpmrm0";  // tpm2 only, tpm2-tss TCTI configuration string
   std::uint32_t register_index = kDefaultRegisterIndex;
+  // Software only: the register resets when the ID in this file changes, as a PCR resets at
+  // reboot (a simulator may point it elsewhere to simulate a reboot). Not recorded in rot.json.
+  std::filesystem::path boot_id_file = kBootIdFile;
 };
 
 // Creates the root of trust described by `config` if it does not exist yet (identity key, counters,
@@ -80,6 +86,8 @@ struct Config {
 Expected<std::unique_ptr<RootOfTrust>> Initialize(const Config& config);
 
 // Opens the root of trust recorded in `state_dir`/rot.json by Initialize.
-Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir);
+Expected<std::unique_ptr<RootOfTrust>> Open(
+    const std::filesystem::path& state_dir,
+    const std::filesystem::path& boot_id_file = kBootIdFile);
 
 }  // namespace aspis::rot

@@ -187,6 +187,12 @@ TEST(WriteDurably, KilledWriterLeavesOldOrNewContentsNeverAMix) {
   }
 }
 
+TEST(ReadFile, ReadsProcfsFilesThatReportSizeZero) {
+  auto boot_id = file::Read("/proc/sys/kernel/random/boot_id", 100);
+  ASSERT_TRUE(boot_id) << boot_id.error().message();
+  EXPECT_EQ(boot_id->size(), 37u);  // a UUID and a newline
+}
+
 TEST(ReadFile, MissingFileIsNotFound) {
   TempDir dir;
   auto result = file::Read(dir / "absent");

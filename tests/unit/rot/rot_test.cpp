@@ -135,6 +135,32 @@ TEST(SoftwareRootOfTrust, RefusesWorldReadableIdentityKey) {
   EXPECT_NE(reopened.error().message().find("chmod 600"), std::string::npos);
 }
 
+TEST(SoftwareRootOfTrust, RegisterStartsFromZeroAfterARebootAndPersistsOtherwise) {
+  TempDir dir;
+  const auto boot = dir / "boot_id";
+  ASSERT_TRUE(file::WriteDurably(boot, AsBytes("first-boot\n"), 0644));
+  auto rot = Initialize({.backend = "software", .state_dir = dir / "rot", .boot_id_file = boot});
+  ASSERT_TRUE(rot) << rot.error().message();
+  const Digest zero{};
+  ASSERT_TRUE((*rot)->Extend(Digest{1}));
+  ASSERT_TRUE((*rot)->AdvanceCounter(2, 5));
+  const Digest extended = *(*rot)->ReadRegister();
+  const std::string id = (*rot)->GetIdentity()->device_id;
+  rot->reset();
+
+  auto restarted = Open(dir / "rot", boot);
+  ASSERT_TRUE(restarted) << restarted.error().message();
+  EXPECT_EQ(*(*restarted)->ReadRegister(), extended) << "a restart without a reboot keeps it";
+  restarted->reset();
+
+  ASSERT_TRUE(file::WriteDurably(boot, AsBytes("second-boot\n"), 0644));
+  auto rebooted = Open(dir / "rot", boot);
+  ASSERT_TRUE(rebooted) << rebooted.error().message();
+  EXPECT_EQ(*(*rebooted)->ReadRegister(), zero);
+  EXPECT_EQ((*rebooted)->GetIdentity()->device_id, id);
+  EXPECT_EQ(*(*rebooted)->ReadCounter(2), 5u);
+}
+
 TEST(SoftwareRootOfTrust, TruncatedRegisterIsAClearErrorNotAReset) {
   TempDir dir;
   NewSoftware(dir);

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 
 constexpr char kKeyFile[] = "identity-key.pem";
 constexpr char kRegisterFile[] = "register.bin";
+constexpr char kRegisterBootFile[] = "register-boot-id";
 constexpr char kCountersFile[] = "counters.json";
 constexpr char kSealKeyFile[] = "seal-key.bin";
 constexpr std::string_view kSealContext = "aspis-software-seal-v1";
@@ -185,6 +186,33 @@ Expected<Digest> LoadRegister(const fs::path& dir, bool create) {
   return value;
 }
 
+// A new boot starts the register from zero. The zeros are written before the boot ID, so a crash
+// between the two resets again on the next open, never keeps a stale register.
+Expected<Digest> ResetOnNewBoot(const fs::path& dir, const Digest& value,
+                                const fs::path& boot_id_file) {
+  auto boot = file::Read(boot_id_file, file::kSmallFileLimit);
+  if (!boot) {
+    return std::unexpected(std::move(boot.error()).WithContext("reading the boot ID"));
+  }
+  const fs::path recorded_path = dir / kRegisterBootFile;
+  auto recorded = file::Read(recorded_path, file::kSmallFileLimit);
+  if (recorded && *recorded == *boot) return value;
+  if (!recorded && recorded.error() != CoreErrc::kNotFound) {
+    return std::unexpected(recorded.error());
+  }
+  const Digest zero{};
+  if (value != zero) {
+    log::Info("software root of trust: new boot; the measurement register starts from zero");
+    if (auto ok = file::WriteDurably(dir / kRegisterFile, zero, 0600); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  if (auto ok = file::WriteDurably(recorded_path, *boot, 0600); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return zero;
+}
+
 Expected<Counters> LoadCounters(const fs::path& dir, bool create) {
   const fs::path path = dir / kCountersFile;
   Counters counters{};
@@ -223,13 +251,15 @@ Expected<Bytes> LoadSealKey(const fs::path& dir, bool create) {
 }  // namespace
 
 Expected<std::unique_ptr<RootOfTrust>> Open(const fs::path& state_dir, std::uint32_t register_index,
-                                            bool create) {
+                                            bool create, const fs::path& boot_id_file) {
   if (create) {
     if (auto ok = file::EnsureDirectory(state_dir, 0700); !ok) return std::unexpected(ok.error());
   }
   auto key = LoadKey(state_dir, create);
   if (!key) return std::unexpected(key.error());
-  auto register_value = LoadRegister(state_dir, create);
+  auto stored_register = LoadRegister(state_dir, create);
+  if (!stored_register) return std::unexpected(stored_register.error());
+  auto register_value = ResetOnNewBoot(state_dir, *stored_register, boot_id_file);
   if (!register_value) return std::unexpected(register_value.error());
   auto counters = LoadCounters(state_dir, create);
   if (!counters) return std::unexpected(counters.error());

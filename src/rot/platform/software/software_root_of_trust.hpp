@@ -11,7 +11,10 @@ namespace aspis::rot::software {
 // world can read it), the register, the counters and the sealing key, each written durably.
 // For development and the simulator: it offers no hardware protection, and says so in the log.
 // With `create`, missing state is made; otherwise missing or damaged state is kBadState.
+// The register starts from zero on each boot (the ID in `boot_id_file` differs from the one
+// recorded beside the register), like a TPM PCR; everything else persists across reboots.
 Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir,
-                                            std::uint32_t register_index, bool create);
+                                            std::uint32_t register_index, bool create,
+                                            const std::filesystem::path& boot_id_file);
 
 }  // namespace aspis::rot::software
