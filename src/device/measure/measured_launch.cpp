@@ -1,0 +1,183 @@
+#include "device/measure/measured_launch.hpp"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+
+namespace aspis::device::measure {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::size_t kMaxLog = 64 * 1024;
+
+Expected<void> HashFileInto(const fs::path& path, crypto::Sha256& sha) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(CoreErrc::kIo, "cannot read " + path.string() + " to measure it");
+  std::array<char, 64 * 1024> buffer{};
+  while (in) {
+    in.read(buffer.data(), buffer.size());
+    const auto n = static_cast<std::size_t>(in.gcount());
+    if (n == 0) break;
+    if (auto ok = sha.Update({reinterpret_cast<const std::uint8_t*>(buffer.data()), n}); !ok) {
+      return ok;
+    }
+  }
+  if (in.bad()) return Fail(CoreErrc::kIo, "reading " + path.string() + " failed");
+  return {};
+}
+
+Expected<crypto::Digest> HashFile(const fs::path& path) {
+  auto sha = crypto::Sha256::Create();
+  if (!sha) return std::unexpected(sha.error());
+  if (auto ok = HashFileInto(path, *sha); !ok) return std::unexpected(ok.error());
+  return sha->Finish();
+}
+
+Expected<crypto::Digest> HashTree(const fs::path& root) {
+  std::vector<fs::path> entries;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    entries.push_back(it->path());
+  }
+  if (ec) return Fail(CoreErrc::kIo, "cannot list " + root.string() + ": " + ec.message());
+  std::sort(entries.begin(), entries.end());
+  auto tree = crypto::Sha256::Create();
+  if (!tree) return std::unexpected(tree.error());
+  for (const auto& entry : entries) {
+    struct stat st {};
+    if (::lstat(entry.c_str(), &st) != 0) {
+      return Fail(CoreErrc::kIo, "cannot inspect " + entry.string() + " to measure it");
+    }
+    std::string line = fmt::format("{}\n{:o}\n", fs::relative(entry, root).string(),
+                                   static_cast<unsigned>(st.st_mode & 07777));
+    if (S_ISREG(st.st_mode)) {
+      auto digest = HashFile(entry);
+      if (!digest) return std::unexpected(digest.error());
+      line += "file " + crypto::ToHex(*digest);
+    } else if (S_ISDIR(st.st_mode)) {
+      line += "dir";
+    } else if (S_ISLNK(st.st_mode)) {
+      line += "link " + fs::read_symlink(entry, ec).string();
+    } else {
+      return Fail(CoreErrc::kInvalidArgument,
+                  entry.string() + " is a special file; an OS image may not contain one");
+    }
+    line += "\n";
+    if (auto ok = tree->Update(AsBytes(line)); !ok) return std::unexpected(ok.error());
+  }
+  return tree->Finish();
+}
+
+Bytes EncodeLog(const std::vector<wire::MeasurementEvent>& events) {
+  json::Json list = json::Json::array();
+  for (const auto& e : events) {
+    list.push_back({{"component", e.component}, {"digest", crypto::ToHex(e.digest)}});
+  }
+  return ToBytes(json::Json{{"events", list}}.dump(2) + "\n");
+}
+
+Expected<std::vector<wire::MeasurementEvent>> DecodeLog(const fs::path& path, ByteView text) {
+  auto damaged = [&](std::string_view why) {
+    return Fail(CoreErrc::kCorrupt, fmt::format("measurement log {} {}", path.string(), why));
+  };
+  auto doc = json::Parse(AsString(text));
+  if (!doc) return damaged("is not JSON");
+  auto list = json::GetArray(*doc, "events");
+  if (!list) return damaged("has no events");
+  std::vector<wire::MeasurementEvent> events;
+  for (const auto& item : **list) {
+    auto component = json::GetString(item, "component");
+    auto hex = json::GetString(item, "digest");
+    auto digest = hex ? HexDecode(*hex) : Expected<Bytes>(std::unexpected(hex.error()));
+    if (!component || !digest || digest->size() != 32) return damaged("holds a malformed event");
+    wire::MeasurementEvent event{*component, {}};
+    std::copy(digest->begin(), digest->end(), event.digest.begin());
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
+Expected<void> ExtendFrom(rot::RootOfTrust& rot, const std::vector<wire::MeasurementEvent>& events,
+                          std::size_t first) {
+  for (std::size_t i = first; i < events.size(); ++i) {
+    if (auto ok = rot.Extend(events[i].digest); !ok) {
+      return std::unexpected(
+          std::move(ok.error()).WithContext("measuring \"" + events[i].component + "\""));
+    }
+    log::Info("measured {} {}", events[i].component, crypto::ToHex(events[i].digest));
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<crypto::Digest> MeasurePath(const fs::path& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    return Fail(CoreErrc::kNotFound, "cannot measure " + path.string() + ": it does not exist");
+  }
+  return fs::is_directory(status) ? HashTree(path) : HashFile(path);
+}
+
+Expected<std::vector<wire::MeasurementEvent>> MeasureLaunch(
+    rot::RootOfTrust& rot, const std::vector<Component>& components, const fs::path& log_path) {
+  auto current = rot.ReadRegister();
+  if (!current) return std::unexpected(current.error());
+
+  if (*current == crypto::Digest{}) {
+    std::vector<wire::MeasurementEvent> events;
+    for (const auto& component : components) {
+      auto digest = MeasurePath(component.path);
+      if (!digest) {
+        return std::unexpected(
+            std::move(digest.error()).WithContext("measuring \"" + component.name + "\""));
+      }
+      events.push_back({component.name, *digest});
+    }
+    // The log is written before the register moves: a crash in between leaves a log whose
+    // prefix explains the register, which the next start completes.
+    if (auto ok = file::WriteDurably(log_path, EncodeLog(events), 0644); !ok) {
+      return std::unexpected(ok.error());
+    }
+    if (auto ok = ExtendFrom(rot, events, 0); !ok) return std::unexpected(ok.error());
+    return events;
+  }
+
+  auto text = file::Read(log_path, kMaxLog);
+  if (!text) {
+    return std::unexpected(std::move(text.error())
+                               .WithContext("the register was extended but the measurement log "
+                                            "cannot be read"));
+  }
+  auto events = DecodeLog(log_path, *text);
+  if (!events) return events;
+  for (std::size_t k = events->size() + 1; k-- > 0;) {
+    const std::vector<wire::MeasurementEvent> prefix(events->begin(),
+                                                     events->begin() + static_cast<long>(k));
+    auto replayed = wire::ReplayEventLog(prefix);
+    if (!replayed) return std::unexpected(replayed.error());
+    if (*replayed != *current) continue;
+    if (k < events->size()) {
+      log::Info("completing measured launch from event {} of {}", k, events->size());
+    }
+    if (auto ok = ExtendFrom(rot, *events, k); !ok) return std::unexpected(ok.error());
+    return events;
+  }
+  return Fail(CoreErrc::kCorrupt,
+              "the measurement register holds a value that the log " + log_path.string() +
+                  " does not explain (something else extended it, or the log was replaced); "
+                  "reboot the device to measure it afresh");
+}
+
+}  // namespace aspis::device::measure

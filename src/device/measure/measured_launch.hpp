@@ -1,0 +1,41 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "crypto/sha256.hpp"
+#include "rot/root_of_trust.hpp"
+#include "wire/attestation.hpp"
+
+// Measured launch (DESIGN section 4): aspisd extends the root of trust's register with each
+// component it trusts, in order, and keeps the event log that explains the register's value.
+namespace aspis::device::measure {
+
+// A component measured at launch: "os" (the OS slot image), "aspisd", "board", "trust-bundle".
+struct Component {
+  std::string name;
+  std::filesystem::path path;
+};
+
+// SHA-256 of a file's bytes; for a directory (an OS slot on the simulator), SHA-256 over its tree:
+// every entry's relative path, type, permission bits and content digest (files) or target
+// (symbolic links), in path order. Special files are refused.
+Expected<crypto::Digest> MeasurePath(const std::filesystem::path& path);
+
+// Brings the register and the event log at `log_path` into agreement, extending each component
+// at most once per boot:
+//  - register zero (a fresh boot): measures `components` now, writes the log durably, then
+//    extends the register in order;
+//  - register equal to the replay of the stored log's first k events (aspisd restarted without a
+//    reboot, or stopped part-way through extending): extends the rest of the stored log and
+//    measures nothing again, so a file changed since boot is not reported as if it were running;
+//  - anything else: kCorrupt (something outside aspisd extended the register, or the log was
+//    damaged); attestation would fail, so this is reported rather than papered over.
+// Returns the event log, which replays to the register's value.
+Expected<std::vector<wire::MeasurementEvent>> MeasureLaunch(
+    rot::RootOfTrust& rot, const std::vector<Component>& components,
+    const std::filesystem::path& log_path);
+
+}  // namespace aspis::device::measure
