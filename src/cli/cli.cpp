@@ -1,6 +1,14 @@
 #include "cli/cli.hpp"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <system_error>
 
 #include <algorithm>
 #include <cstdlib>
@@ -9,10 +17,12 @@
 
 #include <fmt/format.h>
 
+#include "core/fd.hpp"
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "crypto/tls.hpp"
 #include "crypto/x509.hpp"
+#include "wire/admin.hpp"
 #include "wire/https_client.hpp"
 
 namespace aspis::cli {
@@ -126,6 +136,72 @@ struct Output {
     }
   }
 };
+
+// One request to aspisd's admin socket (wire/admin.hpp).
+Expected<Json> AdminRequest(const std::string& path, std::string_view command) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path)) {
+    return Fail(CoreErrc::kInvalidArgument, "socket path " + path + " is too long");
+  }
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  const Fd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int fd = socket.get();
+  if (fd < 0) return Fail(CoreErrc::kIo, "cannot create a socket");
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    return Fail(CoreErrc::kIo, "cannot reach aspisd at " + path + ": " +
+                                   std::generic_category().message(errno) +
+                                   " (is aspisd running, and are you root?)");
+  }
+  const std::string request = Json{{"command", command}}.dump() + "\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return Fail(CoreErrc::kIo, "cannot send to aspisd at " + path);
+  }
+  std::string reply;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+    reply.append(buffer, static_cast<std::size_t>(n));
+  }
+  auto doc = json::Parse(reply);
+  if (!doc || !doc->is_object()) {
+    return Fail(CoreErrc::kParse,
+                "aspisd closed the connection without an answer (only root "
+                "may use its admin socket)");
+  }
+  if (doc->contains("error")) return Fail(CoreErrc::kInvalidArgument, doc->value("error", ""));
+  return doc;
+}
+
+std::string Time(const Json& seconds) {
+  const std::int64_t at = seconds.is_number() ? seconds.get<std::int64_t>() : 0;
+  if (at == 0) return "-";
+  const std::time_t t = at;
+  std::tm tm{};
+  char text[32];
+  if (gmtime_r(&t, &tm) == nullptr ||
+      std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0) {
+    return std::to_string(at);
+  }
+  return text;
+}
+
+void PrintDeviceStatus(std::ostream& out, const Json& s) {
+  const Json& a = s.value("attestation", Json::object());
+  out << "Device ID:           " << s.value("device_id", "") << "\n"
+      << "Tenant:              " << s.value("tenant", "") << "\n"
+      << "Root of trust:       " << s.value("rot", "") << "\n"
+      << "Attestation:         " << a.value("verdict", "")
+      << (a.value("reason", "").empty() ? "" : " (" + a.value("reason", "") + ")") << "\n"
+      << "Last attestation:    " << Time(a.value("last_attempt", Json(0))) << "\n"
+      << "Next attestation:    " << Time(a.value("next_attempt", Json(0))) << "\n"
+      << "Certificate expiry:  " << Time(s.value("certificate_expiry", Json(0))) << "\n"
+      << "Last check-in:       " << Time(s.value("last_check_in", Json(0))) << "\n"
+      << "Measurements:\n";
+  for (const auto& m : s.value("measurements", Json::array())) {
+    out << "  " << m.value("component", "") << "  " << m.value("digest", "") << "\n";
+  }
+}
 
 }  // namespace
 
@@ -304,6 +380,16 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     };
   });
 
+  auto* dev = app.add_subcommand("dev", "The device this runs on (talks to the local aspisd)")
+                  ->require_subcommand(1);
+  std::string admin_socket(wire::admin::kDefaultSocket);
+  auto* dev_status = dev->add_subcommand(
+      "status", "Device ID, tenant, attestation, certificate expiry, check-in, measurements");
+  dev_status->add_option("--socket", admin_socket, "aspisd's admin socket")->capture_default_str();
+  auto* dev_attest = dev->add_subcommand(
+      "attest", "Attest now rather than at the scheduled renewal, then show the status");
+  dev_attest->add_option("--socket", admin_socket, "aspisd's admin socket")->capture_default_str();
+
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
@@ -333,6 +419,20 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       return 1;
     }
     out << "logged in to " << url << "\n";
+    return 0;
+  }
+  if (dev_status->parsed() || dev_attest->parsed()) {
+    auto status = AdminRequest(admin_socket,
+                               dev_attest->parsed() ? wire::admin::kAttest : wire::admin::kStatus);
+    if (!status) {
+      err << "aspis: " << status.error().message() << "\n";
+      return 1;
+    }
+    if (output == "json") {
+      out << status->dump(2) << "\n";
+    } else {
+      PrintDeviceStatus(out, *status);
+    }
     return 0;
   }
   auto session = LoadSession();

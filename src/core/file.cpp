@@ -1,4 +1,5 @@
 #include "core/file.hpp"
+#include "core/fd.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,26 +15,6 @@
 namespace aspis::file {
 
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  // Closes now and reports the result: close can report a deferred write error.
-  int Close() {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
 
 Error SysError(std::string_view what, const std::filesystem::path& path) {
   const int err = errno;

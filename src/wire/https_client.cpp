@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "wire/errors.hpp"
 
 namespace aspis::wire {
@@ -118,11 +119,16 @@ HttpsConnection& HttpsConnection::operator=(HttpsConnection&&) noexcept = defaul
 HttpsConnection::~HttpsConnection() {
   if (!state_ || !state_->open) return;
   State& s = *state_;
-  s.Run([&s]() -> asio::awaitable<void> {
-    beast::error_code ignored;
-    beast::get_lowest_layer(s.stream).expires_after(std::chrono::seconds(2));
-    co_await s.stream.async_shutdown(redirect_error(use_awaitable, ignored));
-  }());
+  // A close_notify is a courtesy: failing to send one must not escape a destructor.
+  try {
+    s.Run([&s]() -> asio::awaitable<void> {
+      beast::error_code ignored;
+      beast::get_lowest_layer(s.stream).expires_after(std::chrono::seconds(2));
+      co_await s.stream.async_shutdown(redirect_error(use_awaitable, ignored));
+    }());
+  } catch (const std::exception& e) {
+    log::Debug("closing a TLS connection: {}", e.what());
+  }
 }
 
 Expected<HttpResponse> HttpsConnection::Send(

@@ -2,9 +2,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
+
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "core/json.hpp"
+#include "core/log.hpp"
+#include "device/daemon/daemon.hpp"
 #include "rot/root_of_trust.hpp"
 
 namespace aspis::device {
@@ -41,6 +47,33 @@ int PrintIdentity(rot::RootOfTrust& rot, const std::string& output, std::ostream
   return 0;
 }
 
+// Runs the daemon until SIGTERM or SIGINT; 0 after a clean stop.
+int RunUntilSignalled(const DaemonConfig& config, std::ostream& err) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::atomic<bool> finished{false};
+  Expected<void> result;
+  std::jthread daemon([&](const std::stop_token& stop) {
+    result = RunDaemon(config, SystemClock::Instance(), stop);
+    finished = true;
+  });
+  const timespec slice{0, 200'000'000};
+  while (!finished) {
+    const int signal = sigtimedwait(&signals, nullptr, &slice);
+    if (signal > 0) {
+      log::Info("received signal {}; stopping", signal);
+      daemon.request_stop();
+      break;
+    }
+  }
+  daemon.join();
+  if (!result) return Report(result.error(), err);
+  return 0;
+}
+
 }  // namespace
 
 int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -71,6 +104,36 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   show->add_option("--state", state_dir, "State directory")->capture_default_str();
   show->add_option("--output", output)->check(CLI::IsMember({"table", "json"}));
 
+  DaemonConfig daemon;
+  std::string daemon_state = daemon.state_dir.string();
+  std::string trust_bundle, os_image, board, admin_socket = daemon.admin_socket.string();
+  std::string boot_id_file = daemon.boot_id_file.string();
+  int retry_max_seconds = 600;
+  auto* run = app.add_subcommand("run", "Run the device runtime until SIGTERM");
+  run->set_config("--config", "",
+                  "TOML file holding any of these options by their long names "
+                  "(service = \"https://...\"); flags given too take precedence");
+  run->allow_config_extras(CLI::config_extras_mode::error);
+  run->add_option("--state", daemon_state, "State directory")->capture_default_str();
+  run->add_option("--service", daemon.service_url, "Security service URL (https://host:port)")
+      ->required();
+  run->add_option("--trust-bundle", trust_bundle, "PEM file of the platform root CA to pin")
+      ->required();
+  run->add_option("--rot", daemon.rot, "Root-of-trust backend")
+      ->check(CLI::IsMember({"software", "tpm2"}))
+      ->capture_default_str();
+  run->add_option("--tcti", daemon.tcti, "tpm2-tss TCTI (tpm2 backend)")->capture_default_str();
+  run->add_option("--os-image", os_image, "The OS slot image (a file, or a directory)")->required();
+  run->add_option("--board", board, "The board definition file")->required();
+  run->add_option("--admin-socket", admin_socket, "Local admin socket")->capture_default_str();
+  run->add_option("--boot-id-file", boot_id_file,
+                  "Software backend: the file whose change means a reboot")
+      ->capture_default_str();
+  run->add_option("--retry-max-seconds", retry_max_seconds,
+                  "Longest wait between retries while the service is unreachable")
+      ->check(CLI::Range(1, 24 * 3600))
+      ->capture_default_str();
+
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
@@ -78,6 +141,17 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     return app.exit(e, out, err);
   }
 
+  if (run->parsed()) {
+    daemon.state_dir = daemon_state;
+    daemon.trust_bundle = trust_bundle;
+    daemon.os_image = os_image;
+    daemon.board = board;
+    daemon.admin_socket = admin_socket;
+    daemon.boot_id_file = boot_id_file;
+    daemon.retry_cap = std::chrono::seconds(retry_max_seconds);
+    daemon.retry_base = std::min<std::chrono::milliseconds>(daemon.retry_base, daemon.retry_cap);
+    return RunUntilSignalled(daemon, err);
+  }
   if (init->parsed()) {
     config.state_dir = state_dir;
     auto rot = rot::Initialize(config);

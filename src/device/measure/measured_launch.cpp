@@ -17,12 +17,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::size_t kMaxLog = 64 * 1024;
+constexpr std::size_t kMaxLog = std::size_t{64} * 1024;
 
 Expected<void> HashFileInto(const fs::path& path, crypto::Sha256& sha) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Fail(CoreErrc::kIo, "cannot read " + path.string() + " to measure it");
-  std::array<char, 64 * 1024> buffer{};
+  std::array<char, std::size_t{64} * 1024> buffer{};
   while (in) {
     in.read(buffer.data(), buffer.size());
     const auto n = static_cast<std::size_t>(in.gcount());

@@ -1,0 +1,100 @@
+#include "device/daemon/credentials.hpp"
+
+#include "core/file.hpp"
+#include "core/log.hpp"
+
+namespace aspis::device {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kRuntimeKey[] = "runtime.key";
+constexpr char kRuntimeCertificate[] = "runtime-certificate.pem";
+constexpr char kAppKey[] = "app/key.pem";
+constexpr char kAppCertificate[] = "app/certificate.pem";
+
+Expected<crypto::PrivateKey> LoadOrMakeKey(const fs::path& path) {
+  auto pem = file::Read(path, file::kSmallFileLimit);
+  if (pem) {
+    if (auto private_only = file::RequireOwnerOnly(path); !private_only) {
+      return std::unexpected(private_only.error());
+    }
+    auto key = crypto::PrivateKey::FromPem(AsString(*pem));
+    if (!key) {
+      return std::unexpected(std::move(key.error()).WithContext("reading " + path.string()));
+    }
+    return key;
+  }
+  if (pem.error() != CoreErrc::kNotFound) return std::unexpected(pem.error());
+  auto key = crypto::PrivateKey::GenerateP256();
+  if (!key) return key;
+  auto text = key->ToPem();
+  if (!text) return std::unexpected(text.error());
+  if (auto ok = file::WriteDurably(path, AsBytes(*text), 0600); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return key;
+}
+
+std::optional<crypto::Certificate> LoadCertificate(const fs::path& path) {
+  auto pem = file::Read(path, file::kSmallFileLimit);
+  if (!pem) return std::nullopt;
+  auto cert = crypto::Certificate::FromPem(AsString(*pem));
+  if (!cert) {
+    log::Warning("ignoring unreadable certificate {}: {}", path.string(), cert.error().message());
+    return std::nullopt;
+  }
+  return *cert;
+}
+
+}  // namespace
+
+Expected<Credentials> Credentials::Open(const fs::path& state_dir) {
+  if (auto ok = file::EnsureDirectory(state_dir / "app", 0700); !ok) {
+    return std::unexpected(ok.error());
+  }
+  auto runtime_key = LoadOrMakeKey(state_dir / kRuntimeKey);
+  if (!runtime_key) return std::unexpected(runtime_key.error());
+  auto app_key = LoadOrMakeKey(state_dir / kAppKey);
+  if (!app_key) return std::unexpected(app_key.error());
+  Credentials credentials(state_dir, std::move(*runtime_key), std::move(*app_key));
+  credentials.runtime_cert_ = LoadCertificate(state_dir / kRuntimeCertificate);
+  credentials.app_cert_ = LoadCertificate(state_dir / kAppCertificate);
+  return credentials;
+}
+
+Expected<void> Credentials::Store(const attest::Certificates& issued) {
+  // The app certificate first: a crash in between leaves the runtime certificate older, so the
+  // next start renews rather than trusting a half-updated pair.
+  if (auto ok = file::WriteDurably(
+          dir_ / kAppCertificate,
+          AsBytes(issued.result.app_certificate_pem + issued.result.ca_chain_pem), 0644);
+      !ok) {
+    return ok;
+  }
+  if (auto ok = file::WriteDurably(
+          dir_ / kRuntimeCertificate,
+          AsBytes(issued.result.runtime_certificate_pem + issued.result.ca_chain_pem), 0644);
+      !ok) {
+    return ok;
+  }
+  runtime_cert_ = issued.runtime;
+  app_cert_ = issued.app;
+  return {};
+}
+
+Expected<void> Credentials::Drop() {
+  for (const char* name : {kRuntimeCertificate, kAppCertificate}) {
+    std::error_code ec;
+    fs::remove(dir_ / name, ec);
+    if (ec) {
+      return Fail(CoreErrc::kIo, "cannot remove " + (dir_ / name).string() + ": " + ec.message());
+    }
+  }
+  runtime_cert_.reset();
+  app_cert_.reset();
+  return {};
+}
+
+}  // namespace aspis::device

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+
+#include "core/error.hpp"
+#include "crypto/key.hpp"
+#include "crypto/x509.hpp"
+#include "device/attest/attester.hpp"
+
+// The device's two certificate keys and the certificates of its last trusted attestation, under
+// the state directory:
+//   runtime.key (0600)        the runtime key, used by aspisd alone (check-in, downloads, reports)
+//   runtime-certificate.pem   the runtime certificate, then the tenant CA chain
+//   app/key.pem (0600)        the app key, which the sandbox will expose only to apps holding
+//   app/certificate.pem       DeviceAuthentication, with the app certificate and chain
+// Keys are made once and kept across attestations; every write is durable.
+namespace aspis::device {
+
+class Credentials {
+ public:
+  // Loads the keys, making any that is missing, and the stored certificates if present. A
+  // certificate file that cannot be read is ignored (the next attestation replaces it).
+  static Expected<Credentials> Open(const std::filesystem::path& state_dir);
+
+  const crypto::PrivateKey& runtime_key() const { return runtime_key_; }
+  const crypto::PrivateKey& app_key() const { return app_key_; }
+  const std::optional<crypto::Certificate>& runtime_certificate() const { return runtime_cert_; }
+  const std::optional<crypto::Certificate>& app_certificate() const { return app_cert_; }
+
+  Expected<void> Store(const attest::Certificates& issued);
+  // Removes both certificates (the service refused the device).
+  Expected<void> Drop();
+
+ private:
+  Credentials(std::filesystem::path dir, crypto::PrivateKey runtime_key, crypto::PrivateKey app_key)
+      : dir_(std::move(dir)), runtime_key_(std::move(runtime_key)), app_key_(std::move(app_key)) {}
+
+  std::filesystem::path dir_;
+  crypto::PrivateKey runtime_key_;
+  crypto::PrivateKey app_key_;
+  std::optional<crypto::Certificate> runtime_cert_;
+  std::optional<crypto::Certificate> app_cert_;
+};
+
+}  // namespace aspis::device

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <stop_token>
+#include <string>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "rot/root_of_trust.hpp"
+#include "wire/admin.hpp"
+
+// aspisd's main loop: measured launch, then attestation and renewal, with status served on the
+// admin socket, until asked to stop.
+namespace aspis::device {
+
+struct DaemonConfig {
+  std::filesystem::path state_dir = "/var/lib/aspisd";
+  std::string service_url;             // https://host[:port]
+  std::filesystem::path trust_bundle;  // PEM: the platform root CA(s) this device pins
+  std::string rot = "software";        // "software" or "tpm2"
+  std::string tcti = "device:/dev/tpmrm0";
+  std::filesystem::path boot_id_file = rot::kBootIdFile;
+  std::filesystem::path os_image;  // the OS slot image: a file, or a directory on the simulator
+  std::filesystem::path board;     // the board definition
+  std::filesystem::path aspisd_binary = "/proc/self/exe";
+  std::filesystem::path admin_socket = std::string(wire::admin::kDefaultSocket);
+  // Retries while the service is unreachable or refuses: exponential from `retry_base`, capped.
+  std::chrono::milliseconds retry_base = std::chrono::seconds(2);
+  std::chrono::milliseconds retry_cap = std::chrono::minutes(10);
+};
+
+// Runs until `stop` is requested (SIGTERM in aspisd), then returns after the current step. Errors
+// are those that keep the device from running at all (no trust bundle, a root of trust that will
+// not open, a measurement log that does not explain the register); a service that cannot be
+// reached or refuses is retried, never an error.
+Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
+                         const std::stop_token& stop);
+
+}  // namespace aspis::device

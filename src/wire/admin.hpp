@@ -1,0 +1,18 @@
+#pragma once
+
+#include <string_view>
+
+// aspisd's local admin socket: a Unix stream socket, root only (mode 0600 and the peer's
+// credentials checked). A client sends one JSON object on one line, {"command": "status"}, and
+// reads one JSON object back; errors are {"error": "..."}.
+namespace aspis::wire::admin {
+
+inline constexpr std::string_view kDefaultSocket = "/run/aspisd/admin.sock";
+
+// Device ID, tenant, attestation verdict and reason, certificate expiry, last and next
+// attestation, last check-in, measurement log.
+inline constexpr std::string_view kStatus = "status";
+// Attest now instead of at the scheduled time; answers once the attempt has finished.
+inline constexpr std::string_view kAttest = "attest";
+
+}  // namespace aspis::wire::admin

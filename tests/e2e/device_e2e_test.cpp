@@ -1,0 +1,314 @@
+// End to end: aspis-service and aspisd as separate processes, as an operator runs them.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cli/cli.hpp"
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "crypto/tls.hpp"
+#include "device/measure/measured_launch.hpp"
+#include "support/process.hpp"
+#include "support/swtpm.hpp"
+#include "support/temp_dir.hpp"
+#include "wire/https_client.hpp"
+
+namespace aspis {
+namespace {
+
+using json::Json;
+using namespace std::chrono_literals;
+using testing::TempDir;
+
+void WriteText(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string ReadText(const std::filesystem::path& path) {
+  auto bytes = file::Read(path, file::kSmallFileLimit);
+  return bytes ? std::string(AsString(*bytes)) : std::string();
+}
+
+// aspis-service in its own process, restartable on the same data directory and port.
+class ServiceProcess {
+ public:
+  explicit ServiceProcess(const std::filesystem::path& dir)
+      : dir_(dir), port_(testing::FreePort()) {
+    Start();
+    admin_ = ReadText(dir_ / "data/admin-token");
+    admin_ = admin_.substr(0, admin_.find('\n'));
+  }
+
+  void Start() {
+    process_ = std::make_unique<testing::BackgroundProcess>(
+        std::vector<std::string>{ASPIS_SERVICE_BINARY, "--data", (dir_ / "data").string(),
+                                 "--listen", "127.0.0.1:" + std::to_string(port_), "--threads",
+                                 "2"},
+        std::nullopt, SIGTERM, (dir_ / "service.log").string());
+    ASSERT_TRUE(testing::WaitForPort(port_)) << ReadText(dir_ / "service.log");
+  }
+  int Stop() { return process_->Stop(); }
+
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  std::filesystem::path root_ca() const { return dir_ / "data/root-ca.pem"; }
+
+  wire::HttpResponse Call(const std::string& method, const std::string& target,
+                          const Json& body = nullptr) const {
+    const auto root = *crypto::Certificate::FromPem(ReadText(root_ca()));
+    wire::HttpsClient client({"127.0.0.1", static_cast<std::uint16_t>(port_)},
+                             *crypto::tls::ClientContext(std::vector{root}));
+    auto response = client.Send(method, target, body.is_null() ? "" : body.dump(),
+                                {{"Authorization", "Bearer " + admin_}});
+    EXPECT_TRUE(response) << response.error().message();
+    return response ? *response : wire::HttpResponse{};
+  }
+
+  Json CallJson(const std::string& method, const std::string& target,
+                const Json& body = nullptr) const {
+    return json::Parse(Call(method, target, body).body).value_or(Json::object());
+  }
+
+ private:
+  std::filesystem::path dir_;
+  int port_;
+  std::string admin_;
+  std::unique_ptr<testing::BackgroundProcess> process_;
+};
+
+// One aspisd with its own state, OS image, board file, boot ID and admin socket.
+class DeviceProcess {
+ public:
+  DeviceProcess(const std::filesystem::path& dir, const ServiceProcess& service,
+                std::string tcti = {})
+      : dir_(dir), service_(service), tcti_(std::move(tcti)) {
+    std::filesystem::create_directories(dir_ / "os/bin");
+    WriteText(dir_ / "os/bin/init", "aspis os 24.10");
+    WriteText(dir_ / "board.json", R"({"board": "mt3620-sim"})");
+    WriteText(dir_ / "boot_id", "boot-1\n");
+    std::vector<std::string> init = {
+        ASPISD_BINARY, "identity", "init",
+        "--state",     State(),    "--output",
+        "json",        "--rot",    tcti_.empty() ? "software" : "tpm2"};
+    if (!tcti_.empty()) init.insert(init.end(), {"--tcti", tcti_});
+    auto result = testing::RunProcess(init);
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    const auto start = result.output.find('{');
+    id_ = json::Parse(result.output.substr(start == std::string::npos ? 0 : start))
+              .value_or(Json::object())
+              .value("device_id", "");
+  }
+
+  void Start() {
+    std::vector<std::string> argv = {ASPISD_BINARY,
+                                     "run",
+                                     "--state",
+                                     State(),
+                                     "--service",
+                                     service_.url(),
+                                     "--trust-bundle",
+                                     service_.root_ca().string(),
+                                     "--os-image",
+                                     (dir_ / "os").string(),
+                                     "--board",
+                                     (dir_ / "board.json").string(),
+                                     "--admin-socket",
+                                     Socket(),
+                                     "--boot-id-file",
+                                     (dir_ / "boot_id").string(),
+                                     "--retry-max-seconds",
+                                     "2"};
+    if (!tcti_.empty()) argv.insert(argv.end(), {"--rot", "tpm2", "--tcti", tcti_});
+    process_ = std::make_unique<testing::BackgroundProcess>(argv, std::nullopt, SIGTERM,
+                                                            (dir_ / "aspisd.log").string());
+  }
+  int Stop() { return process_->Stop(); }
+
+  // `aspis dev status --output json`, as an operator on the device would run it.
+  Json Status() const { return Cli({"dev", "status", "--socket", Socket(), "--output", "json"}); }
+  Json Attest() const { return Cli({"dev", "attest", "--socket", Socket(), "--output", "json"}); }
+
+  // Waits (bounded) until the status satisfies `ready`; returns the last status seen.
+  Json WaitFor(const std::function<bool(const Json&)>& ready) const {
+    Json status;
+    for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+         std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(100ms)) {
+      status = Status();
+      if (ready(status)) return status;
+    }
+    ADD_FAILURE() << "device never reached the expected state; last status " << status.dump()
+                  << "\naspisd log:\n"
+                  << ReadText(dir_ / "aspisd.log");
+    return status;
+  }
+  Json WaitForVerdict(const std::string& verdict) const {
+    return WaitFor([&](const Json& s) {
+      return s.is_object() && s.contains("attestation") &&
+             s["attestation"].value("verdict", "") == verdict;
+    });
+  }
+
+  const std::string& id() const { return id_; }
+  std::string State() const { return (dir_ / "state").string(); }
+  std::string Socket() const { return (dir_ / "admin.sock").string(); }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  static Json Cli(const std::vector<std::string>& args);
+
+  std::filesystem::path dir_;
+  const ServiceProcess& service_;
+  std::string tcti_;
+  std::string id_;
+  std::unique_ptr<testing::BackgroundProcess> process_;
+};
+
+Json DeviceProcess::Cli(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  if (cli::Main(args, out, err) != 0) return Json();
+  return json::Parse(out.str()).value_or(Json());
+}
+
+class DeviceEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    service_ = std::make_unique<ServiceProcess>(dir_ / "service");
+    const auto created = service_->CallJson("POST", "/v1/tenants", {{"name", "Contoso"}});
+    tenant_ = created.value("id", "");
+    ASSERT_FALSE(tenant_.empty()) << created.dump();
+  }
+
+  // Registers the OS release the device's measurements describe.
+  void RegisterRelease(const DeviceProcess& device, const std::string& version) {
+    Json components = Json::object();
+    for (const auto& [name, path] : std::vector<std::pair<std::string, std::filesystem::path>>{
+             {"os", device.dir() / "os"},
+             {"aspisd", ASPISD_BINARY},
+             {"board", device.dir() / "board.json"},
+             {"trust-bundle", service_->root_ca()}}) {
+      components[name] = crypto::ToHex(*device::measure::MeasurePath(path));
+    }
+    const auto response =
+        service_->Call("POST", "/v1/os-releases",
+                       {{"version", version}, {"feed", "retail"}, {"components", components}});
+    ASSERT_EQ(response.status, 201) << response.body;
+  }
+
+  void Claim(const DeviceProcess& device) {
+    const auto response =
+        service_->Call("POST", "/v1/tenants/" + tenant_ + "/devices", {{"device_id", device.id()}});
+    ASSERT_EQ(response.status, 201) << response.body;
+  }
+
+  Json ServiceView(const DeviceProcess& device) {
+    return service_->CallJson("GET", "/v1/tenants/" + tenant_ + "/devices/" + device.id());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServiceProcess> service_;
+  std::string tenant_;
+};
+
+TEST_F(DeviceEndToEnd, DevicesAttestAndReportTheirStatus) {
+  testing::Swtpm swtpm;
+  DeviceProcess first(dir_ / "d1", *service_);
+  DeviceProcess second(dir_ / "d2", *service_);
+  DeviceProcess tpm(dir_ / "d3", *service_, swtpm.Tcti());
+  RegisterRelease(first, "24.10");
+  for (auto* device : {&first, &second, &tpm}) {
+    Claim(*device);
+    device->Start();
+  }
+  for (auto* device : {&first, &second, &tpm}) {
+    const Json status = device->WaitForVerdict("trusted");
+    EXPECT_EQ(status.value("device_id", ""), device->id());
+    EXPECT_EQ(status.value("tenant", ""), tenant_);
+    EXPECT_GT(status.value("certificate_expiry", 0), 0);
+    ASSERT_EQ(status["measurements"].size(), 4u);
+    EXPECT_EQ(status["measurements"][1].value("component", ""), "aspisd");
+    EXPECT_EQ(ServiceView(*device)["attestation"].value("verdict", ""), "trusted");
+  }
+  EXPECT_EQ(tpm.Status().value("rot", ""), "tpm2");
+  struct stat st {};
+  ASSERT_EQ(::stat((first.dir() / "state/runtime.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(std::filesystem::exists(first.dir() / "state/app/certificate.pem"));
+  for (auto* device : {&first, &second, &tpm}) EXPECT_EQ(device->Stop(), 0) << "SIGTERM";
+}
+
+TEST_F(DeviceEndToEnd, RestartWithoutRebootKeepsMeasurementsAndCertificates) {
+  DeviceProcess device(dir_ / "d1", *service_);
+  RegisterRelease(device, "24.10");
+  Claim(device);
+  device.Start();
+  const Json before = device.WaitForVerdict("trusted");
+  ASSERT_EQ(device.Stop(), 0);
+  device.Start();
+  const Json after = device.WaitForVerdict("trusted");
+  EXPECT_EQ(after["measurements"], before["measurements"]);
+  EXPECT_EQ(after.value("certificate_expiry", 0), before.value("certificate_expiry", 0))
+      << "the stored certificates are still valid: no new attestation";
+  EXPECT_EQ(device.Stop(), 0);
+}
+
+TEST_F(DeviceEndToEnd, RevokedDeviceLosesItsCertificatesAtRenewal) {
+  DeviceProcess device(dir_ / "d1", *service_);
+  RegisterRelease(device, "24.10");
+  Claim(device);
+  device.Start();
+  device.WaitForVerdict("trusted");
+  ASSERT_EQ(service_->Call("POST", "/v1/tenants/" + tenant_ + "/devices/" + device.id() + "/revoke")
+                .status,
+            200);
+  const Json status = device.Attest();
+  EXPECT_EQ(status["attestation"].value("verdict", ""), "untrusted") << status.dump();
+  EXPECT_NE(status["attestation"].value("reason", "").find("revoked"), std::string::npos);
+  EXPECT_EQ(status.value("certificate_expiry", -1), 0);
+  EXPECT_FALSE(std::filesystem::exists(device.dir() / "state/runtime-certificate.pem"));
+  EXPECT_EQ(device.Stop(), 0);
+}
+
+TEST_F(DeviceEndToEnd, ChangedOsImageIsRefusedAndTheOperatorSeesWhy) {
+  DeviceProcess device(dir_ / "d1", *service_);
+  RegisterRelease(device, "24.10");
+  Claim(device);
+  device.Start();
+  device.WaitForVerdict("trusted");
+  ASSERT_EQ(device.Stop(), 0);
+  // Someone changes the OS image and the device reboots into it.
+  WriteText(device.dir() / "os/bin/init", "aspis os 24.10 with a backdoor");
+  WriteText(device.dir() / "boot_id", "boot-2\n");
+  std::filesystem::remove(device.dir() / "state/runtime-certificate.pem");
+  device.Start();
+  const Json status = device.WaitForVerdict("untrusted");
+  EXPECT_NE(status["attestation"].value("reason", "").find("unknown measurement"),
+            std::string::npos)
+      << status.dump();
+  const Json seen = ServiceView(device);
+  EXPECT_EQ(seen["attestation"].value("verdict", ""), "untrusted");
+  EXPECT_NE(seen["attestation"].value("reasons", "").find("\"os\""), std::string::npos)
+      << seen.dump();
+  EXPECT_EQ(device.Stop(), 0);
+}
+
+TEST_F(DeviceEndToEnd, DeviceBacksOffWhileTheServiceIsDownAndComesBack) {
+  DeviceProcess device(dir_ / "d1", *service_);
+  RegisterRelease(device, "24.10");
+  Claim(device);
+  device.Start();
+  device.WaitForVerdict("trusted");
+  ASSERT_EQ(service_->Stop(), 0);
+  const Json down = device.Attest();
+  EXPECT_EQ(down["attestation"].value("verdict", ""), "unreachable") << down.dump();
+  service_->Start();
+  const Json back = device.WaitForVerdict("trusted");
+  EXPECT_GT(back["attestation"].value("last_attempt", 0),
+            down["attestation"].value("last_attempt", 0));
+  EXPECT_EQ(device.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace aspis
