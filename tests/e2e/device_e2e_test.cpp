@@ -304,8 +304,10 @@ TEST_F(DeviceEndToEnd, DeviceBacksOffWhileTheServiceIsDownAndComesBack) {
   const Json down = device.Attest();
   EXPECT_EQ(down["attestation"].value("verdict", ""), "unreachable") << down.dump();
   service_->Start();
+  // Trusted again means an attempt after the failed one succeeded (within the same second,
+  // possibly: the first retry may come at once under full jitter).
   const Json back = device.WaitForVerdict("trusted");
-  EXPECT_GT(back["attestation"].value("last_attempt", 0),
+  EXPECT_GE(back["attestation"].value("last_attempt", 0),
             down["attestation"].value("last_attempt", 0));
   EXPECT_EQ(device.Stop(), 0);
 }
