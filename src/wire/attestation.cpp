@@ -2,6 +2,7 @@
 
 #include "core/json.hpp"
 #include "crypto/encoding.hpp"
+#include "wire/codec.hpp"
 #include "wire/errors.hpp"
 
 namespace aspis::wire {
@@ -9,8 +10,6 @@ namespace aspis::wire {
 namespace {
 
 using json::Json;
-
-constexpr std::size_t kMaxMessage = std::size_t{256} << 10;
 
 std::string B64(ByteView bytes) { return crypto::Base64Encode(bytes); }
 
@@ -24,23 +23,6 @@ Expected<Bytes> GetBytes(const Json& doc, std::string_view key, std::size_t max)
                                          std::to_string(max) + " bytes");
   }
   return bytes;
-}
-
-Expected<Json> ParseMessage(std::string_view text, std::string_view what) {
-  if (text.size() > kMaxMessage) {
-    return Fail(WireErrc::kProtocol, std::string(what) + " is larger than 256 KiB");
-  }
-  auto doc = json::Parse(text, 8);
-  if (!doc) return std::unexpected(std::move(doc.error()).WithContext(what));
-  if (!doc->is_object()) return Fail(WireErrc::kProtocol, std::string(what) + " is not an object");
-  return doc;
-}
-
-// Wraps a field error with the message name, as an Expected<T>.
-template <class T>
-Expected<T> In(Expected<T> value, std::string_view what) {
-  if (!value) return std::unexpected(std::move(value.error()).WithContext(what));
-  return value;
 }
 
 }  // namespace

@@ -14,6 +14,15 @@
 // base64 in JSON. Parsers enforce sizes, so hostile evidence costs little to refuse.
 namespace aspis::wire {
 
+// Certificate policy OIDs marking what a certificate from a tenant CA is for, under a UUID-derived
+// arc (ITU-T X.667): only runtime certificates open the device routes, and only deployment
+// certificates sign update manifests.
+inline constexpr char kRuntimeCertificatePolicy[] =
+    "2.25.311582474623116484012930744116426097721.1";
+inline constexpr char kAppCertificatePolicy[] = "2.25.311582474623116484012930744116426097721.2";
+inline constexpr char kDeploymentCertificatePolicy[] =
+    "2.25.311582474623116484012930744116426097721.3";
+
 // One measured component, in the order it was extended into the register.
 struct MeasurementEvent {
   std::string component;  // "os", "aspisd", "board", "trust-bundle", "app:<component id>"

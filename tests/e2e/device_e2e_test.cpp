@@ -15,6 +15,7 @@
 #include "support/process.hpp"
 #include "support/swtpm.hpp"
 #include "support/temp_dir.hpp"
+#include "wire/check_in.hpp"
 #include "wire/https_client.hpp"
 
 namespace aspis {
@@ -120,7 +121,9 @@ class DeviceProcess {
                                      "--boot-id-file",
                                      (dir_ / "boot_id").string(),
                                      "--retry-max-seconds",
-                                     "2"};
+                                     "2",
+                                     "--os-version",
+                                     "24.10"};
     if (!tcti_.empty()) argv.insert(argv.end(), {"--rot", "tpm2", "--tcti", tcti_});
     process_ = std::make_unique<testing::BackgroundProcess>(argv, std::nullopt, SIGTERM,
                                                             (dir_ / "aspisd.log").string());
@@ -230,6 +233,14 @@ TEST_F(DeviceEndToEnd, DevicesAttestAndReportTheirStatus) {
     ASSERT_EQ(status["measurements"].size(), 4u);
     EXPECT_EQ(status["measurements"][1].value("component", ""), "aspisd");
     EXPECT_EQ(ServiceView(*device)["attestation"].value("verdict", ""), "trusted");
+    // Check-in follows attestation; the update manifest is verified and its sequence kept.
+    const Json checked = device->WaitFor(
+        [](const Json& s) { return s.is_object() && s.value("manifest_sequence", 0) >= 1; });
+    EXPECT_GT(checked.value("last_check_in", 0), 0);
+    EXPECT_EQ(checked.value("check_in_error", "?"), "");
+    const Json seen = ServiceView(*device);
+    EXPECT_GT(seen.value("last_check_in", 0), 0);
+    EXPECT_EQ(seen.value("os_version", ""), "24.10");
   }
   EXPECT_EQ(tpm.Status().value("rot", ""), "tpm2");
   struct stat st {};
@@ -237,6 +248,52 @@ TEST_F(DeviceEndToEnd, DevicesAttestAndReportTheirStatus) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_TRUE(std::filesystem::exists(first.dir() / "state/app/certificate.pem"));
   for (auto* device : {&first, &second, &tpm}) EXPECT_EQ(device->Stop(), 0) << "SIGTERM";
+}
+
+// An HTTP request over `openssl s_client` with a client certificate; returns what came back.
+std::string OpensslRequest(const std::string& url, const std::filesystem::path& cert_chain,
+                           const std::filesystem::path& key, const std::filesystem::path& root,
+                           const std::string& body, const std::filesystem::path& scratch) {
+  const std::string host_port = url.substr(std::string("https://").size());
+  WriteText(scratch,
+            "POST /v1/device/check-in HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  auto result = testing::RunProcess(
+      {"sh", "-c",
+       "openssl s_client -quiet -connect \"$1\" -cert \"$2\" -cert_chain \"$2\" -key \"$3\" "
+       "-CAfile \"$4\" -verify_return_error < \"$5\"",
+       "sh", host_port, cert_chain.string(), key.string(), root.string(), scratch.string()});
+  return result.output;
+}
+
+TEST_F(DeviceEndToEnd, OutsideTlsClientsCheckInWithTheRuntimeCertificateButNotTheAppOne) {
+  DeviceProcess device(dir_ / "d1", *service_);
+  RegisterRelease(device, "24.10");
+  Claim(device);
+  device.Start();
+  // After the device's own first check-in, so that the one below is the last the service sees.
+  device.WaitFor(
+      [](const Json& s) { return s.is_object() && s.value("manifest_sequence", 0) >= 1; });
+  const std::string body = Json{
+      {"device_id", device.id()},
+      {"os_version", "24.10"},
+      {"runtime_version", "openssl"},
+      {"images", Json::array()},
+      {"health", "ok"}}.dump();
+  const auto state = device.dir() / "state";
+  const std::string runtime =
+      OpensslRequest(service_->url(), state / "runtime-certificate.pem", state / "runtime.key",
+                     service_->root_ca(), body, dir_ / "request.txt");
+  EXPECT_NE(runtime.find("HTTP/1.1 200"), std::string::npos) << runtime;
+  EXPECT_NE(runtime.find(wire::kManifestPayloadType), std::string::npos) << runtime;
+  const std::string app =
+      OpensslRequest(service_->url(), state / "app/certificate.pem", state / "app/key.pem",
+                     service_->root_ca(), body, dir_ / "request.txt");
+  EXPECT_NE(app.find("HTTP/1.1 403"), std::string::npos) << app;
+  EXPECT_NE(app.find("only the device runtime certificate"), std::string::npos) << app;
+  EXPECT_EQ(ServiceView(device).value("runtime_version", ""), "openssl");
+  EXPECT_EQ(device.Stop(), 0);
 }
 
 TEST_F(DeviceEndToEnd, RestartWithoutRebootKeepsMeasurementsAndCertificates) {

@@ -58,11 +58,11 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(StoreConformance, MigratesOnceAndKeepsDataAcrossReopen) {
-  EXPECT_EQ(*store_->SchemaVersion(), 3);
+  EXPECT_EQ(*store_->SchemaVersion(), 4);
   EXPECT_EQ(store_->Dialect(), GetParam());
   store_ = Reopen();
   ASSERT_NE(store_, nullptr);
-  EXPECT_EQ(*store_->SchemaVersion(), 3);
+  EXPECT_EQ(*store_->SchemaVersion(), 4);
   EXPECT_EQ(store_->GetTenant("t1")->name, "Contoso");
 }
 
@@ -244,6 +244,18 @@ TEST_P(StoreConformance, AttestationOutcomeIsRecordedOnTheDevice) {
   EXPECT_EQ(device->verdict, "untrusted");
   EXPECT_EQ(device->reasons, "unknown os digest");
   EXPECT_EQ(device->last_attested, 10);
+}
+
+TEST_P(StoreConformance, CheckInsAreRecordedWithIncreasingManifestSequences) {
+  const std::string id(64, 'c');
+  ASSERT_TRUE(store_->ClaimDevice("t1", id, 5));
+  EXPECT_EQ(*store_->RecordCheckIn("t1", id, 10, "24.10", "0.1.0"), 1);
+  EXPECT_EQ(*store_->RecordCheckIn("t1", id, 11, "24.10", "0.1.0"), 2);
+  EXPECT_EQ(store_->RecordCheckIn("t2", id, 12, "x", "y").error(), StoreErrc::kNotFound);
+  auto device = store_->GetDevice("t1", id);
+  EXPECT_EQ(device->last_check_in, 11);
+  EXPECT_EQ(device->os_version, "24.10");
+  EXPECT_EQ(device->runtime_version, "0.1.0");
 }
 
 TEST_P(StoreConformance, HostileTextIsStoredLiterally) {

@@ -129,6 +129,12 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   run->add_option("--boot-id-file", boot_id_file,
                   "Software backend: the file whose change means a reboot")
       ->capture_default_str();
+  run->add_option("--os-version", daemon.os_version, "The OS version this device runs (reported)")
+      ->capture_default_str();
+  int check_in_seconds = static_cast<int>(daemon.check_in_interval.count());
+  run->add_option("--check-in-interval", check_in_seconds, "Seconds between check-ins")
+      ->check(CLI::Range(1, 7 * 24 * 3600))
+      ->capture_default_str();
   run->add_option("--retry-max-seconds", retry_max_seconds,
                   "Longest wait between retries while the service is unreachable")
       ->check(CLI::Range(1, 24 * 3600))
@@ -149,6 +155,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     daemon.admin_socket = admin_socket;
     daemon.boot_id_file = boot_id_file;
     daemon.retry_cap = std::chrono::seconds(retry_max_seconds);
+    daemon.check_in_interval = std::chrono::seconds(check_in_seconds);
     daemon.retry_base = std::min<std::chrono::milliseconds>(daemon.retry_base, daemon.retry_cap);
     return RunUntilSignalled(daemon, err);
   }

@@ -37,15 +37,19 @@ Expected<crypto::PrivateKey> LoadOrMakeKey(const fs::path& path) {
   return key;
 }
 
-std::optional<crypto::Certificate> LoadCertificate(const fs::path& path) {
+std::vector<crypto::Certificate> LoadChain(const fs::path& path) {
   auto pem = file::Read(path, file::kSmallFileLimit);
-  if (!pem) return std::nullopt;
-  auto cert = crypto::Certificate::FromPem(AsString(*pem));
-  if (!cert) {
-    log::Warning("ignoring unreadable certificate {}: {}", path.string(), cert.error().message());
-    return std::nullopt;
+  if (!pem) return {};
+  auto chain = crypto::Certificate::ChainFromPem(AsString(*pem));
+  if (!chain) {
+    log::Warning("ignoring unreadable certificate {}: {}", path.string(), chain.error().message());
+    return {};
   }
-  return *cert;
+  return *chain;
+}
+
+std::optional<crypto::Certificate> First(const std::vector<crypto::Certificate>& chain) {
+  return chain.empty() ? std::nullopt : std::optional(chain.front());
 }
 
 }  // namespace
@@ -59,8 +63,9 @@ Expected<Credentials> Credentials::Open(const fs::path& state_dir) {
   auto app_key = LoadOrMakeKey(state_dir / kAppKey);
   if (!app_key) return std::unexpected(app_key.error());
   Credentials credentials(state_dir, std::move(*runtime_key), std::move(*app_key));
-  credentials.runtime_cert_ = LoadCertificate(state_dir / kRuntimeCertificate);
-  credentials.app_cert_ = LoadCertificate(state_dir / kAppCertificate);
+  credentials.runtime_chain_ = LoadChain(state_dir / kRuntimeCertificate);
+  credentials.runtime_cert_ = First(credentials.runtime_chain_);
+  credentials.app_cert_ = First(LoadChain(state_dir / kAppCertificate));
   return credentials;
 }
 
@@ -81,6 +86,10 @@ Expected<void> Credentials::Store(const attest::Certificates& issued) {
   }
   runtime_cert_ = issued.runtime;
   app_cert_ = issued.app;
+  runtime_chain_ = {issued.runtime};
+  if (auto chain = crypto::Certificate::ChainFromPem(issued.result.ca_chain_pem)) {
+    runtime_chain_.insert(runtime_chain_.end(), chain->begin(), chain->end());
+  }
   return {};
 }
 
@@ -94,6 +103,7 @@ Expected<void> Credentials::Drop() {
   }
   runtime_cert_.reset();
   app_cert_.reset();
+  runtime_chain_.clear();
   return {};
 }
 

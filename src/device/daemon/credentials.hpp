@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <vector>
 
 #include "core/error.hpp"
 #include "crypto/key.hpp"
@@ -27,6 +28,9 @@ class Credentials {
   const crypto::PrivateKey& app_key() const { return app_key_; }
   const std::optional<crypto::Certificate>& runtime_certificate() const { return runtime_cert_; }
   const std::optional<crypto::Certificate>& app_certificate() const { return app_cert_; }
+  // The runtime certificate, then its CA chain: what aspisd presents in mutual TLS. Empty when
+  // there is no runtime certificate.
+  const std::vector<crypto::Certificate>& runtime_chain() const { return runtime_chain_; }
 
   Expected<void> Store(const attest::Certificates& issued);
   // Removes both certificates (the service refused the device).
@@ -41,6 +45,7 @@ class Credentials {
   crypto::PrivateKey app_key_;
   std::optional<crypto::Certificate> runtime_cert_;
   std::optional<crypto::Certificate> app_cert_;
+  std::vector<crypto::Certificate> runtime_chain_;
 };
 
 }  // namespace aspis::device

@@ -1,6 +1,9 @@
 #include "device/daemon/daemon.hpp"
 
+#include <fmt/format.h>
+
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 
 #include "core/file.hpp"
@@ -12,6 +15,8 @@
 #include "device/daemon/admin_socket.hpp"
 #include "device/daemon/credentials.hpp"
 #include "device/measure/measured_launch.hpp"
+#include "device/update/manifest_check.hpp"
+#include "wire/check_in.hpp"
 #include "wire/errors.hpp"
 #include "wire/https_client.hpp"
 
@@ -20,6 +25,8 @@ namespace aspis::device {
 namespace {
 
 using json::Json;
+
+constexpr char kSequenceFile[] = "manifest-sequence";
 
 std::int64_t Seconds(Clock::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -45,23 +52,30 @@ struct Status {
   std::int64_t next_attempt = 0;
   std::int64_t certificate_expiry = 0;
   std::string tenant;
+  std::int64_t last_check_in = 0;
+  std::uint64_t manifest_sequence = 0;
+  std::string check_in_error;
 };
 
 class Device {
  public:
   Device(const DaemonConfig& config, const Clock& clock, std::unique_ptr<rot::RootOfTrust> rot,
          std::vector<wire::MeasurementEvent> events, Credentials credentials,
-         std::vector<crypto::Certificate> roots, wire::HttpsClient client, std::string device_id)
+         std::vector<crypto::Certificate> roots, wire::Endpoint endpoint, wire::HttpsClient client,
+         std::string device_id)
       : config_(config),
         clock_(clock),
         rot_(std::move(rot)),
         events_(std::move(events)),
         credentials_(std::move(credentials)),
         roots_(std::move(roots)),
+        endpoint_(std::move(endpoint)),
         client_(std::move(client)),
         device_id_(std::move(device_id)),
         uniform_(attest::SystemUniform()),
-        backoff_(config.retry_base, config.retry_cap, uniform_) {
+        backoff_(config.retry_base, config.retry_cap, uniform_),
+        check_in_backoff_(config.retry_base, config.retry_cap, uniform_) {
+    status_.manifest_sequence = LoadSequence();
     if (const auto& cert = credentials_.runtime_certificate();
         cert && cert->NotAfter() > clock_.Now()) {
       status_.verdict = "trusted";
@@ -75,20 +89,37 @@ class Device {
     std::unique_lock lock(mutex_);
     std::stop_callback wake(stop, [this] { wake_.notify_all(); });
     Clock::TimePoint next = FirstAttempt();
+    // A device with valid certificates checks in at start (the first connection after boot).
+    Clock::TimePoint next_check_in = clock_.Now();
     while (!stop.stop_requested()) {
       status_.next_attempt = Seconds(next);
       // The clock is injected; wait in slices so a moved clock (or a request) is seen promptly.
       wake_.wait_for(lock, std::chrono::milliseconds(200),
                      [&] { return stop.stop_requested() || attest_requested_; });
       if (stop.stop_requested()) break;
-      if (!attest_requested_ && clock_.Now() < next) continue;
+      const bool attest = attest_requested_ || clock_.Now() >= next;
+      const bool check_in = credentials_.runtime_certificate() && clock_.Now() >= next_check_in;
+      if (!attest && !check_in) continue;
       attest_requested_ = false;
+      // Requests made up to now are answered by this attempt; later ones wait for the next.
+      const std::uint64_t serving = requests_;
       lock.unlock();
-      const Clock::TimePoint after = AttestOnce();
+      bool trusted = false;
+      if (attest) {
+        next = AttestOnce(&trusted);
+        if (trusted) next_check_in = clock_.Now();
+      }
+      bool refused = false;
+      if (credentials_.runtime_certificate() && clock_.Now() >= next_check_in) {
+        next_check_in = CheckInOnce(&refused);
+        // The service no longer accepts these certificates (revoked?): attest again now.
+        if (refused && !attest) next = clock_.Now();
+      }
       lock.lock();
-      next = after;
-      ++attempts_;
-      done_.notify_all();
+      if (attest) {
+        served_ = std::max(served_, serving);
+        done_.notify_all();
+      }
     }
   }
 
@@ -97,10 +128,10 @@ class Device {
     if (command == wire::admin::kStatus) return StatusJson();
     if (command == wire::admin::kAttest) {
       std::unique_lock lock(mutex_);
-      const auto before = attempts_;
+      const auto mine = ++requests_;
       attest_requested_ = true;
       wake_.notify_all();
-      if (!done_.wait_for(lock, std::chrono::seconds(90), [&] { return attempts_ > before; })) {
+      if (!done_.wait_for(lock, std::chrono::seconds(90), [&] { return served_ >= mine; })) {
         return {{"error", "the attestation did not finish in 90 s"}};
       }
       lock.unlock();
@@ -116,8 +147,8 @@ class Device {
     return attest::RenewalTime(cert->NotBefore(), cert->NotAfter(), uniform_);
   }
 
-  // One attestation; returns when to attest next.
-  Clock::TimePoint AttestOnce() {
+  // One attestation; returns when to attest next and sets *trusted.
+  Clock::TimePoint AttestOnce(bool* trusted) {
     auto issued = attest::Attest(client_, *rot_, events_, credentials_.runtime_key(),
                                  credentials_.app_key(), roots_, clock_.Now());
     const auto now = clock_.Now();
@@ -132,6 +163,7 @@ class Device {
         next = now + backoff_.NextDelay();
       } else {
         backoff_.Reset();
+        *trusted = true;
         verdict = "trusted";
         next =
             attest::RenewalTime(issued->runtime.NotBefore(), issued->runtime.NotAfter(), uniform_);
@@ -163,6 +195,74 @@ class Device {
     return next;
   }
 
+  std::uint64_t LoadSequence() const {
+    auto text = file::Read(config_.state_dir / kSequenceFile, file::kSmallFileLimit);
+    if (!text) return 0;
+    return std::strtoull(std::string(AsString(*text)).c_str(), nullptr, 10);
+  }
+
+  // One check-in; returns when to check in next and sets *refused when the service refused the
+  // runtime certificate.
+  Clock::TimePoint CheckInOnce(bool* refused) {
+    const auto now = clock_.Now();
+    auto outcome = [&]() -> Expected<wire::UpdateManifest> {
+      auto tls = crypto::tls::ClientContext(roots_, credentials_.runtime_chain(),
+                                            &credentials_.runtime_key());
+      if (!tls) return std::unexpected(tls.error());
+      const wire::HttpsClient client(endpoint_, *tls);
+      const wire::CheckIn report{.device_id = device_id_,
+                                 .os_version = config_.os_version,
+                                 .runtime_version = kRuntimeVersion};
+      auto response = client.Send("POST", "/v1/device/check-in", wire::Serialize(report),
+                                  {{"Content-Type", "application/json"}});
+      if (!response) return std::unexpected(response.error());
+      if (response->status == 403) {
+        *refused = true;
+        return Fail(wire::WireErrc::kRefused, wire::ProblemDetail(*response));
+      }
+      if (response->status != 200) {
+        return Fail(wire::WireErrc::kProtocol,
+                    fmt::format("HTTP {}: {}", response->status, wire::ProblemDetail(*response)));
+      }
+      auto parsed = wire::ParseCheckInResponse(response->body);
+      if (!parsed) return std::unexpected(parsed.error());
+      std::uint64_t last = 0;
+      std::string tenant;
+      {
+        const std::lock_guard lock(mutex_);
+        last = status_.manifest_sequence;
+        tenant = status_.tenant;
+      }
+      auto manifest = update::VerifyUpdateManifest(*parsed, {.device_id = device_id_,
+                                                             .tenant = tenant,
+                                                             .last_sequence = last,
+                                                             .roots = roots_,
+                                                             .now = clock_.Now()});
+      if (!manifest) return manifest;
+      if (auto ok = file::WriteDurably(config_.state_dir / kSequenceFile,
+                                       AsBytes(std::to_string(manifest->sequence) + "\n"), 0644);
+          !ok) {
+        return std::unexpected(ok.error());
+      }
+      return manifest;
+    }();
+    const std::lock_guard lock(mutex_);
+    if (!outcome) {
+      status_.check_in_error = outcome.error().message();
+      log::Warning("check-in failed: {}", status_.check_in_error);
+      return now + check_in_backoff_.NextDelay();
+    }
+    check_in_backoff_.Reset();
+    status_.check_in_error.clear();
+    status_.last_check_in = Seconds(now);
+    status_.manifest_sequence = outcome->sequence;
+    log::Info("checked in: update manifest {} verified ({} targets)", outcome->sequence,
+              outcome->targets.size());
+    const auto jitter = std::chrono::duration_cast<std::chrono::seconds>(config_.check_in_interval *
+                                                                         uniform_() / 10);
+    return now + config_.check_in_interval - jitter;
+  }
+
   Json StatusJson() {
     const std::lock_guard lock(mutex_);
     Json measurements = Json::array();
@@ -178,6 +278,9 @@ class Device {
               {"last_attempt", status_.last_attempt},
               {"next_attempt", status_.next_attempt}}},
             {"certificate_expiry", status_.certificate_expiry},
+            {"last_check_in", status_.last_check_in},
+            {"manifest_sequence", status_.manifest_sequence},
+            {"check_in_error", status_.check_in_error},
             {"measurements", measurements}};
   }
 
@@ -187,16 +290,19 @@ class Device {
   const std::vector<wire::MeasurementEvent> events_;
   Credentials credentials_;
   const std::vector<crypto::Certificate> roots_;
+  const wire::Endpoint endpoint_;
   const wire::HttpsClient client_;
   const std::string device_id_;
   attest::Uniform uniform_;
   attest::Backoff backoff_;
+  attest::Backoff check_in_backoff_;
 
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
   bool attest_requested_ = false;
-  std::uint64_t attempts_ = 0;
+  std::uint64_t requests_ = 0;  // attestations asked for on the admin socket
+  std::uint64_t served_ = 0;    // of those, how many an attempt that began after them answered
   Status status_;
 };
 
@@ -234,7 +340,8 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
   if (!credentials) return std::unexpected(credentials.error());
 
   Device device(config, clock, std::move(*rot), std::move(*events), std::move(*credentials),
-                std::move(*roots), wire::HttpsClient(*endpoint, *tls), identity->device_id);
+                std::move(*roots), *endpoint, wire::HttpsClient(*endpoint, *tls),
+                identity->device_id);
   auto admin = AdminSocket::Start(config.admin_socket,
                                   [&device](const json::Json& r) { return device.Handle(r); });
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));

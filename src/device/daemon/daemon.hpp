@@ -10,9 +10,11 @@
 #include "rot/root_of_trust.hpp"
 #include "wire/admin.hpp"
 
-// aspisd's main loop: measured launch, then attestation and renewal, with status served on the
-// admin socket, until asked to stop.
+// aspisd's main loop: measured launch, then attestation and renewal, and check-ins with the
+// update manifest verified, with status served on the admin socket, until asked to stop.
 namespace aspis::device {
+
+inline constexpr char kRuntimeVersion[] = "0.1.0";
 
 struct DaemonConfig {
   std::filesystem::path state_dir = "/var/lib/aspisd";
@@ -25,6 +27,9 @@ struct DaemonConfig {
   std::filesystem::path board;     // the board definition
   std::filesystem::path aspisd_binary = "/proc/self/exe";
   std::filesystem::path admin_socket = std::string(wire::admin::kDefaultSocket);
+  std::string os_version = "unknown";  // reported at check-in
+  // Check-ins follow each attestation and repeat at this interval (with up to 10 % jitter).
+  std::chrono::seconds check_in_interval = std::chrono::hours(20);
   // Retries while the service is unreachable or refuses: exponential from `retry_base`, capped.
   std::chrono::milliseconds retry_base = std::chrono::seconds(2);
   std::chrono::milliseconds retry_cap = std::chrono::minutes(10);

@@ -7,10 +7,12 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/verdict.hpp"
+#include "crypto/dsse.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
 #include "service/ca/tenant_ca.hpp"
 #include "wire/attestation.hpp"
+#include "wire/check_in.hpp"
 
 namespace aspis::service::api {
 
@@ -24,6 +26,8 @@ using store::Role;
 using store::StoreErrc;
 
 constexpr std::size_t kAuditPage = 100;
+// A device acts on a manifest only this long after it was issued (freeze attacks).
+constexpr std::chrono::seconds kManifestLifetime = 24h;
 
 struct Principal {
   std::string token_id;
@@ -97,7 +101,10 @@ Json DeviceJson(const store::Device& d) {
            {{"verdict", d.verdict},
             {"reasons", d.reasons},
             {"at", d.last_attested},
-            {"certificate_expiry", d.certificate_expiry}}}};
+            {"certificate_expiry", d.certificate_expiry}}},
+          {"last_check_in", d.last_check_in},
+          {"os_version", d.os_version},
+          {"runtime_version", d.runtime_version}};
 }
 
 Json CaJson(const ca::Generation& g) {
@@ -304,6 +311,57 @@ class Api {
     return Response::Json(201, Json{{"version", release.version}, {"feed", release.feed}}.dump());
   }
 
+  // Device check-in (DESIGN section 5): records what the device runs and answers with its update
+  // manifest, signed by the tenant's deployment key.
+  Response CheckIn(const Request& request) const {
+    auto device = AuthenticateDevice(request);
+    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
+    auto check_in = wire::ParseCheckIn(request.body);
+    if (!check_in) return Response::Problem(400, "Malformed check-in", check_in.error().message());
+    if (check_in->device_id != device->id) {
+      return Response::Problem(403, "Forbidden",
+                               "the check-in names another device than the certificate");
+    }
+    const auto now = Seconds(c_.clock.Now());
+    auto sequence = c_.store.RecordCheckIn(device->tenant_id, device->id, now, check_in->os_version,
+                                           check_in->runtime_version);
+    if (!sequence) return FromError(sequence.error());
+    const wire::UpdateManifest manifest{.device_id = device->id,
+                                        .sequence = static_cast<std::uint64_t>(*sequence),
+                                        .issued_at = now,
+                                        .expires_at = now + kManifestLifetime.count(),
+                                        .os_feed = "retail"};
+    auto response = SignManifest(device->tenant_id, manifest);
+    if (!response) return FromError(response.error());
+    return Response::Json(200, wire::Serialize(*response));
+  }
+
+  Expected<wire::CheckInResponse> SignManifest(const std::string& tenant,
+                                               const wire::UpdateManifest& manifest) const {
+    auto record = c_.store.GetTenantKey(tenant, "deployment");
+    if (!record) return std::unexpected(record.error());
+    auto pem =
+        OpenSecret(c_.data.master_key, record->sealed_key, "tenant/" + tenant + "/deployment");
+    if (!pem) return std::unexpected(pem.error());
+    auto key = crypto::PrivateKey::FromPem(AsString(*pem));
+    if (!key) return std::unexpected(key.error());
+    const std::string payload = wire::Serialize(manifest);
+    auto envelope = crypto::dsse::Sign(wire::kManifestPayloadType, AsBytes(payload),
+                                       std::span<const crypto::PrivateKey>(&*key, 1));
+    if (!envelope) return std::unexpected(envelope.error());
+    // The deployment certificate and every unexpired tenant CA: the device finds the chain to the
+    // platform root it pins.
+    std::string chain = record->certificate_pem;
+    auto cas = cas_.Trusted(tenant);
+    if (!cas) return std::unexpected(cas.error());
+    for (const auto& ca : *cas) {
+      auto ca_pem = ca.ToPem();
+      if (!ca_pem) return std::unexpected(ca_pem.error());
+      chain += *ca_pem;
+    }
+    return wire::CheckInResponse{crypto::dsse::Serialize(*envelope), chain};
+  }
+
   Response Attest(const Request& request) const {
     auto evidence = wire::ParseEvidence(request.body);
     if (!evidence) return Response::Problem(400, "Malformed evidence", evidence.error().message());
@@ -368,6 +426,8 @@ void AddRoutes(http::Router& router, const Context& context) {
   });
   router.Add("POST", "/v1/attestation",
              [api](const Request& request) { return api->Attest(request); });
+  router.Add("POST", "/v1/device/check-in",
+             [api](const Request& request) { return api->CheckIn(request); });
   router.Add("GET", "/v1/device/status", [api](const Request& request) {
     auto device = api->AuthenticateDevice(request);
     if (!device) return Response::Problem(403, "Forbidden", device.error().message());

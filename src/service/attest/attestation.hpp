@@ -16,11 +16,8 @@
 // The attestation verifier and the tenant CAs' issuance of device certificates (DESIGN section 4).
 namespace aspis::service::attest {
 
-// Certificate policy OIDs marking what a device certificate is for, under a UUID-derived arc
-// (ITU-T X.667): only runtime certificates open the device routes.
-inline constexpr char kRuntimeCertificatePolicy[] =
-    "2.25.311582474623116484012930744116426097721.1";
-inline constexpr char kAppCertificatePolicy[] = "2.25.311582474623116484012930744116426097721.2";
+using wire::kAppCertificatePolicy;
+using wire::kRuntimeCertificatePolicy;
 
 struct Policy {
   std::chrono::seconds certificate_lifetime = std::chrono::hours(24);

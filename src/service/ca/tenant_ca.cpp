@@ -6,6 +6,7 @@
 
 #include "core/log.hpp"
 #include "crypto/sha256.hpp"
+#include "wire/attestation.hpp"
 
 namespace aspis::service::ca {
 
@@ -41,7 +42,8 @@ crypto::CertificateProfile DeploymentProfile(const store::Tenant& tenant, Clock:
   return {.common_name = "Aspis Deployments " + tenant.id,
           .organization = tenant.name,
           .not_before = now - 1h,
-          .lifetime = kLifetime};
+          .lifetime = kLifetime,
+          .policy_oids = {wire::kDeploymentCertificatePolicy}};
 }
 
 }  // namespace

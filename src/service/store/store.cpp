@@ -56,6 +56,12 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              WHERE kind = 'ca')",
         R"(DELETE FROM tenant_keys WHERE kind = 'ca')",
     },
+    {
+        R"(ALTER TABLE devices ADD COLUMN last_check_in BIGINT NOT NULL DEFAULT 0)",
+        R"(ALTER TABLE devices ADD COLUMN os_version TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE devices ADD COLUMN runtime_version TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE devices ADD COLUMN manifest_sequence BIGINT NOT NULL DEFAULT 0)",
+    },
 };
 
 std::string ForDialect(std::string_view statement, std::string_view dialect) {
@@ -112,12 +118,13 @@ ApiToken ToToken(const Row& r) {
 }
 
 Device ToDevice(const Row& r) {
-  return {Text(r, 0), Text(r, 1), Number(r, 2), Number(r, 3) != 0,
-          Text(r, 4), Text(r, 5), Number(r, 6), Number(r, 7)};
+  return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4), Text(r, 5),
+          Number(r, 6), Number(r, 7), Number(r, 8), Text(r, 9),        Text(r, 10)};
 }
 
 constexpr std::string_view kDeviceColumns =
-    "id, tenant_id, claimed_at, revoked, verdict, reasons, last_attested, certificate_expiry";
+    "id, tenant_id, claimed_at, revoked, verdict, reasons, last_attested, certificate_expiry, "
+    "last_check_in, os_version, runtime_version";
 
 AuditEntry ToAudit(const Row& r) {
   return {Number(r, 0), Text(r, 1), Text(r, 2), Text(r, 3), Text(r, 4), Number(r, 5)};
@@ -345,6 +352,20 @@ Expected<void> Store::RecordAttestation(std::string_view device_id, std::string_
                         {std::string(verdict), std::string(reasons), at, certificate_expiry,
                          std::string(device_id)}),
              "device");
+}
+
+Expected<std::int64_t> Store::RecordCheckIn(std::string_view tenant, std::string_view device_id,
+                                            std::int64_t at, std::string_view os_version,
+                                            std::string_view runtime_version) {
+  auto rows = db_->Query(
+      "UPDATE devices SET last_check_in = $3, os_version = $4, runtime_version = $5, "
+      "manifest_sequence = manifest_sequence + 1 WHERE tenant_id = $1 AND id = $2 "
+      "RETURNING manifest_sequence",
+      {std::string(tenant), std::string(device_id), at, std::string(os_version),
+       std::string(runtime_version)});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return Fail(StoreErrc::kNotFound, "device not found");
+  return Number(rows->front(), 0);
 }
 
 Expected<void> Store::AddOsRelease(const OsRelease& release) {

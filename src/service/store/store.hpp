@@ -63,6 +63,9 @@ struct Device {
   std::string reasons;                     // why the last attestation was untrusted
   std::int64_t last_attested = 0;
   std::int64_t certificate_expiry = 0;  // of the certificates issued at the last attestation
+  std::int64_t last_check_in = 0;
+  std::string os_version;  // as reported at the last check-in
+  std::string runtime_version;
 };
 
 // An OS release the verifier accepts: the digest each measured component reports when running it.
@@ -132,6 +135,12 @@ class Store {
   Expected<void> RecordAttestation(std::string_view device_id, std::string_view verdict,
                                    std::string_view reasons, std::int64_t at,
                                    std::int64_t certificate_expiry);
+
+  // Records a check-in and returns the device's next update-manifest sequence number (1, 2, ...:
+  // strictly increasing). Errors: kNotFound when `tenant` has not claimed the device.
+  Expected<std::int64_t> RecordCheckIn(std::string_view tenant, std::string_view device_id,
+                                       std::int64_t at, std::string_view os_version,
+                                       std::string_view runtime_version);
 
   // Platform-wide reference values. Errors: kConflict when the version exists.
   Expected<void> AddOsRelease(const OsRelease& release);

@@ -1,0 +1,136 @@
+#include "wire/check_in.hpp"
+
+#include "wire/codec.hpp"
+
+namespace aspis::wire {
+
+namespace {
+
+using json::Json;
+
+constexpr std::size_t kMaxText = 256;
+constexpr std::size_t kMaxItems = 64;
+
+Expected<std::string> Text(const Json& doc, std::string_view key, std::string_view what,
+                           std::size_t max = kMaxText) {
+  auto text = In(json::GetString(doc, key), what);
+  if (!text) return text;
+  if (text->size() > max) {
+    return Fail(WireErrc::kProtocol, std::string(what) + " field \"" + std::string(key) +
+                                         "\" is longer than " + std::to_string(max));
+  }
+  return text;
+}
+
+Expected<const Json*> List(const Json& doc, std::string_view key, std::string_view what) {
+  auto list = In(json::GetArray(doc, key), what);
+  if (list && (*list)->size() > kMaxItems) {
+    return Fail(WireErrc::kProtocol, std::string(what) + " lists more than " +
+                                         std::to_string(kMaxItems) + " " + std::string(key));
+  }
+  return list;
+}
+
+// Collects the first error of several fields.
+template <typename... T>
+std::optional<Error> FirstError(const Expected<T>&... values) {
+  std::optional<Error> first;
+  ((!first && !values ? (first = values.error(), 0) : 0), ...);
+  return first;
+}
+
+}  // namespace
+
+std::string Serialize(const CheckIn& c) {
+  Json images = Json::array();
+  for (const auto& i : c.images) {
+    images.push_back(
+        {{"image_id", i.image_id}, {"component_id", i.component_id}, {"version", i.version}});
+  }
+  return Json{{"device_id", c.device_id},
+              {"os_version", c.os_version},
+              {"runtime_version", c.runtime_version},
+              {"images", images},
+              {"health", c.health}}
+      .dump();
+}
+
+Expected<CheckIn> ParseCheckIn(std::string_view text) {
+  auto doc = ParseMessage(text, "check-in");
+  if (!doc) return std::unexpected(doc.error());
+  auto device_id = Text(*doc, "device_id", "check-in");
+  auto os_version = Text(*doc, "os_version", "check-in");
+  auto runtime_version = Text(*doc, "runtime_version", "check-in");
+  auto health = Text(*doc, "health", "check-in", 1024);
+  auto images = List(*doc, "images", "check-in");
+  if (auto error = FirstError(device_id, os_version, runtime_version, health, images)) {
+    return std::unexpected(*error);
+  }
+  CheckIn c{*device_id, *os_version, *runtime_version, {}, *health};
+  for (const auto& item : **images) {
+    auto image_id = Text(item, "image_id", "installed image");
+    auto component_id = Text(item, "component_id", "installed image");
+    auto version = Text(item, "version", "installed image");
+    if (auto error = FirstError(image_id, component_id, version)) return std::unexpected(*error);
+    c.images.push_back({*image_id, *component_id, *version});
+  }
+  return c;
+}
+
+std::string Serialize(const UpdateManifest& m) {
+  Json targets = Json::array();
+  for (const auto& t : m.targets) {
+    targets.push_back(
+        {{"image_id", t.image_id}, {"sha256", t.sha256}, {"size", t.size}, {"url", t.url}});
+  }
+  return Json{{"device_id", m.device_id},   {"sequence", m.sequence}, {"issued_at", m.issued_at},
+              {"expires_at", m.expires_at}, {"os_feed", m.os_feed},   {"targets", targets}}
+      .dump();
+}
+
+Expected<UpdateManifest> ParseUpdateManifest(std::string_view text) {
+  auto doc = ParseMessage(text, "update manifest");
+  if (!doc) return std::unexpected(doc.error());
+  constexpr std::string_view kWhat = "update manifest";
+  auto device_id = Text(*doc, "device_id", kWhat);
+  auto sequence = In(json::GetUint(*doc, "sequence"), kWhat);
+  auto issued_at = In(json::GetUint(*doc, "issued_at"), kWhat);
+  auto expires_at = In(json::GetUint(*doc, "expires_at"), kWhat);
+  auto os_feed = Text(*doc, "os_feed", kWhat);
+  auto targets = List(*doc, "targets", kWhat);
+  if (auto error = FirstError(device_id, sequence, issued_at, expires_at, os_feed, targets)) {
+    return std::unexpected(*error);
+  }
+  UpdateManifest m{*device_id,
+                   *sequence,
+                   static_cast<std::int64_t>(*issued_at),
+                   static_cast<std::int64_t>(*expires_at),
+                   *os_feed,
+                   {}};
+  for (const auto& item : **targets) {
+    auto image_id = Text(item, "image_id", "update target");
+    auto sha256 = Text(item, "sha256", "update target");
+    auto size = In(json::GetUint(item, "size"), "update target");
+    auto url = Text(item, "url", "update target", 2048);
+    if (auto error = FirstError(image_id, sha256, size, url)) return std::unexpected(*error);
+    m.targets.push_back({*image_id, *sha256, *size, *url});
+  }
+  return m;
+}
+
+std::string Serialize(const CheckInResponse& r) {
+  return Json{{"manifest", r.manifest_envelope},
+              {"deployment_certificates", r.deployment_certificates_pem}}
+      .dump();
+}
+
+Expected<CheckInResponse> ParseCheckInResponse(std::string_view text) {
+  auto doc = ParseMessage(text, "check-in response");
+  if (!doc) return std::unexpected(doc.error());
+  auto manifest = Text(*doc, "manifest", "check-in response", kMaxMessage);
+  auto certificates = Text(*doc, "deployment_certificates", "check-in response", 64 * 1024);
+  if (auto error = FirstError(manifest, certificates)) return std::unexpected(*error);
+  return CheckInResponse{*manifest, *certificates};
+}
+
+}  // namespace aspis::wire
