@@ -128,7 +128,8 @@ Expected<CheckInResponse> ParseCheckInResponse(std::string_view text) {
   auto doc = ParseMessage(text, "check-in response");
   if (!doc) return std::unexpected(doc.error());
   auto manifest = Text(*doc, "manifest", "check-in response", kMaxMessage);
-  auto certificates = Text(*doc, "deployment_certificates", "check-in response", 64 * 1024);
+  auto certificates =
+      Text(*doc, "deployment_certificates", "check-in response", std::size_t{64} * 1024);
   if (auto error = FirstError(manifest, certificates)) return std::unexpected(*error);
   return CheckInResponse{*manifest, *certificates};
 }
