@@ -128,7 +128,7 @@ class DeviceProcess {
     process_ = std::make_unique<testing::BackgroundProcess>(argv, std::nullopt, SIGTERM,
                                                             (dir_ / "aspisd.log").string());
   }
-  int Stop() { return process_->Stop(); }
+  int Stop(int signal = 0) { return process_->Stop(signal); }
 
   // `aspis dev status --output json`, as an operator on the device would run it.
   Json Status() const { return Cli({"dev", "status", "--socket", Socket(), "--output", "json"}); }
@@ -185,15 +185,19 @@ class DeviceEndToEnd : public ::testing::Test {
   }
 
   // Registers the OS release the device's measurements describe.
+  // Registers the OS release the device's measurements describe, with the digests that
+  // `aspisd measure` prints (as an operator would).
   void RegisterRelease(const DeviceProcess& device, const std::string& version) {
-    Json components = Json::object();
-    for (const auto& [name, path] : std::vector<std::pair<std::string, std::filesystem::path>>{
-             {"os", device.dir() / "os"},
-             {"aspisd", ASPISD_BINARY},
-             {"board", device.dir() / "board.json"},
-             {"trust-bundle", service_->root_ca()}}) {
-      components[name] = crypto::ToHex(*device::measure::MeasurePath(path));
-    }
+    auto measured =
+        testing::RunProcess({ASPISD_BINARY, "measure", "--os-image", (device.dir() / "os").string(),
+                             "--board", (device.dir() / "board.json").string(), "--trust-bundle",
+                             service_->root_ca().string(), "--output", "json"});
+    ASSERT_EQ(measured.exit_code, 0) << measured.output;
+    const Json components =
+        json::Parse(measured.output.substr(measured.output.find('{'))).value_or(Json::object());
+    ASSERT_EQ(components.size(), 4u) << measured.output;
+    EXPECT_EQ(components.value("os", ""),
+              crypto::ToHex(*device::measure::MeasurePath(device.dir() / "os")));
     const auto response =
         service_->Call("POST", "/v1/os-releases",
                        {{"version", version}, {"feed", "retail"}, {"components", components}});
@@ -204,6 +208,16 @@ class DeviceEndToEnd : public ::testing::Test {
     const auto response =
         service_->Call("POST", "/v1/tenants/" + tenant_ + "/devices", {{"device_id", device.id()}});
     ASSERT_EQ(response.status, 201) << response.body;
+  }
+
+  // A claimed device running the registered release, started, and trusted.
+  std::unique_ptr<DeviceProcess> TrustedDevice() {
+    auto device = std::make_unique<DeviceProcess>(dir_ / "d1", *service_);
+    RegisterRelease(*device, "24.10");
+    Claim(*device);
+    device->Start();
+    device->WaitForVerdict("trusted");
+    return device;
   }
 
   Json ServiceView(const DeviceProcess& device) {
@@ -268,10 +282,8 @@ std::string OpensslRequest(const std::string& url, const std::filesystem::path& 
 }
 
 TEST_F(DeviceEndToEnd, OutsideTlsClientsCheckInWithTheRuntimeCertificateButNotTheAppOne) {
-  DeviceProcess device(dir_ / "d1", *service_);
-  RegisterRelease(device, "24.10");
-  Claim(device);
-  device.Start();
+  auto started = TrustedDevice();
+  DeviceProcess& device = *started;
   // After the device's own first check-in, so that the one below is the last the service sees.
   device.WaitFor(
       [](const Json& s) { return s.is_object() && s.value("manifest_sequence", 0) >= 1; });
@@ -297,11 +309,9 @@ TEST_F(DeviceEndToEnd, OutsideTlsClientsCheckInWithTheRuntimeCertificateButNotTh
 }
 
 TEST_F(DeviceEndToEnd, RestartWithoutRebootKeepsMeasurementsAndCertificates) {
-  DeviceProcess device(dir_ / "d1", *service_);
-  RegisterRelease(device, "24.10");
-  Claim(device);
-  device.Start();
-  const Json before = device.WaitForVerdict("trusted");
+  auto started = TrustedDevice();
+  DeviceProcess& device = *started;
+  const Json before = device.Status();
   ASSERT_EQ(device.Stop(), 0);
   device.Start();
   const Json after = device.WaitForVerdict("trusted");
@@ -311,12 +321,23 @@ TEST_F(DeviceEndToEnd, RestartWithoutRebootKeepsMeasurementsAndCertificates) {
   EXPECT_EQ(device.Stop(), 0);
 }
 
-TEST_F(DeviceEndToEnd, RevokedDeviceLosesItsCertificatesAtRenewal) {
-  DeviceProcess device(dir_ / "d1", *service_);
-  RegisterRelease(device, "24.10");
-  Claim(device);
+TEST_F(DeviceEndToEnd, KilledDeviceRestartsFromItsStateWithoutReextending) {
+  auto started = TrustedDevice();
+  DeviceProcess& device = *started;
+  const Json before = device.Status();
+  device.Stop(SIGKILL);
   device.Start();
-  device.WaitForVerdict("trusted");
+  const Json after = device.WaitForVerdict("trusted");
+  EXPECT_EQ(after["measurements"], before["measurements"]);
+  EXPECT_EQ(after.value("certificate_expiry", 0), before.value("certificate_expiry", 0));
+  // The register still matches the log: a fresh attestation is trusted.
+  EXPECT_EQ(device.Attest()["attestation"].value("verdict", ""), "trusted");
+  EXPECT_EQ(device.Stop(), 0);
+}
+
+TEST_F(DeviceEndToEnd, RevokedDeviceLosesItsCertificatesAtRenewal) {
+  auto started = TrustedDevice();
+  DeviceProcess& device = *started;
   ASSERT_EQ(service_->Call("POST", "/v1/tenants/" + tenant_ + "/devices/" + device.id() + "/revoke")
                 .status,
             200);
@@ -329,11 +350,8 @@ TEST_F(DeviceEndToEnd, RevokedDeviceLosesItsCertificatesAtRenewal) {
 }
 
 TEST_F(DeviceEndToEnd, ChangedOsImageIsRefusedAndTheOperatorSeesWhy) {
-  DeviceProcess device(dir_ / "d1", *service_);
-  RegisterRelease(device, "24.10");
-  Claim(device);
-  device.Start();
-  device.WaitForVerdict("trusted");
+  auto started = TrustedDevice();
+  DeviceProcess& device = *started;
   ASSERT_EQ(device.Stop(), 0);
   // Someone changes the OS image and the device reboots into it.
   WriteText(device.dir() / "os/bin/init", "aspis os 24.10 with a backdoor");
@@ -352,11 +370,8 @@ TEST_F(DeviceEndToEnd, ChangedOsImageIsRefusedAndTheOperatorSeesWhy) {
 }
 
 TEST_F(DeviceEndToEnd, DeviceBacksOffWhileTheServiceIsDownAndComesBack) {
-  DeviceProcess device(dir_ / "d1", *service_);
-  RegisterRelease(device, "24.10");
-  Claim(device);
-  device.Start();
-  device.WaitForVerdict("trusted");
+  auto started = TrustedDevice();
+  DeviceProcess& device = *started;
   ASSERT_EQ(service_->Stop(), 0);
   const Json down = device.Attest();
   EXPECT_EQ(down["attestation"].value("verdict", ""), "unreachable") << down.dump();

@@ -11,6 +11,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "device/daemon/daemon.hpp"
+#include "device/measure/measured_launch.hpp"
 #include "rot/root_of_trust.hpp"
 
 namespace aspis::device {
@@ -140,6 +141,15 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       ->check(CLI::Range(1, 24 * 3600))
       ->capture_default_str();
 
+  auto* measure = app.add_subcommand(
+      "measure",
+      "Print the digests this aspisd would measure at launch (NAME=SHA256 lines, as `aspis "
+      "os-release add --component` takes them)");
+  measure->add_option("--os-image", os_image, "The OS slot image")->required();
+  measure->add_option("--board", board, "The board definition file")->required();
+  measure->add_option("--trust-bundle", trust_bundle, "The trust bundle")->required();
+  measure->add_option("--output", output)->check(CLI::IsMember({"table", "json"}));
+
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
@@ -147,6 +157,18 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     return app.exit(e, out, err);
   }
 
+  if (measure->parsed()) {
+    json::Json digests = json::Json::object();
+    for (const auto& component :
+         measure::LaunchComponents(os_image, daemon.aspisd_binary, board, trust_bundle)) {
+      auto digest = measure::MeasurePath(component.path);
+      if (!digest) return Report(digest.error(), err);
+      digests[component.name] = crypto::ToHex(*digest);
+      if (output != "json") out << component.name << "=" << crypto::ToHex(*digest) << "\n";
+    }
+    if (output == "json") out << digests.dump(2) << "\n";
+    return 0;
+  }
   if (run->parsed()) {
     daemon.state_dir = daemon_state;
     daemon.trust_bundle = trust_bundle;

@@ -329,12 +329,11 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
   if (!rot) return std::unexpected(std::move(rot.error()).WithContext("root of trust"));
   auto identity = (*rot)->GetIdentity();
   if (!identity) return std::unexpected(identity.error());
-  auto events = measure::MeasureLaunch(**rot,
-                                       {{"os", config.os_image},
-                                        {"aspisd", config.aspisd_binary},
-                                        {"board", config.board},
-                                        {"trust-bundle", config.trust_bundle}},
-                                       config.state_dir / "measurements.json");
+  auto events =
+      measure::MeasureLaunch(**rot,
+                             measure::LaunchComponents(config.os_image, config.aspisd_binary,
+                                                       config.board, config.trust_bundle),
+                             config.state_dir / "measurements.json");
   if (!events) return std::unexpected(std::move(events.error()).WithContext("measured launch"));
   auto credentials = Credentials::Open(config.state_dir);
   if (!credentials) return std::unexpected(credentials.error());

@@ -121,6 +121,14 @@ Expected<void> ExtendFrom(rot::RootOfTrust& rot, const std::vector<wire::Measure
 
 }  // namespace
 
+std::vector<Component> LaunchComponents(const fs::path& os_image, const fs::path& aspisd_binary,
+                                        const fs::path& board, const fs::path& trust_bundle) {
+  return {{"os", os_image},
+          {"aspisd", aspisd_binary},
+          {"board", board},
+          {"trust-bundle", trust_bundle}};
+}
+
 Expected<crypto::Digest> MeasurePath(const fs::path& path) {
   std::error_code ec;
   const auto status = fs::status(path, ec);

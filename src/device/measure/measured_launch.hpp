@@ -19,6 +19,13 @@ struct Component {
   std::filesystem::path path;
 };
 
+// What aspisd measures at launch, in order: the OS slot image, itself, the board definition and
+// the trust bundle.
+std::vector<Component> LaunchComponents(const std::filesystem::path& os_image,
+                                        const std::filesystem::path& aspisd_binary,
+                                        const std::filesystem::path& board,
+                                        const std::filesystem::path& trust_bundle);
+
 // SHA-256 of a file's bytes; for a directory (an OS slot on the simulator), SHA-256 over its tree:
 // every entry's relative path, type, permission bits and content digest (files) or target
 // (symbolic links), in path order. Special files are refused.
