@@ -90,6 +90,19 @@ std::string Cell(const Json& value) {
   return value.dump();
 }
 
+std::string Time(const Json& seconds) {
+  const std::int64_t at = seconds.is_number() ? seconds.get<std::int64_t>() : 0;
+  if (at == 0) return "-";
+  const std::time_t t = at;
+  std::tm tm{};
+  char text[32];
+  if (gmtime_r(&t, &tm) == nullptr ||
+      std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0) {
+    return std::to_string(at);
+  }
+  return text;
+}
+
 // Prints a list of objects as an aligned table of `columns` (dotted paths reach nested fields).
 void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::string>& columns) {
   const Json list = rows.is_array() ? rows : Json::array({rows});
@@ -107,8 +120,13 @@ void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::stri
         value = value->contains(path.substr(0, dot)) ? &(*value)[path.substr(0, dot)] : nullptr;
         if (value == nullptr) break;
       }
-      const std::string text =
-          value != nullptr && value->contains(path) ? Cell((*value)[path]) : "";
+      std::string text = value != nullptr && value->contains(path) ? Cell((*value)[path]) : "";
+      // Times are Unix seconds in JSON; people read them as UTC.
+      const bool is_time = path == "at" || path.ends_with("_at") || path.ends_with("expiry") ||
+                           path == "not_after" || path == "not_before";
+      if (is_time && value != nullptr && (*value)[path].is_number_integer()) {
+        text = Time((*value)[path]);
+      }
       widths[i] = std::max(widths[i], text.size());
       line.push_back(text);
     }
@@ -171,19 +189,6 @@ Expected<Json> AdminRequest(const std::string& path, std::string_view command) {
   }
   if (doc->contains("error")) return Fail(CoreErrc::kInvalidArgument, doc->value("error", ""));
   return doc;
-}
-
-std::string Time(const Json& seconds) {
-  const std::int64_t at = seconds.is_number() ? seconds.get<std::int64_t>() : 0;
-  if (at == 0) return "-";
-  const std::time_t t = at;
-  std::tm tm{};
-  char text[32];
-  if (gmtime_r(&t, &tm) == nullptr ||
-      std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0) {
-    return std::to_string(at);
-  }
-  return text;
 }
 
 void PrintDeviceStatus(std::ostream& out, const Json& s) {

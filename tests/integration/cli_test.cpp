@@ -97,6 +97,7 @@ TEST_F(AspisCli, OperatorFlowFromLoginToAuditWorks) {
   auto audit = Run({"audit", "list", "--tenant", tenant});
   EXPECT_NE(audit.out.find("device.revoke"), std::string::npos) << audit.out;
   EXPECT_NE(audit.out.find("device.claim"), std::string::npos);
+  EXPECT_NE(audit.out.find(" UTC"), std::string::npos) << "times in tables are read as UTC";
 }
 
 TEST_F(AspisCli, ErrorsPrintTheServicesExplanation) {
