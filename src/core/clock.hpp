@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 
 namespace aspis {
 
@@ -13,6 +14,11 @@ class Clock {
   virtual ~Clock() = default;
   virtual TimePoint Now() const = 0;
 };
+
+// Whole seconds since the Unix epoch (how times travel in JSON and the store).
+inline std::int64_t UnixSeconds(Clock::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
 
 class SystemClock final : public Clock {
  public:

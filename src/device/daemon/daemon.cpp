@@ -28,10 +28,6 @@ using json::Json;
 
 constexpr char kSequenceFile[] = "manifest-sequence";
 
-std::int64_t Seconds(Clock::TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 // "urn:aspis:tenant:<tenant>:device:<device>" -> tenant.
 std::string TenantOf(const crypto::Certificate& cert) {
   constexpr std::string_view kPrefix = "urn:aspis:tenant:";
@@ -80,7 +76,7 @@ class Device {
         cert && cert->NotAfter() > clock_.Now()) {
       status_.verdict = "trusted";
       status_.reason = "certificates from an earlier attestation";
-      status_.certificate_expiry = Seconds(cert->NotAfter());
+      status_.certificate_expiry = UnixSeconds(cert->NotAfter());
       status_.tenant = TenantOf(*cert);
     }
   }
@@ -92,7 +88,7 @@ class Device {
     // A device with valid certificates checks in at start (the first connection after boot).
     Clock::TimePoint next_check_in = clock_.Now();
     while (!stop.stop_requested()) {
-      status_.next_attempt = Seconds(next);
+      status_.next_attempt = UnixSeconds(next);
       // The clock is injected; wait in slices so a moved clock (or a request) is seen promptly.
       wake_.wait_for(lock, std::chrono::milliseconds(200),
                      [&] { return stop.stop_requested() || attest_requested_; });
@@ -168,7 +164,7 @@ class Device {
         next =
             attest::RenewalTime(issued->runtime.NotBefore(), issued->runtime.NotAfter(), uniform_);
         log::Info("attested: certificates valid until Unix time {}",
-                  Seconds(issued->runtime.NotAfter()));
+                  UnixSeconds(issued->runtime.NotAfter()));
       }
     } else if (issued.error() == wire::WireErrc::kRefused) {
       // A device the service does not trust must not keep presenting its old credentials.
@@ -188,9 +184,9 @@ class Device {
     const std::lock_guard lock(mutex_);
     status_.verdict = verdict;
     status_.reason = reason;
-    status_.last_attempt = Seconds(now);
+    status_.last_attempt = UnixSeconds(now);
     const auto& cert = credentials_.runtime_certificate();
-    status_.certificate_expiry = cert ? Seconds(cert->NotAfter()) : 0;
+    status_.certificate_expiry = cert ? UnixSeconds(cert->NotAfter()) : 0;
     if (cert) status_.tenant = TenantOf(*cert);
     return next;
   }
@@ -254,7 +250,7 @@ class Device {
     }
     check_in_backoff_.Reset();
     status_.check_in_error.clear();
-    status_.last_check_in = Seconds(now);
+    status_.last_check_in = UnixSeconds(now);
     status_.manifest_sequence = outcome->sequence;
     log::Info("checked in: update manifest {} verified ({} targets)", outcome->sequence,
               outcome->targets.size());

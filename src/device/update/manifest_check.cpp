@@ -16,10 +16,6 @@ Error Untrusted(std::string why) {
   return Error(crypto::CryptoErrc::kUntrusted, "update manifest refused: " + std::move(why));
 }
 
-std::int64_t Seconds(Clock::TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 }  // namespace
 
 Expected<wire::UpdateManifest> VerifyUpdateManifest(const wire::CheckInResponse& response,
@@ -70,7 +66,7 @@ Expected<wire::UpdateManifest> VerifyUpdateManifest(const wire::CheckInResponse&
         Untrusted(fmt::format("its sequence {} is not above {}, the last one accepted (a replay)",
                               manifest->sequence, expected.last_sequence)));
   }
-  if (manifest->expires_at <= Seconds(expected.now)) {
+  if (manifest->expires_at <= UnixSeconds(expected.now)) {
     return std::unexpected(
         Untrusted(fmt::format("it expired at Unix time {} (a freeze)", manifest->expires_at)));
   }

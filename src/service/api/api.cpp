@@ -38,10 +38,6 @@ struct Principal {
   std::string actor() const { return platform() ? "platform-admin:" + token_id : token_id; }
 };
 
-std::int64_t Seconds(Clock::TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 Response FromError(const Error& error) {
   if (error == StoreErrc::kNotFound) return Response::Problem(404, "Not found", error.message());
   if (error == StoreErrc::kConflict) return Response::Problem(409, "Conflict", error.message());
@@ -111,8 +107,8 @@ Json CaJson(const ca::Generation& g) {
   return {{"index", g.number},
           {"thumbprint", g.thumbprint},
           {"subject", g.certificate.SubjectCommonName()},
-          {"not_before", Seconds(g.certificate.NotBefore())},
-          {"not_after", Seconds(g.certificate.NotAfter())},
+          {"not_before", UnixSeconds(g.certificate.NotBefore())},
+          {"not_after", UnixSeconds(g.certificate.NotAfter())},
           {"activates_at", g.activates_at},
           {"state", ca::StateName(g.state)}};
 }
@@ -136,7 +132,7 @@ class Api {
   explicit Api(const Context& c)
       : c_(c),
         cas_(c.store, c.data, c.clock),
-        verifier_(c.store, c.data, c.clock, c.metrics, c.attestation) {}
+        verifier_(c.store, c.data, c.clock, c.metrics, cas_, c.attestation) {}
 
   http::Handler Authed(PlainHandler handler) const {
     return [this, handler = std::move(handler)](const Request& request) {
@@ -163,7 +159,7 @@ class Api {
     return c_.store.Transaction([&]() -> Expected<void> {
       if (auto ok = change(); !ok) return ok;
       auto seq = c_.store.AppendAudit({0, std::string(tenant), who.actor(), std::string(action),
-                                       std::string(target), Seconds(c_.clock.Now())});
+                                       std::string(target), UnixSeconds(c_.clock.Now())});
       if (!seq) return std::unexpected(seq.error());
       return {};
     });
@@ -181,7 +177,7 @@ class Api {
     }
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
-    const store::Tenant tenant{*id, *name, Seconds(c_.clock.Now())};
+    const store::Tenant tenant{*id, *name, UnixSeconds(c_.clock.Now())};
     auto keys = cas_.MakeFirst(tenant);
     if (!keys) return FromError(keys.error());
     auto created = Audited(who, tenant.id, "tenant.create", tenant.id, [&]() -> Expected<void> {
@@ -298,7 +294,7 @@ class Api {
                                "an OS release needs \"version\", \"feed\" (retail or "
                                "retail-eval) and \"components\" (component: hex SHA-256)");
     }
-    store::OsRelease release{*version, *feed, Seconds(c_.clock.Now()), {}};
+    store::OsRelease release{*version, *feed, UnixSeconds(c_.clock.Now()), {}};
     for (const auto& [component, digest] : (*components)->items()) {
       if (!digest.is_string() || !IsDeviceId(digest.get<std::string>())) {
         return Response::Problem(
@@ -322,7 +318,7 @@ class Api {
       return Response::Problem(403, "Forbidden",
                                "the check-in names another device than the certificate");
     }
-    const auto now = Seconds(c_.clock.Now());
+    const auto now = UnixSeconds(c_.clock.Now());
     auto sequence = c_.store.RecordCheckIn(device->tenant_id, device->id, now, check_in->os_version,
                                            check_in->runtime_version);
     if (!sequence) return FromError(sequence.error());
@@ -399,7 +395,7 @@ Expected<std::string> CreateToken(store::Store& store, const Clock& clock, std::
   const std::string id = HexEncode(*id_bytes);
   std::string secret = "aspis_" + HexEncode(*secret_bytes);
   if (auto ok = store.AddToken({id, std::string(tenant), role, std::string(description),
-                                HashSecret(secret), Seconds(clock.Now()), false});
+                                HashSecret(secret), UnixSeconds(clock.Now()), false});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -499,7 +495,7 @@ void AddRoutes(http::Router& router, const Context& context) {
                  return Response::Problem(400, "Bad request",
                                           "\"device_id\" must be 64 lowercase hex characters");
                }
-               const auto at = Seconds(api->c_.clock.Now());
+               const auto at = UnixSeconds(api->c_.clock.Now());
                auto claimed = api->Audited(who, tenant, "device.claim", *id, [&] {
                  return api->c_.store.ClaimDevice(tenant, *id, at);
                });

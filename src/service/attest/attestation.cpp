@@ -18,10 +18,6 @@ constexpr std::size_t kNonceSize = kTimeSize + kRandomSize + kMacSize;
 // Clocks of service instances may differ a little.
 constexpr auto kClockSkew = 30s;
 
-std::int64_t Seconds(Clock::TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 Expected<Bytes> NonceMac(const Bytes& master_key, ByteView body) {
   // A key of its own for nonces, derived from the master key.
   Bytes label = ToBytes("aspis nonce key v1");
@@ -38,7 +34,7 @@ Outcome Untrusted(std::string reason) {
 
 Expected<wire::Challenge> Verifier::Challenge() const {
   Bytes nonce(kTimeSize);
-  const auto now = static_cast<std::uint64_t>(Seconds(clock_.Now()));
+  const auto now = static_cast<std::uint64_t>(UnixSeconds(clock_.Now()));
   for (std::size_t i = 0; i < kTimeSize; ++i) {
     nonce[i] = static_cast<std::uint8_t>(now >> (8 * (kTimeSize - 1 - i)));
   }
@@ -69,7 +65,7 @@ Verdict Verifier::CheckNonce(ByteView nonce) const {
   auto digest = crypto::Sha256Of(nonce);
   if (!digest) return Verdict::CouldNotCheck(digest.error().message());
   const auto expires = issued_at + policy_.nonce_lifetime + kClockSkew;
-  auto used = store_.UseNonce(crypto::ToHex(*digest), Seconds(expires), Seconds(now));
+  auto used = store_.UseNonce(crypto::ToHex(*digest), UnixSeconds(expires), UnixSeconds(now));
   if (!used) {
     if (used.error() == store::StoreErrc::kConflict) {
       return Verdict::Invalid("the nonce has been used already (replay)");
@@ -89,7 +85,7 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, Outcome out
   if (trusted) metrics_.Increment("aspis_certificates_issued_total", {}, 2);
   if (device) {
     auto recorded = store_.RecordAttestation(device->id, trusted ? "trusted" : "untrusted",
-                                             outcome.verdict.reason(), Seconds(clock_.Now()),
+                                             outcome.verdict.reason(), UnixSeconds(clock_.Now()),
                                              outcome.certificate_expiry);
     if (!recorded)
       log::Error("recording attestation of {}: {}", device->id, recorded.error().message());
@@ -192,7 +188,7 @@ Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRe
     return error(Error(CoreErrc::kIo, "PEM encoding failed"));
   return {Verdict::Valid(),
           wire::AttestationResult{"trusted", *runtime_pem, *app_pem, *ca_pem + *root_pem},
-          Seconds(runtime->NotAfter())};
+          UnixSeconds(runtime->NotAfter())};
 }
 
 }  // namespace aspis::service::attest

@@ -33,14 +33,10 @@ struct Outcome {
 // Thread-safe (its state lives in the store).
 class Verifier {
  public:
+  // `cas` issues the certificates; it must outlive the verifier.
   Verifier(store::Store& store, const DataDir& data, const Clock& clock, Metrics& metrics,
-           Policy policy = {})
-      : store_(store),
-        data_(data),
-        clock_(clock),
-        metrics_(metrics),
-        policy_(policy),
-        cas_(store, data, clock) {}
+           const ca::TenantCas& cas, Policy policy = {})
+      : store_(store), data_(data), clock_(clock), metrics_(metrics), policy_(policy), cas_(cas) {}
 
   // A stateless nonce: issue time, random bytes and an HMAC under a key derived from the master
   // key; valid for policy.nonce_lifetime and once.
@@ -62,7 +58,7 @@ class Verifier {
   const Clock& clock_;
   Metrics& metrics_;
   Policy policy_;
-  ca::TenantCas cas_;
+  const ca::TenantCas& cas_;
 };
 
 }  // namespace aspis::service::attest

@@ -12,10 +12,6 @@ namespace aspis::service::ca {
 
 namespace {
 
-std::int64_t Seconds(Clock::TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 // Generation 1 keeps the context it was sealed under before CAs had generations.
 std::string SealContext(std::string_view tenant, std::int64_t generation) {
   return generation == 1 ? fmt::format("tenant/{}/ca", tenant)
@@ -79,7 +75,7 @@ Expected<NewTenantKeys> TenantCas::MakeFirst(const store::Tenant& tenant) const 
     if (!*part) return std::unexpected(part->error());
   }
   return NewTenantKeys{
-      .ca = {tenant.id, 1, *ca_pem, *sealed_ca, Seconds(now)},
+      .ca = {tenant.id, 1, *ca_pem, *sealed_ca, UnixSeconds(now)},
       .deployment = {tenant.id, "deployment", *deployment_pem, *sealed_deployment}};
 }
 
@@ -109,7 +105,7 @@ Expected<std::vector<Generation>> TenantCas::Load(std::string_view tenant,
   if (stored->empty()) {
     return Fail(store::StoreErrc::kNotFound, "tenant " + std::string(tenant) + " has no CA");
   }
-  const auto now = Seconds(clock_.Now());
+  const auto now = UnixSeconds(clock_.Now());
   std::vector<Generation> generations;
   for (const auto& record : *stored) {
     auto parsed = Parse(record);
@@ -119,7 +115,7 @@ Expected<std::vector<Generation>> TenantCas::Load(std::string_view tenant,
                                                           record.generation, tenant)));
     }
     const State state =
-        Seconds(parsed->certificate.NotAfter()) <= now ? State::kExpired : State::kInactive;
+        UnixSeconds(parsed->certificate.NotAfter()) <= now ? State::kExpired : State::kInactive;
     generations.push_back({record.generation, std::move(parsed->certificate), record.activates_at,
                            state, std::move(parsed->thumbprint)});
   }
@@ -161,7 +157,7 @@ Expected<void> TenantCas::MakeSuccessor(const store::TenantCa& latest) const {
   // Signs 45 days from now, and never later than the predecessor's expiry (a service that was down
   // through the lead time must not leave the tenant without a CA).
   const std::int64_t activates_at =
-      std::min(Seconds(now + kActivationDelay), Seconds(predecessor->NotAfter()));
+      std::min(UnixSeconds(now + kActivationDelay), UnixSeconds(predecessor->NotAfter()));
   auto made = store_.Transaction([&]() -> Expected<void> {
     if (auto ok = store_.AddTenantCa({tenant->id, generation, *cert_pem, *sealed, activates_at});
         !ok) {
@@ -171,7 +167,7 @@ Expected<void> TenantCas::MakeSuccessor(const store::TenantCa& latest) const {
       return ok;
     }
     auto entry = store_.AppendAudit({0, tenant->id, "aspis-service", "ca.successor",
-                                     fmt::format("generation {}", generation), Seconds(now)});
+                                     fmt::format("generation {}", generation), UnixSeconds(now)});
     if (!entry) return std::unexpected(entry.error());
     return {};
   });
