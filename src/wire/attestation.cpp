@@ -27,6 +27,26 @@ Expected<Bytes> GetBytes(const Json& doc, std::string_view key, std::size_t max)
 
 }  // namespace
 
+namespace {
+constexpr std::string_view kTenantPrefix = "urn:aspis:tenant:";
+constexpr std::string_view kDeviceInfix = ":device:";
+}  // namespace
+
+std::string DeviceUri(const DeviceName& name) {
+  return std::string(kTenantPrefix) + name.tenant + std::string(kDeviceInfix) + name.device_id;
+}
+
+std::optional<DeviceName> ParseDeviceUri(std::string_view uri) {
+  if (!uri.starts_with(kTenantPrefix)) return std::nullopt;
+  uri.remove_prefix(kTenantPrefix.size());
+  const std::size_t infix = uri.find(kDeviceInfix);
+  if (infix == 0 || infix == std::string_view::npos || infix + kDeviceInfix.size() == uri.size()) {
+    return std::nullopt;
+  }
+  return DeviceName{std::string(uri.substr(0, infix)),
+                    std::string(uri.substr(infix + kDeviceInfix.size()))};
+}
+
 Expected<crypto::Digest> ReplayEventLog(const std::vector<MeasurementEvent>& events) {
   crypto::Digest value{};
   for (const auto& event : events) {

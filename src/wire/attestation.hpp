@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,16 @@ inline constexpr char kRuntimeCertificatePolicy[] =
 inline constexpr char kAppCertificatePolicy[] = "2.25.311582474623116484012930744116426097721.2";
 inline constexpr char kDeploymentCertificatePolicy[] =
     "2.25.311582474623116484012930744116426097721.3";
+
+// The SAN URI of a device certificate, "urn:aspis:tenant:<tenant>:device:<device>", which ties the
+// device to its tenant.
+struct DeviceName {
+  std::string tenant;
+  std::string device_id;
+};
+std::string DeviceUri(const DeviceName& name);
+// Nullopt unless `uri` has that form with both parts non-empty.
+std::optional<DeviceName> ParseDeviceUri(std::string_view uri);
 
 // One measured component, in the order it was extended into the register.
 struct MeasurementEvent {

@@ -104,6 +104,13 @@ class DeviceProcess {
   }
 
   void Start() {
+    process_ = std::make_unique<testing::BackgroundProcess>(RunArgv(), std::nullopt, SIGTERM,
+                                                            (dir_ / "aspisd.log").string());
+  }
+  int Stop(int signal = 0) { return process_->Stop(signal); }
+
+  // The `aspisd run` command line of this device.
+  std::vector<std::string> RunArgv() const {
     std::vector<std::string> argv = {ASPISD_BINARY,
                                      "run",
                                      "--state",
@@ -125,10 +132,8 @@ class DeviceProcess {
                                      "--os-version",
                                      "24.10"};
     if (!tcti_.empty()) argv.insert(argv.end(), {"--rot", "tpm2", "--tcti", tcti_});
-    process_ = std::make_unique<testing::BackgroundProcess>(argv, std::nullopt, SIGTERM,
-                                                            (dir_ / "aspisd.log").string());
+    return argv;
   }
-  int Stop(int signal = 0) { return process_->Stop(signal); }
 
   // `aspis dev status --output json`, as an operator on the device would run it.
   Json Status() const { return Cli({"dev", "status", "--socket", Socket(), "--output", "json"}); }
@@ -333,6 +338,19 @@ TEST_F(DeviceEndToEnd, KilledDeviceRestartsFromItsStateWithoutReextending) {
   // The register still matches the log: a fresh attestation is trusted.
   EXPECT_EQ(device.Attest()["attestation"].value("verdict", ""), "trusted");
   EXPECT_EQ(device.Stop(), 0);
+}
+
+TEST_F(DeviceEndToEnd, ReplayAttackDamagedManifestSequenceStopsTheDeviceInsteadOfResetting) {
+  auto started = TrustedDevice();
+  DeviceProcess& device = *started;
+  device.WaitFor(
+      [](const Json& s) { return s.is_object() && s.value("manifest_sequence", 0) >= 1; });
+  ASSERT_EQ(device.Stop(), 0);
+  // Were a damaged record read as 0, any older signed manifest would be accepted again.
+  WriteText(device.dir() / "state/manifest-sequence", "garbage\n");
+  const auto result = testing::RunProcess(device.RunArgv());
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("manifest-sequence is damaged"), std::string::npos) << result.output;
 }
 
 TEST_F(DeviceEndToEnd, RevokedDeviceLosesItsCertificatesAtRenewal) {

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <condition_variable>
-#include <cstdlib>
 #include <mutex>
 
 #include "core/file.hpp"
@@ -28,14 +28,30 @@ using json::Json;
 
 constexpr char kSequenceFile[] = "manifest-sequence";
 
-// "urn:aspis:tenant:<tenant>:device:<device>" -> tenant.
+// The highest update-manifest sequence accepted so far (0 before the first). A damaged record is
+// an error, not zero: forgetting it would let an old manifest be replayed.
+Expected<std::uint64_t> LoadManifestSequence(const std::filesystem::path& state_dir) {
+  const auto path = state_dir / kSequenceFile;
+  auto text = file::Read(path, file::kSmallFileLimit);
+  if (!text) {
+    if (text.error() == CoreErrc::kNotFound) return 0;
+    return std::unexpected(text.error());
+  }
+  std::string_view digits = AsString(*text);
+  if (digits.ends_with('\n')) digits.remove_suffix(1);
+  std::uint64_t sequence = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), sequence);
+  if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty()) {
+    return Fail(CoreErrc::kCorrupt, path.string() +
+                                        " is damaged; it must hold the last accepted manifest "
+                                        "sequence (restore it, or re-provision the device)");
+  }
+  return sequence;
+}
+
 std::string TenantOf(const crypto::Certificate& cert) {
-  constexpr std::string_view kPrefix = "urn:aspis:tenant:";
   for (const auto& uri : cert.SanUris()) {
-    const auto device = uri.find(":device:");
-    if (uri.starts_with(kPrefix) && device != std::string::npos) {
-      return uri.substr(kPrefix.size(), device - kPrefix.size());
-    }
+    if (auto name = wire::ParseDeviceUri(uri)) return name->tenant;
   }
   return "";
 }
@@ -58,7 +74,7 @@ class Device {
   Device(const DaemonConfig& config, const Clock& clock, std::unique_ptr<rot::RootOfTrust> rot,
          std::vector<wire::MeasurementEvent> events, Credentials credentials,
          std::vector<crypto::Certificate> roots, wire::Endpoint endpoint, wire::HttpsClient client,
-         std::string device_id)
+         std::string device_id, std::uint64_t manifest_sequence)
       : config_(config),
         clock_(clock),
         rot_(std::move(rot)),
@@ -71,7 +87,7 @@ class Device {
         uniform_(attest::SystemUniform()),
         backoff_(config.retry_base, config.retry_cap, uniform_),
         check_in_backoff_(config.retry_base, config.retry_cap, uniform_) {
-    status_.manifest_sequence = LoadSequence();
+    status_.manifest_sequence = manifest_sequence;
     if (const auto& cert = credentials_.runtime_certificate();
         cert && cert->NotAfter() > clock_.Now()) {
       status_.verdict = "trusted";
@@ -189,12 +205,6 @@ class Device {
     status_.certificate_expiry = cert ? UnixSeconds(cert->NotAfter()) : 0;
     if (cert) status_.tenant = TenantOf(*cert);
     return next;
-  }
-
-  std::uint64_t LoadSequence() const {
-    auto text = file::Read(config_.state_dir / kSequenceFile, file::kSmallFileLimit);
-    if (!text) return 0;
-    return std::strtoull(std::string(AsString(*text)).c_str(), nullptr, 10);
   }
 
   // One check-in; returns when to check in next and sets *refused when the service refused the
@@ -333,10 +343,12 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
   if (!events) return std::unexpected(std::move(events.error()).WithContext("measured launch"));
   auto credentials = Credentials::Open(config.state_dir);
   if (!credentials) return std::unexpected(credentials.error());
+  auto sequence = LoadManifestSequence(config.state_dir);
+  if (!sequence) return std::unexpected(sequence.error());
 
   Device device(config, clock, std::move(*rot), std::move(*events), std::move(*credentials),
                 std::move(*roots), *endpoint, wire::HttpsClient(*endpoint, *tls),
-                identity->device_id);
+                identity->device_id, *sequence);
   auto admin = AdminSocket::Start(config.admin_socket,
                                   [&device](const json::Json& r) { return device.Handle(r); });
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));

@@ -259,14 +259,10 @@ class Api {
       return deny("only the device runtime certificate opens device routes");
     }
     const auto uris = cert.SanUris();
-    constexpr std::string_view kPrefix = "urn:aspis:tenant:";
-    const std::string_view uri = uris.size() == 1 ? std::string_view(uris[0]) : "";
-    const std::size_t device_at = uri.find(":device:");
-    if (!uri.starts_with(kPrefix) || device_at == std::string_view::npos) {
-      return deny("the certificate does not name a tenant and a device");
-    }
-    const std::string tenant(uri.substr(kPrefix.size(), device_at - kPrefix.size()));
-    const std::string device_id(uri.substr(device_at + 8));
+    const auto name = uris.size() == 1 ? wire::ParseDeviceUri(uris[0]) : std::nullopt;
+    if (!name) return deny("the certificate does not name a tenant and a device");
+    const std::string& tenant = name->tenant;
+    const std::string& device_id = name->device_id;
     auto roots = cas_.Trusted(tenant);
     if (!roots) return deny("the certificate names an unknown tenant");
     if (!crypto::VerifyChain(cert, {}, *roots, c_.clock.Now()).valid() ||

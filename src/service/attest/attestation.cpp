@@ -166,13 +166,12 @@ Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRe
   const crypto::Certificate& ca_cert = signer->generation.certificate;
   const auto now = clock_.Now();
   auto profile = [&](const char* policy) {
-    return crypto::CertificateProfile{
-        .common_name = device.id,
-        .not_before = now - 5min,
-        .lifetime = policy_.certificate_lifetime,
-        .client_auth = true,
-        .san_uris = {"urn:aspis:tenant:" + device.tenant_id + ":device:" + device.id},
-        .policy_oids = {policy}};
+    return crypto::CertificateProfile{.common_name = device.id,
+                                      .not_before = now - 5min,
+                                      .lifetime = policy_.certificate_lifetime,
+                                      .client_auth = true,
+                                      .san_uris = {wire::DeviceUri({device.tenant_id, device.id})},
+                                      .policy_oids = {policy}};
   };
   auto runtime = crypto::Issue(ca_cert, signer->key, runtime_csr.SubjectPublicKey(),
                                profile(kRuntimeCertificatePolicy));
