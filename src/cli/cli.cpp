@@ -196,6 +196,7 @@ void PrintDeviceStatus(std::ostream& out, const Json& s) {
   out << "Device ID:           " << s.value("device_id", "") << "\n"
       << "Tenant:              " << s.value("tenant", "") << "\n"
       << "Root of trust:       " << s.value("rot", "") << "\n"
+      << "Runtime key:         " << s.value("runtime_key", "") << "\n"
       << "Attestation:         " << a.value("verdict", "")
       << (a.value("reason", "").empty() ? "" : " (" + a.value("reason", "") + ")") << "\n"
       << "Last attestation:    " << Time(a.value("last_attempt", Json(0))) << "\n"

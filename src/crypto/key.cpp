@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "crypto/errors.hpp"
+#include "crypto/key_library.hpp"
 #include "crypto/openssl_ptr.hpp"
 #include "crypto/sha256.hpp"
 
@@ -184,24 +185,33 @@ Expected<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
 
 Expected<std::string> PrivateKey::ToPem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio ||
-      PEM_write_bio_PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio || PEM_write_bio_PrivateKey_ex(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr,
+                                          nullptr, ContextOf(*this), PropertiesOf(*this)) != 1) {
     return std::unexpected(OpenSslError("encoding private key"));
   }
   return BioToString(bio.get());
 }
 
-Expected<Bytes> PrivateKey::Sign(ByteView data) const {
+const std::shared_ptr<const KeyLibrary>& LibraryOf(const PrivateKey& key) { return key.library_; }
+
+Expected<EvpMdCtxPtr> BeginSigning(const PrivateKey& key) {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", ContextOf(key), PropertiesOf(key),
+                                    key.native(), nullptr) != 1) {
+    return std::unexpected(OpenSslError("preparing ECDSA signature"));
+  }
+  return ctx;
+}
+
+Expected<Bytes> PrivateKey::Sign(ByteView data) const {
+  auto ctx = BeginSigning(*this);
+  if (!ctx) return std::unexpected(ctx.error());
   std::size_t len = 0;
-  if (!ctx ||
-      EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key_.get(), nullptr) !=
-          1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &len, data.data(), data.size()) != 1) {
+  if (EVP_DigestSign(ctx->get(), nullptr, &len, data.data(), data.size()) != 1) {
     return std::unexpected(OpenSslError("preparing ECDSA signature"));
   }
   Bytes signature(len);
-  if (EVP_DigestSign(ctx.get(), signature.data(), &len, data.data(), data.size()) != 1) {
+  if (EVP_DigestSign(ctx->get(), signature.data(), &len, data.data(), data.size()) != 1) {
     return std::unexpected(OpenSslError("signing"));
   }
   signature.resize(len);

@@ -52,26 +52,39 @@ class PublicKey {
   std::string fingerprint_;
 };
 
+// The OpenSSL library context (and its property query) that a key held by a device lives in; the
+// definition is crypto-internal (crypto/key_library.hpp).
+struct KeyLibrary;
+
+// A P-256 private key: in memory (software), or held by a TPM (TpmKeyStore), in which case the
+// private part never leaves the TPM and every operation runs there.
 class PrivateKey {
  public:
   static Expected<PrivateKey> GenerateP256();
   // Unencrypted PKCS#8 (or SEC1 "EC PRIVATE KEY") PEM.
   static Expected<PrivateKey> FromPem(std::string_view pem);
 
-  // Unencrypted PKCS#8 PEM: store it only in an owner-only (0600) file.
+  // A software key: unencrypted PKCS#8 PEM; store it only in an owner-only (0600) file. A TPM-held
+  // key: the TPM's wrapped copy ("TSS2 PRIVATE KEY"), which only that TPM can load.
   Expected<std::string> ToPem() const;
   const PublicKey& Public() const { return public_; }
 
   // ECDSA-SHA256 over `data`, DER-encoded.
   Expected<Bytes> Sign(ByteView data) const;
 
+  bool tpm_held() const { return library_ != nullptr; }
   evp_pkey_st* native() const { return key_.get(); }
 
  private:
-  PrivateKey(std::shared_ptr<evp_pkey_st> key, PublicKey pub)
-      : key_(std::move(key)), public_(std::move(pub)) {}
+  friend class TpmKeyStore;
+  friend const std::shared_ptr<const KeyLibrary>& LibraryOf(const PrivateKey& key);
+  PrivateKey(std::shared_ptr<evp_pkey_st> key, PublicKey pub,
+             std::shared_ptr<const KeyLibrary> library = nullptr)
+      : library_(std::move(library)), key_(std::move(key)), public_(std::move(pub)) {}
   static Expected<PrivateKey> Adopt(evp_pkey_st* key);
 
+  // Declared first: the key must be freed before the library context it lives in.
+  std::shared_ptr<const KeyLibrary> library_;
   std::shared_ptr<evp_pkey_st> key_;
   PublicKey public_;
 };

@@ -3,21 +3,38 @@
 #include <openssl/ssl.h>
 
 #include "crypto/errors.hpp"
+#include "crypto/key_library.hpp"
 #include "crypto/openssl_ptr.hpp"
 
 namespace aspis::crypto::tls {
 
 namespace {
 
-Expected<std::shared_ptr<SSL_CTX>> NewContext(const SSL_METHOD* method) {
-  SSL_CTX* raw = SSL_CTX_new(method);
+// A context whose operations are fetched where `key` lives (a TPM-held key signs in the TPM), and
+// which keeps that library alive.
+Expected<std::shared_ptr<SSL_CTX>> NewContext(const SSL_METHOD* method, const PrivateKey* key) {
+  std::shared_ptr<const KeyLibrary> library = key != nullptr ? LibraryOf(*key) : nullptr;
+  SSL_CTX* raw = library ? SSL_CTX_new_ex(library->context, library->properties.c_str(), method)
+                         : SSL_CTX_new(method);
   if (raw == nullptr) return std::unexpected(OpenSslError("creating TLS context"));
-  std::shared_ptr<SSL_CTX> ctx(raw, SSL_CTX_free);
+  std::shared_ptr<SSL_CTX> ctx(raw, [library](SSL_CTX* c) mutable {
+    SSL_CTX_free(c);
+    library.reset();
+  });
   if (SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION) != 1) {
     return std::unexpected(OpenSslError("setting minimum TLS version"));
   }
   SSL_CTX_set_options(raw, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   return ctx;
+}
+
+// A private copy of `cert` for libssl to own. Verifying a signature under a TPM-held key's library
+// attaches provider state to the public keys involved; on copies it dies with the TLS context,
+// never outliving the provider, and the caller's certificates stay untouched.
+Expected<X509Ptr> OwnCopy(const Certificate& cert) {
+  X509Ptr copy(X509_dup(cert.native()));
+  if (!copy) return std::unexpected(OpenSslError("copying certificate"));
+  return copy;
 }
 
 Expected<void> UseIdentity(SSL_CTX* ctx, std::span<const Certificate> chain,
@@ -26,12 +43,16 @@ Expected<void> UseIdentity(SSL_CTX* ctx, std::span<const Certificate> chain,
   if (!(chain.front().SubjectPublicKey() == key.Public())) {
     return Fail(CryptoErrc::kInvalidArgument, "TLS certificate does not match its private key");
   }
-  if (SSL_CTX_use_certificate(ctx, chain.front().native()) != 1 ||
+  auto leaf = OwnCopy(chain.front());
+  if (!leaf) return std::unexpected(leaf.error());
+  if (SSL_CTX_use_certificate(ctx, leaf->get()) != 1 ||
       SSL_CTX_use_PrivateKey(ctx, key.native()) != 1) {
     return std::unexpected(OpenSslError("loading TLS certificate and key"));
   }
   for (const auto& extra : chain.subspan(1)) {
-    if (SSL_CTX_add1_chain_cert(ctx, extra.native()) != 1) {
+    auto copy = OwnCopy(extra);
+    if (!copy) return std::unexpected(copy.error());
+    if (SSL_CTX_add1_chain_cert(ctx, copy->get()) != 1) {
       return std::unexpected(OpenSslError("adding TLS chain certificate"));
     }
   }
@@ -41,7 +62,9 @@ Expected<void> UseIdentity(SSL_CTX* ctx, std::span<const Certificate> chain,
 Expected<void> TrustOnly(SSL_CTX* ctx, std::span<const Certificate> roots) {
   X509_STORE* store = SSL_CTX_get_cert_store(ctx);
   for (const auto& root : roots) {
-    if (X509_STORE_add_cert(store, root.native()) != 1) {
+    auto copy = OwnCopy(root);
+    if (!copy) return std::unexpected(copy.error());
+    if (X509_STORE_add_cert(store, copy->get()) != 1) {
       return std::unexpected(OpenSslError("adding trusted TLS root"));
     }
   }
@@ -52,7 +75,7 @@ Expected<void> TrustOnly(SSL_CTX* ctx, std::span<const Certificate> roots) {
 
 Expected<Context> ServerContext(std::span<const Certificate> chain, const PrivateKey& key,
                                 std::span<const Certificate> client_roots) {
-  auto ctx = NewContext(TLS_server_method());
+  auto ctx = NewContext(TLS_server_method(), &key);
   if (!ctx) return std::unexpected(ctx.error());
   if (auto ok = UseIdentity(ctx->get(), chain, key); !ok) return std::unexpected(ok.error());
   if (!client_roots.empty()) {
@@ -69,7 +92,7 @@ Expected<Context> ServerContext(std::span<const Certificate> chain, const Privat
 Expected<Context> ClientContext(std::span<const Certificate> roots,
                                 std::span<const Certificate> chain, const PrivateKey* key) {
   if (roots.empty()) return Fail(CryptoErrc::kInvalidArgument, "TLS client trusts no root");
-  auto ctx = NewContext(TLS_client_method());
+  auto ctx = NewContext(TLS_client_method(), key);
   if (!ctx) return std::unexpected(ctx.error());
   if (auto ok = TrustOnly(ctx->get(), roots); !ok) return std::unexpected(ok.error());
   SSL_CTX_set_verify(ctx->get(), SSL_VERIFY_PEER, nullptr);

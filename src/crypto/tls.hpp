@@ -12,7 +12,9 @@ struct ssl_ctx_st;
 struct ssl_st;
 
 // TLS contexts for Aspis servers and clients (TLS 1.2 and 1.3 only), built here so that every
-// OpenSSL setting lives in the crypto module. Contexts are immutable once built and thread-safe.
+// OpenSSL setting lives in the crypto module. Contexts are immutable once built and thread-safe,
+// except that a context with a TPM-held key shares that key's one-thread-at-a-time rule. Whatever
+// takes its own reference on native() must keep the Context alive as long.
 namespace aspis::crypto::tls {
 
 class Context {

@@ -10,6 +10,7 @@
 
 #include "crypto/encoding.hpp"
 #include "crypto/errors.hpp"
+#include "crypto/key_library.hpp"
 #include "crypto/openssl_ptr.hpp"
 
 namespace aspis::crypto {
@@ -200,7 +201,9 @@ Expected<Certificate> Build(X509* issuer, const PrivateKey& issuer_key, const Pu
   if (auto ok = AddPolicies(cert.get(), profile.policy_oids); !ok) {
     return std::unexpected(ok.error());
   }
-  if (X509_sign(cert.get(), issuer_key.native(), EVP_sha256()) <= 0) {
+  auto signing = BeginSigning(issuer_key);
+  if (!signing) return std::unexpected(signing.error());
+  if (X509_sign_ctx(cert.get(), signing->get()) <= 0) {
     return std::unexpected(OpenSslError("signing certificate"));
   }
   return Certificate::FromNative(cert.get());
@@ -345,11 +348,13 @@ Expected<CertificateRequest> CertificateRequest::Create(const PrivateKey& key,
   profile.common_name = std::string(common_name);
   auto name = BuildName(profile);
   if (!name) return std::unexpected(name.error());
+  auto signing = BeginSigning(key);
+  if (!signing) return std::unexpected(signing.error());
   X509ReqPtr req(X509_REQ_new());
   if (!req || X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1 ||
       X509_REQ_set_subject_name(req.get(), name->get()) != 1 ||
-      X509_REQ_set_pubkey(req.get(), key.native()) != 1 ||
-      X509_REQ_sign(req.get(), key.native(), EVP_sha256()) <= 0) {
+      X509_REQ_set_pubkey(req.get(), key.Public().native()) != 1 ||
+      X509_REQ_sign_ctx(req.get(), signing->get()) <= 0) {
     return std::unexpected(OpenSslError("creating certificate request"));
   }
   return Adopt(req.release());

@@ -75,9 +75,10 @@ Expected<Endpoint> ParseHttpsUrl(std::string_view url) {
 }
 
 struct HttpsConnection::State {
-  State(const crypto::tls::Context& tls, Endpoint where, std::chrono::milliseconds limit)
+  State(const crypto::tls::Context& context, Endpoint where, std::chrono::milliseconds limit)
       // Asio takes ownership of one reference; up_ref cannot fail (it only counts).
-      : ssl((static_cast<void>(SSL_CTX_up_ref(tls.native())), tls.native())),
+      : tls(context),
+        ssl((static_cast<void>(SSL_CTX_up_ref(context.native())), context.native())),
         stream(ioc, ssl),
         endpoint(std::move(where)),
         timeout(limit) {}
@@ -103,6 +104,7 @@ struct HttpsConnection::State {
                  std::string(what) + " " + endpoint.host + " failed: " + error.message());
   }
 
+  crypto::tls::Context tls;  // outlives `ssl`, which shares its SSL_CTX
   asio::io_context ioc;
   asio::ssl::context ssl;
   beast::ssl_stream<beast::tcp_stream> stream;

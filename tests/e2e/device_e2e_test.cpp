@@ -14,6 +14,7 @@
 #include "device/measure/measured_launch.hpp"
 #include "support/process.hpp"
 #include "support/swtpm.hpp"
+#include "support/tabrmd.hpp"
 #include "support/temp_dir.hpp"
 #include "wire/check_in.hpp"
 #include "wire/https_client.hpp"
@@ -235,10 +236,10 @@ class DeviceEndToEnd : public ::testing::Test {
 };
 
 TEST_F(DeviceEndToEnd, DevicesAttestAndReportTheirStatus) {
-  testing::Swtpm swtpm;
+  testing::Tabrmd tpm_broker;
   DeviceProcess first(dir_ / "d1", *service_);
   DeviceProcess second(dir_ / "d2", *service_);
-  DeviceProcess tpm(dir_ / "d3", *service_, swtpm.Tcti());
+  DeviceProcess tpm(dir_ / "d3", *service_, tpm_broker.Tcti());
   RegisterRelease(first, "24.10");
   for (auto* device : {&first, &second, &tpm}) {
     Claim(*device);
@@ -265,8 +266,25 @@ TEST_F(DeviceEndToEnd, DevicesAttestAndReportTheirStatus) {
   struct stat st {};
   ASSERT_EQ(::stat((first.dir() / "state/runtime.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(first.Status().value("runtime_key", ""), "file");
   EXPECT_TRUE(std::filesystem::exists(first.dir() / "state/app/certificate.pem"));
+  // The TPM device's runtime key (which signed its request and its check-in handshakes) is the
+  // TPM's: only the TPM-wrapped blob is on disk.
+  EXPECT_EQ(tpm.Status().value("runtime_key", ""), "tpm");
+  EXPECT_FALSE(std::filesystem::exists(tpm.dir() / "state/runtime.key"));
+  ASSERT_EQ(::stat((tpm.dir() / "state/runtime.tpm-key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(ReadText(tpm.dir() / "state/runtime.tpm-key")
+                  .starts_with("-----BEGIN TSS2 PRIVATE KEY-----"));
   for (auto* device : {&first, &second, &tpm}) EXPECT_EQ(device->Stop(), 0) << "SIGTERM";
+}
+
+TEST_F(DeviceEndToEnd, TpmWithoutResourceManagerIsRefusedAtStartInsteadOfHanging) {
+  testing::Swtpm swtpm;
+  DeviceProcess device(dir_ / "d", *service_, swtpm.Tcti());
+  const auto result = testing::RunProcess(device.RunArgv());
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("use a resource manager"), std::string::npos) << result.output;
 }
 
 // An HTTP request over `openssl s_client` with a client certificate; returns what came back.

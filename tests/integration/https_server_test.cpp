@@ -12,7 +12,9 @@
 #include <atomic>
 #include <thread>
 
+#include "crypto/tpm_key.hpp"
 #include "service/http/server.hpp"
+#include "support/tabrmd.hpp"
 #include "wire/errors.hpp"
 #include "wire/https_client.hpp"
 
@@ -131,6 +133,23 @@ TEST_F(HttpsServer, ClientCertificateFromTrustedCaReachesHandler) {
   auto anonymous = Client().Send("GET", "/whoami");
   ASSERT_TRUE(anonymous);
   EXPECT_EQ(anonymous->body, "anonymous");
+}
+
+TEST_F(HttpsServer, ClientCertificateWithTpmHeldKeyReachesHandler) {
+  testing::Tabrmd tpm;
+  auto store = crypto::TpmKeyStore::Open(tpm.Tcti());
+  ASSERT_TRUE(store) << store.error().message();
+  auto device_key = store->Generate();
+  ASSERT_TRUE(device_key) << device_key.error().message();
+  const auto device =
+      tenant_ca_.Leaf(*device_key, {.common_name = "device-tpm", .client_auth = true});
+  auto connection = Client(&*device_key, {device}).Connect();
+  ASSERT_TRUE(connection) << connection.error().message();
+  for (int i = 0; i < 2; ++i) {
+    auto response = connection->Send("GET", "/whoami");
+    ASSERT_TRUE(response) << response.error().message();
+    EXPECT_EQ(response->body, "device-tpm");
+  }
 }
 
 TEST_F(HttpsServer, TenantIsolationCertificateFromAnotherCaIsRefusedAtHandshake) {

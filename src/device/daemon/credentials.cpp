@@ -1,5 +1,7 @@
 #include "device/daemon/credentials.hpp"
 
+#include <functional>
+
 #include "core/file.hpp"
 #include "core/log.hpp"
 
@@ -10,29 +12,55 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kRuntimeKey[] = "runtime.key";
+constexpr char kRuntimeTpmKey[] = "runtime.tpm-key";
 constexpr char kRuntimeCertificate[] = "runtime-certificate.pem";
 constexpr char kAppKey[] = "app/key.pem";
 constexpr char kAppCertificate[] = "app/certificate.pem";
 
-Expected<crypto::PrivateKey> LoadOrMakeKey(const fs::path& path) {
+// Loads the key at `path` with `load`, or makes one with `make` and stores it durably (0600).
+Expected<crypto::PrivateKey> LoadOrMakeKey(
+    const fs::path& path, const std::function<Expected<crypto::PrivateKey>(std::string_view)>& load,
+    const std::function<Expected<crypto::PrivateKey>()>& make) {
   auto pem = file::Read(path, file::kSmallFileLimit);
   if (pem) {
     if (auto private_only = file::RequireOwnerOnly(path); !private_only) {
       return std::unexpected(private_only.error());
     }
-    auto key = crypto::PrivateKey::FromPem(AsString(*pem));
+    auto key = load(AsString(*pem));
     if (!key) {
       return std::unexpected(std::move(key.error()).WithContext("reading " + path.string()));
     }
     return key;
   }
   if (pem.error() != CoreErrc::kNotFound) return std::unexpected(pem.error());
-  auto key = crypto::PrivateKey::GenerateP256();
+  auto key = make();
   if (!key) return key;
   auto text = key->ToPem();
   if (!text) return std::unexpected(text.error());
   if (auto ok = file::WriteDurably(path, AsBytes(*text), 0600); !ok) {
     return std::unexpected(ok.error());
+  }
+  return key;
+}
+
+Expected<crypto::PrivateKey> LoadOrMakeSoftwareKey(const fs::path& path) {
+  return LoadOrMakeKey(path, crypto::PrivateKey::FromPem, crypto::PrivateKey::GenerateP256);
+}
+
+Expected<crypto::PrivateKey> LoadOrMakeRuntimeKey(const fs::path& state_dir,
+                                                  const crypto::TpmKeyStore* tpm) {
+  if (tpm == nullptr) return LoadOrMakeSoftwareKey(state_dir / kRuntimeKey);
+  auto key = LoadOrMakeKey(
+      state_dir / kRuntimeTpmKey, [tpm](std::string_view pem) { return tpm->Load(pem); },
+      [tpm] { return tpm->Generate(); });
+  if (!key) return key;
+  std::error_code ec;
+  if (fs::remove(state_dir / kRuntimeKey, ec)) {
+    log::Info("removed the software runtime key: the TPM now holds the runtime key");
+  }
+  if (ec) {
+    return Fail(CoreErrc::kIo,
+                "cannot remove " + (state_dir / kRuntimeKey).string() + ": " + ec.message());
   }
   return key;
 }
@@ -48,24 +76,37 @@ std::vector<crypto::Certificate> LoadChain(const fs::path& path) {
   return *chain;
 }
 
+// The chain when its first certificate is for `key`; empty otherwise (a certificate for a key that
+// was replaced, say when the runtime key moved into the TPM).
+std::vector<crypto::Certificate> ForKey(std::vector<crypto::Certificate> chain,
+                                        const crypto::PrivateKey& key, const fs::path& path) {
+  if (!chain.empty() && !(chain.front().SubjectPublicKey() == key.Public())) {
+    log::Warning("ignoring {}: it is not for the current key", path.string());
+    return {};
+  }
+  return chain;
+}
+
 std::optional<crypto::Certificate> First(const std::vector<crypto::Certificate>& chain) {
   return chain.empty() ? std::nullopt : std::optional(chain.front());
 }
 
 }  // namespace
 
-Expected<Credentials> Credentials::Open(const fs::path& state_dir) {
+Expected<Credentials> Credentials::Open(const fs::path& state_dir, const crypto::TpmKeyStore* tpm) {
   if (auto ok = file::EnsureDirectory(state_dir / "app", 0700); !ok) {
     return std::unexpected(ok.error());
   }
-  auto runtime_key = LoadOrMakeKey(state_dir / kRuntimeKey);
+  auto runtime_key = LoadOrMakeRuntimeKey(state_dir, tpm);
   if (!runtime_key) return std::unexpected(runtime_key.error());
-  auto app_key = LoadOrMakeKey(state_dir / kAppKey);
+  auto app_key = LoadOrMakeSoftwareKey(state_dir / kAppKey);
   if (!app_key) return std::unexpected(app_key.error());
   Credentials credentials(state_dir, std::move(*runtime_key), std::move(*app_key));
-  credentials.runtime_chain_ = LoadChain(state_dir / kRuntimeCertificate);
+  credentials.runtime_chain_ = ForKey(LoadChain(state_dir / kRuntimeCertificate),
+                                      credentials.runtime_key_, state_dir / kRuntimeCertificate);
   credentials.runtime_cert_ = First(credentials.runtime_chain_);
-  credentials.app_cert_ = First(LoadChain(state_dir / kAppCertificate));
+  credentials.app_cert_ = First(ForKey(LoadChain(state_dir / kAppCertificate), credentials.app_key_,
+                                       state_dir / kAppCertificate));
   return credentials;
 }
 

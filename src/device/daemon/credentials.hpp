@@ -6,12 +6,16 @@
 
 #include "core/error.hpp"
 #include "crypto/key.hpp"
+#include "crypto/tpm_key.hpp"
 #include "crypto/x509.hpp"
 #include "device/attest/attester.hpp"
 
 // The device's two certificate keys and the certificates of its last trusted attestation, under
 // the state directory:
-//   runtime.key (0600)        the runtime key, used by aspisd alone (check-in, downloads, reports)
+//   runtime.key (0600)        the runtime key, used by aspisd alone (check-in, downloads, reports),
+//                             on the software backend
+//   runtime.tpm-key (0600)    instead, on the TPM backend: the TPM's wrapped copy of a runtime key
+//                             that never leaves the TPM (useless on any other device)
 //   runtime-certificate.pem   the runtime certificate, then the tenant CA chain
 //   app/key.pem (0600)        the app key, which the sandbox will expose only to apps holding
 //   app/certificate.pem       DeviceAuthentication, with the app certificate and chain
@@ -20,9 +24,12 @@ namespace aspis::device {
 
 class Credentials {
  public:
-  // Loads the keys, making any that is missing, and the stored certificates if present. A
-  // certificate file that cannot be read is ignored (the next attestation replaces it).
-  static Expected<Credentials> Open(const std::filesystem::path& state_dir);
+  // Loads the keys, making any that is missing, and the stored certificates if present. With
+  // `tpm`, the runtime key is held by that TPM (and a software runtime key left from the software
+  // backend is deleted). A certificate that cannot be read, or that is not for its key, is ignored
+  // (the next attestation replaces it).
+  static Expected<Credentials> Open(const std::filesystem::path& state_dir,
+                                    const crypto::TpmKeyStore* tpm = nullptr);
 
   const crypto::PrivateKey& runtime_key() const { return runtime_key_; }
   const crypto::PrivateKey& app_key() const { return app_key_; }

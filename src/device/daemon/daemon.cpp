@@ -5,11 +5,13 @@
 #include <charconv>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "crypto/tls.hpp"
+#include "crypto/tpm_key.hpp"
 #include "device/attest/attester.hpp"
 #include "device/attest/renewal.hpp"
 #include "device/daemon/admin_socket.hpp"
@@ -278,6 +280,7 @@ class Device {
     return {{"device_id", device_id_},
             {"tenant", status_.tenant},
             {"rot", rot_->Backend()},
+            {"runtime_key", credentials_.runtime_key().tpm_held() ? "tpm" : "file"},
             {"attestation",
              {{"verdict", status_.verdict},
               {"reason", status_.reason},
@@ -312,6 +315,18 @@ class Device {
   Status status_;
 };
 
+// On the TPM backend the root of trust and the tpm2-openssl provider (the runtime key) each keep a
+// connection to the TPM, so the TCTI must go through a resource manager that shares it.
+Expected<void> RequireSharedTcti(std::string_view tcti) {
+  const bool broker = tcti == "tabrmd" || tcti.starts_with("tabrmd:");
+  const bool kernel_manager = tcti.starts_with("device:") && tcti.find("tpmrm") != tcti.npos;
+  if (broker || kernel_manager) return {};
+  return Fail(CoreErrc::kInvalidArgument,
+              "TCTI \"" + std::string(tcti) +
+                  "\" serves one connection, but the root of trust and the TPM-held runtime key "
+                  "each need one: use a resource manager (tabrmd:... or device:/dev/tpmrm0)");
+}
+
 }  // namespace
 
 Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
@@ -341,7 +356,14 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
                                                        config.board, config.trust_bundle),
                              config.state_dir / "measurements.json");
   if (!events) return std::unexpected(std::move(events.error()).WithContext("measured launch"));
-  auto credentials = Credentials::Open(config.state_dir);
+  std::optional<crypto::TpmKeyStore> tpm_keys;
+  if (config.rot == "tpm2") {
+    if (auto ok = RequireSharedTcti(config.tcti); !ok) return std::unexpected(ok.error());
+    auto opened = crypto::TpmKeyStore::Open(config.tcti);
+    if (!opened) return std::unexpected(std::move(opened.error()).WithContext("runtime key"));
+    tpm_keys = std::move(*opened);
+  }
+  auto credentials = Credentials::Open(config.state_dir, tpm_keys ? &*tpm_keys : nullptr);
   if (!credentials) return std::unexpected(credentials.error());
   auto sequence = LoadManifestSequence(config.state_dir);
   if (!sequence) return std::unexpected(sequence.error());

@@ -1,0 +1,97 @@
+// Keys held by a real TPM (swtpm behind tpm2-abrmd) through the tpm2-openssl provider.
+#include <gtest/gtest.h>
+
+#include "core/bytes.hpp"
+#include "crypto/errors.hpp"
+#include "crypto/tpm_key.hpp"
+#include "crypto/x509.hpp"
+#include "support/tabrmd.hpp"
+
+namespace aspis {
+namespace {
+
+class TpmKey : public ::testing::Test {
+ protected:
+  crypto::TpmKeyStore Store() const {
+    auto store = crypto::TpmKeyStore::Open(tpm_.Tcti());
+    if (!store) throw std::runtime_error(store.error().message());
+    return *store;
+  }
+
+  testing::Tabrmd tpm_;
+};
+
+TEST_F(TpmKey, GeneratedKeySignsInTheTpmAndVerifiesWithItsPublicKey) {
+  auto key = Store().Generate();
+  ASSERT_TRUE(key) << key.error().message();
+  EXPECT_TRUE(key->tpm_held());
+  const ByteView data = AsBytes(std::string_view("check-in"));
+  auto signature = key->Sign(data);
+  ASSERT_TRUE(signature) << signature.error().message();
+  EXPECT_TRUE(key->Public().Verify(data, *signature).valid());
+  EXPECT_FALSE(key->Public().Verify(AsBytes(std::string_view("other")), *signature).valid());
+}
+
+TEST_F(TpmKey, StoredFormIsTheTpmWrappedBlobAndLoadsBackToTheSameKey) {
+  const auto store = Store();
+  auto key = store.Generate();
+  ASSERT_TRUE(key) << key.error().message();
+  auto pem = key->ToPem();
+  ASSERT_TRUE(pem) << pem.error().message();
+  EXPECT_TRUE(pem->starts_with("-----BEGIN TSS2 PRIVATE KEY-----")) << *pem;
+  auto again = store.Load(*pem);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->Public(), key->Public());
+  const ByteView data = AsBytes(std::string_view("renewal"));
+  auto signature = again->Sign(data);
+  ASSERT_TRUE(signature) << signature.error().message();
+  EXPECT_TRUE(key->Public().Verify(data, *signature).valid());
+}
+
+TEST_F(TpmKey, CertificateRequestIsSignedByTheTpmKey) {
+  auto key = Store().Generate();
+  ASSERT_TRUE(key) << key.error().message();
+  auto request = crypto::CertificateRequest::Create(*key, "runtime");
+  ASSERT_TRUE(request) << request.error().message();
+  EXPECT_TRUE(request->VerifySignature().valid());
+  EXPECT_EQ(request->SubjectPublicKey(), key->Public());
+}
+
+TEST_F(TpmKey, KeyCloningAttackBlobCopiedToAnotherDeviceDoesNotLoad) {
+  auto key = Store().Generate();
+  ASSERT_TRUE(key) << key.error().message();
+  auto pem = key->ToPem();
+  ASSERT_TRUE(pem) << pem.error().message();
+  testing::Swtpm other_device;
+  // The other TPM is reached directly: this process holds no other connection to it.
+  auto other = crypto::TpmKeyStore::Open(other_device.Tcti());
+  ASSERT_TRUE(other) << other.error().message();
+  auto stolen = other->Load(*pem);
+  ASSERT_FALSE(stolen);
+}
+
+TEST_F(TpmKey, SoftwareKeyPassedOffAsTpmKeyIsRefused) {
+  const auto software = *crypto::PrivateKey::GenerateP256();
+  auto loaded = Store().Load(*software.ToPem());
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code(), crypto::CryptoErrc::kUnsupportedKey);
+  EXPECT_FALSE(
+      Store().Load("-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n-----END TSS2 PRIVATE KEY-----\n"));
+}
+
+TEST_F(TpmKey, EmptyTctiIsRefusedRatherThanSearchingForATpm) {
+  auto store = crypto::TpmKeyStore::Open("");
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code(), crypto::CryptoErrc::kInvalidArgument);
+}
+
+TEST_F(TpmKey, UnreachableTpmIsAnErrorNotAHang) {
+  auto store =
+      crypto::TpmKeyStore::Open("swtpm:host=127.0.0.1,port=" + std::to_string(testing::FreePort()));
+  ASSERT_FALSE(store);
+  EXPECT_NE(store.error().message().find("tpm2 provider"), std::string::npos)
+      << store.error().message();
+}
+
+}  // namespace
+}  // namespace aspis
