@@ -1,7 +1,9 @@
 // Root-of-trust latency (sign, extend, quote) on both backends, and quote verification, each
 // printed beside the limit it is bound by, measured in the same run: OpenSSL's ECDSA P-256 sign
 // and verify rates, the durable-write rate of this disk (software register), and the round-trip
-// rate of the cheapest TPM command, GetRandom (tpm2 backend).
+// rate of the cheapest TPM command, GetRandom (tpm2 backend). Then the TPM-held runtime key
+// (tpm2-openssl provider, TPM behind tpm2-abrmd as on a device): a signature beside the broker's
+// round trip, and a mutual-TLS handshake with it beside one with a software key.
 //   build/release/bench/rot_bench
 #include <benchmark/benchmark.h>
 
@@ -11,11 +13,17 @@
 #include <memory>
 #include <string>
 
+#include <openssl/ssl.h>
+
 #include "core/file.hpp"
 #include "crypto/key.hpp"
+#include "crypto/tls.hpp"
+#include "crypto/tpm_key.hpp"
+#include "crypto/x509.hpp"
 #include "rot/quote.hpp"
 #include "rot/root_of_trust.hpp"
 #include "support/swtpm.hpp"
+#include "support/tabrmd.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -75,6 +83,43 @@ void VerifyQuote(benchmark::State& state, rot::RootOfTrust* rot) {
   }
 }
 
+void KeySign(benchmark::State& state, const crypto::PrivateKey* key) {
+  for (auto _ : state) {
+    if (!key->Sign(kData)) state.SkipWithError("sign failed");
+  }
+}
+
+// One TLS 1.3 handshake in memory (a BIO pair), the server asking for the client's certificate.
+bool Handshake(const crypto::tls::Context& client, const crypto::tls::Context& server) {
+  SSL* c = SSL_new(client.native());
+  SSL* s = SSL_new(server.native());
+  BIO* client_end = nullptr;
+  BIO* server_end = nullptr;
+  BIO_new_bio_pair(&client_end, 0, &server_end, 0);
+  SSL_set_bio(c, client_end, client_end);
+  SSL_set_bio(s, server_end, server_end);
+  SSL_set_connect_state(c);
+  SSL_set_accept_state(s);
+  bool done = false;
+  for (int round = 0; round < 20 && !done; ++round) {
+    const int rc = SSL_do_handshake(c);
+    const int rs = SSL_do_handshake(s);
+    done = rc == 1 && rs == 1;
+  }
+  // TLS 1.3 servers take the client's Finished (and judge its certificate) on their next read.
+  done = done && SSL_get0_peer_certificate(s) != nullptr && SSL_get_verify_result(s) == X509_V_OK;
+  SSL_free(c);
+  SSL_free(s);
+  return done;
+}
+
+void MtlsHandshake(benchmark::State& state, const crypto::tls::Context* client,
+                   const crypto::tls::Context* server) {
+  for (auto _ : state) {
+    if (!Handshake(*client, *server)) state.SkipWithError("handshake failed");
+  }
+}
+
 // Prints the usual console table, then each figure beside the limit it is measured against.
 class SummaryReporter : public benchmark::ConsoleReporter {
  public:
@@ -93,10 +138,16 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     std::printf("\n%-22s %10s   %-28s %10s %7s\n", "operation", "ops/s", "limit (same run)",
                 "ops/s", "ratio");
     const std::pair<const char*, const char*> rows[] = {
-        {"RotSign/software", "OpenSslSign"},       {"RotQuote/software", "OpenSslSign"},
-        {"RotExtend/software", "DurableWrite"},    {"RotSign/tpm2", "TpmRoundTrip"},
-        {"RotQuote/tpm2", "TpmRoundTrip"},         {"RotExtend/tpm2", "TpmRoundTrip"},
-        {"VerifyQuote/software", "OpenSslVerify"}, {"VerifyQuote/tpm2", "OpenSslVerify"},
+        {"RotSign/software", "OpenSslSign"},
+        {"RotQuote/software", "OpenSslSign"},
+        {"RotExtend/software", "DurableWrite"},
+        {"RotSign/tpm2", "TpmRoundTrip"},
+        {"RotQuote/tpm2", "TpmRoundTrip"},
+        {"RotExtend/tpm2", "TpmRoundTrip"},
+        {"VerifyQuote/software", "OpenSslVerify"},
+        {"VerifyQuote/tpm2", "OpenSslVerify"},
+        {"RuntimeKeySign/tpm", "TpmRoundTrip/tabrmd"},
+        {"MtlsHandshake/tpm", "MtlsHandshake/software"},
     };
     for (const auto& [name, limit_name] : rows) {
       const double rate = rates_[name];
@@ -134,6 +185,45 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("RotQuote/" + backend).c_str(), RotQuote, rot);
     benchmark::RegisterBenchmark(("VerifyQuote/" + backend).c_str(), VerifyQuote, rot);
   }
+  // The runtime key as aspisd holds it on a TPM device: the provider's connection goes through the
+  // broker, which the root of trust shares.
+  aspis::testing::Tabrmd broker;
+  auto shared =
+      rot::Initialize({.backend = "tpm2", .state_dir = dir / "shared", .tcti = broker.Tcti()});
+  auto keys = crypto::TpmKeyStore::Open(broker.Tcti());
+  auto tpm_key = keys ? keys->Generate() : std::unexpected(keys.error());
+  if (!shared || !tpm_key) {
+    std::fprintf(stderr, "rot_bench: %s\n",
+                 (!shared ? shared.error() : tpm_key.error()).message().c_str());
+    return 1;
+  }
+  using namespace std::chrono_literals;
+  const auto now = std::chrono::system_clock::now();
+  const auto ca_key = *crypto::PrivateKey::GenerateP256();
+  const auto ca = *crypto::CreateSelfSigned(
+      ca_key, {.common_name = "Bench CA", .not_before = now - 1h, .lifetime = 48h, .is_ca = true});
+  const auto server_key = *crypto::PrivateKey::GenerateP256();
+  const auto software_key = *crypto::PrivateKey::GenerateP256();
+  auto leaf = [&](const crypto::PrivateKey& key, bool server) {
+    return *crypto::Issue(ca, ca_key, key.Public(),
+                          {.common_name = server ? "server" : "device",
+                           .not_before = now - 1h,
+                           .lifetime = 24h,
+                           .client_auth = !server,
+                           .server_auth = server});
+  };
+  const std::vector<crypto::Certificate> roots{ca};
+  const std::vector<crypto::Certificate> server_chain{leaf(server_key, true)};
+  const std::vector<crypto::Certificate> tpm_chain{leaf(*tpm_key, false)};
+  const std::vector<crypto::Certificate> software_chain{leaf(software_key, false)};
+  const auto server_tls = *crypto::tls::ServerContext(server_chain, server_key, roots);
+  const auto tpm_tls = *crypto::tls::ClientContext(roots, tpm_chain, &*tpm_key);
+  const auto software_tls = *crypto::tls::ClientContext(roots, software_chain, &software_key);
+  benchmark::RegisterBenchmark("TpmRoundTrip/tabrmd", TpmRoundTrip, shared->get());
+  benchmark::RegisterBenchmark("RuntimeKeySign/tpm", KeySign, &*tpm_key);
+  benchmark::RegisterBenchmark("MtlsHandshake/software", MtlsHandshake, &software_tls, &server_tls);
+  benchmark::RegisterBenchmark("MtlsHandshake/tpm", MtlsHandshake, &tpm_tls, &server_tls);
+
   benchmark::Initialize(&argc, argv);
   SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);

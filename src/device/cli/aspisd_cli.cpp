@@ -123,7 +123,10 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   run->add_option("--rot", daemon.rot, "Root-of-trust backend")
       ->check(CLI::IsMember({"software", "tpm2"}))
       ->capture_default_str();
-  run->add_option("--tcti", daemon.tcti, "tpm2-tss TCTI (tpm2 backend)")->capture_default_str();
+  run->add_option("--tcti", daemon.tcti,
+                  "tpm2-tss TCTI (tpm2 backend), through a resource manager: tabrmd:... or "
+                  "device:/dev/tpmrm0")
+      ->capture_default_str();
   run->add_option("--os-image", os_image, "The OS slot image (a file, or a directory)")->required();
   run->add_option("--board", board, "The board definition file")->required();
   run->add_option("--admin-socket", admin_socket, "Local admin socket")->capture_default_str();
