@@ -1,11 +1,17 @@
 // Keys held by a real TPM (swtpm behind tpm2-abrmd) through the tpm2-openssl provider.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
+
 #include "core/bytes.hpp"
+#include "core/file.hpp"
 #include "crypto/errors.hpp"
 #include "crypto/tpm_key.hpp"
 #include "crypto/x509.hpp"
+#include "device/daemon/credentials.hpp"
 #include "support/tabrmd.hpp"
+#include "support/temp_dir.hpp"
 
 namespace aspis {
 namespace {
@@ -77,6 +83,35 @@ TEST_F(TpmKey, SoftwareKeyPassedOffAsTpmKeyIsRefused) {
   EXPECT_EQ(loaded.error().code(), crypto::CryptoErrc::kUnsupportedKey);
   EXPECT_FALSE(
       Store().Load("-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n-----END TSS2 PRIVATE KEY-----\n"));
+}
+
+TEST_F(TpmKey, RuntimeKeyMovesIntoTheTpmAndTheSoftwareOneIsDeleted) {
+  using namespace std::chrono_literals;
+  testing::TempDir state;
+  auto software = device::Credentials::Open(state.path());
+  ASSERT_TRUE(software) << software.error().message();
+  ASSERT_TRUE(std::filesystem::exists(state / "runtime.key"));
+  const auto old_cert = crypto::CreateSelfSigned(
+      software->runtime_key(),
+      {.common_name = "old", .not_before = std::chrono::system_clock::now(), .lifetime = 24h});
+  ASSERT_TRUE(old_cert);
+  ASSERT_TRUE(
+      file::WriteDurably(state / "runtime-certificate.pem", AsBytes(*old_cert->ToPem()), 0644));
+
+  const auto store = Store();
+  auto tpm = device::Credentials::Open(state.path(), &store);
+  ASSERT_TRUE(tpm) << tpm.error().message();
+  EXPECT_TRUE(tpm->runtime_key().tpm_held());
+  EXPECT_FALSE(std::filesystem::exists(state / "runtime.key"));
+  // The stored certificate was for the software key: unusable now, so the device re-attests.
+  EXPECT_FALSE(tpm->runtime_certificate());
+  EXPECT_TRUE(tpm->runtime_chain().empty());
+  EXPECT_FALSE(tpm->app_key().tpm_held());
+  EXPECT_EQ(tpm->app_key().Public(), software->app_key().Public());
+
+  auto again = device::Credentials::Open(state.path(), &store);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->runtime_key().Public(), tpm->runtime_key().Public());
 }
 
 TEST_F(TpmKey, EmptyTctiIsRefusedRatherThanSearchingForATpm) {
