@@ -148,6 +148,38 @@ TEST_P(StoreConformance, TenantCaGenerationsAreMadeOnceEachAndListedInOrder) {
   EXPECT_TRUE(store_->ListTenantCas("t2")->empty());
 }
 
+TEST_P(StoreConformance, UpgradeMakesATenantCaFromBeforeGenerationsItsFirstGeneration) {
+  auto db = OpenDatabase(FreshDatabase("upgrade"));
+  ASSERT_TRUE(db) << db.error().message();
+  ASSERT_TRUE(MigrateTo(**db, 2));
+  const auto insert = [&](std::string_view sql, const std::vector<Value>& params) {
+    auto done = (*db)->Query(sql, params);
+    ASSERT_TRUE(done) << done.error().message();
+  };
+  insert("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+         {std::string("t9"), std::string("Before"), std::int64_t{50}});
+  const std::string key_row =
+      "INSERT INTO tenant_keys (tenant_id, kind, certificate_pem, sealed_key) "
+      "VALUES ($1, $2, $3, $4)";
+  insert(key_row,
+         {std::string("t9"), std::string("ca"), std::string("CA PEM"), std::string("sealed ca")});
+  insert(key_row, {std::string("t9"), std::string("deployment"), std::string("DEPLOY PEM"),
+                   std::string("sealed deploy")});
+
+  auto store = Store::Open(std::move(*db));
+  ASSERT_TRUE(store) << store.error().message();
+  EXPECT_EQ(*(*store)->SchemaVersion(), LatestSchemaVersion());
+  auto cas = (*store)->ListTenantCas("t9");
+  ASSERT_TRUE(cas);
+  ASSERT_EQ(cas->size(), 1u);
+  EXPECT_EQ((*cas)[0].generation, 1);
+  EXPECT_EQ((*cas)[0].certificate_pem, "CA PEM");
+  EXPECT_EQ((*cas)[0].sealed_key, "sealed ca");
+  EXPECT_EQ((*cas)[0].activates_at, 0);
+  EXPECT_EQ((*store)->GetTenantKey("t9", "ca").error(), StoreErrc::kNotFound);
+  EXPECT_EQ((*store)->GetTenantKey("t9", "deployment")->sealed_key, "sealed deploy");
+}
+
 TEST_P(StoreConformance, DeviceClaimIsOnceAndNeverRevealsTheOwner) {
   const std::string id(64, 'a');
   ASSERT_TRUE(store_->ClaimDevice("t1", id, 1000));

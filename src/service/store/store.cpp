@@ -157,7 +157,9 @@ Expected<Role> ParseRole(std::string_view name) {
 
 Expected<std::unique_ptr<Store>> Store::Open(std::unique_ptr<Database> database) {
   std::unique_ptr<Store> store(new Store(std::move(database)));
-  if (auto ok = store->Migrate(); !ok) return std::unexpected(ok.error());
+  if (auto ok = MigrateTo(*store->db_, LatestSchemaVersion()); !ok) {
+    return std::unexpected(ok.error());
+  }
   return store;
 }
 
@@ -167,47 +169,51 @@ Expected<int> Store::SchemaVersion() {
   return static_cast<int>(Number(rows->at(0), 0));
 }
 
+int LatestSchemaVersion() { return static_cast<int>(kMigrations.size()); }
+
 // All pending migrations run in one transaction. Service instances starting together against one
 // PostgreSQL database queue on an advisory lock, so exactly one applies each migration (SQLite's
 // BEGIN IMMEDIATE does the same across processes).
-Expected<void> Store::Migrate() {
+Expected<void> MigrateTo(Database& db, int target) {
   constexpr std::int64_t kMigrationLock = 0x6173706973;  // "aspis"
-  auto migrated = db_->Transaction([&]() -> Expected<void> {
-    if (db_->Dialect() == "postgresql") {
-      if (auto ok = Discard(db_->Query("SELECT pg_advisory_xact_lock($1)", {kMigrationLock}));
-          !ok) {
+  if (target < 0 || target > LatestSchemaVersion()) {
+    return Fail(StoreErrc::kQuery, "no schema version " + std::to_string(target));
+  }
+  return db.Transaction([&]() -> Expected<void> {
+    if (db.Dialect() == "postgresql") {
+      if (auto ok = Discard(db.Query("SELECT pg_advisory_xact_lock($1)", {kMigrationLock})); !ok) {
         return ok;
       }
     }
-    if (auto ok = Discard(db_->Query("CREATE TABLE IF NOT EXISTS schema_migrations (version "
-                                     "BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"));
+    if (auto ok = Discard(db.Query("CREATE TABLE IF NOT EXISTS schema_migrations (version "
+                                   "BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"));
         !ok) {
       return ok;
     }
-    auto current = SchemaVersion();
-    if (!current) return std::unexpected(current.error());
-    if (*current > static_cast<int>(kMigrations.size())) {
-      return Fail(StoreErrc::kQuery, "database schema version " + std::to_string(*current) +
+    auto rows = db.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!rows) return std::unexpected(rows.error());
+    const auto current = static_cast<int>(Number(rows->at(0), 0));
+    if (current > LatestSchemaVersion()) {
+      return Fail(StoreErrc::kQuery, "database schema version " + std::to_string(current) +
                                          " is newer than this aspis-service knows (" +
-                                         std::to_string(kMigrations.size()) + "); upgrade it");
+                                         std::to_string(LatestSchemaVersion()) + "); upgrade it");
     }
-    for (int version = *current + 1; version <= static_cast<int>(kMigrations.size()); ++version) {
+    for (int version = current + 1; version <= target; ++version) {
       for (std::string_view statement : kMigrations[version - 1]) {
-        if (auto ok = Discard(db_->Query(ForDialect(statement, db_->Dialect()))); !ok) {
+        if (auto ok = Discard(db.Query(ForDialect(statement, db.Dialect()))); !ok) {
           return std::unexpected(
               std::move(ok.error()).WithContext("migrating to schema " + std::to_string(version)));
         }
       }
       if (auto ok = Discard(
-              db_->Query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-                         {std::int64_t{version}, std::int64_t{std::time(nullptr)}}));
+              db.Query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                       {std::int64_t{version}, std::int64_t{std::time(nullptr)}}));
           !ok) {
         return ok;
       }
     }
     return {};
   });
-  return migrated;
 }
 
 Expected<void> Store::CreateTenant(const Tenant& t) {

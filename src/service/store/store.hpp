@@ -85,6 +85,13 @@ struct AuditEntry {
   std::int64_t at = 0;
 };
 
+// The schema version this build migrates to.
+int LatestSchemaVersion();
+// Brings `db` up to schema `version`, each pending migration in one transaction (never down; a
+// database newer than this build is an error). Store::Open does it for the latest version; an
+// older target serves tests of a later migration's data step.
+Expected<void> MigrateTo(Database& db, int version);
+
 class Store {
  public:
   // Brings the schema up to date (versioned migrations, each in a transaction).
@@ -164,7 +171,6 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}
-  Expected<void> Migrate();
 
   std::unique_ptr<Database> db_;
 };
