@@ -205,7 +205,7 @@ void PrintDeviceStatus(std::ostream& out, const Json& s) {
       << "Last check-in:       " << Time(s.value("last_check_in", Json(0))) << "\n"
       << "Measurements:\n";
   for (const auto& m : s.value("measurements", Json::array())) {
-    out << "  " << m.value("component", "") << "  " << m.value("digest", "") << "\n";
+    out << fmt::format("  {:<14} {}\n", m.value("component", ""), m.value("digest", ""));
   }
 }
 
