@@ -7,6 +7,8 @@
 #include <openssl/params.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
+#include <array>
 #include <limits>
 
 #include "crypto/errors.hpp"
@@ -47,6 +49,37 @@ Expected<Bytes> SpkiDer(EVP_PKEY* key) {
   return out;
 }
 
+// The DER SubjectPublicKeyInfo of a P-256 key (id-ecPublicKey, namedCurve prime256v1) up to its
+// 65-byte uncompressed point: the one encoding Aspis keys take. Parsing it by this template and
+// building the key from the point spares OpenSSL 3.0's general decoder, which costs several ECDSA
+// verifications per key.
+constexpr std::array<unsigned char, 26> kP256SpkiPrefix = {
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+constexpr std::size_t kPointSize = 1 + 2 * kScalarSize;
+
+bool IsUncompressedPoint(ByteView point) {
+  return point.size() == kPointSize && point[0] == POINT_CONVERSION_UNCOMPRESSED;
+}
+
+// A provider key from an uncompressed P-256 point; refused when the point is not on the curve.
+Expected<EvpPkeyPtr> KeyFromPoint(ByteView point) {
+  char group[] = "P-256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                        const_cast<unsigned char*>(point.data()), point.size()),
+      OSSL_PARAM_construct_end()};
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) !=
+          1) {
+    return std::unexpected(OpenSslError("point is not on the P-256 curve", CryptoErrc::kParse));
+  }
+  return EvpPkeyPtr(raw);
+}
+
 Expected<std::string> BioToString(BIO* bio) {
   char* data = nullptr;
   const long len = BIO_get_mem_data(bio, &data);
@@ -66,7 +99,46 @@ Expected<PublicKey> PublicKey::FromNative(EVP_PKEY* key) {
   return PublicKey(Share(key), std::move(*der), ToHex(*digest));
 }
 
+Expected<PublicKey> PublicKey::FromPoint(ByteView point) {
+  if (!IsUncompressedPoint(point)) {
+    return Fail(CryptoErrc::kParse, "not an uncompressed P-256 point");
+  }
+  auto key = KeyFromPoint(point);
+  if (!key) return std::unexpected(key.error());
+  Bytes der(kP256SpkiPrefix.begin(), kP256SpkiPrefix.end());
+  der.insert(der.end(), point.begin(), point.end());
+  auto digest = Sha256Of(der);
+  if (!digest) return std::unexpected(digest.error());
+  return PublicKey(Share(key->release()), std::move(der), ToHex(*digest));
+}
+
+std::optional<ByteView> PublicKey::UncompressedPoint() const {
+  const ByteView der(der_);
+  if (der.size() != kP256SpkiPrefix.size() + kPointSize ||
+      !std::equal(kP256SpkiPrefix.begin(), kP256SpkiPrefix.end(), der.begin())) {
+    return std::nullopt;
+  }
+  return der.subspan(kP256SpkiPrefix.size());
+}
+
 Expected<PublicKey> PublicKey::FromSpki(X509_PUBKEY* spki) {
+  // The usual case without decoding the key: P-256 by name, uncompressed point.
+  ASN1_OBJECT* algorithm = nullptr;
+  const unsigned char* point = nullptr;
+  int point_size = 0;
+  X509_ALGOR* algor = nullptr;
+  if (X509_PUBKEY_get0_param(&algorithm, &point, &point_size, &algor, spki) == 1 &&
+      OBJ_obj2nid(algorithm) == NID_X9_62_id_ecPublicKey && point_size > 0) {
+    int parameter_type = 0;
+    const void* parameter = nullptr;
+    X509_ALGOR_get0(nullptr, &parameter_type, &parameter, algor);
+    const ByteView bits(point, static_cast<std::size_t>(point_size));
+    if (parameter_type == V_ASN1_OBJECT &&
+        OBJ_obj2nid(static_cast<const ASN1_OBJECT*>(parameter)) == NID_X9_62_prime256v1 &&
+        IsUncompressedPoint(bits)) {
+      return FromPoint(bits);
+    }
+  }
   EVP_PKEY* key = X509_PUBKEY_get0(spki);
   if (key == nullptr) {
     return std::unexpected(OpenSslError("unusable public key", CryptoErrc::kUnsupportedKey));
@@ -85,6 +157,10 @@ Expected<PublicKey> PublicKey::FromSpki(X509_PUBKEY* spki) {
 }
 
 Expected<PublicKey> PublicKey::FromDer(ByteView spki) {
+  if (spki.size() == kP256SpkiPrefix.size() + kPointSize &&
+      std::equal(kP256SpkiPrefix.begin(), kP256SpkiPrefix.end(), spki.begin())) {
+    return FromPoint(spki.subspan(kP256SpkiPrefix.size()));
+  }
   if (spki.size() > static_cast<std::size_t>(std::numeric_limits<long>::max())) {
     return Fail(CryptoErrc::kParse, "public key is too large");
   }
@@ -106,20 +182,7 @@ Expected<PublicKey> PublicKey::FromEcPoint(ByteView x, ByteView y) {
   Bytes point{POINT_CONVERSION_UNCOMPRESSED};
   point.insert(point.end(), x.begin(), x.end());
   point.insert(point.end(), y.begin(), y.end());
-  char group[] = "P-256";
-  const OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()),
-      OSSL_PARAM_construct_end()};
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  EVP_PKEY* raw = nullptr;
-  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) !=
-          1) {
-    return std::unexpected(OpenSslError("point is not on the P-256 curve", CryptoErrc::kParse));
-  }
-  EvpPkeyPtr key(raw);
-  return FromNative(key.get());
+  return FromPoint(point);
 }
 
 Expected<PublicKey> PublicKey::FromPem(std::string_view pem) {

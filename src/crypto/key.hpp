@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,6 +31,8 @@ class PublicKey {
   static Expected<PublicKey> FromSpki(X509_pubkey_st* spki);
 
   const Bytes& Der() const { return der_; }
+  // The 65-byte uncompressed point, when Der() is the usual named-curve encoding.
+  std::optional<ByteView> UncompressedPoint() const;
   Expected<std::string> ToPem() const;
   // Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo: the key ID of DSSE signatures and the
   // device ID of an identity key.
@@ -44,6 +47,8 @@ class PublicKey {
   friend bool operator==(const PublicKey& a, const PublicKey& b) { return a.der_ == b.der_; }
 
  private:
+  // An uncompressed P-256 point (0x04 || x || y); the DER is built from it.
+  static Expected<PublicKey> FromPoint(ByteView point);
   PublicKey(std::shared_ptr<evp_pkey_st> key, Bytes der, std::string fingerprint)
       : key_(std::move(key)), der_(std::move(der)), fingerprint_(std::move(fingerprint)) {}
 

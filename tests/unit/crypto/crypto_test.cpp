@@ -100,6 +100,39 @@ TEST(Keys, RejectsOtherCurvesAndGarbage) {
   EXPECT_FALSE(PublicKey::FromDer(der));
 }
 
+TEST(Keys, UsualEncodingReadsToTheSameKeyAsOpenSsl) {
+  const PrivateKey key = NewKey();
+  const Bytes& der = key.Public().Der();  // encoded by OpenSSL
+  auto parsed = PublicKey::FromDer(der);
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->Der(), der);
+  ASSERT_TRUE(parsed->UncompressedPoint());
+  EXPECT_TRUE(std::equal(parsed->UncompressedPoint()->begin(), parsed->UncompressedPoint()->end(),
+                         der.end() - 65, der.end()));
+  const Bytes sig = *key.Sign(AsBytes("m"));
+  EXPECT_TRUE(parsed->Verify(AsBytes("m"), sig).valid());
+}
+
+TEST(Keys, OtherEncodingsOfP256StillReadThroughOpenSsl) {
+  // The same kind of key with its point compressed: valid DER, read by OpenSSL's decoder.
+  const Bytes compressed = {0x30, 0x39, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+                            0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03,
+                            0x22, 0x00, 0x03, 0xd7, 0x02, 0xe5, 0xb9, 0x7e, 0xbc, 0x5a, 0x78, 0xc7,
+                            0x95, 0x70, 0x6b, 0xf6, 0x92, 0xe7, 0x2f, 0x82, 0x5b, 0x89, 0x9d, 0x05,
+                            0x69, 0x15, 0xf9, 0x7c, 0x2f, 0xce, 0x08, 0x26, 0x81, 0x1b, 0x14};
+  auto key = PublicKey::FromDer(compressed);
+  ASSERT_TRUE(key) << key.error().message();
+  EXPECT_FALSE(key->UncompressedPoint());
+}
+
+TEST(Keys, InvalidCurveAttackPointOffTheCurveIsRefused) {
+  Bytes der = NewKey().Public().Der();
+  std::fill(der.end() - 64, der.end(), 0x01);  // same encoding, a point not on P-256
+  auto key = PublicKey::FromDer(der);
+  ASSERT_FALSE(key);
+  EXPECT_EQ(key.error(), CryptoErrc::kParse);
+}
+
 TEST(Keys, EcPointRoundTripsThroughRs) {
   const PrivateKey key = NewKey();
   const Bytes& der = key.Public().Der();
