@@ -6,11 +6,11 @@
 
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <string>
 
 #include "crypto/key.hpp"
 #include "crypto/x509.hpp"
+#include "limit_reporter.hpp"
 
 namespace {
 
@@ -77,40 +77,6 @@ void CertificateToPem(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(cert.ToPem());
 }
 
-class SummaryReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const auto& run : runs) {
-      if (run.iterations > 0 && run.real_accumulated_time > 0) {
-        rates_[run.benchmark_name()] =
-            static_cast<double>(run.iterations) / run.real_accumulated_time;
-      }
-    }
-  }
-
-  void Finalize() override {
-    ConsoleReporter::Finalize();
-    std::printf("\n%-24s %10s %9s   %-14s %10s %7s\n", "step", "ops/s", "us/op", "limit (same run)",
-                "ops/s", "ratio");
-    const std::pair<const char*, const char*> rows[] = {
-        {"PublicKeyFromDer", "OpenSslVerify"},
-        {"RequestFromDerAndVerify", "OpenSslVerify"},
-        {"IssueCertificate", "OpenSslSign"},
-        {"CertificateToPem", "OpenSslSign"},
-    };
-    for (const auto& [name, limit_name] : rows) {
-      const double rate = rates_[name];
-      const double limit = rates_[limit_name];
-      std::printf("%-24s %10.0f %9.1f   %-14s %10.0f %7.3f\n", name, rate,
-                  rate > 0 ? 1e6 / rate : 0.0, limit_name, limit, limit > 0 ? rate / limit : 0.0);
-    }
-  }
-
- private:
-  std::map<std::string, double> rates_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,7 +87,10 @@ int main(int argc, char** argv) {
       {"IssueCertificate", IssueCertificate}, {"CertificateToPem", CertificateToPem}};
   for (const auto& [name, step] : steps) benchmark::RegisterBenchmark(name, step);
   benchmark::Initialize(&argc, argv);
-  SummaryReporter reporter;
+  aspis::bench::LimitReporter reporter({{"PublicKeyFromDer", "OpenSslVerify"},
+                                        {"RequestFromDerAndVerify", "OpenSslVerify"},
+                                        {"IssueCertificate", "OpenSslSign"},
+                                        {"CertificateToPem", "OpenSslSign"}});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;

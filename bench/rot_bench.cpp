@@ -9,7 +9,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <string>
 
@@ -20,6 +19,7 @@
 #include "crypto/tls.hpp"
 #include "crypto/tpm_key.hpp"
 #include "crypto/x509.hpp"
+#include "limit_reporter.hpp"
 #include "rot/quote.hpp"
 #include "rot/root_of_trust.hpp"
 #include "support/swtpm.hpp"
@@ -120,47 +120,6 @@ void MtlsHandshake(benchmark::State& state, const crypto::tls::Context* client,
   }
 }
 
-// Prints the usual console table, then each figure beside the limit it is measured against.
-class SummaryReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const auto& run : runs) {
-      if (run.iterations > 0 && run.real_accumulated_time > 0) {
-        rates_[run.benchmark_name()] =
-            static_cast<double>(run.iterations) / run.real_accumulated_time;
-      }
-    }
-  }
-
-  void Finalize() override {
-    ConsoleReporter::Finalize();
-    std::printf("\n%-22s %10s   %-28s %10s %7s\n", "operation", "ops/s", "limit (same run)",
-                "ops/s", "ratio");
-    const std::pair<const char*, const char*> rows[] = {
-        {"RotSign/software", "OpenSslSign"},
-        {"RotQuote/software", "OpenSslSign"},
-        {"RotExtend/software", "DurableWrite"},
-        {"RotSign/tpm2", "TpmRoundTrip"},
-        {"RotQuote/tpm2", "TpmRoundTrip"},
-        {"RotExtend/tpm2", "TpmRoundTrip"},
-        {"VerifyQuote/software", "OpenSslVerify"},
-        {"VerifyQuote/tpm2", "OpenSslVerify"},
-        {"RuntimeKeySign/tpm", "TpmRoundTrip/tabrmd"},
-        {"MtlsHandshake/tpm", "MtlsHandshake/software"},
-    };
-    for (const auto& [name, limit_name] : rows) {
-      const double rate = rates_[name];
-      const double limit = rates_[limit_name];
-      std::printf("%-22s %10.0f   %-28s %10.0f %7.3f\n", name, rate, limit_name, limit,
-                  limit > 0 ? rate / limit : 0.0);
-    }
-  }
-
- private:
-  std::map<std::string, double> rates_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -225,7 +184,16 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("MtlsHandshake/tpm", MtlsHandshake, &tpm_tls, &server_tls);
 
   benchmark::Initialize(&argc, argv);
-  SummaryReporter reporter;
+  aspis::bench::LimitReporter reporter({{"RotSign/software", "OpenSslSign"},
+                                        {"RotQuote/software", "OpenSslSign"},
+                                        {"RotExtend/software", "DurableWrite"},
+                                        {"RotSign/tpm2", "TpmRoundTrip"},
+                                        {"RotQuote/tpm2", "TpmRoundTrip"},
+                                        {"RotExtend/tpm2", "TpmRoundTrip"},
+                                        {"VerifyQuote/software", "OpenSslVerify"},
+                                        {"VerifyQuote/tpm2", "OpenSslVerify"},
+                                        {"RuntimeKeySign/tpm", "TpmRoundTrip/tabrmd"},
+                                        {"MtlsHandshake/tpm", "MtlsHandshake/software"}});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;
