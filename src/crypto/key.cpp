@@ -112,15 +112,6 @@ Expected<PublicKey> PublicKey::FromPoint(ByteView point) {
   return PublicKey(Share(key->release()), std::move(der), ToHex(*digest));
 }
 
-std::optional<ByteView> PublicKey::UncompressedPoint() const {
-  const ByteView der(der_);
-  if (der.size() != kP256SpkiPrefix.size() + kPointSize ||
-      !std::equal(kP256SpkiPrefix.begin(), kP256SpkiPrefix.end(), der.begin())) {
-    return std::nullopt;
-  }
-  return der.subspan(kP256SpkiPrefix.size());
-}
-
 Expected<PublicKey> PublicKey::FromSpki(X509_PUBKEY* spki) {
   // The usual case without decoding the key: P-256 by name, uncompressed point.
   ASN1_OBJECT* algorithm = nullptr;

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,8 +30,6 @@ class PublicKey {
   static Expected<PublicKey> FromSpki(X509_pubkey_st* spki);
 
   const Bytes& Der() const { return der_; }
-  // The 65-byte uncompressed point, when Der() is the usual named-curve encoding.
-  std::optional<ByteView> UncompressedPoint() const;
   Expected<std::string> ToPem() const;
   // Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo: the key ID of DSSE signatures and the
   // device ID of an identity key.
