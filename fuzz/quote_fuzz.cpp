@@ -1,5 +1,6 @@
-// Quotes are evidence sent by devices to the verifier. Input: 2-byte big-endian length of the
-// TPMS_ATTEST, the TPMS_ATTEST, then the TPMT_SIGNATURE.
+// Signed TPM structures are evidence sent by devices to the verifier: quotes and NV
+// certifications (TPMS_ATTEST). The structure parser and the coverage checks are fuzzed directly,
+// not behind the signature check, which random input never passes. Input: a TPMS_ATTEST.
 #include <cstddef>
 #include <cstdint>
 
@@ -8,12 +9,15 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace aspis;
   static const crypto::PrivateKey key = *crypto::PrivateKey::GenerateP256();
-  if (size < 2) return 0;
-  const std::size_t attest_size = std::min<std::size_t>((data[0] << 8) | data[1], size - 2);
-  const rot::Quote quote{Bytes(data + 2, data + 2 + attest_size),
-                         Bytes(data + 2 + attest_size, data + size)};
-  (void)rot::ParseQuoteBody(quote.attest);
-  const Bytes nonce(32, 0);
-  (void)rot::VerifyQuote(quote, key.Public(), {nonce, 15, {}});
+  static const Bytes nv_name = *rot::NvPcrName();
+  const ByteView attest(data, size);
+  if (auto body = rot::ParseAttest(attest)) {
+    const std::vector<crypto::Digest> values(rot::kBootPcrs.size());
+    (void)rot::CheckQuoteCovers(*body, rot::BootPcrMask(), values);
+    (void)rot::CheckNvCertifies(*body, nv_name, crypto::Digest{});
+  }
+  rot::AttestBody body;
+  (void)rot::VerifySignedAttest({Bytes(attest.begin(), attest.end()), {}}, key.Public(),
+                                rot::kAttestQuote, Bytes(32, 0), &body);
   return 0;
 }

@@ -147,6 +147,16 @@ Expected<PublicKey> PublicKey::FromSpki(X509_PUBKEY* spki) {
   return PublicKey(Share(key), std::move(bytes), ToHex(*digest));
 }
 
+Expected<PublicKey> PublicKey::FromCanonicalDer(ByteView spki) {
+  if (spki.size() != kP256SpkiPrefix.size() + kPointSize ||
+      !std::equal(kP256SpkiPrefix.begin(), kP256SpkiPrefix.end(), spki.begin())) {
+    return Fail(CryptoErrc::kParse,
+                "public key is not a named-curve P-256 SubjectPublicKeyInfo with an uncompressed "
+                "point");
+  }
+  return FromPoint(spki.subspan(kP256SpkiPrefix.size()));
+}
+
 Expected<PublicKey> PublicKey::FromDer(ByteView spki) {
   if (spki.size() == kP256SpkiPrefix.size() + kPointSize &&
       std::equal(kP256SpkiPrefix.begin(), kP256SpkiPrefix.end(), spki.begin())) {

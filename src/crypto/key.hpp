@@ -20,6 +20,10 @@ class PublicKey {
  public:
   // DER SubjectPublicKeyInfo; other key types and curves are kUnsupportedKey.
   static Expected<PublicKey> FromDer(ByteView spki);
+  // Only the one canonical encoding of a P-256 key: a named-curve SubjectPublicKeyInfo with an
+  // uncompressed point. Any other (a compressed point, explicit curve parameters) is kParse, so
+  // that one key has exactly one DER form, and one fingerprint.
+  static Expected<PublicKey> FromCanonicalDer(ByteView spki);
   static Expected<PublicKey> FromPem(std::string_view pem);
   // An uncompressed P-256 point given as big-endian coordinates (as a TPM reports it).
   static Expected<PublicKey> FromEcPoint(ByteView x, ByteView y);

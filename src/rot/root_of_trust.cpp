@@ -13,8 +13,7 @@ namespace {
 constexpr char kConfigFile[] = "rot.json";
 
 std::string Describe(const Config& c) {
-  return c.backend == "tpm2" ? "tpm2 (" + c.tcti + ", PCR " + std::to_string(c.register_index) + ")"
-                             : "software (register " + std::to_string(c.register_index) + ")";
+  return c.backend == "tpm2" ? "tpm2 (" + c.tcti + ")" : "software";
 }
 
 Expected<Config> ReadConfig(const std::filesystem::path& state_dir) {
@@ -31,13 +30,10 @@ Expected<Config> ReadConfig(const std::filesystem::path& state_dir) {
   auto doc = json::Parse(AsString(*text));
   if (!doc) return std::unexpected(std::move(doc.error()).WithContext(path.string()));
   auto backend = json::GetString(*doc, "backend");
-  auto index = json::GetUint(*doc, "register_index");
-  if (!backend || !index || *index > 23) {
-    return Fail(RotErrc::kBadState, path.string() +
-                                        " is damaged: it must name a backend and a "
-                                        "register_index from 0 to 23");
+  if (!backend) {
+    return Fail(RotErrc::kBadState, path.string() + " is damaged: it must name a backend");
   }
-  Config config{*backend, state_dir, "", static_cast<std::uint32_t>(*index)};
+  Config config{*backend, state_dir, ""};
   if (*backend == "tpm2") {
     auto tcti = json::GetString(*doc, "tcti");
     if (!tcti) return Fail(RotErrc::kBadState, path.string() + " is damaged: it names no tcti");
@@ -48,9 +44,9 @@ Expected<Config> ReadConfig(const std::filesystem::path& state_dir) {
 
 Expected<std::unique_ptr<RootOfTrust>> OpenBackend(const Config& config, bool create) {
   if (config.backend == "software") {
-    return software::Open(config.state_dir, config.register_index, create, config.boot_id_file);
+    return software::Open(config.state_dir, create, config.boot_id_file);
   }
-  if (config.backend == "tpm2") return tpm2::Open(config.tcti, config.register_index, create);
+  if (config.backend == "tpm2") return tpm2::Open(config.tcti, create);
   return Fail(RotErrc::kInvalidArgument,
               "unknown root-of-trust backend \"" + config.backend + "\" (use software or tpm2)");
 }
@@ -62,7 +58,6 @@ Expected<std::unique_ptr<RootOfTrust>> Initialize(const Config& config) {
   auto existing = ReadConfig(config.state_dir);
   if (existing) {
     const bool same = existing->backend == config.backend &&
-                      existing->register_index == config.register_index &&
                       (config.backend != "tpm2" || existing->tcti == config.tcti);
     if (!same) {
       return Fail(RotErrc::kInvalidArgument,
@@ -74,7 +69,7 @@ Expected<std::unique_ptr<RootOfTrust>> Initialize(const Config& config) {
     return std::unexpected(ok.error());
   auto rot = OpenBackend(config, /*create=*/true);
   if (!rot || existing) return rot;
-  json::Json doc{{"backend", config.backend}, {"register_index", config.register_index}};
+  json::Json doc{{"backend", config.backend}};
   if (config.backend == "tpm2") doc["tcti"] = config.tcti;
   if (auto ok =
           file::WriteDurably(config.state_dir / kConfigFile, AsBytes(doc.dump(2) + "\n"), 0600);

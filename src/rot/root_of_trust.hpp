@@ -3,8 +3,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/bytes.hpp"
 #include "core/error.hpp"
@@ -13,7 +15,8 @@
 #include "rot/quote.hpp"
 
 // The device's root of trust: an identity key that never leaves it, a measurement register that
-// software can extend but not reset, quotes, monotonic counters, random bytes and sealing.
+// software can extend but not reset (on the TPM, the Aspis NvPCR), signed evidence, monotonic
+// counters, random bytes and sealing.
 //
 // Implementations are not thread-safe: one owner (aspisd) serializes calls. Every method reports
 // failures of the backend (TPM errors, damaged state) as Errors; none aborts.
@@ -27,25 +30,37 @@ struct Identity {
   crypto::PublicKey public_key;
 };
 
+// What a root of trust signs for the verifier.
+struct Attestation {
+  // TPM: a quote over kBootPcrs. Software: a quote over its register, as PCR kSoftwareRegister.
+  Quote quote;
+  // TPM: the values of kBootPcrs when quoted, in that order. Software: empty.
+  std::vector<Digest> boot_pcrs;
+  // TPM: TPM2_NV_Certify of the Aspis NvPCR (kNvPcrIndex), which holds the register. Software:
+  // none.
+  std::optional<Quote> register_certification;
+};
+
 class RootOfTrust {
  public:
   virtual ~RootOfTrust() = default;
 
   // "software" or "tpm2".
   virtual std::string_view Backend() const = 0;
-  // Index of the measurement register this instance extends and quotes.
-  virtual std::uint32_t RegisterIndex() const = 0;
+  // The measurement register, for people: "NvPCR 0x01d10300" or "software register".
+  virtual std::string RegisterName() const = 0;
 
   virtual Expected<Identity> GetIdentity() = 0;
   // ECDSA-SHA256 with the identity key over `data`, DER-encoded.
   virtual Expected<Bytes> Sign(ByteView data) = 0;
 
-  // register := SHA-256(register || measurement).
+  // register := SHA-256(register || measurement). The register is all zeros at each boot.
   virtual Expected<void> Extend(const Digest& measurement) = 0;
   virtual Expected<Digest> ReadRegister() = 0;
-  // A quote over the register, signed by the identity key, carrying `qualifying_data` (at most
-  // kMaxQualifyingData bytes; callers pass a hash of their nonce and what they bind to it).
-  virtual Expected<Quote> CreateQuote(ByteView qualifying_data) = 0;
+  // The evidence the verifier requires (rot/quote.hpp), signed by the identity key over
+  // `qualifying_data` (at most kMaxQualifyingData bytes; callers pass a hash of their nonce and
+  // what they bind to it). On the TPM, an error when nothing was measured this boot.
+  virtual Expected<Attestation> Attest(ByteView qualifying_data) = 0;
 
   // Monotonic counters, numbered 0..kCounterCount-1, starting at 0.
   virtual Expected<std::uint64_t> ReadCounter(std::uint32_t counter) = 0;
@@ -55,12 +70,12 @@ class RootOfTrust {
   virtual Expected<Bytes> Random(std::size_t count) = 0;
 
   // Seals a secret of at most kMaxSealedSecret bytes to the current register value: Unseal
-  // succeeds only while the register holds that value (kPolicy otherwise).
+  // succeeds only while the register holds that value (kPolicy otherwise). Sealing needs a
+  // measurement this boot (kBadState before the first Extend).
   virtual Expected<Bytes> Seal(ByteView secret) = 0;
   virtual Expected<Bytes> Unseal(ByteView blob) = 0;
 };
 
-inline constexpr std::uint32_t kDefaultRegisterIndex = 15;
 inline constexpr std::uint32_t kCounterCount = 8;
 inline constexpr std::size_t kMaxSealedSecret = 128;
 // The largest increase AdvanceCounter accepts in one call. TPM counters move one step per
@@ -74,7 +89,6 @@ struct Config {
   std::string backend = "software";         // "software" or "tpm2"
   std::filesystem::path state_dir;          // software: key, register and counters; both: rot.json
   std::string tcti = "device:/dev/tpmrm0";  // tpm2 only, tpm2-tss TCTI configuration string
-  std::uint32_t register_index = kDefaultRegisterIndex;
   // Software only: the register resets when the ID in this file changes, as a PCR resets at
   // reboot (a simulator may point it elsewhere to simulate a reboot). Not recorded in rot.json.
   std::filesystem::path boot_id_file = kBootIdFile;

@@ -25,11 +25,36 @@ Expected<Bytes> GetBytes(const Json& doc, std::string_view key, std::size_t max)
   return bytes;
 }
 
-}  // namespace
+Json QuoteJson(const rot::Quote& quote) {
+  return {{"attest", B64(quote.attest)}, {"signature", B64(quote.signature)}};
+}
 
-namespace {
+Expected<rot::Quote> GetQuote(const Json& doc, std::string_view key) {
+  auto object = json::GetObject(doc, key);
+  if (!object) return std::unexpected(object.error());
+  auto attest = GetBytes(**object, "attest", 4096);
+  auto signature = GetBytes(**object, "signature", 1024);
+  if (!attest) return std::unexpected(std::move(attest.error()).WithContext(std::string(key)));
+  if (!signature) {
+    return std::unexpected(std::move(signature.error()).WithContext(std::string(key)));
+  }
+  return rot::Quote{std::move(*attest), std::move(*signature)};
+}
+
+Expected<crypto::Digest> GetDigest(const Json& value) {
+  crypto::Digest digest{};
+  auto bytes = value.is_string() ? HexDecode(value.get<std::string>())
+                                 : Expected<Bytes>(Fail(WireErrc::kProtocol, "not a string"));
+  if (!bytes || bytes->size() != digest.size()) {
+    return Fail(WireErrc::kProtocol, "a digest must be 64 hex digits");
+  }
+  std::copy(bytes->begin(), bytes->end(), digest.begin());
+  return digest;
+}
+
 constexpr std::string_view kTenantPrefix = "urn:aspis:tenant:";
 constexpr std::string_view kDeviceInfix = ":device:";
+
 }  // namespace
 
 std::string DeviceUri(const DeviceName& name) {
@@ -86,15 +111,21 @@ std::string Serialize(const Evidence& e) {
   for (const auto& event : e.event_log) {
     events.push_back({{"component", event.component}, {"digest", crypto::ToHex(event.digest)}});
   }
-  return Json{{"device_id", e.device_id},
-              {"identity_public_key", B64(e.identity_public_key)},
-              {"event_log", std::move(events)},
-              {"register_index", e.register_index},
-              {"quote", {{"attest", B64(e.quote.attest)}, {"signature", B64(e.quote.signature)}}},
-              {"nonce", B64(e.nonce)},
-              {"runtime_csr", B64(e.runtime_csr)},
-              {"app_csr", B64(e.app_csr)}}
-      .dump();
+  Json boot_pcrs = Json::array();
+  for (const auto& value : e.boot_pcrs) boot_pcrs.push_back(crypto::ToHex(value));
+  Json doc{{"device_id", e.device_id},
+           {"identity_public_key", B64(e.identity_public_key)},
+           {"root_of_trust", e.root_of_trust},
+           {"event_log", std::move(events)},
+           {"quote", QuoteJson(e.quote)},
+           {"boot_pcrs", std::move(boot_pcrs)},
+           {"nonce", B64(e.nonce)},
+           {"runtime_csr", B64(e.runtime_csr)},
+           {"app_csr", B64(e.app_csr)}};
+  if (e.register_certification) {
+    doc["register_certification"] = QuoteJson(*e.register_certification);
+  }
+  return doc.dump();
 }
 
 Expected<Evidence> ParseEvidence(std::string_view text) {
@@ -110,21 +141,34 @@ Expected<Evidence> ParseEvidence(std::string_view text) {
   auto nonce = In(GetBytes(*doc, "nonce", 256), "evidence");
   auto runtime_csr = In(GetBytes(*doc, "runtime_csr", 16384), "evidence");
   auto app_csr = In(GetBytes(*doc, "app_csr", 16384), "evidence");
-  auto index = In(json::GetUint(*doc, "register_index"), "evidence");
-  auto quote = In(json::GetObject(*doc, "quote"), "evidence");
+  auto root_of_trust = In(json::GetString(*doc, "root_of_trust"), "evidence");
+  auto quote = In(GetQuote(*doc, "quote"), "evidence");
   auto events = In(json::GetArray(*doc, "event_log"), "evidence");
+  auto boot_pcrs = In(json::GetArray(*doc, "boot_pcrs"), "evidence");
   for (const Error* error :
        {key ? nullptr : &key.error(), nonce ? nullptr : &nonce.error(),
         runtime_csr ? nullptr : &runtime_csr.error(), app_csr ? nullptr : &app_csr.error(),
-        index ? nullptr : &index.error(), quote ? nullptr : &quote.error(),
-        events ? nullptr : &events.error()}) {
+        root_of_trust ? nullptr : &root_of_trust.error(), quote ? nullptr : &quote.error(),
+        events ? nullptr : &events.error(), boot_pcrs ? nullptr : &boot_pcrs.error()}) {
     if (error != nullptr) return std::unexpected(*error);
   }
-  if (*index > 23) return Fail(WireErrc::kProtocol, "evidence register_index is above 23");
-  auto attest = In(GetBytes(**quote, "attest", 4096), "evidence quote");
-  auto signature = In(GetBytes(**quote, "signature", 1024), "evidence quote");
-  if (!attest) return std::unexpected(attest.error());
-  if (!signature) return std::unexpected(signature.error());
+  if (*root_of_trust != kRootOfTrustTpm && *root_of_trust != kRootOfTrustSoftware) {
+    return Fail(WireErrc::kProtocol, "evidence root_of_trust must be \"tpm\" or \"software\"");
+  }
+  if (doc->contains("register_certification")) {
+    auto certification = In(GetQuote(*doc, "register_certification"), "evidence");
+    if (!certification) return std::unexpected(certification.error());
+    e.register_certification = std::move(*certification);
+  }
+  if ((*boot_pcrs)->size() > kMaxBootPcrs) {
+    return Fail(WireErrc::kProtocol,
+                "evidence has more than " + std::to_string(kMaxBootPcrs) + " boot PCR values");
+  }
+  for (const auto& value : **boot_pcrs) {
+    auto digest = In(GetDigest(value), "evidence boot_pcrs");
+    if (!digest) return std::unexpected(digest.error());
+    e.boot_pcrs.push_back(*digest);
+  }
   if ((*events)->size() > kMaxEvents) {
     return Fail(WireErrc::kProtocol,
                 "evidence event log has more than " + std::to_string(kMaxEvents) + " events");
@@ -145,8 +189,8 @@ Expected<Evidence> ParseEvidence(std::string_view text) {
     e.event_log.push_back(std::move(event));
   }
   e.identity_public_key = std::move(*key);
-  e.register_index = static_cast<std::uint32_t>(*index);
-  e.quote = {std::move(*attest), std::move(*signature)};
+  e.root_of_trust = std::move(*root_of_trust);
+  e.quote = std::move(*quote);
   e.nonce = std::move(*nonce);
   e.runtime_csr = std::move(*runtime_csr);
   e.app_csr = std::move(*app_csr);

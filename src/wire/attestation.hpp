@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -40,6 +41,15 @@ struct MeasurementEvent {
   crypto::Digest digest{};
 };
 
+// The components of a launch, in the order aspisd measures them; an OS release defines a digest
+// for each. Events after them name apps ("app:<component id>").
+inline constexpr std::array<std::string_view, 4> kLaunchComponents = {"os", "aspisd", "board",
+                                                                      "trust-bundle"};
+
+// Roots of trust as evidence names them.
+inline constexpr char kRootOfTrustTpm[] = "tpm";
+inline constexpr char kRootOfTrustSoftware[] = "software";
+
 // What the register holds after extending `events` in order from all zeros.
 Expected<crypto::Digest> ReplayEventLog(const std::vector<MeasurementEvent>& events);
 
@@ -47,12 +57,16 @@ struct Challenge {
   Bytes nonce;
 };
 
+// What the device says; the verifier decides what each kind of root of trust must prove
+// (rot/quote.hpp) and believes nothing here that a signature does not cover.
 struct Evidence {
   std::string device_id;      // the claimed ID: lowercase hex SHA-256 of identity_public_key
   Bytes identity_public_key;  // DER SubjectPublicKeyInfo
+  std::string root_of_trust;  // kRootOfTrustTpm or kRootOfTrustSoftware
   std::vector<MeasurementEvent> event_log;
-  std::uint32_t register_index = 0;
   rot::Quote quote;
+  std::vector<crypto::Digest> boot_pcrs;                // TPM: the values of rot::kBootPcrs
+  std::optional<rot::Quote> register_certification;  // TPM: NV_Certify of the NvPCR
   Bytes nonce;
   Bytes runtime_csr;  // DER
   Bytes app_csr;      // DER
@@ -63,11 +77,17 @@ struct Evidence {
 Expected<crypto::Digest> EvidenceBinding(ByteView nonce, ByteView runtime_csr, ByteView app_csr);
 
 inline constexpr std::size_t kMaxEvents = 256;
+inline constexpr std::size_t kMaxBootPcrs = 24;
 
 std::string Serialize(const Challenge& challenge);
 Expected<Challenge> ParseChallenge(std::string_view json);
 std::string Serialize(const Evidence& evidence);
 Expected<Evidence> ParseEvidence(std::string_view json);
+
+// The one refusal an unauthenticated attester gets, whatever the reason; the device's tenant sees
+// the reasons.
+inline constexpr char kAttestationRefused[] =
+    "the service does not trust this evidence; the device's tenant can see why";
 
 struct AttestationResult {
   std::string verdict;  // "trusted"

@@ -87,23 +87,53 @@ TEST_P(RootOfTrustConformance, ExtendChainsSha256) {
   EXPECT_EQ(*rot_->ReadRegister(), *crypto::Sha256Of(chain));
 }
 
-TEST_P(RootOfTrustConformance, QuoteVerifiesWithThePureVerifier) {
-  ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("os"))));
-  const Bytes nonce(32, 0x42);
-  auto quote = rot_->CreateQuote(nonce);
-  ASSERT_TRUE(quote) << quote.error().message();
-  const QuoteExpectation expected{nonce, rot_->RegisterIndex(), *rot_->ReadRegister()};
-  const auto key = rot_->GetIdentity()->public_key;
-  const Verdict verdict = VerifyQuote(*quote, key, expected);
-  EXPECT_TRUE(verdict.valid()) << verdict.reason();
-
-  ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("later"))));
-  const QuoteExpectation moved{nonce, rot_->RegisterIndex(), *rot_->ReadRegister()};
-  EXPECT_EQ(VerifyQuote(*quote, key, moved).outcome(), Verdict::Outcome::kInvalid);
+// What the verifier requires of this backend's evidence, checked with the pure functions the
+// service links.
+Verdict VerifyAsTheVerifier(const std::string& backend, const Attestation& a,
+                            const crypto::PublicKey& key, ByteView nonce, const Digest& value) {
+  if (backend == "software") {
+    if (a.register_certification || !a.boot_pcrs.empty()) return Verdict::Invalid("extra parts");
+    return VerifyQuote(a.quote, key, {nonce, 1u << kSoftwareRegister, std::span(&value, 1)});
+  }
+  if (!a.register_certification) return Verdict::Invalid("no NV certification");
+  if (Verdict quote = VerifyQuote(a.quote, key, {nonce, BootPcrMask(), a.boot_pcrs});
+      !quote.valid()) {
+    return quote;
+  }
+  AttestBody body;
+  if (Verdict nv = VerifySignedAttest(*a.register_certification, key, kAttestNv, nonce, &body);
+      !nv.valid()) {
+    return nv;
+  }
+  return CheckNvCertifies(body, *NvPcrName(), value);
 }
 
-TEST_P(RootOfTrustConformance, QuoteRefusesOversizedQualifyingData) {
-  EXPECT_FALSE(rot_->CreateQuote(Bytes(kMaxQualifyingData + 1, 1)));
+TEST_P(RootOfTrustConformance, AttestationVerifiesWithThePureVerifier) {
+  ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("os"))));
+  const Bytes nonce(32, 0x42);
+  auto attestation = rot_->Attest(nonce);
+  ASSERT_TRUE(attestation) << attestation.error().message();
+  const auto key = rot_->GetIdentity()->public_key;
+  const Verdict verdict =
+      VerifyAsTheVerifier(GetParam(), *attestation, key, nonce, *rot_->ReadRegister());
+  EXPECT_TRUE(verdict.valid()) << verdict.reason();
+
+  const Digest before = *rot_->ReadRegister();
+  ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("later"))));
+  EXPECT_EQ(VerifyAsTheVerifier(GetParam(), *attestation, key, nonce, *rot_->ReadRegister())
+                .outcome(),
+            Verdict::Outcome::kInvalid);
+  EXPECT_EQ(VerifyAsTheVerifier(GetParam(), *attestation, key, Bytes(32, 0x43), before).outcome(),
+            Verdict::Outcome::kInvalid);
+}
+
+TEST_P(RootOfTrustConformance, AttestRefusesOversizedQualifyingData) {
+  ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("os"))));
+  EXPECT_FALSE(rot_->Attest(Bytes(kMaxQualifyingData + 1, 1)));
+}
+
+TEST_P(RootOfTrustConformance, RegisterStartsAtZero) {
+  EXPECT_EQ(*rot_->ReadRegister(), Digest{});
 }
 
 TEST_P(RootOfTrustConformance, CountersStartAtZeroAndOnlyMoveForward) {
@@ -142,6 +172,8 @@ TEST_P(RootOfTrustConformance, RandomBytesHaveRequestedLengthAndDiffer) {
 
 TEST_P(RootOfTrustConformance, SealedSecretOpensOnlyWhileRegisterIsUnchanged) {
   const Bytes secret = ToBytes("disk key material");
+  EXPECT_EQ(rot_->Seal(secret).error(), RotErrc::kBadState) << "nothing measured yet";
+  ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("os"))));
   auto blob = rot_->Seal(secret);
   ASSERT_TRUE(blob) << blob.error().message();
   auto opened = rot_->Unseal(*blob);
@@ -155,6 +187,7 @@ TEST_P(RootOfTrustConformance, SealedSecretOpensOnlyWhileRegisterIsUnchanged) {
 }
 
 TEST_P(RootOfTrustConformance, TamperedOrForeignSealedBlobDoesNotOpen) {
+  ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("os"))));
   auto blob = *rot_->Seal(ToBytes("secret"));
   Bytes tampered = blob;
   tampered[tampered.size() / 2] ^= 0x01;

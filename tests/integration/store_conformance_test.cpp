@@ -58,11 +58,11 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(StoreConformance, MigratesOnceAndKeepsDataAcrossReopen) {
-  EXPECT_EQ(*store_->SchemaVersion(), 4);
+  EXPECT_EQ(*store_->SchemaVersion(), 5);
   EXPECT_EQ(store_->Dialect(), GetParam());
   store_ = Reopen();
   ASSERT_NE(store_, nullptr);
-  EXPECT_EQ(*store_->SchemaVersion(), 4);
+  EXPECT_EQ(*store_->SchemaVersion(), 5);
   EXPECT_EQ(store_->GetTenant("t1")->name, "Contoso");
 }
 
@@ -248,16 +248,29 @@ TEST_P(StoreConformance, FailedTransactionLeavesNoTrace) {
   EXPECT_EQ(store_->ListAudit("t1", 10)->size(), 1u);
 }
 
-TEST_P(StoreConformance, OsReleasesDefineTheReferenceDigests) {
-  ASSERT_TRUE(store_->AddOsRelease({"24.10", "retail", 1, {{"os", "aa"}, {"aspisd", "bb"}}}));
-  EXPECT_EQ(store_->AddOsRelease({"24.10", "retail", 2, {}}).error(), StoreErrc::kConflict);
-  EXPECT_TRUE(*store_->IsReferenceDigest("os", "aa"));
-  EXPECT_FALSE(*store_->IsReferenceDigest("aspisd", "aa"));  // the component matters
-  EXPECT_FALSE(*store_->IsReferenceDigest("os", "cc"));
+TEST_P(StoreConformance, OsReleasesDefineTheReferenceDigestsAndCanBeRetired) {
+  ASSERT_TRUE(
+      store_->AddOsRelease({"24.10", "retail", 1, {{"os", "aa"}, {"aspisd", "bb"}}, {}, 0}));
+  ASSERT_TRUE(
+      store_->AddOsRelease({"24.11", "retail", 2, {{"os", "aa"}, {"aspisd", "cc"}}, {}, 0}));
+  EXPECT_EQ(store_->AddOsRelease({"24.10", "retail", 3, {}, {}, 0}).error(),
+            StoreErrc::kConflict);
+  auto listing = store_->FindOsReleasesListing("os", "aa");
+  ASSERT_TRUE(listing);
+  ASSERT_EQ(listing->size(), 2u);
+  EXPECT_EQ((*listing)[0].version, "24.10");  // oldest first
+  EXPECT_EQ((*listing)[1].components.size(), 2u);
+  EXPECT_TRUE(store_->FindOsReleasesListing("aspisd", "aa")->empty());  // the component matters
+  EXPECT_EQ(store_->FindOsReleasesListing("aspisd", "cc")->size(), 1u);
+
+  ASSERT_TRUE(store_->RetireOsRelease("24.10", "CVE-1", 9));
+  EXPECT_EQ(store_->RetireOsRelease("nope", "x", 9).error(), StoreErrc::kNotFound);
   auto releases = store_->ListOsReleases();
   ASSERT_TRUE(releases);
-  ASSERT_EQ(releases->size(), 1u);
-  EXPECT_EQ((*releases)[0].components.size(), 2u);
+  ASSERT_EQ(releases->size(), 2u);
+  EXPECT_EQ((*releases)[0].retired_reason, "CVE-1");
+  EXPECT_EQ((*releases)[0].retired_at, 9);
+  EXPECT_EQ((*releases)[1].retired_reason, "");
 }
 
 TEST_P(StoreConformance, ReplayAttackNonceIsUsableOnce) {
@@ -271,11 +284,50 @@ TEST_P(StoreConformance, AttestationOutcomeIsRecordedOnTheDevice) {
   ASSERT_TRUE(store_->ClaimDevice("t2", id, 1));
   EXPECT_EQ(store_->FindDeviceForAttestation(id)->tenant_id, "t2");
   EXPECT_EQ(store_->FindDeviceForAttestation(std::string(64, '0')).error(), StoreErrc::kNotFound);
-  ASSERT_TRUE(store_->RecordAttestation(id, "untrusted", "unknown os digest", 10, 0));
+  ASSERT_TRUE(store_->RecordAttestation({.device_id = id,
+                                         .verdict = "untrusted",
+                                         .reasons = "unknown os digest",
+                                         .at = 10,
+                                         .certificate_expiry = 0,
+                                         .root_of_trust = "tpm",
+                                         .boot_pcrs = "aa,bb",
+                                         .os_release = "24.10"}));
   auto device = store_->GetDevice("t2", id);
   EXPECT_EQ(device->verdict, "untrusted");
   EXPECT_EQ(device->reasons, "unknown os digest");
   EXPECT_EQ(device->last_attested, 10);
+  EXPECT_EQ(device->root_of_trust, "tpm");
+  EXPECT_EQ(device->boot_pcrs, "aa,bb");
+  EXPECT_EQ(device->os_release, "24.10");
+}
+
+TEST_P(StoreConformance, AttestationAttemptsAreBoundedPerDeviceAndNeverTouchTheVerdict) {
+  const std::string id(64, 'a');
+  const std::string other(64, 'b');
+  ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
+  ASSERT_TRUE(store_->ClaimDevice("t1", other, 1));
+  ASSERT_TRUE(store_->RecordAttestation({.device_id = id, .verdict = "trusted", .at = 5}));
+  for (int i = 0; i < 25; ++i) {
+    ASSERT_TRUE(store_->AddAttestationAttempt({id, 100 + i, "refused", "forged quote", false}));
+  }
+  ASSERT_TRUE(store_->AddAttestationAttempt({other, 7, "refused", "x", false}));
+  auto attempts = store_->ListAttestationAttempts("t1", id);
+  ASSERT_TRUE(attempts);
+  ASSERT_EQ(attempts->size(), 20u);
+  EXPECT_EQ(attempts->front().at, 124);  // newest first
+  EXPECT_EQ(attempts->back().at, 105);
+  EXPECT_FALSE(attempts->front().proven);
+  EXPECT_EQ(store_->GetDevice("t1", id)->verdict, "trusted");
+  EXPECT_EQ(store_->ListAttestationAttempts("t1", other)->size(), 1u);
+  EXPECT_TRUE(store_->ListAttestationAttempts("t2", id)->empty()) << "another tenant's device";
+}
+
+TEST_P(StoreConformance, GoldenBootPcrsArePinnedPerTenant) {
+  EXPECT_EQ(*store_->GetGoldenBootPcrs("t1"), "");
+  ASSERT_TRUE(store_->SetGoldenBootPcrs("t1", "aa,bb"));
+  EXPECT_EQ(*store_->GetGoldenBootPcrs("t1"), "aa,bb");
+  EXPECT_EQ(*store_->GetGoldenBootPcrs("t2"), "");
+  EXPECT_EQ(store_->SetGoldenBootPcrs("nope", "x").error(), StoreErrc::kNotFound);
 }
 
 TEST_P(StoreConformance, CheckInsAreRecordedWithIncreasingManifestSequences) {

@@ -69,18 +69,23 @@ Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust&
     return Fail(wire::WireErrc::kProtocol, "malformed challenge: " + challenge.error().message());
   }
 
-  wire::Evidence evidence{.device_id = identity->device_id,
-                          .identity_public_key = identity->public_key.Der(),
-                          .event_log = event_log,
-                          .register_index = rot.RegisterIndex(),
-                          .nonce = challenge->nonce,
-                          .runtime_csr = runtime_csr->Der(),
-                          .app_csr = app_csr->Der()};
+  wire::Evidence evidence{
+      .device_id = identity->device_id,
+      .identity_public_key = identity->public_key.Der(),
+      .root_of_trust = rot.Backend() == "tpm2" ? wire::kRootOfTrustTpm : wire::kRootOfTrustSoftware,
+      .event_log = event_log,
+      .nonce = challenge->nonce,
+      .runtime_csr = runtime_csr->Der(),
+      .app_csr = app_csr->Der()};
   auto binding = wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr);
   if (!binding) return std::unexpected(binding.error());
-  auto quote = rot.CreateQuote(*binding);
-  if (!quote) return std::unexpected(std::move(quote.error()).WithContext("quoting"));
-  evidence.quote = std::move(*quote);
+  auto signed_evidence = rot.Attest(*binding);
+  if (!signed_evidence) {
+    return std::unexpected(std::move(signed_evidence.error()).WithContext("quoting"));
+  }
+  evidence.quote = std::move(signed_evidence->quote);
+  evidence.boot_pcrs = std::move(signed_evidence->boot_pcrs);
+  evidence.register_certification = std::move(signed_evidence->register_certification);
 
   auto response = connection->Send("POST", "/v1/attestation", wire::Serialize(evidence),
                                    {{"Content-Type", "application/json"}});

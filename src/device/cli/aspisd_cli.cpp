@@ -34,14 +34,14 @@ int PrintIdentity(rot::RootOfTrust& rot, const std::string& output, std::ostream
   if (output == "json") {
     out << json::Json{{"device_id", identity->device_id},
                       {"backend", rot.Backend()},
-                      {"register_index", rot.RegisterIndex()},
+                      {"register", rot.RegisterName()},
                       {"public_key_pem", *pem}}
                .dump(2)
         << "\n";
   } else {
     out << "Device ID:   " << identity->device_id << "\n"
         << "Backend:     " << rot.Backend() << "\n"
-        << "Register:    " << rot.RegisterIndex() << "\n"
+        << "Register:    " << rot.RegisterName() << "\n"
         << "Public key:\n"
         << *pem;
   }
@@ -95,8 +95,6 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       ->required();
   init->add_option("--tcti", config.tcti,
                    "tpm2-tss TCTI, e.g. device:/dev/tpmrm0 or swtpm:port=2321")
-      ->capture_default_str();
-  init->add_option("--register", config.register_index, "Measurement register (PCR) index")
       ->capture_default_str();
   init->add_option("--state", state_dir, "State directory")->capture_default_str();
   init->add_option("--output", output)->check(CLI::IsMember({"table", "json"}));

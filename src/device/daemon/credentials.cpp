@@ -115,13 +115,13 @@ Expected<void> Credentials::Store(const attest::Certificates& issued) {
   // next start renews rather than trusting a half-updated pair.
   if (auto ok = file::WriteDurably(
           dir_ / kAppCertificate,
-          AsBytes(issued.result.app_certificate_pem + issued.result.ca_chain_pem), 0644);
+          AsBytes(issued.result.app_certificate_pem + issued.result.ca_chain_pem), 0600);
       !ok) {
     return ok;
   }
   if (auto ok = file::WriteDurably(
           dir_ / kRuntimeCertificate,
-          AsBytes(issued.result.runtime_certificate_pem + issued.result.ca_chain_pem), 0644);
+          AsBytes(issued.result.runtime_certificate_pem + issued.result.ca_chain_pem), 0600);
       !ok) {
     return ok;
   }

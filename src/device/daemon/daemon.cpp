@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -28,28 +27,9 @@ namespace {
 
 using json::Json;
 
-constexpr char kSequenceFile[] = "manifest-sequence";
-
-// The highest update-manifest sequence accepted so far (0 before the first). A damaged record is
-// an error, not zero: forgetting it would let an old manifest be replayed.
-Expected<std::uint64_t> LoadManifestSequence(const std::filesystem::path& state_dir) {
-  const auto path = state_dir / kSequenceFile;
-  auto text = file::Read(path, file::kSmallFileLimit);
-  if (!text) {
-    if (text.error() == CoreErrc::kNotFound) return 0;
-    return std::unexpected(text.error());
-  }
-  std::string_view digits = AsString(*text);
-  if (digits.ends_with('\n')) digits.remove_suffix(1);
-  std::uint64_t sequence = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), sequence);
-  if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty()) {
-    return Fail(CoreErrc::kCorrupt, path.string() +
-                                        " is damaged; it must hold the last accepted manifest "
-                                        "sequence (restore it, or re-provision the device)");
-  }
-  return sequence;
-}
+// The highest update-manifest sequence accepted so far lives in a monotonic counter of the root
+// of trust, not in a file: deleting or restoring state files cannot lower it (replay).
+constexpr std::uint32_t kManifestSequenceCounter = 0;
 
 std::string TenantOf(const crypto::Certificate& cert) {
   for (const auto& uri : cert.SanUris()) {
@@ -247,10 +227,9 @@ class Device {
                                                              .roots = roots_,
                                                              .now = clock_.Now()});
       if (!manifest) return manifest;
-      if (auto ok = file::WriteDurably(config_.state_dir / kSequenceFile,
-                                       AsBytes(std::to_string(manifest->sequence) + "\n"), 0644);
-          !ok) {
-        return std::unexpected(ok.error());
+      if (auto ok = rot_->AdvanceCounter(kManifestSequenceCounter, manifest->sequence); !ok) {
+        return std::unexpected(
+            std::move(ok.error()).WithContext("recording the manifest sequence"));
       }
       return manifest;
     }();
@@ -365,8 +344,10 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
   }
   auto credentials = Credentials::Open(config.state_dir, tpm_keys ? &*tpm_keys : nullptr);
   if (!credentials) return std::unexpected(credentials.error());
-  auto sequence = LoadManifestSequence(config.state_dir);
-  if (!sequence) return std::unexpected(sequence.error());
+  auto sequence = (*rot)->ReadCounter(kManifestSequenceCounter);
+  if (!sequence) {
+    return std::unexpected(std::move(sequence.error()).WithContext("the manifest sequence"));
+  }
 
   Device device(config, clock, std::move(*rot), std::move(*events), std::move(*credentials),
                 std::move(*roots), *endpoint, wire::HttpsClient(*endpoint, *tls),

@@ -155,7 +155,7 @@ Expected<std::vector<wire::MeasurementEvent>> MeasureLaunch(
     }
     // The log is written before the register moves: a crash in between leaves a log whose
     // prefix explains the register, which the next start completes.
-    if (auto ok = file::WriteDurably(log_path, EncodeLog(events), 0644); !ok) {
+    if (auto ok = file::WriteDurably(log_path, EncodeLog(events), 0600); !ok) {
       return std::unexpected(ok.error());
     }
     if (auto ok = ExtendFrom(rot, events, 0); !ok) return std::unexpected(ok.error());

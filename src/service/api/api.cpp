@@ -10,6 +10,7 @@
 #include "crypto/dsse.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
+#include "rot/quote.hpp"
 #include "service/ca/tenant_ca.hpp"
 #include "wire/attestation.hpp"
 #include "wire/check_in.hpp"
@@ -84,6 +85,12 @@ std::optional<Response> Authorize(const Principal& who, std::string_view tenant,
   return std::nullopt;
 }
 
+std::string RootOfTrustName(std::string_view kind) {
+  if (kind == wire::kRootOfTrustTpm) return "tpm";
+  if (kind == wire::kRootOfTrustSoftware) return "software (no hardware protection)";
+  return "unknown (not attested yet)";
+}
+
 Json TenantJson(const store::Tenant& t) {
   return {{"id", t.id}, {"name", t.name}, {"created_at", t.created_at}};
 }
@@ -100,7 +107,20 @@ Json DeviceJson(const store::Device& d) {
             {"certificate_expiry", d.certificate_expiry}}},
           {"last_check_in", d.last_check_in},
           {"os_version", d.os_version},
-          {"runtime_version", d.runtime_version}};
+          {"runtime_version", d.runtime_version},
+          {"root_of_trust", RootOfTrustName(d.root_of_trust)},
+          {"os_release", d.os_release}};
+}
+
+// The boot PCRs as "index: value" pairs, from their stored form.
+Json BootPcrsJson(std::string_view stored) {
+  Json out = Json::object();
+  for (std::size_t i = 0; i < rot::kBootPcrs.size() && !stored.empty(); ++i) {
+    const std::size_t comma = stored.find(',');
+    out[std::to_string(rot::kBootPcrs[i])] = std::string(stored.substr(0, comma));
+    stored = comma == std::string_view::npos ? std::string_view() : stored.substr(comma + 1);
+  }
+  return out;
 }
 
 Json CaJson(const ca::Generation& g) {
@@ -284,20 +304,29 @@ class Api {
     auto version = json::GetString(*body, "version");
     auto feed = json::GetString(*body, "feed");
     auto components = json::GetObject(*body, "components");
-    if (!version || version->empty() || !feed || (*feed != "retail" && *feed != "retail-eval") ||
-        !components) {
+    if (!version || version->empty() || version->size() > 100 || !feed ||
+        (*feed != "retail" && *feed != "retail-eval") || !components) {
       return Response::Problem(400, "Bad request",
-                               "an OS release needs \"version\", \"feed\" (retail or "
-                               "retail-eval) and \"components\" (component: hex SHA-256)");
+                               "an OS release needs \"version\" (1 to 100 characters), \"feed\" "
+                               "(retail or retail-eval) and \"components\" (component: hex "
+                               "SHA-256)");
     }
-    store::OsRelease release{*version, *feed, UnixSeconds(c_.clock.Now()), {}};
-    for (const auto& [component, digest] : (*components)->items()) {
-      if (!digest.is_string() || !IsDeviceId(digest.get<std::string>())) {
+    store::OsRelease release{*version, *feed, UnixSeconds(c_.clock.Now()), {}, {}, 0};
+    // A release is a whole launch: a digest for each launch component and nothing else.
+    for (const std::string_view component : wire::kLaunchComponents) {
+      const auto digest = (*components)->find(std::string(component));
+      if (digest == (*components)->end() || !digest->is_string() ||
+          !IsDeviceId(digest->get<std::string>())) {
         return Response::Problem(
             400, "Bad request",
-            "component \"" + component + "\" needs a lowercase hex SHA-256 digest");
+            "component \"" + std::string(component) + "\" needs a lowercase hex SHA-256 digest");
       }
-      release.components.emplace_back(component, digest.get<std::string>());
+      release.components.emplace_back(component, digest->get<std::string>());
+    }
+    if ((*components)->size() != wire::kLaunchComponents.size()) {
+      return Response::Problem(400, "Bad request",
+                               "an OS release lists exactly the launch components: os, aspisd, "
+                               "board and trust-bundle");
     }
     if (auto ok = c_.store.AddOsRelease(release); !ok) return FromError(ok.error());
     return Response::Json(201, Json{{"version", release.version}, {"feed", release.feed}}.dump());
@@ -354,6 +383,8 @@ class Api {
     return wire::CheckInResponse{crypto::dsse::Serialize(*envelope), chain};
   }
 
+  // The caller is not authenticated: it learns only trusted or not (never whether a device is
+  // claimed, revoked or why); the reasons go to the device's tenant.
   Response Attest(const Request& request) const {
     auto evidence = wire::ParseEvidence(request.body);
     if (!evidence) return Response::Problem(400, "Malformed evidence", evidence.error().message());
@@ -365,7 +396,76 @@ class Api {
       return Response::Problem(503, "Attestation unavailable",
                                "the service could not check the evidence; retry later");
     }
-    return Response::Problem(403, "Untrusted", outcome.verdict.reason());
+    return Response::Problem(403, "Untrusted", wire::kAttestationRefused);
+  }
+
+  Response RetireOsRelease(const Request& request, const Principal& who) const {
+    if (!who.platform()) {
+      return Response::Problem(403, "Forbidden",
+                               "only a platform administrator retires OS releases");
+    }
+    auto body = Body(request);
+    auto reason = body ? json::GetString(*body, "reason")
+                       : Expected<std::string>(std::unexpected(body.error()));
+    if (!reason || reason->empty() || reason->size() > 500) {
+      return Response::Problem(400, "Bad request", "\"reason\" must be 1 to 500 characters");
+    }
+    const std::string version(request.Param("version"));
+    if (auto ok = c_.store.RetireOsRelease(version, *reason, UnixSeconds(c_.clock.Now())); !ok) {
+      return FromError(ok.error());
+    }
+    return Response::Json(200, Json{{"version", version}, {"retired_reason", *reason}}.dump());
+  }
+
+  Response ShowAttestation(std::string_view tenant, std::string_view device_id) const {
+    auto device = c_.store.GetDevice(tenant, device_id);
+    if (!device) return FromError(device.error());
+    auto attempts = c_.store.ListAttestationAttempts(tenant, device_id);
+    if (!attempts) return FromError(attempts.error());
+    Json list = Json::array();
+    for (const auto& a : *attempts) {
+      list.push_back(
+          {{"at", a.at}, {"verdict", a.verdict}, {"reasons", a.reasons}, {"proven", a.proven}});
+    }
+    return Response::Json(200, Json{{"device_id", device->id},
+                                    {"verdict", device->verdict},
+                                    {"reasons", device->reasons},
+                                    {"at", device->last_attested},
+                                    {"root_of_trust", RootOfTrustName(device->root_of_trust)},
+                                    {"os_release", device->os_release},
+                                    {"boot_pcrs", BootPcrsJson(device->boot_pcrs)},
+                                    {"attempts", std::move(list)}}
+                                   .dump());
+  }
+
+  // Pins the boot PCRs that `from_device` proved at its last attestation as the tenant's golden
+  // set, or clears the pin.
+  Response PinBootPcrs(const Request& request, const Principal& who,
+                       std::string_view tenant) const {
+    auto body = Body(request);
+    if (!body) return Response::Problem(400, "Bad request", body.error().message());
+    std::string pcrs;
+    std::string target = "none";
+    if (body->contains("from_device")) {
+      auto device_id = json::GetString(*body, "from_device");
+      if (!device_id) return Response::Problem(400, "Bad request", device_id.error().message());
+      auto device = c_.store.GetDevice(tenant, *device_id);
+      if (!device) return FromError(device.error());
+      if (device->boot_pcrs.empty()) {
+        return Response::Problem(409, "Conflict",
+                                 "the device has proven no boot PCRs (it has not attested "
+                                 "with a TPM)");
+      }
+      pcrs = device->boot_pcrs;
+      target = device->id;
+    } else if (body->value("clear", false) != true) {
+      return Response::Problem(400, "Bad request",
+                               "send {\"from_device\": ID} to pin or {\"clear\": true}");
+    }
+    auto pinned = Audited(who, tenant, "attestation.pin-boot-pcrs", target,
+                          [&] { return c_.store.SetGoldenBootPcrs(tenant, pcrs); });
+    if (!pinned) return FromError(pinned.error());
+    return Response::Json(200, Json{{"golden_boot_pcrs", BootPcrsJson(pcrs)}}.dump());
   }
 
   Context c_;
@@ -428,17 +528,29 @@ void AddRoutes(http::Router& router, const Context& context) {
   router.Add("POST", "/v1/os-releases", api->Authed([api](const Request& r, const Principal& who) {
     return api->AddOsRelease(r, who);
   }));
-  router.Add("GET", "/v1/os-releases", api->Authed([&c](const Request&, const Principal&) {
+  router.Add("GET", "/v1/os-releases", api->Authed([&c](const Request&, const Principal& who) {
+    if (!who.platform()) {
+      return Response::Problem(403, "Forbidden", "only a platform administrator lists OS releases");
+    }
     auto releases = c.store.ListOsReleases();
     if (!releases) return FromError(releases.error());
     Json list = Json::array();
     for (const auto& r : *releases) {
       Json components = Json::object();
       for (const auto& [component, digest] : r.components) components[component] = digest;
-      list.push_back({{"version", r.version}, {"feed", r.feed}, {"components", components}});
+      list.push_back({{"version", r.version},
+                      {"feed", r.feed},
+                      {"created_at", r.created_at},
+                      {"retired", !r.retired_reason.empty()},
+                      {"retired_reason", r.retired_reason},
+                      {"components", components}});
     }
     return Response::Json(200, list.dump());
   }));
+  router.Add("POST", "/v1/os-releases/{version}/retire",
+             api->Authed([api](const Request& r, const Principal& who) {
+               return api->RetireOsRelease(r, who);
+             }));
   router.Add("POST", "/v1/tenants", api->Authed([api](const Request& r, const Principal& who) {
     return api->CreateTenant(r, who);
   }));
@@ -513,6 +625,24 @@ void AddRoutes(http::Router& router, const Context& context) {
                               auto device = c.store.GetDevice(tenant, r.Param("device"));
                               return device ? Response::Json(200, DeviceJson(*device).dump())
                                             : FromError(device.error());
+                            }));
+  router.Add("GET", "/v1/tenants/{tenant}/devices/{device}/attestation",
+             api->ForTenant(Role::kReader,
+                            [api](const Request& r, const Principal&, std::string_view tenant) {
+                              return api->ShowAttestation(tenant, r.Param("device"));
+                            }));
+  router.Add("GET", "/v1/tenants/{tenant}/attestation-policy",
+             api->ForTenant(Role::kReader,
+                            [&c](const Request&, const Principal&, std::string_view tenant) {
+                              auto pcrs = c.store.GetGoldenBootPcrs(tenant);
+                              if (!pcrs) return FromError(pcrs.error());
+                              return Response::Json(
+                                  200, Json{{"golden_boot_pcrs", BootPcrsJson(*pcrs)}}.dump());
+                            }));
+  router.Add("POST", "/v1/tenants/{tenant}/attestation-policy/golden-boot-pcrs",
+             api->ForTenant(Role::kAdministrator,
+                            [api](const Request& r, const Principal& who, std::string_view t) {
+                              return api->PinBootPcrs(r, who, t);
                             }));
   for (const bool revoke : {true, false}) {
     router.Add(

@@ -4,6 +4,7 @@
 #include "crypto/encoding.hpp"
 #include "crypto/x509.hpp"
 #include "rot/quote.hpp"
+#include "service/attest/launch.hpp"
 
 namespace aspis::service::attest {
 
@@ -26,8 +27,42 @@ Expected<Bytes> NonceMac(const Bytes& master_key, ByteView body) {
   return crypto::HmacSha256(*key, body);
 }
 
-Outcome Untrusted(std::string reason) {
-  return {Verdict::Invalid(std::move(reason)), std::nullopt};
+Clock::TimePoint NonceIssuedAt(ByteView nonce) {
+  std::uint64_t issued = 0;
+  for (std::size_t i = 0; i < kTimeSize; ++i) issued = (issued << 8) | nonce[i];
+  return Clock::TimePoint(std::chrono::seconds(issued));
+}
+
+Verdict Prefixed(std::string_view prefix, const Verdict& verdict) {
+  if (verdict.outcome() != Verdict::Outcome::kInvalid) return verdict;
+  return Verdict::Invalid(std::string(prefix) + verdict.reason());
+}
+
+Checked Untrusted(std::string reason) { return {Verdict::Invalid(std::move(reason)), {}, false}; }
+
+std::string BootPcrsText(const std::vector<crypto::Digest>& values) {
+  std::string out;
+  for (const auto& value : values) out += (out.empty() ? "" : ",") + crypto::ToHex(value);
+  return out;
+}
+
+Verdict CompareBootPcrs(std::string_view golden, const std::vector<crypto::Digest>& values) {
+  const std::string reported = BootPcrsText(values);
+  if (reported == golden) return Verdict::Valid();
+  if (values.size() != rot::kBootPcrs.size()) {
+    return Verdict::Invalid(
+        "the tenant has pinned golden boot PCRs, and the device reports none (no TPM)");
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::string value = crypto::ToHex(values[i]);
+    const std::size_t at = i * (value.size() + 1);
+    if (golden.substr(at, value.size()) != value) {
+      return Verdict::Invalid("boot PCR " + std::to_string(rot::kBootPcrs[i]) + " is " +
+                              value.substr(0, 16) + "..., the tenant's golden value is " +
+                              std::string(golden.substr(at, 16)) + "...");
+    }
+  }
+  return Verdict::Invalid("the boot PCRs differ from the tenant's golden values");
 }
 
 }  // namespace
@@ -47,7 +82,7 @@ Expected<wire::Challenge> Verifier::Challenge() const {
   return wire::Challenge{std::move(nonce)};
 }
 
-Verdict Verifier::CheckNonce(ByteView nonce) const {
+Verdict Verifier::CheckNonceIssued(ByteView nonce) const {
   if (nonce.size() != kNonceSize)
     return Verdict::Invalid("the nonce was not issued by this service");
   auto mac = NonceMac(data_.master_key, nonce.first(kTimeSize + kRandomSize));
@@ -55,17 +90,20 @@ Verdict Verifier::CheckNonce(ByteView nonce) const {
   if (!crypto::ConstantTimeEquals(*mac, nonce.last(kMacSize))) {
     return Verdict::Invalid("the nonce was not issued by this service");
   }
-  std::uint64_t issued = 0;
-  for (std::size_t i = 0; i < kTimeSize; ++i) issued = (issued << 8) | nonce[i];
   const auto now = clock_.Now();
-  const auto issued_at = Clock::TimePoint(std::chrono::seconds(issued));
+  const auto issued_at = NonceIssuedAt(nonce);
   if (issued_at > now + kClockSkew || now - issued_at > policy_.nonce_lifetime) {
     return Verdict::Invalid("the nonce has expired; request a new challenge");
   }
+  return Verdict::Valid();
+}
+
+Verdict Verifier::UseNonce(ByteView nonce) const {
   auto digest = crypto::Sha256Of(nonce);
   if (!digest) return Verdict::CouldNotCheck(digest.error().message());
-  const auto expires = issued_at + policy_.nonce_lifetime + kClockSkew;
-  auto used = store_.UseNonce(crypto::ToHex(*digest), UnixSeconds(expires), UnixSeconds(now));
+  const auto expires = NonceIssuedAt(nonce) + policy_.nonce_lifetime + kClockSkew;
+  auto used = store_.UseNonce(crypto::ToHex(*digest), UnixSeconds(expires),
+                              UnixSeconds(clock_.Now()));
   if (!used) {
     if (used.error() == store::StoreErrc::kConflict) {
       return Verdict::Invalid("the nonce has been used already (replay)");
@@ -75,91 +113,170 @@ Verdict Verifier::CheckNonce(ByteView nonce) const {
   return Verdict::Valid();
 }
 
-Outcome Verifier::Record(const std::optional<store::Device>& device, Outcome outcome) const {
+// What the evidence proved before any rule about what it says is applied.
+struct Verifier::Proven {
+  rot::AttestBody quote;
+  std::optional<rot::AttestBody> certification;
+  bool keys_differ = false;
+};
+
+Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Device& device,
+                              const Proven& proven) const {
+  if (device.revoked) return Untrusted("the device is revoked");
+  if (!device.root_of_trust.empty() && device.root_of_trust != evidence.root_of_trust) {
+    return Untrusted("the device proved a " + device.root_of_trust +
+                     " root of trust before and now reports " + evidence.root_of_trust +
+                     "; a device's root of trust cannot change");
+  }
+  if (!proven.keys_differ) return Untrusted("the runtime, app and identity keys must all differ");
+  auto replayed = wire::ReplayEventLog(evidence.event_log);
+  if (!replayed) return {Verdict::CouldNotCheck("hashing failed"), {}, false};
+  const bool tpm = evidence.root_of_trust == wire::kRootOfTrustTpm;
+  if (tpm) {
+    if (!proven.certification) {
+      return Untrusted(
+          "a TPM root of trust must certify the Aspis NvPCR (TPM2_NV_Certify); the evidence "
+          "has no certification");
+    }
+    if (Verdict quote = rot::CheckQuoteCovers(proven.quote, rot::BootPcrMask(), evidence.boot_pcrs);
+        !quote.valid()) {
+      return {Prefixed("quote rejected: ", quote), {}, false};
+    }
+    auto name = rot::NvPcrName();
+    if (!name) return {Verdict::CouldNotCheck(name.error().message()), {}, true};
+    if (Verdict nv = rot::CheckNvCertifies(*proven.certification, *name, *replayed);
+        !nv.valid()) {
+      return {Prefixed("NV certification rejected: ", nv), {}, true};
+    }
+  } else {
+    if (proven.certification || !evidence.boot_pcrs.empty()) {
+      return Untrusted("a software root of trust has no NvPCR or boot PCRs to report");
+    }
+    if (Verdict quote = rot::CheckQuoteCovers(proven.quote, 1u << rot::kSoftwareRegister,
+                                              std::span(&*replayed, 1));
+        !quote.valid()) {
+      return {Prefixed("quote rejected: ", quote), {}, false};
+    }
+  }
+  LaunchVerdict launch = CheckLaunch(evidence.event_log, store_);
+  if (!launch.verdict.valid()) return {std::move(launch.verdict), launch.release, tpm};
+  auto golden = store_.GetGoldenBootPcrs(device.tenant_id);
+  if (!golden) return {Verdict::CouldNotCheck(golden.error().message()), launch.release, tpm};
+  if (!golden->empty()) {
+    if (Verdict boot = CompareBootPcrs(*golden, evidence.boot_pcrs); !boot.valid()) {
+      return {std::move(boot), launch.release, tpm};
+    }
+  }
+  return {Verdict::Valid(), launch.release, tpm};
+}
+
+Outcome Verifier::Record(const std::optional<store::Device>& device, const wire::Evidence& evidence,
+                         const Checked& checked, Outcome outcome) const {
   const bool trusted = outcome.verdict.valid();
-  metrics_.Increment(
-      "aspis_attestations_total",
-      {{"verdict", trusted                                                   ? "trusted"
-                   : outcome.verdict.outcome() == Verdict::Outcome::kInvalid ? "untrusted"
-                                                                             : "error"}});
+  const bool error = outcome.verdict.outcome() == Verdict::Outcome::kCouldNotCheck;
+  const std::string_view label = trusted          ? "trusted"
+                                 : error          ? "error"
+                                 : outcome.proven ? "untrusted"
+                                                  : "refused";
+  metrics_.Increment("aspis_attestations_total", {{"verdict", std::string(label)}});
   if (trusted) metrics_.Increment("aspis_certificates_issued_total", {}, 2);
-  if (device) {
-    auto recorded = store_.RecordAttestation(device->id, trusted ? "trusted" : "untrusted",
-                                             outcome.verdict.reason(), UnixSeconds(clock_.Now()),
-                                             outcome.certificate_expiry);
-    if (!recorded)
-      log::Error("recording attestation of {}: {}", device->id, recorded.error().message());
+  if (!device) return outcome;
+  const auto now = UnixSeconds(clock_.Now());
+  Expected<void> recorded;
+  if (outcome.proven && !error) {
+    recorded = store_.RecordAttestation(
+        {.device_id = device->id,
+         .verdict = std::string(label),
+         .reasons = outcome.verdict.reason(),
+         .at = now,
+         .certificate_expiry = outcome.certificate_expiry,
+         .root_of_trust = device->root_of_trust.empty() && trusted ? evidence.root_of_trust
+                                                                   : device->root_of_trust,
+         .boot_pcrs = checked.boot_pcrs_proven ? BootPcrsText(evidence.boot_pcrs)
+                                               : device->boot_pcrs,
+         .os_release = checked.release});
+  } else {
+    recorded = store_.AddAttestationAttempt(
+        {device->id, now, std::string(label), outcome.verdict.reason(), false});
+  }
+  if (!recorded) {
+    log::Error("recording attestation of {}: {}", device->id, recorded.error().message());
   }
   return outcome;
 }
 
 Outcome Verifier::Verify(const wire::Evidence& evidence) const {
-  auto key = crypto::PublicKey::FromDer(evidence.identity_public_key);
-  if (!key) return Record(std::nullopt, Untrusted("the identity key is not a P-256 public key"));
+  auto refuse = [&](const std::optional<store::Device>& device, Verdict verdict) {
+    return Record(device, evidence, Checked{Verdict::Valid(), {}, false},
+                  {std::move(verdict), false, std::nullopt, 0});
+  };
+  // One encoding per key, so that one key has exactly one device ID.
+  auto key = crypto::PublicKey::FromCanonicalDer(evidence.identity_public_key);
+  if (!key) {
+    return refuse(std::nullopt,
+                  Verdict::Invalid("the identity key is not a P-256 SubjectPublicKeyInfo with a "
+                                   "named curve and an uncompressed point"));
+  }
   if (key->Fingerprint() != evidence.device_id) {
-    return Record(std::nullopt,
-                  Untrusted("the identity public key does not hash to the claimed device ID"));
+    return refuse(std::nullopt, Verdict::Invalid("the identity public key does not hash to the "
+                                                 "claimed device ID"));
   }
   auto device = store_.FindDeviceForAttestation(evidence.device_id);
   if (!device) {
     if (device.error() == store::StoreErrc::kNotFound) {
-      return Record(std::nullopt, Untrusted("the device has not been claimed by any tenant"));
+      return refuse(std::nullopt, Verdict::Invalid("the device has not been claimed by any tenant"));
     }
-    return Record(std::nullopt, {Verdict::CouldNotCheck(device.error().message()), std::nullopt});
+    return refuse(std::nullopt, Verdict::CouldNotCheck(device.error().message()));
   }
-  if (device->revoked) return Record(*device, Untrusted("the device is revoked"));
-  if (const Verdict nonce = CheckNonce(evidence.nonce); !nonce.valid()) {
-    return Record(*device, {nonce, std::nullopt});
+  if (Verdict nonce = CheckNonceIssued(evidence.nonce); !nonce.valid()) {
+    return refuse(*device, std::move(nonce));
   }
-
   auto runtime_csr = crypto::CertificateRequest::FromDer(evidence.runtime_csr);
   auto app_csr = crypto::CertificateRequest::FromDer(evidence.app_csr);
   if (!runtime_csr || !app_csr || !runtime_csr->VerifySignature().valid() ||
       !app_csr->VerifySignature().valid()) {
-    return Record(*device,
-                  Untrusted("a certificate request is malformed or not signed by its key"));
+    return refuse(*device,
+                  Verdict::Invalid("a certificate request is malformed or not signed by its key"));
   }
-  if (runtime_csr->SubjectPublicKey() == app_csr->SubjectPublicKey() ||
-      runtime_csr->SubjectPublicKey() == *key || app_csr->SubjectPublicKey() == *key) {
-    return Record(*device, Untrusted("the runtime, app and identity keys must all differ"));
-  }
-
   auto binding = wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr);
-  auto replayed = wire::ReplayEventLog(evidence.event_log);
-  if (!binding || !replayed) {
-    return Record(*device, {Verdict::CouldNotCheck("hashing failed"), std::nullopt});
+  if (!binding) return refuse(*device, Verdict::CouldNotCheck("hashing failed"));
+
+  Proven proven;
+  if (Verdict quote = rot::VerifySignedAttest(evidence.quote, *key, rot::kAttestQuote, *binding,
+                                              &proven.quote);
+      !quote.valid()) {
+    return refuse(*device, Prefixed("quote rejected: ", quote));
   }
-  const Verdict quote =
-      rot::VerifyQuote(evidence.quote, *key, {*binding, evidence.register_index, *replayed});
-  if (!quote.valid()) {
-    return Record(*device,
-                  {quote.outcome() == Verdict::Outcome::kInvalid
-                       ? Verdict::Invalid("quote rejected: " + quote.reason() +
-                                          " (the quote must cover this challenge, both "
-                                          "certificate requests, and the event log as sent)")
-                       : quote,
-                   std::nullopt});
-  }
-  for (const auto& event : evidence.event_log) {
-    const std::string digest = crypto::ToHex(event.digest);
-    auto known = store_.IsReferenceDigest(event.component, digest);
-    if (!known)
-      return Record(*device, {Verdict::CouldNotCheck(known.error().message()), std::nullopt});
-    if (!*known) {
-      return Record(*device, Untrusted("unknown measurement: component \"" + event.component +
-                                       "\" reported digest " + digest +
-                                       ", which no registered OS release lists"));
+  if (evidence.register_certification) {
+    rot::AttestBody body;
+    if (Verdict nv = rot::VerifySignedAttest(*evidence.register_certification, *key,
+                                             rot::kAttestNv, *binding, &body);
+        !nv.valid()) {
+      return refuse(*device, Prefixed("NV certification rejected: ", nv));
     }
+    proven.certification = std::move(body);
   }
-  return Record(*device, Issue(*device, *runtime_csr, *app_csr));
+  if (Verdict nonce = UseNonce(evidence.nonce); !nonce.valid()) {
+    return refuse(*device, std::move(nonce));
+  }
+  // The identity key signed this service's unused nonce: from here on the attempt speaks for the
+  // device, and its verdict is recorded.
+  proven.keys_differ = !(runtime_csr->SubjectPublicKey() == app_csr->SubjectPublicKey()) &&
+                       !(runtime_csr->SubjectPublicKey() == *key) &&
+                       !(app_csr->SubjectPublicKey() == *key);
+  Checked checked = CheckProven(evidence, *device, proven);
+  if (!checked.verdict.valid()) {
+    return Record(*device, evidence, checked, {checked.verdict, true, std::nullopt, 0});
+  }
+  return Record(*device, evidence, checked, Issue(*device, *runtime_csr, *app_csr));
 }
 
 Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRequest& runtime_csr,
                         const crypto::CertificateRequest& app_csr) const {
   auto error = [](const Error& e) {
     log::Error("issuing device certificates: {}", e.message());
-    return Outcome{Verdict::CouldNotCheck("the tenant CA could not issue certificates"),
-                   std::nullopt};
+    return Outcome{Verdict::CouldNotCheck("the tenant CA could not issue certificates"), true,
+                   std::nullopt, 0};
   };
   auto signer = cas_.Active(device.tenant_id);
   if (!signer) return error(signer.error());
@@ -185,7 +302,7 @@ Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRe
   auto ca_pem = ca_cert.ToPem();
   if (!runtime_pem || !app_pem || !root_pem || !ca_pem)
     return error(Error(CoreErrc::kIo, "PEM encoding failed"));
-  return {Verdict::Valid(),
+  return {Verdict::Valid(), true,
           wire::AttestationResult{"trusted", *runtime_pem, *app_pem, *ca_pem + *root_pem},
           UnixSeconds(runtime->NotAfter())};
 }

@@ -26,8 +26,18 @@ struct Policy {
 
 struct Outcome {
   Verdict verdict;  // kValid: trusted, and `result` holds the certificates
+  // Whether the evidence proved possession of the identity key over a fresh challenge; only such
+  // an attempt changes the device's recorded verdict.
+  bool proven = false;
   std::optional<wire::AttestationResult> result;
   std::int64_t certificate_expiry = 0;  // Unix seconds, when trusted
+};
+
+// What the rules applied to proven evidence found.
+struct Checked {
+  Verdict verdict;
+  std::string release;            // the OS release the launch matched
+  bool boot_pcrs_proven = false;  // the quote covered the boot PCR values in the evidence
 };
 
 // Thread-safe (its state lives in the store).
@@ -42,16 +52,25 @@ class Verifier {
   // key; valid for policy.nonce_lifetime and once.
   Expected<wire::Challenge> Challenge() const;
 
-  // Checks everything the design lists, in order, stopping at the first failure; records the
-  // verdict and reasons on a claimed device. Trusted: the device's tenant CA issues the runtime
-  // and app certificates for the two CSRs bound into the quote.
+  // Checks everything the design lists (section 4), in order, stopping at the first failure.
+  // What the evidence must cover is decided here, by the kind of root of trust, never by the
+  // evidence. Every attempt on a claimed device is logged; only a proven one (a valid signature
+  // by the identity key over this service's unused nonce) changes the device's verdict. Trusted:
+  // the device's tenant CA issues the runtime and app certificates for the two CSRs bound into
+  // the quote.
   Outcome Verify(const wire::Evidence& evidence) const;
 
  private:
-  Verdict CheckNonce(ByteView nonce) const;
+  struct Proven;
+
+  Verdict CheckNonceIssued(ByteView nonce) const;
+  Verdict UseNonce(ByteView nonce) const;
+  Checked CheckProven(const wire::Evidence& evidence, const store::Device& device,
+                      const Proven& proven) const;
   Outcome Issue(const store::Device& device, const crypto::CertificateRequest& runtime_csr,
                 const crypto::CertificateRequest& app_csr) const;
-  Outcome Record(const std::optional<store::Device>& device, Outcome outcome) const;
+  Outcome Record(const std::optional<store::Device>& device, const wire::Evidence& evidence,
+                 const Checked& checked, Outcome outcome) const;
 
   store::Store& store_;
   const DataDir& data_;

@@ -4,7 +4,9 @@
 
 #include <cerrno>
 
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "core/log.hpp"
 #include "service/store/database.hpp"
@@ -13,6 +15,8 @@
 namespace aspis::service::store {
 
 namespace {
+
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
 struct CloseDb {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -94,7 +98,10 @@ class SqliteDatabase final : public Database {
   Error EngineError(std::string_view what) const {
     const int code = sqlite3_extended_errcode(db_.get());
     const bool conflict = code == SQLITE_CONSTRAINT_PRIMARYKEY || code == SQLITE_CONSTRAINT_UNIQUE;
-    return Error(conflict ? StoreErrc::kConflict : StoreErrc::kQuery,
+    const bool busy = (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED;
+    return Error(conflict ? StoreErrc::kConflict
+                 : busy   ? StoreErrc::kUnavailable
+                          : StoreErrc::kQuery,
                  std::string(what) + ": " + sqlite3_errmsg(db_.get()));
   }
 
@@ -137,12 +144,21 @@ Expected<std::unique_ptr<Database>> OpenSqlite(const std::string& path) {
     return Fail(StoreErrc::kUnavailable, "cannot open SQLite database " + path + ": " +
                                              (db ? sqlite3_errmsg(db.get()) : "out of memory"));
   }
-  sqlite3_busy_timeout(db.get(), 5000);
+  sqlite3_busy_timeout(db.get(), static_cast<int>(kBusyTimeout.count()));
   auto database = std::make_unique<SqliteDatabase>(std::move(db));
+  // Switching a fresh file to WAL needs it to itself, and SQLite returns SQLITE_BUSY for that
+  // without calling the busy handler; instances opening one file together wait their turn here,
+  // as they wait on PostgreSQL's advisory lock.
+  const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
-    if (auto ok = database->Query(pragma, {}); !ok) {
-      return std::unexpected(std::move(ok.error()).WithContext("configuring " + path));
+    for (;;) {
+      auto ok = database->Query(pragma, {});
+      if (ok) break;
+      if (ok.error() != StoreErrc::kUnavailable || std::chrono::steady_clock::now() > deadline) {
+        return std::unexpected(std::move(ok.error()).WithContext("configuring " + path));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
   return database;

@@ -62,6 +62,23 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
         R"(ALTER TABLE devices ADD COLUMN runtime_version TEXT NOT NULL DEFAULT '')",
         R"(ALTER TABLE devices ADD COLUMN manifest_sequence BIGINT NOT NULL DEFAULT 0)",
     },
+    {
+        // The verifier's records: what a device proved at its last proven attestation, the
+        // bounded log of every attempt, retired releases and each tenant's golden boot PCRs.
+        R"(ALTER TABLE devices ADD COLUMN root_of_trust TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE devices ADD COLUMN boot_pcrs TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE devices ADD COLUMN os_release TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE os_releases ADD COLUMN retired_reason TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE os_releases ADD COLUMN retired_at BIGINT NOT NULL DEFAULT 0)",
+        R"(ALTER TABLE tenants ADD COLUMN golden_boot_pcrs TEXT NOT NULL DEFAULT '')",
+        R"(CREATE TABLE attestation_attempts (
+             sequence {SERIAL}, device_id TEXT NOT NULL REFERENCES devices (id),
+             at BIGINT NOT NULL, verdict TEXT NOT NULL, reasons TEXT NOT NULL,
+             proven BIGINT NOT NULL))",
+        R"(CREATE INDEX attestation_attempts_by_device ON attestation_attempts (device_id, sequence))",
+        R"(CREATE INDEX reference_digests_by_digest ON reference_digests (component, digest))",
+        R"(CREATE INDEX used_nonces_by_expiry ON used_nonces (expires_at))",
+    },
 };
 
 std::string ForDialect(std::string_view statement, std::string_view dialect) {
@@ -118,13 +135,21 @@ ApiToken ToToken(const Row& r) {
 }
 
 Device ToDevice(const Row& r) {
-  return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4), Text(r, 5),
-          Number(r, 6), Number(r, 7), Number(r, 8), Text(r, 9),        Text(r, 10)};
+  return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4),
+          Text(r, 5),   Number(r, 6), Number(r, 7), Number(r, 8),      Text(r, 9),
+          Text(r, 10),  Text(r, 11),  Text(r, 12),  Text(r, 13)};
 }
 
 constexpr std::string_view kDeviceColumns =
     "id, tenant_id, claimed_at, revoked, verdict, reasons, last_attested, certificate_expiry, "
-    "last_check_in, os_version, runtime_version";
+    "last_check_in, os_version, runtime_version, root_of_trust, boot_pcrs, os_release";
+
+AttestationAttempt ToAttempt(const Row& r) {
+  return {Text(r, 0), Number(r, 1), Text(r, 2), Text(r, 3), Number(r, 4) != 0};
+}
+
+// Attempts kept per device; older ones are dropped as new ones arrive.
+constexpr std::int64_t kAttemptsKept = 20;
 
 AuditEntry ToAudit(const Row& r) {
   return {Number(r, 0), Text(r, 1), Text(r, 2), Text(r, 3), Text(r, 4), Number(r, 5)};
@@ -350,14 +375,62 @@ Expected<Device> Store::FindDeviceForAttestation(std::string_view device_id) {
                 "device");
 }
 
-Expected<void> Store::RecordAttestation(std::string_view device_id, std::string_view verdict,
-                                        std::string_view reasons, std::int64_t at,
-                                        std::int64_t certificate_expiry) {
-  return One(db_->Query("UPDATE devices SET verdict = $1, reasons = $2, last_attested = $3, "
-                        "certificate_expiry = $4 WHERE id = $5 RETURNING id",
-                        {std::string(verdict), std::string(reasons), at, certificate_expiry,
-                         std::string(device_id)}),
-             "device");
+Expected<void> Store::RecordAttestation(const AttestationRecord& r) {
+  return db_->Transaction([&]() -> Expected<void> {
+    if (auto ok = One(db_->Query("UPDATE devices SET verdict = $1, reasons = $2, "
+                                 "last_attested = $3, certificate_expiry = $4, "
+                                 "root_of_trust = $5, boot_pcrs = $6, os_release = $7 "
+                                 "WHERE id = $8 RETURNING id",
+                                 {r.verdict, r.reasons, r.at, r.certificate_expiry,
+                                  r.root_of_trust, r.boot_pcrs, r.os_release, r.device_id}),
+                      "device");
+        !ok) {
+      return ok;
+    }
+    return InsertAttempt({r.device_id, r.at, r.verdict, r.reasons, true});
+  });
+}
+
+Expected<void> Store::AddAttestationAttempt(const AttestationAttempt& attempt) {
+  return db_->Transaction([&] { return InsertAttempt(attempt); });
+}
+
+Expected<void> Store::InsertAttempt(const AttestationAttempt& a) {
+  if (auto ok = Discard(db_->Query("INSERT INTO attestation_attempts (device_id, at, verdict, "
+                                   "reasons, proven) VALUES ($1, $2, $3, $4, $5)",
+                                   {a.device_id, a.at, a.verdict, a.reasons,
+                                    std::int64_t{a.proven ? 1 : 0}}));
+      !ok) {
+    return ok;
+  }
+  return Discard(db_->Query(
+      "DELETE FROM attestation_attempts WHERE device_id = $1 AND sequence <= (SELECT sequence "
+      "FROM attestation_attempts WHERE device_id = $1 ORDER BY sequence DESC LIMIT 1 OFFSET $2)",
+      {a.device_id, kAttemptsKept}));
+}
+
+Expected<std::vector<AttestationAttempt>> Store::ListAttestationAttempts(
+    std::string_view tenant, std::string_view device_id) {
+  return Map<AttestationAttempt>(
+      db_->Query("SELECT a.device_id, a.at, a.verdict, a.reasons, a.proven FROM "
+                 "attestation_attempts a JOIN devices d ON d.id = a.device_id WHERE "
+                 "d.tenant_id = $1 AND a.device_id = $2 ORDER BY a.sequence DESC",
+                 {std::string(tenant), std::string(device_id)}),
+      ToAttempt);
+}
+
+Expected<void> Store::SetGoldenBootPcrs(std::string_view tenant, std::string_view boot_pcrs) {
+  return One(db_->Query("UPDATE tenants SET golden_boot_pcrs = $1 WHERE id = $2 RETURNING id",
+                        {std::string(boot_pcrs), std::string(tenant)}),
+             "tenant");
+}
+
+Expected<std::string> Store::GetGoldenBootPcrs(std::string_view tenant) {
+  auto rows =
+      db_->Query("SELECT golden_boot_pcrs FROM tenants WHERE id = $1", {std::string(tenant)});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return Fail(StoreErrc::kNotFound, "tenant not found");
+  return Text(rows->front(), 0);
 }
 
 Expected<std::int64_t> Store::RecordCheckIn(std::string_view tenant, std::string_view device_id,
@@ -394,12 +467,16 @@ Expected<void> Store::AddOsRelease(const OsRelease& release) {
   });
 }
 
-Expected<std::vector<OsRelease>> Store::ListOsReleases() {
-  auto releases = db_->Query("SELECT version, feed, created_at FROM os_releases ORDER BY version");
+Expected<std::vector<OsRelease>> Store::ReleasesWhere(std::string_view condition,
+                                                     const std::vector<Value>& params) {
+  auto releases = db_->Query(
+      "SELECT version, feed, created_at, retired_reason, retired_at FROM os_releases " +
+          std::string(condition) + " ORDER BY created_at, version",
+      params);
   if (!releases) return std::unexpected(releases.error());
   std::vector<OsRelease> out;
   for (const Row& row : *releases) {
-    OsRelease release{Text(row, 0), Text(row, 1), Number(row, 2), {}};
+    OsRelease release{Text(row, 0), Text(row, 1), Number(row, 2), {}, Text(row, 3), Number(row, 4)};
     auto digests = db_->Query(
         "SELECT component, digest FROM reference_digests WHERE version = $1 "
         "ORDER BY component, digest",
@@ -411,11 +488,22 @@ Expected<std::vector<OsRelease>> Store::ListOsReleases() {
   return out;
 }
 
-Expected<bool> Store::IsReferenceDigest(std::string_view component, std::string_view digest) {
-  auto rows = db_->Query("SELECT 1 FROM reference_digests WHERE component = $1 AND digest = $2",
-                         {std::string(component), std::string(digest)});
-  if (!rows) return std::unexpected(rows.error());
-  return !rows->empty();
+Expected<std::vector<OsRelease>> Store::ListOsReleases() { return ReleasesWhere("", {}); }
+
+Expected<std::vector<OsRelease>> Store::FindOsReleasesListing(std::string_view component,
+                                                              std::string_view digest) {
+  return ReleasesWhere(
+      "WHERE version IN (SELECT version FROM reference_digests WHERE component = $1 AND "
+      "digest = $2)",
+      {std::string(component), std::string(digest)});
+}
+
+Expected<void> Store::RetireOsRelease(std::string_view version, std::string_view reason,
+                                      std::int64_t at) {
+  return One(db_->Query("UPDATE os_releases SET retired_reason = $1, retired_at = $2 "
+                        "WHERE version = $3 RETURNING version",
+                        {std::string(reason), at, std::string(version)}),
+             "OS release");
 }
 
 Expected<void> Store::UseNonce(std::string_view nonce_hash, std::int64_t expires_at,

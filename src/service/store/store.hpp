@@ -66,6 +66,31 @@ struct Device {
   std::int64_t last_check_in = 0;
   std::string os_version;  // as reported at the last check-in
   std::string runtime_version;
+  // As proven at the last attestation that proved possession of the identity key.
+  std::string root_of_trust;  // "tpm", "software", or empty before the first
+  std::string boot_pcrs;      // hex values of rot::kBootPcrs, comma-separated (TPM devices)
+  std::string os_release;     // the OS release the launch matched
+};
+
+// What an attestation that proved possession of the identity key records on its device.
+struct AttestationRecord {
+  std::string device_id;
+  std::string verdict;  // "trusted" or "untrusted"
+  std::string reasons;
+  std::int64_t at = 0;
+  std::int64_t certificate_expiry = 0;
+  std::string root_of_trust;
+  std::string boot_pcrs;
+  std::string os_release;
+};
+
+// One attestation attempt of a claimed device, proven or not.
+struct AttestationAttempt {
+  std::string device_id;
+  std::int64_t at = 0;
+  std::string verdict;  // "trusted", "untrusted", "refused" (possession not proven), "error"
+  std::string reasons;
+  bool proven = false;  // whether the attempt proved possession of the identity key
 };
 
 // An OS release the verifier accepts: the digest each measured component reports when running it.
@@ -74,6 +99,8 @@ struct OsRelease {
   std::string feed;  // "retail" or "retail-eval"
   std::int64_t created_at = 0;
   std::vector<std::pair<std::string, std::string>> components;  // (component, hex digest)
+  std::string retired_reason;  // empty while the release is not retired
+  std::int64_t retired_at = 0;
 };
 
 struct AuditEntry {
@@ -139,9 +166,17 @@ class Store {
 
   // For the attestation verifier, which knows only the device ID. Errors: kNotFound (unclaimed).
   Expected<Device> FindDeviceForAttestation(std::string_view device_id);
-  Expected<void> RecordAttestation(std::string_view device_id, std::string_view verdict,
-                                   std::string_view reasons, std::int64_t at,
-                                   std::int64_t certificate_expiry);
+  // Sets the device's verdict and what it proved, and logs the attempt. Errors: kNotFound.
+  Expected<void> RecordAttestation(const AttestationRecord& record);
+  // Logs an attempt without touching the device's verdict; the newest 20 per device are kept.
+  Expected<void> AddAttestationAttempt(const AttestationAttempt& attempt);
+  // The device's logged attempts, newest first; empty unless `tenant` has claimed it.
+  Expected<std::vector<AttestationAttempt>> ListAttestationAttempts(std::string_view tenant,
+                                                                    std::string_view device_id);
+  // A tenant's pinned boot PCR values (Device::boot_pcrs' form; empty: none pinned).
+  // Errors: kNotFound.
+  Expected<void> SetGoldenBootPcrs(std::string_view tenant, std::string_view boot_pcrs);
+  Expected<std::string> GetGoldenBootPcrs(std::string_view tenant);
 
   // Records a check-in and returns the device's next update-manifest sequence number (1, 2, ...:
   // strictly increasing). Errors: kNotFound when `tenant` has not claimed the device.
@@ -151,9 +186,14 @@ class Store {
 
   // Platform-wide reference values. Errors: kConflict when the version exists.
   Expected<void> AddOsRelease(const OsRelease& release);
+  // Oldest first.
   Expected<std::vector<OsRelease>> ListOsReleases();
-  // Whether any OS release lists `digest` (lowercase hex) for `component`.
-  Expected<bool> IsReferenceDigest(std::string_view component, std::string_view digest);
+  // The releases that list `digest` (lowercase hex) for `component`, oldest first.
+  Expected<std::vector<OsRelease>> FindOsReleasesListing(std::string_view component,
+                                                         std::string_view digest);
+  // Devices running a retired release are untrusted. Errors: kNotFound.
+  Expected<void> RetireOsRelease(std::string_view version, std::string_view reason,
+                                 std::int64_t at);
 
   // Marks a nonce (by its hash) used until `expires_at`; kConflict when it was used before.
   // Forgets nonces that expired before `now`.
@@ -171,6 +211,10 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+
+  Expected<void> InsertAttempt(const AttestationAttempt& attempt);
+  Expected<std::vector<OsRelease>> ReleasesWhere(std::string_view condition,
+                                                 const std::vector<Value>& params);
 
   std::unique_ptr<Database> db_;
 };

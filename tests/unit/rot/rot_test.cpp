@@ -12,7 +12,7 @@ namespace {
 
 using testing::TempDir;
 
-constexpr std::uint32_t kRegister = kDefaultRegisterIndex;
+constexpr std::uint32_t kRegisterMask = 1u << kSoftwareRegister;
 
 std::unique_ptr<RootOfTrust> NewSoftware(const TempDir& dir) {
   auto rot = Initialize({.backend = "software", .state_dir = dir / "rot"});
@@ -31,7 +31,13 @@ class QuoteVerification : public ::testing::Test {
     value_ = *rot_->ReadRegister();
   }
 
-  QuoteExpectation Expect(const Bytes& nonce) const { return {nonce, kRegister, value_}; }
+  Quote QuoteOver(const Bytes& nonce) { return rot_->Attest(nonce)->quote; }
+  QuoteExpectation Expect(const Bytes& nonce) const {
+    return {nonce, kRegisterMask, std::span(&value_, 1)};
+  }
+  Verdict Verify(const Quote& quote, const Bytes& nonce) const {
+    return VerifyQuote(quote, identity_->public_key, Expect(nonce));
+  }
 
   TempDir dir_;
   std::unique_ptr<RootOfTrust> rot_;
@@ -41,29 +47,33 @@ class QuoteVerification : public ::testing::Test {
 
 TEST_F(QuoteVerification, GenuineQuoteIsValid) {
   const Bytes nonce = Nonce(1);
-  auto quote = *rot_->CreateQuote(nonce);
-  EXPECT_TRUE(VerifyQuote(quote, identity_->public_key, Expect(nonce)).valid());
-  auto body = ParseQuoteBody(quote.attest);
+  auto attestation = *rot_->Attest(nonce);
+  EXPECT_TRUE(Verify(attestation.quote, nonce).valid());
+  EXPECT_TRUE(attestation.boot_pcrs.empty());
+  EXPECT_FALSE(attestation.register_certification);
+  auto body = ParseAttest(attestation.quote.attest);
   ASSERT_TRUE(body);
+  EXPECT_EQ(body->type, kAttestQuote);
   EXPECT_EQ(body->qualifying_data, nonce);
-  EXPECT_EQ(body->register_mask, 1u << kRegister);
+  EXPECT_EQ(body->register_mask, kRegisterMask);
 }
 
 TEST_F(QuoteVerification, ReplayAttackQuoteOverAnotherNonceIsInvalid) {
-  auto quote = *rot_->CreateQuote(Nonce(1));
-  auto verdict = VerifyQuote(quote, identity_->public_key, Expect(Nonce(2)));
+  auto verdict = Verify(QuoteOver(Nonce(1)), Nonce(2));
   EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
-  EXPECT_NE(verdict.reason().find("qualifying data"), std::string::npos) << verdict.reason();
+  EXPECT_NE(verdict.reason().find("qualifying data does not match"), std::string::npos)
+      << verdict.reason();
 }
 
 TEST_F(QuoteVerification, QuoteOfAnotherRegisterValueIsInvalid) {
   const Bytes nonce = Nonce(1);
-  auto quote = *rot_->CreateQuote(nonce);
-  auto expected = Expect(nonce);
-  expected.register_value[0] ^= 1;
-  auto verdict = VerifyQuote(quote, identity_->public_key, expected);
+  crypto::Digest other = value_;
+  other[0] ^= 1;
+  auto verdict = VerifyQuote(QuoteOver(nonce), identity_->public_key,
+                             {nonce, kRegisterMask, std::span(&other, 1)});
   EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
-  EXPECT_NE(verdict.reason().find("register value"), std::string::npos) << verdict.reason();
+  EXPECT_NE(verdict.reason().find("quoted PCR values differ"), std::string::npos)
+      << verdict.reason();
 }
 
 TEST_F(QuoteVerification, ImpersonationQuoteFromAnotherDeviceIsInvalid) {
@@ -71,37 +81,39 @@ TEST_F(QuoteVerification, ImpersonationQuoteFromAnotherDeviceIsInvalid) {
   auto other = NewSoftware(other_dir);
   ASSERT_TRUE(other->Extend(*crypto::Sha256Of(AsBytes("os image"))));
   const Bytes nonce = Nonce(1);
-  auto quote = *other->CreateQuote(nonce);
-  auto verdict = VerifyQuote(quote, identity_->public_key, Expect(nonce));
+  auto verdict = Verify(other->Attest(nonce)->quote, nonce);
   EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
-  EXPECT_NE(verdict.reason().find("signature"), std::string::npos);
+  EXPECT_NE(verdict.reason().find("signature does not verify"), std::string::npos);
 }
 
 TEST_F(QuoteVerification, ForgedQuoteWithEditedFieldsIsInvalid) {
   const Bytes nonce = Nonce(1);
-  auto quote = *rot_->CreateQuote(Nonce(9));
+  auto quote = QuoteOver(Nonce(9));
   // Overwrite the qualifying data inside the signed structure with the expected nonce.
-  auto body = *ParseQuoteBody(quote.attest);
+  auto body = *ParseAttest(quote.attest);
   auto it = std::search(quote.attest.begin(), quote.attest.end(), body.qualifying_data.begin(),
                         body.qualifying_data.end());
   ASSERT_NE(it, quote.attest.end());
   std::copy(nonce.begin(), nonce.end(), it);
-  EXPECT_EQ(VerifyQuote(quote, identity_->public_key, Expect(nonce)).outcome(),
-            Verdict::Outcome::kInvalid);
+  auto verdict = Verify(quote, nonce);
+  EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
+  EXPECT_NE(verdict.reason().find("signature does not verify"), std::string::npos);
 }
 
-TEST_F(QuoteVerification, QuoteOverAnotherRegisterIsInvalid) {
+TEST_F(QuoteVerification, QuoteOverOtherRegistersThanTheVerifierRequiresIsInvalid) {
   const Bytes nonce = Nonce(1);
-  auto quote = *rot_->CreateQuote(nonce);
-  auto expected = Expect(nonce);
-  expected.register_index = 14;
-  EXPECT_EQ(VerifyQuote(quote, identity_->public_key, expected).outcome(),
-            Verdict::Outcome::kInvalid);
+  // The register value is right, but the verifier asks for PCR 14, not the quoted 15.
+  auto verdict = VerifyQuote(QuoteOver(nonce), identity_->public_key,
+                             {nonce, 1u << 14, std::span(&value_, 1)});
+  EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
+  EXPECT_NE(verdict.reason().find("quote covers PCRs 15, but the verifier requires exactly 14"),
+            std::string::npos)
+      << verdict.reason();
 }
 
 TEST_F(QuoteVerification, MalformedQuotesAreInvalidNotCrashes) {
   const Bytes nonce = Nonce(1);
-  auto good = *rot_->CreateQuote(nonce);
+  auto good = QuoteOver(nonce);
   std::vector<Quote> bad{
       {{}, {}},
       {good.attest, {}},
@@ -113,17 +125,44 @@ TEST_F(QuoteVerification, MalformedQuotesAreInvalidNotCrashes) {
   trailing.attest.push_back(0);
   bad.push_back(trailing);
   for (const auto& quote : bad) {
-    EXPECT_EQ(VerifyQuote(quote, identity_->public_key, Expect(nonce)).outcome(),
-              Verdict::Outcome::kInvalid);
+    EXPECT_EQ(Verify(quote, nonce).outcome(), Verdict::Outcome::kInvalid);
   }
 }
 
-TEST_F(QuoteVerification, SignedStructureThatIsNotAQuoteIsInvalid) {
-  // A signature by the identity key over arbitrary bytes (what Sign produces) is not a quote.
-  const Bytes data = ToBytes("not a TPMS_ATTEST");
-  auto signature = *MarshalEcdsaSignature(*rot_->Sign(data));
-  EXPECT_EQ(VerifyQuote({data, signature}, identity_->public_key, Expect(Nonce(1))).outcome(),
-            Verdict::Outcome::kInvalid);
+// Signed by the identity key (what Sign produces), so only the structure checks can refuse.
+TEST_F(QuoteVerification, SignedStructureThatIsNotTpmGeneratedIsInvalid) {
+  const Bytes nonce = Nonce(1);
+  Bytes attest = QuoteOver(nonce).attest;
+  attest[0] ^= 0xff;  // the TPM_GENERATED magic a TPM puts only into structures it made
+  const Quote forged{attest, *MarshalEcdsaSignature(*rot_->Sign(attest))};
+  auto verdict = Verify(forged, nonce);
+  EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
+  EXPECT_NE(verdict.reason().find("lacks the TPM_GENERATED magic"), std::string::npos)
+      << verdict.reason();
+
+  const Bytes junk = ToBytes("not a TPMS_ATTEST");
+  const Quote unparsable{junk, *MarshalEcdsaSignature(*rot_->Sign(junk))};
+  verdict = Verify(unparsable, nonce);
+  EXPECT_NE(verdict.reason().find("not a TPMS_ATTEST"), std::string::npos) << verdict.reason();
+}
+
+TEST_F(QuoteVerification, QuotePresentedAsAnNvCertificationIsInvalid) {
+  const Bytes nonce = Nonce(1);
+  AttestBody body;
+  EXPECT_TRUE(VerifySignedAttest(QuoteOver(nonce), identity_->public_key, kAttestQuote, nonce,
+                                 &body)
+                  .valid());
+  auto verdict =
+      VerifySignedAttest(QuoteOver(nonce), identity_->public_key, kAttestNv, nonce, &body);
+  EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);
+  EXPECT_NE(verdict.reason().find("signed structure of another type"), std::string::npos)
+      << verdict.reason();
+}
+
+TEST(NvPcr, PolicyIsPolicyCommandCodeOfUndefineSpaceSpecialAsTpm2ToolsComputesIt) {
+  // tpm2_policycommandcode -L policy.dat TPM2_CC_NV_UndefineSpaceSpecial, in a trial session.
+  EXPECT_EQ(crypto::ToHex(*NvPcrPolicy()),
+            "1d2dc485e177ddd0a40a344913ceeb420caa093c42587d2e1b132b157ccb5db0");
 }
 
 TEST(SoftwareRootOfTrust, RefusesWorldReadableIdentityKey) {

@@ -55,17 +55,16 @@ Bytes EncodeCounters(const Counters& counters) {
 
 class SoftwareRootOfTrust final : public RootOfTrust {
  public:
-  SoftwareRootOfTrust(fs::path dir, std::uint32_t register_index, crypto::PrivateKey key,
-                      Digest register_value, Counters counters, Bytes seal_key)
+  SoftwareRootOfTrust(fs::path dir, crypto::PrivateKey key, Digest register_value,
+                      Counters counters, Bytes seal_key)
       : dir_(std::move(dir)),
-        register_index_(register_index),
         key_(std::move(key)),
         register_(register_value),
         counters_(counters),
         seal_key_(std::move(seal_key)) {}
 
   std::string_view Backend() const override { return "software"; }
-  std::uint32_t RegisterIndex() const override { return register_index_; }
+  std::string RegisterName() const override { return "software register"; }
 
   Expected<Identity> GetIdentity() override {
     return Identity{key_.Public().Fingerprint(), key_.Public()};
@@ -87,18 +86,20 @@ class SoftwareRootOfTrust final : public RootOfTrust {
 
   Expected<Digest> ReadRegister() override { return register_; }
 
-  Expected<Quote> CreateQuote(ByteView qualifying_data) override {
+  Expected<Attestation> Attest(ByteView qualifying_data) override {
     const auto clock_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::steady_clock::now().time_since_epoch())
                               .count();
-    auto attest = MarshalQuoteAttest(key_.Public(), qualifying_data, register_index_, register_,
+    auto attest = MarshalQuoteAttest(key_.Public(), qualifying_data, kSoftwareRegister, register_,
                                      static_cast<std::uint64_t>(clock_ms));
     if (!attest) return std::unexpected(attest.error());
     auto der = key_.Sign(*attest);
     if (!der) return std::unexpected(der.error());
     auto signature = MarshalEcdsaSignature(*der);
     if (!signature) return std::unexpected(signature.error());
-    return Quote{std::move(*attest), std::move(*signature)};
+    return Attestation{.quote = {std::move(*attest), std::move(*signature)},
+                       .boot_pcrs = {},
+                       .register_certification = std::nullopt};
   }
 
   Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
@@ -126,6 +127,9 @@ class SoftwareRootOfTrust final : public RootOfTrust {
       return Fail(RotErrc::kInvalidArgument,
                   "secret to seal is larger than " + std::to_string(kMaxSealedSecret) + " bytes");
     }
+    if (register_ == Digest{}) {
+      return Fail(RotErrc::kBadState, "nothing is measured this boot: there is no state to seal to");
+    }
     return crypto::aead::Seal(seal_key_, secret, SealContext());
   }
 
@@ -147,7 +151,6 @@ class SoftwareRootOfTrust final : public RootOfTrust {
   }
 
   fs::path dir_;
-  std::uint32_t register_index_;
   crypto::PrivateKey key_;
   Digest register_;
   Counters counters_;
@@ -250,8 +253,8 @@ Expected<Bytes> LoadSealKey(const fs::path& dir, bool create) {
 
 }  // namespace
 
-Expected<std::unique_ptr<RootOfTrust>> Open(const fs::path& state_dir, std::uint32_t register_index,
-                                            bool create, const fs::path& boot_id_file) {
+Expected<std::unique_ptr<RootOfTrust>> Open(const fs::path& state_dir, bool create,
+                                            const fs::path& boot_id_file) {
   if (create) {
     if (auto ok = file::EnsureDirectory(state_dir, 0700); !ok) return std::unexpected(ok.error());
   }
@@ -268,8 +271,8 @@ Expected<std::unique_ptr<RootOfTrust>> Open(const fs::path& state_dir, std::uint
   log::Warning(
       "software root of trust in {}: keys are plain files; it offers no hardware protection",
       state_dir.string());
-  return std::make_unique<SoftwareRootOfTrust>(state_dir, register_index, std::move(*key),
-                                               *register_value, *counters, std::move(*seal_key));
+  return std::make_unique<SoftwareRootOfTrust>(state_dir, std::move(*key), *register_value,
+                                               *counters, std::move(*seal_key));
 }
 
 }  // namespace aspis::rot::software

@@ -13,8 +13,7 @@ namespace aspis::rot::software {
 // With `create`, missing state is made; otherwise missing or damaged state is kBadState.
 // The register starts from zero on each boot (the ID in `boot_id_file` differs from the one
 // recorded beside the register), like a TPM PCR; everything else persists across reboots.
-Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir,
-                                            std::uint32_t register_index, bool create,
+Expected<std::unique_ptr<RootOfTrust>> Open(const std::filesystem::path& state_dir, bool create,
                                             const std::filesystem::path& boot_id_file);
 
 }  // namespace aspis::rot::software

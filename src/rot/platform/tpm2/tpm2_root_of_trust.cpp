@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/log.hpp"
+#include "crypto/encoding.hpp"
 #include "rot/counter_rules.hpp"
 #include "rot/errors.hpp"
 #include "rot/platform/tpm2/tss_ptr.hpp"
@@ -38,13 +40,31 @@ TSS2_RC TpmCode(TSS2_RC rc) {
   return (rc & TPM2_RC_FMT1) != 0 ? (rc & (TPM2_RC_FMT1 | 0x3f)) : rc;
 }
 
-TPML_PCR_SELECTION Selection(std::uint32_t index) {
+// The SHA-256 bank's PCRs in `mask` (bit i = PCR i).
+TPML_PCR_SELECTION Selection(std::uint32_t mask) {
   TPML_PCR_SELECTION selection{};
   selection.count = 1;
   selection.pcrSelections[0].hash = TPM2_ALG_SHA256;
   selection.pcrSelections[0].sizeofSelect = 3;
-  selection.pcrSelections[0].pcrSelect[index / 8] = static_cast<BYTE>(1u << (index % 8));
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    selection.pcrSelections[0].pcrSelect[i] = static_cast<BYTE>(mask >> (8 * i));
+  }
   return selection;
+}
+
+TPMT_SIG_SCHEME EcdsaScheme() {
+  TPMT_SIG_SCHEME scheme{};
+  scheme.scheme = TPM2_ALG_ECDSA;
+  scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+  return scheme;
+}
+
+// A signed attestation structure as the TPM returned it.
+Expected<Quote> ToQuote(const TPM2B_ATTEST& attest, const TPMT_SIGNATURE& signature) {
+  auto signature_bytes = MarshalTpm(signature, Tss2_MU_TPMT_SIGNATURE_Marshal, "a signature");
+  if (!signature_bytes) return std::unexpected(signature_bytes.error());
+  return Quote{Bytes(attest.attestationData, attest.attestationData + attest.size),
+               std::move(*signature_bytes)};
 }
 
 // An ECC P-256 key template; the unique field is left empty for the TPM to fill.
@@ -94,8 +114,7 @@ std::string HandleName(std::uint32_t handle) { return fmt::format("0x{:08x}", ha
 
 class Tpm2RootOfTrust final : public RootOfTrust {
  public:
-  Tpm2RootOfTrust(TctiPtr tcti, EsysPtr esys, std::uint32_t register_index)
-      : tcti_(std::move(tcti)), esys_(std::move(esys)), register_index_(register_index) {}
+  Tpm2RootOfTrust(TctiPtr tcti, EsysPtr esys) : tcti_(std::move(tcti)), esys_(std::move(esys)) {}
 
   ~Tpm2RootOfTrust() override {
     // Handles must be released while the ESAPI context still exists.
@@ -155,8 +174,37 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     return {};
   }
 
+  // Defines the Aspis NvPCR if it is missing and `create` is set; refuses an index at its handle
+  // that was defined otherwise.
+  Expected<void> LoadNvPcr(bool create) {
+    auto pub = NvPublic(kNvPcrIndex);
+    if (!pub) return std::unexpected(pub.error());
+    if (!*pub) {
+      if (!create) {
+        return Fail(RotErrc::kBadState, "the TPM has no Aspis NvPCR at " +
+                                            HandleName(kNvPcrIndex) +
+                                            "; run `aspisd identity init`");
+      }
+      if (auto made = DefineNvPcr(); !made) return made;
+      pub = NvPublic(kNvPcrIndex);
+      if (!pub) return std::unexpected(pub.error());
+    }
+    auto policy = NvPcrPolicy();
+    if (!policy) return std::unexpected(policy.error());
+    const TPMS_NV_PUBLIC& p = **pub;
+    if (p.nameAlg != TPM2_ALG_SHA256 || (p.attributes & ~TPMA_NV_WRITTEN) != NvPcrAttributes() ||
+        p.dataSize != policy->size() ||
+        !crypto::ConstantTimeEquals(ByteView(p.authPolicy.buffer, p.authPolicy.size), *policy)) {
+      return Fail(RotErrc::kBadState,
+                  fmt::format("NV index {} is not an Aspis NvPCR (attributes 0x{:08x}, size {}); "
+                              "it must be redefined by the platform hierarchy",
+                              HandleName(kNvPcrIndex), p.attributes, p.dataSize));
+    }
+    return {};
+  }
+
   std::string_view Backend() const override { return "tpm2"; }
-  std::uint32_t RegisterIndex() const override { return register_index_; }
+  std::string RegisterName() const override { return "NvPCR " + HandleName(kNvPcrIndex); }
 
   Expected<Identity> GetIdentity() override { return *identity_; }
 
@@ -164,9 +212,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     auto hashed = HashWithTicket(data);
     if (!hashed) return std::unexpected(hashed.error());
     auto& [digest, ticket] = *hashed;
-    TPMT_SIG_SCHEME scheme{};
-    scheme.scheme = TPM2_ALG_ECDSA;
-    scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+    const TPMT_SIG_SCHEME scheme = EcdsaScheme();
     TPMT_SIGNATURE* out = nullptr;
     const TSS2_RC rc = Esys_Sign(ctx(), identity_handle_.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                  ESYS_TR_NONE, digest.get(), &scheme, ticket.get(), &out);
@@ -179,55 +225,47 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   }
 
   Expected<void> Extend(const Digest& measurement) override {
-    TPML_DIGEST_VALUES values{};
-    values.count = 1;
-    values.digests[0].hashAlg = TPM2_ALG_SHA256;
-    std::memcpy(values.digests[0].digest.sha256, measurement.data(), measurement.size());
-    const TSS2_RC rc = Esys_PCR_Extend(ctx(), ESYS_TR_PCR0 + register_index_, ESYS_TR_PASSWORD,
-                                       ESYS_TR_NONE, ESYS_TR_NONE, &values);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("extending the PCR", rc));
+    auto nv = OpenNv(kNvPcrIndex);
+    if (!nv) return std::unexpected(nv.error());
+    TPM2B_MAX_NV_BUFFER data{};
+    SetTpm2b(data, measurement);
+    const TSS2_RC rc = Esys_NV_Extend(ctx(), nv->get(), nv->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                      ESYS_TR_NONE, &data);
+    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("extending the NvPCR", rc));
     return {};
   }
 
   Expected<Digest> ReadRegister() override {
-    const TPML_PCR_SELECTION selection = Selection(register_index_);
-    TPML_DIGEST* out = nullptr;
-    const TSS2_RC rc = Esys_PCR_Read(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &selection,
-                                     nullptr, nullptr, &out);
-    EsysOut<TPML_DIGEST> values(out);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("reading the PCR", rc));
+    auto pub = NvPublic(kNvPcrIndex);
+    if (!pub) return std::unexpected(pub.error());
+    if (!*pub) return Fail(RotErrc::kBadState, "the Aspis NvPCR is missing");
     Digest value{};
-    if (values->count != 1 || values->digests[0].size != value.size()) {
-      return Fail(RotErrc::kTpm,
-                  "the TPM has no SHA-256 bank for PCR " + std::to_string(register_index_));
-    }
-    std::memcpy(value.data(), values->digests[0].buffer, value.size());
+    // Unwritten since the TPM reset: the first extend starts from zeros.
+    if (((*pub)->attributes & TPMA_NV_WRITTEN) == 0) return value;
+    auto nv = OpenNv(kNvPcrIndex);
+    if (!nv) return std::unexpected(nv.error());
+    TPM2B_MAX_NV_BUFFER* out = nullptr;
+    const TSS2_RC rc = Esys_NV_Read(ctx(), nv->get(), nv->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                    ESYS_TR_NONE, value.size(), 0, &out);
+    EsysOut<TPM2B_MAX_NV_BUFFER> data(out);
+    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("reading the NvPCR", rc));
+    if (data->size != value.size()) return Fail(RotErrc::kTpm, "the NvPCR is not 32 bytes");
+    std::memcpy(value.data(), data->buffer, value.size());
     return value;
   }
 
-  Expected<Quote> CreateQuote(ByteView qualifying_data) override {
+  Expected<Attestation> Attest(ByteView qualifying_data) override {
     if (qualifying_data.size() > kMaxQualifyingData) {
       return Fail(RotErrc::kInvalidArgument, "qualifying data is longer than 64 bytes");
     }
     TPM2B_DATA qualifying{};
     SetTpm2b(qualifying, qualifying_data);
-    TPMT_SIG_SCHEME scheme{};
-    scheme.scheme = TPM2_ALG_ECDSA;
-    scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
-    const TPML_PCR_SELECTION selection = Selection(register_index_);
-    TPM2B_ATTEST* quoted_out = nullptr;
-    TPMT_SIGNATURE* signature_out = nullptr;
-    const TSS2_RC rc =
-        Esys_Quote(ctx(), identity_handle_.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                   &qualifying, &scheme, &selection, &quoted_out, &signature_out);
-    EsysOut<TPM2B_ATTEST> quoted(quoted_out);
-    EsysOut<TPMT_SIGNATURE> signature(signature_out);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("quoting the PCR", rc));
-    auto signature_bytes =
-        MarshalTpm(*signature, Tss2_MU_TPMT_SIGNATURE_Marshal, "the quote signature");
-    if (!signature_bytes) return std::unexpected(signature_bytes.error());
-    return Quote{Bytes(quoted->attestationData, quoted->attestationData + quoted->size),
-                 std::move(*signature_bytes)};
+    auto quoted = QuoteBootPcrs(qualifying);
+    if (!quoted) return std::unexpected(quoted.error());
+    auto certified = CertifyNvPcr(qualifying);
+    if (!certified) return std::unexpected(certified.error());
+    quoted->register_certification = std::move(*certified);
+    return quoted;
   }
 
   Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
@@ -273,6 +311,11 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     if (secret.size() > kMaxSealedSecret) {
       return Fail(RotErrc::kInvalidArgument,
                   "secret to seal is larger than " + std::to_string(kMaxSealedSecret) + " bytes");
+    }
+    auto measured = ReadRegister();
+    if (!measured) return std::unexpected(measured.error());
+    if (*measured == Digest{}) {
+      return Fail(RotErrc::kBadState, "nothing is measured this boot: there is no state to seal to");
     }
     auto policy = PcrPolicyDigest();
     if (!policy) return std::unexpected(policy.error());
@@ -340,9 +383,9 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     EsysOut<TPM2B_SENSITIVE_DATA> secret(out);
     if (rc != TSS2_RC_SUCCESS) {
       if (TpmCode(rc) == TPM2_RC_POLICY_FAIL) {
-        return Fail(RotErrc::kPolicy, "sealed secret does not open: PCR " +
-                                          std::to_string(register_index_) +
-                                          " differs from its value at sealing time");
+        return Fail(RotErrc::kPolicy,
+                    "sealed secret does not open: the NvPCR differs from its value at sealing "
+                    "time");
       }
       return std::unexpected(TpmError("unsealing", rc));
     }
@@ -360,6 +403,118 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("listing TPM handles", rc));
     const TPML_HANDLE& handles = data->data.handles;
     return handles.count > 0 && handles.handle[0] == handle;
+  }
+
+  Expected<std::vector<Digest>> ReadPcrs(std::uint32_t mask) {
+    std::vector<Digest> values;
+    // PCR_Read returns at most eight values per call; ask again for what it left out.
+    while (mask != 0) {
+      const TPML_PCR_SELECTION selection = Selection(mask);
+      TPML_PCR_SELECTION* selected_out = nullptr;
+      TPML_DIGEST* out = nullptr;
+      const TSS2_RC rc = Esys_PCR_Read(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       &selection, nullptr, &selected_out, &out);
+      EsysOut<TPML_PCR_SELECTION> selected(selected_out);
+      EsysOut<TPML_DIGEST> digests(out);
+      if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("reading the boot PCRs", rc));
+      std::uint32_t read = 0;
+      if (selected->count == 1 && selected->pcrSelections[0].hash == TPM2_ALG_SHA256) {
+        for (std::uint32_t i = 0; i < 3; ++i) {
+          read |= static_cast<std::uint32_t>(selected->pcrSelections[0].pcrSelect[i]) << (8 * i);
+        }
+      }
+      read &= mask;
+      if (read == 0 || static_cast<std::uint32_t>(std::popcount(read)) != digests->count) {
+        return Fail(RotErrc::kTpm, "the TPM has no SHA-256 bank for the boot PCRs");
+      }
+      for (std::uint32_t i = 0; i < digests->count; ++i) {
+        Digest value{};
+        if (digests->digests[i].size != value.size()) {
+          return Fail(RotErrc::kTpm, "the TPM returned a boot PCR that is not 32 bytes");
+        }
+        std::memcpy(value.data(), digests->digests[i].buffer, value.size());
+        values.push_back(value);
+      }
+      mask &= ~read;
+    }
+    return values;
+  }
+
+  // A quote over the boot PCRs and their values. The values are read beside the quote; should a
+  // PCR move in between, both are taken again.
+  Expected<Attestation> QuoteBootPcrs(const TPM2B_DATA& qualifying) {
+    constexpr int kAttempts = 3;
+    const TPMT_SIG_SCHEME scheme = EcdsaScheme();
+    const TPML_PCR_SELECTION selection = Selection(BootPcrMask());
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+      auto values = ReadPcrs(BootPcrMask());
+      if (!values) return std::unexpected(values.error());
+      TPM2B_ATTEST* quoted_out = nullptr;
+      TPMT_SIGNATURE* signature_out = nullptr;
+      const TSS2_RC rc =
+          Esys_Quote(ctx(), identity_handle_.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                     &qualifying, &scheme, &selection, &quoted_out, &signature_out);
+      EsysOut<TPM2B_ATTEST> quoted(quoted_out);
+      EsysOut<TPMT_SIGNATURE> signature(signature_out);
+      if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("quoting the boot PCRs", rc));
+      auto quote = ToQuote(*quoted, *signature);
+      if (!quote) return std::unexpected(quote.error());
+      auto body = ParseAttest(quote->attest);
+      if (!body) return std::unexpected(body.error());
+      if (CheckQuoteCovers(*body, BootPcrMask(), *values).valid()) {
+        return Attestation{.quote = std::move(*quote),
+                           .boot_pcrs = std::move(*values),
+                           .register_certification = std::nullopt};
+      }
+    }
+    return Fail(RotErrc::kTpm, "the boot PCRs kept changing while being quoted");
+  }
+
+  Expected<Quote> CertifyNvPcr(const TPM2B_DATA& qualifying) {
+    auto nv = OpenNv(kNvPcrIndex);
+    if (!nv) return std::unexpected(nv.error());
+    const TPMT_SIG_SCHEME scheme = EcdsaScheme();
+    TPM2B_ATTEST* certified_out = nullptr;
+    TPMT_SIGNATURE* signature_out = nullptr;
+    const TSS2_RC rc =
+        Esys_NV_Certify(ctx(), identity_handle_.get(), nv->get(), nv->get(), ESYS_TR_PASSWORD,
+                        ESYS_TR_PASSWORD, ESYS_TR_NONE, &qualifying, &scheme,
+                        static_cast<UINT16>(std::tuple_size_v<Digest>), 0, &certified_out,
+                        &signature_out);
+    EsysOut<TPM2B_ATTEST> certified(certified_out);
+    EsysOut<TPMT_SIGNATURE> signature(signature_out);
+    if (rc != TSS2_RC_SUCCESS) {
+      if (TpmCode(rc) == TPM2_RC_NV_UNINITIALIZED) {
+        return Fail(RotErrc::kBadState, "the NvPCR holds no measurement this boot");
+      }
+      return std::unexpected(TpmError("certifying the NvPCR", rc));
+    }
+    return ToQuote(*certified, *signature);
+  }
+
+  Expected<void> DefineNvPcr() {
+    auto policy = NvPcrPolicy();
+    if (!policy) return std::unexpected(policy.error());
+    TPM2B_NV_PUBLIC pub{};
+    pub.nvPublic.nvIndex = kNvPcrIndex;
+    pub.nvPublic.nameAlg = TPM2_ALG_SHA256;
+    pub.nvPublic.attributes = NvPcrAttributes();
+    SetTpm2b(pub.nvPublic.authPolicy, *policy);
+    pub.nvPublic.dataSize = static_cast<UINT16>(policy->size());
+    const TPM2B_AUTH no_auth{};
+    ESYS_TR handle = ESYS_TR_NONE;
+    const TSS2_RC rc = Esys_NV_DefineSpace(ctx(), ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD,
+                                           ESYS_TR_NONE, ESYS_TR_NONE, &no_auth, &pub, &handle);
+    if (rc != TSS2_RC_SUCCESS) {
+      return Fail(RotErrc::kTpm,
+                  "defining the Aspis NvPCR " + HandleName(kNvPcrIndex) +
+                      " through the platform hierarchy failed (" + Tss2_RC_Decode(rc) +
+                      "); where firmware disables that hierarchy, define the index at "
+                      "provisioning (docs/threat-model.md)");
+    }
+    EsysHandle close(ctx(), handle, Release::kClose);
+    log::Info("defined the Aspis NvPCR at {}", HandleName(kNvPcrIndex));
+    return {};
   }
 
   Expected<void> CreateIdentity() {
@@ -434,13 +589,17 @@ class Tpm2RootOfTrust final : public RootOfTrust {
                               ESYS_TR_NONE, nullptr, type, &symmetric, TPM2_ALG_SHA256, &session);
     if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("starting a policy session", rc));
     EsysHandle handle(ctx(), session, Release::kFlush);
-    // An empty digest makes the TPM use the PCR's current value.
-    const TPM2B_DIGEST current{};
-    const TPML_PCR_SELECTION selection = Selection(register_index_);
-    rc = Esys_PolicyPCR(ctx(), session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current,
-                        &selection);
-    if (rc != TSS2_RC_SUCCESS)
-      return std::unexpected(TpmError("binding the policy to the PCR", rc));
+    auto value = ReadRegister();
+    if (!value) return std::unexpected(value.error());
+    auto nv = OpenNv(kNvPcrIndex);
+    if (!nv) return std::unexpected(nv.error());
+    TPM2B_OPERAND operand{};
+    SetTpm2b(operand, *value);
+    rc = Esys_PolicyNV(ctx(), nv->get(), nv->get(), session, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                       ESYS_TR_NONE, &operand, 0, TPM2_EO_EQ);
+    if (rc != TSS2_RC_SUCCESS) {
+      return std::unexpected(TpmError("binding the policy to the NvPCR", rc));
+    }
     return handle;
   }
 
@@ -590,21 +749,13 @@ class Tpm2RootOfTrust final : public RootOfTrust {
 
   TctiPtr tcti_;
   EsysPtr esys_;
-  std::uint32_t register_index_;
   EsysHandle identity_handle_;
   std::optional<Identity> identity_;
 };
 
 }  // namespace
 
-Expected<std::unique_ptr<RootOfTrust>> Open(std::string_view tcti_conf,
-                                            std::uint32_t register_index, bool create) {
-  if (register_index > 23 || register_index == 16 || register_index == 23) {
-    return Fail(RotErrc::kInvalidArgument,
-                "PCR " + std::to_string(register_index) +
-                    " cannot hold measurements: use 0-15 or 17-22 (16 and 23 can be reset by "
-                    "software)");
-  }
+Expected<std::unique_ptr<RootOfTrust>> Open(std::string_view tcti_conf, bool create) {
   const std::string conf(tcti_conf);
   TSS2_TCTI_CONTEXT* raw_tcti = nullptr;
   TSS2_RC rc = Tss2_TctiLdr_Initialize(conf.c_str(), &raw_tcti);
@@ -617,9 +768,10 @@ Expected<std::unique_ptr<RootOfTrust>> Open(std::string_view tcti_conf,
   rc = Esys_Initialize(&raw_esys, tcti.get(), nullptr);
   if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("initializing ESAPI", rc));
   EsysPtr esys(raw_esys);
-  auto rot = std::make_unique<Tpm2RootOfTrust>(std::move(tcti), std::move(esys), register_index);
+  auto rot = std::make_unique<Tpm2RootOfTrust>(std::move(tcti), std::move(esys));
   if (auto ok = rot->Start(); !ok) return std::unexpected(ok.error());
   if (auto ok = rot->LoadIdentity(create); !ok) return std::unexpected(ok.error());
+  if (auto ok = rot->LoadNvPcr(create); !ok) return std::unexpected(ok.error());
   if (create) {
     if (auto ok = rot->ProvisionCounters(); !ok) return std::unexpected(ok.error());
   }

@@ -15,10 +15,10 @@ inline constexpr std::uint32_t kCounterIndexBase = 0x0100a500;
 inline constexpr std::uint32_t kCounterOriginIndexBase = 0x0100a510;
 
 // Opens the TPM through the tpm2-tss TCTI configuration `tcti` ("device:/dev/tpmrm0",
-// "swtpm:host=127.0.0.1,port=2321"). With `create`, provisions the identity key and counters that
-// are missing; otherwise their absence is kBadState. `register_index` must be a PCR that software
-// cannot reset: 16 and 23 (resettable by TPM2_PCR_Reset) and values above 23 are refused.
-Expected<std::unique_ptr<RootOfTrust>> Open(std::string_view tcti, std::uint32_t register_index,
-                                            bool create);
+// "swtpm:host=127.0.0.1,port=2321"). With `create`, provisions the identity key, the counters and
+// the Aspis NvPCR (rot/quote.hpp) that are missing; otherwise their absence is kBadState. Defining
+// the NvPCR needs the platform hierarchy: where firmware has disabled it, the index must be defined
+// at provisioning. An index at kNvPcrIndex with other attributes or policy is refused.
+Expected<std::unique_ptr<RootOfTrust>> Open(std::string_view tcti, bool create);
 
 }  // namespace aspis::rot::tpm2
