@@ -146,8 +146,12 @@ void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::stri
 struct Output {
   std::string format = "table";
   std::vector<std::string> columns;
+  // A table layout of its own, for answers that are not lists of rows.
+  std::function<void(std::ostream&, const Json&)> table;
   void Print(std::ostream& out, const Json& value) const {
-    if (format == "json" || columns.empty()) {
+    if (format != "json" && table) {
+      table(out, value);
+    } else if (format == "json" || columns.empty()) {
       out << (value.is_string() ? value.get<std::string>() : value.dump(2) + "\n");
     } else {
       PrintTable(out, value, columns);
@@ -209,6 +213,28 @@ void PrintDeviceStatus(std::ostream& out, const Json& s) {
   }
 }
 
+void PrintAttestation(std::ostream& out, const Json& a) {
+  const std::string reasons = a.value("reasons", "");
+  out << "Device ID:       " << a.value("device_id", "") << "\n"
+      << "Verdict:         " << a.value("verdict", "") << (reasons.empty() ? "" : " (" + reasons + ")")
+      << "\n"
+      << "Attested:        " << Time(a.value("at", Json(0))) << "\n"
+      << "Root of trust:   " << a.value("root_of_trust", "") << "\n"
+      << "OS release:      " << a.value("os_release", "") << "\n"
+      << "Boot PCRs:" << (a.value("boot_pcrs", Json::object()).empty() ? " none proven" : "")
+      << "\n";
+  for (const auto& [index, value] : a.value("boot_pcrs", Json::object()).items()) {
+    out << fmt::format("  {:<3} {}\n", index, Cell(value));
+  }
+  out << "Attempts, newest first (unproven ones did not change the verdict):\n";
+  for (const auto& attempt : a.value("attempts", Json::array())) {
+    out << fmt::format("  {}  {:<9}  {:<8}  {}\n", Time(attempt.value("at", Json(0))),
+                       attempt.value("verdict", ""),
+                       attempt.value("proven", false) ? "proven" : "unproven",
+                       attempt.value("reasons", ""));
+  }
+}
+
 }  // namespace
 
 int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -221,6 +247,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   // Each command sets `run` to what it does once parsed.
   std::function<Expected<Json>(const Session&)> run;
   std::vector<std::string> columns;
+  std::function<void(std::ostream&, const Json&)> table;
   std::string tenant;
 
   std::string url, token, root_ca_file;
@@ -316,6 +343,55 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     });
   }
 
+  auto* show_attestation = device->add_subcommand(
+      "show-attestation",
+      "Show a device's attestation: verdict, root of trust, OS release, boot PCRs and attempts");
+  tenant_option(show_attestation);
+  show_attestation->add_option("--device", device_id, "Device ID")->required();
+  show_attestation->callback([&] {
+    table = PrintAttestation;
+    run = [&](const Session& s) {
+      return Request(s, "GET",
+                     fmt::format("/v1/tenants/{}/devices/{}/attestation", with_tenant(s), device_id));
+    };
+  });
+
+  auto* policy = app.add_subcommand("attestation-policy", "What the verifier requires of the "
+                                                          "tenant's devices")
+                     ->require_subcommand(1);
+  tenant_option(policy->add_subcommand("show", "Show the tenant's attestation policy")
+                    ->callback([&] {
+                      columns = {"golden_boot_pcrs"};
+                      run = [&](const Session& s) {
+                        return Request(s, "GET", fmt::format("/v1/tenants/{}/attestation-policy",
+                                                             with_tenant(s)));
+                      };
+                    }));
+  std::string pin_from;
+  bool clear_pin = false;
+  auto* policy_update = policy->add_subcommand(
+      "update", "Pin the boot PCRs a trusted device proved as the tenant's golden set, or clear "
+                "the pin");
+  tenant_option(policy_update);
+  auto* pin_option = policy_update->add_option("--pin-boot-pcrs-from-device", pin_from,
+                                               "Device ID whose last proven boot PCRs to pin");
+  policy_update->add_flag("--clear-boot-pcrs", clear_pin, "Remove the golden boot PCRs")
+      ->excludes(pin_option);
+  policy_update->callback([&] {
+    columns = {"golden_boot_pcrs"};
+    run = [&](const Session& s) -> Expected<Json> {
+      if (pin_from.empty() && !clear_pin) {
+        return Fail(CoreErrc::kInvalidArgument,
+                    "give --pin-boot-pcrs-from-device ID or --clear-boot-pcrs");
+      }
+      const Json body = clear_pin ? Json{{"clear", true}} : Json{{"from_device", pin_from}};
+      return Request(s, "POST",
+                     fmt::format("/v1/tenants/{}/attestation-policy/golden-boot-pcrs",
+                                 with_tenant(s)),
+                     body);
+    };
+  });
+
   auto* os_release =
       app.add_subcommand("os-release", "OS releases (reference values)")->require_subcommand(1);
   std::string version, feed = "retail";
@@ -340,9 +416,21 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
                      {{"version", version}, {"feed", feed}, {"components", map}});
     };
   });
-  os_release->add_subcommand("list", "List OS releases")->callback([&] {
-    columns = {"version", "feed"};
+  os_release->add_subcommand("list", "List OS releases (platform administrator)")->callback([&] {
+    columns = {"version", "feed", "created_at", "retired_reason"};
     run = [](const Session& s) { return Request(s, "GET", "/v1/os-releases"); };
+  });
+  std::string retire_reason;
+  auto* os_retire = os_release->add_subcommand(
+      "retire", "Retire an OS release: devices running it are untrusted (platform administrator)");
+  os_retire->add_option("--version", version)->required();
+  os_retire->add_option("--reason", retire_reason, "Why, shown to operators")->required();
+  os_retire->callback([&] {
+    columns = {"version", "retired_reason"};
+    run = [&](const Session& s) {
+      return Request(s, "POST", "/v1/os-releases/" + version + "/retire",
+                     {{"reason", retire_reason}});
+    };
   });
 
   auto* ca = app.add_subcommand("ca-certificate", "The tenant CA")->require_subcommand(1);
@@ -451,7 +539,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     err << "aspis: " << result.error().message() << "\n";
     return 1;
   }
-  Output{output, columns}.Print(out, *result);
+  Output{output, columns, table}.Print(out, *result);
   return 0;
 }
 

@@ -14,6 +14,7 @@
 namespace aspis::cli {
 namespace {
 
+using json::Json;
 using testing::TempDir;
 
 struct Result {
@@ -98,6 +99,40 @@ TEST_F(AspisCli, OperatorFlowFromLoginToAuditWorks) {
   EXPECT_NE(audit.out.find("device.revoke"), std::string::npos) << audit.out;
   EXPECT_NE(audit.out.find("device.claim"), std::string::npos);
   EXPECT_NE(audit.out.find(" UTC"), std::string::npos) << "times in tables are read as UTC";
+}
+
+TEST_F(AspisCli, VerifierCommandsRetireReleasesShowAttestationsAndPinBootPcrs) {
+  ASSERT_EQ(Login(service_->new_admin_token()).code, 0);
+  const std::string digest(64, 'a');
+  auto added = Run({"os-release", "add", "--version", "24.10", "--component", "os=" + digest,
+                    "--component", "aspisd=" + digest, "--component", "board=" + digest,
+                    "--component", "trust-bundle=" + digest});
+  ASSERT_EQ(added.code, 0) << added.err;
+  auto retired = Run({"os-release", "retire", "--version", "24.10", "--reason", "CVE-2026-1"});
+  ASSERT_EQ(retired.code, 0) << retired.err;
+  auto releases = Run({"os-release", "list"});
+  EXPECT_NE(releases.out.find("CVE-2026-1"), std::string::npos) << releases.out;
+
+  const std::string tenant =
+      json::Parse(Run({"tenant", "create", "--name", "Contoso", "--output", "json"}).out)
+          ->value("id", "");
+  const std::string device(64, 'd');
+  ASSERT_EQ(Run({"device", "claim", "--tenant", tenant, "--device", device}).code, 0);
+  auto shown = Run({"device", "show-attestation", "--tenant", tenant, "--device", device});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("Verdict:         never attested"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("Root of trust:   unknown (not attested yet)"), std::string::npos);
+  EXPECT_NE(shown.out.find("Boot PCRs: none proven"), std::string::npos);
+
+  auto pin = Run({"attestation-policy", "update", "--tenant", tenant,
+                  "--pin-boot-pcrs-from-device", device});
+  EXPECT_EQ(pin.code, 1);
+  EXPECT_NE(pin.err.find("has proven no boot PCRs"), std::string::npos) << pin.err;
+  EXPECT_EQ(Run({"attestation-policy", "update", "--tenant", tenant, "--clear-boot-pcrs"}).code, 0);
+  auto policy = Run({"attestation-policy", "show", "--tenant", tenant, "--output", "json"});
+  EXPECT_EQ(json::Parse(policy.out)->value("golden_boot_pcrs", Json()), Json::object());
+  auto neither = Run({"attestation-policy", "update", "--tenant", tenant});
+  EXPECT_EQ(neither.code, 1);
 }
 
 TEST_F(AspisCli, ErrorsPrintTheServicesExplanation) {

@@ -148,7 +148,7 @@ TEST_P(RootOfTrustConformance, CountersStartAtZeroAndOnlyMoveForward) {
   EXPECT_EQ(*rot_->ReadCounter(1), 0u);
 }
 
-TEST_P(RootOfTrustConformance, RollbackAttackCountersSurviveReopen) {
+TEST_P(RootOfTrustConformance, CountersSurviveReopen) {
   ASSERT_TRUE(rot_->AdvanceCounter(kCounterCount - 1, 5));
   rot_ = Reopen();
   ASSERT_NE(rot_, nullptr);

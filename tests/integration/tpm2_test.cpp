@@ -240,6 +240,35 @@ TEST(Tpm2, AttestBeforeAnyMeasurementIsAnError) {
       << attestation.error().message();
 }
 
+// Root copies the device's state directory, lets a counter move on, then puts the old copy back:
+// the TPM's counter does not follow the files. (The software backend's counters are files; its
+// limit is in docs/threat-model.md.)
+TEST(Tpm2, RollbackAttackRestoredStateFilesDoNotMoveTheCounterBack) {
+  Swtpm swtpm;
+  TempDir dir;
+  const auto state = dir / "state";
+  {
+    auto rot = Initialize({.backend = "tpm2", .state_dir = state, .tcti = swtpm.Tcti()});
+    ASSERT_TRUE(rot) << rot.error().message();
+    ASSERT_TRUE((*rot)->AdvanceCounter(0, 3));
+  }
+  std::filesystem::copy(state, dir / "backup", std::filesystem::copy_options::recursive);
+  {
+    auto rot = Open(state);
+    ASSERT_TRUE(rot) << rot.error().message();
+    ASSERT_TRUE((*rot)->AdvanceCounter(0, 9));
+  }
+  std::filesystem::remove_all(state);
+  std::filesystem::copy(dir / "backup", state, std::filesystem::copy_options::recursive);
+  auto rot = Open(state);
+  ASSERT_TRUE(rot) << rot.error().message();
+  EXPECT_EQ(*(*rot)->ReadCounter(0), 9u);
+  auto back = (*rot)->AdvanceCounter(0, 4);
+  ASSERT_FALSE(back);
+  EXPECT_EQ(back.error(), RotErrc::kCounterBackwards);
+  EXPECT_TRUE((*rot)->AdvanceCounter(0, 10)) << "forward still works";
+}
+
 TEST(Tpm2, UnreachableTpmIsReportedAsUnavailable) {
   const int port = testing::FreePort(2);
   auto rot = tpm2::Open("swtpm:host=127.0.0.1,port=" + std::to_string(port), true);
