@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -359,9 +360,11 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   auto* policy = app.add_subcommand("attestation-policy", "What the verifier requires of the "
                                                           "tenant's devices")
                      ->require_subcommand(1);
+  const std::vector<std::string> policy_columns = {"allow_software_root_of_trust",
+                                                   "golden_boot_pcrs"};
   tenant_option(policy->add_subcommand("show", "Show the tenant's attestation policy")
                     ->callback([&] {
-                      columns = {"golden_boot_pcrs"};
+                      columns = policy_columns;
                       run = [&](const Session& s) {
                         return Request(s, "GET", fmt::format("/v1/tenants/{}/attestation-policy",
                                                              with_tenant(s)));
@@ -369,26 +372,32 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
                     }));
   std::string pin_from;
   bool clear_pin = false;
+  std::optional<bool> allow_software;
   auto* policy_update = policy->add_subcommand(
-      "update", "Pin the boot PCRs a trusted device proved as the tenant's golden set, or clear "
-                "the pin");
+      "update",
+      "Accept or refuse software roots of trust; pin the boot PCRs a trusted device proved as the "
+      "tenant's golden set, or clear them");
   tenant_option(policy_update);
+  policy_update->add_option("--allow-software-root-of-trust", allow_software,
+                            "true or false (refused by default: no hardware protection)");
   auto* pin_option = policy_update->add_option("--pin-boot-pcrs-from-device", pin_from,
                                                "Device ID whose last proven boot PCRs to pin");
   policy_update->add_flag("--clear-boot-pcrs", clear_pin, "Remove the golden boot PCRs")
       ->excludes(pin_option);
   policy_update->callback([&] {
-    columns = {"golden_boot_pcrs"};
+    columns = policy_columns;
     run = [&](const Session& s) -> Expected<Json> {
-      if (pin_from.empty() && !clear_pin) {
+      Json body = Json::object();
+      if (allow_software) body["allow_software_root_of_trust"] = *allow_software;
+      if (!pin_from.empty()) body["pin_boot_pcrs_from_device"] = pin_from;
+      if (clear_pin) body["clear_golden_boot_pcrs"] = true;
+      if (body.empty()) {
         return Fail(CoreErrc::kInvalidArgument,
-                    "give --pin-boot-pcrs-from-device ID or --clear-boot-pcrs");
+                    "give --allow-software-root-of-trust, --pin-boot-pcrs-from-device or "
+                    "--clear-boot-pcrs");
       }
-      const Json body = clear_pin ? Json{{"clear", true}} : Json{{"from_device", pin_from}};
       return Request(s, "POST",
-                     fmt::format("/v1/tenants/{}/attestation-policy/golden-boot-pcrs",
-                                 with_tenant(s)),
-                     body);
+                     fmt::format("/v1/tenants/{}/attestation-policy", with_tenant(s)), body);
     };
   });
 

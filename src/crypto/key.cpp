@@ -322,4 +322,41 @@ Expected<Bytes> EcdsaRsToDer(ByteView r, ByteView s) {
   return out;
 }
 
+Expected<Bytes> RsaPublicKeySpki(ByteView modulus, std::uint32_t exponent) {
+  const BignumPtr n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
+  const BignumPtr e(BN_new());
+  const OsslParamBldPtr builder(OSSL_PARAM_BLD_new());
+  if (!n || !e || !builder || BN_set_word(e.get(), exponent) != 1 ||
+      OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
+      OSSL_PARAM_BLD_push_BN(builder.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
+    return std::unexpected(OpenSslError("building an RSA public key"));
+  }
+  const OsslParamPtr params(OSSL_PARAM_BLD_to_param(builder.get()));
+  const EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return std::unexpected(OpenSslError("building an RSA public key", CryptoErrc::kParse));
+  }
+  const EvpPkeyPtr key(raw);
+  return SpkiDer(key.get());
+}
+
+Expected<bool> SamePublicKey(ByteView spki_a, ByteView spki_b) {
+  auto parse = [](ByteView der) -> Expected<EvpPkeyPtr> {
+    const unsigned char* p = der.data();
+    EvpPkeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
+    if (!key || p != der.data() + der.size()) {
+      return std::unexpected(
+          OpenSslError("public key is not a DER SubjectPublicKeyInfo", CryptoErrc::kParse));
+    }
+    return key;
+  };
+  auto a = parse(spki_a);
+  if (!a) return std::unexpected(a.error());
+  auto b = parse(spki_b);
+  if (!b) return std::unexpected(b.error());
+  return EVP_PKEY_eq(a->get(), b->get()) == 1;
+}
+
 }  // namespace aspis::crypto

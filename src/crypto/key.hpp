@@ -103,4 +103,11 @@ struct EcdsaRs {
 Expected<EcdsaRs> EcdsaDerToRs(ByteView der);
 Expected<Bytes> EcdsaRsToDer(ByteView r, ByteView s);
 
+// Keys of PKIs outside Aspis (a TPM's endorsement key), by DER SubjectPublicKeyInfo.
+// The SubjectPublicKeyInfo of the RSA public key with big-endian `modulus` and `exponent`.
+Expected<Bytes> RsaPublicKeySpki(ByteView modulus, std::uint32_t exponent);
+// Whether two SubjectPublicKeyInfos hold the same key, whatever their encodings; an unreadable
+// one is an error.
+Expected<bool> SamePublicKey(ByteView spki_a, ByteView spki_b);
+
 }  // namespace aspis::crypto

@@ -211,26 +211,9 @@ Expected<Certificate> Build(X509* issuer, const PrivateKey& issuer_key, const Pu
 
 }  // namespace
 
-Expected<Certificate> Certificate::FromNative(X509* cert) {
-  X509_PUBKEY* spki = X509_get_X509_PUBKEY(cert);
-  if (spki == nullptr) {
-    return std::unexpected(
-        OpenSslError("certificate has no usable public key", CryptoErrc::kParse));
-  }
-  auto public_key = PublicKey::FromSpki(spki);
-  if (!public_key)
-    return std::unexpected(std::move(public_key.error()).WithContext("certificate key"));
-  unsigned char* der = nullptr;
-  const int len = i2d_X509(cert, &der);
-  if (len <= 0) return std::unexpected(OpenSslError("encoding certificate"));
-  Bytes bytes(der, der + len);
-  OPENSSL_free(der);
-  if (X509_up_ref(cert) != 1) return std::unexpected(OpenSslError("referencing certificate"));
-  return Certificate(std::shared_ptr<X509>(cert, X509_free), std::move(bytes),
-                     std::move(*public_key));
-}
+namespace {
 
-Expected<Certificate> Certificate::FromDer(ByteView der) {
+Expected<X509Ptr> ParseDer(ByteView der) {
   if (der.size() > kMaxDerSize)
     return Fail(CryptoErrc::kParse, "certificate is larger than 64 KiB");
   const unsigned char* p = der.data();
@@ -239,17 +222,19 @@ Expected<Certificate> Certificate::FromDer(ByteView der) {
     return std::unexpected(OpenSslError("bytes are not a DER certificate", CryptoErrc::kParse));
   if (p != der.data() + der.size())
     return Fail(CryptoErrc::kParse, "certificate DER has trailing bytes");
-  return FromNative(cert.get());
+  return cert;
 }
 
-Expected<std::vector<Certificate>> Certificate::ChainFromPem(std::string_view pem) {
+// Every certificate in `pem`, each through `adopt`.
+template <class T, class Adopt>
+Expected<std::vector<T>> ParsePemList(std::string_view pem, Adopt adopt) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return std::unexpected(OpenSslError("reading certificate PEM"));
-  std::vector<Certificate> out;
+  std::vector<T> out;
   while (true) {
     X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     if (!cert) break;
-    auto parsed = FromNative(cert.get());
+    auto parsed = adopt(cert.get());
     if (!parsed) return std::unexpected(parsed.error());
     out.push_back(std::move(*parsed));
   }
@@ -263,6 +248,81 @@ Expected<std::vector<Certificate>> Certificate::ChainFromPem(std::string_view pe
   }
   ERR_clear_error();
   return out;
+}
+
+Expected<Bytes> EncodeDer(X509* cert) {
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(cert, &der);
+  if (len <= 0) return std::unexpected(OpenSslError("encoding certificate"));
+  Bytes bytes(der, der + len);
+  OPENSSL_free(der);
+  return bytes;
+}
+
+}  // namespace
+
+Expected<Certificate> Certificate::FromNative(X509* cert) {
+  X509_PUBKEY* spki = X509_get_X509_PUBKEY(cert);
+  if (spki == nullptr) {
+    return std::unexpected(
+        OpenSslError("certificate has no usable public key", CryptoErrc::kParse));
+  }
+  auto public_key = PublicKey::FromSpki(spki);
+  if (!public_key)
+    return std::unexpected(std::move(public_key.error()).WithContext("certificate key"));
+  auto der = EncodeDer(cert);
+  if (!der) return std::unexpected(der.error());
+  if (X509_up_ref(cert) != 1) return std::unexpected(OpenSslError("referencing certificate"));
+  return Certificate(std::shared_ptr<X509>(cert, X509_free), std::move(*der),
+                     std::move(*public_key));
+}
+
+Expected<Certificate> Certificate::FromDer(ByteView der) {
+  auto cert = ParseDer(der);
+  if (!cert) return std::unexpected(cert.error());
+  return FromNative(cert->get());
+}
+
+Expected<std::vector<Certificate>> Certificate::ChainFromPem(std::string_view pem) {
+  return ParsePemList<Certificate>(pem, [](X509* cert) { return FromNative(cert); });
+}
+
+Expected<ForeignCertificate> ForeignCertificate::FromNative(X509* cert) {
+  auto der = EncodeDer(cert);
+  if (!der) return std::unexpected(der.error());
+  if (X509_up_ref(cert) != 1) return std::unexpected(OpenSslError("referencing certificate"));
+  return ForeignCertificate(std::shared_ptr<X509>(cert, X509_free), std::move(*der));
+}
+
+Expected<ForeignCertificate> ForeignCertificate::FromDer(ByteView der) {
+  auto cert = ParseDer(der);
+  if (!cert) return std::unexpected(cert.error());
+  return FromNative(cert->get());
+}
+
+Expected<std::vector<ForeignCertificate>> ForeignCertificate::ChainFromPem(std::string_view pem) {
+  return ParsePemList<ForeignCertificate>(pem, [](X509* cert) { return FromNative(cert); });
+}
+
+Expected<Bytes> ForeignCertificate::SubjectPublicKeyInfo() const {
+  unsigned char* der = nullptr;
+  const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert_.get()), &der);
+  if (len <= 0) return std::unexpected(OpenSslError("encoding the certificate's public key"));
+  Bytes bytes(der, der + len);
+  OPENSSL_free(der);
+  return bytes;
+}
+
+std::string ForeignCertificate::IssuerName() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), X509_get_issuer_name(cert_.get()), 0,
+                                 XN_FLAG_RFC2253) < 0) {
+    ERR_clear_error();
+    return "(unreadable issuer)";
+  }
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(size));
 }
 
 Expected<Certificate> Certificate::FromPem(std::string_view pem) {
@@ -428,8 +488,12 @@ Expected<Certificate> Issue(const Certificate& issuer, const PrivateKey& issuer_
   return Build(issuer.native(), issuer_key, subject, profile);
 }
 
-Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> intermediates,
-                    std::span<const Certificate> roots, Clock::TimePoint at) {
+namespace {
+
+template <class Cert>
+Verdict VerifyNativeChain(const Cert& leaf, std::span<const Cert> intermediates,
+                          std::span<const Cert> roots, Clock::TimePoint at,
+                          std::string_view leaf_name) {
   X509StorePtr store(X509_STORE_new());
   X509StackPtr untrusted(sk_X509_new_null());
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
@@ -457,13 +521,27 @@ Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> interm
   if (rc == 1) return Verdict::Valid();
   const int error = X509_STORE_CTX_get_error(ctx.get());
   ERR_clear_error();
-  std::string reason =
-      "certificate \"" + leaf.SubjectCommonName() +
-      "\" does not chain to a trusted root: " + X509_verify_cert_error_string(error);
+  std::string reason = "certificate \"" + std::string(leaf_name) +
+                       "\" does not chain to a trusted root: " +
+                       X509_verify_cert_error_string(error);
   if (rc < 0 || error == X509_V_ERR_OUT_OF_MEM || error == X509_V_ERR_UNSPECIFIED) {
     return Verdict::CouldNotCheck(std::move(reason));
   }
   return Verdict::Invalid(std::move(reason));
+}
+
+}  // namespace
+
+Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> intermediates,
+                    std::span<const Certificate> roots, Clock::TimePoint at) {
+  return VerifyNativeChain(leaf, intermediates, roots, at, leaf.SubjectCommonName());
+}
+
+Verdict VerifyChain(const ForeignCertificate& leaf,
+                    std::span<const ForeignCertificate> intermediates,
+                    std::span<const ForeignCertificate> roots, Clock::TimePoint at) {
+  return VerifyNativeChain(leaf, intermediates, roots, at,
+                           "issued by " + leaf.IssuerName());
 }
 
 }  // namespace aspis::crypto

@@ -71,6 +71,29 @@ class Certificate {
   PublicKey public_key_;
 };
 
+// A certificate of a PKI Aspis does not run, with a key of any type: a TPM manufacturer's EK
+// certificates and CAs. Immutable and thread-safe.
+class ForeignCertificate {
+ public:
+  static Expected<ForeignCertificate> FromDer(ByteView der);
+  static Expected<std::vector<ForeignCertificate>> ChainFromPem(std::string_view pem);
+
+  const Bytes& Der() const { return der_; }
+  // The DER SubjectPublicKeyInfo, as encoded in the certificate.
+  Expected<Bytes> SubjectPublicKeyInfo() const;
+  // The issuer's distinguished name, RFC 2253.
+  std::string IssuerName() const;
+  x509_st* native() const { return cert_.get(); }
+
+ private:
+  ForeignCertificate(std::shared_ptr<x509_st> cert, Bytes der)
+      : cert_(std::move(cert)), der_(std::move(der)) {}
+  static Expected<ForeignCertificate> FromNative(x509_st* cert);
+
+  std::shared_ptr<x509_st> cert_;
+  Bytes der_;
+};
+
 class CertificateRequest {
  public:
   // A request signed by `key` with subject CN = `common_name`.
@@ -108,5 +131,8 @@ Expected<Certificate> Issue(const Certificate& issuer, const PrivateKey& issuer_
 // a trust anchor whether or not it is self-signed, so an intermediate CA can be pinned alone.
 Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> intermediates,
                     std::span<const Certificate> roots, Clock::TimePoint at);
+Verdict VerifyChain(const ForeignCertificate& leaf,
+                    std::span<const ForeignCertificate> intermediates,
+                    std::span<const ForeignCertificate> roots, Clock::TimePoint at);
 
 }  // namespace aspis::crypto

@@ -12,6 +12,7 @@
 #include "core/error.hpp"
 #include "crypto/key.hpp"
 #include "crypto/sha256.hpp"
+#include "rot/endorsement.hpp"
 #include "rot/quote.hpp"
 
 // The device's root of trust: an identity key that never leaves it, a measurement register that
@@ -61,6 +62,16 @@ class RootOfTrust {
   // `qualifying_data` (at most kMaxQualifyingData bytes; callers pass a hash of their nonce and
   // what they bind to it). On the TPM, an error when nothing was measured this boot.
   virtual Expected<Attestation> Attest(ByteView qualifying_data) = 0;
+
+  // The hardware binding of the identity key: on the TPM, the EK certificate from the TPM's NV (ECC
+  // P-256 or RSA 2048), the EK's and the identity key's public areas; on the software backend,
+  // nullopt (nothing vouches for it). kBadState when the TPM has no EK certificate.
+  virtual Expected<std::optional<Endorsement>> Endorse() = 0;
+  // TPM2_ActivateCredential with the identity key and the EK of Endorse: the secret the verifier
+  // sealed in the credential (a TPM2B_ID_OBJECT and a TPM2B_ENCRYPTED_SECRET, marshaled), which
+  // only this TPM can open, and only for this identity key. kInvalidArgument on software.
+  virtual Expected<Bytes> ActivateCredential(ByteView credential_blob,
+                                             ByteView encrypted_secret) = 0;
 
   // Monotonic counters, numbered 0..kCounterCount-1, starting at 0.
   virtual Expected<std::uint64_t> ReadCounter(std::uint32_t counter) = 0;

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include <tss2/tss2_common.h>
+#include <tss2/tss2_tpm2_types.h>
 
 #include <string>
 #include <string_view>
@@ -38,5 +39,10 @@ Expected<Bytes> MarshalTpm(const T& value,
   out.resize(offset);
   return out;
 }
+
+// A marshaled TPM2B_PUBLIC from an untrusted source, parsed strictly: the size field must cover
+// exactly one well-formed TPMT_PUBLIC (tss2-mu's own TPM2B unmarshaler checks neither). `what`
+// names it in errors (kInvalidArgument).
+Expected<TPMT_PUBLIC> UnmarshalPublic(ByteView tpm2b_public, std::string_view what);
 
 }  // namespace aspis::rot

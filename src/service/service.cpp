@@ -30,6 +30,34 @@ Expected<std::pair<std::string, std::uint16_t>> SplitListen(std::string_view lis
   return std::pair{std::string(listen.substr(0, colon)), port};
 }
 
+// Every certificate in the PEM files of `dir`; none when `dir` is empty.
+Expected<std::vector<crypto::ForeignCertificate>> LoadTpmCas(const std::filesystem::path& dir) {
+  std::vector<crypto::ForeignCertificate> cas;
+  if (dir.empty()) return cas;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const auto extension = entry.path().extension();
+    if (!entry.is_regular_file() || (extension != ".pem" && extension != ".crt")) continue;
+    auto text = file::Read(entry.path(), file::kSmallFileLimit);
+    if (!text) return std::unexpected(std::move(text.error()).WithContext("TPM CA"));
+    auto certificates = crypto::ForeignCertificate::ChainFromPem(AsString(*text));
+    if (!certificates) {
+      return std::unexpected(
+          std::move(certificates.error()).WithContext("TPM CA " + entry.path().string()));
+    }
+    cas.insert(cas.end(), certificates->begin(), certificates->end());
+  }
+  if (ec) {
+    return Fail(CoreErrc::kIo, "cannot read the TPM CA directory " + dir.string() + ": " +
+                                   ec.message());
+  }
+  if (cas.empty()) {
+    return Fail(CoreErrc::kInvalidArgument,
+                "the TPM CA directory " + dir.string() + " holds no PEM certificates");
+  }
+  return cas;
+}
+
 class ServiceImpl final : public Service {
  public:
   ServiceImpl(DataDir data, std::unique_ptr<store::Store> store, const Clock& clock)
@@ -39,6 +67,8 @@ class ServiceImpl final : public Service {
 
   Expected<void> Run(const ServiceConfig& config) {
     if (auto ok = EnsureAdminToken(); !ok) return ok;
+    auto tpm_cas = LoadTpmCas(config.tpm_ca_dir);
+    if (!tpm_cas) return std::unexpected(tpm_cas.error());
     auto listen = SplitListen(config.listen);
     if (!listen) return std::unexpected(listen.error());
     metrics_.Describe("aspis_http_requests_total", "HTTP requests by route and status", "counter");
@@ -47,9 +77,12 @@ class ServiceImpl final : public Service {
     metrics_.Describe("aspis_attestations_total", "Attestations by verdict", "counter");
     metrics_.Describe("aspis_certificates_issued_total", "Device certificates issued", "counter");
     http::Router router;
-    api::AddRoutes(
-        router,
-        {*store_, data_, clock_, metrics_, {.certificate_lifetime = config.certificate_lifetime}});
+    api::AddRoutes(router, {*store_,
+                            data_,
+                            clock_,
+                            metrics_,
+                            {.certificate_lifetime = config.certificate_lifetime,
+                             .tpm_cas = std::move(*tpm_cas)}});
     auto tls = crypto::tls::ServerContext(data_.server_chain, data_.server_key,
                                           std::vector<crypto::Certificate>{data_.root_ca});
     if (!tls) return std::unexpected(tls.error());
@@ -141,9 +174,14 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
                  "Names for the server certificate (first start only)");
   app.add_option("--threads", config.threads, "I/O threads (default: one per core)");
   int lifetime_hours = 24;
-  app.add_option("--certificate-hours", lifetime_hours, "Lifetime of device certificates")
-      ->check(CLI::Range(1, 24 * 30))
+  app.add_option("--certificate-hours", lifetime_hours,
+                 "Lifetime of device certificates (at most 7 days)")
+      ->check(CLI::Range(1, 24 * 7))
       ->capture_default_str();
+  std::string tpm_ca_dir;
+  app.add_option("--tpm-ca-dir", tpm_ca_dir,
+                 "Directory of TPM manufacturer CA certificates (PEM) that EK certificates must "
+                 "chain to");
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
@@ -153,6 +191,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   config.data_dir = data_dir;
   config.master_key_file = master_key;
   config.certificate_lifetime = std::chrono::hours(lifetime_hours);
+  config.tpm_ca_dir = tpm_ca_dir;
 
   // Block the stop signals before any thread starts, then wait for one of them here.
   sigset_t signals;

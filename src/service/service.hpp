@@ -22,6 +22,9 @@ struct ServiceConfig {
   std::vector<std::string> server_names = {"localhost", "127.0.0.1"};
   unsigned threads = 0;
   std::chrono::seconds certificate_lifetime = std::chrono::hours(24);  // device certificates
+  // PEM files (*.pem, *.crt) of the TPM manufacturer CAs that EK certificates must chain to;
+  // empty: no TPM device can prove its hardware.
+  std::filesystem::path tpm_ca_dir;
 };
 
 // aspis-service: the data directory, the store, the API and the HTTPS server, running.

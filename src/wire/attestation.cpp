@@ -125,6 +125,15 @@ std::string Serialize(const Evidence& e) {
   if (e.register_certification) {
     doc["register_certification"] = QuoteJson(*e.register_certification);
   }
+  if (e.endorsement) {
+    doc["endorsement"] = {{"ek_certificate", B64(e.endorsement->ek_certificate)},
+                          {"ek_public", B64(e.endorsement->ek_public)},
+                          {"identity_public", B64(e.endorsement->identity_public)}};
+  }
+  if (e.activation) {
+    doc["activation"] = {{"secret", B64(e.activation->secret)},
+                         {"token", B64(e.activation->token)}};
+  }
   return doc.dump();
 }
 
@@ -159,6 +168,26 @@ Expected<Evidence> ParseEvidence(std::string_view text) {
     auto certification = In(GetQuote(*doc, "register_certification"), "evidence");
     if (!certification) return std::unexpected(certification.error());
     e.register_certification = std::move(*certification);
+  }
+  if (doc->contains("endorsement")) {
+    auto endorsement = In(json::GetObject(*doc, "endorsement"), "evidence");
+    if (!endorsement) return std::unexpected(endorsement.error());
+    auto certificate = In(GetBytes(**endorsement, "ek_certificate", 8192), "evidence endorsement");
+    auto ek = In(GetBytes(**endorsement, "ek_public", 1024), "evidence endorsement");
+    auto identity = In(GetBytes(**endorsement, "identity_public", 1024), "evidence endorsement");
+    if (!certificate || !ek || !identity) {
+      return std::unexpected(!certificate ? certificate.error()
+                                          : (!ek ? ek.error() : identity.error()));
+    }
+    e.endorsement = rot::Endorsement{std::move(*certificate), std::move(*ek), std::move(*identity)};
+  }
+  if (doc->contains("activation")) {
+    auto activation = In(json::GetObject(*doc, "activation"), "evidence");
+    if (!activation) return std::unexpected(activation.error());
+    auto secret = In(GetBytes(**activation, "secret", 64), "evidence activation");
+    auto token = In(GetBytes(**activation, "token", 256), "evidence activation");
+    if (!secret || !token) return std::unexpected(!secret ? secret.error() : token.error());
+    e.activation = ActivationProof{std::move(*secret), std::move(*token)};
   }
   if ((*boot_pcrs)->size() > kMaxBootPcrs) {
     return Fail(WireErrc::kProtocol,
@@ -198,11 +227,16 @@ Expected<Evidence> ParseEvidence(std::string_view text) {
 }
 
 std::string Serialize(const AttestationResult& r) {
-  return Json{{"verdict", r.verdict},
-              {"runtime_certificate", r.runtime_certificate_pem},
-              {"app_certificate", r.app_certificate_pem},
-              {"ca_chain", r.ca_chain_pem}}
-      .dump();
+  Json doc{{"verdict", r.verdict},
+           {"runtime_certificate", r.runtime_certificate_pem},
+           {"app_certificate", r.app_certificate_pem},
+           {"ca_chain", r.ca_chain_pem}};
+  if (r.credential) {
+    doc["credential"] = {{"credential_blob", B64(r.credential->credential_blob)},
+                         {"encrypted_secret", B64(r.credential->encrypted_secret)},
+                         {"token", B64(r.credential->token)}};
+  }
+  return doc.dump();
 }
 
 Expected<AttestationResult> ParseAttestationResult(std::string_view text) {
@@ -215,7 +249,19 @@ Expected<AttestationResult> ParseAttestationResult(std::string_view text) {
   if (!verdict || !runtime || !app || !chain) {
     return Fail(WireErrc::kProtocol, "attestation result lacks a verdict or certificates");
   }
-  return AttestationResult{*verdict, *runtime, *app, *chain};
+  AttestationResult result{*verdict, *runtime, *app, *chain, std::nullopt};
+  if (doc->contains("credential")) {
+    auto credential = json::GetObject(*doc, "credential");
+    if (!credential) return std::unexpected(credential.error());
+    auto blob = GetBytes(**credential, "credential_blob", 1024);
+    auto secret = GetBytes(**credential, "encrypted_secret", 1024);
+    auto token = GetBytes(**credential, "token", 256);
+    if (!blob || !secret || !token) {
+      return Fail(WireErrc::kProtocol, "attestation result has a malformed credential");
+    }
+    result.credential = CredentialChallenge{std::move(*blob), std::move(*secret), std::move(*token)};
+  }
+  return result;
 }
 
 }  // namespace aspis::wire

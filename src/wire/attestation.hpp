@@ -10,6 +10,7 @@
 #include "core/bytes.hpp"
 #include "core/error.hpp"
 #include "crypto/sha256.hpp"
+#include "rot/endorsement.hpp"
 #include "rot/quote.hpp"
 
 // The attestation protocol, v1 (DESIGN section 4): messages and their JSON form. Byte fields are
@@ -57,6 +58,13 @@ struct Challenge {
   Bytes nonce;
 };
 
+// The answer to a credential challenge: the secret TPM2_ActivateCredential recovered, and the
+// service's token for it.
+struct ActivationProof {
+  Bytes secret;
+  Bytes token;
+};
+
 // What the device says; the verifier decides what each kind of root of trust must prove
 // (rot/quote.hpp) and believes nothing here that a signature does not cover.
 struct Evidence {
@@ -67,6 +75,10 @@ struct Evidence {
   rot::Quote quote;
   std::vector<crypto::Digest> boot_pcrs;                // TPM: the values of rot::kBootPcrs
   std::optional<rot::Quote> register_certification;  // TPM: NV_Certify of the NvPCR
+  // TPM, when the service asks (kEndorsementRequired) until it has bound the identity key to the
+  // TPM's EK; then, with the answer to its credential challenge.
+  std::optional<rot::Endorsement> endorsement;
+  std::optional<ActivationProof> activation;
   Bytes nonce;
   Bytes runtime_csr;  // DER
   Bytes app_csr;      // DER
@@ -89,11 +101,25 @@ Expected<Evidence> ParseEvidence(std::string_view json);
 inline constexpr char kAttestationRefused[] =
     "the service does not trust this evidence; the device's tenant can see why";
 
+// Verdicts of an attestation result. kTrusted carries the certificates; the other two ask the
+// device to attest again: with its endorsement, then with the credential activated.
+inline constexpr char kTrusted[] = "trusted";
+inline constexpr char kEndorsementRequired[] = "endorsement-required";
+inline constexpr char kActivateCredential[] = "activate-credential";
+
+// A credential only the device's TPM can open, for its identity key (TPM2_MakeCredential).
+struct CredentialChallenge {
+  Bytes credential_blob;   // TPM2B_ID_OBJECT
+  Bytes encrypted_secret;  // TPM2B_ENCRYPTED_SECRET
+  Bytes token;             // returned in ActivationProof
+};
+
 struct AttestationResult {
-  std::string verdict;  // "trusted"
+  std::string verdict;  // kTrusted, kEndorsementRequired or kActivateCredential
   std::string runtime_certificate_pem;
   std::string app_certificate_pem;
   std::string ca_chain_pem;  // tenant CA, then the platform root
+  std::optional<CredentialChallenge> credential;  // kActivateCredential
 };
 
 std::string Serialize(const AttestationResult& result);

@@ -47,14 +47,21 @@ class ServiceProcess {
   }
 
   void Start() {
-    process_ = std::make_unique<testing::BackgroundProcess>(
-        std::vector<std::string>{ASPIS_SERVICE_BINARY, "--data", (dir_ / "data").string(),
-                                 "--listen", "127.0.0.1:" + std::to_string(port_), "--threads",
-                                 "2"},
-        std::nullopt, SIGTERM, (dir_ / "service.log").string());
+    std::vector<std::string> argv{ASPIS_SERVICE_BINARY, "--data", (dir_ / "data").string(),
+                                  "--listen", "127.0.0.1:" + std::to_string(port_), "--threads",
+                                  "2"};
+    if (!tpm_ca_dir_.empty()) argv.insert(argv.end(), {"--tpm-ca-dir", tpm_ca_dir_.string()});
+    process_ = std::make_unique<testing::BackgroundProcess>(argv, std::nullopt, SIGTERM,
+                                                            (dir_ / "service.log").string());
     ASSERT_TRUE(testing::WaitForPort(port_)) << ReadText(dir_ / "service.log");
   }
   int Stop() { return process_->Stop(); }
+  // Restarts the service trusting the TPM manufacturer CAs in `dir`.
+  void TrustTpmManufacturer(const std::filesystem::path& dir) {
+    ASSERT_EQ(Stop(), 0);
+    tpm_ca_dir_ = dir;
+    Start();
+  }
 
   std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
   std::filesystem::path root_ca() const { return dir_ / "data/root-ca.pem"; }
@@ -79,6 +86,7 @@ class ServiceProcess {
   std::filesystem::path dir_;
   int port_;
   std::string admin_;
+  std::filesystem::path tpm_ca_dir_;
   std::unique_ptr<testing::BackgroundProcess> process_;
 };
 
@@ -189,6 +197,12 @@ class DeviceEndToEnd : public ::testing::Test {
     const auto created = service_->CallJson("POST", "/v1/tenants", {{"name", "Contoso"}});
     tenant_ = created.value("id", "");
     ASSERT_FALSE(tenant_.empty()) << created.dump();
+    // Most devices here have software roots of trust, which the tenant must accept.
+    ASSERT_EQ(service_
+                  ->Call("POST", "/v1/tenants/" + tenant_ + "/attestation-policy",
+                         {{"allow_software_root_of_trust", true}})
+                  .status,
+              200);
   }
 
   // Registers the OS release the device's measurements describe.
@@ -237,7 +251,8 @@ class DeviceEndToEnd : public ::testing::Test {
 };
 
 TEST_F(DeviceEndToEnd, DevicesAttestAndReportTheirStatus) {
-  testing::Tabrmd tpm_broker;
+  testing::Tabrmd tpm_broker({.endorsed = true});
+  service_->TrustTpmManufacturer(tpm_broker.tpm().ManufacturerCaDir());
   DeviceProcess first(dir_ / "d1", *service_);
   DeviceProcess second(dir_ / "d2", *service_);
   DeviceProcess tpm(dir_ / "d3", *service_, tpm_broker.Tcti());
@@ -264,6 +279,8 @@ TEST_F(DeviceEndToEnd, DevicesAttestAndReportTheirStatus) {
     EXPECT_EQ(seen.value("os_version", ""), "24.10");
   }
   EXPECT_EQ(tpm.Status().value("rot", ""), "tpm2");
+  EXPECT_EQ(ServiceView(tpm).value("root_of_trust", ""), "tpm (EK issuer: CN=swtpm-localca)");
+  EXPECT_EQ(ServiceView(first).value("root_of_trust", ""), "software (no hardware protection)");
   struct stat st {};
   ASSERT_EQ(::stat((first.dir() / "state/runtime.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -363,7 +380,8 @@ TEST_F(DeviceEndToEnd, KilledDeviceRestartsFromItsStateWithoutReextending) {
 // device has passed (signed by the genuine deployment key: a replay). Restoring the device's own
 // state files from the same time does not help the replay: the sequence lives in a TPM counter.
 TEST_F(DeviceEndToEnd, ReplayAttackRestoredServiceAndDeviceStateCannotLowerTheManifestSequence) {
-  testing::Tabrmd tpm_broker;
+  testing::Tabrmd tpm_broker({.endorsed = true});
+  service_->TrustTpmManufacturer(tpm_broker.tpm().ManufacturerCaDir());
   DeviceProcess device(dir_ / "d", *service_, tpm_broker.Tcti());
   RegisterRelease(device, "24.10");
   Claim(device);

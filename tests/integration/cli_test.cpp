@@ -131,6 +131,13 @@ TEST_F(AspisCli, VerifierCommandsRetireReleasesShowAttestationsAndPinBootPcrs) {
   EXPECT_EQ(Run({"attestation-policy", "update", "--tenant", tenant, "--clear-boot-pcrs"}).code, 0);
   auto policy = Run({"attestation-policy", "show", "--tenant", tenant, "--output", "json"});
   EXPECT_EQ(json::Parse(policy.out)->value("golden_boot_pcrs", Json()), Json::object());
+  EXPECT_EQ(json::Parse(policy.out)->value("allow_software_root_of_trust", true), false);
+  ASSERT_EQ(Run({"attestation-policy", "update", "--tenant", tenant,
+                 "--allow-software-root-of-trust", "true"})
+                .code,
+            0);
+  auto allowed = Run({"attestation-policy", "show", "--tenant", tenant});
+  EXPECT_NE(allowed.out.find("true"), std::string::npos) << allowed.out;
   auto neither = Run({"attestation-policy", "update", "--tenant", tenant});
   EXPECT_EQ(neither.code, 1);
 }

@@ -291,7 +291,9 @@ TEST_P(StoreConformance, AttestationOutcomeIsRecordedOnTheDevice) {
                                          .certificate_expiry = 0,
                                          .root_of_trust = "tpm",
                                          .boot_pcrs = "aa,bb",
-                                         .os_release = "24.10"}));
+                                         .os_release = "24.10",
+                                         .ek_fingerprint = "ee",
+                                         .ek_issuer = "CN=TPM CA"}));
   auto device = store_->GetDevice("t2", id);
   EXPECT_EQ(device->verdict, "untrusted");
   EXPECT_EQ(device->reasons, "unknown os digest");
@@ -299,6 +301,8 @@ TEST_P(StoreConformance, AttestationOutcomeIsRecordedOnTheDevice) {
   EXPECT_EQ(device->root_of_trust, "tpm");
   EXPECT_EQ(device->boot_pcrs, "aa,bb");
   EXPECT_EQ(device->os_release, "24.10");
+  EXPECT_EQ(device->ek_fingerprint, "ee");
+  EXPECT_EQ(device->ek_issuer, "CN=TPM CA");
 }
 
 TEST_P(StoreConformance, AttestationAttemptsAreBoundedPerDeviceAndNeverTouchTheVerdict) {
@@ -322,12 +326,15 @@ TEST_P(StoreConformance, AttestationAttemptsAreBoundedPerDeviceAndNeverTouchTheV
   EXPECT_TRUE(store_->ListAttestationAttempts("t2", id)->empty()) << "another tenant's device";
 }
 
-TEST_P(StoreConformance, GoldenBootPcrsArePinnedPerTenant) {
-  EXPECT_EQ(*store_->GetGoldenBootPcrs("t1"), "");
-  ASSERT_TRUE(store_->SetGoldenBootPcrs("t1", "aa,bb"));
-  EXPECT_EQ(*store_->GetGoldenBootPcrs("t1"), "aa,bb");
-  EXPECT_EQ(*store_->GetGoldenBootPcrs("t2"), "");
-  EXPECT_EQ(store_->SetGoldenBootPcrs("nope", "x").error(), StoreErrc::kNotFound);
+TEST_P(StoreConformance, AttestationPoliciesArePerTenantAndRefuseSoftwareByDefault) {
+  EXPECT_FALSE(store_->GetAttestationPolicy("t1")->allow_software_root_of_trust);
+  EXPECT_EQ(store_->GetAttestationPolicy("t1")->golden_boot_pcrs, "");
+  ASSERT_TRUE(store_->SetAttestationPolicy("t1", {true, "aa,bb"}));
+  EXPECT_TRUE(store_->GetAttestationPolicy("t1")->allow_software_root_of_trust);
+  EXPECT_EQ(store_->GetAttestationPolicy("t1")->golden_boot_pcrs, "aa,bb");
+  EXPECT_FALSE(store_->GetAttestationPolicy("t2")->allow_software_root_of_trust);
+  EXPECT_EQ(store_->SetAttestationPolicy("nope", {}).error(), StoreErrc::kNotFound);
+  EXPECT_EQ(store_->GetAttestationPolicy("nope").error(), StoreErrc::kNotFound);
 }
 
 TEST_P(StoreConformance, CheckInsAreRecordedWithIncreasingManifestSequences) {

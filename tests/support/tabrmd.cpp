@@ -51,7 +51,7 @@ void EnsureSessionBus() { static const SessionBus bus; }
 
 }  // namespace
 
-Tabrmd::Tabrmd() {
+Tabrmd::Tabrmd(SwtpmOptions options) : swtpm_(options) {
   static int instances = 0;
   bus_name_ =
       "com.aspis.test.Tabrmd" + std::to_string(::getpid()) + "x" + std::to_string(++instances);

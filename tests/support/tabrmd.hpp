@@ -16,13 +16,14 @@ namespace aspis::testing {
 // a part cannot start.
 class Tabrmd {
  public:
-  Tabrmd();
+  explicit Tabrmd(SwtpmOptions options = {});
   Tabrmd(const Tabrmd&) = delete;
   Tabrmd& operator=(const Tabrmd&) = delete;
   ~Tabrmd();
 
   // The tpm2-tss TCTI configuration that reaches the TPM through the broker.
   std::string Tcti() const;
+  const Swtpm& tpm() const { return swtpm_; }
 
  private:
   Swtpm swtpm_;

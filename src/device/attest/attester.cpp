@@ -59,51 +59,83 @@ Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust&
 
   auto connection = client.Connect();
   if (!connection) return std::unexpected(connection.error());
-  auto challenge_response = connection->Send("POST", "/v1/attestation/challenge");
-  if (!challenge_response) return std::unexpected(challenge_response.error());
-  if (challenge_response->status != 200) {
-    return std::unexpected(FromStatus(*challenge_response, "challenge"));
-  }
-  auto challenge = wire::ParseChallenge(challenge_response->body);
-  if (!challenge) {
-    return Fail(wire::WireErrc::kProtocol, "malformed challenge: " + challenge.error().message());
-  }
+  std::optional<rot::Endorsement> endorsement;
+  std::optional<wire::ActivationProof> activation;
+  // At most: plain evidence, then with the endorsement, then with the activated credential.
+  for (int round = 0; round < 3; ++round) {
+    auto challenge_response = connection->Send("POST", "/v1/attestation/challenge");
+    if (!challenge_response) return std::unexpected(challenge_response.error());
+    if (challenge_response->status != 200) {
+      return std::unexpected(FromStatus(*challenge_response, "challenge"));
+    }
+    auto challenge = wire::ParseChallenge(challenge_response->body);
+    if (!challenge) {
+      return Fail(wire::WireErrc::kProtocol, "malformed challenge: " + challenge.error().message());
+    }
+    wire::Evidence evidence{
+        .device_id = identity->device_id,
+        .identity_public_key = identity->public_key.Der(),
+        .root_of_trust =
+            rot.Backend() == "tpm2" ? wire::kRootOfTrustTpm : wire::kRootOfTrustSoftware,
+        .event_log = event_log,
+        .endorsement = endorsement,
+        .activation = activation,
+        .nonce = challenge->nonce,
+        .runtime_csr = runtime_csr->Der(),
+        .app_csr = app_csr->Der()};
+    auto binding = wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr);
+    if (!binding) return std::unexpected(binding.error());
+    auto signed_evidence = rot.Attest(*binding);
+    if (!signed_evidence) {
+      return std::unexpected(std::move(signed_evidence.error()).WithContext("quoting"));
+    }
+    evidence.quote = std::move(signed_evidence->quote);
+    evidence.boot_pcrs = std::move(signed_evidence->boot_pcrs);
+    evidence.register_certification = std::move(signed_evidence->register_certification);
 
-  wire::Evidence evidence{
-      .device_id = identity->device_id,
-      .identity_public_key = identity->public_key.Der(),
-      .root_of_trust = rot.Backend() == "tpm2" ? wire::kRootOfTrustTpm : wire::kRootOfTrustSoftware,
-      .event_log = event_log,
-      .nonce = challenge->nonce,
-      .runtime_csr = runtime_csr->Der(),
-      .app_csr = app_csr->Der()};
-  auto binding = wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr);
-  if (!binding) return std::unexpected(binding.error());
-  auto signed_evidence = rot.Attest(*binding);
-  if (!signed_evidence) {
-    return std::unexpected(std::move(signed_evidence.error()).WithContext("quoting"));
+    auto response = connection->Send("POST", "/v1/attestation", wire::Serialize(evidence),
+                                     {{"Content-Type", "application/json"}});
+    if (!response) return std::unexpected(response.error());
+    if (response->status != 200) return std::unexpected(FromStatus(*response, "attestation"));
+    auto result = wire::ParseAttestationResult(response->body);
+    if (!result) {
+      return Fail(wire::WireErrc::kProtocol,
+                  "malformed attestation result: " + result.error().message());
+    }
+    if (result->verdict == wire::kEndorsementRequired && !endorsement) {
+      auto endorsed = rot.Endorse();
+      if (!endorsed) return std::unexpected(std::move(endorsed.error()).WithContext("endorsement"));
+      if (!*endorsed) {
+        return Fail(wire::WireErrc::kProtocol,
+                    "the service asks for a TPM endorsement of a software root of trust");
+      }
+      endorsement = std::move(**endorsed);
+      continue;
+    }
+    if (result->verdict == wire::kActivateCredential && result->credential && endorsement &&
+        !activation) {
+      auto secret = rot.ActivateCredential(result->credential->credential_blob,
+                                           result->credential->encrypted_secret);
+      if (!secret) {
+        return std::unexpected(std::move(secret.error()).WithContext("credential activation"));
+      }
+      activation = wire::ActivationProof{std::move(*secret), result->credential->token};
+      continue;
+    }
+    if (result->verdict != wire::kTrusted) {
+      return Fail(wire::WireErrc::kProtocol,
+                  "unexpected attestation verdict \"" + result->verdict + "\"");
+    }
+    auto chain = crypto::Certificate::ChainFromPem(result->ca_chain_pem);
+    if (!chain) return Fail(wire::WireErrc::kProtocol, "the CA chain in the result is unreadable");
+    auto runtime = CheckIssued(result->runtime_certificate_pem, runtime_key, *chain,
+                               trusted_roots, now, "runtime");
+    if (!runtime) return std::unexpected(runtime.error());
+    auto app = CheckIssued(result->app_certificate_pem, app_key, *chain, trusted_roots, now, "app");
+    if (!app) return std::unexpected(app.error());
+    return Certificates{std::move(*result), std::move(*runtime), std::move(*app)};
   }
-  evidence.quote = std::move(signed_evidence->quote);
-  evidence.boot_pcrs = std::move(signed_evidence->boot_pcrs);
-  evidence.register_certification = std::move(signed_evidence->register_certification);
-
-  auto response = connection->Send("POST", "/v1/attestation", wire::Serialize(evidence),
-                                   {{"Content-Type", "application/json"}});
-  if (!response) return std::unexpected(response.error());
-  if (response->status != 200) return std::unexpected(FromStatus(*response, "attestation"));
-  auto result = wire::ParseAttestationResult(response->body);
-  if (!result) {
-    return Fail(wire::WireErrc::kProtocol,
-                "malformed attestation result: " + result.error().message());
-  }
-  auto chain = crypto::Certificate::ChainFromPem(result->ca_chain_pem);
-  if (!chain) return Fail(wire::WireErrc::kProtocol, "the CA chain in the result is unreadable");
-  auto runtime = CheckIssued(result->runtime_certificate_pem, runtime_key, *chain, trusted_roots,
-                             now, "runtime");
-  if (!runtime) return std::unexpected(runtime.error());
-  auto app = CheckIssued(result->app_certificate_pem, app_key, *chain, trusted_roots, now, "app");
-  if (!app) return std::unexpected(app.error());
-  return Certificates{std::move(*result), std::move(*runtime), std::move(*app)};
+  return Fail(wire::WireErrc::kProtocol, "the service kept asking for more evidence");
 }
 
 }  // namespace aspis::device::attest

@@ -20,9 +20,12 @@ struct Certificates {
   crypto::Certificate app;
 };
 
-// Fetches a challenge, quotes the measurement register over the nonce and both CSRs, posts the
-// evidence and checks the answer. `event_log` is what was extended into the register, in order.
-// Errors (WireErrc): kRefused with the service's reasons when the device is untrusted;
+// Fetches a challenge, has the root of trust sign what the verifier requires over the nonce and
+// both CSRs, posts the evidence and checks the answer. The first time a TPM device attests, the
+// service asks for its endorsement and then for a credential only its TPM can activate: each is a
+// further challenge and evidence on the same connection. `event_log` is what was extended into the
+// register, in order.
+// Errors (WireErrc): kRefused with the service's one generic refusal when the device is untrusted;
 // kUnavailable, kTimeout, kTls when the service cannot be reached (retry later); kProtocol when
 // the answer is malformed or its certificates are not for these keys. Calls for one `rot` must be
 // serialized (a root of trust is not thread-safe).

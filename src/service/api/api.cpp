@@ -85,10 +85,26 @@ std::optional<Response> Authorize(const Principal& who, std::string_view tenant,
   return std::nullopt;
 }
 
-std::string RootOfTrustName(std::string_view kind) {
-  if (kind == wire::kRootOfTrustTpm) return "tpm";
-  if (kind == wire::kRootOfTrustSoftware) return "software (no hardware protection)";
+// The boot PCRs as "index: value" pairs, from their stored form.
+Json BootPcrsJson(std::string_view stored) {
+  Json out = Json::object();
+  for (std::size_t i = 0; i < rot::kBootPcrs.size() && !stored.empty(); ++i) {
+    const std::size_t comma = stored.find(',');
+    out[std::to_string(rot::kBootPcrs[i])] = std::string(stored.substr(0, comma));
+    stored = comma == std::string_view::npos ? std::string_view() : stored.substr(comma + 1);
+  }
+  return out;
+}
+
+std::string RootOfTrustName(const store::Device& d) {
+  if (d.root_of_trust == wire::kRootOfTrustTpm) return "tpm (EK issuer: " + d.ek_issuer + ")";
+  if (d.root_of_trust == wire::kRootOfTrustSoftware) return "software (no hardware protection)";
   return "unknown (not attested yet)";
+}
+
+Json PolicyJson(const store::AttestationPolicy& p) {
+  return {{"allow_software_root_of_trust", p.allow_software_root_of_trust},
+          {"golden_boot_pcrs", BootPcrsJson(p.golden_boot_pcrs)}};
 }
 
 Json TenantJson(const store::Tenant& t) {
@@ -108,19 +124,8 @@ Json DeviceJson(const store::Device& d) {
           {"last_check_in", d.last_check_in},
           {"os_version", d.os_version},
           {"runtime_version", d.runtime_version},
-          {"root_of_trust", RootOfTrustName(d.root_of_trust)},
+          {"root_of_trust", RootOfTrustName(d)},
           {"os_release", d.os_release}};
-}
-
-// The boot PCRs as "index: value" pairs, from their stored form.
-Json BootPcrsJson(std::string_view stored) {
-  Json out = Json::object();
-  for (std::size_t i = 0; i < rot::kBootPcrs.size() && !stored.empty(); ++i) {
-    const std::size_t comma = stored.find(',');
-    out[std::to_string(rot::kBootPcrs[i])] = std::string(stored.substr(0, comma));
-    stored = comma == std::string_view::npos ? std::string_view() : stored.substr(comma + 1);
-  }
-  return out;
 }
 
 Json CaJson(const ca::Generation& g) {
@@ -431,23 +436,38 @@ class Api {
                                     {"verdict", device->verdict},
                                     {"reasons", device->reasons},
                                     {"at", device->last_attested},
-                                    {"root_of_trust", RootOfTrustName(device->root_of_trust)},
+                                    {"root_of_trust", RootOfTrustName(*device)},
                                     {"os_release", device->os_release},
                                     {"boot_pcrs", BootPcrsJson(device->boot_pcrs)},
                                     {"attempts", std::move(list)}}
                                    .dump());
   }
 
-  // Pins the boot PCRs that `from_device` proved at its last attestation as the tenant's golden
-  // set, or clears the pin.
-  Response PinBootPcrs(const Request& request, const Principal& who,
-                       std::string_view tenant) const {
+  Response ShowAttestationPolicy(std::string_view tenant) const {
+    auto policy = c_.store.GetAttestationPolicy(tenant);
+    if (!policy) return FromError(policy.error());
+    return Response::Json(200, PolicyJson(*policy).dump());
+  }
+
+  // Changes what the verifier requires of the tenant's devices: whether software roots of trust
+  // are accepted, and the golden boot PCRs, pinned from what a device the operator trusts proved
+  // at its last attestation, or cleared.
+  Response UpdateAttestationPolicy(const Request& request, const Principal& who,
+                                   std::string_view tenant) const {
     auto body = Body(request);
     if (!body) return Response::Problem(400, "Bad request", body.error().message());
-    std::string pcrs;
-    std::string target = "none";
-    if (body->contains("from_device")) {
-      auto device_id = json::GetString(*body, "from_device");
+    auto policy = c_.store.GetAttestationPolicy(tenant);
+    if (!policy) return FromError(policy.error());
+    std::string target = "policy";
+    if (const auto allow = body->find("allow_software_root_of_trust"); allow != body->end()) {
+      if (!allow->is_boolean()) {
+        return Response::Problem(400, "Bad request",
+                                 "\"allow_software_root_of_trust\" must be true or false");
+      }
+      policy->allow_software_root_of_trust = allow->get<bool>();
+    }
+    if (body->contains("pin_boot_pcrs_from_device")) {
+      auto device_id = json::GetString(*body, "pin_boot_pcrs_from_device");
       if (!device_id) return Response::Problem(400, "Bad request", device_id.error().message());
       auto device = c_.store.GetDevice(tenant, *device_id);
       if (!device) return FromError(device.error());
@@ -456,16 +476,15 @@ class Api {
                                  "the device has proven no boot PCRs (it has not attested "
                                  "with a TPM)");
       }
-      pcrs = device->boot_pcrs;
+      policy->golden_boot_pcrs = device->boot_pcrs;
       target = device->id;
-    } else if (body->value("clear", false) != true) {
-      return Response::Problem(400, "Bad request",
-                               "send {\"from_device\": ID} to pin or {\"clear\": true}");
+    } else if (body->value("clear_golden_boot_pcrs", false)) {
+      policy->golden_boot_pcrs.clear();
     }
-    auto pinned = Audited(who, tenant, "attestation.pin-boot-pcrs", target,
-                          [&] { return c_.store.SetGoldenBootPcrs(tenant, pcrs); });
-    if (!pinned) return FromError(pinned.error());
-    return Response::Json(200, Json{{"golden_boot_pcrs", BootPcrsJson(pcrs)}}.dump());
+    auto updated = Audited(who, tenant, "attestation-policy.update", target,
+                           [&] { return c_.store.SetAttestationPolicy(tenant, *policy); });
+    if (!updated) return FromError(updated.error());
+    return Response::Json(200, PolicyJson(*policy).dump());
   }
 
   Context c_;
@@ -633,16 +652,13 @@ void AddRoutes(http::Router& router, const Context& context) {
                             }));
   router.Add("GET", "/v1/tenants/{tenant}/attestation-policy",
              api->ForTenant(Role::kReader,
-                            [&c](const Request&, const Principal&, std::string_view tenant) {
-                              auto pcrs = c.store.GetGoldenBootPcrs(tenant);
-                              if (!pcrs) return FromError(pcrs.error());
-                              return Response::Json(
-                                  200, Json{{"golden_boot_pcrs", BootPcrsJson(*pcrs)}}.dump());
+                            [api](const Request&, const Principal&, std::string_view tenant) {
+                              return api->ShowAttestationPolicy(tenant);
                             }));
-  router.Add("POST", "/v1/tenants/{tenant}/attestation-policy/golden-boot-pcrs",
+  router.Add("POST", "/v1/tenants/{tenant}/attestation-policy",
              api->ForTenant(Role::kAdministrator,
                             [api](const Request& r, const Principal& who, std::string_view t) {
-                              return api->PinBootPcrs(r, who, t);
+                              return api->UpdateAttestationPolicy(r, who, t);
                             }));
   for (const bool revoke : {true, false}) {
     router.Add(

@@ -4,6 +4,8 @@
 #include "crypto/encoding.hpp"
 #include "crypto/x509.hpp"
 #include "rot/quote.hpp"
+#include "rot/credential.hpp"
+#include "rot/endorsement.hpp"
 #include "service/attest/launch.hpp"
 
 namespace aspis::service::attest {
@@ -38,7 +40,9 @@ Verdict Prefixed(std::string_view prefix, const Verdict& verdict) {
   return Verdict::Invalid(std::string(prefix) + verdict.reason());
 }
 
-Checked Untrusted(std::string reason) { return {Verdict::Invalid(std::move(reason)), {}, false}; }
+Checked Untrusted(std::string reason) {
+  return {Verdict::Invalid(std::move(reason)), {}, false, {}, {}, std::nullopt};
+}
 
 std::string BootPcrsText(const std::vector<crypto::Digest>& values) {
   std::string out;
@@ -80,6 +84,28 @@ Expected<wire::Challenge> Verifier::Challenge() const {
   if (!mac) return std::unexpected(mac.error());
   nonce.insert(nonce.end(), mac->begin(), mac->end());
   return wire::Challenge{std::move(nonce)};
+}
+
+Expected<Bytes> Verifier::ActivationToken(std::string_view device_id,
+                                          std::string_view ek_fingerprint, ByteView secret,
+                                          Clock::TimePoint issued_at) const {
+  Bytes token(kTimeSize);
+  const auto issued = static_cast<std::uint64_t>(UnixSeconds(issued_at));
+  for (std::size_t i = 0; i < kTimeSize; ++i) {
+    token[i] = static_cast<std::uint8_t>(issued >> (8 * (kTimeSize - 1 - i)));
+  }
+  Bytes body = token;
+  for (const std::string_view part : {device_id, ek_fingerprint}) {
+    body.insert(body.end(), part.begin(), part.end());
+    body.push_back(0);
+  }
+  body.insert(body.end(), secret.begin(), secret.end());
+  auto key = crypto::HmacSha256(data_.master_key, ToBytes("aspis activation key v1"));
+  if (!key) return key;
+  auto mac = crypto::HmacSha256(*key, body);
+  if (!mac) return mac;
+  token.insert(token.end(), mac->begin(), mac->end());
+  return token;
 }
 
 Verdict Verifier::CheckNonceIssued(ByteView nonce) const {
@@ -129,8 +155,17 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
                      "; a device's root of trust cannot change");
   }
   if (!proven.keys_differ) return Untrusted("the runtime, app and identity keys must all differ");
+  auto policy = store_.GetAttestationPolicy(device.tenant_id);
+  if (!policy) return {Verdict::CouldNotCheck(policy.error().message()), {}, false, {}, {}, {}};
+  if (evidence.root_of_trust == wire::kRootOfTrustSoftware &&
+      !policy->allow_software_root_of_trust) {
+    return Untrusted(
+        "the device has a software root of trust (no hardware protection), which the tenant "
+        "does not accept; a tenant administrator can allow it with `aspis attestation-policy "
+        "update --allow-software-root-of-trust true`");
+  }
   auto replayed = wire::ReplayEventLog(evidence.event_log);
-  if (!replayed) return {Verdict::CouldNotCheck("hashing failed"), {}, false};
+  if (!replayed) return {Verdict::CouldNotCheck("hashing failed"), {}, false, {}, {}, {}};
   const bool tpm = evidence.root_of_trust == wire::kRootOfTrustTpm;
   if (tpm) {
     if (!proven.certification) {
@@ -140,13 +175,13 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
     }
     if (Verdict quote = rot::CheckQuoteCovers(proven.quote, rot::BootPcrMask(), evidence.boot_pcrs);
         !quote.valid()) {
-      return {Prefixed("quote rejected: ", quote), {}, false};
+      return {Prefixed("quote rejected: ", quote), {}, false, {}, {}, {}};
     }
     auto name = rot::NvPcrName();
-    if (!name) return {Verdict::CouldNotCheck(name.error().message()), {}, true};
+    if (!name) return {Verdict::CouldNotCheck(name.error().message()), {}, true, {}, {}, {}};
     if (Verdict nv = rot::CheckNvCertifies(*proven.certification, *name, *replayed);
         !nv.valid()) {
-      return {Prefixed("NV certification rejected: ", nv), {}, true};
+      return {Prefixed("NV certification rejected: ", nv), {}, true, {}, {}, {}};
     }
   } else {
     if (proven.certification || !evidence.boot_pcrs.empty()) {
@@ -155,27 +190,111 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
     if (Verdict quote = rot::CheckQuoteCovers(proven.quote, 1u << rot::kSoftwareRegister,
                                               std::span(&*replayed, 1));
         !quote.valid()) {
-      return {Prefixed("quote rejected: ", quote), {}, false};
+      return {Prefixed("quote rejected: ", quote), {}, false, {}, {}, {}};
     }
   }
   LaunchVerdict launch = CheckLaunch(evidence.event_log, store_);
-  if (!launch.verdict.valid()) return {std::move(launch.verdict), launch.release, tpm};
-  auto golden = store_.GetGoldenBootPcrs(device.tenant_id);
-  if (!golden) return {Verdict::CouldNotCheck(golden.error().message()), launch.release, tpm};
-  if (!golden->empty()) {
-    if (Verdict boot = CompareBootPcrs(*golden, evidence.boot_pcrs); !boot.valid()) {
-      return {std::move(boot), launch.release, tpm};
-    }
+  Checked checked{std::move(launch.verdict), launch.release, tpm, {}, {}, std::nullopt};
+  if (!checked.verdict.valid()) return checked;
+  if (!policy->golden_boot_pcrs.empty()) {
+    checked.verdict = CompareBootPcrs(policy->golden_boot_pcrs, evidence.boot_pcrs);
+    if (!checked.verdict.valid()) return checked;
   }
-  return {Verdict::Valid(), launch.release, tpm};
+  if (!tpm) return checked;
+  if (!device.ek_fingerprint.empty()) {
+    checked.ek_fingerprint = device.ek_fingerprint;
+    checked.ek_issuer = device.ek_issuer;
+    return checked;
+  }
+  return Bind(evidence, device, std::move(checked));
+}
+
+Checked Verifier::Bind(const wire::Evidence& evidence, const store::Device& device,
+                       Checked checked) const {
+  auto refuse = [&](std::string reason) {
+    checked.verdict = Verdict::Invalid(std::move(reason));
+    return checked;
+  };
+  auto could_not_check = [&](const Error& error) {
+    checked.verdict = Verdict::CouldNotCheck(error.message());
+    return checked;
+  };
+  if (!evidence.endorsement) {
+    checked.continuation = wire::AttestationResult{wire::kEndorsementRequired, {}, {}, {}, {}};
+    checked.verdict = Verdict::Invalid("the TPM's endorsement was asked for");
+    return checked;
+  }
+  if (policy_.tpm_cas.empty()) {
+    return refuse(
+        "the service trusts no TPM manufacturer CA (aspis-service --tpm-ca-dir), so it cannot "
+        "tell a TPM from software");
+  }
+  auto ek_certificate = crypto::ForeignCertificate::FromDer(evidence.endorsement->ek_certificate);
+  if (!ek_certificate) {
+    return refuse("the EK certificate is unreadable: " + ek_certificate.error().message());
+  }
+  if (Verdict chain = crypto::VerifyChain(*ek_certificate, {}, policy_.tpm_cas, clock_.Now());
+      !chain.valid()) {
+    checked.verdict = Prefixed("the EK certificate is not from a trusted TPM manufacturer: ", chain);
+    return checked;
+  }
+  auto key = crypto::PublicKey::FromCanonicalDer(evidence.identity_public_key);
+  if (!key) return could_not_check(key.error());
+  if (Verdict endorsed = rot::CheckEndorsement(*ek_certificate, *evidence.endorsement, *key);
+      !endorsed.valid()) {
+    checked.verdict = endorsed;
+    return checked;
+  }
+  auto spki = ek_certificate->SubjectPublicKeyInfo();
+  auto fingerprint = spki ? crypto::Sha256Of(*spki) : std::unexpected(spki.error());
+  if (!fingerprint) return could_not_check(fingerprint.error());
+  checked.ek_fingerprint = crypto::ToHex(*fingerprint);
+  checked.ek_issuer = ek_certificate->IssuerName();
+
+  const auto now = clock_.Now();
+  if (!evidence.activation) {
+    auto secret = crypto::RandomBytes(rot::kMaxCredentialSecret);
+    auto name = rot::ObjectName(evidence.endorsement->identity_public);
+    if (!secret || !name) return could_not_check(!secret ? secret.error() : name.error());
+    auto credential = rot::MakeCredential(evidence.endorsement->ek_public, *name, *secret);
+    if (!credential) return could_not_check(credential.error());
+    auto token = ActivationToken(device.id, checked.ek_fingerprint, *secret, now);
+    if (!token) return could_not_check(token.error());
+    checked.continuation = wire::AttestationResult{
+        wire::kActivateCredential, {}, {}, {},
+        wire::CredentialChallenge{std::move(credential->credential_blob),
+                                  std::move(credential->encrypted_secret), std::move(*token)}};
+    checked.verdict = Verdict::Invalid("a credential for the TPM's EK was sent to activate");
+    return checked;
+  }
+  const wire::ActivationProof& proof = *evidence.activation;
+  if (proof.token.size() != kTimeSize + kMacSize) {
+    return refuse("the credential activation does not answer a challenge of this service");
+  }
+  const auto issued_at = NonceIssuedAt(proof.token);
+  auto expected =
+      ActivationToken(device.id, checked.ek_fingerprint, proof.secret, issued_at);
+  if (!expected) return could_not_check(expected.error());
+  if (!crypto::ConstantTimeEquals(*expected, proof.token)) {
+    return refuse(
+        "the credential was not activated by the TPM of this EK for this identity key (the "
+        "secret does not match the service's challenge)");
+  }
+  if (issued_at > now + kClockSkew || now - issued_at > policy_.nonce_lifetime) {
+    return refuse("the credential activation has expired; attest again");
+  }
+  return checked;
 }
 
 Outcome Verifier::Record(const std::optional<store::Device>& device, const wire::Evidence& evidence,
                          const Checked& checked, Outcome outcome) const {
   const bool trusted = outcome.verdict.valid();
   const bool error = outcome.verdict.outcome() == Verdict::Outcome::kCouldNotCheck;
+  // Pending: the device is asked for more (its endorsement, an activated credential).
+  const bool pending = !trusted && outcome.result.has_value();
   const std::string_view label = trusted          ? "trusted"
                                  : error          ? "error"
+                                 : pending        ? "pending"
                                  : outcome.proven ? "untrusted"
                                                   : "refused";
   metrics_.Increment("aspis_attestations_total", {{"verdict", std::string(label)}});
@@ -183,7 +302,7 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
   if (!device) return outcome;
   const auto now = UnixSeconds(clock_.Now());
   Expected<void> recorded;
-  if (outcome.proven && !error) {
+  if (outcome.proven && !error && !pending) {
     recorded = store_.RecordAttestation(
         {.device_id = device->id,
          .verdict = std::string(label),
@@ -194,10 +313,12 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
                                                                    : device->root_of_trust,
          .boot_pcrs = checked.boot_pcrs_proven ? BootPcrsText(evidence.boot_pcrs)
                                                : device->boot_pcrs,
-         .os_release = checked.release});
+         .os_release = checked.release,
+         .ek_fingerprint = trusted ? checked.ek_fingerprint : device->ek_fingerprint,
+         .ek_issuer = trusted ? checked.ek_issuer : device->ek_issuer});
   } else {
     recorded = store_.AddAttestationAttempt(
-        {device->id, now, std::string(label), outcome.verdict.reason(), false});
+        {device->id, now, std::string(label), outcome.verdict.reason(), outcome.proven});
   }
   if (!recorded) {
     log::Error("recording attestation of {}: {}", device->id, recorded.error().message());
@@ -266,7 +387,8 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
                        !(app_csr->SubjectPublicKey() == *key);
   Checked checked = CheckProven(evidence, *device, proven);
   if (!checked.verdict.valid()) {
-    return Record(*device, evidence, checked, {checked.verdict, true, std::nullopt, 0});
+    return Record(*device, evidence, checked,
+                  {checked.verdict, true, checked.continuation, 0});
   }
   return Record(*device, evidence, checked, Issue(*device, *runtime_csr, *app_csr));
 }

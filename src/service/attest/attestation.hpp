@@ -3,6 +3,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/clock.hpp"
 #include "core/verdict.hpp"
@@ -22,6 +23,9 @@ using wire::kRuntimeCertificatePolicy;
 struct Policy {
   std::chrono::seconds certificate_lifetime = std::chrono::hours(24);
   std::chrono::seconds nonce_lifetime = std::chrono::minutes(5);
+  // The TPM manufacturer CAs EK certificates must chain to (each a trust anchor). Empty: no TPM
+  // device can prove its hardware.
+  std::vector<crypto::ForeignCertificate> tpm_cas;
 };
 
 struct Outcome {
@@ -38,6 +42,12 @@ struct Checked {
   Verdict verdict;
   std::string release;            // the OS release the launch matched
   bool boot_pcrs_proven = false;  // the quote covered the boot PCR values in the evidence
+  // TPM devices: the EK the identity key is bound to (hex SHA-256 of its SubjectPublicKeyInfo),
+  // and its certificate's issuer.
+  std::string ek_fingerprint;
+  std::string ek_issuer;
+  // Set when the device must attest again (kEndorsementRequired, kActivateCredential).
+  std::optional<wire::AttestationResult> continuation;
 };
 
 // Thread-safe (its state lives in the store).
@@ -63,10 +73,17 @@ class Verifier {
  private:
   struct Proven;
 
+  // issued_at || HMAC(key from the master key, issued_at, device, EK, secret): what the device
+  // returns with the secret it activated, so that credential challenges need no state.
+  Expected<Bytes> ActivationToken(std::string_view device_id, std::string_view ek_fingerprint,
+                                  ByteView secret, Clock::TimePoint issued_at) const;
   Verdict CheckNonceIssued(ByteView nonce) const;
   Verdict UseNonce(ByteView nonce) const;
   Checked CheckProven(const wire::Evidence& evidence, const store::Device& device,
                       const Proven& proven) const;
+  // Binds a TPM device's identity key to its TPM's EK by credential activation.
+  Checked Bind(const wire::Evidence& evidence, const store::Device& device,
+               Checked launch) const;
   Outcome Issue(const store::Device& device, const crypto::CertificateRequest& runtime_csr,
                 const crypto::CertificateRequest& app_csr) const;
   Outcome Record(const std::optional<store::Device>& device, const wire::Evidence& evidence,

@@ -71,6 +71,9 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
         R"(ALTER TABLE os_releases ADD COLUMN retired_reason TEXT NOT NULL DEFAULT '')",
         R"(ALTER TABLE os_releases ADD COLUMN retired_at BIGINT NOT NULL DEFAULT 0)",
         R"(ALTER TABLE tenants ADD COLUMN golden_boot_pcrs TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE tenants ADD COLUMN allow_software_rot BIGINT NOT NULL DEFAULT 0)",
+        R"(ALTER TABLE devices ADD COLUMN ek_fingerprint TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE devices ADD COLUMN ek_issuer TEXT NOT NULL DEFAULT '')",
         R"(CREATE TABLE attestation_attempts (
              sequence {SERIAL}, device_id TEXT NOT NULL REFERENCES devices (id),
              at BIGINT NOT NULL, verdict TEXT NOT NULL, reasons TEXT NOT NULL,
@@ -137,12 +140,14 @@ ApiToken ToToken(const Row& r) {
 Device ToDevice(const Row& r) {
   return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4),
           Text(r, 5),   Number(r, 6), Number(r, 7), Number(r, 8),      Text(r, 9),
-          Text(r, 10),  Text(r, 11),  Text(r, 12),  Text(r, 13)};
+          Text(r, 10),  Text(r, 11),  Text(r, 12),  Text(r, 13),      Text(r, 14),
+          Text(r, 15)};
 }
 
 constexpr std::string_view kDeviceColumns =
     "id, tenant_id, claimed_at, revoked, verdict, reasons, last_attested, certificate_expiry, "
-    "last_check_in, os_version, runtime_version, root_of_trust, boot_pcrs, os_release";
+    "last_check_in, os_version, runtime_version, root_of_trust, boot_pcrs, os_release, "
+    "ek_fingerprint, ek_issuer";
 
 AttestationAttempt ToAttempt(const Row& r) {
   return {Text(r, 0), Number(r, 1), Text(r, 2), Text(r, 3), Number(r, 4) != 0};
@@ -379,10 +384,11 @@ Expected<void> Store::RecordAttestation(const AttestationRecord& r) {
   return db_->Transaction([&]() -> Expected<void> {
     if (auto ok = One(db_->Query("UPDATE devices SET verdict = $1, reasons = $2, "
                                  "last_attested = $3, certificate_expiry = $4, "
-                                 "root_of_trust = $5, boot_pcrs = $6, os_release = $7 "
-                                 "WHERE id = $8 RETURNING id",
+                                 "root_of_trust = $5, boot_pcrs = $6, os_release = $7, "
+                                 "ek_fingerprint = $8, ek_issuer = $9 WHERE id = $10 RETURNING id",
                                  {r.verdict, r.reasons, r.at, r.certificate_expiry,
-                                  r.root_of_trust, r.boot_pcrs, r.os_release, r.device_id}),
+                                  r.root_of_trust, r.boot_pcrs, r.os_release, r.ek_fingerprint,
+                                  r.ek_issuer, r.device_id}),
                       "device");
         !ok) {
       return ok;
@@ -419,18 +425,22 @@ Expected<std::vector<AttestationAttempt>> Store::ListAttestationAttempts(
       ToAttempt);
 }
 
-Expected<void> Store::SetGoldenBootPcrs(std::string_view tenant, std::string_view boot_pcrs) {
-  return One(db_->Query("UPDATE tenants SET golden_boot_pcrs = $1 WHERE id = $2 RETURNING id",
-                        {std::string(boot_pcrs), std::string(tenant)}),
+Expected<void> Store::SetAttestationPolicy(std::string_view tenant,
+                                           const AttestationPolicy& policy) {
+  return One(db_->Query("UPDATE tenants SET allow_software_rot = $1, golden_boot_pcrs = $2 "
+                        "WHERE id = $3 RETURNING id",
+                        {std::int64_t{policy.allow_software_root_of_trust ? 1 : 0},
+                         policy.golden_boot_pcrs, std::string(tenant)}),
              "tenant");
 }
 
-Expected<std::string> Store::GetGoldenBootPcrs(std::string_view tenant) {
-  auto rows =
-      db_->Query("SELECT golden_boot_pcrs FROM tenants WHERE id = $1", {std::string(tenant)});
-  if (!rows) return std::unexpected(rows.error());
-  if (rows->empty()) return Fail(StoreErrc::kNotFound, "tenant not found");
-  return Text(rows->front(), 0);
+Expected<AttestationPolicy> Store::GetAttestationPolicy(std::string_view tenant) {
+  return Single(Map<AttestationPolicy>(
+                    db_->Query("SELECT allow_software_rot, golden_boot_pcrs FROM tenants "
+                               "WHERE id = $1",
+                               {std::string(tenant)}),
+                    [](const Row& r) { return AttestationPolicy{Number(r, 0) != 0, Text(r, 1)}; }),
+                "tenant");
 }
 
 Expected<std::int64_t> Store::RecordCheckIn(std::string_view tenant, std::string_view device_id,

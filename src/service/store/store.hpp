@@ -70,6 +70,16 @@ struct Device {
   std::string root_of_trust;  // "tpm", "software", or empty before the first
   std::string boot_pcrs;      // hex values of rot::kBootPcrs, comma-separated (TPM devices)
   std::string os_release;     // the OS release the launch matched
+  // TPM devices: the EK their identity key was bound to (hex SHA-256 of its SubjectPublicKeyInfo)
+  // and the issuer of its certificate; empty until bound.
+  std::string ek_fingerprint;
+  std::string ek_issuer;
+};
+
+// What the verifier requires of a tenant's devices beyond the platform's rules.
+struct AttestationPolicy {
+  bool allow_software_root_of_trust = false;
+  std::string golden_boot_pcrs;  // Device::boot_pcrs' form; empty: none pinned
 };
 
 // What an attestation that proved possession of the identity key records on its device.
@@ -82,6 +92,8 @@ struct AttestationRecord {
   std::string root_of_trust;
   std::string boot_pcrs;
   std::string os_release;
+  std::string ek_fingerprint;
+  std::string ek_issuer;
 };
 
 // One attestation attempt of a claimed device, proven or not.
@@ -173,10 +185,9 @@ class Store {
   // The device's logged attempts, newest first; empty unless `tenant` has claimed it.
   Expected<std::vector<AttestationAttempt>> ListAttestationAttempts(std::string_view tenant,
                                                                     std::string_view device_id);
-  // A tenant's pinned boot PCR values (Device::boot_pcrs' form; empty: none pinned).
   // Errors: kNotFound.
-  Expected<void> SetGoldenBootPcrs(std::string_view tenant, std::string_view boot_pcrs);
-  Expected<std::string> GetGoldenBootPcrs(std::string_view tenant);
+  Expected<void> SetAttestationPolicy(std::string_view tenant, const AttestationPolicy& policy);
+  Expected<AttestationPolicy> GetAttestationPolicy(std::string_view tenant);
 
   // Records a check-in and returns the device's next update-manifest sequence number (1, 2, ...:
   // strictly increasing). Errors: kNotFound when `tenant` has not claimed the device.

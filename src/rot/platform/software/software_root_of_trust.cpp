@@ -102,6 +102,13 @@ class SoftwareRootOfTrust final : public RootOfTrust {
                        .register_certification = std::nullopt};
   }
 
+  Expected<std::optional<Endorsement>> Endorse() override { return std::nullopt; }
+
+  Expected<Bytes> ActivateCredential(ByteView, ByteView) override {
+    return Fail(RotErrc::kInvalidArgument,
+                "a software root of trust has no TPM to activate a credential with");
+  }
+
   Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
     if (auto ok = CheckCounterIndex(counter); !ok) return std::unexpected(ok.error());
     return counters_[counter];

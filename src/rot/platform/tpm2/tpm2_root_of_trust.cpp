@@ -25,6 +25,9 @@ namespace {
 
 using Release = EsysHandle::Release;
 
+// What one TPM2_NV_Read may ask for (the reference TPM's MAX_NV_BUFFER_SIZE is 1024).
+constexpr std::size_t kMaxNvRead = 768;
+
 Error TpmError(std::string_view what, TSS2_RC rc) {
   const TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
   const bool unreachable =
@@ -83,10 +86,11 @@ TPM2B_PUBLIC EccTemplate(TPMA_OBJECT attributes) {
   return in;
 }
 
-TPM2B_PUBLIC IdentityTemplate() {
-  TPM2B_PUBLIC in = EccTemplate(TPMA_OBJECT_SIGN_ENCRYPT);
-  in.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
-  in.publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+TPM2B_PUBLIC IdentityTemplateStruct() {
+  TPM2B_PUBLIC in{};
+  const Bytes marshaled = *rot::IdentityTemplate();
+  std::size_t offset = 0;
+  Tss2_MU_TPM2B_PUBLIC_Unmarshal(marshaled.data(), marshaled.size(), &offset, &in);
   return in;
 }
 
@@ -102,7 +106,7 @@ TPM2B_PUBLIC StorageTemplate() {
 }
 
 bool IsIdentityKey(const TPMT_PUBLIC& p) {
-  const TPMT_PUBLIC want = IdentityTemplate().publicArea;
+  const TPMT_PUBLIC want = IdentityTemplateStruct().publicArea;
   return p.type == want.type && p.nameAlg == want.nameAlg &&
          p.objectAttributes == want.objectAttributes &&
          p.parameters.eccDetail.curveID == want.parameters.eccDetail.curveID &&
@@ -266,6 +270,62 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     if (!certified) return std::unexpected(certified.error());
     quoted->register_certification = std::move(*certified);
     return quoted;
+  }
+
+  Expected<std::optional<Endorsement>> Endorse() override {
+    auto ek = FindEk();
+    if (!ek) return std::unexpected(ek.error());
+    auto handle = CreateEk(ek->kind);
+    if (!handle) return std::unexpected(handle.error());
+    auto ek_public = ReadPublicArea(handle->get(), "the EK");
+    if (!ek_public) return std::unexpected(ek_public.error());
+    auto identity_public = ReadPublicArea(identity_handle_.get(), "the identity key");
+    if (!identity_public) return std::unexpected(identity_public.error());
+    return Endorsement{std::move(ek->certificate), std::move(*ek_public),
+                       std::move(*identity_public)};
+  }
+
+  Expected<Bytes> ActivateCredential(ByteView credential_blob, ByteView encrypted_secret) override {
+    TPM2B_ID_OBJECT blob{};
+    TPM2B_ENCRYPTED_SECRET secret{};
+    std::size_t blob_offset = 0;
+    std::size_t secret_offset = 0;
+    if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(credential_blob.data(), credential_blob.size(),
+                                          &blob_offset, &blob) != TSS2_RC_SUCCESS ||
+        blob_offset != credential_blob.size() ||
+        Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(encrypted_secret.data(), encrypted_secret.size(),
+                                                 &secret_offset, &secret) != TSS2_RC_SUCCESS ||
+        secret_offset != encrypted_secret.size()) {
+      return Fail(RotErrc::kInvalidArgument, "the credential is not a TPM credential");
+    }
+    auto ek = FindEk();
+    if (!ek) return std::unexpected(ek.error());
+    auto handle = CreateEk(ek->kind);
+    if (!handle) return std::unexpected(handle.error());
+    // The EK's policy: PolicySecret with the endorsement hierarchy's (empty) authorization.
+    const TPMT_SYM_DEF symmetric{.algorithm = TPM2_ALG_NULL, .keyBits = {}, .mode = {}};
+    ESYS_TR session_tr = ESYS_TR_NONE;
+    TSS2_RC rc = Esys_StartAuthSession(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       ESYS_TR_NONE, ESYS_TR_NONE, nullptr, TPM2_SE_POLICY,
+                                       &symmetric, TPM2_ALG_SHA256, &session_tr);
+    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("starting a policy session", rc));
+    EsysHandle session(ctx(), session_tr, Release::kFlush);
+    rc = Esys_PolicySecret(ctx(), ESYS_TR_RH_ENDORSEMENT, session.get(), ESYS_TR_PASSWORD,
+                           ESYS_TR_NONE, ESYS_TR_NONE, nullptr, nullptr, nullptr, 0, nullptr,
+                           nullptr);
+    if (rc != TSS2_RC_SUCCESS) {
+      return std::unexpected(TpmError("satisfying the EK's policy", rc));
+    }
+    TPM2B_DIGEST* out = nullptr;
+    rc = Esys_ActivateCredential(ctx(), identity_handle_.get(), handle->get(), ESYS_TR_PASSWORD,
+                                 session.get(), ESYS_TR_NONE, &blob, &secret, &out);
+    EsysOut<TPM2B_DIGEST> activated(out);
+    if (rc != TSS2_RC_SUCCESS) {
+      return Fail(RotErrc::kPolicy, std::string("the credential does not activate on this TPM "
+                                                "for this identity key (") +
+                                        Tss2_RC_Decode(rc) + ")");
+    }
+    return Bytes(activated->buffer, activated->buffer + activated->size);
   }
 
   Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
@@ -517,8 +577,83 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     return {};
   }
 
+  struct EkCertificate {
+    EkKind kind;
+    Bytes certificate;
+  };
+
+  // The EK certificate the TPM holds, ECC P-256 before RSA 2048.
+  Expected<EkCertificate> FindEk() {
+    for (const auto& [kind, index] : {std::pair{EkKind::kEccP256, kEkCertificateEccP256},
+                                      std::pair{EkKind::kRsa2048, kEkCertificateRsa2048}}) {
+      auto pub = NvPublic(index);
+      if (!pub) return std::unexpected(pub.error());
+      if (!*pub) continue;
+      auto nv = OpenNv(index);
+      if (!nv) return std::unexpected(nv.error());
+      Bytes contents;
+      const std::uint16_t size = (*pub)->dataSize;
+      const ESYS_TR auth =
+          ((*pub)->attributes & TPMA_NV_AUTHREAD) != 0 ? nv->get() : ESYS_TR_RH_OWNER;
+      // NV_Read returns at most TPM2_MAX_NV_BUFFER_SIZE bytes at a time.
+      while (contents.size() < size) {
+        const auto chunk = static_cast<UINT16>(
+            std::min<std::size_t>(size - contents.size(), kMaxNvRead));
+        TPM2B_MAX_NV_BUFFER* out = nullptr;
+        const TSS2_RC rc =
+            Esys_NV_Read(ctx(), auth, nv->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                         chunk, static_cast<UINT16>(contents.size()), &out);
+        EsysOut<TPM2B_MAX_NV_BUFFER> data(out);
+        if (rc != TSS2_RC_SUCCESS) {
+          return std::unexpected(TpmError("reading the EK certificate " + HandleName(index), rc));
+        }
+        contents.insert(contents.end(), data->buffer, data->buffer + data->size);
+      }
+      auto der = LeadingDer(contents);
+      if (!der) return std::unexpected(der.error());
+      return EkCertificate{kind, std::move(*der)};
+    }
+    return Fail(RotErrc::kBadState,
+                "the TPM holds no EK certificate (TCG NV index " +
+                    HandleName(kEkCertificateEccP256) + " or " +
+                    HandleName(kEkCertificateRsa2048) +
+                    "): the verifier cannot tell it from a software TPM");
+  }
+
+  // The EK, re-created from its default template under the endorsement hierarchy.
+  Expected<EsysHandle> CreateEk(EkKind kind) {
+    auto marshaled = EkTemplate(kind);
+    if (!marshaled) return std::unexpected(marshaled.error());
+    TPM2B_PUBLIC in{};
+    std::size_t offset = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(marshaled->data(), marshaled->size(), &offset, &in) !=
+        TSS2_RC_SUCCESS) {
+      return Fail(RotErrc::kBadState, "unmarshaling the EK template");
+    }
+    const TPM2B_SENSITIVE_CREATE sensitive{};
+    const TPM2B_DATA outside{};
+    const TPML_PCR_SELECTION no_pcrs{};
+    ESYS_TR handle = ESYS_TR_NONE;
+    const TSS2_RC rc = Esys_CreatePrimary(ctx(), ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
+                                          ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &in, &outside,
+                                          &no_pcrs, &handle, nullptr, nullptr, nullptr, nullptr);
+    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("creating the EK", rc));
+    return EsysHandle(ctx(), handle, Release::kFlush);
+  }
+
+  Expected<Bytes> ReadPublicArea(ESYS_TR handle, std::string_view what) {
+    TPM2B_PUBLIC* out = nullptr;
+    const TSS2_RC rc = Esys_ReadPublic(ctx(), handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       &out, nullptr, nullptr);
+    EsysOut<TPM2B_PUBLIC> pub(out);
+    if (rc != TSS2_RC_SUCCESS) {
+      return std::unexpected(TpmError("reading " + std::string(what), rc));
+    }
+    return MarshalTpm(*pub, Tss2_MU_TPM2B_PUBLIC_Marshal, what);
+  }
+
   Expected<void> CreateIdentity() {
-    const TPM2B_PUBLIC in = IdentityTemplate();
+    const TPM2B_PUBLIC in = IdentityTemplateStruct();
     const TPM2B_SENSITIVE_CREATE sensitive{};
     const TPM2B_DATA outside{};
     const TPML_PCR_SELECTION no_pcrs{};
