@@ -67,8 +67,10 @@ struct Device {
 
 Device MakeDevice(const std::filesystem::path& dir) {
   auto rot = Must(rot::Initialize({.backend = "software", .state_dir = dir}), "device");
-  std::vector<wire::MeasurementEvent> events = {{"os", Hash("os image 24.10")},
-                                                {"aspisd", Hash("aspisd 0.1")}};
+  std::vector<wire::MeasurementEvent> events;
+  for (const std::string_view component : wire::kLaunchComponents) {
+    events.push_back({std::string(component), Hash(component)});
+  }
   for (const auto& e : events) {
     if (auto ok = rot->Extend(e.digest); !ok) Die("extend: " + ok.error().message());
   }
@@ -206,8 +208,15 @@ EngineResult RunEngine(const std::string& engine, std::vector<Device>& devices, 
   testing::TempDir dir;
   std::unique_ptr<testing::PostgresServer> postgres;
   const int port = testing::FreePort();
-  std::vector<std::string> argv = {ASPIS_SERVICE_BINARY, "--data", (dir / "data").string(),
-                                   "--listen", "127.0.0.1:" + std::to_string(port)};
+  std::vector<std::string> argv = {ASPIS_SERVICE_BINARY,
+                                   "--data",
+                                   (dir / "data").string(),
+                                   "--master-key",
+                                   (dir / "master.key").string(),
+                                   "--admin-token-file",
+                                   (dir / "admin-token").string(),
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(port)};
   if (engine == "postgresql") {
     postgres = std::make_unique<testing::PostgresServer>();
     argv.insert(argv.end(), {"--db", postgres->Url()});
@@ -219,7 +228,7 @@ EngineResult RunEngine(const std::string& engine, std::vector<Device>& devices, 
           AsString(Must(file::Read(dir / "data/root-ca.pem", file::kSmallFileLimit), "root CA"))),
       "root CA");
   const std::string admin(
-      AsString(Must(file::Read(dir / "data/admin-token", file::kSmallFileLimit), "admin token")));
+      AsString(Must(file::Read(dir / "admin-token", file::kSmallFileLimit), "admin token")));
   const std::vector<crypto::Certificate> roots{root};
   const wire::HttpsClient client({"127.0.0.1", static_cast<std::uint16_t>(port)},
                                  Must(crypto::tls::ClientContext(roots), "tls"));
@@ -228,17 +237,20 @@ EngineResult RunEngine(const std::string& engine, std::vector<Device>& devices, 
   auto connection = Must(client.Connect(), "connect");
   const std::vector<std::pair<std::string, std::string>> auth = {
       {"Authorization", "Bearer " + admin.substr(0, admin.find('\n'))}};
-  auto call = [&](const std::string& target, const json::Json& body) {
+  auto call = [&](const std::string& target, const json::Json& body, int status = 201) {
     auto response = Must(connection.Send("POST", target, body.dump(), auth), target);
-    if (response.status != 201) Die(target + ": HTTP " + std::to_string(response.status));
+    if (response.status != status) Die(target + ": HTTP " + std::to_string(response.status));
     return response;
   };
   const auto tenant = json::Parse(call("/v1/tenants", {{"name", "bench"}}).body)->value("id", "");
-  call("/v1/os-releases", {{"version", "24.10"},
-                           {"feed", "retail"},
-                           {"components",
-                            {{"os", crypto::ToHex(Hash("os image 24.10"))},
-                             {"aspisd", crypto::ToHex(Hash("aspisd 0.1"))}}}});
+  // The simulated devices have software roots of trust.
+  call("/v1/tenants/" + tenant + "/attestation-policy", {{"allow_software_root_of_trust", true}},
+       200);
+  json::Json components = json::Json::object();
+  for (const std::string_view component : wire::kLaunchComponents) {
+    components[std::string(component)] = crypto::ToHex(Hash(component));
+  }
+  call("/v1/os-releases", {{"version", "24.10"}, {"feed", "retail"}, {"components", components}});
   for (const auto& d : devices) {
     call("/v1/tenants/" + tenant + "/devices",
          {{"device_id", Must(d.rot->GetIdentity(), "identity").device_id}});

@@ -460,16 +460,33 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   download->add_option("--index", ca_index,
                        "The CA generation (see ca-certificate list; default: the active one)");
   tenant_option(download);
+  // Fetches a PEM document of the tenant's CA and writes it to --destination.
+  auto save_pem = [&](const Session& s, const std::string& path) -> Expected<Json> {
+    auto pem = Request(s, "GET", "/v1/tenants/" + with_tenant(s) + path);
+    if (!pem) return pem;
+    if (auto ok = file::WriteDurably(destination, AsBytes(pem->get<std::string>()), 0644); !ok) {
+      return std::unexpected(ok.error());
+    }
+    return Json("wrote " + destination + "\n");
+  };
   download->callback([&] {
-    run = [&](const Session& s) -> Expected<Json> {
-      const std::string which =
-          ca_index > 0 ? "/ca-certificates/" + std::to_string(ca_index) : "/ca-certificate";
-      auto pem = Request(s, "GET", "/v1/tenants/" + with_tenant(s) + which);
-      if (!pem) return pem;
-      if (auto ok = file::WriteDurably(destination, AsBytes(pem->get<std::string>()), 0644); !ok) {
-        return std::unexpected(ok.error());
-      }
-      return Json("wrote " + destination + "\n");
+    run = [&](const Session& s) {
+      return save_pem(s, ca_index > 0 ? "/ca-certificates/" + std::to_string(ca_index)
+                                      : "/ca-certificate");
+    };
+  });
+  auto* download_crl = ca->add_subcommand(
+      "download-crl",
+      "Save the CRL of the tenant CA (PEM): the certificates of revoked devices, for brokers and "
+      "clouds; fetch it at least daily");
+  download_crl->add_option("--destination", destination, "File to write")->required();
+  download_crl->add_option("--index", ca_index,
+                           "The CA generation (see ca-certificate list; default: the active one)");
+  tenant_option(download_crl);
+  download_crl->callback([&] {
+    run = [&](const Session& s) {
+      return save_pem(s, ca_index > 0 ? "/ca-certificates/" + std::to_string(ca_index) + "/crl"
+                                      : "/crl");
     };
   });
 

@@ -488,6 +488,63 @@ Expected<Certificate> Issue(const Certificate& issuer, const PrivateKey& issuer_
   return Build(issuer.native(), issuer_key, subject, profile);
 }
 
+Expected<std::string> IssueCrl(const Certificate& issuer, const PrivateKey& issuer_key,
+                               const CrlProfile& profile) {
+  if (!issuer.IsCa()) {
+    return Fail(CryptoErrc::kInvalidArgument,
+                "issuer \"" + issuer.SubjectCommonName() + "\" is not a CA");
+  }
+  if (!(issuer.SubjectPublicKey() == issuer_key.Public())) {
+    return Fail(CryptoErrc::kInvalidArgument, "the CRL signing key is not the issuer's");
+  }
+  const X509CrlPtr crl(X509_CRL_new());
+  const Asn1IntegerPtr number(ASN1_INTEGER_new());
+  if (!crl || !number || X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer.native())) != 1 ||
+      ASN1_INTEGER_set_uint64(number.get(), profile.number) != 1 ||
+      X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1) {
+    return std::unexpected(OpenSslError("creating a CRL"));
+  }
+  const Asn1TimePtr this_update(
+      ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(profile.this_update)));
+  const Asn1TimePtr next_update(
+      ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(profile.next_update)));
+  if (!this_update || !next_update || X509_CRL_set1_lastUpdate(crl.get(), this_update.get()) != 1 ||
+      X509_CRL_set1_nextUpdate(crl.get(), next_update.get()) != 1) {
+    return std::unexpected(OpenSslError("setting the CRL's dates"));
+  }
+  for (const auto& entry : profile.revoked) {
+    auto serial_bytes = HexDecode(entry.serial_hex);
+    if (!serial_bytes) return Fail(CryptoErrc::kInvalidArgument, "a revoked serial is not hex");
+    X509RevokedPtr revoked(X509_REVOKED_new());
+    const Asn1IntegerPtr serial(ASN1_INTEGER_new());
+    const Asn1TimePtr at(
+        ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(entry.revoked_at)));
+    if (!revoked || !serial || !at ||
+        ASN1_STRING_set(serial.get(), serial_bytes->data(),
+                        static_cast<int>(serial_bytes->size())) != 1 ||
+        X509_REVOKED_set_serialNumber(revoked.get(), serial.get()) != 1 ||
+        X509_REVOKED_set_revocationDate(revoked.get(), at.get()) != 1 ||
+        X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1) {
+      return std::unexpected(OpenSslError("adding a revoked certificate to the CRL"));
+    }
+    (void)revoked.release();  // the CRL owns it now
+  }
+  if (X509_CRL_sort(crl.get()) != 1) return std::unexpected(OpenSslError("sorting the CRL"));
+  auto signing = BeginSigning(issuer_key);
+  if (!signing) return std::unexpected(signing.error());
+  if (X509_CRL_sign_ctx(crl.get(), signing->get()) <= 0) {
+    return std::unexpected(OpenSslError("signing the CRL"));
+  }
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_CRL(bio.get(), crl.get()) != 1) {
+    return std::unexpected(OpenSslError("encoding the CRL"));
+  }
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(size));
+}
+
 namespace {
 
 template <class Cert>

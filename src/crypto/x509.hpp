@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -126,6 +127,21 @@ Expected<Certificate> CreateSelfSigned(const PrivateKey& key, const CertificateP
 // `issuer_key`, or would expire before the new certificate.
 Expected<Certificate> Issue(const Certificate& issuer, const PrivateKey& issuer_key,
                             const PublicKey& subject, const CertificateProfile& profile);
+
+// A certificate revocation list of `issuer` (RFC 5280 v2 CRL with a CRL number).
+struct CrlProfile {
+  std::uint64_t number = 1;  // increases with every list the issuer publishes
+  Clock::TimePoint this_update;
+  Clock::TimePoint next_update;
+  struct Entry {
+    std::string serial_hex;  // as Certificate::SerialHex gives it
+    Clock::TimePoint revoked_at;
+  };
+  std::vector<Entry> revoked;
+};
+// The CRL, PEM, signed by `issuer_key`. Fails if `issuer` is not a CA or does not match the key.
+Expected<std::string> IssueCrl(const Certificate& issuer, const PrivateKey& issuer_key,
+                               const CrlProfile& profile);
 
 // Verifies that `leaf` chains to one of `roots` through `intermediates`, at time `at`. Each root is
 // a trust anchor whether or not it is self-signed, so an intermediate CA can be pinned alone.

@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 
-#include <cstdlib>
+#include <algorithm>
 #include <functional>
 
 #include "core/file.hpp"
@@ -23,14 +23,48 @@ bool IsIpAddress(const std::string& name) {
          inet_pton(AF_INET6, name.c_str(), buffer) == 1;
 }
 
-Expected<Bytes> LoadMasterKey(const fs::path& dir, const DataDirOptions& options) {
-  fs::path path = options.master_key_file;
-  if (path.empty()) {
-    const char* env = std::getenv("ASPIS_MASTER_KEY_FILE");  // NOLINT(concurrency-mt-unsafe)
-    path = env != nullptr && *env != '\0' ? fs::path(env) : dir / "master.key";
+// The files older versions kept inside the data directory, refused until the operator moves them.
+Expected<void> RefuseLegacySecrets(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(dir / "master.key", ec))) {
+    const std::string legacy = (dir / "master.key").string();
+    return Fail(CoreErrc::kInvalidArgument,
+                legacy +
+                    ": an older aspis-service kept the master key inside the data directory, "
+                    "where any copy of the directory carries it; move it out (for example "
+                    "`mv " +
+                    legacy +
+                    " /etc/aspis/master.key`) and start with --master-key and its new path");
   }
+  if (fs::exists(fs::symlink_status(dir / "admin-token", ec))) {
+    return Fail(CoreErrc::kInvalidArgument,
+                (dir / "admin-token").string() +
+                    ": an older aspis-service kept the platform administrator token here in "
+                    "plaintext; run `aspis-service admin-token rotate --data " +
+                    dir.string() +
+                    "` (it revokes that token, prints a new one and deletes the file), or keep "
+                    "the token elsewhere and delete the file");
+  }
+  return {};
+}
+
+Expected<void> RequireMasterKeyOutside(const fs::path& dir, const fs::path& path) {
+  if (path.empty()) {
+    return Fail(CoreErrc::kInvalidArgument,
+                "no master key file: name one outside the data directory with --master-key FILE "
+                "(or $ASPIS_MASTER_KEY_FILE); the first start creates it there");
+  }
+  return RequireOutsideDataDir(dir, path, "the master key file");
+}
+
+Expected<Bytes> LoadMasterKey(const fs::path& path) {
   auto key = file::Read(path, 1024);
   if (!key && key.error() == CoreErrc::kNotFound) {
+    const fs::path parent = fs::absolute(path).parent_path();
+    if (std::error_code ec; !fs::is_directory(parent, ec)) {
+      return Fail(CoreErrc::kNotFound, "cannot create the master key " + path.string() + ": " +
+                                           parent.string() + " is not a directory");
+    }
     auto fresh = crypto::RandomBytes(crypto::aead::kKeySize);
     if (!fresh) return fresh;
     if (auto ok = file::WriteDurably(path, *fresh, 0600); !ok) return std::unexpected(ok.error());
@@ -61,6 +95,33 @@ Expected<std::string> ReadOrMake(const fs::path& path, mode_t mode,
 
 }  // namespace
 
+Expected<void> RequireOutsideDataDir(const fs::path& dir, const fs::path& path,
+                                     std::string_view what) {
+  // Absolute, then through every symlink and `..` of the part that exists.
+  auto resolve = [](const fs::path& p, std::error_code& ec) {
+    const fs::path absolute = fs::absolute(p, ec);
+    return ec ? absolute : fs::weakly_canonical(absolute, ec);
+  };
+  std::error_code ec;
+  fs::path resolved_dir = resolve(dir, ec);
+  const fs::path resolved = ec ? fs::path() : resolve(path, ec);
+  if (ec) {
+    return Fail(CoreErrc::kIo, "cannot resolve " + std::string(what) + " " + path.string() +
+                                   " against the data directory: " + ec.message());
+  }
+  // "DIR/" resolves with an empty last element, which no path inside DIR shares.
+  if (!resolved_dir.has_filename()) resolved_dir = resolved_dir.parent_path();
+  const auto end_of_dir =
+      std::mismatch(resolved_dir.begin(), resolved_dir.end(), resolved.begin(), resolved.end())
+          .first;
+  if (end_of_dir != resolved_dir.end()) return {};
+  std::string shown = path.string();
+  if (resolved != path) shown += " (" + resolved.string() + ")";
+  return Fail(CoreErrc::kInvalidArgument,
+              std::string(what) + " " + shown + " is inside the data directory " + dir.string() +
+                  ", so any copy of the directory would carry it; keep it elsewhere");
+}
+
 Expected<std::string> SealSecret(ByteView master_key, ByteView secret, std::string_view context) {
   auto sealed = crypto::aead::Seal(master_key, secret, AsBytes(context));
   if (!sealed) return std::unexpected(sealed.error());
@@ -75,8 +136,13 @@ Expected<Bytes> OpenSecret(ByteView master_key, std::string_view sealed, std::st
 
 Expected<DataDir> OpenDataDir(const fs::path& dir, const DataDirOptions& options,
                               const Clock& clock) {
+  // Refused before the data directory is created.
+  if (auto ok = RefuseLegacySecrets(dir); !ok) return std::unexpected(ok.error());
+  if (auto ok = RequireMasterKeyOutside(dir, options.master_key_file); !ok) {
+    return std::unexpected(ok.error());
+  }
   if (auto ok = file::EnsureDirectory(dir, 0700); !ok) return std::unexpected(ok.error());
-  auto master_key = LoadMasterKey(dir, options);
+  auto master_key = LoadMasterKey(options.master_key_file);
   if (!master_key) return std::unexpected(std::move(master_key.error()).WithContext("master key"));
   const Bytes& master = *master_key;
 

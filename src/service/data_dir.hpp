@@ -12,8 +12,9 @@
 #include "crypto/x509.hpp"
 
 // The service's data directory: on first start it is created with the platform root CA
-// (root-ca.pem; its key sealed with the master key), the HTTPS server certificate and key, and the
-// master key for secrets at rest (master.key, 0600) unless the master key comes from elsewhere.
+// (root-ca.pem; its key sealed with the master key) and the HTTPS server certificate and key. The
+// master key for secrets at rest never lives inside it, so a copy of the directory alone opens
+// nothing.
 namespace aspis::service {
 
 struct DataDir {
@@ -26,17 +27,27 @@ struct DataDir {
 };
 
 struct DataDirOptions {
-  // The master key file; when empty, $ASPIS_MASTER_KEY_FILE, else DIR/master.key (created on
-  // first start). Keeping it outside DIR means a copy of DIR alone reveals no tenant key.
+  // The master key file (32 bytes, 0600); required. It must resolve (after `..` and symlinks)
+  // outside DIR. Created where it points on first start; its directory must exist.
   std::filesystem::path master_key_file;
   // Names the server certificate carries (DNS names or IP addresses).
   std::vector<std::string> server_names = {"localhost", "127.0.0.1"};
 };
 
 // Opens `dir`, creating what is missing. Fails, naming the file, when something present is
-// damaged, or when the master key does not open the root CA key (a wrong master key).
+// damaged, or when the master key does not open the root CA key (a wrong master key). Fails
+// (kInvalidArgument) before creating anything when no master key file is named, when it resolves
+// inside `dir`, or when `dir` holds a master.key from an older version (which kept it there).
+// Fails (kInvalidArgument) too when `dir` holds an admin-token file from an older version (the
+// platform administrator token in plaintext).
 Expected<DataDir> OpenDataDir(const std::filesystem::path& dir, const DataDirOptions& options,
                               const Clock& clock);
+
+// Fails (kInvalidArgument, naming `what`) when `path` resolves inside `dir` or is `dir`: both are
+// made absolute and resolved through every symlink and `..` that exists, so neither
+// `DIR/../DIR/x` nor a symlink into DIR passes. Neither needs to exist.
+Expected<void> RequireOutsideDataDir(const std::filesystem::path& dir,
+                                     const std::filesystem::path& path, std::string_view what);
 
 // Seals and opens secrets at rest (base64 text of AES-256-GCM with the master key). `context`
 // binds a sealed secret to its use ("tenant/t1/ca"), so one cannot be swapped for another.

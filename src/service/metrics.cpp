@@ -8,6 +8,8 @@ namespace aspis::service {
 
 namespace {
 
+constexpr std::string_view kDroppedFamily = "aspis_metrics_series_dropped_total";
+
 // Latency bucket upper bounds in seconds.
 constexpr std::array<double, 12> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                             0.1,   0.25,   0.5,   1.0,  2.5,   5.0};
@@ -55,7 +57,16 @@ void Metrics::Increment(std::string_view name, const Labels& labels, std::uint64
   auto it = families_.find(name);
   if (it == families_.end())
     it = families_.emplace(std::string(name), Family{"", "counter", {}, {}}).first;
-  it->second.counters[key] += by;
+  Family& family = it->second;
+  auto series = family.counters.find(key);
+  if (series == family.counters.end()) {
+    if (family.series() >= kMaxSeriesPerFamily) {
+      ++dropped_;
+      return;
+    }
+    series = family.counters.emplace(key, 0).first;
+  }
+  series->second += by;
 }
 
 void Metrics::Observe(std::string_view name, const Labels& labels, std::chrono::nanoseconds value) {
@@ -66,8 +77,17 @@ void Metrics::Observe(std::string_view name, const Labels& labels, std::chrono::
   if (it == families_.end()) {
     it = families_.emplace(std::string(name), Family{"", "histogram", {}, {}}).first;
   }
-  Histogram& h = it->second.histograms[key];
-  if (h.buckets.empty()) h.buckets.resize(kBounds.size());
+  Family& family = it->second;
+  auto series = family.histograms.find(key);
+  if (series == family.histograms.end()) {
+    if (family.series() >= kMaxSeriesPerFamily) {
+      ++dropped_;
+      return;
+    }
+    series = family.histograms.emplace(key, Histogram{}).first;
+    series->second.buckets.resize(kBounds.size());
+  }
+  Histogram& h = series->second;
   for (std::size_t i = 0; i < kBounds.size(); ++i) {
     if (seconds <= kBounds[i]) ++h.buckets[i];
   }
@@ -94,6 +114,10 @@ std::string Metrics::Render() const {
       out += fmt::format("{}_count{} {}\n", name, labels, h.count);
     }
   }
+  out += fmt::format(
+      "# HELP {0} Observations dropped because their family had too many label sets\n"
+      "# TYPE {0} counter\n{0} {1}\n",
+      kDroppedFamily, dropped_);
   return out;
 }
 

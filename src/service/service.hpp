@@ -18,21 +18,27 @@ struct ServiceConfig {
   std::string listen = "127.0.0.1:8443";  // HOST:PORT; port 0 picks a free one
   std::string database;                   // empty: sqlite:DATA_DIR/aspis.db
   std::size_t database_connections = 8;   // PostgreSQL pool size per instance
-  std::filesystem::path master_key_file;  // empty: see DataDirOptions
+  // Required; outside data_dir (see DataDirOptions), created there on first start.
+  std::filesystem::path master_key_file;
   std::vector<std::string> server_names = {"localhost", "127.0.0.1"};
   unsigned threads = 0;
   std::chrono::seconds certificate_lifetime = std::chrono::hours(24);  // device certificates
   // PEM files (*.pem, *.crt) of the TPM manufacturer CAs that EK certificates must chain to;
   // empty: no TPM device can prove its hardware.
   std::filesystem::path tpm_ca_dir;
+  // Where the first start also writes the platform administrator token (0600, durably), for
+  // automation; must be outside data_dir. Empty: new_admin_token() alone has it.
+  std::filesystem::path admin_token_file;
 };
 
 // aspis-service: the data directory, the store, the API and the HTTPS server, running.
 class Service {
  public:
-  // Opens (or on first start creates) everything and starts serving. On first start it creates a
-  // platform administrator token, written to DATA_DIR/admin-token (0600) and returned by
-  // new_admin_token() once.
+  // Opens (or on first start creates) everything and starts serving. The first start (the store
+  // holds no platform administrator token, revoked or not) creates a platform administrator token,
+  // stored hashed, returned by new_admin_token() and written to admin_token_file when named; it is
+  // never written inside data_dir. Fails before creating anything when master_key_file or
+  // admin_token_file resolves inside data_dir.
   static Expected<std::unique_ptr<Service>> Start(const ServiceConfig& config, const Clock& clock);
   virtual ~Service() = default;
 
@@ -44,7 +50,9 @@ class Service {
   virtual void Stop() = 0;
 };
 
-// The aspis-service command line; runs until SIGTERM or SIGINT.
+// The aspis-service command line: serves until SIGTERM or SIGINT, or with `admin-token rotate`
+// or `admin-token revoke` replaces or revokes the platform administrator tokens in the store
+// (beside a running service, which looks tokens up on every request).
 int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace aspis::service

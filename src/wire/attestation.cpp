@@ -25,11 +25,11 @@ Expected<Bytes> GetBytes(const Json& doc, std::string_view key, std::size_t max)
   return bytes;
 }
 
-Json QuoteJson(const rot::Quote& quote) {
+Json QuoteJson(const Quote& quote) {
   return {{"attest", B64(quote.attest)}, {"signature", B64(quote.signature)}};
 }
 
-Expected<rot::Quote> GetQuote(const Json& doc, std::string_view key) {
+Expected<Quote> GetQuote(const Json& doc, std::string_view key) {
   auto object = json::GetObject(doc, key);
   if (!object) return std::unexpected(object.error());
   auto attest = GetBytes(**object, "attest", 4096);
@@ -38,7 +38,7 @@ Expected<rot::Quote> GetQuote(const Json& doc, std::string_view key) {
   if (!signature) {
     return std::unexpected(std::move(signature.error()).WithContext(std::string(key)));
   }
-  return rot::Quote{std::move(*attest), std::move(*signature)};
+  return Quote{std::move(*attest), std::move(*signature)};
 }
 
 Expected<crypto::Digest> GetDigest(const Json& value) {
@@ -179,7 +179,7 @@ Expected<Evidence> ParseEvidence(std::string_view text) {
       return std::unexpected(!certificate ? certificate.error()
                                           : (!ek ? ek.error() : identity.error()));
     }
-    e.endorsement = rot::Endorsement{std::move(*certificate), std::move(*ek), std::move(*identity)};
+    e.endorsement = Endorsement{std::move(*certificate), std::move(*ek), std::move(*identity)};
   }
   if (doc->contains("activation")) {
     auto activation = In(json::GetObject(*doc, "activation"), "evidence");

@@ -10,8 +10,6 @@
 #include "core/bytes.hpp"
 #include "core/error.hpp"
 #include "crypto/sha256.hpp"
-#include "rot/endorsement.hpp"
-#include "rot/quote.hpp"
 
 // The attestation protocol, v1 (DESIGN section 4): messages and their JSON form. Byte fields are
 // base64 in JSON. Parsers enforce sizes, so hostile evidence costs little to refuse.
@@ -58,6 +56,20 @@ struct Challenge {
   Bytes nonce;
 };
 
+// A TPM attestation structure (TPMS_ATTEST: a quote or an NV certification) and its TPMT_SIGNATURE,
+// both marshaled as the TPM 2.0 specification defines; rot/quote.hpp verifies them.
+struct Quote {
+  Bytes attest;
+  Bytes signature;
+};
+
+// What a TPM device sends the first time it attests (rot/endorsement.hpp checks it).
+struct Endorsement {
+  Bytes ek_certificate;   // DER, from the TPM's NV
+  Bytes ek_public;        // marshaled TPM2B_PUBLIC of the EK
+  Bytes identity_public;  // marshaled TPM2B_PUBLIC of the identity key
+};
+
 // The answer to a credential challenge: the secret TPM2_ActivateCredential recovered, and the
 // service's token for it.
 struct ActivationProof {
@@ -72,12 +84,12 @@ struct Evidence {
   Bytes identity_public_key;  // DER SubjectPublicKeyInfo
   std::string root_of_trust;  // kRootOfTrustTpm or kRootOfTrustSoftware
   std::vector<MeasurementEvent> event_log;
-  rot::Quote quote;
-  std::vector<crypto::Digest> boot_pcrs;                // TPM: the values of rot::kBootPcrs
-  std::optional<rot::Quote> register_certification;  // TPM: NV_Certify of the NvPCR
+  Quote quote;
+  std::vector<crypto::Digest> boot_pcrs;  // TPM: the values of the boot PCRs (rot/quote.hpp)
+  std::optional<Quote> register_certification;  // TPM: NV_Certify of the NvPCR
   // TPM, when the service asks (kEndorsementRequired) until it has bound the identity key to the
   // TPM's EK; then, with the answer to its credential challenge.
-  std::optional<rot::Endorsement> endorsement;
+  std::optional<Endorsement> endorsement;
   std::optional<ActivationProof> activation;
   Bytes nonce;
   Bytes runtime_csr;  // DER

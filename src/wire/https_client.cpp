@@ -9,6 +9,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 #include <openssl/ssl.h>
@@ -41,6 +42,27 @@ std::string ProblemDetail(const HttpResponse& response) {
   if (!problem || !problem->is_object()) return response.body;
   auto detail = json::GetString(*problem, "detail");
   return detail ? *detail : response.body;
+}
+
+std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty() ||
+      !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  std::int64_t seconds = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec == std::errc::result_out_of_range || seconds > kMaxRetryAfter.count()) {
+    return kMaxRetryAfter;
+  }
+  if (ec != std::errc() || end != value.data() + value.size()) return std::nullopt;
+  return std::chrono::seconds(seconds);
+}
+
+std::optional<std::chrono::seconds> RetryAfter(const HttpResponse& response) {
+  if (response.status != 429 && response.status != 503) return std::nullopt;
+  return response.retry_after;
 }
 
 Expected<Endpoint> ParseHttpsUrl(std::string_view url) {
@@ -140,8 +162,11 @@ Expected<HttpResponse> HttpsConnection::Send(
     return Fail(WireErrc::kUnavailable, "the connection is closed");
   }
   State& s = *state_;
-  bhttp::request<bhttp::string_body> request{
-      bhttp::string_to_verb({method.data(), method.size()}), {target.data(), target.size()}, 11};
+  bhttp::request<bhttp::string_body> request;
+  request.version(11);
+  // Beast knows the standard methods by enum only; others go by their text.
+  request.method_string({method.data(), method.size()});
+  request.target({target.data(), target.size()});
   request.set(bhttp::field::host, s.endpoint.host);
   request.set(bhttp::field::user_agent, "aspis");
   for (const auto& [name, value] : headers) request.set(name, value);
@@ -165,10 +190,12 @@ Expected<HttpResponse> HttpsConnection::Send(
     }
     auto& response = parser.get();
     if (!response.keep_alive()) s.open = false;
+    const auto content_type = response[bhttp::field::content_type];
+    const auto retry_after = response[bhttp::field::retry_after];
     result = HttpResponse{static_cast<int>(response.result_int()),
-                          std::string(response[bhttp::field::content_type].data(),
-                                      response[bhttp::field::content_type].size()),
-                          std::move(response.body())};
+                          std::string(content_type.data(), content_type.size()),
+                          std::move(response.body()),
+                          ParseRetryAfter({retry_after.data(), retry_after.size()})};
   }());
   return result;
 }

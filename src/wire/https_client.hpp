@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,11 +26,23 @@ struct HttpResponse {
   int status = 0;
   std::string content_type;
   std::string body;
+  // The Retry-After header when it held delta-seconds (see ParseRetryAfter); read it through
+  // RetryAfter, which knows which statuses give it meaning.
+  std::optional<std::chrono::seconds> retry_after;
 };
 
 // What a person should read about a failed response: the "detail" of an
 // application/problem+json body, else the body itself.
 std::string ProblemDetail(const HttpResponse& response);
+
+// A Retry-After value in its delta-seconds form ("120"), saturating at kMaxRetryAfter; nullopt
+// for anything else (the HTTP-date form, which the service never sends, included).
+inline constexpr std::chrono::seconds kMaxRetryAfter = std::chrono::hours(24);
+std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value);
+
+// How long the service asked the client to wait before trying again: the Retry-After of a 429 (Too
+// Many Requests) or 503 (Unavailable) answer; nullopt for other statuses or without the header.
+std::optional<std::chrono::seconds> RetryAfter(const HttpResponse& response);
 
 class HttpsClient;
 

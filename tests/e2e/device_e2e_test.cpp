@@ -42,13 +42,21 @@ class ServiceProcess {
   explicit ServiceProcess(const std::filesystem::path& dir)
       : dir_(dir), port_(testing::FreePort()) {
     Start();
-    admin_ = ReadText(dir_ / "data/admin-token");
+    admin_ = ReadText(dir_ / "admin-token");
     admin_ = admin_.substr(0, admin_.find('\n'));
   }
 
   void Start() {
-    std::vector<std::string> argv{ASPIS_SERVICE_BINARY, "--data", (dir_ / "data").string(),
-                                  "--listen", "127.0.0.1:" + std::to_string(port_), "--threads",
+    std::vector<std::string> argv{ASPIS_SERVICE_BINARY,
+                                  "--data",
+                                  (dir_ / "data").string(),
+                                  "--master-key",
+                                  (dir_ / "master.key").string(),
+                                  "--admin-token-file",
+                                  (dir_ / "admin-token").string(),
+                                  "--listen",
+                                  "127.0.0.1:" + std::to_string(port_),
+                                  "--threads",
                                   "2"};
     if (!tpm_ca_dir_.empty()) argv.insert(argv.end(), {"--tpm-ca-dir", tpm_ca_dir_.string()});
     process_ = std::make_unique<testing::BackgroundProcess>(argv, std::nullopt, SIGTERM,

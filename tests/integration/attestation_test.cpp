@@ -15,6 +15,7 @@
 #include "rot/root_of_trust.hpp"
 #include "service/attest/attestation.hpp"
 #include "service/service.hpp"
+#include "support/evidence.hpp"
 #include "support/process.hpp"
 #include "support/service_client.hpp"
 #include "support/swtpm.hpp"
@@ -99,9 +100,11 @@ struct SimDevice {
     wire::Evidence e = Unsigned(nonce);
     auto attestation = rot->Attest(Binding(e));
     EXPECT_TRUE(attestation) << attestation.error().message();
-    e.quote = std::move(attestation->quote);
+    e.quote = testing::ToWire(attestation->quote);
     e.boot_pcrs = std::move(attestation->boot_pcrs);
-    e.register_certification = std::move(attestation->register_certification);
+    if (attestation->register_certification) {
+      e.register_certification = testing::ToWire(*attestation->register_certification);
+    }
     return e;
   }
 
@@ -119,6 +122,7 @@ class Attestation : public ::testing::Test {
   void SetUp() override {
     auto service = Service::Start({.data_dir = dir_ / "data",
                                    .listen = "127.0.0.1:0",
+                                   .master_key_file = dir_ / "master.key",
                                    .threads = 2,
                                    .tpm_ca_dir = tpm_ca_dir_},
                                   clock_);
@@ -215,8 +219,8 @@ TEST_F(Attestation, TrustedDeviceGetsRuntimeAndAppCertificatesFromItsTenantCa) {
   EXPECT_EQ(runtime->NotAfter() - runtime->NotBefore(), 24h);
   EXPECT_EQ(runtime->SanUris(),
             std::vector<std::string>{"urn:aspis:tenant:" + tenant_ + ":device:" + device_.Id()});
-  EXPECT_EQ(runtime->PolicyOids(), std::vector<std::string>{attest::kRuntimeCertificatePolicy});
-  EXPECT_EQ(app->PolicyOids(), std::vector<std::string>{attest::kAppCertificatePolicy});
+  EXPECT_EQ(runtime->PolicyOids(), std::vector<std::string>{wire::kRuntimeCertificatePolicy});
+  EXPECT_EQ(app->PolicyOids(), std::vector<std::string>{wire::kAppCertificatePolicy});
 
   // An outside verifier accepts the certificate against the downloaded tenant chain.
   const auto chain = Call("GET", "/v1/tenants/" + tenant_ + "/ca-certificate", {}, admin_);
@@ -277,6 +281,7 @@ TEST_F(Attestation, CertificateLifetimeIsConfigurable) {
   TempDir other_dir;
   auto short_lived = Service::Start({.data_dir = other_dir / "data",
                                      .listen = "127.0.0.1:0",
+                                     .master_key_file = other_dir / "master.key",
                                      .threads = 1,
                                      .certificate_lifetime = 2h},
                                     clock_);
@@ -352,6 +357,48 @@ TEST_F(Attestation, DeviceRoutesOpenOnlyToTheRuntimeCertificate) {
   EXPECT_NE(revoked->body.find("revoked"), std::string::npos);
 }
 
+// A relying party (a broker) checks device certificates against the tenant CA's CRL: a device
+// revoked a moment ago is refused there, long before its 24-hour certificate would expire.
+TEST_F(Attestation, RevokedDevicesCertificatesAreInTheCrlAtOnce) {
+  SimDevice other;
+  Claim(other);
+  const auto revoked_cert = *wire::ParseAttestationResult(Attest(device_.Evidence(Nonce())).body);
+  const auto kept_cert = *wire::ParseAttestationResult(Attest(other.Evidence(Nonce())).body);
+  const auto chain =
+      *crypto::Certificate::ChainFromPem(
+          Call("GET", "/v1/tenants/" + tenant_ + "/ca-certificate", {}, admin_).body);
+  std::ofstream(dir_ / "tenant.pem") << *chain[0].ToPem();
+  std::ofstream(dir_ / "root.pem") << *chain[1].ToPem();
+  std::ofstream(dir_ / "revoked.pem") << revoked_cert.runtime_certificate_pem;
+  std::ofstream(dir_ / "kept.pem") << kept_cert.runtime_certificate_pem;
+  auto verify = [&](const std::string& leaf) {
+    const auto crl = Call("GET", "/v1/tenants/" + tenant_ + "/crl", {}, admin_);
+    EXPECT_EQ(crl.status, 200) << crl.body;
+    std::ofstream(dir_ / "crl.pem") << crl.body;
+    return testing::RunProcess({"openssl", "verify", "-crl_check", "-CAfile",
+                                (dir_ / "root.pem").string(), "-untrusted",
+                                (dir_ / "tenant.pem").string(), "-CRLfile",
+                                (dir_ / "crl.pem").string(), (dir_ / leaf).string()});
+  };
+  EXPECT_EQ(verify("revoked.pem").exit_code, 0) << "not revoked yet";
+  ASSERT_EQ(
+      Call("POST", "/v1/tenants/" + tenant_ + "/devices/" + device_.Id() + "/revoke", {}, admin_)
+          .status,
+      200);
+  const auto refused = verify("revoked.pem");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("certificate revoked"), std::string::npos) << refused.output;
+  EXPECT_EQ(verify("kept.pem").exit_code, 0) << "the other device's certificate";
+  // Each CRL carries the next number.
+  auto crl_text = [&] {
+    std::ofstream(dir_ / "crl.pem") << Call("GET", "/v1/tenants/" + tenant_ + "/crl", {}, admin_).body;
+    return testing::RunProcess(
+               {"openssl", "crl", "-in", (dir_ / "crl.pem").string(), "-noout", "-crlnumber"})
+        .output;
+  };
+  EXPECT_NE(crl_text(), crl_text());
+}
+
 TEST_F(Attestation, CertificateFromAForeignCaIsRefusedOnDeviceRoutes) {
   const auto ca_key = *crypto::PrivateKey::GenerateP256();
   const auto now = std::chrono::system_clock::now();
@@ -365,7 +412,7 @@ TEST_F(Attestation, CertificateFromAForeignCaIsRefusedOnDeviceRoutes) {
                       .lifetime = 24h,
                       .client_auth = true,
                       .san_uris = {"urn:aspis:tenant:" + tenant_ + ":device:" + device_.Id()},
-                      .policy_oids = {attest::kRuntimeCertificatePolicy}});
+                      .policy_oids = {wire::kRuntimeCertificatePolicy}});
   auto response = DeviceCall(*service_, key, *forged.ToPem() + *ca.ToPem());
   // Refused in the TLS handshake, or at the latest by the route.
   if (response) {
@@ -600,7 +647,7 @@ class TpmAttestation : public Attestation {
     auto endorsement = tpm.rot->Endorse();
     ASSERT_TRUE(endorsement && *endorsement) << endorsement.error().message();
     auto evidence = tpm.Evidence(Nonce());
-    evidence.endorsement = **endorsement;
+    evidence.endorsement = testing::ToWire(**endorsement);
     auto second = Attest(evidence);
     ASSERT_EQ(second.status, 200) << AttestationView(tpm.Id()).dump();
     auto challenge = wire::ParseAttestationResult(second.body);
@@ -610,7 +657,7 @@ class TpmAttestation : public Attestation {
                                               challenge->credential->encrypted_secret);
     ASSERT_TRUE(secret) << secret.error().message();
     evidence = tpm.Evidence(Nonce());
-    evidence.endorsement = **endorsement;
+    evidence.endorsement = testing::ToWire(**endorsement);
     evidence.activation = wire::ActivationProof{*secret, challenge->credential->token};
     auto third = Attest(evidence);
     ASSERT_EQ(third.status, 200) << AttestationView(tpm.Id()).dump();
@@ -691,8 +738,8 @@ TEST_F(TpmAttestation, RegisterSubstitutionAttackQuoteOfResettablePcr16IsRefused
          (tpm.dir / "sig").string(), "-g", "sha256"},
         env);
     EXPECT_EQ(quoted.exit_code, 0) << quoted.output;
-    evidence.quote = rot::Quote{*file::Read(tpm.dir / "msg", 4096),
-                                *file::Read(tpm.dir / "sig", 4096)};
+    evidence.quote = wire::Quote{*file::Read(tpm.dir / "msg", 4096),
+                                 *file::Read(tpm.dir / "sig", 4096)};
     return evidence;
   };
   ExpectUntrusted(forge(wire::kRootOfTrustSoftware),
@@ -713,7 +760,7 @@ TEST_F(TpmAttestation, RootOfTrustDowngradeFromTpmToSoftwareIsUntrusted) {
   evidence.root_of_trust = wire::kRootOfTrustSoftware;
   auto signed_evidence = tpm.rot->Attest(SimDevice::Binding(evidence));
   ASSERT_TRUE(signed_evidence);
-  evidence.quote = signed_evidence->quote;
+  evidence.quote = testing::ToWire(signed_evidence->quote);
   ExpectUntrusted(evidence, "proved a tpm root of trust before and now reports software");
 }
 
@@ -764,14 +811,14 @@ TEST_F(TpmAttestation, EkCertificateFromAnUntrustedManufacturerIsRefused) {
   SimDevice tpm(unknown_vendor.Tcti());
   Claim(tpm);
   auto evidence = tpm.Evidence(Nonce());
-  evidence.endorsement = **tpm.rot->Endorse();
+  evidence.endorsement = testing::ToWire(**tpm.rot->Endorse());
   ExpectUntrusted(evidence, "the EK certificate is not from a trusted TPM manufacturer");
   EXPECT_EQ(AttestationView(tpm.Id()).value("root_of_trust", ""), "unknown (not attested yet)");
 }
 
 // A TPMS_ATTEST with any content, signed by `signer`'s identity key: what root forges with an
 // identity key it holds in a file.
-rot::Quote ForgeSigned(rot::RootOfTrust& signer, TPMI_ST_ATTEST type, ByteView qualifying,
+wire::Quote ForgeSigned(rot::RootOfTrust& signer, TPMI_ST_ATTEST type, ByteView qualifying,
                        const std::function<void(TPMS_ATTEST&)>& fill) {
   TPMS_ATTEST attest{};
   attest.magic = TPM2_GENERATED_VALUE;
@@ -845,7 +892,7 @@ TEST_F(TpmAttestation, KeyCloningAttackSoftwareKeyPassedOffAsTpmHeldIsRefused) {
           a.attested.nv.nvContents.size = 32;
           std::copy(value.begin(), value.end(), a.attested.nv.nvContents.buffer);
         });
-    evidence.endorsement = rot::Endorsement{real.ek_certificate, real.ek_public, forged_public};
+    evidence.endorsement = wire::Endorsement{real.ek_certificate, real.ek_public, forged_public};
     evidence.activation = std::move(activation);
     return evidence;
   };
@@ -904,11 +951,11 @@ TEST_F(TpmAttestation, ForgedCredentialActivationIsRefused) {
   SimDevice tpm(swtpm_.Tcti());
   Claim(tpm);
   auto evidence = tpm.Evidence(Nonce());
-  evidence.endorsement = **tpm.rot->Endorse();
+  evidence.endorsement = testing::ToWire(**tpm.rot->Endorse());
   const auto challenge = wire::ParseAttestationResult(Attest(evidence).body);
   ASSERT_EQ(challenge->verdict, wire::kActivateCredential);
   evidence = tpm.Evidence(Nonce());
-  evidence.endorsement = **tpm.rot->Endorse();
+  evidence.endorsement = testing::ToWire(**tpm.rot->Endorse());
   // A guessed secret with the service's genuine token.
   evidence.activation = wire::ActivationProof{Bytes(32, 7), challenge->credential->token};
   ExpectUntrusted(evidence, "the credential was not activated by the TPM of this EK");
@@ -917,12 +964,12 @@ TEST_F(TpmAttestation, ForgedCredentialActivationIsRefused) {
                                              challenge->credential->encrypted_secret);
   clock_.Advance(6min);
   evidence = tpm.Evidence(Nonce());
-  evidence.endorsement = **tpm.rot->Endorse();
+  evidence.endorsement = testing::ToWire(**tpm.rot->Endorse());
   evidence.activation = wire::ActivationProof{secret, challenge->credential->token};
   ExpectUntrusted(evidence, "the credential activation has expired");
   clock_.Advance(-6min);
   evidence = tpm.Evidence(Nonce());
-  evidence.endorsement = **tpm.rot->Endorse();
+  evidence.endorsement = testing::ToWire(**tpm.rot->Endorse());
   evidence.activation = wire::ActivationProof{secret, challenge->credential->token};
   EXPECT_EQ(wire::ParseAttestationResult(Attest(evidence).body)->verdict, wire::kTrusted);
 }

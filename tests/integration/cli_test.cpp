@@ -26,9 +26,11 @@ struct Result {
 class AspisCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto service =
-        service::Service::Start({.data_dir = dir_ / "data", .listen = "127.0.0.1:0", .threads = 2},
-                                SystemClock::Instance());
+    auto service = service::Service::Start({.data_dir = dir_ / "data",
+                                            .listen = "127.0.0.1:0",
+                                            .master_key_file = dir_ / "master.key",
+                                            .threads = 2},
+                                           SystemClock::Instance());
     ASSERT_TRUE(service) << service.error().message();
     service_ = std::move(*service);
     ::setenv("ASPIS_CONFIG", (dir_ / "cli.json").c_str(), 1);  // NOLINT(concurrency-mt-unsafe)

@@ -10,11 +10,15 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "crypto/tpm_key.hpp"
+#include "device/attest/attester.hpp"
+#include "rot/root_of_trust.hpp"
 #include "service/http/server.hpp"
 #include "support/tabrmd.hpp"
+#include "support/temp_dir.hpp"
 #include "wire/errors.hpp"
 #include "wire/https_client.hpp"
 
@@ -22,6 +26,8 @@ namespace aspis {
 namespace {
 
 using namespace std::chrono_literals;
+using service::http::Observer;
+using service::http::RateLimit;
 using service::http::Request;
 using service::http::Response;
 using service::http::Router;
@@ -65,13 +71,21 @@ class HttpsServer : public ::testing::Test {
       std::this_thread::sleep_for(300ms);
       return Response::Text(200, "done");
     });
+    // Routes the default rate limits cover: an unauthenticated one and a device one.
+    router.Add("POST", "/v1/attestation/challenge",
+               [](const Request&) { return Response::Json(200, "{}"); });
+    router.Add("GET", "/v1/device/whoami", [](const Request& r) {
+      return Response::Text(
+          200, r.client_certificate ? r.client_certificate->SubjectCommonName() : "anonymous");
+    });
     const std::vector<crypto::Certificate> chain{server_cert_};
     const std::vector<crypto::Certificate> client_roots{tenant_ca_.cert};
     ServerConfig config{.tls = *crypto::tls::ServerContext(chain, server_key_, client_roots),
                         .threads = 2,
                         .max_body_bytes = 1024};
+    config.limits.clock = &clock_;
     if (adjust) adjust(config);
-    auto server = Server::Start(std::move(config), std::move(router));
+    auto server = Server::Start(std::move(config), std::move(router), observer_);
     ASSERT_TRUE(server) << server.error().message();
     server_ = std::move(*server);
   }
@@ -92,6 +106,13 @@ class HttpsServer : public ::testing::Test {
                                                                      .server_auth = true,
                                                                      .san_dns = {"localhost"},
                                                                      .san_ips = {"127.0.0.1"}});
+  // The rate limiters' time: it moves only when a test says so.
+  FakeClock clock_{kNow};
+  // What observer_ saw; declared before server_, so that they outlive its threads.
+  std::atomic<int> refused_{0};
+  std::mutex seen_mutex_;
+  std::vector<std::pair<std::string, std::string>> seen_;  // method and route labels
+  Observer observer_;                                      // set before StartServer
   std::unique_ptr<Server> server_;
   std::atomic<bool> slow_started_{false};
 };
@@ -251,6 +272,160 @@ TEST_F(HttpsServer, StopLetsTheRequestInProgressFinish) {
   ASSERT_TRUE(slow && *slow) << (slow ? slow->error().message() : "no result");
   EXPECT_EQ((*slow)->body, "done");
   EXPECT_FALSE(Client().Send("GET", "/hello"));  // no longer accepting
+}
+
+// The default limit on unauthenticated routes: 20 at once per client address, 10 more a second.
+TEST_F(HttpsServer, ChallengeFloodFromOneAddressGets429WithRetryAfterUntilTheBucketRefills) {
+  auto connection = Client().Connect();
+  ASSERT_TRUE(connection) << connection.error().message();
+  for (int i = 0; i < 20; ++i) {
+    auto response = connection->Send("POST", "/v1/attestation/challenge");
+    ASSERT_TRUE(response) << response.error().message();
+    ASSERT_EQ(response->status, 200) << "request " << i << " is within the burst";
+  }
+  auto limited = connection->Send("POST", "/v1/attestation/challenge");
+  ASSERT_TRUE(limited) << limited.error().message();
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_EQ(limited->content_type, "application/problem+json");
+  EXPECT_EQ(limited->retry_after, 1s);
+  EXPECT_EQ(wire::RetryAfter(*limited), 1s);
+  EXPECT_NE(wire::ProblemDetail(*limited).find("retry after 1 s"), std::string::npos)
+      << limited->body;
+  // A new connection from the same address shares the bucket; routes outside the limits do not.
+  EXPECT_EQ(Client().Send("POST", "/v1/attestation/challenge")->status, 429);
+  EXPECT_EQ(connection->Send("GET", "/hello")->status, 200);
+
+  clock_.Advance(1s);
+  auto refilled = Client().Send("POST", "/v1/attestation/challenge");
+  ASSERT_TRUE(refilled) << refilled.error().message();
+  EXPECT_EQ(refilled->status, 200);
+  EXPECT_FALSE(refilled->retry_after);
+}
+
+// The limited answer reaches the device's attester as a value, not as words in an error message.
+TEST_F(HttpsServer, AttesterReportsTheRetryAfterOfALimitedChallenge) {
+  testing::TempDir dir;
+  auto rot = rot::Initialize({.backend = "software", .state_dir = dir / "rot"});
+  ASSERT_TRUE(rot) << rot.error().message();
+  const auto runtime_key = *crypto::PrivateKey::GenerateP256();
+  const auto app_key = *crypto::PrivateKey::GenerateP256();
+  auto attest = [&](std::optional<std::chrono::seconds>* retry_after) {
+    return device::attest::Attest(Client(), **rot, {}, runtime_key, app_key, {platform_ca_.cert},
+                                  kNow, retry_after);
+  };
+  for (int i = 0; i < 20; ++i)
+    ASSERT_EQ(Client().Send("POST", "/v1/attestation/challenge")->status, 200);
+
+  std::optional<std::chrono::seconds> retry_after;
+  auto limited = attest(&retry_after);
+  ASSERT_FALSE(limited);
+  EXPECT_EQ(limited.error(), wire::WireErrc::kUnavailable) << limited.error().message();
+  EXPECT_EQ(retry_after, 1s);
+
+  // The twin: past the limit, this server's challenge ("{}") is malformed, with no wait asked.
+  clock_.Advance(1s);
+  auto malformed = attest(&retry_after);
+  ASSERT_FALSE(malformed);
+  EXPECT_EQ(malformed.error(), wire::WireErrc::kProtocol) << malformed.error().message();
+  EXPECT_FALSE(retry_after);
+}
+
+// The default limit on device routes: 10 at once per device, 2 more a second, keyed by the device
+// its certificate names, not by address (all of these come from 127.0.0.1).
+TEST_F(HttpsServer, DeviceRouteFloodIsLimitedPerDevice) {
+  const auto key_a = *crypto::PrivateKey::GenerateP256();
+  const auto key_b = *crypto::PrivateKey::GenerateP256();
+  auto device = [&](const crypto::PrivateKey& key, const std::string& id) {
+    return tenant_ca_.Leaf(
+        key,
+        {.common_name = id, .client_auth = true, .san_uris = {"urn:aspis:tenant:t1:device:" + id}});
+  };
+  auto a = Client(&key_a, {device(key_a, "device-a")}).Connect();
+  ASSERT_TRUE(a) << a.error().message();
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(a->Send("GET", "/v1/device/whoami")->status, 200) << i;
+  auto limited = a->Send("GET", "/v1/device/whoami");
+  ASSERT_TRUE(limited) << limited.error().message();
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_EQ(limited->retry_after, 1s);
+
+  auto b = Client(&key_b, {device(key_b, "device-b")}).Send("GET", "/v1/device/whoami");
+  ASSERT_TRUE(b) << b.error().message();
+  EXPECT_EQ(b->status, 200) << "another device is not limited by device-a's flood";
+  EXPECT_EQ(b->body, "device-b");
+  auto anonymous = Client().Send("GET", "/v1/device/whoami");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 200) << "without a certificate, the address's own bucket counts";
+  // A fresh certificate (and key) for the same device does not buy a fresh bucket.
+  const auto renewed_key = *crypto::PrivateKey::GenerateP256();
+  EXPECT_EQ(Client(&renewed_key, {device(renewed_key, "device-a")})
+                .Send("GET", "/v1/device/whoami")
+                ->status,
+            429);
+
+  clock_.Advance(1s);
+  EXPECT_EQ(a->Send("GET", "/v1/device/whoami")->status, 200);
+}
+
+TEST_F(HttpsServer, RoutesWithoutALimitAreNeverLimited) {
+  server_.reset();
+  StartServer(
+      [](ServerConfig& c) { c.limits.per_client = RateLimit{.per_second = 1, .burst = 1}; });
+  auto connection = Client().Connect();
+  ASSERT_TRUE(connection);
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(connection->Send("GET", "/hello")->status, 200) << i;
+  EXPECT_EQ(connection->Send("POST", "/v1/attestation/challenge")->status, 200);
+  EXPECT_EQ(connection->Send("POST", "/v1/attestation/challenge")->status, 429);
+}
+
+TEST_F(HttpsServer, ConnectionsBeyondTheCapAreClosedAndCounted) {
+  server_.reset();
+  observer_.connection_refused = [this] { ++refused_; };
+  StartServer([](ServerConfig& c) { c.max_connections = 3; });
+  std::vector<wire::HttpsConnection> held;
+  for (int i = 0; i < 3; ++i) {
+    auto connection = Client().Connect();
+    ASSERT_TRUE(connection) << connection.error().message();
+    held.push_back(std::move(*connection));
+  }
+  EXPECT_EQ(server_->open_connections(), 3u);
+  {
+    auto fourth = Client().Connect();
+    EXPECT_FALSE(fourth) << "a fourth connection is closed while three are open";
+    EXPECT_EQ(refused_, 1);
+  }
+  for (auto& connection : held) EXPECT_EQ(connection.Send("GET", "/hello")->status, 200);
+
+  held.pop_back();  // closes it (close_notify)
+  // The server counts the connection out when its coroutine ends; wait for that, not for a time.
+  while (server_->open_connections() > 2) std::this_thread::yield();
+  auto replacement = Client().Connect();
+  ASSERT_TRUE(replacement) << replacement.error().message();
+  EXPECT_EQ(replacement->Send("GET", "/hello")->status, 200);
+  EXPECT_EQ(refused_, 1);
+}
+
+TEST_F(HttpsServer, ObservedLabelsComeFromFixedSets) {
+  using Labels = std::pair<std::string, std::string>;
+  server_.reset();
+  observer_.request = [this](std::string_view method, std::string_view route, int,
+                             std::chrono::nanoseconds) {
+    const std::lock_guard lock(seen_mutex_);
+    seen_.emplace_back(method, route);
+  };
+  StartServer({});
+  auto connection = Client().Connect();
+  ASSERT_TRUE(connection);
+  EXPECT_EQ(connection->Send("BREW", "/hello")->status, 405);
+  EXPECT_EQ(connection->Send("GET", "/no/such/path/4711")->status, 404);
+  EXPECT_EQ(connection->Send("POST", "/echo", "{}")->status, 200);
+  // The server observes a request before reading the next one on its connection, so once this
+  // answer is in, the three above have been observed.
+  EXPECT_EQ(connection->Send("GET", "/hello")->status, 200);
+  const std::lock_guard lock(seen_mutex_);
+  ASSERT_GE(seen_.size(), 3u);
+  EXPECT_EQ(seen_[0], Labels("other", "other")) << "method BREW";
+  EXPECT_EQ(seen_[1], Labels("GET", "other")) << "an unknown path";
+  EXPECT_EQ(seen_[2], Labels("POST", "/echo"));
 }
 
 TEST(HttpsUrl, ParsesHostAndPortAndRefusesPlainHttp) {

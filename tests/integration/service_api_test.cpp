@@ -30,9 +30,11 @@ class ServiceApi : public ::testing::Test {
   }
 
   void Start() {
-    auto service =
-        Service::Start({.data_dir = dir_ / "data", .listen = "127.0.0.1:0", .threads = 2},
-                       SystemClock::Instance());
+    auto service = Service::Start({.data_dir = dir_ / "data",
+                                   .listen = "127.0.0.1:0",
+                                   .master_key_file = dir_ / "master.key",
+                                   .threads = 2},
+                                  SystemClock::Instance());
     ASSERT_TRUE(service) << service.error().message();
     service_ = std::move(*service);
   }

@@ -22,8 +22,10 @@ TEST(ServiceBinary, StartsFromAConfigFileAndStopsCleanlyOnSigterm) {
   TempDir dir;
   const int port = testing::FreePort();
   const auto data = dir / "data";
-  WriteText(dir / "aspis-service.toml", "data = \"" + data.string() + "\"\nlisten = \"127.0.0.1:" +
-                                            std::to_string(port) + "\"\nthreads = 1\n");
+  WriteText(dir / "aspis-service.toml",
+            "data = \"" + data.string() + "\"\nlisten = \"127.0.0.1:" + std::to_string(port) +
+                "\"\nthreads = 1\nmaster-key = \"" + (dir / "master.key").string() +
+                "\"\nadmin-token-file = \"" + (dir / "admin-token").string() + "\"\n");
   testing::BackgroundProcess service(
       {ASPIS_SERVICE_BINARY, "--config", (dir / "aspis-service.toml").string()}, std::nullopt,
       SIGTERM, (dir / "service.log").string());
@@ -37,7 +39,8 @@ TEST(ServiceBinary, StartsFromAConfigFileAndStopsCleanlyOnSigterm) {
   auto health = client.Send("GET", "/healthz");
   ASSERT_TRUE(health) << health.error().message();
   EXPECT_EQ(health->status, 200);
-  EXPECT_TRUE(std::filesystem::exists(data / "admin-token"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "master.key"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "admin-token"));
 
   EXPECT_EQ(service.Stop(), 0);
 }
@@ -45,8 +48,9 @@ TEST(ServiceBinary, StartsFromAConfigFileAndStopsCleanlyOnSigterm) {
 TEST(ServiceBinary, FlagsOverrideTheConfigFile) {
   TempDir dir;
   const int port = testing::FreePort();
-  WriteText(dir / "aspis-service.toml",
-            "data = \"" + (dir / "data").string() + "\"\nlisten = \"127.0.0.1:1\"\n");
+  WriteText(dir / "aspis-service.toml", "data = \"" + (dir / "data").string() +
+                                            "\"\nlisten = \"127.0.0.1:1\"\nmaster-key = \"" +
+                                            (dir / "master.key").string() + "\"\n");
   testing::BackgroundProcess service({ASPIS_SERVICE_BINARY, "--config",
                                       (dir / "aspis-service.toml").string(), "--listen",
                                       "127.0.0.1:" + std::to_string(port)});

@@ -199,16 +199,16 @@ TEST_P(StoreConformance, TenantIsolationDevicesOfAnotherTenantAreInvisible) {
   ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
   EXPECT_EQ(store_->GetDevice("t2", id).error(), StoreErrc::kNotFound);
   EXPECT_TRUE(store_->ListDevices("t2")->empty());
-  EXPECT_EQ(store_->SetDeviceRevoked("t2", id, true).error(), StoreErrc::kNotFound);
+  EXPECT_EQ(store_->SetDeviceRevoked("t2", id, true, 5).error(), StoreErrc::kNotFound);
   EXPECT_FALSE(store_->GetDevice("t1", id)->revoked);
 }
 
 TEST_P(StoreConformance, DeviceRevocationCanBeUndone) {
   const std::string id(64, 'c');
   ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
-  ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, true));
+  ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, true, 5));
   EXPECT_TRUE(store_->GetDevice("t1", id)->revoked);
-  ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, false));
+  ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, false, 6));
   EXPECT_FALSE(store_->GetDevice("t1", id)->revoked);
 }
 
@@ -324,6 +324,33 @@ TEST_P(StoreConformance, AttestationAttemptsAreBoundedPerDeviceAndNeverTouchTheV
   EXPECT_EQ(store_->GetDevice("t1", id)->verdict, "trusted");
   EXPECT_EQ(store_->ListAttestationAttempts("t1", other)->size(), 1u);
   EXPECT_TRUE(store_->ListAttestationAttempts("t2", id)->empty()) << "another tenant's device";
+}
+
+TEST_P(StoreConformance, RevokingADeviceRevokesItsIssuedCertificatesForTheCrl) {
+  const std::string id(64, 'e');
+  const std::string other(64, '9');
+  ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
+  ASSERT_TRUE(store_->ClaimDevice("t1", other, 1));
+  ASSERT_TRUE(store_->AddTenantCa({"t1", 1, "pem", "sealed", 0}));
+  ASSERT_TRUE(store_->RecordIssuedCertificates({{"0a", "t1", id, 1, 100},
+                                                {"0b", "t1", id, 1, 50},
+                                                {"0c", "t1", other, 1, 100}}));
+  EXPECT_EQ(store_->RecordIssuedCertificates({{"0a", "t1", id, 1, 100}}).error(),
+            StoreErrc::kConflict);
+  EXPECT_TRUE(store_->ListRevokedCertificates("t1", 1, 10)->empty());
+  ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, true, 20));
+  auto revoked = store_->ListRevokedCertificates("t1", 1, 60);
+  ASSERT_TRUE(revoked);
+  ASSERT_EQ(revoked->size(), 1u) << "0b expired at 50";
+  EXPECT_EQ((*revoked)[0].serial, "0a");
+  EXPECT_EQ((*revoked)[0].revoked_at, 20);
+  // Restoring the device does not make its old certificates valid again.
+  ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, false, 30));
+  EXPECT_EQ(store_->ListRevokedCertificates("t1", 1, 60)->size(), 1u);
+  EXPECT_TRUE(store_->ListRevokedCertificates("t1", 2, 60)->empty()) << "another generation";
+  EXPECT_EQ(*store_->NextCrlNumber("t1", 1), 1);
+  EXPECT_EQ(*store_->NextCrlNumber("t1", 1), 2);
+  EXPECT_EQ(store_->NextCrlNumber("t1", 9).error(), StoreErrc::kNotFound);
 }
 
 TEST_P(StoreConformance, AttestationPoliciesArePerTenantAndRefuseSoftwareByDefault) {

@@ -2,22 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "wire/device_api.hpp"
 #include "wire/errors.hpp"
 
 namespace aspis::device::attest {
 
 namespace {
-
-Error FromStatus(const wire::HttpResponse& response, std::string_view step) {
-  const std::string detail = wire::ProblemDetail(response);
-  const std::string what = std::string(step) + ": " + detail;
-  if (response.status == 403) return Error(wire::WireErrc::kRefused, what);
-  if (response.status == 503 || response.status == 502 || response.status == 504 ||
-      response.status == 429) {
-    return Error(wire::WireErrc::kUnavailable, what);
-  }
-  return Error(wire::WireErrc::kProtocol, fmt::format("{} (HTTP {})", what, response.status));
-}
 
 // The issued certificate must carry the key that asked for it and chain to the pinned root.
 Expected<crypto::Certificate> CheckIssued(std::string_view pem, const crypto::PrivateKey& key,
@@ -49,7 +39,9 @@ Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust&
                               const crypto::PrivateKey& runtime_key,
                               const crypto::PrivateKey& app_key,
                               const std::vector<crypto::Certificate>& trusted_roots,
-                              Clock::TimePoint now) {
+                              Clock::TimePoint now,
+                              std::optional<std::chrono::seconds>* retry_after) {
+  if (retry_after != nullptr) retry_after->reset();
   auto identity = rot.GetIdentity();
   if (!identity) return std::unexpected(identity.error());
   auto runtime_csr = crypto::CertificateRequest::Create(runtime_key, identity->device_id);
@@ -59,19 +51,18 @@ Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust&
 
   auto connection = client.Connect();
   if (!connection) return std::unexpected(connection.error());
-  std::optional<rot::Endorsement> endorsement;
+  wire::AttestationSession session(std::move(*connection));
+  // The service's "not before", from the last answer that asked to retry later.
+  auto failed = [&](Error error) -> Expected<Certificates> {
+    if (retry_after != nullptr) *retry_after = session.retry_after();
+    return std::unexpected(std::move(error));
+  };
+  std::optional<wire::Endorsement> endorsement;
   std::optional<wire::ActivationProof> activation;
   // At most: plain evidence, then with the endorsement, then with the activated credential.
   for (int round = 0; round < 3; ++round) {
-    auto challenge_response = connection->Send("POST", "/v1/attestation/challenge");
-    if (!challenge_response) return std::unexpected(challenge_response.error());
-    if (challenge_response->status != 200) {
-      return std::unexpected(FromStatus(*challenge_response, "challenge"));
-    }
-    auto challenge = wire::ParseChallenge(challenge_response->body);
-    if (!challenge) {
-      return Fail(wire::WireErrc::kProtocol, "malformed challenge: " + challenge.error().message());
-    }
+    auto challenge = session.GetChallenge();
+    if (!challenge) return failed(challenge.error());
     wire::Evidence evidence{
         .device_id = identity->device_id,
         .identity_public_key = identity->public_key.Der(),
@@ -89,19 +80,16 @@ Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust&
     if (!signed_evidence) {
       return std::unexpected(std::move(signed_evidence.error()).WithContext("quoting"));
     }
-    evidence.quote = std::move(signed_evidence->quote);
+    evidence.quote = {std::move(signed_evidence->quote.attest),
+                      std::move(signed_evidence->quote.signature)};
     evidence.boot_pcrs = std::move(signed_evidence->boot_pcrs);
-    evidence.register_certification = std::move(signed_evidence->register_certification);
-
-    auto response = connection->Send("POST", "/v1/attestation", wire::Serialize(evidence),
-                                     {{"Content-Type", "application/json"}});
-    if (!response) return std::unexpected(response.error());
-    if (response->status != 200) return std::unexpected(FromStatus(*response, "attestation"));
-    auto result = wire::ParseAttestationResult(response->body);
-    if (!result) {
-      return Fail(wire::WireErrc::kProtocol,
-                  "malformed attestation result: " + result.error().message());
+    if (auto& certification = signed_evidence->register_certification) {
+      evidence.register_certification =
+          wire::Quote{std::move(certification->attest), std::move(certification->signature)};
     }
+
+    auto result = session.Submit(evidence);
+    if (!result) return failed(result.error());
     if (result->verdict == wire::kEndorsementRequired && !endorsement) {
       auto endorsed = rot.Endorse();
       if (!endorsed) return std::unexpected(std::move(endorsed.error()).WithContext("endorsement"));
@@ -109,7 +97,9 @@ Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust&
         return Fail(wire::WireErrc::kProtocol,
                     "the service asks for a TPM endorsement of a software root of trust");
       }
-      endorsement = std::move(**endorsed);
+      endorsement = wire::Endorsement{std::move((*endorsed)->ek_certificate),
+                                      std::move((*endorsed)->ek_public),
+                                      std::move((*endorsed)->identity_public)};
       continue;
     }
     if (result->verdict == wire::kActivateCredential && result->credential && endorsement &&

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <vector>
 
 #include "core/error.hpp"
@@ -27,13 +29,16 @@ struct Certificates {
 // register, in order.
 // Errors (WireErrc): kRefused with the service's one generic refusal when the device is untrusted;
 // kUnavailable, kTimeout, kTls when the service cannot be reached (retry later); kProtocol when
-// the answer is malformed or its certificates are not for these keys. Calls for one `rot` must be
+// the answer is malformed or its certificates are not for these keys. When the service answered
+// 429 or 503 with Retry-After, `*retry_after` (when given) is set to it, and left empty otherwise:
+// the device must not try again sooner (see Backoff::NextDelay). Calls for one `rot` must be
 // serialized (a root of trust is not thread-safe).
 Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust& rot,
                               const std::vector<wire::MeasurementEvent>& event_log,
                               const crypto::PrivateKey& runtime_key,
                               const crypto::PrivateKey& app_key,
                               const std::vector<crypto::Certificate>& trusted_roots,
-                              Clock::TimePoint now);
+                              Clock::TimePoint now,
+                              std::optional<std::chrono::seconds>* retry_after = nullptr);
 
 }  // namespace aspis::device::attest

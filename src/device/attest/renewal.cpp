@@ -22,12 +22,19 @@ Clock::TimePoint RenewalTime(Clock::TimePoint not_before, Clock::TimePoint not_a
   return not_before + interval - jitter;
 }
 
-std::chrono::milliseconds Backoff::NextDelay() {
+std::chrono::milliseconds Backoff::NextDelay(std::optional<std::chrono::seconds> retry_after) {
   const unsigned doublings = std::min(failures_, 30u);
   ++failures_;
   const auto ceiling = std::min(cap_, base_ * (std::int64_t{1} << doublings));
-  return std::chrono::milliseconds(
+  const std::chrono::milliseconds jittered(
       static_cast<std::int64_t>(static_cast<double>(ceiling.count()) * uniform_()));
+  if (!retry_after) return jittered;
+  // Compared in seconds first: a huge Retry-After must not overflow in milliseconds.
+  const std::chrono::milliseconds asked =
+      *retry_after >= std::chrono::ceil<std::chrono::seconds>(cap_)
+          ? cap_
+          : std::min<std::chrono::milliseconds>(cap_, *retry_after);
+  return std::max(jittered, asked);
 }
 
 }  // namespace aspis::device::attest

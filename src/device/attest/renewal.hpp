@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "core/clock.hpp"
 
@@ -30,7 +31,10 @@ class Backoff {
   Backoff(std::chrono::milliseconds base, std::chrono::milliseconds cap, Uniform uniform)
       : base_(base), cap_(cap), uniform_(std::move(uniform)) {}
 
-  std::chrono::milliseconds NextDelay();
+  // The wait after one more failure. When the service said how long to wait (`retry_after`, from
+  // Retry-After on a 429 or 503; see wire::RetryAfter), the wait is at least that, but never
+  // beyond the cap: a service asking for more than the device's longest wait gets the cap.
+  std::chrono::milliseconds NextDelay(std::optional<std::chrono::seconds> retry_after = {});
   void Reset() { failures_ = 0; }
   unsigned failures() const { return failures_; }
 

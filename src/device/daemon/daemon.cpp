@@ -18,6 +18,7 @@
 #include "device/measure/measured_launch.hpp"
 #include "device/update/manifest_check.hpp"
 #include "wire/check_in.hpp"
+#include "wire/device_api.hpp"
 #include "wire/errors.hpp"
 #include "wire/https_client.hpp"
 
@@ -143,8 +144,9 @@ class Device {
 
   // One attestation; returns when to attest next and sets *trusted.
   Clock::TimePoint AttestOnce(bool* trusted) {
+    std::optional<std::chrono::seconds> retry_after;  // the service's own "not before"
     auto issued = attest::Attest(client_, *rot_, events_, credentials_.runtime_key(),
-                                 credentials_.app_key(), roots_, clock_.Now());
+                                 credentials_.app_key(), roots_, clock_.Now(), &retry_after);
     const auto now = clock_.Now();
     std::string verdict;
     std::string reason;
@@ -176,7 +178,7 @@ class Device {
     } else {
       verdict = "unreachable";
       reason = issued.error().message();
-      next = now + backoff_.NextDelay();
+      next = now + backoff_.NextDelay(retry_after);
       log::Warning("attestation failed ({} in a row): {}", backoff_.failures(), reason);
     }
     const std::lock_guard lock(mutex_);
@@ -193,6 +195,7 @@ class Device {
   // runtime certificate.
   Clock::TimePoint CheckInOnce(bool* refused) {
     const auto now = clock_.Now();
+    std::optional<std::chrono::seconds> retry_after;  // the service's own "not before"
     auto outcome = [&]() -> Expected<wire::UpdateManifest> {
       auto tls = crypto::tls::ClientContext(roots_, credentials_.runtime_chain(),
                                             &credentials_.runtime_key());
@@ -201,19 +204,11 @@ class Device {
       const wire::CheckIn report{.device_id = device_id_,
                                  .os_version = config_.os_version,
                                  .runtime_version = kRuntimeVersion};
-      auto response = client.Send("POST", "/v1/device/check-in", wire::Serialize(report),
-                                  {{"Content-Type", "application/json"}});
-      if (!response) return std::unexpected(response.error());
-      if (response->status == 403) {
-        *refused = true;
-        return Fail(wire::WireErrc::kRefused, wire::ProblemDetail(*response));
+      auto parsed = wire::PostCheckIn(client, report, &retry_after);
+      if (!parsed) {
+        *refused = parsed.error() == wire::WireErrc::kRefused;
+        return std::unexpected(parsed.error());
       }
-      if (response->status != 200) {
-        return Fail(wire::WireErrc::kProtocol,
-                    fmt::format("HTTP {}: {}", response->status, wire::ProblemDetail(*response)));
-      }
-      auto parsed = wire::ParseCheckInResponse(response->body);
-      if (!parsed) return std::unexpected(parsed.error());
       std::uint64_t last = 0;
       std::string tenant;
       {
@@ -237,7 +232,7 @@ class Device {
     if (!outcome) {
       status_.check_in_error = outcome.error().message();
       log::Warning("check-in failed: {}", status_.check_in_error);
-      return now + check_in_backoff_.NextDelay();
+      return now + check_in_backoff_.NextDelay(retry_after);
     }
     check_in_backoff_.Reset();
     status_.check_in_error.clear();

@@ -11,9 +11,10 @@
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
 #include "rot/quote.hpp"
+#include "service/api/common.hpp"
+#include "service/api/device_routes.hpp"
 #include "service/ca/tenant_ca.hpp"
 #include "wire/attestation.hpp"
-#include "wire/check_in.hpp"
 
 namespace aspis::service::api {
 
@@ -27,8 +28,8 @@ using store::Role;
 using store::StoreErrc;
 
 constexpr std::size_t kAuditPage = 100;
-// A device acts on a manifest only this long after it was issued (freeze attacks).
-constexpr std::chrono::seconds kManifestLifetime = 24h;
+// Relying parties fetch a new CRL at least this often.
+constexpr std::chrono::seconds kCrlLifetime = 24h;
 
 struct Principal {
   std::string token_id;
@@ -38,14 +39,6 @@ struct Principal {
   bool platform() const { return tenant.empty(); }
   std::string actor() const { return platform() ? "platform-admin:" + token_id : token_id; }
 };
-
-Response FromError(const Error& error) {
-  if (error == StoreErrc::kNotFound) return Response::Problem(404, "Not found", error.message());
-  if (error == StoreErrc::kConflict) return Response::Problem(409, "Conflict", error.message());
-  log::Error("request failed: {}", error.message());
-  return Response::Problem(500, "Internal error",
-                           "the service could not complete the request; it has been logged");
-}
 
 Expected<Principal> Authenticate(const Request& request, store::Store& store) {
   const std::string_view header = request.Header("authorization");
@@ -85,23 +78,6 @@ std::optional<Response> Authorize(const Principal& who, std::string_view tenant,
   return std::nullopt;
 }
 
-// The boot PCRs as "index: value" pairs, from their stored form.
-Json BootPcrsJson(std::string_view stored) {
-  Json out = Json::object();
-  for (std::size_t i = 0; i < rot::kBootPcrs.size() && !stored.empty(); ++i) {
-    const std::size_t comma = stored.find(',');
-    out[std::to_string(rot::kBootPcrs[i])] = std::string(stored.substr(0, comma));
-    stored = comma == std::string_view::npos ? std::string_view() : stored.substr(comma + 1);
-  }
-  return out;
-}
-
-std::string RootOfTrustName(const store::Device& d) {
-  if (d.root_of_trust == wire::kRootOfTrustTpm) return "tpm (EK issuer: " + d.ek_issuer + ")";
-  if (d.root_of_trust == wire::kRootOfTrustSoftware) return "software (no hardware protection)";
-  return "unknown (not attested yet)";
-}
-
 Json PolicyJson(const store::AttestationPolicy& p) {
   return {{"allow_software_root_of_trust", p.allow_software_root_of_trust},
           {"golden_boot_pcrs", BootPcrsJson(p.golden_boot_pcrs)}};
@@ -109,23 +85,6 @@ Json PolicyJson(const store::AttestationPolicy& p) {
 
 Json TenantJson(const store::Tenant& t) {
   return {{"id", t.id}, {"name", t.name}, {"created_at", t.created_at}};
-}
-
-Json DeviceJson(const store::Device& d) {
-  return {{"id", d.id},
-          {"tenant_id", d.tenant_id},
-          {"claimed_at", d.claimed_at},
-          {"revoked", d.revoked},
-          {"attestation",
-           {{"verdict", d.verdict},
-            {"reasons", d.reasons},
-            {"at", d.last_attested},
-            {"certificate_expiry", d.certificate_expiry}}},
-          {"last_check_in", d.last_check_in},
-          {"os_version", d.os_version},
-          {"runtime_version", d.runtime_version},
-          {"root_of_trust", RootOfTrustName(d)},
-          {"os_release", d.os_release}};
 }
 
 Json CaJson(const ca::Generation& g) {
@@ -154,10 +113,8 @@ using PlainHandler = std::function<Response(const Request&, const Principal&)>;
 
 class Api {
  public:
-  explicit Api(const Context& c)
-      : c_(c),
-        cas_(c.store, c.data, c.clock),
-        verifier_(c.store, c.data, c.clock, c.metrics, cas_, c.attestation) {}
+  Api(const Context& c, std::shared_ptr<const ca::TenantCas> cas)
+      : c_(c), cas_holder_(std::move(cas)), cas_(*cas_holder_) {}
 
   http::Handler Authed(PlainHandler handler) const {
     return [this, handler = std::move(handler)](const Request& request) {
@@ -232,6 +189,30 @@ class Api {
     return Response::Text(200, *pem + *root, "application/x-pem-file");
   }
 
+  // The CRL of the active generation, or of generation {index}: every unexpired certificate it
+  // issued to a device that was revoked since. Issued afresh on each request, with the next CRL
+  // number, so it is current the moment a device is revoked and never older than a day.
+  Response Crl(std::string_view tenant, std::optional<std::int64_t> index) const {
+    auto signer = index ? cas_.SignerOf(tenant, *index) : cas_.Active(tenant);
+    if (!signer) return FromError(signer.error());
+    const auto now = c_.clock.Now();
+    const std::int64_t generation = signer->generation.number;
+    auto revoked = c_.store.ListRevokedCertificates(tenant, generation, UnixSeconds(now));
+    auto number = revoked ? c_.store.NextCrlNumber(tenant, generation)
+                          : Expected<std::int64_t>(std::unexpected(revoked.error()));
+    if (!number) return FromError(number.error());
+    crypto::CrlProfile profile{.number = static_cast<std::uint64_t>(*number),
+                               .this_update = now,
+                               .next_update = now + kCrlLifetime,
+                               .revoked = {}};
+    for (const auto& r : *revoked) {
+      profile.revoked.push_back({r.serial, Clock::TimePoint(std::chrono::seconds(r.revoked_at))});
+    }
+    auto crl = crypto::IssueCrl(signer->generation.certificate, signer->key, profile);
+    if (!crl) return FromError(crl.error());
+    return Response::Text(200, *crl, "application/x-pem-file");
+  }
+
   Response ListTenants(const Principal& who) const {
     Json list = Json::array();
     if (who.platform()) {
@@ -272,34 +253,6 @@ class Api {
                                    .dump());
   }
 
-  // Device routes: only a runtime certificate issued by the device's own tenant CA, for a claimed
-  // device that is not revoked, opens them. App certificates are refused.
-  Expected<store::Device> AuthenticateDevice(const Request& request) const {
-    auto deny = [](std::string why) { return Fail(StoreErrc::kNotFound, std::move(why)); };
-    if (!request.client_certificate) return deny("present the device's runtime certificate");
-    const crypto::Certificate& cert = *request.client_certificate;
-    const auto policies = cert.PolicyOids();
-    if (std::find(policies.begin(), policies.end(), attest::kRuntimeCertificatePolicy) ==
-        policies.end()) {
-      return deny("only the device runtime certificate opens device routes");
-    }
-    const auto uris = cert.SanUris();
-    const auto name = uris.size() == 1 ? wire::ParseDeviceUri(uris[0]) : std::nullopt;
-    if (!name) return deny("the certificate does not name a tenant and a device");
-    const std::string& tenant = name->tenant;
-    const std::string& device_id = name->device_id;
-    auto roots = cas_.Trusted(tenant);
-    if (!roots) return deny("the certificate names an unknown tenant");
-    if (!crypto::VerifyChain(cert, {}, *roots, c_.clock.Now()).valid() ||
-        cert.SubjectCommonName() != device_id) {
-      return deny("the certificate was not issued to this device by its tenant's CA");
-    }
-    auto device = c_.store.GetDevice(tenant, device_id);
-    if (!device) return deny("the device is not claimed by the tenant its certificate names");
-    if (device->revoked) return deny("the device is revoked");
-    return device;
-  }
-
   Response AddOsRelease(const Request& request, const Principal& who) const {
     if (!who.platform()) {
       return Response::Problem(403, "Forbidden", "only a platform administrator adds OS releases");
@@ -335,73 +288,6 @@ class Api {
     }
     if (auto ok = c_.store.AddOsRelease(release); !ok) return FromError(ok.error());
     return Response::Json(201, Json{{"version", release.version}, {"feed", release.feed}}.dump());
-  }
-
-  // Device check-in (DESIGN section 5): records what the device runs and answers with its update
-  // manifest, signed by the tenant's deployment key.
-  Response CheckIn(const Request& request) const {
-    auto device = AuthenticateDevice(request);
-    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
-    auto check_in = wire::ParseCheckIn(request.body);
-    if (!check_in) return Response::Problem(400, "Malformed check-in", check_in.error().message());
-    if (check_in->device_id != device->id) {
-      return Response::Problem(403, "Forbidden",
-                               "the check-in names another device than the certificate");
-    }
-    const auto now = UnixSeconds(c_.clock.Now());
-    auto sequence = c_.store.RecordCheckIn(device->tenant_id, device->id, now, check_in->os_version,
-                                           check_in->runtime_version);
-    if (!sequence) return FromError(sequence.error());
-    const wire::UpdateManifest manifest{.device_id = device->id,
-                                        .sequence = static_cast<std::uint64_t>(*sequence),
-                                        .issued_at = now,
-                                        .expires_at = now + kManifestLifetime.count(),
-                                        .os_feed = "retail"};
-    auto response = SignManifest(device->tenant_id, manifest);
-    if (!response) return FromError(response.error());
-    return Response::Json(200, wire::Serialize(*response));
-  }
-
-  Expected<wire::CheckInResponse> SignManifest(const std::string& tenant,
-                                               const wire::UpdateManifest& manifest) const {
-    auto record = c_.store.GetTenantKey(tenant, "deployment");
-    if (!record) return std::unexpected(record.error());
-    auto pem =
-        OpenSecret(c_.data.master_key, record->sealed_key, "tenant/" + tenant + "/deployment");
-    if (!pem) return std::unexpected(pem.error());
-    auto key = crypto::PrivateKey::FromPem(AsString(*pem));
-    if (!key) return std::unexpected(key.error());
-    const std::string payload = wire::Serialize(manifest);
-    auto envelope = crypto::dsse::Sign(wire::kManifestPayloadType, AsBytes(payload),
-                                       std::span<const crypto::PrivateKey>(&*key, 1));
-    if (!envelope) return std::unexpected(envelope.error());
-    // The deployment certificate and every unexpired tenant CA: the device finds the chain to the
-    // platform root it pins.
-    std::string chain = record->certificate_pem;
-    auto cas = cas_.Trusted(tenant);
-    if (!cas) return std::unexpected(cas.error());
-    for (const auto& ca : *cas) {
-      auto ca_pem = ca.ToPem();
-      if (!ca_pem) return std::unexpected(ca_pem.error());
-      chain += *ca_pem;
-    }
-    return wire::CheckInResponse{crypto::dsse::Serialize(*envelope), chain};
-  }
-
-  // The caller is not authenticated: it learns only trusted or not (never whether a device is
-  // claimed, revoked or why); the reasons go to the device's tenant.
-  Response Attest(const Request& request) const {
-    auto evidence = wire::ParseEvidence(request.body);
-    if (!evidence) return Response::Problem(400, "Malformed evidence", evidence.error().message());
-    const attest::Outcome outcome = verifier_.Verify(*evidence);
-    if (outcome.result) return Response::Json(200, wire::Serialize(*outcome.result));
-    if (outcome.verdict.outcome() == Verdict::Outcome::kCouldNotCheck) {
-      log::Error("attestation of {} could not be checked: {}", evidence->device_id,
-                 outcome.verdict.reason());
-      return Response::Problem(503, "Attestation unavailable",
-                               "the service could not check the evidence; retry later");
-    }
-    return Response::Problem(403, "Untrusted", wire::kAttestationRefused);
   }
 
   Response RetireOsRelease(const Request& request, const Principal& who) const {
@@ -488,8 +374,8 @@ class Api {
   }
 
   Context c_;
-  ca::TenantCas cas_;
-  attest::Verifier verifier_;
+  std::shared_ptr<const ca::TenantCas> cas_holder_;
+  const ca::TenantCas& cas_;
 };
 
 }  // namespace
@@ -519,7 +405,9 @@ Expected<std::string> CreateToken(store::Store& store, const Clock& clock, std::
 }
 
 void AddRoutes(http::Router& router, const Context& context) {
-  auto api = std::make_shared<Api>(context);
+  auto cas = std::make_shared<const ca::TenantCas>(context.store, context.data, context.clock);
+  AddDeviceRoutes(router, context, cas);
+  auto api = std::make_shared<Api>(context, cas);
   auto& c = api->c_;
   router.Add("GET", "/healthz", [&c](const Request&) {
     if (auto version = c.store.SchemaVersion(); !version) {
@@ -529,20 +417,6 @@ void AddRoutes(http::Router& router, const Context& context) {
   });
   router.Add("GET", "/metrics", [&c](const Request&) {
     return Response::Text(200, c.metrics.Render(), "text/plain; version=0.0.4");
-  });
-  router.Add("POST", "/v1/attestation/challenge", [api](const Request&) {
-    auto challenge = api->verifier_.Challenge();
-    return challenge ? Response::Json(200, wire::Serialize(*challenge))
-                     : FromError(challenge.error());
-  });
-  router.Add("POST", "/v1/attestation",
-             [api](const Request& request) { return api->Attest(request); });
-  router.Add("POST", "/v1/device/check-in",
-             [api](const Request& request) { return api->CheckIn(request); });
-  router.Add("GET", "/v1/device/status", [api](const Request& request) {
-    auto device = api->AuthenticateDevice(request);
-    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
-    return Response::Json(200, DeviceJson(*device).dump());
   });
   router.Add("POST", "/v1/os-releases", api->Authed([api](const Request& r, const Principal& who) {
     return api->AddOsRelease(r, who);
@@ -669,7 +543,10 @@ void AddRoutes(http::Router& router, const Context& context) {
           const std::string device(r.Param("device"));
           auto changed =
               api->Audited(who, tenant, revoke ? "device.revoke" : "device.restore", device,
-                           [&] { return api->c_.store.SetDeviceRevoked(tenant, device, revoke); });
+                           [&] {
+                             return api->c_.store.SetDeviceRevoked(
+                                 tenant, device, revoke, UnixSeconds(api->c_.clock.Now()));
+                           });
           if (!changed) return FromError(changed.error());
           auto d = api->c_.store.GetDevice(tenant, device);
           return d ? Response::Json(200, DeviceJson(*d).dump()) : FromError(d.error());
@@ -701,6 +578,24 @@ void AddRoutes(http::Router& router, const Context& context) {
             }
             return api->CaChain(tenant, index);
           }));
+  router.Add("GET", "/v1/tenants/{tenant}/crl",
+             api->ForTenant(Role::kReader,
+                            [api](const Request&, const Principal&, std::string_view tenant) {
+                              return api->Crl(tenant, std::nullopt);
+                            }));
+  router.Add(
+      "GET", "/v1/tenants/{tenant}/ca-certificates/{index}/crl",
+      api->ForTenant(Role::kReader,
+                     [api](const Request& r, const Principal&, std::string_view tenant) {
+                       std::int64_t index = 0;
+                       const std::string_view text = r.Param("index");
+                       if (std::from_chars(text.data(), text.data() + text.size(), index).ec !=
+                           std::errc()) {
+                         return Response::Problem(400, "Bad request",
+                                                  "the CA index must be a number");
+                       }
+                       return api->Crl(tenant, index);
+                     }));
   router.Add("GET", "/v1/tenants/{tenant}/audit",
              api->ForTenant(Role::kAdministrator,
                             [&c](const Request&, const Principal&, std::string_view tenant) {

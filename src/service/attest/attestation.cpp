@@ -35,13 +35,19 @@ Clock::TimePoint NonceIssuedAt(ByteView nonce) {
   return Clock::TimePoint(std::chrono::seconds(issued));
 }
 
+rot::Quote ToRot(const wire::Quote& q) { return {q.attest, q.signature}; }
+
+rot::Endorsement ToRot(const wire::Endorsement& e) {
+  return {e.ek_certificate, e.ek_public, e.identity_public};
+}
+
 Verdict Prefixed(std::string_view prefix, const Verdict& verdict) {
   if (verdict.outcome() != Verdict::Outcome::kInvalid) return verdict;
   return Verdict::Invalid(std::string(prefix) + verdict.reason());
 }
 
 Checked Untrusted(std::string reason) {
-  return {Verdict::Invalid(std::move(reason)), {}, false, {}, {}, std::nullopt};
+  return {Verdict::Invalid(std::move(reason)), {}, false, {}, {}, Next::kNothing, {}};
 }
 
 std::string BootPcrsText(const std::vector<crypto::Digest>& values) {
@@ -156,7 +162,7 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
   }
   if (!proven.keys_differ) return Untrusted("the runtime, app and identity keys must all differ");
   auto policy = store_.GetAttestationPolicy(device.tenant_id);
-  if (!policy) return {Verdict::CouldNotCheck(policy.error().message()), {}, false, {}, {}, {}};
+  if (!policy) return {Verdict::CouldNotCheck(policy.error().message()), {}, false, {}, {}, Next::kNothing, {}};
   if (evidence.root_of_trust == wire::kRootOfTrustSoftware &&
       !policy->allow_software_root_of_trust) {
     return Untrusted(
@@ -165,7 +171,7 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
         "update --allow-software-root-of-trust true`");
   }
   auto replayed = wire::ReplayEventLog(evidence.event_log);
-  if (!replayed) return {Verdict::CouldNotCheck("hashing failed"), {}, false, {}, {}, {}};
+  if (!replayed) return {Verdict::CouldNotCheck("hashing failed"), {}, false, {}, {}, Next::kNothing, {}};
   const bool tpm = evidence.root_of_trust == wire::kRootOfTrustTpm;
   if (tpm) {
     if (!proven.certification) {
@@ -175,13 +181,13 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
     }
     if (Verdict quote = rot::CheckQuoteCovers(proven.quote, rot::BootPcrMask(), evidence.boot_pcrs);
         !quote.valid()) {
-      return {Prefixed("quote rejected: ", quote), {}, false, {}, {}, {}};
+      return {Prefixed("quote rejected: ", quote), {}, false, {}, {}, Next::kNothing, {}};
     }
     auto name = rot::NvPcrName();
-    if (!name) return {Verdict::CouldNotCheck(name.error().message()), {}, true, {}, {}, {}};
+    if (!name) return {Verdict::CouldNotCheck(name.error().message()), {}, true, {}, {}, Next::kNothing, {}};
     if (Verdict nv = rot::CheckNvCertifies(*proven.certification, *name, *replayed);
         !nv.valid()) {
-      return {Prefixed("NV certification rejected: ", nv), {}, true, {}, {}, {}};
+      return {Prefixed("NV certification rejected: ", nv), {}, true, {}, {}, Next::kNothing, {}};
     }
   } else {
     if (proven.certification || !evidence.boot_pcrs.empty()) {
@@ -190,11 +196,11 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
     if (Verdict quote = rot::CheckQuoteCovers(proven.quote, 1u << rot::kSoftwareRegister,
                                               std::span(&*replayed, 1));
         !quote.valid()) {
-      return {Prefixed("quote rejected: ", quote), {}, false, {}, {}, {}};
+      return {Prefixed("quote rejected: ", quote), {}, false, {}, {}, Next::kNothing, {}};
     }
   }
   LaunchVerdict launch = CheckLaunch(evidence.event_log, store_);
-  Checked checked{std::move(launch.verdict), launch.release, tpm, {}, {}, std::nullopt};
+  Checked checked{std::move(launch.verdict), launch.release, tpm, {}, {}, Next::kNothing, {}};
   if (!checked.verdict.valid()) return checked;
   if (!policy->golden_boot_pcrs.empty()) {
     checked.verdict = CompareBootPcrs(policy->golden_boot_pcrs, evidence.boot_pcrs);
@@ -220,7 +226,7 @@ Checked Verifier::Bind(const wire::Evidence& evidence, const store::Device& devi
     return checked;
   };
   if (!evidence.endorsement) {
-    checked.continuation = wire::AttestationResult{wire::kEndorsementRequired, {}, {}, {}, {}};
+    checked.next = Next::kSendEndorsement;
     checked.verdict = Verdict::Invalid("the TPM's endorsement was asked for");
     return checked;
   }
@@ -240,7 +246,7 @@ Checked Verifier::Bind(const wire::Evidence& evidence, const store::Device& devi
   }
   auto key = crypto::PublicKey::FromCanonicalDer(evidence.identity_public_key);
   if (!key) return could_not_check(key.error());
-  if (Verdict endorsed = rot::CheckEndorsement(*ek_certificate, *evidence.endorsement, *key);
+  if (Verdict endorsed = rot::CheckEndorsement(*ek_certificate, ToRot(*evidence.endorsement), *key);
       !endorsed.valid()) {
     checked.verdict = endorsed;
     return checked;
@@ -260,10 +266,8 @@ Checked Verifier::Bind(const wire::Evidence& evidence, const store::Device& devi
     if (!credential) return could_not_check(credential.error());
     auto token = ActivationToken(device.id, checked.ek_fingerprint, *secret, now);
     if (!token) return could_not_check(token.error());
-    checked.continuation = wire::AttestationResult{
-        wire::kActivateCredential, {}, {}, {},
-        wire::CredentialChallenge{std::move(credential->credential_blob),
-                                  std::move(credential->encrypted_secret), std::move(*token)}};
+    checked.next = Next::kActivateCredential;
+    checked.challenge = CredentialChallenge{std::move(*credential), std::move(*token)};
     checked.verdict = Verdict::Invalid("a credential for the TPM's EK was sent to activate");
     return checked;
   }
@@ -291,7 +295,7 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
   const bool trusted = outcome.verdict.valid();
   const bool error = outcome.verdict.outcome() == Verdict::Outcome::kCouldNotCheck;
   // Pending: the device is asked for more (its endorsement, an activated credential).
-  const bool pending = !trusted && outcome.result.has_value();
+  const bool pending = outcome.next != Next::kNothing;
   const std::string_view label = trusted          ? "trusted"
                                  : error          ? "error"
                                  : pending        ? "pending"
@@ -308,7 +312,8 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
          .verdict = std::string(label),
          .reasons = outcome.verdict.reason(),
          .at = now,
-         .certificate_expiry = outcome.certificate_expiry,
+         .certificate_expiry =
+             outcome.certificates ? UnixSeconds(outcome.certificates->runtime.NotAfter()) : 0,
          .root_of_trust = device->root_of_trust.empty() && trusted ? evidence.root_of_trust
                                                                    : device->root_of_trust,
          .boot_pcrs = checked.boot_pcrs_proven ? BootPcrsText(evidence.boot_pcrs)
@@ -329,7 +334,7 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
 Outcome Verifier::Verify(const wire::Evidence& evidence) const {
   auto refuse = [&](const std::optional<store::Device>& device, Verdict verdict) {
     return Record(device, evidence, Checked{Verdict::Valid(), {}, false},
-                  {std::move(verdict), false, std::nullopt, 0});
+                  {std::move(verdict), false, {}, Next::kNothing, {}});
   };
   // One encoding per key, so that one key has exactly one device ID.
   auto key = crypto::PublicKey::FromCanonicalDer(evidence.identity_public_key);
@@ -363,14 +368,14 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
   if (!binding) return refuse(*device, Verdict::CouldNotCheck("hashing failed"));
 
   Proven proven;
-  if (Verdict quote = rot::VerifySignedAttest(evidence.quote, *key, rot::kAttestQuote, *binding,
+  if (Verdict quote = rot::VerifySignedAttest(ToRot(evidence.quote), *key, rot::kAttestQuote, *binding,
                                               &proven.quote);
       !quote.valid()) {
     return refuse(*device, Prefixed("quote rejected: ", quote));
   }
   if (evidence.register_certification) {
     rot::AttestBody body;
-    if (Verdict nv = rot::VerifySignedAttest(*evidence.register_certification, *key,
+    if (Verdict nv = rot::VerifySignedAttest(ToRot(*evidence.register_certification), *key,
                                              rot::kAttestNv, *binding, &body);
         !nv.valid()) {
       return refuse(*device, Prefixed("NV certification rejected: ", nv));
@@ -388,45 +393,25 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
   Checked checked = CheckProven(evidence, *device, proven);
   if (!checked.verdict.valid()) {
     return Record(*device, evidence, checked,
-                  {checked.verdict, true, checked.continuation, 0});
+                  {checked.verdict, true, {}, checked.next, checked.challenge});
   }
   return Record(*device, evidence, checked, Issue(*device, *runtime_csr, *app_csr));
 }
 
 Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRequest& runtime_csr,
                         const crypto::CertificateRequest& app_csr) const {
-  auto error = [](const Error& e) {
-    log::Error("issuing device certificates: {}", e.message());
-    return Outcome{Verdict::CouldNotCheck("the tenant CA could not issue certificates"), true,
-                   std::nullopt, 0};
-  };
-  auto signer = cas_.Active(device.tenant_id);
-  if (!signer) return error(signer.error());
-  const crypto::Certificate& ca_cert = signer->generation.certificate;
-  const auto now = clock_.Now();
-  auto profile = [&](const char* policy) {
-    return crypto::CertificateProfile{.common_name = device.id,
-                                      .not_before = now - 5min,
-                                      .lifetime = policy_.certificate_lifetime,
-                                      .client_auth = true,
-                                      .san_uris = {wire::DeviceUri({device.tenant_id, device.id})},
-                                      .policy_oids = {policy}};
-  };
-  auto runtime = crypto::Issue(ca_cert, signer->key, runtime_csr.SubjectPublicKey(),
-                               profile(kRuntimeCertificatePolicy));
-  auto app = crypto::Issue(ca_cert, signer->key, app_csr.SubjectPublicKey(),
-                           profile(kAppCertificatePolicy));
-  if (!runtime) return error(runtime.error());
-  if (!app) return error(app.error());
-  auto runtime_pem = runtime->ToPem();
-  auto app_pem = app->ToPem();
-  auto root_pem = data_.root_ca.ToPem();
-  auto ca_pem = ca_cert.ToPem();
-  if (!runtime_pem || !app_pem || !root_pem || !ca_pem)
-    return error(Error(CoreErrc::kIo, "PEM encoding failed"));
-  return {Verdict::Valid(), true,
-          wire::AttestationResult{"trusted", *runtime_pem, *app_pem, *ca_pem + *root_pem},
-          UnixSeconds(runtime->NotAfter())};
+  auto issued = ca::IssueDeviceCertificates(cas_, store_, data_.root_ca,
+                                            {.device = device,
+                                             .runtime_key = runtime_csr.SubjectPublicKey(),
+                                             .app_key = app_csr.SubjectPublicKey(),
+                                             .now = clock_.Now(),
+                                             .lifetime = policy_.certificate_lifetime});
+  if (!issued) {
+    log::Error("issuing device certificates: {}", issued.error().message());
+    return {Verdict::CouldNotCheck("the tenant CA could not issue certificates"), true, {}, {},
+            {}};
+  }
+  return {Verdict::Valid(), true, std::move(*issued), Next::kNothing, {}};
 }
 
 }  // namespace aspis::service::attest

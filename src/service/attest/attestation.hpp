@@ -8,6 +8,8 @@
 #include "core/clock.hpp"
 #include "core/verdict.hpp"
 #include "crypto/x509.hpp"
+#include "rot/credential.hpp"
+#include "service/ca/device_certificates.hpp"
 #include "service/ca/tenant_ca.hpp"
 #include "service/data_dir.hpp"
 #include "service/metrics.hpp"
@@ -17,9 +19,6 @@
 // The attestation verifier and the tenant CAs' issuance of device certificates (DESIGN section 4).
 namespace aspis::service::attest {
 
-using wire::kAppCertificatePolicy;
-using wire::kRuntimeCertificatePolicy;
-
 struct Policy {
   std::chrono::seconds certificate_lifetime = std::chrono::hours(24);
   std::chrono::seconds nonce_lifetime = std::chrono::minutes(5);
@@ -28,13 +27,25 @@ struct Policy {
   std::vector<crypto::ForeignCertificate> tpm_cas;
 };
 
+// What a TPM device must do before the verifier can decide: send its endorsement, then activate
+// the credential made for its EK.
+enum class Next { kNothing, kSendEndorsement, kActivateCredential };
+
+// A credential challenge: what only the device's TPM can open, and the token it returns with the
+// secret.
+struct CredentialChallenge {
+  rot::Credential credential;
+  Bytes token;
+};
+
 struct Outcome {
-  Verdict verdict;  // kValid: trusted, and `result` holds the certificates
+  Verdict verdict;  // kValid: trusted, and `certificates` holds them
   // Whether the evidence proved possession of the identity key over a fresh challenge; only such
   // an attempt changes the device's recorded verdict.
   bool proven = false;
-  std::optional<wire::AttestationResult> result;
-  std::int64_t certificate_expiry = 0;  // Unix seconds, when trusted
+  std::optional<ca::DeviceCertificates> certificates;
+  Next next = Next::kNothing;  // not kNothing: neither trusted nor refused yet
+  std::optional<CredentialChallenge> challenge;  // with kActivateCredential
 };
 
 // What the rules applied to proven evidence found.
@@ -46,8 +57,9 @@ struct Checked {
   // and its certificate's issuer.
   std::string ek_fingerprint;
   std::string ek_issuer;
-  // Set when the device must attest again (kEndorsementRequired, kActivateCredential).
-  std::optional<wire::AttestationResult> continuation;
+  // When the device must attest again.
+  Next next = Next::kNothing;
+  std::optional<CredentialChallenge> challenge;
 };
 
 // Thread-safe (its state lives in the store).

@@ -206,12 +206,25 @@ Expected<std::vector<crypto::Certificate>> TenantCas::Trusted(std::string_view t
 }
 
 Expected<Signer> TenantCas::Active(std::string_view tenant) const {
+  return Find(tenant, [](const Generation& g) { return g.state == State::kActive; });
+}
+
+Expected<Signer> TenantCas::SignerOf(std::string_view tenant, std::int64_t number) const {
+  auto signer = Find(tenant, [number](const Generation& g) { return g.number == number; });
+  if (!signer && signer.error() == CoreErrc::kInvalidArgument) {
+    return Fail(store::StoreErrc::kNotFound, "the tenant has no CA certificate with that index");
+  }
+  return signer;
+}
+
+Expected<Signer> TenantCas::Find(std::string_view tenant,
+                                 const std::function<bool(const Generation&)>& which) const {
   std::vector<store::TenantCa> records;
   auto generations = Current(tenant, &records);
   if (!generations) return std::unexpected(generations.error());
   for (std::size_t i = 0; i < generations->size(); ++i) {
     const Generation& g = (*generations)[i];
-    if (g.state != State::kActive) continue;
+    if (!which(g)) continue;
     const auto id = std::pair{std::string(tenant), g.number};
     {
       const std::lock_guard lock(mutex_);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -68,8 +69,12 @@ class TenantCas {
   Expected<std::vector<crypto::Certificate>> Trusted(std::string_view tenant) const;
   // The active generation and its key. Errors: kNotFound for an unknown tenant.
   Expected<Signer> Active(std::string_view tenant) const;
+  // Generation `number` and its key (for its CRL). Errors: kNotFound.
+  Expected<Signer> SignerOf(std::string_view tenant, std::int64_t number) const;
 
  private:
+  Expected<Signer> Find(std::string_view tenant,
+                        const std::function<bool(const Generation&)>& which) const;
   // `records` receives the stored rows, aligned with the generations returned.
   Expected<std::vector<Generation>> Load(std::string_view tenant,
                                          std::vector<store::TenantCa>* records) const;

@@ -62,6 +62,10 @@ Router::Match Router::Find(Request& request) const {
 Response Router::Dispatch(Request& request, std::string* pattern) const {
   const Match match = Find(request);
   if (pattern != nullptr) *pattern = match.pattern;
+  return Handle(match, request);
+}
+
+Response Router::Handle(const Match& match, const Request& request) const {
   if (match.handler == nullptr) {
     if (!match.allowed.empty()) {
       std::string allow;

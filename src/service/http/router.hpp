@@ -30,6 +30,9 @@ class Router {
   // if one does, the client gets a 500 problem and the server keeps serving. Sets `*pattern`
   // (when given) to the matched route pattern, or "" when none matched.
   Response Dispatch(Request& request, std::string* pattern = nullptr) const;
+  // Dispatch in two steps, for callers that decide something from the match first: runs the
+  // handler `match` (from Find on `request`) names, or answers 404 or 405 as Dispatch does.
+  Response Handle(const Match& match, const Request& request) const;
 
  private:
   struct Route {

@@ -9,6 +9,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
@@ -18,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "core/log.hpp"
+#include "crypto/sha256.hpp"
 
 namespace aspis::service::http {
 
@@ -73,19 +78,53 @@ bhttp::response<bhttp::string_body> ToBeast(Response&& response, unsigned versio
   return out;
 }
 
+// The rate-limit key of a client address: the IPv4 address, or the /64 prefix of an IPv6 one
+// (one host commonly holds a whole /64, so single IPv6 addresses are free to rotate through).
+std::string AddressKey(const asio::ip::address& address) {
+  if (address.is_v6()) {
+    const asio::ip::address_v6 v6 = address.to_v6();
+    if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+    asio::ip::address_v6::bytes_type bytes = v6.to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), std::uint8_t{0});
+    return asio::ip::address_v6(bytes).to_string() + "/64";
+  }
+  return address.to_string();
+}
+
+// The rate-limit key of a verified client certificate: its one SAN URI, which names the device
+// (urn:aspis:tenant:T:device:D, so a device's successive certificates share a bucket), else its
+// SHA-256 fingerprint; empty when neither can be had.
+std::string DeviceKey(const crypto::Certificate& certificate) {
+  const std::vector<std::string> uris = certificate.SanUris();
+  if (uris.size() == 1) return "uri:" + uris.front();
+  auto digest = crypto::Sha256Of(certificate.Der());
+  return digest ? "sha256:" + crypto::ToHex(*digest) : std::string();
+}
+
 // One connection; everything touching it runs on its strand.
 struct Connection {
-  explicit Connection(Stream s) : stream(std::move(s)) {}
+  Connection(Stream s, std::string address)
+      : stream(std::move(s)), address_key(std::move(address)) {}
   Stream stream;
-  bool busy = false;  // a request is being read past its headers, handled or answered
+  const std::string address_key;  // see AddressKey
+  bool busy = false;              // a request is being read past its headers, handled or answered
 };
+
+std::unique_ptr<RateLimiter> NewLimiter(const std::optional<RateLimit>& limit,
+                                        const RateLimits& limits) {
+  if (!limit) return nullptr;
+  const Clock& clock = limits.clock != nullptr ? *limits.clock : SystemClock::Instance();
+  return std::make_unique<RateLimiter>(*limit, limits.max_tracked_keys, clock);
+}
 
 class ServerImpl final : public Server {
  public:
-  ServerImpl(ServerConfig config, Router router, RequestObserver observer)
+  ServerImpl(ServerConfig config, Router router, Observer observer)
       : config_(std::move(config)),
         router_(std::move(router)),
         observer_(std::move(observer)),
+        client_limiter_(NewLimiter(config_.limits.per_client, config_.limits)),
+        device_limiter_(NewLimiter(config_.limits.per_device, config_.limits)),
         ssl_(NewSslContext(config_.tls)),
         acceptor_(ioc_) {}
 
@@ -115,6 +154,11 @@ class ServerImpl final : public Server {
   }
 
   std::uint16_t port() const override { return port_; }
+
+  std::size_t open_connections() const override {
+    const std::lock_guard lock(connections_mutex_);
+    return active_;
+  }
 
   void Stop() override {
     if (stopping_.exchange(true)) return;
@@ -163,12 +207,20 @@ class ServerImpl final : public Server {
         log::Warning("accepting a connection failed: {}", ec.message());
         continue;
       }
-      auto connection = std::make_shared<Connection>(Stream(std::move(socket), ssl_));
+      if (!Admit()) {
+        // Counted before closing, so whoever sees the close also sees the count. Closed before
+        // the handshake, so refusing costs no cryptography.
+        if (observer_.connection_refused) observer_.connection_refused();
+        if (socket.close(ec)) log::Debug("closing a refused connection: {}", ec.message());
+        continue;
+      }
+      const auto remote = socket.remote_endpoint(ec);
+      auto connection = std::make_shared<Connection>(Stream(std::move(socket), ssl_),
+                                                     ec ? "unknown" : AddressKey(remote.address()));
       {
         const std::lock_guard lock(connections_mutex_);
         std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
         connections_.push_back(connection);
-        ++active_;
       }
       asio::co_spawn(connection->stream.get_executor(), Serve(connection),
                      [this](const std::exception_ptr&) {
@@ -176,6 +228,46 @@ class ServerImpl final : public Server {
                        if (--active_ == 0) idle_.notify_all();
                      });
     }
+  }
+
+  // Counts a new connection in, unless max_connections are open.
+  bool Admit() {
+    const std::lock_guard lock(connections_mutex_);
+    if (active_ >= config_.max_connections) return false;
+    ++active_;
+    return true;
+  }
+
+  // The limiter and key that a request to `pattern` counts against; null when none.
+  std::pair<RateLimiter*, std::string_view> LimiterFor(std::string_view pattern,
+                                                       const Connection& connection,
+                                                       const std::string& device_key) const {
+    const RateLimits& limits = config_.limits;
+    const bool device_route =
+        !limits.device_route_prefix.empty() && pattern.starts_with(limits.device_route_prefix);
+    if (device_route && !device_key.empty()) return {device_limiter_.get(), device_key};
+    const bool client_route = std::find(limits.client_routes.begin(), limits.client_routes.end(),
+                                        pattern) != limits.client_routes.end();
+    if ((client_route || device_route) && client_limiter_) {
+      return {client_limiter_.get(), connection.address_key};
+    }
+    return {nullptr, {}};
+  }
+
+  // 429 when the client is over its limit for `pattern`; nullopt when the request may run.
+  std::optional<Response> OverLimit(std::string_view pattern, const Connection& connection,
+                                    const std::string& device_key) const {
+    const auto [limiter, key] = LimiterFor(pattern, connection, device_key);
+    if (limiter == nullptr) return std::nullopt;
+    const RateLimiter::Decision decision = limiter->Acquire(key);
+    if (decision.allowed) return std::nullopt;
+    const std::string seconds = std::to_string(decision.retry_after.count());
+    Response response = Response::Problem(
+        429, "Too many requests",
+        fmt::format("this client sent more requests than the service accepts; retry after {} s",
+                    seconds));
+    response.headers.emplace_back("Retry-After", seconds);
+    return response;
   }
 
   awaitable<void> Serve(std::shared_ptr<Connection> connection) {
@@ -187,6 +279,7 @@ class ServerImpl final : public Server {
                                     redirect_error(use_awaitable, ec));
     if (ec) co_return;
     const auto peer = crypto::tls::PeerCertificate(stream.native_handle());
+    const std::string device_key = peer ? DeviceKey(*peer) : std::string();
     beast::flat_buffer buffer;
     while (!stopping_) {
       bhttp::request_parser<bhttp::string_body> parser;
@@ -208,14 +301,17 @@ class ServerImpl final : public Server {
       const auto start = std::chrono::steady_clock::now();
       auto& message = parser.get();
       Request request = ToRequest(message, peer);
-      std::string pattern;
-      Response response = router_.Dispatch(request, &pattern);
+      const Router::Match match = router_.Find(request);
+      auto limited = OverLimit(match.pattern, *connection, device_key);
+      Response response = limited ? std::move(*limited) : router_.Handle(match, request);
       const int status = response.status;
       const bool keep_alive = message.keep_alive() && !stopping_;
       const bool written =
           co_await Write(stream, std::move(response), message.version(), keep_alive);
-      if (observer_) {
-        observer_(request.method, pattern, status, std::chrono::steady_clock::now() - start);
+      if (observer_.request) {
+        observer_.request(MethodLabel(request.method),
+                          match.pattern.empty() ? kOtherRoute : std::string_view(match.pattern),
+                          status, std::chrono::steady_clock::now() - start);
       }
       if (!written || !keep_alive) break;
     }
@@ -252,23 +348,32 @@ class ServerImpl final : public Server {
 
   ServerConfig config_;
   Router router_;
-  RequestObserver observer_;
+  Observer observer_;
+  std::unique_ptr<RateLimiter> client_limiter_;  // null when not limited
+  std::unique_ptr<RateLimiter> device_limiter_;
   asio::io_context ioc_;
   asio::ssl::context ssl_;
   tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
   std::uint16_t port_ = 0;
-  std::mutex connections_mutex_;
+  mutable std::mutex connections_mutex_;
   std::vector<std::weak_ptr<Connection>> connections_;  // guarded by connections_mutex_
-  std::size_t active_ = 0;                              // guarded by connections_mutex_
+  std::size_t active_ = 0;  // connections being served; guarded by connections_mutex_
   std::condition_variable idle_;
 };
 
 }  // namespace
 
+std::string_view MethodLabel(std::string_view method) {
+  static constexpr std::array<std::string_view, 7> kMethods = {"GET",    "HEAD",  "POST",   "PUT",
+                                                               "DELETE", "PATCH", "OPTIONS"};
+  const auto* known = std::find(kMethods.begin(), kMethods.end(), method);
+  return known != kMethods.end() ? *known : std::string_view("other");
+}
+
 Expected<std::unique_ptr<Server>> Server::Start(ServerConfig config, Router router,
-                                                RequestObserver observer) {
+                                                Observer observer) {
   auto server =
       std::make_unique<ServerImpl>(std::move(config), std::move(router), std::move(observer));
   if (auto ok = server->Listen(); !ok) return std::unexpected(ok.error());

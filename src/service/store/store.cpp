@@ -81,6 +81,15 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
         R"(CREATE INDEX attestation_attempts_by_device ON attestation_attempts (device_id, sequence))",
         R"(CREATE INDEX reference_digests_by_digest ON reference_digests (component, digest))",
         R"(CREATE INDEX used_nonces_by_expiry ON used_nonces (expires_at))",
+        // Device certificates by serial, for the CRL of the CA generation that issued them.
+        R"(CREATE TABLE issued_certificates (
+             serial TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,
+             device_id TEXT NOT NULL REFERENCES devices (id), generation BIGINT NOT NULL,
+             not_after BIGINT NOT NULL, revoked_at BIGINT NOT NULL DEFAULT 0))",
+        R"(CREATE INDEX issued_certificates_by_device ON issued_certificates (device_id))",
+        R"(CREATE INDEX issued_certificates_revoked
+             ON issued_certificates (tenant_id, generation, revoked_at))",
+        R"(ALTER TABLE tenant_cas ADD COLUMN crl_number BIGINT NOT NULL DEFAULT 0)",
     },
 };
 
@@ -364,12 +373,57 @@ Expected<std::vector<Device>> Store::ListDevices(std::string_view tenant) {
 }
 
 Expected<void> Store::SetDeviceRevoked(std::string_view tenant, std::string_view device_id,
-                                       bool revoked) {
-  return One(
-      db_->Query("UPDATE devices SET revoked = $1 WHERE tenant_id = $2 AND id = $3 "
-                 "RETURNING id",
-                 {std::int64_t{revoked ? 1 : 0}, std::string(tenant), std::string(device_id)}),
-      "device");
+                                       bool revoked, std::int64_t at) {
+  if (auto ok = One(
+          db_->Query("UPDATE devices SET revoked = $1 WHERE tenant_id = $2 AND id = $3 "
+                     "RETURNING id",
+                     {std::int64_t{revoked ? 1 : 0}, std::string(tenant), std::string(device_id)}),
+          "device");
+      !ok || !revoked) {
+    return ok;
+  }
+  return Discard(db_->Query(
+      "UPDATE issued_certificates SET revoked_at = $1 WHERE tenant_id = $2 AND device_id = $3 "
+      "AND revoked_at = 0",
+      {at, std::string(tenant), std::string(device_id)}));
+}
+
+Expected<void> Store::RecordIssuedCertificates(const std::vector<IssuedCertificate>& issued) {
+  return db_->Transaction([&]() -> Expected<void> {
+    for (const auto& c : issued) {
+      if (auto ok =
+              Discard(db_->Query("INSERT INTO issued_certificates (serial, tenant_id, "
+                                 "device_id, generation, not_after) VALUES ($1, $2, $3, $4, "
+                                 "$5)",
+                                 {c.serial, c.tenant_id, c.device_id, c.generation, c.not_after}));
+          !ok) {
+        return ok;
+      }
+    }
+    return {};
+  });
+}
+
+Expected<std::vector<RevokedCertificate>> Store::ListRevokedCertificates(std::string_view tenant,
+                                                                         std::int64_t generation,
+                                                                         std::int64_t now) {
+  return Map<RevokedCertificate>(
+      db_->Query("SELECT serial, revoked_at FROM issued_certificates WHERE tenant_id = $1 AND "
+                 "generation = $2 AND revoked_at > 0 AND not_after > $3 ORDER BY serial",
+                 {std::string(tenant), generation, now}),
+      [](const Row& r) {
+        return RevokedCertificate{Text(r, 0), Number(r, 1)};
+      });
+}
+
+Expected<std::int64_t> Store::NextCrlNumber(std::string_view tenant, std::int64_t generation) {
+  auto rows = db_->Query(
+      "UPDATE tenant_cas SET crl_number = crl_number + 1 WHERE tenant_id = $1 AND generation = $2 "
+      "RETURNING crl_number",
+      {std::string(tenant), generation});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return Fail(StoreErrc::kNotFound, "tenant CA generation not found");
+  return Number(rows->front(), 0);
 }
 
 Expected<Device> Store::FindDeviceForAttestation(std::string_view device_id) {
@@ -545,6 +599,32 @@ Expected<std::vector<AuditEntry>> Store::ListAudit(std::string_view tenant, std:
                  "tenant_id = $1 ORDER BY sequence DESC LIMIT $2",
                  {std::string(tenant), static_cast<std::int64_t>(limit)}),
       ToAudit);
+}
+
+Expected<std::vector<ApiToken>> Store::ListPlatformTokens() {
+  return Map<ApiToken>(
+      db_->Query("SELECT " + std::string(kTokenColumns) +
+                 " FROM api_tokens WHERE tenant_id IS NULL ORDER BY created_at, id"),
+      ToToken);
+}
+
+Expected<std::vector<std::string>> Store::RevokePlatformTokens() {
+  return Map<std::string>(db_->Query("UPDATE api_tokens SET revoked = 1 WHERE tenant_id IS NULL "
+                                     "AND revoked = 0 RETURNING id"),
+                          [](const Row& r) { return Text(r, 0); });
+}
+
+Expected<void> Store::PlatformTokenTransaction(const std::function<Expected<void>()>& body) {
+  constexpr std::int64_t kPlatformTokenLock = 0x6173706974;  // "aspit"
+  return db_->Transaction([&]() -> Expected<void> {
+    if (db_->Dialect() == "postgresql") {
+      if (auto ok = Discard(db_->Query("SELECT pg_advisory_xact_lock($1)", {kPlatformTokenLock}));
+          !ok) {
+        return ok;
+      }
+    }
+    return body();
+  });
 }
 
 Expected<std::unique_ptr<Database>> OpenDatabase(std::string_view url,

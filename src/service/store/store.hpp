@@ -96,6 +96,19 @@ struct AttestationRecord {
   std::string ek_issuer;
 };
 
+struct IssuedCertificate {
+  std::string serial;  // hex, as crypto::Certificate::SerialHex gives it
+  std::string tenant_id;
+  std::string device_id;
+  std::int64_t generation = 0;  // of the tenant CA that issued it
+  std::int64_t not_after = 0;
+};
+
+struct RevokedCertificate {
+  std::string serial;
+  std::int64_t revoked_at = 0;
+};
+
 // One attestation attempt of a claimed device, proven or not.
 struct AttestationAttempt {
   std::string device_id;
@@ -173,8 +186,19 @@ class Store {
   // Errors: kNotFound when `tenant` has not claimed the device (even if another tenant has).
   Expected<Device> GetDevice(std::string_view tenant, std::string_view device_id);
   Expected<std::vector<Device>> ListDevices(std::string_view tenant);
-  Expected<void> SetDeviceRevoked(std::string_view tenant, std::string_view device_id,
-                                  bool revoked);
+  // Revoking also revokes, as of `at`, every certificate issued to the device until now (they
+  // stay revoked after a restore: the device attests again for new ones).
+  Expected<void> SetDeviceRevoked(std::string_view tenant, std::string_view device_id, bool revoked,
+                                  std::int64_t at);
+
+  // Device certificates, by serial, for the CRLs. Errors: kConflict for a known serial.
+  Expected<void> RecordIssuedCertificates(const std::vector<IssuedCertificate>& issued);
+  // The unexpired revoked certificates that generation `generation` of the tenant's CA issued.
+  Expected<std::vector<RevokedCertificate>> ListRevokedCertificates(std::string_view tenant,
+                                                                    std::int64_t generation,
+                                                                    std::int64_t now);
+  // The next number of the generation's CRL (1, 2, ...). Errors: kNotFound.
+  Expected<std::int64_t> NextCrlNumber(std::string_view tenant, std::int64_t generation);
 
   // For the attestation verifier, which knows only the device ID. Errors: kNotFound (unclaimed).
   Expected<Device> FindDeviceForAttestation(std::string_view device_id);
@@ -219,6 +243,15 @@ class Store {
   Expected<void> Transaction(const std::function<Expected<void>()>& body) {
     return db_->Transaction(body);
   }
+
+  // Platform administrator tokens (those of no tenant), revoked or not, oldest first.
+  Expected<std::vector<ApiToken>> ListPlatformTokens();
+  // Revokes every platform administrator token not revoked yet; returns their IDs.
+  Expected<std::vector<std::string>> RevokePlatformTokens();
+  // Runs `body` in a transaction that holds the platform-token lock (PostgreSQL: an advisory lock;
+  // SQLite: the write lock), so that service instances starting together and `aspis-service
+  // admin-token` see each other's platform tokens and do not each make one.
+  Expected<void> PlatformTokenTransaction(const std::function<Expected<void>()>& body);
 
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}

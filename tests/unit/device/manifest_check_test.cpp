@@ -119,18 +119,21 @@ TEST_F(ManifestCheck, ArbitrarySoftwareManifestSignedByAnotherKeyIsRefused) {
 TEST_F(ManifestCheck, AppCertificateCannotSignManifests) {
   // An app holding the device's app certificate (same tenant CA) tries to steer updates.
   const Issuer app = MakeSigner(ca_, kDevice, wire::kAppCertificatePolicy);
-  ExpectRefused(Response(Manifest(), app, ca_), Expect(), "deployment certificate");
+  ExpectRefused(Response(Manifest(), app, ca_), Expect(),
+                "not signed with a deployment certificate of this device's tenant");
 }
 
 TEST_F(ManifestCheck, TenantIsolationDeploymentKeyOfAnotherTenantIsRefused) {
   const Issuer other_ca = MakeTenantCa(root_, "t2");
   const Issuer other =
       MakeSigner(other_ca, "Aspis Deployments t2", wire::kDeploymentCertificatePolicy);
-  ExpectRefused(Response(Manifest(), other, other_ca), Expect(), "deployment certificate");
+  ExpectRefused(Response(Manifest(), other, other_ca), Expect(),
+                "not signed with a deployment certificate of this device's tenant");
   // Even named for t1, a certificate from t2's CA does not chain through a CA of t1.
   const Issuer forged =
       MakeSigner(other_ca, "Aspis Deployments t1", wire::kDeploymentCertificatePolicy);
-  ExpectRefused(Response(Manifest(), forged, other_ca), Expect(), "chain");
+  ExpectRefused(Response(Manifest(), forged, other_ca), Expect(),
+                "does not chain to the pinned platform root through this tenant's CA");
 }
 
 TEST_F(ManifestCheck, DeploymentCertificateFromAnUnpinnedRootIsRefused) {
@@ -138,7 +141,8 @@ TEST_F(ManifestCheck, DeploymentCertificateFromAnUnpinnedRootIsRefused) {
   const Issuer rogue_ca = MakeTenantCa(rogue_root, "t1");
   const Issuer rogue =
       MakeSigner(rogue_ca, "Aspis Deployments t1", wire::kDeploymentCertificatePolicy);
-  ExpectRefused(Response(Manifest(), rogue, rogue_ca), Expect(), "chain");
+  ExpectRefused(Response(Manifest(), rogue, rogue_ca), Expect(),
+                "does not chain to the pinned platform root");
 }
 
 }  // namespace

@@ -38,5 +38,23 @@ TEST(Backoff, DelaysGrowExponentiallyUpToTheCapWithFullJitter) {
   EXPECT_EQ(backoff.NextDelay(), 1998ms);
 }
 
+TEST(Backoff, WaitsAtLeastTheRetryAfterTheServiceAsksFor) {
+  Backoff backoff(2s, 600s, [] { return 0.5; });
+  EXPECT_EQ(backoff.NextDelay(30s), 30s) << "the jittered 1 s would be too soon";
+  EXPECT_EQ(backoff.failures(), 1u);
+  EXPECT_EQ(backoff.NextDelay(std::nullopt), 2s) << "without Retry-After, plain backoff";
+  EXPECT_EQ(backoff.NextDelay(1s), 4s) << "a backoff already longer than asked stands";
+}
+
+TEST(Backoff, RetryAfterBeyondTheLongestWaitIsCappedAtIt) {
+  Backoff backoff(2s, 600s, [] { return 0.0; });
+  EXPECT_EQ(backoff.NextDelay(3600s), 600s);
+  EXPECT_EQ(backoff.NextDelay(std::chrono::seconds(std::int64_t{1} << 60)), 600s)
+      << "no overflow on absurd values";
+  Backoff subsecond_cap(100ms, 1500ms, [] { return 0.0; });
+  EXPECT_EQ(subsecond_cap.NextDelay(2s), 1500ms);
+  EXPECT_EQ(subsecond_cap.NextDelay(1s), 1s);
+}
+
 }  // namespace
 }  // namespace aspis::device::attest

@@ -4,6 +4,7 @@
 
 #include "core/json.hpp"
 #include "service/http/router.hpp"
+#include "service/http/server.hpp"
 
 namespace aspis::service::http {
 namespace {
@@ -67,6 +68,28 @@ TEST(Router, ThrowingHandlerBecomesA500Problem) {
   const Response response = router.Dispatch(request);
   EXPECT_EQ(response.status, 500);
   EXPECT_EQ(response.body.find("bug"), std::string::npos);  // internals stay in the log
+}
+
+TEST(Router, HandleAfterFindRunsTheMatchedRoute) {
+  Router router;
+  router.Add("GET", "/v1/devices/{device}",
+             [](const Request& r) { return Response::Json(200, std::string(r.Param("device"))); });
+  Request request = Make("GET", "/v1/devices/d7");
+  const Router::Match match = router.Find(request);
+  EXPECT_EQ(match.pattern, "/v1/devices/{device}");
+  EXPECT_EQ(router.Handle(match, request).body, "d7");
+  Request unknown = Make("GET", "/v1/nothing");
+  EXPECT_EQ(router.Handle(router.Find(unknown), unknown).status, 404);
+}
+
+// Clients choose methods; metrics labels must come from a fixed set.
+TEST(MethodLabel, UnknownMethodsAreOther) {
+  for (const char* method : {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    EXPECT_EQ(MethodLabel(method), method);
+  }
+  for (const char* method : {"BREW", "get", "PROPFIND", "", "GET ", "GET\n"}) {
+    EXPECT_EQ(MethodLabel(method), "other") << method;
+  }
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "crypto/encoding.hpp"
 #include "rot/counter_rules.hpp"
 #include "rot/errors.hpp"
+#include "rot/platform/tpm2/nv.hpp"
 #include "rot/platform/tpm2/tss_ptr.hpp"
 #include "rot/tpm2b.hpp"
 
@@ -27,21 +28,6 @@ using Release = EsysHandle::Release;
 
 // What one TPM2_NV_Read may ask for (the reference TPM's MAX_NV_BUFFER_SIZE is 1024).
 constexpr std::size_t kMaxNvRead = 768;
-
-Error TpmError(std::string_view what, TSS2_RC rc) {
-  const TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
-  const bool unreachable =
-      layer == TSS2_TCTI_RC_LAYER ||
-      (layer == TSS2_ESAPI_RC_LAYER && (rc & ~TSS2_RC_LAYER_MASK) == TSS2_BASE_RC_IO_ERROR);
-  return Error(unreachable ? RotErrc::kUnavailable : RotErrc::kTpm,
-               std::string(what) + ": " + Tss2_RC_Decode(rc));
-}
-
-// The TPM's own error number with parameter, handle and session numbers masked off.
-TSS2_RC TpmCode(TSS2_RC rc) {
-  if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER) return rc;
-  return (rc & TPM2_RC_FMT1) != 0 ? (rc & (TPM2_RC_FMT1 | 0x3f)) : rc;
-}
 
 // The SHA-256 bank's PCRs in `mask` (bit i = PCR i).
 TPML_PCR_SELECTION Selection(std::uint32_t mask) {
@@ -114,7 +100,6 @@ bool IsIdentityKey(const TPMT_PUBLIC& p) {
          p.parameters.eccDetail.scheme.details.ecdsa.hashAlg == TPM2_ALG_SHA256;
 }
 
-std::string HandleName(std::uint32_t handle) { return fmt::format("0x{:08x}", handle); }
 
 class Tpm2RootOfTrust final : public RootOfTrust {
  public:
@@ -135,7 +120,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   }
 
   Expected<void> LoadIdentity(bool create) {
-    auto present = HandleExists(kIdentityHandle);
+    auto present = nv_.HandleExists(kIdentityHandle);
     if (!present) return std::unexpected(present.error());
     if (!*present) {
       if (!create) {
@@ -170,7 +155,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
 
   Expected<void> ProvisionCounters() {
     for (std::uint32_t i = 0; i < kCounterCount; ++i) {
-      if (auto ok = ProvisionCounter(i); !ok) {
+      if (auto ok = nv_.ProvisionCounter(i); !ok) {
         return std::unexpected(
             std::move(ok.error()).WithContext("provisioning counter " + std::to_string(i)));
       }
@@ -181,7 +166,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   // Defines the Aspis NvPCR if it is missing and `create` is set; refuses an index at its handle
   // that was defined otherwise.
   Expected<void> LoadNvPcr(bool create) {
-    auto pub = NvPublic(kNvPcrIndex);
+    auto pub = nv_.NvPublic(kNvPcrIndex);
     if (!pub) return std::unexpected(pub.error());
     if (!*pub) {
       if (!create) {
@@ -190,7 +175,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
                                             "; run `aspisd identity init`");
       }
       if (auto made = DefineNvPcr(); !made) return made;
-      pub = NvPublic(kNvPcrIndex);
+      pub = nv_.NvPublic(kNvPcrIndex);
       if (!pub) return std::unexpected(pub.error());
     }
     auto policy = NvPcrPolicy();
@@ -229,7 +214,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   }
 
   Expected<void> Extend(const Digest& measurement) override {
-    auto nv = OpenNv(kNvPcrIndex);
+    auto nv = nv_.OpenNv(kNvPcrIndex);
     if (!nv) return std::unexpected(nv.error());
     TPM2B_MAX_NV_BUFFER data{};
     SetTpm2b(data, measurement);
@@ -240,13 +225,13 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   }
 
   Expected<Digest> ReadRegister() override {
-    auto pub = NvPublic(kNvPcrIndex);
+    auto pub = nv_.NvPublic(kNvPcrIndex);
     if (!pub) return std::unexpected(pub.error());
     if (!*pub) return Fail(RotErrc::kBadState, "the Aspis NvPCR is missing");
     Digest value{};
     // Unwritten since the TPM reset: the first extend starts from zeros.
     if (((*pub)->attributes & TPMA_NV_WRITTEN) == 0) return value;
-    auto nv = OpenNv(kNvPcrIndex);
+    auto nv = nv_.OpenNv(kNvPcrIndex);
     if (!nv) return std::unexpected(nv.error());
     TPM2B_MAX_NV_BUFFER* out = nullptr;
     const TSS2_RC rc = Esys_NV_Read(ctx(), nv->get(), nv->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
@@ -330,9 +315,9 @@ class Tpm2RootOfTrust final : public RootOfTrust {
 
   Expected<std::uint64_t> ReadCounter(std::uint32_t counter) override {
     if (auto ok = CheckCounterIndex(counter); !ok) return std::unexpected(ok.error());
-    auto origin = ReadNv(kCounterOriginIndexBase + counter);
+    auto origin = nv_.ReadNv(kCounterOriginIndexBase + counter);
     if (!origin) return std::unexpected(origin.error());
-    auto raw = ReadNv(kCounterIndexBase + counter);
+    auto raw = nv_.ReadNv(kCounterIndexBase + counter);
     if (!raw) return std::unexpected(raw.error());
     if (*raw < *origin) {
       return Fail(RotErrc::kBadState,
@@ -346,7 +331,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     if (!current) return std::unexpected(current.error());
     if (auto ok = CheckCounterAdvance(counter, *current, value); !ok) return ok;
     for (std::uint64_t v = *current; v < value; ++v) {
-      if (auto ok = IncrementNv(kCounterIndexBase + counter); !ok) return ok;
+      if (auto ok = nv_.IncrementNv(kCounterIndexBase + counter); !ok) return ok;
     }
     return {};
   }
@@ -455,16 +440,6 @@ class Tpm2RootOfTrust final : public RootOfTrust {
  private:
   ESYS_CONTEXT* ctx() const { return esys_.get(); }
 
-  Expected<bool> HandleExists(std::uint32_t handle) {
-    TPMS_CAPABILITY_DATA* out = nullptr;
-    const TSS2_RC rc = Esys_GetCapability(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                          TPM2_CAP_HANDLES, handle, 1, nullptr, &out);
-    EsysOut<TPMS_CAPABILITY_DATA> data(out);
-    if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("listing TPM handles", rc));
-    const TPML_HANDLE& handles = data->data.handles;
-    return handles.count > 0 && handles.handle[0] == handle;
-  }
-
   Expected<std::vector<Digest>> ReadPcrs(std::uint32_t mask) {
     std::vector<Digest> values;
     // PCR_Read returns at most eight values per call; ask again for what it left out.
@@ -531,7 +506,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   }
 
   Expected<Quote> CertifyNvPcr(const TPM2B_DATA& qualifying) {
-    auto nv = OpenNv(kNvPcrIndex);
+    auto nv = nv_.OpenNv(kNvPcrIndex);
     if (!nv) return std::unexpected(nv.error());
     const TPMT_SIG_SCHEME scheme = EcdsaScheme();
     TPM2B_ATTEST* certified_out = nullptr;
@@ -586,10 +561,10 @@ class Tpm2RootOfTrust final : public RootOfTrust {
   Expected<EkCertificate> FindEk() {
     for (const auto& [kind, index] : {std::pair{EkKind::kEccP256, kEkCertificateEccP256},
                                       std::pair{EkKind::kRsa2048, kEkCertificateRsa2048}}) {
-      auto pub = NvPublic(index);
+      auto pub = nv_.NvPublic(index);
       if (!pub) return std::unexpected(pub.error());
       if (!*pub) continue;
-      auto nv = OpenNv(index);
+      auto nv = nv_.OpenNv(index);
       if (!nv) return std::unexpected(nv.error());
       Bytes contents;
       const std::uint16_t size = (*pub)->dataSize;
@@ -726,7 +701,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     EsysHandle handle(ctx(), session, Release::kFlush);
     auto value = ReadRegister();
     if (!value) return std::unexpected(value.error());
-    auto nv = OpenNv(kNvPcrIndex);
+    auto nv = nv_.OpenNv(kNvPcrIndex);
     if (!nv) return std::unexpected(nv.error());
     TPM2B_OPERAND operand{};
     SetTpm2b(operand, *value);
@@ -762,128 +737,9 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     return EsysHandle(ctx(), parent, Release::kFlush);
   }
 
-  // NV index public data, or nullopt when the index is not defined.
-  Expected<std::optional<TPMS_NV_PUBLIC>> NvPublic(std::uint32_t index) {
-    auto defined = HandleExists(index);
-    if (!defined) return std::unexpected(defined.error());
-    if (!*defined) return std::optional<TPMS_NV_PUBLIC>();
-    auto handle = OpenNv(index);
-    if (!handle) return std::unexpected(handle.error());
-    TPM2B_NV_PUBLIC* out = nullptr;
-    const TSS2_RC rc = Esys_NV_ReadPublic(ctx(), handle->get(), ESYS_TR_NONE, ESYS_TR_NONE,
-                                          ESYS_TR_NONE, &out, nullptr);
-    EsysOut<TPM2B_NV_PUBLIC> pub(out);
-    if (rc != TSS2_RC_SUCCESS) {
-      return std::unexpected(TpmError("reading NV index " + HandleName(index), rc));
-    }
-    return std::optional<TPMS_NV_PUBLIC>(pub->nvPublic);
-  }
-
-  Expected<EsysHandle> OpenNv(std::uint32_t index) {
-    ESYS_TR handle = ESYS_TR_NONE;
-    const TSS2_RC rc =
-        Esys_TR_FromTPMPublic(ctx(), index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &handle);
-    if (rc != TSS2_RC_SUCCESS) {
-      return Fail(RotErrc::kBadState, "NV index " + HandleName(index) +
-                                          " is not provisioned; run `aspisd identity init` (" +
-                                          Tss2_RC_Decode(rc) + ")");
-    }
-    return EsysHandle(ctx(), handle, Release::kClose);
-  }
-
-  Expected<void> DefineNv(std::uint32_t index, TPMA_NV attributes) {
-    TPM2B_NV_PUBLIC pub{};
-    pub.nvPublic.nvIndex = index;
-    pub.nvPublic.nameAlg = TPM2_ALG_SHA256;
-    pub.nvPublic.attributes = attributes | TPMA_NV_OWNERWRITE | TPMA_NV_OWNERREAD;
-    pub.nvPublic.dataSize = 8;
-    const TPM2B_AUTH no_auth{};
-    ESYS_TR handle = ESYS_TR_NONE;
-    const TSS2_RC rc = Esys_NV_DefineSpace(ctx(), ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                           ESYS_TR_NONE, &no_auth, &pub, &handle);
-    if (rc != TSS2_RC_SUCCESS)
-      return std::unexpected(TpmError("defining NV index " + HandleName(index), rc));
-    EsysHandle close(ctx(), handle, Release::kClose);
-    return {};
-  }
-
-  Expected<std::uint64_t> ReadNv(std::uint32_t index) {
-    auto handle = OpenNv(index);
-    if (!handle) return std::unexpected(handle.error());
-    TPM2B_MAX_NV_BUFFER* out = nullptr;
-    const TSS2_RC rc = Esys_NV_Read(ctx(), ESYS_TR_RH_OWNER, handle->get(), ESYS_TR_PASSWORD,
-                                    ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &out);
-    EsysOut<TPM2B_MAX_NV_BUFFER> data(out);
-    if (rc != TSS2_RC_SUCCESS)
-      return std::unexpected(TpmError("reading NV index " + HandleName(index), rc));
-    std::uint64_t value = 0;
-    std::size_t offset = 0;
-    if (Tss2_MU_UINT64_Unmarshal(data->buffer, data->size, &offset, &value) != TSS2_RC_SUCCESS) {
-      return Fail(RotErrc::kBadState, "NV index " + HandleName(index) + " does not hold 8 bytes");
-    }
-    return value;
-  }
-
-  Expected<void> IncrementNv(std::uint32_t index) {
-    auto handle = OpenNv(index);
-    if (!handle) return std::unexpected(handle.error());
-    const TSS2_RC rc = Esys_NV_Increment(ctx(), ESYS_TR_RH_OWNER, handle->get(), ESYS_TR_PASSWORD,
-                                         ESYS_TR_NONE, ESYS_TR_NONE);
-    if (rc != TSS2_RC_SUCCESS)
-      return std::unexpected(TpmError("incrementing NV counter " + HandleName(index), rc));
-    return {};
-  }
-
-  // Idempotent: each step checks what an interrupted earlier run left behind.
-  Expected<void> ProvisionCounter(std::uint32_t i) {
-    const std::uint32_t counter_index = kCounterIndexBase + i;
-    const std::uint32_t origin_index = kCounterOriginIndexBase + i;
-    auto counter = NvPublic(counter_index);
-    if (!counter) return std::unexpected(counter.error());
-    if (!*counter) {
-      if (auto ok = DefineNv(counter_index, TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT); !ok)
-        return ok;
-      counter = NvPublic(counter_index);
-      if (!counter) return std::unexpected(counter.error());
-    }
-    if (((*counter)->attributes & TPMA_NV_WRITTEN) == 0) {
-      // A counter has no value until its first increment; the TPM then starts it at the highest
-      // value any counter has had, which the origin record below absorbs.
-      if (auto ok = IncrementNv(counter_index); !ok) return ok;
-    }
-    auto origin = NvPublic(origin_index);
-    if (!origin) return std::unexpected(origin.error());
-    if (!*origin) {
-      if (auto ok = DefineNv(origin_index, TPMA_NV_WRITEDEFINE); !ok) return ok;
-      origin = NvPublic(origin_index);
-      if (!origin) return std::unexpected(origin.error());
-    }
-    auto handle = OpenNv(origin_index);
-    if (!handle) return std::unexpected(handle.error());
-    if (((*origin)->attributes & TPMA_NV_WRITTEN) == 0) {
-      auto raw = ReadNv(counter_index);
-      if (!raw) return std::unexpected(raw.error());
-      TPM2B_MAX_NV_BUFFER data{};
-      std::size_t offset = 0;
-      if (Tss2_MU_UINT64_Marshal(*raw, data.buffer, sizeof data.buffer, &offset) !=
-          TSS2_RC_SUCCESS) {
-        return Fail(RotErrc::kTpm, "marshaling counter origin");
-      }
-      data.size = static_cast<UINT16>(offset);
-      const TSS2_RC rc = Esys_NV_Write(ctx(), ESYS_TR_RH_OWNER, handle->get(), ESYS_TR_PASSWORD,
-                                       ESYS_TR_NONE, ESYS_TR_NONE, &data, 0);
-      if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("recording counter origin", rc));
-    }
-    if (((*origin)->attributes & TPMA_NV_WRITELOCKED) == 0) {
-      const TSS2_RC rc = Esys_NV_WriteLock(ctx(), ESYS_TR_RH_OWNER, handle->get(), ESYS_TR_PASSWORD,
-                                           ESYS_TR_NONE, ESYS_TR_NONE);
-      if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("locking counter origin", rc));
-    }
-    return {};
-  }
-
   TctiPtr tcti_;
   EsysPtr esys_;
+  Nv nv_{esys_.get()};
   EsysHandle identity_handle_;
   std::optional<Identity> identity_;
 };

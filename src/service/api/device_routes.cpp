@@ -1,0 +1,196 @@
+#include "service/api/device_routes.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/log.hpp"
+#include "crypto/dsse.hpp"
+#include "service/api/common.hpp"
+#include "service/attest/attestation.hpp"
+#include "wire/attestation.hpp"
+#include "wire/check_in.hpp"
+#include "wire/device_api.hpp"
+
+namespace aspis::service::api {
+
+namespace {
+
+using namespace std::chrono_literals;
+using http::Request;
+using http::Response;
+using store::StoreErrc;
+
+// A device acts on a manifest only this long after it was issued (freeze attacks).
+constexpr std::chrono::seconds kManifestLifetime = 24h;
+
+Expected<std::string> ChainPem(const std::vector<crypto::Certificate>& chain) {
+  std::string pem;
+  for (const auto& certificate : chain) {
+    auto text = certificate.ToPem();
+    if (!text) return std::unexpected(text.error());
+    pem += *text;
+  }
+  return pem;
+}
+
+// The verifier's outcome as the attester reads it: the certificates, or what to send next.
+// Nullopt for a refusal.
+std::optional<wire::AttestationResult> ToWire(const attest::Outcome& outcome) {
+  switch (outcome.next) {
+    case attest::Next::kSendEndorsement:
+      return wire::AttestationResult{wire::kEndorsementRequired, {}, {}, {}, std::nullopt};
+    case attest::Next::kActivateCredential:
+      return wire::AttestationResult{
+          wire::kActivateCredential, {}, {}, {},
+          wire::CredentialChallenge{outcome.challenge->credential.credential_blob,
+                                    outcome.challenge->credential.encrypted_secret,
+                                    outcome.challenge->token}};
+    case attest::Next::kNothing:
+      break;
+  }
+  if (!outcome.certificates) return std::nullopt;
+  auto runtime = outcome.certificates->runtime.ToPem();
+  auto app = outcome.certificates->app.ToPem();
+  auto chain = ChainPem(outcome.certificates->chain);
+  if (!runtime || !app || !chain) return std::nullopt;
+  return wire::AttestationResult{wire::kTrusted, *runtime, *app, *chain, std::nullopt};
+}
+
+class DeviceRoutes {
+ public:
+  DeviceRoutes(const Context& c, std::shared_ptr<const ca::TenantCas> cas)
+      : c_(c),
+        cas_(std::move(cas)),
+        verifier_(c.store, c.data, c.clock, c.metrics, *cas_, c.attestation) {}
+
+  // Device routes: only a runtime certificate issued by the device's own tenant CA, for a claimed
+  // device that is not revoked, opens them. App certificates are refused.
+  Expected<store::Device> AuthenticateDevice(const Request& request) const {
+    auto deny = [](std::string why) { return Fail(StoreErrc::kNotFound, std::move(why)); };
+    if (!request.client_certificate) return deny("present the device's runtime certificate");
+    const crypto::Certificate& cert = *request.client_certificate;
+    const auto policies = cert.PolicyOids();
+    if (std::find(policies.begin(), policies.end(), wire::kRuntimeCertificatePolicy) ==
+        policies.end()) {
+      return deny("only the device runtime certificate opens device routes");
+    }
+    const auto uris = cert.SanUris();
+    const auto name = uris.size() == 1 ? wire::ParseDeviceUri(uris[0]) : std::nullopt;
+    if (!name) return deny("the certificate does not name a tenant and a device");
+    const std::string& tenant = name->tenant;
+    const std::string& device_id = name->device_id;
+    auto roots = cas().Trusted(tenant);
+    if (!roots) return deny("the certificate names an unknown tenant");
+    if (!crypto::VerifyChain(cert, {}, *roots, c_.clock.Now()).valid() ||
+        cert.SubjectCommonName() != device_id) {
+      return deny("the certificate was not issued to this device by its tenant's CA");
+    }
+    auto device = c_.store.GetDevice(tenant, device_id);
+    if (!device) return deny("the device is not claimed by the tenant its certificate names");
+    if (device->revoked) return deny("the device is revoked");
+    return device;
+  }
+
+  // Device check-in (DESIGN section 5): records what the device runs and answers with its update
+  // manifest, signed by the tenant's deployment key.
+  Response CheckIn(const Request& request) const {
+    auto device = AuthenticateDevice(request);
+    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
+    auto check_in = wire::ParseCheckIn(request.body);
+    if (!check_in) return Response::Problem(400, "Malformed check-in", check_in.error().message());
+    if (check_in->device_id != device->id) {
+      return Response::Problem(403, "Forbidden",
+                               "the check-in names another device than the certificate");
+    }
+    const auto now = UnixSeconds(c_.clock.Now());
+    auto sequence = c_.store.RecordCheckIn(device->tenant_id, device->id, now, check_in->os_version,
+                                           check_in->runtime_version);
+    if (!sequence) return FromError(sequence.error());
+    const wire::UpdateManifest manifest{.device_id = device->id,
+                                        .sequence = static_cast<std::uint64_t>(*sequence),
+                                        .issued_at = now,
+                                        .expires_at = now + kManifestLifetime.count(),
+                                        .os_feed = "retail"};
+    auto response = SignManifest(device->tenant_id, manifest);
+    if (!response) return FromError(response.error());
+    return Response::Json(200, wire::Serialize(*response));
+  }
+
+  Expected<wire::CheckInResponse> SignManifest(const std::string& tenant,
+                                               const wire::UpdateManifest& manifest) const {
+    auto record = c_.store.GetTenantKey(tenant, "deployment");
+    if (!record) return std::unexpected(record.error());
+    auto pem =
+        OpenSecret(c_.data.master_key, record->sealed_key, "tenant/" + tenant + "/deployment");
+    if (!pem) return std::unexpected(pem.error());
+    auto key = crypto::PrivateKey::FromPem(AsString(*pem));
+    if (!key) return std::unexpected(key.error());
+    const std::string payload = wire::Serialize(manifest);
+    auto envelope = crypto::dsse::Sign(wire::kManifestPayloadType, AsBytes(payload),
+                                       std::span<const crypto::PrivateKey>(&*key, 1));
+    if (!envelope) return std::unexpected(envelope.error());
+    // The deployment certificate and every unexpired tenant CA: the device finds the chain to the
+    // platform root it pins.
+    std::string chain = record->certificate_pem;
+    auto trusted = cas().Trusted(tenant);
+    if (!trusted) return std::unexpected(trusted.error());
+    for (const auto& ca : *trusted) {
+      auto ca_pem = ca.ToPem();
+      if (!ca_pem) return std::unexpected(ca_pem.error());
+      chain += *ca_pem;
+    }
+    return wire::CheckInResponse{crypto::dsse::Serialize(*envelope), chain};
+  }
+
+  // The caller is not authenticated: it learns only trusted or not (never whether a device is
+  // claimed, revoked or why); the reasons go to the device's tenant.
+  Response Attest(const Request& request) const {
+    auto evidence = wire::ParseEvidence(request.body);
+    if (!evidence) return Response::Problem(400, "Malformed evidence", evidence.error().message());
+    const attest::Outcome outcome = verifier_.Verify(*evidence);
+    if (auto result = ToWire(outcome)) return Response::Json(200, wire::Serialize(*result));
+    if (outcome.verdict.outcome() == Verdict::Outcome::kCouldNotCheck) {
+      log::Error("attestation of {} could not be checked: {}", evidence->device_id,
+                 outcome.verdict.reason());
+      return Response::Problem(503, "Attestation unavailable",
+                               "the service could not check the evidence; retry later");
+    }
+    return Response::Problem(403, "Untrusted", wire::kAttestationRefused);
+  }
+
+  Response Challenge() const {
+    auto challenge = verifier_.Challenge();
+    return challenge ? Response::Json(200, wire::Serialize(*challenge))
+                     : FromError(challenge.error());
+  }
+
+  Response Status(const Request& request) const {
+    auto device = AuthenticateDevice(request);
+    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
+    return Response::Json(200, DeviceJson(*device).dump());
+  }
+
+ private:
+  const ca::TenantCas& cas() const { return *cas_; }
+
+  Context c_;
+  std::shared_ptr<const ca::TenantCas> cas_;
+  attest::Verifier verifier_;
+};
+
+}  // namespace
+
+void AddDeviceRoutes(http::Router& router, const Context& context,
+                     std::shared_ptr<const ca::TenantCas> cas) {
+  auto routes = std::make_shared<DeviceRoutes>(context, std::move(cas));
+  router.Add("POST", wire::kChallengePath,
+             [routes](const Request&) { return routes->Challenge(); });
+  router.Add("POST", wire::kAttestationPath,
+             [routes](const Request& request) { return routes->Attest(request); });
+  router.Add("POST", wire::kCheckInPath,
+             [routes](const Request& request) { return routes->CheckIn(request); });
+  router.Add("GET", wire::kDeviceStatusPath,
+             [routes](const Request& request) { return routes->Status(request); });
+}
+
+}  // namespace aspis::service::api
