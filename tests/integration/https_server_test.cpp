@@ -37,12 +37,22 @@ using service::http::ServerConfig;
 const auto kNow = std::chrono::system_clock::now();
 
 struct Ca {
+  // A root CA.
   explicit Ca(std::string name)
       : key(*crypto::PrivateKey::GenerateP256()),
         cert(*crypto::CreateSelfSigned(key, {.common_name = std::move(name),
                                              .not_before = kNow - 1h,
                                              .lifetime = 24h * 30,
                                              .is_ca = true})) {}
+  // A CA under `parent`, as a tenant CA is under the platform root.
+  Ca(std::string name, const Ca& parent)
+      : key(*crypto::PrivateKey::GenerateP256()),
+        cert(*crypto::Issue(parent.cert, parent.key, key.Public(),
+                            {.common_name = std::move(name),
+                             .not_before = kNow - 1h,
+                             .lifetime = 24h * 29,
+                             .is_ca = true,
+                             .path_length = 0})) {}
 
   crypto::Certificate Leaf(const crypto::PrivateKey& subject, crypto::CertificateProfile p) const {
     p.not_before = kNow - 1h;
@@ -79,7 +89,9 @@ class HttpsServer : public ::testing::Test {
           200, r.client_certificate ? r.client_certificate->SubjectCommonName() : "anonymous");
     });
     const std::vector<crypto::Certificate> chain{server_cert_};
-    const std::vector<crypto::Certificate> client_roots{tenant_ca_.cert};
+    // As aspis-service: any client certificate chaining to the platform root passes the
+    // handshake; which tenant's device routes it opens is the routes' decision.
+    const std::vector<crypto::Certificate> client_roots{platform_ca_.cert};
     ServerConfig config{.tls = *crypto::tls::ServerContext(chain, server_key_, client_roots),
                         .threads = 2,
                         .max_body_bytes = 1024};
@@ -99,8 +111,8 @@ class HttpsServer : public ::testing::Test {
   }
 
   Ca platform_ca_{"Platform Root"};
-  Ca tenant_ca_{"Tenant CA"};
-  Ca other_tenant_ca_{"Other Tenant CA"};
+  Ca tenant_ca_{"Tenant CA", platform_ca_};
+  Ca rogue_ca_{"Rogue CA"};  // outside the platform root
   crypto::PrivateKey server_key_ = *crypto::PrivateKey::GenerateP256();
   crypto::Certificate server_cert_ = platform_ca_.Leaf(server_key_, {.common_name = "aspis-service",
                                                                      .server_auth = true,
@@ -148,7 +160,7 @@ TEST_F(HttpsServer, UnknownRouteIsAProblemDocument) {
 TEST_F(HttpsServer, ClientCertificateFromTrustedCaReachesHandler) {
   const auto device_key = *crypto::PrivateKey::GenerateP256();
   const auto device = tenant_ca_.Leaf(device_key, {.common_name = "device-1", .client_auth = true});
-  auto response = Client(&device_key, {device}).Send("GET", "/whoami");
+  auto response = Client(&device_key, {device, tenant_ca_.cert}).Send("GET", "/whoami");
   ASSERT_TRUE(response) << response.error().message();
   EXPECT_EQ(response->body, "device-1");
   auto anonymous = Client().Send("GET", "/whoami");
@@ -164,7 +176,7 @@ TEST_F(HttpsServer, ClientCertificateWithTpmHeldKeyReachesHandler) {
   ASSERT_TRUE(device_key) << device_key.error().message();
   const auto device =
       tenant_ca_.Leaf(*device_key, {.common_name = "device-tpm", .client_auth = true});
-  auto connection = Client(&*device_key, {device}).Connect();
+  auto connection = Client(&*device_key, {device, tenant_ca_.cert}).Connect();
   ASSERT_TRUE(connection) << connection.error().message();
   for (int i = 0; i < 2; ++i) {
     auto response = connection->Send("GET", "/whoami");
@@ -173,17 +185,21 @@ TEST_F(HttpsServer, ClientCertificateWithTpmHeldKeyReachesHandler) {
   }
 }
 
-TEST_F(HttpsServer, TenantIsolationCertificateFromAnotherCaIsRefusedAtHandshake) {
+TEST_F(HttpsServer, ClientCertificateOutsideThePlatformRootIsRefusedAtHandshake) {
   const auto key = *crypto::PrivateKey::GenerateP256();
-  const auto foreign = other_tenant_ca_.Leaf(key, {.common_name = "intruder", .client_auth = true});
-  auto response = Client(&key, {foreign}).Send("GET", "/whoami");
+  const auto foreign = rogue_ca_.Leaf(key, {.common_name = "intruder", .client_auth = true});
+  auto response = Client(&key, {foreign, rogue_ca_.cert}).Send("GET", "/whoami");
   ASSERT_FALSE(response);
   EXPECT_EQ(response.error(), wire::WireErrc::kTls) << response.error().message();
-  EXPECT_TRUE(Client().Send("GET", "/hello"));  // and the server keeps serving
+  // The positive twin: a tenant CA's certificate, under the platform root, is let through.
+  const auto device = tenant_ca_.Leaf(key, {.common_name = "device-1", .client_auth = true});
+  auto admitted = Client(&key, {device, tenant_ca_.cert}).Send("GET", "/whoami");
+  ASSERT_TRUE(admitted) << admitted.error().message();
+  EXPECT_EQ(admitted->body, "device-1");
 }
 
 TEST_F(HttpsServer, ClientRefusesServerOutsideItsPinnedRoots) {
-  const std::vector<crypto::Certificate> wrong_roots{other_tenant_ca_.cert};
+  const std::vector<crypto::Certificate> wrong_roots{rogue_ca_.cert};
   wire::HttpsClient client({"127.0.0.1", server_->port()}, *crypto::tls::ClientContext(wrong_roots),
                            5s);
   auto response = client.Send("GET", "/hello");
@@ -340,7 +356,7 @@ TEST_F(HttpsServer, DeviceRouteFloodIsLimitedPerDevice) {
         key,
         {.common_name = id, .client_auth = true, .san_uris = {"urn:aspis:tenant:t1:device:" + id}});
   };
-  auto a = Client(&key_a, {device(key_a, "device-a")}).Connect();
+  auto a = Client(&key_a, {device(key_a, "device-a"), tenant_ca_.cert}).Connect();
   ASSERT_TRUE(a) << a.error().message();
   for (int i = 0; i < 10; ++i) ASSERT_EQ(a->Send("GET", "/v1/device/whoami")->status, 200) << i;
   auto limited = a->Send("GET", "/v1/device/whoami");
@@ -348,7 +364,7 @@ TEST_F(HttpsServer, DeviceRouteFloodIsLimitedPerDevice) {
   EXPECT_EQ(limited->status, 429);
   EXPECT_EQ(limited->retry_after, 1s);
 
-  auto b = Client(&key_b, {device(key_b, "device-b")}).Send("GET", "/v1/device/whoami");
+  auto b = Client(&key_b, {device(key_b, "device-b"), tenant_ca_.cert}).Send("GET", "/v1/device/whoami");
   ASSERT_TRUE(b) << b.error().message();
   EXPECT_EQ(b->status, 200) << "another device is not limited by device-a's flood";
   EXPECT_EQ(b->body, "device-b");
@@ -357,7 +373,7 @@ TEST_F(HttpsServer, DeviceRouteFloodIsLimitedPerDevice) {
   EXPECT_EQ(anonymous->status, 200) << "without a certificate, the address's own bucket counts";
   // A fresh certificate (and key) for the same device does not buy a fresh bucket.
   const auto renewed_key = *crypto::PrivateKey::GenerateP256();
-  EXPECT_EQ(Client(&renewed_key, {device(renewed_key, "device-a")})
+  EXPECT_EQ(Client(&renewed_key, {device(renewed_key, "device-a"), tenant_ca_.cert})
                 .Send("GET", "/v1/device/whoami")
                 ->status,
             429);
