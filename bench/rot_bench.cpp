@@ -87,12 +87,12 @@ void VerifyAttestation(benchmark::State& state, rot::RootOfTrust* rot) {
       return rot::VerifyQuote(attestation.quote, key,
                               {kData, 1u << rot::kSoftwareRegister, std::span(&value, 1)});
     }
-    Verdict quote =
-        rot::VerifyQuote(attestation.quote, key, {kData, rot::BootPcrMask(), attestation.boot_pcrs});
+    Verdict quote = rot::VerifyQuote(attestation.quote, key,
+                                     {kData, rot::BootPcrMask(), attestation.boot_pcrs});
     if (!quote.valid()) return quote;
     rot::AttestBody body;
-    Verdict nv = rot::VerifySignedAttest(*attestation.register_certification, key,
-                                         rot::kAttestNv, kData, &body);
+    Verdict nv = rot::VerifySignedAttest(*attestation.register_certification, key, rot::kAttestNv,
+                                         kData, &body);
     return nv.valid() ? rot::CheckNvCertifies(body, nv_name, value) : nv;
   };
   for (auto _ : state) {

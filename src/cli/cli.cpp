@@ -217,8 +217,8 @@ void PrintDeviceStatus(std::ostream& out, const Json& s) {
 void PrintAttestation(std::ostream& out, const Json& a) {
   const std::string reasons = a.value("reasons", "");
   out << "Device ID:       " << a.value("device_id", "") << "\n"
-      << "Verdict:         " << a.value("verdict", "") << (reasons.empty() ? "" : " (" + reasons + ")")
-      << "\n"
+      << "Verdict:         " << a.value("verdict", "")
+      << (reasons.empty() ? "" : " (" + reasons + ")") << "\n"
       << "Attested:        " << Time(a.value("at", Json(0))) << "\n"
       << "Root of trust:   " << a.value("root_of_trust", "") << "\n"
       << "OS release:      " << a.value("os_release", "") << "\n"
@@ -352,24 +352,26 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   show_attestation->callback([&] {
     table = PrintAttestation;
     run = [&](const Session& s) {
-      return Request(s, "GET",
-                     fmt::format("/v1/tenants/{}/devices/{}/attestation", with_tenant(s), device_id));
+      return Request(
+          s, "GET",
+          fmt::format("/v1/tenants/{}/devices/{}/attestation", with_tenant(s), device_id));
     };
   });
 
-  auto* policy = app.add_subcommand("attestation-policy", "What the verifier requires of the "
-                                                          "tenant's devices")
+  auto* policy = app.add_subcommand("attestation-policy",
+                                    "What the verifier requires of the "
+                                    "tenant's devices")
                      ->require_subcommand(1);
   const std::vector<std::string> policy_columns = {"allow_software_root_of_trust",
                                                    "golden_boot_pcrs"};
-  tenant_option(policy->add_subcommand("show", "Show the tenant's attestation policy")
-                    ->callback([&] {
-                      columns = policy_columns;
-                      run = [&](const Session& s) {
-                        return Request(s, "GET", fmt::format("/v1/tenants/{}/attestation-policy",
-                                                             with_tenant(s)));
-                      };
-                    }));
+  tenant_option(
+      policy->add_subcommand("show", "Show the tenant's attestation policy")->callback([&] {
+        columns = policy_columns;
+        run = [&](const Session& s) {
+          return Request(s, "GET",
+                         fmt::format("/v1/tenants/{}/attestation-policy", with_tenant(s)));
+        };
+      }));
   std::string pin_from;
   bool clear_pin = false;
   std::optional<bool> allow_software;
@@ -396,8 +398,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
                     "give --allow-software-root-of-trust, --pin-boot-pcrs-from-device or "
                     "--clear-boot-pcrs");
       }
-      return Request(s, "POST",
-                     fmt::format("/v1/tenants/{}/attestation-policy", with_tenant(s)), body);
+      return Request(s, "POST", fmt::format("/v1/tenants/{}/attestation-policy", with_tenant(s)),
+                     body);
     };
   });
 
@@ -471,8 +473,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   };
   download->callback([&] {
     run = [&](const Session& s) {
-      return save_pem(s, ca_index > 0 ? "/ca-certificates/" + std::to_string(ca_index)
-                                      : "/ca-certificate");
+      return save_pem(
+          s, ca_index > 0 ? "/ca-certificates/" + std::to_string(ca_index) : "/ca-certificate");
     };
   });
   auto* download_crl = ca->add_subcommand(
@@ -485,8 +487,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   tenant_option(download_crl);
   download_crl->callback([&] {
     run = [&](const Session& s) {
-      return save_pem(s, ca_index > 0 ? "/ca-certificates/" + std::to_string(ca_index) + "/crl"
-                                      : "/crl");
+      return save_pem(
+          s, ca_index > 0 ? "/ca-certificates/" + std::to_string(ca_index) + "/crl" : "/crl");
     };
   });
 

@@ -315,8 +315,8 @@ Expected<Bytes> ForeignCertificate::SubjectPublicKeyInfo() const {
 
 std::string ForeignCertificate::IssuerName() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || X509_NAME_print_ex(bio.get(), X509_get_issuer_name(cert_.get()), 0,
-                                 XN_FLAG_RFC2253) < 0) {
+  if (!bio ||
+      X509_NAME_print_ex(bio.get(), X509_get_issuer_name(cert_.get()), 0, XN_FLAG_RFC2253) < 0) {
     ERR_clear_error();
     return "(unreadable issuer)";
   }
@@ -578,9 +578,9 @@ Verdict VerifyNativeChain(const Cert& leaf, std::span<const Cert> intermediates,
   if (rc == 1) return Verdict::Valid();
   const int error = X509_STORE_CTX_get_error(ctx.get());
   ERR_clear_error();
-  std::string reason = "certificate \"" + std::string(leaf_name) +
-                       "\" does not chain to a trusted root: " +
-                       X509_verify_cert_error_string(error);
+  std::string reason =
+      "certificate \"" + std::string(leaf_name) +
+      "\" does not chain to a trusted root: " + X509_verify_cert_error_string(error);
   if (rc < 0 || error == X509_V_ERR_OUT_OF_MEM || error == X509_V_ERR_UNSPECIFIED) {
     return Verdict::CouldNotCheck(std::move(reason));
   }
@@ -597,8 +597,7 @@ Verdict VerifyChain(const Certificate& leaf, std::span<const Certificate> interm
 Verdict VerifyChain(const ForeignCertificate& leaf,
                     std::span<const ForeignCertificate> intermediates,
                     std::span<const ForeignCertificate> roots, Clock::TimePoint at) {
-  return VerifyNativeChain(leaf, intermediates, roots, at,
-                           "issued by " + leaf.IssuerName());
+  return VerifyNativeChain(leaf, intermediates, roots, at, "issued by " + leaf.IssuerName());
 }
 
 }  // namespace aspis::crypto

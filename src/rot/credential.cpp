@@ -388,17 +388,20 @@ Expected<Bytes> IdObject(ByteView seed, ByteView object_name, ByteView secret) {
 Expected<TPMT_PUBLIC> UnmarshalPublic(ByteView tpm2b_public, std::string_view what) {
   const std::string subject(what);
   if (tpm2b_public.size() < 2) {
-    return Fail(RotErrc::kInvalidArgument, subject + " is shorter than the size field of a TPM2B_PUBLIC");
+    return Fail(RotErrc::kInvalidArgument,
+                subject + " is shorter than the size field of a TPM2B_PUBLIC");
   }
   const std::size_t size = (std::size_t{tpm2b_public[0]} << 8) | tpm2b_public[1];
   const ByteView body = tpm2b_public.subspan(2);
   if (body.size() < size) {
-    return Fail(RotErrc::kInvalidArgument, subject + " is truncated: its TPM2B_PUBLIC size field says " +
-                   std::to_string(size) + " bytes, " + std::to_string(body.size()) + " follow");
+    return Fail(RotErrc::kInvalidArgument,
+                subject + " is truncated: its TPM2B_PUBLIC size field says " +
+                    std::to_string(size) + " bytes, " + std::to_string(body.size()) + " follow");
   }
   if (body.size() > size) {
-    return Fail(RotErrc::kInvalidArgument, subject + " has trailing bytes after its TPM2B_PUBLIC (" +
-                   std::to_string(body.size() - size) + ")");
+    return Fail(RotErrc::kInvalidArgument, subject +
+                                               " has trailing bytes after its TPM2B_PUBLIC (" +
+                                               std::to_string(body.size() - size) + ")");
   }
   TPMT_PUBLIC pub{};
   std::size_t offset = 0;
@@ -406,12 +409,12 @@ Expected<TPMT_PUBLIC> UnmarshalPublic(ByteView tpm2b_public, std::string_view wh
     return Fail(RotErrc::kInvalidArgument, subject + " is not a well-formed TPMT_PUBLIC");
   }
   if (offset != body.size()) {
-    return Fail(RotErrc::kInvalidArgument, subject + ": its TPM2B_PUBLIC holds " + std::to_string(body.size() - offset) +
-                   " bytes after the TPMT_PUBLIC");
+    return Fail(RotErrc::kInvalidArgument, subject + ": its TPM2B_PUBLIC holds " +
+                                               std::to_string(body.size() - offset) +
+                                               " bytes after the TPMT_PUBLIC");
   }
   return pub;
 }
-
 
 Expected<Credential> MakeCredential(ByteView ek_public, ByteView object_name, ByteView secret) {
   if (secret.empty() || secret.size() > kMaxCredentialSecret) {

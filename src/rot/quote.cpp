@@ -160,8 +160,7 @@ Verdict VerifySignedAttest(const Quote& signed_attest, const crypto::PublicKey& 
     return Verdict::Invalid(std::string(what) + " is a signed structure of another type");
   }
   if (!crypto::ConstantTimeEquals(parsed->qualifying_data, qualifying_data)) {
-    return Verdict::Invalid(std::string(what) +
-                            " qualifying data does not match the challenge (" +
+    return Verdict::Invalid(std::string(what) + " qualifying data does not match the challenge (" +
                             HexEncode(parsed->qualifying_data).substr(0, 16) + "... instead of " +
                             HexEncode(qualifying_data).substr(0, 16) + "...)");
   }

@@ -217,10 +217,12 @@ void AddAdminTokenOptions(CLI::App& command, AdminTokenOptions& options, bool wr
   command.add_option("--data", options.data_dir,
                      "The service's data directory (default: aspis-service --data or --config)");
   command.add_option("--db", options.database,
-                     "The service's database, if not sqlite:DATA/aspis.db");
+                     "The service's database, if not sqlite:DATA/aspis.db (default: aspis-service "
+                     "--db or --config)");
   if (writes_token) {
     command.add_option("--admin-token-file", options.token_file,
-                       "Also write the new token to this file (0600), outside DATA");
+                       "Also write the new token to this file (0600), outside DATA (default: "
+                       "aspis-service --admin-token-file or --config)");
   }
 }
 
@@ -375,6 +377,9 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     // admin-token's own flags first, then the service's (given before it, or by --config).
     if (token_options.data_dir.empty()) token_options.data_dir = flags.data_dir;
     if (token_options.database.empty()) token_options.database = config.database;
+    if (rotate->parsed() && token_options.token_file.empty()) {
+      token_options.token_file = flags.admin_token_file;
+    }
     if (token_options.data_dir.empty()) throw CLI::RequiredError("--data");
   } catch (const CLI::ParseError& e) {
     return app.exit(e, out, err);

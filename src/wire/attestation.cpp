@@ -259,7 +259,8 @@ Expected<AttestationResult> ParseAttestationResult(std::string_view text) {
     if (!blob || !secret || !token) {
       return Fail(WireErrc::kProtocol, "attestation result has a malformed credential");
     }
-    result.credential = CredentialChallenge{std::move(*blob), std::move(*secret), std::move(*token)};
+    result.credential =
+        CredentialChallenge{std::move(*blob), std::move(*secret), std::move(*token)};
   }
   return result;
 }

@@ -85,7 +85,7 @@ struct Evidence {
   std::string root_of_trust;  // kRootOfTrustTpm or kRootOfTrustSoftware
   std::vector<MeasurementEvent> event_log;
   Quote quote;
-  std::vector<crypto::Digest> boot_pcrs;  // TPM: the values of the boot PCRs (rot/quote.hpp)
+  std::vector<crypto::Digest> boot_pcrs;        // TPM: the values of the boot PCRs (rot/quote.hpp)
   std::optional<Quote> register_certification;  // TPM: NV_Certify of the NvPCR
   // TPM, when the service asks (kEndorsementRequired) until it has bound the identity key to the
   // TPM's EK; then, with the answer to its credential challenge.
@@ -130,7 +130,7 @@ struct AttestationResult {
   std::string verdict;  // kTrusted, kEndorsementRequired or kActivateCredential
   std::string runtime_certificate_pem;
   std::string app_certificate_pem;
-  std::string ca_chain_pem;  // tenant CA, then the platform root
+  std::string ca_chain_pem;                       // tenant CA, then the platform root
   std::optional<CredentialChallenge> credential;  // kActivateCredential
 };
 

@@ -409,7 +409,8 @@ TEST_F(DeviceEndToEnd, ReplayAttackRestoredServiceAndDeviceStateCannotLowerTheMa
   // The check-in at start and two more move the sequence on.
   device.WaitFor([&](const Json& s) { return sequence(s) >= first + 1; });
   for (int i = 0; i < 2; ++i) device.Attest();
-  const int later = sequence(device.WaitFor([&](const Json& s) { return sequence(s) >= first + 2; }));
+  const int later =
+      sequence(device.WaitFor([&](const Json& s) { return sequence(s) >= first + 2; }));
   ASSERT_EQ(device.Stop(), 0);
   ASSERT_EQ(service_->Stop(), 0);
   for (const auto& [from, to] : {std::pair{backup / "data", dir_ / "service/data"},

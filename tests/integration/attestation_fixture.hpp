@@ -31,7 +31,6 @@
 
 namespace aspis::service::attestation_test {
 
-
 using json::Json;
 using testing::TempDir;
 
@@ -46,7 +45,8 @@ inline Contents ReleaseContents(const std::string& os, const std::string& aspisd
 
 inline const Contents kRelease2410 = ReleaseContents("os image 24.10", "aspisd 0.1");
 
-inline std::string OsReleaseBody(const std::string& version, const Contents& contents = kRelease2410) {
+inline std::string OsReleaseBody(const std::string& version,
+                                 const Contents& contents = kRelease2410) {
   Json components = Json::object();
   for (const auto& [name, content] : contents) components[name] = crypto::ToHex(Hash(content));
   return Json{{"version", version}, {"feed", "retail"}, {"components", components}}.dump();
@@ -66,9 +66,8 @@ struct SimDevice {
   }
 
   void Open(bool create) {
-    const rot::Config config{.backend = tcti_.empty() ? "software" : "tpm2",
-                             .state_dir = dir / "rot",
-                             .tcti = tcti_};
+    const rot::Config config{
+        .backend = tcti_.empty() ? "software" : "tpm2", .state_dir = dir / "rot", .tcti = tcti_};
     auto opened = create ? rot::Initialize(config) : rot::Open(config.state_dir);
     EXPECT_TRUE(opened) << opened.error().message();
     rot = std::move(*opened);
@@ -174,8 +173,8 @@ class Attestation : public ::testing::Test {
 
   // The device's attestation as its tenant sees it: verdict, what it proved, and the attempts.
   Json AttestationView(const std::string& device_id) const {
-    auto response =
-        Call("GET", "/v1/tenants/" + tenant_ + "/devices/" + device_id + "/attestation", {}, admin_);
+    auto response = Call("GET", "/v1/tenants/" + tenant_ + "/devices/" + device_id + "/attestation",
+                         {}, admin_);
     EXPECT_EQ(response.status, 200) << response.body;
     return json::Parse(response.body).value_or(Json::object());
   }

@@ -168,9 +168,8 @@ TEST_F(Attestation, RevokedDevicesCertificatesAreInTheCrlAtOnce) {
   Claim(other);
   const auto revoked_cert = *wire::ParseAttestationResult(Attest(device_.Evidence(Nonce())).body);
   const auto kept_cert = *wire::ParseAttestationResult(Attest(other.Evidence(Nonce())).body);
-  const auto chain =
-      *crypto::Certificate::ChainFromPem(
-          Call("GET", "/v1/tenants/" + tenant_ + "/ca-certificate", {}, admin_).body);
+  const auto chain = *crypto::Certificate::ChainFromPem(
+      Call("GET", "/v1/tenants/" + tenant_ + "/ca-certificate", {}, admin_).body);
   std::ofstream(dir_ / "tenant.pem") << *chain[0].ToPem();
   std::ofstream(dir_ / "root.pem") << *chain[1].ToPem();
   std::ofstream(dir_ / "revoked.pem") << revoked_cert.runtime_certificate_pem;
@@ -195,7 +194,8 @@ TEST_F(Attestation, RevokedDevicesCertificatesAreInTheCrlAtOnce) {
   EXPECT_EQ(verify("kept.pem").exit_code, 0) << "the other device's certificate";
   // Each CRL carries the next number.
   auto crl_text = [&] {
-    std::ofstream(dir_ / "crl.pem") << Call("GET", "/v1/tenants/" + tenant_ + "/crl", {}, admin_).body;
+    std::ofstream(dir_ / "crl.pem")
+        << Call("GET", "/v1/tenants/" + tenant_ + "/crl", {}, admin_).body;
     return testing::RunProcess(
                {"openssl", "crl", "-in", (dir_ / "crl.pem").string(), "-noout", "-crlnumber"})
         .output;
@@ -232,13 +232,12 @@ TEST_F(Attestation, CertificateFromAnotherCaUnderThePlatformRootIsRefusedOnDevic
   ASSERT_TRUE(response) << "the handshake accepts a chain to the platform root: "
                         << response.error().message();
   EXPECT_EQ(response->status, 403);
-  EXPECT_NE(response->body.find("not issued to this device by its tenant's CA"),
-            std::string::npos)
+  EXPECT_NE(response->body.find("not issued to this device by its tenant's CA"), std::string::npos)
       << response->body;
   // The positive twin: the device's own runtime certificate opens the route.
   const auto own = *wire::ParseAttestationResult(Attest(device_.Evidence(Nonce())).body);
-  auto opened = DeviceCall(*service_, device_.runtime_key,
-                           own.runtime_certificate_pem + own.ca_chain_pem);
+  auto opened =
+      DeviceCall(*service_, device_.runtime_key, own.runtime_certificate_pem + own.ca_chain_pem);
   ASSERT_TRUE(opened);
   EXPECT_EQ(opened->status, 200);
 }
@@ -406,8 +405,14 @@ TEST_F(Attestation, NonCanonicalIdentityKeyEncodingIsRefused) {
   // The same key as a compressed point has another DER encoding, and so another "device ID".
   const Bytes der = device_.rot->GetIdentity()->public_key.Der();
   ASSERT_EQ(der.size(), 91u);
-  Bytes compressed = {0x30, 0x39, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
-                      0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03,
+  Bytes compressed = {0x30, 0x39, 0x30,
+                      0x13, 0x06, 0x07,
+                      0x2a, 0x86, 0x48,
+                      0xce, 0x3d, 0x02,
+                      0x01, 0x06, 0x08,
+                      0x2a, 0x86, 0x48,
+                      0xce, 0x3d, 0x03,
+                      0x01, 0x07, 0x03,
                       0x22, 0x00, static_cast<std::uint8_t>((der[90] & 1) != 0 ? 0x03 : 0x02)};
   compressed.insert(compressed.end(), der.begin() + 27, der.begin() + 59);
   ASSERT_TRUE(crypto::PublicKey::FromDer(compressed)) << "OpenSSL reads this encoding";

@@ -126,8 +126,8 @@ TEST_F(AspisCli, VerifierCommandsRetireReleasesShowAttestationsAndPinBootPcrs) {
   EXPECT_NE(shown.out.find("Root of trust:   unknown (not attested yet)"), std::string::npos);
   EXPECT_NE(shown.out.find("Boot PCRs: none proven"), std::string::npos);
 
-  auto pin = Run({"attestation-policy", "update", "--tenant", tenant,
-                  "--pin-boot-pcrs-from-device", device});
+  auto pin = Run(
+      {"attestation-policy", "update", "--tenant", tenant, "--pin-boot-pcrs-from-device", device});
   EXPECT_EQ(pin.code, 1);
   EXPECT_NE(pin.err.find("has proven no boot PCRs"), std::string::npos) << pin.err;
   EXPECT_EQ(Run({"attestation-policy", "update", "--tenant", tenant, "--clear-boot-pcrs"}).code, 0);

@@ -364,7 +364,8 @@ TEST_F(HttpsServer, DeviceRouteFloodIsLimitedPerDevice) {
   EXPECT_EQ(limited->status, 429);
   EXPECT_EQ(limited->retry_after, 1s);
 
-  auto b = Client(&key_b, {device(key_b, "device-b"), tenant_ca_.cert}).Send("GET", "/v1/device/whoami");
+  auto b =
+      Client(&key_b, {device(key_b, "device-b"), tenant_ca_.cert}).Send("GET", "/v1/device/whoami");
   ASSERT_TRUE(b) << b.error().message();
   EXPECT_EQ(b->status, 200) << "another device is not limited by device-a's flood";
   EXPECT_EQ(b->body, "device-b");

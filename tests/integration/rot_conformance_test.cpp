@@ -120,9 +120,9 @@ TEST_P(RootOfTrustConformance, AttestationVerifiesWithThePureVerifier) {
 
   const Digest before = *rot_->ReadRegister();
   ASSERT_TRUE(rot_->Extend(*crypto::Sha256Of(AsBytes("later"))));
-  EXPECT_EQ(VerifyAsTheVerifier(GetParam(), *attestation, key, nonce, *rot_->ReadRegister())
-                .outcome(),
-            Verdict::Outcome::kInvalid);
+  EXPECT_EQ(
+      VerifyAsTheVerifier(GetParam(), *attestation, key, nonce, *rot_->ReadRegister()).outcome(),
+      Verdict::Outcome::kInvalid);
   EXPECT_EQ(VerifyAsTheVerifier(GetParam(), *attestation, key, Bytes(32, 0x43), before).outcome(),
             Verdict::Outcome::kInvalid);
 }
@@ -132,9 +132,7 @@ TEST_P(RootOfTrustConformance, AttestRefusesOversizedQualifyingData) {
   EXPECT_FALSE(rot_->Attest(Bytes(kMaxQualifyingData + 1, 1)));
 }
 
-TEST_P(RootOfTrustConformance, RegisterStartsAtZero) {
-  EXPECT_EQ(*rot_->ReadRegister(), Digest{});
-}
+TEST_P(RootOfTrustConformance, RegisterStartsAtZero) { EXPECT_EQ(*rot_->ReadRegister(), Digest{}); }
 
 TEST_P(RootOfTrustConformance, CountersStartAtZeroAndOnlyMoveForward) {
   EXPECT_EQ(*rot_->ReadCounter(0), 0u);

@@ -41,6 +41,15 @@ TEST(ServiceBinary, StartsFromAConfigFileAndStopsCleanlyOnSigterm) {
   EXPECT_EQ(health->status, 200);
   EXPECT_TRUE(std::filesystem::exists(dir / "master.key"));
   EXPECT_TRUE(std::filesystem::exists(dir / "admin-token"));
+  // `admin-token` finds the data directory and the token file in the same configuration file.
+  const std::string first_token(AsString(*file::Read(dir / "admin-token")));
+  auto rotated =
+      testing::RunProcess({ASPIS_SERVICE_BINARY, "--config", (dir / "aspis-service.toml").string(),
+                           "admin-token", "rotate"});
+  EXPECT_EQ(rotated.exit_code, 0) << rotated.output;
+  EXPECT_NE(rotated.output.find("Revoked 1 platform administrator token"), std::string::npos)
+      << rotated.output;
+  EXPECT_NE(AsString(*file::Read(dir / "admin-token")), first_token);
 
   EXPECT_EQ(service.Stop(), 0);
 }

@@ -265,7 +265,7 @@ TEST_P(ServiceSecretsBinary, RotateWhileRunningLocksOutTheOldTokenAtOnce) {
   ASSERT_EQ(rotated.exit_code, 0) << rotated.output;
   const auto printed = TokensIn(rotated.output);
   ASSERT_EQ(printed.size(), 1U) << rotated.output;
-  const std::string new_token = printed[0];
+  const std::string& new_token = printed[0];
   EXPECT_NE(new_token, old_token);
   EXPECT_EQ(ReadText(dir_ / "rotated.token"), new_token + "\n");
   EXPECT_EQ(fs::status(dir_ / "rotated.token").permissions(), kOwnerOnly);

@@ -253,8 +253,7 @@ TEST_P(StoreConformance, OsReleasesDefineTheReferenceDigestsAndCanBeRetired) {
       store_->AddOsRelease({"24.10", "retail", 1, {{"os", "aa"}, {"aspisd", "bb"}}, {}, 0}));
   ASSERT_TRUE(
       store_->AddOsRelease({"24.11", "retail", 2, {{"os", "aa"}, {"aspisd", "cc"}}, {}, 0}));
-  EXPECT_EQ(store_->AddOsRelease({"24.10", "retail", 3, {}, {}, 0}).error(),
-            StoreErrc::kConflict);
+  EXPECT_EQ(store_->AddOsRelease({"24.10", "retail", 3, {}, {}, 0}).error(), StoreErrc::kConflict);
   auto listing = store_->FindOsReleasesListing("os", "aa");
   ASSERT_TRUE(listing);
   ASSERT_EQ(listing->size(), 2u);
@@ -317,10 +316,12 @@ TEST_P(StoreConformance, AttestationAttemptsAreBoundedPerDeviceAndNeverTouchTheV
   ASSERT_TRUE(store_->AddAttestationAttempt({other, 7, "refused", "x", false}));
   auto attempts = store_->ListAttestationAttempts("t1", id);
   ASSERT_TRUE(attempts);
-  ASSERT_EQ(attempts->size(), 20u);
+  // The 20 newest unproven attempts, and the proven one they did not push out.
+  ASSERT_EQ(attempts->size(), 21u);
   EXPECT_EQ(attempts->front().at, 124);  // newest first
-  EXPECT_EQ(attempts->back().at, 105);
   EXPECT_FALSE(attempts->front().proven);
+  EXPECT_EQ((*attempts)[19].at, 105);
+  EXPECT_TRUE(attempts->back().proven);
   EXPECT_EQ(store_->GetDevice("t1", id)->verdict, "trusted");
   EXPECT_EQ(store_->ListAttestationAttempts("t1", other)->size(), 1u);
   EXPECT_TRUE(store_->ListAttestationAttempts("t2", id)->empty()) << "another tenant's device";
@@ -332,10 +333,9 @@ TEST_P(StoreConformance, RevokingADeviceRevokesItsIssuedCertificatesForTheCrl) {
   ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
   ASSERT_TRUE(store_->ClaimDevice("t1", other, 1));
   ASSERT_TRUE(store_->AddTenantCa({"t1", 1, "pem", "sealed", 0}));
-  ASSERT_TRUE(store_->RecordIssuedCertificates({{"0a", "t1", id, 1, 100},
-                                                {"0b", "t1", id, 1, 50},
-                                                {"0c", "t1", other, 1, 100}}));
-  EXPECT_EQ(store_->RecordIssuedCertificates({{"0a", "t1", id, 1, 100}}).error(),
+  ASSERT_TRUE(store_->RecordIssuedCertificates(
+      {{"0a", "t1", id, 1, 100}, {"0b", "t1", id, 1, 50}, {"0c", "t1", other, 1, 100}}, 10));
+  EXPECT_EQ(store_->RecordIssuedCertificates({{"0a", "t1", id, 1, 100}}, 10).error(),
             StoreErrc::kConflict);
   EXPECT_TRUE(store_->ListRevokedCertificates("t1", 1, 10)->empty());
   ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, true, 20));
@@ -344,6 +344,9 @@ TEST_P(StoreConformance, RevokingADeviceRevokesItsIssuedCertificatesForTheCrl) {
   ASSERT_EQ(revoked->size(), 1u) << "0b expired at 50";
   EXPECT_EQ((*revoked)[0].serial, "0a");
   EXPECT_EQ((*revoked)[0].revoked_at, 20);
+  // A certificate issued as the revocation lands is refused, not left out of the CRL.
+  EXPECT_EQ(store_->RecordIssuedCertificates({{"0d", "t1", id, 1, 100}}, 25).error(),
+            StoreErrc::kConflict);
   // Restoring the device does not make its old certificates valid again.
   ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, false, 30));
   EXPECT_EQ(store_->ListRevokedCertificates("t1", 1, 60)->size(), 1u);

@@ -8,8 +8,8 @@
 
 #include "core/file.hpp"
 #include "rot/errors.hpp"
-#include "rot/quote.hpp"
 #include "rot/platform/tpm2/tpm2_root_of_trust.hpp"
+#include "rot/quote.hpp"
 #include "rot/root_of_trust.hpp"
 #include "support/process.hpp"
 #include "support/swtpm.hpp"
@@ -81,10 +81,19 @@ QuoteFiles WriteQuote(RootOfTrust& rot, const TempDir& dir) {
 // `pcrs` empty: the PCR file is in the serialized format, which names its selection.
 std::vector<std::string> CheckQuote(const TempDir& dir, const std::string& nonce_hex,
                                     const std::string& pcr_file, const std::string& pcrs) {
-  std::vector<std::string> argv = {"tpm2_checkquote",        "-u", (dir / "key.pem").string(),
-                                   "-m", (dir / "msg.bin").string(), "-s",
-                                   (dir / "sig.bin").string(), "-f", (dir / pcr_file).string(),
-                                   "-g", "sha256",           "-q", nonce_hex};
+  std::vector<std::string> argv = {"tpm2_checkquote",
+                                   "-u",
+                                   (dir / "key.pem").string(),
+                                   "-m",
+                                   (dir / "msg.bin").string(),
+                                   "-s",
+                                   (dir / "sig.bin").string(),
+                                   "-f",
+                                   (dir / pcr_file).string(),
+                                   "-g",
+                                   "sha256",
+                                   "-q",
+                                   nonce_hex};
   if (!pcrs.empty()) argv.insert(argv.end(), {"-l", "sha256:" + pcrs});
   return argv;
 }
@@ -103,9 +112,10 @@ TEST(Tpm2, Tpm2CheckquoteAcceptsOurBootPcrQuoteAndItsPcrReading) {
   const std::map<std::string, std::string> env{{"TPM2TOOLS_TCTI", swtpm.Tcti()}};
   // Firmware would have measured into the boot PCRs: give them values of their own.
   for (const char* pcr : {"0", "7", "11"}) {
-    auto extended = RunProcess(
-        {"tpm2_pcrextend", std::string(pcr) + ":sha256=" + std::string(64, pcr[0] == '1' ? 'b' : 'a')},
-        env);
+    auto extended =
+        RunProcess({"tpm2_pcrextend",
+                    std::string(pcr) + ":sha256=" + std::string(64, pcr[0] == '1' ? 'b' : 'a')},
+                   env);
     ASSERT_EQ(extended.exit_code, 0) << extended.output;
   }
   {
@@ -222,9 +232,8 @@ TEST(Tpm2, NvPcrCertificationNamesTheIndexTheVerifierExpects) {
   ASSERT_TRUE(attestation->register_certification);
   AttestBody body;
   const auto key = (*rot)->GetIdentity()->public_key;
-  ASSERT_TRUE(
-      VerifySignedAttest(*attestation->register_certification, key, kAttestNv, nonce, &body)
-          .valid());
+  ASSERT_TRUE(VerifySignedAttest(*attestation->register_certification, key, kAttestNv, nonce, &body)
+                  .valid());
   EXPECT_EQ(body.nv_name, *NvPcrName());
   EXPECT_TRUE(CheckNvCertifies(body, *NvPcrName(), *(*rot)->ReadRegister()).valid());
 }

@@ -103,8 +103,8 @@ TEST_F(TpmAttestation, RegisterSubstitutionAttackQuoteOfResettablePcr16IsRefused
   const std::map<std::string, std::string> env{{"TPM2TOOLS_TCTI", swtpm_.Tcti()}};
   ASSERT_EQ(testing::RunProcess({"tpm2_pcrreset", "16"}, env).exit_code, 0);
   for (const auto& event : tpm.events) {
-    auto extended = testing::RunProcess(
-        {"tpm2_pcrextend", "16:sha256=" + crypto::ToHex(event.digest)}, env);
+    auto extended =
+        testing::RunProcess({"tpm2_pcrextend", "16:sha256=" + crypto::ToHex(event.digest)}, env);
     ASSERT_EQ(extended.exit_code, 0) << extended.output;
   }
   // Root quotes PCR 16 with the identity key over a fresh challenge.
@@ -117,8 +117,8 @@ TEST_F(TpmAttestation, RegisterSubstitutionAttackQuoteOfResettablePcr16IsRefused
          (tpm.dir / "sig").string(), "-g", "sha256"},
         env);
     EXPECT_EQ(quoted.exit_code, 0) << quoted.output;
-    evidence.quote = wire::Quote{*file::Read(tpm.dir / "msg", 4096),
-                                 *file::Read(tpm.dir / "sig", 4096)};
+    evidence.quote =
+        wire::Quote{*file::Read(tpm.dir / "msg", 4096), *file::Read(tpm.dir / "sig", 4096)};
     return evidence;
   };
   ExpectUntrusted(forge(wire::kRootOfTrustSoftware),
@@ -173,8 +173,8 @@ TEST_F(TpmAttestation, TpmDeviceIsBoundToItsEkOnceAndTheDeviceAttesterDoesItAll)
   Claim(tpm);
   const std::vector<crypto::Certificate> roots{service_->root_ca()};
   wire::HttpsClient client({"127.0.0.1", service_->port()}, *crypto::tls::ClientContext(roots));
-  auto attested = device::attest::Attest(client, *tpm.rot, tpm.events, tpm.runtime_key,
-                                         tpm.app_key, roots, clock_.Now());
+  auto attested = device::attest::Attest(client, *tpm.rot, tpm.events, tpm.runtime_key, tpm.app_key,
+                                         roots, clock_.Now());
   ASSERT_TRUE(attested) << attested.error().message();
   const Json view = AttestationView(tpm.Id());
   EXPECT_EQ(view.value("root_of_trust", ""), "tpm (EK issuer: CN=swtpm-localca)");
@@ -198,7 +198,7 @@ TEST_F(TpmAttestation, EkCertificateFromAnUntrustedManufacturerIsRefused) {
 // A TPMS_ATTEST with any content, signed by `signer`'s identity key: what root forges with an
 // identity key it holds in a file.
 wire::Quote ForgeSigned(rot::RootOfTrust& signer, TPMI_ST_ATTEST type, ByteView qualifying,
-                       const std::function<void(TPMS_ATTEST&)>& fill) {
+                        const std::function<void(TPMS_ATTEST&)>& fill) {
   TPMS_ATTEST attest{};
   attest.magic = TPM2_GENERATED_VALUE;
   attest.type = type;
@@ -215,7 +215,8 @@ wire::Quote ForgeSigned(rot::RootOfTrust& signer, TPMI_ST_ATTEST type, ByteView 
 
 void WriteBytes(const std::filesystem::path& path, ByteView bytes) {
   std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 // Root on a device with a genuine TPM wants a key it holds in a file accepted as TPM-held. With
@@ -318,7 +319,11 @@ TEST_F(TpmAttestation, KeyCloningAttackSoftwareKeyPassedOffAsTpmHeldIsRefused) {
   // Without the secret, the binding is refused, and the file key is never trusted as TPM-held.
   ExpectUntrusted(forge(wire::ActivationProof{Bytes(32, 0), challenge->credential->token}),
                   "the credential was not activated by the TPM of this EK");
-  EXPECT_EQ(AttestationView(clone.Id()).value("root_of_trust", ""), "unknown (not attested yet)");
+  const Json view = AttestationView(clone.Id());
+  EXPECT_EQ(view.value("root_of_trust", ""), "unknown (not attested yet)");
+  // The boot PCR values the file key "quoted" are not recorded, and cannot become golden.
+  EXPECT_TRUE(view["boot_pcrs"].empty()) << view.dump();
+  EXPECT_EQ(Policy(Json{{"pin_boot_pcrs_from_device", clone.Id()}}.dump()).status, 409);
 
   // The positive twin: the genuine device binds to the same EK.
   genuine.Open(false);

@@ -15,15 +15,13 @@ void Manufacture(const std::filesystem::path& state, const std::filesystem::path
                                      << "issuercert = " << (ca / "issuercert.pem").string() << "\n"
                                      << "certserial = " << (ca / "certserial").string() << "\n";
   std::ofstream(ca / "localca.options") << "--platform-manufacturer Aspis\n";
-  std::ofstream(ca / "setup.conf") << "create_certs_tool = swtpm_localca\n"
-                                   << "create_certs_tool_config = "
-                                   << (ca / "localca.conf").string() << "\n"
-                                   << "create_certs_tool_options = "
-                                   << (ca / "localca.options").string() << "\n"
-                                   << "active_pcr_banks = sha256\n";
-  const auto result = RunProcess({"swtpm_setup", "--tpm2", "--tpmstate", state.string(),
-                                  "--config", (ca / "setup.conf").string(), "--create-ek-cert",
-                                  "--overwrite"});
+  std::ofstream(ca / "setup.conf")
+      << "create_certs_tool = swtpm_localca\n"
+      << "create_certs_tool_config = " << (ca / "localca.conf").string() << "\n"
+      << "create_certs_tool_options = " << (ca / "localca.options").string() << "\n"
+      << "active_pcr_banks = sha256\n";
+  const auto result = RunProcess({"swtpm_setup", "--tpm2", "--tpmstate", state.string(), "--config",
+                                  (ca / "setup.conf").string(), "--create-ek-cert", "--overwrite"});
   if (result.exit_code != 0) throw std::runtime_error("swtpm_setup failed: " + result.output);
   const auto certificates = ca / "certificates";
   std::filesystem::create_directories(certificates);

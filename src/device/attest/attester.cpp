@@ -63,17 +63,16 @@ Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust&
   for (int round = 0; round < 3; ++round) {
     auto challenge = session.GetChallenge();
     if (!challenge) return failed(challenge.error());
-    wire::Evidence evidence{
-        .device_id = identity->device_id,
-        .identity_public_key = identity->public_key.Der(),
-        .root_of_trust =
-            rot.Backend() == "tpm2" ? wire::kRootOfTrustTpm : wire::kRootOfTrustSoftware,
-        .event_log = event_log,
-        .endorsement = endorsement,
-        .activation = activation,
-        .nonce = challenge->nonce,
-        .runtime_csr = runtime_csr->Der(),
-        .app_csr = app_csr->Der()};
+    wire::Evidence evidence{.device_id = identity->device_id,
+                            .identity_public_key = identity->public_key.Der(),
+                            .root_of_trust = rot.Backend() == "tpm2" ? wire::kRootOfTrustTpm
+                                                                     : wire::kRootOfTrustSoftware,
+                            .event_log = event_log,
+                            .endorsement = endorsement,
+                            .activation = activation,
+                            .nonce = challenge->nonce,
+                            .runtime_csr = runtime_csr->Der(),
+                            .app_csr = app_csr->Der()};
     auto binding = wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr);
     if (!binding) return std::unexpected(binding.error());
     auto signed_evidence = rot.Attest(*binding);
@@ -118,8 +117,8 @@ Expected<Certificates> Attest(const wire::HttpsClient& client, rot::RootOfTrust&
     }
     auto chain = crypto::Certificate::ChainFromPem(result->ca_chain_pem);
     if (!chain) return Fail(wire::WireErrc::kProtocol, "the CA chain in the result is unreadable");
-    auto runtime = CheckIssued(result->runtime_certificate_pem, runtime_key, *chain,
-                               trusted_roots, now, "runtime");
+    auto runtime = CheckIssued(result->runtime_certificate_pem, runtime_key, *chain, trusted_roots,
+                               now, "runtime");
     if (!runtime) return std::unexpected(runtime.error());
     auto app = CheckIssued(result->app_certificate_pem, app_key, *chain, trusted_roots, now, "app");
     if (!app) return std::unexpected(app.error());

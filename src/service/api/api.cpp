@@ -235,7 +235,12 @@ class Api {
     auto role = role_name ? store::ParseRole(*role_name)
                           : Expected<Role>(std::unexpected(role_name.error()));
     if (!role) return Response::Problem(400, "Bad request", role.error().message());
-    const std::string description = body->value("description", "");
+    const auto description_field = body->find("description");
+    if (description_field != body->end() && !description_field->is_string()) {
+      return Response::Problem(400, "Bad request", "\"description\" must be a string");
+    }
+    const std::string description =
+        description_field == body->end() ? "" : description_field->get<std::string>();
     if (auto missing = c_.store.GetTenant(tenant); !missing) return FromError(missing.error());
     std::string secret;
     std::string id;
@@ -357,14 +362,16 @@ class Api {
       if (!device_id) return Response::Problem(400, "Bad request", device_id.error().message());
       auto device = c_.store.GetDevice(tenant, *device_id);
       if (!device) return FromError(device.error());
-      if (device->boot_pcrs.empty()) {
+      if (device->boot_pcrs.empty() || device->ek_fingerprint.empty() ||
+          device->verdict != "trusted" || device->revoked) {
         return Response::Problem(409, "Conflict",
-                                 "the device has proven no boot PCRs (it has not attested "
-                                 "with a TPM)");
+                                 "the device has proven no boot PCRs: pin from a trusted, "
+                                 "unrevoked device whose TPM is bound to its EK");
       }
       policy->golden_boot_pcrs = device->boot_pcrs;
       target = device->id;
-    } else if (body->value("clear_golden_boot_pcrs", false)) {
+    } else if (const auto clear = body->find("clear_golden_boot_pcrs");
+               clear != body->end() && clear->is_boolean() && clear->get<bool>()) {
       policy->golden_boot_pcrs.clear();
     }
     auto updated = Audited(who, tenant, "attestation-policy.update", target,
@@ -542,11 +549,10 @@ void AddRoutes(http::Router& router, const Context& context) {
                                                            std::string_view tenant) {
           const std::string device(r.Param("device"));
           auto changed =
-              api->Audited(who, tenant, revoke ? "device.revoke" : "device.restore", device,
-                           [&] {
-                             return api->c_.store.SetDeviceRevoked(
-                                 tenant, device, revoke, UnixSeconds(api->c_.clock.Now()));
-                           });
+              api->Audited(who, tenant, revoke ? "device.revoke" : "device.restore", device, [&] {
+                return api->c_.store.SetDeviceRevoked(tenant, device, revoke,
+                                                      UnixSeconds(api->c_.clock.Now()));
+              });
           if (!changed) return FromError(changed.error());
           auto d = api->c_.store.GetDevice(tenant, device);
           return d ? Response::Json(200, DeviceJson(*d).dump()) : FromError(d.error());
@@ -585,17 +591,15 @@ void AddRoutes(http::Router& router, const Context& context) {
                             }));
   router.Add(
       "GET", "/v1/tenants/{tenant}/ca-certificates/{index}/crl",
-      api->ForTenant(Role::kReader,
-                     [api](const Request& r, const Principal&, std::string_view tenant) {
-                       std::int64_t index = 0;
-                       const std::string_view text = r.Param("index");
-                       if (std::from_chars(text.data(), text.data() + text.size(), index).ec !=
-                           std::errc()) {
-                         return Response::Problem(400, "Bad request",
-                                                  "the CA index must be a number");
-                       }
-                       return api->Crl(tenant, index);
-                     }));
+      api->ForTenant(
+          Role::kReader, [api](const Request& r, const Principal&, std::string_view tenant) {
+            std::int64_t index = 0;
+            const std::string_view text = r.Param("index");
+            if (std::from_chars(text.data(), text.data() + text.size(), index).ec != std::errc()) {
+              return Response::Problem(400, "Bad request", "the CA index must be a number");
+            }
+            return api->Crl(tenant, index);
+          }));
   router.Add("GET", "/v1/tenants/{tenant}/audit",
              api->ForTenant(Role::kAdministrator,
                             [&c](const Request&, const Principal&, std::string_view tenant) {

@@ -41,7 +41,10 @@ std::optional<wire::AttestationResult> ToWire(const attest::Outcome& outcome) {
       return wire::AttestationResult{wire::kEndorsementRequired, {}, {}, {}, std::nullopt};
     case attest::Next::kActivateCredential:
       return wire::AttestationResult{
-          wire::kActivateCredential, {}, {}, {},
+          wire::kActivateCredential,
+          {},
+          {},
+          {},
           wire::CredentialChallenge{outcome.challenge->credential.credential_blob,
                                     outcome.challenge->credential.encrypted_secret,
                                     outcome.challenge->token}};

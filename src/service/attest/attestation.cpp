@@ -3,9 +3,9 @@
 #include "core/log.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/x509.hpp"
-#include "rot/quote.hpp"
 #include "rot/credential.hpp"
 #include "rot/endorsement.hpp"
+#include "rot/quote.hpp"
 #include "service/attest/launch.hpp"
 
 namespace aspis::service::attest {
@@ -134,8 +134,8 @@ Verdict Verifier::UseNonce(ByteView nonce) const {
   auto digest = crypto::Sha256Of(nonce);
   if (!digest) return Verdict::CouldNotCheck(digest.error().message());
   const auto expires = NonceIssuedAt(nonce) + policy_.nonce_lifetime + kClockSkew;
-  auto used = store_.UseNonce(crypto::ToHex(*digest), UnixSeconds(expires),
-                              UnixSeconds(clock_.Now()));
+  auto used =
+      store_.UseNonce(crypto::ToHex(*digest), UnixSeconds(expires), UnixSeconds(clock_.Now()));
   if (!used) {
     if (used.error() == store::StoreErrc::kConflict) {
       return Verdict::Invalid("the nonce has been used already (replay)");
@@ -162,7 +162,9 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
   }
   if (!proven.keys_differ) return Untrusted("the runtime, app and identity keys must all differ");
   auto policy = store_.GetAttestationPolicy(device.tenant_id);
-  if (!policy) return {Verdict::CouldNotCheck(policy.error().message()), {}, false, {}, {}, Next::kNothing, {}};
+  if (!policy)
+    return {
+        Verdict::CouldNotCheck(policy.error().message()), {}, false, {}, {}, Next::kNothing, {}};
   if (evidence.root_of_trust == wire::kRootOfTrustSoftware &&
       !policy->allow_software_root_of_trust) {
     return Untrusted(
@@ -171,7 +173,8 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
         "update --allow-software-root-of-trust true`");
   }
   auto replayed = wire::ReplayEventLog(evidence.event_log);
-  if (!replayed) return {Verdict::CouldNotCheck("hashing failed"), {}, false, {}, {}, Next::kNothing, {}};
+  if (!replayed)
+    return {Verdict::CouldNotCheck("hashing failed"), {}, false, {}, {}, Next::kNothing, {}};
   const bool tpm = evidence.root_of_trust == wire::kRootOfTrustTpm;
   if (tpm) {
     if (!proven.certification) {
@@ -184,9 +187,9 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
       return {Prefixed("quote rejected: ", quote), {}, false, {}, {}, Next::kNothing, {}};
     }
     auto name = rot::NvPcrName();
-    if (!name) return {Verdict::CouldNotCheck(name.error().message()), {}, true, {}, {}, Next::kNothing, {}};
-    if (Verdict nv = rot::CheckNvCertifies(*proven.certification, *name, *replayed);
-        !nv.valid()) {
+    if (!name)
+      return {Verdict::CouldNotCheck(name.error().message()), {}, true, {}, {}, Next::kNothing, {}};
+    if (Verdict nv = rot::CheckNvCertifies(*proven.certification, *name, *replayed); !nv.valid()) {
       return {Prefixed("NV certification rejected: ", nv), {}, true, {}, {}, Next::kNothing, {}};
     }
   } else {
@@ -241,7 +244,8 @@ Checked Verifier::Bind(const wire::Evidence& evidence, const store::Device& devi
   }
   if (Verdict chain = crypto::VerifyChain(*ek_certificate, {}, policy_.tpm_cas, clock_.Now());
       !chain.valid()) {
-    checked.verdict = Prefixed("the EK certificate is not from a trusted TPM manufacturer: ", chain);
+    checked.verdict =
+        Prefixed("the EK certificate is not from a trusted TPM manufacturer: ", chain);
     return checked;
   }
   auto key = crypto::PublicKey::FromCanonicalDer(evidence.identity_public_key);
@@ -276,8 +280,7 @@ Checked Verifier::Bind(const wire::Evidence& evidence, const store::Device& devi
     return refuse("the credential activation does not answer a challenge of this service");
   }
   const auto issued_at = NonceIssuedAt(proof.token);
-  auto expected =
-      ActivationToken(device.id, checked.ek_fingerprint, proof.secret, issued_at);
+  auto expected = ActivationToken(device.id, checked.ek_fingerprint, proof.secret, issued_at);
   if (!expected) return could_not_check(expected.error());
   if (!crypto::ConstantTimeEquals(*expected, proof.token)) {
     return refuse(
@@ -305,6 +308,10 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
   if (trusted) metrics_.Increment("aspis_certificates_issued_total", {}, 2);
   if (!device) return outcome;
   const auto now = UnixSeconds(clock_.Now());
+  // Boot PCR values are believed only from a key known to live in a TPM: one bound to its EK
+  // before, or in this very attempt.
+  const bool tpm_bound =
+      !device->ek_fingerprint.empty() || (trusted && !checked.ek_fingerprint.empty());
   Expected<void> recorded;
   if (outcome.proven && !error && !pending) {
     recorded = store_.RecordAttestation(
@@ -316,8 +323,9 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
              outcome.certificates ? UnixSeconds(outcome.certificates->runtime.NotAfter()) : 0,
          .root_of_trust = device->root_of_trust.empty() && trusted ? evidence.root_of_trust
                                                                    : device->root_of_trust,
-         .boot_pcrs = checked.boot_pcrs_proven ? BootPcrsText(evidence.boot_pcrs)
-                                               : device->boot_pcrs,
+         .boot_pcrs =
+             checked.boot_pcrs_proven && tpm_bound ? BootPcrsText(evidence.boot_pcrs)
+                                                   : device->boot_pcrs,
          .os_release = checked.release,
          .ek_fingerprint = trusted ? checked.ek_fingerprint : device->ek_fingerprint,
          .ek_issuer = trusted ? checked.ek_issuer : device->ek_issuer});
@@ -350,7 +358,8 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
   auto device = store_.FindDeviceForAttestation(evidence.device_id);
   if (!device) {
     if (device.error() == store::StoreErrc::kNotFound) {
-      return refuse(std::nullopt, Verdict::Invalid("the device has not been claimed by any tenant"));
+      return refuse(std::nullopt,
+                    Verdict::Invalid("the device has not been claimed by any tenant"));
     }
     return refuse(std::nullopt, Verdict::CouldNotCheck(device.error().message()));
   }
@@ -368,8 +377,8 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
   if (!binding) return refuse(*device, Verdict::CouldNotCheck("hashing failed"));
 
   Proven proven;
-  if (Verdict quote = rot::VerifySignedAttest(ToRot(evidence.quote), *key, rot::kAttestQuote, *binding,
-                                              &proven.quote);
+  if (Verdict quote = rot::VerifySignedAttest(ToRot(evidence.quote), *key, rot::kAttestQuote,
+                                              *binding, &proven.quote);
       !quote.valid()) {
     return refuse(*device, Prefixed("quote rejected: ", quote));
   }
@@ -408,8 +417,7 @@ Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRe
                                              .lifetime = policy_.certificate_lifetime});
   if (!issued) {
     log::Error("issuing device certificates: {}", issued.error().message());
-    return {Verdict::CouldNotCheck("the tenant CA could not issue certificates"), true, {}, {},
-            {}};
+    return {Verdict::CouldNotCheck("the tenant CA could not issue certificates"), true, {}, {}, {}};
   }
   return {Verdict::Valid(), true, std::move(*issued), Next::kNothing, {}};
 }

@@ -44,7 +44,7 @@ struct Outcome {
   // an attempt changes the device's recorded verdict.
   bool proven = false;
   std::optional<ca::DeviceCertificates> certificates;
-  Next next = Next::kNothing;  // not kNothing: neither trusted nor refused yet
+  Next next = Next::kNothing;                    // not kNothing: neither trusted nor refused yet
   std::optional<CredentialChallenge> challenge;  // with kActivateCredential
 };
 
@@ -94,8 +94,7 @@ class Verifier {
   Checked CheckProven(const wire::Evidence& evidence, const store::Device& device,
                       const Proven& proven) const;
   // Binds a TPM device's identity key to its TPM's EK by credential activation.
-  Checked Bind(const wire::Evidence& evidence, const store::Device& device,
-               Checked launch) const;
+  Checked Bind(const wire::Evidence& evidence, const store::Device& device, Checked launch) const;
   Outcome Issue(const store::Device& device, const crypto::CertificateRequest& runtime_csr,
                 const crypto::CertificateRequest& app_csr) const;
   Outcome Record(const std::optional<store::Device>& device, const wire::Evidence& evidence,

@@ -78,8 +78,7 @@ LaunchVerdict Mismatch(const store::OsRelease& release,
 
 }  // namespace
 
-LaunchVerdict CheckLaunch(const std::vector<wire::MeasurementEvent>& events,
-                          store::Store& store) {
+LaunchVerdict CheckLaunch(const std::vector<wire::MeasurementEvent>& events, store::Store& store) {
   if (Verdict shape = CheckShape(events); !shape.valid()) return {std::move(shape), {}};
   const std::vector<wire::MeasurementEvent> launch(
       events.begin(), events.begin() + static_cast<std::ptrdiff_t>(wire::kLaunchComponents.size()));

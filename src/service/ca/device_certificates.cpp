@@ -29,7 +29,8 @@ Expected<DeviceCertificates> IssueDeviceCertificates(const TenantCas& cas, store
   const std::int64_t generation = signer->generation.number;
   if (auto recorded = store.RecordIssuedCertificates(
           {{runtime->SerialHex(), device.tenant_id, device.id, generation, expiry},
-           {app->SerialHex(), device.tenant_id, device.id, generation, expiry}});
+           {app->SerialHex(), device.tenant_id, device.id, generation, expiry}},
+          UnixSeconds(request.now));
       !recorded) {
     return std::unexpected(recorded.error());
   }

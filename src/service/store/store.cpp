@@ -388,14 +388,32 @@ Expected<void> Store::SetDeviceRevoked(std::string_view tenant, std::string_view
       {at, std::string(tenant), std::string(device_id)}));
 }
 
-Expected<void> Store::RecordIssuedCertificates(const std::vector<IssuedCertificate>& issued) {
+Expected<void> Store::RecordIssuedCertificates(const std::vector<IssuedCertificate>& issued,
+                                               std::int64_t now) {
+  // The device's row is locked (PostgreSQL; SQLite's write transaction holds the database), so a
+  // revocation either commits first, and the certificates are refused here, or waits, and then
+  // revokes them too: none escapes the CRL.
+  const std::string lock = db_->Dialect() == "postgresql" ? " FOR UPDATE" : "";
   return db_->Transaction([&]() -> Expected<void> {
     for (const auto& c : issued) {
-      if (auto ok =
-              Discard(db_->Query("INSERT INTO issued_certificates (serial, tenant_id, "
-                                 "device_id, generation, not_after) VALUES ($1, $2, $3, $4, "
-                                 "$5)",
-                                 {c.serial, c.tenant_id, c.device_id, c.generation, c.not_after}));
+      auto device =
+          db_->Query("SELECT revoked FROM devices WHERE id = $1" + lock, {c.device_id});
+      if (!device) return std::unexpected(device.error());
+      if (device->empty()) return Fail(StoreErrc::kNotFound, "device not found");
+      if (Number(device->front(), 0) != 0) {
+        return Fail(StoreErrc::kConflict, "the device was revoked while it attested");
+      }
+      if (auto ok = Discard(db_->Query("DELETE FROM issued_certificates WHERE device_id = $1 AND "
+                                       "not_after < $2",
+                                       {c.device_id, now}));
+          !ok) {
+        return ok;
+      }
+      if (auto ok = Discard(db_->Query("INSERT INTO issued_certificates (serial, tenant_id, "
+                                       "device_id, generation, not_after) VALUES ($1, $2, $3, $4, "
+                                       "$5)",
+                                       {c.serial, c.tenant_id, c.device_id, c.generation,
+                                        c.not_after}));
           !ok) {
         return ok;
       }
@@ -463,10 +481,13 @@ Expected<void> Store::InsertAttempt(const AttestationAttempt& a) {
       !ok) {
     return ok;
   }
+  // Proven and unproven attempts are kept apart, so that a flood of unproven ones (anyone can
+  // send them) never pushes out what the device itself proved.
   return Discard(db_->Query(
-      "DELETE FROM attestation_attempts WHERE device_id = $1 AND sequence <= (SELECT sequence "
-      "FROM attestation_attempts WHERE device_id = $1 ORDER BY sequence DESC LIMIT 1 OFFSET $2)",
-      {a.device_id, kAttemptsKept}));
+      "DELETE FROM attestation_attempts WHERE device_id = $1 AND proven = $3 AND sequence <= "
+      "(SELECT sequence FROM attestation_attempts WHERE device_id = $1 AND proven = $3 ORDER BY "
+      "sequence DESC LIMIT 1 OFFSET $2)",
+      {a.device_id, kAttemptsKept, std::int64_t{a.proven ? 1 : 0}}));
 }
 
 Expected<std::vector<AttestationAttempt>> Store::ListAttestationAttempts(

@@ -191,8 +191,11 @@ class Store {
   Expected<void> SetDeviceRevoked(std::string_view tenant, std::string_view device_id, bool revoked,
                                   std::int64_t at);
 
-  // Device certificates, by serial, for the CRLs. Errors: kConflict for a known serial.
-  Expected<void> RecordIssuedCertificates(const std::vector<IssuedCertificate>& issued);
+  // Device certificates, by serial, for the CRLs; the device's certificates that expired before
+  // `now` are forgotten. Errors: kConflict for a known serial or a device revoked meanwhile (the
+  // certificates must then not be handed out), kNotFound for an unknown device.
+  Expected<void> RecordIssuedCertificates(const std::vector<IssuedCertificate>& issued,
+                                          std::int64_t now);
   // The unexpired revoked certificates that generation `generation` of the tenant's CA issued.
   Expected<std::vector<RevokedCertificate>> ListRevokedCertificates(std::string_view tenant,
                                                                     std::int64_t generation,
@@ -204,7 +207,8 @@ class Store {
   Expected<Device> FindDeviceForAttestation(std::string_view device_id);
   // Sets the device's verdict and what it proved, and logs the attempt. Errors: kNotFound.
   Expected<void> RecordAttestation(const AttestationRecord& record);
-  // Logs an attempt without touching the device's verdict; the newest 20 per device are kept.
+  // Logs an attempt without touching the device's verdict; the newest 20 proven and the newest 20
+  // unproven attempts per device are kept.
   Expected<void> AddAttestationAttempt(const AttestationAttempt& attempt);
   // The device's logged attempts, newest first; empty unless `tenant` has claimed it.
   Expected<std::vector<AttestationAttempt>> ListAttestationAttempts(std::string_view tenant,

@@ -149,9 +149,9 @@ TEST_F(QuoteVerification, SignedStructureThatIsNotTpmGeneratedIsInvalid) {
 TEST_F(QuoteVerification, QuotePresentedAsAnNvCertificationIsInvalid) {
   const Bytes nonce = Nonce(1);
   AttestBody body;
-  EXPECT_TRUE(VerifySignedAttest(QuoteOver(nonce), identity_->public_key, kAttestQuote, nonce,
-                                 &body)
-                  .valid());
+  EXPECT_TRUE(
+      VerifySignedAttest(QuoteOver(nonce), identity_->public_key, kAttestQuote, nonce, &body)
+          .valid());
   auto verdict =
       VerifySignedAttest(QuoteOver(nonce), identity_->public_key, kAttestNv, nonce, &body);
   EXPECT_EQ(verdict.outcome(), Verdict::Outcome::kInvalid);

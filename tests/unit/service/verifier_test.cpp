@@ -61,9 +61,8 @@ class VerifierRules : public ::testing::Test {
   void Launch(const std::vector<std::string>& contents) {
     for (const auto& content : contents) {
       const std::size_t at = events_.size();
-      const std::string component = at < wire::kLaunchComponents.size()
-                                        ? std::string(wire::kLaunchComponents[at])
-                                        : "app:x";
+      const std::string component =
+          at < wire::kLaunchComponents.size() ? std::string(wire::kLaunchComponents[at]) : "app:x";
       ASSERT_TRUE(rot_->Extend(Hash(content)));
       events_.push_back({component, Hash(content)});
     }
@@ -87,8 +86,7 @@ class VerifierRules : public ::testing::Test {
   void ExpectRefused(const wire::Evidence& evidence, std::string_view reason, bool proven) {
     const Outcome outcome = verifier_->Verify(evidence);
     EXPECT_EQ(outcome.verdict.outcome(), Verdict::Outcome::kInvalid);
-    EXPECT_NE(outcome.verdict.reason().find(reason), std::string::npos)
-        << outcome.verdict.reason();
+    EXPECT_NE(outcome.verdict.reason().find(reason), std::string::npos) << outcome.verdict.reason();
     EXPECT_EQ(outcome.proven, proven);
     EXPECT_FALSE(outcome.certificates);
   }
@@ -140,9 +138,9 @@ TEST_F(VerifierRules, QuoteByAnotherKeyIsRefusedUnprovenAndKeepsTheVerdict) {
   TempDir other_dir;
   auto other = *rot::Initialize({.backend = "software", .state_dir = other_dir / "rot"});
   auto evidence = Evidence();
-  evidence.quote = testing::ToWire(other->Attest(*wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr,
-                                                        evidence.app_csr))
-                       ->quote);
+  evidence.quote = testing::ToWire(
+      other->Attest(*wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr))
+          ->quote);
   ExpectRefused(evidence, "quote signature does not verify", false);
   EXPECT_EQ(Verdict(), "trusted");
 }

@@ -135,7 +135,8 @@ class SoftwareRootOfTrust final : public RootOfTrust {
                   "secret to seal is larger than " + std::to_string(kMaxSealedSecret) + " bytes");
     }
     if (register_ == Digest{}) {
-      return Fail(RotErrc::kBadState, "nothing is measured this boot: there is no state to seal to");
+      return Fail(RotErrc::kBadState,
+                  "nothing is measured this boot: there is no state to seal to");
     }
     return crypto::aead::Seal(seal_key_, secret, SealContext());
   }

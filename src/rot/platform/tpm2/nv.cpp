@@ -118,8 +118,7 @@ Expected<void> Nv::ProvisionCounter(std::uint32_t i) {
   auto counter = NvPublic(counter_index);
   if (!counter) return std::unexpected(counter.error());
   if (!*counter) {
-    if (auto ok = DefineNv(counter_index, TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT); !ok)
-      return ok;
+    if (auto ok = DefineNv(counter_index, TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT); !ok) return ok;
     counter = NvPublic(counter_index);
     if (!counter) return std::unexpected(counter.error());
   }
@@ -142,8 +141,7 @@ Expected<void> Nv::ProvisionCounter(std::uint32_t i) {
     if (!raw) return std::unexpected(raw.error());
     TPM2B_MAX_NV_BUFFER data{};
     std::size_t offset = 0;
-    if (Tss2_MU_UINT64_Marshal(*raw, data.buffer, sizeof data.buffer, &offset) !=
-        TSS2_RC_SUCCESS) {
+    if (Tss2_MU_UINT64_Marshal(*raw, data.buffer, sizeof data.buffer, &offset) != TSS2_RC_SUCCESS) {
       return Fail(RotErrc::kTpm, "marshaling counter origin");
     }
     data.size = static_cast<UINT16>(offset);
@@ -158,6 +156,5 @@ Expected<void> Nv::ProvisionCounter(std::uint32_t i) {
   }
   return {};
 }
-
 
 }  // namespace aspis::rot::tpm2

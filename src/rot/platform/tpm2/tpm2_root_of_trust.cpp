@@ -100,7 +100,6 @@ bool IsIdentityKey(const TPMT_PUBLIC& p) {
          p.parameters.eccDetail.scheme.details.ecdsa.hashAlg == TPM2_ALG_SHA256;
 }
 
-
 class Tpm2RootOfTrust final : public RootOfTrust {
  public:
   Tpm2RootOfTrust(TctiPtr tcti, EsysPtr esys) : tcti_(std::move(tcti)), esys_(std::move(esys)) {}
@@ -170,8 +169,7 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     if (!pub) return std::unexpected(pub.error());
     if (!*pub) {
       if (!create) {
-        return Fail(RotErrc::kBadState, "the TPM has no Aspis NvPCR at " +
-                                            HandleName(kNvPcrIndex) +
+        return Fail(RotErrc::kBadState, "the TPM has no Aspis NvPCR at " + HandleName(kNvPcrIndex) +
                                             "; run `aspisd identity init`");
       }
       if (auto made = DefineNvPcr(); !made) return made;
@@ -360,7 +358,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     auto measured = ReadRegister();
     if (!measured) return std::unexpected(measured.error());
     if (*measured == Digest{}) {
-      return Fail(RotErrc::kBadState, "nothing is measured this boot: there is no state to seal to");
+      return Fail(RotErrc::kBadState,
+                  "nothing is measured this boot: there is no state to seal to");
     }
     auto policy = PcrPolicyDigest();
     if (!policy) return std::unexpected(policy.error());
@@ -447,8 +446,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
       const TPML_PCR_SELECTION selection = Selection(mask);
       TPML_PCR_SELECTION* selected_out = nullptr;
       TPML_DIGEST* out = nullptr;
-      const TSS2_RC rc = Esys_PCR_Read(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                       &selection, nullptr, &selected_out, &out);
+      const TSS2_RC rc = Esys_PCR_Read(ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &selection,
+                                       nullptr, &selected_out, &out);
       EsysOut<TPML_PCR_SELECTION> selected(selected_out);
       EsysOut<TPML_DIGEST> digests(out);
       if (rc != TSS2_RC_SUCCESS) return std::unexpected(TpmError("reading the boot PCRs", rc));
@@ -511,11 +510,10 @@ class Tpm2RootOfTrust final : public RootOfTrust {
     const TPMT_SIG_SCHEME scheme = EcdsaScheme();
     TPM2B_ATTEST* certified_out = nullptr;
     TPMT_SIGNATURE* signature_out = nullptr;
-    const TSS2_RC rc =
-        Esys_NV_Certify(ctx(), identity_handle_.get(), nv->get(), nv->get(), ESYS_TR_PASSWORD,
-                        ESYS_TR_PASSWORD, ESYS_TR_NONE, &qualifying, &scheme,
-                        static_cast<UINT16>(std::tuple_size_v<Digest>), 0, &certified_out,
-                        &signature_out);
+    const TSS2_RC rc = Esys_NV_Certify(
+        ctx(), identity_handle_.get(), nv->get(), nv->get(), ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
+        ESYS_TR_NONE, &qualifying, &scheme, static_cast<UINT16>(std::tuple_size_v<Digest>), 0,
+        &certified_out, &signature_out);
     EsysOut<TPM2B_ATTEST> certified(certified_out);
     EsysOut<TPMT_SIGNATURE> signature(signature_out);
     if (rc != TSS2_RC_SUCCESS) {
@@ -572,8 +570,8 @@ class Tpm2RootOfTrust final : public RootOfTrust {
           ((*pub)->attributes & TPMA_NV_AUTHREAD) != 0 ? nv->get() : ESYS_TR_RH_OWNER;
       // NV_Read returns at most TPM2_MAX_NV_BUFFER_SIZE bytes at a time.
       while (contents.size() < size) {
-        const auto chunk = static_cast<UINT16>(
-            std::min<std::size_t>(size - contents.size(), kMaxNvRead));
+        const auto chunk =
+            static_cast<UINT16>(std::min<std::size_t>(size - contents.size(), kMaxNvRead));
         TPM2B_MAX_NV_BUFFER* out = nullptr;
         const TSS2_RC rc =
             Esys_NV_Read(ctx(), auth, nv->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -588,11 +586,10 @@ class Tpm2RootOfTrust final : public RootOfTrust {
       if (!der) return std::unexpected(der.error());
       return EkCertificate{kind, std::move(*der)};
     }
-    return Fail(RotErrc::kBadState,
-                "the TPM holds no EK certificate (TCG NV index " +
-                    HandleName(kEkCertificateEccP256) + " or " +
-                    HandleName(kEkCertificateRsa2048) +
-                    "): the verifier cannot tell it from a software TPM");
+    return Fail(RotErrc::kBadState, "the TPM holds no EK certificate (TCG NV index " +
+                                        HandleName(kEkCertificateEccP256) + " or " +
+                                        HandleName(kEkCertificateRsa2048) +
+                                        "): the verifier cannot tell it from a software TPM");
   }
 
   // The EK, re-created from its default template under the endorsement hierarchy.
