@@ -208,15 +208,12 @@ EngineResult RunEngine(const std::string& engine, std::vector<Device>& devices, 
   testing::TempDir dir;
   std::unique_ptr<testing::PostgresServer> postgres;
   const int port = testing::FreePort();
-  std::vector<std::string> argv = {ASPIS_SERVICE_BINARY,
-                                   "--data",
-                                   (dir / "data").string(),
-                                   "--master-key",
-                                   (dir / "master.key").string(),
-                                   "--admin-token-file",
-                                   (dir / "admin-token").string(),
-                                   "--listen",
-                                   "127.0.0.1:" + std::to_string(port)};
+  std::vector<std::string> argv = {ASPIS_SERVICE_BINARY, "--data", (dir / "data").string(),
+                                   "--master-key", (dir / "master.key").string(),
+                                   "--admin-token-file", (dir / "admin-token").string(), "--listen",
+                                   "127.0.0.1:" + std::to_string(port),
+                                   // Every simulated device attests from 127.0.0.1.
+                                   "--client-rate", "0", "--max-connections", "100000"};
   if (engine == "postgresql") {
     postgres = std::make_unique<testing::PostgresServer>();
     argv.insert(argv.end(), {"--db", postgres->Url()});

@@ -95,6 +95,50 @@ Expected<std::string> ReadOrMake(const fs::path& path, mode_t mode,
 
 }  // namespace
 
+namespace {
+
+// The P-256 key sealed with the master key in `path`, made on first use.
+Expected<crypto::PrivateKey> SealedKey(const fs::path& path, const Bytes& master,
+                                       std::string_view context) {
+  auto sealed = ReadOrMake(path, 0600, [&]() -> Expected<std::string> {
+    auto key = crypto::PrivateKey::GenerateP256();
+    if (!key) return std::unexpected(key.error());
+    auto pem = key->ToPem();
+    if (!pem) return std::unexpected(pem.error());
+    return SealSecret(master, AsBytes(*pem), context);
+  });
+  if (!sealed) return std::unexpected(sealed.error());
+  auto pem = OpenSecret(master, *sealed, context);
+  if (!pem) {
+    return Fail(CoreErrc::kPermission, "the master key does not open " + path.string() +
+                                           ": wrong master key, or the file was altered");
+  }
+  auto key = crypto::PrivateKey::FromPem(AsString(*pem));
+  if (!key) return std::unexpected(std::move(key.error()).WithContext(path.string()));
+  return key;
+}
+
+// Older versions kept the server key in plaintext (server.key): it is sealed, then removed.
+Expected<void> SealLegacyServerKey(const fs::path& dir, const Bytes& master) {
+  const fs::path legacy = dir / "server.key";
+  auto pem = file::Read(legacy, file::kSmallFileLimit);
+  if (!pem)
+    return pem.error() == CoreErrc::kNotFound ? Expected<void>() : std::unexpected(pem.error());
+  if (!fs::exists(dir / "server.key.sealed")) {
+    auto sealed = SealSecret(master, *pem, "platform/server");
+    if (!sealed) return std::unexpected(sealed.error());
+    if (auto ok = file::WriteDurably(dir / "server.key.sealed", AsBytes(*sealed), 0600); !ok) {
+      return ok;
+    }
+  }
+  std::error_code ec;
+  fs::remove(legacy, ec);
+  if (ec) return Fail(CoreErrc::kIo, "removing " + legacy.string() + ": " + ec.message());
+  return {};
+}
+
+}  // namespace
+
 Expected<void> RequireOutsideDataDir(const fs::path& dir, const fs::path& path,
                                      std::string_view what) {
   // Absolute, then through every symlink and `..` of the part that exists.
@@ -147,21 +191,7 @@ Expected<DataDir> OpenDataDir(const fs::path& dir, const DataDirOptions& options
   const Bytes& master = *master_key;
 
   // The root CA: its key sealed at rest, its certificate public.
-  auto sealed_root = ReadOrMake(dir / "root-ca.key.sealed", 0600, [&]() -> Expected<std::string> {
-    auto key = crypto::PrivateKey::GenerateP256();
-    if (!key) return std::unexpected(key.error());
-    auto pem = key->ToPem();
-    if (!pem) return std::unexpected(pem.error());
-    return SealSecret(master, AsBytes(*pem), "platform/root-ca");
-  });
-  if (!sealed_root) return std::unexpected(sealed_root.error());
-  auto root_pem = OpenSecret(master, *sealed_root, "platform/root-ca");
-  if (!root_pem) {
-    return Fail(CoreErrc::kPermission, "the master key does not open " +
-                                           (dir / "root-ca.key.sealed").string() +
-                                           ": wrong master key, or the file was altered");
-  }
-  auto root_key = crypto::PrivateKey::FromPem(AsString(*root_pem));
+  auto root_key = SealedKey(dir / "root-ca.key.sealed", master, "platform/root-ca");
   if (!root_key) return std::unexpected(root_key.error());
   auto root_cert_pem = ReadOrMake(dir / "root-ca.pem", 0644, [&]() -> Expected<std::string> {
     auto cert = crypto::CreateSelfSigned(*root_key, {.common_name = "Aspis Platform Root CA",
@@ -180,15 +210,11 @@ Expected<DataDir> OpenDataDir(const fs::path& dir, const DataDirOptions& options
     return Fail(CoreErrc::kCorrupt, "root-ca.pem does not match the sealed root CA key");
   }
 
-  // The HTTPS server identity, issued by the root CA that devices pin.
-  auto server_key_pem = ReadOrMake(dir / "server.key", 0600, []() -> Expected<std::string> {
-    auto key = crypto::PrivateKey::GenerateP256();
-    if (!key) return std::unexpected(key.error());
-    return key->ToPem();
-  });
-  if (!server_key_pem) return std::unexpected(server_key_pem.error());
-  auto server_key = crypto::PrivateKey::FromPem(*server_key_pem);
-  if (!server_key) return std::unexpected(std::move(server_key.error()).WithContext("server.key"));
+  // The HTTPS server identity, issued by the root CA that devices pin. Its key is sealed too: with
+  // it and a copy of server.pem, anyone could pass for the service to devices and operators.
+  if (auto ok = SealLegacyServerKey(dir, master); !ok) return std::unexpected(ok.error());
+  auto server_key = SealedKey(dir / "server.key.sealed", master, "platform/server");
+  if (!server_key) return std::unexpected(server_key.error());
   auto server_pem = ReadOrMake(dir / "server.pem", 0644, [&]() -> Expected<std::string> {
     crypto::CertificateProfile profile{.common_name = "aspis-service",
                                        .not_before = clock.Now() - 1h,

@@ -48,8 +48,8 @@ Expected<std::vector<crypto::ForeignCertificate>> LoadTpmCas(const std::filesyst
     cas.insert(cas.end(), certificates->begin(), certificates->end());
   }
   if (ec) {
-    return Fail(CoreErrc::kIo, "cannot read the TPM CA directory " + dir.string() + ": " +
-                                   ec.message());
+    return Fail(CoreErrc::kIo,
+                "cannot read the TPM CA directory " + dir.string() + ": " + ec.message());
   }
   if (cas.empty()) {
     return Fail(CoreErrc::kInvalidArgument,
@@ -98,6 +98,17 @@ Expected<std::string> IssuePlatformToken(store::Store& store, const Clock& clock
   return token;
 }
 
+http::RateLimits Limits(const ServiceConfig& config) {
+  auto limit = [](double rate, double burst) -> std::optional<http::RateLimit> {
+    if (rate <= 0) return std::nullopt;
+    return http::RateLimit{.per_second = rate, .burst = std::max(burst, 1.0)};
+  };
+  http::RateLimits limits;
+  limits.per_client = limit(config.client_requests_per_second, config.client_burst);
+  limits.per_device = limit(config.device_requests_per_second, config.device_burst);
+  return limits;
+}
+
 class ServiceImpl final : public Service {
  public:
   ServiceImpl(DataDir data, std::unique_ptr<store::Store> store, const Clock& clock)
@@ -129,7 +140,12 @@ class ServiceImpl final : public Service {
                                           std::vector<crypto::Certificate>{data_.root_ca});
     if (!tls) return std::unexpected(tls.error());
     auto server = http::Server::Start(
-        {.host = listen->first, .port = listen->second, .tls = *tls, .threads = config.threads},
+        {.host = listen->first,
+         .port = listen->second,
+         .tls = *tls,
+         .threads = config.threads,
+         .max_connections = config.max_connections,
+         .limits = Limits(config)},
         std::move(router),
         {.request =
              [this](std::string_view method, std::string_view route, int status,
@@ -187,6 +203,12 @@ class ServiceImpl final : public Service {
 }  // namespace
 
 Expected<std::unique_ptr<Service>> Service::Start(const ServiceConfig& config, const Clock& clock) {
+  if (config.certificate_lifetime <= std::chrono::seconds(0) ||
+      config.certificate_lifetime > kMaxCertificateLifetime) {
+    return Fail(CoreErrc::kInvalidArgument,
+                "device certificates live at most 7 days, so that a revoked device loses them "
+                "soon even where no one reads the CRL");
+  }
   if (auto ok = CheckTokenFile(config.data_dir, config.admin_token_file); !ok) {
     return std::unexpected(ok.error());
   }
@@ -346,6 +368,20 @@ void AddServiceOptions(CLI::App& app, ServiceConfig& config, ServiceFlags& flags
   app.add_option("--tpm-ca-dir", flags.tpm_ca_dir,
                  "Directory of TPM manufacturer CA certificates (PEM) that EK certificates must "
                  "chain to");
+  app.add_option("--client-rate", config.client_requests_per_second,
+                 "Requests per second each client address may make to the unauthenticated routes "
+                 "(attestation, /healthz, /metrics); 0: unlimited")
+      ->capture_default_str();
+  app.add_option("--client-burst", config.client_burst, "Burst above --client-rate")
+      ->capture_default_str();
+  app.add_option("--device-rate", config.device_requests_per_second,
+                 "Requests per second each device may make to the device routes; 0: unlimited")
+      ->capture_default_str();
+  app.add_option("--device-burst", config.device_burst, "Burst above --device-rate")
+      ->capture_default_str();
+  app.add_option("--max-connections", config.max_connections, "Connections open at once")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 
 namespace aspis::service {
 
+inline constexpr std::chrono::seconds kMaxCertificateLifetime = std::chrono::hours(24 * 7);
+
 struct ServiceConfig {
   std::filesystem::path data_dir;
   std::string listen = "127.0.0.1:8443";  // HOST:PORT; port 0 picks a free one
@@ -26,6 +28,13 @@ struct ServiceConfig {
   // PEM files (*.pem, *.crt) of the TPM manufacturer CAs that EK certificates must chain to;
   // empty: no TPM device can prove its hardware.
   std::filesystem::path tpm_ca_dir;
+  // Unauthenticated routes (attestation, /healthz, /metrics), per client address; 0: unlimited.
+  double client_requests_per_second = 10;
+  double client_burst = 20;
+  // Device routes (check-in), per device; 0: unlimited.
+  double device_requests_per_second = 2;
+  double device_burst = 10;
+  std::size_t max_connections = 1024;
   // Where the first start also writes the platform administrator token (0600, durably), for
   // automation; must be outside data_dir. Empty: new_admin_token() alone has it.
   std::filesystem::path admin_token_file;

@@ -41,6 +41,8 @@ class ServiceProcess {
  public:
   explicit ServiceProcess(const std::filesystem::path& dir)
       : dir_(dir), port_(testing::FreePort()) {
+    // The master key and the admin token file go beside the data directory, not in it.
+    std::filesystem::create_directories(dir_);
     Start();
     admin_ = ReadText(dir_ / "admin-token");
     admin_ = admin_.substr(0, admin_.find('\n'));

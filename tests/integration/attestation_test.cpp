@@ -116,6 +116,15 @@ TEST_F(Attestation, CertificateLifetimeIsConfigurable) {
       wire::ParseAttestationResult(response.body)->runtime_certificate_pem);
   ASSERT_TRUE(runtime);
   EXPECT_EQ(runtime->NotAfter() - runtime->NotBefore(), 2h);
+  TempDir too_long_dir;
+  auto too_long = Service::Start({.data_dir = too_long_dir / "data",
+                                  .listen = "127.0.0.1:0",
+                                  .master_key_file = too_long_dir / "master.key",
+                                  .threads = 1,
+                                  .certificate_lifetime = 24h * 8},
+                                 clock_);
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().message().find("at most 7 days"), std::string::npos);
 }
 
 // Calls a device route with a client certificate (and its key).

@@ -72,13 +72,18 @@ class ServiceApi : public ::testing::Test {
 
 const std::string kDevice(64, 'e');
 
-TEST_F(ServiceApi, FirstStartCreatesTheDataDirectoryAndAnAdminToken) {
-  for (const char* name : {"master.key", "root-ca.pem", "root-ca.key.sealed", "server.pem",
-                           "server.key", "admin-token", "aspis.db"}) {
+TEST_F(ServiceApi, FirstStartCreatesTheDataDirectoryWithNoSecretInTheClear) {
+  for (const char* name :
+       {"root-ca.pem", "root-ca.key.sealed", "server.pem", "server.key.sealed", "aspis.db"}) {
     EXPECT_TRUE(std::filesystem::exists(dir_ / "data" / name)) << name;
   }
-  EXPECT_EQ(std::filesystem::status(dir_ / "data/admin-token").permissions() &
-                std::filesystem::perms::group_all,
+  // The master key, the admin token and the server's private key are not in the directory.
+  for (const char* name : {"master.key", "admin-token", "server.key"}) {
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "data" / name)) << name;
+  }
+  EXPECT_FALSE(admin_.empty());
+  EXPECT_EQ(std::filesystem::status(dir_ / "master.key").permissions() &
+                (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
             std::filesystem::perms::none);
   EXPECT_EQ(std::filesystem::status(dir_ / "data/aspis.db").permissions() &
                 std::filesystem::perms::others_all,

@@ -323,9 +323,8 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
              outcome.certificates ? UnixSeconds(outcome.certificates->runtime.NotAfter()) : 0,
          .root_of_trust = device->root_of_trust.empty() && trusted ? evidence.root_of_trust
                                                                    : device->root_of_trust,
-         .boot_pcrs =
-             checked.boot_pcrs_proven && tpm_bound ? BootPcrsText(evidence.boot_pcrs)
-                                                   : device->boot_pcrs,
+         .boot_pcrs = checked.boot_pcrs_proven && tpm_bound ? BootPcrsText(evidence.boot_pcrs)
+                                                            : device->boot_pcrs,
          .os_release = checked.release,
          .ek_fingerprint = trusted ? checked.ek_fingerprint : device->ek_fingerprint,
          .ek_issuer = trusted ? checked.ek_issuer : device->ek_issuer});

@@ -68,7 +68,12 @@ class Verifier {
   // `cas` issues the certificates; it must outlive the verifier.
   Verifier(store::Store& store, const DataDir& data, const Clock& clock, Metrics& metrics,
            const ca::TenantCas& cas, Policy policy = {})
-      : store_(store), data_(data), clock_(clock), metrics_(metrics), policy_(policy), cas_(cas) {}
+      : store_(store),
+        data_(data),
+        clock_(clock),
+        metrics_(metrics),
+        policy_(std::move(policy)),
+        cas_(cas) {}
 
   // A stateless nonce: issue time, random bytes and an HMAC under a key derived from the master
   // key; valid for policy.nonce_lifetime and once.

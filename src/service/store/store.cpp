@@ -147,10 +147,9 @@ ApiToken ToToken(const Row& r) {
 }
 
 Device ToDevice(const Row& r) {
-  return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4),
-          Text(r, 5),   Number(r, 6), Number(r, 7), Number(r, 8),      Text(r, 9),
-          Text(r, 10),  Text(r, 11),  Text(r, 12),  Text(r, 13),      Text(r, 14),
-          Text(r, 15)};
+  return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4),  Text(r, 5),
+          Number(r, 6), Number(r, 7), Number(r, 8), Text(r, 9),        Text(r, 10), Text(r, 11),
+          Text(r, 12),  Text(r, 13),  Text(r, 14),  Text(r, 15)};
 }
 
 constexpr std::string_view kDeviceColumns =
@@ -396,8 +395,7 @@ Expected<void> Store::RecordIssuedCertificates(const std::vector<IssuedCertifica
   const std::string lock = db_->Dialect() == "postgresql" ? " FOR UPDATE" : "";
   return db_->Transaction([&]() -> Expected<void> {
     for (const auto& c : issued) {
-      auto device =
-          db_->Query("SELECT revoked FROM devices WHERE id = $1" + lock, {c.device_id});
+      auto device = db_->Query("SELECT revoked FROM devices WHERE id = $1" + lock, {c.device_id});
       if (!device) return std::unexpected(device.error());
       if (device->empty()) return Fail(StoreErrc::kNotFound, "device not found");
       if (Number(device->front(), 0) != 0) {
@@ -409,11 +407,11 @@ Expected<void> Store::RecordIssuedCertificates(const std::vector<IssuedCertifica
           !ok) {
         return ok;
       }
-      if (auto ok = Discard(db_->Query("INSERT INTO issued_certificates (serial, tenant_id, "
-                                       "device_id, generation, not_after) VALUES ($1, $2, $3, $4, "
-                                       "$5)",
-                                       {c.serial, c.tenant_id, c.device_id, c.generation,
-                                        c.not_after}));
+      if (auto ok =
+              Discard(db_->Query("INSERT INTO issued_certificates (serial, tenant_id, "
+                                 "device_id, generation, not_after) VALUES ($1, $2, $3, $4, "
+                                 "$5)",
+                                 {c.serial, c.tenant_id, c.device_id, c.generation, c.not_after}));
           !ok) {
         return ok;
       }
@@ -454,14 +452,14 @@ Expected<Device> Store::FindDeviceForAttestation(std::string_view device_id) {
 
 Expected<void> Store::RecordAttestation(const AttestationRecord& r) {
   return db_->Transaction([&]() -> Expected<void> {
-    if (auto ok = One(db_->Query("UPDATE devices SET verdict = $1, reasons = $2, "
-                                 "last_attested = $3, certificate_expiry = $4, "
-                                 "root_of_trust = $5, boot_pcrs = $6, os_release = $7, "
-                                 "ek_fingerprint = $8, ek_issuer = $9 WHERE id = $10 RETURNING id",
-                                 {r.verdict, r.reasons, r.at, r.certificate_expiry,
-                                  r.root_of_trust, r.boot_pcrs, r.os_release, r.ek_fingerprint,
-                                  r.ek_issuer, r.device_id}),
-                      "device");
+    if (auto ok =
+            One(db_->Query("UPDATE devices SET verdict = $1, reasons = $2, "
+                           "last_attested = $3, certificate_expiry = $4, "
+                           "root_of_trust = $5, boot_pcrs = $6, os_release = $7, "
+                           "ek_fingerprint = $8, ek_issuer = $9 WHERE id = $10 RETURNING id",
+                           {r.verdict, r.reasons, r.at, r.certificate_expiry, r.root_of_trust,
+                            r.boot_pcrs, r.os_release, r.ek_fingerprint, r.ek_issuer, r.device_id}),
+                "device");
         !ok) {
       return ok;
     }
@@ -474,10 +472,10 @@ Expected<void> Store::AddAttestationAttempt(const AttestationAttempt& attempt) {
 }
 
 Expected<void> Store::InsertAttempt(const AttestationAttempt& a) {
-  if (auto ok = Discard(db_->Query("INSERT INTO attestation_attempts (device_id, at, verdict, "
-                                   "reasons, proven) VALUES ($1, $2, $3, $4, $5)",
-                                   {a.device_id, a.at, a.verdict, a.reasons,
-                                    std::int64_t{a.proven ? 1 : 0}}));
+  if (auto ok = Discard(
+          db_->Query("INSERT INTO attestation_attempts (device_id, at, verdict, "
+                     "reasons, proven) VALUES ($1, $2, $3, $4, $5)",
+                     {a.device_id, a.at, a.verdict, a.reasons, std::int64_t{a.proven ? 1 : 0}}));
       !ok) {
     return ok;
   }
@@ -510,12 +508,14 @@ Expected<void> Store::SetAttestationPolicy(std::string_view tenant,
 }
 
 Expected<AttestationPolicy> Store::GetAttestationPolicy(std::string_view tenant) {
-  return Single(Map<AttestationPolicy>(
-                    db_->Query("SELECT allow_software_rot, golden_boot_pcrs FROM tenants "
-                               "WHERE id = $1",
-                               {std::string(tenant)}),
-                    [](const Row& r) { return AttestationPolicy{Number(r, 0) != 0, Text(r, 1)}; }),
-                "tenant");
+  return Single(
+      Map<AttestationPolicy>(db_->Query("SELECT allow_software_rot, golden_boot_pcrs FROM tenants "
+                                        "WHERE id = $1",
+                                        {std::string(tenant)}),
+                             [](const Row& r) {
+                               return AttestationPolicy{Number(r, 0) != 0, Text(r, 1)};
+                             }),
+      "tenant");
 }
 
 Expected<std::int64_t> Store::RecordCheckIn(std::string_view tenant, std::string_view device_id,
@@ -553,11 +553,11 @@ Expected<void> Store::AddOsRelease(const OsRelease& release) {
 }
 
 Expected<std::vector<OsRelease>> Store::ReleasesWhere(std::string_view condition,
-                                                     const std::vector<Value>& params) {
-  auto releases = db_->Query(
-      "SELECT version, feed, created_at, retired_reason, retired_at FROM os_releases " +
-          std::string(condition) + " ORDER BY created_at, version",
-      params);
+                                                      const std::vector<Value>& params) {
+  auto releases =
+      db_->Query("SELECT version, feed, created_at, retired_reason, retired_at FROM os_releases " +
+                     std::string(condition) + " ORDER BY created_at, version",
+                 params);
   if (!releases) return std::unexpected(releases.error());
   std::vector<OsRelease> out;
   for (const Row& row : *releases) {
