@@ -524,11 +524,15 @@ Expected<std::string> IssueCrl(const Certificate& issuer, const PrivateKey& issu
         ASN1_STRING_set(serial.get(), serial_bytes->data(),
                         static_cast<int>(serial_bytes->size())) != 1 ||
         X509_REVOKED_set_serialNumber(revoked.get(), serial.get()) != 1 ||
-        X509_REVOKED_set_revocationDate(revoked.get(), at.get()) != 1 ||
-        X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1) {
+        X509_REVOKED_set_revocationDate(revoked.get(), at.get()) != 1) {
       return std::unexpected(OpenSslError("adding a revoked certificate to the CRL"));
     }
-    (void)revoked.release();  // the CRL owns it now
+    // Once added, the entry is the CRL's.
+    X509_REVOKED* entry = revoked.release();
+    if (X509_CRL_add0_revoked(crl.get(), entry) != 1) {
+      X509_REVOKED_free(entry);
+      return std::unexpected(OpenSslError("adding a revoked certificate to the CRL"));
+    }
   }
   if (X509_CRL_sort(crl.get()) != 1) return std::unexpected(OpenSslError("sorting the CRL"));
   auto signing = BeginSigning(issuer_key);
