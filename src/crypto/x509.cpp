@@ -528,9 +528,9 @@ Expected<std::string> IssueCrl(const Certificate& issuer, const PrivateKey& issu
       return std::unexpected(OpenSslError("adding a revoked certificate to the CRL"));
     }
     // Once added, the entry is the CRL's.
-    X509_REVOKED* entry = revoked.release();
-    if (X509_CRL_add0_revoked(crl.get(), entry) != 1) {
-      X509_REVOKED_free(entry);
+    X509_REVOKED* added = revoked.release();
+    if (X509_CRL_add0_revoked(crl.get(), added) != 1) {
+      X509_REVOKED_free(added);
       return std::unexpected(OpenSslError("adding a revoked certificate to the CRL"));
     }
   }
