@@ -87,6 +87,16 @@ Json TenantJson(const store::Tenant& t) {
   return {{"id", t.id}, {"name", t.name}, {"created_at", t.created_at}};
 }
 
+// The {index} of a CA generation route.
+std::optional<std::int64_t> CaIndex(const Request& request) {
+  std::int64_t index = 0;
+  const std::string_view text = request.Param("index");
+  if (std::from_chars(text.data(), text.data() + text.size(), index).ec != std::errc()) {
+    return std::nullopt;
+  }
+  return index;
+}
+
 Json CaJson(const ca::Generation& g) {
   return {{"index", g.number},
           {"thumbprint", g.thumbprint},
@@ -573,33 +583,27 @@ void AddRoutes(http::Router& router, const Context& context) {
                             [api](const Request&, const Principal&, std::string_view tenant) {
                               return api->CaChain(tenant, std::nullopt);
                             }));
-  router.Add(
-      "GET", "/v1/tenants/{tenant}/ca-certificates/{index}",
-      api->ForTenant(
-          Role::kReader, [api](const Request& r, const Principal&, std::string_view tenant) {
-            std::int64_t index = 0;
-            const std::string_view text = r.Param("index");
-            if (std::from_chars(text.data(), text.data() + text.size(), index).ec != std::errc()) {
-              return Response::Problem(400, "Bad request", "the CA index must be a number");
-            }
-            return api->CaChain(tenant, index);
-          }));
+  router.Add("GET", "/v1/tenants/{tenant}/ca-certificates/{index}",
+             api->ForTenant(
+                 Role::kReader, [api](const Request& r, const Principal&, std::string_view tenant) {
+                   const auto index = CaIndex(r);
+                   if (!index)
+                     return Response::Problem(400, "Bad request", "the CA index must be a number");
+                   return api->CaChain(tenant, index);
+                 }));
   router.Add("GET", "/v1/tenants/{tenant}/crl",
              api->ForTenant(Role::kReader,
                             [api](const Request&, const Principal&, std::string_view tenant) {
                               return api->Crl(tenant, std::nullopt);
                             }));
-  router.Add(
-      "GET", "/v1/tenants/{tenant}/ca-certificates/{index}/crl",
-      api->ForTenant(
-          Role::kReader, [api](const Request& r, const Principal&, std::string_view tenant) {
-            std::int64_t index = 0;
-            const std::string_view text = r.Param("index");
-            if (std::from_chars(text.data(), text.data() + text.size(), index).ec != std::errc()) {
-              return Response::Problem(400, "Bad request", "the CA index must be a number");
-            }
-            return api->Crl(tenant, index);
-          }));
+  router.Add("GET", "/v1/tenants/{tenant}/ca-certificates/{index}/crl",
+             api->ForTenant(
+                 Role::kReader, [api](const Request& r, const Principal&, std::string_view tenant) {
+                   const auto index = CaIndex(r);
+                   if (!index)
+                     return Response::Problem(400, "Bad request", "the CA index must be a number");
+                   return api->Crl(tenant, index);
+                 }));
   router.Add("GET", "/v1/tenants/{tenant}/audit",
              api->ForTenant(Role::kAdministrator,
                             [&c](const Request&, const Principal&, std::string_view tenant) {
