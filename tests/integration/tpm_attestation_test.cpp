@@ -12,9 +12,10 @@ class TpmAttestation : public Attestation {
  protected:
   TpmAttestation() {
     tpm_ca_dir_ = swtpm_.ManufacturerCaDir();
-    // The EK certificates were made just now, within the second: the service's clock (taken
-    // before) must not read them as not yet valid.
-    clock_.Advance(2s);
+    // The EK certificates were made by swtpm_setup just now (valid from this second), after the
+    // fixture's clock was read: the service must not see them as not yet valid, however long
+    // manufacturing took.
+    clock_.Set(std::chrono::system_clock::now());
   }
 
   // The first attestation of a TPM device, as aspisd makes it: evidence, then with the
