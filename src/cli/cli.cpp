@@ -222,13 +222,15 @@ void PrintAttestation(std::ostream& out, const Json& a) {
       << "Attested:        " << Time(a.value("at", Json(0))) << "\n"
       << "Root of trust:   " << a.value("root_of_trust", "") << "\n"
       << "OS release:      " << a.value("os_release", "") << "\n"
-      << "Boot PCRs:" << (a.value("boot_pcrs", Json::object()).empty() ? " none proven" : "")
-      << "\n";
-  for (const auto& [index, value] : a.value("boot_pcrs", Json::object()).items()) {
+      << "Boot PCRs:";
+  const Json boot_pcrs = a.value("boot_pcrs", Json::object());
+  out << (boot_pcrs.empty() ? " none proven" : "") << "\n";
+  for (const auto& [index, value] : boot_pcrs.items()) {
     out << fmt::format("  {:<3} {}\n", index, Cell(value));
   }
   out << "Attempts, newest first (unproven ones did not change the verdict):\n";
-  for (const auto& attempt : a.value("attempts", Json::array())) {
+  const Json attempts = a.value("attempts", Json::array());
+  for (const auto& attempt : attempts) {
     out << fmt::format("  {}  {:<9}  {:<8}  {}\n", Time(attempt.value("at", Json(0))),
                        attempt.value("verdict", ""),
                        attempt.value("proven", false) ? "proven" : "unproven",

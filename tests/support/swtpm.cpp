@@ -32,8 +32,11 @@ void Manufacture(const std::filesystem::path& state, const std::filesystem::path
 
 }  // namespace
 
-Swtpm::Swtpm(SwtpmOptions options) : port_(FreePort(2)) {
+Swtpm::Swtpm(SwtpmOptions options) {
   if (options.endorsed) Manufacture(state_.path(), ca_.path());
+  // Chosen just before swtpm binds them, not before manufacturing (seconds under load), so that
+  // tests running beside this one have no time to take them.
+  port_ = FreePort(2);
   process_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{
       "swtpm", "socket", "--tpm2", "--server",
       "type=tcp,port=" + std::to_string(port_) + ",bindaddr=127.0.0.1", "--ctrl",

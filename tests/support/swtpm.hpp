@@ -30,7 +30,7 @@ class Swtpm {
  private:
   TempDir ca_;
   TempDir state_;
-  int port_;
+  int port_ = 0;
   std::unique_ptr<BackgroundProcess> process_;
 };
 
