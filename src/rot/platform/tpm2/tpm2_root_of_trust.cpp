@@ -56,22 +56,6 @@ Expected<Quote> ToQuote(const TPM2B_ATTEST& attest, const TPMT_SIGNATURE& signat
                std::move(*signature_bytes)};
 }
 
-// An ECC P-256 key template; the unique field is left empty for the TPM to fill.
-TPM2B_PUBLIC EccTemplate(TPMA_OBJECT attributes) {
-  TPM2B_PUBLIC in{};
-  TPMT_PUBLIC& p = in.publicArea;
-  p.type = TPM2_ALG_ECC;
-  p.nameAlg = TPM2_ALG_SHA256;
-  p.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                       TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                       TPMA_OBJECT_RESTRICTED | attributes;
-  p.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
-  p.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-  p.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-  p.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-  return in;
-}
-
 TPM2B_PUBLIC IdentityTemplateStruct() {
   TPM2B_PUBLIC in{};
   const Bytes marshaled = *rot::IdentityTemplate();
@@ -81,9 +65,13 @@ TPM2B_PUBLIC IdentityTemplateStruct() {
 }
 
 // The storage parent for sealed objects, re-derived from the owner seed on each use so no
-// persistent slot is consumed.
+// persistent slot is consumed: the identity key's P-256 template, as a restricted decryption key.
 TPM2B_PUBLIC StorageTemplate() {
-  TPM2B_PUBLIC in = EccTemplate(TPMA_OBJECT_DECRYPT | TPMA_OBJECT_NODA);
+  TPM2B_PUBLIC in = IdentityTemplateStruct();
+  in.publicArea.objectAttributes = (in.publicArea.objectAttributes & ~TPMA_OBJECT_SIGN_ENCRYPT) |
+                                   TPMA_OBJECT_DECRYPT | TPMA_OBJECT_NODA;
+  in.publicArea.parameters.eccDetail.scheme = {};
+  in.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
   auto& symmetric = in.publicArea.parameters.eccDetail.symmetric;
   symmetric.algorithm = TPM2_ALG_AES;
   symmetric.keyBits.aes = 128;
