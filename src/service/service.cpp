@@ -3,12 +3,17 @@
 #include <CLI/CLI.hpp>
 
 #include <charconv>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <stop_token>
+#include <thread>
 
 #include "core/file.hpp"
 #include "core/log.hpp"
 #include "crypto/tls.hpp"
 #include "service/api/api.hpp"
+#include "service/ca/tenant_ca.hpp"
 #include "service/data_dir.hpp"
 #include "service/http/server.hpp"
 #include "service/metrics.hpp"
@@ -112,7 +117,10 @@ http::RateLimits Limits(const ServiceConfig& config) {
 class ServiceImpl final : public Service {
  public:
   ServiceImpl(DataDir data, std::unique_ptr<store::Store> store, const Clock& clock)
-      : data_(std::move(data)), store_(std::move(store)), clock_(clock) {}
+      : data_(std::move(data)),
+        store_(std::move(store)),
+        clock_(clock),
+        cas_(*store_, data_, clock_) {}
 
   ~ServiceImpl() override { Stop(); }
 
@@ -130,10 +138,15 @@ class ServiceImpl final : public Service {
     metrics_.Describe("aspis_attestations_total", "Attestations by verdict", "counter");
     metrics_.Describe("aspis_certificates_issued_total", "Device certificates issued", "counter");
     http::Router router;
+    if (auto ok = RunMaintenance(); !ok) {
+      log::Warning("scheduled work at start failed (retried every {} s): {}",
+                   config.maintenance_interval.count(), ok.error().message());
+    }
     api::AddRoutes(router, {*store_,
                             data_,
                             clock_,
                             metrics_,
+                            cas_,
                             {.certificate_lifetime = config.certificate_lifetime,
                              .tpm_cas = std::move(*tpm_cas)}});
     auto tls = crypto::tls::ServerContext(data_.server_chain, data_.server_key,
@@ -162,6 +175,26 @@ class ServiceImpl final : public Service {
              [this] { metrics_.Increment("aspis_http_connections_refused_total"); }});
     if (!server) return std::unexpected(server.error());
     server_ = std::move(*server);
+    maintenance_ =
+        std::jthread([this, interval = config.maintenance_interval](std::stop_token stop) {
+          std::mutex mutex;
+          std::condition_variable_any wake;
+          std::unique_lock lock(mutex);
+          while (true) {
+            // Wakes at the interval, or at once when stop is requested.
+            wake.wait_for(lock, stop, interval, [] { return false; });
+            if (stop.stop_requested()) return;
+            if (auto ok = RunMaintenance(); !ok) {
+              log::Warning("scheduled work failed: {}", ok.error().message());
+            }
+          }
+        });
+    return {};
+  }
+
+  Expected<void> RunMaintenance() override {
+    auto made = cas_.MakeDueSuccessors();
+    if (!made) return std::unexpected(made.error());
     return {};
   }
 
@@ -170,6 +203,10 @@ class ServiceImpl final : public Service {
   const std::string& new_admin_token() const override { return admin_token_; }
 
   void Stop() override {
+    if (maintenance_.joinable()) {
+      maintenance_.request_stop();
+      maintenance_.join();
+    }
     if (server_) server_->Stop();
   }
 
@@ -196,7 +233,9 @@ class ServiceImpl final : public Service {
   std::unique_ptr<store::Store> store_;
   const Clock& clock_;
   Metrics metrics_;
+  ca::TenantCas cas_;
   std::unique_ptr<http::Server> server_;
+  std::jthread maintenance_;
   std::string admin_token_;
 };
 

@@ -38,6 +38,8 @@ struct ServiceConfig {
   // Where the first start also writes the platform administrator token (0600, durably), for
   // automation; must be outside data_dir. Empty: new_admin_token() alone has it.
   std::filesystem::path admin_token_file;
+  // How often the scheduled work runs (see Service::RunMaintenance); it also runs at start.
+  std::chrono::seconds maintenance_interval = std::chrono::hours(1);
 };
 
 // aspis-service: the data directory, the store, the API and the HTTPS server, running.
@@ -55,6 +57,9 @@ class Service {
   virtual const crypto::Certificate& root_ca() const = 0;
   // The platform administrator token made on this start; empty when the data existed already.
   virtual const std::string& new_admin_token() const = 0;
+  // The scheduled work, now: makes the successor of every tenant CA that expires within 90 days.
+  // Errors are logged; the first is returned after all tenants were tried.
+  virtual Expected<void> RunMaintenance() = 0;
   // Graceful stop; idempotent.
   virtual void Stop() = 0;
 };

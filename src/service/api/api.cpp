@@ -123,8 +123,7 @@ using PlainHandler = std::function<Response(const Request&, const Principal&)>;
 
 class Api {
  public:
-  Api(const Context& c, std::shared_ptr<const ca::TenantCas> cas)
-      : c_(c), cas_holder_(std::move(cas)), cas_(*cas_holder_) {}
+  explicit Api(const Context& c) : c_(c), cas_(c.cas) {}
 
   http::Handler Authed(PlainHandler handler) const {
     return [this, handler = std::move(handler)](const Request& request) {
@@ -391,7 +390,6 @@ class Api {
   }
 
   Context c_;
-  std::shared_ptr<const ca::TenantCas> cas_holder_;
   const ca::TenantCas& cas_;
 };
 
@@ -422,9 +420,8 @@ Expected<std::string> CreateToken(store::Store& store, const Clock& clock, std::
 }
 
 void AddRoutes(http::Router& router, const Context& context) {
-  auto cas = std::make_shared<const ca::TenantCas>(context.store, context.data, context.clock);
-  AddDeviceRoutes(router, context, cas);
-  auto api = std::make_shared<Api>(context, cas);
+  AddDeviceRoutes(router, context);
+  auto api = std::make_shared<Api>(context);
   auto& c = api->c_;
   router.Add("GET", "/healthz", [&c](const Request&) {
     if (auto version = c.store.SchemaVersion(); !version) {

@@ -2,6 +2,7 @@
 
 #include "core/clock.hpp"
 #include "service/attest/attestation.hpp"
+#include "service/ca/tenant_ca.hpp"
 #include "service/data_dir.hpp"
 #include "service/http/router.hpp"
 #include "service/metrics.hpp"
@@ -16,6 +17,7 @@ struct Context {
   const DataDir& data;
   const Clock& clock;
   Metrics& metrics;
+  const ca::TenantCas& cas;
   attest::Policy attestation = {};
 };
 

@@ -61,10 +61,8 @@ std::optional<wire::AttestationResult> ToWire(const attest::Outcome& outcome) {
 
 class DeviceRoutes {
  public:
-  DeviceRoutes(const Context& c, std::shared_ptr<const ca::TenantCas> cas)
-      : c_(c),
-        cas_(std::move(cas)),
-        verifier_(c.store, c.data, c.clock, c.metrics, *cas_, c.attestation) {}
+  explicit DeviceRoutes(const Context& c)
+      : c_(c), verifier_(c.store, c.data, c.clock, c.metrics, c.cas, c.attestation) {}
 
   // Device routes: only a runtime certificate issued by the device's own tenant CA, for a claimed
   // device that is not revoked, opens them. App certificates are refused.
@@ -174,18 +172,16 @@ class DeviceRoutes {
   }
 
  private:
-  const ca::TenantCas& cas() const { return *cas_; }
+  const ca::TenantCas& cas() const { return c_.cas; }
 
   Context c_;
-  std::shared_ptr<const ca::TenantCas> cas_;
   attest::Verifier verifier_;
 };
 
 }  // namespace
 
-void AddDeviceRoutes(http::Router& router, const Context& context,
-                     std::shared_ptr<const ca::TenantCas> cas) {
-  auto routes = std::make_shared<DeviceRoutes>(context, std::move(cas));
+void AddDeviceRoutes(http::Router& router, const Context& context) {
+  auto routes = std::make_shared<DeviceRoutes>(context);
   router.Add("POST", wire::kChallengePath,
              [routes](const Request&) { return routes->Challenge(); });
   router.Add("POST", wire::kAttestationPath,

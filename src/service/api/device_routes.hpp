@@ -1,9 +1,6 @@
 #pragma once
 
-#include <memory>
-
 #include "service/api/api.hpp"
-#include "service/ca/tenant_ca.hpp"
 #include "service/http/router.hpp"
 
 // The routes devices call (DESIGN sections 4 and 5): attestation, without authentication (one
@@ -11,7 +8,6 @@
 // from the device's own tenant CA opens (check-in, status).
 namespace aspis::service::api {
 
-void AddDeviceRoutes(http::Router& router, const Context& context,
-                     std::shared_ptr<const ca::TenantCas> cas);
+void AddDeviceRoutes(http::Router& router, const Context& context);
 
 }  // namespace aspis::service::api

@@ -128,7 +128,7 @@ Expected<std::vector<Generation>> TenantCas::Load(std::string_view tenant,
   return generations;
 }
 
-Expected<void> TenantCas::MakeSuccessor(const store::TenantCa& latest) const {
+Expected<bool> TenantCas::MakeSuccessor(const store::TenantCa& latest) const {
   auto tenant = store_.GetTenant(latest.tenant_id);
   if (!tenant) return std::unexpected(tenant.error());
   auto predecessor = crypto::Certificate::FromPem(latest.certificate_pem);
@@ -171,28 +171,47 @@ Expected<void> TenantCas::MakeSuccessor(const store::TenantCa& latest) const {
     if (!entry) return std::unexpected(entry.error());
     return {};
   });
-  if (!made) return made.error() == store::StoreErrc::kConflict ? Expected<void>{} : made;
+  if (!made) {
+    if (made.error() == store::StoreErrc::kConflict) return false;
+    return std::unexpected(made.error());
+  }
   log::Info("tenant {}: made CA generation {}, active from Unix time {}", tenant->id, generation,
             activates_at);
-  return {};
+  return true;
 }
 
-Expected<std::vector<Generation>> TenantCas::Current(std::string_view tenant,
-                                                     std::vector<store::TenantCa>* records) const {
-  auto generations = Load(tenant, records);
-  if (!generations) return generations;
-  if (generations->back().certificate.NotAfter() - clock_.Now() > kSuccessorLead) {
-    return generations;
+Expected<std::size_t> TenantCas::MakeDueSuccessors() const {
+  auto tenants = store_.ListTenants();
+  if (!tenants) return std::unexpected(tenants.error());
+  std::size_t made = 0;
+  std::optional<Error> first_error;
+  for (const auto& tenant : *tenants) {
+    auto ok = [&]() -> Expected<void> {
+      auto stored = store_.ListTenantCas(tenant.id);
+      if (!stored) return std::unexpected(stored.error());
+      if (stored->empty()) return {};
+      auto latest = crypto::Certificate::FromPem(stored->back().certificate_pem);
+      if (!latest) return std::unexpected(latest.error());
+      if (latest->NotAfter() - clock_.Now() > kSuccessorLead) return {};
+      auto successor = MakeSuccessor(stored->back());
+      if (!successor) return std::unexpected(successor.error());
+      made += *successor ? 1 : 0;
+      return {};
+    }();
+    if (!ok) {
+      log::Error("tenant {}: making the next CA failed: {}", tenant.id, ok.error().message());
+      if (!first_error) {
+        first_error = std::move(ok.error()).WithContext("making the next CA of tenant " + tenant.id);
+      }
+    }
   }
-  if (auto ok = MakeSuccessor(records->back()); !ok) {
-    return std::unexpected(std::move(ok.error()).WithContext("making the tenant's next CA"));
-  }
-  return Load(tenant, records);
+  if (first_error) return std::unexpected(std::move(*first_error));
+  return made;
 }
 
 Expected<std::vector<Generation>> TenantCas::List(std::string_view tenant) const {
   std::vector<store::TenantCa> records;
-  return Current(tenant, &records);
+  return Load(tenant, &records);
 }
 
 Expected<std::vector<crypto::Certificate>> TenantCas::Trusted(std::string_view tenant) const {
@@ -220,7 +239,7 @@ Expected<Signer> TenantCas::SignerOf(std::string_view tenant, std::int64_t numbe
 Expected<Signer> TenantCas::Find(std::string_view tenant,
                                  const std::function<bool(const Generation&)>& which) const {
   std::vector<store::TenantCa> records;
-  auto generations = Current(tenant, &records);
+  auto generations = Load(tenant, &records);
   if (!generations) return std::unexpected(generations.error());
   for (std::size_t i = 0; i < generations->size(); ++i) {
     const Generation& g = (*generations)[i];

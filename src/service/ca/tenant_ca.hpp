@@ -52,8 +52,9 @@ struct NewTenantKeys {
   store::TenantKey deployment;
 };
 
-// Thread-safe. Several service instances may share the store: a successor is made at most once
-// per generation (the store refuses a duplicate, and the loser reads the winner's). Parsed
+// Thread-safe. Reads never write: successors are made only by MakeDueSuccessors, which the service
+// runs at start and on a schedule. Several service instances may share the store: a successor is
+// made at most once per generation (the store refuses a duplicate, and the loser's is dropped). Parsed
 // certificates and unsealed keys are cached per generation, checked against the stored text on
 // every use, because attestation issues certificates at a high rate.
 class TenantCas {
@@ -63,7 +64,12 @@ class TenantCas {
 
   Expected<NewTenantKeys> MakeFirst(const store::Tenant& tenant) const;
 
-  // Every generation, oldest first, with its state now; makes the successor when it is due.
+  // Makes the successor of every tenant's newest generation that expires within kSuccessorLead.
+  // Returns how many were made. One tenant's failure does not stop the others; the first error is
+  // returned after all were tried.
+  Expected<std::size_t> MakeDueSuccessors() const;
+
+  // Every generation, oldest first, with its state now.
   Expected<std::vector<Generation>> List(std::string_view tenant) const;
   // The certificates of the unexpired generations: device certificates may chain to any of them.
   Expected<std::vector<crypto::Certificate>> Trusted(std::string_view tenant) const;
@@ -78,9 +84,8 @@ class TenantCas {
   // `records` receives the stored rows, aligned with the generations returned.
   Expected<std::vector<Generation>> Load(std::string_view tenant,
                                          std::vector<store::TenantCa>* records) const;
-  Expected<std::vector<Generation>> Current(std::string_view tenant,
-                                            std::vector<store::TenantCa>* records) const;
-  Expected<void> MakeSuccessor(const store::TenantCa& latest) const;
+  // Whether a successor was made (false: another instance made it first).
+  Expected<bool> MakeSuccessor(const store::TenantCa& latest) const;
 
   struct Parsed {
     std::string certificate_pem;  // what `certificate` was parsed from
