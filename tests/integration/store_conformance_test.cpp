@@ -333,10 +333,17 @@ TEST_P(StoreConformance, RevokingADeviceRevokesItsIssuedCertificatesForTheCrl) {
   ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
   ASSERT_TRUE(store_->ClaimDevice("t1", other, 1));
   ASSERT_TRUE(store_->AddTenantCa({"t1", 1, "pem", "sealed", 0}));
-  ASSERT_TRUE(store_->RecordIssuedCertificates(
-      {{"0a", "t1", id, 1, 100}, {"0b", "t1", id, 1, 50}, {"0c", "t1", other, 1, 100}}, 10));
-  EXPECT_EQ(store_->RecordIssuedCertificates({{"0a", "t1", id, 1, 100}}, 10).error(),
+  auto trusted = [](const std::string& device, std::int64_t at,
+                    std::vector<IssuedCertificate> issued) {
+    return AttestationRecord{
+        .device_id = device, .verdict = "trusted", .at = at, .issued = std::move(issued)};
+  };
+  ASSERT_TRUE(store_->RecordAttestation(
+      trusted(id, 10, {{"0a", "t1", id, 1, 100}, {"0b", "t1", id, 1, 50}})));
+  ASSERT_TRUE(store_->RecordAttestation(trusted(other, 10, {{"0c", "t1", other, 1, 100}})));
+  EXPECT_EQ(store_->RecordAttestation(trusted(id, 11, {{"0a", "t1", id, 1, 100}})).error(),
             StoreErrc::kConflict);
+  EXPECT_EQ(store_->GetDevice("t1", id)->last_attested, 10) << "a refused record changes nothing";
   EXPECT_TRUE(store_->ListRevokedCertificates("t1", 1, 10)->empty());
   ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, true, 20));
   auto revoked = store_->ListRevokedCertificates("t1", 1, 60);
@@ -345,8 +352,9 @@ TEST_P(StoreConformance, RevokingADeviceRevokesItsIssuedCertificatesForTheCrl) {
   EXPECT_EQ((*revoked)[0].serial, "0a");
   EXPECT_EQ((*revoked)[0].revoked_at, 20);
   // A certificate issued as the revocation lands is refused, not left out of the CRL.
-  EXPECT_EQ(store_->RecordIssuedCertificates({{"0d", "t1", id, 1, 100}}, 25).error(),
+  EXPECT_EQ(store_->RecordAttestation(trusted(id, 25, {{"0d", "t1", id, 1, 100}})).error(),
             StoreErrc::kConflict);
+  EXPECT_EQ(store_->GetDevice("t1", id)->last_attested, 10);
   // Restoring the device does not make its old certificates valid again.
   ASSERT_TRUE(store_->SetDeviceRevoked("t1", id, false, 30));
   EXPECT_EQ(store_->ListRevokedCertificates("t1", 1, 60)->size(), 1u);

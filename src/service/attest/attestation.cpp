@@ -295,46 +295,59 @@ Checked Verifier::Bind(const wire::Evidence& evidence, const store::Device& devi
 
 Outcome Verifier::Record(const std::optional<store::Device>& device, const wire::Evidence& evidence,
                          const Checked& checked, Outcome outcome) const {
-  const bool trusted = outcome.verdict.valid();
-  const bool error = outcome.verdict.outcome() == Verdict::Outcome::kCouldNotCheck;
-  // Pending: the device is asked for more (its endorsement, an activated credential).
-  const bool pending = outcome.next != Next::kNothing;
-  const std::string_view label = trusted          ? "trusted"
-                                 : error          ? "error"
-                                 : pending        ? "pending"
-                                 : outcome.proven ? "untrusted"
-                                                  : "refused";
-  metrics_.Increment("aspis_attestations_total", {{"verdict", std::string(label)}});
-  if (trusted) metrics_.Increment("aspis_certificates_issued_total", {}, 2);
-  if (!device) return outcome;
-  const auto now = UnixSeconds(clock_.Now());
-  // Boot PCR values are believed only from a key known to live in a TPM: one bound to its EK
-  // before, or in this very attempt.
-  const bool tpm_bound =
-      !device->ek_fingerprint.empty() || (trusted && !checked.ek_fingerprint.empty());
-  Expected<void> recorded;
-  if (outcome.proven && !error && !pending) {
-    recorded = store_.RecordAttestation(
-        {.device_id = device->id,
-         .verdict = std::string(label),
-         .reasons = outcome.verdict.reason(),
-         .at = now,
-         .certificate_expiry =
-             outcome.certificates ? UnixSeconds(outcome.certificates->runtime.NotAfter()) : 0,
-         .root_of_trust = device->root_of_trust.empty() && trusted ? evidence.root_of_trust
-                                                                   : device->root_of_trust,
-         .boot_pcrs = checked.boot_pcrs_proven && tpm_bound ? BootPcrsText(evidence.boot_pcrs)
-                                                            : device->boot_pcrs,
-         .os_release = checked.release,
-         .ek_fingerprint = trusted ? checked.ek_fingerprint : device->ek_fingerprint,
-         .ek_issuer = trusted ? checked.ek_issuer : device->ek_issuer});
-  } else {
-    recorded = store_.AddAttestationAttempt(
-        {device->id, now, std::string(label), outcome.verdict.reason(), outcome.proven});
+  auto label = [](const Outcome& o) -> std::string {
+    if (o.verdict.valid()) return "trusted";
+    if (o.verdict.outcome() == Verdict::Outcome::kCouldNotCheck) return "error";
+    // Pending: the device is asked for more (its endorsement, an activated credential).
+    if (o.next != Next::kNothing) return "pending";
+    return o.proven ? "untrusted" : "refused";
+  };
+  if (device) {
+    const std::string verdict = label(outcome);
+    const auto now = UnixSeconds(clock_.Now());
+    Expected<void> recorded;
+    if (verdict == "trusted" || verdict == "untrusted") {
+      const bool trusted = verdict == "trusted";
+      // Boot PCR values are believed only from a key known to live in a TPM: one bound to its EK
+      // before, or in this very attempt.
+      const bool tpm_bound =
+          !device->ek_fingerprint.empty() || (trusted && !checked.ek_fingerprint.empty());
+      recorded = store_.RecordAttestation(
+          {.device_id = device->id,
+           .verdict = verdict,
+           .reasons = outcome.verdict.reason(),
+           .at = now,
+           .certificate_expiry =
+               outcome.certificates ? UnixSeconds(outcome.certificates->runtime.NotAfter()) : 0,
+           .root_of_trust = device->root_of_trust.empty() && trusted ? evidence.root_of_trust
+                                                                     : device->root_of_trust,
+           .boot_pcrs = checked.boot_pcrs_proven && tpm_bound ? BootPcrsText(evidence.boot_pcrs)
+                                                              : device->boot_pcrs,
+           .os_release = checked.release,
+           .ek_fingerprint = trusted ? checked.ek_fingerprint : device->ek_fingerprint,
+           .ek_issuer = trusted ? checked.ek_issuer : device->ek_issuer,
+           .issued = outcome.certificates ? outcome.certificates->records
+                                          : std::vector<store::IssuedCertificate>{}});
+    } else {
+      recorded = store_.AddAttestationAttempt(
+          {device->id, now, verdict, outcome.verdict.reason(), outcome.proven});
+    }
+    if (!recorded) {
+      log::Error("recording attestation of {}: {}", device->id, recorded.error().message());
+      // Certificates not on record would escape the CRL: they are never handed out.
+      if (outcome.certificates) {
+        outcome = {recorded.error() == store::StoreErrc::kConflict
+                       ? Verdict::Invalid("the device was revoked while it attested")
+                       : Verdict::CouldNotCheck("the attestation could not be recorded"),
+                   true,
+                   {},
+                   Next::kNothing,
+                   {}};
+      }
+    }
   }
-  if (!recorded) {
-    log::Error("recording attestation of {}: {}", device->id, recorded.error().message());
-  }
+  metrics_.Increment("aspis_attestations_total", {{"verdict", label(outcome)}});
+  if (outcome.certificates) metrics_.Increment("aspis_certificates_issued_total", {}, 2);
   return outcome;
 }
 
@@ -408,7 +421,7 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
 
 Outcome Verifier::Issue(const store::Device& device, const crypto::CertificateRequest& runtime_csr,
                         const crypto::CertificateRequest& app_csr) const {
-  auto issued = ca::IssueDeviceCertificates(cas_, store_, data_.root_ca,
+  auto issued = ca::IssueDeviceCertificates(cas_, data_.root_ca,
                                             {.device = device,
                                              .runtime_key = runtime_csr.SubjectPublicKey(),
                                              .app_key = app_csr.SubjectPublicKey(),

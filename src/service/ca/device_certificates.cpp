@@ -4,7 +4,7 @@
 
 namespace aspis::service::ca {
 
-Expected<DeviceCertificates> IssueDeviceCertificates(const TenantCas& cas, store::Store& store,
+Expected<DeviceCertificates> IssueDeviceCertificates(const TenantCas& cas,
                                                      const crypto::Certificate& platform_root,
                                                      const DeviceCertificateRequest& request) {
   const store::Device& device = request.device;
@@ -27,14 +27,11 @@ Expected<DeviceCertificates> IssueDeviceCertificates(const TenantCas& cas, store
   if (!app) return std::unexpected(app.error());
   const std::int64_t expiry = UnixSeconds(runtime->NotAfter());
   const std::int64_t generation = signer->generation.number;
-  if (auto recorded = store.RecordIssuedCertificates(
-          {{runtime->SerialHex(), device.tenant_id, device.id, generation, expiry},
-           {app->SerialHex(), device.tenant_id, device.id, generation, expiry}},
-          UnixSeconds(request.now));
-      !recorded) {
-    return std::unexpected(recorded.error());
-  }
-  return DeviceCertificates{std::move(*runtime), std::move(*app), {ca_cert, platform_root}};
+  std::vector<store::IssuedCertificate> records{
+      {runtime->SerialHex(), device.tenant_id, device.id, generation, expiry},
+      {app->SerialHex(), device.tenant_id, device.id, generation, expiry}};
+  return DeviceCertificates{
+      std::move(*runtime), std::move(*app), {ca_cert, platform_root}, std::move(records)};
 }
 
 }  // namespace aspis::service::ca

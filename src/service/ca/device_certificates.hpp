@@ -21,6 +21,8 @@ struct DeviceCertificates {
   crypto::Certificate app;
   // The issuing tenant CA, then the platform root.
   std::vector<crypto::Certificate> chain;
+  // Both certificates by serial, for the CRLs.
+  std::vector<store::IssuedCertificate> records;
 };
 
 struct DeviceCertificateRequest {
@@ -31,9 +33,10 @@ struct DeviceCertificateRequest {
   std::chrono::seconds lifetime;
 };
 
-// Issues both certificates and records them by serial, so that the CA generation's CRL lists them
-// once the device is revoked. Thread-safe.
-Expected<DeviceCertificates> IssueDeviceCertificates(const TenantCas& cas, store::Store& store,
+// Issues both certificates. They must not be handed out before `records` is in the store
+// (Store::RecordAttestation), which refuses them once the device is revoked, so that the CA
+// generation's CRL lists every certificate of a revoked device. Thread-safe.
+Expected<DeviceCertificates> IssueDeviceCertificates(const TenantCas& cas,
                                                      const crypto::Certificate& platform_root,
                                                      const DeviceCertificateRequest& request);
 

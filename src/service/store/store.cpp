@@ -387,37 +387,34 @@ Expected<void> Store::SetDeviceRevoked(std::string_view tenant, std::string_view
       {at, std::string(tenant), std::string(device_id)}));
 }
 
-Expected<void> Store::RecordIssuedCertificates(const std::vector<IssuedCertificate>& issued,
-                                               std::int64_t now) {
+Expected<void> Store::InsertIssued(const std::vector<IssuedCertificate>& issued, std::int64_t now) {
   // The device's row is locked (PostgreSQL; SQLite's write transaction holds the database), so a
   // revocation either commits first, and the certificates are refused here, or waits, and then
   // revokes them too: none escapes the CRL.
   const std::string lock = db_->Dialect() == "postgresql" ? " FOR UPDATE" : "";
-  return db_->Transaction([&]() -> Expected<void> {
-    for (const auto& c : issued) {
-      auto device = db_->Query("SELECT revoked FROM devices WHERE id = $1" + lock, {c.device_id});
-      if (!device) return std::unexpected(device.error());
-      if (device->empty()) return Fail(StoreErrc::kNotFound, "device not found");
-      if (Number(device->front(), 0) != 0) {
-        return Fail(StoreErrc::kConflict, "the device was revoked while it attested");
-      }
-      if (auto ok = Discard(db_->Query("DELETE FROM issued_certificates WHERE device_id = $1 AND "
-                                       "not_after < $2",
-                                       {c.device_id, now}));
-          !ok) {
-        return ok;
-      }
-      if (auto ok =
-              Discard(db_->Query("INSERT INTO issued_certificates (serial, tenant_id, "
-                                 "device_id, generation, not_after) VALUES ($1, $2, $3, $4, "
-                                 "$5)",
-                                 {c.serial, c.tenant_id, c.device_id, c.generation, c.not_after}));
-          !ok) {
-        return ok;
-      }
+  for (const auto& c : issued) {
+    auto device = db_->Query("SELECT revoked FROM devices WHERE id = $1" + lock, {c.device_id});
+    if (!device) return std::unexpected(device.error());
+    if (device->empty()) return Fail(StoreErrc::kNotFound, "device not found");
+    if (Number(device->front(), 0) != 0) {
+      return Fail(StoreErrc::kConflict, "the device was revoked while it attested");
     }
-    return {};
-  });
+    if (auto ok = Discard(db_->Query("DELETE FROM issued_certificates WHERE device_id = $1 AND "
+                                     "not_after < $2",
+                                     {c.device_id, now}));
+        !ok) {
+      return ok;
+    }
+    if (auto ok =
+            Discard(db_->Query("INSERT INTO issued_certificates (serial, tenant_id, "
+                               "device_id, generation, not_after) VALUES ($1, $2, $3, $4, "
+                               "$5)",
+                               {c.serial, c.tenant_id, c.device_id, c.generation, c.not_after}));
+        !ok) {
+      return ok;
+    }
+  }
+  return {};
 }
 
 Expected<std::vector<RevokedCertificate>> Store::ListRevokedCertificates(std::string_view tenant,
@@ -452,6 +449,7 @@ Expected<Device> Store::FindDeviceForAttestation(std::string_view device_id) {
 
 Expected<void> Store::RecordAttestation(const AttestationRecord& r) {
   return db_->Transaction([&]() -> Expected<void> {
+    if (auto ok = InsertIssued(r.issued, r.at); !ok) return ok;
     if (auto ok =
             One(db_->Query("UPDATE devices SET verdict = $1, reasons = $2, "
                            "last_attested = $3, certificate_expiry = $4, "

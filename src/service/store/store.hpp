@@ -83,6 +83,14 @@ struct AttestationPolicy {
 };
 
 // What an attestation that proved possession of the identity key records on its device.
+struct IssuedCertificate {
+  std::string serial;  // hex, as crypto::Certificate::SerialHex gives it
+  std::string tenant_id;
+  std::string device_id;
+  std::int64_t generation = 0;  // of the tenant CA that issued it
+  std::int64_t not_after = 0;
+};
+
 struct AttestationRecord {
   std::string device_id;
   std::string verdict;  // "trusted" or "untrusted"
@@ -94,14 +102,8 @@ struct AttestationRecord {
   std::string os_release;
   std::string ek_fingerprint;
   std::string ek_issuer;
-};
-
-struct IssuedCertificate {
-  std::string serial;  // hex, as crypto::Certificate::SerialHex gives it
-  std::string tenant_id;
-  std::string device_id;
-  std::int64_t generation = 0;  // of the tenant CA that issued it
-  std::int64_t not_after = 0;
+  // The device certificates issued for this verdict, recorded by serial for the CRLs.
+  std::vector<IssuedCertificate> issued;
 };
 
 struct RevokedCertificate {
@@ -191,11 +193,6 @@ class Store {
   Expected<void> SetDeviceRevoked(std::string_view tenant, std::string_view device_id, bool revoked,
                                   std::int64_t at);
 
-  // Device certificates, by serial, for the CRLs; the device's certificates that expired before
-  // `now` are forgotten. Errors: kConflict for a known serial or a device revoked meanwhile (the
-  // certificates must then not be handed out), kNotFound for an unknown device.
-  Expected<void> RecordIssuedCertificates(const std::vector<IssuedCertificate>& issued,
-                                          std::int64_t now);
   // The unexpired revoked certificates that generation `generation` of the tenant's CA issued.
   Expected<std::vector<RevokedCertificate>> ListRevokedCertificates(std::string_view tenant,
                                                                     std::int64_t generation,
@@ -205,7 +202,10 @@ class Store {
 
   // For the attestation verifier, which knows only the device ID. Errors: kNotFound (unclaimed).
   Expected<Device> FindDeviceForAttestation(std::string_view device_id);
-  // Sets the device's verdict and what it proved, and logs the attempt. Errors: kNotFound.
+  // In one transaction: records `record.issued` (forgetting the device's certificates that expired
+  // before `record.at`), sets the device's verdict and what it proved, and logs the attempt.
+  // Errors: kConflict for a known serial or a device revoked meanwhile (the certificates must then
+  // not be handed out; nothing is recorded), kNotFound for an unknown device.
   Expected<void> RecordAttestation(const AttestationRecord& record);
   // Logs an attempt without touching the device's verdict; the newest 20 proven and the newest 20
   // unproven attempts per device are kept.
@@ -261,6 +261,8 @@ class Store {
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}
 
   Expected<void> InsertAttempt(const AttestationAttempt& attempt);
+  // Within a transaction.
+  Expected<void> InsertIssued(const std::vector<IssuedCertificate>& issued, std::int64_t now);
   Expected<std::vector<OsRelease>> ReleasesWhere(std::string_view condition,
                                                  const std::vector<Value>& params);
 
