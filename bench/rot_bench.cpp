@@ -3,7 +3,9 @@
 // and verify rates, the durable-write rate of this disk (software register), and the round-trip
 // rate of the cheapest TPM command, GetRandom (tpm2 backend). Then the TPM-held runtime key
 // (tpm2-openssl provider, TPM behind tpm2-abrmd as on a device): a signature beside the broker's
-// round trip, and a mutual-TLS handshake with it beside one with a software key.
+// round trip, and a mutual-TLS handshake with it beside one with a software key. Last, the EK
+// binding of a TPM device's first attestation: the service's checks and credential beside an
+// ECDSA verify, and the device's TPM2_ActivateCredential beside the TPM round trip.
 //   build/release/bench/rot_bench
 #include <benchmark/benchmark.h>
 
@@ -15,11 +17,14 @@
 #include <openssl/ssl.h>
 
 #include "core/file.hpp"
+#include "crypto/encoding.hpp"
 #include "crypto/key.hpp"
 #include "crypto/tls.hpp"
 #include "crypto/tpm_key.hpp"
 #include "crypto/x509.hpp"
 #include "limit_reporter.hpp"
+#include "rot/credential.hpp"
+#include "rot/endorsement.hpp"
 #include "rot/quote.hpp"
 #include "rot/root_of_trust.hpp"
 #include "support/swtpm.hpp"
@@ -100,6 +105,53 @@ void VerifyAttestation(benchmark::State& state, rot::RootOfTrust* rot) {
   }
 }
 
+// What the verifier does once per TPM device: the EK certificate's chain to the manufacturer CAs,
+// the EK and identity public areas, and a credential for the identity key's Name.
+struct EkBinding {
+  rot::Endorsement endorsement;
+  crypto::PublicKey identity;
+  std::vector<crypto::ForeignCertificate> manufacturer_cas;
+};
+
+Verdict BindEk(const EkBinding& b) {
+  auto certificate = crypto::ForeignCertificate::FromDer(b.endorsement.ek_certificate);
+  if (!certificate) return Verdict::Invalid("EK certificate unreadable");
+  Verdict chain =
+      crypto::VerifyChain(*certificate, {}, b.manufacturer_cas, std::chrono::system_clock::now());
+  if (!chain.valid()) return chain;
+  Verdict endorsed = rot::CheckEndorsement(*certificate, b.endorsement, b.identity);
+  if (!endorsed.valid()) return endorsed;
+  auto name = rot::ObjectName(b.endorsement.identity_public);
+  auto secret = crypto::RandomBytes(rot::kMaxCredentialSecret);
+  if (!name || !secret) return Verdict::Invalid("no name or secret");
+  auto credential = rot::MakeCredential(b.endorsement.ek_public, *name, *secret);
+  return credential ? Verdict::Valid() : Verdict::Invalid(credential.error().message());
+}
+
+void EkBindingService(benchmark::State& state, const EkBinding* binding) {
+  for (auto _ : state) {
+    if (Verdict v = BindEk(*binding); !v.valid()) state.SkipWithError(v.reason().c_str());
+  }
+}
+
+void ActivateCredential(benchmark::State& state, rot::RootOfTrust* rot,
+                        const rot::Endorsement* endorsement) {
+  const Bytes secret(rot::kMaxCredentialSecret, 0x11);
+  const auto credential = *rot::MakeCredential(
+      endorsement->ek_public, *rot::ObjectName(endorsement->identity_public), secret);
+  for (auto _ : state) {
+    auto opened = rot->ActivateCredential(credential.credential_blob, credential.encrypted_secret);
+    if (!opened || *opened != secret) state.SkipWithError("activation failed");
+  }
+}
+
+void Endorse(benchmark::State& state, rot::RootOfTrust* rot) {
+  for (auto _ : state) {
+    auto endorsement = rot->Endorse();
+    if (!endorsement || !*endorsement) state.SkipWithError("no endorsement");
+  }
+}
+
 void KeySign(benchmark::State& state, const crypto::PrivateKey* key) {
   for (auto _ : state) {
     if (!key->Sign(kData)) state.SkipWithError("sign failed");
@@ -135,6 +187,19 @@ void MtlsHandshake(benchmark::State& state, const crypto::tls::Context* client,
   for (auto _ : state) {
     if (!Handshake(*client, *server)) state.SkipWithError("handshake failed");
   }
+}
+
+Expected<std::vector<crypto::ForeignCertificate>> ReadCertificates(
+    const std::filesystem::path& dir) {
+  std::vector<crypto::ForeignCertificate> certificates;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    auto text = file::Read(entry.path(), file::kSmallFileLimit);
+    if (!text) return std::unexpected(text.error());
+    auto chain = crypto::ForeignCertificate::ChainFromPem(AsString(*text));
+    if (!chain) return std::unexpected(chain.error());
+    certificates.insert(certificates.end(), chain->begin(), chain->end());
+  }
+  return certificates;
 }
 
 }  // namespace
@@ -200,6 +265,31 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("MtlsHandshake/software", MtlsHandshake, &software_tls, &server_tls);
   benchmark::RegisterBenchmark("MtlsHandshake/tpm", MtlsHandshake, &tpm_tls, &server_tls);
 
+  // A TPM manufactured with an EK certificate from a local CA, as the TPM tests make them.
+  aspis::testing::Swtpm endorsed_tpm({.endorsed = true});
+  auto endorsed = rot::Initialize(
+      {.backend = "tpm2", .state_dir = dir / "endorsed", .tcti = endorsed_tpm.Tcti()});
+  auto endorsement = endorsed ? (*endorsed)->Endorse() : std::unexpected(endorsed.error());
+  auto identity = endorsed ? (*endorsed)->GetIdentity() : std::unexpected(endorsed.error());
+  auto manufacturer_cas = ReadCertificates(endorsed_tpm.ManufacturerCaDir());
+  if (!endorsement || !*endorsement || !identity || !manufacturer_cas) {
+    std::fprintf(stderr, "rot_bench: no EK binding to measure: %s\n",
+                 !endorsement    ? endorsement.error().message().c_str()
+                 : !*endorsement ? "the TPM has no EK certificate"
+                 : !identity     ? identity.error().message().c_str()
+                                 : manufacturer_cas.error().message().c_str());
+    return 1;
+  }
+  const EkBinding binding{**endorsement, identity->public_key, *manufacturer_cas};
+  if (Verdict v = BindEk(binding); !v.valid()) {
+    std::fprintf(stderr, "rot_bench: the EK binding fails: %s\n", v.reason().c_str());
+    return 1;
+  }
+  benchmark::RegisterBenchmark("EkBinding/service", EkBindingService, &binding);
+  benchmark::RegisterBenchmark("Endorse/tpm2", Endorse, endorsed->get());
+  benchmark::RegisterBenchmark("ActivateCredential/tpm2", ActivateCredential, endorsed->get(),
+                               &**endorsement);
+
   benchmark::Initialize(&argc, argv);
   aspis::bench::LimitReporter reporter({{"RotSign/software", "OpenSslSign"},
                                         {"RotAttest/software", "OpenSslSign"},
@@ -210,7 +300,10 @@ int main(int argc, char** argv) {
                                         {"VerifyAttestation/software", "OpenSslVerify"},
                                         {"VerifyAttestation/tpm2", "OpenSslVerify"},
                                         {"RuntimeKeySign/tpm", "TpmRoundTrip/tabrmd"},
-                                        {"MtlsHandshake/tpm", "MtlsHandshake/software"}});
+                                        {"MtlsHandshake/tpm", "MtlsHandshake/software"},
+                                        {"EkBinding/service", "OpenSslVerify"},
+                                        {"Endorse/tpm2", "TpmRoundTrip"},
+                                        {"ActivateCredential/tpm2", "TpmRoundTrip"}});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;
