@@ -158,6 +158,7 @@ class ServiceImpl final : public Service {
          .tls = *tls,
          .threads = config.threads,
          .max_connections = config.max_connections,
+         .max_connections_per_client = config.max_connections_per_client,
          .limits = Limits(config)},
         std::move(router),
         {.request =
@@ -419,6 +420,10 @@ void AddServiceOptions(CLI::App& app, ServiceConfig& config, ServiceFlags& flags
   app.add_option("--device-burst", config.device_burst, "Burst above --device-rate")
       ->capture_default_str();
   app.add_option("--max-connections", config.max_connections, "Connections open at once")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-connections-per-client", config.max_connections_per_client,
+                 "Connections open at once from one client address (an IPv6 /64 counts as one)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
 }

@@ -35,6 +35,7 @@ struct ServiceConfig {
   double device_requests_per_second = 2;
   double device_burst = 10;
   std::size_t max_connections = 1024;
+  std::size_t max_connections_per_client = 256;  // per client address
   // Where the first start also writes the platform administrator token (0600, durably), for
   // automation; must be outside data_dir. Empty: new_admin_token() alone has it.
   std::filesystem::path admin_token_file;

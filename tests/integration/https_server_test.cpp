@@ -19,6 +19,7 @@
 #include "service/http/server.hpp"
 #include "support/tabrmd.hpp"
 #include "support/temp_dir.hpp"
+#include "wire/attestation.hpp"
 #include "wire/errors.hpp"
 #include "wire/https_client.hpp"
 
@@ -383,6 +384,35 @@ TEST_F(HttpsServer, DeviceRouteFloodIsLimitedPerDevice) {
   EXPECT_EQ(a->Send("GET", "/v1/device/whoami")->status, 200);
 }
 
+TEST_F(HttpsServer, AppCertificateFloodDoesNotLimitItsDevicesRuntimeCertificate) {
+  auto certificate = [&](const crypto::PrivateKey& key, const char* policy) {
+    return tenant_ca_.Leaf(key, {.common_name = "device-a",
+                                 .client_auth = true,
+                                 .san_uris = {"urn:aspis:tenant:t1:device:device-a"},
+                                 .policy_oids = {policy}});
+  };
+  const auto app_key = *crypto::PrivateKey::GenerateP256();
+  const auto runtime_key = *crypto::PrivateKey::GenerateP256();
+  auto app = Client(&app_key, {certificate(app_key, wire::kAppCertificatePolicy), tenant_ca_.cert})
+                 .Connect();
+  ASSERT_TRUE(app) << app.error().message();
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(app->Send("GET", "/v1/device/whoami")->status, 200) << i;
+  EXPECT_EQ(app->Send("GET", "/v1/device/whoami")->status, 429);
+
+  auto runtime = Client(&runtime_key, {certificate(runtime_key, wire::kRuntimeCertificatePolicy),
+                                       tenant_ca_.cert})
+                     .Send("GET", "/v1/device/whoami");
+  ASSERT_TRUE(runtime) << runtime.error().message();
+  EXPECT_EQ(runtime->status, 200) << "the device's runtime has a bucket of its own";
+  // The app's next certificate (same device, same policy) shares the app's bucket.
+  const auto renewed_key = *crypto::PrivateKey::GenerateP256();
+  EXPECT_EQ(
+      Client(&renewed_key, {certificate(renewed_key, wire::kAppCertificatePolicy), tenant_ca_.cert})
+          .Send("GET", "/v1/device/whoami")
+          ->status,
+      429);
+}
+
 TEST_F(HttpsServer, RoutesWithoutALimitAreNeverLimited) {
   server_.reset();
   StartServer(
@@ -418,6 +448,37 @@ TEST_F(HttpsServer, ConnectionsBeyondTheCapAreClosedAndCounted) {
   auto replacement = Client().Connect();
   ASSERT_TRUE(replacement) << replacement.error().message();
   EXPECT_EQ(replacement->Send("GET", "/hello")->status, 200);
+  EXPECT_EQ(refused_, 1);
+}
+
+TEST_F(HttpsServer, ConnectionsFromOneAddressBeyondItsCapAreClosedWhileOthersAreServed) {
+  server_.reset();
+  observer_.connection_refused = [this] { ++refused_; };
+  StartServer([](ServerConfig& c) { c.max_connections_per_client = 2; });
+  std::vector<wire::HttpsConnection> held;
+  for (int i = 0; i < 2; ++i) {
+    auto connection = Client().Connect();
+    ASSERT_TRUE(connection) << connection.error().message();
+    held.push_back(std::move(*connection));
+  }
+  EXPECT_FALSE(Client().Connect()) << "a third connection from 127.0.0.1 is closed";
+  EXPECT_EQ(refused_, 1);
+  // Another address (all of 127/8 is loopback) is admitted.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket other(io);
+  other.open(boost::asio::ip::tcp::v4());
+  other.bind({boost::asio::ip::make_address("127.0.0.2"), 0});
+  other.connect({boost::asio::ip::make_address("127.0.0.1"), server_->port()});
+  while (server_->open_connections() < 3 && refused_ == 1) std::this_thread::yield();
+  EXPECT_EQ(server_->open_connections(), 3u) << "a connection from 127.0.0.2 is served";
+  EXPECT_EQ(refused_, 1);
+  other.close();
+
+  held.pop_back();
+  while (server_->open_connections() > 1) std::this_thread::yield();
+  auto replacement = Client().Send("GET", "/hello");
+  ASSERT_TRUE(replacement) << replacement.error().message();
+  EXPECT_EQ(replacement->status, 200);
   EXPECT_EQ(refused_, 1);
 }
 

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include <openssl/ssl.h>
 
@@ -92,11 +93,15 @@ std::string AddressKey(const asio::ip::address& address) {
 }
 
 // The rate-limit key of a verified client certificate: its one SAN URI, which names the device
-// (urn:aspis:tenant:T:device:D, so a device's successive certificates share a bucket), else its
-// SHA-256 fingerprint; empty when neither can be had.
+// (urn:aspis:tenant:T:device:D, so a device's successive certificates share a bucket), and its
+// policy OIDs (runtime or app); else its SHA-256 fingerprint; empty when neither can be had.
 std::string DeviceKey(const crypto::Certificate& certificate) {
   const std::vector<std::string> uris = certificate.SanUris();
-  if (uris.size() == 1) return "uri:" + uris.front();
+  if (uris.size() == 1) {
+    std::vector<std::string> policies = certificate.PolicyOids();
+    std::sort(policies.begin(), policies.end());
+    return fmt::format("uri:{} policies:{}", uris.front(), fmt::join(policies, ","));
+  }
   auto digest = crypto::Sha256Of(certificate.Der());
   return digest ? "sha256:" + crypto::ToHex(*digest) : std::string();
 }
@@ -207,33 +212,44 @@ class ServerImpl final : public Server {
         log::Warning("accepting a connection failed: {}", ec.message());
         continue;
       }
-      if (!Admit()) {
+      const auto remote = socket.remote_endpoint(ec);
+      std::string address = ec ? "unknown" : AddressKey(remote.address());
+      if (!Admit(address)) {
         // Counted before closing, so whoever sees the close also sees the count. Closed before
         // the handshake, so refusing costs no cryptography.
         if (observer_.connection_refused) observer_.connection_refused();
         if (socket.close(ec)) log::Debug("closing a refused connection: {}", ec.message());
         continue;
       }
-      const auto remote = socket.remote_endpoint(ec);
-      auto connection = std::make_shared<Connection>(Stream(std::move(socket), ssl_),
-                                                     ec ? "unknown" : AddressKey(remote.address()));
+      auto connection =
+          std::make_shared<Connection>(Stream(std::move(socket), ssl_), std::move(address));
       {
         const std::lock_guard lock(connections_mutex_);
         std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
         connections_.push_back(connection);
       }
       asio::co_spawn(connection->stream.get_executor(), Serve(connection),
-                     [this](const std::exception_ptr&) {
+                     [this, address = connection->address_key](const std::exception_ptr&) {
                        const std::lock_guard lock(connections_mutex_);
+                       if (const auto it = per_client_.find(address); --it->second == 0) {
+                         per_client_.erase(it);
+                       }
                        if (--active_ == 0) idle_.notify_all();
                      });
     }
   }
 
-  // Counts a new connection in, unless max_connections are open.
-  bool Admit() {
+  // Counts a new connection from `address` in, unless max_connections are open, or
+  // max_connections_per_client from that address.
+  bool Admit(const std::string& address) {
     const std::lock_guard lock(connections_mutex_);
     if (active_ >= config_.max_connections) return false;
+    std::size_t& from_address = per_client_[address];
+    if (from_address >= config_.max_connections_per_client) {
+      if (from_address == 0) per_client_.erase(address);
+      return false;
+    }
+    ++from_address;
     ++active_;
     return true;
   }
@@ -360,6 +376,8 @@ class ServerImpl final : public Server {
   mutable std::mutex connections_mutex_;
   std::vector<std::weak_ptr<Connection>> connections_;  // guarded by connections_mutex_
   std::size_t active_ = 0;  // connections being served; guarded by connections_mutex_
+  // Connections being served per address key; guarded by connections_mutex_.
+  std::unordered_map<std::string, std::size_t> per_client_;
   std::condition_variable idle_;
 };
 

@@ -26,9 +26,10 @@ struct RateLimits {
   std::optional<RateLimit> per_client = RateLimit{.per_second = 10, .burst = 20};
   std::vector<std::string> client_routes = {"/healthz", "/metrics", "/v1/attestation/challenge",
                                             "/v1/attestation"};
-  // Routes whose pattern starts with `device_route_prefix`, limited per client certificate (its one
-  // SAN URI, which names the device, else its SHA-256 fingerprint). Requests without a certificate
-  // count against the client address's `per_client` bucket instead.
+  // Routes whose pattern starts with `device_route_prefix`, limited per client certificate: its one
+  // SAN URI, which names the device, with its policy OIDs, which tell the device's runtime from its
+  // apps (so a flood from an app does not silence the device); else its SHA-256 fingerprint.
+  // Requests without a certificate count against the client address's `per_client` bucket.
   std::optional<RateLimit> per_device = RateLimit{.per_second = 2, .burst = 10};
   std::string device_route_prefix = "/v1/device/";
   // Buckets each limiter keeps at most (see RateLimiter for what happens when full).
@@ -52,6 +53,9 @@ struct ServerConfig {
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(10)};
   // Connections open at once, handshakes included; further ones are closed as soon as accepted.
   std::size_t max_connections = 1024;
+  // The same, per client address (as RateLimits counts addresses), so that one client cannot take
+  // them all.
+  std::size_t max_connections_per_client = 256;
   RateLimits limits;
 };
 
@@ -70,7 +74,8 @@ struct Observer {
   std::function<void(std::string_view method, std::string_view route, int status,
                      std::chrono::nanoseconds latency)>
       request;
-  // A connection was closed unserved because max_connections were open.
+  // A connection was closed unserved because max_connections (or max_connections_per_client
+  // from its address) were open.
   std::function<void()> connection_refused;
 };
 
