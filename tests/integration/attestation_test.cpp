@@ -201,15 +201,26 @@ TEST_F(Attestation, RevokedDevicesCertificatesAreInTheCrlAtOnce) {
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.output.find("certificate revoked"), std::string::npos) << refused.output;
   EXPECT_EQ(verify("kept.pem").exit_code, 0) << "the other device's certificate";
-  // Each CRL carries the next number.
-  auto crl_text = [&] {
+  // A CRL is served again while its list holds and it is younger than an hour; a new one carries
+  // the next number.
+  auto crl_number = [&] {
     std::ofstream(dir_ / "crl.pem")
         << Call("GET", "/v1/tenants/" + tenant_ + "/crl", {}, admin_).body;
     return testing::RunProcess(
                {"openssl", "crl", "-in", (dir_ / "crl.pem").string(), "-noout", "-crlnumber"})
         .output;
   };
-  EXPECT_NE(crl_text(), crl_text());
+  const std::string first = crl_number();
+  EXPECT_EQ(crl_number(), first) << "the list did not change";
+  ASSERT_EQ(
+      Call("POST", "/v1/tenants/" + tenant_ + "/devices/" + other.Id() + "/revoke", {}, admin_)
+          .status,
+      200);
+  const std::string second = crl_number();
+  EXPECT_NE(second, first) << "a revocation makes a new CRL at once";
+  EXPECT_NE(verify("kept.pem").exit_code, 0) << "the CRL served again lists the second revocation";
+  clock_.Set(clock_.Now() + 1h);
+  EXPECT_NE(crl_number(), second) << "an hour-old CRL is made anew";
 }
 
 // A CA that chains to the real platform root but is not one of the device's tenant's CAs (as

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <map>
+#include <mutex>
 
 #include "core/json.hpp"
 #include "core/log.hpp"
@@ -30,6 +32,8 @@ using store::StoreErrc;
 constexpr std::size_t kAuditPage = 100;
 // Relying parties fetch a new CRL at least this often.
 constexpr std::chrono::seconds kCrlLifetime = 24h;
+// A CRL is served again while its list is current and it is younger than this.
+constexpr std::chrono::seconds kCrlReuse = 1h;
 
 struct Principal {
   std::string token_id;
@@ -199,16 +203,26 @@ class Api {
   }
 
   // The CRL of the active generation, or of generation {index}: every unexpired certificate it
-  // issued to a device that was revoked since. Issued afresh on each request, with the next CRL
-  // number, so it is current the moment a device is revoked and never older than a day.
+  // issued to a device that was revoked since. The list is read on each request; a new CRL, with
+  // the next CRL number, is issued when it changed or the last is an hour old, so it is current
+  // the moment a device is revoked (by any instance) and always valid for 23 hours or more.
   Response Crl(std::string_view tenant, std::optional<std::int64_t> index) const {
     auto signer = index ? cas_.SignerOf(tenant, *index) : cas_.Active(tenant);
     if (!signer) return FromError(signer.error());
     const auto now = c_.clock.Now();
     const std::int64_t generation = signer->generation.number;
     auto revoked = c_.store.ListRevokedCertificates(tenant, generation, UnixSeconds(now));
-    auto number = revoked ? c_.store.NextCrlNumber(tenant, generation)
-                          : Expected<std::int64_t>(std::unexpected(revoked.error()));
+    if (!revoked) return FromError(revoked.error());
+    const auto id = std::pair{std::string(tenant), generation};
+    {
+      const std::lock_guard lock(crl_mutex_);
+      const auto cached = crls_.find(id);
+      if (cached != crls_.end() && cached->second.revoked == *revoked &&
+          now >= cached->second.issued_at && now - cached->second.issued_at < kCrlReuse) {
+        return Response::Text(200, cached->second.pem, "application/x-pem-file");
+      }
+    }
+    auto number = c_.store.NextCrlNumber(tenant, generation);
     if (!number) return FromError(number.error());
     crypto::CrlProfile profile{.number = static_cast<std::uint64_t>(*number),
                                .this_update = now,
@@ -219,6 +233,10 @@ class Api {
     }
     auto crl = crypto::IssueCrl(signer->generation.certificate, signer->key, profile);
     if (!crl) return FromError(crl.error());
+    {
+      const std::lock_guard lock(crl_mutex_);
+      crls_.insert_or_assign(id, CachedCrl{std::move(*revoked), now, *crl});
+    }
     return Response::Text(200, *crl, "application/x-pem-file");
   }
 
@@ -389,8 +407,16 @@ class Api {
     return Response::Json(200, PolicyJson(*policy).dump());
   }
 
+  struct CachedCrl {
+    std::vector<store::RevokedCertificate> revoked;
+    Clock::TimePoint issued_at;
+    std::string pem;
+  };
+
   Context c_;
   const ca::TenantCas& cas_;
+  mutable std::mutex crl_mutex_;
+  mutable std::map<std::pair<std::string, std::int64_t>, CachedCrl> crls_;  // by tenant, generation
 };
 
 }  // namespace

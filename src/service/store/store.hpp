@@ -109,6 +109,7 @@ struct AttestationRecord {
 struct RevokedCertificate {
   std::string serial;
   std::int64_t revoked_at = 0;
+  bool operator==(const RevokedCertificate&) const = default;
 };
 
 // One attestation attempt of a claimed device, proven or not.
