@@ -19,6 +19,10 @@ Error WrongType(std::string_view key, std::string_view expected) {
 
 }  // namespace
 
+std::string Dump(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 Expected<Json> Parse(std::string_view text, int max_depth) {
   int depth = 0;
   bool too_deep = false;

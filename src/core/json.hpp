@@ -13,6 +13,10 @@ namespace aspis::json {
 
 using Json = nlohmann::json;
 
+// Serializes `value` compactly; never throws: bytes that are not UTF-8 become U+FFFD, so text a
+// client sent (a path, a truncated name) cannot break an answer.
+std::string Dump(const Json& value);
+
 // Parses `text`; malformed JSON, trailing bytes and nesting deeper than `max_depth` are errors.
 Expected<Json> Parse(std::string_view text, int max_depth = 64);
 

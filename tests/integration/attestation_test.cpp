@@ -395,6 +395,18 @@ TEST_F(Attestation, RevokedDeviceGetsNoCertificates) {
   ExpectUntrusted(device_.Evidence(Nonce()), "revoked");
 }
 
+// The refusal names the event, cut to 64 bytes: inside a two-byte character here. The answer is a
+// refusal, not a 500 from serializing half a character.
+TEST_F(Attestation, EventNameCutInsideACharacterIsRefusedAsMalformed) {
+  Json evidence = *json::Parse(wire::Serialize(device_.Evidence(Nonce())));
+  evidence["event_log"][0]["component"] = std::string(63, 'a') + "\xc3\xa9" + std::string(300, 'b');
+  evidence["event_log"][0]["digest"] = "00";
+  const auto response = Call("POST", "/v1/attestation", evidence.dump());
+  EXPECT_EQ(response.status, 400) << response.body;
+  EXPECT_TRUE(json::Parse(response.body)) << response.body;
+  EXPECT_EQ(Attest(device_.Evidence(Nonce())).status, 200);
+}
+
 TEST_F(Attestation, ImpersonationPublicKeyThatDoesNotHashToTheDeviceIdIsRefused) {
   SimDevice impostor;
   auto evidence = impostor.Evidence(Nonce());
@@ -414,7 +426,7 @@ TEST_F(Attestation, VerdictHijackAttemptWithoutTheIdentityKeyDoesNotEraseTheVerd
   forged.device_id = device_.Id();
   forged.identity_public_key = device_.rot->GetIdentity()->public_key.Der();
   ExpectUntrusted(forged, "quote rejected: quote signature does not verify");
-  const Json view = AttestationView(device_.Id());
+  const Json view = AttestationViewWith(device_.Id(), 2);
   EXPECT_EQ(view.value("verdict", ""), "trusted");
   EXPECT_EQ(view["attempts"][0].value("proven", true), false);
   EXPECT_EQ(view["attempts"][0].value("verdict", ""), "refused");

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/json.hpp"
 #include "crypto/tpm_key.hpp"
 #include "device/attest/attester.hpp"
 #include "rot/root_of_trust.hpp"
@@ -254,6 +255,19 @@ TEST_F(HttpsServer, MalformedRequestIsA400AndTheServerKeepsServing) {
   const std::string reply =
       RawExchange(server_->port(), platform_ca_.cert, "NOT HTTP AT ALL\r\n\r\n");
   EXPECT_NE(reply.find("400"), std::string::npos) << reply;
+  EXPECT_EQ(Client().Send("GET", "/hello")->status, 200);
+}
+
+// Paths that are not UTF-8 are echoed in the problem document's detail; the answer must still be
+// JSON (a throwing serializer once closed the connection with no answer).
+TEST_F(HttpsServer, PathThatIsNotUtf8GetsAProblemDocument) {
+  const std::string reply =
+      RawExchange(server_->port(), platform_ca_.cert, "GET /nope\xff HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_NE(reply.find("404"), std::string::npos) << reply;
+  const auto body = json::Parse(reply.substr(reply.find("\r\n\r\n") + 4));
+  ASSERT_TRUE(body) << reply;
+  EXPECT_NE(body->value("detail", "").find("/nope\xef\xbf\xbd"), std::string::npos)
+      << "the byte is replaced by U+FFFD";
   EXPECT_EQ(Client().Send("GET", "/hello")->status, 200);
 }
 

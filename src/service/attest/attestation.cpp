@@ -328,9 +328,11 @@ Outcome Verifier::Record(const std::optional<store::Device>& device, const wire:
            .ek_issuer = trusted ? checked.ek_issuer : device->ek_issuer,
            .issued = outcome.certificates ? outcome.certificates->records
                                           : std::vector<store::IssuedCertificate>{}});
-    } else {
+    } else if (outcome.proven) {
       recorded = store_.AddAttestationAttempt(
           {device->id, now, verdict, outcome.verdict.reason(), outcome.proven});
+    } else {
+      attempts_->Add({device->id, now, verdict, outcome.verdict.reason(), false});
     }
     if (!recorded) {
       log::Error("recording attestation of {}: {}", device->id, recorded.error().message());
@@ -367,6 +369,37 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
     return refuse(std::nullopt, Verdict::Invalid("the identity public key does not hash to the "
                                                  "claimed device ID"));
   }
+  // The checks that need no device record run before it is looked up, for claimed and unclaimed
+  // IDs alike, so that the time to refuse does not tell them apart.
+  Proven proven;
+  Expected<crypto::CertificateRequest> runtime_csr = Fail(CoreErrc::kInvalidArgument, "unread");
+  Expected<crypto::CertificateRequest> app_csr = runtime_csr;
+  const Verdict signed_by_key = [&] {
+    if (Verdict nonce = CheckNonceIssued(evidence.nonce); !nonce.valid()) return nonce;
+    runtime_csr = crypto::CertificateRequest::FromDer(evidence.runtime_csr);
+    app_csr = crypto::CertificateRequest::FromDer(evidence.app_csr);
+    if (!runtime_csr || !app_csr || !runtime_csr->VerifySignature().valid() ||
+        !app_csr->VerifySignature().valid()) {
+      return Verdict::Invalid("a certificate request is malformed or not signed by its key");
+    }
+    auto binding = wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr);
+    if (!binding) return Verdict::CouldNotCheck("hashing failed");
+    if (Verdict quote = rot::VerifySignedAttest(ToRot(evidence.quote), *key, rot::kAttestQuote,
+                                                *binding, &proven.quote);
+        !quote.valid()) {
+      return Prefixed("quote rejected: ", quote);
+    }
+    if (evidence.register_certification) {
+      rot::AttestBody body;
+      if (Verdict nv = rot::VerifySignedAttest(ToRot(*evidence.register_certification), *key,
+                                               rot::kAttestNv, *binding, &body);
+          !nv.valid()) {
+        return Prefixed("NV certification rejected: ", nv);
+      }
+      proven.certification = std::move(body);
+    }
+    return Verdict::Valid();
+  }();
   auto device = store_.FindDeviceForAttestation(evidence.device_id);
   if (!device) {
     if (device.error() == store::StoreErrc::kNotFound) {
@@ -375,34 +408,7 @@ Outcome Verifier::Verify(const wire::Evidence& evidence) const {
     }
     return refuse(std::nullopt, Verdict::CouldNotCheck(device.error().message()));
   }
-  if (Verdict nonce = CheckNonceIssued(evidence.nonce); !nonce.valid()) {
-    return refuse(*device, std::move(nonce));
-  }
-  auto runtime_csr = crypto::CertificateRequest::FromDer(evidence.runtime_csr);
-  auto app_csr = crypto::CertificateRequest::FromDer(evidence.app_csr);
-  if (!runtime_csr || !app_csr || !runtime_csr->VerifySignature().valid() ||
-      !app_csr->VerifySignature().valid()) {
-    return refuse(*device,
-                  Verdict::Invalid("a certificate request is malformed or not signed by its key"));
-  }
-  auto binding = wire::EvidenceBinding(evidence.nonce, evidence.runtime_csr, evidence.app_csr);
-  if (!binding) return refuse(*device, Verdict::CouldNotCheck("hashing failed"));
-
-  Proven proven;
-  if (Verdict quote = rot::VerifySignedAttest(ToRot(evidence.quote), *key, rot::kAttestQuote,
-                                              *binding, &proven.quote);
-      !quote.valid()) {
-    return refuse(*device, Prefixed("quote rejected: ", quote));
-  }
-  if (evidence.register_certification) {
-    rot::AttestBody body;
-    if (Verdict nv = rot::VerifySignedAttest(ToRot(*evidence.register_certification), *key,
-                                             rot::kAttestNv, *binding, &body);
-        !nv.valid()) {
-      return refuse(*device, Prefixed("NV certification rejected: ", nv));
-    }
-    proven.certification = std::move(body);
-  }
+  if (!signed_by_key.valid()) return refuse(*device, signed_by_key);
   if (Verdict nonce = UseNonce(evidence.nonce); !nonce.valid()) {
     return refuse(*device, std::move(nonce));
   }

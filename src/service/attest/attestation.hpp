@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "core/verdict.hpp"
 #include "crypto/x509.hpp"
 #include "rot/credential.hpp"
+#include "service/attest/attempt_log.hpp"
 #include "service/ca/device_certificates.hpp"
 #include "service/ca/tenant_ca.hpp"
 #include "service/data_dir.hpp"
@@ -73,7 +75,8 @@ class Verifier {
         clock_(clock),
         metrics_(metrics),
         policy_(std::move(policy)),
-        cas_(cas) {}
+        cas_(cas),
+        attempts_(std::make_unique<AttemptLog>(store, metrics)) {}
 
   // A stateless nonce: issue time, random bytes and an HMAC under a key derived from the master
   // key; valid for policy.nonce_lifetime and once.
@@ -82,9 +85,10 @@ class Verifier {
   // Checks everything the design lists (section 4), in order, stopping at the first failure.
   // What the evidence must cover is decided here, by the kind of root of trust, never by the
   // evidence. Every attempt on a claimed device is logged; only a proven one (a valid signature
-  // by the identity key over this service's unused nonce) changes the device's verdict. Trusted:
-  // the device's tenant CA issues the runtime and app certificates for the two CSRs bound into
-  // the quote.
+  // by the identity key over this service's unused nonce) changes the device's verdict, and
+  // unproven ones are logged in the background (AttemptLog), after the checks that need no
+  // device record ran for claimed and unclaimed IDs alike. Trusted: the device's tenant CA issues
+  // the runtime and app certificates for the two CSRs bound into the quote.
   Outcome Verify(const wire::Evidence& evidence) const;
 
  private:
@@ -111,6 +115,7 @@ class Verifier {
   Metrics& metrics_;
   Policy policy_;
   const ca::TenantCas& cas_;
+  std::unique_ptr<AttemptLog> attempts_;
 };
 
 }  // namespace aspis::service::attest

@@ -29,7 +29,7 @@ Response Response::Text(int status, std::string body, std::string content_type) 
 Response Response::Problem(int status, std::string_view title, std::string_view detail) {
   const json::Json doc{
       {"type", "about:blank"}, {"title", title}, {"status", status}, {"detail", detail}};
-  return Response{status, "application/problem+json", doc.dump(), {}};
+  return Response{status, "application/problem+json", json::Dump(doc), {}};
 }
 
 }  // namespace aspis::service::http

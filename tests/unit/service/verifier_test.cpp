@@ -197,5 +197,28 @@ TEST_F(VerifierRules, RevokedDeviceIsUntrustedOnlyOnceItProvedPossession) {
   ExpectRefused(Evidence(), "the device is revoked", true);
 }
 
+TEST_F(VerifierRules, UnprovenAttemptsAreLoggedInTheBackgroundAndFloodsBeyondTheQueueAreCounted) {
+  const std::string id = rot_->GetIdentity()->device_id;
+  {
+    AttemptLog log(*store_, metrics_, 1);
+    // While the store is busy, the writer holds at most one attempt and the queue one more: the
+    // rest of a flood of 50 is dropped, and counted. What waits is written before the log stops.
+    ASSERT_TRUE(store_->Transaction([&]() -> Expected<void> {
+      for (int i = 0; i < 50; ++i) log.Add({id, i, "refused", "flood", false});
+      return {};
+    }));
+  }
+  const auto logged = store_->ListAttestationAttempts("t1", id);
+  ASSERT_TRUE(logged);
+  const std::string text = metrics_.Render();
+  const std::string sample = "\naspis_attestation_attempts_dropped_total ";
+  const auto at = text.find(sample);
+  ASSERT_NE(at, std::string::npos) << text;
+  const int dropped = std::stoi(text.substr(at + sample.size()));
+  EXPECT_GE(dropped, 48);
+  EXPECT_EQ(static_cast<int>(logged->size()), 50 - dropped);
+  EXPECT_EQ(logged->front().reasons, "flood");
+}
+
 }  // namespace
 }  // namespace aspis::service::attest
