@@ -4,17 +4,52 @@
 #include <chrono>
 #include <filesystem>
 
+#include <openssl/asn1.h>
+#include <openssl/pem.h>
+
 #include "core/bytes.hpp"
 #include "core/file.hpp"
 #include "crypto/errors.hpp"
 #include "crypto/tpm_key.hpp"
 #include "crypto/x509.hpp"
 #include "device/daemon/credentials.hpp"
+#include "support/process.hpp"
+#include "support/swtpm.hpp"
 #include "support/tabrmd.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis {
 namespace {
+
+// The public and private halves (marshaled TPM2B_PUBLIC and TPM2B_PRIVATE) of a "TSS2 PRIVATE
+// KEY" PEM: SEQUENCE { type, [0] emptyAuth OPTIONAL, parent, pubkey OCTET STRING, privkey OCTET
+// STRING }. Empty halves when the PEM is not one.
+std::pair<Bytes, Bytes> TssKeyParts(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  char* name = nullptr;
+  char* header = nullptr;
+  unsigned char* der = nullptr;
+  long length = 0;
+  std::pair<Bytes, Bytes> parts;
+  if (PEM_read_bio(bio, &name, &header, &der, &length) == 1) {
+    const unsigned char* cursor = der;
+    ASN1_SEQUENCE_ANY* fields = d2i_ASN1_SEQUENCE_ANY(nullptr, &cursor, length);
+    const int count = fields != nullptr ? sk_ASN1_TYPE_num(fields) : 0;
+    auto octets = [&](int i) {
+      const ASN1_TYPE* field = sk_ASN1_TYPE_value(fields, i);
+      if (field->type != V_ASN1_OCTET_STRING) return Bytes();
+      const ASN1_OCTET_STRING* s = field->value.octet_string;
+      return Bytes(s->data, s->data + s->length);
+    };
+    if (count >= 4) parts = {octets(count - 2), octets(count - 1)};
+    sk_ASN1_TYPE_pop_free(fields, ASN1_TYPE_free);
+  }
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  OPENSSL_free(der);
+  BIO_free(bio);
+  return parts;
+}
 
 class TpmKey : public ::testing::Test {
  protected:
@@ -74,10 +109,29 @@ TEST_F(TpmKey, KeyCloningAttackBlobCopiedToAnotherDeviceDoesNotLoad) {
   ASSERT_TRUE(other) << other.error().message();
   auto stolen = other->Load(*pem);
   ASSERT_FALSE(stolen);
-  // TPM2_Load on the other TPM refuses the blob (its integrity check, under a storage key the
-  // other TPM does not have); tpm2-openssl reports only that the TPM could not load it.
+  // tpm2-openssl reports only that the TPM could not load it...
   EXPECT_NE(stolen.error().message().find("not a key this TPM can load"), std::string::npos)
       << stolen.error().message();
+  // ...so the blob's two halves go to the other TPM's TPM2_Load by hand, under a storage key of
+  // that TPM: the private half's integrity HMAC, keyed from a parent seed that only the first TPM
+  // has, does not verify (TPM_RC_INTEGRITY for parameter 1, the private area: 0x1df).
+  const auto [public_area, private_area] = TssKeyParts(*pem);
+  ASSERT_FALSE(public_area.empty());
+  testing::TempDir dir;
+  ASSERT_TRUE(file::WriteDurably(dir / "key.pub", public_area, 0600));
+  ASSERT_TRUE(file::WriteDurably(dir / "key.priv", private_area, 0600));
+  auto tool = [&](const std::vector<std::string>& argv) {
+    return testing::RunProcess(argv, {{"TPM2TOOLS_TCTI", other_device.Tcti()}});
+  };
+  const auto parent = tool({"tpm2_createprimary", "-C", "o", "-c", (dir / "parent.ctx").string()});
+  ASSERT_EQ(parent.exit_code, 0) << parent.output;
+  const auto loaded =
+      tool({"tpm2_load", "-C", (dir / "parent.ctx").string(), "-u", (dir / "key.pub").string(),
+            "-r", (dir / "key.priv").string(), "-c", (dir / "key.ctx").string()});
+  EXPECT_NE(loaded.exit_code, 0);
+  EXPECT_NE(loaded.output.find("(0x1DF) - tpm:parameter(1):integrity check failed"),
+            std::string::npos)
+      << loaded.output;
   EXPECT_TRUE(Store().Load(*pem)) << "the same blob loads on its own TPM";
 }
 
