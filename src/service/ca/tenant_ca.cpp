@@ -201,7 +201,8 @@ Expected<std::size_t> TenantCas::MakeDueSuccessors() const {
     if (!ok) {
       log::Error("tenant {}: making the next CA failed: {}", tenant.id, ok.error().message());
       if (!first_error) {
-        first_error = std::move(ok.error()).WithContext("making the next CA of tenant " + tenant.id);
+        first_error =
+            std::move(ok.error()).WithContext("making the next CA of tenant " + tenant.id);
       }
     }
   }

@@ -54,9 +54,9 @@ struct NewTenantKeys {
 
 // Thread-safe. Reads never write: successors are made only by MakeDueSuccessors, which the service
 // runs at start and on a schedule. Several service instances may share the store: a successor is
-// made at most once per generation (the store refuses a duplicate, and the loser's is dropped). Parsed
-// certificates and unsealed keys are cached per generation, checked against the stored text on
-// every use, because attestation issues certificates at a high rate.
+// made at most once per generation (the store refuses a duplicate, and the loser's is dropped).
+// Parsed certificates and unsealed keys are cached per generation, checked against the stored text
+// on every use, because attestation issues certificates at a high rate.
 class TenantCas {
  public:
   TenantCas(store::Store& store, const DataDir& data, const Clock& clock)
