@@ -1,0 +1,103 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string_view>
+
+#include "core/bytes.hpp"
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "crypto/dsse.hpp"
+#include "crypto/key.hpp"
+#include "package/manifest.hpp"
+
+// The image package container (`.aspkg`, docs/formats/aspkg.md): the magic, a 4-byte big-endian
+// length, a DSSE envelope (JSON) over the manifest, then exactly manifest.payload.size payload
+// bytes, and nothing after them. One reader serves the service (uploads) and the device
+// (downloads): the envelope is verified before any payload byte is read, the payload is hashed
+// as it streams, and memory stays bounded whatever the package's size.
+namespace aspis::package {
+
+inline constexpr std::string_view kMagic = "ASPISPK1";
+
+// Where a package's bytes come from. Read fills at most buffer.size() bytes and returns how many;
+// 0 only at the end.
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual Expected<std::size_t> Read(std::span<std::uint8_t> buffer) = 0;
+};
+
+// A file, read from its start. Errors: kIo.
+class FileSource final : public Source {
+ public:
+  static Expected<FileSource> Open(const std::filesystem::path& path);
+  Expected<std::size_t> Read(std::span<std::uint8_t> buffer) override;
+
+ private:
+  explicit FileSource(Fd fd) : fd_(std::move(fd)) {}
+  Fd fd_;
+};
+
+// Bytes in memory (tests, fuzzing); `bytes` must outlive the source.
+class MemorySource final : public Source {
+ public:
+  explicit MemorySource(ByteView bytes) : bytes_(bytes) {}
+  Expected<std::size_t> Read(std::span<std::uint8_t> buffer) override;
+
+ private:
+  ByteView bytes_;
+};
+
+// Which publisher keys may sign which packages: the platform's OS publishers sign OS and board
+// packages, the tenant's publishers sign apps. A null set trusts no one for those kinds.
+struct Publishers {
+  const crypto::dsse::TrustedKeys* os = nullptr;
+  const crypto::dsse::TrustedKeys* apps = nullptr;
+};
+
+// Reads one package from a Source, in one pass. Not thread-safe.
+class Reader {
+ public:
+  // Reads the magic and the envelope, verifies the envelope with the publishers of the kind it
+  // claims, and parses the manifest; reads none of the payload. Errors: kMalformed, kTooLarge,
+  // kUntrusted (no trusted key of the right kind signed it), kIo.
+  static Expected<Reader> Open(Source& source, const Publishers& publishers);
+  // The same without verifying any signature, to show what a package says about itself. What it
+  // returns must never be installed or trusted.
+  static Expected<Reader> Inspect(Source& source);
+
+  const Manifest& manifest() const { return manifest_; }
+  const crypto::dsse::Envelope& envelope() const { return envelope_; }
+
+  // Streams the payload to `sink` in chunks of at most 64 KiB while hashing it, then checks that
+  // it was exactly manifest().payload.size bytes with the declared SHA-256 and that nothing
+  // follows. Bytes handed to `sink` are unverified until this returns success; on failure the
+  // caller discards them. Errors: kMismatch (digest, or a payload shorter or longer than
+  // declared), kIo, or the sink's error. Call at most once.
+  Expected<void> StreamPayload(const std::function<Expected<void>(ByteView)>& sink);
+  // StreamPayload into nothing: checks the payload.
+  Expected<void> VerifyPayload();
+
+ private:
+  Reader(Source& source, crypto::dsse::Envelope envelope, Manifest manifest)
+      : source_(&source), envelope_(std::move(envelope)), manifest_(std::move(manifest)) {}
+  static Expected<crypto::dsse::Envelope> ReadEnvelope(Source& source);
+
+  Source* source_;
+  crypto::dsse::Envelope envelope_;
+  Manifest manifest_;
+  bool streamed_ = false;
+};
+
+// Writes a package to `destination` durably (temporary file, fsync, rename): `manifest` with its
+// payload digest and size taken from `payload` (the bytes to store, already compressed as
+// manifest.payload.compression says; unpacked_size is the caller's), signed by every key in
+// `keys`. The payload is streamed, never held in memory. Errors: those of Validate, kIo.
+Expected<Manifest> Write(Manifest manifest, const std::filesystem::path& payload,
+                         std::span<const crypto::PrivateKey> keys,
+                         const std::filesystem::path& destination);
+
+}  // namespace aspis::package
