@@ -1,0 +1,225 @@
+#include "package/archive.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/fd.hpp"
+#include "package/errors.hpp"
+#include "package/libarchive_ptr.hpp"
+
+namespace aspis::package {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::size_t kChunk = std::size_t{64} << 10;
+
+Error ArchiveError(struct archive* a, std::string_view what) {
+  const char* detail = archive_error_string(a);
+  return Error(PackageErrc::kIo,
+               std::string(what) + ": " + (detail != nullptr ? detail : "libarchive failed"));
+}
+
+Error Unsafe(std::string_view entry, std::string_view why) {
+  return Error(PackageErrc::kUnsafeEntry,
+               "archive entry \"" + std::string(entry.substr(0, 200)) + "\" " + std::string(why));
+}
+
+// Why `path` may not be written under a target, or empty when it may.
+std::string PathProblem(std::string_view path) {
+  if (path.empty()) return "has an empty path";
+  if (path.front() == '/') return "has an absolute path";
+  for (const auto& part : fs::path(path)) {
+    if (part == "..") return "climbs out of its directory with ..";
+  }
+  return {};
+}
+
+Expected<void> CheckEntry(archive_entry* entry) {
+  const char* name = archive_entry_pathname(entry);
+  const std::string path = name != nullptr ? name : "";
+  if (std::string problem = PathProblem(path); !problem.empty()) {
+    return std::unexpected(Unsafe(path, problem));
+  }
+  if (archive_entry_hardlink(entry) != nullptr)
+    return std::unexpected(Unsafe(path, "is a hard link"));
+  const mode_t type = archive_entry_filetype(entry);
+  if (type == AE_IFLNK) return std::unexpected(Unsafe(path, "is a symbolic link"));
+  if (type != AE_IFREG && type != AE_IFDIR) {
+    return std::unexpected(Unsafe(path, "is a device node, FIFO or socket"));
+  }
+  if ((archive_entry_perm(entry) & (S_ISUID | S_ISGID | S_ISVTX)) != 0) {
+    return std::unexpected(Unsafe(path, "has a setuid, setgid or sticky bit"));
+  }
+  return {};
+}
+
+// The regular files and directories under `dir`, relative, in path order.
+Expected<std::vector<fs::path>> Tree(const fs::path& dir) {
+  std::vector<fs::path> entries;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto status = it->symlink_status(ec);
+    if (ec) break;
+    const fs::path relative = it->path().lexically_relative(dir);
+    if (fs::is_symlink(status)) {
+      return std::unexpected(Unsafe(relative.string(), "is a symbolic link"));
+    }
+    if (!fs::is_regular_file(status) && !fs::is_directory(status)) {
+      return std::unexpected(Unsafe(relative.string(), "is a device node, FIFO or socket"));
+    }
+    if ((status.permissions() &
+         (fs::perms::set_uid | fs::perms::set_gid | fs::perms::sticky_bit)) != fs::perms::none) {
+      return std::unexpected(Unsafe(relative.string(), "has a setuid, setgid or sticky bit"));
+    }
+    entries.push_back(relative);
+  }
+  if (ec) return Fail(PackageErrc::kIo, "reading " + dir.string() + ": " + ec.message());
+  std::sort(entries.begin(), entries.end());
+  return entries;
+}
+
+Expected<void> WriteEntry(struct archive* out, const fs::path& dir, const fs::path& relative) {
+  const fs::path full = dir / relative;
+  struct stat st {};
+  if (::lstat(full.c_str(), &st) != 0) {
+    return Fail(PackageErrc::kIo, "reading " + full.string() + ": " + std::strerror(errno));
+  }
+  ArchiveEntry entry(archive_entry_new());
+  if (!entry) return Fail(PackageErrc::kIo, "out of memory");
+  archive_entry_set_pathname(entry.get(), relative.c_str());
+  archive_entry_set_filetype(entry.get(), S_ISDIR(st.st_mode) ? AE_IFDIR : AE_IFREG);
+  archive_entry_set_perm(entry.get(), st.st_mode & 0777);
+  archive_entry_set_size(entry.get(), S_ISDIR(st.st_mode) ? 0 : st.st_size);
+  if (archive_write_header(out, entry.get()) != ARCHIVE_OK) {
+    return std::unexpected(ArchiveError(out, "writing " + relative.string()));
+  }
+  if (S_ISDIR(st.st_mode)) return {};
+  Fd fd(::open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) {
+    return Fail(PackageErrc::kIo, "opening " + full.string() + ": " + std::strerror(errno));
+  }
+  std::vector<char> chunk(kChunk);
+  std::int64_t copied = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return Fail(PackageErrc::kIo, "reading " + full.string() + ": " + std::strerror(errno));
+    if (n == 0) break;
+    if (archive_write_data(out, chunk.data(), static_cast<std::size_t>(n)) != n) {
+      return std::unexpected(ArchiveError(out, "writing " + relative.string()));
+    }
+    copied += n;
+  }
+  if (copied != st.st_size) {
+    return Fail(PackageErrc::kIo, full.string() + " changed while it was packed");
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination) {
+  auto entries = Tree(dir);
+  if (!entries) return std::unexpected(entries.error());
+  ArchiveWriter out(archive_write_new());
+  if (!out) return Fail(PackageErrc::kIo, "out of memory");
+  if (archive_write_set_format_pax_restricted(out.get()) != ARCHIVE_OK ||
+      archive_write_add_filter_zstd(out.get()) != ARCHIVE_OK ||
+      archive_write_open_filename(out.get(), destination.c_str()) != ARCHIVE_OK) {
+    return std::unexpected(ArchiveError(out.get(), "creating " + destination.string()));
+  }
+  for (const auto& relative : *entries) {
+    if (auto ok = WriteEntry(out.get(), dir, relative); !ok) return std::unexpected(ok.error());
+  }
+  if (archive_write_close(out.get()) != ARCHIVE_OK) {
+    return std::unexpected(ArchiveError(out.get(), "finishing " + destination.string()));
+  }
+  return Packed{static_cast<std::uint64_t>(archive_filter_bytes(out.get(), 0))};
+}
+
+Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
+                             std::uint64_t max_unpacked) {
+  ArchiveReader in(archive_read_new());
+  ArchiveWriter disk(archive_write_disk_new());
+  if (!in || !disk) return Fail(PackageErrc::kIo, "out of memory");
+  archive_read_support_format_tar(in.get());
+  archive_read_support_filter_zstd(in.get());
+  archive_read_support_filter_none(in.get());
+  // Defence in depth: the checks below refuse such entries before libarchive sees them. (Paths
+  // are made absolute under `target` here, so libarchive's own absolute-path check cannot be on.)
+  archive_write_disk_set_options(
+      disk.get(), ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                      ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_NO_OVERWRITE);
+  if (archive_read_open_filename(in.get(), archive.c_str(), kChunk) != ARCHIVE_OK) {
+    return Fail(PackageErrc::kMalformed,
+                "the payload is not a tar archive: " + std::string(archive_error_string(in.get())));
+  }
+  std::error_code ec;
+  if (!fs::create_directory(target, ec) || ec) {
+    return Fail(PackageErrc::kIo, "cannot create " + target.string() + " (it must not exist)" +
+                                      (ec ? ": " + ec.message() : ""));
+  }
+  auto unpacked = [&]() -> Expected<void> {
+    std::uint64_t total = 0;
+    std::vector<char> chunk(kChunk);
+    for (;;) {
+      archive_entry* entry = nullptr;
+      const int rc = archive_read_next_header(in.get(), &entry);
+      if (rc == ARCHIVE_EOF) return {};
+      if (rc != ARCHIVE_OK) {
+        return Fail(PackageErrc::kMalformed, "the payload is not a valid tar archive: " +
+                                                 std::string(archive_error_string(in.get())));
+      }
+      if (auto ok = CheckEntry(entry); !ok) return ok;
+      const auto size =
+          static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));
+      if (size > max_unpacked - total) {
+        return Fail(PackageErrc::kTooLarge, "the archive unpacks to more than its declared " +
+                                                std::to_string(max_unpacked) + " bytes");
+      }
+      const std::string path = archive_entry_pathname(entry);
+      archive_entry_set_pathname(entry, (target / path).c_str());
+      if (archive_write_header(disk.get(), entry) != ARCHIVE_OK) {
+        return std::unexpected(ArchiveError(disk.get(), "unpacking " + path));
+      }
+      std::uint64_t written = 0;
+      for (;;) {
+        const la_ssize_t n = archive_read_data(in.get(), chunk.data(), chunk.size());
+        if (n < 0) return std::unexpected(ArchiveError(in.get(), "reading " + path));
+        if (n == 0) break;
+        written += static_cast<std::uint64_t>(n);
+        if (written > size) {
+          return Fail(PackageErrc::kMalformed, "archive entry \"" + path + "\" exceeds its size");
+        }
+        if (archive_write_data(disk.get(), chunk.data(), static_cast<std::size_t>(n)) != n) {
+          return std::unexpected(ArchiveError(disk.get(), "unpacking " + path));
+        }
+      }
+      if (archive_write_finish_entry(disk.get()) != ARCHIVE_OK) {
+        return std::unexpected(ArchiveError(disk.get(), "unpacking " + path));
+      }
+      total += size;
+    }
+  }();
+  if (!unpacked) {
+    fs::remove_all(target, ec);
+    return unpacked;
+  }
+  if (archive_write_close(disk.get()) != ARCHIVE_OK) {
+    fs::remove_all(target, ec);
+    return std::unexpected(ArchiveError(disk.get(), "finishing " + target.string()));
+  }
+  return {};
+}
+
+}  // namespace aspis::package

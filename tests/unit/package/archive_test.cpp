@@ -1,0 +1,132 @@
+// App payload archives: packing a directory, and unpacking that never writes outside its target.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/file.hpp"
+#include "package/archive.hpp"
+#include "package/errors.hpp"
+#include "package/libarchive_ptr.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::package {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TarEntry {
+  std::string path;
+  mode_t type = AE_IFREG;
+  mode_t perm = 0644;
+  std::string data;
+  std::string link;      // symbolic link target
+  std::string hardlink;  // hard link target
+};
+
+// A zstd tar holding `entries` exactly as given, as a hostile publisher could make it.
+void WriteTar(const fs::path& path, const std::vector<TarEntry>& entries) {
+  ArchiveWriter out(archive_write_new());
+  archive_write_set_format_pax_restricted(out.get());
+  archive_write_add_filter_zstd(out.get());
+  ASSERT_EQ(archive_write_open_filename(out.get(), path.c_str()), ARCHIVE_OK);
+  for (const auto& e : entries) {
+    ArchiveEntry entry(archive_entry_new());
+    archive_entry_set_pathname(entry.get(), e.path.c_str());
+    archive_entry_set_filetype(entry.get(), e.type);
+    archive_entry_set_perm(entry.get(), e.perm);
+    archive_entry_set_size(entry.get(), static_cast<la_int64_t>(e.data.size()));
+    if (!e.link.empty()) archive_entry_set_symlink(entry.get(), e.link.c_str());
+    if (!e.hardlink.empty()) archive_entry_set_hardlink(entry.get(), e.hardlink.c_str());
+    ASSERT_EQ(archive_write_header(out.get(), entry.get()), ARCHIVE_OK);
+    if (!e.data.empty()) archive_write_data(out.get(), e.data.data(), e.data.size());
+  }
+  ASSERT_EQ(archive_write_close(out.get()), ARCHIVE_OK);
+}
+
+class Archive : public ::testing::Test {
+ protected:
+  // Unpacks a tar of `entries` plus a harmless file; expects kUnsafeEntry naming `reason`, and
+  // that nothing was written, inside the target or beside it.
+  void ExpectRefused(const std::vector<TarEntry>& entries, std::string_view reason) {
+    std::vector<TarEntry> all = {{.path = "bin/app", .perm = 0755, .data = "#!/bin/sh\n"}};
+    all.insert(all.end(), entries.begin(), entries.end());
+    WriteTar(dir_ / "hostile.tar.zst", all);
+    auto refused = UnpackArchive(dir_ / "hostile.tar.zst", dir_ / "work" / "target", 1 << 20);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), PackageErrc::kUnsafeEntry) << refused.error().message();
+    EXPECT_NE(refused.error().message().find(reason), std::string::npos)
+        << refused.error().message();
+    EXPECT_FALSE(fs::exists(dir_ / "work" / "target")) << "the target is removed";
+    EXPECT_FALSE(fs::exists(dir_ / "work" / "evil"));
+    EXPECT_FALSE(fs::exists(dir_ / "evil"));
+  }
+
+  void SetUp() override { fs::create_directories(dir_ / "work"); }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(Archive, DirectoryPacksAndUnpacksToTheSameTree) {
+  fs::create_directories(dir_ / "app" / "bin");
+  std::ofstream(dir_ / "app" / "app_manifest.json") << "{}";
+  std::ofstream(dir_ / "app" / "bin" / "app") << "#!/bin/sh\necho hi\n";
+  fs::permissions(dir_ / "app" / "bin" / "app", fs::perms::owner_all | fs::perms::group_read);
+  auto packed = PackDirectory(dir_ / "app", dir_ / "app.tar.zst");
+  ASSERT_TRUE(packed) << packed.error().message();
+  EXPECT_GT(packed->unpacked_size, 0u);
+  auto unpacked = UnpackArchive(dir_ / "app.tar.zst", dir_ / "out", packed->unpacked_size);
+  ASSERT_TRUE(unpacked) << unpacked.error().message();
+  EXPECT_EQ(*file::Read(dir_ / "out" / "bin" / "app"), *file::Read(dir_ / "app" / "bin" / "app"));
+  EXPECT_EQ(fs::status(dir_ / "out" / "bin" / "app").permissions(),
+            fs::perms::owner_all | fs::perms::group_read);
+  // Packing is reproducible: the same tree gives the same bytes.
+  ASSERT_TRUE(PackDirectory(dir_ / "app", dir_ / "again.tar.zst"));
+  EXPECT_EQ(*file::Read(dir_ / "app.tar.zst"), *file::Read(dir_ / "again.tar.zst"));
+}
+
+TEST_F(Archive, PathTraversalAttackDotDotEntryIsRefused) {
+  ExpectRefused({{.path = "../evil", .data = "x"}}, "climbs out of its directory");
+  ExpectRefused({{.path = "bin/../../evil", .data = "x"}}, "climbs out of its directory");
+}
+
+TEST_F(Archive, PathTraversalAttackAbsolutePathIsRefused) {
+  ExpectRefused({{.path = (dir_ / "evil").string(), .data = "x"}}, "has an absolute path");
+}
+
+TEST_F(Archive, PathTraversalAttackSymbolicLinkOutIsRefused) {
+  // A link to the parent, then a file written through it.
+  ExpectRefused({{.path = "up", .type = AE_IFLNK, .link = ".."}, {.path = "up/evil", .data = "x"}},
+                "is a symbolic link");
+}
+
+TEST_F(Archive, PathTraversalAttackHardLinkIsRefused) {
+  ExpectRefused({{.path = "passwd", .hardlink = "/etc/passwd"}}, "is a hard link");
+}
+
+TEST_F(Archive, DeviceNodeAndSetuidEntriesAreRefused) {
+  ExpectRefused({{.path = "dev/mem", .type = AE_IFCHR}}, "is a device node");
+  ExpectRefused({{.path = "bin/su", .perm = 04755, .data = "x"}}, "setuid");
+}
+
+TEST_F(Archive, ArchiveUnpackingPastItsDeclaredSizeIsRefused) {
+  WriteTar(dir_ / "big.tar.zst", {{.path = "a", .data = std::string(1000, 'a')},
+                                  {.path = "b", .data = std::string(1000, 'b')}});
+  auto refused = UnpackArchive(dir_ / "big.tar.zst", dir_ / "out", 1500);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), PackageErrc::kTooLarge);
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+  EXPECT_TRUE(UnpackArchive(dir_ / "big.tar.zst", dir_ / "out", 2000));
+}
+
+TEST_F(Archive, PackingRefusesLinksInTheSourceDirectory) {
+  fs::create_directories(dir_ / "app");
+  fs::create_symlink("/etc/passwd", dir_ / "app" / "passwd");
+  auto refused = PackDirectory(dir_ / "app", dir_ / "app.tar.zst");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), PackageErrc::kUnsafeEntry);
+}
+
+}  // namespace
+}  // namespace aspis::package
