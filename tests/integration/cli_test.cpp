@@ -178,5 +178,80 @@ TEST_F(AspisCli, CommandsBeforeLoginSayHowToLogIn) {
   EXPECT_NE(result.err.find("aspis login"), std::string::npos);
 }
 
+// Publisher verbs: offline, no login.
+class PublisherCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::filesystem::create_directories(dir_ / "app" / "bin");
+    std::ofstream(dir_ / "app" / "bin" / "app") << "#!/bin/sh\necho hi\n";
+    std::filesystem::permissions(dir_ / "app" / "bin" / "app", std::filesystem::perms::owner_all);
+    WriteAppManifest("/bin/app");
+  }
+
+  void WriteAppManifest(const std::string& entry_point) {
+    std::ofstream(dir_ / "app" / "app_manifest.json")
+        << R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": )"
+        << R"("2AB3E8D1-7C1F-4F8E-9D3A-0C5B6E7F8A9B", "EntryPoint": ")" << entry_point
+        << R"(", "Capabilities": {}})";
+  }
+
+  Result Run(std::vector<std::string> args) {
+    std::ostringstream out, err;
+    const int code = Main(args, out, err);
+    return {code, out.str(), err.str()};
+  }
+
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+
+  TempDir dir_;
+};
+
+TEST_F(PublisherCli, PacksAnAppAndShowVerifiesItWithThePublishersKeyOnly) {
+  ASSERT_EQ(Run({"key", "generate", "--destination", Path("publisher.pem")}).code, 0);
+  ASSERT_EQ(Run({"key", "generate", "--destination", Path("other.pem")}).code, 0);
+  EXPECT_EQ(std::filesystem::status(dir_ / "publisher.pem").permissions(),
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto again = Run({"key", "generate", "--destination", Path("publisher.pem")});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("never overwritten"), std::string::npos) << again.err;
+
+  auto packed = Run({"image-package", "pack-application", "--package-directory", Path("app"),
+                     "--destination", Path("blink.aspkg"), "--key", Path("publisher.pem"),
+                     "--version", "1.2", "--security-version", "3", "--output", "json"});
+  ASSERT_EQ(packed.code, 0) << packed.err;
+  const Json summary = *json::Parse(packed.out);
+  EXPECT_EQ(summary.value("component_id", ""), "2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b");
+  EXPECT_EQ(summary.value("security_version", 0), 3);
+
+  auto shown = Run({"image-package", "show", "--image-package", Path("blink.aspkg"), "--key",
+                    Path("publisher.pem.pub")});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("verified with key ID"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("matches the manifest"), std::string::npos) << shown.out;
+  auto foreign = Run({"image-package", "show", "--image-package", Path("blink.aspkg"), "--key",
+                      Path("other.pem.pub")});
+  EXPECT_EQ(foreign.code, 1);
+  EXPECT_NE(foreign.err.find("not signed by one of the tenant's app publisher keys"),
+            std::string::npos)
+      << foreign.err;
+}
+
+TEST_F(PublisherCli, PackingRefusesAnEntryPointOutsideTheDirectoryOrNotExecutable) {
+  ASSERT_EQ(Run({"key", "generate", "--destination", Path("publisher.pem")}).code, 0);
+  for (const char* entry_point : {"/bin/missing", "/../../bin/sh", "bin/app"}) {
+    WriteAppManifest(entry_point);
+    auto refused = Run({"image-package", "pack-application", "--package-directory", Path("app"),
+                        "--destination", Path("x.aspkg"), "--key", Path("publisher.pem")});
+    EXPECT_EQ(refused.code, 1) << entry_point;
+    EXPECT_NE(refused.err.find("EntryPoint"), std::string::npos) << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "x.aspkg"));
+  }
+  WriteAppManifest("/bin/app");
+  EXPECT_EQ(Run({"image-package", "pack-application", "--package-directory", Path("app"),
+                 "--destination", Path("x.aspkg"), "--key", Path("publisher.pem")})
+                .code,
+            0);
+}
+
 }  // namespace
 }  // namespace aspis::cli

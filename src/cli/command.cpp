@@ -1,0 +1,91 @@
+#include "cli/command.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <ctime>
+
+namespace aspis::cli {
+
+using json::Json;
+
+namespace {
+
+std::string Cell(const Json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_null()) return "";
+  return value.dump();
+}
+
+// Prints a list of objects as an aligned table of `columns` (dotted paths reach nested fields).
+void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::string>& columns) {
+  const Json list = rows.is_array() ? rows : Json::array({rows});
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::size_t> widths(columns.size());
+  std::transform(columns.begin(), columns.end(), widths.begin(),
+                 [](const std::string& c) { return c.size(); });
+  for (const auto& row : list) {
+    std::vector<std::string> line;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      const Json* value = &row;
+      std::string path = columns[i];
+      for (std::size_t dot; (dot = path.find('.')) != std::string::npos;
+           path = path.substr(dot + 1)) {
+        value = value->contains(path.substr(0, dot)) ? &(*value)[path.substr(0, dot)] : nullptr;
+        if (value == nullptr) break;
+      }
+      std::string text = value != nullptr && value->contains(path) ? Cell((*value)[path]) : "";
+      // Times are Unix seconds in JSON; people read them as UTC.
+      const bool is_time = path == "at" || path.ends_with("_at") || path.ends_with("expiry") ||
+                           path == "not_after" || path == "not_before";
+      if (is_time && value != nullptr && (*value)[path].is_number_integer()) {
+        text = UtcTime((*value)[path]);
+      }
+      widths[i] = std::max(widths[i], text.size());
+      line.push_back(text);
+    }
+    cells.push_back(std::move(line));
+  }
+  auto print = [&](const std::vector<std::string>& line) {
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      out << line[i];
+      if (i + 1 < line.size()) out << std::string(widths[i] - line[i].size() + 2, ' ');
+    }
+    out << "\n";
+  };
+  print(columns);
+  for (const auto& line : cells) print(line);
+}
+
+}  // namespace
+
+std::string UtcTime(const Json& seconds) {
+  const std::int64_t at = seconds.is_number() ? seconds.get<std::int64_t>() : 0;
+  if (at == 0) return "-";
+  const std::time_t t = at;
+  std::tm tm{};
+  char text[32];
+  if (gmtime_r(&t, &tm) == nullptr ||
+      std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0) {
+    return std::to_string(at);
+  }
+  return text;
+}
+
+void Output::Print(std::ostream& out, std::string_view format, const Json& value) const {
+  if (format != "json" && table) {
+    table(out, value);
+  } else if (format == "json" || columns.empty()) {
+    out << (value.is_string() ? value.get<std::string>() : value.dump(2) + "\n");
+  } else {
+    PrintTable(out, value, columns);
+  }
+}
+
+void Registry::Bind(CLI::App* verb, std::unique_ptr<Command> command) {
+  Command* bound = command.get();
+  commands_.push_back(std::move(command));
+  verb->callback([this, bound] { chosen_ = bound; });
+}
+
+}  // namespace aspis::cli

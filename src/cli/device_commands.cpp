@@ -1,0 +1,106 @@
+// `aspis dev`: the device this runs on, through aspisd's admin socket (wire/admin.hpp).
+#include <fmt/format.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "cli/command.hpp"
+#include "core/fd.hpp"
+#include "wire/admin.hpp"
+
+namespace aspis::cli {
+
+namespace {
+
+using json::Json;
+
+// One request to aspisd's admin socket.
+Expected<Json> AdminRequest(const std::string& path, std::string_view command) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path)) {
+    return Fail(CoreErrc::kInvalidArgument, "socket path " + path + " is too long");
+  }
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  const Fd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int fd = socket.get();
+  if (fd < 0) return Fail(CoreErrc::kIo, "cannot create a socket");
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    return Fail(CoreErrc::kIo, "cannot reach aspisd at " + path + ": " +
+                                   std::generic_category().message(errno) +
+                                   " (is aspisd running, and are you root?)");
+  }
+  const std::string request = Json{{"command", command}}.dump() + "\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return Fail(CoreErrc::kIo, "cannot send to aspisd at " + path);
+  }
+  std::string reply;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+    reply.append(buffer, static_cast<std::size_t>(n));
+  }
+  auto doc = json::Parse(reply);
+  if (!doc || !doc->is_object()) {
+    return Fail(CoreErrc::kParse,
+                "aspisd closed the connection without an answer (only root "
+                "may use its admin socket)");
+  }
+  if (doc->contains("error")) return Fail(CoreErrc::kInvalidArgument, doc->value("error", ""));
+  return doc;
+}
+
+void PrintDeviceStatus(std::ostream& out, const Json& s) {
+  const Json& a = s.value("attestation", Json::object());
+  out << "Device ID:           " << s.value("device_id", "") << "\n"
+      << "Tenant:              " << s.value("tenant", "") << "\n"
+      << "Root of trust:       " << s.value("rot", "") << "\n"
+      << "Runtime key:         " << s.value("runtime_key", "") << "\n"
+      << "Attestation:         " << a.value("verdict", "")
+      << (a.value("reason", "").empty() ? "" : " (" + a.value("reason", "") + ")") << "\n"
+      << "Last attestation:    " << UtcTime(a.value("last_attempt", Json(0))) << "\n"
+      << "Next attestation:    " << UtcTime(a.value("next_attempt", Json(0))) << "\n"
+      << "Certificate expiry:  " << UtcTime(s.value("certificate_expiry", Json(0))) << "\n"
+      << "Last check-in:       " << UtcTime(s.value("last_check_in", Json(0))) << "\n"
+      << "Measurements:\n";
+  for (const auto& m : s.value("measurements", Json::array())) {
+    out << fmt::format("  {:<14} {}\n", m.value("component", ""), m.value("digest", ""));
+  }
+}
+
+// status and attest: one admin command, then the status it answers with.
+class DevCommand final : public Command {
+ public:
+  explicit DevCommand(std::string_view command) : command_(command) {}
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--socket", socket_, "aspisd's admin socket")->capture_default_str();
+  }
+  Expected<Json> Run() override { return AdminRequest(socket_, command_); }
+  Output Format() const override { return {.table = PrintDeviceStatus}; }
+
+ private:
+  std::string_view command_;
+  std::string socket_{wire::admin::kDefaultSocket};
+};
+
+}  // namespace
+
+void AddDeviceCommands(CLI::App& app, Registry& r) {
+  auto* dev = app.add_subcommand("dev", "The device this runs on (talks to the local aspisd)")
+                  ->require_subcommand(1);
+  r.Add<DevCommand>(
+      dev->add_subcommand(
+          "status", "Device ID, tenant, attestation, certificate expiry, check-in, measurements"),
+      wire::admin::kStatus);
+  r.Add<DevCommand>(
+      dev->add_subcommand("attest",
+                          "Attest now rather than at the scheduled renewal, then show the status"),
+      wire::admin::kAttest);
+}
+
+}  // namespace aspis::cli

@@ -1,0 +1,261 @@
+// Offline verbs for publishers: publisher keys and image packages (docs/formats/aspkg.md). They
+// need no login: a publisher's private key never reaches the service.
+#include <fmt/format.h>
+#include <unistd.h>
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+
+#include "cli/command.hpp"
+#include "core/file.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/key.hpp"
+#include "package/archive.hpp"
+#include "package/package.hpp"
+
+namespace aspis::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json::Json;
+
+Expected<crypto::PrivateKey> LoadKey(const std::string& path) {
+  auto pem = file::Read(path, file::kSmallFileLimit);
+  if (!pem) return std::unexpected(std::move(pem.error()).WithContext("reading the key " + path));
+  auto key = crypto::PrivateKey::FromPem(AsString(*pem));
+  if (!key) return std::unexpected(std::move(key.error()).WithContext(path + " is not a key"));
+  return key;
+}
+
+class KeyGenerate final : public Command {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--destination", destination_,
+                     "The private key file to write (0600; its public half goes to FILE.pub)")
+        ->required();
+  }
+  Expected<Json> Run() override {
+    const fs::path public_path = destination_ + ".pub";
+    if (fs::exists(destination_) || fs::exists(public_path)) {
+      return Fail(CoreErrc::kAlreadyExists,
+                  destination_ + " or its .pub exists; a publisher key is never overwritten");
+    }
+    auto key = crypto::PrivateKey::GenerateP256();
+    if (!key) return std::unexpected(key.error());
+    auto private_pem = key->ToPem();
+    auto public_pem = key->Public().ToPem();
+    if (!private_pem || !public_pem) {
+      return std::unexpected(!private_pem ? private_pem.error() : public_pem.error());
+    }
+    if (auto ok = file::WriteDurably(destination_, AsBytes(*private_pem), 0600); !ok) {
+      return std::unexpected(ok.error());
+    }
+    if (auto ok = file::WriteDurably(public_path, AsBytes(*public_pem), 0644); !ok) {
+      return std::unexpected(ok.error());
+    }
+    return Json{{"key_id", key->Public().Fingerprint()},
+                {"private_key", destination_},
+                {"public_key", public_path.string()}};
+  }
+  Output Format() const override { return {.columns = {"key_id", "private_key", "public_key"}}; }
+
+ private:
+  std::string destination_;
+};
+
+// A file that is removed when this goes out of scope.
+class Scratch {
+ public:
+  explicit Scratch(fs::path path) : path_(std::move(path)) {}
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+class PackApplication final : public Command {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--package-directory", directory_,
+                     "The app's directory: app_manifest.json, the executable named by its "
+                     "EntryPoint, and its files")
+        ->required();
+    verb->add_option("--destination", destination_, "The .aspkg file to write")->required();
+    verb->add_option("--key", key_, "The publisher's private key (aspis key generate)")->required();
+    verb->add_option("--version", version_, "The app's version")->capture_default_str();
+    verb->add_option("--security-version", security_version_,
+                     "Raise it to keep devices from going back to older, vulnerable versions")
+        ->capture_default_str();
+    verb->add_option("--target-board", boards_, "A board the app is for (repeated; none: any)");
+  }
+
+  Expected<Json> Run() override {
+    auto key = LoadKey(key_);
+    if (!key) return std::unexpected(key.error());
+    auto manifest = AppManifest();
+    if (!manifest) return std::unexpected(manifest.error());
+    const Scratch payload(destination_ + ".payload-" + std::to_string(::getpid()));
+    auto packed = package::PackDirectory(directory_, payload.path());
+    if (!packed) return std::unexpected(packed.error());
+    manifest->payload.compression = package::Compression::kZstd;
+    manifest->payload.unpacked_size = packed->unpacked_size;
+    auto written = package::Write(*manifest, payload.path(), std::span(&*key, 1), destination_);
+    if (!written) return std::unexpected(written.error());
+    return Summary(*written);
+  }
+  Output Format() const override {
+    return {.columns = {"image_id", "component_id", "name", "version"}};
+  }
+
+  static Json Summary(const package::Manifest& m) {
+    return {{"image_id", m.image_id},
+            {"component_id", m.component_id},
+            {"name", m.name},
+            {"kind", package::KindName(m.kind)},
+            {"version", m.version},
+            {"security_version", m.security_version},
+            {"target_boards", m.target_boards},
+            {"payload",
+             {{"sha256", crypto::ToHex(m.payload.sha256)},
+              {"size", m.payload.size},
+              {"compression", package::CompressionName(m.payload.compression)},
+              {"unpacked_size", m.payload.unpacked_size}}}};
+  }
+
+ private:
+  // The package manifest from the directory's app_manifest.json (Azure Sphere's format).
+  Expected<package::Manifest> AppManifest() const {
+    const fs::path path = fs::path(directory_) / "app_manifest.json";
+    auto text = file::Read(path, file::kSmallFileLimit);
+    if (!text) return std::unexpected(std::move(text.error()).WithContext(path.string()));
+    auto app = json::Parse(AsString(*text));
+    if (!app || !app->is_object()) {
+      return Fail(CoreErrc::kParse, path.string() + " is not a JSON object");
+    }
+    const std::string name = app->value("Name", "");
+    std::string component = app->value("ComponentId", "");
+    const std::string entry_point = app->value("EntryPoint", "");
+    std::transform(component.begin(), component.end(), component.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const fs::path executable = fs::path(directory_) / fs::path(entry_point).relative_path();
+    if (entry_point.empty() || entry_point.front() != '/' ||
+        entry_point.find("..") != std::string::npos || !fs::is_regular_file(executable) ||
+        ::access(executable.c_str(), X_OK) != 0) {
+      return Fail(CoreErrc::kInvalidArgument,
+                  "app_manifest.json's EntryPoint \"" + entry_point +
+                      "\" must name an executable file in the package directory, as /bin/app");
+    }
+    auto image_id = crypto::RandomUuid();
+    if (!image_id) return std::unexpected(image_id.error());
+    package::Manifest m;
+    m.image_id = *image_id;
+    m.component_id = component;
+    m.name = name;
+    m.kind = app->value("ApplicationType", "Default") == "RealTimeCapable" ? package::Kind::kRtApp
+                                                                           : package::Kind::kApp;
+    m.version = version_;
+    m.security_version = security_version_;
+    m.target_boards = boards_;
+    m.app_manifest = json::Dump(*app);
+    if (auto ok = package::Validate(m); !ok) {
+      return std::unexpected(std::move(ok.error()).WithContext(path.string()));
+    }
+    return m;
+  }
+
+  std::string directory_, destination_, key_, version_ = "1.0.0";
+  std::uint64_t security_version_ = 0;
+  std::vector<std::string> boards_;
+};
+
+void PrintPackage(std::ostream& out, const Json& p) {
+  out << "Image ID:          " << p.value("image_id", "") << "\n"
+      << "Component ID:      " << p.value("component_id", "") << "\n"
+      << "Name:              " << p.value("name", "") << "\n"
+      << "Kind:              " << p.value("kind", "") << "\n"
+      << "Version:           " << p.value("version", "") << "\n"
+      << "Security version:  " << p.value("security_version", 0) << "\n"
+      << "Target boards:     ";
+  const Json boards = p.value("target_boards", Json::array());
+  out << (boards.empty() ? "any" : "") << "\n";
+  for (const auto& board : boards) out << "  " << board.get<std::string>() << "\n";
+  const Json payload = p.value("payload", Json::object());
+  out << "Payload:           " << payload.value("size", 0) << " bytes, "
+      << payload.value("compression", "") << " (" << payload.value("unpacked_size", 0)
+      << " unpacked), SHA-256 " << payload.value("sha256", "") << "\n"
+      << "Payload check:     " << p.value("payload_check", "") << "\n"
+      << "Signed by key ID:  ";
+  for (const auto& id : p.value("signed_by", Json::array())) out << id.get<std::string>() << " ";
+  out << "\n"
+      << "Signature:         " << p.value("signature", "") << "\n";
+}
+
+class PackageShow final : public Command {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--image-package", path_, "The .aspkg file")->required();
+    verb->add_option("--key", public_key_,
+                     "A publisher's public key (FILE.pub of aspis key generate) to verify the "
+                     "signature with; without it the signature is not checked");
+  }
+  Expected<Json> Run() override {
+    auto source = package::FileSource::Open(path_);
+    if (!source) return std::unexpected(source.error());
+    std::string signature = "not verified (give --key)";
+    crypto::dsse::TrustedKeys trusted;
+    Expected<package::Reader> reader = std::unexpected(Error(CoreErrc::kInvalidArgument, ""));
+    if (public_key_.empty()) {
+      reader = package::Reader::Inspect(*source);
+    } else {
+      auto pem = file::Read(public_key_, file::kSmallFileLimit);
+      auto key = pem ? crypto::PublicKey::FromPem(AsString(*pem))
+                     : Expected<crypto::PublicKey>(std::unexpected(pem.error()));
+      if (!key) return std::unexpected(std::move(key.error()).WithContext(public_key_));
+      trusted.Add(*key);
+      reader = package::Reader::Open(*source, {.os = &trusted, .apps = &trusted});
+      signature = "verified with key ID " + key->Fingerprint();
+    }
+    if (!reader) return std::unexpected(reader.error());
+    Json shown = PackApplication::Summary(reader->manifest());
+    shown["signature"] = signature;
+    Json signers = Json::array();
+    for (const auto& s : reader->envelope().signatures) signers.push_back(s.keyid);
+    shown["signed_by"] = signers;
+    auto payload = reader->VerifyPayload();
+    shown["payload_check"] = payload ? "matches the manifest" : payload.error().message();
+    if (!reader->manifest().app_manifest.empty()) {
+      shown["app_manifest"] = *json::Parse(reader->manifest().app_manifest);
+    }
+    return shown;
+  }
+  Output Format() const override { return {.table = PrintPackage}; }
+
+ private:
+  std::string path_, public_key_;
+};
+
+}  // namespace
+
+void AddPackageCommands(CLI::App& app, Registry& r) {
+  auto* key = app.add_subcommand("key", "Publisher keys (kept by their owner, never uploaded)")
+                  ->require_subcommand(1);
+  r.Add<KeyGenerate>(key->add_subcommand("generate", "Make a publisher key pair (ECDSA P-256)"));
+
+  auto* image_package =
+      app.add_subcommand("image-package", "Image packages (.aspkg)")->require_subcommand(1);
+  r.Add<PackApplication>(image_package->add_subcommand(
+      "pack-application", "Pack and sign an app from its directory (app_manifest.json)"));
+  r.Add<PackageShow>(image_package->add_subcommand(
+      "show",
+      "Show what a package says about itself, check its payload, and verify its "
+      "signature with --key"));
+}
+
+}  // namespace aspis::cli
