@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "core/fd.hpp"
@@ -91,7 +92,8 @@ Expected<void> WriteEntry(struct archive* out, const fs::path& dir, const fs::pa
   const fs::path full = dir / relative;
   struct stat st {};
   if (::lstat(full.c_str(), &st) != 0) {
-    return Fail(PackageErrc::kIo, "reading " + full.string() + ": " + std::strerror(errno));
+    return Fail(PackageErrc::kIo,
+                "reading " + full.string() + ": " + std::generic_category().message(errno));
   }
   ArchiveEntry entry(archive_entry_new());
   if (!entry) return Fail(PackageErrc::kIo, "out of memory");
@@ -105,7 +107,8 @@ Expected<void> WriteEntry(struct archive* out, const fs::path& dir, const fs::pa
   if (S_ISDIR(st.st_mode)) return {};
   Fd fd(::open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0) {
-    return Fail(PackageErrc::kIo, "opening " + full.string() + ": " + std::strerror(errno));
+    return Fail(PackageErrc::kIo,
+                "opening " + full.string() + ": " + std::generic_category().message(errno));
   }
   std::vector<char> chunk(kChunk);
   std::int64_t copied = 0;
@@ -113,7 +116,8 @@ Expected<void> WriteEntry(struct archive* out, const fs::path& dir, const fs::pa
     const ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      return Fail(PackageErrc::kIo, "reading " + full.string() + ": " + std::strerror(errno));
+      return Fail(PackageErrc::kIo,
+                  "reading " + full.string() + ": " + std::generic_category().message(errno));
     if (n == 0) break;
     if (archive_write_data(out, chunk.data(), static_cast<std::size_t>(n)) != n) {
       return std::unexpected(ArchiveError(out, "writing " + relative.string()));

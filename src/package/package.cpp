@@ -5,6 +5,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "core/file.hpp"
 #include "crypto/errors.hpp"
@@ -19,7 +20,7 @@ constexpr std::size_t kChunk = std::size_t{64} << 10;
 constexpr std::size_t kHeaderSize = kMagic.size() + 4;
 
 Error IoError(std::string_view what) {
-  return Error(PackageErrc::kIo, std::string(what) + ": " + std::strerror(errno));
+  return Error(PackageErrc::kIo, std::string(what) + ": " + std::generic_category().message(errno));
 }
 
 // Reads exactly buffer.size() bytes unless the source ends first; returns how many were read.

@@ -177,7 +177,7 @@ class ServiceImpl final : public Service {
     if (!server) return std::unexpected(server.error());
     server_ = std::move(*server);
     maintenance_ =
-        std::jthread([this, interval = config.maintenance_interval](std::stop_token stop) {
+        std::jthread([this, interval = config.maintenance_interval](const std::stop_token& stop) {
           std::mutex mutex;
           std::condition_variable_any wake;
           std::unique_lock lock(mutex);
