@@ -44,7 +44,9 @@ Expected<void> Verified(const crypto::dsse::Envelope& envelope, const Manifest& 
                 "no " + std::string(who) + " publisher keys are trusted here, so this " +
                     std::string(KindName(claimed.kind)) + " package cannot be verified");
   }
-  auto payload = crypto::dsse::Verify(envelope, kManifestType, *keys);
+  auto payload = crypto::dsse::Verify(
+      envelope, kManifestType, *keys,
+      IsApp(claimed.kind) ? publishers.apps_threshold : publishers.os_threshold);
   if (!payload) {
     std::string signers;
     for (const auto& s : envelope.signatures) {

@@ -56,6 +56,8 @@ class MemorySource final : public Source {
 struct Publishers {
   const crypto::dsse::TrustedKeys* os = nullptr;
   const crypto::dsse::TrustedKeys* apps = nullptr;
+  std::size_t os_threshold = 1;  // signatures from distinct trusted keys needed
+  std::size_t apps_threshold = 1;
 };
 
 // Reads one package from a Source, in one pass. Not thread-safe.
