@@ -16,6 +16,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   Registry registry;
   AddOperatorCommands(app, registry);
   AddPackageCommands(app, registry);
+  AddCatalogCommands(app, registry);
   AddDeviceCommands(app, registry);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());

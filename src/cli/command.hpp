@@ -66,5 +66,6 @@ std::string UtcTime(const json::Json& seconds);
 void AddOperatorCommands(CLI::App& app, Registry& registry);  // the security service's API
 void AddDeviceCommands(CLI::App& app, Registry& registry);    // `dev`: the local aspisd
 void AddPackageCommands(CLI::App& app, Registry& registry);   // `key`, `image-package`: offline
+void AddCatalogCommands(CLI::App& app, Registry& registry);   // `publisher-key-set`, `image`
 
 }  // namespace aspis::cli

@@ -15,19 +15,6 @@ namespace {
 
 using json::Json;
 
-// A verb that calls the service with the saved login.
-class ServiceCommand : public Command {
- public:
-  Expected<Json> Run() final {
-    auto session = LoadSession();
-    if (!session) return std::unexpected(session.error());
-    return Call(*session);
-  }
-
- protected:
-  virtual Expected<Json> Call(const Session& session) = 0;
-};
-
 class Login final : public Command {
  public:
   void AddOptions(CLI::App* verb) override {

@@ -32,29 +32,45 @@ Expected<Session> LoadSession() {
                  doc->value("tenant", "")};
 }
 
-Expected<Json> Request(const Session& session, const std::string& method, const std::string& target,
-                       const Json& body) {
+Expected<wire::HttpsConnection> Connect(const Session& session) {
   auto endpoint = wire::ParseHttpsUrl(session.url);
   if (!endpoint) return std::unexpected(endpoint.error());
   auto roots = crypto::Certificate::ChainFromPem(session.root_ca_pem);
   if (!roots) return std::unexpected(std::move(roots.error()).WithContext("pinned root CA"));
   auto tls = crypto::tls::ClientContext(*roots);
   if (!tls) return std::unexpected(tls.error());
-  wire::HttpsClient client(*endpoint, *tls);
-  auto response = client.Send(
-      method, target, body.is_null() ? "" : body.dump(),
-      {{"Authorization", "Bearer " + session.token}, {"Content-Type", "application/json"}});
-  if (!response) return std::unexpected(response.error());
-  if (response->status < 200 || response->status > 299) {
-    return Fail(CoreErrc::kInvalidArgument, wire::ProblemDetail(*response) + " (HTTP " +
-                                                std::to_string(response->status) + ")");
+  return wire::HttpsClient(*endpoint, *tls).Connect();
+}
+
+Expected<wire::HttpResponse> Send(wire::HttpsConnection& connection, const Session& session,
+                                  const std::string& method, const std::string& target,
+                                  std::string_view body,
+                                  std::vector<std::pair<std::string, std::string>> headers) {
+  headers.emplace_back("Authorization", "Bearer " + session.token);
+  return connection.Send(method, target, body, headers);
+}
+
+Expected<Json> Decode(const wire::HttpResponse& response) {
+  if (response.status < 200 || response.status > 299) {
+    return Fail(CoreErrc::kInvalidArgument,
+                wire::ProblemDetail(response) + " (HTTP " + std::to_string(response.status) + ")");
   }
-  if (response->content_type.starts_with("application/json")) {
-    auto doc = json::Parse(response->body);
+  if (response.content_type.starts_with("application/json")) {
+    auto doc = json::Parse(response.body);
     if (!doc) return std::unexpected(doc.error());
     return doc;
   }
-  return Json(response->body);
+  return Json(response.body);
+}
+
+Expected<Json> Request(const Session& session, const std::string& method, const std::string& target,
+                       const Json& body) {
+  auto connection = Connect(session);
+  if (!connection) return std::unexpected(connection.error());
+  auto response = Send(*connection, session, method, target, body.is_null() ? "" : body.dump(),
+                       {{"Content-Type", "application/json"}});
+  if (!response) return std::unexpected(response.error());
+  return Decode(*response);
 }
 
 void TenantOption::AddTo(CLI::App* verb) {

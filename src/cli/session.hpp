@@ -3,8 +3,10 @@
 #include <filesystem>
 #include <string>
 
+#include "cli/command.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "wire/https_client.hpp"
 
 namespace CLI {
 class App;
@@ -26,10 +28,33 @@ struct Session {
 // The saved login. Errors: kNotFound saying how to log in.
 Expected<Session> LoadSession();
 
-// A request to the service over HTTPS with the pinned root; a non-2xx answer is an Error carrying
-// the problem's detail. JSON answers are parsed; others come back as a JSON string.
+// A connection to the service over HTTPS with the pinned root, for several requests.
+Expected<wire::HttpsConnection> Connect(const Session& session);
+// One request with the session's token; `headers` are added to Authorization.
+Expected<wire::HttpResponse> Send(wire::HttpsConnection& connection, const Session& session,
+                                  const std::string& method, const std::string& target,
+                                  std::string_view body,
+                                  std::vector<std::pair<std::string, std::string>> headers = {});
+// A non-2xx answer as an Error carrying the problem's detail; a JSON answer parsed; any other as
+// a JSON string.
+Expected<json::Json> Decode(const wire::HttpResponse& response);
+
+// One JSON request on a new connection: Connect, Send, Decode.
 Expected<json::Json> Request(const Session& session, const std::string& method,
                              const std::string& target, const json::Json& body = nullptr);
+
+// A verb that calls the service with the saved login.
+class ServiceCommand : public Command {
+ public:
+  Expected<json::Json> Run() final {
+    auto session = LoadSession();
+    if (!session) return std::unexpected(session.error());
+    return Call(*session);
+  }
+
+ protected:
+  virtual Expected<json::Json> Call(const Session& session) = 0;
+};
 
 // The `--tenant` option most operator verbs take, defaulting to the login's tenant.
 class TenantOption {

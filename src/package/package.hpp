@@ -21,6 +21,7 @@
 namespace aspis::package {
 
 inline constexpr std::string_view kMagic = "ASPISPK1";
+inline constexpr std::string_view kMediaType = "application/vnd.aspis.package";
 
 // Where a package's bytes come from. Read fills at most buffer.size() bytes and returns how many;
 // 0 only at the end.

@@ -76,6 +76,7 @@ crypto::dsse::TrustedKeys KeyRole::Trusted() const {
 
 std::string PublisherKeySet::RootFingerprint() const {
   std::vector<std::string> ids;
+  ids.reserve(root.keys.size());
   for (const auto& key : root.keys) ids.push_back(key.Fingerprint());
   std::sort(ids.begin(), ids.end());
   std::string text = "threshold=" + std::to_string(root.threshold);
@@ -127,22 +128,21 @@ Expected<PublisherKeySet> ParseKeySet(std::string_view text) {
 }
 
 Expected<crypto::dsse::Envelope> SignKeySet(const PublisherKeySet& set,
-                                            std::span<const crypto::PrivateKey> root_keys) {
+                                            std::span<const crypto::PrivateKey> keys) {
   if (auto ok = Validate(set); !ok) return std::unexpected(ok.error());
   const auto trusted = set.root.Trusted();
-  std::set<std::string> signers;
-  for (const auto& key : root_keys) {
-    if (trusted.Find(key.Public().Fingerprint()) == nullptr) {
-      return std::unexpected(Untrusted("key " + key.Public().Fingerprint().substr(0, 16) +
-                                       " is not one of the set's root keys"));
+  std::set<std::string> root_signers;
+  for (const auto& key : keys) {
+    if (trusted.Find(key.Public().Fingerprint()) != nullptr) {
+      root_signers.insert(key.Public().Fingerprint());
     }
-    signers.insert(key.Public().Fingerprint());
   }
-  if (signers.size() < set.root.threshold) {
-    return std::unexpected(
-        Untrusted("the root threshold needs " + std::to_string(set.root.threshold) + " root keys"));
+  if (root_signers.size() < set.root.threshold) {
+    return std::unexpected(Untrusted("the root threshold needs " +
+                                     std::to_string(set.root.threshold) +
+                                     " of the set's root keys to sign"));
   }
-  return crypto::dsse::Sign(kPublisherKeysType, AsBytes(SerializeKeySet(set)), root_keys);
+  return crypto::dsse::Sign(kPublisherKeysType, AsBytes(SerializeKeySet(set)), keys);
 }
 
 Expected<PublisherKeySet> VerifyKeySet(const crypto::dsse::Envelope& envelope,

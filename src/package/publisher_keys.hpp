@@ -44,10 +44,11 @@ std::string SerializeKeySet(const PublisherKeySet& set);
 // Errors: kMalformed (unknown fields included).
 Expected<PublisherKeySet> ParseKeySet(std::string_view json);
 
-// The set, signed by `root_keys` (each must be one of set.root's keys). Errors: kMalformed, and
-// kUntrusted when the keys given do not reach set.root's threshold.
+// The set, signed by every key in `keys`: at least set.root's threshold of its root keys, and for
+// a root rotation the previous root's keys too. Errors: kMalformed, and kUntrusted when the keys
+// do not reach set.root's threshold.
 Expected<crypto::dsse::Envelope> SignKeySet(const PublisherKeySet& set,
-                                            std::span<const crypto::PrivateKey> root_keys);
+                                            std::span<const crypto::PrivateKey> keys);
 
 // A set that stands on its own: signed by its own root (to the threshold), for `tenant`, and not
 // expired at `now`. This is what a device accepts the first time, and what the service checks on

@@ -114,6 +114,29 @@ http::RateLimits Limits(const ServiceConfig& config) {
   return limits;
 }
 
+// The PUBLIC KEY blocks of a PEM file; none when `path` is empty.
+Expected<crypto::dsse::TrustedKeys> LoadPublicKeys(const std::filesystem::path& path) {
+  crypto::dsse::TrustedKeys keys;
+  if (path.empty()) return keys;
+  auto text = file::Read(path, file::kSmallFileLimit);
+  if (!text) return std::unexpected(std::move(text.error()).WithContext("OS publisher keys"));
+  constexpr std::string_view kEnd = "-----END PUBLIC KEY-----";
+  std::string_view rest = AsString(*text);
+  for (auto end = rest.find(kEnd); end != std::string_view::npos; end = rest.find(kEnd)) {
+    auto key = crypto::PublicKey::FromPem(rest.substr(0, end + kEnd.size()));
+    if (!key) {
+      return std::unexpected(
+          std::move(key.error()).WithContext("OS publisher keys " + path.string()));
+    }
+    keys.Add(*key);
+    rest = rest.substr(end + kEnd.size());
+  }
+  if (keys.empty()) {
+    return Fail(CoreErrc::kInvalidArgument, path.string() + " holds no PEM public key");
+  }
+  return keys;
+}
+
 class ServiceImpl final : public Service {
  public:
   ServiceImpl(DataDir data, std::unique_ptr<store::Store> store, const Clock& clock)
@@ -128,6 +151,9 @@ class ServiceImpl final : public Service {
     if (auto ok = EnsureAdminToken(config.admin_token_file); !ok) return ok;
     auto tpm_cas = LoadTpmCas(config.tpm_ca_dir);
     if (!tpm_cas) return std::unexpected(tpm_cas.error());
+    auto os_publishers = LoadPublicKeys(config.os_publisher_keys);
+    if (!os_publishers) return std::unexpected(os_publishers.error());
+    os_publishers_ = std::move(*os_publishers);
     auto listen = SplitListen(config.listen);
     if (!listen) return std::unexpected(listen.error());
     metrics_.Describe("aspis_http_requests_total", "HTTP requests by route and status", "counter");
@@ -147,6 +173,7 @@ class ServiceImpl final : public Service {
                             clock_,
                             metrics_,
                             cas_,
+                            os_publishers_,
                             {.certificate_lifetime = config.certificate_lifetime,
                              .tpm_cas = std::move(*tpm_cas)}});
     auto tls = crypto::tls::ServerContext(data_.server_chain, data_.server_key,
@@ -235,6 +262,7 @@ class ServiceImpl final : public Service {
   const Clock& clock_;
   Metrics metrics_;
   ca::TenantCas cas_;
+  crypto::dsse::TrustedKeys os_publishers_;
   std::unique_ptr<http::Server> server_;
   std::jthread maintenance_;
   std::string admin_token_;
@@ -370,7 +398,7 @@ int RunService(const ServiceConfig& config, std::ostream& out, std::ostream& err
 
 // The serving options, as parsed; `Apply` puts them into a ServiceConfig.
 struct ServiceFlags {
-  std::string data_dir, master_key, admin_token_file, tpm_ca_dir;
+  std::string data_dir, master_key, admin_token_file, tpm_ca_dir, os_publisher_keys;
   int lifetime_hours = 24;
 
   void Apply(ServiceConfig& config) const {
@@ -379,6 +407,7 @@ struct ServiceFlags {
     config.admin_token_file = admin_token_file;
     config.certificate_lifetime = std::chrono::hours(lifetime_hours);
     config.tpm_ca_dir = tpm_ca_dir;
+    config.os_publisher_keys = os_publisher_keys;
   }
 };
 
@@ -405,6 +434,9 @@ void AddServiceOptions(CLI::App& app, ServiceConfig& config, ServiceFlags& flags
                  "Lifetime of device certificates (at most 7 days)")
       ->check(CLI::Range(1, 24 * 7))
       ->capture_default_str();
+  app.add_option("--os-publisher-keys", flags.os_publisher_keys,
+                 "PEM file of the platform's OS publisher public keys (those in devices' trust "
+                 "bundles); OS and board images must be signed by one");
   app.add_option("--tpm-ca-dir", flags.tpm_ca_dir,
                  "Directory of TPM manufacturer CA certificates (PEM) that EK certificates must "
                  "chain to");

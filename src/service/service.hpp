@@ -28,6 +28,9 @@ struct ServiceConfig {
   // PEM files (*.pem, *.crt) of the TPM manufacturer CAs that EK certificates must chain to;
   // empty: no TPM device can prove its hardware.
   std::filesystem::path tpm_ca_dir;
+  // A PEM file of the platform's OS publisher public keys (the ones in devices' trust bundles);
+  // OS and board images must be signed by one. Empty: no OS or board image can be added.
+  std::filesystem::path os_publisher_keys;
   // Unauthenticated routes (attestation, /healthz, /metrics), per client address; 0: unlimited.
   double client_requests_per_second = 10;
   double client_burst = 20;

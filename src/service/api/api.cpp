@@ -13,6 +13,7 @@
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
 #include "rot/quote.hpp"
+#include "service/api/catalog_routes.hpp"
 #include "service/api/common.hpp"
 #include "service/api/device_routes.hpp"
 #include "service/ca/tenant_ca.hpp"
@@ -34,53 +35,6 @@ constexpr std::size_t kAuditPage = 100;
 constexpr std::chrono::seconds kCrlLifetime = 24h;
 // A CRL is served again while its list is current and it is younger than this.
 constexpr std::chrono::seconds kCrlReuse = 1h;
-
-struct Principal {
-  std::string token_id;
-  std::string tenant;  // empty: platform administrator
-  Role role = Role::kReader;
-
-  bool platform() const { return tenant.empty(); }
-  std::string actor() const { return platform() ? "platform-admin:" + token_id : token_id; }
-};
-
-Expected<Principal> Authenticate(const Request& request, store::Store& store) {
-  const std::string_view header = request.Header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!header.starts_with(kBearer)) {
-    return Fail(StoreErrc::kNotFound, "send an API token as \"Authorization: Bearer <token>\"");
-  }
-  auto token = store.FindTokenByHash(HashSecret(header.substr(kBearer.size())));
-  if (!token || token->revoked) {
-    return Fail(StoreErrc::kNotFound, "the API token is unknown or revoked");
-  }
-  return Principal{token->id, token->tenant_id, token->role};
-}
-
-// Roles ordered by power: Administrator > Contributor > Reader.
-int Rank(Role role) {
-  switch (role) {
-    case Role::kAdministrator:
-      return 3;
-    case Role::kContributor:
-      return 2;
-    case Role::kReader:
-      return 1;
-  }
-  return 0;
-}
-
-std::optional<Response> Authorize(const Principal& who, std::string_view tenant, Role needed) {
-  if (!who.platform() && who.tenant != tenant) {
-    return Response::Problem(403, "Forbidden", "the API token is not valid for this tenant");
-  }
-  if (!who.platform() && Rank(who.role) < Rank(needed)) {
-    return Response::Problem(403, "Forbidden",
-                             "this needs the " + std::string(store::RoleName(needed)) +
-                                 " role; the token has " + std::string(store::RoleName(who.role)));
-  }
-  return std::nullopt;
-}
 
 Json PolicyJson(const store::AttestationPolicy& p) {
   return {{"allow_software_root_of_trust", p.allow_software_root_of_trust},
@@ -115,49 +69,20 @@ bool IsDeviceId(std::string_view id) {
   return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
-Expected<Json> Body(const Request& request) {
-  auto doc = json::Parse(request.body, 16);
-  if (!doc || !doc->is_object()) return Fail(CoreErrc::kParse, "the body must be a JSON object");
-  return doc;
-}
-
-// A handler that needs an authenticated principal with `needed` on the {tenant} of its route.
-using TenantHandler = std::function<Response(const Request&, const Principal&, std::string_view)>;
-using PlainHandler = std::function<Response(const Request&, const Principal&)>;
-
 class Api {
  public:
   explicit Api(const Context& c) : c_(c), cas_(c.cas) {}
 
   http::Handler Authed(PlainHandler handler) const {
-    return [this, handler = std::move(handler)](const Request& request) {
-      auto who = Authenticate(request, c_.store);
-      if (!who) return Response::Problem(401, "Unauthorized", who.error().message());
-      return handler(request, *who);
-    };
+    return api::Authed(c_.store, std::move(handler));
   }
-
   http::Handler ForTenant(Role needed, TenantHandler handler) const {
-    return Authed(
-        [needed, handler = std::move(handler)](const Request& request, const Principal& who) {
-          const std::string_view tenant = request.Param("tenant");
-          if (auto denied = Authorize(who, tenant, needed)) return *denied;
-          return handler(request, who, tenant);
-        });
+    return api::ForTenant(c_.store, needed, std::move(handler));
   }
-
-  // Runs `change` and its audit entry in one transaction. `target` is read after `change` runs,
-  // so a change may name what it created.
   Expected<void> Audited(const Principal& who, std::string_view tenant, std::string_view action,
                          const std::string& target,
                          const std::function<Expected<void>()>& change) const {
-    return c_.store.Transaction([&]() -> Expected<void> {
-      if (auto ok = change(); !ok) return ok;
-      auto seq = c_.store.AppendAudit({0, std::string(tenant), who.actor(), std::string(action),
-                                       std::string(target), UnixSeconds(c_.clock.Now())});
-      if (!seq) return std::unexpected(seq.error());
-      return {};
-    });
+    return api::Audited(c_.store, c_.clock, who, tenant, action, target, change);
   }
 
   Response CreateTenant(const Request& request, const Principal& who) const {
@@ -447,6 +372,7 @@ Expected<std::string> CreateToken(store::Store& store, const Clock& clock, std::
 
 void AddRoutes(http::Router& router, const Context& context) {
   AddDeviceRoutes(router, context);
+  AddCatalogRoutes(router, context);
   auto api = std::make_shared<Api>(context);
   auto& c = api->c_;
   router.Add("GET", "/healthz", [&c](const Request&) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/clock.hpp"
+#include "crypto/dsse.hpp"
 #include "service/attest/attestation.hpp"
 #include "service/ca/tenant_ca.hpp"
 #include "service/data_dir.hpp"
@@ -18,6 +19,8 @@ struct Context {
   const Clock& clock;
   Metrics& metrics;
   const ca::TenantCas& cas;
+  // The platform's OS publisher keys: OS and board packages must be signed by one.
+  const crypto::dsse::TrustedKeys& os_publishers;
   attest::Policy attestation = {};
 };
 

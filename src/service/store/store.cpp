@@ -4,8 +4,11 @@
 #include <ctime>
 
 #include "service/store/engines.hpp"
+#include "service/store/rows.hpp"
 
 namespace aspis::service::store {
+
+using namespace rows;
 
 namespace {
 
@@ -91,6 +94,23 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              ON issued_certificates (tenant_id, generation, revoked_at))",
         R"(ALTER TABLE tenant_cas ADD COLUMN crl_number BIGINT NOT NULL DEFAULT 0)",
     },
+    {
+        // The image catalog (issue 10): publisher key sets, images, uploads in progress.
+        R"(CREATE TABLE publisher_key_sets (
+             tenant_id TEXT PRIMARY KEY REFERENCES tenants (id), version BIGINT NOT NULL,
+             root_fingerprint TEXT NOT NULL, envelope TEXT NOT NULL,
+             uploaded_at BIGINT NOT NULL))",
+        R"(CREATE TABLE images (
+             id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, component_id TEXT NOT NULL,
+             name TEXT NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL,
+             security_version BIGINT NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL,
+             manifest TEXT NOT NULL, uploaded_at BIGINT NOT NULL))",
+        R"(CREATE INDEX images_by_tenant ON images (tenant_id, uploaded_at))",
+        R"(CREATE TABLE uploads (
+             id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, received BIGINT NOT NULL,
+             created_at BIGINT NOT NULL))",
+        R"(CREATE INDEX uploads_by_age ON uploads (created_at))",
+    },
 };
 
 std::string ForDialect(std::string_view statement, std::string_view dialect) {
@@ -99,43 +119,6 @@ std::string ForDialect(std::string_view statement, std::string_view dialect) {
       dialect == "postgresql" ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
   if (const auto at = out.find("{SERIAL}"); at != std::string::npos) out.replace(at, 8, serial);
   return out;
-}
-
-std::string Text(const Row& row, std::size_t i) { return row.at(i).value_or(""); }
-
-std::int64_t Number(const Row& row, std::size_t i) {
-  const std::string text = Text(row, i);
-  std::int64_t value = 0;
-  std::from_chars(text.data(), text.data() + text.size(), value);
-  return value;
-}
-
-Expected<void> Discard(Expected<std::vector<Row>> result) {
-  if (!result) return std::unexpected(result.error());
-  return {};
-}
-
-template <class T, class Convert>
-Expected<std::vector<T>> Map(Expected<std::vector<Row>> rows, Convert convert) {
-  if (!rows) return std::unexpected(rows.error());
-  std::vector<T> out;
-  out.reserve(rows->size());
-  for (const Row& row : *rows) out.push_back(convert(row));
-  return out;
-}
-
-template <class T>
-Expected<T> Single(Expected<std::vector<T>> items, std::string_view what) {
-  if (!items) return std::unexpected(items.error());
-  if (items->empty()) return Fail(StoreErrc::kNotFound, std::string(what) + " not found");
-  return std::move(items->front());
-}
-
-// A change that must touch exactly one row; kNotFound otherwise.
-Expected<void> One(Expected<std::vector<Row>> rows, std::string_view what) {
-  if (!rows) return std::unexpected(rows.error());
-  if (rows->empty()) return Fail(StoreErrc::kNotFound, std::string(what) + " not found");
-  return {};
 }
 
 Tenant ToTenant(const Row& r) { return {Text(r, 0), Text(r, 1), Number(r, 2)}; }

@@ -147,6 +147,38 @@ int LatestSchemaVersion();
 // older target serves tests of a later migration's data step.
 Expected<void> MigrateTo(Database& db, int version);
 
+// A tenant's publisher key set (package/publisher_keys.hpp), as uploaded: the DSSE envelope.
+struct PublisherKeySetRecord {
+  std::string tenant_id;
+  std::int64_t version = 0;
+  std::string root_fingerprint;
+  std::string envelope;  // JSON
+  std::int64_t uploaded_at = 0;
+};
+
+// An image: a verified package, immutable, its file stored by its SHA-256.
+struct Image {
+  std::string id;         // the package's image ID
+  std::string tenant_id;  // empty: a platform image (OS, board)
+  std::string component_id;
+  std::string name;
+  std::string kind;  // "app", "rtapp", "os", "board"
+  std::string version;
+  std::int64_t security_version = 0;
+  std::string sha256;  // lowercase hex SHA-256 of the whole package file
+  std::int64_t size = 0;
+  std::string manifest;  // the signed package manifest (JSON)
+  std::int64_t uploaded_at = 0;
+};
+
+// An image upload in progress: its bytes are received in parts, in order.
+struct Upload {
+  std::string id;
+  std::string tenant_id;  // empty: by a platform administrator
+  std::int64_t received = 0;
+  std::int64_t created_at = 0;
+};
+
 class Store {
  public:
   // Brings the schema up to date (versioned migrations, each in a transaction).
@@ -257,6 +289,25 @@ class Store {
   // SQLite: the write lock), so that service instances starting together and `aspis-service
   // admin-token` see each other's platform tokens and do not each make one.
   Expected<void> PlatformTokenTransaction(const std::function<Expected<void>()>& body);
+
+  // Publisher key sets. Put stores `record` when the tenant's stored version is
+  // `replaces_version` (0: none yet); kConflict otherwise (another upload won).
+  Expected<std::optional<PublisherKeySetRecord>> GetPublisherKeySet(std::string_view tenant);
+  Expected<void> PutPublisherKeySet(const PublisherKeySetRecord& record,
+                                    std::int64_t replaces_version);
+
+  // Images. Errors: kConflict for a known image ID; kNotFound. A tenant sees its own images.
+  Expected<void> AddImage(const Image& image);
+  Expected<Image> GetImage(std::string_view tenant, std::string_view id);
+  Expected<std::vector<Image>> ListImages(std::string_view tenant);
+
+  // Uploads. AdvanceUpload moves `received` from `from` to `to`; kConflict when it is not at
+  // `from` (a part was lost or sent twice).
+  Expected<void> AddUpload(const Upload& upload);
+  Expected<Upload> GetUpload(std::string_view tenant, std::string_view id);
+  Expected<void> AdvanceUpload(std::string_view id, std::int64_t from, std::int64_t to);
+  Expected<void> DeleteUpload(std::string_view id);
+  Expected<std::vector<Upload>> ListUploadsCreatedBefore(std::int64_t at);
 
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}

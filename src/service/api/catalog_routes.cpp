@@ -1,0 +1,421 @@
+#include "service/api/catalog_routes.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <filesystem>
+#include <system_error>
+
+#include "core/fd.hpp"
+#include "core/file.hpp"
+#include "core/log.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/sha256.hpp"
+#include "package/errors.hpp"
+#include "package/package.hpp"
+#include "package/publisher_keys.hpp"
+#include "service/api/common.hpp"
+
+namespace aspis::service::api {
+
+namespace {
+
+namespace fs = std::filesystem;
+using http::Request;
+using http::Response;
+using json::Json;
+using store::Role;
+using store::StoreErrc;
+
+// The largest package an upload may grow to: the largest payload and envelope, and the header.
+constexpr std::uint64_t kMaxPackage = package::kMaxPayloadSize + (std::uint64_t{4} << 20) + 12;
+
+Json KeySetJson(const package::PublisherKeySet& set) {
+  Json publishers = Json::array();
+  for (const auto& key : set.publishers.keys) publishers.push_back(key.Fingerprint());
+  return {{"tenant", set.tenant},         {"version", set.version},
+          {"expires", set.expires},       {"root_fingerprint", set.RootFingerprint()},
+          {"publisher_keys", publishers}, {"publisher_threshold", set.publishers.threshold}};
+}
+
+Json ImageJson(const store::Image& i) {
+  Json doc = {{"id", i.id},
+              {"component_id", i.component_id},
+              {"name", i.name},
+              {"kind", i.kind},
+              {"version", i.version},
+              {"security_version", i.security_version},
+              {"sha256", i.sha256},
+              {"size", i.size},
+              {"uploaded_at", i.uploaded_at}};
+  if (auto manifest = json::Parse(i.manifest)) {
+    doc["target_boards"] = manifest->value("target_boards", Json::array());
+    doc["payload"] = manifest->value("payload", Json::object());
+  }
+  return doc;
+}
+
+std::optional<std::uint64_t> ParseNumber(std::string_view text) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+class Catalog {
+ public:
+  explicit Catalog(const Context& c)
+      : c_(c), uploads_(c.data.path / "uploads"), images_(c.data.path / "images") {}
+
+  // --- publisher key sets ---
+
+  Response PutKeySet(const Request& request, const Principal& who, std::string_view tenant) const {
+    auto envelope = crypto::dsse::Parse(request.body);
+    if (!envelope) {
+      return Response::Problem(400, "Bad request",
+                               "the body must be a DSSE envelope: " + envelope.error().message());
+    }
+    const auto now = c_.clock.Now();
+    auto stored = c_.store.GetPublisherKeySet(tenant);
+    if (!stored) return FromError(stored.error());
+    Expected<package::PublisherKeySet> set = std::unexpected(Error(CoreErrc::kInvalidArgument, ""));
+    if (*stored) {
+      auto current_envelope = crypto::dsse::Parse((*stored)->envelope);
+      auto current =
+          current_envelope
+              ? package::ParseKeySet(AsString(current_envelope->payload))
+              : Expected<package::PublisherKeySet>(std::unexpected(current_envelope.error()));
+      if (!current) return FromError(current.error());
+      set = package::Successor(*current, *envelope, now);
+    } else {
+      set = package::VerifyKeySet(*envelope, tenant, now);
+    }
+    if (!set) return Response::Problem(422, "Publisher key set refused", set.error().message());
+    const store::PublisherKeySetRecord record{
+        std::string(tenant), static_cast<std::int64_t>(set->version), set->RootFingerprint(),
+        request.body, UnixSeconds(now)};
+    auto put = Audited(
+        c_.store, c_.clock, who, tenant, "publisher-key-set.update",
+        "version " + std::to_string(set->version),
+        [&] { return c_.store.PutPublisherKeySet(record, *stored ? (*stored)->version : 0); });
+    if (!put) return FromError(put.error());
+    return Response::Json(200, KeySetJson(*set).dump());
+  }
+
+  Response GetKeySet(std::string_view tenant) const {
+    auto stored = c_.store.GetPublisherKeySet(tenant);
+    if (!stored) return FromError(stored.error());
+    if (!*stored) {
+      return Response::Problem(404, "Not found",
+                               "the tenant has no publisher key set; upload one with aspis "
+                               "publisher-key-set update");
+    }
+    auto envelope = crypto::dsse::Parse((*stored)->envelope);
+    auto set = envelope ? package::ParseKeySet(AsString(envelope->payload))
+                        : Expected<package::PublisherKeySet>(std::unexpected(envelope.error()));
+    if (!set) return FromError(set.error());
+    Json doc = KeySetJson(*set);
+    doc["envelope"] = *json::Parse((*stored)->envelope);
+    return Response::Json(200, doc.dump());
+  }
+
+  // --- uploads ---
+
+  Response StartUpload(const Principal& who, std::string_view tenant) const {
+    auto id = crypto::RandomUuid();
+    if (!id) return FromError(id.error());
+    std::error_code ec;
+    fs::create_directories(uploads_, ec);
+    const Fd file(::open((uploads_ / *id).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (ec || file.get() < 0) return FromError(Error(CoreErrc::kIo, "cannot create an upload"));
+    auto added = Audited(c_.store, c_.clock, who, tenant, "image.upload", *id, [&] {
+      return c_.store.AddUpload({*id, std::string(tenant), 0, UnixSeconds(c_.clock.Now())});
+    });
+    if (!added) return FromError(added.error());
+    return Response::Json(201, Json{{"id", *id}, {"received", 0}}.dump());
+  }
+
+  Response AddPart(const Request& request, std::string_view tenant) const {
+    auto upload = c_.store.GetUpload(tenant, request.Param("upload"));
+    if (!upload) return FromError(upload.error());
+    const auto offset = ParseNumber(request.Header("upload-offset"));
+    if (!offset) {
+      return Response::Problem(400, "Bad request", "send the part's offset as Upload-Offset: N");
+    }
+    if (*offset != static_cast<std::uint64_t>(upload->received)) {
+      return Response::Problem(409, "Conflict",
+                               "the upload has " + std::to_string(upload->received) +
+                                   " bytes; send the part at that offset");
+    }
+    if (request.body.empty() || request.body.size() > kMaxPart) {
+      return Response::Problem(400, "Bad request", "a part holds 1 byte to 1 MiB");
+    }
+    if (*offset + request.body.size() > kMaxPackage) {
+      return Response::Problem(413, "Too large", "an image package is at most 8 GiB");
+    }
+    const Fd file(::open((uploads_ / upload->id).c_str(), O_WRONLY | O_CLOEXEC));
+    if (file.get() < 0) return FromError(Error(CoreErrc::kIo, "the upload's file is gone"));
+    const auto written =
+        ::pwrite(file.get(), request.body.data(), request.body.size(), static_cast<off_t>(*offset));
+    if (written != static_cast<ssize_t>(request.body.size()) || ::fdatasync(file.get()) != 0) {
+      return FromError(Error(CoreErrc::kIo, "writing an upload part failed"));
+    }
+    const auto to = static_cast<std::int64_t>(*offset + request.body.size());
+    if (auto moved = c_.store.AdvanceUpload(upload->id, upload->received, to); !moved) {
+      return FromError(moved.error());
+    }
+    return Response::Json(200, Json{{"id", upload->id}, {"received", to}}.dump());
+  }
+
+  Response Complete(const Request& request, const Principal& who, std::string_view tenant) const {
+    auto upload = c_.store.GetUpload(tenant, request.Param("upload"));
+    if (!upload) return FromError(upload.error());
+    const fs::path file = uploads_ / upload->id;
+    auto discard = [&] {
+      std::error_code ec;
+      fs::remove(file, ec);
+      if (auto gone = c_.store.DeleteUpload(upload->id); !gone) {
+        log::Warning("dropping upload {}: {}", upload->id, gone.error().message());
+      }
+    };
+    auto verified = Verify(file, tenant);
+    if (!verified) {
+      discard();
+      const bool refused = verified.error().code().category() == package::PackageCategory() &&
+                           verified.error() != package::PackageErrc::kIo;
+      if (!refused) return FromError(verified.error());
+      return Response::Problem(422, "Image refused", verified.error().message());
+    }
+    auto& [image, digest] = *verified;
+    image.tenant_id = std::string(tenant);
+    image.uploaded_at = UnixSeconds(c_.clock.Now());
+    std::error_code ec;
+    fs::create_directories(images_, ec);
+    const fs::path stored = images_ / (digest + ".aspkg");
+    fs::rename(file, stored, ec);
+    if (ec || !file::RealFileSystem().SyncDirectory(images_)) {
+      discard();
+      return FromError(Error(CoreErrc::kIo, "storing the image failed"));
+    }
+    auto added = Audited(c_.store, c_.clock, who, tenant, "image.add", image.id, [&] {
+      if (auto ok = c_.store.AddImage(image); !ok) return ok;
+      return c_.store.DeleteUpload(upload->id);
+    });
+    if (!added) {
+      discard();
+      return FromError(added.error());
+    }
+    return Response::Json(201, ImageJson(image).dump());
+  }
+
+  // --- images ---
+
+  Response List(std::string_view tenant) const {
+    auto images = c_.store.ListImages(tenant);
+    if (!images) return FromError(images.error());
+    Json list = Json::array();
+    for (const auto& i : *images) list.push_back(ImageJson(i));
+    return Response::Json(200, list.dump());
+  }
+
+  Response Show(const Request& request, std::string_view tenant) const {
+    auto image = c_.store.GetImage(tenant, request.Param("image"));
+    return image ? Response::Json(200, ImageJson(*image).dump()) : FromError(image.error());
+  }
+
+  Response Content(const Request& request, std::string_view tenant) const {
+    auto image = c_.store.GetImage(tenant, request.Param("image"));
+    if (!image) return FromError(image.error());
+    const auto size = static_cast<std::uint64_t>(image->size);
+    std::uint64_t first = 0;
+    std::uint64_t last = size == 0 ? 0 : size - 1;
+    const std::string_view range = request.Header("range");
+    if (!range.empty()) {
+      const auto dash = range.find('-');
+      const auto a = range.starts_with("bytes=") && dash != std::string_view::npos
+                         ? ParseNumber(range.substr(6, dash - 6))
+                         : std::nullopt;
+      const auto b = dash != std::string_view::npos && dash + 1 < range.size()
+                         ? ParseNumber(range.substr(dash + 1))
+                         : std::optional<std::uint64_t>(last);
+      if (!a || !b || *a > *b || *a >= size) {
+        Response refused = Response::Problem(416, "Range not satisfiable",
+                                             "ask for one range, bytes=FIRST-LAST, within the "
+                                             "image's " +
+                                                 std::to_string(size) + " bytes");
+        refused.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
+        return refused;
+      }
+      first = *a;
+      last = std::min({*b, size - 1, first + kMaxRange - 1});
+    } else if (size > kMaxRange) {
+      return Response::Problem(400, "Bad request",
+                               "the image is " + std::to_string(size) +
+                                   " bytes; fetch it in ranges of at most 4 MiB (Range: "
+                                   "bytes=FIRST-LAST)");
+    }
+    const Fd file(::open((images_ / (image->sha256 + ".aspkg")).c_str(), O_RDONLY | O_CLOEXEC));
+    if (file.get() < 0) return FromError(Error(CoreErrc::kIo, "the image's file is missing"));
+    std::string bytes(size == 0 ? 0 : last - first + 1, '\0');
+    const auto n = ::pread(file.get(), bytes.data(), bytes.size(), static_cast<off_t>(first));
+    if (n != static_cast<ssize_t>(bytes.size())) {
+      return FromError(Error(CoreErrc::kIo, "reading the image's file failed"));
+    }
+    Response response = Response::Text(range.empty() ? 200 : 206, std::move(bytes),
+                                       std::string(package::kMediaType));
+    if (!range.empty()) {
+      response.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                                         std::to_string(last) + "/" +
+                                                         std::to_string(size));
+    }
+    response.headers.emplace_back("Accept-Ranges", "bytes");
+    return response;
+  }
+
+  const Context& context() const { return c_; }
+
+ private:
+  // The package at `file` verified for `tenant` (empty: the platform), with the SHA-256 of the
+  // whole file. Errors in the package category are refusals.
+  Expected<std::pair<store::Image, std::string>> Verify(const fs::path& file,
+                                                        std::string_view tenant) const {
+    crypto::dsse::TrustedKeys app_keys;
+    package::Publishers publishers;
+    if (tenant.empty()) {
+      publishers.os = &c_.os_publishers;
+    } else {
+      auto stored = c_.store.GetPublisherKeySet(tenant);
+      if (!stored) return std::unexpected(stored.error());
+      if (!*stored) {
+        return Fail(package::PackageErrc::kUntrusted,
+                    "the tenant has no publisher key set, so no app package can be verified: "
+                    "upload one with aspis publisher-key-set update");
+      }
+      auto envelope = crypto::dsse::Parse((*stored)->envelope);
+      auto set = envelope ? package::ParseKeySet(AsString(envelope->payload))
+                          : Expected<package::PublisherKeySet>(std::unexpected(envelope.error()));
+      if (!set) return std::unexpected(set.error());
+      app_keys = set->publishers.Trusted();
+      publishers.apps = &app_keys;
+      publishers.apps_threshold = set->publishers.threshold;
+    }
+    auto source = package::FileSource::Open(file);
+    if (!source) return std::unexpected(source.error());
+    auto reader = package::Reader::Open(*source, publishers);
+    if (!reader) return std::unexpected(reader.error());
+    const package::Manifest& m = reader->manifest();
+    if (tenant.empty() == package::IsApp(m.kind)) {
+      return Fail(package::PackageErrc::kUntrusted,
+                  tenant.empty() ? "the platform administrator adds OS and board images; apps are "
+                                   "added by their tenant"
+                                 : "a tenant adds app images; OS and board images are the "
+                                   "platform's");
+    }
+    if (auto ok = reader->VerifyPayload(); !ok) return std::unexpected(ok.error());
+    auto digest = FileDigest(file);
+    if (!digest) return std::unexpected(digest.error());
+    store::Image image;
+    image.id = m.image_id;
+    image.component_id = m.component_id;
+    image.name = m.name;
+    image.kind = std::string(package::KindName(m.kind));
+    image.version = m.version;
+    image.security_version = static_cast<std::int64_t>(m.security_version);
+    image.sha256 = *digest;
+    image.size = static_cast<std::int64_t>(fs::file_size(file));
+    image.manifest = AsString(reader->envelope().payload);
+    return std::pair{std::move(image), std::move(*digest)};
+  }
+
+  static Expected<std::string> FileDigest(const fs::path& file) {
+    auto source = package::FileSource::Open(file);
+    if (!source) return std::unexpected(source.error());
+    auto hash = crypto::Sha256::Create();
+    if (!hash) return std::unexpected(hash.error());
+    std::vector<std::uint8_t> chunk(std::size_t{64} << 10);
+    for (;;) {
+      auto n = source->Read(chunk);
+      if (!n) return std::unexpected(n.error());
+      if (*n == 0) break;
+      if (auto ok = hash->Update(ByteView(chunk.data(), *n)); !ok) {
+        return std::unexpected(ok.error());
+      }
+    }
+    auto digest = hash->Finish();
+    if (!digest) return std::unexpected(digest.error());
+    return crypto::ToHex(*digest);
+  }
+
+  Context c_;
+  fs::path uploads_;
+  fs::path images_;
+};
+
+}  // namespace
+
+void AddCatalogRoutes(http::Router& router, const Context& context) {
+  auto catalog = std::make_shared<Catalog>(context);
+  store::Store& store = context.store;
+  router.Add("PUT", "/v1/tenants/{tenant}/publisher-key-set",
+             ForTenant(store, Role::kAdministrator,
+                       [catalog](const Request& r, const Principal& who, std::string_view t) {
+                         return catalog->PutKeySet(r, who, t);
+                       }));
+  router.Add("GET", "/v1/tenants/{tenant}/publisher-key-set",
+             ForTenant(store, Role::kReader,
+                       [catalog](const Request&, const Principal&, std::string_view t) {
+                         return catalog->GetKeySet(t);
+                       }));
+
+  // Tenant routes carry {tenant}; the platform's are the same without it, for its administrator.
+  auto platform = [&store](TenantHandler handler) {
+    return Authed(store, [handler = std::move(handler)](const Request& r, const Principal& who) {
+      if (!who.platform()) {
+        return Response::Problem(403, "Forbidden",
+                                 "OS and board images are the platform administrator's; a tenant "
+                                 "uses /v1/tenants/{tenant}/...");
+      }
+      return handler(r, who, "");
+    });
+  };
+  struct Route {
+    const char* method;
+    const char* path;
+    Role role;
+    TenantHandler handler;
+  };
+  const std::vector<Route> routes = {
+      {"POST", "/image-uploads", Role::kContributor,
+       [catalog](const Request&, const Principal& who, std::string_view t) {
+         return catalog->StartUpload(who, t);
+       }},
+      {"POST", "/image-uploads/{upload}/parts", Role::kContributor,
+       [catalog](const Request& r, const Principal&, std::string_view t) {
+         return catalog->AddPart(r, t);
+       }},
+      {"POST", "/image-uploads/{upload}/complete", Role::kContributor,
+       [catalog](const Request& r, const Principal& who, std::string_view t) {
+         return catalog->Complete(r, who, t);
+       }},
+      {"GET", "/images", Role::kReader,
+       [catalog](const Request&, const Principal&, std::string_view t) {
+         return catalog->List(t);
+       }},
+      {"GET", "/images/{image}", Role::kReader,
+       [catalog](const Request& r, const Principal&, std::string_view t) {
+         return catalog->Show(r, t);
+       }},
+      {"GET", "/images/{image}/content", Role::kReader,
+       [catalog](const Request& r, const Principal&, std::string_view t) {
+         return catalog->Content(r, t);
+       }},
+  };
+  for (const auto& route : routes) {
+    router.Add(route.method, std::string("/v1/tenants/{tenant}") + route.path,
+               ForTenant(store, route.role, route.handler));
+    router.Add(route.method, std::string("/v1") + route.path, platform(route.handler));
+  }
+}
+
+}  // namespace aspis::service::api

@@ -1,0 +1,119 @@
+// The image catalog's part of the store: publisher key sets, images and uploads.
+#include "service/store/rows.hpp"
+#include "service/store/store.hpp"
+
+namespace aspis::service::store {
+
+using namespace rows;
+
+namespace {
+
+constexpr std::string_view kImageColumns =
+    "id, tenant_id, component_id, name, kind, version, security_version, sha256, size, manifest, "
+    "uploaded_at";
+
+Image ToImage(const Row& r) {
+  return {Text(r, 0),   Text(r, 1), Text(r, 2),   Text(r, 3), Text(r, 4),   Text(r, 5),
+          Number(r, 6), Text(r, 7), Number(r, 8), Text(r, 9), Number(r, 10)};
+}
+
+Upload ToUpload(const Row& r) { return {Text(r, 0), Text(r, 1), Number(r, 2), Number(r, 3)}; }
+
+}  // namespace
+
+Expected<std::optional<PublisherKeySetRecord>> Store::GetPublisherKeySet(std::string_view tenant) {
+  auto rows = db_->Query(
+      "SELECT tenant_id, version, root_fingerprint, envelope, uploaded_at FROM publisher_key_sets "
+      "WHERE tenant_id = $1",
+      {std::string(tenant)});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return std::nullopt;
+  const Row& r = rows->front();
+  return PublisherKeySetRecord{Text(r, 0), Number(r, 1), Text(r, 2), Text(r, 3), Number(r, 4)};
+}
+
+Expected<void> Store::PutPublisherKeySet(const PublisherKeySetRecord& k,
+                                         std::int64_t replaces_version) {
+  if (replaces_version == 0) {
+    return Discard(db_->Query(
+        "INSERT INTO publisher_key_sets (tenant_id, version, root_fingerprint, envelope, "
+        "uploaded_at) VALUES ($1, $2, $3, $4, $5)",
+        {k.tenant_id, k.version, k.root_fingerprint, k.envelope, k.uploaded_at}));
+  }
+  auto updated =
+      One(db_->Query("UPDATE publisher_key_sets SET version = $1, root_fingerprint = $2, "
+                     "envelope = $3, uploaded_at = $4 WHERE tenant_id = $5 AND "
+                     "version = $6 RETURNING tenant_id",
+                     {k.version, k.root_fingerprint, k.envelope, k.uploaded_at, k.tenant_id,
+                      replaces_version}),
+          "publisher key set");
+  if (!updated && updated.error() == StoreErrc::kNotFound) {
+    return Fail(StoreErrc::kConflict, "the publisher key set changed meanwhile; upload again");
+  }
+  return updated;
+}
+
+Expected<void> Store::AddImage(const Image& i) {
+  auto added =
+      Discard(db_->Query("INSERT INTO images (" + std::string(kImageColumns) +
+                             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                         {i.id, i.tenant_id, i.component_id, i.name, i.kind, i.version,
+                          i.security_version, i.sha256, i.size, i.manifest, i.uploaded_at}));
+  if (!added && added.error() == StoreErrc::kConflict) {
+    return Fail(StoreErrc::kConflict, "image " + i.id + " exists; images are immutable");
+  }
+  return added;
+}
+
+Expected<Image> Store::GetImage(std::string_view tenant, std::string_view id) {
+  return Single(Map<Image>(db_->Query("SELECT " + std::string(kImageColumns) +
+                                          " FROM images WHERE tenant_id = $1 AND id = $2",
+                                      {std::string(tenant), std::string(id)}),
+                           ToImage),
+                "image");
+}
+
+Expected<std::vector<Image>> Store::ListImages(std::string_view tenant) {
+  return Map<Image>(db_->Query("SELECT " + std::string(kImageColumns) +
+                                   " FROM images WHERE tenant_id = $1 ORDER BY uploaded_at, id",
+                               {std::string(tenant)}),
+                    ToImage);
+}
+
+Expected<void> Store::AddUpload(const Upload& u) {
+  return Discard(db_->Query(
+      "INSERT INTO uploads (id, tenant_id, received, created_at) VALUES ($1, $2, $3, $4)",
+      {u.id, u.tenant_id, u.received, u.created_at}));
+}
+
+Expected<Upload> Store::GetUpload(std::string_view tenant, std::string_view id) {
+  return Single(Map<Upload>(db_->Query("SELECT id, tenant_id, received, created_at FROM uploads "
+                                       "WHERE tenant_id = $1 AND id = $2",
+                                       {std::string(tenant), std::string(id)}),
+                            ToUpload),
+                "upload");
+}
+
+Expected<void> Store::AdvanceUpload(std::string_view id, std::int64_t from, std::int64_t to) {
+  auto moved = One(db_->Query("UPDATE uploads SET received = $1 WHERE id = $2 AND received = $3 "
+                              "RETURNING id",
+                              {to, std::string(id), from}),
+                   "upload");
+  if (!moved && moved.error() == StoreErrc::kNotFound) {
+    return Fail(StoreErrc::kConflict, "the upload is not at offset " + std::to_string(from));
+  }
+  return moved;
+}
+
+Expected<void> Store::DeleteUpload(std::string_view id) {
+  return Discard(db_->Query("DELETE FROM uploads WHERE id = $1", {std::string(id)}));
+}
+
+Expected<std::vector<Upload>> Store::ListUploadsCreatedBefore(std::int64_t at) {
+  return Map<Upload>(db_->Query("SELECT id, tenant_id, received, created_at FROM uploads WHERE "
+                                "created_at < $1",
+                                {at}),
+                     ToUpload);
+}
+
+}  // namespace aspis::service::store

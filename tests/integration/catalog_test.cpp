@@ -1,0 +1,331 @@
+// The image catalog against a running aspis-service: publisher key sets, images added in parts and
+// verified, read back in ranges; the attacks an upload must not get past; tenant isolation.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/cli.hpp"
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/tls.hpp"
+#include "package/archive.hpp"
+#include "package/package.hpp"
+#include "package/publisher_keys.hpp"
+#include "service/service.hpp"
+#include "support/service_client.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::service {
+namespace {
+
+namespace fs = std::filesystem;
+using json::Json;
+using testing::TempDir;
+
+constexpr char kComponent[] = "2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b";
+
+class Catalog : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(dir_ / "os-publishers.pem") << *os_key_.Public().ToPem();
+    auto service = Service::Start({.data_dir = dir_ / "data",
+                                   .listen = "127.0.0.1:0",
+                                   .master_key_file = dir_ / "master.key",
+                                   .threads = 2,
+                                   .os_publisher_keys = dir_ / "os-publishers.pem"},
+                                  SystemClock::Instance());
+    ASSERT_TRUE(service) << service.error().message();
+    service_ = std::move(*service);
+    admin_ = service_->new_admin_token();
+    tenant_a_ = CreateTenant("Contoso");
+    tenant_b_ = CreateTenant("Fabrikam");
+    a_admin_ = Token(tenant_a_, "Administrator");
+    a_reader_ = Token(tenant_a_, "Reader");
+    b_admin_ = Token(tenant_b_, "Administrator");
+  }
+
+  wire::HttpResponse Call(const std::string& token, const std::string& method,
+                          const std::string& target, const std::string& body = {},
+                          std::vector<std::pair<std::string, std::string>> headers = {}) const {
+    const std::vector<crypto::Certificate> roots{service_->root_ca()};
+    wire::HttpsClient client({"127.0.0.1", service_->port()}, *crypto::tls::ClientContext(roots));
+    headers.emplace_back("Authorization", "Bearer " + token);
+    auto response = client.Send(method, target, body, headers);
+    EXPECT_TRUE(response) << response.error().message();
+    return response ? *response : wire::HttpResponse{};
+  }
+
+  std::string CreateTenant(const std::string& name) {
+    auto response = Call(admin_, "POST", "/v1/tenants", Json{{"name", name}}.dump());
+    return json::Parse(response.body).value_or(Json::object()).value("id", "");
+  }
+
+  std::string Token(const std::string& tenant, const std::string& role) {
+    auto response =
+        Call(admin_, "POST", "/v1/tenants/" + tenant + "/tokens", Json{{"role", role}}.dump());
+    return json::Parse(response.body).value_or(Json::object()).value("token", "");
+  }
+
+  // A key set for `tenant` whose root is `root` and whose one publisher is `publisher`.
+  std::string KeySet(const std::string& tenant, std::uint64_t version,
+                     const std::vector<const crypto::PrivateKey*>& roots,
+                     const crypto::PrivateKey& publisher,
+                     const std::vector<const crypto::PrivateKey*>& signers) {
+    package::PublisherKeySet set;
+    set.tenant = tenant;
+    set.version = version;
+    set.expires = UnixSeconds(std::chrono::system_clock::now() + std::chrono::hours(24 * 30));
+    for (const auto* root : roots) set.root.keys.push_back(root->Public());
+    set.publishers.keys = {publisher.Public()};
+    std::vector<crypto::PrivateKey> keys;
+    for (const auto* signer : signers) keys.push_back(*signer);
+    return crypto::dsse::Serialize(*crypto::dsse::Sign(
+        package::kPublisherKeysType, AsBytes(package::SerializeKeySet(set)), keys));
+  }
+
+  wire::HttpResponse PutKeySet(const std::string& token, const std::string& tenant,
+                               const std::string& envelope) {
+    return Call(token, "PUT", "/v1/tenants/" + tenant + "/publisher-key-set", envelope);
+  }
+
+  // A package of `kind` with `payload_bytes` random bytes, signed by `key`; returns its bytes.
+  Bytes Package(package::Kind kind, const crypto::PrivateKey& key,
+                std::size_t payload_bytes = 1000) {
+    const std::string name = "p" + std::to_string(packages_++);
+    EXPECT_TRUE(
+        file::WriteDurably(dir_ / (name + ".payload"), *crypto::RandomBytes(payload_bytes), 0644));
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.name = name;
+    m.kind = kind;
+    m.version = "1.0";
+    m.payload.compression = package::Compression::kNone;
+    if (package::IsApp(kind)) {
+      m.component_id = kComponent;
+      m.app_manifest = std::string(R"({"Name":"app","ComponentId":")") + kComponent + "\"}";
+    } else {
+      m.component_id = "0f0e0d0c-0b0a-4908-8706-050403020100";
+      m.target_boards = {"mt3620-virtual"};
+      if (kind == package::Kind::kOs) {
+        for (const char* c : {"os", "aspisd", "trust-bundle"}) m.measurements[c] = {};
+      } else {
+        m.measurements["board"] = {};
+      }
+    }
+    auto written =
+        package::Write(m, dir_ / (name + ".payload"), std::span(&key, 1), dir_ / (name + ".aspkg"));
+    EXPECT_TRUE(written) << written.error().message();
+    return *file::Read(dir_ / (name + ".aspkg"), std::size_t{64} << 20);
+  }
+
+  // Uploads `bytes` in parts of at most 1 MiB under `base` ("/v1" or "/v1/tenants/T") and
+  // completes the upload; returns the completion's answer.
+  wire::HttpResponse Upload(const std::string& token, const std::string& base, const Bytes& bytes) {
+    auto started = Call(token, "POST", base + "/image-uploads");
+    EXPECT_EQ(started.status, 201) << started.body;
+    const std::string upload = base + "/image-uploads/" +
+                               json::Parse(started.body).value_or(Json::object()).value("id", "");
+    for (std::size_t offset = 0; offset < bytes.size(); offset += std::size_t{1} << 20) {
+      const std::size_t n = std::min(bytes.size() - offset, std::size_t{1} << 20);
+      auto part = Call(token, "POST", upload + "/parts",
+                       std::string(AsString(ByteView(bytes).subspan(offset, n))),
+                       {{"Upload-Offset", std::to_string(offset)}});
+      EXPECT_EQ(part.status, 200) << part.body;
+    }
+    return Call(token, "POST", upload + "/complete");
+  }
+
+  std::string A() const { return "/v1/tenants/" + tenant_a_; }
+
+  TempDir dir_;
+  crypto::PrivateKey os_key_ = *crypto::PrivateKey::GenerateP256();
+  crypto::PrivateKey root_ = *crypto::PrivateKey::GenerateP256();
+  crypto::PrivateKey publisher_ = *crypto::PrivateKey::GenerateP256();
+  std::unique_ptr<Service> service_;
+  std::string admin_, tenant_a_, tenant_b_, a_admin_, a_reader_, b_admin_;
+  int packages_ = 0;
+};
+
+TEST_F(Catalog, TenantAddsAnAppItsPublisherSignedAndReadsItBackInRanges) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  // Over 1 MiB, so it travels in several parts, and over 4 MiB, so it comes back in ranges.
+  const Bytes package = Package(package::Kind::kApp, publisher_, std::size_t{9} << 20);
+  auto added = Upload(a_admin_, A(), package);
+  ASSERT_EQ(added.status, 201) << added.body;
+  const Json image = *json::Parse(added.body);
+  EXPECT_EQ(image.value("sha256", ""), crypto::ToHex(*crypto::Sha256Of(package)));
+  const std::string id = image.value("id", "");
+
+  auto listed = json::Parse(Call(a_reader_, "GET", A() + "/images").body);
+  ASSERT_TRUE(listed && listed->size() == 1) << listed->dump();
+  Bytes read;
+  while (read.size() < package.size()) {
+    auto range = Call(a_reader_, "GET", A() + "/images/" + id + "/content", {},
+                      {{"Range", "bytes=" + std::to_string(read.size()) + "-"}});
+    ASSERT_EQ(range.status, 206) << range.body;
+    ASSERT_LE(range.body.size(), std::size_t{4} << 20);
+    read.insert(read.end(), range.body.begin(), range.body.end());
+  }
+  EXPECT_EQ(read, package);
+  auto whole = Call(a_reader_, "GET", A() + "/images/" + id + "/content");
+  EXPECT_EQ(whole.status, 400) << "larger than one range";
+  auto beyond = Call(a_reader_, "GET", A() + "/images/" + id + "/content", {},
+                     {{"Range", "bytes=" + std::to_string(package.size()) + "-"}});
+  EXPECT_EQ(beyond.status, 416);
+  auto audit = Call(a_admin_, "GET", A() + "/audit");
+  EXPECT_NE(audit.body.find("image.add"), std::string::npos);
+  EXPECT_NE(audit.body.find("publisher-key-set.update"), std::string::npos);
+}
+
+TEST_F(Catalog, ArbitrarySoftwareAttackAppSignedByAnotherTenantsPublisherIsRefused) {
+  const auto b_publisher = *crypto::PrivateKey::GenerateP256();
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  ASSERT_EQ(
+      PutKeySet(b_admin_, tenant_b_, KeySet(tenant_b_, 1, {&root_}, b_publisher, {&root_})).status,
+      200);
+  auto refused = Upload(a_admin_, A(), Package(package::Kind::kApp, b_publisher));
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_NE(refused.body.find("not signed by one of the tenant's app publisher keys"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_EQ(Upload(a_admin_, A(), Package(package::Kind::kApp, publisher_)).status, 201);
+  EXPECT_EQ(json::Parse(Call(a_admin_, "GET", A() + "/images").body)->size(), 1u);
+}
+
+TEST_F(Catalog, AppWithoutAPublisherKeySetIsRefusedSayingHowToUploadOne) {
+  auto refused = Upload(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_NE(refused.body.find("publisher-key-set update"), std::string::npos) << refused.body;
+}
+
+TEST_F(Catalog, PublisherKeySetNotSignedByTheCurrentRootIsRefused) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  const auto usurper = *crypto::PrivateKey::GenerateP256();
+  auto refused =
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 2, {&usurper}, usurper, {&usurper}));
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_NE(refused.body.find("not signed by the pinned root"), std::string::npos) << refused.body;
+  auto for_b = PutKeySet(b_admin_, tenant_b_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_}));
+  EXPECT_EQ(for_b.status, 422) << "a set names its tenant";
+  // A rotation both roots sign is accepted.
+  auto rotated =
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 2, {&usurper}, usurper, {&usurper, &root_}));
+  EXPECT_EQ(rotated.status, 200) << rotated.body;
+  EXPECT_EQ(
+      json::Parse(Call(a_reader_, "GET", A() + "/publisher-key-set").body)->value("version", 0), 2);
+}
+
+TEST_F(Catalog, PlatformAddsOsAndBoardImagesSignedByAnOsPublisherOnly) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  EXPECT_EQ(Upload(admin_, "/v1", Package(package::Kind::kOs, os_key_)).status, 201);
+  EXPECT_EQ(Upload(admin_, "/v1", Package(package::Kind::kBoard, os_key_)).status, 201);
+  auto by_tenant_key = Upload(admin_, "/v1", Package(package::Kind::kOs, publisher_));
+  EXPECT_EQ(by_tenant_key.status, 422);
+  EXPECT_NE(by_tenant_key.body.find("platform's OS publisher keys"), std::string::npos);
+  auto os_from_tenant = Upload(a_admin_, A(), Package(package::Kind::kOs, os_key_));
+  EXPECT_EQ(os_from_tenant.status, 422);
+  EXPECT_EQ(Call(a_admin_, "POST", "/v1/image-uploads").status, 403);
+  EXPECT_EQ(json::Parse(Call(admin_, "GET", "/v1/images").body)->size(), 2u);
+}
+
+TEST_F(Catalog, TenantIsolationAnotherTenantsImagesAndUploadsAreOutOfReach) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  auto added = Upload(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+  const std::string id = json::Parse(added.body).value_or(Json::object()).value("id", "");
+  const std::string b = "/v1/tenants/" + tenant_b_;
+  for (const auto& target : {A() + "/images", A() + "/images/" + id, A() + "/publisher-key-set"}) {
+    EXPECT_EQ(Call(b_admin_, "GET", target).status, 403) << target;
+  }
+  EXPECT_EQ(Call(b_admin_, "GET", b + "/images/" + id).status, 404);
+  EXPECT_EQ(Call(b_admin_, "GET", b + "/images/" + id + "/content").status, 404);
+  auto started = Call(a_admin_, "POST", A() + "/image-uploads");
+  const std::string upload = json::Parse(started.body).value_or(Json::object()).value("id", "");
+  EXPECT_EQ(Call(b_admin_, "POST", b + "/image-uploads/" + upload + "/parts", "x",
+                 {{"Upload-Offset", "0"}})
+                .status,
+            404);
+  EXPECT_EQ(Call(b_admin_, "POST", b + "/image-uploads/" + upload + "/complete").status, 404);
+  EXPECT_EQ(Call(a_reader_, "POST", A() + "/image-uploads").status, 403) << "Readers read";
+}
+
+TEST_F(Catalog, ImagesAreImmutableTheSameImageIdTwiceIsAConflict) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  const Bytes package = Package(package::Kind::kApp, publisher_);
+  EXPECT_EQ(Upload(a_admin_, A(), package).status, 201);
+  EXPECT_EQ(Upload(a_admin_, A(), package).status, 409);
+}
+
+TEST_F(Catalog, MixAndMatchAttackPartChangedInTransitIsRefusedOnCompletion) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  Bytes package = Package(package::Kind::kApp, publisher_);
+  auto started = Call(a_admin_, "POST", A() + "/image-uploads");
+  const std::string upload =
+      A() + "/image-uploads/" + json::Parse(started.body).value_or(Json::object()).value("id", "");
+  auto wrong_offset = Call(a_admin_, "POST", upload + "/parts", "x", {{"Upload-Offset", "5"}});
+  EXPECT_EQ(wrong_offset.status, 409);
+  package[package.size() - 10] ^= 0x01;
+  ASSERT_EQ(Call(a_admin_, "POST", upload + "/parts", std::string(AsString(package)),
+                 {{"Upload-Offset", "0"}})
+                .status,
+            200);
+  auto refused = Call(a_admin_, "POST", upload + "/complete");
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_NE(refused.body.find("SHA-256"), std::string::npos) << refused.body;
+  EXPECT_EQ(Call(a_admin_, "POST", upload + "/complete").status, 404) << "the upload is gone";
+  EXPECT_TRUE(json::Parse(Call(a_admin_, "GET", A() + "/images").body)->empty());
+}
+
+// The CLI's verbs over the same routes: a key set made offline and uploaded, an app packed,
+// added in parts and downloaded in ranges.
+TEST_F(Catalog, PublisherWorkflowThroughTheCli) {
+  ::setenv("ASPIS_CONFIG", (dir_ / "cli.json").c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+  auto run = [](std::vector<std::string> args) {
+    std::ostringstream out, err;
+    const int code = cli::Main(args, out, err);
+    EXPECT_EQ(code, 0) << err.str();
+    return out.str();
+  };
+  run({"login", "--url", "https://127.0.0.1:" + std::to_string(service_->port()), "--token",
+       a_admin_, "--root-ca", (dir_ / "data/root-ca.pem").string(), "--tenant", tenant_a_});
+  const auto path = [&](const char* name) { return (dir_ / name).string(); };
+  run({"key", "generate", "--destination", path("root.pem")});
+  run({"key", "generate", "--destination", path("publisher.pem")});
+  run({"publisher-key-set", "create", "--tenant", tenant_a_, "--root-key", path("root.pem.pub"),
+       "--publisher-key", path("publisher.pem.pub"), "--sign-with", path("root.pem"),
+       "--set-version", "1", "--destination", path("keys.json")});
+  run({"publisher-key-set", "update", "--file", path("keys.json")});
+  fs::create_directories(dir_ / "app" / "bin");
+  std::ofstream(dir_ / "app" / "app_manifest.json")
+      << R"({"Name": "blink", "ComponentId": ")" << kComponent << R"(", "EntryPoint": "/bin/app"})";
+  ASSERT_TRUE(
+      file::WriteDurably(dir_ / "app" / "bin" / "app", *crypto::RandomBytes(5 << 20), 0755));
+  run({"image-package", "pack-application", "--package-directory", path("app"), "--destination",
+       path("blink.aspkg"), "--key", path("publisher.pem")});
+  const Json added =
+      *json::Parse(run({"image", "add", "--image", path("blink.aspkg"), "--output", "json"}));
+  const std::string id = added.value("id", "");
+  EXPECT_NE(run({"image", "list"}).find(id), std::string::npos);
+  run({"image", "download", "--image", id, "--destination", path("copy.aspkg")});
+  EXPECT_EQ(*file::Read(dir_ / "copy.aspkg", 16 << 20),
+            *file::Read(dir_ / "blink.aspkg", 16 << 20));
+}
+
+}  // namespace
+}  // namespace aspis::service
