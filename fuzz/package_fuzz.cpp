@@ -1,8 +1,9 @@
 // Image packages arrive from publishers (uploads to the service) and from the network (device
 // downloads); the reader parses their header, envelope and manifest before any signature is
-// checked. Every input goes to the container reader and to the manifest parser (seeds: packages
-// and bare manifests, from fuzz/make-seeds). A manifest that parses must serialize and parse back
-// to the same text.
+// checked. Every input goes to the container reader, to the manifest parser and to the publisher
+// key set's parser and verifier (seeds: packages and bare manifests, from fuzz/make-seeds). A
+// manifest that parses must serialize and parse back to the same text.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include "crypto/key.hpp"
 #include "package/manifest.hpp"
 #include "package/package.hpp"
+#include "package/publisher_keys.hpp"
 
 namespace {
 
@@ -49,5 +51,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   if (auto manifest = package::ParseManifest(AsString(bytes))) CheckRoundTrip(*manifest);
+
+  // Publisher key sets come from tenants' uploads and, through the service, to devices.
+  if (auto set = package::ParseKeySet(AsString(bytes))) {
+    auto again = package::ParseKeySet(package::SerializeKeySet(*set));
+    if (!again || again->RootFingerprint() != set->RootFingerprint()) std::abort();
+  }
+  if (auto envelope = crypto::dsse::Parse(AsString(bytes))) {
+    (void)package::VerifyKeySet(*envelope, "t1", std::chrono::system_clock::now());
+  }
   return 0;
 }
