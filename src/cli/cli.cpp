@@ -17,6 +17,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   AddOperatorCommands(app, registry);
   AddPackageCommands(app, registry);
   AddCatalogCommands(app, registry);
+  AddProductCommands(app, registry);
   AddDeviceCommands(app, registry);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());

@@ -67,5 +67,8 @@ void AddOperatorCommands(CLI::App& app, Registry& registry);  // the security se
 void AddDeviceCommands(CLI::App& app, Registry& registry);    // `dev`: the local aspisd
 void AddPackageCommands(CLI::App& app, Registry& registry);   // `key`, `image-package`: offline
 void AddCatalogCommands(CLI::App& app, Registry& registry);   // `publisher-key-set`, `image`
+void AddProductCommands(CLI::App& app, Registry& registry);   // `product`, `device-group`
+// `device update --device-group`, under the `device` noun of AddOperatorCommands.
+void AddDeviceUpdateCommand(CLI::App& device, Registry& registry);
 
 }  // namespace aspis::cli

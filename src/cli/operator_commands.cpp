@@ -422,6 +422,7 @@ void AddOperatorCommands(CLI::App& app, Registry& r) {
            {"restore", "Undo a revocation"}}) {
     r.Add<DeviceVerb>(device->add_subcommand(verb, help), verb);
   }
+  AddDeviceUpdateCommand(*device, r);
   r.Add<DeviceShowAttestation>(device->add_subcommand(
       "show-attestation",
       "Show a device's attestation: verdict, root of trust, OS release, boot PCRs and attempts"));

@@ -16,6 +16,7 @@
 #include "service/api/catalog_routes.hpp"
 #include "service/api/common.hpp"
 #include "service/api/device_routes.hpp"
+#include "service/api/product_routes.hpp"
 #include "service/ca/tenant_ca.hpp"
 #include "wire/attestation.hpp"
 
@@ -373,6 +374,7 @@ Expected<std::string> CreateToken(store::Store& store, const Clock& clock, std::
 void AddRoutes(http::Router& router, const Context& context) {
   AddDeviceRoutes(router, context);
   AddCatalogRoutes(router, context);
+  AddProductRoutes(router, context);
   auto api = std::make_shared<Api>(context);
   auto& c = api->c_;
   router.Add("GET", "/healthz", [&c](const Request&) {

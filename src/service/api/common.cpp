@@ -130,7 +130,8 @@ Json DeviceJson(const store::Device& d) {
           {"os_version", d.os_version},
           {"runtime_version", d.runtime_version},
           {"root_of_trust", RootOfTrustName(d)},
-          {"os_release", d.os_release}};
+          {"os_release", d.os_release},
+          {"device_group_id", d.device_group_id}};
 }
 
 }  // namespace aspis::service::api

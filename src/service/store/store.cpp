@@ -110,6 +110,18 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, received BIGINT NOT NULL,
              created_at BIGINT NOT NULL))",
         R"(CREATE INDEX uploads_by_age ON uploads (created_at))",
+        // Products and their device groups, as Azure Sphere has them.
+        R"(CREATE TABLE products (
+             id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants (id),
+             name TEXT NOT NULL, description TEXT NOT NULL, created_at BIGINT NOT NULL,
+             UNIQUE (tenant_id, name)))",
+        R"(CREATE TABLE device_groups (
+             id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants (id),
+             product_id TEXT NOT NULL REFERENCES products (id), name TEXT NOT NULL,
+             description TEXT NOT NULL, os_feed TEXT NOT NULL, update_policy TEXT NOT NULL,
+             app_updates BIGINT NOT NULL, created_at BIGINT NOT NULL,
+             UNIQUE (product_id, name)))",
+        R"(ALTER TABLE devices ADD COLUMN device_group_id TEXT NOT NULL DEFAULT '')",
     },
 };
 
@@ -132,13 +144,13 @@ ApiToken ToToken(const Row& r) {
 Device ToDevice(const Row& r) {
   return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4),  Text(r, 5),
           Number(r, 6), Number(r, 7), Number(r, 8), Text(r, 9),        Text(r, 10), Text(r, 11),
-          Text(r, 12),  Text(r, 13),  Text(r, 14),  Text(r, 15)};
+          Text(r, 12),  Text(r, 13),  Text(r, 14),  Text(r, 15),       Text(r, 16)};
 }
 
 constexpr std::string_view kDeviceColumns =
     "id, tenant_id, claimed_at, revoked, verdict, reasons, last_attested, certificate_expiry, "
     "last_check_in, os_version, runtime_version, root_of_trust, boot_pcrs, os_release, "
-    "ek_fingerprint, ek_issuer";
+    "ek_fingerprint, ek_issuer, device_group_id";
 
 AttestationAttempt ToAttempt(const Row& r) {
   return {Text(r, 0), Number(r, 1), Text(r, 2), Text(r, 3), Number(r, 4) != 0};

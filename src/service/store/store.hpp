@@ -74,6 +74,7 @@ struct Device {
   // and the issuer of its certificate; empty until bound.
   std::string ek_fingerprint;
   std::string ek_issuer;
+  std::string device_group_id;  // empty until the device is put in a group
 };
 
 // What the verifier requires of a tenant's devices beyond the platform's rules.
@@ -169,6 +170,28 @@ struct Image {
   std::int64_t size = 0;
   std::string manifest;  // the signed package manifest (JSON)
   std::int64_t uploaded_at = 0;
+};
+
+// A product: a model of device, as Azure Sphere has them.
+struct Product {
+  std::string id;  // UUID
+  std::string tenant_id;
+  std::string name;
+  std::string description;
+  std::int64_t created_at = 0;
+};
+
+// A device group of a product: its OS feed and how apps are updated.
+struct DeviceGroup {
+  std::string id;  // UUID
+  std::string tenant_id;
+  std::string product_id;
+  std::string name;
+  std::string description;
+  std::string os_feed;        // "retail" or "retail-eval"
+  std::string update_policy;  // "UpdateAll", "No3rdPartyAppUpdates", "NoUpdates"
+  bool app_updates = true;    // cloud app updates (off for Development)
+  std::int64_t created_at = 0;
 };
 
 // An image upload in progress: its bytes are received in parts, in order.
@@ -300,6 +323,25 @@ class Store {
   Expected<void> AddImage(const Image& image);
   Expected<Image> GetImage(std::string_view tenant, std::string_view id);
   Expected<std::vector<Image>> ListImages(std::string_view tenant);
+
+  // Products and device groups, scoped by tenant. Errors: kConflict for a name in use (or, on
+  // deletion, a product or group that holds devices), kNotFound. The deletions check and delete
+  // in several statements: run them in a Transaction.
+  Expected<void> AddProduct(const Product& product);
+  Expected<Product> GetProduct(std::string_view tenant, std::string_view id);
+  Expected<std::vector<Product>> ListProducts(std::string_view tenant);
+  Expected<void> UpdateProduct(const Product& product);
+  Expected<void> DeleteProduct(std::string_view tenant, std::string_view id);
+  Expected<void> AddDeviceGroup(const DeviceGroup& group);
+  Expected<DeviceGroup> GetDeviceGroup(std::string_view tenant, std::string_view id);
+  // The tenant's groups, or one product's when `product` is not empty.
+  Expected<std::vector<DeviceGroup>> ListDeviceGroups(std::string_view tenant,
+                                                      std::string_view product);
+  Expected<void> UpdateDeviceGroup(const DeviceGroup& group);
+  Expected<void> DeleteDeviceGroup(std::string_view tenant, std::string_view id);
+  // Puts a claimed device in a group of its tenant. Errors: kNotFound.
+  Expected<void> SetDeviceGroup(std::string_view tenant, std::string_view device,
+                                std::string_view group);
 
   // Uploads. AdvanceUpload moves `received` from `from` to `to`; kConflict when it is not at
   // `from` (a part was lost or sent twice).

@@ -116,4 +116,147 @@ Expected<std::vector<Upload>> Store::ListUploadsCreatedBefore(std::int64_t at) {
                      ToUpload);
 }
 
+namespace {
+
+constexpr std::string_view kGroupColumns =
+    "id, tenant_id, product_id, name, description, os_feed, update_policy, app_updates, "
+    "created_at";
+
+Product ToProduct(const Row& r) {
+  return {Text(r, 0), Text(r, 1), Text(r, 2), Text(r, 3), Number(r, 4)};
+}
+
+DeviceGroup ToGroup(const Row& r) {
+  return {Text(r, 0), Text(r, 1), Text(r, 2),        Text(r, 3),  Text(r, 4),
+          Text(r, 5), Text(r, 6), Number(r, 7) != 0, Number(r, 8)};
+}
+
+// A unique-name violation as the operator should read it.
+Expected<void> NameInUse(Expected<void> result, std::string_view what, std::string_view name) {
+  if (!result && result.error() == StoreErrc::kConflict) {
+    return Fail(StoreErrc::kConflict,
+                std::string(what) + " \"" + std::string(name) + "\" exists already");
+  }
+  return result;
+}
+
+}  // namespace
+
+Expected<void> Store::AddProduct(const Product& p) {
+  return NameInUse(Discard(db_->Query("INSERT INTO products (id, tenant_id, name, description, "
+                                      "created_at) VALUES ($1, $2, $3, $4, $5)",
+                                      {p.id, p.tenant_id, p.name, p.description, p.created_at})),
+                   "a product named", p.name);
+}
+
+Expected<Product> Store::GetProduct(std::string_view tenant, std::string_view id) {
+  return Single(Map<Product>(db_->Query("SELECT id, tenant_id, name, description, created_at FROM "
+                                        "products WHERE tenant_id = $1 AND (id = $2 OR name = $2)",
+                                        {std::string(tenant), std::string(id)}),
+                             ToProduct),
+                "product");
+}
+
+Expected<std::vector<Product>> Store::ListProducts(std::string_view tenant) {
+  return Map<Product>(db_->Query("SELECT id, tenant_id, name, description, created_at FROM "
+                                 "products WHERE tenant_id = $1 ORDER BY name",
+                                 {std::string(tenant)}),
+                      ToProduct);
+}
+
+Expected<void> Store::UpdateProduct(const Product& p) {
+  return NameInUse(One(db_->Query("UPDATE products SET name = $1, description = $2 WHERE "
+                                  "tenant_id = $3 AND id = $4 RETURNING id",
+                                  {p.name, p.description, p.tenant_id, p.id}),
+                       "product"),
+                   "a product named", p.name);
+}
+
+Expected<void> Store::DeleteProduct(std::string_view tenant, std::string_view id) {
+  return [&]() -> Expected<void> {
+    auto devices = db_->Query(
+        "SELECT COUNT(*) FROM devices d JOIN device_groups g ON d.device_group_id = g.id WHERE "
+        "g.product_id = $1",
+        {std::string(id)});
+    if (!devices) return std::unexpected(devices.error());
+    if (Number(devices->front(), 0) != 0) {
+      return Fail(StoreErrc::kConflict,
+                  "the product's device groups hold devices; move them to another product first");
+    }
+    if (auto ok = Discard(db_->Query("DELETE FROM device_groups WHERE tenant_id = $1 AND "
+                                     "product_id = $2",
+                                     {std::string(tenant), std::string(id)}));
+        !ok) {
+      return ok;
+    }
+    return One(db_->Query("DELETE FROM products WHERE tenant_id = $1 AND id = $2 RETURNING id",
+                          {std::string(tenant), std::string(id)}),
+               "product");
+  }();
+}
+
+Expected<void> Store::AddDeviceGroup(const DeviceGroup& g) {
+  return NameInUse(
+      Discard(db_->Query("INSERT INTO device_groups (" + std::string(kGroupColumns) +
+                             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                         {g.id, g.tenant_id, g.product_id, g.name, g.description, g.os_feed,
+                          g.update_policy, std::int64_t{g.app_updates ? 1 : 0}, g.created_at})),
+      "a device group named", g.name);
+}
+
+Expected<DeviceGroup> Store::GetDeviceGroup(std::string_view tenant, std::string_view id) {
+  return Single(Map<DeviceGroup>(db_->Query("SELECT " + std::string(kGroupColumns) +
+                                                " FROM device_groups WHERE tenant_id = $1 AND "
+                                                "id = $2",
+                                            {std::string(tenant), std::string(id)}),
+                                 ToGroup),
+                "device group");
+}
+
+Expected<std::vector<DeviceGroup>> Store::ListDeviceGroups(std::string_view tenant,
+                                                           std::string_view product) {
+  return Map<DeviceGroup>(
+      db_->Query("SELECT " + std::string(kGroupColumns) +
+                     " FROM device_groups WHERE tenant_id = $1 AND ($2 = '' OR product_id = $2) "
+                     "ORDER BY product_id, name",
+                 {std::string(tenant), std::string(product)}),
+      ToGroup);
+}
+
+Expected<void> Store::UpdateDeviceGroup(const DeviceGroup& g) {
+  return NameInUse(
+      One(db_->Query("UPDATE device_groups SET name = $1, description = $2, os_feed = $3, "
+                     "update_policy = $4, app_updates = $5 WHERE tenant_id = $6 AND id = $7 "
+                     "RETURNING id",
+                     {g.name, g.description, g.os_feed, g.update_policy,
+                      std::int64_t{g.app_updates ? 1 : 0}, g.tenant_id, g.id}),
+          "device group"),
+      "a device group named", g.name);
+}
+
+Expected<void> Store::DeleteDeviceGroup(std::string_view tenant, std::string_view id) {
+  return [&]() -> Expected<void> {
+    auto devices =
+        db_->Query("SELECT COUNT(*) FROM devices WHERE device_group_id = $1", {std::string(id)});
+    if (!devices) return std::unexpected(devices.error());
+    if (Number(devices->front(), 0) != 0) {
+      return Fail(StoreErrc::kConflict,
+                  "the device group holds devices; move them to another group first");
+    }
+    return One(db_->Query("DELETE FROM device_groups WHERE tenant_id = $1 AND id = $2 "
+                          "RETURNING id",
+                          {std::string(tenant), std::string(id)}),
+               "device group");
+  }();
+}
+
+Expected<void> Store::SetDeviceGroup(std::string_view tenant, std::string_view device,
+                                     std::string_view group) {
+  return One(db_->Query("UPDATE devices SET device_group_id = $1 WHERE tenant_id = $2 AND id = $3 "
+                        "AND EXISTS (SELECT 1 FROM device_groups WHERE id = $1 AND "
+                        "tenant_id = $2) RETURNING id",
+                        {std::string(group), std::string(tenant), std::string(device)}),
+             "device or device group");
+}
+
 }  // namespace aspis::service::store

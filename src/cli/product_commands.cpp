@@ -1,0 +1,272 @@
+// Products and device groups, with azsphere's nouns and flags: `--product NAME`,
+// `--device-group PRODUCT/GROUP`.
+#include <CLI/CLI.hpp>
+
+#include <optional>
+
+#include "cli/command.hpp"
+#include "cli/session.hpp"
+
+namespace aspis::cli {
+
+namespace {
+
+using json::Json;
+
+const std::vector<std::string> kProductColumns = {"id", "name", "description"};
+const std::vector<std::string> kGroupColumns = {"id",      "product",       "name",
+                                                "os_feed", "update_policy", "app_updates"};
+
+std::string Products(const Session& s, const TenantOption& t) {
+  return "/v1/tenants/" + t.Of(s) + "/products";
+}
+
+// The path of a product given by name or ID (names may hold spaces, which a path may not).
+Expected<std::string> Product(const Session& s, const TenantOption& t, const std::string& given) {
+  auto products = Request(s, "GET", Products(s, t));
+  if (!products) return std::unexpected(products.error());
+  for (const auto& p : *products) {
+    if (p.value("name", "") == given || p.value("id", "") == given) {
+      return Products(s, t) + "/" + p.value("id", "");
+    }
+  }
+  return Fail(CoreErrc::kNotFound, "no product " + given);
+}
+
+// The ID of `PRODUCT/GROUP` (names), or of a group given by its ID.
+Expected<std::string> GroupId(const Session& s, const TenantOption& t, const std::string& given) {
+  const auto slash = given.find('/');
+  if (slash == std::string::npos) return given;
+  auto product = Product(s, t, given.substr(0, slash));
+  if (!product) return std::unexpected(product.error());
+  auto groups = Request(s, "GET", *product + "/device-groups");
+  if (!groups) return std::unexpected(groups.error());
+  for (const auto& g : *groups) {
+    if (g.value("name", "") == given.substr(slash + 1)) return g.value("id", "");
+  }
+  return Fail(CoreErrc::kNotFound, "no device group " + given);
+}
+
+class ProductCreate final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--name", name_)->required();
+    verb->add_option("--description", description_);
+  }
+  Output Format() const override { return {.columns = kProductColumns}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    return Request(s, "POST", Products(s, tenant_),
+                   {{"name", name_}, {"description", description_}});
+  }
+
+ private:
+  std::string name_, description_;
+  TenantOption tenant_;
+};
+
+// list, show, delete: one shape.
+class ProductVerb final : public ServiceCommand {
+ public:
+  explicit ProductVerb(std::string verb) : verb_(std::move(verb)) {}
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    if (verb_ != "list") verb->add_option("--product", product_, "Name or ID")->required();
+  }
+  Output Format() const override { return {.columns = kProductColumns}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    if (verb_ == "list") return Request(s, "GET", Products(s, tenant_));
+    auto product = Product(s, tenant_, product_);
+    if (!product) return std::unexpected(product.error());
+    return Request(s, verb_ == "delete" ? "DELETE" : "GET", *product);
+  }
+
+ private:
+  std::string verb_, product_;
+  TenantOption tenant_;
+};
+
+class ProductUpdate final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--product", product_, "Name or ID")->required();
+    verb->add_option("--new-name", name_);
+    verb->add_option("--new-description", description_);
+  }
+  Output Format() const override { return {.columns = kProductColumns}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    Json body = Json::object();
+    if (name_) body["name"] = *name_;
+    if (description_) body["description"] = *description_;
+    auto product = Product(s, tenant_, product_);
+    if (!product) return std::unexpected(product.error());
+    return Request(s, "PATCH", *product, body);
+  }
+
+ private:
+  std::string product_;
+  std::optional<std::string> name_, description_;
+  TenantOption tenant_;
+};
+
+// The fields create and update share.
+struct GroupFields {
+  std::optional<std::string> description, os_feed, update_policy;
+  std::optional<bool> app_updates;
+
+  void AddTo(CLI::App* verb) {
+    verb->add_option("--description", description);
+    verb->add_option("--os-feed", os_feed)->check(CLI::IsMember({"retail", "retail-eval"}));
+    verb->add_option("--update-policy", update_policy)
+        ->check(CLI::IsMember({"UpdateAll", "No3rdPartyAppUpdates", "NoUpdates"}));
+    verb->add_option("--app-updates", app_updates, "Cloud app updates: true or false");
+  }
+  void Into(Json& body) const {
+    if (description) body["description"] = *description;
+    if (os_feed) body["os_feed"] = *os_feed;
+    if (update_policy) body["update_policy"] = *update_policy;
+    if (app_updates) body["app_updates"] = *app_updates;
+  }
+};
+
+class GroupCreate final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--product", product_, "Name or ID")->required();
+    verb->add_option("--name", name_)->required();
+    fields_.AddTo(verb);
+  }
+  Output Format() const override { return {.columns = kGroupColumns}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    Json body{{"name", name_}};
+    fields_.Into(body);
+    auto product = Product(s, tenant_, product_);
+    if (!product) return std::unexpected(product.error());
+    return Request(s, "POST", *product + "/device-groups", body);
+  }
+
+ private:
+  std::string product_, name_;
+  GroupFields fields_;
+  TenantOption tenant_;
+};
+
+class GroupList final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--product", product_, "Only this product's groups (name or ID)");
+  }
+  Output Format() const override { return {.columns = kGroupColumns}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    if (!product_.empty()) {
+      auto product = Product(s, tenant_, product_);
+      if (!product) return std::unexpected(product.error());
+      return Request(s, "GET", *product + "/device-groups");
+    }
+    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/device-groups");
+  }
+
+ private:
+  std::string product_;
+  TenantOption tenant_;
+};
+
+// show, update, delete of one group.
+class GroupVerb final : public ServiceCommand {
+ public:
+  explicit GroupVerb(std::string verb) : verb_(std::move(verb)) {}
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--device-group", group_, "PRODUCT/GROUP or the group's ID")->required();
+    if (verb_ == "update") {
+      verb->add_option("--new-name", name_);
+      fields_.AddTo(verb);
+    }
+  }
+  Output Format() const override { return {.columns = kGroupColumns}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    auto id = GroupId(s, tenant_, group_);
+    if (!id) return std::unexpected(id.error());
+    const std::string target = "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id;
+    if (verb_ == "show") return Request(s, "GET", target);
+    if (verb_ == "delete") return Request(s, "DELETE", target);
+    Json body = Json::object();
+    if (name_) body["name"] = *name_;
+    fields_.Into(body);
+    return Request(s, "PATCH", target, body);
+  }
+
+ private:
+  std::string verb_, group_;
+  std::optional<std::string> name_;
+  GroupFields fields_;
+  TenantOption tenant_;
+};
+
+class DeviceUpdate final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--device", device_, "Device ID")->required();
+    verb->add_option("--device-group", group_, "PRODUCT/GROUP or the group's ID")->required();
+  }
+  Output Format() const override { return {.columns = {"id", "device_group_id"}}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    auto id = GroupId(s, tenant_, group_);
+    if (!id) return std::unexpected(id.error());
+    return Request(s, "POST",
+                   "/v1/tenants/" + tenant_.Of(s) + "/devices/" + device_ + "/device-group",
+                   {{"device_group_id", *id}});
+  }
+
+ private:
+  std::string device_, group_;
+  TenantOption tenant_;
+};
+
+}  // namespace
+
+void AddProductCommands(CLI::App& app, Registry& r) {
+  auto* product = app.add_subcommand("product", "Products (device models)")->require_subcommand(1);
+  r.Add<ProductCreate>(
+      product->add_subcommand("create", "Create a product and its five default device groups"));
+  r.Add<ProductVerb>(product->add_subcommand("list", "List products"), "list");
+  r.Add<ProductVerb>(product->add_subcommand("show", "Show a product"), "show");
+  r.Add<ProductUpdate>(product->add_subcommand("update", "Rename or describe a product"));
+  r.Add<ProductVerb>(
+      product->add_subcommand("delete", "Delete a product whose groups hold no device"), "delete");
+
+  auto* group =
+      app.add_subcommand("device-group", "Device groups of products")->require_subcommand(1);
+  r.Add<GroupCreate>(group->add_subcommand("create", "Create a device group in a product"));
+  r.Add<GroupList>(group->add_subcommand("list", "List device groups"));
+  r.Add<GroupVerb>(group->add_subcommand("show", "Show a device group"), "show");
+  r.Add<GroupVerb>(group->add_subcommand(
+                       "update", "Change a group's name, OS feed, update policy or app updates"),
+                   "update");
+  r.Add<GroupVerb>(group->add_subcommand("delete", "Delete a device group that holds no device"),
+                   "delete");
+}
+
+void AddDeviceUpdateCommand(CLI::App& device, Registry& r) {
+  r.Add<DeviceUpdate>(device.add_subcommand("update", "Move a device to a device group"));
+}
+
+}  // namespace aspis::cli

@@ -1,0 +1,301 @@
+#include "service/api/product_routes.hpp"
+
+#include <array>
+
+#include "crypto/encoding.hpp"
+#include "service/api/common.hpp"
+
+namespace aspis::service::api {
+
+namespace {
+
+using http::Request;
+using http::Response;
+using json::Json;
+using store::Role;
+
+struct DefaultGroup {
+  const char* name;
+  const char* os_feed;
+  bool app_updates;
+};
+
+// What `product create` makes, as Azure Sphere does.
+constexpr std::array<DefaultGroup, 5> kDefaultGroups = {{
+    {"Development", "retail", false},
+    {"Field Test", "retail", true},
+    {"Production", "retail", true},
+    {"Production OS Evaluation", "retail-eval", true},
+    {"Field Test OS Evaluation", "retail-eval", true},
+}};
+
+bool IsPolicy(std::string_view p) {
+  return p == "UpdateAll" || p == "No3rdPartyAppUpdates" || p == "NoUpdates";
+}
+
+bool IsFeed(std::string_view f) { return f == "retail" || f == "retail-eval"; }
+
+bool IsName(std::string_view n) {
+  return !n.empty() && n.size() <= 50 && n.find('/') == std::string_view::npos &&
+         n.find_first_of("\r\n\t") == std::string_view::npos;
+}
+
+Json ProductJson(const store::Product& p) {
+  return {
+      {"id", p.id}, {"name", p.name}, {"description", p.description}, {"created_at", p.created_at}};
+}
+
+Json GroupJson(const store::DeviceGroup& g, std::string_view product_name) {
+  return {{"id", g.id},
+          {"product_id", g.product_id},
+          {"product", product_name},
+          {"name", g.name},
+          {"description", g.description},
+          {"os_feed", g.os_feed},
+          {"update_policy", g.update_policy},
+          {"app_updates", g.app_updates},
+          {"created_at", g.created_at}};
+}
+
+Response BadRequest(std::string_view detail) {
+  return Response::Problem(400, "Bad request", detail);
+}
+
+// Applies the optional fields of `body` to `g`; a problem when one is invalid.
+std::optional<Response> ApplyGroupFields(const Json& body, store::DeviceGroup& g) {
+  if (body.contains("name")) {
+    if (!body["name"].is_string() || !IsName(body["name"].get<std::string>())) {
+      return BadRequest("\"name\" must be 1 to 50 characters, without /");
+    }
+    g.name = body["name"].get<std::string>();
+  }
+  if (body.contains("description")) {
+    if (!body["description"].is_string() || body["description"].get<std::string>().size() > 200) {
+      return BadRequest("\"description\" must be text of at most 200 characters");
+    }
+    g.description = body["description"].get<std::string>();
+  }
+  if (body.contains("os_feed")) {
+    if (!body["os_feed"].is_string() || !IsFeed(body["os_feed"].get<std::string>())) {
+      return BadRequest("\"os_feed\" must be retail or retail-eval");
+    }
+    g.os_feed = body["os_feed"].get<std::string>();
+  }
+  if (body.contains("update_policy")) {
+    if (!body["update_policy"].is_string() || !IsPolicy(body["update_policy"].get<std::string>())) {
+      return BadRequest("\"update_policy\" must be UpdateAll, No3rdPartyAppUpdates or NoUpdates");
+    }
+    g.update_policy = body["update_policy"].get<std::string>();
+  }
+  if (body.contains("app_updates")) {
+    if (!body["app_updates"].is_boolean())
+      return BadRequest("\"app_updates\" must be true or false");
+    g.app_updates = body["app_updates"].get<bool>();
+  }
+  return std::nullopt;
+}
+
+class Products {
+ public:
+  explicit Products(const Context& c) : c_(c) {}
+
+  Response Create(const Request& request, const Principal& who, std::string_view tenant) const {
+    auto body = Body(request);
+    if (!body) return BadRequest(body.error().message());
+    const std::string name = body->value("name", "");
+    const std::string description = body->value("description", "");
+    if (!IsName(name)) return BadRequest("\"name\" must be 1 to 50 characters, without /");
+    if (description.size() > 200) return BadRequest("\"description\" is at most 200 characters");
+    auto id = crypto::RandomUuid();
+    if (!id) return FromError(id.error());
+    const auto now = UnixSeconds(c_.clock.Now());
+    const store::Product product{*id, std::string(tenant), name, description, now};
+    auto made = Audited(c_.store, c_.clock, who, tenant, "product.create", name, [&] {
+      if (auto ok = c_.store.AddProduct(product); !ok) return ok;
+      for (const auto& d : kDefaultGroups) {
+        auto group_id = crypto::RandomUuid();
+        if (!group_id) return Expected<void>(std::unexpected(group_id.error()));
+        if (auto ok = c_.store.AddDeviceGroup({*group_id, std::string(tenant), *id, d.name, "",
+                                               d.os_feed, "UpdateAll", d.app_updates, now});
+            !ok) {
+          return ok;
+        }
+      }
+      return Expected<void>{};
+    });
+    if (!made) return FromError(made.error());
+    return Response::Json(201, ProductJson(product).dump());
+  }
+
+  Response List(std::string_view tenant) const {
+    auto products = c_.store.ListProducts(tenant);
+    if (!products) return FromError(products.error());
+    Json list = Json::array();
+    for (const auto& p : *products) list.push_back(ProductJson(p));
+    return Response::Json(200, list.dump());
+  }
+
+  Response Show(const Request& request, std::string_view tenant) const {
+    auto product = c_.store.GetProduct(tenant, request.Param("product"));
+    return product ? Response::Json(200, ProductJson(*product).dump()) : FromError(product.error());
+  }
+
+  Response Update(const Request& request, const Principal& who, std::string_view tenant) const {
+    auto product = c_.store.GetProduct(tenant, request.Param("product"));
+    if (!product) return FromError(product.error());
+    auto body = Body(request);
+    if (!body) return BadRequest(body.error().message());
+    product->name = body->value("name", product->name);
+    product->description = body->value("description", product->description);
+    if (!IsName(product->name) || product->description.size() > 200) {
+      return BadRequest("\"name\" is 1 to 50 characters without /; \"description\" at most 200");
+    }
+    auto updated = Audited(c_.store, c_.clock, who, tenant, "product.update", product->id,
+                           [&] { return c_.store.UpdateProduct(*product); });
+    return updated ? Response::Json(200, ProductJson(*product).dump()) : FromError(updated.error());
+  }
+
+  Response Delete(const Request& request, const Principal& who, std::string_view tenant) const {
+    auto product = c_.store.GetProduct(tenant, request.Param("product"));
+    if (!product) return FromError(product.error());
+    auto deleted = Audited(c_.store, c_.clock, who, tenant, "product.delete", product->id,
+                           [&] { return c_.store.DeleteProduct(tenant, product->id); });
+    return deleted ? Response::Json(200, Json{{"id", product->id}, {"deleted", true}}.dump())
+                   : FromError(deleted.error());
+  }
+
+  Response CreateGroup(const Request& request, const Principal& who,
+                       std::string_view tenant) const {
+    auto product = c_.store.GetProduct(tenant, request.Param("product"));
+    if (!product) return FromError(product.error());
+    auto body = Body(request);
+    if (!body) return BadRequest(body.error().message());
+    auto id = crypto::RandomUuid();
+    if (!id) return FromError(id.error());
+    store::DeviceGroup group{
+        *id,  std::string(tenant),        product->id, "", "", "retail", "UpdateAll",
+        true, UnixSeconds(c_.clock.Now())};
+    if (!body->contains("name")) return BadRequest("\"name\" is required");
+    if (auto problem = ApplyGroupFields(*body, group)) return *problem;
+    auto made =
+        Audited(c_.store, c_.clock, who, tenant, "device-group.create",
+                product->name + "/" + group.name, [&] { return c_.store.AddDeviceGroup(group); });
+    return made ? Response::Json(201, GroupJson(group, product->name).dump())
+                : FromError(made.error());
+  }
+
+  Response ListGroups(const Request& request, std::string_view tenant) const {
+    std::string product_id;
+    if (const auto product = request.Param("product"); !product.empty()) {
+      auto found = c_.store.GetProduct(tenant, product);
+      if (!found) return FromError(found.error());
+      product_id = found->id;
+    }
+    auto groups = c_.store.ListDeviceGroups(tenant, product_id);
+    if (!groups) return FromError(groups.error());
+    auto products = c_.store.ListProducts(tenant);
+    if (!products) return FromError(products.error());
+    Json list = Json::array();
+    for (const auto& g : *groups) list.push_back(GroupJson(g, ProductName(*products, g)));
+    return Response::Json(200, list.dump());
+  }
+
+  Response ShowGroup(const Request& request, std::string_view tenant) const {
+    auto group = c_.store.GetDeviceGroup(tenant, request.Param("group"));
+    if (!group) return FromError(group.error());
+    auto product = c_.store.GetProduct(tenant, group->product_id);
+    return Response::Json(200, GroupJson(*group, product ? product->name : "").dump());
+  }
+
+  Response UpdateGroup(const Request& request, const Principal& who,
+                       std::string_view tenant) const {
+    auto group = c_.store.GetDeviceGroup(tenant, request.Param("group"));
+    if (!group) return FromError(group.error());
+    auto body = Body(request);
+    if (!body) return BadRequest(body.error().message());
+    if (auto problem = ApplyGroupFields(*body, *group)) return *problem;
+    auto updated = Audited(c_.store, c_.clock, who, tenant, "device-group.update", group->id,
+                           [&] { return c_.store.UpdateDeviceGroup(*group); });
+    if (!updated) return FromError(updated.error());
+    auto product = c_.store.GetProduct(tenant, group->product_id);
+    return Response::Json(200, GroupJson(*group, product ? product->name : "").dump());
+  }
+
+  Response DeleteGroup(const Request& request, const Principal& who,
+                       std::string_view tenant) const {
+    const std::string id(request.Param("group"));
+    auto deleted = Audited(c_.store, c_.clock, who, tenant, "device-group.delete", id,
+                           [&] { return c_.store.DeleteDeviceGroup(tenant, id); });
+    return deleted ? Response::Json(200, Json{{"id", id}, {"deleted", true}}.dump())
+                   : FromError(deleted.error());
+  }
+
+  Response MoveDevice(const Request& request, const Principal& who, std::string_view tenant) const {
+    auto body = Body(request);
+    auto group = body ? json::GetString(*body, "device_group_id")
+                      : Expected<std::string>(std::unexpected(body.error()));
+    if (!group) return BadRequest("\"device_group_id\" is required");
+    const std::string device(request.Param("device"));
+    auto moved = Audited(c_.store, c_.clock, who, tenant, "device.update", device + " -> " + *group,
+                         [&] { return c_.store.SetDeviceGroup(tenant, device, *group); });
+    if (!moved) return FromError(moved.error());
+    auto shown = c_.store.GetDevice(tenant, device);
+    return shown ? Response::Json(200, DeviceJson(*shown).dump()) : FromError(shown.error());
+  }
+
+ private:
+  static std::string ProductName(const std::vector<store::Product>& products,
+                                 const store::DeviceGroup& g) {
+    for (const auto& p : products) {
+      if (p.id == g.product_id) return p.name;
+    }
+    return "";
+  }
+
+  Context c_;
+};
+
+}  // namespace
+
+void AddProductRoutes(http::Router& router, const Context& context) {
+  auto p = std::make_shared<Products>(context);
+  store::Store& store = context.store;
+  const std::string base = "/v1/tenants/{tenant}";
+  auto add = [&](const char* method, const std::string& path, Role role, TenantHandler handler) {
+    router.Add(method, base + path, ForTenant(store, role, std::move(handler)));
+  };
+  add("POST", "/products", Role::kContributor,
+      [p](const Request& r, const Principal& w, std::string_view t) { return p->Create(r, w, t); });
+  add("GET", "/products", Role::kReader,
+      [p](const Request&, const Principal&, std::string_view t) { return p->List(t); });
+  add("GET", "/products/{product}", Role::kReader,
+      [p](const Request& r, const Principal&, std::string_view t) { return p->Show(r, t); });
+  add("PATCH", "/products/{product}", Role::kContributor,
+      [p](const Request& r, const Principal& w, std::string_view t) { return p->Update(r, w, t); });
+  add("DELETE", "/products/{product}", Role::kAdministrator,
+      [p](const Request& r, const Principal& w, std::string_view t) { return p->Delete(r, w, t); });
+  add("POST", "/products/{product}/device-groups", Role::kContributor,
+      [p](const Request& r, const Principal& w, std::string_view t) {
+        return p->CreateGroup(r, w, t);
+      });
+  add("GET", "/products/{product}/device-groups", Role::kReader,
+      [p](const Request& r, const Principal&, std::string_view t) { return p->ListGroups(r, t); });
+  add("GET", "/device-groups", Role::kReader,
+      [p](const Request& r, const Principal&, std::string_view t) { return p->ListGroups(r, t); });
+  add("GET", "/device-groups/{group}", Role::kReader,
+      [p](const Request& r, const Principal&, std::string_view t) { return p->ShowGroup(r, t); });
+  add("PATCH", "/device-groups/{group}", Role::kContributor,
+      [p](const Request& r, const Principal& w, std::string_view t) {
+        return p->UpdateGroup(r, w, t);
+      });
+  add("DELETE", "/device-groups/{group}", Role::kAdministrator,
+      [p](const Request& r, const Principal& w, std::string_view t) {
+        return p->DeleteGroup(r, w, t);
+      });
+  add("POST", "/devices/{device}/device-group", Role::kContributor,
+      [p](const Request& r, const Principal& w, std::string_view t) {
+        return p->MoveDevice(r, w, t);
+      });
+}
+
+}  // namespace aspis::service::api
