@@ -218,6 +218,53 @@ class GroupVerb final : public ServiceCommand {
   TenantOption tenant_;
 };
 
+class DeploymentCreate final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--device-group", group_, "PRODUCT/GROUP or the group's ID")->required();
+    verb->add_option("--images", images_, "Image IDs, one per component")->required();
+  }
+  Output Format() const override { return {.columns = {"id", "created_at", "images"}}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    auto id = GroupId(s, tenant_, group_);
+    if (!id) return std::unexpected(id.error());
+    return Request(s, "POST",
+                   "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments",
+                   {{"images", images_}});
+  }
+
+ private:
+  std::string group_;
+  std::vector<std::string> images_;
+  TenantOption tenant_;
+};
+
+class DeploymentList final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--device-group", group_, "PRODUCT/GROUP or the group's ID")->required();
+  }
+  Output Format() const override {
+    return {.columns = {"id", "current", "created_at", "created_by", "images"}};
+  }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    auto id = GroupId(s, tenant_, group_);
+    if (!id) return std::unexpected(id.error());
+    return Request(s, "GET",
+                   "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments");
+  }
+
+ private:
+  std::string group_;
+  TenantOption tenant_;
+};
+
 class DeviceUpdate final : public ServiceCommand {
  public:
   void AddOptions(CLI::App* verb) override {
@@ -263,6 +310,12 @@ void AddProductCommands(CLI::App& app, Registry& r) {
                    "update");
   r.Add<GroupVerb>(group->add_subcommand("delete", "Delete a device group that holds no device"),
                    "delete");
+  auto* deployment =
+      group->add_subcommand("deployment", "The group's app deployments")->require_subcommand(1);
+  r.Add<DeploymentCreate>(deployment->add_subcommand(
+      "create", "Deploy a set of app images to the group (it replaces the current deployment)"));
+  r.Add<DeploymentList>(
+      deployment->add_subcommand("list", "The group's deployments, newest (current) first"));
 }
 
 void AddDeviceUpdateCommand(CLI::App& device, Registry& r) {

@@ -292,6 +292,53 @@ TEST_F(Catalog, MixAndMatchAttackPartChangedInTransitIsRefusedOnCompletion) {
   EXPECT_TRUE(json::Parse(Call(a_admin_, "GET", A() + "/images").body)->empty());
 }
 
+TEST_F(Catalog, DeploymentsPutTenantAppImagesOnAGroupEachComponentOnce) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  auto id_of = [](const wire::HttpResponse& r) {
+    return json::Parse(r.body).value_or(Json::object()).value("id", "");
+  };
+  const std::string v1 = id_of(Upload(a_admin_, A(), Package(package::Kind::kApp, publisher_)));
+  const std::string v2 = id_of(Upload(a_admin_, A(), Package(package::Kind::kApp, publisher_)));
+  ASSERT_EQ(Call(a_admin_, "POST", A() + "/products", Json{{"name", "Kiosk"}}.dump()).status, 201);
+  std::string group;
+  const Json groups =
+      *json::Parse(Call(a_admin_, "GET", A() + "/products/Kiosk/device-groups").body);
+  for (const auto& g : groups) {
+    if (g.value("name", "") == "Field Test") group = g.value("id", "");
+  }
+
+  const std::string deployments = A() + "/device-groups/" + group + "/deployments";
+  auto deploy = [&](const std::string& token, const std::vector<std::string>& images) {
+    return Call(token, "POST", deployments, Json{{"images", images}}.dump());
+  };
+  EXPECT_EQ(deploy(a_reader_, {v1}).status, 403);
+  EXPECT_EQ(deploy(a_admin_, {v1, v2}).status, 409) << "one component twice";
+  ASSERT_EQ(deploy(a_admin_, {v1}).status, 201);
+  ASSERT_EQ(deploy(a_admin_, {v2}).status, 201);
+  const Json history = *json::Parse(Call(a_reader_, "GET", deployments).body);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_TRUE(history[0].value("current", false));
+  EXPECT_EQ(history[0]["images"][0], v2);
+  EXPECT_FALSE(history[1].value("current", true));
+
+  // Another tenant's image, or another tenant's group, cannot be used.
+  const auto b_publisher = *crypto::PrivateKey::GenerateP256();
+  ASSERT_EQ(
+      PutKeySet(b_admin_, tenant_b_, KeySet(tenant_b_, 1, {&root_}, b_publisher, {&root_})).status,
+      200);
+  const std::string b_image = id_of(
+      Upload(b_admin_, "/v1/tenants/" + tenant_b_, Package(package::Kind::kApp, b_publisher)));
+  EXPECT_EQ(deploy(a_admin_, {b_image}).status, 404);
+  EXPECT_EQ(Call(b_admin_, "POST",
+                 "/v1/tenants/" + tenant_b_ + "/device-groups/" + group + "/deployments",
+                 Json{{"images", {b_image}}}.dump())
+                .status,
+            404);
+  EXPECT_EQ(json::Parse(Call(a_reader_, "GET", deployments).body)->size(), 2u);
+}
+
 // The CLI's verbs over the same routes: a key set made offline and uploaded, an app packed,
 // added in parts and downloaded in ranges.
 TEST_F(Catalog, PublisherWorkflowThroughTheCli) {

@@ -243,7 +243,49 @@ class Products {
     return shown ? Response::Json(200, DeviceJson(*shown).dump()) : FromError(shown.error());
   }
 
+  Response Deploy(const Request& request, const Principal& who, std::string_view tenant) const {
+    auto group = c_.store.GetDeviceGroup(tenant, request.Param("group"));
+    if (!group) return FromError(group.error());
+    auto body = Body(request);
+    auto images = body ? json::GetArray(*body, "images")
+                       : Expected<const Json*>(std::unexpected(body.error()));
+    if (!images || (*images)->size() > 64) {
+      return BadRequest("\"images\" must list at most 64 image IDs");
+    }
+    auto id = crypto::RandomUuid();
+    if (!id) return FromError(id.error());
+    store::Deployment deployment{
+        *id, std::string(tenant), group->id, UnixSeconds(c_.clock.Now()), who.actor(), {}};
+    for (const auto& image : **images) {
+      if (!image.is_string()) return BadRequest("\"images\" must list image IDs");
+      deployment.image_ids.push_back(image.get<std::string>());
+    }
+    auto made = Audited(c_.store, c_.clock, who, tenant, "deployment.create", group->id + " " + *id,
+                        [&] { return c_.store.AddDeployment(deployment); });
+    if (!made) return FromError(made.error());
+    return Response::Json(201, DeploymentJson(deployment, true).dump());
+  }
+
+  Response Deployments(const Request& request, std::string_view tenant) const {
+    auto group = c_.store.GetDeviceGroup(tenant, request.Param("group"));
+    if (!group) return FromError(group.error());
+    auto deployments = c_.store.ListDeployments(tenant, group->id);
+    if (!deployments) return FromError(deployments.error());
+    Json list = Json::array();
+    for (const auto& d : *deployments) list.push_back(DeploymentJson(d, list.empty()));
+    return Response::Json(200, list.dump());
+  }
+
  private:
+  static Json DeploymentJson(const store::Deployment& d, bool current) {
+    return {{"id", d.id},
+            {"device_group_id", d.device_group_id},
+            {"created_at", d.created_at},
+            {"created_by", d.created_by},
+            {"images", d.image_ids},
+            {"current", current}};
+  }
+
   static std::string ProductName(const std::vector<store::Product>& products,
                                  const store::DeviceGroup& g) {
     for (const auto& p : products) {
@@ -292,6 +334,10 @@ void AddProductRoutes(http::Router& router, const Context& context) {
       [p](const Request& r, const Principal& w, std::string_view t) {
         return p->DeleteGroup(r, w, t);
       });
+  add("POST", "/device-groups/{group}/deployments", Role::kContributor,
+      [p](const Request& r, const Principal& w, std::string_view t) { return p->Deploy(r, w, t); });
+  add("GET", "/device-groups/{group}/deployments", Role::kReader,
+      [p](const Request& r, const Principal&, std::string_view t) { return p->Deployments(r, t); });
   add("POST", "/devices/{device}/device-group", Role::kContributor,
       [p](const Request& r, const Principal& w, std::string_view t) {
         return p->MoveDevice(r, w, t);

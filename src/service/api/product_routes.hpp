@@ -12,6 +12,7 @@
 //   POST|GET              /v1/tenants/{tenant}/products/{product}/device-groups
 //   GET                   /v1/tenants/{tenant}/device-groups
 //   GET|PATCH|DELETE      /v1/tenants/{tenant}/device-groups/{group}
+//   POST|GET              /v1/tenants/{tenant}/device-groups/{group}/deployments
 //   POST                  /v1/tenants/{tenant}/devices/{device}/device-group
 namespace aspis::service::api {
 

@@ -122,6 +122,16 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              app_updates BIGINT NOT NULL, created_at BIGINT NOT NULL,
              UNIQUE (product_id, name)))",
         R"(ALTER TABLE devices ADD COLUMN device_group_id TEXT NOT NULL DEFAULT '')",
+        // Deployments: the app images of a device group, newest current; the history is kept.
+        R"(CREATE TABLE deployments (
+             sequence {SERIAL}, id TEXT NOT NULL UNIQUE, tenant_id TEXT NOT NULL,
+             device_group_id TEXT NOT NULL REFERENCES device_groups (id),
+             created_at BIGINT NOT NULL, created_by TEXT NOT NULL))",
+        R"(CREATE INDEX deployments_by_group ON deployments (device_group_id, sequence))",
+        R"(CREATE TABLE deployment_images (
+             deployment_id TEXT NOT NULL REFERENCES deployments (id),
+             image_id TEXT NOT NULL REFERENCES images (id), component_id TEXT NOT NULL,
+             PRIMARY KEY (deployment_id, component_id)))",
     },
 };
 

@@ -194,6 +194,16 @@ struct DeviceGroup {
   std::int64_t created_at = 0;
 };
 
+// A set of app images for one device group; the newest is the group's current deployment.
+struct Deployment {
+  std::string id;  // UUID
+  std::string tenant_id;
+  std::string device_group_id;
+  std::int64_t created_at = 0;
+  std::string created_by;
+  std::vector<std::string> image_ids;  // each of another component
+};
+
 // An image upload in progress: its bytes are received in parts, in order.
 struct Upload {
   std::string id;
@@ -342,6 +352,11 @@ class Store {
   // Puts a claimed device in a group of its tenant. Errors: kNotFound.
   Expected<void> SetDeviceGroup(std::string_view tenant, std::string_view device,
                                 std::string_view group);
+
+  // Deployments, newest first. A device group's deletion is refused while it has any.
+  Expected<void> AddDeployment(const Deployment& deployment);
+  Expected<std::vector<Deployment>> ListDeployments(std::string_view tenant,
+                                                    std::string_view group);
 
   // Uploads. AdvanceUpload moves `received` from `from` to `to`; kConflict when it is not at
   // `from` (a part was lost or sent twice).

@@ -183,6 +183,16 @@ Expected<void> Store::DeleteProduct(std::string_view tenant, std::string_view id
       return Fail(StoreErrc::kConflict,
                   "the product's device groups hold devices; move them to another product first");
     }
+    auto deployments = db_->Query(
+        "SELECT COUNT(*) FROM deployments d JOIN device_groups g ON d.device_group_id = g.id "
+        "WHERE g.product_id = $1",
+        {std::string(id)});
+    if (!deployments) return std::unexpected(deployments.error());
+    if (Number(deployments->front(), 0) != 0) {
+      return Fail(StoreErrc::kConflict,
+                  "the product's device groups have deployments, which are "
+                  "kept");
+    }
     if (auto ok = Discard(db_->Query("DELETE FROM device_groups WHERE tenant_id = $1 AND "
                                      "product_id = $2",
                                      {std::string(tenant), std::string(id)}));
@@ -243,6 +253,12 @@ Expected<void> Store::DeleteDeviceGroup(std::string_view tenant, std::string_vie
       return Fail(StoreErrc::kConflict,
                   "the device group holds devices; move them to another group first");
     }
+    auto deployments = db_->Query("SELECT COUNT(*) FROM deployments WHERE device_group_id = $1",
+                                  {std::string(id)});
+    if (!deployments) return std::unexpected(deployments.error());
+    if (Number(deployments->front(), 0) != 0) {
+      return Fail(StoreErrc::kConflict, "the device group has deployments, which are kept");
+    }
     return One(db_->Query("DELETE FROM device_groups WHERE tenant_id = $1 AND id = $2 "
                           "RETURNING id",
                           {std::string(tenant), std::string(id)}),
@@ -257,6 +273,57 @@ Expected<void> Store::SetDeviceGroup(std::string_view tenant, std::string_view d
                         "tenant_id = $2) RETURNING id",
                         {std::string(group), std::string(tenant), std::string(device)}),
              "device or device group");
+}
+
+Expected<void> Store::AddDeployment(const Deployment& d) {
+  if (auto ok =
+          Discard(db_->Query("INSERT INTO deployments (id, tenant_id, device_group_id, "
+                             "created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+                             {d.id, d.tenant_id, d.device_group_id, d.created_at, d.created_by}));
+      !ok) {
+    return ok;
+  }
+  for (const auto& image : d.image_ids) {
+    auto inserted = Discard(db_->Query(
+        "INSERT INTO deployment_images (deployment_id, image_id, component_id) SELECT $1, id, "
+        "component_id FROM images WHERE id = $2 AND tenant_id = $3 RETURNING image_id",
+        {d.id, image, d.tenant_id}));
+    if (!inserted) {
+      if (inserted.error() == StoreErrc::kConflict) {
+        return Fail(StoreErrc::kConflict,
+                    "two images of one component: a deployment holds each component once");
+      }
+      return inserted;
+    }
+  }
+  auto count =
+      db_->Query("SELECT COUNT(*) FROM deployment_images WHERE deployment_id = $1", {d.id});
+  if (!count) return std::unexpected(count.error());
+  if (Number(count->front(), 0) != static_cast<std::int64_t>(d.image_ids.size())) {
+    return Fail(StoreErrc::kNotFound, "an image of the deployment is not one of the tenant's");
+  }
+  return {};
+}
+
+Expected<std::vector<Deployment>> Store::ListDeployments(std::string_view tenant,
+                                                         std::string_view group) {
+  auto rows = db_->Query(
+      "SELECT id, tenant_id, device_group_id, created_at, created_by FROM "
+      "deployments WHERE tenant_id = $1 AND device_group_id = $2 ORDER BY "
+      "sequence DESC",
+      {std::string(tenant), std::string(group)});
+  if (!rows) return std::unexpected(rows.error());
+  std::vector<Deployment> out;
+  for (const Row& r : *rows) {
+    Deployment d{Text(r, 0), Text(r, 1), Text(r, 2), Number(r, 3), Text(r, 4), {}};
+    auto images = db_->Query(
+        "SELECT image_id FROM deployment_images WHERE deployment_id = $1 ORDER BY component_id",
+        {d.id});
+    if (!images) return std::unexpected(images.error());
+    for (const Row& image : *images) d.image_ids.push_back(Text(image, 0));
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 }  // namespace aspis::service::store
