@@ -29,7 +29,6 @@ using http::Request;
 using http::Response;
 using json::Json;
 using store::Role;
-using store::StoreErrc;
 
 constexpr std::size_t kAuditPage = 100;
 // Relying parties fetch a new CRL at least this often.

@@ -26,7 +26,6 @@ using http::Request;
 using http::Response;
 using json::Json;
 using store::Role;
-using store::StoreErrc;
 
 // The largest package an upload may grow to: the largest payload and envelope, and the header.
 constexpr std::uint64_t kMaxPackage = package::kMaxPayloadSize + (std::uint64_t{4} << 20) + 12;
