@@ -222,8 +222,9 @@ class ServiceImpl final : public Service {
 
   Expected<void> RunMaintenance() override {
     auto made = cas_.MakeDueSuccessors();
+    auto purged = PurgeStaleUploads();
     if (!made) return std::unexpected(made.error());
-    return {};
+    return purged;
   }
 
   std::uint16_t port() const override { return server_ ? server_->port() : 0; }
@@ -239,6 +240,20 @@ class ServiceImpl final : public Service {
   }
 
  private:
+  // Uploads not completed within a day are dropped, with their files.
+  Expected<void> PurgeStaleUploads() {
+    auto stale =
+        store_->ListUploadsCreatedBefore(UnixSeconds(clock_.Now() - std::chrono::hours(24)));
+    if (!stale) return std::unexpected(stale.error());
+    for (const auto& upload : *stale) {
+      std::error_code ec;
+      std::filesystem::remove(data_.path / "uploads" / upload.id, ec);
+      if (auto gone = store_->DeleteUpload(upload.id); !gone) return gone;
+      log::Info("dropped upload {}, not completed within a day", upload.id);
+    }
+    return {};
+  }
+
   // The first start (no platform administrator token in the store, revoked or not) makes one. So
   // after `admin-token revoke`, a restart makes none: only `admin-token rotate` does.
   Expected<void> EnsureAdminToken(const fs::path& token_file) {

@@ -61,7 +61,8 @@ class Service {
   virtual const crypto::Certificate& root_ca() const = 0;
   // The platform administrator token made on this start; empty when the data existed already.
   virtual const std::string& new_admin_token() const = 0;
-  // The scheduled work, now: makes the successor of every tenant CA that expires within 90 days.
+  // The scheduled work, now: makes the successor of every tenant CA that expires within 90 days,
+  // and drops image uploads not completed within a day.
   // Errors are logged; the first is returned after all tenants were tried.
   virtual Expected<void> RunMaintenance() = 0;
   // Graceful stop; idempotent.

@@ -339,6 +339,31 @@ TEST_F(Catalog, DeploymentsPutTenantAppImagesOnAGroupEachComponentOnce) {
   EXPECT_EQ(json::Parse(Call(a_reader_, "GET", deployments).body)->size(), 2u);
 }
 
+TEST(CatalogUploads, UploadsNotCompletedWithinADayAreDroppedByTheScheduledWork) {
+  TempDir dir;
+  FakeClock clock(std::chrono::system_clock::now());
+  auto service = Service::Start({.data_dir = dir / "data",
+                                 .listen = "127.0.0.1:0",
+                                 .master_key_file = dir / "master.key",
+                                 .threads = 2},
+                                clock);
+  ASSERT_TRUE(service) << service.error().message();
+  const std::string admin = (*service)->new_admin_token();
+  auto started = testing::CallService(**service, admin, "POST", "/v1/image-uploads");
+  ASSERT_EQ(started.status, 201) << started.body;
+  const std::string id = json::Parse(started.body)->value("id", "");
+  ASSERT_TRUE(fs::exists(dir / "data" / "uploads" / id));
+  clock.Set(clock.Now() + std::chrono::hours(23));
+  ASSERT_TRUE((*service)->RunMaintenance());
+  EXPECT_TRUE(fs::exists(dir / "data" / "uploads" / id)) << "younger than a day";
+  clock.Set(clock.Now() + std::chrono::hours(2));
+  ASSERT_TRUE((*service)->RunMaintenance());
+  EXPECT_FALSE(fs::exists(dir / "data" / "uploads" / id));
+  EXPECT_EQ(testing::CallService(**service, admin, "POST", "/v1/image-uploads/" + id + "/complete")
+                .status,
+            404);
+}
+
 // The CLI's verbs over the same routes: a key set made offline and uploaded, an app packed,
 // added in parts and downloaded in ranges.
 TEST_F(Catalog, PublisherWorkflowThroughTheCli) {
