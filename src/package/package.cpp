@@ -41,7 +41,7 @@ Expected<void> Verified(const crypto::dsse::Envelope& envelope, const Manifest& 
   const std::string_view who = IsApp(claimed.kind) ? "the tenant's app" : "the platform's OS";
   if (keys == nullptr || keys->empty()) {
     return Fail(PackageErrc::kUntrusted,
-                "no " + std::string(who) + " publisher keys are trusted here, so this " +
+                "none of " + std::string(who) + " publisher keys is trusted here, so this " +
                     std::string(KindName(claimed.kind)) + " package cannot be verified");
   }
   auto payload = crypto::dsse::Verify(

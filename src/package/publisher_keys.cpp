@@ -61,7 +61,14 @@ Expected<KeyRole> ParseRole(const json::Json& doc, std::string_view name) {
     auto key = pem.is_string() ? crypto::PublicKey::FromPem(pem.get<std::string>())
                                : Expected<crypto::PublicKey>(Fail(CoreErrc::kParse, "not text"));
     if (!key) return std::unexpected(Malformed(std::string(name) + " holds a key that is not PEM"));
-    role.keys.push_back(std::move(*key));
+    // One encoding per key, so that one key cannot be counted twice toward a threshold.
+    auto canonical = crypto::PublicKey::FromCanonicalDer(key->Der());
+    if (!canonical) {
+      return std::unexpected(Malformed(std::string(name) +
+                                       " holds a key that is not P-256 with a named curve and an "
+                                       "uncompressed point"));
+    }
+    role.keys.push_back(std::move(*canonical));
   }
   return role;
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "cli/cli.hpp"
 #include "core/file.hpp"
@@ -26,6 +27,12 @@ using json::Json;
 using testing::TempDir;
 
 constexpr char kComponent[] = "2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b";
+
+// The manifest of a package held in memory.
+package::Manifest ManifestOf(const Bytes& bytes) {
+  package::MemorySource source(bytes);
+  return package::Reader::Inspect(source)->manifest();
+}
 
 class Catalog : public ::testing::Test {
  protected:
@@ -362,6 +369,133 @@ TEST(CatalogUploads, UploadsNotCompletedWithinADayAreDroppedByTheScheduledWork) 
   EXPECT_EQ(testing::CallService(**service, admin, "POST", "/v1/image-uploads/" + id + "/complete")
                 .status,
             404);
+}
+
+TEST_F(Catalog, ConcurrentCompletionsStoreOneImageAndLatePartsAreRefused) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  const Bytes package = Package(package::Kind::kApp, publisher_, std::size_t{3} << 20);
+  auto started = Call(a_admin_, "POST", A() + "/image-uploads");
+  const std::string upload =
+      A() + "/image-uploads/" + json::Parse(started.body).value_or(Json::object()).value("id", "");
+  for (std::size_t offset = 0; offset < package.size(); offset += std::size_t{1} << 20) {
+    const std::size_t n = std::min(package.size() - offset, std::size_t{1} << 20);
+    ASSERT_EQ(Call(a_admin_, "POST", upload + "/parts",
+                   std::string(AsString(ByteView(package).subspan(offset, n))),
+                   {{"Upload-Offset", std::to_string(offset)}})
+                  .status,
+              200);
+  }
+  std::vector<int> statuses(3);
+  {
+    std::vector<std::jthread> completing;
+    for (int& status : statuses) {
+      completing.emplace_back(
+          [&] { status = Call(a_admin_, "POST", upload + "/complete").status; });
+    }
+  }
+  std::sort(statuses.begin(), statuses.end());
+  EXPECT_EQ(statuses, (std::vector<int>{201, 404, 404}));
+  auto late = Call(a_admin_, "POST", upload + "/parts", "EVILBYTES",
+                   {{"Upload-Offset", std::to_string(package.size())}});
+  EXPECT_EQ(late.status, 404);
+  const std::string id =
+      json::Parse(Call(a_reader_, "GET", A() + "/images").body)->at(0).value("id", "");
+  Bytes stored;
+  while (stored.size() < package.size() + 1) {
+    auto range = Call(a_reader_, "GET", A() + "/images/" + id + "/content", {},
+                      {{"Range", "bytes=" + std::to_string(stored.size()) + "-"}});
+    if (range.status != 206) break;
+    stored.insert(stored.end(), range.body.begin(), range.body.end());
+  }
+  EXPECT_EQ(stored, package) << "exactly the verified bytes";
+}
+
+TEST_F(Catalog, ImageIdsAreScopedToTheirTenantSoNoneCanBeProbedOrTaken) {
+  ASSERT_EQ(
+      PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+      200);
+  const auto b_publisher = *crypto::PrivateKey::GenerateP256();
+  ASSERT_EQ(
+      PutKeySet(b_admin_, tenant_b_, KeySet(tenant_b_, 1, {&root_}, b_publisher, {&root_})).status,
+      200);
+  const Bytes a_package = Package(package::Kind::kApp, publisher_);
+  ASSERT_EQ(Upload(a_admin_, A(), a_package).status, 201);
+  // Tenant B re-signs A's manifest (same image ID) with its own key.
+  auto manifest = ManifestOf(a_package);
+  ASSERT_TRUE(file::WriteDurably(dir_ / "b.payload", *crypto::RandomBytes(100), 0644));
+  ASSERT_TRUE(
+      package::Write(manifest, dir_ / "b.payload", std::span(&b_publisher, 1), dir_ / "b.aspkg"));
+  const std::string b = "/v1/tenants/" + tenant_b_;
+  EXPECT_EQ(Upload(b_admin_, b, *file::Read(dir_ / "b.aspkg")).status, 201)
+      << "another tenant's image ID is neither revealed nor blocked";
+  EXPECT_EQ(Upload(a_admin_, A(), a_package).status, 409)
+      << "within a tenant, images are immutable";
+}
+
+TEST_F(Catalog, ProductFieldsOfTheWrongTypeAreABadRequest) {
+  for (const char* body : {R"({"name":5})", R"({"name":"x","description":7})"}) {
+    EXPECT_EQ(Call(a_admin_, "POST", A() + "/products", body).status, 400) << body;
+  }
+  ASSERT_EQ(Call(a_admin_, "POST", A() + "/products", R"({"name":"Kiosk"})").status, 201);
+  EXPECT_EQ(Call(a_admin_, "PATCH", A() + "/products/Kiosk", R"({"name":[1]})").status, 400);
+}
+
+TEST(CatalogUploads, AppsAreRefusedOnceTheTenantsPublisherKeySetHasExpired) {
+  TempDir dir;
+  FakeClock clock(std::chrono::system_clock::now());
+  auto service = Service::Start({.data_dir = dir / "data",
+                                 .listen = "127.0.0.1:0",
+                                 .master_key_file = dir / "master.key",
+                                 .threads = 2},
+                                clock);
+  ASSERT_TRUE(service) << service.error().message();
+  const std::string admin = (*service)->new_admin_token();
+  auto call = [&](const std::string& method, const std::string& target, const std::string& body,
+                  std::vector<std::pair<std::string, std::string>> headers = {}) {
+    const std::vector<crypto::Certificate> roots{(*service)->root_ca()};
+    wire::HttpsClient client({"127.0.0.1", (*service)->port()}, *crypto::tls::ClientContext(roots));
+    headers.emplace_back("Authorization", "Bearer " + admin);
+    return client.Send(method, target, body, headers).value_or(wire::HttpResponse{});
+  };
+  const std::string tenant =
+      json::Parse(call("POST", "/v1/tenants", R"({"name":"Contoso"})").body)->value("id", "");
+  const auto root = *crypto::PrivateKey::GenerateP256();
+  const auto publisher = *crypto::PrivateKey::GenerateP256();
+  package::PublisherKeySet set;
+  set.tenant = tenant;
+  set.expires = UnixSeconds(clock.Now() + std::chrono::hours(24));
+  set.root.keys = {root.Public()};
+  set.publishers.keys = {publisher.Public()};
+  ASSERT_EQ(call("PUT", "/v1/tenants/" + tenant + "/publisher-key-set",
+                 crypto::dsse::Serialize(*package::SignKeySet(set, std::span(&root, 1))))
+                .status,
+            200);
+  package::Manifest m;
+  m.image_id = *crypto::RandomUuid();
+  m.component_id = kComponent;
+  m.name = "app";
+  m.version = "1";
+  m.payload.compression = package::Compression::kNone;
+  m.app_manifest = std::string(R"({"ComponentId":")") + kComponent + "\"}";
+  ASSERT_TRUE(file::WriteDurably(dir / "payload", Bytes(10, 1), 0644));
+  ASSERT_TRUE(package::Write(m, dir / "payload", std::span(&publisher, 1), dir / "p.aspkg"));
+  const std::string bytes(AsString(*file::Read(dir / "p.aspkg")));
+  auto upload = [&] {
+    const std::string base =
+        "/v1/tenants/" + tenant + "/image-uploads/" +
+        json::Parse(call("POST", "/v1/tenants/" + tenant + "/image-uploads", "").body)
+            ->value("id", "");
+    call("POST", base + "/parts", bytes, {{"Upload-Offset", "0"}});
+    return call("POST", base + "/complete", "");
+  };
+  clock.Set(clock.Now() + std::chrono::hours(25));
+  auto refused = upload();
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_NE(refused.body.find("has expired"), std::string::npos) << refused.body;
+  clock.Set(clock.Now() - std::chrono::hours(2));
+  EXPECT_EQ(upload().status, 201);
 }
 
 // The CLI's verbs over the same routes: a key set made offline and uploaded, an app packed,

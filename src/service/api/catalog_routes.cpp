@@ -27,6 +27,9 @@ using http::Response;
 using json::Json;
 using store::Role;
 
+// Uploads in progress per tenant (and for the platform).
+constexpr std::int64_t kMaxOpenUploads = 16;
+
 // The largest package an upload may grow to: the largest payload and envelope, and the header.
 constexpr std::uint64_t kMaxPackage = package::kMaxPayloadSize + (std::uint64_t{4} << 20) + 12;
 
@@ -61,6 +64,33 @@ std::optional<std::uint64_t> ParseNumber(std::string_view text) {
   if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
   return value;
 }
+
+// Reads `inner` and writes every byte it gives to `out`, hashing them, so that what is stored is
+// exactly what the reader verified.
+class TeeSource final : public package::Source {
+ public:
+  TeeSource(package::Source& inner, file::FileSystem& fs, file::FileSystem::Handle out,
+            crypto::Sha256& hash)
+      : inner_(inner), fs_(fs), out_(out), hash_(hash) {}
+
+  Expected<std::size_t> Read(std::span<std::uint8_t> buffer) override {
+    auto n = inner_.Read(buffer);
+    if (!n || *n == 0) return n;
+    const ByteView data(buffer.data(), *n);
+    if (auto ok = fs_.Write(out_, data); !ok) return std::unexpected(ok.error());
+    if (auto ok = hash_.Update(data); !ok) return std::unexpected(ok.error());
+    count_ += *n;
+    return n;
+  }
+  std::uint64_t count() const { return count_; }
+
+ private:
+  package::Source& inner_;
+  file::FileSystem& fs_;
+  file::FileSystem::Handle out_;
+  crypto::Sha256& hash_;
+  std::uint64_t count_ = 0;
+};
 
 class Catalog {
  public:
@@ -122,6 +152,14 @@ class Catalog {
   // --- uploads ---
 
   Response StartUpload(const Principal& who, std::string_view tenant) const {
+    auto open = c_.store.CountUploads(tenant);
+    if (!open) return FromError(open.error());
+    if (*open >= kMaxOpenUploads) {
+      return Response::Problem(429, "Too many uploads",
+                               "complete or abandon uploads in progress first (at most " +
+                                   std::to_string(kMaxOpenUploads) +
+                                   "; unfinished ones are dropped after a day)");
+    }
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
     std::error_code ec;
@@ -168,43 +206,25 @@ class Catalog {
   }
 
   Response Complete(const Request& request, const Principal& who, std::string_view tenant) const {
-    auto upload = c_.store.GetUpload(tenant, request.Param("upload"));
+    // Claimed first: a second completion, or a part sent from now on, finds no upload.
+    auto upload = c_.store.ClaimUpload(tenant, request.Param("upload"));
     if (!upload) return FromError(upload.error());
     const fs::path file = uploads_ / upload->id;
-    auto discard = [&] {
-      std::error_code ec;
-      fs::remove(file, ec);
-      if (auto gone = c_.store.DeleteUpload(upload->id); !gone) {
-        log::Warning("dropping upload {}: {}", upload->id, gone.error().message());
-      }
-    };
-    auto verified = Verify(file, tenant);
-    if (!verified) {
-      discard();
-      const bool refused = verified.error().code().category() == package::PackageCategory() &&
-                           verified.error() != package::PackageErrc::kIo;
-      if (!refused) return FromError(verified.error());
-      return Response::Problem(422, "Image refused", verified.error().message());
+    auto stored = Keep(file, *upload, tenant);
+    std::error_code ec;
+    fs::remove(file, ec);
+    if (!stored) {
+      const bool refused = stored.error().code().category() == package::PackageCategory() &&
+                           stored.error() != package::PackageErrc::kIo;
+      if (!refused) return FromError(stored.error());
+      return Response::Problem(422, "Image refused", stored.error().message());
     }
-    auto& [image, digest] = *verified;
+    store::Image& image = *stored;
     image.tenant_id = std::string(tenant);
     image.uploaded_at = UnixSeconds(c_.clock.Now());
-    std::error_code ec;
-    fs::create_directories(images_, ec);
-    const fs::path stored = images_ / (digest + ".aspkg");
-    fs::rename(file, stored, ec);
-    if (ec || !file::RealFileSystem().SyncDirectory(images_)) {
-      discard();
-      return FromError(Error(CoreErrc::kIo, "storing the image failed"));
-    }
-    auto added = Audited(c_.store, c_.clock, who, tenant, "image.add", image.id, [&] {
-      if (auto ok = c_.store.AddImage(image); !ok) return ok;
-      return c_.store.DeleteUpload(upload->id);
-    });
-    if (!added) {
-      discard();
-      return FromError(added.error());
-    }
+    auto added = Audited(c_.store, c_.clock, who, tenant, "image.add", image.id,
+                         [&] { return c_.store.AddImage(image); });
+    if (!added) return FromError(added.error());
     return Response::Json(201, ImageJson(image).dump());
   }
 
@@ -275,35 +295,87 @@ class Catalog {
   const Context& context() const { return c_; }
 
  private:
-  // The package at `file` verified for `tenant` (empty: the platform), with the SHA-256 of the
-  // whole file. Errors in the package category are refusals.
-  Expected<std::pair<store::Image, std::string>> Verify(const fs::path& file,
-                                                        std::string_view tenant) const {
-    crypto::dsse::TrustedKeys app_keys;
+  // Verifies the package in the upload's file for `tenant` (empty: the platform) and stores the
+  // bytes it verified, as they were read, in images/<SHA-256>.aspkg: a part written to the upload
+  // meanwhile changes nothing stored. Errors in the package category are refusals.
+  Expected<store::Image> Keep(const fs::path& file, const store::Upload& upload,
+                              std::string_view tenant) const {
+    auto publishers = PublishersFor(tenant);
+    if (!publishers) return std::unexpected(publishers.error());
+    auto source = package::FileSource::Open(file);
+    if (!source) return std::unexpected(source.error());
+    std::error_code ec;
+    fs::create_directories(images_, ec);
+    file::FileSystem& fs = file::RealFileSystem();
+    auto copy = fs.CreateTemporary(images_, "upload", 0644);
+    if (!copy) return std::unexpected(copy.error());
+    auto hash = crypto::Sha256::Create();
+    if (!hash) return std::unexpected(hash.error());
+    TeeSource tee(*source, fs, copy->handle, *hash);
+    auto image = VerifyFrom(tee, publishers->first, tenant);
+    Expected<void> kept = image ? fs.Sync(copy->handle) : Expected<void>{};
+    auto closed = fs.Close(copy->handle);
+    auto digest = hash->Finish();
+    auto fail = [&](Error e) -> Expected<store::Image> {
+      fs.Remove(copy->path);
+      return std::unexpected(std::move(e));
+    };
+    if (!image) return fail(image.error());
+    if (!kept || !closed || !digest) {
+      return fail(!kept ? kept.error() : !closed ? closed.error() : digest.error());
+    }
+    if (tee.count() != static_cast<std::uint64_t>(upload.received)) {
+      return fail(Error(package::PackageErrc::kMismatch,
+                        "the package is " + std::to_string(tee.count()) + " bytes, the upload " +
+                            std::to_string(upload.received)));
+    }
+    image->sha256 = crypto::ToHex(*digest);
+    image->size = static_cast<std::int64_t>(tee.count());
+    if (auto renamed = fs.Rename(copy->path, images_ / (image->sha256 + ".aspkg")); !renamed) {
+      return fail(renamed.error());
+    }
+    if (auto synced = fs.SyncDirectory(images_); !synced) return std::unexpected(synced.error());
+    return image;
+  }
+
+  // The publisher keys an upload to `tenant` must be signed with (and the trusted keys they
+  // point into), or a refusal when the tenant has no usable key set.
+  Expected<std::pair<package::Publishers, std::shared_ptr<crypto::dsse::TrustedKeys>>>
+  PublishersFor(std::string_view tenant) const {
+    auto app_keys = std::make_shared<crypto::dsse::TrustedKeys>();
     package::Publishers publishers;
     if (tenant.empty()) {
       publishers.os = &c_.os_publishers;
-    } else {
-      auto stored = c_.store.GetPublisherKeySet(tenant);
-      if (!stored) return std::unexpected(stored.error());
-      if (!*stored) {
-        return Fail(package::PackageErrc::kUntrusted,
-                    "the tenant has no publisher key set, so no app package can be verified: "
-                    "upload one with aspis publisher-key-set update");
-      }
-      auto envelope = crypto::dsse::Parse((*stored)->envelope);
-      auto set = envelope ? package::ParseKeySet(AsString(envelope->payload))
-                          : Expected<package::PublisherKeySet>(std::unexpected(envelope.error()));
-      if (!set) return std::unexpected(set.error());
-      app_keys = set->publishers.Trusted();
-      publishers.apps = &app_keys;
-      publishers.apps_threshold = set->publishers.threshold;
+      return std::pair{publishers, app_keys};
     }
-    auto source = package::FileSource::Open(file);
-    if (!source) return std::unexpected(source.error());
-    auto reader = package::Reader::Open(*source, publishers);
-    if (!reader) return std::unexpected(reader.error());
-    const package::Manifest& m = reader->manifest();
+    auto stored = c_.store.GetPublisherKeySet(tenant);
+    if (!stored) return std::unexpected(stored.error());
+    if (!*stored) {
+      return Fail(package::PackageErrc::kUntrusted,
+                  "the tenant has no publisher key set, so no app package can be verified: "
+                  "upload one with aspis publisher-key-set update");
+    }
+    auto envelope = crypto::dsse::Parse((*stored)->envelope);
+    auto set = envelope ? package::ParseKeySet(AsString(envelope->payload))
+                        : Expected<package::PublisherKeySet>(std::unexpected(envelope.error()));
+    if (!set) return std::unexpected(set.error());
+    if (set->expires <= UnixSeconds(c_.clock.Now())) {
+      return Fail(package::PackageErrc::kUntrusted,
+                  "the tenant's publisher key set (version " + std::to_string(set->version) +
+                      ") has expired: upload its successor with aspis publisher-key-set update");
+    }
+    *app_keys = set->publishers.Trusted();
+    publishers.apps = app_keys.get();
+    publishers.apps_threshold = set->publishers.threshold;
+    return std::pair{publishers, app_keys};
+  }
+
+  static Expected<store::Image> VerifyFrom(package::Source& source,
+                                           const package::Publishers& publishers,
+                                           std::string_view tenant) {
+    auto inspected = package::Reader::Open(source, publishers);
+    if (!inspected) return std::unexpected(inspected.error());
+    const package::Manifest& m = inspected->manifest();
     if (tenant.empty() == package::IsApp(m.kind)) {
       return Fail(package::PackageErrc::kUntrusted,
                   tenant.empty() ? "the platform administrator adds OS and board images; apps are "
@@ -311,9 +383,7 @@ class Catalog {
                                  : "a tenant adds app images; OS and board images are the "
                                    "platform's");
     }
-    if (auto ok = reader->VerifyPayload(); !ok) return std::unexpected(ok.error());
-    auto digest = FileDigest(file);
-    if (!digest) return std::unexpected(digest.error());
+    if (auto ok = inspected->VerifyPayload(); !ok) return std::unexpected(ok.error());
     store::Image image;
     image.id = m.image_id;
     image.component_id = m.component_id;
@@ -321,29 +391,8 @@ class Catalog {
     image.kind = std::string(package::KindName(m.kind));
     image.version = m.version;
     image.security_version = static_cast<std::int64_t>(m.security_version);
-    image.sha256 = *digest;
-    image.size = static_cast<std::int64_t>(fs::file_size(file));
-    image.manifest = AsString(reader->envelope().payload);
-    return std::pair{std::move(image), std::move(*digest)};
-  }
-
-  static Expected<std::string> FileDigest(const fs::path& file) {
-    auto source = package::FileSource::Open(file);
-    if (!source) return std::unexpected(source.error());
-    auto hash = crypto::Sha256::Create();
-    if (!hash) return std::unexpected(hash.error());
-    std::vector<std::uint8_t> chunk(std::size_t{64} << 10);
-    for (;;) {
-      auto n = source->Read(chunk);
-      if (!n) return std::unexpected(n.error());
-      if (*n == 0) break;
-      if (auto ok = hash->Update(ByteView(chunk.data(), *n)); !ok) {
-        return std::unexpected(ok.error());
-      }
-    }
-    auto digest = hash->Finish();
-    if (!digest) return std::unexpected(digest.error());
-    return crypto::ToHex(*digest);
+    image.manifest = AsString(inspected->envelope().payload);
+    return image;
   }
 
   Context c_;

@@ -61,6 +61,14 @@ Response BadRequest(std::string_view detail) {
   return Response::Problem(400, "Bad request", detail);
 }
 
+// The string field `key` of `body`, `fallback` when absent; nullopt when of another type.
+std::optional<std::string> Text(const Json& body, const char* key, std::string fallback) {
+  const auto it = body.find(key);
+  if (it == body.end()) return fallback;
+  if (!it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
 // Applies the optional fields of `body` to `g`; a problem when one is invalid.
 std::optional<Response> ApplyGroupFields(const Json& body, store::DeviceGroup& g) {
   if (body.contains("name")) {
@@ -102,15 +110,19 @@ class Products {
   Response Create(const Request& request, const Principal& who, std::string_view tenant) const {
     auto body = Body(request);
     if (!body) return BadRequest(body.error().message());
-    const std::string name = body->value("name", "");
-    const std::string description = body->value("description", "");
-    if (!IsName(name)) return BadRequest("\"name\" must be 1 to 50 characters, without /");
-    if (description.size() > 200) return BadRequest("\"description\" is at most 200 characters");
+    const auto name = Text(*body, "name", "");
+    const auto description = Text(*body, "description", "");
+    if (!name || !IsName(*name)) {
+      return BadRequest("\"name\" must be 1 to 50 characters, without /");
+    }
+    if (!description || description->size() > 200) {
+      return BadRequest("\"description\" is text of at most 200 characters");
+    }
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
     const auto now = UnixSeconds(c_.clock.Now());
-    const store::Product product{*id, std::string(tenant), name, description, now};
-    auto made = Audited(c_.store, c_.clock, who, tenant, "product.create", name, [&] {
+    const store::Product product{*id, std::string(tenant), *name, *description, now};
+    auto made = Audited(c_.store, c_.clock, who, tenant, "product.create", *name, [&] {
       if (auto ok = c_.store.AddProduct(product); !ok) return ok;
       for (const auto& d : kDefaultGroups) {
         auto group_id = crypto::RandomUuid();
@@ -145,11 +157,13 @@ class Products {
     if (!product) return FromError(product.error());
     auto body = Body(request);
     if (!body) return BadRequest(body.error().message());
-    product->name = body->value("name", product->name);
-    product->description = body->value("description", product->description);
-    if (!IsName(product->name) || product->description.size() > 200) {
+    const auto name = Text(*body, "name", product->name);
+    const auto description = Text(*body, "description", product->description);
+    if (!name || !description || !IsName(*name) || description->size() > 200) {
       return BadRequest("\"name\" is 1 to 50 characters without /; \"description\" at most 200");
     }
+    product->name = *name;
+    product->description = *description;
     auto updated = Audited(c_.store, c_.clock, who, tenant, "product.update", product->id,
                            [&] { return c_.store.UpdateProduct(*product); });
     return updated ? Response::Json(200, ProductJson(*product).dump()) : FromError(updated.error());

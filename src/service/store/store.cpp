@@ -100,11 +100,13 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              tenant_id TEXT PRIMARY KEY REFERENCES tenants (id), version BIGINT NOT NULL,
              root_fingerprint TEXT NOT NULL, envelope TEXT NOT NULL,
              uploaded_at BIGINT NOT NULL))",
+        // Image IDs are unique per tenant (the platform's images have tenant ''), so that one
+        // tenant can neither learn nor take another's.
         R"(CREATE TABLE images (
-             id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, component_id TEXT NOT NULL,
+             id TEXT NOT NULL, tenant_id TEXT NOT NULL, component_id TEXT NOT NULL,
              name TEXT NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL,
              security_version BIGINT NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL,
-             manifest TEXT NOT NULL, uploaded_at BIGINT NOT NULL))",
+             manifest TEXT NOT NULL, uploaded_at BIGINT NOT NULL, PRIMARY KEY (tenant_id, id)))",
         R"(CREATE INDEX images_by_tenant ON images (tenant_id, uploaded_at))",
         R"(CREATE TABLE uploads (
              id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, received BIGINT NOT NULL,
@@ -130,7 +132,7 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
         R"(CREATE INDEX deployments_by_group ON deployments (device_group_id, sequence))",
         R"(CREATE TABLE deployment_images (
              deployment_id TEXT NOT NULL REFERENCES deployments (id),
-             image_id TEXT NOT NULL REFERENCES images (id), component_id TEXT NOT NULL,
+             image_id TEXT NOT NULL, component_id TEXT NOT NULL,
              PRIMARY KEY (deployment_id, component_id)))",
     },
 };

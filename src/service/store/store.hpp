@@ -364,6 +364,11 @@ class Store {
   Expected<Upload> GetUpload(std::string_view tenant, std::string_view id);
   Expected<void> AdvanceUpload(std::string_view id, std::int64_t from, std::int64_t to);
   Expected<void> DeleteUpload(std::string_view id);
+  // Removes the upload and returns it, for the one caller that completes it: a second completion,
+  // or a part sent after, finds no upload. Errors: kNotFound.
+  Expected<Upload> ClaimUpload(std::string_view tenant, std::string_view id);
+  // Uploads in progress for `tenant`.
+  Expected<std::int64_t> CountUploads(std::string_view tenant);
   Expected<std::vector<Upload>> ListUploadsCreatedBefore(std::int64_t at);
 
  private:

@@ -105,6 +105,21 @@ Expected<void> Store::AdvanceUpload(std::string_view id, std::int64_t from, std:
   return moved;
 }
 
+Expected<Upload> Store::ClaimUpload(std::string_view tenant, std::string_view id) {
+  return Single(Map<Upload>(db_->Query("DELETE FROM uploads WHERE tenant_id = $1 AND id = $2 "
+                                       "RETURNING id, tenant_id, received, created_at",
+                                       {std::string(tenant), std::string(id)}),
+                            ToUpload),
+                "upload");
+}
+
+Expected<std::int64_t> Store::CountUploads(std::string_view tenant) {
+  auto rows =
+      db_->Query("SELECT COUNT(*) FROM uploads WHERE tenant_id = $1", {std::string(tenant)});
+  if (!rows) return std::unexpected(rows.error());
+  return Number(rows->front(), 0);
+}
+
 Expected<void> Store::DeleteUpload(std::string_view id) {
   return Discard(db_->Query("DELETE FROM uploads WHERE id = $1", {std::string(id)}));
 }
@@ -173,6 +188,7 @@ Expected<void> Store::UpdateProduct(const Product& p) {
 }
 
 Expected<void> Store::DeleteProduct(std::string_view tenant, std::string_view id) {
+  if (auto product = GetProduct(tenant, id); !product) return std::unexpected(product.error());
   return [&]() -> Expected<void> {
     auto devices = db_->Query(
         "SELECT COUNT(*) FROM devices d JOIN device_groups g ON d.device_group_id = g.id WHERE "
@@ -245,6 +261,7 @@ Expected<void> Store::UpdateDeviceGroup(const DeviceGroup& g) {
 }
 
 Expected<void> Store::DeleteDeviceGroup(std::string_view tenant, std::string_view id) {
+  if (auto group = GetDeviceGroup(tenant, id); !group) return std::unexpected(group.error());
   return [&]() -> Expected<void> {
     auto devices =
         db_->Query("SELECT COUNT(*) FROM devices WHERE device_group_id = $1", {std::string(id)});

@@ -3,9 +3,13 @@
 
 #include <chrono>
 
+#include "core/file.hpp"
+#include "core/json.hpp"
 #include "crypto/key.hpp"
 #include "package/errors.hpp"
 #include "package/publisher_keys.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
 
 namespace aspis::package {
 namespace {
@@ -115,6 +119,28 @@ TEST_F(PublisherKeys, MalformedSetsAreRefused) {
   set.publishers.keys.push_back(publisher_.Public());
   EXPECT_FALSE(SignKeySet(set, std::vector{root_}));
   EXPECT_FALSE(ParseKeySet(R"({"tenant":"t1","version":1,"expires":1,"root":{},"x":1})"));
+}
+
+// The same key as a compressed point has another encoding and so another key ID: listed twice it
+// would count twice toward a threshold. Only the canonical encoding is accepted.
+TEST_F(PublisherKeys, KeyListedTwiceInAnotherEncodingIsRefused) {
+  testing::TempDir dir;
+  ASSERT_TRUE(file::WriteDurably(dir / "root.pem", AsBytes(*root_.Public().ToPem()), 0644));
+  const auto compressed =
+      testing::RunProcess({"openssl", "ec", "-pubin", "-in", (dir / "root.pem").string(),
+                           "-conv_form", "compressed", "-pubout"});
+  ASSERT_EQ(compressed.exit_code, 0) << compressed.output;
+  const std::string pem = compressed.output.substr(compressed.output.find("-----BEGIN"));
+  auto doc = *json::Parse(SerializeKeySet(Set(1, {root_}, 1)));
+  doc["root"]["keys"].push_back(pem);
+  doc["root"]["threshold"] = 2;
+  auto refused = ParseKeySet(doc.dump());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("uncompressed point"), std::string::npos)
+      << refused.error().message();
+  doc["root"]["keys"].erase(1);
+  doc["root"]["threshold"] = 1;
+  EXPECT_TRUE(ParseKeySet(doc.dump()));
 }
 
 }  // namespace
