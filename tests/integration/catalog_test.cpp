@@ -128,9 +128,9 @@ class Catalog : public ::testing::Test {
     return *file::Read(dir_ / (name + ".aspkg"), std::size_t{64} << 20);
   }
 
-  // Uploads `bytes` in parts of at most 1 MiB under `base` ("/v1" or "/v1/tenants/T") and
-  // completes the upload; returns the completion's answer.
-  wire::HttpResponse Upload(const std::string& token, const std::string& base, const Bytes& bytes) {
+  // Starts an upload under `base` ("/v1" or "/v1/tenants/T") and sends `bytes` in parts of at
+  // most 1 MiB; returns the upload's path, for its completion.
+  std::string SendParts(const std::string& token, const std::string& base, const Bytes& bytes) {
     auto started = Call(token, "POST", base + "/image-uploads");
     EXPECT_EQ(started.status, 201) << started.body;
     const std::string upload = base + "/image-uploads/" +
@@ -142,6 +142,12 @@ class Catalog : public ::testing::Test {
                        {{"Upload-Offset", std::to_string(offset)}});
       EXPECT_EQ(part.status, 200) << part.body;
     }
+    return upload;
+  }
+
+  // SendParts, then the completion's answer.
+  wire::HttpResponse Upload(const std::string& token, const std::string& base, const Bytes& bytes) {
+    const std::string upload = SendParts(token, base, bytes);
     return Call(token, "POST", upload + "/complete");
   }
 
@@ -346,27 +352,38 @@ TEST_F(Catalog, DeploymentsPutTenantAppImagesOnAGroupEachComponentOnce) {
   EXPECT_EQ(json::Parse(Call(a_reader_, "GET", deployments).body)->size(), 2u);
 }
 
-TEST(CatalogUploads, UploadsNotCompletedWithinADayAreDroppedByTheScheduledWork) {
-  TempDir dir;
-  FakeClock clock(std::chrono::system_clock::now());
-  auto service = Service::Start({.data_dir = dir / "data",
-                                 .listen = "127.0.0.1:0",
-                                 .master_key_file = dir / "master.key",
-                                 .threads = 2},
-                                clock);
-  ASSERT_TRUE(service) << service.error().message();
-  const std::string admin = (*service)->new_admin_token();
-  auto started = testing::CallService(**service, admin, "POST", "/v1/image-uploads");
+// A service whose clock the test moves.
+class CatalogUploads : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto service = Service::Start({.data_dir = dir_ / "data",
+                                   .listen = "127.0.0.1:0",
+                                   .master_key_file = dir_ / "master.key",
+                                   .threads = 2},
+                                  clock_);
+    ASSERT_TRUE(service) << service.error().message();
+    service_ = std::move(*service);
+    admin_ = service_->new_admin_token();
+  }
+
+  TempDir dir_;
+  FakeClock clock_{std::chrono::system_clock::now()};
+  std::unique_ptr<Service> service_;
+  std::string admin_;
+};
+
+TEST_F(CatalogUploads, UploadsNotCompletedWithinADayAreDroppedByTheScheduledWork) {
+  auto started = testing::CallService(*service_, admin_, "POST", "/v1/image-uploads");
   ASSERT_EQ(started.status, 201) << started.body;
   const std::string id = json::Parse(started.body)->value("id", "");
-  ASSERT_TRUE(fs::exists(dir / "data" / "uploads" / id));
-  clock.Set(clock.Now() + std::chrono::hours(23));
-  ASSERT_TRUE((*service)->RunMaintenance());
-  EXPECT_TRUE(fs::exists(dir / "data" / "uploads" / id)) << "younger than a day";
-  clock.Set(clock.Now() + std::chrono::hours(2));
-  ASSERT_TRUE((*service)->RunMaintenance());
-  EXPECT_FALSE(fs::exists(dir / "data" / "uploads" / id));
-  EXPECT_EQ(testing::CallService(**service, admin, "POST", "/v1/image-uploads/" + id + "/complete")
+  ASSERT_TRUE(fs::exists(dir_ / "data" / "uploads" / id));
+  clock_.Set(clock_.Now() + std::chrono::hours(23));
+  ASSERT_TRUE(service_->RunMaintenance());
+  EXPECT_TRUE(fs::exists(dir_ / "data" / "uploads" / id)) << "younger than a day";
+  clock_.Set(clock_.Now() + std::chrono::hours(2));
+  ASSERT_TRUE(service_->RunMaintenance());
+  EXPECT_FALSE(fs::exists(dir_ / "data" / "uploads" / id));
+  EXPECT_EQ(testing::CallService(*service_, admin_, "POST", "/v1/image-uploads/" + id + "/complete")
                 .status,
             404);
 }
@@ -376,17 +393,7 @@ TEST_F(Catalog, ConcurrentCompletionsStoreOneImageAndLatePartsAreRefused) {
       PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
       200);
   const Bytes package = Package(package::Kind::kApp, publisher_, std::size_t{3} << 20);
-  auto started = Call(a_admin_, "POST", A() + "/image-uploads");
-  const std::string upload =
-      A() + "/image-uploads/" + json::Parse(started.body).value_or(Json::object()).value("id", "");
-  for (std::size_t offset = 0; offset < package.size(); offset += std::size_t{1} << 20) {
-    const std::size_t n = std::min(package.size() - offset, std::size_t{1} << 20);
-    ASSERT_EQ(Call(a_admin_, "POST", upload + "/parts",
-                   std::string(AsString(ByteView(package).subspan(offset, n))),
-                   {{"Upload-Offset", std::to_string(offset)}})
-                  .status,
-              200);
-  }
+  const std::string upload = SendParts(a_admin_, A(), package);
   std::vector<int> statuses(3);
   {
     std::vector<std::jthread> completing;
@@ -442,21 +449,12 @@ TEST_F(Catalog, ProductFieldsOfTheWrongTypeAreABadRequest) {
   EXPECT_EQ(Call(a_admin_, "PATCH", A() + "/products/Kiosk", R"({"name":[1]})").status, 400);
 }
 
-TEST(CatalogUploads, AppsAreRefusedOnceTheTenantsPublisherKeySetHasExpired) {
-  TempDir dir;
-  FakeClock clock(std::chrono::system_clock::now());
-  auto service = Service::Start({.data_dir = dir / "data",
-                                 .listen = "127.0.0.1:0",
-                                 .master_key_file = dir / "master.key",
-                                 .threads = 2},
-                                clock);
-  ASSERT_TRUE(service) << service.error().message();
-  const std::string admin = (*service)->new_admin_token();
+TEST_F(CatalogUploads, AppsAreRefusedOnceTheTenantsPublisherKeySetHasExpired) {
   auto call = [&](const std::string& method, const std::string& target, const std::string& body,
                   std::vector<std::pair<std::string, std::string>> headers = {}) {
-    const std::vector<crypto::Certificate> roots{(*service)->root_ca()};
-    wire::HttpsClient client({"127.0.0.1", (*service)->port()}, *crypto::tls::ClientContext(roots));
-    headers.emplace_back("Authorization", "Bearer " + admin);
+    const std::vector<crypto::Certificate> roots{service_->root_ca()};
+    wire::HttpsClient client({"127.0.0.1", service_->port()}, *crypto::tls::ClientContext(roots));
+    headers.emplace_back("Authorization", "Bearer " + admin_);
     return client.Send(method, target, body, headers).value_or(wire::HttpResponse{});
   };
   const std::string tenant =
@@ -465,7 +463,7 @@ TEST(CatalogUploads, AppsAreRefusedOnceTheTenantsPublisherKeySetHasExpired) {
   const auto publisher = *crypto::PrivateKey::GenerateP256();
   package::PublisherKeySet set;
   set.tenant = tenant;
-  set.expires = UnixSeconds(clock.Now() + std::chrono::hours(24));
+  set.expires = UnixSeconds(clock_.Now() + std::chrono::hours(24));
   set.root.keys = {root.Public()};
   set.publishers.keys = {publisher.Public()};
   ASSERT_EQ(call("PUT", "/v1/tenants/" + tenant + "/publisher-key-set",
@@ -479,9 +477,9 @@ TEST(CatalogUploads, AppsAreRefusedOnceTheTenantsPublisherKeySetHasExpired) {
   m.version = "1";
   m.payload.compression = package::Compression::kNone;
   m.app_manifest = std::string(R"({"ComponentId":")") + kComponent + "\"}";
-  ASSERT_TRUE(file::WriteDurably(dir / "payload", Bytes(10, 1), 0644));
-  ASSERT_TRUE(package::Write(m, dir / "payload", std::span(&publisher, 1), dir / "p.aspkg"));
-  const std::string bytes(AsString(*file::Read(dir / "p.aspkg")));
+  ASSERT_TRUE(file::WriteDurably(dir_ / "payload", Bytes(10, 1), 0644));
+  ASSERT_TRUE(package::Write(m, dir_ / "payload", std::span(&publisher, 1), dir_ / "p.aspkg"));
+  const std::string bytes(AsString(*file::Read(dir_ / "p.aspkg")));
   auto upload = [&] {
     const std::string base =
         "/v1/tenants/" + tenant + "/image-uploads/" +
@@ -490,11 +488,11 @@ TEST(CatalogUploads, AppsAreRefusedOnceTheTenantsPublisherKeySetHasExpired) {
     call("POST", base + "/parts", bytes, {{"Upload-Offset", "0"}});
     return call("POST", base + "/complete", "");
   };
-  clock.Set(clock.Now() + std::chrono::hours(25));
+  clock_.Set(clock_.Now() + std::chrono::hours(25));
   auto refused = upload();
   EXPECT_EQ(refused.status, 422);
   EXPECT_NE(refused.body.find("has expired"), std::string::npos) << refused.body;
-  clock.Set(clock.Now() - std::chrono::hours(2));
+  clock_.Set(clock_.Now() - std::chrono::hours(2));
   EXPECT_EQ(upload().status, 201);
 }
 
