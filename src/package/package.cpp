@@ -4,8 +4,13 @@
 
 #include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <optional>
+#include <stop_token>
 #include <system_error>
+#include <thread>
 
 #include "core/file.hpp"
 #include "crypto/errors.hpp"
@@ -133,31 +138,128 @@ Expected<Reader> Reader::Open(Source& source, const Publishers& publishers) {
   return reader;
 }
 
+namespace {
+
+// Reads `length` bytes of a source one chunk ahead of their consumer, on a thread of its own, so
+// that copying them (out of the page cache, say) overlaps the hashing instead of adding to it.
+// Two chunks of memory. After the `length` bytes it reads one more, to tell whether the source
+// ends there.
+class ReadAhead {
+ public:
+  ReadAhead(Source& source, std::uint64_t length)
+      : source_(source),
+        left_(length),
+        reader_([this](const std::stop_token& stop) { Run(stop); }) {}
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+  ~ReadAhead() {
+    reader_.request_stop();
+    changed_.notify_all();
+  }
+
+  // The next chunk, valid until the next call; empty once the bytes are through or the source
+  // ended early (see left()). Errors: the source's.
+  Expected<ByteView> Next() {
+    std::unique_lock lock(mutex_);
+    if (handed_out_) {
+      ++released_;
+      handed_out_ = false;
+      changed_.notify_all();
+    }
+    changed_.wait(lock, [this] { return filled_ > released_ || finished_; });
+    if (filled_ > released_) {
+      handed_out_ = true;
+      const std::size_t slot = released_ % 2;
+      return ByteView(chunks_[slot].data(), sizes_[slot]);
+    }
+    if (error_) return std::unexpected(*error_);
+    return ByteView();
+  }
+  // Bytes the source did not give (it ended early); meaningful once Next returned empty.
+  std::uint64_t left() const {
+    const std::lock_guard lock(mutex_);
+    return left_;
+  }
+  // Whether the source had more than `length` bytes; meaningful once Next returned empty.
+  bool more() const {
+    const std::lock_guard lock(mutex_);
+    return more_;
+  }
+
+ private:
+  void Run(const std::stop_token& stop) {
+    for (;;) {
+      std::size_t slot = 0;
+      std::uint64_t left = 0;
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, stop, [this] { return filled_ - released_ < 2; });
+        if (stop.stop_requested()) return;
+        slot = filled_ % 2;
+        left = left_;
+      }
+      if (left == 0) {
+        std::uint8_t extra = 0;
+        auto after = source_.Read(std::span(&extra, 1));
+        const std::lock_guard lock(mutex_);
+        if (!after) error_ = after.error();
+        more_ = after && *after != 0;
+        finished_ = true;
+        changed_.notify_all();
+        return;
+      }
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, kChunk));
+      auto n = source_.Read(std::span(chunks_[slot]).first(want));
+      const std::lock_guard lock(mutex_);
+      if (!n || *n == 0) {
+        if (!n) error_ = n.error();
+        finished_ = true;
+        changed_.notify_all();
+        return;
+      }
+      sizes_[slot] = *n;
+      left_ -= *n;
+      ++filled_;
+      changed_.notify_all();
+    }
+  }
+
+  Source& source_;
+  mutable std::mutex mutex_;
+  std::condition_variable_any changed_;
+  std::array<std::array<std::uint8_t, kChunk>, 2> chunks_{};
+  std::array<std::size_t, 2> sizes_{};
+  std::uint64_t left_;          // guarded by mutex_, as are the fields below
+  std::uint64_t filled_ = 0;    // chunks read
+  std::uint64_t released_ = 0;  // chunks the consumer is done with
+  bool handed_out_ = false;
+  bool finished_ = false;
+  bool more_ = false;
+  std::optional<Error> error_;
+  std::jthread reader_;  // last: starts after the members it uses
+};
+
+}  // namespace
+
 Expected<void> Reader::StreamPayload(const std::function<Expected<void>(ByteView)>& sink) {
   if (streamed_) return Fail(PackageErrc::kIo, "the payload was already read");
   streamed_ = true;
   auto hash = crypto::Sha256::Create();
   if (!hash) return std::unexpected(hash.error());
-  std::array<std::uint8_t, kChunk> chunk{};
-  std::uint64_t left = manifest_.payload.size;
-  while (left > 0) {
-    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk.size()));
-    auto n = source_->Read(std::span(chunk).first(want));
-    if (!n) return std::unexpected(n.error());
-    if (*n == 0) {
-      return Fail(PackageErrc::kMismatch, "the payload ends " + std::to_string(left) +
-                                              " bytes before its declared size " +
-                                              std::to_string(manifest_.payload.size));
-    }
-    const ByteView data(chunk.data(), *n);
-    if (auto ok = hash->Update(data); !ok) return ok;
-    if (auto ok = sink(data); !ok) return ok;
-    left -= *n;
+  ReadAhead ahead(*source_, manifest_.payload.size);
+  for (;;) {
+    auto chunk = ahead.Next();
+    if (!chunk) return std::unexpected(chunk.error());
+    if (chunk->empty()) break;
+    if (auto ok = hash->Update(*chunk); !ok) return ok;
+    if (auto ok = sink(*chunk); !ok) return ok;
   }
-  std::uint8_t extra = 0;
-  auto after = source_->Read(std::span(&extra, 1));
-  if (!after) return std::unexpected(after.error());
-  if (*after != 0) {
+  if (const std::uint64_t left = ahead.left(); left != 0) {
+    return Fail(PackageErrc::kMismatch, "the payload ends " + std::to_string(left) +
+                                            " bytes before its declared size " +
+                                            std::to_string(manifest_.payload.size));
+  }
+  if (ahead.more()) {
     return Fail(PackageErrc::kMismatch, "the payload continues past its declared size " +
                                             std::to_string(manifest_.payload.size));
   }

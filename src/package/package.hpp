@@ -75,7 +75,8 @@ class Reader {
   const Manifest& manifest() const { return manifest_; }
   const crypto::dsse::Envelope& envelope() const { return envelope_; }
 
-  // Streams the payload to `sink` in chunks of at most 64 KiB while hashing it, then checks that
+  // Streams the payload to `sink` in chunks of at most 64 KiB while hashing it (the source is read
+  // one chunk ahead, on another thread, while this one hashes), then checks that
   // it was exactly manifest().payload.size bytes with the declared SHA-256 and that nothing
   // follows. Bytes handed to `sink` are unverified until this returns success; on failure the
   // caller discards them. Errors: kMismatch (digest, or a payload shorter or longer than
