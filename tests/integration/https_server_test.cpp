@@ -262,7 +262,8 @@ TEST_F(HttpsServer, MalformedRequestIsA400AndTheServerKeepsServing) {
 // JSON (a throwing serializer once closed the connection with no answer).
 TEST_F(HttpsServer, PathThatIsNotUtf8GetsAProblemDocument) {
   const std::string reply =
-      RawExchange(server_->port(), platform_ca_.cert, "GET /nope\xff HTTP/1.1\r\nHost: x\r\n\r\n");
+      RawExchange(server_->port(), platform_ca_.cert,
+                  "GET /nope\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   ASSERT_NE(reply.find("404"), std::string::npos) << reply;
   const auto body = json::Parse(reply.substr(reply.find("\r\n\r\n") + 4));
   ASSERT_TRUE(body) << reply;

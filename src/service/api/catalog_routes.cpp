@@ -106,28 +106,19 @@ class Catalog {
                                "the body must be a DSSE envelope: " + envelope.error().message());
     }
     const auto now = c_.clock.Now();
-    auto stored = c_.store.GetPublisherKeySet(tenant);
-    if (!stored) return FromError(stored.error());
-    Expected<package::PublisherKeySet> set = std::unexpected(Error(CoreErrc::kInvalidArgument, ""));
-    if (*stored) {
-      auto current_envelope = crypto::dsse::Parse((*stored)->envelope);
-      auto current =
-          current_envelope
-              ? package::ParseKeySet(AsString(current_envelope->payload))
-              : Expected<package::PublisherKeySet>(std::unexpected(current_envelope.error()));
-      if (!current) return FromError(current.error());
-      set = package::Successor(*current, *envelope, now);
-    } else {
-      set = package::VerifyKeySet(*envelope, tenant, now);
-    }
+    auto current = StoredKeySet(tenant);
+    if (!current) return FromError(current.error());
+    auto set = *current ? package::Successor(**current, *envelope, now)
+                        : package::VerifyKeySet(*envelope, tenant, now);
     if (!set) return Response::Problem(422, "Publisher key set refused", set.error().message());
     const store::PublisherKeySetRecord record{
         std::string(tenant), static_cast<std::int64_t>(set->version), set->RootFingerprint(),
         request.body, UnixSeconds(now)};
-    auto put = Audited(
-        c_.store, c_.clock, who, tenant, "publisher-key-set.update",
-        "version " + std::to_string(set->version),
-        [&] { return c_.store.PutPublisherKeySet(record, *stored ? (*stored)->version : 0); });
+    auto put = Audited(c_.store, c_.clock, who, tenant, "publisher-key-set.update",
+                       "version " + std::to_string(set->version), [&] {
+                         return c_.store.PutPublisherKeySet(
+                             record, *current ? static_cast<std::int64_t>((*current)->version) : 0);
+                       });
     if (!put) return FromError(put.error());
     return Response::Json(200, KeySetJson(*set).dump());
   }
@@ -300,8 +291,17 @@ class Catalog {
   // meanwhile changes nothing stored. Errors in the package category are refusals.
   Expected<store::Image> Keep(const fs::path& file, const store::Upload& upload,
                               std::string_view tenant) const {
-    auto publishers = PublishersFor(tenant);
-    if (!publishers) return std::unexpected(publishers.error());
+    // The platform's uploads are checked against its OS publishers, a tenant's against its own.
+    package::KeyRole apps;
+    if (!tenant.empty()) {
+      auto role = AppPublishers(tenant);
+      if (!role) return std::unexpected(role.error());
+      apps = std::move(*role);
+    }
+    const crypto::dsse::TrustedKeys app_keys = apps.Trusted();
+    const package::Publishers publishers{.os = tenant.empty() ? &c_.os_publishers : nullptr,
+                                         .apps = tenant.empty() ? nullptr : &app_keys,
+                                         .apps_threshold = apps.threshold};
     auto source = package::FileSource::Open(file);
     if (!source) return std::unexpected(source.error());
     std::error_code ec;
@@ -312,7 +312,7 @@ class Catalog {
     auto hash = crypto::Sha256::Create();
     if (!hash) return std::unexpected(hash.error());
     TeeSource tee(*source, fs, copy->handle, *hash);
-    auto image = VerifyFrom(tee, publishers->first, tenant);
+    auto image = VerifyFrom(tee, publishers, tenant);
     Expected<void> kept = image ? fs.Sync(copy->handle) : Expected<void>{};
     auto closed = fs.Close(copy->handle);
     auto digest = hash->Finish();
@@ -338,36 +338,34 @@ class Catalog {
     return image;
   }
 
-  // The publisher keys an upload to `tenant` must be signed with (and the trusted keys they
-  // point into), or a refusal when the tenant has no usable key set.
-  Expected<std::pair<package::Publishers, std::shared_ptr<crypto::dsse::TrustedKeys>>>
-  PublishersFor(std::string_view tenant) const {
-    auto app_keys = std::make_shared<crypto::dsse::TrustedKeys>();
-    package::Publishers publishers;
-    if (tenant.empty()) {
-      publishers.os = &c_.os_publishers;
-      return std::pair{publishers, app_keys};
-    }
+  // The tenant's stored publisher key set, parsed; nullopt when it has none.
+  Expected<std::optional<package::PublisherKeySet>> StoredKeySet(std::string_view tenant) const {
     auto stored = c_.store.GetPublisherKeySet(tenant);
     if (!stored) return std::unexpected(stored.error());
-    if (!*stored) {
+    if (!*stored) return std::nullopt;
+    auto envelope = crypto::dsse::Parse((*stored)->envelope);
+    if (!envelope) return std::unexpected(envelope.error());
+    auto set = package::ParseKeySet(AsString(envelope->payload));
+    if (!set) return std::unexpected(set.error());
+    return std::move(*set);
+  }
+
+  // The keys a tenant's app upload must be signed with, or a refusal when the tenant has no
+  // usable key set.
+  Expected<package::KeyRole> AppPublishers(std::string_view tenant) const {
+    auto set = StoredKeySet(tenant);
+    if (!set) return std::unexpected(set.error());
+    if (!*set) {
       return Fail(package::PackageErrc::kUntrusted,
                   "the tenant has no publisher key set, so no app package can be verified: "
                   "upload one with aspis publisher-key-set update");
     }
-    auto envelope = crypto::dsse::Parse((*stored)->envelope);
-    auto set = envelope ? package::ParseKeySet(AsString(envelope->payload))
-                        : Expected<package::PublisherKeySet>(std::unexpected(envelope.error()));
-    if (!set) return std::unexpected(set.error());
-    if (set->expires <= UnixSeconds(c_.clock.Now())) {
+    if ((*set)->expires <= UnixSeconds(c_.clock.Now())) {
       return Fail(package::PackageErrc::kUntrusted,
-                  "the tenant's publisher key set (version " + std::to_string(set->version) +
+                  "the tenant's publisher key set (version " + std::to_string((*set)->version) +
                       ") has expired: upload its successor with aspis publisher-key-set update");
     }
-    *app_keys = set->publishers.Trusted();
-    publishers.apps = app_keys.get();
-    publishers.apps_threshold = set->publishers.threshold;
-    return std::pair{publishers, app_keys};
+    return std::move((*set)->publishers);
   }
 
   static Expected<store::Image> VerifyFrom(package::Source& source,

@@ -189,36 +189,34 @@ Expected<void> Store::UpdateProduct(const Product& p) {
 
 Expected<void> Store::DeleteProduct(std::string_view tenant, std::string_view id) {
   if (auto product = GetProduct(tenant, id); !product) return std::unexpected(product.error());
-  return [&]() -> Expected<void> {
-    auto devices = db_->Query(
-        "SELECT COUNT(*) FROM devices d JOIN device_groups g ON d.device_group_id = g.id WHERE "
-        "g.product_id = $1",
-        {std::string(id)});
-    if (!devices) return std::unexpected(devices.error());
-    if (Number(devices->front(), 0) != 0) {
-      return Fail(StoreErrc::kConflict,
-                  "the product's device groups hold devices; move them to another product first");
-    }
-    auto deployments = db_->Query(
-        "SELECT COUNT(*) FROM deployments d JOIN device_groups g ON d.device_group_id = g.id "
-        "WHERE g.product_id = $1",
-        {std::string(id)});
-    if (!deployments) return std::unexpected(deployments.error());
-    if (Number(deployments->front(), 0) != 0) {
-      return Fail(StoreErrc::kConflict,
-                  "the product's device groups have deployments, which are "
-                  "kept");
-    }
-    if (auto ok = Discard(db_->Query("DELETE FROM device_groups WHERE tenant_id = $1 AND "
-                                     "product_id = $2",
-                                     {std::string(tenant), std::string(id)}));
-        !ok) {
-      return ok;
-    }
-    return One(db_->Query("DELETE FROM products WHERE tenant_id = $1 AND id = $2 RETURNING id",
-                          {std::string(tenant), std::string(id)}),
-               "product");
-  }();
+  auto devices = db_->Query(
+      "SELECT COUNT(*) FROM devices d JOIN device_groups g ON d.device_group_id = g.id WHERE "
+      "g.product_id = $1",
+      {std::string(id)});
+  if (!devices) return std::unexpected(devices.error());
+  if (Number(devices->front(), 0) != 0) {
+    return Fail(StoreErrc::kConflict,
+                "the product's device groups hold devices; move them to another product first");
+  }
+  auto deployments = db_->Query(
+      "SELECT COUNT(*) FROM deployments d JOIN device_groups g ON d.device_group_id = g.id "
+      "WHERE g.product_id = $1",
+      {std::string(id)});
+  if (!deployments) return std::unexpected(deployments.error());
+  if (Number(deployments->front(), 0) != 0) {
+    return Fail(StoreErrc::kConflict,
+                "the product's device groups have deployments, which are "
+                "kept");
+  }
+  if (auto ok = Discard(db_->Query("DELETE FROM device_groups WHERE tenant_id = $1 AND "
+                                   "product_id = $2",
+                                   {std::string(tenant), std::string(id)}));
+      !ok) {
+    return ok;
+  }
+  return One(db_->Query("DELETE FROM products WHERE tenant_id = $1 AND id = $2 RETURNING id",
+                        {std::string(tenant), std::string(id)}),
+             "product");
 }
 
 Expected<void> Store::AddDeviceGroup(const DeviceGroup& g) {
@@ -262,25 +260,23 @@ Expected<void> Store::UpdateDeviceGroup(const DeviceGroup& g) {
 
 Expected<void> Store::DeleteDeviceGroup(std::string_view tenant, std::string_view id) {
   if (auto group = GetDeviceGroup(tenant, id); !group) return std::unexpected(group.error());
-  return [&]() -> Expected<void> {
-    auto devices =
-        db_->Query("SELECT COUNT(*) FROM devices WHERE device_group_id = $1", {std::string(id)});
-    if (!devices) return std::unexpected(devices.error());
-    if (Number(devices->front(), 0) != 0) {
-      return Fail(StoreErrc::kConflict,
-                  "the device group holds devices; move them to another group first");
-    }
-    auto deployments = db_->Query("SELECT COUNT(*) FROM deployments WHERE device_group_id = $1",
-                                  {std::string(id)});
-    if (!deployments) return std::unexpected(deployments.error());
-    if (Number(deployments->front(), 0) != 0) {
-      return Fail(StoreErrc::kConflict, "the device group has deployments, which are kept");
-    }
-    return One(db_->Query("DELETE FROM device_groups WHERE tenant_id = $1 AND id = $2 "
-                          "RETURNING id",
-                          {std::string(tenant), std::string(id)}),
-               "device group");
-  }();
+  auto devices =
+      db_->Query("SELECT COUNT(*) FROM devices WHERE device_group_id = $1", {std::string(id)});
+  if (!devices) return std::unexpected(devices.error());
+  if (Number(devices->front(), 0) != 0) {
+    return Fail(StoreErrc::kConflict,
+                "the device group holds devices; move them to another group first");
+  }
+  auto deployments =
+      db_->Query("SELECT COUNT(*) FROM deployments WHERE device_group_id = $1", {std::string(id)});
+  if (!deployments) return std::unexpected(deployments.error());
+  if (Number(deployments->front(), 0) != 0) {
+    return Fail(StoreErrc::kConflict, "the device group has deployments, which are kept");
+  }
+  return One(db_->Query("DELETE FROM device_groups WHERE tenant_id = $1 AND id = $2 "
+                        "RETURNING id",
+                        {std::string(tenant), std::string(id)}),
+             "device group");
 }
 
 Expected<void> Store::SetDeviceGroup(std::string_view tenant, std::string_view device,
