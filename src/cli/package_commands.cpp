@@ -11,6 +11,7 @@
 #include "crypto/encoding.hpp"
 #include "crypto/key.hpp"
 #include "package/archive.hpp"
+#include "package/measure.hpp"
 #include "package/package.hpp"
 
 namespace aspis::cli {
@@ -64,7 +65,7 @@ class KeyGenerate final : public Command {
   std::string destination_;
 };
 
-// A file that is removed when this goes out of scope.
+// A file or directory that is removed when this goes out of scope.
 class Scratch {
  public:
   explicit Scratch(fs::path path) : path_(std::move(path)) {}
@@ -72,7 +73,7 @@ class Scratch {
   Scratch& operator=(const Scratch&) = delete;
   ~Scratch() {
     std::error_code ec;
-    fs::remove(path_, ec);
+    fs::remove_all(path_, ec);
   }
   const fs::path& path() const { return path_; }
 
@@ -115,6 +116,8 @@ class PackApplication final : public Command {
   }
 
   static Json Summary(const package::Manifest& m) {
+    Json measured = Json::object();
+    for (const auto& [name, digest] : m.measurements) measured[name] = crypto::ToHex(digest);
     return {{"image_id", m.image_id},
             {"component_id", m.component_id},
             {"name", m.name},
@@ -126,7 +129,8 @@ class PackApplication final : public Command {
              {{"sha256", crypto::ToHex(m.payload.sha256)},
               {"size", m.payload.size},
               {"compression", package::CompressionName(m.payload.compression)},
-              {"unpacked_size", m.payload.unpacked_size}}}};
+              {"unpacked_size", m.payload.unpacked_size}}},
+            {"measurements", measured}};
   }
 
  private:
@@ -175,6 +179,141 @@ class PackApplication final : public Command {
   std::vector<std::string> boards_;
 };
 
+// The options OS and board packages share: they are the platform's, for named boards.
+class PackPlatform : public Command {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--destination", destination_, "The .aspkg file to write")->required();
+    verb->add_option("--key", key_, "The OS publisher's private key")->required();
+    verb->add_option("--version", version_, "The version, as devices report it")->required();
+    verb->add_option("--security-version", security_version_,
+                     "Raise it to keep devices from going back to older, vulnerable versions")
+        ->required();
+    verb->add_option("--target-board", boards_, "A board the package is for (repeated)")
+        ->required();
+    verb->add_option("--component-id", component_id_,
+                     "The component the package is a version of (a UUID; new when omitted)");
+    verb->add_option("--name", name_, "The package's name")->capture_default_str();
+  }
+
+ protected:
+  explicit PackPlatform(std::string name) : name_(std::move(name)) {}
+
+  // Signs `payload` (a tar, unpacking to `unpacked_size` bytes) as a package of `kind` that
+  // measures to `measurements`.
+  Expected<Json> Sign(package::Kind kind, const fs::path& payload, std::uint64_t unpacked_size,
+                      std::map<std::string, crypto::Digest, std::less<>> measurements) const {
+    auto key = LoadKey(key_);
+    if (!key) return std::unexpected(key.error());
+    auto image_id = crypto::RandomUuid();
+    if (!image_id) return std::unexpected(image_id.error());
+    std::string component = component_id_;
+    if (component.empty()) {
+      auto made = crypto::RandomUuid();
+      if (!made) return std::unexpected(made.error());
+      component = *made;
+    }
+    package::Manifest m;
+    m.image_id = *image_id;
+    m.component_id = component;
+    m.name = name_;
+    m.kind = kind;
+    m.version = version_;
+    m.security_version = security_version_;
+    m.target_boards = boards_;
+    m.measurements = std::move(measurements);
+    m.payload.compression = package::Compression::kZstd;
+    m.payload.unpacked_size = unpacked_size;
+    auto written = package::Write(std::move(m), payload, std::span(&*key, 1), destination_);
+    if (!written) return std::unexpected(written.error());
+    return PackApplication::Summary(*written);
+  }
+
+  fs::path Temporary(std::string_view what) const {
+    return destination_ + "." + std::string(what) + "-" + std::to_string(::getpid());
+  }
+
+ private:
+  std::string destination_, key_, version_, component_id_, name_;
+  std::uint64_t security_version_ = 0;
+  std::vector<std::string> boards_;
+};
+
+// An OS package from a root file system (a directory, or a tar of one), recording the digests
+// aspisd will measure when running it.
+class PackOs final : public PackPlatform {
+ public:
+  PackOs() : PackPlatform("Aspis OS") {}
+  void AddOptions(CLI::App* verb) override {
+    PackPlatform::AddOptions(verb);
+    verb->add_option("--rootfs", rootfs_,
+                     "The root file system: a directory, or a tar of one (plain or zstd)")
+        ->required();
+  }
+  Expected<Json> Run() override {
+    fs::path tree = rootfs_;
+    std::optional<Scratch> unpacked;
+    if (!fs::is_directory(tree)) {
+      unpacked.emplace(Temporary("rootfs"));
+      if (auto ok = package::UnpackArchive(rootfs_, unpacked->path(), package::kMaxPayloadSize,
+                                           {.symlinks = true});
+          !ok) {
+        return std::unexpected(std::move(ok.error()).WithContext(rootfs_));
+      }
+      tree = unpacked->path();
+    }
+    auto measured = package::MeasureOsTree(tree);
+    if (!measured) return std::unexpected(measured.error());
+    const Scratch payload(Temporary("payload"));
+    auto packed = package::PackDirectory(tree, payload.path(), {.symlinks = true});
+    if (!packed) return std::unexpected(packed.error());
+    return Sign(package::Kind::kOs, payload.path(), packed->unpacked_size, std::move(*measured));
+  }
+  Output Format() const override {
+    return {.columns = {"image_id", "component_id", "name", "version"}};
+  }
+
+ private:
+  std::string rootfs_;
+};
+
+// A board package: the board definition aspisd measures at launch, as board.json.
+class PackBoard final : public PackPlatform {
+ public:
+  PackBoard() : PackPlatform("Board definition") {}
+  void AddOptions(CLI::App* verb) override {
+    PackPlatform::AddOptions(verb);
+    verb->add_option("--board", board_, "The board definition (JSON)")->required();
+  }
+  Expected<Json> Run() override {
+    auto definition = file::Read(board_, file::kSmallFileLimit);
+    if (!definition) return std::unexpected(std::move(definition.error()).WithContext(board_));
+    if (auto parsed = json::Parse(AsString(*definition)); !parsed || !parsed->is_object()) {
+      return Fail(CoreErrc::kParse, board_ + " is not a JSON object");
+    }
+    auto digest = package::MeasurePath(board_);
+    if (!digest) return std::unexpected(digest.error());
+    const Scratch tree(Temporary("board"));
+    std::error_code ec;
+    fs::create_directory(tree.path(), ec);
+    if (ec) return Fail(CoreErrc::kIo, "creating " + tree.path().string() + ": " + ec.message());
+    if (auto ok = file::WriteDurably(tree.path() / "board.json", *definition, 0644); !ok) {
+      return std::unexpected(ok.error());
+    }
+    const Scratch payload(Temporary("payload"));
+    auto packed = package::PackDirectory(tree.path(), payload.path());
+    if (!packed) return std::unexpected(packed.error());
+    return Sign(package::Kind::kBoard, payload.path(), packed->unpacked_size,
+                {{"board", *digest}});
+  }
+  Output Format() const override {
+    return {.columns = {"image_id", "component_id", "name", "version"}};
+  }
+
+ private:
+  std::string board_;
+};
+
 void PrintPackage(std::ostream& out, const Json& p) {
   out << "Image ID:          " << p.value("image_id", "") << "\n"
       << "Component ID:      " << p.value("component_id", "") << "\n"
@@ -190,7 +329,11 @@ void PrintPackage(std::ostream& out, const Json& p) {
   out << "Payload:           " << payload.value("size", 0) << " bytes, "
       << payload.value("compression", "") << " (" << payload.value("unpacked_size", 0)
       << " unpacked), SHA-256 " << payload.value("sha256", "") << "\n"
-      << "Payload check:     " << p.value("payload_check", "") << "\n"
+      << "Payload check:     " << p.value("payload_check", "") << "\n";
+  for (const auto& [name, digest] : p.value("measurements", Json::object()).items()) {
+    out << "Measures:          " << name << " " << digest.get<std::string>() << "\n";
+  }
+  out
       << "Signed by key ID:  ";
   for (const auto& id : p.value("signed_by", Json::array())) out << id.get<std::string>() << " ";
   out << "\n"
@@ -252,6 +395,10 @@ void AddPackageCommands(CLI::App& app, Registry& r) {
       app.add_subcommand("image-package", "Image packages (.aspkg)")->require_subcommand(1);
   r.Add<PackApplication>(image_package->add_subcommand(
       "pack-application", "Pack and sign an app from its directory (app_manifest.json)"));
+  r.Add<PackOs>(image_package->add_subcommand(
+      "pack-os", "Pack and sign an OS root file system (OS publishers only)"));
+  r.Add<PackBoard>(image_package->add_subcommand(
+      "pack-board", "Pack and sign a board definition (OS publishers only)"));
   r.Add<PackageShow>(image_package->add_subcommand(
       "show",
       "Show what a package says about itself, check its payload, and verify its "

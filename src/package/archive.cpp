@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -44,7 +45,19 @@ std::string PathProblem(std::string_view path) {
   return {};
 }
 
-Expected<void> CheckEntry(archive_entry* entry) {
+// Why a symbolic link at `path` to `target` leaves its tree, or empty when it stays inside.
+std::string LinkProblem(const fs::path& path, const fs::path& target) {
+  if (target.empty() || target.is_absolute()) return "is a symbolic link to an absolute path";
+  int depth = 0;
+  for (const auto& part : path.parent_path() / target) {
+    if (part == "..") --depth;
+    else if (part != ".") ++depth;
+    if (depth < 0) return "is a symbolic link out of its tree";
+  }
+  return {};
+}
+
+Expected<void> CheckEntry(archive_entry* entry, TreeRules rules) {
   const char* name = archive_entry_pathname(entry);
   const std::string path = name != nullptr ? name : "";
   if (std::string problem = PathProblem(path); !problem.empty()) {
@@ -53,8 +66,12 @@ Expected<void> CheckEntry(archive_entry* entry) {
   if (archive_entry_hardlink(entry) != nullptr)
     return std::unexpected(Unsafe(path, "is a hard link"));
   const mode_t type = archive_entry_filetype(entry);
-  if (type == AE_IFLNK) return std::unexpected(Unsafe(path, "is a symbolic link"));
-  if (type != AE_IFREG && type != AE_IFDIR) {
+  if (type == AE_IFLNK) {
+    if (!rules.symlinks) return std::unexpected(Unsafe(path, "is a symbolic link"));
+    const char* target = archive_entry_symlink(entry);
+    const std::string problem = LinkProblem(path, target != nullptr ? target : "");
+    if (!problem.empty()) return std::unexpected(Unsafe(path, problem));
+  } else if (type != AE_IFREG && type != AE_IFDIR) {
     return std::unexpected(Unsafe(path, "is a device node, FIFO or socket"));
   }
   if ((archive_entry_perm(entry) & (S_ISUID | S_ISGID | S_ISVTX)) != 0) {
@@ -63,8 +80,23 @@ Expected<void> CheckEntry(archive_entry* entry) {
   return {};
 }
 
-// The regular files and directories under `dir`, relative, in path order.
-Expected<std::vector<fs::path>> Tree(const fs::path& dir) {
+// Refuses an entry whose path goes through a link unpacked before it (`links`, normalized).
+Expected<void> CheckNotThroughLink(std::string_view path, const std::set<fs::path>& links) {
+  fs::path prefix;
+  const fs::path normal = fs::path(path).lexically_normal();
+  for (const auto& part : normal) {
+    if (!prefix.empty() && links.contains(prefix)) {
+      return std::unexpected(
+          Unsafe(path, "would be written through the symbolic link " + prefix.string()));
+    }
+    prefix /= part;
+  }
+  if (links.contains(normal)) return std::unexpected(Unsafe(path, "replaces a symbolic link"));
+  return {};
+}
+
+// The entries under `dir` that `rules` allow, relative, in path order.
+Expected<std::vector<fs::path>> Tree(const fs::path& dir, TreeRules rules) {
   std::vector<fs::path> entries;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -72,7 +104,11 @@ Expected<std::vector<fs::path>> Tree(const fs::path& dir) {
     if (ec) break;
     const fs::path relative = it->path().lexically_relative(dir);
     if (fs::is_symlink(status)) {
-      return std::unexpected(Unsafe(relative.string(), "is a symbolic link"));
+      if (!rules.symlinks) return std::unexpected(Unsafe(relative.string(), "is a symbolic link"));
+      const std::string problem = LinkProblem(relative, fs::read_symlink(it->path(), ec));
+      if (!problem.empty()) return std::unexpected(Unsafe(relative.string(), problem));
+      entries.push_back(relative);
+      continue;
     }
     if (!fs::is_regular_file(status) && !fs::is_directory(status)) {
       return std::unexpected(Unsafe(relative.string(), "is a device node, FIFO or socket"));
@@ -98,13 +134,21 @@ Expected<void> WriteEntry(struct archive* out, const fs::path& dir, const fs::pa
   ArchiveEntry entry(archive_entry_new());
   if (!entry) return Fail(PackageErrc::kIo, "out of memory");
   archive_entry_set_pathname(entry.get(), relative.c_str());
-  archive_entry_set_filetype(entry.get(), S_ISDIR(st.st_mode) ? AE_IFDIR : AE_IFREG);
   archive_entry_set_perm(entry.get(), st.st_mode & 0777);
-  archive_entry_set_size(entry.get(), S_ISDIR(st.st_mode) ? 0 : st.st_size);
+  if (S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    const fs::path target = fs::read_symlink(full, ec);
+    if (ec) return Fail(PackageErrc::kIo, "reading the link " + full.string() + ": " + ec.message());
+    archive_entry_set_filetype(entry.get(), AE_IFLNK);
+    archive_entry_set_symlink(entry.get(), target.c_str());
+  } else {
+    archive_entry_set_filetype(entry.get(), S_ISDIR(st.st_mode) ? AE_IFDIR : AE_IFREG);
+    archive_entry_set_size(entry.get(), S_ISDIR(st.st_mode) ? 0 : st.st_size);
+  }
   if (archive_write_header(out, entry.get()) != ARCHIVE_OK) {
     return std::unexpected(ArchiveError(out, "writing " + relative.string()));
   }
-  if (S_ISDIR(st.st_mode)) return {};
+  if (!S_ISREG(st.st_mode)) return {};
   Fd fd(::open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0) {
     return Fail(PackageErrc::kIo,
@@ -132,8 +176,8 @@ Expected<void> WriteEntry(struct archive* out, const fs::path& dir, const fs::pa
 
 }  // namespace
 
-Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination) {
-  auto entries = Tree(dir);
+Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination, TreeRules rules) {
+  auto entries = Tree(dir, rules);
   if (!entries) return std::unexpected(entries.error());
   ArchiveWriter out(archive_write_new());
   if (!out) return Fail(PackageErrc::kIo, "out of memory");
@@ -152,7 +196,7 @@ Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination)
 }
 
 Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
-                             std::uint64_t max_unpacked) {
+                             std::uint64_t max_unpacked, TreeRules rules) {
   ArchiveReader in(archive_read_new());
   ArchiveWriter disk(archive_write_disk_new());
   if (!in || !disk) return Fail(PackageErrc::kIo, "out of memory");
@@ -175,6 +219,7 @@ Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
   }
   auto unpacked = [&]() -> Expected<void> {
     std::uint64_t total = 0;
+    std::set<fs::path> links;  // the links unpacked so far
     std::vector<char> chunk(kChunk);
     for (;;) {
       archive_entry* entry = nullptr;
@@ -184,7 +229,11 @@ Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
         return Fail(PackageErrc::kMalformed, "the payload is not a valid tar archive: " +
                                                  std::string(archive_error_string(in.get())));
       }
-      if (auto ok = CheckEntry(entry); !ok) return ok;
+      if (auto ok = CheckEntry(entry, rules); !ok) return ok;
+      if (auto ok = CheckNotThroughLink(archive_entry_pathname(entry), links); !ok) return ok;
+      if (archive_entry_filetype(entry) == AE_IFLNK) {
+        links.insert(fs::path(archive_entry_pathname(entry)).lexically_normal());
+      }
       const auto size =
           static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));
       if (size > max_unpacked - total) {

@@ -11,7 +11,7 @@
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "crypto/tls.hpp"
-#include "device/measure/measured_launch.hpp"
+#include "package/measure.hpp"
 #include "support/process.hpp"
 #include "support/swtpm.hpp"
 #include "support/tabrmd.hpp"
@@ -228,7 +228,7 @@ class DeviceEndToEnd : public ::testing::Test {
         json::Parse(measured.output.substr(measured.output.find('{'))).value_or(Json::object());
     ASSERT_EQ(components.size(), 4u) << measured.output;
     EXPECT_EQ(components.value("os", ""),
-              crypto::ToHex(*device::measure::MeasurePath(device.dir() / "os")));
+              crypto::ToHex(*package::MeasurePath(device.dir() / "os")));
     const auto response =
         service_->Call("POST", "/v1/os-releases",
                        {{"version", version}, {"feed", "retail"}, {"components", components}});

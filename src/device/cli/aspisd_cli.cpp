@@ -12,6 +12,7 @@
 #include "core/log.hpp"
 #include "device/daemon/daemon.hpp"
 #include "device/measure/measured_launch.hpp"
+#include "package/measure.hpp"
 #include "rot/root_of_trust.hpp"
 
 namespace aspis::device {
@@ -162,7 +163,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     json::Json digests = json::Json::object();
     for (const auto& component :
          measure::LaunchComponents(os_image, daemon.aspisd_binary, board, trust_bundle)) {
-      auto digest = measure::MeasurePath(component.path);
+      auto digest = package::MeasurePath(component.path);
       if (!digest) return Report(digest.error(), err);
       digests[component.name] = crypto::ToHex(*digest);
       if (output != "json") out << component.name << "=" << crypto::ToHex(*digest) << "\n";

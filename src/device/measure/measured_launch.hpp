@@ -26,11 +26,6 @@ std::vector<Component> LaunchComponents(const std::filesystem::path& os_image,
                                         const std::filesystem::path& board,
                                         const std::filesystem::path& trust_bundle);
 
-// SHA-256 of a file's bytes; for a directory (an OS slot on the simulator), SHA-256 over its tree:
-// every entry's relative path, type, permission bits and content digest (files) or target
-// (symbolic links), in path order. Special files are refused.
-Expected<crypto::Digest> MeasurePath(const std::filesystem::path& path);
-
 // Brings the register and the event log at `log_path` into agreement, extending each component
 // at most once per boot:
 //  - register zero (a fresh boot): measures `components` now, writes the log durably, then

@@ -6,11 +6,13 @@
 #include <fstream>
 
 #include "core/file.hpp"
+#include "package/measure.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::measure {
 namespace {
 
+using package::MeasurePath;
 using testing::TempDir;
 
 class MeasuredLaunch : public ::testing::Test {

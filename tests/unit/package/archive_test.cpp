@@ -9,6 +9,7 @@
 #include "package/archive.hpp"
 #include "package/errors.hpp"
 #include "package/libarchive_ptr.hpp"
+#include "package/measure.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::package {
@@ -49,11 +50,13 @@ class Archive : public ::testing::Test {
  protected:
   // Unpacks a tar of `entries` plus a harmless file; expects kUnsafeEntry naming `reason`, and
   // that nothing was written, inside the target or beside it.
-  void ExpectRefused(const std::vector<TarEntry>& entries, std::string_view reason) {
+  void ExpectRefused(const std::vector<TarEntry>& entries, std::string_view reason,
+                     TreeRules rules = {}) {
     std::vector<TarEntry> all = {{.path = "bin/app", .perm = 0755, .data = "#!/bin/sh\n"}};
     all.insert(all.end(), entries.begin(), entries.end());
     WriteTar(dir_ / "hostile.tar.zst", all);
-    auto refused = UnpackArchive(dir_ / "hostile.tar.zst", dir_ / "work" / "target", 1 << 20);
+    auto refused =
+        UnpackArchive(dir_ / "hostile.tar.zst", dir_ / "work" / "target", 1 << 20, rules);
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error(), PackageErrc::kUnsafeEntry) << refused.error().message();
     EXPECT_NE(refused.error().message().find(reason), std::string::npos)
@@ -126,6 +129,59 @@ TEST_F(Archive, PackingRefusesLinksInTheSourceDirectory) {
   auto refused = PackDirectory(dir_ / "app", dir_ / "app.tar.zst");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), PackageErrc::kUnsafeEntry);
+}
+
+TEST_F(Archive, OsTreeWithLinksInsideItPacksAndUnpacksToTheSameMeasurement) {
+  const fs::path os = dir_ / "os";
+  fs::create_directories(os / "usr" / "bin");
+  fs::create_directories(os / "usr" / "sbin");
+  fs::create_directories(os / "etc" / "aspis");
+  std::ofstream(os / "usr" / "bin" / "sh") << "shell";
+  std::ofstream(os / kAspisdInRootfs) << "aspisd";
+  std::ofstream(os / kTrustBundleInRootfs) << "roots";
+  fs::permissions(os / "usr" / "bin" / "sh", fs::perms::owner_all);
+  fs::create_directory_symlink("usr/bin", os / "bin");
+  fs::create_symlink("../bin/sh", os / "usr" / "sbin" / "sh");
+  auto before = MeasureOsTree(os);
+  ASSERT_TRUE(before) << before.error().message();
+  auto packed = PackDirectory(os, dir_ / "os.tar.zst", {.symlinks = true});
+  ASSERT_TRUE(packed) << packed.error().message();
+  ASSERT_TRUE(UnpackArchive(dir_ / "os.tar.zst", dir_ / "slot", packed->unpacked_size,
+                            {.symlinks = true}));
+  EXPECT_EQ(fs::read_symlink(dir_ / "slot" / "bin"), "usr/bin");
+  auto after = MeasureOsTree(dir_ / "slot");
+  ASSERT_TRUE(after) << after.error().message();
+  EXPECT_EQ(*before, *after) << "the device measures what the package recorded";
+  EXPECT_EQ(before->size(), 3u);
+  // App trees hold no links.
+  EXPECT_FALSE(PackDirectory(os, dir_ / "app.tar.zst"));
+  EXPECT_FALSE(UnpackArchive(dir_ / "os.tar.zst", dir_ / "app", packed->unpacked_size));
+}
+
+TEST_F(Archive, PathTraversalAttackLinkOutOfAnOsTreeIsRefused) {
+  const TreeRules os{.symlinks = true};
+  ExpectRefused({{.path = "up", .type = AE_IFLNK, .link = ".."}}, "out of its tree", os);
+  ExpectRefused({{.path = "usr/lib", .type = AE_IFLNK, .link = "../../etc"}}, "out of its tree",
+                os);
+  ExpectRefused({{.path = "etc", .type = AE_IFLNK, .link = "/etc"}}, "to an absolute path", os);
+}
+
+TEST_F(Archive, PathTraversalAttackWriteThroughALinkInsideTheTreeIsRefused) {
+  const TreeRules os{.symlinks = true};
+  // Each link stays inside the tree, but writing through one could reach a later link's target.
+  ExpectRefused({{.path = "d", .type = AE_IFLNK, .link = "bin"}, {.path = "d/evil", .data = "x"}},
+                "through the symbolic link d", os);
+  ExpectRefused({{.path = "d", .type = AE_IFLNK, .link = "bin"}, {.path = "./d", .data = "x"}},
+                "replaces a symbolic link", os);
+}
+
+TEST_F(Archive, PackingRefusesLinksOutOfAnOsTree) {
+  fs::create_directories(dir_ / "os");
+  fs::create_symlink("/etc/passwd", dir_ / "os" / "passwd");
+  auto refused = PackDirectory(dir_ / "os", dir_ / "os.tar.zst", {.symlinks = true});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), PackageErrc::kUnsafeEntry);
+  EXPECT_NE(refused.error().message().find("absolute"), std::string::npos);
 }
 
 }  // namespace
