@@ -309,6 +309,43 @@ class OsReleaseList final : public ServiceCommand {
   Expected<Json> Call(const Session& s) override { return Request(s, "GET", "/v1/os-releases"); }
 };
 
+class OsReleasePublish final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--image", image_, "The OS image (image add, by the platform)")->required();
+    verb->add_option("--board-image", board_image_, "The board image it runs with")->required();
+    verb->add_option("--feed", feed_, "Retail Evaluation first, then promote to Retail")
+        ->check(CLI::IsMember({"retail", "retail-eval"}))
+        ->capture_default_str();
+  }
+  Output Format() const override { return {.columns = {"version", "feed", "image_id"}}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    return Request(s, "POST", "/v1/os-releases/publish",
+                   {{"image_id", image_}, {"board_image_id", board_image_}, {"feed", feed_}});
+  }
+
+ private:
+  std::string image_, board_image_, feed_ = "retail-eval";
+};
+
+class OsReleasePromote final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--version", version_)->required();
+  }
+  Output Format() const override { return {.columns = {"version", "feed"}}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    return Request(s, "POST", "/v1/os-releases/" + version_ + "/promote");
+  }
+
+ private:
+  std::string version_;
+};
+
 class OsReleaseRetire final : public ServiceCommand {
  public:
   void AddOptions(CLI::App* verb) override {
@@ -438,6 +475,12 @@ void AddOperatorCommands(CLI::App& app, Registry& r) {
   auto* os_release = Noun(app, "os-release", "OS releases (reference values)");
   r.Add<OsReleaseAdd>(
       os_release->add_subcommand("add", "Register an OS release (platform administrator)"));
+  r.Add<OsReleasePublish>(os_release->add_subcommand(
+      "publish",
+      "Publish an OS release from an OS image and its board image: devices on the feed are "
+      "offered it, and attest to the digests the packages recorded (platform administrator)"));
+  r.Add<OsReleasePromote>(os_release->add_subcommand(
+      "promote", "Move an OS release from Retail Evaluation to Retail (platform administrator)"));
   r.Add<OsReleaseList>(
       os_release->add_subcommand("list", "List OS releases (platform administrator)"));
   r.Add<OsReleaseRetire>(os_release->add_subcommand(

@@ -47,11 +47,17 @@ std::string Serialize(const CheckIn& c) {
     images.push_back(
         {{"image_id", i.image_id}, {"component_id", i.component_id}, {"version", i.version}});
   }
+  Json targets = Json::array();
+  for (const auto& t : c.targets) {
+    targets.push_back({{"image_id", t.image_id}, {"state", t.state}, {"reason", t.reason}});
+  }
   return Json{{"device_id", c.device_id},
               {"os_version", c.os_version},
               {"runtime_version", c.runtime_version},
               {"images", images},
-              {"health", c.health}}
+              {"health", c.health},
+              {"publisher_root", c.publisher_root},
+              {"targets", targets}}
       .dump();
 }
 
@@ -63,10 +69,24 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
   auto runtime_version = Text(*doc, "runtime_version", "check-in");
   auto health = Text(*doc, "health", "check-in", 1024);
   auto images = List(*doc, "images", "check-in");
-  if (auto error = FirstError(device_id, os_version, runtime_version, health, images)) {
+  auto publisher_root = Text(*doc, "publisher_root", "check-in");
+  auto targets = List(*doc, "targets", "check-in");
+  if (auto error = FirstError(device_id, os_version, runtime_version, health, images,
+                              publisher_root, targets)) {
     return std::unexpected(*error);
   }
-  CheckIn c{*device_id, *os_version, *runtime_version, {}, *health};
+  CheckIn c{*device_id, *os_version, *runtime_version, {}, *health, *publisher_root, {}};
+  for (const auto& item : **targets) {
+    auto image_id = Text(item, "image_id", "target status");
+    auto state = Text(item, "state", "target status");
+    auto reason = Text(item, "reason", "target status", 1024);
+    if (auto error = FirstError(image_id, state, reason)) return std::unexpected(*error);
+    if (*state != kDownloading && *state != kDownloaded && *state != kFailed) {
+      return Fail(WireErrc::kProtocol, "target status has an unknown state \"" +
+                                           state->substr(0, 40) + "\"");
+    }
+    c.targets.push_back({*image_id, *state, *reason});
+  }
   for (const auto& item : **images) {
     auto image_id = Text(item, "image_id", "installed image");
     auto component_id = Text(item, "component_id", "installed image");
@@ -80,8 +100,14 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
 std::string Serialize(const UpdateManifest& m) {
   Json targets = Json::array();
   for (const auto& t : m.targets) {
-    targets.push_back(
-        {{"image_id", t.image_id}, {"sha256", t.sha256}, {"size", t.size}, {"url", t.url}});
+    targets.push_back({{"image_id", t.image_id},
+                       {"component_id", t.component_id},
+                       {"kind", t.kind},
+                       {"version", t.version},
+                       {"security_version", t.security_version},
+                       {"sha256", t.sha256},
+                       {"size", t.size},
+                       {"url", t.url}});
   }
   return Json{{"device_id", m.device_id},   {"sequence", m.sequence}, {"issued_at", m.issued_at},
               {"expires_at", m.expires_at}, {"os_feed", m.os_feed},   {"targets", targets}}
@@ -108,19 +134,29 @@ Expected<UpdateManifest> ParseUpdateManifest(std::string_view text) {
                    *os_feed,
                    {}};
   for (const auto& item : **targets) {
-    auto image_id = Text(item, "image_id", "update target");
-    auto sha256 = Text(item, "sha256", "update target");
-    auto size = In(json::GetUint(item, "size"), "update target");
-    auto url = Text(item, "url", "update target", 2048);
-    if (auto error = FirstError(image_id, sha256, size, url)) return std::unexpected(*error);
-    m.targets.push_back({*image_id, *sha256, *size, *url});
+    constexpr std::string_view kTarget = "update target";
+    auto image_id = Text(item, "image_id", kTarget);
+    auto component_id = Text(item, "component_id", kTarget);
+    auto kind = Text(item, "kind", kTarget);
+    auto version = Text(item, "version", kTarget);
+    auto security_version = In(json::GetUint(item, "security_version"), kTarget);
+    auto sha256 = Text(item, "sha256", kTarget);
+    auto size = In(json::GetUint(item, "size"), kTarget);
+    auto url = Text(item, "url", kTarget, 2048);
+    if (auto error = FirstError(image_id, component_id, kind, version, security_version, sha256,
+                                size, url)) {
+      return std::unexpected(*error);
+    }
+    m.targets.push_back(
+        {*image_id, *component_id, *kind, *version, *security_version, *sha256, *size, *url});
   }
   return m;
 }
 
 std::string Serialize(const CheckInResponse& r) {
   return Json{{"manifest", r.manifest_envelope},
-              {"deployment_certificates", r.deployment_certificates_pem}}
+              {"deployment_certificates", r.deployment_certificates_pem},
+              {"publisher_keys", r.publisher_keys}}
       .dump();
 }
 
@@ -130,8 +166,11 @@ Expected<CheckInResponse> ParseCheckInResponse(std::string_view text) {
   auto manifest = Text(*doc, "manifest", "check-in response", kMaxMessage);
   auto certificates =
       Text(*doc, "deployment_certificates", "check-in response", std::size_t{64} * 1024);
-  if (auto error = FirstError(manifest, certificates)) return std::unexpected(*error);
-  return CheckInResponse{*manifest, *certificates};
+  auto publisher_keys = Text(*doc, "publisher_keys", "check-in response", kMaxMessage);
+  if (auto error = FirstError(manifest, certificates, publisher_keys)) {
+    return std::unexpected(*error);
+  }
+  return CheckInResponse{*manifest, *certificates, *publisher_keys};
 }
 
 }  // namespace aspis::wire

@@ -20,20 +20,39 @@ struct InstalledImage {
   std::string version;
 };
 
+// Where a target of the last update manifest stands on the device.
+inline constexpr std::string_view kDownloading = "downloading";
+inline constexpr std::string_view kDownloaded = "downloaded";  // fetched and verified, staged
+inline constexpr std::string_view kFailed = "failed";
+struct TargetStatus {
+  std::string image_id;
+  std::string state;   // one of the three above
+  std::string reason;  // why it failed
+};
+
 struct CheckIn {
   std::string device_id;
   std::string os_version;
   std::string runtime_version;
   std::vector<InstalledImage> images;
   std::string health = "ok";  // "ok" or a short description of what is wrong
+  // Lowercase hex fingerprint of the tenant publisher root the device pinned; empty before it
+  // pinned one.
+  std::string publisher_root;
+  std::vector<TargetStatus> targets;
 };
 
-// What the device should run. `targets` stays empty until deployments exist.
+// An image the device should run. The service chooses it; the package's own signature, which the
+// device checks, says what it is.
 struct UpdateTarget {
   std::string image_id;
-  std::string sha256;  // lowercase hex
+  std::string component_id;
+  std::string kind;  // "app", "rtapp", "os", "board"
+  std::string version;
+  std::uint64_t security_version = 0;
+  std::string sha256;  // lowercase hex SHA-256 of the whole package file
   std::uint64_t size = 0;
-  std::string url;
+  std::string url;  // the path to GET it from, on the service the device checks in with
 };
 
 struct UpdateManifest {
@@ -48,6 +67,9 @@ struct UpdateManifest {
 struct CheckInResponse {
   std::string manifest_envelope;            // DSSE JSON
   std::string deployment_certificates_pem;  // the deployment certificate, then its tenant CAs
+  // The tenant's publisher key set (DSSE JSON) as its root signed it; empty when the tenant has
+  // none. It needs no other signature: the device checks it against the root it pinned.
+  std::string publisher_keys;
 };
 
 // Codecs. Parsers bound sizes and counts and never throw.

@@ -6,6 +6,10 @@
 
 namespace aspis::wire {
 
+std::string DeviceImagePath(std::string_view image_id) {
+  return "/v1/device/images/" + std::string(image_id);
+}
+
 namespace {
 
 const std::vector<std::pair<std::string, std::string>> kJson = {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "core/error.hpp"
@@ -18,6 +19,9 @@ inline constexpr char kChallengePath[] = "/v1/attestation/challenge";
 inline constexpr char kAttestationPath[] = "/v1/attestation";
 inline constexpr char kCheckInPath[] = "/v1/device/check-in";
 inline constexpr char kDeviceStatusPath[] = "/v1/device/status";
+// A target image's package, in ranges (Range: bytes=FIRST-LAST, at most 4 MiB each).
+inline constexpr char kDeviceImagePath[] = "/v1/device/images/{image}";
+std::string DeviceImagePath(std::string_view image_id);
 
 // What an answer means to a device, by HTTP status: the one table both halves follow.
 enum class Reply {

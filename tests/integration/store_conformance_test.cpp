@@ -272,6 +272,20 @@ TEST_P(StoreConformance, OsReleasesDefineTheReferenceDigestsAndCanBeRetired) {
   EXPECT_EQ((*releases)[1].retired_reason, "");
 }
 
+TEST_P(StoreConformance, OsReleasesFromPackagesNameTheirImagesAndArePromotedOnce) {
+  ASSERT_TRUE(store_->AddOsRelease(
+      {"25.01", "retail-eval", 1, {{"os", "aa"}}, {}, 0, "os-image", "board-image"}));
+  auto listed = store_->ListOsReleases();
+  EXPECT_EQ(listed->front().image_id, "os-image");
+  EXPECT_EQ(listed->front().board_image_id, "board-image");
+  ASSERT_TRUE(store_->PromoteOsRelease("25.01"));
+  EXPECT_EQ(store_->ListOsReleases()->front().feed, "retail");
+  EXPECT_EQ(store_->PromoteOsRelease("25.01").error(), StoreErrc::kNotFound);  // already Retail
+  ASSERT_TRUE(store_->AddOsRelease({"25.02", "retail-eval", 2, {{"os", "bb"}}, {}, 0, "", ""}));
+  ASSERT_TRUE(store_->RetireOsRelease("25.02", "broken", 3));
+  EXPECT_EQ(store_->PromoteOsRelease("25.02").error(), StoreErrc::kNotFound);  // retired
+}
+
 TEST_P(StoreConformance, ReplayAttackNonceIsUsableOnce) {
   ASSERT_TRUE(store_->UseNonce("n1", 100, 50));
   EXPECT_EQ(store_->UseNonce("n1", 100, 60).error(), StoreErrc::kConflict);
@@ -378,13 +392,25 @@ TEST_P(StoreConformance, AttestationPoliciesArePerTenantAndRefuseSoftwareByDefau
 TEST_P(StoreConformance, CheckInsAreRecordedWithIncreasingManifestSequences) {
   const std::string id(64, 'c');
   ASSERT_TRUE(store_->ClaimDevice("t1", id, 5));
-  EXPECT_EQ(*store_->RecordCheckIn("t1", id, 10, "24.10", "0.1.0"), 1);
-  EXPECT_EQ(*store_->RecordCheckIn("t1", id, 11, "24.10", "0.1.0"), 2);
-  EXPECT_EQ(store_->RecordCheckIn("t2", id, 12, "x", "y").error(), StoreErrc::kNotFound);
+  const DeviceImageStatus fetching{"img-1", "downloading", "", 0};
+  const DeviceImageStatus failed{"img-2", "failed", "hash mismatch", 0};
+  EXPECT_EQ(*store_->RecordCheckIn({"t1", id, 10, "24.10", "0.1.0", "", {fetching, failed}}), 1);
+  EXPECT_EQ(store_->ListDeviceImages("t1", id)->size(), 2u);
+  EXPECT_EQ(*store_->RecordCheckIn({"t1", id, 11, "24.10", "0.1.0", "root", {failed}}), 2);
+  EXPECT_EQ(store_->RecordCheckIn({"t2", id, 12, "x", "y", "", {fetching}}).error(),
+            StoreErrc::kNotFound);
   auto device = store_->GetDevice("t1", id);
   EXPECT_EQ(device->last_check_in, 11);
   EXPECT_EQ(device->os_version, "24.10");
   EXPECT_EQ(device->runtime_version, "0.1.0");
+  EXPECT_EQ(device->publisher_root, "root");
+  // Each check-in replaces the statuses of the last; another tenant sees none.
+  auto images = store_->ListDeviceImages("t1", id);
+  ASSERT_EQ(images->size(), 1u);
+  EXPECT_EQ(images->front().image_id, "img-2");
+  EXPECT_EQ(images->front().reason, "hash mismatch");
+  EXPECT_EQ(images->front().updated_at, 11);
+  EXPECT_TRUE(store_->ListDeviceImages("t2", id)->empty());
 }
 
 TEST_P(StoreConformance, HostileTextIsStoredLiterally) {

@@ -12,6 +12,7 @@
 #include "crypto/dsse.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
+#include "package/manifest.hpp"
 #include "rot/quote.hpp"
 #include "service/api/catalog_routes.hpp"
 #include "service/api/common.hpp"
@@ -53,6 +54,19 @@ std::optional<std::int64_t> CaIndex(const Request& request) {
     return std::nullopt;
   }
   return index;
+}
+
+Json ReleaseJson(const store::OsRelease& r) {
+  Json components = Json::object();
+  for (const auto& [component, digest] : r.components) components[component] = digest;
+  return {{"version", r.version},
+          {"feed", r.feed},
+          {"created_at", r.created_at},
+          {"retired", !r.retired_reason.empty()},
+          {"retired_reason", r.retired_reason},
+          {"image_id", r.image_id},
+          {"board_image_id", r.board_image_id},
+          {"components", components}};
 }
 
 Json CaJson(const ca::Generation& g) {
@@ -247,6 +261,50 @@ class Api {
     return Response::Json(201, Json{{"version", release.version}, {"feed", release.feed}}.dump());
   }
 
+  // An OS release from packages: the OS image's signed measurements and the board image's, so the
+  // reference values are what the OS publisher signed, never typed by hand.
+  Response PublishOsRelease(const Request& request, const Principal& who) const {
+    if (!who.platform()) {
+      return Response::Problem(403, "Forbidden", "only a platform administrator publishes OS releases");
+    }
+    auto body = Body(request);
+    if (!body) return Response::Problem(400, "Bad request", body.error().message());
+    const std::string feed = body->value("feed", "");
+    if (feed != "retail" && feed != "retail-eval") {
+      return Response::Problem(400, "Bad request", "\"feed\" must be retail or retail-eval");
+    }
+    auto os = PlatformPackage(body->value("image_id", ""), package::Kind::kOs);
+    if (!os) return Response::Problem(400, "Bad request", os.error().message());
+    auto board = PlatformPackage(body->value("board_image_id", ""), package::Kind::kBoard);
+    if (!board) return Response::Problem(400, "Bad request", board.error().message());
+    const auto& boards = os->second.target_boards;
+    if (std::none_of(board->second.target_boards.begin(), board->second.target_boards.end(),
+                     [&](const std::string& b) {
+                       return std::find(boards.begin(), boards.end(), b) != boards.end();
+                     })) {
+      return Response::Problem(400, "Bad request",
+                               "the board image is for none of the OS image's boards");
+    }
+    store::OsRelease release{os->second.version, feed, UnixSeconds(c_.clock.Now()), {}, {}, 0,
+                             os->first.id,       board->first.id};
+    for (const auto& manifest : {os->second, board->second}) {
+      for (const auto& [component, digest] : manifest.measurements) {
+        release.components.emplace_back(component, crypto::ToHex(digest));
+      }
+    }
+    if (auto ok = c_.store.AddOsRelease(release); !ok) return FromError(ok.error());
+    return Response::Json(201, ReleaseJson(release).dump());
+  }
+
+  Response PromoteOsRelease(const Request& request, const Principal& who) const {
+    if (!who.platform()) {
+      return Response::Problem(403, "Forbidden", "only a platform administrator promotes OS releases");
+    }
+    const std::string version(request.Param("version"));
+    if (auto ok = c_.store.PromoteOsRelease(version); !ok) return FromError(ok.error());
+    return Response::Json(200, Json{{"version", version}, {"feed", "retail"}}.dump());
+  }
+
   Response RetireOsRelease(const Request& request, const Principal& who) const {
     if (!who.platform()) {
       return Response::Problem(403, "Forbidden",
@@ -263,6 +321,23 @@ class Api {
       return FromError(ok.error());
     }
     return Response::Json(200, Json{{"version", version}, {"retired_reason", *reason}}.dump());
+  }
+
+  // A platform image of `kind` and its signed manifest. Errors: kNotFound, kInvalidArgument.
+  Expected<std::pair<store::Image, package::Manifest>> PlatformPackage(const std::string& id,
+                                                                       package::Kind kind) const {
+    auto image = c_.store.GetImage("", id);
+    if (!image) {
+      return Fail(CoreErrc::kNotFound, "no platform image \"" + id.substr(0, 64) + "\"");
+    }
+    auto manifest = package::ParseManifest(image->manifest);
+    if (!manifest) return std::unexpected(manifest.error());
+    if (manifest->kind != kind) {
+      return Fail(CoreErrc::kInvalidArgument,
+                  "image " + id + " is " + std::string(package::KindName(manifest->kind)) +
+                      ", not " + std::string(package::KindName(kind)));
+    }
+    return std::pair{std::move(*image), std::move(*manifest)};
   }
 
   Response ShowAttestation(std::string_view tenant, std::string_view device_id) const {
@@ -395,18 +470,17 @@ void AddRoutes(http::Router& router, const Context& context) {
     auto releases = c.store.ListOsReleases();
     if (!releases) return FromError(releases.error());
     Json list = Json::array();
-    for (const auto& r : *releases) {
-      Json components = Json::object();
-      for (const auto& [component, digest] : r.components) components[component] = digest;
-      list.push_back({{"version", r.version},
-                      {"feed", r.feed},
-                      {"created_at", r.created_at},
-                      {"retired", !r.retired_reason.empty()},
-                      {"retired_reason", r.retired_reason},
-                      {"components", components}});
-    }
+    for (const auto& r : *releases) list.push_back(ReleaseJson(r));
     return Response::Json(200, list.dump());
   }));
+  router.Add("POST", "/v1/os-releases/publish",
+             api->Authed([api](const Request& r, const Principal& who) {
+               return api->PublishOsRelease(r, who);
+             }));
+  router.Add("POST", "/v1/os-releases/{version}/promote",
+             api->Authed([api](const Request& r, const Principal& who) {
+               return api->PromoteOsRelease(r, who);
+             }));
   router.Add("POST", "/v1/os-releases/{version}/retire",
              api->Authed([api](const Request& r, const Principal& who) {
                return api->RetireOsRelease(r, who);

@@ -237,50 +237,7 @@ class Catalog {
   Response Content(const Request& request, std::string_view tenant) const {
     auto image = c_.store.GetImage(tenant, request.Param("image"));
     if (!image) return FromError(image.error());
-    const auto size = static_cast<std::uint64_t>(image->size);
-    std::uint64_t first = 0;
-    std::uint64_t last = size == 0 ? 0 : size - 1;
-    const std::string_view range = request.Header("range");
-    if (!range.empty()) {
-      const auto dash = range.find('-');
-      const auto a = range.starts_with("bytes=") && dash != std::string_view::npos
-                         ? ParseNumber(range.substr(6, dash - 6))
-                         : std::nullopt;
-      const auto b = dash != std::string_view::npos && dash + 1 < range.size()
-                         ? ParseNumber(range.substr(dash + 1))
-                         : std::optional<std::uint64_t>(last);
-      if (!a || !b || *a > *b || *a >= size) {
-        Response refused = Response::Problem(416, "Range not satisfiable",
-                                             "ask for one range, bytes=FIRST-LAST, within the "
-                                             "image's " +
-                                                 std::to_string(size) + " bytes");
-        refused.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
-        return refused;
-      }
-      first = *a;
-      last = std::min({*b, size - 1, first + kMaxRange - 1});
-    } else if (size > kMaxRange) {
-      return Response::Problem(400, "Bad request",
-                               "the image is " + std::to_string(size) +
-                                   " bytes; fetch it in ranges of at most 4 MiB (Range: "
-                                   "bytes=FIRST-LAST)");
-    }
-    const Fd file(::open((images_ / (image->sha256 + ".aspkg")).c_str(), O_RDONLY | O_CLOEXEC));
-    if (file.get() < 0) return FromError(Error(CoreErrc::kIo, "the image's file is missing"));
-    std::string bytes(size == 0 ? 0 : last - first + 1, '\0');
-    const auto n = ::pread(file.get(), bytes.data(), bytes.size(), static_cast<off_t>(first));
-    if (n != static_cast<ssize_t>(bytes.size())) {
-      return FromError(Error(CoreErrc::kIo, "reading the image's file failed"));
-    }
-    Response response = Response::Text(range.empty() ? 200 : 206, std::move(bytes),
-                                       std::string(package::kMediaType));
-    if (!range.empty()) {
-      response.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" +
-                                                         std::to_string(last) + "/" +
-                                                         std::to_string(size));
-    }
-    response.headers.emplace_back("Accept-Ranges", "bytes");
-    return response;
+    return ServeImage(c_.data, *image, request);
   }
 
   const Context& context() const { return c_; }
@@ -399,6 +356,53 @@ class Catalog {
 };
 
 }  // namespace
+
+Response ServeImage(const DataDir& data, const store::Image& image, const http::Request& request) {
+  const auto size = static_cast<std::uint64_t>(image.size);
+  std::uint64_t first = 0;
+  std::uint64_t last = size == 0 ? 0 : size - 1;
+  const std::string_view range = request.Header("range");
+  if (!range.empty()) {
+    const auto dash = range.find('-');
+    const auto a = range.starts_with("bytes=") && dash != std::string_view::npos
+                       ? ParseNumber(range.substr(6, dash - 6))
+                       : std::nullopt;
+    const auto b = dash != std::string_view::npos && dash + 1 < range.size()
+                       ? ParseNumber(range.substr(dash + 1))
+                       : std::optional<std::uint64_t>(last);
+    if (!a || !b || *a > *b || *a >= size) {
+      Response refused = Response::Problem(416, "Range not satisfiable",
+                                           "ask for one range, bytes=FIRST-LAST, within the "
+                                           "image's " +
+                                               std::to_string(size) + " bytes");
+      refused.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
+      return refused;
+    }
+    first = *a;
+    last = std::min({*b, size - 1, first + kMaxRange - 1});
+  } else if (size > kMaxRange) {
+    return Response::Problem(400, "Bad request",
+                             "the image is " + std::to_string(size) +
+                                 " bytes; fetch it in ranges of at most 4 MiB (Range: "
+                                 "bytes=FIRST-LAST)");
+  }
+  const Fd file(::open((data.path / "images" / (image.sha256 + ".aspkg")).c_str(), O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) return FromError(Error(CoreErrc::kIo, "the image's file is missing"));
+  std::string bytes(size == 0 ? 0 : last - first + 1, '\0');
+  const auto n = ::pread(file.get(), bytes.data(), bytes.size(), static_cast<off_t>(first));
+  if (n != static_cast<ssize_t>(bytes.size())) {
+    return FromError(Error(CoreErrc::kIo, "reading the image's file failed"));
+  }
+  Response response = Response::Text(range.empty() ? 200 : 206, std::move(bytes),
+                                     std::string(package::kMediaType));
+  if (!range.empty()) {
+    response.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                                       std::to_string(last) + "/" +
+                                                       std::to_string(size));
+  }
+  response.headers.emplace_back("Accept-Ranges", "bytes");
+  return response;
+}
 
 void AddCatalogRoutes(http::Router& router, const Context& context) {
   auto catalog = std::make_shared<Catalog>(context);

@@ -22,4 +22,9 @@ inline constexpr std::size_t kMaxRange = std::size_t{4} << 20;
 
 void AddCatalogRoutes(http::Router& router, const Context& context);
 
+// The stored package of `image`: all of it (200) when no larger than kMaxRange, or the one range
+// `request` asks for (206, at most kMaxRange bytes; 416 for a range outside the image).
+http::Response ServeImage(const DataDir& data, const store::Image& image,
+                          const http::Request& request);
+
 }  // namespace aspis::service::api

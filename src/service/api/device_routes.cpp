@@ -5,8 +5,10 @@
 
 #include "core/log.hpp"
 #include "crypto/dsse.hpp"
+#include "service/api/catalog_routes.hpp"
 #include "service/api/common.hpp"
 #include "service/attest/attestation.hpp"
+#include "service/deploy/targets.hpp"
 #include "wire/attestation.hpp"
 #include "wire/check_in.hpp"
 #include "wire/device_api.hpp"
@@ -104,17 +106,48 @@ class DeviceRoutes {
                                "the check-in names another device than the certificate");
     }
     const auto now = UnixSeconds(c_.clock.Now());
-    auto sequence = c_.store.RecordCheckIn(device->tenant_id, device->id, now, check_in->os_version,
-                                           check_in->runtime_version);
+    store::CheckInRecord record{device->tenant_id,        device->id,
+                                now,                      check_in->os_version,
+                                check_in->runtime_version, check_in->publisher_root,
+                                {}};
+    for (const auto& t : check_in->targets) {
+      record.images.push_back({t.image_id, t.state, t.reason, now});
+    }
+    auto targets = deploy::TargetsFor(c_.store, *device);
+    if (!targets) return FromError(targets.error());
+    auto sequence = c_.store.RecordCheckIn(record);
     if (!sequence) return FromError(sequence.error());
-    const wire::UpdateManifest manifest{.device_id = device->id,
-                                        .sequence = static_cast<std::uint64_t>(*sequence),
-                                        .issued_at = now,
-                                        .expires_at = now + kManifestLifetime.count(),
-                                        .os_feed = "retail"};
+    wire::UpdateManifest manifest{.device_id = device->id,
+                                  .sequence = static_cast<std::uint64_t>(*sequence),
+                                  .issued_at = now,
+                                  .expires_at = now + kManifestLifetime.count(),
+                                  .os_feed = targets->os_feed,
+                                  .targets = {}};
+    for (const auto& image : targets->images) {
+      manifest.targets.push_back({image.id, image.component_id, image.kind, image.version,
+                                  static_cast<std::uint64_t>(image.security_version), image.sha256,
+                                  static_cast<std::uint64_t>(image.size),
+                                  wire::DeviceImagePath(image.id)});
+    }
     auto response = SignManifest(device->tenant_id, manifest);
     if (!response) return FromError(response.error());
+    auto keys = c_.store.GetPublisherKeySet(device->tenant_id);
+    if (!keys) return FromError(keys.error());
+    if (*keys) response->publisher_keys = (*keys)->envelope;
     return Response::Json(200, wire::Serialize(*response));
+  }
+
+  // A target of the device's, in ranges; any other image is 404 whether it exists or not.
+  Response Image(const Request& request) const {
+    auto device = AuthenticateDevice(request);
+    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
+    auto targets = deploy::TargetsFor(c_.store, *device);
+    if (!targets) return FromError(targets.error());
+    const auto wanted = request.Param("image");
+    for (const auto& image : targets->images) {
+      if (image.id == wanted) return ServeImage(c_.data, image, request);
+    }
+    return Response::Problem(404, "Not found", "no such image is targeted to this device");
   }
 
   Expected<wire::CheckInResponse> SignManifest(const std::string& tenant,
@@ -140,7 +173,7 @@ class DeviceRoutes {
       if (!ca_pem) return std::unexpected(ca_pem.error());
       chain += *ca_pem;
     }
-    return wire::CheckInResponse{crypto::dsse::Serialize(*envelope), chain};
+    return wire::CheckInResponse{crypto::dsse::Serialize(*envelope), chain, {}};
   }
 
   // The caller is not authenticated: it learns only trusted or not (never whether a device is
@@ -188,6 +221,8 @@ void AddDeviceRoutes(http::Router& router, const Context& context) {
              [routes](const Request& request) { return routes->Attest(request); });
   router.Add("POST", wire::kCheckInPath,
              [routes](const Request& request) { return routes->CheckIn(request); });
+  router.Add("GET", wire::kDeviceImagePath,
+             [routes](const Request& request) { return routes->Image(request); });
   router.Add("GET", wire::kDeviceStatusPath,
              [routes](const Request& request) { return routes->Status(request); });
 }

@@ -202,7 +202,7 @@ Checked Verifier::CheckProven(const wire::Evidence& evidence, const store::Devic
       return {Prefixed("quote rejected: ", quote), {}, false, {}, {}, Next::kNothing, {}};
     }
   }
-  LaunchVerdict launch = CheckLaunch(evidence.event_log, store_);
+  LaunchVerdict launch = CheckLaunch(evidence.event_log, store_, device);
   Checked checked{std::move(launch.verdict), launch.release, tpm, {}, {}, Next::kNothing, {}};
   if (!checked.verdict.valid()) return checked;
   if (!policy->golden_boot_pcrs.empty()) {

@@ -3,10 +3,13 @@
 #include <algorithm>
 
 #include "crypto/sha256.hpp"
+#include "service/deploy/targets.hpp"
 
 namespace aspis::service::attest {
 
 namespace {
+
+constexpr std::string_view kAppPrefix = "app:";
 
 LaunchVerdict Untrusted(std::string reason) { return {Verdict::Invalid(std::move(reason)), {}}; }
 
@@ -42,17 +45,38 @@ Verdict CheckShape(const std::vector<wire::MeasurementEvent>& events) {
                               std::to_string(i + 1) + ", found " + events[i].component);
     }
   }
-  if (events.size() == wire::kLaunchComponents.size()) return Verdict::Valid();
-  // No app is deployed yet, so the first event after the launch is refused whatever it is.
-  const std::string& name = events[wire::kLaunchComponents.size()].component;
-  if (std::find(wire::kLaunchComponents.begin(), wire::kLaunchComponents.end(), name) !=
-      wire::kLaunchComponents.end()) {
-    return Verdict::Invalid("component " + name + " was measured more than once");
+  for (std::size_t i = wire::kLaunchComponents.size(); i < events.size(); ++i) {
+    const std::string& name = events[i].component;
+    if (std::find(wire::kLaunchComponents.begin(), wire::kLaunchComponents.end(), name) !=
+        wire::kLaunchComponents.end()) {
+      return Verdict::Invalid("component " + name + " was measured more than once");
+    }
+    if (!name.starts_with(kAppPrefix)) {
+      return Verdict::Invalid("component " + name + " is not part of a launch nor an app");
+    }
   }
-  if (!name.starts_with("app:")) {
-    return Verdict::Invalid("component " + name + " is not part of a launch nor an app");
+  return Verdict::Valid();
+}
+
+// Each app event names a component and the SHA-256 of a package of it deployed to the device's
+// group, in its current or previous deployment.
+LaunchVerdict CheckApps(const std::vector<wire::MeasurementEvent>& apps, store::Store& store,
+                        const store::Device& device) {
+  if (apps.empty()) return {Verdict::Valid(), {}};
+  auto deployed = deploy::RecentlyDeployed(store, device.tenant_id, device.device_group_id);
+  if (!deployed) return StoreFailed(deployed.error());
+  for (const auto& event : apps) {
+    const std::string_view component = std::string_view(event.component).substr(kAppPrefix.size());
+    const std::string digest = crypto::ToHex(event.digest);
+    const bool known = std::any_of(deployed->begin(), deployed->end(), [&](const auto& image) {
+      return image.component_id == component && image.sha256 == digest;
+    });
+    if (!known) {
+      return Untrusted("component " + event.component + " with digest " + digest +
+                       " is not an app deployed to the device's group");
+    }
   }
-  return Verdict::Invalid("component " + name + " is not an app deployed to the device");
+  return {Verdict::Valid(), {}};
 }
 
 // Why no release matches: the first component whose digest the release of `os` does not list,
@@ -78,10 +102,15 @@ LaunchVerdict Mismatch(const store::OsRelease& release,
 
 }  // namespace
 
-LaunchVerdict CheckLaunch(const std::vector<wire::MeasurementEvent>& events, store::Store& store) {
+LaunchVerdict CheckLaunch(const std::vector<wire::MeasurementEvent>& events, store::Store& store,
+                          const store::Device& device) {
   if (Verdict shape = CheckShape(events); !shape.valid()) return {std::move(shape), {}};
-  const std::vector<wire::MeasurementEvent> launch(
-      events.begin(), events.begin() + static_cast<std::ptrdiff_t>(wire::kLaunchComponents.size()));
+  const auto launch_end = events.begin() + static_cast<std::ptrdiff_t>(wire::kLaunchComponents.size());
+  const std::vector<wire::MeasurementEvent> launch(events.begin(), launch_end);
+  if (LaunchVerdict apps = CheckApps({launch_end, events.end()}, store, device);
+      !apps.verdict.valid()) {
+    return apps;
+  }
   const std::string os_digest = crypto::ToHex(launch.front().digest);
   auto candidates = store.FindOsReleasesListing("os", os_digest);
   if (!candidates) return StoreFailed(candidates.error());

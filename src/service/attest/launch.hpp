@@ -17,9 +17,11 @@ struct LaunchVerdict {
 
 // Valid when `events` begins with exactly the components of wire::kLaunchComponents, in that
 // order, each once, every digest from the *same* registered OS release, and that release is not
-// retired; events after the launch must name deployed apps (none are deployed yet, so any is
-// refused). Reasons name what is wrong ("component aspisd is from release 1.0, os from 1.1").
-// A store failure is "could not check".
-LaunchVerdict CheckLaunch(const std::vector<wire::MeasurementEvent>& events, store::Store& store);
+// retired; each event after the launch is "app:<component ID>" with the SHA-256 of a package of
+// that component in the current or previous deployment of `device`'s group. Reasons name what is
+// wrong ("component aspisd is from release 1.0, os from 1.1"). A store failure is "could not
+// check".
+LaunchVerdict CheckLaunch(const std::vector<wire::MeasurementEvent>& events, store::Store& store,
+                          const store::Device& device);
 
 }  // namespace aspis::service::attest

@@ -135,6 +135,17 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              image_id TEXT NOT NULL, component_id TEXT NOT NULL,
              PRIMARY KEY (deployment_id, component_id)))",
     },
+    {
+        // OS releases published from packages name their OS and board images.
+        R"(ALTER TABLE os_releases ADD COLUMN image_id TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE os_releases ADD COLUMN board_image_id TEXT NOT NULL DEFAULT '')",
+        // What devices report at check-in: the publisher root they pin, each target's status.
+        R"(ALTER TABLE devices ADD COLUMN publisher_root TEXT NOT NULL DEFAULT '')",
+        R"(CREATE TABLE device_images (
+             tenant_id TEXT NOT NULL, device_id TEXT NOT NULL, image_id TEXT NOT NULL,
+             state TEXT NOT NULL, reason TEXT NOT NULL, updated_at BIGINT NOT NULL,
+             PRIMARY KEY (tenant_id, device_id, image_id)))",
+    },
 };
 
 std::string ForDialect(std::string_view statement, std::string_view dialect) {
@@ -156,13 +167,13 @@ ApiToken ToToken(const Row& r) {
 Device ToDevice(const Row& r) {
   return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4),  Text(r, 5),
           Number(r, 6), Number(r, 7), Number(r, 8), Text(r, 9),        Text(r, 10), Text(r, 11),
-          Text(r, 12),  Text(r, 13),  Text(r, 14),  Text(r, 15),       Text(r, 16)};
+          Text(r, 12),  Text(r, 13),  Text(r, 14),  Text(r, 15),       Text(r, 16), Text(r, 17)};
 }
 
 constexpr std::string_view kDeviceColumns =
     "id, tenant_id, claimed_at, revoked, verdict, reasons, last_attested, certificate_expiry, "
     "last_check_in, os_version, runtime_version, root_of_trust, boot_pcrs, os_release, "
-    "ek_fingerprint, ek_issuer, device_group_id";
+    "ek_fingerprint, ek_issuer, device_group_id, publisher_root";
 
 AttestationAttempt ToAttempt(const Row& r) {
   return {Text(r, 0), Number(r, 1), Text(r, 2), Text(r, 3), Number(r, 4) != 0};
@@ -523,25 +534,57 @@ Expected<AttestationPolicy> Store::GetAttestationPolicy(std::string_view tenant)
       "tenant");
 }
 
-Expected<std::int64_t> Store::RecordCheckIn(std::string_view tenant, std::string_view device_id,
-                                            std::int64_t at, std::string_view os_version,
-                                            std::string_view runtime_version) {
-  auto rows = db_->Query(
-      "UPDATE devices SET last_check_in = $3, os_version = $4, runtime_version = $5, "
-      "manifest_sequence = manifest_sequence + 1 WHERE tenant_id = $1 AND id = $2 "
-      "RETURNING manifest_sequence",
-      {std::string(tenant), std::string(device_id), at, std::string(os_version),
-       std::string(runtime_version)});
-  if (!rows) return std::unexpected(rows.error());
-  if (rows->empty()) return Fail(StoreErrc::kNotFound, "device not found");
-  return Number(rows->front(), 0);
+Expected<std::int64_t> Store::RecordCheckIn(const CheckInRecord& c) {
+  std::int64_t sequence = 0;
+  auto recorded = db_->Transaction([&]() -> Expected<void> {
+    auto rows = db_->Query(
+        "UPDATE devices SET last_check_in = $3, os_version = $4, runtime_version = $5, "
+        "publisher_root = $6, manifest_sequence = manifest_sequence + 1 "
+        "WHERE tenant_id = $1 AND id = $2 RETURNING manifest_sequence",
+        {c.tenant_id, c.device_id, c.at, c.os_version, c.runtime_version, c.publisher_root});
+    if (!rows) return std::unexpected(rows.error());
+    if (rows->empty()) return Fail(StoreErrc::kNotFound, "device not found");
+    sequence = Number(rows->front(), 0);
+    if (auto ok = Discard(db_->Query(
+            "DELETE FROM device_images WHERE tenant_id = $1 AND device_id = $2",
+            {c.tenant_id, c.device_id}));
+        !ok) {
+      return ok;
+    }
+    for (const auto& i : c.images) {
+      if (auto ok = Discard(db_->Query("INSERT INTO device_images (tenant_id, device_id, "
+                                       "image_id, state, reason, updated_at) "
+                                       "VALUES ($1, $2, $3, $4, $5, $6)",
+                                       {c.tenant_id, c.device_id, i.image_id, i.state, i.reason,
+                                        c.at}));
+          !ok) {
+        return ok;
+      }
+    }
+    return {};
+  });
+  if (!recorded) return std::unexpected(recorded.error());
+  return sequence;
+}
+
+Expected<std::vector<DeviceImageStatus>> Store::ListDeviceImages(std::string_view tenant,
+                                                                 std::string_view device_id) {
+  return Map<DeviceImageStatus>(
+      db_->Query("SELECT image_id, state, reason, updated_at FROM device_images "
+                 "WHERE tenant_id = $1 AND device_id = $2 ORDER BY image_id",
+                 {std::string(tenant), std::string(device_id)}),
+      [](const Row& r) {
+        return DeviceImageStatus{Text(r, 0), Text(r, 1), Text(r, 2), Number(r, 3)};
+      });
 }
 
 Expected<void> Store::AddOsRelease(const OsRelease& release) {
   return db_->Transaction([&]() -> Expected<void> {
     if (auto ok = Discard(
-            db_->Query("INSERT INTO os_releases (version, feed, created_at) VALUES ($1, $2, $3)",
-                       {release.version, release.feed, release.created_at}));
+            db_->Query("INSERT INTO os_releases (version, feed, created_at, image_id, "
+                       "board_image_id) VALUES ($1, $2, $3, $4, $5)",
+                       {release.version, release.feed, release.created_at, release.image_id,
+                        release.board_image_id}));
         !ok) {
       return ok;
     }
@@ -560,13 +603,15 @@ Expected<void> Store::AddOsRelease(const OsRelease& release) {
 Expected<std::vector<OsRelease>> Store::ReleasesWhere(std::string_view condition,
                                                       const std::vector<Value>& params) {
   auto releases =
-      db_->Query("SELECT version, feed, created_at, retired_reason, retired_at FROM os_releases " +
+      db_->Query("SELECT version, feed, created_at, retired_reason, retired_at, image_id, "
+                 "board_image_id FROM os_releases " +
                      std::string(condition) + " ORDER BY created_at, version",
                  params);
   if (!releases) return std::unexpected(releases.error());
   std::vector<OsRelease> out;
   for (const Row& row : *releases) {
-    OsRelease release{Text(row, 0), Text(row, 1), Number(row, 2), {}, Text(row, 3), Number(row, 4)};
+    OsRelease release{Text(row, 0), Text(row, 1),  Number(row, 2), {},
+                      Text(row, 3), Number(row, 4), Text(row, 5), Text(row, 6)};
     auto digests = db_->Query(
         "SELECT component, digest FROM reference_digests WHERE version = $1 "
         "ORDER BY component, digest",
@@ -586,6 +631,13 @@ Expected<std::vector<OsRelease>> Store::FindOsReleasesListing(std::string_view c
       "WHERE version IN (SELECT version FROM reference_digests WHERE component = $1 AND "
       "digest = $2)",
       {std::string(component), std::string(digest)});
+}
+
+Expected<void> Store::PromoteOsRelease(std::string_view version) {
+  return One(db_->Query("UPDATE os_releases SET feed = 'retail' WHERE version = $1 AND "
+                        "feed = 'retail-eval' AND retired_reason = '' RETURNING version",
+                        {std::string(version)}),
+             "OS release in Retail Evaluation");
 }
 
 Expected<void> Store::RetireOsRelease(std::string_view version, std::string_view reason,

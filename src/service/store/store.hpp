@@ -75,6 +75,7 @@ struct Device {
   std::string ek_fingerprint;
   std::string ek_issuer;
   std::string device_group_id;  // empty until the device is put in a group
+  std::string publisher_root;   // the publisher root the device pinned, as it last reported it
 };
 
 // What the verifier requires of a tenant's devices beyond the platform's rules.
@@ -130,6 +131,28 @@ struct OsRelease {
   std::vector<std::pair<std::string, std::string>> components;  // (component, hex digest)
   std::string retired_reason;  // empty while the release is not retired
   std::int64_t retired_at = 0;
+  // Published from packages: the platform's OS and board images that devices install. Empty for a
+  // release registered from digests alone, which devices can attest to but not fetch.
+  std::string image_id;
+  std::string board_image_id;
+};
+
+// What a device reported at check-in about one image it was told to fetch.
+struct DeviceImageStatus {
+  std::string image_id;
+  std::string state;   // "downloading", "downloaded", "failed"
+  std::string reason;  // why it failed
+  std::int64_t updated_at = 0;
+};
+
+struct CheckInRecord {
+  std::string tenant_id;
+  std::string device_id;
+  std::int64_t at = 0;
+  std::string os_version;
+  std::string runtime_version;
+  std::string publisher_root;
+  std::vector<DeviceImageStatus> images;  // replaces what the last check-in reported
 };
 
 struct AuditEntry {
@@ -283,11 +306,13 @@ class Store {
   Expected<void> SetAttestationPolicy(std::string_view tenant, const AttestationPolicy& policy);
   Expected<AttestationPolicy> GetAttestationPolicy(std::string_view tenant);
 
-  // Records a check-in and returns the device's next update-manifest sequence number (1, 2, ...:
-  // strictly increasing). Errors: kNotFound when `tenant` has not claimed the device.
-  Expected<std::int64_t> RecordCheckIn(std::string_view tenant, std::string_view device_id,
-                                       std::int64_t at, std::string_view os_version,
-                                       std::string_view runtime_version);
+  // Records a check-in, in one transaction, and returns the device's next update-manifest sequence
+  // number (1, 2, ...: strictly increasing). Errors: kNotFound when the tenant has not claimed the
+  // device.
+  Expected<std::int64_t> RecordCheckIn(const CheckInRecord& check_in);
+  // The image statuses of the device's last check-in, by image ID.
+  Expected<std::vector<DeviceImageStatus>> ListDeviceImages(std::string_view tenant,
+                                                            std::string_view device_id);
 
   // Platform-wide reference values. Errors: kConflict when the version exists.
   Expected<void> AddOsRelease(const OsRelease& release);
@@ -296,6 +321,9 @@ class Store {
   // The releases that list `digest` (lowercase hex) for `component`, oldest first.
   Expected<std::vector<OsRelease>> FindOsReleasesListing(std::string_view component,
                                                          std::string_view digest);
+  // Moves a release from Retail Evaluation to Retail. Errors: kNotFound (no such release in
+  // Retail Evaluation, or it is retired).
+  Expected<void> PromoteOsRelease(std::string_view version);
   // Devices running a retired release are untrusted. Errors: kNotFound.
   Expected<void> RetireOsRelease(std::string_view version, std::string_view reason,
                                  std::int64_t at);
@@ -353,10 +381,12 @@ class Store {
   Expected<void> SetDeviceGroup(std::string_view tenant, std::string_view device,
                                 std::string_view group);
 
-  // Deployments, newest first. A device group's deletion is refused while it has any.
+  // Deployments, newest first (the newest `limit`). A device group's deletion is refused while it
+  // has any.
   Expected<void> AddDeployment(const Deployment& deployment);
   Expected<std::vector<Deployment>> ListDeployments(std::string_view tenant,
-                                                    std::string_view group);
+                                                    std::string_view group,
+                                                    std::int64_t limit = 1000);
 
   // Uploads. AdvanceUpload moves `received` from `from` to `to`; kConflict when it is not at
   // `from` (a part was lost or sent twice).

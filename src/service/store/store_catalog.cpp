@@ -319,12 +319,13 @@ Expected<void> Store::AddDeployment(const Deployment& d) {
 }
 
 Expected<std::vector<Deployment>> Store::ListDeployments(std::string_view tenant,
-                                                         std::string_view group) {
+                                                         std::string_view group,
+                                                         std::int64_t limit) {
   auto rows = db_->Query(
       "SELECT id, tenant_id, device_group_id, created_at, created_by FROM "
       "deployments WHERE tenant_id = $1 AND device_group_id = $2 ORDER BY "
-      "sequence DESC",
-      {std::string(tenant), std::string(group)});
+      "sequence DESC LIMIT $3",
+      {std::string(tenant), std::string(group), limit});
   if (!rows) return std::unexpected(rows.error());
   std::vector<Deployment> out;
   for (const Row& r : *rows) {

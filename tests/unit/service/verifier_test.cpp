@@ -62,7 +62,8 @@ class VerifierRules : public ::testing::Test {
     for (const auto& content : contents) {
       const std::size_t at = events_.size();
       const std::string component =
-          at < wire::kLaunchComponents.size() ? std::string(wire::kLaunchComponents[at]) : "app:x";
+          at < wire::kLaunchComponents.size() ? std::string(wire::kLaunchComponents[at])
+                                               : "app:" + app_component_;
       ASSERT_TRUE(rot_->Extend(Hash(content)));
       events_.push_back({component, Hash(content)});
     }
@@ -102,6 +103,7 @@ class VerifierRules : public ::testing::Test {
   std::optional<Verifier> verifier_;
   std::unique_ptr<rot::RootOfTrust> rot_;
   std::vector<wire::MeasurementEvent> events_;
+  std::string app_component_ = "x";
   crypto::PrivateKey runtime_key_ = *crypto::PrivateKey::GenerateP256();
   crypto::PrivateKey app_key_ = *crypto::PrivateKey::GenerateP256();
 };
@@ -173,7 +175,42 @@ TEST_F(VerifierRules, ComponentsOfTwoReleasesAreUntrusted) {
 
 TEST_F(VerifierRules, AppThatIsNotDeployedIsUntrusted) {
   Launch({"an app"});
-  ExpectRefused(Evidence(), "component app:x is not an app deployed to the device", true);
+  ExpectRefused(Evidence(), "component app:x with digest", true);
+  ExpectRefused(Evidence(), "is not an app deployed to the device's group", true);
+}
+
+TEST_F(VerifierRules, AppsAttestOnlyWhileInTheGroupsCurrentOrPreviousDeployment) {
+  const std::string device = rot_->GetIdentity()->device_id;
+  const std::string component = "6d3c2c4e-6a61-4d0e-9b4c-7f2a9d1e5b01";
+  ASSERT_TRUE(store_->AddProduct({"p1", "t1", "Coffee", "", 1}));
+  ASSERT_TRUE(store_->AddDeviceGroup({"g1", "t1", "p1", "Field Test", "", "retail", "UpdateAll",
+                                      true, 1}));
+  ASSERT_TRUE(store_->SetDeviceGroup("t1", device, "g1"));
+  auto deploy = [&](const std::string& version) {
+    const std::string id = "image-" + version;
+    ASSERT_TRUE(store_->AddImage({id, "t1", component, "app", "app", version, 0,
+                                  crypto::ToHex(Hash("app " + version)), 10, "{}", 1}));
+    ASSERT_TRUE(store_->AddDeployment({"d-" + version, "t1", "g1", 1, "test", {id}}));
+  };
+  deploy("1");
+  app_component_ = component;
+  Launch({"app 1"});
+  EXPECT_TRUE(verifier_->Verify(Evidence()).certificates) << "the deployed app attests";
+  deploy("2");
+  EXPECT_TRUE(verifier_->Verify(Evidence()).certificates) << "a reverted device still attests";
+  deploy("3");
+  ExpectRefused(Evidence(), "is not an app deployed to the device's group", true);
+
+  // The digest of a deployed package under another component's name is refused too.
+  TempDir fresh;
+  rot_ = std::move(*rot::Initialize({.backend = "software", .state_dir = fresh / "rot"}));
+  ASSERT_TRUE(store_->ClaimDevice("t1", rot_->GetIdentity()->device_id, 1));
+  ASSERT_TRUE(store_->SetDeviceGroup("t1", rot_->GetIdentity()->device_id, "g1"));
+  events_.clear();
+  Launch({"os 1.0", "aspisd 1.0", "board", "bundle"});
+  app_component_ = "another";
+  Launch({"app 3"});
+  ExpectRefused(Evidence(), "component app:another with digest", true);
 }
 
 TEST_F(VerifierRules, RetiredReleaseIsUntrusted) {

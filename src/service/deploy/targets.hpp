@@ -1,0 +1,31 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "service/store/store.hpp"
+
+// Which images a device should run (DESIGN section 5), decided in one place for the update
+// manifest, for the device's downloads and for the attestation of its apps.
+namespace aspis::service::deploy {
+
+struct Targets {
+  std::string os_feed;                // "retail" or "retail-eval"
+  std::vector<store::Image> images;   // the OS and board images, then the apps
+};
+
+// By the device's group (a device in none follows Retail and takes no apps):
+//  - the OS feed's newest release published from packages and not retired (Retail Evaluation
+//    sees Retail's releases too, since it gets each release first), with its board image, unless
+//    the update policy is NoUpdates;
+//  - the images of the group's current deployment when the group takes cloud app updates
+//    (Development does not) and its policy is UpdateAll.
+Expected<Targets> TargetsFor(store::Store& store, const store::Device& device);
+
+// The app images a device of `group` may be running: those of its current and previous
+// deployments (so a device that reverted an update still attests).
+Expected<std::vector<store::Image>> RecentlyDeployed(store::Store& store, const std::string& tenant,
+                                                     const std::string& group);
+
+}  // namespace aspis::service::deploy
