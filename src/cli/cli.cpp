@@ -18,6 +18,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   AddPackageCommands(app, registry);
   AddCatalogCommands(app, registry);
   AddProductCommands(app, registry);
+  AddDeploymentCommands(app, registry);
   AddDeviceCommands(app, registry);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());

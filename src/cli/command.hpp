@@ -68,6 +68,7 @@ void AddDeviceCommands(CLI::App& app, Registry& registry);    // `dev`: the loca
 void AddPackageCommands(CLI::App& app, Registry& registry);   // `key`, `image-package`: offline
 void AddCatalogCommands(CLI::App& app, Registry& registry);   // `publisher-key-set`, `image`
 void AddProductCommands(CLI::App& app, Registry& registry);   // `product`, `device-group`
+void AddDeploymentCommands(CLI::App& app, Registry& registry);  // `deployment`
 // `device update --device-group`, under the `device` noun of AddOperatorCommands.
 void AddDeviceUpdateCommand(CLI::App& device, Registry& registry);
 

@@ -145,6 +145,31 @@ class RoleDelete final : public ServiceCommand {
 // --- device ---
 
 // claim, list, show, revoke, restore: one shape, told apart by the verb.
+void PrintDevice(std::ostream& out, const Json& d) {
+  const Json attestation = d.value("attestation", Json::object());
+  const Json root = d.value("publisher_root", Json::object());
+  const std::string reasons = attestation.value("reasons", "");
+  out << "Device ID:        " << d.value("id", "") << "\n"
+      << "Revoked:          " << (d.value("revoked", false) ? "yes" : "no") << "\n"
+      << "Device group:     " << d.value("device_group_id", "") << "\n"
+      << "Verdict:          " << attestation.value("verdict", "")
+      << (reasons.empty() ? "" : " (" + reasons + ")") << "\n"
+      << "Certificates to:  " << UtcTime(attestation.value("certificate_expiry", Json(0)))
+      << "\n"
+      << "Last check-in:    " << UtcTime(d.value("last_check_in", Json(0))) << "\n"
+      << "OS version:       " << d.value("os_version", "") << " (release "
+      << d.value("os_release", "") << ")\n"
+      << "Publisher root:   " << root.value("status", "") << "\n"
+      << "  pinned:         " << root.value("pinned", "") << "\n"
+      << "  tenant's:       " << root.value("tenant", "") << "\n"
+      << "Targets, as the device last reported them:\n";
+  for (const auto& image : d.value("images", Json::array())) {
+    const std::string reason = image.value("reason", "");
+    out << fmt::format("  {}  {}{}\n", image.value("image_id", ""), image.value("state", ""),
+                       reason.empty() ? "" : ": " + reason);
+  }
+}
+
 class DeviceVerb final : public ServiceCommand {
  public:
   explicit DeviceVerb(std::string verb) : verb_(std::move(verb)) {}
@@ -153,6 +178,7 @@ class DeviceVerb final : public ServiceCommand {
     if (verb_ != "list") verb->add_option("--device", device_, "Device ID")->required();
   }
   Output Format() const override {
+    if (verb_ == "show") return {.table = PrintDevice};
     return {.columns = {"id", "revoked", "attestation.verdict", "attestation.certificate_expiry",
                         "attestation.reasons"}};
   }

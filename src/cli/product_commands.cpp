@@ -1,5 +1,6 @@
 // Products and device groups, with azsphere's nouns and flags: `--product NAME`,
 // `--device-group PRODUCT/GROUP`.
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include <optional>
@@ -265,6 +266,42 @@ class DeploymentList final : public ServiceCommand {
   TenantOption tenant_;
 };
 
+void PrintDeployment(std::ostream& out, const Json& d) {
+  out << "Deployment ID:  " << d.value("id", "") << (d.value("current", false) ? " (current)" : "")
+      << "\n"
+      << "Device group:   " << d.value("device_group_id", "") << "\n"
+      << "Created:        " << UtcTime(d.value("created_at", Json(0))) << " by "
+      << d.value("created_by", "") << "\n"
+      << "Images, by what devices last reported:\n";
+  for (const auto& image : d.value("image_status", Json::array())) {
+    const Json n = image.value("devices", Json::object());
+    out << fmt::format("  {}  downloading {}, downloaded {}, failed {}\n",
+                       image.value("image_id", ""), n.value("downloading", 0),
+                       n.value("downloaded", 0), n.value("failed", 0));
+    for (const auto& f : image.value("failures", Json::array())) {
+      out << fmt::format("    {}: {}\n", f.value("device_id", ""), f.value("reason", ""));
+    }
+  }
+}
+
+class DeploymentShow final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--deployment-id", id_, "The deployment's ID")->required();
+  }
+  Output Format() const override { return {.table = PrintDeployment}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/deployments/" + id_);
+  }
+
+ private:
+  std::string id_;
+  TenantOption tenant_;
+};
+
 class DeviceUpdate final : public ServiceCommand {
  public:
   void AddOptions(CLI::App* verb) override {
@@ -316,6 +353,13 @@ void AddProductCommands(CLI::App& app, Registry& r) {
       "create", "Deploy a set of app images to the group (it replaces the current deployment)"));
   r.Add<DeploymentList>(
       deployment->add_subcommand("list", "The group's deployments, newest (current) first"));
+}
+
+void AddDeploymentCommands(CLI::App& app, Registry& r) {
+  auto* deployment =
+      app.add_subcommand("deployment", "App deployments of device groups")->require_subcommand(1);
+  r.Add<DeploymentShow>(deployment->add_subcommand(
+      "show", "Show a deployment and where its images stand on the group's devices"));
 }
 
 void AddDeviceUpdateCommand(CLI::App& device, Registry& r) {

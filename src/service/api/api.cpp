@@ -340,6 +340,36 @@ class Api {
     return std::pair{std::move(*image), std::move(*manifest)};
   }
 
+  // The device, the publisher root it pinned against the tenant's, and where each target it was
+  // last told to fetch stands.
+  Response ShowDevice(std::string_view tenant, std::string_view device_id) const {
+    auto device = c_.store.GetDevice(tenant, device_id);
+    if (!device) return FromError(device.error());
+    auto images = c_.store.ListDeviceImages(tenant, device_id);
+    if (!images) return FromError(images.error());
+    auto keys = c_.store.GetPublisherKeySet(tenant);
+    if (!keys) return FromError(keys.error());
+    const std::string tenant_root = *keys ? (*keys)->root_fingerprint : "";
+    std::string pin = "matches the tenant's";
+    if (device->publisher_root.empty()) {
+      pin = "none pinned yet";
+    } else if (device->publisher_root != tenant_root) {
+      pin = "DIFFERS from the tenant's: the device trusts another publisher root";
+    }
+    Json shown = DeviceJson(*device);
+    shown["publisher_root"] = {
+        {"pinned", device->publisher_root}, {"tenant", tenant_root}, {"status", pin}};
+    Json list = Json::array();
+    for (const auto& i : *images) {
+      list.push_back({{"image_id", i.image_id},
+                      {"state", i.state},
+                      {"reason", i.reason},
+                      {"updated_at", i.updated_at}});
+    }
+    shown["images"] = std::move(list);
+    return Response::Json(200, shown.dump());
+  }
+
   Response ShowAttestation(std::string_view tenant, std::string_view device_id) const {
     auto device = c_.store.GetDevice(tenant, device_id);
     if (!device) return FromError(device.error());
@@ -555,10 +585,8 @@ void AddRoutes(http::Router& router, const Context& context) {
                             }));
   router.Add("GET", "/v1/tenants/{tenant}/devices/{device}",
              api->ForTenant(Role::kReader,
-                            [&c](const Request& r, const Principal&, std::string_view tenant) {
-                              auto device = c.store.GetDevice(tenant, r.Param("device"));
-                              return device ? Response::Json(200, DeviceJson(*device).dump())
-                                            : FromError(device.error());
+                            [api](const Request& r, const Principal&, std::string_view tenant) {
+                              return api->ShowDevice(tenant, r.Param("device"));
                             }));
   router.Add("GET", "/v1/tenants/{tenant}/devices/{device}/attestation",
              api->ForTenant(Role::kReader,

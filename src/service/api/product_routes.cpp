@@ -290,6 +290,31 @@ class Products {
     return Response::Json(200, list.dump());
   }
 
+  // A deployment and where its images stand on the devices that reported them.
+  Response ShowDeployment(const Request& request, std::string_view tenant) const {
+    auto deployment = c_.store.GetDeployment(tenant, request.Param("deployment"));
+    if (!deployment) return FromError(deployment.error());
+    auto newest = c_.store.ListDeployments(tenant, deployment->device_group_id, 1);
+    if (!newest) return FromError(newest.error());
+    Json shown = DeploymentJson(*deployment, !newest->empty() && newest->front().id == deployment->id);
+    Json images = Json::array();
+    for (const auto& id : deployment->image_ids) {
+      auto statuses = c_.store.ListImageStatuses(tenant, id);
+      if (!statuses) return FromError(statuses.error());
+      Json counts = {{"downloading", 0}, {"downloaded", 0}, {"failed", 0}};
+      Json failures = Json::array();
+      for (const auto& [device, status] : *statuses) {
+        if (counts.contains(status.state)) counts[status.state] = counts[status.state].get<int>() + 1;
+        if (status.state == "failed" && failures.size() < 20) {
+          failures.push_back({{"device_id", device}, {"reason", status.reason}});
+        }
+      }
+      images.push_back({{"image_id", id}, {"devices", counts}, {"failures", failures}});
+    }
+    shown["image_status"] = std::move(images);
+    return Response::Json(200, shown.dump());
+  }
+
  private:
   static Json DeploymentJson(const store::Deployment& d, bool current) {
     return {{"id", d.id},
@@ -352,6 +377,10 @@ void AddProductRoutes(http::Router& router, const Context& context) {
       [p](const Request& r, const Principal& w, std::string_view t) { return p->Deploy(r, w, t); });
   add("GET", "/device-groups/{group}/deployments", Role::kReader,
       [p](const Request& r, const Principal&, std::string_view t) { return p->Deployments(r, t); });
+  add("GET", "/deployments/{deployment}", Role::kReader,
+      [p](const Request& r, const Principal&, std::string_view t) {
+        return p->ShowDeployment(r, t);
+      });
   add("POST", "/devices/{device}/device-group", Role::kContributor,
       [p](const Request& r, const Principal& w, std::string_view t) {
         return p->MoveDevice(r, w, t);

@@ -387,6 +387,11 @@ class Store {
   Expected<std::vector<Deployment>> ListDeployments(std::string_view tenant,
                                                     std::string_view group,
                                                     std::int64_t limit = 1000);
+  // Errors: kNotFound (another tenant's included).
+  Expected<Deployment> GetDeployment(std::string_view tenant, std::string_view id);
+  // What the tenant's devices last reported about an image, by device ID (at most 10,000).
+  Expected<std::vector<std::pair<std::string, DeviceImageStatus>>> ListImageStatuses(
+      std::string_view tenant, std::string_view image_id);
 
   // Uploads. AdvanceUpload moves `received` from `from` to `to`; kConflict when it is not at
   // `from` (a part was lost or sent twice).

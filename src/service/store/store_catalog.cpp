@@ -318,6 +318,32 @@ Expected<void> Store::AddDeployment(const Deployment& d) {
   return {};
 }
 
+Expected<Deployment> Store::GetDeployment(std::string_view tenant, std::string_view id) {
+  auto rows = db_->Query(
+      "SELECT device_group_id FROM deployments WHERE tenant_id = $1 AND id = $2",
+      {std::string(tenant), std::string(id)});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return Fail(StoreErrc::kNotFound, "deployment not found");
+  auto all = ListDeployments(tenant, Text(rows->front(), 0));
+  if (!all) return std::unexpected(all.error());
+  for (auto& d : *all) {
+    if (d.id == id) return std::move(d);
+  }
+  return Fail(StoreErrc::kNotFound, "deployment not found");
+}
+
+Expected<std::vector<std::pair<std::string, DeviceImageStatus>>> Store::ListImageStatuses(
+    std::string_view tenant, std::string_view image_id) {
+  return Map<std::pair<std::string, DeviceImageStatus>>(
+      db_->Query("SELECT device_id, image_id, state, reason, updated_at FROM device_images "
+                 "WHERE tenant_id = $1 AND image_id = $2 ORDER BY device_id LIMIT 10000",
+                 {std::string(tenant), std::string(image_id)}),
+      [](const Row& r) {
+        return std::pair{Text(r, 0),
+                         DeviceImageStatus{Text(r, 1), Text(r, 2), Text(r, 3), Number(r, 4)}};
+      });
+}
+
 Expected<std::vector<Deployment>> Store::ListDeployments(std::string_view tenant,
                                                          std::string_view group,
                                                          std::int64_t limit) {
