@@ -195,6 +195,34 @@ Expected<PublicKey> PublicKey::FromPem(std::string_view pem) {
   return FromNative(key.get());
 }
 
+Expected<std::vector<PublicKey>> PublicKey::AllFromPem(std::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return std::unexpected(OpenSslError("reading public key PEM"));
+  std::vector<PublicKey> keys;
+  for (;;) {
+    char* name = nullptr;
+    char* header = nullptr;
+    unsigned char* data = nullptr;
+    long length = 0;
+    if (PEM_read_bio(bio.get(), &name, &header, &data, &length) != 1) break;
+    const std::string type = name;
+    const Bytes der(data, data + length);
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    if (type != PEM_STRING_PUBLIC) continue;
+    auto key = FromDer(der);
+    if (!key) return std::unexpected(key.error());
+    keys.push_back(std::move(*key));
+  }
+  const unsigned long last = ERR_peek_last_error();
+  if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();
+    return keys;
+  }
+  return std::unexpected(OpenSslError("a PEM block is malformed", CryptoErrc::kParse));
+}
+
 Expected<std::string> PublicKey::ToPem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_PUBKEY(bio.get(), key_.get()) != 1) {

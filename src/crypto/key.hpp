@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 #include <utility>
 
 #include "core/bytes.hpp"
@@ -25,6 +26,9 @@ class PublicKey {
   // that one key has exactly one DER form, and one fingerprint.
   static Expected<PublicKey> FromCanonicalDer(ByteView spki);
   static Expected<PublicKey> FromPem(std::string_view pem);
+  // Every "PUBLIC KEY" block of a PEM bundle, in order, skipping blocks of other types (a trust
+  // bundle holds certificates too). Errors: kParse for a malformed key block.
+  static Expected<std::vector<PublicKey>> AllFromPem(std::string_view pem);
   // An uncompressed P-256 point given as big-endian coordinates (as a TPM reports it).
   static Expected<PublicKey> FromEcPoint(ByteView x, ByteView y);
   // Takes a reference on `key` (which must be an EC P-256 key).

@@ -22,7 +22,6 @@ namespace aspis::package {
 namespace {
 
 constexpr std::size_t kChunk = std::size_t{64} << 10;
-constexpr std::size_t kHeaderSize = kMagic.size() + 4;
 
 Error IoError(std::string_view what) {
   return Error(PackageErrc::kIo, std::string(what) + ": " + std::generic_category().message(errno));
@@ -89,19 +88,28 @@ Expected<std::size_t> MemorySource::Read(std::span<std::uint8_t> buffer) {
   return n;
 }
 
-Expected<crypto::dsse::Envelope> Reader::ReadEnvelope(Source& source) {
-  std::array<std::uint8_t, kHeaderSize> header{};
-  auto got = ReadFull(source, header);
-  if (!got) return std::unexpected(got.error());
-  if (*got < kMagic.size() || !std::equal(kMagic.begin(), kMagic.end(), header.begin())) {
+Expected<std::uint64_t> HeaderLength(ByteView prefix) {
+  if (prefix.size() < kMagic.size() || !std::equal(kMagic.begin(), kMagic.end(), prefix.begin())) {
     return Fail(PackageErrc::kMalformed, "not an Aspis image package (no ASPISPK1 magic)");
   }
-  if (*got < header.size()) return Fail(PackageErrc::kMalformed, "the package ends in its header");
+  if (prefix.size() < kPrefixSize) {
+    return Fail(PackageErrc::kMalformed, "the package ends in its header");
+  }
   std::uint32_t length = 0;
-  for (std::size_t i = kMagic.size(); i < header.size(); ++i) length = (length << 8) | header[i];
+  for (std::size_t i = kMagic.size(); i < kPrefixSize; ++i) length = (length << 8) | prefix[i];
   if (length > crypto::dsse::kMaxEnvelopeSize) {
     return Fail(PackageErrc::kTooLarge, "the package's signed manifest is larger than 4 MiB");
   }
+  return kPrefixSize + length;
+}
+
+Expected<crypto::dsse::Envelope> Reader::ReadEnvelope(Source& source) {
+  std::array<std::uint8_t, kPrefixSize> header{};
+  auto got = ReadFull(source, header);
+  if (!got) return std::unexpected(got.error());
+  auto header_length = HeaderLength(ByteView(header.data(), *got));
+  if (!header_length) return std::unexpected(header_length.error());
+  const auto length = static_cast<std::size_t>(*header_length - kPrefixSize);
   Bytes json(length);
   got = ReadFull(source, json);
   if (!got) return std::unexpected(got.error());

@@ -23,6 +23,13 @@ namespace aspis::package {
 inline constexpr std::string_view kMagic = "ASPISPK1";
 inline constexpr std::string_view kMediaType = "application/vnd.aspis.package";
 
+// A package's header is the magic, the envelope's 4-byte length, and the envelope. HeaderLength
+// reads the first kPrefixSize bytes and returns the header's whole length, so that a downloader
+// can check the signed manifest before fetching the payload. Errors: kMalformed (too short, no
+// magic), kTooLarge (an envelope over 4 MiB).
+inline constexpr std::size_t kPrefixSize = kMagic.size() + 4;
+Expected<std::uint64_t> HeaderLength(ByteView prefix);
+
 // Where a package's bytes come from. Read fills at most buffer.size() bytes and returns how many;
 // 0 only at the end.
 class Source {

@@ -120,20 +120,12 @@ Expected<crypto::dsse::TrustedKeys> LoadPublicKeys(const std::filesystem::path& 
   if (path.empty()) return keys;
   auto text = file::Read(path, file::kSmallFileLimit);
   if (!text) return std::unexpected(std::move(text.error()).WithContext("OS publisher keys"));
-  constexpr std::string_view kEnd = "-----END PUBLIC KEY-----";
-  std::string_view rest = AsString(*text);
-  for (auto end = rest.find(kEnd); end != std::string_view::npos; end = rest.find(kEnd)) {
-    auto key = crypto::PublicKey::FromPem(rest.substr(0, end + kEnd.size()));
-    if (!key) {
-      return std::unexpected(
-          std::move(key.error()).WithContext("OS publisher keys " + path.string()));
-    }
-    keys.Add(*key);
-    rest = rest.substr(end + kEnd.size());
-  }
-  if (keys.empty()) {
+  auto found = crypto::PublicKey::AllFromPem(AsString(*text));
+  if (!found) return std::unexpected(std::move(found.error()).WithContext(path.string()));
+  if (found->empty()) {
     return Fail(CoreErrc::kInvalidArgument, path.string() + " holds no PEM public key");
   }
+  for (const auto& key : *found) keys.Add(key);
   return keys;
 }
 

@@ -28,6 +28,7 @@ struct TargetStatus {
   std::string image_id;
   std::string state;   // one of the three above
   std::string reason;  // why it failed
+  bool operator==(const TargetStatus&) const = default;
 };
 
 struct CheckIn {

@@ -108,7 +108,7 @@ class DeviceProcess {
       : dir_(dir), service_(service), tcti_(std::move(tcti)) {
     std::filesystem::create_directories(dir_ / "os/bin");
     WriteText(dir_ / "os/bin/init", "aspis os 24.10");
-    WriteText(dir_ / "board.json", R"({"board": "mt3620-sim"})");
+    WriteText(dir_ / "board.json", R"({"Description": {"Name": "mt3620-sim"}})");
     WriteText(dir_ / "boot_id", "boot-1\n");
     std::vector<std::string> init = {
         ASPISD_BINARY, "identity", "init",

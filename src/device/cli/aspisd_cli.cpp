@@ -134,6 +134,11 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       ->capture_default_str();
   run->add_option("--os-version", daemon.os_version, "The OS version this device runs (reported)")
       ->capture_default_str();
+  std::uint64_t staging_mib = daemon.staging_capacity >> 20;
+  run->add_option("--staging-max-mib", staging_mib,
+                  "MiB the staging area for downloaded images may hold")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 20))
+      ->capture_default_str();
   int check_in_seconds = static_cast<int>(daemon.check_in_interval.count());
   run->add_option("--check-in-interval", check_in_seconds, "Seconds between check-ins")
       ->check(CLI::Range(1, 7 * 24 * 3600))
@@ -180,6 +185,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     daemon.boot_id_file = boot_id_file;
     daemon.retry_cap = std::chrono::seconds(retry_max_seconds);
     daemon.check_in_interval = std::chrono::seconds(check_in_seconds);
+    daemon.staging_capacity = staging_mib << 20;
     daemon.retry_base = std::min<std::chrono::milliseconds>(daemon.retry_base, daemon.retry_cap);
     return RunUntilSignalled(daemon, err);
   }

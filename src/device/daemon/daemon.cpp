@@ -17,6 +17,8 @@
 #include "device/daemon/credentials.hpp"
 #include "device/measure/measured_launch.hpp"
 #include "device/update/manifest_check.hpp"
+#include "device/update/publisher_trust.hpp"
+#include "device/update/staging.hpp"
 #include "wire/check_in.hpp"
 #include "wire/device_api.hpp"
 #include "wire/errors.hpp"
@@ -39,6 +41,28 @@ std::string TenantOf(const crypto::Certificate& cert) {
   return "";
 }
 
+// Targets fetched from the service the device checks in with, over mutual TLS.
+class ServiceImages final : public update::ImageSource {
+ public:
+  explicit ServiceImages(const wire::HttpsClient& client) : client_(client) {}
+  Expected<std::string> Fetch(std::string_view url, std::uint64_t first,
+                              std::uint64_t length) override {
+    if (!url.starts_with("/")) {
+      return Fail(wire::WireErrc::kProtocol, "a target's URL must be a path on the service");
+    }
+    auto response = client_.Send(
+        "GET", url, {}, {{"Range", fmt::format("bytes={}-{}", first, first + length - 1)}});
+    if (!response) return std::unexpected(response.error());
+    if (response->status != 206 && response->status != 200) {
+      return std::unexpected(wire::ErrorOf(*response, "fetching " + std::string(url)));
+    }
+    return std::move(response->body);
+  }
+
+ private:
+  const wire::HttpsClient& client_;
+};
+
 // What the admin socket reports; guarded by Device::mutex_.
 struct Status {
   std::string verdict = "never attested";  // "trusted", "untrusted", "unreachable"
@@ -50,6 +74,8 @@ struct Status {
   std::int64_t last_check_in = 0;
   std::uint64_t manifest_sequence = 0;
   std::string check_in_error;
+  std::string publisher_keys_error;  // why the last key set the service relayed was refused
+  std::vector<wire::TargetStatus> targets;  // as the last check-in left them, reported next
 };
 
 class Device {
@@ -57,7 +83,8 @@ class Device {
   Device(const DaemonConfig& config, const Clock& clock, std::unique_ptr<rot::RootOfTrust> rot,
          std::vector<wire::MeasurementEvent> events, Credentials credentials,
          std::vector<crypto::Certificate> roots, wire::Endpoint endpoint, wire::HttpsClient client,
-         std::string device_id, std::uint64_t manifest_sequence)
+         std::string device_id, std::uint64_t manifest_sequence, update::PublisherTrust trust,
+         update::Staging staging)
       : config_(config),
         clock_(clock),
         rot_(std::move(rot)),
@@ -67,6 +94,8 @@ class Device {
         endpoint_(std::move(endpoint)),
         client_(std::move(client)),
         device_id_(std::move(device_id)),
+        trust_(std::move(trust)),
+        staging_(std::move(staging)),
         uniform_(attest::SystemUniform()),
         backoff_(config.retry_base, config.retry_cap, uniform_),
         check_in_backoff_(config.retry_base, config.retry_cap, uniform_) {
@@ -195,15 +224,21 @@ class Device {
   // runtime certificate.
   Clock::TimePoint CheckInOnce(bool* refused) {
     const auto now = clock_.Now();
+    bool reported_all = true;  // the targets' statuses are what this check-in reported
     std::optional<std::chrono::seconds> retry_after;  // the service's own "not before"
     auto outcome = [&]() -> Expected<wire::UpdateManifest> {
       auto tls = crypto::tls::ClientContext(roots_, credentials_.runtime_chain(),
                                             &credentials_.runtime_key());
       if (!tls) return std::unexpected(tls.error());
       const wire::HttpsClient client(endpoint_, *tls);
-      const wire::CheckIn report{.device_id = device_id_,
-                                 .os_version = config_.os_version,
-                                 .runtime_version = kRuntimeVersion};
+      wire::CheckIn report{.device_id = device_id_,
+                           .os_version = config_.os_version,
+                           .runtime_version = kRuntimeVersion,
+                           .publisher_root = trust_.RootFingerprint()};
+      {
+        const std::lock_guard lock(mutex_);
+        report.targets = status_.targets;
+      }
       auto parsed = wire::PostCheckIn(client, report, &retry_after);
       if (!parsed) {
         *refused = parsed.error() == wire::WireErrc::kRefused;
@@ -226,6 +261,19 @@ class Device {
         return std::unexpected(
             std::move(ok.error()).WithContext("recording the manifest sequence"));
       }
+      std::string keys_error;
+      if (!parsed->publisher_keys.empty()) {
+        if (auto ok = trust_.Offer(parsed->publisher_keys, tenant, clock_.Now()); !ok) {
+          keys_error = ok.error().message();
+          log::Warning("publisher key set refused: {}", keys_error);
+        }
+      }
+      ServiceImages images(client);
+      auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now());
+      const std::lock_guard lock(mutex_);
+      status_.publisher_keys_error = keys_error;
+      reported_all = targets == status_.targets;
+      status_.targets = std::move(targets);
       return manifest;
     }();
     const std::lock_guard lock(mutex_);
@@ -240,6 +288,10 @@ class Device {
     status_.manifest_sequence = outcome->sequence;
     log::Info("checked in: update manifest {} verified ({} targets)", outcome->sequence,
               outcome->targets.size());
+    // New statuses are reported at once (once), so the operator sees downloads as they finish.
+    const bool report_now = !reported_all && !reporting_;
+    reporting_ = report_now;
+    if (report_now) return now;
     const auto jitter = std::chrono::duration_cast<std::chrono::seconds>(config_.check_in_interval *
                                                                          uniform_() / 10);
     return now + config_.check_in_interval - jitter;
@@ -247,6 +299,10 @@ class Device {
 
   Json StatusJson() {
     const std::lock_guard lock(mutex_);
+    Json targets = Json::array();
+    for (const auto& t : status_.targets) {
+      targets.push_back({{"image_id", t.image_id}, {"state", t.state}, {"reason", t.reason}});
+    }
     Json measurements = Json::array();
     for (const auto& e : events_) {
       measurements.push_back({{"component", e.component}, {"digest", crypto::ToHex(e.digest)}});
@@ -264,6 +320,9 @@ class Device {
             {"last_check_in", status_.last_check_in},
             {"manifest_sequence", status_.manifest_sequence},
             {"check_in_error", status_.check_in_error},
+            {"publisher_root", trust_.RootFingerprint()},
+            {"publisher_keys_error", status_.publisher_keys_error},
+            {"targets", targets},
             {"measurements", measurements}};
   }
 
@@ -276,6 +335,9 @@ class Device {
   const wire::Endpoint endpoint_;
   const wire::HttpsClient client_;
   const std::string device_id_;
+  update::PublisherTrust trust_;  // used by the loop's thread only
+  update::Staging staging_;
+  bool reporting_ = false;  // the next check-in is to report new target statuses
   attest::Uniform uniform_;
   attest::Backoff backoff_;
   attest::Backoff check_in_backoff_;
@@ -303,6 +365,21 @@ Expected<void> RequireSharedTcti(std::string_view tcti) {
 
 }  // namespace
 
+Expected<std::string> BoardName(const std::filesystem::path& definition) {
+  auto text = file::Read(definition, file::kSmallFileLimit);
+  if (!text) return std::unexpected(std::move(text.error()).WithContext("board definition"));
+  auto doc = json::Parse(AsString(*text));
+  const Json* description =
+      doc && doc->is_object() && doc->contains("Description") ? &(*doc)["Description"] : nullptr;
+  if (description == nullptr || !description->is_object() ||
+      !description->value("Name", Json()).is_string() ||
+      description->value("Name", "").empty()) {
+    return Fail(CoreErrc::kParse,
+                "the board definition " + definition.string() + " names no board (Description.Name)");
+  }
+  return description->value("Name", "");
+}
+
 Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
                          const std::stop_token& stop) {
   auto bundle = file::Read(config.trust_bundle, file::kSmallFileLimit);
@@ -312,6 +389,15 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
     return std::unexpected(
         std::move(roots.error()).WithContext("trust bundle " + config.trust_bundle.string()));
   }
+  auto os_publishers = crypto::PublicKey::AllFromPem(AsString(*bundle));
+  if (!os_publishers) {
+    return std::unexpected(
+        std::move(os_publishers.error()).WithContext("OS publisher keys in the trust bundle"));
+  }
+  crypto::dsse::TrustedKeys os_keys;
+  for (const auto& key : *os_publishers) os_keys.Add(key);
+  auto board = BoardName(config.board);
+  if (!board) return std::unexpected(board.error());
   auto endpoint = wire::ParseHttpsUrl(config.service_url);
   if (!endpoint) return std::unexpected(endpoint.error());
   auto tls = crypto::tls::ClientContext(*roots);
@@ -344,9 +430,16 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
     return std::unexpected(std::move(sequence.error()).WithContext("the manifest sequence"));
   }
 
+  auto trust =
+      update::PublisherTrust::Open(config.state_dir / "publisher-keys.json", std::move(os_keys));
+  if (!trust) return std::unexpected(trust.error());
+  auto staging = update::Staging::Open(config.state_dir / "staging",
+                                       {.board = *board, .capacity = config.staging_capacity});
+  if (!staging) return std::unexpected(staging.error());
+
   Device device(config, clock, std::move(*rot), std::move(*events), std::move(*credentials),
                 std::move(*roots), *endpoint, wire::HttpsClient(*endpoint, *tls),
-                identity->device_id, *sequence);
+                identity->device_id, *sequence, std::move(*trust), std::move(*staging));
   auto admin = AdminSocket::Start(config.admin_socket,
                                   [&device](const json::Json& r) { return device.Handle(r); });
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <stop_token>
 #include <string>
@@ -11,7 +12,8 @@
 #include "wire/admin.hpp"
 
 // aspisd's main loop: measured launch, then attestation and renewal, and check-ins with the
-// update manifest verified, with status served on the admin socket, until asked to stop.
+// update manifest verified and its targets downloaded and verified into the staging area, with
+// status served on the admin socket, until asked to stop.
 namespace aspis::device {
 
 inline constexpr char kRuntimeVersion[] = "0.1.0";
@@ -24,16 +26,22 @@ struct DaemonConfig {
   std::string tcti = "device:/dev/tpmrm0";
   std::filesystem::path boot_id_file = rot::kBootIdFile;
   std::filesystem::path os_image;  // the OS slot image: a file, or a directory on the simulator
-  std::filesystem::path board;     // the board definition
+  std::filesystem::path board;     // the board definition; packages must list its name
   std::filesystem::path aspisd_binary = "/proc/self/exe";
   std::filesystem::path admin_socket = std::string(wire::admin::kDefaultSocket);
   std::string os_version = "unknown";  // reported at check-in
+  // Bytes the staging area for downloaded targets may hold.
+  std::uint64_t staging_capacity = std::uint64_t{2} << 30;
   // Check-ins follow each attestation and repeat at this interval (with up to 10 % jitter).
   std::chrono::seconds check_in_interval = std::chrono::hours(20);
   // Retries while the service is unreachable or refuses: exponential from `retry_base`, capped.
   std::chrono::milliseconds retry_base = std::chrono::seconds(2);
   std::chrono::milliseconds retry_cap = std::chrono::minutes(10);
 };
+
+// The board's name in its definition (Description.Name), which packages name in target_boards.
+// Errors: kParse.
+Expected<std::string> BoardName(const std::filesystem::path& definition);
 
 // Runs until `stop` is requested (SIGTERM in aspisd), then returns after the current step. Errors
 // are those that keep the device from running at all (no trust bundle, a root of trust that will

@@ -275,6 +275,24 @@ TEST(X509, PemChainRoundTripsAndRejectsGarbage) {
   EXPECT_FALSE(Certificate::ChainFromPem(truncated + "\n-----END CERTIFICATE-----\n"));
 }
 
+TEST(X509, TrustBundleHoldsCertificatesAndPublisherKeysSideBySide) {
+  Pki pki;
+  const PrivateKey a = NewKey();
+  const PrivateKey b = NewKey();
+  const std::string bundle =
+      *pki.root.ToPem() + *a.Public().ToPem() + *pki.tenant.ToPem() + *b.Public().ToPem();
+  auto keys = PublicKey::AllFromPem(bundle);
+  ASSERT_TRUE(keys) << keys.error().message();
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0], a.Public());
+  EXPECT_EQ((*keys)[1], b.Public());
+  EXPECT_EQ(Certificate::ChainFromPem(bundle)->size(), 2u) << "the certificates read as before";
+  EXPECT_TRUE(PublicKey::AllFromPem(*pki.root.ToPem())->empty());
+  std::string damaged = *a.Public().ToPem();
+  damaged.replace(40, 8, "!!!!!!!!");
+  EXPECT_FALSE(PublicKey::AllFromPem(*pki.root.ToPem() + damaged));
+}
+
 TEST(X509, TamperedCertificateRequestFailsProofOfPossession) {
   const PrivateKey key = NewKey();
   auto csr = *CertificateRequest::Create(key, "device");

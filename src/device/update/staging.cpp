@@ -1,0 +1,248 @@
+#include "device/update/staging.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <set>
+#include <system_error>
+
+#include "core/fd.hpp"
+#include "core/file.hpp"
+#include "core/log.hpp"
+#include "package/measure.hpp"
+#include "package/package.hpp"
+
+namespace aspis::device::update {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The largest package a target may declare: the largest payload behind the largest header.
+constexpr std::uint64_t kMaxPackage =
+    package::kMaxPayloadSize + package::kPrefixSize + crypto::dsse::kMaxEnvelopeSize;
+
+// Image IDs become file names: only these characters, so no target names a path.
+bool SafeId(std::string_view id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+  });
+}
+
+bool LowercaseSha256(std::string_view hex) {
+  return hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::string BaseName(const wire::UpdateTarget& t) { return t.image_id + "-" + t.sha256; }
+
+wire::TargetStatus Refused(const wire::UpdateTarget& t, std::string_view why) {
+  return {t.image_id, std::string(wire::kFailed), "refused: " + std::string(why)};
+}
+
+std::string ErrnoText() { return std::generic_category().message(errno); }
+
+std::uint64_t SizeOf(const fs::path& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  return ec ? 0 : size;
+}
+
+Expected<void> Append(const fs::path& path, std::string_view bytes) {
+  const Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) return Fail(CoreErrc::kIo, "opening " + path.string() + ": " + ErrnoText());
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd.get(), bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Fail(CoreErrc::kIo, "writing " + path.string() + ": " + ErrnoText());
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+Expected<void> SyncFile(const fs::path& path) {
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0 || ::fsync(fd.get()) != 0) {
+    return Fail(CoreErrc::kIo, "syncing " + path.string() + ": " + ErrnoText());
+  }
+  return {};
+}
+
+Expected<std::uint64_t> HeaderLengthOf(const fs::path& part) {
+  std::array<std::uint8_t, package::kPrefixSize> prefix{};
+  const Fd fd(::open(part.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0 ||
+      ::pread(fd.get(), prefix.data(), prefix.size(), 0) != static_cast<ssize_t>(prefix.size())) {
+    return Fail(CoreErrc::kIo, "reading " + part.string() + ": " + ErrnoText());
+  }
+  return package::HeaderLength(prefix);
+}
+
+// Why the signed manifest `m` is not the target the update manifest names, or empty.
+std::string Mismatch(const package::Manifest& m, std::uint64_t header_length,
+                     const wire::UpdateTarget& t, std::string_view board) {
+  if (m.image_id != t.image_id) {
+    return "the package is image " + m.image_id + ", not the targeted " + t.image_id;
+  }
+  if (m.component_id != t.component_id || package::KindName(m.kind) != t.kind ||
+      m.version != t.version || m.security_version != t.security_version) {
+    return fmt::format("the package is {} {} {} (security version {}), the update manifest says "
+                       "{} {} {} ({})",
+                       package::KindName(m.kind), m.component_id, m.version, m.security_version,
+                       t.kind, t.component_id, t.version, t.security_version);
+  }
+  if (header_length + m.payload.size != t.size) {
+    return fmt::format("the package's signed size is {} bytes, the update manifest says {}",
+                       header_length + m.payload.size, t.size);
+  }
+  if (!m.target_boards.empty() &&
+      std::find(m.target_boards.begin(), m.target_boards.end(), board) == m.target_boards.end()) {
+    return fmt::format("the package is for {}, not this device's board {} (wrong software)",
+                       fmt::join(m.target_boards, ", "), board);
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<Staging> Staging::Open(fs::path dir, StagingRules rules) {
+  if (auto ok = file::EnsureDirectory(dir, 0700); !ok) return std::unexpected(ok.error());
+  return Staging(std::move(dir), std::move(rules));
+}
+
+std::optional<fs::path> Staging::Staged(const wire::UpdateTarget& target) const {
+  if (!SafeId(target.image_id) || !LowercaseSha256(target.sha256)) return std::nullopt;
+  fs::path path = dir_ / (BaseName(target) + ".aspkg");
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return std::nullopt;
+  return path;
+}
+
+std::vector<wire::TargetStatus> Staging::Sync(const std::vector<wire::UpdateTarget>& targets,
+                                              ImageSource& source, const PublisherTrust& trust,
+                                              Clock::TimePoint now) {
+  std::set<std::string> kept;
+  for (const auto& t : targets) {
+    if (!SafeId(t.image_id) || !LowercaseSha256(t.sha256)) continue;
+    kept.insert(BaseName(t) + ".aspkg");
+    kept.insert(BaseName(t) + ".part");
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    if (kept.contains(entry.path().filename().string())) continue;
+    log::Info("removing {}: no longer a target", entry.path().filename().string());
+    fs::remove_all(entry.path(), ec);
+  }
+
+  std::vector<wire::TargetStatus> statuses;
+  std::uint64_t committed = 0;  // bytes of the targets that fit, in the manifest's order
+  for (const auto& t : targets) {
+    if (!SafeId(t.image_id)) {
+      statuses.push_back(Refused(t, "the image ID is not a plain identifier"));
+      continue;
+    }
+    if (!LowercaseSha256(t.sha256) || !package::KindFromName(t.kind) ||
+        t.size < package::kPrefixSize || t.size > kMaxPackage) {
+      statuses.push_back(Refused(t, "the target's digest, kind or size is malformed"));
+      continue;
+    }
+    if (t.size > rules_.capacity - std::min(committed, rules_.capacity)) {
+      statuses.push_back(Refused(
+          t, fmt::format("the staging area holds {} bytes; it cannot take {} more beside the {} "
+                         "of the targets before it",
+                         rules_.capacity, t.size, committed)));
+      continue;
+    }
+    committed += t.size;
+    if (package::IsApp(*package::KindFromName(t.kind))) {
+      if (auto why = trust.AppsUnverifiable(now)) {
+        statuses.push_back(Refused(t, *why));
+        continue;
+      }
+    }
+    statuses.push_back(Fetch(t, source, trust));
+  }
+  return statuses;
+}
+
+wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& source,
+                                  const PublisherTrust& trust) {
+  const fs::path done = dir_ / (BaseName(t) + ".aspkg");
+  const fs::path part = dir_ / (BaseName(t) + ".part");
+  std::error_code ec;
+  if (fs::is_regular_file(done, ec)) return {t.image_id, std::string(wire::kDownloaded), ""};
+  auto refuse = [&](std::string_view why) {
+    fs::remove(part, ec);
+    log::Warning("target {} refused: {}", t.image_id, why);
+    return Refused(t, why);
+  };
+  if (SizeOf(part) > t.size) fs::remove(part, ec);
+
+  bool manifest_checked = false;
+  for (;;) {
+    const std::uint64_t have = SizeOf(part);
+    if (!manifest_checked && have >= package::kPrefixSize) {
+      auto header_length = HeaderLengthOf(part);
+      if (!header_length) return refuse(header_length.error().message());
+      if (*header_length >= t.size) {
+        return refuse("the package's signed manifest fills the whole targeted size");
+      }
+      if (have >= *header_length) {
+        auto file = package::FileSource::Open(part);
+        if (!file) return {t.image_id, std::string(wire::kDownloading), file.error().message()};
+        auto reader = package::Reader::Open(*file, trust.Publishers());
+        if (!reader) return refuse(reader.error().message());
+        if (auto why = Mismatch(reader->manifest(), *header_length, t, rules_.board);
+            !why.empty()) {
+          return refuse(why);
+        }
+        manifest_checked = true;
+      }
+    }
+    if (have == t.size) break;
+    const std::uint64_t ask = std::min(kRangeSize, t.size - have);
+    auto bytes = source.Fetch(t.url, have, ask);
+    if (!bytes) return {t.image_id, std::string(wire::kDownloading), bytes.error().message()};
+    if (bytes->size() > ask) {
+      return refuse(fmt::format("the service sent {} bytes where {} were asked for (endless data)",
+                                bytes->size(), ask));
+    }
+    if (bytes->empty()) {
+      return {t.image_id, std::string(wire::kDownloading), "the service sent no bytes"};
+    }
+    if (auto ok = Append(part, *bytes); !ok) {
+      return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
+    }
+  }
+
+  auto file = package::FileSource::Open(part);
+  if (!file) return {t.image_id, std::string(wire::kDownloading), file.error().message()};
+  auto reader = package::Reader::Open(*file, trust.Publishers());
+  if (!reader) return refuse(reader.error().message());
+  if (auto payload = reader->VerifyPayload(); !payload) return refuse(payload.error().message());
+  auto digest = package::MeasurePath(part);
+  if (!digest) return {t.image_id, std::string(wire::kDownloading), digest.error().message()};
+  if (crypto::ToHex(*digest) != t.sha256) {
+    return refuse("the package's SHA-256 is " + crypto::ToHex(*digest) +
+                  ", not the update manifest's " + t.sha256 + " (mix-and-match)");
+  }
+  if (auto ok = SyncFile(part); !ok) {
+    return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
+  }
+  auto& fs_ops = file::RealFileSystem();
+  if (auto ok = fs_ops.Rename(part, done); !ok) {
+    return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
+  }
+  if (auto ok = fs_ops.SyncDirectory(dir_); !ok) {
+    return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
+  }
+  log::Info("target {} ({} {}) downloaded and verified", t.image_id, t.kind, t.version);
+  return {t.image_id, std::string(wire::kDownloaded), ""};
+}
+
+}  // namespace aspis::device::update

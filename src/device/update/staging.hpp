@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "device/update/publisher_trust.hpp"
+#include "wire/check_in.hpp"
+
+// The device's downloads (DESIGN section 5): each target of a verified update manifest is fetched
+// in ranges into a bounded staging area and verified before it counts as downloaded. A compromised
+// service or network can make a download fail, never make one succeed: the package must carry a
+// signature of a publisher the device trusts for its kind, be for this board, and be the very
+// image, size and digest the signed update manifest names.
+namespace aspis::device::update {
+
+// Where the bytes come from: the service, over mutual TLS, in the daemon; fakes in tests.
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+  // Bytes [first, first + length) of the package at `url`, as the server sent them (the caller
+  // checks how many came). Errors: the transport's, or the service's refusal.
+  virtual Expected<std::string> Fetch(std::string_view url, std::uint64_t first,
+                                      std::uint64_t length) = 0;
+};
+
+// Each request asks for at most this much.
+inline constexpr std::uint64_t kRangeSize = std::uint64_t{1} << 20;
+
+struct StagingRules {
+  std::string board;              // this device's board name; a package must list it
+  std::uint64_t capacity = 0;     // bytes the staging area may hold, .part files included
+};
+
+class Staging {
+ public:
+  // `dir` is created (0700) when missing.
+  static Expected<Staging> Open(std::filesystem::path dir, StagingRules rules);
+
+  // Brings the staging area to `targets`: files of images no longer targeted are removed; each
+  // target is checked before any byte is fetched (a safe ID and digest, a known kind, a size that
+  // fits; for apps, a pinned publisher key set), downloaded from where an interrupted download
+  // stopped, its signed manifest checked as soon as it has arrived (publisher for the kind, image,
+  // component, kind, versions, board, size), and the whole file checked at the end (payload digest
+  // and size, the package's SHA-256). A verified package is renamed into place durably. Returns
+  // each target's status in the manifest's order: kDownloaded, kDownloading (interrupted; resumed
+  // next time, with the reason), or kFailed (refused; its bytes are discarded).
+  std::vector<wire::TargetStatus> Sync(const std::vector<wire::UpdateTarget>& targets,
+                                       ImageSource& source, const PublisherTrust& trust,
+                                       Clock::TimePoint now);
+
+  // The verified package of a downloaded target, if it is staged.
+  std::optional<std::filesystem::path> Staged(const wire::UpdateTarget& target) const;
+
+ private:
+  Staging(std::filesystem::path dir, StagingRules rules)
+      : dir_(std::move(dir)), rules_(std::move(rules)) {}
+  wire::TargetStatus Fetch(const wire::UpdateTarget& target, ImageSource& source,
+                           const PublisherTrust& trust);
+
+  std::filesystem::path dir_;
+  StagingRules rules_;
+};
+
+}  // namespace aspis::device::update

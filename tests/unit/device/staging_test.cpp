@@ -1,0 +1,304 @@
+// The device's downloads: each attack a hostile service or network can make on a target is
+// refused with its own reason, beside the download that succeeds.
+#include "device/update/staging.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+
+#include "core/file.hpp"
+#include "crypto/encoding.hpp"
+#include "package/errors.hpp"
+#include "package/measure.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::device::update {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const Clock::TimePoint kNow = std::chrono::system_clock::now();
+constexpr char kBoard[] = "mt3620-sim";
+
+crypto::PrivateKey NewKey() { return *crypto::PrivateKey::GenerateP256(); }
+
+// Serves packages by URL, and can misbehave as a hostile service or a broken network would.
+class FakeSource final : public ImageSource {
+ public:
+  Expected<std::string> Fetch(std::string_view url, std::uint64_t first,
+                              std::uint64_t length) override {
+    offsets.push_back(first);
+    if (fail_after && fetches_ >= *fail_after) return Fail(CoreErrc::kIo, "network down");
+    ++fetches_;
+    const std::string& bytes = files.at(std::string(url));
+    if (first >= bytes.size()) return std::string();
+    return bytes.substr(first, length) + extra;
+  }
+
+  std::map<std::string, std::string> files;
+  std::optional<int> fail_after;  // fetches that succeed before the network fails
+  std::string extra;              // appended to every answer (endless data)
+  std::vector<std::uint64_t> offsets;
+
+ private:
+  int fetches_ = 0;
+};
+
+class Downloads : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    crypto::dsse::TrustedKeys os;
+    os.Add(os_key_.Public());
+    trust_.emplace(*PublisherTrust::Open(dir_ / "publisher-keys.json", os));
+    ASSERT_TRUE(trust_->Offer(KeySet("t1", publisher_), "t1", kNow));
+    staging_.emplace(*Staging::Open(dir_ / "staging", {.board = kBoard, .capacity = 64 << 20}));
+  }
+
+  std::string KeySet(const std::string& tenant, const crypto::PrivateKey& publisher) {
+    package::PublisherKeySet set;
+    set.tenant = tenant;
+    set.version = 1;
+    set.expires = UnixSeconds(kNow + 24h * 365);
+    set.root.keys = {root_.Public()};
+    set.publishers.keys = {publisher.Public()};
+    return crypto::dsse::Serialize(*package::SignKeySet(set, std::span(&root_, 1)));
+  }
+
+  // Packs a package of `kind` signed by `key` and serves it; returns the target naming it.
+  wire::UpdateTarget Publish(package::Kind kind, const crypto::PrivateKey& key,
+                             std::vector<std::string> boards = {kBoard},
+                             std::size_t payload_size = 3 << 20) {
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.component_id = *crypto::RandomUuid();
+    m.name = "test";
+    m.kind = kind;
+    m.version = "1.0";
+    m.security_version = 2;
+    m.payload.compression = package::Compression::kNone;
+    m.target_boards = std::move(boards);
+    if (kind == package::Kind::kOs) {
+      for (const char* name : {"os", "aspisd", "trust-bundle"}) m.measurements[name] = {};
+    } else if (kind == package::Kind::kBoard) {
+      m.measurements["board"] = {};
+    } else {
+      m.app_manifest = R"({"ComponentId":")" + m.component_id + R"(","Name":"test"})";
+    }
+    const Bytes payload = *crypto::RandomBytes(payload_size);
+    EXPECT_TRUE(file::WriteDurably(dir_ / "payload", payload, 0644));
+    const fs::path path = dir_ / (m.image_id + ".aspkg");
+    auto written = package::Write(m, dir_ / "payload", std::span(&key, 1), path);
+    EXPECT_TRUE(written) << written.error().message();
+    const std::string url = "/v1/device/images/" + m.image_id;
+    source_.files[url] = std::string(AsString(*file::Read(path, 64 << 20)));
+    return {m.image_id,
+            m.component_id,
+            std::string(package::KindName(kind)),
+            m.version,
+            m.security_version,
+            crypto::ToHex(*package::MeasurePath(path)),
+            fs::file_size(path),
+            url};
+  }
+
+  wire::TargetStatus SyncOne(const wire::UpdateTarget& target) {
+    auto statuses = staging_->Sync({target}, source_, *trust_, kNow);
+    EXPECT_EQ(statuses.size(), 1u);
+    return statuses.front();
+  }
+
+  // Expects `target` refused with `reason`, and nothing of it kept.
+  void ExpectRefused(const wire::UpdateTarget& target, std::string_view reason) {
+    const wire::TargetStatus status = SyncOne(target);
+    EXPECT_EQ(status.state, wire::kFailed) << status.reason;
+    EXPECT_NE(status.reason.find(reason), std::string::npos) << status.reason;
+    EXPECT_FALSE(staging_->Staged(target));
+    EXPECT_TRUE(fs::is_empty(dir_ / "staging")) << "a refused download leaves no bytes";
+  }
+
+  void ExpectDownloaded(const wire::UpdateTarget& target) {
+    const wire::TargetStatus status = SyncOne(target);
+    EXPECT_EQ(status.state, wire::kDownloaded) << status.reason;
+    auto staged = staging_->Staged(target);
+    ASSERT_TRUE(staged);
+    EXPECT_EQ(crypto::ToHex(*package::MeasurePath(*staged)), target.sha256);
+  }
+
+  testing::TempDir dir_;
+  crypto::PrivateKey os_key_ = NewKey();
+  crypto::PrivateKey root_ = NewKey();
+  crypto::PrivateKey publisher_ = NewKey();
+  std::optional<PublisherTrust> trust_;
+  std::optional<Staging> staging_;
+  FakeSource source_;
+};
+
+TEST_F(Downloads, OsBoardAndAppTargetsAreFetchedInRangesAndVerified) {
+  const auto os = Publish(package::Kind::kOs, os_key_);
+  const auto board = Publish(package::Kind::kBoard, os_key_, {kBoard}, 1000);
+  const auto app = Publish(package::Kind::kApp, publisher_, {});
+  auto statuses = staging_->Sync({os, board, app}, source_, *trust_, kNow);
+  ASSERT_EQ(statuses.size(), 3u);
+  for (const auto& s : statuses) EXPECT_EQ(s.state, wire::kDownloaded) << s.reason;
+  for (const auto& t : {os, board, app}) EXPECT_TRUE(staging_->Staged(t));
+  EXPECT_GE(source_.offsets.size(), 4u) << "3 MiB come in ranges of at most 1 MiB";
+  // Staged targets are not fetched again; targets that are dropped are removed.
+  source_.offsets.clear();
+  statuses = staging_->Sync({app}, source_, *trust_, kNow);
+  EXPECT_EQ(statuses.front().state, wire::kDownloaded);
+  EXPECT_TRUE(source_.offsets.empty());
+  EXPECT_FALSE(staging_->Staged(os));
+  EXPECT_TRUE(staging_->Staged(app));
+}
+
+TEST_F(Downloads, InterruptedDownloadResumesWhereItStopped) {
+  const auto os = Publish(package::Kind::kOs, os_key_);
+  source_.fail_after = 2;
+  const wire::TargetStatus interrupted = SyncOne(os);
+  EXPECT_EQ(interrupted.state, wire::kDownloading);
+  EXPECT_NE(interrupted.reason.find("network down"), std::string::npos);
+  source_.fail_after.reset();
+  source_.offsets.clear();
+  ExpectDownloaded(os);
+  EXPECT_EQ(source_.offsets.front(), 2 * kRangeSize) << "the first two ranges are not fetched again";
+}
+
+TEST_F(Downloads, ArbitrarySoftwareAttackUnknownPublisherKeyIsRefused) {
+  ExpectRefused(Publish(package::Kind::kOs, NewKey()),
+                "is not signed by one of the platform's OS publisher keys");
+  ExpectDownloaded(Publish(package::Kind::kOs, os_key_));
+}
+
+TEST_F(Downloads, ArbitrarySoftwareAttackEnvelopeEditedAfterSigningIsRefused) {
+  auto os = Publish(package::Kind::kOs, os_key_);
+  std::string& bytes = source_.files[os.url];
+  // Raise the signed manifest's version and keep its signature, as an attacker editing it.
+  const auto length = *package::HeaderLength(AsBytes(bytes)) - package::kPrefixSize;
+  auto envelope = *crypto::dsse::Parse(bytes.substr(package::kPrefixSize, length));
+  std::string manifest(AsString(envelope.payload));
+  manifest.replace(manifest.find("\"1.0\""), 5, "\"9.0\"");
+  envelope.payload = ToBytes(manifest);
+  const std::string edited = crypto::dsse::Serialize(envelope);
+  ASSERT_EQ(edited.size(), length);
+  bytes.replace(package::kPrefixSize, length, edited);
+  os.sha256 = crypto::ToHex(*crypto::Sha256Of(AsBytes(bytes)));
+  ExpectRefused(os, "is not signed by one of the platform's OS publisher keys");
+}
+
+TEST_F(Downloads, ArbitrarySoftwareAttackAppSignedByAnotherTenantsKeyIsRefused) {
+  const crypto::PrivateKey other_tenants_publisher = NewKey();
+  ExpectRefused(Publish(package::Kind::kApp, other_tenants_publisher, {}),
+                "is not signed by one of the tenant's app publisher keys");
+  ExpectDownloaded(Publish(package::Kind::kApp, publisher_, {}));
+}
+
+TEST_F(Downloads, ArbitrarySoftwareAttackOsPackageSignedByATenantPublisherIsRefused) {
+  // The tenant's publishers sign apps only; an OS they sign is not the platform's.
+  ExpectRefused(Publish(package::Kind::kOs, publisher_),
+                "is not signed by one of the platform's OS publisher keys");
+}
+
+TEST_F(Downloads, MixAndMatchAttackHashOrSizeNotMatchingTheManifestIsRefused) {
+  auto os = Publish(package::Kind::kOs, os_key_);
+  auto wrong_hash = os;
+  wrong_hash.sha256 = std::string(64, 'a');
+  ExpectRefused(wrong_hash, "(mix-and-match)");
+  auto wrong_size = os;
+  wrong_size.size -= 1;
+  ExpectRefused(wrong_size, "the package's signed size");
+  // A package whose payload was swapped under its valid signature.
+  std::string& bytes = source_.files[os.url];
+  bytes[bytes.size() - 10] ^= 0x55;
+  os.sha256 = crypto::ToHex(*crypto::Sha256Of(AsBytes(bytes)));
+  ExpectRefused(os, "the payload's SHA-256");
+}
+
+TEST_F(Downloads, EndlessDataAttackServerSendingMoreThanAskedIsRefused) {
+  const auto os = Publish(package::Kind::kOs, os_key_);
+  source_.extra = "more";
+  ExpectRefused(os, "(endless data)");
+  source_.extra.clear();
+  ExpectDownloaded(os);
+}
+
+TEST_F(Downloads, WrongSoftwareAttackPackageForAnotherBoardIsRefused) {
+  ExpectRefused(Publish(package::Kind::kOs, os_key_, {"rpi4"}), "(wrong software)");
+  ExpectDownloaded(Publish(package::Kind::kOs, os_key_, {"rpi4", kBoard}));
+}
+
+TEST_F(Downloads, CompromisedServiceAttackTargetServedWithAnotherSignedImageIsRefused) {
+  // The service names an image it may deploy but serves another, validly signed one.
+  auto os = Publish(package::Kind::kOs, os_key_);
+  const auto other = Publish(package::Kind::kOs, os_key_);
+  source_.files[os.url] = source_.files[other.url];
+  os.sha256 = other.sha256;
+  os.size = other.size;
+  ExpectRefused(os, "not the targeted");
+  // Or claims an app is a board, to have it checked against the wrong publishers.
+  auto app = Publish(package::Kind::kApp, publisher_, {});
+  app.kind = "board";
+  ExpectRefused(app, "the update manifest says board");
+}
+
+TEST_F(Downloads, PathTraversalAttackTargetIdNamingAPathIsRefused) {
+  auto os = Publish(package::Kind::kOs, os_key_);
+  os.image_id = "../../escape";
+  ExpectRefused(os, "not a plain identifier");
+  EXPECT_FALSE(fs::exists(dir_ / ("escape-" + os.sha256 + ".part")));
+}
+
+TEST_F(Downloads, StagingAreaIsBoundedAndAppsNeedAPinnedKeySet) {
+  staging_.emplace(*Staging::Open(dir_ / "small", {.board = kBoard, .capacity = 4 << 20}));
+  const auto first = Publish(package::Kind::kOs, os_key_);
+  const auto second = Publish(package::Kind::kOs, os_key_);
+  auto statuses = staging_->Sync({first, second}, source_, *trust_, kNow);
+  EXPECT_EQ(statuses[0].state, wire::kDownloaded);
+  EXPECT_EQ(statuses[1].state, wire::kFailed);
+  EXPECT_NE(statuses[1].reason.find("the staging area holds"), std::string::npos);
+
+  crypto::dsse::TrustedKeys os;
+  os.Add(os_key_.Public());
+  const PublisherTrust unpinned = *PublisherTrust::Open(dir_ / "none.json", os);
+  const auto app = Publish(package::Kind::kApp, publisher_, {});
+  statuses = staging_->Sync({app}, source_, unpinned, kNow);
+  EXPECT_NE(statuses[0].reason.find("no publisher key set is pinned"), std::string::npos);
+  EXPECT_EQ(staging_->Sync({app}, source_, *trust_, kNow)[0].state, wire::kDownloaded);
+}
+
+TEST(PublisherTrust, PublisherKeySetNotSignedByThePinnedRootIsRefused) {
+  testing::TempDir dir;
+  const crypto::PrivateKey root = NewKey();
+  const crypto::PrivateKey impostor = NewKey();
+  const crypto::PrivateKey publisher = NewKey();
+  auto set = [&](std::uint64_t version, const crypto::PrivateKey& by_root,
+                 std::vector<crypto::PrivateKey> signers) {
+    package::PublisherKeySet s;
+    s.tenant = "t1";
+    s.version = version;
+    s.expires = UnixSeconds(kNow + 24h);
+    s.root.keys = {by_root.Public()};
+    s.publishers.keys = {publisher.Public()};
+    return crypto::dsse::Serialize(*package::SignKeySet(s, signers));
+  };
+  auto trust = *PublisherTrust::Open(dir / "pin.json", {});
+  EXPECT_TRUE(trust.RootFingerprint().empty());
+  ASSERT_TRUE(trust.Offer(set(1, root, {root}), "t1", kNow)) << "the first set is pinned";
+  const std::string pinned = trust.RootFingerprint();
+  // A compromised service relays a set of its own root: refused, the pin stays.
+  auto refused = trust.Offer(set(2, impostor, {impostor}), "t1", kNow);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("not signed by the pinned root"), std::string::npos);
+  EXPECT_EQ(trust.RootFingerprint(), pinned);
+  // The pin survives a restart; a rotation signed by the pinned root and the new one is taken.
+  auto reopened = *PublisherTrust::Open(dir / "pin.json", {});
+  EXPECT_EQ(reopened.RootFingerprint(), pinned);
+  ASSERT_TRUE(reopened.Offer(set(2, impostor, {root, impostor}), "t1", kNow));
+  EXPECT_NE(reopened.RootFingerprint(), pinned);
+  EXPECT_FALSE(reopened.Offer(set(1, root, {root}), "t1", kNow)) << "no going back";
+  EXPECT_TRUE(reopened.AppsUnverifiable(kNow + 48h)) << "an expired set verifies no app";
+}
+
+}  // namespace
+}  // namespace aspis::device::update
