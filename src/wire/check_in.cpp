@@ -69,8 +69,12 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
   auto runtime_version = Text(*doc, "runtime_version", "check-in");
   auto health = Text(*doc, "health", "check-in", 1024);
   auto images = List(*doc, "images", "check-in");
-  auto publisher_root = Text(*doc, "publisher_root", "check-in");
-  auto targets = List(*doc, "targets", "check-in");
+  // Added with downloads; a runtime that predates them sends neither.
+  static const Json kNone = Json::array();
+  auto publisher_root = doc->contains("publisher_root") ? Text(*doc, "publisher_root", "check-in")
+                                                        : Expected<std::string>();
+  auto targets =
+      doc->contains("targets") ? List(*doc, "targets", "check-in") : Expected<const Json*>(&kNone);
   if (auto error = FirstError(device_id, os_version, runtime_version, health, images,
                               publisher_root, targets)) {
     return std::unexpected(*error);

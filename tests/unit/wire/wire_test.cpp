@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "wire/attestation.hpp"
+#include "wire/check_in.hpp"
 
 namespace aspis::wire {
 namespace {
@@ -20,6 +21,36 @@ TEST(DeviceUri, RefusesAnythingElse) {
                           "urn:other:tenant:t:device:d", "https://example.com"}) {
     EXPECT_FALSE(ParseDeviceUri(uri)) << uri;
   }
+}
+
+TEST(CheckIn, TargetStatusesAndThePublisherRootRoundTrip) {
+  CheckIn c{.device_id = "d", .os_version = "1", .runtime_version = "0.1.0"};
+  c.publisher_root = "abc";
+  c.targets = {{"i1", std::string(kDownloaded), ""}, {"i2", std::string(kFailed), "why"}};
+  auto parsed = ParseCheckIn(Serialize(c));
+  ASSERT_TRUE(parsed) << parsed.error().message();
+  EXPECT_EQ(parsed->publisher_root, "abc");
+  EXPECT_EQ(parsed->targets, c.targets);
+  // A runtime that predates downloads sends neither field.
+  parsed = ParseCheckIn(
+      R"({"device_id":"d","os_version":"1","runtime_version":"0","images":[],"health":"ok"})");
+  ASSERT_TRUE(parsed) << parsed.error().message();
+  EXPECT_TRUE(parsed->targets.empty());
+  // A state the service does not know is refused, not stored.
+  c.targets = {{"i1", "installed-maybe", ""}};
+  EXPECT_FALSE(ParseCheckIn(Serialize(c)));
+}
+
+TEST(UpdateManifest, TargetsRoundTripWithWhatTheyAre) {
+  UpdateManifest m{.device_id = "d", .sequence = 3, .issued_at = 1, .expires_at = 2,
+                   .os_feed = "retail", .targets = {}};
+  m.targets.push_back({"i", "c", "app", "1.2", 4, std::string(64, 'a'), 99, "/v1/device/images/i"});
+  auto parsed = ParseUpdateManifest(Serialize(m));
+  ASSERT_TRUE(parsed) << parsed.error().message();
+  ASSERT_EQ(parsed->targets.size(), 1u);
+  EXPECT_EQ(parsed->targets[0].kind, "app");
+  EXPECT_EQ(parsed->targets[0].security_version, 4u);
+  EXPECT_EQ(parsed->targets[0].url, "/v1/device/images/i");
 }
 
 }  // namespace

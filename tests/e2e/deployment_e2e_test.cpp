@@ -1,0 +1,210 @@
+// Deployments end to end, as operators and devices do them: the platform packs and publishes an OS
+// release to Retail Evaluation, a tenant publishes an app to Field Test, and real aspisd devices
+// check in, fetch their targets over mutual TLS, verify them and report them downloaded, while a
+// device in Development gets no app.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "e2e/processes.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis {
+namespace {
+
+namespace fs = std::filesystem;
+using e2e::DeviceProcess;
+using e2e::ReadText;
+using e2e::ServiceProcess;
+using e2e::WriteText;
+using json::Json;
+using namespace std::chrono_literals;
+using testing::TempDir;
+
+class DeploymentEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::setenv("ASPIS_CONFIG", (dir_ / "cli.json").c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+    ASSERT_EQ(Run({"key", "generate", "--destination", Path("os.key")}), 0);
+    service_ = std::make_unique<ServiceProcess>(dir_ / "service", dir_ / "os.key.pub");
+    ASSERT_EQ(Run({"login", "--url", service_->url(), "--token", service_->admin_token(),
+                   "--root-ca", service_->root_ca().string()}),
+              0);
+    tenant_ = Cli({"tenant", "create", "--name", "Contoso"}).value("id", "");
+    ASSERT_FALSE(tenant_.empty());
+    ASSERT_EQ(Run({"attestation-policy", "update", "--tenant", tenant_, "--allow-software-root-of-trust",
+                   "true"}),
+              0);
+  }
+
+  // Runs `aspis ARGS`; returns its exit code, keeping what it printed.
+  int Run(std::vector<std::string> args) {
+    std::ostringstream out, err;
+    const int code = cli::Main(args, out, err);
+    output_ = out.str() + err.str();
+    EXPECT_EQ(code, 0) << "aspis " << fmt::format("{}", fmt::join(args, " ")) << "\n" << output_;
+    return code;
+  }
+  // `aspis ARGS --output json`.
+  Json Cli(std::vector<std::string> args) {
+    args.insert(args.end(), {"--output", "json"});
+    if (Run(args) != 0) return Json::object();
+    return json::Parse(output_).value_or(Json::object());
+  }
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // The OS tree devices run: aspisd itself, and a trust bundle pinning the service's root CA and
+  // the OS publisher's key. Its digests are what the OS package records and devices measure.
+  void BuildRootfs() {
+    fs::create_directories(dir_ / "rootfs/usr/sbin");
+    fs::create_directories(dir_ / "rootfs/etc/aspis");
+    fs::create_directories(dir_ / "rootfs/bin");
+    fs::copy_file(ASPISD_BINARY, dir_ / "rootfs/usr/sbin/aspisd");
+    WriteText(dir_ / "rootfs/etc/aspis/trust-bundle.pem",
+              ReadText(service_->root_ca()) + ReadText(dir_ / "os.key.pub"));
+    WriteText(dir_ / "rootfs/bin/init", "aspis os 25.01");
+    fs::create_directory_symlink("bin", dir_ / "rootfs/sbin");
+    WriteText(dir_ / "board.json", R"({"Description": {"Name": "mt3620-sim"}})");
+  }
+
+  std::unique_ptr<DeviceProcess> Device(const std::string& name, const std::string& group) {
+    auto device = std::make_unique<DeviceProcess>(dir_ / name, *service_, "", dir_ / "rootfs",
+                                                  dir_ / "rootfs/etc/aspis/trust-bundle.pem");
+    // The board definition the OS release measured.
+    fs::copy_file(dir_ / "board.json", dir_ / name / "board.json",
+                  fs::copy_options::overwrite_existing);
+    EXPECT_EQ(Run({"device", "claim", "--tenant", tenant_, "--device", device->id()}), 0);
+    EXPECT_EQ(Run({"device", "update", "--tenant", tenant_, "--device", device->id(),
+                   "--device-group", group}),
+              0);
+    device->Start();
+    return device;
+  }
+
+  // Waits until the device reported every one of `count` targets downloaded.
+  static Json WaitForDownloads(const DeviceProcess& device, std::size_t count) {
+    return device.WaitFor([count](const Json& s) {
+      if (!s.is_object() || !s.contains("targets") || s["targets"].size() != count) return false;
+      for (const auto& t : s["targets"]) {
+        if (t.value("state", "") != "downloaded") return false;
+      }
+      return true;
+    });
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServiceProcess> service_;
+  std::string tenant_;
+  std::string output_;
+};
+
+TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDevices) {
+  BuildRootfs();
+  // The platform: an OS and a board package, signed offline, published to Retail Evaluation.
+  const Json os = Cli({"image-package", "pack-os", "--rootfs", Path("rootfs"), "--destination",
+                       Path("os.aspkg"), "--key", Path("os.key"), "--version", "25.01",
+                       "--security-version", "1", "--target-board", "mt3620-sim"});
+  const Json board = Cli({"image-package", "pack-board", "--board", Path("board.json"),
+                          "--destination", Path("board.aspkg"), "--key", Path("os.key"),
+                          "--version", "1", "--security-version", "1", "--target-board",
+                          "mt3620-sim"});
+  const std::string os_image = Cli({"image", "add", "--image", Path("os.aspkg")}).value("id", "");
+  const std::string board_image =
+      Cli({"image", "add", "--image", Path("board.aspkg")}).value("id", "");
+  ASSERT_EQ(os_image, os.value("image_id", "?"));
+  ASSERT_EQ(board_image, board.value("image_id", "?"));
+  const Json release = Cli({"os-release", "publish", "--image", os_image, "--board-image",
+                            board_image, "--feed", "retail-eval"});
+  EXPECT_EQ(release.value("version", ""), "25.01");
+  EXPECT_EQ(release["components"].value("os", ""), os["measurements"].value("os", "?"))
+      << "the reference values are the package's";
+
+  // The tenant: publisher keys under an offline root, an app, a product, a deployment.
+  ASSERT_EQ(Run({"key", "generate", "--destination", Path("root.key")}), 0);
+  ASSERT_EQ(Run({"key", "generate", "--destination", Path("publisher.key")}), 0);
+  ASSERT_EQ(Run({"publisher-key-set", "create", "--tenant", tenant_, "--root-key",
+                 Path("root.key.pub"), "--publisher-key", Path("publisher.key.pub"),
+                 "--sign-with", Path("root.key"), "--set-version", "1", "--destination",
+                 Path("keys.json")}),
+            0);
+  ASSERT_EQ(Run({"publisher-key-set", "update", "--tenant", tenant_, "--file", Path("keys.json")}),
+            0);
+  fs::create_directories(dir_ / "app/bin");
+  WriteText(dir_ / "app/bin/app", "#!/bin/sh\necho hi\n");
+  fs::permissions(dir_ / "app/bin/app", fs::perms::owner_all);
+  WriteText(dir_ / "app/app_manifest.json",
+            R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": )"
+            R"("2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b", "EntryPoint": "/bin/app", )"
+            R"("Capabilities": {}})");
+  ASSERT_EQ(Run({"image-package", "pack-application", "--package-directory", Path("app"),
+                 "--destination", Path("blink.aspkg"), "--key", Path("publisher.key")}),
+            0);
+  const std::string app =
+      Cli({"image", "add", "--tenant", tenant_, "--image", Path("blink.aspkg")}).value("id", "");
+  ASSERT_FALSE(app.empty());
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  for (const std::string group : {"Coffee/Field Test", "Coffee/Development"}) {
+    ASSERT_EQ(Run({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                   group, "--images", app}),
+              0);
+  }
+  const std::string deployment =
+      Cli({"device-group", "deployment", "list", "--tenant", tenant_, "--device-group",
+           "Coffee/Field Test"})[0]
+          .value("id", "");
+
+  // Devices: each gets what its group's feed and policy give it.
+  auto evaluating = Device("eval", "Coffee/Field Test OS Evaluation");
+  auto field = Device("field", "Coffee/Field Test");
+  auto development = Device("dev", "Coffee/Development");
+  const Json evaluated = WaitForDownloads(*evaluating, 2);  // the OS and its board
+  const Json fielded = WaitForDownloads(*field, 1);         // the app (Retail has no OS yet)
+  EXPECT_EQ(fielded["targets"][0].value("image_id", ""), app);
+  std::vector<std::string> evaluated_ids;
+  for (const auto& t : evaluated["targets"]) evaluated_ids.push_back(t.value("image_id", ""));
+  EXPECT_EQ(evaluated_ids, (std::vector<std::string>{os_image, board_image}));
+  const Json developing = development->WaitFor(
+      [](const Json& s) { return s.is_object() && s.value("manifest_sequence", 0) >= 1; });
+  EXPECT_TRUE(developing["targets"].empty()) << "Development takes no cloud app updates";
+  EXPECT_TRUE(fs::is_empty(dir_ / "dev/state/staging"));
+  // The staged packages are the very images: byte for byte what was published.
+  EXPECT_EQ(ReadText(dir_ / "field/state/staging" /
+                     (app + "-" + Cli({"image", "show", "--tenant", tenant_, "--image", app})
+                                      .value("sha256", "") +
+                      ".aspkg")),
+            ReadText(dir_ / "blink.aspkg"));
+
+  // The operator sees it: each device's pin and targets, and the deployment's progress.
+  const auto reported = [&](const DeviceProcess& d, std::size_t count) {
+    for (const auto deadline = std::chrono::steady_clock::now() + 30s;
+         std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(100ms)) {
+      const Json shown = Cli({"device", "show", "--tenant", tenant_, "--device", d.id()});
+      const Json images = shown.value("images", Json::array());
+      if (images.size() == count &&
+          std::all_of(images.begin(), images.end(),
+                      [](const Json& i) { return i.value("state", "") == "downloaded"; })) {
+        return shown;
+      }
+    }
+    ADD_FAILURE() << "the service never saw " << count << " downloads from " << d.id();
+    return Json::object();
+  };
+  const Json field_view = reported(*field, 1);
+  EXPECT_EQ(field_view["publisher_root"].value("status", ""), "matches the tenant's");
+  EXPECT_EQ(reported(*evaluating, 2)["attestation"].value("verdict", ""), "trusted");
+  const Json progress = Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id",
+                             deployment});
+  EXPECT_EQ(progress["image_status"][0]["devices"].value("downloaded", 0), 1);
+  EXPECT_EQ(progress.value("current", false), true);
+
+  for (auto* device : {evaluating.get(), field.get(), development.get()}) {
+    EXPECT_EQ(device->Stop(), 0);
+  }
+}
+
+}  // namespace
+}  // namespace aspis
