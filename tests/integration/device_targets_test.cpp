@@ -1,0 +1,248 @@
+// What devices are told to fetch and may fetch: targets by device group, OS feed and update policy;
+// downloads over mutual TLS limited to a device's own targets; OS releases published from
+// packages. Against a running aspis-service, with simulated devices that attest.
+#include <gtest/gtest.h>
+
+#include "crypto/dsse.hpp"
+#include "integration/attestation_fixture.hpp"
+#include "integration/catalog_fixture.hpp"
+#include "wire/check_in.hpp"
+#include "wire/device_api.hpp"
+
+namespace aspis::service {
+namespace {
+
+using attestation_test::OsReleaseBody;
+using attestation_test::SimDevice;
+using json::Json;
+
+class DeviceTargets : public catalog_test::Catalog {
+ protected:
+  void SetUp() override {
+    Catalog::SetUp();
+    ASSERT_EQ(Call(admin_, "POST", "/v1/os-releases", OsReleaseBody("24.10")).status, 201);
+    for (const auto& tenant : {tenant_a_, tenant_b_}) {
+      ASSERT_EQ(Call(admin_, "POST", "/v1/tenants/" + tenant + "/attestation-policy",
+                     R"({"allow_software_root_of_trust": true})")
+                    .status,
+                200);
+    }
+    ASSERT_EQ(
+        PutKeySet(a_admin_, tenant_a_, KeySet(tenant_a_, 1, {&root_}, publisher_, {&root_})).status,
+        200);
+    auto product = Call(a_admin_, "POST", A() + "/products", R"({"name": "Coffee"})");
+    ASSERT_EQ(product.status, 201) << product.body;
+    const Json groups = *json::Parse(Call(a_admin_, "GET", A() + "/device-groups").body);
+    for (const auto& g : groups) {
+      groups_[g.value("name", "")] = g.value("id", "");
+    }
+    ASSERT_EQ(groups_.size(), 5u);
+  }
+
+  // Claims `device` for `tenant`, attests it, and returns a client presenting its runtime
+  // certificate (or its app certificate).
+  wire::HttpsClient Attested(SimDevice& device, const std::string& tenant, bool app = false) {
+    EXPECT_EQ(Call(admin_, "POST", "/v1/tenants/" + tenant + "/devices",
+                   Json{{"device_id", device.Id()}}.dump())
+                  .status,
+              201);
+    auto challenge = wire::ParseChallenge(Call("", "POST", wire::kChallengePath).body);
+    auto answer = Call("", "POST", wire::kAttestationPath,
+                       wire::Serialize(device.Evidence(challenge->nonce)));
+    EXPECT_EQ(answer.status, 200) << answer.body;
+    auto result = wire::ParseAttestationResult(answer.body);
+    auto chain = *crypto::Certificate::ChainFromPem(
+        (app ? result->app_certificate_pem : result->runtime_certificate_pem) +
+        result->ca_chain_pem);
+    const std::vector<crypto::Certificate> roots{service_->root_ca()};
+    return {{"127.0.0.1", service_->port()},
+            *crypto::tls::ClientContext(roots, chain, app ? &device.app_key : &device.runtime_key)};
+  }
+
+  // A check-in's update manifest (its signature is the device's to check, elsewhere).
+  static wire::UpdateManifest CheckIn(const wire::HttpsClient& client, const SimDevice& device) {
+    const wire::CheckIn report{
+        .device_id = device.Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
+    auto response = client.Send("POST", wire::kCheckInPath, wire::Serialize(report));
+    EXPECT_TRUE(response && response->status == 200) << (response ? response->body : "");
+    auto parsed = wire::ParseCheckInResponse(response->body);
+    auto envelope = crypto::dsse::Parse(parsed->manifest_envelope);
+    return *wire::ParseUpdateManifest(AsString(envelope->payload));
+  }
+
+  static std::vector<std::string> Ids(const wire::UpdateManifest& manifest) {
+    std::vector<std::string> ids;
+    for (const auto& t : manifest.targets) ids.push_back(t.image_id);
+    return ids;
+  }
+
+  std::string AddImage(const std::string& token, const std::string& base, const Bytes& package) {
+    auto added = Upload(token, base, package);
+    EXPECT_EQ(added.status, 201) << added.body;
+    return json::Parse(added.body).value_or(Json::object()).value("id", "");
+  }
+
+  void Move(const SimDevice& device, const std::string& group) {
+    ASSERT_EQ(Call(a_admin_, "POST", A() + "/devices/" + device.Id() + "/device-group",
+                   Json{{"device_group_id", groups_.at(group)}}.dump())
+                  .status,
+              200);
+  }
+
+  void Deploy(const std::string& group, const std::vector<std::string>& images) {
+    ASSERT_EQ(Call(a_admin_, "POST", A() + "/device-groups/" + groups_.at(group) + "/deployments",
+                   Json{{"images", images}}.dump())
+                  .status,
+              201);
+  }
+
+  void SetGroup(const std::string& group, const Json& fields) {
+    ASSERT_EQ(
+        Call(a_admin_, "PATCH", A() + "/device-groups/" + groups_.at(group), fields.dump()).status,
+        200);
+  }
+
+  // An OS and a board image, published as release `version` on `feed`.
+  std::pair<std::string, std::string> PublishRelease(const std::string& feed) {
+    const std::string os = AddImage(admin_, "/v1", Package(package::Kind::kOs, os_key_));
+    const std::string board = AddImage(admin_, "/v1", Package(package::Kind::kBoard, os_key_));
+    auto published = Call(admin_, "POST", "/v1/os-releases/publish",
+                          Json{{"image_id", os}, {"board_image_id", board}, {"feed", feed}}.dump());
+    EXPECT_EQ(published.status, 201) << published.body;
+    return {os, board};
+  }
+
+  std::map<std::string, std::string> groups_;
+};
+
+TEST_F(DeviceTargets, GroupsFeedAndUpdatePolicyDecideTheTargets) {
+  SimDevice device;
+  const auto client = Attested(device, tenant_a_);
+  const std::string app = AddImage(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+  Deploy("Field Test", {app});
+  Deploy("Development", {app});
+  EXPECT_TRUE(CheckIn(client, device).targets.empty()) << "a device in no group gets no app";
+
+  Move(device, "Field Test");
+  auto manifest = CheckIn(client, device);
+  ASSERT_EQ(Ids(manifest), std::vector<std::string>{app});
+  EXPECT_EQ(manifest.targets[0].url, wire::DeviceImagePath(app));
+  EXPECT_EQ(manifest.targets[0].kind, "app");
+  EXPECT_EQ(manifest.os_feed, "retail");
+
+  // An OS release in Retail Evaluation reaches the evaluation groups first, Retail on promotion.
+  const auto [os, board] = PublishRelease("retail-eval");
+  EXPECT_EQ(Ids(CheckIn(client, device)), std::vector<std::string>{app});
+  Move(device, "Field Test OS Evaluation");
+  EXPECT_EQ(Ids(CheckIn(client, device)), (std::vector<std::string>{os, board}));
+  ASSERT_EQ(Call(admin_, "POST", "/v1/os-releases/1.0/promote").status, 200);
+  Move(device, "Field Test");
+  EXPECT_EQ(Ids(CheckIn(client, device)), (std::vector<std::string>{os, board, app}));
+
+  SetGroup("Field Test", {{"update_policy", "No3rdPartyAppUpdates"}});
+  EXPECT_EQ(Ids(CheckIn(client, device)), (std::vector<std::string>{os, board}));
+  SetGroup("Field Test", {{"update_policy", "NoUpdates"}});
+  EXPECT_TRUE(CheckIn(client, device).targets.empty());
+  Move(device, "Development");
+  EXPECT_EQ(Ids(CheckIn(client, device)), (std::vector<std::string>{os, board}))
+      << "Development takes the OS but no cloud app updates";
+  ASSERT_EQ(Call(admin_, "POST", "/v1/os-releases/1.0/retire", R"({"reason": "CVE-1"})").status,
+            200);
+  EXPECT_TRUE(CheckIn(client, device).targets.empty()) << "a retired release is offered no more";
+}
+
+TEST_F(DeviceTargets, DeviceFetchesOnlyItsOwnTargetsAndAnyOtherImageIsTheSame404) {
+  SimDevice device;
+  const auto client = Attested(device, tenant_a_);
+  Move(device, "Field Test");
+  const Bytes deployed_package = Package(package::Kind::kApp, publisher_, 3 << 20);
+  const std::string deployed = AddImage(a_admin_, A(), deployed_package);
+  const std::string undeployed = AddImage(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+  const auto b_publisher = *crypto::PrivateKey::GenerateP256();
+  ASSERT_EQ(
+      PutKeySet(b_admin_, tenant_b_, KeySet(tenant_b_, 1, {&root_}, b_publisher, {&root_})).status,
+      200);
+  const std::string foreign =
+      AddImage(b_admin_, "/v1/tenants/" + tenant_b_, Package(package::Kind::kApp, b_publisher));
+  Deploy("Field Test", {deployed});
+  Deploy("Production", {undeployed});
+
+  auto range = client.Send("GET", wire::DeviceImagePath(deployed), {}, {{"Range", "bytes=5-9"}});
+  ASSERT_TRUE(range);
+  EXPECT_EQ(range->status, 206);
+  EXPECT_EQ(range->body, std::string(AsString(ByteView(deployed_package).subspan(5, 5))));
+
+  std::vector<std::string> refusals;
+  for (const auto& other : {undeployed, foreign, std::string("no-such-image")}) {
+    auto refused = client.Send("GET", wire::DeviceImagePath(other), {}, {{"Range", "bytes=0-9"}});
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 404) << other;
+    refusals.push_back(refused->body);
+  }
+  EXPECT_EQ(refusals[0], refusals[2]) << "another group's image looks like no image at all";
+  EXPECT_EQ(refusals[1], refusals[2]) << "another tenant's image looks like no image at all";
+
+  // The same routes with the app certificate, or without a certificate, are refused.
+  SimDevice other;
+  const auto app_client = Attested(other, tenant_a_, /*app=*/true);
+  Move(other, "Field Test");
+  auto by_app =
+      app_client.Send("GET", wire::DeviceImagePath(deployed), {}, {{"Range", "bytes=0-9"}});
+  EXPECT_EQ(by_app->status, 403);
+  EXPECT_EQ(Call("", "GET", wire::DeviceImagePath(deployed)).status, 403);
+}
+
+TEST_F(DeviceTargets, OsReleasesArePublishedOnlyFromPlatformOsAndBoardImages) {
+  const std::string os = AddImage(admin_, "/v1", Package(package::Kind::kOs, os_key_));
+  const std::string board = AddImage(admin_, "/v1", Package(package::Kind::kBoard, os_key_));
+  const std::string app = AddImage(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+  auto publish = [&](const std::string& token, const std::string& os_id,
+                     const std::string& board_id) {
+    return Call(token, "POST", "/v1/os-releases/publish",
+                Json{{"image_id", os_id}, {"board_image_id", board_id}, {"feed", "retail"}}.dump());
+  };
+  EXPECT_EQ(publish(a_admin_, os, board).status, 403) << "a tenant publishes no OS";
+  auto swapped = publish(admin_, board, os);
+  EXPECT_EQ(swapped.status, 400);
+  EXPECT_NE(swapped.body.find("is board, not os"), std::string::npos) << swapped.body;
+  auto tenant_app = publish(admin_, app, board);
+  EXPECT_EQ(tenant_app.status, 400) << "a tenant's app is not a platform image";
+  auto published = publish(admin_, os, board);
+  ASSERT_EQ(published.status, 201) << published.body;
+  const Json release = *json::Parse(published.body);
+  EXPECT_EQ(release.value("image_id", ""), os);
+  EXPECT_EQ(release["components"].size(), 4u) << "os, aspisd and trust-bundle, and the board";
+  EXPECT_EQ(Call(a_admin_, "POST", "/v1/os-releases/1.0/promote").status, 403);
+  EXPECT_EQ(Call(admin_, "POST", "/v1/os-releases/1.0/promote").status, 404)
+      << "published to Retail, there is nothing to promote";
+}
+
+TEST_F(DeviceTargets, TenantIsolationDeviceStatusAndDeploymentsAreTheTenantsOwn) {
+  SimDevice device;
+  const auto client = Attested(device, tenant_a_);
+  Move(device, "Field Test");
+  const std::string app = AddImage(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+  Deploy("Field Test", {app});
+  wire::CheckIn report{.device_id = device.Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
+  report.targets = {{app, std::string(wire::kFailed), "refused: the test says so"}};
+  ASSERT_EQ(client.Send("POST", wire::kCheckInPath, wire::Serialize(report))->status, 200);
+  const Json deployments = *json::Parse(
+      Call(a_admin_, "GET", A() + "/device-groups/" + groups_["Field Test"] + "/deployments").body);
+  const std::string deployment = deployments[0].value("id", "");
+  const Json shown = *json::Parse(Call(a_reader_, "GET", A() + "/deployments/" + deployment).body);
+  EXPECT_EQ(shown["image_status"][0]["devices"].value("failed", 0), 1);
+  EXPECT_EQ(shown["image_status"][0]["failures"][0].value("reason", ""),
+            "refused: the test says so");
+  const Json device_view =
+      *json::Parse(Call(a_reader_, "GET", A() + "/devices/" + device.Id()).body);
+  EXPECT_EQ(device_view["images"][0].value("state", ""), "failed");
+  EXPECT_EQ(device_view["publisher_root"].value("status", ""), "none pinned yet");
+  // Tenant B reaches neither, through its own path or A's.
+  const std::string b = "/v1/tenants/" + tenant_b_;
+  EXPECT_EQ(Call(b_admin_, "GET", b + "/deployments/" + deployment).status, 404);
+  EXPECT_EQ(Call(b_admin_, "GET", A() + "/deployments/" + deployment).status, 403);
+  EXPECT_EQ(Call(b_admin_, "GET", b + "/devices/" + device.Id()).status, 404);
+}
+
+}  // namespace
+}  // namespace aspis::service
