@@ -63,11 +63,11 @@ class Registry {
 std::string UtcTime(const json::Json& seconds);
 
 // Each adds its noun's subcommands.
-void AddOperatorCommands(CLI::App& app, Registry& registry);  // the security service's API
-void AddDeviceCommands(CLI::App& app, Registry& registry);    // `dev`: the local aspisd
-void AddPackageCommands(CLI::App& app, Registry& registry);   // `key`, `image-package`: offline
-void AddCatalogCommands(CLI::App& app, Registry& registry);   // `publisher-key-set`, `image`
-void AddProductCommands(CLI::App& app, Registry& registry);   // `product`, `device-group`
+void AddOperatorCommands(CLI::App& app, Registry& registry);    // the security service's API
+void AddDeviceCommands(CLI::App& app, Registry& registry);      // `dev`: the local aspisd
+void AddPackageCommands(CLI::App& app, Registry& registry);     // `key`, `image-package`: offline
+void AddCatalogCommands(CLI::App& app, Registry& registry);     // `publisher-key-set`, `image`
+void AddProductCommands(CLI::App& app, Registry& registry);     // `product`, `device-group`
 void AddDeploymentCommands(CLI::App& app, Registry& registry);  // `deployment`
 // `device update --device-group`, under the `device` noun of AddOperatorCommands.
 void AddDeviceUpdateCommand(CLI::App& device, Registry& registry);

@@ -154,8 +154,7 @@ void PrintDevice(std::ostream& out, const Json& d) {
       << "Device group:     " << d.value("device_group_id", "") << "\n"
       << "Verdict:          " << attestation.value("verdict", "")
       << (reasons.empty() ? "" : " (" + reasons + ")") << "\n"
-      << "Certificates to:  " << UtcTime(attestation.value("certificate_expiry", Json(0)))
-      << "\n"
+      << "Certificates to:  " << UtcTime(attestation.value("certificate_expiry", Json(0))) << "\n"
       << "Last check-in:    " << UtcTime(d.value("last_check_in", Json(0))) << "\n"
       << "OS version:       " << d.value("os_version", "") << " (release "
       << d.value("os_release", "") << ")\n"
@@ -358,9 +357,7 @@ class OsReleasePublish final : public ServiceCommand {
 
 class OsReleasePromote final : public ServiceCommand {
  public:
-  void AddOptions(CLI::App* verb) override {
-    verb->add_option("--version", version_)->required();
-  }
+  void AddOptions(CLI::App* verb) override { verb->add_option("--version", version_)->required(); }
   Output Format() const override { return {.columns = {"version", "feed"}}; }
 
  protected:

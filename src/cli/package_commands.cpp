@@ -303,8 +303,7 @@ class PackBoard final : public PackPlatform {
     const Scratch payload(Temporary("payload"));
     auto packed = package::PackDirectory(tree.path(), payload.path());
     if (!packed) return std::unexpected(packed.error());
-    return Sign(package::Kind::kBoard, payload.path(), packed->unpacked_size,
-                {{"board", *digest}});
+    return Sign(package::Kind::kBoard, payload.path(), packed->unpacked_size, {{"board", *digest}});
   }
   Output Format() const override {
     return {.columns = {"image_id", "component_id", "name", "version"}};
@@ -333,8 +332,7 @@ void PrintPackage(std::ostream& out, const Json& p) {
   for (const auto& [name, digest] : p.value("measurements", Json::object()).items()) {
     out << "Measures:          " << name << " " << digest.get<std::string>() << "\n";
   }
-  out
-      << "Signed by key ID:  ";
+  out << "Signed by key ID:  ";
   for (const auto& id : p.value("signed_by", Json::array())) out << id.get<std::string>() << " ";
   out << "\n"
       << "Signature:         " << p.value("signature", "") << "\n";

@@ -3,8 +3,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 #include <utility>
+#include <vector>
 
 #include "core/bytes.hpp"
 #include "core/error.hpp"

@@ -50,8 +50,10 @@ std::string LinkProblem(const fs::path& path, const fs::path& target) {
   if (target.empty() || target.is_absolute()) return "is a symbolic link to an absolute path";
   int depth = 0;
   for (const auto& part : path.parent_path() / target) {
-    if (part == "..") --depth;
-    else if (part != ".") ++depth;
+    if (part == "..")
+      --depth;
+    else if (part != ".")
+      ++depth;
     if (depth < 0) return "is a symbolic link out of its tree";
   }
   return {};
@@ -138,7 +140,8 @@ Expected<void> WriteEntry(struct archive* out, const fs::path& dir, const fs::pa
   if (S_ISLNK(st.st_mode)) {
     std::error_code ec;
     const fs::path target = fs::read_symlink(full, ec);
-    if (ec) return Fail(PackageErrc::kIo, "reading the link " + full.string() + ": " + ec.message());
+    if (ec)
+      return Fail(PackageErrc::kIo, "reading the link " + full.string() + ": " + ec.message());
     archive_entry_set_filetype(entry.get(), AE_IFLNK);
     archive_entry_set_symlink(entry.get(), target.c_str());
   } else {

@@ -73,7 +73,6 @@ Expected<crypto::Digest> HashTree(const fs::path& root) {
   return tree->Finish();
 }
 
-
 }  // namespace
 
 Expected<crypto::Digest> MeasurePath(const fs::path& path) {
@@ -84,7 +83,6 @@ Expected<crypto::Digest> MeasurePath(const fs::path& path) {
   }
   return fs::is_directory(status) ? HashTree(path) : HashFile(path);
 }
-
 
 Expected<std::map<std::string, crypto::Digest, std::less<>>> MeasureOsTree(const fs::path& rootfs) {
   std::map<std::string, crypto::Digest, std::less<>> measured;

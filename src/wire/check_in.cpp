@@ -86,8 +86,8 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
     auto reason = Text(item, "reason", "target status", 1024);
     if (auto error = FirstError(image_id, state, reason)) return std::unexpected(*error);
     if (*state != kDownloading && *state != kDownloaded && *state != kFailed) {
-      return Fail(WireErrc::kProtocol, "target status has an unknown state \"" +
-                                           state->substr(0, 40) + "\"");
+      return Fail(WireErrc::kProtocol,
+                  "target status has an unknown state \"" + state->substr(0, 40) + "\"");
     }
     c.targets.push_back({*image_id, *state, *reason});
   }

@@ -36,8 +36,8 @@ class DeploymentEndToEnd : public ::testing::Test {
               0);
     tenant_ = Cli({"tenant", "create", "--name", "Contoso"}).value("id", "");
     ASSERT_FALSE(tenant_.empty());
-    ASSERT_EQ(Run({"attestation-policy", "update", "--tenant", tenant_, "--allow-software-root-of-trust",
-                   "true"}),
+    ASSERT_EQ(Run({"attestation-policy", "update", "--tenant", tenant_,
+                   "--allow-software-root-of-trust", "true"}),
               0);
   }
 
@@ -108,10 +108,10 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
   const Json os = Cli({"image-package", "pack-os", "--rootfs", Path("rootfs"), "--destination",
                        Path("os.aspkg"), "--key", Path("os.key"), "--version", "25.01",
                        "--security-version", "1", "--target-board", "mt3620-sim"});
-  const Json board = Cli({"image-package", "pack-board", "--board", Path("board.json"),
-                          "--destination", Path("board.aspkg"), "--key", Path("os.key"),
-                          "--version", "1", "--security-version", "1", "--target-board",
-                          "mt3620-sim"});
+  const Json board =
+      Cli({"image-package", "pack-board", "--board", Path("board.json"), "--destination",
+           Path("board.aspkg"), "--key", Path("os.key"), "--version", "1", "--security-version",
+           "1", "--target-board", "mt3620-sim"});
   const std::string os_image = Cli({"image", "add", "--image", Path("os.aspkg")}).value("id", "");
   const std::string board_image =
       Cli({"image", "add", "--image", Path("board.aspkg")}).value("id", "");
@@ -127,9 +127,8 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
   ASSERT_EQ(Run({"key", "generate", "--destination", Path("root.key")}), 0);
   ASSERT_EQ(Run({"key", "generate", "--destination", Path("publisher.key")}), 0);
   ASSERT_EQ(Run({"publisher-key-set", "create", "--tenant", tenant_, "--root-key",
-                 Path("root.key.pub"), "--publisher-key", Path("publisher.key.pub"),
-                 "--sign-with", Path("root.key"), "--set-version", "1", "--destination",
-                 Path("keys.json")}),
+                 Path("root.key.pub"), "--publisher-key", Path("publisher.key.pub"), "--sign-with",
+                 Path("root.key"), "--set-version", "1", "--destination", Path("keys.json")}),
             0);
   ASSERT_EQ(Run({"publisher-key-set", "update", "--tenant", tenant_, "--file", Path("keys.json")}),
             0);
@@ -152,10 +151,9 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
                    group, "--images", app}),
               0);
   }
-  const std::string deployment =
-      Cli({"device-group", "deployment", "list", "--tenant", tenant_, "--device-group",
-           "Coffee/Field Test"})[0]
-          .value("id", "");
+  const std::string deployment = Cli({"device-group", "deployment", "list", "--tenant", tenant_,
+                                      "--device-group", "Coffee/Field Test"})[0]
+                                     .value("id", "");
 
   // Devices: each gets what its group's feed and policy give it.
   auto evaluating = Device("eval", "Coffee/Field Test OS Evaluation");
@@ -172,11 +170,12 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
   EXPECT_TRUE(developing["targets"].empty()) << "Development takes no cloud app updates";
   EXPECT_TRUE(fs::is_empty(dir_ / "dev/state/staging"));
   // The staged packages are the very images: byte for byte what was published.
-  EXPECT_EQ(ReadText(dir_ / "field/state/staging" /
-                     (app + "-" + Cli({"image", "show", "--tenant", tenant_, "--image", app})
-                                      .value("sha256", "") +
-                      ".aspkg")),
-            ReadText(dir_ / "blink.aspkg"));
+  EXPECT_EQ(
+      ReadText(dir_ / "field/state/staging" /
+               (app + "-" +
+                Cli({"image", "show", "--tenant", tenant_, "--image", app}).value("sha256", "") +
+                ".aspkg")),
+      ReadText(dir_ / "blink.aspkg"));
 
   // The operator sees it: each device's pin and targets, and the deployment's progress.
   const auto reported = [&](const DeviceProcess& d, std::size_t count) {
@@ -184,9 +183,9 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
          std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(100ms)) {
       const Json shown = Cli({"device", "show", "--tenant", tenant_, "--device", d.id()});
       const Json images = shown.value("images", Json::array());
-      if (images.size() == count &&
-          std::all_of(images.begin(), images.end(),
-                      [](const Json& i) { return i.value("state", "") == "downloaded"; })) {
+      if (images.size() == count && std::all_of(images.begin(), images.end(), [](const Json& i) {
+            return i.value("state", "") == "downloaded";
+          })) {
         return shown;
       }
     }
@@ -196,8 +195,8 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
   const Json field_view = reported(*field, 1);
   EXPECT_EQ(field_view["publisher_root"].value("status", ""), "matches the tenant's");
   EXPECT_EQ(reported(*evaluating, 2)["attestation"].value("verdict", ""), "trusted");
-  const Json progress = Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id",
-                             deployment});
+  const Json progress =
+      Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", deployment});
   EXPECT_EQ(progress["image_status"][0]["devices"].value("downloaded", 0), 1);
   EXPECT_EQ(progress.value("current", false), true);
 

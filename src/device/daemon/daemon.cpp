@@ -74,7 +74,7 @@ struct Status {
   std::int64_t last_check_in = 0;
   std::uint64_t manifest_sequence = 0;
   std::string check_in_error;
-  std::string publisher_keys_error;  // why the last key set the service relayed was refused
+  std::string publisher_keys_error;         // why the last key set the service relayed was refused
   std::vector<wire::TargetStatus> targets;  // as the last check-in left them, reported next
 };
 
@@ -372,10 +372,9 @@ Expected<std::string> BoardName(const std::filesystem::path& definition) {
   const Json* description =
       doc && doc->is_object() && doc->contains("Description") ? &(*doc)["Description"] : nullptr;
   if (description == nullptr || !description->is_object() ||
-      !description->value("Name", Json()).is_string() ||
-      description->value("Name", "").empty()) {
-    return Fail(CoreErrc::kParse,
-                "the board definition " + definition.string() + " names no board (Description.Name)");
+      !description->value("Name", Json()).is_string() || description->value("Name", "").empty()) {
+    return Fail(CoreErrc::kParse, "the board definition " + definition.string() +
+                                      " names no board (Description.Name)");
   }
   return description->value("Name", "");
 }

@@ -91,10 +91,11 @@ std::string Mismatch(const package::Manifest& m, std::uint64_t header_length,
   }
   if (m.component_id != t.component_id || package::KindName(m.kind) != t.kind ||
       m.version != t.version || m.security_version != t.security_version) {
-    return fmt::format("the package is {} {} {} (security version {}), the update manifest says "
-                       "{} {} {} ({})",
-                       package::KindName(m.kind), m.component_id, m.version, m.security_version,
-                       t.kind, t.component_id, t.version, t.security_version);
+    return fmt::format(
+        "the package is {} {} {} (security version {}), the update manifest says "
+        "{} {} {} ({})",
+        package::KindName(m.kind), m.component_id, m.version, m.security_version, t.kind,
+        t.component_id, t.version, t.security_version);
   }
   if (header_length + m.payload.size != t.size) {
     return fmt::format("the package's signed size is {} bytes, the update manifest says {}",

@@ -33,8 +33,8 @@ class ImageSource {
 inline constexpr std::uint64_t kRangeSize = std::uint64_t{1} << 20;
 
 struct StagingRules {
-  std::string board;              // this device's board name; a package must list it
-  std::uint64_t capacity = 0;     // bytes the staging area may hold, .part files included
+  std::string board;           // this device's board name; a package must list it
+  std::uint64_t capacity = 0;  // bytes the staging area may hold, .part files included
 };
 
 class Staging {

@@ -265,7 +265,8 @@ class Api {
   // reference values are what the OS publisher signed, never typed by hand.
   Response PublishOsRelease(const Request& request, const Principal& who) const {
     if (!who.platform()) {
-      return Response::Problem(403, "Forbidden", "only a platform administrator publishes OS releases");
+      return Response::Problem(403, "Forbidden",
+                               "only a platform administrator publishes OS releases");
     }
     auto body = Body(request);
     if (!body) return Response::Problem(400, "Bad request", body.error().message());
@@ -285,8 +286,9 @@ class Api {
       return Response::Problem(400, "Bad request",
                                "the board image is for none of the OS image's boards");
     }
-    store::OsRelease release{os->second.version, feed, UnixSeconds(c_.clock.Now()), {}, {}, 0,
-                             os->first.id,       board->first.id};
+    store::OsRelease release{
+        os->second.version, feed,           UnixSeconds(c_.clock.Now()), {}, {}, 0,
+        os->first.id,       board->first.id};
     for (const auto& manifest : {os->second, board->second}) {
       for (const auto& [component, digest] : manifest.measurements) {
         release.components.emplace_back(component, crypto::ToHex(digest));
@@ -298,7 +300,8 @@ class Api {
 
   Response PromoteOsRelease(const Request& request, const Principal& who) const {
     if (!who.platform()) {
-      return Response::Problem(403, "Forbidden", "only a platform administrator promotes OS releases");
+      return Response::Problem(403, "Forbidden",
+                               "only a platform administrator promotes OS releases");
     }
     const std::string version(request.Param("version"));
     if (auto ok = c_.store.PromoteOsRelease(version); !ok) return FromError(ok.error());
@@ -333,9 +336,9 @@ class Api {
     auto manifest = package::ParseManifest(image->manifest);
     if (!manifest) return std::unexpected(manifest.error());
     if (manifest->kind != kind) {
-      return Fail(CoreErrc::kInvalidArgument,
-                  "image " + id + " is " + std::string(package::KindName(manifest->kind)) +
-                      ", not " + std::string(package::KindName(kind)));
+      return Fail(CoreErrc::kInvalidArgument, "image " + id + " is " +
+                                                  std::string(package::KindName(manifest->kind)) +
+                                                  ", not " + std::string(package::KindName(kind)));
     }
     return std::pair{std::move(*image), std::move(*manifest)};
   }

@@ -386,19 +386,20 @@ Response ServeImage(const DataDir& data, const store::Image& image, const http::
                                  " bytes; fetch it in ranges of at most 4 MiB (Range: "
                                  "bytes=FIRST-LAST)");
   }
-  const Fd file(::open((data.path / "images" / (image.sha256 + ".aspkg")).c_str(), O_RDONLY | O_CLOEXEC));
+  const Fd file(
+      ::open((data.path / "images" / (image.sha256 + ".aspkg")).c_str(), O_RDONLY | O_CLOEXEC));
   if (file.get() < 0) return FromError(Error(CoreErrc::kIo, "the image's file is missing"));
   std::string bytes(size == 0 ? 0 : last - first + 1, '\0');
   const auto n = ::pread(file.get(), bytes.data(), bytes.size(), static_cast<off_t>(first));
   if (n != static_cast<ssize_t>(bytes.size())) {
     return FromError(Error(CoreErrc::kIo, "reading the image's file failed"));
   }
-  Response response = Response::Text(range.empty() ? 200 : 206, std::move(bytes),
-                                     std::string(package::kMediaType));
+  Response response =
+      Response::Text(range.empty() ? 200 : 206, std::move(bytes), std::string(package::kMediaType));
   if (!range.empty()) {
-    response.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" +
-                                                       std::to_string(last) + "/" +
-                                                       std::to_string(size));
+    response.headers.emplace_back(
+        "Content-Range",
+        "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size));
   }
   response.headers.emplace_back("Accept-Ranges", "bytes");
   return response;

@@ -106,10 +106,9 @@ class DeviceRoutes {
                                "the check-in names another device than the certificate");
     }
     const auto now = UnixSeconds(c_.clock.Now());
-    store::CheckInRecord record{device->tenant_id,        device->id,
-                                now,                      check_in->os_version,
-                                check_in->runtime_version, check_in->publisher_root,
-                                {}};
+    store::CheckInRecord record{
+        device->tenant_id,        device->id, now, check_in->os_version, check_in->runtime_version,
+        check_in->publisher_root, {}};
     for (const auto& t : check_in->targets) {
       record.images.push_back({t.image_id, t.state, t.reason, now});
     }

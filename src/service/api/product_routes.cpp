@@ -296,7 +296,8 @@ class Products {
     if (!deployment) return FromError(deployment.error());
     auto newest = c_.store.ListDeployments(tenant, deployment->device_group_id, 1);
     if (!newest) return FromError(newest.error());
-    Json shown = DeploymentJson(*deployment, !newest->empty() && newest->front().id == deployment->id);
+    Json shown =
+        DeploymentJson(*deployment, !newest->empty() && newest->front().id == deployment->id);
     Json images = Json::array();
     for (const auto& id : deployment->image_ids) {
       auto statuses = c_.store.ListImageStatuses(tenant, id);
@@ -304,7 +305,8 @@ class Products {
       Json counts = {{"downloading", 0}, {"downloaded", 0}, {"failed", 0}};
       Json failures = Json::array();
       for (const auto& [device, status] : *statuses) {
-        if (counts.contains(status.state)) counts[status.state] = counts[status.state].get<int>() + 1;
+        if (counts.contains(status.state))
+          counts[status.state] = counts[status.state].get<int>() + 1;
         if (status.state == "failed" && failures.size() < 20) {
           failures.push_back({{"device_id", device}, {"reason", status.reason}});
         }

@@ -105,7 +105,8 @@ LaunchVerdict Mismatch(const store::OsRelease& release,
 LaunchVerdict CheckLaunch(const std::vector<wire::MeasurementEvent>& events, store::Store& store,
                           const store::Device& device) {
   if (Verdict shape = CheckShape(events); !shape.valid()) return {std::move(shape), {}};
-  const auto launch_end = events.begin() + static_cast<std::ptrdiff_t>(wire::kLaunchComponents.size());
+  const auto launch_end =
+      events.begin() + static_cast<std::ptrdiff_t>(wire::kLaunchComponents.size());
   const std::vector<wire::MeasurementEvent> launch(events.begin(), launch_end);
   if (LaunchVerdict apps = CheckApps({launch_end, events.end()}, store, device);
       !apps.verdict.valid()) {

@@ -11,8 +11,8 @@
 namespace aspis::service::deploy {
 
 struct Targets {
-  std::string os_feed;                // "retail" or "retail-eval"
-  std::vector<store::Image> images;   // the OS and board images, then the apps
+  std::string os_feed;               // "retail" or "retail-eval"
+  std::vector<store::Image> images;  // the OS and board images, then the apps
 };
 
 // By the device's group (a device in none follows Retail and takes no apps):

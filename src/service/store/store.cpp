@@ -545,18 +545,18 @@ Expected<std::int64_t> Store::RecordCheckIn(const CheckInRecord& c) {
     if (!rows) return std::unexpected(rows.error());
     if (rows->empty()) return Fail(StoreErrc::kNotFound, "device not found");
     sequence = Number(rows->front(), 0);
-    if (auto ok = Discard(db_->Query(
-            "DELETE FROM device_images WHERE tenant_id = $1 AND device_id = $2",
-            {c.tenant_id, c.device_id}));
+    if (auto ok =
+            Discard(db_->Query("DELETE FROM device_images WHERE tenant_id = $1 AND device_id = $2",
+                               {c.tenant_id, c.device_id}));
         !ok) {
       return ok;
     }
     for (const auto& i : c.images) {
-      if (auto ok = Discard(db_->Query("INSERT INTO device_images (tenant_id, device_id, "
-                                       "image_id, state, reason, updated_at) "
-                                       "VALUES ($1, $2, $3, $4, $5, $6)",
-                                       {c.tenant_id, c.device_id, i.image_id, i.state, i.reason,
-                                        c.at}));
+      if (auto ok =
+              Discard(db_->Query("INSERT INTO device_images (tenant_id, device_id, "
+                                 "image_id, state, reason, updated_at) "
+                                 "VALUES ($1, $2, $3, $4, $5, $6)",
+                                 {c.tenant_id, c.device_id, i.image_id, i.state, i.reason, c.at}));
           !ok) {
         return ok;
       }
@@ -580,11 +580,11 @@ Expected<std::vector<DeviceImageStatus>> Store::ListDeviceImages(std::string_vie
 
 Expected<void> Store::AddOsRelease(const OsRelease& release) {
   return db_->Transaction([&]() -> Expected<void> {
-    if (auto ok = Discard(
-            db_->Query("INSERT INTO os_releases (version, feed, created_at, image_id, "
-                       "board_image_id) VALUES ($1, $2, $3, $4, $5)",
-                       {release.version, release.feed, release.created_at, release.image_id,
-                        release.board_image_id}));
+    if (auto ok =
+            Discard(db_->Query("INSERT INTO os_releases (version, feed, created_at, image_id, "
+                               "board_image_id) VALUES ($1, $2, $3, $4, $5)",
+                               {release.version, release.feed, release.created_at, release.image_id,
+                                release.board_image_id}));
         !ok) {
       return ok;
     }
@@ -602,16 +602,16 @@ Expected<void> Store::AddOsRelease(const OsRelease& release) {
 
 Expected<std::vector<OsRelease>> Store::ReleasesWhere(std::string_view condition,
                                                       const std::vector<Value>& params) {
-  auto releases =
-      db_->Query("SELECT version, feed, created_at, retired_reason, retired_at, image_id, "
-                 "board_image_id FROM os_releases " +
-                     std::string(condition) + " ORDER BY created_at, version",
-                 params);
+  auto releases = db_->Query(
+      "SELECT version, feed, created_at, retired_reason, retired_at, image_id, "
+      "board_image_id FROM os_releases " +
+          std::string(condition) + " ORDER BY created_at, version",
+      params);
   if (!releases) return std::unexpected(releases.error());
   std::vector<OsRelease> out;
   for (const Row& row : *releases) {
-    OsRelease release{Text(row, 0), Text(row, 1),  Number(row, 2), {},
-                      Text(row, 3), Number(row, 4), Text(row, 5), Text(row, 6)};
+    OsRelease release{Text(row, 0), Text(row, 1),   Number(row, 2), {},
+                      Text(row, 3), Number(row, 4), Text(row, 5),   Text(row, 6)};
     auto digests = db_->Query(
         "SELECT component, digest FROM reference_digests WHERE version = $1 "
         "ORDER BY component, digest",

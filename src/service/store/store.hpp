@@ -384,8 +384,7 @@ class Store {
   // Deployments, newest first (the newest `limit`). A device group's deletion is refused while it
   // has any.
   Expected<void> AddDeployment(const Deployment& deployment);
-  Expected<std::vector<Deployment>> ListDeployments(std::string_view tenant,
-                                                    std::string_view group,
+  Expected<std::vector<Deployment>> ListDeployments(std::string_view tenant, std::string_view group,
                                                     std::int64_t limit = 1000);
   // Errors: kNotFound (another tenant's included).
   Expected<Deployment> GetDeployment(std::string_view tenant, std::string_view id);

@@ -319,9 +319,8 @@ Expected<void> Store::AddDeployment(const Deployment& d) {
 }
 
 Expected<Deployment> Store::GetDeployment(std::string_view tenant, std::string_view id) {
-  auto rows = db_->Query(
-      "SELECT device_group_id FROM deployments WHERE tenant_id = $1 AND id = $2",
-      {std::string(tenant), std::string(id)});
+  auto rows = db_->Query("SELECT device_group_id FROM deployments WHERE tenant_id = $1 AND id = $2",
+                         {std::string(tenant), std::string(id)});
   if (!rows) return std::unexpected(rows.error());
   if (rows->empty()) return Fail(StoreErrc::kNotFound, "deployment not found");
   auto all = ListDeployments(tenant, Text(rows->front(), 0));

@@ -162,7 +162,8 @@ TEST_F(Downloads, InterruptedDownloadResumesWhereItStopped) {
   source_.fail_after.reset();
   source_.offsets.clear();
   ExpectDownloaded(os);
-  EXPECT_EQ(source_.offsets.front(), 2 * kRangeSize) << "the first two ranges are not fetched again";
+  EXPECT_EQ(source_.offsets.front(), 2 * kRangeSize)
+      << "the first two ranges are not fetched again";
 }
 
 TEST_F(Downloads, ArbitrarySoftwareAttackUnknownPublisherKeyIsRefused) {

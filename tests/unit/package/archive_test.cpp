@@ -146,8 +146,8 @@ TEST_F(Archive, OsTreeWithLinksInsideItPacksAndUnpacksToTheSameMeasurement) {
   ASSERT_TRUE(before) << before.error().message();
   auto packed = PackDirectory(os, dir_ / "os.tar.zst", {.symlinks = true});
   ASSERT_TRUE(packed) << packed.error().message();
-  ASSERT_TRUE(UnpackArchive(dir_ / "os.tar.zst", dir_ / "slot", packed->unpacked_size,
-                            {.symlinks = true}));
+  ASSERT_TRUE(
+      UnpackArchive(dir_ / "os.tar.zst", dir_ / "slot", packed->unpacked_size, {.symlinks = true}));
   EXPECT_EQ(fs::read_symlink(dir_ / "slot" / "bin"), "usr/bin");
   auto after = MeasureOsTree(dir_ / "slot");
   ASSERT_TRUE(after) << after.error().message();

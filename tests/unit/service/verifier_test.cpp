@@ -61,9 +61,9 @@ class VerifierRules : public ::testing::Test {
   void Launch(const std::vector<std::string>& contents) {
     for (const auto& content : contents) {
       const std::size_t at = events_.size();
-      const std::string component =
-          at < wire::kLaunchComponents.size() ? std::string(wire::kLaunchComponents[at])
-                                               : "app:" + app_component_;
+      const std::string component = at < wire::kLaunchComponents.size()
+                                        ? std::string(wire::kLaunchComponents[at])
+                                        : "app:" + app_component_;
       ASSERT_TRUE(rot_->Extend(Hash(content)));
       events_.push_back({component, Hash(content)});
     }
@@ -183,8 +183,8 @@ TEST_F(VerifierRules, AppsAttestOnlyWhileInTheGroupsCurrentOrPreviousDeployment)
   const std::string device = rot_->GetIdentity()->device_id;
   const std::string component = "6d3c2c4e-6a61-4d0e-9b4c-7f2a9d1e5b01";
   ASSERT_TRUE(store_->AddProduct({"p1", "t1", "Coffee", "", 1}));
-  ASSERT_TRUE(store_->AddDeviceGroup({"g1", "t1", "p1", "Field Test", "", "retail", "UpdateAll",
-                                      true, 1}));
+  ASSERT_TRUE(
+      store_->AddDeviceGroup({"g1", "t1", "p1", "Field Test", "", "retail", "UpdateAll", true, 1}));
   ASSERT_TRUE(store_->SetDeviceGroup("t1", device, "g1"));
   auto deploy = [&](const std::string& version) {
     const std::string id = "image-" + version;

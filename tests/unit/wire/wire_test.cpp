@@ -42,8 +42,12 @@ TEST(CheckIn, TargetStatusesAndThePublisherRootRoundTrip) {
 }
 
 TEST(UpdateManifest, TargetsRoundTripWithWhatTheyAre) {
-  UpdateManifest m{.device_id = "d", .sequence = 3, .issued_at = 1, .expires_at = 2,
-                   .os_feed = "retail", .targets = {}};
+  UpdateManifest m{.device_id = "d",
+                   .sequence = 3,
+                   .issued_at = 1,
+                   .expires_at = 2,
+                   .os_feed = "retail",
+                   .targets = {}};
   m.targets.push_back({"i", "c", "app", "1.2", 4, std::string(64, 'a'), 99, "/v1/device/images/i"});
   auto parsed = ParseUpdateManifest(Serialize(m));
   ASSERT_TRUE(parsed) << parsed.error().message();
