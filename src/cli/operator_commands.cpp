@@ -241,6 +241,27 @@ class DeviceShowAttestation final : public ServiceCommand {
   TenantOption tenant_;
 };
 
+class DeviceImagesTargeted final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--device", device_, "Device ID")->required();
+  }
+  Output Format() const override {
+    return {.columns = {"id", "kind", "name", "version", "security_version", "size"}};
+  }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    return Request(
+        s, "GET", fmt::format("/v1/tenants/{}/devices/{}/targeted-images", tenant_.Of(s), device_));
+  }
+
+ private:
+  std::string device_;
+  TenantOption tenant_;
+};
+
 // --- attestation-policy ---
 
 const std::vector<std::string> kPolicyColumns = {"allow_software_root_of_trust",
@@ -483,6 +504,9 @@ void AddOperatorCommands(CLI::App& app, Registry& r) {
     r.Add<DeviceVerb>(device->add_subcommand(verb, help), verb);
   }
   AddDeviceUpdateCommand(*device, r);
+  auto* images = device->add_subcommand("image", "The device's images")->require_subcommand(1);
+  r.Add<DeviceImagesTargeted>(images->add_subcommand(
+      "list-targeted", "The images the device is told to fetch: its OS release, board and apps"));
   r.Add<DeviceShowAttestation>(device->add_subcommand(
       "show-attestation",
       "Show a device's attestation: verdict, root of trust, OS release, boot PCRs and attempts"));

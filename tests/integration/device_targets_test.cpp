@@ -129,6 +129,14 @@ TEST_F(DeviceTargets, GroupsFeedAndUpdatePolicyDecideTheTargets) {
   EXPECT_EQ(manifest.targets[0].url, wire::DeviceImagePath(app));
   EXPECT_EQ(manifest.targets[0].kind, "app");
   EXPECT_EQ(manifest.os_feed, "retail");
+  const Json listed = *json::Parse(
+      Call(a_reader_, "GET", A() + "/devices/" + device.Id() + "/targeted-images").body);
+  ASSERT_EQ(listed.size(), 1u) << "what the operator sees is what the device is told";
+  EXPECT_EQ(listed[0].value("id", ""), app);
+  EXPECT_EQ(Call(b_admin_, "GET",
+                 "/v1/tenants/" + tenant_b_ + "/devices/" + device.Id() + "/targeted-images")
+                .status,
+            404);
 
   // An OS release in Retail Evaluation reaches the evaluation groups first, Retail on promotion.
   const auto [os, board] = PublishRelease("retail-eval");

@@ -19,6 +19,7 @@
 #include "service/api/device_routes.hpp"
 #include "service/api/product_routes.hpp"
 #include "service/ca/tenant_ca.hpp"
+#include "service/deploy/targets.hpp"
 #include "wire/attestation.hpp"
 
 namespace aspis::service::api {
@@ -257,7 +258,11 @@ class Api {
                                "an OS release lists exactly the launch components: os, aspisd, "
                                "board and trust-bundle");
     }
-    if (auto ok = c_.store.AddOsRelease(release); !ok) return FromError(ok.error());
+    if (auto ok = Audited(who, "", "os-release.add", release.version,
+                          [&] { return c_.store.AddOsRelease(release); });
+        !ok) {
+      return FromError(ok.error());
+    }
     return Response::Json(201, Json{{"version", release.version}, {"feed", release.feed}}.dump());
   }
 
@@ -294,7 +299,11 @@ class Api {
         release.components.emplace_back(component, crypto::ToHex(digest));
       }
     }
-    if (auto ok = c_.store.AddOsRelease(release); !ok) return FromError(ok.error());
+    if (auto ok = Audited(who, "", "os-release.publish", release.version,
+                          [&] { return c_.store.AddOsRelease(release); });
+        !ok) {
+      return FromError(ok.error());
+    }
     return Response::Json(201, ReleaseJson(release).dump());
   }
 
@@ -304,7 +313,11 @@ class Api {
                                "only a platform administrator promotes OS releases");
     }
     const std::string version(request.Param("version"));
-    if (auto ok = c_.store.PromoteOsRelease(version); !ok) return FromError(ok.error());
+    if (auto ok = Audited(who, "", "os-release.promote", version,
+                          [&] { return c_.store.PromoteOsRelease(version); });
+        !ok) {
+      return FromError(ok.error());
+    }
     return Response::Json(200, Json{{"version", version}, {"feed", "retail"}}.dump());
   }
 
@@ -320,7 +333,12 @@ class Api {
       return Response::Problem(400, "Bad request", "\"reason\" must be 1 to 500 characters");
     }
     const std::string version(request.Param("version"));
-    if (auto ok = c_.store.RetireOsRelease(version, *reason, UnixSeconds(c_.clock.Now())); !ok) {
+    if (auto ok = Audited(who, "", "os-release.retire", version,
+                          [&] {
+                            return c_.store.RetireOsRelease(version, *reason,
+                                                            UnixSeconds(c_.clock.Now()));
+                          });
+        !ok) {
       return FromError(ok.error());
     }
     return Response::Json(200, Json{{"version", version}, {"retired_reason", *reason}}.dump());
@@ -590,6 +608,18 @@ void AddRoutes(http::Router& router, const Context& context) {
              api->ForTenant(Role::kReader,
                             [api](const Request& r, const Principal&, std::string_view tenant) {
                               return api->ShowDevice(tenant, r.Param("device"));
+                            }));
+  // Azure Sphere's `device image list-targeted`: what the device is told to fetch now.
+  router.Add("GET", "/v1/tenants/{tenant}/devices/{device}/targeted-images",
+             api->ForTenant(Role::kReader,
+                            [&c](const Request& r, const Principal&, std::string_view tenant) {
+                              auto device = c.store.GetDevice(tenant, r.Param("device"));
+                              if (!device) return FromError(device.error());
+                              auto targets = deploy::TargetsFor(c.store, *device);
+                              if (!targets) return FromError(targets.error());
+                              Json list = Json::array();
+                              for (const auto& i : targets->images) list.push_back(ImageJson(i));
+                              return Response::Json(200, list.dump());
                             }));
   router.Add("GET", "/v1/tenants/{tenant}/devices/{device}/attestation",
              api->ForTenant(Role::kReader,

@@ -41,22 +41,6 @@ Json KeySetJson(const package::PublisherKeySet& set) {
           {"publisher_keys", publishers}, {"publisher_threshold", set.publishers.threshold}};
 }
 
-Json ImageJson(const store::Image& i) {
-  Json doc = {{"id", i.id},
-              {"component_id", i.component_id},
-              {"name", i.name},
-              {"kind", i.kind},
-              {"version", i.version},
-              {"security_version", i.security_version},
-              {"sha256", i.sha256},
-              {"size", i.size},
-              {"uploaded_at", i.uploaded_at}};
-  if (auto manifest = json::Parse(i.manifest)) {
-    doc["target_boards"] = manifest->value("target_boards", Json::array());
-    doc["payload"] = manifest->value("payload", Json::object());
-  }
-  return doc;
-}
 
 std::optional<std::uint64_t> ParseNumber(std::string_view text) {
   std::uint64_t value = 0;
@@ -356,6 +340,23 @@ class Catalog {
 };
 
 }  // namespace
+
+Json ImageJson(const store::Image& i) {
+  Json doc = {{"id", i.id},
+              {"component_id", i.component_id},
+              {"name", i.name},
+              {"kind", i.kind},
+              {"version", i.version},
+              {"security_version", i.security_version},
+              {"sha256", i.sha256},
+              {"size", i.size},
+              {"uploaded_at", i.uploaded_at}};
+  if (auto manifest = json::Parse(i.manifest)) {
+    doc["target_boards"] = manifest->value("target_boards", Json::array());
+    doc["payload"] = manifest->value("payload", Json::object());
+  }
+  return doc;
+}
 
 Response ServeImage(const DataDir& data, const store::Image& image, const http::Request& request) {
   const auto size = static_cast<std::uint64_t>(image.size);

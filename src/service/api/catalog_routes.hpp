@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/json.hpp"
 #include "service/api/api.hpp"
 #include "service/http/router.hpp"
 
@@ -21,6 +22,9 @@ inline constexpr std::size_t kMaxPart = std::size_t{1} << 20;
 inline constexpr std::size_t kMaxRange = std::size_t{4} << 20;
 
 void AddCatalogRoutes(http::Router& router, const Context& context);
+
+// An image as the API shows it.
+json::Json ImageJson(const store::Image& image);
 
 // The stored package of `image`: all of it (200) when no larger than kMaxRange, or the one range
 // `request` asks for (206, at most kMaxRange bytes; 416 for a range outside the image).

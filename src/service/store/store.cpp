@@ -579,25 +579,22 @@ Expected<std::vector<DeviceImageStatus>> Store::ListDeviceImages(std::string_vie
 }
 
 Expected<void> Store::AddOsRelease(const OsRelease& release) {
-  return db_->Transaction([&]() -> Expected<void> {
-    if (auto ok =
-            Discard(db_->Query("INSERT INTO os_releases (version, feed, created_at, image_id, "
-                               "board_image_id) VALUES ($1, $2, $3, $4, $5)",
-                               {release.version, release.feed, release.created_at, release.image_id,
-                                release.board_image_id}));
+  if (auto ok = Discard(db_->Query("INSERT INTO os_releases (version, feed, created_at, image_id, "
+                                   "board_image_id) VALUES ($1, $2, $3, $4, $5)",
+                                   {release.version, release.feed, release.created_at,
+                                    release.image_id, release.board_image_id}));
+      !ok) {
+    return ok;
+  }
+  for (const auto& [component, digest] : release.components) {
+    if (auto ok = Discard(db_->Query("INSERT INTO reference_digests (component, digest, "
+                                     "version) VALUES ($1, $2, $3)",
+                                     {component, digest, release.version}));
         !ok) {
       return ok;
     }
-    for (const auto& [component, digest] : release.components) {
-      if (auto ok = Discard(db_->Query("INSERT INTO reference_digests (component, digest, "
-                                       "version) VALUES ($1, $2, $3)",
-                                       {component, digest, release.version}));
-          !ok) {
-        return ok;
-      }
-    }
-    return {};
-  });
+  }
+  return {};
 }
 
 Expected<std::vector<OsRelease>> Store::ReleasesWhere(std::string_view condition,

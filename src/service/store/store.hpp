@@ -314,7 +314,8 @@ class Store {
   Expected<std::vector<DeviceImageStatus>> ListDeviceImages(std::string_view tenant,
                                                             std::string_view device_id);
 
-  // Platform-wide reference values. Errors: kConflict when the version exists.
+  // Platform-wide reference values. Errors: kConflict when the version exists. Several
+  // statements: run it in a Transaction.
   Expected<void> AddOsRelease(const OsRelease& release);
   // Oldest first.
   Expected<std::vector<OsRelease>> ListOsReleases();
