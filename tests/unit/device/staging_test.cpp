@@ -243,6 +243,16 @@ TEST_F(Downloads, CompromisedServiceAttackTargetServedWithAnotherSignedImageIsRe
   ExpectRefused(app, "the update manifest says board");
 }
 
+TEST_F(Downloads, CompromisedServiceKeyAttackImageNoPublisherSignedIsRefused) {
+  // The service's own key signs the update manifest that targets the image, so a thief of that
+  // key can target anything; the package must still carry a publisher's signature.
+  const crypto::PrivateKey service_key = NewKey();
+  ExpectRefused(Publish(package::Kind::kApp, service_key, {}),
+                "is not signed by one of the tenant's app publisher keys");
+  ExpectRefused(Publish(package::Kind::kOs, service_key),
+                "is not signed by one of the platform's OS publisher keys");
+}
+
 TEST_F(Downloads, PathTraversalAttackTargetIdNamingAPathIsRefused) {
   auto os = Publish(package::Kind::kOs, os_key_);
   os.image_id = "../../escape";
