@@ -369,7 +369,7 @@ class OsReleasePublish final : public ServiceCommand {
  protected:
   Expected<Json> Call(const Session& s) override {
     return Request(s, "POST", "/v1/os-releases/publish",
-                   {{"image_id", image_}, {"board_image_id", board_image_}, {"feed", feed_}});
+                   wire::api::OsReleasePublication{image_, board_image_, feed_});
   }
 
  private:

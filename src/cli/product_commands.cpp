@@ -60,7 +60,7 @@ class ProductCreate final : public ServiceCommand {
  protected:
   Expected<Json> Call(const Session& s) override {
     return Request(s, "POST", Products(s, tenant_),
-                   {{"name", name_}, {"description", description_}});
+                   wire::api::ProductFields{.name = name_, .description = description_});
   }
 
  private:
@@ -103,12 +103,10 @@ class ProductUpdate final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    Json body = Json::object();
-    if (name_) body["name"] = *name_;
-    if (description_) body["description"] = *description_;
     auto product = Product(s, tenant_, product_);
     if (!product) return std::unexpected(product.error());
-    return Request(s, "PATCH", *product, body);
+    return Request(s, "PATCH", *product,
+                   wire::api::ProductFields{.name = name_, .description = description_});
   }
 
  private:
@@ -117,48 +115,38 @@ class ProductUpdate final : public ServiceCommand {
   TenantOption tenant_;
 };
 
-// The fields create and update share.
-struct GroupFields {
-  std::optional<std::string> description, os_feed, update_policy;
-  std::optional<bool> app_updates;
-
-  void AddTo(CLI::App* verb) {
-    verb->add_option("--description", description);
-    verb->add_option("--os-feed", os_feed)->check(CLI::IsMember({"retail", "retail-eval"}));
-    verb->add_option("--update-policy", update_policy)
-        ->check(CLI::IsMember({"UpdateAll", "No3rdPartyAppUpdates", "NoUpdates"}));
-    verb->add_option("--app-updates", app_updates, "Cloud app updates: true or false");
-  }
-  void Into(Json& body) const {
-    if (description) body["description"] = *description;
-    if (os_feed) body["os_feed"] = *os_feed;
-    if (update_policy) body["update_policy"] = *update_policy;
-    if (app_updates) body["app_updates"] = *app_updates;
-  }
-};
+// The options of the fields create and update share.
+void AddGroupOptions(CLI::App* verb, wire::api::DeviceGroupFields& fields) {
+  verb->add_option("--description", fields.description);
+  verb->add_option("--os-feed", fields.os_feed)
+      ->check(CLI::IsMember(
+          std::vector<std::string>(wire::api::kOsFeeds.begin(), wire::api::kOsFeeds.end())));
+  verb->add_option("--update-policy", fields.update_policy)
+      ->check(CLI::IsMember(std::vector<std::string>(wire::api::kUpdatePolicies.begin(),
+                                                     wire::api::kUpdatePolicies.end())));
+  verb->add_option("--app-updates", fields.app_updates, "Cloud app updates: true or false");
+}
 
 class GroupCreate final : public ServiceCommand {
  public:
   void AddOptions(CLI::App* verb) override {
     tenant_.AddTo(verb);
     verb->add_option("--product", product_, "Name or ID")->required();
-    verb->add_option("--name", name_)->required();
-    fields_.AddTo(verb);
+    verb->add_option("--name", fields_.name)->required();
+    AddGroupOptions(verb, fields_);
   }
   Output Format() const override { return {.columns = kGroupColumns}; }
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    Json body{{"name", name_}};
-    fields_.Into(body);
     auto product = Product(s, tenant_, product_);
     if (!product) return std::unexpected(product.error());
-    return Request(s, "POST", *product + "/device-groups", body);
+    return Request(s, "POST", *product + "/device-groups", fields_);
   }
 
  private:
-  std::string product_, name_;
-  GroupFields fields_;
+  std::string product_;
+  wire::api::DeviceGroupFields fields_;
   TenantOption tenant_;
 };
 
@@ -193,8 +181,8 @@ class GroupVerb final : public ServiceCommand {
     tenant_.AddTo(verb);
     verb->add_option("--device-group", group_, "PRODUCT/GROUP or the group's ID")->required();
     if (verb_ == "update") {
-      verb->add_option("--new-name", name_);
-      fields_.AddTo(verb);
+      verb->add_option("--new-name", fields_.name);
+      AddGroupOptions(verb, fields_);
     }
   }
   Output Format() const override { return {.columns = kGroupColumns}; }
@@ -206,16 +194,12 @@ class GroupVerb final : public ServiceCommand {
     const std::string target = "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id;
     if (verb_ == "show") return Request(s, "GET", target);
     if (verb_ == "delete") return Request(s, "DELETE", target);
-    Json body = Json::object();
-    if (name_) body["name"] = *name_;
-    fields_.Into(body);
-    return Request(s, "PATCH", target, body);
+    return Request(s, "PATCH", target, fields_);
   }
 
  private:
   std::string verb_, group_;
-  std::optional<std::string> name_;
-  GroupFields fields_;
+  wire::api::DeviceGroupFields fields_;
   TenantOption tenant_;
 };
 
@@ -234,7 +218,7 @@ class DeploymentCreate final : public ServiceCommand {
     if (!id) return std::unexpected(id.error());
     return Request(s, "POST",
                    "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments",
-                   {{"images", images_}});
+                   wire::api::DeploymentRequest{images_});
   }
 
  private:
@@ -317,7 +301,7 @@ class DeviceUpdate final : public ServiceCommand {
     if (!id) return std::unexpected(id.error());
     return Request(s, "POST",
                    "/v1/tenants/" + tenant_.Of(s) + "/devices/" + device_ + "/device-group",
-                   {{"device_group_id", *id}});
+                   wire::api::DeviceGroupAssignment{*id});
   }
 
  private:

@@ -63,14 +63,19 @@ Expected<Json> Decode(const wire::HttpResponse& response) {
   return Json(response.body);
 }
 
-Expected<Json> Request(const Session& session, const std::string& method, const std::string& target,
-                       const Json& body) {
+Expected<Json> SendText(const Session& session, const std::string& method,
+                        const std::string& target, std::string_view json_body) {
   auto connection = Connect(session);
   if (!connection) return std::unexpected(connection.error());
-  auto response = Send(*connection, session, method, target, body.is_null() ? "" : body.dump(),
-                       {{"Content-Type", "application/json"}});
+  auto response =
+      Send(*connection, session, method, target, json_body, {{"Content-Type", "application/json"}});
   if (!response) return std::unexpected(response.error());
   return Decode(*response);
+}
+
+Expected<Json> Request(const Session& session, const std::string& method, const std::string& target,
+                       const Json& body) {
+  return SendText(session, method, target, body.is_null() ? "" : body.dump());
 }
 
 void TenantOption::AddTo(CLI::App* verb) {

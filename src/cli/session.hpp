@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "wire/https_client.hpp"
+#include "wire/operator_api.hpp"
 
 namespace CLI {
 class App;
@@ -42,6 +43,17 @@ Expected<json::Json> Decode(const wire::HttpResponse& response);
 // One JSON request on a new connection: Connect, Send, Decode.
 Expected<json::Json> Request(const Session& session, const std::string& method,
                              const std::string& target, const json::Json& body = nullptr);
+// The same with a request of the operator API (wire/operator_api.hpp) as the body.
+Expected<json::Json> SendText(const Session& session, const std::string& method,
+                              const std::string& target, std::string_view json_body);
+template <class Message>
+requires requires(const Message& m) {
+  { wire::api::Serialize(m) } -> std::same_as<std::string>;
+}
+Expected<json::Json> Request(const Session& session, const std::string& method,
+                             const std::string& target, const Message& message) {
+  return SendText(session, method, target, wire::api::Serialize(message));
+}
 
 // A verb that calls the service with the saved login.
 class ServiceCommand : public Command {

@@ -21,6 +21,7 @@
 #include "service/ca/tenant_ca.hpp"
 #include "service/deploy/targets.hpp"
 #include "wire/attestation.hpp"
+#include "wire/operator_api.hpp"
 
 namespace aspis::service::api {
 
@@ -273,15 +274,12 @@ class Api {
       return Response::Problem(403, "Forbidden",
                                "only a platform administrator publishes OS releases");
     }
-    auto body = Body(request);
-    if (!body) return Response::Problem(400, "Bad request", body.error().message());
-    const std::string feed = body->value("feed", "");
-    if (feed != "retail" && feed != "retail-eval") {
-      return Response::Problem(400, "Bad request", "\"feed\" must be retail or retail-eval");
-    }
-    auto os = PlatformPackage(body->value("image_id", ""), package::Kind::kOs);
+    auto publication = wire::api::ParseOsReleasePublication(request.body);
+    if (!publication) return Response::Problem(400, "Bad request", publication.error().message());
+    const std::string& feed = publication->feed;
+    auto os = PlatformPackage(publication->image_id, package::Kind::kOs);
     if (!os) return Response::Problem(400, "Bad request", os.error().message());
-    auto board = PlatformPackage(body->value("board_image_id", ""), package::Kind::kBoard);
+    auto board = PlatformPackage(publication->board_image_id, package::Kind::kBoard);
     if (!board) return Response::Problem(400, "Bad request", board.error().message());
     const auto& boards = os->second.target_boards;
     if (std::none_of(board->second.target_boards.begin(), board->second.target_boards.end(),

@@ -4,6 +4,7 @@
 
 #include "crypto/encoding.hpp"
 #include "service/api/common.hpp"
+#include "wire/operator_api.hpp"
 
 namespace aspis::service::api {
 
@@ -29,17 +30,6 @@ constexpr std::array<DefaultGroup, 5> kDefaultGroups = {{
     {"Field Test OS Evaluation", "retail-eval", true},
 }};
 
-bool IsPolicy(std::string_view p) {
-  return p == "UpdateAll" || p == "No3rdPartyAppUpdates" || p == "NoUpdates";
-}
-
-bool IsFeed(std::string_view f) { return f == "retail" || f == "retail-eval"; }
-
-bool IsName(std::string_view n) {
-  return !n.empty() && n.size() <= 50 && n.find('/') == std::string_view::npos &&
-         n.find_first_of("\r\n\t") == std::string_view::npos;
-}
-
 Json ProductJson(const store::Product& p) {
   return {
       {"id", p.id}, {"name", p.name}, {"description", p.description}, {"created_at", p.created_at}};
@@ -61,46 +51,13 @@ Response BadRequest(std::string_view detail) {
   return Response::Problem(400, "Bad request", detail);
 }
 
-// The string field `key` of `body`, `fallback` when absent; nullopt when of another type.
-std::optional<std::string> Text(const Json& body, const char* key, std::string fallback) {
-  const auto it = body.find(key);
-  if (it == body.end()) return fallback;
-  if (!it->is_string()) return std::nullopt;
-  return it->get<std::string>();
-}
-
-// Applies the optional fields of `body` to `g`; a problem when one is invalid.
-std::optional<Response> ApplyGroupFields(const Json& body, store::DeviceGroup& g) {
-  if (body.contains("name")) {
-    if (!body["name"].is_string() || !IsName(body["name"].get<std::string>())) {
-      return BadRequest("\"name\" must be 1 to 50 characters, without /");
-    }
-    g.name = body["name"].get<std::string>();
-  }
-  if (body.contains("description")) {
-    if (!body["description"].is_string() || body["description"].get<std::string>().size() > 200) {
-      return BadRequest("\"description\" must be text of at most 200 characters");
-    }
-    g.description = body["description"].get<std::string>();
-  }
-  if (body.contains("os_feed")) {
-    if (!body["os_feed"].is_string() || !IsFeed(body["os_feed"].get<std::string>())) {
-      return BadRequest("\"os_feed\" must be retail or retail-eval");
-    }
-    g.os_feed = body["os_feed"].get<std::string>();
-  }
-  if (body.contains("update_policy")) {
-    if (!body["update_policy"].is_string() || !IsPolicy(body["update_policy"].get<std::string>())) {
-      return BadRequest("\"update_policy\" must be UpdateAll, No3rdPartyAppUpdates or NoUpdates");
-    }
-    g.update_policy = body["update_policy"].get<std::string>();
-  }
-  if (body.contains("app_updates")) {
-    if (!body["app_updates"].is_boolean())
-      return BadRequest("\"app_updates\" must be true or false");
-    g.app_updates = body["app_updates"].get<bool>();
-  }
-  return std::nullopt;
+// Applies the fields a request gives to `g`.
+void Apply(const wire::api::DeviceGroupFields& f, store::DeviceGroup& g) {
+  if (f.name) g.name = *f.name;
+  if (f.description) g.description = *f.description;
+  if (f.os_feed) g.os_feed = *f.os_feed;
+  if (f.update_policy) g.update_policy = *f.update_policy;
+  if (f.app_updates) g.app_updates = *f.app_updates;
 }
 
 class Products {
@@ -108,21 +65,15 @@ class Products {
   explicit Products(const Context& c) : c_(c) {}
 
   Response Create(const Request& request, const Principal& who, std::string_view tenant) const {
-    auto body = Body(request);
-    if (!body) return BadRequest(body.error().message());
-    const auto name = Text(*body, "name", "");
-    const auto description = Text(*body, "description", "");
-    if (!name || !IsName(*name)) {
-      return BadRequest("\"name\" must be 1 to 50 characters, without /");
-    }
-    if (!description || description->size() > 200) {
-      return BadRequest("\"description\" is text of at most 200 characters");
-    }
+    auto fields = wire::api::ParseProductFields(request.body);
+    if (!fields) return BadRequest(fields.error().message());
+    if (!fields->name) return BadRequest("\"name\" is required");
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
     const auto now = UnixSeconds(c_.clock.Now());
-    const store::Product product{*id, std::string(tenant), *name, *description, now};
-    auto made = Audited(c_.store, c_.clock, who, tenant, "product.create", *name, [&] {
+    const store::Product product{*id, std::string(tenant), *fields->name,
+                                 fields->description.value_or(""), now};
+    auto made = Audited(c_.store, c_.clock, who, tenant, "product.create", product.name, [&] {
       if (auto ok = c_.store.AddProduct(product); !ok) return ok;
       for (const auto& d : kDefaultGroups) {
         auto group_id = crypto::RandomUuid();
@@ -155,15 +106,10 @@ class Products {
   Response Update(const Request& request, const Principal& who, std::string_view tenant) const {
     auto product = c_.store.GetProduct(tenant, request.Param("product"));
     if (!product) return FromError(product.error());
-    auto body = Body(request);
-    if (!body) return BadRequest(body.error().message());
-    const auto name = Text(*body, "name", product->name);
-    const auto description = Text(*body, "description", product->description);
-    if (!name || !description || !IsName(*name) || description->size() > 200) {
-      return BadRequest("\"name\" is 1 to 50 characters without /; \"description\" at most 200");
-    }
-    product->name = *name;
-    product->description = *description;
+    auto fields = wire::api::ParseProductFields(request.body);
+    if (!fields) return BadRequest(fields.error().message());
+    product->name = fields->name.value_or(product->name);
+    product->description = fields->description.value_or(product->description);
     auto updated = Audited(c_.store, c_.clock, who, tenant, "product.update", product->id,
                            [&] { return c_.store.UpdateProduct(*product); });
     return updated ? Response::Json(200, ProductJson(*product).dump()) : FromError(updated.error());
@@ -182,15 +128,15 @@ class Products {
                        std::string_view tenant) const {
     auto product = c_.store.GetProduct(tenant, request.Param("product"));
     if (!product) return FromError(product.error());
-    auto body = Body(request);
-    if (!body) return BadRequest(body.error().message());
+    auto fields = wire::api::ParseDeviceGroupFields(request.body);
+    if (!fields) return BadRequest(fields.error().message());
+    if (!fields->name) return BadRequest("\"name\" is required");
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
     store::DeviceGroup group{
         *id,  std::string(tenant),        product->id, "", "", "retail", "UpdateAll",
         true, UnixSeconds(c_.clock.Now())};
-    if (!body->contains("name")) return BadRequest("\"name\" is required");
-    if (auto problem = ApplyGroupFields(*body, group)) return *problem;
+    Apply(*fields, group);
     auto made =
         Audited(c_.store, c_.clock, who, tenant, "device-group.create",
                 product->name + "/" + group.name, [&] { return c_.store.AddDeviceGroup(group); });
@@ -225,9 +171,9 @@ class Products {
                        std::string_view tenant) const {
     auto group = c_.store.GetDeviceGroup(tenant, request.Param("group"));
     if (!group) return FromError(group.error());
-    auto body = Body(request);
-    if (!body) return BadRequest(body.error().message());
-    if (auto problem = ApplyGroupFields(*body, *group)) return *problem;
+    auto fields = wire::api::ParseDeviceGroupFields(request.body);
+    if (!fields) return BadRequest(fields.error().message());
+    Apply(*fields, *group);
     auto updated = Audited(c_.store, c_.clock, who, tenant, "device-group.update", group->id,
                            [&] { return c_.store.UpdateDeviceGroup(*group); });
     if (!updated) return FromError(updated.error());
@@ -245,13 +191,12 @@ class Products {
   }
 
   Response MoveDevice(const Request& request, const Principal& who, std::string_view tenant) const {
-    auto body = Body(request);
-    auto group = body ? json::GetString(*body, "device_group_id")
-                      : Expected<std::string>(std::unexpected(body.error()));
-    if (!group) return BadRequest("\"device_group_id\" is required");
+    auto assignment = wire::api::ParseDeviceGroupAssignment(request.body);
+    if (!assignment) return BadRequest(assignment.error().message());
+    const std::string& group = assignment->device_group_id;
     const std::string device(request.Param("device"));
-    auto moved = Audited(c_.store, c_.clock, who, tenant, "device.update", device + " -> " + *group,
-                         [&] { return c_.store.SetDeviceGroup(tenant, device, *group); });
+    auto moved = Audited(c_.store, c_.clock, who, tenant, "device.update", device + " -> " + group,
+                         [&] { return c_.store.SetDeviceGroup(tenant, device, group); });
     if (!moved) return FromError(moved.error());
     auto shown = c_.store.GetDevice(tenant, device);
     return shown ? Response::Json(200, DeviceJson(*shown).dump()) : FromError(shown.error());
@@ -260,20 +205,13 @@ class Products {
   Response Deploy(const Request& request, const Principal& who, std::string_view tenant) const {
     auto group = c_.store.GetDeviceGroup(tenant, request.Param("group"));
     if (!group) return FromError(group.error());
-    auto body = Body(request);
-    auto images = body ? json::GetArray(*body, "images")
-                       : Expected<const Json*>(std::unexpected(body.error()));
-    if (!images || (*images)->size() > 64) {
-      return BadRequest("\"images\" must list at most 64 image IDs");
-    }
+    auto request_body = wire::api::ParseDeploymentRequest(request.body);
+    if (!request_body) return BadRequest(request_body.error().message());
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
-    store::Deployment deployment{
-        *id, std::string(tenant), group->id, UnixSeconds(c_.clock.Now()), who.actor(), {}};
-    for (const auto& image : **images) {
-      if (!image.is_string()) return BadRequest("\"images\" must list image IDs");
-      deployment.image_ids.push_back(image.get<std::string>());
-    }
+    const store::Deployment deployment{*id,         std::string(tenant),
+                                       group->id,   UnixSeconds(c_.clock.Now()),
+                                       who.actor(), std::move(request_body->images)};
     auto made = Audited(c_.store, c_.clock, who, tenant, "deployment.create", group->id + " " + *id,
                         [&] { return c_.store.AddDeployment(deployment); });
     if (!made) return FromError(made.error());
