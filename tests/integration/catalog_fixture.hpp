@@ -99,13 +99,14 @@ class Catalog : public ::testing::Test {
   }
 
   // A package of `kind` with `payload_bytes` random bytes, signed by `key`; returns its bytes.
-  Bytes Package(package::Kind kind, const crypto::PrivateKey& key,
-                std::size_t payload_bytes = 1000) {
+  // `image_id` empty: a new one.
+  Bytes Package(package::Kind kind, const crypto::PrivateKey& key, std::size_t payload_bytes = 1000,
+                const std::string& image_id = {}) {
     const std::string name = "p" + std::to_string(packages_++);
     EXPECT_TRUE(
         file::WriteDurably(dir_ / (name + ".payload"), *crypto::RandomBytes(payload_bytes), 0644));
     package::Manifest m;
-    m.image_id = *crypto::RandomUuid();
+    m.image_id = image_id.empty() ? *crypto::RandomUuid() : image_id;
     m.name = name;
     m.kind = kind;
     m.version = "1.0";

@@ -200,6 +200,18 @@ TEST_F(DeviceTargets, DeviceFetchesOnlyItsOwnTargetsAndAnyOtherImageIsTheSame404
   EXPECT_EQ(Call("", "GET", wire::DeviceImagePath(deployed)).status, 403);
 }
 
+TEST_F(DeviceTargets, ImageIdCollisionAttackTenantImageTakingAPlatformImagesIdIsRefused) {
+  // Every device sees the platform's image IDs in its manifest; a tenant reusing one would put
+  // two images under one ID in its devices' targets.
+  const std::string os = AddImage(admin_, "/v1", Package(package::Kind::kOs, os_key_));
+  auto taken = Upload(a_admin_, A(), Package(package::Kind::kApp, publisher_, 1000, os));
+  EXPECT_EQ(taken.status, 409) << taken.body;
+  EXPECT_EQ(Upload(a_admin_, A(), Package(package::Kind::kApp, publisher_)).status, 201);
+  // Nor may the platform take an ID a tenant holds.
+  const std::string app = AddImage(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+  EXPECT_EQ(Upload(admin_, "/v1", Package(package::Kind::kOs, os_key_, 1000, app)).status, 409);
+}
+
 TEST_F(DeviceTargets, OsReleasesArePublishedOnlyFromPlatformOsAndBoardImages) {
   const std::string os = AddImage(admin_, "/v1", Package(package::Kind::kOs, os_key_));
   const std::string board = AddImage(admin_, "/v1", Package(package::Kind::kBoard, os_key_));
@@ -245,6 +257,24 @@ TEST_F(DeviceTargets, TenantIsolationDeviceStatusAndDeploymentsAreTheTenantsOwn)
       *json::Parse(Call(a_reader_, "GET", A() + "/devices/" + device.Id()).body);
   EXPECT_EQ(device_view["images"][0].value("state", ""), "failed");
   EXPECT_EQ(device_view["publisher_root"].value("status", ""), "none pinned yet");
+  // A device reports on its own targets only, once each: one in another group cannot write into
+  // this deployment's progress.
+  SimDevice elsewhere;
+  const auto other_client = Attested(elsewhere, tenant_a_);
+  Move(elsewhere, "Production");
+  wire::CheckIn forged{
+      .device_id = elsewhere.Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
+  forged.targets = {{app, std::string(wire::kDownloaded), ""}};
+  ASSERT_EQ(other_client.Send("POST", wire::kCheckInPath, wire::Serialize(forged))->status, 200);
+  report.targets.push_back(report.targets.front());
+  ASSERT_EQ(client.Send("POST", wire::kCheckInPath, wire::Serialize(report))->status, 200)
+      << "a status sent twice is kept once";
+  const Json after = *json::Parse(Call(a_reader_, "GET", A() + "/deployments/" + deployment).body);
+  EXPECT_EQ(after["image_status"][0]["devices"].value("downloaded", -1), 0);
+  EXPECT_EQ(after["image_status"][0]["devices"].value("failed", 0), 1);
+  EXPECT_TRUE(json::Parse(Call(a_reader_, "GET", A() + "/devices/" + elsewhere.Id()).body)
+                  ->at("images")
+                  .empty());
   // Tenant B reaches neither, through its own path or A's.
   const std::string b = "/v1/tenants/" + tenant_b_;
   EXPECT_EQ(Call(b_admin_, "GET", b + "/deployments/" + deployment).status, 404);

@@ -134,6 +134,10 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       ->capture_default_str();
   run->add_option("--os-version", daemon.os_version, "The OS version this device runs (reported)")
       ->capture_default_str();
+  run->add_option("--publisher-root", daemon.publisher_root,
+                  "The tenant's publisher root fingerprint (publisher-key-set show), provisioned "
+                  "so the first key set must carry it; without it the first set is trusted on "
+                  "first use");
   std::uint64_t staging_mib = daemon.staging_capacity >> 20;
   run->add_option("--staging-max-mib", staging_mib,
                   "MiB the staging area for downloaded images may hold")

@@ -429,8 +429,8 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
     return std::unexpected(std::move(sequence.error()).WithContext("the manifest sequence"));
   }
 
-  auto trust =
-      update::PublisherTrust::Open(config.state_dir / "publisher-keys.json", std::move(os_keys));
+  auto trust = update::PublisherTrust::Open(config.state_dir / "publisher-keys.json",
+                                            std::move(os_keys), config.publisher_root);
   if (!trust) return std::unexpected(trust.error());
   auto staging = update::Staging::Open(config.state_dir / "staging",
                                        {.board = *board, .capacity = config.staging_capacity});

@@ -30,6 +30,8 @@ struct DaemonConfig {
   std::filesystem::path aspisd_binary = "/proc/self/exe";
   std::filesystem::path admin_socket = std::string(wire::admin::kDefaultSocket);
   std::string os_version = "unknown";  // reported at check-in
+  // The tenant's publisher root fingerprint, provisioned out of band; empty: trust on first use.
+  std::string publisher_root;
   // Bytes the staging area for downloaded targets may hold.
   std::uint64_t staging_capacity = std::uint64_t{2} << 30;
   // Check-ins follow each attestation and repeat at this interval (with up to 10 % jitter).

@@ -20,8 +20,9 @@ Expected<package::PublisherKeySet> SelfSigned(const crypto::dsse::Envelope& enve
 }  // namespace
 
 Expected<PublisherTrust> PublisherTrust::Open(std::filesystem::path pin_file,
-                                              crypto::dsse::TrustedKeys os_publishers) {
-  PublisherTrust trust(std::move(pin_file), std::move(os_publishers));
+                                              crypto::dsse::TrustedKeys os_publishers,
+                                              std::string provisioned_root) {
+  PublisherTrust trust(std::move(pin_file), std::move(os_publishers), std::move(provisioned_root));
   std::error_code ec;
   if (!std::filesystem::exists(trust.pin_file_, ec)) return trust;
   auto text = file::Read(trust.pin_file_, crypto::dsse::kMaxEnvelopeSize);
@@ -48,6 +49,11 @@ Expected<void> PublisherTrust::Offer(std::string_view envelope_json, std::string
   auto accepted = pinned_ ? package::Successor(*pinned_, *envelope, now)
                           : package::VerifyKeySet(*envelope, tenant, now);
   if (!accepted) return std::unexpected(accepted.error());
+  if (!pinned_ && !provisioned_root_.empty() && accepted->RootFingerprint() != provisioned_root_) {
+    return Fail(package::PackageErrc::kUntrusted,
+                "the publisher key set's root " + accepted->RootFingerprint().substr(0, 16) +
+                    " is not the provisioned root " + provisioned_root_.substr(0, 16));
+  }
   if (auto ok = file::WriteDurably(pin_file_, AsBytes(envelope_json), 0600); !ok) {
     return std::unexpected(std::move(ok.error()).WithContext("pinning the publisher key set"));
   }

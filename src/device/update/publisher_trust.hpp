@@ -20,15 +20,20 @@ namespace aspis::device::update {
 class PublisherTrust {
  public:
   // `pin_file` holds the pinned set (its envelope); absent until the first set is pinned.
-  // Errors: kCorrupt for a pin file that does not hold a set its own root signed, kIo.
+  // `provisioned_root`, when not empty, is the tenant's publisher root fingerprint given to the
+  // device out of band (at manufacture): the first set must carry it, so a service that is
+  // compromised before the first check-in cannot pin a root of its own. Without it the first set
+  // is trusted on first use, and the pin is reported at each check-in. Errors: kCorrupt for a pin
+  // file that does not hold a set its own root signed, kIo.
   static Expected<PublisherTrust> Open(std::filesystem::path pin_file,
-                                       crypto::dsse::TrustedKeys os_publishers);
+                                       crypto::dsse::TrustedKeys os_publishers,
+                                       std::string provisioned_root = {});
 
   // Offers the key set the service relayed (DSSE JSON) for `tenant`. The first valid one is
-  // pinned; after that only a successor of the pinned set (a higher version, signed by the pinned
-  // root to its threshold and by its own) replaces it, written durably before it is used. The
-  // pinned set offered again changes nothing. Errors: kUntrusted with the rule that failed (the
-  // pinned set stays), kMalformed, kIo.
+  // pinned (when it carries the provisioned root, if there is one); after that only a successor of
+  // the pinned set (a higher version, signed by the pinned root to its threshold and by its own)
+  // replaces it, written durably before it is used. The pinned set offered again changes nothing.
+  // Errors: kUntrusted with the rule that failed (the pinned set stays), kMalformed, kIo.
   Expected<void> Offer(std::string_view envelope_json, std::string_view tenant,
                        Clock::TimePoint now);
 
@@ -42,12 +47,16 @@ class PublisherTrust {
   package::Publishers Publishers() const;
 
  private:
-  PublisherTrust(std::filesystem::path pin_file, crypto::dsse::TrustedKeys os_publishers)
-      : pin_file_(std::move(pin_file)), os_(std::move(os_publishers)) {}
+  PublisherTrust(std::filesystem::path pin_file, crypto::dsse::TrustedKeys os_publishers,
+                 std::string provisioned_root)
+      : pin_file_(std::move(pin_file)),
+        os_(std::move(os_publishers)),
+        provisioned_root_(std::move(provisioned_root)) {}
   void Pin(package::PublisherKeySet set, std::string envelope_json);
 
   std::filesystem::path pin_file_;
   crypto::dsse::TrustedKeys os_;
+  std::string provisioned_root_;
   std::optional<package::PublisherKeySet> pinned_;
   std::string pinned_json_;
   crypto::dsse::TrustedKeys apps_;

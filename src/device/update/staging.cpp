@@ -126,53 +126,61 @@ std::optional<fs::path> Staging::Staged(const wire::UpdateTarget& target) const 
 
 std::vector<wire::TargetStatus> Staging::Sync(const std::vector<wire::UpdateTarget>& targets,
                                               ImageSource& source, const PublisherTrust& trust,
-                                              Clock::TimePoint now) {
+                                              Clock::TimePoint now, const KeepGoing& keep_going) {
+  // First what each target may be, before any byte: a refused target keeps nothing on disk, so
+  // the area never holds more than the capacity of the targets admitted.
+  std::vector<std::optional<wire::TargetStatus>> refusals(targets.size());
+  std::set<std::string> ids;
   std::set<std::string> kept;
-  for (const auto& t : targets) {
-    if (!SafeId(t.image_id) || !LowercaseSha256(t.sha256)) continue;
-    kept.insert(BaseName(t) + ".aspkg");
-    kept.insert(BaseName(t) + ".part");
+  std::uint64_t committed = 0;  // bytes of the targets admitted, in the manifest's order
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const auto& t = targets[i];
+    auto refuse = [&](std::string_view why) { refusals[i] = Refused(t, why); };
+    if (!SafeId(t.image_id)) {
+      refuse("the image ID is not a plain identifier");
+    } else if (!ids.insert(t.image_id).second) {
+      refuse("the update manifest lists this image twice");
+    } else if (!LowercaseSha256(t.sha256) || !package::KindFromName(t.kind) ||
+               t.size < package::kPrefixSize || t.size > kMaxPackage) {
+      refuse("the target's digest, kind or size is malformed");
+    } else if (t.size > rules_.capacity - std::min(committed, rules_.capacity)) {
+      refuse(
+          fmt::format("the staging area holds {} bytes; it cannot take {} more beside the {} "
+                      "of the targets before it",
+                      rules_.capacity, t.size, committed));
+    } else if (auto why = package::IsApp(*package::KindFromName(t.kind))
+                              ? trust.AppsUnverifiable(now)
+                              : std::nullopt) {
+      refuse(*why);
+    } else {
+      committed += t.size;
+      kept.insert(BaseName(t) + ".aspkg");
+      kept.insert(BaseName(t) + ".part");
+    }
   }
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     if (kept.contains(entry.path().filename().string())) continue;
-    log::Info("removing {}: no longer a target", entry.path().filename().string());
+    log::Info("removing {}: not an admitted target", entry.path().filename().string());
     fs::remove_all(entry.path(), ec);
   }
 
   std::vector<wire::TargetStatus> statuses;
-  std::uint64_t committed = 0;  // bytes of the targets that fit, in the manifest's order
-  for (const auto& t : targets) {
-    if (!SafeId(t.image_id)) {
-      statuses.push_back(Refused(t, "the image ID is not a plain identifier"));
-      continue;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    if (refusals[i]) {
+      statuses.push_back(std::move(*refusals[i]));
+    } else if (!keep_going()) {
+      statuses.push_back({targets[i].image_id, std::string(wire::kDownloading),
+                          "paused; it resumes at the next check-in"});
+    } else {
+      statuses.push_back(Fetch(targets[i], source, trust, keep_going));
     }
-    if (!LowercaseSha256(t.sha256) || !package::KindFromName(t.kind) ||
-        t.size < package::kPrefixSize || t.size > kMaxPackage) {
-      statuses.push_back(Refused(t, "the target's digest, kind or size is malformed"));
-      continue;
-    }
-    if (t.size > rules_.capacity - std::min(committed, rules_.capacity)) {
-      statuses.push_back(Refused(
-          t, fmt::format("the staging area holds {} bytes; it cannot take {} more beside the {} "
-                         "of the targets before it",
-                         rules_.capacity, t.size, committed)));
-      continue;
-    }
-    committed += t.size;
-    if (package::IsApp(*package::KindFromName(t.kind))) {
-      if (auto why = trust.AppsUnverifiable(now)) {
-        statuses.push_back(Refused(t, *why));
-        continue;
-      }
-    }
-    statuses.push_back(Fetch(t, source, trust));
   }
   return statuses;
 }
 
 wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& source,
-                                  const PublisherTrust& trust) {
+                                  const PublisherTrust& trust, const KeepGoing& keep_going) {
   const fs::path done = dir_ / (BaseName(t) + ".aspkg");
   const fs::path part = dir_ / (BaseName(t) + ".part");
   std::error_code ec;
@@ -206,6 +214,11 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
       }
     }
     if (have == t.size) break;
+    if (!keep_going()) {
+      return {
+          t.image_id, std::string(wire::kDownloading),
+          fmt::format("paused at {} of {} bytes; it resumes at the next check-in", have, t.size)};
+    }
     const std::uint64_t ask = std::min(kRangeSize, t.size - have);
     auto bytes = source.Fetch(t.url, have, ask);
     if (!bytes) return {t.image_id, std::string(wire::kDownloading), bytes.error().message()};

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,17 +43,24 @@ class Staging {
   // `dir` is created (0700) when missing.
   static Expected<Staging> Open(std::filesystem::path dir, StagingRules rules);
 
-  // Brings the staging area to `targets`: files of images no longer targeted are removed; each
-  // target is checked before any byte is fetched (a safe ID and digest, a known kind, a size that
-  // fits; for apps, a pinned publisher key set), downloaded from where an interrupted download
-  // stopped, its signed manifest checked as soon as it has arrived (publisher for the kind, image,
-  // component, kind, versions, board, size), and the whole file checked at the end (payload digest
-  // and size, the package's SHA-256). A verified package is renamed into place durably. Returns
-  // each target's status in the manifest's order: kDownloaded, kDownloading (interrupted; resumed
-  // next time, with the reason), or kFailed (refused; its bytes are discarded).
-  std::vector<wire::TargetStatus> Sync(const std::vector<wire::UpdateTarget>& targets,
-                                       ImageSource& source, const PublisherTrust& trust,
-                                       Clock::TimePoint now);
+  // Whether to fetch more now: false pauses the downloads (the daemon is stopping, or this check-in
+  // has spent its time), which resume at the next Sync.
+  using KeepGoing = std::function<bool()>;
+
+  // Brings the staging area to `targets`. Each target is admitted before any byte is fetched (a
+  // safe ID listed once, a digest, a known kind, a size that fits beside the targets before it;
+  // for apps, a pinned publisher key set), and only admitted targets keep files, so the area
+  // never holds more than its capacity. Each admitted target is downloaded from where an
+  // interrupted download stopped, its signed manifest checked as soon as it has arrived (publisher
+  // for the kind, image, component, kind, versions, board, size), and the whole file checked at the
+  // end (payload digest and size, the package's SHA-256). A verified package is renamed into place
+  // durably. Returns each target's status in the manifest's order: kDownloaded, kDownloading
+  // (interrupted; resumed next time, with the reason), or kFailed (refused; its bytes are
+  // discarded).
+  std::vector<wire::TargetStatus> Sync(
+      const std::vector<wire::UpdateTarget>& targets, ImageSource& source,
+      const PublisherTrust& trust, Clock::TimePoint now,
+      const KeepGoing& keep_going = [] { return true; });
 
   // The verified package of a downloaded target, if it is staged.
   std::optional<std::filesystem::path> Staged(const wire::UpdateTarget& target) const;
@@ -61,7 +69,7 @@ class Staging {
   Staging(std::filesystem::path dir, StagingRules rules)
       : dir_(std::move(dir)), rules_(std::move(rules)) {}
   wire::TargetStatus Fetch(const wire::UpdateTarget& target, ImageSource& source,
-                           const PublisherTrust& trust);
+                           const PublisherTrust& trust, const KeepGoing& keep_going);
 
   std::filesystem::path dir_;
   StagingRules rules_;

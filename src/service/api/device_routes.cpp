@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "core/log.hpp"
 #include "crypto/dsse.hpp"
@@ -109,11 +110,18 @@ class DeviceRoutes {
     store::CheckInRecord record{
         device->tenant_id,        device->id, now, check_in->os_version, check_in->runtime_version,
         check_in->publisher_root, {}};
-    for (const auto& t : check_in->targets) {
-      record.images.push_back({t.image_id, t.state, t.reason, now});
-    }
     auto targets = deploy::TargetsFor(c_.store, *device);
     if (!targets) return FromError(targets.error());
+    // Only what the device was told to fetch, once each: a device reports on its own targets and
+    // cannot write into another group's deployment progress.
+    std::set<std::string> reported;
+    for (const auto& t : check_in->targets) {
+      const bool targeted = std::any_of(targets->images.begin(), targets->images.end(),
+                                        [&](const store::Image& i) { return i.id == t.image_id; });
+      if (targeted && reported.insert(t.image_id).second) {
+        record.images.push_back({t.image_id, t.state, t.reason, now});
+      }
+    }
     auto sequence = c_.store.RecordCheckIn(record);
     if (!sequence) return FromError(sequence.error());
     wire::UpdateManifest manifest{.device_id = device->id,

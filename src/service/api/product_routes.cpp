@@ -4,6 +4,7 @@
 
 #include "crypto/encoding.hpp"
 #include "service/api/common.hpp"
+#include "wire/check_in.hpp"
 #include "wire/operator_api.hpp"
 
 namespace aspis::service::api {
@@ -238,16 +239,16 @@ class Products {
         DeploymentJson(*deployment, !newest->empty() && newest->front().id == deployment->id);
     Json images = Json::array();
     for (const auto& id : deployment->image_ids) {
-      auto statuses = c_.store.ListImageStatuses(tenant, id);
-      if (!statuses) return FromError(statuses.error());
-      Json counts = {{"downloading", 0}, {"downloaded", 0}, {"failed", 0}};
+      auto progress = c_.store.GetImageProgress(tenant, deployment->device_group_id, id);
+      if (!progress) return FromError(progress.error());
+      Json counts = Json::object();
+      for (const auto state : {wire::kDownloading, wire::kDownloaded, wire::kFailed}) {
+        const auto n = progress->devices.find(state);
+        counts[std::string(state)] = n == progress->devices.end() ? 0 : n->second;
+      }
       Json failures = Json::array();
-      for (const auto& [device, status] : *statuses) {
-        if (counts.contains(status.state))
-          counts[status.state] = counts[status.state].get<int>() + 1;
-        if (status.state == "failed" && failures.size() < 20) {
-          failures.push_back({{"device_id", device}, {"reason", status.reason}});
-        }
+      for (const auto& [device, reason] : progress->failures) {
+        failures.push_back({{"device_id", device}, {"reason", reason}});
       }
       images.push_back({{"image_id", id}, {"devices", counts}, {"failures", failures}});
     }

@@ -60,7 +60,12 @@ Expected<Targets> TargetsFor(store::Store& store, const store::Device& device) {
   if (!current) return std::unexpected(current.error());
   auto apps = ImagesOf(store, device.tenant_id, *current);
   if (!apps) return std::unexpected(apps.error());
-  targets.images.insert(targets.images.end(), apps->begin(), apps->end());
+  for (auto& app : *apps) {
+    const bool listed = std::any_of(targets.images.begin(), targets.images.end(),
+                                    [&](const store::Image& i) { return i.id == app.id; });
+    if (!listed)
+      targets.images.push_back(std::move(app));  // each ID once, whatever the store holds
+  }
   return targets;
 }
 

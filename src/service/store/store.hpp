@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -143,6 +144,12 @@ struct DeviceImageStatus {
   std::string state;   // "downloading", "downloaded", "failed"
   std::string reason;  // why it failed
   std::int64_t updated_at = 0;
+};
+
+// Where an image stands on a device group's devices, as they last reported.
+struct ImageProgress {
+  std::map<std::string, std::int64_t, std::less<>> devices;   // devices by state
+  std::vector<std::pair<std::string, std::string>> failures;  // (device, reason), the first 20
 };
 
 struct CheckInRecord {
@@ -358,7 +365,9 @@ class Store {
   Expected<void> PutPublisherKeySet(const PublisherKeySetRecord& record,
                                     std::int64_t replaces_version);
 
-  // Images. Errors: kConflict for a known image ID; kNotFound. A tenant sees its own images.
+  // Images. Errors: kConflict for an ID the tenant holds, or a platform image holds (for the
+  // platform: any image holds); kNotFound. A tenant sees its own images. AddImage checks, then
+  // inserts: run it in a Transaction.
   Expected<void> AddImage(const Image& image);
   Expected<Image> GetImage(std::string_view tenant, std::string_view id);
   Expected<std::vector<Image>> ListImages(std::string_view tenant);
@@ -389,9 +398,9 @@ class Store {
                                                     std::int64_t limit = 1000);
   // Errors: kNotFound (another tenant's included).
   Expected<Deployment> GetDeployment(std::string_view tenant, std::string_view id);
-  // What the tenant's devices last reported about an image, by device ID (at most 10,000).
-  Expected<std::vector<std::pair<std::string, DeviceImageStatus>>> ListImageStatuses(
-      std::string_view tenant, std::string_view image_id);
+  // What the devices now in `group` last reported about an image.
+  Expected<ImageProgress> GetImageProgress(std::string_view tenant, std::string_view group,
+                                           std::string_view image_id);
 
   // Uploads. AdvanceUpload moves `received` from `from` to `to`; kConflict when it is not at
   // `from` (a part was lost or sent twice).

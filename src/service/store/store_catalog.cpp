@@ -54,14 +54,21 @@ Expected<void> Store::PutPublisherKeySet(const PublisherKeySetRecord& k,
 }
 
 Expected<void> Store::AddImage(const Image& i) {
+  const std::string exists = "image " + i.id + " exists; images are immutable";
+  // A tenant's image may not take a platform image's ID, nor the platform one a tenant holds:
+  // devices see both kinds in one update manifest, by ID.
+  auto clash =
+      db_->Query(i.tenant_id.empty() ? "SELECT 1 FROM images WHERE id = $1"
+                                     : "SELECT 1 FROM images WHERE id = $1 AND tenant_id = ''",
+                 {i.id});
+  if (!clash) return std::unexpected(clash.error());
+  if (!clash->empty()) return Fail(StoreErrc::kConflict, exists);
   auto added =
       Discard(db_->Query("INSERT INTO images (" + std::string(kImageColumns) +
                              ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                          {i.id, i.tenant_id, i.component_id, i.name, i.kind, i.version,
                           i.security_version, i.sha256, i.size, i.manifest, i.uploaded_at}));
-  if (!added && added.error() == StoreErrc::kConflict) {
-    return Fail(StoreErrc::kConflict, "image " + i.id + " exists; images are immutable");
-  }
+  if (!added && added.error() == StoreErrc::kConflict) return Fail(StoreErrc::kConflict, exists);
   return added;
 }
 
@@ -331,16 +338,24 @@ Expected<Deployment> Store::GetDeployment(std::string_view tenant, std::string_v
   return Fail(StoreErrc::kNotFound, "deployment not found");
 }
 
-Expected<std::vector<std::pair<std::string, DeviceImageStatus>>> Store::ListImageStatuses(
-    std::string_view tenant, std::string_view image_id) {
-  return Map<std::pair<std::string, DeviceImageStatus>>(
-      db_->Query("SELECT device_id, image_id, state, reason, updated_at FROM device_images "
-                 "WHERE tenant_id = $1 AND image_id = $2 ORDER BY device_id LIMIT 10000",
-                 {std::string(tenant), std::string(image_id)}),
-      [](const Row& r) {
-        return std::pair{Text(r, 0),
-                         DeviceImageStatus{Text(r, 1), Text(r, 2), Text(r, 3), Number(r, 4)}};
-      });
+Expected<ImageProgress> Store::GetImageProgress(std::string_view tenant, std::string_view group,
+                                                std::string_view image_id) {
+  constexpr std::string_view kOfGroup =
+      " FROM device_images di JOIN devices d ON d.tenant_id = di.tenant_id AND "
+      "d.id = di.device_id WHERE di.tenant_id = $1 AND di.image_id = $2 AND "
+      "d.device_group_id = $3";
+  const std::vector<Value> params{std::string(tenant), std::string(image_id), std::string(group)};
+  auto counts = db_->Query(
+      "SELECT di.state, COUNT(*)" + std::string(kOfGroup) + " GROUP BY di.state", params);
+  if (!counts) return std::unexpected(counts.error());
+  ImageProgress progress;
+  for (const Row& r : *counts) progress.devices[Text(r, 0)] = Number(r, 1);
+  auto failures = db_->Query("SELECT di.device_id, di.reason" + std::string(kOfGroup) +
+                                 " AND di.state = 'failed' ORDER BY di.device_id LIMIT 20",
+                             params);
+  if (!failures) return std::unexpected(failures.error());
+  for (const Row& r : *failures) progress.failures.emplace_back(Text(r, 0), Text(r, 1));
+  return progress;
 }
 
 Expected<std::vector<Deployment>> Store::ListDeployments(std::string_view tenant,

@@ -30,20 +30,18 @@ class FakeSource final : public ImageSource {
   Expected<std::string> Fetch(std::string_view url, std::uint64_t first,
                               std::uint64_t length) override {
     offsets.push_back(first);
-    if (fail_after && fetches_ >= *fail_after) return Fail(CoreErrc::kIo, "network down");
-    ++fetches_;
+    if (fail_after && fetches >= *fail_after) return Fail(CoreErrc::kIo, "network down");
+    ++fetches;
     const std::string& bytes = files.at(std::string(url));
     if (first >= bytes.size()) return std::string();
     return bytes.substr(first, length) + extra;
   }
 
   std::map<std::string, std::string> files;
-  std::optional<int> fail_after;  // fetches that succeed before the network fails
+  int fetches = 0;                // answered so far
+  std::optional<int> fail_after;  // the network fails once `fetches` reaches it
   std::string extra;              // appended to every answer (endless data)
   std::vector<std::uint64_t> offsets;
-
- private:
-  int fetches_ = 0;
 };
 
 class Downloads : public ::testing::Test {
@@ -278,6 +276,52 @@ TEST_F(Downloads, StagingAreaIsBoundedAndAppsNeedAPinnedKeySet) {
   EXPECT_EQ(staging_->Sync({app}, source_, *trust_, kNow)[0].state, wire::kDownloaded);
 }
 
+// The staging area's bytes on disk.
+std::uint64_t BytesIn(const fs::path& dir) {
+  std::uint64_t total = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) total += entry.file_size();
+  return total;
+}
+
+TEST_F(Downloads, DiskExhaustionAttackRefusedTargetsKeepNoBytes) {
+  // A hostile service starts downloads, then lists new targets ahead of them round after round,
+  // so that the earlier ones no longer fit: their partial files must not stay behind.
+  staging_.emplace(*Staging::Open(dir_ / "small", {.board = kBoard, .capacity = 4 << 20}));
+  std::vector<wire::UpdateTarget> listed;
+  for (int round = 0; round < 4; ++round) {
+    listed.insert(listed.begin(), Publish(package::Kind::kOs, os_key_));
+    source_.fail_after = source_.fetches + 2;  // 2 MiB of the round's first, then the network fails
+    auto statuses = staging_->Sync(listed, source_, *trust_, kNow);
+    source_.fail_after.reset();
+    EXPECT_EQ(statuses[0].state, wire::kDownloading);
+    for (std::size_t i = 1; i < statuses.size(); ++i) {
+      EXPECT_EQ(statuses[i].state, wire::kFailed);
+      EXPECT_NE(statuses[i].reason.find("the staging area holds"), std::string::npos);
+    }
+    EXPECT_LE(BytesIn(dir_ / "small"), std::uint64_t{4} << 20) << "round " << round;
+  }
+}
+
+TEST_F(Downloads, ImageListedTwiceIsRefusedTheSecondTime) {
+  const auto os = Publish(package::Kind::kOs, os_key_);
+  auto again = os;
+  again.sha256 = std::string(64, 'b');
+  auto statuses = staging_->Sync({os, again}, source_, *trust_, kNow);
+  EXPECT_EQ(statuses[0].state, wire::kDownloaded);
+  EXPECT_EQ(statuses[1].state, wire::kFailed);
+  EXPECT_NE(statuses[1].reason.find("lists this image twice"), std::string::npos);
+}
+
+TEST_F(Downloads, DownloadsPauseWhenToldAndResumeLater) {
+  const auto os = Publish(package::Kind::kOs, os_key_);
+  int allowed = 2;
+  auto statuses =
+      staging_->Sync({os}, source_, *trust_, kNow, [&allowed] { return allowed-- > 0; });
+  EXPECT_EQ(statuses[0].state, wire::kDownloading);
+  EXPECT_NE(statuses[0].reason.find("resumes at the next check-in"), std::string::npos);
+  ExpectDownloaded(os);
+}
+
 TEST(PublisherTrust, PublisherKeySetNotSignedByThePinnedRootIsRefused) {
   testing::TempDir dir;
   const crypto::PrivateKey root = NewKey();
@@ -309,6 +353,31 @@ TEST(PublisherTrust, PublisherKeySetNotSignedByThePinnedRootIsRefused) {
   EXPECT_NE(reopened.RootFingerprint(), pinned);
   EXPECT_FALSE(reopened.Offer(set(1, root, {root}), "t1", kNow)) << "no going back";
   EXPECT_TRUE(reopened.AppsUnverifiable(kNow + 48h)) << "an expired set verifies no app";
+}
+
+TEST(PublisherTrust, FirstUseAttackKeySetOfAnotherRootIsRefusedWhenTheRootWasProvisioned) {
+  testing::TempDir dir;
+  const crypto::PrivateKey root = NewKey();
+  const crypto::PrivateKey impostor = NewKey();
+  auto set = [&](const crypto::PrivateKey& by) {
+    package::PublisherKeySet s;
+    s.tenant = "t1";
+    s.expires = UnixSeconds(kNow + 24h);
+    s.root.keys = {by.Public()};
+    s.publishers.keys = {NewKey().Public()};
+    return std::pair{crypto::dsse::Serialize(*package::SignKeySet(s, std::span(&by, 1))),
+                     s.RootFingerprint()};
+  };
+  const auto [genuine, genuine_root] = set(root);
+  const auto [forged, forged_root] = set(impostor);
+  auto trust = *PublisherTrust::Open(dir / "pin.json", {}, genuine_root);
+  // A service compromised before the device's first check-in relays a set of its own root.
+  auto refused = trust.Offer(forged, "t1", kNow);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("is not the provisioned root"), std::string::npos);
+  EXPECT_TRUE(trust.RootFingerprint().empty());
+  ASSERT_TRUE(trust.Offer(genuine, "t1", kNow));
+  EXPECT_EQ(trust.RootFingerprint(), genuine_root);
 }
 
 }  // namespace
