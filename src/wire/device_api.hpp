@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,8 +20,10 @@ inline constexpr char kChallengePath[] = "/v1/attestation/challenge";
 inline constexpr char kAttestationPath[] = "/v1/attestation";
 inline constexpr char kCheckInPath[] = "/v1/device/check-in";
 inline constexpr char kDeviceStatusPath[] = "/v1/device/status";
-// A target image's package, in ranges (Range: bytes=FIRST-LAST, at most 4 MiB each).
+// A target image's package, in ranges (Range: bytes=FIRST-LAST) of at most kImageRangeSize bytes:
+// the device asks for no more, and the service serves no more.
 inline constexpr char kDeviceImagePath[] = "/v1/device/images/{image}";
+inline constexpr std::uint64_t kImageRangeSize = std::uint64_t{1} << 20;
 std::string DeviceImagePath(std::string_view image_id);
 
 // What an answer means to a device, by HTTP status: the one table both halves follow.

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 
@@ -34,6 +36,9 @@ using json::Json;
 // of trust, not in a file: deleting or restoring state files cannot lower it (replay).
 constexpr std::uint32_t kManifestSequenceCounter = 0;
 
+// How soon a check-in follows one that left downloads unfinished.
+constexpr std::chrono::seconds kDownloadResume = std::chrono::seconds(5);
+
 std::string TenantOf(const crypto::Certificate& cert) {
   for (const auto& uri : cert.SanUris()) {
     if (auto name = wire::ParseDeviceUri(uri)) return name->tenant;
@@ -41,26 +46,33 @@ std::string TenantOf(const crypto::Certificate& cert) {
   return "";
 }
 
-// Targets fetched from the service the device checks in with, over mutual TLS.
+// Targets fetched from the service the device checks in with, over mutual TLS. An answer asking
+// to retry later (429, 503) is waited out through `pause`, which says whether to go on.
 class ServiceImages final : public update::ImageSource {
  public:
-  explicit ServiceImages(const wire::HttpsClient& client) : client_(client) {}
+  using Pause = std::function<bool(std::chrono::seconds)>;
+  ServiceImages(const wire::HttpsClient& client, Pause pause)
+      : client_(client), pause_(std::move(pause)) {}
   Expected<std::string> Fetch(std::string_view url, std::uint64_t first,
                               std::uint64_t length) override {
     if (!url.starts_with("/")) {
       return Fail(wire::WireErrc::kProtocol, "a target's URL must be a path on the service");
     }
-    auto response = client_.Send(
-        "GET", url, {}, {{"Range", fmt::format("bytes={}-{}", first, first + length - 1)}});
-    if (!response) return std::unexpected(response.error());
-    if (response->status != 206 && response->status != 200) {
-      return std::unexpected(wire::ErrorOf(*response, "fetching " + std::string(url)));
+    for (;;) {
+      auto response = client_.Send(
+          "GET", url, {}, {{"Range", fmt::format("bytes={}-{}", first, first + length - 1)}});
+      if (!response) return std::unexpected(response.error());
+      if (response->status == 206 || response->status == 200) return std::move(response->body);
+      const bool later = wire::ReplyOf(response->status) == wire::Reply::kRetry;
+      if (!later || !pause_(wire::RetryAfter(*response).value_or(std::chrono::seconds(1)))) {
+        return std::unexpected(wire::ErrorOf(*response, "fetching " + std::string(url)));
+      }
     }
-    return std::move(response->body);
   }
 
  private:
   const wire::HttpsClient& client_;
+  Pause pause_;
 };
 
 // What the admin socket reports; guarded by Device::mutex_.
@@ -110,6 +122,7 @@ class Device {
   }
 
   void Run(const std::stop_token& stop) {
+    stop_ = stop;
     std::unique_lock lock(mutex_);
     std::stop_callback wake(stop, [this] { wake_.notify_all(); });
     Clock::TimePoint next = FirstAttempt();
@@ -225,6 +238,7 @@ class Device {
   Clock::TimePoint CheckInOnce(bool* refused) {
     const auto now = clock_.Now();
     bool reported_all = true;  // the targets' statuses are what this check-in reported
+    bool downloads_pending = false;
     std::optional<std::chrono::seconds> retry_after;  // the service's own "not before"
     auto outcome = [&]() -> Expected<wire::UpdateManifest> {
       auto tls = crypto::tls::ClientContext(roots_, credentials_.runtime_chain(),
@@ -268,8 +282,23 @@ class Device {
           log::Warning("publisher key set refused: {}", keys_error);
         }
       }
-      ServiceImages images(client);
-      auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now());
+      // Downloads get a time budget per check-in, so attestation renewals are never starved;
+      // what is left resumes at the next check-in.
+      const auto deadline = std::chrono::steady_clock::now() + config_.download_budget;
+      const auto keep_going = [this, deadline] {
+        return !stop_.stop_requested() && std::chrono::steady_clock::now() < deadline;
+      };
+      ServiceImages images(client, [this, &keep_going](std::chrono::seconds wait) {
+        if (!keep_going()) return false;
+        std::unique_lock lock(mutex_);
+        wake_.wait_for(lock, std::min<std::chrono::seconds>(wait, std::chrono::seconds(30)),
+                       [this] { return stop_.stop_requested(); });
+        return keep_going();
+      });
+      auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now(), keep_going);
+      downloads_pending = std::any_of(targets.begin(), targets.end(), [](const auto& t) {
+        return t.state == wire::kDownloading;
+      });
       const std::lock_guard lock(mutex_);
       status_.publisher_keys_error = keys_error;
       reported_all = targets == status_.targets;
@@ -292,6 +321,10 @@ class Device {
     const bool report_now = !reported_all && !reporting_;
     reporting_ = report_now;
     if (report_now) return now;
+    // Downloads that paused or were interrupted resume soon, not at the next regular check-in.
+    if (downloads_pending) {
+      return now + std::min<std::chrono::seconds>(config_.check_in_interval, kDownloadResume);
+    }
     const auto jitter = std::chrono::duration_cast<std::chrono::seconds>(config_.check_in_interval *
                                                                          uniform_() / 10);
     return now + config_.check_in_interval - jitter;
@@ -338,6 +371,7 @@ class Device {
   update::PublisherTrust trust_;  // used by the loop's thread only
   update::Staging staging_;
   bool reporting_ = false;  // the next check-in is to report new target statuses
+  std::stop_token stop_;
   attest::Uniform uniform_;
   attest::Backoff backoff_;
   attest::Backoff check_in_backoff_;

@@ -32,6 +32,8 @@ struct DaemonConfig {
   std::string os_version = "unknown";  // reported at check-in
   // The tenant's publisher root fingerprint, provisioned out of band; empty: trust on first use.
   std::string publisher_root;
+  // How long one check-in may spend downloading before it lets attestation run.
+  std::chrono::seconds download_budget = std::chrono::seconds(60);
   // Bytes the staging area for downloaded targets may hold.
   std::uint64_t staging_capacity = std::uint64_t{2} << 30;
   // Check-ins follow each attestation and repeat at this interval (with up to 10 % jitter).

@@ -12,6 +12,7 @@
 #include "core/error.hpp"
 #include "device/update/publisher_trust.hpp"
 #include "wire/check_in.hpp"
+#include "wire/device_api.hpp"
 
 // The device's downloads (DESIGN section 5): each target of a verified update manifest is fetched
 // in ranges into a bounded staging area and verified before it counts as downloaded. A compromised
@@ -31,7 +32,7 @@ class ImageSource {
 };
 
 // Each request asks for at most this much.
-inline constexpr std::uint64_t kRangeSize = std::uint64_t{1} << 20;
+inline constexpr std::uint64_t kRangeSize = wire::kImageRangeSize;
 
 struct StagingRules {
   std::string board;           // this device's board name; a package must list it

@@ -358,7 +358,8 @@ Json ImageJson(const store::Image& i) {
   return doc;
 }
 
-Response ServeImage(const DataDir& data, const store::Image& image, const http::Request& request) {
+Response ServeImage(const DataDir& data, const store::Image& image, const http::Request& request,
+                    std::uint64_t max_range) {
   const auto size = static_cast<std::uint64_t>(image.size);
   std::uint64_t first = 0;
   std::uint64_t last = size == 0 ? 0 : size - 1;
@@ -380,12 +381,11 @@ Response ServeImage(const DataDir& data, const store::Image& image, const http::
       return refused;
     }
     first = *a;
-    last = std::min({*b, size - 1, first + kMaxRange - 1});
-  } else if (size > kMaxRange) {
+    last = std::min({*b, size - 1, first + max_range - 1});
+  } else if (size > max_range) {
     return Response::Problem(400, "Bad request",
-                             "the image is " + std::to_string(size) +
-                                 " bytes; fetch it in ranges of at most 4 MiB (Range: "
-                                 "bytes=FIRST-LAST)");
+                             "the image is " + std::to_string(size) + " bytes; fetch it in ranges of at most " +
+                                 std::to_string(max_range) + " bytes (Range: bytes=FIRST-LAST)");
   }
   const Fd file(
       ::open((data.path / "images" / (image.sha256 + ".aspkg")).c_str(), O_RDONLY | O_CLOEXEC));

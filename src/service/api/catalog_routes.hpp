@@ -26,9 +26,10 @@ void AddCatalogRoutes(http::Router& router, const Context& context);
 // An image as the API shows it.
 json::Json ImageJson(const store::Image& image);
 
-// The stored package of `image`: all of it (200) when no larger than kMaxRange, or the one range
-// `request` asks for (206, at most kMaxRange bytes; 416 for a range outside the image).
+// The stored package of `image`: all of it (200) when no larger than `max_range`, or the one
+// range `request` asks for (206, at most `max_range` bytes; 416 for a range outside the image).
+// The range is read into memory, so `max_range` bounds what one request costs.
 http::Response ServeImage(const DataDir& data, const store::Image& image,
-                          const http::Request& request);
+                          const http::Request& request, std::uint64_t max_range = kMaxRange);
 
 }  // namespace aspis::service::api

@@ -152,7 +152,7 @@ class DeviceRoutes {
     if (!targets) return FromError(targets.error());
     const auto wanted = request.Param("image");
     for (const auto& image : targets->images) {
-      if (image.id == wanted) return ServeImage(c_.data, image, request);
+      if (image.id == wanted) return ServeImage(c_.data, image, request, wire::kImageRangeSize);
     }
     return Response::Problem(404, "Not found", "no such image is targeted to this device");
   }
