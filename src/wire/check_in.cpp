@@ -57,7 +57,8 @@ std::string Serialize(const CheckIn& c) {
               {"images", images},
               {"health", c.health},
               {"publisher_root", c.publisher_root},
-              {"targets", targets}}
+              {"targets", targets},
+              {"board", c.board}}
       .dump();
 }
 
@@ -75,11 +76,13 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
                                                         : Expected<std::string>();
   auto targets =
       doc->contains("targets") ? List(*doc, "targets", "check-in") : Expected<const Json*>(&kNone);
+  auto board =
+      doc->contains("board") ? Text(*doc, "board", "check-in", 64) : Expected<std::string>();
   if (auto error = FirstError(device_id, os_version, runtime_version, health, images,
-                              publisher_root, targets)) {
+                              publisher_root, targets, board)) {
     return std::unexpected(*error);
   }
-  CheckIn c{*device_id, *os_version, *runtime_version, {}, *health, *publisher_root, {}};
+  CheckIn c{*device_id, *os_version, *runtime_version, {}, *health, *publisher_root, {}, *board};
   for (const auto& item : **targets) {
     auto image_id = Text(item, "image_id", "target status");
     auto state = Text(item, "state", "target status");

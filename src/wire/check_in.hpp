@@ -41,6 +41,9 @@ struct CheckIn {
   // pinned one.
   std::string publisher_root;
   std::vector<TargetStatus> targets;
+  // The board's name (its definition's Description.Name), so that the service offers OS releases
+  // for it; empty when unknown.
+  std::string board;
 };
 
 // An image the device should run. The service chooses it; the package's own signature, which the

@@ -109,14 +109,14 @@ class Catalog : public ::testing::Test {
     m.image_id = image_id.empty() ? *crypto::RandomUuid() : image_id;
     m.name = name;
     m.kind = kind;
-    m.version = "1.0";
+    m.version = version_;
     m.payload.compression = package::Compression::kNone;
     if (package::IsApp(kind)) {
       m.component_id = kComponent;
       m.app_manifest = std::string(R"({"Name":"app","ComponentId":")") + kComponent + "\"}";
     } else {
       m.component_id = "0f0e0d0c-0b0a-4908-8706-050403020100";
-      m.target_boards = {"mt3620-virtual"};
+      m.target_boards = boards_;
       if (kind == package::Kind::kOs) {
         for (const char* c : {"os", "aspisd", "trust-bundle"}) m.measurements[c] = {};
       } else {
@@ -161,6 +161,8 @@ class Catalog : public ::testing::Test {
   std::unique_ptr<Service> service_;
   std::string admin_, tenant_a_, tenant_b_, a_admin_, a_reader_, b_admin_;
   int packages_ = 0;
+  std::vector<std::string> boards_ = {"mt3620-virtual"};  // of the OS and board packages made
+  std::string version_ = "1.0";                           // of the packages made
 };
 
 }  // namespace aspis::service::catalog_test

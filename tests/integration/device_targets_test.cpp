@@ -60,9 +60,12 @@ class DeviceTargets : public catalog_test::Catalog {
   }
 
   // A check-in's update manifest (its signature is the device's to check, elsewhere).
-  static wire::UpdateManifest CheckIn(const wire::HttpsClient& client, const SimDevice& device) {
-    const wire::CheckIn report{
-        .device_id = device.Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
+  static wire::UpdateManifest CheckIn(const wire::HttpsClient& client, const SimDevice& device,
+                                      const std::string& board = "mt3620-virtual") {
+    const wire::CheckIn report{.device_id = device.Id(),
+                               .os_version = "24.10",
+                               .runtime_version = "0.1.0",
+                               .board = board};
     auto response = client.Send("POST", wire::kCheckInPath, wire::Serialize(report));
     EXPECT_TRUE(response && response->status == 200) << (response ? response->body : "");
     auto parsed = wire::ParseCheckInResponse(response->body);
@@ -102,7 +105,7 @@ class DeviceTargets : public catalog_test::Catalog {
         200);
   }
 
-  // An OS and a board image, published as release `version` on `feed`.
+  // An OS and a board image for boards_, published on `feed`.
   std::pair<std::string, std::string> PublishRelease(const std::string& feed) {
     const std::string os = AddImage(admin_, "/v1", Package(package::Kind::kOs, os_key_));
     const std::string board = AddImage(admin_, "/v1", Package(package::Kind::kBoard, os_key_));
@@ -157,6 +160,22 @@ TEST_F(DeviceTargets, GroupsFeedAndUpdatePolicyDecideTheTargets) {
   ASSERT_EQ(Call(admin_, "POST", "/v1/os-releases/1.0/retire", R"({"reason": "CVE-1"})").status,
             200);
   EXPECT_TRUE(CheckIn(client, device).targets.empty()) << "a retired release is offered no more";
+}
+
+TEST_F(DeviceTargets, OsReleasesAreOfferedForTheBoardTheDeviceReports) {
+  SimDevice device;
+  const auto client = Attested(device, tenant_a_);
+  Move(device, "Field Test");
+  const auto [os, board] = PublishRelease("retail");
+  boards_ = {"rpi4"};
+  version_ = "2.0";
+  const auto [other_os, other_board] = PublishRelease("retail");
+  EXPECT_EQ(Ids(CheckIn(client, device)), (std::vector<std::string>{os, board}))
+      << "a newer release for another board does not displace this board's";
+  EXPECT_EQ(Ids(CheckIn(client, device, "rpi4")),
+            (std::vector<std::string>{other_os, other_board}));
+  const Json shown = *json::Parse(Call(a_reader_, "GET", A() + "/devices/" + device.Id()).body);
+  EXPECT_EQ(shown.value("board", ""), "rpi4");
 }
 
 TEST_F(DeviceTargets, DeviceFetchesOnlyItsOwnTargetsAndAnyOtherImageIsTheSame404) {

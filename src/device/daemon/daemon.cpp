@@ -248,7 +248,8 @@ class Device {
       wire::CheckIn report{.device_id = device_id_,
                            .os_version = config_.os_version,
                            .runtime_version = kRuntimeVersion,
-                           .publisher_root = trust_.RootFingerprint()};
+                           .publisher_root = trust_.RootFingerprint(),
+                           .board = staging_.board()};
       {
         const std::lock_guard lock(mutex_);
         report.targets = status_.targets;

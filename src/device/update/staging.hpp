@@ -63,6 +63,8 @@ class Staging {
       const PublisherTrust& trust, Clock::TimePoint now,
       const KeepGoing& keep_going = [] { return true; });
 
+  const std::string& board() const { return rules_.board; }
+
   // The verified package of a downloaded target, if it is staged.
   std::optional<std::filesystem::path> Staged(const wire::UpdateTarget& target) const;
 

@@ -131,7 +131,8 @@ Json DeviceJson(const store::Device& d) {
           {"runtime_version", d.runtime_version},
           {"root_of_trust", RootOfTrustName(d)},
           {"os_release", d.os_release},
-          {"device_group_id", d.device_group_id}};
+          {"device_group_id", d.device_group_id},
+          {"board", d.board}};
 }
 
 }  // namespace aspis::service::api

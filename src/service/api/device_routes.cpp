@@ -107,9 +107,15 @@ class DeviceRoutes {
                                "the check-in names another device than the certificate");
     }
     const auto now = UnixSeconds(c_.clock.Now());
-    store::CheckInRecord record{
-        device->tenant_id,        device->id, now, check_in->os_version, check_in->runtime_version,
-        check_in->publisher_root, {}};
+    store::CheckInRecord record{device->tenant_id,
+                                device->id,
+                                now,
+                                check_in->os_version,
+                                check_in->runtime_version,
+                                check_in->publisher_root,
+                                {},
+                                check_in->board};
+    device->board = check_in->board;  // the targets follow the board reported now
     auto targets = deploy::TargetsFor(c_.store, *device);
     if (!targets) return FromError(targets.error());
     // Only what the device was told to fetch, once each: a device reports on its own targets and

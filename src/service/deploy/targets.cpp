@@ -2,20 +2,38 @@
 
 #include <algorithm>
 
+#include "core/json.hpp"
+
 namespace aspis::service::deploy {
 
 namespace {
 
-// The newest release that devices on `feed` may install, or nullptr.
-const store::OsRelease* NewestFor(const std::vector<store::OsRelease>& releases,
-                                  std::string_view feed) {
-  const store::OsRelease* newest = nullptr;
-  for (const auto& r : releases) {  // oldest first
-    if (r.image_id.empty() || !r.retired_reason.empty()) continue;
-    if (feed == "retail" && r.feed != "retail") continue;
-    newest = &r;
+// Whether the release's board image is for `board` (any board when it is unknown).
+Expected<bool> ForBoard(store::Store& store, const store::OsRelease& release,
+                        std::string_view board) {
+  if (board.empty()) return true;
+  auto image = store.GetImage("", release.board_image_id);
+  if (!image) return std::unexpected(image.error());
+  auto manifest = json::Parse(image->manifest);
+  if (!manifest) return std::unexpected(manifest.error());
+  for (const auto& b : manifest->value("target_boards", json::Json::array())) {
+    if (b.is_string() && b.get<std::string>() == board) return true;
   }
-  return newest;
+  return false;
+}
+
+// The newest release that a device of `board` on `feed` may install, or nullptr.
+Expected<const store::OsRelease*> NewestFor(store::Store& store,
+                                            const std::vector<store::OsRelease>& releases,
+                                            std::string_view feed, std::string_view board) {
+  for (auto r = releases.rbegin(); r != releases.rend(); ++r) {  // newest first
+    if (r->image_id.empty() || !r->retired_reason.empty()) continue;
+    if (feed == "retail" && r->feed != "retail") continue;
+    auto fits = ForBoard(store, *r, board);
+    if (!fits) return std::unexpected(fits.error());
+    if (*fits) return &*r;
+  }
+  return nullptr;
 }
 
 Expected<std::vector<store::Image>> ImagesOf(store::Store& store, const std::string& tenant,
@@ -46,7 +64,9 @@ Expected<Targets> TargetsFor(store::Store& store, const store::Device& device) {
 
   auto releases = store.ListOsReleases();
   if (!releases) return std::unexpected(releases.error());
-  if (const store::OsRelease* release = NewestFor(*releases, targets.os_feed)) {
+  auto newest = NewestFor(store, *releases, targets.os_feed, device.board);
+  if (!newest) return std::unexpected(newest.error());
+  if (const store::OsRelease* release = *newest) {
     for (const std::string& id : {release->image_id, release->board_image_id}) {
       if (id.empty()) continue;
       auto image = store.GetImage("", id);

@@ -16,9 +16,9 @@ struct Targets {
 };
 
 // By the device's group (a device in none follows Retail and takes no apps):
-//  - the OS feed's newest release published from packages and not retired (Retail Evaluation
-//    sees Retail's releases too, since it gets each release first), with its board image, unless
-//    the update policy is NoUpdates;
+//  - the OS feed's newest release published from packages, not retired, and for the board the
+//    device reported (Retail Evaluation sees Retail's releases too, since it gets each release
+//    first), with its board image, unless the update policy is NoUpdates;
 //  - the images of the group's current deployment when the group takes cloud app updates
 //    (Development does not) and its policy is UpdateAll.
 Expected<Targets> TargetsFor(store::Store& store, const store::Device& device);

@@ -141,6 +141,7 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
         R"(ALTER TABLE os_releases ADD COLUMN board_image_id TEXT NOT NULL DEFAULT '')",
         // What devices report at check-in: the publisher root they pin, each target's status.
         R"(ALTER TABLE devices ADD COLUMN publisher_root TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE devices ADD COLUMN board TEXT NOT NULL DEFAULT '')",
         R"(CREATE TABLE device_images (
              tenant_id TEXT NOT NULL, device_id TEXT NOT NULL, image_id TEXT NOT NULL,
              state TEXT NOT NULL, reason TEXT NOT NULL, updated_at BIGINT NOT NULL,
@@ -165,15 +166,16 @@ ApiToken ToToken(const Row& r) {
 }
 
 Device ToDevice(const Row& r) {
-  return {Text(r, 0),   Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4),  Text(r, 5),
-          Number(r, 6), Number(r, 7), Number(r, 8), Text(r, 9),        Text(r, 10), Text(r, 11),
-          Text(r, 12),  Text(r, 13),  Text(r, 14),  Text(r, 15),       Text(r, 16), Text(r, 17)};
+  return {Text(r, 0),  Text(r, 1),   Number(r, 2), Number(r, 3) != 0, Text(r, 4),
+          Text(r, 5),  Number(r, 6), Number(r, 7), Number(r, 8),      Text(r, 9),
+          Text(r, 10), Text(r, 11),  Text(r, 12),  Text(r, 13),       Text(r, 14),
+          Text(r, 15), Text(r, 16),  Text(r, 17),  Text(r, 18)};
 }
 
 constexpr std::string_view kDeviceColumns =
     "id, tenant_id, claimed_at, revoked, verdict, reasons, last_attested, certificate_expiry, "
     "last_check_in, os_version, runtime_version, root_of_trust, boot_pcrs, os_release, "
-    "ek_fingerprint, ek_issuer, device_group_id, publisher_root";
+    "ek_fingerprint, ek_issuer, device_group_id, publisher_root, board";
 
 AttestationAttempt ToAttempt(const Row& r) {
   return {Text(r, 0), Number(r, 1), Text(r, 2), Text(r, 3), Number(r, 4) != 0};
@@ -539,9 +541,10 @@ Expected<std::int64_t> Store::RecordCheckIn(const CheckInRecord& c) {
   auto recorded = db_->Transaction([&]() -> Expected<void> {
     auto rows = db_->Query(
         "UPDATE devices SET last_check_in = $3, os_version = $4, runtime_version = $5, "
-        "publisher_root = $6, manifest_sequence = manifest_sequence + 1 "
+        "publisher_root = $6, board = $7, manifest_sequence = manifest_sequence + 1 "
         "WHERE tenant_id = $1 AND id = $2 RETURNING manifest_sequence",
-        {c.tenant_id, c.device_id, c.at, c.os_version, c.runtime_version, c.publisher_root});
+        {c.tenant_id, c.device_id, c.at, c.os_version, c.runtime_version, c.publisher_root,
+         c.board});
     if (!rows) return std::unexpected(rows.error());
     if (rows->empty()) return Fail(StoreErrc::kNotFound, "device not found");
     sequence = Number(rows->front(), 0);

@@ -77,6 +77,7 @@ struct Device {
   std::string ek_issuer;
   std::string device_group_id;  // empty until the device is put in a group
   std::string publisher_root;   // the publisher root the device pinned, as it last reported it
+  std::string board;            // the board it last reported; empty when unknown
 };
 
 // What the verifier requires of a tenant's devices beyond the platform's rules.
@@ -160,6 +161,7 @@ struct CheckInRecord {
   std::string runtime_version;
   std::string publisher_root;
   std::vector<DeviceImageStatus> images;  // replaces what the last check-in reported
+  std::string board;
 };
 
 struct AuditEntry {

@@ -26,11 +26,13 @@ TEST(DeviceUri, RefusesAnythingElse) {
 TEST(CheckIn, TargetStatusesAndThePublisherRootRoundTrip) {
   CheckIn c{.device_id = "d", .os_version = "1", .runtime_version = "0.1.0"};
   c.publisher_root = "abc";
+  c.board = "mt3620-sim";
   c.targets = {{"i1", std::string(kDownloaded), ""}, {"i2", std::string(kFailed), "why"}};
   auto parsed = ParseCheckIn(Serialize(c));
   ASSERT_TRUE(parsed) << parsed.error().message();
   EXPECT_EQ(parsed->publisher_root, "abc");
   EXPECT_EQ(parsed->targets, c.targets);
+  EXPECT_EQ(parsed->board, "mt3620-sim");
   // A runtime that predates downloads sends neither field.
   parsed = ParseCheckIn(
       R"({"device_id":"d","os_version":"1","runtime_version":"0","images":[],"health":"ok"})");
