@@ -297,9 +297,8 @@ class Device {
         return keep_going();
       });
       auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now(), keep_going);
-      downloads_pending = std::any_of(targets.begin(), targets.end(), [](const auto& t) {
-        return t.state == wire::kDownloading;
-      });
+      downloads_pending = std::any_of(targets.begin(), targets.end(),
+                                      [](const auto& t) { return t.state == wire::kDownloading; });
       const std::lock_guard lock(mutex_);
       status_.publisher_keys_error = keys_error;
       reported_all = targets == status_.targets;

@@ -41,7 +41,6 @@ Json KeySetJson(const package::PublisherKeySet& set) {
           {"publisher_keys", publishers}, {"publisher_threshold", set.publishers.threshold}};
 }
 
-
 std::optional<std::uint64_t> ParseNumber(std::string_view text) {
   std::uint64_t value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -384,7 +383,8 @@ Response ServeImage(const DataDir& data, const store::Image& image, const http::
     last = std::min({*b, size - 1, first + max_range - 1});
   } else if (size > max_range) {
     return Response::Problem(400, "Bad request",
-                             "the image is " + std::to_string(size) + " bytes; fetch it in ranges of at most " +
+                             "the image is " + std::to_string(size) +
+                                 " bytes; fetch it in ranges of at most " +
                                  std::to_string(max_range) + " bytes (Range: bytes=FIRST-LAST)");
   }
   const Fd file(
