@@ -329,7 +329,8 @@ void PrintPackage(std::ostream& out, const Json& p) {
       << payload.value("compression", "") << " (" << payload.value("unpacked_size", 0)
       << " unpacked), SHA-256 " << payload.value("sha256", "") << "\n"
       << "Payload check:     " << p.value("payload_check", "") << "\n";
-  for (const auto& [name, digest] : p.value("measurements", Json::object()).items()) {
+  const Json measurements = p.value("measurements", Json::object());
+  for (const auto& [name, digest] : measurements.items()) {
     out << "Measures:          " << name << " " << digest.get<std::string>() << "\n";
   }
   out << "Signed by key ID:  ";
