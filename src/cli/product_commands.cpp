@@ -250,21 +250,20 @@ class DeploymentList final : public ServiceCommand {
   TenantOption tenant_;
 };
 
-void PrintDeployment(std::ostream& out, const Json& d) {
-  out << "Deployment ID:  " << d.value("id", "") << (d.value("current", false) ? " (current)" : "")
-      << "\n"
-      << "Device group:   " << d.value("device_group_id", "") << "\n"
-      << "Created:        " << UtcTime(d.value("created_at", Json(0))) << " by "
-      << d.value("created_by", "") << "\n"
-      << "Images, by what devices last reported:\n";
-  for (const auto& image : d.value("image_status", Json::array())) {
-    const Json n = image.value("devices", Json::object());
-    out << fmt::format("  {}  downloading {}, downloaded {}, failed {}\n",
-                       image.value("image_id", ""), n.value("downloading", 0),
-                       n.value("downloaded", 0), n.value("failed", 0));
-    for (const auto& f : image.value("failures", Json::array())) {
-      out << fmt::format("    {}: {}\n", f.value("device_id", ""), f.value("reason", ""));
-    }
+void PrintDeployment(std::ostream& out, const Json& doc) {
+  auto d = wire::api::DeploymentFrom(doc);
+  if (!d) {
+    out << d.error().message() << "\n";
+    return;
+  }
+  out << "Deployment ID:  " << d->id << (d->current ? " (current)" : "") << "\n"
+      << "Device group:   " << d->device_group_id << "\n"
+      << "Created:        " << UtcTime(d->created_at) << " by " << d->created_by << "\n"
+      << "Images, by what the group's devices last reported:\n";
+  for (const auto& p : d->progress) {
+    out << fmt::format("  {}  downloading {}, downloaded {}, failed {}\n", p.image_id,
+                       p.downloading, p.downloaded, p.failed);
+    for (const auto& [device, reason] : p.failures) out << fmt::format("    {}: {}\n", device, reason);
   }
 }
 

@@ -178,4 +178,193 @@ Expected<OsReleasePublication> ParseOsReleasePublication(std::string_view text) 
   return OsReleasePublication{*image, *board, *feed};
 }
 
+// --- Answers ---
+
+namespace {
+
+// Reads the fields of an answer, keeping the first error.
+class Reader {
+ public:
+  explicit Reader(const Json& doc, std::string_view what) : doc_(doc), what_(what) {}
+  std::string Text(std::string_view key) { return Get<std::string>(key, &Json::is_string); }
+  std::int64_t Number(std::string_view key) {
+    return Get<std::int64_t>(key, &Json::is_number_integer);
+  }
+  bool Flag(std::string_view key) { return Get<bool>(key, &Json::is_boolean); }
+  const Json& List(std::string_view key) {
+    static const Json kEmpty = Json::array();
+    const auto it = doc_.find(key);
+    if (it != doc_.end() && it->is_array()) return *it;
+    Note(key);
+    return kEmpty;
+  }
+  std::vector<std::string> Texts(std::string_view key) {
+    std::vector<std::string> out;
+    for (const auto& item : List(key)) {
+      if (item.is_string()) out.push_back(item.get<std::string>());
+      else Note(key);
+    }
+    return out;
+  }
+  template <class T>
+  Expected<T> Result(T value) const {
+    if (error_) return std::unexpected(*error_);
+    return value;
+  }
+
+ private:
+  template <class T>
+  T Get(std::string_view key, bool (Json::*is)() const noexcept) {
+    if (!doc_.is_object()) {
+      Note(key);
+      return T{};
+    }
+    const auto it = doc_.find(key);
+    if (it == doc_.end() || !((*it).*is)()) {
+      Note(key);
+      return T{};
+    }
+    return it->get<T>();
+  }
+  void Note(std::string_view key) {
+    if (!error_) {
+      error_ = Error(WireErrc::kProtocol, std::string(what_) + " answer lacks \"" +
+                                              std::string(key) + "\" of its type");
+    }
+  }
+
+  const Json& doc_;
+  std::string_view what_;
+  std::optional<Error> error_;
+};
+
+}  // namespace
+
+Json ToJson(const Product& p) {
+  return {{"id", p.id}, {"name", p.name}, {"description", p.description},
+          {"created_at", p.created_at}};
+}
+
+Expected<Product> ProductFrom(const Json& doc) {
+  Reader r(doc, "product");
+  Product p{r.Text("id"), r.Text("name"), r.Text("description"), r.Number("created_at")};
+  return r.Result(std::move(p));
+}
+
+Json ToJson(const DeviceGroup& g) {
+  return {{"id", g.id},
+          {"product_id", g.product_id},
+          {"product", g.product},
+          {"name", g.name},
+          {"description", g.description},
+          {"os_feed", g.os_feed},
+          {"update_policy", g.update_policy},
+          {"app_updates", g.app_updates},
+          {"created_at", g.created_at}};
+}
+
+Expected<DeviceGroup> DeviceGroupFrom(const Json& doc) {
+  Reader r(doc, "device group");
+  DeviceGroup g{r.Text("id"),        r.Text("product_id"),    r.Text("product"),
+                r.Text("name"),      r.Text("description"),   r.Text("os_feed"),
+                r.Text("update_policy"), r.Flag("app_updates"), r.Number("created_at")};
+  return r.Result(std::move(g));
+}
+
+Json ToJson(const Deployment& d) {
+  Json doc = {{"id", d.id},
+              {"device_group_id", d.device_group_id},
+              {"created_at", d.created_at},
+              {"created_by", d.created_by},
+              {"images", d.images},
+              {"current", d.current}};
+  if (!d.progress.empty()) {
+    Json progress = Json::array();
+    for (const auto& p : d.progress) {
+      Json failures = Json::array();
+      for (const auto& [device, reason] : p.failures) {
+        failures.push_back({{"device_id", device}, {"reason", reason}});
+      }
+      progress.push_back({{"image_id", p.image_id},
+                          {"downloading", p.downloading},
+                          {"downloaded", p.downloaded},
+                          {"failed", p.failed},
+                          {"failures", std::move(failures)}});
+    }
+    doc["progress"] = std::move(progress);
+  }
+  return doc;
+}
+
+Expected<Deployment> DeploymentFrom(const Json& doc) {
+  Reader r(doc, "deployment");
+  Deployment d{r.Text("id"),         r.Text("device_group_id"), r.Number("created_at"),
+               r.Text("created_by"), r.Texts("images"),         r.Flag("current"),
+               {}};
+  if (doc.is_object() && doc.contains("progress")) {
+    for (const auto& item : r.List("progress")) {
+      Reader p(item, "deployment progress");
+      ImageProgress progress{p.Text("image_id"), p.Number("downloading"), p.Number("downloaded"),
+                             p.Number("failed"), {}};
+      for (const auto& f : p.List("failures")) {
+        Reader failure(f, "deployment failure");
+        progress.failures.emplace_back(failure.Text("device_id"), failure.Text("reason"));
+        if (auto bad = failure.Result(0); !bad) return std::unexpected(bad.error());
+      }
+      if (auto bad = p.Result(0); !bad) return std::unexpected(bad.error());
+      d.progress.push_back(std::move(progress));
+    }
+  }
+  return r.Result(std::move(d));
+}
+
+Json ToJson(const Image& i) {
+  return {{"id", i.id},
+          {"component_id", i.component_id},
+          {"name", i.name},
+          {"kind", i.kind},
+          {"version", i.version},
+          {"security_version", i.security_version},
+          {"sha256", i.sha256},
+          {"size", i.size},
+          {"uploaded_at", i.uploaded_at},
+          {"target_boards", i.target_boards}};
+}
+
+Expected<Image> ImageFrom(const Json& doc) {
+  Reader r(doc, "image");
+  Image i{r.Text("id"),      r.Text("component_id"),    r.Text("name"),
+          r.Text("kind"),    r.Text("version"),         r.Number("security_version"),
+          r.Text("sha256"),  r.Number("size"),          r.Number("uploaded_at"),
+          r.Texts("target_boards")};
+  return r.Result(std::move(i));
+}
+
+Json ToJson(const OsRelease& o) {
+  Json components = Json::object();
+  for (const auto& [component, digest] : o.components) components[component] = digest;
+  return {{"version", o.version},
+          {"feed", o.feed},
+          {"created_at", o.created_at},
+          {"retired", !o.retired_reason.empty()},
+          {"retired_reason", o.retired_reason},
+          {"image_id", o.image_id},
+          {"board_image_id", o.board_image_id},
+          {"components", std::move(components)}};
+}
+
+Expected<OsRelease> OsReleaseFrom(const Json& doc) {
+  Reader r(doc, "OS release");
+  OsRelease o{r.Text("version"),  r.Text("feed"),           r.Number("created_at"),
+              r.Text("retired_reason"), r.Text("image_id"), r.Text("board_image_id"),
+              {}};
+  if (const auto it = doc.is_object() ? doc.find("components") : doc.end();
+      it != doc.end() && it->is_object()) {
+    for (const auto& [component, digest] : it->items()) {
+      if (digest.is_string()) o.components.emplace_back(component, digest.get<std::string>());
+    }
+  }
+  return r.Result(std::move(o));
+}
+
 }  // namespace aspis::wire::api

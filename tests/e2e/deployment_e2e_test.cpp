@@ -12,6 +12,7 @@
 
 #include "e2e/processes.hpp"
 #include "support/temp_dir.hpp"
+#include "wire/operator_api.hpp"
 
 namespace aspis {
 namespace {
@@ -195,10 +196,12 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
   const Json field_view = reported(*field, 1);
   EXPECT_EQ(field_view["publisher_root"].value("status", ""), "matches the tenant's");
   EXPECT_EQ(reported(*evaluating, 2)["attestation"].value("verdict", ""), "trusted");
-  const Json progress =
-      Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", deployment});
-  EXPECT_EQ(progress["image_status"][0]["devices"].value("downloaded", 0), 1);
-  EXPECT_EQ(progress.value("current", false), true);
+  const auto progress = wire::api::DeploymentFrom(
+      Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", deployment}));
+  ASSERT_TRUE(progress) << progress.error().message();
+  ASSERT_EQ(progress->progress.size(), 1u);
+  EXPECT_EQ(progress->progress[0].downloaded, 1);
+  EXPECT_TRUE(progress->current);
 
   for (auto* device : {evaluating.get(), field.get(), development.get()}) {
     EXPECT_EQ(device->Stop(), 0);

@@ -8,6 +8,7 @@
 #include "integration/catalog_fixture.hpp"
 #include "wire/check_in.hpp"
 #include "wire/device_api.hpp"
+#include "wire/operator_api.hpp"
 
 namespace aspis::service {
 namespace {
@@ -268,10 +269,15 @@ TEST_F(DeviceTargets, TenantIsolationDeviceStatusAndDeploymentsAreTheTenantsOwn)
   const Json deployments = *json::Parse(
       Call(a_admin_, "GET", A() + "/device-groups/" + groups_["Field Test"] + "/deployments").body);
   const std::string deployment = deployments[0].value("id", "");
-  const Json shown = *json::Parse(Call(a_reader_, "GET", A() + "/deployments/" + deployment).body);
-  EXPECT_EQ(shown["image_status"][0]["devices"].value("failed", 0), 1);
-  EXPECT_EQ(shown["image_status"][0]["failures"][0].value("reason", ""),
-            "refused: the test says so");
+  const auto progress = [&] {
+    return *wire::api::DeploymentFrom(
+        *json::Parse(Call(a_reader_, "GET", A() + "/deployments/" + deployment).body));
+  };
+  const wire::api::Deployment shown = progress();
+  ASSERT_EQ(shown.progress.size(), 1u);
+  EXPECT_EQ(shown.progress[0].failed, 1);
+  ASSERT_EQ(shown.progress[0].failures.size(), 1u);
+  EXPECT_EQ(shown.progress[0].failures[0].second, "refused: the test says so");
   const Json device_view =
       *json::Parse(Call(a_reader_, "GET", A() + "/devices/" + device.Id()).body);
   EXPECT_EQ(device_view["images"][0].value("state", ""), "failed");
@@ -288,9 +294,9 @@ TEST_F(DeviceTargets, TenantIsolationDeviceStatusAndDeploymentsAreTheTenantsOwn)
   report.targets.push_back(report.targets.front());
   ASSERT_EQ(client.Send("POST", wire::kCheckInPath, wire::Serialize(report))->status, 200)
       << "a status sent twice is kept once";
-  const Json after = *json::Parse(Call(a_reader_, "GET", A() + "/deployments/" + deployment).body);
-  EXPECT_EQ(after["image_status"][0]["devices"].value("downloaded", -1), 0);
-  EXPECT_EQ(after["image_status"][0]["devices"].value("failed", 0), 1);
+  const wire::api::Deployment after = progress();
+  EXPECT_EQ(after.progress[0].downloaded, 0);
+  EXPECT_EQ(after.progress[0].failed, 1);
   EXPECT_TRUE(json::Parse(Call(a_reader_, "GET", A() + "/devices/" + elsewhere.Id()).body)
                   ->at("images")
                   .empty());

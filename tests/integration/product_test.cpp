@@ -5,6 +5,7 @@
 
 #include "cli/cli.hpp"
 #include "core/json.hpp"
+#include "integration/catalog_fixture.hpp"
 #include "service/service.hpp"
 #include "support/service_client.hpp"
 #include "support/temp_dir.hpp"
@@ -16,40 +17,23 @@ using json::Json;
 
 const std::string kDevice(64, 'd');
 
-class Products : public ::testing::Test {
+// The catalog's service and tenants, with JSON bodies and a Contributor of tenant A.
+class Products : public catalog_test::Catalog {
  protected:
   void SetUp() override {
-    auto service = Service::Start({.data_dir = dir_ / "data",
-                                   .listen = "127.0.0.1:0",
-                                   .master_key_file = dir_ / "master.key",
-                                   .threads = 2},
-                                  SystemClock::Instance());
-    ASSERT_TRUE(service) << service.error().message();
-    service_ = std::move(*service);
-    admin_ = service_->new_admin_token();
-    a_ = Tenant("Contoso");
-    b_ = Tenant("Fabrikam");
-    a_admin_ = Token(a_, "Administrator");
+    Catalog::SetUp();
+    a_ = tenant_a_;
+    b_ = tenant_b_;
     a_contributor_ = Token(a_, "Contributor");
-    a_reader_ = Token(a_, "Reader");
-    b_admin_ = Token(b_, "Administrator");
   }
 
   wire::HttpResponse Call(const std::string& token, const std::string& method,
                           const std::string& target, const Json& body = nullptr) const {
-    return testing::CallService(*service_, token, method, target,
-                                body.is_null() ? "" : body.dump());
+    return Catalog::Call(token, method, target, body.is_null() ? "" : body.dump());
   }
   Json CallJson(const std::string& token, const std::string& method, const std::string& target,
                 const Json& body = nullptr) const {
     return json::Parse(Call(token, method, target, body).body).value_or(Json());
-  }
-  std::string Tenant(const std::string& name) {
-    return CallJson(admin_, "POST", "/v1/tenants", {{"name", name}}).value("id", "");
-  }
-  std::string Token(const std::string& tenant, const std::string& role) {
-    return CallJson(admin_, "POST", "/v1/tenants/" + tenant + "/tokens", {{"role", role}})
-        .value("token", "");
   }
   std::string T(const std::string& tenant) const { return "/v1/tenants/" + tenant; }
   // The ID of the named group of the product.
@@ -62,9 +46,7 @@ class Products : public ::testing::Test {
     return "";
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<Service> service_;
-  std::string admin_, a_, b_, a_admin_, a_contributor_, a_reader_, b_admin_;
+  std::string a_, b_, a_contributor_;
 };
 
 TEST_F(Products, ProductCreateMakesTheFiveDefaultDeviceGroups) {

@@ -59,16 +59,8 @@ std::optional<std::int64_t> CaIndex(const Request& request) {
 }
 
 Json ReleaseJson(const store::OsRelease& r) {
-  Json components = Json::object();
-  for (const auto& [component, digest] : r.components) components[component] = digest;
-  return {{"version", r.version},
-          {"feed", r.feed},
-          {"created_at", r.created_at},
-          {"retired", !r.retired_reason.empty()},
-          {"retired_reason", r.retired_reason},
-          {"image_id", r.image_id},
-          {"board_image_id", r.board_image_id},
-          {"components", components}};
+  return wire::api::ToJson(wire::api::OsRelease{r.version, r.feed, r.created_at, r.retired_reason,
+                                                r.image_id, r.board_image_id, r.components});
 }
 
 Json CaJson(const ca::Generation& g) {

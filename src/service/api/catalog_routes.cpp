@@ -16,6 +16,7 @@
 #include "package/package.hpp"
 #include "package/publisher_keys.hpp"
 #include "service/api/common.hpp"
+#include "wire/operator_api.hpp"
 
 namespace aspis::service::api {
 
@@ -341,20 +342,10 @@ class Catalog {
 }  // namespace
 
 Json ImageJson(const store::Image& i) {
-  Json doc = {{"id", i.id},
-              {"component_id", i.component_id},
-              {"name", i.name},
-              {"kind", i.kind},
-              {"version", i.version},
-              {"security_version", i.security_version},
-              {"sha256", i.sha256},
-              {"size", i.size},
-              {"uploaded_at", i.uploaded_at}};
-  if (auto manifest = json::Parse(i.manifest)) {
-    doc["target_boards"] = manifest->value("target_boards", Json::array());
-    doc["payload"] = manifest->value("payload", Json::object());
-  }
-  return doc;
+  wire::api::Image shown{i.id,   i.component_id, i.name, i.kind,        i.version,
+                         i.security_version, i.sha256, i.size, i.uploaded_at, {}};
+  if (auto manifest = package::ParseManifest(i.manifest)) shown.target_boards = manifest->target_boards;
+  return wire::api::ToJson(shown);
 }
 
 Response ServeImage(const DataDir& data, const store::Image& image, const http::Request& request,

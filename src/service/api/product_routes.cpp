@@ -32,20 +32,13 @@ constexpr std::array<DefaultGroup, 5> kDefaultGroups = {{
 }};
 
 Json ProductJson(const store::Product& p) {
-  return {
-      {"id", p.id}, {"name", p.name}, {"description", p.description}, {"created_at", p.created_at}};
+  return wire::api::ToJson(wire::api::Product{p.id, p.name, p.description, p.created_at});
 }
 
 Json GroupJson(const store::DeviceGroup& g, std::string_view product_name) {
-  return {{"id", g.id},
-          {"product_id", g.product_id},
-          {"product", product_name},
-          {"name", g.name},
-          {"description", g.description},
-          {"os_feed", g.os_feed},
-          {"update_policy", g.update_policy},
-          {"app_updates", g.app_updates},
-          {"created_at", g.created_at}};
+  return wire::api::ToJson(wire::api::DeviceGroup{g.id, g.product_id, std::string(product_name),
+                                                  g.name, g.description, g.os_feed,
+                                                  g.update_policy, g.app_updates, g.created_at});
 }
 
 Response BadRequest(std::string_view detail) {
@@ -235,35 +228,27 @@ class Products {
     if (!deployment) return FromError(deployment.error());
     auto newest = c_.store.ListDeployments(tenant, deployment->device_group_id, 1);
     if (!newest) return FromError(newest.error());
-    Json shown =
-        DeploymentJson(*deployment, !newest->empty() && newest->front().id == deployment->id);
-    Json images = Json::array();
+    wire::api::Deployment shown =
+        Shown(*deployment, !newest->empty() && newest->front().id == deployment->id);
     for (const auto& id : deployment->image_ids) {
       auto progress = c_.store.GetImageProgress(tenant, deployment->device_group_id, id);
       if (!progress) return FromError(progress.error());
-      Json counts = Json::object();
-      for (const auto state : {wire::kDownloading, wire::kDownloaded, wire::kFailed}) {
+      auto count = [&](std::string_view state) {
         const auto n = progress->devices.find(state);
-        counts[std::string(state)] = n == progress->devices.end() ? 0 : n->second;
-      }
-      Json failures = Json::array();
-      for (const auto& [device, reason] : progress->failures) {
-        failures.push_back({{"device_id", device}, {"reason", reason}});
-      }
-      images.push_back({{"image_id", id}, {"devices", counts}, {"failures", failures}});
+        return n == progress->devices.end() ? std::int64_t{0} : n->second;
+      };
+      shown.progress.push_back({id, count(wire::kDownloading), count(wire::kDownloaded),
+                                count(wire::kFailed), std::move(progress->failures)});
     }
-    shown["image_status"] = std::move(images);
-    return Response::Json(200, shown.dump());
+    return Response::Json(200, wire::api::ToJson(shown).dump());
   }
 
  private:
+  static wire::api::Deployment Shown(const store::Deployment& d, bool current) {
+    return {d.id, d.device_group_id, d.created_at, d.created_by, d.image_ids, current, {}};
+  }
   static Json DeploymentJson(const store::Deployment& d, bool current) {
-    return {{"id", d.id},
-            {"device_group_id", d.device_group_id},
-            {"created_at", d.created_at},
-            {"created_by", d.created_by},
-            {"images", d.image_ids},
-            {"current", current}};
+    return wire::api::ToJson(Shown(d, current));
   }
 
   static std::string ProductName(const std::vector<store::Product>& products,

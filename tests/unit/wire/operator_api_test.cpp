@@ -54,5 +54,27 @@ TEST(OperatorApi, RequestsOutsideTheRulesAreRefusedNamingTheField) {
   EXPECT_FALSE(ParseDeviceGroupAssignment("{}"));
 }
 
+TEST(OperatorApi, AnswersRoundTripAndAWrongTypeIsRefused) {
+  const Deployment d{"d1", "g1", 5, "token-1", {"i1"}, true, {{"i1", 1, 2, 3, {{"dev", "why"}}}}};
+  auto read = DeploymentFrom(ToJson(d));
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->progress[0].failed, 3);
+  EXPECT_EQ(read->progress[0].failures[0].second, "why");
+  EXPECT_TRUE(read->current);
+  const OsRelease r{"25.01", "retail-eval", 1, "", "os", "board", {{"os", "aa"}}};
+  EXPECT_EQ(OsReleaseFrom(ToJson(r))->components, r.components);
+  const Image i{"i", "c", "n", "app", "1", 2, "ab", 10, 3, {"mt3620-sim"}};
+  EXPECT_EQ(ImageFrom(ToJson(i))->target_boards, i.target_boards);
+  const DeviceGroup g{"g", "p", "Coffee", "Field Test", "", "retail", "UpdateAll", true, 1};
+  EXPECT_EQ(DeviceGroupFrom(ToJson(g))->product, "Coffee");
+  EXPECT_EQ(ProductFrom(ToJson(Product{"p", "Coffee", "", 1}))->name, "Coffee");
+  json::Json wrong = ToJson(d);
+  wrong["current"] = "yes";
+  auto refused = DeploymentFrom(wrong);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("\"current\""), std::string::npos);
+  EXPECT_FALSE(ProductFrom(json::Json::array()));
+}
+
 }  // namespace
 }  // namespace aspis::wire::api
