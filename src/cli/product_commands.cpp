@@ -263,7 +263,8 @@ void PrintDeployment(std::ostream& out, const Json& doc) {
   for (const auto& p : d->progress) {
     out << fmt::format("  {}  downloading {}, downloaded {}, failed {}\n", p.image_id,
                        p.downloading, p.downloaded, p.failed);
-    for (const auto& [device, reason] : p.failures) out << fmt::format("    {}: {}\n", device, reason);
+    for (const auto& [device, reason] : p.failures)
+      out << fmt::format("    {}: {}\n", device, reason);
   }
 }
 

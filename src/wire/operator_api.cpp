@@ -201,8 +201,10 @@ class Reader {
   std::vector<std::string> Texts(std::string_view key) {
     std::vector<std::string> out;
     for (const auto& item : List(key)) {
-      if (item.is_string()) out.push_back(item.get<std::string>());
-      else Note(key);
+      if (item.is_string())
+        out.push_back(item.get<std::string>());
+      else
+        Note(key);
     }
     return out;
   }
@@ -228,8 +230,8 @@ class Reader {
   }
   void Note(std::string_view key) {
     if (!error_) {
-      error_ = Error(WireErrc::kProtocol, std::string(what_) + " answer lacks \"" +
-                                              std::string(key) + "\" of its type");
+      error_ = Error(WireErrc::kProtocol,
+                     std::string(what_) + " answer lacks \"" + std::string(key) + "\" of its type");
     }
   }
 
@@ -241,8 +243,8 @@ class Reader {
 }  // namespace
 
 Json ToJson(const Product& p) {
-  return {{"id", p.id}, {"name", p.name}, {"description", p.description},
-          {"created_at", p.created_at}};
+  return {
+      {"id", p.id}, {"name", p.name}, {"description", p.description}, {"created_at", p.created_at}};
 }
 
 Expected<Product> ProductFrom(const Json& doc) {
@@ -265,9 +267,10 @@ Json ToJson(const DeviceGroup& g) {
 
 Expected<DeviceGroup> DeviceGroupFrom(const Json& doc) {
   Reader r(doc, "device group");
-  DeviceGroup g{r.Text("id"),        r.Text("product_id"),    r.Text("product"),
-                r.Text("name"),      r.Text("description"),   r.Text("os_feed"),
-                r.Text("update_policy"), r.Flag("app_updates"), r.Number("created_at")};
+  DeviceGroup g{
+      r.Text("id"),          r.Text("product_id"), r.Text("product"),       r.Text("name"),
+      r.Text("description"), r.Text("os_feed"),    r.Text("update_policy"), r.Flag("app_updates"),
+      r.Number("created_at")};
   return r.Result(std::move(g));
 }
 
@@ -298,14 +301,21 @@ Json ToJson(const Deployment& d) {
 
 Expected<Deployment> DeploymentFrom(const Json& doc) {
   Reader r(doc, "deployment");
-  Deployment d{r.Text("id"),         r.Text("device_group_id"), r.Number("created_at"),
-               r.Text("created_by"), r.Texts("images"),         r.Flag("current"),
+  Deployment d{r.Text("id"),
+               r.Text("device_group_id"),
+               r.Number("created_at"),
+               r.Text("created_by"),
+               r.Texts("images"),
+               r.Flag("current"),
                {}};
   if (doc.is_object() && doc.contains("progress")) {
     for (const auto& item : r.List("progress")) {
       Reader p(item, "deployment progress");
-      ImageProgress progress{p.Text("image_id"), p.Number("downloading"), p.Number("downloaded"),
-                             p.Number("failed"), {}};
+      ImageProgress progress{p.Text("image_id"),
+                             p.Number("downloading"),
+                             p.Number("downloaded"),
+                             p.Number("failed"),
+                             {}};
       for (const auto& f : p.List("failures")) {
         Reader failure(f, "deployment failure");
         progress.failures.emplace_back(failure.Text("device_id"), failure.Text("reason"));
@@ -333,9 +343,15 @@ Json ToJson(const Image& i) {
 
 Expected<Image> ImageFrom(const Json& doc) {
   Reader r(doc, "image");
-  Image i{r.Text("id"),      r.Text("component_id"),    r.Text("name"),
-          r.Text("kind"),    r.Text("version"),         r.Number("security_version"),
-          r.Text("sha256"),  r.Number("size"),          r.Number("uploaded_at"),
+  Image i{r.Text("id"),
+          r.Text("component_id"),
+          r.Text("name"),
+          r.Text("kind"),
+          r.Text("version"),
+          r.Number("security_version"),
+          r.Text("sha256"),
+          r.Number("size"),
+          r.Number("uploaded_at"),
           r.Texts("target_boards")};
   return r.Result(std::move(i));
 }
@@ -355,8 +371,12 @@ Json ToJson(const OsRelease& o) {
 
 Expected<OsRelease> OsReleaseFrom(const Json& doc) {
   Reader r(doc, "OS release");
-  OsRelease o{r.Text("version"),  r.Text("feed"),           r.Number("created_at"),
-              r.Text("retired_reason"), r.Text("image_id"), r.Text("board_image_id"),
+  OsRelease o{r.Text("version"),
+              r.Text("feed"),
+              r.Number("created_at"),
+              r.Text("retired_reason"),
+              r.Text("image_id"),
+              r.Text("board_image_id"),
               {}};
   if (const auto it = doc.is_object() ? doc.find("components") : doc.end();
       it != doc.end() && it->is_object()) {

@@ -342,9 +342,11 @@ class Catalog {
 }  // namespace
 
 Json ImageJson(const store::Image& i) {
-  wire::api::Image shown{i.id,   i.component_id, i.name, i.kind,        i.version,
-                         i.security_version, i.sha256, i.size, i.uploaded_at, {}};
-  if (auto manifest = package::ParseManifest(i.manifest)) shown.target_boards = manifest->target_boards;
+  wire::api::Image shown{
+      i.id,     i.component_id, i.name,        i.kind, i.version, i.security_version,
+      i.sha256, i.size,         i.uploaded_at, {}};
+  if (auto manifest = package::ParseManifest(i.manifest))
+    shown.target_boards = manifest->target_boards;
   return wire::api::ToJson(shown);
 }
 

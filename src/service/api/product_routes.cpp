@@ -37,8 +37,8 @@ Json ProductJson(const store::Product& p) {
 
 Json GroupJson(const store::DeviceGroup& g, std::string_view product_name) {
   return wire::api::ToJson(wire::api::DeviceGroup{g.id, g.product_id, std::string(product_name),
-                                                  g.name, g.description, g.os_feed,
-                                                  g.update_policy, g.app_updates, g.created_at});
+                                                  g.name, g.description, g.os_feed, g.update_policy,
+                                                  g.app_updates, g.created_at});
 }
 
 Response BadRequest(std::string_view detail) {
