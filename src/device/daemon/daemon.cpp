@@ -145,6 +145,10 @@ class Device {
       if (attest) {
         next = AttestOnce(&trusted);
         if (trusted) next_check_in = clock_.Now();
+        // Those who asked are answered now, not after the check-in (and its downloads) below.
+        const std::lock_guard answered(mutex_);
+        served_ = std::max(served_, serving);
+        done_.notify_all();
       }
       bool refused = false;
       if (credentials_.runtime_certificate() && clock_.Now() >= next_check_in) {
@@ -153,10 +157,6 @@ class Device {
         if (refused && !attest) next = clock_.Now();
       }
       lock.lock();
-      if (attest) {
-        served_ = std::max(served_, serving);
-        done_.notify_all();
-      }
     }
   }
 
@@ -285,15 +285,23 @@ class Device {
       }
       // Downloads get a time budget per check-in, so attestation renewals are never starved;
       // what is left resumes at the next check-in.
+      // An attestation asked for on the admin socket pauses them too.
       const auto deadline = std::chrono::steady_clock::now() + config_.download_budget;
       const auto keep_going = [this, deadline] {
-        return !stop_.stop_requested() && std::chrono::steady_clock::now() < deadline;
+        const std::lock_guard lock(mutex_);
+        return !stop_.stop_requested() && !attest_requested_ &&
+               std::chrono::steady_clock::now() < deadline;
       };
-      ServiceImages images(client, [this, &keep_going](std::chrono::seconds wait) {
+      ServiceImages images(client, [this, deadline, &keep_going](std::chrono::seconds wait) {
         if (!keep_going()) return false;
+        const auto until =
+            std::min(std::chrono::steady_clock::now() +
+                         std::min<std::chrono::seconds>(wait, std::chrono::seconds(30)),
+                     deadline);
         std::unique_lock lock(mutex_);
-        wake_.wait_for(lock, std::min<std::chrono::seconds>(wait, std::chrono::seconds(30)),
-                       [this] { return stop_.stop_requested(); });
+        wake_.wait_until(lock, until,
+                         [this] { return stop_.stop_requested() || attest_requested_; });
+        lock.unlock();
         return keep_going();
       });
       auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now(), keep_going);

@@ -19,12 +19,15 @@ namespace aspis::device::update {
 
 class PublisherTrust {
  public:
-  // `pin_file` holds the pinned set (its envelope); absent until the first set is pinned.
-  // `provisioned_root`, when not empty, is the tenant's publisher root fingerprint given to the
-  // device out of band (at manufacture): the first set must carry it, so a service that is
-  // compromised before the first check-in cannot pin a root of its own. Without it the first set
-  // is trusted on first use, and the pin is reported at each check-in. Errors: kCorrupt for a pin
-  // file that does not hold a set its own root signed, kIo.
+  // `pin_file` holds the pinned set (its envelope) and its anchor, the root of the first set
+  // pinned; absent until the first set is pinned. `provisioned_root`, when not empty, is the
+  // tenant's publisher root fingerprint given to the device out of band (at manufacture): the
+  // first set must carry it, so a service that is compromised before the first check-in cannot
+  // pin a root of its own, and a pin whose anchor is another root (taken on first use before the
+  // root was provisioned) is dropped. Without it the first set is trusted on first use, and the
+  // pin is reported at each check-in. Errors: kInvalidArgument for a provisioned root that is not
+  // 64 lowercase hex digits, kCorrupt for a pin file that does not hold a set its own root signed,
+  // kIo.
   static Expected<PublisherTrust> Open(std::filesystem::path pin_file,
                                        crypto::dsse::TrustedKeys os_publishers,
                                        std::string provisioned_root = {});
@@ -52,13 +55,14 @@ class PublisherTrust {
       : pin_file_(std::move(pin_file)),
         os_(std::move(os_publishers)),
         provisioned_root_(std::move(provisioned_root)) {}
-  void Pin(package::PublisherKeySet set, std::string envelope_json);
+  void Pin(package::PublisherKeySet set, std::string envelope_json, std::string anchor);
 
   std::filesystem::path pin_file_;
   crypto::dsse::TrustedKeys os_;
   std::string provisioned_root_;
   std::optional<package::PublisherKeySet> pinned_;
   std::string pinned_json_;
+  std::string anchor_;
   crypto::dsse::TrustedKeys apps_;
 };
 

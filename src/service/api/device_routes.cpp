@@ -36,6 +36,12 @@ Expected<std::string> ChainPem(const std::vector<crypto::Certificate>& chain) {
   return pem;
 }
 
+// A device route's refusal (403), or the store's failure (500, which a device retries later).
+Response Refused(const Error& error) {
+  if (error == StoreErrc::kNotFound) return Response::Problem(403, "Forbidden", error.message());
+  return FromError(error);
+}
+
 // The verifier's outcome as the attester reads it: the certificates, or what to send next.
 // Nullopt for a refusal.
 std::optional<wire::AttestationResult> ToWire(const attest::Outcome& outcome) {
@@ -68,7 +74,9 @@ class DeviceRoutes {
       : c_(c), verifier_(c.store, c.data, c.clock, c.metrics, c.cas, c.attestation) {}
 
   // Device routes: only a runtime certificate issued by the device's own tenant CA, for a claimed
-  // device that is not revoked, opens them. App certificates are refused.
+  // device that is not revoked, opens them. App certificates are refused. A refusal is kNotFound;
+  // any other error is the store's, which the device must not read as a refusal (it would
+  // attest again, and a fleet would do so together while the database is down).
   Expected<store::Device> AuthenticateDevice(const Request& request) const {
     auto deny = [](std::string why) { return Fail(StoreErrc::kNotFound, std::move(why)); };
     if (!request.client_certificate) return deny("present the device's runtime certificate");
@@ -84,13 +92,16 @@ class DeviceRoutes {
     const std::string& tenant = name->tenant;
     const std::string& device_id = name->device_id;
     auto roots = cas().Trusted(tenant);
-    if (!roots) return deny("the certificate names an unknown tenant");
+    if (!roots) return std::unexpected(roots.error());
     if (!crypto::VerifyChain(cert, {}, *roots, c_.clock.Now()).valid() ||
         cert.SubjectCommonName() != device_id) {
       return deny("the certificate was not issued to this device by its tenant's CA");
     }
     auto device = c_.store.GetDevice(tenant, device_id);
-    if (!device) return deny("the device is not claimed by the tenant its certificate names");
+    if (!device && device.error() == StoreErrc::kNotFound) {
+      return deny("the device is not claimed by the tenant its certificate names");
+    }
+    if (!device) return device;
     if (device->revoked) return deny("the device is revoked");
     return device;
   }
@@ -99,7 +110,7 @@ class DeviceRoutes {
   // manifest, signed by the tenant's deployment key.
   Response CheckIn(const Request& request) const {
     auto device = AuthenticateDevice(request);
-    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
+    if (!device) return Refused(device.error());
     auto check_in = wire::ParseCheckIn(request.body);
     if (!check_in) return Response::Problem(400, "Malformed check-in", check_in.error().message());
     if (check_in->device_id != device->id) {
@@ -153,7 +164,7 @@ class DeviceRoutes {
   // A target of the device's, in ranges; any other image is 404 whether it exists or not.
   Response Image(const Request& request) const {
     auto device = AuthenticateDevice(request);
-    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
+    if (!device) return Refused(device.error());
     auto targets = deploy::TargetsFor(c_.store, *device);
     if (!targets) return FromError(targets.error());
     const auto wanted = request.Param("image");
@@ -213,7 +224,7 @@ class DeviceRoutes {
 
   Response Status(const Request& request) const {
     auto device = AuthenticateDevice(request);
-    if (!device) return Response::Problem(403, "Forbidden", device.error().message());
+    if (!device) return Refused(device.error());
     return Response::Json(200, DeviceJson(*device).dump());
   }
 

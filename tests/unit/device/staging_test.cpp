@@ -378,6 +378,18 @@ TEST(PublisherTrust, FirstUseAttackKeySetOfAnotherRootIsRefusedWhenTheRootWasPro
   EXPECT_TRUE(trust.RootFingerprint().empty());
   ASSERT_TRUE(trust.Offer(genuine, "t1", kNow));
   EXPECT_EQ(trust.RootFingerprint(), genuine_root);
+
+  // A device that pinned the forged set on first use, provisioned later, drops that pin.
+  auto first_use = *PublisherTrust::Open(dir / "tofu.json", {});
+  ASSERT_TRUE(first_use.Offer(forged, "t1", kNow));
+  EXPECT_EQ(PublisherTrust::Open(dir / "tofu.json", {})->RootFingerprint(), forged_root);
+  auto provisioned = *PublisherTrust::Open(dir / "tofu.json", {}, genuine_root);
+  EXPECT_TRUE(provisioned.RootFingerprint().empty()) << "the forged pin is dropped";
+  ASSERT_TRUE(provisioned.Offer(genuine, "t1", kNow));
+  EXPECT_EQ(PublisherTrust::Open(dir / "tofu.json", {}, genuine_root)->RootFingerprint(),
+            genuine_root)
+      << "the genuine pin holds";
+  EXPECT_FALSE(PublisherTrust::Open(dir / "x.json", {}, "ABCDEF")) << "a malformed root";
 }
 
 }  // namespace
