@@ -6,6 +6,7 @@
 #include "crypto/dsse.hpp"
 #include "integration/attestation_fixture.hpp"
 #include "integration/catalog_fixture.hpp"
+#include "service/store/database.hpp"
 #include "wire/check_in.hpp"
 #include "wire/device_api.hpp"
 #include "wire/operator_api.hpp"
@@ -161,6 +162,25 @@ TEST_F(DeviceTargets, GroupsFeedAndUpdatePolicyDecideTheTargets) {
   ASSERT_EQ(Call(admin_, "POST", "/v1/os-releases/1.0/retire", R"({"reason": "CVE-1"})").status,
             200);
   EXPECT_TRUE(CheckIn(client, device).targets.empty()) << "a retired release is offered no more";
+}
+
+TEST_F(DeviceTargets, DatabaseOutageIsAFailureToRetryNotARefusal) {
+  // A refusal (403) makes a device drop its certificates and attest again; a fleet would do so
+  // together while the database is down. The devices table vanishes under the service, then
+  // comes back.
+  SimDevice device;
+  const auto client = Attested(device, tenant_a_);
+  auto db = store::OpenDatabase("sqlite:" + (dir_ / "data" / "aspis.db").string());
+  ASSERT_TRUE(db) << db.error().message();
+  const auto check_in = [&] {
+    const wire::CheckIn report{
+        .device_id = device.Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
+    return client.Send("POST", wire::kCheckInPath, wire::Serialize(report))->status;
+  };
+  ASSERT_TRUE((*db)->Query("ALTER TABLE devices RENAME TO devices_away", {}));
+  EXPECT_EQ(check_in(), 500);
+  ASSERT_TRUE((*db)->Query("ALTER TABLE devices_away RENAME TO devices", {}));
+  EXPECT_EQ(check_in(), 200);
 }
 
 TEST_F(DeviceTargets, OsReleasesAreOfferedForTheBoardTheDeviceReports) {
