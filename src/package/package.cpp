@@ -88,6 +88,20 @@ Expected<std::size_t> MemorySource::Read(std::span<std::uint8_t> buffer) {
   return n;
 }
 
+Expected<HashingSource> HashingSource::Wrap(Source& inner) {
+  auto hash = crypto::Sha256::Create();
+  if (!hash) return std::unexpected(hash.error());
+  return HashingSource(inner, std::move(*hash));
+}
+
+Expected<std::size_t> HashingSource::Read(std::span<std::uint8_t> buffer) {
+  auto n = inner_->Read(buffer);
+  if (!n || *n == 0) return n;
+  if (auto ok = hash_.Update(ByteView(buffer.data(), *n)); !ok) return std::unexpected(ok.error());
+  count_ += *n;
+  return n;
+}
+
 Expected<std::uint64_t> HeaderLength(ByteView prefix) {
   if (prefix.size() < kMagic.size() || !std::equal(kMagic.begin(), kMagic.end(), prefix.begin())) {
     return Fail(PackageErrc::kMalformed, "not an Aspis image package (no ASPISPK1 magic)");

@@ -11,6 +11,7 @@
 #include "core/fd.hpp"
 #include "crypto/dsse.hpp"
 #include "crypto/key.hpp"
+#include "crypto/sha256.hpp"
 #include "package/manifest.hpp"
 
 // The image package container (`.aspkg`, docs/formats/aspkg.md): the magic, a 4-byte big-endian
@@ -57,6 +58,24 @@ class MemorySource final : public Source {
 
  private:
   ByteView bytes_;
+};
+
+// Passes another source's bytes through, counting them and hashing them with SHA-256 on the way,
+// so that a package is verified and its whole file hashed in one read.
+class HashingSource final : public Source {
+ public:
+  // Errors: those of crypto::Sha256::Create.
+  static Expected<HashingSource> Wrap(Source& inner);
+  Expected<std::size_t> Read(std::span<std::uint8_t> buffer) override;
+  // The SHA-256 of everything read; call once, after the last Read.
+  Expected<crypto::Digest> Finish() { return hash_.Finish(); }
+  std::uint64_t count() const { return count_; }
+
+ private:
+  HashingSource(Source& inner, crypto::Sha256 hash) : inner_(&inner), hash_(std::move(hash)) {}
+  Source* inner_;
+  crypto::Sha256 hash_;
+  std::uint64_t count_ = 0;
 };
 
 // Which publisher keys may sign which packages: the platform's OS publishers sign OS and board

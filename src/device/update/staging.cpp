@@ -13,7 +13,6 @@
 #include "core/fd.hpp"
 #include "core/file.hpp"
 #include "core/log.hpp"
-#include "package/measure.hpp"
 #include "package/package.hpp"
 
 namespace aspis::device::update {
@@ -234,13 +233,15 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
     }
   }
 
+  // One read of the whole file: the signature again, the payload, and the package's SHA-256.
   auto file = package::FileSource::Open(part);
   if (!file) return {t.image_id, std::string(wire::kDownloading), file.error().message()};
-  auto reader = package::Reader::Open(*file, trust.Publishers());
+  auto hashed = package::HashingSource::Wrap(*file);
+  if (!hashed) return {t.image_id, std::string(wire::kDownloading), hashed.error().message()};
+  auto reader = package::Reader::Open(*hashed, trust.Publishers());
   if (!reader) return refuse(reader.error().message());
   if (auto payload = reader->VerifyPayload(); !payload) return refuse(payload.error().message());
-  auto digest = package::MeasurePath(part);
-  if (!digest) return {t.image_id, std::string(wire::kDownloading), digest.error().message()};
+  auto digest = hashed->Finish();
   if (crypto::ToHex(*digest) != t.sha256) {
     return refuse("the package's SHA-256 is " + crypto::ToHex(*digest) +
                   ", not the update manifest's " + t.sha256 + " (mix-and-match)");

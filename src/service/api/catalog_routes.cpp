@@ -51,29 +51,25 @@ std::optional<std::uint64_t> ParseNumber(std::string_view text) {
 
 // Reads `inner` and writes every byte it gives to `out`, hashing them, so that what is stored is
 // exactly what the reader verified.
+// Copies what is read from another source to a file.
 class TeeSource final : public package::Source {
  public:
-  TeeSource(package::Source& inner, file::FileSystem& fs, file::FileSystem::Handle out,
-            crypto::Sha256& hash)
-      : inner_(inner), fs_(fs), out_(out), hash_(hash) {}
+  TeeSource(package::Source& inner, file::FileSystem& fs, file::FileSystem::Handle out)
+      : inner_(inner), fs_(fs), out_(out) {}
 
   Expected<std::size_t> Read(std::span<std::uint8_t> buffer) override {
     auto n = inner_.Read(buffer);
     if (!n || *n == 0) return n;
-    const ByteView data(buffer.data(), *n);
-    if (auto ok = fs_.Write(out_, data); !ok) return std::unexpected(ok.error());
-    if (auto ok = hash_.Update(data); !ok) return std::unexpected(ok.error());
-    count_ += *n;
+    if (auto ok = fs_.Write(out_, ByteView(buffer.data(), *n)); !ok) {
+      return std::unexpected(ok.error());
+    }
     return n;
   }
-  std::uint64_t count() const { return count_; }
 
  private:
   package::Source& inner_;
   file::FileSystem& fs_;
   file::FileSystem::Handle out_;
-  crypto::Sha256& hash_;
-  std::uint64_t count_ = 0;
 };
 
 class Catalog {
@@ -250,13 +246,17 @@ class Catalog {
     file::FileSystem& fs = file::RealFileSystem();
     auto copy = fs.CreateTemporary(images_, "upload", 0644);
     if (!copy) return std::unexpected(copy.error());
-    auto hash = crypto::Sha256::Create();
-    if (!hash) return std::unexpected(hash.error());
-    TeeSource tee(*source, fs, copy->handle, *hash);
-    auto image = VerifyFrom(tee, publishers, tenant);
+    TeeSource tee(*source, fs, copy->handle);
+    auto hashed = package::HashingSource::Wrap(tee);
+    if (!hashed) {
+      (void)fs.Close(copy->handle);
+      fs.Remove(copy->path);
+      return std::unexpected(hashed.error());
+    }
+    auto image = VerifyFrom(*hashed, publishers, tenant);
     Expected<void> kept = image ? fs.Sync(copy->handle) : Expected<void>{};
     auto closed = fs.Close(copy->handle);
-    auto digest = hash->Finish();
+    auto digest = hashed->Finish();
     auto fail = [&](Error e) -> Expected<store::Image> {
       fs.Remove(copy->path);
       return std::unexpected(std::move(e));
@@ -265,13 +265,13 @@ class Catalog {
     if (!kept || !closed || !digest) {
       return fail(!kept ? kept.error() : !closed ? closed.error() : digest.error());
     }
-    if (tee.count() != static_cast<std::uint64_t>(upload.received)) {
+    if (hashed->count() != static_cast<std::uint64_t>(upload.received)) {
       return fail(Error(package::PackageErrc::kMismatch,
-                        "the package is " + std::to_string(tee.count()) + " bytes, the upload " +
-                            std::to_string(upload.received)));
+                        "the package is " + std::to_string(hashed->count()) +
+                            " bytes, the upload " + std::to_string(upload.received)));
     }
     image->sha256 = crypto::ToHex(*digest);
-    image->size = static_cast<std::int64_t>(tee.count());
+    image->size = static_cast<std::int64_t>(hashed->count());
     if (auto renamed = fs.Rename(copy->path, images_ / (image->sha256 + ".aspkg")); !renamed) {
       return fail(renamed.error());
     }
