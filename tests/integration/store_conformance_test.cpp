@@ -284,6 +284,12 @@ TEST_P(StoreConformance, OsReleasesFromPackagesNameTheirImagesAndArePromotedOnce
   ASSERT_TRUE(store_->AddOsRelease({"25.02", "retail-eval", 2, {{"os", "bb"}}, {}, 0, "", ""}));
   ASSERT_TRUE(store_->RetireOsRelease("25.02", "broken", 3));
   EXPECT_EQ(store_->PromoteOsRelease("25.02").error(), StoreErrc::kNotFound);  // retired
+  // Offered to devices: published from packages and not retired.
+  ASSERT_TRUE(store_->AddOsRelease({"25.03", "retail", 3, {{"os", "cc"}}, {}, 0, "", ""}));
+  auto offered = store_->ListOfferedOsReleases();
+  ASSERT_TRUE(offered);
+  ASSERT_EQ(offered->size(), 1u);
+  EXPECT_EQ(offered->front().version, "25.01");
 }
 
 TEST_P(StoreConformance, ReplayAttackNonceIsUsableOnce) {

@@ -22,12 +22,11 @@ Expected<bool> ForBoard(store::Store& store, const store::OsRelease& release,
   return false;
 }
 
-// The newest release that a device of `board` on `feed` may install, or nullptr.
+// The newest offered release that a device of `board` on `feed` may install, or nullptr.
 Expected<const store::OsRelease*> NewestFor(store::Store& store,
-                                            const std::vector<store::OsRelease>& releases,
+                                            const std::vector<store::OsRelease>& offered,
                                             std::string_view feed, std::string_view board) {
-  for (auto r = releases.rbegin(); r != releases.rend(); ++r) {  // newest first
-    if (r->image_id.empty() || !r->retired_reason.empty()) continue;
+  for (auto r = offered.rbegin(); r != offered.rend(); ++r) {  // newest first
     if (feed == "retail" && r->feed != "retail") continue;
     auto fits = ForBoard(store, *r, board);
     if (!fits) return std::unexpected(fits.error());
@@ -62,7 +61,7 @@ Expected<Targets> TargetsFor(store::Store& store, const store::Device& device) {
   }
   if (group && group->update_policy == "NoUpdates") return targets;
 
-  auto releases = store.ListOsReleases();
+  auto releases = store.ListOfferedOsReleases();
   if (!releases) return std::unexpected(releases.error());
   auto newest = NewestFor(store, *releases, targets.os_feed, device.board);
   if (!newest) return std::unexpected(newest.error());

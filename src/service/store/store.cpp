@@ -601,7 +601,8 @@ Expected<void> Store::AddOsRelease(const OsRelease& release) {
 }
 
 Expected<std::vector<OsRelease>> Store::ReleasesWhere(std::string_view condition,
-                                                      const std::vector<Value>& params) {
+                                                      const std::vector<Value>& params,
+                                                      bool with_components) {
   auto releases = db_->Query(
       "SELECT version, feed, created_at, retired_reason, retired_at, image_id, "
       "board_image_id FROM os_releases " +
@@ -612,6 +613,10 @@ Expected<std::vector<OsRelease>> Store::ReleasesWhere(std::string_view condition
   for (const Row& row : *releases) {
     OsRelease release{Text(row, 0), Text(row, 1),   Number(row, 2), {},
                       Text(row, 3), Number(row, 4), Text(row, 5),   Text(row, 6)};
+    if (!with_components) {
+      out.push_back(std::move(release));
+      continue;
+    }
     auto digests = db_->Query(
         "SELECT component, digest FROM reference_digests WHERE version = $1 "
         "ORDER BY component, digest",
@@ -624,6 +629,10 @@ Expected<std::vector<OsRelease>> Store::ReleasesWhere(std::string_view condition
 }
 
 Expected<std::vector<OsRelease>> Store::ListOsReleases() { return ReleasesWhere("", {}); }
+
+Expected<std::vector<OsRelease>> Store::ListOfferedOsReleases() {
+  return ReleasesWhere("WHERE image_id <> '' AND retired_reason = ''", {}, false);
+}
 
 Expected<std::vector<OsRelease>> Store::FindOsReleasesListing(std::string_view component,
                                                               std::string_view digest) {

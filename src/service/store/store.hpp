@@ -328,6 +328,9 @@ class Store {
   Expected<void> AddOsRelease(const OsRelease& release);
   // Oldest first.
   Expected<std::vector<OsRelease>> ListOsReleases();
+  // The releases devices may be offered (published from packages, not retired), oldest first,
+  // without their reference digests: what a device's targets are chosen from.
+  Expected<std::vector<OsRelease>> ListOfferedOsReleases();
   // The releases that list `digest` (lowercase hex) for `component`, oldest first.
   Expected<std::vector<OsRelease>> FindOsReleasesListing(std::string_view component,
                                                          std::string_view digest);
@@ -423,8 +426,12 @@ class Store {
   Expected<void> InsertAttempt(const AttestationAttempt& attempt);
   // Within a transaction.
   Expected<void> InsertIssued(const std::vector<IssuedCertificate>& issued, std::int64_t now);
+  // The tenant's ($1) deployments matching `condition` (SQL after "WHERE tenant_id = $1 AND").
+  Expected<std::vector<Deployment>> DeploymentsWhere(std::string_view condition,
+                                                     const std::vector<Value>& params);
   Expected<std::vector<OsRelease>> ReleasesWhere(std::string_view condition,
-                                                 const std::vector<Value>& params);
+                                                 const std::vector<Value>& params,
+                                                 bool with_components = true);
 
   std::unique_ptr<Database> db_;
 };

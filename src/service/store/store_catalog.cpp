@@ -326,16 +326,10 @@ Expected<void> Store::AddDeployment(const Deployment& d) {
 }
 
 Expected<Deployment> Store::GetDeployment(std::string_view tenant, std::string_view id) {
-  auto rows = db_->Query("SELECT device_group_id FROM deployments WHERE tenant_id = $1 AND id = $2",
-                         {std::string(tenant), std::string(id)});
-  if (!rows) return std::unexpected(rows.error());
-  if (rows->empty()) return Fail(StoreErrc::kNotFound, "deployment not found");
-  auto all = ListDeployments(tenant, Text(rows->front(), 0));
-  if (!all) return std::unexpected(all.error());
-  for (auto& d : *all) {
-    if (d.id == id) return std::move(d);
-  }
-  return Fail(StoreErrc::kNotFound, "deployment not found");
+  auto found = DeploymentsWhere("id = $2", {std::string(tenant), std::string(id)});
+  if (!found) return std::unexpected(found.error());
+  if (found->empty()) return Fail(StoreErrc::kNotFound, "deployment not found");
+  return std::move(found->front());
 }
 
 Expected<ImageProgress> Store::GetImageProgress(std::string_view tenant, std::string_view group,
@@ -361,11 +355,17 @@ Expected<ImageProgress> Store::GetImageProgress(std::string_view tenant, std::st
 Expected<std::vector<Deployment>> Store::ListDeployments(std::string_view tenant,
                                                          std::string_view group,
                                                          std::int64_t limit) {
+  return DeploymentsWhere("device_group_id = $2 ORDER BY sequence DESC LIMIT $3",
+                          {std::string(tenant), std::string(group), limit});
+}
+
+Expected<std::vector<Deployment>> Store::DeploymentsWhere(std::string_view condition,
+                                                          const std::vector<Value>& params) {
   auto rows = db_->Query(
-      "SELECT id, tenant_id, device_group_id, created_at, created_by FROM "
-      "deployments WHERE tenant_id = $1 AND device_group_id = $2 ORDER BY "
-      "sequence DESC LIMIT $3",
-      {std::string(tenant), std::string(group), limit});
+      "SELECT id, tenant_id, device_group_id, created_at, created_by FROM deployments "
+      "WHERE tenant_id = $1 AND " +
+          std::string(condition),
+      params);
   if (!rows) return std::unexpected(rows.error());
   std::vector<Deployment> out;
   for (const Row& r : *rows) {
