@@ -124,12 +124,9 @@ struct SimDevice {
 class Attestation : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto service = Service::Start({.data_dir = dir_ / "data",
-                                   .listen = "127.0.0.1:0",
-                                   .master_key_file = dir_ / "master.key",
-                                   .threads = 2,
-                                   .tpm_ca_dir = tpm_ca_dir_},
-                                  clock_);
+    ServiceConfig config = testing::ServiceConfig(dir_.path());
+    config.tpm_ca_dir = tpm_ca_dir_;
+    auto service = Service::Start(config, clock_);
     ASSERT_TRUE(service) << service.error().message();
     service_ = std::move(*service);
     admin_ = service_->new_admin_token();

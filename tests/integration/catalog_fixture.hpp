@@ -38,12 +38,9 @@ class Catalog : public ::testing::Test {
  protected:
   void SetUp() override {
     std::ofstream(dir_ / "os-publishers.pem") << *os_key_.Public().ToPem();
-    auto service = Service::Start({.data_dir = dir_ / "data",
-                                   .listen = "127.0.0.1:0",
-                                   .master_key_file = dir_ / "master.key",
-                                   .threads = 2,
-                                   .os_publisher_keys = dir_ / "os-publishers.pem"},
-                                  SystemClock::Instance());
+    ServiceConfig config = testing::ServiceConfig(dir_.path());
+    config.os_publisher_keys = dir_ / "os-publishers.pem";
+    auto service = Service::Start(config, SystemClock::Instance());
     ASSERT_TRUE(service) << service.error().message();
     service_ = std::move(*service);
     admin_ = service_->new_admin_token();

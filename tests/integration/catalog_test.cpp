@@ -224,11 +224,7 @@ TEST_F(Catalog, DeploymentsPutTenantAppImagesOnAGroupEachComponentOnce) {
 class CatalogUploads : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto service = Service::Start({.data_dir = dir_ / "data",
-                                   .listen = "127.0.0.1:0",
-                                   .master_key_file = dir_ / "master.key",
-                                   .threads = 2},
-                                  clock_);
+    auto service = Service::Start(testing::ServiceConfig(dir_.path()), clock_);
     ASSERT_TRUE(service) << service.error().message();
     service_ = std::move(*service);
     admin_ = service_->new_admin_token();

@@ -9,6 +9,7 @@
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "service/service.hpp"
+#include "support/service_client.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::cli {
@@ -26,11 +27,8 @@ struct Result {
 class AspisCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto service = service::Service::Start({.data_dir = dir_ / "data",
-                                            .listen = "127.0.0.1:0",
-                                            .master_key_file = dir_ / "master.key",
-                                            .threads = 2},
-                                           SystemClock::Instance());
+    auto service =
+        service::Service::Start(testing::ServiceConfig(dir_.path()), SystemClock::Instance());
     ASSERT_TRUE(service) << service.error().message();
     service_ = std::move(*service);
     ::setenv("ASPIS_CONFIG", (dir_ / "cli.json").c_str(), 1);  // NOLINT(concurrency-mt-unsafe)

@@ -265,6 +265,12 @@ TEST_F(DeviceTargets, OsReleasesArePublishedOnlyFromPlatformOsAndBoardImages) {
   auto swapped = publish(admin_, board, os);
   EXPECT_EQ(swapped.status, 400);
   EXPECT_NE(swapped.body.find("is board, not os"), std::string::npos) << swapped.body;
+  boards_ = {"rpi4"};
+  const std::string other_board = AddImage(admin_, "/v1", Package(package::Kind::kBoard, os_key_));
+  auto mismatched = publish(admin_, os, other_board);
+  EXPECT_EQ(mismatched.status, 400);
+  EXPECT_NE(mismatched.body.find("for none of the OS image's boards"), std::string::npos)
+      << mismatched.body;
   auto tenant_app = publish(admin_, app, board);
   EXPECT_EQ(tenant_app.status, 400) << "a tenant's app is not a platform image";
   auto published = publish(admin_, os, board);

@@ -30,11 +30,7 @@ class ServiceApi : public ::testing::Test {
   }
 
   void Start() {
-    auto service = Service::Start({.data_dir = dir_ / "data",
-                                   .listen = "127.0.0.1:0",
-                                   .master_key_file = dir_ / "master.key",
-                                   .threads = 2},
-                                  SystemClock::Instance());
+    auto service = Service::Start(testing::ServiceConfig(dir_.path()), SystemClock::Instance());
     ASSERT_TRUE(service) << service.error().message();
     service_ = std::move(*service);
   }

@@ -7,6 +7,7 @@
 #include "crypto/tls.hpp"
 #include "service/metrics.hpp"
 #include "service/service.hpp"
+#include "support/service_client.hpp"
 #include "support/temp_dir.hpp"
 #include "wire/https_client.hpp"
 
@@ -26,11 +27,7 @@ std::size_t CountLines(const std::string& text, std::string_view prefix) {
 class ServiceMetrics : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto service = Service::Start({.data_dir = dir_ / "data",
-                                   .listen = "127.0.0.1:0",
-                                   .master_key_file = dir_ / "master.key",
-                                   .threads = 2},
-                                  SystemClock::Instance());
+    auto service = Service::Start(testing::ServiceConfig(dir_.path()), SystemClock::Instance());
     ASSERT_TRUE(service) << service.error().message();
     service_ = std::move(*service);
   }

@@ -6,6 +6,13 @@
 
 namespace aspis::testing {
 
+service::ServiceConfig ServiceConfig(const std::filesystem::path& dir) {
+  return {.data_dir = dir / "data",
+          .listen = "127.0.0.1:0",
+          .master_key_file = dir / "master.key",
+          .threads = 2};
+}
+
 wire::HttpResponse CallService(const service::Service& service, const std::string& token,
                                const std::string& method, const std::string& target,
                                const std::string& body) {
