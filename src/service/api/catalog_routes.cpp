@@ -249,7 +249,7 @@ class Catalog {
     TeeSource tee(*source, fs, copy->handle);
     auto hashed = package::HashingSource::Wrap(tee);
     if (!hashed) {
-      (void)fs.Close(copy->handle);
+      [[maybe_unused]] auto closed = fs.Close(copy->handle);  // the failure to report is hashed's
       fs.Remove(copy->path);
       return std::unexpected(hashed.error());
     }
