@@ -132,7 +132,7 @@ class KeySetUpdate final : public ServiceCommand {
         Send(*connection, s, "PUT", "/v1/tenants/" + tenant_.Of(s) + "/publisher-key-set", *text,
              {{"Content-Type", "application/json"}});
     if (!response) return std::unexpected(response.error());
-    return Decode(*response);
+    return Typed(Decode(*response), wire::api::PublisherKeySetFrom);
   }
 
  private:
@@ -147,7 +147,8 @@ class KeySetShow final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/publisher-key-set");
+    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/publisher-key-set"),
+                 wire::api::PublisherKeySetFrom);
   }
 
  private:
@@ -179,9 +180,9 @@ class ImageAdd final : public ServiceCommand {
     auto connection = Connect(s);
     if (!connection) return std::unexpected(connection.error());
     const std::string uploads = ImagesBase(s, tenant_) + "/image-uploads";
-    auto started = Call(*connection, s, "POST", uploads, "", {});
+    auto started = Typed(Call(*connection, s, "POST", uploads, "", {}), wire::api::UploadFrom);
     if (!started) return started;
-    const std::string upload = uploads + "/" + started->value("id", "");
+    const std::string upload = uploads + "/" + started->at("id").get<std::string>();
     std::string part(kPart, '\0');
     for (std::uint64_t offset = 0;;) {
       const ssize_t n = ::pread(file.get(), part.data(), part.size(), static_cast<off_t>(offset));
@@ -194,7 +195,7 @@ class ImageAdd final : public ServiceCommand {
       if (!sent) return sent;
       offset += static_cast<std::uint64_t>(n);
     }
-    return Call(*connection, s, "POST", upload + "/complete", "", {});
+    return Typed(Call(*connection, s, "POST", upload + "/complete", "", {}), wire::api::ImageFrom);
   }
 
  private:
@@ -218,7 +219,7 @@ class ImageList final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", ImagesBase(s, tenant_) + "/images");
+    return Typed(Request(s, "GET", ImagesBase(s, tenant_) + "/images"), wire::api::ImageFrom);
   }
 
  private:
@@ -238,7 +239,8 @@ class ImageShow final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", ImagesBase(s, tenant_) + "/images/" + image_);
+    return Typed(Request(s, "GET", ImagesBase(s, tenant_) + "/images/" + image_),
+                 wire::api::ImageFrom);
   }
 
  private:
@@ -256,9 +258,11 @@ class ImageDownload final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    auto shown = Request(s, "GET", ImagesBase(s, tenant_) + "/images/" + image_);
-    if (!shown) return shown;
-    const auto size = shown->value("size", std::uint64_t{0});
+    auto answer = Request(s, "GET", ImagesBase(s, tenant_) + "/images/" + image_);
+    auto shown = answer ? wire::api::ImageFrom(*answer)
+                        : Expected<wire::api::Image>(std::unexpected(answer.error()));
+    if (!shown) return std::unexpected(shown.error());
+    const auto size = static_cast<std::uint64_t>(std::max<std::int64_t>(shown->size, 0));
     auto connection = Connect(s);
     if (!connection) return std::unexpected(connection.error());
     const std::string partial = destination_ + ".part";

@@ -14,6 +14,7 @@ namespace aspis::cli {
 namespace {
 
 using json::Json;
+namespace api = wire::api;
 
 class Login final : public Command {
  public:
@@ -57,7 +58,7 @@ class TenantCreate final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "POST", "/v1/tenants", {{"name", name_}});
+    return Typed(Request(s, "POST", "/v1/tenants", api::TenantRequest{name_}), api::TenantFrom);
   }
 
  private:
@@ -69,7 +70,9 @@ class TenantList final : public ServiceCommand {
   Output Format() const override { return {.columns = {"id", "name"}}; }
 
  protected:
-  Expected<Json> Call(const Session& s) override { return Request(s, "GET", "/v1/tenants"); }
+  Expected<Json> Call(const Session& s) override {
+    return Typed(Request(s, "GET", "/v1/tenants"), api::TenantFrom);
+  }
 };
 
 class TenantShow final : public ServiceCommand {
@@ -79,7 +82,7 @@ class TenantShow final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s));
+    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s)), api::TenantFrom);
   }
 
  private:
@@ -101,8 +104,9 @@ class RoleAdd final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "POST", "/v1/tenants/" + tenant_.Of(s) + "/tokens",
-                   {{"role", role_}, {"description", description_}});
+    return Typed(Request(s, "POST", "/v1/tenants/" + tenant_.Of(s) + "/tokens",
+                         api::TokenRequest{role_, description_}),
+                 api::TokenFrom);
   }
 
  private:
@@ -117,7 +121,7 @@ class RoleList final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/tokens");
+    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/tokens"), api::TokenFrom);
   }
 
  private:
@@ -134,7 +138,8 @@ class RoleDelete final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "DELETE", "/v1/tenants/" + tenant_.Of(s) + "/tokens/" + token_id_);
+    return Typed(Request(s, "DELETE", "/v1/tenants/" + tenant_.Of(s) + "/tokens/" + token_id_),
+                 api::TokenFrom);
   }
 
  private:
@@ -145,27 +150,30 @@ class RoleDelete final : public ServiceCommand {
 // --- device ---
 
 // claim, list, show, revoke, restore: one shape, told apart by the verb.
-void PrintDevice(std::ostream& out, const Json& d) {
-  const Json attestation = d.value("attestation", Json::object());
-  const Json root = d.value("publisher_root", Json::object());
-  const std::string reasons = attestation.value("reasons", "");
-  out << "Device ID:        " << d.value("id", "") << "\n"
-      << "Revoked:          " << (d.value("revoked", false) ? "yes" : "no") << "\n"
-      << "Device group:     " << d.value("device_group_id", "") << "\n"
-      << "Verdict:          " << attestation.value("verdict", "")
-      << (reasons.empty() ? "" : " (" + reasons + ")") << "\n"
-      << "Certificates to:  " << UtcTime(attestation.value("certificate_expiry", Json(0))) << "\n"
-      << "Last check-in:    " << UtcTime(d.value("last_check_in", Json(0))) << "\n"
-      << "OS version:       " << d.value("os_version", "") << " (release "
-      << d.value("os_release", "") << ")\n"
-      << "Publisher root:   " << root.value("status", "") << "\n"
-      << "  pinned:         " << root.value("pinned", "") << "\n"
-      << "  tenant's:       " << root.value("tenant", "") << "\n"
+void PrintDevice(std::ostream& out, const Json& doc) {
+  auto d = api::DeviceFrom(doc);
+  if (!d) {
+    out << d.error().message() << "\n";
+    return;
+  }
+  const auto root = d->publisher_root.value_or(api::PublisherPin{});
+  out << "Device ID:        " << d->id << "\n"
+      << "Revoked:          " << (d->revoked ? "yes" : "no") << "\n"
+      << "Device group:     " << d->device_group_id << "\n"
+      << "Board:            " << d->board << "\n"
+      << "Verdict:          " << d->verdict << (d->reasons.empty() ? "" : " (" + d->reasons + ")")
+      << "\n"
+      << "Root of trust:    " << d->root_of_trust << "\n"
+      << "Certificates to:  " << UtcTime(d->certificate_expiry) << "\n"
+      << "Last check-in:    " << UtcTime(d->last_check_in) << "\n"
+      << "OS version:       " << d->os_version << " (release " << d->os_release << ")\n"
+      << "Publisher root:   " << root.status << "\n"
+      << "  pinned:         " << root.pinned << "\n"
+      << "  tenant's:       " << root.tenant << "\n"
       << "Targets, as the device last reported them:\n";
-  for (const auto& image : d.value("images", Json::array())) {
-    const std::string reason = image.value("reason", "");
-    out << fmt::format("  {}  {}{}\n", image.value("image_id", ""), image.value("state", ""),
-                       reason.empty() ? "" : ": " + reason);
+  for (const auto& image : d->images) {
+    out << fmt::format("  {}  {}{}\n", image.image_id, image.state,
+                       image.reason.empty() ? "" : ": " + image.reason);
   }
 }
 
@@ -185,11 +193,13 @@ class DeviceVerb final : public ServiceCommand {
  protected:
   Expected<Json> Call(const Session& s) override {
     const std::string base = fmt::format("/v1/tenants/{}/devices", tenant_.Of(s));
-    if (verb_ == "claim") return Request(s, "POST", base, {{"device_id", device_}});
-    if (verb_ == "list") return Request(s, "GET", base);
     const std::string one = base + "/" + device_;
-    if (verb_ == "show") return Request(s, "GET", one);
-    return Request(s, "POST", one + "/" + verb_);
+    if (verb_ == "claim") {
+      return Typed(Request(s, "POST", base, api::DeviceClaim{device_}), api::DeviceFrom);
+    }
+    if (verb_ == "list") return Typed(Request(s, "GET", base), api::DeviceFrom);
+    if (verb_ == "show") return Typed(Request(s, "GET", one), api::DeviceFrom);
+    return Typed(Request(s, "POST", one + "/" + verb_), api::DeviceFrom);
   }
 
  private:
@@ -198,27 +208,24 @@ class DeviceVerb final : public ServiceCommand {
   TenantOption tenant_;
 };
 
-void PrintAttestation(std::ostream& out, const Json& a) {
-  const std::string reasons = a.value("reasons", "");
-  out << "Device ID:       " << a.value("device_id", "") << "\n"
-      << "Verdict:         " << a.value("verdict", "")
-      << (reasons.empty() ? "" : " (" + reasons + ")") << "\n"
-      << "Attested:        " << UtcTime(a.value("at", Json(0))) << "\n"
-      << "Root of trust:   " << a.value("root_of_trust", "") << "\n"
-      << "OS release:      " << a.value("os_release", "") << "\n"
-      << "Boot PCRs:";
-  const Json boot_pcrs = a.value("boot_pcrs", Json::object());
-  out << (boot_pcrs.empty() ? " none proven" : "") << "\n";
-  for (const auto& [index, value] : boot_pcrs.items()) {
-    out << fmt::format("  {:<3} {}\n", index,
-                       value.is_string() ? value.get<std::string>() : value.dump());
+void PrintAttestation(std::ostream& out, const Json& doc) {
+  auto a = api::AttestationFrom(doc);
+  if (!a) {
+    out << a.error().message() << "\n";
+    return;
   }
+  out << "Device ID:       " << a->device_id << "\n"
+      << "Verdict:         " << a->verdict << (a->reasons.empty() ? "" : " (" + a->reasons + ")")
+      << "\n"
+      << "Attested:        " << UtcTime(a->at) << "\n"
+      << "Root of trust:   " << a->root_of_trust << "\n"
+      << "OS release:      " << a->os_release << "\n"
+      << "Boot PCRs:" << (a->boot_pcrs.empty() ? " none proven" : "") << "\n";
+  for (const auto& [index, value] : a->boot_pcrs) out << fmt::format("  {:<3} {}\n", index, value);
   out << "Attempts, newest first (unproven ones did not change the verdict):\n";
-  for (const auto& attempt : a.value("attempts", Json::array())) {
-    out << fmt::format("  {}  {:<9}  {:<8}  {}\n", UtcTime(attempt.value("at", Json(0))),
-                       attempt.value("verdict", ""),
-                       attempt.value("proven", false) ? "proven" : "unproven",
-                       attempt.value("reasons", ""));
+  for (const auto& attempt : a->attempts) {
+    out << fmt::format("  {}  {:<9}  {:<8}  {}\n", UtcTime(attempt.at), attempt.verdict,
+                       attempt.proven ? "proven" : "unproven", attempt.reasons);
   }
 }
 
@@ -232,8 +239,10 @@ class DeviceShowAttestation final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET",
-                   fmt::format("/v1/tenants/{}/devices/{}/attestation", tenant_.Of(s), device_));
+    return Typed(
+        Request(s, "GET",
+                fmt::format("/v1/tenants/{}/devices/{}/attestation", tenant_.Of(s), device_)),
+        api::AttestationFrom);
   }
 
  private:
@@ -253,8 +262,10 @@ class DeviceImagesTargeted final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(
-        s, "GET", fmt::format("/v1/tenants/{}/devices/{}/targeted-images", tenant_.Of(s), device_));
+    return Typed(
+        Request(s, "GET",
+                fmt::format("/v1/tenants/{}/devices/{}/targeted-images", tenant_.Of(s), device_)),
+        api::ImageFrom);
   }
 
  private:
@@ -274,7 +285,8 @@ class PolicyShow final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", fmt::format("/v1/tenants/{}/attestation-policy", tenant_.Of(s)));
+    return Typed(Request(s, "GET", fmt::format("/v1/tenants/{}/attestation-policy", tenant_.Of(s))),
+                 api::AttestationPolicyFrom);
   }
 
  private:
@@ -285,33 +297,31 @@ class PolicyUpdate final : public ServiceCommand {
  public:
   void AddOptions(CLI::App* verb) override {
     tenant_.AddTo(verb);
-    verb->add_option("--allow-software-root-of-trust", allow_software_,
+    verb->add_option("--allow-software-root-of-trust", change_.allow_software_root_of_trust,
                      "true or false (refused by default: no hardware protection)");
-    auto* pin = verb->add_option("--pin-boot-pcrs-from-device", pin_from_,
+    auto* pin = verb->add_option("--pin-boot-pcrs-from-device", change_.pin_boot_pcrs_from_device,
                                  "Device ID whose last proven boot PCRs to pin");
-    verb->add_flag("--clear-boot-pcrs", clear_pin_, "Remove the golden boot PCRs")->excludes(pin);
+    verb->add_flag("--clear-boot-pcrs", change_.clear_golden_boot_pcrs,
+                   "Remove the golden boot PCRs")
+        ->excludes(pin);
   }
   Output Format() const override { return {.columns = kPolicyColumns}; }
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    Json body = Json::object();
-    if (allow_software_) body["allow_software_root_of_trust"] = *allow_software_;
-    if (!pin_from_.empty()) body["pin_boot_pcrs_from_device"] = pin_from_;
-    if (clear_pin_) body["clear_golden_boot_pcrs"] = true;
-    if (body.empty()) {
+    if (!change_.allow_software_root_of_trust && !change_.pin_boot_pcrs_from_device &&
+        !change_.clear_golden_boot_pcrs) {
       return Fail(CoreErrc::kInvalidArgument,
                   "give --allow-software-root-of-trust, --pin-boot-pcrs-from-device or "
                   "--clear-boot-pcrs");
     }
-    return Request(s, "POST", fmt::format("/v1/tenants/{}/attestation-policy", tenant_.Of(s)),
-                   body);
+    return Typed(Request(s, "POST", fmt::format("/v1/tenants/{}/attestation-policy", tenant_.Of(s)),
+                         change_),
+                 api::AttestationPolicyFrom);
   }
 
  private:
-  std::optional<bool> allow_software_;
-  std::string pin_from_;
-  bool clear_pin_ = false;
+  api::AttestationPolicyChange change_;
   TenantOption tenant_;
 };
 
@@ -328,16 +338,15 @@ class OsReleaseAdd final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    Json map = Json::object();
+    api::OsReleaseRegistration registration{version_, feed_, {}};
     for (const auto& c : components_) {
       const auto eq = c.find('=');
       if (eq == std::string::npos) {
         return Fail(CoreErrc::kInvalidArgument, "--component \"" + c + "\" is not NAME=DIGEST");
       }
-      map[c.substr(0, eq)] = c.substr(eq + 1);
+      registration.components.emplace_back(c.substr(0, eq), c.substr(eq + 1));
     }
-    return Request(s, "POST", "/v1/os-releases",
-                   {{"version", version_}, {"feed", feed_}, {"components", map}});
+    return Typed(Request(s, "POST", "/v1/os-releases", registration), api::OsReleaseFrom);
   }
 
  private:
@@ -352,7 +361,9 @@ class OsReleaseList final : public ServiceCommand {
   }
 
  protected:
-  Expected<Json> Call(const Session& s) override { return Request(s, "GET", "/v1/os-releases"); }
+  Expected<Json> Call(const Session& s) override {
+    return Typed(Request(s, "GET", "/v1/os-releases"), api::OsReleaseFrom);
+  }
 };
 
 class OsReleasePublish final : public ServiceCommand {
@@ -368,8 +379,9 @@ class OsReleasePublish final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "POST", "/v1/os-releases/publish",
-                   wire::api::OsReleasePublication{image_, board_image_, feed_});
+    return Typed(Request(s, "POST", "/v1/os-releases/publish",
+                         api::OsReleasePublication{image_, board_image_, feed_}),
+                 api::OsReleaseFrom);
   }
 
  private:
@@ -383,7 +395,8 @@ class OsReleasePromote final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "POST", "/v1/os-releases/" + version_ + "/promote");
+    return Typed(Request(s, "POST", "/v1/os-releases/" + version_ + "/promote"),
+                 api::OsReleaseFrom);
   }
 
  private:
@@ -400,7 +413,9 @@ class OsReleaseRetire final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "POST", "/v1/os-releases/" + version_ + "/retire", {{"reason", reason_}});
+    return Typed(Request(s, "POST", "/v1/os-releases/" + version_ + "/retire",
+                         api::OsReleaseRetirement{reason_}),
+                 api::OsReleaseFrom);
   }
 
  private:
@@ -418,7 +433,8 @@ class CaList final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/ca-certificates");
+    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/ca-certificates"),
+                 api::CaCertificateFrom);
   }
 
  private:
@@ -467,7 +483,7 @@ class AuditList final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/audit");
+    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/audit"), api::AuditEntryFrom);
   }
 
  private:

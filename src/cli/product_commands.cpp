@@ -59,8 +59,9 @@ class ProductCreate final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "POST", Products(s, tenant_),
-                   wire::api::ProductFields{.name = name_, .description = description_});
+    return Typed(Request(s, "POST", Products(s, tenant_),
+                         wire::api::ProductFields{.name = name_, .description = description_}),
+                 wire::api::ProductFrom);
   }
 
  private:
@@ -80,10 +81,12 @@ class ProductVerb final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    if (verb_ == "list") return Request(s, "GET", Products(s, tenant_));
+    if (verb_ == "list")
+      return Typed(Request(s, "GET", Products(s, tenant_)), wire::api::ProductFrom);
     auto product = Product(s, tenant_, product_);
     if (!product) return std::unexpected(product.error());
-    return Request(s, verb_ == "delete" ? "DELETE" : "GET", *product);
+    if (verb_ == "delete") return Typed(Request(s, "DELETE", *product), wire::api::DeletionFrom);
+    return Typed(Request(s, "GET", *product), wire::api::ProductFrom);
   }
 
  private:
@@ -105,8 +108,9 @@ class ProductUpdate final : public ServiceCommand {
   Expected<Json> Call(const Session& s) override {
     auto product = Product(s, tenant_, product_);
     if (!product) return std::unexpected(product.error());
-    return Request(s, "PATCH", *product,
-                   wire::api::ProductFields{.name = name_, .description = description_});
+    return Typed(Request(s, "PATCH", *product,
+                         wire::api::ProductFields{.name = name_, .description = description_}),
+                 wire::api::ProductFrom);
   }
 
  private:
@@ -141,7 +145,8 @@ class GroupCreate final : public ServiceCommand {
   Expected<Json> Call(const Session& s) override {
     auto product = Product(s, tenant_, product_);
     if (!product) return std::unexpected(product.error());
-    return Request(s, "POST", *product + "/device-groups", fields_);
+    return Typed(Request(s, "POST", *product + "/device-groups", fields_),
+                 wire::api::DeviceGroupFrom);
   }
 
  private:
@@ -163,9 +168,10 @@ class GroupList final : public ServiceCommand {
     if (!product_.empty()) {
       auto product = Product(s, tenant_, product_);
       if (!product) return std::unexpected(product.error());
-      return Request(s, "GET", *product + "/device-groups");
+      return Typed(Request(s, "GET", *product + "/device-groups"), wire::api::DeviceGroupFrom);
     }
-    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/device-groups");
+    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/device-groups"),
+                 wire::api::DeviceGroupFrom);
   }
 
  private:
@@ -192,9 +198,9 @@ class GroupVerb final : public ServiceCommand {
     auto id = GroupId(s, tenant_, group_);
     if (!id) return std::unexpected(id.error());
     const std::string target = "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id;
-    if (verb_ == "show") return Request(s, "GET", target);
-    if (verb_ == "delete") return Request(s, "DELETE", target);
-    return Request(s, "PATCH", target, fields_);
+    if (verb_ == "show") return Typed(Request(s, "GET", target), wire::api::DeviceGroupFrom);
+    if (verb_ == "delete") return Typed(Request(s, "DELETE", target), wire::api::DeletionFrom);
+    return Typed(Request(s, "PATCH", target, fields_), wire::api::DeviceGroupFrom);
   }
 
  private:
@@ -216,9 +222,10 @@ class DeploymentCreate final : public ServiceCommand {
   Expected<Json> Call(const Session& s) override {
     auto id = GroupId(s, tenant_, group_);
     if (!id) return std::unexpected(id.error());
-    return Request(s, "POST",
-                   "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments",
-                   wire::api::DeploymentRequest{images_});
+    return Typed(Request(s, "POST",
+                         "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments",
+                         wire::api::DeploymentRequest{images_}),
+                 wire::api::DeploymentFrom);
   }
 
  private:
@@ -241,8 +248,9 @@ class DeploymentList final : public ServiceCommand {
   Expected<Json> Call(const Session& s) override {
     auto id = GroupId(s, tenant_, group_);
     if (!id) return std::unexpected(id.error());
-    return Request(s, "GET",
-                   "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments");
+    return Typed(Request(s, "GET",
+                         "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments"),
+                 wire::api::DeploymentFrom);
   }
 
  private:
@@ -278,7 +286,8 @@ class DeploymentShow final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/deployments/" + id_);
+    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/deployments/" + id_),
+                 wire::api::DeploymentFrom);
   }
 
  private:
@@ -299,9 +308,10 @@ class DeviceUpdate final : public ServiceCommand {
   Expected<Json> Call(const Session& s) override {
     auto id = GroupId(s, tenant_, group_);
     if (!id) return std::unexpected(id.error());
-    return Request(s, "POST",
-                   "/v1/tenants/" + tenant_.Of(s) + "/devices/" + device_ + "/device-group",
-                   wire::api::DeviceGroupAssignment{*id});
+    return Typed(
+        Request(s, "POST", "/v1/tenants/" + tenant_.Of(s) + "/devices/" + device_ + "/device-group",
+                wire::api::DeviceGroupAssignment{*id}),
+        wire::api::DeviceFrom);
   }
 
  private:

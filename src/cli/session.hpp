@@ -55,6 +55,27 @@ Expected<json::Json> Request(const Session& session, const std::string& method,
   return SendText(session, method, target, wire::api::Serialize(message));
 }
 
+// The answer read with `from` (wire::api::*From), one object or each item of a list, and given
+// back as the service's type writes it: a field the service left out or mistyped is an error
+// here, not a blank column.
+template <class From>
+Expected<json::Json> Typed(Expected<json::Json> answer, From from) {
+  if (!answer) return answer;
+  const auto read = [&](const json::Json& doc) -> Expected<json::Json> {
+    auto typed = from(doc);
+    if (!typed) return std::unexpected(typed.error());
+    return wire::api::ToJson(*typed);
+  };
+  if (!answer->is_array()) return read(*answer);
+  json::Json list = json::Json::array();
+  for (const auto& item : *answer) {
+    auto typed = read(item);
+    if (!typed) return typed;
+    list.push_back(std::move(*typed));
+  }
+  return list;
+}
+
 // A verb that calls the service with the saved login.
 class ServiceCommand : public Command {
  public:

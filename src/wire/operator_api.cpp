@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "wire/attestation.hpp"
 #include "wire/codec.hpp"
 
 namespace aspis::wire::api {
@@ -54,6 +55,19 @@ Expected<std::string> RequiredText(const Json& doc, std::string_view key, std::s
 
 bool IsDescription(std::string_view d) { return d.size() <= kMaxDescription; }
 
+// A lowercase hex SHA-256, as device IDs and digests are written.
+bool IsDigest(std::string_view d) {
+  return d.size() == 64 && d.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// The optional boolean field `key`.
+Expected<std::optional<bool>> OptionalFlag(const Json& doc, std::string_view key) {
+  const auto it = doc.find(key);
+  if (it == doc.end()) return std::optional<bool>();
+  if (!it->is_boolean()) return std::unexpected(Invalid(key, "must be true or false"));
+  return std::optional<bool>(it->get<bool>());
+}
+
 template <std::size_t N>
 bool OneOf(const std::array<std::string_view, N>& values, std::string_view v) {
   return std::find(values.begin(), values.end(), v) != values.end();
@@ -77,6 +91,122 @@ bool IsName(std::string_view n) {
   return !n.empty() && n.size() <= 50 && n.find('/') == std::string_view::npos &&
          std::none_of(n.begin(), n.end(),
                       [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+}
+
+std::string Serialize(const TenantRequest& r) { return Json{{"name", r.name}}.dump(); }
+
+Expected<TenantRequest> ParseTenantRequest(std::string_view text) {
+  auto doc = Object(text, {"name"});
+  if (!doc) return std::unexpected(doc.error());
+  auto name = RequiredText(*doc, "name", 100);
+  if (!name) return std::unexpected(name.error());
+  return TenantRequest{*name};
+}
+
+std::string Serialize(const TokenRequest& r) {
+  return Json{{"role", r.role}, {"description", r.description}}.dump();
+}
+
+Expected<TokenRequest> ParseTokenRequest(std::string_view text) {
+  auto doc = Object(text, {"role", "description"});
+  if (!doc) return std::unexpected(doc.error());
+  auto role = OptionalText(
+      *doc, "role", [](std::string_view r) { return OneOf(kRoles, r); },
+      "must be Administrator, Contributor or Reader");
+  if (!role || !*role) {
+    return std::unexpected(Invalid("role", "is required: Administrator, Contributor or Reader"));
+  }
+  auto description = OptionalText(*doc, "description", IsDescription, kDescriptionRule);
+  if (!description) return std::unexpected(description.error());
+  return TokenRequest{**role, description->value_or("")};
+}
+
+std::string Serialize(const DeviceClaim& c) { return Json{{"device_id", c.device_id}}.dump(); }
+
+Expected<DeviceClaim> ParseDeviceClaim(std::string_view text) {
+  auto doc = Object(text, {"device_id"});
+  if (!doc) return std::unexpected(doc.error());
+  auto id = OptionalText(*doc, "device_id", IsDigest, "must be 64 lowercase hex characters");
+  if (!id || !*id)
+    return std::unexpected(Invalid("device_id", "must be 64 lowercase hex characters"));
+  return DeviceClaim{**id};
+}
+
+std::string Serialize(const AttestationPolicyChange& c) {
+  Json doc = Json::object();
+  if (c.allow_software_root_of_trust) {
+    doc["allow_software_root_of_trust"] = *c.allow_software_root_of_trust;
+  }
+  Put(doc, "pin_boot_pcrs_from_device", c.pin_boot_pcrs_from_device);
+  if (c.clear_golden_boot_pcrs) doc["clear_golden_boot_pcrs"] = true;
+  return doc.dump();
+}
+
+Expected<AttestationPolicyChange> ParseAttestationPolicyChange(std::string_view text) {
+  auto doc = Object(text, {"allow_software_root_of_trust", "pin_boot_pcrs_from_device",
+                           "clear_golden_boot_pcrs"});
+  if (!doc) return std::unexpected(doc.error());
+  auto allow = OptionalFlag(*doc, "allow_software_root_of_trust");
+  if (!allow) return std::unexpected(allow.error());
+  auto pin = OptionalText(*doc, "pin_boot_pcrs_from_device", IsDigest,
+                          "must be a device ID: 64 lowercase hex characters");
+  if (!pin) return std::unexpected(pin.error());
+  auto clear = OptionalFlag(*doc, "clear_golden_boot_pcrs");
+  if (!clear) return std::unexpected(clear.error());
+  AttestationPolicyChange change{*allow, *pin, clear->value_or(false)};
+  if (change.pin_boot_pcrs_from_device && change.clear_golden_boot_pcrs) {
+    return std::unexpected(
+        Invalid("clear_golden_boot_pcrs", "cannot be asked with \"pin_boot_pcrs_from_device\""));
+  }
+  if (!change.allow_software_root_of_trust && !change.pin_boot_pcrs_from_device &&
+      !change.clear_golden_boot_pcrs) {
+    return std::unexpected(Error(WireErrc::kProtocol, "the request changes nothing"));
+  }
+  return change;
+}
+
+std::string Serialize(const OsReleaseRegistration& r) {
+  Json components = Json::object();
+  for (const auto& [component, digest] : r.components) components[component] = digest;
+  return Json{{"version", r.version}, {"feed", r.feed}, {"components", std::move(components)}}
+      .dump();
+}
+
+Expected<OsReleaseRegistration> ParseOsReleaseRegistration(std::string_view text) {
+  auto doc = Object(text, {"version", "feed", "components"});
+  if (!doc) return std::unexpected(doc.error());
+  auto version = RequiredText(*doc, "version", 100);
+  if (!version) return std::unexpected(version.error());
+  auto feed = RequiredText(*doc, "feed", 20);
+  if (!feed || !IsFeed(*feed)) return std::unexpected(Invalid("feed", kFeedRule));
+  const auto components = doc->find("components");
+  if (components == doc->end() || !components->is_object() ||
+      components->size() != kLaunchComponents.size()) {
+    return std::unexpected(Invalid("components",
+                                   "must map exactly the launch components (os, aspisd, board, "
+                                   "trust-bundle) to their digests"));
+  }
+  OsReleaseRegistration r{*version, *feed, {}};
+  for (const std::string_view component : kLaunchComponents) {
+    const auto digest = components->find(component);
+    if (digest == components->end() || !digest->is_string() ||
+        !IsDigest(digest->get<std::string>())) {
+      return std::unexpected(Invalid(
+          "components", "needs a lowercase hex SHA-256 for \"" + std::string(component) + "\""));
+    }
+    r.components.emplace_back(component, digest->get<std::string>());
+  }
+  return r;
+}
+
+std::string Serialize(const OsReleaseRetirement& r) { return Json{{"reason", r.reason}}.dump(); }
+
+Expected<OsReleaseRetirement> ParseOsReleaseRetirement(std::string_view text) {
+  auto doc = Object(text, {"reason"});
+  if (!doc) return std::unexpected(doc.error());
+  auto reason = RequiredText(*doc, "reason", 500);
+  if (!reason) return std::unexpected(reason.error());
+  return OsReleaseRetirement{*reason};
 }
 
 std::string Serialize(const ProductFields& f) {
@@ -198,6 +328,13 @@ class Reader {
     Note(key);
     return kEmpty;
   }
+  const Json& Object(std::string_view key) {
+    static const Json kEmpty = Json::object();
+    const auto it = doc_.is_object() ? doc_.find(key) : doc_.end();
+    if (it != doc_.end() && it->is_object()) return *it;
+    Note(key);
+    return kEmpty;
+  }
   std::vector<std::string> Texts(std::string_view key) {
     std::vector<std::string> out;
     for (const auto& item : List(key)) {
@@ -240,7 +377,247 @@ class Reader {
   std::optional<Error> error_;
 };
 
+Json PcrsJson(const BootPcrs& pcrs) {
+  Json out = Json::object();
+  for (const auto& [index, value] : pcrs) out[index] = value;
+  return out;
+}
+
+// The boot PCRs under `key`: an object of hex strings.
+BootPcrs PcrsFrom(const Json& doc, std::string_view key, std::optional<Error>& error) {
+  BootPcrs out;
+  const auto it = doc.is_object() ? doc.find(key) : doc.end();
+  if (it == doc.end() || !it->is_object()) {
+    error = Error(WireErrc::kProtocol, "the answer lacks \"" + std::string(key) + "\" of its type");
+    return out;
+  }
+  for (const auto& [index, value] : it->items()) {
+    if (!value.is_string()) {
+      error = Error(WireErrc::kProtocol, "a boot PCR value is not text");
+      return out;
+    }
+    out.emplace_back(index, value.get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace
+
+Json ToJson(const PublisherKeySet& k) {
+  Json doc = {{"tenant", k.tenant},
+              {"version", k.version},
+              {"expires", k.expires},
+              {"root_fingerprint", k.root_fingerprint},
+              {"publisher_keys", k.publisher_keys},
+              {"publisher_threshold", k.publisher_threshold}};
+  if (!k.envelope.is_null()) doc["envelope"] = k.envelope;
+  return doc;
+}
+
+Expected<PublisherKeySet> PublisherKeySetFrom(const Json& doc) {
+  Reader r(doc, "publisher key set");
+  PublisherKeySet k{r.Text("tenant"),
+                    r.Number("version"),
+                    r.Number("expires"),
+                    r.Text("root_fingerprint"),
+                    r.Texts("publisher_keys"),
+                    r.Number("publisher_threshold"),
+                    nullptr};
+  if (doc.is_object() && doc.contains("envelope")) k.envelope = r.Object("envelope");
+  return r.Result(std::move(k));
+}
+
+Json ToJson(const Upload& u) { return {{"id", u.id}, {"received", u.received}}; }
+
+Expected<Upload> UploadFrom(const Json& doc) {
+  Reader r(doc, "upload");
+  Upload u{r.Text("id"), r.Number("received")};
+  return r.Result(std::move(u));
+}
+
+Json ToJson(const Deletion& d) { return {{"id", d.id}, {"deleted", true}}; }
+
+Expected<Deletion> DeletionFrom(const Json& doc) {
+  Reader r(doc, "deletion");
+  Deletion d{r.Text("id")};
+  if (!r.Flag("deleted")) return std::unexpected(Error(WireErrc::kProtocol, "nothing was deleted"));
+  return r.Result(std::move(d));
+}
+
+Json ToJson(const Tenant& t) {
+  return {{"id", t.id}, {"name", t.name}, {"created_at", t.created_at}};
+}
+
+Expected<Tenant> TenantFrom(const Json& doc) {
+  Reader r(doc, "tenant");
+  Tenant t{r.Text("id"), r.Text("name"), r.Number("created_at")};
+  return r.Result(std::move(t));
+}
+
+Json ToJson(const Token& t) {
+  Json doc = {{"id", t.id},
+              {"role", t.role},
+              {"description", t.description},
+              {"created_at", t.created_at},
+              {"revoked", t.revoked}};
+  if (!t.secret.empty()) doc["token"] = t.secret;
+  return doc;
+}
+
+Expected<Token> TokenFrom(const Json& doc) {
+  Reader r(doc, "token");
+  Token t{r.Text("id"),           r.Text("role"),    r.Text("description"),
+          r.Number("created_at"), r.Flag("revoked"), {}};
+  if (doc.is_object() && doc.contains("token")) t.secret = r.Text("token");
+  return r.Result(std::move(t));
+}
+
+Json ToJson(const Device& d) {
+  Json doc = {{"id", d.id},
+              {"tenant_id", d.tenant_id},
+              {"claimed_at", d.claimed_at},
+              {"revoked", d.revoked},
+              {"attestation",
+               {{"verdict", d.verdict},
+                {"reasons", d.reasons},
+                {"at", d.attested_at},
+                {"certificate_expiry", d.certificate_expiry}}},
+              {"last_check_in", d.last_check_in},
+              {"os_version", d.os_version},
+              {"runtime_version", d.runtime_version},
+              {"root_of_trust", d.root_of_trust},
+              {"os_release", d.os_release},
+              {"device_group_id", d.device_group_id},
+              {"board", d.board}};
+  if (d.publisher_root) {
+    doc["publisher_root"] = {{"pinned", d.publisher_root->pinned},
+                             {"tenant", d.publisher_root->tenant},
+                             {"status", d.publisher_root->status}};
+    Json images = Json::array();
+    for (const auto& i : d.images) {
+      images.push_back({{"image_id", i.image_id},
+                        {"state", i.state},
+                        {"reason", i.reason},
+                        {"updated_at", i.updated_at}});
+    }
+    doc["images"] = std::move(images);
+  }
+  return doc;
+}
+
+Expected<Device> DeviceFrom(const Json& doc) {
+  Reader r(doc, "device");
+  Device d;
+  d.id = r.Text("id");
+  d.tenant_id = r.Text("tenant_id");
+  d.claimed_at = r.Number("claimed_at");
+  d.revoked = r.Flag("revoked");
+  d.last_check_in = r.Number("last_check_in");
+  d.os_version = r.Text("os_version");
+  d.runtime_version = r.Text("runtime_version");
+  d.root_of_trust = r.Text("root_of_trust");
+  d.os_release = r.Text("os_release");
+  d.device_group_id = r.Text("device_group_id");
+  d.board = r.Text("board");
+  Reader a(r.Object("attestation"), "device attestation");
+  d.verdict = a.Text("verdict");
+  d.reasons = a.Text("reasons");
+  d.attested_at = a.Number("at");
+  d.certificate_expiry = a.Number("certificate_expiry");
+  if (auto bad = a.Result(0); !bad) return std::unexpected(bad.error());
+  if (doc.is_object() && doc.contains("publisher_root")) {
+    Reader p(r.Object("publisher_root"), "publisher root");
+    d.publisher_root = PublisherPin{p.Text("pinned"), p.Text("tenant"), p.Text("status")};
+    if (auto bad = p.Result(0); !bad) return std::unexpected(bad.error());
+    for (const auto& item : r.List("images")) {
+      Reader i(item, "device image");
+      d.images.push_back(
+          {i.Text("image_id"), i.Text("state"), i.Text("reason"), i.Number("updated_at")});
+      if (auto bad = i.Result(0); !bad) return std::unexpected(bad.error());
+    }
+  }
+  return r.Result(std::move(d));
+}
+
+Json ToJson(const Attestation& a) {
+  Json attempts = Json::array();
+  for (const auto& t : a.attempts) {
+    attempts.push_back(
+        {{"at", t.at}, {"verdict", t.verdict}, {"reasons", t.reasons}, {"proven", t.proven}});
+  }
+  return {{"device_id", a.device_id},
+          {"verdict", a.verdict},
+          {"reasons", a.reasons},
+          {"at", a.at},
+          {"root_of_trust", a.root_of_trust},
+          {"os_release", a.os_release},
+          {"boot_pcrs", PcrsJson(a.boot_pcrs)},
+          {"attempts", std::move(attempts)}};
+}
+
+Expected<Attestation> AttestationFrom(const Json& doc) {
+  Reader r(doc, "attestation");
+  std::optional<Error> error;
+  Attestation a{r.Text("device_id"),
+                r.Text("verdict"),
+                r.Text("reasons"),
+                r.Number("at"),
+                r.Text("root_of_trust"),
+                r.Text("os_release"),
+                PcrsFrom(doc, "boot_pcrs", error),
+                {}};
+  if (error) return std::unexpected(*error);
+  for (const auto& item : r.List("attempts")) {
+    Reader t(item, "attestation attempt");
+    a.attempts.push_back({t.Number("at"), t.Text("verdict"), t.Text("reasons"), t.Flag("proven")});
+    if (auto bad = t.Result(0); !bad) return std::unexpected(bad.error());
+  }
+  return r.Result(std::move(a));
+}
+
+Json ToJson(const AttestationPolicy& p) {
+  return {{"allow_software_root_of_trust", p.allow_software_root_of_trust},
+          {"golden_boot_pcrs", PcrsJson(p.golden_boot_pcrs)}};
+}
+
+Expected<AttestationPolicy> AttestationPolicyFrom(const Json& doc) {
+  Reader r(doc, "attestation policy");
+  std::optional<Error> error;
+  AttestationPolicy p{r.Flag("allow_software_root_of_trust"),
+                      PcrsFrom(doc, "golden_boot_pcrs", error)};
+  if (error) return std::unexpected(*error);
+  return r.Result(std::move(p));
+}
+
+Json ToJson(const CaCertificate& c) {
+  return {{"index", c.index},         {"thumbprint", c.thumbprint},
+          {"subject", c.subject},     {"not_before", c.not_before},
+          {"not_after", c.not_after}, {"activates_at", c.activates_at},
+          {"state", c.state}};
+}
+
+Expected<CaCertificate> CaCertificateFrom(const Json& doc) {
+  Reader r(doc, "CA certificate");
+  CaCertificate c{r.Number("index"),      r.Text("thumbprint"),  r.Text("subject"),
+                  r.Number("not_before"), r.Number("not_after"), r.Number("activates_at"),
+                  r.Text("state")};
+  return r.Result(std::move(c));
+}
+
+Json ToJson(const AuditEntry& e) {
+  return {{"sequence", e.sequence},
+          {"actor", e.actor},
+          {"action", e.action},
+          {"target", e.target},
+          {"at", e.at}};
+}
+
+Expected<AuditEntry> AuditEntryFrom(const Json& doc) {
+  Reader r(doc, "audit entry");
+  AuditEntry e{r.Number("sequence"), r.Text("actor"), r.Text("action"), r.Text("target"),
+               r.Number("at")};
+  return r.Result(std::move(e));
+}
 
 Json ToJson(const Product& p) {
   return {

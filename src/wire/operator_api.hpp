@@ -11,11 +11,10 @@
 #include "core/error.hpp"
 #include "core/json.hpp"
 
-// The operator API for products, device groups, deployments, images and OS releases, as types with
-// their codecs: the CLI builds the requests and the service parses them; the service builds the
-// answers and the CLI reads them, so each field's name and rule is written once. Request parsers
-// refuse unknown fields, wrong types and values outside the rules (WireErrc::kProtocol, naming the
-// field); answer readers refuse wrong types. None throws.
+// The operator API as types with their codecs: the CLI builds the requests and the service parses
+// them; the service builds the answers and the CLI reads them, so each field's name and rule is
+// written once. Request parsers refuse unknown fields, wrong types and values outside the rules
+// (WireErrc::kProtocol, naming the field); answer readers refuse wrong types. None throws.
 namespace aspis::wire::api {
 
 inline constexpr std::array<std::string_view, 2> kOsFeeds = {"retail", "retail-eval"};
@@ -58,6 +57,57 @@ struct OsReleasePublication {
   std::string feed;  // one of kOsFeeds
 };
 
+// A new tenant: a name of 1 to 100 characters.
+struct TenantRequest {
+  std::string name;
+};
+
+// A new API token for a tenant. `role`: one of kRoles; `description`: at most 200 characters.
+inline constexpr std::array<std::string_view, 3> kRoles = {"Administrator", "Contributor",
+                                                           "Reader"};
+struct TokenRequest {
+  std::string role;
+  std::string description;
+};
+
+// Claims a device: its ID, 64 lowercase hex characters.
+struct DeviceClaim {
+  std::string device_id;
+};
+
+// Changes a tenant's attestation policy; a field left out keeps its value. The golden boot PCRs
+// are either pinned from a device or cleared, not both.
+struct AttestationPolicyChange {
+  std::optional<bool> allow_software_root_of_trust;
+  std::optional<std::string> pin_boot_pcrs_from_device;  // a device ID
+  bool clear_golden_boot_pcrs = false;
+};
+
+// An OS release registered from digests: version (1 to 100 characters), feed (one of kOsFeeds)
+// and a lowercase hex SHA-256 for each launch component (wire::kLaunchComponents), no other.
+struct OsReleaseRegistration {
+  std::string version;
+  std::string feed;
+  std::vector<std::pair<std::string, std::string>> components;
+};
+
+// Why an OS release is retired: 1 to 500 characters, shown to operators.
+struct OsReleaseRetirement {
+  std::string reason;
+};
+
+std::string Serialize(const TenantRequest& request);
+Expected<TenantRequest> ParseTenantRequest(std::string_view json);
+std::string Serialize(const TokenRequest& request);
+Expected<TokenRequest> ParseTokenRequest(std::string_view json);
+std::string Serialize(const DeviceClaim& claim);
+Expected<DeviceClaim> ParseDeviceClaim(std::string_view json);
+std::string Serialize(const AttestationPolicyChange& change);
+Expected<AttestationPolicyChange> ParseAttestationPolicyChange(std::string_view json);
+std::string Serialize(const OsReleaseRegistration& registration);
+Expected<OsReleaseRegistration> ParseOsReleaseRegistration(std::string_view json);
+std::string Serialize(const OsReleaseRetirement& retirement);
+Expected<OsReleaseRetirement> ParseOsReleaseRetirement(std::string_view json);
 std::string Serialize(const ProductFields& fields);
 Expected<ProductFields> ParseProductFields(std::string_view json);
 std::string Serialize(const DeviceGroupFields& fields);
@@ -132,6 +182,145 @@ struct OsRelease {
   std::vector<std::pair<std::string, std::string>> components;  // (component, hex digest)
 };
 
+struct Tenant {
+  std::string id;
+  std::string name;
+  std::int64_t created_at = 0;
+};
+
+struct Token {
+  std::string id;
+  std::string role;
+  std::string description;
+  std::int64_t created_at = 0;
+  bool revoked = false;
+  std::string secret;  // the bearer token, in the answer that creates it only
+};
+
+// The publisher root a device pinned beside the tenant's, and what that means.
+struct PublisherPin {
+  std::string pinned;
+  std::string tenant;
+  std::string status;
+};
+
+// Where one of a device's targets stands, as the device last reported.
+struct DeviceImageState {
+  std::string image_id;
+  std::string state;  // downloading, downloaded, failed
+  std::string reason;
+  std::int64_t updated_at = 0;
+};
+
+struct Device {
+  std::string id;
+  std::string tenant_id;
+  std::int64_t claimed_at = 0;
+  bool revoked = false;
+  std::string verdict;  // of the last attestation
+  std::string reasons;
+  std::int64_t attested_at = 0;
+  std::int64_t certificate_expiry = 0;
+  std::int64_t last_check_in = 0;
+  std::string os_version;
+  std::string runtime_version;
+  std::string root_of_trust;  // as operators read it: "tpm (EK issuer: ...)", ...
+  std::string os_release;
+  std::string device_group_id;
+  std::string board;
+  // In `device show` only.
+  std::optional<PublisherPin> publisher_root;
+  std::vector<DeviceImageState> images;
+};
+
+struct AttestationAttempt {
+  std::int64_t at = 0;
+  std::string verdict;
+  std::string reasons;
+  bool proven = false;  // whether it proved possession of the identity key
+};
+
+// Boot PCR values by index, as hex.
+using BootPcrs = std::vector<std::pair<std::string, std::string>>;
+
+struct Attestation {
+  std::string device_id;
+  std::string verdict;
+  std::string reasons;
+  std::int64_t at = 0;
+  std::string root_of_trust;
+  std::string os_release;
+  BootPcrs boot_pcrs;
+  std::vector<AttestationAttempt> attempts;  // newest first
+};
+
+struct AttestationPolicy {
+  bool allow_software_root_of_trust = false;
+  BootPcrs golden_boot_pcrs;  // empty: none pinned
+};
+
+// A generation of the tenant CA.
+struct CaCertificate {
+  std::int64_t index = 0;
+  std::string thumbprint;
+  std::string subject;
+  std::int64_t not_before = 0;
+  std::int64_t not_after = 0;
+  std::int64_t activates_at = 0;
+  std::string state;  // Active, Inactive, Expired
+};
+
+struct AuditEntry {
+  std::int64_t sequence = 0;
+  std::string actor;
+  std::string action;
+  std::string target;
+  std::int64_t at = 0;
+};
+
+// A tenant's publisher key set, as the service verified it.
+struct PublisherKeySet {
+  std::string tenant;
+  std::int64_t version = 0;
+  std::int64_t expires = 0;  // Unix seconds
+  std::string root_fingerprint;
+  std::vector<std::string> publisher_keys;  // fingerprints
+  std::int64_t publisher_threshold = 0;
+  json::Json envelope;  // the signed set (DSSE), in `publisher-key-set show` only; else null
+};
+
+// An image upload in progress: how many bytes the service holds.
+struct Upload {
+  std::string id;
+  std::int64_t received = 0;
+};
+
+json::Json ToJson(const PublisherKeySet& set);
+Expected<PublisherKeySet> PublisherKeySetFrom(const json::Json& doc);
+json::Json ToJson(const Upload& upload);
+Expected<Upload> UploadFrom(const json::Json& doc);
+
+// What a DELETE removed.
+struct Deletion {
+  std::string id;
+};
+
+json::Json ToJson(const Deletion& deletion);
+Expected<Deletion> DeletionFrom(const json::Json& doc);
+json::Json ToJson(const Tenant& tenant);
+json::Json ToJson(const Token& token);
+json::Json ToJson(const Device& device);
+json::Json ToJson(const Attestation& attestation);
+json::Json ToJson(const AttestationPolicy& policy);
+json::Json ToJson(const CaCertificate& ca);
+json::Json ToJson(const AuditEntry& entry);
+Expected<Tenant> TenantFrom(const json::Json& doc);
+Expected<Token> TokenFrom(const json::Json& doc);
+Expected<Device> DeviceFrom(const json::Json& doc);
+Expected<Attestation> AttestationFrom(const json::Json& doc);
+Expected<AttestationPolicy> AttestationPolicyFrom(const json::Json& doc);
+Expected<CaCertificate> CaCertificateFrom(const json::Json& doc);
+Expected<AuditEntry> AuditEntryFrom(const json::Json& doc);
 json::Json ToJson(const Product& product);
 json::Json ToJson(const DeviceGroup& group);
 json::Json ToJson(const Deployment& deployment);

@@ -40,12 +40,16 @@ constexpr std::chrono::seconds kCrlLifetime = 24h;
 constexpr std::chrono::seconds kCrlReuse = 1h;
 
 Json PolicyJson(const store::AttestationPolicy& p) {
-  return {{"allow_software_root_of_trust", p.allow_software_root_of_trust},
-          {"golden_boot_pcrs", BootPcrsJson(p.golden_boot_pcrs)}};
+  return wire::api::ToJson(
+      wire::api::AttestationPolicy{p.allow_software_root_of_trust, BootPcrsOf(p.golden_boot_pcrs)});
 }
 
 Json TenantJson(const store::Tenant& t) {
-  return {{"id", t.id}, {"name", t.name}, {"created_at", t.created_at}};
+  return wire::api::ToJson(wire::api::Tenant{t.id, t.name, t.created_at});
+}
+
+wire::api::Token TokenAnswer(const store::ApiToken& t) {
+  return {t.id, std::string(store::RoleName(t.role)), t.description, t.created_at, t.revoked, {}};
 }
 
 // The {index} of a CA generation route.
@@ -64,17 +68,18 @@ Json ReleaseJson(const store::OsRelease& r) {
 }
 
 Json CaJson(const ca::Generation& g) {
-  return {{"index", g.number},
-          {"thumbprint", g.thumbprint},
-          {"subject", g.certificate.SubjectCommonName()},
-          {"not_before", UnixSeconds(g.certificate.NotBefore())},
-          {"not_after", UnixSeconds(g.certificate.NotAfter())},
-          {"activates_at", g.activates_at},
-          {"state", ca::StateName(g.state)}};
+  return wire::api::ToJson(wire::api::CaCertificate{
+      g.number, g.thumbprint, g.certificate.SubjectCommonName(),
+      UnixSeconds(g.certificate.NotBefore()), UnixSeconds(g.certificate.NotAfter()), g.activates_at,
+      std::string(ca::StateName(g.state))});
 }
 
-bool IsDeviceId(std::string_view id) {
-  return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+// Each item of `items` as `to_json` gives it, in a JSON array.
+template <class T, class ToJson>
+std::string ListJson(const std::vector<T>& items, ToJson to_json) {
+  Json list = Json::array();
+  for (const auto& item : items) list.push_back(to_json(item));
+  return list.dump();
 }
 
 class Api {
@@ -97,15 +102,11 @@ class Api {
     if (!who.platform()) {
       return Response::Problem(403, "Forbidden", "only a platform administrator creates tenants");
     }
-    auto body = Body(request);
-    if (!body) return Response::Problem(400, "Bad request", body.error().message());
-    auto name = json::GetString(*body, "name");
-    if (!name || name->empty() || name->size() > 100) {
-      return Response::Problem(400, "Bad request", "\"name\" must be 1 to 100 characters");
-    }
+    auto asked = wire::api::ParseTenantRequest(request.body);
+    if (!asked) return Response::Problem(400, "Bad request", asked.error().message());
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
-    const store::Tenant tenant{*id, *name, UnixSeconds(c_.clock.Now())};
+    const store::Tenant tenant{*id, asked->name, UnixSeconds(c_.clock.Now())};
     auto keys = cas_.MakeFirst(tenant);
     if (!keys) return FromError(keys.error());
     auto created = Audited(who, tenant.id, "tenant.create", tenant.id, [&]() -> Expected<void> {
@@ -174,89 +175,54 @@ class Api {
   }
 
   Response ListTenants(const Principal& who) const {
-    Json list = Json::array();
     if (who.platform()) {
       auto tenants = c_.store.ListTenants();
       if (!tenants) return FromError(tenants.error());
-      for (const auto& t : *tenants) list.push_back(TenantJson(t));
-    } else {
-      auto tenant = c_.store.GetTenant(who.tenant);
-      if (!tenant) return FromError(tenant.error());
-      list.push_back(TenantJson(*tenant));
+      return Response::Json(200, ListJson(*tenants, TenantJson));
     }
-    return Response::Json(200, list.dump());
+    auto tenant = c_.store.GetTenant(who.tenant);
+    if (!tenant) return FromError(tenant.error());
+    return Response::Json(200, Json::array({TenantJson(*tenant)}).dump());
   }
 
   Response CreateToken(const Request& request, const Principal& who,
                        std::string_view tenant) const {
-    auto body = Body(request);
-    if (!body) return Response::Problem(400, "Bad request", body.error().message());
-    auto role_name = json::GetString(*body, "role");
-    auto role = role_name ? store::ParseRole(*role_name)
-                          : Expected<Role>(std::unexpected(role_name.error()));
+    auto asked = wire::api::ParseTokenRequest(request.body);
+    auto role =
+        asked ? store::ParseRole(asked->role) : Expected<Role>(std::unexpected(asked.error()));
     if (!role) return Response::Problem(400, "Bad request", role.error().message());
-    const auto description_field = body->find("description");
-    if (description_field != body->end() && !description_field->is_string()) {
-      return Response::Problem(400, "Bad request", "\"description\" must be a string");
-    }
-    const std::string description =
-        description_field == body->end() ? "" : description_field->get<std::string>();
+    const std::string& description = asked->description;
     if (auto missing = c_.store.GetTenant(tenant); !missing) return FromError(missing.error());
-    std::string secret;
-    std::string id;
-    auto created = Audited(who, tenant, "token.create", id, [&]() -> Expected<void> {
-      auto made = api::CreateToken(c_.store, c_.clock, tenant, *role, description, &id);
-      if (!made) return std::unexpected(made.error());
-      secret = *made;
+    wire::api::Token made{{}, asked->role, description, UnixSeconds(c_.clock.Now()), false, {}};
+    auto created = Audited(who, tenant, "token.create", made.id, [&]() -> Expected<void> {
+      auto secret = api::CreateToken(c_.store, c_.clock, tenant, *role, description, &made.id);
+      if (!secret) return std::unexpected(secret.error());
+      made.secret = *secret;
       return {};
     });
     if (!created) return FromError(created.error());
-    return Response::Json(201, Json{{"id", id},
-                                    {"role", store::RoleName(*role)},
-                                    {"description", description},
-                                    {"token", secret}}
-                                   .dump());
+    return Response::Json(201, wire::api::ToJson(made).dump());
   }
 
   Response AddOsRelease(const Request& request, const Principal& who) const {
     if (!who.platform()) {
       return Response::Problem(403, "Forbidden", "only a platform administrator adds OS releases");
     }
-    auto body = Body(request);
-    if (!body) return Response::Problem(400, "Bad request", body.error().message());
-    auto version = json::GetString(*body, "version");
-    auto feed = json::GetString(*body, "feed");
-    auto components = json::GetObject(*body, "components");
-    if (!version || version->empty() || version->size() > 100 || !feed ||
-        (*feed != "retail" && *feed != "retail-eval") || !components) {
-      return Response::Problem(400, "Bad request",
-                               "an OS release needs \"version\" (1 to 100 characters), \"feed\" "
-                               "(retail or retail-eval) and \"components\" (component: hex "
-                               "SHA-256)");
-    }
-    store::OsRelease release{*version, *feed, UnixSeconds(c_.clock.Now()), {}, {}, 0};
     // A release is a whole launch: a digest for each launch component and nothing else.
-    for (const std::string_view component : wire::kLaunchComponents) {
-      const auto digest = (*components)->find(std::string(component));
-      if (digest == (*components)->end() || !digest->is_string() ||
-          !IsDeviceId(digest->get<std::string>())) {
-        return Response::Problem(
-            400, "Bad request",
-            "component \"" + std::string(component) + "\" needs a lowercase hex SHA-256 digest");
-      }
-      release.components.emplace_back(component, digest->get<std::string>());
+    auto registration = wire::api::ParseOsReleaseRegistration(request.body);
+    if (!registration) {
+      return Response::Problem(400, "Bad request", registration.error().message());
     }
-    if ((*components)->size() != wire::kLaunchComponents.size()) {
-      return Response::Problem(400, "Bad request",
-                               "an OS release lists exactly the launch components: os, aspisd, "
-                               "board and trust-bundle");
-    }
+    store::OsRelease release{registration->version,
+                             registration->feed,
+                             UnixSeconds(c_.clock.Now()),
+                             std::move(registration->components)};
     if (auto ok = Audited(who, "", "os-release.add", release.version,
                           [&] { return c_.store.AddOsRelease(release); });
         !ok) {
       return FromError(ok.error());
     }
-    return Response::Json(201, Json{{"version", release.version}, {"feed", release.feed}}.dump());
+    return Response::Json(201, ReleaseJson(release).dump());
   }
 
   // An OS release from packages: the OS image's signed measurements and the board image's, so the
@@ -308,7 +274,7 @@ class Api {
         !ok) {
       return FromError(ok.error());
     }
-    return Response::Json(200, Json{{"version", version}, {"feed", "retail"}}.dump());
+    return ShowOsRelease(version);
   }
 
   Response RetireOsRelease(const Request& request, const Principal& who) const {
@@ -316,22 +282,27 @@ class Api {
       return Response::Problem(403, "Forbidden",
                                "only a platform administrator retires OS releases");
     }
-    auto body = Body(request);
-    auto reason = body ? json::GetString(*body, "reason")
-                       : Expected<std::string>(std::unexpected(body.error()));
-    if (!reason || reason->empty() || reason->size() > 500) {
-      return Response::Problem(400, "Bad request", "\"reason\" must be 1 to 500 characters");
-    }
+    auto retirement = wire::api::ParseOsReleaseRetirement(request.body);
+    if (!retirement) return Response::Problem(400, "Bad request", retirement.error().message());
     const std::string version(request.Param("version"));
     if (auto ok = Audited(who, "", "os-release.retire", version,
                           [&] {
-                            return c_.store.RetireOsRelease(version, *reason,
+                            return c_.store.RetireOsRelease(version, retirement->reason,
                                                             UnixSeconds(c_.clock.Now()));
                           });
         !ok) {
       return FromError(ok.error());
     }
-    return Response::Json(200, Json{{"version", version}, {"retired_reason", *reason}}.dump());
+    return ShowOsRelease(version);
+  }
+
+  Response ShowOsRelease(std::string_view version) const {
+    auto releases = c_.store.ListOsReleases();
+    if (!releases) return FromError(releases.error());
+    const auto it = std::find_if(releases->begin(), releases->end(),
+                                 [&](const store::OsRelease& r) { return r.version == version; });
+    if (it == releases->end()) return Response::Problem(404, "Not found", "no such OS release");
+    return Response::Json(200, ReleaseJson(*it).dump());
   }
 
   // A platform image of `kind` and its signed manifest. Errors: kNotFound, kInvalidArgument.
@@ -367,18 +338,12 @@ class Api {
     } else if (device->publisher_root != tenant_root) {
       pin = "DIFFERS from the tenant's: the device trusts another publisher root";
     }
-    Json shown = DeviceJson(*device);
-    shown["publisher_root"] = {
-        {"pinned", device->publisher_root}, {"tenant", tenant_root}, {"status", pin}};
-    Json list = Json::array();
+    auto shown = DeviceAnswer(*device);
+    shown.publisher_root = wire::api::PublisherPin{device->publisher_root, tenant_root, pin};
     for (const auto& i : *images) {
-      list.push_back({{"image_id", i.image_id},
-                      {"state", i.state},
-                      {"reason", i.reason},
-                      {"updated_at", i.updated_at}});
+      shown.images.push_back({i.image_id, i.state, i.reason, i.updated_at});
     }
-    shown["images"] = std::move(list);
-    return Response::Json(200, shown.dump());
+    return Response::Json(200, wire::api::ToJson(shown).dump());
   }
 
   Response ShowAttestation(std::string_view tenant, std::string_view device_id) const {
@@ -386,20 +351,17 @@ class Api {
     if (!device) return FromError(device.error());
     auto attempts = c_.store.ListAttestationAttempts(tenant, device_id);
     if (!attempts) return FromError(attempts.error());
-    Json list = Json::array();
-    for (const auto& a : *attempts) {
-      list.push_back(
-          {{"at", a.at}, {"verdict", a.verdict}, {"reasons", a.reasons}, {"proven", a.proven}});
-    }
-    return Response::Json(200, Json{{"device_id", device->id},
-                                    {"verdict", device->verdict},
-                                    {"reasons", device->reasons},
-                                    {"at", device->last_attested},
-                                    {"root_of_trust", RootOfTrustName(*device)},
-                                    {"os_release", device->os_release},
-                                    {"boot_pcrs", BootPcrsJson(device->boot_pcrs)},
-                                    {"attempts", std::move(list)}}
-                                   .dump());
+    wire::api::Attestation shown{device->id,
+                                 device->verdict,
+                                 device->reasons,
+                                 device->last_attested,
+                                 RootOfTrustName(*device),
+                                 device->os_release,
+                                 BootPcrsOf(device->boot_pcrs),
+                                 {}};
+    for (const auto& a : *attempts)
+      shown.attempts.push_back({a.at, a.verdict, a.reasons, a.proven});
+    return Response::Json(200, wire::api::ToJson(shown).dump());
   }
 
   Response ShowAttestationPolicy(std::string_view tenant) const {
@@ -413,22 +375,16 @@ class Api {
   // at its last attestation, or cleared.
   Response UpdateAttestationPolicy(const Request& request, const Principal& who,
                                    std::string_view tenant) const {
-    auto body = Body(request);
-    if (!body) return Response::Problem(400, "Bad request", body.error().message());
+    auto change = wire::api::ParseAttestationPolicyChange(request.body);
+    if (!change) return Response::Problem(400, "Bad request", change.error().message());
     auto policy = c_.store.GetAttestationPolicy(tenant);
     if (!policy) return FromError(policy.error());
     std::string target = "policy";
-    if (const auto allow = body->find("allow_software_root_of_trust"); allow != body->end()) {
-      if (!allow->is_boolean()) {
-        return Response::Problem(400, "Bad request",
-                                 "\"allow_software_root_of_trust\" must be true or false");
-      }
-      policy->allow_software_root_of_trust = allow->get<bool>();
+    if (change->allow_software_root_of_trust) {
+      policy->allow_software_root_of_trust = *change->allow_software_root_of_trust;
     }
-    if (body->contains("pin_boot_pcrs_from_device")) {
-      auto device_id = json::GetString(*body, "pin_boot_pcrs_from_device");
-      if (!device_id) return Response::Problem(400, "Bad request", device_id.error().message());
-      auto device = c_.store.GetDevice(tenant, *device_id);
+    if (change->pin_boot_pcrs_from_device) {
+      auto device = c_.store.GetDevice(tenant, *change->pin_boot_pcrs_from_device);
       if (!device) return FromError(device.error());
       if (device->boot_pcrs.empty() || device->ek_fingerprint.empty() ||
           device->verdict != "trusted" || device->revoked) {
@@ -438,8 +394,7 @@ class Api {
       }
       policy->golden_boot_pcrs = device->boot_pcrs;
       target = device->id;
-    } else if (const auto clear = body->find("clear_golden_boot_pcrs");
-               clear != body->end() && clear->is_boolean() && clear->get<bool>()) {
+    } else if (change->clear_golden_boot_pcrs) {
       policy->golden_boot_pcrs.clear();
     }
     auto updated = Audited(who, tenant, "attestation-policy.update", target,
@@ -510,9 +465,7 @@ void AddRoutes(http::Router& router, const Context& context) {
     }
     auto releases = c.store.ListOsReleases();
     if (!releases) return FromError(releases.error());
-    Json list = Json::array();
-    for (const auto& r : *releases) list.push_back(ReleaseJson(r));
-    return Response::Json(200, list.dump());
+    return Response::Json(200, ListJson(*releases, ReleaseJson));
   }));
   router.Add("POST", "/v1/os-releases/publish",
              api->Authed([api](const Request& r, const Principal& who) {
@@ -544,56 +497,52 @@ void AddRoutes(http::Router& router, const Context& context) {
                               return api->CreateToken(r, who, t);
                             }));
   router.Add("GET", "/v1/tenants/{tenant}/tokens",
-             api->ForTenant(Role::kAdministrator,
-                            [&c](const Request&, const Principal&, std::string_view tenant) {
-                              auto tokens = c.store.ListTokens(tenant);
-                              if (!tokens) return FromError(tokens.error());
-                              Json list = Json::array();
-                              for (const auto& t : *tokens) {
-                                list.push_back({{"id", t.id},
-                                                {"role", store::RoleName(t.role)},
-                                                {"description", t.description},
-                                                {"created_at", t.created_at},
-                                                {"revoked", t.revoked}});
-                              }
-                              return Response::Json(200, list.dump());
-                            }));
-  router.Add("DELETE", "/v1/tenants/{tenant}/tokens/{token}",
-             api->ForTenant(Role::kAdministrator, [api](const Request& r, const Principal& who,
-                                                        std::string_view tenant) {
-               const std::string token(r.Param("token"));
-               auto revoked = api->Audited(who, tenant, "token.revoke", token, [&] {
-                 return api->c_.store.RevokeToken(tenant, token);
-               });
-               return revoked ? Response::Json(200, Json{{"id", token}, {"revoked", true}}.dump())
-                              : FromError(revoked.error());
+             api->ForTenant(Role::kAdministrator, [&c](const Request&, const Principal&,
+                                                       std::string_view tenant) {
+               auto tokens = c.store.ListTokens(tenant);
+               if (!tokens) return FromError(tokens.error());
+               return Response::Json(200, ListJson(*tokens, [](const store::ApiToken& t) {
+                                       return wire::api::ToJson(TokenAnswer(t));
+                                     }));
              }));
-  router.Add("POST", "/v1/tenants/{tenant}/devices",
-             api->ForTenant(Role::kContributor, [api](const Request& r, const Principal& who,
-                                                      std::string_view tenant) {
-               auto body = Body(r);
-               auto id = body ? json::GetString(*body, "device_id")
-                              : Expected<std::string>(std::unexpected(body.error()));
-               if (!id || !IsDeviceId(*id)) {
-                 return Response::Problem(400, "Bad request",
-                                          "\"device_id\" must be 64 lowercase hex characters");
-               }
-               const auto at = UnixSeconds(api->c_.clock.Now());
-               auto claimed = api->Audited(who, tenant, "device.claim", *id, [&] {
-                 return api->c_.store.ClaimDevice(tenant, *id, at);
-               });
-               if (!claimed) return FromError(claimed.error());
-               return Response::Json(201, DeviceJson({*id, std::string(tenant), at, false}).dump());
-             }));
+  router.Add(
+      "DELETE", "/v1/tenants/{tenant}/tokens/{token}",
+      api->ForTenant(Role::kAdministrator, [api](const Request& r, const Principal& who,
+                                                 std::string_view tenant) {
+        const std::string token(r.Param("token"));
+        auto revoked = api->Audited(who, tenant, "token.revoke", token,
+                                    [&] { return api->c_.store.RevokeToken(tenant, token); });
+        if (!revoked) return FromError(revoked.error());
+        auto tokens = api->c_.store.ListTokens(tenant);
+        if (!tokens) return FromError(tokens.error());
+        const auto it = std::find_if(tokens->begin(), tokens->end(),
+                                     [&](const store::ApiToken& t) { return t.id == token; });
+        if (it == tokens->end()) return Response::Problem(404, "Not found", "no such token");
+        return Response::Json(200, wire::api::ToJson(TokenAnswer(*it)).dump());
+      }));
+  router.Add(
+      "POST", "/v1/tenants/{tenant}/devices",
+      api->ForTenant(Role::kContributor, [api](const Request& r, const Principal& who,
+                                               std::string_view tenant) {
+        auto claim = wire::api::ParseDeviceClaim(r.body);
+        if (!claim) return Response::Problem(400, "Bad request", claim.error().message());
+        const std::string& id = claim->device_id;
+        const auto at = UnixSeconds(api->c_.clock.Now());
+        auto claimed = api->Audited(who, tenant, "device.claim", id,
+                                    [&] { return api->c_.store.ClaimDevice(tenant, id, at); });
+        if (!claimed) return FromError(claimed.error());
+        return Response::Json(
+            201, wire::api::ToJson(DeviceAnswer({id, std::string(tenant), at, false})).dump());
+      }));
   router.Add("GET", "/v1/tenants/{tenant}/devices",
-             api->ForTenant(Role::kReader,
-                            [&c](const Request&, const Principal&, std::string_view tenant) {
-                              auto devices = c.store.ListDevices(tenant);
-                              if (!devices) return FromError(devices.error());
-                              Json list = Json::array();
-                              for (const auto& d : *devices) list.push_back(DeviceJson(d));
-                              return Response::Json(200, list.dump());
-                            }));
+             api->ForTenant(
+                 Role::kReader, [&c](const Request&, const Principal&, std::string_view tenant) {
+                   auto devices = c.store.ListDevices(tenant);
+                   if (!devices) return FromError(devices.error());
+                   return Response::Json(200, ListJson(*devices, [](const store::Device& d) {
+                                           return wire::api::ToJson(DeviceAnswer(d));
+                                         }));
+                 }));
   router.Add("GET", "/v1/tenants/{tenant}/devices/{device}",
              api->ForTenant(Role::kReader,
                             [api](const Request& r, const Principal&, std::string_view tenant) {
@@ -607,9 +556,7 @@ void AddRoutes(http::Router& router, const Context& context) {
                               if (!device) return FromError(device.error());
                               auto targets = deploy::TargetsFor(c.store, *device);
                               if (!targets) return FromError(targets.error());
-                              Json list = Json::array();
-                              for (const auto& i : targets->images) list.push_back(ImageJson(i));
-                              return Response::Json(200, list.dump());
+                              return Response::Json(200, ListJson(targets->images, ImageJson));
                             }));
   router.Add("GET", "/v1/tenants/{tenant}/devices/{device}/attestation",
              api->ForTenant(Role::kReader,
@@ -640,7 +587,8 @@ void AddRoutes(http::Router& router, const Context& context) {
               });
           if (!changed) return FromError(changed.error());
           auto d = api->c_.store.GetDevice(tenant, device);
-          return d ? Response::Json(200, DeviceJson(*d).dump()) : FromError(d.error());
+          return d ? Response::Json(200, wire::api::ToJson(DeviceAnswer(*d)).dump())
+                   : FromError(d.error());
         }));
   }
   router.Add("GET", "/v1/tenants/{tenant}/ca-certificates",
@@ -648,9 +596,7 @@ void AddRoutes(http::Router& router, const Context& context) {
                             [api](const Request&, const Principal&, std::string_view tenant) {
                               auto generations = api->cas_.List(tenant);
                               if (!generations) return FromError(generations.error());
-                              Json list = Json::array();
-                              for (const auto& g : *generations) list.push_back(CaJson(g));
-                              return Response::Json(200, list.dump());
+                              return Response::Json(200, ListJson(*generations, CaJson));
                             }));
   // The chain (tenant CA, then the platform root) of the active CA, or of generation {index}.
   router.Add("GET", "/v1/tenants/{tenant}/ca-certificate",
@@ -680,20 +626,15 @@ void AddRoutes(http::Router& router, const Context& context) {
                    return api->Crl(tenant, index);
                  }));
   router.Add("GET", "/v1/tenants/{tenant}/audit",
-             api->ForTenant(Role::kAdministrator,
-                            [&c](const Request&, const Principal&, std::string_view tenant) {
-                              auto entries = c.store.ListAudit(tenant, kAuditPage);
-                              if (!entries) return FromError(entries.error());
-                              Json list = Json::array();
-                              for (const auto& e : *entries) {
-                                list.push_back({{"sequence", e.sequence},
-                                                {"actor", e.actor},
-                                                {"action", e.action},
-                                                {"target", e.target},
-                                                {"at", e.at}});
-                              }
-                              return Response::Json(200, list.dump());
-                            }));
+             api->ForTenant(Role::kAdministrator, [&c](const Request&, const Principal&,
+                                                       std::string_view tenant) {
+               auto entries = c.store.ListAudit(tenant, kAuditPage);
+               if (!entries) return FromError(entries.error());
+               return Response::Json(200, ListJson(*entries, [](const store::AuditEntry& e) {
+                                       return wire::api::ToJson(wire::api::AuditEntry{
+                                           e.sequence, e.actor, e.action, e.target, e.at});
+                                     }));
+             }));
 }
 
 }  // namespace aspis::service::api

@@ -34,12 +34,13 @@ constexpr std::int64_t kMaxOpenUploads = 16;
 // The largest package an upload may grow to: the largest payload and envelope, and the header.
 constexpr std::uint64_t kMaxPackage = package::kMaxPayloadSize + (std::uint64_t{4} << 20) + 12;
 
-Json KeySetJson(const package::PublisherKeySet& set) {
-  Json publishers = Json::array();
-  for (const auto& key : set.publishers.keys) publishers.push_back(key.Fingerprint());
-  return {{"tenant", set.tenant},         {"version", set.version},
-          {"expires", set.expires},       {"root_fingerprint", set.RootFingerprint()},
-          {"publisher_keys", publishers}, {"publisher_threshold", set.publishers.threshold}};
+wire::api::PublisherKeySet KeySetAnswer(const package::PublisherKeySet& set) {
+  wire::api::PublisherKeySet shown{set.tenant,  static_cast<std::int64_t>(set.version),
+                                   set.expires, set.RootFingerprint(),
+                                   {},          static_cast<std::int64_t>(set.publishers.threshold),
+                                   nullptr};
+  for (const auto& key : set.publishers.keys) shown.publisher_keys.push_back(key.Fingerprint());
+  return shown;
 }
 
 std::optional<std::uint64_t> ParseNumber(std::string_view text) {
@@ -100,7 +101,7 @@ class Catalog {
                              record, *current ? static_cast<std::int64_t>((*current)->version) : 0);
                        });
     if (!put) return FromError(put.error());
-    return Response::Json(200, KeySetJson(*set).dump());
+    return Response::Json(200, wire::api::ToJson(KeySetAnswer(*set)).dump());
   }
 
   Response GetKeySet(std::string_view tenant) const {
@@ -115,9 +116,9 @@ class Catalog {
     auto set = envelope ? package::ParseKeySet(AsString(envelope->payload))
                         : Expected<package::PublisherKeySet>(std::unexpected(envelope.error()));
     if (!set) return FromError(set.error());
-    Json doc = KeySetJson(*set);
-    doc["envelope"] = *json::Parse((*stored)->envelope);
-    return Response::Json(200, doc.dump());
+    auto shown = KeySetAnswer(*set);
+    shown.envelope = *json::Parse((*stored)->envelope);
+    return Response::Json(200, wire::api::ToJson(shown).dump());
   }
 
   // --- uploads ---
@@ -141,7 +142,7 @@ class Catalog {
       return c_.store.AddUpload({*id, std::string(tenant), 0, UnixSeconds(c_.clock.Now())});
     });
     if (!added) return FromError(added.error());
-    return Response::Json(201, Json{{"id", *id}, {"received", 0}}.dump());
+    return Response::Json(201, wire::api::ToJson(wire::api::Upload{*id, 0}).dump());
   }
 
   Response AddPart(const Request& request, std::string_view tenant) const {
@@ -173,7 +174,7 @@ class Catalog {
     if (auto moved = c_.store.AdvanceUpload(upload->id, upload->received, to); !moved) {
       return FromError(moved.error());
     }
-    return Response::Json(200, Json{{"id", upload->id}, {"received", to}}.dump());
+    return Response::Json(200, wire::api::ToJson(wire::api::Upload{upload->id, to}).dump());
   }
 
   Response Complete(const Request& request, const Principal& who, std::string_view tenant) const {

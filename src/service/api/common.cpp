@@ -56,12 +56,6 @@ std::optional<Response> Authorize(const Principal& who, std::string_view tenant,
   return std::nullopt;
 }
 
-Expected<Json> Body(const Request& request) {
-  auto doc = json::Parse(request.body, 16);
-  if (!doc || !doc->is_object()) return Fail(CoreErrc::kParse, "the body must be a JSON object");
-  return doc;
-}
-
 http::Handler Authed(store::Store& store, PlainHandler handler) {
   return [&store, handler = std::move(handler)](const Request& request) {
     auto who = Authenticate(request, store);
@@ -99,12 +93,11 @@ Response FromError(const Error& error) {
                            "the service could not complete the request; it has been logged");
 }
 
-// The boot PCRs as "index: value" pairs, from their stored form.
-Json BootPcrsJson(std::string_view stored) {
-  Json out = Json::object();
+wire::api::BootPcrs BootPcrsOf(std::string_view stored) {
+  wire::api::BootPcrs out;
   for (std::size_t i = 0; i < rot::kBootPcrs.size() && !stored.empty(); ++i) {
     const std::size_t comma = stored.find(',');
-    out[std::to_string(rot::kBootPcrs[i])] = std::string(stored.substr(0, comma));
+    out.emplace_back(std::to_string(rot::kBootPcrs[i]), std::string(stored.substr(0, comma)));
     stored = comma == std::string_view::npos ? std::string_view() : stored.substr(comma + 1);
   }
   return out;
@@ -116,23 +109,24 @@ std::string RootOfTrustName(const store::Device& d) {
   return "unknown (not attested yet)";
 }
 
-Json DeviceJson(const store::Device& d) {
-  return {{"id", d.id},
-          {"tenant_id", d.tenant_id},
-          {"claimed_at", d.claimed_at},
-          {"revoked", d.revoked},
-          {"attestation",
-           {{"verdict", d.verdict},
-            {"reasons", d.reasons},
-            {"at", d.last_attested},
-            {"certificate_expiry", d.certificate_expiry}}},
-          {"last_check_in", d.last_check_in},
-          {"os_version", d.os_version},
-          {"runtime_version", d.runtime_version},
-          {"root_of_trust", RootOfTrustName(d)},
-          {"os_release", d.os_release},
-          {"device_group_id", d.device_group_id},
-          {"board", d.board}};
+wire::api::Device DeviceAnswer(const store::Device& d) {
+  return {.id = d.id,
+          .tenant_id = d.tenant_id,
+          .claimed_at = d.claimed_at,
+          .revoked = d.revoked,
+          .verdict = d.verdict,
+          .reasons = d.reasons,
+          .attested_at = d.last_attested,
+          .certificate_expiry = d.certificate_expiry,
+          .last_check_in = d.last_check_in,
+          .os_version = d.os_version,
+          .runtime_version = d.runtime_version,
+          .root_of_trust = RootOfTrustName(d),
+          .os_release = d.os_release,
+          .device_group_id = d.device_group_id,
+          .board = d.board,
+          .publisher_root = std::nullopt,
+          .images = {}};
 }
 
 }  // namespace aspis::service::api

@@ -11,6 +11,7 @@
 #include "service/http/message.hpp"
 #include "service/http/router.hpp"
 #include "service/store/store.hpp"
+#include "wire/operator_api.hpp"
 
 // What the routes share: who calls (bearer tokens and roles), how errors and devices look in
 // responses, and audited changes.
@@ -33,8 +34,6 @@ Expected<Principal> Authenticate(const http::Request& request, store::Store& sto
 // Reader; platform administrators may do anything); nullopt when allowed.
 std::optional<http::Response> Authorize(const Principal& who, std::string_view tenant,
                                         store::Role needed);
-// The request body as a JSON object (nesting bounded). Errors: kParse.
-Expected<json::Json> Body(const http::Request& request);
 
 using PlainHandler = std::function<http::Response(const http::Request&, const Principal&)>;
 using TenantHandler =
@@ -52,11 +51,11 @@ Expected<void> Audited(store::Store& store, const Clock& clock, const Principal&
 // A store error as the HTTP answer: 404, 409, or a logged 500 that says nothing of the cause.
 http::Response FromError(const Error& error);
 
-// A device as the API shows it.
-json::Json DeviceJson(const store::Device& device);
+// A device as the API shows it (without what `device show` adds).
+wire::api::Device DeviceAnswer(const store::Device& device);
 // "tpm (EK issuer: ...)", "software (no hardware protection)" or "unknown (not attested yet)".
 std::string RootOfTrustName(const store::Device& device);
-// Stored boot PCR values (store::Device::boot_pcrs) as {"<index>": "<hex>"}.
-json::Json BootPcrsJson(std::string_view stored);
+// Stored boot PCR values (store::Device::boot_pcrs) by index.
+wire::api::BootPcrs BootPcrsOf(std::string_view stored);
 
 }  // namespace aspis::service::api

@@ -225,7 +225,7 @@ class DeviceRoutes {
   Response Status(const Request& request) const {
     auto device = AuthenticateDevice(request);
     if (!device) return Refused(device.error());
-    return Response::Json(200, DeviceJson(*device).dump());
+    return Response::Json(200, wire::api::ToJson(DeviceAnswer(*device)).dump());
   }
 
  private:

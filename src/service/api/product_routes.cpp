@@ -114,7 +114,7 @@ class Products {
     if (!product) return FromError(product.error());
     auto deleted = Audited(c_.store, c_.clock, who, tenant, "product.delete", product->id,
                            [&] { return c_.store.DeleteProduct(tenant, product->id); });
-    return deleted ? Response::Json(200, Json{{"id", product->id}, {"deleted", true}}.dump())
+    return deleted ? Response::Json(200, wire::api::ToJson(wire::api::Deletion{product->id}).dump())
                    : FromError(deleted.error());
   }
 
@@ -180,7 +180,7 @@ class Products {
     const std::string id(request.Param("group"));
     auto deleted = Audited(c_.store, c_.clock, who, tenant, "device-group.delete", id,
                            [&] { return c_.store.DeleteDeviceGroup(tenant, id); });
-    return deleted ? Response::Json(200, Json{{"id", id}, {"deleted", true}}.dump())
+    return deleted ? Response::Json(200, wire::api::ToJson(wire::api::Deletion{id}).dump())
                    : FromError(deleted.error());
   }
 
@@ -193,7 +193,8 @@ class Products {
                          [&] { return c_.store.SetDeviceGroup(tenant, device, group); });
     if (!moved) return FromError(moved.error());
     auto shown = c_.store.GetDevice(tenant, device);
-    return shown ? Response::Json(200, DeviceJson(*shown).dump()) : FromError(shown.error());
+    return shown ? Response::Json(200, wire::api::ToJson(DeviceAnswer(*shown)).dump())
+                 : FromError(shown.error());
   }
 
   Response Deploy(const Request& request, const Principal& who, std::string_view tenant) const {

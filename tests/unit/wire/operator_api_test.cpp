@@ -76,5 +76,134 @@ TEST(OperatorApi, AnswersRoundTripAndAWrongTypeIsRefused) {
   EXPECT_FALSE(ProductFrom(json::Json::array()));
 }
 
+const std::string kDigest(64, 'a');
+
+OsReleaseRegistration Registration() {
+  OsReleaseRegistration r{"25.01", "retail", {}};
+  for (const auto component : {"os", "aspisd", "board", "trust-bundle"}) {
+    r.components.emplace_back(component, kDigest);
+  }
+  return r;
+}
+
+TEST(OperatorApi, TenantTokenDeviceAndPolicyRequestsRoundTrip) {
+  EXPECT_EQ(ParseTenantRequest(Serialize(TenantRequest{"Contoso"}))->name, "Contoso");
+  auto token = ParseTokenRequest(Serialize(TokenRequest{"Reader", "dashboards"}));
+  ASSERT_TRUE(token) << token.error().message();
+  EXPECT_EQ(token->role, "Reader");
+  EXPECT_EQ(token->description, "dashboards");
+  EXPECT_EQ(ParseTokenRequest(R"({"role": "Contributor"})")->description, "");
+  EXPECT_EQ(ParseDeviceClaim(Serialize(DeviceClaim{kDigest}))->device_id, kDigest);
+  auto policy =
+      ParseAttestationPolicyChange(Serialize(AttestationPolicyChange{false, kDigest, false}));
+  ASSERT_TRUE(policy) << policy.error().message();
+  EXPECT_EQ(policy->allow_software_root_of_trust, false);
+  EXPECT_EQ(policy->pin_boot_pcrs_from_device, kDigest);
+  EXPECT_TRUE(ParseAttestationPolicyChange(Serialize(AttestationPolicyChange{{}, {}, true}))
+                  ->clear_golden_boot_pcrs);
+  auto release = ParseOsReleaseRegistration(Serialize(Registration()));
+  ASSERT_TRUE(release) << release.error().message();
+  EXPECT_EQ(release->components, Registration().components);
+  EXPECT_EQ(ParseOsReleaseRetirement(Serialize(OsReleaseRetirement{"CVE-2026-1"}))->reason,
+            "CVE-2026-1");
+}
+
+template <class T>
+void RefusedNaming(const Expected<T>& parsed, std::string_view field) {
+  ASSERT_FALSE(parsed) << "accepted";
+  EXPECT_NE(parsed.error().message().find(field), std::string::npos) << parsed.error().message();
+}
+
+TEST(OperatorApi, TenantTokenDeviceAndPolicyRequestsOutsideTheRulesAreRefused) {
+  RefusedNaming(ParseTenantRequest(R"({"name": ""})"), "\"name\"");
+  RefusedNaming(ParseTenantRequest(R"({"name": ")" + std::string(101, 'x') + "\"}"), "\"name\"");
+  RefusedNaming(ParseTenantRequest(R"({"name": "a", "id": "mine"})"), "\"id\"");
+  RefusedNaming(ParseTokenRequest(R"({"role": "Owner"})"), "\"role\"");
+  RefusedNaming(ParseTokenRequest(R"({"description": "no role"})"), "\"role\"");
+  RefusedNaming(ParseTokenRequest(R"({"role": "Reader", "description": 7})"), "\"description\"");
+  RefusedNaming(ParseTokenRequest(R"({"role": "Reader", "tenant": "another"})"), "\"tenant\"");
+  RefusedNaming(ParseDeviceClaim(R"({"device_id": ")" + std::string(64, 'A') + "\"}"),
+                "\"device_id\"");
+  RefusedNaming(ParseDeviceClaim(R"({"device_id": ")" + std::string(63, 'a') + "\"}"),
+                "\"device_id\"");
+  RefusedNaming(ParseDeviceClaim("{}"), "\"device_id\"");
+  RefusedNaming(ParseAttestationPolicyChange(R"({"allow_software_root_of_trust": "yes"})"),
+                "\"allow_software_root_of_trust\"");
+  RefusedNaming(ParseAttestationPolicyChange(R"({"pin_boot_pcrs_from_device": "../x"})"),
+                "\"pin_boot_pcrs_from_device\"");
+  RefusedNaming(ParseAttestationPolicyChange(Serialize(AttestationPolicyChange{{}, kDigest, true})),
+                "\"clear_golden_boot_pcrs\"");
+  RefusedNaming(ParseAttestationPolicyChange("{}"), "changes nothing");
+  RefusedNaming(ParseOsReleaseRetirement(R"({"reason": ""})"), "\"reason\"");
+}
+
+TEST(OperatorApi, AnOsReleaseRegistrationListsExactlyTheLaunchComponents) {
+  auto missing = Registration();
+  missing.components.pop_back();
+  RefusedNaming(ParseOsReleaseRegistration(Serialize(missing)), "\"components\"");
+  auto extra = Registration();
+  extra.components.emplace_back("kernel", kDigest);
+  RefusedNaming(ParseOsReleaseRegistration(Serialize(extra)), "\"components\"");
+  auto renamed = Registration();
+  renamed.components.back().first = "kernel";
+  RefusedNaming(ParseOsReleaseRegistration(Serialize(renamed)), "\"trust-bundle\"");
+  auto upper = Registration();
+  upper.components[0].second = std::string(64, 'A');
+  RefusedNaming(ParseOsReleaseRegistration(Serialize(upper)), "\"os\"");
+  auto feed = Registration();
+  feed.feed = "beta";
+  RefusedNaming(ParseOsReleaseRegistration(Serialize(feed)), "\"feed\"");
+}
+
+TEST(OperatorApi, TenantTokenDeviceAttestationCaAndAuditAnswersRoundTrip) {
+  EXPECT_EQ(TenantFrom(ToJson(Tenant{"t", "Contoso", 1}))->name, "Contoso");
+  const Token token{"id", "Reader", "d", 2, true, "aspis_secret"};
+  EXPECT_EQ(TokenFrom(ToJson(token))->secret, "aspis_secret");
+  EXPECT_FALSE(ToJson(Token{"id", "Reader", "d", 2, false, {}}).contains("token"))
+      << "a listed token carries no secret";
+  Device device{.id = "dev", .verdict = "trusted", .attested_at = 3, .board = "mt3620-sim"};
+  EXPECT_FALSE(ToJson(device).contains("publisher_root"));
+  device.publisher_root = PublisherPin{"aa", "bb", "DIFFERS"};
+  device.images = {{"img", "failed", "no space", 4}};
+  auto read = DeviceFrom(ToJson(device));
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->verdict, "trusted");
+  EXPECT_EQ(read->attested_at, 3);
+  EXPECT_EQ(read->publisher_root->status, "DIFFERS");
+  EXPECT_EQ(read->images[0].reason, "no space");
+  const Attestation a{"dev",
+                      "untrusted",
+                      "why",
+                      5,
+                      "tpm",
+                      "25.01",
+                      {{"0", "ab"}, {"7", "cd"}},
+                      {{6, "trusted", "", true}}};
+  auto attested = AttestationFrom(ToJson(a));
+  ASSERT_TRUE(attested) << attested.error().message();
+  EXPECT_EQ(attested->boot_pcrs, a.boot_pcrs);
+  EXPECT_TRUE(attested->attempts[0].proven);
+  EXPECT_EQ(AttestationPolicyFrom(ToJson(AttestationPolicy{true, {{"0", "ab"}}}))->golden_boot_pcrs,
+            (BootPcrs{{"0", "ab"}}));
+  EXPECT_EQ(CaCertificateFrom(ToJson(CaCertificate{2, "th", "s", 1, 9, 3, "Active"}))->not_after,
+            9);
+  EXPECT_EQ(AuditEntryFrom(ToJson(AuditEntry{7, "tok", "device.claim", "dev", 8}))->sequence, 7);
+  EXPECT_EQ(DeletionFrom(ToJson(Deletion{"p"}))->id, "p");
+  EXPECT_EQ(UploadFrom(ToJson(Upload{"u", 10}))->received, 10);
+}
+
+TEST(OperatorApi, AnAnswerWithAFieldOfTheWrongShapeIsRefused) {
+  json::Json device = ToJson(Device{.id = "dev"});
+  device["attestation"]["certificate_expiry"] = "tomorrow";
+  RefusedNaming(DeviceFrom(device), "\"certificate_expiry\"");
+  json::Json attestation = ToJson(Attestation{});
+  attestation["boot_pcrs"] = json::Json{{"0", 5}};
+  EXPECT_FALSE(AttestationFrom(attestation));
+  json::Json token = ToJson(Token{"id", "Reader", "", 1, false, {}});
+  token.erase("revoked");
+  RefusedNaming(TokenFrom(token), "\"revoked\"");
+  EXPECT_FALSE(DeletionFrom(json::Json{{"id", "p"}, {"deleted", false}}));
+}
+
 }  // namespace
 }  // namespace aspis::wire::api
