@@ -1,10 +1,13 @@
 #include <gtest/gtest.h>
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "core/bytes.hpp"
 #include "core/clock.hpp"
@@ -59,6 +62,54 @@ TEST(FakeClock, MovesOnlyWhenTold) {
   EXPECT_EQ(clock.Now(), Clock::TimePoint(std::chrono::seconds(1000)));
   clock.Advance(std::chrono::hours(24));
   EXPECT_EQ(clock.Now(), Clock::TimePoint(std::chrono::seconds(1000 + 86400)));
+}
+
+TEST(SimulatedClock, AWaiterSleepsUntilTheClockReachesItsDeadline) {
+  SimulatedClock clock(Clock::TimePoint(std::chrono::seconds(1000)));
+  Waiter waiter(clock);
+  const auto deadline = clock.Now() + std::chrono::seconds(10);
+  std::atomic<bool> woke = false;
+  std::thread sleeper([&] {
+    std::unique_lock lock(waiter.mutex());
+    EXPECT_FALSE(waiter.WaitUntil(lock, deadline, [] { return false; }));
+    EXPECT_GE(clock.Now(), deadline);
+    woke = true;
+  });
+  // The sleeper's deadline is known to the clock once it waits.
+  while (clock.NextDeadline() != deadline) std::this_thread::yield();
+  clock.Advance(std::chrono::seconds(9));
+  EXPECT_FALSE(woke) << "woke before its deadline";
+  EXPECT_EQ(clock.NextDeadline(), deadline);
+  clock.Advance(std::chrono::seconds(1));
+  sleeper.join();
+  EXPECT_TRUE(woke);
+  EXPECT_FALSE(clock.NextDeadline());
+}
+
+TEST(SimulatedClock, AWaiterWakesForNewsBeforeItsDeadline) {
+  SimulatedClock clock(Clock::TimePoint(std::chrono::seconds(1000)));
+  Waiter waiter(clock);
+  bool news = false;
+  std::thread sleeper([&] {
+    std::unique_lock lock(waiter.mutex());
+    EXPECT_TRUE(waiter.WaitUntil(lock, clock.Now() + std::chrono::hours(1), [&] { return news; }));
+  });
+  while (!clock.NextDeadline()) std::this_thread::yield();
+  {
+    const std::lock_guard lock(waiter.mutex());
+    news = true;
+  }
+  waiter.NotifyAll();
+  sleeper.join();
+  EXPECT_EQ(clock.Now(), Clock::TimePoint(std::chrono::seconds(1000)));
+}
+
+TEST(SystemClock, WaitsUntilARealDeadline) {
+  Waiter waiter(SystemClock::Instance());
+  std::unique_lock lock(waiter.mutex());
+  const auto deadline = SystemClock::Instance().Now() + std::chrono::milliseconds(20);
+  EXPECT_FALSE(waiter.WaitUntil(lock, deadline, [] { return false; }));
+  EXPECT_GE(SystemClock::Instance().Now(), deadline);
 }
 
 TEST(Json, ParsesAndReadsTypedFields) {

@@ -1,0 +1,124 @@
+// The simulator's slot writer: a slot receives exactly the tree its signed OS package measures
+// as, or keeps what it held.
+#include "device/update/slot_writer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/file.hpp"
+#include "crypto/encoding.hpp"
+#include "device/update/errors.hpp"
+#include "package/archive.hpp"
+#include "package/errors.hpp"
+#include "package/measure.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::device::update {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kBoard[] = "mt3620-sim";
+
+void WriteText(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+}
+
+class DirectorySlots : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    os_keys_.Add(os_key_.Public());
+    const fs::path rootfs = dir_ / "rootfs";
+    WriteText(rootfs / "usr/sbin/aspisd", "aspisd 1.1");
+    WriteText(rootfs / "etc/aspis/trust-bundle.pem", "roots");
+    WriteText(rootfs / "usr/bin/sh", "shell");
+    fs::create_directory_symlink("usr/bin", rootfs / "bin");
+    WriteText(dir_ / "slots/b/old-file", "the old OS");
+  }
+
+  // An OS package of the rootfs; `change` may alter its manifest before it is signed by `key`.
+  fs::path Pack(const crypto::PrivateKey& key,
+                const std::function<void(package::Manifest&)>& change = {}) {
+    const fs::path payload = dir_ / "payload.tar.zst";
+    fs::remove(payload);
+    auto packed = package::PackDirectory(dir_ / "rootfs", payload, {.symlinks = true});
+    EXPECT_TRUE(packed) << packed.error().message();
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.component_id = *crypto::RandomUuid();
+    m.name = "Aspis OS";
+    m.kind = package::Kind::kOs;
+    m.version = "1.1";
+    m.security_version = 2;
+    m.payload.compression = package::Compression::kZstd;
+    m.payload.unpacked_size = packed->unpacked_size;
+    m.target_boards = {kBoard};
+    m.measurements = *package::MeasureOsTree(dir_ / "rootfs");
+    if (change) change(m);
+    const fs::path path = dir_ / (m.image_id + ".aspkg");
+    auto written = package::Write(m, payload, std::span(&key, 1), path);
+    EXPECT_TRUE(written) << written.error().message();
+    return path;
+  }
+
+  DirectorySlotWriter Writer() {
+    return DirectorySlotWriter(
+        [this](Slot slot) { return dir_ / "slots" / (slot == Slot::kA ? "a" : "b"); },
+        {.os = &os_keys_}, kBoard);
+  }
+
+  // Expects the write refused with `code` and slot B as it was.
+  void ExpectRefused(const fs::path& package, std::error_code code, std::string_view reason) {
+    auto refused = Writer().Write(Slot::kB, package);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), code) << refused.error().message();
+    EXPECT_NE(refused.error().message().find(reason), std::string::npos)
+        << refused.error().message();
+    EXPECT_TRUE(fs::exists(dir_ / "slots/b/old-file")) << "the slot lost what it held";
+    EXPECT_FALSE(fs::exists(dir_ / "slots/.b.new"));
+    EXPECT_FALSE(fs::exists(dir_ / "slots/.b.payload"));
+  }
+
+  testing::TempDir dir_;
+  crypto::PrivateKey os_key_ = *crypto::PrivateKey::GenerateP256();
+  crypto::dsse::TrustedKeys os_keys_;
+};
+
+TEST_F(DirectorySlots, ASlotReceivesExactlyTheTreeItsPackageMeasuresAs) {
+  auto written = Writer().Write(Slot::kB, Pack(os_key_));
+  ASSERT_TRUE(written) << written.error().message();
+  EXPECT_FALSE(fs::exists(dir_ / "slots/b/old-file"));
+  EXPECT_EQ(*package::MeasureOsTree(dir_ / "slots/b"), *package::MeasureOsTree(dir_ / "rootfs"));
+  EXPECT_TRUE(fs::is_symlink(dir_ / "slots/b/bin"));
+  EXPECT_FALSE(fs::exists(dir_ / "slots/.b.new"));
+  EXPECT_FALSE(fs::exists(dir_ / "slots/.b.payload"));
+  EXPECT_FALSE(fs::exists(dir_ / "slots/a")) << "the other slot is not touched";
+}
+
+TEST_F(DirectorySlots, WrongSoftwareAttackAnOsForAnotherBoardIsRefused) {
+  ExpectRefused(Pack(os_key_, [](package::Manifest& m) { m.target_boards = {"rpi4"}; }),
+                UpdateErrc::kInstall, "not for board mt3620-sim");
+}
+
+TEST_F(DirectorySlots, AnOsPackageSignedByATenantKeyIsRefused) {
+  const auto tenant_key = *crypto::PrivateKey::GenerateP256();
+  ExpectRefused(Pack(tenant_key), package::PackageErrc::kUntrusted, "");
+}
+
+TEST_F(DirectorySlots, ATreeThatDoesNotMeasureAsSignedIsNeverLeftInASlot) {
+  ExpectRefused(Pack(os_key_, [](package::Manifest& m) { m.measurements["aspisd"] = {}; }),
+                UpdateErrc::kInstall, "does not measure as its package says (aspisd)");
+}
+
+TEST_F(DirectorySlots, ACorruptPackageIsRefusedBeforeTheSlotChanges) {
+  const fs::path package = Pack(os_key_);
+  auto bytes = *file::Read(package, 64 << 20);
+  bytes[bytes.size() - 10] ^= 0xff;
+  ASSERT_TRUE(file::WriteDurably(package, bytes, 0644));
+  ExpectRefused(package, package::PackageErrc::kMismatch, "");
+}
+
+}  // namespace
+}  // namespace aspis::device::update
