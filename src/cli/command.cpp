@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <ctime>
 
+#include "core/text.hpp"
+
 namespace aspis::cli {
 
 using json::Json;
@@ -57,6 +59,22 @@ void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::stri
   for (const auto& line : cells) print(line);
 }
 
+// `value` with every string (and key) made printable (text::Printable).
+Json Printable(const Json& value) {
+  if (value.is_string()) return text::Printable(value.get<std::string>());
+  if (value.is_array()) {
+    Json out = Json::array();
+    for (const auto& item : value) out.push_back(Printable(item));
+    return out;
+  }
+  if (value.is_object()) {
+    Json out = Json::object();
+    for (const auto& [key, item] : value.items()) out[text::Printable(key)] = Printable(item);
+    return out;
+  }
+  return value;
+}
+
 }  // namespace
 
 std::string UtcTime(const Json& seconds) {
@@ -73,12 +91,18 @@ std::string UtcTime(const Json& seconds) {
 }
 
 void Output::Print(std::ostream& out, std::string_view format, const Json& value) const {
-  if (format != "json" && table) {
-    table(out, value);
-  } else if (format == "json" || columns.empty()) {
-    out << (value.is_string() ? value.get<std::string>() : value.dump(2) + "\n");
+  if (format == "json" || (!table && columns.empty())) {
+    // A string is the command's own message; JSON is escaped to ASCII, so it prints as it is.
+    out << (value.is_string() ? value.get<std::string>()
+                              : value.dump(2, ' ', true, Json::error_handler_t::replace) + "\n");
+    return;
+  }
+  // Tenants, operators and devices wrote these strings: none may drive the terminal.
+  const Json shown = Printable(value);
+  if (table) {
+    table(out, shown);
   } else {
-    PrintTable(out, value, columns);
+    PrintTable(out, shown, columns);
   }
 }
 

@@ -269,8 +269,10 @@ void PrintDeployment(std::ostream& out, const Json& doc) {
       << "Created:        " << UtcTime(d->created_at) << " by " << d->created_by << "\n"
       << "Images, by what the group's devices last reported:\n";
   for (const auto& p : d->progress) {
-    out << fmt::format("  {}  downloading {}, downloaded {}, failed {}\n", p.image_id,
-                       p.downloading, p.downloaded, p.failed);
+    out << fmt::format(
+        "  {}  downloading {}, downloaded {}, installing {}, installed {}, failed {}, reverted "
+        "{}\n",
+        p.image_id, p.downloading, p.downloaded, p.installing, p.installed, p.failed, p.reverted);
     for (const auto& [device, reason] : p.failures)
       out << fmt::format("    {}: {}\n", device, reason);
   }

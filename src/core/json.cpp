@@ -1,5 +1,9 @@
 #include "core/json.hpp"
 
+#include <set>
+#include <string>
+#include <vector>
+
 namespace aspis::json {
 
 namespace {
@@ -26,19 +30,30 @@ std::string Dump(const Json& value) {
 Expected<Json> Parse(std::string_view text, int max_depth) {
   int depth = 0;
   bool too_deep = false;
-  // The callback bounds nesting so hostile input cannot exhaust the stack.
-  const Json::parser_callback_t limit = [&](int d, Json::parse_event_t event, Json&) {
+  bool duplicate = false;
+  // The keys seen in each object being read, outermost first.
+  std::vector<std::set<std::string, std::less<>>> keys;
+  // The callback bounds nesting so hostile input cannot exhaust the stack, and refuses a key
+  // given twice, which readers would take differently (the first, or the last).
+  const Json::parser_callback_t check = [&](int d, Json::parse_event_t event, Json& parsed) {
     if (event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) {
       depth = d + 1;
       if (depth > max_depth) too_deep = true;
     }
-    return !too_deep;
+    if (event == Json::parse_event_t::object_start) keys.emplace_back();
+    if (event == Json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    if (event == Json::parse_event_t::key && !keys.empty() && parsed.is_string() &&
+        !keys.back().insert(parsed.get<std::string>()).second) {
+      duplicate = true;
+    }
+    return !too_deep && !duplicate;
   };
-  Json value = Json::parse(text.begin(), text.end(), limit, /*allow_exceptions=*/false);
+  Json value = Json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/false);
   if (too_deep) {
     return Fail(CoreErrc::kParse,
                 "JSON nests deeper than " + std::to_string(max_depth) + " levels");
   }
+  if (duplicate) return Fail(CoreErrc::kParse, "a JSON object names a key twice");
   if (value.is_discarded()) return Fail(CoreErrc::kParse, "malformed JSON");
   return value;
 }

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/json.hpp"
+#include "core/text.hpp"
 #include "package/errors.hpp"
 
 namespace aspis::package {
@@ -34,12 +35,8 @@ bool IsUuid(std::string_view s) {
   return true;
 }
 
-// Short printable ASCII made of letters, digits and `extra`.
 bool IsToken(std::string_view s, std::string_view extra) {
-  return !s.empty() && s.size() <= kMaxText && std::all_of(s.begin(), s.end(), [&](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           extra.find(c) != std::string_view::npos;
-  });
+  return text::IsToken(s, extra, kMaxText);
 }
 
 Expected<void> ValidateMeasurements(const Manifest& m) {
@@ -95,7 +92,7 @@ Expected<void> Validate(const Manifest& m) {
     return std::unexpected(
         Malformed("name", "must be 1-64 letters, digits, spaces, dots, dashes or underscores"));
   }
-  if (!IsToken(m.version, ".+-_~")) {
+  if (!text::IsVersion(m.version)) {
     return std::unexpected(
         Malformed("version", "must be 1-64 letters, digits, dots, pluses, dashes or underscores"));
   }

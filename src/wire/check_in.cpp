@@ -1,5 +1,7 @@
 #include "wire/check_in.hpp"
 
+#include <algorithm>
+
 #include "wire/codec.hpp"
 
 namespace aspis::wire {
@@ -88,7 +90,7 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
     auto state = Text(item, "state", "target status");
     auto reason = Text(item, "reason", "target status", 1024);
     if (auto error = FirstError(image_id, state, reason)) return std::unexpected(*error);
-    if (*state != kDownloading && *state != kDownloaded && *state != kFailed) {
+    if (std::find(kTargetStates.begin(), kTargetStates.end(), *state) == kTargetStates.end()) {
       return Fail(WireErrc::kProtocol,
                   "target status has an unknown state \"" + state->substr(0, 40) + "\"");
     }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -24,10 +25,15 @@ struct InstalledImage {
 inline constexpr std::string_view kDownloading = "downloading";
 inline constexpr std::string_view kDownloaded = "downloaded";  // fetched and verified, staged
 inline constexpr std::string_view kFailed = "failed";
+inline constexpr std::string_view kInstalling = "installing";  // being installed, or on trial
+inline constexpr std::string_view kInstalled = "installed";    // runs, committed
+inline constexpr std::string_view kReverted = "reverted";      // was installed, then taken back
+inline constexpr std::array<std::string_view, 6> kTargetStates = {
+    kDownloading, kDownloaded, kFailed, kInstalling, kInstalled, kReverted};
 struct TargetStatus {
   std::string image_id;
-  std::string state;   // one of the three above
-  std::string reason;  // why it failed
+  std::string state;   // one of kTargetStates
+  std::string reason;  // why it failed or was reverted
   bool operator==(const TargetStatus&) const = default;
 };
 

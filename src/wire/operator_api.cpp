@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "core/text.hpp"
 #include "wire/attestation.hpp"
 #include "wire/codec.hpp"
 
@@ -43,17 +44,28 @@ Expected<std::optional<std::string>> OptionalText(const Json& doc, std::string_v
   return std::optional<std::string>(it->get<std::string>());
 }
 
+// Required text of 1 to `max` characters, none of them a control or bidirectional formatting
+// character.
 Expected<std::string> RequiredText(const Json& doc, std::string_view key, std::size_t max) {
   const auto it = doc.find(key);
   if (it == doc.end() || !it->is_string() || it->get<std::string>().empty() ||
-      it->get<std::string>().size() > max) {
-    return std::unexpected(
-        Invalid(key, "is required: text of 1 to " + std::to_string(max) + " characters"));
+      !text::IsPlainText(it->get<std::string>(), max)) {
+    return std::unexpected(Invalid(key, "is required: text of 1 to " + std::to_string(max) +
+                                            " characters, without control characters"));
   }
   return it->get<std::string>();
 }
 
-bool IsDescription(std::string_view d) { return d.size() <= kMaxDescription; }
+// An identifier the service made (a UUID, a hex ID): 1 to 64 letters, digits and dashes.
+Expected<std::string> RequiredId(const Json& doc, std::string_view key) {
+  const auto it = doc.find(key);
+  if (it == doc.end() || !it->is_string() || !text::IsToken(it->get<std::string>(), "-", kMaxId)) {
+    return std::unexpected(Invalid(key, "is required: an ID"));
+  }
+  return it->get<std::string>();
+}
+
+bool IsDescription(std::string_view d) { return text::IsPlainText(d, kMaxDescription); }
 
 // A lowercase hex SHA-256, as device IDs and digests are written.
 bool IsDigest(std::string_view d) {
@@ -77,8 +89,9 @@ bool IsFeed(std::string_view f) { return OneOf(kOsFeeds, f); }
 bool IsPolicy(std::string_view p) { return OneOf(kUpdatePolicies, p); }
 
 constexpr std::string_view kNameRule =
-    "must be 1 to 50 characters, without / or control characters";
-constexpr std::string_view kDescriptionRule = "must be text of at most 200 characters";
+    "must be 1 to 50 characters, without /, control characters or spaces at either end";
+constexpr std::string_view kDescriptionRule =
+    "must be text of at most 200 characters, without control characters";
 constexpr std::string_view kFeedRule = "must be retail or retail-eval";
 
 void Put(Json& doc, std::string_view key, const std::optional<std::string>& value) {
@@ -88,17 +101,17 @@ void Put(Json& doc, std::string_view key, const std::optional<std::string>& valu
 }  // namespace
 
 bool IsName(std::string_view n) {
-  return !n.empty() && n.size() <= 50 && n.find('/') == std::string_view::npos &&
-         std::none_of(n.begin(), n.end(),
-                      [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  return !n.empty() && text::IsPlainText(n, 50) && n.find('/') == std::string_view::npos &&
+         n.front() != ' ' && n.back() != ' ';
 }
 
 std::string Serialize(const TenantRequest& r) { return Json{{"name", r.name}}.dump(); }
 
-Expected<TenantRequest> ParseTenantRequest(std::string_view text) {
-  auto doc = Object(text, {"name"});
+Expected<TenantRequest> ParseTenantRequest(std::string_view body) {
+  auto doc = Object(body, {"name"});
   if (!doc) return std::unexpected(doc.error());
-  auto name = RequiredText(*doc, "name", 100);
+  // The name becomes the organisation of the tenant CA's subject: 64 characters at most.
+  auto name = RequiredText(*doc, "name", 64);
   if (!name) return std::unexpected(name.error());
   return TenantRequest{*name};
 }
@@ -107,15 +120,14 @@ std::string Serialize(const TokenRequest& r) {
   return Json{{"role", r.role}, {"description", r.description}}.dump();
 }
 
-Expected<TokenRequest> ParseTokenRequest(std::string_view text) {
-  auto doc = Object(text, {"role", "description"});
+Expected<TokenRequest> ParseTokenRequest(std::string_view body) {
+  auto doc = Object(body, {"role", "description"});
   if (!doc) return std::unexpected(doc.error());
+  constexpr std::string_view kRoleRule = "must be Administrator, Contributor or Reader";
   auto role = OptionalText(
-      *doc, "role", [](std::string_view r) { return OneOf(kRoles, r); },
-      "must be Administrator, Contributor or Reader");
-  if (!role || !*role) {
-    return std::unexpected(Invalid("role", "is required: Administrator, Contributor or Reader"));
-  }
+      *doc, "role", [](std::string_view r) { return OneOf(kRoles, r); }, kRoleRule);
+  if (!role) return std::unexpected(role.error());
+  if (!*role) return std::unexpected(Invalid("role", kRoleRule));
   auto description = OptionalText(*doc, "description", IsDescription, kDescriptionRule);
   if (!description) return std::unexpected(description.error());
   return TokenRequest{**role, description->value_or("")};
@@ -123,8 +135,8 @@ Expected<TokenRequest> ParseTokenRequest(std::string_view text) {
 
 std::string Serialize(const DeviceClaim& c) { return Json{{"device_id", c.device_id}}.dump(); }
 
-Expected<DeviceClaim> ParseDeviceClaim(std::string_view text) {
-  auto doc = Object(text, {"device_id"});
+Expected<DeviceClaim> ParseDeviceClaim(std::string_view body) {
+  auto doc = Object(body, {"device_id"});
   if (!doc) return std::unexpected(doc.error());
   auto id = OptionalText(*doc, "device_id", IsDigest, "must be 64 lowercase hex characters");
   if (!id || !*id)
@@ -142,8 +154,8 @@ std::string Serialize(const AttestationPolicyChange& c) {
   return doc.dump();
 }
 
-Expected<AttestationPolicyChange> ParseAttestationPolicyChange(std::string_view text) {
-  auto doc = Object(text, {"allow_software_root_of_trust", "pin_boot_pcrs_from_device",
+Expected<AttestationPolicyChange> ParseAttestationPolicyChange(std::string_view body) {
+  auto doc = Object(body, {"allow_software_root_of_trust", "pin_boot_pcrs_from_device",
                            "clear_golden_boot_pcrs"});
   if (!doc) return std::unexpected(doc.error());
   auto allow = OptionalFlag(*doc, "allow_software_root_of_trust");
@@ -172,11 +184,14 @@ std::string Serialize(const OsReleaseRegistration& r) {
       .dump();
 }
 
-Expected<OsReleaseRegistration> ParseOsReleaseRegistration(std::string_view text) {
-  auto doc = Object(text, {"version", "feed", "components"});
+Expected<OsReleaseRegistration> ParseOsReleaseRegistration(std::string_view body) {
+  auto doc = Object(body, {"version", "feed", "components"});
   if (!doc) return std::unexpected(doc.error());
-  auto version = RequiredText(*doc, "version", 100);
+  auto version = OptionalText(*doc, "version", text::IsVersion,
+                              "must be 1 to 64 letters, digits, dots, pluses, dashes, underscores "
+                              "or tildes");
   if (!version) return std::unexpected(version.error());
+  if (!*version) return std::unexpected(Invalid("version", "is required"));
   auto feed = RequiredText(*doc, "feed", 20);
   if (!feed || !IsFeed(*feed)) return std::unexpected(Invalid("feed", kFeedRule));
   const auto components = doc->find("components");
@@ -186,7 +201,7 @@ Expected<OsReleaseRegistration> ParseOsReleaseRegistration(std::string_view text
                                    "must map exactly the launch components (os, aspisd, board, "
                                    "trust-bundle) to their digests"));
   }
-  OsReleaseRegistration r{*version, *feed, {}};
+  OsReleaseRegistration r{**version, *feed, {}};
   for (const std::string_view component : kLaunchComponents) {
     const auto digest = components->find(component);
     if (digest == components->end() || !digest->is_string() ||
@@ -201,8 +216,8 @@ Expected<OsReleaseRegistration> ParseOsReleaseRegistration(std::string_view text
 
 std::string Serialize(const OsReleaseRetirement& r) { return Json{{"reason", r.reason}}.dump(); }
 
-Expected<OsReleaseRetirement> ParseOsReleaseRetirement(std::string_view text) {
-  auto doc = Object(text, {"reason"});
+Expected<OsReleaseRetirement> ParseOsReleaseRetirement(std::string_view body) {
+  auto doc = Object(body, {"reason"});
   if (!doc) return std::unexpected(doc.error());
   auto reason = RequiredText(*doc, "reason", 500);
   if (!reason) return std::unexpected(reason.error());
@@ -216,8 +231,8 @@ std::string Serialize(const ProductFields& f) {
   return doc.dump();
 }
 
-Expected<ProductFields> ParseProductFields(std::string_view text) {
-  auto doc = Object(text, {"name", "description"});
+Expected<ProductFields> ParseProductFields(std::string_view body) {
+  auto doc = Object(body, {"name", "description"});
   if (!doc) return std::unexpected(doc.error());
   auto name = OptionalText(*doc, "name", IsName, kNameRule);
   if (!name) return std::unexpected(name.error());
@@ -236,8 +251,8 @@ std::string Serialize(const DeviceGroupFields& f) {
   return doc.dump();
 }
 
-Expected<DeviceGroupFields> ParseDeviceGroupFields(std::string_view text) {
-  auto doc = Object(text, {"name", "description", "os_feed", "update_policy", "app_updates"});
+Expected<DeviceGroupFields> ParseDeviceGroupFields(std::string_view body) {
+  auto doc = Object(body, {"name", "description", "os_feed", "update_policy", "app_updates"});
   if (!doc) return std::unexpected(doc.error());
   DeviceGroupFields f;
   auto name = OptionalText(*doc, "name", IsName, kNameRule);
@@ -261,8 +276,8 @@ Expected<DeviceGroupFields> ParseDeviceGroupFields(std::string_view text) {
 
 std::string Serialize(const DeploymentRequest& r) { return Json{{"images", r.images}}.dump(); }
 
-Expected<DeploymentRequest> ParseDeploymentRequest(std::string_view text) {
-  auto doc = Object(text, {"images"});
+Expected<DeploymentRequest> ParseDeploymentRequest(std::string_view body) {
+  auto doc = Object(body, {"images"});
   if (!doc) return std::unexpected(doc.error());
   const auto images = doc->find("images");
   if (images == doc->end() || !images->is_array() || images->size() > kMaxDeploymentImages) {
@@ -270,8 +285,7 @@ Expected<DeploymentRequest> ParseDeploymentRequest(std::string_view text) {
   }
   DeploymentRequest r;
   for (const auto& image : *images) {
-    if (!image.is_string() || image.get<std::string>().empty() ||
-        image.get<std::string>().size() > kMaxId) {
+    if (!image.is_string() || !text::IsToken(image.get<std::string>(), "-", kMaxId)) {
       return std::unexpected(Invalid("images", "must list image IDs"));
     }
     r.images.push_back(image.get<std::string>());
@@ -283,10 +297,10 @@ std::string Serialize(const DeviceGroupAssignment& a) {
   return Json{{"device_group_id", a.device_group_id}}.dump();
 }
 
-Expected<DeviceGroupAssignment> ParseDeviceGroupAssignment(std::string_view text) {
-  auto doc = Object(text, {"device_group_id"});
+Expected<DeviceGroupAssignment> ParseDeviceGroupAssignment(std::string_view body) {
+  auto doc = Object(body, {"device_group_id"});
   if (!doc) return std::unexpected(doc.error());
-  auto group = RequiredText(*doc, "device_group_id", kMaxId);
+  auto group = RequiredId(*doc, "device_group_id");
   if (!group) return std::unexpected(group.error());
   return DeviceGroupAssignment{*group};
 }
@@ -296,12 +310,12 @@ std::string Serialize(const OsReleasePublication& p) {
       .dump();
 }
 
-Expected<OsReleasePublication> ParseOsReleasePublication(std::string_view text) {
-  auto doc = Object(text, {"image_id", "board_image_id", "feed"});
+Expected<OsReleasePublication> ParseOsReleasePublication(std::string_view body) {
+  auto doc = Object(body, {"image_id", "board_image_id", "feed"});
   if (!doc) return std::unexpected(doc.error());
-  auto image = RequiredText(*doc, "image_id", kMaxId);
+  auto image = RequiredId(*doc, "image_id");
   if (!image) return std::unexpected(image.error());
-  auto board = RequiredText(*doc, "board_image_id", kMaxId);
+  auto board = RequiredId(*doc, "board_image_id");
   if (!board) return std::unexpected(board.error());
   auto feed = RequiredText(*doc, "feed", 20);
   if (!feed || !IsFeed(*feed)) return std::unexpected(Invalid("feed", kFeedRule));
@@ -669,6 +683,9 @@ Json ToJson(const Deployment& d) {
                           {"downloading", p.downloading},
                           {"downloaded", p.downloaded},
                           {"failed", p.failed},
+                          {"installing", p.installing},
+                          {"installed", p.installed},
+                          {"reverted", p.reverted},
                           {"failures", std::move(failures)}});
     }
     doc["progress"] = std::move(progress);
@@ -688,11 +705,10 @@ Expected<Deployment> DeploymentFrom(const Json& doc) {
   if (doc.is_object() && doc.contains("progress")) {
     for (const auto& item : r.List("progress")) {
       Reader p(item, "deployment progress");
-      ImageProgress progress{p.Text("image_id"),
-                             p.Number("downloading"),
-                             p.Number("downloaded"),
-                             p.Number("failed"),
-                             {}};
+      ImageProgress progress{p.Text("image_id"),     p.Number("downloading"),
+                             p.Number("downloaded"), p.Number("failed"),
+                             p.Number("installing"), p.Number("installed"),
+                             p.Number("reverted"),   {}};
       for (const auto& f : p.List("failures")) {
         Reader failure(f, "deployment failure");
         progress.failures.emplace_back(failure.Text("device_id"), failure.Text("reason"));

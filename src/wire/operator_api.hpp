@@ -22,8 +22,9 @@ inline constexpr std::array<std::string_view, 3> kUpdatePolicies = {
     "UpdateAll", "No3rdPartyAppUpdates", "NoUpdates"};
 inline constexpr std::size_t kMaxDeploymentImages = 64;
 
-// Product and device group names: 1 to 50 characters, without `/` (it separates PRODUCT/GROUP)
-// or control characters. Descriptions: at most 200 characters.
+// Product and device group names: 1 to 50 characters, without `/` (it separates PRODUCT/GROUP),
+// control or bidirectional formatting characters, or spaces at either end. Descriptions: at most
+// 200 characters, without control or bidirectional formatting characters.
 bool IsName(std::string_view name);
 
 // A field left out keeps its value (update) or takes its default (create).
@@ -146,7 +147,11 @@ struct ImageProgress {
   std::int64_t downloading = 0;
   std::int64_t downloaded = 0;
   std::int64_t failed = 0;
-  std::vector<std::pair<std::string, std::string>> failures;  // (device, reason), the first 20
+  std::int64_t installing = 0;
+  std::int64_t installed = 0;
+  std::int64_t reverted = 0;
+  // (device, reason) of failed and reverted devices, the first 20.
+  std::vector<std::pair<std::string, std::string>> failures;
 };
 
 struct Deployment {

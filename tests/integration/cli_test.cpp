@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/cli.hpp"
+#include "cli/command.hpp"
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "service/service.hpp"
@@ -140,6 +141,24 @@ TEST_F(AspisCli, VerifierCommandsRetireReleasesShowAttestationsAndPinBootPcrs) {
   EXPECT_NE(allowed.out.find("true"), std::string::npos) << allowed.out;
   auto neither = Run({"attestation-policy", "update", "--tenant", tenant});
   EXPECT_EQ(neither.code, 1);
+}
+
+TEST(CliOutput, TerminalEscapeAttackTextOthersWroteIsPrintedEscaped) {
+  // A hostile device's reason, or a name from before the service refused control characters.
+  const json::Json row{{"id", "d1"}, {"reason", "ok\x1b[2J\r\nforged row"}};
+  std::ostringstream table, custom, as_json;
+  Output{.columns = {"id", "reason"}}.Print(table, "table", row);
+  EXPECT_EQ(table.str().find('\x1b'), std::string::npos);
+  EXPECT_EQ(table.str().find('\r'), std::string::npos);
+  EXPECT_NE(table.str().find("ok\\x1b[2J\\x0d\\x0aforged row"), std::string::npos) << table.str();
+  Output{.table = [](std::ostream& out, const json::Json& v) {
+    out << v["reason"].get<std::string>();
+  }}.Print(custom, "table", row);
+  EXPECT_EQ(custom.str().find('\x1b'), std::string::npos) << "custom printers get escaped text too";
+  Output{.columns = {"id"}}.Print(as_json, "json", row);
+  EXPECT_EQ(as_json.str().find('\x1b'), std::string::npos);
+  EXPECT_EQ(json::Parse(as_json.str()).value_or(json::Json())["reason"], row["reason"])
+      << "JSON output stays faithful, escaped";
 }
 
 TEST_F(AspisCli, ErrorsPrintTheServicesExplanation) {

@@ -169,6 +169,34 @@ TEST_F(ServiceApi, ReaderCannotWriteAndContributorCannotRevoke) {
   EXPECT_TRUE(CallJson(reader, "GET", a + "/devices/" + kDevice)["revoked"]);
 }
 
+TEST_F(ServiceApi, DuplicateKeyAttackARequestNamingAFieldTwiceIsRefused) {
+  const std::string tokens = "/v1/tenants/" + tenant_a_ + "/tokens";
+  // A proxy or an audit tool reading the first key would see a Reader token asked for.
+  const auto refused =
+      Call(a_admin_, "POST", tokens, R"({"role":"Reader","role":"Administrator"})");
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.find("names a key twice"), std::string::npos) << refused.body;
+  EXPECT_EQ(Call(a_admin_, "POST", tokens, R"({"role":"Administrator"})").status, 201);
+}
+
+TEST_F(ServiceApi, TextWithControlCharactersIsRefusedWhereOperatorsWriteIt) {
+  const std::string a = "/v1/tenants/" + tenant_a_;
+  for (const char* description : {R"(\u001b[2J)", R"(evil\u202egnp.exe)", R"(x\u0085)"}) {
+    SCOPED_TRACE(description);
+    const std::string body =
+        std::string(R"({"role":"Reader","description":")") + description + "\"}";
+    const auto refused = Call(a_admin_, "POST", a + "/tokens", body);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_NE(refused.body.find("control characters"), std::string::npos) << refused.body;
+  }
+  EXPECT_EQ(Call(a_admin_, "POST", a + "/tokens", R"({"role":"Reader","description":"dashboards"})")
+                .status,
+            201);
+  // 64 characters fit a CA's organisation name; 65 do not.
+  EXPECT_EQ(Call(admin_, "POST", "/v1/tenants", Json{{"name", std::string(65, 'x')}}.dump()).status,
+            400);
+}
+
 TEST_F(ServiceApi, ClaimIsOnceAndDoesNotRevealTheOwningTenant) {
   const std::string claim = Json{{"device_id", kDevice}}.dump();
   ASSERT_EQ(Call(a_admin_, "POST", "/v1/tenants/" + tenant_a_ + "/devices", claim).status, 201);

@@ -13,7 +13,7 @@
 // was or as it was last put, never torn. Not thread-safe: one owner at a time.
 namespace aspis::device::state {
 
-inline constexpr std::size_t kMaxRecordSize = 64 * 1024;
+inline constexpr std::size_t kMaxRecordSize = std::size_t{64} << 10;
 
 class StateStore {
  public:

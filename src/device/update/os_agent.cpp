@@ -181,9 +181,15 @@ Expected<void> OsAgent::Enter() {
       if (auto ok = CheckSecurityVersion(record_.target.security_version); !ok) {
         return Fire(Event::kFailed, ok.error().message());
       }
-      if (auto ok = parts_.writer.Write(slot, record_.target.package); !ok) {
+      auto written = parts_.writer.Write(slot, record_.target.package);
+      if (!written) {
         return Fire(Event::kFailed, fmt::format("writing slot {} failed: {}", SlotName(slot),
-                                                ok.error().message()));
+                                                written.error().message()));
+      }
+      // The staged file must still be the package the install was decided on.
+      if (written->image_id != record_.target.image_id ||
+          written->security_version != record_.target.security_version) {
+        return Fire(Event::kFailed, "the staged package changed under the install");
       }
       return Fire(Event::kDone);
     }

@@ -14,6 +14,7 @@
 #include "device/env.hpp"
 #include "device/state/state_store.hpp"
 #include "device/update/boot/bootloader.hpp"
+#include "package/manifest.hpp"
 #include "rot/root_of_trust.hpp"
 
 // The OS half of the update agent: a staged, verified OS package goes to the inactive A/B slot,
@@ -114,9 +115,10 @@ class SlotWriter {
  public:
   virtual ~SlotWriter() = default;
   // Replaces what `slot` holds with the package's payload, durably, after verifying the package
-  // again, and checks what was written against the package's signed measurements. Errors
-  // (kInstall and those of the package reader) leave the slot unusable until written again.
-  virtual Expected<void> Write(Slot slot, const std::filesystem::path& package) = 0;
+  // again, and checks what was written against the package's signed measurements. Returns the
+  // manifest it verified. Errors (kInstall and those of the package reader) leave the slot
+  // unusable until written again.
+  virtual Expected<package::Manifest> Write(Slot slot, const std::filesystem::path& package) = 0;
 };
 
 struct OsAgentParts {

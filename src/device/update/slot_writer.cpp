@@ -47,7 +47,7 @@ Expected<void> SyncTree(const fs::path& dir) {
 
 }  // namespace
 
-Expected<void> DirectorySlotWriter::Write(Slot slot, const fs::path& package_path) {
+Expected<package::Manifest> DirectorySlotWriter::Write(Slot slot, const fs::path& package_path) {
   auto source = package::FileSource::Open(package_path);
   if (!source) return std::unexpected(source.error());
   auto reader = package::Reader::Open(*source, publishers_);
@@ -74,7 +74,7 @@ Expected<void> DirectorySlotWriter::Write(Slot slot, const fs::path& package_pat
   fs::remove(payload, ec);
   if (!written) {
     fs::remove_all(fresh, ec);
-    return written;
+    return std::unexpected(written.error());
   }
   auto measured = package::MeasureOsTree(fresh);
   if (!measured) return std::unexpected(measured.error());
@@ -86,12 +86,14 @@ Expected<void> DirectorySlotWriter::Write(Slot slot, const fs::path& package_pat
           InstallError("the unpacked OS does not measure as its package says (" + component + ")"));
     }
   }
-  if (auto ok = SyncTree(fresh); !ok) return ok;
+  if (auto ok = SyncTree(fresh); !ok) return std::unexpected(ok.error());
   fs::remove_all(dir, ec);
   if (ec) return std::unexpected(InstallError("cannot clear " + dir.string()));
   fs::rename(fresh, dir, ec);
   if (ec) return std::unexpected(InstallError("cannot move the new OS into " + dir.string()));
-  return file::RealFileSystem().SyncDirectory(parent);
+  if (auto ok = file::RealFileSystem().SyncDirectory(parent); !ok)
+    return std::unexpected(ok.error());
+  return manifest;
 }
 
 }  // namespace aspis::device::update

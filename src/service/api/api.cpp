@@ -56,9 +56,8 @@ wire::api::Token TokenAnswer(const store::ApiToken& t) {
 std::optional<std::int64_t> CaIndex(const Request& request) {
   std::int64_t index = 0;
   const std::string_view text = request.Param("index");
-  if (std::from_chars(text.data(), text.data() + text.size(), index).ec != std::errc()) {
-    return std::nullopt;
-  }
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), index);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return index;
 }
 
@@ -213,9 +212,7 @@ class Api {
     if (!registration) {
       return Response::Problem(400, "Bad request", registration.error().message());
     }
-    store::OsRelease release{registration->version,
-                             registration->feed,
-                             UnixSeconds(c_.clock.Now()),
+    store::OsRelease release{registration->version, registration->feed, UnixSeconds(c_.clock.Now()),
                              std::move(registration->components)};
     if (auto ok = Audited(who, "", "os-release.add", release.version,
                           [&] { return c_.store.AddOsRelease(release); });

@@ -102,6 +102,7 @@ class Products {
     if (!product) return FromError(product.error());
     auto fields = wire::api::ParseProductFields(request.body);
     if (!fields) return BadRequest(fields.error().message());
+    if (!fields->name && !fields->description) return BadRequest("the request changes nothing");
     product->name = fields->name.value_or(product->name);
     product->description = fields->description.value_or(product->description);
     auto updated = Audited(c_.store, c_.clock, who, tenant, "product.update", product->id,
@@ -167,6 +168,10 @@ class Products {
     if (!group) return FromError(group.error());
     auto fields = wire::api::ParseDeviceGroupFields(request.body);
     if (!fields) return BadRequest(fields.error().message());
+    if (!fields->name && !fields->description && !fields->os_feed && !fields->update_policy &&
+        !fields->app_updates) {
+      return BadRequest("the request changes nothing");
+    }
     Apply(*fields, *group);
     auto updated = Audited(c_.store, c_.clock, who, tenant, "device-group.update", group->id,
                            [&] { return c_.store.UpdateDeviceGroup(*group); });
@@ -239,7 +244,9 @@ class Products {
         return n == progress->devices.end() ? std::int64_t{0} : n->second;
       };
       shown.progress.push_back({id, count(wire::kDownloading), count(wire::kDownloaded),
-                                count(wire::kFailed), std::move(progress->failures)});
+                                count(wire::kFailed), count(wire::kInstalling),
+                                count(wire::kInstalled), count(wire::kReverted),
+                                std::move(progress->failures)});
     }
     return Response::Json(200, wire::api::ToJson(shown).dump());
   }

@@ -587,6 +587,9 @@ Expected<void> Store::AddOsRelease(const OsRelease& release) {
                                    {release.version, release.feed, release.created_at,
                                     release.image_id, release.board_image_id}));
       !ok) {
+    if (ok.error() == StoreErrc::kConflict) {
+      return Fail(StoreErrc::kConflict, "OS release " + release.version + " exists already");
+    }
     return ok;
   }
   for (const auto& [component, digest] : release.components) {

@@ -344,9 +344,10 @@ Expected<ImageProgress> Store::GetImageProgress(std::string_view tenant, std::st
   if (!counts) return std::unexpected(counts.error());
   ImageProgress progress;
   for (const Row& r : *counts) progress.devices[Text(r, 0)] = Number(r, 1);
-  auto failures = db_->Query("SELECT di.device_id, di.reason" + std::string(kOfGroup) +
-                                 " AND di.state = 'failed' ORDER BY di.device_id LIMIT 20",
-                             params);
+  auto failures =
+      db_->Query("SELECT di.device_id, di.reason" + std::string(kOfGroup) +
+                     " AND di.state IN ('failed', 'reverted') ORDER BY di.device_id LIMIT 20",
+                 params);
   if (!failures) return std::unexpected(failures.error());
   for (const Row& r : *failures) progress.failures.emplace_back(Text(r, 0), Text(r, 1));
   return progress;

@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/file.hpp"
 #include "core/json.hpp"
+#include "core/text.hpp"
 #include "support/faulty_file_system.hpp"
 #include "support/temp_dir.hpp"
 
@@ -134,6 +135,37 @@ TEST(Json, RejectsMalformedAndTrailingInput) {
   EXPECT_FALSE(json::Parse("{\"a\":"));
   EXPECT_FALSE(json::Parse("{} {}"));
   EXPECT_FALSE(json::Parse(""));
+}
+
+TEST(Json, RefusesAnObjectThatNamesAKeyTwice) {
+  auto twice = json::Parse(R"({"role":"Reader","role":"Administrator"})");
+  ASSERT_FALSE(twice);
+  EXPECT_NE(twice.error().message().find("twice"), std::string::npos);
+  EXPECT_FALSE(json::Parse(R"({"a":{"b":1,"b":2}})"));
+  EXPECT_TRUE(json::Parse(R"({"a":{"b":1},"c":{"b":2},"b":[{"b":1},{"b":2}]})"))
+      << "the same key in different objects is fine";
+}
+
+TEST(Text, PlainTextHasNoControlOrReorderingCharactersAndCountsCharacters) {
+  EXPECT_TRUE(text::IsPlainText("Coffee maker", 50));
+  std::string accents;
+  for (int i = 0; i < 150; ++i) accents += "\xc3\xa9";  // é, two bytes each
+  EXPECT_TRUE(text::IsPlainText(accents, 150)) << "characters are counted, not bytes";
+  for (const std::string& bad :
+       {std::string("a\x1b[2J"), std::string("a\x7f"), std::string("\xc2\x85"),
+        std::string("evil\xe2\x80\xaegnp"), std::string("\xff"), std::string("\xc0\xaf"),
+        std::string("a\nb")}) {
+    EXPECT_FALSE(text::IsPlainText(bad, 50)) << text::Printable(bad);
+  }
+  EXPECT_FALSE(text::IsPlainText("abcdef", 5));
+}
+
+TEST(Text, PrintableEscapesWhatCouldDriveATerminal) {
+  EXPECT_EQ(text::Printable("a\x1b[31mRED\r\n"), "a\\x1b[31mRED\\x0d\\x0a");
+  EXPECT_EQ(text::Printable("evil\xe2\x80\xaegnp"), "evil\\u{202e}gnp");
+  EXPECT_EQ(text::Printable("caf\xc3\xa9 \xff"), "caf\xc3\xa9 \\xff");
+  EXPECT_TRUE(text::IsVersion("1.2.3+build~rc_1-x"));
+  EXPECT_FALSE(text::IsVersion("a/b"));
 }
 
 TEST(Json, RejectsNestingBeyondTheLimit) {

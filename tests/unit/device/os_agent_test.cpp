@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "device/update/boot/simulated_bootloader.hpp"
@@ -25,16 +26,23 @@ const fs::path kState = "/state";
 class TwoPartWriter final : public SlotWriter {
  public:
   explicit TwoPartWriter(file::FileSystem& fs) : fs_(fs) {}
-  Expected<void> Write(Slot slot, const fs::path& package) override {
+  // The package path names the version ("os-1.1"); its image ID and security version are as
+  // OsTarget() below gives them, unless `substitute` says otherwise.
+  Expected<package::Manifest> Write(Slot slot, const fs::path& package) override {
     ++writes;
     if (fail) return Fail(UpdateErrc::kInstall, "no space left on the slot");
     for (const char* part : {"part1", "part2"}) {
       if (auto ok = file::WriteDurably(fs_, Dir(slot) / part, AsBytes(package.string()), 0600);
           !ok) {
-        return ok;
+        return std::unexpected(ok.error());
       }
     }
-    return {};
+    package::Manifest m;
+    const std::string version = package.string().substr(3);
+    m.image_id = "image-" + version;
+    m.security_version = security_versions.contains(version) ? security_versions[version] : 0;
+    if (substitute) m.security_version = 1;
+    return m;
   }
   // The image the slot holds, or nothing when it is torn or empty.
   std::optional<std::string> Holds(Slot slot) const {
@@ -47,6 +55,8 @@ class TwoPartWriter final : public SlotWriter {
 
   int writes = 0;
   bool fail = false;
+  bool substitute = false;  // the staged file now holds another package, of security version 1
+  std::map<std::string, std::uint64_t> security_versions;
 
  private:
   file::FileSystem& fs_;
@@ -97,6 +107,7 @@ class Board : public ::testing::Test {
   void OpenAgent() { ASSERT_TRUE(TryOpenAgent()); }
 
   OsTarget Os(const std::string& version, std::uint64_t security_version) {
+    writer_.security_versions[version] = security_version;
     return {"image-" + version, version, security_version, "os-" + version};
   }
 
@@ -226,6 +237,20 @@ TEST_F(Board, AFailedSlotWriteLeavesTheRunningOsAloneAndIsTriedAgain) {
   PowerOn();
   EXPECT_EQ(Booted(), Slot::kA) << "the bootloader was never switched";
   writer_.fail = false;
+  ASSERT_TRUE(agent_->Install(Os("1.1", 2)));
+  EXPECT_EQ(agent_->record().step, Step::kReboot);
+}
+
+TEST_F(Board, RollbackAttackAStagedPackageSwappedAfterTheDecisionIsNeverBooted) {
+  writer_.substitute = true;
+  ASSERT_TRUE(agent_->Install(Os("1.1", 2)));
+  EXPECT_EQ(agent_->record().step, Step::kIdle);
+  EXPECT_EQ(agent_->record().outcome, Outcome::kFailed);
+  EXPECT_EQ(agent_->record().reason, "the staged package changed under the install");
+  PowerOn();
+  EXPECT_EQ(Booted(), Slot::kA);
+  // Its twin: the package as decided is installed.
+  writer_.substitute = false;
   ASSERT_TRUE(agent_->Install(Os("1.1", 2)));
   EXPECT_EQ(agent_->record().step, Step::kReboot);
 }

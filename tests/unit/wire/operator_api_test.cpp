@@ -55,10 +55,12 @@ TEST(OperatorApi, RequestsOutsideTheRulesAreRefusedNamingTheField) {
 }
 
 TEST(OperatorApi, AnswersRoundTripAndAWrongTypeIsRefused) {
-  const Deployment d{"d1", "g1", 5, "token-1", {"i1"}, true, {{"i1", 1, 2, 3, {{"dev", "why"}}}}};
+  const Deployment d{
+      "d1", "g1", 5, "token-1", {"i1"}, true, {{"i1", 1, 2, 3, 4, 5, 6, {{"dev", "why"}}}}};
   auto read = DeploymentFrom(ToJson(d));
   ASSERT_TRUE(read) << read.error().message();
   EXPECT_EQ(read->progress[0].failed, 3);
+  EXPECT_EQ(read->progress[0].reverted, 6);
   EXPECT_EQ(read->progress[0].failures[0].second, "why");
   EXPECT_TRUE(read->current);
   const OsRelease r{"25.01", "retail-eval", 1, "", "os", "board", {{"os", "aa"}}};
@@ -135,6 +137,28 @@ TEST(OperatorApi, TenantTokenDeviceAndPolicyRequestsOutsideTheRulesAreRefused) {
                 "\"clear_golden_boot_pcrs\"");
   RefusedNaming(ParseAttestationPolicyChange("{}"), "changes nothing");
   RefusedNaming(ParseOsReleaseRetirement(R"({"reason": ""})"), "\"reason\"");
+}
+
+TEST(OperatorApi, NamesAndDescriptionsHoldNoControlCharactersAndVersionsArePathSafe) {
+  RefusedNaming(ParseProductFields(R"({"name": "evil\u202egnp.exe"})"), "\"name\"");
+  RefusedNaming(ParseProductFields(R"({"name": " padded"})"), "\"name\"");
+  RefusedNaming(ParseProductFields(R"({"description": "\u001b]0;pwned\u0007"})"),
+                "\"description\"");
+  RefusedNaming(ParseTokenRequest(R"({"role": "Reader", "description": "a\u0000b"})"),
+                "\"description\"");
+  RefusedNaming(ParseTenantRequest(R"({"name": "gamma\u0000evil"})"), "\"name\"");
+  RefusedNaming(ParseTenantRequest(R"({"name": ")" + std::string(65, 'x') + "\"}"), "\"name\"");
+  RefusedNaming(ParseTokenRequest(R"({"role": "administrator"})"),
+                "must be Administrator, Contributor or Reader");
+  RefusedNaming(ParseTokenRequest(R"({"role": "Reader", "role": "Administrator"})"), "twice");
+  auto slash = Registration();
+  slash.version = "a/b";
+  RefusedNaming(ParseOsReleaseRegistration(Serialize(slash)), "\"version\"");
+  std::string accents;
+  for (int i = 0; i < 200; ++i) accents += "\xc3\xa9";
+  EXPECT_TRUE(ParseProductFields(Serialize(ProductFields{"Caf\xc3\xa9", accents})))
+      << "200 characters of two bytes each fit";
+  EXPECT_EQ(ParseTenantRequest(Serialize(TenantRequest{std::string(64, 'x')}))->name.size(), 64u);
 }
 
 TEST(OperatorApi, AnOsReleaseRegistrationListsExactlyTheLaunchComponents) {
