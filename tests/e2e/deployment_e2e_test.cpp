@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "e2e/processes.hpp"
+#include "e2e/platform.hpp"
 #include "support/temp_dir.hpp"
 #include "wire/operator_api.hpp"
 
@@ -26,52 +26,8 @@ using json::Json;
 using namespace std::chrono_literals;
 using testing::TempDir;
 
-class DeploymentEndToEnd : public ::testing::Test {
+class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
  protected:
-  void SetUp() override {
-    ::setenv("ASPIS_CONFIG", (dir_ / "cli.json").c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
-    ASSERT_EQ(Run({"key", "generate", "--destination", Path("os.key")}), 0);
-    service_ = std::make_unique<ServiceProcess>(dir_ / "service", dir_ / "os.key.pub");
-    ASSERT_EQ(Run({"login", "--url", service_->url(), "--token", service_->admin_token(),
-                   "--root-ca", service_->root_ca().string()}),
-              0);
-    tenant_ = Cli({"tenant", "create", "--name", "Contoso"}).value("id", "");
-    ASSERT_FALSE(tenant_.empty());
-    ASSERT_EQ(Run({"attestation-policy", "update", "--tenant", tenant_,
-                   "--allow-software-root-of-trust", "true"}),
-              0);
-  }
-
-  // Runs `aspis ARGS`; returns its exit code, keeping what it printed.
-  int Run(std::vector<std::string> args) {
-    std::ostringstream out, err;
-    const int code = cli::Main(args, out, err);
-    output_ = out.str() + err.str();
-    EXPECT_EQ(code, 0) << "aspis " << fmt::format("{}", fmt::join(args, " ")) << "\n" << output_;
-    return code;
-  }
-  // `aspis ARGS --output json`.
-  Json Cli(std::vector<std::string> args) {
-    args.insert(args.end(), {"--output", "json"});
-    if (Run(args) != 0) return Json::object();
-    return json::Parse(output_).value_or(Json::object());
-  }
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
-
-  // The OS tree devices run: aspisd itself, and a trust bundle pinning the service's root CA and
-  // the OS publisher's key. Its digests are what the OS package records and devices measure.
-  void BuildRootfs() {
-    fs::create_directories(dir_ / "rootfs/usr/sbin");
-    fs::create_directories(dir_ / "rootfs/etc/aspis");
-    fs::create_directories(dir_ / "rootfs/bin");
-    fs::copy_file(ASPISD_BINARY, dir_ / "rootfs/usr/sbin/aspisd");
-    WriteText(dir_ / "rootfs/etc/aspis/trust-bundle.pem",
-              ReadText(service_->root_ca()) + ReadText(dir_ / "os.key.pub"));
-    WriteText(dir_ / "rootfs/bin/init", "aspis os 25.01");
-    fs::create_directory_symlink("bin", dir_ / "rootfs/sbin");
-    WriteText(dir_ / "board.json", R"({"Description": {"Name": "mt3620-sim"}})");
-  }
-
   std::unique_ptr<DeviceProcess> Device(const std::string& name, const std::string& group) {
     auto device = std::make_unique<DeviceProcess>(dir_ / name, *service_, "", dir_ / "rootfs",
                                                   dir_ / "rootfs/etc/aspis/trust-bundle.pem");
@@ -96,32 +52,19 @@ class DeploymentEndToEnd : public ::testing::Test {
       return true;
     });
   }
-
-  TempDir dir_;
-  std::unique_ptr<ServiceProcess> service_;
-  std::string tenant_;
-  std::string output_;
 };
 
 TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDevices) {
-  BuildRootfs();
   // The platform: an OS and a board package, signed offline, published to Retail Evaluation.
-  const Json os = Cli({"image-package", "pack-os", "--rootfs", Path("rootfs"), "--destination",
-                       Path("os.aspkg"), "--key", Path("os.key"), "--version", "25.01",
-                       "--security-version", "1", "--target-board", "mt3620-sim"});
-  const Json board =
-      Cli({"image-package", "pack-board", "--board", Path("board.json"), "--destination",
-           Path("board.aspkg"), "--key", Path("os.key"), "--version", "1", "--security-version",
-           "1", "--target-board", "mt3620-sim"});
-  const std::string os_image = Cli({"image", "add", "--image", Path("os.aspkg")}).value("id", "");
-  const std::string board_image =
-      Cli({"image", "add", "--image", Path("board.aspkg")}).value("id", "");
-  ASSERT_EQ(os_image, os.value("image_id", "?"));
-  ASSERT_EQ(board_image, board.value("image_id", "?"));
-  const Json release = Cli({"os-release", "publish", "--image", os_image, "--board-image",
-                            board_image, "--feed", "retail-eval"});
-  EXPECT_EQ(release.value("version", ""), "25.01");
-  EXPECT_EQ(release["components"].value("os", ""), os["measurements"].value("os", "?"))
+  BuildRootfs("rootfs", "aspis os 25.01");
+  const auto published = PublishOs("rootfs", "25.01", 1);
+  const std::string& os_image = published.os_image;
+  const std::string& board_image = published.board_image;
+  ASSERT_EQ(os_image, published.os_package.value("image_id", "?"));
+  const Json releases = Cli({"os-release", "list"});
+  ASSERT_EQ(releases.size(), 1u);
+  EXPECT_EQ(releases[0]["components"].value("os", ""),
+            published.os_package["measurements"].value("os", "?"))
       << "the reference values are the package's";
 
   // The tenant: publisher keys under an offline root, an app, a product, a deployment.

@@ -12,6 +12,7 @@
 #include "core/log.hpp"
 #include "device/daemon/daemon.hpp"
 #include "device/measure/measured_launch.hpp"
+#include "device/sim/supervisor.hpp"
 #include "package/measure.hpp"
 #include "rot/root_of_trust.hpp"
 
@@ -49,7 +50,8 @@ int PrintIdentity(rot::RootOfTrust& rot, const std::string& output, std::ostream
   return 0;
 }
 
-// Runs the daemon until SIGTERM or SIGINT; 0 after a clean stop.
+// Runs the daemon until SIGTERM or SIGINT; 0 after a clean stop, kRebootExitCode when the update
+// agent asks for a reboot.
 int RunUntilSignalled(const DaemonConfig& config, std::ostream& err) {
   sigset_t signals;
   sigemptyset(&signals);
@@ -57,7 +59,7 @@ int RunUntilSignalled(const DaemonConfig& config, std::ostream& err) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::atomic<bool> finished{false};
-  Expected<void> result;
+  Expected<DaemonExit> result;
   std::jthread daemon([&](const std::stop_token& stop) {
     result = RunDaemon(config, SystemClock::Instance(), stop);
     finished = true;
@@ -73,7 +75,7 @@ int RunUntilSignalled(const DaemonConfig& config, std::ostream& err) {
   }
   daemon.join();
   if (!result) return Report(result.error(), err);
-  return 0;
+  return *result == DaemonExit::kReboot ? kRebootExitCode : 0;
 }
 
 }  // namespace
@@ -108,6 +110,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   std::string daemon_state = daemon.state_dir.string();
   std::string trust_bundle, os_image, board, admin_socket = daemon.admin_socket.string();
   std::string boot_id_file = daemon.boot_id_file.string();
+  std::string slots;
   int retry_max_seconds = 600;
   auto* run = app.add_subcommand("run", "Run the device runtime until SIGTERM");
   run->set_config("--config", "",
@@ -117,8 +120,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   run->add_option("--state", daemon_state, "State directory")->capture_default_str();
   run->add_option("--service", daemon.service_url, "Security service URL (https://host:port)")
       ->required();
-  run->add_option("--trust-bundle", trust_bundle, "PEM file of the platform root CA to pin")
-      ->required();
+  auto* bundle_option =
+      run->add_option("--trust-bundle", trust_bundle, "PEM file of the platform root CA to pin");
   run->add_option("--rot", daemon.rot, "Root-of-trust backend")
       ->check(CLI::IsMember({"software", "tpm2"}))
       ->capture_default_str();
@@ -126,7 +129,21 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
                   "tpm2-tss TCTI (tpm2 backend), through a resource manager: tabrmd:... or "
                   "device:/dev/tpmrm0")
       ->capture_default_str();
-  run->add_option("--os-image", os_image, "The OS slot image (a file, or a directory)")->required();
+  auto* image_option =
+      run->add_option("--os-image", os_image, "The OS slot image (a file, or a directory)");
+  auto* bootloader_option =
+      run->add_option("--bootloader", daemon.bootloader,
+                      "The A/B bootloader the OS is updated through (simulator: slot "
+                      "directories a and b under --slots); the booted slot is the OS image and "
+                      "holds the trust bundle")
+          ->check(CLI::IsMember({"simulator"}));
+  run->add_option("--slots", slots, "The simulator's slot directory")->needs(bootloader_option);
+  bootloader_option->excludes(image_option)->excludes(bundle_option);
+  int trial_seconds = static_cast<int>(daemon.trial_time.count());
+  run->add_option("--trial-seconds", trial_seconds,
+                  "How long a new OS may take to attest and check in before it is reverted")
+      ->check(CLI::Range(10, 24 * 3600))
+      ->capture_default_str();
   run->add_option("--board", board, "The board definition file")->required();
   run->add_option("--admin-socket", admin_socket, "Local admin socket")->capture_default_str();
   run->add_option("--boot-id-file", boot_id_file,
@@ -152,6 +169,18 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       ->check(CLI::Range(1, 24 * 3600))
       ->capture_default_str();
 
+  sim::SupervisorConfig board_config;
+  std::string board_slots, board_boot_id;
+  auto* simulate = app.add_subcommand(
+      "simulate",
+      "Run the simulated board: boot a slot, run its aspisd (the `run` options follow `--`), and "
+      "boot again when it asks for a reboot");
+  simulate->add_option("--slots", board_slots, "The slot directories a and b")->required();
+  simulate->add_option("--boot-id-file", board_boot_id, "Written with a new ID at each boot")
+      ->required();
+  simulate->add_option("run-options", board_config.run_args,
+                       "The options of `aspisd run` for the slot's aspisd, after --");
+
   auto* measure = app.add_subcommand(
       "measure",
       "Print the digests this aspisd would measure at launch (NAME=SHA256 lines, as `aspis "
@@ -168,6 +197,11 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     return app.exit(e, out, err);
   }
 
+  if (simulate->parsed()) {
+    board_config.slots = board_slots;
+    board_config.boot_id_file = board_boot_id;
+    return sim::Supervise(board_config, err);
+  }
   if (measure->parsed()) {
     json::Json digests = json::Json::object();
     for (const auto& component :
@@ -181,6 +215,16 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     return 0;
   }
   if (run->parsed()) {
+    if (daemon.bootloader.empty() && (os_image.empty() || trust_bundle.empty())) {
+      err << "aspisd run: give --os-image and --trust-bundle, or --bootloader and --slots\n";
+      return 2;
+    }
+    if (!daemon.bootloader.empty() && slots.empty()) {
+      err << "aspisd run: --bootloader simulator needs --slots\n";
+      return 2;
+    }
+    daemon.slots = slots;
+    daemon.trial_time = std::chrono::seconds(trial_seconds);
     daemon.state_dir = daemon_state;
     daemon.trust_bundle = trust_bundle;
     daemon.os_image = os_image;

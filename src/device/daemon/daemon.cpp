@@ -18,9 +18,14 @@
 #include "device/daemon/admin_socket.hpp"
 #include "device/daemon/credentials.hpp"
 #include "device/measure/measured_launch.hpp"
+#include "device/state/state_store.hpp"
+#include "device/update/boot/simulated_bootloader.hpp"
 #include "device/update/manifest_check.hpp"
+#include "device/update/os_agent.hpp"
 #include "device/update/publisher_trust.hpp"
+#include "device/update/slot_writer.hpp"
 #include "device/update/staging.hpp"
+#include "package/measure.hpp"
 #include "wire/check_in.hpp"
 #include "wire/device_api.hpp"
 #include "wire/errors.hpp"
@@ -75,7 +80,7 @@ class ServiceImages final : public update::ImageSource {
   Pause pause_;
 };
 
-// What the admin socket reports; guarded by Device::mutex_.
+// What the admin socket reports; guarded by the mutex of Device::waiter_.
 struct Status {
   std::string verdict = "never attested";  // "trusted", "untrusted", "unreachable"
   std::string reason;
@@ -92,13 +97,15 @@ struct Status {
 
 class Device {
  public:
-  Device(const DaemonConfig& config, const Clock& clock, std::unique_ptr<rot::RootOfTrust> rot,
-         std::vector<wire::MeasurementEvent> events, Credentials credentials,
-         std::vector<crypto::Certificate> roots, wire::Endpoint endpoint, wire::HttpsClient client,
-         std::string device_id, std::uint64_t manifest_sequence, update::PublisherTrust trust,
-         update::Staging staging)
+  Device(const DaemonConfig& config, const WaitableClock& clock,
+         std::unique_ptr<rot::RootOfTrust> rot, std::vector<wire::MeasurementEvent> events,
+         Credentials credentials, std::vector<crypto::Certificate> roots, wire::Endpoint endpoint,
+         wire::HttpsClient client, std::string device_id, std::uint64_t manifest_sequence,
+         update::PublisherTrust trust, update::Staging staging, update::OsAgent* os_agent,
+         const bool& reboot_asked)
       : config_(config),
         clock_(clock),
+        waiter_(clock),
         rot_(std::move(rot)),
         events_(std::move(events)),
         credentials_(std::move(credentials)),
@@ -108,6 +115,8 @@ class Device {
         device_id_(std::move(device_id)),
         trust_(std::move(trust)),
         staging_(std::move(staging)),
+        os_agent_(os_agent),
+        reboot_asked_(reboot_asked),
         uniform_(attest::SystemUniform()),
         backoff_(config.retry_base, config.retry_cap, uniform_),
         check_in_backoff_(config.retry_base, config.retry_cap, uniform_) {
@@ -123,19 +132,29 @@ class Device {
 
   void Run(const std::stop_token& stop) {
     stop_ = stop;
-    std::unique_lock lock(mutex_);
-    std::stop_callback wake(stop, [this] { wake_.notify_all(); });
+    // Registered before the lock is taken: it runs at once, taking the lock, if stop was asked.
+    std::stop_callback wake(stop, [this] {
+      const std::lock_guard lock(waiter_.mutex());
+      waiter_.NotifyAll();
+    });
+    std::unique_lock lock(waiter_.mutex());
     Clock::TimePoint next = FirstAttempt();
     // A device with valid certificates checks in at start (the first connection after boot).
     Clock::TimePoint next_check_in = clock_.Now();
-    while (!stop.stop_requested()) {
+    while (!stop.stop_requested() && !reboot_asked_) {
       status_.next_attempt = UnixSeconds(next);
-      // The clock is injected; wait in slices so a moved clock (or a request) is seen promptly.
-      wake_.wait_for(lock, std::chrono::milliseconds(200),
-                     [&] { return stop.stop_requested() || attest_requested_; });
+      Clock::TimePoint until = next;
+      if (credentials_.runtime_certificate()) until = std::min(until, next_check_in);
+      if (const auto trial = os_agent_ ? os_agent_->TrialDeadline() : std::nullopt) {
+        until = std::min(until, *trial);
+      }
+      waiter_.WaitUntil(lock, until, [&] { return stop.stop_requested() || attest_requested_; });
       if (stop.stop_requested()) break;
       const bool attest = attest_requested_ || clock_.Now() >= next;
       const bool check_in = credentials_.runtime_certificate() && clock_.Now() >= next_check_in;
+      lock.unlock();
+      TickTrial();
+      lock.lock();
       if (!attest && !check_in) continue;
       attest_requested_ = false;
       // Requests made up to now are answered by this attempt; later ones wait for the next.
@@ -143,18 +162,31 @@ class Device {
       lock.unlock();
       bool trusted = false;
       if (attest) {
-        next = AttestOnce(&trusted);
-        if (trusted) next_check_in = clock_.Now();
+        bool refused = false;
+        next = AttestOnce(&trusted, &refused);
+        if (trusted) {
+          next_check_in = clock_.Now();
+          attested_ = true;
+        }
+        if (refused) Unhealthy("attestation refused: " + Reason());
         // Those who asked are answered now, not after the check-in (and its downloads) below.
-        const std::lock_guard answered(mutex_);
+        const std::lock_guard answered(waiter_.mutex());
         served_ = std::max(served_, serving);
         done_.notify_all();
       }
       bool refused = false;
-      if (credentials_.runtime_certificate() && clock_.Now() >= next_check_in) {
-        next_check_in = CheckInOnce(&refused);
+      if (credentials_.runtime_certificate() && clock_.Now() >= next_check_in && !reboot_asked_) {
+        bool checked_in = false;
+        next_check_in = CheckInOnce(&refused, &checked_in);
         // The service no longer accepts these certificates (revoked?): attest again now.
         if (refused && !attest) next = clock_.Now();
+        // Healthy: this OS attested and checked in since it started.
+        if (checked_in && attested_ && !reported_healthy_ && os_agent_ != nullptr) {
+          reported_healthy_ = true;
+          if (auto ok = os_agent_->Healthy(); !ok) {
+            log::Error("the update agent failed: {}", ok.error().message());
+          }
+        }
       }
       lock.lock();
     }
@@ -164,10 +196,10 @@ class Device {
     const std::string command = request.value("command", "");
     if (command == wire::admin::kStatus) return StatusJson();
     if (command == wire::admin::kAttest) {
-      std::unique_lock lock(mutex_);
+      std::unique_lock lock(waiter_.mutex());
       const auto mine = ++requests_;
       attest_requested_ = true;
-      wake_.notify_all();
+      waiter_.NotifyAll();
       if (!done_.wait_for(lock, std::chrono::seconds(90), [&] { return served_ >= mine; })) {
         return {{"error", "the attestation did not finish in 90 s"}};
       }
@@ -181,11 +213,94 @@ class Device {
   Clock::TimePoint FirstAttempt() const {
     const auto& cert = credentials_.runtime_certificate();
     if (!cert || cert->NotAfter() <= clock_.Now()) return clock_.Now();
+    // A new OS on trial proves itself now: certificates from the old one do not count.
+    if (os_agent_ != nullptr && os_agent_->record().step == update::Step::kTrial) {
+      return clock_.Now();
+    }
     return attest::RenewalTime(cert->NotBefore(), cert->NotAfter(), uniform_);
   }
 
-  // One attestation; returns when to attest next and sets *trusted.
-  Clock::TimePoint AttestOnce(bool* trusted) {
+  std::string Reason() {
+    const std::lock_guard lock(waiter_.mutex());
+    return status_.reason;
+  }
+
+  void Unhealthy(const std::string& reason) {
+    if (os_agent_ == nullptr) return;
+    if (auto ok = os_agent_->Unhealthy(reason); !ok) {
+      log::Error("the update agent failed: {}", ok.error().message());
+    }
+  }
+
+  void TickTrial() {
+    if (os_agent_ == nullptr) return;
+    if (auto ok = os_agent_->Tick(); !ok) {
+      log::Error("the update agent failed: {}", ok.error().message());
+    }
+  }
+
+  // Hands a downloaded OS target to the update agent, and turns the statuses of the OS targets
+  // into where their install stands.
+  void InstallOs(const std::vector<wire::UpdateTarget>& targets,
+                 std::vector<wire::TargetStatus>& statuses) {
+    if (os_agent_ == nullptr) return;
+    for (const auto& t : targets) {
+      if (t.kind != package::KindName(package::Kind::kOs)) continue;
+      const auto status = std::find_if(statuses.begin(), statuses.end(),
+                                       [&](const auto& s) { return s.image_id == t.image_id; });
+      if (status == statuses.end()) continue;
+      if (status->state == wire::kDownloaded) {
+        const auto staged = staging_.Staged(t);
+        if (!staged) continue;
+        const update::OsTarget target{t.image_id, t.version, t.security_version, *staged};
+        // The OS already running (a factory install) is adopted, not installed again.
+        const bool running = RunsPackage(*staged);
+        if (auto ok = running ? os_agent_->Adopt(target) : os_agent_->Install(target); !ok) {
+          log::Warning("OS {} not installed: {}", t.version, ok.error().message());
+          *status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
+          continue;
+        }
+      }
+      const update::OsRecord& r = os_agent_->record();
+      if (r.installed_image_id == t.image_id) {
+        *status = {t.image_id, std::string(wire::kInstalled), ""};
+      } else if (r.target.image_id == t.image_id && r.step != update::Step::kIdle) {
+        *status = {t.image_id, std::string(wire::kInstalling), ""};
+      } else if (r.target.image_id == t.image_id && r.outcome == update::Outcome::kReverted) {
+        *status = {t.image_id, std::string(wire::kReverted), r.reason};
+      } else if (r.target.image_id == t.image_id && r.outcome == update::Outcome::kFailed) {
+        *status = {t.image_id, std::string(wire::kFailed), r.reason};
+      }
+    }
+  }
+
+  // Whether the booted OS is the one the package at `staged` holds: its signed "os" measurement
+  // is the one this launch measured.
+  bool RunsPackage(const std::filesystem::path& staged) {
+    auto source = package::FileSource::Open(staged);
+    if (!source) return false;
+    auto reader = package::Reader::Open(*source, trust_.Publishers());
+    if (!reader) return false;
+    const auto& measured = reader->manifest().measurements;
+    const auto signed_os = measured.find("os");
+    return signed_os != measured.end() &&
+           std::any_of(events_.begin(), events_.end(), [&](const wire::MeasurementEvent& e) {
+             return e.component == "os" && e.digest == signed_os->second;
+           });
+  }
+
+  // The OS version running: the one on trial, the one installed, or the one configured.
+  std::string RunningOsVersion() const {
+    if (os_agent_ != nullptr) {
+      const update::OsRecord& r = os_agent_->record();
+      if (r.step == update::Step::kTrial) return r.target.version;
+      if (!r.installed_version.empty()) return r.installed_version;
+    }
+    return config_.os_version;
+  }
+
+  // One attestation; returns when to attest next, and sets *trusted or *refused.
+  Clock::TimePoint AttestOnce(bool* trusted, bool* refused) {
     std::optional<std::chrono::seconds> retry_after;  // the service's own "not before"
     auto issued = attest::Attest(client_, *rot_, events_, credentials_.runtime_key(),
                                  credentials_.app_key(), roots_, clock_.Now(), &retry_after);
@@ -210,6 +325,7 @@ class Device {
       }
     } else if (issued.error() == wire::WireErrc::kRefused) {
       // A device the service does not trust must not keep presenting its old credentials.
+      *refused = true;
       verdict = "untrusted";
       reason = issued.error().message();
       if (auto dropped = credentials_.Drop(); !dropped) {
@@ -223,7 +339,7 @@ class Device {
       next = now + backoff_.NextDelay(retry_after);
       log::Warning("attestation failed ({} in a row): {}", backoff_.failures(), reason);
     }
-    const std::lock_guard lock(mutex_);
+    const std::lock_guard lock(waiter_.mutex());
     status_.verdict = verdict;
     status_.reason = reason;
     status_.last_attempt = UnixSeconds(now);
@@ -233,9 +349,9 @@ class Device {
     return next;
   }
 
-  // One check-in; returns when to check in next and sets *refused when the service refused the
-  // runtime certificate.
-  Clock::TimePoint CheckInOnce(bool* refused) {
+  // One check-in; returns when to check in next, sets *refused when the service refused the
+  // runtime certificate, and *checked_in when the check-in and its manifest were good.
+  Clock::TimePoint CheckInOnce(bool* refused, bool* checked_in) {
     const auto now = clock_.Now();
     bool reported_all = true;  // the targets' statuses are what this check-in reported
     bool downloads_pending = false;
@@ -246,12 +362,12 @@ class Device {
       if (!tls) return std::unexpected(tls.error());
       const wire::HttpsClient client(endpoint_, *tls);
       wire::CheckIn report{.device_id = device_id_,
-                           .os_version = config_.os_version,
+                           .os_version = RunningOsVersion(),
                            .runtime_version = kRuntimeVersion,
                            .publisher_root = trust_.RootFingerprint(),
                            .board = staging_.board()};
       {
-        const std::lock_guard lock(mutex_);
+        const std::lock_guard lock(waiter_.mutex());
         report.targets = status_.targets;
       }
       auto parsed = wire::PostCheckIn(client, report, &retry_after);
@@ -262,7 +378,7 @@ class Device {
       std::uint64_t last = 0;
       std::string tenant;
       {
-        const std::lock_guard lock(mutex_);
+        const std::lock_guard lock(waiter_.mutex());
         last = status_.manifest_sequence;
         tenant = status_.tenant;
       }
@@ -288,38 +404,40 @@ class Device {
       // An attestation asked for on the admin socket pauses them too.
       const auto deadline = std::chrono::steady_clock::now() + config_.download_budget;
       const auto keep_going = [this, deadline] {
-        const std::lock_guard lock(mutex_);
+        const std::lock_guard lock(waiter_.mutex());
         return !stop_.stop_requested() && !attest_requested_ &&
                std::chrono::steady_clock::now() < deadline;
       };
       ServiceImages images(client, [this, deadline, &keep_going](std::chrono::seconds wait) {
         if (!keep_going()) return false;
+        const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+            deadline - std::chrono::steady_clock::now());
         const auto until =
-            std::min(std::chrono::steady_clock::now() +
-                         std::min<std::chrono::seconds>(wait, std::chrono::seconds(30)),
-                     deadline);
-        std::unique_lock lock(mutex_);
-        wake_.wait_until(lock, until,
-                         [this] { return stop_.stop_requested() || attest_requested_; });
+            clock_.Now() + std::min({wait, std::chrono::seconds(30), std::max(left, {})});
+        std::unique_lock lock(waiter_.mutex());
+        waiter_.WaitUntil(lock, until,
+                          [this] { return stop_.stop_requested() || attest_requested_; });
         lock.unlock();
         return keep_going();
       });
       auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now(), keep_going);
       downloads_pending = std::any_of(targets.begin(), targets.end(),
                                       [](const auto& t) { return t.state == wire::kDownloading; });
-      const std::lock_guard lock(mutex_);
+      InstallOs(manifest->targets, targets);
+      const std::lock_guard lock(waiter_.mutex());
       status_.publisher_keys_error = keys_error;
       reported_all = targets == status_.targets;
       status_.targets = std::move(targets);
       return manifest;
     }();
-    const std::lock_guard lock(mutex_);
+    const std::lock_guard lock(waiter_.mutex());
     if (!outcome) {
       status_.check_in_error = outcome.error().message();
       log::Warning("check-in failed: {}", status_.check_in_error);
       return now + check_in_backoff_.NextDelay(retry_after);
     }
     check_in_backoff_.Reset();
+    *checked_in = true;
     status_.check_in_error.clear();
     status_.last_check_in = UnixSeconds(now);
     status_.manifest_sequence = outcome->sequence;
@@ -339,7 +457,7 @@ class Device {
   }
 
   Json StatusJson() {
-    const std::lock_guard lock(mutex_);
+    const std::lock_guard lock(waiter_.mutex());
     Json targets = Json::array();
     for (const auto& t : status_.targets) {
       targets.push_back({{"image_id", t.image_id}, {"state", t.state}, {"reason", t.reason}});
@@ -368,7 +486,8 @@ class Device {
   }
 
   const DaemonConfig& config_;
-  const Clock& clock_;
+  const WaitableClock& clock_;
+  Waiter waiter_;  // what the loop sleeps on; its mutex guards status_ and the requests
   std::unique_ptr<rot::RootOfTrust> rot_;
   const std::vector<wire::MeasurementEvent> events_;
   Credentials credentials_;
@@ -378,14 +497,16 @@ class Device {
   const std::string device_id_;
   update::PublisherTrust trust_;  // used by the loop's thread only
   update::Staging staging_;
+  update::OsAgent* os_agent_;  // null without a bootloader; used by the loop's thread only
+  const bool& reboot_asked_;   // set by the agent, on the loop's thread
+  bool attested_ = false;      // this run attested trusted
+  bool reported_healthy_ = false;
   bool reporting_ = false;  // the next check-in is to report new target statuses
   std::stop_token stop_;
   attest::Uniform uniform_;
   attest::Backoff backoff_;
   attest::Backoff check_in_backoff_;
 
-  std::mutex mutex_;
-  std::condition_variable wake_;
   std::condition_variable done_;
   bool attest_requested_ = false;
   std::uint64_t requests_ = 0;  // attestations asked for on the admin socket
@@ -405,6 +526,16 @@ Expected<void> RequireSharedTcti(std::string_view tcti) {
                   "each need one: use a resource manager (tabrmd:... or device:/dev/tpmrm0)");
 }
 
+// The ID of this boot, from `path`.
+Expected<std::string> ReadBootId(const std::filesystem::path& path) {
+  auto text = file::Read(path, 4096);
+  if (!text) return std::unexpected(std::move(text.error()).WithContext("boot ID"));
+  std::string id(AsString(*text));
+  id.erase(id.find_last_not_of(" \n") + 1);
+  if (id.empty()) return Fail(CoreErrc::kParse, path.string() + " holds no boot ID");
+  return id;
+}
+
 }  // namespace
 
 Expected<std::string> BoardName(const std::filesystem::path& definition) {
@@ -421,8 +552,25 @@ Expected<std::string> BoardName(const std::filesystem::path& definition) {
   return description->value("Name", "");
 }
 
-Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
-                         const std::stop_token& stop) {
+Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& clock,
+                               const std::stop_token& stop) {
+  DaemonConfig config = given;
+  // With a bootloader, the slot it booted is the OS: measured, and holding the trust bundle.
+  std::optional<update::SimulatedBootloader> bootloader;
+  std::string boot_id;
+  if (!config.bootloader.empty()) {
+    auto id = ReadBootId(config.boot_id_file);
+    if (!id) return std::unexpected(id.error());
+    boot_id = *id;
+    auto opened = update::SimulatedBootloader::Open(file::RealFileSystem(), config.slots);
+    if (!opened) return std::unexpected(std::move(opened.error()).WithContext("bootloader"));
+    auto slot = opened->Boot(boot_id);
+    if (!slot) return std::unexpected(std::move(slot.error()).WithContext("booting a slot"));
+    config.os_image = opened->SlotDir(*slot);
+    config.trust_bundle = config.os_image / package::kTrustBundleInRootfs;
+    log::Info("booted slot {} ({})", update::SlotName(*slot), config.os_image.string());
+    bootloader = std::move(*opened);
+  }
   auto bundle = file::Read(config.trust_bundle, file::kSmallFileLimit);
   if (!bundle) return std::unexpected(std::move(bundle.error()).WithContext("trust bundle"));
   auto roots = crypto::Certificate::ChainFromPem(AsString(*bundle));
@@ -437,6 +585,7 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
   }
   crypto::dsse::TrustedKeys os_keys;
   for (const auto& key : *os_publishers) os_keys.Add(key);
+  const crypto::dsse::TrustedKeys installer_keys = os_keys;
   auto board = BoardName(config.board);
   if (!board) return std::unexpected(board.error());
   auto endpoint = wire::ParseHttpsUrl(config.service_url);
@@ -478,16 +627,50 @@ Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
                                        {.board = *board, .capacity = config.staging_capacity});
   if (!staging) return std::unexpected(staging.error());
 
+  // The OS update agent resumes what a restart interrupted before anything else runs.
+  bool reboot_asked = false;
+  std::optional<state::StateStore> update_state;
+  std::optional<update::DirectorySlotWriter> slot_writer;
+  std::optional<update::OsAgent> os_agent;
+  if (bootloader) {
+    if (auto ok = file::EnsureDirectory(config.state_dir / "update", 0700); !ok) {
+      return std::unexpected(ok.error());
+    }
+    update_state.emplace(file::RealFileSystem(), config.state_dir / "update");
+    slot_writer.emplace([&](update::Slot slot) { return bootloader->SlotDir(slot); },
+                        package::Publishers{.os = &installer_keys}, *board);
+    auto agent =
+        update::OsAgent::Open({.env = {file::RealFileSystem(), clock, attest::SystemUniform()},
+                               .store = *update_state,
+                               .boot = *bootloader,
+                               .writer = *slot_writer,
+                               .rot = **rot,
+                               .reboot = [&reboot_asked] { reboot_asked = true; },
+                               .trial_time = config.trial_time},
+                              boot_id);
+    if (!agent) return std::unexpected(std::move(agent.error()).WithContext("update agent"));
+    os_agent.emplace(std::move(*agent));
+    if (auto ok = os_agent->Resume(); !ok) {
+      return std::unexpected(std::move(ok.error()).WithContext("resuming the OS update"));
+    }
+    if (reboot_asked) return DaemonExit::kReboot;
+  }
+
   Device device(config, clock, std::move(*rot), std::move(*events), std::move(*credentials),
                 std::move(*roots), *endpoint, wire::HttpsClient(*endpoint, *tls),
-                identity->device_id, *sequence, std::move(*trust), std::move(*staging));
+                identity->device_id, *sequence, std::move(*trust), std::move(*staging),
+                os_agent ? &*os_agent : nullptr, reboot_asked);
   auto admin = AdminSocket::Start(config.admin_socket,
                                   [&device](const json::Json& r) { return device.Handle(r); });
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));
   log::Info("aspisd running as device {}", identity->device_id);
   device.Run(stop);
+  if (reboot_asked) {
+    log::Info("aspisd stopping for a reboot");
+    return DaemonExit::kReboot;
+  }
   log::Info("aspisd stopping");
-  return {};
+  return DaemonExit::kStopped;
 }
 
 }  // namespace aspis::device

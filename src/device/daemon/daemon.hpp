@@ -12,11 +12,15 @@
 #include "wire/admin.hpp"
 
 // aspisd's main loop: measured launch, then attestation and renewal, and check-ins with the
-// update manifest verified and its targets downloaded and verified into the staging area, with
-// status served on the admin socket, until asked to stop.
+// update manifest verified, its targets downloaded and verified into the staging area, and the OS
+// installed through the update agent, with status served on the admin socket, until asked to
+// stop or to reboot.
 namespace aspis::device {
 
 inline constexpr char kRuntimeVersion[] = "0.1.0";
+// `aspisd run` exits with this code when the update agent asks for a reboot; the simulator's
+// supervisor (`aspisd simulate`) then boots the board again.
+inline constexpr int kRebootExitCode = 10;
 
 struct DaemonConfig {
   std::filesystem::path state_dir = "/var/lib/aspisd";
@@ -26,7 +30,14 @@ struct DaemonConfig {
   std::string tcti = "device:/dev/tpmrm0";
   std::filesystem::path boot_id_file = rot::kBootIdFile;
   std::filesystem::path os_image;  // the OS slot image: a file, or a directory on the simulator
-  std::filesystem::path board;     // the board definition; packages must list its name
+  // The A/B bootloader the OS is updated through: empty (the OS is not updated) or "simulator"
+  // (slot directories `a` and `b` under `slots`). With a bootloader, the booted slot is the OS
+  // measured and its etc/aspis/trust-bundle.pem the trust bundle.
+  std::string bootloader;
+  std::filesystem::path slots;
+  // How long a new OS may take to attest and check in before it is reverted.
+  std::chrono::seconds trial_time = std::chrono::minutes(10);
+  std::filesystem::path board;  // the board definition; packages must list its name
   std::filesystem::path aspisd_binary = "/proc/self/exe";
   std::filesystem::path admin_socket = std::string(wire::admin::kDefaultSocket);
   std::string os_version = "unknown";  // reported at check-in
@@ -47,11 +58,14 @@ struct DaemonConfig {
 // Errors: kParse.
 Expected<std::string> BoardName(const std::filesystem::path& definition);
 
-// Runs until `stop` is requested (SIGTERM in aspisd), then returns after the current step. Errors
-// are those that keep the device from running at all (no trust bundle, a root of trust that will
-// not open, a measurement log that does not explain the register); a service that cannot be
-// reached or refuses is retried, never an error.
-Expected<void> RunDaemon(const DaemonConfig& config, const Clock& clock,
-                         const std::stop_token& stop);
+enum class DaemonExit { kStopped, kReboot };
+
+// Runs until `stop` is requested (SIGTERM in aspisd), then returns after the current step, or
+// until the update agent asks for a reboot (kReboot). Errors are those that keep the device from
+// running at all (no trust bundle, a root of trust that will not open, a measurement log that
+// does not explain the register, a damaged update record); a service that cannot be reached or
+// refuses is retried, never an error. `clock` is what the loop sleeps on.
+Expected<DaemonExit> RunDaemon(const DaemonConfig& config, const WaitableClock& clock,
+                               const std::stop_token& stop);
 
 }  // namespace aspis::device

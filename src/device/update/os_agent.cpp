@@ -282,6 +282,24 @@ Expected<void> OsAgent::Install(const OsTarget& target) {
   });
 }
 
+Expected<void> OsAgent::Adopt(const OsTarget& target) {
+  if (record_.step != Step::kIdle || record_.installed_image_id == target.image_id) return {};
+  if (auto ok = CheckSecurityVersion(target.security_version); !ok) return ok;
+  if (auto ok = parts_.rot.AdvanceCounter(kOsSecurityVersionCounter, target.security_version);
+      !ok) {
+    return ok;
+  }
+  OsRecord next = record_;
+  next.boot_id = boot_id_;
+  next.installed_image_id = target.image_id;
+  next.installed_version = target.version;
+  next.installed_security_version = target.security_version;
+  if (auto ok = Persist(next); !ok) return ok;
+  record_ = std::move(next);
+  log::Info("OS {} runs: recorded as installed", target.version);
+  return {};
+}
+
 Expected<void> OsAgent::Healthy() {
   if (record_.step == Step::kTrial) return Fire(Event::kHealthy);
   if (record_.step != Step::kIdle) return {};

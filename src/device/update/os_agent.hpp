@@ -148,6 +148,10 @@ class OsAgent {
   // anti-rollback counter; ignored when it is what the committed slot holds or what the last
   // install failed with. Returns once the reboot is asked for, or the install failed.
   Expected<void> Install(const OsTarget& target);
+  // The running OS is `target` (the daemon measured it so): when idle, records it as installed
+  // and raises the anti-rollback counter to its security version. Refused (kRollback) when that
+  // version is below the counter.
+  Expected<void> Adopt(const OsTarget& target);
   // The running OS attested and checked in: a trial is committed; when idle, the booted slot is
   // marked good, so that it keeps its tries.
   Expected<void> Healthy();

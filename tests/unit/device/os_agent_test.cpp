@@ -255,6 +255,19 @@ TEST_F(Board, RollbackAttackAStagedPackageSwappedAfterTheDecisionIsNeverBooted) 
   EXPECT_EQ(agent_->record().step, Step::kReboot);
 }
 
+TEST_F(Board, TheRunningOsIsAdoptedNotInstalledAgain) {
+  ASSERT_TRUE(agent_->Adopt(Os("1.0", 1)));
+  EXPECT_EQ(agent_->record().installed_version, "1.0");
+  ASSERT_TRUE(agent_->Install(Os("1.0", 1)));
+  EXPECT_EQ(agent_->record().step, Step::kIdle);
+  EXPECT_EQ(writer_.writes, 0);
+  // A running OS below the counter is not adopted: it is a rollback.
+  ASSERT_TRUE(rot_->AdvanceCounter(kOsSecurityVersionCounter, 3));
+  auto refused = agent_->Adopt(Os("1.1", 2));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), UpdateErrc::kRollback);
+}
+
 TEST_F(Board, RollbackAttackAnOsBelowTheCounterIsRefused) {
   InstallAndReboot(Os("1.1", 2));
   ASSERT_TRUE(agent_->Healthy());
