@@ -49,31 +49,41 @@ class SimulatedBoard {
     ASSERT_TRUE(written) << written.error().message();
   }
 
-  void Start() {
-    process_ = std::make_unique<testing::BackgroundProcess>(
-        std::vector<std::string>{ASPISD_BINARY,
-                                 "simulate",
-                                 "--slots",
-                                 (dir_ / "slots").string(),
-                                 "--boot-id-file",
-                                 (dir_ / "boot_id").string(),
-                                 "--",
-                                 "--state",
-                                 State(),
-                                 "--service",
-                                 service_.url(),
-                                 "--board",
-                                 (dir_ / "board.json").string(),
-                                 "--admin-socket",
-                                 (dir_ / "admin.sock").string(),
-                                 "--retry-max-seconds",
-                                 "2",
-                                 "--check-in-interval",
-                                 "2",
-                                 "--trial-seconds",
-                                 "60"},
-        std::nullopt, SIGTERM, (dir_ / "aspisd.log").string());
+  // Starts the board; with `kill_at`, aspisd dies by SIGKILL once, at that kill point.
+  void Start(const std::string& kill_at = {}) {
+    std::vector<std::string> argv;
+    if (!kill_at.empty()) {
+      fs::create_directories(dir_ / "marks");
+      argv = {"env", "ASPIS_KILL_AT=" + kill_at, "ASPIS_KILL_MARKS=" + (dir_ / "marks").string()};
+    }
+    const std::vector<std::string> board = {ASPISD_BINARY,
+                                            "simulate",
+                                            "--slots",
+                                            (dir_ / "slots").string(),
+                                            "--boot-id-file",
+                                            (dir_ / "boot_id").string(),
+                                            "--",
+                                            "--state",
+                                            State(),
+                                            "--service",
+                                            service_.url(),
+                                            "--board",
+                                            (dir_ / "board.json").string(),
+                                            "--admin-socket",
+                                            (dir_ / "admin.sock").string(),
+                                            "--retry-max-seconds",
+                                            "2",
+                                            "--check-in-interval",
+                                            "2",
+                                            "--trial-seconds",
+                                            std::to_string(trial_seconds_)};
+    argv.insert(argv.end(), board.begin(), board.end());
+    process_ = std::make_unique<testing::BackgroundProcess>(argv, std::nullopt, SIGTERM,
+                                                            (dir_ / "aspisd.log").string());
   }
+  // Whether aspisd was killed at its kill point.
+  bool Killed(const std::string& point) const { return fs::exists(dir_ / "marks" / point); }
+  void set_trial_seconds(int seconds) { trial_seconds_ = seconds; }
   int Stop() { return process_->Stop(); }
 
   // Waits (bounded) until the device reports `image` in `state`; the status seen last.
@@ -111,10 +121,23 @@ class SimulatedBoard {
   fs::path dir_;
   const e2e::ServiceProcess& service_;
   std::string id_;
+  int trial_seconds_ = 60;
   std::unique_ptr<testing::BackgroundProcess> process_;
 };
 
-class OsUpdateEndToEnd : public e2e::PlatformEndToEnd {};
+class OsUpdateEndToEnd : public e2e::PlatformEndToEnd {
+ protected:
+  // A new board flashed with `package`, claimed and put in the Retail Evaluation group.
+  std::unique_ptr<SimulatedBoard> NewBoard(const std::string& name, const std::string& package) {
+    auto board = std::make_unique<SimulatedBoard>(dir_ / name, *service_);
+    board->Flash(Path(package), Path("os.key.pub"));
+    EXPECT_EQ(Run({"device", "claim", "--tenant", tenant_, "--device", board->id()}), 0);
+    EXPECT_EQ(Run({"device", "update", "--tenant", tenant_, "--device", board->id(),
+                   "--device-group", "Coffee/Field Test OS Evaluation"}),
+              0);
+    return board;
+  }
+};
 
 TEST_F(OsUpdateEndToEnd,
        ANewOsIsInstalledRebootedIntoAndCommittedAndOneThatNeverComesUpIsReverted) {
@@ -174,6 +197,77 @@ TEST_F(OsUpdateEndToEnd,
   }();
   EXPECT_NE(seen.find("went back to slot B"), std::string::npos) << seen;
   EXPECT_EQ(board.Stop(), 0);
+}
+
+// aspisd is killed (SIGKILL) once at each step boundary of an OS install, of a download, of a
+// factory OS's adoption, of a revert and of a fall-back; the simulated board restarts it, and each
+// time the device ends running a checked OS, the new one or the old one as the path says, never
+// neither.
+TEST_F(OsUpdateEndToEnd, AspisdKilledAtEveryStepBoundaryResumesOrRevertsAndNeverBricks) {
+  BuildRootfs("rootfs-25.01", "aspis os 25.01");
+  BuildRootfs("rootfs-25.02", "aspis os 25.02");
+  PublishOs("rootfs-25.01", "25.01", 1);
+  const auto good = PublishOs("rootfs-25.02", "25.02", 2);
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  int kills = 0;
+  // Boards for `points` run at once, each killed at its point, and each must end with `image` in
+  // `state`, running the OS whose init says `runs`.
+  const auto run = [&](const std::vector<std::string>& points, const std::string& flashed,
+                       const std::string& image, const std::string& state, const std::string& runs,
+                       int trial_seconds = 60) {
+    std::vector<std::unique_ptr<SimulatedBoard>> boards;
+    for (const auto& point : points) {
+      boards.push_back(NewBoard("board-" + point, flashed));
+      boards.back()->set_trial_seconds(trial_seconds);
+      boards.back()->Start(point);
+    }
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      SCOPED_TRACE(points[i]);
+      SimulatedBoard& board = *boards[i];
+      board.WaitForTarget(image, state);
+      EXPECT_TRUE(board.Killed(points[i])) << "aspisd never reached " << points[i];
+      kills += board.Killed(points[i]) ? 1 : 0;
+      auto boot = board.Bootloader();
+      EXPECT_EQ(
+          ReadText(board.Slot(*boot.Booted() == device::update::Slot::kA ? "a" : "b") / "bin/init"),
+          runs);
+      EXPECT_EQ(board.Stop(), 0);
+    }
+  };
+  // An update that comes up healthy: committed, whatever the point.
+  run({"download.range", "download.verified", "os.idle-install.before", "os.idle-install.after",
+       "slot.unpacked", "slot.cleared", "os.install-switch.before", "os.install-switch.after"},
+      "rootfs-25.01.aspkg", good.os_image, "installed", "aspis os 25.02");
+  run({"os.switch-reboot.before", "os.switch-reboot.after", "os.reboot-trial.before",
+       "os.reboot-trial.after", "os.trial-commit.before", "os.trial-commit.after",
+       "os.commit-idle.before", "os.commit-idle.after"},
+      "rootfs-25.01.aspkg", good.os_image, "installed", "aspis os 25.02");
+  // The factory OS is the newest: adopted.
+  run({"os.adopt.before", "os.adopt.after"}, "rootfs-25.02.aspkg", good.os_image, "installed",
+      "aspis os 25.02");
+  // An OS that runs but never reaches the service (its trust bundle pins another root): its trial
+  // runs out and it is reverted.
+  BuildRootfs("rootfs-25.04", "aspis os 25.04");
+  const auto stranger = testing::RunProcess({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                             "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                                             Path("stranger.key"), "-out", Path("stranger.pem"),
+                                             "-subj", "/CN=Stranger Root", "-days", "30"});
+  ASSERT_EQ(stranger.exit_code, 0) << stranger.output;
+  fs::remove(dir_ / "rootfs-25.04/etc/aspis/trust-bundle.pem");
+  WriteText(dir_ / "rootfs-25.04/etc/aspis/trust-bundle.pem",
+            ReadText(dir_ / "stranger.pem") + ReadText(dir_ / "os.key.pub"));
+  const auto lost = PublishOs("rootfs-25.04", "25.04", 4);
+  run({"os.trial-revert.before", "os.trial-revert.after", "os.revert-idle.before",
+       "os.revert-idle.after"},
+      "rootfs-25.02.aspkg", lost.os_image, "reverted", "aspis os 25.02", 10);
+  // An OS whose aspisd dies at start: the boot counter runs out and the old slot comes back.
+  WriteText(dir_ / "broken-aspisd", "#!/bin/sh\nexit 1\n");
+  fs::permissions(dir_ / "broken-aspisd", fs::perms::owner_all);
+  BuildRootfs("rootfs-25.05", "aspis os 25.05", dir_ / "broken-aspisd");
+  const auto broken = PublishOs("rootfs-25.05", "25.05", 5);
+  run({"os.trial-idle.before", "os.trial-idle.after"}, "rootfs-25.02.aspkg", broken.os_image,
+      "reverted", "aspis os 25.02");
+  EXPECT_EQ(kills, 24);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/log.hpp"
+#include "device/kill_point.hpp"
 #include "device/update/errors.hpp"
 
 namespace aspis::device::update {
@@ -149,7 +150,10 @@ Expected<void> OsAgent::Fire(Event event, std::string reason,
     next.installed_version = next.target.version;
     next.installed_security_version = next.target.security_version;
   }
+  const std::string point = fmt::format("os.{}-{}", StepName(t->from), StepName(t->to));
+  KillPoint(point + ".before");
   if (auto ok = Persist(next); !ok) return ok;
+  KillPoint(point + ".after");
   record_ = std::move(next);
   log::Info("OS update {}: {} -> {}{}", record_.target.version, StepName(t->from), StepName(t->to),
             record_.reason.empty() ? "" : " (" + record_.reason + ")");
@@ -294,7 +298,9 @@ Expected<void> OsAgent::Adopt(const OsTarget& target) {
   next.installed_image_id = target.image_id;
   next.installed_version = target.version;
   next.installed_security_version = target.security_version;
+  KillPoint("os.adopt.before");
   if (auto ok = Persist(next); !ok) return ok;
+  KillPoint("os.adopt.after");
   record_ = std::move(next);
   log::Info("OS {} runs: recorded as installed", target.version);
   return {};

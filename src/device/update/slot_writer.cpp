@@ -8,6 +8,7 @@
 #include "core/fd.hpp"
 #include "core/file.hpp"
 #include "crypto/sha256.hpp"
+#include "device/kill_point.hpp"
 #include "device/update/errors.hpp"
 #include "package/archive.hpp"
 #include "package/measure.hpp"
@@ -87,7 +88,9 @@ Expected<package::Manifest> DirectorySlotWriter::Write(Slot slot, const fs::path
     }
   }
   if (auto ok = SyncTree(fresh); !ok) return std::unexpected(ok.error());
+  KillPoint("slot.unpacked");
   fs::remove_all(dir, ec);
+  KillPoint("slot.cleared");
   if (ec) return std::unexpected(InstallError("cannot clear " + dir.string()));
   fs::rename(fresh, dir, ec);
   if (ec) return std::unexpected(InstallError("cannot move the new OS into " + dir.string()));

@@ -13,6 +13,7 @@
 #include "core/fd.hpp"
 #include "core/file.hpp"
 #include "core/log.hpp"
+#include "device/kill_point.hpp"
 #include "package/package.hpp"
 
 namespace aspis::device::update {
@@ -231,6 +232,7 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
     if (auto ok = Append(part, *bytes); !ok) {
       return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
     }
+    KillPoint("download.range");
   }
 
   // One read of the whole file: the signature again, the payload, and the package's SHA-256.
@@ -249,6 +251,7 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
   if (auto ok = SyncFile(part); !ok) {
     return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
   }
+  KillPoint("download.verified");
   auto& fs_ops = file::RealFileSystem();
   if (auto ok = fs_ops.Rename(part, done); !ok) {
     return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
