@@ -78,7 +78,7 @@ class DirectorySlots : public ::testing::Test {
         << refused.error().message();
     EXPECT_TRUE(fs::exists(dir_ / "slots/b/old-file")) << "the slot lost what it held";
     EXPECT_FALSE(fs::exists(dir_ / "slots/.b.new"));
-    EXPECT_FALSE(fs::exists(dir_ / "slots/.b.payload"));
+    EXPECT_FALSE(fs::exists(dir_ / "slots/.b.new.payload"));
   }
 
   testing::TempDir dir_;
@@ -93,7 +93,7 @@ TEST_F(DirectorySlots, ASlotReceivesExactlyTheTreeItsPackageMeasuresAs) {
   EXPECT_EQ(*package::MeasureOsTree(dir_ / "slots/b"), *package::MeasureOsTree(dir_ / "rootfs"));
   EXPECT_TRUE(fs::is_symlink(dir_ / "slots/b/bin"));
   EXPECT_FALSE(fs::exists(dir_ / "slots/.b.new"));
-  EXPECT_FALSE(fs::exists(dir_ / "slots/.b.payload"));
+  EXPECT_FALSE(fs::exists(dir_ / "slots/.b.new.payload"));
   EXPECT_FALSE(fs::exists(dir_ / "slots/a")) << "the other slot is not touched";
 }
 

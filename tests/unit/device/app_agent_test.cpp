@@ -1,0 +1,211 @@
+// The app half of the update agent: versions side by side, an atomic switch, the previous version
+// kept until the new one is healthy, reverts, removals, and the attacks it refuses.
+#include "device/update/app_agent.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/file.hpp"
+#include "crypto/encoding.hpp"
+#include "device/update/errors.hpp"
+#include "package/archive.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::device::update {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kComponent = "2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b";
+
+class Apps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    publishers_.Add(publisher_.Public());
+    ASSERT_TRUE(file::EnsureDirectory(dir_ / "state", 0700));
+    Open();
+  }
+
+  void Open() {
+    agent_.reset();
+    auto agent = AppAgent::Open({.store = store_, .apps_dir = dir_ / "apps", .publishers = [this] {
+                                   return package::Publishers{.apps = &publishers_};
+                                 }});
+    ASSERT_TRUE(agent) << agent.error().message();
+    agent_.emplace(std::move(*agent));
+  }
+
+  // An app package of `version` whose program prints `version`, signed by `key`.
+  AppTarget Pack(const std::string& version, std::uint64_t security_version,
+                 const crypto::PrivateKey* key = nullptr) {
+    const fs::path tree = dir_ / ("tree-" + version);
+    fs::create_directories(tree / "bin");
+    std::ofstream(tree / "bin/app") << "#!/bin/sh\necho " << version << "\n";
+    std::ofstream(tree / "app_manifest.json")
+        << R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")" << kComponent
+        << R"(", "EntryPoint": "/bin/app", "Capabilities": {}})";
+    const fs::path payload = dir_ / ("payload-" + version);
+    auto packed = package::PackDirectory(tree, payload);
+    EXPECT_TRUE(packed) << packed.error().message();
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.component_id = kComponent;
+    m.name = "blink";
+    m.kind = package::Kind::kApp;
+    m.version = version;
+    m.security_version = security_version;
+    m.payload.compression = package::Compression::kZstd;
+    m.payload.unpacked_size = packed->unpacked_size;
+    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
+    const fs::path path = dir_ / (m.image_id + ".aspkg");
+    const crypto::PrivateKey& signer = key != nullptr ? *key : publisher_;
+    auto written = package::Write(m, payload, std::span(&signer, 1), path);
+    EXPECT_TRUE(written) << written.error().message();
+    return {kComponent, m.image_id, version, security_version, path};
+  }
+
+  // The version the app's `current` runs.
+  std::string Running() {
+    auto text = file::Read(agent_->Current(kComponent) / "bin/app");
+    if (!text) return "";
+    const std::string s(AsString(*text));
+    return s.substr(s.rfind(' ') + 1, s.size() - s.rfind(' ') - 2);
+  }
+  const AppRecord& Record() { return agent_->records().at(kComponent); }
+  fs::path VersionDir(const AppTarget& t) { return dir_ / "apps" / kComponent / t.image_id; }
+
+  testing::TempDir dir_;
+  crypto::PrivateKey publisher_ = *crypto::PrivateKey::GenerateP256();
+  crypto::dsse::TrustedKeys publishers_;
+  state::StateStore store_{file::RealFileSystem(), dir_ / "state"};
+  std::optional<AppAgent> agent_;
+};
+
+TEST(AppAgentTable, EachStepAnswersOnlyItsListedEvents) {
+  std::set<std::pair<AppStep, AppEvent>> listed;
+  for (const auto& t : kAppTransitions) EXPECT_TRUE(listed.emplace(t.from, t.on).second);
+  for (const AppStep step : {AppStep::kIdle, AppStep::kInstall, AppStep::kSwitch, AppStep::kTrial,
+                             AppStep::kCommit, AppStep::kRevert, AppStep::kRemove}) {
+    for (const AppEvent event : {AppEvent::kStaged, AppEvent::kDone, AppEvent::kFailed,
+                                 AppEvent::kHealthy, AppEvent::kUnhealthy, AppEvent::kRetired}) {
+      EXPECT_EQ(NextAppStep(step, event).has_value(), listed.contains({step, event}));
+    }
+  }
+}
+
+TEST_F(Apps, ANewVersionRunsBesideThePreviousUntilHealthyThenThePreviousIsRemoved) {
+  const AppTarget v1 = Pack("1.0", 1);
+  ASSERT_TRUE(agent_->Install(v1));
+  EXPECT_EQ(Record().step, AppStep::kTrial);
+  EXPECT_EQ(Running(), "1.0");
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  EXPECT_EQ(Record().outcome, Outcome::kInstalled);
+  const AppTarget v2 = Pack("2.0", 2);
+  ASSERT_TRUE(agent_->Install(v2));
+  EXPECT_EQ(Running(), "2.0");
+  EXPECT_TRUE(fs::exists(VersionDir(v1))) << "the previous version is kept during the trial";
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  EXPECT_FALSE(fs::exists(VersionDir(v1)));
+  EXPECT_EQ(Record().installed_version, "2.0");
+  Open();
+  EXPECT_EQ(Record().installed_image_id, v2.image_id) << "the record survives a restart";
+}
+
+TEST_F(Apps, AnUnhealthyVersionIsSwitchedBackAndNotTriedAgain) {
+  const AppTarget v1 = Pack("1.0", 1);
+  ASSERT_TRUE(agent_->Install(v1));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  const AppTarget v2 = Pack("2.0", 2);
+  ASSERT_TRUE(agent_->Install(v2));
+  ASSERT_TRUE(agent_->Unhealthy(kComponent, "exited at start with code 1"));
+  EXPECT_EQ(Running(), "1.0");
+  EXPECT_FALSE(fs::exists(VersionDir(v2)));
+  EXPECT_EQ(Record().outcome, Outcome::kReverted);
+  EXPECT_EQ(Record().reason, "exited at start with code 1");
+  ASSERT_TRUE(agent_->Install(v2));
+  EXPECT_EQ(Record().step, AppStep::kIdle) << "a reverted version is not tried again";
+}
+
+TEST_F(Apps, RollbackAttackAnOlderAppSecurityVersionIsRefused) {
+  ASSERT_TRUE(agent_->Install(Pack("2.0", 2)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  auto refused = agent_->Install(Pack("1.0", 1));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), UpdateErrc::kRollback);
+  EXPECT_EQ(Running(), "2.0");
+  ASSERT_TRUE(agent_->Install(Pack("2.1", 2))) << "its twin, at the same security version";
+}
+
+TEST_F(Apps, AnAppNoLongerDeployedIsRemoved) {
+  ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  ASSERT_TRUE(agent_->Retire({kComponent}));
+  EXPECT_TRUE(fs::exists(dir_ / "apps" / kComponent));
+  ASSERT_TRUE(agent_->Retire({}));
+  EXPECT_FALSE(fs::exists(dir_ / "apps" / kComponent));
+  EXPECT_TRUE(agent_->records().empty());
+  Open();
+  EXPECT_TRUE(agent_->records().empty());
+}
+
+TEST_F(Apps, APackageFromAnUntrustedPublisherOrTamperedWithIsNotInstalled) {
+  ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  const auto stranger = *crypto::PrivateKey::GenerateP256();
+  ASSERT_TRUE(agent_->Install(Pack("2.0", 2, &stranger)));
+  EXPECT_EQ(Record().outcome, Outcome::kFailed);
+  EXPECT_EQ(Running(), "1.0");
+  AppTarget tampered = Pack("3.0", 3);
+  auto bytes = *file::Read(tampered.package, 64 << 20);
+  bytes[bytes.size() - 5] ^= 0x01;
+  ASSERT_TRUE(file::WriteDurably(tampered.package, bytes, 0644));
+  ASSERT_TRUE(agent_->Install(tampered));
+  EXPECT_EQ(Record().outcome, Outcome::kFailed);
+  EXPECT_EQ(Running(), "1.0");
+  EXPECT_FALSE(fs::exists(VersionDir(tampered)));
+}
+
+TEST_F(Apps, PathTraversalAttackAComponentIdThatIsNotAUuidIsRefused) {
+  AppTarget target = Pack("1.0", 1);
+  target.component_id = "../../etc";
+  auto refused = agent_->Install(target);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), UpdateErrc::kInstall);
+  EXPECT_FALSE(fs::exists(dir_ / "etc"));
+}
+
+TEST_F(Apps, AnInstallInterruptedAtAnyStepIsFinishedAfterARestart) {
+  const AppTarget v1 = Pack("1.0", 1);
+  const AppTarget v2 = Pack("2.0", 2);
+  // (Switch, between them, is in the kill tests: it needs the version the install unpacked.)
+  for (const AppStep step : {AppStep::kInstall, AppStep::kCommit}) {
+    SCOPED_TRACE(std::string(AppStepName(step)));
+    fs::remove_all(dir_ / "apps");
+    ASSERT_TRUE(store_.Erase("apps"));
+    Open();
+    ASSERT_TRUE(agent_->Install(v1));
+    ASSERT_TRUE(agent_->Healthy(kComponent));
+    // The record as a process killed right after persisting `step` left it.
+    AppRecord record = Record();
+    record.step = step;
+    record.target = v2;
+    record.previous_image_id = v1.image_id;
+    if (step == AppStep::kCommit) {
+      ASSERT_TRUE(agent_->Install(v2));  // unpacked and switched, as before the kill
+      record = Record();
+      record.step = step;
+    }
+    ASSERT_TRUE(store_.Put("apps", json::Json{{"components", {{kComponent, ToJson(record)}}}}));
+    Open();
+    ASSERT_TRUE(agent_->Resume());
+    ASSERT_TRUE(agent_->Healthy(kComponent));
+    EXPECT_EQ(Record().step, AppStep::kIdle);
+    EXPECT_EQ(Record().installed_version, "2.0");
+    EXPECT_EQ(Running(), "2.0");
+    EXPECT_FALSE(fs::exists(VersionDir(v1)));
+  }
+}
+
+}  // namespace
+}  // namespace aspis::device::update
