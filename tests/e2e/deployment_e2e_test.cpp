@@ -42,12 +42,13 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
     return device;
   }
 
-  // Waits until the device reported every one of `count` targets downloaded.
-  static Json WaitForDownloads(const DeviceProcess& device, std::size_t count) {
-    return device.WaitFor([count](const Json& s) {
+  // Waits until the device reported every one of `count` targets in `state`.
+  static Json WaitForTargets(const DeviceProcess& device, std::size_t count,
+                             const std::string& state) {
+    return device.WaitFor([&](const Json& s) {
       if (!s.is_object() || !s.contains("targets") || s["targets"].size() != count) return false;
       for (const auto& t : s["targets"]) {
-        if (t.value("state", "") != "downloaded") return false;
+        if (t.value("state", "") != state) return false;
       }
       return true;
     });
@@ -103,8 +104,10 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
   auto evaluating = Device("eval", "Coffee/Field Test OS Evaluation");
   auto field = Device("field", "Coffee/Field Test");
   auto development = Device("dev", "Coffee/Development");
-  const Json evaluated = WaitForDownloads(*evaluating, 2);  // the OS and its board
-  const Json fielded = WaitForDownloads(*field, 1);         // the app (Retail has no OS yet)
+  // The OS and its board are downloaded (this device has no bootloader to install them with);
+  // the app (Retail has no OS yet) is installed.
+  const Json evaluated = WaitForTargets(*evaluating, 2, "downloaded");
+  const Json fielded = WaitForTargets(*field, 1, "installed");
   EXPECT_EQ(fielded["targets"][0].value("image_id", ""), app);
   std::vector<std::string> evaluated_ids;
   for (const auto& t : evaluated["targets"]) evaluated_ids.push_back(t.value("image_id", ""));
@@ -120,30 +123,36 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
                 Cli({"image", "show", "--tenant", tenant_, "--image", app}).value("sha256", "") +
                 ".aspkg")),
       ReadText(dir_ / "blink.aspkg"));
+  // The app runs from its own version directory, named by its image.
+  EXPECT_EQ(
+      fs::read_symlink(dir_ / "field/state/apps/2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b/current"),
+      app);
+  EXPECT_TRUE(
+      fs::exists(dir_ / "field/state/apps/2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b" / app / "bin/app"));
 
   // The operator sees it: each device's pin and targets, and the deployment's progress.
-  const auto reported = [&](const DeviceProcess& d, std::size_t count) {
+  const auto reported = [&](const DeviceProcess& d, std::size_t count, const std::string& state) {
     for (const auto deadline = std::chrono::steady_clock::now() + 30s;
          std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(100ms)) {
       const Json shown = Cli({"device", "show", "--tenant", tenant_, "--device", d.id()});
       const Json images = shown.value("images", Json::array());
-      if (images.size() == count && std::all_of(images.begin(), images.end(), [](const Json& i) {
-            return i.value("state", "") == "downloaded";
+      if (images.size() == count && std::all_of(images.begin(), images.end(), [&](const Json& i) {
+            return i.value("state", "") == state;
           })) {
         return shown;
       }
     }
-    ADD_FAILURE() << "the service never saw " << count << " downloads from " << d.id();
+    ADD_FAILURE() << "the service never saw " << count << " targets " << state << " on " << d.id();
     return Json::object();
   };
-  const Json field_view = reported(*field, 1);
+  const Json field_view = reported(*field, 1, "installed");
   EXPECT_EQ(field_view["publisher_root"].value("status", ""), "matches the tenant's");
-  EXPECT_EQ(reported(*evaluating, 2)["attestation"].value("verdict", ""), "trusted");
+  EXPECT_EQ(reported(*evaluating, 2, "downloaded")["attestation"].value("verdict", ""), "trusted");
   const auto progress = wire::api::DeploymentFrom(
       Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", deployment}));
   ASSERT_TRUE(progress) << progress.error().message();
   ASSERT_EQ(progress->progress.size(), 1u);
-  EXPECT_EQ(progress->progress[0].downloaded, 1);
+  EXPECT_EQ(progress->progress[0].installed, 1);
   EXPECT_TRUE(progress->current);
 
   for (auto* device : {evaluating.get(), field.get(), development.get()}) {

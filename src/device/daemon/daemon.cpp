@@ -19,6 +19,7 @@
 #include "device/daemon/credentials.hpp"
 #include "device/measure/measured_launch.hpp"
 #include "device/state/state_store.hpp"
+#include "device/update/app_agent.hpp"
 #include "device/update/boot/simulated_bootloader.hpp"
 #include "device/update/manifest_check.hpp"
 #include "device/update/os_agent.hpp"
@@ -43,6 +44,22 @@ constexpr std::uint32_t kManifestSequenceCounter = 0;
 
 // How soon a check-in follows one that left downloads unfinished.
 constexpr std::chrono::seconds kDownloadResume = std::chrono::seconds(5);
+
+// Where the install of `status`'s image stands, as an agent's record says: installed, installing,
+// reverted or failed with the reason; `status` is left alone when the record is of another image.
+void InstallStatus(const std::string& installed, const std::string& target, bool idle,
+                   update::Outcome outcome, const std::string& reason, wire::TargetStatus& status) {
+  const std::string& image = status.image_id;
+  if (installed == image) {
+    status = {image, std::string(wire::kInstalled), ""};
+  } else if (target == image && !idle) {
+    status = {image, std::string(wire::kInstalling), ""};
+  } else if (target == image && outcome == update::Outcome::kReverted) {
+    status = {image, std::string(wire::kReverted), reason};
+  } else if (target == image && outcome == update::Outcome::kFailed) {
+    status = {image, std::string(wire::kFailed), reason};
+  }
+}
 
 std::string TenantOf(const crypto::Certificate& cert) {
   for (const auto& uri : cert.SanUris()) {
@@ -95,13 +112,19 @@ struct Status {
   std::vector<wire::TargetStatus> targets;  // as the last check-in left them, reported next
 };
 
+// The update agents a device drives.
+struct Agents {
+  update::OsAgent* os = nullptr;  // null: the OS is not updated (no bootloader)
+  update::AppAgent* apps = nullptr;
+};
+
 class Device {
  public:
   Device(const DaemonConfig& config, const WaitableClock& clock,
          std::unique_ptr<rot::RootOfTrust> rot, std::vector<wire::MeasurementEvent> events,
          Credentials credentials, std::vector<crypto::Certificate> roots, wire::Endpoint endpoint,
          wire::HttpsClient client, std::string device_id, std::uint64_t manifest_sequence,
-         update::PublisherTrust trust, update::Staging staging, update::OsAgent* os_agent,
+         update::PublisherTrust trust, update::Staging staging, Agents agents,
          const bool& reboot_asked)
       : config_(config),
         clock_(clock),
@@ -115,7 +138,8 @@ class Device {
         device_id_(std::move(device_id)),
         trust_(std::move(trust)),
         staging_(std::move(staging)),
-        os_agent_(os_agent),
+        os_agent_(agents.os),
+        app_agent_(agents.apps),
         reboot_asked_(reboot_asked),
         uniform_(attest::SystemUniform()),
         backoff_(config.retry_base, config.retry_cap, uniform_),
@@ -192,6 +216,8 @@ class Device {
     }
   }
 
+  const update::PublisherTrust& trust() const { return trust_; }
+
   Json Handle(const Json& request) {
     const std::string command = request.value("command", "");
     if (command == wire::admin::kStatus) return StatusJson();
@@ -262,15 +288,8 @@ class Device {
         }
       }
       const update::OsRecord& r = os_agent_->record();
-      if (r.installed_image_id == t.image_id) {
-        *status = {t.image_id, std::string(wire::kInstalled), ""};
-      } else if (r.target.image_id == t.image_id && r.step != update::Step::kIdle) {
-        *status = {t.image_id, std::string(wire::kInstalling), ""};
-      } else if (r.target.image_id == t.image_id && r.outcome == update::Outcome::kReverted) {
-        *status = {t.image_id, std::string(wire::kReverted), r.reason};
-      } else if (r.target.image_id == t.image_id && r.outcome == update::Outcome::kFailed) {
-        *status = {t.image_id, std::string(wire::kFailed), r.reason};
-      }
+      InstallStatus(r.installed_image_id, r.target.image_id, r.step == update::Step::kIdle,
+                    r.outcome, r.reason, *status);
     }
   }
 
@@ -287,6 +306,38 @@ class Device {
            std::any_of(events_.begin(), events_.end(), [&](const wire::MeasurementEvent& e) {
              return e.component == "os" && e.digest == signed_os->second;
            });
+  }
+
+  // Hands downloaded app targets to the app agent, and turns their statuses into where their
+  // installs stand. Until the app manager runs apps (issue 12's sandbox), a version is healthy
+  // once it is unpacked and switched to.
+  void InstallApps(const std::vector<wire::UpdateTarget>& targets,
+                   std::vector<wire::TargetStatus>& statuses) {
+    for (const auto& t : targets) {
+      const auto kind = package::KindFromName(t.kind);
+      if (!kind || !package::IsApp(*kind)) continue;
+      const auto status = std::find_if(statuses.begin(), statuses.end(),
+                                       [&](const auto& s) { return s.image_id == t.image_id; });
+      if (status == statuses.end()) continue;
+      if (status->state == wire::kDownloaded) {
+        const auto staged = staging_.Staged(t);
+        if (!staged) continue;
+        auto ok = app_agent_->Install(
+            {t.component_id, t.image_id, t.version, t.security_version, *staged});
+        if (ok) ok = app_agent_->Healthy(t.component_id);
+        if (!ok) {
+          log::Warning("app {} {} not installed: {}", t.component_id, t.version,
+                       ok.error().message());
+          *status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
+          continue;
+        }
+      }
+      const auto record = app_agent_->records().find(t.component_id);
+      if (record == app_agent_->records().end()) continue;
+      const update::AppRecord& r = record->second;
+      InstallStatus(r.installed_image_id, r.target.image_id, r.step == update::AppStep::kIdle,
+                    r.outcome, r.reason, *status);
+    }
   }
 
   // The OS version running: the one on trial, the one installed, or the one configured.
@@ -424,6 +475,7 @@ class Device {
       downloads_pending = std::any_of(targets.begin(), targets.end(),
                                       [](const auto& t) { return t.state == wire::kDownloading; });
       InstallOs(manifest->targets, targets);
+      InstallApps(manifest->targets, targets);
       const std::lock_guard lock(waiter_.mutex());
       status_.publisher_keys_error = keys_error;
       reported_all = targets == status_.targets;
@@ -497,9 +549,10 @@ class Device {
   const std::string device_id_;
   update::PublisherTrust trust_;  // used by the loop's thread only
   update::Staging staging_;
-  update::OsAgent* os_agent_;  // null without a bootloader; used by the loop's thread only
-  const bool& reboot_asked_;   // set by the agent, on the loop's thread
-  bool attested_ = false;      // this run attested trusted
+  update::OsAgent* os_agent_;    // null without a bootloader; used by the loop's thread only
+  update::AppAgent* app_agent_;  // used by the loop's thread only
+  const bool& reboot_asked_;     // set by the agent, on the loop's thread
+  bool attested_ = false;        // this run attested trusted
   bool reported_healthy_ = false;
   bool reporting_ = false;  // the next check-in is to report new target statuses
   std::stop_token stop_;
@@ -629,19 +682,18 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
 
   // The OS update agent resumes what a restart interrupted before anything else runs.
   bool reboot_asked = false;
-  std::optional<state::StateStore> update_state;
+  if (auto ok = file::EnsureDirectory(config.state_dir / "update", 0700); !ok) {
+    return std::unexpected(ok.error());
+  }
+  state::StateStore update_state(file::RealFileSystem(), config.state_dir / "update");
   std::optional<update::DirectorySlotWriter> slot_writer;
   std::optional<update::OsAgent> os_agent;
   if (bootloader) {
-    if (auto ok = file::EnsureDirectory(config.state_dir / "update", 0700); !ok) {
-      return std::unexpected(ok.error());
-    }
-    update_state.emplace(file::RealFileSystem(), config.state_dir / "update");
     slot_writer.emplace([&](update::Slot slot) { return bootloader->SlotDir(slot); },
                         package::Publishers{.os = &installer_keys}, *board);
     auto agent =
         update::OsAgent::Open({.env = {file::RealFileSystem(), clock, attest::SystemUniform()},
-                               .store = *update_state,
+                               .store = update_state,
                                .boot = *bootloader,
                                .writer = *slot_writer,
                                .rot = **rot,
@@ -655,11 +707,22 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
     }
     if (reboot_asked) return DaemonExit::kReboot;
   }
+  // Apps verify against the tenant's publishers, which the device holds once it runs.
+  const update::PublisherTrust* publishers = nullptr;
+  auto app_agent = update::AppAgent::Open(
+      {.store = update_state, .apps_dir = config.state_dir / "apps", .publishers = [&publishers] {
+         return publishers->Publishers();
+       }});
+  if (!app_agent) return std::unexpected(std::move(app_agent.error()).WithContext("app agent"));
 
   Device device(config, clock, std::move(*rot), std::move(*events), std::move(*credentials),
                 std::move(*roots), *endpoint, wire::HttpsClient(*endpoint, *tls),
                 identity->device_id, *sequence, std::move(*trust), std::move(*staging),
-                os_agent ? &*os_agent : nullptr, reboot_asked);
+                {os_agent ? &*os_agent : nullptr, &*app_agent}, reboot_asked);
+  publishers = &device.trust();
+  if (auto ok = app_agent->Resume(); !ok) {
+    return std::unexpected(std::move(ok.error()).WithContext("resuming app updates"));
+  }
   auto admin = AdminSocket::Start(config.admin_socket,
                                   [&device](const json::Json& r) { return device.Handle(r); });
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));
