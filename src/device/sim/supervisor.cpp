@@ -36,7 +36,8 @@ Expected<pid_t> Spawn(const std::vector<std::string>& argv) {
   pid_t pid = -1;
   const int rc = posix_spawn(&pid, args[0], nullptr, &attributes, args.data(), environ);
   posix_spawnattr_destroy(&attributes);
-  if (rc != 0) return Fail(CoreErrc::kIo, argv[0] + " does not run: " + std::strerror(rc));
+  if (rc != 0)
+    return Fail(CoreErrc::kIo, argv[0] + " does not run: " + std::generic_category().message(rc));
   return pid;
 }
 

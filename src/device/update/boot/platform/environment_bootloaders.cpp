@@ -37,7 +37,8 @@ struct UbootContextDeleter {
 using UbootContext = std::unique_ptr<uboot_ctx, UbootContextDeleter>;
 
 Error UbootError(std::string_view what, int rc) {
-  return Error(CoreErrc::kIo, std::string(what) + " (libubootenv: " + std::strerror(-rc) + ")");
+  return Error(CoreErrc::kIo,
+               std::string(what) + " (libubootenv: " + std::generic_category().message(-rc) + ")");
 }
 
 // The environment described by `config`, read; empty when it was never written.
@@ -79,7 +80,8 @@ Expected<void> GrubEditenv(const fs::path& envblk, const std::vector<std::string
   posix_spawn_file_actions_destroy(&actions);
   write_end.Close();
   if (rc != 0)
-    return Fail(CoreErrc::kIo, std::string("grub-editenv does not run: ") + std::strerror(rc));
+    return Fail(CoreErrc::kIo,
+                std::string("grub-editenv does not run: ") + std::generic_category().message(rc));
   std::string errors;
   char buffer[512];
   for (ssize_t n; (n = ::read(read_end.get(), buffer, sizeof buffer)) != 0;) {
