@@ -200,21 +200,21 @@ TEST_F(OsUpdateEndToEnd,
 }
 
 // aspisd is killed (SIGKILL) once at each step boundary of an OS install, of a download, of a
-// factory OS's adoption, of a revert and of a fall-back; the simulated board restarts it, and each
-// time the device ends running a checked OS, the new one or the old one as the path says, never
-// neither.
-TEST_F(OsUpdateEndToEnd, AspisdKilledAtEveryStepBoundaryResumesOrRevertsAndNeverBricks) {
-  BuildRootfs("rootfs-25.01", "aspis os 25.01");
-  BuildRootfs("rootfs-25.02", "aspis os 25.02");
-  PublishOs("rootfs-25.01", "25.01", 1);
-  const auto good = PublishOs("rootfs-25.02", "25.02", 2);
-  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
-  int kills = 0;
-  // Boards for `points` run at once, each killed at its point, and each must end with `image` in
-  // `state`, running the OS whose init says `runs`.
-  const auto run = [&](const std::vector<std::string>& points, const std::string& flashed,
-                       const std::string& image, const std::string& state, const std::string& runs,
-                       int trial_seconds = 60) {
+// factory OS's adoption, of a revert and of a fall-back (24 points); the simulated board restarts
+// it, and each time the device ends running a checked OS, the new one or the old one as the path
+// says, never neither.
+class KillPoints : public OsUpdateEndToEnd {
+ protected:
+  void SetUp() override {
+    OsUpdateEndToEnd::SetUp();
+    ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  }
+
+  // Boards for `points` run at once, each flashed with `flashed` and killed at its point, and each
+  // must end with `image` in `state`, running the OS whose init says `runs`.
+  void KillAt(const std::vector<std::string>& points, const std::string& flashed,
+              const std::string& image, const std::string& state, const std::string& runs,
+              int trial_seconds = 60) {
     std::vector<std::unique_ptr<SimulatedBoard>> boards;
     for (const auto& point : points) {
       boards.push_back(NewBoard("board-" + point, flashed));
@@ -226,25 +226,44 @@ TEST_F(OsUpdateEndToEnd, AspisdKilledAtEveryStepBoundaryResumesOrRevertsAndNever
       SimulatedBoard& board = *boards[i];
       board.WaitForTarget(image, state);
       EXPECT_TRUE(board.Killed(points[i])) << "aspisd never reached " << points[i];
-      kills += board.Killed(points[i]) ? 1 : 0;
       auto boot = board.Bootloader();
       EXPECT_EQ(
           ReadText(board.Slot(*boot.Booted() == device::update::Slot::kA ? "a" : "b") / "bin/init"),
           runs);
       EXPECT_EQ(board.Stop(), 0);
     }
-  };
-  // An update that comes up healthy: committed, whatever the point.
-  run({"download.range", "download.verified", "os.idle-install.before", "os.idle-install.after",
-       "slot.unpacked", "slot.cleared", "os.install-switch.before", "os.install-switch.after"},
-      "rootfs-25.01.aspkg", good.os_image, "installed", "aspis os 25.02");
-  run({"os.switch-reboot.before", "os.switch-reboot.after", "os.reboot-trial.before",
-       "os.reboot-trial.after", "os.trial-commit.before", "os.trial-commit.after",
-       "os.commit-idle.before", "os.commit-idle.after"},
-      "rootfs-25.01.aspkg", good.os_image, "installed", "aspis os 25.02");
+  }
+
+  // 25.01 (flashed) and 25.02 (the update) published; returns 25.02.
+  Published TwoReleases() {
+    BuildRootfs("rootfs-25.01", "aspis os 25.01");
+    BuildRootfs("rootfs-25.02", "aspis os 25.02");
+    PublishOs("rootfs-25.01", "25.01", 1);
+    return PublishOs("rootfs-25.02", "25.02", 2);
+  }
+};
+
+TEST_F(KillPoints, AspisdKilledWhileDownloadingOrWritingTheNewOsFinishesTheInstall) {
+  const auto good = TwoReleases();
+  KillAt({"download.range", "download.verified", "os.idle-install.before", "os.idle-install.after",
+          "slot.unpacked", "slot.cleared", "os.install-switch.before", "os.install-switch.after"},
+         "rootfs-25.01.aspkg", good.os_image, "installed", "aspis os 25.02");
+}
+
+TEST_F(KillPoints, AspisdKilledAroundTheRebootTheTrialOrTheCommitFinishesTheInstall) {
+  const auto good = TwoReleases();
+  KillAt({"os.switch-reboot.before", "os.switch-reboot.after", "os.reboot-trial.before",
+          "os.reboot-trial.after", "os.trial-commit.before", "os.trial-commit.after",
+          "os.commit-idle.before", "os.commit-idle.after"},
+         "rootfs-25.01.aspkg", good.os_image, "installed", "aspis os 25.02");
+}
+
+TEST_F(KillPoints, AspisdKilledWhileAdoptingOrRevertingKeepsTheOldOs) {
+  BuildRootfs("rootfs-25.02", "aspis os 25.02");
+  const auto factory = PublishOs("rootfs-25.02", "25.02", 2);
   // The factory OS is the newest: adopted.
-  run({"os.adopt.before", "os.adopt.after"}, "rootfs-25.02.aspkg", good.os_image, "installed",
-      "aspis os 25.02");
+  KillAt({"os.adopt.before", "os.adopt.after"}, "rootfs-25.02.aspkg", factory.os_image, "installed",
+         "aspis os 25.02");
   // An OS that runs but never reaches the service (its trust bundle pins another root): its trial
   // runs out and it is reverted.
   BuildRootfs("rootfs-25.04", "aspis os 25.04");
@@ -257,17 +276,21 @@ TEST_F(OsUpdateEndToEnd, AspisdKilledAtEveryStepBoundaryResumesOrRevertsAndNever
   WriteText(dir_ / "rootfs-25.04/etc/aspis/trust-bundle.pem",
             ReadText(dir_ / "stranger.pem") + ReadText(dir_ / "os.key.pub"));
   const auto lost = PublishOs("rootfs-25.04", "25.04", 4);
-  run({"os.trial-revert.before", "os.trial-revert.after", "os.revert-idle.before",
-       "os.revert-idle.after"},
-      "rootfs-25.02.aspkg", lost.os_image, "reverted", "aspis os 25.02", 10);
+  KillAt({"os.trial-revert.before", "os.trial-revert.after", "os.revert-idle.before",
+          "os.revert-idle.after"},
+         "rootfs-25.02.aspkg", lost.os_image, "reverted", "aspis os 25.02", 10);
+}
+
+TEST_F(KillPoints, AspisdKilledAfterTheBootloaderFellBackReportsTheRevert) {
+  BuildRootfs("rootfs-25.02", "aspis os 25.02");
+  PublishOs("rootfs-25.02", "25.02", 2);
   // An OS whose aspisd dies at start: the boot counter runs out and the old slot comes back.
   WriteText(dir_ / "broken-aspisd", "#!/bin/sh\nexit 1\n");
   fs::permissions(dir_ / "broken-aspisd", fs::perms::owner_all);
   BuildRootfs("rootfs-25.05", "aspis os 25.05", dir_ / "broken-aspisd");
   const auto broken = PublishOs("rootfs-25.05", "25.05", 5);
-  run({"os.trial-idle.before", "os.trial-idle.after"}, "rootfs-25.02.aspkg", broken.os_image,
-      "reverted", "aspis os 25.02");
-  EXPECT_EQ(kills, 24);
+  KillAt({"os.trial-idle.before", "os.trial-idle.after"}, "rootfs-25.02.aspkg", broken.os_image,
+         "reverted", "aspis os 25.02");
 }
 
 }  // namespace

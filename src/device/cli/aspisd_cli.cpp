@@ -8,11 +8,14 @@
 #include <atomic>
 #include <thread>
 
+#include "core/file.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "crypto/dsse.hpp"
 #include "device/daemon/daemon.hpp"
 #include "device/measure/measured_launch.hpp"
 #include "device/sim/supervisor.hpp"
+#include "device/update/slot_writer.hpp"
 #include "package/measure.hpp"
 #include "rot/root_of_trust.hpp"
 
@@ -76,6 +79,28 @@ int RunUntilSignalled(const DaemonConfig& config, std::ostream& err) {
   daemon.join();
   if (!result) return Report(result.error(), err);
   return *result == DaemonExit::kReboot ? kRebootExitCode : 0;
+}
+
+// `aspisd flash`: slot A of a simulated board receives the OS package, checked as an install is.
+int Flash(const std::filesystem::path& slots, const std::filesystem::path& package,
+          const std::filesystem::path& keys_file, const std::filesystem::path& board,
+          std::ostream& out, std::ostream& err) {
+  auto pem = file::Read(keys_file, file::kSmallFileLimit);
+  auto keys = pem ? crypto::PublicKey::AllFromPem(AsString(*pem))
+                  : Expected<std::vector<crypto::PublicKey>>(std::unexpected(pem.error()));
+  if (!keys) return Report(keys.error(), err);
+  crypto::dsse::TrustedKeys trusted;
+  for (const auto& key : *keys) trusted.Add(key);
+  auto name = BoardName(board);
+  if (!name) return Report(name.error(), err);
+  if (auto ok = file::EnsureDirectory(slots, 0755); !ok) return Report(ok.error(), err);
+  update::DirectorySlotWriter writer(
+      [&](update::Slot slot) { return slots / (slot == update::Slot::kA ? "a" : "b"); },
+      {.os = &trusted}, *name);
+  auto written = writer.Write(update::Slot::kA, package);
+  if (!written) return Report(written.error(), err);
+  out << "slot A holds OS " << written->version << " (image " << written->image_id << ")\n";
+  return 0;
 }
 
 }  // namespace
@@ -181,6 +206,17 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   simulate->add_option("run-options", board_config.run_args,
                        "The options of `aspisd run` for the slot's aspisd, after --");
 
+  std::string flash_package, flash_keys;
+  auto* flash = app.add_subcommand(
+      "flash",
+      "Write an OS package into slot A of a simulated board, as its factory does (verified with "
+      "the OS publisher keys; the board definition's name must be among its target boards)");
+  flash->add_option("--slots", board_slots, "The slot directories a and b")->required();
+  flash->add_option("--image", flash_package, "The OS package (.aspkg)")->required();
+  flash->add_option("--os-publisher-keys", flash_keys, "PEM public keys of the OS publishers")
+      ->required();
+  flash->add_option("--board", board, "The board definition file")->required();
+
   auto* measure = app.add_subcommand(
       "measure",
       "Print the digests this aspisd would measure at launch (NAME=SHA256 lines, as `aspis "
@@ -197,6 +233,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     return app.exit(e, out, err);
   }
 
+  if (flash->parsed()) return Flash(board_slots, flash_package, flash_keys, board, out, err);
   if (simulate->parsed()) {
     board_config.slots = board_slots;
     board_config.boot_id_file = board_boot_id;

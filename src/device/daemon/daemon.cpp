@@ -265,32 +265,58 @@ class Device {
     }
   }
 
-  // Hands a downloaded OS target to the update agent, and turns the statuses of the OS targets
-  // into where their install stands.
-  void InstallOs(const std::vector<wire::UpdateTarget>& targets,
-                 std::vector<wire::TargetStatus>& statuses) {
-    if (os_agent_ == nullptr) return;
+  // Hands each downloaded target to its update agent, and turns the statuses of the targets into
+  // where their installs stand.
+  void InstallTargets(const std::vector<wire::UpdateTarget>& targets,
+                      std::vector<wire::TargetStatus>& statuses) {
     for (const auto& t : targets) {
-      if (t.kind != package::KindName(package::Kind::kOs)) continue;
       const auto status = std::find_if(statuses.begin(), statuses.end(),
                                        [&](const auto& s) { return s.image_id == t.image_id; });
-      if (status == statuses.end()) continue;
-      if (status->state == wire::kDownloaded) {
-        const auto staged = staging_.Staged(t);
-        if (!staged) continue;
-        const update::OsTarget target{t.image_id, t.version, t.security_version, *staged};
-        // The OS already running (a factory install) is adopted, not installed again.
-        const bool running = RunsPackage(*staged);
-        if (auto ok = running ? os_agent_->Adopt(target) : os_agent_->Install(target); !ok) {
-          log::Warning("OS {} not installed: {}", t.version, ok.error().message());
-          *status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
-          continue;
-        }
-      }
-      const update::OsRecord& r = os_agent_->record();
-      InstallStatus(r.installed_image_id, r.target.image_id, r.step == update::Step::kIdle,
-                    r.outcome, r.reason, *status);
+      const auto kind = package::KindFromName(t.kind);
+      if (status == statuses.end() || !kind) continue;
+      const auto staged = status->state == wire::kDownloaded ? staging_.Staged(t) : std::nullopt;
+      if (*kind == package::Kind::kOs && os_agent_ != nullptr) InstallOs(t, staged, *status);
+      if (package::IsApp(*kind)) InstallApp(t, staged, *status);
     }
+  }
+
+  void InstallOs(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,
+                 wire::TargetStatus& status) {
+    if (staged) {
+      const update::OsTarget target{t.image_id, t.version, t.security_version, *staged};
+      // The OS already running (a factory install) is adopted, not installed again.
+      const bool running = RunsPackage(*staged);
+      if (auto ok = running ? os_agent_->Adopt(target) : os_agent_->Install(target); !ok) {
+        log::Warning("OS {} not installed: {}", t.version, ok.error().message());
+        status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
+        return;
+      }
+    }
+    const update::OsRecord& r = os_agent_->record();
+    InstallStatus(r.installed_image_id, r.target.image_id, r.step == update::Step::kIdle, r.outcome,
+                  r.reason, status);
+  }
+
+  // Until the app manager runs apps (the sandbox), a version is healthy once it is unpacked and
+  // switched to.
+  void InstallApp(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,
+                  wire::TargetStatus& status) {
+    if (staged) {
+      auto ok =
+          app_agent_->Install({t.component_id, t.image_id, t.version, t.security_version, *staged});
+      if (ok) ok = app_agent_->Healthy(t.component_id);
+      if (!ok) {
+        log::Warning("app {} {} not installed: {}", t.component_id, t.version,
+                     ok.error().message());
+        status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
+        return;
+      }
+    }
+    const auto record = app_agent_->records().find(t.component_id);
+    if (record == app_agent_->records().end()) return;
+    const update::AppRecord& r = record->second;
+    InstallStatus(r.installed_image_id, r.target.image_id, r.step == update::AppStep::kIdle,
+                  r.outcome, r.reason, status);
   }
 
   // Whether the booted OS is the one the package at `staged` holds: its signed "os" measurement
@@ -306,38 +332,6 @@ class Device {
            std::any_of(events_.begin(), events_.end(), [&](const wire::MeasurementEvent& e) {
              return e.component == "os" && e.digest == signed_os->second;
            });
-  }
-
-  // Hands downloaded app targets to the app agent, and turns their statuses into where their
-  // installs stand. Until the app manager runs apps (issue 12's sandbox), a version is healthy
-  // once it is unpacked and switched to.
-  void InstallApps(const std::vector<wire::UpdateTarget>& targets,
-                   std::vector<wire::TargetStatus>& statuses) {
-    for (const auto& t : targets) {
-      const auto kind = package::KindFromName(t.kind);
-      if (!kind || !package::IsApp(*kind)) continue;
-      const auto status = std::find_if(statuses.begin(), statuses.end(),
-                                       [&](const auto& s) { return s.image_id == t.image_id; });
-      if (status == statuses.end()) continue;
-      if (status->state == wire::kDownloaded) {
-        const auto staged = staging_.Staged(t);
-        if (!staged) continue;
-        auto ok = app_agent_->Install(
-            {t.component_id, t.image_id, t.version, t.security_version, *staged});
-        if (ok) ok = app_agent_->Healthy(t.component_id);
-        if (!ok) {
-          log::Warning("app {} {} not installed: {}", t.component_id, t.version,
-                       ok.error().message());
-          *status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
-          continue;
-        }
-      }
-      const auto record = app_agent_->records().find(t.component_id);
-      if (record == app_agent_->records().end()) continue;
-      const update::AppRecord& r = record->second;
-      InstallStatus(r.installed_image_id, r.target.image_id, r.step == update::AppStep::kIdle,
-                    r.outcome, r.reason, *status);
-    }
   }
 
   // The OS version running: the one on trial, the one installed, or the one configured.
@@ -474,8 +468,7 @@ class Device {
       auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now(), keep_going);
       downloads_pending = std::any_of(targets.begin(), targets.end(),
                                       [](const auto& t) { return t.state == wire::kDownloading; });
-      InstallOs(manifest->targets, targets);
-      InstallApps(manifest->targets, targets);
+      InstallTargets(manifest->targets, targets);
       const std::lock_guard lock(waiter_.mutex());
       status_.publisher_keys_error = keys_error;
       reported_all = targets == status_.targets;

@@ -161,7 +161,8 @@ Expected<void> AppAgent::Fire(const std::string& component, AppEvent event, std:
   return Enter(component);
 }
 
-Expected<void> AppAgent::PointCurrentAt(const std::string& component, const std::string& image_id) {
+Expected<void> AppAgent::PointCurrentAt(const std::string& component,
+                                        const std::string& image_id) const {
   const fs::path dir = parts_.apps_dir / component;
   const fs::path link = dir / kCurrent;
   const fs::path fresh = dir / ".current.new";
@@ -246,6 +247,7 @@ Expected<void> AppAgent::Enter(const std::string& component) {
 
 Expected<void> AppAgent::Resume() {
   std::vector<std::string> components;
+  components.reserve(records_.size());
   for (const auto& [id, r] : records_) components.push_back(id);
   for (const auto& id : components) {
     if (auto ok = Enter(id); !ok) return ok;

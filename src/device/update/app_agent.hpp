@@ -117,7 +117,7 @@ class AppAgent {
   Expected<void> Fire(const std::string& component, AppEvent event, std::string reason = {},
                       const std::function<void(AppRecord&)>& change = {});
   Expected<void> Enter(const std::string& component);
-  Expected<void> PointCurrentAt(const std::string& component, const std::string& image_id);
+  Expected<void> PointCurrentAt(const std::string& component, const std::string& image_id) const;
 
   AppAgentParts parts_;
   std::map<std::string, AppRecord, std::less<>> records_;

@@ -66,6 +66,7 @@ Expected<void> GrubEditenv(const fs::path& envblk, const std::vector<std::string
   std::vector<std::string> argv = {"grub-editenv", envblk.string()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> raw;
+  raw.reserve(argv.size() + 1);
   for (auto& a : argv) raw.push_back(a.data());
   raw.push_back(nullptr);
   int pipe_fds[2];
@@ -168,7 +169,12 @@ Expected<std::unique_ptr<GrubBootloader>> GrubBootloader::Open(fs::path envblk, 
 
 Expected<void> GrubBootloader::Set(const std::map<std::string, std::string>& values) {
   std::vector<std::string> args = {"set"};
-  for (const auto& [name, value] : values) args.push_back(name + "=" + value);
+  for (const auto& [name, value] : values) {
+    std::string arg = name;
+    arg += '=';
+    arg += value;
+    args.push_back(std::move(arg));
+  }
   return GrubEditenv(envblk_, args);
 }
 
