@@ -45,7 +45,8 @@ class SimulatedBoard {
           return dir_ / "slots" / (slot == device::update::Slot::kA ? "a" : "b");
         },
         {.os = &keys}, "mt3620-sim");
-    auto written = writer.Write(device::update::Slot::kA, package);
+    auto written =
+        writer.Write(device::update::Slot::kA, package, device::update::AcceptAnyPackage);
     ASSERT_TRUE(written) << written.error().message();
   }
 

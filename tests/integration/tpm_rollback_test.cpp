@@ -22,10 +22,12 @@ namespace fs = std::filesystem;
 // Writes nothing; answers with the manifest of the package named by its path.
 class NamedPackages final : public SlotWriter {
  public:
-  Expected<package::Manifest> Write(Slot, const fs::path& package) override {
+  Expected<package::Manifest> Write(Slot, const fs::path& package,
+                                    const AcceptPackage& accept) override {
     package::Manifest m;
     m.image_id = "image-" + package.string();
     m.security_version = security_versions.at(package.string());
+    if (auto ok = accept(m); !ok) return std::unexpected(ok.error());
     return m;
   }
   std::map<std::string, std::uint64_t> security_versions;

@@ -97,7 +97,7 @@ int Flash(const std::filesystem::path& slots, const std::filesystem::path& packa
   update::DirectorySlotWriter writer(
       [&](update::Slot slot) { return slots / (slot == update::Slot::kA ? "a" : "b"); },
       {.os = &trusted}, *name);
-  auto written = writer.Write(update::Slot::kA, package);
+  auto written = writer.Write(update::Slot::kA, package, update::AcceptAnyPackage);
   if (!written) return Report(written.error(), err);
   out << "slot A holds OS " << written->version << " (image " << written->image_id << ")\n";
   return 0;

@@ -125,7 +125,7 @@ class Device {
          Credentials credentials, std::vector<crypto::Certificate> roots, wire::Endpoint endpoint,
          wire::HttpsClient client, std::string device_id, std::uint64_t manifest_sequence,
          update::PublisherTrust trust, update::Staging staging, Agents agents,
-         const bool& reboot_asked)
+         const bool& reboot_asked, std::string update_error)
       : config_(config),
         clock_(clock),
         waiter_(clock),
@@ -141,6 +141,7 @@ class Device {
         os_agent_(agents.os),
         app_agent_(agents.apps),
         reboot_asked_(reboot_asked),
+        update_error_(std::move(update_error)),
         uniform_(attest::SystemUniform()),
         backoff_(config.retry_base, config.retry_cap, uniform_),
         check_in_backoff_(config.retry_base, config.retry_cap, uniform_) {
@@ -276,17 +277,23 @@ class Device {
       if (status == statuses.end() || !kind) continue;
       const auto staged = status->state == wire::kDownloaded ? staging_.Staged(t) : std::nullopt;
       if (*kind == package::Kind::kOs && os_agent_ != nullptr) InstallOs(t, staged, *status);
-      if (package::IsApp(*kind)) InstallApp(t, staged, *status);
+      if (package::IsApp(*kind) && app_agent_ != nullptr) InstallApp(t, staged, *status);
     }
   }
 
   void InstallOs(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,
                  wire::TargetStatus& status) {
     if (staged) {
-      const update::OsTarget target{t.image_id, t.version, t.security_version, *staged};
-      // The OS already running (a factory install) is adopted, not installed again.
-      const bool running = RunsPackage(*staged);
-      if (auto ok = running ? os_agent_->Adopt(target) : os_agent_->Install(target); !ok) {
+      // What the package says of itself, signed, not what the service said of it.
+      auto signed_manifest = StagedManifest(*staged);
+      auto ok = signed_manifest ? Expected<void>() : std::unexpected(signed_manifest.error());
+      if (ok) {
+        const package::Manifest& m = *signed_manifest;
+        const update::OsTarget target{m.image_id, m.version, m.security_version, *staged};
+        // The OS already running (a factory install) is adopted, not installed again.
+        ok = Runs(m) ? os_agent_->Adopt(target) : os_agent_->Install(target);
+      }
+      if (!ok) {
         log::Warning("OS {} not installed: {}", t.version, ok.error().message());
         status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
         return;
@@ -319,14 +326,19 @@ class Device {
                   r.outcome, r.reason, status);
   }
 
-  // Whether the booted OS is the one the package at `staged` holds: its signed "os" measurement
-  // is the one this launch measured.
-  bool RunsPackage(const std::filesystem::path& staged) {
+  // The verified manifest of the staged package at `staged`.
+  Expected<package::Manifest> StagedManifest(const std::filesystem::path& staged) const {
     auto source = package::FileSource::Open(staged);
-    if (!source) return false;
+    if (!source) return std::unexpected(source.error());
     auto reader = package::Reader::Open(*source, trust_.Publishers());
-    if (!reader) return false;
-    const auto& measured = reader->manifest().measurements;
+    if (!reader) return std::unexpected(reader.error());
+    return reader->manifest();
+  }
+
+  // Whether the booted OS is the one `m` describes: its signed "os" measurement is the one this
+  // launch measured.
+  bool Runs(const package::Manifest& m) const {
+    const auto& measured = m.measurements;
     const auto signed_os = measured.find("os");
     return signed_os != measured.end() &&
            std::any_of(events_.begin(), events_.end(), [&](const wire::MeasurementEvent& e) {
@@ -526,6 +538,7 @@ class Device {
             {"check_in_error", status_.check_in_error},
             {"publisher_root", trust_.RootFingerprint()},
             {"publisher_keys_error", status_.publisher_keys_error},
+            {"update_error", update_error_},
             {"targets", targets},
             {"measurements", measurements}};
   }
@@ -542,10 +555,11 @@ class Device {
   const std::string device_id_;
   update::PublisherTrust trust_;  // used by the loop's thread only
   update::Staging staging_;
-  update::OsAgent* os_agent_;    // null without a bootloader; used by the loop's thread only
-  update::AppAgent* app_agent_;  // used by the loop's thread only
-  const bool& reboot_asked_;     // set by the agent, on the loop's thread
-  bool attested_ = false;        // this run attested trusted
+  update::OsAgent* os_agent_;       // null without a bootloader; used by the loop's thread only
+  update::AppAgent* app_agent_;     // used by the loop's thread only
+  const bool& reboot_asked_;        // set by the agent, on the loop's thread
+  const std::string update_error_;  // why an update agent is off
+  bool attested_ = false;           // this run attested trusted
   bool reported_healthy_ = false;
   bool reporting_ = false;  // the next check-in is to report new target statuses
   std::stop_token stop_;
@@ -675,6 +689,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
 
   // The OS update agent resumes what a restart interrupted before anything else runs.
   bool reboot_asked = false;
+  std::string update_error;  // why an agent is off, for the admin socket
   if (auto ok = file::EnsureDirectory(config.state_dir / "update", 0700); !ok) {
     return std::unexpected(ok.error());
   }
@@ -693,10 +708,22 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
                                .reboot = [&reboot_asked] { reboot_asked = true; },
                                .trial_time = config.trial_time},
                               boot_id);
-    if (!agent) return std::unexpected(std::move(agent.error()).WithContext("update agent"));
-    os_agent.emplace(std::move(*agent));
-    if (auto ok = os_agent->Resume(); !ok) {
-      return std::unexpected(std::move(ok.error()).WithContext("resuming the OS update"));
+    // A damaged record stops OS updates, not the device: it still attests and reports why.
+    if (agent) {
+      os_agent.emplace(std::move(*agent));
+      if (auto ok = os_agent->Resume(); !ok) {
+        return std::unexpected(std::move(ok.error()).WithContext("resuming the OS update"));
+      }
+      // A committed OS that started gets its boot tries back, so ordinary reboots never use
+      // them up (a new OS on trial earns it by attesting).
+      if (os_agent->record().step == update::Step::kIdle) {
+        if (auto ok = os_agent->Healthy(); !ok) {
+          return std::unexpected(std::move(ok.error()).WithContext("marking the OS good"));
+        }
+      }
+    } else {
+      update_error = "OS updates are off: " + agent.error().message();
+      log::Error("{}", update_error);
     }
     if (reboot_asked) return DaemonExit::kReboot;
   }
@@ -706,15 +733,21 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
       {.store = update_state, .apps_dir = config.state_dir / "apps", .publishers = [&publishers] {
          return publishers->Publishers();
        }});
-  if (!app_agent) return std::unexpected(std::move(app_agent.error()).WithContext("app agent"));
+  if (!app_agent) {
+    update_error = "app updates are off: " + app_agent.error().message();
+    log::Error("{}", update_error);
+  }
 
   Device device(config, clock, std::move(*rot), std::move(*events), std::move(*credentials),
                 std::move(*roots), *endpoint, wire::HttpsClient(*endpoint, *tls),
                 identity->device_id, *sequence, std::move(*trust), std::move(*staging),
-                {os_agent ? &*os_agent : nullptr, &*app_agent}, reboot_asked);
+                {os_agent ? &*os_agent : nullptr, app_agent ? &*app_agent : nullptr}, reboot_asked,
+                update_error);
   publishers = &device.trust();
-  if (auto ok = app_agent->Resume(); !ok) {
-    return std::unexpected(std::move(ok.error()).WithContext("resuming app updates"));
+  if (app_agent) {
+    if (auto ok = app_agent->Resume(); !ok) {
+      log::Error("resuming app updates failed: {}", ok.error().message());
+    }
   }
   auto admin = AdminSocket::Start(config.admin_socket,
                                   [&device](const json::Json& r) { return device.Handle(r); });

@@ -104,6 +104,7 @@ Expected<AppRecord> AppRecordFrom(const Json& doc) {
        {&r.target.component_id, &r.target.image_id, &r.installed_image_id, &r.previous_image_id}) {
     if (id->find_first_not_of("0123456789abcdef-") != std::string::npos) return corrupt();
   }
+  if (r.target.component_id.empty() || r.target.image_id.empty()) return corrupt();
   return r;
 }
 
@@ -179,6 +180,10 @@ Expected<void> AppAgent::Enter(const std::string& component) {
   AppRecord& r = records_[component];
   const fs::path dir = parts_.apps_dir / component;
   std::error_code ec;
+  // Nothing is written or removed through a link put in place of an app's directory.
+  if (fs::is_symlink(dir, ec) || fs::is_symlink(parts_.apps_dir, ec)) {
+    return Fail(UpdateErrc::kInstall, dir.string() + " is a symbolic link");
+  }
   switch (r.step) {
     case AppStep::kIdle:
     case AppStep::kTrial:

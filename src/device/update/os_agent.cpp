@@ -182,18 +182,27 @@ Expected<void> OsAgent::Enter() {
     case Step::kIdle:
       return {};
     case Step::kInstall: {
+      auto booted = parts_.boot.Booted();
+      if (!booted) return std::unexpected(booted.error());
+      if (*booted == slot) return Fire(Event::kFailed, "refusing to write the running slot");
       if (auto ok = CheckSecurityVersion(record_.target.security_version); !ok) {
         return Fire(Event::kFailed, ok.error().message());
       }
-      auto written = parts_.writer.Write(slot, record_.target.package);
+      // The staged file must still be the package the install was decided on, and the package
+      // itself (not what was said of it) at or above the counter.
+      auto written = parts_.writer.Write(
+          slot, record_.target.package, [this](const package::Manifest& m) -> Expected<void> {
+            if (m.image_id != record_.target.image_id ||
+                m.security_version != record_.target.security_version) {
+              return Fail(UpdateErrc::kInstall, "the staged package changed under the install");
+            }
+            return CheckSecurityVersion(m.security_version);
+          });
       if (!written) {
+        // Whatever the slot holds now must not boot.
+        if (auto bad = parts_.boot.MarkBad(slot); !bad) return bad;
         return Fire(Event::kFailed, fmt::format("writing slot {} failed: {}", SlotName(slot),
                                                 written.error().message()));
-      }
-      // The staged file must still be the package the install was decided on.
-      if (written->image_id != record_.target.image_id ||
-          written->security_version != record_.target.security_version) {
-        return Fire(Event::kFailed, "the staged package changed under the install");
       }
       return Fire(Event::kDone);
     }

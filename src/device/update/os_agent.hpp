@@ -109,16 +109,22 @@ json::Json ToJson(const OsRecord& record);
 // Errors: kCorrupt.
 Expected<OsRecord> OsRecordFrom(const json::Json& doc);
 
+// Decides, from a package's verified manifest, whether it may be written; an error refuses it.
+using AcceptPackage = std::function<Expected<void>(const package::Manifest&)>;
+inline Expected<void> AcceptAnyPackage(const package::Manifest& /*manifest*/) { return {}; }
+
 // Writes an OS package into a slot. Implementations: the simulator's directory slots; block
 // devices on boards.
 class SlotWriter {
  public:
   virtual ~SlotWriter() = default;
-  // Replaces what `slot` holds with the package's payload, durably, after verifying the package
-  // again, and checks what was written against the package's signed measurements. Returns the
-  // manifest it verified. Errors (kInstall and those of the package reader) leave the slot
+  // Verifies the package again and asks `accept` of its manifest before touching the slot; then
+  // replaces what `slot` holds with the package's payload, durably, and checks what was written
+  // against the package's signed measurements. Returns the manifest it verified. Errors (those of
+  // `accept`, kInstall and those of the package reader) after the slot was touched leave it
   // unusable until written again.
-  virtual Expected<package::Manifest> Write(Slot slot, const std::filesystem::path& package) = 0;
+  virtual Expected<package::Manifest> Write(Slot slot, const std::filesystem::path& package,
+                                            const AcceptPackage& accept) = 0;
 };
 
 struct OsAgentParts {

@@ -20,7 +20,8 @@ Error InstallError(std::string message) { return Error(UpdateErrc::kInstall, std
 
 }  // namespace
 
-Expected<package::Manifest> DirectorySlotWriter::Write(Slot slot, const fs::path& package_path) {
+Expected<package::Manifest> DirectorySlotWriter::Write(Slot slot, const fs::path& package_path,
+                                                       const AcceptPackage& accept) {
   auto source = package::FileSource::Open(package_path);
   if (!source) return std::unexpected(source.error());
   auto reader = package::Reader::Open(*source, publishers_);
@@ -33,6 +34,7 @@ Expected<package::Manifest> DirectorySlotWriter::Write(Slot slot, const fs::path
       manifest.target_boards.end()) {
     return std::unexpected(InstallError("the OS package is not for board " + board_));
   }
+  if (auto ok = accept(manifest); !ok) return std::unexpected(ok.error());
   const fs::path dir = slot_dir_(slot);
   const fs::path parent = dir.parent_path();
   const fs::path fresh = parent / ("." + dir.filename().string() + ".new");

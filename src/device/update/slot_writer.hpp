@@ -22,7 +22,8 @@ class DirectorySlotWriter final : public SlotWriter {
                       package::Publishers publishers, std::string board)
       : slot_dir_(std::move(slot_dir)), publishers_(publishers), board_(std::move(board)) {}
 
-  Expected<package::Manifest> Write(Slot slot, const std::filesystem::path& package) override;
+  Expected<package::Manifest> Write(Slot slot, const std::filesystem::path& package,
+                                    const AcceptPackage& accept) override;
 
  private:
   std::function<std::filesystem::path(Slot)> slot_dir_;

@@ -184,12 +184,24 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
   const fs::path done = dir_ / (BaseName(t) + ".aspkg");
   const fs::path part = dir_ / (BaseName(t) + ".part");
   std::error_code ec;
-  if (fs::is_regular_file(done, ec)) return {t.image_id, std::string(wire::kDownloaded), ""};
   auto refuse = [&](std::string_view why) {
     fs::remove(part, ec);
     log::Warning("target {} refused: {}", t.image_id, why);
     return Refused(t, why);
   };
+  // A staged package is the same bytes for every target naming its image and digest; what the
+  // target claims of it (versions, kind) is checked again each time.
+  if (fs::is_regular_file(done, ec)) {
+    auto header_length = HeaderLengthOf(done);
+    auto file = package::FileSource::Open(done);
+    if (!header_length || !file) return refuse("the staged package cannot be read");
+    auto reader = package::Reader::Open(*file, trust.Publishers());
+    if (!reader) return refuse(reader.error().message());
+    if (auto why = Mismatch(reader->manifest(), *header_length, t, rules_.board); !why.empty()) {
+      return refuse(why);
+    }
+    return {t.image_id, std::string(wire::kDownloaded), ""};
+  }
   if (SizeOf(part) > t.size) fs::remove(part, ec);
 
   bool manifest_checked = false;

@@ -49,7 +49,11 @@ Expected<void> UnpackPayload(package::Reader& reader, const fs::path& target,
   std::error_code ec;
   fs::remove(payload, ec);
   auto unpacked = WritePayload(reader, payload);
-  if (unpacked) unpacked = package::UnpackArchive(payload, target, package::kMaxPayloadSize, rules);
+  // The signed unpacked size bounds what is written, whatever the archive says of itself.
+  if (unpacked) {
+    unpacked =
+        package::UnpackArchive(payload, target, reader.manifest().payload.unpacked_size, rules);
+  }
   fs::remove(payload, ec);
   if (unpacked) unpacked = SyncTree(target);
   if (!unpacked) fs::remove_all(target, ec);

@@ -37,8 +37,9 @@ class Apps : public ::testing::Test {
   }
 
   // An app package of `version` whose program prints `version`, signed by `key`.
+  // `declared` replaces the signed unpacked size when given.
   AppTarget Pack(const std::string& version, std::uint64_t security_version,
-                 const crypto::PrivateKey* key = nullptr) {
+                 const crypto::PrivateKey* key = nullptr, std::uint64_t declared = 0) {
     const fs::path tree = dir_ / ("tree-" + version);
     fs::create_directories(tree / "bin");
     std::ofstream(tree / "bin/app") << "#!/bin/sh\necho " << version << "\n";
@@ -56,7 +57,7 @@ class Apps : public ::testing::Test {
     m.version = version;
     m.security_version = security_version;
     m.payload.compression = package::Compression::kZstd;
-    m.payload.unpacked_size = packed->unpacked_size;
+    m.payload.unpacked_size = declared != 0 ? declared : packed->unpacked_size;
     m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
     const fs::path path = dir_ / (m.image_id + ".aspkg");
     const crypto::PrivateKey& signer = key != nullptr ? *key : publisher_;
@@ -173,6 +174,39 @@ TEST_F(Apps, PathTraversalAttackAComponentIdThatIsNotAUuidIsRefused) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), UpdateErrc::kInstall);
   EXPECT_FALSE(fs::exists(dir_ / "etc"));
+}
+
+TEST_F(Apps, PathTraversalAttackALinkInPlaceOfAnAppDirectoryIsNotFollowed) {
+  const AppTarget v1 = Pack("1.0", 1);
+  ASSERT_TRUE(agent_->Install(v1));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  // A local attacker swaps the app's directory for a link to a directory of theirs' choosing,
+  // and writes a revert record.
+  fs::create_directories(dir_ / "victim");
+  std::ofstream(dir_ / "victim/keep") << "precious";
+  fs::remove_all(dir_ / "apps" / kComponent);
+  fs::create_directory_symlink(dir_ / "victim", dir_ / "apps" / kComponent);
+  AppRecord forged = Record();
+  forged.step = AppStep::kRevert;
+  forged.previous_image_id = "a";
+  ASSERT_TRUE(store_.Put("apps", json::Json{{"components", {{kComponent, ToJson(forged)}}}}));
+  Open();
+  auto refused = agent_->Resume();
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("is a symbolic link"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir_ / "victim/keep"));
+}
+
+TEST_F(Apps, DecompressionBombAttackAnAppLargerThanItsSignedSizeIsRefused) {
+  fs::create_directories(dir_ / "tree-bomb/bin");
+  std::ofstream(dir_ / "tree-bomb/bin/zeros") << std::string(1 << 20, '\0');
+  AppTarget bomb = Pack("bomb", 1, nullptr, 4096);
+  ASSERT_TRUE(agent_->Install(bomb));
+  EXPECT_EQ(Record().outcome, Outcome::kFailed);
+  EXPECT_NE(Record().reason.find("declared"), std::string::npos) << Record().reason;
+  EXPECT_FALSE(fs::exists(VersionDir(bomb)));
+  ASSERT_TRUE(agent_->Install(Pack("1.0", 1))) << "its twin, declaring its size";
+  EXPECT_EQ(Record().outcome, Outcome::kNone);
 }
 
 TEST_F(Apps, AnInstallInterruptedAtAnyStepIsFinishedAfterARestart) {

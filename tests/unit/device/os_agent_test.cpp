@@ -28,7 +28,14 @@ class TwoPartWriter final : public SlotWriter {
   explicit TwoPartWriter(file::FileSystem& fs) : fs_(fs) {}
   // The package path names the version ("os-1.1"); its image ID and security version are as
   // OsTarget() below gives them, unless `substitute` says otherwise.
-  Expected<package::Manifest> Write(Slot slot, const fs::path& package) override {
+  Expected<package::Manifest> Write(Slot slot, const fs::path& package,
+                                    const AcceptPackage& accept) override {
+    package::Manifest m;
+    const std::string version = package.string().substr(3);
+    m.image_id = "image-" + version;
+    m.security_version = security_versions.contains(version) ? security_versions[version] : 0;
+    if (substitute) m.security_version = 1;
+    if (auto ok = accept(m); !ok) return std::unexpected(ok.error());
     ++writes;
     if (fail) return Fail(UpdateErrc::kInstall, "no space left on the slot");
     for (const char* part : {"part1", "part2"}) {
@@ -37,11 +44,6 @@ class TwoPartWriter final : public SlotWriter {
         return std::unexpected(ok.error());
       }
     }
-    package::Manifest m;
-    const std::string version = package.string().substr(3);
-    m.image_id = "image-" + version;
-    m.security_version = security_versions.contains(version) ? security_versions[version] : 0;
-    if (substitute) m.security_version = 1;
     return m;
   }
   // The image the slot holds, or nothing when it is torn or empty.
@@ -71,7 +73,7 @@ class Board : public ::testing::Test {
     ASSERT_TRUE(opened) << opened.error().message();
     rot_ = std::move(*opened);
     ASSERT_TRUE(rot_->AdvanceCounter(kOsSecurityVersionCounter, 1));
-    ASSERT_TRUE(writer_.Write(Slot::kA, "os-1.0"));
+    ASSERT_TRUE(writer_.Write(Slot::kA, "os-1.0", AcceptAnyPackage));
     writer_.writes = 0;
     PowerOn();
   }
@@ -234,6 +236,7 @@ TEST_F(Board, AFailedSlotWriteLeavesTheRunningOsAloneAndIsTriedAgain) {
   EXPECT_EQ(agent_->record().outcome, Outcome::kFailed);
   EXPECT_NE(agent_->record().reason.find("no space left"), std::string::npos);
   EXPECT_FALSE(reboot_asked_);
+  EXPECT_EQ(boot_->TriesLeft(Slot::kB), 0) << "a slot a failed install touched must not boot";
   PowerOn();
   EXPECT_EQ(Booted(), Slot::kA) << "the bootloader was never switched";
   writer_.fail = false;
@@ -246,7 +249,10 @@ TEST_F(Board, RollbackAttackAStagedPackageSwappedAfterTheDecisionIsNeverBooted) 
   ASSERT_TRUE(agent_->Install(Os("1.1", 2)));
   EXPECT_EQ(agent_->record().step, Step::kIdle);
   EXPECT_EQ(agent_->record().outcome, Outcome::kFailed);
-  EXPECT_EQ(agent_->record().reason, "the staged package changed under the install");
+  EXPECT_NE(agent_->record().reason.find("the staged package changed under the install"),
+            std::string::npos)
+      << agent_->record().reason;
+  EXPECT_EQ(writer_.writes, 0) << "refused before the slot was touched";
   PowerOn();
   EXPECT_EQ(Booted(), Slot::kA);
   // Its twin: the package as decided is installed.
@@ -266,6 +272,23 @@ TEST_F(Board, TheRunningOsIsAdoptedNotInstalledAgain) {
   auto refused = agent_->Adopt(Os("1.1", 2));
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), UpdateErrc::kRollback);
+}
+
+TEST_F(Board, RollbackAttackAForgedInstallRecordAimedAtTheRunningSlotWritesNothing) {
+  // A local attacker writes an install record naming the slot that runs.
+  OsRecord forged;
+  forged.step = Step::kInstall;
+  forged.target = Os("1.0-old", 1);
+  forged.slot = Booted();
+  ASSERT_TRUE(store_.Put("os", ToJson(forged)));
+  OpenAgent();
+  ASSERT_TRUE(agent_->Resume());
+  EXPECT_EQ(agent_->record().step, Step::kIdle);
+  EXPECT_EQ(agent_->record().reason, "refusing to write the running slot");
+  EXPECT_EQ(writer_.writes, 0);
+  // Its twin: an install to the other slot writes it.
+  ASSERT_TRUE(agent_->Install(Os("1.1", 2)));
+  EXPECT_EQ(writer_.writes, 1);
 }
 
 TEST_F(Board, RollbackAttackAnOsBelowTheCounterIsRefused) {
@@ -314,7 +337,7 @@ TEST_F(Board, PowerCutAtEveryDurableWriteOfAnInstallLeavesABootableCheckedOs) {
     testing::FaultyFileSystem fresh;
     // The factory state, again, on fresh storage.
     fs_ = std::move(fresh);
-    ASSERT_TRUE(writer_.Write(Slot::kA, "os-1.0"));
+    ASSERT_TRUE(writer_.Write(Slot::kA, "os-1.0", AcceptAnyPackage));
     auto reset = rot::Initialize(
         {.backend = "software", .state_dir = dir_ / ("rot-" + std::to_string(cut))});
     ASSERT_TRUE(reset);

@@ -71,7 +71,7 @@ class DirectorySlots : public ::testing::Test {
 
   // Expects the write refused with `code` and slot B as it was.
   void ExpectRefused(const fs::path& package, std::error_code code, std::string_view reason) {
-    auto refused = Writer().Write(Slot::kB, package);
+    auto refused = Writer().Write(Slot::kB, package, AcceptAnyPackage);
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error(), code) << refused.error().message();
     EXPECT_NE(refused.error().message().find(reason), std::string::npos)
@@ -87,7 +87,7 @@ class DirectorySlots : public ::testing::Test {
 };
 
 TEST_F(DirectorySlots, ASlotReceivesExactlyTheTreeItsPackageMeasuresAs) {
-  auto written = Writer().Write(Slot::kB, Pack(os_key_));
+  auto written = Writer().Write(Slot::kB, Pack(os_key_), AcceptAnyPackage);
   ASSERT_TRUE(written) << written.error().message();
   EXPECT_FALSE(fs::exists(dir_ / "slots/b/old-file"));
   EXPECT_EQ(*package::MeasureOsTree(dir_ / "slots/b"), *package::MeasureOsTree(dir_ / "rootfs"));

@@ -227,6 +227,20 @@ TEST_F(Downloads, WrongSoftwareAttackPackageForAnotherBoardIsRefused) {
   ExpectDownloaded(Publish(package::Kind::kOs, os_key_, {"rpi4", kBoard}));
 }
 
+TEST_F(Downloads, RollbackAttackAStagedPackageRelabelledWithAHigherSecurityVersionIsRefused) {
+  // Once staged, the same image and digest are listed again, claiming a security version above
+  // the device's counter: what the package signed is checked again, not what the target says.
+  const auto os = Publish(package::Kind::kOs, os_key_);
+  ExpectDownloaded(os);
+  auto relabelled = os;
+  relabelled.security_version = 5;
+  const wire::TargetStatus status = SyncOne(relabelled);
+  EXPECT_EQ(status.state, wire::kFailed);
+  EXPECT_NE(status.reason.find("(security version 2), the update manifest says"), std::string::npos)
+      << status.reason;
+  EXPECT_EQ(SyncOne(os).state, wire::kDownloaded) << "the target as signed is still staged";
+}
+
 TEST_F(Downloads, CompromisedServiceAttackTargetServedWithAnotherSignedImageIsRefused) {
   // The service names an image it may deploy but serves another, validly signed one.
   auto os = Publish(package::Kind::kOs, os_key_);
