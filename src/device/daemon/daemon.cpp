@@ -666,6 +666,19 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
                                                        config.board, config.trust_bundle),
                              config.state_dir / "measurements.json");
   if (!events) return std::unexpected(std::move(events.error()).WithContext("measured launch"));
+  // A booted slot must hold the OS its signed header names, at or above the anti-rollback
+  // counter: an owner who puts an old slot back does not get it run.
+  if (bootloader) {
+    auto counter = (*rot)->ReadCounter(update::kOsSecurityVersionCounter);
+    if (!counter) return std::unexpected(counter.error());
+    const auto os =
+        std::find_if(events->begin(), events->end(),
+                     [](const wire::MeasurementEvent& e) { return e.component == "os"; });
+    if (os == events->end()) return Fail(CoreErrc::kInvalidArgument, "no OS measurement");
+    auto booted_os =
+        update::CheckBootedOs(config.os_image, {.os = &installer_keys}, os->digest, *counter);
+    if (!booted_os) return std::unexpected(std::move(booted_os.error()).WithContext("booted OS"));
+  }
   std::optional<crypto::TpmKeyStore> tpm_keys;
   if (config.rot == "tpm2") {
     if (auto ok = RequireSharedTcti(config.tcti); !ok) return std::unexpected(ok.error());

@@ -9,6 +9,18 @@
 
 namespace aspis::device::update {
 
+// The signed header (magic, envelope) of the package a slot directory was written from is kept
+// beside it, as `<slot>.header`, so the OS a slot holds can be proven at boot.
+std::filesystem::path SlotHeader(const std::filesystem::path& slot_dir);
+
+// The verified manifest of the OS the slot directory holds, from its header. Refused
+// (kRollback) when its security version is below `counter`, and (kInstall) when its signed "os"
+// measurement is not `measured_os`: a slot booted below the anti-rollback counter (an owner who
+// put an old tree or header back) does not run. Errors also: those of the package reader.
+Expected<package::Manifest> CheckBootedOs(const std::filesystem::path& slot_dir,
+                                          const package::Publishers& publishers,
+                                          const crypto::Digest& measured_os, std::uint64_t counter);
+
 // The simulator's slots: directories holding an OS root file system, written from the rootfs
 // tar of an OS package. The tree is unpacked beside the slot, checked against the package's
 // signed measurements, flushed (syncfs), and only then renamed into place, so the slot holds the

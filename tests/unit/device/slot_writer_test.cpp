@@ -120,5 +120,30 @@ TEST_F(DirectorySlots, ACorruptPackageIsRefusedBeforeTheSlotChanges) {
   ExpectRefused(package, package::PackageErrc::kMismatch, "");
 }
 
+TEST_F(DirectorySlots, RollbackAttackASlotBelowTheCounterIsRefusedAtBoot) {
+  ASSERT_TRUE(Writer().Write(Slot::kB, Pack(os_key_), AcceptAnyPackage));
+  const auto measured = package::MeasureOsTree(dir_ / "slots/b")->at("os");
+  auto booted = CheckBootedOs(dir_ / "slots/b", {.os = &os_keys_}, measured, 2);
+  ASSERT_TRUE(booted) << booted.error().message();
+  EXPECT_EQ(booted->security_version, 2u);
+  // The owner puts back a slot the device has moved past (the counter is at 3 now).
+  auto refused = CheckBootedOs(dir_ / "slots/b", {.os = &os_keys_}, measured, 3);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), UpdateErrc::kRollback);
+}
+
+TEST_F(DirectorySlots, RollbackAttackAnOldTreeUnderANewHeaderIsRefusedAtBoot) {
+  ASSERT_TRUE(Writer().Write(Slot::kB, Pack(os_key_), AcceptAnyPackage));
+  // Another tree in the slot, the header left as it was.
+  WriteText(dir_ / "slots/b/bin/init", "an older init");
+  const auto measured = package::MeasureOsTree(dir_ / "slots/b")->at("os");
+  auto refused = CheckBootedOs(dir_ / "slots/b", {.os = &os_keys_}, measured, 0);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), UpdateErrc::kInstall);
+  fs::remove(SlotHeader(dir_ / "slots/b"));
+  EXPECT_FALSE(CheckBootedOs(dir_ / "slots/b", {.os = &os_keys_}, measured, 0))
+      << "a slot without its signed header does not run";
+}
+
 }  // namespace
 }  // namespace aspis::device::update
