@@ -200,6 +200,31 @@ TEST_F(OsUpdateEndToEnd,
   EXPECT_EQ(board.Stop(), 0);
 }
 
+TEST_F(OsUpdateEndToEnd, ADamagedUpdateRecordTurnsUpdatesOffButTheDeviceStillAttests) {
+  BuildRootfs("rootfs-25.01", "aspis os 25.01");
+  PublishOs("rootfs-25.01", "25.01", 1);
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  auto board = NewBoard("board", "rootfs-25.01.aspkg");
+  fs::create_directories(dir_ / "board/state/update");
+  WriteText(dir_ / "board/state/update/os.json", "{}");
+  board->Start();
+  Json status;
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(200ms)) {
+    std::ostringstream out, err;
+    if (cli::Main(
+            {"dev", "status", "--socket", (dir_ / "board/admin.sock").string(), "--output", "json"},
+            out, err) == 0) {
+      status = json::Parse(out.str()).value_or(Json());
+      if (status["attestation"].value("verdict", "") == "trusted") break;
+    }
+  }
+  EXPECT_EQ(status["attestation"].value("verdict", ""), "trusted");
+  EXPECT_NE(status.value("update_error", "").find("OS updates are off"), std::string::npos)
+      << status.dump();
+  EXPECT_EQ(board->Stop(), 0);
+}
+
 // aspisd is killed (SIGKILL) once at each step boundary of an OS install, of a download, of a
 // factory OS's adoption, of a revert and of a fall-back (24 points); the simulated board restarts
 // it, and each time the device ends running a checked OS, the new one or the old one as the path
