@@ -283,7 +283,12 @@ class Device {
 
   void InstallOs(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,
                  wire::TargetStatus& status) {
-    if (staged) {
+    const update::OsRecord& done = os_agent_->record();
+    const bool settled =
+        done.installed_image_id == t.image_id ||
+        (done.target.image_id == t.image_id && done.outcome == update::Outcome::kReverted);
+    // An image installed or reverted already is not read and verified again at each check-in.
+    if (staged && !settled) {
       // What the package says of itself, signed, not what the service said of it.
       auto signed_manifest = StagedManifest(*staged);
       auto ok = signed_manifest ? Expected<void>() : std::unexpected(signed_manifest.error());
