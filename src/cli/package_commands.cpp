@@ -4,13 +4,16 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <memory>
 
 #include "cli/command.hpp"
 #include "core/file.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/key.hpp"
 #include "package/archive.hpp"
+#include "package/delta.hpp"
 #include "package/measure.hpp"
 #include "package/package.hpp"
 
@@ -383,6 +386,114 @@ class PackageShow final : public Command {
   std::string path_, public_key_;
 };
 
+// A delta that rebuilds NEW from OLD (docs/formats/aspkg.md, "Deltas"), proven before it is
+// written: applied to OLD, it must give NEW byte for byte.
+class PackageDelta final : public Command {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--from", from_, "The old version's .aspkg")->required();
+    verb->add_option("--to", to_, "The new version's .aspkg (the same component)")->required();
+    verb->add_option("--destination", destination_, "The delta file to write")->required();
+  }
+  Expected<Json> Run() override {
+    auto made = package::MakeDelta(from_, to_, destination_);
+    if (!made) return std::unexpected(made.error());
+    const double percent = made->full_size == 0 ? 0.0
+                                                : 100.0 * static_cast<double>(made->delta_size) /
+                                                      static_cast<double>(made->full_size);
+    return Json{
+        {"destination", destination_},          {"full_size", made->full_size},
+        {"delta_size", made->delta_size},       {"percent", std::round(percent * 100.0) / 100.0},
+        {"tar_size", made->tar_size},           {"copied_files", made->copied_files},
+        {"patched_files", made->patched_files}, {"literal_files", made->literal_files}};
+  }
+  Output Format() const override {
+    return {.table = [](std::ostream& out, const Json& d) {
+      out << "Delta:        " << d.value("destination", "") << "\n"
+          << "Full package: " << d.value("full_size", 0) << " bytes\n"
+          << "Delta:        " << d.value("delta_size", 0) << " bytes ("
+          << fmt::format("{:.2f}", d.value("percent", 0.0)) << " % of the full package)\n"
+          << "Files:        " << d.value("copied_files", 0) << " copied, "
+          << d.value("patched_files", 0) << " patched, " << d.value("literal_files", 0)
+          << " sent whole\n";
+    }};
+  }
+
+ private:
+  std::string from_, to_, destination_;
+};
+
+// Rebuilds a package from a delta and the old version (its package, or the directory it was
+// unpacked to), checked against the digest and size an update manifest gives.
+class PackageApplyDelta final : public Command {
+ public:
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--from", from_,
+                     "The old version: its .aspkg, or the directory it is installed in")
+        ->required();
+    verb->add_option("--delta", delta_, "The delta file")->required();
+    verb->add_option("--destination", destination_, "The .aspkg file to write")->required();
+    verb->add_option("--sha256", sha256_,
+                     "The SHA-256 the rebuilt package must have (from an update manifest); "
+                     "without it, the delta's own claim is checked");
+    verb->add_option("--size", size_, "The size in bytes the rebuilt package must have");
+  }
+  Expected<Json> Run() override {
+    auto source = package::FileSource::Open(delta_);
+    if (!source) return std::unexpected(source.error());
+    auto expected = Target();
+    if (!expected) return std::unexpected(expected.error());
+    std::unique_ptr<package::DeltaBase> base;
+    if (fs::is_directory(from_)) {
+      auto tree = package::TreeBase::Create(from_);
+      if (!tree) return std::unexpected(tree.error());
+      base = std::move(*tree);
+    } else {
+      auto old = package::PackageBase::Create(from_);
+      if (!old) return std::unexpected(old.error());
+      base = std::move(*old);
+    }
+    auto header = package::ApplyDelta(*source, *base, *expected, destination_);
+    if (!header) return std::unexpected(header.error());
+    return Json{{"destination", destination_},
+                {"image_id", header->new_image_id},
+                {"sha256", crypto::ToHex(expected->sha256)},
+                {"size", expected->size},
+                {"checked_against", sha256_.empty() ? "the delta's own header (give --sha256 "
+                                                      "and --size from an update manifest)"
+                                                    : "--sha256 and --size"}};
+  }
+  Output Format() const override {
+    return {.columns = {"destination", "image_id", "sha256", "size", "checked_against"}};
+  }
+
+ private:
+  // The caller's digest and size, or the delta's own when none was given.
+  Expected<package::DeltaTarget> Target() const {
+    if (sha256_.empty() != (size_ == 0)) {
+      return Fail(CoreErrc::kInvalidArgument, "give both --sha256 and --size, or neither");
+    }
+    package::DeltaTarget target;
+    if (sha256_.empty()) {
+      auto source = package::FileSource::Open(delta_);
+      if (!source) return std::unexpected(source.error());
+      auto header = package::ReadDeltaHeader(*source);
+      if (!header) return std::unexpected(std::move(header.error()).WithContext(delta_));
+      return package::DeltaTarget{header->target_sha256, header->target_size};
+    }
+    auto digest = HexDecode(sha256_);
+    if (!digest || digest->size() != target.sha256.size()) {
+      return Fail(CoreErrc::kInvalidArgument, "--sha256 must be 64 hex digits");
+    }
+    std::copy(digest->begin(), digest->end(), target.sha256.begin());
+    target.size = size_;
+    return target;
+  }
+
+  std::string from_, delta_, destination_, sha256_;
+  std::uint64_t size_ = 0;
+};
+
 }  // namespace
 
 void AddPackageCommands(CLI::App& app, Registry& r) {
@@ -402,6 +513,10 @@ void AddPackageCommands(CLI::App& app, Registry& r) {
       "show",
       "Show what a package says about itself, check its payload, and verify its "
       "signature with --key"));
+  r.Add<PackageDelta>(image_package->add_subcommand(
+      "delta", "Make a delta that rebuilds a package from its previous version"));
+  r.Add<PackageApplyDelta>(image_package->add_subcommand(
+      "apply-delta", "Rebuild a package from a delta and the previous version"));
 }
 
 }  // namespace aspis::cli

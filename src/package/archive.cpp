@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <string>
 #include <system_error>
@@ -15,6 +16,7 @@
 #include "core/fd.hpp"
 #include "package/errors.hpp"
 #include "package/libarchive_ptr.hpp"
+#include "package/payload_compression.hpp"
 
 namespace aspis::package {
 
@@ -177,25 +179,80 @@ Expected<void> WriteEntry(struct archive* out, const fs::path& dir, const fs::pa
   return {};
 }
 
+// Where libarchive writes the tar: through the payload compressor into the destination file.
+struct PayloadOut {
+  explicit PayloadOut(Fd out) : fd(std::move(out)) {}
+  Fd fd;
+  std::optional<PayloadCompressor> compressor;
+  std::optional<Error> error;  // the first failure, which libarchive only sees as -1
+
+  static la_ssize_t Write(struct archive* /*a*/, void* self, const void* data, std::size_t size) {
+    auto* out = static_cast<PayloadOut*>(self);
+    auto ok = out->compressor->Write(ByteView(static_cast<const std::uint8_t*>(data), size));
+    if (!ok) {
+      out->error = std::move(ok.error());
+      return -1;
+    }
+    return static_cast<la_ssize_t>(size);
+  }
+};
+
+Expected<void> WriteAll(int fd, ByteView data, const fs::path& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return Fail(PackageErrc::kIo,
+                  "writing " + path.string() + ": " + std::generic_category().message(errno));
+    }
+    data = data.subspan(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
 }  // namespace
 
 Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination, TreeRules rules) {
   auto entries = Tree(dir, rules);
   if (!entries) return std::unexpected(entries.error());
+  PayloadOut payload(
+      Fd(::open(destination.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)));
+  if (payload.fd.get() < 0) {
+    return Fail(PackageErrc::kIo,
+                "creating " + destination.string() + ": " + std::generic_category().message(errno));
+  }
+  auto compressor = PayloadCompressor::Create(
+      [&](ByteView compressed) { return WriteAll(payload.fd.get(), compressed, destination); });
+  if (!compressor) return std::unexpected(compressor.error());
+  payload.compressor.emplace(std::move(*compressor));
+  // The tar goes out uncompressed and PayloadCompressor compresses it, so that a delta applier
+  // can reproduce the payload's bytes exactly (payload_compression.hpp).
   ArchiveWriter out(archive_write_new());
   if (!out) return Fail(PackageErrc::kIo, "out of memory");
+  const auto failed = [&](std::string_view what) {
+    return std::unexpected(payload.error ? std::move(*payload.error).WithContext(what)
+                                         : ArchiveError(out.get(), what));
+  };
   if (archive_write_set_format_pax_restricted(out.get()) != ARCHIVE_OK ||
-      archive_write_add_filter_zstd(out.get()) != ARCHIVE_OK ||
-      archive_write_open_filename(out.get(), destination.c_str()) != ARCHIVE_OK) {
-    return std::unexpected(ArchiveError(out.get(), "creating " + destination.string()));
+      archive_write_add_filter_none(out.get()) != ARCHIVE_OK ||
+      archive_write_open(out.get(), &payload, nullptr, &PayloadOut::Write, nullptr) != ARCHIVE_OK) {
+    return failed("creating " + destination.string());
   }
   for (const auto& relative : *entries) {
-    if (auto ok = WriteEntry(out.get(), dir, relative); !ok) return std::unexpected(ok.error());
+    if (auto ok = WriteEntry(out.get(), dir, relative); !ok) {
+      if (payload.error) return std::unexpected(std::move(*payload.error));
+      return std::unexpected(ok.error());
+    }
   }
   if (archive_write_close(out.get()) != ARCHIVE_OK) {
-    return std::unexpected(ArchiveError(out.get(), "finishing " + destination.string()));
+    return failed("finishing " + destination.string());
   }
-  return Packed{static_cast<std::uint64_t>(archive_filter_bytes(out.get(), 0))};
+  if (auto ok = payload.compressor->Finish(); !ok) return std::unexpected(ok.error());
+  if (payload.fd.Close() != 0) {
+    return Fail(PackageErrc::kIo,
+                "writing " + destination.string() + ": " + std::generic_category().message(errno));
+  }
+  return Packed{payload.compressor->consumed()};
 }
 
 Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
