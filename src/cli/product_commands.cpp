@@ -215,22 +215,43 @@ class DeploymentCreate final : public ServiceCommand {
     tenant_.AddTo(verb);
     verb->add_option("--device-group", group_, "PRODUCT/GROUP or the group's ID")->required();
     verb->add_option("--images", images_, "Image IDs, one per component")->required();
+    auto* stages = verb->add_option("--stages", stages_,
+                                    "Roll out in stages: cumulative percents of the group's "
+                                    "devices, ascending (100 is added when last is less)")
+                       ->delimiter(',');
+    auto* batch = verb->add_option("--batch-size", batch_size_,
+                                   "Roll out in stages of this many devices each");
+    stages->excludes(batch);
+    verb->add_option("--failure-threshold", threshold_,
+                     "Pause the rollout when more than this percent of a stage's devices fail "
+                     "(default 10)");
   }
-  Output Format() const override { return {.columns = {"id", "created_at", "images"}}; }
+  Output Format() const override { return {.columns = {"id", "created_at", "state", "images"}}; }
 
  protected:
   Expected<Json> Call(const Session& s) override {
     auto id = GroupId(s, tenant_, group_);
     if (!id) return std::unexpected(id.error());
-    return Typed(Request(s, "POST",
-                         "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments",
-                         wire::api::DeploymentRequest{images_}),
-                 wire::api::DeploymentFrom);
+    wire::api::DeploymentRequest request{images_, std::nullopt};
+    if (!stages_.empty() || batch_size_ > 0) {
+      if (!stages_.empty() && stages_.back() < 100) stages_.push_back(100);
+      request.rollout = {stages_, batch_size_,
+                         threshold_.value_or(wire::api::kDefaultFailureThreshold)};
+    } else if (threshold_) {
+      return Fail(CoreErrc::kInvalidArgument, "--failure-threshold needs --stages or --batch-size");
+    }
+    return Typed(
+        Request(s, "POST",
+                "/v1/tenants/" + tenant_.Of(s) + "/device-groups/" + *id + "/deployments", request),
+        wire::api::DeploymentFrom);
   }
 
  private:
   std::string group_;
   std::vector<std::string> images_;
+  std::vector<std::int64_t> stages_;
+  std::int64_t batch_size_ = 0;
+  std::optional<std::int64_t> threshold_;
   TenantOption tenant_;
 };
 
@@ -241,7 +262,7 @@ class DeploymentList final : public ServiceCommand {
     verb->add_option("--device-group", group_, "PRODUCT/GROUP or the group's ID")->required();
   }
   Output Format() const override {
-    return {.columns = {"id", "current", "created_at", "created_by", "images"}};
+    return {.columns = {"id", "current", "state", "created_at", "created_by", "images"}};
   }
 
  protected:
@@ -267,7 +288,21 @@ void PrintDeployment(std::ostream& out, const Json& doc) {
   out << "Deployment ID:  " << d->id << (d->current ? " (current)" : "") << "\n"
       << "Device group:   " << d->device_group_id << "\n"
       << "Created:        " << UtcTime(d->created_at) << " by " << d->created_by << "\n"
-      << "Images, by what the group's devices last reported:\n";
+      << "State:          " << d->state << (d->reason.empty() ? "" : ": " + d->reason) << "\n";
+  if (d->rollout) {
+    const auto& r = *d->rollout;
+    out << "Rollout:        "
+        << (r.batch_size > 0
+                ? fmt::format("batches of {} devices", r.batch_size)
+                : fmt::format("stages of {} % of the group", fmt::join(r.stages, ", ")))
+        << fmt::format(", pausing when over {} % of a stage fail\n", r.failure_threshold);
+    for (const auto& stage : d->stages) {
+      out << fmt::format("  stage {}: {} devices, {} succeeded, {} failed, {} waiting\n",
+                         stage.stage, stage.devices, stage.succeeded, stage.failed,
+                         stage.devices - stage.succeeded - stage.failed);
+    }
+  }
+  out << "Images, by what the group's devices last reported:\n";
   for (const auto& p : d->progress) {
     out << fmt::format(
         "  {}  downloading {}, downloaded {}, installing {}, installed {}, failed {}, reverted "
@@ -294,6 +329,28 @@ class DeploymentShow final : public ServiceCommand {
 
  private:
   std::string id_;
+  TenantOption tenant_;
+};
+
+// `deployment pause|resume|stop`: steers a staged rollout.
+class DeploymentSteer final : public ServiceCommand {
+ public:
+  explicit DeploymentSteer(std::string action) : action_(std::move(action)) {}
+  void AddOptions(CLI::App* verb) override {
+    tenant_.AddTo(verb);
+    verb->add_option("--deployment-id", id_, "The deployment's ID")->required();
+  }
+  Output Format() const override { return {.table = PrintDeployment}; }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    return Typed(
+        Request(s, "POST", "/v1/tenants/" + tenant_.Of(s) + "/deployments/" + id_ + "/" + action_),
+        wire::api::DeploymentFrom);
+  }
+
+ private:
+  std::string action_, id_;
   TenantOption tenant_;
 };
 
@@ -355,7 +412,19 @@ void AddDeploymentCommands(CLI::App& app, Registry& r) {
   auto* deployment =
       app.add_subcommand("deployment", "App deployments of device groups")->require_subcommand(1);
   r.Add<DeploymentShow>(deployment->add_subcommand(
-      "show", "Show a deployment and where its images stand on the group's devices"));
+      "show", "Show a deployment, its rollout's stages and where its images stand"));
+  r.Add<DeploymentSteer>(
+      deployment->add_subcommand("pause", "Pause a staged rollout: no further stage opens"),
+      "pause");
+  r.Add<DeploymentSteer>(
+      deployment->add_subcommand("resume",
+                                 "Resume a paused rollout; when it paused itself on "
+                                 "failures, the failed stage is accepted"),
+      "resume");
+  r.Add<DeploymentSteer>(
+      deployment->add_subcommand(
+          "stop", "Stop a rollout for good: its devices go back to the deployment before it"),
+      "stop");
 }
 
 void AddDeviceUpdateCommand(CLI::App& device, Registry& r) {

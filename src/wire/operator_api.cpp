@@ -274,10 +274,78 @@ Expected<DeviceGroupFields> ParseDeviceGroupFields(std::string_view body) {
   return f;
 }
 
-std::string Serialize(const DeploymentRequest& r) { return Json{{"images", r.images}}.dump(); }
+namespace {
+
+Json RolloutJson(const Rollout& r) {
+  Json doc = {{"failure_threshold", r.failure_threshold}};
+  if (r.batch_size > 0) {
+    doc["batch_size"] = r.batch_size;
+  } else {
+    doc["stages"] = r.stages;
+  }
+  return doc;
+}
+
+Expected<std::int64_t> Integer(const Json& doc, std::string_view key, std::int64_t low,
+                               std::int64_t high, std::int64_t absent) {
+  const auto it = doc.find(key);
+  if (it == doc.end()) return absent;
+  if (!it->is_number_integer() || it->get<std::int64_t>() < low || it->get<std::int64_t>() > high) {
+    return std::unexpected(Invalid(
+        key, "must be an integer from " + std::to_string(low) + " to " + std::to_string(high)));
+  }
+  return it->get<std::int64_t>();
+}
+
+Expected<Rollout> ParseRollout(const Json& doc) {
+  constexpr std::string_view kRule =
+      "must be an object with either stages (ascending percents, the last 100) or batch_size, and "
+      "optionally failure_threshold";
+  if (!doc.is_object()) return std::unexpected(Invalid("rollout", kRule));
+  for (const auto& [key, value] : doc.items()) {
+    if (key != "stages" && key != "batch_size" && key != "failure_threshold") {
+      return std::unexpected(Invalid("rollout." + key.substr(0, 40), "is not a rollout field"));
+    }
+  }
+  if (doc.contains("stages") == doc.contains("batch_size")) {
+    return std::unexpected(Invalid("rollout", kRule));
+  }
+  Rollout r;
+  auto threshold = Integer(doc, "failure_threshold", 0, 100, kDefaultFailureThreshold);
+  auto batch = Integer(doc, "batch_size", 1, kMaxBatchSize, 0);
+  if (!threshold) return std::unexpected(threshold.error());
+  if (!batch) return std::unexpected(batch.error());
+  r.failure_threshold = *threshold;
+  r.batch_size = *batch;
+  if (const auto stages = doc.find("stages"); stages != doc.end()) {
+    constexpr std::string_view kStagesRule =
+        "must list 1 to 10 ascending percents from 1 to 100, the last 100";
+    if (!stages->is_array() || stages->empty() || stages->size() > kMaxStages) {
+      return std::unexpected(Invalid("rollout.stages", kStagesRule));
+    }
+    for (const auto& stage : *stages) {
+      const std::int64_t last = r.stages.empty() ? 0 : r.stages.back();
+      if (!stage.is_number_integer() || stage.get<std::int64_t>() <= last ||
+          stage.get<std::int64_t>() > 100) {
+        return std::unexpected(Invalid("rollout.stages", kStagesRule));
+      }
+      r.stages.push_back(stage.get<std::int64_t>());
+    }
+    if (r.stages.back() != 100) return std::unexpected(Invalid("rollout.stages", kStagesRule));
+  }
+  return r;
+}
+
+}  // namespace
+
+std::string Serialize(const DeploymentRequest& r) {
+  Json doc = {{"images", r.images}};
+  if (r.rollout) doc["rollout"] = RolloutJson(*r.rollout);
+  return doc.dump();
+}
 
 Expected<DeploymentRequest> ParseDeploymentRequest(std::string_view body) {
-  auto doc = Object(body, {"images"});
+  auto doc = Object(body, {"images", "rollout"});
   if (!doc) return std::unexpected(doc.error());
   const auto images = doc->find("images");
   if (images == doc->end() || !images->is_array() || images->size() > kMaxDeploymentImages) {
@@ -289,6 +357,11 @@ Expected<DeploymentRequest> ParseDeploymentRequest(std::string_view body) {
       return std::unexpected(Invalid("images", "must list image IDs"));
     }
     r.images.push_back(image.get<std::string>());
+  }
+  if (const auto rollout = doc->find("rollout"); rollout != doc->end()) {
+    auto parsed = ParseRollout(*rollout);
+    if (!parsed) return std::unexpected(parsed.error());
+    r.rollout = std::move(*parsed);
   }
   return r;
 }
@@ -671,7 +744,21 @@ Json ToJson(const Deployment& d) {
               {"created_at", d.created_at},
               {"created_by", d.created_by},
               {"images", d.images},
-              {"current", d.current}};
+              {"current", d.current},
+              {"state", d.state},
+              {"stage", d.stage},
+              {"reason", d.reason}};
+  if (d.rollout) doc["rollout"] = RolloutJson(*d.rollout);
+  if (!d.stages.empty()) {
+    Json stages = Json::array();
+    for (const auto& s : d.stages) {
+      stages.push_back({{"stage", s.stage},
+                        {"devices", s.devices},
+                        {"succeeded", s.succeeded},
+                        {"failed", s.failed}});
+    }
+    doc["stages"] = std::move(stages);
+  }
   if (!d.progress.empty()) {
     Json progress = Json::array();
     for (const auto& p : d.progress) {
@@ -701,7 +788,30 @@ Expected<Deployment> DeploymentFrom(const Json& doc) {
                r.Text("created_by"),
                r.Texts("images"),
                r.Flag("current"),
+               {},
+               std::nullopt,
+               r.Text("state"),
+               r.Number("stage"),
+               r.Text("reason"),
                {}};
+  if (std::find(kDeploymentStates.begin(), kDeploymentStates.end(), d.state) ==
+      kDeploymentStates.end()) {
+    return std::unexpected(Invalid("state", "is not a deployment state"));
+  }
+  if (doc.is_object() && doc.contains("rollout")) {
+    auto rollout = ParseRollout(doc.at("rollout"));
+    if (!rollout) return std::unexpected(rollout.error());
+    d.rollout = std::move(*rollout);
+  }
+  if (doc.is_object() && doc.contains("stages")) {
+    for (const auto& item : r.List("stages")) {
+      Reader s(item, "deployment stage");
+      StageProgress stage{s.Number("stage"), s.Number("devices"), s.Number("succeeded"),
+                          s.Number("failed")};
+      if (auto bad = s.Result(0); !bad) return std::unexpected(bad.error());
+      d.stages.push_back(stage);
+    }
+  }
   if (doc.is_object() && doc.contains("progress")) {
     for (const auto& item : r.List("progress")) {
       Reader p(item, "deployment progress");

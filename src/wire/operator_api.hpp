@@ -41,9 +41,24 @@ struct DeviceGroupFields {
   std::optional<bool> app_updates;           // cloud app updates
 };
 
-// The app images of a new deployment, each of another component.
+// How a deployment reaches its group (service/deploy/rollout.hpp): by stages, each a cumulative
+// percent of the group's devices (1 to 100, ascending, the last 100; at most kMaxStages), or by
+// batches of `batch_size` devices; the rollout pauses when more than `failure_threshold` percent
+// of a stage's devices fail (0 to 100).
+inline constexpr std::size_t kMaxStages = 10;
+inline constexpr std::int64_t kMaxBatchSize = 1'000'000;
+inline constexpr std::int64_t kDefaultFailureThreshold = 10;
+struct Rollout {
+  std::vector<std::int64_t> stages;
+  std::int64_t batch_size = 0;
+  std::int64_t failure_threshold = kDefaultFailureThreshold;
+};
+
+// The app images of a new deployment, each of another component, and how it rolls out (without
+// a rollout, to every device of the group at once).
 struct DeploymentRequest {
   std::vector<std::string> images;
+  std::optional<Rollout> rollout;
 };
 
 // Puts a device in a device group.
@@ -154,6 +169,19 @@ struct ImageProgress {
   std::vector<std::pair<std::string, std::string>> failures;
 };
 
+// Where one opened stage of a rollout stands: its devices now in the group, those that installed
+// every image, and those where one failed or reverted.
+struct StageProgress {
+  std::int64_t stage = 0;
+  std::int64_t devices = 0;
+  std::int64_t succeeded = 0;
+  std::int64_t failed = 0;
+};
+
+// Deployment states.
+inline constexpr std::array<std::string_view, 4> kDeploymentStates = {"rolling", "paused",
+                                                                      "stopped", "complete"};
+
 struct Deployment {
   std::string id;
   std::string device_group_id;
@@ -162,6 +190,11 @@ struct Deployment {
   std::vector<std::string> images;
   bool current = false;
   std::vector<ImageProgress> progress;  // in `deployment show` only
+  std::optional<Rollout> rollout;       // staged deployments only
+  std::string state;                    // one of kDeploymentStates
+  std::int64_t stage = 0;               // stages opened so far
+  std::string reason;                   // why it paused or stopped
+  std::vector<StageProgress> stages;    // in `deployment show` only
 };
 
 struct Image {

@@ -28,7 +28,8 @@ using testing::TempDir;
 
 class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
  protected:
-  std::unique_ptr<DeviceProcess> Device(const std::string& name, const std::string& group) {
+  std::unique_ptr<DeviceProcess> Device(const std::string& name, const std::string& group,
+                                        const std::vector<std::string>& options = {}) {
     auto device = std::make_unique<DeviceProcess>(dir_ / name, *service_, "", dir_ / "rootfs",
                                                   dir_ / "rootfs/etc/aspis/trust-bundle.pem");
     // The board definition the OS release measured.
@@ -38,7 +39,7 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
     EXPECT_EQ(Run({"device", "update", "--tenant", tenant_, "--device", device->id(),
                    "--device-group", group}),
               0);
-    device->Start();
+    device->Start(options);
     return device;
   }
 
@@ -53,7 +54,125 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
       return true;
     });
   }
+
+  // The tenant's publisher keys under an offline root, uploaded.
+  void TrustPublisher() {
+    ASSERT_EQ(Run({"key", "generate", "--destination", Path("root.key")}), 0);
+    ASSERT_EQ(Run({"key", "generate", "--destination", Path("publisher.key")}), 0);
+    ASSERT_EQ(
+        Run({"publisher-key-set", "create", "--tenant", tenant_, "--root-key", Path("root.key.pub"),
+             "--publisher-key", Path("publisher.key.pub"), "--sign-with", Path("root.key"),
+             "--set-version", "1", "--destination", Path("keys.json")}),
+        0);
+    ASSERT_EQ(
+        Run({"publisher-key-set", "update", "--tenant", tenant_, "--file", Path("keys.json")}), 0);
+  }
+
+  // Packs and adds version `version` of the app blink whose program is `program`; its image ID.
+  std::string AddApp(const std::string& version, const std::string& program) {
+    const auto tree = dir_ / ("app-" + version);
+    fs::create_directories(tree / "bin");
+    WriteText(tree / "bin/app", program);
+    fs::permissions(tree / "bin/app", fs::perms::owner_all);
+    WriteText(tree / "app_manifest.json",
+              R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": )"
+              R"("2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b", "EntryPoint": "/bin/app", )"
+              R"("Capabilities": {}})");
+    const std::string package = Path("blink-" + version + ".aspkg");
+    EXPECT_EQ(Run({"image-package", "pack-application", "--package-directory", tree.string(),
+                   "--destination", package, "--key", Path("publisher.key"), "--version", version}),
+              0);
+    return Cli({"image", "add", "--tenant", tenant_, "--image", package}).value("id", "");
+  }
+
+  // The state `device` last reported for `image`.
+  static std::string StateOf(const DeviceProcess& device, const std::string& image) {
+    const Json status = device.Status();
+    for (const auto& t : status.value("targets", Json::array())) {
+      if (t.value("image_id", "") == image) return t.value("state", "");
+    }
+    return "";
+  }
 };
+
+constexpr char kBlink[] = "2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b";
+
+TEST_F(DeploymentEndToEnd, ABadAppRolledOutInStagesIsRevertedWhereverItWentAndTheRolloutPauses) {
+  BuildRootfs("rootfs", "aspis os 25.01");
+  PublishOs("rootfs", "25.01", 1);
+  TrustPublisher();
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  const std::string group = "Coffee/Field Test";
+  const std::vector<std::string> often = {"--check-in-interval", "1"};
+  std::vector<std::unique_ptr<DeviceProcess>> devices;
+  for (const auto* name : {"d1", "d2", "d3"}) devices.push_back(Device(name, group, often));
+
+  // A good version, in two stages: half the group, then the rest once the first half installed.
+  const std::string good = AddApp("1.0", "#!/bin/sh\necho blink\n");
+  const Json first = Cli({"device-group", "deployment", "create", "--tenant", tenant_,
+                          "--device-group", group, "--images", good, "--stages", "50"});
+  ASSERT_EQ(first.value("state", ""), "rolling");
+  for (const auto& d : devices) WaitForTargets(*d, 1, "installed");
+  const auto rolled = wire::api::DeploymentFrom(
+      Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", first.value("id", "")}));
+  ASSERT_TRUE(rolled) << rolled.error().message();
+  EXPECT_EQ(rolled->state, "complete");
+  ASSERT_EQ(rolled->stages.size(), 2u);
+  EXPECT_EQ(rolled->stages[0].devices, 2);
+  EXPECT_EQ(rolled->stages[1].devices, 1);
+
+  // A bad version (built for another machine) in the same two stages, pausing on any failure.
+  std::string elf(64, '\0');
+  elf.replace(0, 4,
+              "\x7f"
+              "ELF");
+  elf[4] = 2;    // 64-bit
+  elf[5] = 1;    // little-endian
+  elf[16] = 3;   // a shared object
+  elf[18] = 22;  // IBM S/390
+  const std::string bad = AddApp("2.0", elf);
+  const std::string id =
+      Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group", group,
+           "--images", bad, "--stages", "50", "--failure-threshold", "0"})
+          .value("id", "");
+  wire::api::Deployment shown;
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < deadline && shown.state != "paused";
+       std::this_thread::sleep_for(200ms)) {
+    shown = wire::api::DeploymentFrom(
+                Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", id}))
+                .value_or(wire::api::Deployment{});
+  }
+  ASSERT_EQ(shown.state, "paused") << shown.reason;
+  EXPECT_NE(shown.reason.find("ELF machine 22"), std::string::npos) << shown.reason;
+  ASSERT_EQ(shown.stages.size(), 1u) << "the second stage never opened";
+  EXPECT_EQ(shown.stages[0].devices, 2);
+  std::size_t took = 0;
+  for (const auto& d : devices) {
+    const auto current = d->dir() / "state/apps" / kBlink / "current";
+    const Json targeted =
+        Cli({"device", "image", "list-targeted", "--tenant", tenant_, "--device", d->id()});
+    ASSERT_EQ(targeted.size(), 1u);
+    if (targeted[0].value("id", "") == good) {
+      EXPECT_EQ(StateOf(*d, good), "installed");
+      EXPECT_EQ(fs::read_symlink(current), good) << "a device outside the stage keeps 1.0";
+      continue;
+    }
+    ++took;
+    d->WaitFor([&](const Json&) { return StateOf(*d, bad) == "reverted"; });
+    EXPECT_EQ(fs::read_symlink(current), good) << "reverted to 1.0 on " << d->id();
+    EXPECT_FALSE(fs::exists(d->dir() / "state/apps" / kBlink / bad));
+  }
+  EXPECT_EQ(took, 2u);
+
+  // Stopped: every device is back on the deployment before, 1.0.
+  ASSERT_EQ(Run({"deployment", "stop", "--tenant", tenant_, "--deployment-id", id}), 0);
+  for (const auto& d : devices) {
+    WaitForTargets(*d, 1, "installed");
+    EXPECT_EQ(StateOf(*d, good), "installed");
+  }
+  for (const auto& d : devices) EXPECT_EQ(d->Stop(), 0);
+}
 
 TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDevices) {
   // The platform: an OS and a board package, signed offline, published to Retail Evaluation.

@@ -133,8 +133,11 @@ class DeviceProcess {
               .value("device_id", "");
   }
 
-  void Start() {
-    process_ = std::make_unique<testing::BackgroundProcess>(RunArgv(), std::nullopt, SIGTERM,
+  // Runs `aspisd run` with `extra` options after the usual ones.
+  void Start(const std::vector<std::string>& extra = {}) {
+    auto argv = RunArgv();
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<testing::BackgroundProcess>(argv, std::nullopt, SIGTERM,
                                                             (dir_ / "aspisd.log").string());
   }
   int Stop(int signal = 0) { return process_->Stop(signal); }

@@ -333,5 +333,185 @@ TEST_F(DeviceTargets, TenantIsolationDeviceStatusAndDeploymentsAreTheTenantsOwn)
   EXPECT_EQ(Call(b_admin_, "GET", b + "/devices/" + device.Id()).status, 404);
 }
 
+// --- Staged rollouts ---
+
+class StagedRollout : public DeviceTargets {
+ protected:
+  void SetUp() override {
+    DeviceTargets::SetUp();
+    old_app_ = AddImage(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+    Deploy("Field Test", {old_app_});
+    // The new version: another image of the same component.
+    new_app_ = AddImage(a_admin_, A(), Package(package::Kind::kApp, publisher_));
+    for (int i = 0; i < 4; ++i) {
+      devices_.push_back(std::make_unique<SimDevice>());
+      clients_.push_back(
+          std::make_unique<wire::HttpsClient>(Attested(*devices_.back(), tenant_a_)));
+      Move(*devices_.back(), "Field Test");
+    }
+  }
+
+  // Deploys new_app_ to Field Test with `rollout`; returns the deployment's ID.
+  std::string Roll(const Json& rollout) {
+    auto made =
+        Call(a_admin_, "POST", A() + "/device-groups/" + groups_.at("Field Test") + "/deployments",
+             Json{{"images", {new_app_}}, {"rollout", rollout}}.dump());
+    EXPECT_EQ(made.status, 201) << made.body;
+    return json::Parse(made.body).value_or(Json::object()).value("id", "");
+  }
+
+  // Device `i` checks in reporting `state` for new_app_ (nothing when empty); its new targets.
+  std::vector<std::string> Report(std::size_t i, std::string_view state,
+                                  const std::string& reason = "") {
+    wire::CheckIn report{
+        .device_id = devices_[i]->Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
+    if (!state.empty()) report.targets.push_back({new_app_, std::string(state), reason});
+    auto response = clients_[i]->Send("POST", wire::kCheckInPath, wire::Serialize(report));
+    EXPECT_TRUE(response && response->status == 200);
+    auto envelope =
+        crypto::dsse::Parse(wire::ParseCheckInResponse(response->body)->manifest_envelope);
+    return Ids(*wire::ParseUpdateManifest(AsString(envelope->payload)));
+  }
+
+  // The devices whose targets hold new_app_ now.
+  std::vector<std::size_t> Taking() {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < devices_.size(); ++i) {
+      if (Report(i, "") == std::vector<std::string>{new_app_}) out.push_back(i);
+    }
+    return out;
+  }
+
+  wire::api::Deployment Show(const std::string& id) {
+    return wire::api::DeploymentFrom(
+               *json::Parse(Call(a_reader_, "GET", A() + "/deployments/" + id).body))
+        .value_or(wire::api::Deployment{});
+  }
+
+  std::string old_app_, new_app_;
+  std::vector<std::unique_ptr<SimDevice>> devices_;
+  std::vector<std::unique_ptr<wire::HttpsClient>> clients_;
+};
+
+TEST_F(StagedRollout, EachStageOpensOnceEveryDeviceOfTheOneBeforeInstalled) {
+  const std::string id = Roll({{"stages", {25, 100}}, {"failure_threshold", 0}});
+  const auto first = Taking();
+  ASSERT_EQ(first.size(), 1u) << "25 % of 4 devices";
+  for (std::size_t i = 0; i < devices_.size(); ++i) {
+    if (i != first[0]) {
+      EXPECT_EQ(Report(i, ""), std::vector<std::string>{old_app_});
+    }
+  }
+  EXPECT_EQ(Show(id).state, "rolling");
+  Report(first[0], wire::kDownloaded);
+  EXPECT_EQ(Taking().size(), 1u) << "the stage waits for its device's install";
+  Report(first[0], wire::kInstalled);
+  EXPECT_EQ(Taking().size(), 4u) << "the last stage takes the rest";
+  for (std::size_t i = 0; i < devices_.size(); ++i) Report(i, wire::kInstalled);
+  const auto shown = Show(id);
+  EXPECT_EQ(shown.state, "complete");
+  ASSERT_EQ(shown.stages.size(), 2u);
+  EXPECT_EQ(shown.stages[0].devices, 1);
+  EXPECT_EQ(shown.stages[1].devices, 3);
+  EXPECT_EQ(shown.stages[1].succeeded, 3);
+}
+
+TEST_F(StagedRollout, FailuresPastTheThresholdPauseTheRolloutSayingWhyAndResumeAcceptsTheStage) {
+  const std::string id = Roll({{"stages", {50, 100}}, {"failure_threshold", 0}});
+  const auto first = Taking();
+  ASSERT_EQ(first.size(), 2u);
+  Report(first[0], wire::kReverted, "the app is built for ELF machine 183");
+  auto shown = Show(id);
+  EXPECT_EQ(shown.state, "paused");
+  EXPECT_NE(shown.reason.find("1 of 2 devices failed"), std::string::npos) << shown.reason;
+  EXPECT_NE(shown.reason.find("ELF machine 183"), std::string::npos) << shown.reason;
+  Report(first[1], wire::kInstalled);
+  EXPECT_EQ(Taking().size(), 2u) << "a paused rollout opens no stage";
+  EXPECT_EQ(Call(a_reader_, "POST", A() + "/deployments/" + id + "/resume", "").status, 403);
+  ASSERT_EQ(Call(a_admin_, "POST", A() + "/deployments/" + id + "/resume", "").status, 200);
+  EXPECT_EQ(Taking().size(), 4u) << "resuming accepts the failed stage";
+  EXPECT_EQ(Show(id).state, "rolling");
+}
+
+TEST_F(StagedRollout, FailuresWithinTheThresholdDoNotPause) {
+  const std::string id = Roll({{"stages", {50, 100}}, {"failure_threshold", 50}});
+  const auto first = Taking();
+  ASSERT_EQ(first.size(), 2u);
+  Report(first[0], wire::kFailed, "download refused");
+  Report(first[1], wire::kInstalled);
+  EXPECT_EQ(Show(id).state, "rolling");
+  EXPECT_EQ(Taking().size(), 4u);
+}
+
+TEST_F(StagedRollout, RolloutPoisoningAttackADeviceOutsideTheStageCannotPauseIt) {
+  const std::string id = Roll({{"stages", {25, 100}}, {"failure_threshold", 0}});
+  const auto first = Taking();
+  ASSERT_EQ(first.size(), 1u);
+  const std::size_t outsider = first[0] == 0 ? 1 : 0;
+  wire::CheckIn forged{
+      .device_id = devices_[outsider]->Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
+  forged.targets = {{new_app_, std::string(wire::kReverted), "forged"}};
+  ASSERT_EQ(clients_[outsider]->Send("POST", wire::kCheckInPath, wire::Serialize(forged))->status,
+            200);
+  EXPECT_EQ(Show(id).state, "rolling") << "only the stage's own devices' reports count";
+  forged.device_id = devices_[first[0]]->Id();
+  ASSERT_EQ(clients_[first[0]]->Send("POST", wire::kCheckInPath, wire::Serialize(forged))->status,
+            200);
+  EXPECT_EQ(Show(id).state, "paused");
+}
+
+TEST_F(StagedRollout, StoppingSendsItsDevicesBackToTheDeploymentBefore) {
+  const std::string id = Roll({{"batch_size", 1}});
+  const auto first = Taking();
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(Call(a_admin_, "POST", A() + "/deployments/" + id + "/pause", "").status, 200);
+  EXPECT_EQ(Call(a_admin_, "POST", A() + "/deployments/" + id + "/pause", "").status, 409)
+      << "only a rolling deployment pauses";
+  Report(first[0], wire::kInstalled);
+  EXPECT_EQ(Taking().size(), 1u);
+  ASSERT_EQ(Call(a_admin_, "POST", A() + "/deployments/" + id + "/stop", "").status, 200);
+  EXPECT_TRUE(Taking().empty());
+  EXPECT_EQ(Report(first[0], ""), std::vector<std::string>{old_app_});
+  const auto shown = Show(id);
+  EXPECT_EQ(shown.state, "stopped");
+  EXPECT_EQ(Call(a_admin_, "POST", A() + "/deployments/" + id + "/resume", "").status, 409);
+}
+
+TEST_F(StagedRollout, BatchesAdmitSoManyDevicesAtATimeUntilNoneIsLeft) {
+  const std::string id = Roll({{"batch_size", 3}});
+  auto taking = Taking();
+  ASSERT_EQ(taking.size(), 3u);
+  for (const auto i : taking) Report(i, wire::kInstalled);
+  taking = Taking();
+  ASSERT_EQ(taking.size(), 4u);
+  for (const auto i : taking) Report(i, wire::kInstalled);
+  EXPECT_EQ(Show(id).state, "complete");
+  EXPECT_EQ(Show(id).stages.size(), 2u);
+}
+
+TEST_F(StagedRollout, ANewDeploymentSupersedesAnUnfinishedRollout) {
+  const std::string id = Roll({{"stages", {25, 100}}});
+  Deploy("Field Test", {old_app_});
+  const auto shown = Show(id);
+  EXPECT_EQ(shown.state, "stopped");
+  EXPECT_NE(shown.reason.find("superseded"), std::string::npos);
+  EXPECT_TRUE(Taking().empty());
+}
+
+TEST_F(StagedRollout, RolloutsThatMakeNoSenseAreABadRequest) {
+  const std::string path = A() + "/device-groups/" + groups_.at("Field Test") + "/deployments";
+  for (const Json& rollout :
+       {Json{{"stages", {50, 40, 100}}}, Json{{"stages", {50}}}, Json{{"stages", {0, 100}}},
+        Json{{"batch_size", 0}}, Json{{"stages", {100}}, {"batch_size", 2}},
+        Json{{"stages", {100}}, {"failure_threshold", 101}}, Json{{"stages", {100}}, {"wait", 1}},
+        Json::array()}) {
+    EXPECT_EQ(
+        Call(a_admin_, "POST", path, Json{{"images", {new_app_}}, {"rollout", rollout}}.dump())
+            .status,
+        400)
+        << rollout.dump();
+  }
+}
+
 }  // namespace
 }  // namespace aspis::service

@@ -58,11 +58,11 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(StoreConformance, MigratesOnceAndKeepsDataAcrossReopen) {
-  EXPECT_EQ(*store_->SchemaVersion(), 7);
+  EXPECT_EQ(*store_->SchemaVersion(), 8);
   EXPECT_EQ(store_->Dialect(), GetParam());
   store_ = Reopen();
   ASSERT_NE(store_, nullptr);
-  EXPECT_EQ(*store_->SchemaVersion(), 7);
+  EXPECT_EQ(*store_->SchemaVersion(), 8);
   EXPECT_EQ(store_->GetTenant("t1")->name, "Contoso");
 }
 
@@ -417,6 +417,50 @@ TEST_P(StoreConformance, CheckInsAreRecordedWithIncreasingManifestSequences) {
   EXPECT_EQ(images->front().reason, "hash mismatch");
   EXPECT_EQ(images->front().updated_at, 11);
   EXPECT_TRUE(store_->ListDeviceImages("t2", id)->empty());
+}
+
+TEST_P(StoreConformance, RolloutsMoveByCompareAndSetAndAdmitDevicesOfTheirGroupOnce) {
+  ASSERT_TRUE(store_->AddProduct({"p1", "t1", "Coffee", "", 1}));
+  ASSERT_TRUE(
+      store_->AddDeviceGroup({"g1", "t1", "p1", "Field Test", "", "retail", "UpdateAll", true, 1}));
+  ASSERT_TRUE(store_->AddImage({"i1", "t1", "c1", "blink", "app", "1", 1, "ab", 1, "{}", 1}));
+  const std::string in(64, 'd');
+  const std::string out(64, 'e');
+  for (const auto& id : {in, out}) ASSERT_TRUE(store_->ClaimDevice("t1", id, 1));
+  ASSERT_TRUE(store_->SetDeviceGroup("t1", in, "g1"));
+  Deployment d{.id = "d1",
+               .tenant_id = "t1",
+               .device_group_id = "g1",
+               .created_at = 2,
+               .created_by = "me",
+               .image_ids = {"i1"},
+               .rollout = {{50, 100}, 0, 10},
+               .state = "rolling"};
+  ASSERT_TRUE(store_->AddDeployment(d));
+  EXPECT_EQ(store_->GetDeployment("t1", "d1")->rollout.percents, d.rollout.percents);
+  EXPECT_EQ(*store_->ListGroupDeviceIds("t1", "g1"), std::vector<std::string>{in});
+  ASSERT_TRUE(store_->AdmitDevices("d1", 1, {in, out}, 3));
+  EXPECT_EQ(store_->AdmitDevices("d1", 2, {in}, 4).error(), StoreErrc::kConflict);
+  EXPECT_TRUE(*store_->Admitted("d1", in));
+  EXPECT_FALSE(*store_->Admitted("d2", in));
+  ASSERT_TRUE(store_->RecordCheckIn(
+      {"t1", in, 5, "24.10", "0.1.0", "", {{"i1", "installed", "", 0}, {"i9", "failed", "", 0}}}));
+  auto admitted = store_->ListRolloutDevices(d, 1);
+  ASSERT_TRUE(admitted) << admitted.error().message();
+  ASSERT_EQ(admitted->size(), 1u) << "a device outside the group does not count";
+  ASSERT_EQ(admitted->front().images.size(), 1u) << "only the deployment's images";
+  EXPECT_EQ(admitted->front().images.front().state, "installed");
+  EXPECT_TRUE(store_->ListRolloutDevices(d, 2)->empty());
+  Deployment paused = d;
+  paused.state = "paused";
+  paused.stage = 1;
+  paused.reason = "why";
+  ASSERT_TRUE(store_->MoveRollout(paused, "rolling", 0));
+  EXPECT_EQ(store_->MoveRollout(paused, "rolling", 0).error(), StoreErrc::kConflict)
+      << "a second instance deciding from the same state loses";
+  paused.tenant_id = "t2";
+  EXPECT_EQ(store_->MoveRollout(paused, "paused", 1).error(), StoreErrc::kNotFound);
+  EXPECT_EQ(store_->GetDeployment("t1", "d1")->reason, "why");
 }
 
 TEST_P(StoreConformance, HostileTextIsStoredLiterally) {

@@ -20,6 +20,7 @@
 #include "device/measure/measured_launch.hpp"
 #include "device/state/state_store.hpp"
 #include "device/update/app_agent.hpp"
+#include "device/update/app_health.hpp"
 #include "device/update/boot/simulated_bootloader.hpp"
 #include "device/update/manifest_check.hpp"
 #include "device/update/os_agent.hpp"
@@ -309,14 +310,13 @@ class Device {
                   r.reason, status);
   }
 
-  // Until the app manager runs apps (the sandbox), a version is healthy once it is unpacked and
-  // switched to.
+  // The agent judges the version at once (update::CheckAppRunsHere) and reverts one that cannot
+  // run here.
   void InstallApp(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,
                   wire::TargetStatus& status) {
     if (staged) {
       auto ok =
           app_agent_->Install({t.component_id, t.image_id, t.version, t.security_version, *staged});
-      if (ok) ok = app_agent_->Healthy(t.component_id);
       if (!ok) {
         log::Warning("app {} {} not installed: {}", t.component_id, t.version,
                      ok.error().message());
@@ -747,10 +747,11 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
   }
   // Apps verify against the tenant's publishers, which the device holds once it runs.
   const update::PublisherTrust* publishers = nullptr;
-  auto app_agent = update::AppAgent::Open(
-      {.store = update_state, .apps_dir = config.state_dir / "apps", .publishers = [&publishers] {
-         return publishers->Publishers();
-       }});
+  auto app_agent =
+      update::AppAgent::Open({.store = update_state,
+                              .apps_dir = config.state_dir / "apps",
+                              .publishers = [&publishers] { return publishers->Publishers(); },
+                              .health = update::CheckAppRunsHere});
   if (!app_agent) {
     update_error = "app updates are off: " + app_agent.error().message();
     log::Error("{}", update_error);

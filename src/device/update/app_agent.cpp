@@ -186,8 +186,13 @@ Expected<void> AppAgent::Enter(const std::string& component) {
   }
   switch (r.step) {
     case AppStep::kIdle:
-    case AppStep::kTrial:
       return {};
+    case AppStep::kTrial: {
+      if (!parts_.health) return {};
+      auto healthy = parts_.health(dir / r.target.image_id);
+      if (!healthy) return Fire(component, AppEvent::kUnhealthy, healthy.error().message());
+      return Fire(component, AppEvent::kHealthy);
+    }
     case AppStep::kInstall: {
       const auto failed = [&](const std::string& why) {
         return Fire(component, AppEvent::kFailed, why);

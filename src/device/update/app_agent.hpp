@@ -86,6 +86,10 @@ struct AppAgentParts {
   std::filesystem::path apps_dir;
   // Verify app packages again before they are unpacked (the tenant's publishers).
   std::function<package::Publishers()> publishers;
+  // Judges a version on trial at once, given its directory: success commits it, an error reverts
+  // it with the error's message as the reason (app_health.hpp). Without it a version stays on
+  // trial until Healthy or Unhealthy is called.
+  std::function<Expected<void>(const std::filesystem::path&)> health;
 };
 
 // Not thread-safe: the daemon's loop drives it. Each method persists before it acts and returns
@@ -99,7 +103,7 @@ class AppAgent {
   Expected<void> Resume();
   // Installs `target` when its component is idle: refused (kRollback) below the component's
   // installed security version; ignored when it is installed, or was reverted. Leaves the new
-  // version on trial.
+  // version on trial, unless `health` judges it at once.
   Expected<void> Install(const AppTarget& target);
   // The app on trial came up (commit) or did not (revert, with `reason`).
   Expected<void> Healthy(const std::string& component_id);

@@ -9,6 +9,7 @@
 #include "service/api/catalog_routes.hpp"
 #include "service/api/common.hpp"
 #include "service/attest/attestation.hpp"
+#include "service/deploy/rollout.hpp"
 #include "service/deploy/targets.hpp"
 #include "wire/attestation.hpp"
 #include "wire/check_in.hpp"
@@ -141,6 +142,12 @@ class DeviceRoutes {
     }
     auto sequence = c_.store.RecordCheckIn(record);
     if (!sequence) return FromError(sequence.error());
+    if (auto advanced = AdvanceRollout(*device, now); !advanced) {
+      return FromError(advanced.error());
+    } else if (*advanced) {  // a stage may have opened to this device
+      targets = deploy::TargetsFor(c_.store, *device);
+      if (!targets) return FromError(targets.error());
+    }
     wire::UpdateManifest manifest{.device_id = device->id,
                                   .sequence = static_cast<std::uint64_t>(*sequence),
                                   .issued_at = now,
@@ -159,6 +166,28 @@ class DeviceRoutes {
     if (!keys) return FromError(keys.error());
     if (*keys) response->publisher_keys = (*keys)->envelope;
     return Response::Json(200, wire::Serialize(*response));
+  }
+
+  // Decides the rollout of the device's group again now that it reported; whether it changed.
+  Expected<bool> AdvanceRollout(const store::Device& device, std::int64_t now) const {
+    if (device.device_group_id.empty()) return false;
+    bool changed = false;
+    auto advanced = c_.store.Transaction([&]() -> Expected<void> {
+      auto change = deploy::Advance(c_.store, device.tenant_id, device.device_group_id, now);
+      if (!change) return std::unexpected(change.error());
+      if (!*change) return {};
+      changed = true;
+      auto newest = c_.store.ListDeployments(device.tenant_id, device.device_group_id, 1);
+      if (!newest) return std::unexpected(newest.error());
+      auto seq = c_.store.AppendAudit({0, device.tenant_id, std::string(deploy::kServiceActor),
+                                       **change, newest->front().id, now});
+      if (!seq) return std::unexpected(seq.error());
+      return {};
+    });
+    // Two instances deciding at once: the other one moved the rollout.
+    if (!advanced && advanced.error() == StoreErrc::kConflict) return true;
+    if (!advanced) return std::unexpected(advanced.error());
+    return changed;
   }
 
   // A target of the device's, in ranges; any other image is 404 whether it exists or not.

@@ -4,6 +4,7 @@
 
 #include "crypto/encoding.hpp"
 #include "service/api/common.hpp"
+#include "service/deploy/rollout.hpp"
 #include "wire/check_in.hpp"
 #include "wire/operator_api.hpp"
 
@@ -209,13 +210,38 @@ class Products {
     if (!request_body) return BadRequest(request_body.error().message());
     auto id = crypto::RandomUuid();
     if (!id) return FromError(id.error());
-    const store::Deployment deployment{*id,         std::string(tenant),
-                                       group->id,   UnixSeconds(c_.clock.Now()),
-                                       who.actor(), std::move(request_body->images)};
+    const auto now = UnixSeconds(c_.clock.Now());
+    store::Deployment deployment{
+        .id = *id,
+        .tenant_id = std::string(tenant),
+        .device_group_id = group->id,
+        .created_at = now,
+        .created_by = who.actor(),
+        .image_ids = std::move(request_body->images),
+    };
+    if (const auto& r = request_body->rollout) {
+      deployment.rollout = {r->stages, r->batch_size, r->failure_threshold};
+    }
     auto made = Audited(c_.store, c_.clock, who, tenant, "deployment.create", group->id + " " + *id,
-                        [&] { return c_.store.AddDeployment(deployment); });
+                        [&] { return deploy::Create(c_.store, deployment, now); });
     if (!made) return FromError(made.error());
     return Response::Json(201, DeploymentJson(deployment, true).dump());
+  }
+
+  // The operator's pause, resume and stop of a rollout.
+  Response Steer(const Request& request, const Principal& who, std::string_view tenant,
+                 std::string_view action) const {
+    const std::string id(request.Param("deployment"));
+    auto steered =
+        Audited(c_.store, c_.clock, who, tenant, "deployment." + std::string(action), id, [&] {
+          auto deployment = c_.store.GetDeployment(tenant, id);
+          if (!deployment) return Expected<void>(std::unexpected(deployment.error()));
+          if (action == "pause") return deploy::Pause(c_.store, *deployment, who.actor());
+          if (action == "stop") return deploy::Stop(c_.store, *deployment, who.actor());
+          return deploy::Resume(c_.store, *deployment, UnixSeconds(c_.clock.Now()));
+        });
+    if (!steered) return FromError(steered.error());
+    return ShowDeployment(request, tenant);
   }
 
   Response Deployments(const Request& request, std::string_view tenant) const {
@@ -236,6 +262,10 @@ class Products {
     if (!newest) return FromError(newest.error());
     wire::api::Deployment shown =
         Shown(*deployment, !newest->empty() && newest->front().id == deployment->id);
+    auto stages = deploy::Progress(c_.store, *deployment);
+    if (!stages) return FromError(stages.error());
+    for (const auto& s : *stages)
+      shown.stages.push_back({s.stage, s.devices, s.succeeded, s.failed});
     for (const auto& id : deployment->image_ids) {
       auto progress = c_.store.GetImageProgress(tenant, deployment->device_group_id, id);
       if (!progress) return FromError(progress.error());
@@ -253,7 +283,13 @@ class Products {
 
  private:
   static wire::api::Deployment Shown(const store::Deployment& d, bool current) {
-    return {d.id, d.device_group_id, d.created_at, d.created_by, d.image_ids, current, {}};
+    wire::api::Deployment shown{d.id,        d.device_group_id, d.created_at, d.created_by,
+                                d.image_ids, current,           {},           std::nullopt,
+                                d.state,     d.stage,           d.reason,     {}};
+    if (d.rollout.staged()) {
+      shown.rollout = {d.rollout.percents, d.rollout.batch_size, d.rollout.failure_threshold};
+    }
+    return shown;
   }
   static Json DeploymentJson(const store::Deployment& d, bool current) {
     return wire::api::ToJson(Shown(d, current));
@@ -315,6 +351,12 @@ void AddProductRoutes(http::Router& router, const Context& context) {
       [p](const Request& r, const Principal&, std::string_view t) {
         return p->ShowDeployment(r, t);
       });
+  for (const char* action : {"pause", "resume", "stop"}) {
+    add("POST", std::string("/deployments/{deployment}/") + action, Role::kContributor,
+        [p, action](const Request& r, const Principal& w, std::string_view t) {
+          return p->Steer(r, w, t, action);
+        });
+  }
   add("POST", "/devices/{device}/device-group", Role::kContributor,
       [p](const Request& r, const Principal& w, std::string_view t) {
         return p->MoveDevice(r, w, t);

@@ -59,11 +59,11 @@ Verdict CheckShape(const std::vector<wire::MeasurementEvent>& events) {
 }
 
 // Each app event names a component and the SHA-256 of a package of it deployed to the device's
-// group, in its current or previous deployment.
+// group that the device may be running (deploy::RecentlyDeployed).
 LaunchVerdict CheckApps(const std::vector<wire::MeasurementEvent>& apps, store::Store& store,
                         const store::Device& device) {
   if (apps.empty()) return {Verdict::Valid(), {}};
-  auto deployed = deploy::RecentlyDeployed(store, device.tenant_id, device.device_group_id);
+  auto deployed = deploy::RecentlyDeployed(store, device);
   if (!deployed) return StoreFailed(deployed.error());
   for (const auto& event : apps) {
     const std::string_view component = std::string_view(event.component).substr(kAppPrefix.size());

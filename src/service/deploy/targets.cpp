@@ -3,10 +3,14 @@
 #include <algorithm>
 
 #include "core/json.hpp"
+#include "service/deploy/rollout.hpp"
 
 namespace aspis::service::deploy {
 
 namespace {
+
+// How many of a group's newest deployments are searched for the one a device takes.
+constexpr std::int64_t kWalked = 20;
 
 // Whether the release's board image is for `board` (any board when it is unknown).
 Expected<bool> ForBoard(store::Store& store, const store::OsRelease& release,
@@ -75,9 +79,18 @@ Expected<Targets> TargetsFor(store::Store& store, const store::Device& device) {
   }
 
   if (!group || !group->app_updates || group->update_policy != "UpdateAll") return targets;
-  auto current = store.ListDeployments(device.tenant_id, group->id, 1);
-  if (!current) return std::unexpected(current.error());
-  auto apps = ImagesOf(store, device.tenant_id, *current);
+  auto recent = store.ListDeployments(device.tenant_id, group->id, kWalked);
+  if (!recent) return std::unexpected(recent.error());
+  std::vector<store::Deployment> current;
+  for (auto& deployment : *recent) {
+    auto applies = Applies(store, deployment, device.id);
+    if (!applies) return std::unexpected(applies.error());
+    if (*applies) {
+      current.push_back(std::move(deployment));
+      break;
+    }
+  }
+  auto apps = ImagesOf(store, device.tenant_id, current);
   if (!apps) return std::unexpected(apps.error());
   for (auto& app : *apps) {
     const bool listed = std::any_of(targets.images.begin(), targets.images.end(),
@@ -88,12 +101,22 @@ Expected<Targets> TargetsFor(store::Store& store, const store::Device& device) {
   return targets;
 }
 
-Expected<std::vector<store::Image>> RecentlyDeployed(store::Store& store, const std::string& tenant,
-                                                     const std::string& group) {
-  if (group.empty()) return std::vector<store::Image>{};
-  auto recent = store.ListDeployments(tenant, group, 2);
+Expected<std::vector<store::Image>> RecentlyDeployed(store::Store& store,
+                                                     const store::Device& device) {
+  if (device.device_group_id.empty()) return std::vector<store::Image>{};
+  auto recent = store.ListDeployments(device.tenant_id, device.device_group_id, kWalked);
   if (!recent) return std::unexpected(recent.error());
-  return ImagesOf(store, tenant, *recent);
+  std::vector<store::Deployment> taken;
+  int completes = 0;
+  for (auto& deployment : *recent) {
+    const bool complete = deployment.state == kComplete;
+    auto admitted = complete ? Expected<bool>(true) : store.Admitted(deployment.id, device.id);
+    if (!admitted) return std::unexpected(admitted.error());
+    if (!*admitted) continue;
+    taken.push_back(std::move(deployment));
+    if (complete && ++completes == 2) break;
+  }
+  return ImagesOf(store, device.tenant_id, taken);
 }
 
 }  // namespace aspis::service::deploy

@@ -19,13 +19,14 @@ struct Targets {
 //  - the OS feed's newest release published from packages, not retired, and for the board the
 //    device reported (Retail Evaluation sees Retail's releases too, since it gets each release
 //    first), with its board image, unless the update policy is NoUpdates;
-//  - the images of the group's current deployment when the group takes cloud app updates
-//    (Development does not) and its policy is UpdateAll.
+//  - the images of the newest deployment of the group that applies to the device (rollout.hpp)
+//    when the group takes cloud app updates (Development does not) and its policy is UpdateAll.
 Expected<Targets> TargetsFor(store::Store& store, const store::Device& device);
 
-// The app images a device of `group` may be running: those of its current and previous
-// deployments (so a device that reverted an update still attests).
-Expected<std::vector<store::Image>> RecentlyDeployed(store::Store& store, const std::string& tenant,
-                                                     const std::string& group);
+// The app images the device may be running: those of every deployment of its group that
+// applied to it, newest first, down to the second newest complete one (so a device that
+// reverted an update, or whose rollout stopped, still attests).
+Expected<std::vector<store::Image>> RecentlyDeployed(store::Store& store,
+                                                     const store::Device& device);
 
 }  // namespace aspis::service::deploy

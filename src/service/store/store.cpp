@@ -147,6 +147,21 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              state TEXT NOT NULL, reason TEXT NOT NULL, updated_at BIGINT NOT NULL,
              PRIMARY KEY (tenant_id, device_id, image_id)))",
     },
+    {
+        // Staged rollouts: how a deployment rolls out, where it stands, and the devices each
+        // opened stage admitted. A deployment made before has no stages and is complete.
+        R"(ALTER TABLE deployments ADD COLUMN stages TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE deployments ADD COLUMN batch_size BIGINT NOT NULL DEFAULT 0)",
+        R"(ALTER TABLE deployments ADD COLUMN failure_threshold BIGINT NOT NULL DEFAULT 0)",
+        R"(ALTER TABLE deployments ADD COLUMN state TEXT NOT NULL DEFAULT 'complete')",
+        R"(ALTER TABLE deployments ADD COLUMN stage BIGINT NOT NULL DEFAULT 0)",
+        R"(ALTER TABLE deployments ADD COLUMN reason TEXT NOT NULL DEFAULT '')",
+        R"(ALTER TABLE deployments ADD COLUMN paused_by TEXT NOT NULL DEFAULT '')",
+        R"(CREATE TABLE rollout_devices (
+             deployment_id TEXT NOT NULL REFERENCES deployments (id),
+             device_id TEXT NOT NULL, stage BIGINT NOT NULL, admitted_at BIGINT NOT NULL,
+             PRIMARY KEY (deployment_id, device_id)))",
+    },
 };
 
 std::string ForDialect(std::string_view statement, std::string_view dialect) {

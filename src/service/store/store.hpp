@@ -226,6 +226,15 @@ struct DeviceGroup {
   std::int64_t created_at = 0;
 };
 
+// How a deployment reaches its group's devices: all at once (no stages), or stage by stage, each
+// stage admitting more devices once every device of the one before reported.
+struct Rollout {
+  std::vector<std::int64_t> percents;  // each stage's cumulative share of the group, ascending
+  std::int64_t batch_size = 0;         // or: devices each stage admits (percents empty)
+  std::int64_t failure_threshold = 0;  // % of a stage's devices that may fail before it pauses
+  bool staged() const { return !percents.empty() || batch_size > 0; }
+};
+
 // A set of app images for one device group; the newest is the group's current deployment.
 struct Deployment {
   std::string id;  // UUID
@@ -234,6 +243,18 @@ struct Deployment {
   std::int64_t created_at = 0;
   std::string created_by;
   std::vector<std::string> image_ids;  // each of another component
+  Rollout rollout;
+  std::string state = "complete";  // "rolling", "paused", "stopped" or "complete"
+  std::int64_t stage = 0;          // stages opened so far
+  std::string reason;              // why it paused or stopped
+  std::string paused_by;           // who paused it: an actor, or "aspis-service"
+};
+
+// What a device admitted to a rollout last reported about the deployment's images.
+struct RolloutDevice {
+  std::string device_id;
+  std::int64_t stage = 0;  // the stage that admitted it
+  std::vector<DeviceImageStatus> images;
 };
 
 // An image upload in progress: its bytes are received in parts, in order.
@@ -403,6 +424,23 @@ class Store {
                                                     std::int64_t limit = 1000);
   // Errors: kNotFound (another tenant's included).
   Expected<Deployment> GetDeployment(std::string_view tenant, std::string_view id);
+  // Moves a deployment's rollout from (`from_state`, `from_stage`) to the state, stage, reason
+  // and pauser of `to`, so that of two instances deciding at once only one moves it.
+  // Errors: kConflict (it is not where `from_*` say), kNotFound.
+  Expected<void> MoveRollout(const Deployment& to, std::string_view from_state,
+                             std::int64_t from_stage);
+  // Admits `devices` to the deployment's rollout at `stage`.
+  Expected<void> AdmitDevices(std::string_view deployment, std::int64_t stage,
+                              const std::vector<std::string>& devices, std::int64_t at);
+  // The devices now in the deployment's group that its rollout admitted (at `stage`, or at any
+  // stage when it is 0), with what they reported about the deployment's images.
+  Expected<std::vector<RolloutDevice>> ListRolloutDevices(const Deployment& deployment,
+                                                          std::int64_t stage = 0);
+  // Whether the rollout admitted the device.
+  Expected<bool> Admitted(std::string_view deployment, std::string_view device);
+  // The IDs of the devices in a group.
+  Expected<std::vector<std::string>> ListGroupDeviceIds(std::string_view tenant,
+                                                        std::string_view group);
   // What the devices now in `group` last reported about an image.
   Expected<ImageProgress> GetImageProgress(std::string_view tenant, std::string_view group,
                                            std::string_view image_id);

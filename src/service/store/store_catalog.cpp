@@ -1,4 +1,6 @@
 // The image catalog's part of the store: publisher key sets, images and uploads.
+#include <charconv>
+
 #include "service/store/rows.hpp"
 #include "service/store/store.hpp"
 
@@ -18,6 +20,26 @@ Image ToImage(const Row& r) {
 }
 
 Upload ToUpload(const Row& r) { return {Text(r, 0), Text(r, 1), Number(r, 2), Number(r, 3)}; }
+
+// Stage percents as stored: "10,50,100".
+std::string JoinPercents(const std::vector<std::int64_t>& percents) {
+  std::string out;
+  for (const auto p : percents) out += (out.empty() ? "" : ",") + std::to_string(p);
+  return out;
+}
+
+std::vector<std::int64_t> SplitPercents(std::string_view stored) {
+  std::vector<std::int64_t> out;
+  while (!stored.empty()) {
+    const std::size_t comma = stored.find(',');
+    std::int64_t value = 0;
+    const auto part = stored.substr(0, comma);
+    std::from_chars(part.data(), part.data() + part.size(), value);
+    out.push_back(value);
+    stored = comma == std::string_view::npos ? std::string_view() : stored.substr(comma + 1);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -296,10 +318,14 @@ Expected<void> Store::SetDeviceGroup(std::string_view tenant, std::string_view d
 }
 
 Expected<void> Store::AddDeployment(const Deployment& d) {
-  if (auto ok =
-          Discard(db_->Query("INSERT INTO deployments (id, tenant_id, device_group_id, "
-                             "created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
-                             {d.id, d.tenant_id, d.device_group_id, d.created_at, d.created_by}));
+  if (auto ok = Discard(
+          db_->Query("INSERT INTO deployments (id, tenant_id, device_group_id, "
+                     "created_at, created_by, stages, batch_size, failure_threshold, "
+                     "state, stage, reason, paused_by) VALUES ($1, $2, $3, $4, $5, $6, "
+                     "$7, $8, $9, $10, $11, $12)",
+                     {d.id, d.tenant_id, d.device_group_id, d.created_at, d.created_by,
+                      JoinPercents(d.rollout.percents), d.rollout.batch_size,
+                      d.rollout.failure_threshold, d.state, d.stage, d.reason, d.paused_by}));
       !ok) {
     return ok;
   }
@@ -353,6 +379,79 @@ Expected<ImageProgress> Store::GetImageProgress(std::string_view tenant, std::st
   return progress;
 }
 
+Expected<void> Store::MoveRollout(const Deployment& to, std::string_view from_state,
+                                  std::int64_t from_stage) {
+  auto moved = db_->Query(
+      "UPDATE deployments SET state = $1, stage = $2, reason = $3, paused_by = $4 WHERE "
+      "tenant_id = $5 AND id = $6 AND state = $7 AND stage = $8 RETURNING id",
+      {to.state, to.stage, to.reason, to.paused_by, to.tenant_id, to.id, std::string(from_state),
+       from_stage});
+  if (!moved) return std::unexpected(moved.error());
+  if (!moved->empty()) return {};
+  if (auto exists = GetDeployment(to.tenant_id, to.id); !exists) {
+    return std::unexpected(exists.error());
+  }
+  return Fail(StoreErrc::kConflict, "the deployment's rollout moved meanwhile");
+}
+
+Expected<void> Store::AdmitDevices(std::string_view deployment, std::int64_t stage,
+                                   const std::vector<std::string>& devices, std::int64_t at) {
+  for (const auto& device : devices) {
+    if (auto ok = Discard(db_->Query("INSERT INTO rollout_devices (deployment_id, device_id, "
+                                     "stage, admitted_at) VALUES ($1, $2, $3, $4)",
+                                     {std::string(deployment), device, stage, at}));
+        !ok) {
+      return ok;
+    }
+  }
+  return {};
+}
+
+Expected<std::vector<RolloutDevice>> Store::ListRolloutDevices(const Deployment& deployment,
+                                                               std::int64_t stage) {
+  auto rows = db_->Query(
+      "SELECT r.device_id, r.stage FROM rollout_devices r JOIN devices d ON d.id = r.device_id "
+      "AND d.tenant_id = $1 AND d.device_group_id = $2 WHERE r.deployment_id = $3 AND "
+      "($4 = 0 OR r.stage = $4) ORDER BY r.stage, r.device_id",
+      {deployment.tenant_id, deployment.device_group_id, deployment.id, stage});
+  if (!rows) return std::unexpected(rows.error());
+  std::vector<RolloutDevice> out;
+  for (const Row& r : *rows) out.push_back({Text(r, 0), Number(r, 1), {}});
+  auto reports = db_->Query(
+      "SELECT di.device_id, di.image_id, di.state, di.reason, di.updated_at FROM device_images "
+      "di JOIN rollout_devices r ON r.device_id = di.device_id AND r.deployment_id = $2 JOIN "
+      "deployment_images x ON x.deployment_id = $2 AND x.image_id = di.image_id WHERE "
+      "di.tenant_id = $1 AND ($3 = 0 OR r.stage = $3)",
+      {deployment.tenant_id, deployment.id, stage});
+  if (!reports) return std::unexpected(reports.error());
+  for (const Row& r : *reports) {
+    const std::string device = Text(r, 0);
+    const auto at = std::find_if(out.begin(), out.end(),
+                                 [&](const RolloutDevice& d) { return d.device_id == device; });
+    if (at != out.end()) {
+      at->images.push_back({Text(r, 1), Text(r, 2), Text(r, 3), Number(r, 4)});
+    }
+  }
+  return out;
+}
+
+Expected<bool> Store::Admitted(std::string_view deployment, std::string_view device) {
+  auto rows =
+      db_->Query("SELECT 1 FROM rollout_devices WHERE deployment_id = $1 AND device_id = $2",
+                 {std::string(deployment), std::string(device)});
+  if (!rows) return std::unexpected(rows.error());
+  return !rows->empty();
+}
+
+Expected<std::vector<std::string>> Store::ListGroupDeviceIds(std::string_view tenant,
+                                                             std::string_view group) {
+  return Map<std::string>(
+      db_->Query("SELECT id FROM devices WHERE tenant_id = $1 AND device_group_id = $2 AND "
+                 "revoked = 0 ORDER BY id",
+                 {std::string(tenant), std::string(group)}),
+      [](const Row& r) { return Text(r, 0); });
+}
+
 Expected<std::vector<Deployment>> Store::ListDeployments(std::string_view tenant,
                                                          std::string_view group,
                                                          std::int64_t limit) {
@@ -363,14 +462,25 @@ Expected<std::vector<Deployment>> Store::ListDeployments(std::string_view tenant
 Expected<std::vector<Deployment>> Store::DeploymentsWhere(std::string_view condition,
                                                           const std::vector<Value>& params) {
   auto rows = db_->Query(
-      "SELECT id, tenant_id, device_group_id, created_at, created_by FROM deployments "
+      "SELECT id, tenant_id, device_group_id, created_at, created_by, stages, batch_size, "
+      "failure_threshold, state, stage, reason, paused_by FROM deployments "
       "WHERE tenant_id = $1 AND " +
           std::string(condition),
       params);
   if (!rows) return std::unexpected(rows.error());
   std::vector<Deployment> out;
   for (const Row& r : *rows) {
-    Deployment d{Text(r, 0), Text(r, 1), Text(r, 2), Number(r, 3), Text(r, 4), {}};
+    Deployment d{Text(r, 0),
+                 Text(r, 1),
+                 Text(r, 2),
+                 Number(r, 3),
+                 Text(r, 4),
+                 {},
+                 {SplitPercents(Text(r, 5)), Number(r, 6), Number(r, 7)},
+                 Text(r, 8),
+                 Number(r, 9),
+                 Text(r, 10),
+                 Text(r, 11)};
     auto images = db_->Query(
         "SELECT image_id FROM deployment_images WHERE deployment_id = $1 ORDER BY component_id",
         {d.id});

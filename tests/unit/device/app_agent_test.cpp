@@ -2,12 +2,14 @@
 // kept until the new one is healthy, reverts, removals, and the attacks it refuses.
 #include "device/update/app_agent.hpp"
 
+#include <elf.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "core/file.hpp"
 #include "crypto/encoding.hpp"
+#include "device/update/app_health.hpp"
 #include "device/update/errors.hpp"
 #include "package/archive.hpp"
 #include "support/temp_dir.hpp"
@@ -27,22 +29,28 @@ class Apps : public ::testing::Test {
     Open();
   }
 
-  void Open() {
+  void Open(std::function<Expected<void>(const fs::path&)> health = {}) {
     agent_.reset();
-    auto agent = AppAgent::Open({.store = store_, .apps_dir = dir_ / "apps", .publishers = [this] {
-                                   return package::Publishers{.apps = &publishers_};
-                                 }});
+    auto agent =
+        AppAgent::Open({.store = store_,
+                        .apps_dir = dir_ / "apps",
+                        .publishers = [this] { return package::Publishers{.apps = &publishers_}; },
+                        .health = std::move(health)});
     ASSERT_TRUE(agent) << agent.error().message();
     agent_.emplace(std::move(*agent));
   }
 
   // An app package of `version` whose program prints `version`, signed by `key`.
   // `declared` replaces the signed unpacked size when given.
+  // `program` replaces the program when given.
   AppTarget Pack(const std::string& version, std::uint64_t security_version,
-                 const crypto::PrivateKey* key = nullptr, std::uint64_t declared = 0) {
+                 const crypto::PrivateKey* key = nullptr, std::uint64_t declared = 0,
+                 const std::string& program = "") {
     const fs::path tree = dir_ / ("tree-" + version);
     fs::create_directories(tree / "bin");
-    std::ofstream(tree / "bin/app") << "#!/bin/sh\necho " << version << "\n";
+    std::ofstream(tree / "bin/app")
+        << (program.empty() ? "#!/bin/sh\necho " + version + "\n" : program);
+    fs::permissions(tree / "bin/app", fs::perms::owner_all);
     std::ofstream(tree / "app_manifest.json")
         << R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")" << kComponent
         << R"(", "EntryPoint": "/bin/app", "Capabilities": {}})";
@@ -239,6 +247,100 @@ TEST_F(Apps, AnInstallInterruptedAtAnyStepIsFinishedAfterARestart) {
     EXPECT_EQ(Running(), "2.0");
     EXPECT_FALSE(fs::exists(VersionDir(v1)));
   }
+}
+
+// An ELF header (64-bit, little-endian, an executable) for `machine`.
+std::string ElfFor(std::uint16_t machine) {
+  std::string head(64, '\0');
+  head.replace(0, 4, ELFMAG);
+  head[EI_CLASS] = ELFCLASS64;
+  head[EI_DATA] = ELFDATA2LSB;
+  head[EI_VERSION] = EV_CURRENT;
+  head[EI_NIDENT] = ET_DYN;
+  head[EI_NIDENT + 2] = static_cast<char>(machine & 0xff);
+  head[EI_NIDENT + 3] = static_cast<char>(machine >> 8);
+  return head;
+}
+
+TEST_F(Apps, WrongSoftwareAttackAnAppBuiltForAnotherMachineIsRevertedWithTheReason) {
+  Open(CheckAppRunsHere);
+  const AppTarget v1 = Pack("1.0", 1);
+  ASSERT_TRUE(agent_->Install(v1));
+  EXPECT_EQ(Record().outcome, Outcome::kInstalled) << "judged healthy at once";
+  const AppTarget v2 = Pack("2.0", 2, nullptr, 0, ElfFor(EM_S390));
+  ASSERT_TRUE(agent_->Install(v2));
+  EXPECT_EQ(Record().outcome, Outcome::kReverted);
+  EXPECT_NE(Record().reason.find("ELF machine"), std::string::npos) << Record().reason;
+  EXPECT_EQ(Running(), "1.0");
+  EXPECT_FALSE(fs::exists(VersionDir(v2)));
+  const AppTarget v3 = Pack("3.0", 3, nullptr, 0, std::string(AsString(*file::Read("/bin/true"))));
+  ASSERT_TRUE(agent_->Install(v3)) << "its twin: an executable for this machine";
+  EXPECT_EQ(Record().outcome, Outcome::kInstalled) << Record().reason;
+}
+
+TEST_F(Apps, AVersionLeftOnTrialByARestartIsJudgedWhenTheAgentResumes) {
+  const AppTarget v1 = Pack("1.0", 1, nullptr, 0, "not a program\n");
+  ASSERT_TRUE(agent_->Install(v1));
+  ASSERT_EQ(Record().step, AppStep::kTrial);
+  Open(CheckAppRunsHere);
+  ASSERT_TRUE(agent_->Resume());
+  EXPECT_EQ(Record().outcome, Outcome::kReverted);
+  EXPECT_NE(Record().reason.find("neither an ELF executable nor a script"), std::string::npos)
+      << Record().reason;
+}
+
+class AppHealth : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_ / "app/bin");
+    Manifest("/bin/app");
+    Program("#!/bin/sh\necho hi\n");
+  }
+  void Manifest(const std::string& entry_point) {
+    std::ofstream(dir_ / "app/app_manifest.json")
+        << R"({"Name": "blink", "EntryPoint": ")" << entry_point << R"("})";
+  }
+  void Program(const std::string& text, fs::perms perms = fs::perms::owner_all) {
+    fs::remove(dir_ / "app/bin/app");
+    std::ofstream(dir_ / "app/bin/app") << text;
+    fs::permissions(dir_ / "app/bin/app", perms);
+  }
+  std::string Refusal() {
+    auto checked = CheckAppRunsHere(dir_ / "app");
+    if (checked) return "";
+    EXPECT_EQ(checked.error(), UpdateErrc::kUnhealthy);
+    return checked.error().message();
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(AppHealth, AScriptWhoseInterpreterIsOnTheDeviceRuns) { EXPECT_EQ(Refusal(), ""); }
+
+TEST_F(AppHealth, AScriptWhoseInterpreterIsMissingDoesNot) {
+  Program("#!/opt/nowhere/python9\n");
+  EXPECT_NE(Refusal().find("interpreter"), std::string::npos);
+}
+
+TEST_F(AppHealth, AnEntryPointThatIsNotExecutableDoesNot) {
+  Program("#!/bin/sh\n", fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_NE(Refusal().find("not executable"), std::string::npos);
+}
+
+TEST_F(AppHealth, EscapeAttackAnEntryPointThroughALinkOrOutsideTheAppIsRefused) {
+  fs::create_directory_symlink("/bin", dir_ / "app/sys");
+  Manifest("/sys/sh");
+  EXPECT_NE(Refusal().find("not a file in the app"), std::string::npos);
+  Manifest("/../app/bin/app");
+  EXPECT_NE(Refusal().find("not a path in the app"), std::string::npos);
+  Manifest("/bin/app");
+  EXPECT_EQ(Refusal(), "") << "its twin, inside the app";
+}
+
+TEST_F(AppHealth, AnElfForThisMachineRunsAndOneForAnotherDoesNot) {
+  Program(std::string(AsString(*file::Read("/bin/true"))));
+  EXPECT_EQ(Refusal(), "");
+  Program(ElfFor(EM_S390));
+  EXPECT_NE(Refusal().find("ELF machine 22"), std::string::npos) << Refusal();
 }
 
 }  // namespace

@@ -27,6 +27,30 @@ TEST(OperatorApi, RequestsRoundTripThroughTheirCodecs) {
   EXPECT_EQ(ParseProductFields(Serialize(ProductFields{"Coffee", "beans"}))->description, "beans");
 }
 
+TEST(OperatorApi, ARolloutIsStagesOrBatchesWithAThreshold) {
+  DeploymentRequest request{{"a"}, Rollout{{10, 50, 100}, 0, 20}};
+  auto read = ParseDeploymentRequest(Serialize(request));
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->rollout->stages, request.rollout->stages);
+  EXPECT_EQ(read->rollout->failure_threshold, 20);
+  read = ParseDeploymentRequest(R"({"images": [], "rollout": {"batch_size": 5}})");
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->rollout->batch_size, 5);
+  EXPECT_EQ(read->rollout->failure_threshold, kDefaultFailureThreshold);
+  EXPECT_FALSE(ParseDeploymentRequest(R"({"images": []})")->rollout);
+  for (const char* bad :
+       {R"({"stages": [50, 50, 100]})", R"({"stages": [50]})", R"({"stages": []})",
+        R"({"stages": [0, 100]})", R"({"stages": [1,2,3,4,5,6,7,8,9,10,100]})",
+        R"({"batch_size": 0})", R"({"stages": [100], "batch_size": 1})", R"({})",
+        R"({"stages": [100], "failure_threshold": -1})", R"({"stages": [100.5]})",
+        R"({"stages": [100], "then": 1})"}) {
+    auto refused = ParseDeploymentRequest(std::string(R"({"images": [], "rollout": )") + bad + "}");
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find("rollout"), std::string::npos)
+        << refused.error().message();
+  }
+}
+
 TEST(OperatorApi, RequestsOutsideTheRulesAreRefusedNamingTheField) {
   auto refused = [](const Expected<DeviceGroupFields>& r, std::string_view field) {
     ASSERT_FALSE(r);
@@ -55,10 +79,24 @@ TEST(OperatorApi, RequestsOutsideTheRulesAreRefusedNamingTheField) {
 }
 
 TEST(OperatorApi, AnswersRoundTripAndAWrongTypeIsRefused) {
-  const Deployment d{
-      "d1", "g1", 5, "token-1", {"i1"}, true, {{"i1", 1, 2, 3, 4, 5, 6, {{"dev", "why"}}}}};
+  const Deployment d{"d1",
+                     "g1",
+                     5,
+                     "token-1",
+                     {"i1"},
+                     true,
+                     {{"i1", 1, 2, 3, 4, 5, 6, {{"dev", "why"}}}},
+                     Rollout{{25, 100}, 0, 5},
+                     "paused",
+                     1,
+                     "stage 1: 1 of 2 devices failed",
+                     {{1, 2, 1, 1}}};
   auto read = DeploymentFrom(ToJson(d));
   ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->rollout->stages, (std::vector<std::int64_t>{25, 100}));
+  EXPECT_EQ(read->rollout->failure_threshold, 5);
+  EXPECT_EQ(read->state, "paused");
+  EXPECT_EQ(read->stages[0].failed, 1);
   EXPECT_EQ(read->progress[0].failed, 3);
   EXPECT_EQ(read->progress[0].reverted, 6);
   EXPECT_EQ(read->progress[0].failures[0].second, "why");
