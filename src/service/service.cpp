@@ -156,6 +156,7 @@ class ServiceImpl final : public Service {
     metrics_.Describe("aspis_attestations_total", "Attestations by verdict", "counter");
     metrics_.Describe("aspis_certificates_issued_total", "Device certificates issued", "counter");
     http::Router router;
+    deltas_ = std::make_unique<deploy::Deltas>(data_.path);
     if (auto ok = RunMaintenance(); !ok) {
       log::Warning("scheduled work at start failed (retried every {} s): {}",
                    config.maintenance_interval.count(), ok.error().message());
@@ -167,7 +168,8 @@ class ServiceImpl final : public Service {
                             cas_,
                             os_publishers_,
                             {.certificate_lifetime = config.certificate_lifetime,
-                             .tpm_cas = std::move(*tpm_cas)}});
+                             .tpm_cas = std::move(*tpm_cas)},
+                            deltas_.get()});
     auto tls = crypto::tls::ServerContext(data_.server_chain, data_.server_key,
                                           std::vector<crypto::Certificate>{data_.root_ca});
     if (!tls) return std::unexpected(tls.error());
@@ -229,6 +231,7 @@ class ServiceImpl final : public Service {
       maintenance_.join();
     }
     if (server_) server_->Stop();
+    deltas_.reset();
   }
 
  private:
@@ -270,6 +273,7 @@ class ServiceImpl final : public Service {
   Metrics metrics_;
   ca::TenantCas cas_;
   crypto::dsse::TrustedKeys os_publishers_;
+  std::unique_ptr<deploy::Deltas> deltas_;
   std::unique_ptr<http::Server> server_;
   std::jthread maintenance_;
   std::string admin_token_;

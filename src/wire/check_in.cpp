@@ -109,14 +109,21 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
 std::string Serialize(const UpdateManifest& m) {
   Json targets = Json::array();
   for (const auto& t : m.targets) {
-    targets.push_back({{"image_id", t.image_id},
-                       {"component_id", t.component_id},
-                       {"kind", t.kind},
-                       {"version", t.version},
-                       {"security_version", t.security_version},
-                       {"sha256", t.sha256},
-                       {"size", t.size},
-                       {"url", t.url}});
+    Json target = {{"image_id", t.image_id},
+                   {"component_id", t.component_id},
+                   {"kind", t.kind},
+                   {"version", t.version},
+                   {"security_version", t.security_version},
+                   {"sha256", t.sha256},
+                   {"size", t.size},
+                   {"url", t.url}};
+    if (t.delta) {
+      target["delta"] = {{"base_image_id", t.delta->base_image_id},
+                         {"sha256", t.delta->sha256},
+                         {"size", t.delta->size},
+                         {"url", t.delta->url}};
+    }
+    targets.push_back(std::move(target));
   }
   return Json{{"device_id", m.device_id},   {"sequence", m.sequence}, {"issued_at", m.issued_at},
               {"expires_at", m.expires_at}, {"os_feed", m.os_feed},   {"targets", targets}}
@@ -156,8 +163,21 @@ Expected<UpdateManifest> ParseUpdateManifest(std::string_view text) {
                                 size, url)) {
       return std::unexpected(*error);
     }
-    m.targets.push_back(
-        {*image_id, *component_id, *kind, *version, *security_version, *sha256, *size, *url});
+    UpdateTarget target{*image_id, *component_id, *kind, *version,    *security_version,
+                        *sha256,   *size,         *url,  std::nullopt};
+    if (item.contains("delta")) {
+      constexpr std::string_view kDelta = "delta offer";
+      const Json& offer = item.at("delta");
+      auto base = Text(offer, "base_image_id", kDelta);
+      auto delta_sha256 = Text(offer, "sha256", kDelta);
+      auto delta_size = In(json::GetUint(offer, "size"), kDelta);
+      auto delta_url = Text(offer, "url", kDelta, 2048);
+      if (auto error = FirstError(base, delta_sha256, delta_size, delta_url)) {
+        return std::unexpected(*error);
+      }
+      target.delta = DeltaOffer{*base, *delta_sha256, *delta_size, *delta_url};
+    }
+    m.targets.push_back(std::move(target));
   }
   return m;
 }

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,17 @@ struct CheckIn {
 
 // An image the device should run. The service chooses it; the package's own signature, which the
 // device checks, says what it is.
+// A delta the device may fetch instead of a target's package (package/delta.hpp): it rebuilds
+// the target's exact package from the installed image `base_image_id`. The result is checked
+// against the target's own SHA-256 and size; the delta's digest and size bound its download.
+struct DeltaOffer {
+  std::string base_image_id;
+  std::string sha256;  // lowercase hex SHA-256 of the delta file
+  std::uint64_t size = 0;
+  std::string url;
+  bool operator==(const DeltaOffer&) const = default;
+};
+
 struct UpdateTarget {
   std::string image_id;
   std::string component_id;
@@ -63,6 +75,7 @@ struct UpdateTarget {
   std::string sha256;  // lowercase hex SHA-256 of the whole package file
   std::uint64_t size = 0;
   std::string url;  // the path to GET it from, on the service the device checks in with
+  std::optional<DeltaOffer> delta;  // when the service has one from what the device runs
 };
 
 struct UpdateManifest {

@@ -10,6 +10,10 @@ std::string DeviceImagePath(std::string_view image_id) {
   return "/v1/device/images/" + std::string(image_id);
 }
 
+std::string DeviceDeltaPath(std::string_view image_id, std::string_view base_image_id) {
+  return DeviceImagePath(image_id) + "/deltas/" + std::string(base_image_id);
+}
+
 namespace {
 
 const std::vector<std::pair<std::string, std::string>> kJson = {

@@ -25,6 +25,9 @@ inline constexpr char kDeviceStatusPath[] = "/v1/device/status";
 inline constexpr char kDeviceImagePath[] = "/v1/device/images/{image}";
 inline constexpr std::uint64_t kImageRangeSize = std::uint64_t{1} << 20;
 std::string DeviceImagePath(std::string_view image_id);
+// The delta that rebuilds target `image` from the installed image `base`, in ranges as above.
+inline constexpr char kDeviceDeltaPath[] = "/v1/device/images/{image}/deltas/{base}";
+std::string DeviceDeltaPath(std::string_view image_id, std::string_view base_image_id);
 
 // What an answer means to a device, by HTTP status: the one table both halves follow.
 enum class Reply {

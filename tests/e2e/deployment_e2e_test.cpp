@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 
 #include "e2e/platform.hpp"
 #include "support/temp_dir.hpp"
@@ -68,10 +69,13 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
         Run({"publisher-key-set", "update", "--tenant", tenant_, "--file", Path("keys.json")}), 0);
   }
 
-  // Packs and adds version `version` of the app blink whose program is `program`; its image ID.
-  std::string AddApp(const std::string& version, const std::string& program) {
+  // Packs and adds version `version` of the app blink whose program is `program` (and, when
+  // given, a data file); its image ID.
+  std::string AddApp(const std::string& version, const std::string& program,
+                     const std::string& data = "") {
     const auto tree = dir_ / ("app-" + version);
     fs::create_directories(tree / "bin");
+    if (!data.empty()) WriteText(tree / "data.bin", data);
     WriteText(tree / "bin/app", program);
     fs::permissions(tree / "bin/app", fs::perms::owner_all);
     WriteText(tree / "app_manifest.json",
@@ -88,6 +92,7 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
   // The state `device` last reported for `image`.
   static std::string StateOf(const DeviceProcess& device, const std::string& image) {
     const Json status = device.Status();
+    if (!status.is_object()) return "";  // not up yet
     for (const auto& t : status.value("targets", Json::array())) {
       if (t.value("image_id", "") == image) return t.value("state", "");
     }
@@ -172,6 +177,61 @@ TEST_F(DeploymentEndToEnd, ABadAppRolledOutInStagesIsRevertedWhereverItWentAndTh
     EXPECT_EQ(StateOf(*d, good), "installed");
   }
   for (const auto& d : devices) EXPECT_EQ(d->Stop(), 0);
+}
+
+TEST_F(DeploymentEndToEnd, AnAppUpdateTravelsAsADeltaFromTheVersionTheDeviceRuns) {
+  BuildRootfs("rootfs", "aspis os 25.01");
+  PublishOs("rootfs", "25.01", 1);
+  TrustPublisher();
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  const std::string group = "Coffee/Field Test";
+  std::mt19937 random(7);
+  std::string data(std::size_t{4} << 20, '\0');
+  for (auto& c : data) c = static_cast<char>(random());
+  const std::string old_app = AddApp("1.0", "#!/bin/sh\necho 1.0\n", data);
+  ASSERT_EQ(Run({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                 group, "--images", old_app}),
+            0);
+  const std::vector<std::string> often = {"--check-in-interval", "1"};
+  auto device = Device("d1", group, often);
+  WaitForTargets(*device, 1, "installed");
+  ASSERT_EQ(device->Stop(), 0);
+
+  // 1.1 changes the program and a few bytes of the data; the service makes the delta from 1.0
+  // as soon as 1.1 is deployed.
+  data.replace(1000, 5, "1.1.1");
+  const std::string new_app = AddApp("1.1", "#!/bin/sh\necho 1.1\n", data);
+  ASSERT_EQ(Run({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                 group, "--images", new_app}),
+            0);
+  const auto deltas = dir_ / "service/data/deltas";
+  std::uint64_t delta_size = 0;
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < deadline && delta_size == 0;
+       std::this_thread::sleep_for(100ms)) {
+    for (const auto& entry :
+         fs::directory_iterator(deltas, fs::directory_options::skip_permission_denied)) {
+      if (entry.path().extension() == ".json") {
+        delta_size = json::Parse(ReadText(entry.path()))
+                         .value_or(Json::object())
+                         .value("size", std::uint64_t{0});
+      }
+    }
+  }
+  const auto full_size = Cli({"image", "show", "--tenant", tenant_, "--image", new_app})
+                             .value("size", std::uint64_t{0});
+  ASSERT_GT(delta_size, 0u) << "the delta was never made";
+  EXPECT_LT(delta_size * 20, full_size) << "a few changed bytes cost little";
+
+  device->Start(often);
+  device->WaitFor([&](const Json&) { return StateOf(*device, new_app) == "installed"; });
+  EXPECT_NE(ReadText(device->dir() / "aspisd.log").find("rebuilt from a delta"), std::string::npos)
+      << "the device took the delta, not the full package";
+  const auto installed = device->dir() / "state/apps" / kBlink / new_app;
+  const auto rebuilt = file::Read(installed / "data.bin", data.size());
+  EXPECT_TRUE(rebuilt && AsString(*rebuilt) == data) << "the rebuilt data is 1.1's";
+  EXPECT_EQ(ReadText(installed / "bin/app"), "#!/bin/sh\necho 1.1\n");
+  EXPECT_EQ(device->Stop(), 0);
 }
 
 TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDevices) {

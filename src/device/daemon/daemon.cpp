@@ -351,6 +351,43 @@ class Device {
            });
   }
 
+  // What is installed, for the service to offer deltas from: the OS and each app.
+  std::vector<wire::InstalledImage> InstalledImages() const {
+    std::vector<wire::InstalledImage> out;
+    if (os_agent_ != nullptr && !os_agent_->record().installed_image_id.empty()) {
+      const update::OsRecord& r = os_agent_->record();
+      out.push_back({r.installed_image_id, "", r.installed_version});
+    }
+    if (app_agent_ != nullptr) {
+      for (const auto& [component, r] : app_agent_->records()) {
+        if (!r.installed_image_id.empty()) {
+          out.push_back({r.installed_image_id, component, r.installed_version});
+        }
+      }
+    }
+    return out;
+  }
+
+  // The installed tree a delta offered for `t` rebuilds from: the version it names, when that
+  // is what runs and no install of its component is under way.
+  std::optional<std::filesystem::path> DeltaBase(const wire::UpdateTarget& t) const {
+    const auto kind = package::KindFromName(t.kind);
+    if (!t.delta || !kind) return std::nullopt;
+    const std::string& base = t.delta->base_image_id;
+    if (*kind == package::Kind::kOs && os_agent_ != nullptr) {
+      const update::OsRecord& r = os_agent_->record();
+      if (r.step == update::Step::kIdle && r.installed_image_id == base) return config_.os_image;
+    }
+    if (package::IsApp(*kind) && app_agent_ != nullptr) {
+      const auto found = app_agent_->records().find(t.component_id);
+      if (found != app_agent_->records().end() && found->second.step == update::AppStep::kIdle &&
+          found->second.installed_image_id == base) {
+        return app_agent_->Current(t.component_id).parent_path() / base;
+      }
+    }
+    return std::nullopt;
+  }
+
   // The OS version running: the one on trial, the one installed, or the one configured.
   std::string RunningOsVersion() const {
     if (os_agent_ != nullptr) {
@@ -426,6 +463,7 @@ class Device {
       wire::CheckIn report{.device_id = device_id_,
                            .os_version = RunningOsVersion(),
                            .runtime_version = kRuntimeVersion,
+                           .images = InstalledImages(),
                            .publisher_root = trust_.RootFingerprint(),
                            .board = staging_.board()};
       {
@@ -482,7 +520,8 @@ class Device {
         lock.unlock();
         return keep_going();
       });
-      auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now(), keep_going);
+      auto targets = staging_.Sync(manifest->targets, images, trust_, clock_.Now(), keep_going,
+                                   [this](const wire::UpdateTarget& t) { return DeltaBase(t); });
       downloads_pending = std::any_of(targets.begin(), targets.end(),
                                       [](const auto& t) { return t.state == wire::kDownloading; });
       InstallTargets(manifest->targets, targets);

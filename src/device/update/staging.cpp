@@ -14,6 +14,7 @@
 #include "core/file.hpp"
 #include "core/log.hpp"
 #include "device/kill_point.hpp"
+#include "package/delta.hpp"
 #include "package/package.hpp"
 
 namespace aspis::device::update {
@@ -126,7 +127,8 @@ std::optional<fs::path> Staging::Staged(const wire::UpdateTarget& target) const 
 
 std::vector<wire::TargetStatus> Staging::Sync(const std::vector<wire::UpdateTarget>& targets,
                                               ImageSource& source, const PublisherTrust& trust,
-                                              Clock::TimePoint now, const KeepGoing& keep_going) {
+                                              Clock::TimePoint now, const KeepGoing& keep_going,
+                                              const DeltaBases& delta_base) {
   // First what each target may be, before any byte: a refused target keeps nothing on disk, so
   // the area never holds more than the capacity of the targets admitted.
   std::vector<std::optional<wire::TargetStatus>> refusals(targets.size());
@@ -156,6 +158,12 @@ std::vector<wire::TargetStatus> Staging::Sync(const std::vector<wire::UpdateTarg
       committed += t.size;
       kept.insert(BaseName(t) + ".aspkg");
       kept.insert(BaseName(t) + ".part");
+      // A delta is tried only when it too fits (it is removed once applied).
+      if (t.delta && t.delta->size < t.size && LowercaseSha256(t.delta->sha256) &&
+          t.delta->size <= rules_.capacity - std::min(committed, rules_.capacity)) {
+        committed += t.delta->size;
+        kept.insert(BaseName(t) + ".delta");
+      }
     }
   }
   std::error_code ec;
@@ -173,14 +181,72 @@ std::vector<wire::TargetStatus> Staging::Sync(const std::vector<wire::UpdateTarg
       statuses.push_back({targets[i].image_id, std::string(wire::kDownloading),
                           "paused; it resumes at the next check-in"});
     } else {
-      statuses.push_back(Fetch(targets[i], source, trust, keep_going));
+      const bool fits = kept.contains(BaseName(targets[i]) + ".delta");
+      statuses.push_back(
+          Fetch(targets[i], source, trust, keep_going, fits ? delta_base : DeltaBases()));
     }
   }
   return statuses;
 }
 
+Expected<void> Staging::Rebuild(const wire::UpdateTarget& t, const fs::path& base,
+                                const fs::path& part, ImageSource& source,
+                                const KeepGoing& keep_going) {
+  const wire::DeltaOffer& offer = *t.delta;
+  const fs::path file = dir_ / (BaseName(t) + ".delta");
+  std::error_code ec;
+  if (SizeOf(file) > offer.size) fs::remove(file, ec);
+  while (SizeOf(file) < offer.size) {
+    if (!keep_going()) return Fail(CoreErrc::kIo, "paused while fetching the delta");
+    const std::uint64_t have = SizeOf(file);
+    const std::uint64_t ask = std::min(kRangeSize, offer.size - have);
+    auto bytes = source.Fetch(offer.url, have, ask);
+    if (!bytes) return std::unexpected(bytes.error());
+    if (bytes->empty() || bytes->size() > ask) {
+      return Fail(CoreErrc::kCorrupt,
+                  fmt::format("the service sent {} bytes of the delta where {} were asked for",
+                              bytes->size(), ask));
+    }
+    if (auto ok = Append(file, *bytes); !ok) return ok;
+  }
+  auto delta = package::FileSource::Open(file);
+  if (!delta) return std::unexpected(delta.error());
+  auto hashed = package::HashingSource::Wrap(*delta);
+  if (!hashed) return std::unexpected(hashed.error());
+  std::vector<std::uint8_t> chunk(std::size_t{64} << 10);
+  for (Expected<std::size_t> n = 1; n && *n > 0;) {
+    n = hashed->Read(chunk);
+    if (!n) return std::unexpected(n.error());
+  }
+  auto digest = hashed->Finish();
+  if (!digest) return std::unexpected(digest.error());
+  if (crypto::ToHex(*digest) != offer.sha256) {
+    fs::remove(file, ec);
+    return Fail(CoreErrc::kCorrupt, "the delta is not the one the update manifest names");
+  }
+  auto expected_sha256 = HexDecode(t.sha256);
+  auto reopened = package::FileSource::Open(file);
+  auto tree = package::TreeBase::Create(base);
+  if (!expected_sha256 || !reopened || !tree) {
+    return Fail(CoreErrc::kIo, "the delta or its base cannot be opened");
+  }
+  package::DeltaTarget expected{.size = t.size};
+  std::copy(expected_sha256->begin(), expected_sha256->end(), expected.sha256.begin());
+  auto applied = package::ApplyDelta(*reopened, **tree, expected, part);
+  fs::remove(file, ec);
+  if (!applied) {
+    fs::remove(part, ec);
+    return std::unexpected(applied.error());
+  }
+  KillPoint("download.delta");
+  log::Info("target {} rebuilt from a delta of {} bytes (the package is {})", t.image_id,
+            offer.size, t.size);
+  return {};
+}
+
 wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& source,
-                                  const PublisherTrust& trust, const KeepGoing& keep_going) {
+                                  const PublisherTrust& trust, const KeepGoing& keep_going,
+                                  const DeltaBases& delta_base) {
   const fs::path done = dir_ / (BaseName(t) + ".aspkg");
   const fs::path part = dir_ / (BaseName(t) + ".part");
   std::error_code ec;
@@ -203,6 +269,20 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
     return {t.image_id, std::string(wire::kDownloaded), ""};
   }
   if (SizeOf(part) > t.size) fs::remove(part, ec);
+  if (delta_base && SizeOf(part) == 0 && !deltas_failed_.contains(t.image_id)) {
+    if (const auto base = delta_base(t)) {
+      if (auto rebuilt = Rebuild(t, *base, part, source, keep_going); !rebuilt) {
+        if (!keep_going()) {
+          return {t.image_id, std::string(wire::kDownloading),
+                  "paused while fetching its delta; it resumes at the next check-in"};
+        }
+        log::Warning("the delta for {} was not used ({}); fetching the whole package", t.image_id,
+                     rebuilt.error().message());
+        deltas_failed_.insert(t.image_id);
+        fs::remove(dir_ / (BaseName(t) + ".delta"), ec);
+      }
+    }
+  }
 
   bool manifest_checked = false;
   for (;;) {

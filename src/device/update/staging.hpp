@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,10 +59,17 @@ class Staging {
   // durably. Returns each target's status in the manifest's order: kDownloaded, kDownloading
   // (interrupted; resumed next time, with the reason), or kFailed (refused; its bytes are
   // discarded).
+  //
+  // A target offered with a delta whose base `delta_base` finds installed is first rebuilt from
+  // the delta (package/delta.hpp): the delta is fetched (no more than its signed size, and it
+  // must have its signed digest), applied to the base tree, and the result is then checked like
+  // a full download. On any failure the full package is fetched instead, and that target's delta
+  // is not tried again by this Staging.
+  using DeltaBases = std::function<std::optional<std::filesystem::path>(const wire::UpdateTarget&)>;
   std::vector<wire::TargetStatus> Sync(
       const std::vector<wire::UpdateTarget>& targets, ImageSource& source,
       const PublisherTrust& trust, Clock::TimePoint now,
-      const KeepGoing& keep_going = [] { return true; });
+      const KeepGoing& keep_going = [] { return true; }, const DeltaBases& delta_base = {});
 
   const std::string& board() const { return rules_.board; }
 
@@ -72,10 +80,16 @@ class Staging {
   Staging(std::filesystem::path dir, StagingRules rules)
       : dir_(std::move(dir)), rules_(std::move(rules)) {}
   wire::TargetStatus Fetch(const wire::UpdateTarget& target, ImageSource& source,
-                           const PublisherTrust& trust, const KeepGoing& keep_going);
+                           const PublisherTrust& trust, const KeepGoing& keep_going,
+                           const DeltaBases& delta_base);
+  // Rebuilds the target's package at `part` from its delta; an error leaves no `part`.
+  Expected<void> Rebuild(const wire::UpdateTarget& target, const std::filesystem::path& base,
+                         const std::filesystem::path& part, ImageSource& source,
+                         const KeepGoing& keep_going);
 
   std::filesystem::path dir_;
   StagingRules rules_;
+  std::set<std::string, std::less<>> deltas_failed_;  // image IDs
 };
 
 }  // namespace aspis::device::update

@@ -5,6 +5,7 @@
 #include "service/attest/attestation.hpp"
 #include "service/ca/tenant_ca.hpp"
 #include "service/data_dir.hpp"
+#include "service/deploy/deltas.hpp"
 #include "service/http/router.hpp"
 #include "service/metrics.hpp"
 #include "service/store/store.hpp"
@@ -22,6 +23,8 @@ struct Context {
   // The platform's OS publisher keys: OS and board packages must be signed by one.
   const crypto::dsse::TrustedKeys& os_publishers;
   attest::Policy attestation = {};
+  // Deltas offered beside full images; none when null.
+  deploy::Deltas* deltas = nullptr;
 };
 
 // Adds every route to `router`. `context` must outlive the router.

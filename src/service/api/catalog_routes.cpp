@@ -353,7 +353,12 @@ Json ImageJson(const store::Image& i) {
 
 Response ServeImage(const DataDir& data, const store::Image& image, const http::Request& request,
                     std::uint64_t max_range) {
-  const auto size = static_cast<std::uint64_t>(image.size);
+  return ServeFile(data.path / "images" / (image.sha256 + ".aspkg"),
+                   static_cast<std::uint64_t>(image.size), package::kMediaType, request, max_range);
+}
+
+Response ServeFile(const fs::path& path, std::uint64_t size, std::string_view media_type,
+                   const http::Request& request, std::uint64_t max_range) {
   std::uint64_t first = 0;
   std::uint64_t last = size == 0 ? 0 : size - 1;
   const std::string_view range = request.Header("range");
@@ -368,7 +373,7 @@ Response ServeImage(const DataDir& data, const store::Image& image, const http::
     if (!a || !b || *a > *b || *a >= size) {
       Response refused = Response::Problem(416, "Range not satisfiable",
                                            "ask for one range, bytes=FIRST-LAST, within the "
-                                           "image's " +
+                                           "file's " +
                                                std::to_string(size) + " bytes");
       refused.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
       return refused;
@@ -377,20 +382,19 @@ Response ServeImage(const DataDir& data, const store::Image& image, const http::
     last = std::min({*b, size - 1, first + max_range - 1});
   } else if (size > max_range) {
     return Response::Problem(400, "Bad request",
-                             "the image is " + std::to_string(size) +
+                             "the file is " + std::to_string(size) +
                                  " bytes; fetch it in ranges of at most " +
                                  std::to_string(max_range) + " bytes (Range: bytes=FIRST-LAST)");
   }
-  const Fd file(
-      ::open((data.path / "images" / (image.sha256 + ".aspkg")).c_str(), O_RDONLY | O_CLOEXEC));
-  if (file.get() < 0) return FromError(Error(CoreErrc::kIo, "the image's file is missing"));
+  const Fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) return FromError(Error(CoreErrc::kIo, path.string() + " is missing"));
   std::string bytes(size == 0 ? 0 : last - first + 1, '\0');
   const auto n = ::pread(file.get(), bytes.data(), bytes.size(), static_cast<off_t>(first));
   if (n != static_cast<ssize_t>(bytes.size())) {
     return FromError(Error(CoreErrc::kIo, "reading the image's file failed"));
   }
   Response response =
-      Response::Text(range.empty() ? 200 : 206, std::move(bytes), std::string(package::kMediaType));
+      Response::Text(range.empty() ? 200 : 206, std::move(bytes), std::string(media_type));
   if (!range.empty()) {
     response.headers.emplace_back(
         "Content-Range",

@@ -31,5 +31,9 @@ json::Json ImageJson(const store::Image& image);
 // The range is read into memory, so `max_range` bounds what one request costs.
 http::Response ServeImage(const DataDir& data, const store::Image& image,
                           const http::Request& request, std::uint64_t max_range = kMaxRange);
+// The same for any stored file of `size` bytes, served as `media_type`.
+http::Response ServeFile(const std::filesystem::path& path, std::uint64_t size,
+                         std::string_view media_type, const http::Request& request,
+                         std::uint64_t max_range);
 
 }  // namespace aspis::service::api

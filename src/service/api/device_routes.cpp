@@ -24,6 +24,8 @@ using http::Request;
 using http::Response;
 using store::StoreErrc;
 
+constexpr std::string_view kDeltaMediaType = "application/vnd.aspis.delta";
+
 // A device acts on a manifest only this long after it was issued (freeze attacks).
 constexpr std::chrono::seconds kManifestLifetime = 24h;
 
@@ -155,10 +157,12 @@ class DeviceRoutes {
                                   .os_feed = targets->os_feed,
                                   .targets = {}};
     for (const auto& image : targets->images) {
+      auto delta = DeltaFor(*check_in, image);
+      if (!delta) return FromError(delta.error());
       manifest.targets.push_back({image.id, image.component_id, image.kind, image.version,
                                   static_cast<std::uint64_t>(image.security_version), image.sha256,
                                   static_cast<std::uint64_t>(image.size),
-                                  wire::DeviceImagePath(image.id)});
+                                  wire::DeviceImagePath(image.id), std::move(*delta)});
     }
     auto response = SignManifest(device->tenant_id, manifest);
     if (!response) return FromError(response.error());
@@ -166,6 +170,50 @@ class DeviceRoutes {
     if (!keys) return FromError(keys.error());
     if (*keys) response->publisher_keys = (*keys)->envelope;
     return Response::Json(200, wire::Serialize(*response));
+  }
+
+  // The delta to `target` from the image of its component the device reports running, when one
+  // is made (otherwise it is queued, and offered at a later check-in). What the device reports
+  // only picks the base: the base is looked up where the target's own tenant keeps its images,
+  // and the delta rebuilds nothing but the target's signed bytes.
+  Expected<std::optional<wire::DeltaOffer>> DeltaFor(const wire::CheckIn& check_in,
+                                                     const store::Image& target) const {
+    if (c_.deltas == nullptr) return std::nullopt;
+    for (const auto& installed : check_in.images) {
+      if (installed.component_id != target.component_id || installed.image_id == target.id) {
+        continue;
+      }
+      auto base = c_.store.GetImage(target.tenant_id, installed.image_id);
+      if (!base && base.error() == StoreErrc::kNotFound) return std::nullopt;
+      if (!base) return std::unexpected(base.error());
+      if (base->tenant_id != target.tenant_id) return std::nullopt;
+      auto made = c_.deltas->Find(*base, target);
+      if (!made) return std::nullopt;
+      return wire::DeltaOffer{base->id, made->sha256, made->size,
+                              wire::DeviceDeltaPath(target.id, base->id)};
+    }
+    return std::nullopt;
+  }
+
+  // A delta offered to the device: to one of its targets, from the image it named.
+  Response Delta(const Request& request) const {
+    auto device = AuthenticateDevice(request);
+    if (!device) return Refused(device.error());
+    auto targets = deploy::TargetsFor(c_.store, *device);
+    if (!targets) return FromError(targets.error());
+    const auto wanted = request.Param("image");
+    const auto target = std::find_if(targets->images.begin(), targets->images.end(),
+                                     [&](const store::Image& i) { return i.id == wanted; });
+    if (target == targets->images.end() || c_.deltas == nullptr) {
+      return Response::Problem(404, "Not found", "no such delta is offered to this device");
+    }
+    auto base = c_.store.GetImage(target->tenant_id, request.Param("base"));
+    if (!base && base.error() != StoreErrc::kNotFound) return FromError(base.error());
+    const auto made = base && base->tenant_id == target->tenant_id ? c_.deltas->Find(*base, *target)
+                                                                   : std::nullopt;
+    if (!made)
+      return Response::Problem(404, "Not found", "no such delta is offered to this device");
+    return ServeFile(made->file, made->size, kDeltaMediaType, request, wire::kImageRangeSize);
   }
 
   // Decides the rollout of the device's group again now that it reported; whether it changed.
@@ -276,6 +324,8 @@ void AddDeviceRoutes(http::Router& router, const Context& context) {
              [routes](const Request& request) { return routes->CheckIn(request); });
   router.Add("GET", wire::kDeviceImagePath,
              [routes](const Request& request) { return routes->Image(request); });
+  router.Add("GET", wire::kDeviceDeltaPath,
+             [routes](const Request& request) { return routes->Delta(request); });
   router.Add("GET", wire::kDeviceStatusPath,
              [routes](const Request& request) { return routes->Status(request); });
 }

@@ -222,10 +222,27 @@ class Products {
     if (const auto& r = request_body->rollout) {
       deployment.rollout = {r->stages, r->batch_size, r->failure_threshold};
     }
+    auto previous = c_.store.ListDeployments(tenant, group->id, 1);
+    if (!previous) return FromError(previous.error());
     auto made = Audited(c_.store, c_.clock, who, tenant, "deployment.create", group->id + " " + *id,
                         [&] { return deploy::Create(c_.store, deployment, now); });
     if (!made) return FromError(made.error());
+    if (!previous->empty()) PrepareDeltas(tenant, previous->front(), deployment);
     return Response::Json(201, DeploymentJson(deployment, true).dump());
+  }
+
+  // Starts making the deltas the group's devices will want: from each image of the deployment
+  // before to the new image of its component. A failure here only costs devices the delta.
+  void PrepareDeltas(std::string_view tenant, const store::Deployment& before,
+                     const store::Deployment& now) const {
+    if (c_.deltas == nullptr) return;
+    for (const auto& from_id : before.image_ids) {
+      for (const auto& to_id : now.image_ids) {
+        auto from = c_.store.GetImage(tenant, from_id);
+        auto to = c_.store.GetImage(tenant, to_id);
+        if (from && to) c_.deltas->Find(*from, *to);
+      }
+    }
   }
 
   // The operator's pause, resume and stop of a rollout.

@@ -9,6 +9,8 @@
 
 #include "core/file.hpp"
 #include "crypto/encoding.hpp"
+#include "package/archive.hpp"
+#include "package/delta.hpp"
 #include "package/errors.hpp"
 #include "package/measure.hpp"
 #include "support/temp_dir.hpp"
@@ -30,6 +32,7 @@ class FakeSource final : public ImageSource {
   Expected<std::string> Fetch(std::string_view url, std::uint64_t first,
                               std::uint64_t length) override {
     offsets.push_back(first);
+    urls.emplace_back(url);
     if (fail_after && fetches >= *fail_after) return Fail(CoreErrc::kIo, "network down");
     ++fetches;
     const std::string& bytes = files.at(std::string(url));
@@ -42,6 +45,7 @@ class FakeSource final : public ImageSource {
   std::optional<int> fail_after;  // the network fails once `fetches` reaches it
   std::string extra;              // appended to every answer (endless data)
   std::vector<std::uint64_t> offsets;
+  std::vector<std::string> urls;
 };
 
 class Downloads : public ::testing::Test {
@@ -404,6 +408,100 @@ TEST(PublisherTrust, FirstUseAttackKeySetOfAnotherRootIsRefusedWhenTheRootWasPro
             genuine_root)
       << "the genuine pin holds";
   EXPECT_FALSE(PublisherTrust::Open(dir / "x.json", {}, "ABCDEF")) << "a malformed root";
+}
+
+// --- Deltas ---
+
+class DeltaDownloads : public Downloads {
+ protected:
+  void SetUp() override {
+    Downloads::SetUp();
+    fs::create_directories(dir_ / "v1/bin");
+    std::ofstream(dir_ / "v1/bin/app") << "#!/bin/sh\necho 1.0\n";
+    const Bytes data = *crypto::RandomBytes(std::size_t{1} << 20);
+    ASSERT_TRUE(file::WriteDurably(dir_ / "v1/data.bin", data, 0644));
+    fs::copy(dir_ / "v1", dir_ / "v2", fs::copy_options::recursive);
+    std::ofstream(dir_ / "v2/bin/app") << "#!/bin/sh\necho 1.1\n";
+    old_ = PackApp(dir_ / "v1", "1.0");
+    target_ = PackApp(dir_ / "v2", "1.1");
+    ASSERT_TRUE(package::MakeDelta(dir_ / (old_.image_id + ".aspkg"),
+                                   dir_ / (target_.image_id + ".aspkg"), dir_ / "delta"));
+    const std::string delta(AsString(*file::Read(dir_ / "delta", 64 << 20)));
+    const std::string url = wire::DeviceDeltaPath(target_.image_id, old_.image_id);
+    source_.files[url] = delta;
+    target_.delta = wire::DeltaOffer{
+        old_.image_id, crypto::ToHex(*crypto::Sha256Of(AsBytes(delta))), delta.size(), url};
+  }
+
+  // Packs the app tree `tree` as `version` of one component, serves it; its target.
+  wire::UpdateTarget PackApp(const fs::path& tree, const std::string& version) {
+    auto packed = package::PackDirectory(tree, dir_ / "payload");
+    EXPECT_TRUE(packed);
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.component_id = component_;
+    m.name = "blink";
+    m.kind = package::Kind::kApp;
+    m.version = version;
+    m.security_version = 1;
+    m.payload.compression = package::Compression::kZstd;
+    m.payload.unpacked_size = packed->unpacked_size;
+    m.app_manifest = R"({"ComponentId":")" + component_ + R"(","Name":"blink"})";
+    const fs::path path = dir_ / (m.image_id + ".aspkg");
+    EXPECT_TRUE(package::Write(m, dir_ / "payload", std::span(&publisher_, 1), path));
+    const std::string url = wire::DeviceImagePath(m.image_id);
+    source_.files[url] = std::string(AsString(*file::Read(path, 64 << 20)));
+    return {m.image_id,
+            component_,
+            "app",
+            version,
+            1,
+            crypto::ToHex(*package::MeasurePath(path)),
+            fs::file_size(path),
+            url,
+            std::nullopt};
+  }
+
+  // Syncs the target with the old version installed at v1; whether the full package was fetched.
+  bool FetchedWhole() {
+    source_.urls.clear();
+    auto statuses = staging_->Sync(
+        {target_}, source_, *trust_, kNow, [] { return true; },
+        [this](const wire::UpdateTarget& t) -> std::optional<fs::path> {
+          if (t.delta->base_image_id != old_.image_id) return {};
+          return dir_ / "v1";
+        });
+    EXPECT_EQ(statuses.front().state, wire::kDownloaded) << statuses.front().reason;
+    auto staged = staging_->Staged(target_);
+    EXPECT_TRUE(staged && crypto::ToHex(*package::MeasurePath(*staged)) == target_.sha256);
+    return std::find(source_.urls.begin(), source_.urls.end(), target_.url) != source_.urls.end();
+  }
+
+  std::string component_ = *crypto::RandomUuid();
+  wire::UpdateTarget old_, target_;
+};
+
+TEST_F(DeltaDownloads, ATargetIsRebuiltFromItsDeltaAndTheInstalledVersion) {
+  EXPECT_FALSE(FetchedWhole()) << "only the delta was fetched";
+  EXPECT_FALSE(fs::exists(dir_ / "staging" / (target_.image_id + "-" + target_.sha256 + ".delta")))
+      << "the delta is removed once applied";
+}
+
+TEST_F(DeltaDownloads, DeltaTamperAttackADeltaOtherThanTheSignedOneIsDroppedAndTheWholeComes) {
+  source_.files[target_.delta->url][100] ^= 1;
+  EXPECT_TRUE(FetchedWhole());
+  EXPECT_TRUE(fs::is_regular_file(*staging_->Staged(target_)));
+}
+
+TEST_F(DeltaDownloads, AnInstalledVersionChangedOnDiskGivesTheWholePackageNotAWrongOne) {
+  std::ofstream(dir_ / "v1/data.bin", std::ios::in | std::ios::out) << "changed";
+  EXPECT_TRUE(FetchedWhole());
+}
+
+TEST_F(DeltaDownloads, EndlessDataAttackADeltaOfferedAsLargeAsThePackageIsNotTried) {
+  target_.delta->size = target_.size;
+  EXPECT_TRUE(FetchedWhole());
+  EXPECT_EQ(std::count(source_.urls.begin(), source_.urls.end(), target_.delta->url), 0);
 }
 
 }  // namespace
