@@ -286,13 +286,15 @@ Json RolloutJson(const Rollout& r) {
   return doc;
 }
 
-Expected<std::int64_t> Integer(const Json& doc, std::string_view key, std::int64_t low,
-                               std::int64_t high, std::int64_t absent) {
+// A rollout's integer field.
+Expected<std::int64_t> RolloutInteger(const Json& doc, std::string_view key, std::int64_t low,
+                                      std::int64_t high, std::int64_t absent) {
   const auto it = doc.find(key);
   if (it == doc.end()) return absent;
   if (!it->is_number_integer() || it->get<std::int64_t>() < low || it->get<std::int64_t>() > high) {
-    return std::unexpected(Invalid(
-        key, "must be an integer from " + std::to_string(low) + " to " + std::to_string(high)));
+    return std::unexpected(
+        Invalid("rollout." + std::string(key),
+                "must be an integer from " + std::to_string(low) + " to " + std::to_string(high)));
   }
   return it->get<std::int64_t>();
 }
@@ -311,8 +313,8 @@ Expected<Rollout> ParseRollout(const Json& doc) {
     return std::unexpected(Invalid("rollout", kRule));
   }
   Rollout r;
-  auto threshold = Integer(doc, "failure_threshold", 0, 100, kDefaultFailureThreshold);
-  auto batch = Integer(doc, "batch_size", 1, kMaxBatchSize, 0);
+  auto threshold = RolloutInteger(doc, "failure_threshold", 0, 100, kDefaultFailureThreshold);
+  auto batch = RolloutInteger(doc, "batch_size", 1, kMaxBatchSize, 0);
   if (!threshold) return std::unexpected(threshold.error());
   if (!batch) return std::unexpected(batch.error());
   r.failure_threshold = *threshold;

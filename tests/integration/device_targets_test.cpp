@@ -3,9 +3,13 @@
 // packages. Against a running aspis-service, with simulated devices that attest.
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "core/file.hpp"
 #include "crypto/dsse.hpp"
 #include "integration/attestation_fixture.hpp"
 #include "integration/catalog_fixture.hpp"
+#include "package/archive.hpp"
 #include "service/store/database.hpp"
 #include "wire/check_in.hpp"
 #include "wire/device_api.hpp"
@@ -331,6 +335,86 @@ TEST_F(DeviceTargets, TenantIsolationDeviceStatusAndDeploymentsAreTheTenantsOwn)
   EXPECT_EQ(Call(b_admin_, "GET", b + "/deployments/" + deployment).status, 404);
   EXPECT_EQ(Call(b_admin_, "GET", A() + "/deployments/" + deployment).status, 403);
   EXPECT_EQ(Call(b_admin_, "GET", b + "/devices/" + device.Id()).status, 404);
+}
+
+// Two versions of one app as real tar payloads, one byte of their data apart; their image IDs.
+class DeviceDeltas : public DeviceTargets {
+ protected:
+  std::pair<std::string, std::string> AddTwoVersions() {
+    return AddTwoVersionsOf(a_admin_, A(), dir_.path(), publisher_);
+  }
+  std::pair<std::string, std::string> AddTwoVersionsOf(const std::string& token,
+                                                       const std::string& base,
+                                                       const std::filesystem::path& dir,
+                                                       const crypto::PrivateKey& publisher) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> ids;
+    Bytes data = *crypto::RandomBytes(std::size_t{512} << 10);
+    for (const std::string version : {"1.0", "1.1"}) {
+      const fs::path tree = dir / ("tree-" + version);
+      fs::create_directories(tree);
+      data[7] = static_cast<std::uint8_t>(version.back());
+      EXPECT_TRUE(file::WriteDurably(tree / "data.bin", data, 0644));
+      auto packed = package::PackDirectory(tree, dir / "payload");
+      package::Manifest m;
+      m.image_id = *crypto::RandomUuid();
+      m.component_id = catalog_test::kComponent;
+      m.name = "blink";
+      m.kind = package::Kind::kApp;
+      m.version = version;
+      m.payload.compression = package::Compression::kZstd;
+      m.payload.unpacked_size = packed->unpacked_size;
+      m.app_manifest =
+          std::string(R"({"Name":"app","ComponentId":")") + catalog_test::kComponent + "\"}";
+      EXPECT_TRUE(
+          package::Write(m, dir / "payload", std::span(&publisher, 1), dir / (version + ".aspkg")));
+      ids.push_back(
+          AddImage(token, base, *file::Read(dir / (version + ".aspkg"), std::size_t{64} << 20)));
+    }
+    return {ids[0], ids[1]};
+  }
+};
+
+TEST_F(DeviceDeltas, ADeltaIsOfferedFromTheVersionTheDeviceRunsAndServedForItsOwnTargetsOnly) {
+  SimDevice device;
+  const auto client = Attested(device, tenant_a_);
+  Move(device, "Field Test");
+  const auto [v1, v2] = AddTwoVersions();
+  Deploy("Field Test", {v1});
+  Deploy("Field Test", {v2});  // the service starts making the delta from v1 now
+  wire::CheckIn report{.device_id = device.Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
+  report.images = {{v1, catalog_test::kComponent, "1.0"}};
+  std::optional<wire::DeltaOffer> offer;
+  for (int i = 0; i < 300 && !offer; ++i, std::this_thread::sleep_for(std::chrono::milliseconds(100))) {
+    auto answer = client.Send("POST", wire::kCheckInPath, wire::Serialize(report));
+    ASSERT_TRUE(answer && answer->status == 200);
+    auto envelope =
+        crypto::dsse::Parse(wire::ParseCheckInResponse(answer->body)->manifest_envelope);
+    auto manifest = wire::ParseUpdateManifest(AsString(envelope->payload));
+    ASSERT_EQ(Ids(*manifest), std::vector<std::string>{v2});
+    offer = manifest->targets[0].delta;
+  }
+  ASSERT_TRUE(offer) << "the delta was never offered";
+  EXPECT_EQ(offer->base_image_id, v1);
+  auto delta = client.Send("GET", offer->url, "");
+  ASSERT_TRUE(delta && delta->status == 200) << (delta ? delta->body : "");
+  EXPECT_EQ(delta->body.size(), offer->size);
+  EXPECT_EQ(crypto::ToHex(*crypto::Sha256Of(AsBytes(delta->body))), offer->sha256);
+
+  // Nothing else is served: a delta to an image that is not the device's target, from an image
+  // the tenant does not hold, or to another tenant's device.
+  EXPECT_EQ(client.Send("GET", wire::DeviceDeltaPath(v1, v2), "")->status, 404);
+  EXPECT_EQ(client.Send("GET", wire::DeviceDeltaPath(v2, *crypto::RandomUuid()), "")->status, 404);
+  SimDevice other;
+  const auto other_client = Attested(other, tenant_b_);
+  EXPECT_EQ(other_client.Send("GET", offer->url, "")->status, 404);
+  // A device reporting a base it does not run gets nothing it could misuse: the offer names the
+  // base, and the result is checked against the target's signed digest.
+  report.images = {{v2, catalog_test::kComponent, "1.1"}};
+  auto answer = client.Send("POST", wire::kCheckInPath, wire::Serialize(report));
+  auto envelope = crypto::dsse::Parse(wire::ParseCheckInResponse(answer->body)->manifest_envelope);
+  EXPECT_FALSE(wire::ParseUpdateManifest(AsString(envelope->payload))->targets[0].delta)
+      << "no delta from the target to itself";
 }
 
 // --- Staged rollouts ---

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include "core/json.hpp"
 #include "wire/attestation.hpp"
 #include "wire/check_in.hpp"
+#include "wire/device_api.hpp"
 
 namespace aspis::wire {
 namespace {
@@ -50,13 +52,22 @@ TEST(UpdateManifest, TargetsRoundTripWithWhatTheyAre) {
                    .expires_at = 2,
                    .os_feed = "retail",
                    .targets = {}};
-  m.targets.push_back({"i", "c", "app", "1.2", 4, std::string(64, 'a'), 99, "/v1/device/images/i"});
+  m.targets.push_back(
+      {"i", "c", "app", "1.2", 4, std::string(64, 'a'), 99, "/v1/device/images/i", std::nullopt});
+  m.targets.push_back({"j", "c", "app", "1.3", 4, std::string(64, 'b'), 99, "/v1/device/images/j",
+                       DeltaOffer{"i", std::string(64, 'c'), 9, DeviceDeltaPath("j", "i")}});
   auto parsed = ParseUpdateManifest(Serialize(m));
   ASSERT_TRUE(parsed) << parsed.error().message();
-  ASSERT_EQ(parsed->targets.size(), 1u);
+  ASSERT_EQ(parsed->targets.size(), 2u);
   EXPECT_EQ(parsed->targets[0].kind, "app");
   EXPECT_EQ(parsed->targets[0].security_version, 4u);
   EXPECT_EQ(parsed->targets[0].url, "/v1/device/images/i");
+  EXPECT_FALSE(parsed->targets[0].delta);
+  EXPECT_EQ(parsed->targets[1].delta, m.targets[1].delta);
+  EXPECT_EQ(parsed->targets[1].delta->url, "/v1/device/images/j/deltas/i");
+  json::Json broken = *json::Parse(Serialize(m));
+  broken["targets"][1]["delta"].erase("sha256");
+  EXPECT_FALSE(ParseUpdateManifest(broken.dump())) << "a delta offer without its digest";
 }
 
 }  // namespace
