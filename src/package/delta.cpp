@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cerrno>
+#include <functional>
 #include <map>
 #include <string>
 #include <system_error>
@@ -24,6 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::size_t kChunk = std::size_t{64} << 10;
+// The caller is asked whether to go on between operations and at least this often within one.
+constexpr std::uint64_t kAskEvery = std::uint64_t{16} << 20;
 
 std::string Shown(std::string_view path) { return "\"" + std::string(path.substr(0, 256)) + "\""; }
 
@@ -214,6 +217,57 @@ class TarSink {
   std::optional<PayloadCompressor> compressor_;
 };
 
+// What the operations have done so far, against the bounds that keep a small hostile delta from
+// keeping a device busy for hours (MaxDeltaOperations, MaxDeltaBaseBytes), and the caller's say on
+// going on.
+class Work {
+ public:
+  Work(std::uint64_t tar_size, const std::function<bool()>& keep_going)
+      : tar_size_(tar_size), keep_going_(&keep_going) {}
+
+  // Before each operation but the end: counts it, then asks the caller.
+  Expected<void> NextOperation() {
+    if (++operations_ > MaxDeltaOperations(tar_size_)) {
+      return Fail(PackageErrc::kMalformed, "the delta has more than " +
+                                               std::to_string(MaxDeltaOperations(tar_size_)) +
+                                               " operations, the most a tar of " +
+                                               std::to_string(tar_size_) + " bytes needs");
+    }
+    return AskCaller();
+  }
+
+  // Before a copy or a patch reads `bytes` of the base file at `path`.
+  Expected<void> ReadBase(std::uint64_t bytes, std::string_view path) {
+    if (bytes > MaxDeltaBaseBytes(tar_size_) - base_bytes_) {
+      return Fail(PackageErrc::kMalformed,
+                  "the delta reads more than " + std::to_string(MaxDeltaBaseBytes(tar_size_)) +
+                      " bytes of base files (at " + Shown(path) + "), the most a tar of " +
+                      std::to_string(tar_size_) + " bytes needs");
+    }
+    base_bytes_ += bytes;
+    return {};
+  }
+
+  // After `bytes` of work (read from the base or the delta, decoded, or written).
+  Expected<void> Did(std::uint64_t bytes) {
+    since_asked_ += bytes;
+    return since_asked_ >= kAskEvery ? AskCaller() : Expected<void>{};
+  }
+
+ private:
+  Expected<void> AskCaller() {
+    since_asked_ = 0;
+    if (*keep_going_ && !(*keep_going_)()) return Fail(PackageErrc::kCancelled, "paused");
+    return {};
+  }
+
+  std::uint64_t tar_size_;
+  const std::function<bool()>* keep_going_;
+  std::uint64_t operations_ = 0;
+  std::uint64_t base_bytes_ = 0;
+  std::uint64_t since_asked_ = 0;
+};
+
 // The header's claims about the target must agree with the target's own manifest.
 Expected<void> CheckTargetHeader(const DeltaHeader& header) {
   auto length = HeaderLength(header.target_header);
@@ -239,7 +293,7 @@ Expected<void> CheckTargetHeader(const DeltaHeader& header) {
   return {};
 }
 
-Expected<void> ApplyLiteral(Body& body, TarSink& tar) {
+Expected<void> ApplyLiteral(Body& body, TarSink& tar, Work& work) {
   auto length = body.Big(4, "a literal operation");
   if (!length) return std::unexpected(length.error());
   if (*length > tar.remaining()) {
@@ -251,6 +305,7 @@ Expected<void> ApplyLiteral(Body& body, TarSink& tar) {
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk.size()));
     if (auto ok = body.Exactly(std::span(chunk).first(n), "a literal"); !ok) return ok;
     if (auto ok = tar.Write(ByteView(chunk.data(), n)); !ok) return ok;
+    if (auto ok = work.Did(n); !ok) return ok;
     left -= n;
   }
   return {};
@@ -273,17 +328,27 @@ Error BaseDiffers(const std::string& path) {
                "the base's " + Shown(path) + " differs from the one the delta was made from");
 }
 
-Expected<void> ApplyCopy(Body& body, DeltaBase& base, TarSink& tar) {
+// An operation that produces no bytes has no business reading a base file: an empty file's data
+// is nothing, which its header (in a literal) already says.
+Error ProducesNothing(std::string_view op, const std::string& path) {
+  return Error(PackageErrc::kMalformed,
+               "the " + std::string(op) + " of " + Shown(path) +
+                   " produces no bytes (an empty file needs no operation)");
+}
+
+Expected<void> ApplyCopy(Body& body, DeltaBase& base, TarSink& tar, Work& work) {
   auto path = body.Path("copy");
   if (!path) return std::unexpected(path.error());
   auto size = body.Big(8, "a copy operation");
   if (!size) return std::unexpected(size.error());
   auto digest = body.Digest();
   if (!digest) return std::unexpected(digest.error());
+  if (*size == 0) return std::unexpected(ProducesNothing("copy", *path));
   if (*size > tar.remaining()) {
     return Fail(PackageErrc::kMalformed,
                 "the copy of " + Shown(*path) + " runs past the tar's declared size");
   }
+  if (auto ok = work.ReadBase(*size, *path); !ok) return ok;
   if (auto ok = OpenBaseFile(base, *path, *size); !ok) return ok;
   auto hash = crypto::Sha256::Create();
   if (!hash) return std::unexpected(hash.error());
@@ -296,6 +361,7 @@ Expected<void> ApplyCopy(Body& body, DeltaBase& base, TarSink& tar) {
     const ByteView got(chunk.data(), *n);
     if (auto ok = hash->Update(got); !ok) return ok;
     if (auto ok = tar.Write(got); !ok) return ok;
+    if (auto ok = work.Did(*n); !ok) return ok;
     left -= *n;
   }
   auto actual = hash->Finish();
@@ -306,7 +372,7 @@ Expected<void> ApplyCopy(Body& body, DeltaBase& base, TarSink& tar) {
 
 // The whole of a base file a patch refers to, checked against the delta's digest.
 Expected<Bytes> ReadReference(DeltaBase& base, const std::string& path, std::uint64_t size,
-                              const crypto::Digest& digest) {
+                              const crypto::Digest& digest, Work& work) {
   if (auto ok = OpenBaseFile(base, path, size); !ok) return std::unexpected(ok.error());
   Bytes reference(static_cast<std::size_t>(size));
   for (std::size_t done = 0; done < reference.size();) {
@@ -314,6 +380,7 @@ Expected<Bytes> ReadReference(DeltaBase& base, const std::string& path, std::uin
     if (!n) return std::unexpected(n.error());
     if (*n == 0) return std::unexpected(BaseDiffers(path));
     done += *n;
+    if (auto ok = work.Did(*n); !ok) return std::unexpected(ok.error());
   }
   auto actual = crypto::Sha256Of(reference);
   if (!actual) return std::unexpected(actual.error());
@@ -351,6 +418,7 @@ Expected<PatchOp> ReadPatchOp(Body& body, const TarSink& tar) {
     return Fail(PackageErrc::kMalformed,
                 "the patch of " + Shown(op.path) + " is over the 16 MiB limit of patched files");
   }
+  if (op.new_size == 0) return std::unexpected(ProducesNothing("patch", op.path));
   if (op.new_size > tar.remaining()) {
     return Fail(PackageErrc::kMalformed,
                 "the patch of " + Shown(op.path) + " runs past the tar's declared size");
@@ -375,10 +443,11 @@ Expected<void> CheckPatchFrame(const PatchOp& op, ByteView head) {
   return {};
 }
 
-Expected<void> ApplyPatch(Body& body, DeltaBase& base, TarSink& tar) {
+Expected<void> ApplyPatch(Body& body, DeltaBase& base, TarSink& tar, Work& work) {
   auto op = ReadPatchOp(body, tar);
   if (!op) return std::unexpected(op.error());
-  auto reference = ReadReference(base, op->path, op->old_size, op->old_sha256);
+  if (auto ok = work.ReadBase(op->old_size, op->path); !ok) return ok;
+  auto reference = ReadReference(base, op->path, op->old_size, op->old_sha256, work);
   if (!reference) return std::unexpected(reference.error());
   ZstdDecompressor dctx(ZSTD_createDCtx());
   if (!dctx) return Fail(PackageErrc::kIo, "out of memory for the zstd decompressor");
@@ -409,10 +478,12 @@ Expected<void> ApplyPatch(Body& body, DeltaBase& base, TarSink& tar) {
       return Fail(PackageErrc::kMalformed,
                   "the patch of " + Shown(op->path) + " is damaged: " + ZSTD_getErrorName(rc));
     }
+    const std::size_t consumed = input.pos - in_pos;
     in_pos = input.pos;
     produced += output.pos;
     if (produced > op->new_size) return std::unexpected(PatchBeyond(*op));
     if (auto ok = tar.Write(ByteView(out.data(), output.pos)); !ok) return ok;
+    if (auto ok = work.Did(consumed + output.pos); !ok) return ok;
     if (rc == 0) break;
     if (output.pos == 0 && in_pos == in_size && left == 0) {
       return Fail(PackageErrc::kMalformed, "the patch of " + Shown(op->path) + " is truncated");
@@ -425,26 +496,27 @@ Expected<void> ApplyPatch(Body& body, DeltaBase& base, TarSink& tar) {
   return {};
 }
 
-Expected<void> ApplyOperations(Body& body, DeltaBase& base, TarSink& tar) {
+Expected<void> ApplyOperations(Body& body, DeltaBase& base, TarSink& tar, Work& work) {
   for (;;) {
     auto op = body.Big(1, "its operations");
     if (!op) return std::unexpected(op.error());
+    if (static_cast<DeltaOp>(*op) == DeltaOp::kEnd) {
+      auto more = body.More();
+      if (!more) return std::unexpected(more.error());
+      if (*more) return Fail(PackageErrc::kMalformed, "operations follow the delta's end");
+      return {};
+    }
+    if (auto ok = work.NextOperation(); !ok) return ok;
     Expected<void> done;
     switch (static_cast<DeltaOp>(*op)) {
-      case DeltaOp::kEnd: {
-        auto more = body.More();
-        if (!more) return std::unexpected(more.error());
-        if (*more) return Fail(PackageErrc::kMalformed, "operations follow the delta's end");
-        return {};
-      }
       case DeltaOp::kLiteral:
-        done = ApplyLiteral(body, tar);
+        done = ApplyLiteral(body, tar, work);
         break;
       case DeltaOp::kCopy:
-        done = ApplyCopy(body, base, tar);
+        done = ApplyCopy(body, base, tar, work);
         break;
       case DeltaOp::kPatch:
-        done = ApplyPatch(body, base, tar);
+        done = ApplyPatch(body, base, tar, work);
         break;
       default:
         return Fail(PackageErrc::kMalformed, "unknown delta operation " + std::to_string(*op));
@@ -456,7 +528,8 @@ Expected<void> ApplyOperations(Body& body, DeltaBase& base, TarSink& tar) {
 }  // namespace
 
 Expected<DeltaHeader> ApplyDelta(Source& delta, DeltaBase& base, const DeltaTarget& expected,
-                                 const fs::path& destination) {
+                                 const fs::path& destination,
+                                 const std::function<bool()>& keep_going) {
   auto header = ReadDeltaHeader(delta);
   if (!header) return std::unexpected(header.error());
   if (header->target_sha256 != expected.sha256 || header->target_size != expected.size) {
@@ -475,7 +548,8 @@ Expected<DeltaHeader> ApplyDelta(Source& delta, DeltaBase& base, const DeltaTarg
   auto tar = TarSink::Create(*header, **out);
   if (!tar) return std::unexpected(tar.error());
   Body body(*source);
-  auto applied = ApplyOperations(body, base, **tar);
+  Work work(header->tar_size, keep_going);
+  auto applied = ApplyOperations(body, base, **tar, work);
   if (applied) applied = source->ExpectEnd();
   if (applied) applied = (*tar)->Finish();
   if (applied) applied = (*out)->Commit(*header);

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -34,13 +35,21 @@ class DeltaBase {
   virtual Expected<std::size_t> Read(std::span<std::uint8_t> buffer) = 0;
 };
 
-// The old version as its package (what the service and the CLI have). The package's signature
-// is not checked: every file taken from it is checked against the SHA-256 the delta names, and
-// the result against the caller's digest. Files are found by reading the payload forward; a path
-// behind the last one opened starts the read again from the beginning.
+// The most entries a tar may have for making a delta (MakeDelta) or serving as a PackageBase;
+// more is kTooLarge. Each costs an index entry of its path in memory.
+inline constexpr std::uint64_t kMaxDeltaTarEntries = 1'000'000;
+
+// The old version as its package (what the CLI has). The package's signature is not checked:
+// every file taken from it is checked against the SHA-256 the delta names, and the result against
+// the caller's digest. Create reads the payload once, forward, to index where each path lies (at
+// most kMaxDeltaTarEntries entries; the index's memory grows with their paths), so a path the
+// package lacks costs nothing to refuse. Files are then read from the payload forward; opening a
+// file behind the read position starts the read again from the beginning (deltas from MakeDelta
+// name files in the new tar's order, which is the old one's for packages from PackDirectory).
 class PackageBase final : public DeltaBase {
  public:
-  // Errors: kIo, kMalformed (not a package, or a payload compressed otherwise than zstd or none).
+  // Errors: kIo, kMalformed (not a package, a payload compressed otherwise than zstd or none, or
+  // whose tar is damaged), kTooLarge (more than kMaxDeltaTarEntries entries).
   static Expected<std::unique_ptr<PackageBase>> Create(const std::filesystem::path& package);
   ~PackageBase() override;
   Expected<std::uint64_t> Open(std::string_view path) override;
@@ -48,10 +57,13 @@ class PackageBase final : public DeltaBase {
 
  private:
   struct Cursor;
+  struct Index;
   explicit PackageBase(std::filesystem::path package);
   Expected<void> Restart();
+  Expected<void> BuildIndex();
   std::filesystem::path package_;
   std::unique_ptr<Cursor> cursor_;
+  std::unique_ptr<Index> index_;
 };
 
 // The old version as an installed tree (what the device has: the OS slot or app directory the
@@ -85,12 +97,22 @@ inline constexpr std::uint64_t kApplyMemoryBound = std::uint64_t{52} << 20;
 // to `destination` durably (temporary file beside it, fsync, rename, fsync of the directory) while
 // hashing it, and succeeds only when it is exactly `expected` (the caller's, never the delta's).
 // On error `destination` is untouched and nothing else is left behind. Memory stays under
-// kApplyMemoryBound. Errors: kMalformed (a damaged or hostile delta: bad operations or paths, an
-// operation claiming more than remains, a patch larger than it declares), kMismatch (the delta is
-// for another target, a base file is missing or differs from the one the delta was made from, or
-// the result is not `expected`), kTooLarge, kUnsafeEntry, kIo. Returns the delta's header.
+// kApplyMemoryBound. The work is bounded by the target's tar size T, whatever the delta says: at
+// most MaxDeltaOperations(T) operations and MaxDeltaBaseBytes(T) bytes read from base files, and
+// no copy or patch that produces nothing.
+//
+// `keep_going` (empty: never stop) is called on the calling thread before each operation and at
+// least every 16 MiB of work within one; when it returns false, applying stops with kCancelled
+// ("paused") and nothing is left behind, so the caller may start again later.
+//
+// Errors: kMalformed (a damaged or hostile delta: bad operations or paths, an operation claiming
+// more than remains or producing nothing, a patch larger than it declares, more operations or
+// base reads than the bounds above), kMismatch (the delta is for another target, a base file is
+// missing or differs from the one the delta was made from, or the result is not `expected`),
+// kTooLarge, kUnsafeEntry, kIo, kCancelled. Returns the delta's header.
 Expected<DeltaHeader> ApplyDelta(Source& delta, DeltaBase& base, const DeltaTarget& expected,
-                                 const std::filesystem::path& destination);
+                                 const std::filesystem::path& destination,
+                                 const std::function<bool()>& keep_going = {});
 
 struct DeltaStats {
   std::uint64_t full_size = 0;   // bytes of the new package
@@ -101,16 +123,40 @@ struct DeltaStats {
   std::uint64_t literal_files = 0;  // changed or new files sent whole
 };
 
+// Bytes free to an unprivileged writer on the file system holding the directory `dir`. Errors:
+// kIo.
+using FreeSpaceProbe = std::function<Expected<std::uint64_t>(const std::filesystem::path& dir)>;
+
+// What MakeDelta needs free beside its destination before it starts: both packages' tars as their
+// manifests declare them (payload.unpacked_size), the new package rebuilt once more to prove the
+// delta, and 64 MiB for the delta and slack.
+std::uint64_t MakeDeltaSpaceNeeded(std::uint64_t old_unpacked_size, std::uint64_t new_unpacked_size,
+                                   std::uint64_t new_package_size);
+
 // Makes the delta that rebuilds `new_package` from `old_package` (two versions of one component)
 // and writes it to `destination` durably. Neither signature is checked (the caller trusts the
 // packages, as the service does after verifying their upload); each payload is checked against its
-// manifest. Before writing, the delta is applied to `old_package` and must rebuild `new_package`
-// byte for byte; when it does not (a payload the PayloadCompressor does not reproduce, as one
-// packed by an older Aspis) the result is kMismatch and only the full package can be offered.
-// Uses temporary files of about both tars' size beside `destination`. Errors: kMismatch,
-// kMalformed (not packages, payloads that are not tars), kIo.
+// manifest. Before writing, the delta is applied to the old version's files and must rebuild
+// `new_package` byte for byte; when it does not (a payload the PayloadCompressor does not
+// reproduce, as one packed by an older Aspis) the result is kMismatch and only the full package
+// can be offered. The delta respects the bounds ApplyDelta enforces (files beyond them travel as
+// literals).
+//
+// Uses temporary files of about both tars' size beside `destination`, and refuses to start unless
+// `free_space` (empty: statvfs of the destination's directory) reports MakeDeltaSpaceNeeded. A
+// payload that decompresses to more than its manifest's payload.unpacked_size is stopped there
+// (kTooLarge), so a small hostile package cannot fill the disk; a tar of more than
+// kMaxDeltaTarEntries entries is kTooLarge. Time and memory grow linearly with the packages.
+//
+// Errors say whether trying again can help:
+// - permanent, a property of the two packages (offer only the full package): kMismatch (different
+//   components, a payload that differs from its manifest, a delta that does not rebuild the new
+//   package), kMalformed (not packages, payloads that are not tars), kTooLarge (a payload larger
+//   than its manifest declares, too many tar entries);
+// - transient, of this machine (try again later): kIo, including too little free space.
 Expected<DeltaStats> MakeDelta(const std::filesystem::path& old_package,
                                const std::filesystem::path& new_package,
-                               const std::filesystem::path& destination);
+                               const std::filesystem::path& destination,
+                               const FreeSpaceProbe& free_space = {});
 
 }  // namespace aspis::package

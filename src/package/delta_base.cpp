@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <map>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -28,7 +29,17 @@ struct PackageBase::Cursor {
   FileSource file;
   std::optional<ZstdSource> zstd;
   std::optional<TarScanner> scanner;
-  std::optional<std::string> last;  // the path opened last
+  bool open = false;  // the scanner is at the data of the file opened last
+};
+
+// Where each path's last entry starts in the tar (a later entry of a path wins, as when the tar is
+// unpacked into a tree).
+struct PackageBase::Index {
+  struct Entry {
+    std::uint64_t header_offset = 0;
+    bool regular = false;
+  };
+  std::map<std::string, Entry, std::less<>> entries;
 };
 
 PackageBase::PackageBase(std::filesystem::path package) : package_(std::move(package)) {}
@@ -36,8 +47,28 @@ PackageBase::~PackageBase() = default;
 
 Expected<std::unique_ptr<PackageBase>> PackageBase::Create(const std::filesystem::path& package) {
   std::unique_ptr<PackageBase> base(new PackageBase(package));
+  if (auto ok = base->BuildIndex(); !ok) return std::unexpected(ok.error());
   if (auto ok = base->Restart(); !ok) return std::unexpected(ok.error());
   return base;
+}
+
+Expected<void> PackageBase::BuildIndex() {
+  if (auto ok = Restart(); !ok) return ok;
+  auto index = std::make_unique<Index>();
+  for (std::uint64_t count = 1;; ++count) {
+    auto entry = cursor_->scanner->Next();
+    if (!entry) {
+      return std::unexpected(std::move(entry.error()).WithContext("reading the base package"));
+    }
+    if (!*entry) break;
+    if (count > kMaxDeltaTarEntries) {
+      return Fail(PackageErrc::kTooLarge, "the base package's tar has more than " +
+                                              std::to_string(kMaxDeltaTarEntries) + " entries");
+    }
+    index->entries[(*entry)->path] = {(*entry)->header_offset, (*entry)->regular()};
+  }
+  index_ = std::move(index);
+  return {};
 }
 
 Expected<void> PackageBase::Restart() {
@@ -62,39 +93,38 @@ Expected<void> PackageBase::Restart() {
 }
 
 Expected<std::uint64_t> PackageBase::Open(std::string_view path) {
-  // Entries are in path order, as deltas name them; a path behind the last one means a restart.
-  bool from_start = false;
-  if (!cursor_ || (cursor_->last && std::filesystem::path(path) <= *cursor_->last)) {
-    if (auto ok = Restart(); !ok) return std::unexpected(ok.error());
-    from_start = true;
+  if (cursor_) cursor_->open = false;
+  const auto found = index_->entries.find(path);
+  if (found == index_->entries.end()) {
+    return Fail(PackageErrc::kMismatch,
+                "the base package has no file " + std::string(path.substr(0, 256)));
   }
-  if (!cursor_->last && cursor_->scanner->offset() == 0) from_start = true;
+  if (!found->second.regular) {
+    return Fail(PackageErrc::kMismatch, "the base package's " + std::string(path.substr(0, 256)) +
+                                            " is not a regular file");
+  }
+  // The payload is read forward: a file behind the read position means reading it again.
+  const std::uint64_t target = found->second.header_offset;
+  if (!cursor_ || cursor_->scanner->offset() > target) {
+    if (auto ok = Restart(); !ok) return std::unexpected(ok.error());
+  }
   for (;;) {
     auto entry = cursor_->scanner->Next();
     if (!entry) {
       return std::unexpected(std::move(entry.error()).WithContext("reading the base package"));
     }
-    if (!*entry) {
-      if (from_start) {
-        return Fail(PackageErrc::kMismatch,
-                    "the base package has no file " + std::string(path.substr(0, 256)));
-      }
-      if (auto ok = Restart(); !ok) return std::unexpected(ok.error());
-      from_start = true;
-      continue;
+    if (!*entry || (*entry)->header_offset > target) {
+      return Fail(PackageErrc::kIo, "the base package changed while it was read");
     }
-    if ((*entry)->path != path) continue;
-    cursor_->last = (*entry)->path;
-    if (!(*entry)->regular()) {
-      return Fail(PackageErrc::kMismatch,
-                  "the base package's " + (*entry)->path.substr(0, 256) + " is not a regular file");
+    if ((*entry)->header_offset == target) {
+      cursor_->open = true;
+      return (*entry)->size;
     }
-    return (*entry)->size;
   }
 }
 
 Expected<std::size_t> PackageBase::Read(std::span<std::uint8_t> buffer) {
-  if (!cursor_ || !cursor_->last) return Fail(PackageErrc::kIo, "no base file is open");
+  if (!cursor_ || !cursor_->open) return Fail(PackageErrc::kIo, "no base file is open");
   return cursor_->scanner->ReadData(buffer);
 }
 

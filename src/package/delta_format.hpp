@@ -30,6 +30,20 @@ inline constexpr int kPatchWindowLog = 25;
 // The longest path an operation may name.
 inline constexpr std::size_t kMaxDeltaPath = 4096;
 
+// The most operations (kEnd aside) a delta may hold for a tar of `tar_size` bytes. Every tar entry
+// starts with a 512-byte header, so an honest delta needs at most one literal and one copy or patch
+// per entry of at least 1024 bytes; the bound keeps a small delta of empty operations from keeping
+// a device busy.
+constexpr std::uint64_t MaxDeltaOperations(std::uint64_t tar_size) { return tar_size / 512 + 16; }
+
+// The most bytes of base files a delta may read for a tar of `tar_size` bytes: the sizes of its
+// copies and the old sizes of its patches, summed. Copies alone never read more than the tar; the
+// rest leaves room for patches from larger old files, but not for reading a base file over and
+// over to produce little.
+constexpr std::uint64_t MaxDeltaBaseBytes(std::uint64_t tar_size) {
+  return 4 * tar_size + (std::uint64_t{64} << 20);
+}
+
 // What a delta says about itself. Only cross-checks: an applier trusts the SHA-256 and size of
 // the target its signed update manifest gives, never these.
 struct DeltaHeader {

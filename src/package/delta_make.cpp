@@ -2,6 +2,7 @@
 // patched) and what must travel (literals), then prove the delta by applying it.
 #include <fcntl.h>
 #include <stdlib.h>  // mkdtemp
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <map>
@@ -28,6 +29,8 @@ constexpr int kLevel = 19;  // of patches and of the operation stream: made once
 // A package made for deltas has a 2 MiB window (payload_compression.cpp); this only keeps a
 // damaged one from taking much memory.
 constexpr int kMakerWindowLog = 27;
+// Room for the delta itself and for what the file system needs besides the tars.
+constexpr std::uint64_t kSpaceSlack = std::uint64_t{64} << 20;
 
 Error IoError(std::string_view what, const fs::path& path) {
   return Error(PackageErrc::kIo, std::string(what) + " " + path.string() + ": " +
@@ -109,6 +112,50 @@ Expected<Bytes> ReadPackageHeader(const fs::path& package) {
   return header;
 }
 
+// A package's manifest and size, from its header alone.
+struct Inspected {
+  Manifest manifest;
+  std::uint64_t size = 0;
+};
+
+Expected<Inspected> Inspect(const fs::path& package) {
+  auto header = ReadPackageHeader(package);
+  if (!header) return std::unexpected(std::move(header.error()).WithContext(package.string()));
+  MemorySource source(*header);
+  auto reader = Reader::Inspect(source);
+  if (!reader) return std::unexpected(std::move(reader.error()).WithContext(package.string()));
+  return Inspected{reader->manifest(), header->size() + reader->manifest().payload.size};
+}
+
+Expected<std::uint64_t> StatvfsFreeSpace(const fs::path& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) {
+    return std::unexpected(IoError("reading the free space of", dir));
+  }
+  return std::uint64_t{st.f_bavail} * st.f_frsize;
+}
+
+// Refuses to start what would fill the file system half-way (kIo: space may be freed later).
+Expected<void> CheckFreeSpace(const Inspected& old_package, const Inspected& new_package,
+                              const fs::path& destination, const FreeSpaceProbe& probe) {
+  const fs::path dir =
+      destination.parent_path().empty() ? fs::path(".") : destination.parent_path();
+  auto free = probe ? probe(dir) : StatvfsFreeSpace(dir);
+  if (!free) return std::unexpected(free.error());
+  const std::uint64_t needed =
+      MakeDeltaSpaceNeeded(old_package.manifest.payload.unpacked_size,
+                           new_package.manifest.payload.unpacked_size, new_package.size);
+  if (*free < needed) {
+    return Fail(PackageErrc::kIo, "not enough free space in " + dir.string() +
+                                      " to make the delta: it needs " + std::to_string(needed) +
+                                      " bytes (both tars, the new package and 64 MiB), " +
+                                      std::to_string(*free) + " are free");
+  }
+  return {};
+}
+
+// Writes the payload's tar to `tar`, stopping (kTooLarge) as soon as it exceeds what the manifest
+// declares, so that a small package cannot make the maker write gigabytes.
 Expected<Unpacked> Unpack(const fs::path& package, const fs::path& tar) {
   Unpacked u;
   auto header = ReadPackageHeader(package);
@@ -128,13 +175,20 @@ Expected<Unpacked> Unpack(const fs::path& package, const fs::path& tar) {
   if (!dctx) return Fail(PackageErrc::kIo, "out of memory for the zstd decompressor");
   (void)ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, kMakerWindowLog);
   const bool compressed = u.manifest.payload.compression == Compression::kZstd;
+  const std::uint64_t limit = u.manifest.payload.unpacked_size;
+  auto take = [&](ByteView bytes) -> Expected<void> {
+    if (bytes.size() > limit - u.tar_size) {
+      return Fail(PackageErrc::kTooLarge,
+                  "the payload decompresses to more than its manifest's unpacked_size of " +
+                      std::to_string(limit) + " bytes");
+    }
+    u.tar_size += bytes.size();
+    return WriteAll(out.get(), bytes, tar);
+  };
   std::vector<std::uint8_t> buffer(ZSTD_DStreamOutSize());
   std::size_t rc = 0;
   auto streamed = reader->StreamPayload([&](ByteView chunk) -> Expected<void> {
-    if (!compressed) {
-      u.tar_size += chunk.size();
-      return WriteAll(out.get(), chunk, tar);
-    }
+    if (!compressed) return take(chunk);
     ZSTD_inBuffer in{chunk.data(), chunk.size(), 0};
     while (in.pos < in.size) {
       ZSTD_outBuffer o{buffer.data(), buffer.size(), 0};
@@ -143,8 +197,7 @@ Expected<Unpacked> Unpack(const fs::path& package, const fs::path& tar) {
         return Fail(PackageErrc::kMalformed,
                     std::string("the payload is not zstd: ") + ZSTD_getErrorName(rc));
       }
-      u.tar_size += o.pos;
-      if (auto ok = WriteAll(out.get(), ByteView(buffer.data(), o.pos), tar); !ok) return ok;
+      if (auto ok = take(ByteView(buffer.data(), o.pos)); !ok) return ok;
     }
     return {};
   });
@@ -165,18 +218,74 @@ struct OldFile {
   std::uint64_t size = 0;
 };
 
-Expected<std::map<std::string, OldFile, std::less<>>> IndexFiles(const fs::path& tar) {
+// The regular files of a tar, by path, where their data lies. A later entry of the same path
+// wins, as it does when the tar is unpacked into the tree a device reads.
+using FileIndex = std::map<std::string, OldFile, std::less<>>;
+
+Error TooManyEntries(std::string_view which) {
+  return Error(PackageErrc::kTooLarge, "the " + std::string(which) +
+                                           " payload's tar has more than " +
+                                           std::to_string(kMaxDeltaTarEntries) + " entries");
+}
+
+Expected<FileIndex> IndexFiles(const fs::path& tar) {
   auto source = FileSource::Open(tar);
   if (!source) return std::unexpected(source.error());
   TarScanner scanner(*source);
-  std::map<std::string, OldFile, std::less<>> files;
-  for (;;) {
+  FileIndex files;
+  for (std::uint64_t count = 1;; ++count) {
     auto entry = scanner.Next();
     if (!entry) return std::unexpected(entry.error());
     if (!*entry) return files;
-    if ((*entry)->regular()) files[(*entry)->path] = {(*entry)->data_offset, (*entry)->size};
+    if (count > kMaxDeltaTarEntries) return std::unexpected(TooManyEntries("old"));
+    const TarEntry& e = **entry;
+    if (e.regular()) {
+      files[e.path] = {e.data_offset, e.size};
+    } else {
+      files.erase(e.path);
+    }
   }
 }
+
+// The old version's files read by offset from its tar in the work directory: what the device's
+// tree holds, found in O(log n) whatever order a delta names them in.
+class TarFileBase final : public DeltaBase {
+ public:
+  TarFileBase(Fd tar, fs::path path, const FileIndex& files)
+      : tar_(std::move(tar)), path_(std::move(path)), files_(&files) {}
+
+  Expected<std::uint64_t> Open(std::string_view path) override {
+    open_ = false;
+    const auto file = files_->find(path);
+    if (file == files_->end()) {
+      return Fail(PackageErrc::kMismatch,
+                  "the old package has no file " + std::string(path.substr(0, 256)));
+    }
+    offset_ = file->second.offset;
+    left_ = file->second.size;
+    open_ = true;
+    return file->second.size;
+  }
+
+  Expected<std::size_t> Read(std::span<std::uint8_t> buffer) override {
+    if (!open_) return Fail(PackageErrc::kIo, "no base file is open");
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left_, buffer.size()));
+    if (auto ok = ReadAt(tar_.get(), buffer.first(n), offset_, path_); !ok) {
+      return std::unexpected(ok.error());
+    }
+    offset_ += n;
+    left_ -= n;
+    return n;
+  }
+
+ private:
+  Fd tar_;
+  fs::path path_;
+  const FileIndex* files_;
+  bool open_ = false;
+  std::uint64_t offset_ = 0;
+  std::uint64_t left_ = 0;
+};
 
 Expected<crypto::Digest> HashRange(int fd, std::uint64_t offset, std::uint64_t size,
                                    const fs::path& path) {
@@ -200,32 +309,39 @@ Expected<Bytes> ReadRange(int fd, std::uint64_t offset, std::uint64_t size, cons
   return bytes;
 }
 
-// Writes the operations for the new tar, reading both tars by offset.
+// Writes the operations for the new tar, reading both tars by offset. It stays within the bounds
+// ApplyDelta enforces: each copy or patch follows a literal holding at least its entry's 512-byte
+// header and covers at least one 512-byte block of data (with its padding), and literals are cut
+// at 1 MiB, so there are at most about tar_size / 512 + 2 operations (MaxDeltaOperations); base
+// files are read only while MaxDeltaBaseBytes allows, literals after that.
 class OperationMaker {
  public:
   OperationMaker(DeltaWriter& writer, const Unpacked& old_package, const Unpacked& new_package,
-                 Fd old_tar, Fd new_tar)
+                 const FileIndex& old_files, Fd old_tar, Fd new_tar)
       : writer_(&writer),
         old_(&old_package),
         new_(&new_package),
+        old_files_(&old_files),
         old_tar_(std::move(old_tar)),
-        new_tar_(std::move(new_tar)) {}
+        new_tar_(std::move(new_tar)),
+        base_bytes_left_(MaxDeltaBaseBytes(new_package.tar_size)) {}
 
   Expected<DeltaStats> Run() {
-    auto old_files = IndexFiles(old_->tar);
-    if (!old_files) return std::unexpected(old_files.error());
     auto source = FileSource::Open(new_->tar);
     if (!source) return std::unexpected(source.error());
     TarScanner scanner(*source);
     std::uint64_t cursor = 0;
-    for (;;) {
+    for (std::uint64_t count = 1;; ++count) {
       auto entry = scanner.Next();
       if (!entry) return std::unexpected(entry.error());
       if (!*entry) break;
+      if (count > kMaxDeltaTarEntries) return std::unexpected(TooManyEntries("new"));
       const TarEntry& e = **entry;
+      // An empty file's data is no bytes: its header, in a literal, is all of it (ApplyDelta
+      // refuses copies and patches that produce nothing).
       if (!e.regular() || e.size == 0) continue;
-      const auto old = old_files->find(e.path);
-      if (old == old_files->end() || !DeltaPathProblem(e.path).empty()) {
+      const auto old = old_files_->find(e.path);
+      if (old == old_files_->end() || !DeltaPathProblem(e.path).empty()) {
         ++stats_.literal_files;
         continue;
       }
@@ -263,8 +379,13 @@ class OperationMaker {
     return ok;
   }
 
-  // A file both tars hold: copied when unchanged, patched when that is smaller than sending it.
+  // A file both tars hold: copied when unchanged, patched when that is smaller than sending it,
+  // sent whole when reading it would take the delta past MaxDeltaBaseBytes.
   Expected<void> File(const TarEntry& e, const OldFile& old) {
+    if (old.size > base_bytes_left_) {
+      ++stats_.literal_files;
+      return Literal(e.data_offset, e.data_offset + e.size);
+    }
     auto old_sha256 = HashRange(old_tar_.get(), old.offset, old.size, old_->tar);
     if (!old_sha256) return std::unexpected(old_sha256.error());
     if (old.size == e.size) {
@@ -272,6 +393,7 @@ class OperationMaker {
       if (!new_sha256) return std::unexpected(new_sha256.error());
       if (*new_sha256 == *old_sha256) {
         ++stats_.copied_files;
+        base_bytes_left_ -= old.size;
         if (auto ok = Flush(); !ok) return ok;
         return writer_->Copy(e.path, e.size, *old_sha256);
       }
@@ -295,6 +417,7 @@ class OperationMaker {
       }
       if (patch_cost < literal_cost) {
         ++stats_.patched_files;
+        base_bytes_left_ -= old.size;
         if (auto ok = Flush(); !ok) return ok;
         return writer_->Patch(e.path, old.size, *old_sha256, e.size, *patch);
       }
@@ -306,8 +429,10 @@ class OperationMaker {
   DeltaWriter* writer_;
   const Unpacked* old_;
   const Unpacked* new_;
+  const FileIndex* old_files_;
   Fd old_tar_;
   Fd new_tar_;
+  std::uint64_t base_bytes_left_;
   Bytes pending_;
   DeltaStats stats_;
 };
@@ -329,7 +454,7 @@ Expected<void> CheckPair(const Unpacked& old_package, const Unpacked& new_packag
 
 // Writes the delta to a temporary file beside `destination`; returns it open for reading.
 Expected<DeltaStats> WriteDelta(const Unpacked& old_package, const Unpacked& new_package,
-                                const fs::path& path) {
+                                const FileIndex& old_files, const fs::path& path) {
   Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (out.get() < 0) return std::unexpected(IoError("creating", path));
   Fd old_tar(::open(old_package.tar.c_str(), O_RDONLY | O_CLOEXEC));
@@ -351,7 +476,8 @@ Expected<DeltaStats> WriteDelta(const Unpacked& old_package, const Unpacked& new
   auto writer = DeltaWriter::Create(
       header, [&](ByteView bytes) { return WriteAll(out.get(), bytes, path); }, kLevel);
   if (!writer) return std::unexpected(writer.error());
-  OperationMaker maker(*writer, old_package, new_package, std::move(old_tar), std::move(new_tar));
+  OperationMaker maker(*writer, old_package, new_package, old_files, std::move(old_tar),
+                       std::move(new_tar));
   auto stats = maker.Run();
   if (!stats) return stats;
   if (auto ok = writer->Finish(); !ok) return std::unexpected(ok.error());
@@ -362,15 +488,20 @@ Expected<DeltaStats> WriteDelta(const Unpacked& old_package, const Unpacked& new
   return stats;
 }
 
-// Applies the delta at `delta` to `old_package`, as a device would, into `scratch`.
-Expected<void> Prove(const fs::path& delta, const fs::path& old_package,
+// Applies the delta at `delta` to the old package's files, as a device would to its tree, into
+// `scratch`.
+Expected<void> Prove(const fs::path& delta, const Unpacked& old_package, const FileIndex& old_files,
                      const Unpacked& new_package, const fs::path& scratch) {
-  auto base = PackageBase::Create(old_package);
-  if (!base) return std::unexpected(base.error());
+  Fd old_tar(::open(old_package.tar.c_str(), O_RDONLY | O_CLOEXEC));
+  if (old_tar.get() < 0) return std::unexpected(IoError("opening", old_package.tar));
+  TarFileBase base(std::move(old_tar), old_package.tar, old_files);
   auto source = FileSource::Open(delta);
   if (!source) return std::unexpected(source.error());
   auto rebuilt =
-      ApplyDelta(*source, **base, {new_package.file_sha256, new_package.file_size}, scratch);
+      ApplyDelta(*source, base, {new_package.file_sha256, new_package.file_size}, scratch);
+  if (!rebuilt && rebuilt.error() == PackageErrc::kIo) {
+    return std::unexpected(std::move(rebuilt.error()).WithContext("proving the delta"));
+  }
   if (!rebuilt) {
     return Fail(PackageErrc::kMismatch,
                 "the delta does not rebuild the new package byte for byte, so only the full "
@@ -382,8 +513,20 @@ Expected<void> Prove(const fs::path& delta, const fs::path& old_package,
 
 }  // namespace
 
+std::uint64_t MakeDeltaSpaceNeeded(std::uint64_t old_unpacked_size, std::uint64_t new_unpacked_size,
+                                   std::uint64_t new_package_size) {
+  return old_unpacked_size + new_unpacked_size + new_package_size + kSpaceSlack;
+}
+
 Expected<DeltaStats> MakeDelta(const fs::path& old_package, const fs::path& new_package,
-                               const fs::path& destination) {
+                               const fs::path& destination, const FreeSpaceProbe& free_space) {
+  auto old_inspected = Inspect(old_package);
+  if (!old_inspected) return std::unexpected(old_inspected.error());
+  auto new_inspected = Inspect(new_package);
+  if (!new_inspected) return std::unexpected(new_inspected.error());
+  if (auto ok = CheckFreeSpace(*old_inspected, *new_inspected, destination, free_space); !ok) {
+    return std::unexpected(ok.error());
+  }
   auto work = WorkDir::Create(destination);
   if (!work) return std::unexpected(work.error());
   auto old_unpacked = Unpack(old_package, work->path() / "old.tar");
@@ -391,10 +534,14 @@ Expected<DeltaStats> MakeDelta(const fs::path& old_package, const fs::path& new_
   auto new_unpacked = Unpack(new_package, work->path() / "new.tar");
   if (!new_unpacked) return std::unexpected(new_unpacked.error());
   if (auto ok = CheckPair(*old_unpacked, *new_unpacked); !ok) return std::unexpected(ok.error());
+  auto old_files = IndexFiles(old_unpacked->tar);
+  if (!old_files) return std::unexpected(old_files.error());
   const fs::path delta = work->path() / "delta";
-  auto stats = WriteDelta(*old_unpacked, *new_unpacked, delta);
+  auto stats = WriteDelta(*old_unpacked, *new_unpacked, *old_files, delta);
   if (!stats) return stats;
-  if (auto ok = Prove(delta, old_package, *new_unpacked, work->path() / "rebuilt.aspkg"); !ok) {
+  if (auto ok =
+          Prove(delta, *old_unpacked, *old_files, *new_unpacked, work->path() / "rebuilt.aspkg");
+      !ok) {
     return std::unexpected(ok.error());
   }
   file::FileSystem& fs = file::RealFileSystem();

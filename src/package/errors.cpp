@@ -10,6 +10,7 @@ const std::error_category& PackageCategory() {
       "image package exceeds a limit",
       "unsafe entry in an image package archive",
       "image package I/O failed",
+      "paused",
   };
   static const NamedCategory category("aspis.package", kMessages);
   return category;

@@ -13,6 +13,7 @@ enum class PackageErrc {
   kTooLarge,       // a limit of the format or of the reader was exceeded
   kUnsafeEntry,    // an archive entry would write outside its target or is not a plain file/dir
   kIo,             // reading or writing failed
+  kCancelled,      // the caller asked the work to stop (it may be started again later)
 };
 
 const std::error_category& PackageCategory();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -115,16 +116,17 @@ class Delta : public ::testing::Test {
     return dir_ / name;
   }
 
-  static Bytes Contents(const fs::path& path) { return *file::Read(path, 64 << 20); }
+  static Bytes Contents(const fs::path& path) { return *file::Read(path, 128 << 20); }
 
   static DeltaTarget TargetOf(const fs::path& package) {
     const Bytes bytes = Contents(package);
     return {*crypto::Sha256Of(bytes), bytes.size()};
   }
 
-  Expected<DeltaHeader> Apply(ByteView delta, DeltaBase& base, const DeltaTarget& expected) {
+  Expected<DeltaHeader> Apply(ByteView delta, DeltaBase& base, const DeltaTarget& expected,
+                              const std::function<bool()>& keep_going = {}) {
     MemorySource source(delta);
-    return ApplyDelta(source, base, expected, dir_ / "out" / "rebuilt.aspkg");
+    return ApplyDelta(source, base, expected, dir_ / "out" / "rebuilt.aspkg", keep_going);
   }
   Expected<DeltaHeader> ApplyToOldPackage(ByteView delta) {
     auto base = PackageBase::Create(old_);
@@ -158,11 +160,9 @@ class Delta : public ::testing::Test {
     EXPECT_TRUE(fs::is_empty(dir_ / "out")) << "a temporary file was left behind";
   }
 
-  // A delta written by hand for the new package: `ops` get the new payload's tar and where the
-  // data of kConf lies in it.
-  using Ops = std::function<void(DeltaWriter&, const Bytes& tar, const TarEntry& conf)>;
-  Bytes HandMade(const Ops& ops) {
-    const Bytes package = Contents(new_);
+  // The payload tar of a package Aspis packed.
+  static Bytes TarOf(const fs::path& package_path) {
+    const Bytes package = Contents(package_path);
     const auto header_size = static_cast<std::size_t>(*HeaderLength(package));
     MemorySource payload(ByteView(package).subspan(header_size));
     auto zstd = ZstdSource::Create(payload, 23, true);
@@ -171,16 +171,42 @@ class Delta : public ::testing::Test {
     for (std::size_t n = 0; (n = *zstd->Read(chunk)) > 0;) {
       tar.insert(tar.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
     }
+    return tar;
+  }
+
+  // Signs `tar`, compressed as the packer does, as a version of the component whose manifest
+  // declares `unpacked_size` (the tar's size unless said).
+  fs::path SignTar(ByteView tar, const std::string& name, const std::string& version,
+                   std::optional<std::uint64_t> unpacked_size = std::nullopt) {
+    const fs::path payload = dir_ / (name + ".payload");
+    Bytes compressed;
+    auto compressor = PayloadCompressor::Create([&](ByteView b) -> Expected<void> {
+      compressed.insert(compressed.end(), b.begin(), b.end());
+      return {};
+    });
+    EXPECT_TRUE(compressor->Write(tar));
+    EXPECT_TRUE(compressor->Finish());
+    Put(payload, compressed);
+    return Sign(payload, unpacked_size.value_or(tar.size()), name, version);
+  }
+
+  // A delta written by hand for `package` (the new one unless said): `ops` get its payload's tar
+  // and where the data of kConf lies in it.
+  using Ops = std::function<void(DeltaWriter&, const Bytes& tar, const TarEntry& conf)>;
+  Bytes HandMade(const Ops& ops, const fs::path& package_path = {}) {
+    const fs::path target = package_path.empty() ? new_ : package_path;
+    const Bytes package = Contents(target);
+    const auto header_size = static_cast<std::size_t>(*HeaderLength(package));
+    const Bytes tar = TarOf(target);
     MemorySource tar_source(tar);
     TarScanner scanner(tar_source);
     TarEntry conf;
     while (auto entry = *scanner.Next()) {
       if (entry->path == kConf) conf = *entry;
     }
-    EXPECT_EQ(conf.path, kConf);
     DeltaHeader header;
     header.old_image_id = "old";
-    header.new_image_id = ManifestOf(new_).image_id;
+    header.new_image_id = ManifestOf(target).image_id;
     header.target_sha256 = *crypto::Sha256Of(package);
     header.target_size = package.size();
     header.tar_size = tar.size();
@@ -206,6 +232,7 @@ class Delta : public ::testing::Test {
     const Bytes new_conf = Contents(dir_ / "new-tree" / kConf);
     const Bytes patch = frame ? *frame : *MakePatch(old_conf, new_conf);
     return HandMade([&](DeltaWriter& w, const Bytes& tar, const TarEntry& conf) {
+      ASSERT_EQ(conf.path, kConf);
       const ByteView all(tar);
       ASSERT_TRUE(w.Literal(all.first(conf.data_offset)));
       ASSERT_TRUE(
@@ -509,6 +536,272 @@ TEST_F(Delta, DeltasBetweenDifferentComponentsAreNotMade) {
   auto refused = MakeDelta(old_, dir_ / "x.aspkg", dir_ / "delta");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), PackageErrc::kMismatch);
+}
+
+// --- The maker against hostile packages -------------------------------------------------------
+
+TEST_F(Delta, DecompressionBombAttackOnTheMakerStopsAtTheDeclaredUnpackedSize) {
+  // 64 MiB of zeros compress to a few KiB; the manifest declares 10 KiB.
+  const fs::path bomb = SignTar(Bytes(64 << 20, 0), "bomb.aspkg", "1.2", 10240);
+  ASSERT_LT(fs::file_size(bomb), 70'000U);
+  for (const auto& [from, to] : {std::pair{old_, bomb}, std::pair{bomb, new_}}) {
+    auto refused = MakeDelta(from, to, dir_ / "delta");
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), PackageErrc::kTooLarge) << refused.error().message();
+    EXPECT_NE(refused.error().message().find(
+                  "decompresses to more than its manifest's unpacked_size of 10240 bytes"),
+              std::string::npos)
+        << refused.error().message();
+    EXPECT_FALSE(fs::exists(dir_ / "delta"));
+  }
+  for (const auto& entry : fs::directory_iterator(dir_.path())) {
+    EXPECT_EQ(entry.path().filename().string().find("delta.work-"), std::string::npos)
+        << "a work directory was left behind";
+  }
+  EXPECT_TRUE(MakeDelta(old_, new_, dir_ / "delta"));
+}
+
+TEST_F(Delta, DiskExhaustionAttackMakingADeltaWithoutTheSpaceItNeedsIsRefusedBeforeStarting) {
+  // The old package declares 8 GiB of tar (the most a manifest may); making would need it free.
+  const fs::path declared = dir_ / "declared.payload";
+  fs::copy_file(dir_ / "old.aspkg.payload", declared);
+  const fs::path huge = Sign(declared, kMaxPayloadSize, "huge.aspkg", "1.0");
+  const std::uint64_t needed = MakeDeltaSpaceNeeded(
+      kMaxPayloadSize, ManifestOf(new_).payload.unpacked_size, Contents(new_).size());
+  EXPECT_EQ(needed, kMaxPayloadSize + ManifestOf(new_).payload.unpacked_size +
+                        Contents(new_).size() + (64 << 20));
+  fs::path probed;
+  auto free_space = [&](std::uint64_t free) {
+    return [&probed, free](const fs::path& dir) -> Expected<std::uint64_t> {
+      probed = dir;
+      return free;
+    };
+  };
+  auto refused = MakeDelta(huge, new_, dir_ / "delta", free_space(needed - 1));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), PackageErrc::kIo) << "too little space is transient";
+  EXPECT_NE(refused.error().message().find("not enough free space in " + dir_.path().string() +
+                                           " to make the delta: it needs " +
+                                           std::to_string(needed) + " bytes"),
+            std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(probed, dir_.path());
+  EXPECT_FALSE(fs::exists(dir_ / "delta"));
+
+  // With the room it asks for, the (harmless) package is made into a delta.
+  EXPECT_TRUE(MakeDelta(huge, new_, dir_ / "delta", free_space(needed)));
+}
+
+TEST_F(Delta, EmptyFilesTravelInTheirHeadersWithoutAnOperation) {
+  for (const char* tree : {"old-tree", "new-tree"}) Put(dir_ / tree / "var/empty", Bytes{});
+  old_ = Pack(dir_ / "old-tree", "old.aspkg", "1.0");
+  new_ = Pack(dir_ / "new-tree", "new.aspkg", "1.1");
+  auto made = MakeDelta(old_, new_, dir_ / "delta");
+  ASSERT_TRUE(made) << made.error().message();
+  EXPECT_EQ(made->copied_files + made->patched_files + made->literal_files, 5U)
+      << "the empty file is none of these";
+  auto rebuilt = ApplyToTree(Contents(dir_ / "delta"), dir_ / "old-tree");
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
+  EXPECT_EQ(Contents(dir_ / "out" / "rebuilt.aspkg"), Contents(new_));
+}
+
+// --- The applier against a hostile service that wants to keep a device busy -------------------
+
+TEST_F(Delta, StallAttackCopyOrPatchThatProducesNothingIsRefused) {
+  // Each op would make the device read and hash a whole base file for nothing; a million of them
+  // compress to a few KiB.
+  Put(dir_ / "old-tree/var/empty", Bytes{});
+  const Bytes big = Contents(dir_ / "old-tree/usr/lib/libbig.so");
+  const Bytes old_conf = Contents(dir_ / "old-tree" / kConf);
+  const Bytes new_conf = Contents(dir_ / "new-tree" / kConf);
+  const Bytes conf_patch = *MakePatch(old_conf, new_conf);
+  const Bytes nothing_patch = *MakePatch(big, Bytes{}, 1);
+  auto delta = [&](const std::function<void(DeltaWriter&)>& extra) {
+    return HandMade([&](DeltaWriter& w, const Bytes& tar, const TarEntry& conf) {
+      const ByteView all(tar);
+      ASSERT_TRUE(w.Literal(all.first(conf.data_offset)));
+      extra(w);
+      ASSERT_TRUE(w.Patch(kConf, old_conf.size(), *crypto::Sha256Of(old_conf), new_conf.size(),
+                          conf_patch));
+      ASSERT_TRUE(w.Literal(all.subspan(conf.data_offset + conf.size)));
+    });
+  };
+  const std::vector<std::pair<std::string, std::function<void(DeltaWriter&)>>> attacks = {
+      {"the patch of \"usr/lib/libbig.so\" produces no bytes",
+       [&](DeltaWriter& w) {
+         for (int i = 0; i < 3; ++i) {
+           ASSERT_TRUE(
+               w.Patch("usr/lib/libbig.so", big.size(), *crypto::Sha256Of(big), 0, nothing_patch));
+         }
+       }},
+      {"the copy of \"var/empty\" produces no bytes",
+       [&](DeltaWriter& w) {
+         for (int i = 0; i < 3; ++i) ASSERT_TRUE(w.Copy("var/empty", 0, *crypto::Sha256Of({})));
+       }},
+  };
+  for (const auto& [reason, extra] : attacks) {
+    auto refused = ApplyToTree(delta(extra), dir_ / "old-tree");
+    ASSERT_FALSE(refused) << reason;
+    EXPECT_EQ(refused.error(), PackageErrc::kMalformed);
+    EXPECT_NE(refused.error().message().find(reason), std::string::npos)
+        << refused.error().message();
+    ExpectNothingWritten();
+  }
+  auto rebuilt = ApplyToTree(delta([](DeltaWriter&) {}), dir_ / "old-tree");
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
+}
+
+TEST_F(Delta, StallAttackWithMoreOperationsThanTheTarNeedsIsRefused) {
+  auto delta = [&](std::uint64_t empty_literals) {
+    return HandMade([&](DeltaWriter& w, const Bytes& tar, const TarEntry&) {
+      for (std::uint64_t i = 0; i < empty_literals; ++i) ASSERT_TRUE(w.Literal({}));
+      ASSERT_TRUE(w.Literal(tar));
+    });
+  };
+  const std::uint64_t most = MaxDeltaOperations(TarOf(new_).size());
+  auto refused = ApplyToTree(delta(most), dir_ / "old-tree");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), PackageErrc::kMalformed);
+  EXPECT_NE(refused.error().message().find("the delta has more than " + std::to_string(most) +
+                                           " operations"),
+            std::string::npos)
+      << refused.error().message();
+  ExpectNothingWritten();
+  auto rebuilt = ApplyToTree(delta(most - 1), dir_ / "old-tree");
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
+}
+
+TEST_F(Delta, StallAttackReadingABaseFileOverAndOverIsRefused) {
+  // Each patch reads the 3 MiB library to produce one byte of the tar.
+  const Bytes big = Contents(dir_ / "old-tree/usr/lib/libbig.so");
+  const crypto::Digest big_sha256 = *crypto::Sha256Of(big);
+  const Bytes tar = TarOf(new_);
+  const std::uint64_t most = MaxDeltaBaseBytes(tar.size()) / big.size();
+  std::map<std::uint8_t, Bytes> patches;
+  for (std::uint64_t i = 0; i <= most; ++i) {
+    if (!patches.contains(tar[i])) patches[tar[i]] = *MakePatch(big, Bytes{tar[i]}, 1);
+  }
+  auto delta = [&](std::uint64_t reads) {
+    return HandMade([&](DeltaWriter& w, const Bytes& all, const TarEntry&) {
+      for (std::uint64_t i = 0; i < reads; ++i) {
+        ASSERT_TRUE(w.Patch("usr/lib/libbig.so", big.size(), big_sha256, 1, patches[all[i]]));
+      }
+      ASSERT_TRUE(w.Literal(ByteView(all).subspan(reads)));
+    });
+  };
+  auto refused = ApplyToTree(delta(most + 1), dir_ / "old-tree");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), PackageErrc::kMalformed);
+  EXPECT_NE(refused.error().message().find("the delta reads more than " +
+                                           std::to_string(MaxDeltaBaseBytes(tar.size())) +
+                                           " bytes of base files"),
+            std::string::npos)
+      << refused.error().message();
+  ExpectNothingWritten();
+  auto rebuilt = ApplyToTree(delta(most), dir_ / "old-tree");
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
+}
+
+TEST_F(Delta, StallAttackIsPausedWhenTheCallerSaysStop) {
+  const Bytes delta = MadeDelta();
+  const fs::path tree = Installed();
+  auto base = TreeBase::Create(tree);
+  int asked = 0;
+  auto refused = Apply(delta, **base, TargetOf(new_), [&] { return ++asked < 3; });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), PackageErrc::kCancelled);
+  EXPECT_NE(refused.error().message().find("paused"), std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(asked, 3);
+  ExpectNothingWritten();
+
+  asked = 0;
+  auto rebuilt = Apply(delta, **base, TargetOf(new_), [&] { return ++asked > 0; });
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
+  EXPECT_GE(asked, 9) << "asked before each of the delta's operations";
+  EXPECT_EQ(Contents(dir_ / "out" / "rebuilt.aspkg"), Contents(new_));
+}
+
+TEST_F(Delta, StallAttackIsPausedWhenTheCallerSaysStopInsideALongOperation) {
+  // One literal of 20 MiB: the caller is asked before it and again after 16 MiB of it.
+  Put(dir_ / "large-tree/usr/lib/large.so", Binary(20 << 20, 7));
+  const fs::path large = Pack(dir_ / "large-tree", "large.aspkg", "2.0");
+  const Bytes delta = HandMade(
+      [&](DeltaWriter& w, const Bytes& tar, const TarEntry&) { ASSERT_TRUE(w.Literal(tar)); },
+      large);
+  auto base = TreeBase::Create(dir_ / "old-tree");
+  int asked = 0;
+  auto refused = Apply(delta, **base, TargetOf(large), [&] { return ++asked < 2; });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), PackageErrc::kCancelled) << refused.error().message();
+  EXPECT_EQ(asked, 2);
+  ExpectNothingWritten();
+
+  asked = 0;
+  auto rebuilt = Apply(delta, **base, TargetOf(large), [&] { return ++asked > 0; });
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
+  EXPECT_EQ(asked, 2);
+  EXPECT_EQ(Contents(dir_ / "out" / "rebuilt.aspkg"), Contents(large));
+}
+
+TEST_F(Delta, MakingADeltaWhosePatchesWouldReadTooMuchOfTheBaseSendsTheRestWhole) {
+  // Five 16 MiB old files whose new versions are their first KiB: patching all five would read
+  // 80 MiB of base for a tar of a few KiB, over MaxDeltaBaseBytes; the fifth travels whole.
+  for (int i = 0; i < 5; ++i) {
+    Bytes old_file(kMaxPatchedFileSize, 0);
+    const Bytes head = Binary(1024, 100 + i);
+    std::copy(head.begin(), head.end(), old_file.begin());
+    Put(dir_ / "wide-old" / ("lib" + std::to_string(i)), old_file);
+    Put(dir_ / "wide-new" / ("lib" + std::to_string(i)), head);
+  }
+  old_ = Pack(dir_ / "wide-old", "old.aspkg", "1.0");
+  new_ = Pack(dir_ / "wide-new", "new.aspkg", "1.1");
+  auto made = MakeDelta(old_, new_, dir_ / "delta");
+  ASSERT_TRUE(made) << made.error().message();
+  EXPECT_EQ(made->patched_files, 4U);
+  EXPECT_EQ(made->literal_files, 1U);
+  auto rebuilt = ApplyToTree(Contents(dir_ / "delta"), dir_ / "wide-old");
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
+  EXPECT_EQ(Contents(dir_ / "out" / "rebuilt.aspkg"), Contents(new_));
+}
+
+TEST_F(Delta, QuadraticMakingAttackWithFilesInReverseOrderIsMadeInLinearTime) {
+  // 4,000 small files, in path order in the new package and in reverse order in the old one: a
+  // maker that looks for each old file by reading the old payload forward reads it 4,000 times
+  // (half a minute or more); one that reads the old tar by offset takes under a second.
+  constexpr int kFiles = 4000;
+  fs::create_directories(dir_ / "many/f");
+  for (int i = 0; i < kFiles; ++i) {
+    std::ofstream(dir_ / "many/f" / std::to_string(10000 + i)) << "file " << i;
+  }
+  new_ = Pack(dir_ / "many", "new.aspkg", "1.1");
+  const Bytes tar = TarOf(new_);
+  std::vector<ByteView> entries;
+  {
+    MemorySource source(tar);
+    TarScanner scanner(source);
+    while (auto entry = *scanner.Next()) {
+      const std::uint64_t end = entry->data_offset + (entry->size + 511) / 512 * 512;
+      entries.push_back(ByteView(tar).subspan(entry->header_offset, end - entry->header_offset));
+    }
+  }
+  ASSERT_GT(entries.size(), static_cast<std::size_t>(kFiles));
+  Bytes reversed;
+  for (auto entry = entries.rbegin(); entry != entries.rend(); ++entry) {
+    reversed.insert(reversed.end(), entry->begin(), entry->end());
+  }
+  reversed.resize(reversed.size() + 1024, 0);
+  old_ = SignTar(reversed, "old.aspkg", "1.0");
+
+  const auto start = std::chrono::steady_clock::now();
+  auto made = MakeDelta(old_, new_, dir_ / "delta");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(made) << made.error().message();
+  EXPECT_EQ(made->copied_files, static_cast<std::uint64_t>(kFiles));
+  EXPECT_LT(took, std::chrono::seconds(10)) << "making is quadratic in the number of files";
+  auto rebuilt = ApplyToTree(Contents(dir_ / "delta"), dir_ / "many");
+  ASSERT_TRUE(rebuilt) << rebuilt.error().message();
+  EXPECT_EQ(Contents(dir_ / "out" / "rebuilt.aspkg"), Contents(new_));
 }
 
 }  // namespace
