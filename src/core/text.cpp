@@ -89,4 +89,13 @@ std::string Printable(std::string_view s) {
   return out;
 }
 
+std::string Truncated(std::string_view s, std::size_t max_bytes) {
+  if (s.size() <= max_bytes) return std::string(s);
+  constexpr std::string_view kMore = "...";
+  std::size_t keep = max_bytes > kMore.size() ? max_bytes - kMore.size() : 0;
+  // Back off continuation bytes (10xxxxxx) so no character is cut in two.
+  while (keep > 0 && (static_cast<unsigned char>(s[keep]) & 0xC0) == 0x80) --keep;
+  return std::string(s.substr(0, keep)) + std::string(kMore.substr(0, max_bytes - keep));
+}
+
 }  // namespace aspis::text

@@ -22,4 +22,8 @@ bool IsPlainText(std::string_view s, std::size_t max_chars);
 // UTF-8 written as an escape (\x1b, \u{202e}), so text others wrote cannot drive a terminal.
 std::string Printable(std::string_view s);
 
+// `s` cut to at most `max_bytes` bytes, at a UTF-8 character boundary, with "..." at the end
+// when anything was cut (the result then holds at most `max_bytes` bytes in all).
+std::string Truncated(std::string_view s, std::size_t max_bytes);
+
 }  // namespace aspis::text

@@ -88,7 +88,7 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
   for (const auto& item : **targets) {
     auto image_id = Text(item, "image_id", "target status");
     auto state = Text(item, "state", "target status");
-    auto reason = Text(item, "reason", "target status", 1024);
+    auto reason = Text(item, "reason", "target status", kMaxReason);
     if (auto error = FirstError(image_id, state, reason)) return std::unexpected(*error);
     if (std::find(kTargetStates.begin(), kTargetStates.end(), *state) == kTargetStates.end()) {
       return Fail(WireErrc::kProtocol,

@@ -31,6 +31,9 @@ inline constexpr std::string_view kInstalled = "installed";    // runs, committe
 inline constexpr std::string_view kReverted = "reverted";      // was installed, then taken back
 inline constexpr std::array<std::string_view, 6> kTargetStates = {
     kDownloading, kDownloaded, kFailed, kInstalling, kInstalled, kReverted};
+// The longest reason a target status carries; a device cuts longer ones (text::Truncated).
+inline constexpr std::size_t kMaxReason = 1024;
+
 struct TargetStatus {
   std::string image_id;
   std::string state;   // one of kTargetStates

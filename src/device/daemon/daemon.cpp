@@ -11,6 +11,7 @@
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "crypto/tls.hpp"
 #include "crypto/tpm_key.hpp"
 #include "device/attest/attester.hpp"
@@ -22,6 +23,7 @@
 #include "device/update/app_agent.hpp"
 #include "device/update/app_health.hpp"
 #include "device/update/boot/simulated_bootloader.hpp"
+#include "device/update/errors.hpp"
 #include "device/update/manifest_check.hpp"
 #include "device/update/os_agent.hpp"
 #include "device/update/publisher_trust.hpp"
@@ -317,6 +319,10 @@ class Device {
     if (staged) {
       auto ok =
           app_agent_->Install({t.component_id, t.image_id, t.version, t.security_version, *staged});
+      if (!ok && ok.error() == update::UpdateErrc::kDeferred) {
+        status.reason = ok.error().message();  // downloaded; installed once the app allows it
+        return;
+      }
       if (!ok) {
         log::Warning("app {} {} not installed: {}", t.component_id, t.version,
                      ok.error().message());
@@ -470,6 +476,9 @@ class Device {
         const std::lock_guard lock(waiter_.mutex());
         report.targets = status_.targets;
       }
+      // Reasons come from packages and apps others wrote: one too long must not make the
+      // service refuse the whole check-in.
+      for (auto& t : report.targets) t.reason = text::Truncated(t.reason, wire::kMaxReason);
       auto parsed = wire::PostCheckIn(client, report, &retry_after);
       if (!parsed) {
         *refused = parsed.error() == wire::WireErrc::kRefused;

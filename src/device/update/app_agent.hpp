@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -90,6 +91,10 @@ struct AppAgentParts {
   // it with the error's message as the reason (app_health.hpp). Without it a version stays on
   // trial until Healthy or Unhealthy is called.
   std::function<Expected<void>(const std::filesystem::path&)> health;
+  // Asked before an update of an installed app starts: the app manager passes on the running
+  // app's deferral (Azure Sphere's update deferral events); a duration postpones the install,
+  // which is asked again at the next check-in. Without it updates start at once.
+  std::function<std::optional<std::chrono::seconds>(const AppTarget&)> defer;
 };
 
 // Not thread-safe: the daemon's loop drives it. Each method persists before it acts and returns
@@ -102,8 +107,9 @@ class AppAgent {
   // Continues what a restart interrupted, for every component.
   Expected<void> Resume();
   // Installs `target` when its component is idle: refused (kRollback) below the component's
-  // installed security version; ignored when it is installed, or was reverted. Leaves the new
-  // version on trial, unless `health` judges it at once.
+  // installed security version; ignored when it is installed, or was reverted; postponed
+  // (kDeferred, nothing changed) when `defer` asks. Leaves the new version on trial, unless
+  // `health` judges it at once.
   Expected<void> Install(const AppTarget& target);
   // The app on trial came up (commit) or did not (revert, with `reason`).
   Expected<void> Healthy(const std::string& component_id);

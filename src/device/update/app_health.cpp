@@ -14,6 +14,7 @@
 #include "core/fd.hpp"
 #include "core/file.hpp"
 #include "core/json.hpp"
+#include "core/text.hpp"
 #include "device/update/errors.hpp"
 
 namespace aspis::device::update {
@@ -43,7 +44,7 @@ Error Unhealthy(const std::string& why) { return Error(UpdateErrc::kUnhealthy, w
 
 // The ELF header fields that decide whether this machine can load the file: e_ident, e_type and
 // e_machine lie at the same offsets in ELF32 and ELF64.
-Expected<void> CheckElf(const std::array<unsigned char, 64>& head, std::size_t got,
+Expected<void> CheckElf(const std::array<unsigned char, 256>& head, std::size_t got,
                         const std::string& entry) {
   if (got < EI_NIDENT + 4) return std::unexpected(Unhealthy(entry + " is a truncated ELF file"));
   if (head[EI_CLASS] != kClass || head[EI_DATA] != kData) {
@@ -64,7 +65,7 @@ Expected<void> CheckElf(const std::array<unsigned char, 64>& head, std::size_t g
   return {};
 }
 
-Expected<void> CheckScript(const std::array<unsigned char, 64>& head, std::size_t got,
+Expected<void> CheckScript(const std::array<unsigned char, 256>& head, std::size_t got,
                            const std::string& entry) {
   const std::string line(reinterpret_cast<const char*>(head.data()) + 2, got - 2);
   const std::size_t start = line.find_first_not_of(" \t");
@@ -72,7 +73,8 @@ Expected<void> CheckScript(const std::array<unsigned char, 64>& head, std::size_
   const std::string interpreter = start == std::string::npos ? "" : line.substr(start, end - start);
   if (interpreter.empty() || interpreter.front() != '/' ||
       ::access(interpreter.c_str(), X_OK) != 0) {
-    return std::unexpected(Unhealthy(entry + "'s interpreter \"" + interpreter +
+    return std::unexpected(Unhealthy(entry + "'s interpreter \"" +
+                                     text::Truncated(interpreter, 200) +
                                      "\" is not an executable on this device"));
   }
   return {};
@@ -90,6 +92,7 @@ Expected<void> CheckAppRunsHere(const fs::path& version_dir) {
     if (it != manifest->end() && it->is_string()) entry = it->get<std::string>();
   }
   const fs::path relative = fs::path(entry).relative_path().lexically_normal();
+  const std::string shown = text::Truncated(entry, 200);  // in messages: the app wrote it
   if (entry.empty() || entry.front() != '/' || relative.empty() || *relative.begin() == "..") {
     return std::unexpected(Unhealthy("the app manifest's EntryPoint is not a path in the app"));
   }
@@ -102,21 +105,22 @@ Expected<void> CheckAppRunsHere(const fs::path& version_dir) {
   }
   struct stat st {};
   if (at.get() < 0 || ::fstat(at.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return std::unexpected(Unhealthy("the entry point " + entry + " is not a file in the app"));
+    return std::unexpected(Unhealthy("the entry point " + shown + " is not a file in the app"));
   }
   if ((st.st_mode & S_IXUSR) == 0) {
-    return std::unexpected(Unhealthy("the entry point " + entry + " is not executable"));
+    return std::unexpected(Unhealthy("the entry point " + shown + " is not executable"));
   }
-  std::array<unsigned char, 64> head{};
+  // As much as the kernel reads of a `#!` line.
+  std::array<unsigned char, 256> head{};
   const ssize_t got = ::pread(at.get(), head.data(), head.size(), 0);
-  if (got < 0) return std::unexpected(Unhealthy("cannot read the entry point " + entry));
+  if (got < 0) return std::unexpected(Unhealthy("cannot read the entry point " + shown));
   const auto size = static_cast<std::size_t>(got);
   if (size >= 4 && std::memcmp(head.data(), ELFMAG, SELFMAG) == 0) {
-    return CheckElf(head, size, entry);
+    return CheckElf(head, size, shown);
   }
-  if (size >= 2 && head[0] == '#' && head[1] == '!') return CheckScript(head, size, entry);
+  if (size >= 2 && head[0] == '#' && head[1] == '!') return CheckScript(head, size, shown);
   return std::unexpected(
-      Unhealthy("the entry point " + entry + " is neither an ELF executable nor a script"));
+      Unhealthy("the entry point " + shown + " is neither an ELF executable nor a script"));
 }
 
 }  // namespace aspis::device::update

@@ -8,6 +8,7 @@ const std::error_category& UpdateCategory() {
       "not in the state this needs",
       "installing failed",
       "the update did not come up healthy",
+      "the update is deferred",
   };
   static const NamedCategory category("aspis.update", kMessages);
   return category;

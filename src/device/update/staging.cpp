@@ -15,6 +15,7 @@
 #include "core/log.hpp"
 #include "device/kill_point.hpp"
 #include "package/delta.hpp"
+#include "package/errors.hpp"
 #include "package/package.hpp"
 
 namespace aspis::device::update {
@@ -232,7 +233,10 @@ Expected<void> Staging::Rebuild(const wire::UpdateTarget& t, const fs::path& bas
   }
   package::DeltaTarget expected{.size = t.size};
   std::copy(expected_sha256->begin(), expected_sha256->end(), expected.sha256.begin());
-  auto applied = package::ApplyDelta(*reopened, **tree, expected, part);
+  auto applied = package::ApplyDelta(*reopened, **tree, expected, part, keep_going);
+  if (!applied && applied.error() == package::PackageErrc::kCancelled) {
+    return std::unexpected(applied.error());  // paused: applied again at the next check-in
+  }
   fs::remove(file, ec);
   if (!applied) {
     fs::remove(part, ec);

@@ -252,10 +252,19 @@ class Api {
         release.components.emplace_back(component, crypto::ToHex(digest));
       }
     }
+    auto offered = c_.store.ListOfferedOsReleases();
+    if (!offered) return FromError(offered.error());
     if (auto ok = Audited(who, "", "os-release.publish", release.version,
                           [&] { return c_.store.AddOsRelease(release); });
         !ok) {
       return FromError(ok.error());
+    }
+    // Devices on the releases offered until now will want a delta from them.
+    if (c_.deltas != nullptr) {
+      for (const auto& before : *offered) {
+        if (before.image_id.empty()) continue;
+        if (auto image = c_.store.GetImage("", before.image_id)) c_.deltas->Find(*image, os->first);
+      }
     }
     return Response::Json(201, ReleaseJson(release).dump());
   }

@@ -157,7 +157,7 @@ class DeviceRoutes {
                                   .os_feed = targets->os_feed,
                                   .targets = {}};
     for (const auto& image : targets->images) {
-      auto delta = DeltaFor(*check_in, image);
+      auto delta = DeltaFor(*device, *check_in, image);
       if (!delta) return FromError(delta.error());
       manifest.targets.push_back({image.id, image.component_id, image.kind, image.version,
                                   static_cast<std::uint64_t>(image.security_version), image.sha256,
@@ -174,25 +174,46 @@ class DeviceRoutes {
 
   // The delta to `target` from the image of its component the device reports running, when one
   // is made (otherwise it is queued, and offered at a later check-in). What the device reports
-  // only picks the base: the base is looked up where the target's own tenant keeps its images,
-  // and the delta rebuilds nothing but the target's signed bytes.
-  Expected<std::optional<wire::DeltaOffer>> DeltaFor(const wire::CheckIn& check_in,
+  // only picks the base, among the images it may be running (Base); the delta rebuilds nothing
+  // but the target's signed bytes.
+  Expected<std::optional<wire::DeltaOffer>> DeltaFor(const store::Device& device,
+                                                     const wire::CheckIn& check_in,
                                                      const store::Image& target) const {
     if (c_.deltas == nullptr) return std::nullopt;
     for (const auto& installed : check_in.images) {
-      if (installed.component_id != target.component_id || installed.image_id == target.id) {
-        continue;
-      }
-      auto base = c_.store.GetImage(target.tenant_id, installed.image_id);
-      if (!base && base.error() == StoreErrc::kNotFound) return std::nullopt;
+      if (installed.image_id == target.id) continue;
+      auto base = Base(device, target, installed.image_id);
       if (!base) return std::unexpected(base.error());
-      if (base->tenant_id != target.tenant_id) return std::nullopt;
-      auto made = c_.deltas->Find(*base, target);
+      if (!*base) continue;
+      auto made = c_.deltas->Find(**base, target);
       if (!made) return std::nullopt;
-      return wire::DeltaOffer{base->id, made->sha256, made->size,
-                              wire::DeviceDeltaPath(target.id, base->id)};
+      return wire::DeltaOffer{(*base)->id, made->sha256, made->size,
+                              wire::DeviceDeltaPath(target.id, (*base)->id)};
     }
     return std::nullopt;
+  }
+
+  // The image `id` as a base for a delta to `target`: of the target's component (as the catalog,
+  // not the device, says), and one the device may be running: for apps, an image of its group's
+  // recent deployments that applied to it (so a device cannot have deltas made from, and learn
+  // the files of, versions it never ran); for the OS, any platform OS image.
+  Expected<std::optional<store::Image>> Base(const store::Device& device,
+                                             const store::Image& target,
+                                             std::string_view id) const {
+    auto base = c_.store.GetImage(target.tenant_id, id);
+    if (!base && base.error() == StoreErrc::kNotFound) return std::nullopt;
+    if (!base) return std::unexpected(base.error());
+    if (base->tenant_id != target.tenant_id || base->component_id != target.component_id ||
+        base->kind != target.kind) {
+      return std::nullopt;
+    }
+    if (target.kind == "os") return std::move(*base);
+    auto recent = deploy::RecentlyDeployed(c_.store, device);
+    if (!recent) return std::unexpected(recent.error());
+    const bool ran = std::any_of(recent->begin(), recent->end(),
+                                 [&](const store::Image& i) { return i.id == base->id; });
+    if (!ran) return std::nullopt;
+    return std::move(*base);
   }
 
   // A delta offered to the device: to one of its targets, from the image it named.
@@ -207,10 +228,9 @@ class DeviceRoutes {
     if (target == targets->images.end() || c_.deltas == nullptr) {
       return Response::Problem(404, "Not found", "no such delta is offered to this device");
     }
-    auto base = c_.store.GetImage(target->tenant_id, request.Param("base"));
-    if (!base && base.error() != StoreErrc::kNotFound) return FromError(base.error());
-    const auto made = base && base->tenant_id == target->tenant_id ? c_.deltas->Find(*base, *target)
-                                                                   : std::nullopt;
+    auto base = Base(*device, *target, request.Param("base"));
+    if (!base) return FromError(base.error());
+    const auto made = *base ? c_.deltas->Find(**base, *target) : std::nullopt;
     if (!made)
       return Response::Problem(404, "Not found", "no such delta is offered to this device");
     return ServeFile(made->file, made->size, kDeltaMediaType, request, wire::kImageRangeSize);

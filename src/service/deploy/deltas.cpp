@@ -7,6 +7,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "package/delta.hpp"
+#include "package/errors.hpp"
 
 namespace aspis::service::deploy {
 
@@ -71,7 +72,7 @@ std::optional<Deltas::Made> Deltas::Find(const store::Image& from, const store::
     std::lock_guard lock(mutex_);
     if (const auto it = known_.find(key); it != known_.end()) {
       made = it->second;
-    } else if (std::find(queue_.begin(), queue_.end(), key) != queue_.end()) {
+    } else if (making_ == key || std::find(queue_.begin(), queue_.end(), key) != queue_.end()) {
       return std::nullopt;
     } else if (fs::exists(dir_ / (key + ".json"))) {
       made = Known(key);
@@ -88,7 +89,7 @@ std::optional<Deltas::Made> Deltas::Find(const store::Image& from, const store::
 
 void Deltas::Drain() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] { return queue_.empty() && !busy_; });
+  idle_.wait(lock, [this] { return queue_.empty() && making_.empty(); });
 }
 
 void Deltas::Work(const std::stop_token& stop) {
@@ -96,14 +97,13 @@ void Deltas::Work(const std::stop_token& stop) {
   while (true) {
     wake_.wait(lock, stop, [this] { return !queue_.empty(); });
     if (stop.stop_requested()) return;
-    const std::string key = queue_.front();
+    making_ = queue_.front();
     queue_.pop_front();
-    busy_ = true;
     lock.unlock();
-    Make(key);
+    Make(making_);
     lock.lock();
-    busy_ = false;
-    known_.emplace(key, Known(key));
+    if (fs::exists(dir_ / (making_ + ".json"))) known_.emplace(making_, Known(making_));
+    making_.clear();
     idle_.notify_all();
   }
 }
@@ -126,6 +126,9 @@ void Deltas::Make(const std::string& key) {
     } else {
       outcome = {{"error", "the delta made cannot be read back"}};
     }
+  } else if (stats.error() == package::PackageErrc::kIo || stats.error() == CoreErrc::kIo) {
+    log::Warning("the delta {} was not made, for now: {}", key, stats.error().message());
+    return;  // asked for again, it is made again
   } else {
     outcome = {{"error", stats.error().message()}};
     log::Warning("no delta {}: {}", key, stats.error().message());

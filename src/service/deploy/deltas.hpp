@@ -15,7 +15,9 @@
 // Deltas between two images of one component (package/delta.hpp), offered to a device beside the
 // full image when it runs the older one. A delta is made once per pair, in the background, by one
 // thread, and kept in DATA/deltas as `<from SHA-256>-<to SHA-256>.delta` with what became of it
-// in `.json` beside it (its digest and size, or why it could not be made), both written durably.
+// in `.json` beside it (its digest and size, or why it cannot be made), both written durably. A
+// delta that failed for a passing reason (I/O, a full disk) is not recorded, and is made again
+// when next asked for.
 // Images are named by content, so one delta serves every tenant holding the pair.
 namespace aspis::service::deploy {
 
@@ -53,9 +55,9 @@ class Deltas {
   std::condition_variable_any wake_;
   std::condition_variable_any idle_;
   std::deque<std::string> queue_;                     // keys waiting, oldest first
-  std::map<std::string, std::optional<Made>> known_;  // made (or failed: nullopt)
-  bool busy_ = false;
-  std::jthread worker_;  // last: it stops first
+  std::map<std::string, std::optional<Made>> known_;  // made (or failed for good: nullopt)
+  std::string making_;                                // the key being made; empty when idle
+  std::jthread worker_;                               // last: it stops first
 };
 
 }  // namespace aspis::service::deploy

@@ -1,5 +1,6 @@
 // The image catalog's part of the store: publisher key sets, images and uploads.
 #include <charconv>
+#include <map>
 
 #include "service/store/rows.hpp"
 #include "service/store/store.hpp"
@@ -411,12 +412,16 @@ Expected<std::vector<RolloutDevice>> Store::ListRolloutDevices(const Deployment&
                                                                std::int64_t stage) {
   auto rows = db_->Query(
       "SELECT r.device_id, r.stage FROM rollout_devices r JOIN devices d ON d.id = r.device_id "
-      "AND d.tenant_id = $1 AND d.device_group_id = $2 WHERE r.deployment_id = $3 AND "
-      "($4 = 0 OR r.stage = $4) ORDER BY r.stage, r.device_id",
+      "AND d.tenant_id = $1 AND d.device_group_id = $2 AND d.revoked = 0 WHERE "
+      "r.deployment_id = $3 AND ($4 = 0 OR r.stage = $4) ORDER BY r.stage, r.device_id",
       {deployment.tenant_id, deployment.device_group_id, deployment.id, stage});
   if (!rows) return std::unexpected(rows.error());
   std::vector<RolloutDevice> out;
-  for (const Row& r : *rows) out.push_back({Text(r, 0), Number(r, 1), {}});
+  std::map<std::string, std::size_t, std::less<>> index;
+  for (const Row& r : *rows) {
+    index.emplace(Text(r, 0), out.size());
+    out.push_back({Text(r, 0), Number(r, 1), {}});
+  }
   auto reports = db_->Query(
       "SELECT di.device_id, di.image_id, di.state, di.reason, di.updated_at FROM device_images "
       "di JOIN rollout_devices r ON r.device_id = di.device_id AND r.deployment_id = $2 JOIN "
@@ -425,11 +430,8 @@ Expected<std::vector<RolloutDevice>> Store::ListRolloutDevices(const Deployment&
       {deployment.tenant_id, deployment.id, stage});
   if (!reports) return std::unexpected(reports.error());
   for (const Row& r : *reports) {
-    const std::string device = Text(r, 0);
-    const auto at = std::find_if(out.begin(), out.end(),
-                                 [&](const RolloutDevice& d) { return d.device_id == device; });
-    if (at != out.end()) {
-      at->images.push_back({Text(r, 1), Text(r, 2), Text(r, 3), Number(r, 4)});
+    if (const auto at = index.find(Text(r, 0)); at != index.end()) {
+      out[at->second].images.push_back({Text(r, 1), Text(r, 2), Text(r, 3), Number(r, 4)});
     }
   }
   return out;

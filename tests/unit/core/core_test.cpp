@@ -160,6 +160,17 @@ TEST(Text, PlainTextHasNoControlOrReorderingCharactersAndCountsCharacters) {
   EXPECT_FALSE(text::IsPlainText("abcdef", 5));
 }
 
+TEST(Text, TruncatedCutsAtACharacterBoundaryAndSaysSo) {
+  EXPECT_EQ(text::Truncated("short", 10), "short");
+  EXPECT_EQ(text::Truncated("0123456789abc", 10), "0123456...");
+  // "é" is two bytes: a cut inside it backs off to before it.
+  const std::string accented = "abcdef\xc3\xa9zzzz";
+  const std::string cut = text::Truncated(accented, 10);
+  EXPECT_EQ(cut, "abcdef...");
+  EXPECT_TRUE(text::IsPlainText(cut, 10));
+  EXPECT_LE(text::Truncated(std::string(5000, 'x'), 1024).size(), 1024u);
+}
+
 TEST(Text, PrintableEscapesWhatCouldDriveATerminal) {
   EXPECT_EQ(text::Printable("a\x1b[31mRED\r\n"), "a\\x1b[31mRED\\x0d\\x0a");
   EXPECT_EQ(text::Printable("evil\xe2\x80\xaegnp"), "evil\\u{202e}gnp");

@@ -35,7 +35,8 @@ class Apps : public ::testing::Test {
         AppAgent::Open({.store = store_,
                         .apps_dir = dir_ / "apps",
                         .publishers = [this] { return package::Publishers{.apps = &publishers_}; },
-                        .health = std::move(health)});
+                        .health = std::move(health),
+                        .defer = [this](const AppTarget&) { return deferral_; }});
     ASSERT_TRUE(agent) << agent.error().message();
     agent_.emplace(std::move(*agent));
   }
@@ -89,6 +90,7 @@ class Apps : public ::testing::Test {
   crypto::dsse::TrustedKeys publishers_;
   state::StateStore store_{file::RealFileSystem(), dir_ / "state"};
   std::optional<AppAgent> agent_;
+  std::optional<std::chrono::seconds> deferral_;  // what the running app answers
 };
 
 TEST(AppAgentTable, EachStepAnswersOnlyItsListedEvents) {
@@ -289,6 +291,21 @@ TEST_F(Apps, AVersionLeftOnTrialByARestartIsJudgedWhenTheAgentResumes) {
       << Record().reason;
 }
 
+TEST_F(Apps, AnUpdateTheRunningAppDefersWaitsUntilItAllowsIt) {
+  ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  deferral_ = std::chrono::minutes(10);
+  const AppTarget v2 = Pack("2.0", 2);
+  auto deferred = agent_->Install(v2);
+  ASSERT_FALSE(deferred);
+  EXPECT_EQ(deferred.error(), UpdateErrc::kDeferred);
+  EXPECT_EQ(Running(), "1.0");
+  EXPECT_EQ(Record().step, AppStep::kIdle);
+  deferral_.reset();
+  ASSERT_TRUE(agent_->Install(v2));
+  EXPECT_EQ(Running(), "2.0");
+}
+
 class AppHealth : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -334,6 +351,13 @@ TEST_F(AppHealth, EscapeAttackAnEntryPointThroughALinkOrOutsideTheAppIsRefused) 
   EXPECT_NE(Refusal().find("not a path in the app"), std::string::npos);
   Manifest("/bin/app");
   EXPECT_EQ(Refusal(), "") << "its twin, inside the app";
+}
+
+TEST_F(AppHealth, ALongEntryPointIsCutInTheReasonSoTheCheckInStillCarriesIt) {
+  Manifest("/" + std::string(1100, 'x'));
+  const std::string reason = Refusal();
+  EXPECT_NE(reason.find("not a file in the app"), std::string::npos);
+  EXPECT_LT(reason.size(), 300u);
 }
 
 TEST_F(AppHealth, AnElfForThisMachineRunsAndOneForAnotherDoesNot) {
