@@ -313,8 +313,10 @@ void PrintDeployment(std::ostream& out, const Json& doc) {
   }
 }
 
-class DeploymentShow final : public ServiceCommand {
+// `deployment show`, and `deployment pause|resume|stop`, which steer a staged rollout.
+class DeploymentVerb final : public ServiceCommand {
  public:
+  explicit DeploymentVerb(std::string action = {}) : action_(std::move(action)) {}
   void AddOptions(CLI::App* verb) override {
     tenant_.AddTo(verb);
     verb->add_option("--deployment-id", id_, "The deployment's ID")->required();
@@ -323,29 +325,9 @@ class DeploymentShow final : public ServiceCommand {
 
  protected:
   Expected<Json> Call(const Session& s) override {
-    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/deployments/" + id_),
-                 wire::api::DeploymentFrom);
-  }
-
- private:
-  std::string id_;
-  TenantOption tenant_;
-};
-
-// `deployment pause|resume|stop`: steers a staged rollout.
-class DeploymentSteer final : public ServiceCommand {
- public:
-  explicit DeploymentSteer(std::string action) : action_(std::move(action)) {}
-  void AddOptions(CLI::App* verb) override {
-    tenant_.AddTo(verb);
-    verb->add_option("--deployment-id", id_, "The deployment's ID")->required();
-  }
-  Output Format() const override { return {.table = PrintDeployment}; }
-
- protected:
-  Expected<Json> Call(const Session& s) override {
+    const std::string target = "/v1/tenants/" + tenant_.Of(s) + "/deployments/" + id_;
     return Typed(
-        Request(s, "POST", "/v1/tenants/" + tenant_.Of(s) + "/deployments/" + id_ + "/" + action_),
+        action_.empty() ? Request(s, "GET", target) : Request(s, "POST", target + "/" + action_),
         wire::api::DeploymentFrom);
   }
 
@@ -411,17 +393,17 @@ void AddProductCommands(CLI::App& app, Registry& r) {
 void AddDeploymentCommands(CLI::App& app, Registry& r) {
   auto* deployment =
       app.add_subcommand("deployment", "App deployments of device groups")->require_subcommand(1);
-  r.Add<DeploymentShow>(deployment->add_subcommand(
+  r.Add<DeploymentVerb>(deployment->add_subcommand(
       "show", "Show a deployment, its rollout's stages and where its images stand"));
-  r.Add<DeploymentSteer>(
+  r.Add<DeploymentVerb>(
       deployment->add_subcommand("pause", "Pause a staged rollout: no further stage opens"),
       "pause");
-  r.Add<DeploymentSteer>(
+  r.Add<DeploymentVerb>(
       deployment->add_subcommand("resume",
                                  "Resume a paused rollout; when it paused itself on "
                                  "failures, the failed stage is accepted"),
       "resume");
-  r.Add<DeploymentSteer>(
+  r.Add<DeploymentVerb>(
       deployment->add_subcommand(
           "stop", "Stop a rollout for good: its devices go back to the deployment before it"),
       "stop");

@@ -342,6 +342,26 @@ TEST_F(DeviceTargets, TenantIsolationDeviceStatusAndDeploymentsAreTheTenantsOwn)
 // Two versions of one app as real tar payloads, one byte of their data apart; their image IDs.
 class DeviceDeltas : public DeviceTargets {
  protected:
+  // Checks in with `report` (pacing itself as a device must) until the first target, among
+  // `targets`, is offered with a delta; the offer, or nullopt after 30 s.
+  std::optional<wire::DeltaOffer> WaitForDelta(const wire::HttpsClient& client,
+                                               const wire::CheckIn& report,
+                                               const std::vector<std::string>& targets) {
+    for (int i = 0; i < 300; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      auto answer = client.Send("POST", wire::kCheckInPath, wire::Serialize(report));
+      if (!answer || answer->status == 429) continue;  // checking in faster than a device may
+      EXPECT_EQ(answer->status, 200) << answer->body;
+      auto envelope =
+          crypto::dsse::Parse(wire::ParseCheckInResponse(answer->body)->manifest_envelope);
+      auto manifest = wire::ParseUpdateManifest(AsString(envelope->payload));
+      EXPECT_EQ(Ids(*manifest), targets);
+      if (manifest->targets.empty()) return std::nullopt;
+      if (manifest->targets[0].delta) return manifest->targets[0].delta;
+    }
+    return std::nullopt;
+  }
+
   std::pair<std::string, std::string> AddTwoVersions() {
     return AddTwoVersionsOf(a_admin_, A(), dir_.path(), publisher_);
   }
@@ -386,19 +406,7 @@ TEST_F(DeviceDeltas, ADeltaIsOfferedFromTheVersionTheDeviceRunsAndServedForItsOw
   Deploy("Field Test", {v2});  // the service starts making the delta from v1 now
   wire::CheckIn report{.device_id = device.Id(), .os_version = "24.10", .runtime_version = "0.1.0"};
   report.images = {{v1, catalog_test::kComponent, "1.0"}};
-  std::optional<wire::DeltaOffer> offer;
-  for (int i = 0; i < 300 && !offer; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    auto answer = client.Send("POST", wire::kCheckInPath, wire::Serialize(report));
-    ASSERT_TRUE(answer);
-    if (answer->status == 429) continue;  // checking in faster than a device may
-    ASSERT_EQ(answer->status, 200) << answer->body;
-    auto envelope =
-        crypto::dsse::Parse(wire::ParseCheckInResponse(answer->body)->manifest_envelope);
-    auto manifest = wire::ParseUpdateManifest(AsString(envelope->payload));
-    ASSERT_EQ(Ids(*manifest), std::vector<std::string>{v2});
-    offer = manifest->targets[0].delta;
-  }
+  const auto offer = WaitForDelta(client, report, {v2});
   ASSERT_TRUE(offer) << "the delta was never offered";
   EXPECT_EQ(offer->base_image_id, v1);
   auto delta = client.Send("GET", offer->url, "");
@@ -465,19 +473,7 @@ TEST_F(DeviceDeltas, AnOsReleaseTravelsAsADeltaFromTheReleaseTheDeviceRuns) {
                        .runtime_version = "0.1.0",
                        .board = "mt3620-virtual"};
   report.images = {{os[0], "", "25.01"}};
-  std::optional<wire::DeltaOffer> offer;
-  for (int i = 0; i < 300 && !offer; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    auto answer = client.Send("POST", wire::kCheckInPath, wire::Serialize(report));
-    ASSERT_TRUE(answer);
-    if (answer->status == 429) continue;  // checking in faster than a device may
-    ASSERT_EQ(answer->status, 200) << answer->body;
-    auto envelope =
-        crypto::dsse::Parse(wire::ParseCheckInResponse(answer->body)->manifest_envelope);
-    auto manifest = wire::ParseUpdateManifest(AsString(envelope->payload));
-    ASSERT_EQ(Ids(*manifest), (std::vector<std::string>{os[1], board}));
-    offer = manifest->targets[0].delta;
-  }
+  const auto offer = WaitForDelta(client, report, {os[1], board});
   ASSERT_TRUE(offer) << "the OS delta was never offered";
   EXPECT_EQ(offer->base_image_id, os[0]);
   auto delta = client.Send("GET", offer->url, "");
