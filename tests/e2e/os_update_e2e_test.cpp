@@ -225,6 +225,67 @@ TEST_F(OsUpdateEndToEnd, ADamagedUpdateRecordTurnsUpdatesOffButTheDeviceStillAtt
   EXPECT_EQ(board->Stop(), 0);
 }
 
+// Whether the board's aspisd serves its status with a trusted attestation within `wait`.
+bool Trusted(const fs::path& board, std::chrono::seconds wait) {
+  for (const auto deadline = std::chrono::steady_clock::now() + wait;
+       std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(200ms)) {
+    std::ostringstream out, err;
+    if (cli::Main(
+            {"dev", "status", "--socket", (board / "admin.sock").string(), "--output", "json"}, out,
+            err) != 0) {
+      continue;
+    }
+    const Json status = json::Parse(out.str()).value_or(Json());
+    if (status.is_object() && status.contains("attestation") &&
+        status["attestation"].value("verdict", "") == "trusted") {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_F(OsUpdateEndToEnd, ACommittedOsKeepsItsBootTriesAcrossEveryReboot) {
+  BuildRootfs("rootfs-25.01", "aspis os 25.01");
+  PublishOs("rootfs-25.01", "25.01", 1);
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  auto board = NewBoard("board", "rootfs-25.01.aspkg");
+  // More power cycles than the boot counter has tries: each start of the committed OS gives its
+  // tries back, so ordinary reboots never fall back to the other (empty) slot.
+  for (int boot = 0; boot <= device::update::kBootTries; ++boot) {
+    board->Start();
+    ASSERT_TRUE(Trusted(dir_ / "board", 60s)) << "boot " << boot << "\n"
+                                              << ReadText(dir_ / "board/aspisd.log");
+    EXPECT_EQ(board->Bootloader().TriesLeft(device::update::Slot::kA), device::update::kBootTries);
+    EXPECT_EQ(*board->Bootloader().Booted(), device::update::Slot::kA);
+    board->Stop();
+  }
+}
+
+TEST_F(OsUpdateEndToEnd, RollbackAttackAnOldTreePutBackInTheBootedSlotIsNeverRun) {
+  BuildRootfs("rootfs-25.01", "aspis os 25.01");
+  PublishOs("rootfs-25.01", "25.01", 1);
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  auto board = NewBoard("board", "rootfs-25.01.aspkg");
+  board->Start();
+  ASSERT_TRUE(Trusted(dir_ / "board", 60s)) << ReadText(dir_ / "board/aspisd.log");
+  board->Stop();
+  // The owner (root on the device) puts another tree in the slot, its signed header left as it
+  // was: aspisd measures the tree, finds it is not the OS the header signs, and does not run.
+  WriteText(board->Slot("a") / "bin/init", "an older init");
+  fs::remove(dir_ / "board/aspisd.log");
+  board->Start();
+  EXPECT_FALSE(Trusted(dir_ / "board", 15s)) << "the device ran a tree its header does not sign";
+  EXPECT_NE(ReadText(dir_ / "board/aspisd.log")
+                .find("the booted slot does not hold the OS its header signs"),
+            std::string::npos);
+  board->Stop();
+  // Its twin: the signed tree back in place runs again.
+  WriteText(board->Slot("a") / "bin/init", "aspis os 25.01");
+  board->Start();
+  EXPECT_TRUE(Trusted(dir_ / "board", 60s)) << ReadText(dir_ / "board/aspisd.log");
+  board->Stop();
+}
+
 // aspisd is killed (SIGKILL) once at each step boundary of an OS install, of a download, of a
 // factory OS's adoption, of a revert and of a fall-back (24 points); the simulated board restarts
 // it, and each time the device ends running a checked OS, the new one or the old one as the path

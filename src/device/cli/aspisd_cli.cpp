@@ -64,7 +64,7 @@ int RunUntilSignalled(const DaemonConfig& config, std::ostream& err) {
   std::atomic<bool> finished{false};
   Expected<DaemonExit> result;
   std::jthread daemon([&](const std::stop_token& stop) {
-    result = RunDaemon(config, SystemClock::Instance(), stop);
+    result = RunDaemon(config, SystemEnv(), stop);
     finished = true;
   });
   const timespec slice{0, 200'000'000};

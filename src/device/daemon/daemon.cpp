@@ -123,15 +123,14 @@ struct Agents {
 
 class Device {
  public:
-  Device(const DaemonConfig& config, const WaitableClock& clock,
-         std::unique_ptr<rot::RootOfTrust> rot, std::vector<wire::MeasurementEvent> events,
-         Credentials credentials, std::vector<crypto::Certificate> roots, wire::Endpoint endpoint,
-         wire::HttpsClient client, std::string device_id, std::uint64_t manifest_sequence,
-         update::PublisherTrust trust, update::Staging staging, Agents agents,
-         const bool& reboot_asked, std::string update_error)
+  Device(const DaemonConfig& config, const Env& env, std::unique_ptr<rot::RootOfTrust> rot,
+         std::vector<wire::MeasurementEvent> events, Credentials credentials,
+         std::vector<crypto::Certificate> roots, wire::Endpoint endpoint, wire::HttpsClient client,
+         std::string device_id, std::uint64_t manifest_sequence, update::PublisherTrust trust,
+         update::Staging staging, Agents agents, const bool& reboot_asked, std::string update_error)
       : config_(config),
-        clock_(clock),
-        waiter_(clock),
+        clock_(env.clock),
+        waiter_(env.clock),
         rot_(std::move(rot)),
         events_(std::move(events)),
         credentials_(std::move(credentials)),
@@ -145,7 +144,7 @@ class Device {
         app_agent_(agents.apps),
         reboot_asked_(reboot_asked),
         update_error_(std::move(update_error)),
-        uniform_(attest::SystemUniform()),
+        uniform_(env.uniform),
         backoff_(config.retry_base, config.retry_cap, uniform_),
         check_in_backoff_(config.retry_base, config.retry_cap, uniform_) {
     status_.manifest_sequence = manifest_sequence;
@@ -665,7 +664,7 @@ Expected<std::string> BoardName(const std::filesystem::path& definition) {
   return description->value("Name", "");
 }
 
-Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& clock,
+Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                                const std::stop_token& stop) {
   DaemonConfig config = given;
   // With a bootloader, the slot it booted is the OS: measured, and holding the trust bundle.
@@ -675,7 +674,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
     auto id = ReadBootId(config.boot_id_file);
     if (!id) return std::unexpected(id.error());
     boot_id = *id;
-    auto opened = update::SimulatedBootloader::Open(file::RealFileSystem(), config.slots);
+    auto opened = update::SimulatedBootloader::Open(env.fs, config.slots);
     if (!opened) return std::unexpected(std::move(opened.error()).WithContext("bootloader"));
     auto slot = opened->Boot(boot_id);
     if (!slot) return std::unexpected(std::move(slot.error()).WithContext("booting a slot"));
@@ -717,7 +716,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
       measure::MeasureLaunch(**rot,
                              measure::LaunchComponents(config.os_image, config.aspisd_binary,
                                                        config.board, config.trust_bundle),
-                             config.state_dir / "measurements.json");
+                             config.state_dir / "measurements.json", env.fs);
   if (!events) return std::unexpected(std::move(events.error()).WithContext("measured launch"));
   // A booted slot must hold the OS its signed header names, at or above the anti-rollback
   // counter: an owner who puts an old slot back does not get it run.
@@ -747,7 +746,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
   }
 
   auto trust = update::PublisherTrust::Open(config.state_dir / "publisher-keys.json",
-                                            std::move(os_keys), config.publisher_root);
+                                            std::move(os_keys), config.publisher_root, env.fs);
   if (!trust) return std::unexpected(trust.error());
   auto staging = update::Staging::Open(config.state_dir / "staging",
                                        {.board = *board, .capacity = config.staging_capacity});
@@ -759,21 +758,20 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
   if (auto ok = file::EnsureDirectory(config.state_dir / "update", 0700); !ok) {
     return std::unexpected(ok.error());
   }
-  state::StateStore update_state(file::RealFileSystem(), config.state_dir / "update");
+  state::StateStore update_state(env.fs, config.state_dir / "update");
   std::optional<update::DirectorySlotWriter> slot_writer;
   std::optional<update::OsAgent> os_agent;
   if (bootloader) {
     slot_writer.emplace([&](update::Slot slot) { return bootloader->SlotDir(slot); },
                         package::Publishers{.os = &installer_keys}, *board);
-    auto agent =
-        update::OsAgent::Open({.env = {file::RealFileSystem(), clock, attest::SystemUniform()},
-                               .store = update_state,
-                               .boot = *bootloader,
-                               .writer = *slot_writer,
-                               .rot = **rot,
-                               .reboot = [&reboot_asked] { reboot_asked = true; },
-                               .trial_time = config.trial_time},
-                              boot_id);
+    auto agent = update::OsAgent::Open({.env = env,
+                                        .store = update_state,
+                                        .boot = *bootloader,
+                                        .writer = *slot_writer,
+                                        .rot = **rot,
+                                        .reboot = [&reboot_asked] { reboot_asked = true; },
+                                        .trial_time = config.trial_time},
+                                       boot_id);
     // A damaged record stops OS updates, not the device: it still attests and reports why.
     if (agent) {
       os_agent.emplace(std::move(*agent));
@@ -805,7 +803,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const WaitableClock& c
     log::Error("{}", update_error);
   }
 
-  Device device(config, clock, std::move(*rot), std::move(*events), std::move(*credentials),
+  Device device(config, env, std::move(*rot), std::move(*events), std::move(*credentials),
                 std::move(*roots), *endpoint, wire::HttpsClient(*endpoint, *tls),
                 identity->device_id, *sequence, std::move(*trust), std::move(*staging),
                 {os_agent ? &*os_agent : nullptr, app_agent ? &*app_agent : nullptr}, reboot_asked,

@@ -8,6 +8,7 @@
 
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "device/env.hpp"
 #include "rot/root_of_trust.hpp"
 #include "wire/admin.hpp"
 
@@ -64,8 +65,10 @@ enum class DaemonExit { kStopped, kReboot };
 // until the update agent asks for a reboot (kReboot). Errors are those that keep the device from
 // running at all (no trust bundle, a root of trust that will not open, a measurement log that
 // does not explain the register, a damaged update record); a service that cannot be reached or
-// refuses is retried, never an error. `clock` is what the loop sleeps on.
-Expected<DaemonExit> RunDaemon(const DaemonConfig& config, const WaitableClock& clock,
+// refuses is retried, never an error. The loop sleeps on `env.clock`; the boot environment, the
+// update records, the publisher pin and the measurement log go through `env.fs` (the credentials
+// and the staging area do not yet).
+Expected<DaemonExit> RunDaemon(const DaemonConfig& config, const Env& env,
                                const std::stop_token& stop);
 
 }  // namespace aspis::device

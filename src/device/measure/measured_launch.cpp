@@ -69,7 +69,8 @@ std::vector<Component> LaunchComponents(const fs::path& os_image, const fs::path
 }
 
 Expected<std::vector<wire::MeasurementEvent>> MeasureLaunch(
-    rot::RootOfTrust& rot, const std::vector<Component>& components, const fs::path& log_path) {
+    rot::RootOfTrust& rot, const std::vector<Component>& components, const fs::path& log_path,
+    file::FileSystem& files) {
   auto current = rot.ReadRegister();
   if (!current) return std::unexpected(current.error());
 
@@ -85,14 +86,14 @@ Expected<std::vector<wire::MeasurementEvent>> MeasureLaunch(
     }
     // The log is written before the register moves: a crash in between leaves a log whose
     // prefix explains the register, which the next start completes.
-    if (auto ok = file::WriteDurably(log_path, EncodeLog(events), 0600); !ok) {
+    if (auto ok = file::WriteDurably(files, log_path, EncodeLog(events), 0600); !ok) {
       return std::unexpected(ok.error());
     }
     if (auto ok = ExtendFrom(rot, events, 0); !ok) return std::unexpected(ok.error());
     return events;
   }
 
-  auto text = file::Read(log_path, kMaxLog);
+  auto text = files.Read(log_path, kMaxLog);
   if (!text) {
     return std::unexpected(std::move(text.error())
                                .WithContext("the register was extended but the measurement log "

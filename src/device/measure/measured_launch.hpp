@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "crypto/sha256.hpp"
 #include "rot/root_of_trust.hpp"
 #include "wire/attestation.hpp"
@@ -35,9 +36,10 @@ std::vector<Component> LaunchComponents(const std::filesystem::path& os_image,
 //    measures nothing again, so a file changed since boot is not reported as if it were running;
 //  - anything else: kCorrupt (something outside aspisd extended the register, or the log was
 //    damaged); attestation would fail, so this is reported rather than papered over.
-// Returns the event log, which replays to the register's value.
+// Returns the event log, which replays to the register's value. The log is read and written
+// through `fs` (the device's Env).
 Expected<std::vector<wire::MeasurementEvent>> MeasureLaunch(
     rot::RootOfTrust& rot, const std::vector<Component>& components,
-    const std::filesystem::path& log_path);
+    const std::filesystem::path& log_path, file::FileSystem& files = file::RealFileSystem());
 
 }  // namespace aspis::device::measure

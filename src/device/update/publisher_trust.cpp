@@ -31,20 +31,21 @@ bool IsFingerprint(std::string_view text) {
 
 Expected<PublisherTrust> PublisherTrust::Open(std::filesystem::path pin_file,
                                               crypto::dsse::TrustedKeys os_publishers,
-                                              std::string provisioned_root) {
+                                              std::string provisioned_root,
+                                              file::FileSystem& files) {
   if (!provisioned_root.empty() && !IsFingerprint(provisioned_root)) {
     return Fail(CoreErrc::kInvalidArgument,
                 "the provisioned publisher root must be 64 lowercase hex digits, as "
                 "`aspis publisher-key-set show` prints its root_fingerprint");
   }
-  PublisherTrust trust(std::move(pin_file), std::move(os_publishers), std::move(provisioned_root));
-  std::error_code ec;
-  if (!std::filesystem::exists(trust.pin_file_, ec)) return trust;
+  PublisherTrust trust(std::move(pin_file), std::move(os_publishers), std::move(provisioned_root),
+                       files);
   auto damaged = [&](std::string_view why) {
     return Fail(CoreErrc::kCorrupt, "the pinned publisher key set " + trust.pin_file_.string() +
                                         " is damaged: " + std::string(why));
   };
-  auto text = file::Read(trust.pin_file_, 2 * crypto::dsse::kMaxEnvelopeSize);
+  auto text = files.Read(trust.pin_file_, 2 * crypto::dsse::kMaxEnvelopeSize);
+  if (!text && text.error() == CoreErrc::kNotFound) return trust;  // nothing pinned yet
   if (!text) return std::unexpected(text.error());
   auto doc = json::Parse(AsString(*text));
   auto anchor = doc ? json::GetString(*doc, "anchor_root") : Expected<std::string>();
@@ -86,7 +87,7 @@ Expected<void> PublisherTrust::Offer(std::string_view envelope_json, std::string
   // The anchor is the root of the first set pinned; successors keep it.
   std::string anchor = pinned_ ? anchor_ : accepted->RootFingerprint();
   const json::Json record{{"anchor_root", anchor}, {"key_set", envelope_json}};
-  if (auto ok = file::WriteDurably(pin_file_, AsBytes(record.dump()), 0600); !ok) {
+  if (auto ok = file::WriteDurably(*fs_, pin_file_, AsBytes(record.dump()), 0600); !ok) {
     return std::unexpected(std::move(ok.error()).WithContext("pinning the publisher key set"));
   }
   Pin(std::move(*accepted), std::string(envelope_json), std::move(anchor));

@@ -7,6 +7,7 @@
 
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "crypto/dsse.hpp"
 #include "package/package.hpp"
 #include "package/publisher_keys.hpp"
@@ -27,10 +28,11 @@ class PublisherTrust {
   // root was provisioned) is dropped. Without it the first set is trusted on first use, and the
   // pin is reported at each check-in. Errors: kInvalidArgument for a provisioned root that is not
   // 64 lowercase hex digits, kCorrupt for a pin file that does not hold a set its own root signed,
-  // kIo.
+  // kIo. The pin is read and written through `fs` (the device's Env), which must outlive this.
   static Expected<PublisherTrust> Open(std::filesystem::path pin_file,
                                        crypto::dsse::TrustedKeys os_publishers,
-                                       std::string provisioned_root = {});
+                                       std::string provisioned_root = {},
+                                       file::FileSystem& files = file::RealFileSystem());
 
   // Offers the key set the service relayed (DSSE JSON) for `tenant`. The first valid one is
   // pinned (when it carries the provisioned root, if there is one); after that only a successor of
@@ -51,12 +53,14 @@ class PublisherTrust {
 
  private:
   PublisherTrust(std::filesystem::path pin_file, crypto::dsse::TrustedKeys os_publishers,
-                 std::string provisioned_root)
-      : pin_file_(std::move(pin_file)),
+                 std::string provisioned_root, file::FileSystem& files)
+      : fs_(&files),
+        pin_file_(std::move(pin_file)),
         os_(std::move(os_publishers)),
         provisioned_root_(std::move(provisioned_root)) {}
   void Pin(package::PublisherKeySet set, std::string envelope_json, std::string anchor);
 
+  file::FileSystem* fs_;
   std::filesystem::path pin_file_;
   crypto::dsse::TrustedKeys os_;
   std::string provisioned_root_;

@@ -13,6 +13,7 @@
 #include "package/delta.hpp"
 #include "package/errors.hpp"
 #include "package/measure.hpp"
+#include "support/faulty_file_system.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::update {
@@ -371,6 +372,50 @@ TEST(PublisherTrust, PublisherKeySetNotSignedByThePinnedRootIsRefused) {
   EXPECT_NE(reopened.RootFingerprint(), pinned);
   EXPECT_FALSE(reopened.Offer(set(1, root, {root}), "t1", kNow)) << "no going back";
   EXPECT_TRUE(reopened.AppsUnverifiable(kNow + 48h)) << "an expired set verifies no app";
+}
+
+TEST(PublisherTrust, APowerCutWhileARotatedSetIsPinnedLeavesTheOldPinOrTheNewNeverADamagedOne) {
+  const crypto::PrivateKey root = NewKey();
+  const crypto::PrivateKey next_root = NewKey();
+  auto set = [&](std::uint64_t version, const crypto::PrivateKey& by_root,
+                 std::vector<crypto::PrivateKey> signers) {
+    package::PublisherKeySet s;
+    s.tenant = "t1";
+    s.version = version;
+    s.expires = UnixSeconds(kNow + 24h);
+    s.root.keys = {by_root.Public()};
+    s.publishers.keys = {NewKey().Public()};
+    return std::pair{crypto::dsse::Serialize(*package::SignKeySet(s, signers)),
+                     s.RootFingerprint()};
+  };
+  const auto [first, first_root] = set(1, root, {root});
+  const auto [rotated, rotated_root] = set(2, next_root, {root, next_root});
+  int operations = 0;
+  {
+    testing::FaultyFileSystem fs;
+    auto trust = *PublisherTrust::Open("/state/pin.json", {}, {}, fs);
+    ASSERT_TRUE(trust.Offer(first, "t1", kNow));
+    const int before = fs.operations();
+    ASSERT_TRUE(trust.Offer(rotated, "t1", kNow));
+    operations = fs.operations() - before;
+  }
+  ASSERT_GT(operations, 3);
+  for (int cut = 0; cut <= operations; ++cut) {
+    SCOPED_TRACE("power cut after " + std::to_string(cut) + " operations");
+    testing::FaultyFileSystem fs;
+    auto trust = *PublisherTrust::Open("/state/pin.json", {}, {}, fs);
+    ASSERT_TRUE(trust.Offer(first, "t1", kNow));
+    fs.FailAfter(cut);
+    const bool pinned = trust.Offer(rotated, "t1", kNow).has_value();
+    fs.Crash();
+    auto reopened = PublisherTrust::Open("/state/pin.json", {}, {}, fs);
+    ASSERT_TRUE(reopened) << reopened.error().message();
+    const std::string root_now = reopened->RootFingerprint();
+    EXPECT_TRUE(root_now == first_root || root_now == rotated_root) << root_now;
+    if (pinned) {
+      EXPECT_EQ(root_now, rotated_root) << "a pin reported done must survive";
+    }
+  }
 }
 
 TEST(PublisherTrust, FirstUseAttackKeySetOfAnotherRootIsRefusedWhenTheRootWasProvisioned) {
