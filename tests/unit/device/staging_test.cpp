@@ -341,6 +341,20 @@ TEST_F(Downloads, DownloadsPauseWhenToldAndResumeLater) {
   ExpectDownloaded(os);
 }
 
+// Tenant t1's publisher key set `version`, valid a day, rooted in `root`, naming `publisher`,
+// signed by `signers`: its envelope and its root's fingerprint.
+std::pair<std::string, std::string> KeySetOf(std::uint64_t version, const crypto::PrivateKey& root,
+                                             std::vector<crypto::PrivateKey> signers,
+                                             const crypto::PrivateKey& publisher) {
+  package::PublisherKeySet s;
+  s.tenant = "t1";
+  s.version = version;
+  s.expires = UnixSeconds(kNow + 24h);
+  s.root.keys = {root.Public()};
+  s.publishers.keys = {publisher.Public()};
+  return {crypto::dsse::Serialize(*package::SignKeySet(s, signers)), s.RootFingerprint()};
+}
+
 TEST(PublisherTrust, PublisherKeySetNotSignedByThePinnedRootIsRefused) {
   testing::TempDir dir;
   const crypto::PrivateKey root = NewKey();
@@ -348,13 +362,7 @@ TEST(PublisherTrust, PublisherKeySetNotSignedByThePinnedRootIsRefused) {
   const crypto::PrivateKey publisher = NewKey();
   auto set = [&](std::uint64_t version, const crypto::PrivateKey& by_root,
                  std::vector<crypto::PrivateKey> signers) {
-    package::PublisherKeySet s;
-    s.tenant = "t1";
-    s.version = version;
-    s.expires = UnixSeconds(kNow + 24h);
-    s.root.keys = {by_root.Public()};
-    s.publishers.keys = {publisher.Public()};
-    return crypto::dsse::Serialize(*package::SignKeySet(s, signers));
+    return KeySetOf(version, by_root, std::move(signers), publisher).first;
   };
   auto trust = *PublisherTrust::Open(dir / "pin.json", {});
   EXPECT_TRUE(trust.RootFingerprint().empty());
@@ -377,19 +385,8 @@ TEST(PublisherTrust, PublisherKeySetNotSignedByThePinnedRootIsRefused) {
 TEST(PublisherTrust, APowerCutWhileARotatedSetIsPinnedLeavesTheOldPinOrTheNewNeverADamagedOne) {
   const crypto::PrivateKey root = NewKey();
   const crypto::PrivateKey next_root = NewKey();
-  auto set = [&](std::uint64_t version, const crypto::PrivateKey& by_root,
-                 std::vector<crypto::PrivateKey> signers) {
-    package::PublisherKeySet s;
-    s.tenant = "t1";
-    s.version = version;
-    s.expires = UnixSeconds(kNow + 24h);
-    s.root.keys = {by_root.Public()};
-    s.publishers.keys = {NewKey().Public()};
-    return std::pair{crypto::dsse::Serialize(*package::SignKeySet(s, signers)),
-                     s.RootFingerprint()};
-  };
-  const auto [first, first_root] = set(1, root, {root});
-  const auto [rotated, rotated_root] = set(2, next_root, {root, next_root});
+  const auto [first, first_root] = KeySetOf(1, root, {root}, NewKey());
+  const auto [rotated, rotated_root] = KeySetOf(2, next_root, {root, next_root}, NewKey());
   int operations = 0;
   {
     testing::FaultyFileSystem fs;
