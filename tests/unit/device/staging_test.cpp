@@ -11,8 +11,10 @@
 #include "crypto/encoding.hpp"
 #include "package/archive.hpp"
 #include "package/delta.hpp"
+#include "package/delta_format.hpp"
 #include "package/errors.hpp"
 #include "package/measure.hpp"
+#include "package/payload_compression.hpp"
 #include "support/faulty_file_system.hpp"
 #include "support/temp_dir.hpp"
 
@@ -533,6 +535,48 @@ TEST_F(DeltaDownloads, DeltaTamperAttackADeltaOtherThanTheSignedOneIsDroppedAndT
   source_.files[target_.delta->url][100] ^= 1;
   EXPECT_TRUE(FetchedWhole());
   EXPECT_TRUE(fs::is_regular_file(*staging_->Staged(target_)));
+}
+
+TEST_F(DeltaDownloads, DeltaTamperAttackAnotherDeltaThatWouldRebuildTheTargetIsNotEvenRead) {
+  // A delta the service made up: every byte of the target's tar as literals. It would rebuild
+  // the target, but it is not the delta the update manifest signed, so it is never applied.
+  const std::string package(source_.files.at(target_.url));
+  package::MemorySource whole(AsBytes(package));
+  auto reader = package::Reader::Inspect(whole);
+  ASSERT_TRUE(reader);
+  Bytes payload;
+  ASSERT_TRUE(reader->StreamPayload([&](ByteView b) -> Expected<void> {
+    payload.insert(payload.end(), b.begin(), b.end());
+    return {};
+  }));
+  package::MemorySource compressed(payload);
+  auto tar = package::ZstdSource::Create(compressed, 27, true);
+  ASSERT_TRUE(tar);
+  Bytes made_up;
+  const std::string& signed_delta = source_.files.at(target_.delta->url);
+  package::MemorySource real(AsBytes(signed_delta));
+  auto header = package::ReadDeltaHeader(real);
+  ASSERT_TRUE(header);
+  auto writer = package::DeltaWriter::Create(*header, [&](ByteView b) -> Expected<void> {
+    made_up.insert(made_up.end(), b.begin(), b.end());
+    return {};
+  });
+  ASSERT_TRUE(writer);
+  std::vector<std::uint8_t> chunk(std::size_t{256} << 10);
+  for (auto n = tar->Read(chunk); n && *n > 0; n = tar->Read(chunk)) {
+    ASSERT_TRUE(writer->Literal(ByteView(chunk).first(*n)));
+  }
+  ASSERT_TRUE(writer->Finish());
+  source_.files[target_.delta->url] = std::string(AsString(made_up));
+  ASSERT_LT(made_up.size(), target_.size);
+  target_.delta->size = made_up.size();  // only its digest is the signed delta's now
+  EXPECT_TRUE(FetchedWhole()) << "the made-up delta was applied";
+
+  // Its twin: the same delta, named in the signed manifest, rebuilds the target (on a device that
+  // has not staged it yet).
+  staging_.emplace(*Staging::Open(dir_ / "staging-2", {.board = kBoard, .capacity = 64 << 20}));
+  target_.delta->sha256 = crypto::ToHex(*crypto::Sha256Of(made_up));
+  EXPECT_FALSE(FetchedWhole());
 }
 
 TEST_F(DeltaDownloads, AnInstalledVersionChangedOnDiskGivesTheWholePackageNotAWrongOne) {
