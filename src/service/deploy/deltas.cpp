@@ -87,11 +87,6 @@ std::optional<Deltas::Made> Deltas::Find(const store::Image& from, const store::
   return made;
 }
 
-void Deltas::Drain() {
-  std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] { return queue_.empty() && making_.empty(); });
-}
-
 void Deltas::Work(const std::stop_token& stop) {
   std::unique_lock lock(mutex_);
   while (true) {
@@ -104,7 +99,6 @@ void Deltas::Work(const std::stop_token& stop) {
     lock.lock();
     if (fs::exists(dir_ / (making_ + ".json"))) known_.emplace(making_, Known(making_));
     making_.clear();
-    idle_.notify_all();
   }
 }
 

@@ -41,9 +41,6 @@ class Deltas {
   // is queued to be made (once), or it could not be made.
   std::optional<Made> Find(const store::Image& from, const store::Image& to);
 
-  // Blocks until the queue is empty (tests, benchmarks).
-  void Drain();
-
  private:
   std::optional<Made> Known(const std::string& key);
   void Work(const std::stop_token& stop);
@@ -53,7 +50,6 @@ class Deltas {
   std::filesystem::path images_;
   std::mutex mutex_;
   std::condition_variable_any wake_;
-  std::condition_variable_any idle_;
   std::deque<std::string> queue_;                     // keys waiting, oldest first
   std::map<std::string, std::optional<Made>> known_;  // made (or failed for good: nullopt)
   std::string making_;                                // the key being made; empty when idle
