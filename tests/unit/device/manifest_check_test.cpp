@@ -4,6 +4,7 @@
 
 #include "crypto/dsse.hpp"
 #include "crypto/errors.hpp"
+#include "support/test_pki.hpp"
 #include "wire/attestation.hpp"
 
 namespace aspis::device::update {
@@ -14,36 +15,14 @@ using namespace std::chrono_literals;
 const Clock::TimePoint kNow = std::chrono::system_clock::now();
 const std::string kDevice(64, 'd');
 
-struct Issuer {
-  crypto::PrivateKey key;
-  crypto::Certificate cert;
-};
+using testing::Issuer;
 
-Issuer MakeRoot() {
-  auto key = *crypto::PrivateKey::GenerateP256();
-  auto cert = *crypto::CreateSelfSigned(
-      key, {.common_name = "root", .not_before = kNow - 1h, .lifetime = 48h, .is_ca = true});
-  return {key, cert};
-}
-
+Issuer MakeRoot() { return testing::MakeRoot(kNow); }
 Issuer MakeTenantCa(const Issuer& root, const std::string& tenant) {
-  auto key = *crypto::PrivateKey::GenerateP256();
-  auto cert = *crypto::Issue(root.cert, root.key, key.Public(),
-                             {.common_name = "Aspis Tenant CA " + tenant,
-                              .not_before = kNow - 1h,
-                              .lifetime = 24h,
-                              .is_ca = true,
-                              .path_length = 0});
-  return {key, cert};
+  return testing::MakeTenantCa(root, tenant, kNow);
 }
-
-// A signer certified by `ca` with `name` and `policy`.
 Issuer MakeSigner(const Issuer& ca, const std::string& name, const std::string& policy) {
-  auto key = *crypto::PrivateKey::GenerateP256();
-  auto cert = *crypto::Issue(
-      ca.cert, ca.key, key.Public(),
-      {.common_name = name, .not_before = kNow - 1h, .lifetime = 12h, .policy_oids = {policy}});
-  return {key, cert};
+  return testing::MakeSigner(ca, name, policy, kNow);
 }
 
 class ManifestCheck : public ::testing::Test {
