@@ -53,6 +53,13 @@ class RealFs final : public FileSystem {
     return Temporary{fd, name};
   }
 
+  Expected<Handle> OpenAppend(const std::filesystem::path& path, mode_t mode) override {
+    const int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) return std::unexpected(SysError("opening", path));
+    return fd;
+  }
+
   Expected<void> Write(Handle handle, ByteView data) override {
     return WriteAll(handle, data, "fd " + std::to_string(handle));
   }

@@ -24,6 +24,8 @@ class FileSystem {
   // A new empty file in `dir` whose name starts with `prefix`, open for writing, with `mode`.
   virtual Expected<Temporary> CreateTemporary(const std::filesystem::path& dir,
                                               std::string_view prefix, mode_t mode) = 0;
+  // `path` open for appending, created with `mode` when missing; never through a symbolic link.
+  virtual Expected<Handle> OpenAppend(const std::filesystem::path& path, mode_t mode) = 0;
   virtual Expected<void> Write(Handle handle, ByteView data) = 0;
   virtual Expected<void> Sync(Handle handle) = 0;
   // Releases the handle even when it reports an error.

@@ -29,6 +29,16 @@ Expected<FaultyFileSystem::Temporary> FaultyFileSystem::CreateTemporary(
   return Temporary{handle, path};
 }
 
+Expected<FaultyFileSystem::Handle> FaultyFileSystem::OpenAppend(const std::filesystem::path& path,
+                                                                mode_t /*mode*/) {
+  if (auto ok = Spend(); !ok) return std::unexpected(ok.error());
+  auto [entry, created] = entries_.try_emplace(path, next_inode_);
+  if (created) inodes_[next_inode_++] = {};
+  const Handle handle = next_handle_++;
+  open_[handle] = entry->second;
+  return handle;
+}
+
 Expected<void> FaultyFileSystem::Write(Handle handle, ByteView data) {
   if (auto ok = Spend(); !ok) return ok;
   Bytes& bytes = inodes_.at(open_.at(handle)).data;

@@ -16,6 +16,7 @@ class FaultyFileSystem final : public file::FileSystem {
  public:
   Expected<Temporary> CreateTemporary(const std::filesystem::path& dir, std::string_view prefix,
                                       mode_t mode) override;
+  Expected<Handle> OpenAppend(const std::filesystem::path& path, mode_t mode) override;
   Expected<void> Write(Handle handle, ByteView data) override;
   Expected<void> Sync(Handle handle) override;
   Expected<void> Close(Handle handle) override;

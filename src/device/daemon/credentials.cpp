@@ -19,9 +19,10 @@ constexpr char kAppCertificate[] = "app/certificate.pem";
 
 // Loads the key at `path` with `load`, or makes one with `make` and stores it durably (0600).
 Expected<crypto::PrivateKey> LoadOrMakeKey(
-    const fs::path& path, const std::function<Expected<crypto::PrivateKey>(std::string_view)>& load,
+    file::FileSystem& files, const fs::path& path,
+    const std::function<Expected<crypto::PrivateKey>(std::string_view)>& load,
     const std::function<Expected<crypto::PrivateKey>()>& make) {
-  auto pem = file::Read(path, file::kSmallFileLimit);
+  auto pem = files.Read(path, file::kSmallFileLimit);
   if (pem) {
     if (auto private_only = file::RequireOwnerOnly(path); !private_only) {
       return std::unexpected(private_only.error());
@@ -37,21 +38,22 @@ Expected<crypto::PrivateKey> LoadOrMakeKey(
   if (!key) return key;
   auto text = key->ToPem();
   if (!text) return std::unexpected(text.error());
-  if (auto ok = file::WriteDurably(path, AsBytes(*text), 0600); !ok) {
+  if (auto ok = file::WriteDurably(files, path, AsBytes(*text), 0600); !ok) {
     return std::unexpected(ok.error());
   }
   return key;
 }
 
-Expected<crypto::PrivateKey> LoadOrMakeSoftwareKey(const fs::path& path) {
-  return LoadOrMakeKey(path, crypto::PrivateKey::FromPem, crypto::PrivateKey::GenerateP256);
+Expected<crypto::PrivateKey> LoadOrMakeSoftwareKey(file::FileSystem& files, const fs::path& path) {
+  return LoadOrMakeKey(files, path, crypto::PrivateKey::FromPem, crypto::PrivateKey::GenerateP256);
 }
 
-Expected<crypto::PrivateKey> LoadOrMakeRuntimeKey(const fs::path& state_dir,
+Expected<crypto::PrivateKey> LoadOrMakeRuntimeKey(file::FileSystem& files,
+                                                  const fs::path& state_dir,
                                                   const crypto::TpmKeyStore* tpm) {
-  if (tpm == nullptr) return LoadOrMakeSoftwareKey(state_dir / kRuntimeKey);
+  if (tpm == nullptr) return LoadOrMakeSoftwareKey(files, state_dir / kRuntimeKey);
   auto key = LoadOrMakeKey(
-      state_dir / kRuntimeTpmKey, [tpm](std::string_view pem) { return tpm->Load(pem); },
+      files, state_dir / kRuntimeTpmKey, [tpm](std::string_view pem) { return tpm->Load(pem); },
       [tpm] { return tpm->Generate(); });
   if (!key) return key;
   std::error_code ec;
@@ -65,8 +67,8 @@ Expected<crypto::PrivateKey> LoadOrMakeRuntimeKey(const fs::path& state_dir,
   return key;
 }
 
-std::vector<crypto::Certificate> LoadChain(const fs::path& path) {
-  auto pem = file::Read(path, file::kSmallFileLimit);
+std::vector<crypto::Certificate> LoadChain(file::FileSystem& files, const fs::path& path) {
+  auto pem = files.Read(path, file::kSmallFileLimit);
   if (!pem) return {};
   auto chain = crypto::Certificate::ChainFromPem(AsString(*pem));
   if (!chain) {
@@ -93,20 +95,21 @@ std::optional<crypto::Certificate> First(const std::vector<crypto::Certificate>&
 
 }  // namespace
 
-Expected<Credentials> Credentials::Open(const fs::path& state_dir, const crypto::TpmKeyStore* tpm) {
+Expected<Credentials> Credentials::Open(const fs::path& state_dir, const crypto::TpmKeyStore* tpm,
+                                        file::FileSystem& files) {
   if (auto ok = file::EnsureDirectory(state_dir / "app", 0700); !ok) {
     return std::unexpected(ok.error());
   }
-  auto runtime_key = LoadOrMakeRuntimeKey(state_dir, tpm);
+  auto runtime_key = LoadOrMakeRuntimeKey(files, state_dir, tpm);
   if (!runtime_key) return std::unexpected(runtime_key.error());
-  auto app_key = LoadOrMakeSoftwareKey(state_dir / kAppKey);
+  auto app_key = LoadOrMakeSoftwareKey(files, state_dir / kAppKey);
   if (!app_key) return std::unexpected(app_key.error());
-  Credentials credentials(state_dir, std::move(*runtime_key), std::move(*app_key));
-  credentials.runtime_chain_ = ForKey(LoadChain(state_dir / kRuntimeCertificate),
+  Credentials credentials(state_dir, files, std::move(*runtime_key), std::move(*app_key));
+  credentials.runtime_chain_ = ForKey(LoadChain(files, state_dir / kRuntimeCertificate),
                                       credentials.runtime_key_, state_dir / kRuntimeCertificate);
   credentials.runtime_cert_ = First(credentials.runtime_chain_);
-  credentials.app_cert_ = First(ForKey(LoadChain(state_dir / kAppCertificate), credentials.app_key_,
-                                       state_dir / kAppCertificate));
+  credentials.app_cert_ = First(ForKey(LoadChain(files, state_dir / kAppCertificate),
+                                       credentials.app_key_, state_dir / kAppCertificate));
   return credentials;
 }
 
@@ -114,13 +117,13 @@ Expected<void> Credentials::Store(const attest::Certificates& issued) {
   // The app certificate first: a crash in between leaves the runtime certificate older, so the
   // next start renews rather than trusting a half-updated pair.
   if (auto ok = file::WriteDurably(
-          dir_ / kAppCertificate,
+          *files_, dir_ / kAppCertificate,
           AsBytes(issued.result.app_certificate_pem + issued.result.ca_chain_pem), 0600);
       !ok) {
     return ok;
   }
   if (auto ok = file::WriteDurably(
-          dir_ / kRuntimeCertificate,
+          *files_, dir_ / kRuntimeCertificate,
           AsBytes(issued.result.runtime_certificate_pem + issued.result.ca_chain_pem), 0600);
       !ok) {
     return ok;
@@ -136,11 +139,13 @@ Expected<void> Credentials::Store(const attest::Certificates& issued) {
 
 Expected<void> Credentials::Drop() {
   for (const char* name : {kRuntimeCertificate, kAppCertificate}) {
+    const fs::path path = dir_ / name;
+    files_->Remove(path);
     std::error_code ec;
-    fs::remove(dir_ / name, ec);
-    if (ec) {
-      return Fail(CoreErrc::kIo, "cannot remove " + (dir_ / name).string() + ": " + ec.message());
+    if (fs::exists(fs::symlink_status(path, ec))) {
+      return Fail(CoreErrc::kIo, "cannot remove " + path.string());
     }
+    if (auto ok = files_->SyncDirectory(path.parent_path()); !ok) return ok;
   }
   runtime_cert_.reset();
   app_cert_.reset();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "crypto/key.hpp"
 #include "crypto/tpm_key.hpp"
 #include "crypto/x509.hpp"
@@ -28,8 +29,10 @@ class Credentials {
   // `tpm`, the runtime key is held by that TPM (and a software runtime key left from the software
   // backend is deleted). A certificate that cannot be read, or that is not for its key, is ignored
   // (the next attestation replaces it).
+  // Every file goes through `files`.
   static Expected<Credentials> Open(const std::filesystem::path& state_dir,
-                                    const crypto::TpmKeyStore* tpm = nullptr);
+                                    const crypto::TpmKeyStore* tpm = nullptr,
+                                    file::FileSystem& files = file::RealFileSystem());
 
   const crypto::PrivateKey& runtime_key() const { return runtime_key_; }
   const crypto::PrivateKey& app_key() const { return app_key_; }
@@ -40,14 +43,19 @@ class Credentials {
   const std::vector<crypto::Certificate>& runtime_chain() const { return runtime_chain_; }
 
   Expected<void> Store(const attest::Certificates& issued);
-  // Removes both certificates (the service refused the device).
+  // Removes both certificates durably (the service refused the device).
   Expected<void> Drop();
 
  private:
-  Credentials(std::filesystem::path dir, crypto::PrivateKey runtime_key, crypto::PrivateKey app_key)
-      : dir_(std::move(dir)), runtime_key_(std::move(runtime_key)), app_key_(std::move(app_key)) {}
+  Credentials(std::filesystem::path dir, file::FileSystem& files, crypto::PrivateKey runtime_key,
+              crypto::PrivateKey app_key)
+      : dir_(std::move(dir)),
+        files_(&files),
+        runtime_key_(std::move(runtime_key)),
+        app_key_(std::move(app_key)) {}
 
   std::filesystem::path dir_;
+  file::FileSystem* files_;
   crypto::PrivateKey runtime_key_;
   crypto::PrivateKey app_key_;
   std::optional<crypto::Certificate> runtime_cert_;

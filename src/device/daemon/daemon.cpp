@@ -69,8 +69,13 @@ Expected<std::string> BoardName(const std::filesystem::path& definition) {
   return description->value("Name", "");
 }
 
-Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
+Expected<DaemonExit> RunDaemon(const DaemonConfig& config, const Env& env,
                                const std::stop_token& stop) {
+  return RunDaemon(config, env, stop, nullptr);
+}
+
+Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
+                               const std::stop_token& stop, ServiceLink* service) {
   DaemonConfig config = given;
   // With a bootloader, the slot it booted is the OS: measured, and holding the trust bundle.
   std::optional<update::SimulatedBootloader> bootloader;
@@ -141,7 +146,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     if (!opened) return std::unexpected(std::move(opened.error()).WithContext("runtime key"));
     tpm_keys = std::move(*opened);
   }
-  auto credentials = Credentials::Open(config.state_dir, tpm_keys ? &*tpm_keys : nullptr);
+  auto credentials = Credentials::Open(config.state_dir, tpm_keys ? &*tpm_keys : nullptr, env.fs);
   if (!credentials) return std::unexpected(credentials.error());
   auto sequence = (*rot)->ReadCounter(kManifestSequenceCounter);
   if (!sequence) {
@@ -151,8 +156,8 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   auto trust = update::PublisherTrust::Open(config.state_dir / "publisher-keys.json",
                                             std::move(os_keys), config.publisher_root, env.fs);
   if (!trust) return std::unexpected(trust.error());
-  auto staging = update::Staging::Open(config.state_dir / "staging",
-                                       {.board = *board, .capacity = config.staging_capacity});
+  auto staging = update::Staging::Open(
+      config.state_dir / "staging", {.board = *board, .capacity = config.staging_capacity}, env.fs);
   if (!staging) return std::unexpected(staging.error());
 
   // The OS update agent resumes what a restart interrupted before anything else runs.
@@ -206,8 +211,13 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     log::Error("{}", update_error);
   }
 
-  auto service = HttpsServiceLink::Make(*endpoint, *roots);
-  if (!service) return std::unexpected(service.error());
+  std::optional<HttpsServiceLink> https;
+  if (service == nullptr) {
+    auto made = HttpsServiceLink::Make(*endpoint, *roots);
+    if (!made) return std::unexpected(made.error());
+    https.emplace(std::move(*made));
+    service = &*https;
+  }
   Device device({.config = config,
                  .env = env,
                  .service = *service,

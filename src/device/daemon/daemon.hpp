@@ -65,10 +65,17 @@ enum class DaemonExit { kStopped, kReboot };
 // until the update agent asks for a reboot (kReboot). Errors are those that keep the device from
 // running at all (no trust bundle, a root of trust that will not open, a measurement log that
 // does not explain the register, a damaged update record); a service that cannot be reached or
-// refuses is retried, never an error. The loop sleeps on `env.clock`; the boot environment, the
-// update records, the publisher pin and the measurement log go through `env.fs` (the credentials
-// and the staging area do not yet).
+// refuses is retried, never an error. The loop sleeps on `env.clock`; every durable file (the boot
+// environment, the update records, the publisher pin, the measurement log, the credentials and
+// the staging area's downloads) goes through `env.fs`. Installed trees and an app's `current`
+// link are written directly, and synced before the update record moves past the step that made
+// them (a step is entered again after a restart).
 Expected<DaemonExit> RunDaemon(const DaemonConfig& config, const Env& env,
                                const std::stop_token& stop);
+
+class ServiceLink;
+// The same, talking to `service` instead of config.service_url (tests).
+Expected<DaemonExit> RunDaemon(const DaemonConfig& config, const Env& env,
+                               const std::stop_token& stop, ServiceLink* service);
 
 }  // namespace aspis::device

@@ -150,8 +150,14 @@ void Device::Run(const std::stop_token& stop) {
       // Healthy: this OS attested and checked in since it started.
       if (checked_in && attested_ && !reported_healthy_ && os_agent_ != nullptr) {
         reported_healthy_ = true;
+        const bool on_trial = os_agent_->record().step == update::Step::kTrial;
         if (auto ok = os_agent_->Healthy(); !ok) {
           log::Error("the update agent failed: {}", ok.error().message());
+        }
+        // The check-in reported the OS on trial: the commit is reported now, not a day later.
+        if (on_trial) {
+          RefreshOsStatus();
+          next_check_in = clock_.Now();
         }
       }
     }
@@ -195,6 +201,15 @@ void Device::Unhealthy(const std::string& reason) {
   if (os_agent_ == nullptr) return;
   if (auto ok = os_agent_->Unhealthy(reason); !ok) {
     log::Error("the update agent failed: {}", ok.error().message());
+  }
+}
+
+void Device::RefreshOsStatus() {
+  const update::OsRecord& r = os_agent_->record();
+  const std::lock_guard lock(waiter_.mutex());
+  for (auto& status : status_.targets) {
+    InstallStatus(r.installed_image_id, r.target.image_id, r.step == update::Step::kIdle, r.outcome,
+                  r.reason, status);
   }
 }
 

@@ -90,6 +90,8 @@ class Device {
   std::string Reason();
   void Unhealthy(const std::string& reason);
   void TickTrial();
+  // The OS target's status as the OS agent's record says now.
+  void RefreshOsStatus();
   void InstallTargets(const std::vector<wire::UpdateTarget>& targets,
                       std::vector<wire::TargetStatus>& statuses);
   void InstallOs(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,

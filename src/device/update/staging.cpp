@@ -55,24 +55,15 @@ std::uint64_t SizeOf(const fs::path& path) {
   return ec ? 0 : size;
 }
 
-Expected<void> Append(const fs::path& path, std::string_view bytes) {
-  const Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) return Fail(CoreErrc::kIo, "opening " + path.string() + ": " + ErrnoText());
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd.get(), bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Fail(CoreErrc::kIo, "writing " + path.string() + ": " + ErrnoText());
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
-Expected<void> SyncFile(const fs::path& path) {
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (fd.get() < 0 || ::fsync(fd.get()) != 0) {
-    return Fail(CoreErrc::kIo, "syncing " + path.string() + ": " + ErrnoText());
-  }
-  return {};
+// Appends `bytes` to `path` (0600, created when missing), and syncs it when `sync`.
+Expected<void> Append(file::FileSystem& files, const fs::path& path, std::string_view bytes,
+                      bool sync = false) {
+  auto handle = files.OpenAppend(path, 0600);
+  if (!handle) return std::unexpected(handle.error());
+  auto written = files.Write(*handle, AsBytes(bytes));
+  if (written && sync) written = files.Sync(*handle);
+  auto closed = files.Close(*handle);
+  return written ? closed : written;
 }
 
 Expected<std::uint64_t> HeaderLengthOf(const fs::path& part) {
@@ -113,9 +104,9 @@ std::string Mismatch(const package::Manifest& m, std::uint64_t header_length,
 
 }  // namespace
 
-Expected<Staging> Staging::Open(fs::path dir, StagingRules rules) {
+Expected<Staging> Staging::Open(fs::path dir, StagingRules rules, file::FileSystem& files) {
   if (auto ok = file::EnsureDirectory(dir, 0700); !ok) return std::unexpected(ok.error());
-  return Staging(std::move(dir), std::move(rules));
+  return Staging(std::move(dir), std::move(rules), files);
 }
 
 std::optional<fs::path> Staging::Staged(const wire::UpdateTarget& target) const {
@@ -195,8 +186,7 @@ Expected<void> Staging::Rebuild(const wire::UpdateTarget& t, const fs::path& bas
                                 const KeepGoing& keep_going) {
   const wire::DeltaOffer& offer = *t.delta;
   const fs::path file = dir_ / (BaseName(t) + ".delta");
-  std::error_code ec;
-  if (SizeOf(file) > offer.size) fs::remove(file, ec);
+  if (SizeOf(file) > offer.size) files_->Remove(file);
   while (SizeOf(file) < offer.size) {
     if (!keep_going()) return Fail(CoreErrc::kIo, "paused while fetching the delta");
     const std::uint64_t have = SizeOf(file);
@@ -208,7 +198,7 @@ Expected<void> Staging::Rebuild(const wire::UpdateTarget& t, const fs::path& bas
                   fmt::format("the service sent {} bytes of the delta where {} were asked for",
                               bytes->size(), ask));
     }
-    if (auto ok = Append(file, *bytes); !ok) return ok;
+    if (auto ok = Append(*files_, file, *bytes); !ok) return ok;
   }
   auto delta = package::FileSource::Open(file);
   if (!delta) return std::unexpected(delta.error());
@@ -222,7 +212,7 @@ Expected<void> Staging::Rebuild(const wire::UpdateTarget& t, const fs::path& bas
   auto digest = hashed->Finish();
   if (!digest) return std::unexpected(digest.error());
   if (crypto::ToHex(*digest) != offer.sha256) {
-    fs::remove(file, ec);
+    files_->Remove(file);
     return Fail(CoreErrc::kCorrupt, "the delta is not the one the update manifest names");
   }
   auto expected_sha256 = HexDecode(t.sha256);
@@ -237,9 +227,9 @@ Expected<void> Staging::Rebuild(const wire::UpdateTarget& t, const fs::path& bas
   if (!applied && applied.error() == package::PackageErrc::kCancelled) {
     return std::unexpected(applied.error());  // paused: applied again at the next check-in
   }
-  fs::remove(file, ec);
+  files_->Remove(file);
   if (!applied) {
-    fs::remove(part, ec);
+    files_->Remove(part);
     return std::unexpected(applied.error());
   }
   KillPoint("download.delta");
@@ -255,7 +245,7 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
   const fs::path part = dir_ / (BaseName(t) + ".part");
   std::error_code ec;
   auto refuse = [&](std::string_view why) {
-    fs::remove(part, ec);
+    files_->Remove(part);
     log::Warning("target {} refused: {}", t.image_id, why);
     return Refused(t, why);
   };
@@ -272,7 +262,7 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
     }
     return {t.image_id, std::string(wire::kDownloaded), ""};
   }
-  if (SizeOf(part) > t.size) fs::remove(part, ec);
+  if (SizeOf(part) > t.size) files_->Remove(part);
   if (delta_base && SizeOf(part) == 0 && !deltas_failed_.contains(t.image_id)) {
     if (const auto base = delta_base(t)) {
       if (auto rebuilt = Rebuild(t, *base, part, source, keep_going); !rebuilt) {
@@ -283,7 +273,7 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
         log::Warning("the delta for {} was not used ({}); fetching the whole package", t.image_id,
                      rebuilt.error().message());
         deltas_failed_.insert(t.image_id);
-        fs::remove(dir_ / (BaseName(t) + ".delta"), ec);
+        files_->Remove(dir_ / (BaseName(t) + ".delta"));
       }
     }
   }
@@ -325,7 +315,7 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
     if (bytes->empty()) {
       return {t.image_id, std::string(wire::kDownloading), "the service sent no bytes"};
     }
-    if (auto ok = Append(part, *bytes); !ok) {
+    if (auto ok = Append(*files_, part, *bytes); !ok) {
       return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
     }
     KillPoint("download.range");
@@ -344,15 +334,14 @@ wire::TargetStatus Staging::Fetch(const wire::UpdateTarget& t, ImageSource& sour
     return refuse("the package's SHA-256 is " + crypto::ToHex(*digest) +
                   ", not the update manifest's " + t.sha256 + " (mix-and-match)");
   }
-  if (auto ok = SyncFile(part); !ok) {
+  if (auto ok = Append(*files_, part, {}, /*sync=*/true); !ok) {
     return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
   }
   KillPoint("download.verified");
-  auto& fs_ops = file::RealFileSystem();
-  if (auto ok = fs_ops.Rename(part, done); !ok) {
+  if (auto ok = files_->Rename(part, done); !ok) {
     return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
   }
-  if (auto ok = fs_ops.SyncDirectory(dir_); !ok) {
+  if (auto ok = files_->SyncDirectory(dir_); !ok) {
     return {t.image_id, std::string(wire::kDownloading), ok.error().message()};
   }
   log::Info("target {} ({} {}) downloaded and verified", t.image_id, t.kind, t.version);

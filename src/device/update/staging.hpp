@@ -11,6 +11,7 @@
 
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "device/update/publisher_trust.hpp"
 #include "wire/check_in.hpp"
 #include "wire/device_api.hpp"
@@ -42,8 +43,10 @@ struct StagingRules {
 
 class Staging {
  public:
-  // `dir` is created (0700) when missing.
-  static Expected<Staging> Open(std::filesystem::path dir, StagingRules rules);
+  // `dir` is created (0700) when missing. Downloads are written, synced, renamed and removed
+  // through `files`.
+  static Expected<Staging> Open(std::filesystem::path dir, StagingRules rules,
+                                file::FileSystem& files = file::RealFileSystem());
 
   // Whether to fetch more now: false pauses the downloads (the daemon is stopping, or this check-in
   // has spent its time), which resume at the next Sync.
@@ -77,8 +80,8 @@ class Staging {
   std::optional<std::filesystem::path> Staged(const wire::UpdateTarget& target) const;
 
  private:
-  Staging(std::filesystem::path dir, StagingRules rules)
-      : dir_(std::move(dir)), rules_(std::move(rules)) {}
+  Staging(std::filesystem::path dir, StagingRules rules, file::FileSystem& files)
+      : dir_(std::move(dir)), rules_(std::move(rules)), files_(&files) {}
   wire::TargetStatus Fetch(const wire::UpdateTarget& target, ImageSource& source,
                            const PublisherTrust& trust, const KeepGoing& keep_going,
                            const DeltaBases& delta_base);
@@ -89,6 +92,7 @@ class Staging {
 
   std::filesystem::path dir_;
   StagingRules rules_;
+  file::FileSystem* files_;
   std::set<std::string, std::less<>> deltas_failed_;  // image IDs
 };
 

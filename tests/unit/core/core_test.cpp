@@ -16,6 +16,7 @@
 #include "core/json.hpp"
 #include "core/text.hpp"
 #include "support/faulty_file_system.hpp"
+#include "support/power_cut_file_system.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis {
@@ -244,6 +245,51 @@ TEST(WriteDurably, PowerLossAtAnyStepLeavesOldOrNewContents) {
       EXPECT_TRUE(*contents == old_contents || *contents == new_contents) << "cut " << cut;
     }
   }
+}
+
+TEST(PowerCutFileSystem, APowerCutLosesUnsyncedAppendsAndUndoesUnsyncedRenames) {
+  const testing::TempDir dir;
+  testing::PowerCutFileSystem fs;
+  ASSERT_TRUE(file::WriteDurably(fs, dir / "kept", ToBytes("old"), 0600));
+  auto handle = fs.OpenAppend(dir / "log", 0600);
+  ASSERT_TRUE(handle);
+  ASSERT_TRUE(fs.Write(*handle, ToBytes("synced ")));
+  ASSERT_TRUE(fs.Sync(*handle));
+  ASSERT_TRUE(fs.Write(*handle, ToBytes("lost")));
+  ASSERT_TRUE(fs.Close(*handle));
+  ASSERT_TRUE(fs.SyncDirectory(dir.path()));
+  // A rename over "kept" that its directory never recorded, and a file never recorded at all.
+  auto temporary = fs.CreateTemporary(dir.path(), "t", 0600);
+  ASSERT_TRUE(temporary);
+  ASSERT_TRUE(fs.Write(temporary->handle, ToBytes("new")));
+  ASSERT_TRUE(fs.Sync(temporary->handle));
+  ASSERT_TRUE(fs.Close(temporary->handle));
+  ASSERT_TRUE(fs.Rename(temporary->path, dir / "kept"));
+  ASSERT_TRUE(file::Read(dir / "log"));
+  EXPECT_EQ(AsString(*file::Read(dir / "log")), "synced lost");
+  EXPECT_EQ(AsString(*file::Read(dir / "kept")), "new");
+
+  fs.Crash();
+  EXPECT_EQ(AsString(*file::Read(dir / "log")), "synced ");
+  EXPECT_EQ(AsString(*file::Read(dir / "kept")), "old");
+  EXPECT_FALSE(std::filesystem::exists(temporary->path));
+}
+
+TEST(PowerCutFileSystem, AfterTheCutEveryOperationFailsAndNothingChanges) {
+  const testing::TempDir dir;
+  testing::PowerCutFileSystem fs;
+  int cuts = 0;
+  fs.CutAfter(1, [&] { ++cuts; });
+  ASSERT_TRUE(fs.OpenAppend(dir / "a", 0600));
+  EXPECT_FALSE(fs.OpenAppend(dir / "b", 0600));
+  EXPECT_FALSE(fs.SyncDirectory(dir.path()));
+  fs.Remove(dir / "a");
+  EXPECT_TRUE(fs.cut());
+  EXPECT_EQ(cuts, 1);
+  EXPECT_TRUE(std::filesystem::exists(dir / "a"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "b"));
+  fs.Crash();
+  EXPECT_FALSE(std::filesystem::exists(dir / "a")) << "its creation was never recorded";
 }
 
 TEST(WriteDurably, FailedWriteRemovesItsTemporaryFile) {

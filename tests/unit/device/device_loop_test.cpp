@@ -8,6 +8,7 @@
 #include "core/file.hpp"
 #include "crypto/dsse.hpp"
 #include "device/daemon/device.hpp"
+#include "support/scripted_service.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_pki.hpp"
 #include "wire/attestation.hpp"
@@ -26,119 +27,6 @@ std::int64_t Seconds(Clock::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t - kStart).count();
 }
 
-// The security service, as scripted by a test: it issues 24-hour certificates and signed
-// manifests, or answers as it is told, and records when the device asked.
-class ScriptedService final : public ServiceLink {
- public:
-  enum class Answer { kYes, kUnreachable, kRefuse };
-  struct Call {
-    std::string what;  // "attest", "check-in"
-    Clock::TimePoint at;
-  };
-
-  ScriptedService(const Clock& clock, std::string device_id)
-      : clock_(clock),
-        device_id_(std::move(device_id)),
-        root_(testing::MakeRoot(kStart, std::chrono::hours(24 * 365))),
-        ca_(testing::MakeTenantCa(root_, "t1", kStart, std::chrono::hours(24 * 300))) {}
-
-  const crypto::Certificate& root() const { return root_.cert; }
-
-  void Script(Answer attest, Answer check_in, RetryAfter retry_after = {}) {
-    const std::lock_guard lock(mutex_);
-    attest_ = attest;
-    check_in_ = check_in;
-    retry_after_ = retry_after;
-  }
-
-  // Blocks until the device has made `n` calls in all; returns them.
-  std::vector<Call> AwaitCalls(std::size_t n) {
-    std::unique_lock lock(mutex_);
-    called_.wait(lock, [&] { return calls_.size() >= n; });
-    return calls_;
-  }
-  std::vector<Call> calls() {
-    const std::lock_guard lock(mutex_);
-    return calls_;
-  }
-
-  Expected<attest::Certificates> Attest(rot::RootOfTrust&,
-                                        const std::vector<wire::MeasurementEvent>&,
-                                        const Credentials& credentials, Clock::TimePoint now,
-                                        RetryAfter* retry_after) override {
-    const Answer answer = Record("attest", retry_after);
-    if (answer == Answer::kUnreachable) return Fail(wire::WireErrc::kUnavailable, "no route");
-    if (answer == Answer::kRefuse) return Fail(wire::WireErrc::kRefused, "not trusted");
-    auto runtime = Certify(credentials.runtime_key(), wire::kRuntimeCertificatePolicy, now);
-    auto app = Certify(credentials.app_key(), wire::kAppCertificatePolicy, now);
-    return attest::Certificates{.result = {.verdict = std::string(wire::kTrusted),
-                                           .runtime_certificate_pem = *runtime.ToPem(),
-                                           .app_certificate_pem = *app.ToPem(),
-                                           .ca_chain_pem = *ca_.cert.ToPem() + *root_.cert.ToPem()},
-                                .runtime = runtime,
-                                .app = app};
-  }
-
-  Expected<wire::CheckInResponse> CheckIn(const wire::CheckIn& report, const Credentials&,
-                                          RetryAfter* retry_after) override {
-    const Answer answer = Record("check-in", retry_after);
-    if (answer == Answer::kUnreachable) return Fail(wire::WireErrc::kUnavailable, "no route");
-    if (answer == Answer::kRefuse) return Fail(wire::WireErrc::kRefused, "certificate revoked");
-    EXPECT_EQ(report.device_id, device_id_);
-    const auto now = clock_.Now();
-    const wire::UpdateManifest manifest{.device_id = device_id_,
-                                        .sequence = ++sequence_,
-                                        .issued_at = UnixSeconds(now),
-                                        .expires_at = UnixSeconds(now + 24h),
-                                        .os_feed = "retail"};
-    const auto signer =
-        testing::MakeSigner(ca_, "Aspis Deployments t1", wire::kDeploymentCertificatePolicy, now);
-    const std::string payload = wire::Serialize(manifest);
-    auto envelope = *crypto::dsse::Sign(wire::kManifestPayloadType, AsBytes(payload),
-                                        std::span<const crypto::PrivateKey>(&signer.key, 1));
-    return wire::CheckInResponse{crypto::dsse::Serialize(envelope),
-                                 *signer.cert.ToPem() + *ca_.cert.ToPem()};
-  }
-
-  Expected<std::string> Fetch(std::string_view, std::uint64_t, std::uint64_t,
-                              RetryAfter*) override {
-    return Fail(wire::WireErrc::kProtocol, "no targets are offered");
-  }
-
- private:
-  Answer Record(std::string what, RetryAfter* retry_after) {
-    const std::lock_guard lock(mutex_);
-    calls_.push_back({std::move(what), clock_.Now()});
-    called_.notify_all();
-    const Answer answer = calls_.back().what == "attest" ? attest_ : check_in_;
-    if (answer != Answer::kYes && retry_after != nullptr) *retry_after = retry_after_;
-    return answer;
-  }
-
-  crypto::Certificate Certify(const crypto::PrivateKey& key, const char* policy,
-                              Clock::TimePoint now) const {
-    return *crypto::Issue(ca_.cert, ca_.key, key.Public(),
-                          {.common_name = device_id_,
-                           .not_before = now,
-                           .lifetime = 24h,
-                           .client_auth = true,
-                           .san_uris = {wire::DeviceUri({"t1", device_id_})},
-                           .policy_oids = {policy}});
-  }
-
-  const Clock& clock_;
-  const std::string device_id_;
-  const testing::Issuer root_;
-  const testing::Issuer ca_;
-  std::mutex mutex_;
-  std::condition_variable called_;
-  std::vector<Call> calls_;
-  Answer attest_ = Answer::kYes;
-  Answer check_in_ = Answer::kYes;
-  RetryAfter retry_after_;
-  std::uint64_t sequence_ = 0;
-};
-
 // A Device on a software root of trust, without update agents, run on its own thread against a
 // ScriptedService, with time simulated: the test moves the clock to each deadline the device
 // sleeps until.
@@ -149,7 +37,7 @@ class DeviceLoop : public ::testing::Test {
     rot_ = std::move(*rot::Initialize(
         {.backend = "software", .state_dir = dir_.path(), .boot_id_file = dir_ / "boot_id"}));
     device_id_ = rot_->GetIdentity()->device_id;
-    service_.emplace(clock_, device_id_);
+    service_.emplace(clock_, device_id_, kStart);
     config_.state_dir = dir_.path();
   }
 
@@ -208,7 +96,7 @@ class DeviceLoop : public ::testing::Test {
   DaemonConfig config_;
   std::unique_ptr<rot::RootOfTrust> rot_;
   std::string device_id_;
-  std::optional<ScriptedService> service_;
+  std::optional<testing::ScriptedService> service_;
   std::optional<Device> device_;
   std::jthread thread_;
 };
@@ -253,7 +141,8 @@ TEST_F(DeviceLoop, ChecksInAtItsIntervalBetweenRenewals) {
 TEST_F(DeviceLoop, AnUnreachableServiceIsRetriedAfterDoublingDelaysUpToTheCap) {
   config_.retry_base = 2s;
   config_.retry_cap = 30s;
-  service_->Script(ScriptedService::Answer::kUnreachable, ScriptedService::Answer::kYes);
+  service_->Script(testing::ScriptedService::Answer::kUnreachable,
+                   testing::ScriptedService::Answer::kYes);
   Start();
   service_->AwaitCalls(1);
   // Full jitter at one half: 1, 2, 4, 8, then 15 s (half the cap) from then on.
@@ -264,7 +153,7 @@ TEST_F(DeviceLoop, AnUnreachableServiceIsRetriedAfterDoublingDelaysUpToTheCap) {
   }
   EXPECT_EQ(service_->AwaitCalls(7).size(), 7U);
   EXPECT_EQ(Verdict(), "unreachable");
-  service_->Script(ScriptedService::Answer::kYes, ScriptedService::Answer::kYes);
+  service_->Script(testing::ScriptedService::Answer::kYes, testing::ScriptedService::Answer::kYes);
   Wake();
   const auto calls = service_->AwaitCalls(9);
   EXPECT_EQ(calls[7].what, "attest");
@@ -275,7 +164,8 @@ TEST_F(DeviceLoop, AnUnreachableServiceIsRetriedAfterDoublingDelaysUpToTheCap) {
 TEST_F(DeviceLoop, AServiceThatAsksToWaitIsNotAskedAgainSooner) {
   config_.retry_base = 2s;
   config_.retry_cap = 1h;
-  service_->Script(ScriptedService::Answer::kUnreachable, ScriptedService::Answer::kYes, 120s);
+  service_->Script(testing::ScriptedService::Answer::kUnreachable,
+                   testing::ScriptedService::Answer::kYes, 120s);
   Start();
   service_->AwaitCalls(1);
   EXPECT_EQ(Seconds(Wake()), Seconds(kStart + 120s));
@@ -289,7 +179,8 @@ TEST_F(DeviceLoop, ARefusedDeviceDropsItsCertificatesAndStopsCheckingIn) {
   service_->AwaitCalls(2);
   ASSERT_TRUE(std::filesystem::exists(dir_ / "runtime-certificate.pem"));
   // The service revokes the device: its next check-in is refused, and it attests at once.
-  service_->Script(ScriptedService::Answer::kRefuse, ScriptedService::Answer::kRefuse);
+  service_->Script(testing::ScriptedService::Answer::kRefuse,
+                   testing::ScriptedService::Answer::kRefuse);
   const auto check_in = Wake();
   const auto calls = service_->AwaitCalls(4);
   EXPECT_EQ(calls[2].what, "check-in");
