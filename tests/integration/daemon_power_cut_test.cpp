@@ -1,9 +1,9 @@
 // The whole of aspisd under power cuts: the daemon runs in this process against a scripted
 // service, on the simulator's A/B slots, with every durable file going through a file system
 // that can cut the power at any operation and then lose what was not yet synced. A board that
-// updates its OS from 1.0 to 1.1 loses power at each operation of the update in turn; after each
-// cut it boots again and again until the update settles. It must boot every time (a verified OS,
-// never neither), and finish the update or revert it.
+// updates its OS from 1.0 to 1.1 and installs an app loses power at each operation of the update
+// in turn; after each cut it boots again and again until both settle. It must boot every time (a
+// verified OS, never neither), finish the OS update or revert it, and install the app.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -19,6 +19,7 @@
 #include "package/archive.hpp"
 #include "package/measure.hpp"
 #include "package/package.hpp"
+#include "package/publisher_keys.hpp"
 #include "support/power_cut_file_system.hpp"
 #include "support/scripted_service.hpp"
 #include "support/temp_dir.hpp"
@@ -48,6 +49,7 @@ class Fleet {
     os_1_0_ = Pack("1.0", 1);
     os_1_1_ = Pack("1.1", 2);
     image_1_1_ = last_image_;
+    PackApp();
     fs::create_directories(dir_ / "pristine/slots");
     update::DirectorySlotWriter writer([this](update::Slot slot) { return SlotDir(slot); },
                                        {.os = &os_keys_}, kBoard);
@@ -60,6 +62,19 @@ class Fleet {
   const fs::path& os_1_1() const { return os_1_1_; }
   const std::string& image_1_1() const { return image_1_1_; }
   const std::string& component() const { return component_; }
+  const fs::path& app() const { return app_; }
+  const std::string& app_image() const { return app_image_; }
+  static constexpr char kAppComponent[] = "1f0c6a4e-4b5d-4f38-9a57-2f0f3e6c1a11";
+
+  // The tenant's publisher key set, signed by its root: what the service relays.
+  std::string PublisherKeys() const {
+    package::PublisherKeySet set;
+    set.tenant = "t1";
+    set.expires = UnixSeconds(std::chrono::system_clock::now() + std::chrono::hours(24 * 365));
+    set.root.keys = {publisher_root_.Public()};
+    set.publishers.keys = {publisher_.Public()};
+    return crypto::dsse::Serialize(*package::SignKeySet(set, std::span(&publisher_root_, 1)));
+  }
 
  private:
   fs::path SlotDir(update::Slot slot) const {
@@ -93,6 +108,36 @@ class Fleet {
     return path;
   }
 
+  void PackApp() {
+    const fs::path tree = dir_ / "app-tree";
+    WriteText(tree / "bin/app", "#!/bin/sh\necho blink\n");
+    fs::permissions(tree / "bin/app", fs::perms::owner_all);
+    WriteText(tree / "app_manifest.json",
+              std::string(R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")") +
+                  kAppComponent + R"(", "EntryPoint": "/bin/app", "Capabilities": {}})");
+    const fs::path payload = dir_ / "app-payload";
+    auto packed = package::PackDirectory(tree, payload);
+    EXPECT_TRUE(packed) << packed.error().message();
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.component_id = kAppComponent;
+    m.name = "blink";
+    m.kind = package::Kind::kApp;
+    m.version = "1.0";
+    m.security_version = 1;
+    m.payload.compression = package::Compression::kZstd;
+    m.payload.unpacked_size = packed->unpacked_size;
+    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
+    app_ = dir_ / "app.aspkg";
+    auto written = package::Write(m, payload, std::span(&publisher_, 1), app_);
+    EXPECT_TRUE(written) << written.error().message();
+    app_image_ = m.image_id;
+  }
+
+  crypto::PrivateKey publisher_root_ = *crypto::PrivateKey::GenerateP256();
+  crypto::PrivateKey publisher_ = *crypto::PrivateKey::GenerateP256();
+  fs::path app_;
+  std::string app_image_;
   testing::Issuer root_ =
       testing::MakeRoot(std::chrono::system_clock::now(), std::chrono::hours(24 * 365));
   testing::TempDir dir_;
@@ -146,7 +191,7 @@ class Board {
       exited = true;
       service_->Nudge();
     });
-    service_->Await([&] { return exited || files_.cut() || !Settled().empty(); });
+    service_->Await([&] { return exited || files_.cut() || AllSettled(); });
     stop_.request_stop();
     daemon.join();
     return *result;
@@ -173,11 +218,16 @@ class Board {
     }
   }
 
-  // The OS target's state as the board last reported it, once installed or reverted.
-  std::string Settled() {
+  // Whether the board last reported both targets settled.
+  bool AllSettled() {
+    return !Settled(fleet_.image_1_1()).empty() && !Settled(fleet_.app_image()).empty();
+  }
+
+  // The target's state as the board last reported it, once installed, reverted or failed.
+  std::string Settled(const std::string& image) {
     if (!service_) return "";
     for (const auto& t : service_->reported()) {
-      if (t.image_id == fleet_.image_1_1() &&
+      if (t.image_id == image &&
           (t.state == wire::kInstalled || t.state == wire::kReverted || t.state == wire::kFailed)) {
         return t.state;
       }
@@ -190,22 +240,37 @@ class Board {
     return rot ? (*rot)->ReadCounter(update::kOsSecurityVersionCounter).value_or(0) : 0;
   }
 
+  // Whether the app's current version is in place, with its program.
+  bool AppRuns() const {
+    return fs::is_regular_file(config_.state_dir / "apps" / Fleet::kAppComponent / "current" /
+                               "bin/app");
+  }
+
   testing::PowerCutFileSystem& files() { return files_; }
 
  private:
   void Offer() {
-    auto bytes = file::Read(fleet_.os_1_1(), std::size_t{64} << 20);
+    service_->RelayPublisherKeys(fleet_.PublisherKeys());
+    Offer(fleet_.os_1_1(), {.image_id = fleet_.image_1_1(),
+                            .component_id = fleet_.component(),
+                            .kind = "os",
+                            .version = "1.1",
+                            .security_version = 2});
+    Offer(fleet_.app(), {.image_id = fleet_.app_image(),
+                         .component_id = Fleet::kAppComponent,
+                         .kind = "app",
+                         .version = "1.0",
+                         .security_version = 1});
+  }
+
+  void Offer(const fs::path& package, wire::UpdateTarget target) {
+    auto bytes = file::Read(package, std::size_t{64} << 20);
     ASSERT_TRUE(bytes) << bytes.error().message();
-    const std::string text(AsString(*bytes));
-    service_->Offer({.image_id = fleet_.image_1_1(),
-                     .component_id = fleet_.component(),
-                     .kind = "os",
-                     .version = "1.1",
-                     .security_version = 2,
-                     .sha256 = crypto::ToHex(*crypto::Sha256Of(AsBytes(text))),
-                     .size = text.size(),
-                     .url = "/v1/device/images/" + fleet_.image_1_1()},
-                    text);
+    std::string text(AsString(*bytes));
+    target.sha256 = crypto::ToHex(*crypto::Sha256Of(AsBytes(text)));
+    target.size = text.size();
+    target.url = "/v1/device/images/" + target.image_id;
+    service_->Offer(std::move(target), std::move(text));
   }
 
   const Fleet& fleet_;
@@ -229,7 +294,7 @@ class DaemonPowerCut : public ::testing::TestWithParam<int> {
   // The operations the whole update takes without a cut.
   static int Operations() {
     Board board(*fleet_);
-    for (int boot = 0; boot < kMostBoots && board.Settled().empty(); ++boot) {
+    for (int boot = 0; boot < kMostBoots && !board.AllSettled(); ++boot) {
       auto exit = board.PowerOn();
       EXPECT_TRUE(exit) << exit.error().message();
       if (!exit) return 0;
@@ -249,9 +314,12 @@ TEST_F(DaemonPowerCut, WithoutACutTheUpdateIsInstalledInTwoBoots) {
   EXPECT_EQ(*first, DaemonExit::kReboot) << "OS 1.1 was not installed";
   auto second = board.PowerOn();
   ASSERT_TRUE(second) << second.error().message();
-  EXPECT_EQ(board.Settled(), wire::kInstalled);
+  EXPECT_EQ(board.Settled(fleet_->image_1_1()), wire::kInstalled);
+  EXPECT_EQ(board.Settled(fleet_->app_image()), wire::kInstalled);
   EXPECT_EQ(board.OsCounter(), 2U);
+  EXPECT_TRUE(board.AppRuns());
   EXPECT_GT(board.files().operations(), 20);
+  RecordProperty("operations", board.files().operations());
 }
 
 TEST_P(DaemonPowerCut, APowerCutAtAnyDurableWriteLeavesABoardThatBootsAndSettlesTheUpdate) {
@@ -262,18 +330,20 @@ TEST_P(DaemonPowerCut, APowerCutAtAnyDurableWriteLeavesABoardThatBootsAndSettles
                  std::to_string(total));
     Board board(*fleet_);
     board.CutAfter(n);
-    for (int boot = 0; boot < kMostBoots && board.Settled().empty(); ++boot) {
+    for (int boot = 0; boot < kMostBoots && !board.AllSettled(); ++boot) {
       auto exit = board.PowerOn();
       if (board.files().cut()) break;
       ASSERT_TRUE(exit) << exit.error().message();
     }
     board.Crash();
-    for (int boot = 0; board.Settled().empty(); ++boot) {
+    for (int boot = 0; !board.AllSettled(); ++boot) {
       ASSERT_LT(boot, kMostBoots) << "the update did not settle";
       auto exit = board.PowerOn();
       ASSERT_TRUE(exit) << "the board does not start (bricked): " << exit.error().message();
     }
-    const std::string settled = board.Settled();
+    EXPECT_EQ(board.Settled(fleet_->app_image()), wire::kInstalled);
+    EXPECT_TRUE(board.AppRuns());
+    const std::string settled = board.Settled(fleet_->image_1_1());
     if (settled == wire::kInstalled) {
       EXPECT_EQ(board.OsCounter(), 2U);
     } else {

@@ -54,6 +54,12 @@ class ScriptedService final : public device::ServiceLink {
     targets_.push_back(std::move(target));
   }
 
+  // Relays `envelope` (a publisher key set, DSSE JSON) with every manifest from now on.
+  void RelayPublisherKeys(std::string envelope) {
+    const std::lock_guard lock(mutex_);
+    publisher_keys_ = std::move(envelope);
+  }
+
   // Blocks until the device has made `n` calls in all; returns them.
   std::vector<Call> AwaitCalls(std::size_t n) {
     std::unique_lock lock(mutex_);
@@ -111,6 +117,7 @@ class ScriptedService final : public device::ServiceLink {
     if (answer == Answer::kRefuse) return Fail(wire::WireErrc::kRefused, "certificate revoked");
     EXPECT_EQ(report.device_id, device_id_);
     const auto now = clock_.Now();
+    std::string publisher_keys;
     wire::UpdateManifest manifest{.device_id = device_id_,
                                   .issued_at = UnixSeconds(now),
                                   .expires_at = UnixSeconds(now + std::chrono::hours(24)),
@@ -119,6 +126,7 @@ class ScriptedService final : public device::ServiceLink {
       const std::lock_guard lock(mutex_);
       manifest.sequence = ++sequence_;
       manifest.targets = targets_;
+      publisher_keys = publisher_keys_;
       reported_ = report.targets;
       changed_.notify_all();
     }
@@ -128,7 +136,7 @@ class ScriptedService final : public device::ServiceLink {
     auto envelope = *crypto::dsse::Sign(wire::kManifestPayloadType, AsBytes(payload),
                                         std::span<const crypto::PrivateKey>(&signer.key, 1));
     return wire::CheckInResponse{crypto::dsse::Serialize(envelope),
-                                 *signer.cert.ToPem() + *ca_.cert.ToPem()};
+                                 *signer.cert.ToPem() + *ca_.cert.ToPem(), publisher_keys};
   }
 
   Expected<std::string> Fetch(std::string_view url, std::uint64_t first, std::uint64_t length,
@@ -176,6 +184,7 @@ class ScriptedService final : public device::ServiceLink {
   std::vector<wire::UpdateTarget> targets_;
   std::map<std::string, std::string, std::less<>> served_;
   std::vector<wire::TargetStatus> reported_;
+  std::string publisher_keys_;
 };
 
 }  // namespace aspis::testing
