@@ -203,6 +203,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   const update::PublisherTrust* publishers = nullptr;
   auto app_agent =
       update::AppAgent::Open({.store = update_state,
+                              .rot = rot->get(),
                               .apps_dir = config.state_dir / "apps",
                               .publishers = [&publishers] { return publishers->Publishers(); },
                               .health = update::CheckAppRunsHere});

@@ -112,6 +112,33 @@ Expected<AppAgent> AppAgent::Open(AppAgentParts parts) {
   AppAgent agent(std::move(parts));
   auto stored = agent.parts_.store.Get(kRecord);
   if (!stored) return std::unexpected(stored.error());
+  std::uint64_t seen = 0;
+  if (agent.parts_.rot != nullptr) {
+    auto counter = agent.parts_.rot->ReadCounter(kAppRecordsCounter);
+    if (!counter) return std::unexpected(counter.error());
+    seen = *counter;
+  }
+  if (*stored) {
+    const auto generation = (*stored)->find("generation");
+    if (generation != (*stored)->end()) {
+      if (!generation->is_number_unsigned()) {
+        return Fail(CoreErrc::kCorrupt, "the app update records are damaged");
+      }
+      agent.generation_ = generation->get<std::uint64_t>();
+    }
+  }
+  if (agent.generation_ < seen) {
+    return Fail(UpdateErrc::kRollback,
+                fmt::format("the app update records are generation {}, but the root of trust has "
+                            "seen generation {}: they were restored from an older copy or removed",
+                            agent.generation_, seen));
+  }
+  // A power cut between writing the records and raising the counter: the counter catches up.
+  if (agent.generation_ > seen) {
+    if (auto ok = agent.parts_.rot->AdvanceCounter(kAppRecordsCounter, agent.generation_); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
   if (!*stored) return agent;
   const auto components = (*stored)->find("components");
   if (components == (*stored)->end() || !components->is_object()) {
@@ -150,11 +177,11 @@ Expected<void> AppAgent::Fire(const std::string& component, AppEvent event, std:
     next.installed_security_version = next.target.security_version;
     next.previous_image_id.clear();
   }
-  Json all = Json::object();
-  for (const auto& [id, r] : records_) all[id] = ToJson(id == component ? next : r);
+  auto records = records_;
+  records[component] = next;
   const std::string point = fmt::format("app.{}-{}", AppStepName(t->from), AppStepName(t->to));
   KillPoint(point + ".before");
-  if (auto ok = parts_.store.Put(kRecord, Json{{"components", std::move(all)}}); !ok) return ok;
+  if (auto ok = Persist(records); !ok) return ok;
   KillPoint(point + ".after");
   record = std::move(next);
   log::Info("app {} {}: {} -> {}{}", component, record.target.version, AppStepName(t->from),
@@ -245,14 +272,29 @@ Expected<void> AppAgent::Enter(const std::string& component) {
       fs::remove_all(dir, ec);
       if (ec) return std::unexpected(InstallError("cannot remove " + dir.string()));
       if (auto ok = file::RealFileSystem().SyncDirectory(parts_.apps_dir); !ok) return ok;
-      records_.erase(component);
-      Json all = Json::object();
-      for (const auto& [id, rec] : records_) all[id] = ToJson(rec);
+      auto records = records_;
+      records.erase(component);
+      if (auto ok = Persist(records); !ok) return ok;
+      records_ = std::move(records);
       log::Info("app {} removed: no longer deployed", component);
-      return parts_.store.Put(kRecord, Json{{"components", std::move(all)}});
+      return {};
     }
   }
   return {};
+}
+
+Expected<void> AppAgent::Persist(const std::map<std::string, AppRecord, std::less<>>& records) {
+  Json all = Json::object();
+  for (const auto& [id, r] : records) all[id] = ToJson(r);
+  const std::uint64_t generation = generation_ + 1;
+  if (auto ok = parts_.store.Put(kRecord,
+                                 Json{{"components", std::move(all)}, {"generation", generation}});
+      !ok) {
+    return ok;
+  }
+  generation_ = generation;
+  if (parts_.rot == nullptr) return {};
+  return parts_.rot->AdvanceCounter(kAppRecordsCounter, generation);
 }
 
 Expected<void> AppAgent::Resume() {

@@ -13,6 +13,7 @@
 #include "device/state/state_store.hpp"
 #include "device/update/os_agent.hpp"
 #include "package/package.hpp"
+#include "rot/root_of_trust.hpp"
 
 // The app half of the update agent. Each app (component) lives in its own directory under the
 // apps directory: one directory per version (named by image ID) and a `current` symbolic link
@@ -82,8 +83,16 @@ json::Json ToJson(const AppRecord& record);
 // Errors: kCorrupt.
 Expected<AppRecord> AppRecordFrom(const json::Json& doc);
 
+// The root of trust's counter holding the generation of the app records: each write of the records
+// raises it, so records put back from an older copy are told apart from the latest.
+inline constexpr std::uint32_t kAppRecordsCounter = 2;
+
 struct AppAgentParts {
   state::StateStore& store;
+  // With a root of trust, the records carry a generation that kAppRecordsCounter follows (written
+  // first, then the counter raised), so the installed security versions cannot be lowered by
+  // restoring the state files from an old copy or deleting them.
+  rot::RootOfTrust* rot = nullptr;
   std::filesystem::path apps_dir;
   // Verify app packages again before they are unpacked (the tenant's publishers).
   std::function<package::Publishers()> publishers;
@@ -101,7 +110,8 @@ struct AppAgentParts {
 // the first error; after one the agent must be opened again.
 class AppAgent {
  public:
-  // Loads the components' records. Errors: kCorrupt, kIo.
+  // Loads the components' records. Errors: kCorrupt, kIo; kRollback when the records are of an
+  // older generation than the root of trust's counter (restored from an old copy, or deleted).
   static Expected<AppAgent> Open(AppAgentParts parts);
 
   // Continues what a restart interrupted, for every component.
@@ -128,9 +138,12 @@ class AppAgent {
                       const std::function<void(AppRecord&)>& change = {});
   Expected<void> Enter(const std::string& component);
   Expected<void> PointCurrentAt(const std::string& component, const std::string& image_id) const;
+  // Writes `records` as the next generation, then raises the counter to it.
+  Expected<void> Persist(const std::map<std::string, AppRecord, std::less<>>& records);
 
   AppAgentParts parts_;
   std::map<std::string, AppRecord, std::less<>> records_;
+  std::uint64_t generation_ = 0;
 };
 
 }  // namespace aspis::device::update

@@ -12,6 +12,7 @@
 #include "device/update/app_health.hpp"
 #include "device/update/errors.hpp"
 #include "package/archive.hpp"
+#include "rot/root_of_trust.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::update {
@@ -26,19 +27,38 @@ class Apps : public ::testing::Test {
   void SetUp() override {
     publishers_.Add(publisher_.Public());
     ASSERT_TRUE(file::EnsureDirectory(dir_ / "state", 0700));
+    std::ofstream(dir_ / "boot_id") << "boot-1\n";
+    rot_ = std::move(*rot::Initialize(
+        {.backend = "software", .state_dir = dir_ / "rot", .boot_id_file = dir_ / "boot_id"}));
     Open();
   }
 
-  void Open(std::function<Expected<void>(const fs::path&)> health = {}) {
+  // Without `counted`, the agent keeps no generation in the root of trust.
+  Expected<AppAgent> TryOpen(std::function<Expected<void>(const fs::path&)> health = {},
+                             bool counted = true) {
     agent_.reset();
-    auto agent =
-        AppAgent::Open({.store = store_,
-                        .apps_dir = dir_ / "apps",
-                        .publishers = [this] { return package::Publishers{.apps = &publishers_}; },
-                        .health = std::move(health),
-                        .defer = [this](const AppTarget&) { return deferral_; }});
+    return AppAgent::Open(
+        {.store = store_,
+         .rot = counted ? rot_.get() : nullptr,
+         .apps_dir = dir_ / "apps",
+         .publishers = [this] { return package::Publishers{.apps = &publishers_}; },
+         .health = std::move(health),
+         .defer = [this](const AppTarget&) { return deferral_; }});
+  }
+
+  void Open(std::function<Expected<void>(const fs::path&)> health = {}) {
+    auto agent = TryOpen(std::move(health));
     ASSERT_TRUE(agent) << agent.error().message();
     agent_.emplace(std::move(*agent));
+  }
+
+  fs::path RecordsFile() const { return dir_ / "state" / "apps.json"; }
+
+  // Writes the records as a newer generation than any before (as the agent would).
+  void PutRecords(json::Json components) {
+    const std::uint64_t generation = *rot_->ReadCounter(kAppRecordsCounter) + 1;
+    ASSERT_TRUE(store_.Put(
+        "apps", json::Json{{"components", std::move(components)}, {"generation", generation}}));
   }
 
   // An app package of `version` whose program prints `version`, signed by `key`.
@@ -89,6 +109,7 @@ class Apps : public ::testing::Test {
   crypto::PrivateKey publisher_ = *crypto::PrivateKey::GenerateP256();
   crypto::dsse::TrustedKeys publishers_;
   state::StateStore store_{file::RealFileSystem(), dir_ / "state"};
+  std::unique_ptr<rot::RootOfTrust> rot_;
   std::optional<AppAgent> agent_;
   std::optional<std::chrono::seconds> deferral_;  // what the running app answers
 };
@@ -148,6 +169,43 @@ TEST_F(Apps, RollbackAttackAnOlderAppSecurityVersionIsRefused) {
   ASSERT_TRUE(agent_->Install(Pack("2.1", 2))) << "its twin, at the same security version";
 }
 
+TEST_F(Apps, RollbackAttackAppRecordsRestoredFromAnOldCopyAreRefused) {
+  ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  ASSERT_TRUE(fs::exists(RecordsFile()));
+  fs::copy_file(RecordsFile(), dir_ / "old-copy.json");
+  ASSERT_TRUE(agent_->Install(Pack("2.0", 2)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  // The owner puts the old records back, so that security version 1 would be accepted again.
+  fs::copy_file(dir_ / "old-copy.json", RecordsFile(), fs::copy_options::overwrite_existing);
+  auto refused = TryOpen();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), UpdateErrc::kRollback) << refused.error().message();
+}
+
+TEST_F(Apps, RollbackAttackAppRecordsDeletedAreRefused) {
+  ASSERT_TRUE(agent_->Install(Pack("2.0", 2)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  fs::remove(RecordsFile());
+  auto refused = TryOpen();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), UpdateErrc::kRollback) << refused.error().message();
+}
+
+TEST_F(Apps, RecordsWrittenJustBeforeAPowerCutOpenAndTheCounterCatchesUp) {
+  // Written without raising the counter, as when the power goes between the two.
+  auto uncounted = TryOpen({}, /*counted=*/false);
+  ASSERT_TRUE(uncounted);
+  ASSERT_TRUE(uncounted->Install(Pack("2.0", 2)));
+  ASSERT_TRUE(uncounted->Healthy(kComponent));
+  ASSERT_EQ(*rot_->ReadCounter(kAppRecordsCounter), 0U);
+  Open();
+  EXPECT_EQ(Record().installed_version, "2.0");
+  EXPECT_GT(*rot_->ReadCounter(kAppRecordsCounter), 0U);
+  Open();
+  EXPECT_EQ(Record().installed_version, "2.0") << "the latest records open again";
+}
+
 TEST_F(Apps, AnAppNoLongerDeployedIsRemoved) {
   ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
   ASSERT_TRUE(agent_->Healthy(kComponent));
@@ -199,7 +257,7 @@ TEST_F(Apps, PathTraversalAttackALinkInPlaceOfAnAppDirectoryIsNotFollowed) {
   AppRecord forged = Record();
   forged.step = AppStep::kRevert;
   forged.previous_image_id = "a";
-  ASSERT_TRUE(store_.Put("apps", json::Json{{"components", {{kComponent, ToJson(forged)}}}}));
+  PutRecords({{kComponent, ToJson(forged)}});
   Open();
   auto refused = agent_->Resume();
   ASSERT_FALSE(refused);
@@ -226,7 +284,7 @@ TEST_F(Apps, AnInstallInterruptedAtAnyStepIsFinishedAfterARestart) {
   for (const AppStep step : {AppStep::kInstall, AppStep::kCommit}) {
     SCOPED_TRACE(std::string(AppStepName(step)));
     fs::remove_all(dir_ / "apps");
-    ASSERT_TRUE(store_.Erase("apps"));
+    PutRecords(json::Json::object());
     Open();
     ASSERT_TRUE(agent_->Install(v1));
     ASSERT_TRUE(agent_->Healthy(kComponent));
@@ -240,7 +298,7 @@ TEST_F(Apps, AnInstallInterruptedAtAnyStepIsFinishedAfterARestart) {
       record = Record();
       record.step = step;
     }
-    ASSERT_TRUE(store_.Put("apps", json::Json{{"components", {{kComponent, ToJson(record)}}}}));
+    PutRecords({{kComponent, ToJson(record)}});
     Open();
     ASSERT_TRUE(agent_->Resume());
     ASSERT_TRUE(agent_->Healthy(kComponent));
