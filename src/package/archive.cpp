@@ -233,7 +233,10 @@ Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination,
     return std::unexpected(payload.error ? std::move(*payload.error).WithContext(what)
                                          : ArchiveError(out.get(), what));
   };
+  // Names are stored as the bytes the file system gives (pax hdrcharset=BINARY), so packing
+  // neither depends on the process's locale nor fails on a name that is not UTF-8.
   if (archive_write_set_format_pax_restricted(out.get()) != ARCHIVE_OK ||
+      archive_write_set_format_option(out.get(), "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
       archive_write_add_filter_none(out.get()) != ARCHIVE_OK ||
       archive_write_open(out.get(), &payload, nullptr, &PayloadOut::Write, nullptr) != ARCHIVE_OK) {
     return failed("creating " + destination.string());

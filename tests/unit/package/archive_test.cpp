@@ -89,6 +89,19 @@ TEST_F(Archive, DirectoryPacksAndUnpacksToTheSameTree) {
   EXPECT_EQ(*file::Read(dir_ / "app.tar.zst"), *file::Read(dir_ / "again.tar.zst"));
 }
 
+TEST_F(Archive, FileNamesThatAreNotAsciiPackAndUnpackWhateverTheLocale) {
+  // Names are bytes on Linux; packing must not depend on the process's locale (C here).
+  fs::create_directories(dir_ / "app" / "données");
+  std::ofstream(dir_ / "app" / "données" / "café.txt") << "crème";
+  std::ofstream(dir_ / "app" / "raw-\xff-name") << "not UTF-8";
+  auto packed = PackDirectory(dir_ / "app", dir_ / "app.tar.zst");
+  ASSERT_TRUE(packed) << packed.error().message();
+  auto unpacked = UnpackArchive(dir_ / "app.tar.zst", dir_ / "out", packed->unpacked_size);
+  ASSERT_TRUE(unpacked) << unpacked.error().message();
+  EXPECT_EQ(AsString(*file::Read(dir_ / "out" / "données" / "café.txt")), "crème");
+  EXPECT_EQ(AsString(*file::Read(dir_ / "out" / "raw-\xff-name")), "not UTF-8");
+}
+
 TEST_F(Archive, PathTraversalAttackDotDotEntryIsRefused) {
   ExpectRefused({{.path = "../evil", .data = "x"}}, "climbs out of its directory");
   ExpectRefused({{.path = "bin/../../evil", .data = "x"}}, "climbs out of its directory");
