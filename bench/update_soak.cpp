@@ -156,7 +156,7 @@ int Child(const fs::path& dir, const std::string& boot_id, const Release& releas
   auto measured = package::MeasureOsTree(slot);
   auto counter = (*rot)->ReadCounter(kOsSecurityVersionCounter);
   if (!measured || !counter ||
-      !CheckBootedOs(slot, {.os = &os_keys}, measured->at("os"), *counter)) {
+      !CheckBootedOs(SlotHeader(slot), {.os = &os_keys}, measured->at("os"), *counter)) {
     return kSlotNotItsOs;
   }
   device::state::StateStore store(real, dir / "state");

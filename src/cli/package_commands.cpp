@@ -16,6 +16,7 @@
 #include "package/delta.hpp"
 #include "package/measure.hpp"
 #include "package/package.hpp"
+#include "package/payload_compression.hpp"
 
 namespace aspis::cli {
 
@@ -202,10 +203,11 @@ class PackPlatform : public Command {
  protected:
   explicit PackPlatform(std::string name) : name_(std::move(name)) {}
 
-  // Signs `payload` (a tar, unpacking to `unpacked_size` bytes) as a package of `kind` that
-  // measures to `measurements`.
+  // Signs `payload` (a tar or an image of `format`, unpacking to `unpacked_size` bytes) as a
+  // package of `kind` that measures to `measurements`.
   Expected<Json> Sign(package::Kind kind, const fs::path& payload, std::uint64_t unpacked_size,
-                      std::map<std::string, crypto::Digest, std::less<>> measurements) const {
+                      std::map<std::string, crypto::Digest, std::less<>> measurements,
+                      package::PayloadFormat format = package::PayloadFormat::kTar) const {
     auto key = LoadKey(key_);
     if (!key) return std::unexpected(key.error());
     auto image_id = crypto::RandomUuid();
@@ -227,6 +229,7 @@ class PackPlatform : public Command {
     m.measurements = std::move(measurements);
     m.payload.compression = package::Compression::kZstd;
     m.payload.unpacked_size = unpacked_size;
+    m.payload.format = format;
     auto written = package::Write(std::move(m), payload, std::span(&*key, 1), destination_);
     if (!written) return std::unexpected(written.error());
     return PackApplication::Summary(*written);
@@ -243,7 +246,8 @@ class PackPlatform : public Command {
 };
 
 // An OS package from a root file system (a directory, or a tar of one), recording the digests
-// aspisd will measure when running it.
+// aspisd will measure when running it; with --image, the package carries that file system image
+// of the root file system instead, for boards whose OS slots are partitions.
 class PackOs final : public PackPlatform {
  public:
   PackOs() : PackPlatform("Aspis OS") {}
@@ -252,6 +256,9 @@ class PackOs final : public PackPlatform {
     verb->add_option("--rootfs", rootfs_,
                      "The root file system: a directory, or a tar of one (plain or zstd)")
         ->required();
+    verb->add_option("--image", image_,
+                     "A file system image of the root file system, for partition slots (U-Boot, "
+                     "GRUB): the package carries it and devices measure it whole");
   }
   Expected<Json> Run() override {
     fs::path tree = rootfs_;
@@ -268,6 +275,15 @@ class PackOs final : public PackPlatform {
     auto measured = package::MeasureOsTree(tree);
     if (!measured) return std::unexpected(measured.error());
     const Scratch payload(Temporary("payload"));
+    if (!image_.empty()) {
+      auto os = package::MeasurePath(image_);
+      if (!os) return std::unexpected(std::move(os.error()).WithContext(image_));
+      (*measured)["os"] = *os;
+      auto size = package::CompressFile(image_, payload.path());
+      if (!size) return std::unexpected(size.error());
+      return Sign(package::Kind::kOs, payload.path(), *size, std::move(*measured),
+                  package::PayloadFormat::kImage);
+    }
     auto packed = package::PackDirectory(tree, payload.path(), {.symlinks = true});
     if (!packed) return std::unexpected(packed.error());
     return Sign(package::Kind::kOs, payload.path(), packed->unpacked_size, std::move(*measured));
@@ -277,7 +293,7 @@ class PackOs final : public PackPlatform {
   }
 
  private:
-  std::string rootfs_;
+  std::string rootfs_, image_;
 };
 
 // A board package: the board definition aspisd measures at launch, as board.json.

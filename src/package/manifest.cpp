@@ -102,6 +102,9 @@ Expected<void> Validate(const Manifest& m) {
   if (m.payload.compression == Compression::kNone && m.payload.unpacked_size != m.payload.size) {
     return std::unexpected(Malformed("payload.unpacked_size", "must equal size when uncompressed"));
   }
+  if (m.payload.format == PayloadFormat::kImage && m.kind != Kind::kOs) {
+    return std::unexpected(Malformed("payload.format", "is image only for OS packages"));
+  }
   if (m.target_boards.size() > kMaxBoards) {
     return Fail(PackageErrc::kTooLarge, "a package targets at most 32 boards");
   }
@@ -163,6 +166,7 @@ Expected<std::string> Serialize(const Manifest& m) {
       {"target_boards", m.target_boards},
       {"measurements", measurements},
   };
+  if (m.payload.format == PayloadFormat::kImage) doc["payload"]["format"] = "image";
   if (!m.app_manifest.empty()) doc["app_manifest"] = *json::Parse(m.app_manifest);
   return json::Dump(doc);
 }
@@ -223,6 +227,13 @@ Expected<Manifest> ParseManifest(std::string_view text) {
     m.payload.compression = Compression::kNone;
   } else {
     return std::unexpected(Malformed("payload.compression", "is not zstd or none"));
+  }
+  if ((*payload)->contains("format")) {
+    auto format = json::GetString(**payload, "format");
+    if (!format || (*format != "image" && *format != "tar")) {
+      return std::unexpected(Malformed("payload.format", "is not tar or image"));
+    }
+    m.payload.format = *format == "image" ? PayloadFormat::kImage : PayloadFormat::kTar;
   }
 
   auto boards = json::GetArray(*doc, "target_boards");

@@ -28,11 +28,16 @@ inline bool IsApp(Kind kind) { return kind == Kind::kApp || kind == Kind::kRtApp
 enum class Compression { kNone, kZstd };
 std::string_view CompressionName(Compression compression);  // "none", "zstd"
 
+// What the decompressed payload is: a tar of files (apps, and OS root file systems for the
+// simulator's directory slots), or a file system image written whole to a board's OS partition.
+enum class PayloadFormat { kTar, kImage };
+
 struct Payload {
   crypto::Digest sha256{};  // of the bytes stored in the package
   std::uint64_t size = 0;   // bytes stored in the package
   Compression compression = Compression::kZstd;
-  std::uint64_t unpacked_size = 0;  // bytes once decompressed (equal to size when kNone)
+  std::uint64_t unpacked_size = 0;             // bytes once decompressed (equal to size when kNone)
+  PayloadFormat format = PayloadFormat::kTar;  // kImage for OS packages only
 };
 
 // The largest payload a package may declare, stored or unpacked.

@@ -84,6 +84,28 @@ Expected<crypto::Digest> MeasurePath(const fs::path& path) {
   return fs::is_directory(status) ? HashTree(path) : HashFile(path);
 }
 
+Expected<crypto::Digest> MeasurePrefix(const fs::path& path, std::uint64_t length) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(CoreErrc::kNotFound, "cannot read " + path.string() + " to measure it");
+  auto sha = crypto::Sha256::Create();
+  if (!sha) return std::unexpected(sha.error());
+  std::array<char, std::size_t{64} * 1024> buffer{};
+  for (std::uint64_t left = length; left > 0;) {
+    in.read(buffer.data(),
+            static_cast<std::streamsize>(std::min<std::uint64_t>(left, buffer.size())));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    if (n == 0) {
+      return Fail(CoreErrc::kCorrupt, fmt::format("{} holds fewer than the {} bytes to measure",
+                                                  path.string(), length));
+    }
+    if (auto ok = sha->Update({reinterpret_cast<const std::uint8_t*>(buffer.data()), n}); !ok) {
+      return std::unexpected(ok.error());
+    }
+    left -= n;
+  }
+  return sha->Finish();
+}
+
 Expected<std::map<std::string, crypto::Digest, std::less<>>> MeasureOsTree(const fs::path& rootfs) {
   std::map<std::string, crypto::Digest, std::less<>> measured;
   const std::pair<std::string_view, fs::path> parts[] = {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -22,6 +23,10 @@ inline constexpr std::string_view kTrustBundleInRootfs = "etc/aspis/trust-bundle
 // (symbolic links), in path order. Special files are refused. Errors: kNotFound, kIo,
 // kInvalidArgument (a special file).
 Expected<crypto::Digest> MeasurePath(const std::filesystem::path& path);
+
+// SHA-256 of the first `length` bytes of a file or block device (an OS image in a partition larger
+// than it). Errors: kNotFound, kIo, kCorrupt (fewer than `length` bytes).
+Expected<crypto::Digest> MeasurePrefix(const std::filesystem::path& path, std::uint64_t length);
 
 // The launch measurements of an OS root file system: "os" (the tree), "aspisd" and
 // "trust-bundle" (the files at the paths above). Errors: those of MeasurePath, naming what is

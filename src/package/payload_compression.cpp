@@ -1,6 +1,8 @@
 #include "package/payload_compression.hpp"
 
 #include <algorithm>
+#include <array>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -176,5 +178,35 @@ Expected<void> ZstdSource::ExpectEnd() {
 }
 
 std::uint32_t PayloadCompressorVersion() { return ZSTD_versionNumber(); }
+
+Expected<std::uint64_t> CompressFile(const std::filesystem::path& image,
+                                     const std::filesystem::path& destination) {
+  std::ifstream in(image, std::ios::binary);
+  if (!in) return Fail(PackageErrc::kIo, "cannot read " + image.string());
+  std::ofstream out(destination, std::ios::binary | std::ios::trunc);
+  if (!out) return Fail(PackageErrc::kIo, "cannot write " + destination.string());
+  auto compressor = PayloadCompressor::Create([&](ByteView bytes) -> Expected<void> {
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+    if (!out) return Fail(PackageErrc::kIo, "writing " + destination.string());
+    return {};
+  });
+  if (!compressor) return std::unexpected(compressor.error());
+  std::array<char, std::size_t{1} << 16> buffer{};
+  while (in) {
+    in.read(buffer.data(), buffer.size());
+    const auto n = static_cast<std::size_t>(in.gcount());
+    if (n == 0) break;
+    if (auto ok = compressor->Write({reinterpret_cast<const std::uint8_t*>(buffer.data()), n});
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  if (in.bad()) return Fail(PackageErrc::kIo, "reading " + image.string());
+  if (auto ok = compressor->Finish(); !ok) return std::unexpected(ok.error());
+  out.close();
+  if (!out) return Fail(PackageErrc::kIo, "writing " + destination.string());
+  return compressor->consumed();
+}
 
 }  // namespace aspis::package

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 
@@ -42,6 +43,11 @@ class PayloadCompressor {
   explicit PayloadCompressor(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
+
+// Compresses the file at `image` (an OS partition image) with PayloadCompressor into a new file
+// at `destination`; returns the image's size. Errors: kIo.
+Expected<std::uint64_t> CompressFile(const std::filesystem::path& image,
+                                     const std::filesystem::path& destination);
 
 // Reads zstd-compressed bytes from `inner` (which must outlive it) and hands them out
 // decompressed: the Source of a compressed payload or delta. Frames whose window is over

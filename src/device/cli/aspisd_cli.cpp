@@ -81,8 +81,15 @@ int RunUntilSignalled(const DaemonConfig& config, std::ostream& err) {
   return *result == DaemonExit::kReboot ? kRebootExitCode : 0;
 }
 
-// `aspisd flash`: slot A of a simulated board receives the OS package, checked as an install is.
-int Flash(const std::filesystem::path& slots, const std::filesystem::path& package,
+// Where `aspisd flash` writes: a simulated board's slot directories, or a board's partition A.
+struct FlashTarget {
+  std::filesystem::path slots;
+  std::filesystem::path partition;
+  std::filesystem::path state_dir;  // with a partition: where its header goes
+};
+
+// `aspisd flash`: slot A receives the OS package, checked as an install is.
+int Flash(const FlashTarget& target, const std::filesystem::path& package,
           const std::filesystem::path& keys_file, const std::filesystem::path& board,
           std::ostream& out, std::ostream& err) {
   auto pem = file::Read(keys_file, file::kSmallFileLimit);
@@ -93,11 +100,20 @@ int Flash(const std::filesystem::path& slots, const std::filesystem::path& packa
   for (const auto& key : *keys) trusted.Add(key);
   auto name = BoardName(board);
   if (!name) return Report(name.error(), err);
-  if (auto ok = file::EnsureDirectory(slots, 0755); !ok) return Report(ok.error(), err);
-  update::DirectorySlotWriter writer(
-      [&](update::Slot slot) { return slots / (slot == update::Slot::kA ? "a" : "b"); },
-      {.os = &trusted}, *name);
-  auto written = writer.Write(update::Slot::kA, package, update::AcceptAnyPackage);
+  std::unique_ptr<update::SlotWriter> writer;
+  if (!target.partition.empty()) {
+    const std::filesystem::path headers = target.state_dir / "slots";
+    if (auto ok = file::EnsureDirectory(headers, 0700); !ok) return Report(ok.error(), err);
+    writer = std::make_unique<update::ImageSlotWriter>(
+        std::array<std::filesystem::path, 2>{target.partition, {}}, headers,
+        package::Publishers{.os = &trusted}, *name);
+  } else {
+    if (auto ok = file::EnsureDirectory(target.slots, 0755); !ok) return Report(ok.error(), err);
+    writer = std::make_unique<update::DirectorySlotWriter>(
+        [&](update::Slot slot) { return target.slots / (slot == update::Slot::kA ? "a" : "b"); },
+        package::Publishers{.os = &trusted}, *name);
+  }
+  auto written = writer->Write(update::Slot::kA, package, update::AcceptAnyPackage);
   if (!written) return Report(written.error(), err);
   out << "slot A holds OS " << written->version << " (image " << written->image_id << ")\n";
   return 0;
@@ -135,7 +151,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   std::string daemon_state = daemon.state_dir.string();
   std::string trust_bundle, os_image, board, admin_socket = daemon.admin_socket.string();
   std::string boot_id_file = daemon.boot_id_file.string();
-  std::string slots;
+  std::string slots, slot_a, slot_b, boot_environment;
+  std::string kernel_cmdline = daemon.kernel_cmdline.string();
   int retry_max_seconds = 600;
   auto* run = app.add_subcommand("run", "Run the device runtime until SIGTERM");
   run->set_config("--config", "",
@@ -145,8 +162,9 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   run->add_option("--state", daemon_state, "State directory")->capture_default_str();
   run->add_option("--service", daemon.service_url, "Security service URL (https://host:port)")
       ->required();
-  auto* bundle_option =
-      run->add_option("--trust-bundle", trust_bundle, "PEM file of the platform root CA to pin");
+  run->add_option("--trust-bundle", trust_bundle,
+                  "PEM file of the platform root CA to pin and the OS publisher keys (not with "
+                  "the simulator, whose booted slot holds it)");
   run->add_option("--rot", daemon.rot, "Root-of-trust backend")
       ->check(CLI::IsMember({"software", "tpm2"}))
       ->capture_default_str();
@@ -158,12 +176,23 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       run->add_option("--os-image", os_image, "The OS slot image (a file, or a directory)");
   auto* bootloader_option =
       run->add_option("--bootloader", daemon.bootloader,
-                      "The A/B bootloader the OS is updated through (simulator: slot "
-                      "directories a and b under --slots); the booted slot is the OS image and "
-                      "holds the trust bundle")
-          ->check(CLI::IsMember({"simulator"}));
+                      "The A/B bootloader the OS is updated through: simulator (slot directories "
+                      "a and b under --slots, the booted one holding the trust bundle), or u-boot "
+                      "or grub (OS images in --slot-a and --slot-b); the booted slot is the OS "
+                      "image")
+          ->check(CLI::IsMember({"simulator", "u-boot", "grub"}));
   run->add_option("--slots", slots, "The simulator's slot directory")->needs(bootloader_option);
-  bootloader_option->excludes(image_option)->excludes(bundle_option);
+  run->add_option("--slot-a", slot_a, "u-boot, grub: OS partition A (a block device)")
+      ->needs(bootloader_option);
+  run->add_option("--slot-b", slot_b, "u-boot, grub: OS partition B (a block device)")
+      ->needs(bootloader_option);
+  run->add_option("--boot-environment", boot_environment,
+                  "u-boot: the fw_env.config naming its environment; grub: the grubenv block")
+      ->needs(bootloader_option);
+  run->add_option("--kernel-cmdline", kernel_cmdline,
+                  "u-boot, grub: where the boot script's aspis.slot=A|B is read")
+      ->capture_default_str();
+  bootloader_option->excludes(image_option);
   int trial_seconds = static_cast<int>(daemon.trial_time.count());
   run->add_option("--trial-seconds", trial_seconds,
                   "How long a new OS may take to attest and check in before it is reverted")
@@ -209,9 +238,18 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   std::string flash_package, flash_keys;
   auto* flash = app.add_subcommand(
       "flash",
-      "Write an OS package into slot A of a simulated board, as its factory does (verified with "
+      "Write an OS package into slot A of a board, as its factory does (verified with "
       "the OS publisher keys; the board definition's name must be among its target boards)");
-  flash->add_option("--slots", board_slots, "The slot directories a and b")->required();
+  auto* flash_slots =
+      flash->add_option("--slots", board_slots, "The simulator's slot directories a and b");
+  std::string flash_partition;
+  auto* flash_partition_option = flash->add_option(
+      "--partition", flash_partition,
+      "Instead, OS partition A of a board with u-boot or grub (the package's image is written "
+      "there, its header in --state)");
+  flash_slots->excludes(flash_partition_option);
+  flash->add_option("--state", daemon_state, "With --partition: aspisd's state directory")
+      ->capture_default_str();
   flash->add_option("--image", flash_package, "The OS package (.aspkg)")->required();
   flash->add_option("--os-publisher-keys", flash_keys, "PEM public keys of the OS publishers")
       ->required();
@@ -233,7 +271,14 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     return app.exit(e, out, err);
   }
 
-  if (flash->parsed()) return Flash(board_slots, flash_package, flash_keys, board, out, err);
+  if (flash->parsed()) {
+    if (board_slots.empty() == flash_partition.empty()) {
+      err << "aspisd flash: give --slots or --partition\n";
+      return 2;
+    }
+    return Flash({.slots = board_slots, .partition = flash_partition, .state_dir = daemon_state},
+                 flash_package, flash_keys, board, out, err);
+  }
   if (simulate->parsed()) {
     board_config.slots = board_slots;
     board_config.boot_id_file = board_boot_id;
@@ -253,14 +298,26 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   }
   if (run->parsed()) {
     if (daemon.bootloader.empty() && (os_image.empty() || trust_bundle.empty())) {
-      err << "aspisd run: give --os-image and --trust-bundle, or --bootloader and --slots\n";
+      err << "aspisd run: give --os-image and --trust-bundle, or --bootloader and its slots\n";
       return 2;
     }
-    if (!daemon.bootloader.empty() && slots.empty()) {
-      err << "aspisd run: --bootloader simulator needs --slots\n";
+    if (daemon.bootloader == "simulator" && (slots.empty() || !trust_bundle.empty())) {
+      err << "aspisd run: --bootloader simulator needs --slots (the booted slot holds the trust "
+             "bundle)\n";
+      return 2;
+    }
+    const bool partitions = daemon.bootloader == "u-boot" || daemon.bootloader == "grub";
+    if (partitions &&
+        (slot_a.empty() || slot_b.empty() || boot_environment.empty() || trust_bundle.empty())) {
+      err << "aspisd run: --bootloader " << daemon.bootloader
+          << " needs --slot-a, --slot-b, --boot-environment and --trust-bundle\n";
       return 2;
     }
     daemon.slots = slots;
+    daemon.slot_a = slot_a;
+    daemon.slot_b = slot_b;
+    daemon.boot_environment = boot_environment;
+    daemon.kernel_cmdline = kernel_cmdline;
     daemon.trial_time = std::chrono::seconds(trial_seconds);
     daemon.state_dir = daemon_state;
     daemon.trust_bundle = trust_bundle;

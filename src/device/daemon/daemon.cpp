@@ -17,6 +17,7 @@
 #include "device/state/state_store.hpp"
 #include "device/update/app_agent.hpp"
 #include "device/update/app_health.hpp"
+#include "device/update/boot/platform/environment_bootloaders.hpp"
 #include "device/update/boot/simulated_bootloader.hpp"
 #include "device/update/os_agent.hpp"
 #include "device/update/publisher_trust.hpp"
@@ -41,6 +42,52 @@ Expected<void> RequireSharedTcti(std::string_view tcti) {
               "TCTI \"" + std::string(tcti) +
                   "\" serves one connection, but the root of trust and the TPM-held runtime key "
                   "each need one: use a resource manager (tabrmd:... or device:/dev/tpmrm0)");
+}
+
+// The bootloader `config` names, with its state where that bootloader keeps it.
+Expected<std::unique_ptr<update::Bootloader>> OpenBootloader(const DaemonConfig& config,
+                                                             file::FileSystem& files) {
+  if (config.bootloader == "simulator") {
+    auto opened = update::SimulatedBootloader::Open(files, config.slots);
+    if (!opened) return std::unexpected(opened.error());
+    return std::make_unique<update::SimulatedBootloader>(std::move(*opened));
+  }
+  if (config.slot_a.empty() || config.slot_b.empty() || config.boot_environment.empty()) {
+    return Fail(CoreErrc::kInvalidArgument,
+                config.bootloader + " needs both OS partitions and the boot environment");
+  }
+  if (auto ok = file::EnsureDirectory(config.state_dir / "slots", 0700); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (config.bootloader == "u-boot") {
+    auto opened = update::UBootBootloader::Open(config.boot_environment, config.kernel_cmdline);
+    if (!opened) return std::unexpected(opened.error());
+    return std::unique_ptr<update::Bootloader>(std::move(*opened));
+  }
+  if (config.bootloader == "grub") {
+    auto opened = update::GrubBootloader::Open(config.boot_environment, config.kernel_cmdline);
+    if (!opened) return std::unexpected(opened.error());
+    return std::unique_ptr<update::Bootloader>(std::move(*opened));
+  }
+  return Fail(CoreErrc::kInvalidArgument,
+              "unknown bootloader \"" + config.bootloader + "\" (simulator, u-boot, grub)");
+}
+
+// The size of the image the partition booted from `header` holds, as its verified header signs.
+Expected<std::uint64_t> ImageLength(const std::filesystem::path& header,
+                                    const crypto::dsse::TrustedKeys& os_keys) {
+  auto source = package::FileSource::Open(header);
+  if (!source) {
+    return std::unexpected(
+        std::move(source.error())
+            .WithContext("its OS header (written by aspisd flash or an update)"));
+  }
+  auto reader = package::Reader::Open(*source, {.os = &os_keys});
+  if (!reader) return std::unexpected(reader.error());
+  if (reader->manifest().payload.format != package::PayloadFormat::kImage) {
+    return Fail(CoreErrc::kInvalidArgument, "its OS header is not of a partition image");
+  }
+  return reader->manifest().payload.unpacked_size;
 }
 
 // The ID of this boot, from `path`.
@@ -77,21 +124,33 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& config, const Env& env,
 Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                                const std::stop_token& stop, ServiceLink* service) {
   DaemonConfig config = given;
-  // With a bootloader, the slot it booted is the OS: measured, and holding the trust bundle.
-  std::optional<update::SimulatedBootloader> bootloader;
+  // With a bootloader, the slot it booted is the OS measured, and the header it was written with
+  // proves which OS that is.
+  std::unique_ptr<update::Bootloader> bootloader;
+  update::SimulatedBootloader* simulator = nullptr;  // owned by `bootloader`
+  const bool partitions = config.bootloader == "u-boot" || config.bootloader == "grub";
+  std::filesystem::path booted_header;
   std::string boot_id;
   if (!config.bootloader.empty()) {
     auto id = ReadBootId(config.boot_id_file);
     if (!id) return std::unexpected(id.error());
     boot_id = *id;
-    auto opened = update::SimulatedBootloader::Open(env.fs, config.slots);
+    auto opened = OpenBootloader(config, env.fs);
     if (!opened) return std::unexpected(std::move(opened.error()).WithContext("bootloader"));
-    auto slot = opened->Boot(boot_id);
-    if (!slot) return std::unexpected(std::move(slot.error()).WithContext("booting a slot"));
-    config.os_image = opened->SlotDir(*slot);
-    config.trust_bundle = config.os_image / package::kTrustBundleInRootfs;
-    log::Info("booted slot {} ({})", update::SlotName(*slot), config.os_image.string());
     bootloader = std::move(*opened);
+    // The simulator boots a slot itself; a real bootloader's script did before the kernel ran.
+    if (!partitions) simulator = static_cast<update::SimulatedBootloader*>(bootloader.get());
+    auto slot = partitions ? bootloader->Booted() : simulator->Boot(boot_id);
+    if (!slot) return std::unexpected(std::move(slot.error()).WithContext("the booted slot"));
+    if (partitions) {
+      config.os_image = *slot == update::Slot::kA ? config.slot_a : config.slot_b;
+      booted_header = update::PartitionHeader(config.state_dir / "slots", *slot);
+    } else {
+      config.os_image = simulator->SlotDir(*slot);
+      config.trust_bundle = config.os_image / package::kTrustBundleInRootfs;
+      booted_header = update::SlotHeader(config.os_image);
+    }
+    log::Info("booted slot {} ({})", update::SlotName(*slot), config.os_image.string());
   }
   auto bundle = file::Read(config.trust_bundle, file::kSmallFileLimit);
   if (!bundle) return std::unexpected(std::move(bundle.error()).WithContext("trust bundle"));
@@ -120,11 +179,18 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   if (!rot) return std::unexpected(std::move(rot.error()).WithContext("root of trust"));
   auto identity = (*rot)->GetIdentity();
   if (!identity) return std::unexpected(identity.error());
-  auto events =
-      measure::MeasureLaunch(**rot,
-                             measure::LaunchComponents(config.os_image, config.aspisd_binary,
-                                                       config.board, config.trust_bundle),
-                             config.state_dir / "measurements.json", env.fs);
+  // A partition holds the image and whatever was there after it: only the image is measured.
+  std::optional<std::uint64_t> os_length;
+  if (partitions) {
+    auto length = ImageLength(booted_header, installer_keys);
+    if (!length) return std::unexpected(std::move(length.error()).WithContext("the booted slot"));
+    os_length = *length;
+  }
+  auto events = measure::MeasureLaunch(
+      **rot,
+      measure::LaunchComponents(config.os_image, config.aspisd_binary, config.board,
+                                config.trust_bundle, os_length),
+      config.state_dir / "measurements.json", env.fs);
   if (!events) return std::unexpected(std::move(events.error()).WithContext("measured launch"));
   // A booted slot must hold the OS its signed header names, at or above the anti-rollback
   // counter: an owner who puts an old slot back does not get it run.
@@ -136,7 +202,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                      [](const wire::MeasurementEvent& e) { return e.component == "os"; });
     if (os == events->end()) return Fail(CoreErrc::kInvalidArgument, "no OS measurement");
     auto booted_os =
-        update::CheckBootedOs(config.os_image, {.os = &installer_keys}, os->digest, *counter);
+        update::CheckBootedOs(booted_header, {.os = &installer_keys}, os->digest, *counter);
     if (!booted_os) return std::unexpected(std::move(booted_os.error()).WithContext("booted OS"));
   }
   std::optional<crypto::TpmKeyStore> tpm_keys;
@@ -167,11 +233,18 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     return std::unexpected(ok.error());
   }
   state::StateStore update_state(env.fs, config.state_dir / "update");
-  std::optional<update::DirectorySlotWriter> slot_writer;
+  std::unique_ptr<update::SlotWriter> slot_writer;
   std::optional<update::OsAgent> os_agent;
   if (bootloader) {
-    slot_writer.emplace([&](update::Slot slot) { return bootloader->SlotDir(slot); },
-                        package::Publishers{.os = &installer_keys}, *board);
+    if (partitions) {
+      slot_writer = std::make_unique<update::ImageSlotWriter>(
+          std::array{config.slot_a, config.slot_b}, config.state_dir / "slots",
+          package::Publishers{.os = &installer_keys}, *board);
+    } else {
+      slot_writer = std::make_unique<update::DirectorySlotWriter>(
+          [simulator](update::Slot slot) { return simulator->SlotDir(slot); },
+          package::Publishers{.os = &installer_keys}, *board);
+    }
     auto agent = update::OsAgent::Open({.env = env,
                                         .store = update_state,
                                         .boot = *bootloader,

@@ -31,11 +31,18 @@ struct DaemonConfig {
   std::string tcti = "device:/dev/tpmrm0";
   std::filesystem::path boot_id_file = rot::kBootIdFile;
   std::filesystem::path os_image;  // the OS slot image: a file, or a directory on the simulator
-  // The A/B bootloader the OS is updated through: empty (the OS is not updated) or "simulator"
-  // (slot directories `a` and `b` under `slots`). With a bootloader, the booted slot is the OS
-  // measured and its etc/aspis/trust-bundle.pem the trust bundle.
+  // The A/B bootloader the OS is updated through: empty (the OS is not updated), "simulator"
+  // (slot directories `a` and `b` under `slots`; the booted slot's etc/aspis/trust-bundle.pem is
+  // the trust bundle), or "u-boot" or "grub": the OS partitions `slot_a` and `slot_b` hold file
+  // system images, the bootloader's environment is `boot_environment` (U-Boot: its
+  // fw_env.config; GRUB: its grubenv block), and the boot script names the booted slot on
+  // `kernel_cmdline` (aspis.slot=A|B). With a bootloader, the booted slot is the OS measured.
   std::string bootloader;
   std::filesystem::path slots;
+  std::filesystem::path slot_a;
+  std::filesystem::path slot_b;
+  std::filesystem::path boot_environment;
+  std::filesystem::path kernel_cmdline = "/proc/cmdline";
   // How long a new OS may take to attest and check in before it is reverted.
   std::chrono::seconds trial_time = std::chrono::minutes(10);
   std::filesystem::path board;  // the board definition; packages must list its name

@@ -334,7 +334,12 @@ std::optional<std::filesystem::path> Device::DeltaBase(const wire::UpdateTarget&
   const std::string& base = t.delta->base_image_id;
   if (*kind == package::Kind::kOs && os_agent_ != nullptr) {
     const update::OsRecord& r = os_agent_->record();
-    if (r.step == update::Step::kIdle && r.installed_image_id == base) return config_.os_image;
+    // A delta rebuilds a root file system tree: partition images are fetched whole.
+    std::error_code ec;
+    if (r.step == update::Step::kIdle && r.installed_image_id == base &&
+        std::filesystem::is_directory(config_.os_image, ec)) {
+      return config_.os_image;
+    }
   }
   if (package::IsApp(*kind) && app_agent_ != nullptr) {
     const auto found = app_agent_->records().find(t.component_id);

@@ -61,11 +61,12 @@ Expected<void> ExtendFrom(rot::RootOfTrust& rot, const std::vector<wire::Measure
 }  // namespace
 
 std::vector<Component> LaunchComponents(const fs::path& os_image, const fs::path& aspisd_binary,
-                                        const fs::path& board, const fs::path& trust_bundle) {
-  return {{"os", os_image},
-          {"aspisd", aspisd_binary},
-          {"board", board},
-          {"trust-bundle", trust_bundle}};
+                                        const fs::path& board, const fs::path& trust_bundle,
+                                        std::optional<std::uint64_t> os_length) {
+  return {{"os", os_image, os_length},
+          {"aspisd", aspisd_binary, {}},
+          {"board", board, {}},
+          {"trust-bundle", trust_bundle, {}}};
 }
 
 Expected<std::vector<wire::MeasurementEvent>> MeasureLaunch(
@@ -77,7 +78,8 @@ Expected<std::vector<wire::MeasurementEvent>> MeasureLaunch(
   if (*current == crypto::Digest{}) {
     std::vector<wire::MeasurementEvent> events;
     for (const auto& component : components) {
-      auto digest = package::MeasurePath(component.path);
+      auto digest = component.length ? package::MeasurePrefix(component.path, *component.length)
+                                     : package::MeasurePath(component.path);
       if (!digest) {
         return std::unexpected(
             std::move(digest.error()).WithContext("measuring \"" + component.name + "\""));

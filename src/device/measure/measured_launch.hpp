@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,14 +20,17 @@ namespace aspis::device::measure {
 struct Component {
   std::string name;
   std::filesystem::path path;
+  // Measure only the first `length` bytes (an OS image in a larger partition); all when empty.
+  std::optional<std::uint64_t> length;
 };
 
-// What aspisd measures at launch, in order: the OS slot image, itself, the board definition and
-// the trust bundle.
+// What aspisd measures at launch, in order: the OS slot image (its first `os_length` bytes when
+// given), itself, the board definition and the trust bundle.
 std::vector<Component> LaunchComponents(const std::filesystem::path& os_image,
                                         const std::filesystem::path& aspisd_binary,
                                         const std::filesystem::path& board,
-                                        const std::filesystem::path& trust_bundle);
+                                        const std::filesystem::path& trust_bundle,
+                                        std::optional<std::uint64_t> os_length = {});
 
 // Brings the register and the event log at `log_path` into agreement, extending each component
 // at most once per boot:

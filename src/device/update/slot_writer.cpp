@@ -1,7 +1,18 @@
 #include "device/update/slot_writer.hpp"
 
-#include <algorithm>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+#include <vector>
+
+#include "core/fd.hpp"
 #include "core/file.hpp"
 #include "crypto/sha256.hpp"
 #include "device/kill_point.hpp"
@@ -9,6 +20,7 @@
 #include "device/update/unpack.hpp"
 #include "package/archive.hpp"
 #include "package/measure.hpp"
+#include "package/zstd_ptr.hpp"
 
 namespace aspis::device::update {
 
@@ -38,17 +50,100 @@ Expected<Bytes> ReadHeader(const fs::path& path) {
   return header;
 }
 
+// Whether `m` is an OS package of `format` for `board`.
+Expected<void> CheckOsPackage(const package::Manifest& m, package::PayloadFormat format,
+                              const std::string& board) {
+  if (m.kind != package::Kind::kOs) {
+    return std::unexpected(InstallError("the package is not an OS package"));
+  }
+  if (std::find(m.target_boards.begin(), m.target_boards.end(), board) == m.target_boards.end()) {
+    return std::unexpected(InstallError("the OS package is not for board " + board));
+  }
+  if (m.payload.format != format) {
+    return std::unexpected(InstallError(
+        format == package::PayloadFormat::kImage
+            ? "the OS package holds a root file system tar, not an image for a partition"
+            : "the OS package holds a partition image, not a root file system tar"));
+  }
+  return {};
+}
+
+// The size of a block device, or of a regular file.
+Expected<std::uint64_t> PartitionSize(int fd, const fs::path& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return std::unexpected(InstallError("cannot inspect " + path.string()));
+  if (S_ISREG(st.st_mode)) return static_cast<std::uint64_t>(st.st_size);
+  std::uint64_t size = 0;
+  if (S_ISBLK(st.st_mode) && ::ioctl(fd, BLKGETSIZE64, &size) == 0) return size;
+  return std::unexpected(InstallError(path.string() + " is not a block device or a file"));
+}
+
+// Writes all of `bytes` at `offset`.
+Expected<void> WriteAt(int fd, ByteView bytes, std::uint64_t offset, const fs::path& path) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return std::unexpected(
+          InstallError("writing " + path.string() + ": " + std::generic_category().message(errno)));
+    }
+    bytes = bytes.subspan(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return {};
+}
+
+// Streams the package's payload, decompressed, to the start of `fd`; returns the bytes written,
+// never more than the signed unpacked size.
+Expected<std::uint64_t> WriteImage(package::Reader& reader, int fd, const fs::path& path) {
+  const package::Payload& payload = reader.manifest().payload;
+  std::uint64_t written = 0;
+  const auto put = [&](ByteView bytes) -> Expected<void> {
+    if (bytes.size() > payload.unpacked_size - written) {
+      return std::unexpected(InstallError("the image is larger than its signed size"));
+    }
+    if (auto ok = WriteAt(fd, bytes, written, path); !ok) return ok;
+    written += bytes.size();
+    return {};
+  };
+  if (payload.compression == package::Compression::kNone) {
+    if (auto ok = reader.StreamPayload(put); !ok) return std::unexpected(ok.error());
+    return written;
+  }
+  package::ZstdDecompressor zstd(ZSTD_createDCtx());
+  if (!zstd) return std::unexpected(InstallError("out of memory"));
+  std::vector<std::uint8_t> out(ZSTD_DStreamOutSize());
+  std::size_t last = 0;  // ZSTD_decompressStream's last answer: 0 once a frame is complete
+  auto streamed = reader.StreamPayload([&](ByteView in) -> Expected<void> {
+    ZSTD_inBuffer input{in.data(), in.size(), 0};
+    while (input.pos < input.size) {
+      ZSTD_outBuffer output{out.data(), out.size(), 0};
+      last = ZSTD_decompressStream(zstd.get(), &output, &input);
+      if (ZSTD_isError(last) != 0) {
+        return std::unexpected(
+            InstallError(std::string("the image does not decompress: ") + ZSTD_getErrorName(last)));
+      }
+      if (auto ok = put({out.data(), output.pos}); !ok) return ok;
+    }
+    return {};
+  });
+  if (!streamed) return std::unexpected(streamed.error());
+  if (last != 0) return std::unexpected(InstallError("the image ends inside a zstd frame"));
+  return written;
+}
+
 }  // namespace
 
 fs::path SlotHeader(const fs::path& slot_dir) {
   return slot_dir.parent_path() / (slot_dir.filename().string() + ".header");
 }
 
-Expected<package::Manifest> CheckBootedOs(const fs::path& slot_dir,
+Expected<package::Manifest> CheckBootedOs(const fs::path& header,
                                           const package::Publishers& publishers,
                                           const crypto::Digest& measured_os,
                                           std::uint64_t counter) {
-  auto source = package::FileSource::Open(SlotHeader(slot_dir));
+  auto source = package::FileSource::Open(header);
   if (!source) {
     return std::unexpected(std::move(source.error()).WithContext("the booted slot's OS header"));
   }
@@ -75,12 +170,8 @@ Expected<package::Manifest> DirectorySlotWriter::Write(Slot slot, const fs::path
   auto reader = package::Reader::Open(*source, publishers_);
   if (!reader) return std::unexpected(reader.error());
   const package::Manifest& manifest = reader->manifest();
-  if (manifest.kind != package::Kind::kOs) {
-    return std::unexpected(InstallError("the package is not an OS package"));
-  }
-  if (std::find(manifest.target_boards.begin(), manifest.target_boards.end(), board_) ==
-      manifest.target_boards.end()) {
-    return std::unexpected(InstallError("the OS package is not for board " + board_));
+  if (auto ok = CheckOsPackage(manifest, package::PayloadFormat::kTar, board_); !ok) {
+    return std::unexpected(ok.error());
   }
   if (auto ok = accept(manifest); !ok) return std::unexpected(ok.error());
   const fs::path dir = slot_dir_(slot);
@@ -116,6 +207,71 @@ Expected<package::Manifest> DirectorySlotWriter::Write(Slot slot, const fs::path
   fs::rename(fresh, dir, ec);
   if (ec) return std::unexpected(InstallError("cannot move the new OS into " + dir.string()));
   if (auto ok = file::WriteDurably(SlotHeader(dir), *header, 0644); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return manifest;
+}
+
+}  // namespace aspis::device::update
+
+namespace aspis::device::update {
+
+fs::path PartitionHeader(const fs::path& header_dir, Slot slot) {
+  return header_dir / (std::string(SlotName(slot)) + ".header");
+}
+
+Expected<package::Manifest> ImageSlotWriter::Write(Slot slot, const fs::path& package_path,
+                                                   const AcceptPackage& accept) {
+  auto source = package::FileSource::Open(package_path);
+  if (!source) return std::unexpected(source.error());
+  auto reader = package::Reader::Open(*source, publishers_);
+  if (!reader) return std::unexpected(reader.error());
+  const package::Manifest manifest = reader->manifest();
+  if (auto ok = CheckOsPackage(manifest, package::PayloadFormat::kImage, board_); !ok) {
+    return std::unexpected(ok.error());
+  }
+  const auto signed_os = manifest.measurements.find("os");
+  if (signed_os == manifest.measurements.end()) {
+    return std::unexpected(InstallError("the OS package has no \"os\" measurement"));
+  }
+  if (auto ok = accept(manifest); !ok) return std::unexpected(ok.error());
+  auto header = ReadHeader(package_path);
+  if (!header) return std::unexpected(header.error());
+  const fs::path& partition = Partition(slot);
+  const Fd fd(::open(partition.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) {
+    return std::unexpected(InstallError("cannot open " + partition.string() + ": " +
+                                        std::generic_category().message(errno)));
+  }
+  auto size = PartitionSize(fd.get(), partition);
+  if (!size) return std::unexpected(size.error());
+  if (manifest.payload.unpacked_size > *size) {
+    return std::unexpected(
+        InstallError(fmt::format("the image is {} bytes; partition {} holds {}",
+                                 manifest.payload.unpacked_size, partition.string(), *size)));
+  }
+  // From here the partition holds neither the old OS nor the new one until the header is back.
+  auto& files = file::RealFileSystem();
+  files.Remove(Header(slot));
+  if (auto ok = files.SyncDirectory(header_dir_); !ok) return std::unexpected(ok.error());
+  KillPoint("slot.header-removed");
+  auto written = WriteImage(*reader, fd.get(), partition);
+  if (!written) return std::unexpected(written.error());
+  if (*written != manifest.payload.unpacked_size) {
+    return std::unexpected(InstallError("the image is shorter than its signed size"));
+  }
+  if (::fsync(fd.get()) != 0) {
+    return std::unexpected(InstallError("flushing " + partition.string() + ": " +
+                                        std::generic_category().message(errno)));
+  }
+  auto measured = package::MeasurePrefix(partition, *written);
+  if (!measured) return std::unexpected(measured.error());
+  if (*measured != signed_os->second) {
+    return std::unexpected(
+        InstallError("the partition does not read back as the image its package signs (os)"));
+  }
+  KillPoint("slot.written");
+  if (auto ok = file::WriteDurably(Header(slot), *header, 0644); !ok) {
     return std::unexpected(ok.error());
   }
   return manifest;

@@ -12,6 +12,7 @@
 #include "package/archive.hpp"
 #include "package/errors.hpp"
 #include "package/measure.hpp"
+#include "package/payload_compression.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::update {
@@ -123,11 +124,11 @@ TEST_F(DirectorySlots, ACorruptPackageIsRefusedBeforeTheSlotChanges) {
 TEST_F(DirectorySlots, RollbackAttackASlotBelowTheCounterIsRefusedAtBoot) {
   ASSERT_TRUE(Writer().Write(Slot::kB, Pack(os_key_), AcceptAnyPackage));
   const auto measured = package::MeasureOsTree(dir_ / "slots/b")->at("os");
-  auto booted = CheckBootedOs(dir_ / "slots/b", {.os = &os_keys_}, measured, 2);
+  auto booted = CheckBootedOs(SlotHeader(dir_ / "slots/b"), {.os = &os_keys_}, measured, 2);
   ASSERT_TRUE(booted) << booted.error().message();
   EXPECT_EQ(booted->security_version, 2u);
   // The owner puts back a slot the device has moved past (the counter is at 3 now).
-  auto refused = CheckBootedOs(dir_ / "slots/b", {.os = &os_keys_}, measured, 3);
+  auto refused = CheckBootedOs(SlotHeader(dir_ / "slots/b"), {.os = &os_keys_}, measured, 3);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), UpdateErrc::kRollback);
 }
@@ -137,12 +138,122 @@ TEST_F(DirectorySlots, RollbackAttackAnOldTreeUnderANewHeaderIsRefusedAtBoot) {
   // Another tree in the slot, the header left as it was.
   WriteText(dir_ / "slots/b/bin/init", "an older init");
   const auto measured = package::MeasureOsTree(dir_ / "slots/b")->at("os");
-  auto refused = CheckBootedOs(dir_ / "slots/b", {.os = &os_keys_}, measured, 0);
+  auto refused = CheckBootedOs(SlotHeader(dir_ / "slots/b"), {.os = &os_keys_}, measured, 0);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), UpdateErrc::kInstall);
   fs::remove(SlotHeader(dir_ / "slots/b"));
-  EXPECT_FALSE(CheckBootedOs(dir_ / "slots/b", {.os = &os_keys_}, measured, 0))
+  EXPECT_FALSE(CheckBootedOs(SlotHeader(dir_ / "slots/b"), {.os = &os_keys_}, measured, 0))
       << "a slot without its signed header does not run";
+}
+
+// Partitions A and B (files here, block devices on a board) written from OS packages whose payload
+// is a file system image.
+class PartitionSlots : public DirectorySlots {
+ protected:
+  void SetUp() override {
+    DirectorySlots::SetUp();
+    for (const char* name : {"part-a", "part-b"}) {
+      std::ofstream(dir_ / name, std::ios::binary) << std::string(kPartitionSize, '\xee');
+    }
+    fs::create_directories(dir_ / "headers");
+    image_ = std::string(kPartitionSize / 2, '\0');
+    for (std::size_t i = 0; i < image_.size(); ++i) image_[i] = static_cast<char>(i * 7 % 251);
+  }
+
+  // An OS package carrying `image` (signed as measuring to it unless `change` says otherwise).
+  fs::path PackImage(const std::string& image,
+                     const std::function<void(package::Manifest&)>& change = {}) {
+    std::ofstream(dir_ / "os.img", std::ios::binary | std::ios::trunc) << image;
+    const fs::path payload = dir_ / "image.zst";
+    auto size = package::CompressFile(dir_ / "os.img", payload);
+    EXPECT_TRUE(size) << size.error().message();
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.component_id = *crypto::RandomUuid();
+    m.name = "Aspis OS";
+    m.kind = package::Kind::kOs;
+    m.version = "1.1";
+    m.security_version = 2;
+    m.payload.compression = package::Compression::kZstd;
+    m.payload.unpacked_size = *size;
+    m.payload.format = package::PayloadFormat::kImage;
+    m.target_boards = {kBoard};
+    m.measurements = *package::MeasureOsTree(dir_ / "rootfs");  // what the image was made from
+    m.measurements["os"] = *crypto::Sha256Of(AsBytes(image));
+    if (change) change(m);
+    const fs::path path = dir_ / (m.image_id + ".aspkg");
+    auto written = package::Write(m, payload, std::span(&os_key_, 1), path);
+    EXPECT_TRUE(written) << written.error().message();
+    return path;
+  }
+
+  ImageSlotWriter Partitions() {
+    return ImageSlotWriter({dir_ / "part-a", dir_ / "part-b"}, dir_ / "headers", {.os = &os_keys_},
+                           kBoard);
+  }
+
+  std::string PartitionB() { return std::string(AsString(*file::Read(dir_ / "part-b"))); }
+
+  static constexpr std::size_t kPartitionSize = 256 << 10;
+  std::string image_;
+};
+
+TEST_F(PartitionSlots, AnImageIsWrittenToThePartitionAndProvenByItsHeaderAtBoot) {
+  auto written = Partitions().Write(Slot::kB, PackImage(image_), AcceptAnyPackage);
+  ASSERT_TRUE(written) << written.error().message();
+  EXPECT_EQ(PartitionB().substr(0, image_.size()), image_);
+  EXPECT_EQ(PartitionB().substr(image_.size()), std::string(kPartitionSize - image_.size(), '\xee'))
+      << "bytes past the image are left alone";
+  const auto measured = *package::MeasurePrefix(dir_ / "part-b", image_.size());
+  EXPECT_TRUE(CheckBootedOs(Partitions().Header(Slot::kB), {.os = &os_keys_}, measured, 2));
+  EXPECT_FALSE(fs::exists(Partitions().Header(Slot::kA)));
+}
+
+TEST_F(PartitionSlots, AnImageLargerThanThePartitionIsRefusedBeforeThePartitionIsTouched) {
+  ASSERT_TRUE(Partitions().Write(Slot::kB, PackImage(image_), AcceptAnyPackage));
+  const std::string before = PartitionB();
+  auto refused = Partitions().Write(Slot::kB, PackImage(std::string(kPartitionSize + 1, 'x')),
+                                    AcceptAnyPackage);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("partition"), std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(PartitionB(), before);
+  EXPECT_TRUE(fs::exists(Partitions().Header(Slot::kB))) << "what the slot holds is still proven";
+}
+
+TEST_F(PartitionSlots, WrongSoftwareAttackATreeIsNotWrittenToAPartitionNorAnImageToADirectory) {
+  auto tree = Partitions().Write(Slot::kB, Pack(os_key_), AcceptAnyPackage);
+  ASSERT_FALSE(tree);
+  EXPECT_NE(tree.error().message().find("not an image"), std::string::npos)
+      << tree.error().message();
+  auto image = Writer().Write(Slot::kB, PackImage(image_), AcceptAnyPackage);
+  ASSERT_FALSE(image);
+  EXPECT_NE(image.error().message().find("not a root file system"), std::string::npos)
+      << image.error().message();
+  EXPECT_EQ(PartitionB(), std::string(kPartitionSize, '\xee'));
+}
+
+TEST_F(PartitionSlots, AnImageThatDoesNotReadBackAsSignedLeavesThePartitionUnproven) {
+  ASSERT_TRUE(Partitions().Write(Slot::kB, PackImage(image_), AcceptAnyPackage));
+  auto refused = Partitions().Write(
+      Slot::kB, PackImage(image_, [](package::Manifest& m) { m.measurements["os"][0] ^= 1; }),
+      AcceptAnyPackage);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), UpdateErrc::kInstall);
+  EXPECT_FALSE(fs::exists(Partitions().Header(Slot::kB)))
+      << "a header would prove a partition that does not hold its image";
+}
+
+TEST_F(PartitionSlots, DecompressionBombAttackAnImageLargerThanItsSignedSizeIsCutOff) {
+  auto refused = Partitions().Write(
+      Slot::kB, PackImage(image_, [](package::Manifest& m) { m.payload.unpacked_size = 4096; }),
+      AcceptAnyPackage);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("larger than its signed size"), std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(PartitionB().substr(4096), std::string(kPartitionSize - 4096, '\xee'))
+      << "nothing past the signed size was written";
+  EXPECT_FALSE(fs::exists(Partitions().Header(Slot::kB)));
 }
 
 }  // namespace
