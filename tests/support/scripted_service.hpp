@@ -60,6 +60,18 @@ class ScriptedService final : public device::ServiceLink {
     publisher_keys_ = std::move(envelope);
   }
 
+  // Lists no target of `image_id` from now on.
+  void Withdraw(const std::string& image_id) {
+    const std::lock_guard lock(mutex_);
+    std::erase_if(targets_, [&](const wire::UpdateTarget& t) { return t.image_id == image_id; });
+  }
+
+  // What the device's last attestation said it measured.
+  std::vector<wire::MeasurementEvent> attested() {
+    const std::lock_guard lock(mutex_);
+    return attested_;
+  }
+
   // Blocks until the device has made `n` calls in all; returns them.
   std::vector<Call> AwaitCalls(std::size_t n) {
     std::unique_lock lock(mutex_);
@@ -92,10 +104,14 @@ class ScriptedService final : public device::ServiceLink {
   }
 
   Expected<device::attest::Certificates> Attest(rot::RootOfTrust&,
-                                                const std::vector<wire::MeasurementEvent>&,
+                                                const std::vector<wire::MeasurementEvent>& events,
                                                 const device::Credentials& credentials,
                                                 Clock::TimePoint now,
                                                 RetryAfter* retry_after) override {
+    {
+      const std::lock_guard lock(mutex_);
+      attested_ = events;
+    }
     const Answer answer = Record("attest", retry_after);
     if (answer == Answer::kUnreachable) return Fail(wire::WireErrc::kUnavailable, "no route");
     if (answer == Answer::kRefuse) return Fail(wire::WireErrc::kRefused, "not trusted");
@@ -185,6 +201,7 @@ class ScriptedService final : public device::ServiceLink {
   std::map<std::string, std::string, std::less<>> served_;
   std::vector<wire::TargetStatus> reported_;
   std::string publisher_keys_;
+  std::vector<wire::MeasurementEvent> attested_;
 };
 
 }  // namespace aspis::testing
