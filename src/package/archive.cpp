@@ -61,8 +61,27 @@ std::string LinkProblem(const fs::path& path, const fs::path& target) {
   return {};
 }
 
+// An entry's path or link target: as stored when the archive says its names are bytes (ours,
+// hdrcharset=BINARY), else as UTF-8 when the locale cannot show it (a pax archive of another
+// tool under C). Empty when it has none.
+const char* EntryPath(archive_entry* entry) {
+  const char* bytes = archive_entry_pathname(entry);
+  const char* utf8 = bytes != nullptr ? bytes : archive_entry_pathname_utf8(entry);
+  return utf8 != nullptr ? utf8 : "";
+}
+const char* EntryLink(archive_entry* entry) {
+  const char* bytes = archive_entry_symlink(entry);
+  const char* utf8 = bytes != nullptr ? bytes : archive_entry_symlink_utf8(entry);
+  return utf8 != nullptr ? utf8 : "";
+}
+
+bool IsAscii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
 Expected<void> CheckEntry(archive_entry* entry, TreeRules rules) {
-  const char* name = archive_entry_pathname(entry);
+  const char* name = EntryPath(entry);
   const std::string path = name != nullptr ? name : "";
   if (std::string problem = PathProblem(path); !problem.empty()) {
     return std::unexpected(Unsafe(path, problem));
@@ -72,7 +91,7 @@ Expected<void> CheckEntry(archive_entry* entry, TreeRules rules) {
   const mode_t type = archive_entry_filetype(entry);
   if (type == AE_IFLNK) {
     if (!rules.symlinks) return std::unexpected(Unsafe(path, "is a symbolic link"));
-    const char* target = archive_entry_symlink(entry);
+    const char* target = EntryLink(entry);
     const std::string problem = LinkProblem(path, target != nullptr ? target : "");
     if (!problem.empty()) return std::unexpected(Unsafe(path, problem));
   } else if (type != AE_IFREG && type != AE_IFDIR) {
@@ -233,10 +252,18 @@ Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination,
     return std::unexpected(payload.error ? std::move(*payload.error).WithContext(what)
                                          : ArchiveError(out.get(), what));
   };
-  // Names are stored as the bytes the file system gives (pax hdrcharset=BINARY), so packing
-  // neither depends on the process's locale nor fails on a name that is not UTF-8.
+  // A tree whose names are all ASCII needs no pax header; any other name is stored as the bytes
+  // the file system gives (hdrcharset=BINARY), whatever the process's locale (libarchive would
+  // otherwise convert it from the locale's charset, which fails for any non-ASCII name under C).
+  const bool ascii = std::all_of(entries->begin(), entries->end(), [&](const fs::path& relative) {
+    std::error_code ec;
+    const fs::path full = dir / relative;
+    return IsAscii(relative.native()) &&
+           (!fs::is_symlink(full, ec) || IsAscii(fs::read_symlink(full, ec).native()));
+  });
   if (archive_write_set_format_pax_restricted(out.get()) != ARCHIVE_OK ||
-      archive_write_set_format_option(out.get(), "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
+      (!ascii &&
+       archive_write_set_format_option(out.get(), "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) ||
       archive_write_add_filter_none(out.get()) != ARCHIVE_OK ||
       archive_write_open(out.get(), &payload, nullptr, &PayloadOut::Write, nullptr) != ARCHIVE_OK) {
     return failed("creating " + destination.string());
@@ -288,14 +315,17 @@ Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
       archive_entry* entry = nullptr;
       const int rc = archive_read_next_header(in.get(), &entry);
       if (rc == ARCHIVE_EOF) return {};
-      if (rc != ARCHIVE_OK) {
+      // A warning is a name the locale cannot show (UTF-8 under C): it is read as UTF-8 below.
+      if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
         return Fail(PackageErrc::kMalformed, "the payload is not a valid tar archive: " +
                                                  std::string(archive_error_string(in.get())));
       }
       if (auto ok = CheckEntry(entry, rules); !ok) return ok;
-      if (auto ok = CheckNotThroughLink(archive_entry_pathname(entry), links); !ok) return ok;
+      const std::string path = EntryPath(entry);
+      if (auto ok = CheckNotThroughLink(path, links); !ok) return ok;
       if (archive_entry_filetype(entry) == AE_IFLNK) {
-        links.insert(fs::path(archive_entry_pathname(entry)).lexically_normal());
+        links.insert(fs::path(path).lexically_normal());
+        archive_entry_set_symlink(entry, EntryLink(entry));
       }
       const auto size =
           static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));
@@ -303,7 +333,6 @@ Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
         return Fail(PackageErrc::kTooLarge, "the archive unpacks to more than its declared " +
                                                 std::to_string(max_unpacked) + " bytes");
       }
-      const std::string path = archive_entry_pathname(entry);
       archive_entry_set_pathname(entry, (target / path).c_str());
       if (archive_write_header(disk.get(), entry) != ARCHIVE_OK) {
         return std::unexpected(ArchiveError(disk.get(), "unpacking " + path));

@@ -86,16 +86,19 @@ class ScriptedService final : public device::ServiceLink {
   // Blocks until `done` says yes, asked again after each check-in and each Nudge.
   void Await(const std::function<bool()>& done) {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] {
+    for (;;) {
+      // `done` runs unlocked (it may call back in); news meanwhile is not lost: it moves `news_`.
+      const std::uint64_t seen = news_;
       lock.unlock();
       const bool yes = done();
       lock.lock();
-      return yes;
-    });
+      if (yes) return;
+      changed_.wait(lock, [&] { return news_ != seen; });
+    }
   }
   void Nudge() {
     const std::lock_guard lock(mutex_);
-    changed_.notify_all();
+    Changed();
   }
   // The target statuses of the last check-in, if one came.
   std::vector<wire::TargetStatus> reported() {
@@ -144,7 +147,7 @@ class ScriptedService final : public device::ServiceLink {
       manifest.targets = targets_;
       publisher_keys = publisher_keys_;
       reported_ = report.targets;
-      changed_.notify_all();
+      Changed();
     }
     const auto signer =
         MakeSigner(ca_, "Aspis Deployments t1", wire::kDeploymentCertificatePolicy, now);
@@ -169,10 +172,16 @@ class ScriptedService final : public device::ServiceLink {
   Answer Record(std::string what, RetryAfter* retry_after) {
     const std::lock_guard lock(mutex_);
     calls_.push_back({std::move(what), clock_.Now()});
-    changed_.notify_all();
+    Changed();
     const Answer answer = calls_.back().what == "attest" ? attest_ : check_in_;
     if (answer != Answer::kYes && retry_after != nullptr) *retry_after = retry_after_;
     return answer;
+  }
+
+  // With mutex_ held.
+  void Changed() {
+    ++news_;
+    changed_.notify_all();
   }
 
   crypto::Certificate Certify(const crypto::PrivateKey& key, const char* policy,
@@ -192,6 +201,7 @@ class ScriptedService final : public device::ServiceLink {
   const Issuer ca_;
   std::mutex mutex_;
   std::condition_variable changed_;
+  std::uint64_t news_ = 0;  // moves at every call, report and Nudge
   std::vector<Call> calls_;
   Answer attest_ = Answer::kYes;
   Answer check_in_ = Answer::kYes;

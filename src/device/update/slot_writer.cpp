@@ -226,7 +226,7 @@ Expected<package::Manifest> ImageSlotWriter::Write(Slot slot, const fs::path& pa
   if (!source) return std::unexpected(source.error());
   auto reader = package::Reader::Open(*source, publishers_);
   if (!reader) return std::unexpected(reader.error());
-  const package::Manifest manifest = reader->manifest();
+  package::Manifest manifest = reader->manifest();
   if (auto ok = CheckOsPackage(manifest, package::PayloadFormat::kImage, board_); !ok) {
     return std::unexpected(ok.error());
   }

@@ -10,6 +10,8 @@
 #include "package/errors.hpp"
 #include "package/libarchive_ptr.hpp"
 #include "package/measure.hpp"
+#include "package/payload_compression.hpp"
+#include "package/tar_scan.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::package {
@@ -90,16 +92,42 @@ TEST_F(Archive, DirectoryPacksAndUnpacksToTheSameTree) {
 }
 
 TEST_F(Archive, FileNamesThatAreNotAsciiPackAndUnpackWhateverTheLocale) {
-  // Names are bytes on Linux; packing must not depend on the process's locale (C here).
+  // The process runs in the C locale, as daemons do; names travel as UTF-8.
   fs::create_directories(dir_ / "app" / "données");
   std::ofstream(dir_ / "app" / "données" / "café.txt") << "crème";
-  std::ofstream(dir_ / "app" / "raw-\xff-name") << "not UTF-8";
-  auto packed = PackDirectory(dir_ / "app", dir_ / "app.tar.zst");
+  fs::create_symlink("données/café.txt", dir_ / "app" / "lien-é");
+  auto packed = PackDirectory(dir_ / "app", dir_ / "app.tar.zst", {.symlinks = true});
   ASSERT_TRUE(packed) << packed.error().message();
-  auto unpacked = UnpackArchive(dir_ / "app.tar.zst", dir_ / "out", packed->unpacked_size);
+  auto unpacked =
+      UnpackArchive(dir_ / "app.tar.zst", dir_ / "out", packed->unpacked_size, {.symlinks = true});
   ASSERT_TRUE(unpacked) << unpacked.error().message();
   EXPECT_EQ(AsString(*file::Read(dir_ / "out" / "données" / "café.txt")), "crème");
-  EXPECT_EQ(AsString(*file::Read(dir_ / "out" / "raw-\xff-name")), "not UTF-8");
+  EXPECT_EQ(fs::read_symlink(dir_ / "out" / "lien-é"), "données/café.txt");
+  // Even a name that is not UTF-8: names are bytes.
+  std::ofstream(dir_ / "app" / "raw-\xff-name") << "bytes";
+  auto raw = PackDirectory(dir_ / "app", dir_ / "raw.tar.zst", {.symlinks = true});
+  ASSERT_TRUE(raw) << raw.error().message();
+  ASSERT_TRUE(
+      UnpackArchive(dir_ / "raw.tar.zst", dir_ / "raw", raw->unpacked_size, {.symlinks = true}));
+  EXPECT_EQ(AsString(*file::Read(dir_ / "raw" / "raw-\xff-name")), "bytes");
+}
+
+TEST_F(Archive, AnAsciiTreeCarriesNoPaxHeaders) {
+  fs::create_directories(dir_ / "app" / "bin");
+  std::ofstream(dir_ / "app" / "bin" / "app") << "#!/bin/sh\n";
+  auto packed = PackDirectory(dir_ / "app", dir_ / "app.tar.zst");
+  ASSERT_TRUE(packed) << packed.error().message();
+  auto file = FileSource::Open(dir_ / "app.tar.zst");
+  ASSERT_TRUE(file);
+  auto tar = ZstdSource::Create(*file, 27, true);
+  ASSERT_TRUE(tar);
+  TarScanner scanner(*tar);
+  int entries = 0;
+  for (auto entry = scanner.Next(); entry && *entry; entry = scanner.Next(), ++entries) {
+    EXPECT_EQ((*entry)->data_offset - (*entry)->header_offset, 512U)
+        << (*entry)->path << " has an extended header";
+  }
+  EXPECT_EQ(entries, 2);
 }
 
 TEST_F(Archive, PathTraversalAttackDotDotEntryIsRefused) {
