@@ -305,6 +305,34 @@ TEST_P(PartitionBoard, AnOsThatNeverComesUpIsRevertedByTheBootloadersCounter) {
   EXPECT_EQ(MeasuredOs(), os_1_1_.image_sha256);
 }
 
+TEST_P(PartitionBoard, AfterTheBootloaderFallsBackTheBoardReportsTheOsItRuns) {
+  UpdateTo1_1();
+  // 1.2 keeps 1.1's security version, so 1.1 stays a fallback once 1.2 is committed.
+  const Os os_1_2 = Pack("1.2", 2);
+  service_->Withdraw(os_1_1_.image_id);
+  Offer(os_1_2, "1.2", 2);
+  ASSERT_EQ(PowerOn(), update::Slot::kB);
+  auto install = Run(os_1_2.image_id);
+  ASSERT_TRUE(install && *install == DaemonExit::kReboot);
+  ASSERT_EQ(PowerOn(), update::Slot::kA);
+  auto trial = Run(os_1_2.image_id);
+  ASSERT_TRUE(trial) << trial.error().message();
+  ASSERT_EQ(Reported(os_1_2.image_id), wire::kInstalled);
+  // Partition A stops booting (its kernel panics) until the bootloader falls back to 1.1.
+  update::Slot booted = PowerOn();
+  for (int tries = 0; booted == update::Slot::kA; ++tries) {
+    ASSERT_LT(tries, 5) << "the bootloader never fell back";
+    booted = PowerOn();
+  }
+  auto fallen_back = RunUntilCheckedIn();
+  ASSERT_TRUE(fallen_back) << fallen_back.error().message();
+  const auto report = service_->last_report();
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->os_version, "1.1") << "the board reports the OS it runs, not the record's";
+  ASSERT_FALSE(report->images.empty());
+  EXPECT_EQ(report->images.front().image_id, os_1_1_.image_id);
+}
+
 TEST_P(PartitionBoard, RollbackAttackAnOldImageWrittenBackIntoTheBootedPartitionDoesNotRun) {
   UpdateTo1_1();
   // The owner writes OS 1.0's image over partition B and 1.0's header in place of 1.1's.

@@ -100,6 +100,11 @@ class ScriptedService final : public device::ServiceLink {
     const std::lock_guard lock(mutex_);
     Changed();
   }
+  // The last check-in's report, if one came.
+  std::optional<wire::CheckIn> last_report() {
+    const std::lock_guard lock(mutex_);
+    return last_report_;
+  }
   // The target statuses of the last check-in, if one came.
   std::vector<wire::TargetStatus> reported() {
     const std::lock_guard lock(mutex_);
@@ -147,6 +152,7 @@ class ScriptedService final : public device::ServiceLink {
       manifest.targets = targets_;
       publisher_keys = publisher_keys_;
       reported_ = report.targets;
+      last_report_ = report;
       Changed();
     }
     const auto signer =
@@ -210,6 +216,7 @@ class ScriptedService final : public device::ServiceLink {
   std::vector<wire::UpdateTarget> targets_;
   std::map<std::string, std::string, std::less<>> served_;
   std::vector<wire::TargetStatus> reported_;
+  std::optional<wire::CheckIn> last_report_;
   std::string publisher_keys_;
   std::vector<wire::MeasurementEvent> attested_;
 };

@@ -194,6 +194,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   if (!events) return std::unexpected(std::move(events.error()).WithContext("measured launch"));
   // A booted slot must hold the OS its signed header names, at or above the anti-rollback
   // counter: an owner who puts an old slot back does not get it run.
+  std::optional<wire::InstalledImage> booted_os;
   if (bootloader) {
     auto counter = (*rot)->ReadCounter(update::kOsSecurityVersionCounter);
     if (!counter) return std::unexpected(counter.error());
@@ -201,9 +202,10 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
         std::find_if(events->begin(), events->end(),
                      [](const wire::MeasurementEvent& e) { return e.component == "os"; });
     if (os == events->end()) return Fail(CoreErrc::kInvalidArgument, "no OS measurement");
-    auto booted_os =
+    auto verified =
         update::CheckBootedOs(booted_header, {.os = &installer_keys}, os->digest, *counter);
-    if (!booted_os) return std::unexpected(std::move(booted_os.error()).WithContext("booted OS"));
+    if (!verified) return std::unexpected(std::move(verified.error()).WithContext("booted OS"));
+    booted_os = wire::InstalledImage{verified->image_id, "", verified->version};
   }
   std::optional<crypto::TpmKeyStore> tpm_keys;
   if (config.rot == "tpm2") {
@@ -306,7 +308,8 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                  .os = os_agent ? &*os_agent : nullptr,
                  .apps = app_agent ? &*app_agent : nullptr,
                  .reboot_asked = &reboot_asked,
-                 .update_error = update_error});
+                 .update_error = update_error,
+                 .booted_os = booted_os});
   publishers = &device.trust();
   if (app_agent) {
     if (auto ok = app_agent->Resume(); !ok) {

@@ -84,6 +84,7 @@ Device::Device(DeviceParts parts)
       app_agent_(parts.apps),
       reboot_asked_(parts.reboot_asked),
       update_error_(std::move(parts.update_error)),
+      booted_os_(std::move(parts.booted_os)),
       uniform_(parts.env.uniform),
       backoff_(config_.retry_base, config_.retry_cap, uniform_),
       check_in_backoff_(config_.retry_base, config_.retry_cap, uniform_) {
@@ -312,10 +313,7 @@ bool Device::Runs(const package::Manifest& m) const {
 // What is installed, for the service to offer deltas from: the OS and each app.
 std::vector<wire::InstalledImage> Device::InstalledImages() const {
   std::vector<wire::InstalledImage> out;
-  if (os_agent_ != nullptr && !os_agent_->record().installed_image_id.empty()) {
-    const update::OsRecord& r = os_agent_->record();
-    out.push_back({r.installed_image_id, "", r.installed_version});
-  }
+  if (booted_os_) out.push_back(*booted_os_);
   if (app_agent_ != nullptr) {
     for (const auto& [component, r] : app_agent_->records()) {
       if (!r.installed_image_id.empty()) {
@@ -333,11 +331,10 @@ std::optional<std::filesystem::path> Device::DeltaBase(const wire::UpdateTarget&
   if (!t.delta || !kind) return std::nullopt;
   const std::string& base = t.delta->base_image_id;
   if (*kind == package::Kind::kOs && os_agent_ != nullptr) {
-    const update::OsRecord& r = os_agent_->record();
     // A delta rebuilds a root file system tree: partition images are fetched whole.
     std::error_code ec;
-    if (r.step == update::Step::kIdle && r.installed_image_id == base &&
-        std::filesystem::is_directory(config_.os_image, ec)) {
+    if (os_agent_->record().step == update::Step::kIdle && booted_os_ &&
+        booted_os_->image_id == base && std::filesystem::is_directory(config_.os_image, ec)) {
       return config_.os_image;
     }
   }
@@ -351,14 +348,9 @@ std::optional<std::filesystem::path> Device::DeltaBase(const wire::UpdateTarget&
   return std::nullopt;
 }
 
-// The OS version running: the one on trial, the one installed, or the one configured.
+// The OS version running: the booted slot's, as its verified header says, or the one configured.
 std::string Device::RunningOsVersion() const {
-  if (os_agent_ != nullptr) {
-    const update::OsRecord& r = os_agent_->record();
-    if (r.step == update::Step::kTrial) return r.target.version;
-    if (!r.installed_version.empty()) return r.installed_version;
-  }
-  return config_.os_version;
+  return booted_os_ ? booted_os_->version : config_.os_version;
 }
 
 // One attestation; returns when to attest next, and sets *trusted or *refused.

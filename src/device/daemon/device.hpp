@@ -51,6 +51,9 @@ struct DeviceParts {
   update::AppAgent* apps = nullptr;
   const bool* reboot_asked = nullptr;  // set by the OS agent's reboot hook, on the loop's thread
   std::string update_error;            // why an update agent is off, for the admin socket
+  // The OS the booted slot holds, as its verified header says (with a bootloader): what runs,
+  // even when the bootloader fell back to a slot the update record does not name.
+  std::optional<wire::InstalledImage> booted_os;
 };
 
 class Device {
@@ -122,6 +125,7 @@ class Device {
   update::AppAgent* app_agent_;  // used by the loop's thread only
   const bool* reboot_asked_;
   const std::string update_error_;
+  const std::optional<wire::InstalledImage> booted_os_;
   bool attested_ = false;  // this run attested trusted
   bool reported_healthy_ = false;
   bool reporting_ = false;  // the next check-in is to report new target statuses
