@@ -17,10 +17,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using testing::BootInto;
 using testing::Firmware;
 using testing::GrubFirmware;
 using testing::SimulatorFirmware;
-using testing::BootInto;
 using testing::UBootFirmware;
 
 class BootloaderConformance : public ::testing::TestWithParam<std::string> {
