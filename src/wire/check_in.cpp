@@ -125,9 +125,10 @@ std::string Serialize(const UpdateManifest& m) {
     }
     targets.push_back(std::move(target));
   }
-  return Json{{"device_id", m.device_id},   {"sequence", m.sequence}, {"issued_at", m.issued_at},
-              {"expires_at", m.expires_at}, {"os_feed", m.os_feed},   {"targets", targets}}
-      .dump();
+  Json doc = {{"device_id", m.device_id},   {"sequence", m.sequence}, {"issued_at", m.issued_at},
+              {"expires_at", m.expires_at}, {"os_feed", m.os_feed},   {"targets", targets}};
+  if (m.apps_complete) doc["apps_complete"] = true;
+  return doc.dump();
 }
 
 Expected<UpdateManifest> ParseUpdateManifest(std::string_view text) {
@@ -148,7 +149,15 @@ Expected<UpdateManifest> ParseUpdateManifest(std::string_view text) {
                    static_cast<std::int64_t>(*issued_at),
                    static_cast<std::int64_t>(*expires_at),
                    *os_feed,
-                   {}};
+                   {},
+                   false};
+  if (doc->contains("apps_complete")) {
+    const Json& complete = doc->at("apps_complete");
+    if (!complete.is_boolean()) {
+      return Fail(WireErrc::kProtocol, "update manifest: apps_complete is not a boolean");
+    }
+    m.apps_complete = complete.get<bool>();
+  }
   for (const auto& item : **targets) {
     constexpr std::string_view kTarget = "update target";
     auto image_id = Text(item, "image_id", kTarget);

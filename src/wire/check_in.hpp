@@ -88,6 +88,9 @@ struct UpdateManifest {
   std::int64_t expires_at = 0;
   std::string os_feed;  // "retail" or "retail-eval"
   std::vector<UpdateTarget> targets;
+  // The targets list every app the device should run (the group takes the cloud's app updates):
+  // an installed app they do not list is removed. False: apps are left as they are.
+  bool apps_complete = false;
 };
 
 struct CheckInResponse {

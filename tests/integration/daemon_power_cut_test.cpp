@@ -6,8 +6,10 @@
 // verified OS, never neither), finish the OS update or revert it, and install the app.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "core/file.hpp"
@@ -170,8 +172,9 @@ class Board {
   }
 
   // Powers on: a new boot, and aspisd runs until it asks for a reboot, fails to start, the
-  // power goes, or the OS update settled (the service heard it installed or reverted).
-  Expected<DaemonExit> PowerOn() {
+  // power goes, or `until` (by default: the OS update and the app settled).
+  Expected<DaemonExit> PowerOn(std::function<bool()> until = {}) {
+    if (!until) until = [this] { return AllSettled(); };
     WriteText(config_.boot_id_file, "boot-" + std::to_string(++boots_));
     if (!service_) {
       auto rot = rot::Initialize({.backend = "software",
@@ -191,7 +194,7 @@ class Board {
       exited = true;
       service_->Nudge();
     });
-    service_->Await([&] { return exited || files_.cut() || AllSettled(); });
+    service_->Await([&] { return exited || files_.cut() || until(); });
     stop_.request_stop();
     daemon.join();
     return *result;
@@ -241,12 +244,11 @@ class Board {
   }
 
   // Whether the app's current version is in place, with its program.
-  bool AppRuns() const {
-    return fs::is_regular_file(config_.state_dir / "apps" / Fleet::kAppComponent / "current" /
-                               "bin/app");
-  }
+  bool AppRuns() const { return fs::is_regular_file(AppDir() / "current" / "bin/app"); }
+  fs::path AppDir() const { return config_.state_dir / "apps" / Fleet::kAppComponent; }
 
   testing::PowerCutFileSystem& files() { return files_; }
+  testing::ScriptedService& service() { return *service_; }
 
  private:
   void Offer() {
@@ -320,6 +322,29 @@ TEST_F(DaemonPowerCut, WithoutACutTheUpdateIsInstalledInTwoBoots) {
   EXPECT_TRUE(board.AppRuns());
   EXPECT_GT(board.files().operations(), 20);
   RecordProperty("operations", board.files().operations());
+}
+
+TEST_F(DaemonPowerCut, AnAppTheDeploymentNoLongerListsIsRemovedAndOnlyThen) {
+  Board board(*fleet_);
+  ASSERT_TRUE(board.PowerOn());
+  ASSERT_TRUE(board.PowerOn());
+  ASSERT_TRUE(board.AppRuns());
+  // Withdrawn from a manifest that does not say it lists every app: the app stays.
+  board.service().Withdraw(fleet_->app_image());
+  const auto check_ins = [&] {
+    const auto calls = board.service().calls();
+    return std::count_if(calls.begin(), calls.end(),
+                         [](const auto& c) { return c.what == "check-in"; });
+  };
+  auto before = check_ins();
+  ASSERT_TRUE(board.PowerOn([&] { return check_ins() > before; }));
+  EXPECT_TRUE(board.AppRuns()) << "removed on a manifest that is not the whole app list";
+  // The deployment's app list, complete, without it: removed.
+  board.service().SetAppsComplete(true);
+  before = check_ins();
+  ASSERT_TRUE(board.PowerOn([&] { return check_ins() > before; }));
+  EXPECT_FALSE(board.AppRuns());
+  EXPECT_FALSE(fs::exists(board.AppDir())) << "its versions are removed with it";
 }
 
 TEST_P(DaemonPowerCut, APowerCutAtAnyDurableWriteLeavesABoardThatBootsAndSettlesTheUpdate) {

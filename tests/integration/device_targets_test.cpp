@@ -133,10 +133,12 @@ TEST_F(DeviceTargets, GroupsFeedAndUpdatePolicyDecideTheTargets) {
   Deploy("Field Test", {app});
   Deploy("Development", {app});
   EXPECT_TRUE(CheckIn(client, device).targets.empty()) << "a device in no group gets no app";
+  EXPECT_FALSE(CheckIn(client, device).apps_complete) << "nor is it told to remove any";
 
   Move(device, "Field Test");
   auto manifest = CheckIn(client, device);
   ASSERT_EQ(Ids(manifest), std::vector<std::string>{app});
+  EXPECT_TRUE(manifest.apps_complete) << "the deployment's apps are all the device should run";
   EXPECT_EQ(manifest.targets[0].url, wire::DeviceImagePath(app));
   EXPECT_EQ(manifest.targets[0].kind, "app");
   EXPECT_EQ(manifest.os_feed, "retail");
@@ -159,7 +161,9 @@ TEST_F(DeviceTargets, GroupsFeedAndUpdatePolicyDecideTheTargets) {
   EXPECT_EQ(Ids(CheckIn(client, device)), (std::vector<std::string>{os, board, app}));
 
   SetGroup("Field Test", {{"update_policy", "No3rdPartyAppUpdates"}});
-  EXPECT_EQ(Ids(CheckIn(client, device)), (std::vector<std::string>{os, board}));
+  manifest = CheckIn(client, device);
+  EXPECT_EQ(Ids(manifest), (std::vector<std::string>{os, board}));
+  EXPECT_FALSE(manifest.apps_complete) << "a group that takes no app updates keeps its apps";
   SetGroup("Field Test", {{"update_policy", "NoUpdates"}});
   EXPECT_TRUE(CheckIn(client, device).targets.empty());
   Move(device, "Development");

@@ -60,6 +60,12 @@ class ScriptedService final : public device::ServiceLink {
     publisher_keys_ = std::move(envelope);
   }
 
+  // Whether manifests say their targets are every app the device should run.
+  void SetAppsComplete(bool complete) {
+    const std::lock_guard lock(mutex_);
+    apps_complete_ = complete;
+  }
+
   // Lists no target of `image_id` from now on.
   void Withdraw(const std::string& image_id) {
     const std::lock_guard lock(mutex_);
@@ -150,6 +156,7 @@ class ScriptedService final : public device::ServiceLink {
       const std::lock_guard lock(mutex_);
       manifest.sequence = ++sequence_;
       manifest.targets = targets_;
+      manifest.apps_complete = apps_complete_;
       publisher_keys = publisher_keys_;
       reported_ = report.targets;
       last_report_ = report;
@@ -217,6 +224,7 @@ class ScriptedService final : public device::ServiceLink {
   std::map<std::string, std::string, std::less<>> served_;
   std::vector<wire::TargetStatus> reported_;
   std::optional<wire::CheckIn> last_report_;
+  bool apps_complete_ = false;
   std::string publisher_keys_;
   std::vector<wire::MeasurementEvent> attested_;
 };

@@ -348,6 +348,19 @@ std::optional<std::filesystem::path> Device::DeltaBase(const wire::UpdateTarget&
   return std::nullopt;
 }
 
+// Removes the installed apps the targets do not list (the group's deployment no longer has them).
+void Device::RetireApps(const std::vector<wire::UpdateTarget>& targets) {
+  if (app_agent_ == nullptr) return;
+  std::vector<std::string> deployed;
+  for (const auto& t : targets) {
+    const auto kind = package::KindFromName(t.kind);
+    if (kind && package::IsApp(*kind)) deployed.push_back(t.component_id);
+  }
+  if (auto ok = app_agent_->Retire(deployed); !ok) {
+    log::Error("removing apps no longer deployed failed: {}", ok.error().message());
+  }
+}
+
 // The OS version running: the booted slot's, as its verified header says, or the one configured.
 std::string Device::RunningOsVersion() const {
   return booted_os_ ? booted_os_->version : config_.os_version;
@@ -476,6 +489,7 @@ Clock::TimePoint Device::CheckInOnce(bool* refused, bool* checked_in) {
     downloads_pending = std::any_of(targets.begin(), targets.end(),
                                     [](const auto& t) { return t.state == wire::kDownloading; });
     InstallTargets(manifest->targets, targets);
+    if (manifest->apps_complete) RetireApps(manifest->targets);
     const std::lock_guard lock(waiter_.mutex());
     status_.publisher_keys_error = keys_error;
     reported_all = targets == status_.targets;

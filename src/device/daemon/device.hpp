@@ -106,6 +106,7 @@ class Device {
   std::vector<wire::InstalledImage> InstalledImages() const;
   std::optional<std::filesystem::path> DeltaBase(const wire::UpdateTarget& t) const;
   std::string RunningOsVersion() const;
+  void RetireApps(const std::vector<wire::UpdateTarget>& targets);
   Clock::TimePoint AttestOnce(bool* trusted, bool* refused);
   Clock::TimePoint CheckInOnce(bool* refused, bool* checked_in);
   json::Json StatusJson();

@@ -155,7 +155,8 @@ class DeviceRoutes {
                                   .issued_at = now,
                                   .expires_at = now + kManifestLifetime.count(),
                                   .os_feed = targets->os_feed,
-                                  .targets = {}};
+                                  .targets = {},
+                                  .apps_complete = targets->apps_complete};
     for (const auto& image : targets->images) {
       auto delta = DeltaFor(*device, *check_in, image);
       if (!delta) return FromError(delta.error());

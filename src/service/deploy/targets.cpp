@@ -92,6 +92,7 @@ Expected<Targets> TargetsFor(store::Store& store, const store::Device& device) {
   }
   auto apps = ImagesOf(store, device.tenant_id, current);
   if (!apps) return std::unexpected(apps.error());
+  targets.apps_complete = !current.empty();
   for (auto& app : *apps) {
     const bool listed = std::any_of(targets.images.begin(), targets.images.end(),
                                     [&](const store::Image& i) { return i.id == app.id; });

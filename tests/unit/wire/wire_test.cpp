@@ -65,9 +65,15 @@ TEST(UpdateManifest, TargetsRoundTripWithWhatTheyAre) {
   EXPECT_FALSE(parsed->targets[0].delta);
   EXPECT_EQ(parsed->targets[1].delta, m.targets[1].delta);
   EXPECT_EQ(parsed->targets[1].delta->url, "/v1/device/images/j/deltas/i");
+  EXPECT_FALSE(parsed->apps_complete);
   json::Json broken = *json::Parse(Serialize(m));
   broken["targets"][1]["delta"].erase("sha256");
   EXPECT_FALSE(ParseUpdateManifest(broken.dump())) << "a delta offer without its digest";
+  m.apps_complete = true;
+  EXPECT_TRUE(ParseUpdateManifest(Serialize(m))->apps_complete);
+  json::Json odd = *json::Parse(Serialize(m));
+  odd["apps_complete"] = "yes";
+  EXPECT_FALSE(ParseUpdateManifest(odd.dump())) << "apps_complete that is not a boolean";
 }
 
 }  // namespace
