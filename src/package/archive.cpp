@@ -1,6 +1,7 @@
 #include "package/archive.hpp"
 
 #include <fcntl.h>
+#include <locale.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -61,18 +62,34 @@ std::string LinkProblem(const fs::path& path, const fs::path& target) {
   return {};
 }
 
-// An entry's path or link target: as stored when the archive says its names are bytes (ours,
-// hdrcharset=BINARY), else as UTF-8 when the locale cannot show it (a pax archive of another
-// tool under C). Empty when it has none.
+// libarchive converts names between the archive's charset (UTF-8 in pax headers) and the
+// locale's, which is ASCII under the C locale daemons run in: any other name would fail. This
+// thread uses C.UTF-8 while it packs or unpacks, so that names are the file system's bytes.
+class Utf8Names {
+ public:
+  Utf8Names() : locale_(::newlocale(LC_CTYPE_MASK, "C.UTF-8", nullptr)) {
+    if (locale_ != nullptr) previous_ = ::uselocale(locale_);
+  }
+  Utf8Names(const Utf8Names&) = delete;
+  Utf8Names& operator=(const Utf8Names&) = delete;
+  ~Utf8Names() {
+    if (locale_ == nullptr) return;
+    ::uselocale(previous_);
+    ::freelocale(locale_);
+  }
+
+ private:
+  locale_t locale_;
+  locale_t previous_ = nullptr;
+};
+
 const char* EntryPath(archive_entry* entry) {
-  const char* bytes = archive_entry_pathname(entry);
-  const char* utf8 = bytes != nullptr ? bytes : archive_entry_pathname_utf8(entry);
-  return utf8 != nullptr ? utf8 : "";
+  const char* path = archive_entry_pathname(entry);
+  return path != nullptr ? path : "";
 }
 const char* EntryLink(archive_entry* entry) {
-  const char* bytes = archive_entry_symlink(entry);
-  const char* utf8 = bytes != nullptr ? bytes : archive_entry_symlink_utf8(entry);
-  return utf8 != nullptr ? utf8 : "";
+  const char* target = archive_entry_symlink(entry);
+  return target != nullptr ? target : "";
 }
 
 bool IsAscii(std::string_view s) {
@@ -246,6 +263,7 @@ Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination,
   payload.compressor.emplace(std::move(*compressor));
   // The tar goes out uncompressed and PayloadCompressor compresses it, so that a delta applier
   // can reproduce the payload's bytes exactly (payload_compression.hpp).
+  const Utf8Names names;
   ArchiveWriter out(archive_write_new());
   if (!out) return Fail(PackageErrc::kIo, "out of memory");
   const auto failed = [&](std::string_view what) {
@@ -253,8 +271,7 @@ Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination,
                                          : ArchiveError(out.get(), what));
   };
   // A tree whose names are all ASCII needs no pax header; any other name is stored as the bytes
-  // the file system gives (hdrcharset=BINARY), whatever the process's locale (libarchive would
-  // otherwise convert it from the locale's charset, which fails for any non-ASCII name under C).
+  // the file system gives (hdrcharset=BINARY), even one that is not UTF-8.
   const bool ascii = std::all_of(entries->begin(), entries->end(), [&](const fs::path& relative) {
     std::error_code ec;
     const fs::path full = dir / relative;
@@ -287,6 +304,7 @@ Expected<Packed> PackDirectory(const fs::path& dir, const fs::path& destination,
 
 Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
                              std::uint64_t max_unpacked, TreeRules rules) {
+  const Utf8Names names;
   ArchiveReader in(archive_read_new());
   ArchiveWriter disk(archive_write_disk_new());
   if (!in || !disk) return Fail(PackageErrc::kIo, "out of memory");
@@ -315,8 +333,7 @@ Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
       archive_entry* entry = nullptr;
       const int rc = archive_read_next_header(in.get(), &entry);
       if (rc == ARCHIVE_EOF) return {};
-      // A warning is a name the locale cannot show (UTF-8 under C): it is read as UTF-8 below.
-      if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+      if (rc != ARCHIVE_OK) {
         return Fail(PackageErrc::kMalformed, "the payload is not a valid tar archive: " +
                                                  std::string(archive_error_string(in.get())));
       }
@@ -325,7 +342,6 @@ Expected<void> UnpackArchive(const fs::path& archive, const fs::path& target,
       if (auto ok = CheckNotThroughLink(path, links); !ok) return ok;
       if (archive_entry_filetype(entry) == AE_IFLNK) {
         links.insert(fs::path(path).lexically_normal());
-        archive_entry_set_symlink(entry, EntryLink(entry));
       }
       const auto size =
           static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));

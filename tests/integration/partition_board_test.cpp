@@ -100,18 +100,24 @@ class PartitionBoard : public ::testing::TestWithParam<std::string> {
     crypto::Digest image_sha256{};
   };
 
-  // An OS release: a root file system, its ext4 image, and the package of that image.
-  Os Pack(const std::string& version, std::uint64_t security_version) {
+  // An OS release: a root file system, its ext4 image (or the image of `same_as`, re-signed),
+  // and the package of that image.
+  Os Pack(const std::string& version, std::uint64_t security_version,
+          const std::string& same_as = "") {
     const fs::path rootfs = dir_ / ("rootfs-" + version);
     WriteText(rootfs / "usr/sbin/aspisd", "aspisd");
     WriteText(rootfs / "etc/os-release", "VERSION_ID=" + version + "\n");
     fs::create_directories(rootfs / "etc/aspis");
-    fs::copy_file(dir_ / "trust-bundle.pem", rootfs / std::string(package::kTrustBundleInRootfs));
-    const fs::path image = dir_ / ("os-" + version + ".ext4");
-    auto made = testing::RunProcess(
-        {"mke2fs", "-q", "-F", "-t", "ext4", "-d", rootfs.string(), image.string(), "4M"});
-    EXPECT_EQ(made.exit_code, 0) << made.output;
-    const fs::path package = dir_ / ("os-" + version + ".aspkg");
+    fs::copy_file(dir_ / "trust-bundle.pem", rootfs / std::string(package::kTrustBundleInRootfs),
+                  fs::copy_options::overwrite_existing);
+    const fs::path image = dir_ / ("os-" + (same_as.empty() ? version : same_as) + ".ext4");
+    if (same_as.empty()) {
+      auto made = testing::RunProcess(
+          {"mke2fs", "-q", "-F", "-t", "ext4", "-d", rootfs.string(), image.string(), "4M"});
+      EXPECT_EQ(made.exit_code, 0) << made.output;
+    }
+    const fs::path package =
+        dir_ / ("os-" + version + "-" + std::to_string(security_version) + ".aspkg");
     std::ostringstream out, err;
     EXPECT_EQ(cli::Main({"image-package",
                          "pack-os",
@@ -331,6 +337,42 @@ TEST_P(PartitionBoard, AfterTheBootloaderFallsBackTheBoardReportsTheOsItRuns) {
   EXPECT_EQ(report->os_version, "1.1") << "the board reports the OS it runs, not the record's";
   ASSERT_FALSE(report->images.empty());
   EXPECT_EQ(report->images.front().image_id, os_1_1_.image_id);
+}
+
+TEST_P(PartitionBoard, ARootFileSystemMountedReadWriteIsRefusedWithTheReason) {
+  ASSERT_EQ(PowerOn(), update::Slot::kA);
+  WriteText(config_.kernel_cmdline, "root=/dev/mmcblk0p2 aspis.slot=A ro rw\n");
+  auto refused = RunUntilCheckedIn();
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("read-only"), std::string::npos)
+      << refused.error().message();
+}
+
+TEST_P(PartitionBoard, PartitionsNamedByStableLinksAreUpdated) {
+  fs::create_directories(dir_ / "by-partlabel");
+  fs::create_symlink(config_.slot_a, dir_ / "by-partlabel/rootfs-a");
+  fs::create_symlink(config_.slot_b, dir_ / "by-partlabel/rootfs-b");
+  config_.slot_a = dir_ / "by-partlabel/rootfs-a";
+  config_.slot_b = dir_ / "by-partlabel/rootfs-b";
+  UpdateTo1_1();
+  EXPECT_EQ(MeasuredOs(), os_1_1_.image_sha256);
+}
+
+TEST_P(PartitionBoard, TheRunningImageOfferedAtAHigherSecurityVersionIsNotAdoptedAndKeepsBooting) {
+  // A release of the very image the factory flashed, signed again at a higher security version:
+  // adopting it would raise the counter above the partition's header, which then fails at boot.
+  const Os release = Pack("1.0", 2, "1.0");
+  Offer(release, "1.0", 2);
+  ASSERT_EQ(PowerOn(), update::Slot::kA);
+  auto first = Run(release.image_id);
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(Reported(release.image_id), wire::kFailed);
+  EXPECT_NE(ReportedReason(release.image_id).find("not adopted"), std::string::npos)
+      << ReportedReason(release.image_id);
+  EXPECT_LT(OsCounter(), 2U) << "the counter rose above the running slot's header";
+  ASSERT_EQ(PowerOn(), update::Slot::kA);
+  auto again = RunUntilCheckedIn();
+  EXPECT_TRUE(again) << again.error().message();
 }
 
 TEST_P(PartitionBoard, RollbackAttackAnOldImageWrittenBackIntoTheBootedPartitionDoesNotRun) {

@@ -52,7 +52,7 @@ class SimulatorFirmware final : public Firmware {
 // Sets the kernel command line the boot script passes.
 inline void BootInto(const fs::path& cmdline, Slot slot) {
   std::ofstream(cmdline) << "console=ttyS0 root=/dev/mmcblk0p2 aspis.slot=" << SlotName(slot)
-                         << " rw\n";
+                         << " ro\n";
 }
 
 inline std::string Output(const std::vector<std::string>& argv) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <sstream>
 
 #include "core/file.hpp"
 #include "core/json.hpp"
@@ -71,6 +72,23 @@ Expected<std::unique_ptr<update::Bootloader>> OpenBootloader(const DaemonConfig&
   }
   return Fail(CoreErrc::kInvalidArgument,
               "unknown bootloader \"" + config.bootloader + "\" (simulator, u-boot, grub)");
+}
+
+// A root file system mounted read-write changes as it runs (an ext4 superblock at mount), so it
+// would no longer measure as the image its header signs: partition boards boot it read-only.
+Expected<void> RequireReadOnlyRoot(const std::filesystem::path& cmdline) {
+  auto text = file::Read(cmdline, file::kSmallFileLimit);
+  if (!text) return std::unexpected(std::move(text.error()).WithContext("kernel command line"));
+  std::istringstream words{std::string(AsString(*text))};
+  std::string mode;  // the last of ro and rw wins, as for the kernel
+  for (std::string word; words >> word;) {
+    if (word == "ro" || word == "rw") mode = word;
+  }
+  if (mode == "ro") return {};
+  return Fail(CoreErrc::kInvalidArgument,
+              "the root file system must be mounted read-only (ro on the kernel command line " +
+                  cmdline.string() +
+                  "): mounted read-write, it changes and no longer measures as its signed image");
 }
 
 // The size of the image the partition booted from `header` holds, as its verified header signs.
@@ -143,6 +161,9 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     auto slot = partitions ? bootloader->Booted() : simulator->Boot(boot_id);
     if (!slot) return std::unexpected(std::move(slot.error()).WithContext("the booted slot"));
     if (partitions) {
+      if (auto ok = RequireReadOnlyRoot(config.kernel_cmdline); !ok) {
+        return std::unexpected(ok.error());
+      }
       config.os_image = *slot == update::Slot::kA ? config.slot_a : config.slot_b;
       booted_header = update::PartitionHeader(config.state_dir / "slots", *slot);
     } else {
@@ -195,6 +216,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   // A booted slot must hold the OS its signed header names, at or above the anti-rollback
   // counter: an owner who puts an old slot back does not get it run.
   std::optional<wire::InstalledImage> booted_os;
+  std::uint64_t booted_security_version = 0;
   if (bootloader) {
     auto counter = (*rot)->ReadCounter(update::kOsSecurityVersionCounter);
     if (!counter) return std::unexpected(counter.error());
@@ -206,6 +228,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
         update::CheckBootedOs(booted_header, {.os = &installer_keys}, os->digest, *counter);
     if (!verified) return std::unexpected(std::move(verified.error()).WithContext("booted OS"));
     booted_os = wire::InstalledImage{verified->image_id, "", verified->version};
+    booted_security_version = verified->security_version;
   }
   std::optional<crypto::TpmKeyStore> tpm_keys;
   if (config.rot == "tpm2") {
@@ -309,7 +332,8 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                  .apps = app_agent ? &*app_agent : nullptr,
                  .reboot_asked = &reboot_asked,
                  .update_error = update_error,
-                 .booted_os = booted_os});
+                 .booted_os = booted_os,
+                 .booted_security_version = booted_security_version});
   publishers = &device.trust();
   if (app_agent) {
     if (auto ok = app_agent->Resume(); !ok) {

@@ -85,6 +85,7 @@ Device::Device(DeviceParts parts)
       reboot_asked_(parts.reboot_asked),
       update_error_(std::move(parts.update_error)),
       booted_os_(std::move(parts.booted_os)),
+      booted_security_version_(parts.booted_security_version),
       uniform_(parts.env.uniform),
       backoff_(config_.retry_base, config_.retry_cap, uniform_),
       check_in_backoff_(config_.retry_base, config_.retry_cap, uniform_) {
@@ -251,8 +252,17 @@ void Device::InstallOs(const wire::UpdateTarget& t,
     if (ok) {
       const package::Manifest& m = *signed_manifest;
       const update::OsTarget target{m.image_id, m.version, m.security_version, *staged};
-      // The OS already running (a factory install) is adopted, not installed again.
-      ok = Runs(m) ? os_agent_->Adopt(target) : os_agent_->Install(target);
+      // The OS already running (a factory install) is adopted, not installed again; not at a
+      // security version above its slot's header, which then would no longer pass at boot.
+      if (Runs(m) && booted_os_ && m.security_version > booted_security_version_) {
+        ok = std::unexpected(Error(
+            update::UpdateErrc::kInstall,
+            fmt::format("this OS runs from a slot signed at security version {}; the same image "
+                        "signed at {} is not adopted (write it into the slot again)",
+                        booted_security_version_, m.security_version)));
+      } else {
+        ok = Runs(m) ? os_agent_->Adopt(target) : os_agent_->Install(target);
+      }
     }
     if (!ok) {
       log::Warning("OS {} not installed: {}", t.version, ok.error().message());

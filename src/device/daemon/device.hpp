@@ -54,6 +54,7 @@ struct DeviceParts {
   // The OS the booted slot holds, as its verified header says (with a bootloader): what runs,
   // even when the bootloader fell back to a slot the update record does not name.
   std::optional<wire::InstalledImage> booted_os;
+  std::uint64_t booted_security_version = 0;  // as the booted slot's header signs
 };
 
 class Device {
@@ -127,6 +128,7 @@ class Device {
   const bool* reboot_asked_;
   const std::string update_error_;
   const std::optional<wire::InstalledImage> booted_os_;
+  const std::uint64_t booted_security_version_;
   bool attested_ = false;  // this run attested trusted
   bool reported_healthy_ = false;
   bool reporting_ = false;  // the next check-in is to report new target statuses

@@ -127,6 +127,12 @@ Expected<AppAgent> AppAgent::Open(AppAgentParts parts) {
       agent.generation_ = generation->get<std::uint64_t>();
     }
   }
+  // A new state directory beside a root of trust that saw records (the state was reset) starts
+  // again from the counter, as long as no app is installed to roll back.
+  std::error_code ec;
+  const bool none_installed =
+      !fs::exists(agent.parts_.apps_dir, ec) || fs::is_empty(agent.parts_.apps_dir, ec);
+  if (!*stored && seen > 0 && none_installed) agent.generation_ = seen;
   if (agent.generation_ < seen) {
     return Fail(UpdateErrc::kRollback,
                 fmt::format("the app update records are generation {}, but the root of trust has "
@@ -134,7 +140,7 @@ Expected<AppAgent> AppAgent::Open(AppAgentParts parts) {
                             agent.generation_, seen));
   }
   // A power cut between writing the records and raising the counter: the counter catches up.
-  if (agent.generation_ > seen) {
+  if (agent.generation_ > seen && agent.parts_.rot != nullptr) {
     if (auto ok = agent.parts_.rot->AdvanceCounter(kAppRecordsCounter, agent.generation_); !ok) {
       return std::unexpected(ok.error());
     }

@@ -111,7 +111,8 @@ struct AppAgentParts {
 class AppAgent {
  public:
   // Loads the components' records. Errors: kCorrupt, kIo; kRollback when the records are of an
-  // older generation than the root of trust's counter (restored from an old copy, or deleted).
+  // older generation than the root of trust's counter (restored from an old copy, or deleted
+  // while apps stay installed; a state reset with no app installed starts again).
   static Expected<AppAgent> Open(AppAgentParts parts);
 
   // Continues what a restart interrupted, for every component.

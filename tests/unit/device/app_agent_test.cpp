@@ -206,6 +206,26 @@ TEST_F(Apps, RecordsWrittenJustBeforeAPowerCutOpenAndTheCounterCatchesUp) {
   EXPECT_EQ(Record().installed_version, "2.0") << "the latest records open again";
 }
 
+TEST_F(Apps, AStateResetWithNoAppInstalledStartsAgainFromTheCounter) {
+  ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  fs::remove(RecordsFile());
+  EXPECT_FALSE(TryOpen()) << "the records are gone but the app is still installed";
+  fs::remove_all(dir_ / "apps");
+  Open();
+  ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
+  ASSERT_TRUE(agent_->Healthy(kComponent));
+  Open();
+  EXPECT_EQ(Record().installed_version, "1.0") << "the new records outrank the counter";
+}
+
+TEST_F(Apps, AnAgentWithoutARootOfTrustOpensRecordsThatCarryAGeneration) {
+  auto uncounted = TryOpen({}, /*counted=*/false);
+  ASSERT_TRUE(uncounted);
+  ASSERT_TRUE(uncounted->Install(Pack("1.0", 1)));
+  EXPECT_TRUE(TryOpen({}, /*counted=*/false));
+}
+
 TEST_F(Apps, AnAppNoLongerDeployedIsRemoved) {
   ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
   ASSERT_TRUE(agent_->Healthy(kComponent));
