@@ -229,6 +229,25 @@ class PartitionBoard : public ::testing::TestWithParam<std::string> {
     return rot ? (*rot)->ReadCounter(update::kOsSecurityVersionCounter).value_or(0) : 0;
   }
 
+  // With 1.1 running from partition B, `os` (offered instead of 1.1) is installed into A, and the
+  // board asks to reboot into it.
+  void InstallFromB(const Os& os, const std::string& version, std::uint64_t security_version) {
+    service_->Withdraw(os_1_1_.image_id);
+    Offer(os, version, security_version);
+    ASSERT_EQ(PowerOn(), update::Slot::kB);
+    auto install = Run(os.image_id);
+    ASSERT_TRUE(install) << install.error().message();
+    ASSERT_EQ(*install, DaemonExit::kReboot)
+        << Reported(os.image_id) << ": " << ReportedReason(os.image_id);
+  }
+
+  // Powers on until the bootloader gives up on partition A (its kernel never starts aspisd).
+  void PowerOnUntilFallbackToB() {
+    for (int tries = 0; PowerOn() == update::Slot::kA; ++tries) {
+      ASSERT_LT(tries, 5) << "the bootloader never fell back";
+    }
+  }
+
   // Installs OS 1.1 from 1.0 and commits it: the board then runs 1.1 from partition B.
   void UpdateTo1_1() {
     Offer(os_1_1_ = Pack("1.1", 2), "1.1", 2);
@@ -268,11 +287,7 @@ TEST_P(PartitionBoard, AnOsImageIsInstalledIntoTheOtherPartitionTriedAndCommitte
 TEST_P(PartitionBoard, ABadOsThatDoesNotComeUpHealthyIsRevertedByAspisd) {
   UpdateTo1_1();
   const Os os_1_2 = Pack("1.2", 3);
-  service_->Withdraw(os_1_1_.image_id);
-  Offer(os_1_2, "1.2", 3);
-  ASSERT_EQ(PowerOn(), update::Slot::kB);
-  auto install = Run(os_1_2.image_id);
-  ASSERT_TRUE(install && *install == DaemonExit::kReboot);
+  InstallFromB(os_1_2, "1.2", 3);
   ASSERT_EQ(PowerOn(), update::Slot::kA) << "1.2 is tried from partition A";
   // The service does not trust 1.2 (say its release was never registered).
   service_->Script(testing::ScriptedService::Answer::kRefuse,
@@ -294,17 +309,9 @@ TEST_P(PartitionBoard, ABadOsThatDoesNotComeUpHealthyIsRevertedByAspisd) {
 TEST_P(PartitionBoard, AnOsThatNeverComesUpIsRevertedByTheBootloadersCounter) {
   UpdateTo1_1();
   const Os os_1_2 = Pack("1.2", 3);
-  service_->Withdraw(os_1_1_.image_id);
-  Offer(os_1_2, "1.2", 3);
-  ASSERT_EQ(PowerOn(), update::Slot::kB);
-  auto install = Run(os_1_2.image_id);
-  ASSERT_TRUE(install && *install == DaemonExit::kReboot);
+  InstallFromB(os_1_2, "1.2", 3);
   // 1.2's kernel never starts aspisd: the board is powered on again and again.
-  update::Slot booted = PowerOn();
-  for (int tries = 0; booted == update::Slot::kA; ++tries) {
-    ASSERT_LT(tries, 5) << "the bootloader never gave up on the bad slot";
-    booted = PowerOn();
-  }
+  PowerOnUntilFallbackToB();
   auto back = Run(os_1_2.image_id);
   ASSERT_TRUE(back) << back.error().message();
   EXPECT_EQ(Reported(os_1_2.image_id), wire::kReverted) << ReportedReason(os_1_2.image_id);
@@ -315,21 +322,13 @@ TEST_P(PartitionBoard, AfterTheBootloaderFallsBackTheBoardReportsTheOsItRuns) {
   UpdateTo1_1();
   // 1.2 keeps 1.1's security version, so 1.1 stays a fallback once 1.2 is committed.
   const Os os_1_2 = Pack("1.2", 2);
-  service_->Withdraw(os_1_1_.image_id);
-  Offer(os_1_2, "1.2", 2);
-  ASSERT_EQ(PowerOn(), update::Slot::kB);
-  auto install = Run(os_1_2.image_id);
-  ASSERT_TRUE(install && *install == DaemonExit::kReboot);
+  InstallFromB(os_1_2, "1.2", 2);
   ASSERT_EQ(PowerOn(), update::Slot::kA);
   auto trial = Run(os_1_2.image_id);
   ASSERT_TRUE(trial) << trial.error().message();
   ASSERT_EQ(Reported(os_1_2.image_id), wire::kInstalled);
   // Partition A stops booting (its kernel panics) until the bootloader falls back to 1.1.
-  update::Slot booted = PowerOn();
-  for (int tries = 0; booted == update::Slot::kA; ++tries) {
-    ASSERT_LT(tries, 5) << "the bootloader never fell back";
-    booted = PowerOn();
-  }
+  PowerOnUntilFallbackToB();
   auto fallen_back = RunUntilCheckedIn();
   ASSERT_TRUE(fallen_back) << fallen_back.error().message();
   const auto report = service_->last_report();
