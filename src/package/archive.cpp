@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/fd.hpp"
+#include "core/log.hpp"
 #include "package/errors.hpp"
 #include "package/libarchive_ptr.hpp"
 #include "package/payload_compression.hpp"
@@ -69,13 +70,17 @@ class Utf8Names {
  public:
   Utf8Names() : locale_(::newlocale(LC_CTYPE_MASK, "C.UTF-8", nullptr)) {
     if (locale_ != nullptr) previous_ = ::uselocale(locale_);
+    if (locale_ == nullptr || previous_ == nullptr) {
+      // Names that are not ASCII then fail to convert and the package is refused, not mangled.
+      log::Warning("the C.UTF-8 locale is missing: archives with non-ASCII names are refused");
+    }
   }
   Utf8Names(const Utf8Names&) = delete;
   Utf8Names& operator=(const Utf8Names&) = delete;
   ~Utf8Names() {
     if (locale_ == nullptr) return;
-    ::uselocale(previous_);
-    ::freelocale(locale_);
+    if (previous_ != nullptr) ::uselocale(previous_);
+    if (previous_ != nullptr) ::freelocale(locale_);  // else still in use: kept
   }
 
  private:

@@ -1,10 +1,12 @@
 #include "device/daemon/daemon.hpp"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <optional>
-#include <sstream>
 
 #include "core/file.hpp"
 #include "core/json.hpp"
@@ -75,20 +77,22 @@ Expected<std::unique_ptr<update::Bootloader>> OpenBootloader(const DaemonConfig&
 }
 
 // A root file system mounted read-write changes as it runs (an ext4 superblock at mount), so it
-// would no longer measure as the image its header signs: partition boards boot it read-only.
-Expected<void> RequireReadOnlyRoot(const std::filesystem::path& cmdline) {
-  auto text = file::Read(cmdline, file::kSmallFileLimit);
-  if (!text) return std::unexpected(std::move(text.error()).WithContext("kernel command line"));
-  std::istringstream words{std::string(AsString(*text))};
-  std::string mode;  // the last of ro and rw wins, as for the kernel
-  for (std::string word; words >> word;) {
-    if (word == "ro" || word == "rw") mode = word;
+// would no longer measure as the image its header signs: a partition board mounts it read-only.
+Expected<void> RequireNotMountedReadWrite(const std::filesystem::path& partition) {
+  struct stat st {};
+  if (::stat(partition.c_str(), &st) != 0) {
+    return Fail(CoreErrc::kNotFound, "cannot inspect the OS partition " + partition.string());
   }
-  if (mode == "ro") return {};
-  return Fail(CoreErrc::kInvalidArgument,
-              "the root file system must be mounted read-only (ro on the kernel command line " +
-                  cmdline.string() +
-                  "): mounted read-write, it changes and no longer measures as its signed image");
+  if (!S_ISBLK(st.st_mode)) return {};  // an image file (tests) is mounted by nothing
+  auto mounts = file::Read("/proc/self/mountinfo", std::size_t{4} << 20);
+  if (!mounts) return std::unexpected(std::move(mounts.error()).WithContext("mount table"));
+  if (update::MountedReadWrite(AsString(*mounts), major(st.st_rdev), minor(st.st_rdev))) {
+    return Fail(CoreErrc::kInvalidArgument,
+                "the OS partition " + partition.string() +
+                    " is mounted read-write: mounted so, it changes and no longer measures as its "
+                    "signed image (mount the root read-only, and keep it so in /etc/fstab)");
+  }
+  return {};
 }
 
 // The size of the image the partition booted from `header` holds, as its verified header signs.
@@ -161,10 +165,10 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     auto slot = partitions ? bootloader->Booted() : simulator->Boot(boot_id);
     if (!slot) return std::unexpected(std::move(slot.error()).WithContext("the booted slot"));
     if (partitions) {
-      if (auto ok = RequireReadOnlyRoot(config.kernel_cmdline); !ok) {
+      config.os_image = *slot == update::Slot::kA ? config.slot_a : config.slot_b;
+      if (auto ok = RequireNotMountedReadWrite(config.os_image); !ok) {
         return std::unexpected(ok.error());
       }
-      config.os_image = *slot == update::Slot::kA ? config.slot_a : config.slot_b;
       booted_header = update::PartitionHeader(config.state_dir / "slots", *slot);
     } else {
       config.os_image = simulator->SlotDir(*slot);

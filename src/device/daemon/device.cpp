@@ -252,17 +252,11 @@ void Device::InstallOs(const wire::UpdateTarget& t,
     if (ok) {
       const package::Manifest& m = *signed_manifest;
       const update::OsTarget target{m.image_id, m.version, m.security_version, *staged};
-      // The OS already running (a factory install) is adopted, not installed again; not at a
-      // security version above its slot's header, which then would no longer pass at boot.
-      if (Runs(m) && booted_os_ && m.security_version > booted_security_version_) {
-        ok = std::unexpected(Error(
-            update::UpdateErrc::kInstall,
-            fmt::format("this OS runs from a slot signed at security version {}; the same image "
-                        "signed at {} is not adopted (write it into the slot again)",
-                        booted_security_version_, m.security_version)));
-      } else {
-        ok = Runs(m) ? os_agent_->Adopt(target) : os_agent_->Install(target);
-      }
+      // The OS already running (a factory install) is adopted, not installed again, unless it
+      // is signed above its slot's header: raising the counter past that header would refuse
+      // the slot at the next boot, so it is installed into the other slot like any new OS.
+      const bool adopt = Runs(m) && (!booted_os_ || m.security_version <= booted_security_version_);
+      ok = adopt ? os_agent_->Adopt(target) : os_agent_->Install(target);
     }
     if (!ok) {
       log::Warning("OS {} not installed: {}", t.version, ok.error().message());

@@ -130,8 +130,11 @@ Expected<AppAgent> AppAgent::Open(AppAgentParts parts) {
   // A new state directory beside a root of trust that saw records (the state was reset) starts
   // again from the counter, as long as no app is installed to roll back.
   std::error_code ec;
+  const auto apps = fs::symlink_status(agent.parts_.apps_dir, ec);
   const bool none_installed =
-      !fs::exists(agent.parts_.apps_dir, ec) || fs::is_empty(agent.parts_.apps_dir, ec);
+      apps.type() == fs::file_type::not_found ||
+      (fs::is_directory(apps) &&
+       fs::directory_iterator(agent.parts_.apps_dir, ec) == fs::directory_iterator() && !ec);
   if (!*stored && seen > 0 && none_installed) agent.generation_ = seen;
   if (agent.generation_ < seen) {
     return Fail(UpdateErrc::kRollback,

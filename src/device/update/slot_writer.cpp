@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <sstream>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -235,6 +237,31 @@ Expected<package::Manifest> DirectorySlotWriter::Write(Slot slot, const fs::path
 
 namespace aspis::device::update {
 
+bool MountedReadWrite(std::string_view mountinfo, unsigned major, unsigned minor) {
+  const std::string device = fmt::format("{}:{}", major, minor);
+  const auto has_rw = [](std::string_view options) {
+    for (std::size_t start = 0; start <= options.size();) {
+      const std::size_t comma = std::min(options.find(',', start), options.size());
+      if (options.substr(start, comma - start) == "rw") return true;
+      start = comma + 1;
+    }
+    return false;
+  };
+  std::istringstream lines{std::string(mountinfo)};
+  for (std::string line; std::getline(lines, line);) {
+    // ID PARENT MAJOR:MINOR ROOT MOUNT-POINT MOUNT-OPTIONS [OPTIONAL...] - TYPE SOURCE
+    // SUPER-OPTIONS
+    std::istringstream fields(line);
+    std::vector<std::string> words;
+    for (std::string word; fields >> word;) words.push_back(word);
+    const auto dash = std::find(words.begin(), words.end(), "-");
+    if (words.size() < 6 || words[2] != device || dash == words.end()) continue;
+    const bool super_rw = std::distance(dash, words.end()) >= 4 && has_rw(words.back());
+    if (has_rw(words[5]) || super_rw) return true;
+  }
+  return false;
+}
+
 fs::path PartitionHeader(const fs::path& header_dir, Slot slot) {
   return header_dir / (std::string(SlotName(slot)) + ".header");
 }
@@ -259,7 +286,8 @@ Expected<package::Manifest> ImageSlotWriter::Write(Slot slot, const fs::path& pa
   // Boards name partitions through links (/dev/disk/by-partlabel/...): followed; what they lead
   // to must be a block device (or a file).
   const fs::path& partition = Partition(slot);
-  const Fd fd(::open(partition.c_str(), O_RDWR | O_CLOEXEC));
+  // O_EXCL on a block device fails (EBUSY) while anything has it mounted: never the running root.
+  const Fd fd(::open(partition.c_str(), O_RDWR | O_CLOEXEC | O_EXCL));
   if (fd.get() < 0) {
     return std::unexpected(InstallError("cannot open " + partition.string() + ": " +
                                         std::generic_category().message(errno)));

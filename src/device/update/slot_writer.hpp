@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "device/update/os_agent.hpp"
 #include "package/package.hpp"
@@ -44,6 +45,10 @@ class DirectorySlotWriter final : public SlotWriter {
   package::Publishers publishers_;
   std::string board_;
 };
+
+// Whether `mountinfo` (/proc/self/mountinfo's format) mounts the block device `major:minor`
+// read-write anywhere (its mount or its file system's options say rw).
+bool MountedReadWrite(std::string_view mountinfo, unsigned major, unsigned minor);
 
 // Where ImageSlotWriter keeps the header of what partition `slot` holds: `<dir>/<A|B>.header`.
 std::filesystem::path PartitionHeader(const std::filesystem::path& header_dir, Slot slot);

@@ -198,6 +198,19 @@ class PartitionSlots : public DirectorySlots {
   std::string image_;
 };
 
+TEST(MountTable, APartitionMountedReadWriteIsToldApartFromOneMountedReadOnly) {
+  const std::string table =
+      "22 1 179:2 / / ro,relatime shared:1 - ext4 /dev/mmcblk0p2 ro\n"
+      "23 22 179:5 / /data rw,relatime shared:2 - ext4 /dev/mmcblk0p5 rw,errors=remount-ro\n"
+      "24 22 179:6 / /mnt ro,relatime - ext4 /dev/mmcblk0p6 rw\n"
+      "25 22 0:21 / /proc rw,nosuid - proc proc rw\n";
+  EXPECT_FALSE(MountedReadWrite(table, 179, 2)) << "the root, read-only";
+  EXPECT_TRUE(MountedReadWrite(table, 179, 5));
+  EXPECT_TRUE(MountedReadWrite(table, 179, 6)) << "read-only here, but its file system is rw";
+  EXPECT_FALSE(MountedReadWrite(table, 179, 3)) << "not mounted";
+  EXPECT_FALSE(MountedReadWrite("garbage\n\n1 2\n", 179, 2));
+}
+
 TEST_F(PartitionSlots, AnImageIsWrittenToThePartitionAndProvenByItsHeaderAtBoot) {
   auto written = Partitions().Write(Slot::kB, PackImage(image_), AcceptAnyPackage);
   ASSERT_TRUE(written) << written.error().message();
