@@ -103,8 +103,7 @@ bool IsAscii(std::string_view s) {
 }
 
 Expected<void> CheckEntry(archive_entry* entry, TreeRules rules) {
-  const char* name = EntryPath(entry);
-  const std::string path = name != nullptr ? name : "";
+  const std::string path = EntryPath(entry);
   if (std::string problem = PathProblem(path); !problem.empty()) {
     return std::unexpected(Unsafe(path, problem));
   }
@@ -113,8 +112,7 @@ Expected<void> CheckEntry(archive_entry* entry, TreeRules rules) {
   const mode_t type = archive_entry_filetype(entry);
   if (type == AE_IFLNK) {
     if (!rules.symlinks) return std::unexpected(Unsafe(path, "is a symbolic link"));
-    const char* target = EntryLink(entry);
-    const std::string problem = LinkProblem(path, target != nullptr ? target : "");
+    const std::string problem = LinkProblem(path, EntryLink(entry));
     if (!problem.empty()) return std::unexpected(Unsafe(path, problem));
   } else if (type != AE_IFREG && type != AE_IFDIR) {
     return std::unexpected(Unsafe(path, "is a device node, FIFO or socket"));

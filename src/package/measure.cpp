@@ -1,12 +1,18 @@
 #include "package/measure.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <fstream>
+#include <system_error>
 #include <vector>
+
+#include "core/fd.hpp"
 
 namespace aspis::package {
 
@@ -84,26 +90,36 @@ Expected<crypto::Digest> MeasurePath(const fs::path& path) {
   return fs::is_directory(status) ? HashTree(path) : HashFile(path);
 }
 
-Expected<crypto::Digest> MeasurePrefix(const fs::path& path, std::uint64_t length) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(CoreErrc::kNotFound, "cannot read " + path.string() + " to measure it");
+Expected<crypto::Digest> MeasurePrefix(int fd, std::uint64_t length) {
   auto sha = crypto::Sha256::Create();
   if (!sha) return std::unexpected(sha.error());
-  std::array<char, std::size_t{64} * 1024> buffer{};
-  for (std::uint64_t left = length; left > 0;) {
-    in.read(buffer.data(),
-            static_cast<std::streamsize>(std::min<std::uint64_t>(left, buffer.size())));
-    const auto n = static_cast<std::size_t>(in.gcount());
+  std::vector<std::uint8_t> chunk(std::size_t{64} << 10);
+  for (std::uint64_t offset = 0; offset < length;) {
+    const auto want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), length - offset));
+    const ssize_t n = ::pread(fd, chunk.data(), want, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return Fail(CoreErrc::kIo, "reading to measure: " + std::generic_category().message(errno));
     if (n == 0) {
-      return Fail(CoreErrc::kCorrupt, fmt::format("{} holds fewer than the {} bytes to measure",
-                                                  path.string(), length));
+      return Fail(CoreErrc::kCorrupt,
+                  fmt::format("fewer than the {} bytes to measure ({} read)", length, offset));
     }
-    if (auto ok = sha->Update({reinterpret_cast<const std::uint8_t*>(buffer.data()), n}); !ok) {
+    if (auto ok = sha->Update({chunk.data(), static_cast<std::size_t>(n)}); !ok) {
       return std::unexpected(ok.error());
     }
-    left -= n;
+    offset += static_cast<std::uint64_t>(n);
   }
   return sha->Finish();
+}
+
+Expected<crypto::Digest> MeasurePrefix(const fs::path& path, std::uint64_t length) {
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0)
+    return Fail(CoreErrc::kNotFound, "cannot read " + path.string() + " to measure it");
+  auto digest = MeasurePrefix(fd.get(), length);
+  if (!digest) return std::unexpected(std::move(digest.error()).WithContext(path.string()));
+  return digest;
 }
 
 Expected<std::map<std::string, crypto::Digest, std::less<>>> MeasureOsTree(const fs::path& rootfs) {

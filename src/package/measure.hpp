@@ -25,8 +25,10 @@ inline constexpr std::string_view kTrustBundleInRootfs = "etc/aspis/trust-bundle
 Expected<crypto::Digest> MeasurePath(const std::filesystem::path& path);
 
 // SHA-256 of the first `length` bytes of a file or block device (an OS image in a partition larger
-// than it). Errors: kNotFound, kIo, kCorrupt (fewer than `length` bytes).
+// than it), by path or through an open descriptor (read with pread: its offset is left alone).
+// Errors: kNotFound, kIo, kCorrupt (fewer than `length` bytes).
 Expected<crypto::Digest> MeasurePrefix(const std::filesystem::path& path, std::uint64_t length);
+Expected<crypto::Digest> MeasurePrefix(int fd, std::uint64_t length);
 
 // The launch measurements of an OS root file system: "os" (the tree), "aspisd" and
 // "trust-bundle" (the files at the paths above). Errors: those of MeasurePath, naming what is

@@ -96,25 +96,6 @@ Expected<void> WriteAt(int fd, ByteView bytes, std::uint64_t offset, const fs::p
   return {};
 }
 
-// SHA-256 of the first `length` bytes of `fd`, read back from the device.
-Expected<crypto::Digest> HashPrefix(int fd, std::uint64_t length, const fs::path& path) {
-  auto sha = crypto::Sha256::Create();
-  if (!sha) return std::unexpected(sha.error());
-  std::vector<std::uint8_t> chunk(std::size_t{1} << 16);
-  for (std::uint64_t offset = 0; offset < length;) {
-    const auto want =
-        static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), length - offset));
-    const ssize_t n = ::pread(fd, chunk.data(), want, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::unexpected(InstallError("reading back " + path.string()));
-    if (auto ok = sha->Update({chunk.data(), static_cast<std::size_t>(n)}); !ok) {
-      return std::unexpected(ok.error());
-    }
-    offset += static_cast<std::uint64_t>(n);
-  }
-  return sha->Finish();
-}
-
 // Streams the package's payload, decompressed, to the start of `fd`; returns the bytes written,
 // never more than the signed unpacked size.
 Expected<std::uint64_t> WriteImage(package::Reader& reader, int fd, const fs::path& path) {
@@ -313,7 +294,7 @@ Expected<package::Manifest> ImageSlotWriter::Write(Slot slot, const fs::path& pa
     return std::unexpected(InstallError("flushing " + partition.string() + ": " +
                                         std::generic_category().message(errno)));
   }
-  auto measured = HashPrefix(fd.get(), *written, partition);
+  auto measured = package::MeasurePrefix(fd.get(), *written);
   if (!measured) return std::unexpected(measured.error());
   if (*measured != signed_os->second) {
     return std::unexpected(
