@@ -1,0 +1,16 @@
+#include "device/apps/errors.hpp"
+
+namespace aspis::device::apps {
+
+const std::error_category& AppsCategory() {
+  static constexpr const char* kMessages[] = {
+      "the app's sandbox failed",
+      "a control group failed",
+      "the app is not running",
+      "no such app",
+  };
+  static const NamedCategory category("aspis.apps", kMessages);
+  return category;
+}
+
+}  // namespace aspis::device::apps

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "device/apps/sandbox/cgroup.hpp"
+#include "device/apps/sandbox/seccomp_policy.hpp"
+
+// One app's sandbox (DESIGN section 6): a process tree in its own mount, PID, IPC, UTS, cgroup and
+// network namespaces, whose root is a read-only skeleton holding the OS's libraries read-only,
+// the app's installed image read-only at /mnt/apps/<component ID> (Azure Sphere's place), a
+// private /tmp and its own /proc; running as the app's own uid and gid with no capabilities (none
+// in any set, the bounding set emptied, securebits locked), no_new_privs, and the seccomp filter,
+// inside the app's control group. Its PID 1 is a small init of aspisd's, which starts the entry
+// point, reaps orphans, passes SIGTERM on to every process, and says how the app ended.
+namespace aspis::device::apps::sandbox {
+
+struct SandboxSpec {
+  std::string name;               // the app's name: the sandbox's host name
+  std::string component_id;       // names /mnt/apps/<component_id>
+  std::filesystem::path image;    // the installed version's directory
+  std::string entry_point;        // absolute path inside the image (the manifest's EntryPoint)
+  std::vector<std::string> args;  // after the entry point (the manifest's CmdArgs)
+  std::vector<std::string> env;   // NAME=value, added to the sandbox's few
+  // An empty directory of aspisd's where the sandbox's root is built, in the sandbox's mount
+  // namespace only (nothing appears there outside it).
+  std::filesystem::path root;
+  uid_t uid = 0;  // the app's own; never 0
+  gid_t gid = 0;
+  std::uint64_t tmp_bytes = std::uint64_t{8} << 20;  // the size of the private /tmp
+  // RLIMIT_FSIZE: no file the app writes grows past this (a write past it fails with EFBIG,
+  // SIGXFSZ being ignored); 0: no limit.
+  std::uint64_t max_file_bytes = 0;
+  int output = -1;  // the app's stdout and stderr (duplicated); /dev/null when -1
+  int broker = -1;  // passed to the app as descriptor 3 when given
+};
+
+// How the app's main process ended.
+struct AppExit {
+  bool signaled = false;
+  int code = 0;         // the exit code, or the signal
+  std::string failure;  // set when the app could not be started (execve's error)
+
+  std::string Describe() const;  // "exited with code 3", "killed by signal 9 (Killed)"
+};
+
+// What the sandbox refused: a system call outside the allowlist.
+struct Denial {
+  std::string what;    // "syscall"
+  std::string detail;  // "ptrace"
+};
+
+// Runs one app. Thread-safe: Stop, Wait and the destructor may be called from any one thread
+// while the sandbox's own thread answers the seccomp notifications.
+class Sandbox {
+ public:
+  // Called on the sandbox's thread for each denial; must not block for long or throw.
+  using DenialSink = std::function<void(const Denial&)>;
+
+  // Builds the sandbox and starts the entry point in it, inside `cgroup`. Errors: kSandbox
+  // naming the step that failed (a mount, the privilege drop, the filter), with nothing left
+  // running; an entry point that cannot be executed is not an error here but an AppExit.
+  static Expected<std::unique_ptr<Sandbox>> Start(const SandboxSpec& spec,
+                                                  const SeccompProgram& filter,
+                                                  const AppCgroup& cgroup, DenialSink denials);
+  // Kills whatever still runs and waits for it.
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  // The sandbox's init, as the device's PID namespace numbers it.
+  pid_t pid() const { return pid_; }
+  // Readable once the app has ended (for poll).
+  int exit_descriptor() const { return pidfd_.get(); }
+  // Waits up to `timeout` for the app to end; nullopt while it runs.
+  std::optional<AppExit> Wait(std::chrono::milliseconds timeout);
+  // SIGTERM to every process of the app, then SIGKILL to all after `grace`; how it ended.
+  AppExit Stop(std::chrono::milliseconds grace);
+
+ private:
+  Sandbox(pid_t pid, Fd pidfd, Fd control, Fd listener, DenialSink denials);
+  void AnswerNotifications();
+
+  const pid_t pid_;
+  Fd pidfd_;
+  Fd control_;
+  Fd listener_;
+  Fd wake_;  // an eventfd that ends the notification thread
+  DenialSink denials_;
+  std::optional<AppExit> exit_;
+  std::thread notifications_;
+};
+
+}  // namespace aspis::device::apps::sandbox

@@ -1,0 +1,190 @@
+// A hostile app for the sandbox tests: each mode tries one thing an app is not granted (or, for
+// the positive twins, one thing it is) and prints one line "<mode> allowed" or
+// "<mode> denied <errno name>", so a test can tell a refusal from a failure to try.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int Result(const char* mode, int rc) {
+  if (rc >= 0) {
+    printf("%s allowed\n", mode);
+  } else {
+    printf("%s denied %s\n", mode, strerrorname_np(errno));
+  }
+  fflush(stdout);
+  return 0;
+}
+
+static void OnTerm(int signal) {
+  (void)signal;
+  static const char kLine[] = "terminated\n";
+  (void)write(1, kLine, sizeof(kLine) - 1);
+  _exit(0);
+}
+
+// Prints the lines of /proc/self/status that say what the process may do.
+static void PrintStatus(void) {
+  FILE* status = fopen("/proc/self/status", "r");
+  char line[256];
+  while (status != NULL && fgets(line, sizeof(line), status) != NULL) {
+    if (strncmp(line, "Cap", 3) == 0 || strncmp(line, "NoNewPrivs", 10) == 0 ||
+        strncmp(line, "Seccomp:", 8) == 0) {
+      fputs(line, stdout);
+    }
+  }
+  if (status != NULL) fclose(status);
+  char host[65] = {0};
+  gethostname(host, sizeof(host) - 1);
+  printf("uid %d euid %d gid %d pid %d host %s\n", (int)getuid(), (int)geteuid(), (int)getgid(),
+         (int)getpid(), host);
+}
+
+static int ForkBomb(void) {
+  int children = 0;
+  for (;;) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      pause();
+      _exit(0);
+    }
+    if (pid < 0) break;
+    ++children;
+  }
+  printf("fork-bomb stopped after %d denied %s\n", children, strerrorname_np(errno));
+  fflush(stdout);
+  return 0;
+}
+
+static int Hog(void) {
+  for (size_t total = 0;; total += 1 << 20) {
+    char* block = malloc(1 << 20);
+    if (block == NULL) return Result("memory", -1);
+    memset(block, 1, 1 << 20);
+    if (total % (16 << 20) == 0) {
+      printf("memory holding %zu MiB\n", total >> 20);
+      fflush(stdout);
+    }
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  const char* mode = argv[1];
+  const char* arg = argc > 2 ? argv[2] : "";
+  if (strcmp(mode, "status") == 0) {
+    PrintStatus();
+    return 0;
+  }
+  if (strcmp(mode, "sleep") == 0) {
+    signal(SIGTERM, OnTerm);
+    printf("sleeping\n");
+    fflush(stdout);
+    for (;;) pause();
+  }
+  if (strcmp(mode, "ignore-term") == 0) {
+    signal(SIGTERM, SIG_IGN);
+    printf("sleeping\n");
+    fflush(stdout);
+    for (;;) pause();
+  }
+  if (strcmp(mode, "exit") == 0) return atoi(arg);
+  if (strcmp(mode, "abort") == 0) abort();
+  if (strcmp(mode, "read") == 0) return Result(mode, open(arg, O_RDONLY));
+  if (strcmp(mode, "write") == 0) {
+    const int fd = open(arg, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    return Result(mode, fd < 0 ? -1 : (int)write(fd, "x", 1));
+  }
+  if (strcmp(mode, "ptrace") == 0) {
+    const pid_t child = fork();
+    if (child == 0) {
+      pause();
+      _exit(0);
+    }
+    const long rc = ptrace(PTRACE_ATTACH, child, NULL, NULL);
+    kill(child, SIGKILL);
+    return Result(mode, (int)rc);
+  }
+  if (strcmp(mode, "mount") == 0) return Result(mode, mount("none", "/tmp", "tmpfs", 0, NULL));
+  if (strcmp(mode, "remount") == 0) {
+    return Result(mode, mount(NULL, arg, NULL, MS_REMOUNT | MS_BIND, NULL));
+  }
+  if (strcmp(mode, "unshare") == 0) return Result(mode, unshare(CLONE_NEWUSER));
+  if (strcmp(mode, "setns") == 0) {
+    const int fd = open("/proc/self/ns/uts", O_RDONLY);
+    return Result(mode, fd < 0 ? -1 : setns(fd, 0));
+  }
+  if (strcmp(mode, "clone-namespace") == 0) {
+    const long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid == 0) _exit(0);
+    return Result(mode, (int)pid);
+  }
+  if (strcmp(mode, "fork") == 0) {
+    const pid_t pid = fork();
+    if (pid == 0) _exit(7);
+    int status = 0;
+    if (pid > 0 && waitpid(pid, &status, 0) == pid && WEXITSTATUS(status) == 7) {
+      return Result(mode, 0);
+    }
+    return Result(mode, -1);
+  }
+  if (strcmp(mode, "module") == 0) {
+    const int fd = open(argv[0], O_RDONLY | O_CLOEXEC);
+    return Result(mode, (int)syscall(SYS_finit_module, fd, "", 0));
+  }
+  if (strcmp(mode, "raw-socket") == 0) return Result(mode, socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
+  if (strcmp(mode, "packet-socket") == 0) {
+    return Result(mode, socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)));
+  }
+  if (strcmp(mode, "unix-socket") == 0) {
+    int pair[2];
+    return Result(mode, socketpair(AF_UNIX, SOCK_STREAM, 0, pair));
+  }
+  if (strcmp(mode, "open-by-handle") == 0) {
+    // The classic container escape: a file handle names a file without a path, so a mount
+    // namespace would not hide it.
+    char buffer[sizeof(struct file_handle) + 128];
+    struct file_handle* handle = (struct file_handle*)buffer;
+    handle->handle_bytes = 128;
+    int mount_id = 0;
+    if (name_to_handle_at(AT_FDCWD, "/", handle, &mount_id, 0) != 0) return Result(mode, -1);
+    return Result(mode, open_by_handle_at(AT_FDCWD, handle, O_RDONLY));
+  }
+  if (strcmp(mode, "setuid") == 0) {
+    printf("euid %d\n", (int)geteuid());
+    return Result(mode, setuid(0));
+  }
+  if (strcmp(mode, "exec") == 0) {
+    execv(arg, argv + 2);
+    return Result(mode, -1);
+  }
+  if (strcmp(mode, "proc-mem") == 0) return Result(mode, open("/proc/1/mem", O_RDWR));
+  if (strcmp(mode, "chroot") == 0) return Result(mode, chroot("/tmp"));
+  if (strcmp(mode, "fork-bomb") == 0) return ForkBomb();
+  if (strcmp(mode, "memory") == 0) return Hog();
+  if (strcmp(mode, "file-size") == 0) {
+    // Writes `arg` KiB to a file in /tmp, a KiB at a time.
+    const int fd = open("/tmp/big", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char kib[1024];
+    memset(kib, 'x', sizeof(kib));
+    for (int i = 0; fd >= 0 && i < atoi(arg); ++i) {
+      if (write(fd, kib, sizeof(kib)) != (ssize_t)sizeof(kib)) return Result(mode, -1);
+    }
+    return Result(mode, fd);
+  }
+  fprintf(stderr, "unknown mode %s\n", mode);
+  return 2;
+}

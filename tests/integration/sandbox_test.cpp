@@ -1,0 +1,281 @@
+// The app sandbox on the real kernel: namespaces, the privilege drop, seccomp with reported
+// denials, and cgroup limits, against a hostile app (tests/apps/hostile_app.c) that tries each
+// escape. Every refusal has a positive twin that the same sandbox allows.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "device/apps/sandbox/cgroup.hpp"
+#include "device/apps/sandbox/sandbox.hpp"
+#include "device/apps/sandbox/seccomp_policy.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::device::apps::sandbox {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr uid_t kAppUid = 7340100;
+constexpr char kComponent[] = "6f1c2b1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b";
+
+const SeccompProgram& Filter() {
+  static const SeccompProgram filter = *BuildAppFilter();
+  return filter;
+}
+
+struct AppRun {
+  AppExit exit;
+  std::string output;
+  std::vector<Denial> denials;
+  CgroupUsage usage;
+
+  bool Denied(const std::string& syscall) const {
+    for (const auto& d : denials) {
+      if (d.what == "syscall" && d.detail == syscall) return true;
+    }
+    return false;
+  }
+};
+
+class Sandbox : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto layout = CgroupLayout::Find("/sys/fs/cgroup", "/proc/self/cgroup",
+                                     "aspis-sandbox-test-" + std::to_string(::getpid()));
+    ASSERT_TRUE(layout) << layout.error().message();
+    layout_ = *layout;
+    ASSERT_TRUE(BuildAppFilter()) << BuildAppFilter().error().message();
+    image_ = dir_ / "image";
+    fs::create_directories(image_ / "bin");
+    fs::copy_file(ASPIS_HOSTILE_APP, image_ / "bin" / "app");
+    fs::create_directories(dir_ / "root");
+  }
+  void TearDown() override {
+    for (const auto& parent : {layout_.unified, layout_.memory, layout_.pids}) {
+      if (!parent.empty()) ::rmdir(parent.c_str());
+    }
+  }
+
+  SandboxSpec Spec(std::vector<std::string> args, const std::string& name = "hostile") {
+    SandboxSpec spec;
+    spec.name = name;
+    spec.component_id = kComponent;
+    spec.image = image_;
+    spec.entry_point = "/bin/app";
+    spec.args = std::move(args);
+    spec.root = dir_ / ("root-" + name);
+    fs::create_directories(spec.root);
+    spec.uid = kAppUid;
+    spec.gid = kAppUid;
+    return spec;
+  }
+
+  struct Started {
+    std::unique_ptr<sandbox::Sandbox> sandbox;
+    AppCgroup cgroup;
+    fs::path output;
+  };
+
+  Started Start(SandboxSpec spec, const CgroupLimits& limits = {}) {
+    auto cgroup = AppCgroup::Create(layout_, spec.name, limits);
+    EXPECT_TRUE(cgroup) << cgroup.error().message();
+    const fs::path output = dir_ / (spec.name + std::to_string(++runs_) + ".out");
+    Fd out(::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    spec.output = out.get();
+    auto sandbox = sandbox::Sandbox::Start(spec, Filter(), *cgroup, [this](const Denial& d) {
+      std::lock_guard lock(mutex_);
+      denials_.push_back(d);
+    });
+    EXPECT_TRUE(sandbox) << sandbox.error().message();
+    return {sandbox ? std::move(*sandbox) : nullptr, std::move(*cgroup), output};
+  }
+
+  // Runs the hostile app with `args` to its end.
+  AppRun RunApp(std::vector<std::string> args, const CgroupLimits& limits = {},
+                const std::function<void(SandboxSpec&)>& adjust = {}) {
+    auto spec = Spec(std::move(args));
+    if (adjust) adjust(spec);
+    auto started = Start(spec, limits);
+    AppRun run;
+    if (!started.sandbox) return run;
+    run.exit = *started.sandbox->Wait(milliseconds(-1));
+    run.usage = started.cgroup.Usage().value_or(CgroupUsage{});
+    started.sandbox.reset();
+    std::ifstream in(started.output);
+    std::stringstream text;
+    text << in.rdbuf();
+    run.output = text.str();
+    std::lock_guard lock(mutex_);
+    run.denials = denials_;
+    return run;
+  }
+
+  testing::TempDir dir_;
+  fs::path image_;
+  CgroupLayout layout_;
+  std::mutex mutex_;
+  std::vector<Denial> denials_;
+  int runs_ = 0;
+};
+
+TEST_F(Sandbox, AnAppRunsAsItsOwnUserWithNoCapabilitiesUnderSeccompInItsOwnNamespaces) {
+  const AppRun run = RunApp({"status"});
+  EXPECT_EQ(run.exit.Describe(), "exited with code 0");
+  for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    EXPECT_NE(run.output.find(std::string(set) + ":\t0000000000000000"), std::string::npos)
+        << set << " in " << run.output;
+  }
+  EXPECT_NE(run.output.find("NoNewPrivs:\t1"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("Seccomp:\t2"), std::string::npos) << run.output;
+  const std::string ids = "uid " + std::to_string(kAppUid) + " euid " + std::to_string(kAppUid) +
+                          " gid " + std::to_string(kAppUid) + " pid 2 host hostile";
+  EXPECT_NE(run.output.find(ids), std::string::npos) << run.output;
+  EXPECT_TRUE(run.denials.empty());
+}
+
+TEST_F(Sandbox, AnAppMayForkWriteItsTmpReadItsImageAndUseUnixSockets) {
+  EXPECT_EQ(RunApp({"fork"}).output, "fork allowed\n");
+  EXPECT_EQ(RunApp({"write", "/tmp/scratch"}).output, "write allowed\n");
+  EXPECT_EQ(RunApp({"read", std::string("/mnt/apps/") + kComponent + "/bin/app"}).output,
+            "read allowed\n");
+  const AppRun run = RunApp({"unix-socket"});
+  EXPECT_EQ(run.output, "unix-socket allowed\n");
+  EXPECT_TRUE(run.denials.empty());
+}
+
+// Each escape: the app is refused with EPERM by aspisd (the seccomp listener), and the denial
+// names the call.
+struct Escape {
+  const char* mode;
+  const char* syscall;
+};
+
+class SandboxEscape : public Sandbox, public ::testing::WithParamInterface<Escape> {};
+
+TEST_P(SandboxEscape, IsDeniedAndReported) {
+  const AppRun run = RunApp({GetParam().mode});
+  EXPECT_TRUE(run.output.ends_with(std::string(GetParam().mode) + " denied EPERM\n")) << run.output;
+  EXPECT_TRUE(run.Denied(GetParam().syscall)) << "no denial of " << GetParam().syscall;
+  EXPECT_EQ(run.exit.Describe(), "exited with code 0");
+}
+
+INSTANTIATE_TEST_SUITE_P(Attacks, SandboxEscape,
+                         ::testing::Values(Escape{"ptrace", "ptrace"}, Escape{"mount", "mount"},
+                                           Escape{"unshare", "unshare"}, Escape{"setns", "setns"},
+                                           Escape{"clone-namespace", "clone"},
+                                           Escape{"module", "finit_module"},
+                                           Escape{"raw-socket", "socket"},
+                                           Escape{"packet-socket", "socket"},
+                                           Escape{"open-by-handle", "name_to_handle_at"},
+                                           Escape{"chroot", "chroot"}, Escape{"setuid", "setuid"}),
+                         [](const auto& test) {
+                           std::string name = test.param.mode;
+                           std::erase(name, '-');
+                           return name;
+                         });
+
+TEST_F(Sandbox, SandboxEscapeByWritingItsOwnImageFailsAndRemountingItIsDenied) {
+  const std::string entry = std::string("/mnt/apps/") + kComponent + "/bin/app";
+  EXPECT_EQ(RunApp({"write", entry}).output, "write denied EROFS\n");
+  EXPECT_EQ(RunApp({"write", std::string("/mnt/apps/") + kComponent + "/new"}).output,
+            "write denied EROFS\n");
+  const AppRun run = RunApp({"remount", std::string("/mnt/apps/") + kComponent});
+  EXPECT_EQ(run.output, "remount denied EPERM\n");
+  EXPECT_TRUE(run.Denied("mount"));
+}
+
+TEST_F(Sandbox, SandboxEscapeToTheDevicesFilesFindsNothingOutsideTheSandbox) {
+  fs::create_directories(dir_ / "other-app");
+  std::ofstream(dir_ / "other-app" / "secret") << "another app's file";
+  ::chmod(dir_.path().c_str(), 0755);
+  for (const fs::path& path : {dir_ / "other-app" / "secret", fs::path("/etc/shadow"),
+                               fs::path("/var/lib/aspisd"), fs::path("/root")}) {
+    EXPECT_EQ(RunApp({"read", path.string()}).output, "read denied ENOENT\n") << path;
+  }
+  // Its positive twin: the same read of the image the app was given succeeds.
+  EXPECT_EQ(RunApp({"read", std::string("/mnt/apps/") + kComponent + "/bin/app"}).output,
+            "read allowed\n");
+}
+
+TEST_F(Sandbox, SandboxEscapeThroughInitsMemoryIsRefused) {
+  EXPECT_EQ(RunApp({"proc-mem"}).output, "proc-mem denied EACCES\n");
+}
+
+TEST_F(Sandbox, SandboxEscapeByASetuidRootBinaryInTheImageGainsNothing) {
+  const fs::path suid = image_ / "bin" / "suid";
+  fs::copy_file(ASPIS_HOSTILE_APP, suid);
+  ASSERT_EQ(::chown(suid.c_str(), 0, 0), 0);
+  ASSERT_EQ(::chmod(suid.c_str(), 04755), 0);
+  const AppRun run =
+      RunApp({"exec", std::string("/mnt/apps/") + kComponent + "/bin/suid", "setuid"});
+  EXPECT_EQ(run.output, "euid " + std::to_string(kAppUid) + "\nsetuid denied EPERM\n");
+  EXPECT_TRUE(run.Denied("setuid"));
+}
+
+TEST_F(Sandbox, AForkBombStopsAtTheProcessLimitWhileAnotherAppRuns) {
+  auto other = Start(Spec({"sleep"}, "bystander"));
+  ASSERT_TRUE(other.sandbox);
+  const AppRun run =
+      RunApp({"fork-bomb"}, {.memory_bytes = std::uint64_t{256} << 20, .max_processes = 16});
+  EXPECT_NE(run.output.find("denied EAGAIN"), std::string::npos) << run.output;
+  EXPECT_GE(run.usage.process_limit_hits, 1U);
+  EXPECT_EQ(other.sandbox->Wait(milliseconds(0)), std::nullopt) << "the other app was hurt";
+  EXPECT_EQ(other.sandbox->Stop(seconds(10)).Describe(), "exited with code 0");
+}
+
+TEST_F(Sandbox, MemoryPastTheLimitGetsTheAppKilledWhileAnotherAppRuns) {
+  auto other = Start(Spec({"sleep"}, "bystander"));
+  ASSERT_TRUE(other.sandbox);
+  const AppRun run = RunApp({"memory"}, {.memory_bytes = std::uint64_t{32} << 20});
+  EXPECT_EQ(run.exit.Describe(), "killed by signal 9 (Killed)") << run.output;
+  EXPECT_GE(run.usage.oom_kills, 1U);
+  EXPECT_LE(run.usage.memory_peak, std::uint64_t{32} << 20);
+  EXPECT_EQ(other.sandbox->Wait(milliseconds(0)), std::nullopt) << "the other app was hurt";
+}
+
+TEST_F(Sandbox, AWritePastTheFileSizeLimitFailsWithEfbig) {
+  const auto limit = [](SandboxSpec& spec) { spec.max_file_bytes = 16 << 10; };
+  EXPECT_EQ(RunApp({"file-size", "16"}, {}, limit).output, "file-size allowed\n");
+  EXPECT_EQ(RunApp({"file-size", "17"}, {}, limit).output, "file-size denied EFBIG\n");
+}
+
+TEST_F(Sandbox, StopSendsSigtermAndTheAppMayExitCleanly) {
+  auto started = Start(Spec({"sleep"}));
+  ASSERT_TRUE(started.sandbox);
+  EXPECT_EQ(started.sandbox->Wait(milliseconds(200)), std::nullopt);
+  EXPECT_EQ(started.sandbox->Stop(seconds(10)).Describe(), "exited with code 0");
+}
+
+TEST_F(Sandbox, StopKillsAnAppThatIgnoresSigtermAfterTheGracePeriod) {
+  auto started = Start(Spec({"ignore-term"}));
+  ASSERT_TRUE(started.sandbox);
+  EXPECT_EQ(started.sandbox->Stop(milliseconds(300)).Describe(), "killed by signal 9 (Killed)");
+}
+
+TEST_F(Sandbox, HowAnAppEndedIsToldApart) {
+  EXPECT_EQ(RunApp({"exit", "3"}).exit.Describe(), "exited with code 3");
+  EXPECT_EQ(RunApp({"abort"}).exit.Describe(), "killed by signal 6 (Aborted)");
+  auto missing = RunApp({}, {}, [](SandboxSpec& spec) { spec.entry_point = "/bin/none"; });
+  EXPECT_EQ(missing.exit.Describe(), "could not start: execve: No such file or directory");
+}
+
+TEST_F(Sandbox, AnAppIsNeverStartedAsRoot) {
+  auto spec = Spec({"status"});
+  spec.uid = 0;
+  auto cgroup = AppCgroup::Create(layout_, spec.name, {});
+  ASSERT_TRUE(cgroup);
+  EXPECT_FALSE(sandbox::Sandbox::Start(spec, Filter(), *cgroup, {}));
+}
+
+}  // namespace
+}  // namespace aspis::device::apps::sandbox
