@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,6 +81,76 @@ static int Hog(void) {
       fflush(stdout);
     }
   }
+}
+
+// Connects to `host`:`port` (each address in turn, as programs do), sends "ping" and prints the
+// first reply: "connect allowed <reply>", or how it was refused.
+static int Connect(const char* host, const char* port, int type) {
+  const char* mode = type == SOCK_STREAM ? "connect" : "udp";
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = type};
+  struct addrinfo* list = NULL;
+  const int rc = getaddrinfo(host, port, &hints, &list);
+  if (rc != 0) {
+    printf("%s unresolved %s\n", mode, gai_strerror(rc));
+    fflush(stdout);
+    return 0;
+  }
+  int last = 0;
+  for (const struct addrinfo* it = list; it != NULL; it = it->ai_next) {
+    const int fd = socket(it->ai_family, it->ai_socktype, 0);
+    if (fd < 0) {
+      last = errno;
+      continue;
+    }
+    ssize_t sent = -1;
+    if (type == SOCK_STREAM) {
+      if (connect(fd, it->ai_addr, it->ai_addrlen) == 0) sent = send(fd, "ping", 4, 0);
+    } else {
+      sent = sendto(fd, "ping", 4, 0, it->ai_addr, it->ai_addrlen);
+    }
+    if (sent != 4) {
+      last = errno;
+      close(fd);
+      continue;
+    }
+    char reply[64] = {0};
+    const ssize_t got = recv(fd, reply, sizeof(reply) - 1, 0);
+    printf("%s allowed %s\n", mode, got > 0 ? reply : "(no reply)");
+    fflush(stdout);
+    return 0;
+  }
+  errno = last;
+  return Result(mode, -1);
+}
+
+// Listens on `port` (TCP or UDP) and answers "hi": every TCP client, or one UDP datagram.
+static int Serve(const char* port, int type) {
+  const char* mode = type == SOCK_STREAM ? "listen-tcp" : "listen-udp";
+  const int fd = socket(AF_INET, type, 0);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr*)&address, sizeof(address)) != 0 ||
+      (type == SOCK_STREAM && listen(fd, 1) != 0)) {
+    return Result(mode, -1);
+  }
+  printf("%s allowed\n", mode);
+  fflush(stdout);
+  if (type == SOCK_STREAM) {
+    for (;;) {
+      const int client = accept(fd, NULL, NULL);
+      send(client, "hi", 2, MSG_NOSIGNAL);
+      close(client);
+    }
+  } else {
+    char buffer[16];
+    struct sockaddr_in from;
+    socklen_t size = sizeof(from);
+    recvfrom(fd, buffer, sizeof(buffer), 0, (struct sockaddr*)&from, &size);
+    sendto(fd, "hi", 2, 0, (struct sockaddr*)&from, size);
+  }
+  return 0;
 }
 
 int main(int argc, char** argv) {
@@ -184,6 +256,20 @@ int main(int argc, char** argv) {
       if (write(fd, kib, sizeof(kib)) != (ssize_t)sizeof(kib)) return Result(mode, -1);
     }
     return Result(mode, fd);
+  }
+  if (strcmp(mode, "connect") == 0) return Connect(arg, argv[3], SOCK_STREAM);
+  if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);
+  if (strcmp(mode, "listen-tcp") == 0) return Serve(arg, SOCK_STREAM);
+  if (strcmp(mode, "listen-udp") == 0) return Serve(arg, SOCK_DGRAM);
+  if (strcmp(mode, "listen-anywhere") == 0) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    return Result(mode, listen(fd, 1));
+  }
+  if (strcmp(mode, "unix-connect") == 0) {
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    strncpy(address.sun_path, arg, sizeof(address.sun_path) - 1);
+    const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    return Result(mode, connect(fd, (struct sockaddr*)&address, sizeof(address)));
   }
   fprintf(stderr, "unknown mode %s\n", mode);
   return 2;

@@ -1,8 +1,12 @@
 // The app sandbox on the real kernel: namespaces, the privilege drop, seccomp with reported
 // denials, and cgroup limits, against a hostile app (tests/apps/hostile_app.c) that tries each
 // escape. Every refusal has a positive twin that the same sandbox allows.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,10 +16,12 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "device/apps/sandbox/cgroup.hpp"
 #include "device/apps/sandbox/sandbox.hpp"
 #include "device/apps/sandbox/seccomp_policy.hpp"
+#include "support/process.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::apps::sandbox {
@@ -33,15 +39,76 @@ const SeccompProgram& Filter() {
   return filter;
 }
 
+// Answers "pong" to whatever arrives, over TCP and UDP on one port of 127.0.0.1, until destroyed.
+class EchoServer {
+ public:
+  EchoServer()
+      : tcp_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)),
+        udp_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (;;) {
+      address.sin_port = htons(static_cast<std::uint16_t>(testing::FreePort()));
+      if (::bind(tcp_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+          ::bind(udp_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+        break;
+      }
+      tcp_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      udp_ = Fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    }
+    port_ = ntohs(address.sin_port);
+    ::listen(tcp_.get(), 8);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~EchoServer() {
+    ::shutdown(tcp_.get(), SHUT_RDWR);
+    ::shutdown(udp_.get(), SHUT_RDWR);
+    thread_.join();
+  }
+  std::string port() const { return std::to_string(port_); }
+
+ private:
+  void Serve() {
+    for (;;) {
+      std::array<pollfd, 2> fds{{{tcp_.get(), POLLIN, 0}, {udp_.get(), POLLIN, 0}}};
+      ::poll(fds.data(), fds.size(), -1);
+      if ((fds[0].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) return;
+      std::array<char, 64> buffer{};
+      if ((fds[0].revents & POLLIN) != 0) {
+        Fd client(::accept4(tcp_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (client.get() < 0) return;
+        if (::recv(client.get(), buffer.data(), buffer.size(), 0) > 0) {
+          ::send(client.get(), "pong", 4, MSG_NOSIGNAL);
+        }
+      }
+      if ((fds[1].revents & POLLIN) != 0) {
+        sockaddr_storage from{};
+        socklen_t size = sizeof(from);
+        if (::recvfrom(udp_.get(), buffer.data(), buffer.size(), 0,
+                       reinterpret_cast<sockaddr*>(&from), &size) > 0) {
+          ::sendto(udp_.get(), "pong", 4, 0, reinterpret_cast<sockaddr*>(&from), size);
+        }
+      }
+    }
+  }
+
+  Fd tcp_;
+  Fd udp_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
 struct AppRun {
   AppExit exit;
   std::string output;
   std::vector<Denial> denials;
   CgroupUsage usage;
 
-  bool Denied(const std::string& syscall) const {
+  bool Denied(const std::string& syscall) const { return Has("syscall", syscall); }
+  bool Has(const std::string& what, const std::string& detail) const {
     for (const auto& d : denials) {
-      if (d.what == "syscall" && d.detail == syscall) return true;
+      if (d.what == what && d.detail == detail) return true;
     }
     return false;
   }
@@ -73,8 +140,7 @@ class Sandbox : public ::testing::Test {
     spec.image = image_;
     spec.entry_point = "/bin/app";
     spec.args = std::move(args);
-    spec.root = dir_ / ("root-" + name);
-    fs::create_directories(spec.root);
+    spec.run_dir = dir_ / ("run-" + name);
     spec.uid = kAppUid;
     spec.gid = kAppUid;
     return spec;
@@ -120,7 +186,32 @@ class Sandbox : public ::testing::Test {
     return run;
   }
 
+  // What an app with `capabilities` may reach, its denials joining the others.
+  std::function<void(SandboxSpec&)> Granted(package::AppCapabilities capabilities) {
+    return [this, capabilities](SandboxSpec& spec) {
+      spec.network = std::make_shared<AppNetwork>(capabilities, [this](const Denial& d) {
+        std::lock_guard lock(mutex_);
+        denials_.push_back(d);
+      });
+      spec.resolver = resolver_.get();
+    };
+  }
+  static package::AppCapabilities Connections(std::vector<std::string> allowed) {
+    package::AppCapabilities capabilities;
+    capabilities.allowed_connections = std::move(allowed);
+    return capabilities;
+  }
+  // Starts aspisd's resolver on a loopback address of this test process's own.
+  void StartResolver() {
+    const auto pid = static_cast<unsigned>(::getpid());
+    auto resolver = AppResolver::Start("127.83." + std::to_string((pid >> 8) & 0xff) + "." +
+                                       std::to_string((pid & 0xff) | 1));
+    ASSERT_TRUE(resolver) << resolver.error().message();
+    resolver_ = std::move(*resolver);
+  }
+
   testing::TempDir dir_;
+  std::unique_ptr<AppResolver> resolver_;
   fs::path image_;
   CgroupLayout layout_;
   std::mutex mutex_;
@@ -275,6 +366,113 @@ TEST_F(Sandbox, AnAppIsNeverStartedAsRoot) {
   auto cgroup = AppCgroup::Create(layout_, spec.name, {});
   ASSERT_TRUE(cgroup);
   EXPECT_FALSE(sandbox::Sandbox::Start(spec, Filter(), *cgroup, {}));
+}
+
+}  // namespace
+}  // namespace aspis::device::apps::sandbox
+
+namespace aspis::device::apps::sandbox {
+namespace {
+
+class SandboxNetwork : public Sandbox {
+ protected:
+  void SetUp() override {
+    Sandbox::SetUp();
+    StartResolver();
+  }
+  EchoServer server_;
+};
+
+TEST_F(SandboxNetwork, AnAppConnectsToAnAddressItsManifestAllows) {
+  const AppRun run =
+      RunApp({"connect", "127.0.0.1", server_.port()}, {}, Granted(Connections({"127.0.0.1"})));
+  EXPECT_EQ(run.output, "connect allowed pong\n");
+  EXPECT_TRUE(run.denials.empty());
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeToAHostNotInAllowedConnectionsByAddressIsRefused) {
+  const AppRun run =
+      RunApp({"connect", "127.0.0.1", server_.port()}, {}, Granted(Connections({"127.0.0.2"})));
+  EXPECT_EQ(run.output, "connect denied EACCES\n");
+  EXPECT_TRUE(
+      run.Has("connection", "127.0.0.1:" + server_.port() + " (not in AllowedConnections)"));
+}
+
+TEST_F(SandboxNetwork, AnAppWithoutNetworkingCapabilitiesReachesNothing) {
+  const AppRun run = RunApp({"connect", "127.0.0.1", server_.port()});
+  EXPECT_EQ(run.output, "connect denied EACCES\n");
+  EXPECT_TRUE(
+      run.Has("connection", "127.0.0.1:" + server_.port() + " (not in AllowedConnections)"));
+}
+
+TEST_F(SandboxNetwork, AnAppConnectsToANameItsManifestAllowsThroughAspisdsResolver) {
+  const AppRun run =
+      RunApp({"connect", "localhost", server_.port()}, {}, Granted(Connections({"localhost"})));
+  EXPECT_EQ(run.output, "connect allowed pong\n");
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeToAHostNotInAllowedConnectionsByNameIsRefused) {
+  const AppRun run =
+      RunApp({"connect", "ip6-localhost", server_.port()}, {}, Granted(Connections({"localhost"})));
+  EXPECT_TRUE(run.output.starts_with("connect unresolved")) << run.output;
+  EXPECT_TRUE(run.Has("lookup", "ip6-localhost (not in AllowedConnections)"));
+  // A name allowed only grants the addresses the resolver answered for it.
+  const AppRun by_address =
+      RunApp({"connect", "127.0.0.1", server_.port()}, {}, Granted(Connections({"example.com"})));
+  EXPECT_EQ(by_address.output, "connect denied EACCES\n");
+}
+
+TEST_F(SandboxNetwork, AnAppSendsUdpOnlyToAllowedHosts) {
+  EXPECT_EQ(
+      RunApp({"udp", "127.0.0.1", server_.port()}, {}, Granted(Connections({"127.0.0.1"}))).output,
+      "udp allowed pong\n");
+  const AppRun run =
+      RunApp({"udp", "127.0.0.1", server_.port()}, {}, Granted(Connections({"127.0.0.2"})));
+  EXPECT_EQ(run.output, "udp denied EACCES\n");
+  EXPECT_TRUE(
+      run.Has("connection", "127.0.0.1:" + server_.port() + " (not in AllowedConnections)"));
+}
+
+TEST_F(SandboxNetwork, AnAppListensOnAnAllowedTcpServerPortAndIsReachable) {
+  const int port = testing::FreePort();
+  package::AppCapabilities capabilities;
+  capabilities.allowed_tcp_server_ports = {static_cast<std::uint16_t>(port)};
+  auto spec = Spec({"listen-tcp", std::to_string(port)});
+  Granted(capabilities)(spec);
+  auto started = Start(spec);
+  ASSERT_TRUE(started.sandbox);
+  ASSERT_TRUE(testing::WaitForPort(port));
+  Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  std::array<char, 8> reply{};
+  EXPECT_EQ(::recv(client.get(), reply.data(), reply.size(), 0), 2);
+  EXPECT_EQ(std::string(reply.data()), "hi");
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeByListeningOnAPortNotAllowedIsRefused) {
+  const int port = testing::FreePort();
+  package::AppCapabilities capabilities;
+  capabilities.allowed_tcp_server_ports = {static_cast<std::uint16_t>(port + 1)};
+  const AppRun run = RunApp({"listen-tcp", std::to_string(port)}, {}, Granted(capabilities));
+  EXPECT_EQ(run.output, "listen-tcp denied EACCES\n");
+  EXPECT_TRUE(
+      run.Has("listen", "TCP port " + std::to_string(port) + " (not in AllowedTcpServerPorts)"));
+  const AppRun udp = RunApp({"listen-udp", std::to_string(port)}, {}, Granted(capabilities));
+  EXPECT_EQ(udp.output, "listen-udp denied EACCES\n");
+  const AppRun anywhere = RunApp({"listen-anywhere"}, {}, Granted(capabilities));
+  EXPECT_EQ(anywhere.output, "listen-anywhere denied EACCES\n");
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeThroughAUnixSocketPathIsRefused) {
+  const AppRun run = RunApp({"unix-connect", "/run/aspisd/admin.sock"});
+  EXPECT_EQ(run.output, "unix-connect denied EACCES\n");
+  EXPECT_TRUE(run.Has("connection",
+                      "to the Unix socket /run/aspisd/admin.sock (apps reach each "
+                      "other through Application_Connect)"));
 }
 
 }  // namespace

@@ -290,21 +290,42 @@ int LastCapability() {
 // The OS's programs and libraries, and the few files of /etc that the C library and TLS need.
 constexpr std::array<const char*, 7> kOsDirectories = {"/usr",   "/bin",   "/sbin",  "/lib",
                                                        "/lib32", "/lib64", "/libx32"};
-constexpr std::array<const char*, 10> kEtc = {
-    "/etc/ld.so.cache",  "/etc/nsswitch.conf",  "/etc/hosts",     "/etc/resolv.conf",
-    "/etc/host.conf",    "/etc/gai.conf",       "/etc/localtime", "/etc/ssl",
-    "/etc/alternatives", "/etc/ca-certificates"};
+constexpr std::array<const char*, 7> kEtc = {
+    "/etc/ld.so.cache", "/etc/host.conf",    "/etc/gai.conf",       "/etc/localtime",
+    "/etc/ssl",         "/etc/alternatives", "/etc/ca-certificates"};
 constexpr std::array<const char*, 5> kDevices = {"/dev/null", "/dev/zero", "/dev/full",
                                                  "/dev/random", "/dev/urandom"};
 
+// Names resolve only through aspisd's resolver (app_resolver.hpp): no hosts file answers first.
+Expected<void> WriteNameService(const SandboxSpec& spec) {
+  const std::string resolver = spec.resolver != nullptr ? spec.resolver->address() : "127.0.0.1";
+  const std::pair<const char*, std::string> files[] = {
+      {"resolv.conf", "nameserver " + resolver + "\noptions timeout:2 attempts:2\n"},
+      {"hosts", "# Apps' names are answered by aspisd's resolver.\n"},
+      {"nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"}};
+  for (const auto& [name, text] : files) {
+    std::ofstream out(spec.run_dir / name, std::ios::trunc);
+    out << text;
+    if (!out.flush()) {
+      return std::unexpected(SandboxError("cannot write " + (spec.run_dir / name).string()));
+    }
+  }
+  return {};
+}
+
 Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter) {
-  if (spec.uid == 0 || spec.gid == 0)
+  if (spec.uid == 0 || spec.gid == 0) {
     return std::unexpected(SandboxError("an app never runs as root"));
+  }
   if (!spec.entry_point.starts_with('/')) {
     return std::unexpected(SandboxError("the entry point is not an absolute path"));
   }
+  std::error_code made;
+  fs::create_directories(spec.run_dir / "root", made);
+  if (made) return std::unexpected(SandboxError("cannot make " + spec.run_dir.string()));
+  if (auto ok = WriteNameService(spec); !ok) return std::unexpected(ok.error());
   Plan plan;
-  plan.root = spec.root.string();
+  plan.root = (spec.run_dir / "root").string();
   const auto under = [&](const std::string& inside) { return plan.root + inside; };
   const std::string image_at = "/mnt/apps/" + spec.component_id;
   for (const char* dir : {"/dev", "/etc", "/proc", "/tmp", "/mnt", "/mnt/apps", image_at.c_str()}) {
@@ -328,6 +349,10 @@ Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter) {
     } else if (fs::is_regular_file(status)) {
       plan.binds.push_back({path, under(path), false, false});
     }
+  }
+  for (const char* name : {"resolv.conf", "hosts", "nsswitch.conf"}) {
+    plan.binds.push_back(
+        {(spec.run_dir / name).string(), under(std::string("/etc/") + name), false, false});
   }
   for (const char* device : kDevices) plan.binds.push_back({device, under(device), false, true});
   plan.links.push_back({"/proc/self/fd", under("/dev/fd")});
@@ -442,17 +467,23 @@ Expected<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec,
   if (::send(control.get(), &go, 1, MSG_NOSIGNAL) != 1) {
     return abandon(SandboxError("the sandbox's init ended during setup"));
   }
+  auto network = spec.network != nullptr
+                     ? spec.network
+                     : std::make_shared<AppNetwork>(package::AppCapabilities{}, denials);
   return std::unique_ptr<Sandbox>(new Sandbox(pid, std::move(process), std::move(control),
-                                              std::move(listener), std::move(denials)));
+                                              std::move(listener), std::move(denials),
+                                              std::move(network), spec.resolver));
 }
 
-Sandbox::Sandbox(pid_t pid, Fd pidfd, Fd control, Fd listener, DenialSink denials)
+Sandbox::Sandbox(pid_t pid, Fd pidfd, Fd control, Fd listener, DenialSink denials,
+                 std::shared_ptr<AppNetwork> network, AppResolver* resolver)
     : pid_(pid),
       pidfd_(std::move(pidfd)),
       control_(std::move(control)),
       listener_(std::move(listener)),
       wake_(::eventfd(0, EFD_CLOEXEC)),
-      denials_(std::move(denials)) {
+      denials_(std::move(denials)),
+      mediator_(std::move(network), resolver, wake_.get()) {
   notifications_ = std::thread([this] { AnswerNotifications(); });
 }
 
@@ -477,6 +508,7 @@ void Sandbox::AnswerNotifications() {
     if ((fds[0].revents & POLLIN) == 0) continue;
     std::memset(request, 0, sizeof(*request));
     if (seccomp_notify_receive(listener_.get(), request) != 0) continue;  // its caller went away
+    if (mediator_.Handle(listener_.get(), *request)) continue;
     std::memset(response, 0, sizeof(*response));
     response->id = request->id;
     response->error = -EPERM;

@@ -15,8 +15,11 @@
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
+#include "device/apps/sandbox/app_resolver.hpp"
 #include "device/apps/sandbox/cgroup.hpp"
+#include "device/apps/sandbox/denial.hpp"
 #include "device/apps/sandbox/seccomp_policy.hpp"
+#include "device/apps/sandbox/socket_mediator.hpp"
 
 // One app's sandbox (DESIGN section 6): a process tree in its own mount, PID, IPC, UTS, cgroup and
 // network namespaces, whose root is a read-only skeleton holding the OS's libraries read-only,
@@ -34,10 +37,13 @@ struct SandboxSpec {
   std::string entry_point;        // absolute path inside the image (the manifest's EntryPoint)
   std::vector<std::string> args;  // after the entry point (the manifest's CmdArgs)
   std::vector<std::string> env;   // NAME=value, added to the sandbox's few
-  // An empty directory of aspisd's where the sandbox's root is built, in the sandbox's mount
-  // namespace only (nothing appears there outside it).
-  std::filesystem::path root;
-  uid_t uid = 0;  // the app's own; never 0
+  // A directory of aspisd's for this sandbox: it holds the sandbox's generated /etc files and
+  // `root`, where the sandbox's root is built in the sandbox's mount namespace only.
+  std::filesystem::path run_dir;
+  // What the app may reach; none when null. Its denials go to the sandbox's sink either way.
+  std::shared_ptr<AppNetwork> network;
+  AppResolver* resolver = nullptr;  // the resolver the sandbox's resolv.conf names; may be null
+  uid_t uid = 0;                    // the app's own; never 0
   gid_t gid = 0;
   std::uint64_t tmp_bytes = std::uint64_t{8} << 20;  // the size of the private /tmp
   // RLIMIT_FSIZE: no file the app writes grows past this (a write past it fails with EFBIG,
@@ -56,19 +62,11 @@ struct AppExit {
   std::string Describe() const;  // "exited with code 3", "killed by signal 9 (Killed)"
 };
 
-// What the sandbox refused: a system call outside the allowlist.
-struct Denial {
-  std::string what;    // "syscall"
-  std::string detail;  // "ptrace"
-};
-
-// Runs one app. Thread-safe: Stop, Wait and the destructor may be called from any one thread
-// while the sandbox's own thread answers the seccomp notifications.
+// Runs one app. `denials` receives what it was refused (denial.hpp). Thread-safe: Stop, Wait and
+// the destructor may be called from any one thread while the sandbox's own thread answers the
+// seccomp notifications.
 class Sandbox {
  public:
-  // Called on the sandbox's thread for each denial; must not block for long or throw.
-  using DenialSink = std::function<void(const Denial&)>;
-
   // Builds the sandbox and starts the entry point in it, inside `cgroup`. Errors: kSandbox
   // naming the step that failed (a mount, the privilege drop, the filter), with nothing left
   // running; an entry point that cannot be executed is not an error here but an AppExit.
@@ -90,7 +88,8 @@ class Sandbox {
   AppExit Stop(std::chrono::milliseconds grace);
 
  private:
-  Sandbox(pid_t pid, Fd pidfd, Fd control, Fd listener, DenialSink denials);
+  Sandbox(pid_t pid, Fd pidfd, Fd control, Fd listener, DenialSink denials,
+          std::shared_ptr<AppNetwork> network, AppResolver* resolver);
   void AnswerNotifications();
 
   const pid_t pid_;
@@ -99,6 +98,7 @@ class Sandbox {
   Fd listener_;
   Fd wake_;  // an eventfd that ends the notification thread
   DenialSink denials_;
+  SocketMediator mediator_;
   std::optional<AppExit> exit_;
   std::thread notifications_;
 };

@@ -31,7 +31,6 @@ constexpr std::string_view kAllowed[] = {
     "access",
     "alarm",
     "arch_prctl",
-    "bind",
     "brk",
     "capget",
     "chdir",
@@ -41,7 +40,6 @@ constexpr std::string_view kAllowed[] = {
     "clock_nanosleep",
     "close",
     "close_range",
-    "connect",
     "copy_file_range",
     "creat",
     "dup",
@@ -115,7 +113,6 @@ constexpr std::string_view kAllowed[] = {
     "kill",
     "link",
     "linkat",
-    "listen",
     "_llseek",
     "lseek",
     "lstat",
@@ -194,9 +191,6 @@ constexpr std::string_view kAllowed[] = {
     "semop",
     "semtimedop",
     "sendfile",
-    "sendmmsg",
-    "sendmsg",
-    "sendto",
     "setitimer",
     "setpgid",
     "set_robust_list",
@@ -255,7 +249,6 @@ constexpr std::string_view kAllowed[] = {
 constexpr std::uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS |
                                           CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
                                           CLONE_NEWNET;
-constexpr std::uint64_t kSocketTypeMask = 0xf;  // the type without SOCK_NONBLOCK, SOCK_CLOEXEC
 
 struct ContextDeleter {
   void operator()(void* ctx) const { seccomp_release(ctx); }
@@ -295,21 +288,17 @@ Expected<SeccompProgram> BuildAppFilter() {
   for (const auto& [action, name] : quiet) {
     if (auto ok = Add(ctx, action, name); !ok) return std::unexpected(ok.error());
   }
-  // clone without namespace flags; socketpair and Unix sockets; IPv4 and IPv6 stream and
-  // datagram sockets (raw and packet sockets, netlink and the rest are refused and reported).
-  const std::uint64_t families[] = {AF_INET, AF_INET6};
+  // clone without namespace flags; Unix sockets and pairs; sendto without an address (on a
+  // connected socket) and without TCP Fast Open. IPv4 and IPv6 sockets and every call that
+  // chooses a peer or a port go to aspisd (socket_mediator.hpp); raw and packet sockets, netlink
+  // and the rest are refused and reported.
   Expected<void> ok =
       Add(ctx, SCMP_ACT_ALLOW, "clone", {SCMP_A0(SCMP_CMP_MASKED_EQ, kNamespaceFlags, 0)});
   if (ok) ok = Add(ctx, SCMP_ACT_ALLOW, "socket", {SCMP_A0(SCMP_CMP_EQ, AF_UNIX)});
   if (ok) ok = Add(ctx, SCMP_ACT_ALLOW, "socketpair", {SCMP_A0(SCMP_CMP_EQ, AF_UNIX)});
-  for (const auto family : families) {
-    for (const std::uint64_t type : {SOCK_STREAM, SOCK_DGRAM}) {
-      if (ok) {
-        ok =
-            Add(ctx, SCMP_ACT_ALLOW, "socket",
-                {SCMP_A0(SCMP_CMP_EQ, family), SCMP_A1(SCMP_CMP_MASKED_EQ, kSocketTypeMask, type)});
-      }
-    }
+  if (ok) {
+    ok = Add(ctx, SCMP_ACT_ALLOW, "sendto",
+             {SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, 0), SCMP_A4(SCMP_CMP_EQ, 0)});
   }
   if (!ok) return std::unexpected(ok.error());
 

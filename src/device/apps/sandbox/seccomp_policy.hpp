@@ -11,8 +11,9 @@
 // The seccomp filter every app runs under (DESIGN section 6): an allowlist of the system calls
 // ordinary programs make. Every other call is not failed silently by the kernel but handed to
 // aspisd through the filter's user notification listener, which refuses it (EPERM) and reports
-// the denial; clone3 alone fails with ENOSYS unreported, so that the C library falls back to
-// clone, whose flags the filter can see and which may then make no namespace.
+// the denial, or, for the socket calls, mediates them (socket_mediator.hpp); clone3 alone fails
+// with ENOSYS unreported, so that the C library falls back to clone, whose flags the filter can
+// see and which may then make no namespace.
 namespace aspis::device::apps::sandbox {
 
 // A classic BPF program, ready for seccomp(SECCOMP_SET_MODE_FILTER).

@@ -1,0 +1,86 @@
+#include "device/apps/sandbox/network_policy.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace aspis::device::apps::sandbox {
+
+namespace {
+
+constexpr std::array<std::uint8_t, 12> kV4MappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+}  // namespace
+
+std::optional<IpAddress> IpAddress::Parse(const std::string& text) {
+  in_addr v4{};
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) return FromV4(v4);
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) == 1) return FromV6(v6);
+  return std::nullopt;
+}
+
+IpAddress IpAddress::FromV4(const in_addr& address) {
+  IpAddress ip;
+  std::memcpy(ip.bytes.data(), &address, 4);
+  return ip;
+}
+
+IpAddress IpAddress::FromV6(const in6_addr& address) {
+  IpAddress ip;
+  if (std::memcmp(&address, kV4MappedPrefix.data(), kV4MappedPrefix.size()) == 0) {
+    std::memcpy(ip.bytes.data(), reinterpret_cast<const std::uint8_t*>(&address) + 12, 4);
+    return ip;
+  }
+  ip.v6 = true;
+  std::memcpy(ip.bytes.data(), &address, 16);
+  return ip;
+}
+
+std::string IpAddress::ToString() const {
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  ::inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), text.data(), text.size());
+  return text.data();
+}
+
+NetworkPolicy::NetworkPolicy(const package::AppCapabilities& capabilities)
+    : tcp_ports_(capabilities.allowed_tcp_server_ports.begin(),
+                 capabilities.allowed_tcp_server_ports.end()),
+      udp_ports_(capabilities.allowed_udp_server_ports.begin(),
+                 capabilities.allowed_udp_server_ports.end()) {
+  for (const auto& entry : capabilities.allowed_connections) {
+    if (const auto address = IpAddress::Parse(entry)) {
+      addresses_.insert(*address);
+    } else {
+      names_.push_back(entry);
+    }
+  }
+}
+
+bool NetworkPolicy::AllowsName(std::string_view name) const {
+  return std::any_of(names_.begin(), names_.end(), [&](const std::string& allowed) {
+    if (!allowed.starts_with("*.")) return name == allowed;
+    const std::string_view parent = std::string_view(allowed).substr(1);  // ".example.com"
+    return name.size() > parent.size() && name.ends_with(parent);
+  });
+}
+
+void NetworkPolicy::Learn(const IpAddress& address, Clock::time_point until) {
+  std::lock_guard lock(mutex_);
+  auto& expiry = learned_[address];
+  expiry = std::max(expiry, until);
+}
+
+bool NetworkPolicy::AllowsAddress(const IpAddress& address, Clock::time_point now) const {
+  if (addresses_.contains(address)) return true;
+  std::lock_guard lock(mutex_);
+  const auto it = learned_.find(address);
+  return it != learned_.end() && it->second > now;
+}
+
+bool NetworkPolicy::AllowsServerPort(bool stream, std::uint16_t port) const {
+  return (stream ? tcp_ports_ : udp_ports_).contains(port);
+}
+
+}  // namespace aspis::device::apps::sandbox
