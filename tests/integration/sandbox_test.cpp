@@ -114,6 +114,14 @@ struct AppRun {
   }
 };
 
+// One line from `fd`, without its newline (blocking until it is there).
+std::string ReadLine(int fd) {
+  std::string line;
+  char c = 0;
+  while (::read(fd, &c, 1) == 1 && c != '\n') line += c;
+  return line;
+}
+
 class Sandbox : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -157,13 +165,28 @@ class Sandbox : public ::testing::Test {
     EXPECT_TRUE(cgroup) << cgroup.error().message();
     const fs::path output = dir_ / (spec.name + std::to_string(++runs_) + ".out");
     Fd out(::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-    spec.output = out.get();
+    if (spec.output < 0) spec.output = out.get();
     auto sandbox = sandbox::Sandbox::Start(spec, Filter(), *cgroup, [this](const Denial& d) {
       std::lock_guard lock(mutex_);
       denials_.push_back(d);
     });
     EXPECT_TRUE(sandbox) << sandbox.error().message();
     return {sandbox ? std::move(*sandbox) : nullptr, std::move(*cgroup), output};
+  }
+
+  // Starts an app that says "sleeping" once its signal handling is set, and waits for that.
+  Started StartReady(SandboxSpec spec) {
+    std::array<int, 2> pipe{};
+    EXPECT_EQ(::pipe2(pipe.data(), O_CLOEXEC), 0);
+    Fd read_end(pipe[0]);
+    Fd write_end(pipe[1]);
+    spec.output = write_end.get();
+    auto started = Start(spec);
+    write_end = Fd(-1);
+    if (started.sandbox) {
+      EXPECT_EQ(ReadLine(read_end.get()), "sleeping");
+    }
+    return started;
   }
 
   // Runs the hostile app with `args` to its end.
@@ -314,7 +337,7 @@ TEST_F(Sandbox, SandboxEscapeByASetuidRootBinaryInTheImageGainsNothing) {
 }
 
 TEST_F(Sandbox, AForkBombStopsAtTheProcessLimitWhileAnotherAppRuns) {
-  auto other = Start(Spec({"sleep"}, "bystander"));
+  auto other = StartReady(Spec({"sleep"}, "bystander"));
   ASSERT_TRUE(other.sandbox);
   const AppRun run =
       RunApp({"fork-bomb"}, {.memory_bytes = std::uint64_t{256} << 20, .max_processes = 16});
@@ -325,7 +348,7 @@ TEST_F(Sandbox, AForkBombStopsAtTheProcessLimitWhileAnotherAppRuns) {
 }
 
 TEST_F(Sandbox, MemoryPastTheLimitGetsTheAppKilledWhileAnotherAppRuns) {
-  auto other = Start(Spec({"sleep"}, "bystander"));
+  auto other = StartReady(Spec({"sleep"}, "bystander"));
   ASSERT_TRUE(other.sandbox);
   const AppRun run = RunApp({"memory"}, {.memory_bytes = std::uint64_t{32} << 20});
   EXPECT_EQ(run.exit.Describe(), "killed by signal 9 (Killed)") << run.output;
@@ -341,14 +364,13 @@ TEST_F(Sandbox, AWritePastTheFileSizeLimitFailsWithEfbig) {
 }
 
 TEST_F(Sandbox, StopSendsSigtermAndTheAppMayExitCleanly) {
-  auto started = Start(Spec({"sleep"}));
+  auto started = StartReady(Spec({"sleep"}));
   ASSERT_TRUE(started.sandbox);
-  EXPECT_EQ(started.sandbox->Wait(milliseconds(200)), std::nullopt);
   EXPECT_EQ(started.sandbox->Stop(seconds(10)).Describe(), "exited with code 0");
 }
 
 TEST_F(Sandbox, StopKillsAnAppThatIgnoresSigtermAfterTheGracePeriod) {
-  auto started = Start(Spec({"ignore-term"}));
+  auto started = StartReady(Spec({"ignore-term"}));  // it ignores SIGTERM from now on
   ASSERT_TRUE(started.sandbox);
   EXPECT_EQ(started.sandbox->Stop(milliseconds(300)).Describe(), "killed by signal 9 (Killed)");
 }

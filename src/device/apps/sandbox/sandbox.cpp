@@ -123,6 +123,9 @@ void Send(int control, Message kind, int a, int b) {
 }
 
 [[noreturn]] void RunApp(const Plan& plan) {
+  // Init's handlers are undone before its signals are unblocked: a SIGTERM that init passed on
+  // already must end the app, not run init's handler.
+  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) ::signal(signal, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -231,6 +234,17 @@ void DropPrivileges(const Plan& plan) {
 
 int InitMain(void* arg) {
   const Plan& plan = *static_cast<const Plan*>(arg);
+  // A namespace's init receives only the signals it handles: handled from the start, so that a
+  // SIGTERM sent as soon as the sandbox exists is kept (blocked) until the loop below takes it.
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+    struct sigaction action {};
+    action.sa_handler = Ignore;
+    ::sigaction(signal, &action, nullptr);
+    sigaddset(&handled, signal);
+  }
+  ::sigprocmask(SIG_BLOCK, &handled, nullptr);
   char go = 0;
   if (::recv(plan.control, &go, 1, 0) != 1) FailStep(plan, 0);
   if (::unshare(CLONE_NEWCGROUP) != 0) FailStep(plan, 1);
@@ -245,16 +259,6 @@ int InitMain(void* arg) {
   if (::recv(plan.control, &go, 1, 0) != 1) ::_exit(127);
   ::close(listener);
 
-  sigset_t handled;
-  sigemptyset(&handled);
-  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
-    // A namespace's init receives only signals it handles; they are then taken by sigwaitinfo.
-    struct sigaction action {};
-    action.sa_handler = Ignore;
-    ::sigaction(signal, &action, nullptr);
-    sigaddset(&handled, signal);
-  }
-  ::sigprocmask(SIG_BLOCK, &handled, nullptr);
   // A plain fork system call: the C library's fork would run aspisd's fork handlers.
   const auto app = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
   if (app < 0) FailStep(plan, 19);
@@ -536,6 +540,8 @@ std::optional<AppExit> Sandbox::Wait(std::chrono::milliseconds timeout) {
   exit_ = exit;
   return exit_;
 }
+
+void Sandbox::Signal(int signal) const { PidfdSignal(pidfd_.get(), signal); }
 
 AppExit Sandbox::Stop(std::chrono::milliseconds grace) {
   if (exit_) return *exit_;

@@ -84,6 +84,9 @@ class Sandbox {
   int exit_descriptor() const { return pidfd_.get(); }
   // Waits up to `timeout` for the app to end; nullopt while it runs.
   std::optional<AppExit> Wait(std::chrono::milliseconds timeout);
+  // Sends `signal` to the sandbox's init: SIGTERM is passed on to every process of the app,
+  // SIGKILL ends them all. Returns at once.
+  void Signal(int signal) const;
   // SIGTERM to every process of the app, then SIGKILL to all after `grace`; how it ended.
   AppExit Stop(std::chrono::milliseconds grace);
 

@@ -1,0 +1,310 @@
+#include "device/apps/app_manager.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <algorithm>
+#include <csignal>
+
+#include "core/bytes.hpp"
+#include "core/file.hpp"
+#include "core/log.hpp"
+#include "device/apps/errors.hpp"
+
+namespace aspis::device::apps {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct AppManager::App {
+  std::string component_id;
+  std::string name;
+  uid_t uid = 0;
+  bool wanted = true;        // false once stopped, until started again
+  bool by_operator = false;  // the stop was an operator's
+  bool terminating = false;  // SIGTERM sent, SIGKILL at `kill_at`
+  Clock::time_point kill_at;
+  Clock::time_point started;
+  std::optional<Clock::time_point> restart_at;
+  int failures_in_row = 0;
+  int restarts = 0;
+  std::string state = "stopped";
+  std::string last_exit;
+  std::optional<sandbox::AppCgroup> cgroup;
+  std::unique_ptr<sandbox::Sandbox> sandbox;
+};
+
+namespace {
+
+// The installed app's manifest and the version directory `current` names now.
+struct Installed {
+  fs::path version;
+  package::AppManifest manifest;
+};
+
+Expected<Installed> ReadInstalled(const fs::path& apps_dir, const std::string& component) {
+  std::error_code ec;
+  const fs::path version = fs::canonical(apps_dir / component / "current", ec);
+  if (ec) return Fail(AppsErrc::kUnknownApp, "app " + component + " has no installed version");
+  auto text = file::Read(version / "app_manifest.json", package::kMaxAppManifestSize);
+  if (!text) return std::unexpected(Error(AppsErrc::kSandbox, "the app has no app_manifest.json"));
+  auto manifest = package::ParseAppManifest(AsString(*text));
+  if (!manifest) return std::unexpected(manifest.error());
+  return Installed{version, std::move(*manifest)};
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<AppManager>> AppManager::Create(AppManagerParts parts, Reporter report) {
+  auto filter = sandbox::BuildAppFilter();
+  if (!filter) return std::unexpected(filter.error());
+  std::error_code ec;
+  fs::remove_all(parts.run_dir, ec);
+  fs::create_directories(parts.run_dir, ec);
+  if (ec) return Fail(AppsErrc::kSandbox, "cannot make " + parts.run_dir.string());
+  return std::unique_ptr<AppManager>(
+      new AppManager(std::move(parts), std::move(report), std::move(*filter)));
+}
+
+AppManager::AppManager(AppManagerParts parts, Reporter report, sandbox::SeccompProgram filter)
+    : parts_(std::move(parts)),
+      report_(std::move(report)),
+      filter_(std::move(filter)),
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      next_uid_(parts_.first_uid) {
+  supervisor_ = std::thread([this] { Supervise(); });
+}
+
+AppManager::~AppManager() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    for (auto& [id, app] : apps_) {
+      app->wanted = false;
+      app->restart_at.reset();
+      if (app->sandbox && !app->terminating) {
+        app->sandbox->Signal(SIGTERM);
+        app->terminating = true;
+        app->kill_at = Clock::now() + parts_.stop_grace;
+      }
+    }
+  }
+  Wake();
+  supervisor_.join();
+}
+
+void AppManager::Wake() {
+  const std::uint64_t one = 1;
+  (void)::write(wake_.get(), &one, sizeof(one));
+}
+
+void AppManager::StartAll() {
+  std::vector<std::pair<std::string, std::string>> order;  // name, component
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parts_.apps_dir, ec)) {
+    const std::string component = entry.path().filename().string();
+    if (component.starts_with('.')) continue;
+    auto installed = ReadInstalled(parts_.apps_dir, component);
+    order.emplace_back(installed ? installed->manifest.name : "", component);
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto& [name, component] : order) {
+    if (auto ok = Start(component); !ok)
+      log::Warning("app {}: {}", component, ok.error().message());
+  }
+}
+
+Expected<void> AppManager::Start(const std::string& component) {
+  std::error_code ec;
+  if (!fs::exists(parts_.apps_dir / component / "current", ec)) {
+    return Fail(AppsErrc::kUnknownApp, "app " + component + " has no installed version");
+  }
+  std::lock_guard lock(mutex_);
+  auto& app = apps_[component];
+  if (!app) {
+    app = std::make_unique<App>();
+    app->component_id = component;
+    app->uid = next_uid_++;
+  }
+  app->wanted = true;
+  app->by_operator = false;
+  app->failures_in_row = 0;
+  app->restart_at.reset();
+  if (!app->sandbox) Launch(*app);
+  Wake();
+  return {};
+}
+
+void AppManager::Stop(const std::string& component, bool by_operator) {
+  std::unique_lock lock(mutex_);
+  const auto found = apps_.find(component);
+  if (found == apps_.end()) return;
+  App& app = *found->second;
+  app.wanted = false;
+  app.by_operator = by_operator;
+  app.restart_at.reset();
+  if (!app.sandbox) {
+    app.state = "stopped";
+    return;
+  }
+  if (!app.terminating) {
+    app.sandbox->Signal(SIGTERM);
+    app.terminating = true;
+    app.kill_at = Clock::now() + parts_.stop_grace;
+  }
+  Wake();
+  changed_.wait(lock, [&] { return !app.sandbox; });
+}
+
+void AppManager::Launch(App& app) {
+  auto installed = ReadInstalled(parts_.apps_dir, app.component_id);
+  const auto failed = [&](const std::string& why) {
+    app.state = "failed";
+    app.last_exit = "could not start: " + why;
+    if (report_) report_({app.component_id, app.name, "exit", app.last_exit});
+    ScheduleRestart(app, Clock::now());
+  };
+  if (!installed) return failed(installed.error().message());
+  const package::AppManifest& m = installed->manifest;
+  app.name = m.name;
+  if (m.real_time_capable) return failed("real-time apps run on a real-time core");
+  auto cgroup = sandbox::AppCgroup::Create(parts_.cgroups, app.component_id, parts_.limits);
+  if (!cgroup) return failed(cgroup.error().message());
+  const auto deny = [report = report_, id = app.component_id,
+                     name = app.name](const sandbox::Denial& d) {
+    if (report) report({id, name, "denial", d.what + ": " + d.detail});
+  };
+  sandbox::SandboxSpec spec;
+  spec.name = m.name;
+  spec.component_id = m.component_id;
+  spec.image = installed->version;
+  spec.entry_point = m.entry_point;
+  spec.args = m.cmd_args;
+  spec.env = {"ASPIS_COMPONENT_ID=" + m.component_id};
+  spec.run_dir = parts_.run_dir / app.component_id;
+  spec.uid = app.uid;
+  spec.gid = app.uid;
+  spec.tmp_bytes = parts_.tmp_bytes;
+  spec.output = parts_.output;
+  spec.network = std::make_shared<sandbox::AppNetwork>(m.capabilities, deny);
+  spec.resolver = parts_.resolver;
+  auto started = sandbox::Sandbox::Start(spec, filter_, *cgroup, deny);
+  if (!started) return failed(started.error().message());
+  app.cgroup = std::move(*cgroup);
+  app.sandbox = std::move(*started);
+  app.started = Clock::now();
+  app.terminating = false;
+  app.state = "running";
+  log::Info("app {} ({}) started, pid {}", app.name, app.component_id, app.sandbox->pid());
+}
+
+void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
+  app.last_exit = exit.Describe();
+  if (app.cgroup) {
+    const auto usage = app.cgroup->Usage();
+    if (usage && usage->oom_kills > 0) app.last_exit += " (at its memory limit)";
+    if (usage && usage->process_limit_hits > 0 && report_) {
+      report_({app.component_id, app.name, "denial",
+               "process limit: " + std::to_string(usage->process_limit_hits) +
+                   " forks refused at " + std::to_string(parts_.limits.max_processes)});
+    }
+  }
+  app.sandbox.reset();
+  app.cgroup.reset();
+  const bool planned = app.terminating;
+  app.terminating = false;
+  changed_.notify_all();
+  if (planned || !app.wanted) {
+    app.state = "stopped";
+    return;
+  }
+  log::Warning("app {} ({}) {}", app.name, app.component_id, app.last_exit);
+  if (report_) report_({app.component_id, app.name, "exit", app.last_exit});
+  ++app.restarts;
+  const auto now = Clock::now();
+  if (now - app.started >= parts_.stable_after) app.failures_in_row = 0;
+  ScheduleRestart(app, now);
+  app.state = "waiting";
+}
+
+void AppManager::ScheduleRestart(App& app, Clock::time_point now) const {
+  const int doublings = std::min(app.failures_in_row, 20);
+  app.restart_at =
+      now + std::min(parts_.restart_delay * (1 << doublings), parts_.max_restart_delay);
+  ++app.failures_in_row;
+}
+
+void AppManager::Supervise() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    const auto now = Clock::now();
+    auto next = Clock::time_point::max();
+    std::vector<pollfd> fds{{wake_.get(), POLLIN, 0}};
+    std::vector<App*> watched;
+    bool any_running = false;
+    for (auto& [id, app] : apps_) {
+      if (app->sandbox && app->terminating && now >= app->kill_at) {
+        app->sandbox->Signal(SIGKILL);
+        app->kill_at = Clock::time_point::max();
+      }
+      if (!app->sandbox && app->wanted && !stopping_ && app->restart_at &&
+          now >= *app->restart_at) {
+        app->restart_at.reset();
+        Launch(*app);
+      }
+      if (app->sandbox) {
+        any_running = true;
+        fds.push_back({app->sandbox->exit_descriptor(), POLLIN, 0});
+        watched.push_back(app.get());
+        if (app->terminating) next = std::min(next, app->kill_at);
+      } else if (app->restart_at && app->wanted) {
+        next = std::min(next, *app->restart_at);
+      }
+    }
+    if (stopping_ && !any_running) return;
+    const int timeout =
+        next == Clock::time_point::max()
+            ? -1
+            : static_cast<int>(std::max<std::int64_t>(
+                  0, std::chrono::ceil<std::chrono::milliseconds>(next - now).count()));
+    lock.unlock();
+    ::poll(fds.data(), fds.size(), timeout);
+    std::uint64_t drained = 0;
+    (void)::read(wake_.get(), &drained, sizeof(drained));
+    lock.lock();
+    // Only this thread ends sandboxes, so those watched are still there.
+    for (std::size_t i = 0; i < watched.size(); ++i) {
+      if ((fds[i + 1].revents & POLLIN) == 0) continue;
+      if (const auto exit = watched[i]->sandbox->Wait(std::chrono::milliseconds(0))) {
+        Ended(*watched[i], *exit);
+      }
+    }
+  }
+}
+
+std::vector<AppStatus> AppManager::Status() const {
+  std::vector<AppStatus> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, app] : apps_) {
+    AppStatus status{app->component_id, app->name,     app->state, 0, 0, 0,
+                     app->restarts,     app->last_exit};
+    if (app->sandbox) {
+      status.pid = app->sandbox->pid();
+      if (const auto usage = app->cgroup->Usage()) {
+        status.memory_bytes = usage->memory_bytes;
+        status.memory_peak = usage->memory_peak;
+      }
+    }
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
+std::optional<AppStatus> AppManager::Status(const std::string& component) const {
+  for (auto& status : Status()) {
+    if (status.component_id == component) return status;
+  }
+  return std::nullopt;
+}
+
+}  // namespace aspis::device::apps

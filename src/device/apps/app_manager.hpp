@@ -1,0 +1,113 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "device/apps/sandbox/app_resolver.hpp"
+#include "device/apps/sandbox/cgroup.hpp"
+#include "device/apps/sandbox/sandbox.hpp"
+#include "device/apps/sandbox/seccomp_policy.hpp"
+#include "package/app_manifest.hpp"
+
+// The app manager (DESIGN section 6, lifecycle): runs each installed app's current version in its
+// sandbox, restarts one that ends with a doubling delay, stops one with SIGTERM and then SIGKILL
+// after a grace period, and reports crashes and denials. The update agent stops an app before
+// changing its files and starts it again once they have settled.
+namespace aspis::device::apps {
+
+struct AppManagerParts {
+  std::filesystem::path apps_dir;  // the update agent's: <component>/current is what runs
+  std::filesystem::path run_dir;   // aspisd's scratch space for the sandboxes (emptied)
+  sandbox::CgroupLayout cgroups;
+  sandbox::CgroupLimits limits;
+  uid_t first_uid = 200000;  // apps run as first_uid, first_uid + 1, ... (and that gid)
+  std::uint64_t tmp_bytes = std::uint64_t{8} << 20;
+  std::chrono::milliseconds restart_delay{1000};        // after the first end; doubled each time
+  std::chrono::milliseconds max_restart_delay{300000};  // the most it doubles to
+  std::chrono::milliseconds stable_after{60000};        // a run this long starts the doubling again
+  std::chrono::milliseconds stop_grace{5000};           // from SIGTERM to SIGKILL
+  sandbox::AppResolver* resolver = nullptr;
+  // Where apps' stdout and stderr go (a descriptor aspisd keeps open); -1: /dev/null.
+  int output = -1;
+};
+
+// What is reported of an app (crashes and denials), on the manager's or a sandbox's thread.
+struct AppReport {
+  std::string component_id;
+  std::string name;
+  std::string kind;  // "exit" (the app ended), "denial"
+  std::string description;
+};
+
+struct AppStatus {
+  std::string component_id;
+  std::string name;
+  std::string state;  // "running", "stopped" (by an operator), "waiting" (to restart), "failed"
+  pid_t pid = 0;
+  std::uint64_t memory_bytes = 0;
+  std::uint64_t memory_peak = 0;
+  int restarts = 0;
+  std::string last_exit;  // how it last ended, or why it could not start
+};
+
+// Thread-safe.
+class AppManager {
+ public:
+  using Reporter = std::function<void(const AppReport&)>;
+
+  // Errors: kSandbox when the seccomp filter cannot be built.
+  static Expected<std::unique_ptr<AppManager>> Create(AppManagerParts parts, Reporter report);
+  // Stops every app.
+  ~AppManager();
+  AppManager(const AppManager&) = delete;
+  AppManager& operator=(const AppManager&) = delete;
+
+  // Starts every installed app, in order of name then component ID.
+  void StartAll();
+  // Starts (again) `component`'s current version, clearing an operator's stop and the restart
+  // delay. Errors: kUnknownApp when it has no installed version.
+  Expected<void> Start(const std::string& component);
+  // Stops it and keeps it stopped until Start (or aspisd's next start); returns once it ended.
+  // `by_operator` false: stopped for an update, started again by Start once it settles.
+  void Stop(const std::string& component, bool by_operator = true);
+  std::vector<AppStatus> Status() const;
+  std::optional<AppStatus> Status(const std::string& component) const;
+
+ private:
+  struct App;
+  AppManager(AppManagerParts parts, Reporter report, sandbox::SeccompProgram filter);
+  void Supervise();
+  // Starts `app` now (called with mutex_ held).
+  void Launch(App& app);
+  void Ended(App& app, const sandbox::AppExit& exit);
+  // The next start after a failure: restart_delay doubled for each failure in a row, capped.
+  void ScheduleRestart(App& app, std::chrono::steady_clock::time_point now) const;
+  void Wake();
+
+  const AppManagerParts parts_;
+  const Reporter report_;
+  const sandbox::SeccompProgram filter_;
+  Fd wake_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, std::unique_ptr<App>, std::less<>> apps_;  // guarded by mutex_
+  uid_t next_uid_;                                                 // guarded by mutex_
+  bool stopping_ = false;                                          // guarded by mutex_
+  std::thread supervisor_;
+};
+
+}  // namespace aspis::device::apps
