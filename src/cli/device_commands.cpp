@@ -20,7 +20,7 @@ namespace {
 using json::Json;
 
 // One request to aspisd's admin socket.
-Expected<Json> AdminRequest(const std::string& path, std::string_view command) {
+Expected<Json> AdminRequest(const std::string& path, const Json& request_json) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (path.size() >= sizeof(address.sun_path)) {
@@ -35,7 +35,7 @@ Expected<Json> AdminRequest(const std::string& path, std::string_view command) {
                                    std::generic_category().message(errno) +
                                    " (is aspisd running, and are you root?)");
   }
-  const std::string request = Json{{"command", command}}.dump() + "\n";
+  const std::string request = request_json.dump() + "\n";
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     return Fail(CoreErrc::kIo, "cannot send to aspisd at " + path);
@@ -80,11 +80,49 @@ class DevCommand final : public Command {
   void AddOptions(CLI::App* verb) override {
     verb->add_option("--socket", socket_, "aspisd's admin socket")->capture_default_str();
   }
-  Expected<Json> Run() override { return AdminRequest(socket_, command_); }
+  Expected<Json> Run() override { return AdminRequest(socket_, Json{{"command", command_}}); }
   Output Format() const override { return {.table = PrintDeviceStatus}; }
 
  private:
   std::string_view command_;
+  std::string socket_{wire::admin::kDefaultSocket};
+};
+
+void PrintApp(std::ostream& out, const Json& app) {
+  out << fmt::format(
+      "{:<36}  {:<20} {:<8} pid {:<7} memory {} KiB (peak {} KiB)  restarts {}{}\n",
+      app.value("component_id", ""), app.value("name", ""), app.value("state", ""),
+      app.value("pid", 0), app.value("memory_bytes", 0) / 1024,
+      app.value("memory_peak_bytes", 0) / 1024, app.value("restarts", 0),
+      app.value("last_exit", "").empty() ? "" : "  last: " + app.value("last_exit", ""));
+}
+
+// `aspis dev app list|show-status|start|stop`: the apps aspisd runs, as Azure Sphere's
+// `azsphere device app` shows and controls them.
+class DevAppCommand final : public Command {
+ public:
+  explicit DevAppCommand(std::string_view command) : command_(command) {}
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--socket", socket_, "aspisd's admin socket")->capture_default_str();
+    if (command_ != wire::admin::kAppList) {
+      verb->add_option("--component-id,-i", component_, "The app's component ID")->required();
+    }
+  }
+  Expected<Json> Run() override {
+    Json request{{"command", command_}};
+    if (!component_.empty()) request["component_id"] = component_;
+    return AdminRequest(socket_, request);
+  }
+  Output Format() const override {
+    return {.table = [](std::ostream& out, const Json& reply) {
+      if (!reply.contains("apps")) return PrintApp(out, reply);
+      for (const auto& app : reply["apps"]) PrintApp(out, app);
+    }};
+  }
+
+ private:
+  std::string_view command_;
+  std::string component_;
   std::string socket_{wire::admin::kDefaultSocket};
 };
 
@@ -101,6 +139,15 @@ void AddDeviceCommands(CLI::App& app, Registry& r) {
       dev->add_subcommand("attest",
                           "Attest now rather than at the scheduled renewal, then show the status"),
       wire::admin::kAttest);
+  auto* app_noun = dev->add_subcommand("app", "The apps aspisd runs")->require_subcommand(1);
+  r.Add<DevAppCommand>(app_noun->add_subcommand("list", "Every app: state, memory, restarts"),
+                       wire::admin::kAppList);
+  r.Add<DevAppCommand>(app_noun->add_subcommand("show-status", "One app's state and last exit"),
+                       wire::admin::kAppStatus);
+  r.Add<DevAppCommand>(app_noun->add_subcommand("start", "Start an app (again)"),
+                       wire::admin::kAppStart);
+  r.Add<DevAppCommand>(app_noun->add_subcommand("stop", "Stop an app until it is started"),
+                       wire::admin::kAppStop);
 }
 
 }  // namespace aspis::cli

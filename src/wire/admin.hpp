@@ -14,5 +14,13 @@ inline constexpr std::string_view kDefaultSocket = "/run/aspisd/admin.sock";
 inline constexpr std::string_view kStatus = "status";
 // Attest now instead of at the scheduled time; answers once the attempt has finished.
 inline constexpr std::string_view kAttest = "attest";
+// The apps aspisd runs: {"apps": [status...]}, each {"component_id", "name", "state" ("running",
+// "stopped", "waiting" to restart, "failed"), "pid", "memory_bytes", "memory_peak_bytes",
+// "restarts", "last_exit"}.
+inline constexpr std::string_view kAppList = "app-list";
+// With "component_id": that app's status; start it (again); stop it until started.
+inline constexpr std::string_view kAppStatus = "app-show-status";
+inline constexpr std::string_view kAppStart = "app-start";
+inline constexpr std::string_view kAppStop = "app-stop";
 
 }  // namespace aspis::wire::admin

@@ -4,6 +4,9 @@
 // updates its OS from 1.0 to 1.1 and installs an app loses power at each operation of the update
 // in turn; after each cut it boots again and again until both settle. It must boot every time (a
 // verified OS, never neither), finish the OS update or revert it, and install the app.
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,7 +15,9 @@
 #include <functional>
 #include <thread>
 
+#include "core/fd.hpp"
 #include "core/file.hpp"
+#include "core/json.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/sha256.hpp"
 #include "device/daemon/daemon.hpp"
@@ -25,6 +30,7 @@
 #include "support/power_cut_file_system.hpp"
 #include "support/scripted_service.hpp"
 #include "support/temp_dir.hpp"
+#include "wire/admin.hpp"
 
 namespace aspis::device {
 namespace {
@@ -112,11 +118,12 @@ class Fleet {
 
   void PackApp() {
     const fs::path tree = dir_ / "app-tree";
-    WriteText(tree / "bin/app", "#!/bin/sh\necho blink\n");
-    fs::permissions(tree / "bin/app", fs::perms::owner_all);
+    fs::create_directories(tree / "bin");
+    fs::copy_file(ASPIS_HOSTILE_APP, tree / "bin/app");
     WriteText(tree / "app_manifest.json",
               std::string(R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")") +
-                  kAppComponent + R"(", "EntryPoint": "/bin/app", "Capabilities": {}})");
+                  kAppComponent +
+                  R"(", "EntryPoint": "/bin/app", "CmdArgs": ["sleep"], "Capabilities": {}})");
     const fs::path payload = dir_ / "app-payload";
     auto packed = package::PackDirectory(tree, payload);
     EXPECT_TRUE(packed) << packed.error().message();
@@ -248,6 +255,7 @@ class Board {
   fs::path AppDir() const { return config_.state_dir / "apps" / Fleet::kAppComponent; }
 
   testing::PowerCutFileSystem& files() { return files_; }
+  DaemonConfig& config() { return config_; }
   testing::ScriptedService& service() { return *service_; }
 
  private:
@@ -379,6 +387,61 @@ TEST_P(DaemonPowerCut, APowerCutAtAnyDurableWriteLeavesABoardThatBootsAndSettles
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, DaemonPowerCut, ::testing::Range(0, kShards));
+
+}  // namespace
+}  // namespace aspis::device
+
+namespace aspis::device {
+namespace {
+
+// One request on aspisd's admin socket, as `aspis dev` sends it.
+json::Json AdminRequest(const fs::path& socket_path, const json::Json& request) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socket_path.c_str(), sizeof(address.sun_path) - 1);
+  const Fd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    return json::Json::object();
+  }
+  const std::string line = request.dump() + "\n";
+  ::send(socket.get(), line.data(), line.size(), MSG_NOSIGNAL);
+  std::string reply;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(socket.get(), buffer, sizeof(buffer), 0)) > 0;) {
+    reply.append(buffer, static_cast<std::size_t>(n));
+  }
+  return json::Parse(reply).value_or(json::Json::object());
+}
+
+TEST_F(DaemonPowerCut, AnInstalledAppRunsInItsSandboxAndTheAdminSocketShowsAndStopsIt) {
+  Board board(*fleet_);
+  board.config().run_apps = true;
+  const auto pid = static_cast<unsigned>(::getpid());
+  board.config().app_resolver =
+      "127.84." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string((pid & 0xff) | 1);
+  ASSERT_TRUE(board.PowerOn());  // installs OS 1.1 and asks for a reboot
+  const fs::path socket = board.config().admin_socket;
+  json::Json running;
+  json::Json stopped;
+  json::Json started;
+  ASSERT_TRUE(board.PowerOn([&] {
+    if (!board.AllSettled()) return false;
+    running = AdminRequest(socket, {{"command", wire::admin::kAppList}});
+    stopped = AdminRequest(
+        socket, {{"command", wire::admin::kAppStop}, {"component_id", Fleet::kAppComponent}});
+    started = AdminRequest(
+        socket, {{"command", wire::admin::kAppStart}, {"component_id", Fleet::kAppComponent}});
+    return true;
+  }));
+  ASSERT_EQ(running.value("apps", json::Json::array()).size(), 1U) << running.dump();
+  const json::Json& app = running["apps"][0];
+  EXPECT_EQ(app.value("name", ""), "blink");
+  EXPECT_EQ(app.value("state", ""), "running") << app.dump();
+  EXPECT_GT(app.value("pid", 0), 0);
+  EXPECT_EQ(stopped.value("state", ""), "stopped") << stopped.dump();
+  EXPECT_EQ(started.value("state", ""), "running") << started.dump();
+  EXPECT_NE(started.value("pid", 0), app.value("pid", 0));
+}
 
 }  // namespace
 }  // namespace aspis::device

@@ -158,6 +158,7 @@ class Sandbox : public ::testing::Test {
     std::unique_ptr<sandbox::Sandbox> sandbox;
     AppCgroup cgroup;
     fs::path output;
+    Fd pipe{-1};  // the read end of the app's output, when it is a pipe
   };
 
   Started Start(SandboxSpec spec, const CgroupLimits& limits = {}) {
@@ -186,6 +187,7 @@ class Sandbox : public ::testing::Test {
     if (started.sandbox) {
       EXPECT_EQ(ReadLine(read_end.get()), "sleeping");
     }
+    started.pipe = std::move(read_end);  // kept open: the app writes again when it ends
     return started;
   }
 

@@ -222,6 +222,23 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
                   "Longest wait between retries while the service is unreachable")
       ->check(CLI::Range(1, 24 * 3600))
       ->capture_default_str();
+  run->add_flag("--run-apps", daemon.run_apps,
+                "Run the installed apps in their sandboxes (root, cgroup memory and pids)");
+  run->add_option("--app-resolver", daemon.app_resolver,
+                  "The loopback address aspisd answers apps' DNS on (port 53)")
+      ->capture_default_str();
+  std::uint64_t app_memory_mib = daemon.app_memory_bytes >> 20;
+  run->add_option("--app-memory-mib", app_memory_mib, "MiB of memory (and swap) each app may use")
+      ->check(CLI::Range(std::uint64_t{4}, std::uint64_t{1} << 20))
+      ->capture_default_str();
+  run->add_option("--app-max-processes", daemon.app_max_processes,
+                  "Processes and threads each app may have")
+      ->check(CLI::Range(2U, 1U << 16))
+      ->capture_default_str();
+  run->add_option("--app-first-uid", daemon.app_first_uid,
+                  "Apps run as this uid (and gid) and the ones after it, used by nothing else")
+      ->check(CLI::Range(1000U, 0x7fffffffU))
+      ->capture_default_str();
 
   sim::SupervisorConfig board_config;
   std::string board_slots, board_boot_id;
@@ -328,6 +345,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     daemon.retry_cap = std::chrono::seconds(retry_max_seconds);
     daemon.check_in_interval = std::chrono::seconds(check_in_seconds);
     daemon.staging_capacity = staging_mib << 20;
+    daemon.app_memory_bytes = app_memory_mib << 20;
     daemon.retry_base = std::min<std::chrono::milliseconds>(daemon.retry_base, daemon.retry_cap);
     return RunUntilSignalled(daemon, err);
   }

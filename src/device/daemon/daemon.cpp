@@ -12,6 +12,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "crypto/tpm_key.hpp"
+#include "device/apps/app_manager.hpp"
 #include "device/daemon/admin_socket.hpp"
 #include "device/daemon/credentials.hpp"
 #include "device/daemon/device.hpp"
@@ -137,6 +138,43 @@ Expected<std::string> BoardName(const std::filesystem::path& definition) {
   }
   return description->value("Name", "");
 }
+
+namespace {
+
+// The app manager and the resolver its sandboxes name, when the device runs apps.
+struct AppRuntime {
+  std::unique_ptr<apps::sandbox::AppResolver> resolver;
+  std::unique_ptr<apps::AppManager> manager;
+};
+
+Expected<AppRuntime> StartApps(const DaemonConfig& config) {
+  AppRuntime runtime;
+  if (!config.run_apps) return runtime;
+  auto cgroups =
+      apps::sandbox::CgroupLayout::Find("/sys/fs/cgroup", "/proc/self/cgroup", "aspis-apps");
+  if (!cgroups) return std::unexpected(cgroups.error());
+  auto resolver = apps::sandbox::AppResolver::Start(config.app_resolver);
+  if (!resolver) return std::unexpected(resolver.error());
+  runtime.resolver = std::move(*resolver);
+  auto manager =
+      apps::AppManager::Create({.apps_dir = config.state_dir / "apps",
+                                .run_dir = config.state_dir / "run" / "apps",
+                                .cgroups = *cgroups,
+                                .limits = {.memory_bytes = config.app_memory_bytes,
+                                           .max_processes = config.app_max_processes},
+                                .first_uid = config.app_first_uid,
+                                .resolver = runtime.resolver.get(),
+                                .output = STDERR_FILENO},
+                               [](const apps::AppReport& report) {
+                                 log::Warning("app {} ({}): {} {}", report.name,
+                                              report.component_id, report.kind, report.description);
+                               });
+  if (!manager) return std::unexpected(manager.error());
+  runtime.manager = std::move(*manager);
+  return runtime;
+}
+
+}  // namespace
 
 Expected<DaemonExit> RunDaemon(const DaemonConfig& config, const Env& env,
                                const std::stop_token& stop) {
@@ -301,6 +339,11 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     }
     if (reboot_asked) return DaemonExit::kReboot;
   }
+  auto app_runtime = StartApps(config);
+  if (!app_runtime) {
+    return std::unexpected(std::move(app_runtime.error()).WithContext("running apps"));
+  }
+  apps::AppManager* const manager = app_runtime->manager.get();
   // Apps verify against the tenant's publishers, which the device holds once it runs.
   const update::PublisherTrust* publishers = nullptr;
   auto app_agent =
@@ -308,7 +351,15 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                               .rot = rot->get(),
                               .apps_dir = config.state_dir / "apps",
                               .publishers = [&publishers] { return publishers->Publishers(); },
-                              .health = update::CheckAppRunsHere});
+                              .health = update::CheckAppRunsHere,
+                              .stop =
+                                  [manager](const std::string& component) {
+                                    if (manager != nullptr) manager->Stop(component, false);
+                                  },
+                              .settled =
+                                  [manager](const std::string& component) {
+                                    if (manager != nullptr) (void)manager->Start(component);
+                                  }});
   if (!app_agent) {
     update_error = "app updates are off: " + app_agent.error().message();
     log::Error("{}", update_error);
@@ -334,6 +385,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                  .staging = std::move(*staging),
                  .os = os_agent ? &*os_agent : nullptr,
                  .apps = app_agent ? &*app_agent : nullptr,
+                 .app_manager = manager,
                  .reboot_asked = &reboot_asked,
                  .update_error = update_error,
                  .booted_os = booted_os,
@@ -344,6 +396,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
       log::Error("resuming app updates failed: {}", ok.error().message());
     }
   }
+  if (manager != nullptr) manager->StartAll();
   auto admin = AdminSocket::Start(config.admin_socket,
                                   [&device](const json::Json& r) { return device.Handle(r); });
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));

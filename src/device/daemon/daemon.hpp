@@ -60,6 +60,15 @@ struct DaemonConfig {
   // Retries while the service is unreachable or refuses: exponential from `retry_base`, capped.
   std::chrono::milliseconds retry_base = std::chrono::seconds(2);
   std::chrono::milliseconds retry_cap = std::chrono::minutes(10);
+  // Run the installed apps, each in its sandbox (DESIGN section 6): needs root and the memory
+  // and pids cgroup controllers.
+  bool run_apps = false;
+  // Where aspisd's resolver for apps listens (port 53): the address every sandbox's resolv.conf
+  // names, a loopback address of the device's no other server uses.
+  std::string app_resolver = "127.0.0.83";
+  std::uint64_t app_memory_bytes = std::uint64_t{64} << 20;  // per app, memory and swap
+  std::uint32_t app_max_processes = 64;                      // per app, processes and threads
+  std::uint32_t app_first_uid = 200000;  // apps run as this uid and gid, and the ones after it
 };
 
 // The board's name in its definition (Description.Name), which packages name in target_boards.

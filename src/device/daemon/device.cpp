@@ -82,6 +82,7 @@ Device::Device(DeviceParts parts)
       staging_(std::move(parts.staging)),
       os_agent_(parts.os),
       app_agent_(parts.apps),
+      app_manager_(parts.app_manager),
       reboot_asked_(parts.reboot_asked),
       update_error_(std::move(parts.update_error)),
       booted_os_(std::move(parts.booted_os)),
@@ -181,7 +182,39 @@ Json Device::Handle(const Json& request) {
     lock.unlock();
     return StatusJson();
   }
-  return {{"error", "unknown command \"" + command + "\" (status, attest)"}};
+  if (command.starts_with("app-")) return HandleApps(command, request);
+  return {{"error", "unknown command \"" + command +
+                        "\" (status, attest, app-list, app-show-status, app-start, app-stop)"}};
+}
+
+Json Device::HandleApps(const std::string& command, const Json& request) {
+  if (app_manager_ == nullptr) return {{"error", "aspisd does not run apps (see --run-apps)"}};
+  const auto to_json = [](const apps::AppStatus& s) {
+    return Json{{"component_id", s.component_id},
+                {"name", s.name},
+                {"state", s.state},
+                {"pid", s.pid},
+                {"memory_bytes", s.memory_bytes},
+                {"memory_peak_bytes", s.memory_peak},
+                {"restarts", s.restarts},
+                {"last_exit", s.last_exit}};
+  };
+  if (command == wire::admin::kAppList) {
+    Json list = Json::array();
+    for (const auto& status : app_manager_->Status()) list.push_back(to_json(status));
+    return {{"apps", std::move(list)}};
+  }
+  const std::string component = request.value("component_id", "");
+  if (command == wire::admin::kAppStart) {
+    if (auto ok = app_manager_->Start(component); !ok) return {{"error", ok.error().message()}};
+  } else if (command == wire::admin::kAppStop) {
+    app_manager_->Stop(component);
+  } else if (command != wire::admin::kAppStatus) {
+    return {{"error", "unknown command \"" + command + "\""}};
+  }
+  const auto status = app_manager_->Status(component);
+  if (!status) return {{"error", "no app " + component + " is installed"}};
+  return to_json(*status);
 }
 
 Clock::TimePoint Device::FirstAttempt() const {

@@ -11,6 +11,7 @@
 
 #include "core/clock.hpp"
 #include "core/json.hpp"
+#include "device/apps/app_manager.hpp"
 #include "device/attest/renewal.hpp"
 #include "device/daemon/credentials.hpp"
 #include "device/daemon/daemon.hpp"
@@ -49,6 +50,7 @@ struct DeviceParts {
   update::Staging staging;
   update::OsAgent* os = nullptr;  // null: the OS is not updated (no bootloader)
   update::AppAgent* apps = nullptr;
+  apps::AppManager* app_manager = nullptr;  // null: apps are installed but not run
   const bool* reboot_asked = nullptr;  // set by the OS agent's reboot hook, on the loop's thread
   std::string update_error;            // why an update agent is off, for the admin socket
   // The OS the booted slot holds, as its verified header says (with a bootloader): what runs,
@@ -111,6 +113,7 @@ class Device {
   Clock::TimePoint AttestOnce(bool* trusted, bool* refused);
   Clock::TimePoint CheckInOnce(bool* refused, bool* checked_in);
   json::Json StatusJson();
+  json::Json HandleApps(const std::string& command, const json::Json& request);
 
   const DaemonConfig& config_;
   const WaitableClock& clock_;
@@ -125,6 +128,7 @@ class Device {
   update::Staging staging_;
   update::OsAgent* os_agent_;    // used by the loop's thread only
   update::AppAgent* app_agent_;  // used by the loop's thread only
+  apps::AppManager* app_manager_;
   const bool* reboot_asked_;
   const std::string update_error_;
   const std::optional<wire::InstalledImage> booted_os_;

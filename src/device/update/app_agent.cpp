@@ -195,7 +195,9 @@ Expected<void> AppAgent::Fire(const std::string& component, AppEvent event, std:
   record = std::move(next);
   log::Info("app {} {}: {} -> {}{}", component, record.target.version, AppStepName(t->from),
             AppStepName(t->to), record.reason.empty() ? "" : " (" + record.reason + ")");
-  return Enter(component);
+  auto entered = Enter(component);
+  if (entered && t->to == AppStep::kIdle && parts_.settled) parts_.settled(component);
+  return entered;
 }
 
 Expected<void> AppAgent::PointCurrentAt(const std::string& component,
@@ -256,6 +258,7 @@ Expected<void> AppAgent::Enter(const std::string& component) {
       return Fire(component, AppEvent::kDone);
     }
     case AppStep::kSwitch:
+      if (parts_.stop) parts_.stop(component);
       if (!fs::is_directory(dir / r.target.image_id, ec)) {
         return Fire(component, AppEvent::kFailed, "the unpacked version is missing");
       }
@@ -269,6 +272,7 @@ Expected<void> AppAgent::Enter(const std::string& component) {
       }
       return Fire(component, AppEvent::kDone);
     case AppStep::kRevert: {
+      if (parts_.stop) parts_.stop(component);
       if (r.previous_image_id.empty()) {
         fs::remove(dir / kCurrent, ec);
       } else if (auto ok = PointCurrentAt(component, r.previous_image_id); !ok) {
@@ -278,6 +282,7 @@ Expected<void> AppAgent::Enter(const std::string& component) {
       return Fire(component, AppEvent::kDone);
     }
     case AppStep::kRemove: {
+      if (parts_.stop) parts_.stop(component);
       fs::remove_all(dir, ec);
       if (ec) return std::unexpected(InstallError("cannot remove " + dir.string()));
       if (auto ok = file::RealFileSystem().SyncDirectory(parts_.apps_dir); !ok) return ok;

@@ -104,6 +104,12 @@ struct AppAgentParts {
   // app's deferral (Azure Sphere's update deferral events); a duration postpones the install,
   // which is asked again at the next check-in. Without it updates start at once.
   std::function<std::optional<std::chrono::seconds>(const AppTarget&)> defer;
+  // Called before a component's files change (switching, reverting or removing it): the app
+  // manager stops the running app and returns once it has ended.
+  std::function<void(const std::string& component)> stop;
+  // Called once a component settles after a change (committed or reverted): the app manager
+  // starts what `current` now names.
+  std::function<void(const std::string& component)> settled;
 };
 
 // Not thread-safe: the daemon's loop drives it. Each method persists before it acts and returns

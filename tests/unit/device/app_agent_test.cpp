@@ -43,7 +43,9 @@ class Apps : public ::testing::Test {
          .apps_dir = dir_ / "apps",
          .publishers = [this] { return package::Publishers{.apps = &publishers_}; },
          .health = std::move(health),
-         .defer = [this](const AppTarget&) { return deferral_; }});
+         .defer = [this](const AppTarget&) { return deferral_; },
+         .stop = [this](const std::string&) { lifecycle_.push_back("stop " + Running()); },
+         .settled = [this](const std::string&) { lifecycle_.push_back("start " + Running()); }});
   }
 
   void Open(std::function<Expected<void>(const fs::path&)> health = {}) {
@@ -97,7 +99,7 @@ class Apps : public ::testing::Test {
 
   // The version the app's `current` runs.
   std::string Running() {
-    auto text = file::Read(agent_->Current(kComponent) / "bin/app");
+    auto text = file::Read(dir_ / "apps" / kComponent / "current" / "bin/app");
     if (!text) return "";
     const std::string s(AsString(*text));
     return s.substr(s.rfind(' ') + 1, s.size() - s.rfind(' ') - 2);
@@ -112,6 +114,7 @@ class Apps : public ::testing::Test {
   std::unique_ptr<rot::RootOfTrust> rot_;
   std::optional<AppAgent> agent_;
   std::optional<std::chrono::seconds> deferral_;  // what the running app answers
+  std::vector<std::string> lifecycle_;            // what the app manager was asked, in order
 };
 
 TEST(AppAgentTable, EachStepAnswersOnlyItsListedEvents) {
@@ -443,6 +446,30 @@ TEST_F(AppHealth, AnElfForThisMachineRunsAndOneForAnotherDoesNot) {
   EXPECT_EQ(Refusal(), "");
   Program(ElfFor(EM_S390));
   EXPECT_NE(Refusal().find("ELF machine 22"), std::string::npos) << Refusal();
+}
+
+}  // namespace
+}  // namespace aspis::device::update
+
+namespace aspis::device::update {
+namespace {
+
+TEST_F(Apps, TheRunningAppIsStoppedBeforeItsFilesChangeAndStartedOnceTheySettle) {
+  Open([](const fs::path& version) -> Expected<void> {
+    auto text = file::Read(version / "bin/app");
+    if (text && AsString(*text).find("3.0") != std::string::npos) {
+      return Fail(UpdateErrc::kUnhealthy, "3.0 does not start");
+    }
+    return {};
+  });
+  ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
+  ASSERT_TRUE(agent_->Install(Pack("2.0", 1)));
+  ASSERT_TRUE(agent_->Install(Pack("3.0", 1)));  // reverted on trial
+  EXPECT_EQ(lifecycle_, (std::vector<std::string>{"stop ", "start 1.0", "stop 1.0", "start 2.0",
+                                                  "stop 2.0", "stop 3.0", "start 2.0"}));
+  lifecycle_.clear();
+  ASSERT_TRUE(agent_->Retire({}));
+  EXPECT_EQ(lifecycle_, (std::vector<std::string>{"stop 2.0"}));
 }
 
 }  // namespace

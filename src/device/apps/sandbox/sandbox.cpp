@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -232,8 +233,25 @@ void DropPrivileges(const Plan& plan) {
   }
 }
 
+// Init is a copy of aspisd that never execs: it keeps only the descriptors it passes on, or it
+// would hold aspisd's sockets (an admin client, a listener) open for as long as the app runs.
+void CloseInherited(const Plan& plan) {
+  std::array<int, 3> keep{plan.control, plan.output, plan.broker};
+  std::sort(keep.begin(), keep.end());
+  unsigned from = 3;
+  for (const int fd : keep) {
+    if (fd < static_cast<int>(from)) continue;
+    if (static_cast<unsigned>(fd) > from) {
+      ::syscall(SYS_close_range, from, static_cast<unsigned>(fd) - 1, 0);
+    }
+    from = static_cast<unsigned>(fd) + 1;
+  }
+  ::syscall(SYS_close_range, from, ~0U, 0);
+}
+
 int InitMain(void* arg) {
   const Plan& plan = *static_cast<const Plan*>(arg);
+  CloseInherited(plan);
   // A namespace's init receives only the signals it handles: handled from the start, so that a
   // SIGTERM sent as soon as the sandbox exists is kept (blocked) until the loop below takes it.
   sigset_t handled;
