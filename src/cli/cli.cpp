@@ -11,7 +11,8 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   app.require_subcommand(1);
   app.fallthrough();  // --output may come anywhere, after the verb too
   std::string output = "table";
-  app.add_option("--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  app.add_option("--output", output, "table, json or csv (lists)")
+      ->check(CLI::IsMember({"table", "json", "csv"}));
 
   Registry registry;
   AddOperatorCommands(app, registry);

@@ -19,13 +19,11 @@ std::string Cell(const Json& value) {
   return value.dump();
 }
 
-// Prints a list of objects as an aligned table of `columns` (dotted paths reach nested fields).
-void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::string>& columns) {
+// The cells of `columns` (dotted paths reach nested fields) for a list of objects.
+std::vector<std::vector<std::string>> Cells(const Json& rows,
+                                            const std::vector<std::string>& columns) {
   const Json list = rows.is_array() ? rows : Json::array({rows});
   std::vector<std::vector<std::string>> cells;
-  std::vector<std::size_t> widths(columns.size());
-  std::transform(columns.begin(), columns.end(), widths.begin(),
-                 [](const std::string& c) { return c.size(); });
   for (const auto& row : list) {
     std::vector<std::string> line;
     for (std::size_t i = 0; i < columns.size(); ++i) {
@@ -39,14 +37,25 @@ void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::stri
       std::string text = value != nullptr && value->contains(path) ? Cell((*value)[path]) : "";
       // Times are Unix seconds in JSON; people read them as UTC.
       const bool is_time = path == "at" || path.ends_with("_at") || path.ends_with("expiry") ||
-                           path == "not_after" || path == "not_before";
+                           path.ends_with("_time") || path == "not_after" || path == "not_before";
       if (is_time && value != nullptr && (*value)[path].is_number_integer()) {
         text = UtcTime((*value)[path]);
       }
-      widths[i] = std::max(widths[i], text.size());
       line.push_back(text);
     }
     cells.push_back(std::move(line));
+  }
+  return cells;
+}
+
+// Prints a list of objects as an aligned table of `columns`.
+void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::string>& columns) {
+  const auto cells = Cells(rows, columns);
+  std::vector<std::size_t> widths(columns.size());
+  std::transform(columns.begin(), columns.end(), widths.begin(),
+                 [](const std::string& c) { return c.size(); });
+  for (const auto& line : cells) {
+    for (std::size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], line[i].size());
   }
   auto print = [&](const std::vector<std::string>& line) {
     for (std::size_t i = 0; i < line.size(); ++i) {
@@ -57,6 +66,26 @@ void PrintTable(std::ostream& out, const Json& rows, const std::vector<std::stri
   };
   print(columns);
   for (const auto& line : cells) print(line);
+}
+
+// RFC 4180 CSV of `columns`. A cell that a spreadsheet would read as a formula (devices and
+// apps write descriptions) is prefixed with an apostrophe, so it stays text.
+void PrintCsv(std::ostream& out, const Json& rows, const std::vector<std::string>& columns) {
+  const auto quoted = [](std::string cell) {
+    if (!cell.empty() && std::string_view("=+-@\t\r").find(cell.front()) != std::string::npos) {
+      cell.insert(cell.begin(), '\'');
+    }
+    if (cell.find_first_of(",\"\r\n") == std::string::npos) return cell;
+    std::string text = "\"";
+    for (const char c : cell) text += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return text + "\"";
+  };
+  auto print = [&](const std::vector<std::string>& line) {
+    for (std::size_t i = 0; i < line.size(); ++i) out << (i == 0 ? "" : ",") << quoted(line[i]);
+    out << "\r\n";
+  };
+  print(columns);
+  for (const auto& line : Cells(rows, columns)) print(line);
 }
 
 // `value` with every string (and key) made printable (text::Printable).
@@ -99,6 +128,14 @@ void Output::Print(std::ostream& out, std::string_view format, const Json& value
   }
   // Tenants, operators and devices wrote these strings: none may drive the terminal.
   const Json shown = Printable(value);
+  if (format == "csv") {
+    if (columns.empty()) {
+      out << value.dump(2, ' ', true, Json::error_handler_t::replace) << "\n";
+    } else {
+      PrintCsv(out, shown, columns);
+    }
+    return;
+  }
   if (table) {
     table(out, shown);
   } else {

@@ -175,6 +175,11 @@ void PrintDevice(std::ostream& out, const Json& doc) {
     out << fmt::format("  {}  {}{}\n", image.image_id, image.state,
                        image.reason.empty() ? "" : ": " + image.reason);
   }
+  if (const auto& e = d->latest_error_report) {
+    out << "Latest error:     " << e->event_type << " " << e->event_class << " x" << e->event_count
+        << ", " << UtcTime(e->start_time) << " to " << UtcTime(e->end_time) << "\n"
+        << "  " << e->description << "\n";
+  }
 }
 
 class DeviceVerb final : public ServiceCommand {
@@ -490,6 +495,26 @@ class AuditList final : public ServiceCommand {
   TenantOption tenant_;
 };
 
+// Azure Sphere's `tenant download-error-report`: the last 14 days of the tenant's devices' error
+// reports (crashes, denials, update and attestation failures); `--output csv` for a spreadsheet.
+class TenantErrorReport final : public ServiceCommand {
+ public:
+  void AddOptions(CLI::App* verb) override { tenant_.AddTo(verb); }
+  Output Format() const override {
+    return {.columns = {"device_id", "event_type", "event_class", "event_count", "description",
+                        "start_time", "end_time"}};
+  }
+
+ protected:
+  Expected<Json> Call(const Session& s) override {
+    return Typed(Request(s, "GET", "/v1/tenants/" + tenant_.Of(s) + "/error-reports"),
+                 api::ErrorReportFrom);
+  }
+
+ private:
+  TenantOption tenant_;
+};
+
 CLI::App* Noun(CLI::App& app, const char* name, const char* help) {
   return app.add_subcommand(name, help)->require_subcommand(1);
 }
@@ -504,6 +529,8 @@ void AddOperatorCommands(CLI::App& app, Registry& r) {
   r.Add<TenantCreate>(tenant->add_subcommand("create", "Create a tenant (platform administrator)"));
   r.Add<TenantList>(tenant->add_subcommand("list", "List tenants"));
   r.Add<TenantShow>(tenant->add_subcommand("show", "Show a tenant"));
+  r.Add<TenantErrorReport>(tenant->add_subcommand(
+      "download-error-report", "Devices' error reports of the last 14 days (--output csv|json)"));
 
   auto* role = Noun(app, "role", "API tokens and their roles");
   r.Add<RoleAdd>(role->add_subcommand("add", "Issue a token with a role (shown once)"));

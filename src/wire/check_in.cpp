@@ -41,6 +41,44 @@ std::optional<Error> FirstError(const Expected<T>&... values) {
   return first;
 }
 
+// The error report entries of a check-in (absent from runtimes that predate them).
+Expected<void> ParseErrorEvents(const Json& doc, CheckIn& c) {
+  if (!doc.contains("error_reports")) return {};
+  auto list = In(json::GetArray(doc, "error_reports"), "check-in");
+  if (!list) return std::unexpected(list.error());
+  if ((*list)->size() > kMaxErrorEvents) {
+    return Fail(WireErrc::kProtocol, "check-in lists more than 64 error reports");
+  }
+  auto dropped = In(json::GetUint(doc, "error_reports_dropped"), "check-in");
+  if (!dropped) return std::unexpected(dropped.error());
+  c.error_reports_dropped = std::min<std::uint64_t>(*dropped, std::uint64_t{1} << 32);
+  for (const auto& item : **list) {
+    auto sequence = In(json::GetUint(item, "sequence"), "error report");
+    auto type = Text(item, "type", "error report", 16);
+    auto event_class = Text(item, "class", "error report", 16);
+    auto description = Text(item, "description", "error report", kMaxErrorDescription);
+    auto count = In(json::GetUint(item, "count"), "error report");
+    auto start = In(json::GetUint(item, "start"), "error report");
+    auto end = In(json::GetUint(item, "end"), "error report");
+    if (auto error = FirstError(sequence, type, event_class, description, count, start, end)) {
+      return std::unexpected(*error);
+    }
+    if ((*type != kPlanned && *type != kUnplanned) ||
+        (*event_class != kClassOs && *event_class != kClassApplication)) {
+      return Fail(WireErrc::kProtocol, "error report has an unknown type or class");
+    }
+    constexpr std::uint64_t kLatest = std::uint64_t{1} << 40;    // beyond any real Unix time
+    constexpr std::uint64_t kMostEver = std::uint64_t{1} << 48;  // counts and sequence numbers
+    if (*start > kLatest || *end > kLatest || *count == 0 || *count > kMostEver ||
+        *sequence > kMostEver) {
+      return Fail(WireErrc::kProtocol, "error report has a time or count out of range");
+    }
+    c.error_reports.push_back({*sequence, *type, *event_class, *description, *count,
+                               static_cast<std::int64_t>(*start), static_cast<std::int64_t>(*end)});
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string Serialize(const CheckIn& c) {
@@ -53,6 +91,16 @@ std::string Serialize(const CheckIn& c) {
   for (const auto& t : c.targets) {
     targets.push_back({{"image_id", t.image_id}, {"state", t.state}, {"reason", t.reason}});
   }
+  Json errors = Json::array();
+  for (const auto& e : c.error_reports) {
+    errors.push_back({{"sequence", e.sequence},
+                      {"type", e.type},
+                      {"class", e.event_class},
+                      {"description", e.description},
+                      {"count", e.count},
+                      {"start", e.start},
+                      {"end", e.end}});
+  }
   return Json{{"device_id", c.device_id},
               {"os_version", c.os_version},
               {"runtime_version", c.runtime_version},
@@ -60,7 +108,9 @@ std::string Serialize(const CheckIn& c) {
               {"health", c.health},
               {"publisher_root", c.publisher_root},
               {"targets", targets},
-              {"board", c.board}}
+              {"board", c.board},
+              {"error_reports", errors},
+              {"error_reports_dropped", c.error_reports_dropped}}
       .dump();
 }
 
@@ -96,6 +146,7 @@ Expected<CheckIn> ParseCheckIn(std::string_view text) {
     }
     c.targets.push_back({*image_id, *state, *reason});
   }
+  if (auto errors = ParseErrorEvents(*doc, c); !errors) return std::unexpected(errors.error());
   for (const auto& item : **images) {
     auto image_id = Text(item, "image_id", "installed image");
     auto component_id = Text(item, "component_id", "installed image");

@@ -41,6 +41,27 @@ struct TargetStatus {
   bool operator==(const TargetStatus&) const = default;
 };
 
+// One entry of the device's error report (Azure Sphere's fields): what happened, how many times
+// between `start` and `end` (Unix seconds, the device's clock), numbered by the device so that an
+// entry sent twice (a lost answer) is stored once, with its latest count.
+inline constexpr std::string_view kPlanned = "Planned";      // an update
+inline constexpr std::string_view kUnplanned = "Unplanned";  // an error
+inline constexpr std::string_view kClassOs = "OS";
+inline constexpr std::string_view kClassApplication = "Application";
+inline constexpr std::size_t kMaxErrorDescription = 512;
+inline constexpr std::size_t kMaxErrorEvents = 64;  // per check-in
+
+struct ErrorEvent {
+  std::uint64_t sequence = 0;
+  std::string type;         // kPlanned or kUnplanned
+  std::string event_class;  // kClassOs or kClassApplication
+  std::string description;  // "AppExit - component: ...; exit_code: 3"
+  std::uint64_t count = 1;
+  std::int64_t start = 0;
+  std::int64_t end = 0;
+  bool operator==(const ErrorEvent&) const = default;
+};
+
 struct CheckIn {
   std::string device_id;
   std::string os_version;
@@ -54,6 +75,10 @@ struct CheckIn {
   // The board's name (its definition's Description.Name), so that the service offers OS releases
   // for it; empty when unknown.
   std::string board;
+  // The error report entries not yet acknowledged (a check-in answered 200 acknowledges them),
+  // and how many were dropped from the device's full queue since the last acknowledged one.
+  std::vector<ErrorEvent> error_reports;
+  std::uint64_t error_reports_dropped = 0;
 };
 
 // An image the device should run. The service chooses it; the package's own signature, which the

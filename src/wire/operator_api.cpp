@@ -590,6 +590,8 @@ Json ToJson(const Device& d) {
                         {"updated_at", i.updated_at}});
     }
     doc["images"] = std::move(images);
+    doc["latest_error_report"] =
+        d.latest_error_report ? ToJson(*d.latest_error_report) : Json(nullptr);
   }
   return doc;
 }
@@ -623,6 +625,12 @@ Expected<Device> DeviceFrom(const Json& doc) {
       d.images.push_back(
           {i.Text("image_id"), i.Text("state"), i.Text("reason"), i.Number("updated_at")});
       if (auto bad = i.Result(0); !bad) return std::unexpected(bad.error());
+    }
+    if (const auto latest = doc.find("latest_error_report");
+        latest != doc.end() && latest->is_object()) {
+      auto report = ErrorReportFrom(*latest);
+      if (!report) return std::unexpected(report.error());
+      d.latest_error_report = std::move(*report);
     }
   }
   return r.Result(std::move(d));
@@ -699,6 +707,21 @@ Json ToJson(const AuditEntry& e) {
           {"action", e.action},
           {"target", e.target},
           {"at", e.at}};
+}
+
+Json ToJson(const ErrorReport& e) {
+  return {{"device_id", e.device_id},     {"event_type", e.event_type},
+          {"event_class", e.event_class}, {"event_count", e.event_count},
+          {"description", e.description}, {"start_time", e.start_time},
+          {"end_time", e.end_time}};
+}
+
+Expected<ErrorReport> ErrorReportFrom(const Json& doc) {
+  Reader r(doc, "error report");
+  ErrorReport e{r.Text("device_id"),     r.Text("event_type"),  r.Text("event_class"),
+                r.Number("event_count"), r.Text("description"), r.Number("start_time"),
+                r.Number("end_time")};
+  return r.Result(std::move(e));
 }
 
 Expected<AuditEntry> AuditEntryFrom(const Json& doc) {

@@ -250,6 +250,18 @@ struct DeviceImageState {
   std::int64_t updated_at = 0;
 };
 
+// One entry of a device's error report, with Azure Sphere's fields (times in Unix seconds; start
+// and end by the device's clock).
+struct ErrorReport {
+  std::string device_id;
+  std::string event_type;   // "Planned" (an update) or "Unplanned" (an error)
+  std::string event_class;  // "OS" or "Application"
+  std::int64_t event_count = 0;
+  std::string description;
+  std::int64_t start_time = 0;
+  std::int64_t end_time = 0;
+};
+
 struct Device {
   std::string id;
   std::string tenant_id;
@@ -269,6 +281,7 @@ struct Device {
   // In `device show` only.
   std::optional<PublisherPin> publisher_root;
   std::vector<DeviceImageState> images;
+  std::optional<ErrorReport> latest_error_report;
 };
 
 struct AttestationAttempt {
@@ -352,6 +365,8 @@ json::Json ToJson(const Attestation& attestation);
 json::Json ToJson(const AttestationPolicy& policy);
 json::Json ToJson(const CaCertificate& ca);
 json::Json ToJson(const AuditEntry& entry);
+json::Json ToJson(const ErrorReport& report);
+Expected<ErrorReport> ErrorReportFrom(const json::Json& doc);
 Expected<Tenant> TenantFrom(const json::Json& doc);
 Expected<Token> TokenFrom(const json::Json& doc);
 Expected<Device> DeviceFrom(const json::Json& doc);

@@ -419,6 +419,51 @@ TEST_P(StoreConformance, CheckInsAreRecordedWithIncreasingManifestSequences) {
   EXPECT_TRUE(store_->ListDeviceImages("t2", id)->empty());
 }
 
+TEST_P(StoreConformance, ErrorReportsAreKeptOncePerEntry14DaysAnd1000PerDevice) {
+  const std::string id(64, 'c');
+  const std::string other(64, 'f');
+  ASSERT_TRUE(store_->ClaimDevice("t1", id, 5));
+  ASSERT_TRUE(store_->ClaimDevice("t1", other, 5));
+  const auto entry = [&](std::uint64_t sequence, std::int64_t count, std::int64_t at) {
+    return ErrorReport{id, sequence, "Unplanned", "Application", "AppExit - code 3", count, at,
+                       at, 0};
+  };
+  CheckInRecord first{"t1", id, 1000, "1", "0", "", {}};
+  first.error_reports = {entry(1, 1, 900), entry(2, 1, 950)};
+  first.error_reports_dropped = 3;
+  ASSERT_TRUE(store_->RecordCheckIn(first));
+  // Sent again (the answer was lost) with a higher count: stored once, counted anew.
+  CheckInRecord again{"t1", id, 1100, "1", "0", "", {}};
+  again.error_reports = {entry(2, 5, 1050)};
+  ASSERT_TRUE(store_->RecordCheckIn(again));
+  auto reports = store_->ListErrorReports("t1", 0);
+  ASSERT_TRUE(reports) << reports.error().message();
+  ASSERT_EQ(reports->size(), 2U);
+  EXPECT_EQ(reports->front().sequence, 2U);
+  EXPECT_EQ(reports->front().count, 5);
+  EXPECT_EQ(reports->front().end, 1050);
+  EXPECT_EQ(reports->front().received_at, 1100);
+  EXPECT_TRUE(store_->ListErrorReports("t2", 0)->empty()) << "another tenant sees none";
+  EXPECT_TRUE(store_->ListErrorReports("t1", 0, other)->empty());
+  // 14 days after the first arrived, a later check-in sweeps it away.
+  CheckInRecord later{"t1", other, 1000 + kErrorReportDays * 24 * 3600 + 1, "1", "0", "", {}};
+  later.error_reports = {{other, 1, "Planned", "OS", "UpdateFailure", 1, 1, 1, 0}};
+  ASSERT_TRUE(store_->RecordCheckIn(later));
+  reports = store_->ListErrorReports("t1", 0, id);
+  ASSERT_EQ(reports->size(), 1U);
+  EXPECT_EQ(reports->front().sequence, 2U);
+  // At most 1,000 per device: the oldest go first.
+  CheckInRecord flood{"t1", other, later.at + 1, "1", "0", "", {}};
+  for (std::uint64_t sequence = 2; sequence <= 1001; ++sequence) {
+    flood.error_reports.push_back({other, sequence, "Unplanned", "OS", "x", 1, 1, 1, 0});
+  }
+  ASSERT_TRUE(store_->RecordCheckIn(flood));
+  reports = store_->ListErrorReports("t1", 0, other);
+  ASSERT_EQ(reports->size(), static_cast<std::size_t>(kErrorReportsPerDevice));
+  EXPECT_EQ(reports->back().sequence, 2U);
+  EXPECT_EQ(store_->ListErrorReports("t1", 0, other, 1)->size(), 1U);
+}
+
 TEST_P(StoreConformance, RolloutsMoveByCompareAndSetAndAdmitDevicesOfTheirGroupOnce) {
   ASSERT_TRUE(store_->AddProduct({"p1", "t1", "Coffee", "", 1}));
   ASSERT_TRUE(

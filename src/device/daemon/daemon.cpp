@@ -147,7 +147,7 @@ struct AppRuntime {
   std::unique_ptr<apps::AppManager> manager;
 };
 
-Expected<AppRuntime> StartApps(const DaemonConfig& config) {
+Expected<AppRuntime> StartApps(const DaemonConfig& config, reports::ErrorQueue& errors) {
   AppRuntime runtime;
   if (!config.run_apps) return runtime;
   auto cgroups =
@@ -156,19 +156,24 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config) {
   auto resolver = apps::sandbox::AppResolver::Start(config.app_resolver);
   if (!resolver) return std::unexpected(resolver.error());
   runtime.resolver = std::move(*resolver);
-  auto manager =
-      apps::AppManager::Create({.apps_dir = config.state_dir / "apps",
-                                .run_dir = config.state_dir / "run" / "apps",
-                                .cgroups = *cgroups,
-                                .limits = {.memory_bytes = config.app_memory_bytes,
-                                           .max_processes = config.app_max_processes},
-                                .first_uid = config.app_first_uid,
-                                .resolver = runtime.resolver.get(),
-                                .output = STDERR_FILENO},
-                               [](const apps::AppReport& report) {
-                                 log::Warning("app {} ({}): {} {}", report.name,
-                                              report.component_id, report.kind, report.description);
-                               });
+  auto manager = apps::AppManager::Create(
+      {.apps_dir = config.state_dir / "apps",
+       .run_dir = config.state_dir / "run" / "apps",
+       .cgroups = *cgroups,
+       .limits = {.memory_bytes = config.app_memory_bytes,
+                  .max_processes = config.app_max_processes},
+       .first_uid = config.app_first_uid,
+       .resolver = runtime.resolver.get(),
+       .output = STDERR_FILENO},
+      [&errors](const apps::AppReport& report) {
+        log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,
+                     report.description);
+        const std::string what = report.kind == "exit" ? "AppExit" : "AppDenial";
+        errors.Add(wire::kUnplanned, wire::kClassApplication,
+                   what + " - component: " + report.component_id + "; name: " + report.name + "; " +
+                       report.description,
+                   UnixSeconds(std::chrono::system_clock::now()));
+      });
   if (!manager) return std::unexpected(manager.error());
   runtime.manager = std::move(*manager);
   return runtime;
@@ -339,7 +344,9 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     }
     if (reboot_asked) return DaemonExit::kReboot;
   }
-  auto app_runtime = StartApps(config);
+  auto errors = reports::ErrorQueue::Open(state::StateStore(env.fs, config.state_dir / "update"));
+  if (!errors) return std::unexpected(std::move(errors.error()).WithContext("error reports"));
+  auto app_runtime = StartApps(config, **errors);
   if (!app_runtime) {
     return std::unexpected(std::move(app_runtime.error()).WithContext("running apps"));
   }
@@ -386,6 +393,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                  .os = os_agent ? &*os_agent : nullptr,
                  .apps = app_agent ? &*app_agent : nullptr,
                  .app_manager = manager,
+                 .errors = errors->get(),
                  .reboot_asked = &reboot_asked,
                  .update_error = update_error,
                  .booted_os = booted_os,

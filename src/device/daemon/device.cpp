@@ -83,6 +83,7 @@ Device::Device(DeviceParts parts)
       os_agent_(parts.os),
       app_agent_(parts.apps),
       app_manager_(parts.app_manager),
+      errors_(parts.errors),
       reboot_asked_(parts.reboot_asked),
       update_error_(std::move(parts.update_error)),
       booted_os_(std::move(parts.booted_os)),
@@ -185,6 +186,12 @@ Json Device::Handle(const Json& request) {
   if (command.starts_with("app-")) return HandleApps(command, request);
   return {{"error", "unknown command \"" + command +
                         "\" (status, attest, app-list, app-show-status, app-start, app-stop)"}};
+}
+
+void Device::Report(std::string_view type, std::string_view event_class, std::string description) {
+  if (errors_ != nullptr) {
+    errors_->Add(type, event_class, std::move(description), UnixSeconds(clock_.Now()));
+  }
 }
 
 Json Device::HandleApps(const std::string& command, const Json& request) {
@@ -293,6 +300,8 @@ void Device::InstallOs(const wire::UpdateTarget& t,
     }
     if (!ok) {
       log::Warning("OS {} not installed: {}", t.version, ok.error().message());
+      Report(wire::kPlanned, wire::kClassOs,
+             "UpdateFailure - OS " + t.version + ": " + ok.error().message());
       status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
       return;
     }
@@ -316,6 +325,9 @@ void Device::InstallApp(const wire::UpdateTarget& t,
     }
     if (!ok) {
       log::Warning("app {} {} not installed: {}", t.component_id, t.version, ok.error().message());
+      Report(wire::kPlanned, wire::kClassApplication,
+             "UpdateFailure - component: " + t.component_id + "; version: " + t.version + "; " +
+                 ok.error().message());
       status = {t.image_id, std::string(wire::kFailed), ok.error().message()};
       return;
     }
@@ -430,6 +442,7 @@ Clock::TimePoint Device::AttestOnce(bool* trusted, bool* refused) {
     *refused = true;
     verdict = "untrusted";
     reason = issued.error().message();
+    Report(wire::kUnplanned, wire::kClassOs, "AttestationFailure - " + reason);
     if (auto dropped = credentials_.Drop(); !dropped) {
       log::Error("removing refused certificates failed: {}", dropped.error().message());
     }
@@ -472,10 +485,18 @@ Clock::TimePoint Device::CheckInOnce(bool* refused, bool* checked_in) {
     // Reasons come from packages and apps others wrote: one too long must not make the
     // service refuse the whole check-in.
     for (auto& t : report.targets) t.reason = text::Truncated(t.reason, wire::kMaxReason);
+    if (errors_ != nullptr) {
+      std::tie(report.error_reports, report.error_reports_dropped) = errors_->Pending();
+    }
     auto parsed = service_.CheckIn(report, credentials_, &retry_after);
     if (!parsed) {
       *refused = parsed.error() == wire::WireErrc::kRefused;
       return std::unexpected(parsed.error());
+    }
+    // Answered: the service stored the error report entries sent.
+    if (errors_ != nullptr && (!report.error_reports.empty() || report.error_reports_dropped > 0)) {
+      errors_->Acknowledge(report.error_reports.empty() ? 0 : report.error_reports.back().sequence,
+                           report.error_reports_dropped);
     }
     std::uint64_t last = 0;
     std::string tenant;

@@ -17,6 +17,7 @@
 #include "device/daemon/daemon.hpp"
 #include "device/daemon/service_link.hpp"
 #include "device/env.hpp"
+#include "device/reports/error_queue.hpp"
 #include "device/update/app_agent.hpp"
 #include "device/update/os_agent.hpp"
 #include "device/update/publisher_trust.hpp"
@@ -51,6 +52,7 @@ struct DeviceParts {
   update::OsAgent* os = nullptr;  // null: the OS is not updated (no bootloader)
   update::AppAgent* apps = nullptr;
   apps::AppManager* app_manager = nullptr;  // null: apps are installed but not run
+  reports::ErrorQueue* errors = nullptr;    // null: nothing is reported
   const bool* reboot_asked = nullptr;  // set by the OS agent's reboot hook, on the loop's thread
   std::string update_error;            // why an update agent is off, for the admin socket
   // The OS the booted slot holds, as its verified header says (with a bootloader): what runs,
@@ -114,6 +116,8 @@ class Device {
   Clock::TimePoint CheckInOnce(bool* refused, bool* checked_in);
   json::Json StatusJson();
   json::Json HandleApps(const std::string& command, const json::Json& request);
+  // Queues an error report entry, when the device keeps them.
+  void Report(std::string_view type, std::string_view event_class, std::string description);
 
   const DaemonConfig& config_;
   const WaitableClock& clock_;
@@ -129,6 +133,7 @@ class Device {
   update::OsAgent* os_agent_;    // used by the loop's thread only
   update::AppAgent* app_agent_;  // used by the loop's thread only
   apps::AppManager* app_manager_;
+  reports::ErrorQueue* errors_;
   const bool* reboot_asked_;
   const std::string update_error_;
   const std::optional<wire::InstalledImage> booted_os_;

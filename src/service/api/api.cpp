@@ -27,6 +27,10 @@ namespace aspis::service::api {
 
 namespace {
 
+wire::api::ErrorReport ErrorReportAnswer(const store::ErrorReport& e) {
+  return {e.device_id, e.type, e.event_class, e.count, e.description, e.start, e.end};
+}
+
 using namespace std::chrono_literals;
 using http::Request;
 using http::Response;
@@ -349,6 +353,9 @@ class Api {
     for (const auto& i : *images) {
       shown.images.push_back({i.image_id, i.state, i.reason, i.updated_at});
     }
+    auto latest = c_.store.ListErrorReports(tenant, 0, device_id, 1);
+    if (!latest) return FromError(latest.error());
+    if (!latest->empty()) shown.latest_error_report = ErrorReportAnswer(latest->front());
     return Response::Json(200, wire::api::ToJson(shown).dump());
   }
 
@@ -630,6 +637,18 @@ void AddRoutes(http::Router& router, const Context& context) {
                    if (!index)
                      return Response::Problem(400, "Bad request", "the CA index must be a number");
                    return api->Crl(tenant, index);
+                 }));
+  // The tenant's error reports as devices delivered them (Azure Sphere's download-error-report).
+  router.Add("GET", "/v1/tenants/{tenant}/error-reports",
+             api->ForTenant(
+                 Role::kReader, [&c](const Request&, const Principal&, std::string_view tenant) {
+                   const std::int64_t since =
+                       UnixSeconds(c.clock.Now()) - store::kErrorReportDays * 24 * 3600;
+                   auto reports = c.store.ListErrorReports(tenant, since);
+                   if (!reports) return FromError(reports.error());
+                   return Response::Json(200, ListJson(*reports, [](const store::ErrorReport& e) {
+                                           return wire::api::ToJson(ErrorReportAnswer(e));
+                                         }));
                  }));
   router.Add("GET", "/v1/tenants/{tenant}/audit",
              api->ForTenant(Role::kAdministrator, [&c](const Request&, const Principal&,

@@ -129,6 +129,11 @@ class DeviceRoutes {
                                 check_in->publisher_root,
                                 {},
                                 check_in->board};
+    for (const auto& e : check_in->error_reports) {
+      record.error_reports.push_back({device->id, e.sequence, e.type, e.event_class, e.description,
+                                      static_cast<std::int64_t>(e.count), e.start, e.end, now});
+    }
+    record.error_reports_dropped = check_in->error_reports_dropped;
     device->board = check_in->board;  // the targets follow the board reported now
     auto targets = deploy::TargetsFor(c_.store, *device);
     if (!targets) return FromError(targets.error());

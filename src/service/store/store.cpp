@@ -162,6 +162,16 @@ const std::vector<std::vector<std::string_view>> kMigrations = {
              device_id TEXT NOT NULL, stage BIGINT NOT NULL, admitted_at BIGINT NOT NULL,
              PRIMARY KEY (deployment_id, device_id)))",
     },
+    {
+        // Error reports: what devices send at check-in, kept 14 days or 1,000 per device.
+        R"(CREATE TABLE error_reports (
+             tenant_id TEXT NOT NULL, device_id TEXT NOT NULL, sequence BIGINT NOT NULL,
+             event_type TEXT NOT NULL, event_class TEXT NOT NULL, description TEXT NOT NULL,
+             event_count BIGINT NOT NULL, start_time BIGINT NOT NULL, end_time BIGINT NOT NULL,
+             received_at BIGINT NOT NULL, PRIMARY KEY (tenant_id, device_id, sequence)))",
+        R"(CREATE INDEX error_reports_received ON error_reports (tenant_id, received_at))",
+        R"(ALTER TABLE devices ADD COLUMN error_reports_dropped BIGINT NOT NULL DEFAULT 0)",
+    },
 };
 
 std::string ForDialect(std::string_view statement, std::string_view dialect) {
@@ -579,10 +589,70 @@ Expected<std::int64_t> Store::RecordCheckIn(const CheckInRecord& c) {
         return ok;
       }
     }
-    return {};
+    return RecordErrorReports(c);
   });
   if (!recorded) return std::unexpected(recorded.error());
   return sequence;
+}
+
+// In RecordCheckIn's transaction. An entry the device sends again (its answer was lost, or its
+// count grew) replaces the stored one; then what is past 14 days or 1,000 entries goes.
+Expected<void> Store::RecordErrorReports(const CheckInRecord& c) {
+  for (const auto& e : c.error_reports) {
+    if (auto ok = Discard(db_->Query(
+            "INSERT INTO error_reports (tenant_id, device_id, sequence, event_type, event_class, "
+            "description, event_count, start_time, end_time, received_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+            "ON CONFLICT (tenant_id, device_id, sequence) DO UPDATE SET "
+            "event_count = excluded.event_count, end_time = excluded.end_time, "
+            "received_at = excluded.received_at",
+            {c.tenant_id, c.device_id, static_cast<std::int64_t>(e.sequence), e.type, e.event_class,
+             e.description, e.count, e.start, e.end, c.at}));
+        !ok) {
+      return ok;
+    }
+  }
+  if (c.error_reports_dropped > 0) {
+    if (auto ok = Discard(db_->Query(
+            "UPDATE devices SET error_reports_dropped = "
+            "error_reports_dropped + $3 WHERE tenant_id = $1 AND id = $2",
+            {c.tenant_id, c.device_id, static_cast<std::int64_t>(c.error_reports_dropped)}));
+        !ok) {
+      return ok;
+    }
+  }
+  if (c.error_reports.empty()) return {};
+  const std::int64_t cutoff = c.at - kErrorReportDays * 24 * 3600;
+  if (auto ok = Discard(db_->Query("DELETE FROM error_reports WHERE tenant_id = $1 AND "
+                                   "received_at < $2",
+                                   {c.tenant_id, cutoff}));
+      !ok) {
+    return ok;
+  }
+  return Discard(db_->Query(
+      "DELETE FROM error_reports WHERE tenant_id = $1 AND device_id = $2 AND sequence < "
+      "(SELECT COALESCE(MIN(sequence), 0) FROM (SELECT sequence FROM error_reports "
+      "WHERE tenant_id = $1 AND device_id = $2 ORDER BY sequence DESC LIMIT $3) AS kept)",
+      {c.tenant_id, c.device_id, kErrorReportsPerDevice}));
+}
+
+Expected<std::vector<ErrorReport>> Store::ListErrorReports(std::string_view tenant,
+                                                           std::int64_t since,
+                                                           std::string_view device_id,
+                                                           std::int64_t limit) {
+  return Map<ErrorReport>(
+      db_->Query("SELECT device_id, sequence, event_type, event_class, description, event_count, "
+                 "start_time, end_time, received_at FROM error_reports "
+                 "WHERE tenant_id = $1 AND received_at >= $2 AND ($3 = '' OR device_id = $3) "
+                 "ORDER BY received_at DESC, device_id, sequence DESC LIMIT $4",
+                 {std::string(tenant), since, std::string(device_id), limit}),
+      [](const Row& r) {
+        return ErrorReport{Text(r, 0),   static_cast<std::uint64_t>(Number(r, 1)),
+                           Text(r, 2),   Text(r, 3),
+                           Text(r, 4),   Number(r, 5),
+                           Number(r, 6), Number(r, 7),
+                           Number(r, 8)};
+      });
 }
 
 Expected<std::vector<DeviceImageStatus>> Store::ListDeviceImages(std::string_view tenant,

@@ -153,6 +153,23 @@ struct ImageProgress {
   std::vector<std::pair<std::string, std::string>> failures;  // (device, reason), the first 20
 };
 
+// One entry of a device's error report, as it sent it (wire::ErrorEvent) and when it arrived.
+struct ErrorReport {
+  std::string device_id;
+  std::uint64_t sequence = 0;
+  std::string type;
+  std::string event_class;
+  std::string description;
+  std::int64_t count = 0;
+  std::int64_t start = 0;  // the device's clock
+  std::int64_t end = 0;
+  std::int64_t received_at = 0;  // the service's clock
+};
+
+// How long and how many error report entries are kept per device (Azure Sphere's limits).
+inline constexpr std::int64_t kErrorReportDays = 14;
+inline constexpr std::int64_t kErrorReportsPerDevice = 1000;
+
 struct CheckInRecord {
   std::string tenant_id;
   std::string device_id;
@@ -162,6 +179,8 @@ struct CheckInRecord {
   std::string publisher_root;
   std::vector<DeviceImageStatus> images;  // replaces what the last check-in reported
   std::string board;
+  std::vector<ErrorReport> error_reports;   // added (an entry sent again updates its count)
+  std::uint64_t error_reports_dropped = 0;  // added to the device's dropped count
 };
 
 struct AuditEntry {
@@ -341,6 +360,11 @@ class Store {
   // device.
   Expected<std::int64_t> RecordCheckIn(const CheckInRecord& check_in);
   // The image statuses of the device's last check-in, by image ID.
+  // The tenant's error report entries received at or after `since`, newest first, at most
+  // `limit`; with `device_id`, that device's only.
+  Expected<std::vector<ErrorReport>> ListErrorReports(std::string_view tenant, std::int64_t since,
+                                                      std::string_view device_id = {},
+                                                      std::int64_t limit = 100000);
   Expected<std::vector<DeviceImageStatus>> ListDeviceImages(std::string_view tenant,
                                                             std::string_view device_id);
 
@@ -459,6 +483,7 @@ class Store {
   Expected<std::vector<Upload>> ListUploadsCreatedBefore(std::int64_t at);
 
  private:
+  Expected<void> RecordErrorReports(const CheckInRecord& check_in);
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}
 
   Expected<void> InsertAttempt(const AttestationAttempt& attempt);

@@ -45,6 +45,26 @@ TEST(CheckIn, TargetStatusesAndThePublisherRootRoundTrip) {
   EXPECT_FALSE(ParseCheckIn(Serialize(c)));
 }
 
+TEST(CheckIn, ErrorReportsRoundTripAndUnknownKindsOrTooManyAreRefused) {
+  CheckIn c{.device_id = "d", .os_version = "1", .runtime_version = "0.1.0"};
+  c.error_reports = {
+      {1, std::string(kUnplanned), std::string(kClassApplication),
+       "AppExit - component: x; exited with code 3", 4, 100, 160},
+      {2, std::string(kPlanned), std::string(kClassOs), "UpdateFailure - OS 1.1", 1, 170, 170}};
+  c.error_reports_dropped = 7;
+  auto parsed = ParseCheckIn(Serialize(c));
+  ASSERT_TRUE(parsed) << parsed.error().message();
+  EXPECT_EQ(parsed->error_reports, c.error_reports);
+  EXPECT_EQ(parsed->error_reports_dropped, 7U);
+  c.error_reports[0].event_class = "Kernel";
+  EXPECT_FALSE(ParseCheckIn(Serialize(c)));
+  c.error_reports[0].event_class = std::string(kClassOs);
+  c.error_reports[0].count = 0;
+  EXPECT_FALSE(ParseCheckIn(Serialize(c)));
+  c.error_reports.assign(kMaxErrorEvents + 1, c.error_reports[1]);
+  EXPECT_FALSE(ParseCheckIn(Serialize(c)));
+}
+
 TEST(UpdateManifest, TargetsRoundTripWithWhatTheyAre) {
   UpdateManifest m{.device_id = "d",
                    .sequence = 3,
