@@ -6,6 +6,9 @@
 #include <fcntl.h>
 #include <linux/if_ether.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -153,6 +156,17 @@ static int Serve(const char* port, int type) {
   return 0;
 }
 
+struct Target {
+  const char* host;
+  const char* port;
+};
+
+static void* ConnectInThread(void* arg) {
+  const struct Target* target = arg;
+  Connect(target->host, target->port, SOCK_STREAM);
+  return NULL;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
   const char* mode = argv[1];
@@ -256,6 +270,53 @@ int main(int argc, char** argv) {
       if (write(fd, kib, sizeof(kib)) != (ssize_t)sizeof(kib)) return Result(mode, -1);
     }
     return Result(mode, fd);
+  }
+  if (strcmp(mode, "thread-connect") == 0) {
+    // Socket calls from a thread other than the first.
+    struct Target target = {arg, argv[3]};
+    pthread_t thread;
+    pthread_create(&thread, NULL, ConnectInThread, &target);
+    pthread_join(thread, NULL);
+    return 0;
+  }
+  if (strcmp(mode, "rthdr") == 0) {
+    // An IPv6 routing header would send packets past the address aspisd checked.
+    const int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    unsigned char header[24] = {0, 2, 4, 0, 0, 0, 0, 0};
+    return Result(mode, setsockopt(fd, IPPROTO_IPV6, IPV6_RTHDR, header, sizeof(header)));
+  }
+  if (strcmp(mode, "cmsg") == 0) {
+    // A control message (here only a TTL) that aspisd would send with its own privileges.
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3]))};
+    inet_pton(AF_INET, arg, &to.sin_addr);
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    char control[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec data = {"ping", 4};
+    struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &data,
+                       .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+    struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_TTL;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    const int ttl = 5;
+    memcpy(CMSG_DATA(c), &ttl, sizeof(ttl));
+    return Result(mode, (int)sendmsg(fd, &m, 0));
+  }
+  if (strcmp(mode, "flood") == 0) {
+    for (int i = 0; i < atoi(arg); ++i) syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0);
+    return Result(mode, 0);
+  }
+  if (strcmp(mode, "fd-limit") == 0) {
+    struct rlimit limit;
+    getrlimit(RLIMIT_NOFILE, &limit);
+    printf("files %llu %llu\n", (unsigned long long)limit.rlim_cur,
+           (unsigned long long)limit.rlim_max);
+    limit.rlim_cur = limit.rlim_max = limit.rlim_max * 4;
+    return Result(mode, setrlimit(RLIMIT_NOFILE, &limit));
+  }
+  if (strcmp(mode, "session") == 0) {
+    printf("session %d pid %d\n", (int)getsid(0), (int)getpid());
+    return Result(mode, open("/dev/tty", O_RDWR));
   }
   if (strcmp(mode, "connect") == 0) return Connect(arg, argv[3], SOCK_STREAM);
   if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);

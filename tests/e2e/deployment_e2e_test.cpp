@@ -72,7 +72,7 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
   // Packs and adds version `version` of the app blink whose program is `program` (and, when
   // given, a data file); its image ID.
   std::string AddApp(const std::string& version, const std::string& program,
-                     const std::string& data = "") {
+                     const std::string& data = "", const std::string& cmd_args = "[]") {
     const auto tree = dir_ / ("app-" + version);
     fs::create_directories(tree / "bin");
     if (!data.empty()) WriteText(tree / "data.bin", data);
@@ -81,7 +81,8 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
     WriteText(tree / "app_manifest.json",
               R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": )"
               R"("2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b", "EntryPoint": "/bin/app", )"
-              R"("Capabilities": {}})");
+              R"("CmdArgs": )" +
+                  cmd_args + R"(, "Capabilities": {}})");
     const std::string package = Path("blink-" + version + ".aspkg");
     EXPECT_EQ(Run({"image-package", "pack-application", "--package-directory", tree.string(),
                    "--destination", package, "--key", Path("publisher.key"), "--version", version}),
@@ -337,6 +338,75 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
   for (auto* device : {evaluating.get(), field.get(), development.get()}) {
     EXPECT_EQ(device->Stop(), 0);
   }
+}
+
+}  // namespace
+}  // namespace aspis
+
+namespace aspis {
+namespace {
+
+TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorReport) {
+  BuildRootfs("rootfs", "aspis os 25.01");
+  PublishOs("rootfs", "25.01", 1);
+  TrustPublisher();
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  const std::string group = "Coffee/Field Test";
+  const auto pid = static_cast<unsigned>(::getpid());
+  const std::string resolver =
+      "127.85." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string((pid & 0xff) | 1);
+  auto device =
+      Device("d1", group, {"--check-in-interval", "1", "--run-apps", "--app-resolver", resolver});
+  const std::string crasher = AddApp("1.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["exit", "3"])");
+  ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                    group, "--images", crasher})
+                   .empty());
+  WaitForTargets(*device, 1, "installed");
+
+  // The app runs in its sandbox, ends with code 3 and is started again.
+  Json apps;
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(200ms)) {
+    apps = Cli({"dev", "app", "list", "--socket", device->Socket()});
+    const Json list = apps.value("apps", Json::array());
+    if (!list.empty() && list[0].value("restarts", 0) >= 1) break;
+  }
+  ASSERT_EQ(apps.value("apps", Json::array()).size(), 1u) << apps.dump();
+  EXPECT_EQ(apps["apps"][0].value("last_exit", ""), "exited with code 3");
+  EXPECT_GE(apps["apps"][0].value("restarts", 0), 1);
+
+  // Its crashes, counted, reach the tenant's error report at the next check-in.
+  Json report;
+  const auto crashed = [&] {
+    for (const auto& e : report) {
+      if (e.value("description", "").find("exited with code 3") != std::string::npos) return true;
+    }
+    return false;
+  };
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < deadline && !crashed();
+       std::this_thread::sleep_for(200ms)) {
+    report = Cli({"tenant", "download-error-report", "--tenant", tenant_});
+  }
+  ASSERT_TRUE(crashed()) << report.dump();
+  const Json entry = report[0];
+  EXPECT_EQ(entry.value("device_id", ""), device->id());
+  EXPECT_EQ(entry.value("event_type", ""), "Unplanned");
+  EXPECT_EQ(entry.value("event_class", ""), "Application");
+  EXPECT_NE(entry.value("description", "").find(std::string("AppExit - component: ") + kBlink),
+            std::string::npos);
+  EXPECT_GE(entry.value("event_count", 0), 1);
+
+  // As a spreadsheet would take it, and in the device's own view.
+  ASSERT_EQ(Run({"tenant", "download-error-report", "--tenant", tenant_, "--output", "csv"}), 0);
+  EXPECT_TRUE(output_.starts_with(
+      "device_id,event_type,event_class,event_count,description,start_time,end_time\r\n"))
+      << output_;
+  EXPECT_NE(output_.find(device->id() + ",Unplanned,Application,"), std::string::npos) << output_;
+  const Json shown = Cli({"device", "show", "--tenant", tenant_, "--device", device->id()});
+  EXPECT_NE(shown["latest_error_report"].value("description", "").find("AppExit"),
+            std::string::npos)
+      << shown.dump();
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -227,10 +228,11 @@ class Sandbox : public ::testing::Test {
     return capabilities;
   }
   // Starts aspisd's resolver on a loopback address of this test process's own.
-  void StartResolver() {
+  void StartResolver(AppResolver::Lookup lookup = AppResolver::SystemLookup) {
     const auto pid = static_cast<unsigned>(::getpid());
-    auto resolver = AppResolver::Start("127.83." + std::to_string((pid >> 8) & 0xff) + "." +
-                                       std::to_string((pid & 0xff) | 1));
+    auto resolver = AppResolver::Start(
+        "127.83." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string((pid & 0xff) | 1), 53,
+        std::move(lookup));
     ASSERT_TRUE(resolver) << resolver.error().message();
     resolver_ = std::move(*resolver);
   }
@@ -402,8 +404,10 @@ class SandboxNetwork : public Sandbox {
  protected:
   void SetUp() override {
     Sandbox::SetUp();
-    StartResolver();
+    StartResolver([this](const std::string& name, bool v6) { return lookup_(name, v6); });
   }
+  // How the device looks names up; set before the apps run.
+  AppResolver::Lookup lookup_ = AppResolver::SystemLookup;
   EchoServer server_;
 };
 
@@ -497,6 +501,118 @@ TEST_F(SandboxNetwork, SandboxEscapeThroughAUnixSocketPathIsRefused) {
   EXPECT_TRUE(run.Has("connection",
                       "to the Unix socket /run/aspisd/admin.sock (apps reach each "
                       "other through Application_Connect)"));
+}
+
+}  // namespace
+}  // namespace aspis::device::apps::sandbox
+
+namespace aspis::device::apps::sandbox {
+namespace {
+
+// Regressions from the hostile review of the sandbox: each attack, and the twin that still works.
+
+TEST_F(SandboxNetwork, SandboxEscapeByAnIpv6RoutingHeaderIsDenied) {
+  const AppRun run = RunApp({"rthdr"}, {}, Granted(Connections({"2001:db8::1"})));
+  EXPECT_EQ(run.output, "rthdr denied EPERM\n");
+  EXPECT_TRUE(run.Denied("setsockopt"));
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeByControlMessagesSentWithAspisdsPrivilegesIsDenied) {
+  const AppRun run =
+      RunApp({"cmsg", "127.0.0.1", server_.port()}, {}, Granted(Connections({"127.0.0.1"})));
+  EXPECT_EQ(run.output, "cmsg denied EPERM\n");
+  EXPECT_TRUE(run.Denied("a send with control messages"));
+  // The same datagram without them goes out.
+  EXPECT_EQ(
+      RunApp({"udp", "127.0.0.1", server_.port()}, {}, Granted(Connections({"127.0.0.1"}))).output,
+      "udp allowed pong\n");
+}
+
+TEST_F(SandboxNetwork, SocketCallsFromAnyThreadOfTheAppAreMediated) {
+  EXPECT_EQ(RunApp({"thread-connect", "127.0.0.1", server_.port()}, {},
+                   Granted(Connections({"127.0.0.1"})))
+                .output,
+            "connect allowed pong\n");
+  EXPECT_EQ(RunApp({"thread-connect", "127.0.0.1", server_.port()}, {},
+                   Granted(Connections({"127.0.0.2"})))
+                .output,
+            "connect denied EACCES\n");
+}
+
+TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesOwnAddressesGrantsNothing) {
+  lookup_ = [](const std::string& name, bool v6) -> std::vector<IpAddress> {
+    if (name == "rebind.example") return {*IpAddress::Parse(v6 ? "::1" : "127.0.0.1")};
+    return AppResolver::SystemLookup(name, v6);
+  };
+  const AppRun run = RunApp({"connect", "rebind.example", server_.port()}, {},
+                            Granted(Connections({"rebind.example"})));
+  EXPECT_TRUE(run.output.starts_with("connect unresolved")) << run.output;
+  // "localhost" itself still names the device.
+  EXPECT_EQ(
+      RunApp({"connect", "localhost", server_.port()}, {}, Granted(Connections({"localhost"})))
+          .output,
+      "connect allowed pong\n");
+}
+
+TEST_F(SandboxNetwork, OneAppsSlowNameDoesNotHoldUpAnotherAppsLookups) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false;
+  bool released = false;
+  lookup_ = [&](const std::string& name, bool v6) -> std::vector<IpAddress> {
+    if (name != "slow.example") return AppResolver::SystemLookup(name, v6);
+    std::unique_lock lock(mutex);
+    entered = true;
+    changed.notify_all();
+    changed.wait(lock, [&] { return released; });
+    return {};
+  };
+  auto spec = Spec({"connect", "slow.example", server_.port()}, "slow");
+  Granted(Connections({"slow.example"}))(spec);
+  auto slow = Start(spec);
+  ASSERT_TRUE(slow.sandbox);
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return entered; });
+  }
+  EXPECT_EQ(
+      RunApp({"connect", "localhost", server_.port()}, {}, Granted(Connections({"localhost"})))
+          .output,
+      "connect allowed pong\n");
+  {
+    std::lock_guard lock(mutex);
+    released = true;
+  }
+  changed.notify_all();
+  slow.sandbox->Stop(milliseconds(0));
+}
+
+TEST_F(SandboxNetwork, TheResolversAddressTakesOnlyDnsOverUdp) {
+  const std::string address = resolver_->address();
+  const AppRun run = RunApp({"connect", address, "53"}, {}, Granted(Connections({})));
+  EXPECT_EQ(run.output, "connect denied EACCES\n");
+  EXPECT_TRUE(run.Has("connection", address + ":53 (not in AllowedConnections)"));
+}
+
+TEST_F(Sandbox, ADenialFloodIsSlowedAndReportedAsACount) {
+  const AppRun run = RunApp({"flood", "3000"});
+  EXPECT_EQ(run.output, "flood allowed\n");
+  std::size_t each = 0;
+  bool counted = false;
+  for (const auto& d : run.denials) {
+    if (d.detail == "ptrace") ++each;
+    if (d.detail.ends_with("more denials within a second")) counted = true;
+  }
+  EXPECT_LE(each, 300U) << "each denial of a flood was reported";
+  EXPECT_GE(each, 1U);
+  EXPECT_TRUE(counted || each == 3000U);
+}
+
+TEST_F(Sandbox, AnAppHasAFixedDescriptorLimitAndNoTerminal) {
+  const AppRun files = RunApp({"fd-limit"});
+  EXPECT_EQ(files.output, "files 256 256\nfd-limit denied EPERM\n");
+  const AppRun session = RunApp({"session"});
+  EXPECT_EQ(session.output, "session 1 pid 2\nsession denied ENOENT\n");
 }
 
 }  // namespace

@@ -1,14 +1,18 @@
 #include "device/apps/app_manager.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <csignal>
 
 #include "core/bytes.hpp"
 #include "core/file.hpp"
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "device/apps/errors.hpp"
 
 namespace aspis::device::apps {
@@ -32,6 +36,11 @@ struct AppManager::App {
   std::string last_exit;
   std::optional<sandbox::AppCgroup> cgroup;
   std::unique_ptr<sandbox::Sandbox> sandbox;
+  Fd output{-1};        // the read end of the app's output pipe
+  std::string partial;  // output after the last newline
+  Clock::time_point log_window;
+  int logged = 0;
+  int unlogged = 0;
 };
 
 namespace {
@@ -185,7 +194,16 @@ void AppManager::Launch(App& app) {
   spec.uid = app.uid;
   spec.gid = app.uid;
   spec.tmp_bytes = parts_.tmp_bytes;
-  spec.output = parts_.output;
+  Fd write_end(-1);
+  if (parts_.output >= 0) {
+    spec.output = parts_.output;
+  } else {
+    std::array<int, 2> pipe{};
+    if (::pipe2(pipe.data(), O_CLOEXEC | O_NONBLOCK) != 0) return failed("cannot make a pipe");
+    app.output = Fd(pipe[0]);
+    write_end = Fd(pipe[1]);
+    spec.output = write_end.get();
+  }
   spec.network = std::make_shared<sandbox::AppNetwork>(m.capabilities, deny);
   spec.resolver = parts_.resolver;
   auto started = sandbox::Sandbox::Start(spec, filter_, *cgroup, deny);
@@ -198,7 +216,42 @@ void AppManager::Launch(App& app) {
   log::Info("app {} ({}) started, pid {}", app.name, app.component_id, app.sandbox->pid());
 }
 
+void AppManager::Drain(App& app) {
+  std::array<char, 4096> buffer{};
+  // NOLINTNEXTLINE(clang-analyzer-unix.BlockInCriticalSection): the pipe is non-blocking
+  const ssize_t got = ::read(app.output.get(), buffer.data(), buffer.size());
+  if (got <= 0) {
+    if (got == 0 || (errno != EAGAIN && errno != EINTR)) app.output = Fd(-1);
+    return;
+  }
+  app.partial.append(buffer.data(), static_cast<std::size_t>(got));
+  const auto now = Clock::now();
+  if (now - app.log_window >= std::chrono::minutes(1)) {
+    if (app.unlogged > 0) {
+      log::Warning("app {}: {} lines of output not logged (over {} a minute)", app.name,
+                   app.unlogged, kLogLinesPerMinute);
+    }
+    app.log_window = now;
+    app.logged = 0;
+    app.unlogged = 0;
+  }
+  for (std::size_t end; (end = app.partial.find('\n')) != std::string::npos ||
+                        app.partial.size() >= buffer.size();) {
+    const std::size_t cut = end == std::string::npos ? app.partial.size() : end;
+    if (app.logged++ < kLogLinesPerMinute) {
+      // The app wrote it: escaped, so it cannot forge log lines or drive a terminal.
+      log::Info("app {}: {}", app.name, text::Printable(app.partial.substr(0, cut)));
+    } else {
+      ++app.unlogged;
+    }
+    app.partial.erase(0, end == std::string::npos ? cut : cut + 1);
+  }
+}
+
 void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
+  if (app.output.get() >= 0) Drain(app);
+  app.output = Fd(-1);
+  app.partial.clear();
   app.last_exit = exit.Describe();
   if (app.cgroup) {
     const auto usage = app.cgroup->Usage();
@@ -240,7 +293,7 @@ void AppManager::Supervise() {
     const auto now = Clock::now();
     auto next = Clock::time_point::max();
     std::vector<pollfd> fds{{wake_.get(), POLLIN, 0}};
-    std::vector<App*> watched;
+    std::vector<std::pair<App*, bool>> polled;  // each descriptor after the first: output or exit
     bool any_running = false;
     for (auto& [id, app] : apps_) {
       if (app->sandbox && app->terminating && now >= app->kill_at) {
@@ -252,10 +305,14 @@ void AppManager::Supervise() {
         app->restart_at.reset();
         Launch(*app);
       }
+      if (app->output.get() >= 0) {
+        fds.push_back({app->output.get(), POLLIN, 0});
+        polled.emplace_back(app.get(), true);
+      }
       if (app->sandbox) {
         any_running = true;
         fds.push_back({app->sandbox->exit_descriptor(), POLLIN, 0});
-        watched.push_back(app.get());
+        polled.emplace_back(app.get(), false);
         if (app->terminating) next = std::min(next, app->kill_at);
       } else if (app->restart_at && app->wanted) {
         next = std::min(next, *app->restart_at);
@@ -270,13 +327,17 @@ void AppManager::Supervise() {
     lock.unlock();
     ::poll(fds.data(), fds.size(), timeout);
     std::uint64_t drained = 0;
+    // NOLINTNEXTLINE(clang-analyzer-unix.BlockInCriticalSection): unlocked, and non-blocking
     (void)::read(wake_.get(), &drained, sizeof(drained));
     lock.lock();
-    // Only this thread ends sandboxes, so those watched are still there.
-    for (std::size_t i = 0; i < watched.size(); ++i) {
-      if ((fds[i + 1].revents & POLLIN) == 0) continue;
-      if (const auto exit = watched[i]->sandbox->Wait(std::chrono::milliseconds(0))) {
-        Ended(*watched[i], *exit);
+    // Only this thread ends sandboxes and closes outputs, so those polled are still there.
+    for (std::size_t i = 0; i < polled.size(); ++i) {
+      const auto [app, is_output] = polled[i];
+      if (fds[i + 1].revents == 0) continue;
+      if (is_output) {
+        if (app->output.get() == fds[i + 1].fd) Drain(*app);
+      } else if (const auto exit = app->sandbox->Wait(std::chrono::milliseconds(0))) {
+        Ended(*app, *exit);
       }
     }
   }

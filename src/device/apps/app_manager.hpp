@@ -41,7 +41,9 @@ struct AppManagerParts {
   std::chrono::milliseconds stable_after{60000};        // a run this long starts the doubling again
   std::chrono::milliseconds stop_grace{5000};           // from SIGTERM to SIGKILL
   sandbox::AppResolver* resolver = nullptr;
-  // Where apps' stdout and stderr go (a descriptor aspisd keeps open); -1: /dev/null.
+  // Where apps' stdout and stderr go (a descriptor aspisd keeps open, for tests); -1: each app
+  // writes into a pipe of its own, which aspisd logs line by line, prefixed with the app's name
+  // and at most kLogLinesPerMinute lines a minute.
   int output = -1;
 };
 
@@ -63,6 +65,8 @@ struct AppStatus {
   int restarts = 0;
   std::string last_exit;  // how it last ended, or why it could not start
 };
+
+inline constexpr int kLogLinesPerMinute = 120;
 
 // Thread-safe.
 class AppManager {
@@ -97,6 +101,8 @@ class AppManager {
   // The next start after a failure: restart_delay doubled for each failure in a row, capped.
   void ScheduleRestart(App& app, std::chrono::steady_clock::time_point now) const;
   void Wake();
+  // Logs what the app wrote, as far as its budget allows.
+  void Drain(App& app);
 
   const AppManagerParts parts_;
   const Reporter report_;

@@ -365,7 +365,10 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                                   },
                               .settled =
                                   [manager](const std::string& component) {
-                                    if (manager != nullptr) (void)manager->Start(component);
+                                    if (manager == nullptr) return;
+                                    if (auto ok = manager->Start(component); !ok) {
+                                      log::Warning("app {}: {}", component, ok.error().message());
+                                    }
                                   }});
   if (!app_agent) {
     update_error = "app updates are off: " + app_agent.error().message();

@@ -214,6 +214,29 @@ Expected<void> AppAgent::PointCurrentAt(const std::string& component,
   return file::RealFileSystem().SyncDirectory(dir);
 }
 
+namespace {
+
+// An installed image is read by the app's own uid in its sandbox, and never written: directories
+// become 0755 and files 0644, or 0755 when the publisher made them executable at all.
+Expected<void> MakeReadableByApps(const fs::path& tree) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(tree, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const auto status = it->symlink_status(ec);
+    if (ec || fs::is_symlink(status)) continue;
+    const bool executable = fs::is_directory(status) ||
+                            (status.permissions() & (fs::perms::owner_exec | fs::perms::group_exec |
+                                                     fs::perms::others_exec)) != fs::perms::none;
+    fs::permissions(it->path(),
+                    executable ? static_cast<fs::perms>(0755) : static_cast<fs::perms>(0644), ec);
+  }
+  if (!ec) fs::permissions(tree, static_cast<fs::perms>(0755), ec);
+  if (ec) return Fail(UpdateErrc::kInstall, "cannot set the modes of " + tree.string());
+  return {};
+}
+
+}  // namespace
+
 Expected<void> AppAgent::Enter(const std::string& component) {
   AppRecord& r = records_[component];
   const fs::path dir = parts_.apps_dir / component;
@@ -249,6 +272,7 @@ Expected<void> AppAgent::Enter(const std::string& component) {
       const fs::path fresh = dir / ("." + r.target.image_id + ".new");
       fs::remove_all(fresh, ec);
       if (auto ok = UnpackPayload(*reader, fresh, {}); !ok) return failed(ok.error().message());
+      if (auto ok = MakeReadableByApps(fresh); !ok) return failed(ok.error().message());
       KillPoint("app.unpacked");
       fs::remove_all(version, ec);
       fs::rename(fresh, version, ec);

@@ -84,7 +84,8 @@ Expected<std::unique_ptr<AppResolver>> AppResolver::Start(const std::string& add
   if (socket.get() < 0 ||
       ::bind(socket.get(), reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0) {
     return Fail(AppsErrc::kSandbox, "cannot serve the apps' resolver on " + address + ":" +
-                                        std::to_string(port) + ": " + std::strerror(errno));
+                                        std::to_string(port) + ": " +
+                                        std::generic_category().message(errno));
   }
   return std::unique_ptr<AppResolver>(
       new AppResolver(address, std::move(socket), std::move(lookup)));
@@ -102,6 +103,14 @@ AppResolver::~AppResolver() {
   const std::uint64_t one = 1;
   (void)::write(wake_.get(), &one, sizeof(one));
   thread_.join();
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] { return workers_ == 0; });
+}
+
+void AppResolver::Send(const std::vector<std::uint8_t>& answer, const sockaddr_in& to) const {
+  if (answer.empty()) return;
+  (void)::sendto(socket_.get(), answer.data(), answer.size(), MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&to), sizeof(to));
 }
 
 void AppResolver::Register(std::uint16_t port, const std::shared_ptr<AppNetwork>& app) {
@@ -121,32 +130,28 @@ void AppResolver::Serve() {
     const ssize_t got = ::recvfrom(socket_.get(), query.data(), query.size(), MSG_DONTWAIT,
                                    reinterpret_cast<sockaddr*>(&from), &from_size);
     if (got <= 0 || from.sin_family != AF_INET) continue;
-    const auto answer = Answer(query.data(), static_cast<std::size_t>(got), ntohs(from.sin_port));
-    if (!answer.empty()) {
-      (void)::sendto(socket_.get(), answer.data(), answer.size(), MSG_DONTWAIT,
-                     reinterpret_cast<const sockaddr*>(&from), from_size);
-    }
+    Answer(query.data(), static_cast<std::size_t>(got), ntohs(from.sin_port), from);
   }
 }
 
-std::vector<std::uint8_t> AppResolver::Answer(const std::uint8_t* query, std::size_t size,
-                                              std::uint16_t port) {
+void AppResolver::Answer(const std::uint8_t* query, std::size_t size, std::uint16_t port,
+                         const sockaddr_in& from) {
   ns_msg message{};
   ns_rr question{};
   if (::ns_initparse(query, static_cast<int>(size), &message) != 0 ||
       ::ns_msg_getflag(message, ns_f_qr) != 0 || ns_msg_count(message, ns_s_qd) != 1 ||
       ::ns_parserr(&message, ns_s_qd, 0, &question) != 0) {
-    return {};  // not one question: nothing a C library's resolver sends
+    return;  // not one question: nothing a C library's resolver sends
   }
   const int name_size = ::dn_skipname(query + kHeader, query + size);
-  if (name_size < 0) return {};
+  if (name_size < 0) return;
   const std::size_t question_end = kHeader + static_cast<std::size_t>(name_size) + 4;
   std::shared_ptr<AppNetwork> app;
   {
     std::lock_guard lock(mutex_);
     if (const auto it = ports_.find(port); it != ports_.end()) app = it->second.lock();
   }
-  if (!app) return Reply(query, question_end, ns_r_refused, {}, 0);
+  if (!app) return Send(Reply(query, question_end, ns_r_refused, {}, 0), from);
   std::string name = ns_rr_name(question);
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -156,17 +161,37 @@ std::vector<std::uint8_t> AppResolver::Answer(const std::uint8_t* query, std::si
       app->denials(
           {"lookup", text::Printable(text::Truncated(name, 253)) + " (not in AllowedConnections)"});
     }
-    return Reply(query, question_end, ns_r_refused, {}, 0);
+    return Send(Reply(query, question_end, ns_r_refused, {}, 0), from);
   }
   const int type = ns_rr_type(question);
   if (ns_rr_class(question) != ns_c_in || (type != ns_t_a && type != ns_t_aaaa)) {
-    return Reply(query, question_end, ns_r_noerror, {}, 0);  // no such records: none asked for
+    // No such records: none asked for.
+    return Send(Reply(query, question_end, ns_r_noerror, {}, 0), from);
   }
-  auto addresses = lookup_(name, type == ns_t_aaaa);
-  if (addresses.size() > kMaxAnswers) addresses.resize(kMaxAnswers);
-  const auto until = NetworkPolicy::Clock::now() + kAnswerLife;
-  for (const auto& address : addresses) app->policy.Learn(address, until);
-  return Reply(query, question_end, ns_r_noerror, addresses, type);
+  {
+    std::lock_guard lock(mutex_);
+    if (lookups_[app.get()] >= kLookupsPerApp) {
+      return Send(Reply(query, question_end, ns_r_servfail, {}, 0), from);
+    }
+    ++lookups_[app.get()];
+    ++workers_;
+  }
+  std::vector<std::uint8_t> copy(query, query + question_end);
+  std::thread([this, app, name, type, copy = std::move(copy), from] {
+    auto addresses = lookup_(name, type == ns_t_aaaa);
+    // A network's DNS may answer anything for a name: it never opens the device's own
+    // addresses (DNS rebinding), except for "localhost" itself.
+    if (name != "localhost") {
+      std::erase_if(addresses, [](const IpAddress& a) { return a.IsLocal(); });
+    }
+    if (addresses.size() > kMaxAnswers) addresses.resize(kMaxAnswers);
+    const auto until = NetworkPolicy::Clock::now() + kAnswerLife;
+    for (const auto& address : addresses) app->policy.Learn(address, until);
+    Send(Reply(copy.data(), copy.size(), ns_r_noerror, addresses, type), from);
+    std::lock_guard lock(mutex_);
+    if (--lookups_[app.get()] == 0) lookups_.erase(app.get());
+    if (--workers_ == 0) idle_.notify_all();
+  }).detach();
 }
 
 }  // namespace aspis::device::apps::sandbox

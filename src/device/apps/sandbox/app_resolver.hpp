@@ -1,5 +1,6 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -8,6 +9,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <netinet/in.h>
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
@@ -51,12 +54,17 @@ class AppResolver {
   const std::string& address() const { return address_; }
   // How long an answered address stays allowed (and the TTL answered).
   static constexpr std::chrono::seconds kAnswerLife{300};
+  static constexpr int kLookupsPerApp = 4;
 
  private:
   AppResolver(std::string address, Fd socket, Lookup lookup);
   void Serve();
-  // The answer to `query`, from the app whose socket is `port`; empty to drop it.
-  std::vector<std::uint8_t> Answer(const std::uint8_t* query, std::size_t size, std::uint16_t port);
+  // Answers `query` from the app whose socket is `port` at `from`: at once when it needs no
+  // lookup, otherwise from a worker thread (at most kLookupsPerApp at a time for one app), so
+  // a slow name holds up only that app's lookups.
+  void Answer(const std::uint8_t* query, std::size_t size, std::uint16_t port,
+              const sockaddr_in& from);
+  void Send(const std::vector<std::uint8_t>& answer, const sockaddr_in& to) const;
 
   const std::string address_;
   Fd socket_;
@@ -64,6 +72,9 @@ class AppResolver {
   Lookup lookup_;
   std::mutex mutex_;
   std::map<std::uint16_t, std::weak_ptr<AppNetwork>> ports_;  // guarded by mutex_
+  std::map<const AppNetwork*, int> lookups_;                  // in flight; guarded by mutex_
+  int workers_ = 0;                                           // guarded by mutex_
+  std::condition_variable idle_;
   std::thread thread_;
 };
 

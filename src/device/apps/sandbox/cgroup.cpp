@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 namespace {
 
 Error Failed(const std::string& what, int err) {
-  return Error(AppsErrc::kCgroup, what + ": " + std::strerror(err));
+  return Error(AppsErrc::kCgroup, what + ": " + std::generic_category().message(err));
 }
 
 // Control files take one write each; a short or failed write is the kernel refusing the value.
@@ -70,7 +70,7 @@ std::optional<std::string> OwnGroup(const fs::path& self_cgroup, const std::stri
     const auto second = line.find(':', first + 1);
     if (first == std::string::npos || second == std::string::npos) continue;
     const std::string controllers = line.substr(first + 1, second - first - 1);
-    const std::string path = line.substr(second + 1);
+    std::string path = line.substr(second + 1);
     if (controller.empty()
             ? line.substr(0, first) == "0" && controllers.empty()
             : ("," + controllers + ",").find("," + controller + ",") != std::string::npos) {
@@ -242,9 +242,7 @@ Expected<CgroupUsage> AppCgroup::Usage() const {
 
 void AppCgroup::Destroy() {
   for (const auto& dir : dirs_) {
-    if (v2_ && fs::exists(dir / "cgroup.kill")) {
-      (void)Write(dir / "cgroup.kill", "1");
-    } else {
+    if (!v2_ || !fs::exists(dir / "cgroup.kill") || !Write(dir / "cgroup.kill", "1")) {
       KillMembers(dir);
     }
     Remove(dir);

@@ -38,6 +38,13 @@ IpAddress IpAddress::FromV6(const in6_addr& address) {
   return ip;
 }
 
+bool IpAddress::IsLocal() const {
+  if (!v6) return bytes[0] == 127 || bytes[0] == 0 || (bytes[0] == 169 && bytes[1] == 254);
+  const bool zero_prefix =
+      std::all_of(bytes.begin(), bytes.begin() + 15, [](std::uint8_t b) { return b == 0; });
+  return (zero_prefix && bytes[15] <= 1) || (bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80);
+}
+
 std::string IpAddress::ToString() const {
   std::array<char, INET6_ADDRSTRLEN> text{};
   ::inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), text.data(), text.size());

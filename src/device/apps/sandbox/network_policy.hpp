@@ -29,6 +29,8 @@ struct IpAddress {
   static IpAddress FromV4(const in_addr& address);
   static IpAddress FromV6(const in6_addr& address);
   std::string ToString() const;
+  // Loopback, unspecified or link-local: the device itself or its own link.
+  bool IsLocal() const;
   auto operator<=>(const IpAddress&) const = default;
 };
 

@@ -35,6 +35,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+constexpr rlim_t kMaxFiles = 256;  // descriptors per process of an app
+
 // What init tells aspisd over the control socket, one datagram each.
 enum class Message : int {
   kFailed = 1,  // a setup step failed: a = the step, b = errno
@@ -123,14 +125,20 @@ void Send(int control, Message kind, int a, int b) {
   ::_exit(127);
 }
 
+void SetHandler(int signal, void (*handler)(int)) {
+  struct sigaction action {};
+  action.sa_handler = handler;
+  ::sigaction(signal, &action, nullptr);
+}
+
 [[noreturn]] void RunApp(const Plan& plan) {
   // Init's handlers are undone before its signals are unblocked: a SIGTERM that init passed on
   // already must end the app, not run init's handler.
-  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) ::signal(signal, SIG_DFL);
+  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) SetHandler(signal, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (plan.max_file_bytes != 0) ::signal(SIGXFSZ, SIG_IGN);
+  ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  if (plan.max_file_bytes != 0) SetHandler(SIGXFSZ, SIG_IGN);
   const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   const int out = plan.output >= 0 ? plan.output : null;
   if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0 ||
@@ -227,6 +235,10 @@ void DropPrivileges(const Plan& plan) {
   if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) FailStep(plan, 15);
   const rlimit no_core{0, 0};
   if (::setrlimit(RLIMIT_CORE, &no_core) != 0) FailStep(plan, 17);
+  // Each socket the app holds is made in the device's namespace: the descriptor limit, with the
+  // process limit, bounds how many ports one app can hold.
+  const rlimit files{kMaxFiles, kMaxFiles};
+  if (::setrlimit(RLIMIT_NOFILE, &files) != 0) FailStep(plan, 17);
   if (plan.max_file_bytes != 0) {
     const rlimit size{plan.max_file_bytes, plan.max_file_bytes};
     if (::setrlimit(RLIMIT_FSIZE, &size) != 0) FailStep(plan, 17);
@@ -262,12 +274,15 @@ int InitMain(void* arg) {
     ::sigaction(signal, &action, nullptr);
     sigaddset(&handled, signal);
   }
-  ::sigprocmask(SIG_BLOCK, &handled, nullptr);
+  ::pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   char go = 0;
   if (::recv(plan.control, &go, 1, 0) != 1) FailStep(plan, 0);
   if (::unshare(CLONE_NEWCGROUP) != 0) FailStep(plan, 1);
   BuildRoot(plan);
   if (::sethostname(plan.hostname.data(), plan.hostname.size()) != 0) FailStep(plan, 14);
+  // A session of its own: no controlling terminal, so no terminal of aspisd's to write into
+  // (TIOCSTI) or to be hung up with.
+  if (::setsid() < 0) FailStep(plan, 14);
   DropPrivileges(plan);
   const int listener = static_cast<int>(::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                                                   SECCOMP_FILTER_FLAG_NEW_LISTENER, &plan.filter));
@@ -429,7 +444,8 @@ std::optional<Report> Receive(int control, int timeout_ms) {
 std::string AppExit::Describe() const {
   if (!failure.empty()) return "could not start: " + failure;
   if (!signaled) return fmt::format("exited with code {}", code);
-  return fmt::format("killed by signal {} ({})", code, ::strsignal(code));
+  const char* name = ::sigdescr_np(code);
+  return fmt::format("killed by signal {} ({})", code, name != nullptr ? name : "unknown");
 }
 
 Expected<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec,
@@ -439,7 +455,8 @@ Expected<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec,
   if (!plan) return std::unexpected(plan.error());
   std::array<int, 2> pair{};
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()) != 0) {
-    return std::unexpected(SandboxError(std::string("socketpair: ") + std::strerror(errno)));
+    return std::unexpected(
+        SandboxError(std::string("socketpair: ") + std::generic_category().message(errno)));
   }
   Fd control(pair[0]);
   Fd child_end(pair[1]);
@@ -457,7 +474,8 @@ Expected<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec,
   const int clone_errno = errno;
   ::munmap(stack, kStack);
   if (pid < 0) {
-    return std::unexpected(SandboxError(std::string("clone: ") + std::strerror(clone_errno)));
+    return std::unexpected(
+        SandboxError(std::string("clone: ") + std::generic_category().message(clone_errno)));
   }
   Fd process(pidfd);
   child_end = Fd(-1);
@@ -476,15 +494,16 @@ Expected<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec,
   if (!report || report->kind != Message::kListener) {
     if (report && report->kind == Message::kFailed && report->a >= 0 &&
         report->a < static_cast<int>(kSteps.size())) {
-      return abandon(SandboxError(fmt::format("building the sandbox failed {}: {}",
-                                              kSteps[report->a], std::strerror(report->b))));
+      return abandon(
+          SandboxError(fmt::format("building the sandbox failed {}: {}", kSteps[report->a],
+                                   std::generic_category().message(report->b))));
     }
     return abandon(SandboxError("the sandbox's init ended during setup"));
   }
   Fd listener(PidfdGetfd(process.get(), report->a));
   if (listener.get() < 0) {
-    return abandon(
-        SandboxError(std::string("cannot take the seccomp listener: ") + std::strerror(errno)));
+    return abandon(SandboxError(std::string("cannot take the seccomp listener: ") +
+                                std::generic_category().message(errno)));
   }
   if (::send(control.get(), &go, 1, MSG_NOSIGNAL) != 1) {
     return abandon(SandboxError("the sandbox's init ended during setup"));
@@ -520,6 +539,10 @@ void Sandbox::AnswerNotifications() {
   seccomp_notif* request = nullptr;
   seccomp_notif_resp* response = nullptr;
   if (seccomp_notify_alloc(&request, &response) != 0) return;
+  constexpr int kReportedPerSecond = 100;
+  auto window_start = std::chrono::steady_clock::now();
+  int in_window = 0;
+  int suppressed = 0;
   for (;;) {
     std::array<pollfd, 2> fds{{{listener_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}}};
     if (::poll(fds.data(), fds.size(), -1) < 0) {
@@ -534,8 +557,25 @@ void Sandbox::AnswerNotifications() {
     std::memset(response, 0, sizeof(*response));
     response->id = request->id;
     response->error = -EPERM;
+    // A flood of denials is slowed down (the app waits, not aspisd's other work) and reported
+    // as a count past the first few each second.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - window_start >= std::chrono::seconds(1)) {
+      if (suppressed > 0 && denials_) {
+        denials_({"syscall", fmt::format("{} more denials within a second", suppressed)});
+      }
+      window_start = now;
+      in_window = 0;
+      suppressed = 0;
+    }
+    if (++in_window > kReportedPerSecond) {
+      ++suppressed;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     (void)seccomp_notify_respond(listener_.get(), response);
-    if (denials_) denials_({"syscall", SyscallName(request->data.arch, request->data.nr)});
+    if (in_window <= kReportedPerSecond && denials_) {
+      denials_({"syscall", SyscallName(request->data.arch, request->data.nr)});
+    }
   }
   seccomp_notify_free(request, response);
 }
@@ -549,7 +589,7 @@ std::optional<AppExit> Sandbox::Wait(std::chrono::milliseconds timeout) {
   AppExit exit{true, SIGKILL, {}};  // init itself was killed (Stop, or the memory limit)
   while (const auto report = Receive(control_.get(), 0)) {
     if (report->kind == Message::kExecFailed) {
-      exit.failure = std::string("execve: ") + std::strerror(report->b);
+      exit.failure = std::string("execve: ") + std::generic_category().message(report->b);
     } else if (report->kind == Message::kExited) {
       exit.signaled = WIFSIGNALED(report->a);
       exit.code = exit.signaled ? WTERMSIG(report->a) : WEXITSTATUS(report->a);

@@ -1,6 +1,7 @@
 #include "device/apps/sandbox/seccomp_policy.hpp"
 
 #include <linux/sched.h>
+#include <netinet/in.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -196,7 +197,6 @@ constexpr std::string_view kAllowed[] = {
     "set_robust_list",
     "setrlimit",
     "setsid",
-    "setsockopt",
     "set_tid_address",
     "shmat",
     "shmctl",
@@ -245,6 +245,25 @@ constexpr std::string_view kAllowed[] = {
     "writev",
 };
 
+// IP-level socket options that choose nothing about where a packet goes.
+constexpr int kIpOptions[] = {IP_TOS,
+                              IP_TTL,
+                              IP_RECVERR,
+                              IP_MTU_DISCOVER,
+                              IP_PKTINFO,
+                              IP_RECVTOS,
+                              IP_RECVTTL,
+                              IP_MULTICAST_IF,
+                              IP_MULTICAST_TTL,
+                              IP_MULTICAST_LOOP,
+                              IP_ADD_MEMBERSHIP,
+                              IP_DROP_MEMBERSHIP,
+                              IP_BIND_ADDRESS_NO_PORT};
+constexpr int kIpv6Options[] = {IPV6_V6ONLY,         IPV6_UNICAST_HOPS,   IPV6_MULTICAST_IF,
+                                IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_JOIN_GROUP,
+                                IPV6_LEAVE_GROUP,    IPV6_RECVPKTINFO,    IPV6_TCLASS,
+                                IPV6_RECVERR,        IPV6_MTU_DISCOVER,   IPV6_RECVTCLASS};
+
 // The clone flags that make namespaces (CLONE_NEWTIME exists only for clone3).
 constexpr std::uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS |
                                           CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
@@ -256,7 +275,8 @@ struct ContextDeleter {
 using Context = std::unique_ptr<void, ContextDeleter>;
 
 Error Refused(const std::string& what, int rc) {
-  return Error(AppsErrc::kSandbox, "libseccomp refused " + what + ": " + std::strerror(-rc));
+  return Error(AppsErrc::kSandbox,
+               "libseccomp refused " + what + ": " + std::generic_category().message(-rc));
 }
 
 Expected<void> Add(const Context& ctx, std::uint32_t action, const char* name,
@@ -299,6 +319,27 @@ Expected<SeccompProgram> BuildAppFilter() {
   if (ok) {
     ok = Add(ctx, SCMP_ACT_ALLOW, "sendto",
              {SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, 0), SCMP_A4(SCMP_CMP_EQ, 0)});
+  }
+  // Socket options: any at the socket, TCP and UDP levels; at the IP levels only those that
+  // do not choose a route (no IP options or IPv6 routing and extension headers, which would send
+  // a packet past the address aspisd checked).
+  for (const scmp_datum_t level :
+       {scmp_datum_t{SOL_SOCKET}, scmp_datum_t{IPPROTO_TCP}, scmp_datum_t{IPPROTO_UDP}}) {
+    if (ok) ok = Add(ctx, SCMP_ACT_ALLOW, "setsockopt", {SCMP_A1(SCMP_CMP_EQ, level)});
+  }
+  for (const int option : kIpOptions) {
+    if (ok) {
+      ok = Add(ctx, SCMP_ACT_ALLOW, "setsockopt",
+               {SCMP_A1(SCMP_CMP_EQ, IPPROTO_IP),
+                SCMP_A2(SCMP_CMP_EQ, static_cast<scmp_datum_t>(option))});
+    }
+  }
+  for (const int option : kIpv6Options) {
+    if (ok) {
+      ok = Add(ctx, SCMP_ACT_ALLOW, "setsockopt",
+               {SCMP_A1(SCMP_CMP_EQ, IPPROTO_IPV6),
+                SCMP_A2(SCMP_CMP_EQ, static_cast<scmp_datum_t>(option))});
+    }
   }
   if (!ok) return std::unexpected(ok.error());
 

@@ -28,10 +28,10 @@ namespace aspis::device::apps::sandbox {
 namespace {
 
 constexpr std::size_t kMaxCopy = std::size_t{256} << 10;  // data copied per send
-constexpr std::size_t kMaxControl = 4096;
-constexpr std::size_t kMaxIov = 1024;  // UIO_MAXIOV
+constexpr std::size_t kMaxIov = 1024;                     // UIO_MAXIOV
 constexpr unsigned kMaxMessages = 64;
 constexpr std::uint16_t kDnsPort = 53;
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9); Debian 12's headers lack it
 
 int Nr(const char* name) { return seccomp_syscall_resolve_name(name); }
 
@@ -145,9 +145,21 @@ bool SocketMediator::Handle(int listener, const seccomp_notif& request) {
       return false;  // refused and reported as any call outside the allowlist
     }
   }
-  Call call{listener, request, Fd(static_cast<int>(::syscall(SYS_pidfd_open, request.pid, 0)))};
+  // The notification names the calling thread; any thread of the app may make these calls.
+  Call call{listener, request,
+            Fd(static_cast<int>(::syscall(SYS_pidfd_open, request.pid, kPidfdThread)))};
+  if (call.pidfd.get() < 0) {
+    call.pidfd = Fd(static_cast<int>(::syscall(SYS_pidfd_open, request.pid, 0)));
+  }
+  seccomp_notif_resp response{};
+  response.id = request.id;
   // The pid named the app's thread when the notification came: still so only if it is valid.
-  if (call.pidfd.get() < 0 || !call.Valid()) return true;
+  if (!call.Valid()) return true;  // the call is gone: nothing to answer
+  if (call.pidfd.get() < 0) {
+    response.error = -EPERM;
+    (void)seccomp_notify_respond(listener, &response);
+    return true;
+  }
   long result = 0;
   if (nr == socket_nr_) {
     result = Socket(call);
@@ -161,8 +173,6 @@ bool SocketMediator::Handle(int listener, const seccomp_notif& request) {
   } else {
     result = SendMsg(call, nr == sendmmsg_nr_);
   }
-  seccomp_notif_resp response{};
-  response.id = request.id;
   if (result < 0) {
     response.error = static_cast<std::int32_t>(result);
   } else {
@@ -227,7 +237,7 @@ long SocketMediator::Connect(const Call& call) {
   } else if (address.ss_family != AF_UNSPEC) {
     const auto peer = InetPeer(address, size);
     if (!peer) return Errno(EINVAL);
-    if (!Reaches(*peer)) return Errno(EACCES);
+    if (!Reaches(*peer, SocketOption(socket.get(), SO_TYPE) == SOCK_DGRAM)) return Errno(EACCES);
   }
   // Done here on the same socket; a blocking socket is made non-blocking while aspisd waits, so
   // that aspisd can give up when the app's call goes away.
@@ -246,19 +256,23 @@ long SocketMediator::Connect(const Call& call) {
     }
   }
   if (blocking) ::fcntl(socket.get(), F_SETFL, flags);
-  if (result == 0 && domain == AF_INET && address.ss_family == AF_INET &&
-      IsResolver(*InetPeer(address, size))) {
+  const bool datagram = SocketOption(socket.get(), SO_TYPE) == SOCK_DGRAM;
+  if (result == 0 && domain != AF_UNIX && address.ss_family != AF_UNSPEC &&
+      IsResolver(*InetPeer(address, size), datagram)) {
     RegisterWithResolver(socket.get(), false);
   }
+
   return result;
 }
 
-bool SocketMediator::IsResolver(const Peer& peer) const {
-  return resolver_ != nullptr && !peer.ip.v6 && peer.port == kDnsPort && peer.ip == resolver_ip_;
+bool SocketMediator::IsResolver(const Peer& peer, bool datagram) const {
+  return datagram && resolver_ != nullptr && !peer.ip.v6 && peer.port == kDnsPort &&
+         peer.ip == resolver_ip_;
 }
 
-bool SocketMediator::Reaches(const Peer& peer) const {
-  if (IsResolver(peer) || app_->policy.AllowsAddress(peer.ip, NetworkPolicy::Clock::now())) {
+bool SocketMediator::Reaches(const Peer& peer, bool datagram) const {
+  if (IsResolver(peer, datagram) ||
+      app_->policy.AllowsAddress(peer.ip, NetworkPolicy::Clock::now())) {
     return true;
   }
   app_->denials({"connection", peer.ToString() + " (not in AllowedConnections)"});
@@ -266,17 +280,23 @@ bool SocketMediator::Reaches(const Peer& peer) const {
 }
 
 void SocketMediator::RegisterWithResolver(int socket, bool bind_first) const {
-  sockaddr_in local{};
-  socklen_t size = sizeof(local);
-  if (::getsockname(socket, reinterpret_cast<sockaddr*>(&local), &size) != 0) return;
-  if (local.sin_port == 0 && bind_first) {
-    sockaddr_in any{};
-    any.sin_family = AF_INET;
-    ::bind(socket, reinterpret_cast<const sockaddr*>(&any), sizeof(any));
-    size = sizeof(local);
-    if (::getsockname(socket, reinterpret_cast<sockaddr*>(&local), &size) != 0) return;
+  // The port lies at the same place in sockaddr_in and sockaddr_in6.
+  const auto port_of = [socket]() -> std::uint16_t {
+    sockaddr_storage local{};
+    socklen_t size = sizeof(local);
+    if (::getsockname(socket, reinterpret_cast<sockaddr*>(&local), &size) != 0) return 0;
+    return ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port);
+  };
+  std::uint16_t port = port_of();
+  if (port == 0 && bind_first) {
+    sockaddr_storage any{};
+    any.ss_family = static_cast<sa_family_t>(SocketOption(socket, SO_DOMAIN));
+    if (::bind(socket, reinterpret_cast<const sockaddr*>(&any),
+               any.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in)) == 0) {
+      port = port_of();
+    }
   }
-  resolver_->Register(ntohs(local.sin_port), app_);
+  if (port != 0) resolver_->Register(port, app_);
 }
 
 long SocketMediator::Bind(const Call& call) {
@@ -337,7 +357,6 @@ struct Message {
   std::vector<std::uint8_t> data;
   sockaddr_storage name{};
   socklen_t name_size = 0;
-  std::vector<std::uint8_t> control;
 };
 
 }  // namespace
@@ -382,14 +401,11 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
                           m.name, m.name_size)) {
       return Errno(EINVAL);
     }
+    // aspisd sends with its own privileges, which control messages would lend the app (IP
+    // options, a mark, descriptors): none is passed on.
     if (header.msg_controllen > 0) {
-      if (domain == AF_UNIX) return Errno(EPERM);  // no descriptors or credentials passed on
-      if (header.msg_controllen > kMaxControl) return Errno(ENOBUFS);
-      m.control.resize(header.msg_controllen);
-      if (!call.Read(reinterpret_cast<std::uint64_t>(header.msg_control), m.control.data(),
-                     m.control.size())) {
-        return Errno(EFAULT);
-      }
+      app_->denials({"syscall", "a send with control messages"});
+      return Errno(EPERM);
     }
     return 0;
   };
@@ -440,12 +456,12 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
         last = Errno(EINVAL);
         break;
       }
-      if (!Reaches(*peer)) {
+      if (!Reaches(*peer, !stream)) {
         last = Errno(EACCES);
         break;
       }
       // The resolver must know the app's port before the query arrives.
-      if (IsResolver(*peer)) RegisterWithResolver(socket.get(), true);
+      if (IsResolver(*peer, !stream)) RegisterWithResolver(socket.get(), true);
     }
     iovec data{m.data.data(), m.data.size()};
     msghdr out{};
@@ -453,24 +469,24 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
     out.msg_namelen = m.name_size;
     out.msg_iov = &data;
     out.msg_iovlen = 1;
-    out.msg_control = m.control.empty() ? nullptr : m.control.data();
-    out.msg_controllen = m.control.size();
     for (;;) {
       const ssize_t rc = ::sendmsg(socket.get(), &out, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
       last = rc >= 0 ? rc : Errno(errno);
-      if (!(rc < 0 && errno == EAGAIN && blocking)) break;
+      if (rc >= 0 || errno != EAGAIN || !blocking) break;
       if (!WaitFor(socket.get(), POLLOUT, wake_, [&] { return call.Valid(); })) {
         last = Errno(EINTR);
         break;
       }
     }
-    if (last == Errno(EPIPE) && (flags & MSG_NOSIGNAL) == 0) {
-      ::kill(static_cast<pid_t>(call.request.pid), SIGPIPE);
+    // After a wait the app's thread may be gone and its pid reused: act on it only while its
+    // call is still pending (then the pid is still that thread's).
+    if (last == Errno(EPIPE) && (flags & MSG_NOSIGNAL) == 0 && call.Valid()) {
+      ::syscall(SYS_pidfd_send_signal, call.pidfd.get(), SIGPIPE, nullptr, 0);
     }
     if (last < 0) break;
     if (many) {
       const auto length = static_cast<unsigned>(last);
-      (void)call.Write(length_fields[i], &length, sizeof(length));
+      if (!call.Valid() || !call.Write(length_fields[i], &length, sizeof(length))) break;
     }
     ++sent_messages;
   }

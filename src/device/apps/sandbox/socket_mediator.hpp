@@ -30,9 +30,10 @@ class SocketMediator {
 
  private:
   struct Call;
-  bool IsResolver(const Peer& peer) const;
+  // Whether `peer` is the apps' resolver (over UDP only).
+  bool IsResolver(const Peer& peer, bool datagram) const;
   // Whether the app may send to `peer`; reports the denial when not.
-  bool Reaches(const Peer& peer) const;
+  bool Reaches(const Peer& peer, bool datagram) const;
   // Tells the resolver the port of `socket` (bound to one first when `bind_first`).
   void RegisterWithResolver(int socket, bool bind_first) const;
   long Socket(const Call& call);
