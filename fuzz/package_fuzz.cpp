@@ -10,6 +10,7 @@
 
 #include "crypto/dsse.hpp"
 #include "crypto/key.hpp"
+#include "package/app_manifest.hpp"
 #include "package/manifest.hpp"
 #include "package/package.hpp"
 #include "package/publisher_keys.hpp"
@@ -50,7 +51,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (package::Reader::Open(again, {.os = &trusted, .apps = &trusted})) std::abort();
   }
 
-  if (auto manifest = package::ParseManifest(AsString(bytes))) CheckRoundTrip(*manifest);
+  if (auto manifest = package::ParseManifest(AsString(bytes))) {
+    CheckRoundTrip(*manifest);
+    if (!manifest->app_manifest.empty()) (void)package::ParseAppManifest(manifest->app_manifest);
+  }
+  // An app's app_manifest.json, which the device parses strictly before it runs the app.
+  (void)package::ParseAppManifest(AsString(bytes));
 
   // Publisher key sets come from tenants' uploads and, through the service, to devices.
   if (auto set = package::ParseKeySet(AsString(bytes))) {
