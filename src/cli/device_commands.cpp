@@ -114,6 +114,14 @@ class DevAppCommand final : public Command {
     return AdminRequest(socket_, request);
   }
   Output Format() const override {
+    if (command_ == wire::admin::kAppQuota) {
+      return {.table = [](std::ostream& out, const Json& reply) {
+        out << fmt::format("{}  mutable storage: {} KiB used of {} KiB\n",
+                           reply.value("component_id", ""),
+                           reply.value("storage_bytes", std::uint64_t{0}) / 1024,
+                           reply.value("storage_limit", std::uint64_t{0}) / 1024);
+      }};
+    }
     return {.table = [](std::ostream& out, const Json& reply) {
       if (!reply.contains("apps")) return PrintApp(out, reply);
       for (const auto& app : reply["apps"]) PrintApp(out, app);
@@ -148,6 +156,9 @@ void AddDeviceCommands(CLI::App& app, Registry& r) {
                        wire::admin::kAppStart);
   r.Add<DevAppCommand>(app_noun->add_subcommand("stop", "Stop an app until it is started"),
                        wire::admin::kAppStop);
+  r.Add<DevAppCommand>(
+      app_noun->add_subcommand("show-quota", "An app's mutable storage: used, and its SizeKB"),
+      wire::admin::kAppQuota);
 }
 
 }  // namespace aspis::cli

@@ -22,5 +22,7 @@ inline constexpr std::string_view kAppList = "app-list";
 inline constexpr std::string_view kAppStatus = "app-show-status";
 inline constexpr std::string_view kAppStart = "app-start";
 inline constexpr std::string_view kAppStop = "app-stop";
+// With "component_id": its mutable storage, used and allowed ("storage_bytes", "storage_limit").
+inline constexpr std::string_view kAppQuota = "app-show-quota";
 
 }  // namespace aspis::wire::admin

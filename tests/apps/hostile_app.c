@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int Result(const char* mode, int rc) {
@@ -165,6 +166,33 @@ static void* ConnectInThread(void* arg) {
   const struct Target* target = arg;
   Connect(target->host, target->port, SOCK_STREAM);
   return NULL;
+}
+
+// One request to aspisd's broker on descriptor 3: 0 and the descriptors it passed, or the errno
+// it answered.
+static int BrokerCall(const char* request, int* fds, int max) {
+  if (send(3, request, strlen(request), 0) < 0) return errno;
+  char reply[512] = {0};
+  char control[CMSG_SPACE(sizeof(int) * 4)] = {0};
+  struct iovec data = {reply, sizeof(reply) - 1};
+  struct msghdr m = {.msg_iov = &data, .msg_iovlen = 1, .msg_control = control,
+                     .msg_controllen = sizeof(control)};
+  if (recvmsg(3, &m, 0) <= 0) return EIO;
+  const char* code = strstr(reply, "\"errno\":");
+  if (code != NULL) return atoi(code + 8);
+  int got = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)(got < max ? got : max));
+    }
+  }
+  return got > 0 ? 0 : EIO;
+}
+
+static int BrokerResult(const char* mode, int error) {
+  errno = error;
+  return Result(mode, error == 0 ? 0 : -1);
 }
 
 int main(int argc, char** argv) {
@@ -317,6 +345,63 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "session") == 0) {
     printf("session %d pid %d\n", (int)getsid(0), (int)getpid());
     return Result(mode, open("/dev/tty", O_RDWR));
+  }
+  if (strcmp(mode, "connect-loop") == 0) {
+    // For the benchmark: argv[4] connects to a literal IPv4 address, then the nanoseconds taken.
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3]))};
+    inet_pton(AF_INET, arg, &to.sin_addr);
+    const int count = atoi(argv[4]);
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int i = 0; i < count; ++i) {
+      const int fd = socket(AF_INET, SOCK_STREAM, 0);
+      if (fd < 0 || connect(fd, (struct sockaddr*)&to, sizeof(to)) != 0) return Result(mode, -1);
+      close(fd);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    printf("%lld\n", (long long)(end.tv_sec - start.tv_sec) * 1000000000LL +
+                           (end.tv_nsec - start.tv_nsec));
+    fflush(stdout);
+    return 0;
+  }
+  if (strcmp(mode, "storage-write") == 0) {
+    // Writes `arg` KiB into the mutable storage the broker passes.
+    int fd = -1;
+    const int error = BrokerCall("{\"call\": \"storage.open\"}", &fd, 1);
+    if (error != 0) return BrokerResult(mode, error);
+    char kib[1024];
+    memset(kib, 's', sizeof(kib));
+    for (int i = 0; i < atoi(arg); ++i) {
+      if (write(fd, kib, sizeof(kib)) != (ssize_t)sizeof(kib)) return Result(mode, -1);
+    }
+    return Result(mode, 0);
+  }
+  if (strcmp(mode, "storage-size") == 0) {
+    int fd = -1;
+    const int error = BrokerCall("{\"call\": \"storage.open\"}", &fd, 1);
+    if (error != 0) return BrokerResult(mode, error);
+    printf("storage %lld\n", (long long)lseek(fd, 0, SEEK_END));
+    return 0;
+  }
+  if (strcmp(mode, "storage-other") == 0) {
+    // Another app's storage, by naming its component.
+    int fd = -1;
+    return BrokerResult(mode, BrokerCall("{\"call\": \"storage.open\", \"component_id\": "
+                                         "\"6f1c2b1e-3a4d-4e5f-8a9b-0c1d2e3f4a5c\"}",
+                                         &fd, 1));
+  }
+  if (strcmp(mode, "deviceauth") == 0) {
+    int fds[2] = {-1, -1};
+    const int error = BrokerCall("{\"call\": \"deviceauth.open\"}", fds, 2);
+    if (error != 0) return BrokerResult(mode, error);
+    char head[28] = {0};
+    if (read(fds[0], head, sizeof(head) - 1) < 0) return Result(mode, -1);
+    printf("%s\n", head);
+    return Result(mode, 0);
+  }
+  if (strcmp(mode, "runtime-key") == 0) {
+    int fd = -1;
+    return BrokerResult(mode, BrokerCall("{\"call\": \"runtime.open\"}", &fd, 1));
   }
   if (strcmp(mode, "connect") == 0) return Connect(arg, argv[3], SOCK_STREAM);
   if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);

@@ -38,6 +38,7 @@ class AppManagerTest : public ::testing::Test {
     parts_.restart_delay = milliseconds(50);
     parts_.max_restart_delay = milliseconds(400);
     parts_.stop_grace = milliseconds(5000);
+    parts_.storage_dir = dir_ / "storage";
   }
   void TearDown() override {
     manager_.reset();
@@ -50,7 +51,7 @@ class AppManagerTest : public ::testing::Test {
   // Installs the hostile app as `component` named `name`, run with `args`, as the update agent
   // leaves an installed version.
   void Install(const std::string& component, const std::string& name,
-               const std::vector<std::string>& args) {
+               const std::vector<std::string>& args, const std::string& capabilities = "{}") {
     const fs::path version = parts_.apps_dir / component / "image-1";
     fs::create_directories(version / "bin");
     fs::copy_file(ASPIS_HOSTILE_APP, version / "bin" / "app");
@@ -58,7 +59,8 @@ class AppManagerTest : public ::testing::Test {
     for (const auto& arg : args) list += (list.empty() ? "\"" : ", \"") + arg + "\"";
     std::ofstream(version / "app_manifest.json")
         << R"({"SchemaVersion": 1, "Name": ")" << name << R"(", "ComponentId": ")" << component
-        << R"(", "EntryPoint": "/bin/app", "CmdArgs": [)" << list << "]}";
+        << R"(", "EntryPoint": "/bin/app", "CmdArgs": [)" << list << R"(], "Capabilities": )"
+        << capabilities << "}";
     fs::create_directory_symlink("image-1", parts_.apps_dir / component / "current");
   }
 
@@ -182,6 +184,27 @@ TEST_F(AppManagerTest, AnAppWhoseManifestIsInvalidDoesNotStartAndSaysWhy) {
   EXPECT_EQ(status->state, "failed");
   EXPECT_NE(status->last_exit.find("\"Name\""), std::string::npos) << status->last_exit;
   EXPECT_FALSE(manager_->Start("2c3d4e5f-6a7b-4c8d-8e9f-0a1b2c3d4e5f"));
+}
+
+}  // namespace
+}  // namespace aspis::device::apps
+
+namespace aspis::device::apps {
+namespace {
+
+TEST_F(AppManagerTest, AnAppsMutableStorageIsShownAsItsQuotaAndDeletedWithTheApp) {
+  Install(kFirst, "keeper", {"storage-write", "2"}, R"({"MutableStorage": {"SizeKB": 4}})");
+  Create();
+  manager_->StartAll();
+  const auto ends = Await("exit", 1);
+  EXPECT_EQ(ends[0].first.description, "exited with code 0");
+  auto status = manager_->Status(kFirst);
+  EXPECT_EQ(status->storage_bytes, 2048U);
+  EXPECT_EQ(status->storage_limit, 4096U);
+  ASSERT_TRUE(fs::exists(parts_.storage_dir / kFirst));
+  manager_->Remove(kFirst);
+  EXPECT_FALSE(fs::exists(parts_.storage_dir / kFirst)) << "the storage goes with the app";
+  EXPECT_FALSE(manager_->Status(kFirst));
 }
 
 }  // namespace

@@ -603,9 +603,11 @@ TEST_F(Sandbox, ADenialFloodIsSlowedAndReportedAsACount) {
     if (d.detail == "ptrace") ++each;
     if (d.detail.ends_with("more denials within a second")) counted = true;
   }
-  EXPECT_LE(each, 300U) << "each denial of a flood was reported";
+  // Past the first 100 of each second, denials wait and are counted: the flood takes seconds,
+  // so counts are reported, and far fewer denials one by one than were made.
+  EXPECT_TRUE(counted);
   EXPECT_GE(each, 1U);
-  EXPECT_TRUE(counted || each == 3000U);
+  EXPECT_LT(each, 3000U) << "each denial of a flood was reported";
 }
 
 TEST_F(Sandbox, AnAppHasAFixedDescriptorLimitAndNoTerminal) {
@@ -613,6 +615,116 @@ TEST_F(Sandbox, AnAppHasAFixedDescriptorLimitAndNoTerminal) {
   EXPECT_EQ(files.output, "files 256 256\nfd-limit denied EPERM\n");
   const AppRun session = RunApp({"session"});
   EXPECT_EQ(session.output, "session 1 pid 2\nsession denied ENOENT\n");
+}
+
+}  // namespace
+}  // namespace aspis::device::apps::sandbox
+
+#include "device/apps/broker.hpp"
+
+namespace aspis::device::apps::sandbox {
+namespace {
+
+constexpr char kTenant[] = "7f0e9a2c-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
+
+// The capability broker: storage, the app certificate, and what an app may not ask for.
+class SandboxBroker : public Sandbox {
+ protected:
+  void SetUp() override {
+    Sandbox::SetUp();
+    grants_.component_id = kComponent;
+    grants_.storage_file = dir_ / "storage" / kComponent / "mutable";
+    grants_.tenant = [] { return std::string(kTenant); };
+    grants_.app_certificate = dir_ / "app" / "certificate.pem";
+    grants_.app_key = dir_ / "app" / "key.pem";
+    fs::create_directories(dir_ / "app");
+    std::ofstream(grants_.app_certificate) << "-----BEGIN CERTIFICATE-----\napp\n";
+    std::ofstream(grants_.app_key) << "-----BEGIN PRIVATE KEY-----\napp\n";
+  }
+
+  // Runs the app with the broker on its descriptor 3, answering it until the app ends.
+  AppRun RunBrokered(std::vector<std::string> args) {
+    auto broker = Broker::Create(grants_, [this](const Denial& d) {
+      std::lock_guard lock(mutex_);
+      denials_.push_back(d);
+    });
+    EXPECT_TRUE(broker) << broker.error().message();
+    auto spec = Spec(std::move(args));
+    spec.broker = broker->app_end();
+    if (grants_.storage_kb) spec.max_file_bytes = std::uint64_t{*grants_.storage_kb} * 1024;
+    auto started = Start(spec);
+    broker->CloseAppEnd();
+    AppRun run;
+    if (!started.sandbox) return run;
+    for (;;) {
+      std::array<pollfd, 2> fds{
+          {{broker->descriptor(), POLLIN, 0}, {started.sandbox->exit_descriptor(), POLLIN, 0}}};
+      ::poll(fds.data(), fds.size(), -1);
+      if (fds[0].revents != 0 && broker->Serve()) continue;
+      if (fds[1].revents != 0) break;
+    }
+    run.exit = *started.sandbox->Wait(milliseconds(-1));
+    started.sandbox.reset();
+    std::ifstream in(started.output);
+    std::stringstream text;
+    text << in.rdbuf();
+    run.output = text.str();
+    std::lock_guard lock(mutex_);
+    run.denials = denials_;
+    return run;
+  }
+
+  BrokerGrants grants_;
+};
+
+TEST_F(SandboxBroker, AnAppWritesItsMutableStorageUpToSizeKbAndNoFurther) {
+  grants_.storage_kb = 16;
+  EXPECT_EQ(RunBrokered({"storage-write", "16"}).output, "storage-write allowed\n");
+  EXPECT_EQ(RunBrokered({"storage-size"}).output, "storage 16384\n") << "kept across runs";
+  const AppRun past = RunBrokered({"storage-write", "17"});
+  EXPECT_EQ(past.output, "storage-write denied EFBIG\n");
+  EXPECT_EQ(past.exit.Describe(), "exited with code 0") << "the app is unharmed";
+  EXPECT_EQ(QuotaOf(grants_).used, 16384U);
+  EXPECT_EQ(QuotaOf(grants_).limit, 16384U);
+}
+
+TEST_F(SandboxBroker, AnAppWithoutMutableStorageGetsNoneAndTheRefusalIsReported) {
+  const AppRun run = RunBrokered({"storage-write", "1"});
+  EXPECT_EQ(run.output, "storage-write denied EACCES\n");
+  EXPECT_TRUE(run.Has("broker", "storage.open (the app manifest grants no MutableStorage)"));
+}
+
+TEST_F(SandboxBroker, SandboxEscapeToAnotherAppsStorageIsRefusedAndReported) {
+  grants_.storage_kb = 16;
+  const AppRun run = RunBrokered({"storage-other"});
+  EXPECT_EQ(run.output, "storage-other denied EPERM\n");
+  ASSERT_FALSE(run.denials.empty());
+  EXPECT_EQ(run.denials.back().what, "broker");
+  EXPECT_NE(run.denials.back().detail.find("not a broker call"), std::string::npos);
+  // Nor through the file system: another app's storage is not in the sandbox.
+  EXPECT_EQ(RunApp({"read", (dir_ / "storage").string()}).output, "read denied ENOENT\n");
+}
+
+TEST_F(SandboxBroker, OnlyAnAppWithDeviceAuthenticationForTheDevicesTenantGetsTheAppCertificate) {
+  grants_.device_authentication = kTenant;
+  EXPECT_EQ(RunBrokered({"deviceauth"}).output,
+            "-----BEGIN CERTIFICATE-----\ndeviceauth allowed\n");
+  grants_.device_authentication = "00000000-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
+  EXPECT_EQ(RunBrokered({"deviceauth"}).output, "deviceauth denied EACCES\n");
+  grants_.device_authentication.clear();
+  const AppRun run = RunBrokered({"deviceauth"});
+  EXPECT_EQ(run.output, "deviceauth denied EACCES\n");
+  EXPECT_TRUE(run.Has("broker",
+                      "deviceauth.open (the app manifest grants no "
+                      "DeviceAuthentication)"));
+}
+
+TEST_F(SandboxBroker, SandboxEscapeToTheRuntimeKeyIsRefusedAndReported) {
+  grants_.device_authentication = kTenant;
+  const AppRun run = RunBrokered({"runtime-key"});
+  EXPECT_EQ(run.output, "runtime-key denied EPERM\n");
+  EXPECT_TRUE(run.Has("broker", "runtime.open (not a broker call)"));
+  EXPECT_EQ(RunApp({"read", "/var/lib/aspisd/runtime.key"}).output, "read denied ENOENT\n");
 }
 
 }  // namespace

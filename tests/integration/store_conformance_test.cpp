@@ -58,11 +58,11 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(StoreConformance, MigratesOnceAndKeepsDataAcrossReopen) {
-  EXPECT_EQ(*store_->SchemaVersion(), 8);
+  EXPECT_EQ(*store_->SchemaVersion(), 9);
   EXPECT_EQ(store_->Dialect(), GetParam());
   store_ = Reopen();
   ASSERT_NE(store_, nullptr);
-  EXPECT_EQ(*store_->SchemaVersion(), 8);
+  EXPECT_EQ(*store_->SchemaVersion(), 9);
   EXPECT_EQ(store_->GetTenant("t1")->name, "Contoso");
 }
 

@@ -36,8 +36,10 @@ struct AppManager::App {
   std::string last_exit;
   std::optional<sandbox::AppCgroup> cgroup;
   std::unique_ptr<sandbox::Sandbox> sandbox;
-  Fd output{-1};        // the read end of the app's output pipe
-  std::string partial;  // output after the last newline
+  BrokerGrants grants;
+  std::optional<Broker> broker;  // serving the running app
+  Fd output{-1};                 // the read end of the app's output pipe
+  std::string partial;           // output after the last newline
   Clock::time_point log_window;
   int logged = 0;
   int unlogged = 0;
@@ -183,7 +185,20 @@ void AppManager::Launch(App& app) {
                      name = app.name](const sandbox::Denial& d) {
     if (report) report({id, name, "denial", d.what + ": " + d.detail});
   };
+  app.grants = {.component_id = app.component_id,
+                .storage_kb = m.capabilities.mutable_storage_kb,
+                .storage_file = parts_.storage_dir / app.component_id / "mutable-storage",
+                .device_authentication = m.capabilities.device_authentication,
+                .tenant = parts_.tenant,
+                .app_certificate = parts_.app_certificate,
+                .app_key = parts_.app_key};
+  auto broker = Broker::Create(app.grants, deny);
+  if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;
+  spec.broker = broker->app_end();
+  if (m.capabilities.mutable_storage_kb) {
+    spec.max_file_bytes = std::uint64_t{*m.capabilities.mutable_storage_kb} * 1024;
+  }
   spec.name = m.name;
   spec.component_id = m.component_id;
   spec.image = installed->version;
@@ -208,6 +223,8 @@ void AppManager::Launch(App& app) {
   spec.resolver = parts_.resolver;
   auto started = sandbox::Sandbox::Start(spec, filter_, *cgroup, deny);
   if (!started) return failed(started.error().message());
+  broker->CloseAppEnd();
+  app.broker.emplace(std::move(*broker));
   app.cgroup = std::move(*cgroup);
   app.sandbox = std::move(*started);
   app.started = Clock::now();
@@ -264,6 +281,7 @@ void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
   }
   app.sandbox.reset();
   app.cgroup.reset();
+  app.broker.reset();
   const bool planned = app.terminating;
   app.terminating = false;
   changed_.notify_all();
@@ -293,7 +311,8 @@ void AppManager::Supervise() {
     const auto now = Clock::now();
     auto next = Clock::time_point::max();
     std::vector<pollfd> fds{{wake_.get(), POLLIN, 0}};
-    std::vector<std::pair<App*, bool>> polled;  // each descriptor after the first: output or exit
+    enum class Polled { kOutput, kBroker, kExit };
+    std::vector<std::pair<App*, Polled>> polled;  // what each descriptor after the first is
     bool any_running = false;
     for (auto& [id, app] : apps_) {
       if (app->sandbox && app->terminating && now >= app->kill_at) {
@@ -307,12 +326,16 @@ void AppManager::Supervise() {
       }
       if (app->output.get() >= 0) {
         fds.push_back({app->output.get(), POLLIN, 0});
-        polled.emplace_back(app.get(), true);
+        polled.emplace_back(app.get(), Polled::kOutput);
+      }
+      if (app->broker) {
+        fds.push_back({app->broker->descriptor(), POLLIN, 0});
+        polled.emplace_back(app.get(), Polled::kBroker);
       }
       if (app->sandbox) {
         any_running = true;
         fds.push_back({app->sandbox->exit_descriptor(), POLLIN, 0});
-        polled.emplace_back(app.get(), false);
+        polled.emplace_back(app.get(), Polled::kExit);
         if (app->terminating) next = std::min(next, app->kill_at);
       } else if (app->restart_at && app->wanted) {
         next = std::min(next, *app->restart_at);
@@ -332,23 +355,37 @@ void AppManager::Supervise() {
     lock.lock();
     // Only this thread ends sandboxes and closes outputs, so those polled are still there.
     for (std::size_t i = 0; i < polled.size(); ++i) {
-      const auto [app, is_output] = polled[i];
+      const auto [app, what] = polled[i];
       if (fds[i + 1].revents == 0) continue;
-      if (is_output) {
+      if (what == Polled::kOutput) {
         if (app->output.get() == fds[i + 1].fd) Drain(*app);
-      } else if (const auto exit = app->sandbox->Wait(std::chrono::milliseconds(0))) {
-        Ended(*app, *exit);
+      } else if (what == Polled::kBroker) {
+        if (app->broker && app->broker->descriptor() == fds[i + 1].fd && !app->broker->Serve()) {
+          app->broker.reset();
+        }
+      } else if (app->sandbox) {
+        if (const auto exit = app->sandbox->Wait(std::chrono::milliseconds(0))) Ended(*app, *exit);
       }
     }
   }
+}
+
+void AppManager::Remove(const std::string& component) {
+  Stop(component, false);
+  std::error_code ec;
+  fs::remove_all(parts_.storage_dir / component, ec);
+  if (ec) log::Warning("app {}: cannot delete its storage: {}", component, ec.message());
+  std::lock_guard lock(mutex_);
+  apps_.erase(component);
 }
 
 std::vector<AppStatus> AppManager::Status() const {
   std::vector<AppStatus> out;
   std::lock_guard lock(mutex_);
   for (const auto& [id, app] : apps_) {
-    AppStatus status{app->component_id, app->name,     app->state, 0, 0, 0,
-                     app->restarts,     app->last_exit};
+    const StorageQuota quota = QuotaOf(app->grants);
+    AppStatus status{app->component_id, app->name,      app->state, 0,          0, 0,
+                     app->restarts,     app->last_exit, quota.used, quota.limit};
     if (app->sandbox) {
       status.pid = app->sandbox->pid();
       if (const auto usage = app->cgroup->Usage()) {

@@ -17,6 +17,7 @@
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
+#include "device/apps/broker.hpp"
 #include "device/apps/sandbox/app_resolver.hpp"
 #include "device/apps/sandbox/cgroup.hpp"
 #include "device/apps/sandbox/sandbox.hpp"
@@ -41,6 +42,13 @@ struct AppManagerParts {
   std::chrono::milliseconds stable_after{60000};        // a run this long starts the doubling again
   std::chrono::milliseconds stop_grace{5000};           // from SIGTERM to SIGKILL
   sandbox::AppResolver* resolver = nullptr;
+  // Each app's mutable storage file is <storage_dir>/<component>/mutable-storage.
+  std::filesystem::path storage_dir;
+  // For DeviceAuthentication: the device's tenant once it attested (empty before), and the app
+  // certificate (with its chain) and key the attestation left.
+  std::function<std::string()> tenant;
+  std::filesystem::path app_certificate;
+  std::filesystem::path app_key;
   // Where apps' stdout and stderr go (a descriptor aspisd keeps open, for tests); -1: each app
   // writes into a pipe of its own, which aspisd logs line by line, prefixed with the app's name
   // and at most kLogLinesPerMinute lines a minute.
@@ -63,7 +71,9 @@ struct AppStatus {
   std::uint64_t memory_bytes = 0;
   std::uint64_t memory_peak = 0;
   int restarts = 0;
-  std::string last_exit;  // how it last ended, or why it could not start
+  std::string last_exit;            // how it last ended, or why it could not start
+  std::uint64_t storage_bytes = 0;  // its mutable storage, used
+  std::uint64_t storage_limit = 0;  // and its SizeKB in bytes (0: none)
 };
 
 inline constexpr int kLogLinesPerMinute = 120;
@@ -88,6 +98,8 @@ class AppManager {
   // Stops it and keeps it stopped until Start (or aspisd's next start); returns once it ended.
   // `by_operator` false: stopped for an update, started again by Start once it settles.
   void Stop(const std::string& component, bool by_operator = true);
+  // Stops `component` and deletes its mutable storage: the app was removed from the device.
+  void Remove(const std::string& component);
   std::vector<AppStatus> Status() const;
   std::optional<AppStatus> Status(const std::string& component) const;
 

@@ -147,7 +147,8 @@ struct AppRuntime {
   std::unique_ptr<apps::AppManager> manager;
 };
 
-Expected<AppRuntime> StartApps(const DaemonConfig& config, reports::ErrorQueue& errors) {
+Expected<AppRuntime> StartApps(const DaemonConfig& config, reports::ErrorQueue& errors,
+                               std::function<std::string()> tenant) {
   AppRuntime runtime;
   if (!config.run_apps) return runtime;
   auto cgroups =
@@ -164,6 +165,10 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, reports::ErrorQueue& 
                   .max_processes = config.app_max_processes},
        .first_uid = config.app_first_uid,
        .resolver = runtime.resolver.get(),
+       .storage_dir = config.state_dir / "storage",
+       .tenant = std::move(tenant),
+       .app_certificate = config.state_dir / "app" / "certificate.pem",
+       .app_key = config.state_dir / "app" / "key.pem",
        .output = STDERR_FILENO},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,
@@ -346,7 +351,12 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   }
   auto errors = reports::ErrorQueue::Open(state::StateStore(env.fs, config.state_dir / "update"));
   if (!errors) return std::unexpected(std::move(errors.error()).WithContext("error reports"));
-  auto app_runtime = StartApps(config, **errors);
+  Device* running = nullptr;  // set once the Device exists; apps ask it for the tenant
+  std::mutex running_mutex;
+  auto app_runtime = StartApps(config, **errors, [&running, &running_mutex] {
+    const std::lock_guard lock(running_mutex);
+    return running != nullptr ? running->Tenant() : std::string();
+  });
   if (!app_runtime) {
     return std::unexpected(std::move(app_runtime.error()).WithContext("running apps"));
   }
@@ -369,6 +379,10 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                                     if (auto ok = manager->Start(component); !ok) {
                                       log::Warning("app {}: {}", component, ok.error().message());
                                     }
+                                  },
+                              .removed =
+                                  [manager](const std::string& component) {
+                                    if (manager != nullptr) manager->Remove(component);
                                   }});
   if (!app_agent) {
     update_error = "app updates are off: " + app_agent.error().message();
@@ -402,6 +416,10 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                  .booted_os = booted_os,
                  .booted_security_version = booted_security_version});
   publishers = &device.trust();
+  {
+    const std::lock_guard lock(running_mutex);
+    running = &device;
+  }
   if (app_agent) {
     if (auto ok = app_agent->Resume(); !ok) {
       log::Error("resuming app updates failed: {}", ok.error().message());
@@ -413,6 +431,10 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));
   log::Info("aspisd running as device {}", identity->device_id);
   device.Run(stop);
+  {
+    const std::lock_guard lock(running_mutex);
+    running = nullptr;
+  }
   if (reboot_asked) {
     log::Info("aspisd stopping for a reboot");
     return DaemonExit::kReboot;

@@ -188,6 +188,11 @@ Json Device::Handle(const Json& request) {
                         "\" (status, attest, app-list, app-show-status, app-start, app-stop)"}};
 }
 
+std::string Device::Tenant() {
+  const std::lock_guard lock(waiter_.mutex());
+  return status_.tenant;
+}
+
 void Device::Report(std::string_view type, std::string_view event_class, std::string description) {
   if (errors_ != nullptr) {
     errors_->Add(type, event_class, std::move(description), UnixSeconds(clock_.Now()));
@@ -204,7 +209,9 @@ Json Device::HandleApps(const std::string& command, const Json& request) {
                 {"memory_bytes", s.memory_bytes},
                 {"memory_peak_bytes", s.memory_peak},
                 {"restarts", s.restarts},
-                {"last_exit", s.last_exit}};
+                {"last_exit", s.last_exit},
+                {"storage_bytes", s.storage_bytes},
+                {"storage_limit", s.storage_limit}};
   };
   if (command == wire::admin::kAppList) {
     Json list = Json::array();
@@ -216,7 +223,7 @@ Json Device::HandleApps(const std::string& command, const Json& request) {
     if (auto ok = app_manager_->Start(component); !ok) return {{"error", ok.error().message()}};
   } else if (command == wire::admin::kAppStop) {
     app_manager_->Stop(component);
-  } else if (command != wire::admin::kAppStatus) {
+  } else if (command != wire::admin::kAppStatus && command != wire::admin::kAppQuota) {
     return {{"error", "unknown command \"" + command + "\""}};
   }
   const auto status = app_manager_->Status(component);

@@ -76,6 +76,8 @@ class Device {
 
   // The tenant's publishers this device trusts; read by the loop's thread only.
   const update::PublisherTrust& trust() const { return trust_; }
+  // The tenant of the last trusted attestation; empty before one. Thread-safe.
+  std::string Tenant();
 
  private:
   // What the admin socket reports; guarded by waiter_'s mutex.

@@ -315,6 +315,7 @@ Expected<void> AppAgent::Enter(const std::string& component) {
       if (auto ok = Persist(records); !ok) return ok;
       records_ = std::move(records);
       log::Info("app {} removed: no longer deployed", component);
+      if (parts_.removed) parts_.removed(component);
       return {};
     }
   }

@@ -110,6 +110,8 @@ struct AppAgentParts {
   // Called once a component settles after a change (committed or reverted): the app manager
   // starts what `current` now names.
   std::function<void(const std::string& component)> settled;
+  // Called once a component was removed from the device: its mutable storage goes with it.
+  std::function<void(const std::string& component)> removed;
 };
 
 // Not thread-safe: the daemon's loop drives it. Each method persists before it acts and returns

@@ -577,6 +577,9 @@ void Sandbox::AnswerNotifications() {
       denials_({"syscall", SyscallName(request->data.arch, request->data.nr)});
     }
   }
+  if (suppressed > 0 && denials_) {
+    denials_({"syscall", fmt::format("{} more denials within a second", suppressed)});
+  }
   seccomp_notify_free(request, response);
 }
 

@@ -1,0 +1,267 @@
+// The cost of the app sandbox, each figure beside the same thing done without it in the same
+// run (the hostile test app, tests/apps/hostile_app.c, is the app):
+//  - start: from Sandbox::Start until the app says it is running, beside fork + exec of the same
+//    program until it says so (what restarting an app costs, less the restart delay);
+//  - connect: one TCP connect and close to 127.0.0.1 mediated by aspisd (socket and connect go
+//    through the seccomp listener and aspisd performs them), beside the same loop run directly;
+//  - memory: what the sandbox adds per app (the init's proportional set size, and the cgroup's
+//    charge), printed beside the app's own resident size run plainly.
+// Needs root and the memory and pids cgroup controllers:
+//   build/release/bench/app_bench
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "device/apps/sandbox/cgroup.hpp"
+#include "device/apps/sandbox/sandbox.hpp"
+#include "device/apps/sandbox/seccomp_policy.hpp"
+#include "limit_reporter.hpp"
+#include "support/temp_dir.hpp"
+
+namespace {
+
+using namespace aspis;
+using namespace aspis::device::apps::sandbox;
+namespace fs = std::filesystem;
+
+constexpr char kComponent[] = "6f1c2b1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b";
+constexpr int kConnects = 2000;
+
+struct Fixture {
+  testing::TempDir dir;
+  CgroupLayout layout;
+  SeccompProgram filter;
+  fs::path image;
+  int runs = 0;
+
+  Fixture() {
+    layout = *CgroupLayout::Find("/sys/fs/cgroup", "/proc/self/cgroup",
+                                 "aspis-bench-" + std::to_string(::getpid()));
+    filter = *BuildAppFilter();
+    image = dir / "image";
+    fs::create_directories(image / "bin");
+    fs::copy_file(ASPIS_HOSTILE_APP, image / "bin" / "app");
+  }
+  ~Fixture() {
+    for (const auto& parent : {layout.unified, layout.memory, layout.pids}) {
+      if (!parent.empty()) ::rmdir(parent.c_str());
+    }
+  }
+
+  SandboxSpec Spec(std::vector<std::string> args, int output, package::AppCapabilities grants) {
+    SandboxSpec spec;
+    spec.name = "bench";
+    spec.component_id = kComponent;
+    spec.image = image;
+    spec.entry_point = "/bin/app";
+    spec.args = std::move(args);
+    spec.run_dir = dir / ("run-" + std::to_string(++runs));
+    spec.uid = spec.gid = 7340200;
+    spec.output = output;
+    spec.network = std::make_shared<AppNetwork>(grants, [](const Denial&) {});
+    return spec;
+  }
+};
+
+Fixture& Shared() {
+  static Fixture fixture;
+  return fixture;
+}
+
+std::string ReadLine(int fd) {
+  std::string line;
+  char c = 0;
+  while (::read(fd, &c, 1) == 1 && c != '\n') line += c;
+  return line;
+}
+
+struct Pipe {
+  Fd read{-1};
+  Fd write{-1};
+  Pipe() {
+    std::array<int, 2> fds{};
+    if (::pipe2(fds.data(), O_CLOEXEC) == 0) {
+      read = Fd(fds[0]);
+      write = Fd(fds[1]);
+    }
+  }
+};
+
+// Runs the app plainly: fork + exec, its output on `out`.
+pid_t Spawn(const std::vector<std::string>& args, int out) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out, 1);
+    std::vector<char*> argv;
+    std::string program = ASPIS_HOSTILE_APP;
+    argv.push_back(program.data());
+    std::vector<std::string> copies = args;
+    for (auto& arg : copies) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(program.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+void SandboxStart(benchmark::State& state) {
+  Fixture& f = Shared();
+  for (auto _ : state) {
+    Pipe pipe;
+    auto cgroup = AppCgroup::Create(f.layout, "bench", {});
+    auto sandbox = Sandbox::Start(f.Spec({"sleep"}, pipe.write.get(), {}), f.filter, *cgroup, {});
+    pipe.write = Fd(-1);
+    if (!sandbox || ReadLine(pipe.read.get()) != "sleeping") {
+      state.SkipWithError("the sandbox did not start");
+      return;
+    }
+    state.PauseTiming();
+    (*sandbox)->Stop(std::chrono::milliseconds(0));
+    state.ResumeTiming();
+  }
+}
+
+void PlainStart(benchmark::State& state) {
+  for (auto _ : state) {
+    Pipe pipe;
+    const pid_t pid = Spawn({"sleep"}, pipe.write.get());
+    pipe.write = Fd(-1);
+    if (ReadLine(pipe.read.get()) != "sleeping") state.SkipWithError("the app did not start");
+    state.PauseTiming();
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    state.ResumeTiming();
+  }
+}
+
+// A listener that accepts and closes, for the connect loops.
+struct Listener {
+  Fd socket{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  int port = 0;
+  std::jthread thread;
+  Listener() {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    socklen_t size = sizeof(address);
+    ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&address), &size);
+    port = ntohs(address.sin_port);
+    ::listen(socket.get(), 4096);
+    thread = std::jthread([this](const std::stop_token& stop) {
+      while (!stop.stop_requested()) {
+        const int client = ::accept4(socket.get(), nullptr, nullptr, SOCK_CLOEXEC);
+        if (client < 0) return;
+        ::close(client);
+      }
+    });
+  }
+  ~Listener() {
+    thread.request_stop();
+    ::shutdown(socket.get(), SHUT_RDWR);
+  }
+};
+
+// Runs the app's connect loop; sets the iteration time to its own measurement per connect.
+void ConnectLoop(benchmark::State& state, bool sandboxed) {
+  Fixture& f = Shared();
+  Listener listener;
+  const std::vector<std::string> args = {"connect-loop", "127.0.0.1", std::to_string(listener.port),
+                                         std::to_string(kConnects)};
+  package::AppCapabilities grants;
+  grants.allowed_connections = {"127.0.0.1"};
+  for (auto _ : state) {
+    Pipe pipe;
+    std::string line;
+    if (sandboxed) {
+      auto cgroup = AppCgroup::Create(f.layout, "bench", {});
+      auto sandbox = Sandbox::Start(f.Spec(args, pipe.write.get(), grants), f.filter, *cgroup, {});
+      pipe.write = Fd(-1);
+      line = ReadLine(pipe.read.get());
+      if (sandbox) (*sandbox)->Wait(std::chrono::milliseconds(-1));
+    } else {
+      const pid_t pid = Spawn(args, pipe.write.get());
+      pipe.write = Fd(-1);
+      line = ReadLine(pipe.read.get());
+      ::waitpid(pid, nullptr, 0);
+    }
+    const double ns = std::atof(line.c_str());
+    if (ns <= 0) {
+      state.SkipWithError(("the connect loop failed: " + line).c_str());
+      return;
+    }
+    state.SetIterationTime(ns / 1e9 / kConnects);
+  }
+}
+
+void MediatedConnect(benchmark::State& state) { ConnectLoop(state, true); }
+void PlainConnect(benchmark::State& state) { ConnectLoop(state, false); }
+
+std::uint64_t StatusKib(pid_t pid, const std::string& file, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with(key)) {
+      std::istringstream fields(line.substr(key.size()));
+      std::uint64_t kib = 0;
+      fields >> kib;
+      return kib;
+    }
+  }
+  return 0;
+}
+
+// Not timed: what one sandboxed app costs in memory, beside the app itself run plainly.
+void PrintMemory() {
+  Fixture& f = Shared();
+  Pipe pipe;
+  auto cgroup = AppCgroup::Create(f.layout, "bench-memory", {});
+  auto sandbox = Sandbox::Start(f.Spec({"sleep"}, pipe.write.get(), {}), f.filter, *cgroup, {});
+  pipe.write = Fd(-1);
+  if (!sandbox || ReadLine(pipe.read.get()) != "sleeping") return;
+  const std::uint64_t init_pss = StatusKib((*sandbox)->pid(), "smaps_rollup", "Pss:");
+  const std::uint64_t charged = cgroup->Usage().value_or(CgroupUsage{}).memory_bytes >> 10;
+  (*sandbox)->Stop(std::chrono::milliseconds(0));
+  Pipe plain_pipe;
+  const pid_t pid = Spawn({"sleep"}, plain_pipe.write.get());
+  plain_pipe.write = Fd(-1);
+  ReadLine(plain_pipe.read.get());
+  const std::uint64_t plain_rss = StatusKib(pid, "status", "VmRSS:");
+  const std::uint64_t plain_pss = StatusKib(pid, "smaps_rollup", "Pss:");
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  std::printf(
+      "\nmemory per app: sandbox init PSS %llu KiB, cgroup charge (app, init, tmpfs, "
+      "kernel) %llu KiB; the app run plainly: RSS %llu KiB, PSS %llu KiB\n",
+      static_cast<unsigned long long>(init_pss), static_cast<unsigned long long>(charged),
+      static_cast<unsigned long long>(plain_rss), static_cast<unsigned long long>(plain_pss));
+}
+
+}  // namespace
+
+BENCHMARK(SandboxStart)->Unit(benchmark::kMillisecond)->MinTime(2);
+BENCHMARK(PlainStart)->Unit(benchmark::kMillisecond)->MinTime(2);
+BENCHMARK(MediatedConnect)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
+BENCHMARK(PlainConnect)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  aspis::bench::LimitReporter reporter(
+      {{"SandboxStart", "PlainStart"}, {"MediatedConnect", "PlainConnect"}});
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  PrintMemory();
+  benchmark::Shutdown();
+  return 0;
+}

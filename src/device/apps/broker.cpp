@@ -1,0 +1,154 @@
+#include "device/apps/broker.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+#include "core/json.hpp"
+#include "core/text.hpp"
+#include "device/apps/errors.hpp"
+
+namespace aspis::device::apps {
+
+namespace {
+
+using json::Json;
+
+constexpr std::size_t kMaxRequest = 1024;
+
+struct Answer {
+  int error = 0;  // errno; 0: ok
+  std::string message;
+  std::vector<Fd> descriptors;
+};
+
+Answer Refuse(int error, std::string message) { return {error, std::move(message), {}}; }
+
+void Send(int socket, const Answer& answer) {
+  const Json reply =
+      answer.error == 0
+          ? Json{{"ok", true}}
+          : Json{{"error",
+                  strerrorname_np(answer.error) != nullptr ? strerrorname_np(answer.error) : "EIO"},
+                 {"errno", answer.error},
+                 {"message", answer.message}};
+  const std::string text = reply.dump();
+  iovec data{const_cast<char*>(text.data()), text.size()};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  std::vector<char> control;
+  if (!answer.descriptors.empty()) {
+    control.resize(CMSG_SPACE(sizeof(int) * answer.descriptors.size()));
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int) * answer.descriptors.size());
+    for (std::size_t i = 0; i < answer.descriptors.size(); ++i) {
+      const int fd = answer.descriptors[i].get();
+      std::memcpy(CMSG_DATA(header) + i * sizeof(int), &fd, sizeof(int));
+    }
+  }
+  (void)::sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+Answer OpenStorage(const BrokerGrants& g, bool empty) {
+  if (!g.storage_kb) return Refuse(EACCES, "the app manifest grants no MutableStorage");
+  std::error_code ec;
+  std::filesystem::create_directories(g.storage_file.parent_path(), ec);
+  Fd file(::open(g.storage_file.c_str(),
+                 O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (empty ? O_TRUNC : 0), 0600));
+  if (file.get() < 0) return Refuse(EIO, "cannot open the mutable storage");
+  // A storage that an update made smaller is cut to its new size.
+  struct stat st {};
+  const auto limit = static_cast<off_t>(*g.storage_kb) * 1024;
+  if (::fstat(file.get(), &st) == 0 && st.st_size > limit) {
+    if (::ftruncate(file.get(), limit) != 0) return Refuse(EIO, "cannot cut the storage");
+  }
+  Answer answer;
+  if (!empty) answer.descriptors.push_back(std::move(file));
+  return answer;
+}
+
+Answer OpenDeviceAuth(const BrokerGrants& g) {
+  if (g.device_authentication.empty()) {
+    return Refuse(EACCES, "the app manifest grants no DeviceAuthentication");
+  }
+  const std::string tenant = g.tenant ? g.tenant() : "";
+  if (tenant.empty()) return Refuse(EAGAIN, "the device has not attested yet");
+  if (tenant != g.device_authentication) {
+    return Refuse(EACCES, "DeviceAuthentication names another tenant than the device's");
+  }
+  Fd certificate(::open(g.app_certificate.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  Fd key(::open(g.app_key.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (certificate.get() < 0 || key.get() < 0) {
+    return Refuse(EAGAIN, "the device holds no app certificate yet");
+  }
+  Answer answer;
+  answer.descriptors.push_back(std::move(certificate));
+  answer.descriptors.push_back(std::move(key));
+  return answer;
+}
+
+}  // namespace
+
+Expected<Broker> Broker::Create(BrokerGrants grants, sandbox::DenialSink denials) {
+  std::array<int, 2> pair{};
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()) != 0) {
+    return Fail(AppsErrc::kSandbox,
+                "cannot make the broker socket: " + std::generic_category().message(errno));
+  }
+  return Broker(std::move(grants), std::move(denials), Fd(pair[0]), Fd(pair[1]));
+}
+
+bool Broker::Serve() {
+  std::array<char, kMaxRequest> buffer{};
+  const ssize_t got = ::recv(own_end_.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+  if (got == 0) return false;
+  if (got < 0) return errno == EAGAIN || errno == EINTR;
+  const auto request =
+      json::Parse(std::string_view(buffer.data(), static_cast<std::size_t>(got)), 4);
+  std::string call;
+  if (request && request->is_object() && request->size() == 1 && request->contains("call") &&
+      (*request)["call"].is_string()) {
+    call = (*request)["call"].get<std::string>();
+  }
+  Answer answer;
+  if (call == "storage.open" || call == "storage.delete") {
+    answer = OpenStorage(grants_, call == "storage.delete");
+  } else if (call == "deviceauth.open") {
+    answer = OpenDeviceAuth(grants_);
+  } else {
+    answer = Refuse(EPERM, "not a broker call");
+  }
+  if (answer.error == EACCES || answer.error == EPERM) {
+    const std::string asked =
+        call.empty() ? text::Printable(text::Truncated(
+                           std::string_view(buffer.data(), static_cast<std::size_t>(got)), 80))
+                     : text::Printable(text::Truncated(call, 40));
+    if (denials_) denials_({"broker", asked + " (" + answer.message + ")"});
+  }
+  Send(own_end_.get(), answer);
+  return true;
+}
+
+StorageQuota QuotaOf(const BrokerGrants& grants) {
+  StorageQuota quota;
+  if (!grants.storage_kb) return quota;
+  quota.limit = std::uint64_t{*grants.storage_kb} * 1024;
+  struct stat st {};
+  if (::stat(grants.storage_file.c_str(), &st) == 0)
+    quota.used = static_cast<std::uint64_t>(st.st_size);
+  return quota;
+}
+
+}  // namespace aspis::device::apps

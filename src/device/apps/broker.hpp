@@ -1,0 +1,73 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/error.hpp"
+#include "core/fd.hpp"
+#include "device/apps/sandbox/denial.hpp"
+
+// The capability broker (DESIGN section 6): an app reaches what its manifest grants beyond the
+// network only through descriptors aspisd passes it on its broker socket (descriptor 3 in the
+// sandbox), after checking the manifest. Nothing is reachable that was not granted.
+//
+// Protocol (SOCK_SEQPACKET, one message each way): the app sends a JSON object
+// {"call": NAME}; aspisd answers {"ok": true} with the call's descriptors attached (SCM_RIGHTS),
+// or {"error": "EACCES", "errno": 13, "message": "..."}. Calls:
+//   "storage.open"    the app's mutable storage file, read-write (MutableStorage); writes past
+//                     SizeKB fail with EFBIG (the sandbox's RLIMIT_FSIZE)
+//   "storage.delete"  empties it
+//   "deviceauth.open" the app certificate (with its chain) and its key, PEM, read-only, once the
+//                     device attested (DeviceAuthentication naming the device's tenant)
+// A request naming anything else, or carrying any other field, is refused and reported.
+namespace aspis::device::apps {
+
+struct BrokerGrants {
+  std::string component_id;
+  std::optional<std::uint32_t> storage_kb;  // MutableStorage
+  std::filesystem::path storage_file;       // where the app's storage lives on the device
+  std::string device_authentication;        // the tenant DeviceAuthentication names; empty: none
+  // The device's tenant once it attested, and the app certificate and key files.
+  std::function<std::string()> tenant;
+  std::filesystem::path app_certificate;
+  std::filesystem::path app_key;
+};
+
+// Not thread-safe: the app manager's thread serves it.
+class Broker {
+ public:
+  // Errors: kSandbox when the socket pair cannot be made.
+  static Expected<Broker> Create(BrokerGrants grants, sandbox::DenialSink denials);
+
+  // The app's end, passed into the sandbox; closed here once the sandbox has it.
+  int app_end() const { return app_end_.get(); }
+  void CloseAppEnd() { app_end_ = Fd(-1); }
+  // aspisd's end: readable when a request waits, or when the app closed its end.
+  int descriptor() const { return own_end_.get(); }
+  // Answers one waiting request. Returns false once the app has closed its end.
+  bool Serve();
+
+ private:
+  Broker(BrokerGrants grants, sandbox::DenialSink denials, Fd own, Fd app)
+      : grants_(std::move(grants)),
+        denials_(std::move(denials)),
+        own_end_(std::move(own)),
+        app_end_(std::move(app)) {}
+
+  BrokerGrants grants_;
+  sandbox::DenialSink denials_;
+  Fd own_end_;
+  Fd app_end_;
+};
+
+// How full an app's storage is: bytes used and its limit (SizeKB), for `show-quota`.
+struct StorageQuota {
+  std::uint64_t used = 0;
+  std::uint64_t limit = 0;
+};
+StorageQuota QuotaOf(const BrokerGrants& grants);
+
+}  // namespace aspis::device::apps
