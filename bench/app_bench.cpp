@@ -259,7 +259,8 @@ BENCHMARK(PlainConnect)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterati
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   aspis::bench::LimitReporter reporter(
-      {{"SandboxStart", "PlainStart"}, {"MediatedConnect", "PlainConnect"}});
+      {{"SandboxStart/min_time:2.000", "PlainStart/min_time:2.000"},
+       {"MediatedConnect/iterations:5/manual_time", "PlainConnect/iterations:5/manual_time"}});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   PrintMemory();
   benchmark::Shutdown();
