@@ -10,6 +10,7 @@
 #include "core/json.hpp"
 #include "core/text.hpp"
 #include "package/errors.hpp"
+#include "package/manifest.hpp"
 
 namespace aspis::package {
 
@@ -43,17 +44,6 @@ std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
-}
-
-bool IsUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    const char c = s[i];
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    if (dash ? c != '-' : !hex) return false;
-  }
-  return true;
 }
 
 bool IsAddress(const std::string& s) {

@@ -24,17 +24,6 @@ Error Malformed(std::string_view field, std::string_view rule) {
                "package manifest field \"" + std::string(field) + "\" " + std::string(rule));
 }
 
-bool IsUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    const char c = s[i];
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    if (dash ? c != '-' : !hex) return false;
-  }
-  return true;
-}
-
 bool IsToken(std::string_view s, std::string_view extra) {
   return text::IsToken(s, extra, kMaxText);
 }
@@ -81,6 +70,17 @@ std::optional<Kind> KindFromName(std::string_view name) {
 
 std::string_view CompressionName(Compression compression) {
   return compression == Compression::kZstd ? "zstd" : "none";
+}
+
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    const char c = s[i];
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    if (dash ? c != '-' : !hex) return false;
+  }
+  return true;
 }
 
 Expected<void> Validate(const Manifest& m) {

@@ -63,6 +63,9 @@ struct Manifest {
   std::map<std::string, crypto::Digest, std::less<>> measurements;
 };
 
+// Whether `s` is a lowercase UUID (8-4-4-4-12 hex digits), as image and component IDs are.
+bool IsUuid(std::string_view s);
+
 // Checks every rule of the format (field syntax, limits, which fields each kind has).
 // Errors: kMalformed naming the field, kTooLarge.
 Expected<void> Validate(const Manifest& manifest);

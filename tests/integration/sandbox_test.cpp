@@ -176,6 +176,17 @@ class Sandbox : public ::testing::Test {
     return {sandbox ? std::move(*sandbox) : nullptr, std::move(*cgroup), output};
   }
 
+  // `run` with what the app wrote to `output` and every denial so far.
+  AppRun Finish(AppRun run, const fs::path& output) {
+    std::ifstream in(output);
+    std::stringstream text;
+    text << in.rdbuf();
+    run.output = text.str();
+    std::lock_guard lock(mutex_);
+    run.denials = denials_;
+    return run;
+  }
+
   // Starts an app that says "sleeping" once its signal handling is set, and waits for that.
   Started StartReady(SandboxSpec spec) {
     std::array<int, 2> pipe{};
@@ -203,13 +214,7 @@ class Sandbox : public ::testing::Test {
     run.exit = *started.sandbox->Wait(milliseconds(-1));
     run.usage = started.cgroup.Usage().value_or(CgroupUsage{});
     started.sandbox.reset();
-    std::ifstream in(started.output);
-    std::stringstream text;
-    text << in.rdbuf();
-    run.output = text.str();
-    std::lock_guard lock(mutex_);
-    run.denials = denials_;
-    return run;
+    return Finish(std::move(run), started.output);
   }
 
   // What an app with `capabilities` may reach, its denials joining the others.
@@ -665,13 +670,7 @@ class SandboxBroker : public Sandbox {
     }
     run.exit = *started.sandbox->Wait(milliseconds(-1));
     started.sandbox.reset();
-    std::ifstream in(started.output);
-    std::stringstream text;
-    text << in.rdbuf();
-    run.output = text.str();
-    std::lock_guard lock(mutex_);
-    run.denials = denials_;
-    return run;
+    return Finish(std::move(run), started.output);
   }
 
   BrokerGrants grants_;

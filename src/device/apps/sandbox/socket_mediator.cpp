@@ -219,15 +219,27 @@ bool WaitFor(int fd, short events, int wake, const std::function<bool()>& valid)
 
 }  // namespace
 
-long SocketMediator::Connect(const Call& call) {
-  Fd socket = call.Take(call.Arg(0));
-  if (socket.get() < 0) return Errno(EBADF);
+// connect and bind: the app's socket (aspisd's copy), the address it gave, and the family.
+struct SocketMediator::Addressed {
+  Fd socket{-1};
   sockaddr_storage address{};
   socklen_t size = 0;
-  if (!call.ReadAddress(call.Arg(1), call.Arg(2), address, size)) return Errno(EINVAL);
+  int domain = 0;
+};
+
+long SocketMediator::TakeAddressed(const Call& call, Addressed& out) const {
+  out.socket = call.Take(call.Arg(0));
+  if (out.socket.get() < 0) return Errno(EBADF);
+  if (!call.ReadAddress(call.Arg(1), call.Arg(2), out.address, out.size)) return Errno(EINVAL);
   if (!call.Valid()) return Errno(EINTR);
-  const int domain = SocketOption(socket.get(), SO_DOMAIN);
-  if (domain < 0) return Errno(ENOTSOCK);
+  out.domain = SocketOption(out.socket.get(), SO_DOMAIN);
+  return out.domain < 0 ? Errno(ENOTSOCK) : 0;
+}
+
+long SocketMediator::Connect(const Call& call) {
+  Addressed target;
+  if (const long taken = TakeAddressed(call, target); taken < 0) return taken;
+  auto& [socket, address, size, domain] = target;
   if (domain == AF_UNIX) {
     if (NamesAPath(address, size)) {
       app_->denials({"connection", "to the Unix socket " + UnixPath(address, size) +
@@ -300,14 +312,9 @@ void SocketMediator::RegisterWithResolver(int socket, bool bind_first) const {
 }
 
 long SocketMediator::Bind(const Call& call) {
-  Fd socket = call.Take(call.Arg(0));
-  if (socket.get() < 0) return Errno(EBADF);
-  sockaddr_storage address{};
-  socklen_t size = 0;
-  if (!call.ReadAddress(call.Arg(1), call.Arg(2), address, size)) return Errno(EINVAL);
-  if (!call.Valid()) return Errno(EINTR);
-  const int domain = SocketOption(socket.get(), SO_DOMAIN);
-  if (domain < 0) return Errno(ENOTSOCK);
+  Addressed target;
+  if (const long taken = TakeAddressed(call, target); taken < 0) return taken;
+  auto& [socket, address, size, domain] = target;
   if (domain == AF_UNIX) {
     if (NamesAPath(address, size)) {
       app_->denials({"listen", "on the Unix socket " + UnixPath(address, size) +

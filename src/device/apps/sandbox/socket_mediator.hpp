@@ -30,6 +30,9 @@ class SocketMediator {
 
  private:
   struct Call;
+  struct Addressed;
+  // Takes the socket and reads the address of a connect or bind: 0, or the call's -errno.
+  long TakeAddressed(const Call& call, Addressed& out) const;
   // Whether `peer` is the apps' resolver (over UDP only).
   bool IsResolver(const Peer& peer, bool datagram) const;
   // Whether the app may send to `peer`; reports the denial when not.
