@@ -286,10 +286,15 @@ struct Escape {
 class SandboxEscape : public Sandbox, public ::testing::WithParamInterface<Escape> {};
 
 TEST_P(SandboxEscape, IsDeniedAndReported) {
+  auto bystander = StartReady(Spec({"sleep"}, "bystander"));
+  ASSERT_TRUE(bystander.sandbox);
   const AppRun run = RunApp({GetParam().mode});
   EXPECT_TRUE(run.output.ends_with(std::string(GetParam().mode) + " denied EPERM\n")) << run.output;
   EXPECT_TRUE(run.Denied(GetParam().syscall)) << "no denial of " << GetParam().syscall;
   EXPECT_EQ(run.exit.Describe(), "exited with code 0");
+  // The other app runs on, and stops when asked, as before.
+  EXPECT_EQ(bystander.sandbox->Wait(milliseconds(0)), std::nullopt);
+  EXPECT_EQ(bystander.sandbox->Stop(std::chrono::seconds(10)).Describe(), "exited with code 0");
 }
 
 INSTANTIATE_TEST_SUITE_P(Attacks, SandboxEscape,
