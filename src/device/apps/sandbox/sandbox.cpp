@@ -279,6 +279,16 @@ int InitMain(void* arg) {
   if (::recv(plan.control, &go, 1, 0) != 1) FailStep(plan, 0);
   if (::unshare(CLONE_NEWCGROUP) != 0) FailStep(plan, 1);
   BuildRoot(plan);
+  // Init keeps none of aspisd's standard streams either: anything it might write (under a
+  // sanitizer, say) goes nowhere, not into aspisd's log under the app's file size limit.
+  const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) FailStep(plan, 12);
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fd != plan.control && fd != plan.output && fd != plan.broker && fd != null) {
+      ::dup2(null, fd);
+    }
+  }
+  if (null > 2) ::close(null);
   if (::sethostname(plan.hostname.data(), plan.hostname.size()) != 0) FailStep(plan, 14);
   // A session of its own: no controlling terminal, so no terminal of aspisd's to write into
   // (TIOCSTI) or to be hung up with.
