@@ -232,12 +232,16 @@ class Sandbox : public ::testing::Test {
     capabilities.allowed_connections = std::move(allowed);
     return capabilities;
   }
-  // Starts aspisd's resolver on a loopback address of this test process's own.
+  // Starts aspisd's resolver on port 53 of a loopback address no other test process holds
+  // (tests run in parallel): one derived from this process's ID, or the next free one.
   void StartResolver(AppResolver::Lookup lookup = AppResolver::SystemLookup) {
     const auto pid = static_cast<unsigned>(::getpid());
-    auto resolver = AppResolver::Start(
-        "127.83." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string((pid & 0xff) | 1), 53,
-        std::move(lookup));
+    Expected<std::unique_ptr<AppResolver>> resolver = std::unexpected(Error({}, "no address"));
+    for (unsigned attempt = 0; attempt < 256 && !resolver; ++attempt) {
+      const unsigned n = (pid + attempt * 257) & 0xffff;
+      resolver = AppResolver::Start(
+          "127.83." + std::to_string(n >> 8) + "." + std::to_string(n & 0xff), 53, lookup);
+    }
     ASSERT_TRUE(resolver) << resolver.error().message();
     resolver_ = std::move(*resolver);
   }
