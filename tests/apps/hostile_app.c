@@ -168,8 +168,8 @@ static void* ConnectInThread(void* arg) {
   return NULL;
 }
 
-// One request to aspisd's broker on descriptor 3: 0 and the descriptors it passed, or the errno
-// it answered.
+// One request to aspisd's broker on descriptor 3: 0 and the descriptors it passed (at least one
+// when `max` is above 0), or the errno it answered.
 static int BrokerCall(const char* request, int* fds, int max) {
   if (send(3, request, strlen(request), 0) < 0) return errno;
   char reply[512] = {0};
@@ -187,12 +187,43 @@ static int BrokerCall(const char* request, int* fds, int max) {
       memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)(got < max ? got : max));
     }
   }
-  return got > 0 ? 0 : EIO;
+  return got > 0 || max == 0 ? 0 : EIO;
 }
 
 static int BrokerResult(const char* mode, int error) {
   errno = error;
   return Result(mode, error == 0 ? 0 : -1);
+}
+
+// Registers for every system event and prints each as it arrives ("event <json>"); defers a
+// pending update by `minutes` when that is above 0. Ends after NoUpdateAvailable.
+static int SysEvents(int minutes) {
+  int events = -1;
+  const int error = BrokerCall(
+      "{\"call\": \"sysevent.register\", \"events\": [\"UpdateReadyForInstall\", "
+      "\"UpdateStarted\", \"NoUpdateAvailable\"]}",
+      &events, 1);
+  if (error != 0) return BrokerResult("sysevent", error);
+  printf("registered\n");
+  fflush(stdout);
+  char event[512];
+  for (ssize_t got; (got = recv(events, event, sizeof(event) - 1, 0)) > 0;) {
+    event[got] = 0;
+    printf("event %s\n", event);
+    fflush(stdout);
+    if (strstr(event, "NoUpdateAvailable") != NULL) return 0;
+    if (minutes > 0 && strstr(event, "\"Pending\"") != NULL) {
+      char request[128];
+      snprintf(request, sizeof(request),
+               "{\"call\": \"sysevent.defer\", \"event\": \"UpdateReadyForInstall\", "
+               "\"minutes\": %d}",
+               minutes);
+      int none = -1;
+      const int refused = BrokerCall(request, &none, 0);
+      BrokerResult("defer", refused);
+    }
+  }
+  return 1;
 }
 
 int main(int argc, char** argv) {
@@ -403,6 +434,7 @@ int main(int argc, char** argv) {
     int fd = -1;
     return BrokerResult(mode, BrokerCall("{\"call\": \"runtime.open\"}", &fd, 1));
   }
+  if (strcmp(mode, "sysevent") == 0) return SysEvents(atoi(arg));
   if (strcmp(mode, "connect") == 0) return Connect(arg, argv[3], SOCK_STREAM);
   if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);
   if (strcmp(mode, "listen-tcp") == 0) return Serve(arg, SOCK_STREAM);

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/file.hpp"
 #include "device/apps/sandbox/cgroup.hpp"
 #include "device/apps/sandbox/sandbox.hpp"
 #include "device/apps/sandbox/seccomp_policy.hpp"
@@ -658,6 +659,35 @@ class SandboxBroker : public Sandbox {
 
   // Runs the app with the broker on its descriptor 3, answering it until the app ends.
   AppRun RunBrokered(std::vector<std::string> args) {
+    const auto app = StartBrokered(std::move(args), false);
+    AppRun run;
+    if (!app->started.sandbox) return run;
+    app->server.join();
+    run.exit = *app->started.sandbox->Wait(milliseconds(-1));
+    app->started.sandbox.reset();
+    return Finish(std::move(run), app->started.output);
+  }
+
+  // An app whose broker is served on a thread of its own until the app ends (or the test does).
+  struct Brokered {
+    explicit Brokered(Started s) : started(std::move(s)) {}
+    Brokered(const Brokered&) = delete;
+    Brokered& operator=(const Brokered&) = delete;
+    Started started;
+    Fd stop{-1};      // written to end the serving early
+    Fd stopping{-1};  // what the server reads that from
+    std::thread server;
+    ~Brokered() {
+      if (!server.joinable()) return;
+      const char end = 0;
+      (void)::write(stop.get(), &end, 1);
+      server.join();
+    }
+  };
+
+  // Starts the app with the broker on its descriptor 3; with `lines` its output arrives on
+  // started.pipe, otherwise in started.output.
+  std::unique_ptr<Brokered> StartBrokered(std::vector<std::string> args, bool lines) {
     auto broker = Broker::Create(grants_, [this](const Denial& d) {
       std::lock_guard lock(mutex_);
       denials_.push_back(d);
@@ -666,23 +696,44 @@ class SandboxBroker : public Sandbox {
     auto spec = Spec(std::move(args));
     spec.broker = broker->app_end();
     if (grants_.storage_kb) spec.max_file_bytes = std::uint64_t{*grants_.storage_kb} * 1024;
-    auto started = Start(spec);
+    std::array<int, 2> output{};
+    std::array<int, 2> stop{};
+    EXPECT_EQ(::pipe2(output.data(), O_CLOEXEC), 0);
+    EXPECT_EQ(::pipe2(stop.data(), O_CLOEXEC), 0);
+    Fd write_end(output[1]);
+    Fd read_end(output[0]);
+    if (lines) spec.output = write_end.get();
+    auto app = std::make_unique<Brokered>(Start(spec));
+    app->stop = Fd(stop[1]);
+    app->stopping = Fd(stop[0]);
+    write_end = Fd(-1);
+    if (lines) app->started.pipe = std::move(read_end);
     broker->CloseAppEnd();
-    AppRun run;
-    if (!started.sandbox) return run;
-    for (;;) {
-      std::array<pollfd, 2> fds{
-          {{broker->descriptor(), POLLIN, 0}, {started.sandbox->exit_descriptor(), POLLIN, 0}}};
-      ::poll(fds.data(), fds.size(), -1);
-      if (fds[0].revents != 0 && broker->Serve()) continue;
-      if (fds[1].revents != 0) break;
-    }
-    run.exit = *started.sandbox->Wait(milliseconds(-1));
-    started.sandbox.reset();
-    return Finish(std::move(run), started.output);
+    if (!app->started.sandbox) return app;
+    app->server = std::thread([served = std::move(*broker), stopped = app->stopping.get(),
+                               exited = app->started.sandbox->exit_descriptor()]() mutable {
+      for (;;) {
+        std::array<pollfd, 3> fds{
+            {{served.descriptor(), POLLIN, 0}, {exited, POLLIN, 0}, {stopped, POLLIN, 0}}};
+        ::poll(fds.data(), fds.size(), -1);
+        if (fds[0].revents != 0 && served.Serve()) continue;
+        if (fds[1].revents != 0 || fds[2].revents != 0) return;
+      }
+    });
+    return app;
+  }
+
+  // Grants system events (and deferral, with `defer`) through events_.
+  void GrantEvents(bool defer) {
+    grants_.events = events_.get();
+    grants_.system_event_notifications = true;
+    grants_.software_update_deferral = defer;
   }
 
   BrokerGrants grants_;
+  SimulatedClock clock_{Clock::TimePoint(std::chrono::seconds(1'800'000'000))};
+  std::unique_ptr<SystemEvents> events_ =
+      *SystemEvents::Open(state::StateStore(file::RealFileSystem(), dir_.path()), clock_);
 };
 
 TEST_F(SandboxBroker, AnAppWritesItsMutableStorageUpToSizeKbAndNoFurther) {
@@ -733,6 +784,56 @@ TEST_F(SandboxBroker, SandboxEscapeToTheRuntimeKeyIsRefusedAndReported) {
   EXPECT_EQ(run.output, "runtime-key denied EPERM\n");
   EXPECT_TRUE(run.Has("broker", "runtime.open (not a broker call)"));
   EXPECT_EQ(RunApp({"read", "/var/lib/aspisd/runtime.key"}).output, "read denied ENOENT\n");
+}
+
+const std::vector<std::string> kUpdate = {"9b1d6a4e-4b5d-4f38-9a57-2f0f3e6c1a33"};
+
+TEST_F(SandboxBroker, AnAppWithSoftwareUpdateDeferralDefersAnUpdateItIsToldOf) {
+  GrantEvents(true);
+  const auto app = StartBrokered({"sysevent", "90"}, true);
+  ASSERT_TRUE(app->started.sandbox);
+  const int lines = app->started.pipe.get();
+  ASSERT_EQ(ReadLine(lines), "registered");
+  const auto announced = clock_.Now();
+  EXPECT_EQ(events_->Hold(kUpdate, UpdateType::kSystem), announced + kResponseWindow);
+  const std::string pending = ReadLine(lines);
+  EXPECT_NE(pending.find(R"("status":"Pending")"), std::string::npos) << pending;
+  EXPECT_NE(pending.find(R"("update_type":"System")"), std::string::npos) << pending;
+  EXPECT_NE(pending.find(R"("max_deferral_minutes":1440)"), std::string::npos) << pending;
+  EXPECT_EQ(ReadLine(lines), "defer allowed");
+  const std::string deferred = ReadLine(lines);
+  EXPECT_NE(deferred.find(R"("deferred_minutes":90)"), std::string::npos) << deferred;
+  EXPECT_EQ(events_->Hold(kUpdate, UpdateType::kSystem), announced + std::chrono::minutes(90))
+      << "the update waits";
+  events_->NothingToUpdate();
+  EXPECT_NE(ReadLine(lines).find("NoUpdateAvailable"), std::string::npos);
+  EXPECT_EQ(app->started.sandbox->Wait(milliseconds(-1))->Describe(), "exited with code 0");
+}
+
+TEST_F(SandboxBroker, SandboxEscapeByDeferringAnUpdateWithoutSoftwareUpdateDeferralIsRefused) {
+  GrantEvents(false);
+  const auto app = StartBrokered({"sysevent", "90"}, true);
+  ASSERT_TRUE(app->started.sandbox);
+  const int lines = app->started.pipe.get();
+  ASSERT_EQ(ReadLine(lines), "registered");
+  EXPECT_EQ(events_->Hold(kUpdate, UpdateType::kApp), std::nullopt)
+      << "no app that may defer: the update starts at once";
+  EXPECT_NE(ReadLine(lines).find("Pending"), std::string::npos);
+  EXPECT_EQ(ReadLine(lines), "defer denied EACCES");
+  EXPECT_NE(ReadLine(lines).find(R"("status":"Final")"), std::string::npos);
+  events_->NothingToUpdate();
+  EXPECT_NE(ReadLine(lines).find("NoUpdateAvailable"), std::string::npos);
+  EXPECT_EQ(app->started.sandbox->Wait(milliseconds(-1))->Describe(), "exited with code 0");
+  std::lock_guard lock(mutex_);
+  EXPECT_TRUE(AppRun{.denials = denials_}.Has(
+      "broker", "sysevent.defer (the app manifest grants no SoftwareUpdateDeferral)"));
+}
+
+TEST_F(SandboxBroker, AnAppWithoutSystemEventNotificationsHearsNoEventsAndIsReported) {
+  const AppRun run = RunBrokered({"sysevent"});
+  EXPECT_EQ(run.output, "sysevent denied EACCES\n");
+  EXPECT_TRUE(
+      run.Has("broker", "sysevent.register (the app manifest grants no SystemEventNotifications)"));
 }
 
 }  // namespace

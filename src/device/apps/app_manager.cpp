@@ -191,7 +191,10 @@ void AppManager::Launch(App& app) {
                 .device_authentication = m.capabilities.device_authentication,
                 .tenant = parts_.tenant,
                 .app_certificate = parts_.app_certificate,
-                .app_key = parts_.app_key};
+                .app_key = parts_.app_key,
+                .events = parts_.events,
+                .system_event_notifications = m.capabilities.system_event_notifications,
+                .software_update_deferral = m.capabilities.software_update_deferral};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;
@@ -282,6 +285,7 @@ void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
   app.sandbox.reset();
   app.cgroup.reset();
   app.broker.reset();
+  if (parts_.events != nullptr) parts_.events->Unregister(app.component_id);
   const bool planned = app.terminating;
   app.terminating = false;
   changed_.notify_all();

@@ -49,6 +49,8 @@ struct AppManagerParts {
   std::function<std::string()> tenant;
   std::filesystem::path app_certificate;
   std::filesystem::path app_key;
+  // Where apps granted SystemEventNotifications register for system events; null: none are sent.
+  SystemEvents* events = nullptr;
   // Where apps' stdout and stderr go (a descriptor aspisd keeps open, for tests); -1: each app
   // writes into a pipe of its own, which aspisd logs line by line, prefixed with the app's name
   // and at most kLogLinesPerMinute lines a minute.

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <system_error>
 #include <vector>
@@ -99,6 +101,77 @@ Answer OpenDeviceAuth(const BrokerGrants& g) {
   return answer;
 }
 
+constexpr auto kDeferrable = SysEvent::kUpdateReadyForInstall;
+
+Answer RegisterEvents(const BrokerGrants& g, const Json& request) {
+  if (!g.system_event_notifications || g.events == nullptr) {
+    return Refuse(EACCES, "the app manifest grants no SystemEventNotifications");
+  }
+  const Json& names = request.at("events");
+  if (!names.is_array() || names.empty()) return Refuse(EINVAL, "no events named");
+  std::uint32_t mask = 0;
+  for (const auto& name : names) {
+    const auto event = name.is_string() ? SysEventFromName(name.get<std::string>()) : std::nullopt;
+    if (!event) return Refuse(EINVAL, "not a system event");
+    mask |= static_cast<std::uint32_t>(*event);
+  }
+  auto socket = g.events->Register(g.component_id, mask, g.software_update_deferral);
+  if (!socket) return Refuse(EIO, socket.error().message());
+  Answer answer;
+  answer.descriptors.push_back(std::move(*socket));
+  return answer;
+}
+
+// sysevent.defer (with `minutes`) or sysevent.resume.
+Answer DeferEvent(const BrokerGrants& g, const Json& request,
+                  std::optional<std::uint32_t> minutes) {
+  if (!g.software_update_deferral || g.events == nullptr) {
+    return Refuse(EACCES, "the app manifest grants no SoftwareUpdateDeferral");
+  }
+  const Json& event = request.at("event");
+  if (!event.is_string() || SysEventFromName(event.get<std::string>()) != kDeferrable) {
+    return Refuse(EINVAL, "only UpdateReadyForInstall can be deferred");
+  }
+  if (minutes) {
+    if (auto granted = g.events->Defer(g.component_id, std::chrono::minutes(*minutes)); !granted) {
+      return Refuse(EINVAL, granted.error().message());
+    }
+  } else if (auto resumed = g.events->Resume(g.component_id); !resumed) {
+    return Refuse(EINVAL, resumed.error().message());
+  }
+  return {};
+}
+
+// Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
+bool Shaped(const Json& request, std::initializer_list<std::string_view> fields) {
+  if (request.size() != fields.size() + 1) return false;
+  return std::all_of(fields.begin(), fields.end(),
+                     [&](std::string_view f) { return request.contains(f); });
+}
+
+Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& request) {
+  if ((call == "storage.open" || call == "storage.delete") && Shaped(request, {})) {
+    return OpenStorage(g, call == "storage.delete");
+  }
+  if (call == "deviceauth.open" && Shaped(request, {})) return OpenDeviceAuth(g);
+  if (call == "sysevent.register" && Shaped(request, {"events"})) return RegisterEvents(g, request);
+  if (call == "sysevent.unregister" && Shaped(request, {})) {
+    if (g.events != nullptr) g.events->Unregister(g.component_id);
+    return {};
+  }
+  if (call == "sysevent.defer" && Shaped(request, {"event", "minutes"})) {
+    const Json& minutes = request.at("minutes");
+    if (!minutes.is_number_unsigned() || minutes.get<std::uint64_t>() > UINT32_MAX) {
+      return Refuse(EINVAL, "minutes must be a whole number");
+    }
+    return DeferEvent(g, request, minutes.get<std::uint32_t>());
+  }
+  if (call == "sysevent.resume" && Shaped(request, {"event"})) {
+    return DeferEvent(g, request, std::nullopt);
+  }
+  return Refuse(EPERM, "not a broker call");
+}
+
 }  // namespace
 
 Expected<Broker> Broker::Create(BrokerGrants grants, sandbox::DenialSink denials) {
@@ -118,18 +191,12 @@ bool Broker::Serve() {
   const auto request =
       json::Parse(std::string_view(buffer.data(), static_cast<std::size_t>(got)), 4);
   std::string call;
-  if (request && request->is_object() && request->size() == 1 && request->contains("call") &&
+  if (request && request->is_object() && request->contains("call") &&
       (*request)["call"].is_string()) {
     call = (*request)["call"].get<std::string>();
   }
-  Answer answer;
-  if (call == "storage.open" || call == "storage.delete") {
-    answer = OpenStorage(grants_, call == "storage.delete");
-  } else if (call == "deviceauth.open") {
-    answer = OpenDeviceAuth(grants_);
-  } else {
-    answer = Refuse(EPERM, "not a broker call");
-  }
+  const Answer answer =
+      call.empty() ? Refuse(EPERM, "not a broker call") : Dispatch(grants_, call, *request);
   if (answer.error == EACCES || answer.error == EPERM) {
     const std::string asked =
         call.empty() ? text::Printable(text::Truncated(

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/fd.hpp"
 #include "device/apps/sandbox/denial.hpp"
+#include "device/apps/system_events.hpp"
 
 // The capability broker (DESIGN section 6): an app reaches what its manifest grants beyond the
 // network only through descriptors aspisd passes it on its broker socket (descriptor 3 in the
@@ -22,7 +23,13 @@
 //   "storage.delete"  empties it
 //   "deviceauth.open" the app certificate (with its chain) and its key, PEM, read-only, once the
 //                     device attested (DeviceAuthentication naming the device's tenant)
-// A request naming anything else, or carrying any other field, is refused and reported.
+//   "sysevent.register" {"events": ["UpdateReadyForInstall", ...]} (SystemEventNotifications):
+//                     the descriptor system events arrive on (system_events.hpp)
+//   "sysevent.unregister"
+//   "sysevent.defer"  {"event": "UpdateReadyForInstall", "minutes": N} (SoftwareUpdateDeferral)
+//   "sysevent.resume" {"event": "UpdateReadyForInstall"} (SoftwareUpdateDeferral)
+// A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as
+// is one the manifest does not grant (EACCES); a defer or resume with no update pending is EINVAL.
 namespace aspis::device::apps {
 
 struct BrokerGrants {
@@ -34,6 +41,9 @@ struct BrokerGrants {
   std::function<std::string()> tenant;
   std::filesystem::path app_certificate;
   std::filesystem::path app_key;
+  SystemEvents* events = nullptr;  // null: the device sends no system events
+  bool system_event_notifications = false;
+  bool software_update_deferral = false;
 };
 
 // Not thread-safe: the app manager's thread serves it.

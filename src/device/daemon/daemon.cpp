@@ -144,13 +144,18 @@ namespace {
 // The app manager and the resolver its sandboxes name, when the device runs apps.
 struct AppRuntime {
   std::unique_ptr<apps::sandbox::AppResolver> resolver;
+  std::unique_ptr<apps::SystemEvents> events;
   std::unique_ptr<apps::AppManager> manager;
 };
 
-Expected<AppRuntime> StartApps(const DaemonConfig& config, reports::ErrorQueue& errors,
-                               std::function<std::string()> tenant) {
+Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
+                               reports::ErrorQueue& errors, std::function<std::string()> tenant) {
   AppRuntime runtime;
   if (!config.run_apps) return runtime;
+  auto events =
+      apps::SystemEvents::Open(state::StateStore(env.fs, config.state_dir / "update"), env.clock);
+  if (!events) return std::unexpected(events.error());
+  runtime.events = std::move(*events);
   auto cgroups =
       apps::sandbox::CgroupLayout::Find("/sys/fs/cgroup", "/proc/self/cgroup", "aspis-apps");
   if (!cgroups) return std::unexpected(cgroups.error());
@@ -169,6 +174,7 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, reports::ErrorQueue& 
        .tenant = std::move(tenant),
        .app_certificate = config.state_dir / "app" / "certificate.pem",
        .app_key = config.state_dir / "app" / "key.pem",
+       .events = runtime.events.get(),
        .output = STDERR_FILENO},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,
@@ -353,7 +359,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   if (!errors) return std::unexpected(std::move(errors.error()).WithContext("error reports"));
   Device* running = nullptr;  // set once the Device exists; apps ask it for the tenant
   std::mutex running_mutex;
-  auto app_runtime = StartApps(config, **errors, [&running, &running_mutex] {
+  auto app_runtime = StartApps(config, env, **errors, [&running, &running_mutex] {
     const std::lock_guard lock(running_mutex);
     return running != nullptr ? running->Tenant() : std::string();
   });
@@ -410,6 +416,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                  .os = os_agent ? &*os_agent : nullptr,
                  .apps = app_agent ? &*app_agent : nullptr,
                  .app_manager = manager,
+                 .system_events = app_runtime->events.get(),
                  .errors = errors->get(),
                  .reboot_asked = &reboot_asked,
                  .update_error = update_error,

@@ -83,6 +83,7 @@ Device::Device(DeviceParts parts)
       os_agent_(parts.os),
       app_agent_(parts.apps),
       app_manager_(parts.app_manager),
+      system_events_(parts.system_events),
       errors_(parts.errors),
       reboot_asked_(parts.reboot_asked),
       update_error_(std::move(parts.update_error)),
@@ -271,26 +272,86 @@ void Device::TickTrial() {
 
 // Hands each downloaded target to its update agent, and turns the statuses of the targets into
 // where their installs stand.
+// The targets that would change what runs wait while the apps defer them (system_events.hpp).
 void Device::InstallTargets(const std::vector<wire::UpdateTarget>& targets,
                             std::vector<wire::TargetStatus>& statuses) {
+  const auto status_of = [&](const wire::UpdateTarget& t) {
+    return std::find_if(statuses.begin(), statuses.end(),
+                        [&](const auto& s) { return s.image_id == t.image_id; });
+  };
+  std::vector<std::string> changing;
+  auto type = apps::UpdateType::kApp;
   for (const auto& t : targets) {
-    const auto status = std::find_if(statuses.begin(), statuses.end(),
-                                     [&](const auto& s) { return s.image_id == t.image_id; });
+    const auto status = status_of(t);
+    const auto kind = package::KindFromName(t.kind);
+    if (status == statuses.end() || !kind || status->state != wire::kDownloaded) continue;
+    if (ChangesWhatRuns(t, *kind)) {
+      changing.push_back(t.image_id);
+      if (*kind == package::Kind::kOs) type = apps::UpdateType::kSystem;
+    }
+  }
+  install_wait_.reset();
+  if (system_events_ != nullptr && !changing.empty()) {
+    install_wait_ = system_events_->Hold(changing, type);
+  }
+  for (const auto& t : targets) {
+    const auto status = status_of(t);
     const auto kind = package::KindFromName(t.kind);
     if (status == statuses.end() || !kind) continue;
+    if (install_wait_ &&
+        std::find(changing.begin(), changing.end(), t.image_id) != changing.end()) {
+      status->reason = fmt::format(
+          "waiting for the apps to allow the update (UpdateReadyForInstall) until "
+          "Unix time {}",
+          UnixSeconds(*install_wait_));
+      continue;
+    }
     const auto staged = status->state == wire::kDownloaded ? staging_.Staged(t) : std::nullopt;
     if (*kind == package::Kind::kOs && os_agent_ != nullptr) InstallOs(t, staged, *status);
     if (package::IsApp(*kind) && app_agent_ != nullptr) InstallApp(t, staged, *status);
   }
+  if (system_events_ == nullptr) return;
+  if (!changing.empty() && !install_wait_) system_events_->Started(type);
+  const bool waiting = std::any_of(statuses.begin(), statuses.end(), [](const auto& s) {
+    return s.state == wire::kDownloading || s.state == wire::kDownloaded ||
+           s.state == wire::kInstalling;
+  });
+  if (changing.empty() && !waiting) system_events_->NothingToUpdate();
+}
+
+namespace {
+
+// Whether `image` is the version whose install was last tried, and reverted.
+bool Reverted(const std::string& tried, update::Outcome outcome, const std::string& image) {
+  return tried == image && outcome == update::Outcome::kReverted;
+}
+
+}  // namespace
+
+bool Device::ChangesWhatRuns(const wire::UpdateTarget& t, package::Kind kind) const {
+  if (kind == package::Kind::kOs && os_agent_ != nullptr) {
+    const update::OsRecord& r = os_agent_->record();
+    const bool running = booted_os_ && booted_os_->image_id == t.image_id;
+    return !running && r.installed_image_id != t.image_id &&
+           !Reverted(r.target.image_id, r.outcome, t.image_id);
+  }
+  if (package::IsApp(kind) && app_agent_ != nullptr) {
+    const auto found = app_agent_->records().find(t.component_id);
+    if (found == app_agent_->records().end()) return false;
+    const update::AppRecord& r = found->second;
+    return r.step == update::AppStep::kIdle && !r.installed_image_id.empty() &&
+           r.installed_image_id != t.image_id &&
+           !Reverted(r.target.image_id, r.outcome, t.image_id);
+  }
+  return false;
 }
 
 void Device::InstallOs(const wire::UpdateTarget& t,
                        const std::optional<std::filesystem::path>& staged,
                        wire::TargetStatus& status) {
   const update::OsRecord& done = os_agent_->record();
-  const bool settled =
-      done.installed_image_id == t.image_id ||
-      (done.target.image_id == t.image_id && done.outcome == update::Outcome::kReverted);
+  const bool settled = done.installed_image_id == t.image_id ||
+                       Reverted(done.target.image_id, done.outcome, t.image_id);
   // An image installed or reverted already is not read and verified again at each check-in.
   if (staged && !settled) {
     // What the package says of itself, signed, not what the service said of it.
@@ -326,10 +387,6 @@ void Device::InstallApp(const wire::UpdateTarget& t,
   if (staged) {
     auto ok =
         app_agent_->Install({t.component_id, t.image_id, t.version, t.security_version, *staged});
-    if (!ok && ok.error() == update::UpdateErrc::kDeferred) {
-      status.reason = ok.error().message();  // downloaded; installed once the app allows it
-      return;
-    }
     if (!ok) {
       log::Warning("app {} {} not installed: {}", t.component_id, t.version, ok.error().message());
       Report(wire::kPlanned, wire::kClassApplication,
@@ -578,13 +635,16 @@ Clock::TimePoint Device::CheckInOnce(bool* refused, bool* checked_in) {
   const bool report_now = !reported_all && !reporting_;
   reporting_ = report_now;
   if (report_now) return now;
+  // An update the apps hold back is asked about again when they allow it.
+  const auto held = install_wait_.value_or(Clock::TimePoint::max());
   // Downloads that paused or were interrupted resume soon, not at the next regular check-in.
   if (downloads_pending) {
-    return now + std::min<std::chrono::seconds>(config_.check_in_interval, kDownloadResume);
+    return std::min(
+        held, now + std::min<std::chrono::seconds>(config_.check_in_interval, kDownloadResume));
   }
   const auto jitter =
       std::chrono::duration_cast<std::chrono::seconds>(config_.check_in_interval * uniform_() / 10);
-  return now + config_.check_in_interval - jitter;
+  return std::min(held, now + config_.check_in_interval - jitter);
 }
 Json Device::StatusJson() {
   const std::lock_guard lock(waiter_.mutex());

@@ -12,6 +12,7 @@
 #include "core/clock.hpp"
 #include "core/json.hpp"
 #include "device/apps/app_manager.hpp"
+#include "device/apps/system_events.hpp"
 #include "device/attest/renewal.hpp"
 #include "device/daemon/credentials.hpp"
 #include "device/daemon/daemon.hpp"
@@ -52,9 +53,11 @@ struct DeviceParts {
   update::OsAgent* os = nullptr;  // null: the OS is not updated (no bootloader)
   update::AppAgent* apps = nullptr;
   apps::AppManager* app_manager = nullptr;  // null: apps are installed but not run
-  reports::ErrorQueue* errors = nullptr;    // null: nothing is reported
-  const bool* reboot_asked = nullptr;  // set by the OS agent's reboot hook, on the loop's thread
-  std::string update_error;            // why an update agent is off, for the admin socket
+  // Told of updates, and asked whether apps defer them; null: updates start at once.
+  apps::SystemEvents* system_events = nullptr;
+  reports::ErrorQueue* errors = nullptr;  // null: nothing is reported
+  const bool* reboot_asked = nullptr;     // set by the OS agent's reboot hook, on the loop's thread
+  std::string update_error;               // why an update agent is off, for the admin socket
   // The OS the booted slot holds, as its verified header says (with a bootloader): what runs,
   // even when the bootloader fell back to a slot the update record does not name.
   std::optional<wire::InstalledImage> booted_os;
@@ -108,6 +111,9 @@ class Device {
                  wire::TargetStatus& status);
   void InstallApp(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,
                   wire::TargetStatus& status);
+  // Whether installing the staged `t` would change what runs: a new OS, or a new version of an
+  // installed app (what the apps are told of, and may defer).
+  bool ChangesWhatRuns(const wire::UpdateTarget& t, package::Kind kind) const;
   Expected<package::Manifest> StagedManifest(const std::filesystem::path& staged) const;
   bool Runs(const package::Manifest& m) const;
   std::vector<wire::InstalledImage> InstalledImages() const;
@@ -135,6 +141,10 @@ class Device {
   update::OsAgent* os_agent_;    // used by the loop's thread only
   update::AppAgent* app_agent_;  // used by the loop's thread only
   apps::AppManager* app_manager_;
+  apps::SystemEvents* system_events_;
+  // When apps let the update the last check-in held back start, at the latest (the next check-in
+  // is no later); used by the loop's thread only.
+  std::optional<Clock::TimePoint> install_wait_;
   reports::ErrorQueue* errors_;
   const bool* reboot_asked_;
   const std::string update_error_;

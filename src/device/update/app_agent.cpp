@@ -369,12 +369,6 @@ Expected<void> AppAgent::Install(const AppTarget& target) {
                 fmt::format("app security version {} is below the installed {}",
                             target.security_version, current.installed_security_version));
   }
-  if (!current.installed_image_id.empty() && parts_.defer) {
-    if (const auto later = parts_.defer(target)) {
-      return Fail(UpdateErrc::kDeferred,
-                  fmt::format("the running app deferred its update by {} s", later->count()));
-    }
-  }
   return Fire(target.component_id, AppEvent::kStaged, {}, [&](AppRecord& next) {
     next.target = target;
     next.previous_image_id = current.installed_image_id;

@@ -100,10 +100,6 @@ struct AppAgentParts {
   // it with the error's message as the reason (app_health.hpp). Without it a version stays on
   // trial until Healthy or Unhealthy is called.
   std::function<Expected<void>(const std::filesystem::path&)> health;
-  // Asked before an update of an installed app starts: the app manager passes on the running
-  // app's deferral (Azure Sphere's update deferral events); a duration postpones the install,
-  // which is asked again at the next check-in. Without it updates start at once.
-  std::function<std::optional<std::chrono::seconds>(const AppTarget&)> defer;
   // Called before a component's files change (switching, reverting or removing it): the app
   // manager stops the running app and returns once it has ended.
   std::function<void(const std::string& component)> stop;
@@ -126,9 +122,9 @@ class AppAgent {
   // Continues what a restart interrupted, for every component.
   Expected<void> Resume();
   // Installs `target` when its component is idle: refused (kRollback) below the component's
-  // installed security version; ignored when it is installed, or was reverted; postponed
-  // (kDeferred, nothing changed) when `defer` asks. Leaves the new version on trial, unless
-  // `health` judges it at once.
+  // installed security version; ignored when it is installed, or was reverted. Leaves the new
+  // version on trial, unless `health` judges it at once. (Apps' deferrals are asked before, by the
+  // device loop: apps/system_events.hpp.)
   Expected<void> Install(const AppTarget& target);
   // The app on trial came up (commit) or did not (revert, with `reason`).
   Expected<void> Healthy(const std::string& component_id);

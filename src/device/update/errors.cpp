@@ -4,9 +4,10 @@ namespace aspis::device::update {
 
 const std::error_category& UpdateCategory() {
   static constexpr const char* kMessages[] = {
-      "refused as a rollback",  "not in the state this needs",
-      "installing failed",      "the update did not come up healthy",
-      "the update is deferred",
+      "refused as a rollback",
+      "not in the state this needs",
+      "installing failed",
+      "the update did not come up healthy",
   };
   static const NamedCategory category("aspis.update", kMessages);
   return category;

@@ -11,7 +11,6 @@ enum class UpdateErrc {
   kBadState,      // asked of a slot, a boot or an agent in another state
   kInstall,       // writing or checking a slot or an app version failed
   kUnhealthy,     // the new software did not come up healthy
-  kDeferred,      // the running app asked to be updated later
 };
 
 const std::error_category& UpdateCategory();

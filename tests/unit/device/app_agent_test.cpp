@@ -43,7 +43,6 @@ class Apps : public ::testing::Test {
          .apps_dir = dir_ / "apps",
          .publishers = [this] { return package::Publishers{.apps = &publishers_}; },
          .health = std::move(health),
-         .defer = [this](const AppTarget&) { return deferral_; },
          .stop = [this](const std::string&) { lifecycle_.push_back("stop " + Running()); },
          .settled = [this](const std::string&) { lifecycle_.push_back("start " + Running()); }});
   }
@@ -113,8 +112,7 @@ class Apps : public ::testing::Test {
   state::StateStore store_{file::RealFileSystem(), dir_ / "state"};
   std::unique_ptr<rot::RootOfTrust> rot_;
   std::optional<AppAgent> agent_;
-  std::optional<std::chrono::seconds> deferral_;  // what the running app answers
-  std::vector<std::string> lifecycle_;            // what the app manager was asked, in order
+  std::vector<std::string> lifecycle_;  // what the app manager was asked, in order
 };
 
 TEST(AppAgentTable, EachStepAnswersOnlyItsListedEvents) {
@@ -370,21 +368,6 @@ TEST_F(Apps, AVersionLeftOnTrialByARestartIsJudgedWhenTheAgentResumes) {
   EXPECT_EQ(Record().outcome, Outcome::kReverted);
   EXPECT_NE(Record().reason.find("neither an ELF executable nor a script"), std::string::npos)
       << Record().reason;
-}
-
-TEST_F(Apps, AnUpdateTheRunningAppDefersWaitsUntilItAllowsIt) {
-  ASSERT_TRUE(agent_->Install(Pack("1.0", 1)));
-  ASSERT_TRUE(agent_->Healthy(kComponent));
-  deferral_ = std::chrono::minutes(10);
-  const AppTarget v2 = Pack("2.0", 2);
-  auto deferred = agent_->Install(v2);
-  ASSERT_FALSE(deferred);
-  EXPECT_EQ(deferred.error(), UpdateErrc::kDeferred);
-  EXPECT_EQ(Running(), "1.0");
-  EXPECT_EQ(Record().step, AppStep::kIdle);
-  deferral_.reset();
-  ASSERT_TRUE(agent_->Install(v2));
-  EXPECT_EQ(Running(), "2.0");
 }
 
 class AppHealth : public ::testing::Test {
