@@ -196,8 +196,9 @@ static int BrokerResult(const char* mode, int error) {
 }
 
 // Registers for every system event and prints each as it arrives ("event <json>"); defers a
-// pending update by `minutes` when that is above 0. Ends after NoUpdateAvailable.
-static int SysEvents(int minutes) {
+// pending update by `minutes` when that is above 0, and allows it again `resume_after` seconds
+// after the deferral was granted, when that is above 0. Runs until it is stopped.
+static int SysEvents(int minutes, int resume_after) {
   int events = -1;
   const int error = BrokerCall(
       "{\"call\": \"sysevent.register\", \"events\": [\"UpdateReadyForInstall\", "
@@ -211,7 +212,13 @@ static int SysEvents(int minutes) {
     event[got] = 0;
     printf("event %s\n", event);
     fflush(stdout);
-    if (strstr(event, "NoUpdateAvailable") != NULL) return 0;
+    if (resume_after > 0 && strstr(event, "\"Deferred\"") != NULL) {
+      sleep((unsigned)resume_after);
+      int none = -1;
+      BrokerResult("resume", BrokerCall("{\"call\": \"sysevent.resume\", \"event\": "
+                                        "\"UpdateReadyForInstall\"}",
+                                        &none, 0));
+    }
     if (minutes > 0 && strstr(event, "\"Pending\"") != NULL) {
       char request[128];
       snprintf(request, sizeof(request),
@@ -434,7 +441,7 @@ int main(int argc, char** argv) {
     int fd = -1;
     return BrokerResult(mode, BrokerCall("{\"call\": \"runtime.open\"}", &fd, 1));
   }
-  if (strcmp(mode, "sysevent") == 0) return SysEvents(atoi(arg));
+  if (strcmp(mode, "sysevent") == 0) return SysEvents(atoi(arg), argc > 3 ? atoi(argv[3]) : 0);
   if (strcmp(mode, "connect") == 0) return Connect(arg, argv[3], SOCK_STREAM);
   if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);
   if (strcmp(mode, "listen-tcp") == 0) return Serve(arg, SOCK_STREAM);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "e2e/platform.hpp"
 #include "support/temp_dir.hpp"
@@ -72,7 +73,8 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
   // Packs and adds version `version` of the app blink whose program is `program` (and, when
   // given, a data file); its image ID.
   std::string AddApp(const std::string& version, const std::string& program,
-                     const std::string& data = "", const std::string& cmd_args = "[]") {
+                     const std::string& data = "", const std::string& cmd_args = "[]",
+                     const std::string& capabilities = "{}") {
     const auto tree = dir_ / ("app-" + version);
     fs::create_directories(tree / "bin");
     if (!data.empty()) WriteText(tree / "data.bin", data);
@@ -82,7 +84,7 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
               R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": )"
               R"("2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b", "EntryPoint": "/bin/app", )"
               R"("CmdArgs": )" +
-                  cmd_args + R"(, "Capabilities": {}})");
+                  cmd_args + R"(, "Capabilities": )" + capabilities + "}");
     const std::string package = Path("blink-" + version + ".aspkg");
     EXPECT_EQ(Run({"image-package", "pack-application", "--package-directory", tree.string(),
                    "--destination", package, "--key", Path("publisher.key"), "--version", version}),
@@ -407,6 +409,64 @@ TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorRepo
   EXPECT_NE(shown["latest_error_report"].value("description", "").find("AppExit"),
             std::string::npos)
       << shown.dump();
+}
+
+TEST_F(DeploymentEndToEnd, AnAppThatDefersAnUpdateKeepsRunningUntilItAllowsTheUpdate) {
+  BuildRootfs("rootfs", "aspis os 25.01");
+  PublishOs("rootfs", "25.01", 1);
+  TrustPublisher();
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  const std::string group = "Coffee/Field Test";
+  const auto pid = static_cast<unsigned>(::getpid());
+  const std::string resolver =
+      "127.86." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string((pid & 0xff) | 1);
+  auto device =
+      Device("d1", group, {"--check-in-interval", "1", "--run-apps", "--app-resolver", resolver});
+  // Version 1 defers any update by an hour, and allows it 3 s after the deferral was granted.
+  const std::string v1 =
+      AddApp("1.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["sysevent", "60", "3"])",
+             R"({"SystemEventNotifications": true, "SoftwareUpdateDeferral": true})");
+  ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                    group, "--images", v1})
+                   .empty());
+  WaitForTargets(*device, 1, "installed");
+  const auto log = [&] { return ReadText(device->dir() / "aspisd.log"); };
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < deadline &&
+       log().find("\nregistered\n") == std::string::npos;
+       std::this_thread::sleep_for(100ms)) {
+  }
+  ASSERT_NE(log().find("\nregistered\n"), std::string::npos) << log();
+
+  const std::string v2 = AddApp("2.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["sleep"])");
+  ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                    group, "--images", v2})
+                   .empty());
+  device->WaitFor([&](const Json& s) {
+    for (const auto& t : s.is_object() ? s.value("targets", Json::array()) : Json::array()) {
+      if (t.value("image_id", "") == v2 && t.value("state", "") == "installed") return true;
+    }
+    return false;
+  });
+
+  // The running version heard of the update, deferred it, and the device installed it only once
+  // the app allowed it (an hour before the deferral would have run out).
+  const std::string text = log();
+  // (The app's output is aspisd's standard error here.)
+  const auto pending = text.find(R"(event {"event":"UpdateReadyForInstall",)");
+  const auto deferred = text.find("\ndefer allowed\n");
+  const auto waits = text.find("the update waits for the apps");
+  const auto resumed = text.find("\nresume allowed\n");
+  const auto installed = text.find("2.0: idle -> install");
+  ASSERT_NE(pending, std::string::npos) << text;
+  ASSERT_NE(deferred, std::string::npos) << text;
+  ASSERT_NE(waits, std::string::npos) << text;
+  ASSERT_NE(resumed, std::string::npos) << text;
+  ASSERT_NE(installed, std::string::npos) << text;
+  EXPECT_LT(pending, deferred);
+  EXPECT_LT(deferred, resumed);
+  EXPECT_LT(waits, installed);
+  EXPECT_LT(resumed, installed) << "the device did not wait for the app";
 }
 
 }  // namespace

@@ -116,21 +116,30 @@ Expected<std::chrono::minutes> SystemEvents::Defer(const std::string& component,
        Message(SysEvent::kUpdateReadyForInstall, "Deferred",
                {{"update_type", TypeName(pending_->type)}, {"deferred_minutes", granted.count()}}),
        component);
-  log::Info("app {} deferred the update by {} minutes", component, granted.count());
   return granted;
 }
 
 Expected<void> SystemEvents::Resume(const std::string& component) {
-  const std::lock_guard lock(mutex_);
-  const auto listener = listeners_.find(component);
-  if (!pending_ || listener == listeners_.end()) {
-    return Fail(AppsErrc::kNoEvent, "no update is pending for this app to resume");
+  std::function<void()> wake;
+  {
+    const std::lock_guard lock(mutex_);
+    const auto listener = listeners_.find(component);
+    if (!pending_ || listener == listeners_.end()) {
+      return Fail(AppsErrc::kNoEvent, "no update is pending for this app to resume");
+    }
+    if (!listener->second.may_defer) {
+      return Fail(AppsErrc::kNotPermitted, "the app manifest grants no SoftwareUpdateDeferral");
+    }
+    if (pending_->deferrals.erase(component) == 0) return {};
+    wake = wake_;
   }
-  if (!listener->second.may_defer) {
-    return Fail(AppsErrc::kNotPermitted, "the app manifest grants no SoftwareUpdateDeferral");
-  }
-  pending_->deferrals.erase(component);
+  if (wake) wake();
   return {};
+}
+
+void SystemEvents::OnResume(std::function<void()> wake) {
+  const std::lock_guard lock(mutex_);
+  wake_ = std::move(wake);
 }
 
 Clock::TimePoint SystemEvents::FirstReady(const std::vector<std::string>& image_ids,

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,8 +68,10 @@ class SystemEvents {
   // its deadline; returns what was granted. Errors: kNoEvent when no update is pending or the app
   // is not registered for it; kNotPermitted when its registration may not defer.
   Expected<std::chrono::minutes> Defer(const std::string& component, std::chrono::minutes minutes);
-  // Withdraws the app's deferral. Errors: as Defer's.
+  // Withdraws the app's deferral, and calls the wake set by OnResume. Errors: as Defer's.
   Expected<void> Resume(const std::string& component);
+  // What Resume calls (on the broker's thread), so the device asks Hold again soon; empty: none.
+  void OnResume(std::function<void()> wake);
 
   // For the device loop: whether the update installing `image_ids` (an OS update when `type` is
   // kSystem) may start now. nullopt: start it; the apps were told Final. Otherwise when to ask
@@ -111,6 +114,7 @@ class SystemEvents {
   std::mutex mutex_;
   std::map<std::string, Listener, std::less<>> listeners_;  // guarded by mutex_
   std::optional<Pending> pending_;                          // guarded by mutex_
+  std::function<void()> wake_;                              // guarded by mutex_
 };
 
 }  // namespace aspis::device::apps

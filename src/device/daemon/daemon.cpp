@@ -423,6 +423,14 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                  .booted_os = booted_os,
                  .booted_security_version = booted_security_version});
   publishers = &device.trust();
+  // An app that allows the update it deferred has the device go on with it.
+  struct WakeOnResume {
+    apps::SystemEvents* events;
+    ~WakeOnResume() {
+      if (events != nullptr) events->OnResume({});
+    }
+  } wake{app_runtime->events.get()};
+  if (wake.events != nullptr) wake.events->OnResume([&device] { device.CheckInSoon(); });
   {
     const std::lock_guard lock(running_mutex);
     running = &device;

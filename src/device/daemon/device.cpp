@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <utility>
 
 #include "core/log.hpp"
 #include "core/text.hpp"
@@ -22,6 +23,7 @@ using json::Json;
 
 // How soon a check-in follows one that left downloads unfinished.
 constexpr std::chrono::seconds kDownloadResume = std::chrono::seconds(5);
+constexpr std::chrono::seconds kSoonestCheckIn = std::chrono::seconds(10);
 
 // Where the install of `status`'s image stands, as an agent's record says: installed, installing,
 // reverted or failed with the reason; `status` is left alone when the record is of another image.
@@ -120,8 +122,16 @@ void Device::Run(const std::stop_token& stop) {
     if (const auto trial = os_agent_ ? os_agent_->TrialDeadline() : std::nullopt) {
       until = std::min(until, *trial);
     }
-    waiter_.WaitUntil(lock, until, [&] { return stop.stop_requested() || attest_requested_; });
+    waiter_.WaitUntil(lock, until,
+                      [&] { return stop.stop_requested() || attest_requested_ || check_in_soon_; });
     if (stop.stop_requested()) break;
+    if (check_in_soon_) {
+      // However often apps ask, the service hears from the device at most once a window.
+      check_in_soon_ = false;
+      next_check_in =
+          std::min(next_check_in, std::max(clock_.Now(), last_check_in_ + kSoonestCheckIn));
+      continue;
+    }
     const bool attest = attest_requested_ || clock_.Now() >= next;
     const bool check_in = credentials_.runtime_certificate() && clock_.Now() >= next_check_in;
     lock.unlock();
@@ -150,6 +160,7 @@ void Device::Run(const std::stop_token& stop) {
     if (credentials_.runtime_certificate() && clock_.Now() >= next_check_in && !RebootAsked()) {
       bool checked_in = false;
       next_check_in = CheckInOnce(&refused, &checked_in);
+      last_check_in_ = clock_.Now();
       // The service no longer accepts these certificates (revoked?): attest again now.
       if (refused && !attest) next = clock_.Now();
       // Healthy: this OS attested and checked in since it started.
@@ -168,6 +179,12 @@ void Device::Run(const std::stop_token& stop) {
     }
     lock.lock();
   }
+}
+
+void Device::CheckInSoon() {
+  const std::lock_guard lock(waiter_.mutex());
+  check_in_soon_ = true;
+  waiter_.NotifyAll();
 }
 
 Json Device::Handle(const Json& request) {
@@ -290,9 +307,13 @@ void Device::InstallTargets(const std::vector<wire::UpdateTarget>& targets,
       if (*kind == package::Kind::kOs) type = apps::UpdateType::kSystem;
     }
   }
-  install_wait_.reset();
+  const auto waited = std::exchange(install_wait_, std::nullopt);
   if (system_events_ != nullptr && !changing.empty()) {
     install_wait_ = system_events_->Hold(changing, type);
+    if (install_wait_ && install_wait_ != waited) {
+      log::Info("the update waits for the apps (UpdateReadyForInstall) until Unix time {}",
+                UnixSeconds(*install_wait_));
+    }
   }
   for (const auto& t : targets) {
     const auto status = status_of(t);

@@ -77,6 +77,10 @@ class Device {
   // that began after it). Thread-safe.
   json::Json Handle(const json::Json& request);
 
+  // Has the device check in again soon (within 10 s of the last check-in): an app allowed the
+  // update it deferred. Thread-safe.
+  void CheckInSoon();
+
   // The tenant's publishers this device trusts; read by the loop's thread only.
   const update::PublisherTrust& trust() const { return trust_; }
   // The tenant of the last trusted attestation; empty before one. Thread-safe.
@@ -160,8 +164,10 @@ class Device {
 
   std::condition_variable done_;
   bool attest_requested_ = false;
-  std::uint64_t requests_ = 0;  // attestations asked for on the admin socket
-  std::uint64_t served_ = 0;    // of those, how many an attempt that began after them answered
+  bool check_in_soon_ = false;      // guarded by waiter_'s mutex
+  Clock::TimePoint last_check_in_;  // used by the loop's thread only
+  std::uint64_t requests_ = 0;      // attestations asked for on the admin socket
+  std::uint64_t served_ = 0;        // of those, how many an attempt that began after them answered
   Status status_;
 };
 
