@@ -398,6 +398,8 @@ TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorRepo
   EXPECT_NE(entry.value("description", "").find(std::string("AppExit - component: ") + kBlink),
             std::string::npos);
   EXPECT_GE(entry.value("event_count", 0), 1);
+  EXPECT_NE(entry.value("description", "").find("; restarts: "), std::string::npos)
+      << "the restart count";
 
   // As a spreadsheet would take it, and in the device's own view.
   ASSERT_EQ(Run({"tenant", "download-error-report", "--tenant", tenant_, "--output", "csv"}), 0);

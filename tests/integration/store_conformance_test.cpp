@@ -425,14 +425,22 @@ TEST_P(StoreConformance, ErrorReportsAreKeptOncePerEntry14DaysAnd1000PerDevice) 
   ASSERT_TRUE(store_->ClaimDevice("t1", id, 5));
   ASSERT_TRUE(store_->ClaimDevice("t1", other, 5));
   const auto entry = [&](std::uint64_t sequence, std::int64_t count, std::int64_t at) {
-    return ErrorReport{id, sequence, "Unplanned", "Application", "AppExit - code 3", count, at,
-                       at, 0};
+    return ErrorReport{id,
+                       sequence,
+                       "Unplanned",
+                       "Application",
+                       "AppExit - code 3; restarts: " + std::to_string(count),
+                       count,
+                       at,
+                       at,
+                       0};
   };
   CheckInRecord first{"t1", id, 1000, "1", "0", "", {}};
   first.error_reports = {entry(1, 1, 900), entry(2, 1, 950)};
   first.error_reports_dropped = 3;
   ASSERT_TRUE(store_->RecordCheckIn(first));
-  // Sent again (the answer was lost) with a higher count: stored once, counted anew.
+  // Sent again (the answer was lost) with a higher count: stored once, counted and described
+  // anew.
   CheckInRecord again{"t1", id, 1100, "1", "0", "", {}};
   again.error_reports = {entry(2, 5, 1050)};
   ASSERT_TRUE(store_->RecordCheckIn(again));
@@ -441,6 +449,7 @@ TEST_P(StoreConformance, ErrorReportsAreKeptOncePerEntry14DaysAnd1000PerDevice) 
   ASSERT_EQ(reports->size(), 2U);
   EXPECT_EQ(reports->front().sequence, 2U);
   EXPECT_EQ(reports->front().count, 5);
+  EXPECT_EQ(reports->front().description, "AppExit - code 3; restarts: 5");
   EXPECT_EQ(reports->front().end, 1050);
   EXPECT_EQ(reports->front().received_at, 1100);
   EXPECT_TRUE(store_->ListErrorReports("t2", 0)->empty()) << "another tenant sees none";

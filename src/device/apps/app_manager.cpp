@@ -294,8 +294,8 @@ void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
     return;
   }
   log::Warning("app {} ({}) {}", app.name, app.component_id, app.last_exit);
-  if (report_) report_({app.component_id, app.name, "exit", app.last_exit});
   ++app.restarts;
+  if (report_) report_({app.component_id, app.name, "exit", app.last_exit, app.restarts});
   const auto now = Clock::now();
   if (now - app.started >= parts_.stable_after) app.failures_in_row = 0;
   ScheduleRestart(app, now);

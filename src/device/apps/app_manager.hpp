@@ -63,6 +63,7 @@ struct AppReport {
   std::string name;
   std::string kind;  // "exit" (the app ended), "denial"
   std::string description;
+  int restarts = 0;  // for an exit: how often the app was restarted after ending, this one included
 };
 
 struct AppStatus {

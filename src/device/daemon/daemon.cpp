@@ -180,10 +180,13 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,
                      report.description);
         const std::string what = report.kind == "exit" ? "AppExit" : "AppDenial";
-        errors.Add(wire::kUnplanned, wire::kClassApplication,
-                   what + " - component: " + report.component_id + "; name: " + report.name + "; " +
-                       report.description,
-                   UnixSeconds(std::chrono::system_clock::now()));
+        // An app's exits are one entry, counted, that tells how often it was restarted.
+        std::string event = what + " - component: " + report.component_id +
+                            "; name: " + report.name + "; " + report.description;
+        std::string restarts =
+            report.restarts > 0 ? "; restarts: " + std::to_string(report.restarts) : "";
+        errors.Add(wire::kUnplanned, wire::kClassApplication, event + restarts,
+                   UnixSeconds(std::chrono::system_clock::now()), event);
       });
   if (!manager) return std::unexpected(manager.error());
   runtime.manager = std::move(*manager);

@@ -11,8 +11,9 @@
 
 // The device's error report (DESIGN section 6): crashes, sandbox denials, update and attestation
 // failures, queued on disk until a check-in delivers them. An event identical to one still queued
-// (same type, class and description) is counted into it; a new one when the queue is full drops
-// the oldest, and the drops are counted and reported too.
+// (same type, class and merge key, by default its description) is counted into it, and its
+// description becomes the latest; a new one when the queue is full drops the oldest, and the drops
+// are counted and reported too.
 namespace aspis::device::reports {
 
 inline constexpr std::size_t kQueueCapacity = wire::kMaxErrorEvents;
@@ -27,8 +28,10 @@ class ErrorQueue {
   // added to an entry is written with the next new entry or upload, so a flood of one denial
   // costs no disk writes. A failed write is logged, never thrown: reporting must not stop the
   // device.
+  // `merge_key` tells which events are the same one when the description carries what changes
+  // from one to the next (an app's restart count); empty: the description.
   void Add(std::string_view type, std::string_view event_class, std::string description,
-           std::int64_t now);
+           std::int64_t now, std::string merge_key = {});
   // What to upload: every queued entry and the drops since the last acknowledgement.
   std::pair<std::vector<wire::ErrorEvent>, std::uint64_t> Pending();
   // The service stored what Pending returned: entries up to `sequence` and `dropped` drops go.
@@ -40,7 +43,11 @@ class ErrorQueue {
 
   std::mutex mutex_;
   state::StateStore store_;
-  std::vector<wire::ErrorEvent> events_;
+  struct Queued {
+    wire::ErrorEvent event;
+    std::string key;  // what it merges by
+  };
+  std::vector<Queued> events_;
   std::uint64_t next_sequence_ = 1;
   std::uint64_t dropped_ = 0;
   bool dirty_ = false;

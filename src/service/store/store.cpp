@@ -596,7 +596,8 @@ Expected<std::int64_t> Store::RecordCheckIn(const CheckInRecord& c) {
 }
 
 // In RecordCheckIn's transaction. An entry the device sends again (its answer was lost, or its
-// count grew) replaces the stored one; then what is past 14 days or 1,000 entries goes.
+// count and latest description changed) replaces the stored one; then what is past 14 days or 1,000
+// entries goes.
 Expected<void> Store::RecordErrorReports(const CheckInRecord& c) {
   for (const auto& e : c.error_reports) {
     if (auto ok = Discard(db_->Query(
@@ -604,7 +605,8 @@ Expected<void> Store::RecordErrorReports(const CheckInRecord& c) {
             "description, event_count, start_time, end_time, received_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
             "ON CONFLICT (tenant_id, device_id, sequence) DO UPDATE SET "
-            "event_count = excluded.event_count, end_time = excluded.end_time, "
+            "description = excluded.description, event_count = excluded.event_count, "
+            "end_time = excluded.end_time, "
             "received_at = excluded.received_at",
             {c.tenant_id, c.device_id, static_cast<std::int64_t>(e.sequence), e.type, e.event_class,
              e.description, e.count, e.start, e.end, c.at}));

@@ -33,6 +33,21 @@ TEST_F(ErrorQueueTest, ARepeatedEventIsCountedIntoOneEntryWithItsTimeSpan) {
   EXPECT_EQ(dropped, 0U);
 }
 
+TEST_F(ErrorQueueTest, AnAppsExitsAreOneEntryThatTellsTheLatestRestartCountAcrossARestart) {
+  const std::string exit = "AppExit - component: c; name: blink; exited with code 3";
+  auto queue = Open();
+  queue->Add(wire::kUnplanned, wire::kClassApplication, exit + "; restarts: 1", 100, exit);
+  queue = Open();
+  queue->Add(wire::kUnplanned, wire::kClassApplication, exit + "; restarts: 2", 101, exit);
+  queue->Add(wire::kUnplanned, wire::kClassApplication, exit + "; restarts: 3", 104, exit);
+  const auto [events, dropped] = queue->Pending();
+  ASSERT_EQ(events.size(), 1U);
+  EXPECT_EQ(events[0].description, exit + "; restarts: 3");
+  EXPECT_EQ(events[0].count, 3U);
+  EXPECT_EQ(events[0].start, 100);
+  EXPECT_EQ(events[0].end, 104);
+}
+
 TEST_F(ErrorQueueTest, AFullQueueDropsTheOldestAndCountsTheDrops) {
   auto queue = Open();
   for (std::size_t i = 0; i < kQueueCapacity + 5; ++i) {
