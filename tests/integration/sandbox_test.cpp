@@ -204,6 +204,19 @@ class Sandbox : public ::testing::Test {
     return started;
   }
 
+  // Another app that runs beside every app of the test: it must run on, and stop when asked, as
+  // before (CheckBystander).
+  void StartBystander() {
+    bystander_.emplace(StartReady(Spec({"sleep"}, "bystander")));
+    ASSERT_TRUE(bystander_->sandbox);
+  }
+  void CheckBystander() {
+    if (!bystander_ || !bystander_->sandbox) return;
+    EXPECT_EQ(bystander_->sandbox->Wait(milliseconds(0)), std::nullopt) << "the other app was hurt";
+    EXPECT_EQ(bystander_->sandbox->Stop(seconds(10)).Describe(), "exited with code 0");
+    bystander_.reset();
+  }
+
   // Runs the hostile app with `args` to its end.
   AppRun RunApp(std::vector<std::string> args, const CgroupLimits& limits = {},
                 const std::function<void(SandboxSpec&)>& adjust = {}) {
@@ -249,6 +262,7 @@ class Sandbox : public ::testing::Test {
 
   testing::TempDir dir_;
   std::unique_ptr<AppResolver> resolver_;
+  std::optional<Started> bystander_;
   fs::path image_;
   CgroupLayout layout_;
   std::mutex mutex_;
@@ -420,6 +434,11 @@ class SandboxNetwork : public Sandbox {
   void SetUp() override {
     Sandbox::SetUp();
     StartResolver([this](const std::string& name, bool v6) { return lookup_(name, v6); });
+    StartBystander();
+  }
+  void TearDown() override {
+    CheckBystander();
+    Sandbox::TearDown();
   }
   // How the device looks names up; set before the apps run.
   AppResolver::Lookup lookup_ = AppResolver::SystemLookup;
@@ -647,6 +666,7 @@ class SandboxBroker : public Sandbox {
  protected:
   void SetUp() override {
     Sandbox::SetUp();
+    StartBystander();
     grants_.component_id = kComponent;
     grants_.storage_file = dir_ / "storage" / kComponent / "mutable";
     grants_.tenant = [] { return std::string(kTenant); };
@@ -655,6 +675,10 @@ class SandboxBroker : public Sandbox {
     fs::create_directories(dir_ / "app");
     std::ofstream(grants_.app_certificate) << "-----BEGIN CERTIFICATE-----\napp\n";
     std::ofstream(grants_.app_key) << "-----BEGIN PRIVATE KEY-----\napp\n";
+  }
+  void TearDown() override {
+    CheckBystander();
+    Sandbox::TearDown();
   }
 
   // Runs the app with the broker on its descriptor 3, answering it until the app ends.
