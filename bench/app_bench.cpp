@@ -1,5 +1,9 @@
 // The cost of the app sandbox, each figure beside the same thing done without it in the same
 // run (the hostile test app, tests/apps/hostile_app.c, is the app):
+//  - install to running: the update agent verifies and unpacks the signed app package, switches
+//    `current`, and the app manager starts it in its sandbox, until the app says it runs;
+//  - restart: the running app is killed, and the app manager (restart delay 0) starts it again
+//    until it says it runs;
 //  - start: from Sandbox::Start until the app says it is running, beside fork + exec of the same
 //    program until it says so (what restarting an app costs, less the restart delay);
 //  - connect: one TCP connect and close to 127.0.0.1 mediated by aspisd (socket and connect go
@@ -24,16 +28,27 @@
 #include <string>
 #include <thread>
 
+#include "core/file.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/key.hpp"
+#include "device/apps/app_manager.hpp"
 #include "device/apps/sandbox/cgroup.hpp"
 #include "device/apps/sandbox/sandbox.hpp"
 #include "device/apps/sandbox/seccomp_policy.hpp"
+#include "device/state/state_store.hpp"
+#include "device/update/app_agent.hpp"
+#include "device/update/app_health.hpp"
 #include "limit_reporter.hpp"
+#include "package/archive.hpp"
+#include "package/package.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
 
 using namespace aspis;
 using namespace aspis::device::apps::sandbox;
+namespace apps = aspis::device::apps;
+namespace update = aspis::device::update;
 namespace fs = std::filesystem;
 
 constexpr char kComponent[] = "6f1c2b1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -146,6 +161,124 @@ void PlainStart(benchmark::State& state) {
   }
 }
 
+// The app as the update agent installs it and the app manager runs it, as aspisd does: a signed
+// package of the test app, verified and unpacked, its `current` switched, then started in its
+// sandbox; its output on `lines`.
+class Device {
+ public:
+  Device() {
+    keys_.Add(key_.Public());
+    (void)file::EnsureDirectory(dir_ / "state", 0700);
+    package_ = Pack();
+    Pipe pipe;
+    lines_ = std::move(pipe.read);
+    output_ = std::move(pipe.write);
+    Fixture& f = Shared();
+    manager_ = std::move(*apps::AppManager::Create({.apps_dir = dir_ / "apps",
+                                                    .run_dir = dir_ / "run",
+                                                    .cgroups = f.layout,
+                                                    .limits = {},
+                                                    .first_uid = 7340300,
+                                                    .restart_delay = std::chrono::milliseconds(0),
+                                                    .storage_dir = dir_ / "storage",
+                                                    .output = output_.get()},
+                                                   {}));
+    agent_.emplace(std::move(*update::AppAgent::Open(
+        {.store = store_,
+         .apps_dir = dir_ / "apps",
+         .publishers = [this] { return package::Publishers{.apps = &keys_}; },
+         .health = update::CheckAppRunsHere,
+         .stop = [this](const std::string& c) { manager_->Stop(c, false); },
+         .settled =
+             [this](const std::string& c) {
+               if (auto ok = manager_->Start(c); !ok)
+                 std::fprintf(stderr, "%s\n", ok.error().message().c_str());
+             },
+         .removed = [this](const std::string& c) { manager_->Remove(c); }})));
+  }
+
+  // Installs the app; returns once it said it runs.
+  bool Install() {
+    if (!agent_->Install({kComponent, image_, "1.0", 1, package_})) return false;
+    return ReadLine(lines_.get()) == "sleeping";
+  }
+  // Removes it (not timed); the app says it was stopped.
+  bool Remove() { return agent_->Retire({}) && ReadLine(lines_.get()) == "terminated"; }
+  // Kills the running app and returns once the manager restarted it and it said it runs.
+  bool Restart() {
+    const auto status = manager_->Status(kComponent);
+    if (!status || status->pid <= 0) return false;
+    ::kill(status->pid, SIGKILL);
+    return ReadLine(lines_.get()) == "sleeping";
+  }
+
+ private:
+  fs::path Pack() {
+    const fs::path tree = dir_ / "tree";
+    fs::create_directories(tree / "bin");
+    fs::copy_file(ASPIS_HOSTILE_APP, tree / "bin/app");
+    std::ofstream(tree / "app_manifest.json")
+        << R"({"SchemaVersion": 1, "Name": "bench", "ComponentId": ")" << kComponent
+        << R"(", "EntryPoint": "/bin/app", "CmdArgs": ["sleep"], "Capabilities": {}})";
+    auto packed = package::PackDirectory(tree, dir_ / "payload");
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.component_id = kComponent;
+    m.name = "bench";
+    m.kind = package::Kind::kApp;
+    m.version = "1.0";
+    m.security_version = 1;
+    m.payload.compression = package::Compression::kZstd;
+    m.payload.unpacked_size = packed->unpacked_size;
+    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
+    image_ = m.image_id;
+    const fs::path path = dir_ / "app.aspkg";
+    (void)package::Write(m, dir_ / "payload", std::span(&key_, 1), path);
+    return path;
+  }
+
+  testing::TempDir dir_;
+  device::state::StateStore store_{file::RealFileSystem(), dir_ / "state"};
+  crypto::PrivateKey key_ = *crypto::PrivateKey::GenerateP256();
+  crypto::dsse::TrustedKeys keys_;
+  fs::path package_;
+  std::string image_;
+  Fd lines_{-1};
+  Fd output_{-1};
+  std::unique_ptr<apps::AppManager> manager_;
+  std::optional<update::AppAgent> agent_;
+};
+
+void InstallToRunning(benchmark::State& state) {
+  Device device;
+  for (auto _ : state) {
+    if (!device.Install()) {
+      state.SkipWithError("the app was not installed and started");
+      return;
+    }
+    state.PauseTiming();
+    if (!device.Remove()) {
+      state.SkipWithError("the app was not removed");
+      return;
+    }
+    state.ResumeTiming();
+  }
+}
+
+void Restart(benchmark::State& state) {
+  Device device;
+  if (!device.Install()) {
+    state.SkipWithError("the app was not installed and started");
+    return;
+  }
+  for (auto _ : state) {
+    if (!device.Restart()) {
+      state.SkipWithError("the app was not restarted");
+      return;
+    }
+  }
+}
+
 // A listener that accepts and closes, for the connect loops.
 struct Listener {
   Fd socket{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
@@ -251,6 +384,8 @@ void PrintMemory() {
 
 }  // namespace
 
+BENCHMARK(InstallToRunning)->Unit(benchmark::kMillisecond)->MinTime(2);
+BENCHMARK(Restart)->Unit(benchmark::kMillisecond)->MinTime(2);
 BENCHMARK(SandboxStart)->Unit(benchmark::kMillisecond)->MinTime(2);
 BENCHMARK(PlainStart)->Unit(benchmark::kMillisecond)->MinTime(2);
 BENCHMARK(MediatedConnect)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
@@ -259,7 +394,9 @@ BENCHMARK(PlainConnect)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterati
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   aspis::bench::LimitReporter reporter(
-      {{"SandboxStart/min_time:2.000", "PlainStart/min_time:2.000"},
+      {{"InstallToRunning/min_time:2.000", "PlainStart/min_time:2.000"},
+       {"Restart/min_time:2.000", "PlainStart/min_time:2.000"},
+       {"SandboxStart/min_time:2.000", "PlainStart/min_time:2.000"},
        {"MediatedConnect/iterations:5/manual_time", "PlainConnect/iterations:5/manual_time"}});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   PrintMemory();
