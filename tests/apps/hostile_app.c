@@ -441,6 +441,18 @@ int main(int argc, char** argv) {
     int fd = -1;
     return BrokerResult(mode, BrokerCall("{\"call\": \"runtime.open\"}", &fd, 1));
   }
+  if (strcmp(mode, "broker-flood") == 0) {
+    // `arg` requests aspisd does not know, each with a name of its own.
+    int refused = 0;
+    for (int i = 0; i < atoi(arg); ++i) {
+      char request[64];
+      snprintf(request, sizeof(request), "{\"call\": \"flood.%d\"}", i);
+      int none = -1;
+      refused += BrokerCall(request, &none, 0) == EPERM;
+    }
+    printf("broker-flood refused %d\n", refused);
+    return 0;
+  }
   if (strcmp(mode, "sysevent") == 0) return SysEvents(atoi(arg), argc > 3 ? atoi(argv[3]) : 0);
   if (strcmp(mode, "connect") == 0) return Connect(arg, argv[3], SOCK_STREAM);
   if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);

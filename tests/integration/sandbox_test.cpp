@@ -802,11 +802,24 @@ TEST_F(SandboxBroker, OnlyAnAppWithDeviceAuthenticationForTheDevicesTenantGetsTh
                       "DeviceAuthentication)"));
 }
 
+TEST_F(SandboxBroker, ABrokerFloodIsRefusedAndReportedAtMost100ASecondWithoutTheAppsText) {
+  const AppRun run = RunBrokered({"broker-flood", "3000"});
+  EXPECT_EQ(run.output, "broker-flood refused 3000\n");
+  std::size_t reported = 0;
+  for (const auto& d : run.denials) {
+    if (d.what != "broker") continue;
+    EXPECT_EQ(d.detail.find("flood."), std::string::npos) << d.detail;
+    reported += d.detail == "unknown call (not a broker call)";
+  }
+  EXPECT_GE(reported, 1U);
+  EXPECT_LT(reported, 1500U) << "each refusal reported";
+}
+
 TEST_F(SandboxBroker, SandboxEscapeToTheRuntimeKeyIsRefusedAndReported) {
   grants_.device_authentication = kTenant;
   const AppRun run = RunBrokered({"runtime-key"});
   EXPECT_EQ(run.output, "runtime-key denied EPERM\n");
-  EXPECT_TRUE(run.Has("broker", "runtime.open (not a broker call)"));
+  EXPECT_TRUE(run.Has("broker", "unknown call (not a broker call)"));
   EXPECT_EQ(RunApp({"read", "/var/lib/aspisd/runtime.key"}).output, "read denied ENOENT\n");
 }
 

@@ -25,6 +25,10 @@ using json::Json;
 
 constexpr std::size_t kMaxRequest = 1024;
 
+constexpr std::array<std::string_view, 7> kCalls = {
+    "storage.open",        "storage.delete", "deviceauth.open", "sysevent.register",
+    "sysevent.unregister", "sysevent.defer", "sysevent.resume"};
+
 struct Answer {
   int error = 0;  // errno; 0: ok
   std::string message;
@@ -197,15 +201,30 @@ bool Broker::Serve() {
   }
   const Answer answer =
       call.empty() ? Refuse(EPERM, "not a broker call") : Dispatch(grants_, call, *request);
-  if (answer.error == EACCES || answer.error == EPERM) {
-    const std::string asked =
-        call.empty() ? text::Printable(text::Truncated(
-                           std::string_view(buffer.data(), static_cast<std::size_t>(got)), 80))
-                     : text::Printable(text::Truncated(call, 40));
-    if (denials_) denials_({"broker", asked + " (" + answer.message + ")"});
-  }
+  if ((answer.error == EACCES || answer.error == EPERM) && denials_) Report(call, answer.message);
   Send(own_end_.get(), answer);
   return true;
+}
+
+void Broker::Report(const std::string& call, const std::string& why) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - window_ >= std::chrono::seconds(1)) {
+    if (unreported_ > 0) {
+      denials_({"broker", "more refusals than " + std::to_string(kReportsPerSecond) +
+                              " a second, not each reported"});
+    }
+    window_ = now;
+    reported_ = 0;
+    unreported_ = 0;
+  }
+  if (reported_ >= kReportsPerSecond) {
+    ++unreported_;
+    return;
+  }
+  ++reported_;
+  // Named only when it is a call aspisd knows: what the app wrote is not reported.
+  const bool known = std::find(kCalls.begin(), kCalls.end(), call) != kCalls.end();
+  denials_({"broker", (known ? call : std::string("unknown call")) + " (" + why + ")"});
 }
 
 StorageQuota QuotaOf(const BrokerGrants& grants) {

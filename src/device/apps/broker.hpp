@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -29,7 +30,8 @@
 //   "sysevent.defer"  {"event": "UpdateReadyForInstall", "minutes": N} (SoftwareUpdateDeferral)
 //   "sysevent.resume" {"event": "UpdateReadyForInstall"} (SoftwareUpdateDeferral)
 // A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as
-// is one the manifest does not grant (EACCES); a defer or resume with no update pending is EINVAL.
+// is one the manifest does not grant (EACCES), at most kReportsPerSecond a second; a defer or
+// resume with no update pending is EINVAL.
 namespace aspis::device::apps {
 
 struct BrokerGrants {
@@ -46,6 +48,8 @@ struct BrokerGrants {
   bool software_update_deferral = false;
 };
 
+inline constexpr int kReportsPerSecond = 100;
+
 // Not thread-safe: the app manager's thread serves it.
 class Broker {
  public:
@@ -61,6 +65,9 @@ class Broker {
   bool Serve();
 
  private:
+  // Reports a refusal: at most kReportsPerSecond a second, then one report that more came.
+  void Report(const std::string& call, const std::string& why);
+
   Broker(BrokerGrants grants, sandbox::DenialSink denials, Fd own, Fd app)
       : grants_(std::move(grants)),
         denials_(std::move(denials)),
@@ -71,6 +78,9 @@ class Broker {
   sandbox::DenialSink denials_;
   Fd own_end_;
   Fd app_end_;
+  std::chrono::steady_clock::time_point window_;
+  int reported_ = 0;
+  std::uint64_t unreported_ = 0;
 };
 
 // How full an app's storage is: bytes used and its limit (SizeKB), for `show-quota`.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <stdexcept>
 #include <system_error>
 
 #include "core/json.hpp"
@@ -53,15 +54,20 @@ Expected<std::unique_ptr<SystemEvents>> SystemEvents::Open(state::StateStore sto
                                                            const Clock& clock,
                                                            std::chrono::seconds response_window) {
   auto record = store.Get(kRecord);
-  if (!record) return std::unexpected(record.error());
+  if (!record && record.error() != CoreErrc::kCorrupt) return std::unexpected(record.error());
   std::unique_ptr<SystemEvents> events(new SystemEvents(std::move(store), clock, response_window));
-  if (!*record) return events;
+  if (record && !*record) return events;
   try {
+    if (!record) throw std::runtime_error(record.error().message());
     for (const auto& [image, since] : (**record).at("first_ready").items()) {
       events->first_ready_[image] = since.get<std::int64_t>();
     }
   } catch (const std::exception&) {
-    return Fail(CoreErrc::kCorrupt, "the update deferral record is damaged");
+    // Not knowing how long updates waited, none waits any longer: deferral never stops updates.
+    log::Error("the update deferral record is damaged: updates held back start now");
+    events->first_ready_.clear();
+    events->lost_ = true;
+    if (auto ok = events->store_.Erase(kRecord); !ok) return std::unexpected(ok.error());
   }
   return events;
 }
@@ -90,8 +96,15 @@ Expected<Fd> SystemEvents::Register(const std::string& component, std::uint32_t 
 }
 
 void SystemEvents::Unregister(const std::string& component) {
-  const std::lock_guard lock(mutex_);
-  listeners_.erase(component);
+  std::function<void()> wake;
+  {
+    const std::lock_guard lock(mutex_);
+    listeners_.erase(component);
+    // An app that ended or left holds nothing back.
+    if (!pending_ || pending_->deferrals.erase(component) == 0) return;
+    wake = wake_;
+  }
+  if (wake) wake();
 }
 
 Expected<std::chrono::minutes> SystemEvents::Defer(const std::string& component,
@@ -144,11 +157,19 @@ void SystemEvents::OnResume(std::function<void()> wake) {
 
 Clock::TimePoint SystemEvents::FirstReady(const std::vector<std::string>& image_ids,
                                           Clock::TimePoint now) {
+  // Past its deadline: an update whose wait is unknown (a damaged record), or began "later than
+  // now" (the clock was set back), so that no clock change grants a new 24 hours.
+  const std::int64_t expired = UnixSeconds(now - kMaxDeferral);
   std::map<std::string, std::int64_t, std::less<>> kept;
   for (const auto& id : image_ids) {
     const auto found = first_ready_.find(id);
-    kept[id] = found != first_ready_.end() ? found->second : UnixSeconds(now);
+    if (found == first_ready_.end()) {
+      kept[id] = lost_ ? expired : UnixSeconds(now);
+    } else {
+      kept[id] = found->second > UnixSeconds(now) ? expired : found->second;
+    }
   }
+  lost_ = false;
   if (kept != first_ready_) {
     first_ready_ = std::move(kept);
     Json ready = Json::object();

@@ -54,7 +54,8 @@ inline constexpr std::chrono::seconds kResponseWindow{10};
 // Thread-safe: the app manager's thread serves the broker's calls while the device loop asks.
 class SystemEvents {
  public:
-  // When updates were first ready is kept in `store` (record "update-deferral"). Errors: kCorrupt.
+  // When updates were first ready is kept in `store` (record "update-deferral"); a damaged record
+  // is logged, and what was held starts at once. Errors: kIo.
   static Expected<std::unique_ptr<SystemEvents>> Open(
       state::StateStore store, const Clock& clock,
       std::chrono::seconds response_window = kResponseWindow);
@@ -63,6 +64,7 @@ class SystemEvents {
   // for `events` (a mask of SysEvent), replacing its earlier registration, and returns the app's
   // end of the socket the events arrive on. Errors: kSandbox (no socket).
   Expected<Fd> Register(const std::string& component, std::uint32_t events, bool may_defer);
+  // Ends the registration and withdraws the app's deferral (an app that ended holds nothing).
   void Unregister(const std::string& component);
   // Defers the update announced as Pending by `minutes` from now (at least 1), to no later than
   // its deadline; returns what was granted. Errors: kNoEvent when no update is pending or the app
@@ -111,6 +113,7 @@ class SystemEvents {
   const Clock& clock_;
   const std::chrono::seconds window_;
   std::map<std::string, std::int64_t, std::less<>> first_ready_;  // by image ID, Unix seconds
+  bool lost_ = false;  // the record was damaged: what is held now is past its deadline
   std::mutex mutex_;
   std::map<std::string, Listener, std::less<>> listeners_;  // guarded by mutex_
   std::optional<Pending> pending_;                          // guarded by mutex_

@@ -433,7 +433,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
       if (events != nullptr) events->OnResume({});
     }
   } wake{app_runtime->events.get()};
-  if (wake.events != nullptr) wake.events->OnResume([&device] { device.CheckInSoon(); });
+  if (wake.events != nullptr) wake.events->OnResume([&device] { device.ReconsiderHeldUpdate(); });
   {
     const std::lock_guard lock(running_mutex);
     running = &device;

@@ -23,7 +23,6 @@ using json::Json;
 
 // How soon a check-in follows one that left downloads unfinished.
 constexpr std::chrono::seconds kDownloadResume = std::chrono::seconds(5);
-constexpr std::chrono::seconds kSoonestCheckIn = std::chrono::seconds(10);
 
 // Where the install of `status`'s image stands, as an agent's record says: installed, installing,
 // reverted or failed with the reason; `status` is left alone when the record is of another image.
@@ -122,20 +121,19 @@ void Device::Run(const std::stop_token& stop) {
     if (const auto trial = os_agent_ ? os_agent_->TrialDeadline() : std::nullopt) {
       until = std::min(until, *trial);
     }
+    if (install_wait_) until = std::min(until, *install_wait_);
     waiter_.WaitUntil(lock, until,
-                      [&] { return stop.stop_requested() || attest_requested_ || check_in_soon_; });
+                      [&] { return stop.stop_requested() || attest_requested_ || reconsider_; });
     if (stop.stop_requested()) break;
-    if (check_in_soon_) {
-      // However often apps ask, the service hears from the device at most once a window.
-      check_in_soon_ = false;
-      next_check_in =
-          std::min(next_check_in, std::max(clock_.Now(), last_check_in_ + kSoonestCheckIn));
-      continue;
-    }
+    const bool reconsider =
+        std::exchange(reconsider_, false) || (install_wait_ && clock_.Now() >= *install_wait_);
     const bool attest = attest_requested_ || clock_.Now() >= next;
     const bool check_in = credentials_.runtime_certificate() && clock_.Now() >= next_check_in;
     lock.unlock();
     TickTrial();
+    // What the apps held back is asked about again here, not by checking in: only an install
+    // that happened is reported at once.
+    if (reconsider && install_wait_ && InstallHeld()) next_check_in = clock_.Now();
     lock.lock();
     if (!attest && !check_in) continue;
     attest_requested_ = false;
@@ -160,7 +158,6 @@ void Device::Run(const std::stop_token& stop) {
     if (credentials_.runtime_certificate() && clock_.Now() >= next_check_in && !RebootAsked()) {
       bool checked_in = false;
       next_check_in = CheckInOnce(&refused, &checked_in);
-      last_check_in_ = clock_.Now();
       // The service no longer accepts these certificates (revoked?): attest again now.
       if (refused && !attest) next = clock_.Now();
       // Healthy: this OS attested and checked in since it started.
@@ -181,10 +178,23 @@ void Device::Run(const std::stop_token& stop) {
   }
 }
 
-void Device::CheckInSoon() {
+void Device::ReconsiderHeldUpdate() {
   const std::lock_guard lock(waiter_.mutex());
-  check_in_soon_ = true;
+  reconsider_ = true;
   waiter_.NotifyAll();
+}
+
+bool Device::InstallHeld() {
+  std::vector<wire::TargetStatus> statuses;
+  {
+    const std::lock_guard lock(waiter_.mutex());
+    statuses = status_.targets;
+  }
+  InstallTargets(held_targets_, statuses);
+  const std::lock_guard lock(waiter_.mutex());
+  const bool changed = statuses != status_.targets;
+  status_.targets = std::move(statuses);
+  return changed;
 }
 
 Json Device::Handle(const Json& request) {
@@ -321,10 +331,8 @@ void Device::InstallTargets(const std::vector<wire::UpdateTarget>& targets,
     if (status == statuses.end() || !kind) continue;
     if (install_wait_ &&
         std::find(changing.begin(), changing.end(), t.image_id) != changing.end()) {
-      status->reason = fmt::format(
-          "waiting for the apps to allow the update (UpdateReadyForInstall) until "
-          "Unix time {}",
-          UnixSeconds(*install_wait_));
+      // Without the time: a reason that changed would be reported by a check-in of its own.
+      status->reason = "waiting for the apps to allow the update (UpdateReadyForInstall)";
       continue;
     }
     const auto staged = status->state == wire::kDownloaded ? staging_.Staged(t) : std::nullopt;
@@ -631,6 +639,7 @@ Clock::TimePoint Device::CheckInOnce(bool* refused, bool* checked_in) {
                                  [this](const wire::UpdateTarget& t) { return DeltaBase(t); });
     downloads_pending = std::any_of(targets.begin(), targets.end(),
                                     [](const auto& t) { return t.state == wire::kDownloading; });
+    held_targets_ = manifest->targets;
     InstallTargets(manifest->targets, targets);
     if (manifest->apps_complete) RetireApps(manifest->targets);
     const std::lock_guard lock(waiter_.mutex());
@@ -656,16 +665,13 @@ Clock::TimePoint Device::CheckInOnce(bool* refused, bool* checked_in) {
   const bool report_now = !reported_all && !reporting_;
   reporting_ = report_now;
   if (report_now) return now;
-  // An update the apps hold back is asked about again when they allow it.
-  const auto held = install_wait_.value_or(Clock::TimePoint::max());
   // Downloads that paused or were interrupted resume soon, not at the next regular check-in.
   if (downloads_pending) {
-    return std::min(
-        held, now + std::min<std::chrono::seconds>(config_.check_in_interval, kDownloadResume));
+    return now + std::min<std::chrono::seconds>(config_.check_in_interval, kDownloadResume);
   }
   const auto jitter =
       std::chrono::duration_cast<std::chrono::seconds>(config_.check_in_interval * uniform_() / 10);
-  return std::min(held, now + config_.check_in_interval - jitter);
+  return now + config_.check_in_interval - jitter;
 }
 Json Device::StatusJson() {
   const std::lock_guard lock(waiter_.mutex());

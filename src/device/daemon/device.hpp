@@ -77,9 +77,9 @@ class Device {
   // that began after it). Thread-safe.
   json::Json Handle(const json::Json& request);
 
-  // Has the device check in again soon (within 10 s of the last check-in): an app allowed the
-  // update it deferred. Thread-safe.
-  void CheckInSoon();
+  // Has the device ask again at once about the update the apps held back: an app allowed it.
+  // Thread-safe.
+  void ReconsiderHeldUpdate();
 
   // The tenant's publishers this device trusts; read by the loop's thread only.
   const update::PublisherTrust& trust() const { return trust_; }
@@ -111,6 +111,8 @@ class Device {
   void RefreshOsStatus();
   void InstallTargets(const std::vector<wire::UpdateTarget>& targets,
                       std::vector<wire::TargetStatus>& statuses);
+  // InstallTargets again for the held targets; returns whether a target's status changed.
+  bool InstallHeld();
   void InstallOs(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,
                  wire::TargetStatus& status);
   void InstallApp(const wire::UpdateTarget& t, const std::optional<std::filesystem::path>& staged,
@@ -146,9 +148,10 @@ class Device {
   update::AppAgent* app_agent_;  // used by the loop's thread only
   apps::AppManager* app_manager_;
   apps::SystemEvents* system_events_;
-  // When apps let the update the last check-in held back start, at the latest (the next check-in
-  // is no later); used by the loop's thread only.
+  // When to ask the apps again about the update they hold back (the last verified manifest's
+  // targets), without checking in; used by the loop's thread only.
   std::optional<Clock::TimePoint> install_wait_;
+  std::vector<wire::UpdateTarget> held_targets_;
   reports::ErrorQueue* errors_;
   const bool* reboot_asked_;
   const std::string update_error_;
@@ -164,10 +167,9 @@ class Device {
 
   std::condition_variable done_;
   bool attest_requested_ = false;
-  bool check_in_soon_ = false;      // guarded by waiter_'s mutex
-  Clock::TimePoint last_check_in_;  // used by the loop's thread only
-  std::uint64_t requests_ = 0;      // attestations asked for on the admin socket
-  std::uint64_t served_ = 0;        // of those, how many an attempt that began after them answered
+  bool reconsider_ = false;     // guarded by waiter_'s mutex
+  std::uint64_t requests_ = 0;  // attestations asked for on the admin socket
+  std::uint64_t served_ = 0;    // of those, how many an attempt that began after them answered
   Status status_;
 };
 

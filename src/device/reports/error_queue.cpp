@@ -51,6 +51,15 @@ Expected<std::unique_ptr<ErrorQueue>> ErrorQueue::Open(state::StateStore store) 
   return queue;
 }
 
+ErrorQueue::~ErrorQueue() {
+  try {
+    const std::lock_guard lock(mutex_);
+    if (dirty_) Persist();
+  } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): out of memory at exit
+    // What is lost is at most the last second's reports.
+  }
+}
+
 void ErrorQueue::Add(std::string_view type, std::string_view event_class, std::string description,
                      std::int64_t now, std::string merge_key) {
   description = text::Truncated(description, wire::kMaxErrorDescription);
@@ -74,7 +83,12 @@ void ErrorQueue::Add(std::string_view type, std::string_view event_class, std::s
   events_.push_back({{next_sequence_++, std::string(type), std::string(event_class),
                       std::move(description), 1, now, now},
                      std::move(merge_key)});
-  Persist();
+  // A flood of new entries (an app naming a new address each time) is written once a second.
+  if (std::chrono::steady_clock::now() - last_write_ >= kWriteInterval) {
+    Persist();
+  } else {
+    dirty_ = true;
+  }
 }
 
 std::pair<std::vector<wire::ErrorEvent>, std::uint64_t> ErrorQueue::Pending() {
@@ -99,6 +113,7 @@ void ErrorQueue::Persist() {
   auto ok = store_.Put(kRecord, Json{{"next_sequence", next_sequence_},
                                      {"dropped", dropped_},
                                      {"events", std::move(events)}});
+  last_write_ = std::chrono::steady_clock::now();
   if (!ok) {
     log::Error("writing the error report queue failed: {}", ok.error().message());
     return;

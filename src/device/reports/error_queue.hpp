@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -17,17 +18,22 @@
 namespace aspis::device::reports {
 
 inline constexpr std::size_t kQueueCapacity = wire::kMaxErrorEvents;
+inline constexpr std::chrono::seconds kWriteInterval{1};
 
 // Thread-safe: apps' threads add while the device loop uploads.
 class ErrorQueue {
  public:
   // Loads the queue kept in `store` (its own store over the state directory). Errors: kCorrupt.
   static Expected<std::unique_ptr<ErrorQueue>> Open(state::StateStore store);
+  // Writes what is not written yet.
+  ~ErrorQueue();
+  ErrorQueue(const ErrorQueue&) = delete;
+  ErrorQueue& operator=(const ErrorQueue&) = delete;
 
-  // Queues an event at `now` (Unix seconds). A new entry is written durably at once; a count
-  // added to an entry is written with the next new entry or upload, so a flood of one denial
-  // costs no disk writes. A failed write is logged, never thrown: reporting must not stop the
-  // device.
+  // Queues an event at `now` (Unix seconds). A new entry is written durably at once, unless the
+  // queue was written less than kWriteInterval ago; then it, like a count added to an entry, is
+  // written with the next write or upload, so a flood costs at most a write a second. A failed
+  // write is logged, never thrown: reporting must not stop the device.
   // `merge_key` tells which events are the same one when the description carries what changes
   // from one to the next (an app's restart count); empty: the description.
   void Add(std::string_view type, std::string_view event_class, std::string description,
@@ -51,6 +57,7 @@ class ErrorQueue {
   std::uint64_t next_sequence_ = 1;
   std::uint64_t dropped_ = 0;
   bool dirty_ = false;
+  std::chrono::steady_clock::time_point last_write_;
 };
 
 }  // namespace aspis::device::reports

@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
 
 #include <condition_variable>
 #include <fstream>
@@ -7,7 +11,14 @@
 
 #include "core/file.hpp"
 #include "crypto/dsse.hpp"
+#include "crypto/encoding.hpp"
+#include "crypto/sha256.hpp"
+#include "device/apps/system_events.hpp"
 #include "device/daemon/device.hpp"
+#include "device/update/app_agent.hpp"
+#include "package/archive.hpp"
+#include "package/package.hpp"
+#include "package/publisher_keys.hpp"
 #include "support/scripted_service.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_pki.hpp"
@@ -18,6 +29,7 @@ namespace aspis::device {
 namespace {
 
 using namespace std::chrono_literals;
+namespace fs = std::filesystem;
 
 const Clock::TimePoint kStart = Clock::TimePoint(std::chrono::seconds(1'800'000'000));
 constexpr double kUniform = 0.5;  // every random draw: jitter is half its range
@@ -48,23 +60,25 @@ class DeviceLoop : public ::testing::Test {
     }
   }
 
-  void Start() {
+  void Start(const std::function<void(DeviceParts&)>& adjust = {}) {
     auto credentials = Credentials::Open(dir_.path());
     ASSERT_TRUE(credentials) << credentials.error().message();
     auto trust = update::PublisherTrust::Open(dir_ / "publisher-keys.json", {});
     ASSERT_TRUE(trust) << trust.error().message();
     auto staging = update::Staging::Open(dir_ / "staging", {.board = "b", .capacity = 1 << 20});
     ASSERT_TRUE(staging) << staging.error().message();
-    device_.emplace(DeviceParts{.config = config_,
-                                .env = env_,
-                                .service = *service_,
-                                .rot = std::move(rot_),
-                                .events = {},
-                                .credentials = std::move(*credentials),
-                                .roots = {service_->root()},
-                                .device_id = device_id_,
-                                .trust = std::move(*trust),
-                                .staging = std::move(*staging)});
+    DeviceParts parts{.config = config_,
+                      .env = env_,
+                      .service = *service_,
+                      .rot = std::move(rot_),
+                      .events = {},
+                      .credentials = std::move(*credentials),
+                      .roots = {service_->root()},
+                      .device_id = device_id_,
+                      .trust = std::move(*trust),
+                      .staging = std::move(*staging)};
+    if (adjust) adjust(parts);
+    device_.emplace(std::move(parts));
     thread_ = std::jthread([this](const std::stop_token& stop) { device_->Run(stop); });
   }
 
@@ -221,6 +235,146 @@ TEST_F(DeviceLoop, AStopEndsTheLoopWhileItSleeps) {
   thread_.request_stop();
   thread_.join();
   EXPECT_EQ(clock_.Now(), kStart) << "the stop did not wait for time to pass";
+}
+
+// Update deferral in the device loop: an installed app's new version is offered, and an app
+// registered for system events (the test, through SystemEvents as the broker would) defers it.
+class DeviceDeferral : public DeviceLoop {
+ protected:
+  static constexpr char kBlink[] = "2ab3e8d1-7c1f-4f8e-9d3a-0c5b6e7f8a9b";
+  static constexpr char kDeferring[] = "1f0c6a4e-4b5d-4f38-9a57-2f0f3e6c1a11";
+
+  void SetUp() override {
+    DeviceLoop::SetUp();
+    config_.check_in_interval = 20h;
+    keys_.Add(publisher_.Public());
+    fs::create_directories(dir_ / "update");
+    auto agent = update::AppAgent::Open(
+        {.store = store_,
+         .apps_dir = dir_ / "apps",
+         .publishers = [this] { return package::Publishers{.apps = &keys_}; },
+         .health = [](const fs::path&) -> Expected<void> { return {}; }});
+    ASSERT_TRUE(agent) << agent.error().message();
+    agent_.emplace(std::move(*agent));
+    auto v1 = agent_->Install(Pack("1.0"));
+    ASSERT_TRUE(v1) << v1.error().message();
+    const update::AppTarget v2 = Pack("2.0");
+    v2_ = v2.image_id;
+    package::PublisherKeySet set;
+    set.tenant = "t1";
+    set.expires = UnixSeconds(kStart + 24h * 365);
+    set.root.keys = {publisher_root_.Public()};
+    set.publishers.keys = {publisher_.Public()};
+    service_->RelayPublisherKeys(
+        crypto::dsse::Serialize(*package::SignKeySet(set, std::span(&publisher_root_, 1))));
+    std::string bytes(AsString(*file::Read(v2.package, std::size_t{1} << 20)));
+    service_->Offer({.image_id = v2.image_id,
+                     .component_id = kBlink,
+                     .kind = "app",
+                     .version = "2.0",
+                     .security_version = 1,
+                     .sha256 = crypto::ToHex(*crypto::Sha256Of(AsBytes(bytes))),
+                     .size = bytes.size(),
+                     .url = "/v1/device/images/" + v2.image_id},
+                    bytes);
+    auto events =
+        apps::SystemEvents::Open(state::StateStore(file::RealFileSystem(), dir_.path()), clock_);
+    ASSERT_TRUE(events) << events.error().message();
+    events_ = std::move(*events);
+  }
+
+  // Runs the device until it installed version 2 or 25 hours passed, the test app deferring by
+  // `minutes` at each Pending it hears (0: no app may defer); returns when version 2 went in.
+  std::optional<Clock::TimePoint> RunDeferring(int minutes) {
+    Fd socket(-1);
+    if (minutes > 0) socket = std::move(*events_->Register(kDeferring, 7, true));
+    Start([this](DeviceParts& parts) {
+      parts.apps = &*agent_;
+      parts.system_events = events_.get();
+    });
+    while (clock_.Now() < kStart + 25h) {
+      Asleep();
+      if (agent_->records().at(kBlink).installed_image_id == v2_) return clock_.Now();
+      std::array<char, 512> event{};
+      for (ssize_t got; socket.get() >= 0 && (got = ::recv(socket.get(), event.data(), event.size(),
+                                                           MSG_DONTWAIT)) > 0;) {
+        if (std::string_view(event.data(), static_cast<std::size_t>(got)).find(R"("Pending")") ==
+            std::string_view::npos) {
+          continue;
+        }
+        if (!first_pending_) first_pending_ = clock_.Now();
+        EXPECT_TRUE(events_->Defer(kDeferring, std::chrono::minutes(minutes)));
+      }
+      Wake();
+    }
+    return std::nullopt;
+  }
+
+  std::size_t CheckIns() {
+    const auto calls = service_->calls();
+    return static_cast<std::size_t>(std::count_if(
+        calls.begin(), calls.end(), [](const auto& c) { return c.what == "check-in"; }));
+  }
+
+  update::AppTarget Pack(const std::string& version) {
+    const fs::path tree = dir_ / ("tree-" + version);
+    fs::create_directories(tree / "bin");
+    std::ofstream(tree / "bin/app") << "#!/bin/sh\necho " << version << "\n";
+    std::ofstream(tree / "app_manifest.json")
+        << R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")" << kBlink
+        << R"(", "EntryPoint": "/bin/app", "Capabilities": {}})";
+    const fs::path payload = dir_ / ("payload-" + version);
+    auto packed = package::PackDirectory(tree, payload);
+    EXPECT_TRUE(packed) << packed.error().message();
+    package::Manifest m;
+    m.image_id = *crypto::RandomUuid();
+    m.component_id = kBlink;
+    m.name = "blink";
+    m.kind = package::Kind::kApp;
+    m.version = version;
+    m.security_version = 1;
+    m.payload.compression = package::Compression::kZstd;
+    m.payload.unpacked_size = packed->unpacked_size;
+    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
+    const fs::path path = dir_ / (m.image_id + ".aspkg");
+    EXPECT_TRUE(package::Write(m, payload, std::span(&publisher_, 1), path));
+    return {kBlink, m.image_id, version, 1, path};
+  }
+
+  crypto::PrivateKey publisher_root_ = *crypto::PrivateKey::GenerateP256();
+  crypto::PrivateKey publisher_ = *crypto::PrivateKey::GenerateP256();
+  crypto::dsse::TrustedKeys keys_;
+  state::StateStore store_{file::RealFileSystem(), dir_ / "update"};
+  std::optional<update::AppAgent> agent_;
+  std::string v2_;
+  std::unique_ptr<apps::SystemEvents> events_;
+  std::optional<Clock::TimePoint> first_pending_;
+};
+
+TEST_F(DeviceDeferral, WithNoAppThatMayDeferTheUpdateIsInstalledAtTheFirstCheckIn) {
+  const auto installed = RunDeferring(0);
+  ASSERT_TRUE(installed);
+  EXPECT_EQ(Seconds(*installed), 0);
+}
+
+TEST_F(DeviceDeferral, TheDeviceWaitsWhileAnAppDefersAndInstallsWhenTheDeferralEnds) {
+  const auto installed = RunDeferring(60);
+  ASSERT_TRUE(installed);
+  ASSERT_TRUE(first_pending_);
+  // Deferred an hour; then announced again, deferred again, ... until the 24 hours ran out.
+  EXPECT_EQ(Seconds(*installed), Seconds(*first_pending_ + 24h));
+  EXPECT_EQ(agent_->records().at(kBlink).installed_version, "2.0");
+}
+
+TEST_F(DeviceDeferral, DeferringAMinuteAtATimeIsCappedAt24HoursAndCostsNoCheckIns) {
+  const auto installed = RunDeferring(1);
+  ASSERT_TRUE(installed);
+  ASSERT_TRUE(first_pending_);
+  EXPECT_EQ(Seconds(*installed), Seconds(*first_pending_ + 24h));
+  // The deferral ends and the update is asked about again without the service: what checks in
+  // is the first check-in, its report of the download and the hold, the renewals of the
+  // certificates, and the report of the install.
+  EXPECT_LE(CheckIns(), 8U);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/faulty_file_system.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::reports {
@@ -46,6 +47,31 @@ TEST_F(ErrorQueueTest, AnAppsExitsAreOneEntryThatTellsTheLatestRestartCountAcros
   EXPECT_EQ(events[0].count, 3U);
   EXPECT_EQ(events[0].start, 100);
   EXPECT_EQ(events[0].end, 104);
+}
+
+TEST(ErrorQueueWrites, ANewEntryIsDurableAtOnceAndAFloodOfThemCostsAWriteASecond) {
+  testing::FaultyFileSystem fs;
+  auto queue = ErrorQueue::Open(state::StateStore(fs, "/state"));
+  ASSERT_TRUE(queue) << queue.error().message();
+  (*queue)->Add(wire::kUnplanned, wire::kClassApplication, "AppDenial - 10.0.0.0", 100);
+  const int one_write = fs.operations();
+  fs.Crash();
+  auto reopened = ErrorQueue::Open(state::StateStore(fs, "/state"));
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ((*reopened)->Pending().first.size(), 1U) << "the first entry was written at once";
+  const int before = fs.operations();
+  for (int i = 1; i <= 1000; ++i) {
+    (*reopened)->Add(wire::kUnplanned, wire::kClassApplication,
+                     "AppDenial - 10.0.0." + std::to_string(i), 100);
+  }
+  // A write for the first at once, then at most one a second (this loop takes far less than the
+  // ten seconds that would allow ten).
+  EXPECT_LE(fs.operations() - before, 10 * one_write);
+  EXPECT_EQ((*reopened)->Pending().first.size(), kQueueCapacity);
+  fs.Crash();
+  EXPECT_EQ((*ErrorQueue::Open(state::StateStore(fs, "/state")))->Pending().first.size(),
+            kQueueCapacity)
+      << "what is uploaded was written first";
 }
 
 TEST_F(ErrorQueueTest, AFullQueueDropsTheOldestAndCountsTheDrops) {

@@ -186,12 +186,36 @@ TEST_F(SystemEventsTest, AnAppThatClosedItsSocketIsDroppedAndOthersStillHear) {
   EXPECT_EQ(Status(Next(other)), "UpdateReadyForInstall Pending");
 }
 
-TEST_F(SystemEventsTest, ADamagedRecordIsReportedNotGuessed) {
+TEST_F(SystemEventsTest, ADamagedRecordLetsWhatWasHeldStartAtOnceAndNewUpdatesWaitAgain) {
   ASSERT_TRUE(state::StateStore(fs_, dir_.path())
                   .Put("update-deferral", {{"first_ready", {{"x", "yesterday"}}}}));
-  auto events = SystemEvents::Open(state::StateStore(fs_, dir_.path()), clock_, 10s);
-  ASSERT_FALSE(events);
-  EXPECT_EQ(events.error(), CoreErrc::kCorrupt);
+  Open();
+  const Fd app = Register(kApp, true);
+  EXPECT_EQ(Hold(), std::nullopt) << "how long it waited is unknown: it waits no more";
+  EXPECT_EQ(events_->Hold({"another"}, UpdateType::kApp), clock_.Now() + 10s);
+}
+
+TEST_F(SystemEventsTest, SettingTheClockBackGrantsNoNew24Hours) {
+  Fd app = Register(kApp, true);
+  ASSERT_TRUE(Hold());
+  ASSERT_TRUE(events_->Defer(kApp, 720min));
+  clock_.Advance(12h);
+  clock_.Advance(-60h);  // to 48 hours before it was first ready; and aspisd restarts
+  Open();
+  app = Register(kApp, true);
+  EXPECT_EQ(Hold(), std::nullopt);
+}
+
+TEST_F(SystemEventsTest, AnAppThatEndsWithdrawsItsDeferral) {
+  const Fd app = Register(kApp, true);
+  int woken = 0;
+  events_->OnResume([&] { ++woken; });
+  ASSERT_TRUE(Hold());
+  ASSERT_TRUE(events_->Defer(kApp, 600min));
+  events_->Unregister(kApp);
+  EXPECT_EQ(woken, 1) << "the device is told to ask again";
+  clock_.Advance(10s);
+  EXPECT_EQ(Hold(), std::nullopt);
 }
 
 }  // namespace
