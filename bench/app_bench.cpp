@@ -39,8 +39,7 @@
 #include "device/update/app_agent.hpp"
 #include "device/update/app_health.hpp"
 #include "limit_reporter.hpp"
-#include "package/archive.hpp"
-#include "package/package.hpp"
+#include "support/app_package.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -220,20 +219,9 @@ class Device {
     std::ofstream(tree / "app_manifest.json")
         << R"({"SchemaVersion": 1, "Name": "bench", "ComponentId": ")" << kComponent
         << R"(", "EntryPoint": "/bin/app", "CmdArgs": ["sleep"], "Capabilities": {}})";
-    auto packed = package::PackDirectory(tree, dir_ / "payload");
-    package::Manifest m;
-    m.image_id = *crypto::RandomUuid();
-    m.component_id = kComponent;
-    m.name = "bench";
-    m.kind = package::Kind::kApp;
-    m.version = "1.0";
-    m.security_version = 1;
-    m.payload.compression = package::Compression::kZstd;
-    m.payload.unpacked_size = packed->unpacked_size;
-    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
-    image_ = m.image_id;
     const fs::path path = dir_ / "app.aspkg";
-    (void)package::Write(m, dir_ / "payload", std::span(&key_, 1), path);
+    auto m = testing::PackApp(tree, path, key_, "1.0");
+    image_ = m ? m->image_id : "";
     return path;
   }
 

@@ -22,6 +22,7 @@
 #include "device/update/unpack.hpp"
 #include "package/archive.hpp"
 #include "package/package.hpp"
+#include "support/app_package.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -51,23 +52,14 @@ class Fixture {
     fs::create_directories(tree / "bin");
     std::ofstream(tree / "bin/app") << "#!/bin/sh\necho " << v << "\n";
     fs::permissions(tree / "bin/app", fs::perms::owner_all);
-    std::ofstream(tree / "app_manifest.json") << R"({"Name": "blink", "ComponentId": ")"
-                                              << kComponent << R"(", "EntryPoint": "/bin/app"})";
+    std::ofstream(tree / "app_manifest.json")
+        << R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")" << kComponent
+        << R"(", "EntryPoint": "/bin/app", "Capabilities": {}})";
     (void)file::WriteDurably(tree / "data.bin", *crypto::RandomBytes(kDataSize), 0644);
-    auto packed = package::PackDirectory(tree, dir_ / "payload");
-    package::Manifest m;
-    m.image_id = *crypto::RandomUuid();
-    m.component_id = kComponent;
-    m.name = "blink";
-    m.kind = package::Kind::kApp;
-    m.version = "1." + std::to_string(v);
-    m.security_version = 1;
-    m.payload.compression = package::Compression::kZstd;
-    m.payload.unpacked_size = packed->unpacked_size;
-    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
-    const fs::path path = dir_ / (m.image_id + ".aspkg");
-    (void)package::Write(m, dir_ / "payload", std::span(&key_, 1), path);
-    return {kComponent, m.image_id, m.version, 1, path};
+    const std::string version = "1." + std::to_string(v);
+    const fs::path path = dir_ / ("blink-" + version + ".aspkg");
+    auto m = testing::PackApp(tree, path, key_, version);
+    return {kComponent, m ? m->image_id : "", version, 1, path};
   }
 
   testing::TempDir dir_;

@@ -92,6 +92,8 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
     return Cli({"image", "add", "--tenant", tenant_, "--image", package}).value("id", "");
   }
 
+  std::unique_ptr<DeviceProcess> AppDevice(int network);
+
   // The state `device` last reported for `image`.
   static std::string StateOf(const DeviceProcess& device, const std::string& image) {
     const Json status = device.Status();
@@ -348,20 +350,29 @@ TEST_F(DeploymentEndToEnd, OsToRetailEvaluationAndAppToFieldTestReachOnlyTheirDe
 namespace aspis {
 namespace {
 
-TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorReport) {
+constexpr char kGroup[] = "Coffee/Field Test";
+
+// A device of Coffee/Field Test that runs its apps, checking in every second, with the OS
+// published; its apps' resolver on 127.<network>.x.y, an address of this test process's own.
+std::unique_ptr<DeviceProcess> DeploymentEndToEnd::AppDevice(int network) {
   BuildRootfs("rootfs", "aspis os 25.01");
   PublishOs("rootfs", "25.01", 1);
   TrustPublisher();
-  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
-  const std::string group = "Coffee/Field Test";
+  if (Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty()) return nullptr;
   const auto pid = static_cast<unsigned>(::getpid());
-  const std::string resolver =
-      "127.85." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string((pid & 0xff) | 1);
-  auto device =
-      Device("d1", group, {"--check-in-interval", "1", "--run-apps", "--app-resolver", resolver});
+  const std::string resolver = "127." + std::to_string(network) + "." +
+                               std::to_string((pid >> 8) & 0xff) + "." +
+                               std::to_string((pid & 0xff) | 1);
+  return Device("d1", kGroup,
+                {"--check-in-interval", "1", "--run-apps", "--app-resolver", resolver});
+}
+
+TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorReport) {
+  auto device = AppDevice(85);
+  ASSERT_TRUE(device);
   const std::string crasher = AddApp("1.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["exit", "3"])");
   ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
-                    group, "--images", crasher})
+                    kGroup, "--images", crasher})
                    .empty());
   WaitForTargets(*device, 1, "installed");
 
@@ -414,22 +425,14 @@ TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorRepo
 }
 
 TEST_F(DeploymentEndToEnd, AnAppThatDefersAnUpdateKeepsRunningUntilItAllowsTheUpdate) {
-  BuildRootfs("rootfs", "aspis os 25.01");
-  PublishOs("rootfs", "25.01", 1);
-  TrustPublisher();
-  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
-  const std::string group = "Coffee/Field Test";
-  const auto pid = static_cast<unsigned>(::getpid());
-  const std::string resolver =
-      "127.86." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string((pid & 0xff) | 1);
-  auto device =
-      Device("d1", group, {"--check-in-interval", "1", "--run-apps", "--app-resolver", resolver});
+  auto device = AppDevice(86);
+  ASSERT_TRUE(device);
   // Version 1 defers any update by an hour, and allows it 3 s after the deferral was granted.
   const std::string v1 =
       AddApp("1.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["sysevent", "60", "3"])",
              R"({"SystemEventNotifications": true, "SoftwareUpdateDeferral": true})");
   ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
-                    group, "--images", v1})
+                    kGroup, "--images", v1})
                    .empty());
   WaitForTargets(*device, 1, "installed");
   const auto log = [&] { return ReadText(device->dir() / "aspisd.log"); };
@@ -442,7 +445,7 @@ TEST_F(DeploymentEndToEnd, AnAppThatDefersAnUpdateKeepsRunningUntilItAllowsTheUp
 
   const std::string v2 = AddApp("2.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["sleep"])");
   ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
-                    group, "--images", v2})
+                    kGroup, "--images", v2})
                    .empty());
   device->WaitFor([&](const Json& s) {
     for (const auto& t : s.is_object() ? s.value("targets", Json::array()) : Json::array()) {

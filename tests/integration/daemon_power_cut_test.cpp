@@ -27,6 +27,7 @@
 #include "package/measure.hpp"
 #include "package/package.hpp"
 #include "package/publisher_keys.hpp"
+#include "support/app_package.hpp"
 #include "support/power_cut_file_system.hpp"
 #include "support/scripted_service.hpp"
 #include "support/temp_dir.hpp"
@@ -124,23 +125,10 @@ class Fleet {
               std::string(R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")") +
                   kAppComponent +
                   R"(", "EntryPoint": "/bin/app", "CmdArgs": ["sleep"], "Capabilities": {}})");
-    const fs::path payload = dir_ / "app-payload";
-    auto packed = package::PackDirectory(tree, payload);
-    EXPECT_TRUE(packed) << packed.error().message();
-    package::Manifest m;
-    m.image_id = *crypto::RandomUuid();
-    m.component_id = kAppComponent;
-    m.name = "blink";
-    m.kind = package::Kind::kApp;
-    m.version = "1.0";
-    m.security_version = 1;
-    m.payload.compression = package::Compression::kZstd;
-    m.payload.unpacked_size = packed->unpacked_size;
-    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
     app_ = dir_ / "app.aspkg";
-    auto written = package::Write(m, payload, std::span(&publisher_, 1), app_);
-    EXPECT_TRUE(written) << written.error().message();
-    app_image_ = m.image_id;
+    auto m = testing::PackApp(tree, app_, publisher_, "1.0");
+    EXPECT_TRUE(m) << m.error().message();
+    app_image_ = m ? m->image_id : "";
   }
 
   crypto::PrivateKey publisher_root_ = *crypto::PrivateKey::GenerateP256();

@@ -13,6 +13,7 @@
 #include "device/update/errors.hpp"
 #include "package/archive.hpp"
 #include "rot/root_of_trust.hpp"
+#include "support/app_package.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::update {
@@ -76,24 +77,13 @@ class Apps : public ::testing::Test {
     std::ofstream(tree / "app_manifest.json")
         << R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")" << kComponent
         << R"(", "EntryPoint": "/bin/app", "Capabilities": {}})";
-    const fs::path payload = dir_ / ("payload-" + version);
-    auto packed = package::PackDirectory(tree, payload);
-    EXPECT_TRUE(packed) << packed.error().message();
-    package::Manifest m;
-    m.image_id = *crypto::RandomUuid();
-    m.component_id = kComponent;
-    m.name = "blink";
-    m.kind = package::Kind::kApp;
-    m.version = version;
-    m.security_version = security_version;
-    m.payload.compression = package::Compression::kZstd;
-    m.payload.unpacked_size = declared != 0 ? declared : packed->unpacked_size;
-    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
-    const fs::path path = dir_ / (m.image_id + ".aspkg");
-    const crypto::PrivateKey& signer = key != nullptr ? *key : publisher_;
-    auto written = package::Write(m, payload, std::span(&signer, 1), path);
-    EXPECT_TRUE(written) << written.error().message();
-    return {kComponent, m.image_id, version, security_version, path};
+    const fs::path path = dir_ / ("blink-" + version + ".aspkg");
+    auto m = testing::PackApp(tree, path, key != nullptr ? *key : publisher_, version,
+                              security_version, [&](package::Manifest& signed_manifest) {
+                                if (declared != 0) signed_manifest.payload.unpacked_size = declared;
+                              });
+    EXPECT_TRUE(m) << m.error().message();
+    return {kComponent, m ? m->image_id : "", version, security_version, path};
   }
 
   // The version the app's `current` runs.

@@ -16,9 +16,8 @@
 #include "device/apps/system_events.hpp"
 #include "device/daemon/device.hpp"
 #include "device/update/app_agent.hpp"
-#include "package/archive.hpp"
-#include "package/package.hpp"
 #include "package/publisher_keys.hpp"
+#include "support/app_package.hpp"
 #include "support/scripted_service.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_pki.hpp"
@@ -323,22 +322,10 @@ class DeviceDeferral : public DeviceLoop {
     std::ofstream(tree / "app_manifest.json")
         << R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": ")" << kBlink
         << R"(", "EntryPoint": "/bin/app", "Capabilities": {}})";
-    const fs::path payload = dir_ / ("payload-" + version);
-    auto packed = package::PackDirectory(tree, payload);
-    EXPECT_TRUE(packed) << packed.error().message();
-    package::Manifest m;
-    m.image_id = *crypto::RandomUuid();
-    m.component_id = kBlink;
-    m.name = "blink";
-    m.kind = package::Kind::kApp;
-    m.version = version;
-    m.security_version = 1;
-    m.payload.compression = package::Compression::kZstd;
-    m.payload.unpacked_size = packed->unpacked_size;
-    m.app_manifest = AsString(*file::Read(tree / "app_manifest.json"));
-    const fs::path path = dir_ / (m.image_id + ".aspkg");
-    EXPECT_TRUE(package::Write(m, payload, std::span(&publisher_, 1), path));
-    return {kBlink, m.image_id, version, 1, path};
+    const fs::path path = dir_ / ("blink-" + version + ".aspkg");
+    auto m = testing::PackApp(tree, path, publisher_, version);
+    EXPECT_TRUE(m) << m.error().message();
+    return {kBlink, m ? m->image_id : "", version, 1, path};
   }
 
   crypto::PrivateKey publisher_root_ = *crypto::PrivateKey::GenerateP256();
