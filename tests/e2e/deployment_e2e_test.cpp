@@ -367,10 +367,12 @@ std::unique_ptr<DeviceProcess> DeploymentEndToEnd::AppDevice(int network) {
                 {"--check-in-interval", "1", "--run-apps", "--app-resolver", resolver});
 }
 
-TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorReport) {
+TEST_F(DeploymentEndToEnd, AnAppsDenialAndCrashReachTheTenantsErrorReportAndTheAppRestarts) {
   auto device = AppDevice(85);
   ASSERT_TRUE(device);
-  const std::string crasher = AddApp("1.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["exit", "3"])");
+  // It tries to mount (denied), then exits with code 3.
+  const std::string crasher =
+      AddApp("1.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["mount-then-exit", "3"])");
   ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
                     kGroup, "--images", crasher})
                    .empty());
@@ -388,21 +390,23 @@ TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorRepo
   EXPECT_EQ(apps["apps"][0].value("last_exit", ""), "exited with code 3");
   EXPECT_GE(apps["apps"][0].value("restarts", 0), 1);
 
-  // Its crashes, counted, reach the tenant's error report at the next check-in.
-  Json report;
-  const auto crashed = [&] {
-    for (const auto& e : report) {
-      if (e.value("description", "").find("exited with code 3") != std::string::npos) return true;
-    }
-    return false;
+  // Its crashes, counted, and its denials reach the tenant's error report at the next check-in.
+  Json report = Json::array();
+  const auto find = [&](const std::string& text) {
+    return std::find_if(report.begin(), report.end(), [&](const Json& e) {
+      return e.value("description", "").find(text) != std::string::npos;
+    });
+  };
+  const auto reported = [&] {
+    return find("exited with code 3") != report.end() && find("syscall: mount") != report.end();
   };
   for (const auto deadline = std::chrono::steady_clock::now() + 60s;
-       std::chrono::steady_clock::now() < deadline && !crashed();
+       std::chrono::steady_clock::now() < deadline && !reported();
        std::this_thread::sleep_for(200ms)) {
     report = Cli({"tenant", "download-error-report", "--tenant", tenant_});
   }
-  ASSERT_TRUE(crashed()) << report.dump();
-  const Json entry = report[0];
+  ASSERT_TRUE(reported()) << report.dump();
+  const Json entry = *find("exited with code 3");
   EXPECT_EQ(entry.value("device_id", ""), device->id());
   EXPECT_EQ(entry.value("event_type", ""), "Unplanned");
   EXPECT_EQ(entry.value("event_class", ""), "Application");
@@ -411,6 +415,10 @@ TEST_F(DeploymentEndToEnd, AnAppThatCrashesRestartsAndReachesTheTenantsErrorRepo
   EXPECT_GE(entry.value("event_count", 0), 1);
   EXPECT_NE(entry.value("description", "").find("; restarts: "), std::string::npos)
       << "the restart count";
+  const Json denial = *find("syscall: mount");
+  EXPECT_NE(denial.value("description", "").find(std::string("AppDenial - component: ") + kBlink),
+            std::string::npos);
+  EXPECT_EQ(denial.value("event_class", ""), "Application");
 
   // As a spreadsheet would take it, and in the device's own view.
   ASSERT_EQ(Run({"tenant", "download-error-report", "--tenant", tenant_, "--output", "csv"}), 0);
