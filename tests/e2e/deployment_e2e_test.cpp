@@ -480,6 +480,23 @@ TEST_F(DeploymentEndToEnd, AnAppThatDefersAnUpdateKeepsRunningUntilItAllowsTheUp
   EXPECT_LT(deferred, resumed);
   EXPECT_LT(waits, installed);
   EXPECT_LT(resumed, installed) << "the device did not wait for the app";
+
+  // aspisd dies: its apps do not run on unwatched.
+  const Json apps = Cli({"dev", "app", "list", "--socket", device->Socket()});
+  ASSERT_EQ(apps.value("apps", Json::array()).size(), 1u) << apps.dump();
+  const int pid = apps["apps"][0].value("pid", 0);
+  ASSERT_GT(pid, 0);
+  device->Stop(SIGKILL);
+  const auto running = [pid] {
+    const std::string stat = ReadText("/proc/" + std::to_string(pid) + "/stat");
+    const auto state = stat.rfind(") ");
+    return state != std::string::npos && stat[state + 2] != 'Z';  // gone, or a zombie
+  };
+  for (const auto deadline = std::chrono::steady_clock::now() + 30s;
+       std::chrono::steady_clock::now() < deadline && running();
+       std::this_thread::sleep_for(100ms)) {
+  }
+  EXPECT_FALSE(running()) << "the app's sandbox outlived aspisd";
 }
 
 }  // namespace

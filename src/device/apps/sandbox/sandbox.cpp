@@ -134,7 +134,7 @@ void SetHandler(int signal, void (*handler)(int)) {
 [[noreturn]] void RunApp(const Plan& plan) {
   // Init's handlers are undone before its signals are unblocked: a SIGTERM that init passed on
   // already must end the app, not run init's handler.
-  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) SetHandler(signal, SIG_DFL);
+  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGIO}) SetHandler(signal, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
@@ -156,6 +156,12 @@ void SetHandler(int signal, void (*handler)(int)) {
 }
 
 void Ignore(int /*signal*/) {}
+
+// Whether aspisd's end of the control socket is closed (aspisd died).
+bool AspisdGone(const Plan& plan) {
+  char byte = 0;
+  return ::recv(plan.control, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
 
 void BuildRoot(const Plan& plan) {
   int step = 2;
@@ -268,7 +274,7 @@ int InitMain(void* arg) {
   // SIGTERM sent as soon as the sandbox exists is kept (blocked) until the loop below takes it.
   sigset_t handled;
   sigemptyset(&handled);
-  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGIO}) {
     struct sigaction action {};
     action.sa_handler = Ignore;
     ::sigaction(signal, &action, nullptr);
@@ -301,6 +307,14 @@ int InitMain(void* arg) {
   Send(plan.control, Message::kListener, listener, 0);
   if (::recv(plan.control, &go, 1, 0) != 1) ::_exit(127);
   ::close(listener);
+  // aspisd's death closes its end of the control socket, which raises SIGIO here: init then ends
+  // the app rather than leave it running unwatched, its filtered calls failing.
+  const long flags = ::syscall(SYS_fcntl, plan.control, F_GETFL);
+  if (flags < 0 || ::syscall(SYS_fcntl, plan.control, F_SETOWN, ::syscall(SYS_getpid)) != 0 ||
+      ::syscall(SYS_fcntl, plan.control, F_SETFL, flags | O_ASYNC) != 0) {
+    ::_exit(127);
+  }
+  if (AspisdGone(plan)) ::_exit(0);
 
   // A plain fork system call: the C library's fork would run aspisd's fork handlers.
   const auto app = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
@@ -309,6 +323,13 @@ int InitMain(void* arg) {
   for (;;) {
     siginfo_t info{};
     if (::sigwaitinfo(&handled, &info) < 0) continue;
+    if (info.si_signo == SIGIO) {
+      if (AspisdGone(plan)) {
+        ::kill(-1, SIGKILL);
+        ::_exit(0);
+      }
+      continue;
+    }
     if (info.si_signo != SIGCHLD) {
       ::kill(-1, info.si_signo);
       continue;
