@@ -15,40 +15,15 @@
 
 #include "core/text.hpp"
 #include "device/apps/errors.hpp"
+#include "device/apps/sandbox/dns_message.hpp"
 
 namespace aspis::device::apps::sandbox {
 
 namespace {
 
-constexpr std::size_t kHeader = 12;
-constexpr std::size_t kMaxAnswers = 8;  // keeps every answer within 512 bytes: never truncated
-
 struct AddrInfoDeleter {
   void operator()(addrinfo* info) const { ::freeaddrinfo(info); }
 };
-
-std::vector<std::uint8_t> Reply(const std::uint8_t* query, std::size_t question_end, int rcode,
-                                const std::vector<IpAddress>& addresses, int type) {
-  std::vector<std::uint8_t> out(query, query + question_end);
-  const bool rd = (query[2] & 0x01) != 0;
-  out[2] = static_cast<std::uint8_t>(0x80 | (query[2] & 0x78) | (rd ? 0x01 : 0));  // QR, opcode
-  out[3] = static_cast<std::uint8_t>(0x80 | rcode);                                // RA, rcode
-  ::ns_put16(static_cast<unsigned>(addresses.size()), out.data() + 6);             // answers
-  ::ns_put16(0, out.data() + 8);                                                   // authority
-  ::ns_put16(0, out.data() + 10);  // additional (no EDNS)
-  for (const auto& address : addresses) {
-    const std::size_t length = address.v6 ? 16 : 4;
-    std::array<std::uint8_t, 12> record{};
-    ::ns_put16(0xc000 | kHeader, record.data());  // the question's name
-    ::ns_put16(static_cast<unsigned>(type), record.data() + 2);
-    ::ns_put16(ns_c_in, record.data() + 4);
-    ::ns_put32(static_cast<unsigned long>(AppResolver::kAnswerLife.count()), record.data() + 6);
-    ::ns_put16(static_cast<unsigned>(length), record.data() + 10);
-    out.insert(out.end(), record.begin(), record.end());
-    out.insert(out.end(), address.bytes.begin(), address.bytes.begin() + length);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -136,58 +111,48 @@ void AppResolver::Serve() {
 
 void AppResolver::Answer(const std::uint8_t* query, std::size_t size, std::uint16_t port,
                          const sockaddr_in& from) {
-  ns_msg message{};
-  ns_rr question{};
-  if (::ns_initparse(query, static_cast<int>(size), &message) != 0 ||
-      ::ns_msg_getflag(message, ns_f_qr) != 0 || ns_msg_count(message, ns_s_qd) != 1 ||
-      ::ns_parserr(&message, ns_s_qd, 0, &question) != 0) {
-    return;  // not one question: nothing a C library's resolver sends
-  }
-  const int name_size = ::dn_skipname(query + kHeader, query + size);
-  if (name_size < 0) return;
-  const std::size_t question_end = kHeader + static_cast<std::size_t>(name_size) + 4;
+  const std::span<const std::uint8_t> bytes(query, size);
+  const auto question = ParseDnsQuery(bytes);
+  if (!question) return;
+  const auto reply = [&](int rcode) {
+    Send(DnsReply(bytes, *question, rcode, {}, kAnswerLife), from);
+  };
   std::shared_ptr<AppNetwork> app;
   {
     std::lock_guard lock(mutex_);
     if (const auto it = ports_.find(port); it != ports_.end()) app = it->second.lock();
   }
-  if (!app) return Send(Reply(query, question_end, ns_r_refused, {}, 0), from);
-  std::string name = ns_rr_name(question);
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (!name.empty() && name.back() == '.') name.pop_back();
-  if (!app->policy.AllowsName(name)) {
+  if (!app) return reply(ns_r_refused);
+  if (!app->policy.AllowsName(question->name)) {
     if (app->denials) {
-      app->denials(
-          {"lookup", text::Printable(text::Truncated(name, 253)) + " (not in AllowedConnections)"});
+      app->denials({"lookup", text::Printable(text::Truncated(question->name, 253)) +
+                                  " (not in AllowedConnections)"});
     }
-    return Send(Reply(query, question_end, ns_r_refused, {}, 0), from);
+    return reply(ns_r_refused);
   }
-  const int type = ns_rr_type(question);
-  if (ns_rr_class(question) != ns_c_in || (type != ns_t_a && type != ns_t_aaaa)) {
-    // No such records: none asked for.
-    return Send(Reply(query, question_end, ns_r_noerror, {}, 0), from);
+  if (question->record_class != ns_c_in ||
+      (question->type != ns_t_a && question->type != ns_t_aaaa)) {
+    return reply(ns_r_noerror);  // no such records: none asked for
   }
   {
     std::lock_guard lock(mutex_);
-    if (lookups_[app.get()] >= kLookupsPerApp) {
-      return Send(Reply(query, question_end, ns_r_servfail, {}, 0), from);
-    }
+    if (lookups_[app.get()] >= kLookupsPerApp) return reply(ns_r_servfail);
     ++lookups_[app.get()];
     ++workers_;
   }
-  std::vector<std::uint8_t> copy(query, query + question_end);
-  std::thread([this, app, name, type, copy = std::move(copy), from] {
-    auto addresses = lookup_(name, type == ns_t_aaaa);
+  std::vector<std::uint8_t> copy(bytes.begin(),
+                                 bytes.begin() + static_cast<std::ptrdiff_t>(question->end));
+  std::thread([this, app, asked = *question, copy = std::move(copy), from] {
+    auto addresses = lookup_(asked.name, asked.type == ns_t_aaaa);
     // A network's DNS may answer anything for a name: it never opens the device's own
     // addresses (DNS rebinding), except for "localhost" itself.
-    if (name != "localhost") {
+    if (asked.name != "localhost") {
       std::erase_if(addresses, [](const IpAddress& a) { return a.IsLocal(); });
     }
-    if (addresses.size() > kMaxAnswers) addresses.resize(kMaxAnswers);
+    if (addresses.size() > kMaxDnsAnswers) addresses.resize(kMaxDnsAnswers);
     const auto until = NetworkPolicy::Clock::now() + kAnswerLife;
     for (const auto& address : addresses) app->policy.Learn(address, until);
-    Send(Reply(copy.data(), copy.size(), ns_r_noerror, addresses, type), from);
+    Send(DnsReply(copy, asked, ns_r_noerror, addresses, kAnswerLife), from);
     std::lock_guard lock(mutex_);
     if (--lookups_[app.get()] == 0) lookups_.erase(app.get());
     if (--workers_ == 0) idle_.notify_all();
