@@ -6,12 +6,17 @@
 #include <fcntl.h>
 #include <linux/if_ether.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
+#include <linux/filter.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +236,78 @@ static int SysEvents(int minutes, int resume_after) {
     }
   }
   return 1;
+}
+
+// Sends 4 x 32 KiB of 'A' with MSG_ZEROCOPY to a connection of its own whose peer reads slowly,
+// has aspisd perform other sends meanwhile, and counts the bytes that arrive other than 'A'
+// (aspisd's memory, reused after the send).
+static int ZeroCopy(int port) {
+  const int server = socket(AF_INET, SOCK_STREAM, 0);
+  const int small = 4096;
+  setsockopt(server, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(server, (struct sockaddr*)&address, sizeof(address)) != 0 || listen(server, 1) != 0) {
+    return Result("zerocopy-listen", -1);
+  }
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  const int one = 1;
+  if (setsockopt(client, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) != 0) {
+    return Result("zerocopy-option", -1);
+  }
+  if (connect(client, (struct sockaddr*)&address, sizeof(address)) != 0) {
+    return Result("zerocopy-connect", -1);
+  }
+  const int accepted = accept(server, NULL, NULL);
+  enum { kChunk = 32768 };
+  static char chunk[kChunk];
+  memset(chunk, 'A', sizeof(chunk));
+  long sent = 0;
+  for (int i = 0; i < 4; ++i) {
+    struct iovec data = {chunk, sizeof(chunk)};
+    struct msghdr m = {.msg_iov = &data, .msg_iovlen = 1};
+    const ssize_t n = sendmsg(client, &m, MSG_ZEROCOPY | MSG_DONTWAIT);
+    if (n <= 0) break;
+    sent += n;
+  }
+  // aspisd copies each mediated send into memory of its own: the same sizes, other bytes.
+  int pair[2];
+  socketpair(AF_UNIX, SOCK_DGRAM, 0, pair);
+  static char other[kChunk];
+  memset(other, 'B', sizeof(other));
+  for (int i = 0; i < 4; ++i) {
+    struct iovec data = {other, sizeof(other)};
+    struct msghdr m = {.msg_iov = &data, .msg_iovlen = 1};
+    sendmsg(pair[0], &m, MSG_DONTWAIT);
+    char drop[16];
+    recv(pair[1], drop, sizeof(drop), MSG_DONTWAIT | MSG_TRUNC);
+  }
+  long got = 0;
+  long foreign = 0;
+  long letters_b = 0;
+  int other_shown = 0;
+  static char in[kChunk];
+  for (;;) {
+    struct pollfd p = {accepted, POLLIN, 0};
+    if (poll(&p, 1, 1000) <= 0) break;
+    const ssize_t n = recv(accepted, in, sizeof(in), 0);
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (in[i] != 'A') ++foreign;
+      if (in[i] == 'B') ++letters_b;
+      if (in[i] != 'A' && in[i] != 'B' && other_shown < 48) {
+        if (other_shown == 0) printf("other bytes at %ld:", got + i);
+        printf(" %02x", (unsigned char)in[i]);
+        ++other_shown;
+      }
+    }
+    got += n;
+    if (got >= sent) break;
+  }
+  printf("\nzerocopy sent %ld received %ld foreign %ld of-them-B %ld\n", sent, got, foreign,
+         letters_b);
+  fflush(stdout);
+  return 0;
 }
 
 int main(int argc, char** argv) {
@@ -457,6 +534,106 @@ int main(int argc, char** argv) {
     printf("broker-flood refused %d\n", refused);
     return 0;
   }
+
+  if (strcmp(mode, "zerocopy") == 0) return ZeroCopy(atoi(arg));
+  if (strcmp(mode, "deny-flood") == 0) {
+    // `argv[3]` connections refused by aspisd's policy, as fast as they go; then the time taken.
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
+    inet_pton(AF_INET, arg, &to.sin_addr);
+    const int count = atoi(argv[3]);
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int refused = 0;
+    for (int i = 0; i < count; ++i) {
+      to.sin_port = htons((uint16_t)(1 + i % 60000));  // each a new address:port, a new report
+      refused += connect(fd, (struct sockaddr*)&to, sizeof(to)) != 0 && errno == EACCES;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    printf("deny-flood refused %d in %lld ms\n", refused,
+           (long long)((end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000));
+    fflush(stdout);
+    return 0;
+  }
+  if (strcmp(mode, "reuseport") == 0) {
+    // Joins whatever SO_REUSEPORT group holds 127.0.0.1:`arg`, then steers every connection of
+    // the group to its own socket (a classic BPF program that answers "the second socket").
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(arg))};
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr*)&address, sizeof(address)) != 0 || listen(fd, 8) != 0) {
+      return Result(mode, -1);
+    }
+    struct sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, 1}};
+    struct sock_fprog program = {1, code};
+    const int steered =
+        setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof(program));
+    printf("reuseport allowed, steered %d\n", steered);
+    fflush(stdout);
+    for (;;) {
+      const int client = accept(fd, NULL, NULL);
+      send(client, "app", 3, MSG_NOSIGNAL);
+      close(client);
+    }
+  }
+  if (strcmp(mode, "send-zerocopy") == 0) {
+    // A mediated send (sendmsg) to `arg`:`argv[3]` asking the kernel to send from the sender's
+    // memory without a copy: aspisd's memory, since aspisd performs it.
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3]))};
+    inet_pton(AF_INET, arg, &to.sin_addr);
+    if (connect(fd, (struct sockaddr*)&to, sizeof(to)) != 0) return Result("connect", -1);
+    struct iovec data = {"ping", 4};
+    struct msghdr m = {.msg_iov = &data, .msg_iovlen = 1};
+    return Result(mode, (int)sendmsg(fd, &m, MSG_ZEROCOPY));
+  }
+  if (strcmp(mode, "fionread") == 0) {
+    // What a socket has queued, as an app may ask.
+    int pair[2];
+    int queued = -1;
+    socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
+    send(pair[0], "abc", 3, 0);
+    const int rc = ioctl(pair[1], FIONREAD, &queued);
+    printf("queued %d\n", queued);
+    return Result(mode, rc);
+  }
+  if (strcmp(mode, "ifconf") == 0) {
+    // The device's interfaces, through an IPv4 socket aspisd made in the device's namespace.
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq list[16];
+    struct ifconf conf = {.ifc_len = sizeof(list), .ifc_req = list};
+    if (ioctl(fd, SIOCGIFCONF, &conf) != 0) return Result(mode, -1);
+    for (size_t i = 0; i < conf.ifc_len / sizeof(struct ifreq); ++i) {
+      char text[INET_ADDRSTRLEN] = {0};
+      inet_ntop(AF_INET, &((struct sockaddr_in*)&list[i].ifr_addr)->sin_addr, text, sizeof(text));
+      printf("interface %s %s\n", list[i].ifr_name, text);
+    }
+    return Result(mode, 0);
+  }
+  if (strcmp(mode, "stderr") == 0) {
+    // What its standard error is, and what it can do to it.
+    struct stat st;
+    fstat(2, &st);
+    printf("stderr %s flags %#x\n",
+           S_ISSOCK(st.st_mode) ? "socket" : S_ISFIFO(st.st_mode) ? "pipe"
+           : S_ISREG(st.st_mode) ? "file" : S_ISCHR(st.st_mode) ? "char" : "other",
+           fcntl(2, F_GETFL));
+    fflush(stdout);
+    if (strcmp(arg, "shutdown") == 0) Result("shutdown", shutdown(2, SHUT_RDWR));
+    if (strcmp(arg, "truncate") == 0) {
+      Result("truncate", ftruncate(2, 0));
+      dprintf(2, "2030-01-01 00:00:00.000 [aspis] [info] update installed, all apps verified\n");
+    }
+    if (strcmp(arg, "nonblock") == 0) Result("nonblock", fcntl(2, F_SETFL, O_NONBLOCK));
+    printf("sleeping\n");
+    fflush(stdout);
+    pause();
+    return 0;
+  }
+
+
   if (strcmp(mode, "sysevent") == 0) return SysEvents(atoi(arg), argc > 3 ? atoi(argv[3]) : 0);
   if (strcmp(mode, "connect") == 0) return Connect(arg, argv[3], SOCK_STREAM);
   if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);

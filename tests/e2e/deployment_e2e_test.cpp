@@ -28,6 +28,12 @@ using json::Json;
 using namespace std::chrono_literals;
 using testing::TempDir;
 
+// The hostile test app's program (tests/apps/hostile_app.c).
+std::string HostileApp() {
+  auto bytes = file::Read(ASPIS_HOSTILE_APP, std::size_t{16} << 20);
+  return bytes ? std::string(AsString(*bytes)) : std::string();
+}
+
 class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
  protected:
   std::unique_ptr<DeviceProcess> Device(const std::string& name, const std::string& group,
@@ -371,8 +377,7 @@ TEST_F(DeploymentEndToEnd, AnAppsDenialAndCrashReachTheTenantsErrorReportAndTheA
   auto device = AppDevice(85);
   ASSERT_TRUE(device);
   // It tries to mount (denied), then exits with code 3.
-  const std::string crasher =
-      AddApp("1.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["mount-then-exit", "3"])");
+  const std::string crasher = AddApp("1.0", HostileApp(), "", R"(["mount-then-exit", "3"])");
   ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
                     kGroup, "--images", crasher})
                    .empty());
@@ -432,12 +437,38 @@ TEST_F(DeploymentEndToEnd, AnAppsDenialAndCrashReachTheTenantsErrorReportAndTheA
       << shown.dump();
 }
 
+TEST_F(DeploymentEndToEnd, AnAppWritesThroughAPipeOfItsOwnAndCannotEraseOrForgeAspisdsLog) {
+  auto device = AppDevice(87);
+  ASSERT_TRUE(device);
+  const auto log = [&] { return ReadText(device->dir() / "aspisd.log"); };
+  const std::string app = AddApp("1.0", HostileApp(), "", R"(["stderr", "truncate"])");
+  ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                    kGroup, "--images", app})
+                   .empty());
+  WaitForTargets(*device, 1, "installed");
+  const std::string first_line = log().substr(0, log().find('\n') + 1);
+  ASSERT_FALSE(first_line.empty());
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < deadline &&
+       log().find("app blink: sleeping") == std::string::npos;
+       std::this_thread::sleep_for(100ms)) {
+  }
+  const std::string text = log();
+  // Its standard error is a pipe aspisd reads: truncating it fails, and what it writes arrives
+  // prefixed with its name, never as a line of aspisd's own.
+  EXPECT_NE(text.find("app blink: stderr pipe"), std::string::npos) << text;
+  EXPECT_NE(text.find("app blink: truncate denied EINVAL"), std::string::npos) << text;
+  EXPECT_TRUE(text.starts_with(first_line)) << "the app erased aspisd's log";
+  EXPECT_EQ(text.find("\n2030-01-01"), std::string::npos) << "the app forged a line of aspisd's";
+  EXPECT_NE(text.find("app blink: 2030-01-01"), std::string::npos) << text;
+}
+
 TEST_F(DeploymentEndToEnd, AnAppThatDefersAnUpdateKeepsRunningUntilItAllowsTheUpdate) {
   auto device = AppDevice(86);
   ASSERT_TRUE(device);
   // Version 1 defers any update by an hour, and allows it 3 s after the deferral was granted.
   const std::string v1 =
-      AddApp("1.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["sysevent", "60", "3"])",
+      AddApp("1.0", HostileApp(), "", R"(["sysevent", "60", "3"])",
              R"({"SystemEventNotifications": true, "SoftwareUpdateDeferral": true})");
   ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
                     kGroup, "--images", v1})
@@ -446,12 +477,12 @@ TEST_F(DeploymentEndToEnd, AnAppThatDefersAnUpdateKeepsRunningUntilItAllowsTheUp
   const auto log = [&] { return ReadText(device->dir() / "aspisd.log"); };
   for (const auto deadline = std::chrono::steady_clock::now() + 60s;
        std::chrono::steady_clock::now() < deadline &&
-       log().find("\nregistered\n") == std::string::npos;
+       log().find("app blink: registered") == std::string::npos;
        std::this_thread::sleep_for(100ms)) {
   }
-  ASSERT_NE(log().find("\nregistered\n"), std::string::npos) << log();
+  ASSERT_NE(log().find("app blink: registered"), std::string::npos) << log();
 
-  const std::string v2 = AddApp("2.0", ReadText(ASPIS_HOSTILE_APP), "", R"(["sleep"])");
+  const std::string v2 = AddApp("2.0", HostileApp(), "", R"(["sleep"])");
   ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
                     kGroup, "--images", v2})
                    .empty());
@@ -465,11 +496,10 @@ TEST_F(DeploymentEndToEnd, AnAppThatDefersAnUpdateKeepsRunningUntilItAllowsTheUp
   // The running version heard of the update, deferred it, and the device installed it only once
   // the app allowed it (an hour before the deferral would have run out).
   const std::string text = log();
-  // (The app's output is aspisd's standard error here.)
-  const auto pending = text.find(R"(event {"event":"UpdateReadyForInstall",)");
-  const auto deferred = text.find("\ndefer allowed\n");
+  const auto pending = text.find(R"(app blink: event {"event":"UpdateReadyForInstall",)");
+  const auto deferred = text.find("app blink: defer allowed");
   const auto waits = text.find("the update waits for the apps");
-  const auto resumed = text.find("\nresume allowed\n");
+  const auto resumed = text.find("app blink: resume allowed");
   const auto installed = text.find("2.0: idle -> install");
   ASSERT_NE(pending, std::string::npos) << text;
   ASSERT_NE(deferred, std::string::npos) << text;

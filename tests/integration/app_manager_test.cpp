@@ -176,6 +176,22 @@ TEST_F(AppManagerTest, CrashesAndDenialsAreReported) {
   EXPECT_EQ(denials[0].first.description, "syscall: ptrace");
 }
 
+TEST_F(AppManagerTest, AFloodOfRefusedConnectionsIsReportedAtMost100ASecondThenCounted) {
+  // Each refusal names a new address and port: reported one by one, each would be a log line and
+  // an error report entry of its own.
+  Install(kFirst, "flooder", {"deny-flood", "127.0.0.2", "3000"});
+  Create();
+  manager_->StartAll();
+  Await("exit", 1);
+  std::lock_guard lock(mutex_);
+  std::size_t refused = 0;
+  for (const auto& [report, at] : reports_) {
+    refused += report.kind == "denial" && report.description.starts_with("connection: ");
+  }
+  EXPECT_GE(refused, 1U);
+  EXPECT_LT(refused, 1500U) << "every refusal was reported";
+}
+
 TEST_F(AppManagerTest, AnAppWhoseManifestIsInvalidDoesNotStartAndSaysWhy) {
   Install(kFirst, "bad name!", {"sleep"});
   Create();

@@ -621,6 +621,57 @@ TEST_F(SandboxNetwork, OneAppsSlowNameDoesNotHoldUpAnotherAppsLookups) {
   slow.sandbox->Stop(milliseconds(0));
 }
 
+TEST_F(SandboxNetwork, SandboxEscapeByZeroCopySendsOfAspisdsMemoryIsDenied) {
+  // The option, and the flag on a send aspisd performs: either would have the kernel send from
+  // aspisd's heap after aspisd reused it.
+  const auto port = static_cast<std::uint16_t>(testing::FreePort());
+  package::AppCapabilities capabilities = Connections({"127.0.0.1"});
+  capabilities.allowed_tcp_server_ports = {port};
+  const AppRun option = RunApp({"zerocopy", std::to_string(port)}, {}, Granted(capabilities));
+  EXPECT_EQ(option.output, "zerocopy-option denied EPERM\n");
+  EXPECT_TRUE(option.Denied("setsockopt"));
+  const AppRun flag = RunApp({"send-zerocopy", "127.0.0.1", server_.port()}, {},
+                             Granted(Connections({"127.0.0.1"})));
+  EXPECT_EQ(flag.output, "send-zerocopy denied EPERM\n");
+  EXPECT_TRUE(flag.Has("syscall", "a send with flags 0x4000000"));
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeByJoiningTheDevicesReusePortGroupIsDenied) {
+  // A device service (root) listens with SO_REUSEPORT on a port the app's manifest lists: the
+  // kernel would take aspisd's sockets for the same owner's and share the port.
+  const auto port = static_cast<std::uint16_t>(testing::FreePort());
+  Fd service(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ASSERT_EQ(::setsockopt(service.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(service.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(service.get(), 16), 0);
+  package::AppCapabilities capabilities;
+  capabilities.allowed_tcp_server_ports = {port};
+  const AppRun run = RunApp({"reuseport", std::to_string(port)}, {}, Granted(capabilities));
+  EXPECT_EQ(run.output, "reuseport denied EADDRINUSE\n");
+  EXPECT_TRUE(run.Denied("setsockopt"));
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeByReadingTheDevicesInterfacesIsDenied) {
+  const AppRun run = RunApp({"ifconf"}, {}, Granted(Connections({})));
+  EXPECT_EQ(run.output, "ifconf denied EPERM\n");
+  EXPECT_TRUE(run.Denied("ioctl"));
+  // The twin: what a descriptor has queued is the app's to ask.
+  EXPECT_EQ(RunApp({"fionread"}).output, "queued 3\nfionread allowed\n");
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeThroughTheUnspecifiedAddressToTheDevicesLoopbackIsRefused) {
+  // 0.0.0.0 is the device itself to the kernel: listing it grants nothing.
+  const AppRun run =
+      RunApp({"connect", "0.0.0.0", server_.port()}, {}, Granted(Connections({"0.0.0.0"})));
+  EXPECT_EQ(run.output, "connect denied EACCES\n");
+  EXPECT_TRUE(run.Has("connection", "0.0.0.0:" + server_.port() + " (not in AllowedConnections)"));
+}
+
 TEST_F(SandboxNetwork, TheResolversAddressTakesOnlyDnsOverUdp) {
   const std::string address = resolver_->address();
   const AppRun run = RunApp({"connect", address, "53"}, {}, Granted(Connections({})));

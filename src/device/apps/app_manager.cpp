@@ -181,10 +181,13 @@ void AppManager::Launch(App& app) {
   if (m.real_time_capable) return failed("real-time apps run on a real-time core");
   auto cgroup = sandbox::AppCgroup::Create(parts_.cgroups, app.component_id, parts_.limits);
   if (!cgroup) return failed(cgroup.error().message());
-  const auto deny = [report = report_, id = app.component_id,
-                     name = app.name](const sandbox::Denial& d) {
-    if (report) report({id, name, "denial", d.what + ": " + d.detail});
-  };
+  // Every kind of denial an app causes (calls, connections, lookups, broker calls) reaches the
+  // log and the error report at most 100 times a second.
+  const auto deny = sandbox::RateLimited(
+      [report = report_, id = app.component_id, name = app.name](const sandbox::Denial& d) {
+        if (report) report({id, name, "denial", d.what + ": " + d.detail});
+      },
+      kReportsPerSecond);
   app.grants = {.component_id = app.component_id,
                 .storage_kb = m.capabilities.mutable_storage_kb,
                 .storage_file = parts_.storage_dir / app.component_id / "mutable-storage",

@@ -56,6 +56,8 @@ int PrintIdentity(rot::RootOfTrust& rot, const std::string& output, std::ostream
 // Runs the daemon until SIGTERM or SIGINT; 0 after a clean stop, kRebootExitCode when the update
 // agent asks for a reboot.
 int RunUntilSignalled(const DaemonConfig& config, std::ostream& err) {
+  // A closed stream (journald's socket as stderr, a peer gone) fails the write, not aspisd.
+  (void)::signal(SIGPIPE, SIG_IGN);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

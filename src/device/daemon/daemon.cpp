@@ -174,8 +174,7 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
        .tenant = std::move(tenant),
        .app_certificate = config.state_dir / "app" / "certificate.pem",
        .app_key = config.state_dir / "app" / "key.pem",
-       .events = runtime.events.get(),
-       .output = STDERR_FILENO},
+       .events = runtime.events.get()},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,
                      report.description);

@@ -15,4 +15,8 @@ struct Denial {
 // thread-safe, quick, and must not throw.
 using DenialSink = std::function<void(const Denial&)>;
 
+// `sink`, passed at most `per_second` denials a second; past that they are counted, and the count
+// is passed on (as a denial "flood") with the first denial of a later second. Thread-safe.
+DenialSink RateLimited(DenialSink sink, int per_second);
+
 }  // namespace aspis::device::apps::sandbox

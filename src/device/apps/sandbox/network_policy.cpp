@@ -38,6 +38,11 @@ IpAddress IpAddress::FromV6(const in6_addr& address) {
   return ip;
 }
 
+bool IpAddress::IsUnspecified() const {
+  if (!v6) return bytes[0] == 0;
+  return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
+}
+
 bool IpAddress::IsLocal() const {
   if (!v6) return bytes[0] == 127 || bytes[0] == 0 || (bytes[0] == 169 && bytes[1] == 254);
   const bool zero_prefix =
@@ -80,6 +85,8 @@ void NetworkPolicy::Learn(const IpAddress& address, Clock::time_point until) {
 }
 
 bool NetworkPolicy::AllowsAddress(const IpAddress& address, Clock::time_point now) const {
+  // 0.0.0.0/8 and :: are the device itself to the kernel, whatever a manifest lists.
+  if (address.IsUnspecified()) return false;
   if (addresses_.contains(address)) return true;
   std::lock_guard lock(mutex_);
   const auto it = learned_.find(address);

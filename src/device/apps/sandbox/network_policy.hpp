@@ -31,6 +31,8 @@ struct IpAddress {
   std::string ToString() const;
   // Loopback, unspecified or link-local: the device itself or its own link.
   bool IsLocal() const;
+  // 0.0.0.0/8 or ::, which a connect takes to mean the device itself.
+  bool IsUnspecified() const;
   auto operator<=>(const IpAddress&) const = default;
 };
 

@@ -134,7 +134,10 @@ void SetHandler(int signal, void (*handler)(int)) {
 [[noreturn]] void RunApp(const Plan& plan) {
   // Init's handlers are undone before its signals are unblocked: a SIGTERM that init passed on
   // already must end the app, not run init's handler.
-  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGIO}) SetHandler(signal, SIG_DFL);
+  // SIGPIPE too: aspisd ignores it, and an ignored signal would stay ignored across exec.
+  for (const int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGIO, SIGPIPE}) {
+    SetHandler(signal, SIG_DFL);
+  }
   sigset_t none;
   sigemptyset(&none);
   ::pthread_sigmask(SIG_SETMASK, &none, nullptr);

@@ -3,6 +3,7 @@
 #include <linux/sched.h>
 #include <netinet/in.h>
 #include <seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -110,7 +111,6 @@ constexpr std::string_view kAllowed[] = {
     "inotify_init",
     "inotify_init1",
     "inotify_rm_watch",
-    "ioctl",
     "kill",
     "link",
     "linkat",
@@ -246,6 +246,22 @@ constexpr std::string_view kAllowed[] = {
 };
 
 // IP-level socket options that choose nothing about where a packet goes.
+// Socket-level options an app may set: none that shares a port with another owner's socket
+// (SO_REUSEPORT and its steering programs: aspisd made every app socket, so the kernel would take
+// them all for one owner's), pins aspisd's memory (SO_ZEROCOPY: aspisd performs the sends), or
+// picks an interface.
+constexpr int kSocketOptions[] = {
+    SO_REUSEADDR,     SO_KEEPALIVE,       SO_BROADCAST,     SO_LINGER,          SO_RCVBUF,
+    SO_SNDBUF,        SO_RCVTIMEO_OLD,    SO_SNDTIMEO_OLD,  SO_RCVTIMEO_NEW,    SO_SNDTIMEO_NEW,
+    SO_RCVLOWAT,      SO_SNDLOWAT,        SO_OOBINLINE,     SO_PRIORITY,        SO_DONTROUTE,
+    SO_TIMESTAMP_OLD, SO_TIMESTAMPNS_OLD, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW, SO_PASSCRED,
+    SO_PEEK_OFF};
+
+// ioctl requests an app may make: terminal queries (isatty), and what a socket or pipe says of
+// its own queues. Nothing that reads the device's interfaces, routes or neighbours.
+constexpr unsigned long kIoctls[] = {TCGETS,  TIOCGWINSZ, FIONREAD, FIONBIO,
+                                     FIOCLEX, FIONCLEX,   TIOCOUTQ, SIOCATMARK};
+
 constexpr int kIpOptions[] = {IP_TOS,
                               IP_TTL,
                               IP_RECVERR,
@@ -320,12 +336,21 @@ Expected<SeccompProgram> BuildAppFilter() {
     ok = Add(ctx, SCMP_ACT_ALLOW, "sendto",
              {SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, 0), SCMP_A4(SCMP_CMP_EQ, 0)});
   }
-  // Socket options: any at the socket, TCP and UDP levels; at the IP levels only those that
-  // do not choose a route (no IP options or IPv6 routing and extension headers, which would send
-  // a packet past the address aspisd checked).
-  for (const scmp_datum_t level :
-       {scmp_datum_t{SOL_SOCKET}, scmp_datum_t{IPPROTO_TCP}, scmp_datum_t{IPPROTO_UDP}}) {
+  // Socket options: any at the TCP and UDP levels; at the socket level those listed; at the IP
+  // levels only those that do not choose a route (no IP options or IPv6 routing and extension
+  // headers, which would send a packet past the address aspisd checked).
+  for (const scmp_datum_t level : {scmp_datum_t{IPPROTO_TCP}, scmp_datum_t{IPPROTO_UDP}}) {
     if (ok) ok = Add(ctx, SCMP_ACT_ALLOW, "setsockopt", {SCMP_A1(SCMP_CMP_EQ, level)});
+  }
+  for (const int option : kSocketOptions) {
+    if (ok) {
+      ok = Add(ctx, SCMP_ACT_ALLOW, "setsockopt",
+               {SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
+                SCMP_A2(SCMP_CMP_EQ, static_cast<scmp_datum_t>(option))});
+    }
+  }
+  for (const unsigned long request : kIoctls) {
+    if (ok) ok = Add(ctx, SCMP_ACT_ALLOW, "ioctl", {SCMP_A1(SCMP_CMP_EQ, request)});
   }
   for (const int option : kIpOptions) {
     if (ok) {

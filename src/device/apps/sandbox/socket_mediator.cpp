@@ -30,6 +30,12 @@ namespace {
 constexpr std::size_t kMaxCopy = std::size_t{256} << 10;  // data copied per send
 constexpr std::size_t kMaxIov = 1024;                     // UIO_MAXIOV
 constexpr unsigned kMaxMessages = 64;
+// What one call may have aspisd hold: a blocked send keeps its copy until the call ends.
+constexpr std::size_t kMaxCopyPerCall = kMaxCopy;
+// Flags aspisd passes on to its own send: none that lends its memory (MSG_ZEROCOPY would send
+// what aspisd's heap holds later) or opens a connection (MSG_FASTOPEN).
+constexpr int kSendFlags =
+    MSG_DONTWAIT | MSG_MORE | MSG_EOR | MSG_OOB | MSG_NOSIGNAL | MSG_CONFIRM | MSG_DONTROUTE;
 constexpr std::uint16_t kDnsPort = 53;
 constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9); Debian 12's headers lack it
 
@@ -375,6 +381,10 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
     app_->denials({"syscall", "a send with MSG_FASTOPEN"});
     return Errno(EPERM);
   }
+  if ((flags & ~kSendFlags) != 0) {
+    app_->denials({"syscall", fmt::format("a send with flags {:#x}", flags & ~kSendFlags)});
+    return Errno(EPERM);
+  }
   Fd socket = call.Take(call.Arg(0));
   if (socket.get() < 0) return Errno(EBADF);
   const int domain = SocketOption(socket.get(), SO_DOMAIN);
@@ -384,6 +394,7 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
   // Read every message once; what is checked and sent is this copy.
   std::vector<Message> messages;
   std::vector<std::uint64_t> length_fields;  // sendmmsg: where each msg_len is written back
+  std::size_t budget = kMaxCopyPerCall;      // a longer send is short, as the kernel's may be
   const auto read_header = [&](std::uint64_t at, Message& m) -> long {
     msghdr header{};
     if (!call.Read(at, &header, sizeof(header))) return Errno(EFAULT);
@@ -394,14 +405,15 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
       return Errno(EFAULT);
     }
     for (const auto& part : iov) {
-      const std::size_t take = std::min(part.iov_len, kMaxCopy - m.data.size());
+      const std::size_t take = std::min({part.iov_len, kMaxCopy - m.data.size(), budget});
+      budget -= take;
       const std::size_t at_size = m.data.size();
       m.data.resize(at_size + take);
       if (!call.Read(reinterpret_cast<std::uint64_t>(part.iov_base), m.data.data() + at_size,
                      take)) {
         return Errno(EFAULT);
       }
-      if (m.data.size() == kMaxCopy) break;
+      if (m.data.size() == kMaxCopy || budget == 0) break;
     }
     if (header.msg_name != nullptr &&
         !call.ReadAddress(reinterpret_cast<std::uint64_t>(header.msg_name), header.msg_namelen,
@@ -430,7 +442,7 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
     messages.push_back(std::move(m));
   } else {
     const unsigned count = std::min<unsigned>(static_cast<unsigned>(call.Arg(2)), kMaxMessages);
-    for (unsigned i = 0; i < count; ++i) {
+    for (unsigned i = 0; i < count && (i == 0 || budget > 0); ++i) {
       const std::uint64_t at = call.Arg(1) + i * sizeof(mmsghdr);
       Message m;
       if (const long rc = read_header(at, m); rc < 0) return i == 0 ? rc : static_cast<long>(i);
