@@ -599,6 +599,16 @@ int main(int argc, char** argv) {
     printf("queued %d\n", queued);
     return Result(mode, rc);
   }
+  if (strcmp(mode, "abstract-bind") == 0) {
+    // Binds the abstract name `arg` on descriptor 3 (the broker's socket, which aspisd made in
+    // the device's network namespace), then on a Unix socket of its own (its own namespace).
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    strncpy(address.sun_path + 1, arg, sizeof(address.sun_path) - 2);
+    const socklen_t size = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(arg));
+    Result(mode, bind(3, (struct sockaddr*)&address, size));
+    const int own = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    return Result("abstract-bind-own", bind(own, (struct sockaddr*)&address, size));
+  }
   if (strcmp(mode, "ifconf") == 0) {
     // The device's interfaces, through an IPv4 socket aspisd made in the device's namespace.
     const int fd = socket(AF_INET, SOCK_DGRAM, 0);

@@ -8,11 +8,14 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -864,6 +867,25 @@ TEST_F(SandboxBroker, ABrokerFloodIsRefusedAndReportedAtMost100ASecondWithoutThe
   }
   EXPECT_GE(reported, 1U);
   EXPECT_LT(reported, 1500U) << "each refusal reported";
+}
+
+TEST_F(SandboxBroker, SandboxEscapeByBindingAnAbstractNameInTheDevicesNamespaceIsRefused) {
+  // The broker's socket lives in the device's network namespace: a name bound there would squat
+  // one a device service uses. The app's own Unix sockets bind in its own namespace.
+  const std::string name = "aspis-test-" + std::to_string(::getpid());
+  const AppRun run = RunBrokered({"abstract-bind", name});
+  EXPECT_EQ(run.output, "abstract-bind denied EACCES\nabstract-bind-own allowed\n");
+  EXPECT_TRUE(run.Has("listen",
+                      "an abstract Unix name on a socket aspisd made (it lives in the device's "
+                      "network namespace)"));
+  Fd service(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path + 1, name.data(), name.size());
+  EXPECT_EQ(::bind(service.get(), reinterpret_cast<const sockaddr*>(&address),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())),
+            0)
+      << "the device's name was taken";
 }
 
 TEST_F(SandboxBroker, SandboxEscapeToTheRuntimeKeyIsRefusedAndReported) {

@@ -1,11 +1,13 @@
 #include "device/apps/sandbox/socket_mediator.hpp"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -71,6 +73,15 @@ std::optional<Peer> InetPeer(const sockaddr_storage& address, socklen_t size) {
 }
 
 // A Unix address names a path unless it is abstract (a leading NUL) or empty (autobind).
+// The inode of the network namespace `socket` lives in (SIOCGSKNS), or of aspisd's own when
+// `socket` is -1; 0 when it cannot be told.
+ino_t NetworkNamespace(int socket) {
+  struct stat st {};
+  if (socket < 0) return ::stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+  const Fd ns(::ioctl(socket, SIOCGSKNS));
+  return ns.get() >= 0 && ::fstat(ns.get(), &st) == 0 ? st.st_ino : 0;
+}
+
 bool NamesAPath(const sockaddr_storage& address, socklen_t size) {
   const auto& un = reinterpret_cast<const sockaddr_un&>(address);
   return size > sizeof(sa_family_t) && un.sun_path[0] != '\0';
@@ -134,7 +145,8 @@ SocketMediator::SocketMediator(std::shared_ptr<AppNetwork> app, AppResolver* res
       listen_nr_(Nr("listen")),
       sendto_nr_(Nr("sendto")),
       sendmsg_nr_(Nr("sendmsg")),
-      sendmmsg_nr_(Nr("sendmmsg")) {
+      sendmmsg_nr_(Nr("sendmmsg")),
+      device_namespace_(NetworkNamespace(-1)) {
   if (resolver_ != nullptr)
     resolver_ip_ = IpAddress::Parse(resolver_->address()).value_or(IpAddress{});
 }
@@ -252,6 +264,7 @@ long SocketMediator::Connect(const Call& call) {
                                        " (apps reach each other through Application_Connect)"});
       return Errno(EACCES);
     }
+    if (MadeByAspisd(socket.get(), "connection")) return Errno(EACCES);
   } else if (address.ss_family != AF_UNSPEC) {
     const auto peer = InetPeer(address, size);
     if (!peer) return Errno(EINVAL);
@@ -281,6 +294,15 @@ long SocketMediator::Connect(const Call& call) {
   }
 
   return result;
+}
+
+bool SocketMediator::MadeByAspisd(int socket, const char* what) const {
+  const ino_t ns = NetworkNamespace(socket);
+  if (ns != 0 && ns != device_namespace_) return false;
+  app_->denials({what,
+                 "an abstract Unix name on a socket aspisd made (it lives in the device's "
+                 "network namespace)"});
+  return true;
 }
 
 bool SocketMediator::IsResolver(const Peer& peer, bool datagram) const {
@@ -327,6 +349,7 @@ long SocketMediator::Bind(const Call& call) {
                                    " (only abstract Unix sockets may be bound)"});
       return Errno(EACCES);
     }
+    if (MadeByAspisd(socket.get(), "listen")) return Errno(EACCES);
   } else {
     const auto peer = InetPeer(address, size);
     if (!peer) return Errno(EINVAL);
@@ -466,6 +489,10 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
       if (NamesAPath(m.name, m.name_size)) {
         app_->denials({"connection", "to the Unix socket " + UnixPath(m.name, m.name_size) +
                                          " (apps reach each other through Application_Connect)"});
+        last = Errno(EACCES);
+        break;
+      }
+      if (MadeByAspisd(socket.get(), "connection")) {
         last = Errno(EACCES);
         break;
       }

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <linux/seccomp.h>
 
 #include <memory>
@@ -35,6 +37,9 @@ class SocketMediator {
   long TakeAddressed(const Call& call, Addressed& out) const;
   // Whether `peer` is the apps' resolver (over UDP only).
   bool IsResolver(const Peer& peer, bool datagram) const;
+  // Whether `socket` (a Unix one) is one aspisd made: it lives in the device's network namespace,
+  // where an abstract name would be bound or looked up. Reports the denial (`what`) when so.
+  bool MadeByAspisd(int socket, const char* what) const;
   // Whether the app may send to `peer`; reports the denial when not.
   bool Reaches(const Peer& peer, bool datagram) const;
   // Tells the resolver the port of `socket` (bound to one first when `bind_first`).
@@ -50,6 +55,7 @@ class SocketMediator {
   IpAddress resolver_ip_;
   int wake_;
   int socket_nr_, connect_nr_, bind_nr_, listen_nr_, sendto_nr_, sendmsg_nr_, sendmmsg_nr_;
+  const ino_t device_namespace_;  // aspisd's network namespace, where the sockets it made live
 };
 
 }  // namespace aspis::device::apps::sandbox
