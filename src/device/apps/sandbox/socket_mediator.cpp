@@ -73,13 +73,17 @@ std::optional<Peer> InetPeer(const sockaddr_storage& address, socklen_t size) {
 }
 
 // A Unix address names a path unless it is abstract (a leading NUL) or empty (autobind).
-// The inode of the network namespace `socket` lives in (SIOCGSKNS), or of aspisd's own when
-// `socket` is -1; 0 when it cannot be told.
-ino_t NetworkNamespace(int socket) {
+// The inode of the network namespace `socket` lives in (SIOCGSKNS); 0 when it cannot be told.
+ino_t NetworkNamespaceOf(int socket) {
   struct stat st {};
-  if (socket < 0) return ::stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
   const Fd ns(::ioctl(socket, SIOCGSKNS));
   return ns.get() >= 0 && ::fstat(ns.get(), &st) == 0 ? st.st_ino : 0;
+}
+
+// The inode of aspisd's own network namespace: the device's.
+ino_t OwnNetworkNamespace() {
+  struct stat st {};
+  return ::stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
 }
 
 bool NamesAPath(const sockaddr_storage& address, socklen_t size) {
@@ -146,7 +150,7 @@ SocketMediator::SocketMediator(std::shared_ptr<AppNetwork> app, AppResolver* res
       sendto_nr_(Nr("sendto")),
       sendmsg_nr_(Nr("sendmsg")),
       sendmmsg_nr_(Nr("sendmmsg")),
-      device_namespace_(NetworkNamespace(-1)) {
+      device_namespace_(OwnNetworkNamespace()) {
   if (resolver_ != nullptr)
     resolver_ip_ = IpAddress::Parse(resolver_->address()).value_or(IpAddress{});
 }
@@ -297,7 +301,7 @@ long SocketMediator::Connect(const Call& call) {
 }
 
 bool SocketMediator::MadeByAspisd(int socket, const char* what) const {
-  const ino_t ns = NetworkNamespace(socket);
+  const ino_t ns = NetworkNamespaceOf(socket);
   if (ns != 0 && ns != device_namespace_) return false;
   app_->denials({what,
                  "an abstract Unix name on a socket aspisd made (it lives in the device's "
