@@ -184,7 +184,10 @@ Expected<Broker> Broker::Create(BrokerGrants grants, sandbox::DenialSink denials
     return Fail(AppsErrc::kSandbox,
                 "cannot make the broker socket: " + std::generic_category().message(errno));
   }
-  return Broker(std::move(grants), std::move(denials), Fd(pair[0]), Fd(pair[1]));
+  // Refusals are reported at most kReportsPerSecond a second, then counted.
+  auto limited =
+      denials ? sandbox::RateLimited(std::move(denials), kReportsPerSecond) : sandbox::DenialSink{};
+  return Broker(std::move(grants), std::move(limited), Fd(pair[0]), Fd(pair[1]));
 }
 
 bool Broker::Serve() {
@@ -206,22 +209,7 @@ bool Broker::Serve() {
   return true;
 }
 
-void Broker::Report(const std::string& call, const std::string& why) {
-  const auto now = std::chrono::steady_clock::now();
-  if (now - window_ >= std::chrono::seconds(1)) {
-    if (unreported_ > 0) {
-      denials_({"broker", "more refusals than " + std::to_string(kReportsPerSecond) +
-                              " a second, not each reported"});
-    }
-    window_ = now;
-    reported_ = 0;
-    unreported_ = 0;
-  }
-  if (reported_ >= kReportsPerSecond) {
-    ++unreported_;
-    return;
-  }
-  ++reported_;
+void Broker::Report(const std::string& call, const std::string& why) const {
   // Named only when it is a call aspisd knows: what the app wrote is not reported.
   const bool known = std::find(kCalls.begin(), kCalls.end(), call) != kCalls.end();
   denials_({"broker", (known ? call : std::string("unknown call")) + " (" + why + ")"});

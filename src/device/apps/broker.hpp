@@ -1,6 +1,5 @@
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -65,8 +64,8 @@ class Broker {
   bool Serve();
 
  private:
-  // Reports a refusal: at most kReportsPerSecond a second, then one report that more came.
-  void Report(const std::string& call, const std::string& why);
+  // Reports a refusal of `call` to the (rate-limited) sink.
+  void Report(const std::string& call, const std::string& why) const;
 
   Broker(BrokerGrants grants, sandbox::DenialSink denials, Fd own, Fd app)
       : grants_(std::move(grants)),
@@ -78,9 +77,6 @@ class Broker {
   sandbox::DenialSink denials_;
   Fd own_end_;
   Fd app_end_;
-  std::chrono::steady_clock::time_point window_;
-  int reported_ = 0;
-  std::uint64_t unreported_ = 0;
 };
 
 // How full an app's storage is: bytes used and its limit (SizeKB), for `show-quota`.

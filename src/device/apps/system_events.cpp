@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <stdexcept>
 #include <system_error>
 
 #include "core/json.hpp"
@@ -56,17 +55,20 @@ Expected<std::unique_ptr<SystemEvents>> SystemEvents::Open(state::StateStore sto
   auto record = store.Get(kRecord);
   if (!record && record.error() != CoreErrc::kCorrupt) return std::unexpected(record.error());
   std::unique_ptr<SystemEvents> events(new SystemEvents(std::move(store), clock, response_window));
-  if (record && !*record) return events;
-  try {
-    if (!record) throw std::runtime_error(record.error().message());
-    for (const auto& [image, since] : (**record).at("first_ready").items()) {
-      events->first_ready_[image] = since.get<std::int64_t>();
+  events->lost_ = !record;
+  if (record && *record) {
+    try {
+      for (const auto& [image, since] : (**record).at("first_ready").items()) {
+        events->first_ready_[image] = since.get<std::int64_t>();
+      }
+    } catch (const std::exception&) {
+      events->lost_ = true;
     }
-  } catch (const std::exception&) {
+  }
+  if (events->lost_) {
     // Not knowing how long updates waited, none waits any longer: deferral never stops updates.
     log::Error("the update deferral record is damaged: updates held back start now");
     events->first_ready_.clear();
-    events->lost_ = true;
     if (auto ok = events->store_.Erase(kRecord); !ok) return std::unexpected(ok.error());
   }
   return events;
@@ -84,13 +86,7 @@ Expected<Fd> SystemEvents::Register(const std::string& component, std::uint32_t 
   listeners_.insert_or_assign(component, Listener{Fd(pair[0]), events, may_defer});
   // An app that (re)starts while an update waits is told at once.
   if (pending_ && (events & static_cast<std::uint32_t>(SysEvent::kUpdateReadyForInstall)) != 0) {
-    const auto left =
-        std::chrono::floor<std::chrono::minutes>(pending_->deadline - clock_.Now()).count();
-    Send(SysEvent::kUpdateReadyForInstall,
-         Message(SysEvent::kUpdateReadyForInstall, "Pending",
-                 {{"update_type", TypeName(pending_->type)},
-                  {"max_deferral_minutes", std::max<std::int64_t>(left, 0)}}),
-         component);
+    Send(SysEvent::kUpdateReadyForInstall, PendingMessage(clock_.Now()), component);
   }
   return app_end;
 }
@@ -230,12 +226,16 @@ void SystemEvents::NothingToUpdate() {
   Send(SysEvent::kNoUpdateAvailable, Message(SysEvent::kNoUpdateAvailable, "Complete"));
 }
 
+std::string SystemEvents::PendingMessage(Clock::TimePoint now) const {
+  const auto left = std::chrono::floor<std::chrono::minutes>(pending_->deadline - now).count();
+  return Message(SysEvent::kUpdateReadyForInstall, "Pending",
+                 {{"update_type", TypeName(pending_->type)},
+                  {"max_deferral_minutes", std::max<std::int64_t>(left, 0)}});
+}
+
 bool SystemEvents::AnnouncePending(Clock::TimePoint now) {
   pending_->window_end = now + window_;
-  const auto left = std::chrono::floor<std::chrono::minutes>(pending_->deadline - now);
-  Send(SysEvent::kUpdateReadyForInstall, Message(SysEvent::kUpdateReadyForInstall, "Pending",
-                                                 {{"update_type", TypeName(pending_->type)},
-                                                  {"max_deferral_minutes", left.count()}}));
+  Send(SysEvent::kUpdateReadyForInstall, PendingMessage(now));
   return std::any_of(listeners_.begin(), listeners_.end(), [](const auto& entry) {
     return entry.second.may_defer &&
            (entry.second.events & static_cast<std::uint32_t>(SysEvent::kUpdateReadyForInstall)) !=

@@ -102,6 +102,8 @@ class SystemEvents {
       : store_(std::move(store)), clock_(clock), window_(window) {}
   // When the update of `image_ids` was first ready, persisting the ones first seen now.
   Clock::TimePoint FirstReady(const std::vector<std::string>& image_ids, Clock::TimePoint now);
+  // UpdateReadyForInstall Pending for `pending_` at `now` (with mutex_ held).
+  std::string PendingMessage(Clock::TimePoint now) const;
   // Tells the apps registered for UpdateReadyForInstall that `pending_` waits; returns whether
   // one of them may defer it.
   bool AnnouncePending(Clock::TimePoint now);
