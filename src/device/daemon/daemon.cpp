@@ -11,6 +11,7 @@
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "crypto/sha256.hpp"
 #include "crypto/tpm_key.hpp"
 #include "device/apps/app_manager.hpp"
 #include "device/daemon/admin_socket.hpp"
@@ -156,8 +157,13 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
       apps::SystemEvents::Open(state::StateStore(env.fs, config.state_dir / "update"), env.clock);
   if (!events) return std::unexpected(events.error());
   runtime.events = std::move(*events);
+  // Named after the state directory: two aspisd on one machine (simulated boards, tests) in one
+  // control group never take each other's apps' groups.
+  const auto state_digest = crypto::Sha256Of(AsBytes(config.state_dir.string()));
+  if (!state_digest) return std::unexpected(state_digest.error());
   auto cgroups =
-      apps::sandbox::CgroupLayout::Find("/sys/fs/cgroup", "/proc/self/cgroup", "aspis-apps");
+      apps::sandbox::CgroupLayout::Find("/sys/fs/cgroup", "/proc/self/cgroup",
+                                        "aspis-apps-" + crypto::ToHex(*state_digest).substr(0, 12));
   if (!cgroups) return std::unexpected(cgroups.error());
   auto resolver = apps::sandbox::AppResolver::Start(config.app_resolver);
   if (!resolver) return std::unexpected(resolver.error());
