@@ -310,6 +310,86 @@ static int ZeroCopy(int port) {
   return 0;
 }
 
+// The resolver /etc/resolv.conf names (the sandbox's own), or `text` as an IPv4 address.
+static struct sockaddr_in Nameserver(const char* text) {
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(53)};
+  if (strcmp(text, "own") != 0) {
+    inet_pton(AF_INET, text, &to.sin_addr);
+    return to;
+  }
+  FILE* conf = fopen("/etc/resolv.conf", "r");
+  char line[128];
+  char address[64] = "";
+  while (conf != NULL && fgets(line, sizeof(line), conf) != NULL) {
+    if (sscanf(line, "nameserver %63s", address) == 1) break;
+  }
+  if (conf != NULL) fclose(conf);
+  inet_pton(AF_INET, address, &to.sin_addr);
+  return to;
+}
+
+// A DNS query for `name`'s A records, with ID `id`; its size.
+static size_t DnsQuery(const char* name, unsigned id, unsigned char* out) {
+  const unsigned char header[12] = {(unsigned char)(id >> 8), (unsigned char)id, 1, 0, 0, 1,
+                                    0, 0, 0, 0, 0, 0};
+  memcpy(out, header, sizeof(header));
+  size_t at = sizeof(header);
+  for (const char* label = name; *label != 0;) {
+    const size_t length = strcspn(label, ".");
+    out[at++] = (unsigned char)length;
+    memcpy(out + at, label, length);
+    at += length;
+    label += length;
+    if (*label == '.') ++label;
+  }
+  const unsigned char tail[5] = {0, 0, 1, 0, 1};  // root, type A, class IN
+  memcpy(out + at, tail, sizeof(tail));
+  return at + sizeof(tail);
+}
+
+// Asks `server` ("own", or another address) for `name` on a connected UDP socket: "dns-query
+// answered rcode N", "dns-query unanswered", or how the connect was refused.
+static int AskResolver(const char* server, const char* name) {
+  const struct sockaddr_in to = Nameserver(server);
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (connect(fd, (const struct sockaddr*)&to, sizeof(to)) != 0) return Result("dns-query", -1);
+  unsigned char query[300];
+  const size_t size = DnsQuery(name, 0x4242, query);
+  if (send(fd, query, size, 0) != (ssize_t)size) return Result("dns-query", -1);
+  struct pollfd ready = {fd, POLLIN, 0};
+  unsigned char reply[512];
+  if (poll(&ready, 1, 2000) != 1 || recv(fd, reply, sizeof(reply), 0) < 4) {
+    printf("dns-query unanswered\n");
+  } else {
+    printf("dns-query answered rcode %d\n", reply[3] & 0xf);
+  }
+  fflush(stdout);
+  return 0;
+}
+
+// Sends its own resolver queries for `name` as fast as it can from four threads, without reading
+// the replies, after saying "flooding"; until it is stopped.
+static void* Flood(void* arg) {
+  const struct sockaddr_in to = Nameserver("own");
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (connect(fd, (const struct sockaddr*)&to, sizeof(to)) != 0) return NULL;
+  unsigned char query[300];
+  const size_t size = DnsQuery((const char*)arg, 7, query);
+  for (;;) (void)send(fd, query, size, 0);
+  return NULL;
+}
+static int DnsFlood(const char* name) {
+  for (int i = 0; i < 4; ++i) {
+    pthread_t thread;
+    pthread_create(&thread, NULL, Flood, (void*)name);
+  }
+  sleep(1);
+  printf("flooding\n");
+  fflush(stdout);
+  pause();
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
   const char* mode = argv[1];
@@ -649,6 +729,19 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);
   if (strcmp(mode, "listen-tcp") == 0) return Serve(arg, SOCK_STREAM);
   if (strcmp(mode, "listen-udp") == 0) return Serve(arg, SOCK_DGRAM);
+  if (strcmp(mode, "dns-query") == 0) return AskResolver(arg, argv[3]);
+  if (strcmp(mode, "dns-flood") == 0) return DnsFlood(arg);
+  if (strcmp(mode, "connect-resolver") == 0) {
+    const struct sockaddr_in to = Nameserver("own");
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    return Result(mode, connect(fd, (const struct sockaddr*)&to, sizeof(to)));
+  }
+  if (strcmp(mode, "bind-udp") == 0) {
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3]))};
+    inet_pton(AF_INET, arg, &address.sin_addr);
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    return Result(mode, bind(fd, (struct sockaddr*)&address, sizeof(address)));
+  }
   if (strcmp(mode, "listen-anywhere") == 0) {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     return Result(mode, listen(fd, 1));

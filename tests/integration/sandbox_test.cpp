@@ -191,8 +191,9 @@ class Sandbox : public ::testing::Test {
     return run;
   }
 
-  // Starts an app that says "sleeping" once its signal handling is set, and waits for that.
-  Started StartReady(SandboxSpec spec) {
+  // Starts an app that says `ready` ("sleeping" once its signal handling is set), and waits for
+  // that.
+  Started StartReady(SandboxSpec spec, const std::string& ready = "sleeping") {
     std::array<int, 2> pipe{};
     EXPECT_EQ(::pipe2(pipe.data(), O_CLOEXEC), 0);
     Fd read_end(pipe[0]);
@@ -201,7 +202,7 @@ class Sandbox : public ::testing::Test {
     auto started = Start(spec);
     write_end = Fd(-1);
     if (started.sandbox) {
-      EXPECT_EQ(ReadLine(read_end.get()), "sleeping");
+      EXPECT_EQ(ReadLine(read_end.get()), ready);
     }
     started.pipe = std::move(read_end);  // kept open: the app writes again when it ends
     return started;
@@ -209,8 +210,10 @@ class Sandbox : public ::testing::Test {
 
   // Another app that runs beside every app of the test: it must run on, and stop when asked, as
   // before (CheckBystander).
-  void StartBystander() {
-    bystander_.emplace(StartReady(Spec({"sleep"}, "bystander")));
+  void StartBystander(const std::function<void(SandboxSpec&)>& adjust = {}) {
+    auto spec = Spec({"sleep"}, "bystander");
+    if (adjust) adjust(spec);
+    bystander_.emplace(StartReady(spec));
     ASSERT_TRUE(bystander_->sandbox);
   }
   void CheckBystander() {
@@ -249,18 +252,21 @@ class Sandbox : public ::testing::Test {
     capabilities.allowed_connections = std::move(allowed);
     return capabilities;
   }
-  // Starts aspisd's resolver on port 53 of a loopback address no other test process holds
-  // (tests run in parallel): one derived from this process's ID, or the next free one.
+  // Starts aspisd's resolvers on port 53 of 127.83.0.0/16; test processes running in parallel
+  // share the range, each app taking the first address free.
   void StartResolver(AppResolver::Lookup lookup = AppResolver::SystemLookup) {
-    const auto pid = static_cast<unsigned>(::getpid());
-    Expected<std::unique_ptr<AppResolver>> resolver = std::unexpected(Error({}, "no address"));
-    for (unsigned attempt = 0; attempt < 256 && !resolver; ++attempt) {
-      const unsigned n = (pid + attempt * 257) & 0xffff;
-      resolver = AppResolver::Start(
-          "127.83." + std::to_string(n >> 8) + "." + std::to_string(n & 0xff), 53, lookup);
-    }
+    auto resolver = AppResolver::Start("127.83.0.1", 53, std::move(lookup));
     ASSERT_TRUE(resolver) << resolver.error().message();
     resolver_ = std::move(*resolver);
+  }
+  // The resolver the sandbox of the app `name` names in its resolv.conf.
+  std::string ResolverOf(const std::string& name) const {
+    std::ifstream in(dir_ / ("run-" + name) / "resolv.conf");
+    std::string word;
+    std::string address;
+    in >> word >> address;
+    EXPECT_EQ(word, "nameserver");
+    return address;
   }
 
   testing::TempDir dir_;
@@ -437,7 +443,7 @@ class SandboxNetwork : public Sandbox {
   void SetUp() override {
     Sandbox::SetUp();
     StartResolver([this](const std::string& name, bool v6) { return lookup_(name, v6); });
-    StartBystander();
+    StartBystander(Granted(Connections({"localhost"})));
   }
   void TearDown() override {
     CheckBystander();
@@ -675,11 +681,53 @@ TEST_F(SandboxNetwork, SandboxEscapeThroughTheUnspecifiedAddressToTheDevicesLoop
   EXPECT_TRUE(run.Has("connection", "0.0.0.0:" + server_.port() + " (not in AllowedConnections)"));
 }
 
-TEST_F(SandboxNetwork, TheResolversAddressTakesOnlyDnsOverUdp) {
-  const std::string address = resolver_->address();
-  const AppRun run = RunApp({"connect", address, "53"}, {}, Granted(Connections({})));
-  EXPECT_EQ(run.output, "connect denied EACCES\n");
-  EXPECT_TRUE(run.Has("connection", address + ":53 (not in AllowedConnections)"));
+TEST_F(SandboxNetwork, AnAppsOwnResolverTakesOnlyDnsOverUdp) {
+  EXPECT_EQ(
+      RunApp({"dns-query", "own", "localhost"}, {}, Granted(Connections({"localhost"}))).output,
+      "dns-query answered rcode 0\n");
+  const AppRun run = RunApp({"connect-resolver"}, {}, Granted(Connections({})));
+  EXPECT_EQ(run.output, "connect-resolver denied EACCES\n");
+  EXPECT_TRUE(run.Has("connection", ResolverOf("hostile") + ":53 (the apps' resolvers' range)"));
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeByQueryingAnotherAppsResolverIsRefused) {
+  // Even listed in its own manifest, the bystander's resolver is not the app's to ask (or flood).
+  const std::string other = ResolverOf("bystander");
+  ASSERT_TRUE(resolver_->InRange(IpAddress::Parse(other).value_or(IpAddress{}))) << other;
+  const AppRun run =
+      RunApp({"dns-query", other, "localhost"}, {}, Granted(Connections({other, "localhost"})));
+  EXPECT_EQ(run.output, "dns-query denied EACCES\n");
+  EXPECT_TRUE(run.Has("connection", other + ":53 (the apps' resolvers' range)"));
+  EXPECT_NE(ResolverOf("hostile"), other);
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeByTakingTheResolversAddressesIsRefused) {
+  // Bound by an app, an address of the range is one a later app's resolver cannot have.
+  package::AppCapabilities capabilities;
+  capabilities.allowed_udp_server_ports = {53};
+  const AppRun run = RunApp({"bind-udp", "127.83.255.254", "53"}, {}, Granted(capabilities));
+  EXPECT_EQ(run.output, "bind-udp denied EACCES\n");
+  EXPECT_TRUE(run.Has("listen", "on 127.83.255.254:53 (the apps' resolvers' range)"));
+  const auto pid = static_cast<unsigned>(::getpid());
+  const std::string outside =
+      "127.82." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string((pid & 0xff) | 1);
+  EXPECT_EQ(RunApp({"bind-udp", outside, "53"}, {}, Granted(capabilities)).output,
+            "bind-udp allowed\n");
+}
+
+TEST_F(SandboxNetwork, OneAppFloodingItsResolverDoesNotStarveAnotherAppsLookups) {
+  auto spec = Spec({"dns-flood", "flood.example"}, "flooder");
+  Granted(Connections({}))(spec);
+  auto flooder = StartReady(spec, "flooding");
+  ASSERT_TRUE(flooder.sandbox);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(
+        RunApp({"connect", "localhost", server_.port()}, {}, Granted(Connections({"localhost"})))
+            .output,
+        "connect allowed pong\n");
+  }
+  EXPECT_EQ(flooder.sandbox->Wait(milliseconds(0)), std::nullopt);
+  flooder.sandbox->Stop(milliseconds(0));
 }
 
 TEST_F(Sandbox, ADenialFloodIsSlowedAndReportedAsACount) {

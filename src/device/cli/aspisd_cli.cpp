@@ -226,8 +226,10 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       ->capture_default_str();
   run->add_flag("--run-apps", daemon.run_apps,
                 "Run the installed apps in their sandboxes (root, cgroup memory and pids)");
-  run->add_option("--app-resolver", daemon.app_resolver,
-                  "The loopback address aspisd answers apps' DNS on (port 53)")
+  run->add_option(
+         "--app-resolver", daemon.app_resolver,
+         "The first of the loopback addresses (to the end of its /16) where aspisd answers "
+         "each app's DNS, one address per app (port 53)")
       ->capture_default_str();
   std::uint64_t app_memory_mib = daemon.app_memory_bytes >> 20;
   run->add_option("--app-memory-mib", app_memory_mib, "MiB of memory (and swap) each app may use")

@@ -63,9 +63,10 @@ struct DaemonConfig {
   // Run the installed apps, each in its sandbox (DESIGN section 6): needs root and the memory
   // and pids cgroup controllers.
   bool run_apps = false;
-  // Where aspisd's resolver for apps listens (port 53): the address every sandbox's resolv.conf
-  // names, a loopback address of the device's no other server uses.
-  std::string app_resolver = "127.0.0.83";
+  // Where aspisd's resolvers for apps listen (port 53): each app's sandbox gets a loopback address
+  // of its own, the first free one from this to the end of its /16, which no app may reach
+  // except its own and no other server of the device should use.
+  std::string app_resolver = "127.83.0.1";
   std::uint64_t app_memory_bytes = std::uint64_t{64} << 20;  // per app, memory and swap
   std::uint32_t app_max_processes = 64;                      // per app, processes and threads
   std::uint32_t app_first_uid = 200000;  // apps run as this uid and gid, and the ones after it

@@ -3,8 +3,8 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
-#include <poll.h>
 #include <resolv.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -12,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "core/text.hpp"
 #include "device/apps/errors.hpp"
@@ -47,30 +48,37 @@ std::vector<IpAddress> AppResolver::SystemLookup(const std::string& name, bool v
   return out;
 }
 
-Expected<std::unique_ptr<AppResolver>> AppResolver::Start(const std::string& address,
+struct AppResolver::Served {
+  IpAddress address;
+  Fd socket;
+  std::shared_ptr<AppNetwork> app;
+  int lookups = 0;  // in flight; guarded by the resolver's mutex_
+};
+
+Expected<std::unique_ptr<AppResolver>> AppResolver::Start(const std::string& first,
                                                           std::uint16_t port, Lookup lookup) {
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  local.sin_port = htons(port);
-  if (::inet_pton(AF_INET, address.c_str(), &local.sin_addr) != 1) {
-    return Fail(AppsErrc::kSandbox, "the apps' resolver address " + address + " is not IPv4");
+  const auto address = IpAddress::Parse(first);
+  if (!address || address->v6 || address->bytes[0] != 127) {
+    return Fail(AppsErrc::kSandbox,
+                "the apps' resolvers' first address " + first + " is not a loopback IPv4 one");
   }
-  Fd socket(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (socket.get() < 0 ||
-      ::bind(socket.get(), reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0) {
-    return Fail(AppsErrc::kSandbox, "cannot serve the apps' resolver on " + address + ":" +
-                                        std::to_string(port) + ": " +
-                                        std::generic_category().message(errno));
+  Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  if (epoll.get() < 0) {
+    return Fail(AppsErrc::kSandbox,
+                "cannot serve the apps' resolvers: " + std::generic_category().message(errno));
   }
   return std::unique_ptr<AppResolver>(
-      new AppResolver(address, std::move(socket), std::move(lookup)));
+      new AppResolver(*address, port, std::move(epoll), std::move(lookup)));
 }
 
-AppResolver::AppResolver(std::string address, Fd socket, Lookup lookup)
-    : address_(std::move(address)),
-      socket_(std::move(socket)),
+AppResolver::AppResolver(IpAddress first, std::uint16_t port, Fd epoll, Lookup lookup)
+    : first_(first),
+      port_(port),
+      epoll_(std::move(epoll)),
       wake_(::eventfd(0, EFD_CLOEXEC)),
       lookup_(std::move(lookup)) {
+  epoll_event wake{.events = EPOLLIN, .data = {.u64 = 0}};
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &wake);
   thread_ = std::thread([this] { Serve(); });
 }
 
@@ -82,51 +90,111 @@ AppResolver::~AppResolver() {
   idle_.wait(lock, [this] { return workers_ == 0; });
 }
 
-void AppResolver::Send(const std::vector<std::uint8_t>& answer, const sockaddr_in& to) const {
-  if (answer.empty()) return;
-  (void)::sendto(socket_.get(), answer.data(), answer.size(), MSG_DONTWAIT,
-                 reinterpret_cast<const sockaddr*>(&to), sizeof(to));
+bool AppResolver::InRange(const IpAddress& address) const {
+  return !address.v6 && address.bytes[0] == first_.bytes[0] && address.bytes[1] == first_.bytes[1];
 }
 
-void AppResolver::Register(std::uint16_t port, const std::shared_ptr<AppNetwork>& app) {
+Expected<AppResolver::Endpoint> AppResolver::Open(std::shared_ptr<AppNetwork> app) {
   std::lock_guard lock(mutex_);
-  ports_[port] = app;
+  const auto taken = [this](const IpAddress& address) {
+    return std::any_of(served_.begin(), served_.end(),
+                       [&](const auto& entry) { return entry.second->address == address; });
+  };
+  const unsigned from = (unsigned{first_.bytes[2]} << 8) | first_.bytes[3];
+  for (unsigned host = from; host <= 0xffff; ++host) {
+    IpAddress address = first_;
+    address.bytes[2] = static_cast<std::uint8_t>(host >> 8);
+    address.bytes[3] = static_cast<std::uint8_t>(host & 0xff);
+    if (taken(address)) continue;
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(port_);
+    std::memcpy(&local.sin_addr, address.bytes.data(), 4);
+    Fd socket(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (socket.get() < 0) break;
+    if (::bind(socket.get(), reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0) {
+      if (errno == EADDRINUSE) continue;  // another process's
+      break;
+    }
+    const std::uint64_t id = next_id_++;
+    epoll_event ready{.events = EPOLLIN, .data = {.u64 = id}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, socket.get(), &ready) != 0) break;
+    served_[id] = std::make_shared<Served>(Served{address, std::move(socket), std::move(app)});
+    return Endpoint(this, id, address);
+  }
+  return Fail(AppsErrc::kSandbox, "no address is free for an app's resolver from " +
+                                      first_.ToString() + " port " + std::to_string(port_) + ": " +
+                                      std::generic_category().message(errno));
+}
+
+void AppResolver::Close(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  const auto it = served_.find(id);
+  if (it == served_.end()) return;
+  // The socket itself closes with the last lookup still answering on it.
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second->socket.get(), nullptr);
+  served_.erase(it);
+}
+
+AppResolver::Endpoint::Endpoint(Endpoint&& other) noexcept
+    : resolver_(std::exchange(other.resolver_, nullptr)),
+      id_(other.id_),
+      address_(other.address_) {}
+
+AppResolver::Endpoint::~Endpoint() {
+  if (resolver_ != nullptr) resolver_->Close(id_);
 }
 
 void AppResolver::Serve() {
+  // Level-triggered: a socket with more queued is ready again after the others, so each round
+  // takes one query from each app that sent one, however much one app sends.
+  std::array<epoll_event, 64> events{};
   std::array<std::uint8_t, 512> query{};
   for (;;) {
-    std::array<pollfd, 2> fds{{{socket_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}}};
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return;
-    if (fds[1].revents != 0) return;
-    if ((fds[0].revents & POLLIN) == 0) continue;
-    sockaddr_in from{};
-    socklen_t from_size = sizeof(from);
-    const ssize_t got = ::recvfrom(socket_.get(), query.data(), query.size(), MSG_DONTWAIT,
-                                   reinterpret_cast<sockaddr*>(&from), &from_size);
-    if (got <= 0 || from.sin_family != AF_INET) continue;
-    Answer(query.data(), static_cast<std::size_t>(got), ntohs(from.sin_port), from);
+    const int ready = ::epoll_wait(epoll_.get(), events.data(), events.size(), -1);
+    if (ready < 0 && errno != EINTR) return;
+    for (int i = 0; i < ready; ++i) {
+      const std::uint64_t id = events[static_cast<std::size_t>(i)].data.u64;
+      if (id == 0) return;
+      std::shared_ptr<Served> served;
+      {
+        std::lock_guard lock(mutex_);
+        if (const auto it = served_.find(id); it != served_.end()) served = it->second;
+      }
+      if (!served) continue;
+      sockaddr_in from{};
+      socklen_t from_size = sizeof(from);
+      const ssize_t got = ::recvfrom(served->socket.get(), query.data(), query.size(), MSG_DONTWAIT,
+                                     reinterpret_cast<sockaddr*>(&from), &from_size);
+      if (got <= 0 || from.sin_family != AF_INET) continue;
+      Answer(served, std::span(query.data(), static_cast<std::size_t>(got)), from);
+    }
   }
 }
 
-void AppResolver::Answer(const std::uint8_t* query, std::size_t size, std::uint16_t port,
+namespace {
+
+void Send(int socket, const std::vector<std::uint8_t>& answer, const sockaddr_in& to) {
+  if (answer.empty()) return;
+  (void)::sendto(socket, answer.data(), answer.size(), MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&to), sizeof(to));
+}
+
+}  // namespace
+
+void AppResolver::Answer(const std::shared_ptr<Served>& served, std::span<const std::uint8_t> query,
                          const sockaddr_in& from) {
-  const std::span<const std::uint8_t> bytes(query, size);
-  const auto question = ParseDnsQuery(bytes);
+  const auto question = ParseDnsQuery(query);
   if (!question) return;
+  const int socket = served->socket.get();
   const auto reply = [&](int rcode) {
-    Send(DnsReply(bytes, *question, rcode, {}, kAnswerLife), from);
+    Send(socket, DnsReply(query, *question, rcode, {}, kAnswerLife), from);
   };
-  std::shared_ptr<AppNetwork> app;
-  {
-    std::lock_guard lock(mutex_);
-    if (const auto it = ports_.find(port); it != ports_.end()) app = it->second.lock();
-  }
-  if (!app) return reply(ns_r_refused);
-  if (!app->policy.AllowsName(question->name)) {
-    if (app->denials) {
-      app->denials({"lookup", text::Printable(text::Truncated(question->name, 253)) +
-                                  " (not in AllowedConnections)"});
+  AppNetwork& app = *served->app;
+  if (!app.policy.AllowsName(question->name)) {
+    if (app.denials) {
+      app.denials({"lookup", text::Printable(text::Truncated(question->name, 253)) +
+                                 " (not in AllowedConnections)"});
     }
     return reply(ns_r_refused);
   }
@@ -136,13 +204,13 @@ void AppResolver::Answer(const std::uint8_t* query, std::size_t size, std::uint1
   }
   {
     std::lock_guard lock(mutex_);
-    if (lookups_[app.get()] >= kLookupsPerApp) return reply(ns_r_servfail);
-    ++lookups_[app.get()];
+    if (served->lookups >= kLookupsPerApp) return reply(ns_r_servfail);
+    ++served->lookups;
     ++workers_;
   }
-  std::vector<std::uint8_t> copy(bytes.begin(),
-                                 bytes.begin() + static_cast<std::ptrdiff_t>(question->end));
-  std::thread([this, app, asked = *question, copy = std::move(copy), from] {
+  std::vector<std::uint8_t> copy(query.begin(),
+                                 query.begin() + static_cast<std::ptrdiff_t>(question->end));
+  std::thread([this, served, asked = *question, copy = std::move(copy), from] {
     auto addresses = lookup_(asked.name, asked.type == ns_t_aaaa);
     // A network's DNS may answer anything for a name: it never opens the device's own
     // addresses (DNS rebinding), except for "localhost" itself.
@@ -151,10 +219,10 @@ void AppResolver::Answer(const std::uint8_t* query, std::size_t size, std::uint1
     }
     if (addresses.size() > kMaxDnsAnswers) addresses.resize(kMaxDnsAnswers);
     const auto until = NetworkPolicy::Clock::now() + kAnswerLife;
-    for (const auto& address : addresses) app->policy.Learn(address, until);
-    Send(DnsReply(copy, asked, ns_r_noerror, addresses, kAnswerLife), from);
+    for (const auto& address : addresses) served->app->policy.Learn(address, until);
+    Send(served->socket.get(), DnsReply(copy, asked, ns_r_noerror, addresses, kAnswerLife), from);
     std::lock_guard lock(mutex_);
-    if (--lookups_[app.get()] == 0) lookups_.erase(app.get());
+    --served->lookups;
     if (--workers_ == 0) idle_.notify_all();
   }).detach();
 }

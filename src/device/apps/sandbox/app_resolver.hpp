@@ -1,11 +1,13 @@
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,14 +19,16 @@
 #include "device/apps/sandbox/denial.hpp"
 #include "device/apps/sandbox/network_policy.hpp"
 
-// aspisd's DNS resolver for apps: every sandbox's resolv.conf names it, and it is the only
-// resolver an app can reach. It answers A and AAAA queries for the names an app's
-// AllowedConnections lists (looking them up itself) and refuses (REFUSED) the rest, reporting
-// each refused name. Each address it answers is learned by that app's NetworkPolicy, so the
-// app may then connect to it: Azure Sphere's approach, with the resolver inside aspisd.
+// aspisd's DNS resolvers for apps: each sandbox's resolv.conf names a resolver of its own, a UDP
+// socket on port 53 of a loopback address no other app may reach, so the socket tells which app
+// asks and what one app sends fills only its own socket's queue. A resolver answers A and AAAA
+// queries for the names its app's AllowedConnections lists (looking them up itself) and refuses
+// (REFUSED) the rest, reporting each refused name. Each address it answers is learned by that
+// app's NetworkPolicy, so the app may then connect to it: Azure Sphere's approach, with the
+// resolver inside aspisd.
 namespace aspis::device::apps::sandbox {
 
-// One app's network state, shared by its sandbox and the resolver.
+// One app's network state, shared by its sandbox and its resolver.
 struct AppNetwork {
   explicit AppNetwork(const package::AppCapabilities& capabilities, DenialSink sink)
       : policy(capabilities), denials(std::move(sink)) {}
@@ -38,42 +42,63 @@ class AppResolver {
   using Lookup = std::function<std::vector<IpAddress>(const std::string& name, bool v6)>;
   static std::vector<IpAddress> SystemLookup(const std::string& name, bool v6);
 
-  // Serves UDP DNS on `address` (an IPv4 address of the device, normally a loopback one) port
-  // `port`. Errors: kSandbox when the socket cannot be bound.
-  static Expected<std::unique_ptr<AppResolver>> Start(const std::string& address,
+  // Serves apps on port `port` of the loopback addresses from `first` to the end of its /16 (the
+  // range), one address per app. Errors: kSandbox when `first` is not a loopback IPv4 address.
+  static Expected<std::unique_ptr<AppResolver>> Start(const std::string& first,
                                                       std::uint16_t port = 53,
                                                       Lookup lookup = SystemLookup);
+  // Waits for the lookups in flight. Every Endpoint must be gone first.
   ~AppResolver();
   AppResolver(const AppResolver&) = delete;
   AppResolver& operator=(const AppResolver&) = delete;
 
-  // Queries from the device's local UDP `port` are an app's: the sandbox says so each time it
-  // connects or sends an app's socket to the resolver (it has just bound that port). Thread-safe.
-  void Register(std::uint16_t port, const std::shared_ptr<AppNetwork>& app);
-  // The address apps' resolv.conf names.
-  const std::string& address() const { return address_; }
+  // One app's resolver, served while this lives.
+  class Endpoint {
+   public:
+    Endpoint(Endpoint&& other) noexcept;
+    Endpoint& operator=(Endpoint&&) = delete;
+    ~Endpoint();
+    const IpAddress& address() const { return address_; }
+
+   private:
+    friend class AppResolver;
+    Endpoint(AppResolver* resolver, std::uint64_t id, IpAddress address)
+        : resolver_(resolver), id_(id), address_(address) {}
+    AppResolver* resolver_;
+    std::uint64_t id_;
+    IpAddress address_;
+  };
+  // Serves `app` on the first address of the range that is free (another process may hold some).
+  // Thread-safe. Errors: kSandbox when none is.
+  Expected<Endpoint> Open(std::shared_ptr<AppNetwork> app);
+  // Whether `address` is in the range: no app may reach or bind one but its own resolver's.
+  bool InRange(const IpAddress& address) const;
+  std::uint16_t port() const { return port_; }
+
   // How long an answered address stays allowed (and the TTL answered).
   static constexpr std::chrono::seconds kAnswerLife{300};
   static constexpr int kLookupsPerApp = 4;
 
  private:
-  AppResolver(std::string address, Fd socket, Lookup lookup);
+  struct Served;
+  AppResolver(IpAddress first, std::uint16_t port, Fd epoll, Lookup lookup);
+  void Close(std::uint64_t id);
   void Serve();
-  // Answers `query` from the app whose socket is `port` at `from`: at once when it needs no
-  // lookup, otherwise from a worker thread (at most kLookupsPerApp at a time for one app), so
-  // a slow name holds up only that app's lookups.
-  void Answer(const std::uint8_t* query, std::size_t size, std::uint16_t port,
+  // Answers `query` that `from` sent to `served`: at once when it needs no lookup, otherwise from
+  // a worker thread (at most kLookupsPerApp at a time for one app), so a slow name holds up only
+  // that app's lookups.
+  void Answer(const std::shared_ptr<Served>& served, std::span<const std::uint8_t> query,
               const sockaddr_in& from);
-  void Send(const std::vector<std::uint8_t>& answer, const sockaddr_in& to) const;
 
-  const std::string address_;
-  Fd socket_;
+  const IpAddress first_;
+  const std::uint16_t port_;
+  Fd epoll_;
   Fd wake_;
   Lookup lookup_;
   std::mutex mutex_;
-  std::map<std::uint16_t, std::weak_ptr<AppNetwork>> ports_;  // guarded by mutex_
-  std::map<const AppNetwork*, int> lookups_;                  // in flight; guarded by mutex_
-  int workers_ = 0;                                           // guarded by mutex_
+  std::map<std::uint64_t, std::shared_ptr<Served>> served_;  // by epoll tag; guarded by mutex_
+  std::uint64_t next_id_ = 1;                                // 0 tags the wake; guarded by mutex_
+  int workers_ = 0;                                          // guarded by mutex_
   std::condition_variable idle_;
   std::thread thread_;
 };

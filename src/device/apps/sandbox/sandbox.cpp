@@ -368,8 +368,7 @@ constexpr std::array<const char*, 5> kDevices = {"/dev/null", "/dev/zero", "/dev
                                                  "/dev/random", "/dev/urandom"};
 
 // Names resolve only through aspisd's resolver (app_resolver.hpp): no hosts file answers first.
-Expected<void> WriteNameService(const SandboxSpec& spec) {
-  const std::string resolver = spec.resolver != nullptr ? spec.resolver->address() : "127.0.0.1";
+Expected<void> WriteNameService(const SandboxSpec& spec, const std::string& resolver) {
   const std::pair<const char*, std::string> files[] = {
       {"resolv.conf", "nameserver " + resolver + "\noptions timeout:2 attempts:2\n"},
       {"hosts", "# Apps' names are answered by aspisd's resolver.\n"},
@@ -384,7 +383,9 @@ Expected<void> WriteNameService(const SandboxSpec& spec) {
   return {};
 }
 
-Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter) {
+// `resolver`: the address the sandbox's resolv.conf names.
+Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter,
+                        const std::string& resolver) {
   if (spec.uid == 0 || spec.gid == 0) {
     return std::unexpected(SandboxError("an app never runs as root"));
   }
@@ -394,7 +395,7 @@ Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter) {
   std::error_code made;
   fs::create_directories(spec.run_dir / "root", made);
   if (made) return std::unexpected(SandboxError("cannot make " + spec.run_dir.string()));
-  if (auto ok = WriteNameService(spec); !ok) return std::unexpected(ok.error());
+  if (auto ok = WriteNameService(spec, resolver); !ok) return std::unexpected(ok.error());
   Plan plan;
   plan.root = (spec.run_dir / "root").string();
   const auto under = [&](const std::string& inside) { return plan.root + inside; };
@@ -485,7 +486,17 @@ std::string AppExit::Describe() const {
 Expected<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec,
                                                   const SeccompProgram& filter,
                                                   const AppCgroup& cgroup, DenialSink denials) {
-  auto plan = MakePlan(spec, filter);
+  auto network = spec.network != nullptr
+                     ? spec.network
+                     : std::make_shared<AppNetwork>(package::AppCapabilities{}, denials);
+  std::optional<AppResolver::Endpoint> resolver;
+  if (spec.resolver != nullptr) {
+    auto opened = spec.resolver->Open(network);
+    if (!opened) return std::unexpected(SandboxError(opened.error().message()));
+    resolver.emplace(std::move(*opened));
+  }
+  // With no resolver, names resolve nowhere (nothing on the app's loopback answers).
+  auto plan = MakePlan(spec, filter, resolver ? resolver->address().ToString() : "127.0.0.1");
   if (!plan) return std::unexpected(plan.error());
   std::array<int, 2> pair{};
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()) != 0) {
@@ -542,23 +553,23 @@ Expected<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec,
   if (::send(control.get(), &go, 1, MSG_NOSIGNAL) != 1) {
     return abandon(SandboxError("the sandbox's init ended during setup"));
   }
-  auto network = spec.network != nullptr
-                     ? spec.network
-                     : std::make_shared<AppNetwork>(package::AppCapabilities{}, denials);
-  return std::unique_ptr<Sandbox>(new Sandbox(pid, std::move(process), std::move(control),
-                                              std::move(listener), std::move(denials),
-                                              std::move(network), spec.resolver));
+  return std::unique_ptr<Sandbox>(
+      new Sandbox(pid, std::move(process), std::move(control), std::move(listener),
+                  std::move(denials), std::move(network), spec.resolver, std::move(resolver)));
 }
 
 Sandbox::Sandbox(pid_t pid, Fd pidfd, Fd control, Fd listener, DenialSink denials,
-                 std::shared_ptr<AppNetwork> network, AppResolver* resolver)
+                 std::shared_ptr<AppNetwork> network, const AppResolver* resolvers,
+                 std::optional<AppResolver::Endpoint> resolver)
     : pid_(pid),
       pidfd_(std::move(pidfd)),
       control_(std::move(control)),
       listener_(std::move(listener)),
       wake_(::eventfd(0, EFD_CLOEXEC)),
       denials_(std::move(denials)),
-      mediator_(std::move(network), resolver, wake_.get()) {
+      resolver_(std::move(resolver)),
+      mediator_(std::move(network), resolvers,
+                resolver_ ? std::optional(resolver_->address()) : std::nullopt, wake_.get()) {
   notifications_ = std::thread([this] { AnswerNotifications(); });
 }
 

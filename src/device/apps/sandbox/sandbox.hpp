@@ -42,8 +42,9 @@ struct SandboxSpec {
   std::filesystem::path run_dir;
   // What the app may reach; none when null. Its denials go to the sandbox's sink either way.
   std::shared_ptr<AppNetwork> network;
-  AppResolver* resolver = nullptr;  // the resolver the sandbox's resolv.conf names; may be null
-  uid_t uid = 0;                    // the app's own; never 0
+  // Serves the sandbox a resolver of its own, which its resolv.conf names; may be null.
+  AppResolver* resolver = nullptr;
+  uid_t uid = 0;  // the app's own; never 0
   gid_t gid = 0;
   std::uint64_t tmp_bytes = std::uint64_t{8} << 20;  // the size of the private /tmp
   // RLIMIT_FSIZE: no file the app writes grows past this (a write past it fails with EFBIG,
@@ -92,7 +93,8 @@ class Sandbox {
 
  private:
   Sandbox(pid_t pid, Fd pidfd, Fd control, Fd listener, DenialSink denials,
-          std::shared_ptr<AppNetwork> network, AppResolver* resolver);
+          std::shared_ptr<AppNetwork> network, const AppResolver* resolvers,
+          std::optional<AppResolver::Endpoint> resolver);
   void AnswerNotifications();
 
   const pid_t pid_;
@@ -101,6 +103,7 @@ class Sandbox {
   Fd listener_;
   Fd wake_;  // an eventfd that ends the notification thread
   DenialSink denials_;
+  std::optional<AppResolver::Endpoint> resolver_;
   SocketMediator mediator_;
   std::optional<AppExit> exit_;
   std::thread notifications_;

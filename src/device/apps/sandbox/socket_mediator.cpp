@@ -38,7 +38,6 @@ constexpr std::size_t kMaxCopyPerCall = kMaxCopy;
 // what aspisd's heap holds later) or opens a connection (MSG_FASTOPEN).
 constexpr int kSendFlags =
     MSG_DONTWAIT | MSG_MORE | MSG_EOR | MSG_OOB | MSG_NOSIGNAL | MSG_CONFIRM | MSG_DONTROUTE;
-constexpr std::uint16_t kDnsPort = 53;
 constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9); Debian 12's headers lack it
 
 int Nr(const char* name) { return seccomp_syscall_resolve_name(name); }
@@ -139,8 +138,10 @@ struct SocketMediator::Call {
   }
 };
 
-SocketMediator::SocketMediator(std::shared_ptr<AppNetwork> app, AppResolver* resolver, int wake)
+SocketMediator::SocketMediator(std::shared_ptr<AppNetwork> app, const AppResolver* resolvers,
+                               std::optional<IpAddress> resolver, int wake)
     : app_(std::move(app)),
+      resolvers_(resolvers),
       resolver_(resolver),
       wake_(wake),
       socket_nr_(Nr("socket")),
@@ -150,10 +151,7 @@ SocketMediator::SocketMediator(std::shared_ptr<AppNetwork> app, AppResolver* res
       sendto_nr_(Nr("sendto")),
       sendmsg_nr_(Nr("sendmsg")),
       sendmmsg_nr_(Nr("sendmmsg")),
-      device_namespace_(OwnNetworkNamespace()) {
-  if (resolver_ != nullptr)
-    resolver_ip_ = IpAddress::Parse(resolver_->address()).value_or(IpAddress{});
-}
+      device_namespace_(OwnNetworkNamespace()) {}
 
 bool SocketMediator::Handle(int listener, const seccomp_notif& request) {
   const int nr = request.data.nr;
@@ -291,12 +289,6 @@ long SocketMediator::Connect(const Call& call) {
     }
   }
   if (blocking) ::fcntl(socket.get(), F_SETFL, flags);
-  const bool datagram = SocketOption(socket.get(), SO_TYPE) == SOCK_DGRAM;
-  if (result == 0 && domain != AF_UNIX && address.ss_family != AF_UNSPEC &&
-      IsResolver(*InetPeer(address, size), datagram)) {
-    RegisterWithResolver(socket.get(), false);
-  }
-
   return result;
 }
 
@@ -310,37 +302,18 @@ bool SocketMediator::MadeByAspisd(int socket, const char* what) const {
 }
 
 bool SocketMediator::IsResolver(const Peer& peer, bool datagram) const {
-  return datagram && resolver_ != nullptr && !peer.ip.v6 && peer.port == kDnsPort &&
-         peer.ip == resolver_ip_;
+  return datagram && resolver_ && peer.ip == *resolver_ && peer.port == resolvers_->port();
 }
 
 bool SocketMediator::Reaches(const Peer& peer, bool datagram) const {
-  if (IsResolver(peer, datagram) ||
-      app_->policy.AllowsAddress(peer.ip, NetworkPolicy::Clock::now())) {
-    return true;
+  if (IsResolver(peer, datagram)) return true;
+  if (resolvers_ != nullptr && resolvers_->InRange(peer.ip)) {
+    app_->denials({"connection", peer.ToString() + " (the apps' resolvers' range)"});
+    return false;
   }
+  if (app_->policy.AllowsAddress(peer.ip, NetworkPolicy::Clock::now())) return true;
   app_->denials({"connection", peer.ToString() + " (not in AllowedConnections)"});
   return false;
-}
-
-void SocketMediator::RegisterWithResolver(int socket, bool bind_first) const {
-  // The port lies at the same place in sockaddr_in and sockaddr_in6.
-  const auto port_of = [socket]() -> std::uint16_t {
-    sockaddr_storage local{};
-    socklen_t size = sizeof(local);
-    if (::getsockname(socket, reinterpret_cast<sockaddr*>(&local), &size) != 0) return 0;
-    return ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port);
-  };
-  std::uint16_t port = port_of();
-  if (port == 0 && bind_first) {
-    sockaddr_storage any{};
-    any.ss_family = static_cast<sa_family_t>(SocketOption(socket, SO_DOMAIN));
-    if (::bind(socket, reinterpret_cast<const sockaddr*>(&any),
-               any.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in)) == 0) {
-      port = port_of();
-    }
-  }
-  if (port != 0) resolver_->Register(port, app_);
 }
 
 long SocketMediator::Bind(const Call& call) {
@@ -358,6 +331,11 @@ long SocketMediator::Bind(const Call& call) {
     const auto peer = InetPeer(address, size);
     if (!peer) return Errno(EINVAL);
     const bool stream = SocketOption(socket.get(), SO_TYPE) == SOCK_STREAM;
+    // Addresses there are for resolvers still to come (an app binding many would leave none).
+    if (resolvers_ != nullptr && resolvers_->InRange(peer->ip)) {
+      app_->denials({"listen", "on " + peer->ToString() + " (the apps' resolvers' range)"});
+      return Errno(EACCES);
+    }
     if (peer->port != 0 && !app_->policy.AllowsServerPort(stream, peer->port)) {
       app_->denials(
           {"listen", fmt::format("{} port {} (not in Allowed{}ServerPorts)", stream ? "TCP" : "UDP",
@@ -510,8 +488,6 @@ long SocketMediator::SendMsg(const Call& call, bool many) {
         last = Errno(EACCES);
         break;
       }
-      // The resolver must know the app's port before the query arrives.
-      if (IsResolver(*peer, !stream)) RegisterWithResolver(socket.get(), true);
     }
     iovec data{m.data.data(), m.data.size()};
     msghdr out{};

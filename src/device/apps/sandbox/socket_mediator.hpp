@@ -5,6 +5,7 @@
 #include <linux/seccomp.h>
 
 #include <memory>
+#include <optional>
 
 #include "device/apps/sandbox/app_resolver.hpp"
 
@@ -20,9 +21,11 @@ namespace aspis::device::apps::sandbox {
 
 class SocketMediator {
  public:
-  // `resolver` may be null (no names resolve); `wake` is an eventfd that, once readable, ends
-  // any wait of a blocking call.
-  SocketMediator(std::shared_ptr<AppNetwork> app, AppResolver* resolver, int wake);
+  // `resolver` is the address of the app's own resolver (port resolvers->port()), absent when no
+  // names resolve; `resolvers` may be null when there are none. `wake` is an eventfd that, once
+  // readable, ends any wait of a blocking call.
+  SocketMediator(std::shared_ptr<AppNetwork> app, const AppResolver* resolvers,
+                 std::optional<IpAddress> resolver, int wake);
 
   // Mediates `request` when it is one of the calls above, and answers it on `listener`; false
   // when it is another call (left to the caller to answer).
@@ -35,15 +38,13 @@ class SocketMediator {
   struct Addressed;
   // Takes the socket and reads the address of a connect or bind: 0, or the call's -errno.
   long TakeAddressed(const Call& call, Addressed& out) const;
-  // Whether `peer` is the apps' resolver (over UDP only).
+  // Whether `peer` is the app's own resolver (over UDP only).
   bool IsResolver(const Peer& peer, bool datagram) const;
   // Whether `socket` (a Unix one) is one aspisd made: it lives in the device's network namespace,
   // where an abstract name would be bound or looked up. Reports the denial (`what`) when so.
   bool MadeByAspisd(int socket, const char* what) const;
   // Whether the app may send to `peer`; reports the denial when not.
   bool Reaches(const Peer& peer, bool datagram) const;
-  // Tells the resolver the port of `socket` (bound to one first when `bind_first`).
-  void RegisterWithResolver(int socket, bool bind_first) const;
   long Socket(const Call& call);
   long Connect(const Call& call);
   long Bind(const Call& call);
@@ -51,8 +52,8 @@ class SocketMediator {
   long SendMsg(const Call& call, bool many);
 
   std::shared_ptr<AppNetwork> app_;
-  AppResolver* resolver_;
-  IpAddress resolver_ip_;
+  const AppResolver* resolvers_;
+  std::optional<IpAddress> resolver_;
   int wake_;
   int socket_nr_, connect_nr_, bind_nr_, listen_nr_, sendto_nr_, sendmsg_nr_, sendmmsg_nr_;
   const ino_t device_namespace_;  // aspisd's network namespace, where the sockets it made live
