@@ -17,6 +17,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   Registry registry;
   AddOperatorCommands(app, registry);
   AddPackageCommands(app, registry);
+  AddHardwareCommands(app, registry);
   AddCatalogCommands(app, registry);
   AddProductCommands(app, registry);
   AddDeploymentCommands(app, registry);

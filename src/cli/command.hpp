@@ -69,6 +69,7 @@ void AddPackageCommands(CLI::App& app, Registry& registry);     // `key`, `image
 void AddCatalogCommands(CLI::App& app, Registry& registry);     // `publisher-key-set`, `image`
 void AddProductCommands(CLI::App& app, Registry& registry);     // `product`, `device-group`
 void AddDeploymentCommands(CLI::App& app, Registry& registry);  // `deployment`
+void AddHardwareCommands(CLI::App& app, Registry& registry);    // `hardware-definition`: offline
 // `device update --device-group`, under the `device` noun of AddOperatorCommands.
 void AddDeviceUpdateCommand(CLI::App& device, Registry& registry);
 

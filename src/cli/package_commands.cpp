@@ -14,6 +14,7 @@
 #include "crypto/key.hpp"
 #include "package/archive.hpp"
 #include "package/delta.hpp"
+#include "package/hardware_definition.hpp"
 #include "package/measure.hpp"
 #include "package/package.hpp"
 #include "package/payload_compression.hpp"
@@ -99,6 +100,12 @@ class PackApplication final : public Command {
                      "Raise it to keep devices from going back to older, vulnerable versions")
         ->capture_default_str();
     verb->add_option("--target-board", boards_, "A board the app is for (repeated; none: any)");
+    verb->add_option("--hardware-definitions", hardware_definitions_,
+                     "Directories holding hardware definitions, searched in order for the target "
+                     "definition and its imports");
+    verb->add_option("--target-definition-filename", target_definition_,
+                     "The hardware definition that gives the peripherals app_manifest.json names "
+                     "(\"$SAMPLE_LED\") their values, as sample_appliance.json");
   }
 
   Expected<Json> Run() override {
@@ -106,8 +113,23 @@ class PackApplication final : public Command {
     if (!key) return std::unexpected(key.error());
     auto manifest = AppManifest();
     if (!manifest) return std::unexpected(manifest.error());
+    // With names resolved, the payload holds the manifest as signed: packed from a copy.
+    const Scratch copy(destination_ + ".app-" + std::to_string(::getpid()));
+    fs::path directory = directory_;
+    if (resolved_) {
+      std::error_code ec;
+      fs::copy(directory_, copy.path(),
+               fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+      if (ec) return Fail(CoreErrc::kIo, "copying " + directory_ + ": " + ec.message());
+      if (auto ok = file::WriteDurably(copy.path() / "app_manifest.json",
+                                       AsBytes(manifest->app_manifest), 0644);
+          !ok) {
+        return std::unexpected(ok.error());
+      }
+      directory = copy.path();
+    }
     const Scratch payload(destination_ + ".payload-" + std::to_string(::getpid()));
-    auto packed = package::PackDirectory(directory_, payload.path());
+    auto packed = package::PackDirectory(directory, payload.path());
     if (!packed) return std::unexpected(packed.error());
     manifest->payload.compression = package::Compression::kZstd;
     manifest->payload.unpacked_size = packed->unpacked_size;
@@ -139,7 +161,7 @@ class PackApplication final : public Command {
 
  private:
   // The package manifest from the directory's app_manifest.json (Azure Sphere's format).
-  Expected<package::Manifest> AppManifest() const {
+  Expected<package::Manifest> AppManifest() {
     const fs::path path = fs::path(directory_) / "app_manifest.json";
     auto text = file::Read(path, file::kSmallFileLimit);
     if (!text) return std::unexpected(std::move(text.error()).WithContext(path.string()));
@@ -171,6 +193,9 @@ class PackApplication final : public Command {
     m.version = version_;
     m.security_version = security_version_;
     m.target_boards = boards_;
+    if (auto ok = ResolvePeripherals(*app); !ok) {
+      return std::unexpected(std::move(ok.error()).WithContext(path.string()));
+    }
     m.app_manifest = json::Dump(*app);
     if (auto ok = package::Validate(m); !ok) {
       return std::unexpected(std::move(ok.error()).WithContext(path.string()));
@@ -178,9 +203,52 @@ class PackApplication final : public Command {
     return m;
   }
 
+  // Replaces each "$NAME" a peripheral capability lists with the value the target definition
+  // gives it (a GPIO's number, "ISU0"), as Azure Sphere's packing does.
+  Expected<void> ResolvePeripherals(Json& app) {
+    const auto capabilities = app.find("Capabilities");
+    if (capabilities == app.end() || !capabilities->is_object()) return {};
+    std::optional<package::HardwareDefinition> definition;
+    for (const char* capability : {"Gpio", "Uart", "I2cMaster", "SpiMaster", "Adc", "Pwm"}) {
+      const auto list = capabilities->find(capability);
+      if (list == capabilities->end() || !list->is_array()) continue;
+      for (auto& entry : *list) {
+        if (!entry.is_string() || !entry.get<std::string>().starts_with('$')) continue;
+        if (!definition) {
+          auto loaded = TargetDefinition(entry.get<std::string>());
+          if (!loaded) return std::unexpected(loaded.error());
+          definition.emplace(std::move(*loaded));
+        }
+        auto value = definition->ManifestValue(entry.get<std::string>().substr(1), capability);
+        if (!value) return std::unexpected(value.error());
+        entry = std::string_view(capability) == "Gpio" ? Json(std::stoll(*value)) : Json(*value);
+        resolved_ = true;
+      }
+    }
+    return {};
+  }
+  Expected<package::HardwareDefinition> TargetDefinition(const std::string& named) const {
+    if (target_definition_.empty() || hardware_definitions_.empty()) {
+      return Fail(CoreErrc::kInvalidArgument,
+                  "it names the peripheral " + named +
+                      ": give --hardware-definitions and --target-definition-filename");
+    }
+    std::vector<fs::path> dirs(hardware_definitions_.begin(), hardware_definitions_.end());
+    for (const auto& dir : dirs) {
+      std::error_code ec;
+      if (fs::is_regular_file(dir / target_definition_, ec)) {
+        return package::HardwareDefinition::Load(dir / target_definition_, dirs);
+      }
+    }
+    return Fail(CoreErrc::kNotFound, target_definition_ + " is in none of --hardware-definitions");
+  }
+
   std::string directory_, destination_, key_, version_ = "1.0.0";
   std::uint64_t security_version_ = 0;
   std::vector<std::string> boards_;
+  std::vector<std::string> hardware_definitions_;
+  std::string target_definition_;
+  bool resolved_ = false;
 };
 
 // The options OS and board packages share: they are the platform's, for named boards.

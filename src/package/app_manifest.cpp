@@ -119,7 +119,7 @@ Expected<std::vector<std::string>> Peripheral(const json::Json& value, std::stri
   for (const auto& item : value) {
     if (item.is_number_unsigned()) {
       out.push_back(std::to_string(item.get<std::uint64_t>()));
-    } else if (item.is_string() && text::IsToken(item.get<std::string>(), "$_", 64)) {
+    } else if (item.is_string() && text::IsToken(item.get<std::string>(), "$_-", 64)) {
       out.push_back(item.get<std::string>());
     } else {
       return std::unexpected(Malformed(field, "lists something other than a name or a number"));

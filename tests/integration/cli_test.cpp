@@ -9,6 +9,8 @@
 #include "cli/command.hpp"
 #include "core/file.hpp"
 #include "core/json.hpp"
+#include "package/archive.hpp"
+#include "package/package.hpp"
 #include "service/service.hpp"
 #include "support/service_client.hpp"
 #include "support/temp_dir.hpp"
@@ -205,11 +207,11 @@ class PublisherCli : public ::testing::Test {
     WriteAppManifest("/bin/app");
   }
 
-  void WriteAppManifest(const std::string& entry_point) {
+  void WriteAppManifest(const std::string& entry_point, const std::string& capabilities = "{}") {
     std::ofstream(dir_ / "app" / "app_manifest.json")
         << R"({"SchemaVersion": 1, "Name": "blink", "ComponentId": )"
         << R"("2AB3E8D1-7C1F-4F8E-9D3A-0C5B6E7F8A9B", "EntryPoint": ")" << entry_point
-        << R"(", "Capabilities": {}})";
+        << R"(", "Capabilities": )" << capabilities << "}";
   }
 
   Result Run(std::vector<std::string> args) {
@@ -268,6 +270,80 @@ TEST_F(PublisherCli, PackingRefusesAnEntryPointOutsideTheDirectoryOrNotExecutabl
                  "--destination", Path("x.aspkg"), "--key", Path("publisher.pem")})
                 .code,
             0);
+}
+
+TEST_F(PublisherCli, PackingGivesThePeripheralsAManifestNamesTheirValuesFromTheTargetDefinition) {
+  ASSERT_EQ(Run({"key", "generate", "--destination", Path("publisher.pem")}).code, 0);
+  WriteAppManifest("/bin/app", R"({"Gpio": ["$SAMPLE_BUTTON_1", "$SAMPLE_LED", 20],
+                                   "Uart": ["$SAMPLE_UART_LOOPBACK"],
+                                   "Pwm": ["$SAMPLE_LED_PWM_CONTROLLER"]})");
+  const std::vector<std::string> pack = {
+      "image-package", "pack-application",   "--package-directory",
+      Path("app"),     "--destination",      Path("blink.aspkg"),
+      "--key",         Path("publisher.pem")};
+  auto unnamed = Run(pack);
+  EXPECT_EQ(unnamed.code, 1);
+  EXPECT_NE(unnamed.err.find("$SAMPLE_BUTTON_1: give --hardware-definitions and "
+                             "--target-definition-filename"),
+            std::string::npos)
+      << unnamed.err;
+
+  auto with = pack;
+  with.insert(with.end(), {"--hardware-definitions", ASPIS_HARDWARE_DEFINITIONS,
+                           "--target-definition-filename", "sample_appliance.json"});
+  auto packed = Run(with);
+  ASSERT_EQ(packed.code, 0) << packed.err;
+  auto shown =
+      Run({"image-package", "show", "--image-package", Path("blink.aspkg"), "--output", "json"});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  const Json capabilities = json::Parse(shown.out)->at("app_manifest").at("Capabilities");
+  EXPECT_EQ(capabilities.at("Gpio"), Json::parse("[12, 8, 20]"));
+  EXPECT_EQ(capabilities.at("Uart"), Json::parse(R"(["ISU0"])"));
+  EXPECT_EQ(capabilities.at("Pwm"), Json::parse(R"(["PWM-CONTROLLER-2"])"));
+  // The payload holds the manifest as signed, which is what the device reads.
+  auto source = package::FileSource::Open(dir_ / "blink.aspkg");
+  ASSERT_TRUE(source);
+  auto reader = package::Reader::Inspect(*source);
+  ASSERT_TRUE(reader);
+  std::ofstream payload(dir_ / "payload.tar.zst", std::ios::binary);
+  ASSERT_TRUE(reader->StreamPayload([&](ByteView chunk) -> Expected<void> {
+    payload.write(reinterpret_cast<const char*>(chunk.data()),
+                  static_cast<std::streamsize>(chunk.size()));
+    return {};
+  }));
+  payload.close();
+  ASSERT_TRUE(package::UnpackArchive(dir_ / "payload.tar.zst", dir_ / "unpacked", 1 << 20));
+  std::ifstream unpacked(dir_ / "unpacked" / "app_manifest.json");
+  const auto inside = json::Parse(std::string(std::istreambuf_iterator<char>(unpacked), {}));
+  ASSERT_TRUE(inside);
+  EXPECT_EQ(inside->at("Capabilities"), capabilities);
+  // The app's own directory keeps its names.
+  std::ifstream original(dir_ / "app" / "app_manifest.json");
+  EXPECT_NE(std::string(std::istreambuf_iterator<char>(original), {}).find("$SAMPLE_LED"),
+            std::string::npos);
+
+  WriteAppManifest("/bin/app", R"({"Uart": ["$SAMPLE_LED"]})");
+  auto wrong = Run(with);
+  EXPECT_EQ(wrong.code, 1);
+  EXPECT_NE(wrong.err.find("SAMPLE_LED is a Gpio, not a Uart"), std::string::npos) << wrong.err;
+}
+
+TEST_F(PublisherCli, GenerateHeaderWritesTheHeaderThatTestHeaderThenFindsUpToDate) {
+  for (const char* name : {"mt3620.json", "mt3620_rdb.json", "sample_appliance.json"}) {
+    std::filesystem::copy_file(std::filesystem::path(ASPIS_HARDWARE_DEFINITIONS) / name,
+                               dir_ / name);
+  }
+  const std::vector<std::string> test = {"hardware-definition", "test-header",
+                                         "--hardware-definition-file",
+                                         Path("sample_appliance.json")};
+  auto stale = Run(test);
+  EXPECT_EQ(stale.code, 1);
+  EXPECT_NE(stale.err.find("is not up to date"), std::string::npos) << stale.err;
+  auto generated = Run({"hardware-definition", "generate-header", "--hardware-definition-file",
+                        Path("sample_appliance.json")});
+  ASSERT_EQ(generated.code, 0) << generated.err;
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "inc" / "hw" / "sample_appliance.h"));
+  EXPECT_EQ(Run(test).code, 0);
 }
 
 }  // namespace

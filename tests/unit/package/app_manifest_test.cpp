@@ -49,6 +49,14 @@ TEST(AppManifest, NothingIsGrantedWithoutCapabilities) {
   EXPECT_TRUE(m->capabilities.device_authentication.empty());
 }
 
+TEST(AppManifest, PeripheralsAreListedByTheValuesPackingResolvedThemTo) {
+  auto m = WithCapabilities(
+      R"({"Gpio": [8, 12], "Uart": ["ISU0"], "Pwm": ["PWM-CONTROLLER-2"], "Adc": ["ADC-CONTROLLER-0"]})");
+  ASSERT_TRUE(m) << m.error().message();
+  EXPECT_EQ(m->capabilities.peripherals.at("Pwm"), (std::vector<std::string>{"PWM-CONTROLLER-2"}));
+  EXPECT_FALSE(WithCapabilities(R"({"Pwm": ["PWM CONTROLLER"]})"));
+}
+
 TEST(AppManifest, WhatTheDeviceWouldHaveToGuessAboutIsRefused) {
   for (const char* capabilities : {
            R"({"AllowedConnection": ["example.com"]})",        // a typo is not a capability
