@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "e2e/processes.hpp"
+#include "support/board.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::e2e {
@@ -29,7 +30,7 @@ class PlatformEndToEnd : public ::testing::Test {
     ASSERT_EQ(Run({"attestation-policy", "update", "--tenant", tenant_,
                    "--allow-software-root-of-trust", "true"}),
               0);
-    WriteText(dir_ / "board.json", R"({"Description": {"Name": "mt3620-sim"}})");
+    WriteText(dir_ / "board.json", testing::BoardJson("mt3620-sim"));
   }
 
   // Runs `aspis ARGS`; returns its exit code, keeping what it printed.

@@ -14,6 +14,7 @@
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "crypto/tls.hpp"
+#include "support/board.hpp"
 #include "support/process.hpp"
 #include "wire/https_client.hpp"
 
@@ -118,7 +119,7 @@ class DeviceProcess {
         trust_bundle_(trust_bundle.empty() ? service.root_ca() : std::move(trust_bundle)) {
     std::filesystem::create_directories(dir_ / "os/bin");
     WriteText(dir_ / "os/bin/init", "aspis os 24.10");
-    WriteText(dir_ / "board.json", R"({"Description": {"Name": "mt3620-sim"}})");
+    WriteText(dir_ / "board.json", testing::BoardJson("mt3620-sim"));
     WriteText(dir_ / "boot_id", "boot-1\n");
     std::vector<std::string> init = {
         ASPISD_BINARY, "identity", "init",

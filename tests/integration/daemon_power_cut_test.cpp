@@ -28,6 +28,7 @@
 #include "package/package.hpp"
 #include "package/publisher_keys.hpp"
 #include "support/app_package.hpp"
+#include "support/board.hpp"
 #include "support/power_cut_file_system.hpp"
 #include "support/scripted_service.hpp"
 #include "support/temp_dir.hpp"
@@ -53,7 +54,7 @@ class Fleet {
  public:
   Fleet() {
     os_keys_.Add(os_key_.Public());
-    WriteText(dir_ / "board.json", std::string(R"({"Description":{"Name":")") + kBoard + "\"}}");
+    WriteText(dir_ / "board.json", testing::BoardJson(kBoard));
     WriteText(dir_ / "aspisd", "aspisd");
     os_1_0_ = Pack("1.0", 1);
     os_1_1_ = Pack("1.1", 2);

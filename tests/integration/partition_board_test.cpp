@@ -21,6 +21,7 @@
 #include "device/daemon/daemon.hpp"
 #include "device/update/os_agent.hpp"
 #include "package/measure.hpp"
+#include "support/board.hpp"
 #include "support/firmware.hpp"
 #include "support/process.hpp"
 #include "support/scripted_service.hpp"
@@ -43,7 +44,7 @@ void WriteText(const fs::path& path, const std::string& text) {
 class PartitionBoard : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    WriteText(dir_ / "board.json", std::string(R"({"Description":{"Name":")") + kBoard + "\"}}");
+    WriteText(dir_ / "board.json", testing::BoardJson(kBoard));
     WriteText(dir_ / "aspisd", "aspisd");
     std::ostringstream out, err;
     ASSERT_EQ(cli::Main({"key", "generate", "--destination", (dir_ / "os.key").string()}, out, err),

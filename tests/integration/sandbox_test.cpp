@@ -3,6 +3,7 @@
 // escape. Every refusal has a positive twin that the same sandbox allows.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -597,6 +598,29 @@ TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesOwnAddressesGrantsNo
       "connect allowed pong\n");
 }
 
+TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesInterfaceAddressGrantsNothing) {
+  // The device's own address on its network: a service bound to every address answers there.
+  std::optional<IpAddress> own;
+  ifaddrs* list = nullptr;
+  ASSERT_EQ(::getifaddrs(&list), 0);
+  for (const ifaddrs* it = list; it != nullptr && !own; it = it->ifa_next) {
+    if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET) continue;
+    const auto a = IpAddress::FromV4(reinterpret_cast<const sockaddr_in*>(it->ifa_addr)->sin_addr);
+    if (!a.IsLocal()) own = a;
+  }
+  ::freeifaddrs(list);
+  ASSERT_TRUE(own) << "the machine has no IPv4 address but loopback";
+  lookup_ = [&](const std::string& name, bool v6) -> std::vector<IpAddress> {
+    if (name == "rebind.example" && !v6) return {*own};
+    if (name == "group.example" && !v6) return {*IpAddress::Parse("224.0.0.251")};
+    return AppResolver::SystemLookup(name, v6);
+  };
+  for (const char* name : {"rebind.example", "group.example"}) {
+    const AppRun run = RunApp({"connect", name, server_.port()}, {}, Granted(Connections({name})));
+    EXPECT_TRUE(run.output.starts_with("connect unresolved")) << name << ": " << run.output;
+  }
+}
+
 TEST_F(SandboxNetwork, OneAppsSlowNameDoesNotHoldUpAnotherAppsLookups) {
   std::mutex mutex;
   std::condition_variable changed;
@@ -628,6 +652,95 @@ TEST_F(SandboxNetwork, OneAppsSlowNameDoesNotHoldUpAnotherAppsLookups) {
   }
   changed.notify_all();
   slow.sandbox->Stop(milliseconds(0));
+}
+
+TEST_F(SandboxNetwork, AnAppsLookupsInFlightAreCappedAcrossItsRestarts) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  int blocked = 0;
+  bool released = false;
+  lookup_ = [&](const std::string& name, bool v6) -> std::vector<IpAddress> {
+    if (name != "slow.example") return AppResolver::SystemLookup(name, v6);
+    std::unique_lock lock(mutex);
+    ++blocked;
+    changed.notify_all();
+    changed.wait(lock, [&] { return released; });
+    return {};
+  };
+  // Each start asks for A and AAAA, both held: two starts fill the app's four.
+  std::vector<std::string> resolvers;
+  for (int start = 1; start <= 2; ++start) {
+    auto spec = Spec({"connect", "slow.example", server_.port()}, "slow");
+    Granted(Connections({"slow.example"}))(spec);
+    auto slow = Start(spec);
+    ASSERT_TRUE(slow.sandbox);
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, [&] { return blocked == 2 * start; });
+    }
+    resolvers.push_back(ResolverOf("slow"));
+    slow.sandbox->Stop(milliseconds(0));  // its lookups go on without it
+  }
+  // The address of an ended sandbox is free at once, its lookups still running.
+  EXPECT_EQ(resolvers[0], resolvers[1]);
+  const AppRun third = RunApp({"connect", "slow.example", server_.port()}, {},
+                              Granted(Connections({"slow.example"})));
+  EXPECT_TRUE(third.output.starts_with("connect unresolved")) << third.output;
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(blocked, 4);
+    released = true;
+  }
+  changed.notify_all();
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeByADotInsideALabelIsRefused) {
+  lookup_ = [](const std::string& name, bool v6) -> std::vector<IpAddress> {
+    if (name.ends_with(".example.com") && !v6) return {*IpAddress::Parse("192.0.2.7")};
+    return {};
+  };
+  // The labels [evil.example][com] name a domain under com, whose text passes "*.example.com".
+  const AppRun run =
+      RunApp({"dns-labels", "evil.example", "com"}, {}, Granted(Connections({"*.example.com"})));
+  EXPECT_EQ(run.output, "dns-query answered rcode 5\n");
+  EXPECT_TRUE(run.Has("lookup", "evil\\.example.com (not a host name)"));
+  EXPECT_EQ(
+      RunApp({"dns-labels", "evil", "example", "com"}, {}, Granted(Connections({"*.example.com"})))
+          .output,
+      "dns-query answered rcode 0\n");
+}
+
+TEST_F(SandboxNetwork, SandboxEscapeByReusingTheUdpPortOfADeviceServiceIsRefused) {
+  // A device service shares its UDP port with SO_REUSEADDR; the app sets it too and lists the
+  // port: with the option kept, the kernel would give the app the service's datagrams.
+  const auto port = static_cast<std::uint16_t>(testing::FreePort());
+  Fd service(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ASSERT_EQ(::setsockopt(service.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(service.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  package::AppCapabilities capabilities = Connections({"127.0.0.1"});
+  capabilities.allowed_udp_server_ports = {port};
+  auto spec = Spec({"listen-udp", std::to_string(port)}, "server");
+  Granted(capabilities)(spec);
+  // Read as it is said: had the bind succeeded, the app would wait for a datagram.
+  StartReady(spec, "listen-udp denied EADDRINUSE");
+  // The twin: on a port nobody holds, the same app serves UDP.
+  service = Fd(-1);
+  auto server = StartReady(spec, "listen-udp allowed");
+  ASSERT_TRUE(server.sandbox);
+  Fd client(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(
+      ::sendto(client.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 1);
+  std::array<char, 8> reply{};
+  pollfd ready{client.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&ready, 1, 10000), 1);
+  EXPECT_EQ(::recv(client.get(), reply.data(), reply.size(), 0), 2);
+  EXPECT_EQ(std::string(reply.data(), 2), "hi");
+  server.sandbox->Stop(milliseconds(0));
 }
 
 TEST_F(SandboxNetwork, SandboxEscapeByZeroCopySendsOfAspisdsMemoryIsDenied) {

@@ -12,6 +12,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "crypto/dsse.hpp"
+#include "device/board/board_definition.hpp"
 #include "device/daemon/daemon.hpp"
 #include "device/measure/measured_launch.hpp"
 #include "device/sim/supervisor.hpp"
@@ -100,8 +101,9 @@ int Flash(const FlashTarget& target, const std::filesystem::path& package,
   if (!keys) return Report(keys.error(), err);
   crypto::dsse::TrustedKeys trusted;
   for (const auto& key : *keys) trusted.Add(key);
-  auto name = BoardName(board);
-  if (!name) return Report(name.error(), err);
+  auto definition = board::BoardDefinition::Load(board);
+  if (!definition) return Report(definition.error(), err);
+  const std::string* const name = &definition->name();
   std::unique_ptr<update::SlotWriter> writer;
   if (!target.partition.empty()) {
     const std::filesystem::path headers = target.state_dir / "slots";

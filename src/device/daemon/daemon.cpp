@@ -126,20 +126,6 @@ Expected<std::string> ReadBootId(const std::filesystem::path& path) {
 
 }  // namespace
 
-Expected<std::string> BoardName(const std::filesystem::path& definition) {
-  auto text = file::Read(definition, file::kSmallFileLimit);
-  if (!text) return std::unexpected(std::move(text.error()).WithContext("board definition"));
-  auto doc = json::Parse(AsString(*text));
-  const Json* description =
-      doc && doc->is_object() && doc->contains("Description") ? &(*doc)["Description"] : nullptr;
-  if (description == nullptr || !description->is_object() ||
-      !description->value("Name", Json()).is_string() || description->value("Name", "").empty()) {
-    return Fail(CoreErrc::kParse, "the board definition " + definition.string() +
-                                      " names no board (Description.Name)");
-  }
-  return description->value("Name", "");
-}
-
 namespace {
 
 // The app manager and the resolver its sandboxes name, when the device runs apps.
@@ -254,8 +240,9 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   crypto::dsse::TrustedKeys os_keys;
   for (const auto& key : *os_publishers) os_keys.Add(key);
   const crypto::dsse::TrustedKeys installer_keys = os_keys;
-  auto board = BoardName(config.board);
-  if (!board) return std::unexpected(board.error());
+  auto board_definition = board::BoardDefinition::Load(config.board);
+  if (!board_definition) return std::unexpected(board_definition.error());
+  const std::string* const board = &board_definition->name();
   auto endpoint = wire::ParseHttpsUrl(config.service_url);
   if (!endpoint) return std::unexpected(endpoint.error());
 
@@ -382,7 +369,11 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
                               .rot = rot->get(),
                               .apps_dir = config.state_dir / "apps",
                               .publishers = [&publishers] { return publishers->Publishers(); },
-                              .health = update::CheckAppRunsHere,
+                              .health =
+                                  [&board_definition](const std::filesystem::path& version) {
+                                    if (auto ok = update::CheckAppRunsHere(version); !ok) return ok;
+                                    return update::CheckAppFitsBoard(*board_definition, version);
+                                  },
                               .stop =
                                   [manager](const std::string& component) {
                                     if (manager != nullptr) manager->Stop(component, false);

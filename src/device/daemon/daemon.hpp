@@ -72,10 +72,6 @@ struct DaemonConfig {
   std::uint32_t app_first_uid = 200000;  // apps run as this uid and gid, and the ones after it
 };
 
-// The board's name in its definition (Description.Name), which packages name in target_boards.
-// Errors: kParse.
-Expected<std::string> BoardName(const std::filesystem::path& definition);
-
 enum class DaemonExit { kStopped, kReboot };
 
 // Runs until `stop` is requested (SIGTERM in aspisd), then returns after the current step, or

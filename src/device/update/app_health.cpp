@@ -16,6 +16,7 @@
 #include "core/json.hpp"
 #include "core/text.hpp"
 #include "device/update/errors.hpp"
+#include "package/app_manifest.hpp"
 
 namespace aspis::device::update {
 
@@ -121,6 +122,31 @@ Expected<void> CheckAppRunsHere(const fs::path& version_dir) {
   if (size >= 2 && head[0] == '#' && head[1] == '!') return CheckScript(head, size, shown);
   return std::unexpected(
       Unhealthy("the entry point " + shown + " is neither an ELF executable nor a script"));
+}
+
+Expected<void> CheckAppFitsBoard(const board::BoardDefinition& board, const fs::path& version_dir) {
+  const auto capabilities = [](const fs::path& dir) -> Expected<package::AppCapabilities> {
+    auto text = file::Read(dir / "app_manifest.json", kMaxAppManifest);
+    if (!text) return std::unexpected(text.error());
+    auto manifest = package::ParseAppManifest(AsString(*text));
+    if (!manifest) return std::unexpected(manifest.error());
+    return std::move(manifest->capabilities);
+  };
+  auto mine = capabilities(version_dir);
+  if (!mine) return std::unexpected(Unhealthy("its app manifest: " + mine.error().message()));
+  const fs::path component_dir = version_dir.parent_path();
+  std::map<std::string, package::AppCapabilities> others;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(component_dir.parent_path(), ec)) {
+    if (entry.path() == component_dir || !fs::exists(entry.path() / "current", ec)) continue;
+    if (auto theirs = capabilities(entry.path() / "current")) {
+      others.emplace(entry.path().filename().string(), std::move(*theirs));
+    }
+  }
+  if (auto fits = board.CheckPeripherals(*mine, others); !fits) {
+    return std::unexpected(Unhealthy(fits.error().message()));
+  }
+  return {};
 }
 
 }  // namespace aspis::device::update

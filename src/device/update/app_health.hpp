@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "device/board/board_definition.hpp"
 
 // Whether an unpacked app version can run on this device: the app agent asks it of a version on
 // trial before committing it, and reverts a version it refuses (with its reason, which reaches
@@ -15,5 +16,11 @@ namespace aspis::device::update {
 // executable or shared object for this machine (class, byte order and architecture) or a script
 // whose `#!` interpreter is an executable on the device. Errors: kUnhealthy, naming what is wrong.
 Expected<void> CheckAppRunsHere(const std::filesystem::path& version_dir);
+
+// The peripherals the manifest of the version at `version_dir` (<apps>/<component>/<image ID>)
+// lists are ones `board` has, no two of them share a pin, and none uses a pin that another app
+// installed in <apps> (its `current` version) holds. Errors: kUnhealthy with the reason.
+Expected<void> CheckAppFitsBoard(const board::BoardDefinition& board,
+                                 const std::filesystem::path& version_dir);
 
 }  // namespace aspis::device::update

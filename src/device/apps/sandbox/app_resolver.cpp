@@ -29,6 +29,10 @@ struct AddrInfoDeleter {
 }  // namespace
 
 std::vector<IpAddress> AppResolver::SystemLookup(const std::string& name, bool v6) {
+  // The name as asked, never with the device's search domains appended (this thread's resolver
+  // options: each lookup has a thread of its own).
+  if ((_res.options & RES_INIT) == 0) res_init();
+  _res.options &= ~static_cast<unsigned long>(RES_DNSRCH | RES_DEFNAMES);
   addrinfo hints{};
   hints.ai_family = v6 ? AF_INET6 : AF_INET;
   hints.ai_socktype = SOCK_STREAM;
@@ -52,7 +56,7 @@ struct AppResolver::Served {
   IpAddress address;
   Fd socket;
   std::shared_ptr<AppNetwork> app;
-  int lookups = 0;  // in flight; guarded by the resolver's mutex_
+  std::string owner;
 };
 
 Expected<std::unique_ptr<AppResolver>> AppResolver::Start(const std::string& first,
@@ -94,7 +98,8 @@ bool AppResolver::InRange(const IpAddress& address) const {
   return !address.v6 && address.bytes[0] == first_.bytes[0] && address.bytes[1] == first_.bytes[1];
 }
 
-Expected<AppResolver::Endpoint> AppResolver::Open(std::shared_ptr<AppNetwork> app) {
+Expected<AppResolver::Endpoint> AppResolver::Open(const std::string& owner,
+                                                  std::shared_ptr<AppNetwork> app) {
   std::lock_guard lock(mutex_);
   const auto taken = [this](const IpAddress& address) {
     return std::any_of(served_.begin(), served_.end(),
@@ -119,7 +124,8 @@ Expected<AppResolver::Endpoint> AppResolver::Open(std::shared_ptr<AppNetwork> ap
     const std::uint64_t id = next_id_++;
     epoll_event ready{.events = EPOLLIN, .data = {.u64 = id}};
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, socket.get(), &ready) != 0) break;
-    served_[id] = std::make_shared<Served>(Served{address, std::move(socket), std::move(app)});
+    served_[id] =
+        std::make_shared<Served>(Served{address, std::move(socket), std::move(app), owner});
     return Endpoint(this, id, address);
   }
   return Fail(AppsErrc::kSandbox, "no address is free for an app's resolver from " +
@@ -174,6 +180,41 @@ void AppResolver::Serve() {
 
 namespace {
 
+// Whether the kernel delivers to `address` on this device: a UDP socket connected to it then has
+// it as its own address.
+bool RoutesToTheDevice(const IpAddress& address) {
+  sockaddr_storage to{};
+  socklen_t size = 0;
+  if (address.v6) {
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(to);
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(9);
+    std::memcpy(&in6.sin6_addr, address.bytes.data(), 16);
+    size = sizeof(in6);
+  } else {
+    auto& in = reinterpret_cast<sockaddr_in&>(to);
+    in.sin_family = AF_INET;
+    in.sin_port = htons(9);
+    std::memcpy(&in.sin_addr, address.bytes.data(), 4);
+    size = sizeof(in);
+  }
+  Fd probe(::socket(to.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (probe.get() < 0 ||
+      ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&to), size) != 0) {
+    return false;  // unreachable: not the device's, and no use to the app either
+  }
+  sockaddr_storage local{};
+  socklen_t local_size = sizeof(local);
+  if (::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&local), &local_size) != 0) {
+    return true;  // cannot tell: treated as the device's
+  }
+  const IpAddress own =
+      local.ss_family == AF_INET6
+          ? IpAddress::FromV6(reinterpret_cast<const sockaddr_in6&>(local).sin6_addr)
+          : IpAddress::FromV4(reinterpret_cast<const sockaddr_in&>(local).sin_addr);
+  return own == address;
+}
+
 void Send(int socket, const std::vector<std::uint8_t>& answer, const sockaddr_in& to) {
   if (answer.empty()) return;
   (void)::sendto(socket, answer.data(), answer.size(), MSG_DONTWAIT,
@@ -191,6 +232,18 @@ void AppResolver::Answer(const std::shared_ptr<Served>& served, std::span<const 
     Send(socket, DnsReply(query, *question, rcode, {}, kAnswerLife), from);
   };
   AppNetwork& app = *served->app;
+  // Only a plain host name: an escaped byte ("evil\\.example.com", a dot inside a label) would
+  // pass the suffix check as text and name another domain to the device's resolver.
+  const bool plain = std::all_of(question->name.begin(), question->name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+  });
+  if (!plain) {
+    if (app.denials) {
+      app.denials(
+          {"lookup", text::Printable(text::Truncated(question->name, 253)) + " (not a host name)"});
+    }
+    return reply(ns_r_refused);
+  }
   if (!app.policy.AllowsName(question->name)) {
     if (app.denials) {
       app.denials({"lookup", text::Printable(text::Truncated(question->name, 253)) +
@@ -204,25 +257,30 @@ void AppResolver::Answer(const std::shared_ptr<Served>& served, std::span<const 
   }
   {
     std::lock_guard lock(mutex_);
-    if (served->lookups >= kLookupsPerApp) return reply(ns_r_servfail);
-    ++served->lookups;
+    int& in_flight = lookups_[served->owner];
+    if (in_flight >= kLookupsPerApp) return reply(ns_r_servfail);
+    ++in_flight;
     ++workers_;
   }
   std::vector<std::uint8_t> copy(query.begin(),
                                  query.begin() + static_cast<std::ptrdiff_t>(question->end));
-  std::thread([this, served, asked = *question, copy = std::move(copy), from] {
+  std::thread([this, endpoint = std::weak_ptr<Served>(served), app = served->app,
+               owner = served->owner, asked = *question, copy = std::move(copy), from] {
     auto addresses = lookup_(asked.name, asked.type == ns_t_aaaa);
-    // A network's DNS may answer anything for a name: it never opens the device's own
-    // addresses (DNS rebinding), except for "localhost" itself.
-    if (asked.name != "localhost") {
-      std::erase_if(addresses, [](const IpAddress& a) { return a.IsLocal(); });
-    }
+    // A network's DNS may answer anything for a name: it never opens the device itself (DNS
+    // rebinding: loopback, link-local, or any address of the device's), except for "localhost",
+    // nor sends to many hosts at once.
+    std::erase_if(addresses, [&](const IpAddress& a) {
+      return a.IsGroup() || (asked.name != "localhost" && (a.IsLocal() || RoutesToTheDevice(a)));
+    });
     if (addresses.size() > kMaxDnsAnswers) addresses.resize(kMaxDnsAnswers);
     const auto until = NetworkPolicy::Clock::now() + kAnswerLife;
-    for (const auto& address : addresses) served->app->policy.Learn(address, until);
-    Send(served->socket.get(), DnsReply(copy, asked, ns_r_noerror, addresses, kAnswerLife), from);
+    for (const auto& address : addresses) app->policy.Learn(address, until);
+    if (const auto still = endpoint.lock()) {
+      Send(still->socket.get(), DnsReply(copy, asked, ns_r_noerror, addresses, kAnswerLife), from);
+    }
     std::lock_guard lock(mutex_);
-    --served->lookups;
+    if (--lookups_[owner] == 0) lookups_.erase(owner);
     if (--workers_ == 0) idle_.notify_all();
   }).detach();
 }

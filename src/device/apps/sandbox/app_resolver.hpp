@@ -69,14 +69,16 @@ class AppResolver {
     IpAddress address_;
   };
   // Serves `app` on the first address of the range that is free (another process may hold some).
-  // Thread-safe. Errors: kSandbox when none is.
-  Expected<Endpoint> Open(std::shared_ptr<AppNetwork> app);
+  // `owner` names the app across its restarts (its component ID): its lookups in flight are
+  // counted together. Thread-safe. Errors: kSandbox when none is.
+  Expected<Endpoint> Open(const std::string& owner, std::shared_ptr<AppNetwork> app);
   // Whether `address` is in the range: no app may reach or bind one but its own resolver's.
   bool InRange(const IpAddress& address) const;
   std::uint16_t port() const { return port_; }
 
   // How long an answered address stays allowed (and the TTL answered).
   static constexpr std::chrono::seconds kAnswerLife{300};
+  // Lookups in flight for one owner, whichever of its endpoints asked.
   static constexpr int kLookupsPerApp = 4;
 
  private:
@@ -85,8 +87,9 @@ class AppResolver {
   void Close(std::uint64_t id);
   void Serve();
   // Answers `query` that `from` sent to `served`: at once when it needs no lookup, otherwise from
-  // a worker thread (at most kLookupsPerApp at a time for one app), so a slow name holds up only
-  // that app's lookups.
+  // a worker thread (at most kLookupsPerApp at a time for one owner), so a slow name holds up
+  // only that app's lookups. A worker answers only while the endpoint lives: an ended sandbox's
+  // address is free at once.
   void Answer(const std::shared_ptr<Served>& served, std::span<const std::uint8_t> query,
               const sockaddr_in& from);
 
@@ -98,7 +101,8 @@ class AppResolver {
   std::mutex mutex_;
   std::map<std::uint64_t, std::shared_ptr<Served>> served_;  // by epoll tag; guarded by mutex_
   std::uint64_t next_id_ = 1;                                // 0 tags the wake; guarded by mutex_
-  int workers_ = 0;                                          // guarded by mutex_
+  std::map<std::string, int, std::less<>> lookups_;  // in flight by owner; guarded by mutex_
+  int workers_ = 0;                                  // guarded by mutex_
   std::condition_variable idle_;
   std::thread thread_;
 };

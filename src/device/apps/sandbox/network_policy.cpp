@@ -43,6 +43,12 @@ bool IpAddress::IsUnspecified() const {
   return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
 }
 
+bool IpAddress::IsGroup() const {
+  if (v6) return bytes[0] == 0xff;
+  return (bytes[0] & 0xf0) == 0xe0 ||
+         std::all_of(bytes.begin(), bytes.begin() + 4, [](std::uint8_t b) { return b == 0xff; });
+}
+
 bool IpAddress::IsLocal() const {
   if (!v6) return bytes[0] == 127 || bytes[0] == 0 || (bytes[0] == 169 && bytes[1] == 254);
   const bool zero_prefix =
@@ -80,8 +86,25 @@ bool NetworkPolicy::AllowsName(std::string_view name) const {
 
 void NetworkPolicy::Learn(const IpAddress& address, Clock::time_point until) {
   std::lock_guard lock(mutex_);
-  auto& expiry = learned_[address];
-  expiry = std::max(expiry, until);
+  if (const auto known = learned_.find(address); known != learned_.end()) {
+    known->second = std::max(known->second, until);
+    return;
+  }
+  if (learned_.size() >= kMaxLearned) {
+    const auto now = Clock::now();
+    std::erase_if(learned_, [now](const auto& entry) { return entry.second <= now; });
+  }
+  if (learned_.size() >= kMaxLearned) {
+    learned_.erase(
+        std::min_element(learned_.begin(), learned_.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; }));
+  }
+  learned_.emplace(address, until);
+}
+
+std::size_t NetworkPolicy::learned() const {
+  std::lock_guard lock(mutex_);
+  return learned_.size();
 }
 
 bool NetworkPolicy::AllowsAddress(const IpAddress& address, Clock::time_point now) const {

@@ -33,6 +33,8 @@ struct IpAddress {
   bool IsLocal() const;
   // 0.0.0.0/8 or ::, which a connect takes to mean the device itself.
   bool IsUnspecified() const;
+  // Multicast (224.0.0.0/4, ff00::/8) or the IPv4 broadcast address: many hosts, not one.
+  bool IsGroup() const;
   auto operator<=>(const IpAddress&) const = default;
 };
 
@@ -46,8 +48,12 @@ class NetworkPolicy {
   // Whether the app may look up `name` (lowercase, without a trailing dot): a name listed, or
   // below a listed "*." name.
   bool AllowsName(std::string_view name) const;
-  // Records that aspisd's resolver answered `address` for an allowed name, until `until`.
+  // Records that aspisd's resolver answered `address` for an allowed name, until `until`. At most
+  // kMaxLearned addresses are kept (they live in aspisd, outside the app's memory limit): past
+  // that, expired ones go first, then the one that would expire first.
   void Learn(const IpAddress& address, Clock::time_point until);
+  static constexpr std::size_t kMaxLearned = 1024;
+  std::size_t learned() const;
   // Whether the app may connect to (or send to) `address`: listed, or learned and not expired.
   bool AllowsAddress(const IpAddress& address, Clock::time_point now) const;
   // Whether the app may listen on `port` (TCP when `stream`, else UDP).

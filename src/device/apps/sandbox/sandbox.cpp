@@ -491,7 +491,7 @@ Expected<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec,
                      : std::make_shared<AppNetwork>(package::AppCapabilities{}, denials);
   std::optional<AppResolver::Endpoint> resolver;
   if (spec.resolver != nullptr) {
-    auto opened = spec.resolver->Open(network);
+    auto opened = spec.resolver->Open(spec.component_id, network);
     if (!opened) return std::unexpected(SandboxError(opened.error().message()));
     resolver.emplace(std::move(*opened));
   }

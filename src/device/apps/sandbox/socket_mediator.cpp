@@ -336,6 +336,13 @@ long SocketMediator::Bind(const Call& call) {
       app_->denials({"listen", "on " + peer->ToString() + " (the apps' resolvers' range)"});
       return Errno(EACCES);
     }
+    // UDP's SO_REUSEADDR has no owner check: with it, the app's socket would share a port a
+    // device service or another app holds, and take its datagrams. Cleared on the shared open
+    // socket, so the app's bind fails (EADDRINUSE) where the port is taken.
+    if (!stream) {
+      const int off = 0;
+      ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
+    }
     if (peer->port != 0 && !app_->policy.AllowsServerPort(stream, peer->port)) {
       app_->denials(
           {"listen", fmt::format("{} port {} (not in Allowed{}ServerPorts)", stream ? "TCP" : "UDP",

@@ -1,0 +1,200 @@
+#include "device/board/board_definition.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+
+#include "core/bytes.hpp"
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "core/text.hpp"
+#include "device/apps/errors.hpp"
+
+namespace aspis::device::board {
+
+namespace {
+
+using json::Json;
+
+constexpr std::array<std::string_view, 5> kBlockFunctions = {"Uart", "I2cMaster", "SpiMaster",
+                                                             "Pwm", "Adc"};
+constexpr std::size_t kMaxPins = 4096;
+
+Error Malformed(const std::string& origin, std::string_view rule) {
+  return Error(CoreErrc::kParse, "the board definition " + origin + " " + std::string(rule));
+}
+
+Expected<std::set<int>> PinList(const Json& value, const std::string& origin,
+                                std::string_view field) {
+  if (!value.is_array() || value.size() > kMaxPins) {
+    return std::unexpected(Malformed(origin, std::string(field) + " is not an array of pins"));
+  }
+  std::set<int> pins;
+  for (const auto& pin : value) {
+    if (!pin.is_number_unsigned() || pin.get<std::uint64_t>() > 0xffff ||
+        !pins.insert(pin.get<int>()).second) {
+      return std::unexpected(
+          Malformed(origin, std::string(field) + " lists something other than distinct pins"));
+    }
+  }
+  return pins;
+}
+
+Error Refused(std::string reason) {
+  return Error(apps::AppsErrc::kNotPermitted, std::move(reason));
+}
+
+// One peripheral an app lists: "Gpio 26", and the pins it uses.
+struct Claim {
+  std::string what;
+  std::set<int> pins;
+};
+
+std::optional<int> Shared(const std::set<int>& a, const std::set<int>& b) {
+  for (const int pin : a) {
+    if (b.contains(pin)) return pin;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Expected<BoardDefinition> BoardDefinition::Load(const std::filesystem::path& path) {
+  auto text = file::Read(path, file::kSmallFileLimit);
+  if (!text) return std::unexpected(std::move(text.error()).WithContext("board definition"));
+  return Parse(AsString(*text), path.string());
+}
+
+Expected<BoardDefinition> BoardDefinition::Parse(std::string_view text, const std::string& origin) {
+  auto doc = json::Parse(text);
+  if (!doc || !doc->is_object()) return std::unexpected(Malformed(origin, "is not a JSON object"));
+  for (const auto& item : doc->items()) {
+    static constexpr std::string_view kKeys[] = {"Metadata", "Description", "Backend", "Gpio",
+                                                 "Blocks"};
+    if (std::find(std::begin(kKeys), std::end(kKeys), item.key()) == std::end(kKeys)) {
+      return std::unexpected(Malformed(origin, "has an unknown key " + item.key()));
+    }
+  }
+  const Json metadata = doc->value("Metadata", Json());
+  if (!metadata.is_object() || metadata.value("Type", Json()) != Json("Aspis Board Definition") ||
+      metadata.value("Version", Json()) != Json(1)) {
+    return std::unexpected(
+        Malformed(origin, "is not one (Metadata: Type \"Aspis Board Definition\", Version 1)"));
+  }
+  BoardDefinition board;
+  const Json description = doc->value("Description", Json());
+  board.name_ = description.is_object() && description.value("Name", Json()).is_string()
+                    ? description.value("Name", "")
+                    : "";
+  if (!text::IsToken(board.name_, "-_.", 64)) {
+    return std::unexpected(Malformed(origin, "names no board (Description.Name)"));
+  }
+  board.backend_ = doc->value("Backend", Json()).is_string() ? doc->value("Backend", "") : "";
+  if (board.backend_ != "sim" && board.backend_ != "linux") {
+    return std::unexpected(Malformed(origin, "has no Backend \"sim\" or \"linux\""));
+  }
+  auto gpios = PinList(doc->value("Gpio", Json::array()), origin, "Gpio");
+  if (!gpios) return std::unexpected(gpios.error());
+  board.gpios_ = std::move(*gpios);
+  const Json blocks = doc->value("Blocks", Json::array());
+  if (!blocks.is_array()) return std::unexpected(Malformed(origin, "Blocks is not an array"));
+  for (const auto& entry : blocks) {
+    const Json name = entry.is_object() ? entry.value("Name", Json()) : Json();
+    if (!name.is_string() || !text::IsToken(name.get<std::string>(), "-_", 64)) {
+      return std::unexpected(Malformed(origin, "has a block without a Name like \"ISU0\""));
+    }
+    const std::string block_name = name.get<std::string>();
+    Block block;
+    const Json functions = entry.value("Functions", Json());
+    if (!functions.is_array() || functions.empty()) {
+      return std::unexpected(Malformed(origin, "block " + block_name + " has no Functions"));
+    }
+    for (const auto& function : functions) {
+      if (!function.is_string() ||
+          std::find(kBlockFunctions.begin(), kBlockFunctions.end(), function.get<std::string>()) ==
+              kBlockFunctions.end()) {
+        return std::unexpected(
+            Malformed(origin, "block " + block_name +
+                                  " lists a function other than Uart, I2cMaster, "
+                                  "SpiMaster, Pwm and Adc"));
+      }
+      block.functions.insert(function.get<std::string>());
+    }
+    auto pins = PinList(entry.value("Pins", Json()), origin, "block " + block_name + "'s Pins");
+    if (!pins) return std::unexpected(pins.error());
+    block.pins = std::move(*pins);
+    if (!board.blocks_.emplace(block_name, std::move(block)).second) {
+      return std::unexpected(Malformed(origin, "defines block " + block_name + " twice"));
+    }
+  }
+  return board;
+}
+
+Expected<std::set<int>> BoardDefinition::Pins(std::string_view capability,
+                                              std::string_view value) const {
+  const std::string shown = fmt::format("{} {}", capability, text::Printable(value));
+  if (value.starts_with('$')) {
+    return std::unexpected(
+        Refused(shown + " was not given its value when the app was packed (aspis image-package "
+                        "pack-application --hardware-definitions --target-definition-filename)"));
+  }
+  if (capability == "Gpio") {
+    const bool digits =
+        !value.empty() && value.size() <= 5 &&
+        std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const int pin = digits ? std::stoi(std::string(value)) : -1;
+    if (!gpios_.contains(pin)) {
+      return std::unexpected(Refused(shown + ": the board " + name_ + " has no such GPIO"));
+    }
+    return std::set<int>{pin};
+  }
+  const auto block = blocks_.find(value);
+  if (block == blocks_.end() || !block->second.functions.contains(std::string(capability))) {
+    return std::unexpected(Refused(shown + ": the board " + name_ + " has no such peripheral"));
+  }
+  return block->second.pins;
+}
+
+Expected<void> BoardDefinition::CheckPeripherals(
+    const package::AppCapabilities& app,
+    const std::map<std::string, package::AppCapabilities>& others) const {
+  std::vector<Claim> mine;
+  for (const auto& [capability, values] : app.peripherals) {
+    for (const auto& value : values) {
+      auto pins = Pins(capability, value);
+      if (!pins) return std::unexpected(pins.error());
+      Claim claim{fmt::format("{} {}", capability, value), std::move(*pins)};
+      if (std::none_of(mine.begin(), mine.end(),
+                       [&](const Claim& c) { return c.what == claim.what; })) {
+        mine.push_back(std::move(claim));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    for (std::size_t j = i + 1; j < mine.size(); ++j) {
+      if (const auto pin = Shared(mine[i].pins, mine[j].pins)) {
+        return std::unexpected(Refused(fmt::format("{} and {} share pin {} of the board {}",
+                                                   mine[i].what, mine[j].what, *pin, name_)));
+      }
+    }
+  }
+  for (const auto& [component, capabilities] : others) {
+    for (const auto& [capability, values] : capabilities.peripherals) {
+      for (const auto& value : values) {
+        auto pins = Pins(capability, value);
+        if (!pins) continue;  // the other app's own problem, not a pin it holds
+        for (const auto& claim : mine) {
+          if (const auto pin = Shared(claim.pins, *pins)) {
+            return std::unexpected(
+                Refused(fmt::format("{} uses pin {}, which the app {} holds ({} {})", claim.what,
+                                    *pin, component, capability, text::Printable(value))));
+          }
+        }
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace aspis::device::board

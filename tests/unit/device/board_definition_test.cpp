@@ -1,0 +1,143 @@
+// The board definition decides which peripherals an app may list and which conflict: the
+// simulator's board is the MT3620's, and an app's manifest is refused at install when a peripheral
+// is missing, shares a pin with another it lists, or uses a pin another app holds.
+#include "device/board/board_definition.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "device/update/app_health.hpp"
+#include "package/hardware_definition.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::device::board {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kSource = ASPIS_SOURCE_DIR;
+
+BoardDefinition Sim() { return *BoardDefinition::Load(kSource / "boards" / "mt3620-sim.json"); }
+
+package::AppCapabilities Listing(std::map<std::string, std::vector<std::string>, std::less<>> p) {
+  package::AppCapabilities capabilities;
+  capabilities.peripherals = std::move(p);
+  return capabilities;
+}
+
+std::string Refusal(const package::AppCapabilities& app,
+                    const std::map<std::string, package::AppCapabilities>& others = {}) {
+  auto checked = Sim().CheckPeripherals(app, others);
+  return checked ? "fits" : checked.error().message();
+}
+
+TEST(BoardDefinition, TheSimulatorsBoardHasTheMt3620sPeripheralsAndPins) {
+  const BoardDefinition sim = Sim();
+  EXPECT_EQ(sim.name(), "mt3620-sim");
+  EXPECT_EQ(sim.backend(), "sim");
+  EXPECT_EQ(sim.Pins("Gpio", "8").value_or(std::set<int>{}), std::set<int>{8});
+  EXPECT_EQ(sim.Pins("Uart", "ISU0").value_or(std::set<int>{}),
+            (std::set<int>{26, 27, 28, 29, 30}));
+  EXPECT_EQ(sim.Pins("Adc", "ADC-CONTROLLER-0").value_or(std::set<int>{}).size(), 8U);
+  EXPECT_FALSE(sim.Pins("Gpio", "24"));
+  EXPECT_FALSE(sim.Pins("Gpio", "-1"));
+  EXPECT_FALSE(sim.Pins("Pwm", "ISU0"));
+  EXPECT_FALSE(sim.Pins("Uart", "ISU5"));
+}
+
+TEST(BoardDefinition, EveryPeripheralOfTheMt3620DefinitionIsOnTheSimulatorsBoard) {
+  auto chip = package::HardwareDefinition::Load(kSource / "hardware-definitions" / "mt3620.json");
+  ASSERT_TRUE(chip) << chip.error().message();
+  const BoardDefinition sim = Sim();
+  int listed = 0;
+  for (const auto& p : chip->top().peripherals) {
+    if (p.type == "int") continue;
+    auto value = chip->ManifestValue(p.name, p.type);
+    ASSERT_TRUE(value) << value.error().message();
+    EXPECT_TRUE(sim.Pins(p.type, *value)) << p.name;
+    ++listed;
+  }
+  EXPECT_EQ(listed, 68 + 3 + 1 + 15);
+}
+
+TEST(BoardDefinition, AnAppsPeripheralsFitWhenTheyShareNoPin) {
+  EXPECT_EQ(Refusal(Listing(
+                {{"Gpio", {"8", "12", "8"}}, {"Uart", {"ISU1"}}, {"Pwm", {"PWM-CONTROLLER-0"}}})),
+            "fits");
+}
+
+TEST(BoardDefinition, APeripheralTheBoardDoesNotHaveIsRefused) {
+  EXPECT_EQ(Refusal(Listing({{"Gpio", {"24"}}})), "Gpio 24: the board mt3620-sim has no such GPIO");
+  EXPECT_EQ(Refusal(Listing({{"I2cMaster", {"PWM-CONTROLLER-0"}}})),
+            "I2cMaster PWM-CONTROLLER-0: the board mt3620-sim has no such peripheral");
+  EXPECT_NE(Refusal(Listing({{"Gpio", {"$SAMPLE_LED"}}})).find("was not given its value"),
+            std::string::npos);
+}
+
+TEST(BoardDefinition, TwoPeripheralsOnOnePinAreRefused) {
+  EXPECT_EQ(Refusal(Listing({{"Gpio", {"8"}}, {"Pwm", {"PWM-CONTROLLER-2"}}})),
+            "Gpio 8 and Pwm PWM-CONTROLLER-2 share pin 8 of the board mt3620-sim");
+  EXPECT_EQ(Refusal(Listing({{"I2cMaster", {"ISU0"}}, {"Uart", {"ISU0"}}})),
+            "I2cMaster ISU0 and Uart ISU0 share pin 26 of the board mt3620-sim");
+  EXPECT_EQ(Refusal(Listing({{"Gpio", {"28"}}, {"SpiMaster", {"ISU0"}}})),
+            "Gpio 28 and SpiMaster ISU0 share pin 28 of the board mt3620-sim");
+}
+
+TEST(BoardDefinition, APeripheralAnotherAppHoldsIsRefused) {
+  const std::map<std::string, package::AppCapabilities> others = {
+      {"blink", Listing({{"Pwm", {"PWM-CONTROLLER-2"}}})}};
+  EXPECT_EQ(Refusal(Listing({{"Gpio", {"9"}}}), others),
+            "Gpio 9 uses pin 9, which the app blink holds (Pwm PWM-CONTROLLER-2)");
+  EXPECT_EQ(Refusal(Listing({{"Gpio", {"12"}}}), others), "fits");
+}
+
+TEST(BoardDefinition, AFileThatIsNotABoardDefinitionIsRefused) {
+  const auto refusal = [](const std::string& json) {
+    auto board = BoardDefinition::Parse(json, "b.json");
+    return board ? "loaded" : board.error().message();
+  };
+  const std::string head = R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+      "Description": {"Name": "b"}, "Backend": "sim")";
+  EXPECT_EQ(refusal(head + "}"), "loaded");
+  EXPECT_NE(refusal(R"({"Description": {"Name": "b"}, "Backend": "sim"})").find("is not one"),
+            std::string::npos);
+  EXPECT_NE(refusal(head + R"(, "Leds": 3})").find("unknown key Leds"), std::string::npos);
+  EXPECT_NE(refusal(head + R"(, "Gpio": [1, 1]})").find("distinct pins"), std::string::npos);
+  EXPECT_NE(refusal(head + R"(, "Blocks": [{"Name": "ISU0", "Functions": ["I2s"], "Pins": [1]}]})")
+                .find("a function other than"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+      "Description": {"Name": "b"}, "Backend": "fpga"})")
+                .find("Backend"),
+            std::string::npos);
+}
+
+// An installed app in <apps>/<component>/<image>, `current` naming it.
+void Install(const fs::path& apps, const std::string& component, const std::string& capabilities,
+             bool current = true) {
+  const fs::path version = apps / component / "v1";
+  fs::create_directories(version);
+  std::ofstream(version / "app_manifest.json")
+      << R"({"SchemaVersion": 1, "Name": ")" << component
+      << R"(", "ComponentId": "6f1c2b1e-3a4d-4e5f-8a9b-0c1d2e3f4a5b", "EntryPoint": "/bin/app",
+             "Capabilities": )"
+      << capabilities << "}";
+  if (current) fs::create_directory_symlink("v1", apps / component / "current");
+}
+
+TEST(BoardDefinition, TheUpdateAgentsCheckRefusesAVersionWhosePinsAnotherInstalledAppHolds) {
+  testing::TempDir dir;
+  Install(dir / "apps", "blink", R"({"Gpio": [8]})");
+  Install(dir / "apps", "dimmer", R"({"Pwm": ["PWM-CONTROLLER-2"]})", false);
+  auto refused = update::CheckAppFitsBoard(Sim(), dir / "apps" / "dimmer" / "v1");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message(),
+            "Pwm PWM-CONTROLLER-2 uses pin 8, which the app blink holds (Gpio 8)");
+  Install(dir / "apps", "uart", R"({"Uart": ["ISU0"]})", false);
+  EXPECT_TRUE(update::CheckAppFitsBoard(Sim(), dir / "apps" / "uart" / "v1"));
+}
+
+}  // namespace
+}  // namespace aspis::device::board
