@@ -347,24 +347,13 @@ static size_t DnsQuery(const char* name, unsigned id, unsigned char* out) {
   return at + sizeof(tail);
 }
 
-// Asks its own resolver for the name made of `labels` as they are (a label may hold a dot):
-// "dns-query answered rcode N", or "dns-query unanswered".
-static int AskLabels(int count, char** labels) {
-  unsigned char query[300] = {0x42, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
-  size_t at = 12;
-  for (int i = 0; i < count && at < 250; ++i) {
-    const size_t length = strlen(labels[i]) < 60 ? strlen(labels[i]) : 60;
-    query[at++] = (unsigned char)length;
-    memcpy(query + at, labels[i], length);
-    at += length;
-  }
-  const unsigned char tail[5] = {0, 0, 1, 0, 1};
-  memcpy(query + at, tail, sizeof(tail));
-  at += sizeof(tail);
-  const struct sockaddr_in to = Nameserver("own");
+// Sends `query` to `server` ("own", or another address) on a connected UDP socket: "dns-query
+// answered rcode N", "dns-query unanswered", or how the connect was refused.
+static int Ask(const char* server, const unsigned char* query, size_t size) {
+  const struct sockaddr_in to = Nameserver(server);
   const int fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (connect(fd, (const struct sockaddr*)&to, sizeof(to)) != 0) return Result("dns-query", -1);
-  send(fd, query, at, 0);
+  if (send(fd, query, size, 0) != (ssize_t)size) return Result("dns-query", -1);
   struct pollfd ready = {fd, POLLIN, 0};
   unsigned char reply[512];
   if (poll(&ready, 1, 2000) != 1 || recv(fd, reply, sizeof(reply), 0) < 4) {
@@ -376,24 +365,25 @@ static int AskLabels(int count, char** labels) {
   return 0;
 }
 
-// Asks `server` ("own", or another address) for `name` on a connected UDP socket: "dns-query
-// answered rcode N", "dns-query unanswered", or how the connect was refused.
-static int AskResolver(const char* server, const char* name) {
-  const struct sockaddr_in to = Nameserver(server);
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (connect(fd, (const struct sockaddr*)&to, sizeof(to)) != 0) return Result("dns-query", -1);
-  unsigned char query[300];
-  const size_t size = DnsQuery(name, 0x4242, query);
-  if (send(fd, query, size, 0) != (ssize_t)size) return Result("dns-query", -1);
-  struct pollfd ready = {fd, POLLIN, 0};
-  unsigned char reply[512];
-  if (poll(&ready, 1, 2000) != 1 || recv(fd, reply, sizeof(reply), 0) < 4) {
-    printf("dns-query unanswered\n");
-  } else {
-    printf("dns-query answered rcode %d\n", reply[3] & 0xf);
+// Asks its own resolver for the name made of `labels` as they are (a label may hold a dot).
+static int AskLabels(int count, char** labels) {
+  unsigned char query[300] = {0x42, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+  size_t at = 12;
+  for (int i = 0; i < count && at < 250; ++i) {
+    const size_t length = strlen(labels[i]) < 60 ? strlen(labels[i]) : 60;
+    query[at++] = (unsigned char)length;
+    memcpy(query + at, labels[i], length);
+    at += length;
   }
-  fflush(stdout);
-  return 0;
+  const unsigned char tail[5] = {0, 0, 1, 0, 1};
+  memcpy(query + at, tail, sizeof(tail));
+  return Ask("own", query, at + sizeof(tail));
+}
+
+// Asks `server` for `name`.
+static int AskResolver(const char* server, const char* name) {
+  unsigned char query[300];
+  return Ask(server, query, DnsQuery(name, 0x4242, query));
 }
 
 // Sends its own resolver queries for `name` as fast as it can from four threads, without reading

@@ -80,7 +80,8 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
   // given, a data file); its image ID.
   std::string AddApp(const std::string& version, const std::string& program,
                      const std::string& data = "", const std::string& cmd_args = "[]",
-                     const std::string& capabilities = "{}") {
+                     const std::string& capabilities = "{}",
+                     const std::vector<std::string>& pack_options = {}) {
     const auto tree = dir_ / ("app-" + version);
     fs::create_directories(tree / "bin");
     if (!data.empty()) WriteText(tree / "data.bin", data);
@@ -92,9 +93,12 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
               R"("CmdArgs": )" +
                   cmd_args + R"(, "Capabilities": )" + capabilities + "}");
     const std::string package = Path("blink-" + version + ".aspkg");
-    EXPECT_EQ(Run({"image-package", "pack-application", "--package-directory", tree.string(),
-                   "--destination", package, "--key", Path("publisher.key"), "--version", version}),
-              0);
+    std::vector<std::string> pack = {"image-package", "pack-application",    "--package-directory",
+                                     tree.string(),   "--destination",       package,
+                                     "--key",         Path("publisher.key"), "--version",
+                                     version};
+    pack.insert(pack.end(), pack_options.begin(), pack_options.end());
+    EXPECT_EQ(Run(pack), 0);
     return Cli({"image", "add", "--tenant", tenant_, "--image", package}).value("id", "");
   }
 
@@ -188,6 +192,49 @@ TEST_F(DeploymentEndToEnd, ABadAppRolledOutInStagesIsRevertedWhereverItWentAndTh
     EXPECT_EQ(StateOf(*d, good), "installed");
   }
   for (const auto& d : devices) EXPECT_EQ(d->Stop(), 0);
+}
+
+TEST_F(DeploymentEndToEnd, AnAppVersionWhosePeripheralsShareAPinIsRevertedWithTheReason) {
+  BuildRootfs("rootfs", "aspis os 25.01");
+  PublishOs("rootfs", "25.01", 1);
+  TrustPublisher();
+  ASSERT_FALSE(Cli({"product", "create", "--tenant", tenant_, "--name", "Coffee"}).empty());
+  const std::string group = "Coffee/Field Test";
+  auto device = Device("d1", group, {"--check-in-interval", "1"});
+  // Named through the sample appliance's hardware definition, as Azure Sphere's samples are.
+  const std::vector<std::string> sample = {"--hardware-definitions", ASPIS_HARDWARE_DEFINITIONS,
+                                           "--target-definition-filename", "sample_appliance.json"};
+  const std::string led = AddApp("1.0", "#!/bin/sh\necho blink\n", "", "[]",
+                                 R"({"Gpio": ["$SAMPLE_LED", "$SAMPLE_BUTTON_1"]})", sample);
+  Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group", group,
+       "--images", led});
+  WaitForTargets(*device, 1, "installed");
+  EXPECT_EQ(StateOf(*device, led), "installed");
+
+  // The LED's GPIO and the PWM controller that drives it: pin 8 twice.
+  const std::string clash =
+      AddApp("2.0", "#!/bin/sh\necho dim\n", "", "[]",
+             R"({"Gpio": ["$SAMPLE_LED"], "Pwm": ["$SAMPLE_LED_PWM_CONTROLLER"]})", sample);
+  const std::string id =
+      Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group", group,
+           "--images", clash, "--stages", "100", "--failure-threshold", "0"})
+          .value("id", "");
+  wire::api::Deployment shown;
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < deadline && shown.state != "paused";
+       std::this_thread::sleep_for(200ms)) {
+    shown = wire::api::DeploymentFrom(
+                Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", id}))
+                .value_or(wire::api::Deployment{});
+  }
+  ASSERT_EQ(shown.state, "paused") << shown.reason;
+  EXPECT_NE(
+      shown.reason.find("Gpio 8 and Pwm PWM-CONTROLLER-2 share pin 8 of the board mt3620-sim"),
+      std::string::npos)
+      << shown.reason;
+  device->WaitFor([&](const Json&) { return StateOf(*device, clash) == "reverted"; });
+  EXPECT_EQ(fs::read_symlink(device->dir() / "state/apps" / kBlink / "current"), led);
+  EXPECT_EQ(device->Stop(), 0);
 }
 
 TEST_F(DeploymentEndToEnd, AnAppUpdateTravelsAsADeltaFromTheVersionTheDeviceRuns) {

@@ -26,7 +26,7 @@ class SimulatedBoard {
   SimulatedBoard(const fs::path& dir, const e2e::ServiceProcess& service)
       : dir_(dir), service_(service) {
     fs::create_directories(dir_ / "slots");
-    WriteText(dir_ / "board.json", testing::BoardJson("mt3620-sim"));
+    WriteText(dir_ / "board.json", testing::SimBoardJson());
     auto init = testing::RunProcess({ASPISD_BINARY, "identity", "init", "--state", State(),
                                      "--output", "json", "--rot", "software"});
     EXPECT_EQ(init.exit_code, 0) << init.output;

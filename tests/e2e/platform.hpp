@@ -30,7 +30,7 @@ class PlatformEndToEnd : public ::testing::Test {
     ASSERT_EQ(Run({"attestation-policy", "update", "--tenant", tenant_,
                    "--allow-software-root-of-trust", "true"}),
               0);
-    WriteText(dir_ / "board.json", testing::BoardJson("mt3620-sim"));
+    WriteText(dir_ / "board.json", testing::SimBoardJson());
   }
 
   // Runs `aspis ARGS`; returns its exit code, keeping what it printed.
