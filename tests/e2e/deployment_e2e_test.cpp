@@ -104,6 +104,19 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
 
   std::unique_ptr<DeviceProcess> AppDevice(int network);
 
+  // The deployment `id` once it paused, or as it stands after 60 s.
+  wire::api::Deployment WaitForPause(const std::string& id) {
+    wire::api::Deployment shown;
+    for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+         std::chrono::steady_clock::now() < deadline && shown.state != "paused";
+         std::this_thread::sleep_for(200ms)) {
+      shown = wire::api::DeploymentFrom(
+                  Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", id}))
+                  .value_or(wire::api::Deployment{});
+    }
+    return shown;
+  }
+
   // The state `device` last reported for `image`.
   static std::string StateOf(const DeviceProcess& device, const std::string& image) {
     const Json status = device.Status();
@@ -155,14 +168,7 @@ TEST_F(DeploymentEndToEnd, ABadAppRolledOutInStagesIsRevertedWhereverItWentAndTh
       Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group", group,
            "--images", bad, "--stages", "50", "--failure-threshold", "0"})
           .value("id", "");
-  wire::api::Deployment shown;
-  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
-       std::chrono::steady_clock::now() < deadline && shown.state != "paused";
-       std::this_thread::sleep_for(200ms)) {
-    shown = wire::api::DeploymentFrom(
-                Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", id}))
-                .value_or(wire::api::Deployment{});
-  }
+  const wire::api::Deployment shown = WaitForPause(id);
   ASSERT_EQ(shown.state, "paused") << shown.reason;
   EXPECT_NE(shown.reason.find("ELF machine 22"), std::string::npos) << shown.reason;
   ASSERT_EQ(shown.stages.size(), 1u) << "the second stage never opened";
@@ -219,14 +225,7 @@ TEST_F(DeploymentEndToEnd, AnAppVersionWhosePeripheralsShareAPinIsRevertedWithTh
       Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group", group,
            "--images", clash, "--stages", "100", "--failure-threshold", "0"})
           .value("id", "");
-  wire::api::Deployment shown;
-  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
-       std::chrono::steady_clock::now() < deadline && shown.state != "paused";
-       std::this_thread::sleep_for(200ms)) {
-    shown = wire::api::DeploymentFrom(
-                Cli({"deployment", "show", "--tenant", tenant_, "--deployment-id", id}))
-                .value_or(wire::api::Deployment{});
-  }
+  const wire::api::Deployment shown = WaitForPause(id);
   ASSERT_EQ(shown.state, "paused") << shown.reason;
   EXPECT_NE(
       shown.reason.find("Gpio 8 and Pwm PWM-CONTROLLER-2 share pin 8 of the board mt3620-sim"),
