@@ -16,11 +16,6 @@ namespace {
 namespace fs = std::filesystem;
 using json::Json;
 
-// Where a definition's header goes: inc/hw/<stem>.h beside it.
-fs::path HeaderPath(const fs::path& definition) {
-  return definition.parent_path() / "inc" / "hw" / (definition.stem().string() + ".h");
-}
-
 class HeaderCommand : public Command {
  public:
   void AddOptions(CLI::App* verb) override {
@@ -31,10 +26,17 @@ class HeaderCommand : public Command {
   Output Format() const override { return {.columns = {"header", "up_to_date"}}; }
 
  protected:
-  Expected<std::string> Header() const {
+  // The header the definition makes, and where it goes: inc/hw/<stem>.h beside the definition.
+  struct Made {
+    fs::path path;
+    std::string text;
+  };
+  Expected<Made> Make() const {
     auto definition = package::HardwareDefinition::Load(definition_);
     if (!definition) return std::unexpected(definition.error());
-    return definition->Header();
+    const fs::path at = fs::path(definition_).parent_path() / "inc" / "hw" /
+                        (fs::path(definition_).stem().string() + ".h");
+    return Made{at, definition->Header()};
   }
   std::string definition_;
 };
@@ -42,32 +44,30 @@ class HeaderCommand : public Command {
 class GenerateHeader final : public HeaderCommand {
  public:
   Expected<Json> Run() override {
-    auto header = Header();
-    if (!header) return std::unexpected(header.error());
-    const fs::path path = HeaderPath(definition_);
-    std::error_code ec;
-    fs::create_directories(path.parent_path(), ec);
-    if (ec)
-      return Fail(CoreErrc::kIo, "creating " + path.parent_path().string() + ": " + ec.message());
-    if (auto ok = file::WriteDurably(path, AsBytes(*header), 0644); !ok) {
+    auto made = Make();
+    if (!made) return std::unexpected(made.error());
+    if (auto ok = file::EnsureDirectory(made->path.parent_path(), 0755); !ok) {
       return std::unexpected(ok.error());
     }
-    return Json{{"header", path.string()}, {"up_to_date", true}};
+    if (auto ok = file::WriteDurably(made->path, AsBytes(made->text), 0644); !ok) {
+      return std::unexpected(ok.error());
+    }
+    return Json{{"header", made->path.string()}, {"up_to_date", true}};
   }
 };
 
 class TestHeader final : public HeaderCommand {
  public:
   Expected<Json> Run() override {
-    auto header = Header();
-    if (!header) return std::unexpected(header.error());
-    const fs::path path = HeaderPath(definition_);
-    auto existing = file::Read(path, file::kDefaultReadLimit);
-    if (!existing || AsString(*existing) != *header) {
-      return Fail(CoreErrc::kCorrupt, path.string() + " is not up to date with " + definition_ +
+    auto made = Make();
+    if (!made) return std::unexpected(made.error());
+    auto existing = file::Read(made->path, file::kDefaultReadLimit);
+    if (!existing || AsString(*existing) != made->text) {
+      return Fail(CoreErrc::kCorrupt, made->path.string() + " is not up to date with " +
+                                          definition_ +
                                           ": run aspis hardware-definition generate-header");
     }
-    return Json{{"header", path.string()}, {"up_to_date", true}};
+    return Json{{"header", made->path.string()}, {"up_to_date", true}};
   }
 };
 

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <set>
 
+#include "core/bytes.hpp"
+#include "core/file.hpp"
 #include "core/json.hpp"
 #include "core/text.hpp"
 #include "package/errors.hpp"
@@ -255,6 +257,13 @@ Expected<AppManifest> ParseAppManifest(std::string_view text) {
     }
   }
   return m;
+}
+
+Expected<AppManifest> ReadAppManifest(const std::filesystem::path& version_dir) {
+  const auto path = version_dir / "app_manifest.json";
+  auto text = file::Read(path, kMaxAppManifestSize);
+  if (!text) return std::unexpected(std::move(text.error()).WithContext(path.string()));
+  return ParseAppManifest(AsString(*text));
 }
 
 }  // namespace aspis::package

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -58,5 +59,8 @@ inline constexpr std::uint32_t kMaxMutableStorageKb = 64 * 1024;
 
 // Parses and checks an app manifest. Errors: kMalformed naming the field and the rule.
 Expected<AppManifest> ParseAppManifest(std::string_view json);
+// Reads and parses the app_manifest.json of an unpacked app version. Errors: those of
+// ParseAppManifest; kIo (core) when the file cannot be read.
+Expected<AppManifest> ReadAppManifest(const std::filesystem::path& version_dir);
 
 }  // namespace aspis::package

@@ -2,26 +2,28 @@
 // the positive twins, one thing it is) and prints one line "<mode> allowed" or
 // "<mode> denied <errno name>", so a test can tell a refusal from a failure to try.
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
+#include <net/if.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <linux/filter.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/resource.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <resolv.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -180,8 +182,8 @@ static int BrokerCall(const char* request, int* fds, int max) {
   char reply[512] = {0};
   char control[CMSG_SPACE(sizeof(int) * 4)] = {0};
   struct iovec data = {reply, sizeof(reply) - 1};
-  struct msghdr m = {.msg_iov = &data, .msg_iovlen = 1, .msg_control = control,
-                     .msg_controllen = sizeof(control)};
+  struct msghdr m = {
+      .msg_iov = &data, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
   if (recvmsg(3, &m, 0) <= 0) return EIO;
   const char* code = strstr(reply, "\"errno\":");
   if (code != NULL) return atoi(code + 8);
@@ -330,8 +332,8 @@ static struct sockaddr_in Nameserver(const char* text) {
 
 // A DNS query for `name`'s A records, with ID `id`; its size.
 static size_t DnsQuery(const char* name, unsigned id, unsigned char* out) {
-  const unsigned char header[12] = {(unsigned char)(id >> 8), (unsigned char)id, 1, 0, 0, 1,
-                                    0, 0, 0, 0, 0, 0};
+  const unsigned char header[12] = {
+      (unsigned char)(id >> 8), (unsigned char)id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
   memcpy(out, header, sizeof(header));
   size_t at = sizeof(header);
   for (const char* label = name; *label != 0;) {
@@ -360,6 +362,19 @@ static int Ask(const char* server, const unsigned char* query, size_t size) {
     printf("dns-query unanswered\n");
   } else {
     printf("dns-query answered rcode %d\n", reply[3] & 0xf);
+  }
+  fflush(stdout);
+  return 0;
+}
+
+// Looks `name` up (A) through the C library's resolver: "dns-answers N", the records answered.
+static int CountAnswers(const char* name) {
+  unsigned char reply[512];
+  const int size = res_query(name, C_IN, T_A, reply, sizeof(reply));
+  if (size >= 12) {
+    printf("dns-answers %d\n", (reply[6] << 8) | reply[7]);
+  } else {
+    printf(h_errno == NO_DATA ? "dns-answers 0\n" : "dns-answers failed\n");
   }
   fflush(stdout);
   return 0;
@@ -538,8 +553,12 @@ int main(int argc, char** argv) {
     const int fd = socket(AF_INET, SOCK_DGRAM, 0);
     char control[CMSG_SPACE(sizeof(int))] = {0};
     struct iovec data = {"ping", 4};
-    struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &data,
-                       .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+    struct msghdr m = {.msg_name = &to,
+                       .msg_namelen = sizeof(to),
+                       .msg_iov = &data,
+                       .msg_iovlen = 1,
+                       .msg_control = control,
+                       .msg_controllen = sizeof(control)};
     struct cmsghdr* c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = IPPROTO_IP;
     c->cmsg_type = IP_TTL;
@@ -577,8 +596,8 @@ int main(int argc, char** argv) {
       close(fd);
     }
     clock_gettime(CLOCK_MONOTONIC, &end);
-    printf("%lld\n", (long long)(end.tv_sec - start.tv_sec) * 1000000000LL +
-                           (end.tv_nsec - start.tv_nsec));
+    printf("%lld\n",
+           (long long)(end.tv_sec - start.tv_sec) * 1000000000LL + (end.tv_nsec - start.tv_nsec));
     fflush(stdout);
     return 0;
   }
@@ -649,8 +668,9 @@ int main(int argc, char** argv) {
       refused += connect(fd, (struct sockaddr*)&to, sizeof(to)) != 0 && errno == EACCES;
     }
     clock_gettime(CLOCK_MONOTONIC, &end);
-    printf("deny-flood refused %d in %lld ms\n", refused,
-           (long long)((end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000));
+    printf(
+        "deny-flood refused %d in %lld ms\n", refused,
+        (long long)((end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000));
     fflush(stdout);
     return 0;
   }
@@ -726,8 +746,11 @@ int main(int argc, char** argv) {
     struct stat st;
     fstat(2, &st);
     printf("stderr %s flags %#x\n",
-           S_ISSOCK(st.st_mode) ? "socket" : S_ISFIFO(st.st_mode) ? "pipe"
-           : S_ISREG(st.st_mode) ? "file" : S_ISCHR(st.st_mode) ? "char" : "other",
+           S_ISSOCK(st.st_mode)   ? "socket"
+           : S_ISFIFO(st.st_mode) ? "pipe"
+           : S_ISREG(st.st_mode)  ? "file"
+           : S_ISCHR(st.st_mode)  ? "char"
+                                  : "other",
            fcntl(2, F_GETFL));
     fflush(stdout);
     if (strcmp(arg, "shutdown") == 0) Result("shutdown", shutdown(2, SHUT_RDWR));
@@ -742,7 +765,6 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-
   if (strcmp(mode, "sysevent") == 0) return SysEvents(atoi(arg), argc > 3 ? atoi(argv[3]) : 0);
   if (strcmp(mode, "connect") == 0) return Connect(arg, argv[3], SOCK_STREAM);
   if (strcmp(mode, "udp") == 0) return Connect(arg, argv[3], SOCK_DGRAM);
@@ -751,13 +773,15 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "dns-query") == 0) return AskResolver(arg, argv[3]);
   if (strcmp(mode, "dns-flood") == 0) return DnsFlood(arg);
   if (strcmp(mode, "dns-labels") == 0) return AskLabels(argc - 2, argv + 2);
+  if (strcmp(mode, "dns-answers") == 0) return CountAnswers(arg);
   if (strcmp(mode, "connect-resolver") == 0) {
     const struct sockaddr_in to = Nameserver("own");
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     return Result(mode, connect(fd, (const struct sockaddr*)&to, sizeof(to)));
   }
   if (strcmp(mode, "bind-udp") == 0) {
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3]))};
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)atoi(argv[3]))};
     inet_pton(AF_INET, arg, &address.sin_addr);
     const int fd = socket(AF_INET, SOCK_DGRAM, 0);
     return Result(mode, bind(fd, (struct sockaddr*)&address, sizeof(address)));

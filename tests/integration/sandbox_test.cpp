@@ -612,6 +612,7 @@ TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesInterfaceAddressGran
   ASSERT_TRUE(own) << "the machine has no IPv4 address but loopback";
   lookup_ = [&](const std::string& name, bool v6) -> std::vector<IpAddress> {
     if (name == "rebind.example" && !v6) return {*own};
+    if (name == "lan.example" && !v6) return {*IpAddress::Parse("192.0.2.7")};
     if (name == "group.example" && !v6) return {*IpAddress::Parse("224.0.0.251")};
     return AppResolver::SystemLookup(name, v6);
   };
@@ -619,6 +620,13 @@ TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesInterfaceAddressGran
     const AppRun run = RunApp({"connect", name, server_.port()}, {}, Granted(Connections({name})));
     EXPECT_TRUE(run.output.starts_with("connect unresolved")) << name << ": " << run.output;
   }
+  // The twin: an address elsewhere is answered.
+  EXPECT_EQ(RunApp({"dns-answers", "rebind.example"}, {}, Granted(Connections({"rebind.example"})))
+                .output,
+            "dns-answers 0\n");
+  EXPECT_EQ(
+      RunApp({"dns-answers", "lan.example"}, {}, Granted(Connections({"lan.example"}))).output,
+      "dns-answers 1\n");
 }
 
 TEST_F(SandboxNetwork, OneAppsSlowNameDoesNotHoldUpAnotherAppsLookups) {

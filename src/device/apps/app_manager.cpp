@@ -57,9 +57,7 @@ Expected<Installed> ReadInstalled(const fs::path& apps_dir, const std::string& c
   std::error_code ec;
   const fs::path version = fs::canonical(apps_dir / component / "current", ec);
   if (ec) return Fail(AppsErrc::kUnknownApp, "app " + component + " has no installed version");
-  auto text = file::Read(version / "app_manifest.json", package::kMaxAppManifestSize);
-  if (!text) return std::unexpected(Error(AppsErrc::kSandbox, "the app has no app_manifest.json"));
-  auto manifest = package::ParseAppManifest(AsString(*text));
+  auto manifest = package::ReadAppManifest(version);
   if (!manifest) return std::unexpected(manifest.error());
   return Installed{version, std::move(*manifest)};
 }

@@ -51,6 +51,26 @@ struct Claim {
   std::set<int> pins;
 };
 
+// The peripherals `app` lists on `board`, each once. One the board lacks is an error, or, with
+// `skip_missing` (another app's, whose own problem it is), left out.
+Expected<std::vector<Claim>> ClaimsOf(const BoardDefinition& board,
+                                      const package::AppCapabilities& app, bool skip_missing) {
+  std::vector<Claim> claims;
+  for (const auto& [capability, values] : app.peripherals) {
+    for (const auto& value : values) {
+      auto pins = board.Pins(capability, value);
+      if (!pins && skip_missing) continue;
+      if (!pins) return std::unexpected(pins.error());
+      std::string what = fmt::format("{} {}", capability, value);
+      if (std::none_of(claims.begin(), claims.end(),
+                       [&](const Claim& c) { return c.what == what; })) {
+        claims.push_back({std::move(what), std::move(*pins)});
+      }
+    }
+  }
+  return claims;
+}
+
 std::optional<int> Shared(const std::set<int>& a, const std::set<int>& b) {
   for (const int pin : a) {
     if (b.contains(pin)) return pin;
@@ -159,37 +179,23 @@ Expected<std::set<int>> BoardDefinition::Pins(std::string_view capability,
 Expected<void> BoardDefinition::CheckPeripherals(
     const package::AppCapabilities& app,
     const std::map<std::string, package::AppCapabilities>& others) const {
-  std::vector<Claim> mine;
-  for (const auto& [capability, values] : app.peripherals) {
-    for (const auto& value : values) {
-      auto pins = Pins(capability, value);
-      if (!pins) return std::unexpected(pins.error());
-      Claim claim{fmt::format("{} {}", capability, value), std::move(*pins)};
-      if (std::none_of(mine.begin(), mine.end(),
-                       [&](const Claim& c) { return c.what == claim.what; })) {
-        mine.push_back(std::move(claim));
-      }
-    }
-  }
-  for (std::size_t i = 0; i < mine.size(); ++i) {
-    for (std::size_t j = i + 1; j < mine.size(); ++j) {
-      if (const auto pin = Shared(mine[i].pins, mine[j].pins)) {
-        return std::unexpected(Refused(fmt::format("{} and {} share pin {} of the board {}",
-                                                   mine[i].what, mine[j].what, *pin, name_)));
+  auto mine = ClaimsOf(*this, app, false);
+  if (!mine) return std::unexpected(mine.error());
+  for (auto a = mine->begin(); a != mine->end(); ++a) {
+    for (auto b = std::next(a); b != mine->end(); ++b) {
+      if (const auto pin = Shared(a->pins, b->pins)) {
+        return std::unexpected(Refused(
+            fmt::format("{} and {} share pin {} of the board {}", a->what, b->what, *pin, name_)));
       }
     }
   }
   for (const auto& [component, capabilities] : others) {
-    for (const auto& [capability, values] : capabilities.peripherals) {
-      for (const auto& value : values) {
-        auto pins = Pins(capability, value);
-        if (!pins) continue;  // the other app's own problem, not a pin it holds
-        for (const auto& claim : mine) {
-          if (const auto pin = Shared(claim.pins, *pins)) {
-            return std::unexpected(
-                Refused(fmt::format("{} uses pin {}, which the app {} holds ({} {})", claim.what,
-                                    *pin, component, capability, text::Printable(value))));
-          }
+    const auto theirs = ClaimsOf(*this, capabilities, true);  // never an error: none is missing
+    for (const auto& held : *theirs) {
+      for (const auto& claim : *mine) {
+        if (const auto pin = Shared(claim.pins, held.pins)) {
+          return std::unexpected(Refused(fmt::format("{} uses pin {}, which the app {} holds ({})",
+                                                     claim.what, *pin, component, held.what)));
         }
       }
     }

@@ -125,25 +125,18 @@ Expected<void> CheckAppRunsHere(const fs::path& version_dir) {
 }
 
 Expected<void> CheckAppFitsBoard(const board::BoardDefinition& board, const fs::path& version_dir) {
-  const auto capabilities = [](const fs::path& dir) -> Expected<package::AppCapabilities> {
-    auto text = file::Read(dir / "app_manifest.json", kMaxAppManifest);
-    if (!text) return std::unexpected(text.error());
-    auto manifest = package::ParseAppManifest(AsString(*text));
-    if (!manifest) return std::unexpected(manifest.error());
-    return std::move(manifest->capabilities);
-  };
-  auto mine = capabilities(version_dir);
+  auto mine = package::ReadAppManifest(version_dir);
   if (!mine) return std::unexpected(Unhealthy("its app manifest: " + mine.error().message()));
   const fs::path component_dir = version_dir.parent_path();
   std::map<std::string, package::AppCapabilities> others;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(component_dir.parent_path(), ec)) {
     if (entry.path() == component_dir || !fs::exists(entry.path() / "current", ec)) continue;
-    if (auto theirs = capabilities(entry.path() / "current")) {
-      others.emplace(entry.path().filename().string(), std::move(*theirs));
+    if (auto theirs = package::ReadAppManifest(entry.path() / "current")) {
+      others.emplace(entry.path().filename().string(), std::move(theirs->capabilities));
     }
   }
-  if (auto fits = board.CheckPeripherals(*mine, others); !fits) {
+  if (auto fits = board.CheckPeripherals(mine->capabilities, others); !fits) {
     return std::unexpected(Unhealthy(fits.error().message()));
   }
   return {};

@@ -137,7 +137,8 @@ void AppResolver::Close(std::uint64_t id) {
   std::lock_guard lock(mutex_);
   const auto it = served_.find(id);
   if (it == served_.end()) return;
-  // The socket itself closes with the last lookup still answering on it.
+  // The socket closes once the serving thread lets go of it; lookups still running hold only a
+  // weak reference, and answer no one.
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second->socket.get(), nullptr);
   served_.erase(it);
 }
@@ -237,17 +238,12 @@ void AppResolver::Answer(const std::shared_ptr<Served>& served, std::span<const 
   const bool plain = std::all_of(question->name.begin(), question->name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
   });
-  if (!plain) {
+  const char* refused = !plain                                   ? " (not a host name)"
+                        : !app.policy.AllowsName(question->name) ? " (not in AllowedConnections)"
+                                                                 : nullptr;
+  if (refused != nullptr) {
     if (app.denials) {
-      app.denials(
-          {"lookup", text::Printable(text::Truncated(question->name, 253)) + " (not a host name)"});
-    }
-    return reply(ns_r_refused);
-  }
-  if (!app.policy.AllowsName(question->name)) {
-    if (app.denials) {
-      app.denials({"lookup", text::Printable(text::Truncated(question->name, 253)) +
-                                 " (not in AllowedConnections)"});
+      app.denials({"lookup", text::Printable(text::Truncated(question->name, 253)) + refused});
     }
     return reply(ns_r_refused);
   }

@@ -339,9 +339,9 @@ long SocketMediator::Bind(const Call& call) {
     // UDP's SO_REUSEADDR has no owner check: with it, the app's socket would share a port a
     // device service or another app holds, and take its datagrams. Cleared on the shared open
     // socket, so the app's bind fails (EADDRINUSE) where the port is taken.
-    if (!stream) {
-      const int off = 0;
-      ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
+    const int off = 0;
+    if (!stream && ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off)) != 0) {
+      return Errno(errno);
     }
     if (peer->port != 0 && !app_->policy.AllowsServerPort(stream, peer->port)) {
       app_->denials(
