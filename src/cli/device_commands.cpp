@@ -134,6 +134,74 @@ class DevAppCommand final : public Command {
   std::string socket_{wire::admin::kDefaultSocket};
 };
 
+// `aspis dev board press|release|leds|set-adc|pwm|uart-path`: the virtual board's buttons, LEDs,
+// ADC, PWM and UARTs.
+class DevBoardCommand final : public Command {
+ public:
+  explicit DevBoardCommand(std::string_view command) : command_(command) {}
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--socket", socket_, "aspisd's admin socket")->capture_default_str();
+    if (command_ == wire::admin::kBoardPress || command_ == wire::admin::kBoardRelease) {
+      verb->add_option("button", argument_, "The button: its name (A, B) or GPIO number")
+          ->required();
+    } else if (command_ == wire::admin::kBoardUartPath) {
+      verb->add_option("uart", argument_, "The UART: its ISU (ISU0) or its UART ID (4)")
+          ->required();
+    } else if (command_ == wire::admin::kBoardSetAdc) {
+      verb->add_option("--controller", argument_, "The ADC controller (default: the first)");
+      verb->add_option("--channel", channel_, "The channel")->required();
+      verb->add_option("--value", value_, "What it reads: 0 to 4095")->required();
+    }
+  }
+  Expected<Json> Run() override {
+    Json request{{"command", command_}};
+    if (command_ == wire::admin::kBoardPress || command_ == wire::admin::kBoardRelease) {
+      request["button"] = argument_;
+    } else if (command_ == wire::admin::kBoardUartPath) {
+      request["uart"] = argument_;
+    } else if (command_ == wire::admin::kBoardSetAdc) {
+      if (!argument_.empty()) request["controller"] = argument_;
+      request["channel"] = channel_;
+      request["value"] = value_;
+    }
+    return AdminRequest(socket_, request);
+  }
+  Output Format() const override {
+    if (command_ == wire::admin::kBoardLeds) {
+      return {.table = [](std::ostream& out, const Json& reply) {
+        for (const auto& led : reply.value("leds", Json::array())) {
+          out << fmt::format("{:<20} GPIO{:<3} {}\n", led.value("name", ""), led.value("gpio", 0),
+                             led.value("lit", false) ? "on" : "off");
+        }
+      }};
+    }
+    if (command_ == wire::admin::kBoardPwm) {
+      return {.table = [](std::ostream& out, const Json& reply) {
+        for (const auto& c : reply.value("channels", Json::array())) {
+          out << fmt::format("{} channel {}: period {} ns, duty {} ns, {}{}\n",
+                             c.value("controller", ""), c.value("channel", 0),
+                             c.value("period_ns", 0U), c.value("duty_ns", 0U),
+                             c.value("enabled", false) ? "enabled" : "disabled",
+                             c.value("inverted", false) ? ", inverted" : "");
+        }
+      }};
+    }
+    if (command_ == wire::admin::kBoardUartPath) {
+      return {.table = [](std::ostream& out, const Json& reply) {
+        out << reply.value("path", "") << "\n";
+      }};
+    }
+    return {.table = [](std::ostream& out, const Json& reply) { out << reply.dump() << "\n"; }};
+  }
+
+ private:
+  std::string_view command_;
+  std::string argument_;
+  unsigned channel_ = 0;
+  unsigned value_ = 0;
+  std::string socket_{wire::admin::kDefaultSocket};
+};
+
 }  // namespace
 
 void AddDeviceCommands(CLI::App& app, Registry& r) {
@@ -159,6 +227,21 @@ void AddDeviceCommands(CLI::App& app, Registry& r) {
   r.Add<DevAppCommand>(
       app_noun->add_subcommand("show-quota", "An app's mutable storage: used, and its SizeKB"),
       wire::admin::kAppQuota);
+  auto* board = dev->add_subcommand("board", "The virtual board's buttons, LEDs, ADC, PWM, UARTs")
+                    ->require_subcommand(1);
+  r.Add<DevBoardCommand>(board->add_subcommand("press", "Hold a button down"),
+                         wire::admin::kBoardPress);
+  r.Add<DevBoardCommand>(board->add_subcommand("release", "Let a button go"),
+                         wire::admin::kBoardRelease);
+  r.Add<DevBoardCommand>(board->add_subcommand("leds", "Which LEDs are lit"),
+                         wire::admin::kBoardLeds);
+  r.Add<DevBoardCommand>(board->add_subcommand("set-adc", "Set what an ADC channel reads"),
+                         wire::admin::kBoardSetAdc);
+  r.Add<DevBoardCommand>(board->add_subcommand("pwm", "The PWM channels apps drive"),
+                         wire::admin::kBoardPwm);
+  r.Add<DevBoardCommand>(
+      board->add_subcommand("uart-path", "The pseudo-terminal at the far end of an app's UART"),
+      wire::admin::kBoardUartPath);
 }
 
 }  // namespace aspis::cli

@@ -25,4 +25,18 @@ inline constexpr std::string_view kAppStop = "app-stop";
 // With "component_id": its mutable storage, used and allowed ("storage_bytes", "storage_limit").
 inline constexpr std::string_view kAppQuota = "app-show-quota";
 
+// The virtual board (`aspis dev board`); on other boards each answers an error. With "button"
+// (a name, "A", or GPIO number): hold it down, let it go.
+inline constexpr std::string_view kBoardPress = "board-press";
+inline constexpr std::string_view kBoardRelease = "board-release";
+// {"leds": [{"name", "gpio", "lit"}]}
+inline constexpr std::string_view kBoardLeds = "board-leds";
+// With "controller" (a block name; default the first ADC), "channel" and "value" (0 to 4095).
+inline constexpr std::string_view kBoardSetAdc = "board-set-adc";
+// {"channels": [{"controller", "channel", "period_ns", "duty_ns", "inverted", "enabled"}]}
+inline constexpr std::string_view kBoardPwm = "board-pwm";
+// With "uart" (a block name, "ISU0", or the UART's ID, "4"): {"uart", "path"}, the pseudo-terminal
+// a program opens to be the far end of an app's UART.
+inline constexpr std::string_view kBoardUartPath = "board-uart-path";
+
 }  // namespace aspis::wire::admin

@@ -195,7 +195,10 @@ void AppManager::Launch(App& app) {
                 .app_key = parts_.app_key,
                 .events = parts_.events,
                 .system_event_notifications = m.capabilities.system_event_notifications,
-                .software_update_deferral = m.capabilities.software_update_deferral};
+                .software_update_deferral = m.capabilities.software_update_deferral,
+                .peripherals = m.capabilities.peripherals,
+                .board = parts_.board,
+                .peripheral_server = parts_.peripherals};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;
@@ -287,6 +290,7 @@ void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
   app.cgroup.reset();
   app.broker.reset();
   if (parts_.events != nullptr) parts_.events->Unregister(app.component_id);
+  if (parts_.peripherals != nullptr) parts_.peripherals->Release(app.component_id);
   const bool planned = app.terminating;
   app.terminating = false;
   changed_.notify_all();

@@ -51,6 +51,9 @@ struct AppManagerParts {
   std::filesystem::path app_key;
   // Where apps granted SystemEventNotifications register for system events; null: none are sent.
   SystemEvents* events = nullptr;
+  // The board and what opens its peripherals for apps; null: apps open none (ENODEV).
+  const board::BoardDefinition* board = nullptr;
+  board::PeripheralServer* peripherals = nullptr;
   // Where apps' stdout and stderr go (a descriptor aspisd keeps open, for tests); -1: each app
   // writes into a pipe of its own, which aspisd logs line by line, prefixed with the app's name
   // and at most kLogLinesPerMinute lines a minute.

@@ -13,6 +13,8 @@
 #include <system_error>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/json.hpp"
 #include "core/text.hpp"
 #include "device/apps/errors.hpp"
@@ -25,9 +27,19 @@ using json::Json;
 
 constexpr std::size_t kMaxRequest = 1024;
 
-constexpr std::array<std::string_view, 7> kCalls = {
-    "storage.open",        "storage.delete", "deviceauth.open", "sysevent.register",
-    "sysevent.unregister", "sysevent.defer", "sysevent.resume"};
+constexpr std::array<std::string_view, 13> kCalls = {"storage.open",
+                                                     "storage.delete",
+                                                     "deviceauth.open",
+                                                     "sysevent.register",
+                                                     "sysevent.unregister",
+                                                     "sysevent.defer",
+                                                     "sysevent.resume",
+                                                     "gpio.open",
+                                                     "adc.open",
+                                                     "pwm.open",
+                                                     "i2c.open",
+                                                     "spi.open",
+                                                     "uart.open"};
 
 struct Answer {
   int error = 0;  // errno; 0: ok
@@ -146,6 +158,95 @@ Answer DeferEvent(const BrokerGrants& g, const Json& request,
   return {};
 }
 
+Answer Opened(Expected<Fd> fd) {
+  if (!fd) {
+    const auto& code = fd.error().code();
+    return Refuse(code.category() == std::generic_category() ? code.value() : EIO,
+                  fd.error().message());
+  }
+  Answer answer;
+  answer.descriptors.push_back(std::move(*fd));
+  return answer;
+}
+
+std::optional<int> IntField(const Json& request, std::string_view field, int low, int high) {
+  const Json& value = request.at(field);
+  if (!value.is_number_integer()) return std::nullopt;
+  const auto number = value.get<std::int64_t>();
+  if (number < low || number > high) return std::nullopt;
+  return static_cast<int>(number);
+}
+
+bool Lists(const BrokerGrants& g, std::string_view capability, const std::string& value) {
+  const auto listed = g.peripherals.find(capability);
+  return listed != g.peripherals.end() &&
+         std::find(listed->second.begin(), listed->second.end(), value) != listed->second.end();
+}
+
+Answer OpenGpio(const BrokerGrants& g, const Json& request) {
+  static constexpr std::array<std::pair<std::string_view, board::GpioMode>, 4> kModes = {{
+      {"input", board::GpioMode::kInput},
+      {"push-pull", board::GpioMode::kPushPull},
+      {"open-drain", board::GpioMode::kOpenDrain},
+      {"open-source", board::GpioMode::kOpenSource},
+  }};
+  const auto gpio = IntField(request, "gpio", 0, 0xffff);
+  const auto value = IntField(request, "value", 0, 1);
+  const Json& mode_name = request.at("mode");
+  const auto mode = std::find_if(kModes.begin(), kModes.end(), [&](const auto& m) {
+    return mode_name.is_string() && mode_name.get<std::string>() == m.first;
+  });
+  if (!gpio || !value || mode == kModes.end()) return Refuse(EINVAL, "not a GPIO, mode and value");
+  if (g.board == nullptr || g.peripheral_server == nullptr || !g.board->gpios().contains(*gpio)) {
+    return Refuse(ENODEV, "the board has no GPIO " + std::to_string(*gpio));
+  }
+  if (!Lists(g, "Gpio", std::to_string(*gpio))) {
+    return Refuse(EACCES, "the app manifest does not list Gpio " + std::to_string(*gpio));
+  }
+  return Opened(g.peripheral_server->OpenGpio(g.component_id, *gpio, mode->second, *value == 1));
+}
+
+// "adc.open", "pwm.open", "i2c.open", "spi.open", "uart.open": the block the app names by its
+// number under `capability`.
+Answer OpenBlock(const BrokerGrants& g, std::string_view capability, const Json& request) {
+  const auto id = IntField(request, "id", 0, 0xffff);
+  if (!id) return Refuse(EINVAL, "not a peripheral ID");
+  const auto block = g.board != nullptr && g.peripheral_server != nullptr
+                         ? g.board->BlockFor(capability, *id)
+                         : std::nullopt;
+  if (!block) {
+    return Refuse(ENODEV, fmt::format("the board has no {} {}", capability, *id));
+  }
+  if (!Lists(g, capability, *block)) {
+    return Refuse(EACCES, fmt::format("the app manifest does not list {} {}", capability, *block));
+  }
+  board::PeripheralServer& server = *g.peripheral_server;
+  if (capability == "Adc") return Opened(server.OpenAdc(g.component_id, *block));
+  if (capability == "Pwm") return Opened(server.OpenPwm(g.component_id, *block));
+  if (capability == "I2cMaster") return Opened(server.OpenI2c(g.component_id, *block));
+  if (capability == "SpiMaster") {
+    const auto chip_select = IntField(request, "chip_select", -2, -1);
+    if (!chip_select) return Refuse(EINVAL, "the chip select is A (-1) or B (-2)");
+    return Opened(server.OpenSpi(g.component_id, *block, *chip_select));
+  }
+  board::UartSettings settings;
+  const auto baud = IntField(request, "baud", 1, 20'000'000);
+  const auto data_bits = IntField(request, "data_bits", 5, 8);
+  const auto stop_bits = IntField(request, "stop_bits", 1, 2);
+  const Json& parity = request.at("parity");
+  const Json& flow = request.at("flow_control");
+  if (!baud || !data_bits || !stop_bits || !flow.is_boolean() || !parity.is_string() ||
+      (parity != "N" && parity != "E" && parity != "O")) {
+    return Refuse(EINVAL, "not a UART configuration");
+  }
+  settings.baud_rate = static_cast<std::uint32_t>(*baud);
+  settings.data_bits = *data_bits;
+  settings.stop_bits = *stop_bits;
+  settings.parity = parity.get<std::string>()[0];
+  settings.flow_control = flow.get<bool>();
+  return Opened(server.OpenUart(g.component_id, *block, settings));
+}
+
 // Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
 bool Shaped(const Json& request, std::initializer_list<std::string_view> fields) {
   if (request.size() != fields.size() + 1) return false;
@@ -172,6 +273,19 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
   }
   if (call == "sysevent.resume" && Shaped(request, {"event"})) {
     return DeferEvent(g, request, std::nullopt);
+  }
+  if (call == "gpio.open" && Shaped(request, {"gpio", "mode", "value"})) {
+    return OpenGpio(g, request);
+  }
+  if (call == "adc.open" && Shaped(request, {"id"})) return OpenBlock(g, "Adc", request);
+  if (call == "pwm.open" && Shaped(request, {"id"})) return OpenBlock(g, "Pwm", request);
+  if (call == "i2c.open" && Shaped(request, {"id"})) return OpenBlock(g, "I2cMaster", request);
+  if (call == "spi.open" && Shaped(request, {"id", "chip_select"})) {
+    return OpenBlock(g, "SpiMaster", request);
+  }
+  if (call == "uart.open" &&
+      Shaped(request, {"id", "baud", "data_bits", "parity", "stop_bits", "flow_control"})) {
+    return OpenBlock(g, "Uart", request);
   }
   return Refuse(EPERM, "not a broker call");
 }

@@ -3,13 +3,17 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
 #include "device/apps/sandbox/denial.hpp"
 #include "device/apps/system_events.hpp"
+#include "device/board/board_definition.hpp"
+#include "device/board/peripheral_server.hpp"
 
 // The capability broker (DESIGN section 6): an app reaches what its manifest grants beyond the
 // network only through descriptors aspisd passes it on its broker socket (descriptor 3 in the
@@ -28,6 +32,15 @@
 //   "sysevent.unregister"
 //   "sysevent.defer"  {"event": "UpdateReadyForInstall", "minutes": N} (SoftwareUpdateDeferral)
 //   "sysevent.resume" {"event": "UpdateReadyForInstall"} (SoftwareUpdateDeferral)
+//   "gpio.open"       {"gpio": N, "mode": "input" | "push-pull" | "open-drain" | "open-source",
+//                     "value": 0 | 1} (Gpio): the GPIO's channel (wire/peripheral.hpp)
+//   "adc.open", "pwm.open", "i2c.open" {"id": N} (Adc, Pwm, I2cMaster): the controller's channel;
+//                     N is the number its hardware definition gives C code
+//   "spi.open"        {"id": N, "chip_select": -1 | -2} (SpiMaster)
+//   "uart.open"       {"id": N, "baud": B, "data_bits": 5-8, "parity": "N" | "E" | "O",
+//                     "stop_bits": 1 | 2, "flow_control": bool} (Uart): the UART's descriptor
+// A peripheral the board does not have is ENODEV, one the manifest does not list EACCES, one the
+// app has open already EBUSY.
 // A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as
 // is one the manifest does not grant (EACCES), at most kReportsPerSecond a second; a defer or
 // resume with no update pending is EINVAL.
@@ -45,6 +58,11 @@ struct BrokerGrants {
   SystemEvents* events = nullptr;  // null: the device sends no system events
   bool system_event_notifications = false;
   bool software_update_deferral = false;
+  // The peripherals the manifest lists, by capability, as packing resolved them ("Gpio": ["8"],
+  // "Uart": ["ISU0"]); the board they are on and what opens them (null: the device has none).
+  std::map<std::string, std::vector<std::string>, std::less<>> peripherals;
+  const board::BoardDefinition* board = nullptr;
+  board::PeripheralServer* peripheral_server = nullptr;
 };
 
 inline constexpr int kReportsPerSecond = 100;

@@ -41,6 +41,87 @@ Expected<std::set<int>> PinList(const Json& value, const std::string& origin,
   return pins;
 }
 
+// A field that must be a small whole number: a GPIO, an ID, a channel count, an address.
+std::optional<int> SmallInt(const Json& value, int low, int high) {
+  if (!value.is_number_integer()) return std::nullopt;
+  const auto number = value.get<std::int64_t>();
+  if (number < low || number > high) return std::nullopt;
+  return static_cast<int>(number);
+}
+
+struct Wiring {
+  std::vector<Led> leds;
+  std::vector<Button> buttons;
+  std::vector<Sensor> sensors;
+};
+
+// Leds, Buttons and Sensors: each on a GPIO or block `board` has, each name once.
+Expected<Wiring> ParseWiring(const Json& doc, const BoardDefinition& board,
+                             const std::string& origin) {
+  Wiring wiring;
+  std::set<std::string> names;
+  const auto entries = [&](std::string_view field) -> Expected<Json> {
+    const Json list = doc.value(std::string(field), Json::array());
+    if (!list.is_array() || list.size() > 256) {
+      return std::unexpected(Malformed(origin, std::string(field) + " is not a short array"));
+    }
+    for (const auto& entry : list) {
+      if (!entry.is_object()) {
+        return std::unexpected(Malformed(origin, std::string(field) + " lists a non-object"));
+      }
+    }
+    return list;
+  };
+  const auto wired = [&](const Json& entry, std::string_view field) -> Expected<std::string> {
+    const Json name = entry.value("Name", Json());
+    const auto gpio = SmallInt(entry.value("Gpio", Json()), 0, 0xffff);
+    if (!name.is_string() || !text::IsToken(name.get<std::string>(), "-_", 32) ||
+        !names.insert(name.get<std::string>()).second || !gpio || !board.gpios().contains(*gpio)) {
+      return std::unexpected(Malformed(
+          origin, std::string(field) + " lists one without a Name of its own and a board GPIO"));
+    }
+    return name.get<std::string>();
+  };
+  auto leds = entries("Leds");
+  if (!leds) return std::unexpected(leds.error());
+  for (const auto& entry : *leds) {
+    auto name = wired(entry, "Leds");
+    if (!name) return std::unexpected(name.error());
+    const Json active_low = entry.value("ActiveLow", Json(false));
+    if (!active_low.is_boolean()) {
+      return std::unexpected(Malformed(origin, "LED " + *name + "'s ActiveLow is not a boolean"));
+    }
+    wiring.leds.push_back({*name, entry.at("Gpio").get<int>(), active_low.get<bool>()});
+  }
+  auto buttons = entries("Buttons");
+  if (!buttons) return std::unexpected(buttons.error());
+  for (const auto& entry : *buttons) {
+    auto name = wired(entry, "Buttons");
+    if (!name) return std::unexpected(name.error());
+    wiring.buttons.push_back({*name, entry.at("Gpio").get<int>()});
+  }
+  auto sensors = entries("Sensors");
+  if (!sensors) return std::unexpected(sensors.error());
+  for (const auto& entry : *sensors) {
+    Sensor sensor;
+    sensor.model = entry.value("Model", Json()) == Json("LSM6DS3") ? "LSM6DS3" : "";
+    sensor.block = entry.value("Block", Json()).is_string() ? entry.value("Block", "") : "";
+    if (entry.contains("Address")) sensor.address = SmallInt(entry["Address"], 0, 127);
+    if (entry.contains("ChipSelect")) sensor.chip_select = SmallInt(entry["ChipSelect"], -2, -1);
+    const bool on_bus = (sensor.address && !entry.contains("ChipSelect")) ||
+                        (sensor.chip_select && !entry.contains("Address"));
+    if (sensor.model.empty() || !on_bus || board.Channels(sensor.block) != 0 ||
+        !board.Pins(sensor.address ? "I2cMaster" : "SpiMaster", sensor.block)) {
+      return std::unexpected(
+          Malformed(origin,
+                    "lists a sensor that is not an LSM6DS3 on a block's I2C Address (0-127) or SPI "
+                    "ChipSelect (-1 for A, -2 for B)"));
+    }
+    wiring.sensors.push_back(std::move(sensor));
+  }
+  return wiring;
+}
+
 Error Refused(std::string reason) {
   return Error(apps::AppsErrc::kNotPermitted, std::move(reason));
 }
@@ -91,7 +172,7 @@ Expected<BoardDefinition> BoardDefinition::Parse(std::string_view text, const st
   if (!doc || !doc->is_object()) return std::unexpected(Malformed(origin, "is not a JSON object"));
   for (const auto& item : doc->items()) {
     static constexpr std::string_view kKeys[] = {"Metadata", "Description", "Backend", "Gpio",
-                                                 "Blocks"};
+                                                 "Blocks",   "Leds",        "Buttons", "Sensors"};
     if (std::find(std::begin(kKeys), std::end(kKeys), item.key()) == std::end(kKeys)) {
       return std::unexpected(Malformed(origin, "has an unknown key " + item.key()));
     }
@@ -139,7 +220,28 @@ Expected<BoardDefinition> BoardDefinition::Parse(std::string_view text, const st
                                   " lists a function other than Uart, I2cMaster, "
                                   "SpiMaster, Pwm and Adc"));
       }
-      block.functions.insert(function.get<std::string>());
+      const auto id = SmallInt(entry.value("Ids", Json::object()).value(function, Json()), 0, 255);
+      if (!id || board.BlockFor(function.get<std::string>(), *id)) {
+        return std::unexpected(Malformed(
+            origin, "block " + block_name + " has no Ids entry of its own for each function"));
+      }
+      block.ids[function.get<std::string>()] = *id;
+    }
+    if (entry.value("Ids", Json::object()).size() != block.ids.size()) {
+      return std::unexpected(
+          Malformed(origin, "block " + block_name + " has Ids for functions it does not list"));
+    }
+    const bool channelled = block.ids.contains("Pwm") || block.ids.contains("Adc");
+    if (channelled != entry.contains("Channels")) {
+      return std::unexpected(Malformed(
+          origin, "block " + block_name + " must give Channels if, and only if, it is Pwm or Adc"));
+    }
+    if (channelled) {
+      const auto channels = SmallInt(entry["Channels"], 1, 32);
+      if (!channels) {
+        return std::unexpected(Malformed(origin, "block " + block_name + " has 1 to 32 Channels"));
+      }
+      block.channels = *channels;
     }
     auto pins = PinList(entry.value("Pins", Json()), origin, "block " + block_name + "'s Pins");
     if (!pins) return std::unexpected(pins.error());
@@ -148,7 +250,25 @@ Expected<BoardDefinition> BoardDefinition::Parse(std::string_view text, const st
       return std::unexpected(Malformed(origin, "defines block " + block_name + " twice"));
     }
   }
+  auto wiring = ParseWiring(*doc, board, origin);
+  if (!wiring) return std::unexpected(wiring.error());
+  board.leds_ = std::move(wiring->leds);
+  board.buttons_ = std::move(wiring->buttons);
+  board.sensors_ = std::move(wiring->sensors);
   return board;
+}
+
+std::optional<std::string> BoardDefinition::BlockFor(std::string_view function, int id) const {
+  for (const auto& [name, block] : blocks_) {
+    const auto found = block.ids.find(function);
+    if (found != block.ids.end() && found->second == id) return name;
+  }
+  return std::nullopt;
+}
+
+int BoardDefinition::Channels(std::string_view block) const {
+  const auto found = blocks_.find(block);
+  return found == blocks_.end() ? 0 : found->second.channels;
 }
 
 Expected<std::set<int>> BoardDefinition::Pins(std::string_view capability,
@@ -170,7 +290,7 @@ Expected<std::set<int>> BoardDefinition::Pins(std::string_view capability,
     return std::set<int>{pin};
   }
   const auto block = blocks_.find(value);
-  if (block == blocks_.end() || !block->second.functions.contains(std::string(capability))) {
+  if (block == blocks_.end() || !block->second.ids.contains(capability)) {
     return std::unexpected(Refused(shown + ": the board " + name_ + " has no such peripheral"));
   }
   return block->second.pins;

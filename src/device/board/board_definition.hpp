@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -19,13 +20,46 @@
 // one peripheral whatever function it serves, so the pins it shares with GPIOs and the functions
 // it offers are what decide conflicts.
 //
+// Apps open a block by the number its hardware definition gives C code for that function
+// (UART_Open(4) on the MT3620 is ISU0's UART): a block's `Ids`. PWM and ADC controllers say how
+// many `Channels` they have. `Leds` and `Buttons` say what is wired to GPIOs (active-low LEDs are
+// lit while their GPIO is low; a button pulls its GPIO low while pressed), and `Sensors` what sits
+// on a bus (the simulator models an LSM6DS3 accelerometer at an I2C address or a chip select).
+//
 //   {"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
 //    "Description": {"Name": "mt3620-sim", "Summary": "..."},
 //    "Backend": "sim",
 //    "Gpio": [0, 1, 2, ...],
 //    "Blocks": [{"Name": "ISU0", "Functions": ["Uart", "I2cMaster", "SpiMaster"],
-//                "Pins": [26, 27, 28, 29, 30]}, ...]}
+//                "Ids": {"Uart": 4, "I2cMaster": 0, "SpiMaster": 0},
+//                "Pins": [26, 27, 28, 29, 30]},
+//               {"Name": "ADC-CONTROLLER-0", "Functions": ["Adc"], "Ids": {"Adc": 0},
+//                "Channels": 8, "Pins": [41, ...]}, ...],
+//    "Leds": [{"Name": "LED1_RED", "Gpio": 8, "ActiveLow": true}, ...],
+//    "Buttons": [{"Name": "A", "Gpio": 12}, ...],
+//    "Sensors": [{"Model": "LSM6DS3", "Block": "ISU2", "Address": 106},
+//                {"Model": "LSM6DS3", "Block": "ISU1", "ChipSelect": -1}]}
 namespace aspis::device::board {
+
+struct Led {
+  std::string name;
+  int gpio = 0;
+  bool active_low = false;
+};
+
+struct Button {
+  std::string name;
+  int gpio = 0;
+};
+
+// A device on a block's bus: at an I2C address (0-127) or an SPI chip select (negative), the other
+// being nullopt.
+struct Sensor {
+  std::string model;  // "LSM6DS3"
+  std::string block;
+  std::optional<int> address;
+  std::optional<int> chip_select;
+};
 
 class BoardDefinition {
  public:
@@ -35,6 +69,15 @@ class BoardDefinition {
 
   const std::string& name() const { return name_; }
   const std::string& backend() const { return backend_; }  // "sim" or "linux"
+  const std::set<int>& gpios() const { return gpios_; }
+  const std::vector<Led>& leds() const { return leds_; }
+  const std::vector<Button>& buttons() const { return buttons_; }
+  const std::vector<Sensor>& sensors() const { return sensors_; }
+
+  // The block an app opens as `function` ("Uart") with `id` (4), if the board has one.
+  std::optional<std::string> BlockFor(std::string_view function, int id) const;
+  // How many channels a PWM or ADC controller has (0 for other blocks and unknown names).
+  int Channels(std::string_view block) const;
 
   // The pins the peripheral a manifest lists as `value` under `capability` uses. Errors:
   // AppsErrc::kNotPermitted when the board has no such peripheral.
@@ -50,13 +93,17 @@ class BoardDefinition {
 
  private:
   struct Block {
-    std::set<std::string> functions;
+    std::map<std::string, int, std::less<>> ids;  // by function; every function has one
     std::set<int> pins;
+    int channels = 0;
   };
   std::string name_;
   std::string backend_;
   std::set<int> gpios_;
   std::map<std::string, Block, std::less<>> blocks_;
+  std::vector<Led> leds_;
+  std::vector<Button> buttons_;
+  std::vector<Sensor> sensors_;
 };
 
 }  // namespace aspis::device::board

@@ -14,7 +14,10 @@
 #include "crypto/sha256.hpp"
 #include "crypto/tpm_key.hpp"
 #include "device/apps/app_manager.hpp"
+#include "device/board/peripheral_server.hpp"
+#include "device/board/sim_board.hpp"
 #include "device/daemon/admin_socket.hpp"
+#include "device/daemon/board_commands.hpp"
 #include "device/daemon/credentials.hpp"
 #include "device/daemon/device.hpp"
 #include "device/daemon/service_link.hpp"
@@ -132,13 +135,25 @@ namespace {
 struct AppRuntime {
   std::unique_ptr<apps::sandbox::AppResolver> resolver;
   std::unique_ptr<apps::SystemEvents> events;
+  std::unique_ptr<board::SimBoard> sim;  // on the virtual board
+  std::unique_ptr<board::PeripheralServer> peripherals;
   std::unique_ptr<apps::AppManager> manager;
 };
 
 Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
-                               reports::ErrorQueue& errors, std::function<std::string()> tenant) {
+                               const board::BoardDefinition& board, reports::ErrorQueue& errors,
+                               std::function<std::string()> tenant) {
   AppRuntime runtime;
   if (!config.run_apps) return runtime;
+  if (board.backend() == "sim") {
+    runtime.sim = std::make_unique<board::SimBoard>(board);
+    auto server = board::PeripheralServer::Start(board, *runtime.sim);
+    if (!server) return std::unexpected(server.error());
+    runtime.peripherals = std::move(*server);
+  } else {
+    log::Warning("the board {} has no peripheral backend yet: apps open no peripherals",
+                 board.name());
+  }
   auto events =
       apps::SystemEvents::Open(state::StateStore(env.fs, config.state_dir / "update"), env.clock);
   if (!events) return std::unexpected(events.error());
@@ -166,7 +181,9 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
        .tenant = std::move(tenant),
        .app_certificate = config.state_dir / "app" / "certificate.pem",
        .app_key = config.state_dir / "app" / "key.pem",
-       .events = runtime.events.get()},
+       .events = runtime.events.get(),
+       .board = &board,
+       .peripherals = runtime.peripherals.get()},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,
                      report.description);
@@ -354,10 +371,11 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   if (!errors) return std::unexpected(std::move(errors.error()).WithContext("error reports"));
   Device* running = nullptr;  // set once the Device exists; apps ask it for the tenant
   std::mutex running_mutex;
-  auto app_runtime = StartApps(config, env, **errors, [&running, &running_mutex] {
-    const std::lock_guard lock(running_mutex);
-    return running != nullptr ? running->Tenant() : std::string();
-  });
+  auto app_runtime =
+      StartApps(config, env, *board_definition, **errors, [&running, &running_mutex] {
+        const std::lock_guard lock(running_mutex);
+        return running != nullptr ? running->Tenant() : std::string();
+      });
   if (!app_runtime) {
     return std::unexpected(std::move(app_runtime.error()).WithContext("running apps"));
   }
@@ -440,8 +458,10 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     }
   }
   if (manager != nullptr) manager->StartAll();
-  auto admin = AdminSocket::Start(config.admin_socket,
-                                  [&device](const json::Json& r) { return device.Handle(r); });
+  board::SimBoard* const sim = app_runtime->sim.get();
+  auto admin = AdminSocket::Start(config.admin_socket, [&device, sim](const json::Json& r) {
+    return IsBoardCommand(r) ? HandleBoardCommand(sim, r) : device.Handle(r);
+  });
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));
   log::Info("aspisd running as device {}", identity->device_id);
   device.Run(stop);

@@ -47,6 +47,95 @@ TEST(BoardDefinition, TheSimulatorsBoardHasTheMt3620sPeripheralsAndPins) {
   EXPECT_FALSE(sim.Pins("Uart", "ISU5"));
 }
 
+TEST(BoardDefinition, AppsOpenTheSimulatorsBlocksByTheMt3620sIds) {
+  const BoardDefinition sim = Sim();
+  EXPECT_EQ(sim.BlockFor("Uart", 4), "ISU0");
+  EXPECT_EQ(sim.BlockFor("Uart", 8), "ISU4");
+  EXPECT_EQ(sim.BlockFor("I2cMaster", 2), "ISU2");
+  EXPECT_EQ(sim.BlockFor("Pwm", 2), "PWM-CONTROLLER-2");
+  EXPECT_EQ(sim.BlockFor("Adc", 0), "ADC-CONTROLLER-0");
+  EXPECT_EQ(sim.BlockFor("Uart", 0), std::nullopt);
+  EXPECT_EQ(sim.BlockFor("Adc", 1), std::nullopt);
+  EXPECT_EQ(sim.Channels("PWM-CONTROLLER-2"), 4);
+  EXPECT_EQ(sim.Channels("ADC-CONTROLLER-0"), 8);
+  EXPECT_EQ(sim.Channels("ISU0"), 0);
+}
+
+TEST(BoardDefinition, TheSimulatorsBoardHasTheReferenceBoardsLedsButtonsAndSensor) {
+  const BoardDefinition sim = Sim();
+  ASSERT_EQ(sim.leds().size(), 18U);
+  EXPECT_EQ(sim.leds()[0].name, "LED1_RED");
+  EXPECT_EQ(sim.leds()[0].gpio, 8);
+  EXPECT_TRUE(sim.leds()[0].active_low);
+  ASSERT_EQ(sim.buttons().size(), 2U);
+  EXPECT_EQ(sim.buttons()[0].gpio, 12);
+  EXPECT_EQ(sim.buttons()[1].gpio, 13);
+  ASSERT_EQ(sim.sensors().size(), 2U);
+  EXPECT_EQ(sim.sensors()[0].block, "ISU2");
+  EXPECT_EQ(sim.sensors()[0].address, 0x6a);
+  EXPECT_EQ(sim.sensors()[1].chip_select, -1);
+}
+
+TEST(BoardDefinition, WiringThatNamesNoPartOfTheBoardIsRefused) {
+  const auto refusal = [](const std::string& rest) {
+    auto board = BoardDefinition::Parse(
+        R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+            "Description": {"Name": "b"}, "Backend": "sim", "Gpio": [1, 2],
+            "Blocks": [{"Name": "ISU0", "Functions": ["I2cMaster"], "Ids": {"I2cMaster": 0},
+                        "Pins": [5]},
+                       {"Name": "PWM0", "Functions": ["Pwm"], "Ids": {"Pwm": 0}, "Channels": 2,
+                        "Pins": [6]}])" +
+            rest + "}",
+        "b.json");
+    return board ? "loaded" : board.error().message();
+  };
+  EXPECT_EQ(refusal(R"(, "Leds": [{"Name": "L", "Gpio": 1, "ActiveLow": true}],
+                      "Buttons": [{"Name": "A", "Gpio": 2}],
+                      "Sensors": [{"Model": "LSM6DS3", "Block": "ISU0", "Address": 106}])"),
+            "loaded");
+  EXPECT_NE(refusal(R"(, "Leds": [{"Name": "L", "Gpio": 3}])").find("board GPIO"),
+            std::string::npos);
+  EXPECT_NE(
+      refusal(R"(, "Leds": [{"Name": "L", "Gpio": 1}], "Buttons": [{"Name": "L", "Gpio": 2}])")
+          .find("Name of its own"),
+      std::string::npos);
+  EXPECT_NE(refusal(R"(, "Sensors": [{"Model": "LSM6DS3", "Block": "PWM0", "Address": 106}])")
+                .find("sensor"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"(, "Sensors": [{"Model": "LSM6DS3", "Block": "ISU0", "Address": 128}])")
+                .find("sensor"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"(, "Sensors": [{"Model": "BME280", "Block": "ISU0", "Address": 118}])")
+                .find("sensor"),
+            std::string::npos);
+}
+
+TEST(BoardDefinition, BlocksWithoutAnIdForEachFunctionOrWithASharedIdAreRefused) {
+  const auto refusal = [](const std::string& blocks) {
+    auto board = BoardDefinition::Parse(
+        R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+            "Description": {"Name": "b"}, "Backend": "sim", "Blocks": )" +
+            blocks + "}",
+        "b.json");
+    return board ? "loaded" : board.error().message();
+  };
+  EXPECT_NE(refusal(R"([{"Name": "ISU0", "Functions": ["Uart", "I2cMaster"], "Ids": {"Uart": 4},
+                         "Pins": [1]}])")
+                .find("Ids entry of its own"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"([{"Name": "ISU0", "Functions": ["Uart"], "Ids": {"Uart": 4}, "Pins": [1]},
+                        {"Name": "ISU1", "Functions": ["Uart"], "Ids": {"Uart": 4}, "Pins": [2]}])")
+                .find("Ids entry of its own"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"([{"Name": "ISU0", "Functions": ["Uart"], "Ids": {"Uart": 4, "Pwm": 1},
+                         "Pins": [1]}])")
+                .find("does not list"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"([{"Name": "P", "Functions": ["Pwm"], "Ids": {"Pwm": 0}, "Pins": [1]}])")
+                .find("Channels"),
+            std::string::npos);
+}
+
 TEST(BoardDefinition, EveryPeripheralOfTheMt3620DefinitionIsOnTheSimulatorsBoard) {
   auto chip = package::HardwareDefinition::Load(kSource / "hardware-definitions" / "mt3620.json");
   ASSERT_TRUE(chip) << chip.error().message();
@@ -103,9 +192,10 @@ TEST(BoardDefinition, AFileThatIsNotABoardDefinitionIsRefused) {
   EXPECT_EQ(refusal(head + "}"), "loaded");
   EXPECT_NE(refusal(R"({"Description": {"Name": "b"}, "Backend": "sim"})").find("is not one"),
             std::string::npos);
-  EXPECT_NE(refusal(head + R"(, "Leds": 3})").find("unknown key Leds"), std::string::npos);
+  EXPECT_NE(refusal(head + R"(, "Lamps": 3})").find("unknown key Lamps"), std::string::npos);
   EXPECT_NE(refusal(head + R"(, "Gpio": [1, 1]})").find("distinct pins"), std::string::npos);
-  EXPECT_NE(refusal(head + R"(, "Blocks": [{"Name": "ISU0", "Functions": ["I2s"], "Pins": [1]}]})")
+  EXPECT_NE(refusal(head + R"(, "Blocks": [{"Name": "ISU0", "Functions": ["I2s"], "Ids": {"I2s": 0},
+                                            "Pins": [1]}]})")
                 .find("a function other than"),
             std::string::npos);
   EXPECT_NE(refusal(R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "wire/peripheral.hpp"
+
+// How applibs reaches aspisd: the broker socket (descriptor 3 in the sandbox,
+// device/apps/broker.hpp) and the peripheral channels it hands out (wire/peripheral.hpp). Each
+// function returns what the applibs call returns, with errno set, so a caller can pass it on.
+namespace aspis::applibs {
+
+// Sends `request` (a JSON object) and waits for the answer. Returns 0 with up to `fds.size()`
+// descriptors received (the rest closed), or -1 with errno: the broker's, or EIO when there is no
+// broker (not run by aspisd).
+int BrokerCall(const std::string& request, std::span<int> fds);
+
+// The same, for a call that answers one descriptor: it, or -1 with errno.
+int BrokerOpen(const std::string& request);
+
+// One request on a peripheral channel. Returns the reply's value (as a non-negative int; the
+// caller reads `value` when it needs all 32 bits), or -1 with errno: the reply's error, or EBADF
+// when `fd` is not a peripheral channel. `in` is the request's data, `out` receives the reply's.
+int ChannelCall(int fd, wire::peripheral::Op op, std::uint32_t a0, std::uint32_t a1,
+                std::uint32_t a2, std::uint32_t a3, std::span<const std::uint8_t> in,
+                std::span<std::uint8_t> out, std::uint32_t* value = nullptr);
+
+}  // namespace aspis::applibs

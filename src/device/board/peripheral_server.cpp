@@ -1,0 +1,339 @@
+#include "device/board/peripheral_server.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "core/log.hpp"
+#include "wire/peripheral.hpp"
+
+namespace aspis::device::board {
+
+namespace wp = wire::peripheral;
+
+namespace {
+
+enum class Kind { kGpio, kAdc, kPwm, kI2c, kSpi };
+
+std::unexpected<Error> Errno(std::errc code, std::string message) {
+  return Fail(std::make_error_code(code), std::move(message));
+}
+
+int ErrnoOf(const Error& error) {
+  return error.code().category() == std::generic_category() ? error.code().value() : EIO;
+}
+
+}  // namespace
+
+struct PeripheralServer::Channel {
+  Kind kind;
+  std::string key;    // what it holds: "gpio 8", "ISU0"
+  std::string owner;  // the app's component ID
+  int gpio = -1;
+  std::string block;
+  SpiSettings spi;
+  Fd own_end{-1};
+};
+
+Expected<std::unique_ptr<PeripheralServer>> PeripheralServer::Start(const BoardDefinition& board,
+                                                                    Peripherals& backend) {
+  Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  Fd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = wake.get();
+  if (epoll.get() < 0 || wake.get() < 0 ||
+      ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &event) != 0) {
+    return Fail(CoreErrc::kIo, "cannot make the peripheral server's epoll");
+  }
+  return std::unique_ptr<PeripheralServer>(
+      new PeripheralServer(board, backend, std::move(epoll), std::move(wake)));
+}
+
+PeripheralServer::PeripheralServer(const BoardDefinition& board, Peripherals& backend, Fd epoll,
+                                   Fd wake)
+    : board_(board), backend_(backend), epoll_(std::move(epoll)), wake_(std::move(wake)) {
+  thread_ = std::thread([this] { Serve(); });
+}
+
+PeripheralServer::~PeripheralServer() {
+  {
+    const std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  const std::uint64_t one = 1;
+  (void)::write(wake_.get(), &one, sizeof one);
+  thread_.join();
+  const std::lock_guard lock(mutex_);
+  while (!channels_.empty()) Close(channels_.begin()->first);
+}
+
+Expected<void> PeripheralServer::Claim(const std::string& key, const std::string& owner) {
+  if (!held_.emplace(key, owner).second) return Errno(std::errc::device_or_resource_busy, key);
+  return {};
+}
+
+Expected<Fd> PeripheralServer::Add(std::unique_ptr<Channel> channel) {
+  std::array<int, 2> pair{};
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair.data()) != 0) {
+    return Errno(std::errc::io_error, "cannot make a peripheral channel");
+  }
+  Fd app(pair[1]);
+  channel->own_end = Fd(pair[0]);
+  // The app's end blocks, as a device's descriptor does.
+  const int flags = ::fcntl(app.get(), F_GETFL);
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLRDHUP;
+  event.data.fd = channel->own_end.get();
+  if (flags < 0 || ::fcntl(app.get(), F_SETFL, flags & ~O_NONBLOCK) != 0 ||
+      ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, event.data.fd, &event) != 0) {
+    return Errno(std::errc::io_error, "cannot serve a peripheral channel");
+  }
+  channels_[event.data.fd] = std::move(channel);
+  return app;
+}
+
+Expected<Fd> PeripheralServer::OpenGpio(const std::string& owner, int gpio, GpioMode mode,
+                                        bool value) {
+  const std::lock_guard lock(mutex_);
+  const std::string key = "gpio " + std::to_string(gpio);
+  if (auto ok = Claim(key, owner); !ok) return std::unexpected(ok.error());
+  auto opened = backend_.OpenGpio(gpio, mode, value);
+  Expected<Fd> app = opened ? Add(std::make_unique<Channel>(Channel{
+                                  .kind = Kind::kGpio, .key = key, .owner = owner, .gpio = gpio}))
+                            : std::unexpected(opened.error());
+  if (!app) {
+    if (opened) backend_.CloseGpio(gpio);
+    held_.erase(key);
+  }
+  return app;
+}
+
+Expected<Fd> PeripheralServer::OpenUart(const std::string& owner, const std::string& block,
+                                        const UartSettings& settings) {
+  const std::lock_guard lock(mutex_);
+  if (auto ok = Claim(block, owner); !ok) return std::unexpected(ok.error());
+  auto uart = backend_.OpenUart(block, settings);
+  if (!uart) held_.erase(block);
+  return uart;
+}
+
+Expected<Fd> PeripheralServer::OpenAdc(const std::string& owner, const std::string& block) {
+  const std::lock_guard lock(mutex_);
+  if (auto ok = Claim(block, owner); !ok) return std::unexpected(ok.error());
+  auto app = Add(std::make_unique<Channel>(
+      Channel{.kind = Kind::kAdc, .key = block, .owner = owner, .block = block}));
+  if (!app) held_.erase(block);
+  return app;
+}
+
+Expected<Fd> PeripheralServer::OpenPwm(const std::string& owner, const std::string& block) {
+  const std::lock_guard lock(mutex_);
+  if (auto ok = Claim(block, owner); !ok) return std::unexpected(ok.error());
+  auto app = Add(std::make_unique<Channel>(
+      Channel{.kind = Kind::kPwm, .key = block, .owner = owner, .block = block}));
+  if (!app) held_.erase(block);
+  return app;
+}
+
+Expected<Fd> PeripheralServer::OpenI2c(const std::string& owner, const std::string& block) {
+  const std::lock_guard lock(mutex_);
+  if (auto ok = Claim(block, owner); !ok) return std::unexpected(ok.error());
+  auto app = Add(std::make_unique<Channel>(
+      Channel{.kind = Kind::kI2c, .key = block, .owner = owner, .block = block}));
+  if (!app) held_.erase(block);
+  return app;
+}
+
+Expected<Fd> PeripheralServer::OpenSpi(const std::string& owner, const std::string& block,
+                                       int chip_select) {
+  if (chip_select != -1 && chip_select != -2) {
+    return Errno(std::errc::invalid_argument, "the chip select is A (-1) or B (-2)");
+  }
+  const std::lock_guard lock(mutex_);
+  // Each chip select of a block is opened on its own, but the block is one app's.
+  const std::string key = block + " CS " + (chip_select == -1 ? "A" : "B");
+  const auto other = held_.find(block + " CS " + (chip_select == -1 ? "B" : "A"));
+  if (other != held_.end() && other->second != owner) {
+    return Errno(std::errc::device_or_resource_busy, block);
+  }
+  if (auto ok = Claim(key, owner); !ok) return std::unexpected(ok.error());
+  auto app = Add(std::make_unique<Channel>(Channel{.kind = Kind::kSpi,
+                                                   .key = key,
+                                                   .owner = owner,
+                                                   .block = block,
+                                                   .spi = {.chip_select = chip_select}}));
+  if (!app) held_.erase(key);
+  return app;
+}
+
+void PeripheralServer::Close(int fd) {
+  const auto found = channels_.find(fd);
+  if (found == channels_.end()) return;
+  const Channel& channel = *found->second;
+  (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (channel.kind == Kind::kGpio) backend_.CloseGpio(channel.gpio);
+  if (channel.kind == Kind::kPwm) backend_.ClosePwm(channel.block);
+  held_.erase(channel.key);
+  channels_.erase(found);
+}
+
+void PeripheralServer::Release(const std::string& owner) {
+  const std::lock_guard lock(mutex_);
+  std::vector<int> owned;
+  for (const auto& [fd, channel] : channels_) {
+    if (channel->owner == owner) owned.push_back(fd);
+  }
+  for (const int fd : owned) Close(fd);
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->second != owner) {
+      ++it;
+      continue;
+    }
+    // Only UARTs are held without a channel.
+    backend_.CloseUart(it->first);
+    it = held_.erase(it);
+  }
+}
+
+void PeripheralServer::Serve() {
+  std::array<epoll_event, 16> events{};
+  for (;;) {
+    const int ready = ::epoll_wait(epoll_.get(), events.data(), events.size(), -1);
+    if (ready < 0 && errno != EINTR) {
+      log::Error("peripheral server: epoll_wait failed: {}", std::strerror(errno));
+      return;
+    }
+    const std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    for (int i = 0; i < ready; ++i) {
+      const int fd = events[static_cast<std::size_t>(i)].data.fd;
+      if (fd == wake_.get()) continue;
+      const auto found = channels_.find(fd);
+      // Closed by Release since epoll_wait returned.
+      if (found == channels_.end()) continue;
+      if (!Answer(*found->second)) Close(fd);
+    }
+  }
+}
+
+bool PeripheralServer::Answer(Channel& channel) {
+  std::vector<std::uint8_t> message(wp::kMaxMessage + 1);
+  const ssize_t got = ::recv(channel.own_end.get(), message.data(), message.size(), 0);
+  if (got == 0) return false;
+  if (got < 0) return errno == EAGAIN || errno == EINTR;
+  const auto size = static_cast<std::size_t>(got);
+  wp::Request request{};
+  wp::Reply reply{};
+  std::vector<std::uint8_t> data;
+  const auto fail = [&](int error) { reply.error = error; };
+  if (size < sizeof request) {
+    fail(EINVAL);
+  } else {
+    std::memcpy(&request, message.data(), sizeof request);
+    if (request.length != size - sizeof request) fail(EINVAL);
+  }
+  const std::span<const std::uint8_t> in(message.data() + sizeof request,
+                                         reply.error == 0 ? request.length : 0);
+  const auto done = [&](const Expected<void>& result) {
+    if (!result) fail(ErrnoOf(result.error()));
+  };
+  const auto& a = request.arg;
+  if (reply.error != 0) {
+  } else if (channel.kind == Kind::kGpio && request.op == wp::Op::kGpioGet) {
+    auto level = backend_.GetGpio(channel.gpio);
+    level ? void(reply.value = *level ? 1 : 0) : fail(ErrnoOf(level.error()));
+  } else if (channel.kind == Kind::kGpio && request.op == wp::Op::kGpioSet) {
+    a[0] > 1 ? fail(EINVAL) : done(backend_.SetGpio(channel.gpio, a[0] == 1));
+  } else if (channel.kind == Kind::kAdc && request.op == wp::Op::kAdcBits) {
+    auto bits = backend_.AdcBits(channel.block, static_cast<int>(a[0]));
+    bits ? void(reply.value = static_cast<std::uint32_t>(*bits)) : fail(ErrnoOf(bits.error()));
+  } else if (channel.kind == Kind::kAdc && request.op == wp::Op::kAdcReference) {
+    done(backend_.SetAdcReference(channel.block, static_cast<int>(a[0]), a[1]));
+  } else if (channel.kind == Kind::kAdc && request.op == wp::Op::kAdcPoll) {
+    auto sample = backend_.PollAdc(channel.block, static_cast<int>(a[0]));
+    sample ? void(reply.value = *sample) : fail(ErrnoOf(sample.error()));
+  } else if (channel.kind == Kind::kPwm && request.op == wp::Op::kPwmApply) {
+    a[3] > 3 ? fail(EINVAL)
+             : done(backend_.ApplyPwm(channel.block, static_cast<int>(a[0]),
+                                      {.period_ns = a[1],
+                                       .duty_ns = a[2],
+                                       .inverted = (a[3] & 1) != 0,
+                                       .enabled = (a[3] & 2) != 0}));
+  } else if (channel.kind == Kind::kI2c && request.op == wp::Op::kI2cBusSpeed) {
+    // The MT3620's I2C masters run at standard, fast and fast-plus speeds.
+    if (a[0] != 100'000 && a[0] != 400'000 && a[0] != 1'000'000) fail(EINVAL);
+  } else if (channel.kind == Kind::kI2c && request.op == wp::Op::kI2cTimeout) {
+  } else if (channel.kind == Kind::kI2c && request.op == wp::Op::kI2cTransfer) {
+    if (a[0] > 0x7f || a[1] > wp::kMaxData || (in.empty() && a[1] == 0)) {
+      fail(EINVAL);
+    } else {
+      data.resize(a[1]);
+      done(backend_.I2cTransfer(channel.block, static_cast<int>(a[0]), in, data));
+      reply.value = static_cast<std::uint32_t>(in.size() + data.size());
+    }
+  } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiBusSpeed) {
+    a[0] == 0 || a[0] > 40'000'000 ? fail(EINVAL) : void(channel.spi.speed_hz = a[0]);
+  } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiMode) {
+    a[0]<1 || a[0]> 4 ? fail(EINVAL) : void(channel.spi.mode = static_cast<int>(a[0]));
+  } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiBitOrder) {
+    a[0] > 1 ? fail(EINVAL) : void(channel.spi.msb_first = a[0] == 1);
+  } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiTransfer) {
+    // Transfer headers, then what the writing ones write; every length adds up exactly.
+    const std::size_t count = a[0];
+    std::vector<wp::Transfer> headers(count);
+    std::size_t written = 0;
+    std::size_t read = 0;
+    bool valid = count > 0 && count <= 16 && in.size() >= count * sizeof(wp::Transfer);
+    if (valid) std::memcpy(headers.data(), in.data(), count * sizeof(wp::Transfer));
+    for (const wp::Transfer& t : valid ? headers : std::vector<wp::Transfer>{}) {
+      valid =
+          valid && t.length > 0 && t.length <= wp::kMaxData && (t.flags & ~3U) == 0 && t.flags != 0;
+      if ((t.flags & wp::kTransferWrite) != 0) written += t.length;
+      if ((t.flags & wp::kTransferRead) != 0) read += t.length;
+    }
+    valid = valid && written + read <= wp::kMaxData &&
+            in.size() == count * sizeof(wp::Transfer) + written;
+    if (!valid) {
+      fail(EINVAL);
+    } else {
+      data.resize(read);
+      std::vector<SpiTransfer> transfers;
+      std::size_t write_at = count * sizeof(wp::Transfer);
+      std::size_t read_at = 0;
+      for (const wp::Transfer& t : headers) {
+        SpiTransfer transfer;
+        if ((t.flags & wp::kTransferWrite) != 0) {
+          transfer.write = in.subspan(write_at, t.length);
+          write_at += t.length;
+        }
+        if ((t.flags & wp::kTransferRead) != 0) {
+          transfer.read = std::span(data).subspan(read_at, t.length);
+          read_at += t.length;
+        }
+        transfers.push_back(transfer);
+      }
+      done(backend_.SpiTransfers(channel.block, channel.spi, transfers));
+      reply.value = static_cast<std::uint32_t>(written + read);
+    }
+  } else {
+    fail(EINVAL);
+  }
+  if (reply.error != 0) data.clear();
+  reply.length = static_cast<std::uint32_t>(data.size());
+  std::vector<std::uint8_t> out(sizeof reply + data.size());
+  std::memcpy(out.data(), &reply, sizeof reply);
+  std::copy(data.begin(), data.end(), out.begin() + sizeof reply);
+  // The app waits for this answer; one that stopped reading loses it, and only its own call.
+  (void)::send(channel.own_end.get(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  return true;
+}
+
+}  // namespace aspis::device::board

@@ -1,0 +1,207 @@
+// libaspis-applibs against the virtual board, through the real broker, peripheral server and
+// sandbox: an app written as a publisher writes one (tests/apps/applibs_app.c) opens what its
+// manifest lists and is refused the rest, and `aspis dev board` sees and moves what it drives.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "device/apps/app_manager.hpp"
+#include "device/board/peripheral_server.hpp"
+#include "device/board/sim_board.hpp"
+#include "support/board.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::device::apps {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+constexpr char kApp[] = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+class ApplibsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto layout = sandbox::CgroupLayout::Find("/sys/fs/cgroup", "/proc/self/cgroup",
+                                              "aspis-applibs-test-" + std::to_string(::getpid()));
+    ASSERT_TRUE(layout) << layout.error().message();
+    auto board = board::BoardDefinition::Parse(testing::SimBoardJson(), "mt3620-sim.json");
+    ASSERT_TRUE(board) << board.error().message();
+    board_.emplace(std::move(*board));
+    sim_ = std::make_unique<board::SimBoard>(*board_);
+    auto server = board::PeripheralServer::Start(*board_, *sim_);
+    ASSERT_TRUE(server) << server.error().message();
+    server_ = std::move(*server);
+    std::array<int, 2> pipe{};
+    ASSERT_EQ(::pipe2(pipe.data(), O_CLOEXEC), 0);
+    output_ = Fd(pipe[0]);
+    write_end_ = Fd(pipe[1]);
+    parts_.apps_dir = dir_ / "apps";
+    parts_.run_dir = dir_ / "run";
+    parts_.cgroups = *layout;
+    parts_.restart_delay = milliseconds(50);
+    parts_.stop_grace = milliseconds(2000);
+    parts_.storage_dir = dir_ / "storage";
+    parts_.output = write_end_.get();
+    parts_.board = &*board_;
+    parts_.peripherals = server_.get();
+  }
+  void TearDown() override {
+    manager_.reset();
+    for (const auto& parent :
+         {parts_.cgroups.unified, parts_.cgroups.memory, parts_.cgroups.pids}) {
+      if (!parent.empty()) ::rmdir(parent.c_str());
+    }
+  }
+
+  // Installs and starts the test app with `args` and the manifest's `capabilities`.
+  void Run(const std::vector<std::string>& args, const std::string& capabilities) {
+    const fs::path version = parts_.apps_dir / kApp / "image-1";
+    fs::create_directories(version / "bin");
+    fs::copy_file(ASPIS_APPLIBS_APP, version / "bin" / "app");
+    std::string list;
+    for (const auto& arg : args) list += (list.empty() ? "\"" : ", \"") + arg + "\"";
+    std::ofstream(version / "app_manifest.json")
+        << R"({"SchemaVersion": 1, "Name": "applibs", "ComponentId": ")" << kApp
+        << R"(", "EntryPoint": "/bin/app", "CmdArgs": [)" << list << R"(], "Capabilities": )"
+        << capabilities << "}";
+    fs::create_directory_symlink("image-1", parts_.apps_dir / kApp / "current");
+    auto manager = AppManager::Create(parts_, [this](const AppReport& report) {
+      const std::lock_guard lock(mutex_);
+      reports_.push_back(report.kind + ": " + report.description);
+    });
+    ASSERT_TRUE(manager) << manager.error().message();
+    manager_ = std::move(*manager);
+    manager_->StartAll();
+  }
+
+  // The app's next line of output (the test's timeout ends a wait that never ends).
+  std::string Line() {
+    std::string line;
+    for (char c = 0; ::read(output_.get(), &c, 1) == 1 && c != '\n';) line += c;
+    return line;
+  }
+
+  // Lines up to and including "done".
+  std::vector<std::string> UntilDone() {
+    std::vector<std::string> lines;
+    for (std::string line; (line = Line()) != "done" && !line.empty();) lines.push_back(line);
+    return lines;
+  }
+
+  bool Lit(const std::string& led) const {
+    for (const auto& state : sim_->Leds()) {
+      if (state.name == led) return state.lit;
+    }
+    return false;
+  }
+
+  // Waits up to 5 s for `led` to be `lit`.
+  bool LedBecomes(const std::string& led, bool lit) const {
+    for (int i = 0; i < 500; ++i) {
+      if (Lit(led) == lit) return true;
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    return false;
+  }
+
+  std::vector<std::string> Reports() {
+    const std::lock_guard lock(mutex_);
+    return reports_;
+  }
+
+  aspis::testing::TempDir dir_;
+  std::optional<board::BoardDefinition> board_;
+  std::unique_ptr<board::SimBoard> sim_;
+  std::unique_ptr<board::PeripheralServer> server_;
+  Fd output_{-1};
+  Fd write_end_{-1};
+  AppManagerParts parts_;
+  std::unique_ptr<AppManager> manager_;
+  std::mutex mutex_;
+  std::vector<std::string> reports_;
+};
+
+TEST_F(ApplibsTest, AnLedFollowsAButtonThroughTheEventLoop) {
+  Run({"follow", "12", "8"}, R"({"Gpio": ["12", "8"]})");
+  EXPECT_EQ(Line(), "following: ok");
+  EXPECT_EQ(Line(), "released: ok");
+  EXPECT_FALSE(Lit("LED1_RED"));
+  ASSERT_TRUE(sim_->Press("A", true));
+  EXPECT_EQ(Line(), "pressed: ok");
+  EXPECT_TRUE(LedBecomes("LED1_RED", true));
+  ASSERT_TRUE(sim_->Press("A", false));
+  EXPECT_EQ(Line(), "released: ok");
+  EXPECT_TRUE(LedBecomes("LED1_RED", false));
+}
+
+TEST_F(ApplibsTest, AGpioTheManifestDoesNotListIsRefusedWithEaccesAndReported) {
+  Run({"gpio-open", "8", "9", "8", "24"}, R"({"Gpio": ["8"]})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"gpio-open 8: ok", "gpio-open 9: EACCES",
+                                                   "gpio-open 8: EBUSY", "gpio-open 24: ENODEV"}));
+  EXPECT_TRUE(Lit("LED1_RED"));  // driven low: lit
+  EXPECT_FALSE(Lit("LED1_GREEN"));
+  const auto reports = Reports();
+  EXPECT_NE(std::find(reports.begin(), reports.end(),
+                      "denial: broker: gpio.open (the app manifest does not list Gpio 9)"),
+            reports.end());
+}
+
+TEST_F(ApplibsTest, AnAppsPeripheralsAreFreedWhenItEnds) {
+  Run({"gpio-open", "8"}, R"({"Gpio": ["8"]})");
+  EXPECT_EQ(UntilDone(), std::vector<std::string>{"gpio-open 8: ok"});
+  EXPECT_TRUE(Lit("LED1_RED"));
+  manager_->Stop(kApp);
+  EXPECT_FALSE(Lit("LED1_RED"));
+  ASSERT_TRUE(manager_->Start(kApp));
+  EXPECT_EQ(UntilDone(), std::vector<std::string>{"gpio-open 8: ok"});
+}
+
+TEST_F(ApplibsTest, AnAdcChannelReadsWhatTheBoardIsSetTo) {
+  ASSERT_TRUE(sim_->SetAdc("ADC-CONTROLLER-0", 1, 2048));
+  Run({"adc", "0", "1"}, R"({"Adc": ["ADC-CONTROLLER-0"]})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"adc-open: ok", "adc-bits: 12",
+                                                   "adc-reference: ok", "adc-poll: ok",
+                                                   "adc-sample: 2048", "adc-channel-99: EINVAL"}));
+}
+
+TEST_F(ApplibsTest, AnAdcControllerTheManifestDoesNotListIsRefused) {
+  Run({"adc", "0", "1"}, R"({"Gpio": ["8"]})");
+  EXPECT_EQ(UntilDone().front(), "adc-open: EACCES");
+}
+
+TEST_F(ApplibsTest, PwmStateAnAppAppliesReachesTheBoard) {
+  Run({"pwm", "2", "1", "1000000", "250000"}, R"({"Pwm": ["PWM-CONTROLLER-2"]})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"pwm-open: ok", "pwm-apply: ok",
+                                                   "pwm-apply-longer-duty: EINVAL"}));
+  const auto channels = sim_->Pwm();
+  ASSERT_EQ(channels.size(), 1U);
+  EXPECT_EQ(channels[0].block, "PWM-CONTROLLER-2");
+  EXPECT_EQ(channels[0].channel, 1);
+  EXPECT_EQ(channels[0].state.period_ns, 1000000U);
+  EXPECT_EQ(channels[0].state.duty_ns, 250000U);
+  EXPECT_TRUE(channels[0].state.enabled);
+}
+
+TEST_F(ApplibsTest, MutableStorageAndTheImagePackageOpenAsAzureSphereDescribes) {
+  Run({"storage"}, R"({"MutableStorage": {"SizeKB": 4}})");
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"storage-open: ok", "storage-write: ok",
+                                      "storage-package: ok", "storage-package-escape: EINVAL"}));
+}
+
+TEST_F(ApplibsTest, MutableStorageWithoutItsCapabilityIsEperm) {
+  Run({"storage"}, R"({})");
+  EXPECT_EQ(UntilDone().front(), "storage-open: EPERM");
+}
+
+}  // namespace
+}  // namespace aspis::device::apps
