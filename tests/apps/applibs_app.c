@@ -3,11 +3,15 @@
  * each ("gpio-open 8: ok", "gpio-open 9: EACCES"), then waits to be stopped. */
 #define _GNU_SOURCE
 #include <applibs/adc.h>
+#include <applibs/applibs_versions.h>
 #include <applibs/eventloop.h>
 #include <applibs/gpio.h>
+#include <applibs/i2c.h>
 #include <applibs/log.h>
 #include <applibs/pwm.h>
+#include <applibs/spi.h>
 #include <applibs/storage.h>
+#include <applibs/uart.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,6 +75,66 @@ static int Follow(int button, int led) {
   }
 }
 
+/* The LSM6DS3 as the public samples read it: WHO_AM_I, a software reset until it clears, the
+ * accelerometer on at 104 Hz and 2 g, then its Z axis once STATUS_REG says data is ready.
+ * A Transfer writes `length` bytes and reads `read_length` after them. */
+typedef ssize_t Transfer(int fd, const uint8_t* write, size_t length, uint8_t* read,
+                         size_t read_length);
+static int i2c_address;
+static ssize_t I2cTransfer(int fd, const uint8_t* write, size_t length, uint8_t* read,
+                           size_t read_length) {
+  if (read_length == 0) return I2CMaster_Write(fd, (I2C_DeviceAddress)i2c_address, write, length);
+  return I2CMaster_WriteThenRead(fd, (I2C_DeviceAddress)i2c_address, write, length, read,
+                                 read_length);
+}
+static ssize_t SpiTransfer(int fd, const uint8_t* write, size_t length, uint8_t* read,
+                           size_t read_length) {
+  uint8_t command[8];
+  memcpy(command, write, length);
+  if (read_length == 0) {
+    SPIMaster_Transfer transfer;
+    SPIMaster_InitTransfers(&transfer, 1);
+    transfer.flags = SPI_TransferFlags_Write;
+    transfer.writeData = command;
+    transfer.length = length;
+    return SPIMaster_TransferSequential(fd, &transfer, 1);
+  }
+  command[0] |= 0x80; /* read */
+  return SPIMaster_WriteThenRead(fd, command, length, read, read_length);
+}
+
+static void ReadSensor(int fd, Transfer* transfer) {
+  uint8_t reg = 0x0f;
+  uint8_t value = 0;
+  Report("who-am-i", (int)transfer(fd, &reg, 1, &value, 1));
+  Log_Debug("who-am-i: 0x%02x\n", value);
+  const uint8_t reset[] = {0x12, 0x01};
+  Report("reset", (int)transfer(fd, reset, 2, NULL, 0));
+  reg = 0x12;
+  do {
+    if (transfer(fd, &reg, 1, &value, 1) < 0) break;
+  } while ((value & 0x01) != 0);
+  Log_Debug("ctrl3-c: 0x%02x\n", value);
+  const uint8_t enable[] = {0x10, 0x40};
+  Report("enable", (int)transfer(fd, enable, 2, NULL, 0));
+  reg = 0x1e;
+  Report("status", (int)transfer(fd, &reg, 1, &value, 1));
+  Log_Debug("status: 0x%02x\n", value);
+  uint8_t xyz[6] = {0};
+  reg = 0x28;
+  Log_Debug("read-xyz: %d\n", (int)transfer(fd, &reg, 1, xyz, sizeof xyz));
+  Log_Debug("z: %d\n", (int16_t)(xyz[4] | (xyz[5] << 8)));
+}
+
+static void Echo(EventLoop* el, int fd, EventLoop_IoEvents events, void* context) {
+  (void)el;
+  (void)events;
+  (void)context;
+  char buffer[64];
+  const ssize_t got = read(fd, buffer, sizeof buffer);
+  if (got > 0 && write(fd, buffer, (size_t)got) != got) Report("echo", -1);
+}
+
 int main(int argc, char** argv) {
   setvbuf(stderr, NULL, _IOLBF, 0);
   const char* mode = argc > 1 ? argv[1] : "";
@@ -100,6 +164,39 @@ int main(int argc, char** argv) {
     Report("pwm-apply", PWM_Apply(fd, (PWM_ChannelId)atoi(argv[3]), &state));
     const PwmState too_long = {1000, 2000, PWM_Polarity_Normal, true};
     Report("pwm-apply-longer-duty", PWM_Apply(fd, (PWM_ChannelId)atoi(argv[3]), &too_long));
+  } else if (strcmp(mode, "i2c") == 0 && argc == 4) {
+    const int fd = I2CMaster_Open((I2C_InterfaceId)atoi(argv[2]));
+    Report("i2c-open", fd);
+    Report("i2c-speed", I2CMaster_SetBusSpeed(fd, I2C_BUS_SPEED_STANDARD));
+    Report("i2c-speed-12345", I2CMaster_SetBusSpeed(fd, 12345));
+    i2c_address = atoi(argv[3]);
+    ReadSensor(fd, I2cTransfer);
+    uint8_t byte = 0;
+    Report("i2c-nobody", (int)I2CMaster_Read(fd, 0x11, &byte, 1));
+  } else if (strcmp(mode, "spi") == 0 && argc == 4) {
+    SPIMaster_Config config;
+    SPIMaster_InitConfig(&config);
+    const int fd = SPIMaster_Open(atoi(argv[2]), atoi(argv[3]), &config);
+    Report("spi-open", fd);
+    Report("spi-mode", SPIMaster_SetMode(fd, SPI_Mode_3));
+    Report("spi-speed", SPIMaster_SetBusSpeed(fd, 400000));
+    ReadSensor(fd, SpiTransfer);
+  } else if (strcmp(mode, "uart") == 0 && argc == 3) {
+    UART_Config config;
+    UART_InitConfig(&config);
+    config.baudRate = 9600;
+    const int fd = UART_Open(atoi(argv[2]), &config);
+    Report("uart-open", fd);
+    EventLoop* loop = EventLoop_Create();
+    if (fd < 0 || loop == NULL ||
+        EventLoop_RegisterIo(loop, fd, EventLoop_Input, Echo, NULL) == NULL) {
+      Report("uart-loop", -1);
+      return 1;
+    }
+    Log_Debug("done\n");
+    for (;;) {
+      if (EventLoop_Run(loop, -1, true) == EventLoop_Run_Failed && errno != EINTR) return 1;
+    }
   } else if (strcmp(mode, "storage") == 0) {
     const int fd = Storage_OpenMutableFile();
     Report("storage-open", fd);

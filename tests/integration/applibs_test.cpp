@@ -191,6 +191,48 @@ TEST_F(ApplibsTest, PwmStateAnAppAppliesReachesTheBoard) {
   EXPECT_TRUE(channels[0].state.enabled);
 }
 
+// What the LSM6DS3 model answers a sample that reads it the way the public samples do: 0x69, a
+// reset that clears itself, data ready, and 1 g on Z at 2 g full scale (16393 at 0.061 mg a bit).
+const std::vector<std::string> kSensorLines = {"who-am-i: ok",  "who-am-i: 0x69", "reset: ok",
+                                               "ctrl3-c: 0x04", "enable: ok",     "status: ok",
+                                               "status: 0x05",  "read-xyz: 7",    "z: 16393"};
+
+TEST_F(ApplibsTest, AnAppReadsTheAccelerometerOverI2c) {
+  Run({"i2c", "2", "106"}, R"({"I2cMaster": ["ISU2"]})");
+  std::vector<std::string> expected = {"i2c-open: ok", "i2c-speed: ok", "i2c-speed-12345: EINVAL"};
+  expected.insert(expected.end(), kSensorLines.begin(), kSensorLines.end());
+  expected.push_back("i2c-nobody: ENXIO");
+  EXPECT_EQ(UntilDone(), expected);
+}
+
+TEST_F(ApplibsTest, AnAppReadsTheAccelerometerOverSpi) {
+  Run({"spi", "1", "-1"}, R"({"SpiMaster": ["ISU1"]})");
+  std::vector<std::string> expected = {"spi-open: ok", "spi-mode: ok", "spi-speed: ok"};
+  expected.insert(expected.end(), kSensorLines.begin(), kSensorLines.end());
+  EXPECT_EQ(UntilDone(), expected);
+}
+
+TEST_F(ApplibsTest, AnI2cInterfaceTheManifestDoesNotListIsRefused) {
+  Run({"i2c", "2", "106"}, R"({"I2cMaster": ["ISU1"]})");
+  EXPECT_EQ(UntilDone().front(), "i2c-open: EACCES");
+}
+
+TEST_F(ApplibsTest, AProgramAtTheUartsPseudoTerminalTalksToTheApp) {
+  Run({"uart", "4"}, R"({"Uart": ["ISU0"]})");
+  EXPECT_EQ(UntilDone(), std::vector<std::string>{"uart-open: ok"});
+  auto path = sim_->UartPath("4");
+  ASSERT_TRUE(path) << path.error().message();
+  EXPECT_EQ(sim_->UartPath("ISU0").value_or(""), *path);
+  const Fd far_end(::open(path->c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  ASSERT_GE(far_end.get(), 0);
+  ASSERT_EQ(::write(far_end.get(), "ping", 4), 4);
+  std::string echoed;
+  for (char c = 0; echoed.size() < 4 && ::read(far_end.get(), &c, 1) == 1;) echoed += c;
+  EXPECT_EQ(echoed, "ping");
+  manager_->Stop(kApp);
+  EXPECT_FALSE(sim_->UartPath("ISU0"));
+}
+
 TEST_F(ApplibsTest, MutableStorageAndTheImagePackageOpenAsAzureSphereDescribes) {
   Run({"storage"}, R"({"MutableStorage": {"SizeKB": 4}})");
   EXPECT_EQ(UntilDone(),

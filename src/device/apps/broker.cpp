@@ -234,8 +234,8 @@ Answer OpenBlock(const BrokerGrants& g, std::string_view capability, const Json&
   const auto data_bits = IntField(request, "data_bits", 5, 8);
   const auto stop_bits = IntField(request, "stop_bits", 1, 2);
   const Json& parity = request.at("parity");
-  const Json& flow = request.at("flow_control");
-  if (!baud || !data_bits || !stop_bits || !flow.is_boolean() || !parity.is_string() ||
+  const auto flow = IntField(request, "flow_control", 0, 2);
+  if (!baud || !data_bits || !stop_bits || !flow || !parity.is_string() ||
       (parity != "N" && parity != "E" && parity != "O")) {
     return Refuse(EINVAL, "not a UART configuration");
   }
@@ -243,7 +243,7 @@ Answer OpenBlock(const BrokerGrants& g, std::string_view capability, const Json&
   settings.data_bits = *data_bits;
   settings.stop_bits = *stop_bits;
   settings.parity = parity.get<std::string>()[0];
-  settings.flow_control = flow.get<bool>();
+  settings.flow_control = *flow;
   return Opened(server.OpenUart(g.component_id, *block, settings));
 }
 

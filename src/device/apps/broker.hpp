@@ -38,7 +38,8 @@
 //                     N is the number its hardware definition gives C code
 //   "spi.open"        {"id": N, "chip_select": -1 | -2} (SpiMaster)
 //   "uart.open"       {"id": N, "baud": B, "data_bits": 5-8, "parity": "N" | "E" | "O",
-//                     "stop_bits": 1 | 2, "flow_control": bool} (Uart): the UART's descriptor
+//                     "stop_bits": 1 | 2, "flow_control": 0 none | 1 RTS/CTS | 2 XON/XOFF}
+//                     (Uart): the UART's descriptor
 // A peripheral the board does not have is ENODEV, one the manifest does not list EACCES, one the
 // app has open already EBUSY.
 // A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as

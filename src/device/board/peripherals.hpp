@@ -42,10 +42,10 @@ struct SpiTransfer {
 
 struct UartSettings {
   std::uint32_t baud_rate = 115200;
-  int data_bits = 8;          // 5 to 8
-  char parity = 'N';          // 'N', 'E', 'O'
-  int stop_bits = 1;          // 1 or 2
-  bool flow_control = false;  // RTS/CTS
+  int data_bits = 8;     // 5 to 8
+  char parity = 'N';     // 'N', 'E', 'O'
+  int stop_bits = 1;     // 1 or 2
+  int flow_control = 0;  // 0 none, 1 RTS/CTS, 2 XON/XOFF (UART_FlowControl)
 };
 
 // Called from the peripheral server's thread only.

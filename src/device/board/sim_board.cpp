@@ -213,7 +213,8 @@ Expected<Fd> SimBoard::OpenUart(const std::string& block, const UartSettings& se
   mode.c_cflag |= kSizes[static_cast<std::size_t>(std::clamp(settings.data_bits, 5, 8) - 5)];
   if (settings.parity != 'N') mode.c_cflag |= PARENB | (settings.parity == 'O' ? PARODD : 0);
   if (settings.stop_bits == 2) mode.c_cflag |= CSTOPB;
-  if (settings.flow_control) mode.c_cflag |= CRTSCTS;
+  if (settings.flow_control == 1) mode.c_cflag |= CRTSCTS;
+  if (settings.flow_control == 2) mode.c_iflag |= IXON | IXOFF;
   if (::tcsetattr(slave.get(), TCSANOW, &mode) != 0) {
     return Errno(std::errc::io_error, "cannot set the pseudo-terminal up");
   }
