@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -69,11 +70,22 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
     ASSERT_EQ(Run({"key", "generate", "--destination", Path("publisher.key")}), 0);
     ASSERT_EQ(
         Run({"publisher-key-set", "create", "--tenant", tenant_, "--root-key", Path("root.key.pub"),
-             "--publisher-key", Path("publisher.key.pub"), "--sign-with", Path("root.key"),
+             "--publisher-key", Path("publisher.key.pub"), "--publisher-key",
+             ASPIS_SAMPLE_APPS "/publisher.key.pub", "--sign-with", Path("root.key"),
              "--set-version", "1", "--destination", Path("keys.json")}),
         0);
     ASSERT_EQ(
         Run({"publisher-key-set", "update", "--tenant", tenant_, "--file", Path("keys.json")}), 0);
+  }
+
+  // Waits up to 60 s for `predicate` to hold of what `aspis dev board <verb>` shows.
+  bool BoardShows(const DeviceProcess& device, const std::string& verb,
+                  const std::function<bool(const Json&)>& predicate) {
+    for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+         std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(100ms)) {
+      if (predicate(Cli({"dev", "board", verb, "--socket", device.Socket()}))) return true;
+    }
+    return false;
   }
 
   // Packs and adds version `version` of the app blink whose program is `program` (and, when
@@ -417,6 +429,57 @@ std::unique_ptr<DeviceProcess> DeploymentEndToEnd::AppDevice(int network) {
                                std::to_string((pid & 0xff) | 1);
   return Device("d1", kGroup,
                 {"--check-in-interval", "1", "--run-apps", "--app-resolver", resolver});
+}
+
+// Whether the LED `name` is lit in what `aspis dev board leds` shows.
+bool Lit(const Json& leds, const std::string& name) {
+  for (const auto& led : leds.value("leds", Json::array())) {
+    if (led.value("name", "") == name) return led.value("lit", false);
+  }
+  return false;
+}
+
+TEST_F(DeploymentEndToEnd, TheBlinkSampleDeployedThroughTheServiceLightsAnLedWhileAButtonIsHeld) {
+  auto device = AppDevice(86);
+  ASSERT_TRUE(device);
+  // The build's signed package, as the quickstart deploys it.
+  const std::string blink =
+      Cli({"image", "add", "--tenant", tenant_, "--image", ASPIS_SAMPLE_APPS "/blink.aspkg"})
+          .value("id", "");
+  ASSERT_FALSE(blink.empty());
+  ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                    kGroup, "--images", blink})
+                   .empty());
+  WaitForTargets(*device, 1, "installed");
+
+  // It blinks LED 1 from PWM controller 2, channel 1, once a second.
+  const auto blinking_every = [](std::uint64_t period_ns) {
+    return [period_ns](const Json& pwm) {
+      for (const auto& c : pwm.value("channels", Json::array())) {
+        if (c.value("controller", "") == "PWM-CONTROLLER-2" && c.value("channel", -1) == 1 &&
+            c.value("period_ns", std::uint64_t{0}) == period_ns && c.value("enabled", false)) {
+          return true;
+        }
+      }
+      return false;
+    };
+  };
+  ASSERT_TRUE(BoardShows(*device, "pwm", blinking_every(1'000'000'000)));
+  EXPECT_FALSE(Lit(Cli({"dev", "board", "leds", "--socket", device->Socket()}), "LED2_RED"));
+
+  ASSERT_EQ(Run({"dev", "board", "press", "A", "--socket", device->Socket()}), 0);
+  EXPECT_TRUE(BoardShows(*device, "leds", [](const Json& leds) { return Lit(leds, "LED2_RED"); }));
+  ASSERT_EQ(Run({"dev", "board", "release", "A", "--socket", device->Socket()}), 0);
+  EXPECT_TRUE(
+      BoardShows(*device, "leds", [](const Json& leds) { return !Lit(leds, "LED2_RED"); }));
+
+  // Button B steps the blink rate.
+  ASSERT_EQ(Run({"dev", "board", "press", "B", "--socket", device->Socket()}), 0);
+  EXPECT_TRUE(BoardShows(*device, "pwm", blinking_every(500'000'000)));
+  ASSERT_EQ(Run({"dev", "board", "release", "B", "--socket", device->Socket()}), 0);
+  std::ostringstream out, err;
+  EXPECT_EQ(cli::Main({"dev", "board", "press", "C", "--socket", device->Socket()}, out, err), 1);
+  EXPECT_EQ(err.str(), "aspis: the board mt3620-sim has no button C\n");
 }
 
 TEST_F(DeploymentEndToEnd, AnAppsDenialAndCrashReachTheTenantsErrorReportAndTheAppRestarts) {
