@@ -68,12 +68,11 @@ class DeploymentEndToEnd : public e2e::PlatformEndToEnd {
   void TrustPublisher() {
     ASSERT_EQ(Run({"key", "generate", "--destination", Path("root.key")}), 0);
     ASSERT_EQ(Run({"key", "generate", "--destination", Path("publisher.key")}), 0);
-    ASSERT_EQ(
-        Run({"publisher-key-set", "create", "--tenant", tenant_, "--root-key", Path("root.key.pub"),
-             "--publisher-key", Path("publisher.key.pub"), "--publisher-key",
-             ASPIS_SAMPLE_APPS "/publisher.key.pub", "--sign-with", Path("root.key"),
-             "--set-version", "1", "--destination", Path("keys.json")}),
-        0);
+    ASSERT_EQ(Run({"publisher-key-set", "create", "--tenant", tenant_, "--root-key",
+                   Path("root.key.pub"), "--publisher-key", Path("publisher.key.pub"),
+                   "--publisher-key", ASPIS_SAMPLE_APPS "/publisher.key.pub", "--sign-with",
+                   Path("root.key"), "--set-version", "1", "--destination", Path("keys.json")}),
+              0);
     ASSERT_EQ(
         Run({"publisher-key-set", "update", "--tenant", tenant_, "--file", Path("keys.json")}), 0);
   }
@@ -470,8 +469,7 @@ TEST_F(DeploymentEndToEnd, TheBlinkSampleDeployedThroughTheServiceLightsAnLedWhi
   ASSERT_EQ(Run({"dev", "board", "press", "A", "--socket", device->Socket()}), 0);
   EXPECT_TRUE(BoardShows(*device, "leds", [](const Json& leds) { return Lit(leds, "LED2_RED"); }));
   ASSERT_EQ(Run({"dev", "board", "release", "A", "--socket", device->Socket()}), 0);
-  EXPECT_TRUE(
-      BoardShows(*device, "leds", [](const Json& leds) { return !Lit(leds, "LED2_RED"); }));
+  EXPECT_TRUE(BoardShows(*device, "leds", [](const Json& leds) { return !Lit(leds, "LED2_RED"); }));
 
   // Button B steps the blink rate.
   ASSERT_EQ(Run({"dev", "board", "press", "B", "--socket", device->Socket()}), 0);

@@ -22,6 +22,9 @@ namespace {
 
 enum class Kind { kGpio, kAdc, kPwm, kI2c, kSpi };
 
+// The most transfers one SPI sequence holds.
+constexpr std::size_t kMaxTransfers = 16;
+
 std::unexpected<Error> Errno(std::errc code, std::string message) {
   return Fail(std::make_error_code(code), std::move(message));
 }
@@ -238,7 +241,12 @@ bool PeripheralServer::Answer(Channel& channel) {
     fail(EINVAL);
   } else {
     std::memcpy(&request, message.data(), sizeof request);
-    if (request.length != size - sizeof request) fail(EINVAL);
+    // Only transfers carry data, and no more than kMaxData.
+    const bool carries = request.op == wp::Op::kI2cTransfer || request.op == wp::Op::kSpiTransfer;
+    if (request.length != size - sizeof request || request.length > wp::kMaxData ||
+        (!carries && request.length != 0)) {
+      fail(EINVAL);
+    }
   }
   const std::span<const std::uint8_t> in(message.data() + sizeof request,
                                          reply.error == 0 ? request.length : 0);
@@ -288,10 +296,10 @@ bool PeripheralServer::Answer(Channel& channel) {
   } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiTransfer) {
     // Transfer headers, then what the writing ones write; every length adds up exactly.
     const std::size_t count = a[0];
-    std::vector<wp::Transfer> headers(count);
+    bool valid = count > 0 && count <= kMaxTransfers && in.size() >= count * sizeof(wp::Transfer);
+    std::vector<wp::Transfer> headers(valid ? count : 0);
     std::size_t written = 0;
     std::size_t read = 0;
-    bool valid = count > 0 && count <= 16 && in.size() >= count * sizeof(wp::Transfer);
     if (valid) std::memcpy(headers.data(), in.data(), count * sizeof(wp::Transfer));
     for (const wp::Transfer& t : valid ? headers : std::vector<wp::Transfer>{}) {
       valid =

@@ -1,0 +1,169 @@
+// The peripheral server on the virtual board, spoken to as an app would (and as a hostile app
+// might) on the channels it hands out.
+#include "device/board/peripheral_server.hpp"
+
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "device/board/sim_board.hpp"
+#include "wire/peripheral.hpp"
+
+namespace aspis::device::board {
+namespace {
+
+namespace wp = wire::peripheral;
+
+constexpr char kOwner[] = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+BoardDefinition Sim() { return *BoardDefinition::Load(ASPIS_SIM_BOARD); }
+
+class PeripheralServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sim_ = std::make_unique<SimBoard>(board_);
+    auto server = PeripheralServer::Start(board_, *sim_);
+    ASSERT_TRUE(server) << server.error().message();
+    server_ = std::move(*server);
+  }
+
+  // Sends `message` raw on `fd` and returns the reply's error and value.
+  static std::pair<int, std::uint32_t> Exchange(int fd, const std::vector<std::uint8_t>& message) {
+    EXPECT_EQ(::send(fd, message.data(), message.size(), 0), static_cast<ssize_t>(message.size()));
+    std::vector<std::uint8_t> answer(sizeof(wp::Reply) + wp::kMaxData);
+    const ssize_t got = ::recv(fd, answer.data(), answer.size(), 0);
+    EXPECT_GE(got, static_cast<ssize_t>(sizeof(wp::Reply)));
+    wp::Reply reply{};
+    std::memcpy(&reply, answer.data(), sizeof reply);
+    return {reply.error, reply.value};
+  }
+
+  static std::vector<std::uint8_t> Request(wp::Op op, std::uint32_t a0 = 0,
+                                           const std::vector<std::uint8_t>& data = {}) {
+    wp::Request request{op, {a0, 0, 0, 0}, static_cast<std::uint32_t>(data.size())};
+    std::vector<std::uint8_t> message(sizeof request);
+    std::memcpy(message.data(), &request, sizeof request);
+    message.insert(message.end(), data.begin(), data.end());
+    return message;
+  }
+
+  const BoardDefinition board_ = Sim();
+  std::unique_ptr<SimBoard> sim_;
+  std::unique_ptr<PeripheralServer> server_;
+};
+
+TEST_F(PeripheralServerTest, AGpioChannelSetsAndReadsItsGpio) {
+  auto fd = server_->OpenGpio(kOwner, 8, GpioMode::kPushPull, true);
+  ASSERT_TRUE(fd) << fd.error().message();
+  EXPECT_EQ(Exchange(fd->get(), Request(wp::Op::kGpioGet)), std::make_pair(0, 1U));
+  EXPECT_EQ(Exchange(fd->get(), Request(wp::Op::kGpioSet, 0)), std::make_pair(0, 0U));
+  EXPECT_EQ(Exchange(fd->get(), Request(wp::Op::kGpioGet)), std::make_pair(0, 0U));
+  EXPECT_TRUE(sim_->Leds()[0].lit);
+}
+
+TEST_F(PeripheralServerTest, MalformedRequestsAreEinvalAndTheChannelLivesOn) {
+  auto fd = server_->OpenGpio(kOwner, 8, GpioMode::kPushPull, true);
+  ASSERT_TRUE(fd);
+  // Shorter than a request; a length that lies; data where none belongs; an op of another
+  // peripheral; an op that does not exist; a value out of range; more than the largest message.
+  EXPECT_EQ(Exchange(fd->get(), {1, 2, 3}).first, EINVAL);
+  auto lying = Request(wp::Op::kGpioGet);
+  lying[sizeof(wp::Request) - 4] = 9;
+  EXPECT_EQ(Exchange(fd->get(), lying).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), Request(wp::Op::kAdcPoll)).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), Request(static_cast<wp::Op>(999))).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), Request(wp::Op::kGpioSet, 2)).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), Request(wp::Op::kGpioSet, 0, {1})).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(),
+                     Request(wp::Op::kGpioGet, 0, std::vector<std::uint8_t>(wp::kMaxData + 1, 0)))
+                .first,
+            EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), Request(wp::Op::kGpioGet)), std::make_pair(0, 1U));
+}
+
+TEST_F(PeripheralServerTest, APeripheralIsBusyUntilItsChannelIsClosed) {
+  auto first = server_->OpenGpio(kOwner, 8, GpioMode::kPushPull, false);
+  ASSERT_TRUE(first);
+  auto second = server_->OpenGpio(kOwner, 8, GpioMode::kInput, false);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), std::errc::device_or_resource_busy);
+  EXPECT_TRUE(sim_->Leds()[0].lit);
+  *first = Fd(-1);  // the app closes it
+  for (int i = 0; i < 200 && sim_->Leds()[0].lit; ++i) ::usleep(5000);
+  EXPECT_FALSE(sim_->Leds()[0].lit);  // no longer driven
+  std::optional<Expected<Fd>> again;
+  for (int i = 0;
+       i < 200 && !(again = server_->OpenGpio(kOwner, 8, GpioMode::kInput, false))->has_value();
+       ++i) {
+    ::usleep(5000);
+  }
+  EXPECT_TRUE(*again);
+}
+
+TEST_F(PeripheralServerTest, ReleaseFreesEverythingAnAppHeldItsUartIncluded) {
+  auto gpio = server_->OpenGpio(kOwner, 8, GpioMode::kPushPull, false);
+  auto uart = server_->OpenUart(kOwner, "ISU0", {});
+  auto spi = server_->OpenSpi(kOwner, "ISU1", -1);
+  ASSERT_TRUE(gpio && uart && spi);
+  EXPECT_TRUE(sim_->UartPath("ISU0"));
+  EXPECT_EQ(server_->OpenUart(kOwner, "ISU0", {}).error().code(),
+            std::errc::device_or_resource_busy);
+  server_->Release(kOwner);
+  EXPECT_FALSE(sim_->UartPath("ISU0"));
+  EXPECT_FALSE(sim_->Leds()[0].lit);
+  EXPECT_TRUE(server_->OpenUart(kOwner, "ISU0", {}));
+  EXPECT_TRUE(server_->OpenSpi(kOwner, "ISU1", -1));
+  // The channel Release closed answers nothing more.
+  EXPECT_EQ(::send(gpio->get(), "x", 1, MSG_NOSIGNAL), -1);
+}
+
+TEST_F(PeripheralServerTest, AnSpiSequenceWhoseLengthsDoNotAddUpIsEinval) {
+  auto fd = server_->OpenSpi(kOwner, "ISU1", -1);
+  ASSERT_TRUE(fd);
+  const auto sequence = [](std::vector<wp::Transfer> headers, std::size_t written) {
+    std::vector<std::uint8_t> data(headers.size() * sizeof(wp::Transfer));
+    std::memcpy(data.data(), headers.data(), data.size());
+    data.resize(data.size() + written, 0x8f);  // read WHO_AM_I
+    auto message = Request(wp::Op::kSpiTransfer, static_cast<std::uint32_t>(headers.size()), data);
+    return message;
+  };
+  EXPECT_EQ(Exchange(fd->get(), sequence({{wp::kTransferWrite, 1}, {wp::kTransferRead, 1}}, 1)),
+            std::make_pair(0, 2U));
+  EXPECT_EQ(
+      Exchange(fd->get(), sequence({{wp::kTransferWrite, 2}, {wp::kTransferRead, 1}}, 1)).first,
+      EINVAL);  // says 2 bytes, sends 1
+  EXPECT_EQ(Exchange(fd->get(), sequence({{wp::kTransferWrite, 1}}, 3)).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), sequence({{0, 1}}, 0)).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), sequence({{wp::kTransferRead, 0xffffffff}}, 0)).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), sequence({}, 0)).first, EINVAL);
+  // A count of four billion transfers is refused before anything is made for them.
+  auto huge = sequence({{wp::kTransferRead, 1}}, 0);
+  const std::uint32_t count = 0xffffffff;
+  std::memcpy(huge.data() + offsetof(wp::Request, arg), &count, sizeof count);
+  EXPECT_EQ(Exchange(fd->get(), huge).first, EINVAL);
+  EXPECT_EQ(Exchange(fd->get(), sequence({{wp::kTransferWrite, 1}, {wp::kTransferRead, 1}}, 1)),
+            std::make_pair(0, 2U));
+}
+
+TEST_F(PeripheralServerTest, AnI2cTransferToAnAddressNoOneHoldsIsEnxio) {
+  auto fd = server_->OpenI2c(kOwner, "ISU2");
+  ASSERT_TRUE(fd);
+  wp::Request request{wp::Op::kI2cTransfer, {0x6a, 1, 0, 0}, 1};
+  std::vector<std::uint8_t> message(sizeof request);
+  std::memcpy(message.data(), &request, sizeof request);
+  message.push_back(0x0f);
+  EXPECT_EQ(Exchange(fd->get(), message), std::make_pair(0, 2U));
+  request.arg[0] = 0x6b;
+  std::memcpy(message.data(), &request, sizeof request);
+  EXPECT_EQ(Exchange(fd->get(), message).first, ENXIO);
+  request.arg[0] = 0x80;
+  std::memcpy(message.data(), &request, sizeof request);
+  EXPECT_EQ(Exchange(fd->get(), message).first, EINVAL);
+}
+
+}  // namespace
+}  // namespace aspis::device::board
