@@ -85,15 +85,15 @@ ssize_t I2CMaster_Read(int fd, I2C_DeviceAddress address, uint8_t* buffer, size_
   return I2cTransfer(fd, address, nullptr, 0, buffer, maxLength);
 }
 
-int z__SPIMaster_InitConfig(SPIMaster_Config* config, uint32_t structVersion) {
+int Aspis_SPIMaster_InitConfig(SPIMaster_Config* config, uint32_t structVersion) {
   if (config == nullptr) return Fail(EFAULT);
   if (structVersion != 1) return Fail(EINVAL);
   *config = {kSpiConfigMagic | structVersion, SPI_ChipSelectPolarity_ActiveLow};
   return 0;
 }
 
-int z__SPIMaster_InitTransfers(SPIMaster_Transfer* transfers, size_t transferCount,
-                               uint32_t structVersion) {
+int Aspis_SPIMaster_InitTransfers(SPIMaster_Transfer* transfers, size_t transferCount,
+                                  uint32_t structVersion) {
   if (transfers == nullptr) return Fail(EFAULT);
   if (structVersion != 1) return Fail(EINVAL);
   for (std::size_t i = 0; i < transferCount; ++i) {
@@ -105,7 +105,7 @@ int z__SPIMaster_InitTransfers(SPIMaster_Transfer* transfers, size_t transferCou
 int SPIMaster_Open(SPI_InterfaceId interfaceId, SPI_ChipSelectId chipSelectId,
                    const SPIMaster_Config* config) {
   if (config == nullptr) return Fail(EFAULT);
-  if (config->z__magicAndVersion != (kSpiConfigMagic | 1) ||
+  if (config->magicAndVersion != (kSpiConfigMagic | 1) ||
       (config->csPolarity != SPI_ChipSelectPolarity_ActiveLow &&
        config->csPolarity != SPI_ChipSelectPolarity_ActiveHigh) ||
       interfaceId < 0) {
@@ -139,7 +139,7 @@ ssize_t SPIMaster_TransferSequential(int fd, const SPIMaster_Transfer* transfers
     const SPIMaster_Transfer& t = transfers[i];
     const bool reads = (t.flags & SPI_TransferFlags_Read) != 0;
     const bool writes = (t.flags & SPI_TransferFlags_Write) != 0;
-    if (t.z__magicAndVersion != (kSpiTransferMagic | 1) || (!reads && !writes) ||
+    if (t.magicAndVersion != (kSpiTransferMagic | 1) || (!reads && !writes) ||
         (t.flags & ~3) != 0 || t.length == 0 || t.length > wp::kMaxData) {
       return Fail(EINVAL);
     }
@@ -179,7 +179,7 @@ ssize_t SPIMaster_WriteThenRead(int fd, const uint8_t* writeData, size_t lenWrit
   return SPIMaster_TransferSequential(fd, transfers, 2);
 }
 
-void z__UART_InitConfig(UART_Config* config, uint32_t structVersion) {
+void Aspis_UART_InitConfig(UART_Config* config, uint32_t structVersion) {
   if (config == nullptr) return;
   *config = {kUartConfigMagic | structVersion,
              115200,
@@ -192,7 +192,7 @@ void z__UART_InitConfig(UART_Config* config, uint32_t structVersion) {
 
 int UART_Open(UART_Id uartId, const UART_Config* config) {
   if (config == nullptr) return Fail(EFAULT);
-  if (config->z__magicAndVersion != (kUartConfigMagic | 1) || uartId < 0 ||
+  if (config->magicAndVersion != (kUartConfigMagic | 1) || uartId < 0 ||
       config->blockingMode != UART_BlockingMode_NonBlocking || config->dataBits < 5 ||
       config->dataBits > 8 || config->parity > UART_Parity_Odd || config->stopBits < 1 ||
       config->stopBits > 2 || config->flowControl > UART_FlowControl_XONXOFF) {

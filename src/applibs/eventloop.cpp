@@ -32,7 +32,7 @@ constexpr std::uint32_t kEvents = EventLoop_Input | EventLoop_Output | EventLoop
 
 std::int64_t NowMs() {
   timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  (void)::clock_gettime(CLOCK_MONOTONIC, &now);
   return static_cast<std::int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1'000'000;
 }
 

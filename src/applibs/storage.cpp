@@ -25,6 +25,7 @@ std::string InPackage(const char* relative) {
     return {};
   }
   const std::string path(relative);
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): applibs reads the environment and never changes it
   const char* component = std::getenv("ASPIS_COMPONENT_ID");
   if (path.empty() || path.front() == '/' || path == ".." || path.starts_with("../") ||
       path.find("/../") != std::string::npos || path.ends_with("/..") || component == nullptr) {

@@ -61,7 +61,7 @@ Expected<Wiring> ParseWiring(const Json& doc, const BoardDefinition& board,
   Wiring wiring;
   std::set<std::string> names;
   const auto entries = [&](std::string_view field) -> Expected<Json> {
-    const Json list = doc.value(std::string(field), Json::array());
+    Json list = doc.value(std::string(field), Json::array());
     if (!list.is_array() || list.size() > 256) {
       return std::unexpected(Malformed(origin, std::string(field) + " is not a short array"));
     }

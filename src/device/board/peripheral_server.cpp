@@ -18,9 +18,11 @@ namespace aspis::device::board {
 
 namespace wp = wire::peripheral;
 
+enum class PeripheralKind { kGpio, kAdc, kPwm, kI2c, kSpi };
+
 namespace {
 
-enum class Kind { kGpio, kAdc, kPwm, kI2c, kSpi };
+using Kind = PeripheralKind;
 
 // The most transfers one SPI sequence holds.
 constexpr std::size_t kMaxTransfers = 16;
@@ -35,8 +37,8 @@ int ErrnoOf(const Error& error) {
 
 }  // namespace
 
-struct PeripheralServer::Channel {
-  Kind kind;
+struct PeripheralChannel {
+  PeripheralKind kind;
   std::string key;    // what it holds: "gpio 8", "ISU0"
   std::string owner;  // the app's component ID
   int gpio = -1;
@@ -44,6 +46,147 @@ struct PeripheralServer::Channel {
   SpiSettings spi;
   Fd own_end{-1};
 };
+
+namespace {
+
+Expected<std::uint32_t> PerformI2c(Peripherals& backend, const PeripheralChannel& channel,
+                                   const wp::Request& request, std::span<const std::uint8_t> in,
+                                   std::vector<std::uint8_t>& out) {
+  const auto& a = request.arg;
+  switch (request.op) {
+    case wp::Op::kI2cBusSpeed:
+      // The MT3620's I2C masters run at standard, fast and fast-plus speeds.
+      if (a[0] == 100'000 || a[0] == 400'000 || a[0] == 1'000'000) return 0;
+      break;
+    case wp::Op::kI2cTimeout:
+      return 0;  // transfers finish or fail at once here
+    case wp::Op::kI2cTransfer: {
+      if (a[0] > 0x7f || a[1] > wp::kMaxData || (in.empty() && a[1] == 0)) break;
+      out.resize(a[1]);
+      auto done = backend.I2cTransfer(channel.block, static_cast<int>(a[0]), in, out);
+      if (!done) return std::unexpected(done.error());
+      return static_cast<std::uint32_t>(in.size() + out.size());
+    }
+    default:
+      break;
+  }
+  return Errno(std::errc::invalid_argument, "malformed I2C request");
+}
+
+Expected<std::uint32_t> PerformSpi(Peripherals& backend, PeripheralChannel& channel,
+                                   const wp::Request& request, std::span<const std::uint8_t> in,
+                                   std::vector<std::uint8_t>& out) {
+  const auto& a = request.arg;
+  const auto invalid = [] { return Errno(std::errc::invalid_argument, "malformed SPI request"); };
+  if (request.op == wp::Op::kSpiBusSpeed) {
+    if (a[0] == 0 || a[0] > 40'000'000) return invalid();
+    channel.spi.speed_hz = a[0];
+    return 0;
+  }
+  if (request.op == wp::Op::kSpiMode) {
+    if (a[0] < 1 || a[0] > 4) return invalid();
+    channel.spi.mode = static_cast<int>(a[0]);
+    return 0;
+  }
+  if (request.op == wp::Op::kSpiBitOrder) {
+    if (a[0] > 1) return invalid();
+    channel.spi.msb_first = a[0] == 1;
+    return 0;
+  }
+  if (request.op != wp::Op::kSpiTransfer) return invalid();
+  // Transfer headers, then what the writing ones write; every length adds up exactly.
+  const std::size_t count = a[0];
+  if (count == 0 || count > kMaxTransfers || in.size() < count * sizeof(wp::Transfer)) {
+    return invalid();
+  }
+  std::vector<wp::Transfer> headers(count);
+  std::memcpy(headers.data(), in.data(), count * sizeof(wp::Transfer));
+  std::size_t written = 0;
+  std::size_t read = 0;
+  for (const wp::Transfer& t : headers) {
+    if (t.length == 0 || t.length > wp::kMaxData || t.flags == 0 || (t.flags & ~3U) != 0) {
+      return invalid();
+    }
+    if ((t.flags & wp::kTransferWrite) != 0) written += t.length;
+    if ((t.flags & wp::kTransferRead) != 0) read += t.length;
+  }
+  if (written + read > wp::kMaxData || in.size() != count * sizeof(wp::Transfer) + written) {
+    return invalid();
+  }
+  out.resize(read);
+  std::vector<SpiTransfer> transfers;
+  transfers.reserve(count);
+  std::size_t write_at = count * sizeof(wp::Transfer);
+  std::size_t read_at = 0;
+  for (const wp::Transfer& t : headers) {
+    SpiTransfer transfer;
+    if ((t.flags & wp::kTransferWrite) != 0) {
+      transfer.write = in.subspan(write_at, t.length);
+      write_at += t.length;
+    }
+    if ((t.flags & wp::kTransferRead) != 0) {
+      transfer.read = std::span(out).subspan(read_at, t.length);
+      read_at += t.length;
+    }
+    transfers.push_back(transfer);
+  }
+  auto done = backend.SpiTransfers(channel.block, channel.spi, transfers);
+  if (!done) return std::unexpected(done.error());
+  return static_cast<std::uint32_t>(written + read);
+}
+
+// Does what `request` asks of `channel`; the reply's value, and its data in `out`.
+Expected<std::uint32_t> Perform(Peripherals& backend, PeripheralChannel& channel,
+                                const wp::Request& request, std::span<const std::uint8_t> in,
+                                std::vector<std::uint8_t>& out) {
+  const auto& a = request.arg;
+  const auto invalid = [] { return Errno(std::errc::invalid_argument, "malformed request"); };
+  const auto nothing = [](const Expected<void>& done) -> Expected<std::uint32_t> {
+    if (!done) return std::unexpected(done.error());
+    return 0;
+  };
+  switch (channel.kind) {
+    case Kind::kGpio:
+      if (request.op == wp::Op::kGpioGet) {
+        auto level = backend.GetGpio(channel.gpio);
+        if (!level) return std::unexpected(level.error());
+        return *level ? 1 : 0;
+      }
+      if (request.op == wp::Op::kGpioSet && a[0] <= 1) {
+        return nothing(backend.SetGpio(channel.gpio, a[0] == 1));
+      }
+      return invalid();
+    case Kind::kAdc:
+      if (request.op == wp::Op::kAdcBits) {
+        auto bits = backend.AdcBits(channel.block, static_cast<int>(a[0]));
+        if (!bits) return std::unexpected(bits.error());
+        return static_cast<std::uint32_t>(*bits);
+      }
+      if (request.op == wp::Op::kAdcReference) {
+        return nothing(backend.SetAdcReference(channel.block, static_cast<int>(a[0]), a[1]));
+      }
+      if (request.op == wp::Op::kAdcPoll) {
+        return backend.PollAdc(channel.block, static_cast<int>(a[0]));
+      }
+      return invalid();
+    case Kind::kPwm:
+      if (request.op == wp::Op::kPwmApply && a[3] <= 3) {
+        return nothing(backend.ApplyPwm(channel.block, static_cast<int>(a[0]),
+                                        {.period_ns = a[1],
+                                         .duty_ns = a[2],
+                                         .inverted = (a[3] & 1) != 0,
+                                         .enabled = (a[3] & 2) != 0}));
+      }
+      return invalid();
+    case Kind::kI2c:
+      return PerformI2c(backend, channel, request, in, out);
+    case Kind::kSpi:
+      return PerformSpi(backend, channel, request, in, out);
+  }
+  return invalid();
+}
+
+}  // namespace
 
 Expected<std::unique_ptr<PeripheralServer>> PeripheralServer::Start(const BoardDefinition& board,
                                                                     Peripherals& backend) {
@@ -211,7 +354,8 @@ void PeripheralServer::Serve() {
   for (;;) {
     const int ready = ::epoll_wait(epoll_.get(), events.data(), events.size(), -1);
     if (ready < 0 && errno != EINTR) {
-      log::Error("peripheral server: epoll_wait failed: {}", std::strerror(errno));
+      log::Error("peripheral server: epoll_wait failed: {}",
+                 std::generic_category().message(errno));
       return;
     }
     const std::lock_guard lock(mutex_);
@@ -229,111 +373,27 @@ void PeripheralServer::Serve() {
 
 bool PeripheralServer::Answer(Channel& channel) {
   std::vector<std::uint8_t> message(wp::kMaxMessage + 1);
+  // NOLINTNEXTLINE(clang-analyzer-unix.BlockInCriticalSection): aspisd's end is non-blocking
   const ssize_t got = ::recv(channel.own_end.get(), message.data(), message.size(), 0);
   if (got == 0) return false;
   if (got < 0) return errno == EAGAIN || errno == EINTR;
   const auto size = static_cast<std::size_t>(got);
   wp::Request request{};
-  wp::Reply reply{};
+  if (size >= sizeof request) std::memcpy(&request, message.data(), sizeof request);
+  // Only transfers carry data, and no more than kMaxData.
+  const bool carries = request.op == wp::Op::kI2cTransfer || request.op == wp::Op::kSpiTransfer;
+  const bool well_formed = size >= sizeof request && request.length == size - sizeof request &&
+                           request.length <= wp::kMaxData && (carries || request.length == 0);
   std::vector<std::uint8_t> data;
-  const auto fail = [&](int error) { reply.error = error; };
-  if (size < sizeof request) {
-    fail(EINVAL);
-  } else {
-    std::memcpy(&request, message.data(), sizeof request);
-    // Only transfers carry data, and no more than kMaxData.
-    const bool carries = request.op == wp::Op::kI2cTransfer || request.op == wp::Op::kSpiTransfer;
-    if (request.length != size - sizeof request || request.length > wp::kMaxData ||
-        (!carries && request.length != 0)) {
-      fail(EINVAL);
-    }
-  }
-  const std::span<const std::uint8_t> in(message.data() + sizeof request,
-                                         reply.error == 0 ? request.length : 0);
-  const auto done = [&](const Expected<void>& result) {
-    if (!result) fail(ErrnoOf(result.error()));
-  };
-  const auto& a = request.arg;
-  if (reply.error != 0) {
-  } else if (channel.kind == Kind::kGpio && request.op == wp::Op::kGpioGet) {
-    auto level = backend_.GetGpio(channel.gpio);
-    level ? void(reply.value = *level ? 1 : 0) : fail(ErrnoOf(level.error()));
-  } else if (channel.kind == Kind::kGpio && request.op == wp::Op::kGpioSet) {
-    a[0] > 1 ? fail(EINVAL) : done(backend_.SetGpio(channel.gpio, a[0] == 1));
-  } else if (channel.kind == Kind::kAdc && request.op == wp::Op::kAdcBits) {
-    auto bits = backend_.AdcBits(channel.block, static_cast<int>(a[0]));
-    bits ? void(reply.value = static_cast<std::uint32_t>(*bits)) : fail(ErrnoOf(bits.error()));
-  } else if (channel.kind == Kind::kAdc && request.op == wp::Op::kAdcReference) {
-    done(backend_.SetAdcReference(channel.block, static_cast<int>(a[0]), a[1]));
-  } else if (channel.kind == Kind::kAdc && request.op == wp::Op::kAdcPoll) {
-    auto sample = backend_.PollAdc(channel.block, static_cast<int>(a[0]));
-    sample ? void(reply.value = *sample) : fail(ErrnoOf(sample.error()));
-  } else if (channel.kind == Kind::kPwm && request.op == wp::Op::kPwmApply) {
-    a[3] > 3 ? fail(EINVAL)
-             : done(backend_.ApplyPwm(channel.block, static_cast<int>(a[0]),
-                                      {.period_ns = a[1],
-                                       .duty_ns = a[2],
-                                       .inverted = (a[3] & 1) != 0,
-                                       .enabled = (a[3] & 2) != 0}));
-  } else if (channel.kind == Kind::kI2c && request.op == wp::Op::kI2cBusSpeed) {
-    // The MT3620's I2C masters run at standard, fast and fast-plus speeds.
-    if (a[0] != 100'000 && a[0] != 400'000 && a[0] != 1'000'000) fail(EINVAL);
-  } else if (channel.kind == Kind::kI2c && request.op == wp::Op::kI2cTimeout) {
-  } else if (channel.kind == Kind::kI2c && request.op == wp::Op::kI2cTransfer) {
-    if (a[0] > 0x7f || a[1] > wp::kMaxData || (in.empty() && a[1] == 0)) {
-      fail(EINVAL);
-    } else {
-      data.resize(a[1]);
-      done(backend_.I2cTransfer(channel.block, static_cast<int>(a[0]), in, data));
-      reply.value = static_cast<std::uint32_t>(in.size() + data.size());
-    }
-  } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiBusSpeed) {
-    a[0] == 0 || a[0] > 40'000'000 ? fail(EINVAL) : void(channel.spi.speed_hz = a[0]);
-  } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiMode) {
-    a[0]<1 || a[0]> 4 ? fail(EINVAL) : void(channel.spi.mode = static_cast<int>(a[0]));
-  } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiBitOrder) {
-    a[0] > 1 ? fail(EINVAL) : void(channel.spi.msb_first = a[0] == 1);
-  } else if (channel.kind == Kind::kSpi && request.op == wp::Op::kSpiTransfer) {
-    // Transfer headers, then what the writing ones write; every length adds up exactly.
-    const std::size_t count = a[0];
-    bool valid = count > 0 && count <= kMaxTransfers && in.size() >= count * sizeof(wp::Transfer);
-    std::vector<wp::Transfer> headers(valid ? count : 0);
-    std::size_t written = 0;
-    std::size_t read = 0;
-    if (valid) std::memcpy(headers.data(), in.data(), count * sizeof(wp::Transfer));
-    for (const wp::Transfer& t : valid ? headers : std::vector<wp::Transfer>{}) {
-      valid =
-          valid && t.length > 0 && t.length <= wp::kMaxData && (t.flags & ~3U) == 0 && t.flags != 0;
-      if ((t.flags & wp::kTransferWrite) != 0) written += t.length;
-      if ((t.flags & wp::kTransferRead) != 0) read += t.length;
-    }
-    valid = valid && written + read <= wp::kMaxData &&
-            in.size() == count * sizeof(wp::Transfer) + written;
-    if (!valid) {
-      fail(EINVAL);
-    } else {
-      data.resize(read);
-      std::vector<SpiTransfer> transfers;
-      std::size_t write_at = count * sizeof(wp::Transfer);
-      std::size_t read_at = 0;
-      for (const wp::Transfer& t : headers) {
-        SpiTransfer transfer;
-        if ((t.flags & wp::kTransferWrite) != 0) {
-          transfer.write = in.subspan(write_at, t.length);
-          write_at += t.length;
-        }
-        if ((t.flags & wp::kTransferRead) != 0) {
-          transfer.read = std::span(data).subspan(read_at, t.length);
-          read_at += t.length;
-        }
-        transfers.push_back(transfer);
-      }
-      done(backend_.SpiTransfers(channel.block, channel.spi, transfers));
-      reply.value = static_cast<std::uint32_t>(written + read);
-    }
-  } else {
-    fail(EINVAL);
-  }
+  const auto value =
+      well_formed
+          ? Perform(backend_, channel, request,
+                    std::span<const std::uint8_t>(message).subspan(sizeof request, request.length),
+                    data)
+          : Errno(std::errc::invalid_argument, "malformed request");
+  wp::Reply reply{};
+  reply.error = value ? 0 : ErrnoOf(value.error());
+  reply.value = value.value_or(0);
   if (reply.error != 0) data.clear();
   reply.length = static_cast<std::uint32_t>(data.size());
   std::vector<std::uint8_t> out(sizeof reply + data.size());

@@ -20,6 +20,8 @@
 // what the backend says. Thread-safe; calls reach the backend one at a time.
 namespace aspis::device::board {
 
+struct PeripheralChannel;  // an open peripheral and aspisd's end of its channel
+
 class PeripheralServer {
  public:
   // `board` and `backend` must outlive the server. Errors: kIo when the thread's epoll or eventfd
@@ -42,7 +44,7 @@ class PeripheralServer {
   void Release(const std::string& owner);
 
  private:
-  struct Channel;
+  using Channel = PeripheralChannel;
   PeripheralServer(const BoardDefinition& board, Peripherals& backend, Fd epoll, Fd wake);
   // Makes the channel for `channel` (filled in but for its descriptor) and returns the app's end.
   Expected<Fd> Add(std::unique_ptr<Channel> channel);

@@ -270,6 +270,7 @@ Expected<void> SimBoard::SetAdc(const std::string& block, int channel, std::uint
 std::vector<PwmChannelState> SimBoard::Pwm() const {
   const std::lock_guard lock(mutex_);
   std::vector<PwmChannelState> channels;
+  channels.reserve(pwm_.size());
   for (const auto& [where, state] : pwm_) channels.push_back({where.first, where.second, state});
   return channels;
 }

@@ -47,29 +47,29 @@ typedef enum {
 } SPI_TransferFlags;
 
 typedef struct SPIMaster_Config {
-  uint32_t z__magicAndVersion;
+  uint32_t magicAndVersion;
   SPI_ChipSelectPolarity csPolarity;
 } SPIMaster_Config;
 
 typedef struct SPIMaster_Transfer {
-  uint32_t z__magicAndVersion;
+  uint32_t magicAndVersion;
   SPI_TransferFlags flags;
   const uint8_t* writeData;
   uint8_t* readData;
   size_t length;
 } SPIMaster_Transfer;
 
-int z__SPIMaster_InitConfig(SPIMaster_Config* config, uint32_t structVersion);
-int z__SPIMaster_InitTransfers(SPIMaster_Transfer* transfers, size_t transferCount,
-                               uint32_t structVersion);
+int Aspis_SPIMaster_InitConfig(SPIMaster_Config* config, uint32_t structVersion);
+int Aspis_SPIMaster_InitTransfers(SPIMaster_Transfer* transfers, size_t transferCount,
+                                  uint32_t structVersion);
 
 /* Sets *config to its defaults (chip select active low). 0, or -1 with errno: EFAULT. */
 static inline int SPIMaster_InitConfig(SPIMaster_Config* config) {
-  return z__SPIMaster_InitConfig(config, SPI_STRUCTS_VERSION);
+  return Aspis_SPIMaster_InitConfig(config, SPI_STRUCTS_VERSION);
 }
 /* Sets each transfer to its defaults (no flags, no data). */
 static inline int SPIMaster_InitTransfers(SPIMaster_Transfer* transfers, size_t transferCount) {
-  return z__SPIMaster_InitTransfers(transfers, transferCount, SPI_STRUCTS_VERSION);
+  return Aspis_SPIMaster_InitTransfers(transfers, transferCount, SPI_STRUCTS_VERSION);
 }
 
 /* A descriptor, or -1 with errno: EACCES (not in the manifest), EBUSY (open already), ENODEV (no

@@ -38,7 +38,7 @@ typedef uint8_t UART_FlowControl_Type;
 enum { UART_FlowControl_None = 0, UART_FlowControl_RTSCTS = 1, UART_FlowControl_XONXOFF = 2 };
 
 typedef struct UART_Config {
-  uint32_t z__magicAndVersion;
+  uint32_t magicAndVersion;
   UART_BaudRate_Type baudRate;
   UART_BlockingMode_Type blockingMode;
   UART_DataBits_Type dataBits;
@@ -47,12 +47,12 @@ typedef struct UART_Config {
   UART_FlowControl_Type flowControl;
 } UART_Config;
 
-void z__UART_InitConfig(UART_Config* config, uint32_t structVersion);
+void Aspis_UART_InitConfig(UART_Config* config, uint32_t structVersion);
 
 /* Sets *config to its defaults: 115200 baud, 8 data bits, no parity, one stop bit, no flow
  * control, non-blocking. */
 static inline void UART_InitConfig(UART_Config* config) {
-  z__UART_InitConfig(config, UART_STRUCTS_VERSION);
+  Aspis_UART_InitConfig(config, UART_STRUCTS_VERSION);
 }
 
 /* A descriptor, or -1 with errno: EACCES (not in the manifest), EBUSY (open already), ENODEV (no
