@@ -25,7 +25,33 @@ int ErrnoOf(const char* answer) {
   return value > 0 && value < 4096 ? static_cast<int>(value) : EIO;
 }
 
+// Where the value of `key` starts in `text`, or npos.
+std::size_t ValueAt(std::string_view text, std::string_view key) {
+  const std::string quoted = "\"" + std::string(key) + "\":";
+  const std::size_t at = text.find(quoted);
+  return at == std::string_view::npos ? at : at + quoted.size();
+}
+
 }  // namespace
+
+std::string JsonString(std::string_view text, std::string_view key) {
+  const std::size_t at = ValueAt(text, key);
+  if (at == std::string_view::npos || at >= text.size() || text[at] != '"') return {};
+  const std::size_t end = text.find('"', at + 1);
+  return end == std::string_view::npos ? std::string()
+                                       : std::string(text.substr(at + 1, end - at - 1));
+}
+
+long long JsonNumber(std::string_view text, std::string_view key) {
+  const std::size_t at = ValueAt(text, key);
+  if (at == std::string_view::npos) return -1;
+  long long value = 0;
+  std::size_t i = at;
+  for (; i < text.size() && i < at + 18 && text[i] >= '0' && text[i] <= '9'; ++i) {
+    value = value * 10 + (text[i] - '0');
+  }
+  return i == at ? -1 : value;
+}
 
 int BrokerCall(const std::string& request, std::span<int> fds) {
   const std::lock_guard lock(broker_mutex);

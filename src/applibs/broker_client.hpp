@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "wire/peripheral.hpp"
 
@@ -19,6 +20,11 @@ int BrokerCall(const std::string& request, std::span<int> fds);
 
 // The same, for a call that answers one descriptor: it, or -1 with errno.
 int BrokerOpen(const std::string& request);
+
+// The string or whole number `key` has in the flat JSON object `text` (aspisd's own messages),
+// or empty / -1 when it has none.
+std::string JsonString(std::string_view text, std::string_view key);
+long long JsonNumber(std::string_view text, std::string_view key);
 
 // One request on a peripheral channel. Returns the reply's value (as a non-negative int; the
 // caller reads `value` when it needs all 32 bits), or -1 with errno: the reply's error, or EBADF

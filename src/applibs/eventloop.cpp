@@ -11,12 +11,7 @@
 #include <new>
 #include <vector>
 
-struct EventRegistration {
-  int fd;
-  EventLoopIoCallback* callback;
-  void* context;
-  bool dead;  // unregistered; freed once the batch it may still be in is dispatched
-};
+#include "eventloop_internal.hpp"
 
 struct EventLoop {
   int epoll = -1;
@@ -151,7 +146,7 @@ EventRegistration* EventLoop_RegisterIo(EventLoop* el, int fd, EventLoop_IoEvent
       return nullptr;
     }
   }
-  auto* reg = new (std::nothrow) EventRegistration{fd, callback, context, false};
+  auto* reg = new (std::nothrow) EventRegistration{el, fd, callback, context, false};
   if (reg == nullptr) {
     errno = ENOMEM;
     return nullptr;

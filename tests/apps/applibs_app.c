@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <applibs/adc.h>
 #include <applibs/applibs_versions.h>
+#include <applibs/application.h>
 #include <applibs/eventloop.h>
 #include <applibs/gpio.h>
 #include <applibs/i2c.h>
@@ -11,6 +12,7 @@
 #include <applibs/pwm.h>
 #include <applibs/spi.h>
 #include <applibs/storage.h>
+#include <applibs/sysevent.h>
 #include <applibs/uart.h>
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timerfd.h>
+#include <tlsutils/deviceauth.h>
 #include <unistd.h>
 
 static void Report(const char* what, int result) {
@@ -135,6 +138,21 @@ static void Echo(EventLoop* el, int fd, EventLoop_IoEvents events, void* context
   if (got > 0 && write(fd, buffer, (size_t)got) != got) Report("echo", -1);
 }
 
+static bool defer_updates = false;
+
+static void Notified(SysEvent_Events event, SysEvent_Status status, const SysEvent_Info* info,
+                     void* context) {
+  (void)context;
+  SysEvent_Info_UpdateData data = {0, SysEvent_UpdateType_Invalid};
+  const int has_data = SysEvent_Info_GetUpdateData(info, &data);
+  Log_Debug("event %u status %u minutes %u type %u%s\n", event, status,
+            data.max_deferral_time_in_minutes, data.update_type, has_data == 0 ? "" : " (no data)");
+  if (defer_updates && status == SysEvent_Status_Pending) {
+    Report("defer", SysEvent_DeferEvent(SysEvent_Events_UpdateReadyForInstall, 5));
+    Report("defer-started", SysEvent_DeferEvent(SysEvent_Events_UpdateStarted, 5));
+  }
+}
+
 int main(int argc, char** argv) {
   setvbuf(stderr, NULL, _IOLBF, 0);
   const char* mode = argc > 1 ? argv[1] : "";
@@ -197,6 +215,35 @@ int main(int argc, char** argv) {
     for (;;) {
       if (EventLoop_Run(loop, -1, true) == EventLoop_Run_Failed && errno != EINTR) return 1;
     }
+  } else if (strcmp(mode, "sysevent") == 0) {
+    defer_updates = argc > 2 && strcmp(argv[2], "defer") == 0;
+    EventLoop* loop = EventLoop_Create();
+    EventRegistration* reg = SysEvent_RegisterForEventNotifications(
+        loop, SysEvent_Events_UpdateReadyForInstall | SysEvent_Events_NoUpdateAvailable, Notified,
+        NULL);
+    Report("register", reg == NULL ? -1 : 0);
+    Report("register-nothing", SysEvent_RegisterForEventNotifications(loop, SysEvent_Events_None,
+                                                                      Notified, NULL) == NULL
+                                   ? -1
+                                   : 0);
+    Log_Debug("done\n");
+    for (;;) {
+      if (EventLoop_Run(loop, -1, true) == EventLoop_Run_Failed && errno != EINTR) return 1;
+    }
+  } else if (strcmp(mode, "deviceauth") == 0) {
+    bool ready = false;
+    Report("ready", Application_IsDeviceAuthReady(&ready));
+    Log_Debug("ready: %d\n", ready ? 1 : 0);
+    const char* path = DeviceAuth_GetCertificatePath();
+    Report("certificate-path", path == NULL ? -1 : 0);
+    FILE* certificate = path == NULL ? NULL : fopen(path, "r");
+    char line[64] = "";
+    if (certificate != NULL && fgets(line, sizeof line, certificate) != NULL) Log_Debug("%s", line);
+    const char* key = DeviceAuth_GetPrivateKeyPath();
+    Report("key-path-stable", key != NULL && DeviceAuth_GetPrivateKeyPath() != NULL &&
+                                      strcmp(path, DeviceAuth_GetCertificatePath()) == 0
+                                  ? 0
+                                  : -1);
   } else if (strcmp(mode, "storage") == 0) {
     const int fd = Storage_OpenMutableFile();
     Report("storage-open", fd);

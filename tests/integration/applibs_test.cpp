@@ -13,6 +13,9 @@
 #include <mutex>
 #include <thread>
 
+#include "core/bytes.hpp"
+#include "core/clock.hpp"
+#include "core/file.hpp"
 #include "device/apps/app_manager.hpp"
 #include "device/board/peripheral_server.hpp"
 #include "device/board/sim_board.hpp"
@@ -52,6 +55,10 @@ class ApplibsTest : public ::testing::Test {
     parts_.storage_dir = dir_ / "storage";
     parts_.output = write_end_.get();
     parts_.board = &*board_;
+    parts_.events = events_.get();
+    parts_.tenant = [this] { return tenant_; };
+    parts_.app_certificate = dir_ / "app-certificate.pem";
+    parts_.app_key = dir_ / "app-key.pem";
     parts_.peripherals = server_.get();
   }
   void TearDown() override {
@@ -128,7 +135,13 @@ class ApplibsTest : public ::testing::Test {
   std::unique_ptr<AppManager> manager_;
   std::mutex mutex_;
   std::vector<std::string> reports_;
+  SimulatedClock clock_{Clock::TimePoint(std::chrono::seconds(1'800'000'000))};
+  std::unique_ptr<SystemEvents> events_ =
+      *SystemEvents::Open(state::StateStore(file::RealFileSystem(), dir_.path()), clock_);
+  std::string tenant_;  // the device's, once it attested
 };
+
+constexpr char kTenant[] = "7d2c1b3a-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
 
 TEST_F(ApplibsTest, AnLedFollowsAButtonThroughTheEventLoop) {
   Run({"follow", "12", "8"}, R"({"Gpio": ["12", "8"]})");
@@ -231,6 +244,38 @@ TEST_F(ApplibsTest, AProgramAtTheUartsPseudoTerminalTalksToTheApp) {
   EXPECT_EQ(echoed, "ping");
   manager_->Stop(kApp);
   EXPECT_FALSE(sim_->UartPath("ISU0"));
+}
+
+TEST_F(ApplibsTest, AnAppIsToldOfAnUpdateThroughItsEventLoopAndDefersIt) {
+  Run({"sysevent", "defer"},
+      R"({"SystemEventNotifications": true, "SoftwareUpdateDeferral": true})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"register: ok", "register-nothing: EINVAL"}));
+  EXPECT_TRUE(events_->Hold({"image"}, UpdateType::kApp));
+  EXPECT_EQ(Line(), "event 1 status 1 minutes 1440 type 1");  // UpdateReadyForInstall, Pending
+  EXPECT_EQ(Line(), "defer: ok");
+  EXPECT_EQ(Line(), "defer-started: EINVAL");
+  EXPECT_EQ(Line(), "event 1 status 3 minutes 0 type 1");  // Deferred
+}
+
+TEST_F(ApplibsTest, AnAppWithoutSystemEventNotificationsCannotRegister) {
+  Run({"sysevent"}, R"({})");
+  EXPECT_EQ(UntilDone().front(), "register: EACCES");
+}
+
+TEST_F(ApplibsTest, TheAppCertificateIsReadyOnceTheDeviceAttestedForTheTenantItsManifestNames) {
+  ASSERT_TRUE(
+      file::WriteDurably(parts_.app_certificate, AsBytes("-----BEGIN CERTIFICATE-----\n"), 0600));
+  ASSERT_TRUE(file::WriteDurably(parts_.app_key, AsBytes("-----BEGIN PRIVATE KEY-----\n"), 0600));
+  Run({"deviceauth"}, std::string(R"({"DeviceAuthentication": ")") + kTenant + "\"}");
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"ready: ok", "ready: 0", "certificate-path: EAGAIN",
+                                      "key-path-stable: EAGAIN"}));
+  tenant_ = kTenant;
+  manager_->Stop(kApp);
+  ASSERT_TRUE(manager_->Start(kApp));
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"ready: ok", "ready: 1", "certificate-path: ok",
+                                      "-----BEGIN CERTIFICATE-----", "key-path-stable: ok"}));
 }
 
 TEST_F(ApplibsTest, MutableStorageAndTheImagePackageOpenAsAzureSphereDescribes) {
