@@ -53,13 +53,13 @@ long long JsonNumber(std::string_view text, std::string_view key) {
   return i == at ? -1 : value;
 }
 
-int BrokerCall(const std::string& request, std::span<int> fds) {
+int BrokerCall(const std::string& request, std::span<int> fds, std::string* answer_text) {
   const std::lock_guard lock(broker_mutex);
   if (::send(kBrokerFd, request.data(), request.size(), MSG_NOSIGNAL) < 0) {
     errno = errno == EBADF || errno == ENOTSOCK ? EIO : errno;
     return -1;
   }
-  std::array<char, 1024> answer{};
+  std::array<char, 8192> answer{};
   std::array<char, CMSG_SPACE(sizeof(int) * 4)> control{};
   iovec data{answer.data(), answer.size() - 1};
   msghdr message{};
@@ -90,6 +90,7 @@ int BrokerCall(const std::string& request, std::span<int> fds) {
     }
   }
   const int error = ErrnoOf(answer.data());
+  if (answer_text != nullptr) answer_text->assign(answer.data(), static_cast<std::size_t>(got));
   if (error != 0) {
     for (std::size_t i = 0; i < received; ++i) ::close(fds[i]);
     errno = error;

@@ -16,7 +16,8 @@ namespace aspis::applibs {
 // Sends `request` (a JSON object) and waits for the answer. Returns 0 with up to `fds.size()`
 // descriptors received (the rest closed), or -1 with errno: the broker's, or EIO when there is no
 // broker (not run by aspisd).
-int BrokerCall(const std::string& request, std::span<int> fds);
+// `answer`, when given, receives the answer's text (what an ok answer says besides "ok").
+int BrokerCall(const std::string& request, std::span<int> fds, std::string* answer = nullptr);
 
 // The same, for a call that answers one descriptor: it, or -1 with errno.
 int BrokerOpen(const std::string& request);

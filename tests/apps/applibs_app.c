@@ -9,6 +9,7 @@
 #include <applibs/gpio.h>
 #include <applibs/i2c.h>
 #include <applibs/log.h>
+#include <applibs/networking.h>
 #include <applibs/pwm.h>
 #include <applibs/spi.h>
 #include <applibs/storage.h>
@@ -244,6 +245,21 @@ int main(int argc, char** argv) {
                                       strcmp(path, DeviceAuth_GetCertificatePath()) == 0
                                   ? 0
                                   : -1);
+  } else if (strcmp(mode, "networking") == 0) {
+    bool ready = false;
+    Report("ready", Networking_IsNetworkingReady(&ready));
+    const ssize_t count = Networking_GetInterfaceCount();
+    Log_Debug("interfaces: %zd\n", count);
+    Networking_NetworkInterface interfaces[64];
+    const ssize_t filled = Networking_GetInterfaces(interfaces, 64);
+    for (ssize_t i = 0; i < filled; ++i) {
+      Networking_InterfaceConnectionStatus status = 0;
+      Report(interfaces[i].interfaceName,
+             Networking_GetInterfaceConnectionStatus(interfaces[i].interfaceName, &status));
+    }
+    Report("no-such-interface", Networking_GetInterfaceConnectionStatus("nosuch0", NULL));
+    Networking_InterfaceConnectionStatus status = 0;
+    Report("no-such-interface", Networking_GetInterfaceConnectionStatus("nosuch0", &status));
   } else if (strcmp(mode, "storage") == 0) {
     const int fd = Storage_OpenMutableFile();
     Report("storage-open", fd);

@@ -2,10 +2,12 @@
 // sandbox: an app written as a publisher writes one (tests/apps/applibs_app.c) opens what its
 // manifest lists and is refused the rest, and `aspis dev board` sees and moves what it drives.
 #include <fcntl.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <filesystem>
@@ -276,6 +278,26 @@ TEST_F(ApplibsTest, TheAppCertificateIsReadyOnceTheDeviceAttestedForTheTenantIts
   EXPECT_EQ(UntilDone(),
             (std::vector<std::string>{"ready: ok", "ready: 1", "certificate-path: ok",
                                       "-----BEGIN CERTIFICATE-----", "key-path-stable: ok"}));
+}
+
+TEST_F(ApplibsTest, AnAppSeesTheDevicesInterfacesNotItsOwnLoopbackOnlyNamespace) {
+  // What the device has, read here independently of aspisd: every interface but loopback.
+  std::vector<std::string> expected = {"ready: ok"};
+  std::vector<std::string> names;
+  if (struct if_nameindex* list = ::if_nameindex(); list != nullptr) {
+    for (const struct if_nameindex* i = list; i->if_index != 0; ++i) {
+      if (std::string(i->if_name) != "lo") names.emplace_back(i->if_name);
+    }
+    ::if_freenameindex(list);
+  }
+  std::sort(names.begin(), names.end());
+  ASSERT_FALSE(names.empty());
+  expected.push_back("interfaces: " + std::to_string(names.size()));
+  for (const auto& name : names) expected.push_back(name + ": ok");
+  expected.push_back("no-such-interface: EFAULT");
+  expected.push_back("no-such-interface: ENOENT");
+  Run({"networking"}, "{}");
+  EXPECT_EQ(UntilDone(), expected);
 }
 
 TEST_F(ApplibsTest, MutableStorageAndTheImagePackageOpenAsAzureSphereDescribes) {

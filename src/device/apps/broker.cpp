@@ -18,6 +18,7 @@
 #include "core/json.hpp"
 #include "core/text.hpp"
 #include "device/apps/errors.hpp"
+#include "device/apps/network_status.hpp"
 
 namespace aspis::device::apps {
 
@@ -27,7 +28,8 @@ using json::Json;
 
 constexpr std::size_t kMaxRequest = 1024;
 
-constexpr std::array<std::string_view, 13> kCalls = {"storage.open",
+constexpr std::array<std::string_view, 14> kCalls = {"networking.interfaces",
+                                                     "storage.open",
                                                      "storage.delete",
                                                      "deviceauth.open",
                                                      "sysevent.register",
@@ -45,6 +47,7 @@ struct Answer {
   int error = 0;  // errno; 0: ok
   std::string message;
   std::vector<Fd> descriptors;
+  Json fields = Json::object();  // what an answer that is ok says besides "ok"
 };
 
 Answer Refuse(int error, std::string message) { return {error, std::move(message), {}}; }
@@ -52,7 +55,11 @@ Answer Refuse(int error, std::string message) { return {error, std::move(message
 void Send(int socket, const Answer& answer) {
   const Json reply =
       answer.error == 0
-          ? Json{{"ok", true}}
+          ? [&] {
+              Json ok = answer.fields;
+              ok["ok"] = true;
+              return ok;
+            }()
           : Json{{"error",
                   strerrorname_np(answer.error) != nullptr ? strerrorname_np(answer.error) : "EIO"},
                  {"errno", answer.error},
@@ -247,6 +254,24 @@ Answer OpenBlock(const BrokerGrants& g, std::string_view capability, const Json&
   return Opened(server.OpenUart(g.component_id, *block, settings));
 }
 
+// The device's interfaces as networking.h shows them; no capability needed, as on Azure Sphere.
+Answer Interfaces() {
+  const auto interfaces = ReadInterfaces();
+  Answer answer;
+  answer.fields["ready"] = NetworkingReady(interfaces);
+  Json list = Json::array();
+  for (const auto& i : interfaces) {
+    list.push_back({{"name", i.name},
+                    {"medium", i.medium},
+                    {"up", i.up},
+                    {"connected", i.connected},
+                    {"ip", i.ip_available},
+                    {"internet", i.internet}});
+  }
+  answer.fields["interfaces"] = std::move(list);
+  return answer;
+}
+
 // Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
 bool Shaped(const Json& request, std::initializer_list<std::string_view> fields) {
   if (request.size() != fields.size() + 1) return false;
@@ -274,6 +299,7 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
   if (call == "sysevent.resume" && Shaped(request, {"event"})) {
     return DeferEvent(g, request, std::nullopt);
   }
+  if (call == "networking.interfaces" && Shaped(request, {})) return Interfaces();
   if (call == "gpio.open" && Shaped(request, {"gpio", "mode", "value"})) {
     return OpenGpio(g, request);
   }

@@ -32,6 +32,8 @@
 //   "sysevent.unregister"
 //   "sysevent.defer"  {"event": "UpdateReadyForInstall", "minutes": N} (SoftwareUpdateDeferral)
 //   "sysevent.resume" {"event": "UpdateReadyForInstall"} (SoftwareUpdateDeferral)
+//   "networking.interfaces" (no capability): {"ok": true, "ready": bool, "interfaces":
+//                     [{"name", "medium", "up", "connected", "ip", "internet"}]}
 //   "gpio.open"       {"gpio": N, "mode": "input" | "push-pull" | "open-drain" | "open-source",
 //                     "value": 0 | 1} (Gpio): the GPIO's channel (wire/peripheral.hpp)
 //   "adc.open", "pwm.open", "i2c.open" {"id": N} (Adc, Pwm, I2cMaster): the controller's channel;
