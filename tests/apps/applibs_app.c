@@ -16,6 +16,7 @@
 #include <applibs/sysevent.h>
 #include <applibs/uart.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +261,19 @@ int main(int argc, char** argv) {
     Report("no-such-interface", Networking_GetInterfaceConnectionStatus("nosuch0", NULL));
     Networking_InterfaceConnectionStatus status = 0;
     Report("no-such-interface", Networking_GetInterfaceConnectionStatus("nosuch0", &status));
+  } else if (strcmp(mode, "uart-reopen") == 0 && argc == 3) {
+    /* Opening a descriptor again through /proc reaches what it is: for a terminal's master, a
+     * new terminal each time. */
+    UART_Config config;
+    UART_InitConfig(&config);
+    const int fd = UART_Open(atoi(argv[2]), &config);
+    Report("uart-open", fd);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    Report("uart-reopen", open(path, O_RDWR | O_NOCTTY));
+    const int own = open("/tmp/own", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", own);
+    Report("own-file-reopen", open(path, O_RDONLY));
   } else if (strcmp(mode, "storage") == 0) {
     const int fd = Storage_OpenMutableFile();
     Report("storage-open", fd);

@@ -300,6 +300,15 @@ TEST_F(ApplibsTest, AnAppSeesTheDevicesInterfacesNotItsOwnLoopbackOnlyNamespace)
   EXPECT_EQ(UntilDone(), expected);
 }
 
+TEST_F(ApplibsTest, SandboxEscapeByReopeningTheUartsTerminalIsRefused) {
+  Run({"uart-reopen", "4"}, R"({"Uart": ["ISU0"]})");
+  // The app holds a socket aspisd relays, not the terminal's master, which opened again through
+  // /proc would make a new terminal of the device's each time. Its twin: a file of the app's own
+  // opens again through the same path.
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"uart-open: ok", "uart-reopen: ENXIO",
+                                                   "own-file-reopen: ok"}));
+}
+
 TEST_F(ApplibsTest, MutableStorageAndTheImagePackageOpenAsAzureSphereDescribes) {
   Run({"storage"}, R"({"MutableStorage": {"SizeKB": 4}})");
   EXPECT_EQ(UntilDone(),

@@ -122,6 +122,44 @@ Expected<Wiring> ParseWiring(const Json& doc, const BoardDefinition& board,
   return wiring;
 }
 
+// The Linux section: required of a "linux" board, refused on the simulator's. Each device path
+// is absolute and plain, and names a block the board has.
+Expected<LinuxDevices> ParseLinuxDevices(const Json& doc, const BoardDefinition& board,
+                                         const std::string& origin) {
+  const bool wanted = board.backend() == "linux";
+  if (wanted != doc.contains("Linux")) {
+    return std::unexpected(Malformed(origin,
+                                     "has a Linux section if, and only if, its Backend is "
+                                     "\"linux\""));
+  }
+  LinuxDevices devices;
+  if (!wanted) return devices;
+  const Json& section = doc["Linux"];
+  const auto path = [](const Json& value) {
+    if (!value.is_string()) return false;
+    const std::string text = value.get<std::string>();
+    return text.starts_with('/') && text.size() < 256 && text.find("/..") == std::string::npos &&
+           text::IsToken(text, "/-_.:", 256);
+  };
+  const Json chip = section.is_object() ? section.value("GpioChip", Json()) : Json();
+  const Json listed = section.is_object() ? section.value("Devices", Json::object()) : Json();
+  if (!section.is_object() || section.size() > 2 || !listed.is_object() ||
+      (!chip.is_null() && !path(chip)) || (chip.is_null() && !board.gpios().empty())) {
+    return std::unexpected(Malformed(
+        origin, "has a Linux section without a GpioChip path for its GPIOs and Devices by block"));
+  }
+  if (!chip.is_null()) devices.gpio_chip = chip.get<std::string>();
+  for (const auto& [block, device] : listed.items()) {
+    if (!path(device) || !board.HasBlock(block)) {
+      return std::unexpected(
+          Malformed(origin, "lists a Linux device for " + text::Printable(block) +
+                                " that is not an absolute path of a block the board has"));
+    }
+    devices.devices[block] = device.get<std::string>();
+  }
+  return devices;
+}
+
 Error Refused(std::string reason) {
   return Error(apps::AppsErrc::kNotPermitted, std::move(reason));
 }
@@ -171,8 +209,9 @@ Expected<BoardDefinition> BoardDefinition::Parse(std::string_view text, const st
   auto doc = json::Parse(text);
   if (!doc || !doc->is_object()) return std::unexpected(Malformed(origin, "is not a JSON object"));
   for (const auto& item : doc->items()) {
-    static constexpr std::string_view kKeys[] = {"Metadata", "Description", "Backend", "Gpio",
-                                                 "Blocks",   "Leds",        "Buttons", "Sensors"};
+    static constexpr std::string_view kKeys[] = {"Metadata", "Description", "Backend",
+                                                 "Gpio",     "Blocks",      "Leds",
+                                                 "Buttons",  "Sensors",     "Linux"};
     if (std::find(std::begin(kKeys), std::end(kKeys), item.key()) == std::end(kKeys)) {
       return std::unexpected(Malformed(origin, "has an unknown key " + item.key()));
     }
@@ -220,14 +259,17 @@ Expected<BoardDefinition> BoardDefinition::Parse(std::string_view text, const st
                                   " lists a function other than Uart, I2cMaster, "
                                   "SpiMaster, Pwm and Adc"));
       }
-      const auto id = SmallInt(entry.value("Ids", Json::object()).value(function, Json()), 0, 255);
+      const Json ids = entry.value("Ids", Json::object());
+      const auto id =
+          ids.is_object() ? SmallInt(ids.value(function, Json()), 0, 255) : std::nullopt;
       if (!id || board.BlockFor(function.get<std::string>(), *id)) {
         return std::unexpected(Malformed(
             origin, "block " + block_name + " has no Ids entry of its own for each function"));
       }
       block.ids[function.get<std::string>()] = *id;
     }
-    if (entry.value("Ids", Json::object()).size() != block.ids.size()) {
+    const Json ids = entry.value("Ids", Json::object());
+    if (!ids.is_object() || ids.size() != block.ids.size()) {
       return std::unexpected(
           Malformed(origin, "block " + block_name + " has Ids for functions it does not list"));
     }
@@ -250,6 +292,9 @@ Expected<BoardDefinition> BoardDefinition::Parse(std::string_view text, const st
       return std::unexpected(Malformed(origin, "defines block " + block_name + " twice"));
     }
   }
+  auto devices = ParseLinuxDevices(*doc, board, origin);
+  if (!devices) return std::unexpected(devices.error());
+  board.linux_ = std::move(*devices);
   auto wiring = ParseWiring(*doc, board, origin);
   if (!wiring) return std::unexpected(wiring.error());
   board.leds_ = std::move(wiring->leds);
@@ -265,6 +310,8 @@ std::optional<std::string> BoardDefinition::BlockFor(std::string_view function, 
   }
   return std::nullopt;
 }
+
+bool BoardDefinition::HasBlock(std::string_view block) const { return blocks_.contains(block); }
 
 int BoardDefinition::Channels(std::string_view block) const {
   const auto found = blocks_.find(block);

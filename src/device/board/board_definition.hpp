@@ -61,6 +61,18 @@ struct Sensor {
   std::optional<int> chip_select;
 };
 
+// Where a Linux board's peripherals are (Backend "linux"): its GPIO chip, whose line N is the
+// board's GPIO N, and a device for each block: a UART's terminal (/dev/ttyAMA0), an I2C bus's
+// i2c-dev node (/dev/i2c-1), an SPI bus's spidev prefix (/dev/spidev0, chip select A is .0 and B
+// .1), an ADC's IIO device directory, a PWM chip's sysfs directory.
+//
+//   "Linux": {"GpioChip": "/dev/gpiochip0",
+//             "Devices": {"UART0": "/dev/ttyAMA0", "I2C1": "/dev/i2c-1", ...}}
+struct LinuxDevices {
+  std::string gpio_chip;
+  std::map<std::string, std::string, std::less<>> devices;
+};
+
 class BoardDefinition {
  public:
   // Errors: kParse naming the rule the file breaks; kIo.
@@ -76,6 +88,8 @@ class BoardDefinition {
 
   // The block an app opens as `function` ("Uart") with `id` (4), if the board has one.
   std::optional<std::string> BlockFor(std::string_view function, int id) const;
+  bool HasBlock(std::string_view block) const;
+  const LinuxDevices& linux_devices() const { return linux_; }
   // How many channels a PWM or ADC controller has (0 for other blocks and unknown names).
   int Channels(std::string_view block) const;
 
@@ -104,6 +118,7 @@ class BoardDefinition {
   std::vector<Led> leds_;
   std::vector<Button> buttons_;
   std::vector<Sensor> sensors_;
+  LinuxDevices linux_;
 };
 
 }  // namespace aspis::device::board

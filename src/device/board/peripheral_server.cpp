@@ -18,7 +18,7 @@ namespace aspis::device::board {
 
 namespace wp = wire::peripheral;
 
-enum class PeripheralKind { kGpio, kAdc, kPwm, kI2c, kSpi };
+enum class PeripheralKind { kGpio, kAdc, kPwm, kI2c, kSpi, kUart };
 
 namespace {
 
@@ -26,6 +26,8 @@ using Kind = PeripheralKind;
 
 // The most transfers one SPI sequence holds.
 constexpr std::size_t kMaxTransfers = 16;
+// The most a UART relay moves at once, and holds for each direction.
+constexpr std::size_t kUartChunk = 4096;
 
 std::unexpected<Error> Errno(std::errc code, std::string message) {
   return Fail(std::make_error_code(code), std::move(message));
@@ -45,6 +47,10 @@ struct PeripheralChannel {
   std::string block;
   SpiSettings spi;
   Fd own_end{-1};
+  // A UART's: the backend's descriptor, and what waits to go each way (at most kUartChunk).
+  Fd device{-1};
+  std::vector<std::uint8_t> to_device;
+  std::vector<std::uint8_t> to_app;
 };
 
 namespace {
@@ -182,6 +188,8 @@ Expected<std::uint32_t> Perform(Peripherals& backend, PeripheralChannel& channel
       return PerformI2c(backend, channel, request, in, out);
     case Kind::kSpi:
       return PerformSpi(backend, channel, request, in, out);
+    case Kind::kUart:  // relayed, never asked
+      break;
   }
   return invalid();
 }
@@ -228,7 +236,9 @@ Expected<void> PeripheralServer::Claim(const std::string& key, const std::string
 
 Expected<Fd> PeripheralServer::Add(std::unique_ptr<Channel> channel) {
   std::array<int, 2> pair{};
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair.data()) != 0) {
+  // A UART is a byte stream; the others answer one message with one.
+  const int type = channel->kind == Kind::kUart ? SOCK_STREAM : SOCK_SEQPACKET;
+  if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair.data()) != 0) {
     return Errno(std::errc::io_error, "cannot make a peripheral channel");
   }
   Fd app(pair[1]);
@@ -241,6 +251,18 @@ Expected<Fd> PeripheralServer::Add(std::unique_ptr<Channel> channel) {
   if (flags < 0 || ::fcntl(app.get(), F_SETFL, flags & ~O_NONBLOCK) != 0 ||
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, event.data.fd, &event) != 0) {
     return Errno(std::errc::io_error, "cannot serve a peripheral channel");
+  }
+  if (channel->kind == Kind::kUart) {
+    epoll_event device{};
+    device.events = EPOLLIN;
+    device.data.fd = channel->device.get();
+    const int device_flags = ::fcntl(device.data.fd, F_GETFL);
+    if (device_flags < 0 || ::fcntl(device.data.fd, F_SETFL, device_flags | O_NONBLOCK) != 0 ||
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, device.data.fd, &device) != 0) {
+      (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, event.data.fd, nullptr);
+      return Errno(std::errc::io_error, "cannot relay the UART");
+    }
+    devices_[device.data.fd] = event.data.fd;
   }
   channels_[event.data.fd] = std::move(channel);
   return app;
@@ -266,9 +288,18 @@ Expected<Fd> PeripheralServer::OpenUart(const std::string& owner, const std::str
                                         const UartSettings& settings) {
   const std::lock_guard lock(mutex_);
   if (auto ok = Claim(block, owner); !ok) return std::unexpected(ok.error());
-  auto uart = backend_.OpenUart(block, settings);
-  if (!uart) held_.erase(block);
-  return uart;
+  auto device = backend_.OpenUart(block, settings);
+  Expected<Fd> app = device ? Add(std::make_unique<Channel>(Channel{.kind = Kind::kUart,
+                                                                    .key = block,
+                                                                    .owner = owner,
+                                                                    .block = block,
+                                                                    .device = std::move(*device)}))
+                            : std::unexpected(device.error());
+  if (!app) {
+    if (device) backend_.CloseUart(block);
+    held_.erase(block);
+  }
+  return app;
 }
 
 Expected<Fd> PeripheralServer::OpenAdc(const std::string& owner, const std::string& block) {
@@ -327,6 +358,11 @@ void PeripheralServer::Close(int fd) {
   (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
   if (channel.kind == Kind::kGpio) backend_.CloseGpio(channel.gpio);
   if (channel.kind == Kind::kPwm) backend_.ClosePwm(channel.block);
+  if (channel.kind == Kind::kUart) {
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, channel.device.get(), nullptr);
+    devices_.erase(channel.device.get());
+    backend_.CloseUart(channel.block);
+  }
   held_.erase(channel.key);
   channels_.erase(found);
 }
@@ -338,15 +374,6 @@ void PeripheralServer::Release(const std::string& owner) {
     if (channel->owner == owner) owned.push_back(fd);
   }
   for (const int fd : owned) Close(fd);
-  for (auto it = held_.begin(); it != held_.end();) {
-    if (it->second != owner) {
-      ++it;
-      continue;
-    }
-    // Only UARTs are held without a channel.
-    backend_.CloseUart(it->first);
-    it = held_.erase(it);
-  }
 }
 
 void PeripheralServer::Serve() {
@@ -358,24 +385,69 @@ void PeripheralServer::Serve() {
                  std::generic_category().message(errno));
       return;
     }
-    const std::lock_guard lock(mutex_);
-    if (stopping_) return;
     for (int i = 0; i < ready; ++i) {
-      const int fd = events[static_cast<std::size_t>(i)].data.fd;
-      if (fd == wake_.get()) continue;
+      // One request at a time under the lock, so opening and releasing never wait for a batch.
+      const std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      const epoll_event& event = events[static_cast<std::size_t>(i)];
+      if (event.data.fd == wake_.get()) continue;
+      const auto device = devices_.find(event.data.fd);
+      const int fd = device == devices_.end() ? event.data.fd : device->second;
       const auto found = channels_.find(fd);
       // Closed by Release since epoll_wait returned.
       if (found == channels_.end()) continue;
-      if (!Answer(*found->second)) Close(fd);
+      const bool hung_up = (event.events & (EPOLLHUP | EPOLLRDHUP)) != 0 && fd == event.data.fd;
+      const bool alive = found->second->kind == Kind::kUart ? Relay(*found->second)
+                                                            : Answer(*found->second, hung_up);
+      if (!alive) Close(fd);
     }
   }
 }
 
-bool PeripheralServer::Answer(Channel& channel) {
+bool PeripheralServer::Relay(Channel& uart) {
+  std::array<std::uint8_t, kUartChunk> buffer{};
+  // From the app to the device.
+  if (uart.to_device.empty()) {
+    const ssize_t got = ::recv(uart.own_end.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) return false;  // it closed
+    if (got > 0) uart.to_device.assign(buffer.begin(), buffer.begin() + got);
+  }
+  if (!uart.to_device.empty()) {
+    const ssize_t put = ::write(uart.device.get(), uart.to_device.data(), uart.to_device.size());
+    if (put > 0) uart.to_device.erase(uart.to_device.begin(), uart.to_device.begin() + put);
+    // A device that fails loses what it was given, as a wire would.
+    if (put < 0 && errno != EAGAIN && errno != EINTR) uart.to_device.clear();
+  }
+  // From the device to the app.
+  if (uart.to_app.empty()) {
+    const ssize_t got = ::read(uart.device.get(), buffer.data(), buffer.size());
+    if (got > 0) uart.to_app.assign(buffer.begin(), buffer.begin() + got);
+  }
+  if (!uart.to_app.empty()) {
+    const ssize_t put = ::send(uart.own_end.get(), uart.to_app.data(), uart.to_app.size(),
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (put < 0 && errno != EAGAIN && errno != EINTR) return false;
+    if (put > 0) uart.to_app.erase(uart.to_app.begin(), uart.to_app.begin() + put);
+  }
+  // Each side is read only once what was read from it has gone on, and watched for room only
+  // while something waits for it.
+  epoll_event app{};
+  app.events =
+      EPOLLRDHUP | (uart.to_device.empty() ? EPOLLIN : 0U) | (uart.to_app.empty() ? 0U : EPOLLOUT);
+  app.data.fd = uart.own_end.get();
+  epoll_event device{};
+  device.events = (uart.to_app.empty() ? EPOLLIN : 0U) | (uart.to_device.empty() ? 0U : EPOLLOUT);
+  device.data.fd = uart.device.get();
+  return ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, app.data.fd, &app) == 0 &&
+         ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, device.data.fd, &device) == 0;
+}
+
+bool PeripheralServer::Answer(Channel& channel, bool hung_up) {
   std::vector<std::uint8_t> message(wp::kMaxMessage + 1);
   // NOLINTNEXTLINE(clang-analyzer-unix.BlockInCriticalSection): aspisd's end is non-blocking
   const ssize_t got = ::recv(channel.own_end.get(), message.data(), message.size(), 0);
-  if (got == 0) return false;
+  // An empty message reads as the end does; only the hang-up says the app closed its end.
+  if (got == 0 && hung_up) return false;
   if (got < 0) return errno == EAGAIN || errno == EINTR;
   const auto size = static_cast<std::size_t>(got);
   wp::Request request{};

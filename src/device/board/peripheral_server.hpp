@@ -12,12 +12,14 @@
 #include "device/board/peripherals.hpp"
 
 // Serves the peripherals apps open (wire/peripheral.hpp): each open GPIO, ADC or PWM controller,
-// I2C or SPI master is a channel whose other end the app holds; a UART is the backend's descriptor
-// itself. The broker has checked the manifest before it opens anything here; this checks that the
-// peripheral is free, that what the app sends is well formed, and passes each call to the backend.
-// A peripheral is the app's until it closes the channel or Release frees everything it holds.
-// Errors are std::errc codes, the errno the app sees: EBUSY for a peripheral already open, and
-// what the backend says. Thread-safe; calls reach the backend one at a time.
+// I2C or SPI master is a channel whose other end the app holds; a UART is a stream socket whose
+// bytes the server relays to and from the backend's descriptor (so the app never holds a terminal
+// it could open again, and closing it frees the UART). The broker has checked the manifest before
+// it opens anything here; this checks that the peripheral is free, that what the app sends is well
+// formed, and passes each call to the backend. A peripheral is the app's until it closes the
+// channel or Release frees everything it holds. Errors are std::errc codes, the errno the app sees:
+// EBUSY for a peripheral already open, and what the backend says. Thread-safe; calls reach the
+// backend one at a time.
 namespace aspis::device::board {
 
 struct PeripheralChannel;  // an open peripheral and aspisd's end of its channel
@@ -51,8 +53,11 @@ class PeripheralServer {
   // Whether `key` ("gpio 8", "ISU0") is free; takes it for `owner` if so.
   Expected<void> Claim(const std::string& key, const std::string& owner);
   void Serve();
-  // Answers one request on `channel`; false once the app closed its end or broke the protocol.
-  bool Answer(Channel& channel);
+  // Answers one request on `channel`; false once the app closed its end (`hung_up`: epoll said
+  // so).
+  bool Answer(Channel& channel, bool hung_up);
+  // Moves what is waiting between a UART's app end and its device; false once the app closed.
+  bool Relay(Channel& uart);
   void Close(int fd);  // with mutex_ held
 
   const BoardDefinition& board_;
@@ -61,8 +66,9 @@ class PeripheralServer {
   Fd wake_;
   std::mutex mutex_;
   std::map<int, std::unique_ptr<Channel>> channels_;  // by aspisd's end; guarded by mutex_
-  std::map<std::string, std::string> held_;           // peripheral key -> owner; guarded
-  bool stopping_ = false;                             // guarded by mutex_
+  std::map<int, int> devices_;               // a UART's device descriptor -> its channel's; guarded
+  std::map<std::string, std::string> held_;  // peripheral key -> owner; guarded
+  bool stopping_ = false;                    // guarded by mutex_
   std::thread thread_;
 };
 

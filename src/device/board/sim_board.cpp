@@ -2,11 +2,12 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
-#include <termios.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
+
+#include "device/board/terminal.hpp"
 
 namespace aspis::device::board {
 
@@ -14,33 +15,6 @@ namespace {
 
 std::unexpected<Error> Errno(std::errc code, std::string message) {
   return Fail(std::make_error_code(code), std::move(message));
-}
-
-speed_t BaudConstant(std::uint32_t baud) {
-  static constexpr std::array<std::pair<std::uint32_t, speed_t>, 18> kRates = {{
-      {1200, B1200},
-      {2400, B2400},
-      {4800, B4800},
-      {9600, B9600},
-      {19200, B19200},
-      {38400, B38400},
-      {57600, B57600},
-      {115200, B115200},
-      {230400, B230400},
-      {460800, B460800},
-      {500000, B500000},
-      {576000, B576000},
-      {921600, B921600},
-      {1000000, B1000000},
-      {1152000, B1152000},
-      {1500000, B1500000},
-      {2000000, B2000000},
-      {3000000, B3000000},
-  }};
-  for (const auto& [rate, constant] : kRates) {
-    if (rate == baud) return constant;
-  }
-  return B0;
 }
 
 }  // namespace
@@ -190,8 +164,6 @@ Expected<void> SimBoard::SpiTransfers(const std::string& block, const SpiSetting
 }
 
 Expected<Fd> SimBoard::OpenUart(const std::string& block, const UartSettings& settings) {
-  const speed_t speed = BaudConstant(settings.baud_rate);
-  if (speed == B0) return Errno(std::errc::invalid_argument, "unsupported baud rate");
   Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (master.get() < 0 || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
     return Errno(std::errc::io_error, "cannot make a pseudo-terminal");
@@ -201,23 +173,10 @@ Expected<Fd> SimBoard::OpenUart(const std::string& block, const UartSettings& se
     return Errno(std::errc::io_error, "cannot name the pseudo-terminal");
   }
   Fd slave(::open(name.data(), O_RDWR | O_NOCTTY | O_CLOEXEC));
-  termios mode{};
-  if (slave.get() < 0 || ::tcgetattr(slave.get(), &mode) != 0) {
-    return Errno(std::errc::io_error, "cannot open the pseudo-terminal");
-  }
+  if (slave.get() < 0) return Errno(std::errc::io_error, "cannot open the pseudo-terminal");
   // A wire, not a terminal: bytes pass unchanged, framed as the app asked.
-  ::cfmakeraw(&mode);
-  ::cfsetspeed(&mode, speed);
-  mode.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
-  static constexpr std::array<tcflag_t, 4> kSizes = {CS5, CS6, CS7, CS8};
-  mode.c_cflag |= kSizes[static_cast<std::size_t>(std::clamp(settings.data_bits, 5, 8) - 5)];
-  if (settings.parity != 'N') mode.c_cflag |= PARENB | (settings.parity == 'O' ? PARODD : 0);
-  if (settings.stop_bits == 2) mode.c_cflag |= CSTOPB;
-  if (settings.flow_control == 1) mode.c_cflag |= CRTSCTS;
-  if (settings.flow_control == 2) mode.c_iflag |= IXON | IXOFF;
-  if (::tcsetattr(slave.get(), TCSANOW, &mode) != 0) {
-    return Errno(std::errc::io_error, "cannot set the pseudo-terminal up");
-  }
+  if (auto set = ConfigureTerminal(slave.get(), settings); !set)
+    return std::unexpected(set.error());
   Fd app(::fcntl(master.get(), F_DUPFD_CLOEXEC, 0));
   if (app.get() < 0) return Errno(std::errc::io_error, "cannot share the pseudo-terminal");
   const std::lock_guard lock(mutex_);

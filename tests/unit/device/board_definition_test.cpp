@@ -110,6 +110,43 @@ TEST(BoardDefinition, WiringThatNamesNoPartOfTheBoardIsRefused) {
             std::string::npos);
 }
 
+TEST(BoardDefinition, ALinuxBoardSaysWhereItsDevicesAreAndOnlyALinuxBoard) {
+  const auto refusal = [](const std::string& backend, const std::string& linux_section) {
+    auto board = BoardDefinition::Parse(
+        R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+            "Description": {"Name": "b"}, "Backend": ")" +
+            backend + R"(", "Gpio": [4],
+            "Blocks": [{"Name": "UART0", "Functions": ["Uart"], "Ids": {"Uart": 0},
+                        "Pins": [14, 15]}])" +
+            linux_section + "}",
+        "b.json");
+    return board ? "loaded" : board.error().message();
+  };
+  const std::string good =
+      R"(, "Linux": {"GpioChip": "/dev/gpiochip0", "Devices": {"UART0": "/dev/ttyAMA0"}})";
+  EXPECT_EQ(refusal("linux", good), "loaded");
+  auto board = BoardDefinition::Parse(
+      R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+          "Description": {"Name": "b"}, "Backend": "linux", "Linux": {"Devices": {}}})",
+      "b.json");
+  ASSERT_TRUE(board) << board.error().message();
+  EXPECT_TRUE(board->linux_devices().gpio_chip.empty());
+  EXPECT_NE(refusal("sim", good).find("Linux section"), std::string::npos);
+  EXPECT_NE(refusal("linux", "").find("Linux section"), std::string::npos);
+  EXPECT_NE(refusal("linux", R"(, "Linux": {"Devices": {}})").find("GpioChip"), std::string::npos);
+  EXPECT_NE(refusal("linux", R"(, "Linux": {"GpioChip": "/dev/gpiochip0",
+                                            "Devices": {"UART1": "/dev/ttyAMA1"}})")
+                .find("block the board has"),
+            std::string::npos);
+  EXPECT_NE(refusal("linux", R"(, "Linux": {"GpioChip": "/dev/gpiochip0",
+                                            "Devices": {"UART0": "/dev/../etc/shadow"}})")
+                .find("absolute path"),
+            std::string::npos);
+  EXPECT_NE(refusal("linux", R"(, "Linux": {"GpioChip": "dev/gpiochip0", "Devices": {}})")
+                .find("GpioChip"),
+            std::string::npos);
+}
+
 TEST(BoardDefinition, BlocksWithoutAnIdForEachFunctionOrWithASharedIdAreRefused) {
   const auto refusal = [](const std::string& blocks) {
     auto board = BoardDefinition::Parse(
@@ -133,6 +170,9 @@ TEST(BoardDefinition, BlocksWithoutAnIdForEachFunctionOrWithASharedIdAreRefused)
             std::string::npos);
   EXPECT_NE(refusal(R"([{"Name": "P", "Functions": ["Pwm"], "Ids": {"Pwm": 0}, "Pins": [1]}])")
                 .find("Channels"),
+            std::string::npos);
+  EXPECT_NE(refusal(R"([{"Name": "ISU0", "Functions": ["Uart"], "Ids": [4], "Pins": [1]}])")
+                .find("Ids entry of its own"),
             std::string::npos);
 }
 

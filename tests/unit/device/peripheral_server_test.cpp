@@ -2,10 +2,13 @@
 // might) on the channels it hands out.
 #include "device/board/peripheral_server.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstddef>
 #include <cstring>
 #include <vector>
@@ -102,6 +105,40 @@ TEST_F(PeripheralServerTest, APeripheralIsBusyUntilItsChannelIsClosed) {
     ::usleep(5000);
   }
   EXPECT_TRUE(*again);
+}
+
+TEST_F(PeripheralServerTest, AnEmptyMessageIsEinvalAndKeepsThePeripheralTheApps) {
+  auto fd = server_->OpenGpio(kOwner, 8, GpioMode::kPushPull, false);
+  ASSERT_TRUE(fd);
+  EXPECT_EQ(Exchange(fd->get(), {}).first, EINVAL);
+  EXPECT_EQ(server_->OpenGpio("another", 8, GpioMode::kInput, false).error().code(),
+            std::errc::device_or_resource_busy);
+  EXPECT_EQ(Exchange(fd->get(), Request(wp::Op::kGpioGet)), std::make_pair(0, 0U));
+}
+
+TEST_F(PeripheralServerTest, AUartIsRelayedAndFreedWhenTheAppClosesIt) {
+  auto uart = server_->OpenUart(kOwner, "ISU0", {});
+  ASSERT_TRUE(uart) << uart.error().message();
+  auto path = sim_->UartPath("ISU0");
+  ASSERT_TRUE(path);
+  const Fd far_end(::open(path->c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  ASSERT_GE(far_end.get(), 0);
+  ASSERT_EQ(::write(uart->get(), "to", 2), 2);
+  std::array<char, 8> got{};
+  ASSERT_EQ(::read(far_end.get(), got.data(), 2), 2);
+  EXPECT_EQ(std::string(got.data(), 2), "to");
+  ASSERT_EQ(::write(far_end.get(), "back", 4), 4);
+  std::string back;
+  while (back.size() < 4) {
+    const ssize_t n = ::read(uart->get(), got.data(), got.size());
+    ASSERT_GT(n, 0);
+    back.append(got.data(), static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(back, "back");
+  *uart = Fd(-1);  // the app closes it
+  for (int i = 0; i < 200 && sim_->UartPath("ISU0"); ++i) ::usleep(5000);
+  EXPECT_FALSE(sim_->UartPath("ISU0"));
+  EXPECT_TRUE(server_->OpenUart(kOwner, "ISU0", {}));
 }
 
 TEST_F(PeripheralServerTest, ReleaseFreesEverythingAnAppHeldItsUartIncluded) {
