@@ -302,31 +302,26 @@ Expected<Fd> PeripheralServer::OpenUart(const std::string& owner, const std::str
   return app;
 }
 
-Expected<Fd> PeripheralServer::OpenAdc(const std::string& owner, const std::string& block) {
+Expected<Fd> PeripheralServer::OpenBlock(PeripheralKind kind, const std::string& owner,
+                                         const std::string& block) {
   const std::lock_guard lock(mutex_);
   if (auto ok = Claim(block, owner); !ok) return std::unexpected(ok.error());
   auto app = Add(std::make_unique<Channel>(
-      Channel{.kind = Kind::kAdc, .key = block, .owner = owner, .block = block}));
+      Channel{.kind = kind, .key = block, .owner = owner, .block = block}));
   if (!app) held_.erase(block);
   return app;
+}
+
+Expected<Fd> PeripheralServer::OpenAdc(const std::string& owner, const std::string& block) {
+  return OpenBlock(Kind::kAdc, owner, block);
 }
 
 Expected<Fd> PeripheralServer::OpenPwm(const std::string& owner, const std::string& block) {
-  const std::lock_guard lock(mutex_);
-  if (auto ok = Claim(block, owner); !ok) return std::unexpected(ok.error());
-  auto app = Add(std::make_unique<Channel>(
-      Channel{.kind = Kind::kPwm, .key = block, .owner = owner, .block = block}));
-  if (!app) held_.erase(block);
-  return app;
+  return OpenBlock(Kind::kPwm, owner, block);
 }
 
 Expected<Fd> PeripheralServer::OpenI2c(const std::string& owner, const std::string& block) {
-  const std::lock_guard lock(mutex_);
-  if (auto ok = Claim(block, owner); !ok) return std::unexpected(ok.error());
-  auto app = Add(std::make_unique<Channel>(
-      Channel{.kind = Kind::kI2c, .key = block, .owner = owner, .block = block}));
-  if (!app) held_.erase(block);
-  return app;
+  return OpenBlock(Kind::kI2c, owner, block);
 }
 
 Expected<Fd> PeripheralServer::OpenSpi(const std::string& owner, const std::string& block,

@@ -23,6 +23,7 @@
 namespace aspis::device::board {
 
 struct PeripheralChannel;  // an open peripheral and aspisd's end of its channel
+enum class PeripheralKind;
 
 class PeripheralServer {
  public:
@@ -48,6 +49,8 @@ class PeripheralServer {
  private:
   using Channel = PeripheralChannel;
   PeripheralServer(const BoardDefinition& board, Peripherals& backend, Fd epoll, Fd wake);
+  // An ADC, PWM or I2C controller's channel.
+  Expected<Fd> OpenBlock(PeripheralKind kind, const std::string& owner, const std::string& block);
   // Makes the channel for `channel` (filled in but for its descriptor) and returns the app's end.
   Expected<Fd> Add(std::unique_ptr<Channel> channel);
   // Whether `key` ("gpio 8", "ISU0") is free; takes it for `owner` if so.
