@@ -93,6 +93,17 @@ ssize_t Networking_GetInterfaces(Networking_NetworkInterface* outNetworkInterfac
   return static_cast<ssize_t>(count);
 }
 
+int Networking_TimeSync_GetEnabled(bool* outIsEnabled) {
+  if (outIsEnabled == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  std::string answer;
+  if (aspis::applibs::BrokerCall(R"({"call":"networking.timesync"})", {}, &answer) != 0) return -1;
+  *outIsEnabled = answer.find("\"enabled\":true") != std::string::npos;
+  return 0;
+}
+
 int Networking_GetInterfaceConnectionStatus(const char* networkInterfaceName,
                                             Networking_InterfaceConnectionStatus* outStatus) {
   if (networkInterfaceName == nullptr || outStatus == nullptr) {

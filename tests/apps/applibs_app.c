@@ -10,7 +10,9 @@
 #include <applibs/i2c.h>
 #include <applibs/log.h>
 #include <applibs/networking.h>
+#include <applibs/powermanagement.h>
 #include <applibs/pwm.h>
+#include <applibs/rtc.h>
 #include <applibs/spi.h>
 #include <applibs/storage.h>
 #include <applibs/sysevent.h>
@@ -274,6 +276,14 @@ int main(int argc, char** argv) {
     const int own = open("/tmp/own", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     snprintf(path, sizeof path, "/proc/self/fd/%d", own);
     Report("own-file-reopen", open(path, O_RDONLY));
+  } else if (strcmp(mode, "power") == 0) {
+    Report("profile", PowerManagement_SetSystemPowerProfile(PowerManagement_PowerSaver));
+    Report("profile-7", PowerManagement_SetSystemPowerProfile(7));
+    Report("rtc", clock_systohc());
+    bool synced = false;
+    Report("timesync", Networking_TimeSync_GetEnabled(&synced));
+    Report("power-down", PowerManagement_ForceSystemPowerDown(30));
+    Report("reboot", PowerManagement_ForceSystemReboot());
   } else if (strcmp(mode, "storage") == 0) {
     const int fd = Storage_OpenMutableFile();
     Report("storage-open", fd);

@@ -58,6 +58,7 @@ class ApplibsTest : public ::testing::Test {
     parts_.output = write_end_.get();
     parts_.board = &*board_;
     parts_.events = events_.get();
+    parts_.actions = &actions_;
     parts_.tenant = [this] { return tenant_; };
     parts_.app_certificate = dir_ / "app-certificate.pem";
     parts_.app_key = dir_ / "app-key.pem";
@@ -140,7 +141,19 @@ class ApplibsTest : public ::testing::Test {
   SimulatedClock clock_{Clock::TimePoint(std::chrono::seconds(1'800'000'000))};
   std::unique_ptr<SystemEvents> events_ =
       *SystemEvents::Open(state::StateStore(file::RealFileSystem(), dir_.path()), clock_);
-  std::string tenant_;  // the device's, once it attested
+  std::string tenant_;              // the device's, once it attested
+  std::vector<std::string> asked_;  // what apps asked of the device, by actions_
+  const DeviceActions actions_{
+      .reboot = [this] { Asked("reboot"); },
+      .power_down = [this](std::chrono::seconds s) { Asked("down " + std::to_string(s.count())); },
+      .save_time = [this]() -> Expected<void> {
+        Asked("rtc");
+        return {};
+      }};
+  void Asked(const std::string& what) {
+    const std::lock_guard lock(mutex_);
+    asked_.push_back(what);
+  }
 };
 
 constexpr char kTenant[] = "7d2c1b3a-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -307,6 +320,24 @@ TEST_F(ApplibsTest, SandboxEscapeByReopeningTheUartsTerminalIsRefused) {
   // opens again through the same path.
   EXPECT_EQ(UntilDone(), (std::vector<std::string>{"uart-open: ok", "uart-reopen: ENXIO",
                                                    "own-file-reopen: ok"}));
+}
+
+TEST_F(ApplibsTest, PowerControlsTheManifestListsReachTheDeviceAndNoOthers) {
+  Run({"power"}, R"({"PowerControls": ["ForcePowerDown", "SetPowerProfile"], "SystemTime": true})");
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"profile: ok", "profile-7: EINVAL", "rtc: ok", "timesync: ok",
+                                      "power-down: ok", "reboot: EACCES"}));
+  const std::lock_guard lock(mutex_);
+  EXPECT_EQ(asked_, (std::vector<std::string>{"rtc", "down 30"}));
+}
+
+TEST_F(ApplibsTest, AnAppWithoutPowerControlsOrSystemTimeIsRefused) {
+  Run({"power"}, R"({"PowerControls": ["ForceReboot"]})");
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"profile: EACCES", "profile-7: EINVAL", "rtc: EACCES",
+                                      "timesync: ok", "power-down: EACCES", "reboot: ok"}));
+  const std::lock_guard lock(mutex_);
+  EXPECT_EQ(asked_, std::vector<std::string>{"reboot"});
 }
 
 TEST_F(ApplibsTest, MutableStorageAndTheImagePackageOpenAsAzureSphereDescribes) {

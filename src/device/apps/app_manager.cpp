@@ -198,7 +198,10 @@ void AppManager::Launch(App& app) {
                 .software_update_deferral = m.capabilities.software_update_deferral,
                 .peripherals = m.capabilities.peripherals,
                 .board = parts_.board,
-                .peripheral_server = parts_.peripherals};
+                .peripheral_server = parts_.peripherals,
+                .power_controls = m.capabilities.power_controls,
+                .system_time = m.capabilities.system_time,
+                .actions = parts_.actions};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;

@@ -54,6 +54,8 @@ struct AppManagerParts {
   // The board and what opens its peripherals for apps; null: apps open none (ENODEV).
   const board::BoardDefinition* board = nullptr;
   board::PeripheralServer* peripherals = nullptr;
+  // What aspisd does for apps granted PowerControls or SystemTime; null: nothing (ENOTSUP).
+  const DeviceActions* actions = nullptr;
   // Where apps' stdout and stderr go (a descriptor aspisd keeps open, for tests); -1: each app
   // writes into a pipe of its own, which aspisd logs line by line, prefixed with the app's name
   // and at most kLogLinesPerMinute lines a minute.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timex.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -272,6 +273,52 @@ Answer Interfaces() {
   return answer;
 }
 
+bool Controls(const BrokerGrants& g, std::string_view control) {
+  return std::find(g.power_controls.begin(), g.power_controls.end(), control) !=
+         g.power_controls.end();
+}
+
+Answer Power(const BrokerGrants& g, const std::string& call, const Json& request) {
+  if (call == "power.reboot") {
+    if (!Controls(g, "ForceReboot")) return Refuse(EACCES, "PowerControls lacks ForceReboot");
+    if (g.actions == nullptr || !g.actions->reboot) return Refuse(ENOTSUP, "cannot reboot");
+    g.actions->reboot();
+    return {};
+  }
+  if (call == "power.down") {
+    if (!Controls(g, "ForcePowerDown")) return Refuse(EACCES, "PowerControls lacks ForcePowerDown");
+    const Json& seconds = request.at("seconds");
+    if (!seconds.is_number_unsigned() || seconds.get<std::uint64_t>() > INT32_MAX) {
+      return Refuse(EINVAL, "seconds must be a whole number");
+    }
+    if (g.actions == nullptr || !g.actions->power_down) return Refuse(ENOTSUP, "cannot power down");
+    g.actions->power_down(std::chrono::seconds(seconds.get<std::int64_t>()));
+    return {};
+  }
+  // power.profile: accepted; no board aspisd runs on changes its power profile yet.
+  if (!Controls(g, "SetPowerProfile")) return Refuse(EACCES, "PowerControls lacks SetPowerProfile");
+  const Json& profile = request.at("profile");
+  if (profile != "HighPerformance" && profile != "Balanced" && profile != "PowerSaver") {
+    return Refuse(EINVAL, "not a power profile");
+  }
+  return {};
+}
+
+Answer SaveTime(const BrokerGrants& g) {
+  if (!g.system_time) return Refuse(EACCES, "the app manifest grants no SystemTime");
+  if (g.actions == nullptr || !g.actions->save_time) return Refuse(ENOTSUP, "no real-time clock");
+  if (auto saved = g.actions->save_time(); !saved) return Refuse(EIO, saved.error().message());
+  return {};
+}
+
+Answer TimeSync() {
+  timex clock{};
+  const int state = ::adjtimex(&clock);
+  Answer answer;
+  answer.fields["enabled"] = state != -1 && state != TIME_ERROR && (clock.status & STA_UNSYNC) == 0;
+  return answer;
+}
+
 // Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
 bool Shaped(const Json& request, std::initializer_list<std::string_view> fields) {
   if (request.size() != fields.size() + 1) return false;
@@ -300,6 +347,13 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
     return DeferEvent(g, request, std::nullopt);
   }
   if (call == "networking.interfaces" && Shaped(request, {})) return Interfaces();
+  if (call == "networking.timesync" && Shaped(request, {})) return TimeSync();
+  if (call == "rtc.save" && Shaped(request, {})) return SaveTime(g);
+  if ((call == "power.reboot" && Shaped(request, {})) ||
+      (call == "power.down" && Shaped(request, {"seconds"})) ||
+      (call == "power.profile" && Shaped(request, {"profile"}))) {
+    return Power(g, call, request);
+  }
   if (call == "gpio.open" && Shaped(request, {"gpio", "mode", "value"})) {
     return OpenGpio(g, request);
   }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -32,6 +33,11 @@
 //   "sysevent.unregister"
 //   "sysevent.defer"  {"event": "UpdateReadyForInstall", "minutes": N} (SoftwareUpdateDeferral)
 //   "sysevent.resume" {"event": "UpdateReadyForInstall"} (SoftwareUpdateDeferral)
+//   "power.reboot" (PowerControls ForceReboot), "power.down" {"seconds": N} (ForcePowerDown),
+//   "power.profile" {"profile": "HighPerformance" | "Balanced" | "PowerSaver"} (SetPowerProfile)
+//   "rtc.save" (SystemTime): the system time written to the board's real-time clock
+//   "networking.timesync" (no capability): {"ok": true, "enabled": bool}, whether the kernel's
+//                     clock is kept in sync (STA_UNSYNC clear)
 //   "networking.interfaces" (no capability): {"ok": true, "ready": bool, "interfaces":
 //                     [{"name", "medium", "up", "connected", "ip", "internet"}]}
 //   "gpio.open"       {"gpio": N, "mode": "input" | "push-pull" | "open-drain" | "open-source",
@@ -48,6 +54,14 @@
 // is one the manifest does not grant (EACCES), at most kReportsPerSecond a second; a defer or
 // resume with no update pending is EINVAL.
 namespace aspis::device::apps {
+
+// What aspisd does for an app granted PowerControls or SystemTime; an empty one the device cannot
+// do (ENOTSUP).
+struct DeviceActions {
+  std::function<void()> reboot;                          // ForceReboot
+  std::function<void(std::chrono::seconds)> power_down;  // ForcePowerDown, then boot again
+  std::function<Expected<void>()> save_time;             // SystemTime: clock_systohc
+};
 
 struct BrokerGrants {
   std::string component_id;
@@ -66,6 +80,9 @@ struct BrokerGrants {
   std::map<std::string, std::vector<std::string>, std::less<>> peripherals;
   const board::BoardDefinition* board = nullptr;
   board::PeripheralServer* peripheral_server = nullptr;
+  std::vector<std::string> power_controls;  // ForcePowerDown, ForceReboot, SetPowerProfile
+  bool system_time = false;
+  const DeviceActions* actions = nullptr;  // null: none
 };
 
 inline constexpr int kReportsPerSecond = 100;

@@ -6,6 +6,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 
 #include "core/file.hpp"
@@ -14,6 +17,7 @@
 #include "crypto/sha256.hpp"
 #include "crypto/tpm_key.hpp"
 #include "device/apps/app_manager.hpp"
+#include "device/board/linux_board.hpp"
 #include "device/board/peripheral_server.hpp"
 #include "device/board/sim_board.hpp"
 #include "device/daemon/admin_socket.hpp"
@@ -135,25 +139,39 @@ namespace {
 struct AppRuntime {
   std::unique_ptr<apps::sandbox::AppResolver> resolver;
   std::unique_ptr<apps::SystemEvents> events;
-  std::unique_ptr<board::SimBoard> sim;  // on the virtual board
+  std::unique_ptr<board::Peripherals> board;  // what drives the board's peripherals
+  board::SimBoard* sim = nullptr;             // the board, when it is the virtual one
   std::unique_ptr<board::PeripheralServer> peripherals;
   std::unique_ptr<apps::AppManager> manager;
 };
 
 Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
                                const board::BoardDefinition& board, reports::ErrorQueue& errors,
-                               std::function<std::string()> tenant) {
+                               std::function<std::string()> tenant,
+                               const apps::DeviceActions& actions) {
   AppRuntime runtime;
   if (!config.run_apps) return runtime;
   if (board.backend() == "sim") {
-    runtime.sim = std::make_unique<board::SimBoard>(board);
-    auto server = board::PeripheralServer::Start(board, *runtime.sim);
-    if (!server) return std::unexpected(server.error());
-    runtime.peripherals = std::move(*server);
+    auto sim = std::make_unique<board::SimBoard>(board);
+    runtime.sim = sim.get();
+    runtime.board = std::move(sim);
   } else {
-    log::Warning("the board {} has no peripheral backend yet: apps open no peripherals",
-                 board.name());
+    // A chip that cannot be opened leaves the board without GPIOs (ENODEV), not without apps.
+    std::unique_ptr<board::GpioChip> chip;
+    if (const auto& path = board.linux_devices().gpio_chip; !path.empty()) {
+      auto opened = board::OpenGpiodChip(path);
+      if (opened) {
+        chip = std::move(*opened);
+      } else {
+        log::Warning("the board {}'s GPIOs are off: {}", board.name(), opened.error().message());
+      }
+    }
+    runtime.board =
+        std::make_unique<board::LinuxBoard>(board, std::move(chip), board::KernelBusDevices());
   }
+  auto server = board::PeripheralServer::Start(board, *runtime.board);
+  if (!server) return std::unexpected(server.error());
+  runtime.peripherals = std::move(*server);
   auto events =
       apps::SystemEvents::Open(state::StateStore(env.fs, config.state_dir / "update"), env.clock);
   if (!events) return std::unexpected(events.error());
@@ -183,7 +201,8 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
        .app_key = config.state_dir / "app" / "key.pem",
        .events = runtime.events.get(),
        .board = &board,
-       .peripherals = runtime.peripherals.get()},
+       .peripherals = runtime.peripherals.get(),
+       .actions = &actions},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,
                      report.description);
@@ -371,11 +390,31 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   if (!errors) return std::unexpected(std::move(errors.error()).WithContext("error reports"));
   Device* running = nullptr;  // set once the Device exists; apps ask it for the tenant
   std::mutex running_mutex;
-  auto app_runtime =
-      StartApps(config, env, *board_definition, **errors, [&running, &running_mutex] {
+  // What apps granted PowerControls and SystemTime may ask of the device, once it runs.
+  std::atomic<std::int64_t> power_down_seconds{0};
+  const auto ask_reboot = [&running, &running_mutex] {
+    const std::lock_guard lock(running_mutex);
+    if (running != nullptr) running->RequestReboot();
+  };
+  const apps::DeviceActions actions{
+      .reboot = ask_reboot,
+      .power_down =
+          [&power_down_seconds, ask_reboot](std::chrono::seconds seconds) {
+            power_down_seconds = seconds.count();
+            ask_reboot();
+          },
+      .save_time = [&board_definition]() -> Expected<void> {
+        // The virtual board's clock is the host's.
+        if (board_definition->backend() == "sim") return {};
+        return board::SaveSystemTimeToRtc("/dev/rtc0");
+      }};
+  auto app_runtime = StartApps(
+      config, env, *board_definition, **errors,
+      [&running, &running_mutex] {
         const std::lock_guard lock(running_mutex);
         return running != nullptr ? running->Tenant() : std::string();
-      });
+      },
+      actions);
   if (!app_runtime) {
     return std::unexpected(std::move(app_runtime.error()).WithContext("running apps"));
   }
@@ -458,7 +497,7 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     }
   }
   if (manager != nullptr) manager->StartAll();
-  board::SimBoard* const sim = app_runtime->sim.get();
+  board::SimBoard* const sim = app_runtime->sim;
   auto admin = AdminSocket::Start(config.admin_socket, [&device, sim](const json::Json& r) {
     return IsBoardCommand(r) ? HandleBoardCommand(sim, r) : device.Handle(r);
   });
@@ -469,7 +508,17 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     const std::lock_guard lock(running_mutex);
     running = nullptr;
   }
-  if (reboot_asked) {
+  if (device.reboot_requested() && power_down_seconds.load() > 0) {
+    // Powered down: the apps stop, and the board boots again once the time is up.
+    app_runtime->manager.reset();
+    log::Info("aspisd powered down for {} s, as an app asked", power_down_seconds.load());
+    std::mutex mutex;
+    std::unique_lock lock(mutex);
+    std::condition_variable_any().wait_for(
+        lock, stop, std::chrono::seconds(power_down_seconds.load()), [] { return false; });
+    if (stop.stop_requested()) return DaemonExit::kStopped;
+  }
+  if (reboot_asked || device.reboot_requested()) {
     log::Info("aspisd stopping for a reboot");
     return DaemonExit::kReboot;
   }

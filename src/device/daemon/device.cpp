@@ -122,8 +122,9 @@ void Device::Run(const std::stop_token& stop) {
       until = std::min(until, *trial);
     }
     if (install_wait_) until = std::min(until, *install_wait_);
-    waiter_.WaitUntil(lock, until,
-                      [&] { return stop.stop_requested() || attest_requested_ || reconsider_; });
+    waiter_.WaitUntil(lock, until, [&] {
+      return stop.stop_requested() || attest_requested_ || reconsider_ || app_reboot_;
+    });
     if (stop.stop_requested()) break;
     const bool reconsider =
         std::exchange(reconsider_, false) || (install_wait_ && clock_.Now() >= *install_wait_);
@@ -176,6 +177,12 @@ void Device::Run(const std::stop_token& stop) {
     }
     lock.lock();
   }
+}
+
+void Device::RequestReboot() {
+  const std::lock_guard lock(waiter_.mutex());
+  app_reboot_ = true;
+  waiter_.NotifyAll();
 }
 
 void Device::ReconsiderHeldUpdate() {

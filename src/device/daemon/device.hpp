@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -80,6 +81,9 @@ class Device {
   // Has the device ask again at once about the update the apps held back: an app allowed it.
   // Thread-safe.
   void ReconsiderHeldUpdate();
+  // Ends the loop for a reboot an app asked for (PowerControls). Thread-safe.
+  void RequestReboot();
+  bool reboot_requested() const { return app_reboot_.load(); }
 
   // The tenant's publishers this device trusts; read by the loop's thread only.
   const update::PublisherTrust& trust() const { return trust_; }
@@ -102,7 +106,9 @@ class Device {
     std::vector<wire::TargetStatus> targets;  // as the last check-in left them, reported next
   };
 
-  bool RebootAsked() const { return reboot_asked_ != nullptr && *reboot_asked_; }
+  bool RebootAsked() const {
+    return app_reboot_.load() || (reboot_asked_ != nullptr && *reboot_asked_);
+  }
   Clock::TimePoint FirstAttempt() const;
   std::string Reason();
   void Unhealthy(const std::string& reason);
@@ -154,6 +160,7 @@ class Device {
   std::vector<wire::UpdateTarget> held_targets_;
   reports::ErrorQueue* errors_;
   const bool* reboot_asked_;
+  std::atomic<bool> app_reboot_{false};
   const std::string update_error_;
   const std::optional<wire::InstalledImage> booted_os_;
   const std::uint64_t booted_security_version_;

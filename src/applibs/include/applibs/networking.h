@@ -56,6 +56,9 @@ ssize_t Networking_GetInterfaceCount(void);
 /* Fills up to networkInterfacesArrayCount entries; how many, or -1 with errno. */
 ssize_t Networking_GetInterfaces(Networking_NetworkInterface* outNetworkInterfacesArray,
                                  size_t networkInterfacesArrayCount);
+/* 0 with *outIsEnabled true while the device's clock is kept in sync (the kernel's STA_UNSYNC is
+ * clear: chrony, systemd-timesyncd or the like disciplines it), or -1 with errno. */
+int Networking_TimeSync_GetEnabled(bool* outIsEnabled);
 /* 0 with the interface's flags, or -1 with errno: ENOENT for no such interface. */
 int Networking_GetInterfaceConnectionStatus(const char* networkInterfaceName,
                                             Networking_InterfaceConnectionStatus* outStatus);

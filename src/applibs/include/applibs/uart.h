@@ -1,7 +1,8 @@
 /* Aspis applibs: UARTs (Azure Sphere's applibs/uart.h). A UART is opened through aspisd, which
- * checks the app manifest's Uart list; the descriptor is the UART itself, non-blocking, read and
- * written with read() and write(). The configuration is versioned: define UART_STRUCTS_VERSION
- * (applibs_versions.h does) before including this, and initialise it with UART_InitConfig. */
+ * checks the app manifest's Uart list; the descriptor is a non-blocking stream socket aspisd relays
+ * to the UART, read and written with read() and write(). The configuration is versioned: define
+ * UART_STRUCTS_VERSION (applibs_versions.h does) before including this, and initialise it with
+ * UART_InitConfig. */
 #pragma once
 
 #include <stdint.h>
