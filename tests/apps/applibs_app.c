@@ -17,12 +17,16 @@
 #include <applibs/storage.h>
 #include <applibs/sysevent.h>
 #include <applibs/uart.h>
+#include <aspis/intercore.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <tlsutils/deviceauth.h>
 #include <unistd.h>
@@ -157,6 +161,68 @@ static void Notified(SysEvent_Events event, SysEvent_Status status, const SysEve
   }
 }
 
+/* The real-time side: echoes each message back to its sender with "echo:" before it. */
+static int EchoRealTime(void) {
+  const int channel = Intercore_OpenChannel();
+  Report("channel", channel);
+  if (channel < 0) return 1;
+  for (;;) {
+    unsigned char in[INTERCORE_HEADER_SIZE + INTERCORE_MAX_PAYLOAD];
+    const ssize_t got = recv(channel, in, sizeof in, 0);
+    if (got < INTERCORE_HEADER_SIZE) continue;
+    unsigned char out[sizeof in + 5];
+    memcpy(out, in, INTERCORE_HEADER_SIZE);
+    memcpy(out + INTERCORE_HEADER_SIZE, "echo:", 5);
+    memcpy(out + INTERCORE_HEADER_SIZE + 5, in + INTERCORE_HEADER_SIZE,
+           (size_t)got - INTERCORE_HEADER_SIZE);
+    const unsigned char* id = in;
+    Log_Debug("from %02x%02x%02x%02x: %.*s\n", id[3], id[2], id[1], id[0],
+              (int)(got - INTERCORE_HEADER_SIZE), (const char*)in + INTERCORE_HEADER_SIZE);
+    send(channel, out, (size_t)got + 5, 0);
+  }
+}
+
+/* The high-level side: connects to `component`, sends `message` until an answer comes (the
+ * real-time app may not run yet), prints the answer. */
+static void Talk(const char* component, const char* message) {
+  const int fd = Application_Connect(component);
+  Report("connect", fd);
+  if (fd < 0) return;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (send(fd, message, strlen(message), 0) < 0) {
+      Report("send", -1);
+      return;
+    }
+    struct pollfd ready = {.fd = fd, .events = POLLIN};
+    if (poll(&ready, 1, 200) != 1) continue;
+    char reply[INTERCORE_MAX_PAYLOAD + 1];
+    const ssize_t got = recv(fd, reply, sizeof reply - 1, 0);
+    if (got < 0) {
+      Report("reply", -1);
+    } else {
+      Log_Debug("reply: %.*s\n", (int)got, reply);
+    }
+    return;
+  }
+  Log_Debug("reply: none\n");
+}
+
+/* How the app is scheduled, and whether it can change that. */
+static void Schedule(void) {
+  const int policy = sched_getscheduler(0);
+  Log_Debug("policy: %s\n", policy == SCHED_FIFO ? "fifo" : policy == SCHED_OTHER ? "other" : "?");
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  sched_getaffinity(0, sizeof cpus, &cpus);
+  Log_Debug("cpus: %d\n", CPU_COUNT(&cpus));
+  const struct sched_param param = {.sched_priority = 90};
+  Report("set-fifo-90", sched_setscheduler(0, SCHED_FIFO, &param));
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int cpu = 0; cpu < 2; ++cpu) CPU_SET(cpu, &all);
+  Report("set-affinity", sched_setaffinity(0, sizeof all, &all));
+}
+
 int main(int argc, char** argv) {
   setvbuf(stderr, NULL, _IOLBF, 0);
   const char* mode = argc > 1 ? argv[1] : "";
@@ -284,6 +350,12 @@ int main(int argc, char** argv) {
     Report("timesync", Networking_TimeSync_GetEnabled(&synced));
     Report("power-down", PowerManagement_ForceSystemPowerDown(30));
     Report("reboot", PowerManagement_ForceSystemReboot());
+  } else if (strcmp(mode, "echo") == 0) {
+    return EchoRealTime();
+  } else if (strcmp(mode, "talk") == 0 && argc == 4) {
+    Talk(argv[2], argv[3]);
+  } else if (strcmp(mode, "schedule") == 0) {
+    Schedule();
   } else if (strcmp(mode, "storage") == 0) {
     const int fd = Storage_OpenMutableFile();
     Report("storage-open", fd);

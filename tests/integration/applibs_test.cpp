@@ -74,16 +74,29 @@ class ApplibsTest : public ::testing::Test {
 
   // Installs and starts the test app with `args` and the manifest's `capabilities`.
   void Run(const std::vector<std::string>& args, const std::string& capabilities) {
-    const fs::path version = parts_.apps_dir / kApp / "image-1";
+    Install(kApp, "applibs", args, capabilities);
+    StartApps();
+  }
+
+  // Installs the test app as `component`, named `name`, with `args` and the manifest's
+  // `capabilities`, as a real-time capable app when `real_time`.
+  void Install(const std::string& component, const std::string& name,
+               const std::vector<std::string>& args, const std::string& capabilities,
+               bool real_time = false) {
+    const fs::path version = parts_.apps_dir / component / "image-1";
     fs::create_directories(version / "bin");
     fs::copy_file(ASPIS_APPLIBS_APP, version / "bin" / "app");
     std::string list;
     for (const auto& arg : args) list += (list.empty() ? "\"" : ", \"") + arg + "\"";
     std::ofstream(version / "app_manifest.json")
-        << R"({"SchemaVersion": 1, "Name": "applibs", "ComponentId": ")" << kApp
-        << R"(", "EntryPoint": "/bin/app", "CmdArgs": [)" << list << R"(], "Capabilities": )"
-        << capabilities << "}";
-    fs::create_directory_symlink("image-1", parts_.apps_dir / kApp / "current");
+        << R"({"SchemaVersion": 1, "Name": ")" << name << R"(", "ComponentId": ")" << component
+        << R"(", "EntryPoint": "/bin/app", "CmdArgs": [)" << list << R"(], "ApplicationType": ")"
+        << (real_time ? "RealTimeCapable" : "Default") << R"(", "Capabilities": )" << capabilities
+        << "}";
+    fs::create_directory_symlink("image-1", parts_.apps_dir / component / "current");
+  }
+
+  void StartApps() {
     auto manager = AppManager::Create(parts_, [this](const AppReport& report) {
       const std::lock_guard lock(mutex_);
       reports_.push_back(report.kind + ": " + report.description);
@@ -91,6 +104,13 @@ class ApplibsTest : public ::testing::Test {
     ASSERT_TRUE(manager) << manager.error().message();
     manager_ = std::move(*manager);
     manager_->StartAll();
+  }
+
+  // The apps' lines of output until one is `last` (several apps' lines interleave).
+  std::vector<std::string> Until(const std::string& last) {
+    std::vector<std::string> lines;
+    for (std::string line; (line = Line()) != last && !line.empty();) lines.push_back(line);
+    return lines;
   }
 
   // The app's next line of output (the test's timeout ends a wait that never ends).
@@ -101,11 +121,7 @@ class ApplibsTest : public ::testing::Test {
   }
 
   // Lines up to and including "done".
-  std::vector<std::string> UntilDone() {
-    std::vector<std::string> lines;
-    for (std::string line; (line = Line()) != "done" && !line.empty();) lines.push_back(line);
-    return lines;
-  }
+  std::vector<std::string> UntilDone() { return Until("done"); }
 
   bool Lit(const std::string& led) const {
     for (const auto& state : sim_->Leds()) {
@@ -350,6 +366,96 @@ TEST_F(ApplibsTest, MutableStorageAndTheImagePackageOpenAsAzureSphereDescribes) 
 TEST_F(ApplibsTest, MutableStorageWithoutItsCapabilityIsEperm) {
   Run({"storage"}, R"({})");
   EXPECT_EQ(UntilDone().front(), "storage-open: EPERM");
+}
+
+constexpr char kRealTime[] = "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f";
+
+bool Has(const std::vector<std::string>& lines, const std::string& line) {
+  return std::find(lines.begin(), lines.end(), line) != lines.end();
+}
+
+TEST_F(ApplibsTest, AHighLevelAndARealTimeAppThatListEachOtherExchangeMessages) {
+  Install(kRealTime, "echo", {"echo"},
+          std::string(R"({"AllowedApplicationConnections": [")") + kApp + "\"]}", true);
+  Install(kApp, "talker", {"talk", kRealTime, "hello"},
+          std::string(R"({"AllowedApplicationConnections": [")") + kRealTime + "\"]}");
+  StartApps();
+  // The real-time app prints what it received before it answers, the high-level app "done" after
+  // the answer came.
+  const auto lines = Until("done");
+  EXPECT_TRUE(Has(lines, "channel: ok"));
+  EXPECT_TRUE(Has(lines, "connect: ok"));
+  // The header the real-time app read named the sender (kApp's first field, little-endian).
+  EXPECT_TRUE(Has(lines, "from 0a1b2c3d: hello"));
+  EXPECT_TRUE(Has(lines, "reply: echo:hello"));
+}
+
+TEST_F(ApplibsTest, ApplicationConnectIsRefusedWhenTheRealTimeAppDoesNotListTheCaller) {
+  Install(kRealTime, "echo", {"echo"}, R"({"AllowedApplicationConnections": []})", true);
+  Install(kApp, "talker", {"talk", kRealTime, "hello"},
+          std::string(R"({"AllowedApplicationConnections": [")") + kRealTime + "\"]}");
+  StartApps();
+  EXPECT_TRUE(Has(Until("done"), "connect: ECONNREFUSED"));
+}
+
+TEST_F(ApplibsTest, ApplicationConnectIsRefusedWhenTheCallerDoesNotListTheRealTimeApp) {
+  Install(kRealTime, "echo", {"echo"},
+          std::string(R"({"AllowedApplicationConnections": [")") + kApp + "\"]}", true);
+  Install(kApp, "talker", {"talk", kRealTime, "hello"}, R"({})");
+  StartApps();
+  EXPECT_TRUE(Has(Until("done"), "connect: EACCES"));
+  const auto reports = Reports();
+  EXPECT_TRUE(Has(reports,
+                  "denial: broker: application.connect (AllowedApplicationConnections "
+                  "does not list the component)"));
+}
+
+TEST_F(ApplibsTest, ARealTimeAppRunsPinnedUnderSchedFifoAndCannotUnpinItself) {
+  parts_.real_time_cpu = 0;
+  Install(kRealTime, "scheduled", {"schedule"}, R"({})", true);
+  StartApps();
+  EXPECT_EQ(Until("done"), (std::vector<std::string>{"policy: fifo", "cpus: 1",
+                                                     "set-fifo-90: EPERM", "set-affinity: EPERM"}));
+  const auto refused = [&] {
+    const auto reports = Reports();
+    return std::any_of(reports.begin(), reports.end(), [](const std::string& r) {
+      return r.find("sched_setaffinity") != std::string::npos;
+    });
+  };
+  for (int i = 0; i < 500 && !refused(); ++i) std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_TRUE(refused());
+}
+
+TEST_F(ApplibsTest, ADefaultAppRunsUnderTheNormalPolicyAndCannotMakeItselfRealTime) {
+  Run({"schedule"}, R"({})");
+  const auto lines = UntilDone();
+  ASSERT_EQ(lines.size(), 4U);
+  EXPECT_EQ(lines[0], "policy: other");
+  EXPECT_EQ(lines[2], "set-fifo-90: EPERM");
+  EXPECT_EQ(lines[3], "set-affinity: ok");
+}
+
+TEST_F(ApplibsTest, TheRtEchoSampleGetsItsMessagesAnsweredByItsRealTimeApp) {
+  for (const auto& [sample, component] :
+       {std::pair{"rt-echo", "3f6a2d1c-7b4e-4c8a-9d5f-0e1a2b3c4d5e"},
+        std::pair{"rt-echo-rt", "8b2e4f6a-1c3d-4e5f-a7b9-c0d1e2f3a4b5"}}) {
+    const fs::path version = parts_.apps_dir / component / "image-1";
+    fs::create_directories(version);
+    fs::copy(fs::path(ASPIS_SAMPLE_APPS) / sample, version, fs::copy_options::recursive);
+    fs::create_directory_symlink("image-1", parts_.apps_dir / component / "current");
+  }
+  StartApps();
+  // The first hellos may reach the real-time app before it runs; one soon comes back.
+  bool answered = false;
+  for (int i = 0; i < 20 && !answered; ++i) {
+    answered = Line().starts_with(R"(rt-echo: the real-time app answered "HELLO )");
+  }
+  EXPECT_TRUE(answered);
+}
+
+TEST_F(ApplibsTest, AHighLevelAppHasNoInterCoreChannel) {
+  Run({"echo"}, R"({})");
+  EXPECT_EQ(Line(), "channel: EACCES");
 }
 
 }  // namespace

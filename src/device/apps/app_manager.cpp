@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -38,6 +39,7 @@ struct AppManager::App {
   std::unique_ptr<sandbox::Sandbox> sandbox;
   BrokerGrants grants;
   std::optional<Broker> broker;  // serving the running app
+  Fd intercore{-1};              // a running real-time app's end of its channel
   Fd output{-1};                 // the read end of the app's output pipe
   std::string partial;           // output after the last newline
   Clock::time_point log_window;
@@ -62,23 +64,49 @@ Expected<Installed> ReadInstalled(const fs::path& apps_dir, const std::string& c
   return Installed{version, std::move(*manifest)};
 }
 
+// The highest-numbered CPU this process may run on.
+int LastCpu() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (::sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return 0;
+  for (int cpu = CPU_SETSIZE - 1; cpu > 0; --cpu) {
+    if (CPU_ISSET(cpu, &cpus)) return cpu;
+  }
+  return 0;
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<AppManager>> AppManager::Create(AppManagerParts parts, Reporter report) {
   auto filter = sandbox::BuildAppFilter();
   if (!filter) return std::unexpected(filter.error());
+  auto real_time_filter = sandbox::BuildAppFilter(true);
+  if (!real_time_filter) return std::unexpected(real_time_filter.error());
+  if (parts.real_time_cpu < 0) parts.real_time_cpu = LastCpu();
+  auto connections = AppConnections::Start([apps_dir = parts.apps_dir](const std::string& component)
+                                               -> std::optional<std::vector<std::string>> {
+    auto installed = ReadInstalled(apps_dir, component);
+    if (!installed || !installed->manifest.real_time_capable) return std::nullopt;
+    return installed->manifest.capabilities.allowed_application_connections;
+  });
+  if (!connections) return std::unexpected(connections.error());
   std::error_code ec;
   fs::remove_all(parts.run_dir, ec);
   fs::create_directories(parts.run_dir, ec);
   if (ec) return Fail(AppsErrc::kSandbox, "cannot make " + parts.run_dir.string());
   return std::unique_ptr<AppManager>(
-      new AppManager(std::move(parts), std::move(report), std::move(*filter)));
+      new AppManager(std::move(parts), std::move(report), std::move(*filter),
+                     std::move(*real_time_filter), std::move(*connections)));
 }
 
-AppManager::AppManager(AppManagerParts parts, Reporter report, sandbox::SeccompProgram filter)
+AppManager::AppManager(AppManagerParts parts, Reporter report, sandbox::SeccompProgram filter,
+                       sandbox::SeccompProgram real_time_filter,
+                       std::unique_ptr<AppConnections> connections)
     : parts_(std::move(parts)),
       report_(std::move(report)),
       filter_(std::move(filter)),
+      real_time_filter_(std::move(real_time_filter)),
+      connections_(std::move(connections)),
       wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       next_uid_(parts_.first_uid) {
   supervisor_ = std::thread([this] { Supervise(); });
@@ -168,6 +196,8 @@ void AppManager::Stop(const std::string& component, bool by_operator) {
 void AppManager::Launch(App& app) {
   auto installed = ReadInstalled(parts_.apps_dir, app.component_id);
   const auto failed = [&](const std::string& why) {
+    connections_->Forget(app.component_id);
+    app.intercore = Fd(-1);
     app.state = "failed";
     app.last_exit = "could not start: " + why;
     if (report_) report_({app.component_id, app.name, "exit", app.last_exit});
@@ -176,7 +206,12 @@ void AppManager::Launch(App& app) {
   if (!installed) return failed(installed.error().message());
   const package::AppManifest& m = installed->manifest;
   app.name = m.name;
-  if (m.real_time_capable) return failed("real-time apps run on a real-time core");
+  if (m.real_time_capable) {
+    auto channel =
+        connections_->Attach(app.component_id, m.capabilities.allowed_application_connections);
+    if (!channel) return failed(channel.error().message());
+    app.intercore = std::move(*channel);
+  }
   auto cgroup = sandbox::AppCgroup::Create(parts_.cgroups, app.component_id, parts_.limits);
   if (!cgroup) return failed(cgroup.error().message());
   // Every kind of denial an app causes (calls, connections, lookups, broker calls) reaches the
@@ -201,7 +236,10 @@ void AppManager::Launch(App& app) {
                 .peripheral_server = parts_.peripherals,
                 .power_controls = m.capabilities.power_controls,
                 .system_time = m.capabilities.system_time,
-                .actions = parts_.actions};
+                .actions = parts_.actions,
+                .allowed_application_connections = m.capabilities.allowed_application_connections,
+                .connections = connections_.get(),
+                .intercore = app.intercore.get()};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;
@@ -231,7 +269,12 @@ void AppManager::Launch(App& app) {
   }
   spec.network = std::make_shared<sandbox::AppNetwork>(m.capabilities, deny);
   spec.resolver = parts_.resolver;
-  auto started = sandbox::Sandbox::Start(spec, filter_, *cgroup, deny);
+  if (m.real_time_capable) {
+    spec.real_time =
+        sandbox::SandboxSpec::RealTime{parts_.real_time_cpu, parts_.real_time_priority};
+  }
+  auto started = sandbox::Sandbox::Start(spec, m.real_time_capable ? real_time_filter_ : filter_,
+                                         *cgroup, deny);
   if (!started) return failed(started.error().message());
   broker->CloseAppEnd();
   app.broker.emplace(std::move(*broker));
@@ -292,6 +335,8 @@ void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
   app.sandbox.reset();
   app.cgroup.reset();
   app.broker.reset();
+  connections_->Forget(app.component_id);
+  app.intercore = Fd(-1);
   if (parts_.events != nullptr) parts_.events->Unregister(app.component_id);
   if (parts_.peripherals != nullptr) parts_.peripherals->Release(app.component_id);
   const bool planned = app.terminating;

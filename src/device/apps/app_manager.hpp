@@ -17,6 +17,7 @@
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
+#include "device/apps/app_connections.hpp"
 #include "device/apps/broker.hpp"
 #include "device/apps/sandbox/app_resolver.hpp"
 #include "device/apps/sandbox/cgroup.hpp"
@@ -25,9 +26,11 @@
 #include "package/app_manifest.hpp"
 
 // The app manager (DESIGN section 6, lifecycle): runs each installed app's current version in its
-// sandbox, restarts one that ends with a doubling delay, stops one with SIGTERM and then SIGKILL
-// after a grace period, and reports crashes and denials. The update agent stops an app before
-// changing its files and starts it again once they have settled.
+// sandbox (a real-time capable one pinned, under SCHED_FIFO), restarts one that ends with a
+// doubling delay, stops one with SIGTERM and then SIGKILL after a grace period, relays
+// Application_Connect channels between apps (app_connections.hpp), and reports crashes and denials.
+// The update agent stops an app before changing its files and starts it again once they have
+// settled.
 namespace aspis::device::apps {
 
 struct AppManagerParts {
@@ -56,6 +59,10 @@ struct AppManagerParts {
   board::PeripheralServer* peripherals = nullptr;
   // What aspisd does for apps granted PowerControls or SystemTime; null: nothing (ENOTSUP).
   const DeviceActions* actions = nullptr;
+  // Real-time capable apps run under SCHED_FIFO at this priority, pinned to this CPU (-1: the
+  // highest-numbered CPU aspisd may run on).
+  int real_time_cpu = -1;
+  int real_time_priority = 50;
   // Where apps' stdout and stderr go (a descriptor aspisd keeps open, for tests); -1: each app
   // writes into a pipe of its own, which aspisd logs line by line, prefixed with the app's name
   // and at most kLogLinesPerMinute lines a minute.
@@ -113,7 +120,8 @@ class AppManager {
 
  private:
   struct App;
-  AppManager(AppManagerParts parts, Reporter report, sandbox::SeccompProgram filter);
+  AppManager(AppManagerParts parts, Reporter report, sandbox::SeccompProgram filter,
+             sandbox::SeccompProgram real_time_filter, std::unique_ptr<AppConnections> connections);
   void Supervise();
   // Starts `app` now (called with mutex_ held).
   void Launch(App& app);
@@ -127,6 +135,8 @@ class AppManager {
   const AppManagerParts parts_;
   const Reporter report_;
   const sandbox::SeccompProgram filter_;
+  const sandbox::SeccompProgram real_time_filter_;
+  const std::unique_ptr<AppConnections> connections_;
   Fd wake_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;

@@ -29,7 +29,8 @@ using json::Json;
 
 constexpr std::size_t kMaxRequest = 1024;
 
-constexpr std::array<std::string_view, 14> kCalls = {"networking.interfaces",
+constexpr std::array<std::string_view, 21> kCalls = {"networking.interfaces",
+                                                     "networking.timesync",
                                                      "storage.open",
                                                      "storage.delete",
                                                      "deviceauth.open",
@@ -37,12 +38,18 @@ constexpr std::array<std::string_view, 14> kCalls = {"networking.interfaces",
                                                      "sysevent.unregister",
                                                      "sysevent.defer",
                                                      "sysevent.resume",
+                                                     "power.reboot",
+                                                     "power.down",
+                                                     "power.profile",
+                                                     "rtc.save",
                                                      "gpio.open",
                                                      "adc.open",
                                                      "pwm.open",
                                                      "i2c.open",
                                                      "spi.open",
-                                                     "uart.open"};
+                                                     "uart.open",
+                                                     "application.connect",
+                                                     "intercore.open"};
 
 struct Answer {
   int error = 0;  // errno; 0: ok
@@ -319,6 +326,38 @@ Answer TimeSync() {
   return answer;
 }
 
+Answer Connect(const BrokerGrants& g, const Json& request) {
+  const Json& target = request.at("component_id");
+  if (!target.is_string()) return Refuse(EINVAL, "component_id must be a string");
+  if (g.connections == nullptr) return Refuse(ENOTSUP, "the device relays no app connections");
+  auto connection = g.connections->Connect(g.component_id, g.allowed_application_connections,
+                                           target.get<std::string>());
+  if (!connection) {
+    switch (connection.error()) {
+      case EACCES:
+        return Refuse(EACCES, "AllowedApplicationConnections does not list the component");
+      case ECONNREFUSED:
+        return Refuse(ECONNREFUSED, "no real-time app of that component lists this app");
+      case EINVAL:
+        return Refuse(EINVAL, "not a component ID");
+      default:
+        return Refuse(connection.error(), "cannot make the connection");
+    }
+  }
+  Answer answer;
+  answer.descriptors.push_back(std::move(*connection));
+  return answer;
+}
+
+Answer OpenIntercore(const BrokerGrants& g) {
+  if (g.intercore < 0) return Refuse(EACCES, "only a real-time capable app has a channel");
+  Fd channel(::fcntl(g.intercore, F_DUPFD_CLOEXEC, 0));
+  if (channel.get() < 0) return Refuse(EMFILE, "cannot pass the channel");
+  Answer answer;
+  answer.descriptors.push_back(std::move(channel));
+  return answer;
+}
+
 // Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
 bool Shaped(const Json& request, std::initializer_list<std::string_view> fields) {
   if (request.size() != fields.size() + 1) return false;
@@ -367,6 +406,10 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
       Shaped(request, {"id", "baud", "data_bits", "parity", "stop_bits", "flow_control"})) {
     return OpenBlock(g, "Uart", request);
   }
+  if (call == "application.connect" && Shaped(request, {"component_id"})) {
+    return Connect(g, request);
+  }
+  if (call == "intercore.open" && Shaped(request, {})) return OpenIntercore(g);
   return Refuse(EPERM, "not a broker call");
 }
 

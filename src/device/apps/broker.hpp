@@ -11,6 +11,7 @@
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
+#include "device/apps/app_connections.hpp"
 #include "device/apps/sandbox/denial.hpp"
 #include "device/apps/system_events.hpp"
 #include "device/board/board_definition.hpp"
@@ -48,6 +49,9 @@
 //   "uart.open"       {"id": N, "baud": B, "data_bits": 5-8, "parity": "N" | "E" | "O",
 //                     "stop_bits": 1 | 2, "flow_control": 0 none | 1 RTS/CTS | 2 XON/XOFF}
 //                     (Uart): the UART's descriptor
+//   "application.connect" {"component_id": ID} (AllowedApplicationConnections): a connection to
+//                     real-time app ID (app_connections.hpp): EINVAL, EACCES or ECONNREFUSED
+//   "intercore.open"  (a real-time capable app): its inter-core channel (app_connections.hpp)
 // A peripheral the board does not have is ENODEV, one the manifest does not list EACCES, one the
 // app has open already EBUSY.
 // A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as
@@ -83,6 +87,9 @@ struct BrokerGrants {
   std::vector<std::string> power_controls;  // ForcePowerDown, ForceReboot, SetPowerProfile
   bool system_time = false;
   const DeviceActions* actions = nullptr;  // null: none
+  std::vector<std::string> allowed_application_connections;
+  AppConnections* connections = nullptr;  // null: the device relays none (ENOTSUP)
+  int intercore = -1;  // a real-time app's end of its channel (the manager holds it); -1: none
 };
 
 inline constexpr int kReportsPerSecond = 100;

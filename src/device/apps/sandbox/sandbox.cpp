@@ -51,7 +51,7 @@ struct Report {
 };
 
 // The setup steps, named in errors.
-constexpr std::array<const char*, 20> kSteps = {
+constexpr std::array<const char*, 21> kSteps = {
     "waiting for aspisd",
     "making the cgroup namespace",
     "making mounts private",
@@ -72,6 +72,7 @@ constexpr std::array<const char*, 20> kSteps = {
     "setting limits",
     "installing the seccomp filter",
     "starting the app",
+    "making it real-time",
 };
 
 struct Bind {
@@ -107,6 +108,7 @@ struct Plan {
   gid_t gid = 0;
   int last_capability = 0;
   std::uint64_t max_file_bytes = 0;
+  std::optional<SandboxSpec::RealTime> real_time;
   sock_fprog filter{};
   int control = -1;
   int output = -1;
@@ -252,6 +254,22 @@ void DropPrivileges(const Plan& plan) {
     const rlimit size{plan.max_file_bytes, plan.max_file_bytes};
     if (::setrlimit(RLIMIT_FSIZE, &size) != 0) FailStep(plan, 17);
   }
+  // Whatever limit aspisd was started with, no app raises its own scheduling priority.
+  const rlimit no_real_time{0, 0};
+  if (::setrlimit(RLIMIT_RTPRIO, &no_real_time) != 0) FailStep(plan, 17);
+}
+
+// Init and the app it starts (and the app's own processes) run pinned, under SCHED_FIFO: set while
+// init still holds CAP_SYS_NICE, inherited by each fork.
+void MakeRealTime(const Plan& plan) {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(plan.real_time->cpu, &cpus);
+  const sched_param param{.sched_priority = plan.real_time->priority};
+  if (::syscall(SYS_sched_setaffinity, 0, sizeof(cpus), &cpus) != 0 ||
+      ::syscall(SYS_sched_setscheduler, 0, SCHED_FIFO, &param) != 0) {
+    FailStep(plan, 20);
+  }
 }
 
 // Init is a copy of aspisd that never execs: it keeps only the descriptors it passes on, or it
@@ -302,6 +320,7 @@ int InitMain(void* arg) {
   // A session of its own: no controlling terminal, so no terminal of aspisd's to write into
   // (TIOCSTI) or to be hung up with.
   if (::setsid() < 0) FailStep(plan, 14);
+  if (plan.real_time) MakeRealTime(plan);
   DropPrivileges(plan);
   const int listener = static_cast<int>(::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                                                   SECCOMP_FILTER_FLAG_NEW_LISTENER, &plan.filter));
@@ -392,6 +411,11 @@ Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter,
   if (!spec.entry_point.starts_with('/')) {
     return std::unexpected(SandboxError("the entry point is not an absolute path"));
   }
+  if (spec.real_time && (spec.real_time->cpu < 0 || spec.real_time->cpu >= CPU_SETSIZE ||
+                         spec.real_time->priority < sched_get_priority_min(SCHED_FIFO) ||
+                         spec.real_time->priority > sched_get_priority_max(SCHED_FIFO))) {
+    return std::unexpected(SandboxError("no such CPU or real-time priority"));
+  }
   std::error_code made;
   fs::create_directories(spec.run_dir / "root", made);
   if (made) return std::unexpected(SandboxError("cannot make " + spec.run_dir.string()));
@@ -449,6 +473,7 @@ Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter,
   plan.gid = spec.gid;
   plan.last_capability = LastCapability();
   plan.max_file_bytes = spec.max_file_bytes;
+  plan.real_time = spec.real_time;
   plan.filter.len = static_cast<unsigned short>(filter.instructions.size());
   plan.filter.filter = const_cast<sock_filter*>(filter.instructions.data());
   plan.output = spec.output;

@@ -307,7 +307,7 @@ Expected<void> Add(const Context& ctx, std::uint32_t action, const char* name,
 
 }  // namespace
 
-Expected<SeccompProgram> BuildAppFilter() {
+Expected<SeccompProgram> BuildAppFilter(bool real_time) {
   Context ctx(seccomp_init(SCMP_ACT_NOTIFY));
   if (!ctx) return Fail(AppsErrc::kSandbox, "libseccomp could not start a filter");
   if (const int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -315,6 +315,7 @@ Expected<SeccompProgram> BuildAppFilter() {
     return std::unexpected(Refused("killing calls of other architectures", rc));
   }
   for (const auto name : kAllowed) {
+    if (real_time && name == "sched_setaffinity") continue;
     if (auto ok = Add(ctx, SCMP_ACT_ALLOW, std::string(name).c_str()); !ok) {
       return std::unexpected(ok.error());
     }

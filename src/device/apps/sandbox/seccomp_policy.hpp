@@ -22,8 +22,10 @@ struct SeccompProgram {
 };
 
 // The filter for this machine's architecture; calls of any other architecture's ABI (such as
-// i386 calls on x86_64) kill the process. Errors: kSandbox when libseccomp refuses the rules.
-Expected<SeccompProgram> BuildAppFilter();
+// i386 calls on x86_64) kill the process. A real-time app's filter also keeps it on the CPU it was
+// pinned to: its sched_setaffinity is refused and reported. Errors: kSandbox when libseccomp
+// refuses the rules.
+Expected<SeccompProgram> BuildAppFilter(bool real_time = false);
 
 // The name of system call `nr` of the architecture `arch` (an AUDIT_ARCH_* value, as a seccomp
 // notification gives it), or "syscall <nr>" when libseccomp does not know it.
