@@ -34,8 +34,8 @@ int main(int argc, char** argv) {
     late[i] = (now.tv_sec - next.tv_sec) * 1000000000L + (now.tv_nsec - next.tv_nsec);
   }
   qsort(late, (size_t)iterations, sizeof *late, Compare);
-  printf("latency-us p50 %.1f p99 %.1f max %.1f\n", late[iterations / 2] / 1000.0,
-         late[iterations * 99 / 100] / 1000.0, late[iterations - 1] / 1000.0);
+  printf("latency-us p50 %.1f p99 %.1f max %.1f\n", (double)late[iterations / 2] / 1000.0,
+         (double)late[iterations * 99 / 100] / 1000.0, (double)late[iterations - 1] / 1000.0);
   fflush(stdout);
   free(late);
   if (argc > 3 && strcmp(argv[3], "stay") == 0) pause();

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -19,6 +21,7 @@
 #include "core/clock.hpp"
 #include "core/file.hpp"
 #include "device/apps/app_manager.hpp"
+#include "device/board/linux_board.hpp"
 #include "device/board/peripheral_server.hpp"
 #include "device/board/sim_board.hpp"
 #include "support/board.hpp"
@@ -366,6 +369,68 @@ TEST_F(ApplibsTest, MutableStorageAndTheImagePackageOpenAsAzureSphereDescribes) 
 TEST_F(ApplibsTest, MutableStorageWithoutItsCapabilityIsEperm) {
   Run({"storage"}, R"({})");
   EXPECT_EQ(UntilDone().front(), "storage-open: EPERM");
+}
+
+// A GPIO chip of a Linux board: lines the test reads and drives (a button pulled up to high).
+class FakeChip final : public board::GpioChip {
+ public:
+  Expected<void> Request(int line, board::GpioMode mode, bool value) override {
+    const std::lock_guard lock(mutex_);
+    if (mode != board::GpioMode::kInput) values_[line] = value;
+    return {};
+  }
+  void Release(int /*line*/) override {}
+  Expected<bool> Get(int line) override { return Value(line); }
+  Expected<void> Set(int line, bool value) override {
+    const std::lock_guard lock(mutex_);
+    values_[line] = value;
+    return {};
+  }
+  bool Value(int line) {
+    const std::lock_guard lock(mutex_);
+    return values_.contains(line) ? values_[line] : true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<int, bool> values_;
+};
+
+TEST_F(ApplibsTest, TheSameAppBinaryFollowsAButtonOnTheVirtualBoardAndOnALinuxBoard) {
+  // mt3620-sim: GPIO 12 is button A, GPIO 8 LED 1 red.
+  Run({"follow", "12", "8"}, R"({"Gpio": ["12", "8"]})");
+  EXPECT_EQ(Line(), "following: ok");
+  EXPECT_EQ(Line(), "released: ok");
+  ASSERT_TRUE(sim_->Press("A", true));
+  EXPECT_EQ(Line(), "pressed: ok");
+  EXPECT_TRUE(LedBecomes("LED1_RED", true));
+  manager_.reset();
+  fs::remove_all(parts_.apps_dir);
+
+  // A Raspberry Pi 4: the same binary and numbers, GPIO 12 and 8 of its gpiochip0.
+  std::ifstream in(fs::path(ASPIS_SIM_BOARD).parent_path() / "raspberry-pi-4.json");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto pi = board::BoardDefinition::Parse(text, "raspberry-pi-4.json");
+  ASSERT_TRUE(pi) << pi.error().message();
+  auto chip = std::make_unique<FakeChip>();
+  FakeChip& lines = *chip;
+  board::LinuxBoard linux_board(*pi, std::move(chip), nullptr);
+  auto server = board::PeripheralServer::Start(*pi, linux_board);
+  ASSERT_TRUE(server) << server.error().message();
+  parts_.board = &*pi;
+  parts_.peripherals = server->get();
+  Run({"follow", "12", "8"}, R"({"Gpio": ["12", "8"]})");
+  EXPECT_EQ(Line(), "following: ok");
+  EXPECT_EQ(Line(), "released: ok");
+  ASSERT_TRUE(lines.Set(12, false));  // pressed: pulled low
+  EXPECT_EQ(Line(), "pressed: ok");
+  bool lit = false;  // LED 8 driven low
+  for (int i = 0; i < 500 && !lit; ++i) {
+    lit = !lines.Value(8);
+    if (!lit) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(lit);
+  manager_.reset();
 }
 
 constexpr char kRealTime[] = "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f";
