@@ -97,7 +97,7 @@ std::string RunAsApp(const std::vector<std::string>& args, int cpu) {
   parts.storage_dir = dir / "storage";
   parts.cgroups = *layout;
   parts.output = pipe[1];
-  parts.real_time_cpu = cpu;
+  parts.real_time_cpus = std::vector<int>{cpu};
   parts.real_time_priority = kPriority;
   std::string line;
   {

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <tlsutils/deviceauth.h>
@@ -214,13 +215,18 @@ static void Schedule(void) {
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   sched_getaffinity(0, sizeof cpus, &cpus);
-  Log_Debug("cpus: %d\n", CPU_COUNT(&cpus));
+  char list[256] = "";
+  for (int cpu = 0, at = 0; cpu < CPU_SETSIZE && at < (int)sizeof list - 8; ++cpu) {
+    if (CPU_ISSET(cpu, &cpus)) at += snprintf(list + at, sizeof list - at, at ? ",%d" : "%d", cpu);
+  }
+  Log_Debug("cpus: %s\n", list);
   const struct sched_param param = {.sched_priority = 90};
   Report("set-fifo-90", sched_setscheduler(0, SCHED_FIFO, &param));
   cpu_set_t all;
   CPU_ZERO(&all);
   for (int cpu = 0; cpu < 2; ++cpu) CPU_SET(cpu, &all);
   Report("set-affinity", sched_setaffinity(0, sizeof all, &all));
+  Report("sched-core", prctl(PR_SCHED_CORE, PR_SCHED_CORE_CREATE, 0, 1 /* PIDTYPE_TGID */, 0));
 }
 
 int main(int argc, char** argv) {

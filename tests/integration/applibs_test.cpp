@@ -3,6 +3,7 @@
 // manifest lists and is refused the rest, and `aspis dev board` sees and moves what it drives.
 #include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -475,12 +476,29 @@ TEST_F(ApplibsTest, ApplicationConnectIsRefusedWhenTheCallerDoesNotListTheRealTi
                   "does not list the component)"));
 }
 
+// The CPUs this process may run on but `kept`, as the app prints them ("1,2,3"), or all of them
+// when that leaves none.
+std::string OtherCpus(int kept) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(::sched_getaffinity(0, sizeof(set), &set), 0);
+  std::string all;
+  std::string others;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    all += (all.empty() ? "" : ",") + std::to_string(cpu);
+    if (cpu != kept) others += (others.empty() ? "" : ",") + std::to_string(cpu);
+  }
+  return others.empty() ? all : others;
+}
+
 TEST_F(ApplibsTest, ARealTimeAppRunsPinnedUnderSchedFifoAndCannotUnpinItself) {
-  parts_.real_time_cpu = 0;
+  parts_.real_time_cpus = std::vector<int>{0};
   Install(kRealTime, "scheduled", {"schedule"}, R"({})", true);
   StartApps();
-  EXPECT_EQ(Until("done"), (std::vector<std::string>{"policy: fifo", "cpus: 1",
-                                                     "set-fifo-90: EPERM", "set-affinity: EPERM"}));
+  EXPECT_EQ(Until("done"),
+            (std::vector<std::string>{"policy: fifo", "cpus: 0", "set-fifo-90: EPERM",
+                                      "set-affinity: EPERM", "sched-core: EPERM"}));
   const auto refused = [&] {
     const auto reports = Reports();
     return std::any_of(reports.begin(), reports.end(), [](const std::string& r) {
@@ -491,13 +509,24 @@ TEST_F(ApplibsTest, ARealTimeAppRunsPinnedUnderSchedFifoAndCannotUnpinItself) {
   EXPECT_TRUE(refused());
 }
 
-TEST_F(ApplibsTest, ADefaultAppRunsUnderTheNormalPolicyAndCannotMakeItselfRealTime) {
+TEST_F(ApplibsTest, ADefaultAppRunsOffTheRealTimeCpuUnderTheNormalPolicyAndStaysThere) {
+  parts_.real_time_cpus = std::vector<int>{0};
   Run({"schedule"}, R"({})");
-  const auto lines = UntilDone();
-  ASSERT_EQ(lines.size(), 4U);
-  EXPECT_EQ(lines[0], "policy: other");
-  EXPECT_EQ(lines[2], "set-fifo-90: EPERM");
-  EXPECT_EQ(lines[3], "set-affinity: ok");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"policy: other", "cpus: " + OtherCpus(0),
+                                                   "set-fifo-90: EPERM", "set-affinity: ok",
+                                                   "sched-core: EPERM"}));
+}
+
+TEST_F(ApplibsTest, ASecondRealTimeAppFindsNoFreeCpuAndDoesNotStart) {
+  parts_.real_time_cpus = std::vector<int>{0};
+  Install(kRealTime, "first", {"schedule"}, R"({})", true);
+  Install(kApp, "second", {"schedule"}, R"({})", true);
+  StartApps();
+  EXPECT_EQ(Until("done").front(), "policy: fifo");
+  const auto second = manager_->Status(kApp);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->state, "failed");
+  EXPECT_EQ(second->last_exit, "could not start: no CPU kept for real-time apps is free");
 }
 
 TEST_F(ApplibsTest, TheRtEchoSampleGetsItsMessagesAnsweredByItsRealTimeApp) {

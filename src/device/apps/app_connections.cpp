@@ -115,7 +115,7 @@ AppConnections::~AppConnections() {
   relay_.join();
 }
 
-Expected<void> AppConnections::Watch(Endpoint endpoint) {
+Expected<std::uint64_t> AppConnections::Watch(Endpoint endpoint) {
   const std::uint64_t key = next_key_++;
   epoll_event event{};
   event.events = EPOLLIN | EPOLLRDHUP;
@@ -124,13 +124,23 @@ Expected<void> AppConnections::Watch(Endpoint endpoint) {
     return Fail(AppsErrc::kSandbox, "cannot watch an inter-core channel");
   }
   endpoints_.emplace(key, std::move(endpoint));
-  return {};
+  return key;
 }
 
 void AppConnections::Unwatch(std::uint64_t key) {
   const auto found = endpoints_.find(key);
   if (found == endpoints_.end()) return;
-  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, found->second.own.get(), nullptr);
+  const Endpoint& endpoint = found->second;
+  if (endpoint.peer.empty()) {
+    if (const auto channel = channels_.find(endpoint.component);
+        channel != channels_.end() && channel->second == key) {
+      channels_.erase(channel);
+    }
+  } else if (const auto connection = connections_.find({endpoint.component, endpoint.peer});
+             connection != connections_.end() && connection->second == key) {
+    connections_.erase(connection);
+  }
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, endpoint.own.get(), nullptr);
   endpoints_.erase(found);
 }
 
@@ -139,9 +149,12 @@ Expected<Fd> AppConnections::Attach(const std::string& component,
   auto pair = SocketPair();
   if (!pair) return std::unexpected(pair.error());
   std::lock_guard lock(mutex_);
-  if (auto watched = Watch({component, "", std::move((*pair)[0])}); !watched) {
-    return std::unexpected(watched.error());
+  if (const auto before = channels_.find(component); before != channels_.end()) {
+    Unwatch(before->second);
   }
+  auto key = Watch({component, "", std::move((*pair)[0])});
+  if (!key) return std::unexpected(key.error());
+  channels_[component] = *key;
   real_time_allows_[component] = std::move(allowed);
   return std::move((*pair)[1]);
 }
@@ -161,7 +174,12 @@ std::expected<Fd, int> AppConnections::Connect(const std::string& from,
   auto pair = SocketPair();
   if (!pair) return std::unexpected(EMFILE);
   std::lock_guard lock(mutex_);
-  if (!Watch({from, target, std::move((*pair)[0])})) return std::unexpected(EMFILE);
+  if (const auto before = connections_.find({from, target}); before != connections_.end()) {
+    Unwatch(before->second);
+  }
+  auto key = Watch({from, target, std::move((*pair)[0])});
+  if (!key) return std::unexpected(EMFILE);
+  connections_[{from, target}] = *key;
   return std::move((*pair)[1]);
 }
 
@@ -189,40 +207,60 @@ bool AppConnections::Allows(const std::string& real_time, const std::string& hig
 void AppConnections::FromHighLevel(const Endpoint& from, const std::uint8_t* data,
                                    std::size_t size) {
   const auto guid = GuidBytes(from.component);
-  if (!guid || !Allows(from.peer, from.component)) {
-    ++dropped_;
+  const auto channel = channels_.find(from.peer);
+  if (!guid || channel == channels_.end() || !Allows(from.peer, from.component)) {
+    ++dropped_;  // the real-time app does not run, or no longer lists the sender
     return;
   }
   std::array<std::uint8_t, kIntercoreHeader> header{};
   std::copy(guid->begin(), guid->end(), header.begin());
-  for (const auto& [key, endpoint] : endpoints_) {
-    if (endpoint.peer.empty() && endpoint.component == from.peer) {
-      if (!Send(endpoint.own.get(), header.data(), header.size(), data, size)) ++dropped_;
-      return;
-    }
+  if (!Send(endpoints_.at(channel->second).own.get(), header.data(), header.size(), data, size)) {
+    ++dropped_;
   }
-  ++dropped_;  // the real-time app does not run
 }
 
 void AppConnections::FromRealTime(const Endpoint& from, const std::uint8_t* data,
                                   std::size_t size) {
   std::array<std::uint8_t, 16> guid{};
-  if (size < kIntercoreHeader) {
-    ++dropped_;
-    return;
-  }
   std::copy_n(data, guid.size(), guid.begin());
   const std::string to = GuidText(guid);
-  bool delivered = false;
-  if (Allows(from.component, to)) {
-    for (const auto& [key, endpoint] : endpoints_) {
-      if (endpoint.peer == from.component && endpoint.component == to) {
-        delivered |=
-            Send(endpoint.own.get(), nullptr, 0, data + kIntercoreHeader, size - kIntercoreHeader);
-      }
-    }
+  const auto connection = connections_.find({to, from.component});
+  if (connection == connections_.end() || !Allows(from.component, to) ||
+      !Send(endpoints_.at(connection->second).own.get(), nullptr, 0, data + kIntercoreHeader,
+            size - kIntercoreHeader)) {
+    ++dropped_;
   }
-  if (!delivered) ++dropped_;
+}
+
+bool AppConnections::RelayOne(std::uint64_t key, bool hung_up, std::span<std::uint8_t> buffer) {
+  std::lock_guard lock(mutex_);
+  const auto found = endpoints_.find(key);
+  if (found == endpoints_.end()) return false;  // forgotten since epoll_wait returned
+  const Endpoint& endpoint = found->second;
+  iovec into{buffer.data(), buffer.size()};
+  msghdr message{};
+  message.msg_iov = &into;
+  message.msg_iovlen = 1;
+  const ssize_t got = ::recvmsg(endpoint.own.get(), &message, MSG_DONTWAIT);
+  if (got < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+  if (got < 0 || (got == 0 && hung_up)) {  // the app closed its end
+    Unwatch(key);
+    return false;
+  }
+  const auto size = static_cast<std::size_t>(got);
+  const bool real_time = endpoint.peer.empty();
+  // A message carries a payload: an empty one would read as the end of the stream.
+  const std::size_t least = real_time ? kIntercoreHeader + 1 : 1;
+  const std::size_t most =
+      real_time ? kIntercoreHeader + kMaxIntercorePayload : kMaxIntercorePayload;
+  if ((message.msg_flags & MSG_TRUNC) != 0 || size < least || size > most) {
+    ++dropped_;
+  } else if (real_time) {
+    FromRealTime(endpoint, buffer.data(), size);
+  } else {
+    FromHighLevel(endpoint, buffer.data(), size);
+  }
+  return got > 0;
 }
 
 void AppConnections::Relay() {
@@ -230,37 +268,15 @@ void AppConnections::Relay() {
   std::array<std::uint8_t, kIntercoreHeader + kMaxIntercorePayload + 1> buffer{};
   for (;;) {
     const int ready = ::epoll_wait(epoll_.get(), events.data(), events.size(), -1);
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+    }
     for (int i = 0; i < ready; ++i) {
       const std::uint64_t key = events[i].data.u64;
       if (key == kWakeKey) continue;
-      const auto found = endpoints_.find(key);
-      if (found == endpoints_.end()) continue;  // forgotten since epoll_wait returned
-      const Endpoint& endpoint = found->second;
-      const bool real_time = endpoint.peer.empty();
-      for (int turn = 0; turn < kMessagesPerTurn; ++turn) {
-        iovec into{buffer.data(), buffer.size()};
-        msghdr message{};
-        message.msg_iov = &into;
-        message.msg_iovlen = 1;
-        const ssize_t got = ::recvmsg(endpoint.own.get(), &message, MSG_DONTWAIT);
-        if (got < 0 && (errno == EAGAIN || errno == EINTR)) break;
-        const bool hung_up = (events[i].events & (EPOLLHUP | EPOLLRDHUP)) != 0;
-        if (got < 0 || (got == 0 && hung_up)) {  // the app closed its end
-          Unwatch(key);
-          break;
-        }
-        const auto size = static_cast<std::size_t>(got);
-        const std::size_t limit =
-            real_time ? kIntercoreHeader + kMaxIntercorePayload : kMaxIntercorePayload;
-        if ((message.msg_flags & MSG_TRUNC) != 0 || size > limit || size == 0) {
-          ++dropped_;
-        } else if (real_time) {
-          FromRealTime(endpoint, buffer.data(), size);
-        } else {
-          FromHighLevel(endpoint, buffer.data(), size);
-        }
+      const bool hung_up = (events[i].events & (EPOLLHUP | EPOLLRDHUP)) != 0;
+      for (int turn = 0; turn < kMessagesPerTurn && RelayOne(key, hung_up, buffer); ++turn) {
       }
     }
   }

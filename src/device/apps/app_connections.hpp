@@ -8,9 +8,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -28,8 +30,10 @@
 //
 // aspisd writes the header of every message a real-time app receives, so no app can speak for
 // another; a message a real-time app addresses to an app not connected to it (or no longer
-// allowed), one too long, and one that finds its receiver's queue full are dropped, never
-// queued inside aspisd.
+// allowed), one empty or too long, and one that finds its receiver's queue full are dropped,
+// never queued inside aspisd. An app holds at most one connection to each real-time app (a new
+// Application_Connect closes the one before), so what an app can make aspisd hold is bounded by
+// its manifest's AllowedApplicationConnections.
 namespace aspis::device::apps {
 
 inline constexpr std::size_t kIntercoreHeader = 20;
@@ -64,7 +68,7 @@ class AppConnections {
   // ID, EACCES when `from_allowed` does not list it, ECONNREFUSED when no real-time app `to` is
   // installed or its manifest does not list `from`, EMFILE when no socket pair can be made.
   // The connection outlives restarts and updates of the real-time app; messages flow while it
-  // runs and lists `from`.
+  // runs and lists `from`. A connection `from` held to `to` before is closed.
   std::expected<Fd, int> Connect(const std::string& from,
                                  const std::vector<std::string>& from_allowed, std::string_view to);
   // `component` ended (or was removed): its channel or connections are closed.
@@ -82,9 +86,12 @@ class AppConnections {
 
   AppConnections(RealTimeApps installed, Fd epoll, Fd wake);
   void Relay();
-  // Adds `own` under a new key (called with mutex_ held).
-  Expected<void> Watch(Endpoint endpoint);
+  // Adds `own` under a new key, which it returns (called with mutex_ held).
+  Expected<std::uint64_t> Watch(Endpoint endpoint);
   void Unwatch(std::uint64_t key);  // called with mutex_ held
+  // Receives one message from the endpoint under `key` and relays it. Returns false when it has
+  // no more for now (or is gone).
+  bool RelayOne(std::uint64_t key, bool hung_up, std::span<std::uint8_t> buffer);
   void FromHighLevel(const Endpoint& from, const std::uint8_t* data, std::size_t size);
   void FromRealTime(const Endpoint& from, const std::uint8_t* data, std::size_t size);
   bool Allows(const std::string& real_time, const std::string& high_level) const;
@@ -93,8 +100,12 @@ class AppConnections {
   const Fd epoll_;
   const Fd wake_;
   mutable std::mutex mutex_;
-  std::map<std::uint64_t, Endpoint> endpoints_;                                    // by epoll key
-  std::map<std::string, std::vector<std::string>, std::less<>> real_time_allows_;  // running
+  // Guarded by mutex_: every endpoint by its epoll key; the running real-time apps' channels and
+  // what their manifests list; the connections by (high-level app, real-time app).
+  std::map<std::uint64_t, Endpoint> endpoints_;
+  std::map<std::string, std::uint64_t, std::less<>> channels_;
+  std::map<std::string, std::vector<std::string>, std::less<>> real_time_allows_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> connections_;
   std::uint64_t next_key_ = 1;
   std::uint64_t dropped_ = 0;
   bool stopping_ = false;

@@ -38,10 +38,11 @@ struct AppManager::App {
   std::optional<sandbox::AppCgroup> cgroup;
   std::unique_ptr<sandbox::Sandbox> sandbox;
   BrokerGrants grants;
-  std::optional<Broker> broker;  // serving the running app
-  Fd intercore{-1};              // a running real-time app's end of its channel
-  Fd output{-1};                 // the read end of the app's output pipe
-  std::string partial;           // output after the last newline
+  std::optional<Broker> broker;         // serving the running app
+  std::shared_ptr<const Fd> intercore;  // a running real-time app's end of its channel
+  int cpu = -1;                         // the real-time CPU it holds
+  Fd output{-1};                        // the read end of the app's output pipe
+  std::string partial;                  // output after the last newline
   Clock::time_point log_window;
   int logged = 0;
   int unlogged = 0;
@@ -64,15 +65,16 @@ Expected<Installed> ReadInstalled(const fs::path& apps_dir, const std::string& c
   return Installed{version, std::move(*manifest)};
 }
 
-// The highest-numbered CPU this process may run on.
-int LastCpu() {
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  if (::sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return 0;
-  for (int cpu = CPU_SETSIZE - 1; cpu > 0; --cpu) {
-    if (CPU_ISSET(cpu, &cpus)) return cpu;
+// The CPUs this process may run on, in order.
+std::vector<int> OwnCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
   }
-  return 0;
+  return cpus;
 }
 
 }  // namespace
@@ -82,7 +84,17 @@ Expected<std::unique_ptr<AppManager>> AppManager::Create(AppManagerParts parts, 
   if (!filter) return std::unexpected(filter.error());
   auto real_time_filter = sandbox::BuildAppFilter(true);
   if (!real_time_filter) return std::unexpected(real_time_filter.error());
-  if (parts.real_time_cpu < 0) parts.real_time_cpu = LastCpu();
+  const std::vector<int> own = OwnCpus();
+  if (!parts.real_time_cpus) {
+    parts.real_time_cpus = own.size() >= 2 ? std::vector<int>{own.back()} : std::vector<int>{};
+  }
+  std::vector<int> other_cpus;
+  for (const int cpu : own) {
+    if (std::find(parts.real_time_cpus->begin(), parts.real_time_cpus->end(), cpu) ==
+        parts.real_time_cpus->end()) {
+      other_cpus.push_back(cpu);
+    }
+  }
   auto connections = AppConnections::Start([apps_dir = parts.apps_dir](const std::string& component)
                                                -> std::optional<std::vector<std::string>> {
     auto installed = ReadInstalled(apps_dir, component);
@@ -96,17 +108,18 @@ Expected<std::unique_ptr<AppManager>> AppManager::Create(AppManagerParts parts, 
   if (ec) return Fail(AppsErrc::kSandbox, "cannot make " + parts.run_dir.string());
   return std::unique_ptr<AppManager>(
       new AppManager(std::move(parts), std::move(report), std::move(*filter),
-                     std::move(*real_time_filter), std::move(*connections)));
+                     std::move(*real_time_filter), std::move(*connections), std::move(other_cpus)));
 }
 
 AppManager::AppManager(AppManagerParts parts, Reporter report, sandbox::SeccompProgram filter,
                        sandbox::SeccompProgram real_time_filter,
-                       std::unique_ptr<AppConnections> connections)
+                       std::unique_ptr<AppConnections> connections, std::vector<int> other_cpus)
     : parts_(std::move(parts)),
       report_(std::move(report)),
       filter_(std::move(filter)),
       real_time_filter_(std::move(real_time_filter)),
       connections_(std::move(connections)),
+      other_cpus_(std::move(other_cpus)),
       wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       next_uid_(parts_.first_uid) {
   supervisor_ = std::thread([this] { Supervise(); });
@@ -197,7 +210,8 @@ void AppManager::Launch(App& app) {
   auto installed = ReadInstalled(parts_.apps_dir, app.component_id);
   const auto failed = [&](const std::string& why) {
     connections_->Forget(app.component_id);
-    app.intercore = Fd(-1);
+    app.intercore.reset();
+    app.cpu = -1;
     app.state = "failed";
     app.last_exit = "could not start: " + why;
     if (report_) report_({app.component_id, app.name, "exit", app.last_exit});
@@ -207,10 +221,18 @@ void AppManager::Launch(App& app) {
   const package::AppManifest& m = installed->manifest;
   app.name = m.name;
   if (m.real_time_capable) {
+    for (const int cpu : *parts_.real_time_cpus) {
+      if (std::none_of(apps_.begin(), apps_.end(),
+                       [&](const auto& other) { return other.second->cpu == cpu; })) {
+        app.cpu = cpu;
+        break;
+      }
+    }
+    if (app.cpu < 0) return failed("no CPU kept for real-time apps is free");
     auto channel =
         connections_->Attach(app.component_id, m.capabilities.allowed_application_connections);
     if (!channel) return failed(channel.error().message());
-    app.intercore = std::move(*channel);
+    app.intercore = std::make_shared<const Fd>(std::move(*channel));
   }
   auto cgroup = sandbox::AppCgroup::Create(parts_.cgroups, app.component_id, parts_.limits);
   if (!cgroup) return failed(cgroup.error().message());
@@ -239,7 +261,7 @@ void AppManager::Launch(App& app) {
                 .actions = parts_.actions,
                 .allowed_application_connections = m.capabilities.allowed_application_connections,
                 .connections = connections_.get(),
-                .intercore = app.intercore.get()};
+                .intercore = app.intercore};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;
@@ -270,8 +292,10 @@ void AppManager::Launch(App& app) {
   spec.network = std::make_shared<sandbox::AppNetwork>(m.capabilities, deny);
   spec.resolver = parts_.resolver;
   if (m.real_time_capable) {
-    spec.real_time =
-        sandbox::SandboxSpec::RealTime{parts_.real_time_cpu, parts_.real_time_priority};
+    spec.cpus = {app.cpu};
+    spec.fifo_priority = parts_.real_time_priority;
+  } else {
+    spec.cpus = other_cpus_;
   }
   auto started = sandbox::Sandbox::Start(spec, m.real_time_capable ? real_time_filter_ : filter_,
                                          *cgroup, deny);
@@ -336,7 +360,8 @@ void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
   app.cgroup.reset();
   app.broker.reset();
   connections_->Forget(app.component_id);
-  app.intercore = Fd(-1);
+  app.intercore.reset();
+  app.cpu = -1;
   if (parts_.events != nullptr) parts_.events->Unregister(app.component_id);
   if (parts_.peripherals != nullptr) parts_.peripherals->Release(app.component_id);
   const bool planned = app.terminating;

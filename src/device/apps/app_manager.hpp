@@ -59,9 +59,11 @@ struct AppManagerParts {
   board::PeripheralServer* peripherals = nullptr;
   // What aspisd does for apps granted PowerControls or SystemTime; null: nothing (ENOTSUP).
   const DeviceActions* actions = nullptr;
-  // Real-time capable apps run under SCHED_FIFO at this priority, pinned to this CPU (-1: the
-  // highest-numbered CPU aspisd may run on).
-  int real_time_cpu = -1;
+  // The CPUs kept for real-time capable apps, as the MT3620 keeps its M4 cores: each runs one such
+  // app, pinned under SCHED_FIFO at real_time_priority (a real-time app finding none free does
+  // not start); the other apps run on the remaining CPUs. nullopt: the highest-numbered CPU aspisd
+  // may run on, when it may run on two or more, and none on a single CPU.
+  std::optional<std::vector<int>> real_time_cpus;
   int real_time_priority = 50;
   // Where apps' stdout and stderr go (a descriptor aspisd keeps open, for tests); -1: each app
   // writes into a pipe of its own, which aspisd logs line by line, prefixed with the app's name
@@ -121,7 +123,8 @@ class AppManager {
  private:
   struct App;
   AppManager(AppManagerParts parts, Reporter report, sandbox::SeccompProgram filter,
-             sandbox::SeccompProgram real_time_filter, std::unique_ptr<AppConnections> connections);
+             sandbox::SeccompProgram real_time_filter, std::unique_ptr<AppConnections> connections,
+             std::vector<int> other_cpus);
   void Supervise();
   // Starts `app` now (called with mutex_ held).
   void Launch(App& app);
@@ -137,6 +140,7 @@ class AppManager {
   const sandbox::SeccompProgram filter_;
   const sandbox::SeccompProgram real_time_filter_;
   const std::unique_ptr<AppConnections> connections_;
+  const std::vector<int> other_cpus_;  // where apps that are not real-time run (empty: any)
   Fd wake_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;

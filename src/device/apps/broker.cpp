@@ -350,8 +350,8 @@ Answer Connect(const BrokerGrants& g, const Json& request) {
 }
 
 Answer OpenIntercore(const BrokerGrants& g) {
-  if (g.intercore < 0) return Refuse(EACCES, "only a real-time capable app has a channel");
-  Fd channel(::fcntl(g.intercore, F_DUPFD_CLOEXEC, 0));
+  if (!g.intercore) return Refuse(EACCES, "only a real-time capable app has a channel");
+  Fd channel(::fcntl(g.intercore->get(), F_DUPFD_CLOEXEC, 0));
   if (channel.get() < 0) return Refuse(EMFILE, "cannot pass the channel");
   Answer answer;
   answer.descriptors.push_back(std::move(channel));

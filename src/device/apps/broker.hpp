@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,7 +90,7 @@ struct BrokerGrants {
   const DeviceActions* actions = nullptr;  // null: none
   std::vector<std::string> allowed_application_connections;
   AppConnections* connections = nullptr;  // null: the device relays none (ENOTSUP)
-  int intercore = -1;  // a real-time app's end of its channel (the manager holds it); -1: none
+  std::shared_ptr<const Fd> intercore;    // a real-time app's end of its channel; null: none
 };
 
 inline constexpr int kReportsPerSecond = 100;

@@ -164,5 +164,26 @@ TEST_F(AppConnectionsTest, AMessageTooLongOrWithoutAHeaderIsDroppedAndTheChannel
   EXPECT_EQ(relay_->dropped(), 3U);
 }
 
+TEST_F(AppConnectionsTest, AnAppHoldsOneConnectionToEachRealTimeApp) {
+  const Fd channel = RunRealTime({kHighLevel});
+  auto first = relay_->Connect(kHighLevel, {kRealTime}, kRealTime);
+  auto second = relay_->Connect(kHighLevel, {kRealTime}, kRealTime);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(Receive(*first), "");  // closed by aspisd: the end of the stream
+  Send(channel, Header(kHighLevel) + "to the newest");
+  EXPECT_EQ(Receive(*second), "to the newest");
+  EXPECT_EQ(relay_->dropped(), 0U);
+}
+
+TEST_F(AppConnectionsTest, AnEmptyMessageFromARealTimeAppIsDroppedNotReadAsTheEnd) {
+  const Fd channel = RunRealTime({kHighLevel});
+  auto connection = relay_->Connect(kHighLevel, {kRealTime}, kRealTime);
+  ASSERT_TRUE(connection);
+  Send(channel, Header(kHighLevel));
+  Send(channel, Header(kHighLevel) + "after");
+  EXPECT_EQ(Receive(*connection), "after");
+  EXPECT_EQ(relay_->dropped(), 1U);
+}
+
 }  // namespace
 }  // namespace aspis::device::apps

@@ -72,7 +72,7 @@ constexpr std::array<const char*, 21> kSteps = {
     "setting limits",
     "installing the seccomp filter",
     "starting the app",
-    "making it real-time",
+    "placing it on its CPUs",
 };
 
 struct Bind {
@@ -108,7 +108,8 @@ struct Plan {
   gid_t gid = 0;
   int last_capability = 0;
   std::uint64_t max_file_bytes = 0;
-  std::optional<SandboxSpec::RealTime> real_time;
+  std::optional<cpu_set_t> cpus;
+  int fifo_priority = 0;
   sock_fprog filter{};
   int control = -1;
   int output = -1;
@@ -259,15 +260,14 @@ void DropPrivileges(const Plan& plan) {
   if (::setrlimit(RLIMIT_RTPRIO, &no_real_time) != 0) FailStep(plan, 17);
 }
 
-// Init and the app it starts (and the app's own processes) run pinned, under SCHED_FIFO: set while
-// init still holds CAP_SYS_NICE, inherited by each fork.
-void MakeRealTime(const Plan& plan) {
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  CPU_SET(plan.real_time->cpu, &cpus);
-  const sched_param param{.sched_priority = plan.real_time->priority};
-  if (::syscall(SYS_sched_setaffinity, 0, sizeof(cpus), &cpus) != 0 ||
-      ::syscall(SYS_sched_setscheduler, 0, SCHED_FIFO, &param) != 0) {
+// Init and the app it starts (and the app's own processes) run on the plan's CPUs, under its
+// policy: set while init still holds CAP_SYS_NICE, inherited by each fork.
+void Place(const Plan& plan) {
+  if (plan.cpus && ::syscall(SYS_sched_setaffinity, 0, sizeof(*plan.cpus), &*plan.cpus) != 0) {
+    FailStep(plan, 20);
+  }
+  const sched_param param{.sched_priority = plan.fifo_priority};
+  if (plan.fifo_priority > 0 && ::syscall(SYS_sched_setscheduler, 0, SCHED_FIFO, &param) != 0) {
     FailStep(plan, 20);
   }
 }
@@ -320,7 +320,7 @@ int InitMain(void* arg) {
   // A session of its own: no controlling terminal, so no terminal of aspisd's to write into
   // (TIOCSTI) or to be hung up with.
   if (::setsid() < 0) FailStep(plan, 14);
-  if (plan.real_time) MakeRealTime(plan);
+  Place(plan);
   DropPrivileges(plan);
   const int listener = static_cast<int>(::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                                                   SECCOMP_FILTER_FLAG_NEW_LISTENER, &plan.filter));
@@ -411,9 +411,10 @@ Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter,
   if (!spec.entry_point.starts_with('/')) {
     return std::unexpected(SandboxError("the entry point is not an absolute path"));
   }
-  if (spec.real_time && (spec.real_time->cpu < 0 || spec.real_time->cpu >= CPU_SETSIZE ||
-                         spec.real_time->priority < sched_get_priority_min(SCHED_FIFO) ||
-                         spec.real_time->priority > sched_get_priority_max(SCHED_FIFO))) {
+  if (std::any_of(spec.cpus.begin(), spec.cpus.end(),
+                  [](int cpu) { return cpu < 0 || cpu >= CPU_SETSIZE; }) ||
+      (spec.fifo_priority != 0 && (spec.fifo_priority < sched_get_priority_min(SCHED_FIFO) ||
+                                   spec.fifo_priority > sched_get_priority_max(SCHED_FIFO)))) {
     return std::unexpected(SandboxError("no such CPU or real-time priority"));
   }
   std::error_code made;
@@ -473,7 +474,13 @@ Expected<Plan> MakePlan(const SandboxSpec& spec, const SeccompProgram& filter,
   plan.gid = spec.gid;
   plan.last_capability = LastCapability();
   plan.max_file_bytes = spec.max_file_bytes;
-  plan.real_time = spec.real_time;
+  if (!spec.cpus.empty()) {
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    for (const int cpu : spec.cpus) CPU_SET(cpu, &cpus);
+    plan.cpus = cpus;
+  }
+  plan.fifo_priority = spec.fifo_priority;
   plan.filter.len = static_cast<unsigned short>(filter.instructions.size());
   plan.filter.filter = const_cast<sock_filter*>(filter.instructions.data());
   plan.output = spec.output;

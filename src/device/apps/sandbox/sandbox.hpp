@@ -52,13 +52,11 @@ struct SandboxSpec {
   std::uint64_t max_file_bytes = 0;
   int output = -1;  // the app's stdout and stderr (duplicated); /dev/null when -1
   int broker = -1;  // passed to the app as descriptor 3 when given
-  // A real-time capable app: every process of it runs under SCHED_FIFO at `priority`, pinned to
-  // `cpu`. Others run under the normal policy and can never raise it (RLIMIT_RTPRIO is 0).
-  struct RealTime {
-    int cpu = 0;
-    int priority = 50;
-  };
-  std::optional<RealTime> real_time;
+  // The CPUs every process of the app runs on (empty: any), and the SCHED_FIFO priority they run
+  // at (0: the normal policy). Set before the app starts; no app raises its priority
+  // (RLIMIT_RTPRIO is 0).
+  std::vector<int> cpus;
+  int fifo_priority = 0;
 };
 
 // How the app's main process ended.

@@ -1,5 +1,6 @@
 #include "device/apps/sandbox/seccomp_policy.hpp"
 
+#include <linux/prctl.h>
 #include <linux/sched.h>
 #include <netinet/in.h>
 #include <seccomp.h>
@@ -147,7 +148,6 @@ constexpr std::string_view kAllowed[] = {
     "pipe2",
     "poll",
     "ppoll",
-    "prctl",
     "pread64",
     "preadv",
     "preadv2",
@@ -331,6 +331,8 @@ Expected<SeccompProgram> BuildAppFilter(bool real_time) {
   // and the rest are refused and reported.
   Expected<void> ok =
       Add(ctx, SCMP_ACT_ALLOW, "clone", {SCMP_A0(SCMP_CMP_MASKED_EQ, kNamespaceFlags, 0)});
+  // prctl but core scheduling, with which a spinning app would keep a CPU's sibling idle too.
+  if (ok) ok = Add(ctx, SCMP_ACT_ALLOW, "prctl", {SCMP_A0(SCMP_CMP_NE, PR_SCHED_CORE)});
   if (ok) ok = Add(ctx, SCMP_ACT_ALLOW, "socket", {SCMP_A0(SCMP_CMP_EQ, AF_UNIX)});
   if (ok) ok = Add(ctx, SCMP_ACT_ALLOW, "socketpair", {SCMP_A0(SCMP_CMP_EQ, AF_UNIX)});
   if (ok) {
