@@ -23,15 +23,16 @@ constexpr std::size_t kMaxArgs = 64;
 constexpr std::size_t kMaxArg = 1024;
 constexpr std::size_t kMaxPath = 255;
 
-constexpr std::array<std::string_view, 9> kFlags = {"SystemEventNotifications",
-                                                    "SoftwareUpdateDeferral",
-                                                    "SystemTime",
-                                                    "TimeSyncConfig",
-                                                    "NetworkConfig",
-                                                    "WifiConfig",
-                                                    "CertStore",
-                                                    "DhcpService",
-                                                    "SntpService"};
+constexpr std::array<std::string_view, 10> kFlags = {"SystemEventNotifications",
+                                                     "SoftwareUpdateDeferral",
+                                                     "SystemTime",
+                                                     "TimeSyncConfig",
+                                                     "NetworkConfig",
+                                                     "WifiConfig",
+                                                     "CertStore",
+                                                     "DhcpService",
+                                                     "SntpService",
+                                                     "EnterpriseWifiConfig"};
 constexpr std::array<std::string_view, 6> kPeripherals = {"Gpio",      "Uart", "I2cMaster",
                                                           "SpiMaster", "Adc",  "Pwm"};
 constexpr std::array<std::string_view, 3> kPowerControls = {"ForcePowerDown", "ForceReboot",
@@ -186,7 +187,8 @@ Expected<void> ParseCapability(const std::string& key, const json::Json& value,
                       &caps.wifi_config,
                       &caps.cert_store,
                       &caps.dhcp_service,
-                      &caps.sntp_service};
+                      &caps.sntp_service,
+                      &caps.enterprise_wifi_config};
     *fields[flag - kFlags.begin()] = value.get<bool>();
   } else {
     return std::unexpected(Malformed(

@@ -35,6 +35,7 @@ struct AppCapabilities {
   bool time_sync_config = false;
   bool network_config = false;
   bool wifi_config = false;
+  bool enterprise_wifi_config = false;  // EAP-TLS networks' identities and certificates
   bool cert_store = false;
   bool dhcp_service = false;
   bool sntp_service = false;

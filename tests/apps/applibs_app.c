@@ -17,6 +17,7 @@
 #include <applibs/storage.h>
 #include <applibs/sysevent.h>
 #include <applibs/uart.h>
+#include <applibs/wificonfig.h>
 #include <aspis/intercore.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -360,6 +361,10 @@ int main(int argc, char** argv) {
     return EchoRealTime();
   } else if (strcmp(mode, "talk") == 0 && argc == 4) {
     Talk(argv[2], argv[3]);
+  } else if (strcmp(mode, "wifi") == 0) {
+    Report("wifi-add", WifiConfig_AddNetwork());
+    Report("wifi-eap-tls", WifiConfig_SetSecurityType(0, WifiConfig_Security_Wpa2_EAP_TLS));
+    Report("certstore-count", (int)CertStore_GetCertificateCount());
   } else if (strcmp(mode, "schedule") == 0) {
     Schedule();
   } else if (strcmp(mode, "storage") == 0) {

@@ -476,6 +476,20 @@ TEST_F(ApplibsTest, ApplicationConnectIsRefusedWhenTheCallerDoesNotListTheRealTi
                   "does not list the component)"));
 }
 
+TEST_F(ApplibsTest, WifiAndTheCertificateStoreAreEnotsupOnABoardWithoutWifi) {
+  Run({"wifi"}, R"({"WifiConfig": true, "EnterpriseWifiConfig": true, "CertStore": true})");
+  // ENOTSUP, which Linux names EOPNOTSUPP (the same number).
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"wifi-add: EOPNOTSUPP", "wifi-eap-tls: EOPNOTSUPP",
+                                      "certstore-count: EOPNOTSUPP"}));
+}
+
+TEST_F(ApplibsTest, WifiAndTheCertificateStoreWithoutTheirCapabilitiesAreEacces) {
+  Run({"wifi"}, R"({"WifiConfig": true})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"wifi-add: EOPNOTSUPP", "wifi-eap-tls: EACCES",
+                                                   "certstore-count: EACCES"}));
+}
+
 // The CPUs this process may run on but `kept`, as the app prints them ("1,2,3"), or all of them
 // when that leaves none.
 std::string OtherCpus(int kept) {

@@ -261,7 +261,10 @@ void AppManager::Launch(App& app) {
                 .actions = parts_.actions,
                 .allowed_application_connections = m.capabilities.allowed_application_connections,
                 .connections = connections_.get(),
-                .intercore = app.intercore};
+                .intercore = app.intercore,
+                .wifi_config = m.capabilities.wifi_config,
+                .enterprise_wifi_config = m.capabilities.enterprise_wifi_config,
+                .cert_store = m.capabilities.cert_store};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;

@@ -29,7 +29,7 @@ using json::Json;
 
 constexpr std::size_t kMaxRequest = 1024;
 
-constexpr std::array<std::string_view, 21> kCalls = {"networking.interfaces",
+constexpr std::array<std::string_view, 24> kCalls = {"networking.interfaces",
                                                      "networking.timesync",
                                                      "storage.open",
                                                      "storage.delete",
@@ -49,7 +49,10 @@ constexpr std::array<std::string_view, 21> kCalls = {"networking.interfaces",
                                                      "spi.open",
                                                      "uart.open",
                                                      "application.connect",
-                                                     "intercore.open"};
+                                                     "intercore.open",
+                                                     "wificonfig",
+                                                     "wificonfig.enterprise",
+                                                     "certstore"};
 
 struct Answer {
   int error = 0;  // errno; 0: ok
@@ -358,6 +361,17 @@ Answer OpenIntercore(const BrokerGrants& g) {
   return answer;
 }
 
+Answer Wifi(const BrokerGrants& g, const std::string& call) {
+  if (call == "certstore" ? !g.cert_store : !g.wifi_config) {
+    return Refuse(EACCES, call == "certstore" ? "the app manifest grants no CertStore"
+                                              : "the app manifest grants no WifiConfig");
+  }
+  if (call == "wificonfig.enterprise" && !g.enterprise_wifi_config) {
+    return Refuse(EACCES, "the app manifest grants no EnterpriseWifiConfig");
+  }
+  return Refuse(ENOTSUP, "the board has no Wi-Fi");
+}
+
 // Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
 bool Shaped(const Json& request, std::initializer_list<std::string_view> fields) {
   if (request.size() != fields.size() + 1) return false;
@@ -410,6 +424,10 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
     return Connect(g, request);
   }
   if (call == "intercore.open" && Shaped(request, {})) return OpenIntercore(g);
+  if ((call == "wificonfig" || call == "wificonfig.enterprise" || call == "certstore") &&
+      Shaped(request, {})) {
+    return Wifi(g, call);
+  }
   return Refuse(EPERM, "not a broker call");
 }
 

@@ -53,6 +53,8 @@
 //   "application.connect" {"component_id": ID} (AllowedApplicationConnections): a connection to
 //                     real-time app ID (app_connections.hpp): EINVAL, EACCES or ECONNREFUSED
 //   "intercore.open"  (a real-time capable app): its inter-core channel (app_connections.hpp)
+//   "wificonfig" (WifiConfig), "wificonfig.enterprise" (WifiConfig and EnterpriseWifiConfig),
+//   "certstore" (CertStore): ENOTSUP, no board aspisd runs on having Wi-Fi yet
 // A peripheral the board does not have is ENODEV, one the manifest does not list EACCES, one the
 // app has open already EBUSY.
 // A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as
@@ -91,6 +93,9 @@ struct BrokerGrants {
   std::vector<std::string> allowed_application_connections;
   AppConnections* connections = nullptr;  // null: the device relays none (ENOTSUP)
   std::shared_ptr<const Fd> intercore;    // a real-time app's end of its channel; null: none
+  bool wifi_config = false;
+  bool enterprise_wifi_config = false;
+  bool cert_store = false;
 };
 
 inline constexpr int kReportsPerSecond = 100;

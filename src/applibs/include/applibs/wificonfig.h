@@ -1,0 +1,140 @@
+/* Aspis applibs: the device's Wi-Fi networks (Azure Sphere's applibs/wificonfig.h). Every
+ * function needs the manifest's "WifiConfig": true, and those for EAP-TLS networks (client
+ * identity, certificate identifiers, the EAP-TLS security type) "EnterpriseWifiConfig": true too
+ * (EACCES without them). On a board without Wi-Fi (every board Aspis has a definition for today)
+ * each fails with ENOTSUP. Functions return -1 with errno on failure; network IDs are >= 0.
+ *
+ * Define WIFICONFIG_STRUCTS_VERSION (1, the only version) before including this header, as
+ * applibs_versions.h does; it is 1 when none is defined. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <applibs/certstore.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef WIFICONFIG_STRUCTS_VERSION
+#define WIFICONFIG_STRUCTS_VERSION 1
+#endif
+#if WIFICONFIG_STRUCTS_VERSION != 1
+#error WIFICONFIG_STRUCTS_VERSION must be 1
+#endif
+
+#define WIFICONFIG_SSID_MAX_LENGTH 32
+#define WIFICONFIG_WPA2_KEY_MAX_BUFFER_SIZE 64
+#define WIFICONFIG_BSSID_BUFFER_SIZE 6
+#define WIFICONFIG_CONFIG_NAME_MAX_LENGTH 16
+#define WIFICONFIG_EAP_IDENTITY_MAX_LENGTH 254
+
+typedef enum {
+  WifiConfig_Security_Unknown = 0,
+  WifiConfig_Security_Open = 1,
+  WifiConfig_Security_Wpa2_Psk = 2,
+  WifiConfig_Security_Wpa2_EAP_TLS = 3,
+} WifiConfig_Security;
+typedef uint8_t WifiConfig_Security_Type;
+
+/* Versioned structures (version 1); z__magicAndVersion is the library's, never set by apps. */
+struct z__WifiConfig_StoredNetwork_v1 {
+  uint32_t z__magicAndVersion;
+  uint8_t ssid[WIFICONFIG_SSID_MAX_LENGTH]; /* ssidLength bytes of it, not NUL-terminated */
+  uint8_t ssidLength;
+  bool isEnabled;
+  bool isConnected;
+  WifiConfig_Security_Type security;
+};
+struct z__WifiConfig_ConnectedNetwork_v1 {
+  uint32_t z__magicAndVersion;
+  uint8_t ssid[WIFICONFIG_SSID_MAX_LENGTH];
+  uint8_t bssid[WIFICONFIG_BSSID_BUFFER_SIZE];
+  uint8_t ssidLength;
+  WifiConfig_Security_Type security;
+  uint32_t frequencyMHz;
+  int8_t signalRssi;
+};
+struct z__WifiConfig_ScannedNetwork_v1 {
+  uint32_t z__magicAndVersion;
+  uint8_t ssid[WIFICONFIG_SSID_MAX_LENGTH];
+  uint8_t bssid[WIFICONFIG_BSSID_BUFFER_SIZE];
+  uint8_t ssidLength;
+  WifiConfig_Security_Type security;
+  uint32_t frequencyMHz;
+  int8_t signalRssi;
+};
+typedef struct z__WifiConfig_StoredNetwork_v1 WifiConfig_StoredNetwork;
+typedef struct z__WifiConfig_ConnectedNetwork_v1 WifiConfig_ConnectedNetwork;
+typedef struct z__WifiConfig_ScannedNetwork_v1 WifiConfig_ScannedNetwork;
+
+typedef struct WifiConfig_ClientIdentity {
+  char identity[WIFICONFIG_EAP_IDENTITY_MAX_LENGTH + 1];
+} WifiConfig_ClientIdentity;
+
+/* Why a network last failed to connect: error 1 connection failed, 2 network not found, 3 no
+ * key, 4 wrong key, 5 authentication failed (then certError: 100 certificate not found, 101 bad
+ * root CA, 102 client authentication failed), 6 security type mismatch, 7 frequency not allowed,
+ * 8 not ESS/PBSS/MBSS, 9 not supported, 10 not WPA2 or open. */
+typedef struct WifiConfig_NetworkDiagnostics64 {
+  uint8_t isEnabled;
+  uint8_t isConnected;
+  int32_t error;
+  time_t timestamp;
+  int32_t certError;
+  int32_t certDepth;
+  CertStore_SubjectName certSubject;
+} WifiConfig_NetworkDiagnostics;
+
+/* Networks: added unconfigured, configured with the setters; changes last until reboot unless
+ * WifiConfig_PersistConfig saves them. */
+int WifiConfig_AddNetwork(void);
+int WifiConfig_AddDuplicateNetwork(int networkId, const char* configName);
+int WifiConfig_ForgetNetworkById(int networkId);
+int WifiConfig_ForgetAllNetworks(void);
+int WifiConfig_PersistConfig(void);
+int WifiConfig_ReloadConfig(void);
+int WifiConfig_SetSSID(int networkId, const uint8_t* ssid, size_t ssidLength);
+int WifiConfig_SetSecurityType(int networkId, WifiConfig_Security_Type securityType);
+int WifiConfig_SetNetworkEnabled(int networkId, bool enabled);
+int WifiConfig_SetPSK(int networkId, const char* psk, size_t pskLength);
+int WifiConfig_SetTargetedScanEnabled(int networkId, bool enabled);
+int WifiConfig_SetConfigName(int networkId, const char* configName);
+int WifiConfig_GetNetworkIdByConfigName(const char* configName);
+int WifiConfig_GetNetworkDiagnostics(int networkId,
+                                     WifiConfig_NetworkDiagnostics* networkDiagnostics);
+
+/* EAP-TLS networks (EnterpriseWifiConfig). */
+int WifiConfig_SetClientIdentity(int networkId, const char* identity);
+int WifiConfig_GetClientIdentity(int networkId, WifiConfig_ClientIdentity* outIdentity);
+int WifiConfig_SetClientCertStoreIdentifier(int networkId, const char* certStoreIdentifier);
+int WifiConfig_GetClientCertStoreIdentifier(int networkId, CertStore_Identifier* outIdentifier);
+int WifiConfig_SetRootCACertStoreIdentifier(int networkId, const char* certStoreIdentifier);
+int WifiConfig_GetRootCACertStoreIdentifier(int networkId, CertStore_Identifier* outIdentifier);
+
+/* What is stored, connected and in range. */
+ssize_t WifiConfig_GetStoredNetworkCount(void);
+ssize_t WifiConfig_GetStoredNetworks(WifiConfig_StoredNetwork* storedNetworkArray,
+                                     size_t storedNetworkArrayCount);
+/* ENODATA when not connected. */
+int WifiConfig_GetCurrentNetwork(WifiConfig_ConnectedNetwork* connectedNetwork);
+/* ENOTCONN when not connected. */
+int WifiConfig_GetConnectedNetworkId(void);
+/* Scans (blocking) and returns how many networks it found. */
+ssize_t WifiConfig_TriggerScanAndGetScannedNetworkCount(void);
+ssize_t WifiConfig_GetScannedNetworks(WifiConfig_ScannedNetwork* scannedNetworkArray,
+                                      size_t scannedNetworkArrayCount);
+
+/* Deprecated in Azure Sphere (use WifiConfig_AddNetwork and WifiConfig_ForgetNetworkById). */
+int WifiConfig_StoreOpenNetwork(const uint8_t* ssid, size_t ssidLength);
+int WifiConfig_StoreWpa2Network(const uint8_t* ssid, size_t ssidLength, const char* psk,
+                                size_t pskLength);
+int WifiConfig_ForgetNetwork(const WifiConfig_StoredNetwork* storedNetwork);
+
+#ifdef __cplusplus
+}
+#endif
