@@ -21,12 +21,15 @@
 #include "core/bytes.hpp"
 #include "core/clock.hpp"
 #include "core/file.hpp"
+#include "crypto/tls.hpp"
 #include "device/apps/app_manager.hpp"
 #include "device/board/linux_board.hpp"
 #include "device/board/peripheral_server.hpp"
 #include "device/board/sim_board.hpp"
+#include "service/http/server.hpp"
 #include "support/board.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_pki.hpp"
 
 namespace aspis::device::apps {
 namespace {
@@ -488,6 +491,127 @@ TEST_F(ApplibsTest, WifiAndTheCertificateStoreWithoutTheirCapabilitiesAreEacces)
   Run({"wifi"}, R"({"WifiConfig": true})");
   EXPECT_EQ(UntilDone(), (std::vector<std::string>{"wifi-add: EOPNOTSUPP", "wifi-eap-tls: EACCES",
                                                    "certstore-count: EACCES"}));
+}
+
+// The cloud the telemetry sample posts to: HTTPS on 127.0.0.1 with a certificate of the platform
+// root, taking a post only from a client whose certificate the tenant CA issued (the handshake
+// verified its chain to the platform root); what it took, as "<client's name> <body>".
+class TelemetryCloud {
+ public:
+  TelemetryCloud() {
+    service::http::Router router;
+    router.Add("POST", "/telemetry", [this](const service::http::Request& r) {
+      if (!r.client_certificate ||
+          r.client_certificate->IssuerCommonName() != tenant_ca_.cert.SubjectCommonName()) {
+        return service::http::Response::Text(401, "not a device of the tenant");
+      }
+      const std::lock_guard lock(mutex_);
+      posts_.push_back(r.client_certificate->SubjectCommonName() + " " + r.body);
+      return service::http::Response::Text(200, "ok");
+    });
+    const std::vector<crypto::Certificate> chain{server_.cert};
+    const std::vector<crypto::Certificate> client_roots{root_.cert};
+    auto server = service::http::Server::Start(
+        {.tls = *crypto::tls::ServerContext(chain, server_.key, client_roots), .threads = 1},
+        std::move(router));
+    EXPECT_TRUE(server) << server.error().message();
+    if (server) http_ = std::move(*server);
+  }
+
+  std::string Url() const {
+    return "https://127.0.0.1:" + std::to_string(http_->port()) + "/telemetry";
+  }
+  std::string ServerCaPem() const { return *root_.cert.ToPem(); }
+  // The app certificate the tenant CA issues device `name`, with its chain, and its key (PEM).
+  std::pair<std::string, std::string> AppCredentials(const std::string& name) const {
+    const auto key = *crypto::PrivateKey::GenerateP256();
+    const auto leaf = *crypto::Issue(tenant_ca_.cert, tenant_ca_.key, key.Public(),
+                                     {.common_name = name,
+                                      .not_before = Now() - std::chrono::hours(1),
+                                      .lifetime = std::chrono::hours(24),
+                                      .client_auth = true});
+    return {*leaf.ToPem() + *tenant_ca_.cert.ToPem(), *key.ToPem()};
+  }
+  std::vector<std::string> Posts() {
+    const std::lock_guard lock(mutex_);
+    return posts_;
+  }
+
+ private:
+  static Clock::TimePoint Now() { return SystemClock().Now(); }
+
+  aspis::testing::Issuer root_ = aspis::testing::MakeRoot(Now());
+  aspis::testing::Issuer tenant_ca_ = aspis::testing::MakeTenantCa(root_, "telemetry", Now());
+  aspis::testing::Issuer server_ = [this] {
+    auto key = *crypto::PrivateKey::GenerateP256();
+    auto cert = *crypto::Issue(root_.cert, root_.key, key.Public(),
+                               {.common_name = "cloud",
+                                .not_before = Now() - std::chrono::hours(1),
+                                .lifetime = std::chrono::hours(24),
+                                .server_auth = true,
+                                .san_ips = {"127.0.0.1"}});
+    return aspis::testing::Issuer{key, cert};
+  }();
+  std::mutex mutex_;
+  std::vector<std::string> posts_;
+  std::unique_ptr<service::http::Server> http_;
+};
+
+class TelemetryTest : public ApplibsTest {
+ protected:
+  // Installs the telemetry sample's binary as the operator would: their cloud's host allowed,
+  // their tenant named, the cloud's CA in the package; then starts it.
+  void RunTelemetry(const std::string& tenant) {
+    const std::string component = "a4c2e6f8-3b5d-4f7a-8c9e-1d2f3a4b5c6d";
+    const fs::path version = parts_.apps_dir / component / "image-1";
+    fs::create_directories(version / "bin");
+    fs::create_directories(version / "certs");
+    fs::copy_file(fs::path(ASPIS_SAMPLE_APPS) / "telemetry" / "bin" / "app",
+                  version / "bin" / "app");
+    std::ofstream(version / "certs" / "cloud-ca.pem") << cloud_.ServerCaPem();
+    std::ofstream(version / "app_manifest.json")
+        << R"({"SchemaVersion": 1, "Name": "telemetry", "ComponentId": ")" << component
+        << R"(", "EntryPoint": "/bin/app", "CmdArgs": [")" << cloud_.Url()
+        << R"(", "1", "certs/cloud-ca.pem"], "Capabilities": {"I2cMaster": ["ISU2"],
+        "AllowedConnections": ["127.0.0.1"], "DeviceAuthentication": ")"
+        << tenant << R"("}})";
+    fs::create_directory_symlink("image-1", parts_.apps_dir / component / "current");
+    StartApps();
+  }
+
+  // The device attested: its app certificate is issued.
+  void Attested() {
+    const auto [certificate, key] = cloud_.AppCredentials("device-7");
+    ASSERT_TRUE(file::WriteDurably(parts_.app_certificate, AsBytes(certificate), 0600));
+    ASSERT_TRUE(file::WriteDurably(parts_.app_key, AsBytes(key), 0600));
+    tenant_ = kTenant;
+  }
+
+  // The sample's next line about a post.
+  std::string NextPost() {
+    for (std::string line; !(line = Line()).empty();) {
+      if (line.starts_with("telemetry: post")) return line;
+    }
+    return "";
+  }
+
+  TelemetryCloud cloud_;
+};
+
+TEST_F(TelemetryTest, TheSamplePostsTheSensorsReadingWithTheDeviceCertificate) {
+  Attested();
+  RunTelemetry(kTenant);
+  EXPECT_EQ(NextPost(), R"(telemetry: posted {"acceleration_mg": [0, 0, 1000]}, HTTP 200)");
+  const auto posts = cloud_.Posts();
+  ASSERT_FALSE(posts.empty());
+  EXPECT_EQ(posts.front(), R"(device-7 {"acceleration_mg": [0, 0, 1000]})");
+}
+
+TEST_F(TelemetryTest, TheSampleNamingAnotherTenantPresentsNoCertificateAndTheCloudRefusesIt) {
+  Attested();
+  RunTelemetry("11111111-2222-4333-8444-555555555555");
+  EXPECT_TRUE(NextPost().starts_with("telemetry: post failed: "));
+  EXPECT_TRUE(cloud_.Posts().empty());
 }
 
 // The CPUs this process may run on but `kept`, as the app prints them ("1,2,3"), or all of them
