@@ -361,6 +361,8 @@ int main(int argc, char** argv) {
     return EchoRealTime();
   } else if (strcmp(mode, "talk") == 0 && argc == 4) {
     Talk(argv[2], argv[3]);
+  } else if (strcmp(mode, "reboot") == 0) {
+    Report("reboot", PowerManagement_ForceSystemReboot());
   } else if (strcmp(mode, "wifi") == 0) {
     Report("wifi-add", WifiConfig_AddNetwork());
     Report("wifi-eap-tls", WifiConfig_SetSecurityType(0, WifiConfig_Security_Wpa2_EAP_TLS));

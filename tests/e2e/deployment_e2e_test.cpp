@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "device/daemon/daemon.hpp"
 #include "e2e/platform.hpp"
 #include "support/temp_dir.hpp"
 #include "wire/operator_api.hpp"
@@ -436,6 +437,29 @@ bool Lit(const Json& leds, const std::string& name) {
     if (led.value("name", "") == name) return led.value("lit", false);
   }
   return false;
+}
+
+TEST_F(DeploymentEndToEnd, AnAppGrantedForceRebootRebootsTheDevice) {
+  auto device = AppDevice(87);
+  ASSERT_TRUE(device);
+  const auto program = file::Read(ASPIS_APPLIBS_APP, std::size_t{16} << 20);
+  ASSERT_TRUE(program);
+  const std::string app = AddApp("1.0", std::string(AsString(*program)), "", R"(["reboot"])",
+                                 R"({"PowerControls": ["ForceReboot"]})");
+  ASSERT_FALSE(Cli({"device-group", "deployment", "create", "--tenant", tenant_, "--device-group",
+                    kGroup, "--images", app})
+                   .empty());
+  // aspisd ends for the reboot the app asked for; the simulator's supervisor would boot the
+  // board again.
+  bool stopping = false;
+  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+       !stopping && std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(100ms)) {
+    stopping = ReadText(device->dir() / "aspisd.log").find("aspisd stopping for a reboot") !=
+               std::string::npos;
+  }
+  ASSERT_TRUE(stopping) << ReadText(device->dir() / "aspisd.log");
+  EXPECT_EQ(device->Stop(), device::kRebootExitCode);
 }
 
 TEST_F(DeploymentEndToEnd, TheBlinkSampleDeployedThroughTheServiceLightsAnLedWhileAButtonIsHeld) {
