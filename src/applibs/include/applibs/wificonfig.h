@@ -41,17 +41,17 @@ typedef enum {
 } WifiConfig_Security;
 typedef uint8_t WifiConfig_Security_Type;
 
-/* Versioned structures (version 1); z__magicAndVersion is the library's, never set by apps. */
-struct z__WifiConfig_StoredNetwork_v1 {
-  uint32_t z__magicAndVersion;
+/* Versioned structures (version 1); magicAndVersion is the library's, never set by apps. */
+struct WifiConfig_StoredNetwork_v1 {
+  uint32_t magicAndVersion;
   uint8_t ssid[WIFICONFIG_SSID_MAX_LENGTH]; /* ssidLength bytes of it, not NUL-terminated */
   uint8_t ssidLength;
   bool isEnabled;
   bool isConnected;
   WifiConfig_Security_Type security;
 };
-struct z__WifiConfig_ConnectedNetwork_v1 {
-  uint32_t z__magicAndVersion;
+struct WifiConfig_ConnectedNetwork_v1 {
+  uint32_t magicAndVersion;
   uint8_t ssid[WIFICONFIG_SSID_MAX_LENGTH];
   uint8_t bssid[WIFICONFIG_BSSID_BUFFER_SIZE];
   uint8_t ssidLength;
@@ -59,8 +59,8 @@ struct z__WifiConfig_ConnectedNetwork_v1 {
   uint32_t frequencyMHz;
   int8_t signalRssi;
 };
-struct z__WifiConfig_ScannedNetwork_v1 {
-  uint32_t z__magicAndVersion;
+struct WifiConfig_ScannedNetwork_v1 {
+  uint32_t magicAndVersion;
   uint8_t ssid[WIFICONFIG_SSID_MAX_LENGTH];
   uint8_t bssid[WIFICONFIG_BSSID_BUFFER_SIZE];
   uint8_t ssidLength;
@@ -68,9 +68,9 @@ struct z__WifiConfig_ScannedNetwork_v1 {
   uint32_t frequencyMHz;
   int8_t signalRssi;
 };
-typedef struct z__WifiConfig_StoredNetwork_v1 WifiConfig_StoredNetwork;
-typedef struct z__WifiConfig_ConnectedNetwork_v1 WifiConfig_ConnectedNetwork;
-typedef struct z__WifiConfig_ScannedNetwork_v1 WifiConfig_ScannedNetwork;
+typedef struct WifiConfig_StoredNetwork_v1 WifiConfig_StoredNetwork;
+typedef struct WifiConfig_ConnectedNetwork_v1 WifiConfig_ConnectedNetwork;
+typedef struct WifiConfig_ScannedNetwork_v1 WifiConfig_ScannedNetwork;
 
 typedef struct WifiConfig_ClientIdentity {
   char identity[WIFICONFIG_EAP_IDENTITY_MAX_LENGTH + 1];
