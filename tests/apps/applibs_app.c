@@ -274,6 +274,7 @@ int main(int argc, char** argv) {
     const int fd = SPIMaster_Open(atoi(argv[2]), atoi(argv[3]), &config);
     Report("spi-open", fd);
     Report("spi-mode", SPIMaster_SetMode(fd, SPI_Mode_3));
+    Report("spi-speed-1", SPIMaster_SetBusSpeed(fd, 1));
     Report("spi-speed", SPIMaster_SetBusSpeed(fd, 400000));
     ReadSensor(fd, SpiTransfer);
   } else if (strcmp(mode, "uart") == 0 && argc == 3) {
@@ -363,6 +364,8 @@ int main(int argc, char** argv) {
     Talk(argv[2], argv[3]);
   } else if (strcmp(mode, "reboot") == 0) {
     Report("reboot", PowerManagement_ForceSystemReboot());
+  } else if (strcmp(mode, "power-down-long") == 0) {
+    Report("power-down", PowerManagement_ForceSystemPowerDown(2147483647));
   } else if (strcmp(mode, "wifi") == 0) {
     Report("wifi-add", WifiConfig_AddNetwork());
     Report("wifi-eap-tls", WifiConfig_SetSecurityType(0, WifiConfig_Security_Wpa2_EAP_TLS));

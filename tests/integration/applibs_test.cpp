@@ -258,7 +258,9 @@ TEST_F(ApplibsTest, AnAppReadsTheAccelerometerOverI2c) {
 
 TEST_F(ApplibsTest, AnAppReadsTheAccelerometerOverSpi) {
   Run({"spi", "1", "-1"}, R"({"SpiMaster": ["ISU1"]})");
-  std::vector<std::string> expected = {"spi-open: ok", "spi-mode: ok", "spi-speed: ok"};
+  // 1 Hz is refused: a request holds the peripheral server, so none may take long.
+  std::vector<std::string> expected = {"spi-open: ok", "spi-mode: ok", "spi-speed-1: EINVAL",
+                                       "spi-speed: ok"};
   expected.insert(expected.end(), kSensorLines.begin(), kSensorLines.end());
   EXPECT_EQ(UntilDone(), expected);
 }
@@ -352,6 +354,13 @@ TEST_F(ApplibsTest, PowerControlsTheManifestListsReachTheDeviceAndNoOthers) {
                                       "power-down: ok", "reboot: EACCES"}));
   const std::lock_guard lock(mutex_);
   EXPECT_EQ(asked_, (std::vector<std::string>{"rtc", "down 30"}));
+}
+
+TEST_F(ApplibsTest, APowerDownLastsAtMostADay) {
+  Run({"power-down-long"}, R"({"PowerControls": ["ForcePowerDown"]})");
+  EXPECT_EQ(UntilDone(), std::vector<std::string>{"power-down: ok"});
+  const std::lock_guard lock(mutex_);
+  EXPECT_EQ(asked_, std::vector<std::string>{"down 86400"});
 }
 
 TEST_F(ApplibsTest, AnAppWithoutPowerControlsOrSystemTimeIsRefused) {
@@ -522,15 +531,18 @@ class TelemetryCloud {
     return "https://127.0.0.1:" + std::to_string(http_->port()) + "/telemetry";
   }
   std::string ServerCaPem() const { return *root_.cert.ToPem(); }
-  // The app certificate the tenant CA issues device `name`, with its chain, and its key (PEM).
-  std::pair<std::string, std::string> AppCredentials(const std::string& name) const {
+  // The app certificate the tenant CA (or, `other_tenant`, another tenant's CA under the same
+  // root) issues device `name`, with its chain, and its key (PEM).
+  std::pair<std::string, std::string> AppCredentials(const std::string& name,
+                                                     bool other_tenant = false) const {
+    const aspis::testing::Issuer& ca = other_tenant ? other_tenant_ca_ : tenant_ca_;
     const auto key = *crypto::PrivateKey::GenerateP256();
-    const auto leaf = *crypto::Issue(tenant_ca_.cert, tenant_ca_.key, key.Public(),
+    const auto leaf = *crypto::Issue(ca.cert, ca.key, key.Public(),
                                      {.common_name = name,
                                       .not_before = Now() - std::chrono::hours(1),
                                       .lifetime = std::chrono::hours(24),
                                       .client_auth = true});
-    return {*leaf.ToPem() + *tenant_ca_.cert.ToPem(), *key.ToPem()};
+    return {*leaf.ToPem() + *ca.cert.ToPem(), *key.ToPem()};
   }
   std::vector<std::string> Posts() {
     const std::lock_guard lock(mutex_);
@@ -542,6 +554,7 @@ class TelemetryCloud {
 
   aspis::testing::Issuer root_ = aspis::testing::MakeRoot(Now());
   aspis::testing::Issuer tenant_ca_ = aspis::testing::MakeTenantCa(root_, "telemetry", Now());
+  aspis::testing::Issuer other_tenant_ca_ = aspis::testing::MakeTenantCa(root_, "other", Now());
   aspis::testing::Issuer server_ = [this] {
     auto key = *crypto::PrivateKey::GenerateP256();
     auto cert = *crypto::Issue(root_.cert, root_.key, key.Public(),
@@ -579,9 +592,10 @@ class TelemetryTest : public ApplibsTest {
     StartApps();
   }
 
-  // The device attested: its app certificate is issued.
-  void Attested() {
-    const auto [certificate, key] = cloud_.AppCredentials("device-7");
+  // The device attested: its app certificate is issued (by another tenant's CA, for a device
+  // that is not the cloud's tenant's).
+  void Attested(bool other_tenant = false) {
+    const auto [certificate, key] = cloud_.AppCredentials("device-7", other_tenant);
     ASSERT_TRUE(file::WriteDurably(parts_.app_certificate, AsBytes(certificate), 0600));
     ASSERT_TRUE(file::WriteDurably(parts_.app_key, AsBytes(key), 0600));
     tenant_ = kTenant;
@@ -607,7 +621,14 @@ TEST_F(TelemetryTest, TheSamplePostsTheSensorsReadingWithTheDeviceCertificate) {
   EXPECT_EQ(posts.front(), R"(device-7 {"acceleration_mg": [0, 0, 1000]})");
 }
 
-TEST_F(TelemetryTest, TheSampleNamingAnotherTenantPresentsNoCertificateAndTheCloudRefusesIt) {
+TEST_F(TelemetryTest, ADeviceOfAnotherTenantIsRefusedByTheCloud) {
+  Attested(true);
+  RunTelemetry(kTenant);
+  EXPECT_EQ(NextPost(), R"(telemetry: posted {"acceleration_mg": [0, 0, 1000]}, HTTP 401)");
+  EXPECT_TRUE(cloud_.Posts().empty());
+}
+
+TEST_F(TelemetryTest, TheSampleNamingAnotherTenantGetsNoCertificateAndPostsNothing) {
   Attested();
   RunTelemetry("11111111-2222-4333-8444-555555555555");
   EXPECT_TRUE(NextPost().starts_with("telemetry: post failed: "));

@@ -302,7 +302,9 @@ Answer Power(const BrokerGrants& g, const std::string& call, const Json& request
       return Refuse(EINVAL, "seconds must be a whole number");
     }
     if (g.actions == nullptr || !g.actions->power_down) return Refuse(ENOTSUP, "cannot power down");
-    g.actions->power_down(std::chrono::seconds(seconds.get<std::int64_t>()));
+    // At most a day: the device wakes to attest (its certificates last 24 hours) and check in.
+    g.actions->power_down(
+        std::min(std::chrono::seconds(seconds.get<std::int64_t>()), kMaxPowerDown));
     return {};
   }
   // power.profile: accepted; no board aspisd runs on changes its power profile yet.

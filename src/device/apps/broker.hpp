@@ -35,7 +35,8 @@
 //   "sysevent.unregister"
 //   "sysevent.defer"  {"event": "UpdateReadyForInstall", "minutes": N} (SoftwareUpdateDeferral)
 //   "sysevent.resume" {"event": "UpdateReadyForInstall"} (SoftwareUpdateDeferral)
-//   "power.reboot" (PowerControls ForceReboot), "power.down" {"seconds": N} (ForcePowerDown),
+//   "power.reboot" (PowerControls ForceReboot), "power.down" {"seconds": N} (ForcePowerDown, for
+//                     at most kMaxPowerDown),
 //   "power.profile" {"profile": "HighPerformance" | "Balanced" | "PowerSaver"} (SetPowerProfile)
 //   "rtc.save" (SystemTime): the system time written to the board's real-time clock
 //   "networking.timesync" (no capability): {"ok": true, "enabled": bool}, whether the kernel's
@@ -99,6 +100,7 @@ struct BrokerGrants {
 };
 
 inline constexpr int kReportsPerSecond = 100;
+inline constexpr std::chrono::seconds kMaxPowerDown{86400};
 
 // Not thread-safe: the app manager's thread serves it.
 class Broker {

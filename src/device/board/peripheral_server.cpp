@@ -79,13 +79,17 @@ Expected<std::uint32_t> PerformI2c(Peripherals& backend, const PeripheralChannel
   return Errno(std::errc::invalid_argument, "malformed I2C request");
 }
 
+constexpr std::uint32_t kMinSpiSpeed = 100'000;
+
 Expected<std::uint32_t> PerformSpi(Peripherals& backend, PeripheralChannel& channel,
                                    const wp::Request& request, std::span<const std::uint8_t> in,
                                    std::vector<std::uint8_t>& out) {
   const auto& a = request.arg;
   const auto invalid = [] { return Errno(std::errc::invalid_argument, "malformed SPI request"); };
   if (request.op == wp::Op::kSpiBusSpeed) {
-    if (a[0] == 0 || a[0] > 40'000'000) return invalid();
+    // Each request holds the server (one at a time), so none may be slow: the longest transfer
+    // (kMaxData bytes) takes at most a third of a second at the slowest speed allowed.
+    if (a[0] < kMinSpiSpeed || a[0] > 40'000'000) return invalid();
     channel.spi.speed_hz = a[0];
     return 0;
   }
@@ -230,7 +234,16 @@ PeripheralServer::~PeripheralServer() {
 }
 
 Expected<void> PeripheralServer::Claim(const std::string& key, const std::string& owner) {
-  if (!held_.emplace(key, owner).second) return Errno(std::errc::device_or_resource_busy, key);
+  // A block serves one function at a time: its SPI chip selects ("ISU0 CS A") exclude its UART
+  // and I2C ("ISU0"), and the other way round.
+  const bool chip_select = key.ends_with(" CS A") || key.ends_with(" CS B");
+  const std::string block = chip_select ? key.substr(0, key.size() - 5) : key;
+  const bool other_function =
+      chip_select ? held_.contains(block)
+                  : held_.contains(block + " CS A") || held_.contains(block + " CS B");
+  if (other_function || !held_.emplace(key, owner).second) {
+    return Errno(std::errc::device_or_resource_busy, key);
+  }
   return {};
 }
 
@@ -392,14 +405,20 @@ void PeripheralServer::Serve() {
       // Closed by Release since epoll_wait returned.
       if (found == channels_.end()) continue;
       const bool hung_up = (event.events & (EPOLLHUP | EPOLLRDHUP)) != 0 && fd == event.data.fd;
-      const bool alive = found->second->kind == Kind::kUart ? Relay(*found->second)
-                                                            : Answer(*found->second, hung_up);
+      const bool alive = found->second->kind == Kind::kUart
+                             ? Relay(*found->second, event.events, fd != event.data.fd)
+                             : Answer(*found->second, hung_up);
       if (!alive) Close(fd);
     }
   }
 }
 
-bool PeripheralServer::Relay(Channel& uart) {
+bool PeripheralServer::Relay(Channel& uart, std::uint32_t events, bool from_device) {
+  // The app closed (or shut down) its end, or the device went away (a USB adapter pulled): the
+  // channel ends, and the UART is free again.
+  if ((events & (from_device ? EPOLLHUP | EPOLLERR : EPOLLHUP | EPOLLRDHUP | EPOLLERR)) != 0) {
+    return false;
+  }
   std::array<std::uint8_t, kUartChunk> buffer{};
   // From the app to the device.
   if (uart.to_device.empty()) {
@@ -418,6 +437,7 @@ bool PeripheralServer::Relay(Channel& uart) {
   if (uart.to_app.empty()) {
     // NOLINTNEXTLINE(clang-analyzer-unix.BlockInCriticalSection): the device is non-blocking
     const ssize_t got = ::read(uart.device.get(), buffer.data(), buffer.size());
+    if (got < 0 && errno == EIO) return false;  // hung up
     if (got > 0) uart.to_app.assign(buffer.begin(), buffer.begin() + got);
   }
   if (!uart.to_app.empty()) {

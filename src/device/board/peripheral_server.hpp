@@ -59,8 +59,10 @@ class PeripheralServer {
   // Answers one request on `channel`; false once the app closed its end (`hung_up`: epoll said
   // so).
   bool Answer(Channel& channel, bool hung_up);
-  // Moves what is waiting between a UART's app end and its device; false once the app closed.
-  bool Relay(Channel& uart);
+  // Moves what is waiting between a UART's app end and its device (`events` from epoll, on the
+  // device's descriptor when `from_device`); false once the app closed its end or the device hung
+  // up.
+  bool Relay(Channel& uart, std::uint32_t events, bool from_device);
   void Close(int fd);  // with mutex_ held
 
   const BoardDefinition& board_;

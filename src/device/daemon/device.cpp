@@ -111,6 +111,7 @@ void Device::Run(const std::stop_token& stop) {
     waiter_.NotifyAll();
   });
   std::unique_lock lock(waiter_.mutex());
+  started_ = clock_.Now();
   Clock::TimePoint next = FirstAttempt();
   // A device with valid certificates checks in at start (the first connection after boot).
   Clock::TimePoint next_check_in = clock_.Now();
@@ -122,9 +123,11 @@ void Device::Run(const std::stop_token& stop) {
       until = std::min(until, *trial);
     }
     if (install_wait_) until = std::min(until, *install_wait_);
+    if (app_reboot_) until = std::min(until, started_ + kAppRebootHold);
     waiter_.WaitUntil(lock, until, [&] {
-      return stop.stop_requested() || attest_requested_ || reconsider_ || app_reboot_;
+      return stop.stop_requested() || attest_requested_ || reconsider_ || RebootAsked();
     });
+    if (RebootAsked()) break;
     if (stop.stop_requested()) break;
     const bool reconsider =
         std::exchange(reconsider_, false) || (install_wait_ && clock_.Now() >= *install_wait_);
@@ -159,6 +162,7 @@ void Device::Run(const std::stop_token& stop) {
     if (credentials_.runtime_certificate() && clock_.Now() >= next_check_in && !RebootAsked()) {
       bool checked_in = false;
       next_check_in = CheckInOnce(&refused, &checked_in);
+      if (checked_in) checked_in_ = true;
       // The service no longer accepts these certificates (revoked?): attest again now.
       if (refused && !attest) next = clock_.Now();
       // Healthy: this OS attested and checked in since it started.
@@ -177,6 +181,12 @@ void Device::Run(const std::stop_token& stop) {
     }
     lock.lock();
   }
+}
+
+bool Device::RebootAsked() const {
+  const bool app_reboot_due =
+      app_reboot_.load() && (checked_in_ || clock_.Now() >= started_ + kAppRebootHold);
+  return app_reboot_due || (reboot_asked_ != nullptr && *reboot_asked_);
 }
 
 void Device::RequestReboot() {

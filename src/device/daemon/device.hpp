@@ -65,6 +65,9 @@ struct DeviceParts {
   std::uint64_t booted_security_version = 0;  // as the booted slot's header signs
 };
 
+// How long after aspisd started an app's reboot waits for a check-in that does not come.
+inline constexpr std::chrono::minutes kAppRebootHold{10};
+
 class Device {
  public:
   explicit Device(DeviceParts parts);
@@ -81,7 +84,10 @@ class Device {
   // Has the device ask again at once about the update the apps held back: an app allowed it.
   // Thread-safe.
   void ReconsiderHeldUpdate();
-  // Ends the loop for a reboot an app asked for (PowerControls). Thread-safe.
+  // Ends the loop for a reboot an app asked for (PowerControls): once the device checked in
+  // since it started, or kAppRebootHold after it started when it cannot, so that an app that
+  // reboots the device as soon as it runs cannot keep a fixed version (or OS) from installing.
+  // Thread-safe.
   void RequestReboot();
   bool reboot_requested() const { return app_reboot_.load(); }
 
@@ -106,9 +112,8 @@ class Device {
     std::vector<wire::TargetStatus> targets;  // as the last check-in left them, reported next
   };
 
-  bool RebootAsked() const {
-    return app_reboot_.load() || (reboot_asked_ != nullptr && *reboot_asked_);
-  }
+  // The update agent asked for a reboot, or an app did and its reboot is due (RequestReboot).
+  bool RebootAsked() const;
   Clock::TimePoint FirstAttempt() const;
   std::string Reason();
   void Unhealthy(const std::string& reason);
@@ -161,6 +166,8 @@ class Device {
   reports::ErrorQueue* errors_;
   const bool* reboot_asked_;
   std::atomic<bool> app_reboot_{false};
+  Clock::TimePoint started_;             // when Run started
+  std::atomic<bool> checked_in_{false};  // since Run started
   const std::string update_error_;
   const std::optional<wire::InstalledImage> booted_os_;
   const std::uint64_t booted_security_version_;

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <array>
-
+#include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -78,7 +78,11 @@ class DeviceLoop : public ::testing::Test {
                       .staging = std::move(*staging)};
     if (adjust) adjust(parts);
     device_.emplace(std::move(parts));
-    thread_ = std::jthread([this](const std::stop_token& stop) { device_->Run(stop); });
+    ended_ = false;
+    thread_ = std::jthread([this](const std::stop_token& stop) {
+      device_->Run(stop);
+      ended_ = true;
+    });
   }
 
   // Where the device sleeps until, once it does (its next deadline is in the future).
@@ -111,6 +115,7 @@ class DeviceLoop : public ::testing::Test {
   std::string device_id_;
   std::optional<testing::ScriptedService> service_;
   std::optional<Device> device_;
+  std::atomic<bool> ended_{false};  // Run returned
   std::jthread thread_;
 };
 
@@ -234,6 +239,35 @@ TEST_F(DeviceLoop, AStopEndsTheLoopWhileItSleeps) {
   thread_.request_stop();
   thread_.join();
   EXPECT_EQ(clock_.Now(), kStart) << "the stop did not wait for time to pass";
+}
+
+TEST_F(DeviceLoop, AnAppsRebootComesOnceTheDeviceCheckedInSinceItStarted) {
+  Start();
+  device_->RequestReboot();
+  const auto calls = service_->AwaitCalls(2);
+  EXPECT_EQ(calls[0].what, "attest");
+  EXPECT_EQ(calls[1].what, "check-in");
+  thread_.join();
+  EXPECT_TRUE(ended_);
+  EXPECT_EQ(clock_.Now(), kStart) << "the reboot waited no longer than the check-in";
+}
+
+TEST_F(DeviceLoop, AnAppsRebootWaitsTenMinutesForACheckInThatDoesNotCome) {
+  config_.retry_base = 2s;
+  config_.retry_cap = 60s;
+  service_->Script(testing::ScriptedService::Answer::kUnreachable,
+                   testing::ScriptedService::Answer::kYes);
+  Start();
+  service_->AwaitCalls(1);
+  device_->RequestReboot();
+  while (!ended_) {
+    if (const auto deadline = clock_.NextDeadline(); deadline && *deadline > clock_.Now()) {
+      clock_.Advance(*deadline - clock_.Now());
+    }
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(Seconds(clock_.Now()), Seconds(kStart + kAppRebootHold));
+  for (const auto& call : service_->calls()) EXPECT_EQ(call.what, "attest");
 }
 
 // Update deferral in the device loop: an installed app's new version is offered, and an app

@@ -9,8 +9,11 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "device/board/sim_board.hpp"
@@ -107,6 +110,18 @@ TEST_F(PeripheralServerTest, APeripheralIsBusyUntilItsChannelIsClosed) {
   EXPECT_TRUE(*again);
 }
 
+TEST_F(PeripheralServerTest, AnIsuServesOneFunctionAtATime) {
+  auto spi = server_->OpenSpi(kOwner, "ISU1", -1);
+  ASSERT_TRUE(spi) << spi.error().message();
+  EXPECT_EQ(server_->OpenUart("another app", "ISU1", {}).error().code(),
+            std::errc::device_or_resource_busy);
+  EXPECT_EQ(server_->OpenI2c(kOwner, "ISU1").error().code(), std::errc::device_or_resource_busy);
+  auto uart = server_->OpenUart(kOwner, "ISU0", {});
+  ASSERT_TRUE(uart) << uart.error().message();
+  EXPECT_EQ(server_->OpenSpi(kOwner, "ISU0", -2).error().code(),
+            std::errc::device_or_resource_busy);
+}
+
 TEST_F(PeripheralServerTest, AnEmptyMessageIsEinvalAndKeepsThePeripheralTheApps) {
   auto fd = server_->OpenGpio(kOwner, 8, GpioMode::kPushPull, false);
   ASSERT_TRUE(fd);
@@ -136,6 +151,26 @@ TEST_F(PeripheralServerTest, AUartIsRelayedAndFreedWhenTheAppClosesIt) {
   }
   EXPECT_EQ(back, "back");
   *uart = Fd(-1);  // the app closes it
+  for (int i = 0; i < 200 && sim_->UartPath("ISU0"); ++i) ::usleep(5000);
+  EXPECT_FALSE(sim_->UartPath("ISU0"));
+  EXPECT_TRUE(server_->OpenUart(kOwner, "ISU0", {}));
+}
+
+TEST_F(PeripheralServerTest, AUartWhoseAppClosesItWhileTheDeviceTakesNothingIsFreed) {
+  auto uart = server_->OpenUart(kOwner, "ISU0", {});
+  ASSERT_TRUE(uart) << uart.error().message();
+  // No one reads the far end: the terminal's buffers fill, then the relay's, then the socket's.
+  ASSERT_EQ(::fcntl(uart->get(), F_SETFL, O_NONBLOCK), 0);
+  const std::vector<char> chunk(4096, 'x');
+  bool full = false;
+  for (int i = 0; i < 4096 && !full; ++i) {
+    if (::write(uart->get(), chunk.data(), chunk.size()) < 0) {
+      full = errno == EAGAIN;
+      if (!full) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  ASSERT_TRUE(full);
+  *uart = Fd(-1);  // the app closes it with data still waiting for the device
   for (int i = 0; i < 200 && sim_->UartPath("ISU0"); ++i) ::usleep(5000);
   EXPECT_FALSE(sim_->UartPath("ISU0"));
   EXPECT_TRUE(server_->OpenUart(kOwner, "ISU0", {}));
