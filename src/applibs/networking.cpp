@@ -84,8 +84,7 @@ ssize_t Networking_GetInterfaces(Networking_NetworkInterface* outNetworkInterfac
     out.isEnabled = (i.status & Networking_InterfaceConnectionStatus_InterfaceUp) != 0;
     const std::size_t length = std::min(i.name.size(), sizeof out.interfaceName - 1);
     std::memcpy(out.interfaceName, i.name.data(), length);
-    out.interfaceNameLength = static_cast<std::uint32_t>(length);
-    out.ipConfigurationType = Networking_IpConfiguration_Dhcp;
+    out.ipConfigurationType = Networking_IpType_DhcpClient;
     out.interfaceMediumType = i.medium == "wifi"       ? Networking_InterfaceMedium_Wifi
                               : i.medium == "ethernet" ? Networking_InterfaceMedium_Ethernet
                                                        : Networking_InterfaceMedium_Unspecified;

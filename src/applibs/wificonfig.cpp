@@ -11,16 +11,11 @@
 // aspisd answer otherwise).
 namespace {
 
-int Refused(const char* call) {
-  if (aspis::applibs::BrokerCall(std::string(R"({"call":")") + call + "\"}", {}) == 0) {
-    errno = ENOTSUP;
-  }
-  return -1;
-}
+using aspis::applibs::BrokerUnsupported;
 
-int Wifi() { return Refused("wificonfig"); }
-int Enterprise() { return Refused("wificonfig.enterprise"); }
-int Store() { return Refused("certstore"); }
+int Wifi() { return BrokerUnsupported("wificonfig"); }
+int Enterprise() { return BrokerUnsupported("wificonfig.enterprise"); }
+int Store() { return BrokerUnsupported("certstore"); }
 
 }  // namespace
 

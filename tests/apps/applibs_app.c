@@ -18,6 +18,7 @@
 #include <applibs/sysevent.h>
 #include <applibs/uart.h>
 #include <applibs/wificonfig.h>
+#include <arpa/inet.h>
 #include <aspis/intercore.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -362,6 +363,27 @@ int main(int argc, char** argv) {
     return EchoRealTime();
   } else if (strcmp(mode, "talk") == 0 && argc == 4) {
     Talk(argv[2], argv[3]);
+  } else if (strcmp(mode, "network-config") == 0) {
+    Report("set-interface-state", Networking_SetInterfaceState("eth0", true));
+    Networking_IpConfig ip;
+    Networking_IpConfig_Init(&ip);
+    const struct in_addr address = {htonl(0xc0a86414)}, mask = {htonl(0xffffff00)};
+    Networking_IpConfig_EnableStaticIp(&ip, address, mask, address);
+    const struct in_addr servers[4] = {address, address, address, address};
+    Report("custom-dns-4", Networking_IpConfig_EnableCustomDns(&ip, servers, 4));
+    Report("ip-apply", Networking_IpConfig_Apply("eth0", &ip));
+    Networking_IpConfig_Destroy(&ip);
+    Networking_DhcpServerConfig dhcp;
+    Networking_DhcpServerConfig_Init(&dhcp);
+    Report("dhcp-lease",
+           Networking_DhcpServerConfig_SetLease(&dhcp, address, 1, mask, address, 24));
+    Report("dhcp-start", Networking_DhcpServer_Start("eth0", &dhcp));
+    Networking_DhcpServerConfig_Destroy(&dhcp);
+    Networking_SntpServerConfig sntp;
+    Networking_SntpServerConfig_Init(&sntp);
+    Report("sntp-start", Networking_SntpServer_Start("eth0", &sntp));
+    Networking_SntpServerConfig_Destroy(&sntp);
+    Report("timesync-set", Networking_TimeSync_SetEnabled(false));
   } else if (strcmp(mode, "reboot") == 0) {
     Report("reboot", PowerManagement_ForceSystemReboot());
   } else if (strcmp(mode, "power-down-long") == 0) {

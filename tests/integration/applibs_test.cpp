@@ -496,6 +496,15 @@ TEST_F(ApplibsTest, WifiAndTheCertificateStoreAreEnotsupOnABoardWithoutWifi) {
                                       "certstore-count: EOPNOTSUPP"}));
 }
 
+TEST_F(ApplibsTest, NetworkConfigurationIsEnotsupWhereAspisdDoesNotManageTheNetwork) {
+  Run({"network-config"}, R"({"NetworkConfig": true, "DhcpService": true})");
+  // ENOTSUP (EOPNOTSUPP) where granted, EACCES where not; the app's own buffers work.
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"set-interface-state: EOPNOTSUPP",
+                                                   "custom-dns-4: ERANGE", "ip-apply: EOPNOTSUPP",
+                                                   "dhcp-lease: ok", "dhcp-start: EOPNOTSUPP",
+                                                   "sntp-start: EACCES", "timesync-set: EACCES"}));
+}
+
 TEST_F(ApplibsTest, WifiAndTheCertificateStoreWithoutTheirCapabilitiesAreEacces) {
   Run({"wifi"}, R"({"WifiConfig": true})");
   EXPECT_EQ(UntilDone(), (std::vector<std::string>{"wifi-add: EOPNOTSUPP", "wifi-eap-tls: EACCES",

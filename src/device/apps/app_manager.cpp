@@ -264,7 +264,11 @@ void AppManager::Launch(App& app) {
                 .intercore = app.intercore,
                 .wifi_config = m.capabilities.wifi_config,
                 .enterprise_wifi_config = m.capabilities.enterprise_wifi_config,
-                .cert_store = m.capabilities.cert_store};
+                .cert_store = m.capabilities.cert_store,
+                .network_config = m.capabilities.network_config,
+                .dhcp_service = m.capabilities.dhcp_service,
+                .sntp_service = m.capabilities.sntp_service,
+                .time_sync_config = m.capabilities.time_sync_config};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;

@@ -29,7 +29,7 @@ using json::Json;
 
 constexpr std::size_t kMaxRequest = 1024;
 
-constexpr std::array<std::string_view, 24> kCalls = {"networking.interfaces",
+constexpr std::array<std::string_view, 28> kCalls = {"networking.interfaces",
                                                      "networking.timesync",
                                                      "storage.open",
                                                      "storage.delete",
@@ -363,15 +363,35 @@ Answer OpenIntercore(const BrokerGrants& g) {
   return answer;
 }
 
-Answer Wifi(const BrokerGrants& g, const std::string& call) {
-  if (call == "certstore" ? !g.cert_store : !g.wifi_config) {
-    return Refuse(EACCES, call == "certstore" ? "the app manifest grants no CertStore"
-                                              : "the app manifest grants no WifiConfig");
+// Calls that need a capability and what no board aspisd runs on has yet (Wi-Fi, a network aspisd
+// manages): EACCES without the capability, ENOTSUP with it.
+Answer Unsupported(const BrokerGrants& g, std::string_view call) {
+  struct Need {
+    std::string_view call;
+    bool granted;
+    std::string_view capability;
+    std::string_view missing;
+  };
+  constexpr std::string_view kNoWifi = "the board has no Wi-Fi";
+  constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
+  const std::array<Need, 7> needs = {{
+      {"wificonfig", g.wifi_config, "WifiConfig", kNoWifi},
+      {"wificonfig.enterprise", g.wifi_config && g.enterprise_wifi_config,
+       "WifiConfig and EnterpriseWifiConfig", kNoWifi},
+      {"certstore", g.cert_store, "CertStore", kNoWifi},
+      {"networking.config", g.network_config, "NetworkConfig", kUnmanaged},
+      {"networking.dhcpserver", g.dhcp_service, "DhcpService", kUnmanaged},
+      {"networking.sntpserver", g.sntp_service, "SntpService", kUnmanaged},
+      {"networking.timesync.set", g.time_sync_config, "TimeSyncConfig", kUnmanaged},
+  }};
+  for (const Need& need : needs) {
+    if (need.call != call) continue;
+    if (!need.granted) {
+      return Refuse(EACCES, "the app manifest grants no " + std::string(need.capability));
+    }
+    return Refuse(ENOTSUP, std::string(need.missing));
   }
-  if (call == "wificonfig.enterprise" && !g.enterprise_wifi_config) {
-    return Refuse(EACCES, "the app manifest grants no EnterpriseWifiConfig");
-  }
-  return Refuse(ENOTSUP, "the board has no Wi-Fi");
+  return Refuse(EPERM, "not a broker call");
 }
 
 // Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
@@ -426,9 +446,10 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
     return Connect(g, request);
   }
   if (call == "intercore.open" && Shaped(request, {})) return OpenIntercore(g);
-  if ((call == "wificonfig" || call == "wificonfig.enterprise" || call == "certstore") &&
+  if ((call == "wificonfig" || call == "wificonfig.enterprise" || call == "certstore" ||
+       call.starts_with("networking.")) &&
       Shaped(request, {})) {
-    return Wifi(g, call);
+    return Unsupported(g, call);
   }
   return Refuse(EPERM, "not a broker call");
 }

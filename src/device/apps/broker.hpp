@@ -56,6 +56,9 @@
 //   "intercore.open"  (a real-time capable app): its inter-core channel (app_connections.hpp)
 //   "wificonfig" (WifiConfig), "wificonfig.enterprise" (WifiConfig and EnterpriseWifiConfig),
 //   "certstore" (CertStore): ENOTSUP, no board aspisd runs on having Wi-Fi yet
+//   "networking.config" (NetworkConfig), "networking.dhcpserver" (DhcpService),
+//   "networking.sntpserver" (SntpService), "networking.timesync.set" (TimeSyncConfig): ENOTSUP,
+//                     aspisd managing the network of no board it runs on yet
 // A peripheral the board does not have is ENODEV, one the manifest does not list EACCES, one the
 // app has open already EBUSY.
 // A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as
@@ -97,6 +100,10 @@ struct BrokerGrants {
   bool wifi_config = false;
   bool enterprise_wifi_config = false;
   bool cert_store = false;
+  bool network_config = false;
+  bool dhcp_service = false;
+  bool sntp_service = false;
+  bool time_sync_config = false;
 };
 
 inline constexpr int kReportsPerSecond = 100;

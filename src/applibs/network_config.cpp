@@ -1,0 +1,230 @@
+#include <applibs/networking.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "applibs/broker_client.hpp"
+
+// Configuring the device's network: the buffers are the app's (filled here), what would apply
+// them aspisd answers, checking the capability (EACCES) and refusing, as it manages the network
+// of no board yet (ENOTSUP).
+namespace {
+
+constexpr std::size_t kMaxServers = 3;
+
+struct IpConfig {
+  bool static_ip;
+  in_addr address, subnet_mask, gateway;
+  std::uint8_t dns_count;
+  std::array<in_addr, kMaxServers> dns;
+};
+static_assert(sizeof(IpConfig) <= sizeof(Networking_IpConfig));
+
+struct DhcpServerConfig {
+  in_addr start, subnet_mask, gateway;
+  std::uint8_t count;
+  std::uint32_t lease_hours;
+  std::uint8_t ntp_count;
+  std::array<in_addr, kMaxServers> ntp;
+};
+static_assert(sizeof(DhcpServerConfig) <= sizeof(Networking_DhcpServerConfig));
+
+template <typename Layout, typename Buffer>
+Layout* As(Buffer* buffer) {
+  return reinterpret_cast<Layout*>(buffer);
+}
+
+using aspis::applibs::BrokerUnsupported;
+
+int Config(const void* name) {
+  if (name == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  return BrokerUnsupported("networking.config");
+}
+
+int Servers(in_addr* into, std::uint8_t* count, const in_addr* servers, size_t server_count) {
+  if (servers == nullptr && server_count > 0) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (server_count > kMaxServers) {
+    errno = ERANGE;
+    return -1;
+  }
+  if (server_count > 0) std::memcpy(into, servers, server_count * sizeof(in_addr));
+  *count = static_cast<std::uint8_t>(server_count);
+  return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int Networking_SetInterfaceState(const char* networkInterfaceName, bool) {
+  return Config(networkInterfaceName);
+}
+
+void Networking_IpConfig_Init(Networking_IpConfig* ipConfig) {
+  if (ipConfig != nullptr) std::memset(ipConfig, 0, sizeof *ipConfig);
+}
+
+void Networking_IpConfig_Destroy(Networking_IpConfig* ipConfig) {
+  Networking_IpConfig_Init(ipConfig);
+}
+
+void Networking_IpConfig_EnableDynamicIp(Networking_IpConfig* ipConfig) {
+  if (ipConfig != nullptr) As<IpConfig>(ipConfig)->static_ip = false;
+}
+
+void Networking_IpConfig_EnableStaticIp(Networking_IpConfig* ipConfig, struct in_addr ipAddress,
+                                        struct in_addr subnetMask, struct in_addr gatewayAddress) {
+  if (ipConfig == nullptr) return;
+  IpConfig& config = *As<IpConfig>(ipConfig);
+  config.static_ip = true;
+  config.address = ipAddress;
+  config.subnet_mask = subnetMask;
+  config.gateway = gatewayAddress;
+}
+
+void Networking_IpConfig_EnableAutomaticDns(Networking_IpConfig* ipConfig) {
+  if (ipConfig != nullptr) As<IpConfig>(ipConfig)->dns_count = 0;
+}
+
+int Networking_IpConfig_EnableCustomDns(Networking_IpConfig* ipConfig,
+                                        const struct in_addr* dnsServerAddresses,
+                                        size_t serverCount) {
+  if (ipConfig == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  IpConfig& config = *As<IpConfig>(ipConfig);
+  return Servers(config.dns.data(), &config.dns_count, dnsServerAddresses, serverCount);
+}
+
+int Networking_IpConfig_Apply(const char* networkInterfaceName,
+                              const Networking_IpConfig* ipConfig) {
+  return ipConfig == nullptr ? Config(nullptr) : Config(networkInterfaceName);
+}
+
+int Networking_IpConfig_ReleaseIp(const char* networkInterfaceName) {
+  return Config(networkInterfaceName);
+}
+
+int Networking_IpConfig_RenewIp(const char* networkInterfaceName) {
+  return Config(networkInterfaceName);
+}
+
+int Networking_GetHardwareAddress(const char* networkInterfaceName,
+                                  Networking_Interface_HardwareAddress* outAddress) {
+  return outAddress == nullptr ? Config(nullptr) : Config(networkInterfaceName);
+}
+
+int Networking_SetHardwareAddress(const char* networkInterfaceName, const uint8_t* hardwareAddress,
+                                  size_t hardwareAddressLength) {
+  if (hardwareAddress != nullptr && hardwareAddressLength != HARDWARE_ADDRESS_LENGTH) {
+    errno = EINVAL;
+    return -1;
+  }
+  return hardwareAddress == nullptr ? Config(nullptr) : Config(networkInterfaceName);
+}
+
+void Networking_SntpServerConfig_Init(Networking_SntpServerConfig* sntpServerConfig) {
+  if (sntpServerConfig != nullptr) std::memset(sntpServerConfig, 0, sizeof *sntpServerConfig);
+}
+
+void Networking_SntpServerConfig_Destroy(Networking_SntpServerConfig* sntpServerConfig) {
+  Networking_SntpServerConfig_Init(sntpServerConfig);
+}
+
+int Networking_SntpServer_Start(const char* networkInterfaceName,
+                                const Networking_SntpServerConfig* sntpServerConfig) {
+  if (networkInterfaceName == nullptr || sntpServerConfig == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  return BrokerUnsupported("networking.sntpserver");
+}
+
+void Networking_DhcpServerConfig_Init(Networking_DhcpServerConfig* dhcpServerConfig) {
+  if (dhcpServerConfig != nullptr) std::memset(dhcpServerConfig, 0, sizeof *dhcpServerConfig);
+}
+
+void Networking_DhcpServerConfig_Destroy(Networking_DhcpServerConfig* dhcpServerConfig) {
+  Networking_DhcpServerConfig_Init(dhcpServerConfig);
+}
+
+int Networking_DhcpServerConfig_SetLease(Networking_DhcpServerConfig* dhcpServerConfig,
+                                         struct in_addr startIpAddress, uint8_t ipAddressCount,
+                                         struct in_addr subnetMask, struct in_addr gatewayAddress,
+                                         uint32_t leaseTimeInHours) {
+  if (dhcpServerConfig == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (ipAddressCount == 0 || leaseTimeInHours == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  DhcpServerConfig& config = *As<DhcpServerConfig>(dhcpServerConfig);
+  config.start = startIpAddress;
+  config.count = ipAddressCount;
+  config.subnet_mask = subnetMask;
+  config.gateway = gatewayAddress;
+  config.lease_hours = leaseTimeInHours;
+  return 0;
+}
+
+int Networking_DhcpServerConfig_SetNtpServerAddresses(Networking_DhcpServerConfig* dhcpServerConfig,
+                                                      const struct in_addr* ntpServerAddresses,
+                                                      size_t serverCount) {
+  if (dhcpServerConfig == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  DhcpServerConfig& config = *As<DhcpServerConfig>(dhcpServerConfig);
+  return Servers(config.ntp.data(), &config.ntp_count, ntpServerAddresses, serverCount);
+}
+
+int Networking_DhcpServer_Start(const char* networkInterfaceName,
+                                const Networking_DhcpServerConfig* dhcpServerConfig) {
+  if (networkInterfaceName == nullptr || dhcpServerConfig == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  return BrokerUnsupported("networking.dhcpserver");
+}
+
+int Networking_TimeSync_SetEnabled(bool) { return BrokerUnsupported("networking.timesync.set"); }
+
+int Networking_TimeSync_EnableAutomaticNtp(Networking_NtpOption) {
+  return BrokerUnsupported("networking.timesync.set");
+}
+
+int Networking_TimeSync_EnableCustomNtp(const char* primaryNtpServer, const char*,
+                                        Networking_NtpOption) {
+  if (primaryNtpServer == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  return BrokerUnsupported("networking.timesync.set");
+}
+
+int Networking_TimeSync_EnableDefaultNtp(void) {
+  return BrokerUnsupported("networking.timesync.set");
+}
+
+int Networking_TimeSync_GetLastNtpSyncInfo(char* outNtpServer, size_t* inOutNtpServerLength,
+                                           struct tm* outTimeBeforeSync, struct tm* outNtpTime) {
+  if (outNtpServer == nullptr || inOutNtpServerLength == nullptr || outTimeBeforeSync == nullptr ||
+      outNtpTime == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  return BrokerUnsupported("networking.timesync.set");
+}
+
+}  // extern "C"
