@@ -942,7 +942,8 @@ class SandboxBroker : public Sandbox {
     EXPECT_TRUE(broker) << broker.error().message();
     auto spec = Spec(std::move(args));
     spec.broker = broker->app_end();
-    if (grants_.storage_kb) spec.max_file_bytes = std::uint64_t{*grants_.storage_kb} * 1024;
+    if (grants_.capabilities.mutable_storage_kb)
+      spec.max_file_bytes = std::uint64_t{*grants_.capabilities.mutable_storage_kb} * 1024;
     std::array<int, 2> output{};
     std::array<int, 2> stop{};
     EXPECT_EQ(::pipe2(output.data(), O_CLOEXEC), 0);
@@ -973,8 +974,8 @@ class SandboxBroker : public Sandbox {
   // Grants system events (and deferral, with `defer`) through events_.
   void GrantEvents(bool defer) {
     grants_.events = events_.get();
-    grants_.system_event_notifications = true;
-    grants_.software_update_deferral = defer;
+    grants_.capabilities.system_event_notifications = true;
+    grants_.capabilities.software_update_deferral = defer;
   }
 
   BrokerGrants grants_;
@@ -984,7 +985,7 @@ class SandboxBroker : public Sandbox {
 };
 
 TEST_F(SandboxBroker, AnAppWritesItsMutableStorageUpToSizeKbAndNoFurther) {
-  grants_.storage_kb = 16;
+  grants_.capabilities.mutable_storage_kb = 16;
   EXPECT_EQ(RunBrokered({"storage-write", "16"}).output, "storage-write allowed\n");
   EXPECT_EQ(RunBrokered({"storage-size"}).output, "storage 16384\n") << "kept across runs";
   const AppRun past = RunBrokered({"storage-write", "17"});
@@ -1001,7 +1002,7 @@ TEST_F(SandboxBroker, AnAppWithoutMutableStorageGetsNoneAndTheRefusalIsReported)
 }
 
 TEST_F(SandboxBroker, SandboxEscapeToAnotherAppsStorageIsRefusedAndReported) {
-  grants_.storage_kb = 16;
+  grants_.capabilities.mutable_storage_kb = 16;
   const AppRun run = RunBrokered({"storage-other"});
   EXPECT_EQ(run.output, "storage-other denied EPERM\n");
   ASSERT_FALSE(run.denials.empty());
@@ -1012,12 +1013,12 @@ TEST_F(SandboxBroker, SandboxEscapeToAnotherAppsStorageIsRefusedAndReported) {
 }
 
 TEST_F(SandboxBroker, OnlyAnAppWithDeviceAuthenticationForTheDevicesTenantGetsTheAppCertificate) {
-  grants_.device_authentication = kTenant;
+  grants_.capabilities.device_authentication = kTenant;
   EXPECT_EQ(RunBrokered({"deviceauth"}).output,
             "-----BEGIN CERTIFICATE-----\ndeviceauth allowed\n");
-  grants_.device_authentication = "00000000-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
+  grants_.capabilities.device_authentication = "00000000-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
   EXPECT_EQ(RunBrokered({"deviceauth"}).output, "deviceauth denied EACCES\n");
-  grants_.device_authentication.clear();
+  grants_.capabilities.device_authentication.clear();
   const AppRun run = RunBrokered({"deviceauth"});
   EXPECT_EQ(run.output, "deviceauth denied EACCES\n");
   EXPECT_TRUE(run.Has("broker",
@@ -1058,7 +1059,7 @@ TEST_F(SandboxBroker, SandboxEscapeByBindingAnAbstractNameInTheDevicesNamespaceI
 }
 
 TEST_F(SandboxBroker, SandboxEscapeToTheRuntimeKeyIsRefusedAndReported) {
-  grants_.device_authentication = kTenant;
+  grants_.capabilities.device_authentication = kTenant;
   const AppRun run = RunBrokered({"runtime-key"});
   EXPECT_EQ(run.output, "runtime-key denied EPERM\n");
   EXPECT_TRUE(run.Has("broker", "unknown call (not a broker call)"));

@@ -244,31 +244,17 @@ void AppManager::Launch(App& app) {
       },
       kReportsPerSecond);
   app.grants = {.component_id = app.component_id,
-                .storage_kb = m.capabilities.mutable_storage_kb,
+                .capabilities = m.capabilities,
                 .storage_file = parts_.storage_dir / app.component_id / "mutable-storage",
-                .device_authentication = m.capabilities.device_authentication,
                 .tenant = parts_.tenant,
                 .app_certificate = parts_.app_certificate,
                 .app_key = parts_.app_key,
                 .events = parts_.events,
-                .system_event_notifications = m.capabilities.system_event_notifications,
-                .software_update_deferral = m.capabilities.software_update_deferral,
-                .peripherals = m.capabilities.peripherals,
                 .board = parts_.board,
                 .peripheral_server = parts_.peripherals,
-                .power_controls = m.capabilities.power_controls,
-                .system_time = m.capabilities.system_time,
                 .actions = parts_.actions,
-                .allowed_application_connections = m.capabilities.allowed_application_connections,
                 .connections = connections_.get(),
-                .intercore = app.intercore,
-                .wifi_config = m.capabilities.wifi_config,
-                .enterprise_wifi_config = m.capabilities.enterprise_wifi_config,
-                .cert_store = m.capabilities.cert_store,
-                .network_config = m.capabilities.network_config,
-                .dhcp_service = m.capabilities.dhcp_service,
-                .sntp_service = m.capabilities.sntp_service,
-                .time_sync_config = m.capabilities.time_sync_config};
+                .intercore = app.intercore};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;

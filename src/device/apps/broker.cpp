@@ -98,7 +98,8 @@ void Send(int socket, const Answer& answer) {
 }
 
 Answer OpenStorage(const BrokerGrants& g, bool empty) {
-  if (!g.storage_kb) return Refuse(EACCES, "the app manifest grants no MutableStorage");
+  if (!g.capabilities.mutable_storage_kb)
+    return Refuse(EACCES, "the app manifest grants no MutableStorage");
   std::error_code ec;
   std::filesystem::create_directories(g.storage_file.parent_path(), ec);
   Fd file(::open(g.storage_file.c_str(),
@@ -106,7 +107,7 @@ Answer OpenStorage(const BrokerGrants& g, bool empty) {
   if (file.get() < 0) return Refuse(EIO, "cannot open the mutable storage");
   // A storage that an update made smaller is cut to its new size.
   struct stat st {};
-  const auto limit = static_cast<off_t>(*g.storage_kb) * 1024;
+  const auto limit = static_cast<off_t>(*g.capabilities.mutable_storage_kb) * 1024;
   if (::fstat(file.get(), &st) == 0 && st.st_size > limit) {
     if (::ftruncate(file.get(), limit) != 0) return Refuse(EIO, "cannot cut the storage");
   }
@@ -116,12 +117,12 @@ Answer OpenStorage(const BrokerGrants& g, bool empty) {
 }
 
 Answer OpenDeviceAuth(const BrokerGrants& g) {
-  if (g.device_authentication.empty()) {
+  if (g.capabilities.device_authentication.empty()) {
     return Refuse(EACCES, "the app manifest grants no DeviceAuthentication");
   }
   const std::string tenant = g.tenant ? g.tenant() : "";
   if (tenant.empty()) return Refuse(EAGAIN, "the device has not attested yet");
-  if (tenant != g.device_authentication) {
+  if (tenant != g.capabilities.device_authentication) {
     return Refuse(EACCES, "DeviceAuthentication names another tenant than the device's");
   }
   Fd certificate(::open(g.app_certificate.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -138,7 +139,7 @@ Answer OpenDeviceAuth(const BrokerGrants& g) {
 constexpr auto kDeferrable = SysEvent::kUpdateReadyForInstall;
 
 Answer RegisterEvents(const BrokerGrants& g, const Json& request) {
-  if (!g.system_event_notifications || g.events == nullptr) {
+  if (!g.capabilities.system_event_notifications || g.events == nullptr) {
     return Refuse(EACCES, "the app manifest grants no SystemEventNotifications");
   }
   const Json& names = request.at("events");
@@ -149,7 +150,7 @@ Answer RegisterEvents(const BrokerGrants& g, const Json& request) {
     if (!event) return Refuse(EINVAL, "not a system event");
     mask |= static_cast<std::uint32_t>(*event);
   }
-  auto socket = g.events->Register(g.component_id, mask, g.software_update_deferral);
+  auto socket = g.events->Register(g.component_id, mask, g.capabilities.software_update_deferral);
   if (!socket) return Refuse(EIO, socket.error().message());
   Answer answer;
   answer.descriptors.push_back(std::move(*socket));
@@ -159,7 +160,7 @@ Answer RegisterEvents(const BrokerGrants& g, const Json& request) {
 // sysevent.defer (with `minutes`) or sysevent.resume.
 Answer DeferEvent(const BrokerGrants& g, const Json& request,
                   std::optional<std::uint32_t> minutes) {
-  if (!g.software_update_deferral || g.events == nullptr) {
+  if (!g.capabilities.software_update_deferral || g.events == nullptr) {
     return Refuse(EACCES, "the app manifest grants no SoftwareUpdateDeferral");
   }
   const Json& event = request.at("event");
@@ -196,8 +197,8 @@ std::optional<int> IntField(const Json& request, std::string_view field, int low
 }
 
 bool Lists(const BrokerGrants& g, std::string_view capability, const std::string& value) {
-  const auto listed = g.peripherals.find(capability);
-  return listed != g.peripherals.end() &&
+  const auto listed = g.capabilities.peripherals.find(capability);
+  return listed != g.capabilities.peripherals.end() &&
          std::find(listed->second.begin(), listed->second.end(), value) != listed->second.end();
 }
 
@@ -284,8 +285,8 @@ Answer Interfaces() {
 }
 
 bool Controls(const BrokerGrants& g, std::string_view control) {
-  return std::find(g.power_controls.begin(), g.power_controls.end(), control) !=
-         g.power_controls.end();
+  return std::find(g.capabilities.power_controls.begin(), g.capabilities.power_controls.end(),
+                   control) != g.capabilities.power_controls.end();
 }
 
 Answer Power(const BrokerGrants& g, const std::string& call, const Json& request) {
@@ -317,7 +318,7 @@ Answer Power(const BrokerGrants& g, const std::string& call, const Json& request
 }
 
 Answer SaveTime(const BrokerGrants& g) {
-  if (!g.system_time) return Refuse(EACCES, "the app manifest grants no SystemTime");
+  if (!g.capabilities.system_time) return Refuse(EACCES, "the app manifest grants no SystemTime");
   if (g.actions == nullptr || !g.actions->save_time) return Refuse(ENOTSUP, "no real-time clock");
   if (auto saved = g.actions->save_time(); !saved) return Refuse(EIO, saved.error().message());
   return {};
@@ -335,8 +336,8 @@ Answer Connect(const BrokerGrants& g, const Json& request) {
   const Json& target = request.at("component_id");
   if (!target.is_string()) return Refuse(EINVAL, "component_id must be a string");
   if (g.connections == nullptr) return Refuse(ENOTSUP, "the device relays no app connections");
-  auto connection = g.connections->Connect(g.component_id, g.allowed_application_connections,
-                                           target.get<std::string>());
+  auto connection = g.connections->Connect(
+      g.component_id, g.capabilities.allowed_application_connections, target.get<std::string>());
   if (!connection) {
     switch (connection.error()) {
       case EACCES:
@@ -375,14 +376,14 @@ Answer Unsupported(const BrokerGrants& g, std::string_view call) {
   constexpr std::string_view kNoWifi = "the board has no Wi-Fi";
   constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
   const std::array<Need, 7> needs = {{
-      {"wificonfig", g.wifi_config, "WifiConfig", kNoWifi},
-      {"wificonfig.enterprise", g.wifi_config && g.enterprise_wifi_config,
+      {"wificonfig", g.capabilities.wifi_config, "WifiConfig", kNoWifi},
+      {"wificonfig.enterprise", g.capabilities.wifi_config && g.capabilities.enterprise_wifi_config,
        "WifiConfig and EnterpriseWifiConfig", kNoWifi},
-      {"certstore", g.cert_store, "CertStore", kNoWifi},
-      {"networking.config", g.network_config, "NetworkConfig", kUnmanaged},
-      {"networking.dhcpserver", g.dhcp_service, "DhcpService", kUnmanaged},
-      {"networking.sntpserver", g.sntp_service, "SntpService", kUnmanaged},
-      {"networking.timesync.set", g.time_sync_config, "TimeSyncConfig", kUnmanaged},
+      {"certstore", g.capabilities.cert_store, "CertStore", kNoWifi},
+      {"networking.config", g.capabilities.network_config, "NetworkConfig", kUnmanaged},
+      {"networking.dhcpserver", g.capabilities.dhcp_service, "DhcpService", kUnmanaged},
+      {"networking.sntpserver", g.capabilities.sntp_service, "SntpService", kUnmanaged},
+      {"networking.timesync.set", g.capabilities.time_sync_config, "TimeSyncConfig", kUnmanaged},
   }};
   for (const Need& need : needs) {
     if (need.call != call) continue;
@@ -446,11 +447,7 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
     return Connect(g, request);
   }
   if (call == "intercore.open" && Shaped(request, {})) return OpenIntercore(g);
-  if ((call == "wificonfig" || call == "wificonfig.enterprise" || call == "certstore" ||
-       call.starts_with("networking.")) &&
-      Shaped(request, {})) {
-    return Unsupported(g, call);
-  }
+  if (Shaped(request, {})) return Unsupported(g, call);  // EPERM for any other call
   return Refuse(EPERM, "not a broker call");
 }
 
@@ -495,8 +492,8 @@ void Broker::Report(const std::string& call, const std::string& why) const {
 
 StorageQuota QuotaOf(const BrokerGrants& grants) {
   StorageQuota quota;
-  if (!grants.storage_kb) return quota;
-  quota.limit = std::uint64_t{*grants.storage_kb} * 1024;
+  if (!grants.capabilities.mutable_storage_kb) return quota;
+  quota.limit = std::uint64_t{*grants.capabilities.mutable_storage_kb} * 1024;
   struct stat st {};
   if (::stat(grants.storage_file.c_str(), &st) == 0)
     quota.used = static_cast<std::uint64_t>(st.st_size);

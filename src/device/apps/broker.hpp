@@ -17,6 +17,7 @@
 #include "device/apps/system_events.hpp"
 #include "device/board/board_definition.hpp"
 #include "device/board/peripheral_server.hpp"
+#include "package/app_manifest.hpp"
 
 // The capability broker (DESIGN section 6): an app reaches what its manifest grants beyond the
 // network only through descriptors aspisd passes it on its broker socket (descriptor 3 in the
@@ -76,34 +77,21 @@ struct DeviceActions {
 
 struct BrokerGrants {
   std::string component_id;
-  std::optional<std::uint32_t> storage_kb;  // MutableStorage
-  std::filesystem::path storage_file;       // where the app's storage lives on the device
-  std::string device_authentication;        // the tenant DeviceAuthentication names; empty: none
+  // What the app's manifest grants; its peripherals as packing resolved them ("Gpio": ["8"],
+  // "Uart": ["ISU0"]).
+  package::AppCapabilities capabilities;
+  std::filesystem::path storage_file;  // where the app's storage lives on the device
   // The device's tenant once it attested, and the app certificate and key files.
   std::function<std::string()> tenant;
   std::filesystem::path app_certificate;
   std::filesystem::path app_key;
   SystemEvents* events = nullptr;  // null: the device sends no system events
-  bool system_event_notifications = false;
-  bool software_update_deferral = false;
-  // The peripherals the manifest lists, by capability, as packing resolved them ("Gpio": ["8"],
-  // "Uart": ["ISU0"]); the board they are on and what opens them (null: the device has none).
-  std::map<std::string, std::vector<std::string>, std::less<>> peripherals;
+  // The board the peripherals are on and what opens them (null: the device has none).
   const board::BoardDefinition* board = nullptr;
   board::PeripheralServer* peripheral_server = nullptr;
-  std::vector<std::string> power_controls;  // ForcePowerDown, ForceReboot, SetPowerProfile
-  bool system_time = false;
   const DeviceActions* actions = nullptr;  // null: none
-  std::vector<std::string> allowed_application_connections;
-  AppConnections* connections = nullptr;  // null: the device relays none (ENOTSUP)
-  std::shared_ptr<const Fd> intercore;    // a real-time app's end of its channel; null: none
-  bool wifi_config = false;
-  bool enterprise_wifi_config = false;
-  bool cert_store = false;
-  bool network_config = false;
-  bool dhcp_service = false;
-  bool sntp_service = false;
-  bool time_sync_config = false;
+  AppConnections* connections = nullptr;   // null: the device relays none (ENOTSUP)
+  std::shared_ptr<const Fd> intercore;     // a real-time app's end of its channel; null: none
 };
 
 inline constexpr int kReportsPerSecond = 100;
