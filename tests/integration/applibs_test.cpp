@@ -517,6 +517,11 @@ TEST_F(ApplibsTest, WifiAndTheCertificateStoreWithoutTheirCapabilitiesAreEacces)
 class TelemetryCloud {
  public:
   TelemetryCloud() {
+    // Every certificate and PEM is made once, before the server's thread starts.
+    for (const bool other_tenant : {false, true}) {
+      credentials_[other_tenant] = Credentials("device-7", other_tenant);
+    }
+    server_ca_pem_ = *root_.cert.ToPem();
     service::http::Router router;
     router.Add("POST", "/telemetry", [this](const service::http::Request& r) {
       if (!r.client_certificate ||
@@ -539,11 +544,22 @@ class TelemetryCloud {
   std::string Url() const {
     return "https://127.0.0.1:" + std::to_string(http_->port()) + "/telemetry";
   }
-  std::string ServerCaPem() const { return *root_.cert.ToPem(); }
+  const std::string& ServerCaPem() const { return server_ca_pem_; }
   // The app certificate the tenant CA (or, `other_tenant`, another tenant's CA under the same
-  // root) issues device `name`, with its chain, and its key (PEM).
-  std::pair<std::string, std::string> AppCredentials(const std::string& name,
-                                                     bool other_tenant = false) const {
+  // root) issued device-7, with its chain, and its key (PEM).
+  const std::pair<std::string, std::string>& AppCredentials(bool other_tenant) const {
+    return credentials_[other_tenant];
+  }
+  std::vector<std::string> Posts() {
+    const std::lock_guard lock(mutex_);
+    return posts_;
+  }
+
+ private:
+  static Clock::TimePoint Now() { return SystemClock().Now(); }
+
+  std::pair<std::string, std::string> Credentials(const std::string& name,
+                                                  bool other_tenant) const {
     const aspis::testing::Issuer& ca = other_tenant ? other_tenant_ca_ : tenant_ca_;
     const auto key = *crypto::PrivateKey::GenerateP256();
     const auto leaf = *crypto::Issue(ca.cert, ca.key, key.Public(),
@@ -553,13 +569,6 @@ class TelemetryCloud {
                                       .client_auth = true});
     return {*leaf.ToPem() + *ca.cert.ToPem(), *key.ToPem()};
   }
-  std::vector<std::string> Posts() {
-    const std::lock_guard lock(mutex_);
-    return posts_;
-  }
-
- private:
-  static Clock::TimePoint Now() { return SystemClock().Now(); }
 
   aspis::testing::Issuer root_ = aspis::testing::MakeRoot(Now());
   aspis::testing::Issuer tenant_ca_ = aspis::testing::MakeTenantCa(root_, "telemetry", Now());
@@ -574,6 +583,8 @@ class TelemetryCloud {
                                 .san_ips = {"127.0.0.1"}});
     return aspis::testing::Issuer{key, cert};
   }();
+  std::array<std::pair<std::string, std::string>, 2> credentials_;
+  std::string server_ca_pem_;
   std::mutex mutex_;
   std::vector<std::string> posts_;
   std::unique_ptr<service::http::Server> http_;
@@ -604,7 +615,7 @@ class TelemetryTest : public ApplibsTest {
   // The device attested: its app certificate is issued (by another tenant's CA, for a device
   // that is not the cloud's tenant's).
   void Attested(bool other_tenant = false) {
-    const auto [certificate, key] = cloud_.AppCredentials("device-7", other_tenant);
+    const auto& [certificate, key] = cloud_.AppCredentials(other_tenant);
     ASSERT_TRUE(file::WriteDurably(parts_.app_certificate, AsBytes(certificate), 0600));
     ASSERT_TRUE(file::WriteDurably(parts_.app_key, AsBytes(key), 0600));
     tenant_ = kTenant;
