@@ -331,18 +331,7 @@ Expected<Certificate> Certificate::FromPem(std::string_view pem) {
   return std::move(chain->front());
 }
 
-// From the DER kept since the certificate was made or read, not by encoding the X509 again:
-// encoding a certificate this process signed crashed inside OpenSSL about once in thirty runs.
-Expected<std::string> Certificate::ToPem() const {
-  return PemOf(
-      [](BIO* bio, const Bytes* der) {
-        return PEM_write_bio(bio, PEM_STRING_X509, "", der->data(),
-                             static_cast<long>(der->size())) > 0
-                   ? 1
-                   : 0;
-      },
-      &der_);
-}
+Expected<std::string> Certificate::ToPem() const { return PemOf(PEM_write_bio_X509, cert_.get()); }
 
 std::string Certificate::SubjectCommonName() const {
   return CommonNameOf(X509_get_subject_name(cert_.get()));

@@ -3,13 +3,17 @@
 // manifest lists and is refused the rest, and `aspis dev board` sees and moves what it drives.
 #include <fcntl.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +32,7 @@
 #include "device/board/sim_board.hpp"
 #include "service/http/server.hpp"
 #include "support/board.hpp"
+#include "support/fake_remoteproc.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_pki.hpp"
 
@@ -100,6 +105,14 @@ class ApplibsTest : public ::testing::Test {
         << R"(", "EntryPoint": "/bin/app", "CmdArgs": [)" << list << R"(], "ApplicationType": ")"
         << (real_time ? "RealTimeCapable" : "Default") << R"(", "Capabilities": )" << capabilities
         << "}";
+    fs::create_directory_symlink("image-1", parts_.apps_dir / component / "current");
+  }
+
+  // Installs the sample app `sample` as built (apps/), as `component`.
+  void InstallSample(const std::string& sample, const std::string& component) {
+    const fs::path version = parts_.apps_dir / component / "image-1";
+    fs::create_directories(version);
+    fs::copy(fs::path(ASPIS_SAMPLE_APPS) / sample, version, fs::copy_options::recursive);
     fs::create_directory_symlink("image-1", parts_.apps_dir / component / "current");
   }
 
@@ -562,10 +575,11 @@ class TelemetryCloud {
                                                   bool other_tenant) const {
     const aspis::testing::Issuer& ca = other_tenant ? other_tenant_ca_ : tenant_ca_;
     const auto key = *crypto::PrivateKey::GenerateP256();
+    // Half the CA's lifetime: made moments after the CA, it may not outlive it by a second.
     const auto leaf = *crypto::Issue(ca.cert, ca.key, key.Public(),
                                      {.common_name = name,
                                       .not_before = Now() - std::chrono::hours(1),
-                                      .lifetime = std::chrono::hours(24),
+                                      .lifetime = std::chrono::hours(12),
                                       .client_auth = true});
     return {*leaf.ToPem() + *ca.cert.ToPem(), *key.ToPem()};
   }
@@ -709,14 +723,8 @@ TEST_F(ApplibsTest, ASecondRealTimeAppFindsNoFreeCpuAndDoesNotStart) {
 }
 
 TEST_F(ApplibsTest, TheRtEchoSampleGetsItsMessagesAnsweredByItsRealTimeApp) {
-  for (const auto& [sample, component] :
-       {std::pair{"rt-echo", "3f6a2d1c-7b4e-4c8a-9d5f-0e1a2b3c4d5e"},
-        std::pair{"rt-echo-rt", "8b2e4f6a-1c3d-4e5f-a7b9-c0d1e2f3a4b5"}}) {
-    const fs::path version = parts_.apps_dir / component / "image-1";
-    fs::create_directories(version);
-    fs::copy(fs::path(ASPIS_SAMPLE_APPS) / sample, version, fs::copy_options::recursive);
-    fs::create_directory_symlink("image-1", parts_.apps_dir / component / "current");
-  }
+  InstallSample("rt-echo", "3f6a2d1c-7b4e-4c8a-9d5f-0e1a2b3c4d5e");
+  InstallSample("rt-echo-rt", "8b2e4f6a-1c3d-4e5f-a7b9-c0d1e2f3a4b5");
   StartApps();
   // The first hellos may reach the real-time app before it runs; one soon comes back.
   bool answered = false;
@@ -724,6 +732,107 @@ TEST_F(ApplibsTest, TheRtEchoSampleGetsItsMessagesAnsweredByItsRealTimeApp) {
     answered = Line().starts_with(R"(rt-echo: the real-time app answered "HELLO )");
   }
   EXPECT_TRUE(answered);
+}
+
+// Plays rt-echo-rt's firmware on a coprocessor: answers each message on the core's endpoint with
+// the same header and the payload in capitals, until `stop`.
+void EchoFirmware(aspis::testing::FakeRemoteproc& core, const std::atomic<bool>& stop) {
+  while (!stop) {
+    const Fd endpoint = core.firmware();
+    pollfd ready{endpoint.get(), POLLIN, 0};
+    if (endpoint.get() < 0 || ::poll(&ready, 1, 10) != 1) {
+      std::this_thread::sleep_for(milliseconds(10));
+      continue;
+    }
+    std::array<char, kIntercoreHeader + kMaxIntercorePayload> message{};
+    const ssize_t got = ::recv(endpoint.get(), message.data(), message.size(), MSG_DONTWAIT);
+    if (got <= static_cast<ssize_t>(kIntercoreHeader)) continue;
+    std::transform(message.begin() + kIntercoreHeader, message.begin() + got,
+                   message.begin() + kIntercoreHeader,
+                   [](char c) { return static_cast<char>(std::toupper(c)); });
+    (void)::send(endpoint.get(), message.data(), static_cast<std::size_t>(got), MSG_NOSIGNAL);
+  }
+}
+
+TEST_F(ApplibsTest, TheRtEchoSampleTalksToItsRealTimeAppOnACoprocessor) {
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", dir_ / "lib" / "firmware");
+  parts_.coprocessors = {
+      {.name = "M4",
+       .remoteproc = core.remoteproc(),
+       .firmware_dir = core.firmware_dir(),
+       .dev_dir = core.dev_dir(),
+       .open_endpoint = [&core](const fs::path& path) { return core.Open(path); },
+       .poll_interval = milliseconds(10)}};
+  constexpr char kRtEchoRt[] = "8b2e4f6a-1c3d-4e5f-a7b9-c0d1e2f3a4b5";
+  InstallSample("rt-echo", "3f6a2d1c-7b4e-4c8a-9d5f-0e1a2b3c4d5e");
+  InstallSample("rt-echo-rt", kRtEchoRt);
+  std::atomic<bool> stop = false;
+  std::thread firmware([&] { EchoFirmware(core, stop); });
+  StartApps();
+  bool answered = false;
+  for (int i = 0; i < 20 && !answered; ++i) {
+    answered = Line().starts_with(R"(rt-echo: the real-time app answered "HELLO )");
+  }
+  EXPECT_TRUE(answered);
+  // The core runs the real-time app's image, which is no process of Linux's.
+  std::ifstream image(parts_.apps_dir / kRtEchoRt / "current" / "bin" / "app", std::ios::binary);
+  EXPECT_EQ(core.loaded(), std::string(std::istreambuf_iterator<char>(image), {}));
+  const auto status = manager_->Status(kRtEchoRt);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->state, "running");
+  EXPECT_EQ(status->pid, 0);
+  stop = true;
+  firmware.join();
+  manager_.reset();
+  EXPECT_EQ(core.State(), "offline");
+}
+
+TEST_F(ApplibsTest, ARealTimeAppWhoseCoprocessorCrashesIsReportedAndStartedAgain) {
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", dir_ / "lib" / "firmware");
+  parts_.coprocessors = {{.name = "M4",
+                          .remoteproc = core.remoteproc(),
+                          .firmware_dir = core.firmware_dir(),
+                          .dev_dir = core.dev_dir(),
+                          .poll_interval = milliseconds(10)}};
+  Install(kRealTime, "on-core", {}, R"({})", true);
+  Install(kApp, "second", {}, R"({})", true);
+  StartApps();
+  for (int i = 0; i < 500 && core.starts() < 1; ++i) std::this_thread::sleep_for(milliseconds(10));
+  // One coprocessor: the second real-time app waits for it.
+  const auto second = manager_->Status(kApp);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->last_exit, "could not start: no coprocessor is free");
+  core.Crash();
+  for (int i = 0; i < 500 && core.starts() < 2; ++i) std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(core.starts(), 2);
+  EXPECT_TRUE(Has(Reports(), "exit: ended on coprocessor M4, that crashed"));
+  manager_.reset();  // while the core's kernel still answers
+}
+
+TEST_F(ApplibsTest, ARealTimeAppWhoseEntryPointLeadsOutOfItsImageIsNotLoaded) {
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", dir_ / "lib" / "firmware");
+  parts_.coprocessors = {{.name = "M4",
+                          .remoteproc = core.remoteproc(),
+                          .firmware_dir = core.firmware_dir(),
+                          .dev_dir = core.dev_dir()}};
+  std::ofstream(dir_ / "secret") << "\x7f"
+                                    "ELF, not the app's";
+  Install(kRealTime, "leaks", {}, R"({})", true);
+  const fs::path entry = parts_.apps_dir / kRealTime / "image-1" / "bin" / "app";
+  fs::remove(entry);
+  fs::create_symlink(dir_ / "secret", entry);
+  StartApps();
+  const auto leaks = manager_->Status(kRealTime);
+  ASSERT_TRUE(leaks);
+  EXPECT_EQ(leaks->last_exit, "could not start: its entry point is not a file in its image");
+  EXPECT_EQ(core.starts(), 0);
+  // Its twin, whose entry point is a file of its image, loads.
+  manager_->Stop(kRealTime);
+  Install(kApp, "inside", {}, R"({})", true);
+  ASSERT_TRUE(manager_->Start(kApp));
+  for (int i = 0; i < 500 && core.starts() < 1; ++i) std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(core.starts(), 1);
+  manager_.reset();
 }
 
 TEST_F(ApplibsTest, AHighLevelAppHasNoInterCoreChannel) {

@@ -63,6 +63,11 @@ class AppConnections {
   // channel, which stays open (closing it is the app's own affair) until Forget.
   // Errors: kSandbox when a socket pair cannot be made.
   Expected<Fd> Attach(const std::string& component, std::vector<std::string> allowed);
+  // The same for a real-time app on a coprocessor, whose channel is `device`: its RPMsg endpoint,
+  // a character device that carries one message per read() and write() (coprocessor.hpp), closed
+  // by Forget. Errors: kSandbox when it cannot be watched.
+  Expected<void> AttachDevice(const std::string& component, std::vector<std::string> allowed,
+                              Fd device);
   // High-level app `from`, whose manifest lists `from_allowed`, connects to real-time app `to`:
   // the app's end of the connection. Errors as errno values: EINVAL when `to` is not a component
   // ID, EACCES when `from_allowed` does not list it, ECONNREFUSED when no real-time app `to` is
@@ -82,12 +87,15 @@ class AppConnections {
     std::string component;  // the real-time app, or the high-level app of a connection
     std::string peer;       // a connection's real-time app; empty for a real-time channel
     Fd own;                 // aspisd's end
+    bool device = false;    // `own` is a character device, not a socket
   };
 
   AppConnections(RealTimeApps installed, Fd epoll, Fd wake);
   void Relay();
   // Adds `own` under a new key, which it returns (called with mutex_ held).
   Expected<std::uint64_t> Watch(Endpoint endpoint);
+  // Makes `endpoint` real-time app `component`'s channel, in place of any before.
+  Expected<void> Channel(Endpoint endpoint, std::vector<std::string> allowed);
   void Unwatch(std::uint64_t key);  // called with mutex_ held
   // Receives one message from the endpoint under `key` and relays it. Returns false when it has
   // no more for now (or is gone).

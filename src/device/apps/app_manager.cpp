@@ -36,11 +36,12 @@ struct AppManager::App {
   std::string state = "stopped";
   std::string last_exit;
   std::optional<sandbox::AppCgroup> cgroup;
-  std::unique_ptr<sandbox::Sandbox> sandbox;
+  std::unique_ptr<sandbox::AppRun> run;  // its sandbox, or the coprocessor it runs on
   BrokerGrants grants;
   std::optional<Broker> broker;         // serving the running app
   std::shared_ptr<const Fd> intercore;  // a running real-time app's end of its channel
   int cpu = -1;                         // the real-time CPU it holds
+  int coprocessor = -1;                 // the coprocessor it holds (its index in the parts)
   Fd output{-1};                        // the read end of the app's output pipe
   std::string partial;                  // output after the last newline
   Clock::time_point log_window;
@@ -132,8 +133,8 @@ AppManager::~AppManager() {
     for (auto& [id, app] : apps_) {
       app->wanted = false;
       app->restart_at.reset();
-      if (app->sandbox && !app->terminating) {
-        app->sandbox->Signal(SIGTERM);
+      if (app->run && !app->terminating) {
+        app->run->Signal(SIGTERM);
         app->terminating = true;
         app->kill_at = Clock::now() + parts_.stop_grace;
       }
@@ -180,7 +181,7 @@ Expected<void> AppManager::Start(const std::string& component) {
   app->by_operator = false;
   app->failures_in_row = 0;
   app->restart_at.reset();
-  if (!app->sandbox) Launch(*app);
+  if (!app->run) Launch(*app);
   Wake();
   return {};
 }
@@ -193,17 +194,17 @@ void AppManager::Stop(const std::string& component, bool by_operator) {
   app.wanted = false;
   app.by_operator = by_operator;
   app.restart_at.reset();
-  if (!app.sandbox) {
+  if (!app.run) {
     app.state = "stopped";
     return;
   }
   if (!app.terminating) {
-    app.sandbox->Signal(SIGTERM);
+    app.run->Signal(SIGTERM);
     app.terminating = true;
     app.kill_at = Clock::now() + parts_.stop_grace;
   }
   Wake();
-  changed_.wait(lock, [&] { return !app.sandbox; });
+  changed_.wait(lock, [&] { return !app.run; });
 }
 
 void AppManager::Launch(App& app) {
@@ -212,6 +213,7 @@ void AppManager::Launch(App& app) {
     connections_->Forget(app.component_id);
     app.intercore.reset();
     app.cpu = -1;
+    app.coprocessor = -1;
     app.state = "failed";
     app.last_exit = "could not start: " + why;
     if (report_) report_({app.component_id, app.name, "exit", app.last_exit});
@@ -220,6 +222,10 @@ void AppManager::Launch(App& app) {
   if (!installed) return failed(installed.error().message());
   const package::AppManifest& m = installed->manifest;
   app.name = m.name;
+  if (m.real_time_capable && !parts_.coprocessors.empty()) {
+    if (auto why = LaunchOnCoprocessor(app, installed->version, m)) return failed(*why);
+    return;
+  }
   if (m.real_time_capable) {
     for (const int cpu : *parts_.real_time_cpus) {
       if (std::none_of(apps_.begin(), apps_.end(),
@@ -296,11 +302,46 @@ void AppManager::Launch(App& app) {
   broker->CloseAppEnd();
   app.broker.emplace(std::move(*broker));
   app.cgroup = std::move(*cgroup);
-  app.sandbox = std::move(*started);
+  app.run = std::move(*started);
   app.started = Clock::now();
   app.terminating = false;
   app.state = "running";
-  log::Info("app {} ({}) started, pid {}", app.name, app.component_id, app.sandbox->pid());
+  log::Info("app {} ({}) started, pid {}", app.name, app.component_id, app.run->pid());
+}
+
+std::optional<std::string> AppManager::LaunchOnCoprocessor(App& app, const fs::path& version,
+                                                           const package::AppManifest& m) {
+  for (int core = 0; core < static_cast<int>(parts_.coprocessors.size()); ++core) {
+    if (std::none_of(apps_.begin(), apps_.end(),
+                     [&](const auto& other) { return other.second->coprocessor == core; })) {
+      app.coprocessor = core;
+      break;
+    }
+  }
+  if (app.coprocessor < 0) return "no coprocessor is free";
+  // The entry point is a path inside the verified image; it may not lead out of it.
+  std::error_code ec;
+  const fs::path image = fs::canonical(version / fs::path(m.entry_point).relative_path(), ec);
+  const auto [inside, rest] = std::mismatch(version.begin(), version.end(), image.begin());
+  if (ec || inside != version.end()) return "its entry point is not a file in its image";
+  const auto& allowed = m.capabilities.allowed_application_connections;
+  auto started = StartOnCoprocessor(parts_.coprocessors[static_cast<std::size_t>(app.coprocessor)],
+                                    image, app.component_id, !allowed.empty());
+  if (!started) return started.error().message();
+  if (started->endpoint) {
+    if (auto ok =
+            connections_->AttachDevice(app.component_id, allowed, std::move(*started->endpoint));
+        !ok) {
+      return ok.error().message();
+    }
+  }
+  app.run = std::move(started->run);
+  app.started = Clock::now();
+  app.terminating = false;
+  app.state = "running";
+  log::Info("app {} ({}) started on coprocessor {}", app.name, app.component_id,
+            parts_.coprocessors[static_cast<std::size_t>(app.coprocessor)].name);
+  return std::nullopt;
 }
 
 void AppManager::Drain(App& app) {
@@ -349,12 +390,13 @@ void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
                    " forks refused at " + std::to_string(parts_.limits.max_processes)});
     }
   }
-  app.sandbox.reset();
+  app.run.reset();
   app.cgroup.reset();
   app.broker.reset();
   connections_->Forget(app.component_id);
   app.intercore.reset();
   app.cpu = -1;
+  app.coprocessor = -1;
   if (parts_.events != nullptr) parts_.events->Unregister(app.component_id);
   if (parts_.peripherals != nullptr) parts_.peripherals->Release(app.component_id);
   const bool planned = app.terminating;
@@ -390,12 +432,11 @@ void AppManager::Supervise() {
     std::vector<std::pair<App*, Polled>> polled;  // what each descriptor after the first is
     bool any_running = false;
     for (auto& [id, app] : apps_) {
-      if (app->sandbox && app->terminating && now >= app->kill_at) {
-        app->sandbox->Signal(SIGKILL);
+      if (app->run && app->terminating && now >= app->kill_at) {
+        app->run->Signal(SIGKILL);
         app->kill_at = Clock::time_point::max();
       }
-      if (!app->sandbox && app->wanted && !stopping_ && app->restart_at &&
-          now >= *app->restart_at) {
+      if (!app->run && app->wanted && !stopping_ && app->restart_at && now >= *app->restart_at) {
         app->restart_at.reset();
         Launch(*app);
       }
@@ -407,9 +448,9 @@ void AppManager::Supervise() {
         fds.push_back({app->broker->descriptor(), POLLIN, 0});
         polled.emplace_back(app.get(), Polled::kBroker);
       }
-      if (app->sandbox) {
+      if (app->run) {
         any_running = true;
-        fds.push_back({app->sandbox->exit_descriptor(), POLLIN, 0});
+        fds.push_back({app->run->exit_descriptor(), POLLIN, 0});
         polled.emplace_back(app.get(), Polled::kExit);
         if (app->terminating) next = std::min(next, app->kill_at);
       } else if (app->restart_at && app->wanted) {
@@ -438,8 +479,8 @@ void AppManager::Supervise() {
         if (app->broker && app->broker->descriptor() == fds[i + 1].fd && !app->broker->Serve()) {
           app->broker.reset();
         }
-      } else if (app->sandbox) {
-        if (const auto exit = app->sandbox->Wait(std::chrono::milliseconds(0))) Ended(*app, *exit);
+      } else if (app->run) {
+        if (const auto exit = app->run->Wait(std::chrono::milliseconds(0))) Ended(*app, *exit);
       }
     }
   }
@@ -461,8 +502,8 @@ std::vector<AppStatus> AppManager::Status() const {
     const StorageQuota quota = QuotaOf(app->grants);
     AppStatus status{app->component_id, app->name,      app->state, 0,          0, 0,
                      app->restarts,     app->last_exit, quota.used, quota.limit};
-    if (app->sandbox) {
-      status.pid = app->sandbox->pid();
+    if (app->run) status.pid = app->run->pid();
+    if (app->run && app->cgroup) {
       if (const auto usage = app->cgroup->Usage()) {
         status.memory_bytes = usage->memory_bytes;
         status.memory_peak = usage->memory_peak;

@@ -19,6 +19,7 @@
 #include "core/fd.hpp"
 #include "device/apps/app_connections.hpp"
 #include "device/apps/broker.hpp"
+#include "device/apps/coprocessor.hpp"
 #include "device/apps/sandbox/app_resolver.hpp"
 #include "device/apps/sandbox/cgroup.hpp"
 #include "device/apps/sandbox/sandbox.hpp"
@@ -26,11 +27,11 @@
 #include "package/app_manifest.hpp"
 
 // The app manager (DESIGN section 6, lifecycle): runs each installed app's current version in its
-// sandbox (a real-time capable one pinned, under SCHED_FIFO), restarts one that ends with a
-// doubling delay, stops one with SIGTERM and then SIGKILL after a grace period, relays
-// Application_Connect channels between apps (app_connections.hpp), and reports crashes and denials.
-// The update agent stops an app before changing its files and starts it again once they have
-// settled.
+// sandbox (a real-time capable one pinned, under SCHED_FIFO, or on a coprocessor), restarts one
+// that ends with a doubling delay, stops one with SIGTERM and then SIGKILL after a grace period,
+// relays Application_Connect channels between apps (app_connections.hpp), and reports crashes and
+// denials. The update agent stops an app before changing its files and starts it again once they
+// have settled.
 namespace aspis::device::apps {
 
 struct AppManagerParts {
@@ -65,6 +66,9 @@ struct AppManagerParts {
   // may run on, when it may run on two or more, and none on a single CPU.
   std::optional<std::vector<int>> real_time_cpus;
   int real_time_priority = 50;
+  // The board's coprocessors: when it has any, real-time capable apps run there instead, one on
+  // each (coprocessor.hpp), and one finding none free does not start.
+  std::vector<CoprocessorConfig> coprocessors;
   // Where apps' stdout and stderr go (a descriptor aspisd keeps open, for tests); -1: each app
   // writes into a pipe of its own, which aspisd logs line by line, prefixed with the app's name
   // and at most kLogLinesPerMinute lines a minute.
@@ -128,6 +132,9 @@ class AppManager {
   void Supervise();
   // Starts `app` now (called with mutex_ held).
   void Launch(App& app);
+  // Starts real-time app `app` on a free coprocessor; the reason when it cannot.
+  std::optional<std::string> LaunchOnCoprocessor(App& app, const std::filesystem::path& version,
+                                                 const package::AppManifest& manifest);
   void Ended(App& app, const sandbox::AppExit& exit);
   // The next start after a failure: restart_delay doubled for each failure in a row, capped.
   void ScheduleRestart(App& app, std::chrono::steady_clock::time_point now) const;

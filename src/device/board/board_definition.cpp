@@ -143,10 +143,26 @@ Expected<LinuxDevices> ParseLinuxDevices(const Json& doc, const BoardDefinition&
   };
   const Json chip = section.is_object() ? section.value("GpioChip", Json()) : Json();
   const Json listed = section.is_object() ? section.value("Devices", Json::object()) : Json();
-  if (!section.is_object() || section.size() > 2 || !listed.is_object() ||
+  const Json cores = section.is_object() ? section.value("Coprocessors", Json::object()) : Json();
+  const bool known_keys =
+      section.is_object() &&
+      std::all_of(section.items().begin(), section.items().end(), [](const auto& item) {
+        return item.key() == "GpioChip" || item.key() == "Devices" || item.key() == "Coprocessors";
+      });
+  if (!known_keys || !listed.is_object() || !cores.is_object() ||
       (!chip.is_null() && !path(chip)) || (chip.is_null() && !board.gpios().empty())) {
-    return std::unexpected(Malformed(
-        origin, "has a Linux section without a GpioChip path for its GPIOs and Devices by block"));
+    return std::unexpected(
+        Malformed(origin,
+                  "has a Linux section that is not a GpioChip path for its GPIOs, Devices by "
+                  "block and Coprocessors by name"));
+  }
+  for (const auto& [name, remoteproc] : cores.items()) {
+    if (!path(remoteproc) || !text::IsToken(name, "-_", 32)) {
+      return std::unexpected(Malformed(origin, "lists a coprocessor " + text::Printable(name) +
+                                                   " that is not a name and an absolute path "
+                                                   "to its remoteproc"));
+    }
+    devices.coprocessors[name] = remoteproc.get<std::string>();
   }
   if (!chip.is_null()) devices.gpio_chip = chip.get<std::string>();
   for (const auto& [block, device] : listed.items()) {

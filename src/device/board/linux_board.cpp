@@ -20,6 +20,7 @@
 
 #include "core/file.hpp"
 #include "core/log.hpp"
+#include "device/board/sysfs.hpp"
 #include "device/board/terminal.hpp"
 
 namespace aspis::device::board {
@@ -40,21 +41,11 @@ std::unexpected<Error> FromErrno(std::string message) {
               std::move(message) + ": " + std::generic_category().message(error));
 }
 
-// Writes `value` to the sysfs attribute `path`. Errors: as the kernel answers.
-Expected<void> WriteAttribute(const fs::path& path, const std::string& value) {
-  const Fd file(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (file.get() < 0) return FromErrno("opening " + path.string());
-  if (::write(file.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
-    return FromErrno("writing " + path.string());
-  }
-  return {};
-}
-
 // The whole number in the sysfs attribute `path`.
 Expected<long long> ReadNumber(const fs::path& path) {
-  std::ifstream file(path);
-  std::string text;
-  if (!(file >> text)) return Errno(std::errc::io_error, "cannot read " + path.string());
+  const auto read = ReadAttribute(path);
+  if (!read) return Errno(std::errc::io_error, "cannot read " + path.string());
+  const std::string& text = *read;
   long long value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size()) {

@@ -187,6 +187,10 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
   auto resolver = apps::sandbox::AppResolver::Start(config.app_resolver);
   if (!resolver) return std::unexpected(resolver.error());
   runtime.resolver = std::move(*resolver);
+  std::vector<apps::CoprocessorConfig> coprocessors;
+  for (const auto& [name, remoteproc] : board.linux_devices().coprocessors) {
+    coprocessors.push_back({.name = name, .remoteproc = remoteproc});
+  }
   auto manager = apps::AppManager::Create(
       {.apps_dir = config.state_dir / "apps",
        .run_dir = config.state_dir / "run" / "apps",
@@ -202,7 +206,8 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
        .events = runtime.events.get(),
        .board = &board,
        .peripherals = runtime.peripherals.get(),
-       .actions = &actions},
+       .actions = &actions,
+       .coprocessors = coprocessors},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,
                      report.description);

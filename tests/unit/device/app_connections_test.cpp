@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <map>
@@ -90,6 +91,23 @@ TEST_F(AppConnectionsTest, AppsThatListEachOtherExchangeMessagesThroughTheHeader
   Send(channel, Header(kHighLevel) + "pong");
   EXPECT_EQ(Receive(*connection), "pong");
   EXPECT_EQ(relay_->dropped(), 0U);
+}
+
+TEST_F(AppConnectionsTest, ARealTimeAppOnACoprocessorExchangesThroughItsEndpoint) {
+  // The endpoint's character device carries one message per read and write, as this pair does.
+  std::array<int, 2> pair{};
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()), 0);
+  const Fd firmware(pair[1]);
+  installed_[kRealTime] = {kHighLevel};
+  ASSERT_TRUE(relay_->AttachDevice(kRealTime, {kHighLevel}, Fd(pair[0])));
+  auto connection = relay_->Connect(kHighLevel, {kRealTime}, kRealTime);
+  ASSERT_TRUE(connection) << connection.error();
+  Send(*connection, "ping");
+  EXPECT_EQ(Receive(firmware), Header(kHighLevel) + "ping");
+  Send(firmware, Header(kHighLevel) + std::string(kMaxIntercorePayload + 1, 'x'));
+  Send(firmware, Header(kHighLevel) + "pong");
+  EXPECT_EQ(Receive(*connection), "pong");
+  EXPECT_EQ(relay_->dropped(), 1U);  // the message one byte too long
 }
 
 TEST_F(AppConnectionsTest, ConnectIsRefusedUnlessBothManifestsListTheOther) {

@@ -147,6 +147,34 @@ TEST(BoardDefinition, ALinuxBoardSaysWhereItsDevicesAreAndOnlyALinuxBoard) {
             std::string::npos);
 }
 
+TEST(BoardDefinition, ALinuxBoardNamesItsCoprocessorsByTheirRemoteproc) {
+  const auto parse = [](const std::string& cores) {
+    return BoardDefinition::Parse(
+        R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+            "Description": {"Name": "b"}, "Backend": "linux",
+            "Linux": {"Devices": {}, "Coprocessors": )" +
+            cores + "}}",
+        "b.json");
+  };
+  auto board = parse(R"({"M4": "/sys/class/remoteproc/remoteproc0"})");
+  ASSERT_TRUE(board) << board.error().message();
+  EXPECT_EQ(board->linux_devices().coprocessors.at("M4"), "/sys/class/remoteproc/remoteproc0");
+  for (const std::string bad : {R"({"M4": "sys/class/remoteproc/remoteproc0"})",
+                                R"({"M4": "/sys/class/remoteproc/../../etc"})",
+                                R"({"M 4": "/sys/class/remoteproc/remoteproc0"})", R"({"M4": 0})",
+                                R"(["/sys/class/remoteproc/remoteproc0"])"}) {
+    const auto refused = parse(bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find("oprocessor"), std::string::npos) << bad;
+  }
+  auto unknown = BoardDefinition::Parse(
+      R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+          "Description": {"Name": "b"}, "Backend": "linux",
+          "Linux": {"Devices": {}, "Coprocessor": {}}})",
+      "b.json");
+  EXPECT_FALSE(unknown);
+}
+
 TEST(BoardDefinition, BlocksWithoutAnIdForEachFunctionOrWithASharedIdAreRefused) {
   const auto refusal = [](const std::string& blocks) {
     auto board = BoardDefinition::Parse(

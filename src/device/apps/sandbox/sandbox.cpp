@@ -510,6 +510,7 @@ std::optional<Report> Receive(int control, int timeout_ms) {
 
 std::string AppExit::Describe() const {
   if (!failure.empty()) return "could not start: " + failure;
+  if (!ended.empty()) return ended;
   if (!signaled) return fmt::format("exited with code {}", code);
   const char* name = ::sigdescr_np(code);
   return fmt::format("killed by signal {} ({})", code, name != nullptr ? name : "unknown");

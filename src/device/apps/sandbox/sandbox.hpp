@@ -64,14 +64,30 @@ struct AppExit {
   bool signaled = false;
   int code = 0;         // the exit code, or the signal
   std::string failure;  // set when the app could not be started (execve's error)
+  std::string ended;    // set for an app that is not a process: how it ended
 
-  std::string Describe() const;  // "exited with code 3", "killed by signal 9 (Killed)"
+  // "exited with code 3", "killed by signal 9 (Killed)", "could not start: ...", or `ended`.
+  std::string Describe() const;
+};
+
+// One running app, however it runs: a sandbox's process tree, or firmware on a coprocessor.
+class AppRun {
+ public:
+  virtual ~AppRun() = default;
+  // Its main process, as the device's PID namespace numbers it; 0 when it is not a process.
+  virtual pid_t pid() const = 0;
+  // Readable (for poll) when the app may have ended: then Wait(0) says.
+  virtual int exit_descriptor() const = 0;
+  // Waits up to `timeout` for the app to end; nullopt while it runs.
+  virtual std::optional<AppExit> Wait(std::chrono::milliseconds timeout) = 0;
+  // Asks the app to end (SIGTERM) or ends it (SIGKILL). Returns at once.
+  virtual void Signal(int signal) const = 0;
 };
 
 // Runs one app. `denials` receives what it was refused (denial.hpp). Thread-safe: Stop, Wait and
 // the destructor may be called from any one thread while the sandbox's own thread answers the
 // seccomp notifications.
-class Sandbox {
+class Sandbox final : public AppRun {
  public:
   // Builds the sandbox and starts the entry point in it, inside `cgroup`. Errors: kSandbox
   // naming the step that failed (a mount, the privilege drop, the filter), with nothing left
@@ -80,19 +96,18 @@ class Sandbox {
                                                   const SeccompProgram& filter,
                                                   const AppCgroup& cgroup, DenialSink denials);
   // Kills whatever still runs and waits for it.
-  ~Sandbox();
+  ~Sandbox() override;
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;
 
   // The sandbox's init, as the device's PID namespace numbers it.
-  pid_t pid() const { return pid_; }
-  // Readable once the app has ended (for poll).
-  int exit_descriptor() const { return pidfd_.get(); }
-  // Waits up to `timeout` for the app to end; nullopt while it runs.
-  std::optional<AppExit> Wait(std::chrono::milliseconds timeout);
+  pid_t pid() const override { return pid_; }
+  // Readable once the app has ended.
+  int exit_descriptor() const override { return pidfd_.get(); }
+  std::optional<AppExit> Wait(std::chrono::milliseconds timeout) override;
   // Sends `signal` to the sandbox's init: SIGTERM is passed on to every process of the app,
-  // SIGKILL ends them all. Returns at once.
-  void Signal(int signal) const;
+  // SIGKILL ends them all.
+  void Signal(int signal) const override;
   // SIGTERM to every process of the app, then SIGKILL to all after `grace`; how it ended.
   AppExit Stop(std::chrono::milliseconds grace);
 
