@@ -43,14 +43,17 @@ std::string JsonString(std::string_view text, std::string_view key) {
 }
 
 long long JsonNumber(std::string_view text, std::string_view key) {
-  const std::size_t at = ValueAt(text, key);
+  std::size_t at = ValueAt(text, key);
   if (at == std::string_view::npos) return -1;
+  const bool negative = at < text.size() && text[at] == '-';
+  if (negative) ++at;
   long long value = 0;
   std::size_t i = at;
   for (; i < text.size() && i < at + 18 && text[i] >= '0' && text[i] <= '9'; ++i) {
     value = value * 10 + (text[i] - '0');
   }
-  return i == at ? -1 : value;
+  if (i == at) return -1;
+  return negative ? -value : value;
 }
 
 int BrokerCall(const std::string& request, std::span<int> fds, std::string* answer_text) {

@@ -26,8 +26,8 @@ int BrokerOpen(const std::string& request);
 // it needs (Wi-Fi, a network aspisd manages): EACCES without the capability, else ENOTSUP.
 int BrokerUnsupported(const char* call);
 
-// The string or whole number `key` has in the flat JSON object `text` (aspisd's own messages),
-// or empty / -1 when it has none.
+// The string or whole number (either sign) `key` has in the flat JSON object `text` (aspisd's own
+// messages), or empty / -1 when it has none.
 std::string JsonString(std::string_view text, std::string_view key);
 long long JsonNumber(std::string_view text, std::string_view key);
 

@@ -2,56 +2,316 @@
 #include <applibs/wificonfig.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "applibs/broker_client.hpp"
 
-// Wi-Fi and the certificate store: what the manifest grants, aspisd checks; no board Aspis runs
-// on has Wi-Fi yet, so a granted call fails with ENOTSUP (as aspisd answers, or here should an
-// aspisd answer otherwise).
+// Wi-Fi through aspisd's wifi.* calls (device/board/wifi.hpp, wpa_supplicant on the board): bytes
+// an app gives (SSIDs, keys, names) travel in hex; aspisd checks WifiConfig and answers ENOTSUP
+// on a board without Wi-Fi. EAP-TLS and the certificate store are refused (EACCES without their
+// capabilities, else ENOTSUP): aspisd keeps no certificate store yet.
 namespace {
 
+using aspis::applibs::BrokerCall;
 using aspis::applibs::BrokerUnsupported;
+using aspis::applibs::JsonNumber;
+using aspis::applibs::JsonString;
 
-int Wifi() { return BrokerUnsupported("wificonfig"); }
+int Diagnostics() { return BrokerUnsupported("wificonfig"); }
 int Enterprise() { return BrokerUnsupported("wificonfig.enterprise"); }
 int Store() { return BrokerUnsupported("certstore"); }
+
+std::string Hex(const void* data, std::size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < size; ++i) {
+    hex += kDigits[bytes[i] >> 4];
+    hex += kDigits[bytes[i] & 0xf];
+  }
+  return hex;
+}
+
+// The bytes of the hex string `key` holds in `object`, at most `max` of them.
+std::string Unhex(std::string_view object, std::string_view key, std::size_t max) {
+  const std::string hex = JsonString(object, key);
+  std::string bytes;
+  const auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (std::size_t i = 0; i + 1 < hex.size() && bytes.size() < max; i += 2) {
+    bytes += static_cast<char>(digit(hex[i]) * 16 + digit(hex[i + 1]));
+  }
+  return bytes;
+}
+
+int Call(const std::string& request, std::string* answer = nullptr) {
+  return BrokerCall(request, {}, answer);
+}
+
+int Set(int id, const char* field, const std::string& value) {
+  return Call(R"({"call":"wifi.set","id":)" + std::to_string(id) + R"(,"field":")" + field +
+              R"(","value":)" + value + "}");
+}
+
+int SetBytes(int id, const char* field, const void* data, std::size_t size) {
+  return Set(id, field, "\"" + Hex(data, size) + "\"");
+}
+
+// The flat objects of the array `key` in `answer`.
+std::vector<std::string> Objects(const std::string& answer, std::string_view key) {
+  std::vector<std::string> objects;
+  std::string_view rest(answer);
+  const std::size_t list = rest.find("\"" + std::string(key) + "\":[");
+  if (list == std::string_view::npos) return objects;
+  rest = rest.substr(list);
+  for (std::size_t open; (open = rest.find('{')) != std::string_view::npos;) {
+    const std::size_t close = rest.find('}', open);
+    if (close == std::string_view::npos) break;
+    objects.emplace_back(rest.substr(open, close - open + 1));
+    rest = rest.substr(close + 1);
+  }
+  return objects;
+}
+
+bool Listed(const char* call, std::vector<std::string>& objects) {
+  std::string answer;
+  if (Call(std::string(R"({"call":")") + call + "\"}", &answer) != 0) return false;
+  objects = Objects(answer, "networks");
+  return true;
+}
+
+// A seen network (scanned or connected) from its object.
+template <typename T>
+void Fill(T& out, const std::string& object) {
+  std::memset(&out, 0, sizeof out);
+  const std::string ssid = Unhex(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH);
+  std::memcpy(out.ssid, ssid.data(), ssid.size());
+  out.ssidLength = static_cast<uint8_t>(ssid.size());
+  const std::string bssid = Unhex(object, "bssid", WIFICONFIG_BSSID_BUFFER_SIZE);
+  std::memcpy(out.bssid, bssid.data(), bssid.size());
+  out.security = static_cast<WifiConfig_Security_Type>(JsonNumber(object, "security"));
+  out.frequencyMHz = static_cast<uint32_t>(JsonNumber(object, "frequency"));
+  out.signalRssi = static_cast<int8_t>(JsonNumber(object, "rssi"));
+}
+
+template <typename T>
+ssize_t Copy(const char* call, T* array, std::size_t count) {
+  if (array == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  std::vector<std::string> objects;
+  if (!Listed(call, objects)) return -1;
+  std::size_t filled = 0;
+  for (; filled < objects.size() && filled < count; ++filled) Fill(array[filled], objects[filled]);
+  return static_cast<ssize_t>(filled);
+}
+
+void FillStored(WifiConfig_StoredNetwork& out, const std::string& object) {
+  std::memset(&out, 0, sizeof out);
+  const std::string ssid = Unhex(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH);
+  std::memcpy(out.ssid, ssid.data(), ssid.size());
+  out.ssidLength = static_cast<uint8_t>(ssid.size());
+  out.isEnabled = object.find("\"enabled\":true") != std::string::npos;
+  out.isConnected = object.find("\"connected\":true") != std::string::npos;
+  out.security = static_cast<WifiConfig_Security_Type>(JsonNumber(object, "security"));
+}
+
+int Fault() {
+  errno = EFAULT;
+  return -1;
+}
 
 }  // namespace
 
 extern "C" {
 
-int WifiConfig_AddNetwork(void) { return Wifi(); }
-int WifiConfig_AddDuplicateNetwork(int, const char*) { return Wifi(); }
-int WifiConfig_ForgetNetworkById(int) { return Wifi(); }
-int WifiConfig_ForgetAllNetworks(void) { return Wifi(); }
-int WifiConfig_PersistConfig(void) { return Wifi(); }
-int WifiConfig_ReloadConfig(void) { return Wifi(); }
-int WifiConfig_SetSSID(int, const uint8_t*, size_t) { return Wifi(); }
-int WifiConfig_SetSecurityType(int, WifiConfig_Security_Type security) {
-  return security == WifiConfig_Security_Wpa2_EAP_TLS ? Enterprise() : Wifi();
+int WifiConfig_AddNetwork(void) {
+  std::string answer;
+  if (Call(R"({"call":"wifi.add"})", &answer) != 0) return -1;
+  return static_cast<int>(JsonNumber(answer, "id"));
 }
-int WifiConfig_SetNetworkEnabled(int, bool) { return Wifi(); }
-int WifiConfig_SetPSK(int, const char*, size_t) { return Wifi(); }
-int WifiConfig_SetTargetedScanEnabled(int, bool) { return Wifi(); }
-int WifiConfig_SetConfigName(int, const char*) { return Wifi(); }
-int WifiConfig_GetNetworkIdByConfigName(const char*) { return Wifi(); }
-int WifiConfig_GetNetworkDiagnostics(int, WifiConfig_NetworkDiagnostics*) { return Wifi(); }
+
+int WifiConfig_AddDuplicateNetwork(int, const char*) { return Diagnostics(); }
+
+int WifiConfig_ForgetNetworkById(int networkId) {
+  if (networkId < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return Call(R"({"call":"wifi.forget","id":)" + std::to_string(networkId) + "}");
+}
+
+int WifiConfig_ForgetAllNetworks(void) { return Call(R"({"call":"wifi.forget","id":-1})"); }
+int WifiConfig_PersistConfig(void) { return Call(R"({"call":"wifi.persist"})"); }
+int WifiConfig_ReloadConfig(void) { return Call(R"({"call":"wifi.reload"})"); }
+
+int WifiConfig_SetSSID(int networkId, const uint8_t* ssid, size_t ssidLength) {
+  if (ssid == nullptr) return Fault();
+  if (ssidLength == 0 || ssidLength > WIFICONFIG_SSID_MAX_LENGTH) {
+    errno = ERANGE;
+    return -1;
+  }
+  return SetBytes(networkId, "ssid", ssid, ssidLength);
+}
+
+int WifiConfig_SetSecurityType(int networkId, WifiConfig_Security_Type security) {
+  return Set(networkId, "security", std::to_string(security));
+}
+
+int WifiConfig_SetNetworkEnabled(int networkId, bool enabled) {
+  return Set(networkId, "enabled", enabled ? "true" : "false");
+}
+
+int WifiConfig_SetPSK(int networkId, const char* psk, size_t pskLength) {
+  if (psk == nullptr) return Fault();
+  if (pskLength > WIFICONFIG_WPA2_KEY_MAX_BUFFER_SIZE) {
+    errno = ERANGE;
+    return -1;
+  }
+  return SetBytes(networkId, "psk", psk, pskLength);
+}
+
+int WifiConfig_SetTargetedScanEnabled(int networkId, bool enabled) {
+  return Set(networkId, "targeted_scan", enabled ? "true" : "false");
+}
+
+int WifiConfig_SetConfigName(int networkId, const char* configName) {
+  if (configName == nullptr) return Fault();
+  const std::size_t length = strnlen(configName, WIFICONFIG_CONFIG_NAME_MAX_LENGTH + 1);
+  if (length > WIFICONFIG_CONFIG_NAME_MAX_LENGTH) {
+    errno = ERANGE;
+    return -1;
+  }
+  return SetBytes(networkId, "config_name", configName, length);
+}
+
+int WifiConfig_GetNetworkIdByConfigName(const char* configName) {
+  if (configName == nullptr) return Fault();
+  const std::size_t length = strnlen(configName, WIFICONFIG_CONFIG_NAME_MAX_LENGTH + 1);
+  if (length > WIFICONFIG_CONFIG_NAME_MAX_LENGTH) {
+    errno = ERANGE;
+    return -1;
+  }
+  std::vector<std::string> objects;
+  if (!Listed("wifi.networks", objects)) return -1;
+  for (const auto& object : objects) {
+    if (length > 0 && Unhex(object, "name", WIFICONFIG_CONFIG_NAME_MAX_LENGTH) ==
+                          std::string_view(configName, length)) {
+      return static_cast<int>(JsonNumber(object, "id"));
+    }
+  }
+  errno = ENODEV;
+  return -1;
+}
+
+int WifiConfig_GetNetworkDiagnostics(int, WifiConfig_NetworkDiagnostics*) { return Diagnostics(); }
 int WifiConfig_SetClientIdentity(int, const char*) { return Enterprise(); }
 int WifiConfig_GetClientIdentity(int, WifiConfig_ClientIdentity*) { return Enterprise(); }
 int WifiConfig_SetClientCertStoreIdentifier(int, const char*) { return Enterprise(); }
 int WifiConfig_GetClientCertStoreIdentifier(int, CertStore_Identifier*) { return Enterprise(); }
 int WifiConfig_SetRootCACertStoreIdentifier(int, const char*) { return Enterprise(); }
 int WifiConfig_GetRootCACertStoreIdentifier(int, CertStore_Identifier*) { return Enterprise(); }
-ssize_t WifiConfig_GetStoredNetworkCount(void) { return Wifi(); }
-ssize_t WifiConfig_GetStoredNetworks(WifiConfig_StoredNetwork*, size_t) { return Wifi(); }
-int WifiConfig_GetCurrentNetwork(WifiConfig_ConnectedNetwork*) { return Wifi(); }
-int WifiConfig_GetConnectedNetworkId(void) { return Wifi(); }
-ssize_t WifiConfig_TriggerScanAndGetScannedNetworkCount(void) { return Wifi(); }
-ssize_t WifiConfig_GetScannedNetworks(WifiConfig_ScannedNetwork*, size_t) { return Wifi(); }
-int WifiConfig_StoreOpenNetwork(const uint8_t*, size_t) { return Wifi(); }
-int WifiConfig_StoreWpa2Network(const uint8_t*, size_t, const char*, size_t) { return Wifi(); }
-int WifiConfig_ForgetNetwork(const WifiConfig_StoredNetwork*) { return Wifi(); }
+
+ssize_t WifiConfig_GetStoredNetworkCount(void) {
+  std::vector<std::string> objects;
+  return Listed("wifi.networks", objects) ? static_cast<ssize_t>(objects.size()) : -1;
+}
+
+ssize_t WifiConfig_GetStoredNetworks(WifiConfig_StoredNetwork* storedNetworkArray,
+                                     size_t storedNetworkArrayCount) {
+  if (storedNetworkArray == nullptr) return Fault();
+  std::vector<std::string> objects;
+  if (!Listed("wifi.networks", objects)) return -1;
+  std::size_t filled = 0;
+  for (; filled < objects.size() && filled < storedNetworkArrayCount; ++filled) {
+    FillStored(storedNetworkArray[filled], objects[filled]);
+  }
+  return static_cast<ssize_t>(filled);
+}
+
+int WifiConfig_GetCurrentNetwork(WifiConfig_ConnectedNetwork* connectedNetwork) {
+  if (connectedNetwork == nullptr) return Fault();
+  std::string answer;
+  if (Call(R"({"call":"wifi.current"})", &answer) != 0) {
+    if (errno == ENOTCONN) errno = ENODATA;
+    return -1;
+  }
+  const std::size_t network = answer.find("\"network\":{");
+  Fill(*connectedNetwork, answer.substr(network == std::string::npos ? 0 : network + 10));
+  return 0;
+}
+
+int WifiConfig_GetConnectedNetworkId(void) {
+  std::string answer;
+  if (Call(R"({"call":"wifi.current"})", &answer) != 0) return -1;
+  const std::size_t network = answer.find("\"network\":{");
+  return static_cast<int>(
+      JsonNumber(answer.substr(network == std::string::npos ? 0 : network + 10), "id"));
+}
+
+ssize_t WifiConfig_TriggerScanAndGetScannedNetworkCount(void) {
+  std::vector<std::string> objects;
+  return Listed("wifi.scan", objects) ? static_cast<ssize_t>(objects.size()) : -1;
+}
+
+ssize_t WifiConfig_GetScannedNetworks(WifiConfig_ScannedNetwork* scannedNetworkArray,
+                                      size_t scannedNetworkArrayCount) {
+  return Copy("wifi.scan", scannedNetworkArray, scannedNetworkArrayCount);
+}
+
+int WifiConfig_StoreOpenNetwork(const uint8_t* ssid, size_t ssidLength) {
+  const int id = WifiConfig_AddNetwork();
+  if (id < 0) return -1;
+  if (WifiConfig_SetSSID(id, ssid, ssidLength) != 0 ||
+      WifiConfig_SetSecurityType(id, WifiConfig_Security_Open) != 0 ||
+      WifiConfig_SetNetworkEnabled(id, true) != 0 || WifiConfig_PersistConfig() != 0) {
+    const int error = errno;
+    WifiConfig_ForgetNetworkById(id);
+    errno = error;
+    return -1;
+  }
+  return 0;
+}
+
+int WifiConfig_StoreWpa2Network(const uint8_t* ssid, size_t ssidLength, const char* psk,
+                                size_t pskLength) {
+  const int id = WifiConfig_AddNetwork();
+  if (id < 0) return -1;
+  if (WifiConfig_SetSSID(id, ssid, ssidLength) != 0 ||
+      WifiConfig_SetSecurityType(id, WifiConfig_Security_Wpa2_Psk) != 0 ||
+      WifiConfig_SetPSK(id, psk, pskLength) != 0 || WifiConfig_SetNetworkEnabled(id, true) != 0 ||
+      WifiConfig_PersistConfig() != 0) {
+    const int error = errno;
+    WifiConfig_ForgetNetworkById(id);
+    errno = error;
+    return -1;
+  }
+  return 0;
+}
+
+// The first stored network with its SSID and security type.
+int WifiConfig_ForgetNetwork(const WifiConfig_StoredNetwork* storedNetwork) {
+  if (storedNetwork == nullptr) return Fault();
+  std::vector<std::string> objects;
+  if (!Listed("wifi.networks", objects)) return -1;
+  const std::string_view wanted(
+      reinterpret_cast<const char*>(storedNetwork->ssid),
+      std::min<std::size_t>(storedNetwork->ssidLength, WIFICONFIG_SSID_MAX_LENGTH));
+  for (const auto& object : objects) {
+    if (Unhex(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH) == wanted &&
+        JsonNumber(object, "security") == storedNetwork->security) {
+      if (WifiConfig_ForgetNetworkById(static_cast<int>(JsonNumber(object, "id"))) != 0) {
+        return -1;
+      }
+      return WifiConfig_PersistConfig();
+    }
+  }
+  errno = ENOENT;
+  return -1;
+}
 
 int CertStore_InstallClientCertificate(const char*, const char*, size_t, const char*, size_t,
                                        const char*) {

@@ -42,6 +42,42 @@ static void Report(const char* what, int result) {
   }
 }
 
+/* Stores a WPA2 network "home" named "home-net" (and tries what wpa_supplicant's configuration
+ * must not take: a key and a name that would add a line to its file), then prints what is stored,
+ * seen and connected, and forgets it unless `keep` is "keep". */
+static void WifiConfigure(const char* keep) {
+  const int id = WifiConfig_AddNetwork();
+  Log_Debug("add: %d\n", id);
+  Report("ssid", WifiConfig_SetSSID(id, (const uint8_t*)"home", 4));
+  Report("security", WifiConfig_SetSecurityType(id, WifiConfig_Security_Wpa2_Psk));
+  const char injected[] = "abcdefgh\"\npriority=9\n#";
+  Report("psk-injected", WifiConfig_SetPSK(id, injected, sizeof injected - 1));
+  Report("psk", WifiConfig_SetPSK(id, "correct horse", 13));
+  Report("name-injected", WifiConfig_SetConfigName(id, "x\npriority=9\n#"));
+  Report("name", WifiConfig_SetConfigName(id, "home-net"));
+  Report("enable", WifiConfig_SetNetworkEnabled(id, true));
+  Report("persist", WifiConfig_PersistConfig());
+  uint8_t too_long[33] = {0};
+  Report("ssid-33", WifiConfig_SetSSID(id, too_long, sizeof too_long));
+  Report("forget-unknown", WifiConfig_ForgetNetworkById(99));
+  Log_Debug("count: %d\n", (int)WifiConfig_GetStoredNetworkCount());
+  WifiConfig_StoredNetwork stored[4];
+  const ssize_t n = WifiConfig_GetStoredNetworks(stored, 4);
+  for (ssize_t i = 0; i < n; ++i) {
+    Log_Debug("stored: %.*s security %d enabled %d connected %d\n", stored[i].ssidLength,
+              (const char*)stored[i].ssid, stored[i].security, stored[i].isEnabled,
+              stored[i].isConnected);
+  }
+  Log_Debug("by-name: %d\n", WifiConfig_GetNetworkIdByConfigName("home-net"));
+  WifiConfig_ConnectedNetwork current;
+  Report("current", WifiConfig_GetCurrentNetwork(&current));
+  Report("scan", (int)WifiConfig_TriggerScanAndGetScannedNetworkCount());
+  if (strcmp(keep, "keep") != 0) {
+    Report("forget", WifiConfig_ForgetNetworkById(id));
+    Log_Debug("count: %d\n", (int)WifiConfig_GetStoredNetworkCount());
+  }
+}
+
 static int button_fd = -1;
 static int led_fd = -1;
 static GPIO_Value_Type last = 2;
@@ -392,6 +428,8 @@ int main(int argc, char** argv) {
     Report("wifi-add", WifiConfig_AddNetwork());
     Report("wifi-eap-tls", WifiConfig_SetSecurityType(0, WifiConfig_Security_Wpa2_EAP_TLS));
     Report("certstore-count", (int)CertStore_GetCertificateCount());
+  } else if (strcmp(mode, "wifi-configure") == 0) {
+    WifiConfigure(argc > 2 ? argv[2] : "");
   } else if (strcmp(mode, "schedule") == 0) {
     Schedule();
   } else if (strcmp(mode, "storage") == 0) {

@@ -30,11 +30,13 @@
 #include "device/board/linux_board.hpp"
 #include "device/board/peripheral_server.hpp"
 #include "device/board/sim_board.hpp"
+#include "device/board/wifi.hpp"
 #include "service/http/server.hpp"
 #include "support/board.hpp"
 #include "support/fake_remoteproc.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_pki.hpp"
+#include "support/wpa_supplicant.hpp"
 
 namespace aspis::device::apps {
 namespace {
@@ -516,6 +518,52 @@ TEST_F(ApplibsTest, NetworkConfigurationIsEnotsupWhereAspisdDoesNotManageTheNetw
                                                    "custom-dns-4: ERANGE", "ip-apply: EOPNOTSUPP",
                                                    "dhcp-lease: ok", "dhcp-start: EOPNOTSUPP",
                                                    "sntp-start: EACCES", "timesync-set: EACCES"}));
+}
+
+TEST_F(ApplibsTest, AnAppConfiguresWifiThroughWpaSupplicant) {
+  aspis::testing::WpaSupplicant wpa(dir_ / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  parts_.wifi = &wifi;
+  Run({"wifi-configure", "keep"}, R"({"WifiConfig": true})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{
+                             "add: 0", "ssid: ok", "security: ok", "psk-injected: EINVAL",
+                             "psk: ok", "name-injected: EINVAL", "name: ok", "enable: ok",
+                             "persist: ok", "ssid-33: ERANGE", "forget-unknown: ENOENT", "count: 1",
+                             "stored: home security 2 enabled 1 connected 0", "by-name: 0",
+                             // The wired driver never completes a connection, nor scans.
+                             "current: ENODATA", "scan: ok"}));
+  // wpa_supplicant saved what the app set, and nothing it tried to slip into the file.
+  const std::string saved = wpa.Config();
+  EXPECT_NE(saved.find("ssid=\"home\""), std::string::npos) << saved;
+  EXPECT_NE(saved.find("psk=\"correct horse\""), std::string::npos) << saved;
+  EXPECT_NE(saved.find("id_str=\"home-net\""), std::string::npos) << saved;
+  EXPECT_EQ(saved.find("priority=9"), std::string::npos) << saved;
+}
+
+TEST_F(ApplibsTest, AnAppForgetsTheWifiNetworkItStored) {
+  aspis::testing::WpaSupplicant wpa(dir_ / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  parts_.wifi = &wifi;
+  Run({"wifi-configure"}, R"({"WifiConfig": true})");
+  const auto lines = UntilDone();
+  ASSERT_GE(lines.size(), 2U);
+  EXPECT_EQ(lines[lines.size() - 2], "forget: ok");
+  EXPECT_EQ(lines.back(), "count: 0");
+}
+
+TEST_F(ApplibsTest, WifiWithoutWifiConfigIsRefusedBeforeWpaSupplicantHearsOfIt) {
+  aspis::testing::WpaSupplicant wpa(dir_ / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  parts_.wifi = &wifi;
+  Run({"wifi"}, R"({})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"wifi-add: EACCES", "wifi-eap-tls: EACCES",
+                                                   "certstore-count: EACCES"}));
+  const auto stored = wifi.Stored();
+  ASSERT_TRUE(stored);
+  EXPECT_TRUE(stored->empty());
 }
 
 TEST_F(ApplibsTest, WifiAndTheCertificateStoreWithoutTheirCapabilitiesAreEacces) {

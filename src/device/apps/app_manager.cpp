@@ -260,7 +260,8 @@ void AppManager::Launch(App& app) {
                 .peripheral_server = parts_.peripherals,
                 .actions = parts_.actions,
                 .connections = connections_.get(),
-                .intercore = app.intercore};
+                .intercore = app.intercore,
+                .wifi = parts_.wifi};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;

@@ -60,6 +60,8 @@ struct AppManagerParts {
   board::PeripheralServer* peripherals = nullptr;
   // What aspisd does for apps granted PowerControls or SystemTime; null: nothing (ENOTSUP).
   const DeviceActions* actions = nullptr;
+  // The board's Wi-Fi, for apps granted WifiConfig; null: the board has none (ENOTSUP).
+  board::Wifi* wifi = nullptr;
   // The CPUs kept for real-time capable apps, as the MT3620 keeps its M4 cores: each runs one such
   // app, pinned under SCHED_FIFO at real_time_priority (a real-time app finding none free does
   // not start); the other apps run on the remaining CPUs. nullopt: the highest-numbered CPU aspisd

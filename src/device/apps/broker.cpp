@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "core/bytes.hpp"
 #include "core/json.hpp"
 #include "core/text.hpp"
 #include "device/apps/errors.hpp"
@@ -28,31 +29,46 @@ namespace {
 using json::Json;
 
 constexpr std::size_t kMaxRequest = 1024;
+constexpr std::size_t kMaxScanned = 48;  // Wi-Fi networks a scan answers
 
-constexpr std::array<std::string_view, 28> kCalls = {"networking.interfaces",
-                                                     "networking.timesync",
-                                                     "storage.open",
-                                                     "storage.delete",
-                                                     "deviceauth.open",
-                                                     "sysevent.register",
-                                                     "sysevent.unregister",
-                                                     "sysevent.defer",
-                                                     "sysevent.resume",
-                                                     "power.reboot",
-                                                     "power.down",
-                                                     "power.profile",
-                                                     "rtc.save",
-                                                     "gpio.open",
-                                                     "adc.open",
-                                                     "pwm.open",
-                                                     "i2c.open",
-                                                     "spi.open",
-                                                     "uart.open",
-                                                     "application.connect",
-                                                     "intercore.open",
-                                                     "wificonfig",
-                                                     "wificonfig.enterprise",
-                                                     "certstore"};
+// Every call aspisd knows, by name (a refusal of any other is reported without its name).
+constexpr auto kCalls = std::to_array<std::string_view>({
+    "networking.interfaces",
+    "networking.timesync",
+    "storage.open",
+    "storage.delete",
+    "deviceauth.open",
+    "sysevent.register",
+    "sysevent.unregister",
+    "sysevent.defer",
+    "sysevent.resume",
+    "power.reboot",
+    "power.down",
+    "power.profile",
+    "rtc.save",
+    "gpio.open",
+    "adc.open",
+    "pwm.open",
+    "spi.open",
+    "uart.open",
+    "application.connect",
+    "intercore.open",
+    "wificonfig",
+    "wificonfig.enterprise",
+    "certstore",
+    "networking.config",
+    "networking.dhcpserver",
+    "networking.sntpserver",
+    "networking.timesync.set",
+    "wifi.add",
+    "wifi.set",
+    "wifi.forget",
+    "wifi.persist",
+    "wifi.reload",
+    "wifi.networks",
+    "wifi.current",
+    "wifi.scan",
+});
 
 struct Answer {
   int error = 0;  // errno; 0: ok
@@ -364,8 +380,8 @@ Answer OpenIntercore(const BrokerGrants& g) {
   return answer;
 }
 
-// Calls that need a capability and what no board aspisd runs on has yet (Wi-Fi, a network aspisd
-// manages): EACCES without the capability, ENOTSUP with it.
+// Calls that need a capability and what aspisd does not do yet (a certificate store, Wi-Fi
+// diagnostics, a network it manages): EACCES without the capability, ENOTSUP with it.
 Answer Unsupported(const BrokerGrants& g, std::string_view call) {
   struct Need {
     std::string_view call;
@@ -373,13 +389,14 @@ Answer Unsupported(const BrokerGrants& g, std::string_view call) {
     std::string_view capability;
     std::string_view missing;
   };
-  constexpr std::string_view kNoWifi = "the board has no Wi-Fi";
+  constexpr std::string_view kNotKept = "aspisd keeps no Wi-Fi diagnostics";
+  constexpr std::string_view kNoStore = "aspisd keeps no certificate store";
   constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
   const std::array<Need, 7> needs = {{
-      {"wificonfig", g.capabilities.wifi_config, "WifiConfig", kNoWifi},
+      {"wificonfig", g.capabilities.wifi_config, "WifiConfig", kNotKept},
       {"wificonfig.enterprise", g.capabilities.wifi_config && g.capabilities.enterprise_wifi_config,
-       "WifiConfig and EnterpriseWifiConfig", kNoWifi},
-      {"certstore", g.capabilities.cert_store, "CertStore", kNoWifi},
+       "WifiConfig and EnterpriseWifiConfig", kNoStore},
+      {"certstore", g.capabilities.cert_store, "CertStore", kNoStore},
       {"networking.config", g.capabilities.network_config, "NetworkConfig", kUnmanaged},
       {"networking.dhcpserver", g.capabilities.dhcp_service, "DhcpService", kUnmanaged},
       {"networking.sntpserver", g.capabilities.sntp_service, "SntpService", kUnmanaged},
@@ -396,6 +413,115 @@ Answer Unsupported(const BrokerGrants& g, std::string_view call) {
 }
 
 // Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
+bool Shaped(const Json& request, std::initializer_list<std::string_view> fields);
+
+Answer FromWifi(const board::WifiResult<void>& done) {
+  if (done) return {};
+  return Refuse(done.error(), "wpa_supplicant: " + std::generic_category().message(done.error()));
+}
+
+Json Seen(const board::SeenWifiNetwork& n) {
+  return {{"ssid", HexEncode(n.ssid)},
+          {"bssid", HexEncode(n.bssid)},
+          {"security", static_cast<int>(n.security)},
+          {"frequency", n.frequency_mhz},
+          {"rssi", n.rssi},
+          {"id", n.id}};
+}
+
+// The wifi.* calls (board/wifi.hpp): the app's WifiConfig first, then the board's Wi-Fi. What
+// the app sends as bytes (an SSID, a key, a name) comes in hex.
+Answer WifiCall(const BrokerGrants& g, const std::string& call, const Json& request) {
+  if (!g.capabilities.wifi_config) return Refuse(EACCES, "the app manifest grants no WifiConfig");
+  const bool eap_tls = call == "wifi.set" && request["field"] == "security" &&
+                       request["value"] == static_cast<int>(board::WifiSecurity::kWpa2EapTls);
+  if (eap_tls && !g.capabilities.enterprise_wifi_config) {
+    return Refuse(EACCES, "the app manifest grants no EnterpriseWifiConfig");
+  }
+  if (g.wifi == nullptr) return Refuse(ENOTSUP, "the board has no Wi-Fi");
+  board::Wifi& wifi = *g.wifi;
+  const auto id = [&]() -> int {
+    const Json& value = request["id"];
+    return value.is_number_integer() && value.get<long long>() >= -1 &&
+                   value.get<long long>() <= 1'000'000
+               ? value.get<int>()
+               : -2;
+  };
+  Answer answer;
+  if (call == "wifi.add" && Shaped(request, {})) {
+    const auto added = wifi.Add();
+    if (!added) return FromWifi(std::unexpected(added.error()));
+    answer.fields["id"] = *added;
+    return answer;
+  }
+  if (call == "wifi.set" && Shaped(request, {"id", "field", "value"}) &&
+      request["field"].is_string()) {
+    const std::string field = request["field"].get<std::string>();
+    const Json& value = request["value"];
+    std::optional<Bytes> bytes;
+    if (auto decoded = value.is_string() ? HexDecode(value.get<std::string>()) : Expected<Bytes>();
+        decoded && value.is_string()) {
+      bytes = std::move(*decoded);
+    }
+    const std::string text = bytes ? std::string(bytes->begin(), bytes->end()) : std::string();
+    if (field == "ssid" && bytes) return FromWifi(wifi.SetSsid(id(), *bytes));
+    if (field == "psk" && bytes) return FromWifi(wifi.SetPsk(id(), text));
+    if (field == "config_name" && bytes) return FromWifi(wifi.SetConfigName(id(), text));
+    if (field == "enabled" && value.is_boolean()) {
+      return FromWifi(wifi.SetEnabled(id(), value.get<bool>()));
+    }
+    if (field == "targeted_scan" && value.is_boolean()) {
+      return FromWifi(wifi.SetTargetedScan(id(), value.get<bool>()));
+    }
+    if (field == "security" && value.is_number_integer()) {
+      const auto security = static_cast<board::WifiSecurity>(value.get<int>());
+      if (eap_tls) {
+        return Refuse(ENOTSUP, "EAP-TLS needs the certificate store, which aspisd does not keep");
+      }
+      return FromWifi(wifi.SetSecurity(id(), security));
+    }
+    return Refuse(EINVAL, "not a Wi-Fi setting");
+  }
+  if (call == "wifi.forget" && Shaped(request, {"id"})) return FromWifi(wifi.Forget(id()));
+  if (call == "wifi.persist" && Shaped(request, {})) return FromWifi(wifi.Persist());
+  if (call == "wifi.reload" && Shaped(request, {})) return FromWifi(wifi.Reload());
+  if (call == "wifi.networks" && Shaped(request, {})) {
+    const auto stored = wifi.Stored();
+    if (!stored) return FromWifi(std::unexpected(stored.error()));
+    Json list = Json::array();
+    for (const auto& n : *stored) {
+      list.push_back({{"id", n.id},
+                      {"ssid", HexEncode(n.ssid)},
+                      {"security", static_cast<int>(n.security)},
+                      {"enabled", n.enabled},
+                      {"connected", n.connected},
+                      {"name", HexEncode(AsBytes(n.config_name))}});
+    }
+    answer.fields["networks"] = std::move(list);
+    return answer;
+  }
+  if (call == "wifi.current" && Shaped(request, {})) {
+    const auto current = wifi.Current();
+    if (!current) return FromWifi(std::unexpected(current.error()));
+    answer.fields["network"] = Seen(*current);
+    return answer;
+  }
+  if (call == "wifi.scan" && Shaped(request, {})) {
+    const auto seen = wifi.Scan();
+    if (!seen) return FromWifi(std::unexpected(seen.error()));
+    // The strongest kMaxScanned: an answer must fit the app's 8 KiB reply buffer.
+    auto strongest = *seen;
+    std::sort(strongest.begin(), strongest.end(),
+              [](const auto& a, const auto& b) { return a.rssi > b.rssi; });
+    if (strongest.size() > kMaxScanned) strongest.resize(kMaxScanned);
+    Json list = Json::array();
+    for (const auto& n : strongest) list.push_back(Seen(n));
+    answer.fields["networks"] = std::move(list);
+    return answer;
+  }
+  return Refuse(EPERM, "not a broker call");
+}
+
 bool Shaped(const Json& request, std::initializer_list<std::string_view> fields) {
   if (request.size() != fields.size() + 1) return false;
   return std::all_of(fields.begin(), fields.end(),
@@ -447,6 +573,7 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
     return Connect(g, request);
   }
   if (call == "intercore.open" && Shaped(request, {})) return OpenIntercore(g);
+  if (call.starts_with("wifi.")) return WifiCall(g, call, request);
   if (Shaped(request, {})) return Unsupported(g, call);  // EPERM for any other call
   return Refuse(EPERM, "not a broker call");
 }

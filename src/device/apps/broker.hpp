@@ -17,6 +17,7 @@
 #include "device/apps/system_events.hpp"
 #include "device/board/board_definition.hpp"
 #include "device/board/peripheral_server.hpp"
+#include "device/board/wifi.hpp"
 #include "package/app_manifest.hpp"
 
 // The capability broker (DESIGN section 6): an app reaches what its manifest grants beyond the
@@ -92,6 +93,7 @@ struct BrokerGrants {
   const DeviceActions* actions = nullptr;  // null: none
   AppConnections* connections = nullptr;   // null: the device relays none (ENOTSUP)
   std::shared_ptr<const Fd> intercore;     // a real-time app's end of its channel; null: none
+  board::Wifi* wifi = nullptr;             // the board's Wi-Fi; null: it has none (ENOTSUP)
 };
 
 inline constexpr int kReportsPerSecond = 100;

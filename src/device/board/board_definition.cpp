@@ -147,14 +147,17 @@ Expected<LinuxDevices> ParseLinuxDevices(const Json& doc, const BoardDefinition&
   const bool known_keys =
       section.is_object() &&
       std::all_of(section.items().begin(), section.items().end(), [](const auto& item) {
-        return item.key() == "GpioChip" || item.key() == "Devices" || item.key() == "Coprocessors";
+        return item.key() == "GpioChip" || item.key() == "Devices" ||
+               item.key() == "Coprocessors" || item.key() == "Wifi";
       });
+  const Json wifi = section.is_object() ? section.value("Wifi", Json()) : Json();
   if (!known_keys || !listed.is_object() || !cores.is_object() ||
-      (!chip.is_null() && !path(chip)) || (chip.is_null() && !board.gpios().empty())) {
+      (!wifi.is_null() && !path(wifi)) || (!chip.is_null() && !path(chip)) ||
+      (chip.is_null() && !board.gpios().empty())) {
     return std::unexpected(
         Malformed(origin,
                   "has a Linux section that is not a GpioChip path for its GPIOs, Devices by "
-                  "block and Coprocessors by name"));
+                  "block, Coprocessors by name and a Wifi control socket path"));
   }
   for (const auto& [name, remoteproc] : cores.items()) {
     if (!path(remoteproc) || !text::IsToken(name, "-_", 32)) {
@@ -165,6 +168,7 @@ Expected<LinuxDevices> ParseLinuxDevices(const Json& doc, const BoardDefinition&
     devices.coprocessors[name] = remoteproc.get<std::string>();
   }
   if (!chip.is_null()) devices.gpio_chip = chip.get<std::string>();
+  if (!wifi.is_null()) devices.wifi = wifi.get<std::string>();
   for (const auto& [block, device] : listed.items()) {
     if (!path(device) || !board.HasBlock(block)) {
       return std::unexpected(

@@ -142,6 +142,7 @@ struct AppRuntime {
   std::unique_ptr<board::Peripherals> board;  // what drives the board's peripherals
   board::SimBoard* sim = nullptr;             // the board, when it is the virtual one
   std::unique_ptr<board::PeripheralServer> peripherals;
+  std::unique_ptr<board::Wifi> wifi;  // when the board has Wi-Fi
   std::unique_ptr<apps::AppManager> manager;
 };
 
@@ -187,6 +188,9 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
   auto resolver = apps::sandbox::AppResolver::Start(config.app_resolver);
   if (!resolver) return std::unexpected(resolver.error());
   runtime.resolver = std::move(*resolver);
+  if (const auto& control = board.linux_devices().wifi; !control.empty()) {
+    runtime.wifi = std::make_unique<board::Wifi>(control);
+  }
   std::vector<apps::CoprocessorConfig> coprocessors;
   for (const auto& [name, remoteproc] : board.linux_devices().coprocessors) {
     coprocessors.push_back({.name = name, .remoteproc = remoteproc});
@@ -207,6 +211,7 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
        .board = &board,
        .peripherals = runtime.peripherals.get(),
        .actions = &actions,
+       .wifi = runtime.wifi.get(),
        .coprocessors = coprocessors},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,

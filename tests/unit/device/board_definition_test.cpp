@@ -147,7 +147,7 @@ TEST(BoardDefinition, ALinuxBoardSaysWhereItsDevicesAreAndOnlyALinuxBoard) {
             std::string::npos);
 }
 
-TEST(BoardDefinition, ALinuxBoardNamesItsCoprocessorsByTheirRemoteproc) {
+TEST(BoardDefinition, ALinuxBoardNamesItsCoprocessorsAndItsWifiControlSocket) {
   const auto parse = [](const std::string& cores) {
     return BoardDefinition::Parse(
         R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
@@ -167,6 +167,18 @@ TEST(BoardDefinition, ALinuxBoardNamesItsCoprocessorsByTheirRemoteproc) {
     ASSERT_FALSE(refused) << bad;
     EXPECT_NE(refused.error().message().find("oprocessor"), std::string::npos) << bad;
   }
+  auto wifi = BoardDefinition::Parse(
+      R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+          "Description": {"Name": "b"}, "Backend": "linux",
+          "Linux": {"Devices": {}, "Wifi": "/run/wpa_supplicant/wlan0"}})",
+      "b.json");
+  ASSERT_TRUE(wifi) << wifi.error().message();
+  EXPECT_EQ(wifi->linux_devices().wifi, "/run/wpa_supplicant/wlan0");
+  EXPECT_FALSE(BoardDefinition::Parse(
+      R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+          "Description": {"Name": "b"}, "Backend": "linux",
+          "Linux": {"Devices": {}, "Wifi": "wlan0"}})",
+      "b.json"));
   auto unknown = BoardDefinition::Parse(
       R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
           "Description": {"Name": "b"}, "Backend": "linux",

@@ -1,8 +1,12 @@
-/* Aspis applibs: the device's Wi-Fi networks (Azure Sphere's applibs/wificonfig.h). Every
- * function needs the manifest's "WifiConfig": true, and those for EAP-TLS networks (client
- * identity, certificate identifiers, the EAP-TLS security type) "EnterpriseWifiConfig": true too
- * (EACCES without them). On a board without Wi-Fi (every board Aspis has a definition for today)
- * each fails with ENOTSUP. Functions return -1 with errno on failure; network IDs are >= 0.
+/* Aspis applibs: the device's Wi-Fi networks (Azure Sphere's applibs/wificonfig.h), kept by the
+ * board's wpa_supplicant, which aspisd drives for the app. Every function needs the manifest's
+ * "WifiConfig": true, and those for EAP-TLS networks (client identity, certificate identifiers,
+ * the EAP-TLS security type) "EnterpriseWifiConfig": true too (EACCES without them). On a board
+ * without Wi-Fi each fails with ENOTSUP; so do EAP-TLS, WifiConfig_AddDuplicateNetwork and
+ * WifiConfig_GetNetworkDiagnostics, which aspisd does not do yet. At most 37 networks are stored
+ * (ENOSPC). WifiConfig_TriggerScanAndGetScannedNetworkCount does not wait for the scan it asks
+ * for: it counts what the last scan saw (at most 48, the strongest). Functions return -1 with
+ * errno on failure; network IDs are >= 0.
  *
  * Define WIFICONFIG_STRUCTS_VERSION (1, the only version) before including this header, as
  * applibs_versions.h does; it is 1 when none is defined. */
@@ -124,7 +128,7 @@ ssize_t WifiConfig_GetStoredNetworks(WifiConfig_StoredNetwork* storedNetworkArra
 int WifiConfig_GetCurrentNetwork(WifiConfig_ConnectedNetwork* connectedNetwork);
 /* ENOTCONN when not connected. */
 int WifiConfig_GetConnectedNetworkId(void);
-/* Scans (blocking) and returns how many networks it found. */
+/* Asks for a scan; how many networks the last scan found. */
 ssize_t WifiConfig_TriggerScanAndGetScannedNetworkCount(void);
 ssize_t WifiConfig_GetScannedNetworks(WifiConfig_ScannedNetwork* scannedNetworkArray,
                                       size_t scannedNetworkArrayCount);

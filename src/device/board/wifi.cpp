@@ -1,0 +1,342 @@
+#include "device/board/wifi.hpp"
+
+#include <wpa_ctrl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <map>
+
+namespace aspis::device::board {
+
+namespace {
+
+constexpr std::size_t kMaxReply = std::size_t{64} << 10;
+
+bool Printable(char c) { return c >= 0x20 && c <= 0x7e; }
+
+std::string Trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+std::optional<long long> Number(std::string_view text) {
+  long long value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::vector<std::string_view> Split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  for (std::size_t at = 0;;) {
+    const std::size_t next = text.find(separator, at);
+    parts.push_back(text.substr(at, next == std::string_view::npos ? next : next - at));
+    if (next == std::string_view::npos) return parts;
+    at = next + 1;
+  }
+}
+
+// STATUS's key=value lines.
+std::map<std::string, std::string, std::less<>> Fields(std::string_view text) {
+  std::map<std::string, std::string, std::less<>> fields;
+  for (const std::string_view line : Split(text, '\n')) {
+    const std::size_t equals = line.find('=');
+    if (equals != std::string_view::npos) {
+      fields.emplace(std::string(line.substr(0, equals)), std::string(line.substr(equals + 1)));
+    }
+  }
+  return fields;
+}
+
+// An SSID as wpa_supplicant prints it in tables (printf_encode): \\ \" \e \n \r \t and \xNN.
+Bytes Unescaped(std::string_view text) {
+  Bytes out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out.push_back(static_cast<std::uint8_t>(text[i]));
+      continue;
+    }
+    const char c = text[++i];
+    if (c == 'x' && i + 2 < text.size()) {
+      const auto byte = HexDecode(text.substr(i + 1, 2));
+      if (byte && byte->size() == 1) {
+        out.push_back((*byte)[0]);
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(static_cast<std::uint8_t>(c == 'e'   ? 0x1b
+                                            : c == 'n' ? '\n'
+                                            : c == 'r' ? '\r'
+                                            : c == 't' ? '\t'
+                                                       : c));
+  }
+  return out;
+}
+
+std::optional<std::array<std::uint8_t, 6>> Bssid(std::string_view text) {
+  const auto parts = Split(text, ':');
+  if (parts.size() != 6) return std::nullopt;
+  std::array<std::uint8_t, 6> bssid{};
+  for (std::size_t i = 0; i < 6; ++i) {
+    const auto byte = HexDecode(parts[i]);
+    if (!byte || byte->size() != 1) return std::nullopt;
+    bssid[i] = (*byte)[0];
+  }
+  return bssid;
+}
+
+WifiSecurity SecurityOfKeyManagement(std::string_view key_mgmt) {
+  if (key_mgmt == "NONE") return WifiSecurity::kOpen;
+  if (key_mgmt == "WPA-PSK" || key_mgmt == "WPA2-PSK") return WifiSecurity::kWpa2Psk;
+  if (key_mgmt == "WPA-EAP" || key_mgmt == "WPA2/IEEE 802.1X/EAP") return WifiSecurity::kWpa2EapTls;
+  return WifiSecurity::kUnknown;
+}
+
+}  // namespace
+
+std::optional<Bytes> ParseNetworkValue(std::string_view text) {
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') {
+    const std::string_view inner = text.substr(1, text.size() - 2);
+    return Bytes(inner.begin(), inner.end());
+  }
+  auto decoded = HexDecode(text);
+  if (!decoded) return std::nullopt;
+  return std::move(*decoded);
+}
+
+WifiSecurity SecurityOfFlags(std::string_view flags) {
+  const bool rsn = flags.find("[WPA2-") != std::string_view::npos ||
+                   flags.find("[RSN-") != std::string_view::npos;
+  if (rsn && flags.find("-EAP") != std::string_view::npos) return WifiSecurity::kWpa2EapTls;
+  if (rsn && flags.find("-PSK-") != std::string_view::npos) return WifiSecurity::kWpa2Psk;
+  if (flags.find("WPA") != std::string_view::npos || flags.find("WEP") != std::string_view::npos ||
+      flags.find("RSN") != std::string_view::npos) {
+    return WifiSecurity::kUnknown;
+  }
+  return WifiSecurity::kOpen;
+}
+
+std::vector<SeenWifiNetwork> ParseScanResults(std::string_view text) {
+  std::vector<SeenWifiNetwork> seen;
+  const auto lines = Split(text, '\n');
+  for (std::size_t i = 1; i < lines.size(); ++i) {  // after the header
+    const auto columns = Split(lines[i], '\t');
+    if (columns.size() != 5) continue;
+    const auto bssid = Bssid(columns[0]);
+    const auto frequency = Number(columns[1]);
+    const auto rssi = Number(columns[2]);
+    Bytes ssid = Unescaped(columns[4]);
+    if (!bssid || !frequency || !rssi || ssid.size() > kMaxSsid) continue;
+    seen.push_back(
+        {.ssid = std::move(ssid),
+         .bssid = *bssid,
+         .security = SecurityOfFlags(columns[3]),
+         .frequency_mhz = static_cast<std::uint32_t>(std::clamp(*frequency, 0LL, 100000LL)),
+         .rssi = static_cast<int>(std::clamp(*rssi, -128LL, 127LL))});
+  }
+  return seen;
+}
+
+Wifi::Wifi(std::filesystem::path control) : control_(std::move(control)) {}
+
+Wifi::~Wifi() {
+  if (ctrl_ != nullptr) ::wpa_ctrl_close(ctrl_);
+}
+
+WifiResult<std::string> Wifi::Request(const std::string& command, int fail) {
+  const std::lock_guard lock(mutex_);
+  std::string reply(kMaxReply, '\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (ctrl_ == nullptr) ctrl_ = ::wpa_ctrl_open(control_.c_str());
+    if (ctrl_ == nullptr) return std::unexpected(EAGAIN);
+    std::size_t size = reply.size() - 1;
+    const int rc =
+        ::wpa_ctrl_request(ctrl_, command.data(), command.size(), reply.data(), &size, nullptr);
+    if (rc == 0) {
+      reply.resize(size);
+      if (reply.starts_with("FAIL-BUSY")) return std::unexpected(EAGAIN);
+      if (reply.starts_with("FAIL")) return std::unexpected(fail);
+      return Trimmed(std::move(reply));
+    }
+    // wpa_supplicant restarted (or never answered): connect again, once.
+    ::wpa_ctrl_close(ctrl_);
+    ctrl_ = nullptr;
+    if (rc == -2) break;
+  }
+  return std::unexpected(EAGAIN);
+}
+
+WifiResult<Bytes> Wifi::NetworkValue(int id, const std::string& field) {
+  auto text = Request("GET_NETWORK " + std::to_string(id) + " " + field, ENOENT);
+  if (!text) return std::unexpected(text.error());
+  auto value = ParseNetworkValue(*text);
+  if (!value) return std::unexpected(EIO);
+  return std::move(*value);
+}
+
+WifiResult<void> Wifi::Exists(int id) {
+  if (id < 0) return std::unexpected(ENOENT);
+  auto exists = Request("GET_NETWORK " + std::to_string(id) + " disabled", ENOENT);
+  if (!exists) return std::unexpected(exists.error());
+  return {};
+}
+
+WifiResult<void> Wifi::SetNetwork(int id, const std::string& field, const std::string& value) {
+  // A network that does not exist is ENOENT; a value wpa_supplicant refuses, EINVAL.
+  if (auto exists = Exists(id); !exists) return exists;
+  auto set = Request("SET_NETWORK " + std::to_string(id) + " " + field + " " + value);
+  if (!set) return std::unexpected(set.error());
+  return {};
+}
+
+WifiResult<int> Wifi::Add() {
+  auto stored = Request("LIST_NETWORKS");
+  if (!stored) return std::unexpected(stored.error());
+  if (Split(*stored, '\n').size() - 1 >= kMaxWifiNetworks) return std::unexpected(ENOSPC);
+  auto added = Request("ADD_NETWORK");
+  if (!added) return std::unexpected(added.error());
+  const auto id = Number(*added);
+  if (!id) return std::unexpected(EIO);
+  const int network = static_cast<int>(*id);
+  if (auto open = SetNetwork(network, "key_mgmt", "NONE"); !open) {
+    return std::unexpected(open.error());
+  }
+  return network;
+}
+
+WifiResult<void> Wifi::SetSsid(int id, ByteView ssid) {
+  if (ssid.empty() || ssid.size() > kMaxSsid) return std::unexpected(ERANGE);
+  return SetNetwork(id, "ssid", HexEncode(ssid));
+}
+
+WifiResult<void> Wifi::SetSecurity(int id, WifiSecurity security) {
+  if (security == WifiSecurity::kOpen) return SetNetwork(id, "key_mgmt", "NONE");
+  if (security != WifiSecurity::kWpa2Psk) return std::unexpected(EINVAL);
+  if (auto rsn = SetNetwork(id, "proto", "RSN"); !rsn) return rsn;
+  return SetNetwork(id, "key_mgmt", "WPA-PSK");
+}
+
+WifiResult<void> Wifi::SetPsk(int id, std::string_view psk) {
+  if (psk.size() < 8 || psk.size() > 64) return std::unexpected(ERANGE);
+  if (psk.size() == 64) {
+    if (!HexDecode(psk)) return std::unexpected(EINVAL);
+    return SetNetwork(id, "psk", std::string(psk));
+  }
+  if (!std::all_of(psk.begin(), psk.end(), Printable)) return std::unexpected(EINVAL);
+  // wpa_supplicant takes what lies between the first and the last quote: quotes inside are kept.
+  return SetNetwork(id, "psk", "\"" + std::string(psk) + "\"");
+}
+
+WifiResult<void> Wifi::SetEnabled(int id, bool enabled) {
+  if (auto exists = Exists(id); !exists) return exists;
+  auto done =
+      Request((enabled ? "ENABLE_NETWORK " : "DISABLE_NETWORK ") + std::to_string(id), ENOENT);
+  if (!done) return std::unexpected(done.error());
+  return {};
+}
+
+WifiResult<void> Wifi::SetTargetedScan(int id, bool enabled) {
+  return SetNetwork(id, "scan_ssid", enabled ? "1" : "0");
+}
+
+WifiResult<void> Wifi::SetConfigName(int id, std::string_view name) {
+  if (name.size() > kMaxConfigName) return std::unexpected(ERANGE);
+  if (name.empty() || !std::all_of(name.begin(), name.end(),
+                                   [](char c) { return Printable(c) && c != '"' && c != '\\'; })) {
+    return std::unexpected(EINVAL);
+  }
+  return SetNetwork(id, "id_str", "\"" + std::string(name) + "\"");
+}
+
+WifiResult<void> Wifi::Forget(int id) {
+  if (id < -1) return std::unexpected(ENOENT);
+  auto removed =
+      Request("REMOVE_NETWORK " + (id == -1 ? std::string("all") : std::to_string(id)), ENOENT);
+  if (!removed) return std::unexpected(removed.error());
+  return {};
+}
+
+WifiResult<void> Wifi::Persist() {
+  auto saved = Request("SAVE_CONFIG", EIO);
+  if (!saved) return std::unexpected(saved.error());
+  return {};
+}
+
+WifiResult<void> Wifi::Reload() {
+  auto read = Request("RECONFIGURE", EIO);
+  if (!read) return std::unexpected(read.error());
+  return {};
+}
+
+WifiResult<std::vector<StoredWifiNetwork>> Wifi::Stored() {
+  auto listed = Request("LIST_NETWORKS");
+  if (!listed) return std::unexpected(listed.error());
+  auto status = Request("STATUS");
+  if (!status) return std::unexpected(status.error());
+  const auto state = Fields(*status);
+  const auto connected_id = state.contains("id") && state.at("wpa_state") == "COMPLETED"
+                                ? Number(state.at("id"))
+                                : std::nullopt;
+  std::vector<StoredWifiNetwork> stored;
+  const auto lines = Split(*listed, '\n');
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    const auto columns = Split(lines[i], '\t');
+    const auto id = columns.size() == 4 ? Number(columns[0]) : std::nullopt;
+    if (!id) continue;
+    StoredWifiNetwork network;
+    network.id = static_cast<int>(*id);
+    network.enabled = columns[3].find("[DISABLED]") == std::string_view::npos;
+    network.connected = connected_id == *id;
+    network.ssid = NetworkValue(network.id, "ssid").value_or(Bytes());
+    network.security = SecurityOfKeyManagement(
+        Request("GET_NETWORK " + std::to_string(network.id) + " key_mgmt", ENOENT).value_or(""));
+    const Bytes name = NetworkValue(network.id, "id_str").value_or(Bytes());
+    network.config_name.assign(name.begin(), name.end());
+    stored.push_back(std::move(network));
+  }
+  return stored;
+}
+
+WifiResult<SeenWifiNetwork> Wifi::Current() {
+  auto status = Request("STATUS");
+  if (!status) return std::unexpected(status.error());
+  const auto fields = Fields(*status);
+  const auto state = fields.find("wpa_state");
+  const auto id = fields.contains("id") ? Number(fields.at("id")) : std::nullopt;
+  if (state == fields.end() || state->second != "COMPLETED" || !id) {
+    return std::unexpected(ENOTCONN);
+  }
+  SeenWifiNetwork current;
+  current.id = static_cast<int>(*id);
+  current.ssid = NetworkValue(current.id, "ssid").value_or(Bytes());
+  if (fields.contains("bssid")) current.bssid = Bssid(fields.at("bssid")).value_or(current.bssid);
+  if (fields.contains("freq")) {
+    current.frequency_mhz = static_cast<std::uint32_t>(
+        std::clamp(Number(fields.at("freq")).value_or(0), 0LL, 100000LL));
+  }
+  if (fields.contains("key_mgmt"))
+    current.security = SecurityOfKeyManagement(fields.at("key_mgmt"));
+  if (auto signal = Request("SIGNAL_POLL")) {
+    const auto polled = Fields(*signal);
+    if (polled.contains("RSSI")) {
+      current.rssi =
+          static_cast<int>(std::clamp(Number(polled.at("RSSI")).value_or(0), -128LL, 127LL));
+    }
+  }
+  return current;
+}
+
+WifiResult<std::vector<SeenWifiNetwork>> Wifi::Scan() {
+  // A scan already running, or a driver that cannot scan, answers FAIL-BUSY: the last results
+  // stand.
+  if (auto asked = Request("SCAN"); !asked && asked.error() != EAGAIN && asked.error() != EINVAL) {
+    return std::unexpected(asked.error());
+  }
+  auto results = Request("SCAN_RESULTS");
+  if (!results) return std::unexpected(results.error());
+  return ParseScanResults(*results);
+}
+
+}  // namespace aspis::device::board

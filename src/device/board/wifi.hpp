@@ -1,0 +1,106 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/bytes.hpp"
+
+struct wpa_ctrl;
+
+// A board's Wi-Fi, through wpa_supplicant's control interface (libwpa_client): what applibs'
+// wificonfig.h asks of it. wpa_supplicant owns the radio and its configuration file; aspisd only
+// edits its networks, one control command at a time, with every value an app gave in a form the
+// command and the saved file cannot be broken out of (SSIDs and keys in hex, names checked).
+// Errors are errno values, as applibs returns them: EAGAIN when wpa_supplicant does not answer (or
+// is busy), ENOENT for a network ID it does not have, ENOSPC with kMaxWifiNetworks stored, ERANGE
+// and EINVAL for values out of Azure Sphere's bounds.
+namespace aspis::device::board {
+
+inline constexpr std::size_t kMaxWifiNetworks = 37;  // as an Azure Sphere device stores
+inline constexpr std::size_t kMaxSsid = 32;
+inline constexpr std::size_t kMaxConfigName = 16;
+
+// Azure Sphere's WifiConfig_Security values.
+enum class WifiSecurity : std::uint8_t { kUnknown = 0, kOpen = 1, kWpa2Psk = 2, kWpa2EapTls = 3 };
+
+struct StoredWifiNetwork {
+  int id = 0;
+  Bytes ssid;
+  WifiSecurity security = WifiSecurity::kUnknown;
+  bool enabled = false;
+  bool connected = false;
+  std::string config_name;
+};
+
+// A network seen by a scan, or the one connected to.
+struct SeenWifiNetwork {
+  int id = -1;  // the stored network's, for the connected one
+  Bytes ssid;
+  std::array<std::uint8_t, 6> bssid{};
+  WifiSecurity security = WifiSecurity::kUnknown;
+  std::uint32_t frequency_mhz = 0;
+  int rssi = 0;
+};
+
+template <typename T>
+using WifiResult = std::expected<T, int>;
+
+// Thread-safe. Connects to the control socket on first use, and again after wpa_supplicant
+// restarted.
+class Wifi {
+ public:
+  explicit Wifi(std::filesystem::path control);  // /run/wpa_supplicant/wlan0
+  ~Wifi();
+  Wifi(const Wifi&) = delete;
+  Wifi& operator=(const Wifi&) = delete;
+
+  // A new network, disabled and open: its ID.
+  WifiResult<int> Add();
+  // SSID: 1 to 32 bytes (ERANGE).
+  WifiResult<void> SetSsid(int id, ByteView ssid);
+  // kOpen or kWpa2Psk (EINVAL otherwise).
+  WifiResult<void> SetSecurity(int id, WifiSecurity security);
+  // A passphrase of 8 to 63 printable ASCII characters, or 64 hex digits (ERANGE, EINVAL).
+  WifiResult<void> SetPsk(int id, std::string_view psk);
+  WifiResult<void> SetEnabled(int id, bool enabled);
+  WifiResult<void> SetTargetedScan(int id, bool enabled);
+  // Up to 16 printable characters without quotes or backslashes (ERANGE, EINVAL); empty clears.
+  WifiResult<void> SetConfigName(int id, std::string_view name);
+  // Removes network `id`, or every network when `id` is -1.
+  WifiResult<void> Forget(int id);
+  // Writes the networks to wpa_supplicant's configuration file; Reload reads it again.
+  WifiResult<void> Persist();
+  WifiResult<void> Reload();
+  WifiResult<std::vector<StoredWifiNetwork>> Stored();
+  // ENOTCONN when not connected.
+  WifiResult<SeenWifiNetwork> Current();
+  // Asks for a scan (its results come later) and returns what the last one saw.
+  WifiResult<std::vector<SeenWifiNetwork>> Scan();
+
+ private:
+  // Sends `command`; its answer, or EAGAIN. A "FAIL" answer is `fail`.
+  WifiResult<std::string> Request(const std::string& command, int fail = EINVAL);
+  WifiResult<void> Exists(int id);  // ENOENT when wpa_supplicant has no network `id`
+  WifiResult<void> SetNetwork(int id, const std::string& field, const std::string& value);
+  WifiResult<Bytes> NetworkValue(int id, const std::string& field);
+
+  const std::filesystem::path control_;
+  std::mutex mutex_;
+  wpa_ctrl* ctrl_ = nullptr;  // guarded by mutex_
+};
+
+// wpa_supplicant's text, parsed (exposed for tests): a network value GET_NETWORK prints (a quoted
+// string or hex); SCAN_RESULTS' table; the security its flags or key_mgmt name.
+std::optional<Bytes> ParseNetworkValue(std::string_view text);
+std::vector<SeenWifiNetwork> ParseScanResults(std::string_view text);
+WifiSecurity SecurityOfFlags(std::string_view flags);
+
+}  // namespace aspis::device::board
