@@ -28,17 +28,19 @@ std::string ReadText(const fs::path& path) {
 }  // namespace
 
 FakeRemoteproc::FakeRemoteproc(fs::path root, fs::path firmware_dir, bool announces_endpoint,
-                               const std::string& state)
+                               const std::string& state, bool stuck)
     : root_(std::move(root)),
       firmware_dir_(std::move(firmware_dir)),
       device_(root_ / "devices/platform/m4/remoteproc/remoteproc0"),
-      announces_(announces_endpoint) {
+      announces_(announces_endpoint),
+      stuck_(stuck) {
   fs::create_directories(device_);
   fs::create_directories(root_ / "class/remoteproc");
   fs::create_directories(root_ / "dev");
   fs::create_directory_symlink(device_, remoteproc());
   std::ofstream(device_ / "firmware") << "rproc-m4-fw\n";
   std::ofstream(device_ / "name") << "m4\n";
+  std::ofstream(device_ / "recovery") << "enabled\n";
   Set(state);
   kernel_ = std::thread([this] { Kernel(); });
 }
@@ -50,7 +52,7 @@ FakeRemoteproc::~FakeRemoteproc() {
 
 // A write the kernel makes is whole to any reader: the new file is renamed into place.
 void FakeRemoteproc::Set(const std::string& state) {
-  running_ = state == "running";
+  last_ = state;
   std::ofstream(device_ / "state.new") << state << "\n";
   fs::rename(device_ / "state.new", device_ / "state");
 }
@@ -62,31 +64,51 @@ void FakeRemoteproc::Offline() {
   firmware_ = Fd(-1);
 }
 
+void FakeRemoteproc::Load() {
+  const fs::path image = firmware_dir_ / ReadText(device_ / "firmware");
+  std::error_code ec;
+  if (!fs::is_regular_file(image, ec)) {
+    Set("offline");  // the kernel would have refused the write with ENOENT
+    return;
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    std::ifstream in(image, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    loaded_ = bytes.str();
+  }
+  ++starts_;
+  if (announces_) fs::create_directories(device_ / kEndpoint / "rpmsg0");
+  Set("running");
+}
+
 void FakeRemoteproc::Kernel() {
   while (!stopping_) {
     const std::string state = ReadText(device_ / "state");
-    if (state == "start" && running_) {
-      Set("running");  // the kernel refuses to start a running core (EBUSY)
-    } else if (state == "start") {
-      const fs::path image = firmware_dir_ / ReadText(device_ / "firmware");
-      std::error_code ec;
-      if (fs::is_regular_file(image, ec)) {
-        {
-          const std::lock_guard lock(mutex_);
-          std::ifstream in(image, std::ios::binary);
-          std::stringstream bytes;
-          bytes << in.rdbuf();
-          loaded_ = bytes.str();
-        }
-        ++starts_;
-        if (announces_) fs::create_directories(device_ / kEndpoint / "rpmsg0");
-        Set("running");
+    if (state == "start") {
+      if (last_ == "running") {
+        Set("running");  // the kernel refuses to start a running core (EBUSY)
       } else {
-        Set("offline");  // the kernel would have refused the write with ENOENT
+        Load();
       }
     } else if (state == "stop") {
+      if (last_ != "running" || stuck_) {
+        Set(last_);  // the kernel stops only a running core (EINVAL)
+      } else {
+        Offline();
+        Set("offline");
+      }
+    }
+    if (crash_) {
       Offline();
-      Set("offline");
+      Set("crashed");
+      if (Recovery() == "enabled") Load();  // the kernel's own recovery
+      crash_ = false;
+    }
+    if (ReadText(device_ / "recovery") == "recover") {
+      std::ofstream(device_ / "recovery") << "disabled\n";
+      if (last_ == "crashed") Load();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -117,9 +139,11 @@ std::string FakeRemoteproc::loaded() const {
   return loaded_;
 }
 
+std::string FakeRemoteproc::Recovery() const { return ReadText(device_ / "recovery"); }
+
 void FakeRemoteproc::Crash() {
-  Offline();
-  Set("crashed");
+  crash_ = true;
+  while (crash_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 }  // namespace aspis::testing

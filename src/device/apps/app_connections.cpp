@@ -237,7 +237,8 @@ void AppConnections::FromHighLevel(const Endpoint& from, const std::uint8_t* dat
   std::array<std::uint8_t, kIntercoreHeader> header{};
   std::copy(guid->begin(), guid->end(), header.begin());
   const Endpoint& to = endpoints_.at(channel->second);
-  if (!Send(to.own.get(), to.device, header.data(), header.size(), data, size)) {
+  if ((to.device && header.size() + size > kMaxRpmsgMessage) ||
+      !Send(to.own.get(), to.device, header.data(), header.size(), data, size)) {
     ++dropped_;
   }
 }

@@ -38,6 +38,9 @@ namespace aspis::device::apps {
 
 inline constexpr std::size_t kIntercoreHeader = 20;
 inline constexpr std::size_t kMaxIntercorePayload = 1024;
+// What one RPMsg message carries (Linux's 512-byte buffers less their 16-byte header): a longer
+// message for a coprocessor's endpoint is dropped here rather than refused by the kernel.
+inline constexpr std::size_t kMaxRpmsgMessage = 496;
 
 // The component ID `id` (a UUID, either case) in the GUID's binary layout; nullopt when it is not a
 // UUID.

@@ -103,6 +103,8 @@ Expected<std::unique_ptr<AppManager>> AppManager::Create(AppManagerParts parts, 
     return installed->manifest.capabilities.allowed_application_connections;
   });
   if (!connections) return std::unexpected(connections.error());
+  // A core may still run what an earlier aspisd started there.
+  for (const auto& core : parts.coprocessors) ResetCoprocessor(core);
   std::error_code ec;
   fs::remove_all(parts.run_dir, ec);
   fs::create_directories(parts.run_dir, ec);
@@ -323,20 +325,22 @@ std::optional<std::string> AppManager::LaunchOnCoprocessor(App& app, const fs::p
   // The entry point is a path inside the verified image; it may not lead out of it.
   std::error_code ec;
   const fs::path image = fs::canonical(version / fs::path(m.entry_point).relative_path(), ec);
-  const auto [inside, rest] = std::mismatch(version.begin(), version.end(), image.begin());
-  if (ec || inside != version.end()) return "its entry point is not a file in its image";
-  const auto& allowed = m.capabilities.allowed_application_connections;
-  auto started = StartOnCoprocessor(parts_.coprocessors[static_cast<std::size_t>(app.coprocessor)],
-                                    image, app.component_id, !allowed.empty());
-  if (!started) return started.error().message();
-  if (started->endpoint) {
-    if (auto ok =
-            connections_->AttachDevice(app.component_id, allowed, std::move(*started->endpoint));
-        !ok) {
-      return ok.error().message();
-    }
+  if (ec || std::mismatch(version.begin(), version.end(), image.begin(), image.end()).first !=
+                version.end()) {
+    return "its entry point is not a file in its image";
   }
-  app.run = std::move(started->run);
+  // Its endpoint is relayed when its firmware announces one (drained when it lists no app).
+  const auto& allowed = m.capabilities.allowed_application_connections;
+  auto started = StartOnCoprocessor(
+      parts_.coprocessors[static_cast<std::size_t>(app.coprocessor)], image, app.component_id,
+      !allowed.empty(),
+      [connections = connections_.get(), component = app.component_id, allowed](Fd endpoint) {
+        if (auto ok = connections->AttachDevice(component, allowed, std::move(endpoint)); !ok) {
+          log::Warning("app {}: {}", component, ok.error().message());
+        }
+      });
+  if (!started) return started.error().message();
+  app.run = std::move(*started);
   app.started = Clock::now();
   app.terminating = false;
   app.state = "running";

@@ -2,14 +2,15 @@
 // plays (support/fake_remoteproc.hpp).
 #include "device/apps/coprocessor.hpp"
 
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "support/fake_remoteproc.hpp"
 #include "support/temp_dir.hpp"
@@ -36,99 +37,170 @@ class CoprocessorTest : public ::testing::Test {
             .remoteproc = core.remoteproc(),
             .firmware_dir = core.firmware_dir(),
             .dev_dir = core.dev_dir(),
-            .open_endpoint = [&core](const fs::path& path) { return core.Open(path); },
-            .start_timeout = milliseconds(2000),
+            .open_endpoint = [&core](const fs::path& path,
+                                     const fs::path& /*sysfs*/) { return core.Open(path); },
+            .settle_timeout = milliseconds(1000),
+            .endpoint_timeout = milliseconds(300),
             .poll_interval = milliseconds(10)};
+  }
+
+  // Starts the test image on `core`; the endpoint, once the run found it, lands in endpoint_.
+  std::unique_ptr<sandbox::AppRun> Start(aspis::testing::FakeRemoteproc& core,
+                                         bool needs_endpoint = false) {
+    auto started = StartOnCoprocessor(Config(core), dir_ / "app.elf", kComponent, needs_endpoint,
+                                      [this](Fd endpoint) { endpoint_ = std::move(endpoint); });
+    EXPECT_TRUE(started) << started.error().message();
+    return started ? std::move(*started) : nullptr;
+  }
+
+  // Waits up to 2 s for the run to end; how, or nullopt.
+  static std::optional<sandbox::AppExit> Ended(sandbox::AppRun& run) {
+    return run.Wait(milliseconds(2000));
   }
 
   aspis::testing::TempDir dir_;
   const fs::path firmware_dir_ = dir_ / "lib/firmware";
+  Fd endpoint_{-1};
 };
 
-TEST_F(CoprocessorTest, AnAppsImageIsLoadedAndStartedAndItsEndpointOpened) {
+TEST_F(CoprocessorTest, AnAppsImageIsLoadedAndStartedAndItsEndpointHandedOver) {
   aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_);
-  auto started = StartOnCoprocessor(Config(core), dir_ / "app.elf", kComponent, true);
-  ASSERT_TRUE(started) << started.error().message();
+  auto run = Start(core, true);
+  ASSERT_TRUE(run);
   EXPECT_EQ(core.State(), "running");
   EXPECT_EQ(core.loaded(), kElf);
   EXPECT_TRUE(fs::exists(firmware_dir_ / (std::string("aspis-") + kComponent + ".elf")));
-  EXPECT_EQ(started->run->Wait(milliseconds(0)), std::nullopt);
-  ASSERT_TRUE(started->endpoint);
+  EXPECT_EQ(run->pid(), 0);
+  for (int i = 0; i < 200 && endpoint_.get() < 0; ++i) {
+    EXPECT_EQ(run->Wait(milliseconds(10)), std::nullopt);
+  }
+  ASSERT_GE(endpoint_.get(), 0);
   const Fd firmware = core.firmware();
-  ASSERT_EQ(::send(started->endpoint->get(), "hi", 2, 0), 2);
+  ASSERT_EQ(::send(endpoint_.get(), "hi", 2, 0), 2);
   std::array<char, 8> got{};
   EXPECT_EQ(::recv(firmware.get(), got.data(), got.size(), 0), 2);
 }
 
-TEST_F(CoprocessorTest, ARunEndsWhenTheCoreCrashes) {
+TEST_F(CoprocessorTest, ACrashEndsTheRunForTheKernelsOwnRecoveryIsTurnedOff) {
   aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_);
-  auto started = StartOnCoprocessor(Config(core), dir_ / "app.elf", kComponent, false);
-  ASSERT_TRUE(started) << started.error().message();
-  EXPECT_EQ(started->run->pid(), 0);
+  auto run = Start(core);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(core.Recovery(), "disabled");
   core.Crash();
-  pollfd tick{started->run->exit_descriptor(), POLLIN, 0};
-  EXPECT_EQ(::poll(&tick, 1, 2000), 1);
-  const auto exit = started->run->Wait(milliseconds(2000));
+  const auto exit = Ended(*run);
   ASSERT_TRUE(exit);
   EXPECT_EQ(exit->Describe(), "ended on coprocessor M4, that crashed");
+  EXPECT_EQ(core.starts(), 1);  // not restarted behind aspisd's back
+  run.reset();                  // a crashed core is stopped too
+  EXPECT_EQ(core.State(), "offline");
+  EXPECT_TRUE(fs::is_empty(firmware_dir_));
 }
 
 TEST_F(CoprocessorTest, StoppingTheRunStopsTheCoreAndRemovesTheFirmware) {
   aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_);
-  auto started = StartOnCoprocessor(Config(core), dir_ / "app.elf", kComponent, false);
-  ASSERT_TRUE(started) << started.error().message();
-  started->run->Signal(SIGTERM);
-  const auto exit = started->run->Wait(milliseconds(2000));
+  auto run = Start(core);
+  ASSERT_TRUE(run);
+  run->Signal(SIGTERM);
+  const auto exit = Ended(*run);
   ASSERT_TRUE(exit);
   EXPECT_EQ(exit->Describe(), "ended on coprocessor M4, that is offline");
-  started->run.reset();
+  run.reset();
   EXPECT_EQ(core.State(), "offline");
   EXPECT_TRUE(fs::is_empty(firmware_dir_));
+}
+
+TEST_F(CoprocessorTest, AKilledRunEndsEvenWhenTheCoreDoesNotStop) {
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, true, "offline", true);
+  auto run = Start(core);
+  ASSERT_TRUE(run);
+  run->Signal(SIGTERM);
+  EXPECT_EQ(run->Wait(milliseconds(100)), std::nullopt);
+  run->Signal(SIGKILL);
+  const auto exit = Ended(*run);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->Describe(), "ended on coprocessor M4, which does not stop");
 }
 
 TEST_F(CoprocessorTest, ACoreLeftRunningIsStoppedBeforeTheAppIsLoaded) {
   aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, true, "running");
-  auto started = StartOnCoprocessor(Config(core), dir_ / "app.elf", kComponent, false);
-  ASSERT_TRUE(started) << started.error().message();
+  auto run = Start(core);
+  ASSERT_TRUE(run);
   EXPECT_EQ(core.starts(), 1);
   EXPECT_EQ(core.loaded(), kElf);
-  started->run.reset();  // destroying a run that has not ended stops the core
+  run.reset();  // destroying a run that has not ended stops the core
   EXPECT_EQ(core.State(), "offline");
 }
 
-TEST_F(CoprocessorTest, AnImageThatIsNotElfIsRefusedBeforeTheCoreIsTouched) {
+TEST_F(CoprocessorTest, ACrashedCoreIsRecoveredAndStoppedBeforeTheAppIsLoaded) {
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, true, "crashed");
+  std::ofstream(firmware_dir_ / "rproc-m4-fw") << "\x7f"
+                                                  "ELF, the crashed one";
+  auto run = Start(core);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(core.loaded(), kElf);
+  EXPECT_EQ(core.State(), "running");
+}
+
+TEST_F(CoprocessorTest,
+       AnImageThatIsNotARegularElfFileOfBoundedSizeIsRefusedBeforeTheCoreIsTouched) {
   aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, true, "running");
   std::ofstream(dir_ / "script", std::ios::binary) << "#!/bin/sh\n";
-  const auto started = StartOnCoprocessor(Config(core), dir_ / "script", kComponent, false);
-  ASSERT_FALSE(started);
-  EXPECT_EQ(started.error().message(), "script is not an ELF image");
-  EXPECT_EQ(core.State(), "running");
-  EXPECT_FALSE(fs::exists(firmware_dir_));
-}
-
-TEST_F(CoprocessorTest, FirmwareThatAnnouncesNoEndpointIsStoppedWhenTheAppNeedsOne) {
-  aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, false);
+  fs::create_symlink(dir_ / "app.elf", dir_ / "link");
   auto config = Config(core);
-  config.start_timeout = milliseconds(300);
-  const auto refused = StartOnCoprocessor(config, dir_ / "app.elf", kComponent, true);
-  ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().message(),
-            "coprocessor M4: its firmware announced no rpmsg-raw endpoint");
-  EXPECT_EQ(core.State(), "offline");
+  const auto refusal = [&](const fs::path& image) {
+    const auto started = StartOnCoprocessor(config, image, kComponent, false, nullptr);
+    return started ? std::string("started") : started.error().message();
+  };
+  EXPECT_EQ(refusal(dir_ / "script"), "script is not an ELF image");
+  EXPECT_EQ(refusal(dir_ / "link"), "link is not an ELF image");
+  EXPECT_EQ(refusal(dir_.path()), dir_.path().filename().string() + " is not an ELF image");
+  config.max_image_bytes = kElf.size() - 1;
+  EXPECT_EQ(refusal(dir_ / "app.elf"),
+            "app.elf is larger than " + std::to_string(kElf.size() - 1) + " bytes");
+  EXPECT_EQ(core.starts(), 0);
   EXPECT_TRUE(fs::is_empty(firmware_dir_));
-  // An app that lists no connections needs none.
-  EXPECT_TRUE(StartOnCoprocessor(config, dir_ / "app.elf", kComponent, false));
+  config.max_image_bytes = kElf.size();
+  EXPECT_EQ(refusal(dir_ / "app.elf"), "started");
 }
 
-TEST_F(CoprocessorTest, AnImageTheKernelCannotFindLeavesTheCoreOffline) {
+TEST_F(CoprocessorTest, FirmwareThatAnnouncesNoEndpointEndsTheRunWhenTheAppNeedsOne) {
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, false);
+  auto run = Start(core, true);
+  ASSERT_TRUE(run);
+  const auto exit = Ended(*run);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->Describe(),
+            "ended on coprocessor M4, whose firmware announced no rpmsg-raw endpoint");
+  run.reset();
+  EXPECT_EQ(core.State(), "offline");
+  // An app that lists no connections needs none.
+  auto quiet = Start(core, false);
+  ASSERT_TRUE(quiet);
+  EXPECT_EQ(quiet->Wait(milliseconds(500)), std::nullopt);
+}
+
+TEST_F(CoprocessorTest, AnImageTheKernelCannotFindLeavesTheCoreOfflineAndNoCopy) {
   aspis::testing::FakeRemoteproc core(dir_ / "sys", dir_ / "elsewhere");
   auto config = Config(core);
   config.firmware_dir = firmware_dir_;  // not where the kernel looks
-  config.start_timeout = milliseconds(300);
-  const auto refused = StartOnCoprocessor(config, dir_ / "app.elf", kComponent, false);
+  const auto refused = StartOnCoprocessor(config, dir_ / "app.elf", kComponent, false, nullptr);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().message(), "coprocessor M4: does not run its firmware");
   EXPECT_EQ(core.starts(), 0);
+  EXPECT_TRUE(fs::is_empty(firmware_dir_));
+}
+
+TEST_F(CoprocessorTest, AResetStopsTheCoreAndRemovesWhatEarlierRunsLeft) {
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, true, "running");
+  fs::create_directories(firmware_dir_);
+  for (const char* name : {"aspis-old.elf", ".aspis-old.elf.partial", "vendor.elf"}) {
+    std::ofstream(firmware_dir_ / name) << "x";
+  }
+  ResetCoprocessor(Config(core));
+  EXPECT_EQ(core.State(), "offline");
+  EXPECT_TRUE(fs::exists(firmware_dir_ / "vendor.elf"));
+  EXPECT_FALSE(fs::exists(firmware_dir_ / "aspis-old.elf"));
+  EXPECT_FALSE(fs::exists(firmware_dir_ / ".aspis-old.elf.partial"));
 }
 
 }  // namespace
