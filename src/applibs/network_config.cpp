@@ -1,15 +1,20 @@
 #include <applibs/networking.h>
 
+#include <net/if.h>
+
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <string>
 
 #include "applibs/broker_client.hpp"
 
-// Configuring the device's network: the buffers are the app's (filled here), what would apply
-// them aspisd answers, checking the capability (EACCES) and refusing, as it manages the network
-// of no board yet (ENOTSUP).
+// Configuring the device's network: the buffers are the app's (filled here); aspisd applies them
+// (networking.config.* calls) to an interface it manages, checking NetworkConfig (EACCES), and
+// refuses (ENOTSUP) an interface it does not manage, a dynamic address (it runs no DHCP client)
+// and custom DNS servers. The servers of a private network and time sync are refused likewise.
 namespace {
 
 constexpr std::size_t kMaxServers = 3;
@@ -36,14 +41,36 @@ Layout* As(Buffer* buffer) {
   return reinterpret_cast<Layout*>(buffer);
 }
 
+using aspis::applibs::BrokerCall;
 using aspis::applibs::BrokerUnsupported;
 
-int Config(const void* name) {
+// An interface name as the kernel has them (letters, digits, '-', '_', '.'), quoted for a request;
+// empty (errno set) for none: EFAULT for NULL, ENOENT for a name no interface can have.
+std::string Interface(const char* name) {
   if (name == nullptr) {
     errno = EFAULT;
-    return -1;
+    return {};
   }
-  return BrokerUnsupported("networking.config");
+  const std::size_t length = strnlen(name, IF_NAMESIZE);
+  const bool valid =
+      length > 0 && length < IF_NAMESIZE && std::all_of(name, name + length, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+      });
+  if (!valid) {
+    errno = ENOENT;
+    return {};
+  }
+  return "\"" + std::string(name, length) + "\"";
+}
+
+// Sends networking.config.<what> for interface `name` with `fields` (",\"key\":value...").
+int Config(const char* what, const char* name, const std::string& fields = {},
+           std::string* answer = nullptr) {
+  const std::string interface = Interface(name);
+  if (interface.empty()) return -1;
+  return BrokerCall(std::string(R"({"call":"networking.config.)") + what + R"(","interface":)" +
+                        interface + fields + "}",
+                    {}, answer);
 }
 
 int Servers(in_addr* into, std::uint8_t* count, const in_addr* servers, size_t server_count) {
@@ -64,8 +91,8 @@ int Servers(in_addr* into, std::uint8_t* count, const in_addr* servers, size_t s
 
 extern "C" {
 
-int Networking_SetInterfaceState(const char* networkInterfaceName, bool) {
-  return Config(networkInterfaceName);
+int Networking_SetInterfaceState(const char* networkInterfaceName, bool isEnabled) {
+  return Config("state", networkInterfaceName, isEnabled ? R"(,"up":true)" : R"(,"up":false)");
 }
 
 void Networking_IpConfig_Init(Networking_IpConfig* ipConfig) {
@@ -107,29 +134,64 @@ int Networking_IpConfig_EnableCustomDns(Networking_IpConfig* ipConfig,
 
 int Networking_IpConfig_Apply(const char* networkInterfaceName,
                               const Networking_IpConfig* ipConfig) {
-  return ipConfig == nullptr ? Config(nullptr) : Config(networkInterfaceName);
+  if (ipConfig == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  const IpConfig& config = *As<const IpConfig>(ipConfig);
+  return Config("ip", networkInterfaceName,
+                std::string(R"(,"static":)") + (config.static_ip ? "true" : "false") +
+                    R"(,"address":)" + std::to_string(config.address.s_addr) + R"(,"mask":)" +
+                    std::to_string(config.subnet_mask.s_addr) + R"(,"gateway":)" +
+                    std::to_string(config.gateway.s_addr) + R"(,"dns":)" +
+                    std::to_string(config.dns_count));
 }
 
 int Networking_IpConfig_ReleaseIp(const char* networkInterfaceName) {
-  return Config(networkInterfaceName);
+  return Config("release", networkInterfaceName);
 }
 
 int Networking_IpConfig_RenewIp(const char* networkInterfaceName) {
-  return Config(networkInterfaceName);
+  return Config("renew", networkInterfaceName);
 }
 
 int Networking_GetHardwareAddress(const char* networkInterfaceName,
                                   Networking_Interface_HardwareAddress* outAddress) {
-  return outAddress == nullptr ? Config(nullptr) : Config(networkInterfaceName);
+  if (outAddress == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  std::string answer;
+  if (Config("mac", networkInterfaceName, {}, &answer) != 0) return -1;
+  const std::string hex = aspis::applibs::JsonString(answer, "mac");
+  if (hex.size() != std::size_t{2} * HARDWARE_ADDRESS_LENGTH) {
+    errno = EIO;
+    return -1;
+  }
+  const auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (std::size_t i = 0; i < HARDWARE_ADDRESS_LENGTH; ++i) {
+    outAddress->address[i] = static_cast<uint8_t>(digit(hex[2 * i]) * 16 + digit(hex[2 * i + 1]));
+  }
+  return 0;
 }
 
 int Networking_SetHardwareAddress(const char* networkInterfaceName, const uint8_t* hardwareAddress,
                                   size_t hardwareAddressLength) {
-  if (hardwareAddress != nullptr && hardwareAddressLength != HARDWARE_ADDRESS_LENGTH) {
+  if (hardwareAddress == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (hardwareAddressLength != HARDWARE_ADDRESS_LENGTH) {
     errno = EINVAL;
     return -1;
   }
-  return hardwareAddress == nullptr ? Config(nullptr) : Config(networkInterfaceName);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (std::size_t i = 0; i < HARDWARE_ADDRESS_LENGTH; ++i) {
+    hex += kDigits[hardwareAddress[i] >> 4];
+    hex += kDigits[hardwareAddress[i] & 0xf];
+  }
+  return Config("mac.set", networkInterfaceName, R"(,"mac":")" + hex + "\"");
 }
 
 void Networking_SntpServerConfig_Init(Networking_SntpServerConfig* sntpServerConfig) {

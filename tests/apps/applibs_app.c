@@ -42,12 +42,43 @@ static void Report(const char* what, int result) {
   }
 }
 
+/* Configures interface `name` as aspisd manages it: up, 192.0.2.10/24 through 192.0.2.1, hardware
+ * address 02:00:00:00:00:42; and tries what aspisd does not do or refuses. */
+static void NetConfig(const char* name) {
+  Report("up", Networking_SetInterfaceState(name, true));
+  Networking_IpConfig config;
+  Networking_IpConfig_Init(&config);
+  struct in_addr address, mask, gateway;
+  inet_pton(AF_INET, "192.0.2.10", &address);
+  inet_pton(AF_INET, "255.255.255.0", &mask);
+  inet_pton(AF_INET, "192.0.2.1", &gateway);
+  Networking_IpConfig_EnableStaticIp(&config, address, mask, gateway);
+  Report("static", Networking_IpConfig_Apply(name, &config));
+  inet_pton(AF_INET, "255.0.255.0", &mask);
+  Networking_IpConfig_EnableStaticIp(&config, address, mask, gateway);
+  Report("holey-mask", Networking_IpConfig_Apply(name, &config));
+  Networking_IpConfig_EnableDynamicIp(&config);
+  Report("dynamic", Networking_IpConfig_Apply(name, &config));
+  Networking_IpConfig_Destroy(&config);
+  const uint8_t mac[HARDWARE_ADDRESS_LENGTH] = {0x02, 0, 0, 0, 0, 0x42};
+  Report("set-mac", Networking_SetHardwareAddress(name, mac, sizeof mac));
+  const uint8_t multicast[HARDWARE_ADDRESS_LENGTH] = {0x01, 0, 0x5e, 0, 0, 1};
+  Report("multicast-mac", Networking_SetHardwareAddress(name, multicast, sizeof multicast));
+  Networking_Interface_HardwareAddress read;
+  Report("get-mac", Networking_GetHardwareAddress(name, &read));
+  Log_Debug("mac: %02x:%02x:%02x:%02x:%02x:%02x\n", read.address[0], read.address[1],
+            read.address[2], read.address[3], read.address[4], read.address[5]);
+  Report("unmanaged", Networking_SetInterfaceState("lo", false));
+  Report("injected", Networking_SetInterfaceState("n0\",\"up\":true,\"x", false));
+}
+
 /* Stores a WPA2 network "home" named "home-net" (and tries what wpa_supplicant's configuration
  * must not take: a key and a name that would add a line to its file), then prints what is stored,
  * seen and connected, and forgets it unless `keep` is "keep". */
 static void WifiConfigure(const char* keep) {
   const int id = WifiConfig_AddNetwork();
   Log_Debug("add: %d\n", id);
+  Report("ssid-comment", WifiConfig_SetSSID(id, (const uint8_t*)"x\"y#", 4));
   Report("ssid", WifiConfig_SetSSID(id, (const uint8_t*)"home", 4));
   Report("security", WifiConfig_SetSecurityType(id, WifiConfig_Security_Wpa2_Psk));
   const char injected[] = "abcdefgh\"\npriority=9\n#";
@@ -60,6 +91,7 @@ static void WifiConfigure(const char* keep) {
   uint8_t too_long[33] = {0};
   Report("ssid-33", WifiConfig_SetSSID(id, too_long, sizeof too_long));
   Report("forget-unknown", WifiConfig_ForgetNetworkById(99));
+  Report("enable-unknown", WifiConfig_SetNetworkEnabled(99, true));
   Log_Debug("count: %d\n", (int)WifiConfig_GetStoredNetworkCount());
   WifiConfig_StoredNetwork stored[4];
   const ssize_t n = WifiConfig_GetStoredNetworks(stored, 4);
@@ -428,6 +460,8 @@ int main(int argc, char** argv) {
     Report("wifi-add", WifiConfig_AddNetwork());
     Report("wifi-eap-tls", WifiConfig_SetSecurityType(0, WifiConfig_Security_Wpa2_EAP_TLS));
     Report("certstore-count", (int)CertStore_GetCertificateCount());
+  } else if (strcmp(mode, "netconfig") == 0 && argc == 3) {
+    NetConfig(argv[2]);
   } else if (strcmp(mode, "wifi-configure") == 0) {
     WifiConfigure(argc > 2 ? argv[2] : "");
   } else if (strcmp(mode, "schedule") == 0) {

@@ -28,12 +28,14 @@
 #include "crypto/tls.hpp"
 #include "device/apps/app_manager.hpp"
 #include "device/board/linux_board.hpp"
+#include "device/board/network.hpp"
 #include "device/board/peripheral_server.hpp"
 #include "device/board/sim_board.hpp"
 #include "device/board/wifi.hpp"
 #include "service/http/server.hpp"
 #include "support/board.hpp"
 #include "support/fake_remoteproc.hpp"
+#include "support/process.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_pki.hpp"
 #include "support/wpa_supplicant.hpp"
@@ -511,6 +513,73 @@ TEST_F(ApplibsTest, WifiAndTheCertificateStoreAreEnotsupOnABoardWithoutWifi) {
                                       "certstore-count: EOPNOTSUPP"}));
 }
 
+// A network namespace of the test's own (so nothing touches the machine's network) holding a veth
+// pair n0 and n1, n1 up.
+class TestNamespace {
+ public:
+  TestNamespace() : name_("aspis-net-" + std::to_string(::getpid())) {
+    ok_ = aspis::testing::RunProcess({"ip", "netns", "add", name_}).exit_code == 0 &&
+          In({"ip", "link", "add", "n0", "type", "veth", "peer", "name", "n1"}) &&
+          In({"ip", "link", "set", "n1", "up"});
+  }
+  ~TestNamespace() { aspis::testing::RunProcess({"ip", "netns", "delete", name_}); }
+  TestNamespace(const TestNamespace&) = delete;
+  TestNamespace& operator=(const TestNamespace&) = delete;
+
+  bool ok() const { return ok_; }
+  fs::path path() const { return fs::path("/run/netns") / name_; }
+  // Runs `argv` inside; its output.
+  std::string Output(const std::vector<std::string>& argv) const {
+    std::vector<std::string> command{"ip", "netns", "exec", name_};
+    command.insert(command.end(), argv.begin(), argv.end());
+    return aspis::testing::RunProcess(command).output;
+  }
+
+ private:
+  bool In(const std::vector<std::string>& argv) const {
+    std::vector<std::string> command{"ip", "netns", "exec", name_};
+    command.insert(command.end(), argv.begin(), argv.end());
+    return aspis::testing::RunProcess(command).exit_code == 0;
+  }
+  std::string name_;
+  bool ok_ = false;
+};
+
+TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
+  TestNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  auto network = board::NetworkControl::Open({"n0"}, ns.path());
+  ASSERT_TRUE(network) << network.error();
+  parts_.network = network->get();
+  Run({"netconfig", "n0"}, R"({"NetworkConfig": true})");
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"up: ok", "static: ok", "holey-mask: EINVAL",
+                                      "dynamic: EOPNOTSUPP", "set-mac: ok", "multicast-mac: EINVAL",
+                                      "get-mac: ok", "mac: 02:00:00:00:00:42",
+                                      "unmanaged: EOPNOTSUPP", "injected: ENOENT"}));
+  const std::string link = ns.Output({"ip", "-o", "link", "show", "n0"});
+  EXPECT_NE(link.find(",UP"), std::string::npos) << link;
+  EXPECT_NE(link.find("link/ether 02:00:00:00:00:42"), std::string::npos) << link;
+  const std::string addresses = ns.Output({"ip", "-o", "-4", "addr", "show", "dev", "n0"});
+  EXPECT_NE(addresses.find("inet 192.0.2.10/24"), std::string::npos) << addresses;
+  const std::string routes = ns.Output({"ip", "route", "show", "default"});
+  EXPECT_NE(routes.find("default via 192.0.2.1 dev n0"), std::string::npos) << routes;
+}
+
+TEST_F(ApplibsTest, NetworkConfigurationWithoutNetworkConfigIsRefusedAndTheInterfaceUntouched) {
+  TestNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  auto network = board::NetworkControl::Open({"n0"}, ns.path());
+  ASSERT_TRUE(network) << network.error();
+  parts_.network = network->get();
+  Run({"netconfig", "n0"}, R"({})");
+  const auto lines = UntilDone();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.front(), "up: EACCES");
+  const std::string addresses = ns.Output({"ip", "-o", "-4", "addr", "show", "dev", "n0"});
+  EXPECT_EQ(addresses.find("192.0.2.10"), std::string::npos) << addresses;
+}
+
 TEST_F(ApplibsTest, NetworkConfigurationIsEnotsupWhereAspisdDoesNotManageTheNetwork) {
   Run({"network-config"}, R"({"NetworkConfig": true, "DhcpService": true})");
   // ENOTSUP (EOPNOTSUPP) where granted, EACCES where not; the app's own buffers work.
@@ -527,9 +596,10 @@ TEST_F(ApplibsTest, AnAppConfiguresWifiThroughWpaSupplicant) {
   parts_.wifi = &wifi;
   Run({"wifi-configure", "keep"}, R"({"WifiConfig": true})");
   EXPECT_EQ(UntilDone(), (std::vector<std::string>{
-                             "add: 0", "ssid: ok", "security: ok", "psk-injected: EINVAL",
-                             "psk: ok", "name-injected: EINVAL", "name: ok", "enable: ok",
-                             "persist: ok", "ssid-33: ERANGE", "forget-unknown: ENOENT", "count: 1",
+                             "add: 0", "ssid-comment: EINVAL", "ssid: ok", "security: ok",
+                             "psk-injected: EINVAL", "psk: ok", "name-injected: EINVAL", "name: ok",
+                             "enable: ok", "persist: ok", "ssid-33: ERANGE",
+                             "forget-unknown: ENOENT", "enable-unknown: ENODEV", "count: 1",
                              "stored: home security 2 enabled 1 connected 0", "by-name: 0",
                              // The wired driver never completes a connection, nor scans.
                              "current: ENODATA", "scan: ok"}));
@@ -539,6 +609,88 @@ TEST_F(ApplibsTest, AnAppConfiguresWifiThroughWpaSupplicant) {
   EXPECT_NE(saved.find("psk=\"correct horse\""), std::string::npos) << saved;
   EXPECT_NE(saved.find("id_str=\"home-net\""), std::string::npos) << saved;
   EXPECT_EQ(saved.find("priority=9"), std::string::npos) << saved;
+}
+
+TEST(WpaSupplicantTest, At37StoredNetworksAddingOneMoreIsRefusedHoweverLongTheirSsids) {
+  aspis::testing::TempDir dir;
+  aspis::testing::WpaSupplicant wpa(dir / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  // 32 bytes of 0xff print as 128 characters: the list runs past one 4 KiB answer.
+  const Bytes ssid(32, 0xff);
+  for (std::size_t i = 0; i < board::kMaxWifiNetworks; ++i) {
+    const auto id = wifi.Add();
+    ASSERT_TRUE(id) << i;
+    ASSERT_TRUE(wifi.SetSsid(*id, ssid));
+  }
+  const auto one_more = wifi.Add();
+  ASSERT_FALSE(one_more);
+  EXPECT_EQ(one_more.error(), ENOMEM);
+  const auto stored = wifi.Stored();
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->size(), board::kMaxWifiNetworks);
+  ASSERT_TRUE(wifi.Forget(0));
+  EXPECT_TRUE(wifi.Add());
+}
+
+TEST(WpaSupplicantTest, WhatAnAppStoresReadsBackAfterPersistAndReload) {
+  aspis::testing::TempDir dir;
+  aspis::testing::WpaSupplicant wpa(dir / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  const auto id = wifi.Add();
+  ASSERT_TRUE(id);
+  const std::string odd = "a#b\"c\"";  // its '#' inside the quotes it is saved in: it reads back
+  ASSERT_TRUE(wifi.SetSsid(*id, AsBytes(odd)));
+  ASSERT_TRUE(wifi.SetSecurity(*id, board::WifiSecurity::kWpa2Psk));
+  const auto cut = wifi.SetPsk(*id, "abcdefg\"#h");  // would read back as "abcdefg"
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error(), EINVAL);
+  ASSERT_TRUE(wifi.SetPsk(*id, "abc#defg\"x\""));  // its '#' inside quotes
+  ASSERT_TRUE(wifi.Persist());
+  ASSERT_TRUE(wifi.Reload());
+  const auto stored = wifi.Stored();
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->size(), 1U);
+  EXPECT_EQ(stored->front().ssid, Bytes(odd.begin(), odd.end()));
+  EXPECT_EQ(stored->front().security, board::WifiSecurity::kWpa2Psk);
+}
+
+// What aspisd's broker answers a hostile app's hand-made request (one the library never sends).
+std::string Answer(Broker& broker, const std::string& request) {
+  EXPECT_EQ(::send(broker.app_end(), request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
+  EXPECT_TRUE(broker.Serve());
+  std::string answer(4096, '\0');
+  const ssize_t got = ::recv(broker.app_end(), answer.data(), answer.size(), 0);
+  answer.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+  return answer;
+}
+
+TEST(BrokerWifiTest, MalformedWifiAndNetworkRequestsAreRefusedNotFollowed) {
+  board::Wifi wifi("/nonexistent/wpa_supplicant/wlan0");  // EAGAIN, were it asked
+  BrokerGrants grants{.component_id = kApp};
+  grants.capabilities.wifi_config = true;
+  grants.capabilities.network_config = true;
+  grants.wifi = &wifi;
+  auto broker = Broker::Create(grants, nullptr);
+  ASSERT_TRUE(broker) << broker.error().message();
+  EXPECT_NE(Answer(*broker, R"({"call":"wifi.set"})").find(R"("error":"EPERM")"),
+            std::string::npos);
+  EXPECT_NE(Answer(*broker, R"({"call":"wifi.set","field":"security"})").find("EPERM"),
+            std::string::npos);
+  // An ID that would wrap to -1 ("every network") is no network.
+  EXPECT_NE(Answer(*broker, R"({"call":"wifi.forget","id":18446744073709551615})")
+                .find(R"("error":"ENOENT")"),
+            std::string::npos);
+  EXPECT_NE(Answer(*broker, R"({"call":"wifi.set","id":0,"field":"security","value":258})")
+                .find(R"("error":"EINVAL")"),
+            std::string::npos);
+  EXPECT_NE(Answer(*broker, R"({"call":"networking.config.state"})").find(R"("error":"ENOENT")"),
+            std::string::npos);
+  // Its twin reaches wpa_supplicant (absent here: EAGAIN).
+  EXPECT_NE(Answer(*broker, R"({"call":"wifi.forget","id":0})").find(R"("error":"EAGAIN")"),
+            std::string::npos);
 }
 
 TEST_F(ApplibsTest, AnAppForgetsTheWifiNetworkItStored) {

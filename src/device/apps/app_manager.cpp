@@ -263,7 +263,8 @@ void AppManager::Launch(App& app) {
                 .actions = parts_.actions,
                 .connections = connections_.get(),
                 .intercore = app.intercore,
-                .wifi = parts_.wifi};
+                .wifi = parts_.wifi,
+                .network = parts_.network};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;

@@ -62,6 +62,8 @@ struct AppManagerParts {
   const DeviceActions* actions = nullptr;
   // The board's Wi-Fi, for apps granted WifiConfig; null: the board has none (ENOTSUP).
   board::Wifi* wifi = nullptr;
+  // The interfaces aspisd manages, for apps granted NetworkConfig; null: none (ENOTSUP).
+  board::NetworkControl* network = nullptr;
   // The CPUs kept for real-time capable apps, as the MT3620 keeps its M4 cores: each runs one such
   // app, pinned under SCHED_FIFO at real_time_priority (a real-time app finding none free does
   // not start); the other apps run on the remaining CPUs. nullopt: the highest-numbered CPU aspisd

@@ -1,6 +1,7 @@
 #include "device/apps/broker.hpp"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timex.h>
@@ -49,6 +50,7 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "gpio.open",
     "adc.open",
     "pwm.open",
+    "i2c.open",
     "spi.open",
     "uart.open",
     "application.connect",
@@ -56,7 +58,12 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "wificonfig",
     "wificonfig.enterprise",
     "certstore",
-    "networking.config",
+    "networking.config.state",
+    "networking.config.ip",
+    "networking.config.release",
+    "networking.config.renew",
+    "networking.config.mac",
+    "networking.config.mac.set",
     "networking.dhcpserver",
     "networking.sntpserver",
     "networking.timesync.set",
@@ -392,12 +399,11 @@ Answer Unsupported(const BrokerGrants& g, std::string_view call) {
   constexpr std::string_view kNotKept = "aspisd keeps no Wi-Fi diagnostics";
   constexpr std::string_view kNoStore = "aspisd keeps no certificate store";
   constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
-  const std::array<Need, 7> needs = {{
+  const std::array<Need, 6> needs = {{
       {"wificonfig", g.capabilities.wifi_config, "WifiConfig", kNotKept},
       {"wificonfig.enterprise", g.capabilities.wifi_config && g.capabilities.enterprise_wifi_config,
        "WifiConfig and EnterpriseWifiConfig", kNoStore},
       {"certstore", g.capabilities.cert_store, "CertStore", kNoStore},
-      {"networking.config", g.capabilities.network_config, "NetworkConfig", kUnmanaged},
       {"networking.dhcpserver", g.capabilities.dhcp_service, "DhcpService", kUnmanaged},
       {"networking.sntpserver", g.capabilities.sntp_service, "SntpService", kUnmanaged},
       {"networking.timesync.set", g.capabilities.time_sync_config, "TimeSyncConfig", kUnmanaged},
@@ -429,23 +435,83 @@ Json Seen(const board::SeenWifiNetwork& n) {
           {"id", n.id}};
 }
 
+// The networking.config.* calls (board/network.hpp): the app's NetworkConfig first, then an
+// interface aspisd manages.
+Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const Json& request) {
+  if (!g.capabilities.network_config) {
+    return Refuse(EACCES, "the app manifest grants no NetworkConfig");
+  }
+  const Json name = request.value("interface", Json());
+  if (!name.is_string() || name.get<std::string>().size() >= IF_NAMESIZE) {
+    return Refuse(ENOENT, "no such interface");
+  }
+  if (g.network == nullptr) {
+    return Refuse(ENOTSUP, "aspisd does not manage this board's network");
+  }
+  const std::string interface = name.get<std::string>();
+  const auto done = [](const board::NetworkResult<void>& result) {
+    return result ? Answer{}
+                  : Refuse(result.error(), std::generic_category().message(result.error()));
+  };
+  const auto address = [&](const char* key) {
+    const Json& value = request[key];
+    return in_addr{value.is_number_unsigned() && value.get<std::uint64_t>() <= 0xffffffffU
+                       ? value.get<std::uint32_t>()
+                       : 0U};
+  };
+  if (call == "networking.config.state" && Shaped(request, {"interface", "up"}) &&
+      request["up"].is_boolean()) {
+    return done(g.network->SetUp(interface, request["up"].get<bool>()));
+  }
+  if (call == "networking.config.ip" &&
+      Shaped(request, {"interface", "static", "address", "mask", "gateway", "dns"})) {
+    if (request["static"] != true) return Refuse(ENOTSUP, "aspisd runs no DHCP client");
+    if (request["dns"] != 0) return Refuse(ENOTSUP, "aspisd does not set DNS servers");
+    return done(
+        g.network->SetStaticIp(interface, address("address"), address("mask"), address("gateway")));
+  }
+  if ((call == "networking.config.release" || call == "networking.config.renew") &&
+      Shaped(request, {"interface"})) {
+    return Refuse(ENOTSUP, "aspisd runs no DHCP client");
+  }
+  if (call == "networking.config.mac" && Shaped(request, {"interface"})) {
+    const auto mac = g.network->GetHardwareAddress(interface);
+    if (!mac) return done(std::unexpected(mac.error()));
+    Answer answer;
+    answer.fields["mac"] = HexEncode(*mac);
+    return answer;
+  }
+  if (call == "networking.config.mac.set" && Shaped(request, {"interface", "mac"}) &&
+      request["mac"].is_string()) {
+    const auto bytes = HexDecode(request["mac"].get<std::string>());
+    if (!bytes || bytes->size() != 6) return Refuse(EINVAL, "not a hardware address");
+    board::HardwareAddress mac{};
+    std::copy(bytes->begin(), bytes->end(), mac.begin());
+    return done(g.network->SetHardwareAddress(interface, mac));
+  }
+  return Refuse(EPERM, "not a broker call");
+}
+
 // The wifi.* calls (board/wifi.hpp): the app's WifiConfig first, then the board's Wi-Fi. What
 // the app sends as bytes (an SSID, a key, a name) comes in hex.
 Answer WifiCall(const BrokerGrants& g, const std::string& call, const Json& request) {
   if (!g.capabilities.wifi_config) return Refuse(EACCES, "the app manifest grants no WifiConfig");
-  const bool eap_tls = call == "wifi.set" && request["field"] == "security" &&
-                       request["value"] == static_cast<int>(board::WifiSecurity::kWpa2EapTls);
+  const bool eap_tls =
+      call == "wifi.set" && request.value("field", Json()) == "security" &&
+      request.value("value", Json()) == static_cast<int>(board::WifiSecurity::kWpa2EapTls);
   if (eap_tls && !g.capabilities.enterprise_wifi_config) {
     return Refuse(EACCES, "the app manifest grants no EnterpriseWifiConfig");
   }
   if (g.wifi == nullptr) return Refuse(ENOTSUP, "the board has no Wi-Fi");
   board::Wifi& wifi = *g.wifi;
+  // A network ID (-1: every network, for wifi.forget), or -2 for anything else.
   const auto id = [&]() -> int {
-    const Json& value = request["id"];
-    return value.is_number_integer() && value.get<long long>() >= -1 &&
-                   value.get<long long>() <= 1'000'000
-               ? value.get<int>()
-               : -2;
+    const Json value = request.value("id", Json());
+    if (value.is_number_unsigned()) {
+      return value.get<std::uint64_t>() <= 1'000'000 ? static_cast<int>(value.get<std::uint64_t>())
+                                                     : -2;
+    }
+    return value.is_number_integer() && value.get<std::int64_t>() == -1 ? -1 : -2;
   };
   Answer answer;
   if (call == "wifi.add" && Shaped(request, {})) {
@@ -473,7 +539,7 @@ Answer WifiCall(const BrokerGrants& g, const std::string& call, const Json& requ
     if (field == "targeted_scan" && value.is_boolean()) {
       return FromWifi(wifi.SetTargetedScan(id(), value.get<bool>()));
     }
-    if (field == "security" && value.is_number_integer()) {
+    if (field == "security" && value.is_number_unsigned() && value.get<std::uint64_t>() <= 3) {
       const auto security = static_cast<board::WifiSecurity>(value.get<int>());
       if (eap_tls) {
         return Refuse(ENOTSUP, "EAP-TLS needs the certificate store, which aspisd does not keep");
@@ -574,6 +640,7 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
   }
   if (call == "intercore.open" && Shaped(request, {})) return OpenIntercore(g);
   if (call.starts_with("wifi.")) return WifiCall(g, call, request);
+  if (call.starts_with("networking.config.")) return NetworkConfigCall(g, call, request);
   if (Shaped(request, {})) return Unsupported(g, call);  // EPERM for any other call
   return Refuse(EPERM, "not a broker call");
 }

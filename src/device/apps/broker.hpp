@@ -16,6 +16,7 @@
 #include "device/apps/sandbox/denial.hpp"
 #include "device/apps/system_events.hpp"
 #include "device/board/board_definition.hpp"
+#include "device/board/network.hpp"
 #include "device/board/peripheral_server.hpp"
 #include "device/board/wifi.hpp"
 #include "package/app_manifest.hpp"
@@ -90,10 +91,11 @@ struct BrokerGrants {
   // The board the peripherals are on and what opens them (null: the device has none).
   const board::BoardDefinition* board = nullptr;
   board::PeripheralServer* peripheral_server = nullptr;
-  const DeviceActions* actions = nullptr;  // null: none
-  AppConnections* connections = nullptr;   // null: the device relays none (ENOTSUP)
-  std::shared_ptr<const Fd> intercore;     // a real-time app's end of its channel; null: none
-  board::Wifi* wifi = nullptr;             // the board's Wi-Fi; null: it has none (ENOTSUP)
+  const DeviceActions* actions = nullptr;    // null: none
+  AppConnections* connections = nullptr;     // null: the device relays none (ENOTSUP)
+  std::shared_ptr<const Fd> intercore;       // a real-time app's end of its channel; null: none
+  board::Wifi* wifi = nullptr;               // the board's Wi-Fi; null: it has none (ENOTSUP)
+  board::NetworkControl* network = nullptr;  // what aspisd manages; null: nothing (ENOTSUP)
 };
 
 inline constexpr int kReportsPerSecond = 100;

@@ -148,16 +148,22 @@ Expected<LinuxDevices> ParseLinuxDevices(const Json& doc, const BoardDefinition&
       section.is_object() &&
       std::all_of(section.items().begin(), section.items().end(), [](const auto& item) {
         return item.key() == "GpioChip" || item.key() == "Devices" ||
-               item.key() == "Coprocessors" || item.key() == "Wifi";
+               item.key() == "Coprocessors" || item.key() == "Wifi" || item.key() == "Network";
       });
   const Json wifi = section.is_object() ? section.value("Wifi", Json()) : Json();
+  const Json network = section.is_object() ? section.value("Network", Json::array()) : Json();
+  const bool interfaces =
+      network.is_array() && std::all_of(network.begin(), network.end(), [](const Json& name) {
+        return name.is_string() && text::IsToken(name.get<std::string>(), "-_.", 15);
+      });
   if (!known_keys || !listed.is_object() || !cores.is_object() ||
-      (!wifi.is_null() && !path(wifi)) || (!chip.is_null() && !path(chip)) ||
+      (!wifi.is_null() && !path(wifi)) || !interfaces || (!chip.is_null() && !path(chip)) ||
       (chip.is_null() && !board.gpios().empty())) {
     return std::unexpected(
         Malformed(origin,
                   "has a Linux section that is not a GpioChip path for its GPIOs, Devices by "
-                  "block, Coprocessors by name and a Wifi control socket path"));
+                  "block, Coprocessors by name, a Wifi control socket path and the Network "
+                  "interfaces aspisd manages"));
   }
   for (const auto& [name, remoteproc] : cores.items()) {
     if (!path(remoteproc) || !text::IsToken(name, "-_", 32)) {
@@ -169,6 +175,7 @@ Expected<LinuxDevices> ParseLinuxDevices(const Json& doc, const BoardDefinition&
   }
   if (!chip.is_null()) devices.gpio_chip = chip.get<std::string>();
   if (!wifi.is_null()) devices.wifi = wifi.get<std::string>();
+  for (const Json& name : network) devices.network.insert(name.get<std::string>());
   for (const auto& [block, device] : listed.items()) {
     if (!path(device) || !board.HasBlock(block)) {
       return std::unexpected(

@@ -65,18 +65,20 @@ struct Sensor {
 // board's GPIO N, and a device for each block: a UART's terminal (/dev/ttyAMA0), an I2C bus's
 // i2c-dev node (/dev/i2c-1), an SPI bus's spidev prefix (/dev/spidev0, chip select A is .0 and B
 // .1), an ADC's IIO device directory, a PWM chip's sysfs directory; the coprocessors that run
-// real-time capable apps, by name, each its remoteproc's sysfs directory; and, on a board with
-// Wi-Fi, wpa_supplicant's control socket for it.
+// real-time capable apps, by name, each its remoteproc's sysfs directory; on a board with
+// Wi-Fi, wpa_supplicant's control socket for it; and the network interfaces aspisd configures
+// for apps granted NetworkConfig.
 //
 //   "Linux": {"GpioChip": "/dev/gpiochip0",
 //             "Devices": {"UART0": "/dev/ttyAMA0", "I2C1": "/dev/i2c-1", ...},
 //             "Coprocessors": {"M4": "/sys/class/remoteproc/remoteproc0"},
-//             "Wifi": "/run/wpa_supplicant/wlan0"}
+//             "Wifi": "/run/wpa_supplicant/wlan0", "Network": ["eth0"]}
 struct LinuxDevices {
   std::string gpio_chip;
   std::map<std::string, std::string, std::less<>> devices;
   std::map<std::string, std::string, std::less<>> coprocessors;
   std::string wifi;  // empty: no Wi-Fi
+  std::set<std::string> network;
 };
 
 class BoardDefinition {

@@ -15,6 +15,18 @@ constexpr std::size_t kMaxReply = std::size_t{64} << 10;
 
 bool Printable(char c) { return c >= 0x20 && c <= 0x7e; }
 
+// Whether `value`, which wpa_supplicant saves as "value" (it writes a printable value quoted),
+// reads back whole: its file reader takes a '#' outside quotes, counting each '"', as a comment.
+bool SurvivesConfigFile(std::string_view value) {
+  if (!std::all_of(value.begin(), value.end(), Printable)) return true;  // saved in hex
+  bool quoted = true;
+  for (const char c : value) {
+    if (c == '"') quoted = !quoted;
+    if (c == '#' && !quoted) return false;
+  }
+  return true;
+}
+
 std::string Trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   return text;
@@ -176,15 +188,36 @@ WifiResult<Bytes> Wifi::NetworkValue(int id, const std::string& field) {
   return std::move(*value);
 }
 
+WifiResult<std::vector<std::pair<int, std::string>>> Wifi::List() {
+  std::vector<std::pair<int, std::string>> listed;
+  // wpa_supplicant answers at most 4 KiB at a time: the rest comes after the last ID read.
+  for (std::string command = "LIST_NETWORKS"; listed.size() <= 10 * kMaxWifiNetworks;) {
+    auto page = Request(command);
+    if (!page) return std::unexpected(page.error());
+    const auto lines = Split(*page, '\n');
+    std::size_t rows = 0;
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+      const auto columns = Split(lines[i], '\t');
+      const auto id = columns.size() == 4 ? Number(columns[0]) : std::nullopt;
+      if (!id || *id < 0 || *id > 1'000'000) continue;
+      listed.emplace_back(static_cast<int>(*id), std::string(columns[3]));
+      ++rows;
+    }
+    if (rows == 0) break;
+    command = "LIST_NETWORKS LAST_ID=" + std::to_string(listed.back().first);
+  }
+  return listed;
+}
+
 WifiResult<void> Wifi::Exists(int id) {
-  if (id < 0) return std::unexpected(ENOENT);
-  auto exists = Request("GET_NETWORK " + std::to_string(id) + " disabled", ENOENT);
+  if (id < 0) return std::unexpected(EINVAL);
+  auto exists = Request("GET_NETWORK " + std::to_string(id) + " disabled", ENODEV);
   if (!exists) return std::unexpected(exists.error());
   return {};
 }
 
 WifiResult<void> Wifi::SetNetwork(int id, const std::string& field, const std::string& value) {
-  // A network that does not exist is ENOENT; a value wpa_supplicant refuses, EINVAL.
+  // A network that does not exist is ENODEV; a value wpa_supplicant refuses, EINVAL.
   if (auto exists = Exists(id); !exists) return exists;
   auto set = Request("SET_NETWORK " + std::to_string(id) + " " + field + " " + value);
   if (!set) return std::unexpected(set.error());
@@ -192,9 +225,9 @@ WifiResult<void> Wifi::SetNetwork(int id, const std::string& field, const std::s
 }
 
 WifiResult<int> Wifi::Add() {
-  auto stored = Request("LIST_NETWORKS");
+  auto stored = List();
   if (!stored) return std::unexpected(stored.error());
-  if (Split(*stored, '\n').size() - 1 >= kMaxWifiNetworks) return std::unexpected(ENOSPC);
+  if (stored->size() >= kMaxWifiNetworks) return std::unexpected(ENOMEM);
   auto added = Request("ADD_NETWORK");
   if (!added) return std::unexpected(added.error());
   const auto id = Number(*added);
@@ -208,6 +241,10 @@ WifiResult<int> Wifi::Add() {
 
 WifiResult<void> Wifi::SetSsid(int id, ByteView ssid) {
   if (ssid.empty() || ssid.size() > kMaxSsid) return std::unexpected(ERANGE);
+  if (!SurvivesConfigFile(
+          std::string_view(reinterpret_cast<const char*>(ssid.data()), ssid.size()))) {
+    return std::unexpected(EINVAL);
+  }
   return SetNetwork(id, "ssid", HexEncode(ssid));
 }
 
@@ -224,7 +261,9 @@ WifiResult<void> Wifi::SetPsk(int id, std::string_view psk) {
     if (!HexDecode(psk)) return std::unexpected(EINVAL);
     return SetNetwork(id, "psk", std::string(psk));
   }
-  if (!std::all_of(psk.begin(), psk.end(), Printable)) return std::unexpected(EINVAL);
+  if (!std::all_of(psk.begin(), psk.end(), Printable) || !SurvivesConfigFile(psk)) {
+    return std::unexpected(EINVAL);
+  }
   // wpa_supplicant takes what lies between the first and the last quote: quotes inside are kept.
   return SetNetwork(id, "psk", "\"" + std::string(psk) + "\"");
 }
@@ -232,7 +271,7 @@ WifiResult<void> Wifi::SetPsk(int id, std::string_view psk) {
 WifiResult<void> Wifi::SetEnabled(int id, bool enabled) {
   if (auto exists = Exists(id); !exists) return exists;
   auto done =
-      Request((enabled ? "ENABLE_NETWORK " : "DISABLE_NETWORK ") + std::to_string(id), ENOENT);
+      Request((enabled ? "ENABLE_NETWORK " : "DISABLE_NETWORK ") + std::to_string(id), ENODEV);
   if (!done) return std::unexpected(done.error());
   return {};
 }
@@ -271,28 +310,27 @@ WifiResult<void> Wifi::Reload() {
 }
 
 WifiResult<std::vector<StoredWifiNetwork>> Wifi::Stored() {
-  auto listed = Request("LIST_NETWORKS");
+  auto listed = List();
   if (!listed) return std::unexpected(listed.error());
   auto status = Request("STATUS");
   if (!status) return std::unexpected(status.error());
   const auto state = Fields(*status);
-  const auto connected_id = state.contains("id") && state.at("wpa_state") == "COMPLETED"
-                                ? Number(state.at("id"))
-                                : std::nullopt;
+  const auto completed = state.find("wpa_state");
+  const auto connected_id =
+      state.contains("id") && completed != state.end() && completed->second == "COMPLETED"
+          ? Number(state.at("id"))
+          : std::nullopt;
   std::vector<StoredWifiNetwork> stored;
-  const auto lines = Split(*listed, '\n');
-  for (std::size_t i = 1; i < lines.size(); ++i) {
-    const auto columns = Split(lines[i], '\t');
-    const auto id = columns.size() == 4 ? Number(columns[0]) : std::nullopt;
-    if (!id) continue;
+  for (const auto& [id, flags] : *listed) {
+    if (stored.size() == kMaxWifiNetworks) break;  // more were stored outside aspisd
     StoredWifiNetwork network;
-    network.id = static_cast<int>(*id);
-    network.enabled = columns[3].find("[DISABLED]") == std::string_view::npos;
-    network.connected = connected_id == *id;
-    network.ssid = NetworkValue(network.id, "ssid").value_or(Bytes());
+    network.id = id;
+    network.enabled = flags.find("[DISABLED]") == std::string::npos;
+    network.connected = connected_id == id;
+    network.ssid = NetworkValue(id, "ssid").value_or(Bytes());
     network.security = SecurityOfKeyManagement(
-        Request("GET_NETWORK " + std::to_string(network.id) + " key_mgmt", ENOENT).value_or(""));
-    const Bytes name = NetworkValue(network.id, "id_str").value_or(Bytes());
+        Request("GET_NETWORK " + std::to_string(id) + " key_mgmt", ENOENT).value_or(""));
+    const Bytes name = NetworkValue(id, "id_str").value_or(Bytes());
     network.config_name.assign(name.begin(), name.end());
     stored.push_back(std::move(network));
   }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/bytes.hpp"
@@ -20,8 +21,10 @@ struct wpa_ctrl;
 // edits its networks, one control command at a time, with every value an app gave in a form the
 // command and the saved file cannot be broken out of (SSIDs and keys in hex, names checked).
 // Errors are errno values, as applibs returns them: EAGAIN when wpa_supplicant does not answer (or
-// is busy), ENOENT for a network ID it does not have, ENOSPC with kMaxWifiNetworks stored, ERANGE
-// and EINVAL for values out of Azure Sphere's bounds.
+// is busy), ENODEV for a network ID it does not have (ENOENT when forgetting one), EINVAL for a
+// negative one, ENOMEM with kMaxWifiNetworks stored, ERANGE and EINVAL for values out of Azure
+// Sphere's bounds or that wpa_supplicant's file would not read back whole (a printable SSID or
+// passphrase in which a '#' falls outside its quotes).
 namespace aspis::device::board {
 
 inline constexpr std::size_t kMaxWifiNetworks = 37;  // as an Azure Sphere device stores
@@ -62,7 +65,7 @@ class Wifi {
   Wifi(const Wifi&) = delete;
   Wifi& operator=(const Wifi&) = delete;
 
-  // A new network, disabled and open: its ID.
+  // A new network, disabled and open: its ID. ENOMEM with kMaxWifiNetworks stored.
   WifiResult<int> Add();
   // SSID: 1 to 32 bytes (ERANGE).
   WifiResult<void> SetSsid(int id, ByteView ssid);
@@ -72,7 +75,7 @@ class Wifi {
   WifiResult<void> SetPsk(int id, std::string_view psk);
   WifiResult<void> SetEnabled(int id, bool enabled);
   WifiResult<void> SetTargetedScan(int id, bool enabled);
-  // Up to 16 printable characters without quotes or backslashes (ERANGE, EINVAL); empty clears.
+  // 1 to 16 printable characters without quotes or backslashes (ERANGE, EINVAL).
   WifiResult<void> SetConfigName(int id, std::string_view name);
   // Removes network `id`, or every network when `id` is -1.
   WifiResult<void> Forget(int id);
@@ -88,7 +91,9 @@ class Wifi {
  private:
   // Sends `command`; its answer, or EAGAIN. A "FAIL" answer is `fail`.
   WifiResult<std::string> Request(const std::string& command, int fail = EINVAL);
-  WifiResult<void> Exists(int id);  // ENOENT when wpa_supplicant has no network `id`
+  WifiResult<void> Exists(int id);  // ENODEV when wpa_supplicant has no network `id`
+  // Every stored network's ID and flags, in order.
+  WifiResult<std::vector<std::pair<int, std::string>>> List();
   WifiResult<void> SetNetwork(int id, const std::string& field, const std::string& value);
   WifiResult<Bytes> NetworkValue(int id, const std::string& field);
 

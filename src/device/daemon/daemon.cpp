@@ -142,7 +142,8 @@ struct AppRuntime {
   std::unique_ptr<board::Peripherals> board;  // what drives the board's peripherals
   board::SimBoard* sim = nullptr;             // the board, when it is the virtual one
   std::unique_ptr<board::PeripheralServer> peripherals;
-  std::unique_ptr<board::Wifi> wifi;  // when the board has Wi-Fi
+  std::unique_ptr<board::Wifi> wifi;               // when the board has Wi-Fi
+  std::unique_ptr<board::NetworkControl> network;  // when aspisd manages interfaces
   std::unique_ptr<apps::AppManager> manager;
 };
 
@@ -191,6 +192,15 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
   if (const auto& control = board.linux_devices().wifi; !control.empty()) {
     runtime.wifi = std::make_unique<board::Wifi>(control);
   }
+  if (const auto& managed = board.linux_devices().network; !managed.empty()) {
+    auto network = board::NetworkControl::Open(managed);
+    if (network) {
+      runtime.network = std::move(*network);
+    } else {
+      log::Warning("the board's network is not managed: netlink: {}",
+                   std::generic_category().message(network.error()));
+    }
+  }
   std::vector<apps::CoprocessorConfig> coprocessors;
   for (const auto& [name, remoteproc] : board.linux_devices().coprocessors) {
     coprocessors.push_back({.name = name, .remoteproc = remoteproc});
@@ -212,6 +222,7 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
        .peripherals = runtime.peripherals.get(),
        .actions = &actions,
        .wifi = runtime.wifi.get(),
+       .network = runtime.network.get(),
        .coprocessors = coprocessors},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,

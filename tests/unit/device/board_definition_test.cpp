@@ -147,7 +147,7 @@ TEST(BoardDefinition, ALinuxBoardSaysWhereItsDevicesAreAndOnlyALinuxBoard) {
             std::string::npos);
 }
 
-TEST(BoardDefinition, ALinuxBoardNamesItsCoprocessorsAndItsWifiControlSocket) {
+TEST(BoardDefinition, ALinuxBoardNamesItsCoprocessorsWifiControlSocketAndManagedInterfaces) {
   const auto parse = [](const std::string& cores) {
     return BoardDefinition::Parse(
         R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
@@ -174,6 +174,18 @@ TEST(BoardDefinition, ALinuxBoardNamesItsCoprocessorsAndItsWifiControlSocket) {
       "b.json");
   ASSERT_TRUE(wifi) << wifi.error().message();
   EXPECT_EQ(wifi->linux_devices().wifi, "/run/wpa_supplicant/wlan0");
+  auto network = BoardDefinition::Parse(
+      R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+          "Description": {"Name": "b"}, "Backend": "linux",
+          "Linux": {"Devices": {}, "Network": ["eth0", "wlan0"]}})",
+      "b.json");
+  ASSERT_TRUE(network) << network.error().message();
+  EXPECT_EQ(network->linux_devices().network, (std::set<std::string>{"eth0", "wlan0"}));
+  EXPECT_FALSE(BoardDefinition::Parse(
+      R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+          "Description": {"Name": "b"}, "Backend": "linux",
+          "Linux": {"Devices": {}, "Network": ["eth0 up"]}})",
+      "b.json"));
   EXPECT_FALSE(BoardDefinition::Parse(
       R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
           "Description": {"Name": "b"}, "Backend": "linux",

@@ -4,7 +4,7 @@
  * the EAP-TLS security type) "EnterpriseWifiConfig": true too (EACCES without them). On a board
  * without Wi-Fi each fails with ENOTSUP; so do EAP-TLS, WifiConfig_AddDuplicateNetwork and
  * WifiConfig_GetNetworkDiagnostics, which aspisd does not do yet. At most 37 networks are stored
- * (ENOSPC). WifiConfig_TriggerScanAndGetScannedNetworkCount does not wait for the scan it asks
+ * (ENOMEM). WifiConfig_TriggerScanAndGetScannedNetworkCount does not wait for the scan it asks
  * for: it counts what the last scan saw (at most 48, the strongest). Functions return -1 with
  * errno on failure; network IDs are >= 0.
  *

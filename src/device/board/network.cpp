@@ -1,0 +1,227 @@
+#include "device/board/network.hpp"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <netlink/errno.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/route.h>
+#include <sched.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "core/fd.hpp"
+
+namespace aspis::device::board {
+
+namespace {
+
+template <auto Free>
+struct Deleter {
+  template <typename T>
+  void operator()(T* object) const {
+    Free(object);
+  }
+};
+using LinkPtr = std::unique_ptr<rtnl_link, Deleter<rtnl_link_put>>;
+using AddrPtr = std::unique_ptr<rtnl_addr, Deleter<rtnl_addr_put>>;
+using NlAddrPtr = std::unique_ptr<nl_addr, Deleter<nl_addr_put>>;
+using RoutePtr = std::unique_ptr<rtnl_route, Deleter<rtnl_route_put>>;
+using CachePtr = std::unique_ptr<nl_cache, Deleter<nl_cache_free>>;
+
+// libnl's error (a negative NLE_ code) as the errno applibs returns.
+int ErrnoOf(int nl_error) {
+  switch (-nl_error) {
+    case NLE_NODEV:
+    case NLE_OBJ_NOTFOUND:
+      return ENOENT;
+    case NLE_PERM:
+      return EPERM;
+    case NLE_INVAL:
+    case NLE_RANGE:
+      return EINVAL;
+    case NLE_EXIST:
+      return EEXIST;
+    case NLE_BUSY:
+      return EBUSY;
+    case NLE_NOMEM:
+      return ENOMEM;
+    case NLE_NOADDR:
+      return EADDRNOTAVAIL;
+    default:
+      return EIO;
+  }
+}
+
+NetworkResult<void> Done(int rc) {
+  if (rc < 0) return std::unexpected(ErrnoOf(rc));
+  return {};
+}
+
+NlAddrPtr Ipv4(in_addr address) {
+  return NlAddrPtr(::nl_addr_build(AF_INET, &address, sizeof address));
+}
+
+}  // namespace
+
+NetworkResult<std::unique_ptr<NetworkControl>> NetworkControl::Open(
+    std::set<std::string> interfaces, const std::filesystem::path& netns) {
+  nl_sock* socket = nullptr;
+  int error = 0;
+  const auto connect = [&] {
+    socket = ::nl_socket_alloc();
+    if (socket == nullptr) {
+      error = ENOMEM;
+    } else if (const int rc = ::nl_connect(socket, NETLINK_ROUTE); rc < 0) {
+      error = ErrnoOf(rc);
+      ::nl_socket_free(socket);
+      socket = nullptr;
+    }
+  };
+  if (netns.empty()) {
+    connect();
+  } else {
+    // A socket stays in the namespace it was made in: made on a thread that entered it.
+    std::thread([&] {
+      const Fd ns(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
+      if (ns.get() < 0 || ::setns(ns.get(), CLONE_NEWNET) != 0) {
+        error = errno;
+        return;
+      }
+      connect();
+    }).join();
+  }
+  if (socket == nullptr) return std::unexpected(error);
+  return std::unique_ptr<NetworkControl>(new NetworkControl(std::move(interfaces), socket));
+}
+
+NetworkControl::NetworkControl(std::set<std::string> interfaces, nl_sock* socket)
+    : interfaces_(std::move(interfaces)), socket_(socket) {}
+
+NetworkControl::~NetworkControl() { ::nl_socket_free(socket_); }
+
+NetworkResult<int> NetworkControl::Index(const std::string& interface) {
+  if (!interfaces_.contains(interface)) return std::unexpected(ENOTSUP);
+  rtnl_link* found = nullptr;
+  if (::rtnl_link_get_kernel(socket_, 0, interface.c_str(), &found) < 0) {
+    return std::unexpected(ENOENT);
+  }
+  const LinkPtr link(found);
+  return ::rtnl_link_get_ifindex(link.get());
+}
+
+NetworkResult<void> NetworkControl::SetUp(const std::string& interface, bool up) {
+  const std::lock_guard lock(mutex_);
+  const auto index = Index(interface);
+  if (!index) return std::unexpected(index.error());
+  const LinkPtr change(::rtnl_link_alloc());
+  if (!change) return std::unexpected(ENOMEM);
+  ::rtnl_link_set_ifindex(change.get(), *index);
+  if (up) {
+    ::rtnl_link_set_flags(change.get(), IFF_UP);
+  } else {
+    ::rtnl_link_unset_flags(change.get(), IFF_UP);
+  }
+  return Done(::rtnl_link_change(socket_, change.get(), change.get(), 0));
+}
+
+NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in_addr address,
+                                                in_addr mask, in_addr gateway) {
+  const std::uint32_t bits = ntohl(mask.s_addr);
+  const int prefix = std::popcount(bits);
+  if (address.s_addr == 0 || bits != (prefix == 0 ? 0U : ~0U << (32 - prefix))) {
+    return std::unexpected(EINVAL);
+  }
+  const std::lock_guard lock(mutex_);
+  const auto index = Index(interface);
+  if (!index) return std::unexpected(index.error());
+  // The interface's IPv4 addresses give way to the one asked for.
+  nl_cache* loaded = nullptr;
+  if (const int rc = ::rtnl_addr_alloc_cache(socket_, &loaded); rc < 0) {
+    return std::unexpected(ErrnoOf(rc));
+  }
+  const CachePtr cache(loaded);
+  std::vector<rtnl_addr*> old;
+  for (nl_object* object = ::nl_cache_get_first(cache.get()); object != nullptr;
+       object = ::nl_cache_get_next(object)) {
+    auto* existing = reinterpret_cast<rtnl_addr*>(object);
+    if (::rtnl_addr_get_ifindex(existing) == *index &&
+        ::rtnl_addr_get_family(existing) == AF_INET) {
+      old.push_back(existing);
+    }
+  }
+  for (rtnl_addr* existing : old) {
+    if (auto removed = Done(::rtnl_addr_delete(socket_, existing, 0)); !removed) return removed;
+  }
+  const AddrPtr added(::rtnl_addr_alloc());
+  const NlAddrPtr local = Ipv4(address);
+  if (!added || !local) return std::unexpected(ENOMEM);
+  ::rtnl_addr_set_ifindex(added.get(), *index);
+  ::rtnl_addr_set_family(added.get(), AF_INET);
+  if (auto set = Done(::rtnl_addr_set_local(added.get(), local.get())); !set) return set;
+  ::rtnl_addr_set_prefixlen(added.get(), prefix);
+  if (auto done = Done(::rtnl_addr_add(socket_, added.get(), 0)); !done) return done;
+  if (gateway.s_addr == 0) return {};
+  const RoutePtr route(::rtnl_route_alloc());
+  const NlAddrPtr any = Ipv4(in_addr{0});
+  const NlAddrPtr via = Ipv4(gateway);
+  rtnl_nexthop* hop = ::rtnl_route_nh_alloc();
+  if (!route || !any || !via || hop == nullptr) {
+    if (hop != nullptr) ::rtnl_route_nh_free(hop);
+    return std::unexpected(ENOMEM);
+  }
+  ::nl_addr_set_prefixlen(any.get(), 0);
+  ::rtnl_route_set_family(route.get(), AF_INET);
+  if (auto set = Done(::rtnl_route_set_dst(route.get(), any.get())); !set) {
+    ::rtnl_route_nh_free(hop);
+    return set;
+  }
+  ::rtnl_route_nh_set_ifindex(hop, *index);
+  ::rtnl_route_nh_set_gateway(hop, via.get());
+  ::rtnl_route_add_nexthop(route.get(), hop);  // the route owns it now
+  return Done(::rtnl_route_add(socket_, route.get(), NLM_F_REPLACE));
+}
+
+NetworkResult<HardwareAddress> NetworkControl::GetHardwareAddress(const std::string& interface) {
+  const std::lock_guard lock(mutex_);
+  if (!interfaces_.contains(interface)) return std::unexpected(ENOTSUP);
+  rtnl_link* found = nullptr;
+  if (::rtnl_link_get_kernel(socket_, 0, interface.c_str(), &found) < 0) {
+    return std::unexpected(ENOENT);
+  }
+  const LinkPtr link(found);
+  nl_addr* address = ::rtnl_link_get_addr(link.get());
+  HardwareAddress out{};
+  if (address == nullptr || ::nl_addr_get_len(address) != out.size()) {
+    return std::unexpected(EOPNOTSUPP);
+  }
+  const auto* bytes = static_cast<const std::uint8_t*>(::nl_addr_get_binary_addr(address));
+  std::copy(bytes, bytes + out.size(), out.begin());
+  return out;
+}
+
+NetworkResult<void> NetworkControl::SetHardwareAddress(const std::string& interface,
+                                                       const HardwareAddress& address) {
+  if ((address[0] & 1U) != 0 ||
+      std::all_of(address.begin(), address.end(), [](std::uint8_t b) { return b == 0; })) {
+    return std::unexpected(EINVAL);
+  }
+  const std::lock_guard lock(mutex_);
+  const auto index = Index(interface);
+  if (!index) return std::unexpected(index.error());
+  const LinkPtr change(::rtnl_link_alloc());
+  const NlAddrPtr mac(::nl_addr_build(AF_LLC, address.data(), address.size()));
+  if (!change || !mac) return std::unexpected(ENOMEM);
+  ::rtnl_link_set_ifindex(change.get(), *index);
+  ::rtnl_link_set_addr(change.get(), mac.get());
+  return Done(::rtnl_link_change(socket_, change.get(), change.get(), 0));
+}
+
+}  // namespace aspis::device::board

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <netinet/in.h>
+
+#include <array>
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <string>
+
+struct nl_sock;
+
+// The network interfaces aspisd manages on a board (its definition's "Linux": {"Network": [...]}),
+// configured through rtnetlink (libnl-route): what applibs' networking.h configuration calls ask.
+// An interface the board does not list is not aspisd's (ENOTSUP); errors are errno values, as
+// applibs returns them (ENOENT: no such interface; the kernel's otherwise).
+namespace aspis::device::board {
+
+template <typename T>
+using NetworkResult = std::expected<T, int>;
+
+using HardwareAddress = std::array<std::uint8_t, 6>;
+
+// Thread-safe.
+class NetworkControl {
+ public:
+  // Manages `interfaces` in aspisd's network namespace, or in the one bound at `netns`
+  // (/run/netns/<name>) when given (tests). Errors: the errno of the netlink socket.
+  static NetworkResult<std::unique_ptr<NetworkControl>> Open(
+      std::set<std::string> interfaces, const std::filesystem::path& netns = {});
+  ~NetworkControl();
+  NetworkControl(const NetworkControl&) = delete;
+  NetworkControl& operator=(const NetworkControl&) = delete;
+
+  NetworkResult<void> SetUp(const std::string& interface, bool up);
+  // Replaces the interface's IPv4 addresses with `address`/`mask` and, when `gateway` is not
+  // 0.0.0.0, makes it the default route through the interface. EINVAL: a mask that is not a
+  // prefix, an address of 0.0.0.0.
+  NetworkResult<void> SetStaticIp(const std::string& interface, in_addr address, in_addr mask,
+                                  in_addr gateway);
+  NetworkResult<HardwareAddress> GetHardwareAddress(const std::string& interface);
+  // EINVAL: a multicast or all-zero address.
+  NetworkResult<void> SetHardwareAddress(const std::string& interface,
+                                         const HardwareAddress& address);
+
+ private:
+  NetworkControl(std::set<std::string> interfaces, nl_sock* socket);
+  // The interface's index, when it is one aspisd manages and exists.
+  NetworkResult<int> Index(const std::string& interface);
+
+  const std::set<std::string> interfaces_;
+  std::mutex mutex_;
+  nl_sock* socket_;  // guarded by mutex_
+};
+
+}  // namespace aspis::device::board
