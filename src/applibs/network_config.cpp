@@ -182,7 +182,7 @@ int Networking_SetHardwareAddress(const char* networkInterfaceName, const uint8_
     return -1;
   }
   if (hardwareAddressLength != HARDWARE_ADDRESS_LENGTH) {
-    errno = EINVAL;
+    errno = hardwareAddressLength > HARDWARE_ADDRESS_LENGTH ? ERANGE : EINVAL;
     return -1;
   }
   static constexpr char kDigits[] = "0123456789abcdef";

@@ -23,7 +23,7 @@ constexpr std::size_t kMaxArgs = 64;
 constexpr std::size_t kMaxArg = 1024;
 constexpr std::size_t kMaxPath = 255;
 
-constexpr std::array<std::string_view, 10> kFlags = {"SystemEventNotifications",
+constexpr std::array<std::string_view, 11> kFlags = {"SystemEventNotifications",
                                                      "SoftwareUpdateDeferral",
                                                      "SystemTime",
                                                      "TimeSyncConfig",
@@ -32,7 +32,8 @@ constexpr std::array<std::string_view, 10> kFlags = {"SystemEventNotifications",
                                                      "CertStore",
                                                      "DhcpService",
                                                      "SntpService",
-                                                     "EnterpriseWifiConfig"};
+                                                     "EnterpriseWifiConfig",
+                                                     "HardwareAddressConfig"};
 constexpr std::array<std::string_view, 6> kPeripherals = {"Gpio",      "Uart", "I2cMaster",
                                                           "SpiMaster", "Adc",  "Pwm"};
 constexpr std::array<std::string_view, 3> kPowerControls = {"ForcePowerDown", "ForceReboot",
@@ -188,7 +189,8 @@ Expected<void> ParseCapability(const std::string& key, const json::Json& value,
                       &caps.cert_store,
                       &caps.dhcp_service,
                       &caps.sntp_service,
-                      &caps.enterprise_wifi_config};
+                      &caps.enterprise_wifi_config,
+                      &caps.hardware_address_config};
     *fields[flag - kFlags.begin()] = value.get<bool>();
   } else {
     return std::unexpected(Malformed(

@@ -39,6 +39,7 @@ struct AppCapabilities {
   bool cert_store = false;
   bool dhcp_service = false;
   bool sntp_service = false;
+  bool hardware_address_config = false;     // Networking_SetHardwareAddress
   std::vector<std::string> power_controls;  // ForcePowerDown, ForceReboot, SetPowerProfile
   // Peripherals by capability ("Gpio", "Uart", "I2cMaster", "SpiMaster", "Adc", "Pwm"): the names
   // ("$SAMPLE_LED") or numbers (as text) the manifest lists, resolved against the board.

@@ -54,9 +54,23 @@ static void NetConfig(const char* name) {
   inet_pton(AF_INET, "192.0.2.1", &gateway);
   Networking_IpConfig_EnableStaticIp(&config, address, mask, gateway);
   Report("static", Networking_IpConfig_Apply(name, &config));
-  inet_pton(AF_INET, "255.0.255.0", &mask);
-  Networking_IpConfig_EnableStaticIp(&config, address, mask, gateway);
+  /* What is refused leaves the address just set as it is. */
+  struct in_addr bad;
+  inet_pton(AF_INET, "255.0.255.0", &bad);
+  Networking_IpConfig_EnableStaticIp(&config, address, bad, gateway);
   Report("holey-mask", Networking_IpConfig_Apply(name, &config));
+  inet_pton(AF_INET, "0.0.0.0", &bad);
+  Networking_IpConfig_EnableStaticIp(&config, address, bad, gateway);
+  Report("zero-mask", Networking_IpConfig_Apply(name, &config));
+  inet_pton(AF_INET, "127.0.0.5", &bad);
+  Networking_IpConfig_EnableStaticIp(&config, bad, mask, gateway);
+  Report("loopback", Networking_IpConfig_Apply(name, &config));
+  inet_pton(AF_INET, "192.0.2.255", &bad);
+  Networking_IpConfig_EnableStaticIp(&config, bad, mask, gateway);
+  Report("broadcast", Networking_IpConfig_Apply(name, &config));
+  inet_pton(AF_INET, "198.51.100.1", &bad);
+  Networking_IpConfig_EnableStaticIp(&config, address, mask, bad);
+  Report("off-link-gateway", Networking_IpConfig_Apply(name, &config));
   Networking_IpConfig_EnableDynamicIp(&config);
   Report("dynamic", Networking_IpConfig_Apply(name, &config));
   Networking_IpConfig_Destroy(&config);

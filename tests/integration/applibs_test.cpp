@@ -527,6 +527,7 @@ class TestNamespace {
   TestNamespace& operator=(const TestNamespace&) = delete;
 
   bool ok() const { return ok_; }
+  bool Run(const std::vector<std::string>& argv) const { return In(argv); }
   fs::path path() const { return fs::path("/run/netns") / name_; }
   // Runs `argv` inside; its output.
   std::string Output(const std::vector<std::string>& argv) const {
@@ -548,22 +549,53 @@ class TestNamespace {
 TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   TestNamespace ns;
   ASSERT_TRUE(ns.ok());
+  // n0 had three addresses (two secondaries); the system's own uplink n2 has the default route.
+  for (const char* address : {"10.0.0.2/24", "10.0.0.3/24", "10.0.0.4/24"}) {
+    ASSERT_TRUE(ns.Run({"ip", "addr", "add", address, "dev", "n0"}));
+  }
+  ASSERT_TRUE(ns.Run({"ip", "link", "add", "n2", "type", "veth", "peer", "name", "n3"}));
+  ASSERT_TRUE(ns.Run({"ip", "link", "set", "n2", "up"}));
+  ASSERT_TRUE(ns.Run({"ip", "link", "set", "n3", "up"}));
+  ASSERT_TRUE(ns.Run({"ip", "addr", "add", "198.51.100.2/24", "dev", "n2"}));
+  ASSERT_TRUE(ns.Run({"ip", "route", "add", "default", "via", "198.51.100.1"}));
   auto network = board::NetworkControl::Open({"n0"}, ns.path());
   ASSERT_TRUE(network) << network.error();
   parts_.network = network->get();
-  Run({"netconfig", "n0"}, R"({"NetworkConfig": true})");
+  Run({"netconfig", "n0"}, R"({"NetworkConfig": true, "HardwareAddressConfig": true})");
   EXPECT_EQ(UntilDone(),
-            (std::vector<std::string>{"up: ok", "static: ok", "holey-mask: EINVAL",
-                                      "dynamic: EOPNOTSUPP", "set-mac: ok", "multicast-mac: EINVAL",
-                                      "get-mac: ok", "mac: 02:00:00:00:00:42",
-                                      "unmanaged: EOPNOTSUPP", "injected: ENOENT"}));
+            (std::vector<std::string>{
+                "up: ok", "static: ok", "holey-mask: EINVAL", "zero-mask: EINVAL",
+                "loopback: EINVAL", "broadcast: EINVAL", "off-link-gateway: EINVAL",
+                "dynamic: EOPNOTSUPP", "set-mac: ok", "multicast-mac: EINVAL", "get-mac: ok",
+                "mac: 02:00:00:00:00:42", "unmanaged: EPERM", "injected: ENOENT"}));
   const std::string link = ns.Output({"ip", "-o", "link", "show", "n0"});
   EXPECT_NE(link.find(",UP"), std::string::npos) << link;
   EXPECT_NE(link.find("link/ether 02:00:00:00:00:42"), std::string::npos) << link;
+  // Its addresses replaced by the one set; what was refused changed nothing.
   const std::string addresses = ns.Output({"ip", "-o", "-4", "addr", "show", "dev", "n0"});
   EXPECT_NE(addresses.find("inet 192.0.2.10/24"), std::string::npos) << addresses;
+  EXPECT_EQ(addresses.find("10.0.0."), std::string::npos) << addresses;
+  // The system's default route stays, and outranks the app's.
   const std::string routes = ns.Output({"ip", "route", "show", "default"});
-  EXPECT_NE(routes.find("default via 192.0.2.1 dev n0"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("default via 198.51.100.1 dev n2"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("default via 192.0.2.1 dev n0 proto static metric 1000"), std::string::npos)
+      << routes;
+}
+
+TEST_F(ApplibsTest, SettingTheHardwareAddressNeedsHardwareAddressConfig) {
+  TestNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  auto network = board::NetworkControl::Open({"n0"}, ns.path());
+  ASSERT_TRUE(network) << network.error();
+  parts_.network = network->get();
+  const std::string before = ns.Output({"ip", "-o", "link", "show", "n0"});
+  Run({"netconfig", "n0"}, R"({"NetworkConfig": true})");
+  const auto lines = UntilDone();
+  EXPECT_TRUE(Has(lines, "static: ok"));
+  EXPECT_TRUE(Has(lines, "set-mac: EACCES"));
+  EXPECT_TRUE(Has(lines, "get-mac: ok"));
+  EXPECT_EQ(ns.Output({"ip", "-o", "link", "show", "n0"}).find("02:00:00:00:00:42"),
+            std::string::npos);
 }
 
 TEST_F(ApplibsTest, NetworkConfigurationWithoutNetworkConfigIsRefusedAndTheInterfaceUntouched) {

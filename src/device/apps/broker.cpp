@@ -435,11 +435,18 @@ Json Seen(const board::SeenWifiNetwork& n) {
           {"id", n.id}};
 }
 
-// The networking.config.* calls (board/network.hpp): the app's NetworkConfig first, then an
-// interface aspisd manages.
+// The networking.config.* calls (board/network.hpp): the app's NetworkConfig (or
+// HardwareAddressConfig) first, then an interface aspisd manages.
 Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const Json& request) {
-  if (!g.capabilities.network_config) {
-    return Refuse(EACCES, "the app manifest grants no NetworkConfig");
+  // A hardware address is HardwareAddressConfig's to set, and either capability's to read.
+  const bool set_mac = call == "networking.config.mac.set";
+  const bool granted =
+      set_mac ? g.capabilities.hardware_address_config
+              : g.capabilities.network_config ||
+                    (call == "networking.config.mac" && g.capabilities.hardware_address_config);
+  if (!granted) {
+    return Refuse(EACCES, set_mac ? "the app manifest grants no HardwareAddressConfig"
+                                  : "the app manifest grants no NetworkConfig");
   }
   const Json name = request.value("interface", Json());
   if (!name.is_string() || name.get<std::string>().size() >= IF_NAMESIZE) {

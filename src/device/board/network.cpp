@@ -1,6 +1,7 @@
 #include "device/board/network.hpp"
 
 #include <fcntl.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
@@ -65,6 +66,12 @@ NetworkResult<void> Done(int rc) {
   return {};
 }
 
+// Not 0.0.0.0/8, loopback, multicast or reserved (240.0.0.0/4, the broadcast address among them).
+bool IsUnicast(std::uint32_t address) {
+  const std::uint32_t first = address >> 24;
+  return first != 0 && first != 127 && first < 224;
+}
+
 NlAddrPtr Ipv4(in_addr address) {
   return NlAddrPtr(::nl_addr_build(AF_INET, &address, sizeof address));
 }
@@ -108,12 +115,16 @@ NetworkControl::NetworkControl(std::set<std::string> interfaces, nl_sock* socket
 NetworkControl::~NetworkControl() { ::nl_socket_free(socket_); }
 
 NetworkResult<int> NetworkControl::Index(const std::string& interface) {
-  if (!interfaces_.contains(interface)) return std::unexpected(ENOTSUP);
+  if (!interfaces_.contains(interface)) return std::unexpected(EPERM);
   rtnl_link* found = nullptr;
   if (::rtnl_link_get_kernel(socket_, 0, interface.c_str(), &found) < 0) {
     return std::unexpected(ENOENT);
   }
   const LinkPtr link(found);
+  // The kernel also finds an interface by an alternative name: only its own name is the one listed.
+  if (const char* name = ::rtnl_link_get_name(link.get()); name == nullptr || interface != name) {
+    return std::unexpected(ENOENT);
+  }
   return ::rtnl_link_get_ifindex(link.get());
 }
 
@@ -134,22 +145,31 @@ NetworkResult<void> NetworkControl::SetUp(const std::string& interface, bool up)
 
 NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in_addr address,
                                                 in_addr mask, in_addr gateway) {
+  const std::uint32_t own = ntohl(address.s_addr);
   const std::uint32_t bits = ntohl(mask.s_addr);
+  const std::uint32_t via = ntohl(gateway.s_addr);
   const int prefix = std::popcount(bits);
-  if (address.s_addr == 0 || bits != (prefix == 0 ? 0U : ~0U << (32 - prefix))) {
+  // A host of a subnet, with a prefix mask of at least one bit, and a gateway that is another
+  // host of that subnet: all checked before anything changes.
+  if (prefix == 0 || bits != ~0U << (32 - prefix)) return std::unexpected(EINVAL);
+  const std::uint32_t network = own & bits;
+  const std::uint32_t broadcast = network | ~bits;
+  const auto host = [&](std::uint32_t a) {
+    return IsUnicast(a) && (prefix > 30 || (a != network && a != broadcast));
+  };
+  if (!host(own) || (via != 0 && (!host(via) || via == own || (via & bits) != network))) {
     return std::unexpected(EINVAL);
   }
   const std::lock_guard lock(mutex_);
   const auto index = Index(interface);
   if (!index) return std::unexpected(index.error());
-  // The interface's IPv4 addresses give way to the one asked for.
   nl_cache* loaded = nullptr;
   if (const int rc = ::rtnl_addr_alloc_cache(socket_, &loaded); rc < 0) {
     return std::unexpected(ErrnoOf(rc));
   }
-  const CachePtr cache(loaded);
-  std::vector<rtnl_addr*> old;
-  for (nl_object* object = ::nl_cache_get_first(cache.get()); object != nullptr;
+  const CachePtr addresses(loaded);
+  std::vector<rtnl_addr*> old;  // owned by the cache
+  for (nl_object* object = ::nl_cache_get_first(addresses.get()); object != nullptr;
        object = ::nl_cache_get_next(object)) {
     auto* existing = reinterpret_cast<rtnl_addr*>(object);
     if (::rtnl_addr_get_ifindex(existing) == *index &&
@@ -157,18 +177,48 @@ NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in
       old.push_back(existing);
     }
   }
+  // Secondary addresses go with their primary: one already gone is no error.
   for (rtnl_addr* existing : old) {
-    if (auto removed = Done(::rtnl_addr_delete(socket_, existing, 0)); !removed) return removed;
+    if (const int rc = ::rtnl_addr_delete(socket_, existing, 0); rc < 0 && rc != -NLE_NOADDR) {
+      return std::unexpected(ErrnoOf(rc));
+    }
   }
   const AddrPtr added(::rtnl_addr_alloc());
   const NlAddrPtr local = Ipv4(address);
   if (!added || !local) return std::unexpected(ENOMEM);
   ::rtnl_addr_set_ifindex(added.get(), *index);
   ::rtnl_addr_set_family(added.get(), AF_INET);
-  if (auto set = Done(::rtnl_addr_set_local(added.get(), local.get())); !set) return set;
-  ::rtnl_addr_set_prefixlen(added.get(), prefix);
-  if (auto done = Done(::rtnl_addr_add(socket_, added.get(), 0)); !done) return done;
-  if (gateway.s_addr == 0) return {};
+  int rc = ::rtnl_addr_set_local(added.get(), local.get());
+  ::rtnl_addr_set_prefixlen(added.get(), prefix);  // after the local address, which sets it too
+  if (rc >= 0) rc = ::rtnl_addr_add(socket_, added.get(), 0);
+  if (rc < 0) {
+    for (rtnl_addr* existing : old) (void)::rtnl_addr_add(socket_, existing, 0);  // as it was
+    return std::unexpected(ErrnoOf(rc));
+  }
+  if (via == 0) return {};
+  return SetDefaultRoute(*index, gateway);
+}
+
+NetworkResult<void> NetworkControl::SetDefaultRoute(int index, in_addr gateway) {
+  // The interface's own default routes give way; others' stay, and outrank this one.
+  nl_cache* loaded = nullptr;
+  if (const int rc = ::rtnl_route_alloc_cache(socket_, AF_INET, 0, &loaded); rc < 0) {
+    return std::unexpected(ErrnoOf(rc));
+  }
+  const CachePtr routes(loaded);
+  for (nl_object* object = ::nl_cache_get_first(routes.get()); object != nullptr;
+       object = ::nl_cache_get_next(object)) {
+    auto* route = reinterpret_cast<rtnl_route*>(object);
+    nl_addr* dst = ::rtnl_route_get_dst(route);
+    bool through = false;
+    for (int i = 0; i < ::rtnl_route_get_nnexthops(route); ++i) {
+      through = through || ::rtnl_route_nh_get_ifindex(::rtnl_route_nexthop_n(route, i)) == index;
+    }
+    if (through && dst != nullptr && ::nl_addr_get_prefixlen(dst) == 0 &&
+        ::rtnl_route_get_table(route) == RT_TABLE_MAIN) {
+      (void)::rtnl_route_delete(socket_, route, 0);
+    }
+  }
   const RoutePtr route(::rtnl_route_alloc());
   const NlAddrPtr any = Ipv4(in_addr{0});
   const NlAddrPtr via = Ipv4(gateway);
@@ -179,23 +229,24 @@ NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in
   }
   ::nl_addr_set_prefixlen(any.get(), 0);
   ::rtnl_route_set_family(route.get(), AF_INET);
+  ::rtnl_route_set_table(route.get(), RT_TABLE_MAIN);
+  ::rtnl_route_set_priority(route.get(), kManagedRouteMetric);
   if (auto set = Done(::rtnl_route_set_dst(route.get(), any.get())); !set) {
     ::rtnl_route_nh_free(hop);
     return set;
   }
-  ::rtnl_route_nh_set_ifindex(hop, *index);
+  ::rtnl_route_nh_set_ifindex(hop, index);
   ::rtnl_route_nh_set_gateway(hop, via.get());
   ::rtnl_route_add_nexthop(route.get(), hop);  // the route owns it now
-  return Done(::rtnl_route_add(socket_, route.get(), NLM_F_REPLACE));
+  return Done(::rtnl_route_add(socket_, route.get(), 0));
 }
 
 NetworkResult<HardwareAddress> NetworkControl::GetHardwareAddress(const std::string& interface) {
   const std::lock_guard lock(mutex_);
-  if (!interfaces_.contains(interface)) return std::unexpected(ENOTSUP);
+  const auto index = Index(interface);
+  if (!index) return std::unexpected(index.error());
   rtnl_link* found = nullptr;
-  if (::rtnl_link_get_kernel(socket_, 0, interface.c_str(), &found) < 0) {
-    return std::unexpected(ENOENT);
-  }
+  if (::rtnl_link_get_kernel(socket_, *index, nullptr, &found) < 0) return std::unexpected(ENOENT);
   const LinkPtr link(found);
   nl_addr* address = ::rtnl_link_get_addr(link.get());
   HardwareAddress out{};

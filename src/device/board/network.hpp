@@ -14,14 +14,17 @@ struct nl_sock;
 
 // The network interfaces aspisd manages on a board (its definition's "Linux": {"Network": [...]}),
 // configured through rtnetlink (libnl-route): what applibs' networking.h configuration calls ask.
-// An interface the board does not list is not aspisd's (ENOTSUP); errors are errno values, as
-// applibs returns them (ENOENT: no such interface; the kernel's otherwise).
+// An interface the board does not list is not aspisd's (EPERM, as Azure Sphere answers an
+// interface an app may not configure); errors are errno values, as applibs returns them (ENOENT:
+// no such interface; the kernel's otherwise).
 namespace aspis::device::board {
 
 template <typename T>
 using NetworkResult = std::expected<T, int>;
 
 using HardwareAddress = std::array<std::uint8_t, 6>;
+
+inline constexpr std::uint32_t kManagedRouteMetric = 1000;
 
 // Thread-safe.
 class NetworkControl {
@@ -36,8 +39,12 @@ class NetworkControl {
 
   NetworkResult<void> SetUp(const std::string& interface, bool up);
   // Replaces the interface's IPv4 addresses with `address`/`mask` and, when `gateway` is not
-  // 0.0.0.0, makes it the default route through the interface. EINVAL: a mask that is not a
-  // prefix, an address of 0.0.0.0.
+  // 0.0.0.0, replaces the interface's default routes with one through it, at metric
+  // kManagedRouteMetric: a default route the system set up on another interface stays and
+  // outranks it. EINVAL, before anything changes: a mask that is not a prefix of 1 to 32 bits, an
+  // address that is not a unicast host of its subnet (0/8, loopback, multicast, reserved, the
+  // subnet's network or broadcast address), a gateway that is not another host of the subnet.
+  // When the new address cannot be added, the old ones are put back.
   NetworkResult<void> SetStaticIp(const std::string& interface, in_addr address, in_addr mask,
                                   in_addr gateway);
   NetworkResult<HardwareAddress> GetHardwareAddress(const std::string& interface);
@@ -47,8 +54,9 @@ class NetworkControl {
 
  private:
   NetworkControl(std::set<std::string> interfaces, nl_sock* socket);
-  // The interface's index, when it is one aspisd manages and exists.
+  // The interface's index, when it is one aspisd manages and exists (by its own name).
   NetworkResult<int> Index(const std::string& interface);
+  NetworkResult<void> SetDefaultRoute(int index, in_addr gateway);  // with mutex_ held
 
   const std::set<std::string> interfaces_;
   std::mutex mutex_;

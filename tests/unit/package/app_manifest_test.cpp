@@ -20,7 +20,7 @@ TEST(AppManifest, AzureSphereCapabilitiesAreParsed) {
       "AllowedTcpServerPorts": [8080, 443, 8080], "AllowedUdpServerPorts": [5683],
       "MutableStorage": {"SizeKB": 64}, "DeviceAuthentication": "7F0E9A2C-1B3D-4E5F-8A9B-0C1D2E3F4A5B",
       "SoftwareUpdateDeferral": true, "SystemEventNotifications": true,
-      "EnterpriseWifiConfig": true, "CertStore": true,
+      "EnterpriseWifiConfig": true, "CertStore": true, "HardwareAddressConfig": true,
       "Gpio": ["$SAMPLE_LED", 8], "Uart": ["$UART0"], "PowerControls": ["ForceReboot"],
       "AllowedApplicationConnections": ["5C4D3E2F-1A0B-4C9D-8E7F-6A5B4C3D2E1F"]})");
   ASSERT_TRUE(m) << m.error().message();
@@ -39,6 +39,7 @@ TEST(AppManifest, AzureSphereCapabilitiesAreParsed) {
   EXPECT_FALSE(c.wifi_config);
   EXPECT_TRUE(c.enterprise_wifi_config);
   EXPECT_TRUE(c.cert_store);
+  EXPECT_TRUE(c.hardware_address_config);
   EXPECT_EQ(c.peripherals.at("Gpio"), (std::vector<std::string>{"$SAMPLE_LED", "8"}));
   EXPECT_EQ(c.power_controls, (std::vector<std::string>{"ForceReboot"}));
   EXPECT_EQ(c.allowed_application_connections.at(0), "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f");
