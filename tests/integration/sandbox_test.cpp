@@ -629,6 +629,34 @@ TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesInterfaceAddressGran
       "dns-answers 1\n");
 }
 
+TEST_F(SandboxNetwork, SandboxEscapeToTheDeviceThroughAnAddressLearnedForANameIsRefused) {
+  // An address the resolver answered for an allowed name became the device's own afterwards (an
+  // app with NetworkConfig put it on an interface): connecting to it would reach the device's
+  // services bound to every address.
+  std::optional<IpAddress> own;
+  ifaddrs* list = nullptr;
+  ASSERT_EQ(::getifaddrs(&list), 0);
+  for (const ifaddrs* it = list; it != nullptr && !own; it = it->ifa_next) {
+    if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET) continue;
+    const auto a = IpAddress::FromV4(reinterpret_cast<const sockaddr_in*>(it->ifa_addr)->sin_addr);
+    if (!a.IsLocal()) own = a;
+  }
+  ::freeifaddrs(list);
+  ASSERT_TRUE(own) << "the machine has no IPv4 address but loopback";
+  const std::string port = std::to_string(testing::FreePort());
+  const AppRun run = RunApp({"connect", own->ToString(), port}, {}, [&](SandboxSpec& spec) {
+    Granted(Connections({"service.example"}))(spec);
+    spec.network->policy.Learn(*own, NetworkPolicy::Clock::now() + std::chrono::minutes(1));
+  });
+  EXPECT_EQ(run.output, "connect denied EACCES\n");
+  EXPECT_TRUE(run.Has("connection", own->ToString() + ":" + port +
+                                        " (an address of the device's, answered for a name)"));
+  // Its twin: listed as it is, the address is the manifest's to grant; nothing listens there.
+  EXPECT_EQ(RunApp({"connect", own->ToString(), port}, {}, Granted(Connections({own->ToString()})))
+                .output,
+            "connect denied ECONNREFUSED\n");
+}
+
 TEST_F(SandboxNetwork, OneAppsSlowNameDoesNotHoldUpAnotherAppsLookups) {
   std::mutex mutex;
   std::condition_variable changed;

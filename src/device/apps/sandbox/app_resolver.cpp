@@ -181,41 +181,6 @@ void AppResolver::Serve() {
 
 namespace {
 
-// Whether the kernel delivers to `address` on this device: a UDP socket connected to it then has
-// it as its own address.
-bool RoutesToTheDevice(const IpAddress& address) {
-  sockaddr_storage to{};
-  socklen_t size = 0;
-  if (address.v6) {
-    auto& in6 = reinterpret_cast<sockaddr_in6&>(to);
-    in6.sin6_family = AF_INET6;
-    in6.sin6_port = htons(9);
-    std::memcpy(&in6.sin6_addr, address.bytes.data(), 16);
-    size = sizeof(in6);
-  } else {
-    auto& in = reinterpret_cast<sockaddr_in&>(to);
-    in.sin_family = AF_INET;
-    in.sin_port = htons(9);
-    std::memcpy(&in.sin_addr, address.bytes.data(), 4);
-    size = sizeof(in);
-  }
-  Fd probe(::socket(to.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (probe.get() < 0 ||
-      ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&to), size) != 0) {
-    return false;  // unreachable: not the device's, and no use to the app either
-  }
-  sockaddr_storage local{};
-  socklen_t local_size = sizeof(local);
-  if (::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&local), &local_size) != 0) {
-    return true;  // cannot tell: treated as the device's
-  }
-  const IpAddress own =
-      local.ss_family == AF_INET6
-          ? IpAddress::FromV6(reinterpret_cast<const sockaddr_in6&>(local).sin6_addr)
-          : IpAddress::FromV4(reinterpret_cast<const sockaddr_in&>(local).sin_addr);
-  return own == address;
-}
-
 void Send(int socket, const std::vector<std::uint8_t>& answer, const sockaddr_in& to) {
   if (answer.empty()) return;
   (void)::sendto(socket, answer.data(), answer.size(), MSG_DONTWAIT,

@@ -1,9 +1,12 @@
 #include "device/apps/sandbox/network_policy.hpp"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
+
+#include "core/fd.hpp"
 
 namespace aspis::device::apps::sandbox {
 
@@ -118,6 +121,42 @@ bool NetworkPolicy::AllowsAddress(const IpAddress& address, Clock::time_point no
 
 bool NetworkPolicy::AllowsServerPort(bool stream, std::uint16_t port) const {
   return (stream ? tcp_ports_ : udp_ports_).contains(port);
+}
+
+bool NetworkPolicy::Lists(const IpAddress& address) const { return addresses_.contains(address); }
+
+// A UDP socket connected to `address` has it as its own address when the kernel delivers there.
+bool RoutesToTheDevice(const IpAddress& address) {
+  sockaddr_storage to{};
+  socklen_t size = 0;
+  if (address.v6) {
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(to);
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(9);
+    std::memcpy(&in6.sin6_addr, address.bytes.data(), 16);
+    size = sizeof(in6);
+  } else {
+    auto& in = reinterpret_cast<sockaddr_in&>(to);
+    in.sin_family = AF_INET;
+    in.sin_port = htons(9);
+    std::memcpy(&in.sin_addr, address.bytes.data(), 4);
+    size = sizeof(in);
+  }
+  Fd probe(::socket(to.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (probe.get() < 0 ||
+      ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&to), size) != 0) {
+    return false;  // unreachable: not the device's, and no use to the app either
+  }
+  sockaddr_storage local{};
+  socklen_t local_size = sizeof(local);
+  if (::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&local), &local_size) != 0) {
+    return true;  // cannot tell: treated as the device's
+  }
+  const IpAddress own =
+      local.ss_family == AF_INET6
+          ? IpAddress::FromV6(reinterpret_cast<const sockaddr_in6&>(local).sin6_addr)
+          : IpAddress::FromV4(reinterpret_cast<const sockaddr_in&>(local).sin_addr);
+  return own == address;
 }
 
 }  // namespace aspis::device::apps::sandbox

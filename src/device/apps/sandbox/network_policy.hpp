@@ -38,6 +38,10 @@ struct IpAddress {
   auto operator<=>(const IpAddress&) const = default;
 };
 
+// Whether the kernel delivers to `address` on this device (one of its own addresses, whatever
+// interface holds it).
+bool RoutesToTheDevice(const IpAddress& address);
+
 // Thread-safe: the notification thread asks while the resolver learns.
 class NetworkPolicy {
  public:
@@ -56,6 +60,8 @@ class NetworkPolicy {
   std::size_t learned() const;
   // Whether the app may connect to (or send to) `address`: listed, or learned and not expired.
   bool AllowsAddress(const IpAddress& address, Clock::time_point now) const;
+  // Whether the manifest lists `address` as it is (not learned for a name).
+  bool Lists(const IpAddress& address) const;
   // Whether the app may listen on `port` (TCP when `stream`, else UDP).
   bool AllowsServerPort(bool stream, std::uint16_t port) const;
   bool has_names() const { return !names_.empty(); }

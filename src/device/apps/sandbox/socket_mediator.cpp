@@ -311,7 +311,17 @@ bool SocketMediator::Reaches(const Peer& peer, bool datagram) const {
     app_->denials({"connection", peer.ToString() + " (the apps' resolvers' range)"});
     return false;
   }
-  if (app_->policy.AllowsAddress(peer.ip, NetworkPolicy::Clock::now())) return true;
+  if (app_->policy.AllowsAddress(peer.ip, NetworkPolicy::Clock::now())) {
+    // A name was allowed, not the device: an address answered for it that has become the
+    // device's own (on an interface an app configured) grants nothing. What a manifest lists as
+    // it is, and loopback answered for "localhost", it grants.
+    if (!app_->policy.Lists(peer.ip) && !peer.ip.IsLocal() && RoutesToTheDevice(peer.ip)) {
+      app_->denials(
+          {"connection", peer.ToString() + " (an address of the device's, answered for a name)"});
+      return false;
+    }
+    return true;
+  }
   app_->denials({"connection", peer.ToString() + " (not in AllowedConnections)"});
   return false;
 }
