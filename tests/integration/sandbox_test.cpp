@@ -598,17 +598,23 @@ TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesOwnAddressesGrantsNo
       "connect allowed pong\n");
 }
 
-TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesInterfaceAddressGrantsNothing) {
-  // The device's own address on its network: a service bound to every address answers there.
+// The machine's own IPv4 address on its network (not loopback), if it has one.
+std::optional<IpAddress> OwnAddress() {
   std::optional<IpAddress> own;
   ifaddrs* list = nullptr;
-  ASSERT_EQ(::getifaddrs(&list), 0);
+  if (::getifaddrs(&list) != 0) return own;
   for (const ifaddrs* it = list; it != nullptr && !own; it = it->ifa_next) {
     if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET) continue;
     const auto a = IpAddress::FromV4(reinterpret_cast<const sockaddr_in*>(it->ifa_addr)->sin_addr);
     if (!a.IsLocal()) own = a;
   }
   ::freeifaddrs(list);
+  return own;
+}
+
+TEST_F(SandboxNetwork, DnsRebindingAnAllowedNameToTheDevicesInterfaceAddressGrantsNothing) {
+  // The device's own address on its network: a service bound to every address answers there.
+  const std::optional<IpAddress> own = OwnAddress();
   ASSERT_TRUE(own) << "the machine has no IPv4 address but loopback";
   lookup_ = [&](const std::string& name, bool v6) -> std::vector<IpAddress> {
     if (name == "rebind.example" && !v6) return {*own};
@@ -633,15 +639,7 @@ TEST_F(SandboxNetwork, SandboxEscapeToTheDeviceThroughAnAddressLearnedForANameIs
   // An address the resolver answered for an allowed name became the device's own afterwards (an
   // app with NetworkConfig put it on an interface): connecting to it would reach the device's
   // services bound to every address.
-  std::optional<IpAddress> own;
-  ifaddrs* list = nullptr;
-  ASSERT_EQ(::getifaddrs(&list), 0);
-  for (const ifaddrs* it = list; it != nullptr && !own; it = it->ifa_next) {
-    if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET) continue;
-    const auto a = IpAddress::FromV4(reinterpret_cast<const sockaddr_in*>(it->ifa_addr)->sin_addr);
-    if (!a.IsLocal()) own = a;
-  }
-  ::freeifaddrs(list);
+  const std::optional<IpAddress> own = OwnAddress();
   ASSERT_TRUE(own) << "the machine has no IPv4 address but loopback";
   const std::string port = std::to_string(testing::FreePort());
   const AppRun run = RunApp({"connect", own->ToString(), port}, {}, [&](SandboxSpec& spec) {
