@@ -42,35 +42,33 @@ static void Report(const char* what, int result) {
   }
 }
 
+/* Applies a static address (dotted quads) to `name` and reports it as `what`. */
+static void ApplyStatic(const char* name, const char* what, const char* address,
+                        const char* mask, const char* gateway) {
+  Networking_IpConfig config;
+  Networking_IpConfig_Init(&config);
+  struct in_addr a, m, g;
+  inet_pton(AF_INET, address, &a);
+  inet_pton(AF_INET, mask, &m);
+  inet_pton(AF_INET, gateway, &g);
+  Networking_IpConfig_EnableStaticIp(&config, a, m, g);
+  Report(what, Networking_IpConfig_Apply(name, &config));
+  Networking_IpConfig_Destroy(&config);
+}
+
 /* Configures interface `name` as aspisd manages it: up, 192.0.2.10/24 through 192.0.2.1, hardware
  * address 02:00:00:00:00:42; and tries what aspisd does not do or refuses. */
 static void NetConfig(const char* name) {
   Report("up", Networking_SetInterfaceState(name, true));
+  ApplyStatic(name, "static", "192.0.2.10", "255.255.255.0", "192.0.2.1");
+  /* What is refused leaves the address just set as it is. */
+  ApplyStatic(name, "holey-mask", "192.0.2.10", "255.0.255.0", "192.0.2.1");
+  ApplyStatic(name, "zero-mask", "192.0.2.10", "0.0.0.0", "192.0.2.1");
+  ApplyStatic(name, "loopback", "127.0.0.5", "255.255.255.0", "192.0.2.1");
+  ApplyStatic(name, "broadcast", "192.0.2.255", "255.255.255.0", "192.0.2.1");
+  ApplyStatic(name, "off-link-gateway", "192.0.2.10", "255.255.255.0", "198.51.100.1");
   Networking_IpConfig config;
   Networking_IpConfig_Init(&config);
-  struct in_addr address, mask, gateway;
-  inet_pton(AF_INET, "192.0.2.10", &address);
-  inet_pton(AF_INET, "255.255.255.0", &mask);
-  inet_pton(AF_INET, "192.0.2.1", &gateway);
-  Networking_IpConfig_EnableStaticIp(&config, address, mask, gateway);
-  Report("static", Networking_IpConfig_Apply(name, &config));
-  /* What is refused leaves the address just set as it is. */
-  struct in_addr bad;
-  inet_pton(AF_INET, "255.0.255.0", &bad);
-  Networking_IpConfig_EnableStaticIp(&config, address, bad, gateway);
-  Report("holey-mask", Networking_IpConfig_Apply(name, &config));
-  inet_pton(AF_INET, "0.0.0.0", &bad);
-  Networking_IpConfig_EnableStaticIp(&config, address, bad, gateway);
-  Report("zero-mask", Networking_IpConfig_Apply(name, &config));
-  inet_pton(AF_INET, "127.0.0.5", &bad);
-  Networking_IpConfig_EnableStaticIp(&config, bad, mask, gateway);
-  Report("loopback", Networking_IpConfig_Apply(name, &config));
-  inet_pton(AF_INET, "192.0.2.255", &bad);
-  Networking_IpConfig_EnableStaticIp(&config, bad, mask, gateway);
-  Report("broadcast", Networking_IpConfig_Apply(name, &config));
-  inet_pton(AF_INET, "198.51.100.1", &bad);
-  Networking_IpConfig_EnableStaticIp(&config, address, mask, bad);
-  Report("off-link-gateway", Networking_IpConfig_Apply(name, &config));
   Networking_IpConfig_EnableDynamicIp(&config);
   Report("dynamic", Networking_IpConfig_Apply(name, &config));
   Networking_IpConfig_Destroy(&config);

@@ -528,6 +528,14 @@ class TestNamespace {
 
   bool ok() const { return ok_; }
   bool Run(const std::vector<std::string>& argv) const { return In(argv); }
+  // aspisd's control of n0 here, which `parts` then hand apps; null when it cannot be had.
+  std::unique_ptr<board::NetworkControl> Manage(AppManagerParts& parts) const {
+    auto network = board::NetworkControl::Open({"n0"}, path());
+    EXPECT_TRUE(network) << network.error();
+    if (!network) return nullptr;
+    parts.network = network->get();
+    return std::move(*network);
+  }
   fs::path path() const { return fs::path("/run/netns") / name_; }
   // Runs `argv` inside; its output.
   std::string Output(const std::vector<std::string>& argv) const {
@@ -558,9 +566,8 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   ASSERT_TRUE(ns.Run({"ip", "link", "set", "n3", "up"}));
   ASSERT_TRUE(ns.Run({"ip", "addr", "add", "198.51.100.2/24", "dev", "n2"}));
   ASSERT_TRUE(ns.Run({"ip", "route", "add", "default", "via", "198.51.100.1"}));
-  auto network = board::NetworkControl::Open({"n0"}, ns.path());
-  ASSERT_TRUE(network) << network.error();
-  parts_.network = network->get();
+  const auto network = ns.Manage(parts_);
+  ASSERT_TRUE(network);
   Run({"netconfig", "n0"}, R"({"NetworkConfig": true, "HardwareAddressConfig": true})");
   EXPECT_EQ(UntilDone(),
             (std::vector<std::string>{
@@ -585,10 +592,8 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
 TEST_F(ApplibsTest, SettingTheHardwareAddressNeedsHardwareAddressConfig) {
   TestNamespace ns;
   ASSERT_TRUE(ns.ok());
-  auto network = board::NetworkControl::Open({"n0"}, ns.path());
-  ASSERT_TRUE(network) << network.error();
-  parts_.network = network->get();
-  const std::string before = ns.Output({"ip", "-o", "link", "show", "n0"});
+  const auto network = ns.Manage(parts_);
+  ASSERT_TRUE(network);
   Run({"netconfig", "n0"}, R"({"NetworkConfig": true})");
   const auto lines = UntilDone();
   EXPECT_TRUE(Has(lines, "static: ok"));
@@ -601,9 +606,8 @@ TEST_F(ApplibsTest, SettingTheHardwareAddressNeedsHardwareAddressConfig) {
 TEST_F(ApplibsTest, NetworkConfigurationWithoutNetworkConfigIsRefusedAndTheInterfaceUntouched) {
   TestNamespace ns;
   ASSERT_TRUE(ns.ok());
-  auto network = board::NetworkControl::Open({"n0"}, ns.path());
-  ASSERT_TRUE(network) << network.error();
-  parts_.network = network->get();
+  const auto network = ns.Manage(parts_);
+  ASSERT_TRUE(network);
   Run({"netconfig", "n0"}, R"({})");
   const auto lines = UntilDone();
   ASSERT_FALSE(lines.empty());
