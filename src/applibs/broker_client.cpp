@@ -42,6 +42,27 @@ std::string JsonString(std::string_view text, std::string_view key) {
                                        : std::string(text.substr(at + 1, end - at - 1));
 }
 
+std::string JsonBytes(std::string_view text, std::string_view key, std::size_t max) {
+  const std::string hex = JsonString(text, key);
+  std::string bytes;
+  const auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (std::size_t i = 0; i + 1 < hex.size() && bytes.size() < max; i += 2) {
+    bytes += static_cast<char>(digit(hex[i]) * 16 + digit(hex[i + 1]));
+  }
+  return bytes;
+}
+
+std::string HexOf(const void* data, std::size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < size; ++i) {
+    hex += kDigits[bytes[i] >> 4];
+    hex += kDigits[bytes[i] & 0xf];
+  }
+  return hex;
+}
+
 long long JsonNumber(std::string_view text, std::string_view key) {
   std::size_t at = ValueAt(text, key);
   if (at == std::string_view::npos) return -1;

@@ -29,6 +29,10 @@ int BrokerUnsupported(const char* call);
 // The string or whole number (either sign) `key` has in the flat JSON object `text` (aspisd's own
 // messages), or empty / -1 when it has none.
 std::string JsonString(std::string_view text, std::string_view key);
+// The bytes of the lowercase hex string `key` holds in `text`, at most `max` of them.
+std::string JsonBytes(std::string_view text, std::string_view key, std::size_t max);
+// `size` bytes at `data` as lowercase hex (how requests carry bytes an app gives).
+std::string HexOf(const void* data, std::size_t size);
 long long JsonNumber(std::string_view text, std::string_view key);
 
 // One request on a peripheral channel. Returns the reply's value (as a non-negative int; the

@@ -163,15 +163,12 @@ int Networking_GetHardwareAddress(const char* networkInterfaceName,
   }
   std::string answer;
   if (Config("mac", networkInterfaceName, {}, &answer) != 0) return -1;
-  const std::string hex = aspis::applibs::JsonString(answer, "mac");
-  if (hex.size() != std::size_t{2} * HARDWARE_ADDRESS_LENGTH) {
+  const std::string mac = aspis::applibs::JsonBytes(answer, "mac", HARDWARE_ADDRESS_LENGTH);
+  if (mac.size() != HARDWARE_ADDRESS_LENGTH) {
     errno = EIO;
     return -1;
   }
-  const auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  for (std::size_t i = 0; i < HARDWARE_ADDRESS_LENGTH; ++i) {
-    outAddress->address[i] = static_cast<uint8_t>(digit(hex[2 * i]) * 16 + digit(hex[2 * i + 1]));
-  }
+  std::memcpy(outAddress->address, mac.data(), mac.size());
   return 0;
 }
 
@@ -185,13 +182,9 @@ int Networking_SetHardwareAddress(const char* networkInterfaceName, const uint8_
     errno = hardwareAddressLength > HARDWARE_ADDRESS_LENGTH ? ERANGE : EINVAL;
     return -1;
   }
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (std::size_t i = 0; i < HARDWARE_ADDRESS_LENGTH; ++i) {
-    hex += kDigits[hardwareAddress[i] >> 4];
-    hex += kDigits[hardwareAddress[i] & 0xf];
-  }
-  return Config("mac.set", networkInterfaceName, R"(,"mac":")" + hex + "\"");
+  return Config(
+      "mac.set", networkInterfaceName,
+      R"(,"mac":")" + aspis::applibs::HexOf(hardwareAddress, hardwareAddressLength) + "\"");
 }
 
 void Networking_SntpServerConfig_Init(Networking_SntpServerConfig* sntpServerConfig) {

@@ -17,34 +17,13 @@ namespace {
 
 using aspis::applibs::BrokerCall;
 using aspis::applibs::BrokerUnsupported;
+using aspis::applibs::HexOf;
+using aspis::applibs::JsonBytes;
 using aspis::applibs::JsonNumber;
-using aspis::applibs::JsonString;
 
 int Diagnostics() { return BrokerUnsupported("wificonfig"); }
 int Enterprise() { return BrokerUnsupported("wificonfig.enterprise"); }
 int Store() { return BrokerUnsupported("certstore"); }
-
-std::string Hex(const void* data, std::size_t size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < size; ++i) {
-    hex += kDigits[bytes[i] >> 4];
-    hex += kDigits[bytes[i] & 0xf];
-  }
-  return hex;
-}
-
-// The bytes of the hex string `key` holds in `object`, at most `max` of them.
-std::string Unhex(std::string_view object, std::string_view key, std::size_t max) {
-  const std::string hex = JsonString(object, key);
-  std::string bytes;
-  const auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  for (std::size_t i = 0; i + 1 < hex.size() && bytes.size() < max; i += 2) {
-    bytes += static_cast<char>(digit(hex[i]) * 16 + digit(hex[i + 1]));
-  }
-  return bytes;
-}
 
 int Call(const std::string& request, std::string* answer = nullptr) {
   return BrokerCall(request, {}, answer);
@@ -56,7 +35,7 @@ int Set(int id, const char* field, const std::string& value) {
 }
 
 int SetBytes(int id, const char* field, const void* data, std::size_t size) {
-  return Set(id, field, "\"" + Hex(data, size) + "\"");
+  return Set(id, field, "\"" + HexOf(data, size) + "\"");
 }
 
 // The flat objects of the array `key` in `answer`.
@@ -86,10 +65,10 @@ bool Listed(const char* call, std::vector<std::string>& objects) {
 template <typename T>
 void Fill(T& out, const std::string& object) {
   std::memset(&out, 0, sizeof out);
-  const std::string ssid = Unhex(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH);
+  const std::string ssid = JsonBytes(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH);
   std::memcpy(out.ssid, ssid.data(), ssid.size());
   out.ssidLength = static_cast<uint8_t>(ssid.size());
-  const std::string bssid = Unhex(object, "bssid", WIFICONFIG_BSSID_BUFFER_SIZE);
+  const std::string bssid = JsonBytes(object, "bssid", WIFICONFIG_BSSID_BUFFER_SIZE);
   std::memcpy(out.bssid, bssid.data(), bssid.size());
   out.security = static_cast<WifiConfig_Security_Type>(JsonNumber(object, "security"));
   out.frequencyMHz = static_cast<uint32_t>(JsonNumber(object, "frequency"));
@@ -111,7 +90,7 @@ ssize_t Copy(const char* call, T* array, std::size_t count) {
 
 void FillStored(WifiConfig_StoredNetwork& out, const std::string& object) {
   std::memset(&out, 0, sizeof out);
-  const std::string ssid = Unhex(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH);
+  const std::string ssid = JsonBytes(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH);
   std::memcpy(out.ssid, ssid.data(), ssid.size());
   out.ssidLength = static_cast<uint8_t>(ssid.size());
   out.isEnabled = object.find("\"enabled\":true") != std::string::npos;
@@ -198,7 +177,7 @@ int WifiConfig_GetNetworkIdByConfigName(const char* configName) {
   std::vector<std::string> objects;
   if (!Listed("wifi.networks", objects)) return -1;
   for (const auto& object : objects) {
-    if (length > 0 && Unhex(object, "name", WIFICONFIG_CONFIG_NAME_MAX_LENGTH) ==
+    if (length > 0 && JsonBytes(object, "name", WIFICONFIG_CONFIG_NAME_MAX_LENGTH) ==
                           std::string_view(configName, length)) {
       return static_cast<int>(JsonNumber(object, "id"));
     }
@@ -301,7 +280,7 @@ int WifiConfig_ForgetNetwork(const WifiConfig_StoredNetwork* storedNetwork) {
       reinterpret_cast<const char*>(storedNetwork->ssid),
       std::min<std::size_t>(storedNetwork->ssidLength, WIFICONFIG_SSID_MAX_LENGTH));
   for (const auto& object : objects) {
-    if (Unhex(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH) == wanted &&
+    if (JsonBytes(object, "ssid", WIFICONFIG_SSID_MAX_LENGTH) == wanted &&
         JsonNumber(object, "security") == storedNetwork->security) {
       if (WifiConfig_ForgetNetworkById(static_cast<int>(JsonNumber(object, "id"))) != 0) {
         return -1;
