@@ -1,4 +1,3 @@
-#include <applibs/certstore.h>
 #include <applibs/wificonfig.h>
 
 #include <cerrno>
@@ -10,9 +9,10 @@
 #include "applibs/broker_client.hpp"
 
 // Wi-Fi through aspisd's wifi.* calls (device/board/wifi.hpp, wpa_supplicant on the board): bytes
-// an app gives (SSIDs, keys, names) travel in hex; aspisd checks WifiConfig and answers ENOTSUP
-// on a board without Wi-Fi. EAP-TLS and the certificate store are refused (EACCES without their
-// capabilities, else ENOTSUP): aspisd keeps no certificate store yet.
+// an app gives (SSIDs, keys, names, certificate identifiers) travel in hex; aspisd checks
+// WifiConfig (and EnterpriseWifiConfig for EAP-TLS) and answers ENOTSUP on a board without Wi-Fi.
+// Network diagnostics and duplicating a network are refused (EACCES without WifiConfig, else
+// ENOTSUP).
 namespace {
 
 using aspis::applibs::BrokerCall;
@@ -22,8 +22,6 @@ using aspis::applibs::JsonBytes;
 using aspis::applibs::JsonNumber;
 
 int Diagnostics() { return BrokerUnsupported("wificonfig"); }
-int Enterprise() { return BrokerUnsupported("wificonfig.enterprise"); }
-int Store() { return BrokerUnsupported("certstore"); }
 
 int Call(const std::string& request, std::string* answer = nullptr) {
   return BrokerCall(request, {}, answer);
@@ -101,6 +99,31 @@ void FillStored(WifiConfig_StoredNetwork& out, const std::string& object) {
 int Fault() {
   errno = EFAULT;
   return -1;
+}
+
+// wifi.get of an EAP-TLS setting, as up to `max` bytes NUL-terminated in `out`.
+int GetEnterprise(int id, const char* field, char* out, std::size_t max) {
+  if (out == nullptr) return Fault();
+  std::string answer;
+  if (Call(R"({"call":"wifi.get","id":)" + std::to_string(id) + R"(,"field":")" + field + "\"}",
+           &answer) != 0) {
+    return -1;
+  }
+  const std::string value = JsonBytes(answer, "value", max);
+  std::memcpy(out, value.data(), value.size());
+  out[value.size()] = '\0';
+  return 0;
+}
+
+// wifi.set of an EAP-TLS setting: a string of 1 to `max` bytes (ERANGE beyond).
+int SetEnterprise(int id, const char* field, const char* value, std::size_t max) {
+  if (value == nullptr) return Fault();
+  const std::size_t length = strnlen(value, max + 1);
+  if (length > max) {
+    errno = ERANGE;
+    return -1;
+  }
+  return SetBytes(id, field, value, length);
 }
 
 }  // namespace
@@ -187,12 +210,37 @@ int WifiConfig_GetNetworkIdByConfigName(const char* configName) {
 }
 
 int WifiConfig_GetNetworkDiagnostics(int, WifiConfig_NetworkDiagnostics*) { return Diagnostics(); }
-int WifiConfig_SetClientIdentity(int, const char*) { return Enterprise(); }
-int WifiConfig_GetClientIdentity(int, WifiConfig_ClientIdentity*) { return Enterprise(); }
-int WifiConfig_SetClientCertStoreIdentifier(int, const char*) { return Enterprise(); }
-int WifiConfig_GetClientCertStoreIdentifier(int, CertStore_Identifier*) { return Enterprise(); }
-int WifiConfig_SetRootCACertStoreIdentifier(int, const char*) { return Enterprise(); }
-int WifiConfig_GetRootCACertStoreIdentifier(int, CertStore_Identifier*) { return Enterprise(); }
+
+int WifiConfig_SetClientIdentity(int networkId, const char* identity) {
+  return SetEnterprise(networkId, "identity", identity, WIFICONFIG_EAP_IDENTITY_MAX_LENGTH);
+}
+
+int WifiConfig_GetClientIdentity(int networkId, WifiConfig_ClientIdentity* outIdentity) {
+  if (outIdentity == nullptr) return Fault();
+  return GetEnterprise(networkId, "identity", outIdentity->identity,
+                       WIFICONFIG_EAP_IDENTITY_MAX_LENGTH);
+}
+
+int WifiConfig_SetClientCertStoreIdentifier(int networkId, const char* certStoreIdentifier) {
+  return SetEnterprise(networkId, "client_cert", certStoreIdentifier,
+                       CERTSTORE_MAX_IDENTIFIER_LENGTH);
+}
+
+int WifiConfig_GetClientCertStoreIdentifier(int networkId, CertStore_Identifier* outIdentifier) {
+  if (outIdentifier == nullptr) return Fault();
+  return GetEnterprise(networkId, "client_cert", outIdentifier->identifier,
+                       CERTSTORE_MAX_IDENTIFIER_LENGTH);
+}
+
+int WifiConfig_SetRootCACertStoreIdentifier(int networkId, const char* certStoreIdentifier) {
+  return SetEnterprise(networkId, "root_ca", certStoreIdentifier, CERTSTORE_MAX_IDENTIFIER_LENGTH);
+}
+
+int WifiConfig_GetRootCACertStoreIdentifier(int networkId, CertStore_Identifier* outIdentifier) {
+  if (outIdentifier == nullptr) return Fault();
+  return GetEnterprise(networkId, "root_ca", outIdentifier->identifier,
+                       CERTSTORE_MAX_IDENTIFIER_LENGTH);
+}
 
 ssize_t WifiConfig_GetStoredNetworkCount(void) {
   std::vector<std::string> objects;
@@ -291,20 +339,5 @@ int WifiConfig_ForgetNetwork(const WifiConfig_StoredNetwork* storedNetwork) {
   errno = ENOENT;
   return -1;
 }
-
-int CertStore_InstallClientCertificate(const char*, const char*, size_t, const char*, size_t,
-                                       const char*) {
-  return Store();
-}
-int CertStore_InstallRootCACertificate(const char*, const char*, size_t) { return Store(); }
-int CertStore_DeleteCertificate(const char*) { return Store(); }
-int CertStore_MoveCertificate(const char*, const char*) { return Store(); }
-ssize_t CertStore_GetCertificateCount(void) { return Store(); }
-int CertStore_GetCertificateIdentifierAt(size_t, CertStore_Identifier*) { return Store(); }
-ssize_t CertStore_GetAvailableSpace(void) { return Store(); }
-int CertStore_GetCertificateSubjectName(const char*, CertStore_SubjectName*) { return Store(); }
-int CertStore_GetCertificateIssuerName(const char*, CertStore_IssuerName*) { return Store(); }
-int CertStore_GetCertificateNotBefore(const char*, struct tm*) { return Store(); }
-int CertStore_GetCertificateNotAfter(const char*, struct tm*) { return Store(); }
 
 }  // extern "C"

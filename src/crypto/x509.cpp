@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 
+#include <algorithm>
 #include <ctime>
 #include <limits>
 
@@ -313,16 +314,68 @@ Expected<Bytes> ForeignCertificate::SubjectPublicKeyInfo() const {
   return bytes;
 }
 
-std::string ForeignCertificate::IssuerName() const {
+namespace {
+
+std::string Rfc2253(const X509_NAME* name, std::string_view unreadable) {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio ||
-      X509_NAME_print_ex(bio.get(), X509_get_issuer_name(cert_.get()), 0, XN_FLAG_RFC2253) < 0) {
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) {
     ERR_clear_error();
-    return "(unreadable issuer)";
+    return std::string(unreadable);
   }
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, static_cast<std::size_t>(size));
+}
+
+}  // namespace
+
+std::string ForeignCertificate::SubjectName() const {
+  return Rfc2253(X509_get_subject_name(cert_.get()), "(unreadable subject)");
+}
+
+std::string ForeignCertificate::IssuerName() const {
+  return Rfc2253(X509_get_issuer_name(cert_.get()), "(unreadable issuer)");
+}
+
+Clock::TimePoint ForeignCertificate::NotBefore() const {
+  return ToTimePoint(X509_get0_notBefore(cert_.get()));
+}
+
+Clock::TimePoint ForeignCertificate::NotAfter() const {
+  return ToTimePoint(X509_get0_notAfter(cert_.get()));
+}
+
+Expected<std::string> ForeignCertificate::ToPem() const {
+  return PemOf(PEM_write_bio_X509, cert_.get());
+}
+
+Expected<std::string> KeyOfCertificatePem(std::string_view key_pem,
+                                          std::optional<std::string_view> password,
+                                          const ForeignCertificate& certificate) {
+  BioPtr bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+  if (!bio) return std::unexpected(OpenSslError("reading key PEM"));
+  // An encrypted key is opened only with the password given: none, and OpenSSL must not prompt.
+  std::string secret(password.value_or(""));
+  auto give = [](char* buffer, int size, int, void* user) -> int {
+    const auto* text = static_cast<const std::string*>(user);
+    if (text->empty() || text->size() > static_cast<std::size_t>(size)) return -1;
+    std::copy_n(text->data(), text->size(), buffer);  // a length, not a C string
+    return static_cast<int>(text->size());
+  };
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, give, &secret));
+  OPENSSL_cleanse(secret.data(), secret.size());
+  if (!key) {
+    return std::unexpected(
+        OpenSslError("text holds no private key that this password opens", CryptoErrc::kParse));
+  }
+  if (X509_check_private_key(certificate.native(), key.get()) != 1) {
+    return std::unexpected(OpenSslError("the key is not the certificate's", CryptoErrc::kParse));
+  }
+  return PemOf(
+      [](BIO* out, EVP_PKEY* k) {
+        return PEM_write_bio_PKCS8PrivateKey(out, k, nullptr, nullptr, 0, nullptr, nullptr);
+      },
+      key.get());
 }
 
 Expected<Certificate> Certificate::FromPem(std::string_view pem) {

@@ -5,6 +5,7 @@
 #include <applibs/adc.h>
 #include <applibs/applibs_versions.h>
 #include <applibs/application.h>
+#include <applibs/certstore.h>
 #include <applibs/eventloop.h>
 #include <applibs/gpio.h>
 #include <applibs/i2c.h>
@@ -31,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <tlsutils/deviceauth.h>
 #include <unistd.h>
 
@@ -43,8 +45,8 @@ static void Report(const char* what, int result) {
 }
 
 /* Applies a static address (dotted quads) to `name` and reports it as `what`. */
-static void ApplyStatic(const char* name, const char* what, const char* address,
-                        const char* mask, const char* gateway) {
+static void ApplyStatic(const char* name, const char* what, const char* address, const char* mask,
+                        const char* gateway) {
   Networking_IpConfig config;
   Networking_IpConfig_Init(&config);
   struct in_addr a, m, g;
@@ -87,6 +89,106 @@ static void NetConfig(const char* name) {
 /* Stores a WPA2 network "home" named "home-net" (and tries what wpa_supplicant's configuration
  * must not take: a key and a name that would add a line to its file), then prints what is stored,
  * seen and connected, and forgets it unless `keep` is "keep". */
+/* The file at `path` in the app's image package, NUL-terminated in `buffer`: its length, or 0. */
+static size_t ImageFile(const char* path, char* buffer, size_t size) {
+  const int fd = Storage_OpenFileInImagePackage(path);
+  size_t length = 0;
+  for (ssize_t got = 1; fd >= 0 && got > 0 && length + 1 < size; length += (size_t)got) {
+    got = read(fd, buffer + length, size - length - 1);
+    if (got <= 0) break;
+  }
+  if (fd >= 0) close(fd);
+  buffer[length] = '\0';
+  return length;
+}
+
+/* The certificates an app installs, from its image package: certs/ca.pem, certs/client.pem and
+ * its key certs/client-key.pem, encrypted with "sesame". */
+static char ca_pem[8192], client_pem[8192], client_key[8192];
+static size_t ca_length, client_length, key_length;
+
+static void ReadCertificates(void) {
+  ca_length = ImageFile("certs/ca.pem", ca_pem, sizeof ca_pem);
+  client_length = ImageFile("certs/client.pem", client_pem, sizeof client_pem);
+  key_length = ImageFile("certs/client-key.pem", client_key, sizeof client_key);
+}
+
+static void CertStoreManage(void) {
+  ReadCertificates();
+  Report("install-ca", CertStore_InstallRootCACertificate("radius-ca", ca_pem, ca_length));
+  Report("install-escaping-id", CertStore_InstallRootCACertificate("../ca", ca_pem, ca_length));
+  Report("install-long-id",
+         CertStore_InstallRootCACertificate("seventeen-chars-x", ca_pem, ca_length));
+  Report("install-not-pem", CertStore_InstallRootCACertificate("junk", "hello", 5));
+  Report("install-wrong-password",
+         CertStore_InstallClientCertificate("device", client_pem, client_length, client_key,
+                                            key_length, "open sesame"));
+  Report("install-no-password",
+         CertStore_InstallClientCertificate("device", client_pem, client_length, client_key,
+                                            key_length, NULL));
+  Report("install-key-of-another",
+         CertStore_InstallClientCertificate("device", ca_pem, ca_length, client_key, key_length,
+                                            "sesame"));
+  Report("install-client", CertStore_InstallClientCertificate("device", client_pem, client_length,
+                                                              client_key, key_length, "sesame"));
+  const ssize_t count = CertStore_GetCertificateCount();
+  Log_Debug("count: %zd\n", count);
+  for (ssize_t i = 0; i < count; ++i) {
+    CertStore_Identifier id;
+    if (CertStore_GetCertificateIdentifierAt((size_t)i, &id) == 0) {
+      Log_Debug("at %zd: %s\n", i, id.identifier);
+    }
+  }
+  CertStore_Identifier past;
+  Report("at-past-the-end", CertStore_GetCertificateIdentifierAt((size_t)count, &past));
+  CertStore_SubjectName subject;
+  if (CertStore_GetCertificateSubjectName("device", &subject) == 0) {
+    Log_Debug("subject: %s\n", subject.name);
+  }
+  CertStore_IssuerName issuer;
+  if (CertStore_GetCertificateIssuerName("device", &issuer) == 0) {
+    Log_Debug("issuer: %s\n", issuer.name);
+  }
+  struct tm not_before, not_after;
+  if (CertStore_GetCertificateNotBefore("device", &not_before) == 0 &&
+      CertStore_GetCertificateNotAfter("device", &not_after) == 0) {
+    Log_Debug("valid for hours: %ld\n", (long)((timegm(&not_after) - timegm(&not_before)) / 3600));
+  }
+  Report("subject-unknown", CertStore_GetCertificateSubjectName("nothing", &subject));
+  const ssize_t space = CertStore_GetAvailableSpace();
+  Log_Debug("space: %s\n", space > 0 && space < 24 * 1024 ? "some used" : "wrong");
+  Report("move", CertStore_MoveCertificate("device", "device-2"));
+  Report("move-unknown", CertStore_MoveCertificate("device", "device-3"));
+  Report("delete", CertStore_DeleteCertificate("device-2"));
+  Report("delete-unknown", CertStore_DeleteCertificate("device-2"));
+  Log_Debug("count: %zd\n", CertStore_GetCertificateCount());
+  Log_Debug("space: %s\n", CertStore_GetAvailableSpace() > space ? "freed" : "not freed");
+}
+
+/* An EAP-TLS network whose certificates the app installs in the store. */
+static void EapTls(void) {
+  ReadCertificates();
+  Report("install-ca", CertStore_InstallRootCACertificate("radius-ca", ca_pem, ca_length));
+  Report("install-client", CertStore_InstallClientCertificate("device", client_pem, client_length,
+                                                              client_key, key_length, "sesame"));
+  const int id = WifiConfig_AddNetwork();
+  Report("add", id);
+  Report("ssid", WifiConfig_SetSSID(id, (const uint8_t*)"corp", 4));
+  Report("security", WifiConfig_SetSecurityType(id, WifiConfig_Security_Wpa2_EAP_TLS));
+  Report("identity", WifiConfig_SetClientIdentity(id, "device-7"));
+  Report("client-cert", WifiConfig_SetClientCertStoreIdentifier(id, "device"));
+  Report("root-ca-escaping", WifiConfig_SetRootCACertStoreIdentifier(id, "../../etc/ca"));
+  Report("root-ca", WifiConfig_SetRootCACertStoreIdentifier(id, "radius-ca"));
+  WifiConfig_ClientIdentity identity;
+  CertStore_Identifier client, root;
+  if (WifiConfig_GetClientIdentity(id, &identity) == 0 &&
+      WifiConfig_GetClientCertStoreIdentifier(id, &client) == 0 &&
+      WifiConfig_GetRootCACertStoreIdentifier(id, &root) == 0) {
+    Log_Debug("set: %s %s %s\n", identity.identity, client.identifier, root.identifier);
+  }
+  Report("enable", WifiConfig_SetNetworkEnabled(id, true));
+}
+
 static void WifiConfigure(const char* keep) {
   const int id = WifiConfig_AddNetwork();
   Log_Debug("add: %d\n", id);
@@ -471,7 +573,12 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "wifi") == 0) {
     Report("wifi-add", WifiConfig_AddNetwork());
     Report("wifi-eap-tls", WifiConfig_SetSecurityType(0, WifiConfig_Security_Wpa2_EAP_TLS));
+    Report("wifi-identity", WifiConfig_SetClientIdentity(0, "device-7"));
     Report("certstore-count", (int)CertStore_GetCertificateCount());
+  } else if (strcmp(mode, "certstore") == 0) {
+    CertStoreManage();
+  } else if (strcmp(mode, "eap-tls") == 0) {
+    EapTls();
   } else if (strcmp(mode, "netconfig") == 0 && argc == 3) {
     NetConfig(argv[2]);
   } else if (strcmp(mode, "wifi-configure") == 0) {

@@ -27,6 +27,7 @@
 #include "core/file.hpp"
 #include "crypto/tls.hpp"
 #include "device/apps/app_manager.hpp"
+#include "device/board/cert_store.hpp"
 #include "device/board/linux_board.hpp"
 #include "device/board/network.hpp"
 #include "device/board/peripheral_server.hpp"
@@ -510,7 +511,7 @@ TEST_F(ApplibsTest, WifiAndTheCertificateStoreAreEnotsupOnABoardWithoutWifi) {
   // ENOTSUP, which Linux names EOPNOTSUPP (the same number).
   EXPECT_EQ(UntilDone(),
             (std::vector<std::string>{"wifi-add: EOPNOTSUPP", "wifi-eap-tls: EOPNOTSUPP",
-                                      "certstore-count: EOPNOTSUPP"}));
+                                      "wifi-identity: EOPNOTSUPP", "certstore-count: EOPNOTSUPP"}));
 }
 
 // A network namespace of the test's own (so nothing touches the machine's network) holding a veth
@@ -692,6 +693,149 @@ TEST(WpaSupplicantTest, WhatAnAppStoresReadsBackAfterPersistAndReload) {
   EXPECT_EQ(stored->front().security, board::WifiSecurity::kWpa2Psk);
 }
 
+// The PKI of an EAP-TLS network: its CA, the authentication server's certificate and a device's.
+struct EapPki {
+  Clock::TimePoint now = Clock::TimePoint(std::chrono::system_clock::now());
+  aspis::testing::Issuer ca = aspis::testing::MakeRoot(now);
+  aspis::testing::Issuer server = Leaf(ca, "radius", false);
+  aspis::testing::Issuer device = Leaf(ca, "device-7", true);
+
+  static aspis::testing::Issuer Leaf(const aspis::testing::Issuer& ca, const std::string& name,
+                                     bool client) {
+    using namespace std::chrono_literals;
+    auto key = *crypto::PrivateKey::GenerateP256();
+    auto cert =
+        *crypto::Issue(ca.cert, ca.key, key.Public(),
+                       {.common_name = name,
+                        .not_before = Clock::TimePoint(std::chrono::system_clock::now()) - 1h,
+                        .lifetime = 12h,
+                        .client_auth = client,
+                        .server_auth = !client});
+    return {key, cert};
+  }
+};
+
+// Puts the certificates the test app installs into its image package: `root` as certs/ca.pem,
+// and `device`'s certificate and key (encrypted with "sesame").
+void PackCertificates(const fs::path& apps_dir, const crypto::Certificate& root,
+                      const aspis::testing::Issuer& device) {
+  const fs::path certs = apps_dir / kApp / "image-1" / "certs";
+  fs::create_directories(certs);
+  std::ofstream(certs / "ca.pem") << *root.ToPem();
+  std::ofstream(certs / "client.pem") << *device.cert.ToPem();
+  std::ofstream(certs / "client-key.pem") << aspis::testing::EncryptedKeyPem(device.key, "sesame");
+}
+
+TEST_F(ApplibsTest, AnAppManagesTheCertificateStore) {
+  auto store = board::CertStore::Open(dir_ / "certstore");
+  ASSERT_TRUE(store) << store.error().message();
+  parts_.cert_store = store->get();
+  const EapPki pki;
+  Install(kApp, "applibs", {"certstore"}, R"({"CertStore": true})");
+  PackCertificates(parts_.apps_dir, pki.ca.cert, pki.device);
+  StartApps();
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"install-ca: ok",
+                                                   "install-escaping-id: EINVAL",
+                                                   "install-long-id: ERANGE",
+                                                   "install-not-pem: EINVAL",
+                                                   "install-wrong-password: EINVAL",
+                                                   "install-no-password: EINVAL",
+                                                   "install-key-of-another: EINVAL",
+                                                   "install-client: ok",
+                                                   "count: 2",
+                                                   "at 0: device",
+                                                   "at 1: radius-ca",
+                                                   "at-past-the-end: ERANGE",
+                                                   "subject: CN=device-7",
+                                                   "issuer: CN=root",
+                                                   "valid for hours: 12",
+                                                   "subject-unknown: ENOENT",
+                                                   "space: some used",
+                                                   "move: ok",
+                                                   "move-unknown: ENOENT",
+                                                   "delete: ok",
+                                                   "delete-unknown: ENOENT",
+                                                   "count: 1",
+                                                   "space: freed"}));
+  EXPECT_EQ((*store)->Identifiers(), (std::vector<std::string>{"radius-ca"}));
+  EXPECT_FALSE(fs::exists(dir_ / "ca.pem"));
+}
+
+TEST_F(ApplibsTest, TheCertificateStoreWithoutCertStoreIsEaccesAndUntouched) {
+  auto store = board::CertStore::Open(dir_ / "certstore");
+  ASSERT_TRUE(store) << store.error().message();
+  parts_.cert_store = store->get();
+  const EapPki pki;
+  Install(kApp, "applibs", {"certstore"}, R"({"WifiConfig": true})");
+  PackCertificates(parts_.apps_dir, pki.ca.cert, pki.device);
+  StartApps();
+  const auto lines = UntilDone();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.front(), "install-ca: EACCES");
+  EXPECT_TRUE((*store)->Identifiers()->empty());
+  EXPECT_TRUE(Has(Reports(),
+                  "denial: broker: certstore.install (the app manifest grants no "
+                  "CertStore)"));
+}
+
+// An app joins an EAP-TLS network with certificates it installed: a real wpa_supplicant
+// authenticates to a real hostapd (a wired 802.1X authenticator with its own EAP server) over the
+// veth pair, with the files the store wrote.
+class EapTlsTest : public ApplibsTest {
+ protected:
+  // Runs the app's "eap-tls" mode with `root` as the CA it installs; what wpa_supplicant's STATUS
+  // says once EAP ended.
+  std::string Join(const crypto::Certificate& root) {
+    aspis::testing::WpaSupplicant wpa(dir_ / "wpa", /*associate=*/true);
+    EXPECT_TRUE(wpa.Ready());
+    const fs::path pki_dir = dir_ / "radius";
+    fs::create_directories(pki_dir);
+    std::ofstream(pki_dir / "ca.pem") << *pki_.ca.cert.ToPem();
+    std::ofstream(pki_dir / "server.pem") << *pki_.server.cert.ToPem();
+    std::ofstream(pki_dir / "server.key") << *pki_.server.key.ToPem();
+    EXPECT_TRUE(
+        wpa.StartAuthenticator(pki_dir / "ca.pem", pki_dir / "server.pem", pki_dir / "server.key"));
+    board::Wifi wifi(wpa.control());
+    auto store = board::CertStore::Open(dir_ / "certstore");
+    EXPECT_TRUE(store);
+    parts_.wifi = &wifi;
+    parts_.cert_store = store->get();
+    Install(kApp, "applibs", {"eap-tls"},
+            R"({"WifiConfig": true, "EnterpriseWifiConfig": true, "CertStore": true})");
+    PackCertificates(parts_.apps_dir, root, pki_.device);
+    StartApps();
+    lines_ = UntilDone();
+    std::string status =
+        wpa.StatusOnceEap(root.Der() == pki_.ca.cert.Der() ? "SUCCESS" : "FAILURE");
+    log_ = wpa.Log();
+    manager_.reset();
+    return status;
+  }
+
+  const EapPki pki_;
+  std::vector<std::string> lines_;
+  std::string log_;
+};
+
+TEST_F(EapTlsTest, AnAppJoinsAnEapTlsNetworkWithCertificatesFromTheStore) {
+  const std::string status = Join(pki_.ca.cert);
+  EXPECT_EQ(lines_,
+            (std::vector<std::string>{"install-ca: ok", "install-client: ok", "add: ok", "ssid: ok",
+                                      "security: ok", "identity: ok", "client-cert: ok",
+                                      "root-ca-escaping: EINVAL", "root-ca: ok",
+                                      "set: device-7 device radius-ca", "enable: ok"}));
+  EXPECT_NE(status.find("EAP state=SUCCESS"), std::string::npos) << status << log_;
+  EXPECT_NE(status.find("selectedMethod=13 (EAP-TLS)"), std::string::npos) << status;
+}
+
+TEST_F(EapTlsTest, ARootCaThatDidNotIssueTheServersCertificateFailsTheHandshake) {
+  const auto other = aspis::testing::MakeRoot(pki_.now);
+  const std::string status = Join(other.cert);
+  EXPECT_EQ(lines_.back(), "enable: ok");
+  EXPECT_NE(status.find("EAP state=FAILURE"), std::string::npos) << status << log_;
+  EXPECT_NE(log_.find("CTRL-EVENT-EAP-TLS-CERT-ERROR"), std::string::npos) << log_;
+}
+
 // What aspisd's broker answers a hostile app's hand-made request (one the library never sends).
 std::string Answer(Broker& broker, const std::string& request) {
   EXPECT_EQ(::send(broker.app_end(), request.data(), request.size(), 0),
@@ -747,8 +891,9 @@ TEST_F(ApplibsTest, WifiWithoutWifiConfigIsRefusedBeforeWpaSupplicantHearsOfIt) 
   board::Wifi wifi(wpa.control());
   parts_.wifi = &wifi;
   Run({"wifi"}, R"({})");
-  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"wifi-add: EACCES", "wifi-eap-tls: EACCES",
-                                                   "certstore-count: EACCES"}));
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"wifi-add: EACCES", "wifi-eap-tls: EACCES",
+                                      "wifi-identity: EACCES", "certstore-count: EACCES"}));
   const auto stored = wifi.Stored();
   ASSERT_TRUE(stored);
   EXPECT_TRUE(stored->empty());
@@ -756,8 +901,9 @@ TEST_F(ApplibsTest, WifiWithoutWifiConfigIsRefusedBeforeWpaSupplicantHearsOfIt) 
 
 TEST_F(ApplibsTest, WifiAndTheCertificateStoreWithoutTheirCapabilitiesAreEacces) {
   Run({"wifi"}, R"({"WifiConfig": true})");
-  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"wifi-add: EOPNOTSUPP", "wifi-eap-tls: EACCES",
-                                                   "certstore-count: EACCES"}));
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"wifi-add: EOPNOTSUPP", "wifi-eap-tls: EACCES",
+                                      "wifi-identity: EACCES", "certstore-count: EACCES"}));
 }
 
 // The cloud the telemetry sample posts to: HTTPS on 127.0.0.1 with a certificate of the platform

@@ -3,6 +3,9 @@
 #include <chrono>
 #include <string>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "crypto/key.hpp"
 #include "crypto/x509.hpp"
 
@@ -46,6 +49,20 @@ inline Issuer MakeSigner(const Issuer& ca, const std::string& name, const std::s
       ca.cert, ca.key, key.Public(),
       {.common_name = name, .not_before = now - 1h, .lifetime = 12h, .policy_oids = {policy}});
   return {key, cert};
+}
+
+// `key` as encrypted PKCS#8 PEM (AES-256-CBC) opened with `password`, as a publisher ships one.
+inline std::string EncryptedKeyPem(const crypto::PrivateKey& key, const std::string& password) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  std::string pem;
+  if (PEM_write_bio_PKCS8PrivateKey(bio, key.native(), EVP_aes_256_cbc(), password.data(),
+                                    static_cast<int>(password.size()), nullptr, nullptr) == 1) {
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(bio, &data);
+    pem.assign(data, static_cast<std::size_t>(size));
+  }
+  BIO_free(bio);
+  return pem;
 }
 
 }  // namespace aspis::testing

@@ -264,6 +264,7 @@ void AppManager::Launch(App& app) {
                 .connections = connections_.get(),
                 .intercore = app.intercore,
                 .wifi = parts_.wifi,
+                .cert_store = parts_.cert_store,
                 .network = parts_.network};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());

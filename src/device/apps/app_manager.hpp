@@ -62,6 +62,8 @@ struct AppManagerParts {
   const DeviceActions* actions = nullptr;
   // The board's Wi-Fi, for apps granted WifiConfig; null: the board has none (ENOTSUP).
   board::Wifi* wifi = nullptr;
+  // The certificate store, for apps granted CertStore (and EAP-TLS networks); null: none (ENOTSUP).
+  board::CertStore* cert_store = nullptr;
   // The interfaces aspisd manages, for apps granted NetworkConfig; null: none (ENOTSUP).
   board::NetworkControl* network = nullptr;
   // The CPUs kept for real-time capable apps, as the MT3620 keeps its M4 cores: each runs one such

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "core/bytes.hpp"
+#include "core/clock.hpp"
 #include "core/json.hpp"
 #include "core/text.hpp"
 #include "device/apps/errors.hpp"
@@ -29,8 +30,10 @@ namespace {
 
 using json::Json;
 
-constexpr std::size_t kMaxRequest = 1024;
-constexpr std::size_t kMaxScanned = 48;  // Wi-Fi networks a scan answers
+// The largest request: a client certificate and its key, each up to 8 KiB in hex, and a password.
+constexpr std::size_t kMaxRequest = std::size_t{40} << 10;
+constexpr std::size_t kMaxScanned = 48;    // Wi-Fi networks a scan answers
+constexpr std::size_t kMaxCertName = 300;  // CERTSTORE_SUBJECTNAME_MAX_LENGTH
 
 // Every call aspisd knows, by name (a refusal of any other is reported without its name).
 constexpr auto kCalls = std::to_array<std::string_view>({
@@ -56,8 +59,12 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "application.connect",
     "intercore.open",
     "wificonfig",
-    "wificonfig.enterprise",
-    "certstore",
+    "certstore.install",
+    "certstore.delete",
+    "certstore.move",
+    "certstore.list",
+    "certstore.space",
+    "certstore.show",
     "networking.config.state",
     "networking.config.ip",
     "networking.config.release",
@@ -69,6 +76,7 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "networking.timesync.set",
     "wifi.add",
     "wifi.set",
+    "wifi.get",
     "wifi.forget",
     "wifi.persist",
     "wifi.reload",
@@ -387,8 +395,8 @@ Answer OpenIntercore(const BrokerGrants& g) {
   return answer;
 }
 
-// Calls that need a capability and what aspisd does not do yet (a certificate store, Wi-Fi
-// diagnostics, a network it manages): EACCES without the capability, ENOTSUP with it.
+// Calls that need a capability and what aspisd does not do yet (Wi-Fi diagnostics, services on a
+// network it manages): EACCES without the capability, ENOTSUP with it.
 Answer Unsupported(const BrokerGrants& g, std::string_view call) {
   struct Need {
     std::string_view call;
@@ -397,13 +405,9 @@ Answer Unsupported(const BrokerGrants& g, std::string_view call) {
     std::string_view missing;
   };
   constexpr std::string_view kNotKept = "aspisd keeps no Wi-Fi diagnostics";
-  constexpr std::string_view kNoStore = "aspisd keeps no certificate store";
   constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
-  const std::array<Need, 6> needs = {{
+  const std::array<Need, 4> needs = {{
       {"wificonfig", g.capabilities.wifi_config, "WifiConfig", kNotKept},
-      {"wificonfig.enterprise", g.capabilities.wifi_config && g.capabilities.enterprise_wifi_config,
-       "WifiConfig and EnterpriseWifiConfig", kNoStore},
-      {"certstore", g.capabilities.cert_store, "CertStore", kNoStore},
       {"networking.dhcpserver", g.capabilities.dhcp_service, "DhcpService", kUnmanaged},
       {"networking.sntpserver", g.capabilities.sntp_service, "SntpService", kUnmanaged},
       {"networking.timesync.set", g.capabilities.time_sync_config, "TimeSyncConfig", kUnmanaged},
@@ -499,13 +503,128 @@ Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const J
   return Refuse(EPERM, "not a broker call");
 }
 
-// The wifi.* calls (board/wifi.hpp): the app's WifiConfig first, then the board's Wi-Fi. What
-// the app sends as bytes (an SSID, a key, a name) comes in hex.
+// The bytes of the hex string `request` holds at `key`; nullopt when it holds anything else.
+std::optional<Bytes> HexField(const Json& request, const char* key) {
+  const Json value = request.value(key, Json());
+  if (!value.is_string()) return std::nullopt;
+  auto bytes = HexDecode(value.get<std::string>());
+  if (!bytes) return std::nullopt;
+  return std::move(*bytes);
+}
+
+Answer FromStore(const board::CertStoreResult<void>& done) {
+  if (done) return {};
+  return Refuse(done.error(),
+                "the certificate store: " + std::generic_category().message(done.error()));
+}
+
+// The certstore.* calls (board/cert_store.hpp): the app's CertStore first, then the store, which
+// a board with Wi-Fi has. Identifiers and certificates come in hex.
+Answer CertStoreCall(const BrokerGrants& g, const std::string& call, const Json& request) {
+  if (!g.capabilities.cert_store) return Refuse(EACCES, "the app manifest grants no CertStore");
+  if (g.cert_store == nullptr) return Refuse(ENOTSUP, "the board has no Wi-Fi");
+  board::CertStore& store = *g.cert_store;
+  const auto text = [&](const char* key) -> std::optional<std::string> {
+    auto bytes = HexField(request, key);
+    if (!bytes) return std::nullopt;
+    return std::string(bytes->begin(), bytes->end());
+  };
+  const auto id = text("id");
+  Answer answer;
+  if (call == "certstore.install" && Shaped(request, {"id", "certificate", "key", "password"})) {
+    const auto certificate = text("certificate");
+    if (!id || !certificate) return Refuse(EINVAL, "not a certificate");
+    if (request["key"].is_null()) return FromStore(store.InstallRootCa(*id, *certificate));
+    const auto key = text("key");
+    const auto password = text("password");
+    if (!key || (!password && !request["password"].is_null())) {
+      return Refuse(EINVAL, "not a private key");
+    }
+    return FromStore(
+        store.InstallClient(*id, *certificate, *key,
+                            password ? std::optional<std::string_view>(*password) : std::nullopt));
+  }
+  if (call == "certstore.delete" && Shaped(request, {"id"}) && id) {
+    return FromStore(store.Delete(*id));
+  }
+  if (call == "certstore.move" && Shaped(request, {"from", "to"})) {
+    const auto from = text("from");
+    const auto to = text("to");
+    if (!from || !to) return Refuse(EINVAL, "not a certificate identifier");
+    return FromStore(store.Move(*from, *to));
+  }
+  if (call == "certstore.list" && Shaped(request, {})) {
+    const auto identifiers = store.Identifiers();
+    if (!identifiers) return FromStore(std::unexpected(identifiers.error()));
+    answer.fields["identifiers"] = *identifiers;
+    return answer;
+  }
+  if (call == "certstore.space" && Shaped(request, {})) {
+    const auto available = store.AvailableSpace();
+    if (!available) return FromStore(std::unexpected(available.error()));
+    answer.fields["available"] = *available;
+    return answer;
+  }
+  if (call == "certstore.show" && Shaped(request, {"id"}) && id) {
+    const auto shown = store.Show(*id);
+    if (!shown) return FromStore(std::unexpected(shown.error()));
+    // As much of each name as applibs' structures hold.
+    answer.fields["subject"] = HexEncode(AsBytes(shown->subject.substr(0, kMaxCertName)));
+    answer.fields["issuer"] = HexEncode(AsBytes(shown->issuer.substr(0, kMaxCertName)));
+    answer.fields["not_before"] = UnixSeconds(shown->not_before);
+    answer.fields["not_after"] = UnixSeconds(shown->not_after);
+    return answer;
+  }
+  return Refuse(EPERM, "not a broker call");
+}
+
+// The EAP-TLS settings wifi.set and wifi.get take (EnterpriseWifiConfig's).
+bool EnterpriseField(const std::string& field) {
+  return field == "identity" || field == "client_cert" || field == "root_ca";
+}
+
+// wifi.set of an EAP-TLS setting: certificates by their identifier in the store.
+Answer SetEnterprise(const BrokerGrants& g, int id, const std::string& field,
+                     const std::optional<Bytes>& value) {
+  if (!value) return Refuse(EINVAL, "not a Wi-Fi setting");
+  if (field == "identity") return FromWifi(g.wifi->SetIdentity(id, *value));
+  if (g.cert_store == nullptr) return Refuse(EAGAIN, "the certificate store is not open");
+  const auto file = g.cert_store->PathOf(AsString(*value));
+  if (!file) return FromStore(std::unexpected(file.error()));
+  return FromWifi(g.wifi->SetCertificateFile(
+      id, field == "root_ca" ? board::WifiCertificate::kRootCa : board::WifiCertificate::kClient,
+      *file));
+}
+
+// wifi.get of an EAP-TLS setting; a certificate file outside the store reads as no certificate.
+Answer GetEnterprise(const BrokerGrants& g, int id, const std::string& field) {
+  Answer answer;
+  if (field == "identity") {
+    const auto identity = g.wifi->Identity(id);
+    if (!identity) return FromWifi(std::unexpected(identity.error()));
+    answer.fields["value"] = HexEncode(*identity);
+    return answer;
+  }
+  const auto file = g.wifi->CertificateFile(
+      id, field == "root_ca" ? board::WifiCertificate::kRootCa : board::WifiCertificate::kClient);
+  if (!file) return FromWifi(std::unexpected(file.error()));
+  std::optional<std::string> identifier;
+  if (g.cert_store != nullptr) identifier = g.cert_store->IdentifierOf(*file);
+  answer.fields["value"] = HexEncode(AsBytes(identifier.value_or("")));
+  return answer;
+}
+
+// The wifi.* calls (board/wifi.hpp): the app's WifiConfig first (and EnterpriseWifiConfig for
+// EAP-TLS), then the board's Wi-Fi. What the app sends as bytes (an SSID, a key, a name) comes in
+// hex.
 Answer WifiCall(const BrokerGrants& g, const std::string& call, const Json& request) {
   if (!g.capabilities.wifi_config) return Refuse(EACCES, "the app manifest grants no WifiConfig");
+  const Json field_value = request.value("field", Json());
+  const std::string field = field_value.is_string() ? field_value.get<std::string>() : "";
   const bool eap_tls =
-      call == "wifi.set" && request.value("field", Json()) == "security" &&
-      request.value("value", Json()) == static_cast<int>(board::WifiSecurity::kWpa2EapTls);
+      (call == "wifi.set" && field == "security" &&
+       request.value("value", Json()) == static_cast<int>(board::WifiSecurity::kWpa2EapTls)) ||
+      ((call == "wifi.set" || call == "wifi.get") && EnterpriseField(field));
   if (eap_tls && !g.capabilities.enterprise_wifi_config) {
     return Refuse(EACCES, "the app manifest grants no EnterpriseWifiConfig");
   }
@@ -527,16 +646,11 @@ Answer WifiCall(const BrokerGrants& g, const std::string& call, const Json& requ
     answer.fields["id"] = *added;
     return answer;
   }
-  if (call == "wifi.set" && Shaped(request, {"id", "field", "value"}) &&
-      request["field"].is_string()) {
-    const std::string field = request["field"].get<std::string>();
+  if (call == "wifi.set" && Shaped(request, {"id", "field", "value"}) && field_value.is_string()) {
     const Json& value = request["value"];
-    std::optional<Bytes> bytes;
-    if (auto decoded = value.is_string() ? HexDecode(value.get<std::string>()) : Expected<Bytes>();
-        decoded && value.is_string()) {
-      bytes = std::move(*decoded);
-    }
+    const std::optional<Bytes> bytes = HexField(request, "value");
     const std::string text = bytes ? std::string(bytes->begin(), bytes->end()) : std::string();
+    if (EnterpriseField(field)) return SetEnterprise(g, id(), field, bytes);
     if (field == "ssid" && bytes) return FromWifi(wifi.SetSsid(id(), *bytes));
     if (field == "psk" && bytes) return FromWifi(wifi.SetPsk(id(), text));
     if (field == "config_name" && bytes) return FromWifi(wifi.SetConfigName(id(), text));
@@ -547,13 +661,12 @@ Answer WifiCall(const BrokerGrants& g, const std::string& call, const Json& requ
       return FromWifi(wifi.SetTargetedScan(id(), value.get<bool>()));
     }
     if (field == "security" && value.is_number_unsigned() && value.get<std::uint64_t>() <= 3) {
-      const auto security = static_cast<board::WifiSecurity>(value.get<int>());
-      if (eap_tls) {
-        return Refuse(ENOTSUP, "EAP-TLS needs the certificate store, which aspisd does not keep");
-      }
-      return FromWifi(wifi.SetSecurity(id(), security));
+      return FromWifi(wifi.SetSecurity(id(), static_cast<board::WifiSecurity>(value.get<int>())));
     }
     return Refuse(EINVAL, "not a Wi-Fi setting");
+  }
+  if (call == "wifi.get" && Shaped(request, {"id", "field"}) && EnterpriseField(field)) {
+    return GetEnterprise(g, id(), field);
   }
   if (call == "wifi.forget" && Shaped(request, {"id"})) return FromWifi(wifi.Forget(id()));
   if (call == "wifi.persist" && Shaped(request, {})) return FromWifi(wifi.Persist());
@@ -647,6 +760,7 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
   }
   if (call == "intercore.open" && Shaped(request, {})) return OpenIntercore(g);
   if (call.starts_with("wifi.")) return WifiCall(g, call, request);
+  if (call.starts_with("certstore.")) return CertStoreCall(g, call, request);
   if (call.starts_with("networking.config.")) return NetworkConfigCall(g, call, request);
   if (Shaped(request, {})) return Unsupported(g, call);  // EPERM for any other call
   return Refuse(EPERM, "not a broker call");
@@ -667,7 +781,7 @@ Expected<Broker> Broker::Create(BrokerGrants grants, sandbox::DenialSink denials
 }
 
 bool Broker::Serve() {
-  std::array<char, kMaxRequest> buffer{};
+  std::vector<char> buffer(kMaxRequest);
   const ssize_t got = ::recv(own_end_.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
   if (got == 0) return false;
   if (got < 0) return errno == EAGAIN || errno == EINTR;

@@ -16,6 +16,7 @@
 #include "device/apps/sandbox/denial.hpp"
 #include "device/apps/system_events.hpp"
 #include "device/board/board_definition.hpp"
+#include "device/board/cert_store.hpp"
 #include "device/board/network.hpp"
 #include "device/board/peripheral_server.hpp"
 #include "device/board/wifi.hpp"
@@ -95,6 +96,7 @@ struct BrokerGrants {
   AppConnections* connections = nullptr;     // null: the device relays none (ENOTSUP)
   std::shared_ptr<const Fd> intercore;       // a real-time app's end of its channel; null: none
   board::Wifi* wifi = nullptr;               // the board's Wi-Fi; null: it has none (ENOTSUP)
+  board::CertStore* cert_store = nullptr;    // with Wi-Fi; null: none (ENOTSUP)
   board::NetworkControl* network = nullptr;  // what aspisd manages; null: nothing (ENOTSUP)
 };
 

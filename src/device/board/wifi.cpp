@@ -250,9 +250,46 @@ WifiResult<void> Wifi::SetSsid(int id, ByteView ssid) {
 
 WifiResult<void> Wifi::SetSecurity(int id, WifiSecurity security) {
   if (security == WifiSecurity::kOpen) return SetNetwork(id, "key_mgmt", "NONE");
-  if (security != WifiSecurity::kWpa2Psk) return std::unexpected(EINVAL);
+  if (security != WifiSecurity::kWpa2Psk && security != WifiSecurity::kWpa2EapTls) {
+    return std::unexpected(EINVAL);
+  }
   if (auto rsn = SetNetwork(id, "proto", "RSN"); !rsn) return rsn;
-  return SetNetwork(id, "key_mgmt", "WPA-PSK");
+  if (security == WifiSecurity::kWpa2Psk) return SetNetwork(id, "key_mgmt", "WPA-PSK");
+  if (auto eap = SetNetwork(id, "eap", "TLS"); !eap) return eap;
+  return SetNetwork(id, "key_mgmt", "WPA-EAP");
+}
+
+WifiResult<Bytes> Wifi::OptionalValue(int id, const std::string& field) {
+  if (auto exists = Exists(id); !exists) return std::unexpected(exists.error());
+  auto value = NetworkValue(id, field);
+  if (!value && value.error() == ENOENT) return Bytes();
+  return value;
+}
+
+WifiResult<void> Wifi::SetIdentity(int id, ByteView identity) {
+  if (identity.empty() || identity.size() > kMaxEapIdentity) return std::unexpected(ERANGE);
+  if (!SurvivesConfigFile(AsString(identity))) return std::unexpected(EINVAL);
+  return SetNetwork(id, "identity", HexEncode(identity));
+}
+
+WifiResult<Bytes> Wifi::Identity(int id) { return OptionalValue(id, "identity"); }
+
+WifiResult<void> Wifi::SetCertificateFile(int id, WifiCertificate which,
+                                          const std::filesystem::path& file) {
+  const std::string& path = file.native();
+  if (path.empty() || !std::all_of(path.begin(), path.end(), Printable) ||
+      !SurvivesConfigFile(path)) {
+    return std::unexpected(EINVAL);
+  }
+  if (which == WifiCertificate::kRootCa) return SetNetwork(id, "ca_cert", HexEncode(AsBytes(path)));
+  if (auto key = SetNetwork(id, "private_key", HexEncode(AsBytes(path))); !key) return key;
+  return SetNetwork(id, "client_cert", HexEncode(AsBytes(path)));
+}
+
+WifiResult<std::filesystem::path> Wifi::CertificateFile(int id, WifiCertificate which) {
+  auto value = OptionalValue(id, which == WifiCertificate::kRootCa ? "ca_cert" : "client_cert");
+  if (!value) return std::unexpected(value.error());
+  return std::filesystem::path(std::string(AsString(*value)));
 }
 
 WifiResult<void> Wifi::SetPsk(int id, std::string_view psk) {

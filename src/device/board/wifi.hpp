@@ -30,9 +30,14 @@ namespace aspis::device::board {
 inline constexpr std::size_t kMaxWifiNetworks = 37;  // as an Azure Sphere device stores
 inline constexpr std::size_t kMaxSsid = 32;
 inline constexpr std::size_t kMaxConfigName = 16;
+inline constexpr std::size_t kMaxEapIdentity = 254;
 
 // Azure Sphere's WifiConfig_Security values.
 enum class WifiSecurity : std::uint8_t { kUnknown = 0, kOpen = 1, kWpa2Psk = 2, kWpa2EapTls = 3 };
+
+// The certificates an EAP-TLS network authenticates with: the root CA its server's certificate
+// must chain to, and the device's own (a client certificate's file holds its key too).
+enum class WifiCertificate : std::uint8_t { kRootCa, kClient };
 
 struct StoredWifiNetwork {
   int id = 0;
@@ -69,7 +74,7 @@ class Wifi {
   WifiResult<int> Add();
   // SSID: 1 to 32 bytes (ERANGE).
   WifiResult<void> SetSsid(int id, ByteView ssid);
-  // kOpen or kWpa2Psk (EINVAL otherwise).
+  // kOpen, kWpa2Psk or kWpa2EapTls (EINVAL otherwise).
   WifiResult<void> SetSecurity(int id, WifiSecurity security);
   // A passphrase of 8 to 63 printable ASCII characters, or 64 hex digits (ERANGE, EINVAL).
   WifiResult<void> SetPsk(int id, std::string_view psk);
@@ -77,6 +82,14 @@ class Wifi {
   WifiResult<void> SetTargetedScan(int id, bool enabled);
   // 1 to 16 printable characters without quotes or backslashes (ERANGE, EINVAL).
   WifiResult<void> SetConfigName(int id, std::string_view name);
+  // EAP-TLS: the identity the network's authentication server knows the device by (1 to 254
+  // bytes, ERANGE), and the file each certificate is read from (a printable path, EINVAL
+  // otherwise), which need not exist yet. Unset, they read back empty.
+  WifiResult<void> SetIdentity(int id, ByteView identity);
+  WifiResult<Bytes> Identity(int id);
+  WifiResult<void> SetCertificateFile(int id, WifiCertificate which,
+                                      const std::filesystem::path& file);
+  WifiResult<std::filesystem::path> CertificateFile(int id, WifiCertificate which);
   // Removes network `id`, or every network when `id` is -1.
   WifiResult<void> Forget(int id);
   // Writes the networks to wpa_supplicant's configuration file; Reload reads it again.
@@ -96,6 +109,8 @@ class Wifi {
   WifiResult<std::vector<std::pair<int, std::string>>> List();
   WifiResult<void> SetNetwork(int id, const std::string& field, const std::string& value);
   WifiResult<Bytes> NetworkValue(int id, const std::string& field);
+  // NetworkValue of a network that exists (ENODEV), empty when the field is not set.
+  WifiResult<Bytes> OptionalValue(int id, const std::string& field);
 
   const std::filesystem::path control_;
   std::mutex mutex_;

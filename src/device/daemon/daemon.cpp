@@ -143,6 +143,7 @@ struct AppRuntime {
   board::SimBoard* sim = nullptr;             // the board, when it is the virtual one
   std::unique_ptr<board::PeripheralServer> peripherals;
   std::unique_ptr<board::Wifi> wifi;               // when the board has Wi-Fi
+  std::unique_ptr<board::CertStore> cert_store;    // with Wi-Fi
   std::unique_ptr<board::NetworkControl> network;  // when aspisd manages interfaces
   std::unique_ptr<apps::AppManager> manager;
 };
@@ -191,6 +192,9 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
   runtime.resolver = std::move(*resolver);
   if (const auto& control = board.linux_devices().wifi; !control.empty()) {
     runtime.wifi = std::make_unique<board::Wifi>(control);
+    auto store = board::CertStore::Open(config.state_dir / "certstore");
+    if (!store) return std::unexpected(store.error());
+    runtime.cert_store = std::move(*store);
   }
   if (const auto& managed = board.linux_devices().network; !managed.empty()) {
     auto network = board::NetworkControl::Open(managed);
@@ -222,6 +226,7 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
        .peripherals = runtime.peripherals.get(),
        .actions = &actions,
        .wifi = runtime.wifi.get(),
+       .cert_store = runtime.cert_store.get(),
        .network = runtime.network.get(),
        .coprocessors = coprocessors},
       [&errors](const apps::AppReport& report) {

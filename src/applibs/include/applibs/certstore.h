@@ -1,8 +1,10 @@
 /* Aspis applibs: the device's certificate store (Azure Sphere's applibs/certstore.h), which holds
- * the root CA and client certificates Wi-Fi networks authenticate with (EAP-TLS). Every function
- * needs the manifest's "CertStore": true (EACCES without it). On a board without Wi-Fi (every
- * board Aspis has a definition for today) each fails with ENOTSUP. Functions return -1 with errno
- * on failure. */
+ * the root CA and client certificates Wi-Fi networks authenticate with (EAP-TLS), up to 24 KiB in
+ * all, shared by every app granted it. Every function needs the manifest's "CertStore": true
+ * (EACCES without it); on a board without Wi-Fi each fails with ENOTSUP. Functions return -1 with
+ * errno on failure: EFAULT for a NULL pointer, ERANGE for a length out of bounds, EINVAL for an
+ * identifier outside its alphabet or text that is not what it should be, ENOSPC when the store is
+ * full, ENOENT for an identifier not installed. */
 #pragma once
 
 #include <stddef.h>
@@ -33,7 +35,8 @@ typedef struct CertStore_IssuerName {
 } CertStore_IssuerName;
 
 /* Installs a client certificate and its private key (PEM) as `identifier`, replacing one of that
- * name; `privateKeyPassword` is NULL unless the key is encrypted. */
+ * name; `privateKeyPassword` is NULL unless the key is encrypted. The key must be the
+ * certificate's, and the password must open it (EINVAL otherwise). */
 int CertStore_InstallClientCertificate(const char* identifier, const char* certBlob,
                                        size_t certBlobLength, const char* privateKeyBlob,
                                        size_t privateKeyBlobLength, const char* privateKeyPassword);
@@ -44,7 +47,8 @@ int CertStore_DeleteCertificate(const char* identifier);
 /* Renames a certificate, replacing one named `destIdentifier`. */
 int CertStore_MoveCertificate(const char* sourceIdentifier, const char* destIdentifier);
 ssize_t CertStore_GetCertificateCount(void);
-/* The identifier of the certificate at `index` (0 to the count less one). */
+/* The identifier of the certificate at `index` (0 to the count less one, ERANGE otherwise), in
+ * byte order of the identifiers: deleting one moves those after it down. */
 int CertStore_GetCertificateIdentifierAt(size_t index, CertStore_Identifier* outIdentifier);
 /* Free space in the store, in bytes. */
 ssize_t CertStore_GetAvailableSpace(void);
@@ -52,7 +56,8 @@ int CertStore_GetCertificateSubjectName(const char* identifier,
                                         struct CertStore_SubjectName* outSubjectName);
 int CertStore_GetCertificateIssuerName(const char* identifier,
                                        struct CertStore_IssuerName* outIssuerName);
-/* The validity period's ends (tm_wday, tm_yday and tm_isdst are not set). */
+/* The validity period's ends, in UTC. */
+/* Names as RFC 2253 writes them ("CN=device,O=Contoso"), cut at 300 bytes. */
 int CertStore_GetCertificateNotBefore(const char* identifier, struct tm* outNotBefore);
 int CertStore_GetCertificateNotAfter(const char* identifier, struct tm* outNotAfter);
 
