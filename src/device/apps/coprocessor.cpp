@@ -19,6 +19,7 @@
 
 #include "core/log.hpp"
 #include "device/apps/errors.hpp"
+#include "device/apps/firmware_image.hpp"
 #include "device/board/sysfs.hpp"
 #include "package/manifest.hpp"
 
@@ -118,28 +119,43 @@ Expected<Fd> OpenDevice(const fs::path& device, const fs::path& sysfs) {
   return opened;
 }
 
-// Copies the image (a regular ELF file of at most `max` bytes, opened without following a link)
-// to `to`.
-Expected<void> CopyImage(const fs::path& image, const fs::path& to, std::uint64_t max) {
+// The image: a regular ELF file of at most `max` bytes (opened without following a link) whose
+// resource table asks for no more than `limits` allow (firmware_image.hpp), read whole so that
+// what was checked is what the kernel loads.
+Expected<Bytes> ReadImage(const fs::path& image, std::uint64_t max, const FirmwareLimits& limits) {
+  const std::string name = image.filename().string();
   const Fd in(::open(image.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   struct stat st {};
-  std::array<char, 4> magic{};
-  if (in.get() < 0 || ::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
-      ::read(in.get(), magic.data(), magic.size()) != 4 ||
-      std::string_view(magic.data(), magic.size()) != std::string_view("\x7f"
-                                                                       "ELF",
-                                                                       4)) {
-    return Fail(AppsErrc::kSandbox, image.filename().string() + " is not an ELF image");
+  if (in.get() < 0 || ::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Fail(AppsErrc::kSandbox, name + " is not an ELF image");
   }
   if (static_cast<std::uint64_t>(st.st_size) > max) {
-    return Fail(AppsErrc::kSandbox,
-                image.filename().string() + " is larger than " + std::to_string(max) + " bytes");
+    return Fail(AppsErrc::kSandbox, name + " is larger than " + std::to_string(max) + " bytes");
   }
+  Bytes bytes(static_cast<std::size_t>(st.st_size) + 1);
+  std::size_t size = 0;
+  for (ssize_t got = 1; got > 0 && size < bytes.size(); size += static_cast<std::size_t>(got)) {
+    got = ::read(in.get(), bytes.data() + size, bytes.size() - size);
+    if (got < 0) return Fail(AppsErrc::kSandbox, "cannot read " + name);
+    if (got == 0) break;
+  }
+  if (size != static_cast<std::size_t>(st.st_size)) {
+    return Fail(AppsErrc::kSandbox, name + " changed while it was read");
+  }
+  bytes.resize(size);
+  if (auto checked = CheckFirmwareImage(bytes, limits); !checked) {
+    return std::unexpected(std::move(checked.error()).WithContext(name));
+  }
+  return bytes;
+}
+
+Expected<void> WriteImage(ByteView image, const fs::path& to) {
   Fd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
-  bool written = out.get() >= 0 && ::write(out.get(), magic.data(), magic.size()) == 4;
-  std::array<char, std::size_t{64} << 10> buffer{};
-  for (ssize_t got = 0; written && (got = ::read(in.get(), buffer.data(), buffer.size())) != 0;) {
-    written = got > 0 && ::write(out.get(), buffer.data(), static_cast<std::size_t>(got)) == got;
+  bool written = out.get() >= 0;
+  while (written && !image.empty()) {
+    const ssize_t put = ::write(out.get(), image.data(), image.size());
+    written = put > 0;
+    if (written) image = image.subspan(static_cast<std::size_t>(put));
   }
   if (!written || out.Close() != 0) {
     return Fail(AppsErrc::kSandbox,
@@ -245,13 +261,15 @@ Expected<std::unique_ptr<sandbox::AppRun>> StartOnCoprocessor(const CoprocessorC
                                                               bool needs_endpoint,
                                                               EndpointSink endpoint) {
   if (!package::IsUuid(component)) return Failed(core, "not a component ID");
+  const auto loaded = ReadImage(image, core.max_image_bytes, core.firmware_limits);
+  if (!loaded) return std::unexpected(loaded.error());
   if (!Stop(core)) return Failed(core, "does not stop");
   const std::string name = "aspis-" + component + ".elf";
   const fs::path firmware = core.firmware_dir / name;
   const fs::path partial = core.firmware_dir / ("." + name + ".partial");
   std::error_code ec;
   fs::create_directories(core.firmware_dir, ec);
-  if (auto copied = CopyImage(image, partial, core.max_image_bytes); !copied) {
+  if (auto copied = WriteImage(*loaded, partial); !copied) {
     fs::remove(partial, ec);
     return std::unexpected(copied.error());
   }

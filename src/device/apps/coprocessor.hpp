@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "core/fd.hpp"
+#include "device/apps/firmware_image.hpp"
 #include "device/apps/sandbox/sandbox.hpp"
 
 // Real-time apps on a coprocessor (DESIGN section 6). On a board whose definition lists
@@ -25,7 +26,8 @@
 //
 // The firmware runs outside aspisd's sandbox: what keeps it from Linux's memory and from
 // peripherals no manifest gave it is the SoC's isolation (its firewall or memory protection as
-// the device tree sets it). What the firmware's resource table asks of Linux is not checked yet.
+// the device tree sets it). What the firmware's resource table asks of Linux is checked before the
+// kernel reads it (firmware_image.hpp).
 //
 // Every wait here is bounded: the kernel changes a core's state before its write returns, so
 // settle_timeout only bounds a kernel or test that is slower; the endpoint is looked for while
@@ -47,14 +49,16 @@ struct CoprocessorConfig {
   std::chrono::milliseconds endpoint_timeout{5000};  // for the firmware to announce its endpoint
   std::chrono::milliseconds poll_interval{100};      // how often a running app's state is read
   std::uint64_t max_image_bytes = std::uint64_t{8} << 20;
+  FirmwareLimits firmware_limits;  // what its resource table may ask of Linux
 };
 
 // Receives a running app's RPMsg endpoint once its firmware announced it (on the thread that
 // calls the run's Wait).
 using EndpointSink = std::function<void(Fd)>;
 
-// Stops whatever the core runs, loads `image` (app `component`'s entry point: a regular ELF file
-// of at most max_image_bytes) and starts it. The run hands the endpoint to `endpoint` when it
+// Checks `image` (app `component`'s entry point: a regular ELF file of at most max_image_bytes,
+// whose resource table asks for no more than firmware_limits allow), stops whatever the core runs,
+// loads the image and starts it. The run hands the endpoint to `endpoint` when it
 // appears; with `needs_endpoint`, a firmware that announces none within endpoint_timeout ends the
 // run. Errors: kSandbox when the image is refused, the kernel refuses a step (with its errno's
 // text), or the core does not run within settle_timeout; the core is then stopped and the copy of

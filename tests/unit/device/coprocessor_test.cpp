@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "support/fake_remoteproc.hpp"
+#include "support/firmware_image.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::apps {
@@ -22,15 +23,16 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
 constexpr char kComponent[] = "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f";
-const std::string kElf = std::string(
-                             "\x7f"
-                             "ELF",
-                             4) +
-                         "firmware for the M4";
-
 class CoprocessorTest : public ::testing::Test {
  protected:
-  void SetUp() override { std::ofstream(dir_ / "app.elf", std::ios::binary) << kElf; }
+  // Firmware that asks for what a publisher's may: memory, a trace buffer and an RPMsg device.
+  void SetUp() override {
+    fs::create_directories(firmware_dir_);
+    elf_ = aspis::testing::FirmwareImage(
+        dir_ / "app.elf",
+        aspis::testing::ResourceTable(
+            {aspis::testing::Carveout(0x40000), aspis::testing::Trace(), aspis::testing::Vdev()}));
+  }
 
   CoprocessorConfig Config(aspis::testing::FakeRemoteproc& core) {
     return {.name = "M4",
@@ -60,6 +62,7 @@ class CoprocessorTest : public ::testing::Test {
 
   aspis::testing::TempDir dir_;
   const fs::path firmware_dir_ = dir_ / "lib/firmware";
+  std::string elf_;
   Fd endpoint_{-1};
 };
 
@@ -68,7 +71,7 @@ TEST_F(CoprocessorTest, AnAppsImageIsLoadedAndStartedAndItsEndpointHandedOver) {
   auto run = Start(core, true);
   ASSERT_TRUE(run);
   EXPECT_EQ(core.State(), "running");
-  EXPECT_EQ(core.loaded(), kElf);
+  EXPECT_EQ(core.loaded(), elf_);
   EXPECT_TRUE(fs::exists(firmware_dir_ / (std::string("aspis-") + kComponent + ".elf")));
   EXPECT_EQ(run->pid(), 0);
   for (int i = 0; i < 200 && endpoint_.get() < 0; ++i) {
@@ -126,7 +129,7 @@ TEST_F(CoprocessorTest, ACoreLeftRunningIsStoppedBeforeTheAppIsLoaded) {
   auto run = Start(core);
   ASSERT_TRUE(run);
   EXPECT_EQ(core.starts(), 1);
-  EXPECT_EQ(core.loaded(), kElf);
+  EXPECT_EQ(core.loaded(), elf_);
   run.reset();  // destroying a run that has not ended stops the core
   EXPECT_EQ(core.State(), "offline");
 }
@@ -137,7 +140,7 @@ TEST_F(CoprocessorTest, ACrashedCoreIsRecoveredAndStoppedBeforeTheAppIsLoaded) {
                                                   "ELF, the crashed one";
   auto run = Start(core);
   ASSERT_TRUE(run);
-  EXPECT_EQ(core.loaded(), kElf);
+  EXPECT_EQ(core.loaded(), elf_);
   EXPECT_EQ(core.State(), "running");
 }
 
@@ -151,15 +154,15 @@ TEST_F(CoprocessorTest,
     const auto started = StartOnCoprocessor(config, image, kComponent, false, nullptr);
     return started ? std::string("started") : started.error().message();
   };
-  EXPECT_EQ(refusal(dir_ / "script"), "script is not an ELF image");
+  EXPECT_EQ(refusal(dir_ / "script"), "script: the firmware is not an ELF image");
   EXPECT_EQ(refusal(dir_ / "link"), "link is not an ELF image");
   EXPECT_EQ(refusal(dir_.path()), dir_.path().filename().string() + " is not an ELF image");
-  config.max_image_bytes = kElf.size() - 1;
+  config.max_image_bytes = elf_.size() - 1;
   EXPECT_EQ(refusal(dir_ / "app.elf"),
-            "app.elf is larger than " + std::to_string(kElf.size() - 1) + " bytes");
+            "app.elf is larger than " + std::to_string(elf_.size() - 1) + " bytes");
   EXPECT_EQ(core.starts(), 0);
   EXPECT_TRUE(fs::is_empty(firmware_dir_));
-  config.max_image_bytes = kElf.size();
+  config.max_image_bytes = elf_.size();
   EXPECT_EQ(refusal(dir_ / "app.elf"), "started");
 }
 
@@ -201,6 +204,45 @@ TEST_F(CoprocessorTest, AResetStopsTheCoreAndRemovesWhatEarlierRunsLeft) {
   EXPECT_TRUE(fs::exists(firmware_dir_ / "vendor.elf"));
   EXPECT_FALSE(fs::exists(firmware_dir_ / "aspis-old.elf"));
   EXPECT_FALSE(fs::exists(firmware_dir_ / ".aspis-old.elf.partial"));
+}
+
+TEST_F(CoprocessorTest, FirmwareAskingLinuxForMoreThanMemoryAndAnRpmsgDeviceIsNeverLoaded) {
+  using namespace aspis::testing;
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, true, "running");
+  auto config = Config(core);
+  const auto refusal = [&](const std::optional<Bytes>& table) {
+    FirmwareImage(dir_ / "hostile.elf", table);
+    const auto started =
+        StartOnCoprocessor(config, dir_ / "hostile.elf", kComponent, false, nullptr);
+    return started ? std::string("started") : started.error().message();
+  };
+  const std::string prefix = "hostile.elf: the firmware ";
+  EXPECT_EQ(refusal(ResourceTable({Vdev(), Devmem()})),
+            prefix + "asks for device memory to be mapped for the core");
+  EXPECT_EQ(refusal(ResourceTable({Vdev(1)})),
+            prefix + "offers Linux a virtio device of type 1: only an RPMsg device is allowed");
+  EXPECT_EQ(refusal(ResourceTable({Vdev(), Vdev()})),
+            prefix + "offers Linux more than one virtio device");
+  EXPECT_EQ(refusal(ResourceTable({Carveout(0x800000), Carveout(0x800001)})),
+            prefix + "asks for 16777217 bytes of memory, more than the 16777216 allowed");
+  EXPECT_EQ(refusal(ResourceTable({Vdev(7, 4096)})),
+            prefix + "asks for 4096 RPMsg buffers, more than the 512 allowed");
+  EXPECT_EQ(refusal(ResourceTable({Resource(128, {0, 0})})),
+            prefix + "asks for a resource of type 128");
+  Bytes truncated = ResourceTable({Vdev()});
+  truncated.resize(truncated.size() - 8);
+  EXPECT_EQ(refusal(truncated), prefix + "has a malformed virtio device entry");
+  Bytes out_of_bounds = ResourceTable({Trace()});
+  out_of_bounds[16] = 0xff;
+  EXPECT_EQ(refusal(out_of_bounds), prefix + "has a resource table entry out of bounds");
+  // The core was neither stopped nor given anything.
+  EXPECT_EQ(core.State(), "running");
+  EXPECT_EQ(core.starts(), 0);
+  EXPECT_TRUE(fs::is_empty(firmware_dir_));
+  // Its twins: firmware within bounds, and firmware asking for nothing, run.
+  EXPECT_EQ(refusal(ResourceTable({Carveout(0x800000), Carveout(0x800000), Trace(), Vdev()})),
+            "started");
+  EXPECT_EQ(refusal(std::nullopt), "started");
 }
 
 }  // namespace
