@@ -24,18 +24,15 @@ int Fail(int error) {
   return -1;
 }
 
-// `identifier` in hex, or empty with errno: EFAULT for NULL, ERANGE past the longest identifier.
+// `identifier` in hex, or empty with errno: EFAULT for NULL, EINVAL for an empty one or one not
+// NUL-terminated within CERTSTORE_MAX_IDENTIFIER_LENGTH (as Azure Sphere's CertStore_* answer).
 std::string Identifier(const char* identifier) {
   if (identifier == nullptr) {
     errno = EFAULT;
     return {};
   }
   const std::size_t length = strnlen(identifier, CERTSTORE_MAX_IDENTIFIER_LENGTH + 1);
-  if (length > CERTSTORE_MAX_IDENTIFIER_LENGTH) {
-    errno = ERANGE;
-    return {};
-  }
-  if (length == 0) {
+  if (length == 0 || length > CERTSTORE_MAX_IDENTIFIER_LENGTH) {
     errno = EINVAL;
     return {};
   }

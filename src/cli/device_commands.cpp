@@ -10,7 +10,9 @@
 #include <system_error>
 
 #include "cli/command.hpp"
+#include "core/bytes.hpp"
 #include "core/fd.hpp"
+#include "core/file.hpp"
 #include "wire/admin.hpp"
 
 namespace aspis::cli {
@@ -202,6 +204,83 @@ class DevBoardCommand final : public Command {
   std::string socket_{wire::admin::kDefaultSocket};
 };
 
+// `aspis dev certificate add|delete|list|show|show-quota`: the device's certificate store, as
+// Azure Sphere's `azsphere device certificate` manages it.
+class DevCertificateCommand final : public Command {
+ public:
+  explicit DevCertificateCommand(std::string_view command) : command_(command) {}
+  void AddOptions(CLI::App* verb) override {
+    verb->add_option("--socket", socket_, "aspisd's admin socket")->capture_default_str();
+    if (command_ == wire::admin::kCertificateList || command_ == wire::admin::kCertificateQuota) {
+      return;
+    }
+    verb->add_option("--certificate,-c", id_, "The certificate's identifier")->required();
+    if (command_ != wire::admin::kCertificateAdd) return;
+    verb->add_option("--cert-type,-t", type_, "rootca or client")
+        ->required()
+        ->check(CLI::IsMember({"rootca", "client"}));
+    verb->add_option("--public-key-file", public_key_, "The certificate (PEM)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    verb->add_option("--private-key-file", private_key_, "A client certificate's key (PEM)")
+        ->check(CLI::ExistingFile);
+    verb->add_option("--private-key-password", password_, "What opens an encrypted key");
+  }
+  Expected<Json> Run() override {
+    Json request{{"command", command_}};
+    if (!id_.empty()) request["certificate"] = id_;
+    if (command_ == wire::admin::kCertificateAdd) {
+      if ((type_ == "client") != !private_key_.empty()) {
+        return Fail(CoreErrc::kInvalidArgument,
+                    "a client certificate takes --private-key-file, a root CA none");
+      }
+      request["type"] = type_;
+      auto certificate = file::Read(public_key_, file::kSmallFileLimit);
+      if (!certificate) return std::unexpected(certificate.error());
+      request["public_key"] = std::string(AsString(*certificate));
+      if (!private_key_.empty()) {
+        auto key = file::Read(private_key_, file::kSmallFileLimit);
+        if (!key) return std::unexpected(key.error());
+        request["private_key"] = std::string(AsString(*key));
+        if (!password_.empty()) request["password"] = password_;
+      }
+    }
+    return AdminRequest(socket_, request);
+  }
+  Output Format() const override {
+    return {.table = [command = command_](std::ostream& out, const Json& reply) {
+      if (command == wire::admin::kCertificateList) {
+        for (const auto& id : reply.value("certificates", Json::array())) {
+          out << id.get<std::string>() << "\n";
+        }
+      } else if (command == wire::admin::kCertificateQuota) {
+        out << fmt::format("{} bytes available of {}\n",
+                           reply.value("available_bytes", std::uint64_t{0}),
+                           reply.value("capacity_bytes", std::uint64_t{0}));
+      } else if (command == wire::admin::kCertificateShow) {
+        out << "Identifier:  " << reply.value("certificate", "") << "\n"
+            << "Type:        " << reply.value("type", "") << "\n"
+            << "Subject:     " << reply.value("subject", "") << "\n"
+            << "Issuer:      " << reply.value("issuer", "") << "\n"
+            << "Not before:  " << UtcTime(reply.value("not_before", Json(0))) << "\n"
+            << "Not after:   " << UtcTime(reply.value("not_after", Json(0))) << "\n";
+      } else {
+        out << (command == wire::admin::kCertificateDelete ? "deleted " : "added ")
+            << reply.value("certificate", "") << "\n";
+      }
+    }};
+  }
+
+ private:
+  std::string_view command_;
+  std::string id_;
+  std::string type_;
+  std::string public_key_;
+  std::string private_key_;
+  std::string password_;
+  std::string socket_{wire::admin::kDefaultSocket};
+};
+
 }  // namespace
 
 void AddDeviceCommands(CLI::App& app, Registry& r) {
@@ -227,6 +306,23 @@ void AddDeviceCommands(CLI::App& app, Registry& r) {
   r.Add<DevAppCommand>(
       app_noun->add_subcommand("show-quota", "An app's mutable storage: used, and its SizeKB"),
       wire::admin::kAppQuota);
+  auto* certificate =
+      dev->add_subcommand("certificate", "The device's certificate store (EAP-TLS Wi-Fi)")
+          ->require_subcommand(1);
+  r.Add<DevCertificateCommand>(
+      certificate->add_subcommand("add", "Install a root CA or client certificate"),
+      wire::admin::kCertificateAdd);
+  r.Add<DevCertificateCommand>(certificate->add_subcommand("delete", "Delete a certificate"),
+                               wire::admin::kCertificateDelete);
+  r.Add<DevCertificateCommand>(
+      certificate->add_subcommand("list", "Every certificate's identifier"),
+      wire::admin::kCertificateList);
+  r.Add<DevCertificateCommand>(
+      certificate->add_subcommand("show", "A certificate's type, names and validity"),
+      wire::admin::kCertificateShow);
+  r.Add<DevCertificateCommand>(
+      certificate->add_subcommand("show-quota", "The store's free space, in bytes"),
+      wire::admin::kCertificateQuota);
   auto* board = dev->add_subcommand("board", "The virtual board's buttons, LEDs, ADC, PWM, UARTs")
                     ->require_subcommand(1);
   r.Add<DevBoardCommand>(board->add_subcommand("press", "Hold a button down"),

@@ -5,7 +5,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 
-#include <algorithm>
 #include <ctime>
 #include <limits>
 
@@ -36,10 +35,21 @@ std::string CommonNameOf(const X509_NAME* name) {
                      static_cast<std::size_t>(ASN1_STRING_length(data)));
 }
 
-Clock::TimePoint ToTimePoint(const ASN1_TIME* t) {
+std::chrono::sys_seconds ToSeconds(const ASN1_TIME* t) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(t, &tm) != 1) return {};
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  return std::chrono::sys_seconds(std::chrono::seconds(timegm(&tm)));
+}
+
+// Saturated at Clock's range (about 1677 to 2262), which a certificate may outlast.
+Clock::TimePoint ToTimePoint(const ASN1_TIME* t) {
+  const auto seconds = ToSeconds(t).time_since_epoch();
+  using Limits = std::numeric_limits<Clock::TimePoint::duration::rep>;
+  const auto max =
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::TimePoint::duration(Limits::max()));
+  if (seconds >= max) return Clock::TimePoint::max();
+  if (seconds <= -max) return Clock::TimePoint::min();
+  return Clock::TimePoint(std::chrono::duration_cast<Clock::TimePoint::duration>(seconds));
 }
 
 Expected<X509NamePtr> BuildName(const CertificateProfile& profile) {
@@ -337,45 +347,16 @@ std::string ForeignCertificate::IssuerName() const {
   return Rfc2253(X509_get_issuer_name(cert_.get()), "(unreadable issuer)");
 }
 
-Clock::TimePoint ForeignCertificate::NotBefore() const {
-  return ToTimePoint(X509_get0_notBefore(cert_.get()));
+std::chrono::sys_seconds ForeignCertificate::NotBefore() const {
+  return ToSeconds(X509_get0_notBefore(cert_.get()));
 }
 
-Clock::TimePoint ForeignCertificate::NotAfter() const {
-  return ToTimePoint(X509_get0_notAfter(cert_.get()));
+std::chrono::sys_seconds ForeignCertificate::NotAfter() const {
+  return ToSeconds(X509_get0_notAfter(cert_.get()));
 }
 
 Expected<std::string> ForeignCertificate::ToPem() const {
   return PemOf(PEM_write_bio_X509, cert_.get());
-}
-
-Expected<std::string> KeyOfCertificatePem(std::string_view key_pem,
-                                          std::optional<std::string_view> password,
-                                          const ForeignCertificate& certificate) {
-  BioPtr bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
-  if (!bio) return std::unexpected(OpenSslError("reading key PEM"));
-  // An encrypted key is opened only with the password given: none, and OpenSSL must not prompt.
-  std::string secret(password.value_or(""));
-  auto give = [](char* buffer, int size, int, void* user) -> int {
-    const auto* text = static_cast<const std::string*>(user);
-    if (text->empty() || text->size() > static_cast<std::size_t>(size)) return -1;
-    std::copy_n(text->data(), text->size(), buffer);  // a length, not a C string
-    return static_cast<int>(text->size());
-  };
-  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, give, &secret));
-  OPENSSL_cleanse(secret.data(), secret.size());
-  if (!key) {
-    return std::unexpected(
-        OpenSslError("text holds no private key that this password opens", CryptoErrc::kParse));
-  }
-  if (X509_check_private_key(certificate.native(), key.get()) != 1) {
-    return std::unexpected(OpenSslError("the key is not the certificate's", CryptoErrc::kParse));
-  }
-  return PemOf(
-      [](BIO* out, EVP_PKEY* k) {
-        return PEM_write_bio_PKCS8PrivateKey(out, k, nullptr, nullptr, 0, nullptr, nullptr);
-      },
-      key.get());
 }
 
 Expected<Certificate> Certificate::FromPem(std::string_view pem) {

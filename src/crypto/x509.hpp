@@ -85,8 +85,9 @@ class ForeignCertificate {
   // The subject's and issuer's distinguished names, RFC 2253.
   std::string SubjectName() const;
   std::string IssuerName() const;
-  Clock::TimePoint NotBefore() const;
-  Clock::TimePoint NotAfter() const;
+  // In seconds: such a certificate may say 9999-12-31 ("no expiry"), past Clock's range.
+  std::chrono::sys_seconds NotBefore() const;
+  std::chrono::sys_seconds NotAfter() const;
   Expected<std::string> ToPem() const;
   x509_st* native() const { return cert_.get(); }
 
@@ -98,14 +99,6 @@ class ForeignCertificate {
   std::shared_ptr<x509_st> cert_;
   Bytes der_;
 };
-
-// The private key of `certificate` from PEM (PKCS#8, encrypted PKCS#8 or a legacy key, of any
-// type), decrypted with `password` when it is encrypted: as unencrypted PKCS#8 PEM, for a store
-// that keeps it in an owner-only file. kParse for text that holds no key (or one `password` does
-// not open) and for a key that is not the certificate's.
-Expected<std::string> KeyOfCertificatePem(std::string_view key_pem,
-                                          std::optional<std::string_view> password,
-                                          const ForeignCertificate& certificate);
 
 class CertificateRequest {
  public:

@@ -39,4 +39,19 @@ inline constexpr std::string_view kBoardPwm = "board-pwm";
 // a program opens to be the far end of an app's UART.
 inline constexpr std::string_view kBoardUartPath = "board-uart-path";
 
+// The device's certificate store (`aspis dev certificate`, as `azsphere device certificate`); on
+// a board without Wi-Fi each answers an error. With "certificate" (its identifier), "type"
+// ("rootca" or "client"), "public_key" (PEM), and for a client "private_key" (PEM) and, when it
+// is encrypted, "password": installs it, replacing one of that identifier.
+inline constexpr std::string_view kCertificateAdd = "certificate-add";
+// With "certificate".
+inline constexpr std::string_view kCertificateDelete = "certificate-delete";
+// {"certificates": [identifier...]}
+inline constexpr std::string_view kCertificateList = "certificate-list";
+// With "certificate": {"certificate", "type", "subject", "issuer", "not_before", "not_after"}
+// (Unix seconds).
+inline constexpr std::string_view kCertificateShow = "certificate-show";
+// {"available_bytes", "capacity_bytes"}
+inline constexpr std::string_view kCertificateQuota = "certificate-show-quota";
+
 }  // namespace aspis::wire::admin

@@ -736,7 +736,7 @@ TEST_F(ApplibsTest, AnAppManagesTheCertificateStore) {
   StartApps();
   EXPECT_EQ(UntilDone(), (std::vector<std::string>{"install-ca: ok",
                                                    "install-escaping-id: EINVAL",
-                                                   "install-long-id: ERANGE",
+                                                   "install-long-id: EINVAL",
                                                    "install-not-pem: EINVAL",
                                                    "install-wrong-password: EINVAL",
                                                    "install-no-password: EINVAL",

@@ -9,11 +9,14 @@
 #include "cli/command.hpp"
 #include "core/file.hpp"
 #include "core/json.hpp"
+#include "device/daemon/admin_socket.hpp"
+#include "device/daemon/certificate_commands.hpp"
 #include "package/archive.hpp"
 #include "package/package.hpp"
 #include "service/service.hpp"
 #include "support/service_client.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_pki.hpp"
 
 namespace aspis::cli {
 namespace {
@@ -347,4 +350,65 @@ TEST_F(PublisherCli, GenerateHeaderWritesTheHeaderThatTestHeaderThenFindsUpToDat
 }
 
 }  // namespace
+// `aspis dev certificate`, as `azsphere device certificate`: the real CLI against aspisd's admin
+// socket and the device's certificate store.
+TEST(AspisDevCertificate, AnOperatorAddsListsShowsAndDeletesTheDevicesCertificates) {
+  TempDir dir;
+  auto store = device::board::CertStore::Open(dir / "certstore");
+  ASSERT_TRUE(store) << store.error().message();
+  auto admin = device::AdminSocket::Start(dir / "admin.sock", [&](const Json& request) {
+    return device::HandleCertificateCommand(store->get(), request);
+  });
+  ASSERT_TRUE(admin) << admin.error().message();
+  const auto now = Clock::TimePoint(std::chrono::system_clock::now());
+  const auto ca = testing::MakeRoot(now);
+  const auto key = *crypto::PrivateKey::GenerateP256();
+  const auto cert = *crypto::Issue(ca.cert, ca.key, key.Public(),
+                                   {.common_name = "device-7",
+                                    .not_before = now - std::chrono::hours(1),
+                                    .lifetime = std::chrono::hours(12),
+                                    .client_auth = true});
+  std::ofstream(dir / "ca.pem") << *ca.cert.ToPem();
+  std::ofstream(dir / "client.pem") << *cert.ToPem();
+  std::ofstream(dir / "client.key") << testing::EncryptedKeyPem(key, "sesame");
+  const std::string socket = (dir / "admin.sock").string();
+  const auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"dev", "certificate"});
+    args.insert(args.end(), {"--socket", socket});
+    std::ostringstream out, err;
+    const int code = Main(args, out, err);
+    return Result{code, out.str(), err.str()};
+  };
+  const auto added = run({"add", "--certificate", "radius-ca", "--cert-type", "rootca",
+                          "--public-key-file", (dir / "ca.pem").string()});
+  EXPECT_EQ(added.code, 0) << added.err;
+  EXPECT_EQ(added.out, "added radius-ca\n");
+  const auto wrong = run({"add", "-c", "device", "-t", "client", "--public-key-file",
+                          (dir / "client.pem").string(), "--private-key-file",
+                          (dir / "client.key").string(), "--private-key-password", "open sesame"});
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_NE(wrong.err.find("the private key the certificate's, opened by the password given"),
+            std::string::npos)
+      << wrong.err;
+  const auto client = run({"add", "-c", "device", "-t", "client", "--public-key-file",
+                           (dir / "client.pem").string(), "--private-key-file",
+                           (dir / "client.key").string(), "--private-key-password", "sesame"});
+  EXPECT_EQ(client.code, 0) << client.err;
+  EXPECT_EQ(run({"list"}).out, "device\nradius-ca\n");
+  const auto shown = run({"show", "-c", "device"});
+  EXPECT_NE(shown.out.find("Type:        client"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("Subject:     CN=device-7"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("Issuer:      CN=root"), std::string::npos) << shown.out;
+  const auto quota = run({"show-quota", "--output", "json"});
+  const auto reply = json::Parse(quota.out, 4);
+  ASSERT_TRUE(reply) << quota.out;
+  EXPECT_EQ((*reply)["capacity_bytes"], 24576);
+  EXPECT_LT((*reply)["available_bytes"].get<int>(), 24576);
+  EXPECT_EQ(run({"delete", "-c", "device"}).out, "deleted device\n");
+  const auto again = run({"delete", "-c", "device"});
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.err.find("no certificate has this identifier"), std::string::npos) << again.err;
+  EXPECT_EQ((*store)->Identifiers(), (std::vector<std::string>{"radius-ca"}));
+}
+
 }  // namespace aspis::cli

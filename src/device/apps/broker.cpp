@@ -571,8 +571,8 @@ Answer CertStoreCall(const BrokerGrants& g, const std::string& call, const Json&
     // As much of each name as applibs' structures hold.
     answer.fields["subject"] = HexEncode(AsBytes(shown->subject.substr(0, kMaxCertName)));
     answer.fields["issuer"] = HexEncode(AsBytes(shown->issuer.substr(0, kMaxCertName)));
-    answer.fields["not_before"] = UnixSeconds(shown->not_before);
-    answer.fields["not_after"] = UnixSeconds(shown->not_after);
+    answer.fields["not_before"] = shown->not_before.time_since_epoch().count();
+    answer.fields["not_after"] = shown->not_after.time_since_epoch().count();
     return answer;
   }
   return Refuse(EPERM, "not a broker call");

@@ -10,6 +10,7 @@
 #include "core/bytes.hpp"
 #include "core/file.hpp"
 #include "core/log.hpp"
+#include "crypto/foreign_key.hpp"
 #include "crypto/x509.hpp"
 
 namespace aspis::device::board {
@@ -52,6 +53,8 @@ CertStoreResult<void> CheckCertIdentifier(std::string_view identifier) {
 }
 
 Expected<std::unique_ptr<CertStore>> CertStore::Open(std::filesystem::path dir) {
+  // Absolute: wpa_supplicant, which reads the files, runs from another directory.
+  dir = std::filesystem::absolute(dir);
   if (auto made = file::EnsureDirectory(dir, 0700); !made) return std::unexpected(made.error());
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/clock.hpp"
+#include <chrono>
 #include "core/error.hpp"
 
 // The device's certificate store (applibs' certstore.h): the root CA and client certificates that
@@ -24,9 +24,10 @@
 // installed, EIO when the store cannot be read or written.
 namespace aspis::device::board {
 
-inline constexpr std::size_t kCertStoreCapacity = std::size_t{24} << 10;  // as an Azure Sphere device keeps
-inline constexpr std::size_t kMaxCertificateText = 8192;      // CERTSTORE_MAX_CERT_SIZE
-inline constexpr std::size_t kMaxCertIdentifier = 16;         // CERTSTORE_MAX_IDENTIFIER_LENGTH
+inline constexpr std::size_t kCertStoreCapacity = std::size_t{24}
+                                                  << 10;  // as an Azure Sphere device keeps
+inline constexpr std::size_t kMaxCertificateText = 8192;  // CERTSTORE_MAX_CERT_SIZE
+inline constexpr std::size_t kMaxCertIdentifier = 16;     // CERTSTORE_MAX_IDENTIFIER_LENGTH
 inline constexpr std::size_t kMaxKeyPassword = 256;  // CERTSTORE_MAX_PRIVATE_KEY_PASSWORD_LENGTH
 
 template <typename T>
@@ -35,8 +36,8 @@ using CertStoreResult = std::expected<T, int>;
 struct StoredCertificate {
   std::string subject;  // RFC 2253
   std::string issuer;
-  Clock::TimePoint not_before;
-  Clock::TimePoint not_after;
+  std::chrono::sys_seconds not_before;
+  std::chrono::sys_seconds not_after;
   bool client = false;  // a client certificate (with its key), not a root CA
 };
 

@@ -22,6 +22,7 @@
 #include "device/board/sim_board.hpp"
 #include "device/daemon/admin_socket.hpp"
 #include "device/daemon/board_commands.hpp"
+#include "device/daemon/certificate_commands.hpp"
 #include "device/daemon/credentials.hpp"
 #include "device/daemon/device.hpp"
 #include "device/daemon/service_link.hpp"
@@ -524,9 +525,12 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
   }
   if (manager != nullptr) manager->StartAll();
   board::SimBoard* const sim = app_runtime->sim;
-  auto admin = AdminSocket::Start(config.admin_socket, [&device, sim](const json::Json& r) {
-    return IsBoardCommand(r) ? HandleBoardCommand(sim, r) : device.Handle(r);
-  });
+  board::CertStore* const cert_store = app_runtime->cert_store.get();
+  auto admin =
+      AdminSocket::Start(config.admin_socket, [&device, sim, cert_store](const json::Json& r) {
+        if (IsCertificateCommand(r)) return HandleCertificateCommand(cert_store, r);
+        return IsBoardCommand(r) ? HandleBoardCommand(sim, r) : device.Handle(r);
+      });
   if (!admin) return std::unexpected(std::move(admin.error()).WithContext("admin socket"));
   log::Info("aspisd running as device {}", identity->device_id);
   device.Run(stop);

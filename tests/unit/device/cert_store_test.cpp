@@ -8,7 +8,13 @@
 #include <fstream>
 #include <iterator>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
+
 #include "core/clock.hpp"
+#include "crypto/foreign_key.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_pki.hpp"
 
@@ -27,6 +33,30 @@ mode_t ModeOf(const fs::path& path) {
   struct stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0);
   return st.st_mode & 07777;
+}
+
+std::string PemOf(auto write) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  std::string pem;
+  if (write(bio) == 1) {
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(bio, &data);
+    pem.assign(data, static_cast<std::size_t>(size));
+  }
+  BIO_free(bio);
+  return pem;
+}
+
+// `key` as PKCS#8 encrypted with PBES2 (AES-256-CBC) and PBKDF2 of `iterations`.
+std::string EncryptedWithIterations(const crypto::PrivateKey& key, int iterations) {
+  PKCS8_PRIV_KEY_INFO* info = EVP_PKEY2PKCS8(key.native());
+  X509_ALGOR* scheme =
+      PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), iterations, nullptr, 0, nullptr, NID_hmacWithSHA256);
+  X509_SIG* sig = PKCS8_set0_pbe("sesame", 6, info, scheme);
+  const std::string pem = PemOf([&](BIO* bio) { return PEM_write_bio_PKCS8(bio, sig); });
+  X509_SIG_free(sig);
+  PKCS8_PRIV_KEY_INFO_free(info);
+  return pem;
 }
 
 class CertStoreTest : public ::testing::Test {
@@ -95,6 +125,81 @@ TEST_F(CertStoreTest, AnEncryptedKeyIsKeptOnlyOnceItsPasswordOpensIt) {
   const std::string text = Contents(*store_->PathOf("device"));
   EXPECT_EQ(text.find("ENCRYPTED"), std::string::npos);
   EXPECT_EQ(text, Pem(client.cert) + *client.key.ToPem());
+}
+
+TEST_F(CertStoreTest, AKeyWhosePasswordCostsMoreThan10000IterationsIsRefusedUnopened) {
+  const auto client = Client("device-7");
+  const auto costly = crypto::KeyOfCertificatePem(
+      EncryptedWithIterations(client.key, crypto::kMaxKeyDerivationIterations + 1), "sesame",
+      *crypto::ForeignCertificate::FromDer(client.cert.Der()));
+  ASSERT_FALSE(costly);
+  EXPECT_EQ(costly.error().message(),
+            "a key whose password is derived with more than 10000 iterations");
+  EXPECT_EQ(store_
+                ->InstallClient(
+                    "device", Pem(client.cert),
+                    EncryptedWithIterations(client.key, crypto::kMaxKeyDerivationIterations + 1),
+                    "sesame")
+                .error(),
+            EINVAL);
+  EXPECT_TRUE(store_->InstallClient(
+      "device", Pem(client.cert),
+      EncryptedWithIterations(client.key, crypto::kMaxKeyDerivationIterations), "sesame"));
+}
+
+TEST_F(CertStoreTest, AKeyOfAnotherTypeIsRefusedBeforeOpenSslDecodesIt) {
+  // DSA's decoder computes with parameters of any size; its type is refused from its identifier,
+  // as is this Ed25519 key's.
+  EVP_PKEY* ed25519 = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  ASSERT_NE(ed25519, nullptr);
+  const std::string pem = PemOf([&](BIO* bio) {
+    return PEM_write_bio_PKCS8PrivateKey(bio, ed25519, nullptr, nullptr, 0, nullptr, nullptr);
+  });
+  EVP_PKEY_free(ed25519);
+  const auto client = Client("device-7");
+  const auto refused = crypto::KeyOfCertificatePem(
+      pem, std::nullopt, *crypto::ForeignCertificate::FromDer(client.cert.Der()));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message(), "a key that is neither RSA nor EC");
+}
+
+TEST_F(CertStoreTest, ALegacyEncryptedEcKeyIsOpenedWithItsPassword) {
+  const auto client = Client("device-7");
+  const std::string legacy = PemOf([&](BIO* bio) {
+    return PEM_write_bio_PrivateKey_traditional(bio, client.key.native(), EVP_aes_128_cbc(),
+                                                reinterpret_cast<const unsigned char*>("sesame"), 6,
+                                                nullptr, nullptr);
+  });
+  ASSERT_NE(legacy.find("BEGIN EC PRIVATE KEY"), std::string::npos) << legacy;
+  ASSERT_NE(legacy.find("DEK-Info"), std::string::npos) << legacy;
+  EXPECT_EQ(store_->InstallClient("device", Pem(client.cert), legacy, "open sesame").error(),
+            EINVAL);
+  ASSERT_TRUE(store_->InstallClient("device", Pem(client.cert), legacy, "sesame"));
+  EXPECT_EQ(Contents(*store_->PathOf("device")), Pem(client.cert) + *client.key.ToPem());
+}
+
+TEST_F(CertStoreTest, ACertificateThatNeverExpiresShowsItsYear9999) {
+  // RFC 5280's "no well-defined expiration date", past what a nanosecond clock holds.
+  X509* cert = X509_new();
+  ASSERT_EQ(X509_set_version(cert, 2), 1);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
+  X509_NAME* name = X509_NAME_new();
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("forever"), -1, -1, 0);
+  X509_set_subject_name(cert, name);
+  X509_set_issuer_name(cert, name);
+  X509_NAME_free(name);
+  ASN1_TIME_set_string(X509_getm_notBefore(cert), "20260101000000Z");
+  ASN1_TIME_set_string(X509_getm_notAfter(cert), "99991231235959Z");
+  X509_set_pubkey(cert, ca_.key.native());
+  ASSERT_GT(X509_sign(cert, ca_.key.native(), EVP_sha256()), 0);
+  const std::string pem = PemOf([&](BIO* bio) { return PEM_write_bio_X509(bio, cert); });
+  X509_free(cert);
+  ASSERT_TRUE(store_->InstallRootCa("forever", pem));
+  const auto shown = store_->Show("forever");
+  ASSERT_TRUE(shown);
+  EXPECT_EQ(shown->not_after.time_since_epoch().count(), 253402300799);
+  EXPECT_EQ(shown->not_before.time_since_epoch().count(), 1767225600);
 }
 
 TEST_F(CertStoreTest, AKeyThatIsNotTheCertificatesIsRefused) {
