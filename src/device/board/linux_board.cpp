@@ -103,10 +103,14 @@ class GpiodChip final : public GpioChip {
 class KernelBuses final : public BusDevices {
  public:
   Expected<void> I2cTransfer(const std::string& device, int address,
-                             std::span<const std::uint8_t> write,
-                             std::span<std::uint8_t> read) override {
+                             std::span<const std::uint8_t> write, std::span<std::uint8_t> read,
+                             std::chrono::milliseconds timeout) override {
     auto fd = Open(device);
     if (!fd) return std::unexpected(fd.error());
+    // i2c-dev counts the adapter's timeout in tens of milliseconds.
+    if (::ioctl(*fd, I2C_TIMEOUT, static_cast<unsigned long>(timeout.count() / 10)) < 0) {
+      return FromErrno("setting the timeout of " + device);
+    }
     std::array<i2c_msg, 2> messages{};
     std::uint32_t count = 0;
     if (!write.empty()) {
@@ -328,11 +332,12 @@ void LinuxBoard::ClosePwm(const std::string& block) {
 
 Expected<void> LinuxBoard::I2cTransfer(const std::string& block, int address,
                                        std::span<const std::uint8_t> write,
-                                       std::span<std::uint8_t> read) {
+                                       std::span<std::uint8_t> read,
+                                       std::chrono::milliseconds timeout) {
   if (address < 0 || address > 0x7f) return Errno(std::errc::invalid_argument, "bad address");
   auto device = Device(block);
   if (!device) return std::unexpected(device.error());
-  return buses_->I2cTransfer(*device, address, write, read);
+  return buses_->I2cTransfer(*device, address, write, read, timeout);
 }
 
 Expected<void> LinuxBoard::SpiTransfers(const std::string& block, const SpiSettings& settings,

@@ -37,7 +37,8 @@ class BusDevices {
   virtual ~BusDevices() = default;
   virtual Expected<void> I2cTransfer(const std::string& device, int address,
                                      std::span<const std::uint8_t> write,
-                                     std::span<std::uint8_t> read) = 0;
+                                     std::span<std::uint8_t> read,
+                                     std::chrono::milliseconds timeout) = 0;
   virtual Expected<void> SpiTransfers(const std::string& device, const SpiSettings& settings,
                                       std::span<const SpiTransfer> transfers) = 0;
 };
@@ -66,8 +67,8 @@ class LinuxBoard final : public Peripherals {
   Expected<void> ApplyPwm(const std::string& block, int channel, const PwmState& state) override;
   void ClosePwm(const std::string& block) override;
   Expected<void> I2cTransfer(const std::string& block, int address,
-                             std::span<const std::uint8_t> write,
-                             std::span<std::uint8_t> read) override;
+                             std::span<const std::uint8_t> write, std::span<std::uint8_t> read,
+                             std::chrono::milliseconds timeout) override;
   Expected<void> SpiTransfers(const std::string& block, const SpiSettings& settings,
                               std::span<const SpiTransfer> transfers) override;
   Expected<Fd> OpenUart(const std::string& block, const UartSettings& settings) override;

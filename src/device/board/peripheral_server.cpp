@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -45,6 +46,7 @@ struct PeripheralChannel {
   std::string owner;  // the app's component ID
   int gpio = -1;
   std::string block;
+  std::chrono::milliseconds i2c_timeout = kMaxI2cTimeout;
   SpiSettings spi;
   Fd own_end{-1};
   // A UART's: the backend's descriptor, and what waits to go each way (at most kUartChunk).
@@ -55,7 +57,7 @@ struct PeripheralChannel {
 
 namespace {
 
-Expected<std::uint32_t> PerformI2c(Peripherals& backend, const PeripheralChannel& channel,
+Expected<std::uint32_t> PerformI2c(Peripherals& backend, PeripheralChannel& channel,
                                    const wp::Request& request, std::span<const std::uint8_t> in,
                                    std::vector<std::uint8_t>& out) {
   const auto& a = request.arg;
@@ -65,11 +67,16 @@ Expected<std::uint32_t> PerformI2c(Peripherals& backend, const PeripheralChannel
       if (a[0] == 100'000 || a[0] == 400'000 || a[0] == 1'000'000) return 0;
       break;
     case wp::Op::kI2cTimeout:
-      return 0;  // transfers finish or fail at once here
+      // "Rounded to the nearest supported value": tens of milliseconds, and no more than a
+      // transfer may hold the server that every app's peripherals wait on.
+      channel.i2c_timeout = std::clamp(std::chrono::milliseconds((a[0] + 5) / 10 * 10),
+                                       kMinI2cTimeout, kMaxI2cTimeout);
+      return 0;
     case wp::Op::kI2cTransfer: {
       if (a[0] > 0x7f || a[1] > wp::kMaxData || (in.empty() && a[1] == 0)) break;
       out.resize(a[1]);
-      auto done = backend.I2cTransfer(channel.block, static_cast<int>(a[0]), in, out);
+      auto done =
+          backend.I2cTransfer(channel.block, static_cast<int>(a[0]), in, out, channel.i2c_timeout);
       if (!done) return std::unexpected(done.error());
       return static_cast<std::uint32_t>(in.size() + out.size());
     }

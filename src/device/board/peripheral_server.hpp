@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,6 +22,11 @@
 // EBUSY for a peripheral already open, and what the backend says. Thread-safe; calls reach the
 // backend one at a time.
 namespace aspis::device::board {
+
+// An I2C master's transfer timeout (I2CMaster_SetTimeout): 10 ms steps, and at most a second, the
+// longest a transfer may hold the server every app's peripherals wait on (also the default).
+inline constexpr std::chrono::milliseconds kMinI2cTimeout{10};
+inline constexpr std::chrono::milliseconds kMaxI2cTimeout{1000};
 
 struct PeripheralChannel;  // an open peripheral and aspisd's end of its channel
 enum class PeripheralKind;

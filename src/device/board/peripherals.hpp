@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -69,10 +70,12 @@ class Peripherals {
   // Every channel of the controller off: its app let it go.
   virtual void ClosePwm(const std::string& block) = 0;
 
-  // Writes `write` to the target at `address`, then (with a repeated start) reads `read`.
+  // Writes `write` to the target at `address`, then (with a repeated start) reads `read`, giving
+  // up after `timeout` (a target stretching the clock) where the bus can.
   virtual Expected<void> I2cTransfer(const std::string& block, int address,
                                      std::span<const std::uint8_t> write,
-                                     std::span<std::uint8_t> read) = 0;
+                                     std::span<std::uint8_t> read,
+                                     std::chrono::milliseconds timeout) = 0;
   // One sequence with the chip select held active throughout.
   virtual Expected<void> SpiTransfers(const std::string& block, const SpiSettings& settings,
                                       std::span<const SpiTransfer> transfers) = 0;

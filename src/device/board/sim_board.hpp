@@ -54,8 +54,8 @@ class SimBoard final : public Peripherals {
   Expected<void> ApplyPwm(const std::string& block, int channel, const PwmState& state) override;
   void ClosePwm(const std::string& block) override;
   Expected<void> I2cTransfer(const std::string& block, int address,
-                             std::span<const std::uint8_t> write,
-                             std::span<std::uint8_t> read) override;
+                             std::span<const std::uint8_t> write, std::span<std::uint8_t> read,
+                             std::chrono::milliseconds timeout) override;
   Expected<void> SpiTransfers(const std::string& block, const SpiSettings& settings,
                               std::span<const SpiTransfer> transfers) override;
   Expected<Fd> OpenUart(const std::string& block, const UartSettings& settings) override;

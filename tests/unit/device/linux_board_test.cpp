@@ -16,6 +16,8 @@
 #include <map>
 
 #include "device/board/lsm6ds3.hpp"
+#include "device/board/peripheral_server.hpp"
+#include "support/peripheral_channel.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aspis::device::board {
@@ -43,9 +45,10 @@ class FakeChip final : public GpioChip {
 class FakeBuses final : public BusDevices {
  public:
   Expected<void> I2cTransfer(const std::string& device, int address,
-                             std::span<const std::uint8_t> write,
-                             std::span<std::uint8_t> read) override {
+                             std::span<const std::uint8_t> write, std::span<std::uint8_t> read,
+                             std::chrono::milliseconds timeout) override {
     last_device = device;
+    last_timeout = timeout;
     if (address != 0x6a)
       return Fail(std::make_error_code(std::errc::no_such_device_or_address), "");
     if (!write.empty()) sensor.I2cWrite(write);
@@ -60,6 +63,7 @@ class FakeBuses final : public BusDevices {
   }
   Lsm6ds3 sensor;
   std::string last_device;
+  std::chrono::milliseconds last_timeout{0};
   int last_chip_select = 0;
 };
 
@@ -150,18 +154,44 @@ TEST_F(LinuxBoardTest, I2cAndSpiGoToTheBlocksDevices) {
   Load("/dev/null");
   const std::array<std::uint8_t, 1> who_am_i = {Lsm6ds3::kWhoAmI};
   std::array<std::uint8_t, 1> value{};
-  ASSERT_TRUE(linux_->I2cTransfer("I2C1", 0x6a, who_am_i, value));
+  ASSERT_TRUE(linux_->I2cTransfer("I2C1", 0x6a, who_am_i, value, kMaxI2cTimeout));
   EXPECT_EQ(value[0], 0x69);
   EXPECT_EQ(buses_->last_device, "/dev/i2c-1");
-  EXPECT_EQ(linux_->I2cTransfer("I2C1", 0x6b, who_am_i, value).error().code(),
+  EXPECT_EQ(linux_->I2cTransfer("I2C1", 0x6b, who_am_i, value, kMaxI2cTimeout).error().code(),
             std::errc::no_such_device_or_address);
-  EXPECT_EQ(linux_->I2cTransfer("I2C1", 0x80, who_am_i, value).error().code(),
+  EXPECT_EQ(linux_->I2cTransfer("I2C1", 0x80, who_am_i, value, kMaxI2cTimeout).error().code(),
             std::errc::invalid_argument);
   ASSERT_TRUE(linux_->SpiTransfers("SPI0", {.chip_select = -2}, {}));
   EXPECT_EQ(buses_->last_device, "/dev/spidev0");
   EXPECT_EQ(buses_->last_chip_select, -2);
-  EXPECT_EQ(linux_->I2cTransfer("I2C0", 0x6a, who_am_i, value).error().code(),
+  EXPECT_EQ(linux_->I2cTransfer("I2C0", 0x6a, who_am_i, value, kMaxI2cTimeout).error().code(),
             std::errc::no_such_device);
+}
+
+TEST_F(LinuxBoardTest, AnI2cMastersTimeoutIsWhatTheAppSetRoundedAndBounded) {
+  Load("/dev/null");
+  auto server = PeripheralServer::Start(*board_, *linux_);
+  ASSERT_TRUE(server) << server.error().message();
+  auto fd = (*server)->OpenI2c("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "I2C1");
+  ASSERT_TRUE(fd) << fd.error().message();
+  const auto transfer_after = [&](std::uint32_t timeout_ms) {
+    EXPECT_EQ(
+        aspis::testing::Exchange(fd->get(), aspis::testing::PeripheralRequest(
+                                                wire::peripheral::Op::kI2cTimeout, {timeout_ms}))
+            .first,
+        0);
+    EXPECT_EQ(aspis::testing::Exchange(
+                  fd->get(), aspis::testing::PeripheralRequest(wire::peripheral::Op::kI2cTransfer,
+                                                               {0x6a, 1}, {Lsm6ds3::kWhoAmI}))
+                  .first,
+              0);
+    return buses_->last_timeout;
+  };
+  EXPECT_EQ(transfer_after(250), std::chrono::milliseconds(250));
+  EXPECT_EQ(transfer_after(34), std::chrono::milliseconds(30));
+  EXPECT_EQ(transfer_after(0), kMinI2cTimeout);
+  // A clock-stretching target would hold every app's peripherals for as long as it is let.
+  EXPECT_EQ(transfer_after(60000), kMaxI2cTimeout);
 }
 
 TEST_F(LinuxBoardTest, TheUartIsItsTerminalSetUpAsTheAppAsks) {

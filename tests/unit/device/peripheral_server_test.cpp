@@ -17,12 +17,15 @@
 #include <vector>
 
 #include "device/board/sim_board.hpp"
+#include "support/peripheral_channel.hpp"
 #include "wire/peripheral.hpp"
 
 namespace aspis::device::board {
 namespace {
 
 namespace wp = wire::peripheral;
+
+using aspis::testing::Exchange;
 
 constexpr char kOwner[] = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 
@@ -37,24 +40,9 @@ class PeripheralServerTest : public ::testing::Test {
     server_ = std::move(*server);
   }
 
-  // Sends `message` raw on `fd` and returns the reply's error and value.
-  static std::pair<int, std::uint32_t> Exchange(int fd, const std::vector<std::uint8_t>& message) {
-    EXPECT_EQ(::send(fd, message.data(), message.size(), 0), static_cast<ssize_t>(message.size()));
-    std::vector<std::uint8_t> answer(sizeof(wp::Reply) + wp::kMaxData);
-    const ssize_t got = ::recv(fd, answer.data(), answer.size(), 0);
-    EXPECT_GE(got, static_cast<ssize_t>(sizeof(wp::Reply)));
-    wp::Reply reply{};
-    std::memcpy(&reply, answer.data(), sizeof reply);
-    return {reply.error, reply.value};
-  }
-
   static std::vector<std::uint8_t> Request(wp::Op op, std::uint32_t a0 = 0,
                                            const std::vector<std::uint8_t>& data = {}) {
-    wp::Request request{op, {a0, 0, 0, 0}, static_cast<std::uint32_t>(data.size())};
-    std::vector<std::uint8_t> message(sizeof request);
-    std::memcpy(message.data(), &request, sizeof request);
-    message.insert(message.end(), data.begin(), data.end());
-    return message;
+    return aspis::testing::PeripheralRequest(op, {a0}, data);
   }
 
   const BoardDefinition board_ = Sim();
