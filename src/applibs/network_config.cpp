@@ -13,8 +13,8 @@
 
 // Configuring the device's network: the buffers are the app's (filled here); aspisd applies them
 // (networking.config.* calls) to an interface it manages, checking NetworkConfig (EACCES), and
-// refuses (ENOTSUP) an interface it does not manage, a dynamic address (it runs no DHCP client)
-// and custom DNS servers. The servers of a private network and time sync are refused likewise.
+// refuses an interface it does not manage (EPERM) and custom DNS servers (ENOTSUP). The servers of
+// a private network and time sync are refused likewise.
 namespace {
 
 constexpr std::size_t kMaxServers = 3;

@@ -69,11 +69,8 @@ static void NetConfig(const char* name) {
   ApplyStatic(name, "loopback", "127.0.0.5", "255.255.255.0", "192.0.2.1");
   ApplyStatic(name, "broadcast", "192.0.2.255", "255.255.255.0", "192.0.2.1");
   ApplyStatic(name, "off-link-gateway", "192.0.2.10", "255.255.255.0", "198.51.100.1");
-  Networking_IpConfig config;
-  Networking_IpConfig_Init(&config);
-  Networking_IpConfig_EnableDynamicIp(&config);
-  Report("dynamic", Networking_IpConfig_Apply(name, &config));
-  Networking_IpConfig_Destroy(&config);
+  Report("release-static", Networking_IpConfig_ReleaseIp(name));
+  Report("renew-static", Networking_IpConfig_RenewIp(name));
   const uint8_t mac[HARDWARE_ADDRESS_LENGTH] = {0x02, 0, 0, 0, 0, 0x42};
   Report("set-mac", Networking_SetHardwareAddress(name, mac, sizeof mac));
   const uint8_t multicast[HARDWARE_ADDRESS_LENGTH] = {0x01, 0, 0x5e, 0, 0, 1};
@@ -84,6 +81,18 @@ static void NetConfig(const char* name) {
             read.address[2], read.address[3], read.address[4], read.address[5]);
   Report("unmanaged", Networking_SetInterfaceState("lo", false));
   Report("injected", Networking_SetInterfaceState("n0\",\"up\":true,\"x", false));
+}
+
+/* Puts interface `name` in dynamic mode, gives its lease back and asks for one again. */
+static void Dhcp(const char* name) {
+  Report("up", Networking_SetInterfaceState(name, true));
+  Networking_IpConfig config;
+  Networking_IpConfig_Init(&config);
+  Networking_IpConfig_EnableDynamicIp(&config);
+  Report("dynamic", Networking_IpConfig_Apply(name, &config));
+  Networking_IpConfig_Destroy(&config);
+  Report("release", Networking_IpConfig_ReleaseIp(name));
+  Report("renew", Networking_IpConfig_RenewIp(name));
 }
 
 /* Stores a WPA2 network "home" named "home-net" (and tries what wpa_supplicant's configuration
@@ -575,6 +584,8 @@ int main(int argc, char** argv) {
     Report("wifi-eap-tls", WifiConfig_SetSecurityType(0, WifiConfig_Security_Wpa2_EAP_TLS));
     Report("wifi-identity", WifiConfig_SetClientIdentity(0, "device-7"));
     Report("certstore-count", (int)CertStore_GetCertificateCount());
+  } else if (strcmp(mode, "dhcp") == 0 && argc == 3) {
+    Dhcp(argv[2]);
   } else if (strcmp(mode, "certstore") == 0) {
     CertStoreManage();
   } else if (strcmp(mode, "eap-tls") == 0) {

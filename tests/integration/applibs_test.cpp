@@ -516,22 +516,30 @@ TEST_F(ApplibsTest, WifiAndTheCertificateStoreAreEnotsupOnABoardWithoutWifi) {
 
 // A network namespace of the test's own (so nothing touches the machine's network) holding a veth
 // pair n0 and n1, n1 up.
+// `inner` is the end aspisd manages, `outer` the far end; a DHCP client's files are named after
+// its interface, so tests that run one name theirs after the test's process.
 class TestNamespace {
  public:
-  TestNamespace() : name_("aspis-net-" + std::to_string(::getpid())) {
+  explicit TestNamespace(std::string inner = "n0", const std::string& outer = "n1")
+      : name_("aspis-net-" + std::to_string(::getpid())), inner_(std::move(inner)) {
     ok_ = aspis::testing::RunProcess({"ip", "netns", "add", name_}).exit_code == 0 &&
-          In({"ip", "link", "add", "n0", "type", "veth", "peer", "name", "n1"}) &&
-          In({"ip", "link", "set", "n1", "up"});
+          In({"ip", "link", "add", inner_, "type", "veth", "peer", "name", outer}) &&
+          In({"ip", "link", "set", outer, "up"});
   }
-  ~TestNamespace() { aspis::testing::RunProcess({"ip", "netns", "delete", name_}); }
+  ~TestNamespace() {
+    aspis::testing::RunProcess({"ip", "netns", "delete", name_});
+    std::error_code ec;
+    fs::remove(fs::path("/var/lib/dhcpcd") / (inner_ + ".lease"), ec);  // a DHCP client's
+  }
   TestNamespace(const TestNamespace&) = delete;
   TestNamespace& operator=(const TestNamespace&) = delete;
 
   bool ok() const { return ok_; }
   bool Run(const std::vector<std::string>& argv) const { return In(argv); }
-  // aspisd's control of n0 here, which `parts` then hand apps; null when it cannot be had.
+  // aspisd's control of the inner end here, which `parts` then hand apps; null when it cannot be
+  // had. DHCP clients leave the machine's resolver alone.
   std::unique_ptr<board::NetworkControl> Manage(AppManagerParts& parts) const {
-    auto network = board::NetworkControl::Open({"n0"}, path());
+    auto network = board::NetworkControl::Open({inner_}, path(), {.write_resolver = false});
     EXPECT_TRUE(network) << network.error();
     if (!network) return nullptr;
     parts.network = network->get();
@@ -552,6 +560,7 @@ class TestNamespace {
     return aspis::testing::RunProcess(command).exit_code == 0;
   }
   std::string name_;
+  std::string inner_;
   bool ok_ = false;
 };
 
@@ -570,12 +579,12 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   const auto network = ns.Manage(parts_);
   ASSERT_TRUE(network);
   Run({"netconfig", "n0"}, R"({"NetworkConfig": true, "HardwareAddressConfig": true})");
-  EXPECT_EQ(UntilDone(),
-            (std::vector<std::string>{
-                "up: ok", "static: ok", "holey-mask: EINVAL", "zero-mask: EINVAL",
-                "loopback: EINVAL", "broadcast: EINVAL", "off-link-gateway: EINVAL",
-                "dynamic: EOPNOTSUPP", "set-mac: ok", "multicast-mac: EINVAL", "get-mac: ok",
-                "mac: 02:00:00:00:00:42", "unmanaged: EPERM", "injected: ENOENT"}));
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{
+                             "up: ok", "static: ok", "holey-mask: EINVAL", "zero-mask: EINVAL",
+                             "loopback: EINVAL", "broadcast: EINVAL", "off-link-gateway: EINVAL",
+                             "release-static: EINVAL", "renew-static: EINVAL", "set-mac: ok",
+                             "multicast-mac: EINVAL", "get-mac: ok", "mac: 02:00:00:00:00:42",
+                             "unmanaged: EPERM", "injected: ENOENT"}));
   const std::string link = ns.Output({"ip", "-o", "link", "show", "n0"});
   EXPECT_NE(link.find(",UP"), std::string::npos) << link;
   EXPECT_NE(link.find("link/ether 02:00:00:00:00:42"), std::string::npos) << link;
@@ -588,6 +597,93 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   EXPECT_NE(routes.find("default via 198.51.100.1 dev n2"), std::string::npos) << routes;
   EXPECT_NE(routes.find("default via 192.0.2.1 dev n0 proto static metric 1000"), std::string::npos)
       << routes;
+}
+
+// A DHCP server on the far end of the test's veth pair: dnsmasq, leasing 192.168.77.50-60 with
+// 192.168.77.1 as router; what it did, in its log.
+class DhcpServer {
+ public:
+  DhcpServer(const TestNamespace& ns, const std::string& interface, const fs::path& dir)
+      : log_(dir / "dnsmasq.log"),
+        ready_(ns.Run({"ip", "addr", "add", "192.168.77.1/24", "dev", interface})),
+        process_({"ip", "netns", "exec", ns.path().filename().string(), "dnsmasq", "--no-daemon",
+                  "--conf-file=/dev/null", "--port=0", "--no-ping", "--interface=" + interface,
+                  "--bind-interfaces", "--dhcp-range=192.168.77.50,192.168.77.60,1h",
+                  "--dhcp-option=3,192.168.77.1", "--log-dhcp",
+                  "--dhcp-leasefile=" + (dir / "leases").string(),
+                  "--pid-file=" + (dir / "dnsmasq.pid").string()},
+                 std::nullopt, 15, log_.string()) {}
+  bool ready() const { return ready_; }
+  std::string Log() const {
+    std::ifstream in(log_);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+ private:
+  fs::path log_;
+  bool ready_;
+  aspis::testing::BackgroundProcess process_;
+};
+
+// The IPv4 address `interface` has in `ns`, once it has one from the DHCP server (up to 10 s).
+std::string LeasedAddress(const TestNamespace& ns, const std::string& interface) {
+  std::string addresses;
+  for (int i = 0; i < 100; ++i) {
+    addresses = ns.Output({"ip", "-o", "-4", "addr", "show", "dev", interface});
+    if (addresses.find("inet 192.168.77.") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return addresses;
+}
+
+TEST_F(ApplibsTest, AnAppTakesItsInterfacesAddressFromARealDhcpServer) {
+  const std::string inner = "da" + std::to_string(::getpid());
+  const std::string outer = "db" + std::to_string(::getpid());
+  TestNamespace ns(inner, outer);
+  ASSERT_TRUE(ns.ok());
+  DhcpServer server(ns, outer, dir_.path());
+  ASSERT_TRUE(server.ready());
+  ASSERT_TRUE(ns.Run({"ip", "addr", "add", "10.0.0.2/24", "dev", inner}));
+  const auto network = ns.Manage(parts_);
+  ASSERT_TRUE(network);
+  Run({"dhcp", inner}, R"({"NetworkConfig": true})");
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{"up: ok", "dynamic: ok", "release: ok", "renew: ok"}));
+  // The address it had made way for the lease, and the server's router became its default route
+  // at aspisd's metric.
+  const std::string addresses = LeasedAddress(ns, inner);
+  EXPECT_NE(addresses.find("inet 192.168.77."), std::string::npos) << addresses << server.Log();
+  EXPECT_EQ(addresses.find("10.0.0.2"), std::string::npos) << addresses;
+  const std::string routes = ns.Output({"ip", "route", "show", "default"});
+  EXPECT_NE(routes.find("default via 192.168.77.1 dev " + inner), std::string::npos) << routes;
+  EXPECT_NE(routes.find("metric 1000"), std::string::npos) << routes;
+}
+
+TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStaticAddressEndsDhcp) {
+  aspis::testing::TempDir dir;
+  const std::string inner = "dh" + std::to_string(::getpid());
+  const std::string outer = "ds" + std::to_string(::getpid());
+  TestNamespace ns(inner, outer);
+  ASSERT_TRUE(ns.ok());
+  DhcpServer server(ns, outer, dir.path());
+  ASSERT_TRUE(server.ready());
+  auto network = board::NetworkControl::Open({inner}, ns.path(), {.write_resolver = false});
+  ASSERT_TRUE(network);
+  board::NetworkControl& control = **network;
+  ASSERT_TRUE(control.SetUp(inner, true));
+  EXPECT_EQ(control.RenewIp(inner).error(), EINVAL);  // not in dynamic mode
+  ASSERT_TRUE(control.SetDynamicIp(inner));
+  EXPECT_NE(LeasedAddress(ns, inner).find("inet 192.168.77."), std::string::npos) << server.Log();
+  ASSERT_TRUE(control.ReleaseIp(inner));
+  EXPECT_EQ(ns.Output({"ip", "-o", "-4", "addr", "show", "dev", inner}), "");
+  ASSERT_TRUE(control.RenewIp(inner));
+  EXPECT_NE(LeasedAddress(ns, inner).find("inet 192.168.77."), std::string::npos) << server.Log();
+  // A static address ends the client, which takes its lease's address with it.
+  ASSERT_TRUE(control.SetStaticIp(inner, {htonl(0xc0a84d09)}, {htonl(0xffffff00)}, {0}));
+  const std::string addresses = ns.Output({"ip", "-o", "-4", "addr", "show", "dev", inner});
+  EXPECT_NE(addresses.find("inet 192.168.77.9/24"), std::string::npos) << addresses;
+  EXPECT_EQ(addresses.find("dynamic"), std::string::npos) << addresses;
+  EXPECT_EQ(control.ReleaseIp(inner).error(), EINVAL);
 }
 
 TEST_F(ApplibsTest, SettingTheHardwareAddressNeedsHardwareAddressConfig) {

@@ -476,14 +476,16 @@ Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const J
   }
   if (call == "networking.config.ip" &&
       Shaped(request, {"interface", "static", "address", "mask", "gateway", "dns"})) {
-    if (request["static"] != true) return Refuse(ENOTSUP, "aspisd runs no DHCP client");
     if (request["dns"] != 0) return Refuse(ENOTSUP, "aspisd does not set DNS servers");
+    if (request["static"] != true) return done(g.network->SetDynamicIp(interface));
     return done(
         g.network->SetStaticIp(interface, address("address"), address("mask"), address("gateway")));
   }
-  if ((call == "networking.config.release" || call == "networking.config.renew") &&
-      Shaped(request, {"interface"})) {
-    return Refuse(ENOTSUP, "aspisd runs no DHCP client");
+  if (call == "networking.config.release" && Shaped(request, {"interface"})) {
+    return done(g.network->ReleaseIp(interface));
+  }
+  if (call == "networking.config.renew" && Shaped(request, {"interface"})) {
+    return done(g.network->RenewIp(interface));
   }
   if (call == "networking.config.mac" && Shaped(request, {"interface"})) {
     const auto mac = g.network->GetHardwareAddress(interface);

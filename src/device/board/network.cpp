@@ -79,7 +79,7 @@ NlAddrPtr Ipv4(in_addr address) {
 }  // namespace
 
 NetworkResult<std::unique_ptr<NetworkControl>> NetworkControl::Open(
-    std::set<std::string> interfaces, const std::filesystem::path& netns) {
+    std::set<std::string> interfaces, const std::filesystem::path& netns, DhcpClientConfig dhcp) {
   nl_sock* socket = nullptr;
   int error = 0;
   const auto connect = [&] {
@@ -92,13 +92,15 @@ NetworkResult<std::unique_ptr<NetworkControl>> NetworkControl::Open(
       socket = nullptr;
     }
   };
+  Fd ns(-1);
   if (netns.empty()) {
     connect();
   } else {
+    ns = Fd(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
+    if (ns.get() < 0) return std::unexpected(errno);
     // A socket stays in the namespace it was made in: made on a thread that entered it.
     std::thread([&] {
-      const Fd ns(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
-      if (ns.get() < 0 || ::setns(ns.get(), CLONE_NEWNET) != 0) {
+      if (::setns(ns.get(), CLONE_NEWNET) != 0) {
         error = errno;
         return;
       }
@@ -106,13 +108,21 @@ NetworkResult<std::unique_ptr<NetworkControl>> NetworkControl::Open(
     }).join();
   }
   if (socket == nullptr) return std::unexpected(error);
-  return std::unique_ptr<NetworkControl>(new NetworkControl(std::move(interfaces), socket));
+  return std::unique_ptr<NetworkControl>(
+      new NetworkControl(std::move(interfaces), socket, std::move(ns), std::move(dhcp)));
 }
 
-NetworkControl::NetworkControl(std::set<std::string> interfaces, nl_sock* socket)
-    : interfaces_(std::move(interfaces)), socket_(socket) {}
+NetworkControl::NetworkControl(std::set<std::string> interfaces, nl_sock* socket, Fd netns,
+                               DhcpClientConfig dhcp)
+    : interfaces_(std::move(interfaces)),
+      netns_(std::move(netns)),
+      dhcp_config_(std::move(dhcp)),
+      socket_(socket) {}
 
-NetworkControl::~NetworkControl() { ::nl_socket_free(socket_); }
+NetworkControl::~NetworkControl() {
+  clients_.clear();  // each takes its address off its interface
+  ::nl_socket_free(socket_);
+}
 
 NetworkResult<int> NetworkControl::Index(const std::string& interface) {
   if (!interfaces_.contains(interface)) return std::unexpected(EPERM);
@@ -163,20 +173,13 @@ NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in
   const std::lock_guard lock(mutex_);
   const auto index = Index(interface);
   if (!index) return std::unexpected(index.error());
+  clients_.erase(interface);  // dhcpcd takes its lease's address and routes off first
+  dynamic_.erase(interface);
   nl_cache* loaded = nullptr;
-  if (const int rc = ::rtnl_addr_alloc_cache(socket_, &loaded); rc < 0) {
-    return std::unexpected(ErrnoOf(rc));
-  }
+  auto found = Ipv4Addresses(*index, loaded);
   const CachePtr addresses(loaded);
-  std::vector<rtnl_addr*> old;  // owned by the cache
-  for (nl_object* object = ::nl_cache_get_first(addresses.get()); object != nullptr;
-       object = ::nl_cache_get_next(object)) {
-    auto* existing = reinterpret_cast<rtnl_addr*>(object);
-    if (::rtnl_addr_get_ifindex(existing) == *index &&
-        ::rtnl_addr_get_family(existing) == AF_INET) {
-      old.push_back(existing);
-    }
-  }
+  if (!found) return std::unexpected(found.error());
+  const std::vector<rtnl_addr*>& old = *found;
   // Secondary addresses go with their primary: one already gone is no error.
   for (rtnl_addr* existing : old) {
     if (const int rc = ::rtnl_addr_delete(socket_, existing, 0); rc < 0 && rc != -NLE_NOADDR) {
@@ -273,6 +276,67 @@ NetworkResult<void> NetworkControl::SetHardwareAddress(const std::string& interf
   ::rtnl_link_set_ifindex(change.get(), *index);
   ::rtnl_link_set_addr(change.get(), mac.get());
   return Done(::rtnl_link_change(socket_, change.get(), change.get(), 0));
+}
+
+NetworkResult<std::vector<rtnl_addr*>> NetworkControl::Ipv4Addresses(int index, nl_cache*& cache) {
+  if (const int rc = ::rtnl_addr_alloc_cache(socket_, &cache); rc < 0) {
+    return std::unexpected(ErrnoOf(rc));
+  }
+  std::vector<rtnl_addr*> found;
+  for (nl_object* object = ::nl_cache_get_first(cache); object != nullptr;
+       object = ::nl_cache_get_next(object)) {
+    auto* existing = reinterpret_cast<rtnl_addr*>(object);
+    if (::rtnl_addr_get_ifindex(existing) == index && ::rtnl_addr_get_family(existing) == AF_INET) {
+      found.push_back(existing);
+    }
+  }
+  return found;
+}
+
+NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface) {
+  const std::lock_guard lock(mutex_);
+  const auto index = Index(interface);
+  if (!index) return std::unexpected(index.error());
+  clients_.erase(interface);
+  nl_cache* loaded = nullptr;
+  auto found = Ipv4Addresses(*index, loaded);
+  const CachePtr addresses(loaded);
+  if (!found) return std::unexpected(found.error());
+  for (rtnl_addr* existing : *found) {
+    if (const int rc = ::rtnl_addr_delete(socket_, existing, 0); rc < 0 && rc != -NLE_NOADDR) {
+      return std::unexpected(ErrnoOf(rc));
+    }
+  }
+  auto client = DhcpClient::Start(dhcp_config_, interface, netns_.get(), kManagedRouteMetric);
+  if (!client) return std::unexpected(client.error());
+  dynamic_.insert(interface);
+  clients_[interface] = std::move(*client);
+  return {};
+}
+
+NetworkResult<void> NetworkControl::ReleaseIp(const std::string& interface) {
+  const std::lock_guard lock(mutex_);
+  if (const auto index = Index(interface); !index) return std::unexpected(index.error());
+  if (!dynamic_.contains(interface)) return std::unexpected(EINVAL);
+  if (const auto client = clients_.find(interface); client != clients_.end()) {
+    client->second->Release();
+    clients_.erase(client);
+  }
+  return {};
+}
+
+NetworkResult<void> NetworkControl::RenewIp(const std::string& interface) {
+  const std::lock_guard lock(mutex_);
+  if (const auto index = Index(interface); !index) return std::unexpected(index.error());
+  if (!dynamic_.contains(interface)) return std::unexpected(EINVAL);
+  if (const auto client = clients_.find(interface); client != clients_.end()) {
+    if (client->second->Renew()) return {};
+    clients_.erase(client);  // it ended on its own: a new one asks again
+  }
+  auto client = DhcpClient::Start(dhcp_config_, interface, netns_.get(), kManagedRouteMetric);
+  if (!client) return std::unexpected(client.error());
+  clients_[interface] = std::move(*client);
+  return {};
 }
 
 }  // namespace aspis::device::board

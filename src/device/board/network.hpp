@@ -6,11 +6,19 @@
 #include <cstdint>
 #include <expected>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
+
+#include "core/fd.hpp"
+#include "device/board/dhcp_client.hpp"
 
 struct nl_sock;
+struct nl_cache;
+struct rtnl_addr;
 
 // The network interfaces aspisd manages on a board (its definition's "Linux": {"Network": [...]}),
 // configured through rtnetlink (libnl-route): what applibs' networking.h configuration calls ask.
@@ -30,9 +38,11 @@ inline constexpr std::uint32_t kManagedRouteMetric = 1000;
 class NetworkControl {
  public:
   // Manages `interfaces` in aspisd's network namespace, or in the one bound at `netns`
-  // (/run/netns/<name>) when given (tests). Errors: the errno of the netlink socket.
+  // (/run/netns/<name>) when given (tests), running `dhcp` for those in dynamic mode. Errors:
+  // the errno of the netlink socket.
   static NetworkResult<std::unique_ptr<NetworkControl>> Open(
-      std::set<std::string> interfaces, const std::filesystem::path& netns = {});
+      std::set<std::string> interfaces, const std::filesystem::path& netns = {},
+      DhcpClientConfig dhcp = {});
   ~NetworkControl();
   NetworkControl(const NetworkControl&) = delete;
   NetworkControl& operator=(const NetworkControl&) = delete;
@@ -44,23 +54,40 @@ class NetworkControl {
   // outranks it. EINVAL, before anything changes: a mask that is not a prefix of 1 to 32 bits, an
   // address that is not a unicast host of its subnet (0/8, loopback, multicast, reserved, the
   // subnet's network or broadcast address), a gateway that is not another host of the subnet.
-  // When the new address cannot be added, the old ones are put back.
+  // When the new address cannot be added, the old ones are put back. A DHCP client the interface
+  // ran is stopped first.
   NetworkResult<void> SetStaticIp(const std::string& interface, in_addr address, in_addr mask,
                                   in_addr gateway);
+  // Dynamic mode: the interface's IPv4 addresses are removed and a DHCP client (dhcp_client.hpp)
+  // takes a lease for it, its routes at kManagedRouteMetric. ENOENT when dhcpcd is missing.
+  NetworkResult<void> SetDynamicIp(const std::string& interface);
+  // In dynamic mode only (EINVAL otherwise): gives the lease back, leaving the interface without
+  // an address until RenewIp; asks for it again (a released one anew).
+  NetworkResult<void> ReleaseIp(const std::string& interface);
+  NetworkResult<void> RenewIp(const std::string& interface);
   NetworkResult<HardwareAddress> GetHardwareAddress(const std::string& interface);
   // EINVAL: a multicast or all-zero address.
   NetworkResult<void> SetHardwareAddress(const std::string& interface,
                                          const HardwareAddress& address);
 
  private:
-  NetworkControl(std::set<std::string> interfaces, nl_sock* socket);
+  NetworkControl(std::set<std::string> interfaces, nl_sock* socket, Fd netns,
+                 DhcpClientConfig dhcp);
   // The interface's index, when it is one aspisd manages and exists (by its own name).
   NetworkResult<int> Index(const std::string& interface);
   NetworkResult<void> SetDefaultRoute(int index, in_addr gateway);  // with mutex_ held
+  // The interface's IPv4 addresses, as a cache whose objects stay valid while it lives.
+  NetworkResult<std::vector<rtnl_addr*>> Ipv4Addresses(int index, nl_cache*& cache);
 
   const std::set<std::string> interfaces_;
+  const Fd netns_;  // where DHCP clients run; -1: aspisd's namespace
+  const DhcpClientConfig dhcp_config_;
   std::mutex mutex_;
   nl_sock* socket_;  // guarded by mutex_
+  // Guarded by mutex_: the interfaces in dynamic mode, and the clients running for them (none
+  // for one whose lease was released).
+  std::set<std::string> dynamic_;
+  std::map<std::string, std::unique_ptr<DhcpClient>> clients_;
 };
 
 }  // namespace aspis::device::board

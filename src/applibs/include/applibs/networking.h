@@ -5,9 +5,11 @@
  *
  * Configuring the network (interface state, IP configuration, hardware address, the DHCP and SNTP
  * servers of a private network, time sync) needs NetworkConfig, DhcpService, SntpService or
- * TimeSyncConfig (EACCES without), and a board whose network aspisd manages: on every board Aspis
- * has a definition for today the system's own network manager does, and each such call fails with
- * ENOTSUP. The configuration buffers are the app's own and work anywhere. */
+ * TimeSyncConfig (EACCES without), and an interface aspisd manages (the board's definition lists
+ * it: EPERM for another; ENOTSUP on a board that lists none). Interface state, static and dynamic
+ * (DHCP) addresses and the hardware address are applied; custom DNS servers, the private network's
+ * servers and time sync settings fail with ENOTSUP. The configuration buffers are the app's own and
+ * work anywhere. */
 #pragma once
 
 #include <net/if.h>
@@ -102,6 +104,8 @@ int Networking_IpConfig_EnableCustomDns(Networking_IpConfig* ipConfig,
                                         size_t serverCount);
 int Networking_IpConfig_Apply(const char* networkInterfaceName,
                               const Networking_IpConfig* ipConfig);
+/* An interface in dynamic mode only (EINVAL otherwise): gives its lease back, leaving it without an
+ * address until RenewIp asks for one again. */
 int Networking_IpConfig_ReleaseIp(const char* networkInterfaceName);
 int Networking_IpConfig_RenewIp(const char* networkInterfaceName);
 int Networking_GetHardwareAddress(const char* networkInterfaceName,
