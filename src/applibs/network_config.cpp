@@ -13,8 +13,9 @@
 
 // Configuring the device's network: the buffers are the app's (filled here); aspisd applies them
 // (networking.config.* calls) to an interface it manages, checking NetworkConfig (EACCES), and
-// refuses an interface it does not manage (EPERM) and custom DNS servers (ENOTSUP). The servers of
-// a private network and time sync are refused likewise.
+// refuses an interface it does not manage (EPERM) and custom DNS servers (ENOTSUP); it serves DHCP
+// on a private network's interface (DhcpService). The SNTP server and time sync are refused
+// (ENOTSUP).
 namespace {
 
 constexpr std::size_t kMaxServers = 3;
@@ -250,7 +251,17 @@ int Networking_DhcpServer_Start(const char* networkInterfaceName,
     errno = EFAULT;
     return -1;
   }
-  return BrokerUnsupported("networking.dhcpserver");
+  const DhcpServerConfig& config = *As<const DhcpServerConfig>(dhcpServerConfig);
+  std::string ntp;
+  for (std::size_t i = 0; i < config.ntp_count && i < kMaxServers; ++i) {
+    ntp += (ntp.empty() ? "" : ",") + std::to_string(config.ntp[i].s_addr);
+  }
+  return Config("dhcpserver", networkInterfaceName,
+                ",\"start\":" + std::to_string(config.start.s_addr) +
+                    ",\"count\":" + std::to_string(config.count) +
+                    ",\"mask\":" + std::to_string(config.subnet_mask.s_addr) +
+                    ",\"gateway\":" + std::to_string(config.gateway.s_addr) + ",\"lease_hours\":" +
+                    std::to_string(config.lease_hours) + ",\"ntp\":[" + ntp + "]");
 }
 
 int Networking_TimeSync_SetEnabled(bool) { return BrokerUnsupported("networking.timesync.set"); }

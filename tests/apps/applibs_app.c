@@ -95,6 +95,32 @@ static void Dhcp(const char* name) {
   Report("renew", Networking_IpConfig_RenewIp(name));
 }
 
+/* Serves DHCP on interface `name`, a private network's, after giving it 192.168.100.1/24: one
+ * address, 192.168.100.10, with no router and 192.168.100.1 as NTP server; and tries leases the
+ * server must refuse. */
+static void DhcpServe(const char* name) {
+  Report("up", Networking_SetInterfaceState(name, true));
+  ApplyStatic(name, "static", "192.168.100.1", "255.255.255.0", "0.0.0.0");
+  Networking_DhcpServerConfig config;
+  Networking_DhcpServerConfig_Init(&config);
+  struct in_addr start, mask, none, own, other_mask;
+  inet_aton("192.168.100.10", &start);
+  inet_aton("255.255.255.0", &mask);
+  inet_aton("0.0.0.0", &none);
+  inet_aton("192.168.100.1", &own);
+  inet_aton("255.255.0.0", &other_mask);
+  Networking_DhcpServerConfig_SetLease(&config, own, 1, mask, none, 24);
+  Report("lease-of-its-own-address", Networking_DhcpServer_Start(name, &config));
+  Networking_DhcpServerConfig_SetLease(&config, start, 1, other_mask, none, 24);
+  Report("lease-in-another-subnet", Networking_DhcpServer_Start(name, &config));
+  Networking_DhcpServerConfig_SetLease(&config, start, 250, mask, none, 24);
+  Report("lease-past-the-subnet", Networking_DhcpServer_Start(name, &config));
+  Networking_DhcpServerConfig_SetLease(&config, start, 1, mask, none, 24);
+  Report("ntp", Networking_DhcpServerConfig_SetNtpServerAddresses(&config, &own, 1));
+  Report("dhcp-start", Networking_DhcpServer_Start(name, &config));
+  Networking_DhcpServerConfig_Destroy(&config);
+}
+
 /* Stores a WPA2 network "home" named "home-net" (and tries what wpa_supplicant's configuration
  * must not take: a key and a name that would add a line to its file), then prints what is stored,
  * seen and connected, and forgets it unless `keep` is "keep". */
@@ -584,6 +610,8 @@ int main(int argc, char** argv) {
     Report("wifi-eap-tls", WifiConfig_SetSecurityType(0, WifiConfig_Security_Wpa2_EAP_TLS));
     Report("wifi-identity", WifiConfig_SetClientIdentity(0, "device-7"));
     Report("certstore-count", (int)CertStore_GetCertificateCount());
+  } else if (strcmp(mode, "dhcp-server") == 0 && argc == 3) {
+    DhcpServe(argv[2]);
   } else if (strcmp(mode, "dhcp") == 0 && argc == 3) {
     Dhcp(argv[2]);
   } else if (strcmp(mode, "certstore") == 0) {

@@ -521,7 +521,9 @@ TEST_F(ApplibsTest, WifiAndTheCertificateStoreAreEnotsupOnABoardWithoutWifi) {
 class TestNamespace {
  public:
   explicit TestNamespace(std::string inner = "n0", const std::string& outer = "n1")
-      : name_("aspis-net-" + std::to_string(::getpid())), inner_(std::move(inner)) {
+      : name_("aspis-net-" + std::to_string(::getpid())),
+        inner_(std::move(inner)),
+        leases_(fs::temp_directory_path() / name_) {
     ok_ = aspis::testing::RunProcess({"ip", "netns", "add", name_}).exit_code == 0 &&
           In({"ip", "link", "add", inner_, "type", "veth", "peer", "name", outer}) &&
           In({"ip", "link", "set", outer, "up"});
@@ -530,6 +532,7 @@ class TestNamespace {
     aspis::testing::RunProcess({"ip", "netns", "delete", name_});
     std::error_code ec;
     fs::remove(fs::path("/var/lib/dhcpcd") / (inner_ + ".lease"), ec);  // a DHCP client's
+    fs::remove_all(leases_, ec);
   }
   TestNamespace(const TestNamespace&) = delete;
   TestNamespace& operator=(const TestNamespace&) = delete;
@@ -539,13 +542,16 @@ class TestNamespace {
   // aspisd's control of the inner end here, which `parts` then hand apps; null when it cannot be
   // had. DHCP clients leave the machine's resolver alone.
   std::unique_ptr<board::NetworkControl> Manage(AppManagerParts& parts) const {
-    auto network = board::NetworkControl::Open({inner_}, path(), {.write_resolver = false});
+    auto network = board::NetworkControl::Open({inner_}, path(), Daemons());
     EXPECT_TRUE(network) << network.error();
     if (!network) return nullptr;
     parts.network = network->get();
     return std::move(*network);
   }
   fs::path path() const { return fs::path("/run/netns") / name_; }
+  // What runs DHCP for aspisd here: servers' leases in a directory of the test's, and the
+  // machine's resolver left alone.
+  board::NetworkDaemons Daemons() const { return {.leases_dir = leases_, .write_resolver = false}; }
   // Runs `argv` inside; its output.
   std::string Output(const std::vector<std::string>& argv) const {
     std::vector<std::string> command{"ip", "netns", "exec", name_};
@@ -561,6 +567,7 @@ class TestNamespace {
   }
   std::string name_;
   std::string inner_;
+  fs::path leases_;
   bool ok_ = false;
 };
 
@@ -667,7 +674,7 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
   ASSERT_TRUE(ns.ok());
   DhcpServer server(ns, outer, dir.path());
   ASSERT_TRUE(server.ready());
-  auto network = board::NetworkControl::Open({inner}, ns.path(), {.write_resolver = false});
+  auto network = board::NetworkControl::Open({inner}, ns.path(), ns.Daemons());
   ASSERT_TRUE(network);
   board::NetworkControl& control = **network;
   ASSERT_TRUE(control.SetUp(inner, true));
@@ -684,6 +691,49 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
   EXPECT_NE(addresses.find("inet 192.168.77.9/24"), std::string::npos) << addresses;
   EXPECT_EQ(addresses.find("dynamic"), std::string::npos) << addresses;
   EXPECT_EQ(control.ReleaseIp(inner).error(), EINVAL);
+}
+
+// A guardian's private network: the app serves DHCP on the interface to a legacy device (here a
+// real dhcpcd on the far end), which gets the one address leased, no router, and the NTP server.
+TEST_F(ApplibsTest, AnAppServesDhcpToTheDeviceOnItsPrivateNetwork) {
+  const std::string inner = "pa" + std::to_string(::getpid());
+  const std::string outer = "pb" + std::to_string(::getpid());
+  TestNamespace ns(inner, outer);
+  ASSERT_TRUE(ns.ok());
+  const auto network = ns.Manage(parts_);
+  ASSERT_TRUE(network);
+  Run({"dhcp-server", inner}, R"({"NetworkConfig": true, "DhcpService": true})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{
+                             "up: ok", "static: ok", "lease-of-its-own-address: EINVAL",
+                             "lease-in-another-subnet: EINVAL", "lease-past-the-subnet: EINVAL",
+                             "ntp: ok", "dhcp-start: ok"}));
+  aspis::testing::BackgroundProcess device(
+      {"ip", "netns", "exec", ns.path().filename().string(), "dhcpcd", "-B", "-4", "-A", "-L",
+       "--nodelay", "-f", "/dev/null", "-C", "resolv.conf", "-o", "ntp_servers", outer},
+      std::nullopt, 15, (dir_ / "legacy-device.log").string());
+  std::string addresses;
+  for (int i = 0; i < 100 && addresses.find("192.168.100.10/24") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    addresses = ns.Output({"ip", "-o", "-4", "addr", "show", "dev", outer});
+  }
+  EXPECT_NE(addresses.find("inet 192.168.100.10/24"), std::string::npos) << addresses;
+  EXPECT_EQ(ns.Output({"ip", "route", "show", "default"}), "");
+  device.Stop();
+  std::error_code ec;
+  fs::remove(fs::path("/var/lib/dhcpcd") / (outer + ".lease"), ec);
+}
+
+TEST_F(ApplibsTest, ADhcpServerNeedsDhcpService) {
+  TestNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  const auto network = ns.Manage(parts_);
+  ASSERT_TRUE(network);
+  Run({"dhcp-server", "n0"}, R"({"NetworkConfig": true})");
+  const auto lines = UntilDone();
+  EXPECT_TRUE(Has(lines, "dhcp-start: EACCES"));
+  EXPECT_TRUE(Has(Reports(),
+                  "denial: broker: networking.config.dhcpserver (the app manifest "
+                  "grants no DhcpService)"));
 }
 
 TEST_F(ApplibsTest, SettingTheHardwareAddressNeedsHardwareAddressConfig) {

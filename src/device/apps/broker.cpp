@@ -71,7 +71,7 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "networking.config.renew",
     "networking.config.mac",
     "networking.config.mac.set",
-    "networking.dhcpserver",
+    "networking.config.dhcpserver",
     "networking.sntpserver",
     "networking.timesync.set",
     "wifi.add",
@@ -406,9 +406,8 @@ Answer Unsupported(const BrokerGrants& g, std::string_view call) {
   };
   constexpr std::string_view kNotKept = "aspisd keeps no Wi-Fi diagnostics";
   constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
-  const std::array<Need, 4> needs = {{
+  const std::array<Need, 3> needs = {{
       {"wificonfig", g.capabilities.wifi_config, "WifiConfig", kNotKept},
-      {"networking.dhcpserver", g.capabilities.dhcp_service, "DhcpService", kUnmanaged},
       {"networking.sntpserver", g.capabilities.sntp_service, "SntpService", kUnmanaged},
       {"networking.timesync.set", g.capabilities.time_sync_config, "TimeSyncConfig", kUnmanaged},
   }};
@@ -442,15 +441,19 @@ Json Seen(const board::SeenWifiNetwork& n) {
 // The networking.config.* calls (board/network.hpp): the app's NetworkConfig (or
 // HardwareAddressConfig) first, then an interface aspisd manages.
 Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const Json& request) {
-  // A hardware address is HardwareAddressConfig's to set, and either capability's to read.
+  // A hardware address is HardwareAddressConfig's to set, and either capability's to read; a
+  // DHCP server is DhcpService's.
   const bool set_mac = call == "networking.config.mac.set";
+  const bool dhcp_server = call == "networking.config.dhcpserver";
   const bool granted =
-      set_mac ? g.capabilities.hardware_address_config
-              : g.capabilities.network_config ||
-                    (call == "networking.config.mac" && g.capabilities.hardware_address_config);
+      set_mac       ? g.capabilities.hardware_address_config
+      : dhcp_server ? g.capabilities.dhcp_service
+                    : g.capabilities.network_config || (call == "networking.config.mac" &&
+                                                        g.capabilities.hardware_address_config);
   if (!granted) {
-    return Refuse(EACCES, set_mac ? "the app manifest grants no HardwareAddressConfig"
-                                  : "the app manifest grants no NetworkConfig");
+    return Refuse(EACCES, set_mac       ? "the app manifest grants no HardwareAddressConfig"
+                          : dhcp_server ? "the app manifest grants no DhcpService"
+                                        : "the app manifest grants no NetworkConfig");
   }
   const Json name = request.value("interface", Json());
   if (!name.is_string() || name.get<std::string>().size() >= IF_NAMESIZE) {
@@ -480,6 +483,27 @@ Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const J
     if (request["static"] != true) return done(g.network->SetDynamicIp(interface));
     return done(
         g.network->SetStaticIp(interface, address("address"), address("mask"), address("gateway")));
+  }
+  if (dhcp_server &&
+      Shaped(request, {"interface", "start", "count", "mask", "gateway", "lease_hours", "ntp"}) &&
+      request["ntp"].is_array() && request["ntp"].size() <= 3 &&
+      request["count"].is_number_unsigned() && request["lease_hours"].is_number_unsigned()) {
+    board::DhcpServerSettings settings{
+        .start = address("start"),
+        .count = static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(request["count"].get<std::uint64_t>(), 256)),
+        .mask = address("mask"),
+        .gateway = address("gateway"),
+        .lease_hours = static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(request["lease_hours"].get<std::uint64_t>(), UINT32_MAX)),
+        .ntp = {}};
+    for (const Json& server : request["ntp"]) {
+      if (!server.is_number_unsigned() || server.get<std::uint64_t>() > 0xffffffffU) {
+        return Refuse(EINVAL, "not an NTP server address");
+      }
+      settings.ntp.push_back(in_addr{server.get<std::uint32_t>()});
+    }
+    return done(g.network->StartDhcpServer(interface, settings));
   }
   if (call == "networking.config.release" && Shaped(request, {"interface"})) {
     return done(g.network->ReleaseIp(interface));

@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -79,7 +81,7 @@ NlAddrPtr Ipv4(in_addr address) {
 }  // namespace
 
 NetworkResult<std::unique_ptr<NetworkControl>> NetworkControl::Open(
-    std::set<std::string> interfaces, const std::filesystem::path& netns, DhcpClientConfig dhcp) {
+    std::set<std::string> interfaces, const std::filesystem::path& netns, NetworkDaemons daemons) {
   nl_sock* socket = nullptr;
   int error = 0;
   const auto connect = [&] {
@@ -109,18 +111,19 @@ NetworkResult<std::unique_ptr<NetworkControl>> NetworkControl::Open(
   }
   if (socket == nullptr) return std::unexpected(error);
   return std::unique_ptr<NetworkControl>(
-      new NetworkControl(std::move(interfaces), socket, std::move(ns), std::move(dhcp)));
+      new NetworkControl(std::move(interfaces), socket, std::move(ns), std::move(daemons)));
 }
 
 NetworkControl::NetworkControl(std::set<std::string> interfaces, nl_sock* socket, Fd netns,
-                               DhcpClientConfig dhcp)
+                               NetworkDaemons daemons)
     : interfaces_(std::move(interfaces)),
       netns_(std::move(netns)),
-      dhcp_config_(std::move(dhcp)),
+      daemons_(std::move(daemons)),
       socket_(socket) {}
 
 NetworkControl::~NetworkControl() {
   clients_.clear();  // each takes its address off its interface
+  servers_.clear();
   ::nl_socket_free(socket_);
 }
 
@@ -174,6 +177,7 @@ NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in
   const auto index = Index(interface);
   if (!index) return std::unexpected(index.error());
   clients_.erase(interface);  // dhcpcd takes its lease's address and routes off first
+  servers_.erase(interface);
   dynamic_.erase(interface);
   nl_cache* loaded = nullptr;
   auto found = Ipv4Addresses(*index, loaded);
@@ -298,6 +302,7 @@ NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface) {
   const auto index = Index(interface);
   if (!index) return std::unexpected(index.error());
   clients_.erase(interface);
+  servers_.erase(interface);
   nl_cache* loaded = nullptr;
   auto found = Ipv4Addresses(*index, loaded);
   const CachePtr addresses(loaded);
@@ -307,9 +312,31 @@ NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface) {
       return std::unexpected(ErrnoOf(rc));
     }
   }
-  auto client = DhcpClient::Start(dhcp_config_, interface, netns_.get(), kManagedRouteMetric);
-  if (!client) return std::unexpected(client.error());
+  if (auto started = StartDhcpClient(interface); !started) return started;
   dynamic_.insert(interface);
+  return {};
+}
+
+NetworkResult<void> NetworkControl::StartDhcpClient(const std::string& interface) {
+  // -B: foreground; -4: IPv4; -A: no ARP probe of the offered address; -L: no link-local address
+  // when no server answers; no random wait before asking; -f /dev/null: none of the machine's
+  // dhcpcd.conf; -m: route metric.
+  std::vector<std::string> argv = {daemons_.dhcp_client.string(),
+                                   "-B",
+                                   "-4",
+                                   "-A",
+                                   "-L",
+                                   "--nodelay",
+                                   "-f",
+                                   "/dev/null",
+                                   "-m",
+                                   std::to_string(kManagedRouteMetric),
+                                   "-o",
+                                   "domain_name_servers"};
+  if (!daemons_.write_resolver) argv.insert(argv.end(), {"-C", "resolv.conf"});
+  argv.push_back(interface);
+  auto client = NetworkDaemon::Start(std::move(argv), netns_.get(), daemons_.stop_grace);
+  if (!client) return std::unexpected(client.error());
   clients_[interface] = std::move(*client);
   return {};
 }
@@ -319,7 +346,7 @@ NetworkResult<void> NetworkControl::ReleaseIp(const std::string& interface) {
   if (const auto index = Index(interface); !index) return std::unexpected(index.error());
   if (!dynamic_.contains(interface)) return std::unexpected(EINVAL);
   if (const auto client = clients_.find(interface); client != clients_.end()) {
-    client->second->Release();
+    client->second->End(SIGALRM);  // dhcpcd's "release the lease, then exit"
     clients_.erase(client);
   }
   return {};
@@ -330,12 +357,79 @@ NetworkResult<void> NetworkControl::RenewIp(const std::string& interface) {
   if (const auto index = Index(interface); !index) return std::unexpected(index.error());
   if (!dynamic_.contains(interface)) return std::unexpected(EINVAL);
   if (const auto client = clients_.find(interface); client != clients_.end()) {
-    if (client->second->Renew()) return {};
-    clients_.erase(client);  // it ended on its own: a new one asks again
+    if (client->second->Signal(SIGUSR1)) return {};  // dhcpcd's "renew"
+    clients_.erase(client);                          // it ended on its own: a new one asks again
   }
-  auto client = DhcpClient::Start(dhcp_config_, interface, netns_.get(), kManagedRouteMetric);
-  if (!client) return std::unexpected(client.error());
-  clients_[interface] = std::move(*client);
+  return StartDhcpClient(interface);
+}
+
+NetworkResult<void> NetworkControl::StartDhcpServer(const std::string& interface,
+                                                    const DhcpServerSettings& settings) {
+  const std::lock_guard lock(mutex_);
+  const auto index = Index(interface);
+  if (!index) return std::unexpected(index.error());
+  if (dynamic_.contains(interface)) return std::unexpected(EINVAL);
+  nl_cache* loaded = nullptr;
+  auto found = Ipv4Addresses(*index, loaded);
+  const CachePtr addresses(loaded);
+  if (!found) return std::unexpected(found.error());
+  if (found->empty()) return std::unexpected(EINVAL);
+  nl_addr* local = ::rtnl_addr_get_local(found->front());
+  const int prefix = ::rtnl_addr_get_prefixlen(found->front());
+  if (local == nullptr || ::nl_addr_get_len(local) != 4 || prefix < 1 || prefix > 30) {
+    return std::unexpected(EINVAL);
+  }
+  std::uint32_t own_be = 0;
+  std::memcpy(&own_be, ::nl_addr_get_binary_addr(local), sizeof own_be);
+  const std::uint32_t own = ntohl(own_be);
+  const std::uint32_t bits = ~0U << (32 - prefix);
+  const std::uint32_t network = own & bits;
+  const std::uint32_t broadcast = network | ~bits;
+  const std::uint32_t first = ntohl(settings.start.s_addr);
+  const std::uint64_t last = std::uint64_t{first} + settings.count - 1;
+  const auto host = [&](std::uint64_t a) {
+    return (a & bits) == network && a != network && a != broadcast;
+  };
+  const std::uint32_t gateway = ntohl(settings.gateway.s_addr);
+  if (ntohl(settings.mask.s_addr) != bits || settings.count == 0 || settings.count > 255 ||
+      !host(first) || !host(last) || (own >= first && own <= last) ||
+      (gateway != 0 && !host(gateway)) || settings.lease_hours == 0 ||
+      settings.lease_hours > 24 * 365 || settings.ntp.size() > 3 ||
+      !std::all_of(settings.ntp.begin(), settings.ntp.end(),
+                   [](in_addr a) { return IsUnicast(ntohl(a.s_addr)); })) {
+    return std::unexpected(EINVAL);
+  }
+  const auto dotted = [](std::uint32_t a) {
+    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
+           std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
+  };
+  std::error_code ec;
+  std::filesystem::create_directories(daemons_.leases_dir, ec);
+  if (ec) return std::unexpected(EIO);
+  // -k: foreground; no DNS (--port=0); DHCP on this interface only, none of the machine's
+  // dnsmasq.conf; no router when no gateway ("option 3" without a value).
+  std::vector<std::string> argv = {
+      daemons_.dhcp_server.string(),
+      "--keep-in-foreground",
+      "--conf-file=/dev/null",
+      "--port=0",
+      "--interface=" + interface,
+      "--bind-interfaces",
+      "--dhcp-authoritative",
+      "--dhcp-range=" + dotted(first) + "," + dotted(static_cast<std::uint32_t>(last)) + "," +
+          dotted(bits) + "," + std::to_string(settings.lease_hours) + "h",
+      "--dhcp-option=3" + (gateway != 0 ? "," + dotted(gateway) : std::string()),
+      "--dhcp-leasefile=" + (daemons_.leases_dir / (interface + ".leases")).string(),
+      "--pid-file=" + (daemons_.leases_dir / (interface + ".pid")).string()};
+  if (!settings.ntp.empty()) {
+    std::string ntp = "--dhcp-option=42";
+    for (const in_addr server : settings.ntp) ntp += "," + dotted(ntohl(server.s_addr));
+    argv.push_back(ntp);
+  }
+  servers_.erase(interface);
+  auto server = NetworkDaemon::Start(std::move(argv), netns_.get(), daemons_.stop_grace);
+  if (!server) return std::unexpected(server.error());
+  servers_[interface] = std::move(*server);
   return {};
 }
 

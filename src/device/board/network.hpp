@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/fd.hpp"
-#include "device/board/dhcp_client.hpp"
+#include "device/board/network_daemon.hpp"
 
 struct nl_sock;
 struct nl_cache;
@@ -30,6 +30,18 @@ namespace aspis::device::board {
 template <typename T>
 using NetworkResult = std::expected<T, int>;
 
+// A private network's DHCP server (applibs' Networking_DhcpServerConfig): addresses from `start`,
+// `count` of them, in the subnet of `mask`, `gateway` as their router (0.0.0.0: none), leased for
+// `lease_hours`, with up to three NTP servers.
+struct DhcpServerSettings {
+  in_addr start{};
+  std::uint32_t count = 1;
+  in_addr mask{};
+  in_addr gateway{};
+  std::uint32_t lease_hours = 24;
+  std::vector<in_addr> ntp;
+};
+
 using HardwareAddress = std::array<std::uint8_t, 6>;
 
 inline constexpr std::uint32_t kManagedRouteMetric = 1000;
@@ -38,11 +50,11 @@ inline constexpr std::uint32_t kManagedRouteMetric = 1000;
 class NetworkControl {
  public:
   // Manages `interfaces` in aspisd's network namespace, or in the one bound at `netns`
-  // (/run/netns/<name>) when given (tests), running `dhcp` for those in dynamic mode. Errors:
-  // the errno of the netlink socket.
+  // (/run/netns/<name>) when given (tests), running `daemons` for their DHCP clients and servers.
+  // Errors: the errno of the netlink socket.
   static NetworkResult<std::unique_ptr<NetworkControl>> Open(
       std::set<std::string> interfaces, const std::filesystem::path& netns = {},
-      DhcpClientConfig dhcp = {});
+      NetworkDaemons daemons = {});
   ~NetworkControl();
   NetworkControl(const NetworkControl&) = delete;
   NetworkControl& operator=(const NetworkControl&) = delete;
@@ -54,17 +66,24 @@ class NetworkControl {
   // outranks it. EINVAL, before anything changes: a mask that is not a prefix of 1 to 32 bits, an
   // address that is not a unicast host of its subnet (0/8, loopback, multicast, reserved, the
   // subnet's network or broadcast address), a gateway that is not another host of the subnet.
-  // When the new address cannot be added, the old ones are put back. A DHCP client the interface
-  // ran is stopped first.
+  // When the new address cannot be added, the old ones are put back. A DHCP client or server the
+  // interface ran is stopped first.
   NetworkResult<void> SetStaticIp(const std::string& interface, in_addr address, in_addr mask,
                                   in_addr gateway);
-  // Dynamic mode: the interface's IPv4 addresses are removed and a DHCP client (dhcp_client.hpp)
-  // takes a lease for it, its routes at kManagedRouteMetric. ENOENT when dhcpcd is missing.
+  // Dynamic mode: the interface's IPv4 addresses are removed (and a DHCP server it ran stopped)
+  // and a DHCP client (dhcpcd) takes a lease for it, its routes at kManagedRouteMetric. ENOENT
+  // when dhcpcd is missing.
   NetworkResult<void> SetDynamicIp(const std::string& interface);
   // In dynamic mode only (EINVAL otherwise): gives the lease back, leaving the interface without
   // an address until RenewIp; asks for it again (a released one anew).
   NetworkResult<void> ReleaseIp(const std::string& interface);
   NetworkResult<void> RenewIp(const std::string& interface);
+  // Serves DHCP (dnsmasq) on an interface with a static address, replacing a server it ran. EINVAL,
+  // before anything starts: no static address, a mask that is not the interface's, a range that
+  // leaves its subnet or holds the interface's own, network or broadcast address, a gateway that
+  // is not a host of the subnet, no lease time, NTP servers that are not unicast addresses.
+  NetworkResult<void> StartDhcpServer(const std::string& interface,
+                                      const DhcpServerSettings& settings);
   NetworkResult<HardwareAddress> GetHardwareAddress(const std::string& interface);
   // EINVAL: a multicast or all-zero address.
   NetworkResult<void> SetHardwareAddress(const std::string& interface,
@@ -72,7 +91,9 @@ class NetworkControl {
 
  private:
   NetworkControl(std::set<std::string> interfaces, nl_sock* socket, Fd netns,
-                 DhcpClientConfig dhcp);
+                 NetworkDaemons daemons);
+  // Starts dhcpcd for `interface` (with mutex_ held).
+  NetworkResult<void> StartDhcpClient(const std::string& interface);
   // The interface's index, when it is one aspisd manages and exists (by its own name).
   NetworkResult<int> Index(const std::string& interface);
   NetworkResult<void> SetDefaultRoute(int index, in_addr gateway);  // with mutex_ held
@@ -81,13 +102,14 @@ class NetworkControl {
 
   const std::set<std::string> interfaces_;
   const Fd netns_;  // where DHCP clients run; -1: aspisd's namespace
-  const DhcpClientConfig dhcp_config_;
+  const NetworkDaemons daemons_;
   std::mutex mutex_;
   nl_sock* socket_;  // guarded by mutex_
-  // Guarded by mutex_: the interfaces in dynamic mode, and the clients running for them (none
-  // for one whose lease was released).
+  // Guarded by mutex_: the interfaces in dynamic mode, the DHCP clients running for them (none
+  // for one whose lease was released), and the DHCP servers running on interfaces.
   std::set<std::string> dynamic_;
-  std::map<std::string, std::unique_ptr<DhcpClient>> clients_;
+  std::map<std::string, std::unique_ptr<NetworkDaemon>> clients_;
+  std::map<std::string, std::unique_ptr<NetworkDaemon>> servers_;
 };
 
 }  // namespace aspis::device::board

@@ -198,7 +198,8 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
     runtime.cert_store = std::move(*store);
   }
   if (const auto& managed = board.linux_devices().network; !managed.empty()) {
-    auto network = board::NetworkControl::Open(managed);
+    auto network =
+        board::NetworkControl::Open(managed, {}, {.leases_dir = config.state_dir / "dhcp"});
     if (network) {
       runtime.network = std::move(*network);
     } else {

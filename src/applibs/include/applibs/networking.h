@@ -7,9 +7,9 @@
  * servers of a private network, time sync) needs NetworkConfig, DhcpService, SntpService or
  * TimeSyncConfig (EACCES without), and an interface aspisd manages (the board's definition lists
  * it: EPERM for another; ENOTSUP on a board that lists none). Interface state, static and dynamic
- * (DHCP) addresses and the hardware address are applied; custom DNS servers, the private network's
- * servers and time sync settings fail with ENOTSUP. The configuration buffers are the app's own and
- * work anywhere. */
+ * (DHCP) addresses, the hardware address and a private network's DHCP server are applied; custom
+ * DNS servers, the SNTP server and time sync settings fail with ENOTSUP. The configuration buffers
+ * are the app's own and work anywhere. */
 #pragma once
 
 #include <net/if.h>
@@ -119,7 +119,10 @@ void Networking_SntpServerConfig_Destroy(Networking_SntpServerConfig* sntpServer
 int Networking_SntpServer_Start(const char* networkInterfaceName,
                                 const Networking_SntpServerConfig* sntpServerConfig);
 
-/* DhcpService: a DHCP server on a private network's interface. */
+/* DhcpService: a DHCP server on a private network's interface, which has a static address: 1 to
+ * 255 addresses from the start, all hosts of the interface's subnet other than its own, the mask
+ * the interface's, the gateway a host of the subnet or 0.0.0.0 (no router), up to 3 NTP servers
+ * (EINVAL otherwise). Starting it again replaces its configuration. */
 void Networking_DhcpServerConfig_Init(Networking_DhcpServerConfig* dhcpServerConfig);
 void Networking_DhcpServerConfig_Destroy(Networking_DhcpServerConfig* dhcpServerConfig);
 /* Leases `ipAddressCount` addresses from `startIpAddress` for `leaseTimeInHours`. */

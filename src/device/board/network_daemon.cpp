@@ -1,4 +1,4 @@
-#include "device/board/dhcp_client.hpp"
+#include "device/board/network_daemon.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,26 +14,8 @@
 
 namespace aspis::device::board {
 
-std::expected<std::unique_ptr<DhcpClient>, int> DhcpClient::Start(const DhcpClientConfig& config,
-                                                                  const std::string& interface,
-                                                                  int netns, std::uint32_t metric) {
-  // -B: foreground; -4: IPv4; -A: no ARP probe of the offered address; -L: no link-local address
-  // when no server answers; no random wait before asking; -f /dev/null: none of the machine's
-  // dhcpcd.conf; -m: route metric.
-  std::vector<std::string> args = {config.program.string(),
-                                   "-B",
-                                   "-4",
-                                   "-A",
-                                   "-L",
-                                   "--nodelay",
-                                   "-f",
-                                   "/dev/null",
-                                   "-m",
-                                   std::to_string(metric),
-                                   "-o",
-                                   "domain_name_servers"};
-  if (!config.write_resolver) args.insert(args.end(), {"-C", "resolv.conf"});
-  args.push_back(interface);
+std::expected<std::unique_ptr<NetworkDaemon>, int> NetworkDaemon::Start(
+    std::vector<std::string> args, int netns, std::chrono::milliseconds grace) {
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (auto& arg : args) argv.push_back(arg.data());
@@ -84,27 +66,23 @@ std::expected<std::unique_ptr<DhcpClient>, int> DhcpClient::Start(const DhcpClie
     return std::unexpected(error);
   }
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  return std::unique_ptr<DhcpClient>(new DhcpClient(pid, std::move(pidfd), config.stop_grace));
+  return std::unique_ptr<NetworkDaemon>(new NetworkDaemon(pid, std::move(pidfd), grace));
 }
 
-DhcpClient::~DhcpClient() { End(SIGTERM); }
+NetworkDaemon::~NetworkDaemon() { End(SIGTERM); }
 
-std::expected<void, int> DhcpClient::Renew() {
+std::expected<void, int> NetworkDaemon::Signal(int signal) {
   // A process that ended (and is not reaped yet) still takes a signal: its pidfd says it ended.
   pollfd ended{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
-  if (ended_ || ::poll(&ended, 1, 0) != 0 || ::kill(pid_, SIGUSR1) != 0) {
+  if (ended_ || ::poll(&ended, 1, 0) != 0 || ::kill(pid_, signal) != 0) {
     return std::unexpected(ESRCH);
   }
   return {};
 }
 
-void DhcpClient::Release() { End(SIGALRM); }  // dhcpcd's "release, then exit"
-
-void DhcpClient::End(int signal) {
+void NetworkDaemon::End(int signal) {
   if (ended_) return;
   ended_ = true;
-  // Sent again every 100 ms: dhcpcd loses a signal that lands while it is still starting its
-  // helpers.
   constexpr std::chrono::milliseconds kResend{100};
   bool gone = false;
   for (auto waited = std::chrono::milliseconds(0); !gone && pidfd_.get() >= 0 && waited < grace_;
