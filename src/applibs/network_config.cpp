@@ -14,8 +14,8 @@
 // Configuring the device's network: the buffers are the app's (filled here); aspisd applies them
 // (networking.config.* calls) to an interface it manages, checking NetworkConfig (EACCES), and
 // refuses an interface it does not manage (EPERM) and custom DNS servers (ENOTSUP); it serves DHCP
-// on a private network's interface (DhcpService). The SNTP server and time sync are refused
-// (ENOTSUP).
+// and SNTP on a private network's interface (DhcpService, SntpService). Time sync settings are
+// refused (ENOTSUP).
 namespace {
 
 constexpr std::size_t kMaxServers = 3;
@@ -202,7 +202,7 @@ int Networking_SntpServer_Start(const char* networkInterfaceName,
     errno = EFAULT;
     return -1;
   }
-  return BrokerUnsupported("networking.sntpserver");
+  return Config("sntpserver", networkInterfaceName);
 }
 
 void Networking_DhcpServerConfig_Init(Networking_DhcpServerConfig* dhcpServerConfig) {

@@ -96,8 +96,8 @@ static void Dhcp(const char* name) {
 }
 
 /* Serves DHCP on interface `name`, a private network's, after giving it 192.168.100.1/24: one
- * address, 192.168.100.10, with no router and 192.168.100.1 as NTP server; and tries leases the
- * server must refuse. */
+ * address, 192.168.100.10, with no router and 192.168.100.1 as NTP server (and tries leases the
+ * server must refuse); then serves the time there. */
 static void DhcpServe(const char* name) {
   Report("up", Networking_SetInterfaceState(name, true));
   ApplyStatic(name, "static", "192.168.100.1", "255.255.255.0", "0.0.0.0");
@@ -119,6 +119,10 @@ static void DhcpServe(const char* name) {
   Report("ntp", Networking_DhcpServerConfig_SetNtpServerAddresses(&config, &own, 1));
   Report("dhcp-start", Networking_DhcpServer_Start(name, &config));
   Networking_DhcpServerConfig_Destroy(&config);
+  Networking_SntpServerConfig sntp;
+  Networking_SntpServerConfig_Init(&sntp);
+  Report("sntp-start", Networking_SntpServer_Start(name, &sntp));
+  Networking_SntpServerConfig_Destroy(&sntp);
 }
 
 /* Stores a WPA2 network "home" named "home-net" (and tries what wpa_supplicant's configuration

@@ -549,9 +549,8 @@ class TestNamespace {
     return std::move(*network);
   }
   fs::path path() const { return fs::path("/run/netns") / name_; }
-  // What runs DHCP for aspisd here: servers' leases in a directory of the test's, and the
-  // machine's resolver left alone.
-  board::NetworkDaemons Daemons() const { return {.leases_dir = leases_, .write_resolver = false}; }
+  // What runs DHCP for aspisd here: servers' leases in a directory of the test's.
+  board::NetworkDaemons Daemons() const { return {.leases_dir = leases_}; }
   // Runs `argv` inside; its output.
   std::string Output(const std::vector<std::string>& argv) const {
     std::vector<std::string> command{"ip", "netns", "exec", name_};
@@ -607,7 +606,9 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
 }
 
 // A DHCP server on the far end of the test's veth pair: dnsmasq, leasing 192.168.77.50-60 with
-// 192.168.77.1 as router; what it did, in its log.
+// 192.168.77.1 as router, and, as a hostile network's would, DNS servers, a host name and
+// classless routes that would take every destination (0.0.0.0/1 and 128.0.0.0/1 outrank any
+// default route); what it did, in its log.
 class DhcpServer {
  public:
   DhcpServer(const TestNamespace& ns, const std::string& interface, const fs::path& dir)
@@ -616,7 +617,9 @@ class DhcpServer {
         process_({"ip", "netns", "exec", ns.path().filename().string(), "dnsmasq", "--no-daemon",
                   "--conf-file=/dev/null", "--port=0", "--no-ping", "--interface=" + interface,
                   "--bind-interfaces", "--dhcp-range=192.168.77.50,192.168.77.60,1h",
-                  "--dhcp-option=3,192.168.77.1", "--log-dhcp",
+                  "--dhcp-option=3,192.168.77.1", "--dhcp-option=6,192.168.77.1",
+                  "--dhcp-option=12,evil-host",
+                  "--dhcp-option=121,0.0.0.0/1,192.168.77.1,128.0.0.0/1,192.168.77.1", "--log-dhcp",
                   "--dhcp-leasefile=" + (dir / "leases").string(),
                   "--pid-file=" + (dir / "dnsmasq.pid").string()},
                  std::nullopt, 15, log_.string()) {}
@@ -631,6 +634,11 @@ class DhcpServer {
   bool ready_;
   aspis::testing::BackgroundProcess process_;
 };
+
+std::string ReadText(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 // The IPv4 address `interface` has in `ns`, once it has one from the DHCP server (up to 10 s).
 std::string LeasedAddress(const TestNamespace& ns, const std::string& interface) {
@@ -679,14 +687,23 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
   board::NetworkControl& control = **network;
   ASSERT_TRUE(control.SetUp(inner, true));
   EXPECT_EQ(control.RenewIp(inner).error(), EINVAL);  // not in dynamic mode
+  const std::string resolver = ReadText("/etc/resolv.conf");
   ASSERT_TRUE(control.SetDynamicIp(inner));
   EXPECT_NE(LeasedAddress(ns, inner).find("inet 192.168.77."), std::string::npos) << server.Log();
+  // Only the address and default route: the network's other routes, DNS servers and host name
+  // stay out of the device's configuration.
+  const std::string routes = ns.Output({"ip", "route"});
+  EXPECT_EQ(routes.find("0.0.0.0/1"), std::string::npos) << routes;
+  EXPECT_EQ(routes.find("128.0.0.0/1"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("default via 192.168.77.1"), std::string::npos) << routes;
+  EXPECT_EQ(ReadText("/etc/resolv.conf"), resolver);
   ASSERT_TRUE(control.ReleaseIp(inner));
   EXPECT_EQ(ns.Output({"ip", "-o", "-4", "addr", "show", "dev", inner}), "");
   ASSERT_TRUE(control.RenewIp(inner));
   EXPECT_NE(LeasedAddress(ns, inner).find("inet 192.168.77."), std::string::npos) << server.Log();
   // A static address ends the client, which takes its lease's address with it.
   ASSERT_TRUE(control.SetStaticIp(inner, {htonl(0xc0a84d09)}, {htonl(0xffffff00)}, {0}));
+  EXPECT_EQ(ReadText("/etc/resolv.conf"), resolver);
   const std::string addresses = ns.Output({"ip", "-o", "-4", "addr", "show", "dev", inner});
   EXPECT_NE(addresses.find("inet 192.168.77.9/24"), std::string::npos) << addresses;
   EXPECT_EQ(addresses.find("dynamic"), std::string::npos) << addresses;
@@ -694,19 +711,21 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
 }
 
 // A guardian's private network: the app serves DHCP on the interface to a legacy device (here a
-// real dhcpcd on the far end), which gets the one address leased, no router, and the NTP server.
-TEST_F(ApplibsTest, AnAppServesDhcpToTheDeviceOnItsPrivateNetwork) {
+// real dhcpcd on the far end), which gets the one address leased and no router, and the device's
+// time over SNTP (asked by a real chronyd).
+TEST_F(ApplibsTest, AnAppServesDhcpAndTimeToTheDeviceOnItsPrivateNetwork) {
   const std::string inner = "pa" + std::to_string(::getpid());
   const std::string outer = "pb" + std::to_string(::getpid());
   TestNamespace ns(inner, outer);
   ASSERT_TRUE(ns.ok());
   const auto network = ns.Manage(parts_);
   ASSERT_TRUE(network);
-  Run({"dhcp-server", inner}, R"({"NetworkConfig": true, "DhcpService": true})");
+  Run({"dhcp-server", inner},
+      R"({"NetworkConfig": true, "DhcpService": true, "SntpService": true})");
   EXPECT_EQ(UntilDone(), (std::vector<std::string>{
                              "up: ok", "static: ok", "lease-of-its-own-address: EINVAL",
                              "lease-in-another-subnet: EINVAL", "lease-past-the-subnet: EINVAL",
-                             "ntp: ok", "dhcp-start: ok"}));
+                             "ntp: ok", "dhcp-start: ok", "sntp-start: ok"}));
   aspis::testing::BackgroundProcess device(
       {"ip", "netns", "exec", ns.path().filename().string(), "dhcpcd", "-B", "-4", "-A", "-L",
        "--nodelay", "-f", "/dev/null", "-C", "resolv.conf", "-o", "ntp_servers", outer},
@@ -718,12 +737,19 @@ TEST_F(ApplibsTest, AnAppServesDhcpToTheDeviceOnItsPrivateNetwork) {
   }
   EXPECT_NE(addresses.find("inet 192.168.100.10/24"), std::string::npos) << addresses;
   EXPECT_EQ(ns.Output({"ip", "route", "show", "default"}), "");
+  // chronyd -Q asks once and says how far the clock it was answered differs from its own. Both
+  // ends are in one namespace here: the question goes over its loopback.
+  ASSERT_TRUE(ns.Run({"ip", "link", "set", "lo", "up"}));
+  const std::string asked = ns.Output({"chronyd", "-Q", "-f", "/dev/null", "-t", "5",
+                                       "server 192.168.100.1 iburst maxsamples 1",
+                                       "pidfile " + (dir_ / "q.pid").string()});
+  EXPECT_NE(asked.find("System clock wrong by"), std::string::npos) << asked;
   device.Stop();
   std::error_code ec;
   fs::remove(fs::path("/var/lib/dhcpcd") / (outer + ".lease"), ec);
 }
 
-TEST_F(ApplibsTest, ADhcpServerNeedsDhcpService) {
+TEST_F(ApplibsTest, ThePrivateNetworksServersNeedDhcpServiceAndSntpService) {
   TestNamespace ns;
   ASSERT_TRUE(ns.ok());
   const auto network = ns.Manage(parts_);
@@ -731,6 +757,7 @@ TEST_F(ApplibsTest, ADhcpServerNeedsDhcpService) {
   Run({"dhcp-server", "n0"}, R"({"NetworkConfig": true})");
   const auto lines = UntilDone();
   EXPECT_TRUE(Has(lines, "dhcp-start: EACCES"));
+  EXPECT_TRUE(Has(lines, "sntp-start: EACCES"));
   EXPECT_TRUE(Has(Reports(),
                   "denial: broker: networking.config.dhcpserver (the app manifest "
                   "grants no DhcpService)"));

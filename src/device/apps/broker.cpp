@@ -72,7 +72,7 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "networking.config.mac",
     "networking.config.mac.set",
     "networking.config.dhcpserver",
-    "networking.sntpserver",
+    "networking.config.sntpserver",
     "networking.timesync.set",
     "wifi.add",
     "wifi.set",
@@ -406,9 +406,8 @@ Answer Unsupported(const BrokerGrants& g, std::string_view call) {
   };
   constexpr std::string_view kNotKept = "aspisd keeps no Wi-Fi diagnostics";
   constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
-  const std::array<Need, 3> needs = {{
+  const std::array<Need, 2> needs = {{
       {"wificonfig", g.capabilities.wifi_config, "WifiConfig", kNotKept},
-      {"networking.sntpserver", g.capabilities.sntp_service, "SntpService", kUnmanaged},
       {"networking.timesync.set", g.capabilities.time_sync_config, "TimeSyncConfig", kUnmanaged},
   }};
   for (const Need& need : needs) {
@@ -441,20 +440,20 @@ Json Seen(const board::SeenWifiNetwork& n) {
 // The networking.config.* calls (board/network.hpp): the app's NetworkConfig (or
 // HardwareAddressConfig) first, then an interface aspisd manages.
 Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const Json& request) {
-  // A hardware address is HardwareAddressConfig's to set, and either capability's to read; a
-  // DHCP server is DhcpService's.
+  // A hardware address is HardwareAddressConfig's to set, and either capability's to read; the
+  // DHCP and SNTP servers are DhcpService's and SntpService's.
   const bool set_mac = call == "networking.config.mac.set";
   const bool dhcp_server = call == "networking.config.dhcpserver";
-  const bool granted =
-      set_mac       ? g.capabilities.hardware_address_config
-      : dhcp_server ? g.capabilities.dhcp_service
-                    : g.capabilities.network_config || (call == "networking.config.mac" &&
-                                                        g.capabilities.hardware_address_config);
-  if (!granted) {
-    return Refuse(EACCES, set_mac       ? "the app manifest grants no HardwareAddressConfig"
-                          : dhcp_server ? "the app manifest grants no DhcpService"
-                                        : "the app manifest grants no NetworkConfig");
-  }
+  const bool sntp_server = call == "networking.config.sntpserver";
+  const auto [granted, capability] =
+      set_mac       ? std::pair(g.capabilities.hardware_address_config, "HardwareAddressConfig")
+      : dhcp_server ? std::pair(g.capabilities.dhcp_service, "DhcpService")
+      : sntp_server
+          ? std::pair(g.capabilities.sntp_service, "SntpService")
+          : std::pair(g.capabilities.network_config || (call == "networking.config.mac" &&
+                                                        g.capabilities.hardware_address_config),
+                      "NetworkConfig");
+  if (!granted) return Refuse(EACCES, std::string("the app manifest grants no ") + capability);
   const Json name = request.value("interface", Json());
   if (!name.is_string() || name.get<std::string>().size() >= IF_NAMESIZE) {
     return Refuse(ENOENT, "no such interface");
@@ -504,6 +503,9 @@ Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const J
       settings.ntp.push_back(in_addr{server.get<std::uint32_t>()});
     }
     return done(g.network->StartDhcpServer(interface, settings));
+  }
+  if (sntp_server && Shaped(request, {"interface"})) {
+    return done(g.network->StartSntpServer(interface));
   }
   if (call == "networking.config.release" && Shaped(request, {"interface"})) {
     return done(g.network->ReleaseIp(interface));

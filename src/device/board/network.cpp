@@ -20,7 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/bytes.hpp"
 #include "core/fd.hpp"
+#include "core/file.hpp"
 
 namespace aspis::device::board {
 
@@ -74,6 +76,11 @@ bool IsUnicast(std::uint32_t address) {
   return first != 0 && first != 127 && first < 224;
 }
 
+std::string Dotted(std::uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
+         std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
+}
+
 NlAddrPtr Ipv4(in_addr address) {
   return NlAddrPtr(::nl_addr_build(AF_INET, &address, sizeof address));
 }
@@ -124,6 +131,7 @@ NetworkControl::NetworkControl(std::set<std::string> interfaces, nl_sock* socket
 NetworkControl::~NetworkControl() {
   clients_.clear();  // each takes its address off its interface
   servers_.clear();
+  time_servers_.clear();
   ::nl_socket_free(socket_);
 }
 
@@ -178,6 +186,7 @@ NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in
   if (!index) return std::unexpected(index.error());
   clients_.erase(interface);  // dhcpcd takes its lease's address and routes off first
   servers_.erase(interface);
+  time_servers_.erase(interface);
   dynamic_.erase(interface);
   nl_cache* loaded = nullptr;
   auto found = Ipv4Addresses(*index, loaded);
@@ -303,6 +312,7 @@ NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface) {
   if (!index) return std::unexpected(index.error());
   clients_.erase(interface);
   servers_.erase(interface);
+  time_servers_.erase(interface);
   nl_cache* loaded = nullptr;
   auto found = Ipv4Addresses(*index, loaded);
   const CachePtr addresses(loaded);
@@ -320,7 +330,10 @@ NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface) {
 NetworkResult<void> NetworkControl::StartDhcpClient(const std::string& interface) {
   // -B: foreground; -4: IPv4; -A: no ARP probe of the offered address; -L: no link-local address
   // when no server answers; no random wait before asking; -f /dev/null: none of the machine's
-  // dhcpcd.conf; -m: route metric.
+  // dhcpcd.conf; -m: route metric. What the network's server says goes no further than this
+  // interface's address and default route: no hook runs (-c /bin/true: the device's resolver,
+  // hostname and time sources stay as they are), and routes to other networks it offers are
+  // dropped (classless static routes would outrank the device's own default route).
   std::vector<std::string> argv = {daemons_.dhcp_client.string(),
                                    "-B",
                                    "-4",
@@ -329,13 +342,17 @@ NetworkResult<void> NetworkControl::StartDhcpClient(const std::string& interface
                                    "--nodelay",
                                    "-f",
                                    "/dev/null",
+                                   "-c",
+                                   "/bin/true",
                                    "-m",
-                                   std::to_string(kManagedRouteMetric),
-                                   "-o",
-                                   "domain_name_servers"};
-  if (!daemons_.write_resolver) argv.insert(argv.end(), {"-C", "resolv.conf"});
+                                   std::to_string(kManagedRouteMetric)};
+  for (const char* dropped : {"classless_static_routes", "ms_classless_static_routes",
+                              "static_routes", "host_name", "ntp_servers"}) {
+    argv.insert(argv.end(), {"--nooption", dropped});
+  }
   argv.push_back(interface);
-  auto client = NetworkDaemon::Start(std::move(argv), netns_.get(), daemons_.stop_grace);
+  auto client = NetworkDaemon::Start(std::move(argv), netns_.get(), daemons_.stop_grace,
+                                     "/run/dhcpcd", SIGUSR1);
   if (!client) return std::unexpected(client.error());
   clients_[interface] = std::move(*client);
   return {};
@@ -366,22 +383,9 @@ NetworkResult<void> NetworkControl::RenewIp(const std::string& interface) {
 NetworkResult<void> NetworkControl::StartDhcpServer(const std::string& interface,
                                                     const DhcpServerSettings& settings) {
   const std::lock_guard lock(mutex_);
-  const auto index = Index(interface);
-  if (!index) return std::unexpected(index.error());
-  if (dynamic_.contains(interface)) return std::unexpected(EINVAL);
-  nl_cache* loaded = nullptr;
-  auto found = Ipv4Addresses(*index, loaded);
-  const CachePtr addresses(loaded);
-  if (!found) return std::unexpected(found.error());
-  if (found->empty()) return std::unexpected(EINVAL);
-  nl_addr* local = ::rtnl_addr_get_local(found->front());
-  const int prefix = ::rtnl_addr_get_prefixlen(found->front());
-  if (local == nullptr || ::nl_addr_get_len(local) != 4 || prefix < 1 || prefix > 30) {
-    return std::unexpected(EINVAL);
-  }
-  std::uint32_t own_be = 0;
-  std::memcpy(&own_be, ::nl_addr_get_binary_addr(local), sizeof own_be);
-  const std::uint32_t own = ntohl(own_be);
+  const auto static_address = StaticAddress(interface);
+  if (!static_address) return std::unexpected(static_address.error());
+  const auto [own, prefix] = *static_address;
   const std::uint32_t bits = ~0U << (32 - prefix);
   const std::uint32_t network = own & bits;
   const std::uint32_t broadcast = network | ~bits;
@@ -399,10 +403,6 @@ NetworkResult<void> NetworkControl::StartDhcpServer(const std::string& interface
                    [](in_addr a) { return IsUnicast(ntohl(a.s_addr)); })) {
     return std::unexpected(EINVAL);
   }
-  const auto dotted = [](std::uint32_t a) {
-    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
-           std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
-  };
   std::error_code ec;
   std::filesystem::create_directories(daemons_.leases_dir, ec);
   if (ec) return std::unexpected(EIO);
@@ -416,20 +416,66 @@ NetworkResult<void> NetworkControl::StartDhcpServer(const std::string& interface
       "--interface=" + interface,
       "--bind-interfaces",
       "--dhcp-authoritative",
-      "--dhcp-range=" + dotted(first) + "," + dotted(static_cast<std::uint32_t>(last)) + "," +
-          dotted(bits) + "," + std::to_string(settings.lease_hours) + "h",
-      "--dhcp-option=3" + (gateway != 0 ? "," + dotted(gateway) : std::string()),
+      "--dhcp-range=" + Dotted(first) + "," + Dotted(static_cast<std::uint32_t>(last)) + "," +
+          Dotted(bits) + "," + std::to_string(settings.lease_hours) + "h",
+      "--dhcp-option=3" + (gateway != 0 ? "," + Dotted(gateway) : std::string()),
       "--dhcp-leasefile=" + (daemons_.leases_dir / (interface + ".leases")).string(),
       "--pid-file=" + (daemons_.leases_dir / (interface + ".pid")).string()};
   if (!settings.ntp.empty()) {
     std::string ntp = "--dhcp-option=42";
-    for (const in_addr server : settings.ntp) ntp += "," + dotted(ntohl(server.s_addr));
+    for (const in_addr server : settings.ntp) ntp += "," + Dotted(ntohl(server.s_addr));
     argv.push_back(ntp);
   }
   servers_.erase(interface);
   auto server = NetworkDaemon::Start(std::move(argv), netns_.get(), daemons_.stop_grace);
   if (!server) return std::unexpected(server.error());
   servers_[interface] = std::move(*server);
+  return {};
+}
+
+NetworkResult<std::pair<std::uint32_t, int>> NetworkControl::StaticAddress(
+    const std::string& interface) {
+  const auto index = Index(interface);
+  if (!index) return std::unexpected(index.error());
+  if (dynamic_.contains(interface)) return std::unexpected(EINVAL);
+  nl_cache* loaded = nullptr;
+  auto found = Ipv4Addresses(*index, loaded);
+  const CachePtr addresses(loaded);
+  if (!found) return std::unexpected(found.error());
+  if (found->empty()) return std::unexpected(EINVAL);
+  nl_addr* local = ::rtnl_addr_get_local(found->front());
+  const int prefix = ::rtnl_addr_get_prefixlen(found->front());
+  if (local == nullptr || ::nl_addr_get_len(local) != 4 || prefix < 1 || prefix > 30) {
+    return std::unexpected(EINVAL);
+  }
+  std::uint32_t own = 0;
+  std::memcpy(&own, ::nl_addr_get_binary_addr(local), sizeof own);
+  return std::pair(ntohl(own), prefix);
+}
+
+NetworkResult<void> NetworkControl::StartSntpServer(const std::string& interface) {
+  const std::lock_guard lock(mutex_);
+  const auto static_address = StaticAddress(interface);
+  if (!static_address) return std::unexpected(static_address.error());
+  const auto [own, prefix] = *static_address;
+  const std::uint32_t network = own & (~0U << (32 - prefix));
+  std::error_code ec;
+  std::filesystem::create_directories(daemons_.leases_dir, ec);
+  if (ec) return std::unexpected(EIO);
+  // The device's own time (a local reference, never a source of its own), answered at the
+  // interface's address to its subnet; no command port, and the clock left alone (-x).
+  const std::filesystem::path config = daemons_.leases_dir / (interface + ".chrony.conf");
+  const std::string text = "local stratum 10\nallow " + Dotted(network) + "/" +
+                           std::to_string(prefix) + "\nbindaddress " + Dotted(own) +
+                           "\nport 123\ncmdport 0\npidfile " +
+                           (daemons_.leases_dir / (interface + ".chrony.pid")).string() + "\n";
+  if (!file::WriteDurably(config, AsBytes(text), 0644)) return std::unexpected(EIO);
+  time_servers_.erase(interface);
+  auto server =
+      NetworkDaemon::Start({daemons_.time_server.string(), "-d", "-x", "-f", config.string()},
+                           netns_.get(), daemons_.stop_grace);
+  if (!server) return std::unexpected(server.error());
+  time_servers_[interface] = std::move(*server);
   return {};
 }
 

@@ -84,6 +84,9 @@ class NetworkControl {
   // is not a host of the subnet, no lease time, NTP servers that are not unicast addresses.
   NetworkResult<void> StartDhcpServer(const std::string& interface,
                                       const DhcpServerSettings& settings);
+  // Serves the device's time over (S)NTP (chronyd, which never sets the clock) at the static
+  // address of `interface`, to its subnet only. EINVAL without a static address.
+  NetworkResult<void> StartSntpServer(const std::string& interface);
   NetworkResult<HardwareAddress> GetHardwareAddress(const std::string& interface);
   // EINVAL: a multicast or all-zero address.
   NetworkResult<void> SetHardwareAddress(const std::string& interface,
@@ -94,6 +97,9 @@ class NetworkControl {
                  NetworkDaemons daemons);
   // Starts dhcpcd for `interface` (with mutex_ held).
   NetworkResult<void> StartDhcpClient(const std::string& interface);
+  // The static IPv4 address of `interface` (host order) and its prefix length (with mutex_ held):
+  // EINVAL when it has none or is in dynamic mode.
+  NetworkResult<std::pair<std::uint32_t, int>> StaticAddress(const std::string& interface);
   // The interface's index, when it is one aspisd manages and exists (by its own name).
   NetworkResult<int> Index(const std::string& interface);
   NetworkResult<void> SetDefaultRoute(int index, in_addr gateway);  // with mutex_ held
@@ -110,6 +116,7 @@ class NetworkControl {
   std::set<std::string> dynamic_;
   std::map<std::string, std::unique_ptr<NetworkDaemon>> clients_;
   std::map<std::string, std::unique_ptr<NetworkDaemon>> servers_;
+  std::map<std::string, std::unique_ptr<NetworkDaemon>> time_servers_;
 };
 
 }  // namespace aspis::device::board

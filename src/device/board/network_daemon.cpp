@@ -7,15 +7,38 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/mount.h>
+#include <sys/stat.h>
+
 #include <array>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
 #include <vector>
 
 namespace aspis::device::board {
 
+namespace {
+
+// Whether process `pid` has a handler for `signal` (its /proc status's SigCgt).
+bool Handles(pid_t pid, int signal) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (!line.starts_with("SigCgt:")) continue;
+    const unsigned long long caught = std::strtoull(line.c_str() + 7, nullptr, 16);
+    return (caught >> (signal - 1) & 1U) != 0;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::expected<std::unique_ptr<NetworkDaemon>, int> NetworkDaemon::Start(
-    std::vector<std::string> args, int netns, std::chrono::milliseconds grace) {
+    std::vector<std::string> args, int netns, std::chrono::milliseconds grace,
+    const std::filesystem::path& private_dir, int ready_signal) {
+  const std::string private_path = private_dir.string();
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (auto& arg : args) argv.push_back(arg.data());
@@ -39,19 +62,22 @@ std::expected<std::unique_ptr<NetworkDaemon>, int> NetworkDaemon::Start(
     struct sigaction fallback {};
     fallback.sa_handler = SIG_DFL;
     for (int signal = 1; signal < NSIG; ++signal) ::sigaction(signal, &fallback, nullptr);
-    const int null = ::open("/dev/null", O_RDWR);
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
       ::dup2(null, STDIN_FILENO);
       ::dup2(null, STDOUT_FILENO);
       ::dup2(null, STDERR_FILENO);
     }
-    int error = 0;
-    if (netns >= 0 && ::setns(netns, CLONE_NEWNET) != 0) {
-      error = errno;
-    } else {
-      ::execv(argv[0], argv.data());
-      error = errno;
-    }
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);  // the report pipe is already
+    const bool set_up = (netns < 0 || ::setns(netns, CLONE_NEWNET) == 0) &&
+                        (private_path.empty() ||
+                         (::unshare(CLONE_NEWNS) == 0 &&
+                          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+                          (::mkdir(private_path.c_str(), 0755) == 0 || errno == EEXIST) &&
+                          ::mount("tmpfs", private_path.c_str(), "tmpfs",
+                                  MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755") == 0));
+    if (set_up) ::execv(argv[0], argv.data());
+    const int error = errno;
     (void)::write(write_end.get(), &error, sizeof error);
     ::_exit(127);
   }
@@ -66,7 +92,13 @@ std::expected<std::unique_ptr<NetworkDaemon>, int> NetworkDaemon::Start(
     return std::unexpected(error);
   }
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  return std::unique_ptr<NetworkDaemon>(new NetworkDaemon(pid, std::move(pidfd), grace));
+  auto daemon = std::unique_ptr<NetworkDaemon>(new NetworkDaemon(pid, std::move(pidfd), grace));
+  constexpr std::chrono::milliseconds kPoll{5};
+  for (auto waited = std::chrono::milliseconds(0);
+       ready_signal != 0 && !Handles(pid, ready_signal) && waited < grace; waited += kPoll) {
+    std::this_thread::sleep_for(kPoll);
+  }
+  return daemon;
 }
 
 NetworkDaemon::~NetworkDaemon() { End(SIGTERM); }

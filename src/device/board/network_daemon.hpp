@@ -12,29 +12,32 @@
 #include "core/fd.hpp"
 
 // The programs aspisd runs for interfaces it manages: dhcpcd, the DHCP client of an interface in
-// dynamic mode, and dnsmasq, the DHCP server of a private network. Each runs as aspisd's child in
-// a process group of its own, in the network namespace of the interfaces (aspisd's, or a test's),
-// its output discarded. Errors are errno values, as applibs returns them.
+// dynamic mode, and dnsmasq and chronyd, the DHCP and SNTP servers of a private network. Each runs
+// as aspisd's child in a process group of its own, in the network namespace of the interfaces
+// (aspisd's, or a test's), its output discarded. Errors are errno values, as applibs returns them.
 namespace aspis::device::board {
 
 struct NetworkDaemons {
   std::filesystem::path dhcp_client = "/usr/sbin/dhcpcd";
   std::filesystem::path dhcp_server = "/usr/sbin/dnsmasq";
-  // Where the DHCP servers keep their leases.
+  std::filesystem::path time_server = "/usr/sbin/chronyd";
+  // Where the servers keep their leases and configuration.
   std::filesystem::path leases_dir = "/var/lib/aspisd/dhcp";
-  // Whether dhcpcd writes the DNS servers it is given to /etc/resolv.conf (its hook); tests,
-  // which share the machine's, turn it off.
-  bool write_resolver = true;
   std::chrono::milliseconds stop_grace{5000};  // from a signal to SIGKILL
 };
 
 class NetworkDaemon {
  public:
-  // Runs `argv` (argv[0] a path) in the network namespace `netns` (-1: aspisd's). Errors: the
-  // errno of fork or of exec (ENOENT: the program is not installed).
-  static std::expected<std::unique_ptr<NetworkDaemon>, int> Start(std::vector<std::string> argv,
-                                                                  int netns,
-                                                                  std::chrono::milliseconds grace);
+  // Runs `argv` (argv[0] a path) in the network namespace `netns` (-1: aspisd's), with no
+  // descriptor of aspisd's but its standard ones (on /dev/null). With `private_dir`, the program
+  // sees an empty directory of its own there (a tmpfs in a mount namespace of its own), so that no
+  // other instance, nor the system's, answers on its control sockets. With `ready_signal`, Start
+  // returns once the program handles that signal (a program loses, or dies of, a signal sent
+  // before it does), waiting up to the grace period. Errors: the errno of fork, of setting up, or
+  // of exec (ENOENT: the program is not installed).
+  static std::expected<std::unique_ptr<NetworkDaemon>, int> Start(
+      std::vector<std::string> argv, int netns, std::chrono::milliseconds grace,
+      const std::filesystem::path& private_dir = {}, int ready_signal = 0);
   // Ends it with SIGTERM.
   ~NetworkDaemon();
   NetworkDaemon(const NetworkDaemon&) = delete;

@@ -69,8 +69,9 @@ Expected<std::uint32_t> PerformI2c(Peripherals& backend, PeripheralChannel& chan
     case wp::Op::kI2cTimeout:
       // "Rounded to the nearest supported value": tens of milliseconds, and no more than a
       // transfer may hold the server that every app's peripherals wait on.
-      channel.i2c_timeout = std::clamp(std::chrono::milliseconds((a[0] + 5) / 10 * 10),
-                                       kMinI2cTimeout, kMaxI2cTimeout);
+      channel.i2c_timeout =
+          std::clamp(std::chrono::milliseconds((std::uint64_t{a[0]} + 5) / 10 * 10), kMinI2cTimeout,
+                     kMaxI2cTimeout);
       return 0;
     case wp::Op::kI2cTransfer: {
       if (a[0] > 0x7f || a[1] > wp::kMaxData || (in.empty() && a[1] == 0)) break;

@@ -240,9 +240,86 @@ TEST_F(CoprocessorTest, FirmwareAskingLinuxForMoreThanMemoryAndAnRpmsgDeviceIsNe
   EXPECT_EQ(core.starts(), 0);
   EXPECT_TRUE(fs::is_empty(firmware_dir_));
   // Its twins: firmware within bounds, and firmware asking for nothing, run.
-  EXPECT_EQ(refusal(ResourceTable({Carveout(0x800000), Carveout(0x800000), Trace(), Vdev()})),
+  EXPECT_EQ(refusal(ResourceTable({Carveout(0x800000), Carveout(0x7f0000), Trace(), Vdev()})),
             "started");
   EXPECT_EQ(refusal(std::nullopt), "started");
+}
+
+// Little-endian fields of an ELF64 image (the test's firmware is x86-64's /bin/true).
+struct Elf64 {
+  std::string bytes;
+  std::uint64_t Get(std::uint64_t at, int size) const {
+    std::uint64_t value = 0;
+    for (int i = size - 1; i >= 0; --i) {
+      value = (value << 8) | static_cast<std::uint8_t>(bytes[at + static_cast<std::uint64_t>(i)]);
+    }
+    return value;
+  }
+  void Put(std::uint64_t at, int size, std::uint64_t value) {
+    for (int i = 0; i < size; ++i)
+      bytes[at + static_cast<std::uint64_t>(i)] = static_cast<char>(value >> (8 * i));
+  }
+  std::uint64_t Section(std::uint64_t i) const { return Get(0x28, 8) + 64 * i; }
+  std::uint64_t Count() const { return Get(0x3c, 2); }
+  std::uint64_t NameTable() const { return Section(Get(0x3e, 2)); }
+  // The index of the section named `name`.
+  std::uint64_t Find(const std::string& name) const {
+    for (std::uint64_t i = 0; i < Count(); ++i) {
+      if (bytes.compare(Get(NameTable() + 0x18, 8) + Get(Section(i), 4), name.size() + 1,
+                        name.c_str(), name.size() + 1) == 0) {
+        return i;
+      }
+    }
+    return 0;
+  }
+};
+
+// Images whose resource table the kernel would find where a checker resolving names by the book
+// would not: each hides a table asking for device memory (found by a review).
+TEST_F(CoprocessorTest, FirmwareHidingATableWhereOnlyTheKernelLooksIsNeverLoaded) {
+  using namespace aspis::testing;
+  aspis::testing::FakeRemoteproc core(dir_ / "sys", firmware_dir_, true, "running");
+  const auto config = Config(core);
+  const Bytes hostile = ResourceTable({Vdev(), Devmem()});
+  const Elf64 benign{FirmwareImage(dir_ / "benign.elf", ResourceTable({Vdev()}))};
+  const auto refusal = [&](const Elf64& elf) {
+    std::ofstream(dir_ / "hostile.elf", std::ios::binary | std::ios::trunc) << elf.bytes;
+    const auto started =
+        StartOnCoprocessor(config, dir_ / "hostile.elf", kComponent, false, nullptr);
+    return started ? std::string("started") : started.error().message();
+  };
+  const std::uint64_t table = benign.Find(".resource_table");
+  ASSERT_NE(table, 0U);
+  // Section 0, which the kernel reads and libelf's iteration skips, named .resource_table and
+  // pointing at a second table appended to the image.
+  Elf64 zeroth = benign;
+  zeroth.Put(zeroth.Section(0), 4, benign.Get(benign.Section(table), 4));
+  zeroth.Put(zeroth.Section(0) + 0x18, 8, zeroth.bytes.size());
+  zeroth.Put(zeroth.Section(0) + 0x20, 8, hostile.size());
+  zeroth.bytes.append(reinterpret_cast<const char*>(hostile.data()), hostile.size());
+  EXPECT_EQ(refusal(zeroth), "hostile.elf: the firmware has a malformed resource table");
+  // The section names in a table libelf will not read (not SHT_STRTAB, or cut short): the kernel
+  // reads them anyway, and so does the check, which finds the hostile table.
+  Elf64 untyped{FirmwareImage(dir_ / "untyped.elf", hostile)};
+  untyped.Put(untyped.NameTable() + 4, 4, 1 /* SHT_PROGBITS */);
+  EXPECT_EQ(refusal(untyped),
+            "hostile.elf: the firmware asks for device memory to be mapped for the core");
+  Elf64 cut{FirmwareImage(dir_ / "cut.elf", hostile)};
+  cut.Put(cut.NameTable() + 0x20, 8, cut.Get(cut.NameTable() + 0x20, 8) - 1);
+  EXPECT_EQ(refusal(cut),
+            "hostile.elf: the firmware asks for device memory to be mapped for the core");
+  // Section headers past the image: the kernel's bounds check wraps and reads outside it.
+  Elf64 wrapped = benign;
+  wrapped.Put(0x28, 8, 0xfffffffffffffff0);
+  EXPECT_EQ(refusal(wrapped), "hostile.elf: the firmware has section headers outside the image");
+  // A virtqueue whose alignment would have Linux allocate 2 GiB.
+  Bytes aligned = ResourceTable({Vdev()});
+  aligned[16 + 4 + 4 + 24 + 4] = 0;  // the first vring's align: 0x80000000
+  aligned[16 + 4 + 4 + 24 + 7] = 0x80;
+  EXPECT_EQ(refusal(Elf64{FirmwareImage(dir_ / "aligned.elf", aligned)}),
+            "hostile.elf: the firmware has a malformed virtqueue");
+  EXPECT_EQ(core.starts(), 0);
+  EXPECT_EQ(refusal(benign), "started");
 }
 
 }  // namespace

@@ -192,6 +192,7 @@ TEST_F(LinuxBoardTest, AnI2cMastersTimeoutIsWhatTheAppSetRoundedAndBounded) {
   EXPECT_EQ(transfer_after(0), kMinI2cTimeout);
   // A clock-stretching target would hold every app's peripherals for as long as it is let.
   EXPECT_EQ(transfer_after(60000), kMaxI2cTimeout);
+  EXPECT_EQ(transfer_after(0xffffffff), kMaxI2cTimeout);  // not wrapped round to 10 ms
 }
 
 TEST_F(LinuxBoardTest, TheUartIsItsTerminalSetUpAsTheAppAsks) {
