@@ -26,6 +26,12 @@ std::optional<DnsQuestion> ParseDnsQuery(std::span<const std::uint8_t> query) {
   }
   const int name_size = ::dn_skipname(query.data() + kHeader, query.data() + query.size());
   if (name_size < 0) return std::nullopt;
+  // Written out, label by label: a reply repeats the question, and a compression pointer in it
+  // would point into the header the reply rewrites (a query's one name has nothing else to point
+  // at), making the reply's names unreadable.
+  for (std::size_t at = kHeader; query[at] != 0; at += query[at] + std::size_t{1}) {
+    if ((query[at] & NS_CMPRSFLGS) != 0) return std::nullopt;
+  }
   DnsQuestion out;
   out.end = kHeader + static_cast<std::size_t>(name_size) + 4;
   if (out.end > query.size()) return std::nullopt;
