@@ -3,12 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <sys/mount.h>
-#include <sys/stat.h>
 
 #include <array>
 #include <cerrno>

@@ -200,6 +200,10 @@ TEST_F(CertStoreTest, ACertificateThatNeverExpiresShowsItsYear9999) {
   ASSERT_TRUE(shown);
   EXPECT_EQ(shown->not_after.time_since_epoch().count(), 253402300799);
   EXPECT_EQ(shown->not_before.time_since_epoch().count(), 1767225600);
+  // Read as one of the platform's certificates, its end saturates at the clock's last instant.
+  const auto platform = crypto::Certificate::FromPem(pem);
+  ASSERT_TRUE(platform) << platform.error().message();
+  EXPECT_EQ(platform->NotAfter(), Clock::TimePoint::max());
 }
 
 TEST_F(CertStoreTest, AKeyThatIsNotTheCertificatesIsRefused) {
