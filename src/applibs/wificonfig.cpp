@@ -11,17 +11,12 @@
 // Wi-Fi through aspisd's wifi.* calls (device/board/wifi.hpp, wpa_supplicant on the board): bytes
 // an app gives (SSIDs, keys, names, certificate identifiers) travel in hex; aspisd checks
 // WifiConfig (and EnterpriseWifiConfig for EAP-TLS) and answers ENOTSUP on a board without Wi-Fi.
-// Network diagnostics and duplicating a network are refused (EACCES without WifiConfig, else
-// ENOTSUP).
 namespace {
 
 using aspis::applibs::BrokerCall;
-using aspis::applibs::BrokerUnsupported;
 using aspis::applibs::HexOf;
 using aspis::applibs::JsonBytes;
 using aspis::applibs::JsonNumber;
-
-int Diagnostics() { return BrokerUnsupported("wificonfig"); }
 
 int Call(const std::string& request, std::string* answer = nullptr) {
   return BrokerCall(request, {}, answer);
@@ -136,7 +131,21 @@ int WifiConfig_AddNetwork(void) {
   return static_cast<int>(JsonNumber(answer, "id"));
 }
 
-int WifiConfig_AddDuplicateNetwork(int, const char*) { return Diagnostics(); }
+int WifiConfig_AddDuplicateNetwork(int networkId, const char* configName) {
+  if (configName == nullptr) return Fault();
+  const std::size_t length = strnlen(configName, WIFICONFIG_CONFIG_NAME_MAX_LENGTH + 1);
+  if (length > WIFICONFIG_CONFIG_NAME_MAX_LENGTH) {
+    errno = ERANGE;
+    return -1;
+  }
+  std::string answer;
+  if (Call(R"({"call":"wifi.duplicate","id":)" + std::to_string(networkId) + R"(,"name":")" +
+               HexOf(configName, length) + "\"}",
+           &answer) != 0) {
+    return -1;
+  }
+  return static_cast<int>(JsonNumber(answer, "id"));
+}
 
 int WifiConfig_ForgetNetworkById(int networkId) {
   if (networkId < 0) {
@@ -209,7 +218,29 @@ int WifiConfig_GetNetworkIdByConfigName(const char* configName) {
   return -1;
 }
 
-int WifiConfig_GetNetworkDiagnostics(int, WifiConfig_NetworkDiagnostics*) { return Diagnostics(); }
+int WifiConfig_GetNetworkDiagnostics(int networkId,
+                                     WifiConfig_NetworkDiagnostics* networkDiagnostics) {
+  if (networkDiagnostics == nullptr) return Fault();
+  if (networkId < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  std::string answer;
+  if (Call(R"({"call":"wifi.diagnostics","id":)" + std::to_string(networkId) + "}", &answer) != 0) {
+    return -1;
+  }
+  WifiConfig_NetworkDiagnostics& out = *networkDiagnostics;
+  std::memset(&out, 0, sizeof out);
+  out.isEnabled = answer.find("\"enabled\":true") != std::string::npos;
+  out.isConnected = answer.find("\"connected\":true") != std::string::npos;
+  out.error = static_cast<int32_t>(JsonNumber(answer, "error"));
+  out.timestamp = static_cast<time_t>(JsonNumber(answer, "time"));
+  out.certError = static_cast<int32_t>(JsonNumber(answer, "cert_error"));
+  out.certDepth = static_cast<int32_t>(JsonNumber(answer, "cert_depth"));
+  const std::string subject = JsonBytes(answer, "cert_subject", CERTSTORE_SUBJECTNAME_MAX_LENGTH);
+  std::memcpy(out.certSubject.name, subject.data(), subject.size());
+  return 0;
+}
 
 int WifiConfig_SetClientIdentity(int networkId, const char* identity) {
   return SetEnterprise(networkId, "identity", identity, WIFICONFIG_EAP_IDENTITY_MAX_LENGTH);

@@ -21,7 +21,7 @@ std::string NamedCategory::message(int value) const {
 const std::error_category& CoreCategory() {
   static constexpr const char* kMessages[] = {
       "invalid argument",  "not found",    "already exists", "input/output error",
-      "permission denied", "corrupt data", "parse error"};
+      "permission denied", "corrupt data", "parse error",    "no space left"};
   static const NamedCategory category("aspis.core", kMessages);
   return category;
 }

@@ -65,6 +65,7 @@ enum class CoreErrc {
   kPermission,
   kCorrupt,
   kParse,
+  kNoSpace,  // the file system (or the user's quota) is full: transient, space may be freed
 };
 
 const std::error_category& CoreCategory();

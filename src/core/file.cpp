@@ -18,9 +18,10 @@ namespace {
 
 Error SysError(std::string_view what, const std::filesystem::path& path) {
   const int err = errno;
-  const CoreErrc code = err == ENOENT                     ? CoreErrc::kNotFound
-                        : (err == EACCES || err == EPERM) ? CoreErrc::kPermission
-                                                          : CoreErrc::kIo;
+  const CoreErrc code = err == ENOENT                      ? CoreErrc::kNotFound
+                        : (err == EACCES || err == EPERM)  ? CoreErrc::kPermission
+                        : (err == ENOSPC || err == EDQUOT) ? CoreErrc::kNoSpace
+                                                           : CoreErrc::kIo;
   return Error(
       code, std::string(what) + " " + path.string() + ": " + std::generic_category().message(err));
 }

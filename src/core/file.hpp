@@ -12,6 +12,7 @@ namespace aspis::file {
 
 // The operations a durable write is made of, so tests can cut power between any two of them
 // (tests/support/faulty_file_system.hpp). Implementations are not required to be thread-safe.
+// System errors are kNotFound, kPermission, kNoSpace (a full file system or quota) or kIo.
 class FileSystem {
  public:
   using Handle = int;

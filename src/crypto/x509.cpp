@@ -638,4 +638,12 @@ Verdict VerifyChain(const ForeignCertificate& leaf,
   return VerifyNativeChain(leaf, intermediates, roots, at, "issued by " + leaf.IssuerName());
 }
 
+std::optional<int> VerifyErrorOfText(std::string_view text) {
+  // OpenSSL 3.0's codes run to 95; it names any other "error number N".
+  for (int code = 0; code < 256; ++code) {
+    if (text == X509_verify_cert_error_string(code)) return code;
+  }
+  return std::nullopt;
+}
+
 }  // namespace aspis::crypto

@@ -156,4 +156,8 @@ Verdict VerifyChain(const ForeignCertificate& leaf,
                     std::span<const ForeignCertificate> intermediates,
                     std::span<const ForeignCertificate> roots, Clock::TimePoint at);
 
+// OpenSSL's X509_V_ERR_* code whose text (X509_verify_cert_error_string) is `text`, as other
+// programs report a failed verification.
+std::optional<int> VerifyErrorOfText(std::string_view text);
+
 }  // namespace aspis::crypto

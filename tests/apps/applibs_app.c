@@ -228,6 +228,51 @@ static void EapTls(void) {
   Report("enable", WifiConfig_SetNetworkEnabled(id, true));
 }
 
+/* Waits up to 20 s for the network to fail, and reports why it did. */
+static void Diagnose(int id) {
+  WifiConfig_NetworkDiagnostics why;
+  int got = -1;
+  for (int i = 0; i < 200 && got != 0; ++i) {
+    got = WifiConfig_GetNetworkDiagnostics(id, &why);
+    const struct timespec pause = {0, 100 * 1000 * 1000};
+    if (got != 0) nanosleep(&pause, NULL);
+  }
+  if (got != 0) {
+    Report("diagnostics", got);
+    return;
+  }
+  Log_Debug("diagnostics: error %d cert %d depth %d subject %s enabled %d connected %d recent %d\n",
+            why.error, why.certError, why.certDepth, why.certSubject.name, why.isEnabled,
+            why.isConnected, why.timestamp > time(NULL) - 60 && why.timestamp <= time(NULL));
+}
+
+/* Duplicates a network, and what diagnostics say of a network enabled without its key. */
+static void WifiDuplicate(void) {
+  const int id = WifiConfig_AddNetwork();
+  Report("ssid", WifiConfig_SetSSID(id, (const uint8_t*)"home", 4));
+  Report("security", WifiConfig_SetSecurityType(id, WifiConfig_Security_Wpa2_Psk));
+  WifiConfig_NetworkDiagnostics why;
+  Report("diagnostics-before", WifiConfig_GetNetworkDiagnostics(id, &why));
+  Report("enable-without-key", WifiConfig_SetNetworkEnabled(id, true));
+  if (WifiConfig_GetNetworkDiagnostics(id, &why) == 0) {
+    Log_Debug("diagnostics: error %d enabled %d\n", why.error, why.isEnabled);
+  }
+  Report("psk", WifiConfig_SetPSK(id, "correct horse", 13));
+  Report("name", WifiConfig_SetConfigName(id, "home-net"));
+  const int copy = WifiConfig_AddDuplicateNetwork(id, "home-backup");
+  Log_Debug("duplicate: %d\n", copy);
+  Report("duplicate-long-name", WifiConfig_AddDuplicateNetwork(id, "seventeen-chars-x"));
+  Report("duplicate-quoted-name", WifiConfig_AddDuplicateNetwork(id, "a\"b"));
+  Report("duplicate-unknown", WifiConfig_AddDuplicateNetwork(99, "x"));
+  Report("diagnostics-of-copy", WifiConfig_GetNetworkDiagnostics(copy, &why));
+  Report("diagnostics-unknown", WifiConfig_GetNetworkDiagnostics(99, &why));
+  Report("diagnostics-negative", WifiConfig_GetNetworkDiagnostics(-1, &why));
+  Report("diagnostics-null", WifiConfig_GetNetworkDiagnostics(id, NULL));
+  Log_Debug("count: %d by-name: %d\n", (int)WifiConfig_GetStoredNetworkCount(),
+            WifiConfig_GetNetworkIdByConfigName("home-backup"));
+  Report("persist", WifiConfig_PersistConfig());
+}
+
 static void WifiConfigure(const char* keep) {
   const int id = WifiConfig_AddNetwork();
   Log_Debug("add: %d\n", id);
@@ -622,6 +667,9 @@ int main(int argc, char** argv) {
     CertStoreManage();
   } else if (strcmp(mode, "eap-tls") == 0) {
     EapTls();
+    if (argc > 2 && strcmp(argv[2], "diagnose") == 0) Diagnose(0);
+  } else if (strcmp(mode, "wifi-duplicate") == 0) {
+    WifiDuplicate();
   } else if (strcmp(mode, "netconfig") == 0 && argc == 3) {
     NetConfig(argv[2]);
   } else if (strcmp(mode, "wifi-configure") == 0) {

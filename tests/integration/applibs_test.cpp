@@ -836,11 +836,40 @@ TEST(WpaSupplicantTest, At37StoredNetworksAddingOneMoreIsRefusedHoweverLongTheir
   const auto one_more = wifi.Add();
   ASSERT_FALSE(one_more);
   EXPECT_EQ(one_more.error(), ENOMEM);
+  const auto copy = wifi.Duplicate(0, "copy");
+  ASSERT_FALSE(copy);
+  EXPECT_EQ(copy.error(), ENOMEM);
   const auto stored = wifi.Stored();
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->size(), board::kMaxWifiNetworks);
   ASSERT_TRUE(wifi.Forget(0));
   EXPECT_TRUE(wifi.Add());
+}
+
+TEST_F(ApplibsTest, AnAppDuplicatesANetworkAndReadsWhyItsKeylessOneNeverConnects) {
+  aspis::testing::WpaSupplicant wpa(dir_ / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  parts_.wifi = &wifi;
+  Run({"wifi-duplicate"}, R"({"WifiConfig": true})");
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{
+                "ssid: ok", "security: ok", "diagnostics-before: ENODEV", "enable-without-key: ok",
+                "diagnostics: error 3 enabled 1", "psk: ok", "name: ok", "duplicate: 1",
+                "duplicate-long-name: ERANGE", "duplicate-quoted-name: EINVAL",
+                "duplicate-unknown: ENODEV", "diagnostics-of-copy: ENODEV",
+                "diagnostics-unknown: ENODEV", "diagnostics-negative: EINVAL",
+                "diagnostics-null: EFAULT", "count: 2 by-name: 1", "persist: ok"}));
+  // The copy has the original's SSID, security and key, its own name, and is not enabled.
+  const std::string saved = wpa.Config();
+  const std::size_t copy = saved.find("network={", saved.find("network={") + 1);
+  ASSERT_NE(copy, std::string::npos) << saved;
+  const std::string copied = saved.substr(copy);
+  EXPECT_NE(copied.find("ssid=\"home\""), std::string::npos) << saved;
+  EXPECT_NE(copied.find("psk=\"correct horse\""), std::string::npos) << saved;
+  EXPECT_NE(copied.find("key_mgmt=WPA-PSK"), std::string::npos) << saved;
+  EXPECT_NE(copied.find("id_str=\"home-backup\""), std::string::npos) << saved;
+  EXPECT_NE(copied.find("disabled=1"), std::string::npos) << saved;
 }
 
 TEST(WpaSupplicantTest, WhatAnAppStoresReadsBackAfterPersistAndReload) {
@@ -956,9 +985,9 @@ TEST_F(ApplibsTest, TheCertificateStoreWithoutCertStoreIsEaccesAndUntouched) {
 // veth pair, with the files the store wrote.
 class EapTlsTest : public ApplibsTest {
  protected:
-  // Runs the app's "eap-tls" mode with `root` as the CA it installs; what wpa_supplicant's STATUS
-  // says once EAP ended.
-  std::string Join(const crypto::Certificate& root) {
+  // Runs the app's "eap-tls" mode with `root` as the CA it installs (and `then`, the mode's
+  // second argument); what wpa_supplicant's STATUS says once EAP ended.
+  std::string Join(const crypto::Certificate& root, const std::string& then = "") {
     aspis::testing::WpaSupplicant wpa(dir_ / "wpa", /*associate=*/true);
     EXPECT_TRUE(wpa.Ready());
     const fs::path pki_dir = dir_ / "radius";
@@ -973,13 +1002,16 @@ class EapTlsTest : public ApplibsTest {
     EXPECT_TRUE(store);
     parts_.wifi = &wifi;
     parts_.cert_store = store->get();
-    Install(kApp, "applibs", {"eap-tls"},
+    Install(kApp, "applibs",
+            then.empty() ? std::vector<std::string>{"eap-tls"}
+                         : std::vector<std::string>{"eap-tls", then},
             R"({"WifiConfig": true, "EnterpriseWifiConfig": true, "CertStore": true})");
     PackCertificates(parts_.apps_dir, root, pki_.device);
     StartApps();
     lines_ = UntilDone();
     std::string status =
         wpa.StatusOnceEap(root.Der() == pki_.ca.cert.Der() ? "SUCCESS" : "FAILURE");
+    diagnostics_ = wifi.Diagnostics(0);
     log_ = wpa.Log();
     manager_.reset();
     return status;
@@ -987,6 +1019,7 @@ class EapTlsTest : public ApplibsTest {
 
   const EapPki pki_;
   std::vector<std::string> lines_;
+  board::WifiResult<board::WifiDiagnostics> diagnostics_ = std::unexpected(0);
   std::string log_;
 };
 
@@ -999,6 +1032,8 @@ TEST_F(EapTlsTest, AnAppJoinsAnEapTlsNetworkWithCertificatesFromTheStore) {
                                       "set: device-7 device radius-ca", "enable: ok"}));
   EXPECT_NE(status.find("EAP state=SUCCESS"), std::string::npos) << status << log_;
   EXPECT_NE(status.find("selectedMethod=13 (EAP-TLS)"), std::string::npos) << status;
+  ASSERT_FALSE(diagnostics_);  // it never failed
+  EXPECT_EQ(diagnostics_.error(), ENODEV);
 }
 
 TEST_F(EapTlsTest, ARootCaThatDidNotIssueTheServersCertificateFailsTheHandshake) {
@@ -1007,6 +1042,19 @@ TEST_F(EapTlsTest, ARootCaThatDidNotIssueTheServersCertificateFailsTheHandshake)
   EXPECT_EQ(lines_.back(), "enable: ok");
   EXPECT_NE(status.find("EAP state=FAILURE"), std::string::npos) << status << log_;
   EXPECT_NE(log_.find("CTRL-EVENT-EAP-TLS-CERT-ERROR"), std::string::npos) << log_;
+}
+
+TEST_F(EapTlsTest, TheAppReadsWhyTheServersCertificateFailedInTheNetworksDiagnostics) {
+  const auto other = aspis::testing::MakeRoot(pki_.now);
+  const std::string status = Join(other.cert, "diagnose");
+  EXPECT_NE(status.find("EAP state=FAILURE"), std::string::npos) << status << log_;
+  // Authentication failed (5) on the server's chain, at its root (depth 1), which is not the one
+  // the app installed (X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, 19). The wired port never lets the
+  // device go, so wpa_supplicant does not hold the network back.
+  ASSERT_FALSE(lines_.empty());
+  EXPECT_EQ(lines_.back(),
+            "diagnostics: error 5 cert 19 depth 1 subject /CN=root enabled 1 connected 0 recent 1")
+      << log_;
 }
 
 // What aspisd's broker answers a hostile app's hand-made request (one the library never sends).

@@ -58,7 +58,6 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "uart.open",
     "application.connect",
     "intercore.open",
-    "wificonfig",
     "certstore.install",
     "certstore.delete",
     "certstore.move",
@@ -75,6 +74,7 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "networking.config.sntpserver",
     "networking.timesync.set",
     "wifi.add",
+    "wifi.duplicate",
     "wifi.set",
     "wifi.get",
     "wifi.forget",
@@ -83,6 +83,7 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "wifi.networks",
     "wifi.current",
     "wifi.scan",
+    "wifi.diagnostics",
 });
 
 struct Answer {
@@ -395,8 +396,8 @@ Answer OpenIntercore(const BrokerGrants& g) {
   return answer;
 }
 
-// Calls that need a capability and what aspisd does not do yet (Wi-Fi diagnostics, services on a
-// network it manages): EACCES without the capability, ENOTSUP with it.
+// Calls that need a capability and what aspisd does not do yet (time sync settings): EACCES
+// without the capability, ENOTSUP with it.
 Answer Unsupported(const BrokerGrants& g, std::string_view call) {
   struct Need {
     std::string_view call;
@@ -404,10 +405,8 @@ Answer Unsupported(const BrokerGrants& g, std::string_view call) {
     std::string_view capability;
     std::string_view missing;
   };
-  constexpr std::string_view kNotKept = "aspisd keeps no Wi-Fi diagnostics";
   constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
-  const std::array<Need, 2> needs = {{
-      {"wificonfig", g.capabilities.wifi_config, "WifiConfig", kNotKept},
+  const std::array<Need, 1> needs = {{
       {"networking.timesync.set", g.capabilities.time_sync_config, "TimeSyncConfig", kUnmanaged},
   }};
   for (const Need& need : needs) {
@@ -672,6 +671,26 @@ Answer WifiCall(const BrokerGrants& g, const std::string& call, const Json& requ
     const auto added = wifi.Add();
     if (!added) return FromWifi(std::unexpected(added.error()));
     answer.fields["id"] = *added;
+    return answer;
+  }
+  if (call == "wifi.duplicate" && Shaped(request, {"id", "name"})) {
+    const std::optional<Bytes> name = HexField(request, "name");
+    if (!name) return Refuse(EINVAL, "not a configuration name");
+    const auto added = wifi.Duplicate(id(), AsString(*name));
+    if (!added) return FromWifi(std::unexpected(added.error()));
+    answer.fields["id"] = *added;
+    return answer;
+  }
+  if (call == "wifi.diagnostics" && Shaped(request, {"id"})) {
+    const auto failure = wifi.Diagnostics(id());
+    if (!failure) return FromWifi(std::unexpected(failure.error()));
+    answer.fields["enabled"] = failure->enabled;
+    answer.fields["connected"] = failure->connected;
+    answer.fields["error"] = static_cast<int>(failure->error);
+    answer.fields["time"] = failure->when.time_since_epoch().count();
+    answer.fields["cert_error"] = failure->cert_error;
+    answer.fields["cert_depth"] = failure->cert_depth;
+    answer.fields["cert_subject"] = HexEncode(AsBytes(failure->cert_subject));
     return answer;
   }
   if (call == "wifi.set" && Shaped(request, {"id", "field", "value"}) && field_value.is_string()) {

@@ -58,11 +58,17 @@
 //   "application.connect" {"component_id": ID} (AllowedApplicationConnections): a connection to
 //                     real-time app ID (app_connections.hpp): EINVAL, EACCES or ECONNREFUSED
 //   "intercore.open"  (a real-time capable app): its inter-core channel (app_connections.hpp)
-//   "wificonfig" (WifiConfig), "wificonfig.enterprise" (WifiConfig and EnterpriseWifiConfig),
-//   "certstore" (CertStore): ENOTSUP, no board aspisd runs on having Wi-Fi yet
-//   "networking.config" (NetworkConfig), "networking.dhcpserver" (DhcpService),
-//   "networking.sntpserver" (SntpService), "networking.timesync.set" (TimeSyncConfig): ENOTSUP,
-//                     aspisd managing the network of no board it runs on yet
+//   "wifi.add", "wifi.duplicate", "wifi.set", "wifi.get", "wifi.forget", "wifi.persist",
+//   "wifi.reload", "wifi.networks", "wifi.current", "wifi.scan", "wifi.diagnostics" (WifiConfig;
+//                     EnterpriseWifiConfig too for EAP-TLS settings): the board's wpa_supplicant
+//                     (board/wifi.hpp), ENOTSUP on a board without Wi-Fi; bytes travel in hex
+//   "certstore.install", ".delete", ".move", ".list", ".space", ".show" (CertStore): the
+//                     device's certificate store (board/cert_store.hpp), ENOTSUP without Wi-Fi
+//   "networking.config.state", ".ip", ".release", ".renew", ".mac" (NetworkConfig),
+//   ".mac.set" (HardwareAddressConfig), ".dhcpserver" (DhcpService), ".sntpserver"
+//                     (SntpService): an interface aspisd manages (board/network.hpp), ENOTSUP
+//                     where it manages none
+//   "networking.timesync.set" (TimeSyncConfig): ENOTSUP
 // A peripheral the board does not have is ENODEV, one the manifest does not list EACCES, one the
 // app has open already EBUSY.
 // A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as

@@ -1,6 +1,5 @@
 #include "device/board/cert_store.hpp"
 
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -120,10 +119,7 @@ CertStoreResult<void> CertStore::Install(std::string_view identifier, const std:
   if (*used + contents.size() > kCertStoreCapacity) return std::unexpected(ENOSPC);
   if (auto written = file::WriteDurably(*path, AsBytes(contents), 0600); !written) {
     log::Warning("the certificate store: {}", written.error().message());
-    struct statvfs disk {};
-    const bool full = ::statvfs(dir_.c_str(), &disk) == 0 &&
-                      std::uint64_t{disk.f_bavail} * disk.f_frsize < contents.size() + 4096;
-    return std::unexpected(full ? ENOSPC : EIO);
+    return std::unexpected(written.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
   }
   return {};
 }

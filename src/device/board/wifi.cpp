@@ -1,17 +1,28 @@
 #include "device/board/wifi.hpp"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <wpa_ctrl.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <map>
+
+#include "crypto/x509.hpp"
 
 namespace aspis::device::board {
 
 namespace {
 
 constexpr std::size_t kMaxReply = std::size_t{64} << 10;
+constexpr std::size_t kMaxEvent = std::size_t{16} << 10;
+constexpr std::size_t kMaxCertSubject = 300;  // CertStore_SubjectName's, without its NUL
+
+// The settings Duplicate copies: every one aspisd sets but the name and whether it is enabled.
+constexpr std::array<std::string_view, 10> kNetworkSettings = {
+    "ssid",     "scan_ssid", "proto",   "key_mgmt",    "psk",
+    "identity", "eap",       "ca_cert", "client_cert", "private_key"};
 
 bool Printable(char c) { return c >= 0x20 && c <= 0x7e; }
 
@@ -99,6 +110,19 @@ std::optional<std::array<std::uint8_t, 6>> Bssid(std::string_view text) {
   return bssid;
 }
 
+// The value after `key` ("id=") in an event's text, up to the next space.
+std::string_view Word(std::string_view text, std::string_view key) {
+  const std::size_t at = text.find(key);
+  if (at == std::string_view::npos) return {};
+  const std::string_view rest = text.substr(at + key.size());
+  return rest.substr(0, rest.find(' '));
+}
+
+bool ValidConfigName(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(),
+                                      [](char c) { return Printable(c) && c != '"' && c != '\\'; });
+}
+
 WifiSecurity SecurityOfKeyManagement(std::string_view key_mgmt) {
   if (key_mgmt == "NONE") return WifiSecurity::kOpen;
   if (key_mgmt == "WPA-PSK" || key_mgmt == "WPA2-PSK") return WifiSecurity::kWpa2Psk;
@@ -151,10 +175,175 @@ std::vector<SeenWifiNetwork> ParseScanResults(std::string_view text) {
   return seen;
 }
 
-Wifi::Wifi(std::filesystem::path control) : control_(std::move(control)) {}
+void WifiFailures::OnEvent(std::string_view event, std::chrono::sys_seconds now,
+                           const std::function<std::optional<int>()>& current) {
+  if (event.starts_with('<') && event.find('>') != std::string_view::npos) {
+    event.remove_prefix(event.find('>') + 1);  // the message's level
+  }
+  if (event.starts_with("CTRL-EVENT-EAP-FAILURE")) {
+    // The network being authenticated is wpa_supplicant's current one (asked before the lock:
+    // the answer can take a while).
+    const std::optional<int> id = current();
+    const std::lock_guard lock(mutex_);
+    if (id) {
+      Keep(*id, certificate_.value_or(WifiDiagnostics{.error = WifiFailure::kAuthenticationFailed}),
+           now);
+    }
+    return;
+  }
+  const std::lock_guard lock(mutex_);
+  if (event.starts_with("CTRL-EVENT-EAP-STARTED")) {
+    certificate_.reset();
+  } else if (event.starts_with("CTRL-EVENT-EAP-TLS-CERT-ERROR ") && !certificate_) {
+    // reason=N depth=N subject='...' err='...': the subject is the server's to choose, quotes
+    // and all, so the error text (OpenSSL's) is found from the end.
+    WifiDiagnostics failure{.error = WifiFailure::kAuthenticationFailed, .when = now};
+    failure.cert_depth = static_cast<int>(std::clamp(
+        Number(Word(event.substr(0, event.find(" subject=")), " depth=")).value_or(0), 0LL, 100LL));
+    constexpr std::string_view kSubject = " subject='";
+    constexpr std::string_view kError = "' err='";
+    const std::size_t subject = event.find(kSubject);
+    const std::size_t error = event.rfind(kError);
+    if (subject != std::string_view::npos && error != std::string_view::npos &&
+        error >= subject + kSubject.size()) {
+      const std::size_t from = subject + kSubject.size();
+      failure.cert_subject = event.substr(from, std::min(error - from, kMaxCertSubject));
+    }
+    if (error != std::string_view::npos && event.size() > error + kError.size() &&
+        event.ends_with('\'')) {
+      const std::size_t from = error + kError.size();
+      failure.cert_error =
+          crypto::VerifyErrorOfText(event.substr(from, event.size() - 1 - from)).value_or(0);
+    }
+    certificate_ = std::move(failure);
+  } else if (event.starts_with("CTRL-EVENT-SSID-TEMP-DISABLED ")) {
+    // id=N ssid="..." auth_failures=N duration=N reason=...: the SSID is printed as set, so the
+    // ID is the first id= and the reason the last reason=.
+    const auto id = Number(Word(event, " id="));
+    const std::size_t reason_at = event.rfind(" reason=");
+    const std::string_view reason =
+        reason_at == std::string_view::npos ? "" : Word(event.substr(reason_at), " reason=");
+    if (!id) return;
+    WifiDiagnostics failure{.error = reason == "WRONG_KEY" ? WifiFailure::kWrongKey
+                                                           : WifiFailure::kConnectionFailed};
+    // After an EAP failure: the attempt's certificate error, until the next attempt starts.
+    if (reason == "AUTH_FAILED") {
+      failure = certificate_.value_or(WifiDiagnostics{.error = WifiFailure::kAuthenticationFailed});
+    }
+    Keep(static_cast<int>(std::clamp(*id, -1LL, 1'000'001LL)), std::move(failure), now);
+  } else if (event.starts_with("CTRL-EVENT-NETWORK-NOT-FOUND")) {
+    not_found_ = now;
+  } else if (event.starts_with("CTRL-EVENT-CONNECTED ")) {
+    not_found_.reset();
+  } else if (constexpr std::string_view kRemoved = "CTRL-EVENT-NETWORK-REMOVED ";
+             event.starts_with(kRemoved)) {
+    if (const auto id = Number(event.substr(kRemoved.size()))) {
+      failures_.erase(static_cast<int>(std::clamp(*id, -1LL, 1'000'001LL)));
+    }
+  }
+}
+
+void WifiFailures::Record(int id, WifiDiagnostics failure) {
+  const std::lock_guard lock(mutex_);
+  const std::chrono::sys_seconds when = failure.when;
+  Keep(id, std::move(failure), when);
+}
+
+void WifiFailures::Keep(int id, WifiDiagnostics failure, std::chrono::sys_seconds when) {
+  if (id < 0) return;
+  if (failures_.size() >= 4 * kMaxWifiNetworks && !failures_.contains(id)) {
+    failures_.erase(failures_.begin());
+  }
+  failure.when = when;
+  failures_[id] = std::move(failure);
+}
+
+void WifiFailures::Forget(int id) {
+  const std::lock_guard lock(mutex_);
+  if (id != -1) {
+    failures_.erase(id);
+    return;
+  }
+  failures_.clear();
+  certificate_.reset();
+  not_found_.reset();
+}
+
+std::optional<WifiDiagnostics> WifiFailures::Of(int id, bool enabled, bool connected) const {
+  const std::lock_guard lock(mutex_);
+  std::optional<WifiDiagnostics> failure;
+  if (const auto found = failures_.find(id); found != failures_.end()) failure = found->second;
+  if (enabled && !connected && not_found_ && (!failure || failure->when < *not_found_)) {
+    failure = WifiDiagnostics{.error = WifiFailure::kNetworkNotFound, .when = *not_found_};
+  }
+  return failure;
+}
+
+Wifi::Wifi(std::filesystem::path control)
+    : control_(std::move(control)),
+      wake_(::eventfd(0, EFD_CLOEXEC)),
+      monitor_([this](const std::stop_token& stop) { Monitor(stop); }) {}
 
 Wifi::~Wifi() {
+  monitor_.request_stop();
+  ::eventfd_write(wake_.get(), 1);
+  monitor_.join();
   if (ctrl_ != nullptr) ::wpa_ctrl_close(ctrl_);
+}
+
+void Wifi::Monitor(const std::stop_token& stop) {
+  bool attached_before = false;
+  while (!stop.stop_requested()) {
+    std::error_code absent;
+    wpa_ctrl* monitor =
+        std::filesystem::exists(control_, absent) ? ::wpa_ctrl_open(control_.c_str()) : nullptr;
+    if (monitor != nullptr) {
+      if (::wpa_ctrl_attach(monitor) == 0) {
+        // After a restart wpa_supplicant has read its networks again: what failed was another's.
+        if (attached_before) failures_.Forget(-1);
+        attached_before = true;
+        Listen(*monitor, stop);
+      }
+      ::wpa_ctrl_close(monitor);
+    }
+    pollfd wake{.fd = wake_.get(), .events = POLLIN, .revents = 0};
+    ::poll(&wake, 1, 500);
+  }
+}
+
+void Wifi::Listen(wpa_ctrl& monitor, const std::stop_token& stop) {
+  struct stat attached {};
+  if (::stat(control_.c_str(), &attached) != 0) return;
+  std::string event(kMaxEvent, '\0');
+  std::array<pollfd, 2> fds{{{.fd = ::wpa_ctrl_get_fd(&monitor), .events = POLLIN, .revents = 0},
+                             {.fd = wake_.get(), .events = POLLIN, .revents = 0}}};
+  while (!stop.stop_requested()) {
+    const int ready = ::poll(fds.data(), fds.size(), 1000);
+    if (ready < 0 && errno != EINTR) return;
+    if (ready <= 0) {
+      // A stopped wpa_supplicant says nothing: a new socket in its place says it restarted.
+      struct stat now {};
+      if (::stat(control_.c_str(), &now) != 0 || now.st_ino != attached.st_ino) return;
+      continue;
+    }
+    if (fds[1].revents != 0 || (fds[0].revents & (POLLERR | POLLHUP)) != 0) return;
+    while (::wpa_ctrl_pending(&monitor) > 0) {
+      std::size_t size = event.size();
+      if (::wpa_ctrl_recv(&monitor, event.data(), &size) != 0) return;
+      failures_.OnEvent(std::string_view(event.data(), size),
+                        std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()),
+                        [this]() -> std::optional<int> {
+                          auto status = Request("STATUS");
+                          if (!status) return std::nullopt;
+                          const auto fields = Fields(*status);
+                          const auto id = fields.find("id");
+                          if (id == fields.end()) return std::nullopt;
+                          const auto number = Number(id->second);
+                          if (!number || *number < 0 || *number > 1'000'000) return std::nullopt;
+                          return static_cast<int>(*number);
+                        });
+    }
+  }
 }
 
 WifiResult<std::string> Wifi::Request(const std::string& command, int fail) {
@@ -239,6 +428,32 @@ WifiResult<int> Wifi::Add() {
   return network;
 }
 
+WifiResult<int> Wifi::Duplicate(int id, std::string_view config_name) {
+  if (config_name.size() > kMaxConfigName) return std::unexpected(ERANGE);
+  if (!ValidConfigName(config_name)) return std::unexpected(EINVAL);
+  if (auto exists = Exists(id); !exists) return std::unexpected(exists.error());
+  auto added = Add();
+  if (!added) return added;
+  const std::string from = std::to_string(id) + " ";
+  const std::string to = std::to_string(*added) + " ";
+  auto copied = [&]() -> WifiResult<void> {
+    for (const std::string_view setting : kNetworkSettings) {
+      // A setting the network does not have reads as FAIL (and a set key as "*").
+      auto value = Request("GET_NETWORK " + from + std::string(setting), ENOENT);
+      if (!value && value.error() == ENOENT) continue;
+      if (!value) return std::unexpected(value.error());
+      auto copy = Request("DUP_NETWORK " + from + to + std::string(setting), EIO);
+      if (!copy) return std::unexpected(copy.error());
+    }
+    return SetConfigName(*added, config_name);
+  }();
+  if (!copied) {
+    (void)Forget(*added);
+    return std::unexpected(copied.error());
+  }
+  return added;
+}
+
 WifiResult<void> Wifi::SetSsid(int id, ByteView ssid) {
   if (ssid.empty() || ssid.size() > kMaxSsid) return std::unexpected(ERANGE);
   if (!SurvivesConfigFile(
@@ -310,6 +525,14 @@ WifiResult<void> Wifi::SetEnabled(int id, bool enabled) {
   auto done =
       Request((enabled ? "ENABLE_NETWORK " : "DISABLE_NETWORK ") + std::to_string(id), ENODEV);
   if (!done) return std::unexpected(done.error());
+  // wpa_supplicant passes over a WPA2-PSK network without a key, saying nothing.
+  const std::string network = std::to_string(id);
+  if (enabled && Request("GET_NETWORK " + network + " key_mgmt").value_or("") == "WPA-PSK" &&
+      !Request("GET_NETWORK " + network + " psk", ENOENT)) {
+    failures_.Record(
+        id, {.error = WifiFailure::kNoPskIncluded,
+             .when = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now())});
+  }
   return {};
 }
 
@@ -319,10 +542,7 @@ WifiResult<void> Wifi::SetTargetedScan(int id, bool enabled) {
 
 WifiResult<void> Wifi::SetConfigName(int id, std::string_view name) {
   if (name.size() > kMaxConfigName) return std::unexpected(ERANGE);
-  if (name.empty() || !std::all_of(name.begin(), name.end(),
-                                   [](char c) { return Printable(c) && c != '"' && c != '\\'; })) {
-    return std::unexpected(EINVAL);
-  }
+  if (!ValidConfigName(name)) return std::unexpected(EINVAL);
   return SetNetwork(id, "id_str", "\"" + std::string(name) + "\"");
 }
 
@@ -331,6 +551,7 @@ WifiResult<void> Wifi::Forget(int id) {
   auto removed =
       Request("REMOVE_NETWORK " + (id == -1 ? std::string("all") : std::to_string(id)), ENOENT);
   if (!removed) return std::unexpected(removed.error());
+  failures_.Forget(id);
   return {};
 }
 
@@ -343,27 +564,33 @@ WifiResult<void> Wifi::Persist() {
 WifiResult<void> Wifi::Reload() {
   auto read = Request("RECONFIGURE", EIO);
   if (!read) return std::unexpected(read.error());
+  failures_.Forget(-1);  // the IDs name the networks read now
   return {};
+}
+
+WifiResult<std::optional<long long>> Wifi::ConnectedId() {
+  auto status = Request("STATUS");
+  if (!status) return std::unexpected(status.error());
+  const auto state = Fields(*status);
+  const auto completed = state.find("wpa_state");
+  if (!state.contains("id") || completed == state.end() || completed->second != "COMPLETED") {
+    return std::nullopt;
+  }
+  return Number(state.at("id"));
 }
 
 WifiResult<std::vector<StoredWifiNetwork>> Wifi::Stored() {
   auto listed = List();
   if (!listed) return std::unexpected(listed.error());
-  auto status = Request("STATUS");
-  if (!status) return std::unexpected(status.error());
-  const auto state = Fields(*status);
-  const auto completed = state.find("wpa_state");
-  const auto connected_id =
-      state.contains("id") && completed != state.end() && completed->second == "COMPLETED"
-          ? Number(state.at("id"))
-          : std::nullopt;
+  const auto connected_id = ConnectedId();
+  if (!connected_id) return std::unexpected(connected_id.error());
   std::vector<StoredWifiNetwork> stored;
   for (const auto& [id, flags] : *listed) {
     if (stored.size() == kMaxWifiNetworks) break;  // more were stored outside aspisd
     StoredWifiNetwork network;
     network.id = id;
     network.enabled = flags.find("[DISABLED]") == std::string::npos;
-    network.connected = connected_id == id;
+    network.connected = *connected_id == id;
     network.ssid = NetworkValue(id, "ssid").value_or(Bytes());
     network.security = SecurityOfKeyManagement(
         Request("GET_NETWORK " + std::to_string(id) + " key_mgmt", ENOENT).value_or(""));
@@ -401,6 +628,26 @@ WifiResult<SeenWifiNetwork> Wifi::Current() {
     }
   }
   return current;
+}
+
+WifiResult<WifiDiagnostics> Wifi::Diagnostics(int id) {
+  if (id < 0) return std::unexpected(EINVAL);
+  auto listed = List();
+  if (!listed) return std::unexpected(listed.error());
+  const auto network = std::find_if(listed->begin(), listed->end(), [id](const auto& listed_one) {
+    return listed_one.first == id;
+  });
+  if (network == listed->end()) return std::unexpected(ENODEV);
+  const auto connected_id = ConnectedId();
+  if (!connected_id) return std::unexpected(connected_id.error());
+  const std::string& flags = network->second;
+  const bool configured = flags.find("[DISABLED]") == std::string::npos;
+  const bool connected = *connected_id == id;
+  auto failure = failures_.Of(id, configured, connected);
+  if (!failure) return std::unexpected(ENODEV);
+  failure->enabled = configured && flags.find("[TEMP-DISABLED]") == std::string::npos;
+  failure->connected = connected;
+  return std::move(*failure);
 }
 
 WifiResult<std::vector<SeenWifiNetwork>> Wifi::Scan() {

@@ -1,18 +1,23 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <expected>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "core/bytes.hpp"
+#include "core/fd.hpp"
 
 struct wpa_ctrl;
 
@@ -58,11 +63,56 @@ struct SeenWifiNetwork {
   int rssi = 0;
 };
 
+// Azure Sphere's WifiConfig_NetworkDiagnostics error values.
+enum class WifiFailure : std::int32_t {
+  kConnectionFailed = 1,
+  kNetworkNotFound = 2,
+  kNoPskIncluded = 3,
+  kWrongKey = 4,
+  kAuthenticationFailed = 5,  // EAP-TLS
+};
+
+// The most recent failure to connect to a network, and the network's state now.
+struct WifiDiagnostics {
+  bool enabled = false;  // false while wpa_supplicant holds it back after failures too
+  bool connected = false;
+  WifiFailure error = WifiFailure::kConnectionFailed;
+  std::chrono::sys_seconds when{};
+  // For an EAP-TLS failure on the server's certificate: OpenSSL's X509_V_ERR_* (0: unspecified),
+  // the certificate's depth in the server's chain and its subject (as wpa_supplicant prints it).
+  int cert_error = 0;
+  int cert_depth = 0;
+  std::string cert_subject;
+};
+
+// What wpa_supplicant's events ("<3>CTRL-EVENT-..." monitor messages) say of failed connections,
+// by network ID. Thread-safe. Exposed for tests.
+class WifiFailures {
+ public:
+  // `event` heard at `now`; `current` answers which network wpa_supplicant is connecting to (for
+  // an EAP failure, which names none).
+  void OnEvent(std::string_view event, std::chrono::sys_seconds now,
+               const std::function<std::optional<int>()>& current);
+  void Record(int id, WifiDiagnostics failure);
+  void Forget(int id);  // -1: every network's
+  // Network `id`'s last failure: the last one recorded, or that no scan found it since, when it
+  // is `enabled` and not `connected`. The state fields are the caller's to fill.
+  std::optional<WifiDiagnostics> Of(int id, bool enabled, bool connected) const;
+
+ private:
+  void Keep(int id, WifiDiagnostics failure, std::chrono::sys_seconds when);  // with mutex_ held
+
+  mutable std::mutex mutex_;
+  std::map<int, WifiDiagnostics> failures_;
+  std::optional<WifiDiagnostics> certificate_;  // this attempt's, until its network is named
+  std::optional<std::chrono::sys_seconds> not_found_;
+};
+
 template <typename T>
 using WifiResult = std::expected<T, int>;
 
 // Thread-safe. Connects to the control socket on first use, and again after wpa_supplicant
-// restarted.
+// restarted. A thread of its own listens to wpa_supplicant's events for Diagnostics.
 class Wifi {
  public:
   explicit Wifi(std::filesystem::path control);  // /run/wpa_supplicant/wlan0
@@ -72,6 +122,9 @@ class Wifi {
 
   // A new network, disabled and open: its ID. ENOMEM with kMaxWifiNetworks stored.
   WifiResult<int> Add();
+  // A new network, disabled, with network `id`'s SSID, security, key and EAP-TLS settings, named
+  // `config_name` (as SetConfigName): its ID. On failure none is added.
+  WifiResult<int> Duplicate(int id, std::string_view config_name);
   // SSID: 1 to 32 bytes (ERANGE).
   WifiResult<void> SetSsid(int id, ByteView ssid);
   // kOpen, kWpa2Psk or kWpa2EapTls (EINVAL otherwise).
@@ -98,6 +151,9 @@ class Wifi {
   WifiResult<std::vector<StoredWifiNetwork>> Stored();
   // ENOTCONN when not connected.
   WifiResult<SeenWifiNetwork> Current();
+  // Network `id`'s most recent failure to connect, from the events heard since aspisd started
+  // (or wpa_supplicant restarted); ENODEV when there is none, or no such network.
+  WifiResult<WifiDiagnostics> Diagnostics(int id);
   // Asks for a scan (its results come later) and returns what the last one saw.
   WifiResult<std::vector<SeenWifiNetwork>> Scan();
 
@@ -111,10 +167,19 @@ class Wifi {
   WifiResult<Bytes> NetworkValue(int id, const std::string& field);
   // NetworkValue of a network that exists (ENODEV), empty when the field is not set.
   WifiResult<Bytes> OptionalValue(int id, const std::string& field);
+  // The network wpa_supplicant is connected to, if any.
+  WifiResult<std::optional<long long>> ConnectedId();
+  // Attaches to wpa_supplicant's events until `stop`, again whenever it restarts.
+  void Monitor(const std::stop_token& stop);
+  // Hands the events of one attached connection to failures_ until it fails or `stop`.
+  void Listen(wpa_ctrl& monitor, const std::stop_token& stop);
 
   const std::filesystem::path control_;
   std::mutex mutex_;
   wpa_ctrl* ctrl_ = nullptr;  // guarded by mutex_
+  WifiFailures failures_;
+  Fd wake_;               // an eventfd: Monitor returns once it is written
+  std::jthread monitor_;  // last: it uses the members above
 };
 
 // wpa_supplicant's text, parsed (exposed for tests): a network value GET_NETWORK prints (a quoted

@@ -120,7 +120,8 @@ void Deltas::Make(const std::string& key) {
     } else {
       outcome = {{"error", "the delta made cannot be read back"}};
     }
-  } else if (stats.error() == package::PackageErrc::kIo || stats.error() == CoreErrc::kIo) {
+  } else if (stats.error() == package::PackageErrc::kIo || stats.error() == CoreErrc::kIo ||
+             stats.error() == CoreErrc::kNoSpace) {
     log::Warning("the delta {} was not made, for now: {}", key, stats.error().message());
     return;  // asked for again, it is made again
   } else {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -325,6 +326,20 @@ TEST(WriteDurably, KilledWriterLeavesOldOrNewContentsNeverAMix) {
     ASSERT_TRUE(contents) << contents.error().message();
     EXPECT_TRUE(*contents == old_contents || *contents == new_contents) << "round " << round;
   }
+}
+
+TEST(WriteDurably, AWriteToAFullDeviceIsNoSpaceNotAnyInputOutputError) {
+  const int full = ::open("/dev/full", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(full, 0);
+  const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(null, 0);
+  const Bytes data(64, 0x5a);
+  const auto refused = file::RealFileSystem().Write(full, data);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), CoreErrc::kNoSpace) << refused.error().message();
+  EXPECT_TRUE(file::RealFileSystem().Write(null, data));
+  ::close(full);
+  ::close(null);
 }
 
 TEST(ReadFile, ReadsProcfsFilesThatReportSizeZero) {

@@ -1,9 +1,12 @@
 #include "device/board/cert_store.hpp"
 
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -296,6 +299,28 @@ TEST_F(CertStoreTest, WhatAWriteCutShortLeftIsRemovedWhenTheStoreOpens) {
   EXPECT_EQ((*reopened)->Identifiers(), (std::vector<std::string>{"ca"}));
   EXPECT_EQ((*reopened)->AvailableSpace(), kCertStoreCapacity - Pem(ca_.cert).size());
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "certstore"), fs::directory_iterator()), 1);
+}
+
+TEST_F(CertStoreTest, ACertificateThatFindsTheDiskFullIsEnospcAndLeavesNoPartOfItself) {
+  // A file system of one page, filled: the store's own 24 KiB have room, the disk has none.
+  const fs::path small = dir_ / "small";
+  fs::create_directories(small);
+  ASSERT_EQ(::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=4k,mode=0700"), 0)
+      << std::strerror(errno);
+  struct Unmount {
+    fs::path path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{small};
+  auto store = CertStore::Open(small);
+  ASSERT_TRUE(store) << store.error().message();
+  std::ofstream(small / "filler") << std::string(4096, 'x');
+  const auto full = (*store)->InstallRootCa("radius-ca", Pem(ca_.cert));
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error(), ENOSPC);
+  EXPECT_EQ((*store)->Identifiers(), std::vector<std::string>{});
+  EXPECT_EQ(std::distance(fs::directory_iterator(small), fs::directory_iterator()), 1);
+  fs::remove(small / "filler");
+  EXPECT_TRUE((*store)->InstallRootCa("radius-ca", Pem(ca_.cert)));
 }
 
 }  // namespace

@@ -2,9 +2,9 @@
  * board's wpa_supplicant, which aspisd drives for the app. Every function needs the manifest's
  * "WifiConfig": true, and those for EAP-TLS networks (client identity, certificate identifiers,
  * the EAP-TLS security type) "EnterpriseWifiConfig": true too (EACCES without them). On a board
- * without Wi-Fi each fails with ENOTSUP; so do EAP-TLS, WifiConfig_AddDuplicateNetwork and
- * WifiConfig_GetNetworkDiagnostics, which aspisd does not do yet. At most 37 networks are stored
- * (ENOMEM). WifiConfig_TriggerScanAndGetScannedNetworkCount does not wait for the scan it asks
+ * without Wi-Fi each fails with ENOTSUP. At most 37 networks are stored (ENOMEM); a duplicate
+ * (WifiConfig_AddDuplicateNetwork) is added disabled, with the original's SSID, security, key and
+ * EAP-TLS settings. WifiConfig_TriggerScanAndGetScannedNetworkCount does not wait for the scan it asks
  * for: it counts what the last scan saw (at most 48, the strongest). Functions return -1 with
  * errno on failure; network IDs are >= 0.
  *
@@ -80,10 +80,12 @@ typedef struct WifiConfig_ClientIdentity {
   char identity[WIFICONFIG_EAP_IDENTITY_MAX_LENGTH + 1];
 } WifiConfig_ClientIdentity;
 
-/* Why a network last failed to connect: error 1 connection failed, 2 network not found, 3 no
- * key, 4 wrong key, 5 authentication failed (then certError: 100 certificate not found, 101 bad
- * root CA, 102 client authentication failed), 6 security type mismatch, 7 frequency not allowed,
- * 8 not ESS/PBSS/MBSS, 9 not supported, 10 not WPA2 or open. */
+/* Why a network last failed to connect since aspisd started (WifiConfig_GetNetworkDiagnostics:
+ * ENODEV when it has not failed): error 1 connection failed, 2 network not found, 3 no key, 4
+ * wrong key, 5 authentication failed (EAP-TLS; when the server's certificate failed, certError is
+ * OpenSSL's X509_V_ERR_* code, 0 unspecified, with the certificate's depth in the server's chain
+ * and its subject). aspisd does not report 6 to 10 (security type mismatch, frequency not
+ * allowed, not ESS/PBSS/MBSS, not supported, not WPA2 or open). */
 typedef struct WifiConfig_NetworkDiagnostics64 {
   uint8_t isEnabled;
   uint8_t isConnected;
