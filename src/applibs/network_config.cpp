@@ -13,9 +13,9 @@
 
 // Configuring the device's network: the buffers are the app's (filled here); aspisd applies them
 // (networking.config.* calls) to an interface it manages, checking NetworkConfig (EACCES), and
-// refuses an interface it does not manage (EPERM) and custom DNS servers (ENOTSUP); it serves DHCP
-// and SNTP on a private network's interface (DhcpService, SntpService). Time sync settings are
-// refused (ENOTSUP).
+// refuses an interface it does not manage (EPERM); custom DNS servers are where aspisd's resolver
+// for apps asks. It serves DHCP and SNTP on a private network's interface (DhcpService,
+// SntpService). Time sync settings are refused (ENOTSUP).
 namespace {
 
 constexpr std::size_t kMaxServers = 3;
@@ -140,12 +140,15 @@ int Networking_IpConfig_Apply(const char* networkInterfaceName,
     return -1;
   }
   const IpConfig& config = *As<const IpConfig>(ipConfig);
+  std::string dns;
+  for (std::size_t i = 0; i < std::min<std::size_t>(config.dns_count, kMaxServers); ++i) {
+    dns += (i == 0 ? "" : ",") + std::to_string(config.dns[i].s_addr);
+  }
   return Config("ip", networkInterfaceName,
                 std::string(R"(,"static":)") + (config.static_ip ? "true" : "false") +
                     R"(,"address":)" + std::to_string(config.address.s_addr) + R"(,"mask":)" +
                     std::to_string(config.subnet_mask.s_addr) + R"(,"gateway":)" +
-                    std::to_string(config.gateway.s_addr) + R"(,"dns":)" +
-                    std::to_string(config.dns_count));
+                    std::to_string(config.gateway.s_addr) + R"(,"dns":[)" + dns + "]");
 }
 
 int Networking_IpConfig_ReleaseIp(const char* networkInterfaceName) {

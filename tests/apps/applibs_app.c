@@ -58,6 +58,25 @@ static void ApplyStatic(const char* name, const char* what, const char* address,
   Networking_IpConfig_Destroy(&config);
 }
 
+/* Applies 192.0.2.10/24 through 192.0.2.1 to `name` with custom DNS servers `first` and `second`
+ * (dotted quads) and reports it as `what`. */
+static void ApplyWithDns(const char* name, const char* what, const char* first,
+                         const char* second) {
+  Networking_IpConfig config;
+  Networking_IpConfig_Init(&config);
+  struct in_addr a, m, g, dns[2];
+  inet_pton(AF_INET, "192.0.2.10", &a);
+  inet_pton(AF_INET, "255.255.255.0", &m);
+  inet_pton(AF_INET, "192.0.2.1", &g);
+  inet_pton(AF_INET, first, &dns[0]);
+  inet_pton(AF_INET, second, &dns[1]);
+  Networking_IpConfig_EnableStaticIp(&config, a, m, g);
+  if (Networking_IpConfig_EnableCustomDns(&config, dns, 2) == 0) {
+    Report(what, Networking_IpConfig_Apply(name, &config));
+  }
+  Networking_IpConfig_Destroy(&config);
+}
+
 /* Configures interface `name` as aspisd manages it: up, 192.0.2.10/24 through 192.0.2.1, hardware
  * address 02:00:00:00:00:42; and tries what aspisd does not do or refuses. */
 static void NetConfig(const char* name) {
@@ -69,6 +88,8 @@ static void NetConfig(const char* name) {
   ApplyStatic(name, "loopback", "127.0.0.5", "255.255.255.0", "192.0.2.1");
   ApplyStatic(name, "broadcast", "192.0.2.255", "255.255.255.0", "192.0.2.1");
   ApplyStatic(name, "off-link-gateway", "192.0.2.10", "255.255.255.0", "198.51.100.1");
+  ApplyWithDns(name, "custom-dns", "192.0.2.53", "198.51.100.53");
+  ApplyWithDns(name, "custom-dns-multicast", "192.0.2.53", "224.0.0.251");
   Report("release-static", Networking_IpConfig_ReleaseIp(name));
   Report("renew-static", Networking_IpConfig_RenewIp(name));
   const uint8_t mac[HARDWARE_ADDRESS_LENGTH] = {0x02, 0, 0, 0, 0, 0x42};

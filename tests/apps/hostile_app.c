@@ -367,6 +367,21 @@ static int Ask(const char* server, const unsigned char* query, size_t size) {
   return 0;
 }
 
+// Looks `name` up (IPv4) through the C library: "dns-address A", the first address answered.
+static int FirstAddress(const char* name) {
+  struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+  struct addrinfo* list = NULL;
+  const int rc = getaddrinfo(name, NULL, &hints, &list);
+  char text[INET_ADDRSTRLEN] = "none";
+  if (rc == 0) {
+    inet_ntop(AF_INET, &((const struct sockaddr_in*)list->ai_addr)->sin_addr, text, sizeof text);
+    freeaddrinfo(list);
+  }
+  printf("dns-address %s\n", text);
+  fflush(stdout);
+  return 0;
+}
+
 // Looks `name` up (A) through the C library's resolver: "dns-answers N", the records answered.
 static int CountAnswers(const char* name) {
   unsigned char reply[512];
@@ -774,6 +789,7 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "dns-flood") == 0) return DnsFlood(arg);
   if (strcmp(mode, "dns-labels") == 0) return AskLabels(argc - 2, argv + 2);
   if (strcmp(mode, "dns-answers") == 0) return CountAnswers(arg);
+  if (strcmp(mode, "dns-address") == 0) return FirstAddress(arg);
   if (strcmp(mode, "connect-resolver") == 0) {
     const struct sockaddr_in to = Nameserver("own");
     const int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -1,6 +1,7 @@
 // libaspis-applibs against the virtual board, through the real broker, peripheral server and
 // sandbox: an app written as a publisher writes one (tests/apps/applibs_app.c) opens what its
 // manifest lists and is refused the rest, and `aspis dev board` sees and moves what it drives.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
@@ -585,12 +586,13 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   const auto network = ns.Manage(parts_);
   ASSERT_TRUE(network);
   Run({"netconfig", "n0"}, R"({"NetworkConfig": true, "HardwareAddressConfig": true})");
-  EXPECT_EQ(UntilDone(), (std::vector<std::string>{
-                             "up: ok", "static: ok", "holey-mask: EINVAL", "zero-mask: EINVAL",
-                             "loopback: EINVAL", "broadcast: EINVAL", "off-link-gateway: EINVAL",
-                             "release-static: EINVAL", "renew-static: EINVAL", "set-mac: ok",
-                             "multicast-mac: EINVAL", "get-mac: ok", "mac: 02:00:00:00:00:42",
-                             "unmanaged: EPERM", "injected: ENOENT"}));
+  EXPECT_EQ(UntilDone(),
+            (std::vector<std::string>{
+                "up: ok", "static: ok", "holey-mask: EINVAL", "zero-mask: EINVAL",
+                "loopback: EINVAL", "broadcast: EINVAL", "off-link-gateway: EINVAL",
+                "custom-dns: ok", "custom-dns-multicast: EINVAL", "release-static: EINVAL",
+                "renew-static: EINVAL", "set-mac: ok", "multicast-mac: EINVAL", "get-mac: ok",
+                "mac: 02:00:00:00:00:42", "unmanaged: EPERM", "injected: ENOENT"}));
   const std::string link = ns.Output({"ip", "-o", "link", "show", "n0"});
   EXPECT_NE(link.find(",UP"), std::string::npos) << link;
   EXPECT_NE(link.find("link/ether 02:00:00:00:00:42"), std::string::npos) << link;
@@ -603,6 +605,13 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   EXPECT_NE(routes.find("default via 198.51.100.1 dev n2"), std::string::npos) << routes;
   EXPECT_NE(routes.find("default via 192.0.2.1 dev n0 proto static metric 1000"), std::string::npos)
       << routes;
+  // The custom DNS servers are where aspisd's resolver for apps asks; the refused ones are not.
+  std::vector<std::string> servers;
+  for (const in_addr server : network->DnsServers()) {
+    std::array<char, INET_ADDRSTRLEN> text{};
+    servers.emplace_back(::inet_ntop(AF_INET, &server, text.data(), text.size()));
+  }
+  EXPECT_EQ(servers, (std::vector<std::string>{"192.0.2.53", "198.51.100.53"}));
 }
 
 // A DHCP server on the far end of the test's veth pair: dnsmasq, leasing 192.168.77.50-60 with

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -255,8 +256,9 @@ class Sandbox : public ::testing::Test {
   }
   // Starts aspisd's resolvers on port 53 of 127.83.0.0/16; test processes running in parallel
   // share the range, each app taking the first address free.
-  void StartResolver(AppResolver::Lookup lookup = AppResolver::SystemLookup) {
-    auto resolver = AppResolver::Start("127.83.0.1", 53, std::move(lookup));
+  void StartResolver(AppResolver::Lookup lookup = AppResolver::SystemLookup,
+                     AppResolver::Servers servers = {}) {
+    auto resolver = AppResolver::Start("127.83.0.1", 53, std::move(lookup), std::move(servers));
     ASSERT_TRUE(resolver) << resolver.error().message();
     resolver_ = std::move(*resolver);
   }
@@ -443,17 +445,91 @@ class SandboxNetwork : public Sandbox {
  protected:
   void SetUp() override {
     Sandbox::SetUp();
-    StartResolver([this](const std::string& name, bool v6) { return lookup_(name, v6); });
+    StartResolver([this](const std::string& name, bool v6) { return lookup_(name, v6); },
+                  [this] {
+                    const std::lock_guard lock(dns_mutex_);
+                    return dns_;
+                  });
     StartBystander(Granted(Connections({"localhost"})));
   }
   void TearDown() override {
     CheckBystander();
     Sandbox::TearDown();
   }
-  // How the device looks names up; set before the apps run.
+  void UseDnsServers(std::vector<in_addr> servers) {
+    const std::lock_guard lock(dns_mutex_);
+    dns_ = std::move(servers);
+  }
+  // How the device looks names up, and the custom DNS servers asked instead; set before the apps
+  // run.
   AppResolver::Lookup lookup_ = AppResolver::SystemLookup;
+  std::mutex dns_mutex_;
+  std::vector<in_addr> dns_;
   EchoServer server_;
 };
+
+// A DNS server on a loopback address of its own: dnsmasq, answering sensor.example with
+// 192.0.2.77 and knowing nothing else (no upstream servers, no hosts file).
+class DnsServer {
+ public:
+  explicit DnsServer(const fs::path& dir)
+      : address_("127.53." + std::to_string((::getpid() >> 8) & 0xff) + "." +
+                 std::to_string((::getpid() & 0xfe) | 1)),
+        log_(dir / "dnsmasq.log"),
+        process_({"dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                  "--listen-address=" + address_, "--bind-interfaces", "--port=53",
+                  "--address=/sensor.example/192.0.2.77", "--log-facility=-",
+                  "--pid-file=" + (dir / "dnsmasq.pid").string()},
+                 std::nullopt, 15, log_.string()) {}
+  // Waits up to 10 s for it to serve.
+  bool Ready() const {
+    for (int i = 0; i < 100; ++i) {
+      std::ifstream in(log_);
+      const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      if (text.find("started") != std::string::npos) return true;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return false;
+  }
+  in_addr address() const {
+    in_addr a{};
+    ::inet_pton(AF_INET, address_.c_str(), &a);
+    return a;
+  }
+
+ private:
+  std::string address_;
+  fs::path log_;
+  testing::BackgroundProcess process_;
+};
+
+TEST_F(SandboxNetwork, AnAppsNamesAreLookedUpAtTheCustomDnsServersAppsSet) {
+  DnsServer dns(dir_.path());
+  ASSERT_TRUE(dns.Ready());
+  // The device's own resolver, standing in, answers every name with 192.0.2.99.
+  lookup_ = [](const std::string&, bool v6) {
+    return v6 ? std::vector<IpAddress>{} : std::vector<IpAddress>{*IpAddress::Parse("192.0.2.99")};
+  };
+  const auto granted = Granted(Connections({"sensor.example"}));
+  EXPECT_EQ(RunApp({"dns-address", "sensor.example"}, {}, granted).output,
+            "dns-address 192.0.2.99\n");
+  UseDnsServers({dns.address()});
+  EXPECT_EQ(RunApp({"dns-address", "sensor.example"}, {}, granted).output,
+            "dns-address 192.0.2.77\n");
+  // A custom server among aspisd's own resolvers is never asked: it would ask itself.
+  in_addr own{};
+  ::inet_pton(AF_INET, "127.83.0.1", &own);
+  UseDnsServers({own});
+  EXPECT_EQ(RunApp({"dns-address", "sensor.example"}, {}, granted).output,
+            "dns-address 192.0.2.99\n");
+  // What the custom server answers is held to the same rules: a name not in AllowedConnections
+  // is not looked up at all.
+  UseDnsServers({dns.address()});
+  const AppRun other =
+      RunApp({"dns-address", "sensor.example"}, {}, Granted(Connections({"x.example"})));
+  EXPECT_EQ(other.output, "dns-address none\n");
+  EXPECT_TRUE(other.Has("lookup", "sensor.example (not in AllowedConnections)"));
+}
 
 TEST_F(SandboxNetwork, AnAppConnectsToAnAddressItsManifestAllows) {
   const AppRun run =

@@ -477,10 +477,16 @@ Answer NetworkConfigCall(const BrokerGrants& g, const std::string& call, const J
   }
   if (call == "networking.config.ip" &&
       Shaped(request, {"interface", "static", "address", "mask", "gateway", "dns"})) {
-    if (request["dns"] != 0) return Refuse(ENOTSUP, "aspisd does not set DNS servers");
-    if (request["static"] != true) return done(g.network->SetDynamicIp(interface));
-    return done(
-        g.network->SetStaticIp(interface, address("address"), address("mask"), address("gateway")));
+    std::vector<in_addr> dns;
+    for (const Json& server : request["dns"].is_array() ? request["dns"] : Json::array({-1})) {
+      if (!server.is_number_unsigned() || server.get<std::uint64_t>() > 0xffffffffU) {
+        return Refuse(EINVAL, "not a DNS server address");
+      }
+      dns.push_back(in_addr{server.get<std::uint32_t>()});
+    }
+    if (request["static"] != true) return done(g.network->SetDynamicIp(interface, dns));
+    return done(g.network->SetStaticIp(interface, address("address"), address("mask"),
+                                       address("gateway"), dns));
   }
   if (dhcp_server &&
       Shaped(request, {"interface", "start", "count", "mask", "gateway", "lease_hours", "ntp"}) &&

@@ -76,6 +76,15 @@ bool IsUnicast(std::uint32_t address) {
   return first != 0 && first != 127 && first < 224;
 }
 
+// At most kMaxDnsServers, each unicast or on loopback (a caching resolver on the device).
+bool ValidDnsServers(std::span<const in_addr> servers) {
+  return servers.size() <= kMaxDnsServers &&
+         std::all_of(servers.begin(), servers.end(), [](in_addr server) {
+           const std::uint32_t address = ntohl(server.s_addr);
+           return IsUnicast(address) || (address >> 24) == 127;
+         });
+}
+
 std::string Dotted(std::uint32_t a) {
   return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
          std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
@@ -165,7 +174,9 @@ NetworkResult<void> NetworkControl::SetUp(const std::string& interface, bool up)
 }
 
 NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in_addr address,
-                                                in_addr mask, in_addr gateway) {
+                                                in_addr mask, in_addr gateway,
+                                                std::span<const in_addr> dns) {
+  if (!ValidDnsServers(dns)) return std::unexpected(EINVAL);
   const std::uint32_t own = ntohl(address.s_addr);
   const std::uint32_t bits = ntohl(mask.s_addr);
   const std::uint32_t via = ntohl(gateway.s_addr);
@@ -211,8 +222,24 @@ NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in
     for (rtnl_addr* existing : old) (void)::rtnl_addr_add(socket_, existing, 0);  // as it was
     return std::unexpected(ErrnoOf(rc));
   }
-  if (via == 0) return {};
-  return SetDefaultRoute(*index, gateway);
+  if (via != 0) {
+    if (auto routed = SetDefaultRoute(*index, gateway); !routed) return routed;
+  }
+  dns_[interface].assign(dns.begin(), dns.end());
+  return {};
+}
+
+std::vector<in_addr> NetworkControl::DnsServers() {
+  const std::lock_guard lock(mutex_);
+  std::vector<in_addr> servers;
+  for (const auto& [interface, own] : dns_) {
+    for (const in_addr server : own) {
+      const bool listed = std::any_of(servers.begin(), servers.end(),
+                                      [&](in_addr s) { return s.s_addr == server.s_addr; });
+      if (!listed && servers.size() < kMaxDnsServers) servers.push_back(server);
+    }
+  }
+  return servers;
 }
 
 NetworkResult<void> NetworkControl::SetDefaultRoute(int index, in_addr gateway) {
@@ -306,7 +333,9 @@ NetworkResult<std::vector<rtnl_addr*>> NetworkControl::Ipv4Addresses(int index, 
   return found;
 }
 
-NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface) {
+NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface,
+                                                 std::span<const in_addr> dns) {
+  if (!ValidDnsServers(dns)) return std::unexpected(EINVAL);
   const std::lock_guard lock(mutex_);
   const auto index = Index(interface);
   if (!index) return std::unexpected(index.error());
@@ -324,6 +353,7 @@ NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface) {
   }
   if (auto started = StartDhcpClient(interface); !started) return started;
   dynamic_.insert(interface);
+  dns_[interface].assign(dns.begin(), dns.end());
   return {};
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@ struct DhcpServerSettings {
 using HardwareAddress = std::array<std::uint8_t, 6>;
 
 inline constexpr std::uint32_t kManagedRouteMetric = 1000;
+inline constexpr std::size_t kMaxDnsServers = 3;  // applibs' custom DNS, and glibc's MAXNS
 
 // Thread-safe.
 class NetworkControl {
@@ -67,13 +69,20 @@ class NetworkControl {
   // address that is not a unicast host of its subnet (0/8, loopback, multicast, reserved, the
   // subnet's network or broadcast address), a gateway that is not another host of the subnet.
   // When the new address cannot be added, the old ones are put back. A DHCP client or server the
-  // interface ran is stopped first.
+  // interface ran is stopped first. `dns`: the interface's custom DNS servers (DnsServers), as
+  // SetDynamicIp takes them.
   NetworkResult<void> SetStaticIp(const std::string& interface, in_addr address, in_addr mask,
-                                  in_addr gateway);
+                                  in_addr gateway, std::span<const in_addr> dns = {});
   // Dynamic mode: the interface's IPv4 addresses are removed (and a DHCP server it ran stopped)
   // and a DHCP client (dhcpcd) takes a lease for it, its routes at kManagedRouteMetric. ENOENT
-  // when dhcpcd is missing.
-  NetworkResult<void> SetDynamicIp(const std::string& interface);
+  // when dhcpcd is missing. `dns`: the interface's custom DNS servers, none for automatic DNS (the
+  // system's resolver); EINVAL, before anything changes, for more than kMaxDnsServers or one that
+  // is not a unicast or loopback address.
+  NetworkResult<void> SetDynamicIp(const std::string& interface, std::span<const in_addr> dns = {});
+  // The custom DNS servers of every interface aspisd manages, the interfaces in name order, each
+  // once, at most kMaxDnsServers: where aspisd's resolver for apps asks, instead of the system's
+  // resolver, when there are any.
+  std::vector<in_addr> DnsServers();
   // In dynamic mode only (EINVAL otherwise): gives the lease back, leaving the interface without
   // an address until RenewIp; asks for it again (a released one anew).
   NetworkResult<void> ReleaseIp(const std::string& interface);
@@ -117,6 +126,7 @@ class NetworkControl {
   std::map<std::string, std::unique_ptr<NetworkDaemon>> clients_;
   std::map<std::string, std::unique_ptr<NetworkDaemon>> servers_;
   std::map<std::string, std::unique_ptr<NetworkDaemon>> time_servers_;
+  std::map<std::string, std::vector<in_addr>> dns_;  // guarded by mutex_
 };
 
 }  // namespace aspis::device::board

@@ -138,14 +138,15 @@ namespace {
 
 // The app manager and the resolver its sandboxes name, when the device runs apps.
 struct AppRuntime {
+  std::unique_ptr<board::NetworkControl> network;  // when aspisd manages interfaces; the resolver
+                                                   // asks its DNS servers
   std::unique_ptr<apps::sandbox::AppResolver> resolver;
   std::unique_ptr<apps::SystemEvents> events;
   std::unique_ptr<board::Peripherals> board;  // what drives the board's peripherals
   board::SimBoard* sim = nullptr;             // the board, when it is the virtual one
   std::unique_ptr<board::PeripheralServer> peripherals;
-  std::unique_ptr<board::Wifi> wifi;               // when the board has Wi-Fi
-  std::unique_ptr<board::CertStore> cert_store;    // with Wi-Fi
-  std::unique_ptr<board::NetworkControl> network;  // when aspisd manages interfaces
+  std::unique_ptr<board::Wifi> wifi;             // when the board has Wi-Fi
+  std::unique_ptr<board::CertStore> cert_store;  // with Wi-Fi
   std::unique_ptr<apps::AppManager> manager;
 };
 
@@ -188,9 +189,6 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
       apps::sandbox::CgroupLayout::Find("/sys/fs/cgroup", "/proc/self/cgroup",
                                         "aspis-apps-" + crypto::ToHex(*state_digest).substr(0, 12));
   if (!cgroups) return std::unexpected(cgroups.error());
-  auto resolver = apps::sandbox::AppResolver::Start(config.app_resolver);
-  if (!resolver) return std::unexpected(resolver.error());
-  runtime.resolver = std::move(*resolver);
   if (const auto& control = board.linux_devices().wifi; !control.empty()) {
     runtime.wifi = std::make_unique<board::Wifi>(control);
     auto store = board::CertStore::Open(config.state_dir / "certstore");
@@ -207,6 +205,12 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
                    std::generic_category().message(network.error()));
     }
   }
+  apps::sandbox::AppResolver::Servers dns;
+  if (runtime.network) dns = [network = runtime.network.get()] { return network->DnsServers(); };
+  auto resolver = apps::sandbox::AppResolver::Start(
+      config.app_resolver, 53, apps::sandbox::AppResolver::SystemLookup, std::move(dns));
+  if (!resolver) return std::unexpected(resolver.error());
+  runtime.resolver = std::move(*resolver);
   std::vector<apps::CoprocessorConfig> coprocessors;
   for (const auto& [name, remoteproc] : board.linux_devices().coprocessors) {
     coprocessors.push_back({.name = name, .remoteproc = remoteproc});

@@ -7,9 +7,10 @@
  * servers of a private network, time sync) needs NetworkConfig, DhcpService, SntpService or
  * TimeSyncConfig (EACCES without), and an interface aspisd manages (the board's definition lists
  * it: EPERM for another; ENOTSUP on a board that lists none). Interface state, static and dynamic
- * (DHCP) addresses, the hardware address and a private network's DHCP server are applied; custom
- * DNS servers, the SNTP server and time sync settings fail with ENOTSUP. The configuration buffers
- * are the app's own and work anywhere. */
+ * (DHCP) addresses, the hardware address and a private network's DHCP and SNTP servers are
+ * applied; custom DNS servers (up to 3, unicast or loopback: EINVAL otherwise) are where aspisd
+ * looks up the names apps ask for, instead of the device's resolver; time sync settings fail with
+ * ENOTSUP. The configuration buffers are the app's own and work anywhere. */
 #pragma once
 
 #include <net/if.h>

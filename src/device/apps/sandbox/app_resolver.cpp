@@ -59,8 +59,56 @@ struct AppResolver::Served {
   std::string owner;
 };
 
+std::vector<IpAddress> AppResolver::LookupAt(std::span<const in_addr> servers,
+                                             const std::string& name, bool v6) {
+  // A resolver state of this lookup's own: the servers asked are these, the name as asked.
+  struct __res_state state {};
+  if (::res_ninit(&state) != 0) return {};
+  state.options &= ~static_cast<unsigned long>(RES_DNSRCH | RES_DEFNAMES);
+  state.nscount = static_cast<int>(std::min<std::size_t>(servers.size(), MAXNS));
+  for (int i = 0; i < state.nscount; ++i) {
+    state.nsaddr_list[i] = sockaddr_in{.sin_family = AF_INET,
+                                       .sin_port = htons(53),
+                                       .sin_addr = servers[static_cast<std::size_t>(i)],
+                                       .sin_zero = {}};
+  }
+  std::array<unsigned char, 4096> answer{};
+  const int size = ::res_nquery(&state, name.c_str(), ns_c_in, v6 ? ns_t_aaaa : ns_t_a,
+                                answer.data(), static_cast<int>(answer.size()));
+  ::res_nclose(&state);
+  ns_msg message{};
+  if (size <= 0 || ::ns_initparse(answer.data(), size, &message) != 0) return {};
+  std::vector<IpAddress> out;
+  for (int i = 0; i < ns_msg_count(message, ns_s_an); ++i) {
+    ns_rr record{};
+    if (::ns_parserr(&message, ns_s_an, i, &record) != 0) break;
+    const std::size_t length = ns_rr_rdlen(record);
+    IpAddress address;
+    if (!v6 && ns_rr_type(record) == ns_t_a && length == 4) {
+      in_addr v4{};
+      std::memcpy(&v4, ns_rr_rdata(record), 4);
+      address = IpAddress::FromV4(v4);
+    } else if (v6 && ns_rr_type(record) == ns_t_aaaa && length == 16) {
+      in6_addr v6_address{};
+      std::memcpy(&v6_address, ns_rr_rdata(record), 16);
+      address = IpAddress::FromV6(v6_address);
+    } else {
+      continue;  // a CNAME on the way, or a record not asked for
+    }
+    if (std::find(out.begin(), out.end(), address) == out.end()) out.push_back(address);
+  }
+  return out;
+}
+
+std::vector<IpAddress> AppResolver::Find(const std::string& name, bool v6) const {
+  std::vector<in_addr> servers = servers_ ? servers_() : std::vector<in_addr>();
+  std::erase_if(servers, [&](in_addr server) { return InRange(IpAddress::FromV4(server)); });
+  return servers.empty() ? lookup_(name, v6) : LookupAt(servers, name, v6);
+}
+
 Expected<std::unique_ptr<AppResolver>> AppResolver::Start(const std::string& first,
-                                                          std::uint16_t port, Lookup lookup) {
+                                                          std::uint16_t port, Lookup lookup,
+                                                          Servers servers) {
   const auto address = IpAddress::Parse(first);
   if (!address || address->v6 || address->bytes[0] != 127) {
     return Fail(AppsErrc::kSandbox,
@@ -72,15 +120,17 @@ Expected<std::unique_ptr<AppResolver>> AppResolver::Start(const std::string& fir
                 "cannot serve the apps' resolvers: " + std::generic_category().message(errno));
   }
   return std::unique_ptr<AppResolver>(
-      new AppResolver(*address, port, std::move(epoll), std::move(lookup)));
+      new AppResolver(*address, port, std::move(epoll), std::move(lookup), std::move(servers)));
 }
 
-AppResolver::AppResolver(IpAddress first, std::uint16_t port, Fd epoll, Lookup lookup)
+AppResolver::AppResolver(IpAddress first, std::uint16_t port, Fd epoll, Lookup lookup,
+                         Servers servers)
     : first_(first),
       port_(port),
       epoll_(std::move(epoll)),
       wake_(::eventfd(0, EFD_CLOEXEC)),
-      lookup_(std::move(lookup)) {
+      lookup_(std::move(lookup)),
+      servers_(std::move(servers)) {
   epoll_event wake{.events = EPOLLIN, .data = {.u64 = 0}};
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &wake);
   thread_ = std::thread([this] { Serve(); });
@@ -227,7 +277,7 @@ void AppResolver::Answer(const std::shared_ptr<Served>& served, std::span<const 
                                  query.begin() + static_cast<std::ptrdiff_t>(question->end));
   std::thread([this, endpoint = std::weak_ptr<Served>(served), app = served->app,
                owner = served->owner, asked = *question, copy = std::move(copy), from] {
-    auto addresses = lookup_(asked.name, asked.type == ns_t_aaaa);
+    auto addresses = Find(asked.name, asked.type == ns_t_aaaa);
     // A network's DNS may answer anything for a name: it never opens the device itself (DNS
     // rebinding: loopback, link-local, or any address of the device's), except for "localhost",
     // nor sends to many hosts at once.

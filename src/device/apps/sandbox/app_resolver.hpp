@@ -41,12 +41,22 @@ class AppResolver {
   // Looks up `name`'s IPv6 (`v6`) or IPv4 addresses on the device; empty when there are none.
   using Lookup = std::function<std::vector<IpAddress>(const std::string& name, bool v6)>;
   static std::vector<IpAddress> SystemLookup(const std::string& name, bool v6);
+  // Looks `name` up at the DNS servers `servers` (port 53), in turn, as the system's resolver
+  // would ask its own; empty when they answer none.
+  static std::vector<IpAddress> LookupAt(std::span<const in_addr> servers, const std::string& name,
+                                         bool v6);
+  // The DNS servers to ask instead of `lookup` (the custom DNS servers apps set on the interfaces
+  // aspisd manages); none: `lookup`.
+  using Servers = std::function<std::vector<in_addr>()>;
 
   // Serves apps on port `port` of the loopback addresses from `first` to the end of its /16 (the
-  // range), one address per app. Errors: kSandbox when `first` is not a loopback IPv4 address.
+  // range), one address per app, looking names up at `servers` when it names any (those in the
+  // range never: a resolver there would ask itself), else with `lookup`. Errors: kSandbox when
+  // `first` is not a loopback IPv4 address.
   static Expected<std::unique_ptr<AppResolver>> Start(const std::string& first,
                                                       std::uint16_t port = 53,
-                                                      Lookup lookup = SystemLookup);
+                                                      Lookup lookup = SystemLookup,
+                                                      Servers servers = {});
   // Waits for the lookups in flight. Every Endpoint must be gone first.
   ~AppResolver();
   AppResolver(const AppResolver&) = delete;
@@ -83,7 +93,9 @@ class AppResolver {
 
  private:
   struct Served;
-  AppResolver(IpAddress first, std::uint16_t port, Fd epoll, Lookup lookup);
+  AppResolver(IpAddress first, std::uint16_t port, Fd epoll, Lookup lookup, Servers servers);
+  // `name`'s addresses, from the servers or the lookup (a worker's).
+  std::vector<IpAddress> Find(const std::string& name, bool v6) const;
   void Close(std::uint64_t id);
   void Serve();
   // Answers `query` that `from` sent to `served`: at once when it needs no lookup, otherwise from
@@ -97,7 +109,8 @@ class AppResolver {
   const std::uint16_t port_;
   Fd epoll_;
   Fd wake_;
-  Lookup lookup_;
+  const Lookup lookup_;
+  const Servers servers_;
   std::mutex mutex_;
   std::map<std::uint64_t, std::shared_ptr<Served>> served_;  // by epoll tag; guarded by mutex_
   std::uint64_t next_id_ = 1;                                // 0 tags the wake; guarded by mutex_
