@@ -175,9 +175,4 @@ int ChannelCall(int fd, wire::peripheral::Op op, std::uint32_t a0, std::uint32_t
   return static_cast<int>(reply.value & 0x7fffffff);
 }
 
-int BrokerUnsupported(const char* call) {
-  if (BrokerCall(std::string(R"({"call":")") + call + "\"}", {}) == 0) errno = ENOTSUP;
-  return -1;
-}
-
 }  // namespace aspis::applibs

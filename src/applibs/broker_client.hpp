@@ -22,10 +22,6 @@ int BrokerCall(const std::string& request, std::span<int> fds, std::string* answ
 // The same, for a call that answers one descriptor: it, or -1 with errno.
 int BrokerOpen(const std::string& request);
 
-// -1 with errno for {"call": call}, a call aspisd answers with a refusal while no board has what
-// it needs (Wi-Fi, a network aspisd manages): EACCES without the capability, else ENOTSUP.
-int BrokerUnsupported(const char* call);
-
 // The string or whole number (either sign) `key` has in the flat JSON object `text` (aspisd's own
 // messages), or empty / -1 when it has none.
 std::string JsonString(std::string_view text, std::string_view key);

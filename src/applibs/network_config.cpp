@@ -15,7 +15,7 @@
 // (networking.config.* calls) to an interface it manages, checking NetworkConfig (EACCES), and
 // refuses an interface it does not manage (EPERM); custom DNS servers are where aspisd's resolver
 // for apps asks. It serves DHCP and SNTP on a private network's interface (DhcpService,
-// SntpService). Time sync settings are refused (ENOTSUP).
+// SntpService), and the device's time sync (TimeSyncConfig) where aspisd keeps the time.
 namespace {
 
 constexpr std::size_t kMaxServers = 3;
@@ -43,7 +43,6 @@ Layout* As(Buffer* buffer) {
 }
 
 using aspis::applibs::BrokerCall;
-using aspis::applibs::BrokerUnsupported;
 
 // An interface name as the kernel has them (letters, digits, '-', '_', '.'), quoted for a request;
 // empty (errno set) for none: EFAULT for NULL, ENOENT for a name no interface can have.
@@ -72,6 +71,16 @@ int Config(const char* what, const char* name, const std::string& fields = {},
   return BrokerCall(std::string(R"({"call":"networking.config.)") + what + R"(","interface":)" +
                         interface + fields + "}",
                     {}, answer);
+}
+
+constexpr std::size_t kMaxNtpServerName = 253;
+
+int TimeSyncSet(const std::string& fields) {
+  return BrokerCall(R"({"call":"networking.timesync.set",)" + fields + "}", {});
+}
+
+const char* Fallback(Networking_NtpOption option) {
+  return option == Networking_NtpOption_FallbackServerDisabled ? "false" : "true";
 }
 
 int Servers(in_addr* into, std::uint8_t* count, const in_addr* servers, size_t server_count) {
@@ -267,33 +276,62 @@ int Networking_DhcpServer_Start(const char* networkInterfaceName,
                     std::to_string(config.lease_hours) + ",\"ntp\":[" + ntp + "]");
 }
 
-int Networking_TimeSync_SetEnabled(bool) { return BrokerUnsupported("networking.timesync.set"); }
-
-int Networking_TimeSync_EnableAutomaticNtp(Networking_NtpOption) {
-  return BrokerUnsupported("networking.timesync.set");
+int Networking_TimeSync_SetEnabled(bool enabled) {
+  return TimeSyncSet(enabled ? R"("enabled":true)" : R"("enabled":false)");
 }
 
-int Networking_TimeSync_EnableCustomNtp(const char* primaryNtpServer, const char*,
-                                        Networking_NtpOption) {
+int Networking_TimeSync_EnableAutomaticNtp(Networking_NtpOption option) {
+  return TimeSyncSet(std::string(R"("ntp":"automatic","fallback":)") + Fallback(option));
+}
+
+int Networking_TimeSync_EnableCustomNtp(const char* primaryNtpServer,
+                                        const char* secondaryNtpServer,
+                                        Networking_NtpOption option) {
   if (primaryNtpServer == nullptr) {
     errno = EFAULT;
     return -1;
   }
-  return BrokerUnsupported("networking.timesync.set");
+  std::string servers;
+  for (const char* server : {primaryNtpServer, secondaryNtpServer}) {
+    if (server == nullptr) continue;
+    const std::size_t length = strnlen(server, kMaxNtpServerName + 1);
+    if (length == 0 || length > kMaxNtpServerName) {
+      errno = EINVAL;
+      return -1;
+    }
+    servers +=
+        std::string(servers.empty() ? "\"" : ",\"") + aspis::applibs::HexOf(server, length) + "\"";
+  }
+  return TimeSyncSet(R"("ntp":"custom","servers":[)" + servers + R"(],"fallback":)" +
+                     Fallback(option));
 }
 
-int Networking_TimeSync_EnableDefaultNtp(void) {
-  return BrokerUnsupported("networking.timesync.set");
-}
+int Networking_TimeSync_EnableDefaultNtp(void) { return TimeSyncSet(R"("ntp":"default")"); }
 
 int Networking_TimeSync_GetLastNtpSyncInfo(char* outNtpServer, size_t* inOutNtpServerLength,
                                            struct tm* outTimeBeforeSync, struct tm* outNtpTime) {
-  if (outNtpServer == nullptr || inOutNtpServerLength == nullptr || outTimeBeforeSync == nullptr ||
-      outNtpTime == nullptr) {
+  if (inOutNtpServerLength == nullptr || outTimeBeforeSync == nullptr || outNtpTime == nullptr) {
     errno = EFAULT;
     return -1;
   }
-  return BrokerUnsupported("networking.timesync.set");
+  std::string answer;
+  if (BrokerCall(R"({"call":"networking.timesync.last"})", {}, &answer) != 0) return -1;
+  const std::string server = aspis::applibs::JsonBytes(answer, "server", kMaxNtpServerName);
+  // The size the name needs, with its NUL; ENOBUFS (the size set) when the buffer is smaller.
+  const std::size_t room = *inOutNtpServerLength;
+  *inOutNtpServerLength = server.size() + 1;
+  if (outNtpServer == nullptr || room < server.size() + 1) {
+    errno = ENOBUFS;
+    return -1;
+  }
+  std::memcpy(outNtpServer, server.c_str(), server.size() + 1);
+  const time_t before = static_cast<time_t>(aspis::applibs::JsonNumber(answer, "before"));
+  const time_t ntp = static_cast<time_t>(aspis::applibs::JsonNumber(answer, "ntp"));
+  if (gmtime_r(&before, outTimeBeforeSync) == nullptr || gmtime_r(&ntp, outNtpTime) == nullptr) {
+    errno = EOVERFLOW;
+    return -1;
+  }
+  return 0;
 }
 
 }  // extern "C"

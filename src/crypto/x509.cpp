@@ -639,7 +639,9 @@ Verdict VerifyChain(const ForeignCertificate& leaf,
 }
 
 std::optional<int> VerifyErrorOfText(std::string_view text) {
-  // OpenSSL 3.0's codes run to 95; it names any other "error number N".
+  // OpenSSL 3.0's codes run to 94; it gives every other one the same text, which names none.
+  const std::string_view unknown = X509_verify_cert_error_string(-1);
+  if (text == unknown) return std::nullopt;
   for (int code = 0; code < 256; ++code) {
     if (text == X509_verify_cert_error_string(code)) return code;
   }

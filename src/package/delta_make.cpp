@@ -499,7 +499,8 @@ Expected<void> Prove(const fs::path& delta, const Unpacked& old_package, const F
   if (!source) return std::unexpected(source.error());
   auto rebuilt =
       ApplyDelta(*source, base, {new_package.file_sha256, new_package.file_size}, scratch);
-  if (!rebuilt && rebuilt.error() == PackageErrc::kIo) {
+  if (!rebuilt && (rebuilt.error() == PackageErrc::kIo || rebuilt.error() == CoreErrc::kIo ||
+                   rebuilt.error() == CoreErrc::kNoSpace)) {
     return std::unexpected(std::move(rebuilt.error()).WithContext("proving the delta"));
   }
   if (!rebuilt) {

@@ -267,6 +267,42 @@ static void Diagnose(int id) {
             why.isConnected, why.timestamp > time(NULL) - 60 && why.timestamp <= time(NULL));
 }
 
+/* Has the device's time taken from NTP server `server`, then reads the last sync, and disables
+ * time sync. */
+static void TimeSyncCustom(const char* server) {
+  Report("custom", Networking_TimeSync_EnableCustomNtp(
+                       server, NULL, Networking_NtpOption_FallbackServerDisabled));
+  Report("custom-injected",
+         Networking_TimeSync_EnableCustomNtp("a\nserver 192.0.2.1", NULL,
+                                             Networking_NtpOption_FallbackServerDisabled));
+  char name[64];
+  size_t length = sizeof name;
+  struct tm before, ntp;
+  int got = -1;
+  for (int i = 0; i < 100 && got != 0; ++i) {
+    length = sizeof name;
+    got = Networking_TimeSync_GetLastNtpSyncInfo(name, &length, &before, &ntp);
+    if (got != 0 && errno != ENOENT) break;  /* no sync can come */
+    const struct timespec pause = {0, 100 * 1000 * 1000};
+    if (got != 0) nanosleep(&pause, NULL);
+  }
+  if (got == 0) {
+    Log_Debug("last-sync: %s this-century %d\n", name, ntp.tm_year >= 100 && before.tm_year >= 100);
+  } else {
+    Report("last-sync", got);
+  }
+  size_t tiny = 3;
+  Report("last-sync-small", Networking_TimeSync_GetLastNtpSyncInfo(name, &tiny, &before, &ntp));
+  Log_Debug("needs: %d\n", (int)tiny == (int)strlen(server) + 1);
+  Report("disable", Networking_TimeSync_SetEnabled(false));
+  bool enabled = true;
+  Report("get-enabled", Networking_TimeSync_GetEnabled(&enabled));
+  Log_Debug("enabled: %d\n", enabled);
+  length = sizeof name;
+  Report("last-sync-disabled",
+         Networking_TimeSync_GetLastNtpSyncInfo(name, &length, &before, &ntp));
+}
+
 /* Duplicates a network, and what diagnostics say of a network enabled without its key. */
 static void WifiDuplicate(void) {
   const int id = WifiConfig_AddNetwork();
@@ -689,8 +725,13 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "eap-tls") == 0) {
     EapTls();
     if (argc > 2 && strcmp(argv[2], "diagnose") == 0) Diagnose(0);
+  } else if (strcmp(mode, "timesync") == 0 && argc == 3) {
+    TimeSyncCustom(argv[2]);
   } else if (strcmp(mode, "wifi-duplicate") == 0) {
     WifiDuplicate();
+  } else if (strcmp(mode, "wifi-duplicate-first") == 0) {
+    Report("duplicate", WifiConfig_AddDuplicateNetwork(0, "copy"));
+    Log_Debug("count: %d\n", (int)WifiConfig_GetStoredNetworkCount());
   } else if (strcmp(mode, "netconfig") == 0 && argc == 3) {
     NetConfig(argv[2]);
   } else if (strcmp(mode, "wifi-configure") == 0) {

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -37,6 +38,7 @@
 #include "service/http/server.hpp"
 #include "support/board.hpp"
 #include "support/fake_remoteproc.hpp"
+#include "support/ntp_server.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_pki.hpp"
@@ -879,6 +881,77 @@ TEST_F(ApplibsTest, AnAppDuplicatesANetworkAndReadsWhyItsKeylessOneNeverConnects
   EXPECT_NE(copied.find("key_mgmt=WPA-PSK"), std::string::npos) << saved;
   EXPECT_NE(copied.find("id_str=\"home-backup\""), std::string::npos) << saved;
   EXPECT_NE(copied.find("disabled=1"), std::string::npos) << saved;
+}
+
+TEST_F(ApplibsTest, AnAppHasTheDevicesTimeTakenFromItsNtpServerAndTurnsTimeSyncOff) {
+  const aspis::testing::NtpServer server(dir_ / "ntp");
+  ::chmod(dir_.path().c_str(), 0711);  // chronyd's user passes through to its socket
+  auto sync = board::TimeSync::Open({.default_servers = {},
+                                     .dir = dir_ / "timesync",
+                                     .socket_dir = dir_ / "chrony",
+                                     .set_clock = false,
+                                     .port = server.port(),
+                                     .poll = -2});
+  ASSERT_TRUE(sync);
+  parts_.time_sync = sync->get();
+  Run({"timesync", server.address()}, R"({"TimeSyncConfig": true})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{
+                             "custom: ok", "custom-injected: EINVAL",
+                             "last-sync: " + server.address() + " this-century 1",
+                             "last-sync-small: ENOBUFS", "needs: 1", "disable: ok",
+                             "get-enabled: ok", "enabled: 0", "last-sync-disabled: ENOENT"}));
+  EXPECT_FALSE((*sync)->Choice().enabled);
+}
+
+TEST_F(ApplibsTest, TimeSyncWithoutTimeSyncConfigIsRefusedAndUnchanged) {
+  ::chmod(dir_.path().c_str(), 0711);
+  auto sync = board::TimeSync::Open({.default_servers = {},
+                                     .dir = dir_ / "timesync",
+                                     .socket_dir = dir_ / "chrony",
+                                     .set_clock = false});
+  ASSERT_TRUE(sync);
+  parts_.time_sync = sync->get();
+  Run({"timesync", "192.0.2.1"}, R"({})");
+  const auto lines = UntilDone();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.front(), "custom: EACCES");
+  EXPECT_EQ((*sync)->Choice().source, board::NtpSource::kDefault);
+  EXPECT_TRUE((*sync)->Choice().enabled);
+}
+
+// An app with WifiConfig alone copying an EAP-TLS network would get one it may point at any SSID,
+// offering the device's identity and client certificate there.
+TEST_F(ApplibsTest, CapabilityBypassDuplicatingAnEapTlsNetworkNeedsEnterpriseWifiConfig) {
+  aspis::testing::WpaSupplicant wpa(dir_ / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  const auto id = wifi.Add();
+  ASSERT_TRUE(id);
+  ASSERT_EQ(*id, 0);
+  ASSERT_TRUE(wifi.SetSecurity(*id, board::WifiSecurity::kWpa2EapTls));
+  ASSERT_TRUE(wifi.SetIdentity(*id, AsBytes(std::string("device-7"))));
+  parts_.wifi = &wifi;
+  Run({"wifi-duplicate-first"}, R"({"WifiConfig": true})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"duplicate: EACCES", "count: 1"}));
+  EXPECT_TRUE(Has(Reports(),
+                  "denial: broker: wifi.duplicate (the app manifest grants no "
+                  "EnterpriseWifiConfig)"));
+}
+
+TEST_F(ApplibsTest, AnAppWithEnterpriseWifiConfigDuplicatesAnEapTlsNetwork) {
+  aspis::testing::WpaSupplicant wpa(dir_ / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  const auto id = wifi.Add();
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(wifi.SetSecurity(*id, board::WifiSecurity::kWpa2EapTls));
+  ASSERT_TRUE(wifi.SetIdentity(*id, AsBytes(std::string("device-7"))));
+  parts_.wifi = &wifi;
+  Run({"wifi-duplicate-first"}, R"({"WifiConfig": true, "EnterpriseWifiConfig": true})");
+  EXPECT_EQ(UntilDone(), (std::vector<std::string>{"duplicate: ok", "count: 2"}));
+  const auto copied = wifi.Identity(1);
+  ASSERT_TRUE(copied);
+  EXPECT_EQ(AsString(*copied), "device-7");
 }
 
 TEST(WpaSupplicantTest, WhatAnAppStoresReadsBackAfterPersistAndReload) {

@@ -265,7 +265,8 @@ void AppManager::Launch(App& app) {
                 .intercore = app.intercore,
                 .wifi = parts_.wifi,
                 .cert_store = parts_.cert_store,
-                .network = parts_.network};
+                .network = parts_.network,
+                .time_sync = parts_.time_sync};
   auto broker = Broker::Create(app.grants, deny);
   if (!broker) return failed(broker.error().message());
   sandbox::SandboxSpec spec;

@@ -66,6 +66,7 @@ struct AppManagerParts {
   board::CertStore* cert_store = nullptr;
   // The interfaces aspisd manages, for apps granted NetworkConfig; null: none (ENOTSUP).
   board::NetworkControl* network = nullptr;
+  board::TimeSync* time_sync = nullptr;  // the time sync aspisd keeps; null: none
   // The CPUs kept for real-time capable apps, as the MT3620 keeps its M4 cores: each runs one such
   // app, pinned under SCHED_FIFO at real_time_priority (a real-time app finding none free does
   // not start); the other apps run on the remaining CPUs. nullopt: the highest-numbered CPU aspisd

@@ -73,6 +73,7 @@ constexpr auto kCalls = std::to_array<std::string_view>({
     "networking.config.dhcpserver",
     "networking.config.sntpserver",
     "networking.timesync.set",
+    "networking.timesync.last",
     "wifi.add",
     "wifi.duplicate",
     "wifi.set",
@@ -356,10 +357,16 @@ Answer SaveTime(const BrokerGrants& g) {
   return {};
 }
 
-Answer TimeSync() {
+// Whether the device's time sync is enabled: aspisd's setting where it keeps the time, else
+// whether the kernel's clock is kept in sync (by whatever the system runs).
+Answer TimeSync(const BrokerGrants& g) {
+  Answer answer;
+  if (g.time_sync != nullptr) {
+    answer.fields["enabled"] = g.time_sync->Choice().enabled;
+    return answer;
+  }
   timex clock{};
   const int state = ::adjtimex(&clock);
-  Answer answer;
   answer.fields["enabled"] = state != -1 && state != TIME_ERROR && (clock.status & STA_UNSYNC) == 0;
   return answer;
 }
@@ -394,29 +401,6 @@ Answer OpenIntercore(const BrokerGrants& g) {
   Answer answer;
   answer.descriptors.push_back(std::move(channel));
   return answer;
-}
-
-// Calls that need a capability and what aspisd does not do yet (time sync settings): EACCES
-// without the capability, ENOTSUP with it.
-Answer Unsupported(const BrokerGrants& g, std::string_view call) {
-  struct Need {
-    std::string_view call;
-    bool granted;
-    std::string_view capability;
-    std::string_view missing;
-  };
-  constexpr std::string_view kUnmanaged = "aspisd does not manage this board's network";
-  const std::array<Need, 1> needs = {{
-      {"networking.timesync.set", g.capabilities.time_sync_config, "TimeSyncConfig", kUnmanaged},
-  }};
-  for (const Need& need : needs) {
-    if (need.call != call) continue;
-    if (!need.granted) {
-      return Refuse(EACCES, "the app manifest grants no " + std::string(need.capability));
-    }
-    return Refuse(ENOTSUP, std::string(need.missing));
-  }
-  return Refuse(EPERM, "not a broker call");
 }
 
 // Whether `request` is {"call": ..., ...} with exactly `fields` besides its call.
@@ -543,6 +527,54 @@ std::optional<Bytes> HexField(const Json& request, const char* key) {
   auto bytes = HexDecode(value.get<std::string>());
   if (!bytes) return std::nullopt;
   return std::move(*bytes);
+}
+
+// The networking.timesync.* calls (board/time_sync.hpp): the app's TimeSyncConfig first, then
+// the time sync aspisd keeps.
+Answer TimeSyncCall(const BrokerGrants& g, const std::string& call, const Json& request) {
+  if (!g.capabilities.time_sync_config) {
+    return Refuse(EACCES, "the app manifest grants no TimeSyncConfig");
+  }
+  if (g.time_sync == nullptr) return Refuse(ENOTSUP, "aspisd does not keep this device's time");
+  board::TimeSync& sync = *g.time_sync;
+  const auto done = [](const board::TimeSyncResult<void>& result) {
+    return result ? Answer{}
+                  : Refuse(result.error(), std::generic_category().message(result.error()));
+  };
+  const Json fallback = request.value("fallback", Json());
+  if (call == "networking.timesync.set" && Shaped(request, {"enabled"}) &&
+      request["enabled"].is_boolean()) {
+    return done(sync.SetEnabled(request["enabled"].get<bool>()));
+  }
+  if (call == "networking.timesync.set" && Shaped(request, {"ntp"}) &&
+      request["ntp"] == "default") {
+    return done(sync.UseDefault());
+  }
+  if (call == "networking.timesync.set" && Shaped(request, {"ntp", "fallback"}) &&
+      request["ntp"] == "automatic" && fallback.is_boolean()) {
+    return done(sync.UseAutomatic(fallback.get<bool>()));
+  }
+  if (call == "networking.timesync.set" && Shaped(request, {"ntp", "servers", "fallback"}) &&
+      request["ntp"] == "custom" && fallback.is_boolean() && request["servers"].is_array() &&
+      request["servers"].size() <= 2) {
+    std::vector<std::string> servers;
+    for (const Json& server : request["servers"]) {
+      const std::optional<Bytes> name = HexField({{"name", server}}, "name");
+      if (!name) return Refuse(EINVAL, "not an NTP server name");
+      servers.emplace_back(AsString(*name));
+    }
+    return done(sync.UseCustom(std::move(servers), fallback.get<bool>()));
+  }
+  if (call == "networking.timesync.last" && Shaped(request, {})) {
+    const auto last = sync.LastSync();
+    if (!last) return done(std::unexpected(last.error()));
+    Answer answer;
+    answer.fields["server"] = HexEncode(AsBytes(last->server));
+    answer.fields["before"] = last->before.time_since_epoch().count();
+    answer.fields["ntp"] = last->ntp.time_since_epoch().count();
+    return answer;
+  }
+  return Refuse(EPERM, "not a broker call");
 }
 
 Answer FromStore(const board::CertStoreResult<void>& done) {
@@ -682,6 +714,14 @@ Answer WifiCall(const BrokerGrants& g, const std::string& call, const Json& requ
   if (call == "wifi.duplicate" && Shaped(request, {"id", "name"})) {
     const std::optional<Bytes> name = HexField(request, "name");
     if (!name) return Refuse(EINVAL, "not a configuration name");
+    // A copy of an EAP-TLS network is one, with the device's identity and certificate.
+    if (!g.capabilities.enterprise_wifi_config) {
+      const auto security = wifi.Security(id());
+      if (!security) return FromWifi(std::unexpected(security.error()));
+      if (*security == board::WifiSecurity::kWpa2EapTls) {
+        return Refuse(EACCES, "the app manifest grants no EnterpriseWifiConfig");
+      }
+    }
     const auto added = wifi.Duplicate(id(), AsString(*name));
     if (!added) return FromWifi(std::unexpected(added.error()));
     answer.fields["id"] = *added;
@@ -788,7 +828,7 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
     return DeferEvent(g, request, std::nullopt);
   }
   if (call == "networking.interfaces" && Shaped(request, {})) return Interfaces();
-  if (call == "networking.timesync" && Shaped(request, {})) return TimeSync();
+  if (call == "networking.timesync" && Shaped(request, {})) return TimeSync(g);
   if (call == "rtc.save" && Shaped(request, {})) return SaveTime(g);
   if ((call == "power.reboot" && Shaped(request, {})) ||
       (call == "power.down" && Shaped(request, {"seconds"})) ||
@@ -815,7 +855,7 @@ Answer Dispatch(const BrokerGrants& g, const std::string& call, const Json& requ
   if (call.starts_with("wifi.")) return WifiCall(g, call, request);
   if (call.starts_with("certstore.")) return CertStoreCall(g, call, request);
   if (call.starts_with("networking.config.")) return NetworkConfigCall(g, call, request);
-  if (Shaped(request, {})) return Unsupported(g, call);  // EPERM for any other call
+  if (call.starts_with("networking.timesync.")) return TimeSyncCall(g, call, request);
   return Refuse(EPERM, "not a broker call");
 }
 

@@ -19,6 +19,7 @@
 #include "device/board/cert_store.hpp"
 #include "device/board/network.hpp"
 #include "device/board/peripheral_server.hpp"
+#include "device/board/time_sync.hpp"
 #include "device/board/wifi.hpp"
 #include "package/app_manifest.hpp"
 
@@ -43,8 +44,8 @@
 //                     at most kMaxPowerDown),
 //   "power.profile" {"profile": "HighPerformance" | "Balanced" | "PowerSaver"} (SetPowerProfile)
 //   "rtc.save" (SystemTime): the system time written to the board's real-time clock
-//   "networking.timesync" (no capability): {"ok": true, "enabled": bool}, whether the kernel's
-//                     clock is kept in sync (STA_UNSYNC clear)
+//   "networking.timesync" (no capability): {"ok": true, "enabled": bool}, the setting where
+//                     aspisd keeps the time, else whether the kernel's clock is kept in sync
 //   "networking.interfaces" (no capability): {"ok": true, "ready": bool, "interfaces":
 //                     [{"name", "medium", "up", "connected", "ip", "internet"}]}
 //   "gpio.open"       {"gpio": N, "mode": "input" | "push-pull" | "open-drain" | "open-source",
@@ -68,7 +69,10 @@
 //   ".mac.set" (HardwareAddressConfig), ".dhcpserver" (DhcpService), ".sntpserver"
 //                     (SntpService): an interface aspisd manages (board/network.hpp), ENOTSUP
 //                     where it manages none
-//   "networking.timesync.set" (TimeSyncConfig): ENOTSUP
+//   "networking.timesync.set" {"enabled": bool} | {"ntp": "default"} | {"ntp": "automatic",
+//                     "fallback": bool} | {"ntp": "custom", "servers": [hex], "fallback": bool},
+//   "networking.timesync.last" (TimeSyncConfig): the time sync aspisd keeps
+//                     (board/time_sync.hpp), ENOTSUP where it keeps none
 // A peripheral the board does not have is ENODEV, one the manifest does not list EACCES, one the
 // app has open already EBUSY.
 // A request naming anything else, or carrying any other field, is refused (EPERM) and reported, as
@@ -104,6 +108,7 @@ struct BrokerGrants {
   board::Wifi* wifi = nullptr;               // the board's Wi-Fi; null: it has none (ENOTSUP)
   board::CertStore* cert_store = nullptr;    // with Wi-Fi; null: none (ENOTSUP)
   board::NetworkControl* network = nullptr;  // what aspisd manages; null: nothing (ENOTSUP)
+  board::TimeSync* time_sync = nullptr;      // the time sync aspisd keeps; null: none (ENOTSUP)
 };
 
 inline constexpr int kReportsPerSecond = 100;

@@ -148,7 +148,8 @@ Expected<LinuxDevices> ParseLinuxDevices(const Json& doc, const BoardDefinition&
       section.is_object() &&
       std::all_of(section.items().begin(), section.items().end(), [](const auto& item) {
         return item.key() == "GpioChip" || item.key() == "Devices" ||
-               item.key() == "Coprocessors" || item.key() == "Wifi" || item.key() == "Network";
+               item.key() == "Coprocessors" || item.key() == "Wifi" || item.key() == "Network" ||
+               item.key() == "TimeSync";
       });
   const Json wifi = section.is_object() ? section.value("Wifi", Json()) : Json();
   const Json network = section.is_object() ? section.value("Network", Json::array()) : Json();
@@ -156,15 +157,23 @@ Expected<LinuxDevices> ParseLinuxDevices(const Json& doc, const BoardDefinition&
       network.is_array() && std::all_of(network.begin(), network.end(), [](const Json& name) {
         return name.is_string() && text::IsToken(name.get<std::string>(), "-_.", 15);
       });
+  const Json time_sync = section.is_object() ? section.value("TimeSync", Json::array()) : Json();
+  const bool time_servers = time_sync.is_array() && time_sync.size() <= 4 &&
+                            std::all_of(time_sync.begin(), time_sync.end(), [](const Json& name) {
+                              return name.is_string() &&
+                                     !name.get<std::string>().starts_with('-') &&
+                                     text::IsToken(name.get<std::string>(), "-.", 253);
+                            });
   if (!known_keys || !listed.is_object() || !cores.is_object() ||
-      (!wifi.is_null() && !path(wifi)) || !interfaces || (!chip.is_null() && !path(chip)) ||
-      (chip.is_null() && !board.gpios().empty())) {
+      (!wifi.is_null() && !path(wifi)) || !interfaces || !time_servers ||
+      (!chip.is_null() && !path(chip)) || (chip.is_null() && !board.gpios().empty())) {
     return std::unexpected(
         Malformed(origin,
                   "has a Linux section that is not a GpioChip path for its GPIOs, Devices by "
-                  "block, Coprocessors by name, a Wifi control socket path and the Network "
-                  "interfaces aspisd manages"));
+                  "block, Coprocessors by name, a Wifi control socket path, the Network "
+                  "interfaces aspisd manages and the TimeSync servers it keeps the clock from"));
   }
+  for (const Json& name : time_sync) devices.time_servers.push_back(name.get<std::string>());
   for (const auto& [name, remoteproc] : cores.items()) {
     if (!path(remoteproc) || !text::IsToken(name, "-_", 32)) {
       return std::unexpected(Malformed(origin, "lists a coprocessor " + text::Printable(name) +

@@ -79,6 +79,7 @@ struct LinuxDevices {
   std::map<std::string, std::string, std::less<>> coprocessors;
   std::string wifi;  // empty: no Wi-Fi
   std::set<std::string> network;
+  std::vector<std::string> time_servers;  // empty: the system keeps the clock, not aspisd
 };
 
 class BoardDefinition {

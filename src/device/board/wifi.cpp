@@ -1,5 +1,6 @@
 #include "device/board/wifi.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -180,7 +181,7 @@ void WifiFailures::OnEvent(std::string_view event, std::chrono::sys_seconds now,
   if (event.starts_with('<') && event.find('>') != std::string_view::npos) {
     event.remove_prefix(event.find('>') + 1);  // the message's level
   }
-  if (event.starts_with("CTRL-EVENT-EAP-FAILURE")) {
+  if (event.starts_with("CTRL-EVENT-EAP-FAILURE ")) {
     // The network being authenticated is wpa_supplicant's current one (asked before the lock:
     // the answer can take a while).
     const std::optional<int> id = current();
@@ -192,7 +193,10 @@ void WifiFailures::OnEvent(std::string_view event, std::chrono::sys_seconds now,
     return;
   }
   const std::lock_guard lock(mutex_);
-  if (event.starts_with("CTRL-EVENT-EAP-STARTED")) {
+  // A new attempt (a server may skip the identity request that starts one), or one that worked.
+  if (event.starts_with("CTRL-EVENT-EAP-STARTED ") ||
+      event.starts_with("CTRL-EVENT-EAP-PROPOSED-METHOD ") ||
+      event.starts_with("CTRL-EVENT-EAP-SUCCESS ")) {
     certificate_.reset();
   } else if (event.starts_with("CTRL-EVENT-EAP-TLS-CERT-ERROR ") && !certificate_) {
     // reason=N depth=N subject='...' err='...': the subject is the server's to choose, quotes
@@ -235,6 +239,7 @@ void WifiFailures::OnEvent(std::string_view event, std::chrono::sys_seconds now,
     not_found_ = now;
   } else if (event.starts_with("CTRL-EVENT-CONNECTED ")) {
     not_found_.reset();
+    certificate_.reset();
   } else if (constexpr std::string_view kRemoved = "CTRL-EVENT-NETWORK-REMOVED ";
              event.starts_with(kRemoved)) {
     if (const auto id = Number(event.substr(kRemoved.size()))) {
@@ -279,6 +284,25 @@ std::optional<WifiDiagnostics> WifiFailures::Of(int id, bool enabled, bool conne
   return failure;
 }
 
+// libwpa_client names each connection's socket from a counter it does not lock: connections are
+// opened and closed one at a time, and kept out of the programs aspisd runs.
+std::mutex& ConnectionsMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+wpa_ctrl* OpenConnection(const std::filesystem::path& control) {
+  const std::lock_guard lock(ConnectionsMutex());
+  wpa_ctrl* ctrl = ::wpa_ctrl_open(control.c_str());
+  if (ctrl != nullptr) ::fcntl(::wpa_ctrl_get_fd(ctrl), F_SETFD, FD_CLOEXEC);
+  return ctrl;
+}
+
+void CloseConnection(wpa_ctrl* ctrl) {
+  const std::lock_guard lock(ConnectionsMutex());
+  ::wpa_ctrl_close(ctrl);
+}
+
 Wifi::Wifi(std::filesystem::path control)
     : control_(std::move(control)),
       wake_(::eventfd(0, EFD_CLOEXEC)),
@@ -288,7 +312,7 @@ Wifi::~Wifi() {
   monitor_.request_stop();
   ::eventfd_write(wake_.get(), 1);
   monitor_.join();
-  if (ctrl_ != nullptr) ::wpa_ctrl_close(ctrl_);
+  if (ctrl_ != nullptr) CloseConnection(ctrl_);
 }
 
 void Wifi::Monitor(const std::stop_token& stop) {
@@ -296,7 +320,7 @@ void Wifi::Monitor(const std::stop_token& stop) {
   while (!stop.stop_requested()) {
     std::error_code absent;
     wpa_ctrl* monitor =
-        std::filesystem::exists(control_, absent) ? ::wpa_ctrl_open(control_.c_str()) : nullptr;
+        std::filesystem::exists(control_, absent) ? OpenConnection(control_) : nullptr;
     if (monitor != nullptr) {
       if (::wpa_ctrl_attach(monitor) == 0) {
         // After a restart wpa_supplicant has read its networks again: what failed was another's.
@@ -304,7 +328,7 @@ void Wifi::Monitor(const std::stop_token& stop) {
         attached_before = true;
         Listen(*monitor, stop);
       }
-      ::wpa_ctrl_close(monitor);
+      CloseConnection(monitor);
     }
     pollfd wake{.fd = wake_.get(), .events = POLLIN, .revents = 0};
     ::poll(&wake, 1, 500);
@@ -327,7 +351,7 @@ void Wifi::Listen(wpa_ctrl& monitor, const std::stop_token& stop) {
       continue;
     }
     if (fds[1].revents != 0 || (fds[0].revents & (POLLERR | POLLHUP)) != 0) return;
-    while (::wpa_ctrl_pending(&monitor) > 0) {
+    while (!stop.stop_requested() && ::wpa_ctrl_pending(&monitor) > 0) {
       std::size_t size = event.size();
       if (::wpa_ctrl_recv(&monitor, event.data(), &size) != 0) return;
       failures_.OnEvent(std::string_view(event.data(), size),
@@ -350,7 +374,7 @@ WifiResult<std::string> Wifi::Request(const std::string& command, int fail) {
   const std::lock_guard lock(mutex_);
   std::string reply(kMaxReply, '\0');
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (ctrl_ == nullptr) ctrl_ = ::wpa_ctrl_open(control_.c_str());
+    if (ctrl_ == nullptr) ctrl_ = OpenConnection(control_);
     if (ctrl_ == nullptr) return std::unexpected(EAGAIN);
     std::size_t size = reply.size() - 1;
     const int rc =
@@ -362,7 +386,7 @@ WifiResult<std::string> Wifi::Request(const std::string& command, int fail) {
       return Trimmed(std::move(reply));
     }
     // wpa_supplicant restarted (or never answered): connect again, once.
-    ::wpa_ctrl_close(ctrl_);
+    CloseConnection(ctrl_);
     ctrl_ = nullptr;
     if (rc == -2) break;
   }
@@ -420,12 +444,21 @@ WifiResult<int> Wifi::Add() {
   auto added = Request("ADD_NETWORK");
   if (!added) return std::unexpected(added.error());
   const auto id = Number(*added);
-  if (!id) return std::unexpected(EIO);
+  if (!id || *id < 0 || *id > 1'000'000) return std::unexpected(EIO);
   const int network = static_cast<int>(*id);
+  failures_.Forget(network);  // an ID used before, whose removal went unheard
   if (auto open = SetNetwork(network, "key_mgmt", "NONE"); !open) {
+    (void)Forget(network);
     return std::unexpected(open.error());
   }
   return network;
+}
+
+WifiResult<WifiSecurity> Wifi::Security(int id) {
+  if (auto exists = Exists(id); !exists) return std::unexpected(exists.error());
+  auto key_mgmt = Request("GET_NETWORK " + std::to_string(id) + " key_mgmt", ENODEV);
+  if (!key_mgmt) return std::unexpected(key_mgmt.error());
+  return SecurityOfKeyManagement(*key_mgmt);
 }
 
 WifiResult<int> Wifi::Duplicate(int id, std::string_view config_name) {

@@ -122,6 +122,8 @@ class Wifi {
 
   // A new network, disabled and open: its ID. ENOMEM with kMaxWifiNetworks stored.
   WifiResult<int> Add();
+  // Network `id`'s security, by its key management.
+  WifiResult<WifiSecurity> Security(int id);
   // A new network, disabled, with network `id`'s SSID, security, key and EAP-TLS settings, named
   // `config_name` (as SetConfigName): its ID. On failure none is added.
   WifiResult<int> Duplicate(int id, std::string_view config_name);

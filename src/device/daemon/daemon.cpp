@@ -147,6 +147,7 @@ struct AppRuntime {
   std::unique_ptr<board::PeripheralServer> peripherals;
   std::unique_ptr<board::Wifi> wifi;             // when the board has Wi-Fi
   std::unique_ptr<board::CertStore> cert_store;  // with Wi-Fi
+  std::unique_ptr<board::TimeSync> time_sync;    // when aspisd keeps the device's time
   std::unique_ptr<apps::AppManager> manager;
 };
 
@@ -205,6 +206,16 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
                    std::generic_category().message(network.error()));
     }
   }
+  if (const auto& servers = board.linux_devices().time_servers; !servers.empty()) {
+    auto sync = board::TimeSync::Open(
+        {.default_servers = servers,
+         .dir = config.state_dir / "timesync",
+         .socket_dir = "/run/aspis-chrony-" + crypto::ToHex(*state_digest).substr(0, 12)});
+    if (!sync) {
+      return Fail(CoreErrc::kIo, "time sync: " + std::generic_category().message(sync.error()));
+    }
+    runtime.time_sync = std::move(*sync);
+  }
   apps::sandbox::AppResolver::Servers dns;
   if (runtime.network) dns = [network = runtime.network.get()] { return network->DnsServers(); };
   auto resolver = apps::sandbox::AppResolver::Start(
@@ -234,6 +245,7 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
        .wifi = runtime.wifi.get(),
        .cert_store = runtime.cert_store.get(),
        .network = runtime.network.get(),
+       .time_sync = runtime.time_sync.get(),
        .coprocessors = coprocessors},
       [&errors](const apps::AppReport& report) {
         log::Warning("app {} ({}): {} {}", report.name, report.component_id, report.kind,

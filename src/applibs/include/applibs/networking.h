@@ -9,8 +9,10 @@
  * it: EPERM for another; ENOTSUP on a board that lists none). Interface state, static and dynamic
  * (DHCP) addresses, the hardware address and a private network's DHCP and SNTP servers are
  * applied; custom DNS servers (up to 3, unicast or loopback: EINVAL otherwise) are where aspisd
- * looks up the names apps ask for, instead of the device's resolver; time sync settings fail with
- * ENOTSUP. The configuration buffers are the app's own and work anywhere. */
+ * looks up the names apps ask for, instead of the device's resolver. Time sync settings apply on a
+ * board whose definition gives aspisd its NTP servers (ENOTSUP elsewhere) and persist; automatic
+ * NTP has no DHCP-named servers to use, so it uses the board's only with fallback enabled. The
+ * configuration buffers are the app's own and work anywhere. */
 #pragma once
 
 #include <net/if.h>
@@ -149,7 +151,9 @@ int Networking_TimeSync_EnableCustomNtp(const char* primaryNtpServer,
                                         const char* secondaryNtpServer,
                                         Networking_NtpOption option);
 int Networking_TimeSync_EnableDefaultNtp(void);
-/* The server, and the time before and after, of the last sync. */
+/* The server (its address, NUL-terminated; *inOutNtpServerLength set to the size it needs, and
+ * ENOBUFS when the buffer is smaller), and the clock before and after the last sync (UTC);
+ * ENOENT before one, or while time sync is disabled. */
 int Networking_TimeSync_GetLastNtpSyncInfo(char* outNtpServer, size_t* inOutNtpServerLength,
                                            struct tm* outTimeBeforeSync, struct tm* outNtpTime);
 

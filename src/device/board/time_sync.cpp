@@ -1,0 +1,282 @@
+#include "device/board/time_sync.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+
+#include "core/bytes.hpp"
+#include "core/file.hpp"
+#include "core/json.hpp"
+#include "core/log.hpp"
+
+extern char** environ;
+
+namespace aspis::device::board {
+
+namespace {
+
+using json::Json;
+
+constexpr std::string_view kChoiceFile = "choice.json";
+
+bool ValidServer(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxNtpServerName && name.front() != '-' &&
+         name.front() != '.' && std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.';
+         });
+}
+
+const char* SourceName(NtpSource source) {
+  return source == NtpSource::kCustom      ? "custom"
+         : source == NtpSource::kAutomatic ? "automatic"
+                                           : "default";
+}
+
+Json ToJson(const TimeSyncChoice& choice) {
+  return {{"enabled", choice.enabled},
+          {"source", SourceName(choice.source)},
+          {"custom", choice.custom},
+          {"fallback", choice.fallback}};
+}
+
+// The choice kept in `text`; nullopt for anything TimeSync did not write.
+std::optional<TimeSyncChoice> FromJson(std::string_view text) {
+  const auto parsed = json::Parse(text, 4);
+  if (!parsed || !parsed->is_object()) return std::nullopt;
+  const Json& doc = *parsed;
+  const Json enabled = doc.value("enabled", Json());
+  const Json source = doc.value("source", Json());
+  const Json custom = doc.value("custom", Json());
+  const Json fallback = doc.value("fallback", Json());
+  if (!enabled.is_boolean() || !source.is_string() || !custom.is_array() || custom.size() > 2 ||
+      !fallback.is_boolean()) {
+    return std::nullopt;
+  }
+  TimeSyncChoice choice{.enabled = enabled.get<bool>(), .fallback = fallback.get<bool>()};
+  const std::string name = source.get<std::string>();
+  if (name == "custom") {
+    choice.source = NtpSource::kCustom;
+  } else if (name == "automatic") {
+    choice.source = NtpSource::kAutomatic;
+  } else if (name != "default") {
+    return std::nullopt;
+  }
+  for (const Json& server : custom) {
+    if (!server.is_string() || !ValidServer(server.get<std::string>())) return std::nullopt;
+    choice.custom.push_back(server.get<std::string>());
+  }
+  if ((choice.source == NtpSource::kCustom) == choice.custom.empty()) return std::nullopt;
+  return choice;
+}
+
+std::vector<std::string_view> Fields(std::string_view line) {
+  std::vector<std::string_view> fields;
+  for (std::size_t at = 0;;) {
+    const std::size_t comma = line.find(',', at);
+    fields.push_back(line.substr(at, comma == std::string_view::npos ? comma : comma - at));
+    if (comma == std::string_view::npos) return fields;
+    at = comma + 1;
+  }
+}
+
+std::optional<double> Decimal(std::string_view text) {
+  double value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// Runs `argv` (argv[0] a path) and returns what it printed (up to 4 KiB) if it exited with 0.
+TimeSyncResult<std::string> Output(const std::vector<std::string>& argv) {
+  std::vector<char*> raw;
+  for (const auto& arg : argv) raw.push_back(const_cast<char*>(arg.c_str()));
+  raw.push_back(nullptr);
+  std::array<int, 2> pipe{};
+  if (::pipe2(pipe.data(), O_CLOEXEC) != 0) return std::unexpected(errno);
+  const Fd read_end(pipe[0]);
+  Fd write_end(pipe[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, raw[0], &actions, nullptr, raw.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  write_end.Close();
+  if (rc != 0) return std::unexpected(rc);
+  std::string out;
+  std::array<char, 512> buffer{};
+  for (ssize_t n; (n = ::read(read_end.get(), buffer.data(), buffer.size())) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    if (out.size() < 4096) out.append(buffer.data(), static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::unexpected(EAGAIN);
+  return out;
+}
+
+}  // namespace
+
+std::optional<NtpSync> ParseTracking(std::string_view csv) {
+  // Reference ID, its address, stratum, reference time, system time offset, last offset, ...,
+  // leap status.
+  while (!csv.empty() && (csv.back() == '\n' || csv.back() == '\r')) csv.remove_suffix(1);
+  const auto fields = Fields(csv);
+  if (fields.size() < 14 || fields[0] == "00000000" || fields[13] == "Not synchronised") {
+    return std::nullopt;
+  }
+  const auto reference_time = Decimal(fields[3]);
+  const auto last_offset = Decimal(fields[5]);
+  if (!reference_time || !last_offset || *reference_time <= 0 || *reference_time > 1e11 ||
+      std::fabs(*last_offset) > 1e9 || fields[1].empty() || fields[1].size() > kMaxNtpServerName) {
+    return std::nullopt;
+  }
+  // A positive offset: the clock was ahead of the server's time.
+  const auto ntp = std::chrono::sys_seconds(std::chrono::seconds(std::llround(*reference_time)));
+  const auto before = ntp + std::chrono::seconds(std::llround(*last_offset));
+  return NtpSync{.server = std::string(fields[1]), .before = before, .ntp = ntp};
+}
+
+TimeSyncResult<std::unique_ptr<TimeSync>> TimeSync::Open(Config config) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.dir, ec);
+  if (!ec) std::filesystem::create_directories(config.socket_dir, ec);
+  if (ec) return std::unexpected(EIO);
+  ::chmod(config.dir.c_str(), 0700);
+  // chronyd makes its command socket once it runs as its user, in a directory only it may write.
+  ::chmod(config.socket_dir.c_str(), 0770);
+  if (const passwd* user = ::getpwnam(config.user.c_str()); user != nullptr) {
+    if (::chown(config.socket_dir.c_str(), user->pw_uid, user->pw_gid) != 0) {
+      return std::unexpected(errno);
+    }
+  }
+  std::unique_ptr<TimeSync> sync(new TimeSync(std::move(config)));
+  const std::lock_guard lock(sync->mutex_);
+  if (auto kept = file::Read(sync->config_.dir / kChoiceFile, 4096)) {
+    if (auto choice = FromJson(AsString(*kept))) {
+      sync->choice_ = std::move(*choice);
+    } else {
+      log::Warning("time sync: the kept choice is damaged; the board's servers apply");
+    }
+  }
+  if (auto applied = sync->Apply(); !applied) {
+    log::Warning("time sync: chronyd does not run: {}",
+                 std::generic_category().message(applied.error()));
+  }
+  return sync;
+}
+
+TimeSyncChoice TimeSync::Choice() {
+  const std::lock_guard lock(mutex_);
+  return choice_;
+}
+
+TimeSyncResult<void> TimeSync::SetEnabled(bool enabled) {
+  const std::lock_guard lock(mutex_);
+  TimeSyncChoice choice = choice_;
+  choice.enabled = enabled;
+  return Keep(std::move(choice));
+}
+
+TimeSyncResult<void> TimeSync::UseDefault() {
+  const std::lock_guard lock(mutex_);
+  TimeSyncChoice choice = choice_;
+  choice.source = NtpSource::kDefault;
+  choice.custom.clear();
+  return Keep(std::move(choice));
+}
+
+TimeSyncResult<void> TimeSync::UseCustom(std::vector<std::string> servers, bool fallback) {
+  if (servers.empty() || servers.size() > 2 ||
+      !std::all_of(servers.begin(), servers.end(), [](const auto& s) { return ValidServer(s); })) {
+    return std::unexpected(EINVAL);
+  }
+  const std::lock_guard lock(mutex_);
+  TimeSyncChoice choice = choice_;
+  choice.source = NtpSource::kCustom;
+  choice.custom = std::move(servers);
+  choice.fallback = fallback;
+  return Keep(std::move(choice));
+}
+
+TimeSyncResult<void> TimeSync::UseAutomatic(bool fallback) {
+  const std::lock_guard lock(mutex_);
+  TimeSyncChoice choice = choice_;
+  choice.source = NtpSource::kAutomatic;
+  choice.custom.clear();
+  choice.fallback = fallback;
+  return Keep(std::move(choice));
+}
+
+TimeSyncResult<void> TimeSync::Keep(TimeSyncChoice choice) {
+  const std::string text = json::Dump(ToJson(choice));
+  if (auto kept = file::WriteDurably(config_.dir / kChoiceFile, AsBytes(text), 0600); !kept) {
+    log::Warning("time sync: {}", kept.error().message());
+    return std::unexpected(kept.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
+  }
+  choice_ = std::move(choice);
+  return Apply();
+}
+
+TimeSyncResult<void> TimeSync::Apply() {
+  chronyd_.reset();
+  std::vector<std::string> servers;
+  if (choice_.source == NtpSource::kCustom) servers = choice_.custom;
+  if (choice_.source == NtpSource::kDefault || choice_.fallback) {
+    servers.insert(servers.end(), config_.default_servers.begin(), config_.default_servers.end());
+  }
+  if (!choice_.enabled || servers.empty()) return {};
+  std::string text;
+  for (const auto& server : servers) {
+    text += "server " + server + " iburst port " + std::to_string(config_.port);
+    if (config_.poll) {
+      text +=
+          " minpoll " + std::to_string(*config_.poll) + " maxpoll " + std::to_string(*config_.poll);
+    }
+    text += "\n";
+  }
+  // Steps the clock when it is more than a second off at the first updates, then slews it; serves
+  // no one, and answers commands only on a socket in its own directory.
+  const std::filesystem::path& run = config_.socket_dir;
+  text += "makestep 1 3\nport 0\ncmdport 0\nbindcmdaddress " + (run / "chronyd.sock").string() +
+          "\npidfile " + (run / "chronyd.pid").string() + "\nuser " + config_.user + "\n";
+  const std::filesystem::path conf = config_.dir / "chrony.conf";
+  if (auto written = file::WriteDurably(conf, AsBytes(text), 0644); !written) {
+    return std::unexpected(written.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
+  }
+  std::vector<std::string> argv = {config_.chronyd.string(), "-d"};
+  if (!config_.set_clock) argv.emplace_back("-x");
+  argv.insert(argv.end(), {"-f", conf.string()});
+  auto started = NetworkDaemon::Start(std::move(argv), -1, config_.stop_grace);
+  if (!started) return std::unexpected(started.error());
+  chronyd_ = std::move(*started);
+  return {};
+}
+
+TimeSyncResult<NtpSync> TimeSync::LastSync() {
+  const std::lock_guard lock(mutex_);
+  if (chronyd_ == nullptr) return std::unexpected(ENOENT);
+  auto tracking = Output({config_.chronyc.string(), "-h",
+                          (config_.socket_dir / "chronyd.sock").string(), "-c", "tracking"});
+  if (!tracking) return std::unexpected(tracking.error());
+  auto sync = ParseTracking(*tracking);
+  if (!sync) return std::unexpected(ENOENT);
+  return std::move(*sync);
+}
+
+}  // namespace aspis::device::board

@@ -1,0 +1,93 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "device/board/network_daemon.hpp"
+
+// The device's time sync, on a board whose definition gives aspisd its NTP servers ("Linux":
+// {"TimeSync": [...]}): chronyd, aspisd's child, keeps the clock from the NTP servers apps choose
+// (applibs' Networking_TimeSync_*): the board's (default), an app's one or two (custom), or those
+// the network's DHCP server names (automatic: aspisd's DHCP client hands none over, so none),
+// each of the last two falling back on the board's when the app allows it; or nothing, disabled.
+// The choice persists (written durably in the directory) and applies again when aspisd starts.
+// Errors are errno values, as applibs returns them.
+namespace aspis::device::board {
+
+template <typename T>
+using TimeSyncResult = std::expected<T, int>;
+
+enum class NtpSource : std::uint8_t { kDefault, kCustom, kAutomatic };
+
+struct TimeSyncChoice {
+  bool enabled = true;
+  NtpSource source = NtpSource::kDefault;
+  std::vector<std::string> custom;  // 1 or 2, for kCustom
+  bool fallback = true;             // to the board's servers, for kCustom and kAutomatic
+};
+
+// The last clock update from a server: who, and the clock before and after it.
+struct NtpSync {
+  std::string server;  // its address
+  std::chrono::sys_seconds before;
+  std::chrono::sys_seconds ntp;
+};
+
+inline constexpr std::size_t kMaxNtpServerName = 253;
+
+class TimeSync {
+ public:
+  struct Config {
+    std::vector<std::string> default_servers;  // the board's
+    std::filesystem::path dir;                 // the choice and chronyd's configuration
+    // chronyd's command socket's: every directory above it must let chronyd's user through.
+    std::filesystem::path socket_dir = "/run/aspisd-chrony";
+    std::filesystem::path chronyd = "/usr/sbin/chronyd";
+    std::filesystem::path chronyc = "/usr/bin/chronyc";
+    std::string user = "_chrony";  // whom chronyd runs as, once started
+    bool set_clock = true;         // false (tests): chronyd measures, never sets the clock (-x)
+    std::uint16_t port = 123;      // the servers' (tests: a port of their own)
+    std::optional<int> poll;       // log2 of the seconds between polls; chronyd's own when unset
+    std::chrono::milliseconds stop_grace{5000};
+  };
+
+  // Reads the choice kept in `config.dir` (the default when there is none, or it is damaged) and
+  // applies it. Errors: EIO when the directory cannot be made.
+  static TimeSyncResult<std::unique_ptr<TimeSync>> Open(Config config);
+
+  TimeSyncChoice Choice();
+  // Each change is kept, then applied: chronyd restarts with the servers chosen, or stops. ENOENT
+  // when chronyd is missing (the choice stays kept).
+  TimeSyncResult<void> SetEnabled(bool enabled);
+  TimeSyncResult<void> UseDefault();
+  // 1 or 2 servers, each a host name or an IPv4 address of at most kMaxNtpServerName characters
+  // (EINVAL otherwise, before anything changes).
+  TimeSyncResult<void> UseCustom(std::vector<std::string> servers, bool fallback);
+  TimeSyncResult<void> UseAutomatic(bool fallback);
+  // What chronyd last took from a server (chronyc's tracking): ENOENT before it synced, or while
+  // time sync is disabled.
+  TimeSyncResult<NtpSync> LastSync();
+
+ private:
+  explicit TimeSync(Config config) : config_(std::move(config)) {}
+  TimeSyncResult<void> Keep(TimeSyncChoice choice);  // with mutex_ held
+  TimeSyncResult<void> Apply();                      // with mutex_ held
+
+  const Config config_;
+  std::mutex mutex_;
+  TimeSyncChoice choice_;                   // guarded by mutex_
+  std::unique_ptr<NetworkDaemon> chronyd_;  // guarded by mutex_
+};
+
+// chronyc's `-c tracking` line, read (exposed for tests): nullopt before a sync.
+std::optional<NtpSync> ParseTracking(std::string_view csv);
+
+}  // namespace aspis::device::board

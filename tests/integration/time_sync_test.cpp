@@ -1,0 +1,120 @@
+// The device's time sync as aspisd keeps it (board/time_sync.hpp): a real chronyd taking the time
+// from a real NTP server (chronyd too), measuring only (-x): the test machine's clock stays.
+#include "device/board/time_sync.hpp"
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <thread>
+
+#include "support/ntp_server.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aspis::device::board {
+namespace {
+
+using namespace std::chrono_literals;
+
+// chronyd's socket directory, under `dir` (which chronyd's user may pass through).
+TimeSync::Config Measuring(const testing::TempDir& dir, std::uint16_t port) {
+  ::chmod(dir.path().c_str(), 0711);
+  return {.default_servers = {},
+          .dir = dir / "timesync",
+          .socket_dir = dir / "chrony",
+          .set_clock = false,
+          .port = port,
+          .poll = -2};
+}
+
+// LastSync once it has one, waiting up to 10 s.
+TimeSyncResult<NtpSync> Synced(TimeSync& sync) {
+  auto last = sync.LastSync();
+  for (int i = 0; i < 100 && !last; ++i) {
+    std::this_thread::sleep_for(100ms);
+    last = sync.LastSync();
+  }
+  return last;
+}
+
+TEST(TimeSyncTest, ACustomServerIsWhereTheTimeComesFromAndTheChoiceOutlivesAspisd) {
+  testing::TempDir dir;
+  const testing::NtpServer server(dir / "server");
+  auto opened = TimeSync::Open(Measuring(dir, server.port()));
+  ASSERT_TRUE(opened);
+  TimeSync& sync = **opened;
+  // The board names no server: nothing to sync from yet.
+  EXPECT_EQ(sync.LastSync().error(), ENOENT);
+  ASSERT_TRUE(sync.UseCustom({server.address()}, /*fallback=*/false));
+  const auto last = Synced(sync);
+  ASSERT_TRUE(last) << last.error();
+  EXPECT_EQ(last->server, server.address());
+  const auto now = std::chrono::system_clock::now();
+  EXPECT_LT(std::chrono::abs(now - last->ntp), 60s);
+  EXPECT_LT(std::chrono::abs(last->ntp - last->before), 2s);  // the same clock, measured
+  // Disabled: chronyd stops; the choice is kept, and read again by the next aspisd.
+  ASSERT_TRUE(sync.SetEnabled(false));
+  EXPECT_EQ(sync.LastSync().error(), ENOENT);
+  opened->reset();
+  auto again = TimeSync::Open(Measuring(dir, server.port()));
+  ASSERT_TRUE(again);
+  const TimeSyncChoice kept = (*again)->Choice();
+  EXPECT_FALSE(kept.enabled);
+  EXPECT_EQ(kept.source, NtpSource::kCustom);
+  EXPECT_EQ(kept.custom, std::vector<std::string>{server.address()});
+  ASSERT_TRUE((*again)->SetEnabled(true));
+  EXPECT_TRUE(Synced(**again));
+}
+
+TEST(TimeSyncTest, AServerNameThatWouldAddToChronydsConfigurationIsRefusedAndChangesNothing) {
+  testing::TempDir dir;
+  auto opened = TimeSync::Open(Measuring(dir, 123));
+  ASSERT_TRUE(opened);
+  TimeSync& sync = **opened;
+  for (const std::string& name :
+       std::vector<std::string>{"a\nserver 192.0.2.1", "a b", "-x", "", std::string(254, 'a')}) {
+    const auto refused = sync.UseCustom({name}, true);
+    ASSERT_FALSE(refused) << name;
+    EXPECT_EQ(refused.error(), EINVAL) << name;
+  }
+  EXPECT_EQ(sync.UseCustom({"a", "b", "c"}, true).error(), EINVAL);
+  EXPECT_EQ(sync.Choice().source, NtpSource::kDefault);
+  EXPECT_TRUE(sync.UseCustom({"time.example", "192.0.2.1"}, true));
+  EXPECT_EQ(sync.Choice().custom, (std::vector<std::string>{"time.example", "192.0.2.1"}));
+}
+
+TEST(TimeSyncTest, AutomaticNtpHasNoServerOfItsOwnAndFallsBackOnTheBoardsOnlyWhenAllowed) {
+  testing::TempDir dir;
+  const testing::NtpServer server(dir / "server");
+  auto config = Measuring(dir, server.port());
+  config.default_servers = {server.address()};
+  auto opened = TimeSync::Open(config);
+  ASSERT_TRUE(opened);
+  TimeSync& sync = **opened;
+  EXPECT_TRUE(Synced(sync));  // the board's, by default
+  ASSERT_TRUE(sync.UseAutomatic(/*fallback=*/false));
+  EXPECT_EQ(sync.LastSync().error(), ENOENT);
+  ASSERT_TRUE(sync.UseAutomatic(/*fallback=*/true));
+  EXPECT_TRUE(Synced(sync));
+}
+
+TEST(TimeSyncTest, ChronycsTrackingIsReadOnlyOnceChronydSynced) {
+  EXPECT_FALSE(
+      ParseTracking("00000000,,0,0.000000000,0.0,0.0,0.0,0.0,0.0,0.0,1.0,1.0,0.0,Not "
+                    "synchronised\n"));
+  const auto synced = ParseTracking(
+      "7F003601,127.0.54.1,11,1796299749.378088230,-0.000001630,2.400000345,0.000000352,0.250,"
+      "-0.006,0.903,0.000006628,0.000001185,0.3,Normal\n");
+  ASSERT_TRUE(synced);
+  EXPECT_EQ(synced->server, "127.0.54.1");
+  EXPECT_EQ(synced->ntp.time_since_epoch().count(), 1796299749);
+  EXPECT_EQ(synced->before.time_since_epoch().count(), 1796299751);  // 2.4 s ahead
+  EXPECT_FALSE(ParseTracking("7F003601,127.0.54.1,11,nan,0,0,0,0,0,0,0,0,0,Normal"));
+  EXPECT_FALSE(ParseTracking("7F003601,127.0.54.1,11,1e300,0,0,0,0,0,0,0,0,0,Normal"));
+  EXPECT_FALSE(ParseTracking("garbage"));
+}
+
+}  // namespace
+}  // namespace aspis::device::board
