@@ -199,6 +199,30 @@ TEST(BoardDefinition, ALinuxBoardNamesItsCoprocessorsWifiControlSocketAndManaged
   EXPECT_FALSE(unknown);
 }
 
+TEST(BoardDefinition, ALinuxBoardGivesAspisdItsNtpServersOnlyAsHostNamesOrAddresses) {
+  const auto parse = [](const std::string& servers) {
+    return BoardDefinition::Parse(
+        R"({"Metadata": {"Type": "Aspis Board Definition", "Version": 1},
+            "Description": {"Name": "b"}, "Backend": "linux",
+            "Linux": {"Devices": {}, "TimeSync": )" +
+            servers + "}}",
+        "b.json");
+  };
+  auto board = parse(R"(["time.example.com", "192.0.2.123"])");
+  ASSERT_TRUE(board) << board.error().message();
+  EXPECT_EQ(board->linux_devices().time_servers,
+            (std::vector<std::string>{"time.example.com", "192.0.2.123"}));
+  // A newline or a space would add to chronyd's configuration; a leading '-' reads as an option.
+  for (const std::string bad : {R"(["a\nallow all"])",
+                                R"(["a iburst key 1"])", R"(["-x"])", R"("time.example.com")",
+                                R"([1])", R"(["a","b","c","d","e"])"}) {
+    const auto refused = parse(bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find("TimeSync"), std::string::npos) << bad;
+  }
+  EXPECT_TRUE(parse("[]")->linux_devices().time_servers.empty());
+}
+
 TEST(BoardDefinition, BlocksWithoutAnIdForEachFunctionOrWithASharedIdAreRefused) {
   const auto refusal = [](const std::string& blocks) {
     auto board = BoardDefinition::Parse(
