@@ -96,6 +96,17 @@ int Fault() {
   return -1;
 }
 
+// The length of a configuration name: -1 with EFAULT for none, ERANGE past its 16 characters.
+ssize_t ConfigNameLength(const char* name) {
+  if (name == nullptr) return Fault();
+  const std::size_t length = strnlen(name, WIFICONFIG_CONFIG_NAME_MAX_LENGTH + 1);
+  if (length > WIFICONFIG_CONFIG_NAME_MAX_LENGTH) {
+    errno = ERANGE;
+    return -1;
+  }
+  return static_cast<ssize_t>(length);
+}
+
 // wifi.get of an EAP-TLS setting, as up to `max` bytes NUL-terminated in `out`.
 int GetEnterprise(int id, const char* field, char* out, std::size_t max) {
   if (out == nullptr) return Fault();
@@ -132,12 +143,8 @@ int WifiConfig_AddNetwork(void) {
 }
 
 int WifiConfig_AddDuplicateNetwork(int networkId, const char* configName) {
-  if (configName == nullptr) return Fault();
-  const std::size_t length = strnlen(configName, WIFICONFIG_CONFIG_NAME_MAX_LENGTH + 1);
-  if (length > WIFICONFIG_CONFIG_NAME_MAX_LENGTH) {
-    errno = ERANGE;
-    return -1;
-  }
+  const ssize_t length = ConfigNameLength(configName);
+  if (length < 0) return -1;
   std::string answer;
   if (Call(R"({"call":"wifi.duplicate","id":)" + std::to_string(networkId) + R"(,"name":")" +
                HexOf(configName, length) + "\"}",
@@ -190,22 +197,14 @@ int WifiConfig_SetTargetedScanEnabled(int networkId, bool enabled) {
 }
 
 int WifiConfig_SetConfigName(int networkId, const char* configName) {
-  if (configName == nullptr) return Fault();
-  const std::size_t length = strnlen(configName, WIFICONFIG_CONFIG_NAME_MAX_LENGTH + 1);
-  if (length > WIFICONFIG_CONFIG_NAME_MAX_LENGTH) {
-    errno = ERANGE;
-    return -1;
-  }
+  const ssize_t length = ConfigNameLength(configName);
+  if (length < 0) return -1;
   return SetBytes(networkId, "config_name", configName, length);
 }
 
 int WifiConfig_GetNetworkIdByConfigName(const char* configName) {
-  if (configName == nullptr) return Fault();
-  const std::size_t length = strnlen(configName, WIFICONFIG_CONFIG_NAME_MAX_LENGTH + 1);
-  if (length > WIFICONFIG_CONFIG_NAME_MAX_LENGTH) {
-    errno = ERANGE;
-    return -1;
-  }
+  const ssize_t length = ConfigNameLength(configName);
+  if (length < 0) return -1;
   std::vector<std::string> objects;
   if (!Listed("wifi.networks", objects)) return -1;
   for (const auto& object : objects) {

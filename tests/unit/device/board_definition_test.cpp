@@ -213,9 +213,8 @@ TEST(BoardDefinition, ALinuxBoardGivesAspisdItsNtpServersOnlyAsHostNamesOrAddres
   EXPECT_EQ(board->linux_devices().time_servers,
             (std::vector<std::string>{"time.example.com", "192.0.2.123"}));
   // A newline or a space would add to chronyd's configuration; a leading '-' reads as an option.
-  for (const std::string bad : {R"(["a\nallow all"])",
-                                R"(["a iburst key 1"])", R"(["-x"])", R"("time.example.com")",
-                                R"([1])", R"(["a","b","c","d","e"])"}) {
+  for (const std::string bad : {R"(["a\nallow all"])", R"(["a iburst key 1"])", R"(["-x"])",
+                                R"("time.example.com")", R"([1])", R"(["a","b","c","d","e"])"}) {
     const auto refused = parse(bad);
     ASSERT_FALSE(refused) << bad;
     EXPECT_NE(refused.error().message().find("TimeSync"), std::string::npos) << bad;

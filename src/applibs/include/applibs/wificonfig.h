@@ -4,8 +4,8 @@
  * the EAP-TLS security type) "EnterpriseWifiConfig": true too (EACCES without them). On a board
  * without Wi-Fi each fails with ENOTSUP. At most 37 networks are stored (ENOMEM); a duplicate
  * (WifiConfig_AddDuplicateNetwork) is added disabled, with the original's SSID, security, key and
- * EAP-TLS settings. WifiConfig_TriggerScanAndGetScannedNetworkCount does not wait for the scan it asks
- * for: it counts what the last scan saw (at most 48, the strongest). Functions return -1 with
+ * EAP-TLS settings. WifiConfig_TriggerScanAndGetScannedNetworkCount does not wait for the scan it
+ * asks for: it counts what the last scan saw (at most 48, the strongest). Functions return -1 with
  * errno on failure; network IDs are >= 0.
  *
  * Define WIFICONFIG_STRUCTS_VERSION (1, the only version) before including this header, as
