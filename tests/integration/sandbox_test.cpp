@@ -14,12 +14,15 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <condition_variable>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -254,13 +257,18 @@ class Sandbox : public ::testing::Test {
     capabilities.allowed_connections = std::move(allowed);
     return capabilities;
   }
-  // Starts aspisd's resolvers on port 53 of 127.83.0.0/16; test processes running in parallel
-  // share the range, each app taking the first address free.
+  // Starts aspisd's resolvers on port 53 of 127.83.0.0/16, from a /24 of this process's (by its
+  // pid), so that test processes running in parallel, each app taking the first address free,
+  // seldom meet: a test that frees an address finds it free again.
   void StartResolver(AppResolver::Lookup lookup = AppResolver::SystemLookup,
                      AppResolver::Servers servers = {}) {
-    auto resolver = AppResolver::Start("127.83.0.1", 53, std::move(lookup), std::move(servers));
+    auto resolver =
+        AppResolver::Start(FirstResolverAddress(), 53, std::move(lookup), std::move(servers));
     ASSERT_TRUE(resolver) << resolver.error().message();
     resolver_ = std::move(*resolver);
+  }
+  static std::string FirstResolverAddress() {
+    return "127.83." + std::to_string(1 + ::getpid() % 250) + ".1";
   }
   // The resolver the sandbox of the app `name` names in its resolv.conf.
   std::string ResolverOf(const std::string& name) const {
@@ -469,7 +477,8 @@ class SandboxNetwork : public Sandbox {
 };
 
 // A DNS server on a loopback address of its own: dnsmasq, answering sensor.example with
-// 192.0.2.77 and knowing nothing else (no upstream servers, no hosts file).
+// 192.0.2.77 and, as a hostile network's would, localhost with a link-local address; knowing
+// nothing else (no upstream servers, no hosts file).
 class DnsServer {
  public:
   explicit DnsServer(const fs::path& dir)
@@ -478,8 +487,8 @@ class DnsServer {
         log_(dir / "dnsmasq.log"),
         process_({"dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
                   "--listen-address=" + address_, "--bind-interfaces", "--port=53",
-                  "--address=/sensor.example/192.0.2.77", "--log-facility=-",
-                  "--pid-file=" + (dir / "dnsmasq.pid").string()},
+                  "--address=/sensor.example/192.0.2.77", "--address=/localhost/169.254.169.254",
+                  "--log-facility=-", "--pid-file=" + (dir / "dnsmasq.pid").string()},
                  std::nullopt, 15, log_.string()) {}
   // Waits up to 10 s for it to serve.
   bool Ready() const {
@@ -518,7 +527,7 @@ TEST_F(SandboxNetwork, AnAppsNamesAreLookedUpAtTheCustomDnsServersAppsSet) {
             "dns-address 192.0.2.77\n");
   // A custom server among aspisd's own resolvers is never asked: it would ask itself.
   in_addr own{};
-  ::inet_pton(AF_INET, "127.83.0.1", &own);
+  ::inet_pton(AF_INET, FirstResolverAddress().c_str(), &own);
   UseDnsServers({own});
   EXPECT_EQ(RunApp({"dns-address", "sensor.example"}, {}, granted).output,
             "dns-address 192.0.2.99\n");
@@ -529,6 +538,104 @@ TEST_F(SandboxNetwork, AnAppsNamesAreLookedUpAtTheCustomDnsServersAppsSet) {
       RunApp({"dns-address", "sensor.example"}, {}, Granted(Connections({"x.example"})));
   EXPECT_EQ(other.output, "dns-address none\n");
   EXPECT_TRUE(other.Has("lookup", "sensor.example (not in AllowedConnections)"));
+}
+
+// "localhost" passes the rebinding filter, so a network that answered it could send an app's
+// local traffic anywhere: it is never asked.
+TEST_F(SandboxNetwork, DnsRebindingACustomServerNeverAnswersLocalhost) {
+  DnsServer dns(dir_.path());
+  ASSERT_TRUE(dns.Ready());
+  lookup_ = [](const std::string& name, bool v6) {
+    return name == "localhost" && !v6 ? std::vector<IpAddress>{*IpAddress::Parse("127.0.0.1")}
+                                      : std::vector<IpAddress>{};
+  };
+  UseDnsServers({dns.address()});
+  const auto granted = Granted(Connections({"localhost", "sensor.example"}));
+  EXPECT_EQ(RunApp({"dns-address", "localhost"}, {}, granted).output, "dns-address 127.0.0.1\n");
+  EXPECT_EQ(RunApp({"dns-address", "sensor.example"}, {}, granted).output,
+            "dns-address 192.0.2.77\n");
+}
+
+// A DNS server that truncates its answer over UDP and then says nothing over TCP: glibc would wait
+// for the TCP answer without end.
+class SilentOverTcpDns {
+ public:
+  SilentOverTcpDns()
+      : address_("127.55." + std::to_string((::getpid() >> 8) & 0xff) + "." +
+                 std::to_string((::getpid() & 0xfe) | 1)) {
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(53);
+    ::inet_pton(AF_INET, address_.c_str(), &at.sin_addr);
+    const auto* any = reinterpret_cast<const sockaddr*>(&at);
+    ready_ = ::bind(udp_.get(), any, sizeof at) == 0 && ::bind(tcp_.get(), any, sizeof at) == 0 &&
+             ::listen(tcp_.get(), 8) == 0;
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~SilentOverTcpDns() {
+    ::shutdown(udp_.get(), SHUT_RDWR);
+    ::shutdown(tcp_.get(), SHUT_RDWR);
+    thread_.join();
+  }
+  bool ready() const { return ready_; }
+  in_addr address() const {
+    in_addr a{};
+    ::inet_pton(AF_INET, address_.c_str(), &a);
+    return a;
+  }
+
+ private:
+  void Serve() {
+    std::vector<Fd> held;  // TCP connections, never answered
+    for (;;) {
+      std::array<pollfd, 2> fds{{{udp_.get(), POLLIN, 0}, {tcp_.get(), POLLIN, 0}}};
+      if (::poll(fds.data(), fds.size(), 200) < 0 ||
+          ((fds[0].revents | fds[1].revents) & (POLLHUP | POLLERR | POLLNVAL)) != 0) {
+        return;
+      }
+      if ((fds[1].revents & POLLIN) != 0) {
+        held.emplace_back(::accept4(tcp_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (held.back().get() < 0) return;
+      }
+      if ((fds[0].revents & POLLIN) == 0) continue;
+      std::array<std::uint8_t, 512> query{};
+      sockaddr_in from{};
+      socklen_t from_size = sizeof from;
+      const ssize_t got = ::recvfrom(udp_.get(), query.data(), query.size(), 0,
+                                     reinterpret_cast<sockaddr*>(&from), &from_size);
+      if (got < 12) return;
+      // The query, as an answer with its TC bit set and one A record, 192.0.2.88.
+      std::vector<std::uint8_t> reply(query.begin(), query.begin() + got);
+      reply[2] = 0x82;  // QR, TC
+      reply[3] = 0x80;
+      reply[7] = 1;  // ANCOUNT
+      const std::array<std::uint8_t, 16> answer = {0xc0, 0x0c, 0, 1, 0,   1, 0, 0,
+                                                   0,    60,   0, 4, 192, 0, 2, 88};
+      reply.insert(reply.end(), answer.begin(), answer.end());
+      ::sendto(udp_.get(), reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from),
+               from_size);
+    }
+  }
+
+  std::string address_;
+  Fd udp_{::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+  Fd tcp_{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  bool ready_ = false;
+  std::thread thread_;
+};
+
+TEST(AppResolverLookupAt, AServerThatTruncatesThenSaysNothingOverTcpNeverHoldsALookup) {
+  SilentOverTcpDns dns;
+  ASSERT_TRUE(dns.ready());
+  const std::array<in_addr, 1> servers = {dns.address()};
+  auto done = std::make_shared<std::promise<std::vector<IpAddress>>>();
+  auto answered = done->get_future();
+  std::thread([done, servers] {
+    done->set_value(AppResolver::LookupAt(servers, "sensor.example", false));
+  }).detach();
+  // A hang detector, not a measure: the lookup answers at once from the truncated answer.
+  ASSERT_EQ(answered.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_EQ(answered.get(), std::vector<IpAddress>{*IpAddress::Parse("192.0.2.88")});
 }
 
 TEST_F(SandboxNetwork, AnAppConnectsToAnAddressItsManifestAllows) {

@@ -3,11 +3,16 @@
 #include "device/board/time_sync.hpp"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "support/ntp_server.hpp"
@@ -98,6 +103,40 @@ TEST(TimeSyncTest, AutomaticNtpHasNoServerOfItsOwnAndFallsBackOnTheBoardsOnlyWhe
   EXPECT_EQ(sync.LastSync().error(), ENOENT);
   ASSERT_TRUE(sync.UseAutomatic(/*fallback=*/true));
   EXPECT_TRUE(Synced(sync));
+}
+
+// What /proc says process `pid` runs, its arguments joined by spaces.
+std::string CommandOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::replace(text.begin(), text.end(), '\0', ' ');
+  return text;
+}
+
+TEST(TimeSyncTest, TheChronydOfAKilledAspisdIsEndedByTheNextOneWhoseChoiceThenApplies) {
+  testing::TempDir dir;
+  const testing::NtpServer server(dir / "server");
+  auto config = Measuring(dir, server.port());
+  config.default_servers = {server.address()};
+  // An aspisd that started chronyd and was killed: no destructor ran.
+  const pid_t killed = ::fork();
+  ASSERT_GE(killed, 0);
+  if (killed == 0) {
+    auto sync = TimeSync::Open(config);
+    ::_exit(sync && (*sync)->Choice().enabled ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(killed, &status, 0), killed);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::ifstream recorded(dir / "timesync" / "chronyd.pid");
+  pid_t orphan = 0;
+  recorded >> orphan;
+  ASSERT_GT(orphan, 1);
+  EXPECT_NE(CommandOf(orphan).find("chronyd"), std::string::npos);
+  auto next = TimeSync::Open(config);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(CommandOf(orphan).find("chronyd"), std::string::npos);
+  EXPECT_TRUE(Synced(**next));  // its own chronyd, with the socket the orphan held
 }
 
 TEST(TimeSyncTest, ChronycsTrackingIsReadOnlyOnceChronydSynced) {

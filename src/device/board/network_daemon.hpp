@@ -43,6 +43,7 @@ class NetworkDaemon {
   NetworkDaemon(const NetworkDaemon&) = delete;
   NetworkDaemon& operator=(const NetworkDaemon&) = delete;
 
+  pid_t pid() const { return pid_; }
   // Sends `signal`; ESRCH once the program ended.
   std::expected<void, int> Signal(int signal);
   // Sends `signal` (again every 100 ms: a program loses one that lands while it starts) and waits

@@ -1,8 +1,9 @@
 #include "device/board/time_sync.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
-#include <spawn.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <thread>
 
 #include "core/bytes.hpp"
 #include "core/file.hpp"
@@ -98,24 +100,51 @@ std::optional<double> Decimal(std::string_view text) {
   return value;
 }
 
-// Runs `argv` (argv[0] a path) and returns what it printed (up to 4 KiB) if it exited with 0.
-TimeSyncResult<std::string> Output(const std::vector<std::string>& argv) {
+// The user and group IDs of `user`.
+std::optional<std::pair<uid_t, gid_t>> Account(const std::string& user) {
+  passwd entry{};
+  passwd* found = nullptr;
+  std::array<char, 4096> buffer{};
+  if (::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return std::nullopt;
+  }
+  return std::pair(entry.pw_uid, entry.pw_gid);
+}
+
+// Runs `argv` (argv[0] a path) as `user`, with no descriptor of aspisd's but its standard ones and
+// no signal blocked, and returns what it printed (up to 4 KiB) if it exited with 0.
+TimeSyncResult<std::string> OutputAs(const std::vector<std::string>& argv,
+                                     const std::string& user) {
+  const auto account = Account(user);
+  if (!account) return std::unexpected(ENOENT);
+  const auto [uid, gid] = *account;
   std::vector<char*> raw;
+  raw.reserve(argv.size() + 1);
   for (const auto& arg : argv) raw.push_back(const_cast<char*>(arg.c_str()));
   raw.push_back(nullptr);
   std::array<int, 2> pipe{};
   if (::pipe2(pipe.data(), O_CLOEXEC) != 0) return std::unexpected(errno);
   const Fd read_end(pipe[0]);
   Fd write_end(pipe[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, raw[0], &actions, nullptr, raw.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::unexpected(errno);
+  if (pid == 0) {
+    // Only async-signal-safe calls until exec.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || ::dup2(null, STDIN_FILENO) < 0 || ::dup2(null, STDERR_FILENO) < 0 ||
+        ::dup2(write_end.get(), STDOUT_FILENO) < 0 || ::setgroups(0, nullptr) != 0 ||
+        ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
+      ::_exit(127);
+    }
+    ::close_range(3, ~0U, 0);
+    ::execve(raw[0], raw.data(), environ);
+    ::_exit(127);
+  }
   write_end.Close();
-  if (rc != 0) return std::unexpected(rc);
   std::string out;
   std::array<char, 512> buffer{};
   for (ssize_t n; (n = ::read(read_end.get(), buffer.data(), buffer.size())) != 0;) {
@@ -160,12 +189,13 @@ TimeSyncResult<std::unique_ptr<TimeSync>> TimeSync::Open(Config config) {
   ::chmod(config.dir.c_str(), 0700);
   // chronyd makes its command socket once it runs as its user, in a directory only it may write.
   ::chmod(config.socket_dir.c_str(), 0770);
-  if (const passwd* user = ::getpwnam(config.user.c_str()); user != nullptr) {
-    if (::chown(config.socket_dir.c_str(), user->pw_uid, user->pw_gid) != 0) {
+  if (const auto account = Account(config.user)) {
+    if (::chown(config.socket_dir.c_str(), account->first, account->second) != 0) {
       return std::unexpected(errno);
     }
   }
   std::unique_ptr<TimeSync> sync(new TimeSync(std::move(config)));
+  sync->EndOrphan();
   const std::lock_guard lock(sync->mutex_);
   if (auto kept = file::Read(sync->config_.dir / kChoiceFile, 4096)) {
     if (auto choice = FromJson(AsString(*kept))) {
@@ -224,6 +254,7 @@ TimeSyncResult<void> TimeSync::UseAutomatic(bool fallback) {
 }
 
 TimeSyncResult<void> TimeSync::Keep(TimeSyncChoice choice) {
+  if (choice == choice_ && (chronyd_ != nullptr || !choice_.enabled)) return {};
   const std::string text = json::Dump(ToJson(choice));
   if (auto kept = file::WriteDurably(config_.dir / kChoiceFile, AsBytes(text), 0600); !kept) {
     log::Warning("time sync: {}", kept.error().message());
@@ -259,24 +290,69 @@ TimeSyncResult<void> TimeSync::Apply() {
   if (auto written = file::WriteDurably(conf, AsBytes(text), 0644); !written) {
     return std::unexpected(written.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
   }
-  std::vector<std::string> argv = {config_.chronyd.string(), "-d"};
-  if (!config_.set_clock) argv.emplace_back("-x");
-  argv.insert(argv.end(), {"-f", conf.string()});
-  auto started = NetworkDaemon::Start(std::move(argv), -1, config_.stop_grace);
+  auto started = NetworkDaemon::Start(Argv(), -1, config_.stop_grace);
   if (!started) return std::unexpected(started.error());
   chronyd_ = std::move(*started);
+  asked_.reset();
+  // Where the next aspisd finds it, should this one be killed (a file only root writes).
+  if (!file::WriteDurably(config_.dir / "chronyd.pid", AsBytes(std::to_string(chronyd_->pid())),
+                          0600)) {
+    log::Warning("time sync: chronyd's pid is not recorded");
+  }
   return {};
 }
 
+std::vector<std::string> TimeSync::Argv() const {
+  std::vector<std::string> argv = {config_.chronyd.string(), "-d"};
+  if (!config_.set_clock) argv.emplace_back("-x");
+  argv.insert(argv.end(), {"-f", (config_.dir / "chrony.conf").string()});
+  return argv;
+}
+
+void TimeSync::EndOrphan() {
+  const auto recorded = file::Read(config_.dir / "chronyd.pid", 32);
+  if (!recorded) return;
+  pid_t pid = 0;
+  const std::string_view text = AsString(*recorded);
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), pid);
+  if (error != std::errc() || end != text.data() + text.size() || pid <= 1) return;
+  // Only a process running this chronyd with this configuration: a pid is reused (and an ended
+  // process that no one reaped has no command line).
+  std::string expected;
+  for (const auto& arg : Argv()) expected += arg + '\0';
+  const auto running = [&] {
+    const auto command = file::Read("/proc/" + std::to_string(pid) + "/cmdline", 4096);
+    return command && AsString(*command) == expected;
+  };
+  if (!running()) return;
+  log::Warning("time sync: ending the chronyd ({}) an earlier aspisd left", pid);
+  ::kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + config_.stop_grace;
+  while (running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (running()) ::kill(pid, SIGKILL);
+}
+
 TimeSyncResult<NtpSync> TimeSync::LastSync() {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    const std::lock_guard lock(mutex_);
+    if (chronyd_ == nullptr) return std::unexpected(ENOENT);
+    if (asked_ && now - asked_->first < std::chrono::seconds(1)) return asked_->second;
+  }
+  // As chronyd's user: chronyc makes its own socket in chronyd's directory, which that user owns.
+  // Asked without the lock: chronyc may wait for a chronyd that is starting.
+  const auto tracking = OutputAs({config_.chronyc.string(), "-h",
+                                  (config_.socket_dir / "chronyd.sock").string(), "-c", "tracking"},
+                                 config_.user);
+  auto sync = tracking ? ParseTracking(*tracking) : std::nullopt;
+  TimeSyncResult<NtpSync> answer =
+      sync ? TimeSyncResult<NtpSync>(std::move(*sync)) : std::unexpected(ENOENT);
   const std::lock_guard lock(mutex_);
-  if (chronyd_ == nullptr) return std::unexpected(ENOENT);
-  auto tracking = Output({config_.chronyc.string(), "-h",
-                          (config_.socket_dir / "chronyd.sock").string(), "-c", "tracking"});
-  if (!tracking) return std::unexpected(tracking.error());
-  auto sync = ParseTracking(*tracking);
-  if (!sync) return std::unexpected(ENOENT);
-  return std::move(*sync);
+  if (chronyd_ == nullptr) return std::unexpected(ENOENT);  // disabled meanwhile
+  asked_.emplace(now, answer);
+  return answer;
 }
 
 }  // namespace aspis::device::board

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "device/board/network_daemon.hpp"
@@ -32,6 +33,7 @@ struct TimeSyncChoice {
   NtpSource source = NtpSource::kDefault;
   std::vector<std::string> custom;  // 1 or 2, for kCustom
   bool fallback = true;             // to the board's servers, for kCustom and kAutomatic
+  bool operator==(const TimeSyncChoice&) const = default;
 };
 
 // The last clock update from a server: who, and the clock before and after it.
@@ -64,27 +66,34 @@ class TimeSync {
   static TimeSyncResult<std::unique_ptr<TimeSync>> Open(Config config);
 
   TimeSyncChoice Choice();
-  // Each change is kept, then applied: chronyd restarts with the servers chosen, or stops. ENOENT
-  // when chronyd is missing (the choice stays kept).
+  // Each change is kept, then applied: chronyd restarts with the servers chosen, or stops (a
+  // choice already in force changes nothing). ENOENT when chronyd is missing (the choice stays
+  // kept).
   TimeSyncResult<void> SetEnabled(bool enabled);
   TimeSyncResult<void> UseDefault();
   // 1 or 2 servers, each a host name or an IPv4 address of at most kMaxNtpServerName characters
   // (EINVAL otherwise, before anything changes).
   TimeSyncResult<void> UseCustom(std::vector<std::string> servers, bool fallback);
   TimeSyncResult<void> UseAutomatic(bool fallback);
-  // What chronyd last took from a server (chronyc's tracking): ENOENT before it synced, or while
-  // time sync is disabled.
+  // What chronyd last took from a server (chronyc's tracking, asked as chronyd's user, at most
+  // once a second): ENOENT before it synced, while chronyd starts, or while time sync is
+  // disabled.
   TimeSyncResult<NtpSync> LastSync();
 
  private:
   explicit TimeSync(Config config) : config_(std::move(config)) {}
   TimeSyncResult<void> Keep(TimeSyncChoice choice);  // with mutex_ held
   TimeSyncResult<void> Apply();                      // with mutex_ held
+  std::vector<std::string> Argv() const;             // chronyd's
+  // Ends the chronyd an aspisd that was killed left running (its pid recorded in the directory).
+  void EndOrphan();
 
   const Config config_;
   std::mutex mutex_;
   TimeSyncChoice choice_;                   // guarded by mutex_
   std::unique_ptr<NetworkDaemon> chronyd_;  // guarded by mutex_
+  std::optional<std::pair<std::chrono::steady_clock::time_point, TimeSyncResult<NtpSync>>>
+      asked_;  // the last LastSync's answer; guarded by mutex_
 };
 
 // chronyc's `-c tracking` line, read (exposed for tests): nullopt before a sync.

@@ -448,7 +448,9 @@ WifiResult<int> Wifi::Add() {
   const int network = static_cast<int>(*id);
   failures_.Forget(network);  // an ID used before, whose removal went unheard
   if (auto open = SetNetwork(network, "key_mgmt", "NONE"); !open) {
-    (void)Forget(network);
+    if (auto removed = Forget(network); !removed) {
+      return std::unexpected(removed.error());  // wpa_supplicant is gone: so is the network
+    }
     return std::unexpected(open.error());
   }
   return network;
@@ -472,16 +474,20 @@ WifiResult<int> Wifi::Duplicate(int id, std::string_view config_name) {
   auto copied = [&]() -> WifiResult<void> {
     for (const std::string_view setting : kNetworkSettings) {
       // A setting the network does not have reads as FAIL (and a set key as "*").
-      auto value = Request("GET_NETWORK " + from + std::string(setting), ENOENT);
+      std::string get = "GET_NETWORK ";
+      get.append(from).append(setting);
+      auto value = Request(get, ENOENT);
       if (!value && value.error() == ENOENT) continue;
       if (!value) return std::unexpected(value.error());
-      auto copy = Request("DUP_NETWORK " + from + to + std::string(setting), EIO);
+      std::string dup = "DUP_NETWORK ";
+      dup.append(from).append(to).append(setting);
+      auto copy = Request(dup, EIO);
       if (!copy) return std::unexpected(copy.error());
     }
     return SetConfigName(*added, config_name);
   }();
   if (!copied) {
-    (void)Forget(*added);
+    if (auto removed = Forget(*added); !removed) return std::unexpected(removed.error());
     return std::unexpected(copied.error());
   }
   return added;

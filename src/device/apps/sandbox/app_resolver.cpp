@@ -64,7 +64,12 @@ std::vector<IpAddress> AppResolver::LookupAt(std::span<const in_addr> servers,
   // A resolver state of this lookup's own: the servers asked are these, the name as asked.
   struct __res_state state {};
   if (::res_ninit(&state) != 0) return {};
+  // UDP only, with a bounded wait: glibc waits for a TCP answer without end, and a truncated one
+  // holds the addresses that fit. Two tries of two seconds a server.
   state.options &= ~static_cast<unsigned long>(RES_DNSRCH | RES_DEFNAMES);
+  state.options |= RES_IGNTC;
+  state.retrans = 2;
+  state.retry = 2;
   state.nscount = static_cast<int>(std::min<std::size_t>(servers.size(), MAXNS));
   for (int i = 0; i < state.nscount; ++i) {
     state.nsaddr_list[i] = sockaddr_in{.sin_family = AF_INET,
@@ -76,8 +81,12 @@ std::vector<IpAddress> AppResolver::LookupAt(std::span<const in_addr> servers,
   const int size = ::res_nquery(&state, name.c_str(), ns_c_in, v6 ? ns_t_aaaa : ns_t_a,
                                 answer.data(), static_cast<int>(answer.size()));
   ::res_nclose(&state);
+  // A size past the buffer is the length of an answer that did not fit (glibc's way to say so).
   ns_msg message{};
-  if (size <= 0 || ::ns_initparse(answer.data(), size, &message) != 0) return {};
+  if (size <= 0 || static_cast<std::size_t>(size) > answer.size() ||
+      ::ns_initparse(answer.data(), size, &message) != 0) {
+    return {};
+  }
   std::vector<IpAddress> out;
   for (int i = 0; i < ns_msg_count(message, ns_s_an); ++i) {
     ns_rr record{};
@@ -101,7 +110,9 @@ std::vector<IpAddress> AppResolver::LookupAt(std::span<const in_addr> servers,
 }
 
 std::vector<IpAddress> AppResolver::Find(const std::string& name, bool v6) const {
-  std::vector<in_addr> servers = servers_ ? servers_() : std::vector<in_addr>();
+  // "localhost" is the device's own, answered from its hosts file: never a network's to say.
+  std::vector<in_addr> servers =
+      servers_ && name != "localhost" ? servers_() : std::vector<in_addr>();
   std::erase_if(servers, [&](in_addr server) { return InRange(IpAddress::FromV4(server)); });
   return servers.empty() ? lookup_(name, v6) : LookupAt(servers, name, v6);
 }
