@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -683,6 +684,35 @@ TEST_F(ApplibsTest, AnAppTakesItsInterfacesAddressFromARealDhcpServer) {
   const std::string routes = ns.Output({"ip", "route", "show", "default"});
   EXPECT_NE(routes.find("default via 192.168.77.1 dev " + inner), std::string::npos) << routes;
   EXPECT_NE(routes.find("metric 1000"), std::string::npos) << routes;
+}
+
+TEST(NetworkDhcpTest, TheDhcpClientOfAKilledAspisdIsEndedByTheNextOne) {
+  aspis::testing::TempDir dir;
+  const std::string inner = "dk" + std::to_string(::getpid());
+  const std::string outer = "dl" + std::to_string(::getpid());
+  TestNamespace ns(inner, outer);
+  ASSERT_TRUE(ns.ok());
+  DhcpServer server(ns, outer, dir.path());
+  ASSERT_TRUE(server.ready());
+  // An aspisd that started a DHCP client and was killed: no destructor ran.
+  const pid_t killed = ::fork();
+  ASSERT_GE(killed, 0);
+  if (killed == 0) {
+    auto network = board::NetworkControl::Open({inner}, ns.path(), ns.Daemons());
+    ::_exit(network && (*network)->SetUp(inner, true) && (*network)->SetDynamicIp(inner) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(killed, &status, 0), killed);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  pid_t orphan = 0;
+  std::ifstream(ns.Daemons().leases_dir / (inner + ".dhcpcd.pid")) >> orphan;
+  ASSERT_GT(orphan, 1);
+  EXPECT_NE(ReadText("/proc/" + std::to_string(orphan) + "/cmdline").find("dhcpcd"),
+            std::string::npos);
+  auto next = board::NetworkControl::Open({inner}, ns.path(), ns.Daemons());
+  ASSERT_TRUE(next);
+  EXPECT_EQ(ReadText("/proc/" + std::to_string(orphan) + "/cmdline").find("dhcpcd"),
+            std::string::npos);
 }
 
 TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStaticAddressEndsDhcp) {

@@ -23,6 +23,7 @@
 #include "core/bytes.hpp"
 #include "core/fd.hpp"
 #include "core/file.hpp"
+#include "core/log.hpp"
 
 namespace aspis::device::board {
 
@@ -135,7 +136,13 @@ NetworkControl::NetworkControl(std::set<std::string> interfaces, nl_sock* socket
     : interfaces_(std::move(interfaces)),
       netns_(std::move(netns)),
       daemons_(std::move(daemons)),
-      socket_(socket) {}
+      socket_(socket) {
+  // A killed aspisd's DHCP clients would go on configuring its interfaces.
+  for (const auto& interface : interfaces_) {
+    NetworkDaemon::EndLeftBehind(ClientRecord(interface), DhcpClientArgv(interface),
+                                 daemons_.stop_grace);
+  }
+}
 
 NetworkControl::~NetworkControl() {
   clients_.clear();  // each takes its address off its interface
@@ -358,6 +365,23 @@ NetworkResult<void> NetworkControl::SetDynamicIp(const std::string& interface,
 }
 
 NetworkResult<void> NetworkControl::StartDhcpClient(const std::string& interface) {
+  auto client = NetworkDaemon::Start(DhcpClientArgv(interface), netns_.get(), daemons_.stop_grace,
+                                     "/run/dhcpcd", SIGUSR1);
+  if (!client) return std::unexpected(client.error());
+  std::error_code ec;
+  std::filesystem::create_directories(daemons_.leases_dir, ec);
+  if (!(*client)->Record(ClientRecord(interface))) {
+    log::Warning("dhcpcd's pid for {} is not recorded", interface);
+  }
+  clients_[interface] = std::move(*client);
+  return {};
+}
+
+std::filesystem::path NetworkControl::ClientRecord(const std::string& interface) const {
+  return daemons_.leases_dir / (interface + ".dhcpcd.pid");
+}
+
+std::vector<std::string> NetworkControl::DhcpClientArgv(const std::string& interface) const {
   // -B: foreground; -4: IPv4; -A: no ARP probe of the offered address; -L: no link-local address
   // when no server answers; no random wait before asking; -f /dev/null: none of the machine's
   // dhcpcd.conf; -m: route metric. What the network's server says goes no further than this
@@ -381,11 +405,7 @@ NetworkResult<void> NetworkControl::StartDhcpClient(const std::string& interface
     argv.insert(argv.end(), {"--nooption", dropped});
   }
   argv.push_back(interface);
-  auto client = NetworkDaemon::Start(std::move(argv), netns_.get(), daemons_.stop_grace,
-                                     "/run/dhcpcd", SIGUSR1);
-  if (!client) return std::unexpected(client.error());
-  clients_[interface] = std::move(*client);
-  return {};
+  return argv;
 }
 
 NetworkResult<void> NetworkControl::ReleaseIp(const std::string& interface) {

@@ -104,8 +104,10 @@ class NetworkControl {
  private:
   NetworkControl(std::set<std::string> interfaces, nl_sock* socket, Fd netns,
                  NetworkDaemons daemons);
-  // Starts dhcpcd for `interface` (with mutex_ held).
+  // Starts dhcpcd for `interface` (with mutex_ held), its pid recorded in ClientRecord.
   NetworkResult<void> StartDhcpClient(const std::string& interface);
+  std::vector<std::string> DhcpClientArgv(const std::string& interface) const;
+  std::filesystem::path ClientRecord(const std::string& interface) const;
   // The static IPv4 address of `interface` (host order) and its prefix length (with mutex_ held):
   // EINVAL when it has none or is in dynamic mode.
   NetworkResult<std::pair<std::uint32_t, int>> StaticAddress(const std::string& interface);

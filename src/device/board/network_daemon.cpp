@@ -11,11 +11,16 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
 #include <vector>
+
+#include "core/bytes.hpp"
+#include "core/file.hpp"
+#include "core/log.hpp"
 
 namespace aspis::device::board {
 
@@ -126,6 +131,42 @@ void NetworkDaemon::End(int signal) {
   int status = 0;
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
+}
+
+std::expected<void, int> NetworkDaemon::Record(const std::filesystem::path& file) const {
+  if (auto written = file::WriteDurably(file, AsBytes(std::to_string(pid_)), 0600); !written) {
+    return std::unexpected(written.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
+  }
+  return {};
+}
+
+void NetworkDaemon::EndLeftBehind(const std::filesystem::path& file,
+                                  const std::vector<std::string>& argv,
+                                  std::chrono::milliseconds grace) {
+  const auto recorded = file::Read(file, 32);
+  if (!recorded) return;
+  std::error_code ignored;
+  std::filesystem::remove(file, ignored);
+  pid_t pid = 0;
+  const std::string_view text = AsString(*recorded);
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), pid);
+  if (error != std::errc() || end != text.data() + text.size() || pid <= 1) return;
+  // The descriptor holds the process that has the pid now: it is that one whose command is read.
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (pidfd.get() < 0) return;
+  // The program recorded, with the arguments it was given or a title naming the last of them
+  // (dhcpcd retitles itself "dhcpcd: <interface> [ip4]").
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::error_code unreadable;
+  if (std::filesystem::read_symlink(proc + "/exe", unreadable) != argv.front()) return;
+  std::string expected;
+  for (const auto& arg : argv) expected.append(arg).push_back('\0');
+  const auto command = file::Read(proc + "/cmdline", 4096);
+  if (!command) return;
+  const std::string_view title = AsString(*command);
+  if (title != expected && title.find(argv.back()) == std::string_view::npos) return;
+  log::Warning("ending {} ({}), which an earlier aspisd left running", argv.front(), pid);
+  NetworkDaemon(pid, std::move(pidfd), grace).End(SIGTERM);
 }
 
 }  // namespace aspis::device::board

@@ -50,6 +50,15 @@ class NetworkDaemon {
   // for the program to end; past the grace period, kills its group.
   void End(int signal);
 
+  // Records the program's pid in `file` (written durably, where only aspisd writes), so that the
+  // next aspisd ends it should this one be killed first.
+  std::expected<void, int> Record(const std::filesystem::path& file) const;
+  // Ends, with SIGTERM as End does, the program recorded in `file` by an aspisd that was killed
+  // while it ran, if that process still runs `argv` (a pid is reused: its executable is argv[0],
+  // its command line `argv` or a title naming argv's last); then removes `file`.
+  static void EndLeftBehind(const std::filesystem::path& file, const std::vector<std::string>& argv,
+                            std::chrono::milliseconds grace);
+
  private:
   NetworkDaemon(pid_t pid, Fd pidfd, std::chrono::milliseconds grace)
       : pid_(pid), pidfd_(std::move(pidfd)), grace_(grace) {}

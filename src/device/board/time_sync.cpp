@@ -294,9 +294,7 @@ TimeSyncResult<void> TimeSync::Apply() {
   if (!started) return std::unexpected(started.error());
   chronyd_ = std::move(*started);
   asked_.reset();
-  // Where the next aspisd finds it, should this one be killed (a file only root writes).
-  if (!file::WriteDurably(config_.dir / "chronyd.pid", AsBytes(std::to_string(chronyd_->pid())),
-                          0600)) {
+  if (!chronyd_->Record(config_.dir / "chronyd.pid")) {
     log::Warning("time sync: chronyd's pid is not recorded");
   }
   return {};
@@ -310,28 +308,7 @@ std::vector<std::string> TimeSync::Argv() const {
 }
 
 void TimeSync::EndOrphan() {
-  const auto recorded = file::Read(config_.dir / "chronyd.pid", 32);
-  if (!recorded) return;
-  pid_t pid = 0;
-  const std::string_view text = AsString(*recorded);
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), pid);
-  if (error != std::errc() || end != text.data() + text.size() || pid <= 1) return;
-  // Only a process running this chronyd with this configuration: a pid is reused (and an ended
-  // process that no one reaped has no command line).
-  std::string expected;
-  for (const auto& arg : Argv()) expected += arg + '\0';
-  const auto running = [&] {
-    const auto command = file::Read("/proc/" + std::to_string(pid) + "/cmdline", 4096);
-    return command && AsString(*command) == expected;
-  };
-  if (!running()) return;
-  log::Warning("time sync: ending the chronyd ({}) an earlier aspisd left", pid);
-  ::kill(pid, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + config_.stop_grace;
-  while (running() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (running()) ::kill(pid, SIGKILL);
+  NetworkDaemon::EndLeftBehind(config_.dir / "chronyd.pid", Argv(), config_.stop_grace);
 }
 
 TimeSyncResult<NtpSync> TimeSync::LastSync() {
