@@ -180,4 +180,11 @@ Expected<void> EnsureDirectory(const std::filesystem::path& dir, mode_t mode) {
   return {};
 }
 
+int ErrnoOf(const Error& error) {
+  if (error == CoreErrc::kNotFound) return ENOENT;
+  if (error == CoreErrc::kPermission) return EACCES;
+  if (error == CoreErrc::kNoSpace) return ENOSPC;
+  return EIO;
+}
+
 }  // namespace aspis::file

@@ -10,6 +10,10 @@
 
 namespace aspis::file {
 
+// The errno a failed file operation stands for, for callers that answer with errno values (as
+// applibs does): ENOENT, EACCES, ENOSPC, or EIO for anything else.
+int ErrnoOf(const Error& error);
+
 // The operations a durable write is made of, so tests can cut power between any two of them
 // (tests/support/faulty_file_system.hpp). Implementations are not required to be thread-safe.
 // System errors are kNotFound, kPermission, kNoSpace (a full file system or quota) or kIo.

@@ -3,9 +3,14 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 // Rules for text that others write (operators, devices) and that people read.
 namespace aspis::text {
+
+// The parts of `s` between each `separator` (views into it), empty ones included: one part, `s`,
+// when it holds none.
+std::vector<std::string_view> Split(std::string_view s, char separator);
 
 // Whether `s` is 1 to `max` ASCII letters, digits or characters of `extra`.
 bool IsToken(std::string_view s, std::string_view extra, std::size_t max = 64);

@@ -119,7 +119,7 @@ CertStoreResult<void> CertStore::Install(std::string_view identifier, const std:
   if (*used + contents.size() > kCertStoreCapacity) return std::unexpected(ENOSPC);
   if (auto written = file::WriteDurably(*path, AsBytes(contents), 0600); !written) {
     log::Warning("the certificate store: {}", written.error().message());
-    return std::unexpected(written.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
+    return std::unexpected(file::ErrnoOf(written.error()));
   }
   return {};
 }

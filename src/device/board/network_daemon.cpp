@@ -135,7 +135,7 @@ void NetworkDaemon::End(int signal) {
 
 std::expected<void, int> NetworkDaemon::Record(const std::filesystem::path& file) const {
   if (auto written = file::WriteDurably(file, AsBytes(std::to_string(pid_)), 0600); !written) {
-    return std::unexpected(written.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
+    return std::unexpected(file::ErrnoOf(written.error()));
   }
   return {};
 }

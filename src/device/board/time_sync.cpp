@@ -19,6 +19,7 @@
 #include "core/file.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/text.hpp"
 
 extern char** environ;
 
@@ -79,16 +80,6 @@ std::optional<TimeSyncChoice> FromJson(std::string_view text) {
   }
   if ((choice.source == NtpSource::kCustom) == choice.custom.empty()) return std::nullopt;
   return choice;
-}
-
-std::vector<std::string_view> Fields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  for (std::size_t at = 0;;) {
-    const std::size_t comma = line.find(',', at);
-    fields.push_back(line.substr(at, comma == std::string_view::npos ? comma : comma - at));
-    if (comma == std::string_view::npos) return fields;
-    at = comma + 1;
-  }
 }
 
 std::optional<double> Decimal(std::string_view text) {
@@ -165,7 +156,7 @@ std::optional<NtpSync> ParseTracking(std::string_view csv) {
   // Reference ID, its address, stratum, reference time, system time offset, last offset, ...,
   // leap status.
   while (!csv.empty() && (csv.back() == '\n' || csv.back() == '\r')) csv.remove_suffix(1);
-  const auto fields = Fields(csv);
+  const auto fields = text::Split(csv, ',');
   if (fields.size() < 14 || fields[0] == "00000000" || fields[13] == "Not synchronised") {
     return std::nullopt;
   }
@@ -258,7 +249,7 @@ TimeSyncResult<void> TimeSync::Keep(TimeSyncChoice choice) {
   const std::string text = json::Dump(ToJson(choice));
   if (auto kept = file::WriteDurably(config_.dir / kChoiceFile, AsBytes(text), 0600); !kept) {
     log::Warning("time sync: {}", kept.error().message());
-    return std::unexpected(kept.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
+    return std::unexpected(file::ErrnoOf(kept.error()));
   }
   choice_ = std::move(choice);
   return Apply();
@@ -288,7 +279,7 @@ TimeSyncResult<void> TimeSync::Apply() {
           "\npidfile " + (run / "chronyd.pid").string() + "\nuser " + config_.user + "\n";
   const std::filesystem::path conf = config_.dir / "chrony.conf";
   if (auto written = file::WriteDurably(conf, AsBytes(text), 0644); !written) {
-    return std::unexpected(written.error() == CoreErrc::kNoSpace ? ENOSPC : EIO);
+    return std::unexpected(file::ErrnoOf(written.error()));
   }
   auto started = NetworkDaemon::Start(Argv(), -1, config_.stop_grace);
   if (!started) return std::unexpected(started.error());

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "core/text.hpp"
 #include "crypto/x509.hpp"
 
 namespace aspis::device::board {
@@ -51,20 +52,10 @@ std::optional<long long> Number(std::string_view text) {
   return value;
 }
 
-std::vector<std::string_view> Split(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  for (std::size_t at = 0;;) {
-    const std::size_t next = text.find(separator, at);
-    parts.push_back(text.substr(at, next == std::string_view::npos ? next : next - at));
-    if (next == std::string_view::npos) return parts;
-    at = next + 1;
-  }
-}
-
 // STATUS's key=value lines.
 std::map<std::string, std::string, std::less<>> Fields(std::string_view text) {
   std::map<std::string, std::string, std::less<>> fields;
-  for (const std::string_view line : Split(text, '\n')) {
+  for (const std::string_view line : text::Split(text, '\n')) {
     const std::size_t equals = line.find('=');
     if (equals != std::string_view::npos) {
       fields.emplace(std::string(line.substr(0, equals)), std::string(line.substr(equals + 1)));
@@ -100,7 +91,7 @@ Bytes Unescaped(std::string_view text) {
 }
 
 std::optional<std::array<std::uint8_t, 6>> Bssid(std::string_view text) {
-  const auto parts = Split(text, ':');
+  const auto parts = text::Split(text, ':');
   if (parts.size() != 6) return std::nullopt;
   std::array<std::uint8_t, 6> bssid{};
   for (std::size_t i = 0; i < 6; ++i) {
@@ -157,9 +148,9 @@ WifiSecurity SecurityOfFlags(std::string_view flags) {
 
 std::vector<SeenWifiNetwork> ParseScanResults(std::string_view text) {
   std::vector<SeenWifiNetwork> seen;
-  const auto lines = Split(text, '\n');
+  const auto lines = text::Split(text, '\n');
   for (std::size_t i = 1; i < lines.size(); ++i) {  // after the header
-    const auto columns = Split(lines[i], '\t');
+    const auto columns = text::Split(lines[i], '\t');
     if (columns.size() != 5) continue;
     const auto bssid = Bssid(columns[0]);
     const auto frequency = Number(columns[1]);
@@ -356,16 +347,7 @@ void Wifi::Listen(wpa_ctrl& monitor, const std::stop_token& stop) {
       if (::wpa_ctrl_recv(&monitor, event.data(), &size) != 0) return;
       failures_.OnEvent(std::string_view(event.data(), size),
                         std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()),
-                        [this]() -> std::optional<int> {
-                          auto status = Request("STATUS");
-                          if (!status) return std::nullopt;
-                          const auto fields = Fields(*status);
-                          const auto id = fields.find("id");
-                          if (id == fields.end()) return std::nullopt;
-                          const auto number = Number(id->second);
-                          if (!number || *number < 0 || *number > 1'000'000) return std::nullopt;
-                          return static_cast<int>(*number);
-                        });
+                        [this] { return CurrentId(/*connected=*/false).value_or(std::nullopt); });
     }
   }
 }
@@ -407,10 +389,10 @@ WifiResult<std::vector<std::pair<int, std::string>>> Wifi::List() {
   for (std::string command = "LIST_NETWORKS"; listed.size() <= 10 * kMaxWifiNetworks;) {
     auto page = Request(command);
     if (!page) return std::unexpected(page.error());
-    const auto lines = Split(*page, '\n');
+    const auto lines = text::Split(*page, '\n');
     std::size_t rows = 0;
     for (std::size_t i = 1; i < lines.size(); ++i) {
-      const auto columns = Split(lines[i], '\t');
+      const auto columns = text::Split(lines[i], '\t');
       const auto id = columns.size() == 4 ? Number(columns[0]) : std::nullopt;
       if (!id || *id < 0 || *id > 1'000'000) continue;
       listed.emplace_back(static_cast<int>(*id), std::string(columns[3]));
@@ -565,9 +547,8 @@ WifiResult<void> Wifi::SetEnabled(int id, bool enabled) {
       Request((enabled ? "ENABLE_NETWORK " : "DISABLE_NETWORK ") + std::to_string(id), ENODEV);
   if (!done) return std::unexpected(done.error());
   // wpa_supplicant passes over a WPA2-PSK network without a key, saying nothing.
-  const std::string network = std::to_string(id);
-  if (enabled && Request("GET_NETWORK " + network + " key_mgmt").value_or("") == "WPA-PSK" &&
-      !Request("GET_NETWORK " + network + " psk", ENOENT)) {
+  if (enabled && Security(id).value_or(WifiSecurity::kUnknown) == WifiSecurity::kWpa2Psk &&
+      !Request("GET_NETWORK " + std::to_string(id) + " psk", ENOENT)) {
     failures_.Record(
         id, {.error = WifiFailure::kNoPskIncluded,
              .when = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now())});
@@ -607,21 +588,25 @@ WifiResult<void> Wifi::Reload() {
   return {};
 }
 
-WifiResult<std::optional<long long>> Wifi::ConnectedId() {
+WifiResult<std::optional<int>> Wifi::CurrentId(bool connected) {
   auto status = Request("STATUS");
   if (!status) return std::unexpected(status.error());
   const auto state = Fields(*status);
   const auto completed = state.find("wpa_state");
-  if (!state.contains("id") || completed == state.end() || completed->second != "COMPLETED") {
+  const auto id = state.find("id");
+  if (id == state.end() ||
+      (connected && (completed == state.end() || completed->second != "COMPLETED"))) {
     return std::nullopt;
   }
-  return Number(state.at("id"));
+  const auto number = Number(id->second);
+  if (!number || *number < 0 || *number > 1'000'000) return std::nullopt;
+  return static_cast<int>(*number);
 }
 
 WifiResult<std::vector<StoredWifiNetwork>> Wifi::Stored() {
   auto listed = List();
   if (!listed) return std::unexpected(listed.error());
-  const auto connected_id = ConnectedId();
+  const auto connected_id = CurrentId(/*connected=*/true);
   if (!connected_id) return std::unexpected(connected_id.error());
   std::vector<StoredWifiNetwork> stored;
   for (const auto& [id, flags] : *listed) {
@@ -677,7 +662,7 @@ WifiResult<WifiDiagnostics> Wifi::Diagnostics(int id) {
     return listed_one.first == id;
   });
   if (network == listed->end()) return std::unexpected(ENODEV);
-  const auto connected_id = ConnectedId();
+  const auto connected_id = CurrentId(/*connected=*/true);
   if (!connected_id) return std::unexpected(connected_id.error());
   const std::string& flags = network->second;
   const bool configured = flags.find("[DISABLED]") == std::string::npos;

@@ -169,8 +169,8 @@ class Wifi {
   WifiResult<Bytes> NetworkValue(int id, const std::string& field);
   // NetworkValue of a network that exists (ENODEV), empty when the field is not set.
   WifiResult<Bytes> OptionalValue(int id, const std::string& field);
-  // The network wpa_supplicant is connected to, if any.
-  WifiResult<std::optional<long long>> ConnectedId();
+  // The network wpa_supplicant is connected to (`connected`), or working on, if any.
+  WifiResult<std::optional<int>> CurrentId(bool connected);
   // Attaches to wpa_supplicant's events until `stop`, again whenever it restarts.
   void Monitor(const std::stop_token& stop);
   // Hands the events of one attached connection to failures_ until it fails or `stop`.
