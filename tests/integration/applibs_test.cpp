@@ -574,6 +574,15 @@ class TestNamespace {
   bool ok_ = false;
 };
 
+std::vector<std::string> Dotted(const std::vector<in_addr>& servers) {
+  std::vector<std::string> out;
+  for (const in_addr server : servers) {
+    std::array<char, INET_ADDRSTRLEN> text{};
+    out.emplace_back(::inet_ntop(AF_INET, &server, text.data(), text.size()));
+  }
+  return out;
+}
+
 TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   TestNamespace ns;
   ASSERT_TRUE(ns.ok());
@@ -609,29 +618,37 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   EXPECT_NE(routes.find("default via 192.0.2.1 dev n0 proto static metric 1000"), std::string::npos)
       << routes;
   // The custom DNS servers are where aspisd's resolver for apps asks; the refused ones are not.
-  std::vector<std::string> servers;
-  for (const in_addr server : network->DnsServers()) {
-    std::array<char, INET_ADDRSTRLEN> text{};
-    servers.emplace_back(::inet_ntop(AF_INET, &server, text.data(), text.size()));
-  }
-  EXPECT_EQ(servers, (std::vector<std::string>{"192.0.2.53", "198.51.100.53"}));
+  EXPECT_EQ(Dotted(network->DnsServers()),
+            (std::vector<std::string>{"192.0.2.53", "198.51.100.53"}));
 }
 
 // A DHCP server on the far end of the test's veth pair: dnsmasq, leasing 192.168.77.50-60 with
-// 192.168.77.1 as router, and, as a hostile network's would, DNS servers, a host name and
-// classless routes that would take every destination (0.0.0.0/1 and 128.0.0.0/1 outrank any
-// default route); what it did, in its log.
+// 192.168.77.1 as router, DNS servers (one on the device's loopback) and an NTP server, and, as a
+// hostile network's would, a host name and classless routes that would take every destination
+// (0.0.0.0/1 and 128.0.0.0/1 outrank any default route); what it did, in its log.
 class DhcpServer {
  public:
   DhcpServer(const TestNamespace& ns, const std::string& interface, const fs::path& dir)
       : log_(dir / "dnsmasq.log"),
         ready_(ns.Run({"ip", "addr", "add", "192.168.77.1/24", "dev", interface})),
-        process_({"ip", "netns", "exec", ns.path().filename().string(), "dnsmasq", "--no-daemon",
-                  "--conf-file=/dev/null", "--port=0", "--no-ping", "--interface=" + interface,
-                  "--bind-interfaces", "--dhcp-range=192.168.77.50,192.168.77.60,1h",
-                  "--dhcp-option=3,192.168.77.1", "--dhcp-option=6,192.168.77.1",
+        process_({"ip",
+                  "netns",
+                  "exec",
+                  ns.path().filename().string(),
+                  "dnsmasq",
+                  "--no-daemon",
+                  "--conf-file=/dev/null",
+                  "--port=0",
+                  "--no-ping",
+                  "--interface=" + interface,
+                  "--bind-interfaces",
+                  "--dhcp-range=192.168.77.50,192.168.77.60,1h",
+                  "--dhcp-option=3,192.168.77.1",
+                  "--dhcp-option=6,192.168.77.1,127.0.0.1,192.168.77.2",
+                  "--dhcp-option=42,192.168.77.1",
                   "--dhcp-option=12,evil-host",
-                  "--dhcp-option=121,0.0.0.0/1,192.168.77.1,128.0.0.0/1,192.168.77.1", "--log-dhcp",
+                  "--dhcp-option=121,0.0.0.0/1,192.168.77.1,128.0.0.0/1,192.168.77.1",
+                  "--log-dhcp",
                   "--dhcp-leasefile=" + (dir / "leases").string(),
                   "--pid-file=" + (dir / "dnsmasq.pid").string()},
                  std::nullopt, 15, log_.string()) {}
@@ -738,7 +755,17 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
   EXPECT_EQ(routes.find("128.0.0.0/1"), std::string::npos) << routes;
   EXPECT_NE(routes.find("default via 192.168.77.1"), std::string::npos) << routes;
   EXPECT_EQ(ReadText("/etc/resolv.conf"), resolver);
+  // The lease's DNS servers are where aspisd's resolver for apps asks, but never the device's
+  // loopback; its NTP server is where automatic time sync takes the time.
+  auto dns = Dotted(control.DnsServers());
+  for (int i = 0; i < 50 && dns.empty(); ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    dns = Dotted(control.DnsServers());
+  }
+  EXPECT_EQ(dns, (std::vector<std::string>{"192.168.77.1", "192.168.77.2"})) << server.Log();
+  EXPECT_EQ(Dotted(control.NtpServers()), std::vector<std::string>{"192.168.77.1"});
   ASSERT_TRUE(control.ReleaseIp(inner));
+  EXPECT_TRUE(control.DnsServers().empty());
   EXPECT_EQ(ns.Output({"ip", "-o", "-4", "addr", "show", "dev", inner}), "");
   ASSERT_TRUE(control.RenewIp(inner));
   EXPECT_NE(LeasedAddress(ns, inner).find("inet 192.168.77."), std::string::npos) << server.Log();
@@ -749,6 +776,8 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
   EXPECT_NE(addresses.find("inet 192.168.77.9/24"), std::string::npos) << addresses;
   EXPECT_EQ(addresses.find("dynamic"), std::string::npos) << addresses;
   EXPECT_EQ(control.ReleaseIp(inner).error(), EINVAL);
+  EXPECT_TRUE(control.DnsServers().empty());
+  EXPECT_TRUE(control.NtpServers().empty());
 }
 
 // A guardian's private network: the app serves DHCP on the interface to a legacy device (here a

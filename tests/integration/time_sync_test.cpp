@@ -13,7 +13,10 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "support/ntp_server.hpp"
 #include "support/temp_dir.hpp"
@@ -90,19 +93,43 @@ TEST(TimeSyncTest, AServerNameThatWouldAddToChronydsConfigurationIsRefusedAndCha
   EXPECT_EQ(sync.Choice().custom, (std::vector<std::string>{"time.example", "192.0.2.1"}));
 }
 
-TEST(TimeSyncTest, AutomaticNtpHasNoServerOfItsOwnAndFallsBackOnTheBoardsOnlyWhenAllowed) {
+// The network's DHCP servers name one server, then another, then none: chronyd follows them, and
+// falls back on the board's only when allowed.
+TEST(TimeSyncTest, AutomaticNtpTakesTheTimeFromTheServersTheNetworkNamesAsTheyChange) {
   testing::TempDir dir;
-  const testing::NtpServer server(dir / "server");
-  auto config = Measuring(dir, server.port());
-  config.default_servers = {server.address()};
+  const testing::NtpServer board_server(dir / "board");
+  const testing::NtpServer network_server(dir / "network", /*second=*/true, board_server.port());
+  std::mutex mutex;
+  std::vector<std::string> named;
+  auto config = Measuring(dir, board_server.port());
+  config.default_servers = {board_server.address()};
+  config.network_servers = [&] {
+    const std::lock_guard lock(mutex);
+    return named;
+  };
+  config.recheck = 100ms;
   auto opened = TimeSync::Open(config);
   ASSERT_TRUE(opened);
   TimeSync& sync = **opened;
-  EXPECT_TRUE(Synced(sync));  // the board's, by default
   ASSERT_TRUE(sync.UseAutomatic(/*fallback=*/false));
+  EXPECT_EQ(sync.LastSync().error(), ENOENT);  // the network names none yet
+  {
+    const std::lock_guard lock(mutex);
+    named = {network_server.address()};
+  }
+  auto last = Synced(sync);
+  ASSERT_TRUE(last) << last.error();
+  EXPECT_EQ(last->server, network_server.address());
+  {
+    const std::lock_guard lock(mutex);
+    named.clear();
+  }
+  for (int i = 0; i < 100 && sync.LastSync(); ++i) std::this_thread::sleep_for(100ms);
   EXPECT_EQ(sync.LastSync().error(), ENOENT);
   ASSERT_TRUE(sync.UseAutomatic(/*fallback=*/true));
-  EXPECT_TRUE(Synced(sync));
+  last = Synced(sync);
+  ASSERT_TRUE(last) << last.error();
+  EXPECT_EQ(last->server, board_server.address());
 }
 
 // What /proc says process `pid` runs, its arguments joined by spaces.

@@ -14,13 +14,14 @@
 namespace aspis::testing {
 
 // An NTP server for a test: chronyd serving its own clock (a local reference, never setting it)
-// on a loopback address and UDP port of its own.
+// on a loopback address and UDP port of its own. A test's second server (`second`) has another
+// address, and the first's port, `port`.
 class NtpServer {
  public:
-  explicit NtpServer(const std::filesystem::path& dir)
+  explicit NtpServer(const std::filesystem::path& dir, bool second = false, int port = 0)
       : address_("127.54." + std::to_string((::getpid() >> 8) & 0xff) + "." +
-                 std::to_string((::getpid() & 0xfe) | 1)),
-        port_(FreePort()),
+                 std::to_string(((::getpid() & 0x7f) << 1) | (second ? 1 : 0))),
+        port_(port != 0 ? port : FreePort()),
         configured_(Configure(dir, address_, port_)),
         process_({"/usr/sbin/chronyd", "-d", "-x", "-f", (dir / "ntp-server.conf").string()},
                  std::nullopt, 15, (dir / "ntp-server.log").string()) {}

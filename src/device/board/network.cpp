@@ -1,5 +1,6 @@
 #include "device/board/network.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -17,6 +18,7 @@
 #include <csignal>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -24,6 +26,7 @@
 #include "core/fd.hpp"
 #include "core/file.hpp"
 #include "core/log.hpp"
+#include "core/text.hpp"
 
 namespace aspis::device::board {
 
@@ -86,6 +89,20 @@ bool ValidDnsServers(std::span<const in_addr> servers) {
          });
 }
 
+// Unicast, and not on loopback or link-local: where a network may send the device's questions.
+bool IsNetworkServer(in_addr server) {
+  const std::uint32_t address = ntohl(server.s_addr);
+  return IsUnicast(address) && (address >> 16) != 0xa9fe;
+}
+
+void AddOnce(std::vector<in_addr>& servers, in_addr server, std::size_t most) {
+  const bool listed = std::any_of(servers.begin(), servers.end(),
+                                  [&](in_addr s) { return s.s_addr == server.s_addr; });
+  if (!listed && servers.size() < most) servers.push_back(server);
+}
+
+constexpr std::chrono::seconds kLeaseRecheck{2};
+
 std::string Dotted(std::uint32_t a) {
   return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
          std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
@@ -96,6 +113,36 @@ NlAddrPtr Ipv4(in_addr address) {
 }
 
 }  // namespace
+
+LeaseServers ParseLease(std::string_view dump) {
+  std::optional<std::string_view> dns;
+  std::optional<std::string_view> ntp;
+  bool twice = false;
+  for (const std::string_view line : text::Split(dump, '\n')) {
+    for (auto [name, value] : {std::pair{"domain_name_servers=", &dns}, {"ntp_servers=", &ntp}}) {
+      if (!line.starts_with(name)) continue;
+      twice = twice || value->has_value();
+      *value = line.substr(std::string_view(name).size());
+    }
+  }
+  LeaseServers servers;
+  if (twice) return servers;
+  const auto read = [](std::optional<std::string_view> list, std::size_t most) {
+    std::vector<in_addr> addresses;
+    for (const std::string_view word : text::Split(list.value_or(""), ' ')) {
+      in_addr address{};
+      if (word.size() < INET_ADDRSTRLEN &&
+          ::inet_pton(AF_INET, std::string(word).c_str(), &address) == 1 &&
+          IsNetworkServer(address)) {
+        AddOnce(addresses, address, most);
+      }
+    }
+    return addresses;
+  };
+  servers.dns = read(dns, kMaxDnsServers);
+  servers.ntp = read(ntp, kMaxLeaseNtpServers);
+  return servers;
+}
 
 NetworkResult<std::unique_ptr<NetworkControl>> NetworkControl::Open(
     std::set<std::string> interfaces, const std::filesystem::path& netns, NetworkDaemons daemons) {
@@ -239,14 +286,40 @@ NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in
 std::vector<in_addr> NetworkControl::DnsServers() {
   const std::lock_guard lock(mutex_);
   std::vector<in_addr> servers;
-  for (const auto& [interface, own] : dns_) {
-    for (const in_addr server : own) {
-      const bool listed = std::any_of(servers.begin(), servers.end(),
-                                      [&](in_addr s) { return s.s_addr == server.s_addr; });
-      if (!listed && servers.size() < kMaxDnsServers) servers.push_back(server);
+  for (const std::string& interface : interfaces_) {
+    const auto custom = dns_.find(interface);
+    const std::vector<in_addr> own =
+        custom != dns_.end() && !custom->second.empty() ? custom->second : Lease(interface).dns;
+    for (const in_addr server : own) AddOnce(servers, server, kMaxDnsServers);
+  }
+  return servers;
+}
+
+std::vector<in_addr> NetworkControl::NtpServers() {
+  const std::lock_guard lock(mutex_);
+  std::vector<in_addr> servers;
+  for (const std::string& interface : interfaces_) {
+    for (const in_addr server : Lease(interface).ntp) {
+      AddOnce(servers, server, kMaxLeaseNtpServers);
     }
   }
   return servers;
+}
+
+LeaseServers NetworkControl::Lease(const std::string& interface) {
+  const auto client = clients_.find(interface);
+  if (!dynamic_.contains(interface) || client == clients_.end()) return {};
+  const auto now = std::chrono::steady_clock::now();
+  AskedLease& asked = leases_[interface];
+  if (asked.client == client->second->pid() && now - asked.when < kLeaseRecheck) {
+    return asked.servers;
+  }
+  const auto dump = client->second->OutputInside(
+      {daemons_.dhcp_client.string(), "-4", "-U", interface}, daemons_.lease_reader);
+  asked = {.client = client->second->pid(),
+           .when = now,
+           .servers = dump ? ParseLease(*dump) : LeaseServers{}};
+  return asked.servers;
 }
 
 NetworkResult<void> NetworkControl::SetDefaultRoute(int index, in_addr gateway) {
@@ -384,10 +457,11 @@ std::filesystem::path NetworkControl::ClientRecord(const std::string& interface)
 std::vector<std::string> NetworkControl::DhcpClientArgv(const std::string& interface) const {
   // -B: foreground; -4: IPv4; -A: no ARP probe of the offered address; -L: no link-local address
   // when no server answers; no random wait before asking; -f /dev/null: none of the machine's
-  // dhcpcd.conf; -m: route metric. What the network's server says goes no further than this
-  // interface's address and default route: no hook runs (-c /bin/true: the device's resolver,
-  // hostname and time sources stay as they are), and routes to other networks it offers are
-  // dropped (classless static routes would outrank the device's own default route).
+  // dhcpcd.conf; -m: route metric; -o: ask for DNS and NTP servers. What the network's server
+  // says goes no further than this interface's address and default route: no hook runs (-c
+  // /bin/true: the device's resolver, hostname and time sources stay as they are; aspisd asks
+  // dhcpcd for the servers its apps' lookups and time sync use), and routes to other networks it
+  // offers are dropped (classless static routes would outrank the device's own default route).
   std::vector<std::string> argv = {daemons_.dhcp_client.string(),
                                    "-B",
                                    "-4",
@@ -399,9 +473,13 @@ std::vector<std::string> NetworkControl::DhcpClientArgv(const std::string& inter
                                    "-c",
                                    "/bin/true",
                                    "-m",
-                                   std::to_string(kManagedRouteMetric)};
-  for (const char* dropped : {"classless_static_routes", "ms_classless_static_routes",
-                              "static_routes", "host_name", "ntp_servers"}) {
+                                   std::to_string(kManagedRouteMetric),
+                                   "-o",
+                                   "domain_name_servers",
+                                   "-o",
+                                   "ntp_servers"};
+  for (const char* dropped :
+       {"classless_static_routes", "ms_classless_static_routes", "static_routes", "host_name"}) {
     argv.insert(argv.end(), {"--nooption", dropped});
   }
   argv.push_back(interface);

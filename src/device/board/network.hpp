@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <expected>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/fd.hpp"
@@ -47,6 +49,20 @@ using HardwareAddress = std::array<std::uint8_t, 6>;
 
 inline constexpr std::uint32_t kManagedRouteMetric = 1000;
 inline constexpr std::size_t kMaxDnsServers = 3;  // applibs' custom DNS, and glibc's MAXNS
+inline constexpr std::size_t kMaxLeaseNtpServers = 4;
+
+// What a DHCP server's lease names besides the address: its DNS and NTP servers, each a unicast
+// address (not 0.0.0.0/8, loopback, link-local, multicast or reserved), in the lease's order,
+// each once, at most kMaxDnsServers and kMaxLeaseNtpServers.
+struct LeaseServers {
+  std::vector<in_addr> dns;
+  std::vector<in_addr> ntp;
+};
+
+// dhcpcd's dump of a lease (`dhcpcd -U`: `name=value` lines), read (exposed for tests): the
+// servers its domain_name_servers and ntp_servers name. An address that is not one of the kind
+// LeaseServers holds is left out; a name given twice gives none.
+LeaseServers ParseLease(std::string_view dump);
 
 // Thread-safe.
 class NetworkControl {
@@ -79,10 +95,14 @@ class NetworkControl {
   // system's resolver); EINVAL, before anything changes, for more than kMaxDnsServers or one that
   // is not a unicast or loopback address.
   NetworkResult<void> SetDynamicIp(const std::string& interface, std::span<const in_addr> dns = {});
-  // The custom DNS servers of every interface aspisd manages, the interfaces in name order, each
-  // once, at most kMaxDnsServers: where aspisd's resolver for apps asks, instead of the system's
-  // resolver, when there are any.
+  // The DNS servers of every interface aspisd manages, the interfaces in name order, each once, at
+  // most kMaxDnsServers: an interface's custom ones, or for one in dynamic mode without any, those
+  // its lease names. Where aspisd's resolver for apps asks, instead of the system's resolver, when
+  // there are any.
   std::vector<in_addr> DnsServers();
+  // The NTP servers the leases of interfaces in dynamic mode name, the interfaces in name order,
+  // each once, at most kMaxLeaseNtpServers: where automatic time sync takes the time.
+  std::vector<in_addr> NtpServers();
   // In dynamic mode only (EINVAL otherwise): gives the lease back, leaving the interface without
   // an address until RenewIp; asks for it again (a released one anew).
   NetworkResult<void> ReleaseIp(const std::string& interface);
@@ -108,6 +128,11 @@ class NetworkControl {
   NetworkResult<void> StartDhcpClient(const std::string& interface);
   std::vector<std::string> DhcpClientArgv(const std::string& interface) const;
   std::filesystem::path ClientRecord(const std::string& interface) const;
+  // The servers the lease of `interface`'s DHCP client names (with mutex_ held): none without a
+  // client or a lease. Asked of the client itself (`dhcpcd -U`, as an unprivileged user, in the
+  // client's mount namespace, where its control socket is), again once kLeaseRecheck passed or
+  // the client is another.
+  LeaseServers Lease(const std::string& interface);
   // The static IPv4 address of `interface` (host order) and its prefix length (with mutex_ held):
   // EINVAL when it has none or is in dynamic mode.
   NetworkResult<std::pair<std::uint32_t, int>> StaticAddress(const std::string& interface);
@@ -129,6 +154,12 @@ class NetworkControl {
   std::map<std::string, std::unique_ptr<NetworkDaemon>> servers_;
   std::map<std::string, std::unique_ptr<NetworkDaemon>> time_servers_;
   std::map<std::string, std::vector<in_addr>> dns_;  // guarded by mutex_
+  struct AskedLease {
+    pid_t client = 0;
+    std::chrono::steady_clock::time_point when;
+    LeaseServers servers;
+  };
+  std::map<std::string, AskedLease> leases_;  // guarded by mutex_
 };
 
 }  // namespace aspis::device::board

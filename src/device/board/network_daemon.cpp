@@ -1,7 +1,9 @@
 #include "device/board/network_daemon.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -167,6 +169,82 @@ void NetworkDaemon::EndLeftBehind(const std::filesystem::path& file,
   if (title != expected && title.find(argv.back()) == std::string_view::npos) return;
   log::Warning("ending {} ({}), which an earlier aspisd left running", argv.front(), pid);
   NetworkDaemon(pid, std::move(pidfd), grace).End(SIGTERM);
+}
+
+std::expected<std::string, int> NetworkDaemon::OutputInside(
+    const std::vector<std::string>& argv, const std::string& user,
+    std::chrono::milliseconds timeout) const {
+  return OutputAs(argv, user, pidfd_.get(), timeout);
+}
+
+std::optional<std::pair<uid_t, gid_t>> Account(const std::string& user) {
+  passwd entry{};
+  passwd* found = nullptr;
+  std::array<char, 4096> buffer{};
+  if (::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return std::nullopt;
+  }
+  return std::pair(entry.pw_uid, entry.pw_gid);
+}
+
+std::expected<std::string, int> OutputAs(const std::vector<std::string>& argv,
+                                         const std::string& user, int pidfd,
+                                         std::chrono::milliseconds timeout) {
+  const auto account = Account(user);
+  if (!account) return std::unexpected(ENOENT);
+  const auto [uid, gid] = *account;
+  std::vector<char*> raw;
+  raw.reserve(argv.size() + 1);
+  for (const auto& arg : argv) raw.push_back(const_cast<char*>(arg.c_str()));
+  raw.push_back(nullptr);
+  std::array<int, 2> pipe{};
+  if (::pipe2(pipe.data(), O_CLOEXEC) != 0) return std::unexpected(errno);
+  const Fd read_end(pipe[0]);
+  Fd write_end(pipe[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::unexpected(errno);
+  if (pid == 0) {
+    // Only async-signal-safe calls until exec.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || ::dup2(null, STDIN_FILENO) < 0 || ::dup2(null, STDERR_FILENO) < 0 ||
+        ::dup2(write_end.get(), STDOUT_FILENO) < 0 ||
+        (pidfd >= 0 && ::setns(pidfd, CLONE_NEWNS) != 0) || ::setgroups(0, nullptr) != 0 ||
+        ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
+      ::_exit(127);
+    }
+    ::close_range(3, ~0U, 0);
+    ::execv(raw[0], raw.data());
+    ::_exit(127);
+  }
+  write_end.Close();
+  std::string out;
+  std::array<char, 512> buffer{};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool late = false;
+  for (ssize_t n = 1; n != 0;) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd readable{.fd = read_end.get(), .events = POLLIN, .revents = 0};
+    if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) == 0) {
+      late = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    n = ::read(read_end.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    if (out.size() < 4096) out.append(buffer.data(), static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (late) return std::unexpected(ETIMEDOUT);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::unexpected(EAGAIN);
+  return out;
 }
 
 }  // namespace aspis::device::board

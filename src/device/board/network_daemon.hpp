@@ -6,7 +6,9 @@
 #include <expected>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/fd.hpp"
@@ -23,6 +25,7 @@ struct NetworkDaemons {
   std::filesystem::path time_server = "/usr/sbin/chronyd";
   // Where the servers keep their leases and configuration.
   std::filesystem::path leases_dir = "/var/lib/aspisd/dhcp";
+  std::string lease_reader = "dhcpcd";         // whom `dhcpcd -U` runs as (dhcpcd's own user)
   std::chrono::milliseconds stop_grace{5000};  // from a signal to SIGKILL
 };
 
@@ -44,6 +47,11 @@ class NetworkDaemon {
   NetworkDaemon& operator=(const NetworkDaemon&) = delete;
 
   pid_t pid() const { return pid_; }
+  // Runs `argv` as OutputAs does, in this program's mount namespace (where its private directory
+  // is).
+  std::expected<std::string, int> OutputInside(
+      const std::vector<std::string>& argv, const std::string& user,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
   // Sends `signal`; ESRCH once the program ended.
   std::expected<void, int> Signal(int signal);
   // Sends `signal` (again every 100 ms: a program loses one that lands while it starts) and waits
@@ -68,5 +76,17 @@ class NetworkDaemon {
   std::chrono::milliseconds grace_;
   bool ended_ = false;
 };
+
+// Runs `argv` (argv[0] a path) as `user` (its IDs, no supplementary group), in the mount namespace
+// of the process `pidfd` holds when it is not -1, with no descriptor of aspisd's but its standard
+// ones and no signal blocked, and returns what it printed (up to 4 KiB) when it exited with 0.
+// ENOENT: no such user; EAGAIN: it did not run, or failed; ETIMEDOUT: it had not ended within
+// `timeout` (it is killed).
+std::expected<std::string, int> OutputAs(
+    const std::vector<std::string>& argv, const std::string& user, int pidfd = -1,
+    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// The user and group IDs of `user`.
+std::optional<std::pair<uid_t, gid_t>> Account(const std::string& user);
 
 }  // namespace aspis::device::board

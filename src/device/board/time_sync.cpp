@@ -1,8 +1,6 @@
 #include "device/board/time_sync.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,6 +11,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <thread>
 
 #include "core/bytes.hpp"
@@ -20,8 +19,6 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/text.hpp"
-
-extern char** environ;
 
 namespace aspis::device::board {
 
@@ -91,65 +88,6 @@ std::optional<double> Decimal(std::string_view text) {
   return value;
 }
 
-// The user and group IDs of `user`.
-std::optional<std::pair<uid_t, gid_t>> Account(const std::string& user) {
-  passwd entry{};
-  passwd* found = nullptr;
-  std::array<char, 4096> buffer{};
-  if (::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
-      found == nullptr) {
-    return std::nullopt;
-  }
-  return std::pair(entry.pw_uid, entry.pw_gid);
-}
-
-// Runs `argv` (argv[0] a path) as `user`, with no descriptor of aspisd's but its standard ones and
-// no signal blocked, and returns what it printed (up to 4 KiB) if it exited with 0.
-TimeSyncResult<std::string> OutputAs(const std::vector<std::string>& argv,
-                                     const std::string& user) {
-  const auto account = Account(user);
-  if (!account) return std::unexpected(ENOENT);
-  const auto [uid, gid] = *account;
-  std::vector<char*> raw;
-  raw.reserve(argv.size() + 1);
-  for (const auto& arg : argv) raw.push_back(const_cast<char*>(arg.c_str()));
-  raw.push_back(nullptr);
-  std::array<int, 2> pipe{};
-  if (::pipe2(pipe.data(), O_CLOEXEC) != 0) return std::unexpected(errno);
-  const Fd read_end(pipe[0]);
-  Fd write_end(pipe[1]);
-  const pid_t pid = ::fork();
-  if (pid < 0) return std::unexpected(errno);
-  if (pid == 0) {
-    // Only async-signal-safe calls until exec.
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null < 0 || ::dup2(null, STDIN_FILENO) < 0 || ::dup2(null, STDERR_FILENO) < 0 ||
-        ::dup2(write_end.get(), STDOUT_FILENO) < 0 || ::setgroups(0, nullptr) != 0 ||
-        ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
-      ::_exit(127);
-    }
-    ::close_range(3, ~0U, 0);
-    ::execve(raw[0], raw.data(), environ);
-    ::_exit(127);
-  }
-  write_end.Close();
-  std::string out;
-  std::array<char, 512> buffer{};
-  for (ssize_t n; (n = ::read(read_end.get(), buffer.data(), buffer.size())) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    if (out.size() < 4096) out.append(buffer.data(), static_cast<std::size_t>(n));
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::unexpected(EAGAIN);
-  return out;
-}
-
 }  // namespace
 
 std::optional<NtpSync> ParseTracking(std::string_view csv) {
@@ -195,9 +133,14 @@ TimeSyncResult<std::unique_ptr<TimeSync>> TimeSync::Open(Config config) {
       log::Warning("time sync: the kept choice is damaged; the board's servers apply");
     }
   }
+  if (sync->choice_.source == NtpSource::kAutomatic) sync->network_ = sync->NetworkServers();
   if (auto applied = sync->Apply(); !applied) {
     log::Warning("time sync: chronyd does not run: {}",
                  std::generic_category().message(applied.error()));
+  }
+  if (sync->config_.network_servers) {
+    sync->recheck_ =
+        std::jthread([raw = sync.get()](const std::stop_token& stop) { raw->Recheck(stop); });
   }
   return sync;
 }
@@ -252,13 +195,43 @@ TimeSyncResult<void> TimeSync::Keep(TimeSyncChoice choice) {
     return std::unexpected(file::ErrnoOf(kept.error()));
   }
   choice_ = std::move(choice);
+  if (choice_.source == NtpSource::kAutomatic) network_ = NetworkServers();
   return Apply();
+}
+
+std::vector<std::string> TimeSync::NetworkServers() const {
+  return config_.network_servers ? config_.network_servers() : std::vector<std::string>{};
+}
+
+void TimeSync::Recheck(const std::stop_token& stop) {
+  std::mutex waiting;
+  std::unique_lock lock(waiting);
+  std::condition_variable_any wake;
+  while (!wake.wait_for(lock, stop, config_.recheck, [&] { return stop.stop_requested(); })) {
+    {
+      const std::lock_guard held(mutex_);
+      if (!choice_.enabled || choice_.source != NtpSource::kAutomatic) continue;
+    }
+    // Asked without the lock: the network asks its DHCP clients.
+    std::vector<std::string> servers = NetworkServers();
+    const std::lock_guard held(mutex_);
+    if (!choice_.enabled || choice_.source != NtpSource::kAutomatic || servers == network_) {
+      continue;
+    }
+    log::Info("time sync: the network's NTP servers changed");
+    network_ = std::move(servers);
+    if (auto applied = Apply(); !applied) {
+      log::Warning("time sync: chronyd does not run: {}",
+                   std::generic_category().message(applied.error()));
+    }
+  }
 }
 
 TimeSyncResult<void> TimeSync::Apply() {
   chronyd_.reset();
   std::vector<std::string> servers;
   if (choice_.source == NtpSource::kCustom) servers = choice_.custom;
+  if (choice_.source == NtpSource::kAutomatic) servers = network_;
   if (choice_.source == NtpSource::kDefault || choice_.fallback) {
     servers.insert(servers.end(), config_.default_servers.begin(), config_.default_servers.end());
   }

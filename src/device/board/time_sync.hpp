@@ -4,11 +4,13 @@
 #include <cstdint>
 #include <expected>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -17,8 +19,8 @@
 // The device's time sync, on a board whose definition gives aspisd its NTP servers ("Linux":
 // {"TimeSync": [...]}): chronyd, aspisd's child, keeps the clock from the NTP servers apps choose
 // (applibs' Networking_TimeSync_*): the board's (default), an app's one or two (custom), or those
-// the network's DHCP server names (automatic: aspisd's DHCP client hands none over, so none),
-// each of the last two falling back on the board's when the app allows it; or nothing, disabled.
+// the leases of the interfaces aspisd manages name (automatic), each of the last two falling back
+// on the board's when the app allows it; or nothing, disabled.
 // The choice persists (written durably in the directory) and applies again when aspisd starts.
 // Errors are errno values, as applibs returns them.
 namespace aspis::device::board {
@@ -59,6 +61,10 @@ class TimeSync {
     std::uint16_t port = 123;      // the servers' (tests: a port of their own)
     std::optional<int> poll;       // log2 of the seconds between polls; chronyd's own when unset
     std::chrono::milliseconds stop_grace{5000};
+    // The NTP servers the network's DHCP servers name (automatic; none when unset), asked again
+    // every `recheck` while automatic time sync is on: chronyd restarts when they changed.
+    std::function<std::vector<std::string>()> network_servers;
+    std::chrono::milliseconds recheck{30000};
   };
 
   // Reads the choice kept in `config.dir` (the default when there is none, or it is damaged) and
@@ -87,13 +93,18 @@ class TimeSync {
   std::vector<std::string> Argv() const;             // chronyd's
   // Ends the chronyd an aspisd that was killed left running (its pid recorded in the directory).
   void EndOrphan();
+  // Asks for the network's NTP servers every config_.recheck, while automatic time sync is on.
+  void Recheck(const std::stop_token& stop);
+  std::vector<std::string> NetworkServers() const;
 
   const Config config_;
   std::mutex mutex_;
   TimeSyncChoice choice_;                   // guarded by mutex_
   std::unique_ptr<NetworkDaemon> chronyd_;  // guarded by mutex_
   std::optional<std::pair<std::chrono::steady_clock::time_point, TimeSyncResult<NtpSync>>>
-      asked_;  // the last LastSync's answer; guarded by mutex_
+      asked_;                         // the last LastSync's answer; guarded by mutex_
+  std::vector<std::string> network_;  // the network's servers chronyd has; guarded by mutex_
+  std::jthread recheck_;              // last: stops before the rest goes
 };
 
 // chronyc's `-c tracking` line, read (exposed for tests): nullopt before a sync.

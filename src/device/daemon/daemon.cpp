@@ -1,11 +1,13 @@
 #include "device/daemon/daemon.hpp"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -207,10 +209,22 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
     }
   }
   if (const auto& servers = board.linux_devices().time_servers; !servers.empty()) {
+    std::function<std::vector<std::string>()> leased;
+    if (runtime.network) {
+      leased = [network = runtime.network.get()] {
+        std::vector<std::string> named;
+        for (const in_addr address : network->NtpServers()) {
+          std::array<char, INET_ADDRSTRLEN> text{};
+          named.emplace_back(::inet_ntop(AF_INET, &address, text.data(), text.size()));
+        }
+        return named;
+      };
+    }
     auto sync = board::TimeSync::Open(
         {.default_servers = servers,
          .dir = config.state_dir / "timesync",
-         .socket_dir = "/run/aspis-chrony-" + crypto::ToHex(*state_digest).substr(0, 12)});
+         .socket_dir = "/run/aspis-chrony-" + crypto::ToHex(*state_digest).substr(0, 12),
+         .network_servers = std::move(leased)});
     if (!sync) {
       return Fail(CoreErrc::kIo, "time sync: " + std::generic_category().message(sync.error()));
     }
