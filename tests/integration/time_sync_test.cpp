@@ -2,6 +2,8 @@
 // from a real NTP server (chronyd too), measuring only (-x): the test machine's clock stays.
 #include "device/board/time_sync.hpp"
 
+#include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -180,6 +182,34 @@ TEST(TimeSyncTest, ChronycsTrackingIsReadOnlyOnceChronydSynced) {
   EXPECT_FALSE(ParseTracking("7F003601,127.0.54.1,11,nan,0,0,0,0,0,0,0,0,0,Normal"));
   EXPECT_FALSE(ParseTracking("7F003601,127.0.54.1,11,1e300,0,0,0,0,0,0,0,0,0,Normal"));
   EXPECT_FALSE(ParseTracking("garbage"));
+}
+
+// chronyc makes its socket in the directory chronyd's user owns: as root, it would follow a link
+// that user put there. A chronyc that tells who it ran as (its uid as the server's name) and how
+// many descriptors it had shows it runs as chronyd's user, with none of aspisd's.
+TEST(TimeSyncTest, ChronycAsksAsChronydsUserNeverAsRootAndWithNoDescriptorOfAspisds) {
+  testing::TempDir dir;
+  auto config = Measuring(dir, 9);  // no NTP server answers: only chronyc is asked
+  config.default_servers = {"127.0.0.1"};
+  config.chronyc = dir / "chronyc";
+  {
+    std::ofstream script(config.chronyc);
+    script << "#!/bin/sh\n"
+              "printf '7F000001,uid%s-fds%s,2,1700000000.0,0.0,0.0,0,0,0,0,0,0,0,Normal\\n' "
+              "\"$(id -u)\" \"$(ls /proc/self/fd | wc -l)\"\n";
+  }
+  ::chmod(config.chronyc.c_str(), 0755);
+  const int held = ::open("/dev/null", O_RDONLY);  // a descriptor of aspisd's, not close-on-exec
+  ASSERT_GE(held, 0);
+  auto opened = TimeSync::Open(config);
+  ASSERT_TRUE(opened);
+  const auto last = (*opened)->LastSync();
+  ::close(held);
+  ASSERT_TRUE(last) << last.error();
+  const passwd* chrony = ::getpwnam("_chrony");
+  ASSERT_NE(chrony, nullptr);
+  // ls's own: its standard three and the directory it reads.
+  EXPECT_EQ(last->server, "uid" + std::to_string(chrony->pw_uid) + "-fds4");
 }
 
 }  // namespace
