@@ -574,15 +574,6 @@ class TestNamespace {
   bool ok_ = false;
 };
 
-std::vector<std::string> Dotted(const std::vector<in_addr>& servers) {
-  std::vector<std::string> out;
-  for (const in_addr server : servers) {
-    std::array<char, INET_ADDRSTRLEN> text{};
-    out.emplace_back(::inet_ntop(AF_INET, &server, text.data(), text.size()));
-  }
-  return out;
-}
-
 TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   TestNamespace ns;
   ASSERT_TRUE(ns.ok());
@@ -618,7 +609,7 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
   EXPECT_NE(routes.find("default via 192.0.2.1 dev n0 proto static metric 1000"), std::string::npos)
       << routes;
   // The custom DNS servers are where aspisd's resolver for apps asks; the refused ones are not.
-  EXPECT_EQ(Dotted(network->DnsServers()),
+  EXPECT_EQ(board::AsText(network->DnsServers()),
             (std::vector<std::string>{"192.0.2.53", "198.51.100.53"}));
 }
 
@@ -757,13 +748,13 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
   EXPECT_EQ(ReadText("/etc/resolv.conf"), resolver);
   // The lease's DNS servers are where aspisd's resolver for apps asks, but never the device's
   // loopback; its NTP server is where automatic time sync takes the time.
-  auto dns = Dotted(control.DnsServers());
+  auto dns = board::AsText(control.DnsServers());
   for (int i = 0; i < 50 && dns.empty(); ++i) {
     std::this_thread::sleep_for(milliseconds(100));
-    dns = Dotted(control.DnsServers());
+    dns = board::AsText(control.DnsServers());
   }
   EXPECT_EQ(dns, (std::vector<std::string>{"192.168.77.1", "192.168.77.2"})) << server.Log();
-  EXPECT_EQ(Dotted(control.NtpServers()), std::vector<std::string>{"192.168.77.1"});
+  EXPECT_EQ(board::AsText(control.NtpServers()), std::vector<std::string>{"192.168.77.1"});
   ASSERT_TRUE(control.ReleaseIp(inner));
   EXPECT_TRUE(control.DnsServers().empty());
   EXPECT_EQ(ns.Output({"ip", "-o", "-4", "addr", "show", "dev", inner}), "");

@@ -114,6 +114,13 @@ NlAddrPtr Ipv4(in_addr address) {
 
 }  // namespace
 
+std::vector<std::string> AsText(std::span<const in_addr> addresses) {
+  std::vector<std::string> text;
+  text.reserve(addresses.size());
+  for (const in_addr address : addresses) text.push_back(Dotted(ntohl(address.s_addr)));
+  return text;
+}
+
 LeaseServers ParseLease(std::string_view dump) {
   std::optional<std::string_view> dns;
   std::optional<std::string_view> ntp;

@@ -59,6 +59,9 @@ struct LeaseServers {
   std::vector<in_addr> ntp;
 };
 
+// Each address in dotted-decimal form.
+std::vector<std::string> AsText(std::span<const in_addr> addresses);
+
 // dhcpcd's dump of a lease (`dhcpcd -U`: `name=value` lines), read (exposed for tests): the
 // servers its domain_name_servers and ntp_servers name. An address that is not one of the kind
 // LeaseServers holds is left out; a name given twice gives none.

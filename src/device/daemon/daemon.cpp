@@ -1,13 +1,11 @@
 #include "device/daemon/daemon.hpp"
 
-#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -211,14 +209,7 @@ Expected<AppRuntime> StartApps(const DaemonConfig& config, const Env& env,
   if (const auto& servers = board.linux_devices().time_servers; !servers.empty()) {
     std::function<std::vector<std::string>()> leased;
     if (runtime.network) {
-      leased = [network = runtime.network.get()] {
-        std::vector<std::string> named;
-        for (const in_addr address : network->NtpServers()) {
-          std::array<char, INET_ADDRSTRLEN> text{};
-          named.emplace_back(::inet_ntop(AF_INET, &address, text.data(), text.size()));
-        }
-        return named;
-      };
+      leased = [network = runtime.network.get()] { return board::AsText(network->NtpServers()); };
     }
     auto sync = board::TimeSync::Open(
         {.default_servers = servers,

@@ -1,11 +1,8 @@
 // Reading the DNS and NTP servers out of dhcpcd's dump of a lease (board/network.hpp): what a DHCP
 // server wrote is the network's to choose, and a hostile one's must not point the device's
 // questions at itself.
-#include <arpa/inet.h>
-
 #include <gtest/gtest.h>
 
-#include <array>
 #include <string>
 #include <vector>
 
@@ -14,22 +11,13 @@
 namespace aspis::device::board {
 namespace {
 
-std::vector<std::string> Dotted(const std::vector<in_addr>& servers) {
-  std::vector<std::string> out;
-  for (const in_addr server : servers) {
-    std::array<char, INET_ADDRSTRLEN> text{};
-    out.emplace_back(::inet_ntop(AF_INET, &server, text.data(), text.size()));
-  }
-  return out;
-}
-
 TEST(ParseLease, TheLeasesDnsAndNtpServersAreReadInOrder) {
   const LeaseServers servers = ParseLease(
       "reason=BOUND\ninterface=eth1\nip_address=192.168.77.58\nrouters=192.168.77.1\n"
       "domain_name_servers=192.168.77.1 10.1.2.3\nntp_servers=192.168.77.1\n"
       "dhcp_lease_time=3600\n");
-  EXPECT_EQ(Dotted(servers.dns), (std::vector<std::string>{"192.168.77.1", "10.1.2.3"}));
-  EXPECT_EQ(Dotted(servers.ntp), std::vector<std::string>{"192.168.77.1"});
+  EXPECT_EQ(AsText(servers.dns), (std::vector<std::string>{"192.168.77.1", "10.1.2.3"}));
+  EXPECT_EQ(AsText(servers.ntp), std::vector<std::string>{"192.168.77.1"});
   EXPECT_TRUE(ParseLease("reason=BOUND\nip_address=192.168.77.58\n").dns.empty());
 }
 
@@ -38,8 +26,8 @@ TEST(ParseLease, ALeaseNeverPointsTheDevicesQuestionsAtItselfItsLinkOrNowhere) {
       "domain_name_servers=127.0.0.1 169.254.1.1 0.0.0.0 224.0.0.251 255.255.255.255 "
       "192.0.2.1 192.0.2.1 1.2.3 192.0.2.300 ::1 192.0.2.2\n"
       "ntp_servers=127.0.0.53 192.0.2.9\n");
-  EXPECT_EQ(Dotted(servers.dns), (std::vector<std::string>{"192.0.2.1", "192.0.2.2"}));
-  EXPECT_EQ(Dotted(servers.ntp), std::vector<std::string>{"192.0.2.9"});
+  EXPECT_EQ(AsText(servers.dns), (std::vector<std::string>{"192.0.2.1", "192.0.2.2"}));
+  EXPECT_EQ(AsText(servers.ntp), std::vector<std::string>{"192.0.2.9"});
 }
 
 TEST(ParseLease, AtMostThreeDnsAndFourNtpServersAreTaken) {
