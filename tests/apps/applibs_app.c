@@ -734,6 +734,14 @@ int main(int argc, char** argv) {
     Log_Debug("count: %d\n", (int)WifiConfig_GetStoredNetworkCount());
   } else if (strcmp(mode, "netconfig") == 0 && argc == 3) {
     NetConfig(argv[2]);
+  } else if (strcmp(mode, "wifi-count") == 0) {
+    Log_Debug("asking\n");
+    const ssize_t count = WifiConfig_GetStoredNetworkCount();
+    if (count < 0) {
+      Report("wifi-count", -1);
+    } else {
+      Log_Debug("wifi-count: %zd\n", count);
+    }
   } else if (strcmp(mode, "wifi-configure") == 0) {
     WifiConfigure(argc > 2 ? argv[2] : "");
   } else if (strcmp(mode, "schedule") == 0) {

@@ -882,6 +882,32 @@ TEST_F(ApplibsTest, AnAppConfiguresWifiThroughWpaSupplicant) {
   EXPECT_EQ(saved.find("priority=9"), std::string::npos) << saved;
 }
 
+// An app's call waits on a wpa_supplicant that does not answer (stopped) for as long as aspisd
+// waits for one (10 s): meanwhile the manager answers, and another app's calls are served. Served
+// on one thread for all apps, the second app's call and the manager would wait behind the first,
+// which would then fail (EAGAIN) before wpa_supplicant went on.
+TEST_F(ApplibsTest, AnAppsCallThatWaitsHoldsUpNeitherAnotherAppNorTheManager) {
+  aspis::testing::WpaSupplicant wpa(dir_ / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  parts_.wifi = &wifi;
+  ASSERT_EQ(::kill(wpa.pid(), SIGSTOP), 0);
+  Run({"wifi-count"}, R"({"WifiConfig": true})");
+  ASSERT_EQ(Line(), "asking");
+  std::this_thread::sleep_for(milliseconds(300));  // its request reaches wpa_supplicant
+  const auto status = manager_->Status();
+  ASSERT_EQ(status.size(), 1U);
+  EXPECT_EQ(status[0].state, "running");
+  constexpr char kOther[] = "1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+  Install(kOther, "other", {"storage"}, R"({"MutableStorage": {"SizeKB": 8}})");
+  ASSERT_TRUE(manager_->Start(kOther));
+  EXPECT_EQ(Until("done"),
+            (std::vector<std::string>{"storage-open: ok", "storage-write: ok",
+                                      "storage-package: ok", "storage-package-escape: EINVAL"}));
+  ASSERT_EQ(::kill(wpa.pid(), SIGCONT), 0);
+  EXPECT_EQ(Line(), "wifi-count: 0");
+}
+
 TEST(WpaSupplicantTest, At37StoredNetworksAddingOneMoreIsRefusedHoweverLongTheirSsids) {
   aspis::testing::TempDir dir;
   aspis::testing::WpaSupplicant wpa(dir / "wpa");

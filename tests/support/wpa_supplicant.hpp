@@ -30,6 +30,7 @@ class WpaSupplicant {
                       config().string()},
                  std::nullopt, 15, (dir / "wpa_supplicant.log").string()) {}
 
+  int pid() const { return process_.pid(); }  // wpa_supplicant's, once it runs
   // Waits up to 10 s for the control socket.
   bool Ready() const {
     for (int i = 0; i < 1000 && !std::filesystem::exists(control()); ++i) {

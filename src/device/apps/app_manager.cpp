@@ -21,6 +21,42 @@ namespace aspis::device::apps {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+// Serves one running app's broker on a thread of its own: a call that waits (on wpa_supplicant, a
+// DHCP client starting, chronyd stopping) holds up neither the other apps nor the manager.
+class BrokerThread {
+ public:
+  explicit BrokerThread(Broker broker)
+      : broker_(std::move(broker)),
+        stop_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+        thread_([this] { Serve(); }) {}
+  // Returns once the call in flight, if any, is answered.
+  ~BrokerThread() {
+    const std::uint64_t one = 1;
+    (void)::write(stop_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  BrokerThread(const BrokerThread&) = delete;
+  BrokerThread& operator=(const BrokerThread&) = delete;
+
+ private:
+  void Serve() {
+    for (;;) {
+      std::array<pollfd, 2> fds{{{broker_.descriptor(), POLLIN, 0}, {stop_.get(), POLLIN, 0}}};
+      if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return;
+      if (fds[1].revents != 0) return;
+      if (fds[0].revents != 0 && !broker_.Serve()) return;
+    }
+  }
+
+  Broker broker_;
+  Fd stop_;
+  std::thread thread_;  // last: it uses the members above
+};
+
+}  // namespace
+
 struct AppManager::App {
   std::string component_id;
   std::string name;
@@ -38,12 +74,12 @@ struct AppManager::App {
   std::optional<sandbox::AppCgroup> cgroup;
   std::unique_ptr<sandbox::AppRun> run;  // its sandbox, or the coprocessor it runs on
   BrokerGrants grants;
-  std::optional<Broker> broker;         // serving the running app
-  std::shared_ptr<const Fd> intercore;  // a running real-time app's end of its channel
-  int cpu = -1;                         // the real-time CPU it holds
-  int coprocessor = -1;                 // the coprocessor it holds (its index in the parts)
-  Fd output{-1};                        // the read end of the app's output pipe
-  std::string partial;                  // output after the last newline
+  std::unique_ptr<BrokerThread> broker;  // serving the running app
+  std::shared_ptr<const Fd> intercore;   // a running real-time app's end of its channel
+  int cpu = -1;                          // the real-time CPU it holds
+  int coprocessor = -1;                  // the coprocessor it holds (its index in the parts)
+  Fd output{-1};                         // the read end of the app's output pipe
+  std::string partial;                   // output after the last newline
   Clock::time_point log_window;
   int logged = 0;
   int unlogged = 0;
@@ -306,7 +342,7 @@ void AppManager::Launch(App& app) {
                                          *cgroup, deny);
   if (!started) return failed(started.error().message());
   broker->CloseAppEnd();
-  app.broker.emplace(std::move(*broker));
+  app.broker = std::make_unique<BrokerThread>(std::move(*broker));
   app.cgroup = std::move(*cgroup);
   app.run = std::move(*started);
   app.started = Clock::now();
@@ -384,7 +420,16 @@ void AppManager::Drain(App& app) {
   }
 }
 
-void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
+void AppManager::Ended(App& app, const sandbox::AppExit& exit, std::unique_lock<std::mutex>& lock) {
+  if (app.broker) {
+    // A call in flight is answered before what the app held (a peripheral it opened, its event
+    // registration) is let go; waited for unlocked. The app stays running to the rest meanwhile,
+    // so nothing starts it again or removes it.
+    std::unique_ptr<BrokerThread> broker = std::move(app.broker);
+    lock.unlock();
+    broker.reset();
+    lock.lock();
+  }
   if (app.output.get() >= 0) Drain(app);
   app.output = Fd(-1);
   app.partial.clear();
@@ -400,7 +445,6 @@ void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
   }
   app.run.reset();
   app.cgroup.reset();
-  app.broker.reset();
   connections_->Forget(app.component_id);
   app.intercore.reset();
   app.cpu = -1;
@@ -436,7 +480,7 @@ void AppManager::Supervise() {
     const auto now = Clock::now();
     auto next = Clock::time_point::max();
     std::vector<pollfd> fds{{wake_.get(), POLLIN, 0}};
-    enum class Polled { kOutput, kBroker, kExit };
+    enum class Polled { kOutput, kExit };
     std::vector<std::pair<App*, Polled>> polled;  // what each descriptor after the first is
     bool any_running = false;
     for (auto& [id, app] : apps_) {
@@ -451,10 +495,6 @@ void AppManager::Supervise() {
       if (app->output.get() >= 0) {
         fds.push_back({app->output.get(), POLLIN, 0});
         polled.emplace_back(app.get(), Polled::kOutput);
-      }
-      if (app->broker) {
-        fds.push_back({app->broker->descriptor(), POLLIN, 0});
-        polled.emplace_back(app.get(), Polled::kBroker);
       }
       if (app->run) {
         any_running = true;
@@ -483,12 +523,10 @@ void AppManager::Supervise() {
       if (fds[i + 1].revents == 0) continue;
       if (what == Polled::kOutput) {
         if (app->output.get() == fds[i + 1].fd) Drain(*app);
-      } else if (what == Polled::kBroker) {
-        if (app->broker && app->broker->descriptor() == fds[i + 1].fd && !app->broker->Serve()) {
-          app->broker.reset();
-        }
       } else if (app->run) {
-        if (const auto exit = app->run->Wait(std::chrono::milliseconds(0))) Ended(*app, *exit);
+        if (const auto exit = app->run->Wait(std::chrono::milliseconds(0))) {
+          Ended(*app, *exit, lock);
+        }
       }
     }
   }

@@ -114,7 +114,7 @@ struct BrokerGrants {
 inline constexpr int kReportsPerSecond = 100;
 inline constexpr std::chrono::seconds kMaxPowerDown{86400};
 
-// Not thread-safe: the app manager's thread serves it.
+// Not thread-safe: one thread serves it, the one the app manager runs for the app.
 class Broker {
  public:
   // Errors: kSandbox when the socket pair cannot be made.
