@@ -614,9 +614,10 @@ TEST_F(ApplibsTest, AnAppConfiguresAnInterfaceAspisdManages) {
 }
 
 // A DHCP server on the far end of the test's veth pair: dnsmasq, leasing 192.168.77.50-60 with
-// 192.168.77.1 as router, DNS servers (one on the device's loopback) and an NTP server, and, as a
-// hostile network's would, a host name and classless routes that would take every destination
-// (0.0.0.0/1 and 128.0.0.0/1 outrank any default route); what it did, in its log.
+// 192.168.77.1 as router, DNS and NTP servers, and, as a hostile network's would, a host name,
+// classless routes that would take every destination (0.0.0.0/1 and 128.0.0.0/1 outrank any
+// default route) and DNS and NTP servers that are the device itself (its loopback, and
+// 192.168.77.1: both ends of the pair are in the test's namespace); what it did, in its log.
 class DhcpServer {
  public:
   DhcpServer(const TestNamespace& ns, const std::string& interface, const fs::path& dir)
@@ -636,7 +637,7 @@ class DhcpServer {
                   "--dhcp-range=192.168.77.50,192.168.77.60,1h",
                   "--dhcp-option=3,192.168.77.1",
                   "--dhcp-option=6,192.168.77.1,127.0.0.1,192.168.77.2",
-                  "--dhcp-option=42,192.168.77.1",
+                  "--dhcp-option=42,192.168.77.1,192.168.77.3",
                   "--dhcp-option=12,evil-host",
                   "--dhcp-option=121,0.0.0.0/1,192.168.77.1,128.0.0.0/1,192.168.77.1",
                   "--log-dhcp",
@@ -746,15 +747,15 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
   EXPECT_EQ(routes.find("128.0.0.0/1"), std::string::npos) << routes;
   EXPECT_NE(routes.find("default via 192.168.77.1"), std::string::npos) << routes;
   EXPECT_EQ(ReadText("/etc/resolv.conf"), resolver);
-  // The lease's DNS servers are where aspisd's resolver for apps asks, but never the device's
-  // loopback; its NTP server is where automatic time sync takes the time.
+  // The lease's DNS servers are where aspisd's resolver for apps asks, and its NTP servers where
+  // automatic time sync takes the time, but never the device itself.
   auto dns = board::AsText(control.DnsServers());
   for (int i = 0; i < 50 && dns.empty(); ++i) {
     std::this_thread::sleep_for(milliseconds(100));
     dns = board::AsText(control.DnsServers());
   }
-  EXPECT_EQ(dns, (std::vector<std::string>{"192.168.77.1", "192.168.77.2"})) << server.Log();
-  EXPECT_EQ(board::AsText(control.NtpServers()), std::vector<std::string>{"192.168.77.1"});
+  EXPECT_EQ(dns, std::vector<std::string>{"192.168.77.2"}) << server.Log();
+  EXPECT_EQ(board::AsText(control.NtpServers()), std::vector<std::string>{"192.168.77.3"});
   ASSERT_TRUE(control.ReleaseIp(inner));
   EXPECT_TRUE(control.DnsServers().empty());
   EXPECT_EQ(ns.Output({"ip", "-o", "-4", "addr", "show", "dev", inner}), "");

@@ -89,19 +89,11 @@ bool ValidDnsServers(std::span<const in_addr> servers) {
          });
 }
 
-// Unicast, and not on loopback or link-local: where a network may send the device's questions.
-bool IsNetworkServer(in_addr server) {
-  const std::uint32_t address = ntohl(server.s_addr);
-  return IsUnicast(address) && (address >> 16) != 0xa9fe;
-}
-
 void AddOnce(std::vector<in_addr>& servers, in_addr server, std::size_t most) {
   const bool listed = std::any_of(servers.begin(), servers.end(),
                                   [&](in_addr s) { return s.s_addr == server.s_addr; });
   if (!listed && servers.size() < most) servers.push_back(server);
 }
-
-constexpr std::chrono::seconds kLeaseRecheck{2};
 
 std::string Dotted(std::uint32_t a) {
   return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
@@ -119,36 +111,6 @@ std::vector<std::string> AsText(std::span<const in_addr> addresses) {
   text.reserve(addresses.size());
   for (const in_addr address : addresses) text.push_back(Dotted(ntohl(address.s_addr)));
   return text;
-}
-
-LeaseServers ParseLease(std::string_view dump) {
-  std::optional<std::string_view> dns;
-  std::optional<std::string_view> ntp;
-  bool twice = false;
-  for (const std::string_view line : text::Split(dump, '\n')) {
-    for (auto [name, value] : {std::pair{"domain_name_servers=", &dns}, {"ntp_servers=", &ntp}}) {
-      if (!line.starts_with(name)) continue;
-      twice = twice || value->has_value();
-      *value = line.substr(std::string_view(name).size());
-    }
-  }
-  LeaseServers servers;
-  if (twice) return servers;
-  const auto read = [](std::optional<std::string_view> list, std::size_t most) {
-    std::vector<in_addr> addresses;
-    for (const std::string_view word : text::Split(list.value_or(""), ' ')) {
-      in_addr address{};
-      if (word.size() < INET_ADDRSTRLEN &&
-          ::inet_pton(AF_INET, std::string(word).c_str(), &address) == 1 &&
-          IsNetworkServer(address)) {
-        AddOnce(addresses, address, most);
-      }
-    }
-    return addresses;
-  };
-  servers.dns = read(dns, kMaxDnsServers);
-  servers.ntp = read(ntp, kMaxLeaseNtpServers);
-  return servers;
 }
 
 NetworkResult<std::unique_ptr<NetworkControl>> NetworkControl::Open(
@@ -293,11 +255,16 @@ NetworkResult<void> NetworkControl::SetStaticIp(const std::string& interface, in
 std::vector<in_addr> NetworkControl::DnsServers() {
   const std::lock_guard lock(mutex_);
   std::vector<in_addr> servers;
+  for (const auto& [interface, custom] : dns_) {
+    for (const in_addr server : custom) AddOnce(servers, server, kMaxDnsServers);
+  }
   for (const std::string& interface : interfaces_) {
-    const auto custom = dns_.find(interface);
-    const std::vector<in_addr> own =
-        custom != dns_.end() && !custom->second.empty() ? custom->second : Lease(interface).dns;
-    for (const in_addr server : own) AddOnce(servers, server, kMaxDnsServers);
+    if (const auto custom = dns_.find(interface); custom != dns_.end() && !custom->second.empty()) {
+      continue;
+    }
+    for (const in_addr server : Lease(interface).dns) {
+      if (!Inward(interface, server)) AddOnce(servers, server, kMaxDnsServers);
+    }
   }
   return servers;
 }
@@ -307,26 +274,46 @@ std::vector<in_addr> NetworkControl::NtpServers() {
   std::vector<in_addr> servers;
   for (const std::string& interface : interfaces_) {
     for (const in_addr server : Lease(interface).ntp) {
-      AddOnce(servers, server, kMaxLeaseNtpServers);
+      if (!Inward(interface, server)) AddOnce(servers, server, kMaxLeaseNtpServers);
     }
   }
   return servers;
 }
 
-LeaseServers NetworkControl::Lease(const std::string& interface) {
-  const auto client = clients_.find(interface);
-  if (!dynamic_.contains(interface) || client == clients_.end()) return {};
-  const auto now = std::chrono::steady_clock::now();
-  AskedLease& asked = leases_[interface];
-  if (asked.client == client->second->pid() && now - asked.when < kLeaseRecheck) {
-    return asked.servers;
+LeaseServers NetworkControl::Lease(const std::string& interface) const {
+  if (!dynamic_.contains(interface) || !clients_.contains(interface)) return {};
+  const auto lease =
+      file::Read(daemons_.dhcp_client_db / (interface + ".lease"), std::size_t{64} * 1024);
+  return lease ? ParseLease(*lease) : LeaseServers{};
+}
+
+bool NetworkControl::Inward(const std::string& interface, in_addr server) {
+  std::set<int> others;  // the other interfaces aspisd manages
+  for (const std::string& name : interfaces_) {
+    if (const auto index = Index(name); index && name != interface) others.insert(*index);
   }
-  const auto dump = client->second->OutputInside(
-      {daemons_.dhcp_client.string(), "-4", "-U", interface}, daemons_.lease_reader);
-  asked = {.client = client->second->pid(),
-           .when = now,
-           .servers = dump ? ParseLease(*dump) : LeaseServers{}};
-  return asked.servers;
+  nl_cache* loaded = nullptr;
+  if (::rtnl_addr_alloc_cache(socket_, &loaded) < 0) return true;
+  const CachePtr addresses(loaded);
+  const std::uint32_t asked = ntohl(server.s_addr);
+  for (nl_object* object = ::nl_cache_get_first(loaded); object != nullptr;
+       object = ::nl_cache_get_next(object)) {
+    auto* address = reinterpret_cast<rtnl_addr*>(object);
+    nl_addr* local = ::rtnl_addr_get_local(address);
+    if (::rtnl_addr_get_family(address) != AF_INET || local == nullptr ||
+        ::nl_addr_get_len(local) != sizeof(in_addr)) {
+      continue;
+    }
+    in_addr device{};
+    std::memcpy(&device, ::nl_addr_get_binary_addr(local), sizeof device);
+    const std::uint32_t host = ntohl(device.s_addr);
+    const int prefix = ::rtnl_addr_get_prefixlen(address);
+    if (host == asked || (others.contains(::rtnl_addr_get_ifindex(address)) && prefix > 0 &&
+                          prefix <= 32 && ((host ^ asked) >> (32 - prefix)) == 0)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 NetworkResult<void> NetworkControl::SetDefaultRoute(int index, in_addr gateway) {

@@ -3,7 +3,6 @@
 #include <netinet/in.h>
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <expected>
 #include <filesystem>
@@ -13,10 +12,10 @@
 #include <set>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "core/fd.hpp"
+#include "device/board/dhcp_lease.hpp"
 #include "device/board/network_daemon.hpp"
 
 struct nl_sock;
@@ -49,23 +48,9 @@ using HardwareAddress = std::array<std::uint8_t, 6>;
 
 inline constexpr std::uint32_t kManagedRouteMetric = 1000;
 inline constexpr std::size_t kMaxDnsServers = 3;  // applibs' custom DNS, and glibc's MAXNS
-inline constexpr std::size_t kMaxLeaseNtpServers = 4;
-
-// What a DHCP server's lease names besides the address: its DNS and NTP servers, each a unicast
-// address (not 0.0.0.0/8, loopback, link-local, multicast or reserved), in the lease's order,
-// each once, at most kMaxDnsServers and kMaxLeaseNtpServers.
-struct LeaseServers {
-  std::vector<in_addr> dns;
-  std::vector<in_addr> ntp;
-};
 
 // Each address in dotted-decimal form.
 std::vector<std::string> AsText(std::span<const in_addr> addresses);
-
-// dhcpcd's dump of a lease (`dhcpcd -U`: `name=value` lines), read (exposed for tests): the
-// servers its domain_name_servers and ntp_servers name. An address that is not one of the kind
-// LeaseServers holds is left out; a name given twice gives none.
-LeaseServers ParseLease(std::string_view dump);
 
 // Thread-safe.
 class NetworkControl {
@@ -98,13 +83,15 @@ class NetworkControl {
   // system's resolver); EINVAL, before anything changes, for more than kMaxDnsServers or one that
   // is not a unicast or loopback address.
   NetworkResult<void> SetDynamicIp(const std::string& interface, std::span<const in_addr> dns = {});
-  // The DNS servers of every interface aspisd manages, the interfaces in name order, each once, at
-  // most kMaxDnsServers: an interface's custom ones, or for one in dynamic mode without any, those
-  // its lease names. Where aspisd's resolver for apps asks, instead of the system's resolver, when
-  // there are any.
+  // The DNS servers of the interfaces aspisd manages, each once, at most kMaxDnsServers: the
+  // custom ones of every interface (in interface name order), then those the leases of interfaces
+  // in dynamic mode without custom ones name, but never an address of the device's nor one in the
+  // subnet of another interface aspisd manages (a private network's). Where aspisd's resolver for
+  // apps asks, instead of the system's resolver, when there are any.
   std::vector<in_addr> DnsServers();
   // The NTP servers the leases of interfaces in dynamic mode name, the interfaces in name order,
-  // each once, at most kMaxLeaseNtpServers: where automatic time sync takes the time.
+  // each once, at most kMaxLeaseNtpServers, but none DnsServers would leave out: where automatic
+  // time sync takes the time.
   std::vector<in_addr> NtpServers();
   // In dynamic mode only (EINVAL otherwise): gives the lease back, leaving the interface without
   // an address until RenewIp; asks for it again (a released one anew).
@@ -131,11 +118,13 @@ class NetworkControl {
   NetworkResult<void> StartDhcpClient(const std::string& interface);
   std::vector<std::string> DhcpClientArgv(const std::string& interface) const;
   std::filesystem::path ClientRecord(const std::string& interface) const;
-  // The servers the lease of `interface`'s DHCP client names (with mutex_ held): none without a
-  // client or a lease. Asked of the client itself (`dhcpcd -U`, as an unprivileged user, in the
-  // client's mount namespace, where its control socket is), again once kLeaseRecheck passed or
-  // the client is another.
-  LeaseServers Lease(const std::string& interface);
+  // The servers the lease of `interface`'s DHCP client names, read from dhcpcd's lease file each
+  // time (with mutex_ held): none without a client or a lease.
+  LeaseServers Lease(const std::string& interface) const;
+  // Whether a server a lease of `interface` names would have the device ask itself or a private
+  // network (with mutex_ held): an address of the device's, or one in the subnet of another
+  // interface aspisd manages.
+  bool Inward(const std::string& interface, in_addr server);
   // The static IPv4 address of `interface` (host order) and its prefix length (with mutex_ held):
   // EINVAL when it has none or is in dynamic mode.
   NetworkResult<std::pair<std::uint32_t, int>> StaticAddress(const std::string& interface);
@@ -157,12 +146,6 @@ class NetworkControl {
   std::map<std::string, std::unique_ptr<NetworkDaemon>> servers_;
   std::map<std::string, std::unique_ptr<NetworkDaemon>> time_servers_;
   std::map<std::string, std::vector<in_addr>> dns_;  // guarded by mutex_
-  struct AskedLease {
-    pid_t client = 0;
-    std::chrono::steady_clock::time_point when;
-    LeaseServers servers;
-  };
-  std::map<std::string, AskedLease> leases_;  // guarded by mutex_
 };
 
 }  // namespace aspis::device::board

@@ -171,12 +171,6 @@ void NetworkDaemon::EndLeftBehind(const std::filesystem::path& file,
   NetworkDaemon(pid, std::move(pidfd), grace).End(SIGTERM);
 }
 
-std::expected<std::string, int> NetworkDaemon::OutputInside(
-    const std::vector<std::string>& argv, const std::string& user,
-    std::chrono::milliseconds timeout) const {
-  return OutputAs(argv, user, pidfd_.get(), timeout);
-}
-
 std::optional<std::pair<uid_t, gid_t>> Account(const std::string& user) {
   passwd entry{};
   passwd* found = nullptr;
@@ -189,7 +183,7 @@ std::optional<std::pair<uid_t, gid_t>> Account(const std::string& user) {
 }
 
 std::expected<std::string, int> OutputAs(const std::vector<std::string>& argv,
-                                         const std::string& user, int pidfd,
+                                         const std::string& user,
                                          std::chrono::milliseconds timeout) {
   const auto account = Account(user);
   if (!account) return std::unexpected(ENOENT);
@@ -211,13 +205,13 @@ std::expected<std::string, int> OutputAs(const std::vector<std::string>& argv,
     ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
     const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0 || ::dup2(null, STDIN_FILENO) < 0 || ::dup2(null, STDERR_FILENO) < 0 ||
-        ::dup2(write_end.get(), STDOUT_FILENO) < 0 ||
-        (pidfd >= 0 && ::setns(pidfd, CLONE_NEWNS) != 0) || ::setgroups(0, nullptr) != 0 ||
+        ::dup2(write_end.get(), STDOUT_FILENO) < 0 || ::setgroups(0, nullptr) != 0 ||
         ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
       ::_exit(127);
     }
     ::close_range(3, ~0U, 0);
-    ::execv(raw[0], raw.data());
+    std::array<char*, 1> empty{nullptr};
+    ::execve(raw[0], raw.data(), empty.data());
     ::_exit(127);
   }
   write_end.Close();
@@ -229,7 +223,9 @@ std::expected<std::string, int> OutputAs(const std::vector<std::string>& argv,
     const auto left =
         std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd readable{.fd = read_end.get(), .events = POLLIN, .revents = 0};
-    if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) == 0) {
+    const int ready = left.count() <= 0 ? 0 : ::poll(&readable, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
       late = true;
       ::kill(pid, SIGKILL);
       break;

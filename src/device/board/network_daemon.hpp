@@ -25,8 +25,8 @@ struct NetworkDaemons {
   std::filesystem::path time_server = "/usr/sbin/chronyd";
   // Where the servers keep their leases and configuration.
   std::filesystem::path leases_dir = "/var/lib/aspisd/dhcp";
-  std::string lease_reader = "dhcpcd";         // whom `dhcpcd -U` runs as (dhcpcd's own user)
-  std::chrono::milliseconds stop_grace{5000};  // from a signal to SIGKILL
+  std::filesystem::path dhcp_client_db = "/var/lib/dhcpcd";  // where dhcpcd keeps its leases
+  std::chrono::milliseconds stop_grace{5000};                // from a signal to SIGKILL
 };
 
 class NetworkDaemon {
@@ -47,11 +47,6 @@ class NetworkDaemon {
   NetworkDaemon& operator=(const NetworkDaemon&) = delete;
 
   pid_t pid() const { return pid_; }
-  // Runs `argv` as OutputAs does, in this program's mount namespace (where its private directory
-  // is).
-  std::expected<std::string, int> OutputInside(
-      const std::vector<std::string>& argv, const std::string& user,
-      std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
   // Sends `signal`; ESRCH once the program ended.
   std::expected<void, int> Signal(int signal);
   // Sends `signal` (again every 100 ms: a program loses one that lands while it starts) and waits
@@ -77,13 +72,12 @@ class NetworkDaemon {
   bool ended_ = false;
 };
 
-// Runs `argv` (argv[0] a path) as `user` (its IDs, no supplementary group), in the mount namespace
-// of the process `pidfd` holds when it is not -1, with no descriptor of aspisd's but its standard
-// ones and no signal blocked, and returns what it printed (up to 4 KiB) when it exited with 0.
-// ENOENT: no such user; EAGAIN: it did not run, or failed; ETIMEDOUT: it had not ended within
-// `timeout` (it is killed).
+// Runs `argv` (argv[0] a path) as `user` (its IDs, no supplementary group), with no descriptor of
+// aspisd's but its standard ones, no signal blocked and an empty environment, and returns what it
+// printed (up to 4 KiB) when it exited with 0. ENOENT: no such user; EAGAIN: it did not run, or
+// failed; ETIMEDOUT: it had not ended within `timeout` (it is killed).
 std::expected<std::string, int> OutputAs(
-    const std::vector<std::string>& argv, const std::string& user, int pidfd = -1,
+    const std::vector<std::string>& argv, const std::string& user,
     std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // The user and group IDs of `user`.
