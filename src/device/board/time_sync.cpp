@@ -200,7 +200,11 @@ TimeSyncResult<void> TimeSync::Keep(TimeSyncChoice choice) {
 }
 
 std::vector<std::string> TimeSync::NetworkServers() const {
-  return config_.network_servers ? config_.network_servers() : std::vector<std::string>{};
+  // Sorted: the network naming its servers in another order changes nothing.
+  std::vector<std::string> servers =
+      config_.network_servers ? config_.network_servers() : std::vector<std::string>{};
+  std::sort(servers.begin(), servers.end());
+  return servers;
 }
 
 void TimeSync::Recheck(const std::stop_token& stop) {
