@@ -93,7 +93,8 @@ class RealFs final : public FileSystem {
   void Remove(const std::filesystem::path& path) override { ::unlink(path.c_str()); }
 
   Expected<Bytes> Read(const std::filesystem::path& path, std::size_t max_size) override {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // Non-blocking: a FIFO put where a file was expected is refused, not waited on.
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (fd.get() < 0) return std::unexpected(SysError("opening", path));
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return std::unexpected(SysError("inspecting", path));

@@ -38,6 +38,7 @@
 #include "device/board/wifi.hpp"
 #include "service/http/server.hpp"
 #include "support/board.hpp"
+#include "support/dhcp_message.hpp"
 #include "support/fake_remoteproc.hpp"
 #include "support/ntp_server.hpp"
 #include "support/process.hpp"
@@ -772,6 +773,34 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
   EXPECT_TRUE(control.NtpServers().empty());
 }
 
+// A lease dhcpcd kept from another network (or an earlier run) names servers for an address the
+// interface does not hold: until a server answers, none of them is asked.
+TEST(NetworkDhcpTest, ALeaseLeftFromAnotherNetworkNamesNoServers) {
+  aspis::testing::TempDir dir;
+  const std::string inner = "dn" + std::to_string(::getpid());
+  const std::string outer = "do" + std::to_string(::getpid());
+  TestNamespace ns(inner, outer);
+  ASSERT_TRUE(ns.ok());
+  auto network = board::NetworkControl::Open({inner}, ns.path(), ns.Daemons());
+  ASSERT_TRUE(network);
+  const fs::path kept = fs::path("/var/lib/dhcpcd") / (inner + ".lease");
+  ASSERT_TRUE(aspis::file::WriteDurably(
+      kept,
+      aspis::testing::DhcpAck({6, 4, 192, 0, 2, 53, 42, 4, 192, 0, 2, 123, 255}, {10, 9, 8, 7}),
+      0640));
+  ASSERT_TRUE((*network)->SetUp(inner, true));
+  ASSERT_TRUE((*network)->SetDynamicIp(inner));  // no server answers on this network
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_TRUE((*network)->DnsServers().empty());
+  EXPECT_TRUE((*network)->NtpServers().empty());
+  // Once the interface holds the address (as had the lease been taken again), its servers count.
+  ASSERT_TRUE(ns.Run({"ip", "addr", "add", "10.9.8.7/24", "dev", inner}));
+  EXPECT_EQ(board::AsText((*network)->DnsServers()), std::vector<std::string>{"192.0.2.53"});
+  network->reset();
+  std::error_code ec;
+  fs::remove(kept, ec);
+}
+
 // A guardian's private network: the app serves DHCP on the interface to a legacy device (here a
 // real dhcpcd on the far end), which gets the one address leased and no router, and the device's
 // time over SNTP (asked by a real chronyd).
@@ -907,6 +936,38 @@ TEST_F(ApplibsTest, AnAppsCallThatWaitsHoldsUpNeitherAnotherAppNorTheManager) {
                                       "storage-package: ok", "storage-package-escape: EINVAL"}));
   ASSERT_EQ(::kill(wpa.pid(), SIGCONT), 0);
   EXPECT_EQ(Line(), "wifi-count: 0");
+}
+
+// An app killed while its call waits on a stopped wpa_supplicant ends only once the call is
+// answered (what it held is let go after it), but meanwhile the manager goes on with the other
+// apps: another one stops. Waited for on the manager's thread, that stop would wait behind it.
+TEST_F(ApplibsTest, AnAppKilledWhileItsCallWaitsHoldsUpNoOtherAppsStop) {
+  aspis::testing::WpaSupplicant wpa(dir_ / "wpa");
+  ASSERT_TRUE(wpa.Ready());
+  board::Wifi wifi(wpa.control());
+  parts_.wifi = &wifi;
+  ASSERT_EQ(::kill(wpa.pid(), SIGSTOP), 0);
+  constexpr char kOther[] = "1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+  Install(kOther, "other", {"storage"}, R"({"MutableStorage": {"SizeKB": 8}})");
+  Run({"wifi-count"}, R"({"WifiConfig": true})");
+  Until("asking");
+  std::this_thread::sleep_for(milliseconds(300));  // its request reaches wpa_supplicant
+  const auto waiting = manager_->Status(kApp);
+  ASSERT_TRUE(waiting && waiting->pid > 0);
+  ASSERT_EQ(::kill(waiting->pid, SIGKILL), 0);
+  // Reaped: the manager saw it end.
+  const fs::path proc = "/proc/" + std::to_string(waiting->pid);
+  for (int i = 0; i < 200 && fs::exists(proc); ++i) std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_FALSE(fs::exists(proc));
+  manager_->Stop(kOther);
+  EXPECT_EQ(manager_->Status(kOther)->state, "stopped");
+  EXPECT_EQ(manager_->Status(kApp)->restarts, 0);  // its call still waits: not ended yet
+  ASSERT_EQ(::kill(wpa.pid(), SIGCONT), 0);
+  int restarts = 0;
+  for (int i = 0; i < 100 && (restarts = manager_->Status(kApp)->restarts) == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(restarts, 1);
 }
 
 TEST(WpaSupplicantTest, At37StoredNetworksAddingOneMoreIsRefusedHoweverLongTheirSsids) {

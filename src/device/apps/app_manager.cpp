@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
+#include <optional>
+#include <system_error>
+#include <utility>
 
 #include "core/bytes.hpp"
 #include "core/file.hpp"
@@ -27,31 +30,43 @@ namespace {
 // DHCP client starting, chronyd stopping) holds up neither the other apps nor the manager.
 class BrokerThread {
  public:
+  // Throws std::system_error when no thread can be started.
   explicit BrokerThread(Broker broker)
       : broker_(std::move(broker)),
         stop_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+        done_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
         thread_([this] { Serve(); }) {}
-  // Returns once the call in flight, if any, is answered.
   ~BrokerThread() {
-    const std::uint64_t one = 1;
-    (void)::write(stop_.get(), &one, sizeof one);
+    Stop();
     thread_.join();
   }
   BrokerThread(const BrokerThread&) = delete;
   BrokerThread& operator=(const BrokerThread&) = delete;
 
+  // Asks the thread to end once the call in flight, if any, is answered; returns at once.
+  void Stop() {
+    const std::uint64_t one = 1;
+    (void)::write(stop_.get(), &one, sizeof one);
+  }
+  // Readable once the thread ended.
+  int done_descriptor() const { return done_.get(); }
+
  private:
   void Serve() {
     for (;;) {
       std::array<pollfd, 2> fds{{{broker_.descriptor(), POLLIN, 0}, {stop_.get(), POLLIN, 0}}};
-      if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return;
-      if (fds[1].revents != 0) return;
-      if (fds[0].revents != 0 && !broker_.Serve()) return;
+      if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+      // The app gone, what it left queued goes unanswered.
+      if (fds[1].revents != 0 || (fds[0].revents & (POLLHUP | POLLERR)) != 0) break;
+      if (fds[0].revents != 0 && !broker_.Serve()) break;
     }
+    const std::uint64_t one = 1;
+    (void)::write(done_.get(), &one, sizeof one);
   }
 
   Broker broker_;
   Fd stop_;
+  Fd done_;
   std::thread thread_;  // last: it uses the members above
 };
 
@@ -75,11 +90,13 @@ struct AppManager::App {
   std::unique_ptr<sandbox::AppRun> run;  // its sandbox, or the coprocessor it runs on
   BrokerGrants grants;
   std::unique_ptr<BrokerThread> broker;  // serving the running app
-  std::shared_ptr<const Fd> intercore;   // a running real-time app's end of its channel
-  int cpu = -1;                          // the real-time CPU it holds
-  int coprocessor = -1;                  // the coprocessor it holds (its index in the parts)
-  Fd output{-1};                         // the read end of the app's output pipe
-  std::string partial;                   // output after the last newline
+  // How the app ended, while its broker's call in flight is answered: then it is Ended.
+  std::optional<sandbox::AppExit> ending;
+  std::shared_ptr<const Fd> intercore;  // a running real-time app's end of its channel
+  int cpu = -1;                         // the real-time CPU it holds
+  int coprocessor = -1;                 // the coprocessor it holds (its index in the parts)
+  Fd output{-1};                        // the read end of the app's output pipe
+  std::string partial;                  // output after the last newline
   Clock::time_point log_window;
   int logged = 0;
   int unlogged = 0;
@@ -342,7 +359,13 @@ void AppManager::Launch(App& app) {
                                          *cgroup, deny);
   if (!started) return failed(started.error().message());
   broker->CloseAppEnd();
-  app.broker = std::make_unique<BrokerThread>(std::move(*broker));
+  try {
+    app.broker = std::make_unique<BrokerThread>(std::move(*broker));
+  } catch (const std::system_error& e) {
+    (*started)->Signal(SIGKILL);
+    (void)(*started)->Wait(parts_.stop_grace);
+    return failed(std::string("cannot serve its broker: ") + e.what());
+  }
   app.cgroup = std::move(*cgroup);
   app.run = std::move(*started);
   app.started = Clock::now();
@@ -420,16 +443,8 @@ void AppManager::Drain(App& app) {
   }
 }
 
-void AppManager::Ended(App& app, const sandbox::AppExit& exit, std::unique_lock<std::mutex>& lock) {
-  if (app.broker) {
-    // A call in flight is answered before what the app held (a peripheral it opened, its event
-    // registration) is let go; waited for unlocked. The app stays running to the rest meanwhile,
-    // so nothing starts it again or removes it.
-    std::unique_ptr<BrokerThread> broker = std::move(app.broker);
-    lock.unlock();
-    broker.reset();
-    lock.lock();
-  }
+void AppManager::Ended(App& app, const sandbox::AppExit& exit) {
+  app.broker.reset();
   if (app.output.get() >= 0) Drain(app);
   app.output = Fd(-1);
   app.partial.clear();
@@ -480,7 +495,7 @@ void AppManager::Supervise() {
     const auto now = Clock::now();
     auto next = Clock::time_point::max();
     std::vector<pollfd> fds{{wake_.get(), POLLIN, 0}};
-    enum class Polled { kOutput, kExit };
+    enum class Polled { kOutput, kExit, kBrokerDone };
     std::vector<std::pair<App*, Polled>> polled;  // what each descriptor after the first is
     bool any_running = false;
     for (auto& [id, app] : apps_) {
@@ -496,7 +511,11 @@ void AppManager::Supervise() {
         fds.push_back({app->output.get(), POLLIN, 0});
         polled.emplace_back(app.get(), Polled::kOutput);
       }
-      if (app->run) {
+      if (app->run && app->ending) {
+        any_running = true;
+        fds.push_back({app->broker->done_descriptor(), POLLIN, 0});
+        polled.emplace_back(app.get(), Polled::kBrokerDone);
+      } else if (app->run) {
         any_running = true;
         fds.push_back({app->run->exit_descriptor(), POLLIN, 0});
         polled.emplace_back(app.get(), Polled::kExit);
@@ -523,9 +542,22 @@ void AppManager::Supervise() {
       if (fds[i + 1].revents == 0) continue;
       if (what == Polled::kOutput) {
         if (app->output.get() == fds[i + 1].fd) Drain(*app);
-      } else if (app->run) {
-        if (const auto exit = app->run->Wait(std::chrono::milliseconds(0))) {
-          Ended(*app, *exit, lock);
+      } else if (what == Polled::kBrokerDone) {
+        if (app->ending) {
+          app->broker.reset();
+          const sandbox::AppExit exit = *std::exchange(app->ending, std::nullopt);
+          Ended(*app, exit);
+        }
+      } else if (app->run && !app->ending) {
+        if (auto exit = app->run->Wait(std::chrono::milliseconds(0))) {
+          // A call in flight is answered before what the app held (a peripheral it opened, its
+          // event registration) is let go; the app stays running to the rest meanwhile.
+          if (app->broker) {
+            app->broker->Stop();
+            app->ending = std::move(*exit);
+          } else {
+            Ended(*app, *exit);
+          }
         }
       }
     }

@@ -142,9 +142,8 @@ class AppManager {
   // Starts real-time app `app` on a free coprocessor; the reason when it cannot.
   std::optional<std::string> LaunchOnCoprocessor(App& app, const std::filesystem::path& version,
                                                  const package::AppManifest& manifest);
-  // `app` ended (called with `lock` held, which it lets go while the app's call in flight is
-  // answered).
-  void Ended(App& app, const sandbox::AppExit& exit, std::unique_lock<std::mutex>& lock);
+  // `app` ended, and its broker's call in flight was answered (called with mutex_ held).
+  void Ended(App& app, const sandbox::AppExit& exit);
   // The next start after a failure: restart_delay doubled for each failure in a row, capped.
   void ScheduleRestart(App& app, std::chrono::steady_clock::time_point now) const;
   void Wake();

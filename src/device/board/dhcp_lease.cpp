@@ -11,6 +11,7 @@ namespace aspis::device::board {
 
 namespace {
 
+constexpr std::size_t kYiaddrAt = 16;
 constexpr std::size_t kSnameAt = 44;
 constexpr std::size_t kFileAt = 108;
 constexpr std::size_t kCookieAt = 236;
@@ -78,8 +79,10 @@ LeaseServers ParseLease(std::span<const std::uint8_t> message) {
   const std::uint8_t overload = options.overload.value_or(0);
   if ((overload & 1U) != 0 && !ReadField(message.subspan(kFileAt, 128), options)) return {};
   if ((overload & 2U) != 0 && !ReadField(message.subspan(kSnameAt, 64), options)) return {};
-  return {.dns = Servers(options.dns, kMaxLeaseDnsServers),
-          .ntp = Servers(options.ntp, kMaxLeaseNtpServers)};
+  LeaseServers servers{.dns = Servers(options.dns, kMaxLeaseDnsServers),
+                       .ntp = Servers(options.ntp, kMaxLeaseNtpServers)};
+  std::memcpy(&servers.address.s_addr, message.data() + kYiaddrAt, 4);
+  return servers;
 }
 
 }  // namespace aspis::device::board

@@ -20,6 +20,7 @@ inline constexpr std::size_t kMaxLeaseNtpServers = 4;
 // unicast address (not 0.0.0.0/8, loopback, link-local, multicast or reserved), at most
 // kMaxLeaseDnsServers and kMaxLeaseNtpServers.
 struct LeaseServers {
+  in_addr address{};  // the address leased (yiaddr)
   std::vector<in_addr> dns;
   std::vector<in_addr> ntp;
 };

@@ -100,6 +100,18 @@ std::string Dotted(std::uint32_t a) {
          std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
 }
 
+// An IPv4 address's local address (network order); nullopt for another family.
+std::optional<in_addr_t> Ipv4Of(rtnl_addr* address) {
+  nl_addr* local = ::rtnl_addr_get_local(address);
+  if (::rtnl_addr_get_family(address) != AF_INET || local == nullptr ||
+      ::nl_addr_get_len(local) != sizeof(in_addr_t)) {
+    return std::nullopt;
+  }
+  in_addr_t value = 0;
+  std::memcpy(&value, ::nl_addr_get_binary_addr(local), sizeof value);
+  return value;
+}
+
 NlAddrPtr Ipv4(in_addr address) {
   return NlAddrPtr(::nl_addr_build(AF_INET, &address, sizeof address));
 }
@@ -280,11 +292,25 @@ std::vector<in_addr> NetworkControl::NtpServers() {
   return servers;
 }
 
-LeaseServers NetworkControl::Lease(const std::string& interface) const {
+LeaseServers NetworkControl::Lease(const std::string& interface) {
   if (!dynamic_.contains(interface) || !clients_.contains(interface)) return {};
   const auto lease =
       file::Read(daemons_.dhcp_client_db / (interface + ".lease"), std::size_t{64} * 1024);
-  return lease ? ParseLease(*lease) : LeaseServers{};
+  if (!lease) return {};
+  LeaseServers servers = ParseLease(*lease);
+  // A lease the client holds now, not one left from another network or an earlier run.
+  const auto index = Index(interface);
+  nl_cache* loaded = nullptr;
+  if (!index || ::rtnl_addr_alloc_cache(socket_, &loaded) < 0) return {};
+  const CachePtr addresses(loaded);
+  for (nl_object* object = ::nl_cache_get_first(loaded); object != nullptr;
+       object = ::nl_cache_get_next(object)) {
+    auto* address = reinterpret_cast<rtnl_addr*>(object);
+    if (::rtnl_addr_get_ifindex(address) == *index && Ipv4Of(address) == servers.address.s_addr) {
+      return servers;
+    }
+  }
+  return {};
 }
 
 bool NetworkControl::Inward(const std::string& interface, in_addr server) {
@@ -299,14 +325,9 @@ bool NetworkControl::Inward(const std::string& interface, in_addr server) {
   for (nl_object* object = ::nl_cache_get_first(loaded); object != nullptr;
        object = ::nl_cache_get_next(object)) {
     auto* address = reinterpret_cast<rtnl_addr*>(object);
-    nl_addr* local = ::rtnl_addr_get_local(address);
-    if (::rtnl_addr_get_family(address) != AF_INET || local == nullptr ||
-        ::nl_addr_get_len(local) != sizeof(in_addr)) {
-      continue;
-    }
-    in_addr device{};
-    std::memcpy(&device, ::nl_addr_get_binary_addr(local), sizeof device);
-    const std::uint32_t host = ntohl(device.s_addr);
+    const std::optional<in_addr_t> device = Ipv4Of(address);
+    if (!device) continue;
+    const std::uint32_t host = ntohl(*device);
     const int prefix = ::rtnl_addr_get_prefixlen(address);
     if (host == asked || (others.contains(::rtnl_addr_get_ifindex(address)) && prefix > 0 &&
                           prefix <= 32 && ((host ^ asked) >> (32 - prefix)) == 0)) {

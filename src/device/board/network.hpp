@@ -119,8 +119,8 @@ class NetworkControl {
   std::vector<std::string> DhcpClientArgv(const std::string& interface) const;
   std::filesystem::path ClientRecord(const std::string& interface) const;
   // The servers the lease of `interface`'s DHCP client names, read from dhcpcd's lease file each
-  // time (with mutex_ held): none without a client or a lease.
-  LeaseServers Lease(const std::string& interface) const;
+  // time (with mutex_ held): none without a client, or a lease whose address the interface holds.
+  LeaseServers Lease(const std::string& interface);
   // Whether a server a lease of `interface` names would have the device ask itself or a private
   // network (with mutex_ held): an address of the device's, or one in the subnet of another
   // interface aspisd manages.

@@ -561,7 +561,9 @@ Expected<DaemonExit> RunDaemon(const DaemonConfig& given, const Env& env,
     running = nullptr;
   }
   if (device.reboot_requested() && power_down_seconds.load() > 0) {
-    // Powered down: the apps stop, and the board boots again once the time is up.
+    // Powered down: the admin socket closes and the apps stop (in that order: its commands reach
+    // the manager), and the board boots again once the time is up.
+    admin->reset();
     app_runtime->manager.reset();
     log::Info("aspisd powered down for {} s, as an app asked", power_down_seconds.load());
     std::mutex mutex;

@@ -364,6 +364,16 @@ TEST(ReadFile, RefusesFilesAboveTheLimit) {
   EXPECT_EQ(result.error(), CoreErrc::kCorrupt);
 }
 
+// A FIFO where a file was expected (a lease, a state record): refused at once, never waited on for
+// a writer that may never come.
+TEST(ReadFile, AFifoIsRefusedNotWaitedOn) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  auto result = file::Read(dir / "fifo", 1024);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error(), CoreErrc::kInvalidArgument);
+}
+
 TEST(RequireOwnerOnly, RejectsGroupOrWorldAccess) {
   TempDir dir;
   const auto path = dir / "key";

@@ -11,22 +11,15 @@
 #include <vector>
 
 #include "device/board/network.hpp"
+#include "support/dhcp_message.hpp"
 
 namespace aspis::device::board {
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-// A DHCPACK: the fixed fields (the sname and file fields holding `sname` and `file`), the magic
-// cookie, then `options`.
 Bytes Message(const Bytes& options, const Bytes& file = {}, const Bytes& sname = {}) {
-  Bytes message(236, 0);
-  message[0] = 2;
-  std::copy(sname.begin(), sname.end(), message.begin() + 44);
-  std::copy(file.begin(), file.end(), message.begin() + 108);
-  message.insert(message.end(), {99, 130, 83, 99});
-  message.insert(message.end(), options.begin(), options.end());
-  return message;
+  return testing::DhcpAck(options, {}, file, sname);
 }
 
 TEST(ParseLease, TheLeasesDnsAndNtpServersAreReadInOrder) {
@@ -36,6 +29,9 @@ TEST(ParseLease, TheLeasesDnsAndNtpServersAreReadInOrder) {
   EXPECT_EQ(AsText(servers.dns), (std::vector<std::string>{"192.168.77.1", "10.1.2.3"}));
   EXPECT_EQ(AsText(servers.ntp), std::vector<std::string>{"192.168.77.1"});
   EXPECT_TRUE(ParseLease(Message({53, 1, 5, 255})).dns.empty());
+  EXPECT_EQ(
+      AsText(std::vector<in_addr>{ParseLease(testing::DhcpAck({255}, {192, 168, 77, 58})).address}),
+      std::vector<std::string>{"192.168.77.58"});
 }
 
 TEST(ParseLease, ALeaseNeverPointsTheDevicesQuestionsAtItselfItsLinkOrNowhere) {
