@@ -774,14 +774,17 @@ TEST(NetworkDhcpTest, AReleasedLeaseLeavesTheInterfaceBareUntilRenewedAndAStatic
 }
 
 // A lease dhcpcd kept from another network (or an earlier run) names servers for an address the
-// interface does not hold: until a server answers, none of them is asked.
+// interface does not hold: until a server answers, none of them is asked. Nor, ever, one in the
+// subnet of a private network the device has on another interface.
 TEST(NetworkDhcpTest, ALeaseLeftFromAnotherNetworkNamesNoServers) {
   aspis::testing::TempDir dir;
   const std::string inner = "dn" + std::to_string(::getpid());
   const std::string outer = "do" + std::to_string(::getpid());
+  const std::string lan = "dp" + std::to_string(::getpid());  // a private network's interface
   TestNamespace ns(inner, outer);
   ASSERT_TRUE(ns.ok());
-  auto network = board::NetworkControl::Open({inner}, ns.path(), ns.Daemons());
+  ASSERT_TRUE(ns.Run({"ip", "link", "add", lan, "type", "veth", "peer", "name", lan + "p"}));
+  auto network = board::NetworkControl::Open({inner, lan}, ns.path(), ns.Daemons());
   ASSERT_TRUE(network);
   const fs::path kept = fs::path("/var/lib/dhcpcd") / (inner + ".lease");
   ASSERT_TRUE(aspis::file::WriteDurably(
@@ -796,6 +799,12 @@ TEST(NetworkDhcpTest, ALeaseLeftFromAnotherNetworkNamesNoServers) {
   // Once the interface holds the address (as had the lease been taken again), its servers count.
   ASSERT_TRUE(ns.Run({"ip", "addr", "add", "10.9.8.7/24", "dev", inner}));
   EXPECT_EQ(board::AsText((*network)->DnsServers()), std::vector<std::string>{"192.0.2.53"});
+  EXPECT_EQ(board::AsText((*network)->NtpServers()), std::vector<std::string>{"192.0.2.123"});
+  // A private network on another interface aspisd manages takes in the lease's servers: the
+  // device would send its questions into it. None of them is asked.
+  ASSERT_TRUE(ns.Run({"ip", "addr", "add", "192.0.2.1/24", "dev", lan}));
+  EXPECT_TRUE((*network)->DnsServers().empty());
+  EXPECT_TRUE((*network)->NtpServers().empty());
   network->reset();
   std::error_code ec;
   fs::remove(kept, ec);

@@ -1,6 +1,5 @@
 #include "device/board/network.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -26,7 +25,6 @@
 #include "core/fd.hpp"
 #include "core/file.hpp"
 #include "core/log.hpp"
-#include "core/text.hpp"
 
 namespace aspis::device::board {
 
@@ -98,18 +96,6 @@ void AddOnce(std::vector<in_addr>& servers, in_addr server, std::size_t most) {
 std::string Dotted(std::uint32_t a) {
   return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
          std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
-}
-
-// An IPv4 address's local address (network order); nullopt for another family.
-std::optional<in_addr_t> Ipv4Of(rtnl_addr* address) {
-  nl_addr* local = ::rtnl_addr_get_local(address);
-  if (::rtnl_addr_get_family(address) != AF_INET || local == nullptr ||
-      ::nl_addr_get_len(local) != sizeof(in_addr_t)) {
-    return std::nullopt;
-  }
-  in_addr_t value = 0;
-  std::memcpy(&value, ::nl_addr_get_binary_addr(local), sizeof value);
-  return value;
 }
 
 NlAddrPtr Ipv4(in_addr address) {
@@ -270,13 +256,11 @@ std::vector<in_addr> NetworkControl::DnsServers() {
   for (const auto& [interface, custom] : dns_) {
     for (const in_addr server : custom) AddOnce(servers, server, kMaxDnsServers);
   }
-  for (const std::string& interface : interfaces_) {
+  for (const auto& [interface, lease] : Leases()) {
     if (const auto custom = dns_.find(interface); custom != dns_.end() && !custom->second.empty()) {
       continue;
     }
-    for (const in_addr server : Lease(interface).dns) {
-      if (!Inward(interface, server)) AddOnce(servers, server, kMaxDnsServers);
-    }
+    for (const in_addr server : lease.dns) AddOnce(servers, server, kMaxDnsServers);
   }
   return servers;
 }
@@ -284,57 +268,74 @@ std::vector<in_addr> NetworkControl::DnsServers() {
 std::vector<in_addr> NetworkControl::NtpServers() {
   const std::lock_guard lock(mutex_);
   std::vector<in_addr> servers;
-  for (const std::string& interface : interfaces_) {
-    for (const in_addr server : Lease(interface).ntp) {
-      if (!Inward(interface, server)) AddOnce(servers, server, kMaxLeaseNtpServers);
-    }
+  for (const auto& [interface, lease] : Leases()) {
+    for (const in_addr server : lease.ntp) AddOnce(servers, server, kMaxLeaseNtpServers);
   }
   return servers;
 }
 
-LeaseServers NetworkControl::Lease(const std::string& interface) {
-  if (!dynamic_.contains(interface) || !clients_.contains(interface)) return {};
-  const auto lease =
-      file::Read(daemons_.dhcp_client_db / (interface + ".lease"), std::size_t{64} * 1024);
-  if (!lease) return {};
-  LeaseServers servers = ParseLease(*lease);
-  // A lease the client holds now, not one left from another network or an earlier run.
-  const auto index = Index(interface);
-  nl_cache* loaded = nullptr;
-  if (!index || ::rtnl_addr_alloc_cache(socket_, &loaded) < 0) return {};
-  const CachePtr addresses(loaded);
-  for (nl_object* object = ::nl_cache_get_first(loaded); object != nullptr;
-       object = ::nl_cache_get_next(object)) {
-    auto* address = reinterpret_cast<rtnl_addr*>(object);
-    if (::rtnl_addr_get_ifindex(address) == *index && Ipv4Of(address) == servers.address.s_addr) {
-      return servers;
+std::vector<std::pair<std::string, LeaseServers>> NetworkControl::Leases() {
+  std::vector<std::pair<std::string, LeaseServers>> leases;
+  if (clients_.empty()) return leases;
+  std::map<std::string, int> indexes;  // of the interfaces aspisd manages that exist
+  std::set<int> managed;
+  for (const std::string& interface : interfaces_) {
+    if (const auto index = Index(interface)) {
+      indexes.emplace(interface, *index);
+      managed.insert(*index);
     }
   }
-  return {};
+  std::optional<std::vector<HostAddress>> local;  // the device's, read once a lease is
+  for (const auto& [interface, index] : indexes) {
+    if (!dynamic_.contains(interface) || !clients_.contains(interface)) continue;
+    const auto kept =
+        file::Read(daemons_.dhcp_client_db / (interface + ".lease"), std::size_t{64} * 1024);
+    if (!kept) continue;
+    LeaseServers lease = ParseLease(*kept);
+    if (!local) local = HostAddresses();
+    // A lease the client holds now, not one left from another network or an earlier run.
+    const bool held = std::any_of(local->begin(), local->end(), [&](const HostAddress& a) {
+      return a.index == index && a.host == ntohl(lease.address.s_addr);
+    });
+    if (!held) continue;
+    // Never the device itself, nor a host of a private network (another managed interface's
+    // subnet).
+    const auto inward = [&](in_addr server) {
+      const std::uint32_t asked = ntohl(server.s_addr);
+      return std::any_of(local->begin(), local->end(), [&](const HostAddress& a) {
+        const bool private_network = a.index != index && managed.contains(a.index) &&
+                                     a.prefix > 0 && a.prefix <= 32 &&
+                                     ((a.host ^ asked) >> (32 - a.prefix)) == 0;
+        return a.host == asked || private_network;
+      });
+    };
+    std::erase_if(lease.dns, inward);
+    std::erase_if(lease.ntp, inward);
+    leases.emplace_back(interface, std::move(lease));
+  }
+  return leases;
 }
 
-bool NetworkControl::Inward(const std::string& interface, in_addr server) {
-  std::set<int> others;  // the other interfaces aspisd manages
-  for (const std::string& name : interfaces_) {
-    if (const auto index = Index(name); index && name != interface) others.insert(*index);
-  }
+std::vector<NetworkControl::HostAddress> NetworkControl::HostAddresses() {
+  std::vector<HostAddress> found;
   nl_cache* loaded = nullptr;
-  if (::rtnl_addr_alloc_cache(socket_, &loaded) < 0) return true;
+  if (::rtnl_addr_alloc_cache(socket_, &loaded) < 0) return found;
   const CachePtr addresses(loaded);
-  const std::uint32_t asked = ntohl(server.s_addr);
   for (nl_object* object = ::nl_cache_get_first(loaded); object != nullptr;
        object = ::nl_cache_get_next(object)) {
     auto* address = reinterpret_cast<rtnl_addr*>(object);
-    const std::optional<in_addr_t> device = Ipv4Of(address);
-    if (!device) continue;
-    const std::uint32_t host = ntohl(*device);
-    const int prefix = ::rtnl_addr_get_prefixlen(address);
-    if (host == asked || (others.contains(::rtnl_addr_get_ifindex(address)) && prefix > 0 &&
-                          prefix <= 32 && ((host ^ asked) >> (32 - prefix)) == 0)) {
-      return true;
+    nl_addr* local = ::rtnl_addr_get_local(address);
+    if (::rtnl_addr_get_family(address) != AF_INET || local == nullptr ||
+        ::nl_addr_get_len(local) != sizeof(in_addr_t)) {
+      continue;
     }
+    in_addr_t value = 0;
+    std::memcpy(&value, ::nl_addr_get_binary_addr(local), sizeof value);
+    found.push_back({.index = ::rtnl_addr_get_ifindex(address),
+                     .host = ntohl(value),
+                     .prefix = ::rtnl_addr_get_prefixlen(address)});
   }
-  return false;
+  return found;
 }
 
 NetworkResult<void> NetworkControl::SetDefaultRoute(int index, in_addr gateway) {

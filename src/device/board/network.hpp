@@ -118,13 +118,20 @@ class NetworkControl {
   NetworkResult<void> StartDhcpClient(const std::string& interface);
   std::vector<std::string> DhcpClientArgv(const std::string& interface) const;
   std::filesystem::path ClientRecord(const std::string& interface) const;
-  // The servers the lease of `interface`'s DHCP client names, read from dhcpcd's lease file each
-  // time (with mutex_ held): none without a client, or a lease whose address the interface holds.
-  LeaseServers Lease(const std::string& interface);
-  // Whether a server a lease of `interface` names would have the device ask itself or a private
-  // network (with mutex_ held): an address of the device's, or one in the subnet of another
-  // interface aspisd manages.
-  bool Inward(const std::string& interface, in_addr server);
+  // The current lease of each interface in dynamic mode whose client runs, in name order (with
+  // mutex_ held), read from dhcpcd's lease file each time: only a lease whose address the
+  // interface holds, its servers without any that would have the device ask itself or a private
+  // network (an address of the device's, or one in the subnet of another interface aspisd
+  // manages).
+  std::vector<std::pair<std::string, LeaseServers>> Leases();
+  // The device's IPv4 addresses (host order), by interface index (with mutex_ held); none when
+  // they cannot be read.
+  struct HostAddress {
+    int index = 0;
+    std::uint32_t host = 0;
+    int prefix = 0;
+  };
+  std::vector<HostAddress> HostAddresses();
   // The static IPv4 address of `interface` (host order) and its prefix length (with mutex_ held):
   // EINVAL when it has none or is in dynamic mode.
   NetworkResult<std::pair<std::uint32_t, int>> StaticAddress(const std::string& interface);

@@ -39,6 +39,18 @@ bool Handles(pid_t pid, int signal) {
   return false;
 }
 
+// In a forked child (async-signal-safe): signals as a new program expects them, since exec keeps
+// the mask and what is ignored. aspisd's threads block those they wait for, and a blocked SIGTERM
+// would never stop dhcpcd.
+void DefaultSignals() {
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction fallback {};
+  fallback.sa_handler = SIG_DFL;
+  for (int signal = 1; signal < NSIG; ++signal) ::sigaction(signal, &fallback, nullptr);
+}
+
 }  // namespace
 
 std::expected<std::unique_ptr<NetworkDaemon>, int> NetworkDaemon::Start(
@@ -60,14 +72,7 @@ std::expected<std::unique_ptr<NetworkDaemon>, int> NetworkDaemon::Start(
     // Only async-signal-safe calls from here. A group of its own: dhcpcd's privilege-separated
     // helpers are ended with it.
     ::setpgid(0, 0);
-    // Signals as a new program expects them (exec keeps the mask and what is ignored): aspisd's
-    // threads block those they wait for, and a blocked SIGTERM would never stop dhcpcd.
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction fallback {};
-    fallback.sa_handler = SIG_DFL;
-    for (int signal = 1; signal < NSIG; ++signal) ::sigaction(signal, &fallback, nullptr);
+    DefaultSignals();
     const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
       ::dup2(null, STDIN_FILENO);
@@ -200,9 +205,7 @@ std::expected<std::string, int> OutputAs(const std::vector<std::string>& argv,
   if (pid < 0) return std::unexpected(errno);
   if (pid == 0) {
     // Only async-signal-safe calls until exec.
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    DefaultSignals();
     const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0 || ::dup2(null, STDIN_FILENO) < 0 || ::dup2(null, STDERR_FILENO) < 0 ||
         ::dup2(write_end.get(), STDOUT_FILENO) < 0 || ::setgroups(0, nullptr) != 0 ||

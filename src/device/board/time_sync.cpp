@@ -1,13 +1,9 @@
 #include "device/board/time_sync.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -216,7 +212,7 @@ void TimeSync::Recheck(const std::stop_token& stop) {
       const std::lock_guard held(mutex_);
       if (!choice_.enabled || choice_.source != NtpSource::kAutomatic) continue;
     }
-    // Asked without the lock: the network asks its DHCP clients.
+    // Asked without the lock: the network reads its leases under its own.
     std::vector<std::string> servers = NetworkServers();
     const std::lock_guard held(mutex_);
     if (!choice_.enabled || choice_.source != NtpSource::kAutomatic || servers == network_) {
